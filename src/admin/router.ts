@@ -1,0 +1,28 @@
+import { Router } from '../http/router.js';
+
+/** A request to the admin API, already parsed: path parameters, query and JSON body. */
+export interface AdminRequest {
+  method: string;
+  path: string;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  body: unknown;
+}
+
+export interface AdminResponse {
+  status?: number;
+  body?: unknown;
+}
+
+export type AdminHandler = (request: AdminRequest) => AdminResponse | Promise<AdminResponse>;
+
+/** Thrown by a handler to refuse a request with a status and a one-line reason. */
+export class AdminError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+    this.name = 'AdminError';
+  }
+}
+
+/** The admin API's routing table; services add their routes (`/v1/things/:name`) at construction. */
+export class AdminRouter extends Router<AdminHandler> {}

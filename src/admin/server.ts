@@ -1,0 +1,130 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import { AdminError, type AdminRouter } from './router.js';
+import type { Listener } from '../service.js';
+
+const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface AdminServerOptions {
+  socketPath: string;
+  group?: string;
+  tcp?: { host: string; port: number; token: string };
+}
+
+/**
+ * The admin API: JSON over HTTP on a Unix socket that only the owner and its
+ * group can open (mode 0660), and optionally on TCP behind a bearer token.
+ */
+export class AdminServer {
+  private readonly servers: Server[] = [];
+  private readonly bound: Listener[] = [];
+
+  constructor(private readonly router: AdminRouter, private readonly options: AdminServerOptions, private readonly log: Logger) {}
+
+  async start(): Promise<void> {
+    const { socketPath } = this.options;
+    removeStaleSocket(socketPath);
+    const unix = createServer((req, res) => void this.serve(req, res, false));
+    await listen(unix, { path: socketPath });
+    chmodSync(socketPath, 0o660);
+    if (this.options.group) chownSync(socketPath, process.getuid!(), groupId(this.options.group));
+    this.servers.push(unix);
+    this.bound.push({ name: 'admin', protocol: 'http+unix', host: socketPath, port: 0 });
+
+    if (this.options.tcp) {
+      const { host, port } = this.options.tcp;
+      const tcp = createServer((req, res) => void this.serve(req, res, true));
+      await listen(tcp, { host, port });
+      const address = tcp.address();
+      this.servers.push(tcp);
+      this.bound.push({ name: 'admin-tcp', protocol: 'http', host, port: typeof address === 'object' && address ? address.port : port });
+    }
+  }
+
+  listeners(): Listener[] {
+    return this.bound;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    })));
+    this.servers.length = 0;
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse, needsToken: boolean): Promise<void> {
+    try {
+      if (needsToken && !this.hasToken(req)) throw new AdminError(401, 'missing or wrong bearer token');
+      const url = new URL(req.url ?? '/', 'http://admin');
+      const found = this.router.match(req.method ?? 'GET', url.pathname);
+      if (!found) throw new AdminError(404, `no such admin endpoint: ${req.method} ${url.pathname}`);
+      if ('allowed' in found) {
+        res.setHeader('Allow', found.allowed.join(', '));
+        throw new AdminError(405, `${req.method} is not allowed on ${url.pathname}`);
+      }
+      const body = await readJsonBody(req);
+      const result = await found.handler({ method: req.method ?? 'GET', path: url.pathname, params: found.params, query: url.searchParams, body });
+      send(res, result.status ?? 200, result.body ?? {});
+    } catch (error) {
+      if (error instanceof AdminError) {
+        send(res, error.status, { error: error.message });
+      } else {
+        this.log.error({ err: error, url: req.url }, 'admin request failed');
+        send(res, 500, { error: `internal error: ${(error as Error).message}` });
+      }
+    }
+  }
+
+  private hasToken(req: IncomingMessage): boolean {
+    const expected = Buffer.from(`Bearer ${this.options.tcp?.token ?? ''}`);
+    const given = Buffer.from(req.headers.authorization ?? '');
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new AdminError(413, `request body over ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new AdminError(400, 'request body is not valid JSON');
+  }
+}
+
+function listen(server: Server, where: { path: string } | { host: string; port: number }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(where, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** A socket file left by a killed daemon would make listen() fail with EADDRINUSE. */
+function removeStaleSocket(path: string): void {
+  if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
+}
+
+function groupId(group: string): number {
+  if (/^\d+$/.test(group)) return Number(group);
+  const entry = execFileSync('getent', ['group', group], { encoding: 'utf8' }).trim();
+  return Number(entry.split(':')[2]);
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { CliError } from '../cli/admin-client.js';
+import { cliContext } from '../cli/context.js';
+import { registerStatus } from '../cli/commands/status.js';
+import { registerThings } from '../cli/commands/things.js';
+import { registerClients } from '../cli/commands/clients.js';
+import { VERSION } from '../daemon.js';
+
+const program = new Command('outpost')
+  .description('Admin CLI for outpostd, the Outpost IoT edge gateway daemon')
+  .version(VERSION)
+  .option('--socket <path>', 'admin socket (default: $OUTPOST_SOCKET, /run/outpost/admin.sock when present, else ./data/admin.sock)')
+  .option('--url <url>', 'admin API over TCP instead of the socket (admin.tcp in the daemon config; or $OUTPOST_URL)')
+  .option('--token <token>', 'bearer token for --url (or $OUTPOST_TOKEN)')
+  .option('--json', 'print JSON for scripts instead of tables')
+  .showHelpAfterError()
+  .configureHelp({ showGlobalOptions: true });
+
+registerStatus(program, cliContext);
+registerThings(program, cliContext);
+registerClients(program, cliContext);
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  const message = error instanceof CliError ? error.message : `unexpected error: ${(error as Error).stack ?? error}`;
+  process.stderr.write(`outpost: ${message}\n`);
+  process.exit(1);
+}

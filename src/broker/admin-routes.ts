@@ -1,0 +1,76 @@
+import { AdminError, type AdminRouter } from '../admin/router.js';
+import type { BrokerService } from './broker-service.js';
+import { ThingError } from './things/registry.js';
+
+/** Things and connected clients on the admin API. */
+export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerService): void {
+  const things = () => broker.things;
+
+  router.add('GET', '/v1/things', () => ({ body: { things: things().list() } }));
+
+  router.add('GET', '/v1/things/:name', ({ params }) => {
+    const thing = things().get(params.name);
+    if (!thing) throw new AdminError(404, `no such thing: ${params.name}`);
+    return { body: thing };
+  });
+
+  router.add('POST', '/v1/things', ({ body }) => mapThingErrors(async () => {
+    const request = objectBody(body);
+    if (typeof request.name !== 'string') throw new AdminError(400, 'expected "name" (string)');
+    const password = optionalString(request, 'password');
+    const certificatePem = optionalString(request, 'certificatePem');
+    const fingerprint = optionalString(request, 'fingerprint');
+    if (password === undefined && certificatePem === undefined && fingerprint === undefined) {
+      throw new AdminError(400, 'a thing needs a password or a certificate');
+    }
+    if (password !== undefined && password.length === 0) throw new AdminError(400, 'the password is empty');
+    return { status: 201, body: await things().add(request.name, { password, certificatePem, fingerprint }) };
+  }));
+
+  router.add('DELETE', '/v1/things/:name', ({ params }) => mapThingErrors(async () => {
+    await things().remove(params.name);
+    return { body: { deleted: params.name } };
+  }));
+
+  router.add('PUT', '/v1/things/:name/password', ({ params, body }) => mapThingErrors(async () => {
+    const password = optionalString(objectBody(body), 'password');
+    if (!password) throw new AdminError(400, 'expected "password" (non-empty string)');
+    await things().setPassword(params.name, password);
+    return { body: { updated: params.name } };
+  }));
+
+  router.add('PUT', '/v1/things/:name/policy', ({ params, body }) => mapThingErrors(async () => {
+    const request = objectBody(body);
+    if (!('policy' in request)) throw new AdminError(400, 'expected "policy" (object, or null for the default policy)');
+    const thing = things().get(params.name);
+    if (!thing) throw new AdminError(404, `no such thing: ${params.name}`);
+    if (request.policy === null) return { body: await things().setPolicy(params.name, null) };
+    if (typeof request.policy !== 'object' || Array.isArray(request.policy)) throw new AdminError(400, 'expected "policy" to be an object or null');
+    // Lists the request leaves out keep their current values (own policy, else the default).
+    const given = Object.fromEntries(Object.entries(request.policy as object).filter(([, value]) => value !== undefined));
+    return { body: await things().setPolicy(params.name, { ...(thing.policy ?? broker.defaultPolicy), ...given }) };
+  }));
+
+  router.add('GET', '/v1/clients', () => ({ body: { clients: broker.clients() } }));
+}
+
+async function mapThingErrors<T>(action: () => Promise<T>): Promise<T> {
+  try {
+    return await action();
+  } catch (error) {
+    if (error instanceof ThingError) throw new AdminError(error.status, error.message);
+    throw error;
+  }
+}
+
+function objectBody(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AdminError(400, 'expected a JSON object body');
+  return body as Record<string, unknown>;
+}
+
+function optionalString(body: Record<string, unknown>, key: string): string | undefined {
+  const value = body[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new AdminError(400, `expected "${key}" to be a string`);
+  return value;
+}

@@ -1,0 +1,149 @@
+import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
+import type { Logger } from 'pino';
+import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
+import { SqlitePersistence } from './persistence/sqlite-persistence.js';
+import { ThingRegistry } from './things/registry.js';
+import { Sessions } from './sessions.js';
+import { createBrokerMetrics, type BrokerMetrics } from './metrics.js';
+import { createAuthenticate, createPreConnect } from './handlers/connect.js';
+import { createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscribe } from './handlers/authorize.js';
+import { DurablePuback } from './handlers/durable-puback.js';
+import { limitPacketSize } from './handlers/packet-size.js';
+import { MqttListeners } from './listeners.js';
+import { publishOrphanedWills } from './handlers/orphaned-wills.js';
+import { randomUUID } from 'node:crypto';
+import { registerBrokerAdminRoutes } from './admin-routes.js';
+
+export interface ConnectedClient {
+  id: string;
+  thing: string | null;
+  via: string;
+  address: string;
+  since: number;
+  clean: boolean;
+  subscriptions: string[];
+}
+
+/** The MQTT broker: aedes with SQLite persistence, things and policies, and its listeners. */
+export class BrokerService implements Service {
+  readonly name = 'broker';
+  readonly things: ThingRegistry;
+  private readonly sessions = new Sessions();
+  private readonly metrics: BrokerMetrics;
+  private readonly persistence: SqlitePersistence;
+  private readonly durablePuback = new DurablePuback();
+  private readonly listenersSet: MqttListeners;
+  private readonly log: Logger;
+  private broker: Aedes | undefined;
+  private readonly drops = { queueFull: 0, retainedLimit: 0, oversize: 0 };
+
+  constructor(private readonly context: ServiceContext) {
+    const { config, store } = context;
+    this.log = context.log.child({ service: 'broker' });
+    this.things = new ThingRegistry(store);
+    this.persistence = new SqlitePersistence({
+      store,
+      maxQueuedMessages: config.mqtt.maxQueuedMessages,
+      maxRetained: config.mqtt.maxRetained,
+      onDrop: (reason: 'queue-full' | 'retained-limit') => {
+        if (reason === 'queue-full') this.drops.queueFull++;
+        else this.drops.retainedLimit++;
+        this.metrics.dropped.inc({ reason: reason === 'queue-full' ? 'queue_full' : 'retained_limit' });
+      },
+    });
+    this.listenersSet = new MqttListeners(config.mqtt, (stream, _socket, request) => this.accept(stream, request), (reason) => this.metrics.refused.inc({ reason }));
+    this.metrics = createBrokerMetrics(context.metrics, {
+      connections: () => this.listenersSet.connections(),
+      bytesIn: () => this.listenersSet.bytesIn(),
+      bytesOut: () => this.listenersSet.bytesOut(),
+    });
+    registerBrokerAdminRoutes(context.admin, this);
+  }
+
+  async start(): Promise<void> {
+    const { mqtt } = this.context.config;
+    const deps = { mqtt, things: this.things, sessions: this.sessions, metrics: this.metrics };
+    this.broker = await Aedes.createBroker({
+      // A fresh id per run marks the previous run's wills as orphaned (see publishOrphanedWills).
+      id: `outpost-${randomUUID()}`,
+      persistence: this.persistence,
+      connectTimeout: mqtt.connectTimeout * 1000,
+      drainTimeout: 30_000,
+      preConnect: createPreConnect(deps),
+      authenticate: createAuthenticate(deps),
+      authorizePublish: createAuthorizePublish(deps),
+      authorizeSubscribe: createAuthorizeSubscribe(deps),
+      authorizeForward: createAuthorizeForward(deps),
+      published: (packet: AedesPublishPacket, client: Client, done: (error?: Error | null) => void) => {
+        this.durablePuback.release(packet, client);
+        done(null);
+      },
+    });
+    this.broker.on('clientError', (client: Client, error: Error) => this.log.debug({ clientId: client.id, err: error.message }, 'client error'));
+    this.broker.on('connectionError', (client: Client, error: Error) => this.log.debug({ clientId: client.id, err: error.message }, 'connection error'));
+    this.broker.on('keepaliveTimeout', (client: Client) => this.log.info({ clientId: client.id }, 'keep-alive timeout'));
+    const wills = await publishOrphanedWills(this.broker, this.persistence);
+    if (wills > 0) this.log.info({ wills }, 'published wills of clients cut off by the previous run');
+    await this.listenersSet.start();
+  }
+
+  async stop(): Promise<void> {
+    const listenersClosed = this.listenersSet.stop();
+    const broker = this.broker;
+    this.broker = undefined;
+    if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
+    this.listenersSet.destroyConnections();
+    await listenersClosed;
+    await this.persistence.destroy();
+    this.durablePuback.dispose();
+  }
+
+  get defaultPolicy() {
+    return this.context.config.mqtt.defaultPolicy;
+  }
+
+  health(): ServiceHealth {
+    return this.broker && !this.broker.closed ? { ok: true } : { ok: false, detail: 'broker not running' };
+  }
+
+  listeners(): Listener[] {
+    return this.listenersSet.listeners();
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      connectedClients: this.listenersSet.connections(),
+      dropped: { ...this.drops },
+    };
+  }
+
+  clients(): ConnectedClient[] {
+    const clients = (this.broker as unknown as { clients: Record<string, Client & { subscriptions: Record<string, unknown> }> } | undefined)?.clients ?? {};
+    return Object.values(clients).map((client) => {
+      const session = this.sessions.get(client);
+      return {
+        id: client.id,
+        thing: session?.thing ?? null,
+        via: session?.via ?? 'unknown',
+        address: session?.address ?? 'unknown',
+        since: session?.since ?? 0,
+        clean: client.clean,
+        subscriptions: Object.keys(client.subscriptions),
+      };
+    });
+  }
+
+  private accept(stream: import('node:stream').Duplex, request?: import('node:http').IncomingMessage): void {
+    const broker = this.broker;
+    if (!broker) {
+      stream.destroy();
+      return;
+    }
+    const client = broker.handle(stream, request);
+    limitPacketSize(client, this.context.config.mqtt.maxPacketSize, () => {
+      this.drops.oversize++;
+      this.metrics.refused.inc({ reason: 'packet_too_large' });
+    });
+    this.durablePuback.manage(client);
+  }
+}

@@ -1,0 +1,68 @@
+import type { AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes';
+import { mayPublish, maySubscribe } from '../policy.js';
+import { isValidFilter, topicMatches } from '../topic.js';
+import type { Sessions } from '../sessions.js';
+import type { BrokerMetrics } from '../metrics.js';
+
+/**
+ * Where a refused PUBLISH goes. MQTT-3.3.5-2 lets the server acknowledge a
+ * PUBLISH it will not deliver; aedes can only refuse by closing the connection,
+ * so a refused packet is retargeted here and authorizeForward drops it.
+ */
+export const DROPPED_TOPIC = '$outpost/dropped';
+
+/** Topic prefixes that only the daemon itself publishes to. */
+const RESERVED_PREFIXES = ['$SYS/', '$outpost/'];
+
+interface AuthorizeDeps {
+  sessions: Sessions;
+  metrics: BrokerMetrics;
+}
+
+export function createAuthorizePublish({ sessions, metrics }: AuthorizeDeps) {
+  return (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void) => {
+    // client is null for a will published on behalf of a client that is gone; it was authorised when stored.
+    if (client === null) return callback(null);
+    metrics.messagesIn.inc();
+    const session = sessions.get(client);
+    const allowed = session !== undefined
+      && !RESERVED_PREFIXES.some((prefix) => packet.topic.startsWith(prefix))
+      && mayPublish(session.policy, packet.topic);
+    if (!allowed) {
+      metrics.dropped.inc({ reason: 'not_authorized' });
+      packet.topic = DROPPED_TOPIC;
+      packet.retain = false;
+    }
+    callback(null);
+  };
+}
+
+/** A refused filter gets SUBACK 0x80 (MQTT-3.9.3) by answering with a null subscription. */
+export function createAuthorizeSubscribe({ sessions }: AuthorizeDeps) {
+  return (client: Client, subscription: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void) => {
+    const session = sessions.get(client);
+    const allowed = session !== undefined
+      && isValidFilter(subscription.topic)
+      && !subscription.topic.startsWith('$outpost/')
+      && maySubscribe(session.policy, subscription.topic);
+    callback(null, allowed ? subscription : null);
+  };
+}
+
+/**
+ * Last check before a packet goes to a subscriber: drops refused publishes, and
+ * keeps `$` topics from subscribers who only match them through a leading
+ * wildcard (MQTT-4.7.2-1), which aedes' matcher would otherwise deliver.
+ */
+export function createAuthorizeForward({ metrics }: AuthorizeDeps) {
+  return (client: Client, packet: AedesPublishPacket): AedesPublishPacket | null => {
+    const topic = packet.topic;
+    if (topic.charCodeAt(0) === 36 /* $ */) {
+      if (topic === DROPPED_TOPIC) return null;
+      const subscriptions = (client as unknown as { subscriptions: Record<string, unknown> }).subscriptions;
+      if (!Object.keys(subscriptions).some((filter) => topicMatches(filter, topic))) return null;
+    }
+    metrics.messagesOut.inc();
+    return packet;
+  };
+}

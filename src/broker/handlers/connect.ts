@@ -1,0 +1,124 @@
+import type { TLSSocket } from 'node:tls';
+import type { AuthenticateError, Client, ConnectPacket } from 'aedes';
+import type { Config } from '../../config/schema.js';
+import { bindPolicy, clientIdAllowed } from '../policy.js';
+import { remoteAddress, type Session, type Sessions } from '../sessions.js';
+import type { Thing, ThingRegistry } from '../things/registry.js';
+import type { BrokerMetrics } from '../metrics.js';
+
+// CONNACK return codes, MQTT 3.1.1 table 3.1.
+const IDENTIFIER_REJECTED = 2;
+const BAD_USERNAME_OR_PASSWORD = 4;
+const NOT_AUTHORIZED = 5;
+
+interface ConnectDeps {
+  mqtt: Config['mqtt'];
+  things: ThingRegistry;
+  sessions: Sessions;
+  metrics: BrokerMetrics;
+}
+
+function refuse(returnCode: number, reason: string): AuthenticateError {
+  return Object.assign(new Error(reason), { returnCode }) as AuthenticateError;
+}
+
+/** aedes replaces an empty client id before authenticate runs, so note it here. */
+export function createPreConnect({ sessions }: ConnectDeps) {
+  return (client: Client, packet: ConnectPacket, callback: (error: Error | null, success: boolean) => void) => {
+    if (packet.clientId === '' && packet.clean === false) sessions.emptyPersistentIds.add(client);
+    callback(null, true);
+  };
+}
+
+/**
+ * Who is connecting, as a pipeline: the client id rule, then a client
+ * certificate, then username/password, then anonymous access — the first that
+ * applies decides; then the thing's policy must allow the client id.
+ */
+export function createAuthenticate(deps: ConnectDeps) {
+  return (client: Client, username: string | undefined, password: Buffer | undefined,
+    done: (error: AuthenticateError | null, success: boolean | null) => void) => {
+    authenticate(deps, client, username, password).then((session) => {
+      deps.sessions.set(client, session);
+      done(null, true);
+    }, (error: AuthenticateError) => {
+      deps.metrics.refused.inc({ reason: reasonLabel(error.returnCode) });
+      done(error, false);
+    });
+  };
+}
+
+async function authenticate(deps: ConnectDeps, client: Client, username: string | undefined, password: Buffer | undefined): Promise<Session> {
+  rejectEmptyPersistentClientId(deps, client);
+  const identity = identifyByCertificate(deps, client)
+    ?? await identifyByPassword(deps, username, password)
+    ?? identifyAnonymous(deps);
+  return bindSession(deps, client, identity);
+}
+
+// MQTT-3.1.3-8: a zero-length client id needs clean session 1, else CONNACK 0x02.
+function rejectEmptyPersistentClientId({ sessions }: ConnectDeps, client: Client): void {
+  if (sessions.emptyPersistentIds.has(client)) throw refuse(IDENTIFIER_REJECTED, 'zero-length client id requires clean session');
+}
+
+interface Identity {
+  thing: Thing | null;
+  via: Session['via'];
+}
+
+/**
+ * A client certificate names the thing by its registered fingerprint, or by its
+ * CN when the configured CA signed it. A presented certificate that does neither
+ * is refused rather than falling through to weaker checks.
+ */
+function identifyByCertificate({ things, mqtt }: ConnectDeps, client: Client): Identity | undefined {
+  const socket = client.conn as Partial<TLSSocket>;
+  if (typeof socket.getPeerCertificate !== 'function') return undefined;
+  const certificate = socket.getPeerCertificate();
+  if (!certificate || !certificate.fingerprint256) {
+    if (mqtt.tls.requireClientCert) throw refuse(NOT_AUTHORIZED, 'client certificate required');
+    return undefined;
+  }
+  const registered = things.byFingerprint(certificate.fingerprint256);
+  if (registered) return { thing: registered, via: 'certificate' };
+  const commonName = certificate.subject?.CN;
+  const name = Array.isArray(commonName) ? commonName[0] : commonName;
+  if (socket.authorized && name) {
+    return { thing: things.get(name) ?? { name, hasPassword: false, certFingerprint: null, policy: null, createdAt: 0 }, via: 'certificate' };
+  }
+  throw refuse(NOT_AUTHORIZED, `client certificate not trusted: ${socket.authorizationError ?? 'unknown fingerprint'}`);
+}
+
+async function identifyByPassword({ things }: ConnectDeps, username: string | undefined, password: Buffer | undefined): Promise<Identity | undefined> {
+  if (username === undefined && password === undefined) return undefined;
+  const thing = username !== undefined && password !== undefined
+    ? await things.checkPassword(username, password.toString('utf8'))
+    : undefined;
+  if (!thing) throw refuse(BAD_USERNAME_OR_PASSWORD, 'bad user name or password');
+  return { thing, via: 'password' };
+}
+
+function identifyAnonymous({ mqtt }: ConnectDeps): Identity {
+  if (!mqtt.allowAnonymous) throw refuse(NOT_AUTHORIZED, 'anonymous access is disabled');
+  return { thing: null, via: 'anonymous' };
+}
+
+function bindSession({ mqtt }: ConnectDeps, client: Client, identity: Identity): Session {
+  const base = { address: remoteAddress(client), since: Date.now(), via: identity.via };
+  if (!identity.thing) {
+    return { ...base, thing: null, policy: bindPolicy(mqtt.anonymousPolicy, null, client.id) };
+  }
+  const policy = identity.thing.policy ?? mqtt.defaultPolicy;
+  if (!clientIdAllowed(policy.clientIds, identity.thing.name, client.id)) {
+    throw refuse(NOT_AUTHORIZED, `client id "${client.id}" not allowed for thing ${identity.thing.name}`);
+  }
+  return { ...base, thing: identity.thing.name, policy: bindPolicy(policy, identity.thing.name, client.id) };
+}
+
+function reasonLabel(returnCode: number | undefined): string {
+  switch (returnCode) {
+    case IDENTIFIER_REJECTED: return 'identifier_rejected';
+    case BAD_USERNAME_OR_PASSWORD: return 'bad_credentials';
+    default: return 'not_authorized';
+  }
+}

@@ -1,0 +1,128 @@
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { Config } from '../config/schema.js';
+import type { Listener } from '../service.js';
+
+export type ConnectionHandler = (stream: Duplex, socket: Socket, request?: IncomingMessage) => void;
+
+interface Bound {
+  listener: Listener;
+  server: TcpServer | HttpServer;
+  close?: () => void;
+}
+
+/**
+ * The broker's sockets — TCP, TLS and WebSocket — with one connection limit
+ * across all of them and byte counters for metrics.
+ */
+export class MqttListeners {
+  private readonly bound: Bound[] = [];
+  private readonly live = new Set<Socket>();
+  private closedBytesIn = 0;
+  private closedBytesOut = 0;
+
+  constructor(
+    private readonly mqtt: Config['mqtt'],
+    private readonly onConnection: ConnectionHandler,
+    private readonly onRefused: (reason: string) => void,
+  ) {}
+
+  async start(): Promise<void> {
+    const { mqtt } = this;
+    await this.bind('mqtt', 'mqtt', mqtt.host, mqtt.port, createTcpServer((socket) => this.accept(socket, socket)));
+    if (mqtt.tls.enabled) {
+      const server = createTlsServer({
+        cert: readFileSync(mqtt.tls.cert!),
+        key: readFileSync(mqtt.tls.key!),
+        ca: mqtt.tls.ca ? readFileSync(mqtt.tls.ca) : undefined,
+        // Certificates are checked in authenticate, so a client without one can
+        // still log in with a password unless requireClientCert says otherwise.
+        requestCert: Boolean(mqtt.tls.ca) || mqtt.tls.requireClientCert,
+        rejectUnauthorized: false,
+        handshakeTimeout: mqtt.connectTimeout * 1000,
+      }, (socket) => this.accept(socket, socket));
+      server.on('tlsClientError', (_error, socket) => socket.destroy());
+      await this.bind('mqtts', 'mqtts', mqtt.tls.host, mqtt.tls.port, server);
+    }
+    if (mqtt.ws.enabled) {
+      const server = createHttpServer();
+      const wss = new WebSocketServer({ server, maxPayload: mqtt.maxPacketSize + 8 });
+      wss.on('connection', (ws, request) => {
+        const stream = createWebSocketStream(ws);
+        stream.on('error', () => ws.terminate());
+        this.accept(stream, request.socket, request);
+      });
+      await this.bind('mqtt-ws', 'ws', mqtt.ws.host, mqtt.ws.port, server, () => wss.close());
+    }
+  }
+
+  listeners(): Listener[] {
+    return this.bound.map((entry) => entry.listener);
+  }
+
+  connections(): number {
+    return this.live.size;
+  }
+
+  bytesIn(): number {
+    let total = this.closedBytesIn;
+    for (const socket of this.live) total += socket.bytesRead;
+    return total;
+  }
+
+  bytesOut(): number {
+    let total = this.closedBytesOut;
+    for (const socket of this.live) total += socket.bytesWritten;
+    return total;
+  }
+
+  /**
+   * Stops accepting at once; resolves when every connection has closed — the
+   * broker closes its clients, and `destroyConnections` ends any that linger.
+   */
+  stop(): Promise<void> {
+    return Promise.all(this.bound.map(({ server, close }) => new Promise<void>((resolve) => {
+      close?.();
+      server.close(() => resolve());
+    }))).then(() => undefined);
+  }
+
+  destroyConnections(): void {
+    for (const socket of this.live) socket.destroy();
+  }
+
+  private accept(stream: Duplex, socket: Socket, request?: IncomingMessage): void {
+    if (this.live.size >= this.mqtt.maxConnections) {
+      this.onRefused('max_connections');
+      socket.destroy();
+      return;
+    }
+    this.live.add(socket);
+    socket.setNoDelay(true);
+    socket.once('close', () => {
+      this.live.delete(socket);
+      this.closedBytesIn += socket.bytesRead;
+      this.closedBytesOut += socket.bytesWritten;
+    });
+    // A socket error is the client's problem; aedes closes the client. Never let it reach the process.
+    socket.on('error', () => undefined);
+    this.onConnection(stream, socket, request);
+  }
+
+  private async bind(name: string, protocol: string, host: string, port: number, server: TcpServer | HttpServer, close?: () => void): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address();
+    const actualPort = typeof address === 'object' && address ? address.port : port;
+    this.bound.push({ listener: { name, protocol, host, port: actualPort }, server, close });
+  }
+}

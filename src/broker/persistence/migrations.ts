@@ -1,0 +1,89 @@
+import type { Migrations } from '../../store/store.js';
+
+/**
+ * Schema of the broker's durable MQTT state (service 'broker').
+ *
+ * Every packet table carries the same packet columns — one per aedes-packet
+ * field, with the payload as a BLOB (a string payload stays TEXT, which the
+ * untyped BLOB affinity keeps as is) — plus `extra_fields`, a v8-serialized
+ * object of any other field (MQTT 5 `properties`, `messageExpiry`, ...), NULL
+ * when there are none. A NULL packet column means the packet had no such field.
+ */
+export const migrations: Migrations = [
+  `
+  CREATE TABLE broker_subscriptions (
+    client_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    qos INTEGER NOT NULL,
+    retain_handling INTEGER,
+    retain_as_published INTEGER,
+    no_local INTEGER,
+    subscription_identifier INTEGER,
+    PRIMARY KEY (client_id, topic)
+  ) WITHOUT ROWID;
+
+  -- The primary key's index on topic also answers the retained look-ups by
+  -- topic-filter prefix, so no topic index has to be kept in memory.
+  CREATE TABLE broker_retained_messages (
+    topic TEXT NOT NULL PRIMARY KEY,
+    cmd TEXT,
+    broker_id TEXT,
+    broker_counter INTEGER,
+    payload BLOB,
+    qos INTEGER,
+    retain INTEGER,
+    dup INTEGER,
+    message_id INTEGER,
+    extra_fields BLOB
+  );
+
+  -- AUTOINCREMENT: ids must never be reused, because a client's queue is
+  -- delivered in id order and a stream snapshot is "ids up to the last one".
+  CREATE TABLE broker_outgoing_packets (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_id TEXT NOT NULL,
+    cmd TEXT NOT NULL,
+    broker_id TEXT,
+    broker_counter INTEGER,
+    topic TEXT,
+    payload BLOB,
+    qos INTEGER,
+    retain INTEGER,
+    dup INTEGER,
+    message_id INTEGER,
+    extra_fields BLOB
+  );
+  CREATE INDEX broker_outgoing_packets_by_client ON broker_outgoing_packets (client_id);
+  CREATE INDEX broker_outgoing_packets_by_message_id ON broker_outgoing_packets (client_id, message_id);
+  CREATE INDEX broker_outgoing_packets_by_broker_counter ON broker_outgoing_packets (client_id, broker_counter);
+
+  CREATE TABLE broker_incoming_packets (
+    client_id TEXT NOT NULL,
+    message_id INTEGER NOT NULL,
+    cmd TEXT,
+    broker_id TEXT,
+    broker_counter INTEGER,
+    topic TEXT,
+    payload BLOB,
+    qos INTEGER,
+    retain INTEGER,
+    dup INTEGER,
+    extra_fields BLOB,
+    PRIMARY KEY (client_id, message_id)
+  );
+
+  CREATE TABLE broker_wills (
+    client_id TEXT NOT NULL PRIMARY KEY,
+    cmd TEXT,
+    broker_id TEXT,
+    broker_counter INTEGER,
+    topic TEXT,
+    payload BLOB,
+    qos INTEGER,
+    retain INTEGER,
+    dup INTEGER,
+    message_id INTEGER,
+    extra_fields BLOB
+  );
+  `,
+];

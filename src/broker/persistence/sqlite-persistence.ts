@@ -1,0 +1,719 @@
+import { Readable } from 'node:stream';
+import QlobberSub from 'qlobber/aedes/qlobber-sub.js';
+import type { Store } from '../../store/store.js';
+import { migrations } from './migrations.js';
+import {
+  aedesPacketFromColumns,
+  booleanColumn,
+  fromColumns,
+  toAedesPacketColumns,
+  toColumns,
+  type Packet,
+  type PacketColumns,
+} from './packet-codec.js';
+import { topicMatches, topicRange, type TopicRange } from './topic-filter.js';
+
+export type { Packet } from './packet-codec.js';
+
+export type DropReason = 'queue-full' | 'retained-limit';
+
+export interface SqlitePersistenceOptions {
+  store: Store;
+  /** Outgoing packets kept per persistent session; beyond it the oldest is dropped. */
+  maxQueuedMessages: number;
+  /** Distinct retained topics kept; a retained publish to a new topic beyond it is not retained. */
+  maxRetained: number;
+  /** Called, after the commit, once per queued packet dropped and per retained message refused. */
+  onDrop?: (reason: DropReason, clientId?: string) => void;
+}
+
+/** The part of an aedes client the persistence looks at. */
+export interface PersistenceClient {
+  readonly id: string;
+  readonly clean?: boolean;
+}
+
+/** A SUBSCRIBE entry, as aedes passes it and gets it back from `subscriptionsByClient`. */
+export interface Subscription {
+  topic: string;
+  qos: number;
+  rh?: number;
+  rap?: boolean;
+  nl?: boolean;
+  subscriptionIdentifier?: number;
+}
+
+/** A persistent session's subscription matching a topic, as `subscriptionsByTopic` returns it. */
+export interface TopicSubscription {
+  clientId: string;
+  topic: string;
+  qos: number;
+  rh?: number;
+  rap?: boolean;
+  nl?: boolean;
+}
+
+interface BrokerIdentity {
+  readonly id: string;
+}
+
+type SubscriptionRecord = Omit<Subscription, 'topic'>;
+
+interface SubscriptionRow {
+  client_id: string;
+  topic: string;
+  qos: number;
+  retain_handling: number | null;
+  retain_as_published: number | null;
+  no_local: number | null;
+  subscription_identifier: number | null;
+}
+
+interface OutgoingRow extends PacketColumns {
+  id: number;
+  client_id: string;
+}
+
+interface WillRow extends PacketColumns {
+  client_id: string;
+}
+
+// The same matching options as aedes' own mqemitter, so that a persistent
+// session is queued exactly the messages it is delivered live.
+const TRIE_OPTIONS = { separator: '/', wildcard_one: '+', wildcard_some: '#', match_empty_levels: true };
+
+// Rows read per query by the lazy streams: bounded memory however long the
+// queue or however many retained topics match, and no statement left open
+// across the stream's asynchronous reads.
+const PAGE_SIZE = 64;
+
+const PACKET_COLUMNS = 'cmd, broker_id, broker_counter, topic, payload, qos, retain, dup, message_id, extra_fields';
+const PACKET_VALUES = '@cmd, @broker_id, @broker_counter, @topic, @payload, @qos, @retain, @dup, @message_id, @extra_fields';
+const PACKET_ASSIGNMENTS = PACKET_COLUMNS.split(', ').map((column) => `${column} = @${column}`).join(', ');
+
+function subscriptionRecord(sub: Subscription): SubscriptionRecord {
+  const record: SubscriptionRecord = { qos: sub.qos, rh: sub.rh, rap: sub.rap, nl: sub.nl };
+  // MQTT 5 Subscription Identifier: only present when given, so pre-v5 subscriptions keep their shape.
+  if (sub.subscriptionIdentifier !== undefined) record.subscriptionIdentifier = sub.subscriptionIdentifier;
+  return record;
+}
+
+function outgoingFromRow(row: OutgoingRow): Packet {
+  // A queued PUBREL replaced its PUBLISH (outgoingUpdate) and is read back as aedes stored it.
+  return row.cmd === 'publish' ? aedesPacketFromColumns(row) : fromColumns(row);
+}
+
+function willFromRow(row: WillRow): Packet {
+  const will = fromColumns(row);
+  will.clientId = row.client_id;
+  return will;
+}
+
+function noSuchPacket(): Error {
+  return new Error('no such packet');
+}
+
+/**
+ * aedes persistence (the aedes-persistence 11 async interface) on the daemon's
+ * SQLite database.
+ *
+ * Durability: every write goes through the store's group commit, and its
+ * promise resolves only after COMMIT, so whatever is acknowledged once it has
+ * resolved is on disk and survives kill -9. (aedes waits for them before
+ * CONNACK, SUBACK and PUBREC, but writes a QoS 1 PUBACK before it even starts
+ * persisting the publish: that ordering is the broker's to fix, not this class's.)
+ *
+ * Memory: what the hot paths look up is mirrored in memory — the subscription
+ * trie, queue lengths, which clients have incoming packets or wills, the number
+ * of retained topics — and payloads stay in SQLite. Retained messages are found
+ * through the table's topic index rather than an in-memory one: at the default
+ * limit of 100 000 topics a Set of topic strings alone is ~24 MB of heap, over a
+ * third of the daemon's idle budget, while a prefix range scan of the index
+ * costs a couple of milliseconds, and only when a client subscribes.
+ *
+ * Consistency: a mirror is updated inside the same group-commit write as its
+ * rows, so it always shows what is committed (or being committed in this
+ * batch). Writes still queued are tracked per client in `pendingWrites`: a
+ * read that must see them waits for the batch, and a no-op shortcut is taken
+ * only when the client has neither stored state nor queued writes. If a write
+ * fails — in particular if COMMIT itself does, rolling back a whole batch whose
+ * writes had already updated the mirrors — the mirrors are reloaded from disk.
+ *
+ * Clean sessions never reach SQLite: aedes stores no subscriptions or queued
+ * packets for them, their QoS 2 incoming packets are kept in memory only (the
+ * session ends with the connection, MQTT-3.1.2-6), and the per-connection calls
+ * aedes makes for every client (cleanSubscriptions, cleanIncoming, delWill,
+ * outgoingStream, outgoingClearMessageId on each PUBACK) are answered from the
+ * mirrors. What they do touch is shared state: retained messages and wills.
+ */
+export class SqlitePersistence {
+  private readonly store: Store;
+  private readonly maxQueuedMessages: number;
+  private readonly maxRetained: number;
+  private readonly onDrop: ((reason: DropReason, clientId?: string) => void) | undefined;
+  private readonly statements: Statements;
+
+  private readonly subscriptions = new Map<string, Map<string, SubscriptionRecord>>();
+  private readonly trie = new QlobberSub(TRIE_OPTIONS);
+  private readonly queueLengths = new Map<string, number>();
+  private readonly durableIncoming = new Map<string, Set<number>>();
+  private readonly volatileIncoming = new Map<string, Map<number, PacketColumns>>();
+  private readonly willClients = new Set<string>();
+  private retainedCount = 0;
+
+  private readonly pendingWrites = new Map<string, number>();
+  private reloadScheduled = false;
+  private brokerIdentity: BrokerIdentity | undefined;
+  private destroyed = false;
+
+  constructor(options: SqlitePersistenceOptions) {
+    for (const name of ['maxQueuedMessages', 'maxRetained'] as const) {
+      if (!Number.isInteger(options[name]) || options[name] < 1) throw new RangeError(`${name} must be an integer ≥ 1`);
+    }
+    this.store = options.store;
+    this.maxQueuedMessages = options.maxQueuedMessages;
+    this.maxRetained = options.maxRetained;
+    this.onDrop = options.onDrop;
+    this.store.migrate('broker', migrations);
+    this.statements = prepareStatements(this.store);
+    this.loadMirrors();
+  }
+
+  /** The broker given to `setup`; aedes-persistence's abstract suite reads it. */
+  get broker(): BrokerIdentity {
+    if (this.brokerIdentity === undefined) throw new Error('SqlitePersistence used before setup(broker)');
+    return this.brokerIdentity;
+  }
+
+  // aedes checks that this is a native async function.
+  async setup(broker: BrokerIdentity): Promise<void> {
+    this.brokerIdentity = broker;
+  }
+
+  async destroy(): Promise<void> {
+    if (this.destroyed) throw new Error('destroyed called twice!');
+    this.destroyed = true;
+    // The store outlives the broker; only make sure nothing queued here is lost.
+    await this.store.commit.drain();
+  }
+
+  // --- retained messages ---------------------------------------------------
+
+  async storeRetained(packet: Packet): Promise<void> {
+    const topic = packet.topic;
+    if (topic === undefined) throw new TypeError('retained packet without a topic');
+    // MQTT-3.3.1-10, MQTT-3.3.1-11: an empty retained payload removes the retained message and is not stored.
+    if (packet.payload === undefined || packet.payload.length === 0) {
+      await this.durable([], () => {
+        if (this.statements.deleteRetained.run(topic).changes > 0) this.retainedCount--;
+      });
+      return;
+    }
+    // Encoded now: aedes goes on using the packet object after this call.
+    const row = toColumns(packet);
+    const stored = await this.durable([], () => {
+      if (this.statements.updateRetained.run(row).changes > 0) return true;
+      if (this.retainedCount >= this.maxRetained) return false;
+      this.statements.insertRetained.run(row);
+      this.retainedCount++;
+      return true;
+    });
+    if (!stored) this.onDrop?.('retained-limit');
+  }
+
+  createRetainedStream(pattern: string): Readable {
+    return this.createRetainedStreamCombi([pattern]);
+  }
+
+  createRetainedStreamCombi(patterns: readonly string[]): Readable {
+    // aedes asks on every SUBSCRIBE, clean sessions included.
+    if (this.retainedCount === 0) return Readable.from([]);
+    return Readable.from(this.retainedMatching(patterns));
+  }
+
+  private *retainedMatching(patterns: readonly string[]): Generator<Packet> {
+    const filters = patterns.map((pattern) => pattern.split('/'));
+    for (let i = 0; i < filters.length; i++) {
+      for (const topic of this.retainedTopicsIn(topicRange(filters[i]))) {
+        if (!topicMatches(filters[i], topic) || this.matchedEarlier(filters, i, topic)) continue;
+        const row = this.statements.retainedByTopic.get(topic);
+        if (row !== undefined) yield fromColumns(row);
+      }
+    }
+  }
+
+  /** Whether one of the filters before `index` matched `topic`, which was then already sent once. */
+  private matchedEarlier(filters: readonly string[][], index: number, topic: string): boolean {
+    for (let i = 0; i < index; i++) if (topicMatches(filters[i], topic)) return true;
+    return false;
+  }
+
+  private *retainedTopicsIn(range: TopicRange): Generator<string> {
+    yield* range.exact;
+    if (range.after === undefined) return;
+    for (let after = range.after; ;) {
+      const page = range.before === undefined
+        ? this.statements.retainedTopicsAfter.all(after, PAGE_SIZE)
+        : this.statements.retainedTopicsBetween.all(after, range.before, PAGE_SIZE);
+      yield* page;
+      if (page.length < PAGE_SIZE) return;
+      after = page[page.length - 1];
+    }
+  }
+
+  // --- subscriptions of persistent sessions --------------------------------
+
+  async addSubscriptions(client: PersistenceClient, subs: readonly Subscription[]): Promise<void> {
+    const clientId = client.id;
+    // Copied now: aedes rewrites each entry's qos to the granted one after this resolves.
+    const added = subs.map((sub) => ({ topic: sub.topic, record: subscriptionRecord(sub) }));
+    await this.durable([clientId], () => {
+      for (const { topic, record } of added) {
+        // MQTT-3.8.4-3: a filter the client already has replaces that subscription.
+        this.statements.upsertSubscription.run(
+          clientId, topic, record.qos, record.rh ?? null, booleanColumn(record.rap), booleanColumn(record.nl), record.subscriptionIdentifier ?? null);
+      }
+      for (const { topic, record } of added) this.mirrorSubscription(clientId, topic, record);
+    });
+  }
+
+  async removeSubscriptions(client: PersistenceClient, topics: readonly string[]): Promise<void> {
+    const clientId = client.id;
+    if (!this.subscriptions.has(clientId) && !this.pendingWrites.has(clientId)) return;
+    const removed = [...topics];
+    await this.durable([clientId], () => {
+      for (const topic of removed) this.statements.deleteSubscription.run(clientId, topic);
+      for (const topic of removed) this.unmirrorSubscription(clientId, topic);
+    });
+  }
+
+  async cleanSubscriptions(client: PersistenceClient): Promise<void> {
+    const clientId = client.id;
+    // aedes calls this on every clean-session CONNECT.
+    if (!this.subscriptions.has(clientId) && !this.pendingWrites.has(clientId)) return;
+    await this.durable([clientId], () => {
+      this.statements.deleteClientSubscriptions.run(clientId);
+      for (const topic of [...(this.subscriptions.get(clientId)?.keys() ?? [])]) this.unmirrorSubscription(clientId, topic);
+    });
+  }
+
+  async subscriptionsByClient(client: PersistenceClient): Promise<Subscription[]> {
+    await this.settled(client.id);
+    const stored = this.subscriptions.get(client.id);
+    return stored === undefined ? [] : [...stored].map(([topic, record]) => ({ topic, ...record }));
+  }
+
+  async subscriptionsByTopic(topic: string): Promise<TopicSubscription[]> {
+    return this.trie.match(topic);
+  }
+
+  async countOffline(): Promise<{ subsCount: number; clientsCount: number }> {
+    return { subsCount: this.trie.subscriptionsCount, clientsCount: this.subscriptions.size };
+  }
+
+  getClientList(topic: string): Readable {
+    return Readable.from(this.clientsSubscribedTo(topic));
+  }
+
+  private *clientsSubscribedTo(topic: string): Generator<string> {
+    for (const [clientId, stored] of this.subscriptions) if (stored.has(topic)) yield clientId;
+  }
+
+  /** Only QoS > 0 subscriptions are in the trie: a QoS 0 one gets nothing queued, but is restored on reconnect. */
+  private mirrorSubscription(clientId: string, topic: string, record: SubscriptionRecord): void {
+    let stored = this.subscriptions.get(clientId);
+    if (stored === undefined) this.subscriptions.set(clientId, stored = new Map());
+    const previous = stored.get(topic);
+    if (record.qos > 0) {
+      this.trie.add(topic, { clientId, topic, qos: record.qos, rh: record.rh, rap: record.rap, nl: record.nl });
+    } else if (previous !== undefined && previous.qos > 0) {
+      this.trie.remove(topic, { clientId, topic });
+    }
+    stored.set(topic, record);
+  }
+
+  private unmirrorSubscription(clientId: string, topic: string): void {
+    const stored = this.subscriptions.get(clientId);
+    const previous = stored?.get(topic);
+    if (stored === undefined || previous === undefined) return;
+    if (previous.qos > 0) this.trie.remove(topic, { clientId, topic });
+    stored.delete(topic);
+    if (stored.size === 0) this.subscriptions.delete(clientId);
+  }
+
+  // --- outgoing queues of persistent sessions ------------------------------
+
+  async outgoingEnqueue(sub: { clientId: string }, packet: Packet): Promise<void> {
+    await this.outgoingEnqueueCombi([sub], packet);
+  }
+
+  async outgoingEnqueueCombi(subs: readonly { clientId: string }[], packet: Packet): Promise<void> {
+    // No persistent session subscribed: the publish stays off SQLite.
+    if (subs.length === 0) return;
+    // One copy per client even when several of its filters match: aedes
+    // delivers it once (it dedupes by brokerId/brokerCounter), so a second
+    // copy would never be acknowledged and would be redelivered after a restart.
+    const clientIds = [...new Set(subs.map((sub) => sub.clientId))];
+    const row = { client_id: '', ...toAedesPacketColumns(packet, undefined) };
+    const drops = await this.durable(clientIds, () => {
+      const dropped: Array<{ clientId: string; count: number }> = [];
+      for (const clientId of clientIds) {
+        const length = this.queueLengths.get(clientId) ?? 0;
+        // Usually one; more if maxQueuedMessages was lowered since the queue filled.
+        const excess = length + 1 - this.maxQueuedMessages;
+        const count = excess > 0 ? this.statements.deleteOldestOutgoing.run(clientId, excess).changes : 0;
+        row.client_id = clientId;
+        this.statements.insertOutgoing.run(row);
+        this.queueLengths.set(clientId, length - count + 1);
+        if (count > 0) dropped.push({ clientId, count });
+      }
+      return dropped;
+    });
+    for (const { clientId, count } of drops) {
+      for (let i = 0; i < count; i++) this.onDrop?.('queue-full', clientId);
+    }
+  }
+
+  /**
+   * Records the packet identifier aedes assigned to a queued PUBLISH (matched
+   * by brokerId and brokerCounter), or replaces the queued packet having that
+   * identifier — the PUBLISH by its PUBREL once PUBREC came back. Both must be
+   * durable: after a restart the same identifiers are resent (MQTT-4.4.0-1).
+   *
+   * Unlike the reference persistence, a packet that is no longer queued is not
+   * an error: the queue bound may have dropped it, and aedes answers a rejection
+   * by disconnecting the client, whereas the packet can still be delivered.
+   */
+  async outgoingUpdate(client: PersistenceClient, packet: Packet): Promise<void> {
+    const clientId = client.id;
+    if (!this.mayHaveQueue(clientId)) return;
+    const { brokerId, brokerCounter = 0, messageId } = packet;
+    if (messageId === undefined) return;
+    const isPublish = (packet.cmd ?? 'publish') === 'publish';
+    const replacement = { id: 0, ...(isPublish ? toAedesPacketColumns(packet, messageId) : toColumns(packet)) };
+    await this.durable([clientId], () => {
+      if (brokerId !== undefined && brokerId !== null
+        && this.statements.assignMessageId.run(messageId, clientId, brokerId, brokerCounter).changes > 0) return;
+      const target = this.statements.replaceableOutgoing.get({ clientId, messageId, brokerId: brokerId ?? null });
+      if (target === undefined) return;
+      replacement.id = target.id;
+      this.statements.replaceOutgoing.run(replacement);
+    });
+  }
+
+  /**
+   * Removes and returns the first queued packet with the packet's identifier
+   * (PUBACK, PUBCOMP). aedes also calls this with packets that have no
+   * identifier yet, for a delivery it skipped — including the second match of
+   * a message it already delivered through another subscription, whose queued
+   * copy must stay until acknowledged — so those remove nothing.
+   */
+  async outgoingClearMessageId(client: PersistenceClient, packet: Packet): Promise<Packet | undefined> {
+    const clientId = client.id;
+    // aedes calls this for every PUBACK, clean sessions included. Its
+    // identifiers are only assigned to packets whose enqueue and update have
+    // committed, so a client without committed queue rows has nothing to clear.
+    if (!this.queueLengths.has(clientId)) return undefined;
+    const messageId = packet.messageId;
+    if (messageId === undefined || messageId === null) return undefined;
+    return this.durable([clientId], () => {
+      const row = this.statements.deleteOutgoingByMessageId.get(clientId, messageId);
+      if (row === undefined) return undefined;
+      this.shortenQueue(clientId);
+      return outgoingFromRow(row);
+    });
+  }
+
+  /** The client's queued packets in enqueue order, as committed when the stream is first read. */
+  outgoingStream(client: PersistenceClient): Readable {
+    // aedes asks on every CONNECT, clean sessions included.
+    if (!this.mayHaveQueue(client.id)) return Readable.from([]);
+    return Readable.from(this.queuedPackets(client.id));
+  }
+
+  private async *queuedPackets(clientId: string): AsyncGenerator<Packet> {
+    await this.settled(clientId);
+    const last = this.statements.lastOutgoingId.get(clientId);
+    if (last === undefined || last === null) return;
+    // Up to `last` only: packets enqueued meanwhile reach an online client live,
+    // and reading them here too would deliver them twice.
+    for (let after = 0; ;) {
+      const page = this.statements.outgoingPage.all(clientId, after, last, PAGE_SIZE);
+      for (const row of page) yield outgoingFromRow(row);
+      if (page.length < PAGE_SIZE) return;
+      after = page[page.length - 1].id;
+    }
+  }
+
+  private mayHaveQueue(clientId: string): boolean {
+    return this.queueLengths.has(clientId) || this.pendingWrites.has(clientId);
+  }
+
+  private shortenQueue(clientId: string): void {
+    const length = (this.queueLengths.get(clientId) ?? 1) - 1;
+    if (length > 0) this.queueLengths.set(clientId, length);
+    else this.queueLengths.delete(clientId);
+  }
+
+  // --- incoming QoS 2 packets ----------------------------------------------
+
+  async incomingStorePacket(client: PersistenceClient, packet: Packet): Promise<void> {
+    const clientId = client.id;
+    const messageId = packet.messageId;
+    if (messageId === undefined) throw new TypeError('incoming packet without a messageId');
+    const row = toAedesPacketColumns(packet, messageId);
+    if (client.clean === true) {
+      // MQTT-3.1.2-6: a clean session ends with its connection, so its QoS 2 state need not outlive the process.
+      let stored = this.volatileIncoming.get(clientId);
+      if (stored === undefined) this.volatileIncoming.set(clientId, stored = new Map());
+      stored.set(messageId, row);
+      return;
+    }
+    const keyed = { client_id: clientId, ...row };
+    await this.durable([clientId], () => {
+      this.statements.upsertIncoming.run(keyed);
+      let stored = this.durableIncoming.get(clientId);
+      if (stored === undefined) this.durableIncoming.set(clientId, stored = new Set());
+      stored.add(messageId);
+    });
+  }
+
+  async incomingGetPacket(client: PersistenceClient, packet: Packet): Promise<Packet> {
+    const clientId = client.id;
+    const messageId = packet.messageId;
+    const volatile = messageId === undefined ? undefined : this.volatileIncoming.get(clientId)?.get(messageId);
+    if (volatile !== undefined) return aedesPacketFromColumns(volatile);
+    // aedes handles a socket read's packets concurrently: a retransmission may
+    // ask before the first copy's store has committed.
+    await this.settled(clientId);
+    if (messageId !== undefined && this.durableIncoming.get(clientId)?.has(messageId)) {
+      const row = this.statements.incomingByMessageId.get(clientId, messageId);
+      if (row !== undefined) return aedesPacketFromColumns(row);
+    }
+    throw noSuchPacket();
+  }
+
+  async incomingDelPacket(client: PersistenceClient, packet: Packet): Promise<void> {
+    const clientId = client.id;
+    const messageId = packet.messageId;
+    if (messageId === undefined) throw noSuchPacket();
+    const volatile = this.volatileIncoming.get(clientId);
+    if (volatile?.delete(messageId)) {
+      if (volatile.size === 0) this.volatileIncoming.delete(clientId);
+      return;
+    }
+    if (!this.durableIncoming.get(clientId)?.has(messageId) && !this.pendingWrites.has(clientId)) throw noSuchPacket();
+    const deleted = await this.durable([clientId], () => {
+      if (this.statements.deleteIncoming.run(clientId, messageId).changes === 0) return false;
+      const stored = this.durableIncoming.get(clientId);
+      stored?.delete(messageId);
+      if (stored?.size === 0) this.durableIncoming.delete(clientId);
+      return true;
+    });
+    if (!deleted) throw noSuchPacket();
+  }
+
+  /** MQTT-3.1.2-6: aedes discards a clean session's QoS 2 dedup state on CONNECT and on disconnect. */
+  async cleanIncoming(client: PersistenceClient): Promise<void> {
+    const clientId = client.id;
+    this.volatileIncoming.delete(clientId);
+    if (!this.durableIncoming.has(clientId) && !this.pendingWrites.has(clientId)) return;
+    await this.durable([clientId], () => {
+      this.statements.deleteClientIncoming.run(clientId);
+      this.durableIncoming.delete(clientId);
+    });
+  }
+
+  // --- wills ---------------------------------------------------------------
+
+  /**
+   * Stored so that a will survives a crash: after a restart aedes publishes the
+   * wills of brokers that no longer send heartbeats. Like the reference
+   * persistence (and as its abstract suite expects) this stamps the packet
+   * itself with brokerId and clientId.
+   */
+  async putWill(client: PersistenceClient, packet: Packet): Promise<void> {
+    const clientId = client.id;
+    packet.brokerId = this.broker.id;
+    packet.clientId = clientId;
+    const row = { client_id: clientId, ...toColumns(packet, 'clientId') };
+    await this.durable([clientId], () => {
+      this.statements.upsertWill.run(row);
+      this.willClients.add(clientId);
+    });
+  }
+
+  async getWill(client: PersistenceClient): Promise<Packet | undefined> {
+    await this.settled(client.id);
+    if (!this.willClients.has(client.id)) return undefined;
+    const row = this.statements.willByClient.get(client.id);
+    return row === undefined ? undefined : willFromRow(row);
+  }
+
+  async delWill(client: PersistenceClient): Promise<Packet | undefined> {
+    const clientId = client.id;
+    // aedes calls this on every CONNECT.
+    if (!this.willClients.has(clientId) && !this.pendingWrites.has(clientId)) return undefined;
+    return this.durable([clientId], () => {
+      const row = this.statements.deleteWill.get(clientId);
+      this.willClients.delete(clientId);
+      return row === undefined ? undefined : willFromRow(row);
+    });
+  }
+
+  /** The wills of every broker not in `brokers` (aedes passes the ones it heard a heartbeat from). */
+  streamWill(brokers: Record<string, unknown> = {}): Readable {
+    if (this.willClients.size === 0) return Readable.from([]);
+    const rows = this.statements.willsOfOtherBrokers.all(JSON.stringify(Object.keys(brokers)));
+    return Readable.from(rows.map(willFromRow));
+  }
+
+  // --- durability machinery ------------------------------------------------
+
+  /**
+   * Queues `write` into the store's group commit on behalf of `clientIds`; it
+   * resolves once committed. `write` updates rows and then their mirrors.
+   */
+  private durable<T>(clientIds: readonly string[], write: () => T): Promise<T> {
+    for (const clientId of clientIds) this.pendingWrites.set(clientId, (this.pendingWrites.get(clientId) ?? 0) + 1);
+    return this.store.commit.run(write).then(
+      (result) => {
+        this.settle(clientIds);
+        return result;
+      },
+      (error: unknown) => {
+        this.settle(clientIds);
+        this.scheduleReload();
+        throw error;
+      },
+    );
+  }
+
+  private settle(clientIds: readonly string[]): void {
+    for (const clientId of clientIds) {
+      const count = (this.pendingWrites.get(clientId) ?? 1) - 1;
+      if (count > 0) this.pendingWrites.set(clientId, count);
+      else this.pendingWrites.delete(clientId);
+    }
+  }
+
+  /** Resolves once the client's queued writes are committed; a read after it sees them. */
+  private async settled(clientId: string): Promise<void> {
+    // A write queued now joins the same batch, after the client's writes.
+    if (this.pendingWrites.has(clientId)) await this.store.commit.run(() => undefined);
+  }
+
+  /**
+   * A failed batch rejects all its writes at once: reload once, after all of
+   * them, from what the failed transaction (or savepoint) left on disk. No
+   * other batch can run in between — batches run from setImmediate.
+   */
+  private scheduleReload(): void {
+    if (this.reloadScheduled) return;
+    this.reloadScheduled = true;
+    queueMicrotask(() => {
+      this.reloadScheduled = false;
+      this.loadMirrors();
+    });
+  }
+
+  private loadMirrors(): void {
+    const s = this.statements;
+    this.subscriptions.clear();
+    this.trie.clear();
+    for (const row of s.allSubscriptions.iterate()) {
+      this.mirrorSubscription(row.client_id, row.topic, {
+        qos: row.qos,
+        rh: row.retain_handling ?? undefined,
+        rap: row.retain_as_published === null ? undefined : row.retain_as_published === 1,
+        nl: row.no_local === null ? undefined : row.no_local === 1,
+        ...(row.subscription_identifier === null ? {} : { subscriptionIdentifier: row.subscription_identifier }),
+      });
+    }
+    this.queueLengths.clear();
+    for (const row of s.queueLengths.iterate()) this.queueLengths.set(row.client_id, row.length);
+    this.durableIncoming.clear();
+    for (const row of s.allIncomingKeys.iterate()) {
+      let stored = this.durableIncoming.get(row.client_id);
+      if (stored === undefined) this.durableIncoming.set(row.client_id, stored = new Set());
+      stored.add(row.message_id);
+    }
+    this.willClients.clear();
+    for (const clientId of s.allWillClients.iterate()) this.willClients.add(clientId);
+    this.retainedCount = s.countRetained.get() ?? 0;
+  }
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+function prepareStatements(store: Store) {
+  const db = store.db;
+  return {
+    // retained messages
+    countRetained: db.prepare<[], number>('SELECT COUNT(*) FROM broker_retained_messages').pluck(),
+    retainedByTopic: db.prepare<[string], PacketColumns>(`SELECT ${PACKET_COLUMNS} FROM broker_retained_messages WHERE topic = ?`),
+    retainedTopicsBetween: db.prepare<[string, string, number], string>(
+      'SELECT topic FROM broker_retained_messages WHERE topic > ? AND topic < ? ORDER BY topic LIMIT ?').pluck(),
+    retainedTopicsAfter: db.prepare<[string, number], string>(
+      'SELECT topic FROM broker_retained_messages WHERE topic > ? ORDER BY topic LIMIT ?').pluck(),
+    updateRetained: db.prepare<PacketColumns>(`UPDATE broker_retained_messages SET ${PACKET_ASSIGNMENTS} WHERE topic = @topic`),
+    insertRetained: db.prepare<PacketColumns>(`INSERT INTO broker_retained_messages (${PACKET_COLUMNS}) VALUES (${PACKET_VALUES})`),
+    deleteRetained: db.prepare<[string]>('DELETE FROM broker_retained_messages WHERE topic = ?'),
+
+    // subscriptions
+    allSubscriptions: db.prepare<[], SubscriptionRow>('SELECT * FROM broker_subscriptions'),
+    upsertSubscription: db.prepare<[string, string, number, number | null, number | null, number | null, number | null]>(
+      `INSERT OR REPLACE INTO broker_subscriptions
+         (client_id, topic, qos, retain_handling, retain_as_published, no_local, subscription_identifier)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`),
+    deleteSubscription: db.prepare<[string, string]>('DELETE FROM broker_subscriptions WHERE client_id = ? AND topic = ?'),
+    deleteClientSubscriptions: db.prepare<[string]>('DELETE FROM broker_subscriptions WHERE client_id = ?'),
+
+    // outgoing queues
+    queueLengths: db.prepare<[], { client_id: string; length: number }>(
+      'SELECT client_id, COUNT(*) AS length FROM broker_outgoing_packets GROUP BY client_id'),
+    insertOutgoing: db.prepare<PacketColumns & { client_id: string }>(
+      `INSERT INTO broker_outgoing_packets (client_id, ${PACKET_COLUMNS}) VALUES (@client_id, ${PACKET_VALUES})`),
+    deleteOldestOutgoing: db.prepare<[string, number]>(
+      `DELETE FROM broker_outgoing_packets WHERE id IN
+         (SELECT id FROM broker_outgoing_packets WHERE client_id = ? ORDER BY id LIMIT ?)`),
+    assignMessageId: db.prepare<[number, string, string, number]>(
+      `UPDATE broker_outgoing_packets SET message_id = ? WHERE id =
+         (SELECT id FROM broker_outgoing_packets WHERE client_id = ? AND broker_id = ? AND broker_counter = ? ORDER BY id LIMIT 1)`),
+    // Another broker's packet with this identifier, or any when the update has
+    // no brokerId (a PUBREL): a packet of the same broker with another counter
+    // is an older user of a wrapped-around identifier, not this one.
+    replaceableOutgoing: db.prepare<{ clientId: string; messageId: number; brokerId: string | null }, { id: number }>(
+      `SELECT id FROM broker_outgoing_packets
+       WHERE client_id = @clientId AND message_id = @messageId AND (@brokerId IS NULL OR broker_id IS NOT @brokerId)
+       ORDER BY id LIMIT 1`),
+    replaceOutgoing: db.prepare<PacketColumns & { id: number }>(`UPDATE broker_outgoing_packets SET ${PACKET_ASSIGNMENTS} WHERE id = @id`),
+    deleteOutgoingByMessageId: db.prepare<[string, number], OutgoingRow>(
+      `DELETE FROM broker_outgoing_packets WHERE id =
+         (SELECT id FROM broker_outgoing_packets WHERE client_id = ? AND message_id = ? ORDER BY id LIMIT 1)
+       RETURNING *`),
+    lastOutgoingId: db.prepare<[string], number | null>('SELECT MAX(id) FROM broker_outgoing_packets WHERE client_id = ?').pluck(),
+    outgoingPage: db.prepare<[string, number, number, number], OutgoingRow>(
+      'SELECT * FROM broker_outgoing_packets WHERE client_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?'),
+
+    // incoming QoS 2 packets
+    allIncomingKeys: db.prepare<[], { client_id: string; message_id: number }>('SELECT client_id, message_id FROM broker_incoming_packets'),
+    upsertIncoming: db.prepare<PacketColumns & { client_id: string }>(
+      `INSERT OR REPLACE INTO broker_incoming_packets (client_id, ${PACKET_COLUMNS}) VALUES (@client_id, ${PACKET_VALUES})`),
+    incomingByMessageId: db.prepare<[string, number], PacketColumns>(
+      `SELECT ${PACKET_COLUMNS} FROM broker_incoming_packets WHERE client_id = ? AND message_id = ?`),
+    deleteIncoming: db.prepare<[string, number]>('DELETE FROM broker_incoming_packets WHERE client_id = ? AND message_id = ?'),
+    deleteClientIncoming: db.prepare<[string]>('DELETE FROM broker_incoming_packets WHERE client_id = ?'),
+
+    // wills
+    allWillClients: db.prepare<[], string>('SELECT client_id FROM broker_wills').pluck(),
+    upsertWill: db.prepare<PacketColumns & { client_id: string }>(
+      `INSERT OR REPLACE INTO broker_wills (client_id, ${PACKET_COLUMNS}) VALUES (@client_id, ${PACKET_VALUES})`),
+    willByClient: db.prepare<[string], WillRow>('SELECT * FROM broker_wills WHERE client_id = ?'),
+    deleteWill: db.prepare<[string], WillRow>('DELETE FROM broker_wills WHERE client_id = ? RETURNING *'),
+    willsOfOtherBrokers: db.prepare<[string], WillRow>(
+      `SELECT * FROM broker_wills
+       WHERE broker_id IS NULL OR broker_id NOT IN (SELECT value FROM json_each(?))
+       ORDER BY client_id`),
+  };
+}

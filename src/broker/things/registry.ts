@@ -1,0 +1,134 @@
+import { X509Certificate } from 'node:crypto';
+import { z } from 'zod';
+import { policySchema, type Policy } from '../../config/schema.js';
+import type { Store } from '../../store/store.js';
+import { isValidFilter } from '../topic.js';
+import { thingsMigrations } from './migrations.js';
+import { hashPassword, PasswordVerifier } from './password.js';
+
+/** AWS IoT thing names: 1-128 of `[a-zA-Z0-9:_-]`. */
+export const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
+
+export interface Thing {
+  name: string;
+  hasPassword: boolean;
+  certFingerprint: string | null;
+  /** The thing's own policy; null means the configured default policy. */
+  policy: Policy | null;
+  createdAt: number;
+}
+
+interface ThingRow {
+  name: string;
+  password_hash: string | null;
+  cert_fingerprint: string | null;
+  policy: string | null;
+  created_at: number;
+}
+
+export class ThingError extends Error {
+  constructor(readonly status: 400 | 404 | 409, message: string) {
+    super(message);
+    this.name = 'ThingError';
+  }
+}
+
+/** The registry of things: identities that may connect, with their credentials and policies. */
+export class ThingRegistry {
+  private readonly verifier = new PasswordVerifier();
+  private readonly select;
+  private readonly selectByFingerprint;
+
+  constructor(private readonly store: Store) {
+    store.migrate('things', thingsMigrations);
+    this.select = store.db.prepare<[string], ThingRow>('SELECT * FROM things WHERE name = ?');
+    this.selectByFingerprint = store.db.prepare<[string], ThingRow>('SELECT * FROM things WHERE cert_fingerprint = ?');
+  }
+
+  list(): Thing[] {
+    return this.store.db.prepare<[], ThingRow>('SELECT * FROM things ORDER BY name').all().map(toThing);
+  }
+
+  get(name: string): Thing | undefined {
+    const row = this.select.get(name);
+    return row && toThing(row);
+  }
+
+  byFingerprint(fingerprint: string): Thing | undefined {
+    const row = this.selectByFingerprint.get(normaliseFingerprint(fingerprint));
+    return row && toThing(row);
+  }
+
+  async add(name: string, credentials: { password?: string; certificatePem?: string; fingerprint?: string }): Promise<Thing> {
+    if (!THING_NAME.test(name)) throw new ThingError(400, `invalid thing name "${name}": expected 1-128 characters of [a-zA-Z0-9:_-]`);
+    if (this.select.get(name)) throw new ThingError(409, `thing ${name} already exists`);
+    const fingerprint = credentials.certificatePem ? certificateFingerprint(credentials.certificatePem)
+      : credentials.fingerprint ? normaliseFingerprint(credentials.fingerprint) : null;
+    if (fingerprint && this.selectByFingerprint.get(fingerprint)) throw new ThingError(409, 'that certificate is already registered to another thing');
+    const passwordHash = credentials.password === undefined ? null : await hashPassword(credentials.password);
+    await this.store.commit.run(() => this.store.db
+      .prepare('INSERT INTO things (name, password_hash, cert_fingerprint, policy, created_at) VALUES (?, ?, ?, NULL, ?)')
+      .run(name, passwordHash, fingerprint, Date.now()));
+    return this.get(name)!;
+  }
+
+  async remove(name: string): Promise<void> {
+    const result = await this.store.commit.run(() => this.store.db.prepare('DELETE FROM things WHERE name = ?').run(name));
+    if (result.changes === 0) throw new ThingError(404, `no such thing: ${name}`);
+    this.verifier.forget(name);
+  }
+
+  async setPassword(name: string, password: string): Promise<void> {
+    const hash = await hashPassword(password);
+    const result = await this.store.commit.run(() => this.store.db.prepare('UPDATE things SET password_hash = ? WHERE name = ?').run(hash, name));
+    if (result.changes === 0) throw new ThingError(404, `no such thing: ${name}`);
+    this.verifier.forget(name);
+  }
+
+  /** Replaces the thing's policy; null returns it to the configured default. */
+  async setPolicy(name: string, policy: unknown): Promise<Thing> {
+    let stored: string | null = null;
+    if (policy !== null) {
+      const parsed = policySchema.safeParse(policy);
+      if (!parsed.success) throw new ThingError(400, `invalid policy: ${z.prettifyError(parsed.error).replace(/\n/g, '; ')}`);
+      const bad = [...parsed.data.publish, ...parsed.data.subscribe].find((filter) => !isValidFilter(filter));
+      if (bad !== undefined) throw new ThingError(400, `invalid topic filter "${bad}"`);
+      stored = JSON.stringify(parsed.data);
+    }
+    const result = await this.store.commit.run(() => this.store.db.prepare('UPDATE things SET policy = ? WHERE name = ?').run(stored, name));
+    if (result.changes === 0) throw new ThingError(404, `no such thing: ${name}`);
+    return this.get(name)!;
+  }
+
+  /** The thing if `password` is its password; undefined for an unknown thing or a wrong password. */
+  async checkPassword(name: string, password: string): Promise<Thing | undefined> {
+    const row = this.select.get(name);
+    if (!row?.password_hash) return undefined;
+    return (await this.verifier.verify(name, password, row.password_hash)) ? toThing(row) : undefined;
+  }
+}
+
+function toThing(row: ThingRow): Thing {
+  return {
+    name: row.name,
+    hasPassword: row.password_hash !== null,
+    certFingerprint: row.cert_fingerprint,
+    policy: row.policy ? (JSON.parse(row.policy) as Policy) : null,
+    createdAt: row.created_at,
+  };
+}
+
+/** SHA-256 of the DER certificate, as `openssl x509 -fingerprint -sha256` prints it. */
+export function certificateFingerprint(pem: string): string {
+  try {
+    return new X509Certificate(pem).fingerprint256;
+  } catch (error) {
+    throw new ThingError(400, `not a PEM certificate: ${(error as Error).message}`);
+  }
+}
+
+function normaliseFingerprint(fingerprint: string): string {
+  const hex = fingerprint.replace(/^sha256 fingerprint=/i, '').replace(/[^0-9a-f]/gi, '').toUpperCase();
+  if (hex.length !== 64) throw new ThingError(400, 'expected a SHA-256 fingerprint (64 hex digits)');
+  return hex.match(/../g)!.join(':');
+}

@@ -1,0 +1,42 @@
+/** MQTT 3.1.1 topic filter matching (section 4.7). */
+
+/** Does `filter` (which may hold `+` and `#`) match the concrete `topic`? */
+export function topicMatches(filter: string, topic: string): boolean {
+  // MQTT-4.7.2-1: a filter starting with a wildcard does not match topics starting with '$'.
+  if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
+  const filterLevels = filter.split('/');
+  const topicLevels = topic.split('/');
+  for (let i = 0; i < filterLevels.length; i++) {
+    const level = filterLevels[i];
+    if (level === '#') return true; // MQTT-4.7.1-2: also matches the parent level
+    if (i >= topicLevels.length) return false;
+    if (level !== '+' && level !== topicLevels[i]) return false;
+  }
+  return filterLevels.length === topicLevels.length;
+}
+
+/** Is every topic that `requested` can match also matched by `allowed`? Used to authorise SUBSCRIBE filters. */
+export function filterCovers(allowed: string, requested: string): boolean {
+  // A filter starting with a wildcard never reaches '$' topics, so it cannot grant a '$' subscription.
+  if (requested.startsWith('$') && (allowed.startsWith('#') || allowed.startsWith('+'))) return false;
+  const allowedLevels = allowed.split('/');
+  const requestedLevels = requested.split('/');
+  for (let i = 0; i < allowedLevels.length; i++) {
+    const level = allowedLevels[i];
+    if (level === '#') return true;
+    if (i >= requestedLevels.length) return false;
+    const wanted = requestedLevels[i];
+    if (wanted === '#') return false;
+    if (level === '+') continue;
+    if (wanted === '+' || wanted !== level) return false;
+  }
+  return allowedLevels.length === requestedLevels.length;
+}
+
+/** MQTT-4.7.1: '#' only as the whole last level, '+' only as a whole level; no empty filter, no NUL. */
+export function isValidFilter(filter: string): boolean {
+  if (filter.length === 0 || filter.includes('\u0000')) return false;
+  const levels = filter.split('/');
+  return levels.every((level, i) =>
+    (level === '#' && i === levels.length - 1) || level === '+' || (!level.includes('#') && !level.includes('+')));
+}

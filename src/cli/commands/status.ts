@@ -1,0 +1,40 @@
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { formatBytes, formatDuration, formatTable } from '../table.js';
+
+interface StatusBody {
+  version: string;
+  state: string;
+  pid: number;
+  uptimeSeconds: number;
+  rssBytes: number;
+  dataDir: string;
+  config: string;
+  dbSizeBytes: number;
+  services: Record<string, { ok: boolean; detail?: string; connectedClients?: number; dropped?: Record<string, number> }>;
+  listeners: Array<{ name: string; protocol: string; host: string; port: number }>;
+}
+
+export function registerStatus(program: Command, cli: CliContext): void {
+  program.command('status')
+    .description('version, uptime, memory, services, listeners and their ports, connected clients, database size')
+    .action(async (_options, command: Command) => {
+      const status = await cli.call<StatusBody>(command, 'GET', '/v1/status');
+      cli.print(command, status, () => {
+        const broker = status.services.broker;
+        const lines = [
+          `outpostd ${status.version} (pid ${status.pid}) ${status.state}, up ${formatDuration(status.uptimeSeconds)}`,
+          `memory:    ${formatBytes(status.rssBytes)} RSS`,
+          `database:  ${formatBytes(status.dbSizeBytes)} in ${status.dataDir}`,
+          `config:    ${status.config}`,
+          `clients:   ${broker?.connectedClients ?? 0} connected`,
+          '',
+          formatTable(['SERVICE', 'STATE', 'DETAIL'], Object.entries(status.services).map(([name, s]) =>
+            [name, s.ok ? 'ok' : 'down', s.detail ?? (s.dropped ? `dropped: ${Object.entries(s.dropped).map(([k, v]) => `${k} ${v}`).join(', ')}` : '')])),
+          formatTable(['LISTENER', 'PROTOCOL', 'ADDRESS'], status.listeners.map((l) =>
+            [l.name, l.protocol, l.port ? `${l.host}:${l.port}` : l.host])),
+        ];
+        return lines.join('\n');
+      });
+    });
+}

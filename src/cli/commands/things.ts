@@ -1,0 +1,106 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { CliError } from '../admin-client.js';
+import type { CliContext } from '../context.js';
+import { formatTable } from '../table.js';
+
+interface Thing {
+  name: string;
+  hasPassword: boolean;
+  certFingerprint: string | null;
+  policy: { clientIds: string[]; publish: string[]; subscribe: string[] } | null;
+  createdAt: number;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+async function readPasswordFromStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new CliError('--password-stdin reads the password from a pipe, e.g. printf %s "$PASS" | outpost things add NAME --password-stdin');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  if (!password) throw new CliError('no password on standard input');
+  return password;
+}
+
+function credentialsOf(thing: Thing): string {
+  return [thing.hasPassword ? 'password' : '', thing.certFingerprint ? 'certificate' : ''].filter(Boolean).join('+') || '-';
+}
+
+export function registerThings(program: Command, cli: CliContext): void {
+  const things = program.command('things').description('the registry of things (devices) that may connect, with credentials and policies');
+
+  things.command('ls')
+    .description('list things')
+    .action(async (_options, command: Command) => {
+      const body = await cli.call<{ things: Thing[] }>(command, 'GET', '/v1/things');
+      cli.print(command, body, () => formatTable(['NAME', 'CREDENTIALS', 'POLICY', 'CREATED'],
+        body.things.map((t) => [t.name, credentialsOf(t), t.policy ? 'own' : 'default', new Date(t.createdAt).toISOString()])));
+    });
+
+  things.command('show <name>')
+    .description("show a thing, its credentials and its policy")
+    .action(async (name: string, _options, command: Command) => {
+      const thing = await cli.call<Thing>(command, 'GET', `/v1/things/${encodeURIComponent(name)}`);
+      cli.print(command, thing, () => [
+        `name:         ${thing.name}`,
+        `credentials:  ${credentialsOf(thing)}`,
+        ...(thing.certFingerprint ? [`fingerprint:  ${thing.certFingerprint}`] : []),
+        `policy:       ${thing.policy ? 'own' : 'default (from the configuration)'}`,
+        ...(thing.policy ? [`  client ids: ${thing.policy.clientIds.join(' ')}`, `  publish:    ${thing.policy.publish.join(' ')}`, `  subscribe:  ${thing.policy.subscribe.join(' ')}`] : []),
+      ].join('\n') + '\n');
+    });
+
+  things.command('add <name>')
+    .description('register a thing with a password (read from stdin) and/or a client certificate')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--cert <file>', "the thing's client certificate (PEM); its SHA-256 fingerprint identifies the thing over TLS")
+    .option('--fingerprint <sha256>', 'register a client certificate by its SHA-256 fingerprint instead of the file')
+    .action(async (name: string, options: { passwordStdin?: boolean; cert?: string; fingerprint?: string }, command: Command) => {
+      if (!options.passwordStdin && !options.cert && !options.fingerprint) throw new CliError('give --password-stdin, --cert FILE or --fingerprint SHA256');
+      const password = options.passwordStdin ? await readPasswordFromStdin() : undefined;
+      let certificatePem: string | undefined;
+      if (options.cert) {
+        try {
+          certificatePem = readFileSync(options.cert, 'utf8');
+        } catch (error) {
+          throw new CliError(`cannot read ${options.cert}: ${(error as Error).message}`);
+        }
+      }
+      const thing = await cli.call<Thing>(command, 'POST', '/v1/things', { name, password, certificatePem, fingerprint: options.fingerprint });
+      cli.print(command, thing, () => `added thing ${thing.name} (${credentialsOf(thing)})\n`);
+    });
+
+  things.command('passwd <name>')
+    .description("set a thing's password (read from stdin)")
+    .requiredOption('--password-stdin', 'read the password from standard input')
+    .action(async (name: string, _options, command: Command) => {
+      const password = await readPasswordFromStdin();
+      const body = await cli.call(command, 'PUT', `/v1/things/${encodeURIComponent(name)}/password`, { password });
+      cli.print(command, body, () => `password of ${name} updated\n`);
+    });
+
+  things.command('rm <name>')
+    .description('remove a thing (its connected clients keep their session until they reconnect)')
+    .action(async (name: string, _options, command: Command) => {
+      const body = await cli.call(command, 'DELETE', `/v1/things/${encodeURIComponent(name)}`);
+      cli.print(command, body, () => `removed thing ${name}\n`);
+    });
+
+  things.command('policy <name>')
+    .description("set a thing's policy; lists not given keep their current values. ${thing} and ${clientid} are substituted")
+    .option('--publish <filter>', 'topic filter the thing may publish to (repeatable)', collect)
+    .option('--subscribe <filter>', 'topic filter the thing may subscribe to (repeatable)', collect)
+    .option('--client-id <pattern>', 'client id the thing may connect with; a trailing * matches any suffix (repeatable)', collect)
+    .option('--default', 'drop the own policy and use the configured default policy')
+    .action(async (name: string, options: { publish?: string[]; subscribe?: string[]; clientId?: string[]; default?: boolean }, command: Command) => {
+      const changes = { publish: options.publish, subscribe: options.subscribe, clientIds: options.clientId };
+      if (!options.default && Object.values(changes).every((list) => list === undefined)) {
+        throw new CliError('give --publish, --subscribe, --client-id or --default');
+      }
+      const thing = await cli.call<Thing>(command, 'PUT', `/v1/things/${encodeURIComponent(name)}/policy`, { policy: options.default ? null : changes });
+      cli.print(command, thing, () => thing.policy
+        ? `policy of ${name}:\n  client ids: ${thing.policy.clientIds.join(' ')}\n  publish:    ${thing.policy.publish.join(' ')}\n  subscribe:  ${thing.policy.subscribe.join(' ')}\n`
+        : `${name} uses the default policy\n`);
+    });
+}

@@ -1,0 +1,121 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { LoadedConfig } from './config/load.js';
+import { Store } from './store/store.js';
+import { createMetricsRegistry } from './metrics/registry.js';
+import { AdminRouter } from './admin/router.js';
+import { AdminServer } from './admin/server.js';
+import { HttpServer, sendJson } from './http/server.js';
+import { SystemdNotifier } from './systemd/notify.js';
+import { BrokerService } from './broker/broker-service.js';
+import type { Listener, Service, ServiceContext } from './service.js';
+
+export const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+type State = 'starting' | 'running' | 'stopping' | 'stopped';
+
+/**
+ * The composition root: opens the store, builds each service with its
+ * context, starts listeners, and tears it all down in reverse.
+ */
+export class Daemon {
+  private state: State = 'starting';
+  private readonly startedAt = Date.now();
+  private readonly store: Store;
+  private readonly metrics: Registry;
+  private readonly admin = new AdminRouter();
+  private readonly adminServer: AdminServer;
+  private readonly http: HttpServer | undefined;
+  private readonly services: Service[];
+  private readonly notifier: SystemdNotifier;
+
+  constructor(private readonly loaded: LoadedConfig, private readonly log: Logger) {
+    const { config, dataDir } = loaded;
+    mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+    this.store = new Store({ file: join(dataDir, 'outpost.db'), ...config.store });
+    this.metrics = createMetricsRegistry(() => this.store.sizeBytes());
+    this.notifier = new SystemdNotifier(log);
+    const context: ServiceContext = { config, dataDir, store: this.store, log, admin: this.admin, metrics: this.metrics };
+    this.services = [new BrokerService(context)];
+    this.adminServer = new AdminServer(this.admin, {
+      socketPath: config.admin.socket ?? join(dataDir, 'admin.sock'),
+      group: config.admin.group,
+      tcp: config.admin.tcp.enabled ? { host: config.admin.tcp.host, port: config.admin.tcp.port, token: config.admin.tcp.token! } : undefined,
+    }, log.child({ service: 'admin' }));
+    if (config.http.enabled) this.http = new HttpServer(config.http.host, config.http.port, log.child({ service: 'http' }));
+    this.registerRoutes();
+  }
+
+  async start(): Promise<void> {
+    for (const service of this.services) await service.start();
+    await this.http?.start();
+    await this.adminServer.start();
+    this.state = 'running';
+    const listeners = this.listeners();
+    this.log.info({ version: VERSION, dataDir: this.loaded.dataDir, config: this.loaded.source ?? 'embedded defaults', listeners }, 'outpostd ready');
+    this.notifier.ready(listeners.map((l) => `${l.name} ${l.host}:${l.port}`).join(', '));
+    if (this.loaded.config.systemd.watchdog) this.notifier.startWatchdog();
+  }
+
+  /** Stops accepting, drains services in reverse order, closes the database. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return;
+    this.state = 'stopping';
+    this.notifier.stopping();
+    this.log.info('stopping');
+    await this.adminServer.stop();
+    await this.http?.stop();
+    for (const service of [...this.services].reverse()) {
+      try {
+        await service.stop();
+      } catch (error) {
+        this.log.error({ err: error, service: service.name }, 'service failed to stop cleanly');
+      }
+    }
+    await this.store.close();
+    this.notifier.close();
+    this.state = 'stopped';
+    this.log.info('stopped');
+  }
+
+  listeners(): Listener[] {
+    return [...this.services.flatMap((service) => service.listeners()), ...(this.http?.listeners() ?? []), ...this.adminServer.listeners()];
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      version: VERSION,
+      state: this.state,
+      pid: process.pid,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      rssBytes: process.memoryUsage.rss(),
+      dataDir: this.loaded.dataDir,
+      config: this.loaded.source ?? 'embedded defaults',
+      dbSizeBytes: this.store.sizeBytes(),
+      services: Object.fromEntries(this.services.map((service) => [service.name, { ...service.health(), ...service.status?.() }])),
+      listeners: this.listeners(),
+    };
+  }
+
+  private health(): { ok: boolean; services: Record<string, unknown> } {
+    const services = Object.fromEntries(this.services.map((service) => [service.name, service.health()]));
+    const ok = this.state === 'running' && Object.values(services).every((health) => health.ok);
+    return { ok, services };
+  }
+
+  private registerRoutes(): void {
+    this.admin.add('GET', '/v1/status', () => ({ body: this.status() }));
+    this.http?.routes.add('GET', '/healthz', (_req, res) => {
+      const health = this.health();
+      sendJson(res, health.ok ? 200 : 503, { status: health.ok ? 'ok' : 'unavailable', services: health.services });
+    });
+    this.http?.routes.add('GET', '/metrics', async (_req, res) => {
+      const text = await this.metrics.metrics();
+      res.writeHead(200, { 'Content-Type': this.metrics.contentType });
+      res.end(text);
+    });
+  }
+}

@@ -1,0 +1,40 @@
+import type { Logger } from 'pino';
+import type { Config } from './config/schema.js';
+import type { Store } from './store/store.js';
+import type { AdminRouter } from './admin/router.js';
+import type { Registry } from 'prom-client';
+
+export interface Listener {
+  name: string;
+  protocol: string;
+  host: string;
+  /** The port actually bound (differs from the configured one when that was 0). */
+  port: number;
+}
+
+export interface ServiceHealth {
+  ok: boolean;
+  detail?: string;
+}
+
+/** What a service needs from the daemon; the composition root builds one per service. */
+export interface ServiceContext {
+  config: Config;
+  dataDir: string;
+  store: Store;
+  log: Logger;
+  admin: AdminRouter;
+  metrics: Registry;
+}
+
+/** A part of the daemon with its own folder under src/ and this small surface. */
+export interface Service {
+  readonly name: string;
+  start(): Promise<void>;
+  /** Stops accepting new work and drains what is in flight. */
+  stop(): Promise<void>;
+  health(): ServiceHealth;
+  listeners(): Listener[];
+  /** Service-specific figures for `outpost status`. */
+  status?(): Record<string, unknown>;
+}

@@ -1,0 +1,124 @@
+import type Database from 'better-sqlite3';
+
+interface PendingWrite {
+  write: () => unknown;
+  resolve: (value: any) => void;
+  reject: (error: unknown) => void;
+}
+
+export interface CommitStats {
+  transactions: number;
+  writes: number;
+  failedWrites: number;
+  failedCommits: number;
+}
+
+/**
+ * Group commit: every write queued during one event-loop tick runs in one
+ * transaction at the next `setImmediate`, and its promise settles only after
+ * COMMIT returned — so an acknowledgement sent from `.then()` is for data on disk,
+ * and a burst of writes costs one fsync instead of one each.
+ *
+ * A write must only touch the database (it may be replayed never, but it runs
+ * inside a savepoint): if it throws, only its own changes are rolled back and
+ * only its own promise rejects.
+ */
+export class GroupCommit {
+  private pending: PendingWrite[] = [];
+  private scheduled = false;
+  private readonly begin: Database.Statement;
+  private readonly commitStatement: Database.Statement;
+  private readonly rollback: Database.Statement;
+  private readonly savepoint: Database.Statement;
+  private readonly release: Database.Statement;
+  private readonly rollbackToSavepoint: Database.Statement;
+  private idleWaiters: Array<() => void> = [];
+  readonly stats: CommitStats = { transactions: 0, writes: 0, failedWrites: 0, failedCommits: 0 };
+
+  constructor(private readonly db: Database.Database) {
+    this.begin = db.prepare('BEGIN IMMEDIATE');
+    this.commitStatement = db.prepare('COMMIT');
+    this.rollback = db.prepare('ROLLBACK');
+    this.savepoint = db.prepare('SAVEPOINT group_write');
+    this.release = db.prepare('RELEASE group_write');
+    this.rollbackToSavepoint = db.prepare('ROLLBACK TO group_write');
+  }
+
+  /** Queues `write` for this tick's transaction; resolves with its result once committed. */
+  run<T>(write: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ write, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Resolves when everything queued so far is committed (or failed). */
+  drain(): Promise<void> {
+    if (!this.scheduled && this.pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Commits the queued writes now. Normally called from setImmediate. */
+  flush(): void {
+    this.scheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length > 0) this.commitBatch(batch);
+    if (this.pending.length === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  private commitBatch(batch: PendingWrite[]): void {
+    const outcomes: Array<{ ok: boolean; value: unknown }> = new Array(batch.length);
+    const isolate = batch.length > 1;
+    try {
+      this.begin.run();
+    } catch (error) {
+      this.failAll(batch, error);
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      if (isolate) this.savepoint.run();
+      try {
+        outcomes[i] = { ok: true, value: batch[i].write() };
+        if (isolate) this.release.run();
+      } catch (error) {
+        outcomes[i] = { ok: false, value: error };
+        if (isolate) {
+          this.rollbackToSavepoint.run();
+          this.release.run();
+        }
+      }
+    }
+    try {
+      if (!isolate && !outcomes[0].ok) this.rollback.run();
+      else this.commitStatement.run();
+    } catch (error) {
+      if (this.db.inTransaction) this.rollback.run();
+      this.failAll(batch, error);
+      return;
+    }
+    this.stats.transactions++;
+    for (let i = 0; i < batch.length; i++) {
+      const outcome = outcomes[i];
+      if (outcome.ok) {
+        this.stats.writes++;
+        batch[i].resolve(outcome.value);
+      } else {
+        this.stats.failedWrites++;
+        batch[i].reject(outcome.value);
+      }
+    }
+  }
+
+  private failAll(batch: PendingWrite[], error: unknown): void {
+    this.stats.failedCommits++;
+    for (const pending of batch) pending.reject(error);
+  }
+}

@@ -1,0 +1,75 @@
+import Database from 'better-sqlite3';
+import { statSync } from 'node:fs';
+import { GroupCommit } from './group-commit.js';
+
+export type Db = Database.Database;
+
+export interface StoreOptions {
+  file: string;
+  synchronous: 'full' | 'normal';
+  cacheSizeKb: number;
+}
+
+/**
+ * A service's schema history: index i is version i+1. Migrations are append-only;
+ * a released migration is never edited.
+ */
+export type Migrations = readonly string[];
+
+/**
+ * The daemon's one SQLite database. Services read through `db` directly and
+ * write through `commit`, which batches the writes of one event-loop tick into
+ * one transaction and resolves once it is on disk.
+ */
+export class Store {
+  readonly db: Db;
+  readonly commit: GroupCommit;
+  readonly file: string;
+
+  constructor(options: StoreOptions) {
+    this.file = options.file;
+    this.db = new Database(options.file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.synchronous.toUpperCase()}`);
+    this.db.pragma(`cache_size = -${options.cacheSizeKb}`);
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    // Keep the WAL from growing without bound between checkpoints.
+    this.db.pragma('journal_size_limit = 16777216');
+    this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      service TEXT NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL,
+      PRIMARY KEY (service, version))`);
+    this.commit = new GroupCommit(this.db);
+  }
+
+  /** Applies the service's migrations newer than what the database has, each in its own transaction. */
+  migrate(service: string, migrations: Migrations): void {
+    const row = this.db.prepare('SELECT MAX(version) AS v FROM schema_migrations WHERE service = ?').get(service) as { v: number | null };
+    const current = row.v ?? 0;
+    if (current > migrations.length) {
+      throw new Error(`database schema of ${service} is version ${current}, newer than this Outpost knows (${migrations.length}); refusing to downgrade`);
+    }
+    const record = this.db.prepare('INSERT INTO schema_migrations (service, version, applied_at) VALUES (?, ?, ?)');
+    for (let version = current + 1; version <= migrations.length; version++) {
+      this.db.transaction(() => {
+        this.db.exec(migrations[version - 1]);
+        record.run(service, version, Date.now());
+      })();
+    }
+  }
+
+  /** Bytes on disk: the database plus its write-ahead log. */
+  sizeBytes(): number {
+    let total = 0;
+    for (const suffix of ['', '-wal']) {
+      try { total += statSync(this.file + suffix).size; } catch { /* no WAL yet */ }
+    }
+    return total;
+  }
+
+  async close(): Promise<void> {
+    await this.commit.drain();
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    this.db.close();
+  }
+}

@@ -1,0 +1,148 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MqttClient } from 'mqtt';
+import { TestDaemon } from './helpers/daemon.js';
+import { RawMqtt, subscribeGranted, addThing, collectMessages, connectAndCollect, connectClient, messagesWithin, mosquittoClient } from './helpers/mqtt.js';
+
+describe('broker with authentication (config file: anonymous off)', () => {
+  let daemon: TestDaemon;
+  const clients: MqttClient[] = [];
+  const connect = async (options: Parameters<typeof connectClient>[1]) => {
+    const client = await connectClient(daemon.mqttUrl, options);
+    clients.push(client);
+    return client;
+  };
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { mqtt: { maxPacketSize: 65536 } } });
+    await addThing(daemon.socket, 'sensor-1', 's3cret');
+    await addThing(daemon.socket, 'observer', 'watch', { publish: ['$aws/#', 'ops/#'], subscribe: ['#', '$aws/#'], clientIds: ['observer*'] });
+  });
+
+  afterAll(async () => {
+    for (const client of clients) client.end(true);
+    expect(await daemon.stop()).toBe(0);
+    await daemon.cleanup();
+  });
+
+  it('accepts a thing with its password and delivers its messages', async () => {
+    const observer = await connect({ clientId: 'observer-1', username: 'observer', password: 'watch' });
+    await observer.subscribeAsync('things/#', { qos: 1 });
+    const sensor = await connect({ clientId: 'sensor-1', username: 'sensor-1', password: 's3cret' });
+    const arriving = collectMessages(observer, 1);
+    await sensor.publishAsync('things/sensor-1/temp', '21.5', { qos: 1 });
+    expect(await arriving).toEqual([{ topic: 'things/sensor-1/temp', payload: '21.5', retain: false, qos: 1 }]);
+  });
+
+  it('refuses a wrong password with CONNACK 4 and an anonymous client with CONNACK 5', async () => {
+    await expect(connectClient(daemon.mqttUrl, { clientId: 'sensor-1', username: 'sensor-1', password: 'wrong' }))
+      .rejects.toMatchObject({ code: 4 });
+    await expect(connectClient(daemon.mqttUrl, { clientId: 'sensor-1', username: 'nobody', password: 'x' }))
+      .rejects.toMatchObject({ code: 4 });
+    await expect(connectClient(daemon.mqttUrl, { clientId: 'anon' })).rejects.toMatchObject({ code: 5 });
+  });
+
+  it('refuses a client id outside the thing policy', async () => {
+    await expect(connectClient(daemon.mqttUrl, { clientId: 'someone-else', username: 'sensor-1', password: 's3cret' }))
+      .rejects.toMatchObject({ code: 5 });
+  });
+
+  it('acknowledges but drops a publish outside the policy, and counts it', async () => {
+    const observer = await connect({ clientId: 'observer-2', username: 'observer', password: 'watch' });
+    await observer.subscribeAsync('things/#', { qos: 1 });
+    const sensor = await connect({ clientId: 'sensor-1-b', username: 'sensor-1', password: 's3cret' });
+    const seen = messagesWithin(observer, 500);
+    await sensor.publishAsync('things/other-thing/temp', 'spoofed', { qos: 1 });
+    expect(await seen).toEqual([]);
+    expect(sensor.connected).toBe(true);
+    const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+    expect(metrics).toMatch(/outpost_mqtt_dropped_total\{reason="not_authorized"\} [1-9]/);
+  });
+
+  it('answers a subscription outside the policy with SUBACK 0x80', async () => {
+    const sensor = await connect({ clientId: 'sensor-1-c', username: 'sensor-1', password: 's3cret' });
+    expect(await subscribeGranted(sensor, ['things/sensor-1/cmd', 'things/other-thing/#', '#'])).toEqual([1, 128, 128]);
+  });
+
+  it('refuses a zero-length client id with clean session 0 with CONNACK 0x02 (MQTT-3.1.3-8)', async () => {
+    const raw = await RawMqtt.open(daemon.port('mqtt'));
+    // mqtt-packet refuses to generate this CONNECT, so write it by hand: protocol "MQTT" level 4,
+    // flags 0xC0 (username, password, clean session 0), keep-alive 30, empty client id.
+    const body = Buffer.concat([
+      Buffer.from([0, 4]), Buffer.from('MQTT'), Buffer.from([4, 0xc0, 0, 30]),
+      Buffer.from([0, 0]),
+      Buffer.from([0, 8]), Buffer.from('sensor-1'),
+      Buffer.from([0, 6]), Buffer.from('s3cret'),
+    ]);
+    raw.send(Buffer.concat([Buffer.from([0x10, body.length]), body]));
+    const connack = await raw.waitFor((p) => p.cmd === 'connack');
+    expect(connack?.returnCode).toBe(2);
+    expect(await raw.waitClosed()).toBe(true);
+  });
+
+  it('does not match $ topics with a leading wildcard (MQTT-4.7.2-1)', async () => {
+    const wildcard = await connect({ clientId: 'observer-wild', username: 'observer', password: 'watch' });
+    await wildcard.subscribeAsync('#', { qos: 0 });
+    const dollar = await connect({ clientId: 'observer-dollar', username: 'observer', password: 'watch' });
+    await dollar.subscribeAsync('$aws/things/+/shadow/#', { qos: 0 });
+    const publisher = await connect({ clientId: 'observer-pub', username: 'observer', password: 'watch' });
+    const wildcardSeen = messagesWithin(wildcard, 500);
+    const dollarSeen = collectMessages(dollar, 1);
+    await publisher.publishAsync('$aws/things/lamp/shadow/update', '{}', { qos: 1 });
+    expect((await dollarSeen)[0].topic).toBe('$aws/things/lamp/shadow/update');
+    expect(await wildcardSeen).toEqual([]);
+  });
+
+  it('closes the connection of a client sending a packet over the size limit, and keeps serving others', async () => {
+    const big = await connectClient(daemon.mqttUrl, { clientId: 'sensor-1-big', username: 'sensor-1', password: 's3cret' });
+    const closed = new Promise<void>((resolve) => big.once('close', () => resolve()));
+    big.publish('things/sensor-1/blob', Buffer.alloc(70_000), { qos: 0 });
+    await closed;
+    big.end(true);
+    const other = await connect({ clientId: 'sensor-1-d', username: 'sensor-1', password: 's3cret' });
+    await other.publishAsync('things/sensor-1/ok', 'fine', { qos: 1 });
+    const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+    expect(metrics).toMatch(/outpost_mqtt_connections_refused_total\{reason="packet_too_large"\} 1/);
+  });
+
+  it('works with mosquitto_pub and mosquitto_sub', async () => {
+    const port = String(daemon.port('mqtt'));
+    const sub = mosquittoClient('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-i', 'observer-mosq', '-u', 'observer', '-P', 'watch', '-t', 'ops/#', '-C', '1', '-W', '8', '-q', '1']);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const pub = await mosquittoClient('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-i', 'observer-mosq-pub', '-u', 'observer', '-P', 'watch', '-t', 'ops/hello', '-m', 'from mosquitto_pub', '-q', '1']);
+    expect(pub.code).toBe(0);
+    expect((await sub).stdout.trim()).toBe('from mosquitto_pub');
+    const refused = await mosquittoClient('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-u', 'observer', '-P', 'nope', '-t', 'ops/x', '-m', 'x']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/not authori[sz]ed|bad user name or password/i);
+  });
+});
+
+describe('broker durability across restarts', () => {
+  it('keeps retained messages, persistent sessions and their queued messages over a clean restart', async () => {
+    let daemon = await TestDaemon.start({ config: {} });
+    await addThing(daemon.socket, 'dev', 'pw', { publish: ['d/#'], subscribe: ['d/#'], clientIds: ['dev*'] });
+    const subscriber = await connectClient(daemon.mqttUrl, { clientId: 'dev-sub', username: 'dev', password: 'pw', clean: false });
+    await subscriber.subscribeAsync('d/queue/#', { qos: 1 });
+    subscriber.end(true);
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'dev-pub', username: 'dev', password: 'pw' });
+    await publisher.publishAsync('d/status', 'online', { qos: 1, retain: true });
+    for (let i = 0; i < 5; i++) await publisher.publishAsync(`d/queue/${i}`, String(i), { qos: 1 });
+    publisher.end(true);
+    expect(await daemon.stop()).toBe(0);
+
+    daemon = await TestDaemon.start({ config: {}, dataDir: daemon.dataDir });
+    try {
+      const { client: back, messages } = connectAndCollect(daemon.mqttUrl, { clientId: 'dev-sub', username: 'dev', password: 'pw', clean: false }, 5);
+      const queued = await messages;
+      expect(queued.map((m) => m.payload)).toEqual(['0', '1', '2', '3', '4']);
+      const reader = await connectClient(daemon.mqttUrl, { clientId: 'dev-reader', username: 'dev', password: 'pw' });
+      const retained = collectMessages(reader, 1);
+      await reader.subscribeAsync('d/status', { qos: 1 });
+      expect(await retained).toEqual([{ topic: 'd/status', payload: 'online', retain: true, qos: 1 }]);
+      back.end(true);
+      reader.end(true);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+});

@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { TestDaemon } from './helpers/daemon.js';
+import { connectClient } from './helpers/mqtt.js';
+
+describe('outpostd process', () => {
+  it('serves /healthz and Prometheus /metrics', async () => {
+    const daemon = await TestDaemon.start({ config: {} });
+    try {
+      const base = `http://127.0.0.1:${daemon.port('http')}`;
+      const health = await fetch(`${base}/healthz`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toEqual({ status: 'ok', services: { broker: { ok: true } } });
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      for (const name of ['outpost_mqtt_connections', 'outpost_mqtt_messages_received_total', 'outpost_mqtt_bytes_received',
+        'outpost_mqtt_dropped_total', 'outpost_db_size_bytes', 'outpost_process_resident_memory_bytes', 'outpost_nodejs_eventloop_lag_seconds']) {
+        expect(metrics).toContain(name);
+      }
+      expect((await fetch(`${base}/nope`)).status).toBe(404);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+
+  it('stops on SIGTERM within 5 s with exit code 0, even with clients connected', async () => {
+    const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true } } });
+    const client = await connectClient(daemon.mqttUrl, { clientId: 'lingering' });
+    const started = Date.now();
+    expect(await daemon.stop()).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(daemon.logs.some((entry) => entry.msg === 'stopped')).toBe(true);
+    client.end(true);
+    await daemon.cleanup();
+  });
+
+  it('refuses to start on a port in use, with a clear error', async () => {
+    const first = await TestDaemon.start({ config: {} });
+    try {
+      await expect(TestDaemon.start({ config: { mqtt: { port: first.port('mqtt') } } })).rejects.toThrow(/exited with 1/);
+    } finally {
+      await first.cleanup();
+    }
+  });
+});

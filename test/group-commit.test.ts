@@ -1,0 +1,66 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Store } from '../src/store/store.js';
+
+const dirs: string[] = [];
+function openStore(dir = mkdtempSync(join(tmpdir(), 'outpost-store-'))): Store {
+  dirs.push(dir);
+  const store = new Store({ file: join(dir, 'test.db'), synchronous: 'full', cacheSizeKb: 1024 });
+  store.migrate('test', ['CREATE TABLE items (id INTEGER PRIMARY KEY, value TEXT NOT NULL UNIQUE)']);
+  return store;
+}
+afterEach(() => { for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true }); });
+
+describe('group commit', () => {
+  it('commits the writes of one tick in one transaction and resolves after commit', async () => {
+    const store = openStore();
+    const insert = store.db.prepare('INSERT INTO items (value) VALUES (?)');
+    const writes = Array.from({ length: 100 }, (_, i) => store.commit.run(() => insert.run(`v${i}`).lastInsertRowid));
+    const before = store.commit.stats.transactions;
+    const ids = await Promise.all(writes);
+    expect(ids).toHaveLength(100);
+    expect(store.commit.stats.transactions - before).toBe(1);
+    expect((store.db.prepare('SELECT COUNT(*) AS n FROM items').get() as { n: number }).n).toBe(100);
+    await store.close();
+  });
+
+  it('rolls back only the write that failed', async () => {
+    const store = openStore();
+    const insert = store.db.prepare('INSERT INTO items (value) VALUES (?)');
+    const results = await Promise.allSettled([
+      store.commit.run(() => insert.run('a')),
+      store.commit.run(() => { insert.run('b'); insert.run('a'); }),
+      store.commit.run(() => insert.run('c')),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    const values = store.db.prepare('SELECT value FROM items ORDER BY value').all().map((r: any) => r.value);
+    expect(values).toEqual(['a', 'c']);
+    await store.close();
+  });
+
+  it('rejects a lone failing write without committing it', async () => {
+    const store = openStore();
+    await expect(store.commit.run(() => { throw new Error('nope'); })).rejects.toThrow('nope');
+    expect(store.commit.stats.failedWrites).toBe(1);
+    await store.close();
+  });
+
+  it('applies migrations once and refuses a newer schema', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-store-'));
+    const first = openStore(dir);
+    first.migrate('test', ['CREATE TABLE items (id INTEGER PRIMARY KEY, value TEXT NOT NULL UNIQUE)', 'ALTER TABLE items ADD COLUMN extra TEXT']);
+    await first.close();
+    const second = new Store({ file: join(dir, 'test.db'), synchronous: 'full', cacheSizeKb: 1024 });
+    expect(() => second.migrate('test', ['CREATE TABLE items (id INTEGER PRIMARY KEY)'])).toThrow(/newer than this Outpost knows/);
+    await second.close();
+  });
+
+  it('drains pending writes on close', async () => {
+    const store = openStore();
+    const pending = store.commit.run(() => store.db.prepare('INSERT INTO items (value) VALUES (?)').run('late'));
+    await store.close();
+    await expect(pending).resolves.toBeDefined();
+  });
+});

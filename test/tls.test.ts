@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, rmSync } from 'node:fs';
+import { TestDaemon } from './helpers/daemon.js';
+import { makeTestPki, type TestPki } from './helpers/certs.js';
+import { subscribeGranted, addThing, collectMessages, connectClient, mosquittoClient, outpost } from './helpers/mqtt.js';
+
+describe('TLS and mutual TLS', () => {
+  let pki: TestPki;
+  let daemon: TestDaemon;
+  let url: string;
+
+  beforeAll(async () => {
+    pki = makeTestPki('tls-dev');
+    daemon = await TestDaemon.start({
+      config: { mqtt: { tls: { enabled: true, cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert } } },
+    });
+    url = `mqtts://127.0.0.1:${daemon.port('mqtts')}`;
+    await addThing(daemon.socket, 'pw-dev', 'pw');
+    const registered = await outpost(daemon.socket, ['things', 'add', 'fp-dev', '--cert', pki.selfSignedCert]);
+    expect(registered.code, registered.stderr).toBe(0);
+  });
+
+  afterAll(async () => {
+    await daemon.cleanup();
+    rmSync(pki.dir, { recursive: true, force: true });
+  });
+
+  const ca = () => readFileSync(pki.caCert);
+
+  it('accepts a password over TLS', async () => {
+    const client = await connectClient(url, { ca: ca(), clientId: 'pw-dev', username: 'pw-dev', password: 'pw' });
+    await client.publishAsync('things/pw-dev/x', 'over tls', { qos: 1 });
+    client.end(true);
+  });
+
+  it('names the thing by the CN of a certificate the CA signed', async () => {
+    const client = await connectClient(url, {
+      ca: ca(), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey), clientId: 'tls-dev',
+    });
+    const echo = collectMessages(client, 1);
+    await client.subscribeAsync('things/tls-dev/#', { qos: 1 });
+    await client.publishAsync('things/tls-dev/hello', 'mtls', { qos: 1 });
+    expect((await echo)[0].payload).toBe('mtls');
+    // The CN-named thing gets the default policy: another thing's topics are refused.
+    expect(await subscribeGranted(client, ['things/pw-dev/#'])).toEqual([128]);
+    client.end(true);
+  });
+
+  it('names the thing by a registered certificate fingerprint, whatever its CN', async () => {
+    const client = await connectClient(url, {
+      ca: ca(), cert: readFileSync(pki.selfSignedCert), key: readFileSync(pki.selfSignedKey), clientId: 'fp-dev',
+    });
+    const granted = await client.subscribeAsync('things/fp-dev/#', { qos: 1 });
+    expect(granted[0].qos).toBe(1);
+    client.end(true);
+    const listed = await outpost(daemon.socket, ['clients', '--json']);
+    expect(listed.code).toBe(0);
+  });
+
+  it('refuses an untrusted, unregistered client certificate', async () => {
+    await daemon.stop();
+    daemon = await TestDaemon.start({
+      dataDir: daemon.dataDir,
+      config: { mqtt: { tls: { enabled: true, cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert } } },
+    });
+    url = `mqtts://127.0.0.1:${daemon.port('mqtts')}`;
+    await outpost(daemon.socket, ['things', 'rm', 'fp-dev']);
+    await expect(connectClient(url, {
+      ca: ca(), cert: readFileSync(pki.selfSignedCert), key: readFileSync(pki.selfSignedKey), clientId: 'unregistered-name',
+    })).rejects.toMatchObject({ code: 5 });
+  });
+
+  it('works with mosquitto_pub over mutual TLS', async () => {
+    const result = await mosquittoClient('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(daemon.port('mqtts')),
+      '--cafile', pki.caCert, '--cert', pki.clientCert, '--key', pki.clientKey, '-i', 'tls-dev', '-t', 'things/tls-dev/m', '-m', 'hi', '-q', '1']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+  });
+
+  it('refuses clients without a certificate when requireClientCert is set', async () => {
+    const strict = await TestDaemon.start({
+      config: { mqtt: { tls: { enabled: true, cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert, requireClientCert: true } } },
+    });
+    try {
+      await addThing(strict.socket, 'pw-dev', 'pw');
+      await expect(connectClient(`mqtts://127.0.0.1:${strict.port('mqtts')}`, { ca: ca(), clientId: 'pw-dev', username: 'pw-dev', password: 'pw' }))
+        .rejects.toMatchObject({ code: 5 });
+    } finally {
+      await strict.cleanup();
+    }
+  });
+});
