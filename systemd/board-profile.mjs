@@ -2,7 +2,7 @@
 // Reads the board profiles in firmware-configs/boards/*.yaml for systemd/install.sh.
 // Plain ESM without a build step: the installer runs it with the Node.js it installs
 // for, before (or without) the production dependencies. Its only dependency is the
-// `yaml` package, looked up in the --modules directories (the install prefix, the
+// `js-yaml` package, looked up in the --modules directories (the install prefix, the
 // checkout) and then next to this file.
 //
 //   node board-profile.mjs list    --boards DIR
@@ -29,7 +29,7 @@ export const UNIT_DIRECTIVES = new Set([
   'TasksMax', 'Nice', 'OOMScoreAdjust', 'LimitNOFILE', 'WatchdogSec', 'TimeoutStartSec',
 ]);
 const PROFILE_KEYS = new Set([
-  'name', 'description', 'memoryMb', 'match', 'arch', 'nodeOptions', 'environment', 'unit',
+  'name', 'description', 'memoryMb', 'match', 'arch', 'nodeOptions', 'nodeArgs', 'environment', 'unit',
   'serialPorts', 'config',
 ]);
 const NODE_OPTION = /^--[a-z0-9][a-z0-9-]*(=[A-Za-z0-9._,:/+-]+)?$/;
@@ -44,12 +44,12 @@ function loadYaml(moduleDirs) {
   const dirs = [...moduleDirs, resolve(here, '..'), here, process.cwd()];
   for (const dir of dirs) {
     try {
-      return createRequire(join(resolve(dir), 'noop.js'))('yaml');
+      return createRequire(join(resolve(dir), 'noop.js'))('js-yaml');
     } catch {
       // not there; try the next directory
     }
   }
-  throw new Error(`the "yaml" package was not found (looked in ${dirs.join(', ')}); run "npm ci" in the checkout first`);
+  throw new Error(`the "js-yaml" package was not found (looked in ${dirs.join(', ')}); run "npm ci" in the checkout first`);
 }
 
 function fail(file, message) {
@@ -70,9 +70,12 @@ function stringList(file, value, what) {
 
 /** Parses and checks one profile; returns it normalised (lists always present). */
 export function parseProfile(YAML, file) {
-  const doc = YAML.parseDocument(readFileSync(file, 'utf8'), { prettyErrors: true });
-  if (doc.errors.length > 0) fail(file, `invalid YAML: ${doc.errors[0].message}`);
-  const raw = doc.toJS();
+  let raw;
+  try {
+    raw = YAML.load(readFileSync(file, 'utf8'), { filename: file });
+  } catch (error) {
+    fail(file, `invalid YAML: ${error.message}`);
+  }
   if (!isPlainObject(raw)) fail(file, 'expected a mapping at the top level');
   for (const key of Object.keys(raw)) {
     if (!PROFILE_KEYS.has(key)) fail(file, `${key}: unknown key`);
@@ -90,11 +93,16 @@ export function parseProfile(YAML, file) {
   for (const option of nodeOptions) {
     if (!NODE_OPTION.test(option)) fail(file, `nodeOptions: ${JSON.stringify(option)} is not a --flag[=value] without spaces or quotes`);
   }
+  const nodeArgs = stringList(file, raw.nodeArgs, 'nodeArgs');
+  for (const option of nodeArgs) {
+    if (!NODE_OPTION.test(option)) fail(file, `nodeArgs: ${JSON.stringify(option)} is not a --flag[=value] without spaces or quotes`);
+  }
   const environment = raw.environment ?? {};
   if (!isPlainObject(environment)) fail(file, 'environment: expected a mapping of NAME: "value"');
   for (const [key, value] of Object.entries(environment)) {
     if (!ENV_NAME.test(key)) fail(file, `environment.${key}: expected an upper-case variable name`);
     if (key === 'NODE_OPTIONS') fail(file, 'environment.NODE_OPTIONS: use nodeOptions instead');
+    if (key === 'OUTPOST_NODE_ARGS') fail(file, 'environment.OUTPOST_NODE_ARGS: use nodeArgs instead');
     if (typeof value !== 'string' || !ENV_VALUE.test(value)) {
       fail(file, `environment.${key}: expected a quoted string without spaces, quotes or "%"`);
     }
@@ -123,6 +131,7 @@ export function parseProfile(YAML, file) {
     machines: stringList(file, match.machines, 'match.machines'),
     arch: stringList(file, raw.arch, 'arch'),
     nodeOptions,
+    nodeArgs,
     environment,
     unit,
     serialPorts,
@@ -170,7 +179,7 @@ export function renderConfig(YAML, profile) {
     '# this file: edit it, then `sudo systemctl restart outpost`. To regenerate it, delete',
     '# it and run the installer again. `outpostd --print-config` shows every effective value.',
   ].join('\n');
-  return `${header}\n${YAML.stringify({ board: profile.name, ...profile.config })}`;
+  return `${header}\n${YAML.dump({ board: profile.name, ...profile.config }, { lineWidth: 120 })}`;
 }
 
 export function renderDropin(profile) {
@@ -182,6 +191,8 @@ export function renderDropin(profile) {
     '[Service]',
   ];
   if (profile.nodeOptions.length > 0) lines.push(`Environment="NODE_OPTIONS=${profile.nodeOptions.join(' ')}"`);
+  // Flags Node refuses in NODE_OPTIONS go on its command line: ExecStart= has $OUTPOST_NODE_ARGS.
+  if (profile.nodeArgs.length > 0) lines.push(`Environment="OUTPOST_NODE_ARGS=${profile.nodeArgs.join(' ')}"`);
   for (const [key, value] of Object.entries(profile.environment)) lines.push(`Environment=${key}=${value}`);
   for (const [key, value] of Object.entries(profile.unit)) lines.push(`${key}=${value}`);
   return `${lines.join('\n')}\n`;

@@ -8,14 +8,18 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import YAML from 'yaml';
+import YAML from 'js-yaml';
 import { validateConfig } from '../src/config/load.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const BOARDS = ['rpi-zero-2w', 'rpi-3', 'rpi-4', 'rpi-5', 'x86_64-generic', 'minimal-128mb'];
 const SYSTEMD_ANALYZE = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((path) => existsSync(path));
 const SHELLCHECK = ['/usr/bin/shellcheck', '/usr/local/bin/shellcheck', '/bin/shellcheck'].find((path) => existsSync(path));
+const SYSUSERS = ['/usr/bin/systemd-sysusers', '/bin/systemd-sysusers'].find((path) => existsSync(path));
+const TMPFILES = ['/usr/bin/systemd-tmpfiles', '/bin/systemd-tmpfiles'].find((path) => existsSync(path));
 const DAEMON = join(repo, 'dist', 'bin', 'outpostd.js');
+/** Each install spawns bash and node a few times; on a loaded 2-core runner that adds up. */
+const SLOW = { timeout: 120_000 };
 
 let work: string;
 /** A checkout-like copy of the repo with a stub dist/, so the test never builds or touches the real tree. */
@@ -76,7 +80,7 @@ function snapshot(dir: string): Record<string, string> {
 }
 
 function readConfig(root: string): Record<string, any> {
-  return YAML.parse(readFileSync(join(root, 'etc/outpost/outpost.yaml'), 'utf8'));
+  return YAML.load(readFileSync(join(root, 'etc/outpost/outpost.yaml'), 'utf8'));
 }
 
 function nodeOptionsOf(dropin: string): string {
@@ -94,7 +98,7 @@ beforeAll(() => {
   }
   writeFileSync(join(source, 'dist/bin/outpostd.js'), '// stub daemon for the installer test\n');
   writeFileSync(join(source, 'dist/bin/outpost.js'), '// stub CLI for the installer test\n');
-  // The installer reads the board profiles with the checkout's `yaml` package.
+  // The installer reads the board profiles with the checkout's `js-yaml` package.
   symlinkSync(join(repo, 'node_modules'), join(source, 'node_modules'));
 });
 
@@ -102,9 +106,9 @@ afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-describe('board profiles', () => {
+describe('board profiles', SLOW, () => {
   it.each(BOARDS)('%s is sized for its RAM and only uses daemon config keys', (board) => {
-    const profile = YAML.parse(readFileSync(join(repo, 'firmware-configs/boards', `${board}.yaml`), 'utf8'));
+    const profile = YAML.load(readFileSync(join(repo, 'firmware-configs/boards', `${board}.yaml`), 'utf8'));
     expect(profile.name).toBe(board);
     const config = validateConfig({ board, ...profile.config }, `${board}.yaml`);
     expect(config.mqtt.allowAnonymous).toBe(false);
@@ -118,10 +122,10 @@ describe('board profiles', () => {
     expect(Array.isArray(profile.serialPorts) && profile.serialPorts.length).toBeGreaterThan(0);
   });
 
-  it('each profile\'s V8 flags are accepted in NODE_OPTIONS', () => {
+  it('each profile\'s V8 flags are accepted by this Node.js (nodeOptions in NODE_OPTIONS, nodeArgs on the command line)', () => {
     for (const board of BOARDS) {
-      const profile = YAML.parse(readFileSync(join(repo, 'firmware-configs/boards', `${board}.yaml`), 'utf8'));
-      const result = spawnSync(process.execPath, ['-e', 'process.exit(0)'], {
+      const profile = YAML.load(readFileSync(join(repo, 'firmware-configs/boards', `${board}.yaml`), 'utf8'));
+      const result = spawnSync(process.execPath, [...(profile.nodeArgs ?? []), '-e', 'process.exit(0)'], {
         encoding: 'utf8',
         timeout: 30_000,
         env: { ...process.env, NODE_OPTIONS: profile.nodeOptions.join(' ') },
@@ -131,7 +135,7 @@ describe('board profiles', () => {
   });
 });
 
-describe('install.sh --root', () => {
+describe('install.sh --root', SLOW, () => {
   it.skipIf(!SHELLCHECK)('is shellcheck-clean', () => {
     const result = spawnSync(SHELLCHECK!, [join(repo, 'systemd/install.sh')], { encoding: 'utf8', timeout: 60_000 });
     expect(result.status, result.stdout + result.stderr).toBe(0);
@@ -151,16 +155,18 @@ describe('install.sh --root', () => {
 
     // The unit runs this Node.js from the prefix.
     const unit = readFileSync(join(root, 'etc/systemd/system/outpost.service'), 'utf8');
-    expect(unit).toContain(`ExecStart=${process.execPath} /opt/outpost/dist/bin/outpostd.js --config /etc/outpost/outpost.yaml`);
+    expect(unit).toContain(`ExecStart=${process.execPath} $OUTPOST_NODE_ARGS /opt/outpost/dist/bin/outpostd.js --config /etc/outpost/outpost.yaml`);
     expect(unit).toContain('Type=notify');
     expect(readlinkSync(join(root, 'etc/systemd/system/multi-user.target.wants/outpost.service')))
       .toBe('/etc/systemd/system/outpost.service');
 
     // The drop-in carries the board's V8 flags.
     const dropin = readFileSync(join(root, 'etc/systemd/system/outpost.service.d/board.conf'), 'utf8');
-    const profile = YAML.parse(readFileSync(join(repo, 'firmware-configs/boards', `${board}.yaml`), 'utf8'));
+    const profile = YAML.load(readFileSync(join(repo, 'firmware-configs/boards', `${board}.yaml`), 'utf8'));
     expect(nodeOptionsOf(dropin)).toBe(profile.nodeOptions.join(' '));
     expect(nodeOptionsOf(dropin)).toMatch(/--max-old-space-size=\d+/);
+    if (profile.nodeArgs?.length) expect(dropin).toContain(`Environment="OUTPOST_NODE_ARGS=${profile.nodeArgs.join(' ')}"`);
+    else expect(dropin).not.toContain('OUTPOST_NODE_ARGS');
 
     // The config: from the profile, valid, anonymous off, readable by group outpost only.
     const configFile = join(root, 'etc/outpost/outpost.yaml');
@@ -202,6 +208,34 @@ describe('install.sh --root', () => {
     expect(result.status).toBe(0);
   });
 
+  it.skipIf(!SYSUSERS || !TMPFILES)('at first boot of an image, sysusers creates the user and tmpfiles the config ownership', () => {
+    const root = freshRoot();
+    installInto(root, '--board', 'rpi-zero-2w');
+    // A scratch root standing in for the image's first boot: a minimal passwd/group.
+    const boot = join(work, `boot-${rootCount}`);
+    mkdirSync(join(boot, 'etc/outpost'), { recursive: true });
+    writeFileSync(join(boot, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+    writeFileSync(join(boot, 'etc/group'), 'root:x:0:\ndialout:x:20:\n');
+    cpSync(join(root, 'etc/outpost/outpost.yaml'), join(boot, 'etc/outpost/outpost.yaml'));
+    chmodSync(join(boot, 'etc/outpost'), 0o755);
+    chmodSync(join(boot, 'etc/outpost/outpost.yaml'), 0o644);
+
+    const sysusers = spawnSync(SYSUSERS!, [`--root=${boot}`, join(root, 'etc/sysusers.d/outpost.conf')], { encoding: 'utf8', timeout: 60_000 });
+    expect(sysusers.status, sysusers.stderr).toBe(0);
+    const passwd = readFileSync(join(boot, 'etc/passwd'), 'utf8');
+    expect(passwd).toMatch(/^outpost:x:\d+:\d+:[^:]*:\/var\/lib\/outpost:\/usr\/sbin\/nologin$/m);
+    const group = readFileSync(join(boot, 'etc/group'), 'utf8');
+    expect(group).toMatch(/^dialout:x:20:outpost$/m);
+    const gid = Number(/^outpost:x:(\d+):/m.exec(group)?.[1]);
+
+    const tmpfiles = spawnSync(TMPFILES!, [`--root=${boot}`, '--create', join(root, 'etc/tmpfiles.d/outpost.conf')], { encoding: 'utf8', timeout: 60_000 });
+    expect(tmpfiles.status, tmpfiles.stderr).toBe(0);
+    const config = statSync(join(boot, 'etc/outpost/outpost.yaml'));
+    expect(config.mode & 0o777).toBe(0o640);
+    expect(statSync(join(boot, 'etc/outpost')).mode & 0o777).toBe(0o750);
+    if (process.getuid?.() === 0) expect(config.gid).toBe(gid);
+  });
+
   it.skipIf(!existsSync(DAEMON))('outpostd --print-config accepts every installed config', () => {
     for (const board of BOARDS) {
       const root = freshRoot();
@@ -221,7 +255,7 @@ describe('install.sh --root', () => {
     expect(existsSync(join(root, 'srv/outpost-app/dist/bin/outpostd.js'))).toBe(true);
     expect(existsSync(join(root, 'opt/outpost'))).toBe(false);
     const unit = readFileSync(join(root, 'etc/systemd/system/outpost.service'), 'utf8');
-    expect(unit).toContain(`ExecStart=${process.execPath} /srv/outpost-app/dist/bin/outpostd.js`);
+    expect(unit).toContain(`ExecStart=${process.execPath} $OUTPOST_NODE_ARGS /srv/outpost-app/dist/bin/outpostd.js`);
     expect(unit).toContain('Documentation=file:/srv/outpost-app/docs/install.md');
     expect(unit).not.toContain('/opt/outpost');
     expect(readFileSync(join(root, 'usr/local/bin/outpost'), 'utf8')).toContain('/srv/outpost-app/dist/bin/outpost.js');
@@ -269,7 +303,7 @@ describe('install.sh --root', () => {
   });
 });
 
-describe('install.sh board detection', () => {
+describe('install.sh board detection', SLOW, () => {
   const cases: Array<{ model?: string; arch: string; board: string }> = [
     { model: 'Raspberry Pi Zero 2 W Rev 1.0', arch: 'aarch64', board: 'rpi-zero-2w' },
     { model: 'Raspberry Pi 3 Model B Rev 1.2', arch: 'aarch64', board: 'rpi-3' },
@@ -294,7 +328,7 @@ describe('install.sh board detection', () => {
     const run = installInto(root, '--arch', arch, '--no-start');
     expect(run.out).toContain(`board: ${board} (`);
     expect(readConfig(root).board).toBe(board);
-    const profile = YAML.parse(readFileSync(join(repo, 'firmware-configs/boards', `${board}.yaml`), 'utf8'));
+    const profile = YAML.load(readFileSync(join(repo, 'firmware-configs/boards', `${board}.yaml`), 'utf8'));
     expect(nodeOptionsOf(readFileSync(join(root, 'etc/systemd/system/outpost.service.d/board.conf'), 'utf8')))
       .toBe(profile.nodeOptions.join(' '));
   });
@@ -308,7 +342,7 @@ describe('install.sh board detection', () => {
   });
 });
 
-describe('install.sh --uninstall', () => {
+describe('install.sh --uninstall', SLOW, () => {
   it('removes the service and app but keeps the config and data; --purge removes those', () => {
     const root = freshRoot();
     installInto(root, '--board', 'rpi-4');
@@ -349,7 +383,7 @@ describe('install.sh --uninstall', () => {
   });
 });
 
-describe('install.sh --dry-run', () => {
+describe('install.sh --dry-run', SLOW, () => {
   it('changes nothing on a fresh root and says what it would do', () => {
     const root = freshRoot();
     const run = installInto(root, '--board', 'rpi-zero-2w', '--dry-run');
@@ -371,7 +405,7 @@ describe('install.sh --dry-run', () => {
   });
 });
 
-describe('install.sh refuses', () => {
+describe('install.sh refuses', SLOW, () => {
   it('an unknown board, listing the known ones', () => {
     const run = install(['--root', freshRoot(), '--skip-deps', '--node', process.execPath, '--board', 'rpi-9']);
     expect(run.status).not.toBe(0);

@@ -60,7 +60,9 @@ describe('systemd/outpost.service', () => {
   it('is a notify service that runs outpostd with the installed config', () => {
     expect(one('Type')).toBe('notify');
     expect(one('NotifyAccess')).toBe('all');
-    expect(one('ExecStart')).toBe('/usr/bin/node /opt/outpost/dist/bin/outpostd.js --config /etc/outpost/outpost.yaml');
+    expect(one('ExecStart')).toBe('/usr/bin/node $OUTPOST_NODE_ARGS /opt/outpost/dist/bin/outpostd.js --config /etc/outpost/outpost.yaml');
+    // Empty unless the board drop-in sets it; an empty $VAR word expands to no argument.
+    expect(service.get('Environment')).toContain('OUTPOST_NODE_ARGS=');
     expect(one('Restart')).toBe('on-failure');
     expect(one('WatchdogSec')).toMatch(/^30s?$/);
     expect(one('TimeoutStopSec')).toMatch(/^\d+s?$/);

@@ -130,7 +130,7 @@ class Publisher {
   }
 
   start() {
-    if (cfg.qos === 0) this.group.schedule(this);
+    if (cfg.qos === 0) this.pumpOnce();
     else this.write(Math.min(cfg.window, this.total));
   }
 
@@ -199,13 +199,7 @@ class PublisherGroup {
     this.cpu0 = cpu0;
     this.elu0 = elu0;
     this.t0 = now(); // just before the first PUBLISH is written
-    for (const p of this.pubs) p.start();
-    if (cfg.qos === 0) { // first turn now rather than on the next tick
-      const turn = this.runnable;
-      this.runnable = [];
-      this.turnPending = false;
-      for (const p of turn) p.pumpOnce();
-    }
+    for (const p of this.pubs) p.start(); // QoS 0: the first turn now, the rest on later ticks
     this.tStarted = now();
   }
 

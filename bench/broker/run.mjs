@@ -41,6 +41,9 @@ const HELP = `usage: node bench/broker/run.mjs [options]
   --quiet-cpu SHARE    before each round wait until the machine's CPU use (brokers idle) is at most
                        SHARE of one core, sampled over 250 ms (default: 0.15) …
   --quiet-wait SECONDS …but no longer than this; 0 turns the wait off (default: 10)
+  --disturbed-cpu SHARE a round during which the rest of the machine used more than SHARE of one
+                       core is "disturbed" and run again (default: 0.25) …
+  --retry-disturbed N  …at most N times; then it is kept and marked (default: 2)
   --persistent-session subscriber connects with cleanSession=false
   --build              run \`npm run build\` first (outpostd)
   --dist DIR           run outpostd from DIR/bin/outpostd.js (another build) instead of ./dist
@@ -75,6 +78,8 @@ function parseOptions(argv) {
       settle: { type: 'string', default: '2' },
       'quiet-cpu': { type: 'string', default: '0.15' },
       'quiet-wait': { type: 'string', default: '10' },
+      'disturbed-cpu': { type: 'string', default: '0.25' },
+      'retry-disturbed': { type: 'string', default: '2' },
       'persistent-session': { type: 'boolean', default: false },
       build: { type: 'boolean', default: false },
       dist: { type: 'string' },
@@ -120,6 +125,8 @@ function parseOptions(argv) {
     persistentSession: values['persistent-session'],
     quietCpu: Number(values['quiet-cpu']),
     quietWaitMs: Math.round(Number(values['quiet-wait']) * 1000),
+    disturbedCpu: Number(values['disturbed-cpu']),
+    retryDisturbed: int('retry-disturbed', 0, 10),
     build: values.build,
     dist: values.dist ?? null,
     board: values.board ?? null,
@@ -127,6 +134,7 @@ function parseOptions(argv) {
     json: values.json,
   };
   if (!(opts.quietCpu >= 0 && opts.quietCpu <= 64)) throw new Error(`--quiet-cpu: expected a share of one core ≥ 0, got "${values['quiet-cpu']}"`);
+  if (!(opts.disturbedCpu >= 0)) throw new Error(`--disturbed-cpu: expected a share of one core ≥ 0, got "${values['disturbed-cpu']}"`);
   if (!(opts.quietWaitMs >= 0 && opts.quietWaitMs <= 600000)) throw new Error(`--quiet-wait: expected seconds 0..600, got "${values['quiet-wait']}"`);
   if (!(opts.settleMs >= 0 && opts.settleMs <= 600000)) throw new Error(`--settle: expected seconds 0..600, got "${values.settle}"`);
   if (opts.publishers * opts.messages > 100_000_000) throw new Error('--publishers × --messages: at most 100,000,000');
@@ -456,9 +464,17 @@ async function main() {
               data[b.name].rounds[qos].push({ broker: b.name, qos, ok: false, error: `broker exited (${b.exitedHow()})` });
               continue;
             }
-            const r = await runRound(b, qos, opts);
+            const tag = `[${b.name} QoS ${qos} round ${round + 1}/${opts.rounds}]`;
+            let r;
+            for (let attempt = 0; ; attempt++) { // bounded by --retry-disturbed
+              r = await runRound(b, qos, opts);
+              r.disturbed = r.otherCpuShare !== undefined && r.otherCpuShare > opts.disturbedCpu;
+              r.reruns = attempt;
+              if (!r.disturbed || attempt >= opts.retryDisturbed) break;
+              log(`${describeRound(tag, r)} — disturbed (rest of machine ${pct(r.otherCpuShare)} of a core), running it again`);
+            }
             data[b.name].rounds[qos].push(r);
-            log(describeRound(`[${b.name} QoS ${qos} round ${round + 1}/${opts.rounds}]`, r));
+            log(`${describeRound(tag, r)}${r.disturbed ? ' — disturbed, kept' : ''}`);
           }
         }
       }
@@ -510,6 +526,8 @@ async function main() {
         lostTotal: rounds.reduce((a, r) => a + (r.lost ?? 0), 0),
         duplicatesTotal: rounds.reduce((a, r) => a + (r.duplicates ?? 0), 0),
         qosViolations: rounds.filter((r) => r.qosViolation).length,
+        reruns: rounds.reduce((a, r) => a + (r.reruns ?? 0), 0),
+        disturbedKept: rounds.filter((r) => r.disturbed).length,
         medianLoadgenCpuShare: median(good.map((r) => r.loadgenCpuShare).filter((x) => x != null)),
         medianLoadgenElu: median(good.map((r) => r.loadgenElu).filter((x) => x != null)),
         medianBrokerCpuShare: median(good.map((r) => r.brokerCpuShare).filter((x) => x != null)),
@@ -593,6 +611,10 @@ function printTables(report, opts, subject, hasRef) {
     if (e.exitedDuringRun) out.push(`${name} exited during the run (${e.exitedDuringRun})`);
     for (const qos of opts.qos) {
       const q = e.qos[qos];
+      if (q.reruns || q.disturbedKept) {
+        out.push(`${name} QoS ${qos}: ${q.reruns} round(s) re-run because the rest of the machine was busy`
+          + (q.disturbedKept ? `; ${q.disturbedKept} kept although still disturbed — treat these figures with care` : ''));
+      }
       if (q.qosViolations) out.push(`${name} QoS 1: ${q.qosViolations} round(s) lost messages — a delivery bug, not a speed figure`);
       for (const r of q.rounds) if (!r.ok) out.push(`${name} QoS ${qos}: round failed: ${r.error}`);
     }

@@ -1,32 +1,60 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
+import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, printableConfig } from '../config/load.js';
 import { createLogger } from '../log/logger.js';
 import { Daemon, VERSION } from '../daemon.js';
 
 const STOP_DEADLINE_MS = 5000;
 
-const program = new Command('outpostd')
-  .description('Outpost IoT edge gateway daemon: MQTT broker, shadows, functions, objects and cloud sync')
-  .version(VERSION)
-  .option('-c, --config <file>', 'YAML configuration file (default: /etc/outpost/outpost.yaml when present, else embedded defaults)')
-  .option('-d, --data-dir <dir>', 'data directory (default: config "dataDir", $STATE_DIRECTORY, then /var/lib/outpost)')
-  .option('--print-config', 'print the effective configuration and exit')
-  .showHelpAfterError();
+const USAGE = `Usage: outpostd [options]
 
-program.parse();
-const options = program.opts<{ config?: string; dataDir?: string; printConfig?: boolean }>();
+Outpost IoT edge gateway daemon: MQTT broker, shadows, functions, objects and cloud sync
+
+Options:
+  -c, --config <file>    YAML configuration file (default: /etc/outpost/outpost.yaml when present,
+                         else the embedded defaults: loopback only, anonymous clients allowed)
+  -d, --data-dir <dir>   data directory (default: config "dataDir", $STATE_DIRECTORY, then /var/lib/outpost)
+      --print-config     print the effective configuration and exit
+  -V, --version          print the version and exit
+  -h, --help             print this help and exit
+`;
+
+// node:util's parser rather than commander: the daemon has four flags and
+// every module it loads stays resident on a 128 MB board.
+let options: { config?: string; 'data-dir'?: string; 'print-config'?: boolean; version?: boolean; help?: boolean };
+try {
+  options = parseArgs({
+    options: {
+      config: { type: 'string', short: 'c' },
+      'data-dir': { type: 'string', short: 'd' },
+      'print-config': { type: 'boolean' },
+      version: { type: 'boolean', short: 'V' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  }).values;
+} catch (error) {
+  process.stderr.write(`outpostd: ${(error as Error).message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (options.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+if (options.version) {
+  process.stdout.write(`${VERSION}\n`);
+  process.exit(0);
+}
 
 let loaded;
 try {
-  loaded = loadConfig({ configPath: options.config, dataDir: options.dataDir });
+  loaded = loadConfig({ configPath: options.config, dataDir: options['data-dir'] });
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   process.stderr.write(`outpostd: ${error.message}\n`);
   process.exit(2);
 }
 
-if (options.printConfig) {
+if (options['print-config']) {
   process.stdout.write(printableConfig(loaded));
   process.exit(0);
 }

@@ -1,9 +1,7 @@
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Config } from '../config/schema.js';
 import type { Listener } from '../service.js';
 
@@ -35,6 +33,8 @@ export class MqttListeners {
     const { mqtt } = this;
     await this.bind('mqtt', 'mqtt', mqtt.host, mqtt.port, createTcpServer((socket) => this.accept(socket, socket)));
     if (mqtt.tls.enabled) {
+      // Loaded only when enabled, like ws below: every module stays resident on a small board.
+      const { createServer: createTlsServer } = await import('node:tls');
       const server = createTlsServer({
         cert: readFileSync(mqtt.tls.cert!),
         key: readFileSync(mqtt.tls.key!),
@@ -49,6 +49,7 @@ export class MqttListeners {
       await this.bind('mqtts', 'mqtts', mqtt.tls.host, mqtt.tls.port, server);
     }
     if (mqtt.ws.enabled) {
+      const { WebSocketServer, createWebSocketStream } = await import('ws');
       const server = createHttpServer();
       const wss = new WebSocketServer({ server, maxPayload: mqtt.maxPacketSize + 8 });
       wss.on('connection', (ws, request) => {

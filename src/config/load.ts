@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import YAML from 'yaml';
-import type { z } from 'zod';
+import yaml from 'js-yaml';
+import type { ZodIssue } from 'zod/v3';
 import { configSchema, embeddedDefaults, type Config } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/outpost/outpost.yaml';
@@ -44,33 +44,43 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
 }
 
 function parseYamlFile(file: string): unknown {
-  const doc = YAML.parseDocument(readFileSync(file, 'utf8'), { prettyErrors: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(`${file}: invalid YAML: ${doc.errors[0].message}`);
+  try {
+    // An empty file means "all defaults".
+    return yaml.load(readFileSync(file, 'utf8'), { filename: file }) ?? {};
+  } catch (error) {
+    throw new ConfigError(`${file}: invalid YAML: ${(error as Error).message}`);
   }
-  // An empty file means "all defaults".
-  return doc.toJS() ?? {};
 }
 
 export function validateConfig(input: unknown, origin: string): Config {
-  const result = configSchema.safeParse(input, { reportInput: true });
+  const result = configSchema.safeParse(input);
   if (result.success) return result.data;
-  throw new ConfigError(`${origin}: invalid configuration:\n${formatConfigIssues(result.error.issues)}`);
+  throw new ConfigError(`${origin}: invalid configuration:\n${formatConfigIssues(result.error.issues, input)}`);
 }
 
 /** One line per problem: `mqtt.port: expected integer 0-65535, got "abc"`. */
-export function formatConfigIssues(issues: z.core.$ZodIssue[]): string {
+export function formatConfigIssues(issues: ZodIssue[], input: unknown): string {
   return issues.map((issue) => {
     const at = issue.path.length ? issue.path.join('.') : '(top level)';
     if (issue.code === 'unrecognized_keys') {
       const keys = issue.keys.map((key) => (issue.path.length ? `${at}.${key}` : key));
       return keys.map((key) => `  ${key}: unknown key`).join('\n');
     }
-    const got = 'input' in issue && issue.input !== undefined ? `, got ${JSON.stringify(issue.input)}` : '';
+    const given = valueAt(input, issue.path);
+    const got = given !== undefined && typeof given !== 'object' ? `, got ${JSON.stringify(given)}` : '';
     return `  ${at}: ${issue.message}${got}`;
   }).join('\n');
 }
 
+function valueAt(input: unknown, path: Array<string | number>): unknown {
+  let value = input;
+  for (const key of path) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    value = (value as Record<string | number, unknown>)[key];
+  }
+  return value;
+}
+
 export function printableConfig(loaded: LoadedConfig): string {
-  return `# effective configuration (from ${loaded.source ?? 'embedded defaults'})\n${YAML.stringify(loaded.config)}`;
+  return `# effective configuration (from ${loaded.source ?? 'embedded defaults'})\n${yaml.dump(loaded.config, { lineWidth: 120 })}`;
 }

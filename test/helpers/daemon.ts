@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import YAML from 'yaml';
+import yaml from 'js-yaml';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const OUTPOSTD = join(ROOT, 'dist', 'bin', 'outpostd.js');
@@ -36,7 +36,7 @@ export class TestDaemon {
     let configFile: string | undefined;
     if (options.config) {
       configFile = join(dataDir, 'outpost.yaml');
-      writeFileSync(configFile, YAML.stringify(withFreePorts(options.config)));
+      writeFileSync(configFile, yaml.dump(withFreePorts(options.config)));
       args.push('--config', configFile);
     }
     const child = spawn(process.execPath, args, {

@@ -1,5 +1,4 @@
 import { X509Certificate } from 'node:crypto';
-import { z } from 'zod';
 import { policySchema, type Policy } from '../../config/schema.js';
 import type { Store } from '../../store/store.js';
 import { isValidFilter } from '../topic.js';
@@ -90,7 +89,9 @@ export class ThingRegistry {
     let stored: string | null = null;
     if (policy !== null) {
       const parsed = policySchema.safeParse(policy);
-      if (!parsed.success) throw new ThingError(400, `invalid policy: ${z.prettifyError(parsed.error).replace(/\n/g, '; ')}`);
+      if (!parsed.success) {
+        throw new ThingError(400, `invalid policy: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || 'policy'}: ${issue.message}`).join('; ')}`);
+      }
       const bad = [...parsed.data.publish, ...parsed.data.subscribe].find((filter) => !isValidFilter(filter));
       if (bad !== undefined) throw new ThingError(400, `invalid topic filter "${bad}"`);
       stored = JSON.stringify(parsed.data);

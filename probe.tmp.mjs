@@ -1,0 +1,17 @@
+import { readFileSync } from 'node:fs';
+const show = (label) => { const s = readFileSync('/proc/self/status','utf8'); const g = (k) => Number(s.match(new RegExp(k+':\\s+(\\d+)'))[1])>>10; console.log(label.padEnd(28), 'file', g('RssFile'), 'anon', g('RssAnon'), 'heapTotal', process.memoryUsage().heapTotal>>20); };
+const wait = () => new Promise(r => setTimeout(r, 300));
+await wait(); show('bare');
+await import('./dist/config/load.js'); await wait(); show('+config(zod,yaml)');
+await import('./dist/log/logger.js'); await wait(); show('+pino');
+await import('./dist/store/store.js'); await wait(); show('+sqlite');
+await import('./dist/metrics/registry.js'); await wait(); show('+prom-client');
+await import('./dist/broker/broker-service.js'); await wait(); show('+broker(aedes)');
+const { Daemon } = await import('./dist/daemon.js'); await wait(); show('+daemon');
+const { loadConfig } = await import('./dist/config/load.js');
+const { createLogger } = await import('./dist/log/logger.js');
+const loaded = loadConfig({ dataDir: '/tmp/rss4' });
+const d = new Daemon(loaded, createLogger({ level: 'warn', format: 'json' })); await wait(); show('constructed');
+await d.start(); await wait(); show('started');
+await new Promise(r => setTimeout(r, 3000)); show('idle 3s');
+await d.stop();
