@@ -4,7 +4,7 @@ import type { Listener, Service, ServiceContext, ServiceHealth } from '../servic
 import { SqlitePersistence } from './persistence/sqlite-persistence.js';
 import { ThingRegistry } from './things/registry.js';
 import { Sessions } from './sessions.js';
-import { createBrokerMetrics, type BrokerMetrics } from './metrics.js';
+import { BrokerMetrics } from './metrics.js';
 import { createAuthenticate, createPreConnect } from './handlers/connect.js';
 import { createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscribe } from './handlers/authorize.js';
 import { DurablePuback } from './handlers/durable-puback.js';
@@ -35,7 +35,6 @@ export class BrokerService implements Service {
   private readonly listenersSet: MqttListeners;
   private readonly log: Logger;
   private broker: Aedes | undefined;
-  private readonly drops = { queueFull: 0, retainedLimit: 0, oversize: 0 };
 
   constructor(private readonly context: ServiceContext) {
     const { config, store } = context;
@@ -46,13 +45,11 @@ export class BrokerService implements Service {
       maxQueuedMessages: config.mqtt.maxQueuedMessages,
       maxRetained: config.mqtt.maxRetained,
       onDrop: (reason: 'queue-full' | 'retained-limit') => {
-        if (reason === 'queue-full') this.drops.queueFull++;
-        else this.drops.retainedLimit++;
-        this.metrics.dropped.inc({ reason: reason === 'queue-full' ? 'queue_full' : 'retained_limit' });
+        this.metrics.dropped[reason === 'queue-full' ? 'queue_full' : 'retained_limit']++;
       },
     });
-    this.listenersSet = new MqttListeners(config.mqtt, (stream, _socket, request) => this.accept(stream, request), (reason) => this.metrics.refused.inc({ reason }));
-    this.metrics = createBrokerMetrics(context.metrics, {
+    this.listenersSet = new MqttListeners(config.mqtt, (stream, _socket, request) => this.accept(stream, request), (reason) => this.metrics.refused[reason]++);
+    this.metrics = new BrokerMetrics(context.metrics, {
       connections: () => this.listenersSet.connections(),
       bytesIn: () => this.listenersSet.bytesIn(),
       bytesOut: () => this.listenersSet.bytesOut(),
@@ -113,7 +110,8 @@ export class BrokerService implements Service {
   status(): Record<string, unknown> {
     return {
       connectedClients: this.listenersSet.connections(),
-      dropped: { ...this.drops },
+      dropped: { ...this.metrics.dropped },
+      refused: { ...this.metrics.refused },
     };
   }
 
@@ -141,8 +139,7 @@ export class BrokerService implements Service {
     }
     const client = broker.handle(stream, request);
     limitPacketSize(client, this.context.config.mqtt.maxPacketSize, () => {
-      this.drops.oversize++;
-      this.metrics.refused.inc({ reason: 'packet_too_large' });
+      this.metrics.refused.packet_too_large++;
     });
     this.durablePuback.manage(client);
   }

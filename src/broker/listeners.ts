@@ -26,7 +26,7 @@ export class MqttListeners {
   constructor(
     private readonly mqtt: Config['mqtt'],
     private readonly onConnection: ConnectionHandler,
-    private readonly onRefused: (reason: string) => void,
+    private readonly onRefused: (reason: 'max_connections') => void,
   ) {}
 
   async start(): Promise<void> {

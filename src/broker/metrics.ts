@@ -1,17 +1,43 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 
-/** The broker's Prometheus figures. */
-export function createBrokerMetrics(registry: Registry, figures: { connections: () => number; bytesIn: () => number; bytesOut: () => number }) {
-  const registers = [registry];
-  new Gauge({ name: 'outpost_mqtt_connections', help: 'Connected MQTT clients', registers, collect() { this.set(figures.connections()); } });
-  new Gauge({ name: 'outpost_mqtt_bytes_received', help: 'Bytes received on MQTT sockets since start', registers, collect() { this.set(figures.bytesIn()); } });
-  new Gauge({ name: 'outpost_mqtt_bytes_sent', help: 'Bytes sent on MQTT sockets since start', registers, collect() { this.set(figures.bytesOut()); } });
-  return {
-    messagesIn: new Counter({ name: 'outpost_mqtt_messages_received_total', help: 'PUBLISH packets received from clients', registers }),
-    messagesOut: new Counter({ name: 'outpost_mqtt_messages_sent_total', help: 'PUBLISH packets delivered to clients', registers }),
-    dropped: new Counter({ name: 'outpost_mqtt_dropped_total', help: 'Messages dropped, by reason', labelNames: ['reason'] as const, registers }),
-    refused: new Counter({ name: 'outpost_mqtt_connections_refused_total', help: 'Connections refused or closed by the broker, by reason', labelNames: ['reason'] as const, registers }),
-  };
+export type DropReason = 'not_authorized' | 'queue_full' | 'retained_limit';
+export type RefusalReason = 'identifier_rejected' | 'bad_credentials' | 'not_authorized' | 'max_connections' | 'packet_too_large';
+
+/**
+ * The broker's figures. The per-message ones are plain numbers on the hot
+ * path, read into Prometheus counters only when /metrics is scraped.
+ */
+export class BrokerMetrics {
+  messagesIn = 0;
+  messagesOut = 0;
+  readonly dropped: Record<DropReason, number> = { not_authorized: 0, queue_full: 0, retained_limit: 0 };
+  readonly refused: Record<RefusalReason, number> = { identifier_rejected: 0, bad_credentials: 0, not_authorized: 0, max_connections: 0, packet_too_large: 0 };
+
+  constructor(registry: Registry, live: { connections: () => number; bytesIn: () => number; bytesOut: () => number }) {
+    const registers = [registry];
+    const metrics = this;
+    new Gauge({ name: 'outpost_mqtt_connections', help: 'Connected MQTT clients', registers, collect() { this.set(live.connections()); } });
+    new Counter({ name: 'outpost_mqtt_bytes_received_total', help: 'Bytes received on MQTT sockets', registers, collect() { setCounter(this, live.bytesIn()); } });
+    new Counter({ name: 'outpost_mqtt_bytes_sent_total', help: 'Bytes sent on MQTT sockets', registers, collect() { setCounter(this, live.bytesOut()); } });
+    new Counter({ name: 'outpost_mqtt_messages_received_total', help: 'PUBLISH packets received from clients', registers, collect() { setCounter(this, metrics.messagesIn); } });
+    new Counter({ name: 'outpost_mqtt_messages_sent_total', help: 'PUBLISH packets delivered to clients', registers, collect() { setCounter(this, metrics.messagesOut); } });
+    new Counter({
+      name: 'outpost_mqtt_dropped_total', help: 'Messages dropped, by reason', labelNames: ['reason'] as const, registers,
+      collect() { for (const [reason, count] of Object.entries(metrics.dropped)) setCounter(this, count, { reason }); },
+    });
+    new Counter({
+      name: 'outpost_mqtt_connections_refused_total', help: 'Connections refused or closed by the broker, by reason', labelNames: ['reason'] as const, registers,
+      collect() { for (const [reason, count] of Object.entries(metrics.refused)) setCounter(this, count, { reason }); },
+    });
+  }
 }
 
-export type BrokerMetrics = ReturnType<typeof createBrokerMetrics>;
+function setCounter<T extends string>(counter: Counter<T>, value: number, labels?: Partial<Record<T, string>>): void {
+  if (labels) {
+    counter.remove(labels);
+    counter.inc(labels, value);
+  } else {
+    counter.reset();
+    counter.inc(value);
+  }
+}

@@ -23,13 +23,13 @@ export function createAuthorizePublish({ sessions, metrics }: AuthorizeDeps) {
   return (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void) => {
     // client is null for a will published on behalf of a client that is gone; it was authorised when stored.
     if (client === null) return callback(null);
-    metrics.messagesIn.inc();
+    metrics.messagesIn++;
     const session = sessions.get(client);
     const allowed = session !== undefined
       && !RESERVED_PREFIXES.some((prefix) => packet.topic.startsWith(prefix))
       && mayPublish(session.policy, packet.topic);
     if (!allowed) {
-      metrics.dropped.inc({ reason: 'not_authorized' });
+      metrics.dropped.not_authorized++;
       packet.topic = DROPPED_TOPIC;
       packet.retain = false;
     }
@@ -62,7 +62,7 @@ export function createAuthorizeForward({ metrics }: AuthorizeDeps) {
       const subscriptions = (client as unknown as { subscriptions: Record<string, unknown> }).subscriptions;
       if (!Object.keys(subscriptions).some((filter) => topicMatches(filter, topic))) return null;
     }
-    metrics.messagesOut.inc();
+    metrics.messagesOut++;
     return packet;
   };
 }

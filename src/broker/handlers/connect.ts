@@ -4,7 +4,7 @@ import type { Config } from '../../config/schema.js';
 import { bindPolicy, clientIdAllowed } from '../policy.js';
 import { remoteAddress, type Session, type Sessions } from '../sessions.js';
 import type { Thing, ThingRegistry } from '../things/registry.js';
-import type { BrokerMetrics } from '../metrics.js';
+import type { BrokerMetrics, RefusalReason } from '../metrics.js';
 
 // CONNACK return codes, MQTT 3.1.1 table 3.1.
 const IDENTIFIER_REJECTED = 2;
@@ -42,7 +42,7 @@ export function createAuthenticate(deps: ConnectDeps) {
       deps.sessions.set(client, session);
       done(null, true);
     }, (error: AuthenticateError) => {
-      deps.metrics.refused.inc({ reason: reasonLabel(error.returnCode) });
+      deps.metrics.refused[reasonLabel(error.returnCode)]++;
       done(error, false);
     });
   };
@@ -115,7 +115,7 @@ function bindSession({ mqtt }: ConnectDeps, client: Client, identity: Identity):
   return { ...base, thing: identity.thing.name, policy: bindPolicy(policy, identity.thing.name, client.id) };
 }
 
-function reasonLabel(returnCode: number | undefined): string {
+function reasonLabel(returnCode: number | undefined): RefusalReason {
   switch (returnCode) {
     case IDENTIFIER_REJECTED: return 'identifier_rejected';
     case BAD_USERNAME_OR_PASSWORD: return 'bad_credentials';
