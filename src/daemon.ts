@@ -28,7 +28,7 @@ export class Daemon {
   private readonly metrics: Registry;
   private readonly admin = new AdminRouter();
   private readonly adminServer: AdminServer;
-  private readonly http: HttpServer | undefined;
+  private readonly http: HttpServer;
   private readonly services: Service[];
   private readonly notifier: SystemdNotifier;
 
@@ -38,20 +38,23 @@ export class Daemon {
     this.store = new Store({ file: join(dataDir, 'outpost.db'), ...config.store });
     this.metrics = createMetricsRegistry(() => this.store.sizeBytes());
     this.notifier = new SystemdNotifier(log);
-    const context: ServiceContext = { config, dataDir, store: this.store, log, admin: this.admin, metrics: this.metrics };
-    this.services = [new BrokerService(context)];
+    this.http = new HttpServer(config.http.host, config.http.port, log.child({ service: 'http' }));
+    const base = { config, dataDir, store: this.store, log, admin: this.admin, metrics: this.metrics, http: this.http.routes };
+    const broker = new BrokerService(base);
+    // Every other service (shadows, functions, objects, sync, devices) is built with this context.
+    const context: ServiceContext = { ...base, bus: broker };
+    this.services = [broker];
     this.adminServer = new AdminServer(this.admin, {
       socketPath: config.admin.socket ?? join(dataDir, 'admin.sock'),
       group: config.admin.group,
       tcp: config.admin.tcp.enabled ? { host: config.admin.tcp.host, port: config.admin.tcp.port, token: config.admin.tcp.token! } : undefined,
     }, log.child({ service: 'admin' }));
-    if (config.http.enabled) this.http = new HttpServer(config.http.host, config.http.port, log.child({ service: 'http' }));
     this.registerRoutes();
   }
 
   async start(): Promise<void> {
     for (const service of this.services) await service.start();
-    await this.http?.start();
+    if (this.loaded.config.http.enabled) await this.http.start();
     await this.adminServer.start();
     this.state = 'running';
     const listeners = this.listeners();
@@ -67,7 +70,7 @@ export class Daemon {
     this.notifier.stopping();
     this.log.info('stopping');
     await this.adminServer.stop();
-    await this.http?.stop();
+    await this.http.stop();
     for (const service of [...this.services].reverse()) {
       try {
         await service.stop();
@@ -82,7 +85,7 @@ export class Daemon {
   }
 
   listeners(): Listener[] {
-    return [...this.services.flatMap((service) => service.listeners()), ...(this.http?.listeners() ?? []), ...this.adminServer.listeners()];
+    return [...this.services.flatMap((service) => service.listeners()), ...(this.http.listeners() ?? []), ...this.adminServer.listeners()];
   }
 
   status(): Record<string, unknown> {
@@ -108,11 +111,11 @@ export class Daemon {
 
   private registerRoutes(): void {
     this.admin.add('GET', '/v1/status', () => ({ body: this.status() }));
-    this.http?.routes.add('GET', '/healthz', (_req, res) => {
+    this.http.routes.add('GET', '/healthz', (_req, res) => {
       const health = this.health();
       sendJson(res, health.ok ? 200 : 503, { status: health.ok ? 'ok' : 'unavailable', services: health.services });
     });
-    this.http?.routes.add('GET', '/metrics', async (_req, res) => {
+    this.http.routes.add('GET', '/metrics', async (_req, res) => {
       const text = await this.metrics.metrics();
       res.writeHead(200, { 'Content-Type': this.metrics.contentType });
       res.end(text);

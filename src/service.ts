@@ -3,6 +3,9 @@ import type { Config } from './config/schema.js';
 import type { Store } from './store/store.js';
 import type { AdminRouter } from './admin/router.js';
 import type { Registry } from 'prom-client';
+import type { LocalBus } from './bus.js';
+import type { Router } from './http/router.js';
+import type { HttpHandler } from './http/server.js';
 
 export interface Listener {
   name: string;
@@ -25,6 +28,10 @@ export interface ServiceContext {
   log: Logger;
   admin: AdminRouter;
   metrics: Registry;
+  /** Routes on the public HTTP port (`http.port`). */
+  http: Router<HttpHandler>;
+  /** The local MQTT bus; services other than the broker get it from the broker. */
+  bus: LocalBus;
 }
 
 /** A part of the daemon with its own folder under src/ and this small surface. */

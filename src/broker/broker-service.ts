@@ -1,6 +1,7 @@
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
+import type { BusMessage, LocalBus } from '../bus.js';
 import { SqlitePersistence } from './persistence/sqlite-persistence.js';
 import { ThingRegistry } from './things/registry.js';
 import { Sessions } from './sessions.js';
@@ -25,7 +26,7 @@ export interface ConnectedClient {
 }
 
 /** The MQTT broker: aedes with SQLite persistence, things and policies, and its listeners. */
-export class BrokerService implements Service {
+export class BrokerService implements Service, LocalBus {
   readonly name = 'broker';
   readonly things: ThingRegistry;
   private readonly sessions = new Sessions();
@@ -36,7 +37,7 @@ export class BrokerService implements Service {
   private readonly log: Logger;
   private broker: Aedes | undefined;
 
-  constructor(private readonly context: ServiceContext) {
+  constructor(private readonly context: Omit<ServiceContext, 'bus'>) {
     const { config, store } = context;
     this.log = context.log.child({ service: 'broker' });
     this.things = new ThingRegistry(store);
@@ -93,6 +94,35 @@ export class BrokerService implements Service {
     await listenersClosed;
     await this.persistence.destroy();
     this.durablePuback.dispose();
+  }
+
+  publish(message: { topic: string; payload: Buffer | string; qos?: 0 | 1 | 2; retain?: boolean }): Promise<void> {
+    const broker = this.running();
+    return new Promise((resolve, reject) => broker.publish({
+      cmd: 'publish',
+      topic: message.topic,
+      payload: typeof message.payload === 'string' ? Buffer.from(message.payload) : message.payload,
+      qos: message.qos ?? 0,
+      retain: message.retain ?? false,
+      dup: false,
+    }, (error) => (error ? reject(error) : resolve())));
+  }
+
+  async subscribe(filter: string, handler: (message: BusMessage) => void | Promise<void>): Promise<() => Promise<void>> {
+    const broker = this.running();
+    const deliver = (packet: AedesPublishPacket, done: () => void) => {
+      const message: BusMessage = { topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, retain: packet.retain, clientId: (packet as { clientId?: string }).clientId };
+      // A failing handler is the subscriber's problem; it must not stall delivery to others.
+      Promise.resolve().then(() => handler(message)).catch((error) => this.log.error({ err: error, topic: packet.topic }, 'bus subscriber failed'));
+      done();
+    };
+    await new Promise<void>((resolve) => broker.subscribe(filter, deliver, resolve));
+    return () => new Promise<void>((resolve) => broker.unsubscribe(filter, deliver, resolve));
+  }
+
+  private running(): Aedes {
+    if (!this.broker) throw new Error('the broker is not running');
+    return this.broker;
   }
 
   get defaultPolicy() {

@@ -1,0 +1,21 @@
+/** A message on the local MQTT bus, as in-process services see it. */
+export interface BusMessage {
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  /** The MQTT client that published it; undefined for the daemon's own publishes. */
+  clientId?: string;
+}
+
+/**
+ * The local MQTT bus: how services meet. Publishes reach devices and other
+ * services like any client's would (policies apply to devices, not to the
+ * daemon); subscriptions see every matching message, `$` topics included when
+ * the filter names them.
+ */
+export interface LocalBus {
+  publish(message: { topic: string; payload: Buffer | string; qos?: 0 | 1 | 2; retain?: boolean }): Promise<void>;
+  /** Resolves once subscribed, with a function that unsubscribes. */
+  subscribe(filter: string, handler: (message: BusMessage) => void | Promise<void>): Promise<() => Promise<void>>;
+}
