@@ -149,7 +149,6 @@ function parseOptions(argv) {
 
 const LOADGEN = join(REPO_ROOT, 'bench', 'broker', 'loadgen.mjs');
 
-let jsonMode = false;
 const log = (msg) => process.stderr.write(`${msg}\n`);
 const fmtInt = (n) => (n === null || n === undefined || Number.isNaN(n) ? '—' : Math.round(n).toLocaleString('en-US'));
 const mib = (bytes) => (bytes === null || bytes === undefined ? null : bytes / 1048576);
@@ -235,7 +234,6 @@ async function runRound(broker, qos, opts) {
     ? [startLoadgen('both', broker, qos, opts)]
     : [startLoadgen('sub', broker, qos, opts), startLoadgen('pub', broker, qos, opts)];
   const subProc = procs[0];
-  const pubProc = procs[procs.length - 1];
   const next = mux(procs);
   const result = {
     broker: broker.name, qos, ok: false, aborted: false, error: null,
@@ -252,7 +250,7 @@ async function runRound(broker, qos, opts) {
   };
   try {
     // 1. connect: subscriber subscribed, publishers connected
-    const need = new Set(opts.sub === 'same' ? ['sub', 'pub'] : ['sub', 'pub']);
+    const need = new Set(['sub', 'pub']);
     const readyDeadline = Date.now() + 20000;
     while (need.size) {
       const msg = await next(readyDeadline - Date.now());
@@ -368,6 +366,7 @@ function describeRound(tag, r) {
   const parts = [
     `${fmtInt(r.unique)}/${fmtInt(r.expected)} in ${r.elapsedS?.toFixed(3) ?? '—'} s = ${fmtInt(r.msgsPerS)} msg/s`,
   ];
+  if (r.grantedQos !== undefined && r.grantedQos !== r.qos) parts.push(`SUBACK granted QoS ${r.grantedQos}, not ${r.qos}`);
   if (r.subReads) parts.push(`subscriber ${(r.received / r.subReads).toFixed(1)} msgs/read`);
   if (r.lost) parts.push(`lost ${fmtInt(r.lost)}`);
   if (r.duplicates) parts.push(`dup ${fmtInt(r.duplicates)}`);
@@ -398,7 +397,6 @@ function mosquittoVersion() {
 
 async function main() {
   const opts = parseOptions(process.argv.slice(2));
-  jsonMode = opts.json;
   installExitHooks();
   const started = new Date();
 
@@ -420,7 +418,7 @@ async function main() {
     + `pinning ${opts.pin === 'split' ? `brokers→CPU ${opts.brokerCpus}, load generator→CPU ${opts.loadgenCpus}` : 'none'}; `
     + `outpostd profile ${opts.board ?? 'default'}`);
 
-  const board = opts.board ? loadBoardProfile(opts.board) : null;
+  const board = opts.board ? await loadBoardProfile(opts.board) : null;
   if (board) log(`outpostd board profile ${board.name}: NODE_OPTIONS="${board.nodeOptions.join(' ')}" ${Object.entries(board.environment).map(([k, v]) => `${k}=${v}`).join(' ')}`);
 
   // Start every broker up front so rounds can alternate between them.
@@ -561,7 +559,7 @@ async function main() {
   const couldNotMeasure = Object.keys(startErrors).length > 0
     || opts.brokers.some((n) => opts.qos.every((q) => report.brokers[n].qos[q].roundsOk === 0));
 
-  if (jsonMode) {
+  if (opts.json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   } else {
     printTables(report, opts, subject, hasRef);

@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import YAML from 'yaml';
 import { freePort, onExit, spawnPinned, stopChild, tail, waitForPort } from './proc.mjs';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -133,14 +132,51 @@ async function startAedesBare({ cpus, keepTmp }) {
   return h;
 }
 
+/** Block-style YAML for plain data (objects, arrays, strings, numbers, booleans). */
+export function toYaml(value, indent = '') {
+  const scalar = (v) => {
+    if (v === null || v === undefined) return 'null';
+    if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+    const str = String(v);
+    return /^[A-Za-z0-9_./@-][A-Za-z0-9_./@ -]*$/.test(str) && !/^(true|false|null|yes|no|on|off|~|[-+]?[0-9.]+(e[-+]?[0-9]+)?)$/i.test(str) && !str.endsWith(' ')
+      ? str : JSON.stringify(str);
+  };
+  const lines = [];
+  if (Array.isArray(value)) {
+    for (const v of value) {
+      if (isObject(v) || Array.isArray(v)) lines.push(`${indent}-\n${toYaml(v, `${indent}  `)}`);
+      else lines.push(`${indent}- ${scalar(v)}`);
+    }
+  } else {
+    for (const [k, v] of Object.entries(value)) {
+      if (isObject(v)) lines.push(Object.keys(v).length ? `${indent}${k}:\n${toYaml(v, `${indent}  `)}` : `${indent}${k}: {}`);
+      else if (Array.isArray(v)) lines.push(v.length ? `${indent}${k}:\n${toYaml(v, `${indent}  `)}` : `${indent}${k}: []`);
+      else lines.push(`${indent}${k}: ${scalar(v)}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+/** Parses YAML with whichever YAML package the repository has installed. */
+async function parseYaml(text) {
+  try {
+    const { parse } = await import('yaml');
+    return parse(text);
+  } catch (err) {
+    if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    const jsYaml = await import('js-yaml');
+    return (jsYaml.load ?? jsYaml.default.load)(text);
+  }
+}
+
 /**
  * A board profile (firmware-configs/boards/<name>.yaml) as the daemon would get it from
  * systemd/install.sh: its NODE_OPTIONS, environment and config section.
  */
-export function loadBoardProfile(name) {
+export async function loadBoardProfile(name) {
   const file = join(REPO_ROOT, 'firmware-configs', 'boards', `${name}.yaml`);
   if (!existsSync(file)) throw new Error(`no board profile ${file}`);
-  const profile = YAML.parse(readFileSync(file, 'utf8')) ?? {};
+  const profile = (await parseYaml(readFileSync(file, 'utf8'))) ?? {};
   return {
     name,
     nodeOptions: Array.isArray(profile.nodeOptions) ? profile.nodeOptions.map(String) : [],
@@ -182,7 +218,7 @@ async function startOutpostd({ cpus, keepTmp, log, board }) {
   const port = await freePort();
   const dataDir = join(tmp, 'data');
   const config = join(tmp, 'outpost.yaml');
-  writeFileSync(config, YAML.stringify(outpostdBenchConfig(port, board)));
+  writeFileSync(config, `${toYaml(outpostdBenchConfig(port, board))}\n`);
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
   if (board) {

@@ -5,6 +5,7 @@ import { cliContext } from '../cli/context.js';
 import { registerStatus } from '../cli/commands/status.js';
 import { registerThings } from '../cli/commands/things.js';
 import { registerClients } from '../cli/commands/clients.js';
+import { registerShadow } from '../cli/commands/shadow.js';
 import { VERSION } from '../daemon.js';
 
 const program = new Command('outpost')
@@ -20,6 +21,7 @@ const program = new Command('outpost')
 registerStatus(program, cliContext);
 registerThings(program, cliContext);
 registerClients(program, cliContext);
+registerShadow(program, cliContext);
 
 try {
   await program.parseAsync();

@@ -8,7 +8,7 @@ import { Sessions } from './sessions.js';
 import { BrokerMetrics } from './metrics.js';
 import { createAuthenticate, createPreConnect } from './handlers/connect.js';
 import { createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscribe } from './handlers/authorize.js';
-import { DurablePuback } from './handlers/durable-puback.js';
+import { OutgoingWrites } from './handlers/outgoing-writes.js';
 import { limitPacketSize } from './handlers/packet-size.js';
 import { MqttListeners } from './listeners.js';
 import { publishOrphanedWills } from './handlers/orphaned-wills.js';
@@ -32,7 +32,7 @@ export class BrokerService implements Service, LocalBus {
   private readonly sessions = new Sessions();
   private readonly metrics: BrokerMetrics;
   private readonly persistence: SqlitePersistence;
-  private readonly durablePuback = new DurablePuback();
+  private readonly outgoing = new OutgoingWrites();
   private readonly listenersSet: MqttListeners;
   private readonly log: Logger;
   private broker: Aedes | undefined;
@@ -73,7 +73,7 @@ export class BrokerService implements Service, LocalBus {
       authorizeSubscribe: createAuthorizeSubscribe(deps),
       authorizeForward: createAuthorizeForward(deps),
       published: (packet: AedesPublishPacket, client: Client, done: (error?: Error | null) => void) => {
-        this.durablePuback.release(packet, client);
+        this.outgoing.release(packet, client);
         done(null);
       },
     });
@@ -93,7 +93,7 @@ export class BrokerService implements Service, LocalBus {
     this.listenersSet.destroyConnections();
     await listenersClosed;
     await this.persistence.destroy();
-    this.durablePuback.dispose();
+    this.outgoing.dispose();
   }
 
   publish(message: { topic: string; payload: Buffer | string; qos?: 0 | 1 | 2; retain?: boolean }): Promise<void> {
@@ -171,6 +171,6 @@ export class BrokerService implements Service, LocalBus {
     limitPacketSize(client, this.context.config.mqtt.maxPacketSize, () => {
       this.metrics.refused.packet_too_large++;
     });
-    this.durablePuback.manage(client);
+    this.outgoing.manage(client);
   }
 }

@@ -103,7 +103,6 @@ export class MqttListeners {
       return;
     }
     this.live.add(socket);
-    socket.setNoDelay(true);
     socket.once('close', () => {
       this.live.delete(socket);
       this.closedBytesIn += socket.bytesRead;

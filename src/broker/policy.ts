@@ -1,9 +1,10 @@
 import type { Policy } from '../config/schema.js';
-import { filterCovers, topicMatches } from './topic.js';
+import { filterCovers, levelsMatch } from './topic.js';
 
 /** A policy with `${thing}` and `${clientid}` filled in for one connection. */
 export interface BoundPolicy {
-  publish: string[];
+  /** Publish filters split into levels once, since every PUBLISH is checked against them. */
+  publish: string[][];
   subscribe: string[];
 }
 
@@ -25,11 +26,11 @@ export function bindPolicy(policy: Pick<Policy, 'publish' | 'subscribe'>, thing:
     });
     return unsafe ? [] : [bound];
   });
-  return { publish: bind(policy.publish), subscribe: bind(policy.subscribe) };
+  return { publish: bind(policy.publish).map((filter) => filter.split('/')), subscribe: bind(policy.subscribe) };
 }
 
 export function mayPublish(policy: BoundPolicy, topic: string): boolean {
-  return policy.publish.some((filter) => topicMatches(filter, topic));
+  return policy.publish.some((levels) => levelsMatch(levels, topic));
 }
 
 export function maySubscribe(policy: BoundPolicy, filter: string): boolean {

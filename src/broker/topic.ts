@@ -2,9 +2,16 @@
 
 /** Does `filter` (which may hold `+` and `#`) match the concrete `topic`? */
 export function topicMatches(filter: string, topic: string): boolean {
+  return levelsMatch(filter.split('/'), topic);
+}
+
+/**
+ * `topicMatches` for a filter already split into levels. `+` matches one level,
+ * an empty one included, as aedes' matcher does.
+ */
+export function levelsMatch(filterLevels: readonly string[], topic: string): boolean {
   // MQTT-4.7.2-1: a filter starting with a wildcard does not match topics starting with '$'.
-  if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
-  const filterLevels = filter.split('/');
+  if (topic.charCodeAt(0) === 36 && (filterLevels[0] === '+' || filterLevels[0] === '#')) return false;
   const topicLevels = topic.split('/');
   for (let i = 0; i < filterLevels.length; i++) {
     const level = filterLevels[i];

@@ -101,6 +101,23 @@ const logSchema = z.strictObject({
   format: oneOf(['auto', 'json', 'pretty'], 'expected "auto", "json" or "pretty"').default('auto'),
 });
 
+const shadowsSchema = z.strictObject({
+  /** desired + reported of one shadow, serialized; AWS's limit is 8 KB (metadata not counted). */
+  maxDocumentBytes: positiveInt(8192, 'bytes ≥ 1'),
+  /** Levels of nesting inside desired or reported; AWS allows 6. */
+  maxDepth: positiveInt(6, 'levels ≥ 1'),
+  /** A request larger than this is refused (413) before it is parsed. */
+  maxPayloadBytes: positiveInt(65536, 'bytes ≥ 1'),
+  /** Requests one MQTT connection may have in flight; AWS refuses the 11th with 429. */
+  maxInFlightPerClient: positiveInt(10, 'request count ≥ 1'),
+  /** AWS: clientToken up to 64 bytes. */
+  maxClientTokenBytes: positiveInt(64, 'bytes ≥ 1'),
+  /** AWS: thing names up to 128 bytes of [a-zA-Z0-9:_-]. */
+  maxThingNameBytes: positiveInt(128, 'bytes ≥ 1'),
+  /** AWS: shadow names up to 64 bytes of [a-zA-Z0-9:_-]. */
+  maxShadowNameBytes: positiveInt(64, 'bytes ≥ 1'),
+});
+
 // Sections of services still to come: accepted only empty until their issues land,
 // so a typo under them is still caught.
 const reserved = z.strictObject({}).default({});
@@ -119,6 +136,7 @@ export const configSchema = z.strictObject({
     /** Send WATCHDOG=1 when the unit sets WatchdogSec. */
     watchdog: bool(true),
   }).default({}),
+  shadows: shadowsSchema.default({}),
   cloud: reserved,
   sync: reserved,
   functions: reserved,

@@ -11,7 +11,8 @@ import {
   type Packet,
   type PacketColumns,
 } from './packet-codec.js';
-import { topicMatches, topicRange, type TopicRange } from './topic-filter.js';
+import { topicRange, type TopicRange } from './topic-filter.js';
+import { levelsMatch } from '../topic.js';
 
 export type { Packet } from './packet-codec.js';
 
@@ -235,7 +236,7 @@ export class SqlitePersistence {
     const filters = patterns.map((pattern) => pattern.split('/'));
     for (let i = 0; i < filters.length; i++) {
       for (const topic of this.retainedTopicsIn(topicRange(filters[i]))) {
-        if (!topicMatches(filters[i], topic) || this.matchedEarlier(filters, i, topic)) continue;
+        if (!levelsMatch(filters[i], topic) || this.matchedEarlier(filters, i, topic)) continue;
         const row = this.statements.retainedByTopic.get(topic);
         if (row !== undefined) yield fromColumns(row);
       }
@@ -244,7 +245,7 @@ export class SqlitePersistence {
 
   /** Whether one of the filters before `index` matched `topic`, which was then already sent once. */
   private matchedEarlier(filters: readonly string[][], index: number, topic: string): boolean {
-    for (let i = 0; i < index; i++) if (topicMatches(filters[i], topic)) return true;
+    for (let i = 0; i < index; i++) if (levelsMatch(filters[i], topic)) return true;
     return false;
   }
 

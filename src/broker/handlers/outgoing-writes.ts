@@ -1,0 +1,98 @@
+import { createRequire } from 'node:module';
+import type { AedesPublishPacket, Client } from 'aedes';
+
+type Packet = { cmd: string; messageId?: number };
+type WriteToStream = (packet: Packet, stream: unknown, opts?: unknown) => boolean;
+interface Writable {
+  write(chunk: Buffer): boolean;
+  cork(): void;
+  uncork(): void;
+  destroyed?: boolean;
+  writable?: boolean;
+  writableNeedDrain?: boolean;
+}
+
+const mqttPacket = createRequire(import.meta.url)('mqtt-packet') as { writeToStream: WriteToStream; generate: (packet: Packet, opts?: unknown) => Buffer };
+const writeToStream = mqttPacket.writeToStream;
+
+interface Connection {
+  pending: Buffer[];
+  /** QoS 1 PUBACKs waiting for their message to be durable, by message id. */
+  heldPubacks: Set<number>;
+}
+
+/**
+ * Everything aedes writes to a client passes through mqtt-packet's
+ * writeToStream, which aedes calls through the module object; one wrapper
+ * around it, for the connections this broker manages, does two things:
+ *
+ * - Batching: aedes writes each packet as several small writes with a cork per
+ *   packet, i.e. one writev system call per message. Here each packet is encoded
+ *   once and a connection's packets of one event-loop turn go out in one writev.
+ * - Durable PUBACK: aedes writes a QoS 1 PUBACK before it stores the message for
+ *   persistent sessions and as retained. The PUBACK is held until aedes' `published`
+ *   hook, which runs only after those writes committed (`release`). A crash in
+ *   between leaves the message unacknowledged, so the client resends it (MQTT-4.3.2).
+ */
+export class OutgoingWrites {
+  private readonly connections = new WeakMap<object, Connection>();
+  private dirty = new Set<Writable>();
+  private flushScheduled = false;
+
+  constructor() {
+    const connections = this.connections;
+    mqttPacket.writeToStream = (packet, stream, opts) => {
+      const connection = connections.get(stream as object);
+      if (!connection) return writeToStream(packet, stream, opts);
+      if (packet.cmd === 'puback' && packet.messageId !== undefined) {
+        connection.heldPubacks.add(packet.messageId);
+        return true;
+      }
+      return this.enqueue(stream as Writable, connection, mqttPacket.generate(packet, opts));
+    };
+  }
+
+  manage(client: Client): void {
+    this.connections.set(client.conn, { pending: [], heldPubacks: new Set() });
+  }
+
+  /** The `published` hook: the packet is durable now, so its PUBACK may go. */
+  release(packet: AedesPublishPacket, client: Client | null): void {
+    if (!client || packet.qos !== 1 || packet.messageId === undefined) return;
+    const connection = this.connections.get(client.conn);
+    if (!connection?.heldPubacks.delete(packet.messageId)) return;
+    // MQTT 3.1.1 section 3.4: PUBACK is 0x40, remaining length 2, the packet identifier.
+    this.enqueue(client.conn as Writable, connection, Buffer.from([0x40, 0x02, packet.messageId >> 8, packet.messageId & 0xff]));
+  }
+
+  /** Restores mqtt-packet's writer (for tests that start and stop brokers in one process). */
+  dispose(): void {
+    mqttPacket.writeToStream = writeToStream;
+  }
+
+  private enqueue(stream: Writable, connection: Connection, bytes: Buffer): boolean {
+    connection.pending.push(bytes);
+    this.dirty.add(stream);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return stream.writableNeedDrain !== true;
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const streams = this.dirty;
+    this.dirty = new Set();
+    for (const stream of streams) {
+      const connection = this.connections.get(stream);
+      if (!connection) continue;
+      const pending = connection.pending;
+      connection.pending = [];
+      if (stream.destroyed || stream.writable === false) continue;
+      stream.cork();
+      for (const bytes of pending) stream.write(bytes);
+      stream.uncork();
+    }
+  }
+}

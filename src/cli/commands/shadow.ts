@@ -1,0 +1,82 @@
+import type { Command } from 'commander';
+import { CliError } from '../admin-client.js';
+import type { CliContext } from '../context.js';
+import { formatTable } from '../table.js';
+
+interface ShadowSummary { thing: string; name: string | null; version: number; timestamp: number }
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+interface ShadowDocument {
+  state: { desired?: Record<string, Json>; reported?: Record<string, Json>; delta?: Record<string, Json> };
+  version: number;
+  timestamp: number;
+}
+
+const shadowPath = (thing: string, name?: string) => `/v1/shadows/${encodeURIComponent(thing)}${name ? `?name=${encodeURIComponent(name)}` : ''}`;
+
+function parseJsonOption(option: string, text: string): Json {
+  try {
+    return JSON.parse(text) as Json;
+  } catch {
+    throw new CliError(`${option} is not valid JSON: ${text}`);
+  }
+}
+
+/** Leaves of a section as dotted paths; arrays are values, as the delta treats them. */
+function leaves(value: Json | undefined, prefix = '', into = new Map<string, string>()): Map<string, string> {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [key, child] of Object.entries(value)) leaves(child, prefix ? `${prefix}.${key}` : key, into);
+  } else if (value !== undefined && prefix) {
+    into.set(prefix, JSON.stringify(value));
+  }
+  return into;
+}
+
+function documentTable(document: ShadowDocument): string {
+  const sections = (['desired', 'reported', 'delta'] as const).map((section) => leaves(document.state[section]));
+  const paths = [...new Set(sections.flatMap((section) => [...section.keys()]))].sort();
+  return `version ${document.version}\n` + formatTable(['FIELD', 'DESIRED', 'REPORTED', 'DELTA'],
+    paths.map((path) => [path, ...sections.map((section) => section.get(path) ?? '-')]));
+}
+
+export function registerShadow(program: Command, cli: CliContext): void {
+  const shadow = program.command('shadow').description('device shadows (AWS IoT Device Shadow compatible): classic, or named with --name');
+
+  shadow.command('get <thing>')
+    .description("show a shadow's desired, reported and delta fields")
+    .option('--name <shadow>', 'a named shadow instead of the classic one')
+    .action(async (thing: string, options: { name?: string }, command: Command) => {
+      const document = await cli.call<ShadowDocument>(command, 'GET', shadowPath(thing, options.name));
+      cli.print(command, document, () => documentTable(document));
+    });
+
+  shadow.command('update <thing>')
+    .description('update desired or reported state; a null field deletes it')
+    .option('--name <shadow>', 'a named shadow instead of the classic one')
+    .option('--desired <json>', 'fields of the desired state, e.g. \'{"color":"red"}\'')
+    .option('--reported <json>', 'fields of the reported state')
+    .option('--if-version <n>', 'apply only if the shadow is at this version (else 409)', (value) => Number(value))
+    .action(async (thing: string, options: { name?: string; desired?: string; reported?: string; ifVersion?: number }, command: Command) => {
+      if (options.desired === undefined && options.reported === undefined) throw new CliError('give --desired JSON and/or --reported JSON');
+      const state: Record<string, Json> = {};
+      if (options.desired !== undefined) state.desired = parseJsonOption('--desired', options.desired);
+      if (options.reported !== undefined) state.reported = parseJsonOption('--reported', options.reported);
+      const accepted = await cli.call<{ version: number }>(command, 'POST', shadowPath(thing, options.name), { state, ...(options.ifVersion !== undefined ? { version: options.ifVersion } : {}) });
+      cli.print(command, accepted, () => `updated ${thing}${options.name ? ` (${options.name})` : ''}: version ${accepted.version}\n`);
+    });
+
+  shadow.command('delete <thing>')
+    .description('delete a shadow (a re-created shadow continues its version)')
+    .option('--name <shadow>', 'a named shadow instead of the classic one')
+    .action(async (thing: string, options: { name?: string }, command: Command) => {
+      const deleted = await cli.call<{ version: number }>(command, 'DELETE', shadowPath(thing, options.name));
+      cli.print(command, deleted, () => `deleted ${thing}${options.name ? ` (${options.name})` : ''} at version ${deleted.version}\n`);
+    });
+
+  shadow.command('ls [thing]')
+    .description("list shadows, all or a thing's")
+    .action(async (thing: string | undefined, _options, command: Command) => {
+      const body = await cli.call<{ shadows: ShadowSummary[] }>(command, 'GET', `/v1/shadows${thing ? `?thing=${encodeURIComponent(thing)}` : ''}`);
+      cli.print(command, body, () => formatTable(['THING', 'SHADOW', 'VERSION', 'UPDATED'],
+        body.shadows.map((s) => [s.thing, s.name ?? '(classic)', s.version, new Date(s.timestamp * 1000).toISOString()])));
+    });
+}

@@ -1,0 +1,41 @@
+import { AdminError, type AdminRouter } from '../admin/router.js';
+import type { LocalBus } from '../bus.js';
+import { ShadowError } from './errors.js';
+import { publishDeleted, publishUpdate } from './mqtt.js';
+import { CLASSIC } from './store.js';
+import type { OperationContext, ShadowAddress } from './operations/context.js';
+import { getShadow } from './operations/get.js';
+import { updateShadow } from './operations/update.js';
+import { deleteShadow } from './operations/delete.js';
+
+/** `/v1/shadows` on the admin API, for `outpost shadow`: the same operations as MQTT and HTTP. */
+export function registerShadowAdminRoutes(router: AdminRouter, context: OperationContext, bus: LocalBus): void {
+  const address = (params: Record<string, string>, query: URLSearchParams): ShadowAddress => ({ thing: params.thing, name: query.get('name') ?? CLASSIC });
+
+  router.add('GET', '/v1/shadows', ({ query }) => ({ body: { shadows: context.shadows.summaries(query.get('thing') ?? undefined) } }));
+
+  router.add('GET', '/v1/shadows/:thing', ({ params, query }) => asAdminError(() => getShadow(address(params, query), {}, context)));
+
+  router.add('POST', '/v1/shadows/:thing', ({ params, query, body }) => asAdminError(async () => {
+    const target = address(params, query);
+    const result = await updateShadow(target, body, context);
+    await publishUpdate(bus, target, result);
+    return result.accepted;
+  }));
+
+  router.add('DELETE', '/v1/shadows/:thing', ({ params, query }) => asAdminError(async () => {
+    const target = address(params, query);
+    const document = await deleteShadow(target, {}, context);
+    await publishDeleted(bus, target, document);
+    return document;
+  }));
+}
+
+async function asAdminError(action: () => Promise<unknown>): Promise<{ body: unknown }> {
+  try {
+    return { body: await action() };
+  } catch (error) {
+    if (error instanceof ShadowError) throw new AdminError(error.code, error.message);
+    throw error;
+  }
+}

@@ -1,0 +1,30 @@
+import type { GroupCommit } from '../../store/group-commit.js';
+import type { ShadowLimits } from '../document.js';
+import { validateShadowName, validateThingName } from '../document.js';
+import type { ShadowStore } from '../store.js';
+import { CLASSIC } from '../store.js';
+
+/** What every shadow operation works with. */
+export interface OperationContext {
+  shadows: ShadowStore;
+  commit: GroupCommit;
+  limits: ShadowLimits;
+  /** Epoch seconds, the unit of AWS's `timestamp` fields. */
+  now: () => number;
+}
+
+/** A thing's classic shadow (name '') or one of its named shadows. */
+export interface ShadowAddress {
+  thing: string;
+  name: string;
+}
+
+export function checkAddress(address: ShadowAddress, limits: ShadowLimits): void {
+  validateThingName(address.thing, limits);
+  if (address.name !== CLASSIC) validateShadowName(address.name, limits);
+}
+
+/** What "No shadow exists with name: …" names: the thing for its classic shadow, else the shadow. */
+export function displayName(address: ShadowAddress): string {
+  return address.name === CLASSIC ? address.thing : address.name;
+}

@@ -1,0 +1,17 @@
+import { getDocument, parseTokenRequest, type JsonObject } from '../document.js';
+import { errors } from '../errors.js';
+import { checkAddress, displayName, type OperationContext, type ShadowAddress } from './context.js';
+
+/** GetThingShadow: the full document with its delta, or 404. */
+export function getShadow(address: ShadowAddress, body: unknown, context: OperationContext): Promise<JsonObject> {
+  checkAddress(address, context.limits);
+  const request = parseTokenRequest(body, context.limits);
+  // Read inside group commit, so a get queued behind an update of the same tick sees it.
+  return context.commit.run(() => readDocument(address, request.clientToken, context));
+}
+
+function readDocument(address: ShadowAddress, clientToken: string | undefined, context: OperationContext): JsonObject {
+  const record = context.shadows.read(address.thing, address.name);
+  if (!record || record.deletedAt !== undefined) throw errors.noSuchShadow(displayName(address));
+  return getDocument(record, context.now(), clientToken);
+}

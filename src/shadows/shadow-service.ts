@@ -1,0 +1,57 @@
+import type { Logger } from 'pino';
+import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
+import { registerShadowAdminRoutes } from './admin-routes.js';
+import { registerShadowHttpRoutes } from './http.js';
+import { ShadowMqtt } from './mqtt.js';
+import { ShadowStore } from './store.js';
+import type { OperationContext } from './operations/context.js';
+
+/**
+ * Device shadows compatible with the AWS IoT Device Shadow service: the reserved `$aws/things/…/shadow`
+ * topics on the local bus, the data-plane HTTP routes, and `/v1/shadows` for the CLI, over one
+ * SQLite table written through group commit.
+ */
+export class ShadowService implements Service {
+  readonly name = 'shadows';
+  private readonly mqtt: ShadowMqtt;
+  private readonly log: Logger;
+  private running = false;
+
+  constructor(private readonly context: ServiceContext) {
+    const { config, store, bus } = context;
+    this.log = context.log.child({ service: 'shadows' });
+    const { maxInFlightPerClient, ...limits } = config.shadows;
+    const operations: OperationContext = {
+      shadows: new ShadowStore(store),
+      commit: store.commit,
+      limits,
+      now: () => Math.floor(Date.now() / 1000),
+    };
+    this.mqtt = new ShadowMqtt(bus, operations, maxInFlightPerClient, this.log);
+    registerShadowHttpRoutes(context.http, operations, bus, this.log);
+    registerShadowAdminRoutes(context.admin, operations, bus);
+  }
+
+  async start(): Promise<void> {
+    await this.mqtt.start();
+    this.running = true;
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.mqtt.stop();
+    await this.context.store.commit.drain();
+  }
+
+  health(): ServiceHealth {
+    return this.running ? { ok: true } : { ok: false, detail: 'shadow service not running' };
+  }
+
+  listeners(): Listener[] {
+    return [];
+  }
+
+  status(): Record<string, unknown> {
+    return { inFlightRequests: this.mqtt.inFlightRequests() };
+  }
+}

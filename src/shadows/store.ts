@@ -1,0 +1,101 @@
+import type Database from 'better-sqlite3';
+import type { Migrations, Store } from '../store/store.js';
+import type { ShadowRecord } from './document.js';
+
+/**
+ * One row per shadow; the classic shadow has the name ''. A delete is soft: the row keeps its
+ * version (and loses its state) so that a re-created shadow continues the count.
+ */
+export const shadowMigrations: Migrations = [
+  `CREATE TABLE shadows (
+    thing TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    deleted_at INTEGER,
+    PRIMARY KEY (thing, name)
+  ) WITHOUT ROWID`,
+];
+
+export const CLASSIC = '';
+
+interface Row {
+  thing: string;
+  name: string;
+  version: number;
+  state: string;
+  metadata: string;
+  updated_at: number;
+  deleted_at: number | null;
+}
+
+export interface ShadowSummary {
+  thing: string;
+  /** null for the classic shadow. */
+  name: string | null;
+  version: number;
+  timestamp: number;
+}
+
+/** Prepared statements over the shadows table. Reads run directly; writes only inside group commit. */
+export class ShadowStore {
+  private readonly select: Database.Statement<[string, string], Row>;
+  private readonly upsert: Database.Statement;
+  private readonly markDeleted: Database.Statement;
+  private readonly namedPage: Database.Statement<[string, string, number], { name: string }>;
+  private readonly listAll: Database.Statement<[], Row>;
+  private readonly listThing: Database.Statement<[string], Row>;
+
+  constructor(private readonly store: Store) {
+    store.migrate('shadows', shadowMigrations);
+    const db = store.db;
+    this.select = db.prepare('SELECT * FROM shadows WHERE thing = ? AND name = ?');
+    this.upsert = db.prepare(`INSERT INTO shadows (thing, name, version, state, metadata, updated_at, deleted_at)
+      VALUES (@thing, @name, @version, @state, @metadata, @updatedAt, NULL)
+      ON CONFLICT (thing, name) DO UPDATE SET version = excluded.version, state = excluded.state,
+        metadata = excluded.metadata, updated_at = excluded.updated_at, deleted_at = NULL`);
+    this.markDeleted = db.prepare(`UPDATE shadows SET state = '{}', metadata = '{}', deleted_at = ? WHERE thing = ? AND name = ?`);
+    this.namedPage = db.prepare(`SELECT name FROM shadows WHERE thing = ? AND name > ? AND name <> '' AND deleted_at IS NULL ORDER BY name LIMIT ?`);
+    this.listAll = db.prepare('SELECT * FROM shadows WHERE deleted_at IS NULL ORDER BY thing, name LIMIT 10000');
+    this.listThing = db.prepare('SELECT * FROM shadows WHERE thing = ? AND deleted_at IS NULL ORDER BY name');
+  }
+
+  /** The stored shadow, alive or soft-deleted; undefined when there never was one. */
+  read(thing: string, name: string): ShadowRecord | undefined {
+    const row = this.select.get(thing, name);
+    if (!row) return undefined;
+    return {
+      state: JSON.parse(row.state),
+      metadata: JSON.parse(row.metadata),
+      version: row.version,
+      timestamp: row.updated_at,
+      ...(row.deleted_at !== null ? { deletedAt: row.deleted_at } : {}),
+    };
+  }
+
+  /** Inside a group-commit write only. */
+  write(thing: string, name: string, record: ShadowRecord): void {
+    this.upsert.run({
+      thing, name, version: record.version, state: JSON.stringify(record.state),
+      metadata: JSON.stringify(record.metadata), updatedAt: record.timestamp,
+    });
+  }
+
+  /** Inside a group-commit write only. */
+  softDelete(thing: string, name: string, now: number): void {
+    this.markDeleted.run(now, thing, name);
+  }
+
+  /** Named shadows of a thing after `after`, in name order. */
+  namedAfter(thing: string, after: string, limit: number): string[] {
+    return this.namedPage.all(thing, after, limit).map((row) => row.name);
+  }
+
+  /** For the admin CLI: every live shadow (bounded), or a thing's. */
+  summaries(thing?: string): ShadowSummary[] {
+    const rows = thing === undefined ? this.listAll.all() : this.listThing.all(thing);
+    return rows.map((row) => ({ thing: row.thing, name: row.name === CLASSIC ? null : row.name, version: row.version, timestamp: row.updated_at }));
+  }
+}
