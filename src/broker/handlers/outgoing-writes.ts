@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { AedesPublishPacket, Client } from 'aedes';
 
-type Packet = { cmd: string; messageId?: number };
+type Packet = { cmd: string; messageId?: number; topic?: string; payload?: Buffer | string; qos?: number; dup?: boolean; retain?: boolean; properties?: unknown };
 type WriteToStream = (packet: Packet, stream: unknown, opts?: unknown) => boolean;
 interface Writable {
   write(chunk: Buffer): boolean;
@@ -14,6 +14,41 @@ interface Writable {
 
 const mqttPacket = createRequire(import.meta.url)('mqtt-packet') as { writeToStream: WriteToStream; generate: (packet: Packet, opts?: unknown) => Buffer };
 const writeToStream = mqttPacket.writeToStream;
+
+/**
+ * PUBLISH is most of what a broker writes: encode it into one exact-size buffer
+ * (MQTT 3.1.1 section 3.3) instead of mqtt-packet's pieces and concat. Anything
+ * else, or anything unusual, takes mqtt-packet's own encoder.
+ */
+function encode(packet: Packet, opts: unknown): Buffer {
+  const payload = packet.payload;
+  if (packet.cmd !== 'publish' || opts !== undefined || packet.properties !== undefined || typeof packet.topic !== 'string' || !Buffer.isBuffer(payload)) {
+    return mqttPacket.generate(packet, opts);
+  }
+  const qos = packet.qos ?? 0;
+  if (qos > 0 && typeof packet.messageId !== 'number') return mqttPacket.generate(packet, opts);
+  const topicLength = Buffer.byteLength(packet.topic);
+  const remaining = 2 + topicLength + (qos > 0 ? 2 : 0) + payload.length;
+  const lengthBytes = remaining < 128 ? 1 : remaining < 16384 ? 2 : remaining < 2097152 ? 3 : 4;
+  const bytes = Buffer.allocUnsafe(1 + lengthBytes + remaining);
+  bytes[0] = 0x30 | (packet.dup ? 0x08 : 0) | (qos << 1) | (packet.retain ? 0x01 : 0);
+  let offset = 1;
+  let length = remaining;
+  do {
+    const digit = length % 128;
+    length = Math.floor(length / 128);
+    bytes[offset++] = length > 0 ? digit | 0x80 : digit;
+  } while (length > 0);
+  bytes.writeUInt16BE(topicLength, offset);
+  offset += 2;
+  offset += bytes.write(packet.topic, offset, 'utf8');
+  if (qos > 0) {
+    bytes.writeUInt16BE(packet.messageId!, offset);
+    offset += 2;
+  }
+  payload.copy(bytes, offset);
+  return bytes;
+}
 
 interface Connection {
   pending: Buffer[];
@@ -48,7 +83,7 @@ export class OutgoingWrites {
         connection.heldPubacks.add(packet.messageId);
         return true;
       }
-      return this.enqueue(stream as Writable, connection, mqttPacket.generate(packet, opts));
+      return this.enqueue(stream as Writable, connection, encode(packet, opts));
     };
   }
 
