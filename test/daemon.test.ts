@@ -9,7 +9,7 @@ describe('outpostd process', () => {
       const base = `http://127.0.0.1:${daemon.port('http')}`;
       const health = await fetch(`${base}/healthz`);
       expect(health.status).toBe(200);
-      expect(await health.json()).toEqual({ status: 'ok', services: { broker: { ok: true } } });
+      expect(await health.json()).toMatchObject({ status: 'ok', services: { broker: { ok: true } } });
       const metrics = await (await fetch(`${base}/metrics`)).text();
       for (const name of ['outpost_mqtt_connections', 'outpost_mqtt_messages_received_total', 'outpost_mqtt_bytes_received',
         'outpost_mqtt_dropped_total', 'outpost_db_size_bytes', 'outpost_process_resident_memory_bytes', 'outpost_nodejs_eventloop_lag_seconds']) {

@@ -34,7 +34,7 @@ async function startDaemon() {
   const config = join(dir, 'outpost.yaml');
   // JSON is YAML: anonymous loopback clients limited to the $aws topics, free ports.
   writeFileSync(config, JSON.stringify({
-    log: { level: 'warn', format: 'json' },
+    log: { level: 'info', format: 'json' },
     mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true, anonymousPolicy: { publish: ['$aws/#'], subscribe: ['$aws/#'] } },
     http: { port: 0 },
   }));

@@ -92,10 +92,20 @@ function identifyByCertificate({ things, mqtt }: ConnectDeps, client: Client): I
 async function identifyByPassword({ things }: ConnectDeps, username: string | undefined, password: Buffer | undefined): Promise<Identity | undefined> {
   if (username === undefined && password === undefined) return undefined;
   const thing = username !== undefined && password !== undefined
-    ? await things.checkPassword(username, password.toString('utf8'))
+    ? await things.checkPassword(withoutSdkMetadata(username), password.toString('utf8'))
     : undefined;
   if (!thing) throw refuse(BAD_USERNAME_OR_PASSWORD, 'bad user name or password');
   return { thing, via: 'password' };
+}
+
+/**
+ * AWS IoT Device SDKs append `?SDK=…&Version=…&Metadata=…` to the username;
+ * AWS IoT Core ignores that query string, and so do we: the thing name is what
+ * precedes it. Thing names cannot contain '?'.
+ */
+function withoutSdkMetadata(username: string): string {
+  const query = username.indexOf('?');
+  return query === -1 ? username : username.slice(0, query);
 }
 
 function identifyAnonymous({ mqtt }: ConnectDeps): Identity {

@@ -1,0 +1,201 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDaemon } from './helpers/daemon.js';
+import { addThing, connectClient, messagesWithin, outpost, subscribeGranted } from './helpers/mqtt.js';
+import { http, ShadowMqttClient } from './helpers/shadow.js';
+
+const classic = (thing: string) => `$aws/things/${thing}/shadow`;
+const named = (thing: string, name: string) => `$aws/things/${thing}/shadow/name/${name}`;
+
+describe('shadows over MQTT, HTTP and the CLI', () => {
+  let daemon: TestDaemon;
+  let httpPort: number;
+  const clients: ShadowMqttClient[] = [];
+  const connectThing = async (thing: string, clientId: string, subscriptions: string[]) => {
+    const client = await ShadowMqttClient.connect(daemon.mqttUrl, { clientId, username: thing, password: 'pw' }, subscriptions);
+    clients.push(client);
+    return client;
+  };
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { shadows: { maxInFlightPerClient: 3 } } });
+    httpPort = daemon.port('http');
+    for (const thing of ['lamp', 'fan', 'hostile', 'crowd']) await addThing(daemon.socket, thing, 'pw');
+  });
+
+  afterAll(async () => {
+    for (const client of clients) client.end();
+    expect(await daemon.stop()).toBe(0);
+    await daemon.cleanup();
+  });
+
+  it('answers get, update and delete of a classic shadow on /accepted, echoing the clientToken', async () => {
+    const lamp = await connectThing('lamp', 'lamp', [`${classic('lamp')}/#`]);
+    const missing = await lamp.request(`${classic('lamp')}/get`, { clientToken: 'first-get' });
+    expect(missing).toMatchObject({ topic: `${classic('lamp')}/get/rejected`, body: { code: 404, message: "No shadow exists with name: 'lamp'", clientToken: 'first-get' } });
+
+    const updated = await lamp.request(`${classic('lamp')}/update`, { state: { reported: { color: 'red', on: false } } });
+    expect(updated.topic).toBe(`${classic('lamp')}/update/accepted`);
+    expect(updated.body).toMatchObject({ state: { reported: { color: 'red', on: false } }, version: 1 });
+    expect(updated.body.metadata.reported.color.timestamp).toBeTypeOf('number');
+
+    const got = await lamp.request(`${classic('lamp')}/get`, { clientToken: 'g1' });
+    expect(got.body).toMatchObject({ state: { reported: { color: 'red', on: false } }, version: 1, clientToken: 'g1' });
+
+    const deleted = await lamp.request(`${classic('lamp')}/delete`, { clientToken: 'd1' });
+    expect(deleted).toMatchObject({ topic: `${classic('lamp')}/delete/accepted`, body: { version: 1, clientToken: 'd1' } });
+    expect((await lamp.request(`${classic('lamp')}/get`)).body.code).toBe(404);
+    expect((await lamp.request(`${classic('lamp')}/delete`)).body).toMatchObject({ code: 404 });
+  });
+
+  it('continues the version of a deleted shadow when it is re-created', async () => {
+    const fan = await connectThing('fan', 'fan', [`${classic('fan')}/#`]);
+    for (let i = 1; i <= 3; i++) expect((await fan.request(`${classic('fan')}/update`, { state: { reported: { speed: i } } })).body.version).toBe(i);
+    await fan.request(`${classic('fan')}/delete`);
+    const recreated = await fan.request(`${classic('fan')}/update`, { state: { reported: { speed: 0 } } });
+    expect(recreated.body.version).toBe(4);
+    expect((await fan.request(`${classic('fan')}/get`)).body.state).toEqual({ reported: { speed: 0 } });
+  });
+
+  it('publishes /update/delta and /update/documents after an accepted update', async () => {
+    const lamp = await connectThing('lamp', 'lamp-delta', [`${named('lamp', 'config')}/#`]);
+    await lamp.request(`${named('lamp', 'config')}/update`, { state: { reported: { mode: 'eco', level: 1 } } });
+    await lamp.nextEvent(`${named('lamp', 'config')}/update/documents`);
+    const accepted = await lamp.request(`${named('lamp', 'config')}/update`, { state: { desired: { mode: 'boost', level: 1 } }, clientToken: 'dl' });
+    expect(accepted.body.version).toBe(2);
+    const delta = await lamp.nextEvent(`${named('lamp', 'config')}/update/delta`);
+    expect(delta).toMatchObject({ state: { mode: 'boost' }, version: 2, clientToken: 'dl' });
+    expect(delta.metadata.mode.timestamp).toBeTypeOf('number');
+    const documents = await lamp.nextEvent(`${named('lamp', 'config')}/update/documents`);
+    expect(documents).toMatchObject({
+      previous: { state: { reported: { mode: 'eco', level: 1 } }, version: 1 },
+      current: { state: { desired: { mode: 'boost', level: 1 }, reported: { mode: 'eco', level: 1 } }, version: 2 },
+      clientToken: 'dl',
+    });
+    const got = await lamp.request(`${named('lamp', 'config')}/get`);
+    expect(got.body.state.delta).toEqual({ mode: 'boost' });
+  });
+
+  it('rejects a stale version with 409 "Version conflict" and changes nothing', async () => {
+    const lamp = await connectThing('lamp', 'lamp-409', [`${named('lamp', 'v')}/#`]);
+    await lamp.request(`${named('lamp', 'v')}/update`, { state: { reported: { a: 1 } } });
+    const conflict = await lamp.request(`${named('lamp', 'v')}/update`, { state: { reported: { a: 2 } }, version: 5, clientToken: 'vc' });
+    expect(conflict).toMatchObject({ topic: `${named('lamp', 'v')}/update/rejected`, body: { code: 409, message: 'Version conflict', clientToken: 'vc' } });
+    expect((await lamp.request(`${named('lamp', 'v')}/update`, { state: { reported: { a: 3 } }, version: 1 })).body.version).toBe(2);
+  });
+
+  it('rejects more in-flight requests than maxInFlightPerClient from one connection with 429', async () => {
+    const crowd = await connectThing('crowd', 'crowd', [`${classic('crowd')}/#`]);
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => crowd.request(`${classic('crowd')}/update`, { state: { reported: { i } } }, 2000)
+      .catch(() => undefined)));
+    // A 429 carries no clientToken (the request was never read), so it arrives as an event.
+    const rejected = await crowd.nextEvent(`${classic('crowd')}/update/rejected`);
+    expect(rejected).toMatchObject({ code: 429, message: 'Too Many Requests' });
+    const accepted = answers.filter((answer) => answer?.outcome === 'accepted');
+    expect(accepted.length).toBeGreaterThanOrEqual(3);
+    expect(accepted.length).toBeLessThan(20);
+  });
+
+  it('applies the broker policy: a thing cannot touch or watch another thing\'s shadow', async () => {
+    const lamp = await connectThing('lamp', 'lamp-own', [`${classic('lamp')}/#`]);
+    await lamp.request(`${classic('lamp')}/update`, { state: { reported: { owner: 'lamp' } } });
+    const fan = await connectThing('fan', 'fan-intruder', []);
+    expect(await subscribeGranted(fan.client, [`${classic('lamp')}/update/accepted`])).toEqual([128]);
+    const seen = messagesWithin(lamp.client, 500);
+    await fan.client.publishAsync(`${classic('lamp')}/update`, JSON.stringify({ state: { reported: { owner: 'fan' } } }), { qos: 1 });
+    expect(await seen).toEqual([]);
+    expect((await lamp.request(`${classic('lamp')}/get`)).body.state.reported.owner).toBe('lamp');
+  });
+
+  it('rejects hostile input with the right error, changes nothing and keeps serving', async () => {
+    const topic = classic('hostile');
+    const hostile = await connectThing('hostile', 'hostile', [`${topic}/#`]);
+    await hostile.request(`${topic}/update`, { state: { reported: { safe: true } } });
+    const cases: Array<[string | Buffer, number, string]> = [
+      [Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x3a, 0x31, 0x7d]), 415, 'Unsupported documented encoding; supported encoding is UTF-8'],
+      ['{"state": {"reported": ', 400, 'Payload contains invalid json'],
+      [`{"state":{"reported":${'{"a":'.repeat(50)}1${'}'.repeat(50)}}}`, 400, 'JSON contains too many levels of nesting; maximum is 6'],
+      [`{"state":{"reported":${'['.repeat(30_000)}${']'.repeat(30_000)}}}`, 400, 'Reported node must be an object'],
+      [`{"state":{"reported":{"x":${'['.repeat(30_000)}${']'.repeat(30_000)}}}}`, 400, 'JSON contains too many levels of nesting; maximum is 6'],
+      ['{"state":{"reported":{"huge":1e999}}}', 400, 'State contains an invalid node'],
+      ['{"state":"on"}', 400, 'State node must be an object'],
+      ['{"state":{"desired":[1,2]}}', 400, 'Desired node must be an object'],
+      ['{"reported":{}}', 400, 'Missing required node: state'],
+      ['{"state":{},"version":"3"}', 400, 'Invalid version'],
+      [`{"state":{},"clientToken":"${'x'.repeat(65)}"}`, 400, 'Invalid clientToken'],
+      [JSON.stringify({ state: { reported: { blob: 'x'.repeat(9000) } } }), 413, 'The payload exceeds the maximum size allowed'],
+      [JSON.stringify({ state: { reported: { blob: 'x'.repeat(70_000) } } }), 413, 'The payload exceeds the maximum size allowed'],
+      ['[]', 400, 'Payload contains invalid json'],
+    ];
+    for (const [payload, code, message] of cases) {
+      hostile.client.publish(`${topic}/update`, payload, { qos: 1 });
+      expect(await hostile.nextEvent(`${topic}/update/rejected`)).toMatchObject({ code, message });
+    }
+    // Over 256 KiB the broker closes the connection before the body is read (mqtt.maxPacketSize).
+    const big = await connectClient(daemon.mqttUrl, { clientId: 'hostile-big', username: 'hostile', password: 'pw' });
+    const closed = new Promise<void>((resolve) => big.once('close', () => resolve()));
+    big.publish(`${topic}/update`, Buffer.alloc(1024 * 1024, 0x20), { qos: 0 });
+    await closed;
+    big.end(true);
+    const after = await hostile.request(`${topic}/get`);
+    expect(after.body).toMatchObject({ state: { reported: { safe: true } }, version: 1 });
+    const onHttp = await http(httpPort, 'POST', '/things/hostile/shadow', Buffer.alloc(1024 * 1024, 0x20));
+    expect(onHttp).toMatchObject({ status: 413, body: { code: 413, message: 'The payload exceeds the maximum size allowed' } });
+    expect((await http(httpPort, 'GET', '/things/hostile/shadow')).body.version).toBe(1);
+  });
+
+  it('serves the IoT data plane shadow routes over HTTP with AWS statuses and bodies', async () => {
+    const missing = await http(httpPort, 'GET', '/things/door/shadow');
+    expect(missing).toMatchObject({ status: 404, body: { code: 404, message: "No shadow exists with name: 'door'" } });
+    expect(missing.headers.get('x-amzn-errortype')).toBe('ResourceNotFoundException');
+
+    const updated = await http(httpPort, 'POST', '/things/door/shadow', JSON.stringify({ state: { desired: { locked: true } } }));
+    expect(updated).toMatchObject({ status: 200, body: { state: { desired: { locked: true } }, version: 1 } });
+    const got = await http(httpPort, 'GET', '/things/door/shadow');
+    expect(got.body).toMatchObject({ state: { desired: { locked: true }, delta: { locked: true } }, version: 1 });
+    expect((await http(httpPort, 'POST', '/things/door/shadow', JSON.stringify({ state: {}, version: 9 })))).toMatchObject({ status: 409, body: { code: 409, message: 'Version conflict' } });
+    expect((await http(httpPort, 'POST', '/things/door/shadow', '{oops'))).toMatchObject({ status: 400, body: { code: 400, message: 'Payload contains invalid json' } });
+    expect((await http(httpPort, 'GET', `/things/${'x'.repeat(129)}/shadow`)).status).toBe(400);
+    expect((await http(httpPort, 'GET', '/things/door/shadow?name=bad.name')).status).toBe(400);
+
+    for (const name of ['a', 'b', 'c', 'd', 'e']) {
+      expect((await http(httpPort, 'POST', `/things/door/shadow?name=${name}`, JSON.stringify({ state: { reported: { n: name } } }))).status).toBe(200);
+    }
+    expect((await http(httpPort, 'GET', '/things/door/shadow?name=c')).body.state.reported).toEqual({ n: 'c' });
+    expect((await http(httpPort, 'DELETE', '/things/door/shadow?name=e')).body).toMatchObject({ version: 1 });
+    expect((await http(httpPort, 'GET', '/things/door/shadow?name=e')).body).toEqual({ code: 404, message: "No shadow exists with name: 'e'" });
+    const page1 = await http(httpPort, 'GET', '/api/things/shadow/ListNamedShadowsForThing/door?pageSize=3');
+    expect(page1.body).toMatchObject({ results: ['a', 'b', 'c'] });
+    expect(page1.body.nextToken).toBeTypeOf('string');
+    expect(page1.body.timestamp).toBeTypeOf('number');
+    const page2 = await http(httpPort, 'GET', `/api/things/shadow/ListNamedShadowsForThing/door?pageSize=3&nextToken=${page1.body.nextToken}`);
+    expect(page2.body).toMatchObject({ results: ['d'], nextToken: null });
+    expect((await http(httpPort, 'GET', '/api/things/shadow/ListNamedShadowsForThing/door?pageSize=0')).status).toBe(400);
+    expect((await http(httpPort, 'DELETE', '/things/door/shadow')).status).toBe(200);
+    expect((await http(httpPort, 'DELETE', '/things/door/shadow')).status).toBe(404);
+  });
+
+  it('publishes HTTP updates on the bus like MQTT ones', async () => {
+    const lamp = await connectThing('lamp', 'lamp-http', [`${named('lamp', 'remote')}/update/documents`, `${named('lamp', 'remote')}/update/delta`]);
+    await http(httpPort, 'POST', '/things/lamp/shadow?name=remote', JSON.stringify({ state: { desired: { on: true } } }));
+    expect(await lamp.nextEvent(`${named('lamp', 'remote')}/update/delta`)).toMatchObject({ state: { on: true }, version: 1 });
+    expect(await lamp.nextEvent(`${named('lamp', 'remote')}/update/documents`)).toMatchObject({ current: { version: 1 } });
+  });
+
+  it('outpost shadow get/update/ls/delete, as tables and --json', async () => {
+    const update = await outpost(daemon.socket, ['shadow', 'update', 'heater', '--desired', '{"temp":21,"mode":{"eco":true}}']);
+    expect(update).toMatchObject({ code: 0, stdout: 'updated heater: version 1\n' });
+    await outpost(daemon.socket, ['shadow', 'update', 'heater', '--reported', '{"temp":19}']);
+    const table = await outpost(daemon.socket, ['shadow', 'get', 'heater']);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^version 2\nFIELD\s+DESIRED\s+REPORTED\s+DELTA\nmode\.eco\s+true\s+-\s+true\ntemp\s+21\s+19\s+21\n$/);
+    const json = JSON.parse((await outpost(daemon.socket, ['--json', 'shadow', 'get', 'heater'])).stdout);
+    expect(json.state.delta).toEqual({ temp: 21, mode: { eco: true } });
+    await outpost(daemon.socket, ['shadow', 'update', 'heater', '--name', 'schedule', '--reported', '{"at":"07:00"}']);
+    const ls = await outpost(daemon.socket, ['shadow', 'ls', 'heater']);
+    expect(ls.stdout).toMatch(/THING\s+SHADOW\s+VERSION\s+UPDATED\nheater\s+\(classic\)\s+2\s+\S+\nheater\s+schedule\s+1/);
+    const conflict = await outpost(daemon.socket, ['shadow', 'update', 'heater', '--reported', '{"temp":20}', '--if-version', '7']);
+    expect(conflict).toMatchObject({ code: 1, stderr: 'outpost: Version conflict\n' });
+    expect(await outpost(daemon.socket, ['shadow', 'delete', 'heater', '--name', 'schedule'])).toMatchObject({ code: 0, stdout: 'deleted heater (schedule) at version 1\n' });
+    expect((await outpost(daemon.socket, ['shadow', 'get', 'heater', '--name', 'schedule'])).stderr).toBe("outpost: No shadow exists with name: 'schedule'\n");
+  });
+});
