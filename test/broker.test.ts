@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { TestDaemon } from './helpers/daemon.js';
-import { RawMqtt, subscribeGranted, addThing, collectMessages, connectAndCollect, connectClient, messagesWithin, mosquittoClient } from './helpers/mqtt.js';
+import { RawMqtt, outpost, subscribeGranted, addThing, collectMessages, connectAndCollect, connectClient, messagesWithin, mosquittoClient } from './helpers/mqtt.js';
 
 describe('broker with authentication (config file: anonymous off)', () => {
   let daemon: TestDaemon;
@@ -132,6 +132,8 @@ describe('broker durability across restarts', () => {
 
     daemon = await TestDaemon.start({ config: {}, dataDir: daemon.dataDir });
     try {
+      const status = JSON.parse((await outpost(daemon.socket, ['status', '--json'])).stdout);
+      expect(status.services.broker.queued).toEqual({ sessions: 1, messages: 5 });
       const { client: back, messages } = connectAndCollect(daemon.mqttUrl, { clientId: 'dev-sub', username: 'dev', password: 'pw', clean: false }, 5);
       const queued = await messages;
       expect(queued.map((m) => m.payload)).toEqual(['0', '1', '2', '3', '4']);

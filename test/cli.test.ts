@@ -43,7 +43,7 @@ describe('outpost admin CLI', () => {
     const client = await connectClient(daemon.mqttUrl, { clientId: 'pump-7', username: 'pump-7', password: 'pw' });
     await client.subscribeAsync('things/pump-7/cmd');
     const clients = await outpost(daemon.socket, ['clients']);
-    expect(clients.stdout).toMatch(/pump-7\s+pump-7\s+password\s+127\.0\.0\.1:\d+\s+\S+\s+clean\s+things\/pump-7\/cmd/);
+    expect(clients.stdout).toMatch(/pump-7\s+pump-7\s+password\s+127\.0\.0\.1:\d+\s+\S+\s+clean\s+0\s+things\/pump-7\/cmd/);
     client.end(true);
 
     expect((await outpost(daemon.socket, ['things', 'rm', 'pump-7'])).code).toBe(0);

@@ -23,6 +23,8 @@ export interface ConnectedClient {
   since: number;
   clean: boolean;
   subscriptions: string[];
+  /** Messages stored for this session awaiting delivery or PUBACK (persistent sessions only). */
+  queued: number;
 }
 
 /** The MQTT broker: aedes with SQLite persistence, things and policies, and its listeners. */
@@ -140,6 +142,7 @@ export class BrokerService implements Service, LocalBus {
   status(): Record<string, unknown> {
     return {
       connectedClients: this.listenersSet.connections(),
+      queued: this.persistence.queuedTotals(),
       dropped: { ...this.metrics.dropped },
       refused: { ...this.metrics.refused },
     };
@@ -157,6 +160,7 @@ export class BrokerService implements Service, LocalBus {
         since: session?.since ?? 0,
         clean: client.clean,
         subscriptions: Object.keys(client.subscriptions),
+        queued: client.clean ? 0 : this.persistence.queuedMessages(client.id),
       };
     });
   }

@@ -187,6 +187,18 @@ export class SqlitePersistence {
   }
 
   // aedes checks that this is a native async function.
+  /** Messages stored for a persistent session: queued while offline or awaiting PUBACK. */
+  queuedMessages(clientId: string): number {
+    return this.queueLengths.get(clientId) ?? 0;
+  }
+
+  /** Persistent sessions with messages stored, and how many messages in all. */
+  queuedTotals(): { sessions: number; messages: number } {
+    let messages = 0;
+    for (const length of this.queueLengths.values()) messages += length;
+    return { sessions: this.queueLengths.size, messages };
+  }
+
   async setup(broker: BrokerIdentity): Promise<void> {
     this.brokerIdentity = broker;
   }

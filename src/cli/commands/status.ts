@@ -11,7 +11,7 @@ interface StatusBody {
   dataDir: string;
   config: string;
   dbSizeBytes: number;
-  services: Record<string, { ok: boolean; detail?: string; connectedClients?: number; dropped?: Record<string, number> }>;
+  services: Record<string, { ok: boolean; detail?: string; connectedClients?: number; queued?: { sessions: number; messages: number }; dropped?: Record<string, number> }>;
   listeners: Array<{ name: string; protocol: string; host: string; port: number }>;
 }
 
@@ -27,7 +27,7 @@ export function registerStatus(program: Command, cli: CliContext): void {
           `memory:    ${formatBytes(status.rssBytes)} RSS`,
           `database:  ${formatBytes(status.dbSizeBytes)} in ${status.dataDir}`,
           `config:    ${status.config}`,
-          `clients:   ${broker?.connectedClients ?? 0} connected`,
+          `clients:   ${broker?.connectedClients ?? 0} connected; ${broker?.queued?.messages ?? 0} messages queued for ${broker?.queued?.sessions ?? 0} persistent sessions`,
           '',
           formatTable(['SERVICE', 'STATE', 'DETAIL'], Object.entries(status.services).map(([name, s]) =>
             [name, s.ok ? 'ok' : 'down', s.detail ?? (s.dropped ? `dropped: ${Object.entries(s.dropped).map(([k, v]) => `${k} ${v}`).join(', ')}` : '')])),
