@@ -12,14 +12,18 @@ export function topicMatches(filter: string, topic: string): boolean {
 export function levelsMatch(filterLevels: readonly string[], topic: string): boolean {
   // MQTT-4.7.2-1: a filter starting with a wildcard does not match topics starting with '$'.
   if (topic.charCodeAt(0) === 36 && (filterLevels[0] === '+' || filterLevels[0] === '#')) return false;
-  const topicLevels = topic.split('/');
+  // Walks the topic in place rather than splitting it: this runs for every PUBLISH.
+  let start = 0;
   for (let i = 0; i < filterLevels.length; i++) {
     const level = filterLevels[i];
     if (level === '#') return true; // MQTT-4.7.1-2: also matches the parent level
-    if (i >= topicLevels.length) return false;
-    if (level !== '+' && level !== topicLevels[i]) return false;
+    if (start > topic.length) return false;
+    let end = topic.indexOf('/', start);
+    if (end === -1) end = topic.length;
+    if (level !== '+' && (level.length !== end - start || !topic.startsWith(level, start))) return false;
+    start = end + 1;
   }
-  return filterLevels.length === topicLevels.length;
+  return start > topic.length;
 }
 
 /** Is every topic that `requested` can match also matched by `allowed`? Used to authorise SUBSCRIBE filters. */
