@@ -12,6 +12,7 @@ import { HttpServer, sendJson } from './http/server.js';
 import { SystemdNotifier } from './systemd/notify.js';
 import { BrokerService } from './broker/broker-service.js';
 import { ShadowService } from './shadows/shadow-service.js';
+import { FunctionService } from './functions/function-service.js';
 import type { Listener, Service, ServiceContext } from './service.js';
 
 export const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -44,7 +45,7 @@ export class Daemon {
     const broker = new BrokerService(base);
     // Every other service (shadows, functions, objects, sync, devices) is built with this context.
     const context: ServiceContext = { ...base, bus: broker };
-    this.services = [broker, new ShadowService(context)];
+    this.services = [broker, new ShadowService(context), new FunctionService(context)];
     this.adminServer = new AdminServer(this.admin, {
       socketPath: config.admin.socket ?? join(dataDir, 'admin.sock'),
       group: config.admin.group,

@@ -6,6 +6,7 @@ import { registerStatus } from '../cli/commands/status.js';
 import { registerThings } from '../cli/commands/things.js';
 import { registerClients } from '../cli/commands/clients.js';
 import { registerShadow } from '../cli/commands/shadow.js';
+import { registerFunctions } from '../cli/commands/functions.js';
 import { VERSION } from '../daemon.js';
 
 const program = new Command('outpost')
@@ -22,6 +23,7 @@ registerStatus(program, cliContext);
 registerThings(program, cliContext);
 registerClients(program, cliContext);
 registerShadow(program, cliContext);
+registerFunctions(program, cliContext);
 
 try {
   await program.parseAsync();

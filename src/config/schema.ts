@@ -118,6 +118,17 @@ const shadowsSchema = z.strictObject({
   maxShadowNameBytes: positiveInt(64, 'bytes ≥ 1'),
 });
 
+const functionsSchema = z.strictObject({
+  /** Instances one function may run at once unless its template sets ReservedConcurrentExecutions. */
+  maxInstances: positiveInt(2, 'instance count ≥ 1'),
+  /** An instance idle this long is stopped, giving its memory back. */
+  idleTimeoutSeconds: positiveInt(300, 'seconds ≥ 1'),
+  /** Asynchronous events one function may have waiting for an instance; more are refused (429). */
+  queueLength: positiveInt(1000, 'event count ≥ 1'),
+  /** A function's log file is rotated (one old file kept) when it reaches this size. */
+  logFileBytes: positiveInt(1048576, 'bytes ≥ 1'),
+});
+
 // Sections of services still to come: accepted only empty until their issues land,
 // so a typo under them is still caught.
 const reserved = z.strictObject({}).default({});
@@ -139,7 +150,7 @@ export const configSchema = z.strictObject({
   shadows: shadowsSchema.default({}),
   cloud: reserved,
   sync: reserved,
-  functions: reserved,
+  functions: functionsSchema.default({}),
   devices: reserved,
 });
 

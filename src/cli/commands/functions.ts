@@ -1,0 +1,101 @@
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { CliError } from '../admin-client.js';
+import type { CliContext } from '../context.js';
+import { formatTable } from '../table.js';
+
+interface FunctionSummary {
+  name: string; version: number; hash: string; runtime: string; handler: string; memorySize: number; timeout: number;
+  reservedConcurrency: number | null; topics: string[]; updatedAt: number;
+}
+interface FunctionInfo extends FunctionSummary {
+  environment: Record<string, string>;
+  instances: { busy: number; idle: number; queued: number };
+  versions: Array<{ version: number; hash: string; createdAt: number }>;
+}
+interface DeployOutcome { name: string; version: number; hash: string; unchanged: boolean }
+interface InvokeResult { statusCode: number; functionError?: string; payload?: unknown }
+
+const functionPath = (name: string) => `/v1/functions/${encodeURIComponent(name)}`;
+const shortHash = (hash: string) => hash.slice(0, 12);
+
+/** `--payload JSON` or `--payload @file`. */
+function readPayload(option: string | undefined): unknown {
+  if (option === undefined) return {};
+  let text = option;
+  if (option.startsWith('@')) {
+    try {
+      text = readFileSync(option.slice(1), 'utf8');
+    } catch (error) {
+      throw new CliError(`cannot read ${option.slice(1)}: ${(error as Error).message}`);
+    }
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new CliError(`--payload is not valid JSON: ${text.slice(0, 200)}`);
+  }
+}
+
+function infoText(info: FunctionInfo): string {
+  const rows: Array<[string, string | number]> = [
+    ['name', info.name], ['version', `${info.version} ($LATEST)`], ['hash', info.hash], ['runtime', info.runtime], ['handler', info.handler],
+    ['memory', `${info.memorySize} MB`], ['timeout', `${info.timeout} s`], ['concurrency', info.reservedConcurrency ?? 'default'],
+    ['topics', info.topics.join(' ') || '-'], ['environment', Object.keys(info.environment).join(' ') || '-'],
+    ['instances', `${info.instances.busy} busy, ${info.instances.idle} idle, ${info.instances.queued} queued`],
+  ];
+  const width = Math.max(...rows.map(([key]) => key.length));
+  return rows.map(([key, value]) => `${key.padEnd(width)}  ${value}`).join('\n') + '\n\n'
+    + formatTable(['VERSION', 'HASH', 'CREATED'], info.versions.map((v) => [v.version, shortHash(v.hash), new Date(v.createdAt).toISOString()]));
+}
+
+export function registerFunctions(program: Command, cli: CliContext): void {
+  program.command('deploy <path>')
+    .description('deploy the functions of a directory with a SAM template.yaml (all or none; a failed deploy keeps the old versions)')
+    .action(async (path: string, _options, command: Command) => {
+      const body = await cli.call<{ deployed: DeployOutcome[] }>(command, 'POST', '/v1/functions', { path: resolve(path) });
+      cli.print(command, body, () => body.deployed.map((d) => d.unchanged
+        ? `${d.name}: unchanged at version ${d.version} (${shortHash(d.hash)})`
+        : `${d.name}: deployed version ${d.version} (${shortHash(d.hash)})`).join('\n'));
+    });
+
+  const functions = program.command('functions').description('deployed functions (local Lambda runtime)');
+
+  functions.command('ls')
+    .description('list functions at their $LATEST version')
+    .action(async (_options, command: Command) => {
+      const body = await cli.call<{ functions: FunctionSummary[] }>(command, 'GET', '/v1/functions');
+      cli.print(command, body, () => formatTable(['NAME', 'VERSION', 'RUNTIME', 'HANDLER', 'MEMORY', 'TIMEOUT', 'TOPICS'],
+        body.functions.map((f) => [f.name, f.version, f.runtime, f.handler, `${f.memorySize} MB`, `${f.timeout} s`, f.topics.join(' ') || '-'])));
+    });
+
+  functions.command('info <name>')
+    .description("a function's configuration, instances and versions")
+    .action(async (name: string, _options, command: Command) => {
+      const info = await cli.call<FunctionInfo>(command, 'GET', functionPath(name));
+      cli.print(command, info, () => infoText(info));
+    });
+
+  functions.command('rm <name>')
+    .description('remove a function with all its versions and logs')
+    .action(async (name: string, _options, command: Command) => {
+      const body = await cli.call(command, 'DELETE', functionPath(name));
+      cli.print(command, body, () => `removed ${name}`);
+    });
+
+  program.command('invoke <name>')
+    .description("invoke a function's $LATEST version and print its response; exits 1 when the function fails")
+    .option('--payload <json>', 'the event as JSON, or @FILE to read it from a file (default {})')
+    .option('--async', 'invocation type Event: queue it and return at once')
+    .action(async (name: string, options: { payload?: string; async?: boolean }, command: Command) => {
+      const payload = readPayload(options.payload);
+      const result = await cli.call<InvokeResult>(command, 'POST', `${functionPath(name)}/invocations`,
+        { payload, invocationType: options.async ? 'Event' : 'RequestResponse' });
+      cli.print(command, result, () => (options.async ? `queued (${result.statusCode})` : JSON.stringify(result.payload)));
+      if (result.functionError) {
+        const error = result.payload as { errorType?: string; errorMessage?: string };
+        throw new CliError(`${name} failed (${result.functionError}): ${error.errorType}: ${error.errorMessage}`);
+      }
+    });
+}

@@ -1,0 +1,65 @@
+import { AdminError, type AdminRouter } from '../admin/router.js';
+import { apiErrors, FunctionApiError } from './errors.js';
+import type { FunctionService, InvocationType } from './function-service.js';
+import type { FunctionVersion } from './store.js';
+
+/** `/v1/functions` on the admin API, for `outpost deploy`, `outpost functions` and `outpost invoke`. */
+export function registerFunctionAdminRoutes(router: AdminRouter, service: FunctionService): void {
+  router.add('GET', '/v1/functions', () => ({ body: { functions: service.list().map(summary) } }));
+
+  router.add('POST', '/v1/functions', ({ body }) => asAdminError(async () => {
+    const path = (body as { path?: unknown } | undefined)?.path;
+    if (typeof path !== 'string') throw apiErrors.invalidDeployment('expected {"path": "/absolute/directory"}');
+    return { deployed: await service.deploy(path) };
+  }));
+
+  router.add('GET', '/v1/functions/:name', ({ params }) => asAdminError(async () => {
+    const { latest, versions, instances } = service.info(params.name);
+    return {
+      ...summary(latest),
+      environment: latest.spec.environment,
+      instances,
+      versions: versions.map(({ version, hash, createdAt }) => ({ version, hash, createdAt })),
+    };
+  }));
+
+  router.add('DELETE', '/v1/functions/:name', ({ params }) => asAdminError(async () => {
+    await service.remove(params.name);
+    return { removed: params.name };
+  }));
+
+  // The Invoke API's shape: status 200 (or 202 for Event), X-Amz-Function-Error as functionError.
+  router.add('POST', '/v1/functions/:name/invocations', ({ params, body }) => asAdminError(async () => {
+    const request = (body ?? {}) as { payload?: unknown; invocationType?: unknown };
+    const type = request.invocationType ?? 'RequestResponse';
+    if (type !== 'RequestResponse' && type !== 'Event') throw new FunctionApiError(400, 'InvalidParameterValueException', 'invocationType: expected "RequestResponse" or "Event"');
+    const event = JSON.stringify(request.payload ?? {});
+    const result = await service.invoke(params.name, { event }, type as InvocationType);
+    if (!result) return { statusCode: 202 };
+    return {
+      statusCode: 200,
+      executedVersion: result.executedVersion,
+      requestId: result.requestId,
+      ...(result.functionError ? { functionError: result.functionError } : {}),
+      payload: JSON.parse(result.payload) as unknown,
+    };
+  }));
+}
+
+function summary(version: FunctionVersion): Record<string, unknown> {
+  const { spec } = version;
+  return {
+    name: version.name, version: version.version, hash: version.hash, runtime: spec.runtime, handler: spec.handler,
+    memorySize: spec.memorySize, timeout: spec.timeout, reservedConcurrency: spec.reservedConcurrency ?? null,
+    topics: spec.topics, updatedAt: version.createdAt,
+  };
+}
+
+async function asAdminError(action: () => Promise<unknown>): Promise<{ body: unknown }> {
+  try {
+    return { body: await action() };
+  } catch (error) {
+    if (error instanceof FunctionApiError) throw new AdminError(error.status, `${error.type}: ${error.message}`);
+    throw error;
+  }
+}

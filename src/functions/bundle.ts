@@ -1,0 +1,79 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { apiErrors } from './errors.js';
+import type { FunctionSpec } from './template.js';
+
+// AWS's limit for a function's unzipped code; the file count bounds the walk.
+const MAX_CODE_BYTES = 262_144_000;
+const MAX_FILES = 10_000;
+
+export interface StagedCode {
+  hash: string;
+  /** `<dataDir>/functions/<name>/<hash>`: the version's code, never changed once there. */
+  dir: string;
+  /** True when this deploy created `dir`, so a failed deploy removes it again. */
+  created: boolean;
+}
+
+export function functionRoot(dataDir: string, name: string): string {
+  return join(dataDir, 'functions', name);
+}
+
+/**
+ * Copies a function's code into a staging directory while hashing it together with its
+ * configuration, then renames it to the hash: a version's directory appears whole or not at all.
+ */
+export async function stageCode(spec: FunctionSpec, codeDir: string, dataDir: string): Promise<StagedCode> {
+  const root = functionRoot(dataDir, spec.name);
+  const staging = join(root, `.staging-${randomBytes(6).toString('hex')}`);
+  await mkdir(staging, { recursive: true, mode: 0o750 });
+  try {
+    const hash = createHash('sha256').update(JSON.stringify(spec));
+    const files = await listFiles(codeDir);
+    let total = 0;
+    for (const file of files) {
+      const content = await readFile(join(codeDir, file));
+      total += content.length;
+      if (total > MAX_CODE_BYTES) throw apiErrors.invalidDeployment(`${spec.name}: code is larger than ${MAX_CODE_BYTES} bytes`);
+      hash.update(`${file}\0${content.length}\0`).update(content);
+      await mkdir(join(staging, file, '..'), { recursive: true });
+      await writeFile(join(staging, file), content);
+    }
+    const digest = hash.digest('hex');
+    const dir = join(root, digest);
+    if (existsSync(dir)) {
+      await rm(staging, { recursive: true, force: true });
+      return { hash: digest, dir, created: false };
+    }
+    await rename(staging, dir);
+    return { hash: digest, dir, created: true };
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Regular files under `dir`, relative and sorted so the hash does not depend on directory order. */
+async function listFiles(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  const pending = [dir];
+  while (pending.length > 0) {
+    const current = pending.pop()!;
+    for (const entry of await readdir(current, { withFileTypes: true })) {
+      const path = join(current, entry.name);
+      // Symbolic links are left out: they could point outside the package (node_modules/.bin ones are not needed to run).
+      if (entry.isDirectory()) pending.push(path);
+      else if (entry.isFile()) found.push(relative(dir, path));
+      if (found.length > MAX_FILES) throw apiErrors.invalidDeployment(`${dir}: more than ${MAX_FILES} files`);
+    }
+  }
+  return found.sort();
+}
+
+/** The code directory a template names, which must be a directory. */
+export async function checkCodeDir(codeDir: string, name: string): Promise<void> {
+  const stat = await lstat(codeDir).catch(() => undefined);
+  if (!stat?.isDirectory()) throw apiErrors.invalidDeployment(`${name}.CodeUri: ${codeDir} is not a directory`);
+}

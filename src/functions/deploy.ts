@@ -1,0 +1,90 @@
+import { lstat, readFile, rm } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { GroupCommit } from '../store/group-commit.js';
+import { checkCodeDir, stageCode, type StagedCode } from './bundle.js';
+import { apiErrors } from './errors.js';
+import { InitError } from './runtime/node-worker.js';
+import type { FunctionStore, FunctionVersion } from './store.js';
+import { parseTemplate, type FunctionSpec } from './template.js';
+
+export interface DeployOutcome {
+  name: string;
+  version: number;
+  hash: string;
+  /** The same code and configuration as `$LATEST`: no new version. */
+  unchanged: boolean;
+}
+
+export interface DeploySteps {
+  dataDir: string;
+  functions: FunctionStore;
+  commit: GroupCommit;
+  /** Loads a version's handler without giving it traffic; rejects with an InitError. */
+  check: (version: FunctionVersion) => Promise<void>;
+}
+
+interface Candidate {
+  spec: FunctionSpec;
+  staged: StagedCode;
+}
+
+/**
+ * Deploys every function of a directory's template.yaml, all or none: parse and validate, stage
+ * each function's code under its content hash, load each changed handler in a fresh environment,
+ * and only then record the new versions in one commit. Any failure removes what was staged and
+ * leaves every function on the version it had.
+ */
+export async function deployDirectory(path: string, steps: DeploySteps): Promise<{ outcomes: DeployOutcome[]; versions: FunctionVersion[] }> {
+  const specs = await readTemplate(path);
+  const candidates: Candidate[] = [];
+  try {
+    for (const spec of specs) {
+      const codeDir = resolve(path, spec.codeUri);
+      await checkCodeDir(codeDir, spec.name);
+      candidates.push({ spec, staged: await stageCode(spec, codeDir, steps.dataDir) });
+    }
+    const changed = candidates.filter(({ spec, staged }) => steps.functions.latest(spec.name)?.hash !== staged.hash);
+    for (const candidate of changed) await checkCandidate(candidate, steps);
+    const now = Date.now();
+    const numbers = await steps.commit.run(() => changed.map(({ spec, staged }) => steps.functions.addVersion(spec, staged.hash, now)));
+    const versions = changed.map(({ spec, staged }, i) => ({ name: spec.name, version: numbers[i], hash: staged.hash, spec, createdAt: now }));
+    const outcomes = candidates.map(({ spec, staged }) => {
+      const added = versions.find((version) => version.name === spec.name);
+      return { name: spec.name, version: added?.version ?? steps.functions.latest(spec.name)!.version, hash: staged.hash, unchanged: !added };
+    });
+    return { outcomes, versions };
+  } catch (error) {
+    await Promise.all(candidates.filter(({ staged }) => staged.created).map(({ staged }) => rm(staged.dir, { recursive: true, force: true })));
+    throw error;
+  }
+}
+
+/** `path` is a directory holding template.yaml (or .yml); zip packages come later. */
+async function readTemplate(path: string): Promise<FunctionSpec[]> {
+  if (!isAbsolute(path)) throw apiErrors.invalidDeployment(`${path}: expected an absolute path`);
+  if (path.endsWith('.zip')) throw apiErrors.invalidDeployment(`${path}: .zip packages are not supported yet; deploy the unpacked directory`);
+  const stat = await lstat(path).catch(() => undefined);
+  if (!stat?.isDirectory()) throw apiErrors.invalidDeployment(`${path}: not a directory the daemon can read`);
+  for (const name of ['template.yaml', 'template.yml']) {
+    const file = join(path, name);
+    const source = await readFile(file, 'utf8').catch(() => undefined);
+    if (source === undefined) continue;
+    const specs = parseTemplate(source, name);
+    const names = specs.map((spec) => spec.name);
+    const duplicate = names.find((name, i) => names.indexOf(name) !== i);
+    if (duplicate) throw apiErrors.invalidDeployment(`${name}: function ${duplicate} is defined twice`);
+    return specs;
+  }
+  throw apiErrors.invalidDeployment(`${path}: no template.yaml`);
+}
+
+async function checkCandidate({ spec, staged }: Candidate, steps: DeploySteps): Promise<void> {
+  try {
+    await steps.check({ name: spec.name, version: 0, hash: staged.hash, spec, createdAt: Date.now() });
+  } catch (error) {
+    if (!(error instanceof InitError)) throw error;
+    const previous = steps.functions.latest(spec.name);
+    const kept = previous ? `version ${previous.version} keeps running` : 'nothing was deployed';
+    throw apiErrors.invalidDeployment(`${spec.name}: the handler does not load (${kept}): ${error.message}`);
+  }
+}

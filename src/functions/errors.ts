@@ -1,0 +1,53 @@
+/**
+ * Errors of the Lambda Invoke API that refuse a request (the function never ran), with the
+ * HTTP status and exception name AWS uses, so `outpost` and the admin API read like `aws lambda`.
+ */
+export class FunctionApiError extends Error {
+  constructor(readonly status: number, readonly type: string, message: string) {
+    super(message);
+    this.name = 'FunctionApiError';
+  }
+}
+
+export const apiErrors = {
+  notFound: (name: string) => new FunctionApiError(404, 'ResourceNotFoundException', `Function not found: ${name}`),
+  // AWS answers a throttled synchronous invoke with this exception and message.
+  tooManyRequests: () => new FunctionApiError(429, 'TooManyRequestsException', 'Rate Exceeded.'),
+  payloadTooLarge: (limit: number) => new FunctionApiError(413, 'RequestTooLargeException', `Request must be smaller than ${limit} bytes for the InvokeFunction operation`),
+  invalidPayload: () => new FunctionApiError(400, 'InvalidRequestContentException', 'Could not parse request body into json'),
+  invalidDeployment: (message: string) => new FunctionApiError(400, 'InvalidParameterValueException', message),
+  stopping: () => new FunctionApiError(503, 'ServiceException', 'Outpost is stopping'),
+};
+
+/** What a failed invocation returns as its payload: the Node.js runtime's `{errorType, errorMessage, trace}`. */
+export interface LambdaErrorPayload {
+  errorType: string;
+  errorMessage: string;
+  trace?: string[];
+}
+
+/** Failures the runtime reports itself (the handler did not get to answer), worded as AWS words them. */
+export const runtimeErrors = {
+  timedOut: (requestId: string, timeoutSeconds: number): LambdaErrorPayload => ({
+    errorType: 'Sandbox.Timedout',
+    errorMessage: `RequestId: ${requestId} Error: Task timed out after ${timeoutSeconds.toFixed(2)} seconds`,
+  }),
+  initTimedOut: (seconds: number): LambdaErrorPayload => ({
+    errorType: 'Sandbox.Timedout',
+    errorMessage: `Error: Init phase timed out after ${seconds.toFixed(2)} seconds`,
+  }),
+  exited: (requestId: string, code: number): LambdaErrorPayload => ({
+    errorType: 'Runtime.ExitError',
+    errorMessage: code === 0
+      ? `RequestId: ${requestId} Error: Runtime exited without providing a reason`
+      : `RequestId: ${requestId} Error: Runtime exited with error: exit status ${code}`,
+  }),
+  outOfMemory: (requestId: string): LambdaErrorPayload => ({
+    errorType: 'Runtime.OutOfMemory',
+    errorMessage: `RequestId: ${requestId} Error: Runtime exited with error: signal: killed`,
+  }),
+  responseTooLarge: (size: number, limit: number): LambdaErrorPayload => ({
+    errorType: 'Function.ResponseSizeTooLarge',
+    errorMessage: `Response payload size (${size} bytes) exceeded maximum allowed payload size (${limit} bytes).`,
+  }),
+};

@@ -1,0 +1,231 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { apiErrors, runtimeErrors } from '../errors.js';
+import type { RotatingLog } from '../logs.js';
+import type { FunctionVersion } from '../store.js';
+import { InitError, NodeWorkerInstance, type InvokeOutcome } from './node-worker.js';
+import type { InvokeMessage } from './protocol.js';
+
+// Lambda's limit on a synchronous response.
+const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
+// There is no AWS account or region on a gateway; ARNs and AWS_REGION say so.
+export const REGION = 'local';
+const ACCOUNT = '000000000000';
+const VERSION = '$LATEST';
+const RUNTIME_DIR = fileURLToPath(new URL('.', import.meta.url));
+
+export interface PoolLimits {
+  maxInstances: number;
+  idleTimeoutMs: number;
+  queueLength: number;
+}
+
+export interface Invocation {
+  event: string;
+  clientContext?: unknown;
+}
+
+export interface InvokeResult {
+  requestId: string;
+  executedVersion: string;
+  /** The handler's JSON response, or the error document. */
+  payload: string;
+  /** "Unhandled" when the payload is an error, as the Invoke API's X-Amz-Function-Error. */
+  functionError?: 'Unhandled';
+}
+
+interface IdleInstance {
+  instance: NodeWorkerInstance;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * The execution environments of one function version: at most `limit` invocations at once,
+ * warm instances reused and stopped after `idleTimeoutMs`. A synchronous invoke beyond the
+ * limit is refused (429); an asynchronous one waits in a bounded queue.
+ */
+export class FunctionPool {
+  readonly limit: number;
+  private readonly idle: IdleInstance[] = [];
+  private queue: Invocation[] = [];
+  private busy = 0;
+  private retired = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    readonly version: FunctionVersion,
+    private readonly codeDir: string,
+    private readonly limits: PoolLimits,
+    private readonly output: RotatingLog,
+    private readonly log: Logger,
+  ) {
+    this.limit = version.spec.reservedConcurrency ?? limits.maxInstances;
+  }
+
+  get stats(): { busy: number; idle: number; queued: number } {
+    return { busy: this.busy, idle: this.idle.length, queued: this.queue.length };
+  }
+
+  /** RequestResponse: runs now or is refused with TooManyRequestsException. */
+  invoke(invocation: Invocation): Promise<InvokeResult> {
+    if (this.retired) throw apiErrors.stopping();
+    if (this.busy >= this.limit) throw apiErrors.tooManyRequests();
+    return this.run(invocation);
+  }
+
+  /** Event: runs when an instance is free; refused only when the queue is full. */
+  enqueue(invocation: Invocation): void {
+    if (this.retired) throw apiErrors.stopping();
+    if (this.queue.length >= this.limits.queueLength) throw apiErrors.tooManyRequests();
+    this.queue.push(invocation);
+    this.next();
+  }
+
+  /** Starts one environment and stops it again: proves the handler loads before a deploy takes traffic. */
+  async check(): Promise<void> {
+    (await this.startInstance()).terminate();
+  }
+
+  /** Stops taking work; idle instances stop now, busy ones when they finish. Returns the events still waiting. */
+  retire(): Invocation[] {
+    this.retired = true;
+    for (const { instance, timer } of this.idle.splice(0)) {
+      clearTimeout(timer);
+      instance.terminate();
+    }
+    const waiting = this.queue;
+    this.queue = [];
+    return waiting;
+  }
+
+  /** Resolves when no invocation is running (bounded by the caller). */
+  drained(): Promise<void> {
+    if (this.busy === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private next(): void {
+    while (!this.retired && this.queue.length > 0 && this.busy < this.limit) {
+      const invocation = this.queue.shift()!;
+      void this.run(invocation).then((result) => {
+        if (result.functionError) this.log.warn({ function: this.version.name, requestId: result.requestId, error: result.payload }, 'asynchronous invocation failed');
+      });
+    }
+  }
+
+  private async run(invocation: Invocation): Promise<InvokeResult> {
+    this.busy++;
+    const requestId = randomUUID();
+    const started = performance.now();
+    this.output.write(`START RequestId: ${requestId} Version: ${VERSION}\n`);
+    let outcome: InvokeOutcome;
+    let initMs: number | undefined;
+    try {
+      const warm = this.idle.pop();
+      if (warm) clearTimeout(warm.timer);
+      const instance = warm?.instance ?? await this.startInstance().finally(() => { initMs = performance.now() - started; });
+      outcome = await instance.invoke(this.message(requestId, invocation, instance.logStreamName), this.version.spec.timeout);
+      const size = outcome.ok ? Buffer.byteLength(outcome.payload) : 0;
+      if (size > MAX_RESPONSE_BYTES) outcome = { ok: false, error: runtimeErrors.responseTooLarge(size, MAX_RESPONSE_BYTES) };
+      this.release(instance);
+    } catch (error) {
+      if (!(error instanceof InitError)) throw error;
+      outcome = { ok: false, error: error.payload };
+    } finally {
+      this.busy--;
+      if (this.busy === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+    }
+    this.report(requestId, started, initMs, outcome);
+    this.next();
+    return outcome.ok
+      ? { requestId, executedVersion: VERSION, payload: outcome.payload }
+      : { requestId, executedVersion: VERSION, payload: JSON.stringify(outcome.error), functionError: 'Unhandled' };
+  }
+
+  /** A live instance goes back to the idle list (stopped after the idle timeout); a dead one is dropped. */
+  private release(instance: NodeWorkerInstance): void {
+    if (!instance.alive) return;
+    if (this.retired) return instance.terminate();
+    const entry: IdleInstance = {
+      instance,
+      timer: setTimeout(() => {
+        const index = this.idle.indexOf(entry);
+        if (index >= 0) this.idle.splice(index, 1);
+        instance.terminate();
+      }, this.limits.idleTimeoutMs).unref(),
+    };
+    this.idle.push(entry);
+  }
+
+  private startInstance(): Promise<NodeWorkerInstance> {
+    const { spec } = this.version;
+    const logStreamName = this.logStreamName();
+    return NodeWorkerInstance.start({
+      init: { taskRoot: this.codeDir, handler: spec.handler },
+      logStreamName,
+      env: this.environment(logStreamName),
+      memorySizeMb: spec.memorySize,
+      log: this.output,
+    });
+  }
+
+  /** The variables Lambda sets, over the template's; nothing of the daemon's own environment but PATH. */
+  private environment(logStreamName: string): Record<string, string> {
+    const { spec } = this.version;
+    return {
+      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      LANG: 'en_US.UTF-8',
+      ...spec.environment,
+      AWS_REGION: REGION,
+      AWS_DEFAULT_REGION: REGION,
+      AWS_EXECUTION_ENV: `AWS_Lambda_${spec.runtime}`,
+      AWS_LAMBDA_FUNCTION_NAME: spec.name,
+      AWS_LAMBDA_FUNCTION_VERSION: VERSION,
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(spec.memorySize),
+      AWS_LAMBDA_LOG_GROUP_NAME: this.logGroupName(),
+      AWS_LAMBDA_LOG_STREAM_NAME: logStreamName,
+      AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
+      LAMBDA_TASK_ROOT: this.codeDir,
+      LAMBDA_RUNTIME_DIR: RUNTIME_DIR,
+      _HANDLER: spec.handler,
+    };
+  }
+
+  private message(requestId: string, invocation: Invocation, logStreamName: string): InvokeMessage {
+    const { spec } = this.version;
+    return {
+      type: 'invoke',
+      requestId,
+      event: invocation.event,
+      deadline: Date.now() + spec.timeout * 1000,
+      context: {
+        functionName: spec.name,
+        functionVersion: VERSION,
+        invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${spec.name}`,
+        memoryLimitInMB: String(spec.memorySize),
+        logGroupName: this.logGroupName(),
+        logStreamName,
+        ...(invocation.clientContext !== undefined ? { clientContext: invocation.clientContext } : {}),
+      },
+    };
+  }
+
+  private logGroupName(): string {
+    return `/aws/lambda/${this.version.spec.name}`;
+  }
+
+  /** Lambda's form: `YYYY/MM/DD/[VERSION]` and a random id. */
+  private logStreamName(): string {
+    return `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[${VERSION}]${randomBytes(16).toString('hex')}`;
+  }
+
+  /** END and REPORT as Lambda writes them, after an error line when the invocation failed. */
+  private report(requestId: string, started: number, initMs: number | undefined, outcome: InvokeOutcome): void {
+    const duration = performance.now() - started - (initMs ?? 0);
+    if (!outcome.ok) this.output.write(`${new Date().toISOString()}\t${requestId}\tERROR\tInvoke Error \t${JSON.stringify(outcome.error)}\n`);
+    this.output.write(`END RequestId: ${requestId}\nREPORT RequestId: ${requestId}\tDuration: ${duration.toFixed(2)} ms\t`
+      + `Billed Duration: ${Math.ceil(duration)} ms\tMemory Size: ${this.version.spec.memorySize} MB`
+      + `${initMs !== undefined ? `\tInit Duration: ${initMs.toFixed(2)} ms` : ''}\n`);
+  }
+}

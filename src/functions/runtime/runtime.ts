@@ -1,0 +1,86 @@
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { functionRoot } from '../bundle.js';
+import { RotatingLog } from '../logs.js';
+import type { FunctionVersion } from '../store.js';
+import { FunctionPool, type Invocation, type InvokeResult, type PoolLimits } from './pool.js';
+
+export interface RuntimeLimits extends PoolLimits {
+  logFileBytes: number;
+}
+
+/**
+ * The running side of the functions service, loaded on the first deploy or invoke: one pool of
+ * execution environments per function, for the version `$LATEST` points at, and one log file each.
+ */
+export class FunctionRuntime {
+  private readonly pools = new Map<string, FunctionPool>();
+  private readonly outputs = new Map<string, RotatingLog>();
+
+  constructor(private readonly dataDir: string, private readonly limits: RuntimeLimits, private readonly log: Logger) {}
+
+  /** Loads the version's handler in a fresh environment without giving it traffic; rejects with the init error. */
+  check(version: FunctionVersion): Promise<void> {
+    return this.newPool(version).check();
+  }
+
+  invoke(version: FunctionVersion, invocation: Invocation): Promise<InvokeResult> {
+    return this.poolFor(version).invoke(invocation);
+  }
+
+  enqueue(version: FunctionVersion, invocation: Invocation): void {
+    this.poolFor(version).enqueue(invocation);
+  }
+
+  stats(name: string): { busy: number; idle: number; queued: number } {
+    return this.pools.get(name)?.stats ?? { busy: 0, idle: 0, queued: 0 };
+  }
+
+  /** A removed function: its environments stop (running invocations finish), its log is closed. */
+  remove(name: string): void {
+    this.pools.get(name)?.retire();
+    this.pools.delete(name);
+    this.outputs.get(name)?.end();
+    this.outputs.delete(name);
+  }
+
+  /** Stops every pool; running invocations get up to `graceMs` to finish before their workers go. */
+  async stop(graceMs: number): Promise<void> {
+    const pools = [...this.pools.values()];
+    for (const pool of pools) pool.retire();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(pools.map((pool) => pool.drained())),
+      new Promise((resolve) => { timer = setTimeout(resolve, graceMs); }),
+    ]);
+    clearTimeout(timer);
+    this.pools.clear();
+    await Promise.all([...this.outputs.values()].map((output) => new Promise((resolve) => output.end(resolve))));
+    this.outputs.clear();
+  }
+
+  /** The pool of the given version; a newer version replaces the old pool and takes over its waiting events. */
+  private poolFor(version: FunctionVersion): FunctionPool {
+    const current = this.pools.get(version.name);
+    if (current?.version.version === version.version) return current;
+    const pool = this.newPool(version);
+    this.pools.set(version.name, pool);
+    for (const waiting of current?.retire() ?? []) pool.enqueue(waiting);
+    return pool;
+  }
+
+  private newPool(version: FunctionVersion): FunctionPool {
+    const codeDir = join(functionRoot(this.dataDir, version.name), version.hash);
+    return new FunctionPool(version, codeDir, this.limits, this.output(version.name), this.log);
+  }
+
+  private output(name: string): RotatingLog {
+    let output = this.outputs.get(name);
+    if (!output) {
+      output = new RotatingLog(join(functionRoot(this.dataDir, name), 'logs', 'function.log'), this.limits.logFileBytes);
+      output.on('error', (error) => this.log.warn({ err: error, function: name }, 'cannot write the function log'));
+      this.outputs.set(name, output);
+    }
+    return output;
+  }
+}

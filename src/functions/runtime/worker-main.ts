@@ -1,0 +1,135 @@
+// Runs inside a worker thread: loads one function's handler and serves invocations one at a time,
+// with the handler contract of AWS Lambda's Node.js runtime. Imported only by the worker itself.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { format, types } from 'node:util';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { LambdaErrorPayload } from '../errors.js';
+import type { InvokeMessage, WorkerInit, WorkerMessage } from './protocol.js';
+
+type Handler = (event: unknown, context: unknown, callback: (error?: unknown, result?: unknown) => void) => unknown;
+
+const port = parentPort!;
+const init = workerData as WorkerInit;
+let currentRequestId: string | undefined;
+
+const post = (message: WorkerMessage) => port.postMessage(message);
+
+/** The Node.js runtime's error shape: name, message and stack lines for errors; typeof and text otherwise. */
+function toErrorPayload(error: unknown): LambdaErrorPayload {
+  try {
+    if (types.isNativeError(error) || (error instanceof Object && 'message' in error && 'name' in error)) {
+      const e = error as Error;
+      return { errorType: String(e.name), errorMessage: String(e.message), trace: String(e.stack ?? '').split('\n') };
+    }
+    return { errorType: typeof error, errorMessage: String(error), trace: [] };
+  } catch {
+    return { errorType: 'handled', errorMessage: 'callback called with Error argument, but there was a problem while retrieving one or more of its message, name, and stack' };
+  }
+}
+
+/** console.* as Lambda writes it: `timestamp<TAB>requestId<TAB>LEVEL<TAB>message`, into the function's log. */
+function patchConsole(): void {
+  const levels = { log: 'INFO', info: 'INFO', warn: 'WARN', error: 'ERROR', debug: 'DEBUG', trace: 'TRACE' } as const;
+  for (const [method, level] of Object.entries(levels)) {
+    (console as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      const line = format(...args).replaceAll('\n', '\r');
+      process.stdout.write(`${new Date().toISOString()}\t${currentRequestId ?? 'undefined'}\t${level}\t${line}\n`);
+    };
+  }
+}
+
+/** `index.handler` → file `index.{js,mjs,cjs}` in the task root, export `handler` (dots after the module name nest). */
+async function loadHandler(): Promise<Handler> {
+  const slash = init.handler.lastIndexOf('/');
+  const dot = init.handler.indexOf('.', slash + 1);
+  if (dot < 0) throw Object.assign(new Error(`Bad handler ${init.handler}`), { name: 'Runtime.MalformedHandlerName' });
+  const modulePath = init.handler.slice(0, dot);
+  const file = ['.js', '.mjs', '.cjs'].map((ext) => join(init.taskRoot, modulePath + ext)).find((candidate) => existsSync(candidate));
+  if (!file) throw Object.assign(new Error(`Error: Cannot find module '${modulePath}'`), { name: 'Runtime.ImportModuleError' });
+  let namespace: Record<string, unknown>;
+  try {
+    // import() loads ESM and CommonJS alike; a CJS module's exports are also its default export.
+    namespace = await import(pathToFileURL(file).href) as Record<string, unknown>;
+  } catch (error) {
+    if (error instanceof SyntaxError) throw Object.assign(new Error(`${error.name}: ${error.message}`), { name: 'Runtime.UserCodeSyntaxError', stack: error.stack });
+    throw error;
+  }
+  const path = init.handler.slice(dot + 1).split('.');
+  const found = resolvePath(namespace, path) ?? resolvePath(namespace.default, path);
+  if (typeof found !== 'function') throw Object.assign(new Error(`${init.handler} is undefined or not exported`), { name: 'Runtime.HandlerNotFound' });
+  return found as Handler;
+}
+
+function resolvePath(root: unknown, path: string[]): unknown {
+  let value = root;
+  for (const key of path) value = value == null ? undefined : (value as Record<string, unknown>)[key];
+  return value;
+}
+
+/**
+ * Runs the handler the way Lambda does: the first of a returned promise, the callback, or
+ * context.succeed/fail/done settles the invocation; later ones are ignored.
+ */
+function runHandler(handler: Handler, message: InvokeMessage): Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const succeed = (value: unknown) => { if (!settled) { settled = true; resolve({ ok: true, value }); } };
+    const fail = (error: unknown) => { if (!settled) { settled = true; resolve({ ok: false, error }); } };
+    const done = (error?: unknown, value?: unknown) => (error != null ? fail(error) : succeed(value));
+    const context = {
+      // Worker threads cannot see their own event loop drain: a callback answers at once, as if this were false.
+      callbackWaitsForEmptyEventLoop: true,
+      ...message.context,
+      awsRequestId: message.requestId,
+      identity: undefined,
+      getRemainingTimeInMillis: () => Math.max(0, message.deadline - Date.now()),
+      succeed, fail, done,
+    };
+    try {
+      const returned = handler(JSON.parse(message.event), context, done);
+      if (returned && typeof (returned as Promise<unknown>).then === 'function') (returned as Promise<unknown>).then(succeed, fail);
+    } catch (error) {
+      fail(error);
+    }
+  });
+}
+
+async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
+  currentRequestId = message.requestId;
+  const outcome = await runHandler(handler, message);
+  if (!outcome.ok) {
+    post({ type: 'error', requestId: message.requestId, error: toErrorPayload(outcome.error) });
+    return;
+  }
+  let payload: string;
+  try {
+    // Lambda answers `undefined` with null.
+    payload = JSON.stringify(outcome.value) ?? 'null';
+  } catch (error) {
+    post({ type: 'error', requestId: message.requestId, error: { errorType: 'Runtime.MalformedHandlerResponse', errorMessage: `Unable to stringify response body: ${(error as Error).message}` } });
+    return;
+  }
+  post({ type: 'result', requestId: message.requestId, payload });
+}
+
+// An error nobody awaits ends the environment, as on Lambda; the parent answers the invocation with it.
+process.on('uncaughtException', (error) => {
+  post({ type: 'fatal', error: toErrorPayload(error) });
+  process.exit(129);
+});
+process.on('unhandledRejection', (reason) => {
+  const { errorMessage, trace } = toErrorPayload(reason);
+  post({ type: 'fatal', error: { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: `${types.isNativeError(reason) ? `${reason.name}: ` : ''}${errorMessage}`, trace } });
+  process.exit(128);
+});
+
+patchConsole();
+try {
+  const handler = await loadHandler();
+  port.on('message', (message: InvokeMessage) => void serve(handler, message));
+  post({ type: 'ready' });
+} catch (error) {
+  post({ type: 'init-error', error: toErrorPayload(error) });
+}

@@ -1,0 +1,92 @@
+import type Database from 'better-sqlite3';
+import type { Migrations, Store } from '../store/store.js';
+import type { FunctionSpec } from './template.js';
+
+/**
+ * A function has numbered, immutable versions; each is a content hash (code and configuration)
+ * whose files live in `<dataDir>/functions/<name>/<hash>/`. `$LATEST` is the function's `latest`.
+ */
+export const functionMigrations: Migrations = [
+  `CREATE TABLE functions (
+    name TEXT PRIMARY KEY,
+    latest INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE function_versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (name, version)
+  ) WITHOUT ROWID`,
+];
+
+export interface FunctionVersion {
+  name: string;
+  version: number;
+  hash: string;
+  spec: FunctionSpec;
+  createdAt: number;
+}
+
+interface VersionRow { name: string; version: number; hash: string; spec: string; created_at: number }
+
+/** Prepared statements over the functions tables. Reads run directly; writes only inside group commit. */
+export class FunctionStore {
+  private readonly selectLatest: Database.Statement<[string], VersionRow>;
+  private readonly selectAllLatest: Database.Statement<[], VersionRow>;
+  private readonly selectVersions: Database.Statement<[string], VersionRow>;
+  private readonly insertVersion: Database.Statement;
+  private readonly upsertFunction: Database.Statement;
+  private readonly deleteFunction: Database.Statement;
+  private readonly deleteVersions: Database.Statement;
+
+  constructor(store: Store) {
+    store.migrate('functions', functionMigrations);
+    const db = store.db;
+    const latestJoin = 'SELECT v.* FROM functions f JOIN function_versions v ON v.name = f.name AND v.version = f.latest';
+    this.selectLatest = db.prepare(`${latestJoin} WHERE f.name = ?`);
+    this.selectAllLatest = db.prepare(`${latestJoin} ORDER BY f.name`);
+    this.selectVersions = db.prepare('SELECT * FROM function_versions WHERE name = ? ORDER BY version');
+    this.insertVersion = db.prepare(`INSERT INTO function_versions (name, version, hash, spec, created_at)
+      VALUES (@name, (SELECT COALESCE(MAX(version), 0) + 1 FROM function_versions WHERE name = @name), @hash, @spec, @now)
+      RETURNING version`);
+    this.upsertFunction = db.prepare(`INSERT INTO functions (name, latest, created_at, updated_at) VALUES (@name, @version, @now, @now)
+      ON CONFLICT (name) DO UPDATE SET latest = excluded.latest, updated_at = excluded.updated_at`);
+    this.deleteFunction = db.prepare('DELETE FROM functions WHERE name = ?');
+    this.deleteVersions = db.prepare('DELETE FROM function_versions WHERE name = ?');
+  }
+
+  /** The version `$LATEST` points at. */
+  latest(name: string): FunctionVersion | undefined {
+    const row = this.selectLatest.get(name);
+    return row && toVersion(row);
+  }
+
+  allLatest(): FunctionVersion[] {
+    return this.selectAllLatest.all().map(toVersion);
+  }
+
+  versions(name: string): FunctionVersion[] {
+    return this.selectVersions.all(name).map(toVersion);
+  }
+
+  /** Inside a group-commit write only: records a new version and points `$LATEST` at it. */
+  addVersion(spec: FunctionSpec, hash: string, now: number): number {
+    const { version } = this.insertVersion.get({ name: spec.name, hash, spec: JSON.stringify(spec), now }) as { version: number };
+    this.upsertFunction.run({ name: spec.name, version, now });
+    return version;
+  }
+
+  /** Inside a group-commit write only. */
+  remove(name: string): void {
+    this.deleteFunction.run(name);
+    this.deleteVersions.run(name);
+  }
+}
+
+function toVersion(row: VersionRow): FunctionVersion {
+  return { name: row.name, version: row.version, hash: row.hash, spec: JSON.parse(row.spec) as FunctionSpec, createdAt: row.created_at };
+}

@@ -1,0 +1,257 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDaemon } from './helpers/daemon.js';
+import { connectClient, outpost } from './helpers/mqtt.js';
+import { FIXTURES, invoke, template, writePackage } from './helpers/functions.js';
+
+/** Polls `check` every 50 ms until it returns something truthy, for at most `timeoutMs`. */
+async function eventually<T>(check: () => T | undefined, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = check();
+    if (value) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`not true within ${timeoutMs} ms`);
+}
+
+describe('functions: deploy, invoke, faults, triggers', () => {
+  let daemon: TestDaemon;
+  /** Where the MQTT-triggered function appends each event it got. */
+  let eventsFile = '';
+  const readEvents = () => (existsSync(eventsFile) ? readFileSync(eventsFile, 'utf8').trim().split('\n').map((line) => JSON.parse(line)) : []);
+  const cleanups: Array<() => void> = [];
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true }, functions: { maxInstances: 2, idleTimeoutSeconds: 60 } } });
+    for (const fixture of ['basic', 'faults']) {
+      const deployed = await outpost(daemon.socket, ['deploy', join(FIXTURES, fixture)]);
+      expect(deployed, deployed.stderr).toMatchObject({ code: 0 });
+    }
+  });
+
+  afterAll(async () => {
+    for (const cleanup of cleanups) cleanup();
+    expect(await daemon.stop()).toBe(0);
+    await daemon.cleanup();
+  });
+
+  it('lists deployed functions at version 1 and shows one with its versions', async () => {
+    const ls = await outpost(daemon.socket, ['functions', 'ls']);
+    expect(ls.code).toBe(0);
+    expect(ls.stdout).toMatch(/^NAME\s+VERSION\s+RUNTIME\s+HANDLER\s+MEMORY\s+TIMEOUT\s+TOPICS\n/);
+    expect(ls.stdout).toMatch(/\nEchoCjs\s+1\s+nodejs20\.x\s+index\.handler\s+256 MB\s+5 s\s+-\n/);
+    const info = JSON.parse((await outpost(daemon.socket, ['--json', 'functions', 'info', 'EchoCjs'])).stdout);
+    expect(info).toMatchObject({ name: 'EchoCjs', version: 1, environment: { GREETING: 'hello', RETRIES: '3' }, versions: [{ version: 1 }] });
+    expect(info.hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(existsSync(join(daemon.dataDir, 'functions', 'EchoCjs', info.hash, 'index.js'))).toBe(true);
+    const again = await outpost(daemon.socket, ['deploy', join(FIXTURES, 'basic')]);
+    expect(again.stdout).toContain(`EchoCjs: unchanged at version 1 (${info.hash.slice(0, 12)})`);
+  });
+
+  it('runs a CommonJS async handler with the Lambda context and environment', async () => {
+    const { code, result } = await invoke(daemon.socket, 'EchoCjs', { temp: 21.5 });
+    expect(code).toBe(0);
+    expect(result).toMatchObject({ statusCode: 200, executedVersion: '$LATEST' });
+    const { event, module, context, env } = result.payload;
+    expect(event).toEqual({ temp: 21.5 });
+    expect(module).toBe('cjs');
+    expect(context).toMatchObject({
+      functionName: 'EchoCjs',
+      functionVersion: '$LATEST',
+      invokedFunctionArn: 'arn:aws:lambda:local:000000000000:function:EchoCjs',
+      memoryLimitInMB: '256',
+      logGroupName: '/aws/lambda/EchoCjs',
+      callbackWaitsForEmptyEventLoop: true,
+    });
+    expect(context.awsRequestId).toBe(result.requestId);
+    expect(context.logStreamName).toMatch(/^\d{4}\/\d{2}\/\d{2}\/\[\$LATEST\][0-9a-f]{32}$/);
+    expect(context.remaining).toBeGreaterThan(4000);
+    expect(context.remaining).toBeLessThanOrEqual(5000);
+    expect(env).toMatchObject({
+      AWS_LAMBDA_FUNCTION_NAME: 'EchoCjs',
+      AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '256',
+      AWS_LAMBDA_LOG_GROUP_NAME: '/aws/lambda/EchoCjs',
+      AWS_LAMBDA_LOG_STREAM_NAME: context.logStreamName,
+      AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs20.x',
+      _HANDLER: 'index.handler',
+      GREETING: 'hello',
+      RETRIES: '3',
+    });
+    expect(env.LAMBDA_TASK_ROOT).toContain(join('functions', 'EchoCjs'));
+    // Nothing of the daemon's own environment leaks into a function's.
+    expect(env.HOME).toBeUndefined();
+    // A warm instance serves the next invocation.
+    expect((await invoke(daemon.socket, 'EchoCjs')).result.payload.threadId).toBe(result.payload.threadId);
+  });
+
+  it('writes console output and START/END/REPORT lines to the function log', async () => {
+    const { result } = await invoke(daemon.socket, 'EchoCjs', { logged: true });
+    const file = join(daemon.dataDir, 'functions', 'EchoCjs', 'logs', 'function.log');
+    const lines = await eventually(() => {
+      const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+      return text.includes(`REPORT RequestId: ${result.requestId}`) ? text : undefined;
+    });
+    expect(lines).toContain(`START RequestId: ${result.requestId} Version: $LATEST\n`);
+    expect(lines).toMatch(new RegExp(`\\d{4}-\\d{2}-\\d{2}T[\\d:.]+Z\\t${result.requestId}\\tINFO\\techo {"logged":true}\\n`));
+    expect(lines).toContain(`END RequestId: ${result.requestId}\n`);
+    expect(lines).toMatch(new RegExp(`REPORT RequestId: ${result.requestId}\\tDuration: [\\d.]+ ms\\tBilled Duration: \\d+ ms\\tMemory Size: 256 MB`));
+  });
+
+  it('supports callback handlers and context.succeed/fail/done', async () => {
+    expect((await invoke(daemon.socket, 'CallbackCjs', { n: 1 })).result.payload).toMatchObject({ event: { n: 1 }, context: { functionName: 'CallbackCjs' } });
+    const failed = await invoke(daemon.socket, 'CallbackCjs', { fail: true });
+    expect(failed).toMatchObject({ code: 1, result: { functionError: 'Unhandled', payload: { errorType: 'TypeError', errorMessage: 'callback failure' } } });
+    expect(failed.result.payload.trace[0]).toBe('TypeError: callback failure');
+    expect(failed.stderr).toBe('outpost: CallbackCjs failed (Unhandled): TypeError: callback failure\n');
+    expect((await invoke(daemon.socket, 'ContextCjs', { style: 'succeed' })).result.payload).toEqual({ via: 'succeed' });
+    expect((await invoke(daemon.socket, 'ContextCjs', { style: 'done' })).result.payload).toEqual({ via: 'done' });
+    expect((await invoke(daemon.socket, 'ContextCjs', { style: 'fail' })).result.payload).toMatchObject({ errorType: 'Error', errorMessage: 'context.fail failure' });
+    expect((await invoke(daemon.socket, 'ContextCjs', { style: 'done-error' })).result.payload).toEqual({ errorType: 'string', errorMessage: 'a plain string', trace: [] });
+  });
+
+  it('runs ES module handlers: .mjs, and .js under "type": "module" with a nested handler path', async () => {
+    const esm = await invoke(daemon.socket, 'EchoEsm', { x: 1 });
+    expect(esm.result.payload).toMatchObject({ event: { x: 1 }, module: 'esm', functionName: 'EchoEsm' });
+    expect(esm.result.payload.remaining).toBeGreaterThan(2000);
+    expect((await invoke(daemon.socket, 'EsmPackage', { y: 2 })).result.payload).toEqual({ nested: true, module: 'esm', event: { y: 2 } });
+  });
+
+  it('answers each fault with the Lambda error and serves the next invocation', async () => {
+    const ok = async () => {
+      const next = await invoke(daemon.socket, 'Faults');
+      expect(next.result.payload).toMatchObject({ ok: true });
+      return next.result.payload.threadId as number;
+    };
+    let thread = await ok();
+    const cases: Array<[string, Record<string, unknown>, 'kept' | 'replaced']> = [
+      ['throw', { errorType: 'TypeError', errorMessage: 'thrown on purpose' }, 'kept'],
+      ['reject', { errorType: 'RangeError', errorMessage: 'rejected on purpose' }, 'kept'],
+      ['never', { errorType: 'Sandbox.Timedout', errorMessage: expect.stringMatching(/^RequestId: [0-9a-f-]{36} Error: Task timed out after 1\.00 seconds$/) }, 'replaced'],
+      ['loop', { errorType: 'Sandbox.Timedout', errorMessage: expect.stringContaining('Task timed out after 1.00 seconds') }, 'replaced'],
+      ['exit', { errorType: 'Runtime.ExitError', errorMessage: expect.stringMatching(/^RequestId: [0-9a-f-]{36} Error: Runtime exited with error: exit status 3$/) }, 'replaced'],
+      ['crash', { errorType: 'Error', errorMessage: 'thrown from a timer' }, 'replaced'],
+      ['unhandled', { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: 'Error: nobody awaits this' }, 'replaced'],
+    ];
+    for (const [mode, error, environment] of cases) {
+      const failed = await invoke(daemon.socket, 'Faults', { mode });
+      expect(failed.code, mode).toBe(1);
+      expect(failed.result, mode).toMatchObject({ statusCode: 200, functionError: 'Unhandled', payload: error });
+      const next = await ok();
+      if (environment === 'kept') expect(next, mode).toBe(thread);
+      else expect(next, mode).not.toBe(thread);
+      thread = next;
+    }
+  });
+
+  it('stops a handler that allocates beyond MemorySize with Runtime.OutOfMemory; the daemon keeps serving', async () => {
+    const failed = await invoke(daemon.socket, 'Oom');
+    expect(failed.result.payload).toMatchObject({ errorType: 'Runtime.OutOfMemory', errorMessage: expect.stringContaining('Runtime exited with error: signal: killed') });
+    expect((await invoke(daemon.socket, 'Faults')).result.payload).toMatchObject({ ok: true });
+    expect((await outpost(daemon.socket, ['status'])).code).toBe(0);
+  });
+
+  it('refuses a synchronous invoke beyond ReservedConcurrentExecutions with 429 TooManyRequestsException', async () => {
+    const first = invoke(daemon.socket, 'Slow', { ms: 1500 });
+    for (let i = 0; i < 50; i++) {
+      const info = JSON.parse((await outpost(daemon.socket, ['--json', 'functions', 'info', 'Slow'])).stdout);
+      if (info.instances.busy === 1) break;
+    }
+    const refused = await outpost(daemon.socket, ['invoke', 'Slow']);
+    expect(refused).toMatchObject({ code: 1, stderr: 'outpost: TooManyRequestsException: Rate Exceeded.\n' });
+    expect((await first).result.payload).toBe('slow done');
+    expect((await invoke(daemon.socket, 'Slow', { ms: 1 })).result.payload).toBe('slow done');
+  });
+
+  it('refuses templates with unsupported keys, naming each key, and deploys nothing', async () => {
+    const bad = writePackage({
+      'template.yaml': 'Globals:\n  Function:\n    Timeout: 5\nResources:\n  Bad:\n    Type: AWS::Serverless::Function\n'
+        + '    Properties:\n      Handler: index.handler\n      Runtime: nodejs20.x\n      Layers: [x]\n      Timeout: 0\n'
+        + '      Events:\n        Tick:\n          Type: Schedule\n          Properties:\n            Schedule: rate(5 minutes)\n',
+      'index.js': 'exports.handler = async () => 1;\n',
+    });
+    cleanups.push(bad.remove);
+    const refused = await outpost(daemon.socket, ['deploy', bad.dir]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('outpost: InvalidParameterValueException: template.yaml: ');
+    expect(refused.stderr).toContain('Globals: unsupported key');
+    expect(refused.stderr).toContain('Resources.Bad.Properties.Layers: unsupported key');
+    expect(refused.stderr).toContain('Resources.Bad.Properties.Timeout: expected seconds 1-900');
+    expect(refused.stderr).toContain('Resources.Bad.Properties.Events.Tick.Type: unsupported event type "Schedule": Schedule events are not supported yet');
+    expect((await outpost(daemon.socket, ['functions', 'info', 'Bad'])).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Bad\n');
+  });
+
+  it('keeps the running version when a new one does not load, and takes a good one atomically', async () => {
+    const v1 = writePackage({ 'template.yaml': template('Versioned', { Handler: 'index.handler' }), 'index.js': 'exports.handler = async () => "v1";\n' });
+    const broken = writePackage({ 'template.yaml': template('Versioned', { Handler: 'index.handler' }), 'index.js': 'exports.handler = async () => {\n' });
+    const missing = writePackage({ 'template.yaml': template('Versioned', { Handler: 'index.nope' }), 'index.js': 'exports.handler = async () => "v3";\n' });
+    const v2 = writePackage({ 'template.yaml': template('Versioned', { Handler: 'index.handler', Timeout: 2 }), 'index.js': 'exports.handler = async () => "v2";\n' });
+    cleanups.push(v1.remove, broken.remove, missing.remove, v2.remove);
+    expect((await outpost(daemon.socket, ['deploy', v1.dir])).stdout).toMatch(/^Versioned: deployed version 1 \([0-9a-f]{12}\)\n$/);
+    expect((await invoke(daemon.socket, 'Versioned')).result.payload).toBe('v1');
+
+    const syntax = await outpost(daemon.socket, ['deploy', broken.dir]);
+    expect(syntax).toMatchObject({ code: 1 });
+    expect(syntax.stderr).toContain('Versioned: the handler does not load (version 1 keeps running): Runtime.UserCodeSyntaxError');
+    const notExported = await outpost(daemon.socket, ['deploy', missing.dir]);
+    expect(notExported.stderr).toContain('Runtime.HandlerNotFound: index.nope is undefined or not exported');
+    expect((await invoke(daemon.socket, 'Versioned')).result.payload).toBe('v1');
+    const info = JSON.parse((await outpost(daemon.socket, ['--json', 'functions', 'info', 'Versioned'])).stdout);
+    expect(info.versions).toHaveLength(1);
+
+    expect((await outpost(daemon.socket, ['deploy', v2.dir])).stdout).toMatch(/^Versioned: deployed version 2 /);
+    expect((await invoke(daemon.socket, 'Versioned')).result.payload).toBe('v2');
+    expect(await outpost(daemon.socket, ['functions', 'rm', 'Versioned'])).toMatchObject({ code: 0, stdout: 'removed Versioned\n' });
+    expect((await invoke(daemon.socket, 'Versioned')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Versioned\n');
+    expect(existsSync(join(daemon.dataDir, 'functions', 'Versioned'))).toBe(false);
+  });
+
+  it('invokes a function for each MQTT message on its topics, JSON or base64, with the topic in clientContext', async () => {
+    const out = writePackage({});
+    const pkg = writePackage({
+      'template.yaml': template('OnTemp', {
+        Handler: 'index.handler',
+        Environment: { Variables: { OUT_FILE: join(out.dir, 'events.jsonl') } },
+        Events: { Temp: { Type: 'MQTT', Properties: { Topic: 'sensors/+/temp' } } },
+      }),
+      'index.js': 'const fs = require("node:fs");\nexports.handler = async (event, context) => {\n'
+        + '  fs.appendFileSync(process.env.OUT_FILE, JSON.stringify({ event, subject: context.clientContext.Custom.subject }) + "\\n");\n};\n',
+    });
+    cleanups.push(out.remove, pkg.remove);
+    eventsFile = join(out.dir, 'events.jsonl');
+    expect((await outpost(daemon.socket, ['deploy', pkg.dir])).code).toBe(0);
+    const client = await connectClient(daemon.mqttUrl, { clientId: 'fn-sensor' });
+    try {
+      await client.publishAsync('sensors/greenhouse/temp', JSON.stringify({ celsius: 21.5 }), { qos: 1 });
+      await client.publishAsync('sensors/cellar/temp', Buffer.from([0xff, 0x00, 0x01]), { qos: 1 });
+      await client.publishAsync('sensors/cellar/humidity', '80', { qos: 1 });
+      const lines = await eventually(() => (readEvents().length >= 2 ? readEvents() : undefined));
+      expect(lines).toEqual(expect.arrayContaining([
+        { event: { celsius: 21.5 }, subject: 'sensors/greenhouse/temp' },
+        { event: { base64: Buffer.from([0xff, 0x00, 0x01]).toString('base64') }, subject: 'sensors/cellar/temp' },
+      ]));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(readEvents()).toHaveLength(2);
+    } finally {
+      client.end(true);
+    }
+  });
+
+  it('keeps functions and their triggers across a restart', async () => {
+    expect(await daemon.stop()).toBe(0);
+    daemon = await TestDaemon.start({ dataDir: daemon.dataDir, config: { mqtt: { allowAnonymous: true }, functions: { maxInstances: 2 } } });
+    expect((await invoke(daemon.socket, 'EchoEsm', { after: 'restart' })).result.payload).toMatchObject({ event: { after: 'restart' } });
+    expect(JSON.parse((await outpost(daemon.socket, ['--json', 'functions', 'ls'])).stdout).functions.map((f: { name: string }) => f.name))
+      .toEqual(['CallbackCjs', 'ContextCjs', 'EchoCjs', 'EchoEsm', 'EsmPackage', 'Faults', 'OnTemp', 'Oom', 'Slow']);
+    const client = await connectClient(daemon.mqttUrl, { clientId: 'fn-sensor-2' });
+    try {
+      await client.publishAsync('sensors/attic/temp', '{"celsius":30}', { qos: 1 });
+      const events = await eventually(() => (readEvents().length >= 3 ? readEvents() : undefined));
+      expect(events[2]).toEqual({ event: { celsius: 30 }, subject: 'sensors/attic/temp' });
+    } finally {
+      client.end(true);
+    }
+  });
+});
