@@ -127,6 +127,16 @@ const functionsSchema = z.strictObject({
   queueLength: positiveInt(1000, 'event count ≥ 1'),
   /** A function's log file is rotated (one old file kept) when it reaches this size. */
   logFileBytes: positiveInt(1048576, 'bytes ≥ 1'),
+  /** Retries of a failed asynchronous event unless its template sets EventInvokeConfig.MaximumRetryAttempts. */
+  maxRetryAttempts: integer('expected a retry count 0-10').min(0, { message: 'expected a retry count 0-10' })
+    .max(10, { message: 'expected a retry count 0-10' }).default(2),
+  /** Seconds before retry 1, 2, …; the last one repeats when there are more retries than delays. */
+  retryDelaysSeconds: z.array(integer('expected seconds ≥ 1').min(1, { message: 'expected seconds ≥ 1' }), { invalid_type_error: 'expected a list of seconds' })
+    .min(1, { message: 'expected a list of seconds' }).default([60, 120]),
+  /** An asynchronous event older than this goes to the dead-letter queue instead of being retried, unless the template sets EventInvokeConfig.MaximumEventAgeInSeconds. */
+  maxEventAgeSeconds: positiveInt(21600, 'seconds ≥ 1'),
+  /** Dead-letter entries kept per function; beyond it the oldest is deleted (and counted). */
+  dlqLength: positiveInt(1000, 'entry count ≥ 1'),
 });
 
 // Sections of services still to come: accepted only empty until their issues land,

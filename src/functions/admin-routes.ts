@@ -1,10 +1,11 @@
 import { AdminError, type AdminRouter } from '../admin/router.js';
 import { apiErrors, FunctionApiError } from './errors.js';
-import type { FunctionService, InvocationType } from './function-service.js';
+import type { FunctionService } from './function-service.js';
 import type { FunctionVersion } from './store.js';
 
 /** `/v1/functions` on the admin API, for `outpost deploy`, `outpost functions` and `outpost invoke`. */
 export function registerFunctionAdminRoutes(router: AdminRouter, service: FunctionService): void {
+  registerDeadLetterAdminRoutes(router, service);
   router.add('GET', '/v1/functions', () => ({ body: { functions: service.list().map(summary) } }));
 
   router.add('POST', '/v1/functions', ({ body }) => asAdminError(async () => {
@@ -14,11 +15,12 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
   }));
 
   router.add('GET', '/v1/functions/:name', ({ params }) => asAdminError(async () => {
-    const { latest, versions, instances } = service.info(params.name);
+    const { latest, versions, instances, asyncEvents } = service.info(params.name);
     return {
       ...summary(latest),
       environment: latest.spec.environment,
       instances,
+      asyncEvents,
       versions: versions.map(({ version, hash, createdAt }) => ({ version, hash, createdAt })),
     };
   }));
@@ -34,8 +36,9 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
     const type = request.invocationType ?? 'RequestResponse';
     if (type !== 'RequestResponse' && type !== 'Event') throw new FunctionApiError(400, 'InvalidParameterValueException', 'invocationType: expected "RequestResponse" or "Event"');
     const event = JSON.stringify(request.payload ?? {});
-    const result = await service.invoke(params.name, { event }, type as InvocationType);
-    if (!result) return { statusCode: 202 };
+    // Event: 202 only once the event is committed to the durable queue.
+    if (type === 'Event') return { statusCode: 202, ...(await service.invoke(params.name, { event }, 'Event')) };
+    const result = await service.invoke(params.name, { event }, 'RequestResponse');
     return {
       statusCode: 200,
       executedVersion: result.executedVersion,
@@ -44,6 +47,23 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
       payload: JSON.parse(result.payload) as unknown,
     };
   }));
+}
+
+/** `/v1/dlq` for `outpost dlq ls|replay|purge`; `?function=NAME` narrows each to one function. */
+export function registerDeadLetterAdminRoutes(router: AdminRouter, service: FunctionService): void {
+  router.add('GET', '/v1/dlq', ({ query }) => ({ body: { deadLetters: service.deadLetters(query.get('function') ?? undefined) } }));
+
+  // {"id": N} or {"all": true, "function"?: NAME}.
+  router.add('POST', '/v1/dlq/replay', ({ body }) => asAdminError(async () => {
+    const request = (body ?? {}) as { id?: unknown; all?: unknown; function?: unknown };
+    if (typeof request.id === 'number' && Number.isInteger(request.id)) return service.replay({ id: request.id });
+    if (request.all === true && (request.function === undefined || typeof request.function === 'string')) {
+      return service.replay({ all: true, ...(typeof request.function === 'string' ? { name: request.function } : {}) });
+    }
+    throw new FunctionApiError(400, 'InvalidParameterValueException', 'expected {"id": N} or {"all": true, "function"?: "NAME"}');
+  }));
+
+  router.add('DELETE', '/v1/dlq', ({ query }) => asAdminError(async () => ({ purged: await service.purgeDeadLetters(query.get('function') ?? undefined) })));
 }
 
 function summary(version: FunctionVersion): Record<string, unknown> {

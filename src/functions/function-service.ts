@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import type { BusMessage } from '../bus.js';
 import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
 import { registerFunctionAdminRoutes } from './admin-routes.js';
+import { AsyncQueue, DEAD_LETTER_PAGE } from './async-queue.js';
+import { AsyncEventStore, type DeadLetter, type EventSource } from './async-store.js';
 import { functionRoot } from './bundle.js';
 import { apiErrors } from './errors.js';
 import type { DeployOutcome } from './deploy.js';
@@ -39,11 +41,24 @@ export class FunctionService implements Service {
   private changes: Promise<unknown> = Promise.resolve();
   private running = false;
   private droppedEvents = 0;
+  private readonly events: AsyncEventStore;
+  private readonly queue: AsyncQueue;
 
   constructor(private readonly context: ServiceContext) {
     this.log = context.log.child({ service: 'functions' });
     this.functions = new FunctionStore(context.store);
     for (const version of this.functions.allLatest()) this.latest.set(version.name, version);
+    this.events = new AsyncEventStore(context.store);
+    const { maxInstances, queueLength, maxRetryAttempts, retryDelaysSeconds, maxEventAgeSeconds, dlqLength } = context.config.functions;
+    this.queue = new AsyncQueue({
+      store: this.events,
+      commit: context.store.commit,
+      bus: context.bus,
+      log: this.log,
+      config: { maxInstances, queueLength, maxRetryAttempts, retryDelaysSeconds, maxEventAgeSeconds, dlqLength },
+      latest: (name) => this.latest.get(name),
+      runtime: () => this.runtime(),
+    });
     this.triggers = new MqttTriggers(context.bus, (name, message) => this.onTriggerMessage(name, message));
     registerFunctionAdminRoutes(context.admin, this);
   }
@@ -51,11 +66,15 @@ export class FunctionService implements Service {
   async start(): Promise<void> {
     for (const version of this.latest.values()) await this.triggers.set(version.name, version.spec.topics);
     this.running = true;
+    // Events queued before a stop or crash, those in flight included, run again.
+    const recovered = this.queue.recover();
+    if (recovered > 0) this.log.info({ events: recovered }, 'asynchronous events recovered');
   }
 
   async stop(): Promise<void> {
     this.running = false;
     await this.triggers.stop();
+    this.queue.stop();
     await this.changes.catch(() => undefined);
     if (this.runtimeLoading) await (await this.runtimeLoading).stop(STOP_GRACE_MS);
   }
@@ -69,7 +88,14 @@ export class FunctionService implements Service {
   }
 
   status(): Record<string, unknown> {
-    return { functions: this.latest.size, droppedEvents: this.droppedEvents };
+    return {
+      functions: this.latest.size,
+      droppedEvents: this.droppedEvents,
+      asyncEvents: this.queue.totals(),
+      throttledEvents: this.queue.throttled,
+      deadLetters: this.events.deadLetterCount(),
+      trimmedDeadLetters: this.queue.trimmedDeadLetters,
+    };
   }
 
   list(): FunctionVersion[] {
@@ -77,9 +103,14 @@ export class FunctionService implements Service {
     return [...this.latest.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
-  info(name: string): { latest: FunctionVersion; versions: FunctionVersion[]; instances: { busy: number; idle: number; queued: number } } {
+  info(name: string): { latest: FunctionVersion; versions: FunctionVersion[]; instances: { busy: number; idle: number; queued: number }; asyncEvents: number } {
     const latest = this.require(name);
-    return { latest, versions: this.functions.versions(name), instances: this.loadedRuntime?.stats(name) ?? { busy: 0, idle: 0, queued: 0 } };
+    return {
+      latest,
+      versions: this.functions.versions(name),
+      instances: this.loadedRuntime?.stats(name) ?? { busy: 0, idle: 0, queued: 0 },
+      asyncEvents: this.queue.queued(name),
+    };
   }
 
   /** Deploys a directory's template (see deploy.ts); new versions take traffic once committed. */
@@ -95,6 +126,7 @@ export class FunctionService implements Service {
       for (const version of versions) {
         this.latest.set(version.name, version);
         await this.triggers.set(version.name, version.spec.topics);
+        this.queue.changed(version.name);
         this.log.info({ function: version.name, version: version.version, hash: version.hash }, 'function deployed');
       }
       return outcomes;
@@ -108,30 +140,62 @@ export class FunctionService implements Service {
       await this.triggers.remove(name);
       this.latest.delete(name);
       this.loadedRuntime?.remove(name);
+      await this.queue.remove(name);
       await this.context.store.commit.run(() => this.functions.remove(name));
       await rm(functionRoot(this.context.dataDir, name), { recursive: true, force: true });
       this.log.info({ function: name }, 'function removed');
     });
   }
 
-  /** RequestResponse runs now (429 beyond the function's concurrency); Event is queued and answered at once. */
-  async invoke(name: string, invocation: Invocation, type: InvocationType): Promise<InvokeResult | undefined> {
+  /**
+   * RequestResponse runs now (429 beyond the function's concurrency). Event is committed to the
+   * durable queue and then answered with its id (429 when the function's queue is full).
+   */
+  async invoke(name: string, invocation: Invocation, type: 'RequestResponse'): Promise<InvokeResult>;
+  async invoke(name: string, invocation: Invocation, type: 'Event', source?: EventSource): Promise<{ eventId: number }>;
+  async invoke(name: string, invocation: Invocation, type: InvocationType, source: EventSource = 'invoke'): Promise<InvokeResult | { eventId: number }> {
     if (!this.running) throw apiErrors.stopping();
     const version = this.require(name);
     const limit = type === 'Event' ? MAX_ASYNC_PAYLOAD : MAX_SYNC_PAYLOAD;
     if (Buffer.byteLength(invocation.event) > limit) throw apiErrors.payloadTooLarge(limit);
+    if (type === 'Event') return { eventId: await this.queue.enqueue(version, invocation, source) };
     const runtime = await this.runtime();
-    if (type === 'Event') {
-      runtime.enqueue(version, invocation);
-      return undefined;
-    }
     return runtime.invoke(version, invocation);
+  }
+
+  /** Dead letters, oldest first (at most DEAD_LETTER_PAGE). */
+  deadLetters(name: string | undefined): DeadLetter[] {
+    return this.events.deadLetters(name, DEAD_LETTER_PAGE);
+  }
+
+  /** Replays one dead letter by id, or all of them (of one function). */
+  async replay(selection: { id: number } | { all: true; name?: string }): ReturnType<AsyncQueue['replay']> {
+    if (!this.running) throw apiErrors.stopping();
+    let letters: DeadLetter[];
+    if ('id' in selection) {
+      const letter = this.events.getDeadLetter(selection.id);
+      if (!letter) throw apiErrors.deadLetterNotFound(selection.id);
+      this.require(letter.function);
+      letters = [letter];
+    } else {
+      letters = this.events.deadLetters(selection.name, DEAD_LETTER_PAGE);
+    }
+    const outcome = await this.queue.replay(letters);
+    if ('id' in selection && outcome.replayed.length === 0) {
+      throw outcome.skipped[0]?.reason.includes('full') ? apiErrors.tooManyRequests() : apiErrors.deadLetterNotFound(selection.id);
+    }
+    return outcome;
+  }
+
+  /** Deletes the dead letters of one function, or all. */
+  purgeDeadLetters(name: string | undefined): Promise<number> {
+    return this.context.store.commit.run(() => this.events.purge(name));
   }
 
   private onTriggerMessage(name: string, message: BusMessage): void {
     // The topic reaches the handler as context.clientContext.Custom.subject.
     const invocation = { event: eventOf(message.payload), clientContext: { Custom: { subject: message.topic } } };
-    this.invoke(name, invocation, 'Event').catch((error: Error) => {
+    this.invoke(name, invocation, 'Event', 'mqtt').catch((error: Error) => {
       this.droppedEvents++;
       this.log.warn({ function: name, topic: message.topic, reason: error.message }, 'MQTT event dropped');
     });

@@ -21,6 +21,33 @@ export const functionMigrations: Migrations = [
     created_at INTEGER NOT NULL,
     PRIMARY KEY (name, version)
   ) WITHOUT ROWID`,
+  // 2: the durable asynchronous queue and the dead-letter queue (async-store.ts).
+  `CREATE TABLE function_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    event TEXT NOT NULL,
+    client_context TEXT,
+    source TEXT NOT NULL,
+    enqueued_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT
+  );
+  CREATE INDEX function_events_by_name ON function_events (name, next_attempt_at, id);
+  CREATE TABLE function_dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    event TEXT NOT NULL,
+    client_context TEXT,
+    source TEXT NOT NULL,
+    enqueued_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    error_type TEXT NOT NULL,
+    error_message TEXT NOT NULL,
+    failed_at INTEGER NOT NULL
+  );
+  CREATE INDEX function_dead_letters_by_name ON function_dead_letters (name, id)`,
 ];
 
 export interface FunctionVersion {

@@ -16,6 +16,9 @@ export interface FunctionSpec {
   reservedConcurrency?: number;
   /** MQTT topic filters whose messages invoke the function asynchronously. */
   topics: string[];
+  /** EventInvokeConfig: overrides `functions.maxRetryAttempts` / `maxEventAgeSeconds`; absent keys are absent. */
+  maxRetryAttempts?: number;
+  maxEventAgeSeconds?: number;
 }
 
 // Set by the runtime: AWS refuses templates that set them, and so do we.
@@ -63,6 +66,11 @@ const propertiesSchema = z.strictObject({
   Environment: z.strictObject({ Variables: z.record(variableValue).default({}) }).default({}),
   ReservedConcurrentExecutions: integer('expected an instance count ≥ 0', 0, 1000).optional(),
   Events: z.record(eventSchema).default({}),
+  // AWS's limits: 0-2 retries, 60-21600 s. DestinationConfig is not supported (the DLQ is local).
+  EventInvokeConfig: z.strictObject({
+    MaximumRetryAttempts: integer('expected retries 0-2', 0, 2).optional(),
+    MaximumEventAgeInSeconds: integer('expected seconds 60-21600', 60, 21600).optional(),
+  }).optional(),
 });
 
 const templateSchema = z.strictObject({
@@ -95,6 +103,9 @@ export function parseTemplate(source: string, file: string): FunctionSpec[] {
     environment: Object.fromEntries(Object.entries(p.Environment.Variables).map(([key, value]) => [key, String(value)])),
     ...(p.ReservedConcurrentExecutions !== undefined ? { reservedConcurrency: p.ReservedConcurrentExecutions } : {}),
     topics: Object.values(p.Events).map((event) => (event.Properties as { Topic: string }).Topic),
+    // Only when set, so the hash of a version deployed before these keys existed does not change.
+    ...(p.EventInvokeConfig?.MaximumRetryAttempts !== undefined ? { maxRetryAttempts: p.EventInvokeConfig.MaximumRetryAttempts } : {}),
+    ...(p.EventInvokeConfig?.MaximumEventAgeInSeconds !== undefined ? { maxEventAgeSeconds: p.EventInvokeConfig.MaximumEventAgeInSeconds } : {}),
   }));
   const problems = [...specs.flatMap(checkSpec), ...(specs.length === 0 ? ['Resources: expected at least one AWS::Serverless::Function'] : [])];
   if (problems.length) throw invalid(file, problems);

@@ -37,13 +37,17 @@ export function createAuthorizePublish({ sessions, metrics }: AuthorizeDeps) {
   };
 }
 
-/** A refused filter gets SUBACK 0x80 (MQTT-3.9.3) by answering with a null subscription. */
+/**
+ * A refused filter gets SUBACK 0x80 (MQTT-3.9.3) by answering with a null subscription.
+ * Of the daemon's own `$outpost/` topics only dead letters may be watched, by a
+ * policy that names them.
+ */
 export function createAuthorizeSubscribe({ sessions }: AuthorizeDeps) {
   return (client: Client, subscription: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void) => {
     const session = sessions.get(client);
     const allowed = session !== undefined
       && isValidFilter(subscription.topic)
-      && !subscription.topic.startsWith('$outpost/')
+      && (!subscription.topic.startsWith('$outpost/') || subscription.topic.startsWith('$outpost/dlq/'))
       && maySubscribe(session.policy, subscription.topic);
     callback(null, allowed ? subscription : null);
   };

@@ -12,10 +12,16 @@ interface FunctionSummary {
 interface FunctionInfo extends FunctionSummary {
   environment: Record<string, string>;
   instances: { busy: number; idle: number; queued: number };
+  asyncEvents?: number;
   versions: Array<{ version: number; hash: string; createdAt: number }>;
 }
 interface DeployOutcome { name: string; version: number; hash: string; unchanged: boolean }
-interface InvokeResult { statusCode: number; functionError?: string; payload?: unknown }
+interface InvokeResult { statusCode: number; functionError?: string; payload?: unknown; eventId?: number }
+interface DeadLetter {
+  id: number; function: string; event: unknown; source: string; enqueuedAt: number; failedAt: number; attempts: number;
+  reason: string; errorType: string; errorMessage: string;
+}
+interface ReplayOutcome { replayed: Array<{ id: number; eventId: number }>; skipped: Array<{ id: number; reason: string }> }
 
 const functionPath = (name: string) => `/v1/functions/${encodeURIComponent(name)}`;
 const shortHash = (hash: string) => hash.slice(0, 12);
@@ -44,6 +50,7 @@ function infoText(info: FunctionInfo): string {
     ['memory', `${info.memorySize} MB`], ['timeout', `${info.timeout} s`], ['concurrency', info.reservedConcurrency ?? 'default'],
     ['topics', info.topics.join(' ') || '-'], ['environment', Object.keys(info.environment).join(' ') || '-'],
     ['instances', `${info.instances.busy} busy, ${info.instances.idle} idle, ${info.instances.queued} queued`],
+    ['async events', info.asyncEvents ?? 0],
   ];
   const width = Math.max(...rows.map(([key]) => key.length));
   return rows.map(([key, value]) => `${key.padEnd(width)}  ${value}`).join('\n') + '\n\n'
@@ -92,10 +99,55 @@ export function registerFunctions(program: Command, cli: CliContext): void {
       const payload = readPayload(options.payload);
       const result = await cli.call<InvokeResult>(command, 'POST', `${functionPath(name)}/invocations`,
         { payload, invocationType: options.async ? 'Event' : 'RequestResponse' });
-      cli.print(command, result, () => (options.async ? `queued (${result.statusCode})` : JSON.stringify(result.payload)));
+      cli.print(command, result, () => (options.async ? `queued as event ${result.eventId} (${result.statusCode})` : JSON.stringify(result.payload)));
       if (result.functionError) {
         const error = result.payload as { errorType?: string; errorMessage?: string };
         throw new CliError(`${name} failed (${result.functionError}): ${error.errorType}: ${error.errorMessage}`);
       }
+    });
+
+  registerDeadLetters(program, cli);
+}
+
+const dlqQuery = (name: string | undefined) => (name === undefined ? '' : `?function=${encodeURIComponent(name)}`);
+const oneLine = (text: string, max: number) => {
+  const line = text.replace(/\s+/g, ' ');
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+};
+
+/** `outpost dlq ls|replay|purge`: asynchronous events that failed all their attempts or grew too old. */
+function registerDeadLetters(program: Command, cli: CliContext): void {
+  const dlq = program.command('dlq').description('the dead-letter queue of asynchronous function events');
+
+  dlq.command('ls [function]')
+    .description('list dead letters, oldest first, with the last error')
+    .action(async (name: string | undefined, _options, command: Command) => {
+      const body = await cli.call<{ deadLetters: DeadLetter[] }>(command, 'GET', `/v1/dlq${dlqQuery(name)}`);
+      cli.print(command, body, () => formatTable(['ID', 'FUNCTION', 'FAILED', 'ATTEMPTS', 'REASON', 'ERROR', 'EVENT'],
+        body.deadLetters.map((d) => [d.id, d.function, new Date(d.failedAt).toISOString(), d.attempts, d.reason,
+          oneLine(`${d.errorType}: ${d.errorMessage}`, 60), oneLine(JSON.stringify(d.event), 40)])));
+    });
+
+  dlq.command('replay [id-or-function]')
+    .description('queue a dead letter again by ID, or with --all every one (of FUNCTION)')
+    .option('--all', 'replay every dead letter, or every one of the function given')
+    .action(async (target: string | undefined, options: { all?: boolean }, command: Command) => {
+      let request: Record<string, unknown>;
+      if (options.all) request = { all: true, ...(target !== undefined ? { function: target } : {}) };
+      else if (target !== undefined && /^\d+$/.test(target)) request = { id: Number(target) };
+      else throw new CliError('expected a dead-letter ID, or --all [FUNCTION]');
+      const body = await cli.call<ReplayOutcome>(command, 'POST', '/v1/dlq/replay', request);
+      cli.print(command, body, () => [
+        `replayed ${body.replayed.length}`,
+        ...body.replayed.map((r) => `  ${r.id} -> event ${r.eventId}`),
+        ...body.skipped.map((r) => `skipped ${r.id}: ${r.reason}`),
+      ].join('\n'));
+    });
+
+  dlq.command('purge [function]')
+    .description('delete the dead letters (of FUNCTION)')
+    .action(async (name: string | undefined, _options, command: Command) => {
+      const body = await cli.call<{ purged: number }>(command, 'DELETE', `/v1/dlq${dlqQuery(name)}`);
+      cli.print(command, body, () => `purged ${body.purged}`);
     });
 }

@@ -35,6 +35,13 @@ export interface InvokeResult {
   functionError?: 'Unhandled';
 }
 
+/** An event waiting for a free instance, with the promise of its result. */
+export interface QueuedInvocation {
+  invocation: Invocation;
+  resolve: (result: InvokeResult) => void;
+  reject: (error: unknown) => void;
+}
+
 interface IdleInstance {
   instance: NodeWorkerInstance;
   timer: NodeJS.Timeout;
@@ -48,7 +55,7 @@ interface IdleInstance {
 export class FunctionPool {
   readonly limit: number;
   private readonly idle: IdleInstance[] = [];
-  private queue: Invocation[] = [];
+  private queue: QueuedInvocation[] = [];
   private busy = 0;
   private retired = false;
   private idleWaiters: Array<() => void> = [];
@@ -74,11 +81,22 @@ export class FunctionPool {
     return this.run(invocation);
   }
 
-  /** Event: runs when an instance is free; refused only when the queue is full. */
-  enqueue(invocation: Invocation): void {
-    if (this.retired) throw apiErrors.stopping();
-    if (this.queue.length >= this.limits.queueLength) throw apiErrors.tooManyRequests();
-    this.queue.push(invocation);
+  /**
+   * Event: runs when an instance is free (synchronous invokes may hold them all for a while);
+   * resolves with its result. The durable queue (async-queue.ts) feeds at most `limit` at once.
+   */
+  enqueue(invocation: Invocation): Promise<InvokeResult> {
+    if (this.retired) return Promise.reject(apiErrors.stopping());
+    if (this.queue.length >= this.limits.queueLength) return Promise.reject(apiErrors.tooManyRequests());
+    return new Promise((resolve, reject) => {
+      this.queue.push({ invocation, resolve, reject });
+      this.next();
+    });
+  }
+
+  /** Takes over the events a replaced pool had waiting. */
+  adopt(waiting: QueuedInvocation[]): void {
+    this.queue.push(...waiting);
     this.next();
   }
 
@@ -88,7 +106,7 @@ export class FunctionPool {
   }
 
   /** Stops taking work; idle instances stop now, busy ones when they finish. Returns the events still waiting. */
-  retire(): Invocation[] {
+  retire(): QueuedInvocation[] {
     this.retired = true;
     for (const { instance, timer } of this.idle.splice(0)) {
       clearTimeout(timer);
@@ -107,10 +125,8 @@ export class FunctionPool {
 
   private next(): void {
     while (!this.retired && this.queue.length > 0 && this.busy < this.limit) {
-      const invocation = this.queue.shift()!;
-      void this.run(invocation).then((result) => {
-        if (result.functionError) this.log.warn({ function: this.version.name, requestId: result.requestId, error: result.payload }, 'asynchronous invocation failed');
-      });
+      const { invocation, resolve, reject } = this.queue.shift()!;
+      this.run(invocation).then(resolve, reject);
     }
   }
 

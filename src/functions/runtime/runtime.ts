@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { functionRoot } from '../bundle.js';
 import { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
-import { FunctionPool, type Invocation, type InvokeResult, type PoolLimits } from './pool.js';
+import { apiErrors } from '../errors.js';
+import { FunctionPool, type Invocation, type InvokeResult, type PoolLimits, type QueuedInvocation } from './pool.js';
 
 export interface RuntimeLimits extends PoolLimits {
   logFileBytes: number;
@@ -28,8 +29,9 @@ export class FunctionRuntime {
     return this.poolFor(version).invoke(invocation);
   }
 
-  enqueue(version: FunctionVersion, invocation: Invocation): void {
-    this.poolFor(version).enqueue(invocation);
+  /** Runs the event when one of the function's instances is free; resolves with its result. */
+  enqueue(version: FunctionVersion, invocation: Invocation): Promise<InvokeResult> {
+    return this.poolFor(version).enqueue(invocation);
   }
 
   stats(name: string): { busy: number; idle: number; queued: number } {
@@ -38,7 +40,7 @@ export class FunctionRuntime {
 
   /** A removed function: its environments stop (running invocations finish), its log is closed. */
   remove(name: string): void {
-    this.pools.get(name)?.retire();
+    refuse(this.pools.get(name)?.retire() ?? []);
     this.pools.delete(name);
     this.outputs.get(name)?.end();
     this.outputs.delete(name);
@@ -47,7 +49,8 @@ export class FunctionRuntime {
   /** Stops every pool; running invocations get up to `graceMs` to finish before their workers go. */
   async stop(graceMs: number): Promise<void> {
     const pools = [...this.pools.values()];
-    for (const pool of pools) pool.retire();
+    // Events still waiting stay in the durable queue and run after the restart.
+    for (const pool of pools) refuse(pool.retire());
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.all(pools.map((pool) => pool.drained())),
@@ -65,7 +68,7 @@ export class FunctionRuntime {
     if (current?.version.version === version.version) return current;
     const pool = this.newPool(version);
     this.pools.set(version.name, pool);
-    for (const waiting of current?.retire() ?? []) pool.enqueue(waiting);
+    pool.adopt(current?.retire() ?? []);
     return pool;
   }
 
@@ -83,4 +86,8 @@ export class FunctionRuntime {
     }
     return output;
   }
+}
+
+function refuse(waiting: QueuedInvocation[]): void {
+  for (const { reject } of waiting) reject(apiErrors.stopping());
 }

@@ -1,0 +1,299 @@
+import type { Logger } from 'pino';
+import type { LocalBus } from '../bus.js';
+import type { GroupCommit } from '../store/group-commit.js';
+import { AsyncEventStore, type DeadLetter, type DeadLetterReason, type ErrorSummary, type EventSource, type QueuedEvent } from './async-store.js';
+import { apiErrors, FunctionApiError } from './errors.js';
+import type { Invocation, InvokeResult } from './runtime/pool.js';
+import type { FunctionRuntime } from './runtime/runtime.js';
+import type { FunctionVersion } from './store.js';
+
+export interface AsyncQueueConfig {
+  maxInstances: number;
+  queueLength: number;
+  maxRetryAttempts: number;
+  retryDelaysSeconds: number[];
+  maxEventAgeSeconds: number;
+  dlqLength: number;
+}
+
+export interface AsyncQueueDeps {
+  store: AsyncEventStore;
+  commit: GroupCommit;
+  bus: LocalBus;
+  log: Logger;
+  config: AsyncQueueConfig;
+  /** `$LATEST` of a function, undefined once removed. */
+  latest: (name: string) => FunctionVersion | undefined;
+  runtime: () => Promise<FunctionRuntime>;
+}
+
+/** One function's events: ids in the order they are due, and what runs or is being accepted now. */
+interface Lane {
+  waiting: Array<{ id: number; due: number }>;
+  running: number;
+  /** Accepted but not yet committed: counted against the queue length. */
+  accepting: number;
+  timer?: NodeJS.Timeout;
+  timerDue?: number;
+}
+
+// A dispatch that failed for a reason other than the function (a commit error): try again after this.
+const HICCUP_DELAY_MS = 1000;
+// The most dead letters one listing returns.
+export const DEAD_LETTER_PAGE = 1000;
+
+/** The topic a dead letter is published on, as JSON. */
+export const dlqTopic = (name: string) => `$outpost/dlq/${name}`;
+
+/**
+ * The durable asynchronous queue: an Event invocation is a row of `function_events`, committed
+ * before it is accepted. The dispatcher runs due events within the function's concurrency,
+ * deletes them on success, and on error records the attempt and schedules a retry after the
+ * configured delay, or moves the event to the dead-letter queue when its retries are exhausted
+ * or its next attempt would be past the maximum event age. Only ids and due times are held in
+ * memory; each event's payload is read from SQLite when it runs.
+ *
+ * At start every row is due again: events in flight at a crash run once more (at least once).
+ */
+export class AsyncQueue {
+  private readonly lanes = new Map<string, Lane>();
+  private stopped = false;
+  /** Events refused because their function's queue was full. */
+  throttled = 0;
+  /** Dead letters deleted because a function had `dlqLength` of them. */
+  trimmedDeadLetters = 0;
+
+  constructor(private readonly deps: AsyncQueueDeps) {}
+
+  /** Loads the queued events of the previous run; returns how many. Events of unknown functions are deleted. */
+  recover(): number {
+    let count = 0;
+    const orphans = new Set<string>();
+    for (const { id, name, due } of this.deps.store.pending()) {
+      if (!this.deps.latest(name)) { orphans.add(name); continue; }
+      this.lane(name).waiting.push({ id, due });
+      count++;
+    }
+    for (const name of orphans) void this.deps.commit.run(() => this.deps.store.removeFunction(name)).catch(() => undefined);
+    for (const name of this.lanes.keys()) this.pump(name);
+    return count;
+  }
+
+  /** Commits the event, then accepts it (resolves with its id); 429 when the function's queue is full. */
+  async enqueue(version: FunctionVersion, invocation: Invocation, source: EventSource): Promise<number> {
+    if (this.stopped) throw apiErrors.stopping();
+    const lane = this.lane(version.name);
+    if (this.size(lane) >= this.deps.config.queueLength) {
+      this.throttled++;
+      throw apiErrors.tooManyRequests();
+    }
+    lane.accepting++;
+    let id: number;
+    try {
+      id = await this.deps.commit.run(() => this.deps.store.insert(version.name, invocation.event, invocation.clientContext, source, Date.now()));
+    } finally {
+      lane.accepting--;
+    }
+    if (this.deps.latest(version.name)) {
+      insertByDue(lane.waiting, { id, due: Date.now() });
+      this.pump(version.name);
+    }
+    return id;
+  }
+
+  /** Events of the function not yet run to success or dead-lettered. */
+  queued(name: string): number {
+    const lane = this.lanes.get(name);
+    return lane ? lane.waiting.length + lane.running : 0;
+  }
+
+  totals(): { queued: number; running: number } {
+    let queued = 0;
+    let running = 0;
+    for (const lane of this.lanes.values()) {
+      queued += lane.waiting.length;
+      running += lane.running;
+    }
+    return { queued, running };
+  }
+
+  /** Puts dead letters back on their functions' queues, as far as each queue has room. */
+  async replay(letters: DeadLetter[]): Promise<{ replayed: Array<{ id: number; eventId: number }>; skipped: Array<{ id: number; reason: string }> }> {
+    if (this.stopped) throw apiErrors.stopping();
+    const accepted: DeadLetter[] = [];
+    const skipped: Array<{ id: number; reason: string }> = [];
+    const room = new Map<string, number>();
+    for (const letter of letters) {
+      if (!this.deps.latest(letter.function)) { skipped.push({ id: letter.id, reason: `Function not found: ${letter.function}` }); continue; }
+      const free = room.get(letter.function) ?? this.deps.config.queueLength - this.size(this.lane(letter.function));
+      if (free <= 0) { skipped.push({ id: letter.id, reason: 'the function\'s queue is full' }); continue; }
+      room.set(letter.function, free - 1);
+      accepted.push(letter);
+    }
+    for (const letter of accepted) this.lane(letter.function).accepting++;
+    let ids: Array<number | undefined>;
+    try {
+      ids = await this.deps.commit.run(() => accepted.map((letter) => this.deps.store.replay(letter, Date.now())));
+    } finally {
+      for (const letter of accepted) this.lane(letter.function).accepting--;
+    }
+    const replayed: Array<{ id: number; eventId: number }> = [];
+    accepted.forEach((letter, i) => {
+      const eventId = ids[i];
+      if (eventId === undefined) { skipped.push({ id: letter.id, reason: 'already replayed or purged' }); return; }
+      replayed.push({ id: letter.id, eventId });
+      insertByDue(this.lane(letter.function).waiting, { id: eventId, due: Date.now() });
+    });
+    for (const name of new Set(accepted.map((letter) => letter.function))) this.pump(name);
+    return { replayed, skipped };
+  }
+
+  /** A removed function: its queued events are deleted; attempts running now finish and find nothing. */
+  async remove(name: string): Promise<void> {
+    const lane = this.lanes.get(name);
+    if (lane) {
+      clearTimeout(lane.timer);
+      lane.waiting = [];
+      lane.timer = undefined;
+      if (lane.running === 0 && lane.accepting === 0) this.lanes.delete(name);
+    }
+    await this.deps.commit.run(() => this.deps.store.removeFunction(name));
+  }
+
+  /** A new version may have another concurrency: let it take what it can. */
+  changed(name: string): void {
+    if (this.lanes.has(name)) this.pump(name);
+  }
+
+  /** Stops dispatching; what is queued or running stays in SQLite and runs after the restart. */
+  stop(): void {
+    this.stopped = true;
+    for (const lane of this.lanes.values()) clearTimeout(lane.timer);
+  }
+
+  private size(lane: Lane): number {
+    return lane.waiting.length + lane.running + lane.accepting;
+  }
+
+  private lane(name: string): Lane {
+    let lane = this.lanes.get(name);
+    if (!lane) {
+      lane = { waiting: [], running: 0, accepting: 0 };
+      this.lanes.set(name, lane);
+    }
+    return lane;
+  }
+
+  /** Starts the due events the function has room for (at most its concurrency), then arms a timer for the next. */
+  private pump(name: string): void {
+    const lane = this.lanes.get(name);
+    const version = this.deps.latest(name);
+    if (!lane || !version || this.stopped) return;
+    const limit = version.spec.reservedConcurrency ?? this.deps.config.maxInstances;
+    const now = Date.now();
+    while (lane.running < limit && lane.waiting.length > 0 && lane.waiting[0].due <= now) {
+      const { id } = lane.waiting.shift()!;
+      lane.running++;
+      void this.attempt(name, id).finally(() => {
+        lane.running--;
+        this.pump(name);
+      });
+    }
+    const next = lane.waiting[0];
+    if (next && next.due > now && lane.running < limit && lane.timerDue !== next.due) {
+      clearTimeout(lane.timer);
+      lane.timerDue = next.due;
+      lane.timer = setTimeout(() => {
+        lane.timer = undefined;
+        lane.timerDue = undefined;
+        this.pump(name);
+      }, next.due - now).unref();
+    }
+  }
+
+  /** One attempt of one event; never rejects. */
+  private async attempt(name: string, id: number): Promise<void> {
+    const { store, commit, log } = this.deps;
+    try {
+      const event = store.get(id);
+      const version = this.deps.latest(name);
+      if (!event || !version) return;
+      const maxRetries = version.spec.maxRetryAttempts ?? this.deps.config.maxRetryAttempts;
+      const maxAgeMs = (version.spec.maxEventAgeSeconds ?? this.deps.config.maxEventAgeSeconds) * 1000;
+      if (Date.now() - event.enqueuedAt > maxAgeMs) {
+        await this.deadLetter(event, 'EventAgeExceeded', event.lastError ?? ageError(maxAgeMs));
+        return;
+      }
+      const runtime = await this.deps.runtime();
+      const invocation: Invocation = { event: event.event, ...(event.clientContext !== undefined ? { clientContext: event.clientContext } : {}) };
+      const result = await runtime.enqueue(version, invocation);
+      if (!result.functionError) {
+        await commit.run(() => store.delete(id));
+        return;
+      }
+      const error = errorOf(result);
+      const attempts = event.attempts + 1;
+      log.warn({ function: name, eventId: id, requestId: result.requestId, attempt: attempts, error }, 'asynchronous invocation failed');
+      const failed = { ...event, attempts, lastError: error };
+      if (attempts > maxRetries) {
+        await this.deadLetter(failed, 'RetriesExhausted', error);
+        return;
+      }
+      const delays = this.deps.config.retryDelaysSeconds;
+      const due = Date.now() + delays[Math.min(attempts, delays.length) - 1] * 1000;
+      if (due - event.enqueuedAt > maxAgeMs) {
+        await this.deadLetter(failed, 'EventAgeExceeded', error);
+        return;
+      }
+      await commit.run(() => store.failed(id, attempts, due, error));
+      this.requeue(name, id, due);
+    } catch (error) {
+      if (this.stopped || (error instanceof FunctionApiError && error.status === 503)) return;
+      // Not the function's fault (a commit that failed): the attempt does not count.
+      log.error({ err: error, function: name, eventId: id }, 'cannot dispatch an asynchronous event; trying again');
+      this.requeue(name, id, Date.now() + HICCUP_DELAY_MS);
+    }
+  }
+
+  private requeue(name: string, id: number, due: number): void {
+    if (this.stopped || !this.deps.latest(name)) return;
+    insertByDue(this.lane(name).waiting, { id, due });
+  }
+
+  /** Moves the event to the DLQ, then publishes the dead letter on `$outpost/dlq/{function}`. */
+  private async deadLetter(event: QueuedEvent, reason: DeadLetterReason, error: ErrorSummary): Promise<void> {
+    const { store, commit, bus, log, config } = this.deps;
+    const moved = await commit.run(() => store.deadLetter(event, reason, error, config.dlqLength, Date.now()));
+    if (!moved) return;
+    this.trimmedDeadLetters += moved.trimmed;
+    log.warn({ function: event.name, eventId: event.id, deadLetter: moved.letter.id, reason, attempts: event.attempts, error }, 'asynchronous event sent to the dead-letter queue');
+    await bus.publish({ topic: dlqTopic(event.name), payload: JSON.stringify(moved.letter), qos: 1 })
+      .catch((publishError: unknown) => log.warn({ err: publishError, function: event.name }, 'cannot publish a dead letter'));
+  }
+}
+
+/** Keeps `waiting` ordered by due time, then id (binary search: the list is up to queueLength long). */
+function insertByDue(waiting: Array<{ id: number; due: number }>, entry: { id: number; due: number }): void {
+  let low = 0;
+  let high = waiting.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    const other = waiting[middle];
+    if (other.due < entry.due || (other.due === entry.due && other.id < entry.id)) low = middle + 1;
+    else high = middle;
+  }
+  waiting.splice(low, 0, entry);
+}
+
+function errorOf(result: InvokeResult): ErrorSummary {
+  try {
+    const payload = JSON.parse(result.payload) as { errorType?: unknown; errorMessage?: unknown };
+    return { errorType: String(payload.errorType ?? 'Error'), errorMessage: String(payload.errorMessage ?? '') };
+  } catch {
+    return { errorType: 'Error', errorMessage: result.payload.slice(0, 1000) };
+  }
+}
+
+function ageError(maxAgeMs: number): ErrorSummary {
+  return { errorType: 'EventAgeExceeded', errorMessage: `Event older than the maximum event age (${maxAgeMs / 1000} s)` };
+}

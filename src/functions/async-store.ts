@@ -1,0 +1,183 @@
+import type Database from 'better-sqlite3';
+import type { Store } from '../store/store.js';
+
+/** Where an asynchronous event came from. */
+export type EventSource = 'invoke' | 'mqtt' | 'replay';
+export type DeadLetterReason = 'RetriesExhausted' | 'EventAgeExceeded';
+
+export interface ErrorSummary {
+  errorType: string;
+  errorMessage: string;
+}
+
+/** A row of `function_events`: an accepted asynchronous event not yet run to success or dead-lettered. */
+export interface QueuedEvent {
+  id: number;
+  name: string;
+  /** JSON text. */
+  event: string;
+  clientContext?: unknown;
+  source: EventSource;
+  enqueuedAt: number;
+  attempts: number;
+  nextAttemptAt: number;
+  lastError?: ErrorSummary;
+}
+
+/** A row of `function_dead_letters`, as listed and as published on `$outpost/dlq/{function}`. */
+export interface DeadLetter {
+  id: number;
+  function: string;
+  event: unknown;
+  clientContext?: unknown;
+  source: EventSource;
+  enqueuedAt: number;
+  failedAt: number;
+  attempts: number;
+  reason: DeadLetterReason;
+  errorType: string;
+  errorMessage: string;
+}
+
+interface EventRow {
+  id: number; name: string; event: string; client_context: string | null; source: EventSource; enqueued_at: number;
+  attempts: number; next_attempt_at: number; last_error: string | null;
+}
+interface DeadLetterRow {
+  id: number; name: string; event: string; client_context: string | null; source: EventSource; enqueued_at: number;
+  attempts: number; reason: DeadLetterReason; error_type: string; error_message: string; failed_at: number;
+}
+
+/**
+ * Prepared statements over the asynchronous queue and the dead-letter queue (migration 2 of the
+ * functions service). Reads run directly; the methods marked so run only inside a group-commit write.
+ */
+export class AsyncEventStore {
+  private readonly insertEvent: Database.Statement;
+  private readonly selectEvent: Database.Statement<[number], EventRow>;
+  private readonly selectPending: Database.Statement<[], Pick<EventRow, 'id' | 'name' | 'next_attempt_at'>>;
+  private readonly deleteEvent: Database.Statement<[number]>;
+  private readonly updateFailed: Database.Statement;
+  private readonly deleteEventsOf: Database.Statement<[string]>;
+  private readonly insertDeadLetter: Database.Statement;
+  private readonly trimDeadLetters: Database.Statement;
+  private readonly selectDeadLetters: Database.Statement<[number], DeadLetterRow>;
+  private readonly selectDeadLettersOf: Database.Statement<[string, number], DeadLetterRow>;
+  private readonly selectDeadLetter: Database.Statement<[number], DeadLetterRow>;
+  private readonly deleteDeadLetter: Database.Statement<[number]>;
+  private readonly deleteAllDeadLetters: Database.Statement<[]>;
+  private readonly deleteDeadLettersOf: Database.Statement<[string]>;
+  private readonly countDeadLetters: Database.Statement<[], { n: number }>;
+
+  constructor(store: Store) {
+    const db = store.db;
+    this.insertEvent = db.prepare(`INSERT INTO function_events (name, event, client_context, source, enqueued_at, next_attempt_at)
+      VALUES (@name, @event, @clientContext, @source, @now, @now)`);
+    this.selectEvent = db.prepare('SELECT * FROM function_events WHERE id = ?');
+    this.selectPending = db.prepare('SELECT id, name, next_attempt_at FROM function_events ORDER BY name, next_attempt_at, id');
+    this.deleteEvent = db.prepare('DELETE FROM function_events WHERE id = ?');
+    this.updateFailed = db.prepare('UPDATE function_events SET attempts = @attempts, next_attempt_at = @due, last_error = @error WHERE id = @id');
+    this.deleteEventsOf = db.prepare('DELETE FROM function_events WHERE name = ?');
+    this.insertDeadLetter = db.prepare(`INSERT INTO function_dead_letters
+      (name, event, client_context, source, enqueued_at, attempts, reason, error_type, error_message, failed_at)
+      VALUES (@name, @event, @clientContext, @source, @enqueuedAt, @attempts, @reason, @errorType, @errorMessage, @now) RETURNING id`);
+    // Keeps the newest `keep` entries of a function.
+    this.trimDeadLetters = db.prepare(`DELETE FROM function_dead_letters WHERE name = @name AND id <= COALESCE(
+      (SELECT id FROM function_dead_letters WHERE name = @name ORDER BY id DESC LIMIT 1 OFFSET @keep), -1)`);
+    this.selectDeadLetters = db.prepare('SELECT * FROM function_dead_letters ORDER BY id LIMIT ?');
+    this.selectDeadLettersOf = db.prepare('SELECT * FROM function_dead_letters WHERE name = ? ORDER BY id LIMIT ?');
+    this.selectDeadLetter = db.prepare('SELECT * FROM function_dead_letters WHERE id = ?');
+    this.deleteDeadLetter = db.prepare('DELETE FROM function_dead_letters WHERE id = ?');
+    this.deleteAllDeadLetters = db.prepare('DELETE FROM function_dead_letters');
+    this.deleteDeadLettersOf = db.prepare('DELETE FROM function_dead_letters WHERE name = ?');
+    this.countDeadLetters = db.prepare('SELECT COUNT(*) AS n FROM function_dead_letters');
+  }
+
+  /** Write: records an accepted event, due now; returns its id. */
+  insert(name: string, event: string, clientContext: unknown, source: EventSource, now: number): number {
+    const clientContextText = clientContext === undefined ? null : JSON.stringify(clientContext);
+    return Number(this.insertEvent.run({ name, event, clientContext: clientContextText, source, now }).lastInsertRowid);
+  }
+
+  get(id: number): QueuedEvent | undefined {
+    const row = this.selectEvent.get(id);
+    return row && toEvent(row);
+  }
+
+  /** Every queued event, for recovery at start (bounded by `functions.queueLength` per function). */
+  pending(): Array<{ id: number; name: string; due: number }> {
+    return this.selectPending.all().map((row) => ({ id: row.id, name: row.name, due: row.next_attempt_at }));
+  }
+
+  /** Write: the event succeeded. */
+  delete(id: number): void {
+    this.deleteEvent.run(id);
+  }
+
+  /** Write: an attempt failed; the next is due at `due`. */
+  failed(id: number, attempts: number, due: number, error: ErrorSummary): void {
+    this.updateFailed.run({ id, attempts, due, error: JSON.stringify(error) });
+  }
+
+  /** Write: the queued events of a removed function. */
+  removeFunction(name: string): void {
+    this.deleteEventsOf.run(name);
+  }
+
+  /**
+   * Write: moves an event to the dead-letter queue, keeping the newest `keep` entries of its
+   * function. Undefined when the event is gone (its function was removed meanwhile).
+   */
+  deadLetter(event: QueuedEvent, reason: DeadLetterReason, error: ErrorSummary, keep: number, now: number): { letter: DeadLetter; trimmed: number } | undefined {
+    if (this.deleteEvent.run(event.id).changes === 0) return undefined;
+    const { id } = this.insertDeadLetter.get({
+      name: event.name, event: event.event, clientContext: event.clientContext === undefined ? null : JSON.stringify(event.clientContext),
+      source: event.source, enqueuedAt: event.enqueuedAt, attempts: event.attempts, reason,
+      errorType: error.errorType, errorMessage: error.errorMessage, now,
+    }) as { id: number };
+    const trimmed = this.trimDeadLetters.run({ name: event.name, keep }).changes;
+    return { letter: toDeadLetter(this.selectDeadLetter.get(id)!), trimmed };
+  }
+
+  deadLetters(name: string | undefined, limit: number): DeadLetter[] {
+    return (name === undefined ? this.selectDeadLetters.all(limit) : this.selectDeadLettersOf.all(name, limit)).map(toDeadLetter);
+  }
+
+  getDeadLetter(id: number): DeadLetter | undefined {
+    const row = this.selectDeadLetter.get(id);
+    return row && toDeadLetter(row);
+  }
+
+  deadLetterCount(): number {
+    return this.countDeadLetters.get()!.n;
+  }
+
+  /** Write: puts a dead letter back on the queue as a fresh event (new id, age and attempts). */
+  replay(letter: DeadLetter, now: number): number | undefined {
+    if (this.deleteDeadLetter.run(letter.id).changes === 0) return undefined;
+    return this.insert(letter.function, JSON.stringify(letter.event), letter.clientContext, 'replay', now);
+  }
+
+  /** Write: deletes the dead letters of one function, or all; returns how many. */
+  purge(name: string | undefined): number {
+    return (name === undefined ? this.deleteAllDeadLetters.run() : this.deleteDeadLettersOf.run(name)).changes;
+  }
+}
+
+function toEvent(row: EventRow): QueuedEvent {
+  return {
+    id: row.id, name: row.name, event: row.event, source: row.source, enqueuedAt: row.enqueued_at, attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    ...(row.client_context !== null ? { clientContext: JSON.parse(row.client_context) as unknown } : {}),
+    ...(row.last_error !== null ? { lastError: JSON.parse(row.last_error) as ErrorSummary } : {}),
+  };
+}
+
+function toDeadLetter(row: DeadLetterRow): DeadLetter {
+  return {
+    id: row.id, function: row.name, event: JSON.parse(row.event) as unknown,
+    ...(row.client_context !== null ? { clientContext: JSON.parse(row.client_context) as unknown } : {}),
+    source: row.source, enqueuedAt: row.enqueued_at, failedAt: row.failed_at, attempts: row.attempts, reason: row.reason,
+    errorType: row.error_type, errorMessage: row.error_message,
+  };
+}
