@@ -169,7 +169,7 @@ describe('functions: deploy, invoke, faults, triggers', () => {
     const bad = writePackage({
       'template.yaml': 'Globals:\n  Function:\n    Timeout: 5\nResources:\n  Bad:\n    Type: AWS::Serverless::Function\n'
         + '    Properties:\n      Handler: index.handler\n      Runtime: nodejs20.x\n      Layers: [x]\n      Timeout: 0\n'
-        + '      Events:\n        Tick:\n          Type: Schedule\n          Properties:\n            Schedule: rate(5 minutes)\n',
+        + '      Events:\n        Tick:\n          Type: SQS\n          Properties:\n            Queue: q\n',
       'index.js': 'exports.handler = async () => 1;\n',
     });
     cleanups.push(bad.remove);
@@ -179,7 +179,7 @@ describe('functions: deploy, invoke, faults, triggers', () => {
     expect(refused.stderr).toContain('Globals: unsupported key');
     expect(refused.stderr).toContain('Resources.Bad.Properties.Layers: unsupported key');
     expect(refused.stderr).toContain('Resources.Bad.Properties.Timeout: expected seconds 1-900');
-    expect(refused.stderr).toContain('Resources.Bad.Properties.Events.Tick.Type: unsupported event type "Schedule": Schedule events are not supported yet');
+    expect(refused.stderr).toContain('Resources.Bad.Properties.Events.Tick.Type: unsupported event type "SQS": expected "MQTT" or "Schedule"');
     expect((await outpost(daemon.socket, ['functions', 'info', 'Bad'])).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Bad\n');
   });
 

@@ -95,6 +95,19 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     expect(accepted.length).toBeLessThan(20);
   });
 
+  it('frees an in-flight slot with its answer: a client keeping exactly maxInFlightPerClient in flight gets no 429', async () => {
+    const crowd = await connectThing('crowd', 'crowd-window', [`${classic('crowd')}/update/accepted`, `${classic('crowd')}/update/rejected`]);
+    // Each of the 3 workers sends its next update as soon as it reads the previous one's answer.
+    const worker = async () => {
+      const outcomes: string[] = [];
+      for (let i = 0; i < 30; i++) outcomes.push((await crowd.request(`${classic('crowd')}/update`, { state: { reported: { i } } })).outcome);
+      return outcomes;
+    };
+    const outcomes = (await Promise.all([worker(), worker(), worker()])).flat();
+    expect(outcomes.filter((outcome) => outcome !== 'accepted')).toEqual([]);
+    expect(crowd.events.filter((event) => event.body?.code === 429)).toEqual([]);
+  });
+
   it('applies the broker policy: a thing cannot touch or watch another thing\'s shadow', async () => {
     const lamp = await connectThing('lamp', 'lamp-own', [`${classic('lamp')}/#`]);
     await lamp.request(`${classic('lamp')}/update`, { state: { reported: { owner: 'lamp' } } });

@@ -9,7 +9,8 @@ import { join, resolve, dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import mqtt from 'mqtt';
+import { cpuMsOf } from '../lib/proc.mjs';
+import { ShadowClient } from './clients.mjs';
 
 const { values: options } = parseArgs({ options: {
   clients: { type: 'string', default: '20' },
@@ -19,6 +20,7 @@ const { values: options } = parseArgs({ options: {
   rate: { type: 'string', default: '1000' },
   seconds: { type: 'string', default: '10' },
   json: { type: 'boolean', default: false },
+  'cpu-prof': { type: 'string' },
 } });
 const CLIENTS = Number(options.clients);
 const THINGS = Number(options.things);
@@ -38,7 +40,8 @@ async function startDaemon() {
     mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true, anonymousPolicy: { publish: ['$aws/#'], subscribe: ['$aws/#'] } },
     http: { port: 0 },
   }));
-  const child = spawn(process.execPath, [join(ROOT, 'dist', 'bin', 'outpostd.js'), '--config', config, '--data-dir', join(dir, 'data')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NOTIFY_SOCKET: '' } });
+  const profile = options['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(options['cpu-prof'])}`] : [];
+  const child = spawn(process.execPath, [...profile, join(ROOT, 'dist', 'bin', 'outpostd.js'), '--config', config, '--data-dir', join(dir, 'data')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NOTIFY_SOCKET: '' } });
   const listeners = await new Promise((resolveReady, reject) => {
     const timer = setTimeout(() => reject(new Error('outpostd not ready in 30 s')), 30_000);
     createInterface({ input: child.stdout }).on('line', (line) => {
@@ -53,66 +56,95 @@ async function startDaemon() {
   return { child, dir, port };
 }
 
-function connect(port, clientId) {
-  return new Promise((resolveConnect, reject) => {
-    const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { clientId, reconnectPeriod: 0, protocolVersion: 4 });
-    client.once('connect', () => resolveConnect(client));
-    client.once('error', reject);
+async function connectClients(port) {
+  const clients = Array.from({ length: CLIENTS }, (_, index) => {
+    const things = [];
+    for (let t = index; t < THINGS; t += CLIENTS) things.push(`bench-thing-${t}`);
+    return new ShadowClient(index, things);
   });
+  await Promise.all(clients.map((client) => client.connect(port)));
+  return clients;
 }
 
-/** One bench client: its things (every CLIENTS-th), pending requests by clientToken. */
-async function benchClient(port, index) {
-  const client = await connect(port, `bench-${index}`);
-  const things = [];
-  for (let t = index; t < THINGS; t += CLIENTS) things.push(`bench-thing-${t}`);
-  const pending = new Map();
-  let rejected = 0;
-  client.on('message', (topic, payload) => {
-    const body = JSON.parse(payload.toString());
-    const done = pending.get(body.clientToken);
-    if (!done) return;
-    pending.delete(body.clientToken);
-    if (topic.endsWith('/rejected')) rejected++;
-    done();
+/** CPU time of the daemon and of this load generator over `run`, as shares of one core. */
+async function measured(daemonPid, run) {
+  const started = process.hrtime.bigint();
+  const daemon0 = cpuMsOf(daemonPid);
+  const self0 = process.cpuUsage();
+  const result = await run();
+  const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+  const self = process.cpuUsage(self0);
+  const share = (ms) => Math.round((100 * ms) / wallMs);
+  return { ...result, cpu: { daemon: share(cpuMsOf(daemonPid) - daemon0), loadGenerator: share((self.user + self.system) / 1000) } };
+}
+
+/**
+ * Fails the bench when answers stop coming while updates are in flight (a `/rejected` without a
+ * clientToken, such as a 429, cannot be matched to its update) instead of waiting forever.
+ */
+function watchStalls(clients) {
+  let answers = -1;
+  let still = 0;
+  let timer;
+  const stalled = new Promise((_, reject) => {
+    timer = setInterval(() => {
+      const now = clients.reduce((sum, client) => sum + client.accepted + client.rejected, 0);
+      const inFlight = clients.reduce((sum, client) => sum + client.inFlight, 0);
+      still = now === answers && inFlight > 0 ? still + 1 : 0;
+      answers = now;
+      if (still >= 10) reject(new Error(`no answer for 10 s with ${inFlight} updates in flight`));
+    }, 1000);
+    timer.unref();
   });
-  await client.subscribeAsync(things.flatMap((thing) => [`$aws/things/${thing}/shadow/update/accepted`, `$aws/things/${thing}/shadow/update/rejected`]), { qos: 1 });
-  let sequence = 0;
-  const update = () => new Promise((resolveUpdate) => {
-    const thing = things[sequence % things.length];
-    const clientToken = `${index}-${sequence++}`;
-    const sentAt = process.hrtime.bigint();
-    pending.set(clientToken, () => resolveUpdate(Number(process.hrtime.bigint() - sentAt) / 1e6));
-    client.publish(`$aws/things/${thing}/shadow/update`, JSON.stringify({ state: { reported: { temperature: 20 + (sequence % 10), seq: sequence } }, clientToken }), { qos: 1 });
-  });
-  return { client, update, rejected: () => rejected };
+  return { phase: (promise) => Promise.race([promise, stalled]), stop: () => clearInterval(timer) };
+}
+
+/** Closed loop: each client keeps `window` updates in flight until it had `perClient` answered. */
+function closedLoop(clients, perClient, window) {
+  return Promise.all(clients.map((client) => new Promise((resolveClient) => {
+    let sent = 0;
+    let answered = 0;
+    client.onAnswer = () => {
+      answered++;
+      if (sent < perClient) {
+        sent++;
+        client.send();
+      } else if (answered === perClient) resolveClient();
+    };
+    for (; sent < Math.min(window, perClient); sent++) client.send();
+    client.flush();
+  })));
 }
 
 async function throughput(clients) {
   const perClient = Math.ceil(UPDATES / clients.length);
+  const accepted0 = clients.reduce((sum, client) => sum + client.accepted, 0);
   const started = process.hrtime.bigint();
-  await Promise.all(clients.map(async (c) => {
-    let sent = 0;
-    const worker = async () => { while (sent < perClient) { sent++; await c.update(); } };
-    await Promise.all(Array.from({ length: WINDOW }, worker));
-  }));
+  await closedLoop(clients, perClient, WINDOW);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return { updates: perClient * clients.length, seconds, perSecond: (perClient * clients.length) / seconds };
+  const accepted = clients.reduce((sum, client) => sum + client.accepted, 0) - accepted0;
+  return { updates: perClient * clients.length, accepted, seconds, perSecond: accepted / seconds };
 }
 
+/** Open loop: update i is due at i/RATE seconds, whatever the answers do; round-robin over the clients. */
 async function latency(clients) {
   const latencies = [];
   const total = RATE * SECONDS;
-  const started = Date.now();
-  const inFlight = [];
-  for (let i = 0; i < total; i++) {
-    // Open loop: request i is due at i/RATE seconds, whatever the answers do.
-    const due = started + (i * 1000) / RATE;
-    const wait = due - Date.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    inFlight.push(clients[i % clients.length].update().then((ms) => latencies.push(ms)));
+  for (const client of clients) client.onAnswer = (ms) => latencies.push(ms);
+  const started = process.hrtime.bigint();
+  let sent = 0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor((Number(process.hrtime.bigint() - started) / 1e9) * RATE) + 1);
+    const touched = new Set();
+    for (; sent < due; sent++) {
+      const client = clients[sent % clients.length];
+      client.send();
+      touched.add(client);
+    }
+    for (const client of touched) client.flush();
+    await new Promise((r) => setTimeout(r, 1));
   }
-  await Promise.all(inFlight);
+  while (latencies.length < total) await new Promise((r) => setTimeout(r, 5));
   latencies.sort((a, b) => a - b);
   const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
   return { updates: latencies.length, p50: at(0.5), p99: at(0.99), max: latencies[latencies.length - 1] };
@@ -120,26 +152,29 @@ async function latency(clients) {
 
 const daemon = await startDaemon();
 try {
-  const clients = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => benchClient(daemon.port, i)));
-  log(`warm-up: ${CLIENTS} clients, ${THINGS} things`);
-  await Promise.all(clients.map((c) => c.update()));
+  const clients = await connectClients(daemon.port);
+  const watch = watchStalls(clients);
+  log(`warm-up: ${CLIENTS} clients, ${THINGS} things, one update each`);
+  await watch.phase(closedLoop(clients, Math.ceil(THINGS / CLIENTS), WINDOW));
   log(`throughput: ${UPDATES} updates, window ${WINDOW} per client`);
-  const t = await throughput(clients);
+  const t = await measured(daemon.child.pid, () => watch.phase(throughput(clients)));
   log(`latency: ${RATE}/s for ${SECONDS} s`);
-  const l = await latency(clients);
-  const rejected = clients.reduce((sum, c) => sum + c.rejected(), 0);
+  const l = await measured(daemon.child.pid, () => watch.phase(latency(clients)));
+  const rejected = clients.reduce((sum, c) => sum + c.rejected, 0);
   const report = {
     throughput: { ...t, target: 20000, verdict: t.perSecond >= 20000 ? 'PASS' : 'MISS' },
     latency: { ...l, rate: RATE, targetP99Ms: 10, verdict: l.p99 <= 10 ? 'PASS' : 'MISS' },
     rejected,
   };
+  const cpu = ({ cpu: c }) => `CPU: daemon ${c.daemon} %, load generator ${c.loadGenerator} % of a core`;
   if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else process.stdout.write([
-    `durable updates/s (${CLIENTS} clients, ${THINGS} things, window ${WINDOW}): ${Math.round(t.perSecond).toLocaleString('en')} (${t.updates} in ${t.seconds.toFixed(2)} s; target ≥ 20,000: ${report.throughput.verdict})`,
-    `publish→/accepted at ${RATE}/s for ${SECONDS} s: p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms, max ${l.max.toFixed(2)} ms (target p99 ≤ 10 ms: ${report.latency.verdict})`,
+    `durable updates/s (${CLIENTS} clients, ${THINGS} things, window ${WINDOW}): ${Math.round(t.perSecond).toLocaleString('en')} (${t.accepted} accepted in ${t.seconds.toFixed(2)} s; target ≥ 20,000: ${report.throughput.verdict}; ${cpu(t)})`,
+    `publish→/accepted at ${RATE}/s for ${SECONDS} s: p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms, max ${l.max.toFixed(2)} ms (target p99 ≤ 10 ms: ${report.latency.verdict}; ${cpu(l)})`,
     `rejected: ${rejected}`,
   ].join('\n') + '\n');
-  for (const c of clients) c.client.end(true);
+  watch.stop();
+  for (const c of clients) c.close();
 } finally {
   daemon.child.kill('SIGTERM');
   await new Promise((r) => daemon.child.once('exit', r));

@@ -103,6 +103,10 @@ export class MqttListeners {
       return;
     }
     this.live.add(socket);
+    // Outgoing packets are already batched into one write per event-loop turn
+    // (outgoing-writes.ts); Nagle would only hold back a reply that follows its
+    // PUBACK — e.g. a shadow's /accepted — until the client's delayed ACK, ~40 ms.
+    socket.setNoDelay(true);
     socket.once('close', () => {
       this.live.delete(socket);
       this.closedBytesIn += socket.bytesRead;

@@ -137,6 +137,10 @@ const functionsSchema = z.strictObject({
   maxEventAgeSeconds: positiveInt(21600, 'seconds ≥ 1'),
   /** Dead-letter entries kept per function; beyond it the oldest is deleted (and counted). */
   dlqLength: positiveInt(1000, 'entry count ≥ 1'),
+  /** The Python interpreter of python3.* functions (a path or a name on PATH). */
+  pythonPath: text('expected a Python interpreter').default('python3'),
+  /** For tests only: divides the intervals of rate(...) schedules (60 makes a minute pass in a second). Leave it at 1. */
+  scheduleClockScale: positiveInt(1, 'a factor ≥ 1'),
 });
 
 // Sections of services still to come: accepted only empty until their issues land,

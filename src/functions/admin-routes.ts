@@ -71,7 +71,7 @@ function summary(version: FunctionVersion): Record<string, unknown> {
   return {
     name: version.name, version: version.version, hash: version.hash, runtime: spec.runtime, handler: spec.handler,
     memorySize: spec.memorySize, timeout: spec.timeout, reservedConcurrency: spec.reservedConcurrency ?? null,
-    topics: spec.topics, updatedAt: version.createdAt,
+    topics: spec.topics, schedules: (spec.schedules ?? []).map((schedule) => schedule.expression), updatedAt: version.createdAt,
   };
 }
 

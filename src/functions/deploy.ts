@@ -4,6 +4,7 @@ import type { GroupCommit } from '../store/group-commit.js';
 import { checkCodeDir, stageCode, type StagedCode } from './bundle.js';
 import { apiErrors } from './errors.js';
 import { InitError } from './runtime/node-worker.js';
+import { checkCron } from './schedules.js';
 import type { FunctionStore, FunctionVersion } from './store.js';
 import { parseTemplate, type FunctionSpec } from './template.js';
 
@@ -36,6 +37,12 @@ interface Candidate {
  */
 export async function deployDirectory(path: string, steps: DeploySteps): Promise<{ outcomes: DeployOutcome[]; versions: FunctionVersion[] }> {
   const specs = await readTemplate(path);
+  // node-cron is loaded only for a template with a cron schedule.
+  for (const spec of specs) {
+    for (const schedule of spec.schedules ?? []) {
+      await checkCron(schedule.expression).catch((error: Error) => { throw apiErrors.invalidDeployment(`${spec.name}: ${error.message}`); });
+    }
+  }
   const candidates: Candidate[] = [];
   try {
     for (const spec of specs) {

@@ -20,11 +20,16 @@ export const apiErrors = {
   stopping: () => new FunctionApiError(503, 'ServiceException', 'Outpost is stopping'),
 };
 
-/** What a failed invocation returns as its payload: the Node.js runtime's `{errorType, errorMessage, trace}`. */
+/**
+ * What a failed invocation returns as its payload: the Node.js runtime's `{errorType, errorMessage, trace}`,
+ * or the Python runtime's `{errorMessage, errorType, requestId, stackTrace}`.
+ */
 export interface LambdaErrorPayload {
   errorType: string;
   errorMessage: string;
   trace?: string[];
+  requestId?: string;
+  stackTrace?: string[];
 }
 
 /** Failures the runtime reports itself (the handler did not get to answer), worded as AWS words them. */

@@ -11,6 +11,7 @@ import type { DeployOutcome } from './deploy.js';
 import type { Invocation, InvokeResult } from './runtime/pool.js';
 import type { FunctionRuntime } from './runtime/runtime.js';
 import { FunctionStore, type FunctionVersion } from './store.js';
+import { Schedules, scheduledEvent, type ScheduleSpec } from './schedules.js';
 import { eventOf, MqttTriggers } from './triggers.js';
 
 // Lambda's payload limits: 6 MB for a synchronous request, 1 MB for an asynchronous event.
@@ -18,6 +19,9 @@ const MAX_SYNC_PAYLOAD = 6 * 1024 * 1024;
 const MAX_ASYNC_PAYLOAD = 1024 * 1024;
 // How long running invocations get to finish when the daemon stops (it forces exit after 5 s).
 const STOP_GRACE_MS = 3000;
+// As runtime/pool.ts: there is no AWS account or region on a gateway (not imported from there: the runtime loads lazily).
+const REGION = 'local';
+const ACCOUNT = '000000000000';
 
 export type InvocationType = 'RequestResponse' | 'Event';
 
@@ -34,6 +38,7 @@ export class FunctionService implements Service {
   /** `$LATEST` of every function, read from SQLite at construction and kept current by deploys. */
   private readonly latest = new Map<string, FunctionVersion>();
   private readonly triggers: MqttTriggers;
+  private readonly schedules: Schedules;
   private readonly log: Logger;
   private runtimeLoading: Promise<FunctionRuntime> | undefined;
   private loadedRuntime: FunctionRuntime | undefined;
@@ -60,11 +65,15 @@ export class FunctionService implements Service {
       runtime: () => this.runtime(),
     });
     this.triggers = new MqttTriggers(context.bus, (name, message) => this.onTriggerMessage(name, message));
+    this.schedules = new Schedules(context.config.functions.scheduleClockScale, this.log, (name, schedule, now) => this.onSchedule(name, schedule, now));
     registerFunctionAdminRoutes(context.admin, this);
   }
 
   async start(): Promise<void> {
-    for (const version of this.latest.values()) await this.triggers.set(version.name, version.spec.topics);
+    for (const version of this.latest.values()) {
+      await this.triggers.set(version.name, version.spec.topics);
+      await this.schedules.set(version.name, version.spec.schedules ?? []);
+    }
     this.running = true;
     // Events queued before a stop or crash, those in flight included, run again.
     const recovered = this.queue.recover();
@@ -74,6 +83,7 @@ export class FunctionService implements Service {
   async stop(): Promise<void> {
     this.running = false;
     await this.triggers.stop();
+    this.schedules.stop();
     this.queue.stop();
     await this.changes.catch(() => undefined);
     if (this.runtimeLoading) await (await this.runtimeLoading).stop(STOP_GRACE_MS);
@@ -126,6 +136,7 @@ export class FunctionService implements Service {
       for (const version of versions) {
         this.latest.set(version.name, version);
         await this.triggers.set(version.name, version.spec.topics);
+        await this.schedules.set(version.name, version.spec.schedules ?? []);
         this.queue.changed(version.name);
         this.log.info({ function: version.name, version: version.version, hash: version.hash }, 'function deployed');
       }
@@ -138,6 +149,7 @@ export class FunctionService implements Service {
     return this.serialized(async () => {
       this.require(name);
       await this.triggers.remove(name);
+      this.schedules.remove(name);
       this.latest.delete(name);
       this.loadedRuntime?.remove(name);
       await this.queue.remove(name);
@@ -201,6 +213,16 @@ export class FunctionService implements Service {
     });
   }
 
+  /** A schedule fired: the Scheduled Event (or the rule's Input) goes through the durable queue. */
+  private onSchedule(name: string, schedule: ScheduleSpec, now: Date): void {
+    if (!this.running) return;
+    const invocation = { event: schedule.input ?? scheduledEvent(schedule.rule, now, REGION, ACCOUNT) };
+    this.invoke(name, invocation, 'Event', 'schedule').catch((error: Error) => {
+      this.droppedEvents++;
+      this.log.warn({ function: name, schedule: schedule.expression, reason: error.message }, 'scheduled event dropped');
+    });
+  }
+
   private require(name: string): FunctionVersion {
     const version = this.latest.get(name);
     if (!version) throw apiErrors.notFound(name);
@@ -208,9 +230,9 @@ export class FunctionService implements Service {
   }
 
   private runtime(): Promise<FunctionRuntime> {
-    const { maxInstances, idleTimeoutSeconds, queueLength, logFileBytes } = this.context.config.functions;
+    const { maxInstances, idleTimeoutSeconds, queueLength, logFileBytes, pythonPath } = this.context.config.functions;
     this.runtimeLoading ??= import('./runtime/runtime.js').then(({ FunctionRuntime }) => {
-      this.loadedRuntime = new FunctionRuntime(this.context.dataDir, { maxInstances, idleTimeoutMs: idleTimeoutSeconds * 1000, queueLength, logFileBytes }, this.log);
+      this.loadedRuntime = new FunctionRuntime(this.context.dataDir, { maxInstances, idleTimeoutMs: idleTimeoutSeconds * 1000, queueLength, logFileBytes, pythonPath }, this.log);
       return this.loadedRuntime;
     });
     return this.runtimeLoading;

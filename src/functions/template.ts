@@ -1,6 +1,7 @@
 import yaml from 'js-yaml';
 import { z, type ZodIssue } from 'zod/v3';
 import { FunctionApiError } from './errors.js';
+import { parseSchedule, type ScheduleSpec } from './schedules.js';
 
 /** One function of a template, validated: what a version is made of besides its code. */
 export interface FunctionSpec {
@@ -16,6 +17,8 @@ export interface FunctionSpec {
   reservedConcurrency?: number;
   /** MQTT topic filters whose messages invoke the function asynchronously. */
   topics: string[];
+  /** Schedule events (EventBridge rate/cron); absent when there are none, so older versions' hashes stay. */
+  schedules?: ScheduleSpec[];
   /** EventInvokeConfig: overrides `functions.maxRetryAttempts` / `maxEventAgeSeconds`; absent keys are absent. */
   maxRetryAttempts?: number;
   maxEventAgeSeconds?: number;
@@ -39,16 +42,33 @@ const mqttEvent = z.strictObject({
   Type: z.literal('MQTT'),
   Properties: z.strictObject({ Topic: topicFilter }),
 });
-// Schedules are part of the issue but not of this increment: say so rather than ignore them.
+const scheduleEvent = z.strictObject({
+  Type: z.literal('Schedule'),
+  Properties: z.strictObject({
+    Schedule: text('expected rate(...) or cron(...)').superRefine((expression, ctx) => {
+      try {
+        parseSchedule(expression);
+      } catch (error) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: (error as Error).message });
+      }
+    }),
+    // The target's constant Input: JSON text sent instead of the Scheduled Event.
+    Input: z.string({ invalid_type_error: 'expected JSON text' }).refine(isJson, { message: 'expected JSON text' }).optional(),
+    Enabled: z.boolean({ invalid_type_error: 'expected true or false' }).optional(),
+    Name: z.string({ invalid_type_error: 'expected a string' }).optional(),
+    Description: z.string({ invalid_type_error: 'expected a string' }).optional(),
+  }),
+});
 const eventSchema = z.object({ Type: text('expected an event type') }).passthrough().superRefine((event, ctx) => {
-  if (event.Type === 'MQTT') {
-    const parsed = mqttEvent.safeParse(event);
+  const schema = event.Type === 'MQTT' ? mqttEvent : event.Type === 'Schedule' ? scheduleEvent : undefined;
+  if (schema) {
+    const parsed = schema.safeParse(event);
     if (!parsed.success) for (const issue of parsed.error.issues) ctx.addIssue(issue);
   } else {
-    const hint = event.Type === 'Schedule' ? 'Schedule events are not supported yet' : 'expected "MQTT"';
-    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['Type'], message: `unsupported event type "${event.Type}": ${hint}` });
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['Type'], message: `unsupported event type "${event.Type}": expected "MQTT" or "Schedule"` });
   }
 });
+type EventInput = { Type: string; Properties?: { Topic?: string; Schedule?: string; Input?: string; Enabled?: boolean } };
 
 const variableValue = z.union([z.string(), z.number(), z.boolean()], { errorMap: () => ({ message: 'expected a string value' }) });
 
@@ -56,8 +76,8 @@ const propertiesSchema = z.strictObject({
   FunctionName: text('expected a function name').optional(),
   Description: z.string({ invalid_type_error: 'expected a string' }).optional(),
   Handler: text('expected a handler such as "index.handler"'),
-  Runtime: text('expected a runtime such as "nodejs20.x"').refine((runtime) => /^nodejs\d+\.x$/.test(runtime), (runtime) => ({
-    message: runtime.startsWith('python3') ? `runtime "${runtime}" is not supported yet (Node.js only for now)` : `unsupported runtime "${runtime}": expected nodejs*.x`,
+  Runtime: text('expected a runtime such as "nodejs20.x"').refine((runtime) => /^(nodejs\d+\.x|python3\.\d+)$/.test(runtime), (runtime) => ({
+    message: `unsupported runtime "${runtime}": expected nodejs*.x or python3.*`,
   })),
   CodeUri: text('expected a directory relative to the template').default('.'),
   // AWS's limits: 128-10240 MB, 1-900 s.
@@ -93,8 +113,13 @@ export function parseTemplate(source: string, file: string): FunctionSpec[] {
   }
   const parsed = templateSchema.safeParse(document);
   if (!parsed.success) throw invalid(file, parsed.error.issues.map(describeIssue));
-  const specs = Object.entries(parsed.data.Resources).map(([logicalId, { Properties: p }]) => ({
-    name: p.FunctionName ?? logicalId,
+  const specs = Object.entries(parsed.data.Resources).map(([logicalId, { Properties: p }]): FunctionSpec => {
+    const name = p.FunctionName ?? logicalId;
+    const events = Object.entries(p.Events as Record<string, EventInput>);
+    const schedules = events.filter(([, event]) => event.Type === 'Schedule' && event.Properties?.Enabled !== false)
+      .map(([key, event]) => ({ rule: `${name}-${key}`, expression: event.Properties!.Schedule!, ...(event.Properties!.Input !== undefined ? { input: event.Properties!.Input } : {}) }));
+    return {
+    name,
     handler: p.Handler,
     runtime: p.Runtime,
     codeUri: p.CodeUri,
@@ -102,11 +127,13 @@ export function parseTemplate(source: string, file: string): FunctionSpec[] {
     timeout: p.Timeout,
     environment: Object.fromEntries(Object.entries(p.Environment.Variables).map(([key, value]) => [key, String(value)])),
     ...(p.ReservedConcurrentExecutions !== undefined ? { reservedConcurrency: p.ReservedConcurrentExecutions } : {}),
-    topics: Object.values(p.Events).map((event) => (event.Properties as { Topic: string }).Topic),
+    topics: events.filter(([, event]) => event.Type === 'MQTT').map(([, event]) => event.Properties!.Topic!),
+    ...(schedules.length > 0 ? { schedules } : {}),
     // Only when set, so the hash of a version deployed before these keys existed does not change.
     ...(p.EventInvokeConfig?.MaximumRetryAttempts !== undefined ? { maxRetryAttempts: p.EventInvokeConfig.MaximumRetryAttempts } : {}),
     ...(p.EventInvokeConfig?.MaximumEventAgeInSeconds !== undefined ? { maxEventAgeSeconds: p.EventInvokeConfig.MaximumEventAgeInSeconds } : {}),
-  }));
+    };
+  });
   const problems = [...specs.flatMap(checkSpec), ...(specs.length === 0 ? ['Resources: expected at least one AWS::Serverless::Function'] : [])];
   if (problems.length) throw invalid(file, problems);
   return specs;
@@ -130,6 +157,15 @@ function describeIssue(issue: ZodIssue): string {
 
 function invalid(file: string, problems: string[]): FunctionApiError {
   return new FunctionApiError(400, 'InvalidParameterValueException', `${file}: ${problems.join('; ')}`);
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function isTopicFilter(filter: string): boolean {

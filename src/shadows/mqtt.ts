@@ -33,12 +33,16 @@ export function responseTopic(address: ShadowAddress, operation: Operation, suff
 /**
  * Publishes what an accepted update produces, whoever asked (MQTT, HTTP or the CLI): `/accepted`,
  * `/delta` when desired and reported differ, and `/documents`, which the daemon's own services
- * subscribe to on the bus to react to changes without polling.
+ * subscribe to on the bus to react to changes without polling. All three are handed to the bus in
+ * the same turn rather than each after the previous one's delivery: they pass the broker together
+ * and reach a subscriber in one write.
  */
 export async function publishUpdate(bus: LocalBus, address: ShadowAddress, result: UpdateResult): Promise<void> {
-  await publish(bus, responseTopic(address, 'update', 'accepted'), result.accepted);
-  if (result.delta) await publish(bus, responseTopic(address, 'update', 'delta'), result.delta);
-  await publish(bus, responseTopic(address, 'update', 'documents'), result.documents);
+  await Promise.all([
+    publish(bus, responseTopic(address, 'update', 'accepted'), result.accepted),
+    result.delta && publish(bus, responseTopic(address, 'update', 'delta'), result.delta),
+    publish(bus, responseTopic(address, 'update', 'documents'), result.documents),
+  ]);
 }
 
 /** AWS publishes the delete's `/accepted` for REST deletes too. */
@@ -56,9 +60,10 @@ function publish(bus: LocalBus, topic: string, document: JsonObject | Record<str
  * topic, echoing the clientToken; an accepted change is answered only after its commit.
  */
 export class ShadowMqtt {
-  /** Requests being worked on, per client id; bounded by the connected clients and emptied as they finish. */
+  /** Requests not answered yet, per client id; bounded by the connected clients and emptied as they are answered. */
   private readonly inFlight = new Map<string, number>();
   private unsubscribers: Array<() => Promise<void>> = [];
+  /** Requests whose answers are not published yet, which `stop()` waits for. */
   private pending = 0;
   private idle: Array<() => void> = [];
 
@@ -96,13 +101,17 @@ export class ShadowMqtt {
     }
     this.enter(client);
     try {
-      await this.serve(request, message.payload);
+      // The client's slot frees as its answer is handed to the bus, before the broker delivers it:
+      // a device sending its next request the moment it reads the answer must not find it taken.
+      const { published } = await this.serve(request, message.payload).finally(() => this.answered(client));
+      await published;
     } finally {
-      this.leave(client);
+      this.finished();
     }
   }
 
-  private async serve(request: ShadowRequestTopic, payload: Buffer): Promise<void> {
+  /** Works out the answer and hands it to the bus; `published` settles once the bus has taken it. */
+  private async serve(request: ShadowRequestTopic, payload: Buffer): Promise<{ published: Promise<void> }> {
     let clientToken: string | undefined;
     let answer: () => Promise<void>;
     try {
@@ -112,10 +121,9 @@ export class ShadowMqtt {
     } catch (error) {
       const shadowError = asShadowError(error);
       if (shadowError.code === 500) this.log.error({ err: error, topic: requestTopic(request) }, 'shadow request failed');
-      await this.reject(request, shadowError, clientToken);
-      return;
+      return { published: this.reject(request, shadowError, clientToken) };
     }
-    await answer().catch((error) => this.log.warn({ err: error, topic: requestTopic(request) }, 'could not publish a shadow response'));
+    return { published: answer().catch((error) => this.log.warn({ err: error, topic: requestTopic(request) }, 'could not publish a shadow response')) };
   }
 
   /** Runs the operation; resolves with how to answer once it is committed. */
@@ -147,13 +155,16 @@ export class ShadowMqtt {
     if (client !== undefined) this.inFlight.set(client, (this.inFlight.get(client) ?? 0) + 1);
   }
 
-  private leave(client: string | undefined): void {
+  private answered(client: string | undefined): void {
+    if (client === undefined) return;
+    const left = (this.inFlight.get(client) ?? 1) - 1;
+    if (left === 0) this.inFlight.delete(client);
+    else this.inFlight.set(client, left);
+  }
+
+  /** The request's answers are published (or failed): `stop()` may stop waiting for it. */
+  private finished(): void {
     this.pending--;
-    if (client !== undefined) {
-      const left = (this.inFlight.get(client) ?? 1) - 1;
-      if (left === 0) this.inFlight.delete(client);
-      else this.inFlight.set(client, left);
-    }
     if (this.pending === 0) for (const wake of this.idle.splice(0)) wake();
   }
 }

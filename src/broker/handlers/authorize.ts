@@ -63,10 +63,29 @@ export function createAuthorizeForward({ metrics }: AuthorizeDeps) {
     const topic = packet.topic;
     if (topic.charCodeAt(0) === 36 /* $ */) {
       if (topic === DROPPED_TOPIC) return null;
-      const subscriptions = (client as unknown as { subscriptions: Record<string, unknown> }).subscriptions;
-      if (!Object.keys(subscriptions).some((filter) => topicMatches(filter, topic))) return null;
+      if (!deliveredByNamedFilter(client, topic)) return null;
     }
     metrics.messagesOut++;
     return packet;
   };
+}
+
+/**
+ * Whether a `$` topic reached this client through a filter that names its
+ * first level. Only filters starting with a wildcard can deliver it wrongly,
+ * so a client without one (the common case) needs no matching at all.
+ */
+function deliveredByNamedFilter(client: Client, topic: string): boolean {
+  const subscriptions = (client as unknown as { subscriptions: Record<string, unknown> }).subscriptions;
+  let wildcardFirst = false;
+  for (const filter in subscriptions) {
+    const first = filter.charCodeAt(0);
+    if (first === 43 /* + */ || first === 35 /* # */) wildcardFirst = true;
+  }
+  if (!wildcardFirst) return true;
+  for (const filter in subscriptions) {
+    const first = filter.charCodeAt(0);
+    if (first !== 43 && first !== 35 && topicMatches(filter, topic)) return true;
+  }
+  return false;
 }

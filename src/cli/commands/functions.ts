@@ -7,7 +7,7 @@ import { formatTable } from '../table.js';
 
 interface FunctionSummary {
   name: string; version: number; hash: string; runtime: string; handler: string; memorySize: number; timeout: number;
-  reservedConcurrency: number | null; topics: string[]; updatedAt: number;
+  reservedConcurrency: number | null; topics: string[]; schedules?: string[]; updatedAt: number;
 }
 interface FunctionInfo extends FunctionSummary {
   environment: Record<string, string>;
@@ -48,7 +48,7 @@ function infoText(info: FunctionInfo): string {
   const rows: Array<[string, string | number]> = [
     ['name', info.name], ['version', `${info.version} ($LATEST)`], ['hash', info.hash], ['runtime', info.runtime], ['handler', info.handler],
     ['memory', `${info.memorySize} MB`], ['timeout', `${info.timeout} s`], ['concurrency', info.reservedConcurrency ?? 'default'],
-    ['topics', info.topics.join(' ') || '-'], ['environment', Object.keys(info.environment).join(' ') || '-'],
+    ['topics', info.topics.join(' ') || '-'], ['schedules', info.schedules?.join(' ') || '-'], ['environment', Object.keys(info.environment).join(' ') || '-'],
     ['instances', `${info.instances.busy} busy, ${info.instances.idle} idle, ${info.instances.queued} queued`],
     ['async events', info.asyncEvents ?? 0],
   ];

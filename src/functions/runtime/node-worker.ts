@@ -5,6 +5,14 @@ import type { InvokeMessage, WorkerInit, WorkerMessage } from './protocol.js';
 
 export type InvokeOutcome = { ok: true; payload: string } | { ok: false; error: LambdaErrorPayload };
 
+/** What the pool needs of an execution environment, a worker thread (Node.js) or a process (Python). */
+export interface ExecutionEnvironment {
+  readonly alive: boolean;
+  readonly logStreamName: string;
+  invoke(message: InvokeMessage, timeoutSeconds: number): Promise<InvokeOutcome>;
+  terminate(): void;
+}
+
 export interface WorkerOptions {
   init: WorkerInit;
   env: Record<string, string>;

@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import { apiErrors, runtimeErrors } from '../errors.js';
 import type { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
-import { InitError, NodeWorkerInstance, type InvokeOutcome } from './node-worker.js';
+import { InitError, NodeWorkerInstance, type ExecutionEnvironment, type InvokeOutcome } from './node-worker.js';
+import { PYTHON_RUNTIME_DIR, PythonInstance } from './python-process.js';
 import type { InvokeMessage } from './protocol.js';
 
 // Lambda's limit on a synchronous response.
@@ -19,6 +20,8 @@ export interface PoolLimits {
   maxInstances: number;
   idleTimeoutMs: number;
   queueLength: number;
+  /** The interpreter of python3.* functions. */
+  pythonPath: string;
 }
 
 export interface Invocation {
@@ -43,9 +46,11 @@ export interface QueuedInvocation {
 }
 
 interface IdleInstance {
-  instance: NodeWorkerInstance;
+  instance: ExecutionEnvironment;
   timer: NodeJS.Timeout;
 }
+
+const isPython = (runtime: string) => runtime.startsWith('python');
 
 /**
  * The execution environments of one function version: at most `limit` invocations at once,
@@ -160,7 +165,7 @@ export class FunctionPool {
   }
 
   /** A live instance goes back to the idle list (stopped after the idle timeout); a dead one is dropped. */
-  private release(instance: NodeWorkerInstance): void {
+  private release(instance: ExecutionEnvironment): void {
     if (!instance.alive) return;
     if (this.retired) return instance.terminate();
     const entry: IdleInstance = {
@@ -174,16 +179,17 @@ export class FunctionPool {
     this.idle.push(entry);
   }
 
-  private startInstance(): Promise<NodeWorkerInstance> {
+  private startInstance(): Promise<ExecutionEnvironment> {
     const { spec } = this.version;
     const logStreamName = this.logStreamName();
-    return NodeWorkerInstance.start({
+    const options = {
       init: { taskRoot: this.codeDir, handler: spec.handler },
       logStreamName,
       env: this.environment(logStreamName),
       memorySizeMb: spec.memorySize,
       log: this.output,
-    });
+    };
+    return isPython(spec.runtime) ? PythonInstance.start({ ...options, pythonPath: this.limits.pythonPath }) : NodeWorkerInstance.start(options);
   }
 
   /** The variables Lambda sets, over the template's; nothing of the daemon's own environment but PATH. */
@@ -203,8 +209,10 @@ export class FunctionPool {
       AWS_LAMBDA_LOG_STREAM_NAME: logStreamName,
       AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
       LAMBDA_TASK_ROOT: this.codeDir,
-      LAMBDA_RUNTIME_DIR: RUNTIME_DIR,
+      LAMBDA_RUNTIME_DIR: isPython(spec.runtime) ? PYTHON_RUNTIME_DIR : RUNTIME_DIR,
       _HANDLER: spec.handler,
+      // The version's directory is immutable: no __pycache__ in it.
+      ...(isPython(spec.runtime) ? { PYTHONDONTWRITEBYTECODE: '1' } : {}),
     };
   }
 

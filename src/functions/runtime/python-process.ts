@@ -1,0 +1,236 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
+import { InitError, type InvokeOutcome, type WorkerOptions } from './node-worker.js';
+import type { InvokeMessage } from './protocol.js';
+
+/** The bundled bootstrap (copied next to this file into dist by `npm run build`). */
+export const PYTHON_RUNTIME_DIR = fileURLToPath(new URL('./python/', import.meta.url));
+const BOOTSTRAP = `${PYTHON_RUNTIME_DIR}bootstrap.py`;
+const API = '/2018-06-01/runtime';
+// As node-worker.ts: the init phase of an environment is bounded.
+const INIT_TIMEOUT_SECONDS = 10;
+// Lambda's limit on a synchronous response; a bigger body is not buffered.
+const MAX_BODY_BYTES = 6 * 1024 * 1024;
+
+export interface PythonOptions extends WorkerOptions {
+  pythonPath: string;
+}
+
+interface Pending {
+  message: InvokeMessage;
+  /** Handed to the runtime by invocation/next. */
+  sent: boolean;
+  settle: (outcome: InvokeOutcome) => void;
+}
+
+/**
+ * One Python execution environment: a child process running the bundled bootstrap, which talks
+ * to this instance's Lambda Runtime API on a Unix socket of its own, in a directory only the
+ * daemon's user can enter (a loopback port would let any local user take or answer events);
+ * `AWS_LAMBDA_RUNTIME_API` is `unix:PATH`. The process serves one
+ * invocation at a time; a timeout kills it, and any exit answers the invocation in flight and
+ * marks the instance dead, so the pool starts a fresh one next time.
+ */
+export class PythonInstance {
+  alive = true;
+  readonly logStreamName: string;
+  private current: Pending | undefined;
+  /** A GET invocation/next held until there is an event. */
+  private waiting: ServerResponse | undefined;
+  private child: ChildProcess | undefined;
+  private starting: { ready: () => void; fail: (payload: LambdaErrorPayload) => void } | undefined;
+
+  private constructor(private readonly options: PythonOptions, private readonly server: Server, private readonly socketDir: string) {
+    this.logStreamName = options.logStreamName;
+  }
+
+  /** Starts the process and resolves once the handler is loaded (the first invocation/next); rejects with an InitError otherwise. */
+  static async start(options: PythonOptions): Promise<PythonInstance> {
+    if (!existsSync(BOOTSTRAP)) throw new InitError({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `the Python bootstrap is missing: ${BOOTSTRAP}` });
+    const server = createServer();
+    // mkdtemp makes the directory 0700.
+    const socketDir = await mkdtemp(join(tmpdir(), 'outpost-py-'));
+    const socket = join(socketDir, 'runtime-api.sock');
+    const instance = new PythonInstance(options, server, socketDir);
+    server.on('request', (request: IncomingMessage, response: ServerResponse) => instance.serve(request, response));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socket, () => resolve());
+      });
+    } catch (error) {
+      instance.terminate();
+      throw new InitError({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot serve the Runtime API: ${(error as Error).message}` });
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => fail(runtimeErrors.initTimedOut(INIT_TIMEOUT_SECONDS)), INIT_TIMEOUT_SECONDS * 1000);
+      const fail = (payload: LambdaErrorPayload) => {
+        clearTimeout(timer);
+        instance.starting = undefined;
+        instance.terminate();
+        reject(new InitError(payload));
+      };
+      instance.starting = {
+        ready: () => {
+          clearTimeout(timer);
+          instance.starting = undefined;
+          resolve(instance);
+        },
+        fail,
+      };
+      const child = spawn(options.pythonPath, ['-u', BOOTSTRAP], {
+        cwd: options.init.taskRoot,
+        env: { ...options.env, AWS_LAMBDA_RUNTIME_API: `unix:${socket}` },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      instance.child = child;
+      child.stdout!.pipe(options.log, { end: false });
+      child.stderr!.pipe(options.log, { end: false });
+      child.once('error', (error) => instance.ended({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot start ${options.pythonPath}: ${error.message}` }));
+      child.once('exit', (code, signal) => instance.ended(runtimeErrors.exited(instance.current?.message.requestId ?? '(init)', code ?? (signal ? 128 : 0))));
+    });
+  }
+
+  /** Runs one invocation; the process is killed if it does not answer by `message.deadline`. */
+  invoke(message: InvokeMessage, timeoutSeconds: number): Promise<InvokeOutcome> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.current?.settle({ ok: false, error: runtimeErrors.timedOut(message.requestId, timeoutSeconds) });
+        this.terminate();
+      }, Math.max(0, message.deadline - Date.now()));
+      this.current = {
+        message,
+        sent: false,
+        settle: (outcome) => {
+          clearTimeout(timer);
+          this.current = undefined;
+          resolve(outcome);
+        },
+      };
+      this.deliver();
+    });
+  }
+
+  terminate(): void {
+    this.alive = false;
+    this.child?.kill('SIGKILL');
+    this.waiting?.destroy();
+    this.waiting = undefined;
+    this.server.close();
+    this.server.closeAllConnections();
+    rmSync(this.socketDir, { recursive: true, force: true });
+  }
+
+  /** The process is gone (or could not start): fails the init or the invocation in flight. */
+  private ended(error: LambdaErrorPayload): void {
+    this.terminate();
+    if (this.starting) this.starting.fail(error);
+    else this.current?.settle({ ok: false, error });
+  }
+
+  /** Answers a held invocation/next with the current event. */
+  private deliver(): void {
+    const current = this.current;
+    const response = this.waiting;
+    if (!current || current.sent || !response) return;
+    this.waiting = undefined;
+    current.sent = true;
+    const { message } = current;
+    const headers: Record<string, string> = {
+      'Content-Type': 'application/json',
+      'Lambda-Runtime-Aws-Request-Id': message.requestId,
+      'Lambda-Runtime-Deadline-Ms': String(message.deadline),
+      'Lambda-Runtime-Invoked-Function-Arn': message.context.invokedFunctionArn,
+      'Lambda-Runtime-Trace-Id': `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${message.requestId.replaceAll('-', '').slice(0, 24)};Sampled=0`,
+    };
+    if (message.context.clientContext !== undefined) headers['Lambda-Runtime-Client-Context'] = JSON.stringify(message.context.clientContext);
+    response.writeHead(200, headers).end(message.event);
+  }
+
+  private serve(request: IncomingMessage, response: ServerResponse): void {
+    const path = (request.url ?? '').split('?')[0];
+    if (request.method === 'GET' && path === `${API}/invocation/next`) {
+      if (this.waiting) return void answer(response, 400, 'InvalidStateTransition', 'invocation/next is already pending');
+      this.waiting = response;
+      response.on('close', () => { if (this.waiting === response) this.waiting = undefined; });
+      this.starting?.ready();
+      this.deliver();
+      return;
+    }
+    const invocation = /^\/2018-06-01\/runtime\/invocation\/([^/]+)\/(response|error)$/.exec(path);
+    const initError = path === `${API}/init/error`;
+    if (request.method !== 'POST' || (!invocation && !initError)) return void answer(response, 404, 'NotFound', `no route ${request.method} ${path}`);
+    readBody(request).then((body) => {
+      if (body === undefined) {
+        answer(response, 413, 'RequestEntityTooLarge', `payload larger than ${MAX_BODY_BYTES} bytes`);
+        if (invocation && this.current?.message.requestId === invocation[1]) {
+          this.current.settle({ ok: false, error: runtimeErrors.responseTooLarge(MAX_BODY_BYTES + 1, MAX_BODY_BYTES) });
+        }
+        return;
+      }
+      if (initError) {
+        if (!this.starting) return void answer(response, 403, 'InvalidStateTransition', 'the environment is already initialized');
+        answer(response, 202);
+        this.starting.fail(errorPayload(body, request.headers['lambda-runtime-function-error-type']));
+        return;
+      }
+      const [, requestId, kind] = invocation!;
+      if (!this.current?.sent || this.current.message.requestId !== requestId) return void answer(response, 400, 'InvalidRequestID', `unknown request id ${requestId}`);
+      answer(response, 202);
+      this.current.settle(kind === 'response'
+        ? { ok: true, payload: body.length > 0 ? body.toString('utf8') : 'null' }
+        : { ok: false, error: errorPayload(body, request.headers['lambda-runtime-function-error-type']) });
+    }, () => response.destroy());
+  }
+}
+
+/** The runtime's error document; anything unreadable becomes Runtime.Unknown with the header's type. */
+function errorPayload(body: Buffer, typeHeader: string | string[] | undefined): LambdaErrorPayload {
+  const fallbackType = typeof typeHeader === 'string' && typeHeader ? typeHeader : 'Runtime.Unknown';
+  try {
+    const document = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+    if (document && typeof document === 'object') {
+      const payload: LambdaErrorPayload = {
+        errorType: typeof document.errorType === 'string' ? document.errorType : fallbackType,
+        errorMessage: typeof document.errorMessage === 'string' ? document.errorMessage : '',
+      };
+      if (typeof document.requestId === 'string') payload.requestId = document.requestId;
+      if (Array.isArray(document.stackTrace)) payload.stackTrace = document.stackTrace.map(String);
+      return payload;
+    }
+  } catch {
+    // fall through
+  }
+  return { errorType: fallbackType, errorMessage: body.toString('utf8').slice(0, 1000) };
+}
+
+function answer(response: ServerResponse, status: number, errorType?: string, errorMessage?: string): void {
+  const body = errorType ? { errorMessage, errorType } : { status: 'OK' };
+  response.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
+}
+
+/** The request body, or undefined when it is larger than MAX_BODY_BYTES. */
+function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        request.removeAllListeners('data');
+        request.resume();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => resolve(size > MAX_BODY_BYTES ? undefined : Buffer.concat(chunks)));
+    request.on('error', reject);
+  });
+}

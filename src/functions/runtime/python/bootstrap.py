@@ -1,0 +1,188 @@
+# Outpost's bootstrap for python3.* functions: the standard library only.
+#
+# Started by the daemon (src/functions/runtime/python-process.ts) in the function's code directory
+# with the Lambda variables set. It imports the handler named by _HANDLER (`module.function`, the
+# module a dotted or slashed path under LAMBDA_TASK_ROOT), then loops on the Lambda Runtime API at
+# AWS_LAMBDA_RUNTIME_API (`unix:PATH` for the daemon's private socket, or `host:port`): GET invocation/next, call the handler, POST its response or error.
+# A handler that cannot be loaded is reported on init/error and the process exits.
+import http.client
+import importlib
+import json
+import logging
+import os
+import socket
+import sys
+import time
+import traceback
+
+API_PREFIX = '/2018-06-01/runtime'
+BOOTSTRAP_FILE = os.path.abspath(__file__)
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__('localhost')
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.unix_path)
+
+
+class RuntimeApi:
+    """One keep-alive HTTP connection to the daemon's Runtime API for this environment."""
+
+    def __init__(self, address):
+        self.address = address
+        self.connection = None
+
+    def connect(self):
+        if self.address.startswith('unix:'):
+            return UnixHTTPConnection(self.address[len('unix:'):])
+        host, _, port = self.address.rpartition(':')
+        return http.client.HTTPConnection(host, int(port))
+
+    def request(self, method, path, body=None, headers=None):
+        for attempt in (1, 2):
+            if self.connection is None:
+                self.connection = self.connect()
+            try:
+                self.connection.request(method, API_PREFIX + path, body=body, headers=headers or {})
+                response = self.connection.getresponse()
+                return response.status, response.headers, response.read()
+            except (ConnectionError, http.client.HTTPException):
+                self.connection.close()
+                self.connection = None
+                if attempt == 2:
+                    raise
+
+    def post_json(self, path, document, error_type=None):
+        headers = {'Content-Type': 'application/json'}
+        if error_type:
+            headers['Lambda-Runtime-Function-Error-Type'] = error_type
+        return self.request('POST', path, json.dumps(document).encode('utf-8'), headers)
+
+
+class LambdaError(Exception):
+    def __init__(self, error_type, message):
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class ClientContext:
+    def __init__(self, document):
+        self.client = document.get('client')
+        self.custom = document.get('custom', document.get('Custom'))
+        self.env = document.get('env')
+
+
+class LambdaContext:
+    def __init__(self, request_id, deadline_ms, invoked_function_arn, client_context):
+        self.aws_request_id = request_id
+        self.function_name = os.environ.get('AWS_LAMBDA_FUNCTION_NAME')
+        self.function_version = os.environ.get('AWS_LAMBDA_FUNCTION_VERSION')
+        self.invoked_function_arn = invoked_function_arn
+        self.memory_limit_in_mb = os.environ.get('AWS_LAMBDA_FUNCTION_MEMORY_SIZE')
+        self.log_group_name = os.environ.get('AWS_LAMBDA_LOG_GROUP_NAME')
+        self.log_stream_name = os.environ.get('AWS_LAMBDA_LOG_STREAM_NAME')
+        self.identity = None
+        self.client_context = client_context
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        return max(self._deadline_ms - int(time.time() * 1000), 0)
+
+
+def error_document(error, request_id=None):
+    """The Python runtime's error shape: errorMessage, errorType, requestId, stackTrace (bootstrap frames left out)."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if os.path.abspath(frame.filename) != BOOTSTRAP_FILE]
+    document = {
+        'errorMessage': str(error),
+        'errorType': getattr(error, 'error_type', None) or type(error).__name__,
+        'stackTrace': traceback.format_list(frames),
+    }
+    if request_id is not None:
+        document['requestId'] = request_id
+    return document
+
+
+def load_handler(handler):
+    module_path, dot, function_name = handler.rpartition('.')
+    if not dot or not module_path or not function_name:
+        raise LambdaError('Runtime.MalformedHandlerName', "Bad handler '%s': not enough values to unpack (expected 2, got 1)" % handler)
+    module_name = module_path.replace('/', '.')
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        raise LambdaError('Runtime.ImportModuleError', "Unable to import module '%s': %s" % (module_path, error)) from None
+    except SyntaxError as error:
+        raise LambdaError('Runtime.UserCodeSyntaxError', "Syntax error in module '%s': %s" % (module_path, error)) from None
+    function = getattr(module, function_name, None)
+    if function is None or not callable(function):
+        raise LambdaError('Runtime.HandlerNotFound', "Handler '%s' missing on module '%s'" % (function_name, module_path))
+    return function
+
+
+class RequestIdFilter(logging.Filter):
+    request_id = None
+
+    def filter(self, record):
+        record.aws_request_id = RequestIdFilter.request_id
+        return True
+
+
+def setup_logging():
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(RequestIdFilter())
+    formatter = logging.Formatter('[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n', '%Y-%m-%dT%H:%M:%S')
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.INFO)
+
+
+def main():
+    api = RuntimeApi(os.environ['AWS_LAMBDA_RUNTIME_API'])
+    task_root = os.environ.get('LAMBDA_TASK_ROOT', os.getcwd())
+    if task_root not in sys.path:
+        sys.path.insert(0, task_root)
+    setup_logging()
+    try:
+        handler = load_handler(os.environ['_HANDLER'])
+    except Exception as error:
+        document = error_document(error)
+        api.post_json('/init/error', document, document['errorType'])
+        sys.exit(1)
+
+    while True:
+        status, headers, body = api.request('GET', '/invocation/next')
+        if status != 200:
+            sys.stderr.write('Runtime API answered %d to invocation/next\n' % status)
+            sys.exit(1)
+        request_id = headers.get('Lambda-Runtime-Aws-Request-Id')
+        RequestIdFilter.request_id = request_id
+        client_context = headers.get('Lambda-Runtime-Client-Context')
+        context = LambdaContext(
+            request_id,
+            int(headers.get('Lambda-Runtime-Deadline-Ms', '0')),
+            headers.get('Lambda-Runtime-Invoked-Function-Arn'),
+            ClientContext(json.loads(client_context)) if client_context else None,
+        )
+        try:
+            result = handler(json.loads(body or b'null'), context)
+        except Exception as error:
+            document = error_document(error, request_id)
+            api.post_json('/invocation/%s/error' % request_id, document, document['errorType'])
+            continue
+        try:
+            payload = json.dumps(result).encode('utf-8')
+        except (TypeError, ValueError) as error:
+            document = {'errorMessage': 'Unable to marshal response: %s' % error, 'errorType': 'Runtime.MarshalError', 'requestId': request_id, 'stackTrace': []}
+            api.post_json('/invocation/%s/error' % request_id, document, document['errorType'])
+            continue
+        api.request('POST', '/invocation/%s/response' % request_id, payload, {'Content-Type': 'application/json'})
+
+
+if __name__ == '__main__':
+    main()

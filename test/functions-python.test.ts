@@ -1,0 +1,117 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDaemon } from './helpers/daemon.js';
+import { connectClient, outpost } from './helpers/mqtt.js';
+import { FIXTURES, invoke, template, writePackage } from './helpers/functions.js';
+
+// The real interpreter behind `python3` (a pyenv shim needs more environment than a function gets).
+const PYTHON = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
+
+async function eventually<T>(check: () => T | undefined | false, timeoutMs = 8000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = check();
+    if (value) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`not true within ${timeoutMs} ms`);
+}
+
+describe('functions: Python handlers through the Lambda Runtime API', () => {
+  let daemon: TestDaemon;
+  const cleanups: Array<() => void> = [];
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true }, functions: { pythonPath: PYTHON, idleTimeoutSeconds: 60 } } });
+    const deployed = await outpost(daemon.socket, ['deploy', join(FIXTURES, 'python')]);
+    expect(deployed, deployed.stderr).toMatchObject({ code: 0 });
+  });
+
+  afterAll(async () => {
+    for (const cleanup of cleanups) cleanup();
+    expect(await daemon.stop()).toBe(0);
+    await daemon.cleanup();
+  });
+
+  it('runs a handler with the Python context object and the Lambda environment, warm on the next call', async () => {
+    const { code, result } = await invoke(daemon.socket, 'PyEcho', { temp: 21.5 });
+    expect(code).toBe(0);
+    expect(result).toMatchObject({ statusCode: 200, executedVersion: '$LATEST' });
+    const { event, context, env } = result.payload;
+    expect(event).toEqual({ temp: 21.5 });
+    expect(context).toMatchObject({
+      aws_request_id: result.requestId,
+      function_name: 'PyEcho',
+      function_version: '$LATEST',
+      invoked_function_arn: 'arn:aws:lambda:local:000000000000:function:PyEcho',
+      memory_limit_in_mb: '256',
+      log_group_name: '/aws/lambda/PyEcho',
+      client_context: null,
+    });
+    expect(context.log_stream_name).toMatch(/^\d{4}\/\d{2}\/\d{2}\/\[\$LATEST\][0-9a-f]{32}$/);
+    expect(context.remaining).toBeGreaterThan(4000);
+    expect(context.remaining).toBeLessThanOrEqual(5000);
+    expect(env).toMatchObject({ GREETING: 'hola', AWS_LAMBDA_FUNCTION_NAME: 'PyEcho', AWS_EXECUTION_ENV: 'AWS_Lambda_python3.11', _HANDLER: 'app.handler', AWS_REGION: 'local', HOME: null });
+    expect(env.LAMBDA_TASK_ROOT).toContain(join(daemon.dataDir, 'functions', 'PyEcho'));
+
+    const again = await invoke(daemon.socket, 'PyEcho', { n: 2 });
+    expect(again.result.payload.calls).toBe(2);
+    const log = readFileSync(join(daemon.dataDir, 'functions', 'PyEcho', 'logs', 'function.log'), 'utf8');
+    expect(log).toContain("event {'temp': 21.5}\n");
+    expect(log).toContain(`[INFO]\t`);
+    expect(log).toContain(`\t${result.requestId}\thandled ${result.requestId}\n`);
+    expect(log).toMatch(new RegExp(`REPORT RequestId: ${result.requestId}\\tDuration: [\\d.]+ ms\\t.*Init Duration`));
+  });
+
+  it('answers an exception as {errorType, errorMessage, stackTrace}', async () => {
+    const { code, result } = await invoke(daemon.socket, 'PyBoom', { n: 7 });
+    expect(code).toBe(1);
+    expect(result).toMatchObject({ functionError: 'Unhandled', payload: { errorType: 'ValueError', errorMessage: 'boom 7', requestId: result.requestId } });
+    expect(result.payload.stackTrace.join('')).toMatch(/app\.py", line \d+, in boom/);
+    expect(result.payload.stackTrace.join('')).not.toContain('bootstrap.py');
+  });
+
+  it('kills a process that times out and starts a fresh one; replaces a crashed one', async () => {
+    const slow = await invoke(daemon.socket, 'PySlow', {});
+    expect(slow.result).toMatchObject({ functionError: 'Unhandled', payload: { errorType: 'Sandbox.Timedout' } });
+    expect(slow.result.payload.errorMessage).toMatch(/^RequestId: [0-9a-f-]{36} Error: Task timed out after 1\.00 seconds$/);
+
+    const first = await invoke(daemon.socket, 'PyCrash', {});
+    const crashed = await invoke(daemon.socket, 'PyCrash', { exit: true });
+    expect(crashed.result).toMatchObject({ functionError: 'Unhandled', payload: { errorType: 'Runtime.ExitError' } });
+    expect(crashed.result.payload.errorMessage).toMatch(/Runtime exited with error: exit status 3$/);
+    const after = await invoke(daemon.socket, 'PyCrash', {});
+    expect(after.code).toBe(0);
+    expect(after.result.payload.pid).not.toBe(first.result.payload.pid);
+  }, 20_000);
+
+  it('invokes on MQTT messages with the topic in context.client_context.custom', async () => {
+    const out = join(daemon.dataDir, 'py-events.jsonl');
+    const client = await connectClient(daemon.mqttUrl, { clientId: 'py-sensor' });
+    try {
+      await client.publishAsync('py/s1/reading', JSON.stringify({ out, v: 1 }), { qos: 1 });
+    } finally {
+      client.end(true);
+    }
+    const lines = await eventually(() => existsSync(out) && readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line)));
+    expect(lines).toEqual([{ event: { out, v: 1 }, subject: 'py/s1/reading' }]);
+  });
+
+  it('refuses a deploy whose Python handler does not load, naming the error', async () => {
+    const cases: Array<[Record<string, string>, string, string]> = [
+      [{ 'app.py': 'def other(e, c):\n  return 1\n' }, 'app.handler', "Runtime.HandlerNotFound: Handler 'handler' missing on module 'app'"],
+      [{ 'app.py': 'x = 1\n' }, 'nope.handler', "Runtime.ImportModuleError: Unable to import module 'nope': No module named 'nope'"],
+      [{ 'app.py': 'def handler(e, c)\n  return 1\n' }, 'app.handler', "Runtime.UserCodeSyntaxError: Syntax error in module 'app'"],
+    ];
+    for (const [files, handler, error] of cases) {
+      const pkg = writePackage({ 'template.yaml': template('PyBad', { Handler: handler, Runtime: 'python3.11' }), ...files });
+      cleanups.push(pkg.remove);
+      const refused = await outpost(daemon.socket, ['deploy', pkg.dir]);
+      expect(refused.code, handler).toBe(1);
+      expect(refused.stderr).toContain('PyBad: the handler does not load (nothing was deployed)');
+      expect(refused.stderr).toContain(error);
+    }
+  });
+});
