@@ -4,19 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { collectMessages, connectClient, outpost } from './helpers/mqtt.js';
 import { FIXTURES, template, writePackage } from './helpers/functions.js';
+import { eventually } from './helpers/eventually.js';
 
 interface Line { id: number; phase: 'start' | 'done'; requestId: string; at: number }
-
-/** Polls `check` every 50 ms until it returns something truthy, for at most `timeoutMs`. */
-async function eventually<T>(check: () => T | undefined | false, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = check();
-    if (value) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`not true within ${timeoutMs} ms`);
-}
 
 // Retries 1 s apart (the third delay is past Aging's maximum event age); at most 3 events waiting per function.
 const CONFIG = {
@@ -67,7 +57,7 @@ describe('functions: durable asynchronous queue, retries and the dead-letter que
     const published = collectMessages(watcher, 1, 15_000);
     await watcher.subscribeAsync('$outpost/dlq/#', { qos: 1 });
     expect((await invokeAsync('Flaky', { out: file, id: 7, gate })).code).toBe(0);
-    const dead = await eventuallyAsync(async () => (await deadLetters('Flaky'))[0], 10_000);
+    const dead = await eventually(async () => (await deadLetters('Flaky'))[0], 10_000);
     // MaximumRetryAttempts: 2 from the template: three attempts, 1 s apart.
     const starts = lines(file).filter((l) => l.phase === 'start');
     expect(starts).toHaveLength(3);
@@ -98,7 +88,7 @@ describe('functions: durable asynchronous queue, retries and the dead-letter que
   it('dead-letters an event whose next attempt would be past its maximum event age', async () => {
     const file = newFile();
     expect((await invokeAsync('Aging', { out: file, id: 8, fail: true })).code).toBe(0);
-    const dead = await eventuallyAsync(async () => (await deadLetters('Aging'))[0], 10_000);
+    const dead = await eventually(async () => (await deadLetters('Aging'))[0], 10_000);
     // Retries 1 s and 1 s apart; the third would wait 120 s, past MaximumEventAgeInSeconds: 60.
     expect(lines(file).filter((l) => l.phase === 'start')).toHaveLength(3);
     expect(dead).toMatchObject({ attempts: 3, reason: 'EventAgeExceeded', errorType: 'Error', errorMessage: 'failing 8' });
@@ -113,7 +103,7 @@ describe('functions: durable asynchronous queue, retries and the dead-letter que
     } finally {
       client.end(true);
     }
-    const dead = await eventuallyAsync(async () => {
+    const dead = await eventually(async () => {
       const letters = await deadLetters('OnAlarm');
       return letters.length === 2 ? letters : undefined;
     });
@@ -123,7 +113,7 @@ describe('functions: durable asynchronous queue, retries and the dead-letter que
     const replay = JSON.parse((await outpost(daemon.socket, ['--json', 'dlq', 'replay', '--all', 'OnAlarm'])).stdout);
     expect(replay.replayed).toHaveLength(2);
     await eventually(() => lines(file).filter((l) => l.phase === 'start').length === 4);
-    const again = await eventuallyAsync(async () => {
+    const again = await eventually(async () => {
       const letters = await deadLetters('OnAlarm');
       return letters.length === 2 ? letters : undefined;
     });
@@ -174,17 +164,7 @@ describe('functions: durable asynchronous queue, retries and the dead-letter que
     await eventually(() => new Set(lines(file).filter((l) => l.phase === 'done').map((l) => l.id)).size === 3, 15_000);
     expect(lines(file).filter((l) => l.id === 40 && l.phase === 'start').length).toBeGreaterThanOrEqual(2);
     expect(daemon.logs.some((entry) => entry.msg === 'asynchronous events recovered' && entry.events === 3)).toBe(true);
-    await eventuallyAsync(async () => JSON.parse((await outpost(daemon.socket, ['--json', 'functions', 'info', 'Recorder'])).stdout).asyncEvents === 0);
+    await eventually(async () => JSON.parse((await outpost(daemon.socket, ['--json', 'functions', 'info', 'Recorder'])).stdout).asyncEvents === 0);
   }, 30_000);
 });
 
-/** `eventually` for an async check. */
-async function eventuallyAsync<T>(check: () => Promise<T | undefined | false>, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await check();
-    if (value) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`not true within ${timeoutMs} ms`);
-}

@@ -5,19 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
 import { FIXTURES, invoke, template, writePackage } from './helpers/functions.js';
+import { eventually } from './helpers/eventually.js';
 
 // The real interpreter behind `python3` (a pyenv shim needs more environment than a function gets).
 const PYTHON = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
-
-async function eventually<T>(check: () => T | undefined | false, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = check();
-    if (value) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`not true within ${timeoutMs} ms`);
-}
 
 describe('functions: Python handlers through the Lambda Runtime API', () => {
   let daemon: TestDaemon;

@@ -5,6 +5,7 @@ import { parseSchedule, yearMatches } from '../src/functions/schedules.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { outpost } from './helpers/mqtt.js';
 import { writePackage } from './helpers/functions.js';
+import { eventually } from './helpers/eventually.js';
 
 const TICKER = `const { appendFileSync } = require('node:fs');
 exports.handler = async (event) => { appendFileSync(process.env.OUT, JSON.stringify(event) + '\\n'); return 'ok'; };
@@ -17,16 +18,6 @@ function scheduled(name: string, out: string, events: Record<string, unknown>): 
 }
 
 const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').map((line) => JSON.parse(line)) : []);
-
-async function eventually<T>(check: () => T | undefined | false, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = check();
-    if (value) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`not true within ${timeoutMs} ms`);
-}
 
 describe('schedule expressions (EventBridge syntax)', () => {
   it('parses rate with EventBridge singular/plural rules', () => {

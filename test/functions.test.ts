@@ -4,17 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
 import { FIXTURES, invoke, template, writePackage } from './helpers/functions.js';
-
-/** Polls `check` every 50 ms until it returns something truthy, for at most `timeoutMs`. */
-async function eventually<T>(check: () => T | undefined, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = check();
-    if (value) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`not true within ${timeoutMs} ms`);
-}
+import { eventually } from './helpers/eventually.js';
 
 describe('functions: deploy, invoke, faults, triggers', () => {
   let daemon: TestDaemon;
