@@ -1,8 +1,9 @@
 import type { GroupCommit } from '../../store/group-commit.js';
-import type { ShadowLimits } from '../document.js';
+import type { ShadowLimits, ShadowRecord } from '../document.js';
 import { validateShadowName, validateThingName } from '../document.js';
 import type { ShadowStore } from '../store.js';
 import { CLASSIC } from '../store.js';
+import { errors } from '../errors.js';
 
 /** What every shadow operation works with. */
 export interface OperationContext {
@@ -27,4 +28,11 @@ export function checkAddress(address: ShadowAddress, limits: ShadowLimits): void
 /** What "No shadow exists with name: …" names: the thing for its classic shadow, else the shadow. */
 export function displayName(address: ShadowAddress): string {
   return address.name === CLASSIC ? address.thing : address.name;
+}
+
+/** The shadow's stored record, or 404 when it never existed or was deleted. */
+export function existingShadow(address: ShadowAddress, context: OperationContext): ShadowRecord {
+  const record = context.shadows.read(address.thing, address.name);
+  if (!record || record.deletedAt !== undefined) throw errors.noSuchShadow(displayName(address));
+  return record;
 }

@@ -1,6 +1,5 @@
 import { getDocument, parseTokenRequest, type JsonObject } from '../document.js';
-import { errors } from '../errors.js';
-import { checkAddress, displayName, type OperationContext, type ShadowAddress } from './context.js';
+import { checkAddress, existingShadow, type OperationContext, type ShadowAddress } from './context.js';
 
 /** GetThingShadow: the full document with its delta, or 404. */
 export function getShadow(address: ShadowAddress, body: unknown, context: OperationContext): Promise<JsonObject> {
@@ -11,7 +10,6 @@ export function getShadow(address: ShadowAddress, body: unknown, context: Operat
 }
 
 function readDocument(address: ShadowAddress, clientToken: string | undefined, context: OperationContext): JsonObject {
-  const record = context.shadows.read(address.thing, address.name);
-  if (!record || record.deletedAt !== undefined) throw errors.noSuchShadow(displayName(address));
+  const record = existingShadow(address, context);
   return getDocument(record, context.now(), clientToken);
 }
