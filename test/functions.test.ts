@@ -1,7 +1,8 @@
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestDaemon } from './helpers/daemon.js';
+import { OUTPOST, TestDaemon } from './helpers/daemon.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
 import { FIXTURES, invoke, template, writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
@@ -88,6 +89,31 @@ describe('functions: deploy, invoke, faults, triggers', () => {
     expect(lines).toMatch(new RegExp(`\\d{4}-\\d{2}-\\d{2}T[\\d:.]+Z\\t${result.requestId}\\tINFO\\techo {"logged":true}\\n`));
     expect(lines).toContain(`END RequestId: ${result.requestId}\n`);
     expect(lines).toMatch(new RegExp(`REPORT RequestId: ${result.requestId}\\tDuration: [\\d.]+ ms\\tBilled Duration: \\d+ ms\\tMemory Size: 256 MB`));
+  });
+
+  it('prints the log with outpost logs, and follows it with -f', async () => {
+    const { result } = await invoke(daemon.socket, 'EchoCjs', { tail: 1 });
+    const last = await eventually(async () => {
+      const out = await outpost(daemon.socket, ['logs', 'EchoCjs', '-n', '2']);
+      return out.stdout.includes(`REPORT RequestId: ${result.requestId}`) ? out : undefined;
+    });
+    expect(last.code).toBe(0);
+    expect(last.stdout.split('\n').filter(Boolean)).toHaveLength(2);
+    expect(last.stdout).toContain(`END RequestId: ${result.requestId}\n`);
+
+    const follower = spawn(process.execPath, [OUTPOST, '--socket', daemon.socket, 'logs', 'EchoCjs', '-n', '1', '-f']);
+    let followed = '';
+    follower.stdout.on('data', (chunk) => { followed += chunk; });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      const next = (await invoke(daemon.socket, 'EchoCjs', { followed: true })).result;
+      await eventually(() => followed.includes(`REPORT RequestId: ${next.requestId}`), 8000);
+      expect(followed).toContain(`INFO\techo {"followed":true}`);
+    } finally {
+      follower.kill();
+    }
+    const missing = await outpost(daemon.socket, ['logs', 'NoSuchFunction']);
+    expect(missing.code).toBe(1);
   });
 
   it('supports callback handlers and context.succeed/fail/done', async () => {

@@ -25,6 +25,14 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
     };
   }));
 
+  router.add('GET', '/v1/functions/:name/logs', ({ params, query }) => asAdminError(async () => {
+    const offset = query.get('offset');
+    const lines = Number(query.get('lines') ?? 100);
+    if (offset !== null && !/^\d+$/.test(offset)) throw new AdminError(400, 'expected "offset" to be a byte offset');
+    if (!Number.isInteger(lines) || lines < 1 || lines > 10_000) throw new AdminError(400, 'expected "lines" to be 1-10000');
+    return service.logs(params.name, { offset: offset === null ? undefined : Number(offset), lines });
+  }));
+
   router.add('DELETE', '/v1/functions/:name', ({ params }) => asAdminError(async () => {
     await service.remove(params.name);
     return { removed: params.name };

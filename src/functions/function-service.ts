@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { BusMessage } from '../bus.js';
 import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
@@ -6,6 +7,7 @@ import { registerFunctionAdminRoutes } from './admin-routes.js';
 import { AsyncQueue, DEAD_LETTER_PAGE } from './async-queue.js';
 import { AsyncEventStore, type DeadLetter, type EventSource } from './async-store.js';
 import { functionRoot } from './bundle.js';
+import { readLog, type LogChunk } from './logs.js';
 import { apiErrors } from './errors.js';
 import type { DeployOutcome } from './deploy.js';
 import type { Invocation, InvokeResult } from './runtime/pool.js';
@@ -121,6 +123,12 @@ export class FunctionService implements Service {
       instances: this.loadedRuntime?.stats(name) ?? { busy: 0, idle: 0, queued: 0 },
       asyncEvents: this.queue.queued(name),
     };
+  }
+
+  /** The function's log file (console output and START/END/REPORT lines), for `outpost logs`. */
+  logs(name: string, request: { offset?: number; lines: number }): Promise<LogChunk> {
+    this.require(name);
+    return readLog(join(functionRoot(this.context.dataDir, name), 'logs', 'function.log'), request);
   }
 
   /** Deploys a directory's template (see deploy.ts); new versions take traffic once committed. */

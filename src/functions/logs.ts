@@ -1,4 +1,5 @@
 import { close, fstat, mkdirSync, open, rename, write } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
 
@@ -54,5 +55,47 @@ export class RotatingLog extends Writable {
     this.fd = undefined;
     if (fd === undefined) return callback();
     close(fd, (error) => callback(error));
+  }
+}
+
+/** At most this much log text per read, so `outpost logs` never makes the daemon buffer a whole file. */
+const MAX_LOG_READ_BYTES = 256 * 1024;
+
+export interface LogChunk {
+  text: string;
+  /** Where the next read continues (`outpost logs -f` passes it back). */
+  offset: number;
+}
+
+/**
+ * Reads a function's log: from `offset` when following, else its last `lines`
+ * lines. A file shorter than `offset` was rotated, so reading starts again at 0.
+ */
+export async function readLog(file: string, request: { offset?: number; lines: number }): Promise<LogChunk> {
+  let handle;
+  try {
+    handle = await openFile(file, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { text: '', offset: 0 };
+    throw error;
+  }
+  try {
+    const { size } = await handle.stat();
+    const following = request.offset !== undefined;
+    const start = following ? (request.offset! <= size ? request.offset! : 0) : Math.max(0, size - MAX_LOG_READ_BYTES);
+    const length = Math.min(size - start, MAX_LOG_READ_BYTES);
+    const buffer = Buffer.alloc(length);
+    await handle.read(buffer, 0, length, start);
+    let text = buffer.toString('utf8');
+    if (!following) {
+      const lines = text.split('\n');
+      const complete = text.endsWith('\n') ? lines.slice(0, -1) : lines;
+      // A read that starts mid-file starts mid-line: drop that partial first line.
+      const whole = start > 0 ? complete.slice(1) : complete;
+      text = whole.slice(-request.lines).map((line) => `${line}\n`).join('');
+    }
+    return { text, offset: start + length };
+  } finally {
+    await handle.close();
   }
 }

@@ -91,6 +91,20 @@ export function registerFunctions(program: Command, cli: CliContext): void {
       cli.print(command, body, () => `removed ${name}`);
     });
 
+  program.command('logs <name>')
+    .description("a function's log: console output and the START/END/REPORT lines of each invocation")
+    .option('-n, --lines <count>', 'how many of the last lines to print', '100')
+    .option('-f, --follow', 'keep printing new lines as they are written (Ctrl-C to stop)')
+    .action(async (name: string, options: { lines: string; follow?: boolean }, command: Command) => {
+      let chunk = await cli.call<{ text: string; offset: number }>(command, 'GET', `${functionPath(name)}/logs?lines=${encodeURIComponent(options.lines)}`);
+      process.stdout.write(chunk.text);
+      while (options.follow) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        chunk = await cli.call(command, 'GET', `${functionPath(name)}/logs?offset=${chunk.offset}`);
+        process.stdout.write(chunk.text);
+      }
+    });
+
   program.command('invoke <name>')
     .description("invoke a function's $LATEST version and print its response; exits 1 when the function fails")
     .option('--payload <json>', 'the event as JSON, or @FILE to read it from a file (default {})')
