@@ -181,6 +181,16 @@ describe('functions: deploy, invoke, faults, triggers', () => {
     expect((await invoke(daemon.socket, 'Slow', { ms: 1 })).result.payload).toBe('slow done');
   });
 
+  it('exposes per-function invocations, errors, throttles and durations in /metrics', async () => {
+    const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+    const value = (name: string, fn: string) => Number(metrics.match(new RegExp(`^${name}\\{function="${fn}"\\} (\\d+)`, 'm'))?.[1] ?? 0);
+    expect(value('outpost_function_invocations_total', 'Slow')).toBeGreaterThanOrEqual(2);
+    expect(value('outpost_function_throttles_total', 'Slow')).toBeGreaterThanOrEqual(1);
+    expect(value('outpost_function_errors_total', 'Faults')).toBeGreaterThanOrEqual(7);
+    expect(value('outpost_function_duration_seconds_count', 'Slow')).toBeGreaterThanOrEqual(2);
+    expect(metrics).toContain('outpost_function_dead_letters ');
+  });
+
   it('refuses templates with unsupported keys, naming each key, and deploys nothing', async () => {
     const bad = writePackage({
       'template.yaml': 'Globals:\n  Function:\n    Timeout: 5\nResources:\n  Bad:\n    Type: AWS::Serverless::Function\n'

@@ -107,6 +107,13 @@ export class AsyncQueue {
     return lane ? lane.waiting.length + lane.running : 0;
   }
 
+  /** `queued` for every function with events, for the metrics. */
+  depths(): Map<string, number> {
+    const depths = new Map<string, number>();
+    for (const name of this.lanes.keys()) depths.set(name, this.queued(name));
+    return depths;
+  }
+
   totals(): { queued: number; running: number } {
     let queued = 0;
     let running = 0;

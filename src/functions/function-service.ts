@@ -8,6 +8,7 @@ import { AsyncQueue, DEAD_LETTER_PAGE } from './async-queue.js';
 import { AsyncEventStore, type DeadLetter, type EventSource } from './async-store.js';
 import { functionRoot } from './bundle.js';
 import { readLog, type LogChunk } from './logs.js';
+import { FunctionMetrics } from './metrics.js';
 import { apiErrors } from './errors.js';
 import type { DeployOutcome } from './deploy.js';
 import type { Invocation, InvokeResult } from './runtime/pool.js';
@@ -50,6 +51,7 @@ export class FunctionService implements Service {
   private droppedEvents = 0;
   private readonly events: AsyncEventStore;
   private readonly queue: AsyncQueue;
+  private readonly metrics: FunctionMetrics;
 
   constructor(private readonly context: ServiceContext) {
     this.log = context.log.child({ service: 'functions' });
@@ -66,6 +68,7 @@ export class FunctionService implements Service {
       latest: (name) => this.latest.get(name),
       runtime: () => this.runtime(),
     });
+    this.metrics = new FunctionMetrics(context.metrics, { queued: () => this.queue.depths(), deadLetters: () => this.events.deadLetterCount() });
     this.triggers = new MqttTriggers(context.bus, (name, message) => this.onTriggerMessage(name, message));
     this.schedules = new Schedules(context.config.functions.scheduleClockScale, this.log, (name, schedule, now) => this.onSchedule(name, schedule, now));
     registerFunctionAdminRoutes(context.admin, this);
@@ -240,7 +243,7 @@ export class FunctionService implements Service {
   private runtime(): Promise<FunctionRuntime> {
     const { maxInstances, idleTimeoutSeconds, queueLength, logFileBytes, pythonPath } = this.context.config.functions;
     this.runtimeLoading ??= import('./runtime/runtime.js').then(({ FunctionRuntime }) => {
-      this.loadedRuntime = new FunctionRuntime(this.context.dataDir, { maxInstances, idleTimeoutMs: idleTimeoutSeconds * 1000, queueLength, logFileBytes, pythonPath }, this.log);
+      this.loadedRuntime = new FunctionRuntime(this.context.dataDir, { maxInstances, idleTimeoutMs: idleTimeoutSeconds * 1000, queueLength, logFileBytes, pythonPath }, this.log, this.metrics);
       return this.loadedRuntime;
     });
     return this.runtimeLoading;

@@ -5,6 +5,7 @@ import { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
 import { apiErrors } from '../errors.js';
 import { FunctionPool, type Invocation, type InvokeResult, type PoolLimits, type QueuedInvocation } from './pool.js';
+import type { FunctionMetrics } from '../metrics.js';
 
 export interface RuntimeLimits extends PoolLimits {
   logFileBytes: number;
@@ -18,7 +19,7 @@ export class FunctionRuntime {
   private readonly pools = new Map<string, FunctionPool>();
   private readonly outputs = new Map<string, RotatingLog>();
 
-  constructor(private readonly dataDir: string, private readonly limits: RuntimeLimits, private readonly log: Logger) {}
+  constructor(private readonly dataDir: string, private readonly limits: RuntimeLimits, private readonly log: Logger, private readonly metrics: FunctionMetrics) {}
 
   /** Loads the version's handler in a fresh environment without giving it traffic; rejects with the init error. */
   check(version: FunctionVersion): Promise<void> {
@@ -26,12 +27,12 @@ export class FunctionRuntime {
   }
 
   invoke(version: FunctionVersion, invocation: Invocation): Promise<InvokeResult> {
-    return this.poolFor(version).invoke(invocation);
+    return this.metrics.measure(version.name, () => this.poolFor(version).invoke(invocation));
   }
 
   /** Runs the event when one of the function's instances is free; resolves with its result. */
   enqueue(version: FunctionVersion, invocation: Invocation): Promise<InvokeResult> {
-    return this.poolFor(version).enqueue(invocation);
+    return this.metrics.measure(version.name, () => this.poolFor(version).enqueue(invocation));
   }
 
   stats(name: string): { busy: number; idle: number; queued: number } {
