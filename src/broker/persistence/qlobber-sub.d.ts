@@ -7,7 +7,7 @@ declare module 'qlobber/aedes/qlobber-sub.js' {
     match_empty_levels?: boolean;
   }
 
-  interface TrieSubscription {
+  export interface TrieSubscription {
     clientId: string;
     topic: string;
     qos: number;

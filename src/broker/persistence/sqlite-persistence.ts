@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import QlobberSub from 'qlobber/aedes/qlobber-sub.js';
+import QlobberSub, { type TrieSubscription } from 'qlobber/aedes/qlobber-sub.js';
 import type { Store } from '../../store/store.js';
 import { migrations } from './migrations.js';
 import {
@@ -45,14 +45,7 @@ export interface Subscription {
 }
 
 /** A persistent session's subscription matching a topic, as `subscriptionsByTopic` returns it. */
-export interface TopicSubscription {
-  clientId: string;
-  topic: string;
-  qos: number;
-  rh?: number;
-  rap?: boolean;
-  nl?: boolean;
-}
+export type TopicSubscription = TrieSubscription;
 
 interface BrokerIdentity {
   readonly id: string;
