@@ -1,0 +1,328 @@
+// Functions bench: warm synchronous invoke latency of a no-op Node.js handler over the admin API,
+// cold-start latency after fresh deploys, MQTT-triggered throughput through the durable async
+// queue with 2 instances, and the daemon's RSS per idle warm instance. Runs dist/bin/outpostd.js
+// (npm run build first). Prints figures and PASS/MISS against the targets; exits 0 whatever the
+// figures are (1 only when the daemon or a deploy fails).
+import { execFile, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import mqttPacket from 'mqtt-packet';
+import { connectPacket, FrameSplitter, PACKET } from '../lib/mqtt-raw.mjs';
+import { freePort, memOf, stopChild, tail, waitForPort } from '../lib/proc.mjs';
+
+const { values: options } = parseArgs({ options: {
+  invokes: { type: 'string', default: '2000' },
+  warmup: { type: 'string', default: '200' },
+  deploys: { type: 'string', default: '15' },
+  messages: { type: 'string', default: '20000' },
+  'max-instances': { type: 'string', default: '2' },
+  'queue-length': { type: 'string', default: '25000' },
+  settle: { type: 'string', default: '2000' },
+  'drain-timeout': { type: 'string', default: '120' },
+  dist: { type: 'string' },
+  'keep-tmp': { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', default: false },
+} });
+if (options.help) {
+  process.stdout.write(`node bench/functions/run.mjs [--invokes 2000] [--warmup 200] [--deploys 15] [--messages 20000]
+  [--max-instances 2] [--queue-length 25000] [--settle 2000 (ms)] [--drain-timeout 120 (s)] [--dist DIR] [--keep-tmp] [--json]\n`);
+  process.exit(0);
+}
+const INVOKES = Number(options.invokes);
+const WARMUP = Number(options.warmup);
+const DEPLOYS = Number(options.deploys);
+const MESSAGES = Number(options.messages);
+const SETTLE_MS = Number(options.settle);
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const DIST = resolve(options.dist ?? join(ROOT, 'dist'));
+const OUTPOSTD = join(DIST, 'bin', 'outpostd.js');
+const OUTPOST = join(DIST, 'bin', 'outpost.js');
+const FIXTURE = join(ROOT, 'bench', 'functions', 'fixture');
+const NAME = 'BenchNoop';
+const TOPIC = 'bench/fn/noop';
+const TARGETS = { warmP50Ms: 0.2, warmP99Ms: 1, coldP50Ms: 30, eventsPerS: 10000, rssPerInstanceMiB: 10 };
+const log = (line) => process.stderr.write(`${line}\n`);
+const MiB = 1024 * 1024;
+
+// ---------------------------------------------------------------- daemon and admin API
+
+async function startDaemon(dir) {
+  const mqttPort = await freePort();
+  // http.port 0 would do, but at log level warn the daemon does not print the port it got:
+  // the bench picks a free one so that it can poll /metrics.
+  const httpPort = await freePort();
+  const config = join(dir, 'outpost.yaml');
+  // JSON is YAML.
+  writeFileSync(config, `${JSON.stringify({
+    mqtt: { host: '127.0.0.1', port: mqttPort, allowAnonymous: true },
+    http: { port: httpPort },
+    log: { level: 'warn' },
+    functions: {
+      maxInstances: Number(options['max-instances']),
+      queueLength: Number(options['queue-length']),
+      logFileBytes: 256 * MiB, // REPORT lines of the whole run in one file
+    },
+  }, null, 2)}\n`);
+  const env = { ...process.env, NOTIFY_SOCKET: '' };
+  delete env.NODE_OPTIONS;
+  const child = spawn(process.execPath, [OUTPOSTD, '--config', config, '--data-dir', join(dir, 'data')],
+    { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: ROOT });
+  const logs = [tail(child.stdout), tail(child.stderr)];
+  let exited = null;
+  child.once('exit', (code, sig) => { exited = sig ?? `code ${code}`; });
+  const daemon = { child, pid: child.pid, mqttPort, httpPort, dataDir: join(dir, 'data'), socket: join(dir, 'data', 'admin.sock'),
+    output: () => logs.map((t) => t()).join('').trim(), exited: () => exited };
+  await waitForPort(mqttPort, { timeoutMs: 30000, isDead: () => exited !== null });
+  for (let i = 0; i < 100 && !existsSync(daemon.socket); i++) await sleep(100); // bounded: 10 s
+  return daemon;
+}
+
+const agentFor = (socketPath) => new http.Agent({ keepAlive: true, maxSockets: 4 });
+
+/** One JSON request over the admin socket; resolves with {status, body}. */
+function admin(daemon, method, path, body) {
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise((resolveReq, reject) => {
+    const req = http.request({
+      socketPath: daemon.socket, agent: daemon.agent, path, method, timeout: 15000,
+      headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {},
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed;
+        try { parsed = text ? JSON.parse(text) : {}; } catch { parsed = { raw: text }; }
+        resolveReq({ status: res.statusCode, body: parsed });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out after 15 s`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+async function invoke(daemon) {
+  const r = await admin(daemon, 'POST', `/v1/functions/${NAME}/invocations`, { payload: {}, invocationType: 'RequestResponse' });
+  if (r.status !== 200 || r.body.functionError) throw new Error(`invoke failed: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+function deploy(daemon, dir) {
+  return new Promise((resolveDeploy, reject) => {
+    execFile(process.execPath, [OUTPOST, '--socket', daemon.socket, 'deploy', dir], { timeout: 60000, cwd: ROOT },
+      (err, stdout, stderr) => (err ? reject(new Error(`outpost deploy ${dir} failed: ${stderr || stdout || err.message}`)) : resolveDeploy(stdout)));
+  });
+}
+
+function httpGet(port, path) {
+  return new Promise((resolveGet, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, timeout: 5000 }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolveGet(Buffer.concat(chunks).toString('utf8')));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${path}: timed out`)));
+    req.on('error', reject);
+  });
+}
+
+async function metric(daemon, name) {
+  const text = await httpGet(daemon.httpPort, '/metrics');
+  const m = text.match(new RegExp(`^${name}\\{function="${NAME}"\\} ([0-9.e+]+)$`, 'm'));
+  return m ? Number(m[1]) : 0;
+}
+
+/** Daemon-side figures from the function log: requestId → {durationMs, initMs}. */
+function reportLines(daemon) {
+  const file = join(daemon.dataDir, 'functions', NAME, 'logs', 'function.log');
+  const reports = new Map();
+  const texts = [`${file}.1`, file].filter(existsSync).map((f) => readFileSync(f, 'utf8'));
+  for (const line of texts.join('').split('\n')) {
+    const m = line.match(/^REPORT RequestId: (\S+)\tDuration: ([0-9.]+) ms.*?(?:Init Duration: ([0-9.]+) ms)?$/);
+    if (m) reports.set(m[1], { durationMs: Number(m[2]), initMs: m[3] === undefined ? undefined : Number(m[3]) });
+  }
+  return reports;
+}
+
+const rssOf = (pid) => memOf(pid).rss;
+
+function stats(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return { n: sorted.length, p50: at(0.5), p99: at(0.99), min: sorted[0], max: sorted[sorted.length - 1] };
+}
+
+const hrMs = (start) => Number(process.hrtime.bigint() - start) / 1e6;
+
+// ---------------------------------------------------------------- phases
+
+/** 4. RSS after the deploy (no instance) vs. one and two warm instances idle for SETTLE_MS each. */
+async function memory(daemon) {
+  await sleep(SETTLE_MS);
+  const before = rssOf(daemon.pid);
+  await invoke(daemon);
+  await sleep(SETTLE_MS);
+  const one = rssOf(daemon.pid);
+  await Promise.all([invoke(daemon), invoke(daemon)]); // two at once: a second instance
+  await sleep(SETTLE_MS);
+  const two = rssOf(daemon.pid);
+  // Two concurrent requests may still be served one after the other by one instance: ask.
+  const info = await admin(daemon, 'GET', `/v1/functions/${NAME}`);
+  const instances = info.body.instances;
+  return { rssBeforeBytes: before, rssOneInstanceBytes: one, rssTwoInstancesBytes: two, instancesAfterConcurrent: instances,
+    perInstanceMiB: (one - before) / MiB, perInstanceOfTwoMiB: instances?.idle === 2 ? (two - before) / 2 / MiB : null };
+}
+
+/** 1. Sequential RequestResponse invokes on a warm instance, one keep-alive connection. */
+async function warm(daemon) {
+  for (let i = 0; i < WARMUP; i++) await invoke(daemon);
+  const client = [];
+  const ids = [];
+  for (let i = 0; i < INVOKES; i++) {
+    const t0 = process.hrtime.bigint();
+    const body = await invoke(daemon);
+    client.push(hrMs(t0));
+    ids.push(body.requestId);
+  }
+  const reports = reportLines(daemon);
+  const daemonSide = ids.map((id) => reports.get(id)?.durationMs).filter((d) => d !== undefined);
+  return { client: stats(client), report: daemonSide.length ? stats(daemonSide) : null };
+}
+
+/** 3. QoS 0 publishes on the trigger topic from one raw socket; completions from /metrics. */
+async function mqttThroughput(daemon) {
+  const sock = net.connect(daemon.mqttPort, '127.0.0.1');
+  sock.setNoDelay(true);
+  let connack;
+  const connected = new Promise((r) => { connack = r; });
+  const splitter = new FrameSplitter((type) => { if (type === PACKET.CONNACK) connack(); });
+  sock.on('data', (chunk) => splitter.push(chunk));
+  sock.on('error', (err) => log(`publisher socket: ${err.message}`));
+  await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
+  sock.write(connectPacket({ clientId: 'bench-fn-pub' }));
+  await Promise.race([connected, sleep(10000).then(() => { throw new Error('no CONNACK in 10 s'); })]);
+
+  const one = mqttPacket.generate({ cmd: 'publish', topic: TOPIC, payload: Buffer.from('{}'), qos: 0, retain: false, dup: false });
+  const BATCH = 50;
+  const batch = Buffer.concat(Array.from({ length: BATCH }, () => one));
+  const invocations0 = await metric(daemon, 'outpost_function_invocations_total');
+  const throttles0 = await metric(daemon, 'outpost_function_throttles_total');
+  let maxDepth = 0;
+  const started = process.hrtime.bigint();
+  for (let sent = 0; sent < MESSAGES; sent += BATCH) {
+    const n = Math.min(BATCH, MESSAGES - sent);
+    const ok = sock.write(n === BATCH ? batch : batch.subarray(0, one.length * n));
+    if (!ok) await new Promise((r) => sock.once('drain', r));
+  }
+  const publishMs = hrMs(started);
+
+  // Poll until every message ran, or nothing moved for 5 s, or the drain timeout.
+  let done = 0;
+  let doneAtMs = publishMs;
+  let lastChange = process.hrtime.bigint();
+  const deadline = Date.now() + Number(options['drain-timeout']) * 1000;
+  while (Date.now() < deadline) {
+    const [now, depth] = await Promise.all([metric(daemon, 'outpost_function_invocations_total'), metric(daemon, 'outpost_function_async_queue_depth')]);
+    maxDepth = Math.max(maxDepth, depth);
+    if (now - invocations0 !== done) { done = now - invocations0; doneAtMs = hrMs(started); lastChange = process.hrtime.bigint(); }
+    if (done >= MESSAGES || hrMs(lastChange) > 5000) break;
+    await sleep(20);
+  }
+  const throttled = (await metric(daemon, 'outpost_function_throttles_total')) - throttles0;
+  sock.end(mqttPacket.generate({ cmd: 'disconnect' }));
+  return { published: MESSAGES, publishMs, completed: done, completedMs: doneAtMs,
+    perSecond: done / (doneAtMs / 1000), maxQueueDepth: maxDepth, throttled };
+}
+
+/** 2. Deploy a changed Environment N times; time the first invoke of each new version. */
+async function coldStarts(daemon, dir) {
+  const copy = join(dir, 'cold-fixture');
+  cpSync(FIXTURE, copy, { recursive: true });
+  const template = readFileSync(join(FIXTURE, 'template.yaml'), 'utf8');
+  if (!template.includes('      Timeout: 3\n')) throw new Error('fixture template changed: no "Timeout: 3" line to add Environment after');
+  const client = [];
+  const ids = [];
+  for (let i = 1; i <= DEPLOYS; i++) {
+    writeFileSync(join(copy, 'template.yaml'), template.replace('      Timeout: 3\n',
+      `      Timeout: 3\n      Environment:\n        Variables: { BENCH_COLD: "${Date.now()}-${i}" }\n`));
+    await deploy(daemon, copy);
+    const t0 = process.hrtime.bigint();
+    const body = await invoke(daemon);
+    client.push(hrMs(t0));
+    ids.push(body.requestId);
+  }
+  const reports = reportLines(daemon);
+  const daemonSide = ids.map((id) => reports.get(id)).filter((r) => r?.initMs !== undefined).map((r) => r.initMs + r.durationMs);
+  const initOnly = ids.map((id) => reports.get(id)?.initMs).filter((d) => d !== undefined);
+  return { client: stats(client), report: daemonSide.length ? stats(daemonSide) : null, init: initOnly.length ? stats(initOnly) : null };
+}
+
+// ---------------------------------------------------------------- main
+
+if (!existsSync(OUTPOSTD) || !existsSync(OUTPOST)) {
+  log(`outpostd is not built: ${OUTPOSTD} or ${OUTPOST} is missing (run \`npm run build\`)`);
+  process.exit(1);
+}
+const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-functions-'));
+let daemon;
+let exitCode = 0;
+const cleanup = () => { try { daemon?.child.kill('SIGKILL'); } catch { /* gone */ } };
+process.once('SIGINT', () => { cleanup(); if (!options['keep-tmp']) rmSync(dir, { recursive: true, force: true }); process.exit(130); });
+try {
+  daemon = await startDaemon(dir);
+  daemon.agent = agentFor(daemon.socket);
+  log(`outpostd pid ${daemon.pid}, mqtt ${daemon.mqttPort}, http ${daemon.httpPort}, tmp ${dir}`);
+  await deploy(daemon, FIXTURE);
+  log(`memory: RSS after deploy, then 1 and 2 warm instances, ${SETTLE_MS} ms idle each`);
+  const mem = await memory(daemon);
+  log(`warm: ${WARMUP} warm-up + ${INVOKES} sequential invokes`);
+  const w = await warm(daemon);
+  log(`mqtt: ${MESSAGES} QoS 0 messages on ${TOPIC}, maxInstances ${options['max-instances']}`);
+  const m = await mqttThroughput(daemon);
+  log(`cold: ${DEPLOYS} deploys with a changed environment, first invoke of each`);
+  const c = await coldStarts(daemon, dir);
+
+  const verdict = (ok) => (ok ? 'PASS' : 'MISS');
+  const report = {
+    config: { invokes: INVOKES, warmup: WARMUP, deploys: DEPLOYS, messages: MESSAGES, maxInstances: Number(options['max-instances']), queueLength: Number(options['queue-length']), node: process.version },
+    targets: TARGETS,
+    warm: { ...w,
+      verdictClient: verdict(w.client.p50 <= TARGETS.warmP50Ms && w.client.p99 <= TARGETS.warmP99Ms),
+      verdictDaemon: w.report ? verdict(w.report.p50 <= TARGETS.warmP50Ms && w.report.p99 <= TARGETS.warmP99Ms) : 'NOT MEASURED' },
+    cold: { ...c, verdictClient: verdict(c.client.p50 <= TARGETS.coldP50Ms), verdictDaemon: c.report ? verdict(c.report.p50 <= TARGETS.coldP50Ms) : 'NOT MEASURED' },
+    mqtt: { ...m, verdict: verdict(m.completed === m.published && m.perSecond >= TARGETS.eventsPerS) },
+    memory: { ...mem, verdict: verdict(mem.perInstanceMiB <= TARGETS.rssPerInstanceMiB) },
+  };
+  const ms = (v) => `${v.toFixed(3)} ms`;
+  if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else process.stdout.write([
+    `warm invoke, client end to end (admin API over the Unix socket, keep-alive; n=${w.client.n}): p50 ${ms(w.client.p50)}, p99 ${ms(w.client.p99)}, max ${ms(w.client.max)} (target p50 ≤ 0.2 ms, p99 ≤ 1 ms: ${report.warm.verdictClient})`,
+    w.report
+      ? `warm invoke, daemon side (REPORT Duration: pool dispatch → worker → response; n=${w.report.n}): p50 ${ms(w.report.p50)}, p99 ${ms(w.report.p99)}, max ${ms(w.report.max)} (target p50 ≤ 0.2 ms, p99 ≤ 1 ms: ${report.warm.verdictDaemon})`
+      : 'warm invoke, daemon side: no REPORT lines found (NOT MEASURED)',
+    `cold start, client end to end (first invoke after each of ${c.client.n} deploys): p50 ${ms(c.client.p50)}, min ${ms(c.client.min)}, max ${ms(c.client.max)} (target p50 ≤ 30 ms: ${report.cold.verdictClient})`,
+    c.report
+      ? `cold start, daemon side (REPORT Init Duration + Duration; n=${c.report.n}): p50 ${ms(c.report.p50)}, max ${ms(c.report.max)}; init alone p50 ${ms(c.init.p50)} (target p50 ≤ 30 ms: ${report.cold.verdictDaemon})`
+      : 'cold start, daemon side: no REPORT Init Duration found (NOT MEASURED)',
+    `MQTT-triggered no-op, ${m.published} QoS 0 messages, ${report.config.maxInstances} instances: ${Math.round(m.perSecond).toLocaleString('en')} events/s (${m.completed} completed in ${(m.completedMs / 1000).toFixed(2)} s from the first publish; publisher wrote them all in ${m.publishMs.toFixed(1)} ms; peak queue depth seen ${m.maxQueueDepth}; throttled ${m.throttled}) (target ≥ 10,000/s: ${report.mqtt.verdict})`,
+    `idle warm Node instance, daemon RSS: ${(mem.rssBeforeBytes / MiB).toFixed(1)} MiB before → ${(mem.rssOneInstanceBytes / MiB).toFixed(1)} MiB with 1 instance (+${mem.perInstanceMiB.toFixed(1)} MiB) → ${(mem.rssTwoInstancesBytes / MiB).toFixed(1)} MiB after 2 concurrent invokes (${mem.perInstanceOfTwoMiB === null ? `still ${mem.instancesAfterConcurrent?.idle} idle instance(s): no 2-instance figure` : `2 instances, +${mem.perInstanceOfTwoMiB.toFixed(1)} MiB each`}) (target ≤ 10 MiB per instance: ${report.memory.verdict})`,
+  ].join('\n') + '\n');
+} catch (err) {
+  log(`bench failed: ${err.stack ?? err.message}`);
+  if (daemon) log(`--- outpostd output ---\n${daemon.output()}`);
+  exitCode = 1;
+} finally {
+  daemon?.agent?.destroy();
+  if (daemon) await stopChild(daemon.child, 5000);
+  if (!options['keep-tmp']) rmSync(dir, { recursive: true, force: true });
+  else log(`kept ${dir}`);
+}
+process.exit(exitCode);
