@@ -201,10 +201,14 @@ export class AsyncQueue {
     while (lane.running < limit && lane.waiting.length > 0 && lane.waiting[0].due <= now) {
       const { id } = lane.waiting.shift()!;
       lane.running++;
-      void this.attempt(name, id).finally(() => {
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
         lane.running--;
         this.pump(name);
-      });
+      };
+      void this.attempt(name, id, release).finally(release);
     }
     const next = lane.waiting[0];
     if (next && next.due > now && lane.running < limit && lane.timerDue !== next.due) {
@@ -218,8 +222,13 @@ export class AsyncQueue {
     }
   }
 
-  /** One attempt of one event; never rejects. */
-  private async attempt(name: string, id: number): Promise<void> {
+  /**
+   * One attempt of one event; never rejects. `release` frees the event's
+   * instance slot as soon as the function answered: removing a succeeded
+   * event then commits while the next one already runs (a crash before that
+   * commit runs it again — at least once).
+   */
+  private async attempt(name: string, id: number, release: () => void): Promise<void> {
     const { store, commit, log } = this.deps;
     try {
       const event = store.get(id);
@@ -235,6 +244,7 @@ export class AsyncQueue {
       const invocation: Invocation = { event: event.event, ...(event.clientContext !== undefined ? { clientContext: event.clientContext } : {}) };
       const result = await runtime.enqueue(version, invocation);
       if (!result.functionError) {
+        release();
         await commit.run(() => store.delete(id));
         return;
       }
