@@ -3,7 +3,7 @@
 // queue with 2 instances, and the daemon's RSS per idle warm instance. Runs dist/bin/outpostd.js
 // (npm run build first). Prints figures and PASS/MISS against the targets; exits 0 whatever the
 // figures are (1 only when the daemon or a deploy fails).
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import mqttPacket from 'mqtt-packet';
 import { connectPacket, FrameSplitter, PACKET } from '../lib/mqtt-raw.mjs';
-import { freePort, memOf, stopChild, tail, waitForPort } from '../lib/proc.mjs';
+import { memOf, stopChild } from '../lib/proc.mjs';
+import { spawnOutpostd } from '../lib/outpostd.mjs';
 
 const { values: options } = parseArgs({ options: {
   invokes: { type: 'string', default: '2000' },
@@ -54,34 +55,21 @@ const MiB = 1024 * 1024;
 // ---------------------------------------------------------------- daemon and admin API
 
 async function startDaemon(dir) {
-  const mqttPort = await freePort();
-  // http.port 0 would do, but at log level warn the daemon does not print the port it got:
-  // the bench picks a free one so that it can poll /metrics.
-  const httpPort = await freePort();
-  const config = join(dir, 'outpost.yaml');
-  // JSON is YAML.
-  writeFileSync(config, `${JSON.stringify({
-    mqtt: { host: '127.0.0.1', port: mqttPort, allowAnonymous: true },
-    http: { port: httpPort },
-    log: { level: 'warn' },
-    functions: {
-      maxInstances: Number(options['max-instances']),
-      queueLength: Number(options['queue-length']),
-      logFileBytes: 256 * MiB, // REPORT lines of the whole run in one file
+  const daemon = await spawnOutpostd({
+    dir,
+    dist: DIST,
+    config: {
+      mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true },
+      http: { port: 0 },
+      log: { level: 'warn' },
+      functions: {
+        maxInstances: Number(options['max-instances']),
+        queueLength: Number(options['queue-length']),
+        logFileBytes: 256 * MiB, // REPORT lines of the whole run in one file
+      },
     },
-  }, null, 2)}\n`);
-  const env = { ...process.env, NOTIFY_SOCKET: '' };
-  delete env.NODE_OPTIONS;
-  const child = spawn(process.execPath, [OUTPOSTD, '--config', config, '--data-dir', join(dir, 'data')],
-    { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: ROOT });
-  const logs = [tail(child.stdout), tail(child.stderr)];
-  let exited = null;
-  child.once('exit', (code, sig) => { exited = sig ?? `code ${code}`; });
-  const daemon = { child, pid: child.pid, mqttPort, httpPort, dataDir: join(dir, 'data'), socket: join(dir, 'data', 'admin.sock'),
-    output: () => logs.map((t) => t()).join('').trim(), exited: () => exited };
-  await waitForPort(mqttPort, { timeoutMs: 30000, isDead: () => exited !== null });
-  for (let i = 0; i < 100 && !existsSync(daemon.socket); i++) await sleep(100); // bounded: 10 s
-  return daemon;
+  });
+  return { ...daemon, mqttPort: daemon.port('mqtt'), httpPort: daemon.port('http') };
 }
 
 const agentFor = (socketPath) => new http.Agent({ keepAlive: true, maxSockets: 4 });

@@ -2,14 +2,13 @@
 // publish→/update/accepted latency at a steady 1,000 updates/s. Runs dist/bin/outpostd.js
 // (npm run build first) with durability as shipped (synchronous=full). Prints figures and
 // PASS/MISS against the targets; exits 0 whatever the figures are.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cpuMsOf } from '../lib/proc.mjs';
+import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { ShadowClient } from './clients.mjs';
 
 const { values: options } = parseArgs({ options: {
@@ -33,27 +32,17 @@ const log = (line) => process.stderr.write(`${line}\n`);
 
 async function startDaemon() {
   const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-shadows-'));
-  const config = join(dir, 'outpost.yaml');
-  // JSON is YAML: anonymous loopback clients limited to the $aws topics, free ports.
-  writeFileSync(config, JSON.stringify({
-    log: { level: 'info', format: 'json' },
-    mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true, anonymousPolicy: { publish: ['$aws/#'], subscribe: ['$aws/#'] } },
-    http: { port: 0 },
-  }));
-  const profile = options['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(options['cpu-prof'])}`] : [];
-  const child = spawn(process.execPath, [...profile, join(ROOT, 'dist', 'bin', 'outpostd.js'), '--config', config, '--data-dir', join(dir, 'data')], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NOTIFY_SOCKET: '' } });
-  const listeners = await new Promise((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error('outpostd not ready in 30 s')), 30_000);
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line);
-        if (entry.msg === 'outpostd ready') { clearTimeout(timer); resolveReady(entry.listeners); }
-      } catch { /* not JSON */ }
-    });
-    child.once('exit', (code) => reject(new Error(`outpostd exited with ${code}`)));
+  const daemon = await spawnOutpostd({
+    dir,
+    // Anonymous loopback clients limited to the $aws topics, free ports.
+    config: {
+      log: { level: 'warn', format: 'json' },
+      mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true, anonymousPolicy: { publish: ['$aws/#'], subscribe: ['$aws/#'] } },
+      http: { port: 0 },
+    },
+    nodeArgs: options['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(options['cpu-prof'])}`] : [],
   });
-  const port = listeners.find((l) => l.name === 'mqtt').port;
-  return { child, dir, port };
+  return { child: daemon.child, dir, port: daemon.port('mqtt') };
 }
 
 async function connectClients(port) {

@@ -1,0 +1,60 @@
+// Starting outpostd for a bench: dist/bin/outpostd.js with a generated config in
+// a directory of the bench's, ready once its admin API answers (the admin socket
+// opens after every listener), with the ports it bound read from /v1/status.
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { REPO_ROOT } from './brokers.mjs';
+import { tail } from './proc.mjs';
+
+/** One JSON GET over a Unix socket; resolves with {status, body}, rejects when nothing answers. */
+function getJson(socketPath, path) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ socketPath, path, timeout: 2000 }, (res) => {
+      let text = '';
+      res.on('data', (chunk) => { text += chunk; });
+      res.on('end', () => {
+        try { resolve({ status: res.statusCode, body: JSON.parse(text) }); } catch (error) { reject(error); }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * Starts outpostd with `config` (JSON is YAML) in `dir`; `nodeArgs` go before the
+ * script (e.g. --cpu-prof). NODE_OPTIONS is cleared so the bench's own flags
+ * don't leak into the daemon.
+ */
+export async function spawnOutpostd({ dir, config, nodeArgs = [], dist = join(REPO_ROOT, 'dist'), timeoutMs = 30000 }) {
+  const configFile = join(dir, 'outpost.yaml');
+  writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
+  const dataDir = join(dir, 'data');
+  const socket = join(dataDir, 'admin.sock');
+  const env = { ...process.env, NOTIFY_SOCKET: '' };
+  delete env.NODE_OPTIONS;
+  const child = spawn(process.execPath, [...nodeArgs, join(dist, 'bin', 'outpostd.js'), '--config', configFile, '--data-dir', dataDir],
+    { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: REPO_ROOT });
+  const logs = [tail(child.stdout), tail(child.stderr)];
+  let exited = null;
+  child.once('exit', (code, signal) => { exited = signal ?? `code ${code}`; });
+  const output = () => logs.map((t) => t()).join('').trim();
+
+  let listeners;
+  const deadline = Date.now() + timeoutMs;
+  while (!listeners) {
+    if (exited !== null) throw new Error(`outpostd exited (${exited}) before it was ready:\n${output()}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`outpostd not ready in ${timeoutMs} ms:\n${output()}`);
+    }
+    const status = await getJson(socket, '/v1/status').catch(() => undefined);
+    if (status?.status === 200) listeners = status.body.listeners;
+    else await sleep(100);
+  }
+  const port = (name) => listeners.find((listener) => listener.name === name)?.port;
+  return { child, pid: child.pid, dir, dataDir, socket, listeners, port, output, exited: () => exited };
+}
