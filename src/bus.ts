@@ -16,6 +16,11 @@ export interface BusMessage {
  */
 export interface LocalBus {
   publish(message: { topic: string; payload: Buffer | string; qos?: 0 | 1 | 2; retain?: boolean }): Promise<void>;
-  /** Resolves once subscribed, with a function that unsubscribes. */
-  subscribe(filter: string, handler: (message: BusMessage) => void | Promise<void>): Promise<() => Promise<void>>;
+  /**
+   * Resolves once subscribed, with a function that unsubscribes. With `durable`, the publisher's
+   * acknowledgement (a device's PUBACK) waits until the handler's promise settles, so a handler
+   * that commits the message before resolving makes the PUBACK mean "on disk here too"; a
+   * rejected promise withholds the PUBACK (the publisher's connection is closed and it resends).
+   */
+  subscribe(filter: string, handler: (message: BusMessage) => void | Promise<void>, options?: { durable?: boolean }): Promise<() => Promise<void>>;
 }

@@ -13,6 +13,11 @@ import { SystemdNotifier } from './systemd/notify.js';
 import { BrokerService } from './broker/broker-service.js';
 import { ShadowService } from './shadows/shadow-service.js';
 import { FunctionService } from './functions/function-service.js';
+import { ObjectService } from './objects/object-service.js';
+import { SyncService } from './sync/sync-service.js';
+import { DeviceService } from './devices/device-service.js';
+import { AccessKeys } from './auth/access-keys.js';
+import { registerAccessKeyAdminRoutes } from './auth/admin-routes.js';
 import type { Listener, Service, ServiceContext } from './service.js';
 
 export const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -41,11 +46,15 @@ export class Daemon {
     this.metrics = createMetricsRegistry(() => this.store.sizeBytes());
     this.notifier = new SystemdNotifier(log);
     this.http = new HttpServer(config.http.host, config.http.port, log.child({ service: 'http' }));
-    const base = { config, dataDir, store: this.store, log, admin: this.admin, metrics: this.metrics, http: this.http.routes };
+    const accessKeys = new AccessKeys(this.store);
+    registerAccessKeyAdminRoutes(this.admin, accessKeys);
+    const base = { config, dataDir, store: this.store, log, admin: this.admin, metrics: this.metrics, http: this.http.routes, accessKeys };
     const broker = new BrokerService(base);
-    // Every other service (shadows, functions, objects, sync, devices) is built with this context.
+    // Every other service is built with this context; those after the runtime may trigger functions.
     const context: ServiceContext = { ...base, bus: broker };
-    this.services = [broker, new ShadowService(context), new FunctionService(context)];
+    const functions = new FunctionService(context);
+    const withFunctions: ServiceContext = { ...context, functions };
+    this.services = [broker, new ShadowService(context), functions, new ObjectService(withFunctions), new SyncService(context), new DeviceService(context)];
     this.adminServer = new AdminServer(this.admin, {
       socketPath: config.admin.socket ?? join(dataDir, 'admin.sock'),
       group: config.admin.group,

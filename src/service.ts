@@ -6,6 +6,7 @@ import type { Registry } from 'prom-client';
 import type { LocalBus } from './bus.js';
 import type { Router } from './http/router.js';
 import type { HttpHandler } from './http/server.js';
+import type { AccessKeys } from './auth/access-keys.js';
 
 export interface Listener {
   name: string;
@@ -32,6 +33,21 @@ export interface ServiceContext {
   http: Router<HttpHandler>;
   /** The local MQTT bus; services other than the broker get it from the broker. */
   bus: LocalBus;
+  /** Access keys of the AWS-compatible APIs (SigV4). */
+  accessKeys: AccessKeys;
+  /** The function runtime, for services that trigger functions (objects); absent for the broker and the runtime itself. */
+  functions?: FunctionInvoker;
+}
+
+/** What other services may ask of the function runtime. */
+export interface FunctionInvoker {
+  /** Whether a function of this name is deployed. */
+  exists(name: string): boolean;
+  /**
+   * An Event (asynchronous) invocation: resolves once the event is committed to the function's
+   * durable queue; rejects when the function does not exist or its queue is full.
+   */
+  invokeAsync(name: string, event: string, source: 's3'): Promise<{ eventId: number }>;
 }
 
 /** A part of the daemon with its own folder under src/ and this small surface. */

@@ -7,6 +7,10 @@ import { registerThings } from '../cli/commands/things.js';
 import { registerClients } from '../cli/commands/clients.js';
 import { registerShadow } from '../cli/commands/shadow.js';
 import { registerFunctions } from '../cli/commands/functions.js';
+import { registerObjects } from '../cli/commands/objects.js';
+import { registerS3Keys } from '../cli/commands/s3-keys.js';
+import { registerSync } from '../cli/commands/sync.js';
+import { registerDevices } from '../cli/commands/devices.js';
 import { VERSION } from '../daemon.js';
 
 const program = new Command('outpost')
@@ -24,6 +28,10 @@ registerThings(program, cliContext);
 registerClients(program, cliContext);
 registerShadow(program, cliContext);
 registerFunctions(program, cliContext);
+registerObjects(program, cliContext);
+registerS3Keys(program, cliContext);
+registerSync(program, cliContext);
+registerDevices(program, cliContext);
 
 try {
   await program.parseAsync();

@@ -110,12 +110,17 @@ export class BrokerService implements Service, LocalBus {
     }, (error) => (error ? reject(error) : resolve())));
   }
 
-  async subscribe(filter: string, handler: (message: BusMessage) => void | Promise<void>): Promise<() => Promise<void>> {
+  async subscribe(filter: string, handler: (message: BusMessage) => void | Promise<void>, options: { durable?: boolean } = {}): Promise<() => Promise<void>> {
     const broker = this.running();
-    const deliver = (packet: AedesPublishPacket, done: () => void) => {
+    const deliver = (packet: AedesPublishPacket, done: (error?: Error) => void) => {
       const message: BusMessage = { topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, retain: packet.retain, clientId: (packet as { clientId?: string }).clientId };
+      const handled = Promise.resolve().then(() => handler(message));
+      if (options.durable) {
+        handled.then(() => done(), (error: Error) => done(error));
+        return;
+      }
       // A failing handler is the subscriber's problem; it must not stall delivery to others.
-      Promise.resolve().then(() => handler(message)).catch((error) => this.log.error({ err: error, topic: packet.topic }, 'bus subscriber failed'));
+      handled.catch((error) => this.log.error({ err: error, topic: packet.topic }, 'bus subscriber failed'));
       done();
     };
     await new Promise<void>((resolve) => broker.subscribe(filter, deliver, resolve));

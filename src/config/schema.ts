@@ -2,22 +2,12 @@
 // memory than v4 on a 128 MB board (measured at daemon idle).
 import { z } from 'zod/v3';
 
-// Each field carries its own "expected …" message so a bad value reads as
-// `mqtt.port: expected integer 0-65535, got "abc"` (see formatConfigError).
-const integer = (expected: string) => z.number({ invalid_type_error: expected, required_error: expected }).int({ message: expected });
-const port = (fallback: number) =>
-  integer('expected integer 0-65535').min(0, { message: 'expected integer 0-65535' })
-    .max(65535, { message: 'expected integer 0-65535' }).default(fallback);
-const text = (expected: string) => z.string({ invalid_type_error: expected, required_error: expected }).min(1, { message: expected });
-const host = (fallback: string) => text('expected a bind address (e.g. "127.0.0.1")').default(fallback);
-const bool = (fallback: boolean) => z.boolean({ invalid_type_error: 'expected true or false' }).default(fallback);
-const positiveInt = (fallback: number, what = 'positive integer') =>
-  integer(`expected ${what}`).min(1, { message: `expected ${what}` }).default(fallback);
-const path = text('expected a file path');
-const list = (expected: string, item: string) => z.array(z.string({ invalid_type_error: item }), { invalid_type_error: expected });
+import { bool, host, integer, list, oneOf, path, port, positiveInt, text } from './fields.js';
+import { s3Schema } from '../objects/config.js';
+import { cloudSchema, syncSchema } from '../sync/config.js';
+import { devicesSchema } from '../devices/config.js';
+
 const topicFilters = list('expected a list of topic filters', 'expected a topic filter string');
-const oneOf = <const T extends [string, ...string[]]>(values: T, expected: string) =>
-  z.enum(values, { errorMap: () => ({ message: expected }) });
 
 export const policySchema = z.strictObject({
   clientIds: list('expected a list of client id patterns', 'expected a client id pattern')
@@ -143,10 +133,6 @@ const functionsSchema = z.strictObject({
   scheduleClockScale: positiveInt(1, 'a factor ≥ 1'),
 });
 
-// Sections of services still to come: accepted only empty until their issues land,
-// so a typo under them is still caught.
-const reserved = z.strictObject({}).default({});
-
 export const configSchema = z.strictObject({
   /** Where the database, sockets and objects live; `--data-dir` overrides it. */
   dataDir: path.optional(),
@@ -162,10 +148,11 @@ export const configSchema = z.strictObject({
     watchdog: bool(true),
   }).default({}),
   shadows: shadowsSchema.default({}),
-  cloud: reserved,
-  sync: reserved,
+  s3: s3Schema.default({}),
+  cloud: cloudSchema.default({}),
+  sync: syncSchema.default({}),
   functions: functionsSchema.default({}),
-  devices: reserved,
+  devices: devicesSchema.default({}),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -177,4 +164,5 @@ export type ConfigInput = z.input<typeof configSchema>;
  */
 export const embeddedDefaults: ConfigInput = {
   mqtt: { host: '127.0.0.1', allowAnonymous: true, tls: { host: '127.0.0.1' }, ws: { host: '127.0.0.1' } },
+  s3: { host: '127.0.0.1' },
 };

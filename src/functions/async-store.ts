@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import type { Store } from '../store/store.js';
 
 /** Where an asynchronous event came from. */
-export type EventSource = 'invoke' | 'mqtt' | 'replay' | 'schedule';
+export type EventSource = 'invoke' | 'mqtt' | 'replay' | 'schedule' | 's3';
 export type DeadLetterReason = 'RetriesExhausted' | 'EventAgeExceeded';
 
 export interface ErrorSummary {

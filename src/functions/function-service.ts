@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { BusMessage } from '../bus.js';
-import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
+import type { FunctionInvoker, Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
 import { registerFunctionAdminRoutes } from './admin-routes.js';
 import { AsyncQueue, DEAD_LETTER_PAGE } from './async-queue.js';
 import { AsyncEventStore, type DeadLetter, type EventSource } from './async-store.js';
@@ -35,7 +35,7 @@ export type InvocationType = 'RequestResponse' | 'Event';
  * The worker and deploy code is loaded on first use, so a gateway without functions pays
  * nothing for them but this file, the store and the routes.
  */
-export class FunctionService implements Service {
+export class FunctionService implements Service, FunctionInvoker {
   readonly name = 'functions';
   private readonly functions: FunctionStore;
   /** `$LATEST` of every function, read from SQLite at construction and kept current by deploys. */
@@ -184,6 +184,14 @@ export class FunctionService implements Service {
     if (type === 'Event') return { eventId: await this.queue.enqueue(version, invocation, source) };
     const runtime = await this.runtime();
     return runtime.invoke(version, invocation);
+  }
+
+  exists(name: string): boolean {
+    return this.latest.has(name);
+  }
+
+  invokeAsync(name: string, event: string, source: EventSource): Promise<{ eventId: number }> {
+    return this.invoke(name, { event }, 'Event', source);
   }
 
   /** Dead letters, oldest first (at most DEAD_LETTER_PAGE). */

@@ -1,0 +1,19 @@
+// Field builders shared by every section's schema (src/*/config.ts).
+import { z } from 'zod/v3';
+
+// Each field carries its own "expected …" message so a bad value reads as
+// `mqtt.port: expected integer 0-65535, got "abc"` (see formatConfigError).
+export const integer = (expected: string) => z.number({ invalid_type_error: expected, required_error: expected }).int({ message: expected });
+export const port = (fallback: number) =>
+  integer('expected integer 0-65535').min(0, { message: 'expected integer 0-65535' })
+    .max(65535, { message: 'expected integer 0-65535' }).default(fallback);
+export const text = (expected: string) => z.string({ invalid_type_error: expected, required_error: expected }).min(1, { message: expected });
+export const host = (fallback: string) => text('expected a bind address (e.g. "127.0.0.1")').default(fallback);
+export const bool = (fallback: boolean) => z.boolean({ invalid_type_error: 'expected true or false' }).default(fallback);
+export const positiveInt = (fallback: number, what = 'positive integer') =>
+  integer(`expected ${what}`).min(1, { message: `expected ${what}` }).default(fallback);
+export const path = text('expected a file path');
+export const list = (expected: string, item: string) => z.array(z.string({ invalid_type_error: item }), { invalid_type_error: expected });
+export const oneOf = <const T extends [string, ...string[]]>(values: T, expected: string) =>
+  z.enum(values, { errorMap: () => ({ message: expected }) });
+
