@@ -26,3 +26,17 @@ export class AdminError extends Error {
 
 /** The admin API's routing table; services add their routes (`/v1/things/:name`) at construction. */
 export class AdminRouter extends Router<AdminHandler> {}
+
+/** The request body as a JSON object, else 400. */
+export function objectBody(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AdminError(400, 'expected a JSON object body');
+  return body as Record<string, unknown>;
+}
+
+/** A string field of the body, undefined when absent, else 400. */
+export function optionalString(body: Record<string, unknown>, key: string): string | undefined {
+  const value = body[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new AdminError(400, `expected "${key}" to be a string`);
+  return value;
+}

@@ -1,5 +1,34 @@
-import type { AdminRouter } from '../admin/router.js';
-import type { AccessKeys } from './access-keys.js';
+import { AdminError, objectBody, optionalString, type AdminRouter } from '../admin/router.js';
+import type { AccessKeyGrant, AccessKeys } from './access-keys.js';
+
+// S3's bucket naming rules, or '*' for every bucket.
+const GRANTABLE_BUCKET = /^(\*|[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$/;
 
 /** `/v1/s3/keys` for `outpost s3 keys`. */
-export function registerAccessKeyAdminRoutes(_admin: AdminRouter, _keys: AccessKeys): void {}
+export function registerAccessKeyAdminRoutes(admin: AdminRouter, keys: AccessKeys): void {
+  admin.add('GET', '/v1/s3/keys', () => ({ body: { keys: keys.list() } }));
+
+  admin.add('POST', '/v1/s3/keys', async ({ body }) => {
+    const request = objectBody(body);
+    const grants = grantsOf(request.grants);
+    return { status: 201, body: await keys.create(grants, optionalString(request, 'description')) };
+  });
+
+  admin.add('DELETE', '/v1/s3/keys/:id', async ({ params }) => {
+    if (!(await keys.remove(params.id))) throw new AdminError(404, `no such access key: ${params.id}`);
+    return { body: { deleted: params.id } };
+  });
+}
+
+function grantsOf(value: unknown): AccessKeyGrant[] {
+  if (!Array.isArray(value) || value.length === 0) throw new AdminError(400, 'expected "grants": a non-empty list of { bucket, permission }');
+  return value.map((grant: { bucket?: unknown; permission?: unknown }, index) => {
+    if (typeof grant?.bucket !== 'string' || !GRANTABLE_BUCKET.test(grant.bucket)) {
+      throw new AdminError(400, `grants[${index}].bucket: expected a bucket name or "*"`);
+    }
+    if (grant.permission !== 'read' && grant.permission !== 'read-write') {
+      throw new AdminError(400, `grants[${index}].permission: expected "read" or "read-write"`);
+    }
+    return { bucket: grant.bucket, permission: grant.permission };
+  });
+}

@@ -1,4 +1,4 @@
-import { AdminError, type AdminRouter } from '../admin/router.js';
+import { AdminError, objectBody, optionalString, type AdminRouter } from '../admin/router.js';
 import type { BrokerService } from './broker-service.js';
 import { ThingError } from './things/registry.js';
 
@@ -61,16 +61,4 @@ async function mapThingErrors<T>(action: () => Promise<T>): Promise<T> {
     if (error instanceof ThingError) throw new AdminError(error.status, error.message);
     throw error;
   }
-}
-
-function objectBody(body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AdminError(400, 'expected a JSON object body');
-  return body as Record<string, unknown>;
-}
-
-function optionalString(body: Record<string, unknown>, key: string): string | undefined {
-  const value = body[key];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new AdminError(400, `expected "${key}" to be a string`);
-  return value;
 }

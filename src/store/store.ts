@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { statSync } from 'node:fs';
+import { chmodSync, statSync } from 'node:fs';
 import { GroupCommit } from './group-commit.js';
 
 export type Db = Database.Database;
@@ -29,6 +29,8 @@ export class Store {
   constructor(options: StoreOptions) {
     this.file = options.file;
     this.db = new Database(options.file);
+    // It holds password hashes and the access keys' secrets; SQLite gives -wal and -shm the same mode.
+    chmodSync(options.file, 0o600);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.synchronous.toUpperCase()}`);
     this.db.pragma(`cache_size = -${options.cacheSizeKb}`);

@@ -108,5 +108,5 @@ function withFreePorts(config: Record<string, any>): Record<string, unknown> {
   const mqtt = { ...config.mqtt, host: config.mqtt?.host ?? '127.0.0.1', port: config.mqtt?.port ?? 0 };
   if (mqtt.tls) mqtt.tls = { host: '127.0.0.1', port: 0, ...mqtt.tls };
   if (mqtt.ws) mqtt.ws = { host: '127.0.0.1', port: 0, ...mqtt.ws };
-  return { log: { level: 'info', format: 'json' }, ...config, mqtt, http: { port: 0, ...config.http } };
+  return { log: { level: 'info', format: 'json' }, ...config, mqtt, http: { port: 0, ...config.http }, s3: { host: '127.0.0.1', port: 0, ...config.s3 } };
 }

@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { TestDaemon } from './helpers/daemon.js';
+import { outpost } from './helpers/mqtt.js';
+
+describe('outpost s3 keys', () => {
+  let daemon: TestDaemon;
+  beforeAll(async () => { daemon = await TestDaemon.start({ config: {} }); });
+  afterAll(async () => { await daemon.cleanup(); });
+
+  it('creates a key with grants, shows its secret once, lists it without the secret and keeps it across a restart', async () => {
+    const added = await outpost(daemon.socket, ['s3', 'keys', 'add', '--read-write', 'camera-uploads', '--read', '*', '--description', 'yard camera', '--json']);
+    expect(added.code).toBe(0);
+    const key = JSON.parse(added.stdout);
+    expect(key.accessKeyId).toMatch(/^AKIA[A-Z2-7]{16}$/);
+    expect(key.secretAccessKey).toMatch(/^[A-Za-z0-9]{40}$/);
+    expect(key.grants).toEqual([{ bucket: 'camera-uploads', permission: 'read-write' }, { bucket: '*', permission: 'read' }]);
+
+    const table = await outpost(daemon.socket, ['s3', 'keys', 'ls']);
+    expect(table.stdout).toContain(key.accessKeyId);
+    expect(table.stdout).toContain('camera-uploads read-write, * read');
+    expect(table.stdout).not.toContain(key.secretAccessKey);
+
+    await daemon.stop();
+    daemon = await TestDaemon.start({ config: {}, dataDir: daemon.dataDir });
+    const listed = JSON.parse((await outpost(daemon.socket, ['s3', 'keys', 'ls', '--json'])).stdout);
+    expect(listed.keys).toEqual([{ accessKeyId: key.accessKeyId, grants: key.grants, description: 'yard camera', createdAt: key.createdAt }]);
+    expect(JSON.stringify(listed)).not.toContain(key.secretAccessKey);
+  });
+
+  it('keeps the database holding the secrets private to the daemon user', () => {
+    expect(statSync(join(daemon.dataDir, 'outpost.db')).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses keys without grants or with invalid ones, and removes keys', async () => {
+    const none = await outpost(daemon.socket, ['s3', 'keys', 'add']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('give at least one --read BUCKET or --read-write BUCKET');
+    const invalid = await outpost(daemon.socket, ['s3', 'keys', 'add', '--read', 'Not_A_Bucket']);
+    expect(invalid.stderr).toBe('outpost: grants[0].bucket: expected a bucket name or "*"\n');
+
+    const key = JSON.parse((await outpost(daemon.socket, ['s3', 'keys', 'add', '--read', 'logs', '--json'])).stdout);
+    expect((await outpost(daemon.socket, ['s3', 'keys', 'rm', key.accessKeyId])).stdout).toBe(`deleted access key ${key.accessKeyId}\n`);
+    const again = await outpost(daemon.socket, ['s3', 'keys', 'rm', key.accessKeyId]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toBe(`outpost: no such access key: ${key.accessKeyId}\n`);
+  });
+});
