@@ -1,20 +1,90 @@
+import { isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { AdminError } from '../admin/router.js';
+import { ConfigError } from '../config/load.js';
 import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
+import type { DeviceInstanceConfig, DevicesConfig } from './config.js';
+import { Device } from './device.js';
+import { DeviceMetrics } from './metrics.js';
+import { loadProfile, type Profile } from './profile.js';
+import { loadSerialDriver } from './serial.js';
 
-/** serial devices (issue 7). */
+/** The profiles shipped with Outpost, next to dist/ (and src/) in the package. */
+export const SHIPPED_PROFILES = fileURLToPath(new URL('../../firmware-configs/devices/', import.meta.url));
+
+/**
+ * Serial devices: each configured instance runs its profile (firmware-configs/devices) on a port,
+ * publishing readings on the local bus and the thing's shadow and writing commands back. With no
+ * instances nothing is loaded: serialport and its native binding are imported on first use.
+ */
 export class DeviceService implements Service {
   readonly name = 'devices';
+  private readonly config: DevicesConfig;
+  private readonly log: Logger;
+  private devices: Device[] = [];
 
-  constructor(private readonly context: ServiceContext) {}
+  constructor(private readonly context: ServiceContext) {
+    this.config = context.config.devices;
+    this.log = context.log.child({ service: 'devices' });
+    context.admin.add('GET', '/v1/devices', () => ({ body: { devices: this.devices.map((device) => device.status()) } }));
+    context.admin.add('GET', '/v1/devices/:name', (request) => {
+      const device = this.devices.find((candidate) => candidate.name === request.params.name);
+      if (!device) throw new AdminError(404, `no device named ${request.params.name}`);
+      return { body: device.status() };
+    });
+  }
 
-  async start(): Promise<void> {}
+  async start(): Promise<void> {
+    const { instances } = this.config;
+    if (!instances.length) return;
+    // Every profile is checked before any port is opened: a bad one stops the daemon with all its errors.
+    const profiles = instances.map((instance, index) => this.profileOf(instance, index));
+    const driver = await loadSerialDriver();
+    const metrics = new DeviceMetrics(this.context.metrics, () => this.devices.map((device) => [device.name, Date.parse(device.status().lastFrameAt ?? '') || 0]));
+    this.devices = instances.map((instance, index) => new Device({
+      instance, profile: profiles[index], driver, bus: this.context.bus, log: this.log, metrics,
+      retryInitialMs: this.config.retryInitialMs, retryMaxMs: this.config.retryMaxMs, commandQueueLength: this.config.commandQueueLength,
+    }));
+    for (const device of this.devices) await device.start();
+    this.log.info({ devices: instances.map((instance) => instance.name) }, 'devices started');
+  }
 
-  async stop(): Promise<void> {}
+  async stop(): Promise<void> {
+    for (const device of this.devices) await device.stop();
+  }
 
   health(): ServiceHealth {
+    // A missing device is normal (unplugged); it shows in `outpost devices ls`, not as an unhealthy daemon.
     return { ok: true };
   }
 
   listeners(): Listener[] {
     return [];
   }
+
+  status(): Record<string, unknown> {
+    return { configured: this.devices.length, connected: this.devices.filter((device) => device.connected).length };
+  }
+
+  private profileOf(instance: DeviceInstanceConfig, index: number): Profile {
+    const at = `devices.instances.${index}`;
+    const file = profileFile(instance.profile, this.config.profilesDir ?? SHIPPED_PROFILES);
+    let profile: Profile;
+    try {
+      profile = loadProfile(file);
+    } catch (error) {
+      throw new ConfigError(`${at}.profile: ${(error as Error).message}`);
+    }
+    if (!instance.port && !profile.port.path && !profile.port.usb) {
+      throw new ConfigError(`${at}.port: expected a port path (profile ${instance.profile} sets neither port.path nor port.usb)`);
+    }
+    return profile;
+  }
+}
+
+/** A profile name is `<dir>/<name>.yaml`; anything with a slash or a .yaml/.yml ending is a file path (relative to the directory). */
+export function profileFile(profile: string, dir: string): string {
+  if (profile.includes('/') || /\.ya?ml$/.test(profile)) return isAbsolute(profile) ? profile : resolve(dir, profile);
+  return join(dir, `${profile}.yaml`);
 }

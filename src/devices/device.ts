@@ -1,0 +1,456 @@
+import type { Logger } from 'pino';
+import type { LocalBus } from '../bus.js';
+import type { DeviceInstanceConfig } from './config.js';
+import { CommandQueue, commandsOf, type Command, type CommandResult } from './commands.js';
+import { FixedFramer, LineFramer } from './framing.js';
+import type { DeviceMetrics } from './metrics.js';
+import { ModbusMaster } from './modbus-master.js';
+import { decodeBlock, encodeValue, pollPlan, readRequest, writeRequest, type PollBlock } from './parsers/modbus.js';
+import { parseNmea } from './parsers/nmea.js';
+import { ParseError, type Reading } from './parsers/reading.js';
+import { csvParser, parseJsonLine, regexParser } from './parsers/text.js';
+import { resolvePortPath } from './port.js';
+import type { Profile } from './profile.js';
+import { ReportedThrottle } from './reported.js';
+import type { SerialConnection, SerialDriver } from './serial.js';
+import { escapeRegex, render } from './template.js';
+
+/** Readings handed to the bus and not yet delivered; beyond this a reading is dropped (counted), not queued. */
+const MAX_PUBLISHES_IN_FLIGHT = 64;
+/** frames/s is averaged over this many one-second buckets. */
+const RATE_WINDOW_SECONDS = 10;
+
+export interface DeviceOptions {
+  instance: DeviceInstanceConfig;
+  profile: Profile;
+  driver: SerialDriver;
+  bus: LocalBus;
+  log: Logger;
+  metrics: DeviceMetrics;
+  retryInitialMs: number;
+  retryMaxMs: number;
+  commandQueueLength: number;
+}
+
+/** One row of `outpost devices ls` / `GET /v1/devices`. */
+export interface DeviceStatus {
+  name: string;
+  profile: string;
+  description: string | null;
+  thing: string | null;
+  connected: boolean;
+  port: string | null;
+  lastFrameAt: string | null;
+  framesPerSecond: number;
+  frames: number;
+  parseErrors: number;
+  oversizedFrames: number;
+  ignoredFrames: number;
+  droppedReadings: number;
+  commandsSent: number;
+  commandsFailed: number;
+  commandsQueued: number;
+  reconnects: number;
+  lastError: string | null;
+}
+
+/** A frame-level text parser: a reading, undefined for frames that are valid but not wanted, or a ParseError. */
+type TextParser = (frame: string) => Reading | undefined;
+
+/**
+ * One configured serial device: finds and opens its port (retrying with backoff while it is
+ * missing), turns frames into readings for the telemetry topic and the shadow, and writes commands
+ * back. Nothing the device sends can throw past `onFrame`: bad frames are counted and skipped.
+ */
+export class Device {
+  readonly name: string;
+  private readonly profile: Profile;
+  private readonly thing: string | undefined;
+  private connection: SerialConnection | undefined;
+  private portPath: string | undefined;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelayMs: number;
+  private readonly push: (chunk: Buffer) => void;
+  private readonly resetFraming: () => void;
+  private readonly parse: TextParser | undefined;
+  private readonly modbus: ModbusMaster | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private readonly commands: CommandQueue;
+  private readonly reported: ReportedThrottle | undefined;
+  private awaitingAck: { ack: RegExp; error?: RegExp; settle: (result: CommandResult) => void } | undefined;
+  private unsubscribers: Array<() => Promise<void>> = [];
+  private publishesInFlight = 0;
+  private readonly rate = { second: 0, buckets: new Array<number>(RATE_WINDOW_SECONDS).fill(0) };
+  private readonly stats = {
+    frames: 0, parseErrors: 0, oversizedFrames: 0, ignoredFrames: 0, droppedReadings: 0,
+    commandsSent: 0, commandsFailed: 0, reconnects: 0, lastFrameAt: 0, lastError: null as string | null,
+  };
+
+  constructor(private readonly options: DeviceOptions) {
+    this.name = options.instance.name;
+    this.profile = options.profile;
+    this.thing = options.instance.thing;
+    this.retryDelayMs = options.retryInitialMs;
+    const { framing, parser } = this.profile;
+    if (framing.type === 'modbus') {
+      this.modbus = new ModbusMaster((frame) => this.write(frame), framing.responseTimeoutMs, (bytes) => this.parseError(`${bytes} bytes of noise between Modbus answers`));
+      this.push = (chunk) => this.modbus!.push(chunk);
+      this.resetFraming = () => this.modbus!.abort('port lost');
+    } else {
+      const framer = framing.type === 'lines'
+        ? new LineFramer(framing.delimiter, framing.maxFrameBytes, (frame) => this.onFrame(frame), () => this.oversized())
+        : new FixedFramer(framing.length, (frame) => this.onFrame(frame));
+      this.push = (chunk) => framer.push(chunk);
+      this.resetFraming = () => framer.reset();
+      this.parse = parser.type === 'json' ? parseJsonLine
+        : parser.type === 'csv' ? csvParser(parser)
+        : parser.type === 'regex' ? regexParser(parser)
+        : parser.type === 'nmea' ? (frame) => parseNmea(frame, parser.sentences)
+        : undefined;
+    }
+    this.commands = new CommandQueue(options.commandQueueLength, (command) => this.execute(command), (command, result) => this.commandDone(command, result));
+    if (this.thing && this.profile.shadow.reported) {
+      this.reported = new ReportedThrottle(this.profile.shadow.minIntervalMs, this.profile.shadow.changeThreshold, (state) => this.updateShadow(state));
+    }
+  }
+
+  async start(): Promise<void> {
+    const { commands, shadow } = this.profile;
+    const { bus } = this.options;
+    if (commands) {
+      this.unsubscribers.push(await bus.subscribe(this.topic(commands.topic), (message) => this.onCommandMessage(message.payload)));
+    }
+    if (commands && this.thing && shadow.desired) {
+      this.unsubscribers.push(await bus.subscribe(`$aws/things/${this.thing}/shadow/update/delta`, (message) => this.onDelta(message.payload)));
+    }
+    void this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.pollTimer);
+    this.reported?.stop();
+    this.disconnect('stopping');
+    for (const unsubscribe of this.unsubscribers) await unsubscribe();
+    this.unsubscribers = [];
+  }
+
+  status(): DeviceStatus {
+    const { stats } = this;
+    return {
+      name: this.name,
+      profile: this.options.instance.profile,
+      description: this.profile.description ?? null,
+      thing: this.thing ?? null,
+      connected: this.connection !== undefined,
+      port: this.portPath ?? null,
+      lastFrameAt: stats.lastFrameAt ? new Date(stats.lastFrameAt).toISOString() : null,
+      framesPerSecond: this.framesPerSecond(),
+      frames: stats.frames,
+      parseErrors: stats.parseErrors,
+      oversizedFrames: stats.oversizedFrames,
+      ignoredFrames: stats.ignoredFrames,
+      droppedReadings: stats.droppedReadings,
+      commandsSent: stats.commandsSent,
+      commandsFailed: stats.commandsFailed,
+      commandsQueued: this.commands.length,
+      reconnects: stats.reconnects,
+      lastError: stats.lastError,
+    };
+  }
+
+  get connected(): boolean {
+    return this.connection !== undefined;
+  }
+
+  // --- connection: find the port, open it, retry with backoff while it is missing -------------
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const { driver, instance } = this.options;
+    try {
+      const path = await resolvePortPath(this.profile.port, instance.port, () => driver.list());
+      if (!path) throw new Error(`no serial port matches USB ${JSON.stringify(this.profile.port.usb)}`);
+      const connection = await driver.open(path, this.profile.port, {
+        data: (chunk) => this.onData(chunk),
+        lost: (error) => this.onLost(error),
+      });
+      if (this.stopped) {
+        connection.close();
+        return;
+      }
+      this.connection = connection;
+      this.portPath = path;
+      this.retryDelayMs = this.options.retryInitialMs;
+      this.options.metrics.connected(this.name, true);
+      this.options.log.info({ device: this.name, port: path }, 'device connected');
+      if (this.modbus) this.poll();
+    } catch (error) {
+      this.stats.lastError = (error as Error).message;
+      this.options.log.debug({ device: this.name, err: (error as Error).message, retryInMs: this.retryDelayMs }, 'device not available');
+      this.retryLater();
+    }
+  }
+
+  private onLost(error: Error): void {
+    if (!this.connection) return;
+    this.options.log.warn({ device: this.name, port: this.portPath, err: error.message }, 'device lost; retrying');
+    this.stats.lastError = `lost: ${error.message}`;
+    this.disconnect(`port lost: ${error.message}`);
+    this.stats.reconnects++;
+    this.retryLater();
+  }
+
+  private disconnect(reason: string): void {
+    const connection = this.connection;
+    this.connection = undefined;
+    clearTimeout(this.pollTimer);
+    this.resetFraming();
+    this.awaitingAck?.settle({ status: 'error', error: reason });
+    if (connection) {
+      connection.close();
+      this.options.metrics.connected(this.name, false);
+    }
+  }
+
+  private retryLater(): void {
+    if (this.stopped) return;
+    const delay = this.retryDelayMs;
+    this.retryDelayMs = Math.min(this.retryDelayMs * 2, this.options.retryMaxMs);
+    this.retryTimer = setTimeout(() => void this.connect(), delay);
+  }
+
+  private write(data: Buffer): void {
+    if (!this.connection) throw new Error('device not connected');
+    this.connection.write(data);
+  }
+
+  // --- reading: frames → readings → telemetry topic and shadow --------------------------------
+
+  private onData(chunk: Buffer): void {
+    try {
+      this.push(chunk);
+    } catch (error) {
+      // A parser bug must not take the daemon down with it; the frame is lost and counted.
+      this.parseError(`internal: ${(error as Error).message}`);
+      this.options.log.error({ device: this.name, err: error }, 'frame handling failed');
+    }
+  }
+
+  private onFrame(frame: Buffer): void {
+    const text = frame.toString('utf8').replace(/\r$/, '');
+    if (text.trim() === '') return;
+    this.countFrame();
+    if (this.awaitingAck && this.settleAck(text)) return;
+    let reading: Reading | undefined;
+    try {
+      reading = this.parse!(text);
+    } catch (error) {
+      if (!(error instanceof ParseError)) throw error;
+      this.parseError(error.message);
+      return;
+    }
+    if (reading) this.emit(reading);
+    else this.stats.ignoredFrames++;
+  }
+
+  private countFrame(): void {
+    const now = Date.now();
+    this.stats.frames++;
+    this.stats.lastFrameAt = now;
+    this.advanceRate(now);
+    this.rate.buckets[this.rate.second % RATE_WINDOW_SECONDS]++;
+    this.options.metrics.frame(this.name);
+  }
+
+  private parseError(reason: string): void {
+    this.stats.parseErrors++;
+    this.stats.lastError = reason;
+    this.options.metrics.parseError(this.name);
+  }
+
+  private oversized(): void {
+    this.stats.oversizedFrames++;
+    this.parseError('frame longer than maxFrameBytes');
+  }
+
+  private emit(reading: Reading): void {
+    const { telemetry } = this.profile;
+    if (telemetry.enabled) {
+      if (this.publishesInFlight >= MAX_PUBLISHES_IN_FLIGHT) {
+        this.stats.droppedReadings++;
+      } else {
+        this.publishesInFlight++;
+        const payload = JSON.stringify({ ...reading, timestamp: Date.now() });
+        this.options.bus.publish({ topic: this.topic(telemetry.topic), payload, qos: telemetry.qos as 0 | 1 })
+          .catch((error: Error) => this.options.log.warn({ device: this.name, err: error.message }, 'telemetry publish failed'))
+          .finally(() => this.publishesInFlight--);
+      }
+    }
+    this.reported?.offer(reading);
+  }
+
+  private updateShadow(state: Reading): void {
+    const payload = JSON.stringify({ state: { reported: state } });
+    this.options.bus.publish({ topic: `$aws/things/${this.thing}/shadow/update`, payload, qos: 1 })
+      .catch((error: Error) => this.options.log.warn({ device: this.name, err: error.message }, 'shadow update failed'));
+  }
+
+  private framesPerSecond(): number {
+    this.advanceRate(Date.now());
+    const total = this.rate.buckets.reduce((sum, count) => sum + count, 0);
+    return Math.round((total / RATE_WINDOW_SECONDS) * 100) / 100;
+  }
+
+  /** Clears the buckets of the seconds that passed since the last frame. */
+  private advanceRate(now: number): void {
+    const second = Math.floor(now / 1000);
+    const passed = Math.min(second - this.rate.second, RATE_WINDOW_SECONDS);
+    for (let step = 1; step <= passed; step++) this.rate.buckets[(this.rate.second + step) % RATE_WINDOW_SECONDS] = 0;
+    this.rate.second = second;
+  }
+
+  // --- Modbus: poll the register map -----------------------------------------------------------
+
+  private poll(): void {
+    const { framing, parser } = this.profile;
+    if (framing.type !== 'modbus' || parser.type !== 'modbus') return;
+    const blocks = pollPlan(parser.registers);
+    const cycle = async () => {
+      const reading: Reading = {};
+      for (const block of blocks) {
+        const part = await this.readBlock(framing.unitId, block);
+        if (part) Object.assign(reading, part);
+      }
+      if (Object.keys(reading).length) this.emit(reading);
+    };
+    const next = () => {
+      if (!this.connection || this.stopped) return;
+      void cycle().finally(() => {
+        if (this.connection && !this.stopped) this.pollTimer = setTimeout(next, framing.pollIntervalMs);
+      });
+    };
+    next();
+  }
+
+  private async readBlock(unitId: number, block: PollBlock): Promise<Reading | undefined> {
+    try {
+      const data = await this.modbus!.transact(readRequest(unitId, block.functionCode, block.address, block.count));
+      this.countFrame();
+      return decodeBlock(block, data);
+    } catch (error) {
+      this.parseError((error as Error).message);
+      return undefined;
+    }
+  }
+
+  // --- commands: command topic and shadow deltas → the port → reply topic and `reported` ---------
+
+  private onCommandMessage(payload: Buffer): void {
+    let message: unknown;
+    try {
+      message = JSON.parse(payload.toString('utf8'));
+    } catch {
+      message = undefined;
+    }
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+      this.reply({ status: 'error', error: 'expected a JSON object of keys to set' });
+      return;
+    }
+    const { clientToken } = message as { clientToken?: unknown };
+    const token = typeof clientToken === 'string' ? clientToken.slice(0, 64) : undefined;
+    const commands = commandsOf(message as Record<string, unknown>, 'topic', token);
+    if (!commands.length) this.reply({ status: 'error', error: 'expected at least one key to set', clientToken: token });
+    for (const command of commands) this.commands.add(command);
+  }
+
+  private onDelta(payload: Buffer): void {
+    let delta: { state?: unknown } | undefined;
+    try {
+      delta = JSON.parse(payload.toString('utf8')) as { state?: unknown };
+    } catch {
+      return;
+    }
+    const state = delta?.state;
+    if (typeof state !== 'object' || state === null || Array.isArray(state)) return;
+    for (const command of commandsOf(state as Record<string, unknown>, 'shadow')) this.commands.add(command);
+  }
+
+  private async execute(command: Command): Promise<CommandResult> {
+    if (!this.connection) return { status: 'error', error: 'device not connected' };
+    const { parser, framing } = this.profile;
+    if (framing.type === 'modbus' && parser.type === 'modbus') {
+      const register = parser.registers.find((candidate) => candidate.name === command.key && candidate.writable);
+      if (!register) return { status: 'error', error: `no writable register "${command.key}"` };
+      let words: number[];
+      try {
+        words = encodeValue(register, command.value);
+      } catch (error) {
+        return { status: 'error', error: (error as Error).message };
+      }
+      this.stats.commandsSent++;
+      try {
+        await this.modbus!.transact(writeRequest(framing.unitId, register.address, words));
+        return { status: 'ok' };
+      } catch (error) {
+        return { status: (error as Error).message.startsWith('no Modbus answer') ? 'timeout' : 'error', error: (error as Error).message };
+      }
+    }
+    return this.writeTextCommand(command);
+  }
+
+  private writeTextCommand(command: Command): Promise<CommandResult> {
+    const spec = this.profile.commands!;
+    const value = typeof command.value === 'string' ? command.value : JSON.stringify(command.value);
+    const values = { key: command.key, value, device: this.name, thing: this.thing ?? '' };
+    const pattern = (source: string) => new RegExp(source.replaceAll('${key}', escapeRegex(command.key)));
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => settle({ status: 'timeout', error: `no acknowledgement within ${spec.timeoutMs} ms` }), spec.timeoutMs);
+      const settle = (result: CommandResult) => {
+        clearTimeout(timer);
+        this.awaitingAck = undefined;
+        resolve(result);
+      };
+      this.awaitingAck = { ack: pattern(spec.ack), error: spec.error ? pattern(spec.error) : undefined, settle };
+      try {
+        this.write(Buffer.from(render(spec.template, values), 'utf8'));
+        this.stats.commandsSent++;
+      } catch (error) {
+        settle({ status: 'error', error: (error as Error).message });
+      }
+    });
+  }
+
+  /** A frame that answers the command in flight ends it; any other frame is a reading as usual. */
+  private settleAck(frame: string): boolean {
+    const awaiting = this.awaitingAck!;
+    if (awaiting.error?.test(frame)) awaiting.settle({ status: 'error', response: frame, error: 'device answered with an error' });
+    else if (awaiting.ack.test(frame)) awaiting.settle({ status: 'ok', response: frame });
+    else return false;
+    return true;
+  }
+
+  private commandDone(command: Command, result: CommandResult): void {
+    if (result.status !== 'ok') this.stats.commandsFailed++;
+    this.options.metrics.command(this.name, result.status);
+    this.options.log.info({ device: this.name, key: command.key, source: command.source, ...result }, 'device command');
+    this.reply({ key: command.key, value: command.value, source: command.source, ...result, clientToken: command.clientToken });
+    if (result.status !== 'ok' || !this.thing) return;
+    const confirmed = { [command.key]: command.value as Reading[string] };
+    if (this.reported) this.reported.confirm(confirmed);
+    else this.updateShadow(confirmed);
+  }
+
+  private reply(body: Record<string, unknown>): void {
+    const spec = this.profile.commands;
+    if (!spec) return;
+    this.options.bus.publish({ topic: this.topic(spec.replyTopic), payload: JSON.stringify({ device: this.name, ...body }), qos: 1 })
+      .catch((error: Error) => this.options.log.warn({ device: this.name, err: error.message }, 'command reply failed'));
+  }
+
+  private topic(template: string): string {
+    return render(template, { device: this.name, thing: this.thing ?? '' });
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Cuts a byte stream into delimited frames without ever holding more than `maxFrameBytes` (plus
+ * one chunk while scanning): a line that grows past the limit is dropped up to its delimiter and
+ * reported as oversized, so noise without delimiters cannot grow the buffer.
+ */
+export class LineFramer {
+  private readonly delimiter: Buffer;
+  private buffer = Buffer.alloc(0);
+  /** Inside an oversized line: bytes are discarded until the next delimiter. */
+  private discarding = false;
+
+  constructor(delimiter: string, private readonly maxFrameBytes: number, private readonly onFrame: (frame: Buffer) => void, private readonly onOversized: () => void) {
+    this.delimiter = Buffer.from(delimiter, 'utf8');
+  }
+
+  push(chunk: Buffer): void {
+    let data = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+    let end: number;
+    while ((end = data.indexOf(this.delimiter)) >= 0) {
+      const frame = data.subarray(0, end);
+      data = data.subarray(end + this.delimiter.length);
+      if (this.discarding) this.discarding = false;
+      else if (frame.length > this.maxFrameBytes) this.onOversized();
+      else this.onFrame(frame);
+    }
+    if (data.length > this.maxFrameBytes) {
+      if (!this.discarding) this.onOversized();
+      this.discarding = true;
+      // Keep a delimiter's worth minus one: the delimiter may be split across chunks.
+      data = data.subarray(data.length - (this.delimiter.length - 1));
+    }
+    this.buffer = Buffer.from(data);
+  }
+
+  /** After a reconnect: a partial line from before is not continued by the new stream. */
+  reset(): void {
+    this.buffer = Buffer.alloc(0);
+    this.discarding = false;
+  }
+}
+
+/** Fixed-length frames, e.g. binary sensors that always send N bytes. */
+export class FixedFramer {
+  private buffer = Buffer.alloc(0);
+
+  constructor(private readonly length: number, private readonly onFrame: (frame: Buffer) => void) {}
+
+  push(chunk: Buffer): void {
+    let data = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+    while (data.length >= this.length) {
+      this.onFrame(Buffer.from(data.subarray(0, this.length)));
+      data = data.subarray(this.length);
+    }
+    this.buffer = Buffer.from(data);
+  }
+
+  reset(): void {
+    this.buffer = Buffer.alloc(0);
+  }
+}

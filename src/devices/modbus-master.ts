@@ -1,0 +1,66 @@
+import { answerLength, checkAnswer, type ModbusRequest } from './parsers/modbus.js';
+import { ParseError } from './parsers/reading.js';
+
+/** The longest Modbus RTU ADU; more buffered bytes can only be noise. */
+const MAX_ADU = 256;
+
+/**
+ * Modbus RTU request/response on one line: one request at a time (the bus is half duplex), an
+ * answer complete when its expected length arrived, a timeout otherwise. Bytes that arrive with no
+ * request outstanding are noise and reported as such.
+ */
+export class ModbusMaster {
+  private current: { request: ModbusRequest; received: Buffer; settle: (error: Error | undefined, data?: Buffer) => void } | undefined;
+  /** Requests wait here for the line; bounded by the poll (one at a time) plus the device's command queue. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly write: (frame: Buffer) => void, private readonly responseTimeoutMs: number, private readonly onNoise: (bytes: number) => void) {}
+
+  /** Sends a request once the line is free; resolves with the answer's data, rejects with a ParseError (CRC, exception, timeout). */
+  transact(request: ModbusRequest): Promise<Buffer> {
+    const run = this.queue.then(() => this.send(request));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  push(chunk: Buffer): void {
+    const current = this.current;
+    if (!current) {
+      this.onNoise(chunk.length);
+      return;
+    }
+    current.received = Buffer.concat([current.received, chunk]).subarray(0, MAX_ADU);
+    const length = answerLength(current.request, current.received);
+    if (length === 0) return;
+    try {
+      current.settle(undefined, checkAnswer(current.request, current.received.subarray(0, length)));
+    } catch (error) {
+      current.settle(error as Error);
+    }
+  }
+
+  /** The line is gone: the request in flight fails now rather than at its timeout. */
+  abort(reason: string): void {
+    this.current?.settle(new ParseError(reason));
+  }
+
+  private send(request: ModbusRequest): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.current?.settle(new ParseError(`no Modbus answer within ${this.responseTimeoutMs} ms`)), this.responseTimeoutMs);
+      this.current = {
+        request, received: Buffer.alloc(0),
+        settle: (error, data) => {
+          clearTimeout(timer);
+          this.current = undefined;
+          if (error) reject(error);
+          else resolve(data!);
+        },
+      };
+      try {
+        this.write(request.frame);
+      } catch (error) {
+        this.current.settle(error as Error);
+      }
+    });
+  }
+}

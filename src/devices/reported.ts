@@ -1,0 +1,64 @@
+import type { Reading } from './parsers/reading.js';
+
+/** Keys tracked per device; a device inventing ever new keys gets the first ones reported, not unbounded memory. */
+const MAX_KEYS = 256;
+
+/**
+ * Decides when readings go to the shadow's `reported`: at most once per `minIntervalMs`, and only
+ * values that changed (numbers by more than `changeThreshold`). Values held back by the interval
+ * are merged and sent when it has passed, so the shadow ends at the newest reading. Holds one
+ * reading's worth of keys at most.
+ */
+export class ReportedThrottle {
+  private readonly lastReported = new Map<string, unknown>();
+  private pending: Reading = {};
+  private lastSentAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly minIntervalMs: number, private readonly changeThreshold: number, private readonly send: (state: Reading) => void) {}
+
+  offer(reading: Reading): void {
+    for (const [key, value] of Object.entries(reading)) {
+      if (!this.lastReported.has(key) && this.lastReported.size + Object.keys(this.pending).length >= MAX_KEYS) continue;
+      if (this.changed(key, value)) this.pending[key] = value;
+      else delete this.pending[key];
+    }
+    this.flushWhenDue();
+  }
+
+  /** Values the device confirmed (a command's ack) are reported at once, whatever the interval. */
+  confirm(state: Reading): void {
+    Object.assign(this.pending, state);
+    this.flush();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private changed(key: string, value: unknown): boolean {
+    if (!this.lastReported.has(key)) return true;
+    const last = this.lastReported.get(key);
+    if (typeof value === 'number' && typeof last === 'number') return Math.abs(value - last) > this.changeThreshold;
+    return value !== last;
+  }
+
+  private flushWhenDue(): void {
+    if (this.timer || Object.keys(this.pending).length === 0) return;
+    const wait = this.lastSentAt + this.minIntervalMs - Date.now();
+    if (wait <= 0) this.flush();
+    else this.timer = setTimeout(() => this.flush(), wait);
+  }
+
+  private flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (Object.keys(this.pending).length === 0) return;
+    const state = this.pending;
+    this.pending = {};
+    for (const [key, value] of Object.entries(state)) this.lastReported.set(key, value);
+    this.lastSentAt = Date.now();
+    this.send(state);
+  }
+}
