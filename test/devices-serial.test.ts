@@ -1,0 +1,385 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { MqttClient } from 'mqtt';
+import { SerialPort } from 'serialport';
+import yaml from 'js-yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDaemon } from './helpers/daemon.js';
+import { eventually } from './helpers/eventually.js';
+import { connectClient, outpost } from './helpers/mqtt.js';
+import { ShadowMqttClient } from './helpers/shadow.js';
+
+// Real pseudo-terminal pairs from socat: outpostd opens the "dev" end as its serial port, the test
+// plays the device on the "sim" end through serialport, as a sensor on a USB adapter would.
+
+class PtyPair {
+  private socat: ChildProcess | undefined;
+  private simPort: SerialPort | undefined;
+  /** What outpostd wrote to the device. */
+  received = Buffer.alloc(0);
+  private onData: ((chunk: Buffer) => void) | undefined;
+
+  constructor(readonly dev: string, readonly sim: string) {}
+
+  static async create(dir: string, name: string): Promise<PtyPair> {
+    const pair = new PtyPair(join(dir, `${name}-dev`), join(dir, `${name}-sim`));
+    await pair.plug();
+    return pair;
+  }
+
+  /** Creates the pty pair (again) and opens the device's end. */
+  async plug(): Promise<void> {
+    this.socat = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${this.dev}`, `pty,raw,echo=0,link=${this.sim}`], { stdio: 'ignore' });
+    await eventually(() => existsSync(this.dev) && existsSync(this.sim), 5000);
+    this.simPort = await new Promise<SerialPort>((resolve, reject) => {
+      const port = new SerialPort({ path: this.sim, baudRate: 9600 }, (error) => (error ? reject(error) : resolve(port)));
+    });
+    this.simPort.on('error', () => undefined);
+    this.simPort.on('data', (chunk: Buffer) => {
+      this.received = Buffer.concat([this.received, chunk]);
+      this.onData?.(chunk);
+    });
+  }
+
+  /** Removes the pty pair, as pulling the USB plug removes the tty. */
+  async unplug(): Promise<void> {
+    const socat = this.socat!;
+    this.simPort?.close(() => undefined);
+    const exited = new Promise((resolve) => socat.once('exit', resolve));
+    socat.kill('SIGTERM');
+    await exited;
+    rmSync(this.dev, { force: true });
+    rmSync(this.sim, { force: true });
+  }
+
+  send(data: string | Buffer): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.simPort!.write(data, (error) => (error ? reject(error) : this.simPort!.drain(() => resolve())));
+    });
+  }
+
+  /** Answers every chunk outpostd writes (a device's protocol). */
+  respond(handler: (chunk: Buffer) => void): void {
+    this.onData = handler;
+  }
+
+  async receivedText(pattern: RegExp): Promise<string> {
+    return eventually(() => pattern.test(this.received.toString()) && this.received.toString(), 5000);
+  }
+}
+
+// --- a Modbus RTU slave, written from the spec (not from src/), for the meter on the other end ---
+
+function crc16(bytes: Buffer): number {
+  let crc = 0xffff;
+  for (const byte of bytes) {
+    crc ^= byte;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ 0xa001 : crc >>> 1;
+  }
+  return crc;
+}
+
+function rtu(bytes: number[]): Buffer {
+  const body = Buffer.from(bytes);
+  const crc = Buffer.alloc(2);
+  crc.writeUInt16LE(crc16(body));
+  return Buffer.concat([body, crc]);
+}
+
+class ModbusSlave {
+  readonly holding = new Uint16Array(64);
+  readonly input = new Uint16Array(64);
+  readonly writes: Array<{ address: number; values: number[] }> = [];
+  requests = 0;
+  /** The next answer goes out with a broken CRC. */
+  corruptNext = false;
+  private buffer = Buffer.alloc(0);
+
+  constructor(private readonly pair: PtyPair, private readonly unitId: number) {
+    pair.respond((chunk) => this.onBytes(chunk));
+  }
+
+  private onBytes(chunk: Buffer): void {
+    this.buffer = Buffer.concat([this.buffer, chunk]);
+    while (this.buffer.length >= 8) {
+      const functionCode = this.buffer[1];
+      const length = functionCode === 0x10 ? 9 + this.buffer[6] : 8;
+      if (this.buffer.length < length) return;
+      const request = this.buffer.subarray(0, length);
+      this.buffer = this.buffer.subarray(length);
+      if (crc16(request.subarray(0, length - 2)) !== request.readUInt16LE(length - 2) || request[0] !== this.unitId) continue;
+      this.requests++;
+      let answer = this.answer(request);
+      if (this.corruptNext) {
+        answer = Buffer.from(answer);
+        answer[answer.length - 1] ^= 0xff;
+        this.corruptNext = false;
+      }
+      void this.pair.send(answer);
+    }
+  }
+
+  private answer(request: Buffer): Buffer {
+    const [unit, functionCode] = request;
+    const address = request.readUInt16BE(2);
+    if (functionCode === 0x03 || functionCode === 0x04) {
+      const count = request.readUInt16BE(4);
+      const table = functionCode === 0x03 ? this.holding : this.input;
+      if (address + count > table.length) return rtu([unit, functionCode | 0x80, 0x02]);
+      const data = [...table.subarray(address, address + count)].flatMap((word) => [word >> 8, word & 0xff]);
+      return rtu([unit, functionCode, data.length, ...data]);
+    }
+    if (functionCode === 0x06) {
+      this.holding[address] = request.readUInt16BE(4);
+      this.writes.push({ address, values: [request.readUInt16BE(4)] });
+      return rtu([...request.subarray(0, 6)]);
+    }
+    if (functionCode === 0x10) {
+      const count = request.readUInt16BE(4);
+      const values = Array.from({ length: count }, (_, index) => request.readUInt16BE(7 + 2 * index));
+      values.forEach((value, index) => { this.holding[address + index] = value; });
+      this.writes.push({ address, values });
+      return rtu([...request.subarray(0, 6)]);
+    }
+    return rtu([unit, functionCode | 0x80, 0x01]);
+  }
+}
+
+// --- profiles of the devices under test ---
+
+const PROFILES: Record<string, unknown> = {
+  gps: {
+    framing: { type: 'lines', delimiter: '\r\n', maxFrameBytes: 82 },
+    parser: { type: 'nmea' },
+    shadow: { minIntervalMs: 0, desired: false },
+  },
+  arduino: {
+    framing: { type: 'lines', maxFrameBytes: 256 },
+    parser: { type: 'json' },
+    shadow: { minIntervalMs: 0 },
+    commands: { template: 'SET ${key} ${value}\n', ack: '^OK ${key}$', error: '^ERR ${key}', timeoutMs: 400 },
+  },
+  weather: {
+    framing: { type: 'lines', maxFrameBytes: 128 },
+    parser: { type: 'csv', columns: ['station', 'temperature', 'humidity'] },
+  },
+  meter: {
+    framing: { type: 'modbus', unitId: 7, pollIntervalMs: 150, responseTimeoutMs: 300 },
+    parser: {
+      type: 'modbus', registers: [
+        { name: 'voltage', address: 0, table: 'input', type: 'uint16', scale: 0.1, unit: 'V' },
+        { name: 'power', address: 2, table: 'input', type: 'float32', unit: 'W' },
+        { name: 'energy', address: 4, table: 'input', type: 'uint32', unit: 'Wh' },
+        { name: 'relay', address: 10, table: 'holding', type: 'uint16', writable: true },
+        { name: 'limit', address: 12, table: 'holding', type: 'int32', scale: 0.01, writable: true },
+      ],
+    },
+    shadow: { minIntervalMs: 0 },
+    commands: {},
+  },
+};
+
+/** GGA/RMC with a correct checksum (XOR of the bytes between $ and *). */
+function nmea(body: string): string {
+  let sum = 0;
+  for (const char of body) sum ^= char.charCodeAt(0);
+  return `$${body}*${sum.toString(16).toUpperCase().padStart(2, '0')}\r\n`;
+}
+
+async function listDevices(socket: string): Promise<Record<string, any>> {
+  const listed = await outpost(socket, ['devices', 'ls', '--json']);
+  expect(listed.code, listed.stderr).toBe(0);
+  return Object.fromEntries(JSON.parse(listed.stdout).devices.map((device: any) => [device.name, device]));
+}
+
+describe('serial devices over socat pseudo-terminals', () => {
+  let dir: string;
+  let daemon: TestDaemon;
+  let client: MqttClient;
+  let shadows: ShadowMqttClient;
+  const pairs: Record<string, PtyPair> = {};
+  const messages: Array<{ topic: string; body: any }> = [];
+  let slave: ModbusSlave;
+
+  const nextMessage = (topic: string, predicate: (body: any) => boolean = () => true) => eventually(() => {
+    const index = messages.findIndex((message) => message.topic === topic && predicate(message.body));
+    return index >= 0 && messages.splice(index, 1)[0].body;
+  }, 6000);
+
+  async function reported(thing: string): Promise<any> {
+    const answer = await shadows.request(`$aws/things/${thing}/shadow/get`);
+    return answer.outcome === 'accepted' ? answer.body.state.reported ?? {} : {};
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'outpost-devices-'));
+    const profilesDir = join(dir, 'profiles');
+    mkdirSync(profilesDir);
+    for (const [name, profile] of Object.entries(PROFILES)) writeFileSync(join(profilesDir, `${name}.yaml`), yaml.dump(profile));
+    for (const name of Object.keys(PROFILES)) pairs[name] = await PtyPair.create(dir, name);
+    slave = new ModbusSlave(pairs.meter, 7);
+    slave.input.set([2301, 0, ...[0x4348, 0x0000], 0x0001, 0x0002]); // 230.1 V, 200.0 W (float32 0x43480000), 65538 Wh
+    daemon = await TestDaemon.start({
+      config: {
+        mqtt: { allowAnonymous: true, anonymousPolicy: { publish: ['#', '$aws/#'], subscribe: ['#', '$aws/#'] } },
+        devices: {
+          profilesDir, retryInitialMs: 100, retryMaxMs: 400,
+          instances: [
+            { name: 'gps1', profile: 'gps', port: pairs.gps.dev, thing: 'tractor' },
+            { name: 'arduino1', profile: 'arduino', port: pairs.arduino.dev, thing: 'greenhouse' },
+            { name: 'weather1', profile: 'weather', port: pairs.weather.dev },
+            { name: 'meter1', profile: 'meter', port: pairs.meter.dev, thing: 'meter' },
+          ],
+        },
+      },
+    });
+    client = await connectClient(daemon.mqttUrl, { clientId: 'observer' });
+    client.on('message', (topic, payload) => {
+      let body: any;
+      try { body = JSON.parse(payload.toString()); } catch { body = payload.toString(); }
+      messages.push({ topic, body });
+    });
+    await client.subscribeAsync(['devices/+/telemetry', 'devices/+/commands/reply'], { qos: 1 });
+    shadows = await ShadowMqttClient.connect(daemon.mqttUrl, { clientId: 'shadow-reader' },
+      ['tractor', 'greenhouse', 'meter'].flatMap((thing) => [`$aws/things/${thing}/shadow/get/+`, `$aws/things/${thing}/shadow/update/+`]));
+    await eventually(async () => Object.values(await listDevices(daemon.socket)).every((device) => device.connected), 8000);
+  }, 30_000);
+
+  afterAll(async () => {
+    client?.end(true);
+    shadows?.end();
+    expect(await daemon.stop()).toBe(0);
+    await daemon.cleanup();
+    for (const pair of Object.values(pairs)) await pair.unplug().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('turns NMEA GGA and RMC sentences into telemetry and the shadow, skipping bad checksums', async () => {
+    await pairs.gps.send(nmea('GPGGA,123519.00,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,'));
+    const gga = await nextMessage('devices/gps1/telemetry', (body) => body.sentence === 'GGA');
+    expect(gga).toMatchObject({ time: '12:35:19.00', latitude: 48.1173, longitude: 11.5166667, fixQuality: 1, satellites: 8, hdop: 0.9, altitude: 545.4, geoidSeparation: 46.9 });
+    expect(typeof gga.timestamp).toBe('number');
+
+    const corrupted = nmea('GNRMC,123520.00,A,4807.100,N,01131.000,E,022.4,084.4,230394,003.1,W,A').replace(/\*[0-9A-F]{2}/, '*00');
+    await pairs.gps.send(corrupted);
+    await pairs.gps.send(nmea('GNRMC,123521.00,A,3351.000,S,15112.000,W,022.4,084.4,230394,003.1,W,A'));
+    const rmc = await nextMessage('devices/gps1/telemetry', (body) => body.sentence === 'RMC');
+    expect(rmc).toMatchObject({ valid: true, latitude: -33.85, longitude: -151.2, speedKnots: 22.4, course: 84.4, date: '1994-03-23' });
+    await eventually(async () => (await reported('tractor')).latitude === -33.85);
+    expect(await reported('tractor')).toMatchObject({ satellites: 8, altitude: 545.4, valid: true, date: '1994-03-23' });
+    expect((await listDevices(daemon.socket)).gps1.parseErrors).toBe(1);
+  });
+
+  it('publishes JSON lines and CSV rows with named columns', async () => {
+    await pairs.arduino.send('{"temperature": 21.5, "humidity": 40, "door": "closed"}\n');
+    expect(await nextMessage('devices/arduino1/telemetry')).toMatchObject({ temperature: 21.5, humidity: 40, door: 'closed' });
+    await eventually(async () => (await reported('greenhouse')).temperature === 21.5);
+
+    await pairs.weather.send('north,-3.25,88\r\nsouth,4,\n');
+    expect(await nextMessage('devices/weather1/telemetry', (body) => body.station === 'north')).toMatchObject({ temperature: -3.25, humidity: 88 });
+    expect(await nextMessage('devices/weather1/telemetry', (body) => body.station === 'south')).toMatchObject({ temperature: 4, humidity: null });
+  });
+
+  it('counts and skips garbage, partial lines, bad frames and over-long lines, and keeps going', async () => {
+    const before = (await listDevices(daemon.socket)).arduino1;
+    await pairs.arduino.send(Buffer.from([0x00, 0xff, 0xfe, 0x80, 0x0a]));          // binary noise, then a newline
+    await pairs.arduino.send('{"temperature": 2');                                  // a partial line…
+    await pairs.arduino.send('x.5}\n');                                              // …completed into bad JSON
+    await pairs.arduino.send('[1,2,3]\n');                                           // JSON, but not an object
+    await pairs.arduino.send(`{"long": "${'x'.repeat(600)}`);                         // over maxFrameBytes, no newline yet
+    await pairs.arduino.send(`${'y'.repeat(300)}"}\n`);
+    await pairs.weather.send('only,two\n');                                          // CSV with a missing column
+    await pairs.gps.send('$GPGGA,garbage*ZZ\r\n');
+    await pairs.arduino.send('{"temperature": 22.5}\n');
+    expect(await nextMessage('devices/arduino1/telemetry')).toMatchObject({ temperature: 22.5 });
+    const after = await listDevices(daemon.socket);
+    expect(after.arduino1.parseErrors - before.parseErrors).toBe(4);
+    expect(after.arduino1.oversizedFrames - before.oversizedFrames).toBe(1);
+    expect(after.weather1.parseErrors).toBe(1);
+    expect(after.arduino1.connected).toBe(true);
+    expect(messages.filter((message) => message.topic === 'devices/arduino1/telemetry')).toEqual([]);
+  });
+
+  it('writes a desired shadow change to the port and reports it once the device acknowledges', async () => {
+    const update = await shadows.request('$aws/things/greenhouse/shadow/update', { state: { desired: { fan: 'on' } } });
+    expect(update.outcome).toBe('accepted');
+    await pairs.arduino.receivedText(/SET fan on\n/);
+    await pairs.arduino.send('OK fan\n');
+    expect(await nextMessage('devices/arduino1/commands/reply')).toMatchObject({ device: 'arduino1', key: 'fan', value: 'on', status: 'ok', source: 'shadow', response: 'OK fan' });
+    await eventually(async () => (await reported('greenhouse')).fan === 'on');
+    const document = await shadows.request('$aws/things/greenhouse/shadow/get');
+    expect(document.body.state.delta).toBeUndefined();
+  });
+
+  it('runs commands from the command topic with error answers and timeouts on the reply topic', async () => {
+    pairs.arduino.received = Buffer.alloc(0);
+    client.publish('devices/arduino1/commands', JSON.stringify({ pump: 2, clientToken: 'c-1' }), { qos: 1 });
+    await pairs.arduino.receivedText(/SET pump 2\n/);
+    await pairs.arduino.send('{"temperature": 23}\nERR pump overload\n');            // a reading arrives before the answer
+    expect(await nextMessage('devices/arduino1/commands/reply')).toMatchObject({ key: 'pump', value: 2, status: 'error', response: 'ERR pump overload', clientToken: 'c-1' });
+    expect(await nextMessage('devices/arduino1/telemetry')).toMatchObject({ temperature: 23 });
+
+    client.publish('devices/arduino1/commands', JSON.stringify({ light: 'dim' }), { qos: 1 });
+    expect(await nextMessage('devices/arduino1/commands/reply')).toMatchObject({ key: 'light', status: 'timeout' });
+    client.publish('devices/arduino1/commands', 'not json', { qos: 1 });
+    expect(await nextMessage('devices/arduino1/commands/reply')).toMatchObject({ status: 'error', error: 'expected a JSON object of keys to set' });
+
+    const status = (await listDevices(daemon.socket)).arduino1;
+    expect(status.commandsSent).toBeGreaterThanOrEqual(3);
+    expect(status.commandsFailed).toBe(2); // the message that is not JSON never became a command
+    expect(await reported('greenhouse')).not.toHaveProperty('pump');
+  });
+
+  it('polls a Modbus RTU meter (CRC checked) and writes registers from commands and desired state', async () => {
+    const reading = await nextMessage('devices/meter1/telemetry');
+    expect(reading).toMatchObject({ voltage: 230.1, power: 200, energy: 65538, relay: 0, limit: 0 });
+    await eventually(async () => (await reported('meter')).voltage === 230.1);
+
+    slave.corruptNext = true;
+    await eventually(async () => (await listDevices(daemon.socket)).meter1.parseErrors >= 1);
+
+    client.publish('devices/meter1/commands', JSON.stringify({ relay: 1, limit: -12.5 }), { qos: 1 });
+    expect(await nextMessage('devices/meter1/commands/reply', (body) => body.key === 'relay')).toMatchObject({ status: 'ok' });
+    expect(await nextMessage('devices/meter1/commands/reply', (body) => body.key === 'limit')).toMatchObject({ status: 'ok' });
+    expect(slave.writes).toEqual(expect.arrayContaining([{ address: 10, values: [1] }, { address: 12, values: [0xffff, 0xfb1e] }]));
+    expect(await nextMessage('devices/meter1/telemetry', (body) => body.relay === 1)).toMatchObject({ limit: -12.5 });
+
+    await shadows.request('$aws/things/meter/shadow/update', { state: { desired: { relay: 0 } } });
+    await eventually(() => slave.holding[10] === 0 && slave.writes.some((write) => write.address === 10 && write.values[0] === 0));
+    await eventually(async () => (await reported('meter')).relay === 0);
+
+    client.publish('devices/meter1/commands', JSON.stringify({ voltage: 5, relay: 70000 }), { qos: 1 });
+    expect(await nextMessage('devices/meter1/commands/reply', (body) => body.key === 'voltage')).toMatchObject({ status: 'error', error: 'no writable register "voltage"' });
+    expect(await nextMessage('devices/meter1/commands/reply', (body) => body.value === 70000)).toMatchObject({ status: 'error', error: 'relay: 70000 is out of range for uint16' });
+  });
+
+  it('survives unplug and replug: retried with backoff, picked up again when the tty returns', async () => {
+    await pairs.arduino.unplug();
+    await eventually(async () => !(await listDevices(daemon.socket)).arduino1.connected);
+    client.publish('devices/arduino1/commands', JSON.stringify({ fan: 'off' }), { qos: 1 });
+    expect(await nextMessage('devices/arduino1/commands/reply')).toMatchObject({ key: 'fan', status: 'error', error: 'device not connected' });
+    await new Promise((resolve) => setTimeout(resolve, 600)); // a few failed attempts to reopen
+
+    await pairs.arduino.plug();
+    await eventually(async () => (await listDevices(daemon.socket)).arduino1.connected, 8000);
+    await pairs.arduino.send('{"temperature": 30}\n');
+    expect(await nextMessage('devices/arduino1/telemetry')).toMatchObject({ temperature: 30 });
+    const status = (await listDevices(daemon.socket)).arduino1;
+    expect(status).toMatchObject({ connected: true, port: pairs.arduino.dev, reconnects: 1 });
+
+    const table = await outpost(daemon.socket, ['devices', 'ls']);
+    expect(table.stdout).toMatch(/^NAME\s+PROFILE\s+CONNECTED\s+PORT\s+LAST FRAME\s+FRAMES\/S/);
+    expect(table.stdout).toMatch(/arduino1\s+arduino\s+yes\s+\S+arduino-dev/);
+  });
+
+  it('exposes per-device Prometheus metrics', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+    expect(text).toMatch(/outpost_device_connected\{device="arduino1"\} 1/);
+    expect(text).toMatch(/outpost_device_frames_total\{device="gps1"\} [1-9]/);
+    expect(text).toMatch(/outpost_device_parse_errors_total\{device="arduino1"\} [1-9]/);
+    expect(text).toMatch(/outpost_device_commands_total\{device="arduino1",result="timeout"\} 1/);
+    expect(text).toMatch(/outpost_device_last_frame_timestamp_seconds\{device="meter1"\} \d/);
+  });
+});
