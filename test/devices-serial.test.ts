@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
@@ -29,10 +29,14 @@ class PtyPair {
     return pair;
   }
 
-  /** Creates the pty pair (again) and opens the device's end. */
+  /**
+   * Creates the pty pair (again). The device's end is opened (serialport flushes input on open)
+   * before outpostd's end appears under its name, as a USB tty appears with the device already on.
+   */
   async plug(): Promise<void> {
-    this.socat = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${this.dev}`, `pty,raw,echo=0,link=${this.sim}`], { stdio: 'ignore' });
-    await eventually(() => existsSync(this.dev) && existsSync(this.sim), 5000);
+    const appearing = `${this.dev}.new`;
+    this.socat = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${appearing}`, `pty,raw,echo=0,link=${this.sim}`], { stdio: 'ignore' });
+    await eventually(() => existsSync(appearing) && existsSync(this.sim), 5000);
     this.simPort = await new Promise<SerialPort>((resolve, reject) => {
       const port = new SerialPort({ path: this.sim, baudRate: 9600 }, (error) => (error ? reject(error) : resolve(port)));
     });
@@ -41,6 +45,7 @@ class PtyPair {
       this.received = Buffer.concat([this.received, chunk]);
       this.onData?.(chunk);
     });
+    renameSync(appearing, this.dev);
   }
 
   /** Removes the pty pair, as pulling the USB plug removes the tty. */
@@ -159,14 +164,14 @@ const PROFILES: Record<string, unknown> = {
     framing: { type: 'lines', maxFrameBytes: 256 },
     parser: { type: 'json' },
     shadow: { minIntervalMs: 0 },
-    commands: { template: 'SET ${key} ${value}\n', ack: '^OK ${key}$', error: '^ERR ${key}', timeoutMs: 400 },
+    commands: { template: 'SET ${key} ${value}\n', ack: '^OK ${key}$', error: '^ERR ${key}', timeoutMs: 1500 },
   },
   weather: {
     framing: { type: 'lines', maxFrameBytes: 128 },
     parser: { type: 'csv', columns: ['station', 'temperature', 'humidity'] },
   },
   meter: {
-    framing: { type: 'modbus', unitId: 7, pollIntervalMs: 150, responseTimeoutMs: 300 },
+    framing: { type: 'modbus', unitId: 7, pollIntervalMs: 150, responseTimeoutMs: 1000 },
     parser: {
       type: 'modbus', registers: [
         { name: 'voltage', address: 0, table: 'input', type: 'uint16', scale: 0.1, unit: 'V' },
@@ -337,8 +342,10 @@ describe('serial devices over socat pseudo-terminals', () => {
     expect(reading).toMatchObject({ voltage: 230.1, power: 200, energy: 65538, relay: 0, limit: 0 });
     await eventually(async () => (await reported('meter')).voltage === 230.1);
 
+    const errorsBefore = (await listDevices(daemon.socket)).meter1.parseErrors;
     slave.corruptNext = true;
-    await eventually(async () => (await listDevices(daemon.socket)).meter1.parseErrors >= 1);
+    await eventually(async () => !slave.corruptNext && (await listDevices(daemon.socket)).meter1.parseErrors > errorsBefore);
+    expect((await listDevices(daemon.socket)).meter1.lastError).toBe('Modbus CRC mismatch');
 
     client.publish('devices/meter1/commands', JSON.stringify({ relay: 1, limit: -12.5 }), { qos: 1 });
     expect(await nextMessage('devices/meter1/commands/reply', (body) => body.key === 'relay')).toMatchObject({ status: 'ok' });
@@ -355,17 +362,22 @@ describe('serial devices over socat pseudo-terminals', () => {
     expect(await nextMessage('devices/meter1/commands/reply', (body) => body.value === 70000)).toMatchObject({ status: 'error', error: 'relay: 70000 is out of range for uint16' });
   });
 
-  it('survives unplug and replug: retried with backoff, picked up again when the tty returns', async () => {
+  it('survives unplug and replug: retried with backoff, picked up again when the tty returns, desired state caught up', async () => {
     await pairs.arduino.unplug();
     await eventually(async () => !(await listDevices(daemon.socket)).arduino1.connected);
-    client.publish('devices/arduino1/commands', JSON.stringify({ fan: 'off' }), { qos: 1 });
-    expect(await nextMessage('devices/arduino1/commands/reply')).toMatchObject({ key: 'fan', status: 'error', error: 'device not connected' });
+    await shadows.request('$aws/things/greenhouse/shadow/update', { state: { desired: { fan: 'off' } } });
+    expect(await nextMessage('devices/arduino1/commands/reply')).toMatchObject({ key: 'fan', value: 'off', status: 'error', error: 'device not connected' });
     await new Promise((resolve) => setTimeout(resolve, 600)); // a few failed attempts to reopen
 
+    pairs.arduino.received = Buffer.alloc(0);
     await pairs.arduino.plug();
     await eventually(async () => (await listDevices(daemon.socket)).arduino1.connected, 8000);
-    await pairs.arduino.send('{"temperature": 30}\n');
+    // The desired change made while it was away is written once it is back.
+    await pairs.arduino.receivedText(/SET fan off\n/);
+    await pairs.arduino.send('OK fan\n{"temperature": 30}\n');
+    expect(await nextMessage('devices/arduino1/commands/reply')).toMatchObject({ key: 'fan', value: 'off', status: 'ok' });
     expect(await nextMessage('devices/arduino1/telemetry')).toMatchObject({ temperature: 30 });
+    await eventually(async () => (await reported('greenhouse')).fan === 'off');
     const status = (await listDevices(daemon.socket)).arduino1;
     expect(status).toMatchObject({ connected: true, port: pairs.arduino.dev, reconnects: 1 });
 

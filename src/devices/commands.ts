@@ -16,6 +16,9 @@ export interface CommandResult {
   error?: string;
 }
 
+/** Keys whose last written value is remembered; the oldest is forgotten beyond this. */
+const MAX_APPLIED_KEYS = 256;
+
 /**
  * A device's commands, run one at a time (each waits for its ack or timeout before the next is
  * written), at most `capacity` waiting: beyond that a command is answered at once with an error.
@@ -23,6 +26,8 @@ export interface CommandResult {
 export class CommandQueue {
   private readonly waiting: Command[] = [];
   private running: Command | undefined;
+  /** The value each key was last set to with success on this connection, so a repeated delta is not written again. */
+  private readonly applied = new Map<string, string>();
 
   constructor(
     private readonly capacity: number,
@@ -31,8 +36,12 @@ export class CommandQueue {
   ) {}
 
   add(command: Command): void {
-    // A shadow delta repeats while desired and reported differ: one pending command per key and value is enough.
-    if (command.source === 'shadow' && [this.running, ...this.waiting].some((queued) => queued && sameCommand(queued, command))) return;
+    // A shadow delta repeats while desired and reported differ (each update of the shadow announces it
+    // again): a value already set, or already on its way, is not written twice.
+    if (command.source === 'shadow') {
+      if (this.applied.get(command.key) === JSON.stringify(command.value)) return;
+      if ([this.running, ...this.waiting].some((queued) => queued && sameCommand(queued, command))) return;
+    }
     if (this.waiting.length >= this.capacity) {
       this.done(command, { status: 'error', error: `command queue full (${this.capacity} waiting)` });
       return;
@@ -54,8 +63,20 @@ export class CommandQueue {
       } catch (error) {
         result = { status: 'error', error: (error as Error).message };
       }
+      if (result.status === 'ok') this.remember(command);
       this.done(command, result);
     }
+  }
+
+  /** A device that was away may have lost its settings: after a reconnect every desired value is written again. */
+  forgetApplied(): void {
+    this.applied.clear();
+  }
+
+  private remember(command: Command): void {
+    this.applied.delete(command.key);
+    this.applied.set(command.key, JSON.stringify(command.value));
+    if (this.applied.size > MAX_APPLIED_KEYS) this.applied.delete(this.applied.keys().next().value!);
   }
 }
 

@@ -80,6 +80,9 @@ export class Device {
   private readonly reported: ReportedThrottle | undefined;
   private awaitingAck: { ack: RegExp; error?: RegExp; settle: (result: CommandResult) => void } | undefined;
   private unsubscribers: Array<() => Promise<void>> = [];
+  /** The clientToken of our pending shadow get, to tell its answer from other clients'. */
+  private shadowToken: string | undefined;
+  private shadowGets = 0;
   private publishesInFlight = 0;
   private readonly rate = { second: 0, buckets: new Array<number>(RATE_WINDOW_SECONDS).fill(0) };
   private readonly stats = {
@@ -123,6 +126,7 @@ export class Device {
     }
     if (commands && this.thing && shadow.desired) {
       this.unsubscribers.push(await bus.subscribe(`$aws/things/${this.thing}/shadow/update/delta`, (message) => this.onDelta(message.payload)));
+      this.unsubscribers.push(await bus.subscribe(`$aws/things/${this.thing}/shadow/get/accepted`, (message) => this.onShadowDocument(message.payload)));
     }
     void this.connect();
   }
@@ -187,6 +191,8 @@ export class Device {
       this.options.metrics.connected(this.name, true);
       this.options.log.info({ device: this.name, port: path }, 'device connected');
       if (this.modbus) this.poll();
+      this.commands.forgetApplied();
+      this.catchUpDesired();
     } catch (error) {
       this.stats.lastError = (error as Error).message;
       this.options.log.debug({ device: this.name, err: (error as Error).message, retryInMs: this.retryDelayMs }, 'device not available');
@@ -349,31 +355,41 @@ export class Device {
   // --- commands: command topic and shadow deltas → the port → reply topic and `reported` ---------
 
   private onCommandMessage(payload: Buffer): void {
-    let message: unknown;
-    try {
-      message = JSON.parse(payload.toString('utf8'));
-    } catch {
-      message = undefined;
-    }
-    if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+    const message = parseObject(payload);
+    if (!message) {
       this.reply({ status: 'error', error: 'expected a JSON object of keys to set' });
       return;
     }
-    const { clientToken } = message as { clientToken?: unknown };
-    const token = typeof clientToken === 'string' ? clientToken.slice(0, 64) : undefined;
-    const commands = commandsOf(message as Record<string, unknown>, 'topic', token);
+    const token = typeof message.clientToken === 'string' ? message.clientToken.slice(0, 64) : undefined;
+    const commands = commandsOf(message, 'topic', token);
     if (!commands.length) this.reply({ status: 'error', error: 'expected at least one key to set', clientToken: token });
     for (const command of commands) this.commands.add(command);
   }
 
+  /**
+   * Desired changes made while the device was away were announced (`/delta`) when nobody could
+   * write them: on every (re)connect the shadow is read and its delta applied.
+   */
+  private catchUpDesired(): void {
+    if (!this.profile.commands || !this.thing || !this.profile.shadow.desired) return;
+    this.shadowToken = `outpost-device-${this.name}-${++this.shadowGets}`;
+    this.options.bus.publish({ topic: `$aws/things/${this.thing}/shadow/get`, payload: JSON.stringify({ clientToken: this.shadowToken }), qos: 1 })
+      .catch((error: Error) => this.options.log.warn({ device: this.name, err: error.message }, 'shadow get failed'));
+  }
+
+  /** The answer to our own get only (other clients' gets are answered on the same topic). */
+  private onShadowDocument(payload: Buffer): void {
+    const document = parseObject(payload) as { clientToken?: unknown; state?: { delta?: unknown } } | undefined;
+    if (!document || document.clientToken !== this.shadowToken) return;
+    this.shadowToken = undefined;
+    this.applyDesired(document.state?.delta);
+  }
+
   private onDelta(payload: Buffer): void {
-    let delta: { state?: unknown } | undefined;
-    try {
-      delta = JSON.parse(payload.toString('utf8')) as { state?: unknown };
-    } catch {
-      return;
-    }
-    const state = delta?.state;
+    this.applyDesired((parseObject(payload) as { state?: unknown } | undefined)?.state);
+  }
+
+  private applyDesired(state: unknown): void {
     if (typeof state !== 'object' || state === null || Array.isArray(state)) return;
     for (const command of commandsOf(state as Record<string, unknown>, 'shadow')) this.commands.add(command);
   }
@@ -452,5 +468,15 @@ export class Device {
 
   private topic(template: string): string {
     return render(template, { device: this.name, thing: this.thing ?? '' });
+  }
+}
+
+/** A JSON object payload, else undefined. */
+function parseObject(payload: Buffer): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(payload.toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -10,6 +10,8 @@ const MAX_ADU = 256;
  * request outstanding are noise and reported as such.
  */
 export class ModbusMaster {
+  /** After a timeout the line stays quiet this long, so a late answer is taken for noise, not for the next request's answer. */
+  private quietUntil = 0;
   private current: { request: ModbusRequest; received: Buffer; settle: (error: Error | undefined, data?: Buffer) => void } | undefined;
   /** Requests wait here for the line; bounded by the poll (one at a time) plus the device's command queue. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -44,9 +46,14 @@ export class ModbusMaster {
     this.current?.settle(new ParseError(reason));
   }
 
-  private send(request: ModbusRequest): Promise<Buffer> {
+  private async send(request: ModbusRequest): Promise<Buffer> {
+    const quiet = this.quietUntil - Date.now();
+    if (quiet > 0) await new Promise((resolve) => setTimeout(resolve, quiet));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.current?.settle(new ParseError(`no Modbus answer within ${this.responseTimeoutMs} ms`)), this.responseTimeoutMs);
+      const timer = setTimeout(() => {
+        this.quietUntil = Date.now() + this.responseTimeoutMs;
+        this.current?.settle(new ParseError(`no Modbus answer within ${this.responseTimeoutMs} ms`));
+      }, this.responseTimeoutMs);
       this.current = {
         request, received: Buffer.alloc(0),
         settle: (error, data) => {
