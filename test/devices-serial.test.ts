@@ -170,6 +170,10 @@ const PROFILES: Record<string, unknown> = {
     framing: { type: 'lines', maxFrameBytes: 128 },
     parser: { type: 'csv', columns: ['station', 'temperature', 'humidity'] },
   },
+  scale: {
+    framing: { type: 'fixed', length: 10 },
+    parser: { type: 'regex', pattern: '^\\s*(?<weight>-?\\d+\\.\\d+)kg(?<stability>[SU])$' },
+  },
   meter: {
     framing: { type: 'modbus', unitId: 7, pollIntervalMs: 150, responseTimeoutMs: 1000 },
     parser: {
@@ -235,6 +239,7 @@ describe('serial devices over socat pseudo-terminals', () => {
             { name: 'gps1', profile: 'gps', port: pairs.gps.dev, thing: 'tractor' },
             { name: 'arduino1', profile: 'arduino', port: pairs.arduino.dev, thing: 'greenhouse' },
             { name: 'weather1', profile: 'weather', port: pairs.weather.dev },
+            { name: 'scale1', profile: 'scale', port: pairs.scale.dev },
             { name: 'meter1', profile: 'meter', port: pairs.meter.dev, thing: 'meter' },
           ],
         },
@@ -285,6 +290,17 @@ describe('serial devices over socat pseudo-terminals', () => {
     await pairs.weather.send('north,-3.25,88\r\nsouth,4,\n');
     expect(await nextMessage('devices/weather1/telemetry', (body) => body.station === 'north')).toMatchObject({ temperature: -3.25, humidity: 88 });
     expect(await nextMessage('devices/weather1/telemetry', (body) => body.station === 'south')).toMatchObject({ temperature: 4, humidity: null });
+  });
+
+  it('cuts fixed-length frames and parses them with a regular expression of named groups', async () => {
+    await pairs.scale.send(' 12.345kgS');
+    await pairs.scale.send('  -0.5');                                                // a frame split across writes
+    await pairs.scale.send('0kgU??????????');                                         // then one that does not match
+    await pairs.scale.send('  7.000kgS');
+    expect(await nextMessage('devices/scale1/telemetry', (body) => body.weight === 12.345)).toMatchObject({ stability: 'S' });
+    expect(await nextMessage('devices/scale1/telemetry', (body) => body.weight === -0.5)).toMatchObject({ stability: 'U' });
+    expect(await nextMessage('devices/scale1/telemetry', (body) => body.weight === 7)).toMatchObject({ stability: 'S' });
+    expect((await listDevices(daemon.socket)).scale1).toMatchObject({ frames: 4, parseErrors: 1, lastError: 'no match' });
   });
 
   it('counts and skips garbage, partial lines, bad frames and over-long lines, and keeps going', async () => {

@@ -1,0 +1,200 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MockBinding } from '@serialport/binding-mock';
+import yaml from 'js-yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OUTPOST, OUTPOSTD, ROOT, TestDaemon } from './helpers/daemon.js';
+import { crc16, readRequest } from '../dist/devices/parsers/modbus.js';
+import { parseNmea } from '../dist/devices/parsers/nmea.js';
+import { csvParser, parseJsonLine, regexParser } from '../dist/devices/parsers/text.js';
+import { ParseError } from '../dist/devices/parsers/reading.js';
+import { LineFramer } from '../dist/devices/framing.js';
+import { resolvePortPath } from '../dist/devices/port.js';
+
+const SHIPPED = join(ROOT, 'firmware-configs', 'devices');
+
+/** Runs a command to its end (bounded), for the CLI without a daemon and for outpostd refusing to start. */
+function run(args: string[], timeoutMs = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OUTPOST_CONFIG: '' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => { stdout += chunk; });
+    child.stderr.on('data', (chunk) => { stderr += chunk; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('device profiles', () => {
+  let dir: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'outpost-profiles-'));
+  });
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('ships a u-blox NMEA GPS, an Arduino printing JSON lines and a Modbus RTU energy meter, all valid', async () => {
+    const files = readdirSync(SHIPPED).filter((file) => file.endsWith('.yaml')).map((file) => join(SHIPPED, file));
+    const checked = await run([OUTPOST, 'devices', 'check', ...files, '--json']);
+    expect(checked.code, checked.stderr).toBe(0);
+    const results = JSON.parse(checked.stdout).profiles;
+    expect(results.map((result: any) => [result.framing, result.parser]).sort()).toEqual([['lines', 'json'], ['lines', 'nmea'], ['modbus', 'modbus']]);
+  });
+
+  it('names every bad key and the reason, in the config loader\'s format', async () => {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, yaml.dump({
+      port: { path: '/dev/ttyUSB0', usb: { vendorId: '2341' }, baudRate: 'fast', parity: 'sometimes', stopBits: 3 },
+      framing: { type: 'lines', delimiter: '', maxFrameBytes: 1e6 },
+      parser: { type: 'modbus', registers: [{ name: 'volts', address: 70000, type: 'float64', table: 'input', writable: true }] },
+      telemetry: { topic: 'devices/+/telemetry' },
+      commands: { ack: '(unclosed', timeoutMs: 0 },
+      colour: 'blue',
+    }));
+    const checked = await run([OUTPOST, 'devices', 'check', file]);
+    expect(checked.code).toBe(1);
+    expect(checked.stdout).toContain(`${file}: invalid device profile:`);
+    for (const line of [
+      'port.baudRate: expected baud rate ≥ 1, got "fast"',
+      'port.parity: expected none, even, odd, mark or space, got "sometimes"',
+      'port.stopBits: expected 1, 1.5 or 2, got 3',
+      'framing.delimiter: expected a delimiter of 1-8 characters, got ""',
+      'framing.maxFrameBytes: expected bytes 1-65536, got 1000000',
+      'parser.registers.0.address: expected a register address 0-65535, got 70000',
+      'parser.registers.0.type: expected uint16, int16, uint32, int32 or float32, got "float64"',
+      'telemetry.topic: expected a topic without wildcards, got "devices/+/telemetry"',
+      'commands.timeoutMs: expected milliseconds ≥ 1, got 0',
+      'colour: unknown key',
+    ]) expect(checked.stdout).toContain(`  ${line}`);
+    expect(checked.stderr).toContain('1 of 1 profiles invalid');
+
+    writeFileSync(file, yaml.dump({ port: { path: '/dev/x', usb: { vendorId: '2341' } }, framing: { type: 'modbus', unitId: 0 }, parser: { type: 'json' } }));
+    const second = await run([OUTPOST, 'devices', 'check', file]);
+    expect(second.stdout).toContain('  port: expected either path or usb, not both');
+    expect(second.stdout).toContain('  framing.unitId: expected a unit id 1-247, got 0');
+
+    writeFileSync(file, yaml.dump({ framing: { type: 'lines' }, parser: { type: 'modbus', registers: [{ name: 'v', address: 1, table: 'input', writable: true }] } }));
+    const third = await run([OUTPOST, 'devices', 'check', file]);
+    expect(third.stdout).toContain('  parser.type: expected framing type modbus and parser type modbus together');
+    expect(third.stdout).toContain('  parser.registers.0.writable: expected writable only on holding registers');
+
+    writeFileSync(file, 'framing: [unclosed');
+    expect((await run([OUTPOST, 'devices', 'check', file])).stdout).toContain(`${file}: invalid YAML`);
+    expect((await run([OUTPOST, 'devices', 'check', join(dir, 'missing.yaml')])).stdout).toContain('no such profile file');
+  });
+
+  it('refuses to start outpostd on a bad profile or a bad devices section, naming the key', async () => {
+    const profilesDir = join(dir, 'profiles');
+    mkdirSync(profilesDir);
+    writeFileSync(join(profilesDir, 'broken.yaml'), yaml.dump({ framing: { type: 'lines' }, parser: { type: 'csv', columns: [] } }));
+    writeFileSync(join(profilesDir, 'portless.yaml'), yaml.dump({ framing: { type: 'lines' }, parser: { type: 'json' } }));
+    const start = async (devices: Record<string, unknown>) => {
+      const configFile = join(dir, 'outpost.yaml');
+      writeFileSync(configFile, yaml.dump({ mqtt: { port: 0 }, http: { port: 0 }, s3: { port: 0 }, log: { format: 'json' }, devices: { profilesDir, ...devices } }));
+      return run([OUTPOSTD, '--config', configFile, '--data-dir', join(dir, 'data')]);
+    };
+
+    const broken = await start({ instances: [{ name: 'a', profile: 'broken', port: '/dev/null' }] });
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toContain(`devices.instances.0.profile: ${join(profilesDir, 'broken.yaml')}: invalid device profile:\\n  parser.columns: expected a list of column names`);
+
+    const portless = await start({ instances: [{ name: 'a', profile: 'portless' }] });
+    expect(portless.stdout).toContain('devices.instances.0.port: expected a port path (profile portless sets neither port.path nor port.usb)');
+
+    const missing = await start({ instances: [{ name: 'a', profile: 'nowhere', port: '/dev/null' }] });
+    expect(missing.stdout).toContain(`devices.instances.0.profile: ${join(profilesDir, 'nowhere.yaml')}: no such profile file`);
+
+    const twice = await start({ instances: [{ name: 'a', profile: 'portless', port: '/dev/null' }, { name: 'a', profile: 'portless', port: '/dev/null', thing: 'bad/thing' }] });
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toContain('devices.instances.1.name: expected a unique device name ("a" is used twice)');
+    expect(twice.stderr).toContain('devices.instances.1.thing: expected a thing name of 1-128 [a-zA-Z0-9:_-], got "bad/thing"');
+  });
+
+  it('does not load serialport in a daemon without devices', async () => {
+    const mapped = (pid: number) => readFileSync(`/proc/${pid}/maps`, 'utf8').includes('bindings-cpp');
+    const idle = await TestDaemon.start({ config: {} });
+    const withDevice = await TestDaemon.start({ config: { devices: { instances: [{ name: 'gps', profile: 'ublox-gps', port: join(dir, 'absent-tty') }] } } });
+    try {
+      expect(mapped(idle.process.pid!)).toBe(false);
+      expect(mapped(withDevice.process.pid!)).toBe(true);
+    } finally {
+      await idle.cleanup();
+      await withDevice.cleanup();
+    }
+  });
+});
+
+describe('USB matching through the port list (serialport mock binding: a pty has no USB identity)', () => {
+  afterAll(() => MockBinding.reset());
+
+  it('finds the device by vendor, product and serial number wherever it appears, and nothing when it is unplugged', async () => {
+    const usb = { baudRate: 9600, dataBits: 8, parity: 'none', stopBits: 1, usb: { vendorId: '1546', productId: '01a7' } } as const;
+    MockBinding.reset();
+    MockBinding.createPort('/dev/ttyUSB0', { vendorId: '0403', productId: '6001' });
+    MockBinding.createPort('/dev/ttyACM0', { vendorId: '1546', productId: '01A7' });
+    const list = () => MockBinding.list();
+    expect(await resolvePortPath(usb, undefined, list)).toBe('/dev/ttyACM0');
+    expect(await resolvePortPath({ ...usb, usb: { vendorId: '1546', productId: '01a7', serialNumber: '2' } }, undefined, list)).toBe('/dev/ttyACM0');
+    expect(await resolvePortPath({ ...usb, usb: { vendorId: '1546', serialNumber: '9' } }, undefined, list)).toBeUndefined();
+    expect(await resolvePortPath(usb, '/dev/override', list)).toBe('/dev/override');
+
+    MockBinding.reset(); // unplugged…
+    expect(await resolvePortPath(usb, undefined, list)).toBeUndefined();
+    MockBinding.createPort('/dev/ttyACM3', { vendorId: '1546', productId: '01a7' }); // …and back on another tty
+    expect(await resolvePortPath(usb, undefined, list)).toBe('/dev/ttyACM3');
+  });
+});
+
+describe('frame parsers against the specifications', () => {
+  it('computes CRC-16/MODBUS (check value of "123456789" is 0x4B37) and frames requests low byte first', () => {
+    expect(crc16(Buffer.from('123456789'))).toBe(0x4b37);
+    // Modbus over Serial Line, example: read holding registers 0x006B-0x006D of slave 0x11.
+    expect(readRequest(0x11, 0x03, 0x006b, 3).frame.toString('hex')).toBe('1103006b00037687');
+  });
+
+  it('verifies NMEA checksums and reads GGA and RMC', () => {
+    const gga = parseNmea('$GPGGA,092750.000,5321.6802,N,00630.3372,W,1,8,1.03,61.7,M,55.2,M,,*76', ['GGA', 'RMC']);
+    expect(gga).toMatchObject({ time: '09:27:50.000', fixQuality: 1, satellites: 8, hdop: 1.03, altitude: 61.7, geoidSeparation: 55.2 });
+    expect(gga!.latitude).toBeCloseTo(53.3613367, 6);
+    expect(gga!.longitude).toBeCloseTo(-6.50562, 6);
+    expect(() => parseNmea('$GPGGA,092750.000,5321.6802,N,00630.3372,W,1,8,1.03,61.7,M,55.2,M,,*77', ['GGA'])).toThrow('NMEA checksum mismatch');
+    expect(parseNmea('$GPRMC,092750.000,A,5321.6802,N,00630.3372,W,0.02,31.66,280511,,,A*43', ['RMC'])).toMatchObject({ valid: true, speedKnots: 0.02, course: 31.66, date: '2011-05-28' });
+    expect(parseNmea('$GPRMC,092750.000,V,,,,,,,290617,,,N*4F', ['RMC'])).toMatchObject({ valid: false, latitude: null, longitude: null, date: '2017-06-29' });
+    expect(parseNmea('$GPGSV,3,1,11,10,63,137,17,07,61,098,15,05,59,290,20,08,54,157,30*70', ['GGA', 'RMC'])).toBeUndefined();
+  });
+
+  it('never throws anything but a ParseError on hostile input, and never buffers past the frame limit', () => {
+    const parsers = [
+      (text: string) => parseNmea(text, ['GGA', 'RMC']),
+      parseJsonLine,
+      csvParser({ type: 'csv', columns: ['a', 'b'], separator: ',' }),
+      regexParser({ type: 'regex', pattern: '^(?<a>\\d+),(?<b>\\w+)$' }),
+    ];
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const alphabet = '$*,.-0123456789ABCDEFGPRMCNSEW{}[]":\r\n\u0000\u00ff\ufffd';
+    let frames = 0;
+    let oversized = 0;
+    const framer = new LineFramer('\r\n', 82, (frame: Buffer) => {
+      frames++;
+      expect(frame.length).toBeLessThanOrEqual(82);
+      for (const parse of parsers) {
+        try { parse(frame.toString('utf8')); } catch (error) { expect(error).toBeInstanceOf(ParseError); }
+      }
+    }, () => { oversized++; });
+    for (let round = 0; round < 1000; round++) {
+      const length = Math.floor(random() * 200);
+      const chunk = Array.from({ length }, () => (random() < 0.03 ? '\r\n' : alphabet[Math.floor(random() * alphabet.length)])).join('');
+      framer.push(Buffer.from(chunk, 'utf8'));
+    }
+    expect(frames).toBeGreaterThan(50);
+    expect(oversized).toBeGreaterThan(0);
+  });
+});
