@@ -6,12 +6,12 @@ import { MockBinding } from '@serialport/binding-mock';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OUTPOST, OUTPOSTD, ROOT, TestDaemon } from './helpers/daemon.js';
-import { crc16, readRequest } from '../dist/devices/parsers/modbus.js';
-import { parseNmea } from '../dist/devices/parsers/nmea.js';
-import { csvParser, parseJsonLine, regexParser } from '../dist/devices/parsers/text.js';
-import { ParseError } from '../dist/devices/parsers/reading.js';
-import { LineFramer } from '../dist/devices/framing.js';
-import { resolvePortPath } from '../dist/devices/port.js';
+import { crc16, readRequest } from '../src/devices/parsers/modbus.js';
+import { parseNmea } from '../src/devices/parsers/nmea.js';
+import { csvParser, parseJsonLine, regexParser } from '../src/devices/parsers/text.js';
+import { ParseError } from '../src/devices/parsers/reading.js';
+import { LineFramer } from '../src/devices/framing.js';
+import { resolvePortPath } from '../src/devices/port.js';
 
 const SHIPPED = join(ROOT, 'firmware-configs', 'devices');
 
