@@ -170,6 +170,11 @@ const PROFILES: Record<string, unknown> = {
     framing: { type: 'lines', maxFrameBytes: 128 },
     parser: { type: 'csv', columns: ['station', 'temperature', 'humidity'] },
   },
+  thermo: {
+    framing: { type: 'lines' },
+    parser: { type: 'json' },
+    shadow: { minIntervalMs: 3000, changeThreshold: 0.5 },
+  },
   scale: {
     framing: { type: 'fixed', length: 10 },
     parser: { type: 'regex', pattern: '^\\s*(?<weight>-?\\d+\\.\\d+)kg(?<stability>[SU])$' },
@@ -240,6 +245,7 @@ describe('serial devices over socat pseudo-terminals', () => {
             { name: 'arduino1', profile: 'arduino', port: pairs.arduino.dev, thing: 'greenhouse' },
             { name: 'weather1', profile: 'weather', port: pairs.weather.dev },
             { name: 'scale1', profile: 'scale', port: pairs.scale.dev },
+            { name: 'thermo1', profile: 'thermo', port: pairs.thermo.dev, thing: 'barn' },
             { name: 'meter1', profile: 'meter', port: pairs.meter.dev, thing: 'meter' },
           ],
         },
@@ -253,7 +259,7 @@ describe('serial devices over socat pseudo-terminals', () => {
     });
     await client.subscribeAsync(['devices/+/telemetry', 'devices/+/commands/reply'], { qos: 1 });
     shadows = await ShadowMqttClient.connect(daemon.mqttUrl, { clientId: 'shadow-reader' },
-      ['tractor', 'greenhouse', 'meter'].flatMap((thing) => [`$aws/things/${thing}/shadow/get/+`, `$aws/things/${thing}/shadow/update/+`]));
+      ['tractor', 'greenhouse', 'meter', 'barn'].flatMap((thing) => [`$aws/things/${thing}/shadow/get/+`, `$aws/things/${thing}/shadow/update/+`]));
     await eventually(async () => Object.values(await listDevices(daemon.socket)).every((device) => device.connected), 8000);
   }, 30_000);
 
@@ -291,6 +297,21 @@ describe('serial devices over socat pseudo-terminals', () => {
     expect(await nextMessage('devices/weather1/telemetry', (body) => body.station === 'north')).toMatchObject({ temperature: -3.25, humidity: 88 });
     expect(await nextMessage('devices/weather1/telemetry', (body) => body.station === 'south')).toMatchObject({ temperature: 4, humidity: null });
   });
+
+  it('throttles shadow updates by minimum interval and change threshold, ending at the newest values', async () => {
+    await pairs.thermo.send('{"t": 20, "h": 50}\n');
+    await eventually(async () => (await reported('barn')).t === 20);
+    const updates = () => shadows.events.filter((event) => event.topic === '$aws/things/barn/shadow/update/accepted').map((event) => event.body.state.reported);
+    await pairs.thermo.send('{"t": 20.3, "h": 50}\n{"t": 24, "h": 50}\n{"t": 25, "h": 51}\n');
+    expect(await nextMessage('devices/thermo1/telemetry', (body) => body.t === 25)).toMatchObject({ h: 51 });
+    expect(await reported('barn')).toMatchObject({ t: 20, h: 50 }); // within the 3 s interval: held back
+    await eventually(async () => (await reported('barn')).t === 25, 8000);
+    expect(await reported('barn')).toMatchObject({ t: 25, h: 51 });
+    await pairs.thermo.send('{"t": 25.4, "h": 51}\n{"t": 25.4, "h": 60}\n');     // t moved less than the threshold
+    await eventually(async () => (await reported('barn')).h === 60, 8000);
+    expect(await reported('barn')).toMatchObject({ t: 25 });
+    expect(updates()).toEqual([{ t: 20, h: 50 }, { t: 25, h: 51 }, { h: 60 }]);
+  }, 20_000);
 
   it('cuts fixed-length frames and parses them with a regular expression of named groups', async () => {
     await pairs.scale.send(' 12.345kgS');

@@ -298,9 +298,9 @@ export class Device {
     this.reported?.offer(reading);
   }
 
-  private updateShadow(state: Reading): void {
+  private updateShadow(state: Reading): Promise<void> {
     const payload = JSON.stringify({ state: { reported: state } });
-    this.options.bus.publish({ topic: `$aws/things/${this.thing}/shadow/update`, payload, qos: 1 })
+    return this.options.bus.publish({ topic: `$aws/things/${this.thing}/shadow/update`, payload, qos: 1 })
       .catch((error: Error) => this.options.log.warn({ device: this.name, err: error.message }, 'shadow update failed'));
   }
 
@@ -456,7 +456,7 @@ export class Device {
     if (result.status !== 'ok' || !this.thing) return;
     const confirmed = { [command.key]: command.value as Reading[string] };
     if (this.reported) this.reported.confirm(confirmed);
-    else this.updateShadow(confirmed);
+    else void this.updateShadow(confirmed);
   }
 
   private reply(body: Record<string, unknown>): void {

@@ -6,16 +6,19 @@ const MAX_KEYS = 256;
 /**
  * Decides when readings go to the shadow's `reported`: at most once per `minIntervalMs`, and only
  * values that changed (numbers by more than `changeThreshold`). Values held back by the interval
- * are merged and sent when it has passed, so the shadow ends at the newest reading. Holds one
- * reading's worth of keys at most.
+ * are merged and sent when it has passed, so the shadow ends at the newest reading. One update is
+ * in flight at a time: what arrives meanwhile is merged into the next.
  */
 export class ReportedThrottle {
   private readonly lastReported = new Map<string, unknown>();
   private pending: Reading = {};
   private lastSentAt = 0;
   private timer: NodeJS.Timeout | undefined;
+  private sending = false;
+  /** A confirmed value is waiting for the update in flight: it goes next, whatever the interval. */
+  private urgent = false;
 
-  constructor(private readonly minIntervalMs: number, private readonly changeThreshold: number, private readonly send: (state: Reading) => void) {}
+  constructor(private readonly minIntervalMs: number, private readonly changeThreshold: number, private readonly send: (state: Reading) => Promise<void>) {}
 
   offer(reading: Reading): void {
     for (const [key, value] of Object.entries(reading)) {
@@ -29,12 +32,16 @@ export class ReportedThrottle {
   /** Values the device confirmed (a command's ack) are reported at once, whatever the interval. */
   confirm(state: Reading): void {
     Object.assign(this.pending, state);
+    this.urgent = true;
     this.flush();
   }
 
+  /** Drops what is held back: nothing is sent after this. */
   stop(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.pending = {};
+    this.urgent = false;
   }
 
   private changed(key: string, value: unknown): boolean {
@@ -45,7 +52,7 @@ export class ReportedThrottle {
   }
 
   private flushWhenDue(): void {
-    if (this.timer || Object.keys(this.pending).length === 0) return;
+    if (this.timer || this.sending || Object.keys(this.pending).length === 0) return;
     const wait = this.lastSentAt + this.minIntervalMs - Date.now();
     if (wait <= 0) this.flush();
     else this.timer = setTimeout(() => this.flush(), wait);
@@ -54,11 +61,17 @@ export class ReportedThrottle {
   private flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (Object.keys(this.pending).length === 0) return;
+    if (this.sending || Object.keys(this.pending).length === 0) return;
+    this.urgent = false;
     const state = this.pending;
     this.pending = {};
     for (const [key, value] of Object.entries(state)) this.lastReported.set(key, value);
     this.lastSentAt = Date.now();
-    this.send(state);
+    this.sending = true;
+    void this.send(state).finally(() => {
+      this.sending = false;
+      if (this.urgent) this.flush();
+      else this.flushWhenDue();
+    });
   }
 }
