@@ -5,20 +5,19 @@ import { CommandQueue, commandsOf, type Command, type CommandResult } from './co
 import { FixedFramer, LineFramer } from './framing.js';
 import type { DeviceMetrics } from './metrics.js';
 import { ModbusMaster } from './modbus-master.js';
+import { textParser, type TextParser } from './parsers/index.js';
 import { decodeBlock, encodeValue, pollPlan, readRequest, writeRequest, type PollBlock } from './parsers/modbus.js';
-import { parseNmea } from './parsers/nmea.js';
 import { ParseError, type Reading } from './parsers/reading.js';
-import { csvParser, parseJsonLine, regexParser } from './parsers/text.js';
 import { resolvePortPath } from './port.js';
 import type { Profile } from './profile.js';
 import { ReportedThrottle } from './reported.js';
 import type { SerialConnection, SerialDriver } from './serial.js';
-import { escapeRegex, render } from './template.js';
+import { DeviceStats } from './stats.js';
+import { render } from './template.js';
+import { TextCommand } from './text-command.js';
 
 /** Readings handed to the bus and not yet delivered; beyond this a reading is dropped (counted), not queued. */
 const MAX_PUBLISHES_IN_FLIGHT = 64;
-/** frames/s is averaged over this many one-second buckets. */
-const RATE_WINDOW_SECONDS = 10;
 
 export interface DeviceOptions {
   instance: DeviceInstanceConfig;
@@ -54,9 +53,6 @@ export interface DeviceStatus {
   lastError: string | null;
 }
 
-/** A frame-level text parser: a reading, undefined for frames that are valid but not wanted, or a ParseError. */
-type TextParser = (frame: string) => Reading | undefined;
-
 /**
  * One configured serial device: finds and opens its port (retrying with backoff while it is
  * missing), turns frames into readings for the telemetry topic and the shadow, and writes commands
@@ -78,39 +74,33 @@ export class Device {
   private pollTimer: NodeJS.Timeout | undefined;
   private readonly commands: CommandQueue;
   private readonly reported: ReportedThrottle | undefined;
-  private awaitingAck: { ack: RegExp; error?: RegExp; settle: (result: CommandResult) => void } | undefined;
+  private textCommand: TextCommand | undefined;
   private unsubscribers: Array<() => Promise<void>> = [];
   /** The clientToken of our pending shadow get, to tell its answer from other clients'. */
   private shadowToken: string | undefined;
   private shadowGets = 0;
   private publishesInFlight = 0;
-  private readonly rate = { second: 0, buckets: new Array<number>(RATE_WINDOW_SECONDS).fill(0) };
-  private readonly stats = {
-    frames: 0, parseErrors: 0, oversizedFrames: 0, ignoredFrames: 0, droppedReadings: 0,
-    commandsSent: 0, commandsFailed: 0, reconnects: 0, lastFrameAt: 0, lastError: null as string | null,
-  };
+  private readonly stats: DeviceStats;
 
   constructor(private readonly options: DeviceOptions) {
     this.name = options.instance.name;
     this.profile = options.profile;
     this.thing = options.instance.thing;
     this.retryDelayMs = options.retryInitialMs;
+    this.stats = new DeviceStats(this.name, options.metrics);
     const { framing, parser } = this.profile;
     if (framing.type === 'modbus') {
-      this.modbus = new ModbusMaster((frame) => this.write(frame), framing.responseTimeoutMs, (bytes) => this.parseError(`${bytes} bytes of noise between Modbus answers`));
+      this.modbus = new ModbusMaster((frame) => this.write(frame), framing.responseTimeoutMs, (bytes) => this.stats.parseError(`${bytes} bytes of noise between Modbus answers`));
       this.push = (chunk) => this.modbus!.push(chunk);
       this.resetFraming = () => this.modbus!.abort('port lost');
     } else {
       const framer = framing.type === 'lines'
-        ? new LineFramer(framing.delimiter, framing.maxFrameBytes, (frame) => this.onFrame(frame), () => this.oversized())
+        ? new LineFramer(framing.delimiter, framing.maxFrameBytes, (frame) => this.onFrame(frame), () => this.stats.oversized())
         : new FixedFramer(framing.length, (frame) => this.onFrame(frame));
       this.push = (chunk) => framer.push(chunk);
       this.resetFraming = () => framer.reset();
-      this.parse = parser.type === 'json' ? parseJsonLine
-        : parser.type === 'csv' ? csvParser(parser)
-        : parser.type === 'regex' ? regexParser(parser)
-        : parser.type === 'nmea' ? (frame) => parseNmea(frame, parser.sentences)
-        : undefined;
+      // The profile schema admits the modbus parser only with modbus framing.
+      this.parse = textParser(parser as Exclude<typeof parser, { type: 'modbus' }>);
     }
     this.commands = new CommandQueue(options.commandQueueLength, (command) => this.execute(command), (command, result) => this.commandDone(command, result));
     if (this.thing && this.profile.shadow.reported) {
@@ -151,7 +141,7 @@ export class Device {
       connected: this.connection !== undefined,
       port: this.portPath ?? null,
       lastFrameAt: stats.lastFrameAt ? new Date(stats.lastFrameAt).toISOString() : null,
-      framesPerSecond: this.framesPerSecond(),
+      framesPerSecond: stats.framesPerSecond(),
       frames: stats.frames,
       parseErrors: stats.parseErrors,
       oversizedFrames: stats.oversizedFrames,
@@ -178,7 +168,7 @@ export class Device {
       const path = await resolvePortPath(this.profile.port, instance.port, () => driver.list());
       if (!path) throw new Error(`no serial port matches USB ${JSON.stringify(this.profile.port.usb)}`);
       const connection = await driver.open(path, this.profile.port, {
-        data: (chunk) => this.onData(chunk),
+        data: (chunk) => this.push(chunk),
         lost: (error) => this.onLost(error),
       });
       if (this.stopped) {
@@ -188,7 +178,7 @@ export class Device {
       this.connection = connection;
       this.portPath = path;
       this.retryDelayMs = this.options.retryInitialMs;
-      this.options.metrics.connected(this.name, true);
+      this.stats.connected(true);
       this.options.log.info({ device: this.name, port: path }, 'device connected');
       if (this.modbus) this.poll();
       this.commands.forgetApplied();
@@ -214,10 +204,10 @@ export class Device {
     this.connection = undefined;
     clearTimeout(this.pollTimer);
     this.resetFraming();
-    this.awaitingAck?.settle({ status: 'error', error: reason });
+    this.textCommand?.abort(reason);
     if (connection) {
       connection.close();
-      this.options.metrics.connected(this.name, false);
+      this.stats.connected(false);
     }
   }
 
@@ -235,51 +225,22 @@ export class Device {
 
   // --- reading: frames → readings → telemetry topic and shadow --------------------------------
 
-  private onData(chunk: Buffer): void {
-    try {
-      this.push(chunk);
-    } catch (error) {
-      // A parser bug must not take the daemon down with it; the frame is lost and counted.
-      this.parseError(`internal: ${(error as Error).message}`);
-      this.options.log.error({ device: this.name, err: error }, 'frame handling failed');
-    }
-  }
-
   private onFrame(frame: Buffer): void {
     const text = frame.toString('utf8').replace(/\r$/, '');
     if (text.trim() === '') return;
-    this.countFrame();
-    if (this.awaitingAck && this.settleAck(text)) return;
+    this.stats.frame();
+    if (this.textCommand?.answer(text)) return;
     let reading: Reading | undefined;
     try {
       reading = this.parse!(text);
     } catch (error) {
-      if (!(error instanceof ParseError)) throw error;
-      this.parseError(error.message);
+      // A parser bug must not take the daemon down with it either: the frame is counted and skipped.
+      if (!(error instanceof ParseError)) this.options.log.error({ device: this.name, err: error }, 'frame parser failed');
+      this.stats.parseError(error instanceof ParseError ? error.message : `internal: ${(error as Error).message}`);
       return;
     }
     if (reading) this.emit(reading);
     else this.stats.ignoredFrames++;
-  }
-
-  private countFrame(): void {
-    const now = Date.now();
-    this.stats.frames++;
-    this.stats.lastFrameAt = now;
-    this.advanceRate(now);
-    this.rate.buckets[this.rate.second % RATE_WINDOW_SECONDS]++;
-    this.options.metrics.frame(this.name);
-  }
-
-  private parseError(reason: string): void {
-    this.stats.parseErrors++;
-    this.stats.lastError = reason;
-    this.options.metrics.parseError(this.name);
-  }
-
-  private oversized(): void {
-    this.stats.oversizedFrames++;
-    this.parseError('frame longer than maxFrameBytes');
   }
 
   private emit(reading: Reading): void {
@@ -302,20 +263,6 @@ export class Device {
     const payload = JSON.stringify({ state: { reported: state } });
     return this.options.bus.publish({ topic: `$aws/things/${this.thing}/shadow/update`, payload, qos: 1 })
       .catch((error: Error) => this.options.log.warn({ device: this.name, err: error.message }, 'shadow update failed'));
-  }
-
-  private framesPerSecond(): number {
-    this.advanceRate(Date.now());
-    const total = this.rate.buckets.reduce((sum, count) => sum + count, 0);
-    return Math.round((total / RATE_WINDOW_SECONDS) * 100) / 100;
-  }
-
-  /** Clears the buckets of the seconds that passed since the last frame. */
-  private advanceRate(now: number): void {
-    const second = Math.floor(now / 1000);
-    const passed = Math.min(second - this.rate.second, RATE_WINDOW_SECONDS);
-    for (let step = 1; step <= passed; step++) this.rate.buckets[(this.rate.second + step) % RATE_WINDOW_SECONDS] = 0;
-    this.rate.second = second;
   }
 
   // --- Modbus: poll the register map -----------------------------------------------------------
@@ -344,10 +291,10 @@ export class Device {
   private async readBlock(unitId: number, block: PollBlock): Promise<Reading | undefined> {
     try {
       const data = await this.modbus!.transact(readRequest(unitId, block.functionCode, block.address, block.count));
-      this.countFrame();
+      this.stats.frame();
       return decodeBlock(block, data);
     } catch (error) {
-      this.parseError((error as Error).message);
+      this.stats.parseError((error as Error).message);
       return undefined;
     }
   }
@@ -417,40 +364,22 @@ export class Device {
     return this.writeTextCommand(command);
   }
 
-  private writeTextCommand(command: Command): Promise<CommandResult> {
-    const spec = this.profile.commands!;
-    const value = typeof command.value === 'string' ? command.value : JSON.stringify(command.value);
-    const values = { key: command.key, value, device: this.name, thing: this.thing ?? '' };
-    const pattern = (source: string) => new RegExp(source.replaceAll('${key}', escapeRegex(command.key)));
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => settle({ status: 'timeout', error: `no acknowledgement within ${spec.timeoutMs} ms` }), spec.timeoutMs);
-      const settle = (result: CommandResult) => {
-        clearTimeout(timer);
-        this.awaitingAck = undefined;
-        resolve(result);
-      };
-      this.awaitingAck = { ack: pattern(spec.ack), error: spec.error ? pattern(spec.error) : undefined, settle };
-      try {
-        this.write(Buffer.from(render(spec.template, values), 'utf8'));
-        this.stats.commandsSent++;
-      } catch (error) {
-        settle({ status: 'error', error: (error as Error).message });
-      }
-    });
-  }
-
-  /** A frame that answers the command in flight ends it; any other frame is a reading as usual. */
-  private settleAck(frame: string): boolean {
-    const awaiting = this.awaitingAck!;
-    if (awaiting.error?.test(frame)) awaiting.settle({ status: 'error', response: frame, error: 'device answered with an error' });
-    else if (awaiting.ack.test(frame)) awaiting.settle({ status: 'ok', response: frame });
-    else return false;
-    return true;
+  private async writeTextCommand(command: Command): Promise<CommandResult> {
+    const write = (data: Buffer) => {
+      this.write(data);
+      this.stats.commandsSent++;
+    };
+    const textCommand = new TextCommand(this.profile.commands!, command, { device: this.name, thing: this.thing ?? '' }, write);
+    this.textCommand = textCommand;
+    try {
+      return await textCommand.done;
+    } finally {
+      this.textCommand = undefined;
+    }
   }
 
   private commandDone(command: Command, result: CommandResult): void {
-    if (result.status !== 'ok') this.stats.commandsFailed++;
-    this.options.metrics.command(this.name, result.status);
+    this.stats.commandDone(result.status);
     this.options.log.info({ device: this.name, key: command.key, source: command.source, ...result }, 'device command');
     this.reply({ key: command.key, value: command.value, source: command.source, ...result, clientToken: command.clientToken });
     if (result.status !== 'ok' || !this.thing) return;

@@ -1,0 +1,49 @@
+import type { Command, CommandResult } from './commands.js';
+import type { Profile } from './profile.js';
+import { escapeRegex, render } from './template.js';
+
+type CommandSpec = NonNullable<Profile['commands']>;
+
+/**
+ * A text command in flight: the rendered line is written, then the frames that follow are offered
+ * to `answer` until one matches the ack or error pattern, or the timeout passes.
+ */
+export class TextCommand {
+  readonly done: Promise<CommandResult>;
+  private readonly ack: RegExp;
+  private readonly error: RegExp | undefined;
+  private settle!: (result: CommandResult) => void;
+
+  constructor(spec: CommandSpec, readonly command: Command, values: { device: string; thing: string }, write: (data: Buffer) => void) {
+    // ${key} in a pattern matches the key literally.
+    const pattern = (source: string) => new RegExp(source.replaceAll('${key}', escapeRegex(command.key)));
+    this.ack = pattern(spec.ack);
+    this.error = spec.error ? pattern(spec.error) : undefined;
+    this.done = new Promise((resolve) => {
+      const timer = setTimeout(() => this.settle({ status: 'timeout', error: `no acknowledgement within ${spec.timeoutMs} ms` }), spec.timeoutMs);
+      this.settle = (result) => {
+        clearTimeout(timer);
+        resolve(result);
+      };
+    });
+    const value = typeof command.value === 'string' ? command.value : JSON.stringify(command.value);
+    try {
+      write(Buffer.from(render(spec.template, { key: command.key, value, ...values }), 'utf8'));
+    } catch (error) {
+      this.settle({ status: 'error', error: (error as Error).message });
+    }
+  }
+
+  /** True when the frame answered this command (and is not a reading). */
+  answer(frame: string): boolean {
+    if (this.error?.test(frame)) this.settle({ status: 'error', response: frame, error: 'device answered with an error' });
+    else if (this.ack.test(frame)) this.settle({ status: 'ok', response: frame });
+    else return false;
+    return true;
+  }
+
+  /** The port went away: the command fails now rather than at its timeout. */
+  abort(reason: string): void {
+    this.settle({ status: 'error', error: reason });
+  }
+}
