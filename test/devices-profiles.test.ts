@@ -108,6 +108,10 @@ describe('device profiles', () => {
     const portless = await start({ instances: [{ name: 'a', profile: 'portless' }] });
     expect(portless.stdout).toContain('devices.instances.0.port: expected a port path (profile portless sets neither port.path nor port.usb)');
 
+    writeFileSync(join(profilesDir, 'per-thing.yaml'), yaml.dump({ framing: { type: 'lines' }, parser: { type: 'json' }, telemetry: { topic: 'things/${thing}/serial' } }));
+    const thingless = await start({ instances: [{ name: 'a', profile: 'per-thing', port: '/dev/null' }] });
+    expect(thingless.stdout).toContain('devices.instances.0.thing: expected a thing name (profile per-thing uses ${thing} in telemetry.topic)');
+
     const missing = await start({ instances: [{ name: 'a', profile: 'nowhere', port: '/dev/null' }] });
     expect(missing.stdout).toContain(`devices.instances.0.profile: ${join(profilesDir, 'nowhere.yaml')}: no such profile file`);
 

@@ -367,6 +367,9 @@ describe('serial devices over socat pseudo-terminals', () => {
     expect(await nextMessage('devices/arduino1/commands/reply')).toMatchObject({ key: 'light', status: 'timeout' });
     client.publish('devices/arduino1/commands', 'not json', { qos: 1 });
     expect(await nextMessage('devices/arduino1/commands/reply')).toMatchObject({ status: 'error', error: 'expected a JSON object of keys to set' });
+    const flood = Object.fromEntries(Array.from({ length: 500 }, (_, index) => [`k${index}`, index]));
+    client.publish('devices/arduino1/commands', JSON.stringify({ ...flood, clientToken: 'flood' }), { qos: 1 });
+    expect(await nextMessage('devices/arduino1/commands/reply')).toMatchObject({ status: 'error', error: 'expected at most 16 keys, got 500', clientToken: 'flood' });
 
     const status = (await listDevices(daemon.socket)).arduino1;
     expect(status.commandsSent).toBeGreaterThanOrEqual(3);

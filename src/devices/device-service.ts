@@ -79,6 +79,11 @@ export class DeviceService implements Service {
     if (!instance.port && !profile.port.path && !profile.port.usb) {
       throw new ConfigError(`${at}.port: expected a port path (profile ${instance.profile} sets neither port.path nor port.usb)`);
     }
+    if (!instance.thing) {
+      const templates = [['telemetry.topic', profile.telemetry.topic], ['commands.topic', profile.commands?.topic], ['commands.replyTopic', profile.commands?.replyTopic]];
+      const needsThing = templates.find(([, template]) => template?.includes('${thing}'));
+      if (needsThing) throw new ConfigError(`${at}.thing: expected a thing name (profile ${instance.profile} uses \${thing} in ${needsThing[0]})`);
+    }
     return profile;
   }
 }

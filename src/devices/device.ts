@@ -308,9 +308,15 @@ export class Device {
       return;
     }
     const token = typeof message.clientToken === 'string' ? message.clientToken.slice(0, 64) : undefined;
-    const commands = commandsOf(message, 'topic', token);
-    if (!commands.length) this.reply({ status: 'error', error: 'expected at least one key to set', clientToken: token });
-    for (const command of commands) this.commands.add(command);
+    this.enqueue(commandsOf(message, 'topic', token), token);
+  }
+
+  /** All keys of one message or delta, or none with one error reply: a hostile message cannot flood the reply topic. */
+  private enqueue(commands: Command[], clientToken?: string): void {
+    const capacity = this.options.commandQueueLength;
+    if (!commands.length) this.reply({ status: 'error', error: 'expected at least one key to set', clientToken });
+    else if (commands.length > capacity) this.reply({ status: 'error', error: `expected at most ${capacity} keys, got ${commands.length}`, clientToken });
+    else for (const command of commands) this.commands.add(command);
   }
 
   /**
@@ -338,7 +344,7 @@ export class Device {
 
   private applyDesired(state: unknown): void {
     if (typeof state !== 'object' || state === null || Array.isArray(state)) return;
-    for (const command of commandsOf(state as Record<string, unknown>, 'shadow')) this.commands.add(command);
+    this.enqueue(commandsOf(state as Record<string, unknown>, 'shadow'));
   }
 
   private async execute(command: Command): Promise<CommandResult> {
