@@ -237,6 +237,7 @@ describe('serial devices over socat pseudo-terminals', () => {
     slave.input.set([2301, 0, ...[0x4348, 0x0000], 0x0001, 0x0002]); // 230.1 V, 200.0 W (float32 0x43480000), 65538 Wh
     daemon = await TestDaemon.start({
       config: {
+        shadows: { maxDocumentBytes: 700 },
         mqtt: { allowAnonymous: true, anonymousPolicy: { publish: ['#', '$aws/#'], subscribe: ['#', '$aws/#'] } },
         devices: {
           profilesDir, retryInitialMs: 100, retryMaxMs: 400,
@@ -311,6 +312,10 @@ describe('serial devices over socat pseudo-terminals', () => {
     await eventually(async () => (await reported('barn')).h === 60, 8000);
     expect(await reported('barn')).toMatchObject({ t: 25 });
     expect(updates()).toEqual([{ t: 20, h: 50 }, { t: 25, h: 51 }, { h: 60 }]);
+
+    // A reading the shadow refuses (the document would exceed shadows.maxDocumentBytes) shows as the device's last error.
+    await pairs.thermo.send(`{"note": "${'n'.repeat(900)}"}\n`);
+    await eventually(async () => /^shadow update rejected: .+ \(413\)$/.test((await listDevices(daemon.socket)).thermo1.lastError ?? ''), 8000);
   }, 20_000);
 
   it('cuts fixed-length frames and parses them with a regular expression of named groups', async () => {
@@ -420,6 +425,15 @@ describe('serial devices over socat pseudo-terminals', () => {
     await eventually(async () => (await reported('greenhouse')).fan === 'off');
     const status = (await listDevices(daemon.socket)).arduino1;
     expect(status).toMatchObject({ connected: true, port: pairs.arduino.dev, reconnects: 1 });
+
+    // A polled Modbus meter stops being polled while away and is polled again once back.
+    await pairs.meter.unplug();
+    await eventually(async () => !(await listDevices(daemon.socket)).meter1.connected);
+    const requestsWhileAway = slave.requests;
+    slave.input[0] = 2345;
+    await pairs.meter.plug();
+    expect(await nextMessage('devices/meter1/telemetry', (body) => body.voltage === 234.5)).toBeTruthy();
+    expect(slave.requests).toBeGreaterThan(requestsWhileAway);
 
     const table = await outpost(daemon.socket, ['devices', 'ls']);
     expect(table.stdout).toMatch(/^NAME\s+PROFILE\s+CONNECTED\s+PORT\s+LAST FRAME\s+FRAMES\/S/);

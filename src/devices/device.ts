@@ -76,9 +76,11 @@ export class Device {
   private readonly reported: ReportedThrottle | undefined;
   private textCommand: TextCommand | undefined;
   private unsubscribers: Array<() => Promise<void>> = [];
-  /** The clientToken of our pending shadow get, to tell its answer from other clients'. */
+  /** Our shadow requests' clientTokens start with this, to tell their answers from other clients'. */
+  private readonly tokenPrefix: string;
+  /** The clientToken of our pending shadow get. */
   private shadowToken: string | undefined;
-  private shadowGets = 0;
+  private shadowRequests = 0;
   private publishesInFlight = 0;
   private readonly stats: DeviceStats;
 
@@ -88,6 +90,7 @@ export class Device {
     this.thing = options.instance.thing;
     this.retryDelayMs = options.retryInitialMs;
     this.stats = new DeviceStats(this.name, options.metrics);
+    this.tokenPrefix = `outpost-device-${this.name}-`;
     const { framing, parser } = this.profile;
     if (framing.type === 'modbus') {
       this.modbus = new ModbusMaster((frame) => this.write(frame), framing.responseTimeoutMs, (bytes) => this.stats.parseError(`${bytes} bytes of noise between Modbus answers`));
@@ -113,6 +116,9 @@ export class Device {
     const { bus } = this.options;
     if (commands) {
       this.unsubscribers.push(await bus.subscribe(this.topic(commands.topic), (message) => this.onCommandMessage(message.payload)));
+    }
+    if (this.thing) {
+      this.unsubscribers.push(await bus.subscribe(`$aws/things/${this.thing}/shadow/update/rejected`, (message) => this.onShadowRejected(message.payload)));
     }
     if (commands && this.thing && shadow.desired) {
       this.unsubscribers.push(await bus.subscribe(`$aws/things/${this.thing}/shadow/update/delta`, (message) => this.onDelta(message.payload)));
@@ -260,7 +266,7 @@ export class Device {
   }
 
   private updateShadow(state: Reading): Promise<void> {
-    const payload = JSON.stringify({ state: { reported: state } });
+    const payload = JSON.stringify({ state: { reported: state }, clientToken: `${this.tokenPrefix}${++this.shadowRequests}` });
     return this.options.bus.publish({ topic: `$aws/things/${this.thing}/shadow/update`, payload, qos: 1 })
       .catch((error: Error) => this.options.log.warn({ device: this.name, err: error.message }, 'shadow update failed'));
   }
@@ -325,7 +331,7 @@ export class Device {
    */
   private catchUpDesired(): void {
     if (!this.profile.commands || !this.thing || !this.profile.shadow.desired) return;
-    this.shadowToken = `outpost-device-${this.name}-${++this.shadowGets}`;
+    this.shadowToken = `${this.tokenPrefix}${++this.shadowRequests}`;
     this.options.bus.publish({ topic: `$aws/things/${this.thing}/shadow/get`, payload: JSON.stringify({ clientToken: this.shadowToken }), qos: 1 })
       .catch((error: Error) => this.options.log.warn({ device: this.name, err: error.message }, 'shadow get failed'));
   }
@@ -336,6 +342,14 @@ export class Device {
     if (!document || document.clientToken !== this.shadowToken) return;
     this.shadowToken = undefined;
     this.applyDesired(document.state?.delta);
+  }
+
+  /** Our update refused (document too large, too deep): shown as the device's last error. */
+  private onShadowRejected(payload: Buffer): void {
+    const answer = parseObject(payload);
+    if (typeof answer?.clientToken !== 'string' || !answer.clientToken.startsWith(this.tokenPrefix)) return;
+    this.stats.lastError = `shadow update rejected: ${String(answer.message)} (${String(answer.code)})`;
+    this.options.log.warn({ device: this.name, thing: this.thing, code: answer.code, reason: answer.message }, 'shadow update rejected');
   }
 
   private onDelta(payload: Buffer): void {
