@@ -72,6 +72,8 @@ export class Device {
   private readonly parse: TextParser | undefined;
   private readonly modbus: ModbusMaster | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
+  /** Bumped on every connection: a poll cycle of an earlier connection that finishes late does not start a second loop. */
+  private pollGeneration = 0;
   private readonly commands: CommandQueue;
   private readonly reported: ReportedThrottle | undefined;
   private textCommand: TextCommand | undefined;
@@ -277,6 +279,8 @@ export class Device {
     const { framing, parser } = this.profile;
     if (framing.type !== 'modbus' || parser.type !== 'modbus') return;
     const blocks = pollPlan(parser.registers);
+    const generation = ++this.pollGeneration;
+    const current = () => this.connection !== undefined && !this.stopped && generation === this.pollGeneration;
     const cycle = async () => {
       const reading: Reading = {};
       for (const block of blocks) {
@@ -286,9 +290,9 @@ export class Device {
       if (Object.keys(reading).length) this.emit(reading);
     };
     const next = () => {
-      if (!this.connection || this.stopped) return;
+      if (!current()) return;
       void cycle().finally(() => {
-        if (this.connection && !this.stopped) this.pollTimer = setTimeout(next, framing.pollIntervalMs);
+        if (current()) this.pollTimer = setTimeout(next, framing.pollIntervalMs);
       });
     };
     next();
@@ -300,7 +304,8 @@ export class Device {
       this.stats.frame();
       return decodeBlock(block, data);
     } catch (error) {
-      this.stats.parseError((error as Error).message);
+      // A read cut short by the port going away is not the device's fault.
+      if (this.connection) this.stats.parseError((error as Error).message);
       return undefined;
     }
   }
