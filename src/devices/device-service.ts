@@ -5,10 +5,8 @@ import { AdminError } from '../admin/router.js';
 import { ConfigError } from '../config/load.js';
 import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
 import type { DeviceInstanceConfig, DevicesConfig } from './config.js';
-import { Device } from './device.js';
-import { DeviceMetrics } from './metrics.js';
-import { loadProfile, type Profile } from './profile.js';
-import { loadSerialDriver } from './serial.js';
+import type { Device } from './device.js';
+import type { Profile } from './profile.js';
 
 /** The profiles shipped with Outpost, next to dist/ (and src/) in the package. */
 export const SHIPPED_PROFILES = fileURLToPath(new URL('../../firmware-configs/devices/', import.meta.url));
@@ -16,7 +14,8 @@ export const SHIPPED_PROFILES = fileURLToPath(new URL('../../firmware-configs/de
 /**
  * Serial devices: each configured instance runs its profile (firmware-configs/devices) on a port,
  * publishing readings on the local bus and the thing's shadow and writing commands back. With no
- * instances nothing is loaded: serialport and its native binding are imported on first use.
+ * instances nothing is loaded: the profile schema, the device runtime, serialport and its native
+ * binding are imported only when a device is configured.
  */
 export class DeviceService implements Service {
   readonly name = 'devices';
@@ -38,8 +37,11 @@ export class DeviceService implements Service {
   async start(): Promise<void> {
     const { instances } = this.config;
     if (!instances.length) return;
-    // Every profile is checked before any port is opened: a bad one stops the daemon with all its errors.
-    const profiles = instances.map((instance, index) => this.profileOf(instance, index));
+    const [{ loadProfile }, { Device }, { DeviceMetrics }, { loadSerialDriver }] = await Promise.all([
+      import('./profile.js'), import('./device.js'), import('./metrics.js'), import('./serial.js'),
+    ]);
+    // Every profile is checked before any port is opened: the first bad one stops the daemon, with all of its errors.
+    const profiles = instances.map((instance, index) => this.profileOf(instance, index, loadProfile));
     const driver = await loadSerialDriver();
     const metrics = new DeviceMetrics(this.context.metrics, () => this.devices.map((device) => [device.name, Date.parse(device.status().lastFrameAt ?? '') || 0]));
     this.devices = instances.map((instance, index) => new Device({
@@ -67,7 +69,7 @@ export class DeviceService implements Service {
     return { configured: this.devices.length, connected: this.devices.filter((device) => device.connected).length };
   }
 
-  private profileOf(instance: DeviceInstanceConfig, index: number): Profile {
+  private profileOf(instance: DeviceInstanceConfig, index: number, loadProfile: (file: string) => Profile): Profile {
     const at = `devices.instances.${index}`;
     const file = profileFile(instance.profile, this.config.profilesDir ?? SHIPPED_PROFILES);
     let profile: Profile;
