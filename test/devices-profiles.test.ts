@@ -6,6 +6,7 @@ import { MockBinding } from '@serialport/binding-mock';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OUTPOST, OUTPOSTD, ROOT, TestDaemon } from './helpers/daemon.js';
+import { outpost } from './helpers/mqtt.js';
 import { crc16, readRequest } from '../src/devices/parsers/modbus.js';
 import { parseNmea } from '../src/devices/parsers/nmea.js';
 import { csvParser, parseJsonLine, regexParser } from '../src/devices/parsers/text.js';
@@ -121,13 +122,32 @@ describe('device profiles', () => {
     expect(twice.stderr).toContain('devices.instances.1.thing: expected a thing name of 1-128 [a-zA-Z0-9:_-], got "bad/thing"');
   });
 
-  it('does not load serialport in a daemon without devices', async () => {
+  it('does not load serialport in a daemon without devices; keeps looking for devices that are not there', async () => {
     const mapped = (pid: number) => readFileSync(`/proc/${pid}/maps`, 'utf8').includes('bindings-cpp');
     const idle = await TestDaemon.start({ config: {} });
-    const withDevice = await TestDaemon.start({ config: { devices: { instances: [{ name: 'gps', profile: 'ublox-gps', port: join(dir, 'absent-tty') }] } } });
+    const withDevice = await TestDaemon.start({
+      config: {
+        devices: {
+          retryInitialMs: 50,
+          instances: [
+            { name: 'gps', profile: 'ublox-gps', port: join(dir, 'absent-tty') },
+            { name: 'usb-gps', profile: 'ublox-gps' }, // matched by USB id: nothing of the kind is plugged in here
+          ],
+        },
+      },
+    });
     try {
       expect(mapped(idle.process.pid!)).toBe(false);
       expect(mapped(withDevice.process.pid!)).toBe(true);
+      expect((await outpost(idle.socket, ['devices', 'ls'])).stdout).toBe('no devices configured (devices.instances)\n');
+      const listed = JSON.parse((await outpost(withDevice.socket, ['devices', 'ls', '--json'])).stdout).devices;
+      expect(listed).toMatchObject([
+        { name: 'gps', connected: false, port: null, lastError: expect.stringContaining('absent-tty') },
+        // Without udevadm (minimal systems) the port list is unavailable: said so, rather than crashing serialport.
+        { name: 'usb-gps', connected: false, lastError: expect.stringMatching(/^(USB matching needs udevadm|no serial port matches USB)/) },
+      ]);
+      expect((await outpost(withDevice.socket, ['devices', 'ls'])).stdout).toMatch(/^gps\s+ublox-gps\s+no\s+-\s+-\s+0\s+0\s+0\s+0\s+0\s+-$/m);
+      expect(withDevice.process.exitCode).toBeNull();
     } finally {
       await idle.cleanup();
       await withDevice.cleanup();
