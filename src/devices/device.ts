@@ -67,6 +67,8 @@ export class Device {
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs: number;
+  /** The first failed attempt of an outage is logged as a warning, the retries at debug level. */
+  private missingLogged = false;
   private readonly push: (chunk: Buffer) => void;
   private readonly resetFraming: () => void;
   private readonly parse: TextParser | undefined;
@@ -186,6 +188,7 @@ export class Device {
       this.connection = connection;
       this.portPath = path;
       this.retryDelayMs = this.options.retryInitialMs;
+      this.missingLogged = false;
       this.stats.connected(true);
       this.options.log.info({ device: this.name, port: path }, 'device connected');
       if (this.modbus) this.poll();
@@ -193,7 +196,9 @@ export class Device {
       this.catchUpDesired();
     } catch (error) {
       this.stats.lastError = (error as Error).message;
-      this.options.log.debug({ device: this.name, err: (error as Error).message, retryInMs: this.retryDelayMs }, 'device not available');
+      const level = this.missingLogged ? 'debug' : 'warn';
+      this.missingLogged = true;
+      this.options.log[level]({ device: this.name, err: (error as Error).message, retryInMs: this.retryDelayMs }, 'device not available; retrying');
       this.retryLater();
     }
   }
@@ -202,6 +207,7 @@ export class Device {
     if (!this.connection) return;
     this.options.log.warn({ device: this.name, port: this.portPath, err: error.message }, 'device lost; retrying');
     this.stats.lastError = `lost: ${error.message}`;
+    this.missingLogged = true;
     this.disconnect(`port lost: ${error.message}`);
     this.stats.reconnects++;
     this.retryLater();
