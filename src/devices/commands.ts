@@ -1,5 +1,3 @@
-import type { ReadingValue } from './parsers/reading.js';
-
 /** One key to set on the device, from a command message or a shadow `desired` delta. */
 export interface Command {
   key: string;
@@ -84,9 +82,9 @@ function sameCommand(a: Command, b: Command): boolean {
   return a.key === b.key && JSON.stringify(a.value) === JSON.stringify(b.value);
 }
 
-/** Top-level keys of a command object with values a device line can carry. */
+/** One command per top-level key of a command message or delta (`clientToken` is the message's, not a key to set). */
 export function commandsOf(state: Record<string, unknown>, source: Command['source'], clientToken?: string): Command[] {
   return Object.entries(state)
     .filter(([key]) => key !== 'clientToken')
-    .map(([key, value]) => ({ key, value: value as ReadingValue, source, clientToken }));
+    .map(([key, value]) => ({ key, value, source, clientToken }));
 }

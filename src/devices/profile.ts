@@ -106,7 +106,7 @@ const parserSchema = z.discriminatedUnion('type', [
 ], { errorMap: () => ({ message: 'expected type json, csv, nmea, regex or modbus' }) });
 
 export const profileSchema = z.strictObject({
-  /** One line for `outpost devices ls`. */
+  /** One line about the device, shown by `outpost devices ls --json`. */
   description: text('expected a description').optional(),
   port: portSchema.default({}),
   framing: framingSchema,
