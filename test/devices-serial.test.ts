@@ -136,6 +136,8 @@ class ModbusSlave {
       const data = [...table.subarray(address, address + count)].flatMap((word) => [word >> 8, word & 0xff]);
       return rtu([unit, functionCode, data.length, ...data]);
     }
+    // Holding registers from 50 on are read-only in this meter: writes get exception 02.
+    if ((functionCode === 0x06 || functionCode === 0x10) && address >= 50) return rtu([unit, functionCode | 0x80, 0x02]);
     if (functionCode === 0x06) {
       this.holding[address] = request.readUInt16BE(4);
       this.writes.push({ address, values: [request.readUInt16BE(4)] });
@@ -188,6 +190,7 @@ const PROFILES: Record<string, unknown> = {
         { name: 'energy', address: 4, table: 'input', type: 'uint32', unit: 'Wh' },
         { name: 'relay', address: 10, table: 'holding', type: 'uint16', writable: true },
         { name: 'limit', address: 12, table: 'holding', type: 'int32', scale: 0.01, writable: true },
+        { name: 'serial', address: 50, table: 'holding', type: 'uint16', writable: true },
       ],
     },
     shadow: { minIntervalMs: 0 },
@@ -402,9 +405,10 @@ describe('serial devices over socat pseudo-terminals', () => {
     await eventually(() => slave.holding[10] === 0 && slave.writes.some((write) => write.address === 10 && write.values[0] === 0));
     await eventually(async () => (await reported('meter')).relay === 0);
 
-    client.publish('devices/meter1/commands', JSON.stringify({ voltage: 5, relay: 70000 }), { qos: 1 });
+    client.publish('devices/meter1/commands', JSON.stringify({ voltage: 5, relay: 70000, serial: 1 }), { qos: 1 });
     expect(await nextMessage('devices/meter1/commands/reply', (body) => body.key === 'voltage')).toMatchObject({ status: 'error', error: 'no writable register "voltage"' });
     expect(await nextMessage('devices/meter1/commands/reply', (body) => body.value === 70000)).toMatchObject({ status: 'error', error: 'relay: 70000 is out of range for uint16' });
+    expect(await nextMessage('devices/meter1/commands/reply', (body) => body.key === 'serial')).toMatchObject({ status: 'error', error: 'Modbus exception 2 (illegal data address)' });
   });
 
   it('survives unplug and replug: retried with backoff, picked up again when the tty returns, desired state caught up', async () => {
