@@ -47,8 +47,11 @@ describe('sync bridge to a Mosquitto cloud', () => {
     expect(buffered.rules.find((r: any) => r.rule === 'telemetry')).toMatchObject({ backlog: 300, dropped: 0 });
     expect(buffered.rules[0].oldestAgeSeconds).toBeGreaterThanOrEqual(0);
 
+    // Sending paused until the cloud side has subscribed.
+    await outpost(daemon.socket, ['sync', 'pause']);
     await cloud.start();
     const subscriber = await CloudSubscriber.connect(cloud.url, 'gw1/#');
+    await outpost(daemon.socket, ['sync', 'resume']);
     try {
       await eventually(() => subscriber.messages.length >= 300, 15_000);
       for (let t = 0; t < 3; t++) {

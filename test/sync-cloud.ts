@@ -83,7 +83,7 @@ export class CloudSubscriber {
   readonly messages: CloudMessage[] = [];
   private constructor(readonly client: MqttClient) {}
 
-  static async connect(url: string, filter: string, clientId = `cloud-sub-${process.pid}`): Promise<CloudSubscriber> {
+  static async connect(url: string, filter: string | string[], clientId = `cloud-sub-${process.pid}`): Promise<CloudSubscriber> {
     const client = mqtt.connect(url, { clientId, clean: false, reconnectPeriod: 100, connectTimeout: 2000, protocolVersion: 4 });
     const subscriber = new CloudSubscriber(client);
     client.on('message', (topic, payload) => {

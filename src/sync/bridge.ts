@@ -91,6 +91,7 @@ export class OutboundBridge {
     } catch (error) {
       // e.g. SQLITE_FULL: nothing stored, so the device is not acknowledged and sends it again.
       this.outbox.reloadFigures();
+      this.outbox.countNotStored(rule.name);
       this.activity.failed(rule.name, `could not store: ${(error as Error).message}`);
       this.log.error({ err: error, rule: rule.name }, 'could not store a message in the sync outbox');
       throw error;

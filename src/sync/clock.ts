@@ -15,13 +15,14 @@ export interface SyncClock {
 }
 
 /**
- * `OUTPOST_TEST_WALL_CLOCK_OFFSET_MS` shifts the wall clock the sync agent sees, for the clock-jump
- * tests only (faketime is not available): it shows that nothing here depends on the wall clock.
+ * For the tests only (faketime is not available): `OUTPOST_TEST_WALL_CLOCK_OFFSET_MS` shifts the
+ * wall clock the sync agent sees, showing that ages do not depend on it; `OUTPOST_TEST_BOOT_ID`
+ * stands for a reboot of the board between two runs.
  */
 export function systemClock(env: NodeJS.ProcessEnv = process.env): SyncClock {
   const offset = Number(env.OUTPOST_TEST_WALL_CLOCK_OFFSET_MS ?? 0) || 0;
   return {
-    bootId: readBootId(),
+    bootId: env.OUTPOST_TEST_BOOT_ID || readBootId(),
     monotonicMs: () => Number(process.hrtime.bigint() / 1_000_000n),
     wallMs: () => Date.now() + offset,
   };

@@ -93,6 +93,8 @@ export class Outbox {
   backlogCount = 0;
   backlogBytes = 0;
   private watermark = 0;
+  /** Messages refused because the write failed (disk full): counted as rejected, in memory only — the disk is what failed. */
+  private readonly notStored = new Map<string, number>();
   private readonly statements: ReturnType<typeof prepare>;
 
   constructor(store: Store, private readonly clock: SyncClock, private readonly limits: { maxBytes: number; maxAgeMs: number; dlqLength: number }) {
@@ -140,6 +142,12 @@ export class Outbox {
     for (const row of this.db.prepare('SELECT * FROM sync_rule_counters').all() as Array<{ rule: string; dropped: number; rejected: number; expired: number; dead_lettered: number }>) {
       Object.assign(this.figuresOf(row.rule), { dropped: row.dropped, rejected: row.rejected, expired: row.expired, deadLettered: row.dead_lettered });
     }
+    for (const [rule, count] of this.notStored) this.figuresOf(rule).rejected += count;
+  }
+
+  countNotStored(rule: string): void {
+    this.notStored.set(rule, (this.notStored.get(rule) ?? 0) + 1);
+    this.figuresOf(rule).rejected++;
   }
 
   figuresOf(rule: string): RuleFigures {
