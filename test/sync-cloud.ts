@@ -1,7 +1,7 @@
 // The stand-in cloud of the sync tests: a real Mosquitto on a fixed free loopback port (kept
 // across restarts, so the gateway reconnects to the same address), persistent, anonymous.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,8 @@ export class CloudBroker {
 
   static async create(): Promise<CloudBroker> {
     const dir = mkdtempSync(join(tmpdir(), 'outpost-cloud-'));
+    // Started as root, Mosquitto drops to the user "mosquitto", which must be able to save its sessions here.
+    chmodSync(dir, 0o777);
     const broker = new CloudBroker(await freePort(), dir);
     writeFileSync(join(dir, 'mosquitto.conf'), [
       `listener ${broker.port} 127.0.0.1`, 'allow_anonymous true', 'persistence true', `persistence_location ${dir}/`,
