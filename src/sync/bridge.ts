@@ -114,23 +114,25 @@ export class InboundBridge {
     private readonly log: Logger,
   ) {}
 
-  /** Subscribes on the new connection; mqtt.js sends each PUBACK after `handleMessage` called back. */
-  attach(client: MqttClient): void {
-    client.handleMessage = (packet, done) => {
-      const rule = this.rules.find((candidate) => topicMatches(candidate.from, packet.topic));
-      if (!rule) {
-        done();
-        return;
-      }
-      const topic = renderTemplate(rule.to, { topic: packet.topic, clientId: '' });
-      this.echoes.expect(topic);
-      this.bus.publish({ topic, payload: packet.payload as Buffer, qos: rule.qos as 0 | 1 })
-        .then(() => done(), (error: Error) => {
-          this.log.warn({ err: error, topic }, 'could not publish a cloud message locally');
-          done(error);
-        })
-        .finally(() => this.echoes.settled(topic));
-    };
+  /** A cloud message; mqtt.js sends its PUBACK once `done` is called, i.e. after the local broker took it. */
+  deliver(packet: { topic: string; payload: Buffer | string }, done: (error?: Error) => void): void {
+    const rule = this.rules.find((candidate) => topicMatches(candidate.from, packet.topic));
+    if (!rule) {
+      done();
+      return;
+    }
+    const topic = renderTemplate(rule.to, { topic: packet.topic, clientId: '' });
+    this.echoes.expect(topic);
+    this.bus.publish({ topic, payload: Buffer.from(packet.payload), qos: rule.qos as 0 | 1 })
+      .then(() => done(), (error: Error) => {
+        this.log.warn({ err: error, topic }, 'could not publish a cloud message locally');
+        done(error);
+      })
+      .finally(() => this.echoes.settled(topic));
+  }
+
+  /** Subscribes to the rules' filters on a new connection. */
+  subscribe(client: MqttClient): void {
     if (this.rules.length === 0) return;
     client.subscribe(Object.fromEntries(this.rules.map((rule) => [rule.from, { qos: rule.qos as 0 | 1 }])), (error) => {
       if (error) this.log.warn({ err: error }, 'could not subscribe to the inbound rules on the cloud broker');

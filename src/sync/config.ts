@@ -97,6 +97,18 @@ const inboundRuleSchema = z.strictObject({
 });
 export type InboundRule = z.infer<typeof inboundRuleSchema>;
 
+const shadowName = (what: string) => text(`expected a ${what} name`).regex(/^[a-zA-Z0-9:_-]{1,128}$/, { message: `expected a ${what} name of letters, digits, ":", "_" or "-"` });
+
+/** A local shadow kept in sync with the AWS IoT shadow of the same thing (and name) on the cloud broker. */
+const shadowRuleSchema = z.strictObject({
+  thing: shadowName('thing'),
+  /** A named shadow; omit for the classic one. */
+  name: shadowName('shadow').optional(),
+  /** both: three-way merge (reported: local wins, desired: cloud wins); or one way only. */
+  direction: oneOf(['both', 'device-to-cloud', 'cloud-to-device'], 'expected "both", "device-to-cloud" or "cloud-to-device"').default('both'),
+});
+export type ShadowRule = z.infer<typeof shadowRuleSchema>;
+
 export const syncSchema = z.strictObject({
   /** The outbox holds at most this many bytes (topic + payload + 64 per item); then each rule's overflow policy applies. */
   maxBytes: positiveInt(64 * 1024 * 1024, 'bytes ≥ 1'),
@@ -110,6 +122,7 @@ export const syncSchema = z.strictObject({
   dlqLength: positiveInt(1000, 'entry count ≥ 1'),
   outbound: z.array(outboundRuleSchema, { invalid_type_error: 'expected a list of rules' }).default([]),
   inbound: z.array(inboundRuleSchema, { invalid_type_error: 'expected a list of rules' }).default([]),
+  shadows: z.array(shadowRuleSchema, { invalid_type_error: 'expected a list of shadows' }).default([]),
 }).refine((sync) => new Set(sync.outbound.map((rule) => rule.name)).size === sync.outbound.length, { message: 'expected unique outbound rule names' });
 
 export type CloudConfig = z.infer<typeof cloudSchema>;

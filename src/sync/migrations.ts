@@ -53,4 +53,7 @@ export const syncMigrations: Migrations = [
     failed_wall INTEGER NOT NULL
   );
   CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // Shadow sync: the last document both sides agreed on ({desired, reported}), the base of the three-way merge.
+  `CREATE TABLE sync_shadows (thing TEXT NOT NULL, name TEXT NOT NULL, base TEXT NOT NULL, synced_at INTEGER NOT NULL,
+    PRIMARY KEY (thing, name));`,
 ];

@@ -2,6 +2,7 @@ import type { LinkState } from './cloud-link.js';
 import type { Outbox } from './outbox.js';
 import type { RuleActivity } from './activity.js';
 import type { Lane, Sender } from './sender.js';
+import type { ShadowSyncStatus } from './shadow-sync.js';
 
 export interface RuleStatus {
   rule: string;
@@ -38,6 +39,7 @@ export interface SyncStatus {
   deadLetters: number;
   lanes: LaneStatus[];
   rules: RuleStatus[];
+  shadows: ShadowSyncStatus[];
 }
 
 /** Smoothed acknowledgements per second per lane, sampled once a second. */
@@ -54,7 +56,7 @@ export class DrainRates {
 }
 
 export function syncStatus(parts: {
-  enabled: boolean; link: LinkState; sender: Sender; outbox: Outbox; activity: RuleActivity; rates: DrainRates; maxBytes: number; ruleNames: string[];
+  enabled: boolean; link: LinkState; sender: Sender; outbox: Outbox; activity: RuleActivity; rates: DrainRates; maxBytes: number; ruleNames: string[]; shadows: ShadowSyncStatus[];
 }): SyncStatus {
   const { outbox, sender, rates } = parts;
   const lanes: LaneStatus[] = [
@@ -91,6 +93,7 @@ export function syncStatus(parts: {
         lastFailure: outcomes.lastFailure ?? null,
       };
     }),
+    shadows: parts.shadows,
   };
 }
 

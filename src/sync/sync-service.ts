@@ -7,6 +7,7 @@ import { Outbox, type DeadLetter } from './outbox.js';
 import { Sender } from './sender.js';
 import { EchoGuard, InboundBridge, OutboundBridge } from './bridge.js';
 import { RuleActivity } from './activity.js';
+import { ShadowSync } from './shadow-sync.js';
 import { DrainRates, syncStatus, type SyncStatus } from './status.js';
 import { registerSyncMetrics } from './metrics.js';
 import { registerSyncAdminRoutes } from './admin-routes.js';
@@ -30,6 +31,7 @@ export class SyncService implements Service {
   private readonly link: CloudLink;
   private readonly outbound: OutboundBridge;
   private readonly inbound: InboundBridge;
+  private readonly shadows: ShadowSync;
   private readonly rates = new DrainRates();
   private timers: NodeJS.Timeout[] = [];
   private running = false;
@@ -49,12 +51,23 @@ export class SyncService implements Service {
     const echoes = new EchoGuard();
     this.outbound = new OutboundBridge(bus, sync.outbound, this.outbox, store.commit, echoes, this.activity, (live) => this.sender.wake(live), this.log);
     this.inbound = new InboundBridge(bus, sync.inbound, echoes, this.log);
+    this.shadows = new ShadowSync(bus, store, sync.shadows, this.clock.wallMs, this.log);
     this.link = new CloudLink(cloud.mqtt, {
       onUp: (client) => {
-        this.inbound.attach(client);
+        // The AWS IoT shadow topics answer shadow sync; everything else is for the inbound rules.
+        client.handleMessage = (packet, done) => {
+          if (!this.shadows.handles(packet.topic)) return this.inbound.deliver(packet, done);
+          this.shadows.fromCloud(packet.topic, Buffer.from(packet.payload));
+          done();
+        };
+        this.inbound.subscribe(client);
+        this.shadows.connected(client);
         this.sender.connected(client);
       },
-      onDown: () => this.sender.disconnected(),
+      onDown: () => {
+        this.sender.disconnected();
+        this.shadows.disconnected();
+      },
     }, this.log, this.clock.wallMs);
     registerSyncAdminRoutes(context.admin, this);
     registerSyncMetrics(context.metrics, () => this.syncStatus());
@@ -64,6 +77,7 @@ export class SyncService implements Service {
     this.outbox.open();
     this.sender.paused = this.context.store.db.prepare("SELECT value FROM sync_state WHERE key = 'paused'").pluck().get() === 'true';
     await this.outbound.start();
+    await this.shadows.start();
     this.link.start();
     this.timers = [
       setInterval(() => this.sweep(), SWEEP_INTERVAL_MS),
@@ -77,6 +91,7 @@ export class SyncService implements Service {
     this.running = false;
     for (const timer of this.timers) clearInterval(timer);
     await this.outbound.stop();
+    await this.shadows.stop();
     await this.link.stop();
     await this.sender.flushAcks();
     await this.context.store.commit.run(() => this.outbox.heartbeat()).catch(() => undefined);
@@ -99,6 +114,7 @@ export class SyncService implements Service {
     return syncStatus({
       enabled: config.cloud.mqtt.url !== undefined, link: this.link.state, sender: this.sender, outbox: this.outbox,
       activity: this.activity, rates: this.rates, maxBytes: config.sync.maxBytes, ruleNames: config.sync.outbound.map((rule) => rule.name),
+      shadows: this.shadows.status(),
     });
   }
 

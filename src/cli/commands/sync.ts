@@ -24,7 +24,9 @@ function statusText(status: SyncStatus): string {
     status.rules.map((rule) => [rule.rule, rule.backlog, formatBytes(rule.backlogBytes), rule.oldestAgeSeconds === null ? '-' : formatDuration(rule.oldestAgeSeconds),
       rule.delivered, rule.dropped, rule.rejected, rule.expired, rule.deadLettered, orDash(rule.lastSuccess),
       rule.lastFailure ? `${rule.lastFailure.at} ${rule.lastFailure.reason}` : '-']));
-  return `${head}\n\n${lanes}\n${rules}`;
+  const shadows = status.shadows.length === 0 ? '' : `\n${formatTable(['THING', 'SHADOW', 'DIRECTION', 'LAST SYNC', 'LAST ERROR'],
+    status.shadows.map((s) => [s.thing, s.name ?? '(classic)', s.direction, orDash(s.lastSync), orDash(s.lastError)]))}`;
+  return `${head}\n\n${lanes}\n${rules}${shadows}`;
 }
 
 /** outpost sync status|pause|resume|dlq (issue 6). */
