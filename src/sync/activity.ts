@@ -1,6 +1,7 @@
 export interface RuleOutcomes {
   delivered: number;
-  lastSuccess?: string;
+  /** Wall-clock epoch milliseconds (formatted only when shown: this runs for every delivered message). */
+  lastSuccessMs?: number;
   lastFailure?: { at: string; reason: string };
 }
 
@@ -13,7 +14,7 @@ export class RuleActivity {
   succeeded(rule: string): void {
     const outcomes = this.of(rule);
     outcomes.delivered++;
-    outcomes.lastSuccess = new Date(this.wallMs()).toISOString();
+    outcomes.lastSuccessMs = this.wallMs();
   }
 
   failed(rule: string, reason: string): void {

@@ -21,20 +21,20 @@ export interface NewItem {
   ttlMs: number;
 }
 
+/** An item as read for sending: the row itself, named for TypeScript (one object per item: the sender reads thousands a second). */
 export interface OutboxItem {
   id: number;
   rule: string;
   priority: number;
-  live: boolean;
   cloudTopic: string;
   localTopic: string;
   payload: Buffer;
   qos: 0 | 1;
-  envelope: boolean;
+  /** 1: wrap the payload in the id envelope. */
+  envelope: 0 | 1;
   bytes: number;
   enqueuedWall: number;
-  /** Monotonic milliseconds of the current boot (older boots' times shifted, see docs/sync.md). */
-  enqueuedMono: number;
+  /** Monotonic milliseconds in this boot's frame (older boots' times shifted, see docs/sync.md). */
   expiresMono: number | null;
 }
 
@@ -72,9 +72,12 @@ interface ItemRow {
   qos: number; envelope: number; bytes: number; boot_id: string; enqueued_mono: number; expires_mono: number | null;
   enqueued_wall: number;
 }
-interface Removed { id: number; rule: string; priority: number; bytes: number }
+/** What the figures need of an item that leaves the outbox. */
+export interface Removed { id: number; rule: string; priority: number; bytes: number }
 
-const ITEM_COLUMNS = 'id, rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, bytes, boot_id, enqueued_mono, expires_mono, enqueued_wall';
+// Shifted into this boot's frame by sync_boots (every boot id of the outbox has a row there).
+const ITEM_COLUMNS = `id, rule, priority, cloud_topic AS cloudTopic, local_topic AS localTopic, payload, qos, envelope, bytes,
+  enqueued_wall AS enqueuedWall, expires_mono + (SELECT shift_ms FROM sync_boots WHERE sync_boots.boot_id = sync_outbox.boot_id) AS expiresMono`;
 
 /**
  * The durable outbox: SQLite rows written through group commit before anything is acknowledged
@@ -212,16 +215,11 @@ export class Outbox {
     }
   }
 
-  /** Write: the cloud acknowledged these items; returns those still here (an eviction may have beaten the PUBACK). */
-  acknowledge(ids: readonly number[]): Removed[] {
-    const removed: Removed[] = [];
-    for (const id of ids) {
-      const row = this.statements.delete.get(id) as Removed | undefined;
-      if (!row) continue;
-      this.removed(row);
-      removed.push(row);
+  /** Write: the cloud acknowledged these items; those an eviction or expiry removed meanwhile are skipped. */
+  acknowledge(items: readonly Removed[]): void {
+    for (const item of items) {
+      if (this.statements.deleteAcknowledged.run(item.id).changes === 1) this.removed(item);
     }
-    return removed;
   }
 
   /** Write: drops (up to a batch of) the items whose time-to-live ran out (monotonic), counted per rule; returns how many. */
@@ -316,12 +314,12 @@ export class Outbox {
 
   /** Live lane: items of liveFirst rules newer than `afterId`, in arrival order. */
   live(afterId: number, limit: number): OutboxItem[] {
-    return (this.statements.live.all(afterId, limit) as ItemRow[]).map((row) => this.toItem(row));
+    return this.statements.live.all(afterId, limit) as OutboxItem[];
   }
 
   /** Backlog lane of one priority: items after `afterId` that are not live (older than `watermark` or of strict-order rules). */
   backlog(priority: number, afterId: number, watermark: number, limit: number): OutboxItem[] {
-    return (this.statements.backlog.all(priority, afterId, watermark, limit) as ItemRow[]).map((row) => this.toItem(row));
+    return this.statements.backlog.all(priority, afterId, watermark, limit) as OutboxItem[];
   }
 
   /** Monotonic age in milliseconds of the rule's oldest item; undefined when it has none. */
@@ -329,15 +327,6 @@ export class Outbox {
     const row = this.statements.oldestOfRuleTime.get(rule) as { boot_id: string; enqueued_mono: number } | undefined;
     if (!row) return undefined;
     return this.clock.monotonicMs() - (row.enqueued_mono + (this.shifts.get(row.boot_id) ?? 0));
-  }
-
-  private toItem(row: ItemRow): OutboxItem {
-    const shift = this.shifts.get(row.boot_id) ?? 0;
-    return {
-      id: row.id, rule: row.rule, priority: row.priority, live: row.live === 1, cloudTopic: row.cloud_topic, localTopic: row.local_topic,
-      payload: row.payload, qos: row.qos === 0 ? 0 : 1, envelope: row.envelope === 1, bytes: row.bytes, enqueuedWall: row.enqueued_wall,
-      enqueuedMono: row.enqueued_mono + shift, expiresMono: row.expires_mono === null ? null : row.expires_mono + shift,
-    };
   }
 
   private added(item: Removed): void {
@@ -379,6 +368,7 @@ function prepare(db: Database.Database) {
     insert: db.prepare(`INSERT INTO sync_outbox (rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, bytes, boot_id, enqueued_mono, expires_mono, enqueued_wall)
       VALUES (@rule, @priority, @live, @cloudTopic, @localTopic, @payload, @qos, @envelope, @bytes, @bootId, @now, @expires, @wall) RETURNING id`),
     delete: db.prepare('DELETE FROM sync_outbox WHERE id = ? RETURNING id, rule, priority, bytes'),
+    deleteAcknowledged: db.prepare('DELETE FROM sync_outbox WHERE id = ?'),
     oldestOfRule: db.prepare('SELECT id FROM sync_outbox WHERE rule = @rule ORDER BY id LIMIT 64'),
     oldestOfLowestPriority: db.prepare('SELECT id FROM sync_outbox WHERE priority < @priority ORDER BY priority, id LIMIT 64'),
     oldestOfRuleTime: db.prepare('SELECT boot_id, enqueued_mono FROM sync_outbox WHERE rule = ? ORDER BY id LIMIT 1'),

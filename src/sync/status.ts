@@ -89,7 +89,7 @@ export function syncStatus(parts: {
         rejected: figures.rejected,
         expired: figures.expired,
         deadLettered: figures.deadLettered,
-        lastSuccess: outcomes.lastSuccess ?? null,
+        lastSuccess: outcomes.lastSuccessMs === undefined ? null : new Date(outcomes.lastSuccessMs).toISOString(),
         lastFailure: outcomes.lastFailure ?? null,
       };
     }),
