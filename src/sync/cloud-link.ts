@@ -1,7 +1,35 @@
 import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { CloudConfig } from './config.js';
+
+type ClientClass = new (streamBuilder: () => Duplex, options: IClientOptions) => MqttClient;
+
+/**
+ * mqtt.js's client class with a socket of our own for mqtt:// and mqtts://: its `connect()` loads
+ * every transport (WebSocket, TLS, SOCKS, …) for ~6 MB of resident memory, where the TCP path
+ * needs only `node:net`. ws:// and wss:// go through mqtt.js's `connect()`.
+ */
+async function clientFactory(url: string): Promise<(options: IClientOptions) => MqttClient> {
+  const { protocol, hostname, port } = new URL(url);
+  if (protocol === 'mqtt:' || protocol === 'mqtts:') {
+    // A CommonJS module with `exports.default`: the class is the default of the default.
+    const Client = ((await import('mqtt/lib/client')).default as unknown as { default: ClientClass }).default;
+    const host = hostname.replace(/^\[|\]$/g, '');
+    if (protocol === 'mqtt:') {
+      const { createConnection } = await import('node:net');
+      return (options) => new Client(() => createConnection({ host, port: Number(port || 1883) }), options);
+    }
+    const { connect } = await import('node:tls');
+    return (options) => new Client(() => connect({
+      host, port: Number(port || 8883), servername: host,
+      cert: options.cert as Buffer | undefined, key: options.key as Buffer | undefined, ca: options.ca as Buffer | undefined,
+    }), options);
+  }
+  const { connect } = await import('mqtt');
+  return (options) => connect(url, options);
+}
 
 export interface LinkState {
   online: boolean;
@@ -14,7 +42,8 @@ export interface LinkState {
 export interface LinkHandlers {
   /** A connection is up (CONNACK received); `client` is valid until `onDown`. */
   onUp(client: MqttClient): void;
-  onDown(): void;
+  /** `byPeer`: the connection broke or the cloud closed it, rather than this side stopping. */
+  onDown(byPeer: boolean): void;
 }
 
 /**
@@ -24,6 +53,7 @@ export interface LinkHandlers {
  */
 export class CloudLink {
   private client: MqttClient | undefined;
+  private newClient: ((options: IClientOptions) => MqttClient) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
   private stopped = false;
@@ -37,7 +67,7 @@ export class CloudLink {
   ) {}
 
   start(): void {
-    if (this.config.url) void this.connect();
+    if (this.config.url) this.attempt();
   }
 
   async stop(): Promise<void> {
@@ -46,16 +76,25 @@ export class CloudLink {
     const client = this.client;
     this.client = undefined;
     if (client) await client.endAsync(true).catch(() => undefined);
-    this.down(undefined);
+    this.down(undefined, false);
+  }
+
+  /** One connection attempt; one that fails before a client exists (e.g. an unreadable key file) is retried like any other. */
+  private attempt(): void {
+    this.connect().catch((error: Error) => {
+      this.log.error({ err: error }, 'cannot connect to the cloud broker');
+      this.state.lastError = error.message;
+      this.scheduleReconnect();
+    });
   }
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
     // Loaded on the first connection: a gateway without a cloud pays nothing for mqtt.js.
-    const { connect } = await import('mqtt');
+    this.newClient ??= await clientFactory(this.config.url!);
     if (this.stopped) return;
     this.state.connectAttempts++;
-    const client = connect(this.config.url!, this.clientOptions());
+    const client = this.newClient(this.clientOptions());
     this.client = client;
     let wasUp = false;
     client.on('connect', () => {
@@ -74,17 +113,17 @@ export class CloudLink {
       this.client = undefined;
       client.end(true);
       if (wasUp) this.log.warn({ reason: this.state.lastError }, 'cloud link down');
-      this.down(wasUp ? undefined : this.state.lastError ?? 'connection closed before CONNACK');
+      this.down(wasUp ? undefined : this.state.lastError ?? 'connection closed before CONNACK', true);
       this.scheduleReconnect();
     });
   }
 
-  private down(error: string | undefined): void {
+  private down(error: string | undefined, byPeer: boolean): void {
     if (error) this.state.lastError = error;
     if (!this.state.online) return;
     this.state.online = false;
     this.state.since = new Date(this.wallMs()).toISOString();
-    this.handlers.onDown();
+    this.handlers.onDown(byPeer);
   }
 
   /** Full jitter: uniform in [min, min(max, min·2ⁿ)] after the n-th consecutive failure. */
@@ -94,7 +133,7 @@ export class CloudLink {
     const ceiling = Math.min(max, min * 2 ** Math.min(this.failures, 30));
     this.failures++;
     const delay = min + Math.random() * (ceiling - min);
-    this.timer = setTimeout(() => void this.connect(), delay);
+    this.timer = setTimeout(() => this.attempt(), delay);
   }
 
   private clientOptions(): IClientOptions {

@@ -176,11 +176,11 @@ export class Outbox {
     }
     const now = this.clock.monotonicMs();
     const ttlMs = [item.ttlMs, this.limits.maxAgeMs].filter((ms) => ms > 0);
-    const { id } = this.statements.insert.get({
+    const id = Number(this.statements.insert.run({
       rule: item.rule, priority: item.priority, live: item.live ? 1 : 0, cloudTopic: item.cloudTopic, localTopic: item.localTopic,
       payload: item.payload, qos: item.qos, envelope: item.envelope ? 1 : 0, bytes, bootId: this.clock.bootId, now,
       expires: ttlMs.length > 0 ? now + Math.min(...ttlMs) : null, wall: this.clock.wallMs(),
-    }) as { id: number };
+    }).lastInsertRowid);
     this.added({ id, rule: item.rule, priority: item.priority, bytes });
     return { stored: true, id };
   }
@@ -281,11 +281,11 @@ export class Outbox {
         continue;
       }
       const now = this.clock.monotonicMs();
-      const { id: itemId } = this.statements.insert.get({
+      const itemId = Number(this.statements.insert.run({
         rule: letter.rule, priority: letter.priority, live: letter.live, cloudTopic: letter.cloud_topic, localTopic: letter.local_topic,
         payload: letter.payload, qos: letter.qos, envelope: letter.envelope, bytes, bootId: this.clock.bootId, now, expires: null,
         wall: letter.enqueued_wall,
-      }) as { id: number };
+      }).lastInsertRowid);
       this.statements.deleteDeadLetter.run(id);
       this.added({ id: itemId, rule: letter.rule, priority: letter.priority, bytes });
       retried.push(id);
@@ -366,7 +366,7 @@ function prepare(db: Database.Database) {
     ON CONFLICT (rule) DO UPDATE SET ${column} = ${column} + excluded.${column}`);
   return {
     insert: db.prepare(`INSERT INTO sync_outbox (rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, bytes, boot_id, enqueued_mono, expires_mono, enqueued_wall)
-      VALUES (@rule, @priority, @live, @cloudTopic, @localTopic, @payload, @qos, @envelope, @bytes, @bootId, @now, @expires, @wall) RETURNING id`),
+      VALUES (@rule, @priority, @live, @cloudTopic, @localTopic, @payload, @qos, @envelope, @bytes, @bootId, @now, @expires, @wall)`),
     delete: db.prepare('DELETE FROM sync_outbox WHERE id = ? RETURNING id, rule, priority, bytes'),
     deleteAcknowledged: db.prepare('DELETE FROM sync_outbox WHERE id = ?'),
     oldestOfRule: db.prepare('SELECT id FROM sync_outbox WHERE rule = @rule ORDER BY id LIMIT 64'),

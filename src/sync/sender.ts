@@ -106,15 +106,18 @@ export class Sender {
     this.schedulePump();
   }
 
-  /** The connection ended: the oldest unacknowledged item is the likely cause if the cloud closed it on a refused publish. */
-  disconnected(): void {
+  /**
+   * The connection ended. When the peer ended it, the oldest unacknowledged item is the likely
+   * cause if the cloud closed it on a refused publish (MQTT 3.1.1 has no negative PUBACK).
+   */
+  disconnected(byPeer: boolean): void {
     this.client = undefined;
     clearTimeout(this.refillTimer);
     const suspect = this.inFlight.values().next().value as InFlight | undefined;
     this.inFlight.clear();
     this.live.reset();
     this.backlog.reset();
-    if (suspect) void this.blame(suspect.item);
+    if (suspect && byPeer) void this.blame(suspect.item);
   }
 
   /** Something new was committed to the outbox. */

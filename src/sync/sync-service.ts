@@ -64,8 +64,8 @@ export class SyncService implements Service {
         this.shadows.connected(client);
         this.sender.connected(client);
       },
-      onDown: () => {
-        this.sender.disconnected();
+      onDown: (byPeer) => {
+        this.sender.disconnected(byPeer);
         this.shadows.disconnected();
       },
     }, this.log, this.clock.wallMs);
