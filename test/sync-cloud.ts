@@ -18,18 +18,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** A second listener with TLS that requires a client certificate signed by `ca` (AWS IoT Core style). */
+export interface CloudTls { ca: string; cert: string; key: string }
+
 export class CloudBroker {
   private child: ChildProcess | undefined;
-  private constructor(readonly port: number, readonly dir: string) {}
+  private constructor(readonly port: number, readonly dir: string, readonly tlsPort: number | undefined) {}
 
-  static async create(): Promise<CloudBroker> {
+  static async create(tls?: CloudTls): Promise<CloudBroker> {
     const dir = mkdtempSync(join(tmpdir(), 'outpost-cloud-'));
     // Started as root, Mosquitto drops to the user "mosquitto", which must be able to save its sessions here.
     chmodSync(dir, 0o777);
-    const broker = new CloudBroker(await freePort(), dir);
+    const broker = new CloudBroker(await freePort(), dir, tls ? await freePort() : undefined);
+    const tlsListener = tls
+      ? [`listener ${broker.tlsPort} 127.0.0.1`, `cafile ${tls.ca}`, `certfile ${tls.cert}`, `keyfile ${tls.key}`, 'require_certificate true']
+      : [];
     writeFileSync(join(dir, 'mosquitto.conf'), [
-      `listener ${broker.port} 127.0.0.1`, 'allow_anonymous true', 'persistence true', `persistence_location ${dir}/`,
-      'max_queued_messages 0', 'max_inflight_messages 0', 'log_dest none', '',
+      'allow_anonymous true', 'persistence true', `persistence_location ${dir}/`,
+      'max_queued_messages 0', 'max_inflight_messages 0', 'log_dest none',
+      `listener ${broker.port} 127.0.0.1`, ...tlsListener, '',
     ].join('\n'));
     return broker;
   }

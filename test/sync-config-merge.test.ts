@@ -18,6 +18,7 @@ describe('sync configuration', () => {
 
   it('names the key and what was expected for bad values', () => {
     expect(() => validateConfig({ cloud: { mqtt: { url: 'http://x' } } }, 'test')).toThrow(/cloud\.mqtt\.url: expected an mqtt:\/\/, mqtts:\/\/, ws:\/\/ or wss:\/\/ URL/);
+    expect(() => validateConfig({ cloud: { mqtt: { url: 'mqtt://host:port' } } }, 'test')).toThrow(/cloud\.mqtt\.url: expected/);
     expect(() => validateConfig({ cloud: { mqtt: { cert: '/c.pem' } } }, 'test')).toThrow(/cloud\.mqtt: expected both "cert" and "key" or neither/);
     expect(() => validateConfig({ sync: { outbound: [{ name: 'a', from: 'a/#/b' }] } }, 'test')).toThrow(/sync\.outbound\.0\.from: expected a valid MQTT topic filter/);
     expect(() => validateConfig({ sync: { outbound: [{ name: 'a', from: 'a', overflow: 'drop-newest' }] } }, 'test')).toThrow(/overflow: expected "drop-oldest", "reject-new" or "drop-lowest-priority"/);

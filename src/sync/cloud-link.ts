@@ -21,9 +21,11 @@ async function clientFactory(url: string): Promise<(options: IClientOptions) => 
       const { createConnection } = await import('node:net');
       return (options) => new Client(() => createConnection({ host, port: Number(port || 1883) }), options);
     }
-    const { connect } = await import('node:tls');
+    const [{ connect }, { isIP }] = await Promise.all([import('node:tls'), import('node:net')]);
+    // SNI takes host names only (RFC 6066); AWS IoT Core needs it to pick the account's endpoint.
+    const servername = isIP(host) ? undefined : host;
     return (options) => new Client(() => connect({
-      host, port: Number(port || 8883), servername: host,
+      host, port: Number(port || 8883), servername,
       cert: options.cert as Buffer | undefined, key: options.key as Buffer | undefined, ca: options.ca as Buffer | undefined,
     }), options);
   }

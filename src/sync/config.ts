@@ -3,7 +3,14 @@ import { z } from 'zod/v3';
 import { isValidFilter } from '../broker/topic.js';
 import { bool, integer, oneOf, path, positiveInt, text } from '../config/fields.js';
 
-const CLOUD_URL = /^(mqtts?|wss?):\/\/[^/\s]+/;
+function isCloudUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return ['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol) && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
 const topicFilter = text('expected a topic filter').refine(isValidFilter, { message: 'expected a valid MQTT topic filter' });
 const topicTemplate = text('expected a topic template (e.g. "gateways/gw1/${topic}")');
 const nonNegative = (fallback: number, what: string) =>
@@ -12,7 +19,7 @@ const qos = integer('expected QoS 0 or 1').min(0, { message: 'expected QoS 0 or 
 
 const cloudMqttSchema = z.strictObject({
   /** The cloud broker: mqtt://, mqtts://, ws:// or wss:// host[:port][/path]; without it the sync agent buffers and never connects. */
-  url: text('expected an mqtt://, mqtts://, ws:// or wss:// URL').regex(CLOUD_URL, { message: 'expected an mqtt://, mqtts://, ws:// or wss:// URL' }).optional(),
+  url: text('expected an mqtt://, mqtts://, ws:// or wss:// URL').refine(isCloudUrl, { message: 'expected an mqtt://, mqtts://, ws:// or wss:// URL' }).optional(),
   /** The gateway's client id on the cloud broker (AWS IoT Core: the thing name); also the prefix of every item id. */
   clientId: text('expected a client id').default(`outpost-${hostname()}`),
   username: text('expected a user name').optional(),
