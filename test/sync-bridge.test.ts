@@ -4,6 +4,7 @@ import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { collectMessages, connectClient, outpost } from './helpers/mqtt.js';
 import { CloudBroker, CloudSubscriber } from './sync-cloud.js';
+import { callAdmin } from '../src/cli/admin-client.js';
 
 const status = async (daemon: TestDaemon) => JSON.parse((await outpost(daemon.socket, ['sync', 'status', '--json'])).stdout);
 
@@ -144,6 +145,23 @@ describe('sync bridge to a Mosquitto cloud', () => {
     const text = await outpost(daemon.socket, ['sync', 'status']);
     expect(text.stdout).toMatch(/online since/);
     expect(text.stdout).toMatch(/telemetry/);
+  });
+
+  it('refuses bad admin requests with a clear error and changes nothing', async () => {
+    const before = await status(daemon);
+    for (const [method, path, body, message] of [
+      ['GET', '/v1/sync/dlq?limit=abc', undefined, 'expected "limit" to be 1-10000'],
+      ['POST', '/v1/sync/dlq/retry', { id: 'one' }, 'expected {"id": N} or {"all": true}'],
+      ['POST', '/v1/sync/dlq/retry', [], 'expected a JSON object body'],
+    ] as const) {
+      await expect(callAdmin({ socket: daemon.socket }, method, path, body)).rejects.toThrow(message);
+    }
+    const retried = await outpost(daemon.socket, ['sync', 'dlq', 'retry', '999999']);
+    expect(retried.stdout).toContain('skipped 999999: no such dead letter');
+    const cli = await outpost(daemon.socket, ['sync', 'dlq', 'retry']);
+    expect(cli.code).not.toBe(0);
+    expect(cli.stderr).toContain('expected a dead-letter ID, or --all');
+    expect((await status(daemon)).outbox).toEqual(before.outbox);
   });
 
   it('exports the figures as Prometheus metrics', async () => {

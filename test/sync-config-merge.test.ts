@@ -26,6 +26,7 @@ describe('sync configuration', () => {
     expect(() => validateConfig({ sync: { outbound: [{ name: 'a', from: 'a' }, { name: 'a', from: 'b' }] } }, 'test')).toThrow(/expected unique outbound rule names/);
     expect(() => validateConfig({ sync: { shadows: [{ thing: 'pump', direction: 'up' }] } }, 'test')).toThrow(/direction: expected "both", "device-to-cloud" or "cloud-to-device"/);
     expect(() => validateConfig({ sync: { bogus: 1 } }, 'test')).toThrow(/sync\.bogus: unknown key/);
+    expect(() => validateConfig({ sync: { inbound: [{ name: 'i', from: 'a/#', to: 'b/#' }] } }, 'test')).toThrow(/sync\.inbound\.0\.to: expected a topic template without/);
   });
 });
 

@@ -12,7 +12,9 @@ function isCloudUrl(text: string): boolean {
   }
 }
 const topicFilter = text('expected a topic filter').refine(isValidFilter, { message: 'expected a valid MQTT topic filter' });
-const topicTemplate = text('expected a topic template (e.g. "gateways/gw1/${topic}")');
+// A template renders to a topic name, so it may not hold wildcards (its ${…} variables cannot add any).
+const topicTemplate = text('expected a topic template (e.g. "gateways/gw1/${topic}")')
+  .refine((template) => !/[+#\u0000]/.test(template), { message: 'expected a topic template without "+", "#" or U+0000' });
 const nonNegative = (fallback: number, what: string) =>
   integer(`expected ${what}`).min(0, { message: `expected ${what}` }).default(fallback);
 const qos = integer('expected QoS 0 or 1').min(0, { message: 'expected QoS 0 or 1' }).max(1, { message: 'expected QoS 0 or 1' });
