@@ -175,6 +175,8 @@ export class Outbox {
       return { stored: false, policy };
     }
     const now = this.clock.monotonicMs();
+    // The heartbeat is skipped while the outbox is empty: the first item records where this boot is.
+    if (this.totalCount === 0) this.heartbeat();
     const ttlMs = [item.ttlMs, this.limits.maxAgeMs].filter((ms) => ms > 0);
     const id = Number(this.statements.insert.run({
       rule: item.rule, priority: item.priority, live: item.live ? 1 : 0, cloudTopic: item.cloudTopic, localTopic: item.localTopic,
@@ -239,6 +241,15 @@ export class Outbox {
   /** Whether the item's time-to-live ran out (checked again just before sending). */
   isExpired(item: OutboxItem): boolean {
     return item.expiresMono !== null && item.expiresMono <= this.clock.monotonicMs();
+  }
+
+  /** Whether some item's time-to-live has run out (a read through the expiry index, so an idle outbox costs no write). */
+  hasExpired(): boolean {
+    const now = this.clock.monotonicMs();
+    for (const [bootId, shift] of this.shifts) {
+      if (this.statements.anyExpired.get({ bootId, before: now - shift })) return true;
+    }
+    return false;
   }
 
   /** Write: records this boot's monotonic time, so the next boot knows where this one stopped. */
@@ -377,6 +388,7 @@ function prepare(db: Database.Database) {
       WHERE boot_id = @bootId AND expires_mono IS NOT NULL AND expires_mono <= @before LIMIT ${EXPIRE_BATCH})
       RETURNING id, rule, priority, bytes`),
     heartbeat: db.prepare('UPDATE sync_boots SET last_seen_mono = ? WHERE boot_id = ?'),
+    anyExpired: db.prepare('SELECT 1 FROM sync_outbox WHERE boot_id = @bootId AND expires_mono IS NOT NULL AND expires_mono <= @before LIMIT 1'),
     blame: db.prepare('UPDATE sync_outbox SET attempts = attempts + 1 WHERE id = ? RETURNING attempts'),
     copyToDeadLetters: db.prepare(`INSERT INTO sync_dead_letters (item_id, rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, enqueued_wall, reason, failed_wall)
       SELECT id, rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, enqueued_wall, @reason, @wall FROM sync_outbox WHERE id = @id`),

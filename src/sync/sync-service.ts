@@ -81,7 +81,7 @@ export class SyncService implements Service {
     this.link.start();
     this.timers = [
       setInterval(() => this.sweep(), SWEEP_INTERVAL_MS),
-      setInterval(() => void this.context.store.commit.run(() => this.outbox.heartbeat()).catch(() => undefined), HEARTBEAT_INTERVAL_MS),
+      setInterval(() => this.heartbeat(), HEARTBEAT_INTERVAL_MS),
     ];
     for (const timer of this.timers) timer.unref();
     this.running = true;
@@ -141,9 +141,16 @@ export class SyncService implements Service {
     return outcome;
   }
 
+  /** Ages only matter while there are items: an idle gateway does not write every few seconds (SD card wear). */
+  private heartbeat(): void {
+    if (this.outbox.totalCount === 0) return;
+    this.context.store.commit.run(() => this.outbox.heartbeat()).catch((error) => this.log.warn({ err: error }, 'could not record the sync heartbeat'));
+  }
+
   /** Once a second: drop what outlived its TTL, and sample the drain rates. */
   private sweep(): void {
     this.rates.sample(this.sender, SWEEP_INTERVAL_MS / 1000);
+    if (!this.outbox.hasExpired()) return;
     this.context.store.commit.run(() => this.outbox.expire()).then(
       (expired) => { if (expired > 0) this.log.info({ expired }, 'sync items expired'); },
       (error) => {
