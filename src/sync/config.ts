@@ -1,7 +1,138 @@
+import { hostname } from 'node:os';
 import { z } from 'zod/v3';
+import { isValidFilter } from '../broker/topic.js';
+import { bool, integer, oneOf, path, positiveInt, text } from '../config/fields.js';
 
-/** `cloud.*`: the cloud MQTT broker and S3 store the sync agent delivers to. */
-export const cloudSchema = z.strictObject({});
+function isCloudUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return ['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol) && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+const topicFilter = text('expected a topic filter').refine(isValidFilter, { message: 'expected a valid MQTT topic filter' });
+// A template renders to a topic name, so it may not hold wildcards (its ${…} variables cannot add any).
+const topicTemplate = text('expected a topic template (e.g. "gateways/gw1/${topic}")')
+  .refine((template) => !/[+#\u0000]/.test(template), { message: 'expected a topic template without "+", "#" or U+0000' });
+const nonNegative = (fallback: number, what: string) =>
+  integer(`expected ${what}`).min(0, { message: `expected ${what}` }).default(fallback);
+const qos = integer('expected QoS 0 or 1').min(0, { message: 'expected QoS 0 or 1' }).max(1, { message: 'expected QoS 0 or 1' });
 
-/** `sync.*`: the durable outbox and the rules of what flows to and from the cloud. */
-export const syncSchema = z.strictObject({});
+const cloudMqttSchema = z.strictObject({
+  /** The cloud broker: mqtt://, mqtts://, ws:// or wss:// host[:port][/path]; without it the sync agent buffers and never connects. */
+  url: text('expected an mqtt://, mqtts://, ws:// or wss:// URL').refine(isCloudUrl, { message: 'expected an mqtt://, mqtts://, ws:// or wss:// URL' }).optional(),
+  /** The gateway's client id on the cloud broker (AWS IoT Core: the thing name); also the prefix of every item id. */
+  clientId: text('expected a client id').default(`outpost-${hostname()}`),
+  username: text('expected a user name').optional(),
+  password: text('expected a password').optional(),
+  /** Client certificate and key (PEM files) for mutual TLS, e.g. AWS IoT Core on port 8883. */
+  cert: path.optional(),
+  key: path.optional(),
+  /** CA bundle (PEM) the cloud's certificate must chain to; default: Node's built-in roots. */
+  ca: path.optional(),
+  /** Seconds between PINGREQs; a silent link is declared down after 1.5× this. */
+  keepalive: positiveInt(30, 'seconds ≥ 1'),
+  /** MQTT 3.1.1 (4) or 5; with 5 a PUBACK reason code ≥ 0x80 dead-letters the message at once. */
+  protocolVersion: z.union([z.literal(4), z.literal(5)], { errorMap: () => ({ message: 'expected 4 or 5' }) }).default(4),
+  /** Seconds a connection attempt may take before it counts as failed. */
+  connectTimeoutSeconds: positiveInt(10, 'seconds ≥ 1'),
+  /** Reconnect backoff: the n-th attempt waits a random time in [min, min(max, min·2ⁿ)] (full jitter). */
+  reconnectMinMs: positiveInt(1000, 'milliseconds ≥ 1'),
+  reconnectMaxMs: positiveInt(60000, 'milliseconds ≥ 1'),
+  /** QoS 1 publishes awaiting their PUBACK at once; more in flight drains faster over a slow round trip. */
+  maxInFlight: positiveInt(256, 'message count ≥ 1'),
+  /** A message larger than this (topic + payload) is dead-lettered instead of sent; AWS IoT Core allows 128 KiB. */
+  maxMessageBytes: positiveInt(131072, 'bytes ≥ 1'),
+}).refine((mqtt) => (mqtt.cert === undefined) === (mqtt.key === undefined), { message: 'expected both "cert" and "key" or neither' })
+  .refine((mqtt) => mqtt.reconnectMinMs <= mqtt.reconnectMaxMs, { message: 'expected reconnectMinMs ≤ reconnectMaxMs' });
+
+/** Configuration only for now: object uploads (bucket → cloud S3) are the next increment. */
+const cloudS3Schema = z.strictObject({
+  /** An S3-compatible endpoint (MinIO, Ceph, Garage); default: AWS S3 of `region`. */
+  endpoint: text('expected an http:// or https:// URL').regex(/^https?:\/\//, { message: 'expected an http:// or https:// URL' }).optional(),
+  region: text('expected a region name').default('us-east-1'),
+  bucket: text('expected a bucket name').optional(),
+  /** Prepended to every object key in the cloud bucket. */
+  prefix: z.string({ invalid_type_error: 'expected a key prefix' }).default(''),
+  accessKeyId: text('expected an access key id').optional(),
+  secretAccessKey: text('expected a secret access key').optional(),
+  /** Path-style URLs (endpoint/bucket/key), which most self-hosted S3 servers need. */
+  forcePathStyle: bool(false),
+}).refine((s3) => (s3.accessKeyId === undefined) === (s3.secretAccessKey === undefined), { message: 'expected both "accessKeyId" and "secretAccessKey" or neither' });
+
+export const cloudSchema = z.strictObject({
+  mqtt: cloudMqttSchema.default({}),
+  s3: cloudS3Schema.default({}),
+});
+
+export const OVERFLOW_POLICIES = ['drop-oldest', 'reject-new', 'drop-lowest-priority'] as const;
+export type OverflowPolicy = (typeof OVERFLOW_POLICIES)[number];
+
+/** `local filter → cloud topic template`, through the outbox. */
+const outboundRuleSchema = z.strictObject({
+  /** Names the rule in `outpost sync status`, metrics and the dead-letter list. */
+  name: text('expected a rule name').regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'expected a rule name of 1-64 letters, digits, "_", "." or "-"' }),
+  /** Local topic filter; messages matching it are stored before the device gets its PUBACK. */
+  from: topicFilter,
+  /** Cloud topic: ${topic} is the local topic, ${clientId} the local publisher, ${id} the item id. */
+  to: topicTemplate.default('${topic}'),
+  /** QoS on the cloud link; with 0 an item leaves the outbox when it is written to the socket. */
+  qos: qos.default(1),
+  /** 0-9; higher drains first and is dropped last by drop-lowest-priority. */
+  priority: integer('expected a priority 0-9').min(0, { message: 'expected a priority 0-9' }).max(9, { message: 'expected a priority 0-9' }).default(5),
+  /** Seconds an item may wait (monotonic age, see docs/sync.md); 0: until sync.maxAgeSeconds. */
+  ttlSeconds: nonNegative(0, 'seconds ≥ 0'),
+  /** What happens when the outbox is full (sync.maxBytes). */
+  overflow: oneOf([...OVERFLOW_POLICIES], 'expected "drop-oldest", "reject-new" or "drop-lowest-priority"').default('drop-oldest'),
+  /** New messages overtake the backlog; false keeps one strict order per topic behind the backlog (at the drain rate). */
+  liveFirst: bool(true),
+  /**
+   * Where the cloud finds the item id (MQTT 3.1.1 has no user properties): "envelope" sends
+   * {"id","topic","ts","payload"|"payloadBase64"}; "none" sends the payload as is (put ${id} in `to` to keep an id).
+   */
+  id: oneOf(['envelope', 'none'], 'expected "envelope" or "none"').default('envelope'),
+});
+export type OutboundRule = z.infer<typeof outboundRuleSchema>;
+
+/** `cloud filter → local topic template`, acknowledged to the cloud once the local broker took it. */
+const inboundRuleSchema = z.strictObject({
+  name: text('expected a rule name').regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'expected a rule name of 1-64 letters, digits, "_", "." or "-"' }),
+  /** Cloud topic filter, subscribed on every connect. */
+  from: topicFilter,
+  /** Local topic: ${topic} is the cloud topic. */
+  to: topicTemplate.default('${topic}'),
+  qos: qos.default(1),
+});
+export type InboundRule = z.infer<typeof inboundRuleSchema>;
+
+const shadowName = (what: string) => text(`expected a ${what} name`).regex(/^[a-zA-Z0-9:_-]{1,128}$/, { message: `expected a ${what} name of letters, digits, ":", "_" or "-"` });
+
+/** A local shadow kept in sync with the AWS IoT shadow of the same thing (and name) on the cloud broker. */
+const shadowRuleSchema = z.strictObject({
+  thing: shadowName('thing'),
+  /** A named shadow; omit for the classic one. */
+  name: shadowName('shadow').optional(),
+  /** both: three-way merge (reported: local wins, desired: cloud wins); or one way only. */
+  direction: oneOf(['both', 'device-to-cloud', 'cloud-to-device'], 'expected "both", "device-to-cloud" or "cloud-to-device"').default('both'),
+});
+export type ShadowRule = z.infer<typeof shadowRuleSchema>;
+
+export const syncSchema = z.strictObject({
+  /** The outbox holds at most this many bytes (topic + payload + 64 per item); then each rule's overflow policy applies. */
+  maxBytes: positiveInt(64 * 1024 * 1024, 'bytes ≥ 1'),
+  /** Items older than this (monotonic age) are dropped and counted; 0: no age bound beyond each rule's ttlSeconds. */
+  maxAgeSeconds: nonNegative(0, 'seconds ≥ 0'),
+  /** Backlog items sent per second while new (live) messages go out at once; 0: as fast as the link takes them. */
+  drainRate: nonNegative(5000, 'messages per second ≥ 0'),
+  /** Consecutive connections that closed with an item as the oldest unacknowledged one before it is dead-lettered. */
+  maxAttempts: positiveInt(10, 'attempt count ≥ 1'),
+  /** Dead-letter entries kept; beyond it the oldest is deleted (and counted). */
+  dlqLength: positiveInt(1000, 'entry count ≥ 1'),
+  outbound: z.array(outboundRuleSchema, { invalid_type_error: 'expected a list of rules' }).default([]),
+  inbound: z.array(inboundRuleSchema, { invalid_type_error: 'expected a list of rules' }).default([]),
+  shadows: z.array(shadowRuleSchema, { invalid_type_error: 'expected a list of shadows' }).default([]),
+}).refine((sync) => new Set(sync.outbound.map((rule) => rule.name)).size === sync.outbound.length, { message: 'expected unique outbound rule names' });
+
+export type CloudConfig = z.infer<typeof cloudSchema>;
+export type SyncConfig = z.infer<typeof syncSchema>;

@@ -1,20 +1,162 @@
+import type { Logger } from 'pino';
 import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
+import { systemClock, type SyncClock } from './clock.js';
+import { CloudLink } from './cloud-link.js';
+import { syncMigrations } from './migrations.js';
+import { Outbox, type DeadLetter } from './outbox.js';
+import { Sender } from './sender.js';
+import { EchoGuard, InboundBridge, OutboundBridge } from './bridge.js';
+import { RuleActivity } from './activity.js';
+import { ShadowSync } from './shadow-sync.js';
+import { DrainRates, syncStatus, type SyncStatus } from './status.js';
+import { registerSyncMetrics } from './metrics.js';
+import { registerSyncAdminRoutes } from './admin-routes.js';
 
-/** the sync agent (issue 6). */
+const SWEEP_INTERVAL_MS = 1000;
+/** How often this boot's monotonic time is recorded: at most this much of an item's age is lost to a power cut. */
+const HEARTBEAT_INTERVAL_MS = 5000;
+
+/**
+ * The sync agent (issue 6): a durable outbox in SQLite between the local bus and the cloud MQTT
+ * broker. Bridged messages are committed before the device is acknowledged, delivered live-first
+ * with the backlog draining at a set rate, and deleted only after the cloud's PUBACK.
+ */
 export class SyncService implements Service {
   readonly name = 'sync';
+  private readonly log: Logger;
+  private readonly clock: SyncClock;
+  private readonly outbox: Outbox;
+  private readonly activity: RuleActivity;
+  private readonly sender: Sender;
+  private readonly link: CloudLink;
+  private readonly outbound: OutboundBridge;
+  private readonly inbound: InboundBridge;
+  private readonly shadows: ShadowSync;
+  private readonly rates = new DrainRates();
+  private timers: NodeJS.Timeout[] = [];
+  private running = false;
 
-  constructor(private readonly context: ServiceContext) {}
+  constructor(private readonly context: ServiceContext) {
+    const { config, store, bus } = context;
+    const { sync, cloud } = config;
+    this.log = context.log.child({ service: 'sync' });
+    this.clock = systemClock();
+    store.migrate('sync', syncMigrations);
+    this.outbox = new Outbox(store, this.clock, { maxBytes: sync.maxBytes, maxAgeMs: sync.maxAgeSeconds * 1000, dlqLength: sync.dlqLength });
+    this.activity = new RuleActivity(this.clock.wallMs);
+    this.sender = new Sender(this.outbox, store.commit, this.activity, {
+      clientId: cloud.mqtt.clientId, maxInFlight: cloud.mqtt.maxInFlight, maxMessageBytes: cloud.mqtt.maxMessageBytes,
+      drainRate: sync.drainRate, maxAttempts: sync.maxAttempts,
+    }, this.log);
+    const echoes = new EchoGuard();
+    this.outbound = new OutboundBridge(bus, sync.outbound, this.outbox, store.commit, echoes, this.activity, (live) => this.sender.wake(live), this.log);
+    this.inbound = new InboundBridge(bus, sync.inbound, echoes, this.log);
+    this.shadows = new ShadowSync(bus, store, sync.shadows, this.clock.wallMs, this.log);
+    this.link = new CloudLink(cloud.mqtt, {
+      onUp: (client) => {
+        // The AWS IoT shadow topics answer shadow sync; everything else is for the inbound rules.
+        client.handleMessage = (packet, done) => {
+          if (!this.shadows.handles(packet.topic)) return this.inbound.deliver(packet, done);
+          this.shadows.fromCloud(packet.topic, Buffer.from(packet.payload));
+          done();
+        };
+        this.inbound.subscribe(client);
+        this.shadows.connected(client);
+        this.sender.connected(client);
+      },
+      onDown: (byPeer) => {
+        this.sender.disconnected(byPeer);
+        this.shadows.disconnected();
+      },
+    }, this.log, this.clock.wallMs);
+    registerSyncAdminRoutes(context.admin, this);
+    registerSyncMetrics(context.metrics, () => this.syncStatus());
+  }
 
-  async start(): Promise<void> {}
+  async start(): Promise<void> {
+    this.outbox.open();
+    this.sender.paused = this.context.store.db.prepare("SELECT value FROM sync_state WHERE key = 'paused'").pluck().get() === 'true';
+    await this.outbound.start();
+    await this.shadows.start();
+    this.link.start();
+    this.timers = [
+      setInterval(() => this.sweep(), SWEEP_INTERVAL_MS),
+      setInterval(() => this.heartbeat(), HEARTBEAT_INTERVAL_MS),
+    ];
+    for (const timer of this.timers) timer.unref();
+    this.running = true;
+  }
 
-  async stop(): Promise<void> {}
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const timer of this.timers) clearInterval(timer);
+    await this.outbound.stop();
+    await this.shadows.stop();
+    await this.link.stop();
+    await this.sender.flushAcks();
+    await this.context.store.commit.run(() => this.outbox.heartbeat()).catch(() => undefined);
+  }
 
   health(): ServiceHealth {
-    return { ok: true };
+    return this.running ? { ok: true } : { ok: false, detail: 'sync agent not running' };
   }
 
   listeners(): Listener[] {
     return [];
+  }
+
+  status(): Record<string, unknown> {
+    return { online: this.link.state.online, outboxItems: this.outbox.totalCount, outboxBytes: this.outbox.totalBytes };
+  }
+
+  syncStatus(): SyncStatus {
+    const { config } = this.context;
+    return syncStatus({
+      enabled: config.cloud.mqtt.url !== undefined, link: this.link.state, sender: this.sender, outbox: this.outbox,
+      activity: this.activity, rates: this.rates, maxBytes: config.sync.maxBytes, ruleNames: config.sync.outbound.map((rule) => rule.name),
+      shadows: this.shadows.status(),
+    });
+  }
+
+  /** Pausing stops sending (the link stays up for inbound rules); it survives restarts. */
+  async setPaused(paused: boolean): Promise<boolean> {
+    await this.context.store.commit.run(() => this.context.store.db
+      .prepare("INSERT INTO sync_state (key, value) VALUES ('paused', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+      .run(String(paused)));
+    if (paused) this.sender.pause();
+    else this.sender.resume();
+    return paused;
+  }
+
+  deadLetters(limit: number): DeadLetter[] {
+    return this.outbox.deadLetters(limit);
+  }
+
+  async retry(ids: number[] | 'all'): Promise<{ retried: number[]; skipped: Array<{ id: number; reason: string }> }> {
+    const outcome = await this.context.store.commit.run(() => this.outbox.retry(ids));
+    if (outcome.retried.length > 0) {
+      this.sender.wake(true);
+      this.sender.wake(false);
+    }
+    return outcome;
+  }
+
+  /** Ages only matter while there are items: an idle gateway does not write every few seconds (SD card wear). */
+  private heartbeat(): void {
+    if (this.outbox.totalCount === 0) return;
+    this.context.store.commit.run(() => this.outbox.heartbeat()).catch((error) => this.log.warn({ err: error }, 'could not record the sync heartbeat'));
+  }
+
+  /** Once a second: drop what outlived its TTL, and sample the drain rates. */
+  private sweep(): void {
+    this.rates.sample(this.sender, SWEEP_INTERVAL_MS / 1000);
+    if (!this.outbox.hasExpired()) return;
+    this.context.store.commit.run(() => this.outbox.expire()).then(
+      (expired) => { if (expired > 0) this.log.info({ expired }, 'sync items expired'); },
+      (error) => {
+        this.log.error({ err: error }, 'could not expire sync items');
+        this.outbox.reloadFigures();
+      },
+    );
   }
 }

@@ -1,5 +1,79 @@
 import type { Command } from 'commander';
+import { CliError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
+import { formatBytes, formatDuration, formatTable } from '../table.js';
+import type { SyncStatus } from '../../sync/status.js';
+import type { DeadLetter } from '../../sync/outbox.js';
 
-/** outpost sync … (issue 6). */
-export function registerSync(_program: Command, _cli: CliContext): void {}
+interface RetryOutcome { retried: number[]; skipped: Array<{ id: number; reason: string }> }
+
+const orDash = (value: string | number | null | undefined) => (value === null || value === undefined ? '-' : value);
+const eta = (seconds: number | null) => (seconds === null ? 'stalled' : formatDuration(seconds));
+
+function statusText(status: SyncStatus): string {
+  const link = !status.enabled ? 'no cloud configured (cloud.mqtt.url): buffering only'
+    : `${status.online ? 'online' : 'offline'} since ${status.since}${!status.online && status.lastError ? ` (${status.lastError})` : ''}`;
+  const head = [
+    `cloud     ${link}`,
+    `sending   ${status.paused ? 'paused (outpost sync resume)' : 'running'}, ${status.inFlight} in flight`,
+    `outbox    ${status.outbox.items} items, ${formatBytes(status.outbox.bytes)} of ${formatBytes(status.outbox.maxBytes)}; ${status.deadLetters} dead letters`,
+  ].join('\n');
+  const lanes = formatTable(['LANE', 'ITEMS', 'BYTES', 'RATE/S', 'ETA'],
+    status.lanes.map((lane) => [lane.lane, lane.items, formatBytes(lane.bytes), lane.drainRate, eta(lane.etaSeconds)]));
+  const rules = formatTable(['RULE', 'BACKLOG', 'BYTES', 'OLDEST', 'DELIVERED', 'DROPPED', 'REJECTED', 'EXPIRED', 'DLQ', 'LAST SUCCESS', 'LAST FAILURE'],
+    status.rules.map((rule) => [rule.rule, rule.backlog, formatBytes(rule.backlogBytes), rule.oldestAgeSeconds === null ? '-' : formatDuration(rule.oldestAgeSeconds),
+      rule.delivered, rule.dropped, rule.rejected, rule.expired, rule.deadLettered, orDash(rule.lastSuccess),
+      rule.lastFailure ? `${rule.lastFailure.at} ${rule.lastFailure.reason}` : '-']));
+  const shadows = status.shadows.length === 0 ? '' : `\n${formatTable(['THING', 'SHADOW', 'DIRECTION', 'LAST SYNC', 'LAST ERROR'],
+    status.shadows.map((s) => [s.thing, s.name ?? '(classic)', s.direction, orDash(s.lastSync), orDash(s.lastError)]))}`;
+  return `${head}\n\n${lanes}\n${rules}${shadows}`;
+}
+
+/** outpost sync status|pause|resume|dlq (issue 6). */
+export function registerSync(program: Command, cli: CliContext): void {
+  const sync = program.command('sync').description('the sync agent: durable outbox and bridge to the cloud broker');
+
+  sync.command('status')
+    .description('link state, lanes and per-rule backlog, drops and dead letters')
+    .action(async (_options, command: Command) => {
+      const status = await cli.call<SyncStatus>(command, 'GET', '/v1/sync');
+      cli.print(command, status, () => statusText(status));
+    });
+
+  sync.command('pause')
+    .description('stop sending to the cloud (messages keep being buffered; survives restarts)')
+    .action(async (_options, command: Command) => {
+      const body = await cli.call(command, 'POST', '/v1/sync/pause');
+      cli.print(command, body, () => 'sync paused');
+    });
+
+  sync.command('resume')
+    .description('send again')
+    .action(async (_options, command: Command) => {
+      const body = await cli.call(command, 'POST', '/v1/sync/resume');
+      cli.print(command, body, () => 'sync resumed');
+    });
+
+  const dlq = sync.command('dlq').description('messages the cloud refused for good');
+
+  dlq.command('ls')
+    .description('list dead letters, oldest first, with the reason')
+    .option('-n, --limit <count>', 'at most this many', '100')
+    .action(async (options: { limit: string }, command: Command) => {
+      const body = await cli.call<{ deadLetters: DeadLetter[] }>(command, 'GET', `/v1/sync/dlq?limit=${encodeURIComponent(options.limit)}`);
+      cli.print(command, body, () => formatTable(['ID', 'RULE', 'TOPIC', 'BYTES', 'FAILED', 'REASON'],
+        body.deadLetters.map((d) => [d.id, d.rule, d.cloudTopic, d.bytes, d.failedAt, d.reason])));
+    });
+
+  dlq.command('retry [id]')
+    .description('put a dead letter back in the outbox by ID, or every one with --all')
+    .option('--all', 'retry every dead letter')
+    .action(async (id: string | undefined, options: { all?: boolean }, command: Command) => {
+      let request: Record<string, unknown>;
+      if (options.all) request = { all: true };
+      else if (id !== undefined && /^\d+$/.test(id)) request = { id: Number(id) };
+      else throw new CliError('expected a dead-letter ID, or --all');
+      const body = await cli.call<RetryOutcome>(command, 'POST', '/v1/sync/dlq/retry', request);
+      cli.print(command, body, () => [`retried ${body.retried.length}`, ...body.skipped.map((s) => `skipped ${s.id}: ${s.reason}`)].join('\n'));
+    });
+}

@@ -1,0 +1,141 @@
+import type { Logger } from 'pino';
+import type { MqttClient } from 'mqtt';
+import type { BusMessage, LocalBus } from '../bus.js';
+import type { GroupCommit } from '../store/group-commit.js';
+import { topicMatches } from '../broker/topic.js';
+import type { InboundRule, OutboundRule } from './config.js';
+import type { NewItem, Outbox } from './outbox.js';
+import type { RuleActivity } from './activity.js';
+
+/** Thrown to withhold a device's PUBACK when a reject-new rule's outbox is full. */
+export class OutboxFullError extends Error {
+  constructor(rule: string) {
+    super(`sync outbox full (sync.maxBytes); rule ${rule} rejects new messages`);
+    this.name = 'OutboxFullError';
+  }
+}
+
+/**
+ * Local messages an inbound rule published, so an outbound rule whose filter also matches them
+ * does not send them straight back to the cloud. Counted per topic, consumed as they come by.
+ */
+export class EchoGuard {
+  private readonly expected = new Map<string, number>();
+
+  expect(topic: string): void {
+    this.expected.set(topic, (this.expected.get(topic) ?? 0) + 1);
+  }
+
+  /** Whether this is one of ours (only the daemon's own publishes, which have no client id, can be). */
+  isEcho(message: BusMessage): boolean {
+    if (message.clientId !== undefined) return false;
+    return this.expected.has(message.topic);
+  }
+
+  /** The bus delivered it to every rule, or the publish failed. */
+  settled(topic: string): void {
+    const left = (this.expected.get(topic) ?? 1) - 1;
+    if (left <= 0) this.expected.delete(topic);
+    else this.expected.set(topic, left);
+  }
+}
+
+export function renderTemplate(template: string, values: Record<string, string>): string {
+  return template.replace(/\$\{(topic|clientId)\}/g, (_match, name: string) => values[name]);
+}
+
+/** `local filter → cloud topic`: each matching message is committed to the outbox before its publisher is acknowledged. */
+export class OutboundBridge {
+  private unsubscribers: Array<() => Promise<void>> = [];
+
+  constructor(
+    private readonly bus: LocalBus,
+    private readonly rules: readonly OutboundRule[],
+    private readonly outbox: Outbox,
+    private readonly commit: GroupCommit,
+    private readonly echoes: EchoGuard,
+    private readonly activity: RuleActivity,
+    private readonly committed: (live: boolean) => void,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    for (const rule of this.rules) {
+      this.unsubscribers.push(await this.bus.subscribe(rule.from, (message) => this.store(rule, message), { durable: true }));
+    }
+  }
+
+  async stop(): Promise<void> {
+    const unsubscribers = this.unsubscribers;
+    this.unsubscribers = [];
+    await Promise.all(unsubscribers.map((unsubscribe) => unsubscribe().catch(() => undefined)));
+  }
+
+  /** Resolves once committed (the device's PUBACK follows); rejects to withhold it (reject-new when full, or a failed write). */
+  private async store(rule: OutboundRule, message: BusMessage): Promise<void> {
+    if (this.echoes.isEcho(message)) return;
+    const item: NewItem = {
+      rule: rule.name,
+      priority: rule.priority,
+      live: rule.liveFirst,
+      cloudTopic: renderTemplate(rule.to, { topic: message.topic, clientId: message.clientId ?? 'outpostd' }),
+      localTopic: message.topic,
+      payload: message.payload,
+      qos: rule.qos as 0 | 1,
+      envelope: rule.id === 'envelope',
+      ttlMs: rule.ttlSeconds * 1000,
+    };
+    let outcome;
+    try {
+      outcome = await this.commit.run(() => this.outbox.enqueue(item, rule.overflow));
+    } catch (error) {
+      // e.g. SQLITE_FULL: nothing stored, so the device is not acknowledged and sends it again.
+      this.outbox.reloadFigures();
+      this.outbox.countNotStored(rule.name);
+      this.activity.failed(rule.name, `could not store: ${(error as Error).message}`);
+      this.log.error({ err: error, rule: rule.name }, 'could not store a message in the sync outbox');
+      throw error;
+    }
+    if (outcome.stored) {
+      this.committed(item.live);
+      return;
+    }
+    this.activity.failed(rule.name, `outbox full (sync.maxBytes): ${outcome.policy}`);
+    if (outcome.policy === 'reject-new') throw new OutboxFullError(rule.name);
+  }
+}
+
+/** `cloud filter → local topic`: a cloud message is acknowledged once the local broker took it. */
+export class InboundBridge {
+  constructor(
+    private readonly bus: LocalBus,
+    private readonly rules: readonly InboundRule[],
+    private readonly echoes: EchoGuard,
+    private readonly log: Logger,
+  ) {}
+
+  /** A cloud message; mqtt.js sends its PUBACK once `done` is called, i.e. after the local broker took it. */
+  deliver(packet: { topic: string; payload: Buffer | string }, done: (error?: Error) => void): void {
+    const rule = this.rules.find((candidate) => topicMatches(candidate.from, packet.topic));
+    if (!rule) {
+      done();
+      return;
+    }
+    const topic = renderTemplate(rule.to, { topic: packet.topic, clientId: '' });
+    this.echoes.expect(topic);
+    this.bus.publish({ topic, payload: Buffer.from(packet.payload), qos: rule.qos as 0 | 1 })
+      .then(() => done(), (error: Error) => {
+        this.log.warn({ err: error, topic }, 'could not publish a cloud message locally');
+        done(error);
+      })
+      .finally(() => this.echoes.settled(topic));
+  }
+
+  /** Subscribes to the rules' filters on a new connection. */
+  subscribe(client: MqttClient): void {
+    if (this.rules.length === 0) return;
+    client.subscribe(Object.fromEntries(this.rules.map((rule) => [rule.from, { qos: rule.qos as 0 | 1 }])), (error) => {
+      if (error) this.log.warn({ err: error }, 'could not subscribe to the inbound rules on the cloud broker');
+    });
+  }
+}

@@ -1,0 +1,161 @@
+import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import type { CloudConfig } from './config.js';
+
+type ClientClass = new (streamBuilder: () => Duplex, options: IClientOptions) => MqttClient;
+
+/**
+ * mqtt.js's client class with a socket of our own for mqtt:// and mqtts://: its `connect()` loads
+ * every transport (WebSocket, TLS, SOCKS, …) for ~6 MB of resident memory, where the TCP path
+ * needs only `node:net`. ws:// and wss:// go through mqtt.js's `connect()`.
+ */
+async function clientFactory(url: string): Promise<(options: IClientOptions) => MqttClient> {
+  const { protocol, hostname, port } = new URL(url);
+  if (protocol === 'mqtt:' || protocol === 'mqtts:') {
+    // A CommonJS module with `exports.default`: the class is the default of the default.
+    const Client = ((await import('mqtt/lib/client')).default as unknown as { default: ClientClass }).default;
+    const host = hostname.replace(/^\[|\]$/g, '');
+    if (protocol === 'mqtt:') {
+      const { createConnection } = await import('node:net');
+      return (options) => new Client(() => createConnection({ host, port: Number(port || 1883) }), options);
+    }
+    const [{ connect }, { isIP }] = await Promise.all([import('node:tls'), import('node:net')]);
+    // SNI takes host names only (RFC 6066); AWS IoT Core needs it to pick the account's endpoint.
+    const servername = isIP(host) ? undefined : host;
+    return (options) => new Client(() => connect({
+      host, port: Number(port || 8883), servername,
+      cert: options.cert as Buffer | undefined, key: options.key as Buffer | undefined, ca: options.ca as Buffer | undefined,
+    }), options);
+  }
+  const { connect } = await import('mqtt');
+  return (options) => connect(url, options);
+}
+
+export interface LinkState {
+  online: boolean;
+  /** Wall-clock ISO time of the last change between online and offline. */
+  since: string;
+  lastError?: string;
+  connectAttempts: number;
+}
+
+export interface LinkHandlers {
+  /** A connection is up (CONNACK received); `client` is valid until `onDown`. */
+  onUp(client: MqttClient): void;
+  /** `byPeer`: the connection broke or the cloud closed it, rather than this side stopping. */
+  onDown(byPeer: boolean): void;
+}
+
+/**
+ * The connection to the cloud broker. mqtt.js's own reconnect retries at a fixed period, so it is
+ * off: each attempt is a new client, made after a full-jitter exponential backoff — a fleet of
+ * gateways coming back after an outage spreads its reconnects instead of stampeding the broker.
+ */
+export class CloudLink {
+  private client: MqttClient | undefined;
+  private newClient: ((options: IClientOptions) => MqttClient) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private stopped = false;
+  readonly state: LinkState = { online: false, since: new Date().toISOString(), connectAttempts: 0 };
+
+  constructor(
+    private readonly config: CloudConfig['mqtt'],
+    private readonly handlers: LinkHandlers,
+    private readonly log: Logger,
+    private readonly wallMs: () => number,
+  ) {}
+
+  start(): void {
+    if (this.config.url) this.attempt();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    const client = this.client;
+    this.client = undefined;
+    if (client) await client.endAsync(true).catch(() => undefined);
+    this.down(undefined, false);
+  }
+
+  /** One connection attempt; one that fails before a client exists (e.g. an unreadable key file) is retried like any other. */
+  private attempt(): void {
+    this.connect().catch((error: Error) => {
+      this.log.error({ err: error }, 'cannot connect to the cloud broker');
+      this.state.lastError = error.message;
+      this.scheduleReconnect();
+    });
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    // Loaded on the first connection: a gateway without a cloud pays nothing for mqtt.js.
+    this.newClient ??= await clientFactory(this.config.url!);
+    if (this.stopped) return;
+    this.state.connectAttempts++;
+    const client = this.newClient(this.clientOptions());
+    this.client = client;
+    let wasUp = false;
+    client.on('connect', () => {
+      wasUp = true;
+      this.failures = 0;
+      this.state.online = true;
+      this.state.since = new Date(this.wallMs()).toISOString();
+      this.log.info({ url: this.config.url }, 'cloud link up');
+      this.handlers.onUp(client);
+    });
+    client.on('error', (error) => {
+      this.state.lastError = error.message;
+    });
+    client.once('close', () => {
+      if (this.client !== client) return;
+      this.client = undefined;
+      client.end(true);
+      if (wasUp) this.log.warn({ reason: this.state.lastError }, 'cloud link down');
+      this.down(wasUp ? undefined : this.state.lastError ?? 'connection closed before CONNACK', true);
+      this.scheduleReconnect();
+    });
+  }
+
+  private down(error: string | undefined, byPeer: boolean): void {
+    if (error) this.state.lastError = error;
+    if (!this.state.online) return;
+    this.state.online = false;
+    this.state.since = new Date(this.wallMs()).toISOString();
+    this.handlers.onDown(byPeer);
+  }
+
+  /** Full jitter: uniform in [min, min(max, min·2ⁿ)] after the n-th consecutive failure. */
+  private scheduleReconnect(): void {
+    if (this.stopped) return;
+    const { reconnectMinMs: min, reconnectMaxMs: max } = this.config;
+    const ceiling = Math.min(max, min * 2 ** Math.min(this.failures, 30));
+    this.failures++;
+    const delay = min + Math.random() * (ceiling - min);
+    this.timer = setTimeout(() => this.attempt(), delay);
+  }
+
+  private clientOptions(): IClientOptions {
+    const config = this.config;
+    const file = (path: string | undefined) => (path === undefined ? undefined : readFileSync(path));
+    return {
+      clientId: config.clientId,
+      username: config.username,
+      password: config.password,
+      cert: file(config.cert),
+      key: file(config.key),
+      ca: file(config.ca),
+      keepalive: config.keepalive,
+      protocolVersion: config.protocolVersion,
+      connectTimeout: config.connectTimeoutSeconds * 1000,
+      reconnectPeriod: 0,
+      // A persistent session: the cloud keeps QoS 1 messages for the inbound rules while the link is down.
+      clean: false,
+      queueQoSZero: false,
+      resubscribe: false,
+    };
+  }
+}

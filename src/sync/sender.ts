@@ -1,0 +1,309 @@
+import type { Logger } from 'pino';
+import type { MqttClient } from 'mqtt';
+import type { GroupCommit } from '../store/group-commit.js';
+import type { Outbox, OutboxItem, Removed } from './outbox.js';
+import type { RuleActivity } from './activity.js';
+
+export type Lane = 'live' | 'backlog';
+const PRIORITIES_HIGH_FIRST = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0];
+/** Rows read from the outbox at a time per lane: what the sender holds in memory besides the in-flight window. */
+const READ_BATCH = 256;
+/**
+ * Acknowledged items are deleted in one transaction per this many milliseconds (or per
+ * ACK_FLUSH_ITEMS): one fsync for thousands of PUBACKs. Until then they are skipped if read again,
+ * and a crash in between only sends them once more (a duplicate the id reveals).
+ */
+const ACK_FLUSH_MS = 20;
+const ACK_FLUSH_ITEMS = 4096;
+
+export interface SenderOptions {
+  clientId: string;
+  maxInFlight: number;
+  maxMessageBytes: number;
+  /** Backlog messages per second; 0: unlimited. */
+  drainRate: number;
+  maxAttempts: number;
+}
+
+interface InFlight {
+  item: OutboxItem;
+  lane: Lane;
+}
+
+/** A lane's read position and what it has read ahead. */
+class LaneReader {
+  buffer: OutboxItem[] = [];
+  next = 0;
+  /** Nothing more to read until something new is committed. */
+  exhausted = false;
+
+  take(read: () => OutboxItem[]): OutboxItem | undefined {
+    if (this.next >= this.buffer.length) {
+      if (this.exhausted) return undefined;
+      this.buffer = read();
+      this.next = 0;
+      if (this.buffer.length === 0) {
+        this.exhausted = true;
+        return undefined;
+      }
+    }
+    return this.buffer[this.next++];
+  }
+
+  reset(): void {
+    this.buffer = [];
+    this.next = 0;
+    this.exhausted = false;
+  }
+}
+
+/**
+ * Sends the outbox to the cloud broker over the current connection: two lanes — live (items of
+ * liveFirst rules that arrived while this connection was up) goes first and unthrottled; backlog
+ * (everything older, highest priority first, and every item of strict-order rules) at
+ * `drainRate` — through a window of QoS 1 publishes. An item is deleted only after its PUBACK.
+ * When a connection ends, everything unacknowledged is read again from the outbox on the next
+ * one, in the same order: at least once, with the item id to spot duplicates.
+ */
+export class Sender {
+  private client: MqttClient | undefined;
+  private readonly inFlight = new Map<number, InFlight>();
+  private readonly live = new LaneReader();
+  private readonly backlog = new LaneReader();
+  private liveCursor = 0;
+  private readonly backlogCursors = new Array<number>(10).fill(0);
+  private watermark = 0;
+  private acked: Removed[] = [];
+  /** Ids of `acked` and of deletions being committed. */
+  private readonly deleting = new Set<number>();
+  private ackTimer: NodeJS.Timeout | undefined;
+  private pumpScheduled = false;
+  private refillTimer: NodeJS.Timeout | undefined;
+  private tokens = 0;
+  private refilledAt = 0;
+  paused = false;
+  /** Acknowledged messages per lane since the last rate sample. */
+  readonly ackedSinceSample: Record<Lane, number> = { live: 0, backlog: 0 };
+
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly commit: GroupCommit,
+    private readonly activity: RuleActivity,
+    private readonly options: SenderOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** A connection came up: the outbox as it is now is the backlog; the live lane starts after it. */
+  connected(client: MqttClient): void {
+    this.client = client;
+    this.watermark = this.outbox.startBacklog();
+    this.liveCursor = this.watermark;
+    this.backlogCursors.fill(0);
+    this.live.reset();
+    this.backlog.reset();
+    this.refilledAt = performance.now();
+    this.tokens = 0;
+    this.schedulePump();
+  }
+
+  /**
+   * The connection ended. When the peer ended it, the oldest unacknowledged item is the likely
+   * cause if the cloud closed it on a refused publish (MQTT 3.1.1 has no negative PUBACK).
+   */
+  disconnected(byPeer: boolean): void {
+    this.client = undefined;
+    clearTimeout(this.refillTimer);
+    const suspect = this.inFlight.values().next().value as InFlight | undefined;
+    this.inFlight.clear();
+    this.live.reset();
+    this.backlog.reset();
+    if (suspect && byPeer) void this.blame(suspect.item);
+  }
+
+  /** Something new was committed to the outbox. */
+  wake(live: boolean): void {
+    if (live) this.live.exhausted = false;
+    else this.backlog.exhausted = false;
+    this.schedulePump();
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.schedulePump();
+  }
+
+  inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** Commits the deletions of what the cloud acknowledged (also before stopping). */
+  flushAcks(): Promise<void> {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    if (this.acked.length === 0) return Promise.resolve();
+    const items = this.acked;
+    this.acked = [];
+    return this.commit.run(() => this.outbox.acknowledge(items)).then(
+      () => undefined,
+      (error) => {
+        // Not deleted: sent again later (a duplicate the id reveals), never lost.
+        this.log.error({ err: error }, 'could not delete acknowledged items from the outbox');
+        this.outbox.reloadFigures();
+      },
+    ).finally(() => {
+      for (const item of items) this.deleting.delete(item.id);
+    });
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (!this.client || this.paused) return;
+    while (this.inFlight.size < this.options.maxInFlight) {
+      const next = this.nextLive() ?? this.nextBacklog();
+      if (!next) return;
+      this.send(next.item, next.lane);
+    }
+  }
+
+  private nextLive(): { item: OutboxItem; lane: Lane } | undefined {
+    const item = this.live.take(() => {
+      const rows = this.outbox.live(this.liveCursor, READ_BATCH);
+      if (rows.length > 0) this.liveCursor = rows[rows.length - 1].id;
+      return rows;
+    });
+    return item && { item, lane: 'live' };
+  }
+
+  private nextBacklog(): { item: OutboxItem; lane: Lane } | undefined {
+    if (!this.takeToken()) return undefined;
+    const item = this.backlog.take(() => {
+      for (const priority of PRIORITIES_HIGH_FIRST) {
+        const rows = this.outbox.backlog(priority, this.backlogCursors[priority], this.watermark, READ_BATCH);
+        if (rows.length > 0) {
+          this.backlogCursors[priority] = rows[rows.length - 1].id;
+          return rows;
+        }
+      }
+      return [];
+    });
+    if (!item) this.tokens++;
+    return item && { item, lane: 'backlog' };
+  }
+
+  /** Token bucket for the backlog lane: at most drainRate per second, bursts of a tenth of a second. */
+  private takeToken(): boolean {
+    const rate = this.options.drainRate;
+    if (rate === 0) return true;
+    const now = performance.now();
+    this.tokens = Math.min(Math.max(1, rate / 10), this.tokens + ((now - this.refilledAt) * rate) / 1000);
+    this.refilledAt = now;
+    if (this.tokens >= 1) {
+      this.tokens--;
+      return true;
+    }
+    if (!this.backlog.exhausted) {
+      clearTimeout(this.refillTimer);
+      this.refillTimer = setTimeout(() => this.schedulePump(), Math.max(1, Math.ceil((1 - this.tokens) * 1000 / rate)));
+    }
+    return false;
+  }
+
+  private send(item: OutboxItem, lane: Lane): void {
+    // Acknowledged on an earlier connection, its deletion not committed yet.
+    if (this.deleting.has(item.id)) return;
+    // Its TTL ran out while it waited: the expiry sweep deletes and counts it.
+    if (this.outbox.isExpired(item)) return;
+    const id = `${this.options.clientId}:${item.id}`;
+    const topic = item.cloudTopic.replaceAll('${id}', id);
+    const payload = item.envelope ? envelope(id, item) : item.payload;
+    const size = Buffer.byteLength(topic) + payload.length;
+    if (size > this.options.maxMessageBytes) {
+      void this.deadLetter(item, `MessageTooLarge: ${size} bytes of topic and payload, cloud.mqtt.maxMessageBytes is ${this.options.maxMessageBytes}`);
+      return;
+    }
+    const invalid = invalidTopic(topic);
+    if (invalid) {
+      void this.deadLetter(item, `InvalidTopic: "${topic}" ${invalid}`);
+      return;
+    }
+    const client = this.client!;
+    this.inFlight.set(item.id, { item, lane });
+    client.publish(topic, payload, { qos: item.qos }, (error) => {
+      if (this.client !== client || !this.inFlight.has(item.id)) return;
+      this.inFlight.delete(item.id);
+      const code = (error as { code?: unknown } | undefined)?.code;
+      if (error && typeof code === 'number') {
+        // MQTT 5: a PUBACK reason code ≥ 0x80 is the cloud's final word on this message.
+        void this.deadLetter(item, `PUBACK reason code ${code}: ${error.message}`);
+      } else if (!error) {
+        this.acknowledged(item, lane);
+      }
+      this.schedulePump();
+    });
+  }
+
+  private acknowledged(item: OutboxItem, lane: Lane): void {
+    this.acked.push(item);
+    this.deleting.add(item.id);
+    if (this.acked.length >= ACK_FLUSH_ITEMS) void this.flushAcks();
+    else this.ackTimer ??= setTimeout(() => void this.flushAcks(), ACK_FLUSH_MS);
+    this.ackedSinceSample[lane]++;
+    this.activity.succeeded(item.rule);
+  }
+
+  private async blame(item: OutboxItem): Promise<void> {
+    try {
+      const attempts = await this.commit.run(() => this.outbox.blame(item.id));
+      if (attempts >= this.options.maxAttempts) {
+        await this.deadLetter(item, `ConnectionClosed: the cloud closed the connection ${attempts} times with this message unacknowledged (not authorised, or too large?)`);
+      }
+    } catch (error) {
+      this.log.error({ err: error }, 'could not count a failed delivery attempt');
+    }
+  }
+
+  private async deadLetter(item: OutboxItem, reason: string): Promise<void> {
+    this.activity.failed(item.rule, reason);
+    try {
+      if (await this.commit.run(() => this.outbox.deadLetter(item.id, reason))) {
+        this.log.warn({ rule: item.rule, item: item.id, reason }, 'sync item dead-lettered');
+      }
+    } catch (error) {
+      this.log.error({ err: error }, 'could not dead-letter a sync item');
+      this.outbox.reloadFigures();
+    }
+  }
+}
+
+/** What the cloud sees with `id: envelope`: the payload as JSON when it is JSON, else base64. */
+function envelope(id: string, item: OutboxItem): Buffer {
+  const text = item.payload.toString('utf8');
+  let payload: { payload: unknown } | { payloadBase64: string };
+  try {
+    payload = { payload: JSON.parse(text) as unknown };
+  } catch {
+    payload = { payloadBase64: item.payload.toString('base64') };
+  }
+  return Buffer.from(JSON.stringify({ id, topic: item.localTopic, ts: item.enqueuedWall, ...payload }));
+}
+
+/** Why a cloud topic cannot be published to (MQTT 3.1.1 §4.7), else undefined. */
+function invalidTopic(topic: string): string | undefined {
+  if (topic.length === 0) return 'is empty';
+  if (/[+#]/.test(topic)) return 'contains a wildcard';
+  if (topic.includes('\u0000')) return 'contains U+0000';
+  if (Buffer.byteLength(topic) > 65535) return 'is longer than 65535 bytes';
+  return undefined;
+}

@@ -1,0 +1,242 @@
+import type { Logger } from 'pino';
+import type { MqttClient } from 'mqtt';
+import type { BusMessage, LocalBus } from '../bus.js';
+import type { Store } from '../store/store.js';
+import type { JsonObject, ShadowState } from '../shadows/document.js';
+import type { ShadowRule } from './config.js';
+import { planSync, type StatePatch } from './shadow-merge.js';
+
+const REQUEST_TIMEOUT_MS = 10_000;
+/** A sync that failed while online is tried again after this long. */
+const RETRY_MS = 5_000;
+/** Version conflicts (409) in a row before a sync gives up until the next change or retry. */
+const MAX_CONFLICTS = 3;
+
+interface ShadowResponse { outcome: 'accepted' | 'rejected'; body: Record<string, any> }
+interface ShadowSide { state: ShadowState; version?: number }
+
+export interface ShadowSyncStatus {
+  thing: string;
+  name: string | null;
+  direction: ShadowRule['direction'];
+  lastSync: string | null;
+  lastError: string | null;
+}
+
+const shadowPrefix = (rule: { thing: string; name?: string }) => `$aws/things/${rule.thing}/shadow${rule.name ? `/name/${rule.name}` : ''}`;
+const keyOf = (thing: string, name: string | undefined) => `${thing}\u0000${name ?? ''}`;
+
+/** Requests on the AWS IoT shadow topics of one broker, answered by clientToken. */
+class ShadowChannel {
+  private readonly pending = new Map<string, { resolve: (response: ShadowResponse) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  private tokens = 0;
+
+  constructor(private readonly side: string, private readonly publish: (topic: string, payload: string) => Promise<void>) {}
+
+  request(rule: ShadowRule, operation: 'get' | 'update', body: Record<string, unknown>): Promise<ShadowResponse> {
+    const clientToken = `outpost-sync-${++this.tokens}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(clientToken);
+        reject(new Error(`no answer from the ${this.side} shadow ${operation} in ${REQUEST_TIMEOUT_MS / 1000} s`));
+      }, REQUEST_TIMEOUT_MS);
+      this.pending.set(clientToken, { resolve, reject, timer });
+      this.publish(`${shadowPrefix(rule)}/${operation}`, JSON.stringify({ ...body, clientToken })).catch((error: Error) => {
+        clearTimeout(timer);
+        this.pending.delete(clientToken);
+        reject(error);
+      });
+    });
+  }
+
+  /** An `/accepted` or `/rejected` message: settles the request with its clientToken, if ours. */
+  receive(topic: string, payload: Buffer): void {
+    const outcome = topic.endsWith('/accepted') ? 'accepted' : topic.endsWith('/rejected') ? 'rejected' : undefined;
+    if (!outcome) return;
+    let body: Record<string, any>;
+    try {
+      body = JSON.parse(payload.toString('utf8')) as Record<string, any>;
+    } catch {
+      return;
+    }
+    const waiting = typeof body.clientToken === 'string' ? this.pending.get(body.clientToken) : undefined;
+    if (!waiting) return;
+    clearTimeout(waiting.timer);
+    this.pending.delete(body.clientToken);
+    waiting.resolve({ outcome, body });
+  }
+
+  failAll(reason: string): void {
+    for (const [token, waiting] of this.pending) {
+      clearTimeout(waiting.timer);
+      waiting.reject(new Error(reason));
+      this.pending.delete(token);
+    }
+  }
+}
+
+/**
+ * Keeps the configured local shadows in sync with the cloud's AWS IoT shadows over the cloud MQTT
+ * connection: a full sync of each on every (re)connect, then one whenever either side publishes
+ * `/update/documents`. Each sync reads both sides through their shadow topics (never the shadow
+ * service's tables), merges three-way against the last synced document kept here, and writes the
+ * differences with the version read as optimistic lock. Requests for one shadow are merged: a
+ * change during a sync only marks it to run once more.
+ */
+export class ShadowSync {
+  private readonly rules = new Map<string, ShadowRule>();
+  private readonly running = new Map<string, { again: boolean }>();
+  private readonly outcomes = new Map<string, { lastSync?: string; lastError?: string }>();
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  private readonly local: ShadowChannel;
+  private cloud: ShadowChannel | undefined;
+  private unsubscribe: (() => Promise<void>) | undefined;
+
+  constructor(
+    private readonly bus: LocalBus,
+    private readonly store: Store,
+    rules: readonly ShadowRule[],
+    private readonly wallMs: () => number,
+    private readonly log: Logger,
+  ) {
+    for (const rule of rules) this.rules.set(keyOf(rule.thing, rule.name), rule);
+    this.local = new ShadowChannel('local', (topic, payload) => bus.publish({ topic, payload, qos: 1 }));
+  }
+
+  async start(): Promise<void> {
+    if (this.rules.size === 0) return;
+    this.unsubscribe = await this.bus.subscribe('$aws/things/+/shadow/#', (message) => this.fromLocal(message));
+  }
+
+  async stop(): Promise<void> {
+    for (const timer of this.retryTimers.values()) clearTimeout(timer);
+    await this.unsubscribe?.();
+    this.local.failAll('stopping');
+    this.cloud?.failAll('stopping');
+  }
+
+  /** Whether a cloud message is for shadow sync (AWS IoT reserved shadow topics). */
+  handles(topic: string): boolean {
+    return topic.startsWith('$aws/things/');
+  }
+
+  /** A new cloud connection: subscribe to the shadows' topics there, then a full sync of each. */
+  connected(client: MqttClient): void {
+    if (this.rules.size === 0) return;
+    const channel = new ShadowChannel('cloud', (topic, payload) => client.publishAsync(topic, payload, { qos: 1 }).then(() => undefined));
+    this.cloud = channel;
+    const filters = [...this.rules.values()].flatMap((rule) => [`${shadowPrefix(rule)}/get/+`, `${shadowPrefix(rule)}/update/+`]);
+    client.subscribe(filters, { qos: 1 }, (error) => {
+      if (error) {
+        this.log.warn({ err: error }, 'could not subscribe to the cloud shadow topics');
+        return;
+      }
+      if (this.cloud === channel) for (const key of this.rules.keys()) this.schedule(key);
+    });
+  }
+
+  disconnected(): void {
+    this.cloud?.failAll('cloud link down');
+    this.cloud = undefined;
+  }
+
+  fromCloud(topic: string, payload: Buffer): void {
+    this.cloud?.receive(topic, payload);
+    if (topic.endsWith('/update/documents')) this.changed(topic);
+  }
+
+  status(): ShadowSyncStatus[] {
+    return [...this.rules.entries()].map(([key, rule]) => {
+      const outcome = this.outcomes.get(key) ?? {};
+      return { thing: rule.thing, name: rule.name ?? null, direction: rule.direction, lastSync: outcome.lastSync ?? null, lastError: outcome.lastError ?? null };
+    });
+  }
+
+  private fromLocal(message: BusMessage): void {
+    this.local.receive(message.topic, message.payload);
+    if (message.topic.endsWith('/update/documents')) this.changed(message.topic);
+  }
+
+  /** `$aws/things/{thing}/shadow[/name/{name}]/update/documents` of a configured shadow: sync it. */
+  private changed(topic: string): void {
+    const levels = topic.split('/');
+    const name = levels.length === 8 && levels[4] === 'name' ? levels[5] : undefined;
+    const key = keyOf(levels[2], name);
+    if (this.rules.has(key)) this.schedule(key);
+  }
+
+  private schedule(key: string): void {
+    if (!this.cloud) return; // the next connect syncs everything
+    const running = this.running.get(key);
+    if (running) {
+      running.again = true;
+      return;
+    }
+    const state = { again: false };
+    this.running.set(key, state);
+    void (async () => {
+      do {
+        state.again = false;
+        await this.syncOnce(key);
+      } while (state.again && this.cloud);
+      this.running.delete(key);
+    })();
+  }
+
+  private async syncOnce(key: string): Promise<void> {
+    const rule = this.rules.get(key)!;
+    const outcome = this.outcomes.get(key) ?? {};
+    this.outcomes.set(key, outcome);
+    clearTimeout(this.retryTimers.get(key));
+    try {
+      for (let conflicts = 0; ; conflicts++) {
+        if (await this.reconcile(rule)) break;
+        if (conflicts + 1 >= MAX_CONFLICTS) throw new Error(`version conflict ${MAX_CONFLICTS} times in a row`);
+      }
+      outcome.lastSync = new Date(this.wallMs()).toISOString();
+      outcome.lastError = undefined;
+    } catch (error) {
+      outcome.lastError = (error as Error).message;
+      this.log.warn({ thing: rule.thing, shadow: rule.name, err: error }, 'shadow sync failed');
+      if (this.cloud) this.retryTimers.set(key, setTimeout(() => this.schedule(key), RETRY_MS).unref());
+    }
+  }
+
+  /** One read-merge-write round; false on a version conflict (someone wrote in between: read again). */
+  private async reconcile(rule: ShadowRule): Promise<boolean> {
+    const cloudChannel = this.cloud;
+    if (!cloudChannel) throw new Error('cloud link down');
+    const [local, cloud] = await Promise.all([read(this.local, rule), read(cloudChannel, rule)]);
+    const plan = planSync(this.base(rule), local.state, cloud.state, rule.direction);
+    if (plan.cloud && !(await write(cloudChannel, rule, plan.cloud, cloud.version))) return false;
+    if (plan.local && !(await write(this.local, rule, plan.local, local.version))) return false;
+    await this.store.commit.run(() => this.store.db.prepare(`INSERT INTO sync_shadows (thing, name, base, synced_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT (thing, name) DO UPDATE SET base = excluded.base, synced_at = excluded.synced_at`)
+      .run(rule.thing, rule.name ?? '', JSON.stringify(plan.base), this.wallMs()));
+    return true;
+  }
+
+  private base(rule: ShadowRule): ShadowState {
+    const row = this.store.db.prepare('SELECT base FROM sync_shadows WHERE thing = ? AND name = ?').get(rule.thing, rule.name ?? '') as { base: string } | undefined;
+    return row ? JSON.parse(row.base) as ShadowState : {};
+  }
+}
+
+/** A side's shadow state; a shadow that does not exist (404) is empty, with no version to lock on. */
+async function read(channel: ShadowChannel, rule: ShadowRule): Promise<ShadowSide> {
+  const response = await channel.request(rule, 'get', {});
+  if (response.outcome === 'rejected') {
+    if (response.body.code === 404) return { state: {} };
+    throw new Error(`shadow get rejected: ${response.body.code} ${response.body.message}`);
+  }
+  const { desired, reported } = (response.body.state ?? {}) as { desired?: JsonObject; reported?: JsonObject };
+  return { state: { ...(desired ? { desired } : {}), ...(reported ? { reported } : {}) }, version: response.body.version as number };
+}
+
+/** Writes the patch with the version read; false on 409 (version conflict). */
+async function write(channel: ShadowChannel, rule: ShadowRule, state: StatePatch, version: number | undefined): Promise<boolean> {
+  const response = await channel.request(rule, 'update', { state, ...(version === undefined ? {} : { version }) });
+  if (response.outcome === 'accepted') return true;
+  if (response.body.code === 409) return false;
+  throw new Error(`shadow update rejected: ${response.body.code} ${response.body.message}`);
+}

@@ -1,0 +1,102 @@
+import type { LinkState } from './cloud-link.js';
+import type { Outbox } from './outbox.js';
+import type { RuleActivity } from './activity.js';
+import type { Lane, Sender } from './sender.js';
+import type { ShadowSyncStatus } from './shadow-sync.js';
+
+export interface RuleStatus {
+  rule: string;
+  backlog: number;
+  backlogBytes: number;
+  oldestAgeSeconds: number | null;
+  delivered: number;
+  dropped: number;
+  rejected: number;
+  expired: number;
+  deadLettered: number;
+  lastSuccess: string | null;
+  lastFailure: { at: string; reason: string } | null;
+}
+
+export interface LaneStatus {
+  lane: Lane;
+  items: number;
+  bytes: number;
+  /** Acknowledged messages per second, smoothed over the last seconds. */
+  drainRate: number;
+  /** Seconds until the lane is empty at that rate; null when it is not draining. */
+  etaSeconds: number | null;
+}
+
+export interface SyncStatus {
+  enabled: boolean;
+  online: boolean;
+  since: string;
+  lastError: string | null;
+  paused: boolean;
+  inFlight: number;
+  outbox: { items: number; bytes: number; maxBytes: number };
+  deadLetters: number;
+  lanes: LaneStatus[];
+  rules: RuleStatus[];
+  shadows: ShadowSyncStatus[];
+}
+
+/** Smoothed acknowledgements per second per lane, sampled once a second. */
+export class DrainRates {
+  readonly rates: Record<Lane, number> = { live: 0, backlog: 0 };
+
+  sample(sender: Sender, seconds: number): void {
+    for (const lane of ['live', 'backlog'] as const) {
+      const current = sender.ackedSinceSample[lane] / seconds;
+      sender.ackedSinceSample[lane] = 0;
+      this.rates[lane] = this.rates[lane] === 0 ? current : 0.5 * this.rates[lane] + 0.5 * current;
+    }
+  }
+}
+
+export function syncStatus(parts: {
+  enabled: boolean; link: LinkState; sender: Sender; outbox: Outbox; activity: RuleActivity; rates: DrainRates; maxBytes: number; ruleNames: string[]; shadows: ShadowSyncStatus[];
+}): SyncStatus {
+  const { outbox, sender, rates } = parts;
+  const lanes: LaneStatus[] = [
+    { lane: 'live', items: outbox.totalCount - outbox.backlogCount, bytes: outbox.totalBytes - outbox.backlogBytes, drainRate: round(rates.rates.live), etaSeconds: null },
+    { lane: 'backlog', items: outbox.backlogCount, bytes: outbox.backlogBytes, drainRate: round(rates.rates.backlog), etaSeconds: null },
+  ];
+  for (const lane of lanes) lane.etaSeconds = lane.items === 0 ? 0 : lane.drainRate > 0 ? Math.ceil(lane.items / lane.drainRate) : null;
+  const names = [...new Set([...parts.ruleNames, ...outbox.rules()])];
+  return {
+    enabled: parts.enabled,
+    online: parts.link.online,
+    since: parts.link.since,
+    lastError: parts.link.lastError ?? null,
+    paused: sender.paused,
+    inFlight: sender.inFlightCount(),
+    outbox: { items: outbox.totalCount, bytes: outbox.totalBytes, maxBytes: parts.maxBytes },
+    deadLetters: outbox.deadLetterCount(),
+    lanes,
+    rules: names.map((rule) => {
+      const figures = outbox.figuresOf(rule);
+      const outcomes = parts.activity.of(rule);
+      const age = outbox.oldestAgeMs(rule);
+      return {
+        rule,
+        backlog: figures.count,
+        backlogBytes: figures.bytes,
+        oldestAgeSeconds: age === undefined ? null : Math.max(0, Math.round(age / 1000)),
+        delivered: outcomes.delivered,
+        dropped: figures.dropped,
+        rejected: figures.rejected,
+        expired: figures.expired,
+        deadLettered: figures.deadLettered,
+        lastSuccess: outcomes.lastSuccessMs === undefined ? null : new Date(outcomes.lastSuccessMs).toISOString(),
+        lastFailure: outcomes.lastFailure ?? null,
+      };
+    }),
+    shadows: parts.shadows,
+  };
+}
+
+function round(rate: number): number {
+  return Math.round(rate * 10) / 10;
+}

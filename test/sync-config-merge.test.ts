@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { validateConfig } from '../src/config/load.js';
+import { merge3, patch, planSync } from '../src/sync/shadow-merge.js';
+
+describe('sync configuration', () => {
+  it('accepts a full cloud and sync section and fills the defaults', () => {
+    const config = validateConfig({
+      cloud: { mqtt: { url: 'mqtts://example.iot.eu-west-1.amazonaws.com:8883', clientId: 'gw1' }, s3: { bucket: 'b', forcePathStyle: true } },
+      sync: { outbound: [{ name: 'telemetry', from: 'sensors/#', to: 'gw1/${topic}' }], inbound: [{ name: 'cmd', from: 'cmd/#' }], shadows: [{ thing: 'pump' }] },
+    }, 'test');
+    expect(config.cloud.mqtt).toMatchObject({ keepalive: 30, protocolVersion: 4, reconnectMinMs: 1000, reconnectMaxMs: 60000, maxInFlight: 256 });
+    expect(config.cloud.s3).toMatchObject({ region: 'us-east-1', prefix: '', forcePathStyle: true });
+    expect(config.sync).toMatchObject({ maxBytes: 64 * 1024 * 1024, maxAgeSeconds: 0, drainRate: 5000 });
+    expect(config.sync.outbound[0]).toEqual({ name: 'telemetry', from: 'sensors/#', to: 'gw1/${topic}', qos: 1, priority: 5, ttlSeconds: 0, overflow: 'drop-oldest', liveFirst: true, id: 'envelope' });
+    expect(config.sync.inbound[0]).toEqual({ name: 'cmd', from: 'cmd/#', to: '${topic}', qos: 1 });
+    expect(config.sync.shadows[0]).toEqual({ thing: 'pump', direction: 'both' });
+  });
+
+  it('names the key and what was expected for bad values', () => {
+    expect(() => validateConfig({ cloud: { mqtt: { url: 'http://x' } } }, 'test')).toThrow(/cloud\.mqtt\.url: expected an mqtt:\/\/, mqtts:\/\/, ws:\/\/ or wss:\/\/ URL/);
+    expect(() => validateConfig({ cloud: { mqtt: { url: 'mqtt://host:port' } } }, 'test')).toThrow(/cloud\.mqtt\.url: expected/);
+    expect(() => validateConfig({ cloud: { mqtt: { cert: '/c.pem' } } }, 'test')).toThrow(/cloud\.mqtt: expected both "cert" and "key" or neither/);
+    expect(() => validateConfig({ sync: { outbound: [{ name: 'a', from: 'a/#/b' }] } }, 'test')).toThrow(/sync\.outbound\.0\.from: expected a valid MQTT topic filter/);
+    expect(() => validateConfig({ sync: { outbound: [{ name: 'a', from: 'a', overflow: 'drop-newest' }] } }, 'test')).toThrow(/overflow: expected "drop-oldest", "reject-new" or "drop-lowest-priority"/);
+    expect(() => validateConfig({ sync: { outbound: [{ name: 'a', from: 'a', priority: 10 }] } }, 'test')).toThrow(/priority: expected a priority 0-9/);
+    expect(() => validateConfig({ sync: { outbound: [{ name: 'a', from: 'a' }, { name: 'a', from: 'b' }] } }, 'test')).toThrow(/expected unique outbound rule names/);
+    expect(() => validateConfig({ sync: { shadows: [{ thing: 'pump', direction: 'up' }] } }, 'test')).toThrow(/direction: expected "both", "device-to-cloud" or "cloud-to-device"/);
+    expect(() => validateConfig({ sync: { bogus: 1 } }, 'test')).toThrow(/sync\.bogus: unknown key/);
+    expect(() => validateConfig({ sync: { inbound: [{ name: 'i', from: 'a/#', to: 'b/#' }] } }, 'test')).toThrow(/sync\.inbound\.0\.to: expected a topic template without/);
+  });
+});
+
+describe('shadow three-way merge', () => {
+  it('takes each side’s own changes and lets the winner decide conflicts, key by key and nested', () => {
+    const base = { a: 1, b: 1, n: { x: 1, y: 1 } };
+    const local = { a: 2, b: 1, n: { x: 2, y: 1 }, l: true };
+    const cloud = { a: 3, b: 5, n: { x: 1, y: 3 } };
+    expect(merge3(base, local, cloud, 'local')).toEqual({ a: 2, b: 5, n: { x: 2, y: 3 }, l: true });
+    expect(merge3(base, local, cloud, 'cloud')).toEqual({ a: 3, b: 5, n: { x: 2, y: 3 }, l: true });
+    // A key removed on one side and unchanged on the other is removed.
+    expect(merge3({ a: 1, b: 2 }, { a: 1 }, { a: 1, b: 2 }, 'cloud')).toEqual({ a: 1 });
+  });
+
+  it('patches only what differs, with null for removed keys', () => {
+    expect(patch({ a: 1, b: { c: 1, d: 2 } }, { a: 1, b: { c: 2 }, e: [1] })).toEqual({ b: { c: 2, d: null }, e: [1] });
+    expect(patch({ a: 1 }, { a: 1 })).toBeUndefined();
+  });
+
+  it('plans the writes per direction', () => {
+    const base = { desired: { speed: 5 }, reported: { temp: 20 } };
+    const local = { desired: { speed: 7 }, reported: { temp: 21 } };
+    const cloud = { desired: { speed: 9 }, reported: { temp: 99 } };
+    expect(planSync(base, local, cloud, 'both')).toEqual({
+      base: { desired: { speed: 9 }, reported: { temp: 21 } },
+      cloud: { reported: { temp: 21 } },
+      local: { desired: { speed: 9 } },
+    });
+    expect(planSync(base, local, cloud, 'device-to-cloud')).toEqual({ base: local, cloud: { desired: { speed: 7 }, reported: { temp: 21 } } });
+    expect(planSync(base, local, cloud, 'cloud-to-device')).toEqual({ base: cloud, local: { desired: { speed: 9 }, reported: { temp: 99 } } });
+    expect(planSync({}, {}, { desired: { on: true } }, 'both')).toEqual({ base: { desired: { on: true } }, cloud: undefined, local: { desired: { on: true } } });
+  });
+});

@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDaemon } from './helpers/daemon.js';
+import { eventually } from './helpers/eventually.js';
+import { outpost } from './helpers/mqtt.js';
+import { ShadowMqttClient } from './helpers/shadow.js';
+import { freePort } from './sync-cloud.js';
+
+// The cloud is a second outpostd: its broker serves the AWS IoT shadow topics, versions and 409s included.
+const SHADOW_TOPICS = { allowAnonymous: true, anonymousPolicy: { publish: ['#', '$aws/#'], subscribe: ['#', '$aws/#'] } };
+const TOPIC = '$aws/things/pump/shadow';
+const NAMED = '$aws/things/pump/shadow/name/config';
+
+describe('shadow sync with an AWS IoT-compatible cloud', () => {
+  let cloudPort: number;
+  let cloud: TestDaemon;
+  let gateway: TestDaemon;
+  const gatewayConfig = () => ({
+    mqtt: SHADOW_TOPICS,
+    cloud: { mqtt: { url: `mqtt://127.0.0.1:${cloudPort}`, clientId: 'gw-shadows', reconnectMinMs: 100, reconnectMaxMs: 300 } },
+    sync: { shadows: [{ thing: 'pump' }, { thing: 'pump', name: 'config', direction: 'cloud-to-device' }] },
+  });
+
+  const get = async (url: string, topic: string) => {
+    const client = await ShadowMqttClient.connect(url, { clientId: `reader-${Math.random().toString(36).slice(2)}` }, [`${topic}/get/+`]);
+    try {
+      const answer = await client.request(`${topic}/get`);
+      return answer.outcome === 'accepted' ? answer.body : undefined;
+    } finally {
+      client.end();
+    }
+  };
+  const update = async (url: string, topic: string, state: unknown) => {
+    const client = await ShadowMqttClient.connect(url, { clientId: `writer-${Math.random().toString(36).slice(2)}` }, [`${topic}/update/+`]);
+    try {
+      const answer = await client.request(`${topic}/update`, { state });
+      expect(answer.outcome).toBe('accepted');
+    } finally {
+      client.end();
+    }
+  };
+  const cloudUrl = () => `mqtt://127.0.0.1:${cloudPort}`;
+
+  beforeAll(async () => {
+    cloudPort = await freePort();
+    cloud = await TestDaemon.start({ config: { mqtt: { ...SHADOW_TOPICS, port: cloudPort } } });
+    gateway = await TestDaemon.start({ config: gatewayConfig() });
+  });
+
+  afterAll(async () => {
+    await gateway?.cleanup();
+    await cloud?.cleanup();
+  });
+
+  it('sends local reported state to the cloud and cloud desired state to the device', async () => {
+    await update(gateway.mqttUrl, TOPIC, { reported: { temp: 20 } });
+    await eventually(async () => (await get(cloudUrl(), TOPIC))?.state?.reported?.temp === 20);
+    const device = await ShadowMqttClient.connect(gateway.mqttUrl, { clientId: 'pump' }, [`${TOPIC}/update/delta`]);
+    try {
+      await update(cloudUrl(), TOPIC, { desired: { speed: 5 } });
+      const delta = await device.nextEvent(`${TOPIC}/update/delta`, 8000);
+      expect(delta.state).toEqual({ speed: 5 });
+    } finally {
+      device.end();
+    }
+    const local = await get(gateway.mqttUrl, TOPIC);
+    expect(local.state).toMatchObject({ desired: { speed: 5 }, reported: { temp: 20 } });
+    const status = JSON.parse((await outpost(gateway.socket, ['sync', 'status', '--json'])).stdout);
+    expect(status.shadows).toContainEqual(expect.objectContaining({ thing: 'pump', name: null, direction: 'both', lastSync: expect.any(String), lastError: null }));
+  });
+
+  it('merges changes made on both sides while apart: reported — local wins, desired — cloud wins', async () => {
+    await eventually(async () => (await get(cloudUrl(), TOPIC))?.state?.desired?.speed === 5 && (await get(gateway.mqttUrl, TOPIC))?.state?.desired?.speed === 5);
+    await cloud.stop();
+    await update(gateway.mqttUrl, TOPIC, { reported: { temp: 21 }, desired: { speed: 7 } });
+    await gateway.stop();
+    // The cloud changes too while the gateway is away (a desired change the device has not seen).
+    cloud = await TestDaemon.start({ dataDir: cloud.dataDir, config: { mqtt: { ...SHADOW_TOPICS, port: cloudPort } } });
+    await update(cloudUrl(), TOPIC, { reported: { temp: 99, extra: 1 }, desired: { speed: 9, color: 'red' } });
+    await update(cloudUrl(), NAMED, { desired: { interval: 60 } });
+
+    gateway = await TestDaemon.start({ dataDir: gateway.dataDir, config: gatewayConfig() });
+    const expected = { desired: { speed: 9, color: 'red' }, reported: { temp: 21, extra: 1 } };
+    await eventually(async () => {
+      const [local, remote] = [await get(gateway.mqttUrl, TOPIC), await get(cloudUrl(), TOPIC)];
+      return JSON.stringify(local?.state) === JSON.stringify({ ...expected, delta: { speed: 9, color: 'red' } })
+        && JSON.stringify(remote?.state) === JSON.stringify(local?.state);
+    }, 10_000, 200).catch(async (error) => {
+      throw new Error(`${error.message}: local ${JSON.stringify((await get(gateway.mqttUrl, TOPIC))?.state)}, cloud ${JSON.stringify((await get(cloudUrl(), TOPIC))?.state)}`);
+    });
+    // cloud-to-device: the named shadow follows the cloud.
+    await eventually(async () => (await get(gateway.mqttUrl, NAMED))?.state?.desired?.interval === 60);
+  });
+
+  it('cloud-to-device shadows do not send local changes to the cloud', async () => {
+    await update(gateway.mqttUrl, NAMED, { reported: { interval: 60 } });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect((await get(cloudUrl(), NAMED)).state.reported).toBeUndefined();
+  });
+});
