@@ -9,7 +9,7 @@ import { AsyncEventStore, type DeadLetter, type EventSource } from './async-stor
 import { functionRoot } from './bundle.js';
 import { readLog, type LogChunk } from './logs.js';
 import { FunctionMetrics } from './metrics.js';
-import { apiErrors } from './errors.js';
+import { apiErrors, FunctionApiError } from './errors.js';
 import type { DeployOutcome } from './deploy.js';
 import type { Invocation, InvokeResult } from './runtime/pool.js';
 import type { FunctionRuntime } from './runtime/runtime.js';
@@ -223,13 +223,22 @@ export class FunctionService implements Service, FunctionInvoker {
     return this.context.store.commit.run(() => this.events.purge(name));
   }
 
-  private onTriggerMessage(name: string, message: BusMessage): void {
+  /**
+   * Resolves once the event is committed to the durable queue, and only then does the device get its
+   * PUBACK. A refusal (the function's queue is full, the service stopping) drops the event and counts
+   * it: withholding the PUBACK would make the device resend into the same full queue. A failed commit
+   * rejects, so the PUBACK is withheld and the device resends.
+   */
+  private async onTriggerMessage(name: string, message: BusMessage): Promise<void> {
     // The topic reaches the handler as context.clientContext.Custom.subject.
     const invocation = { event: eventOf(message.payload), clientContext: { Custom: { subject: message.topic } } };
-    this.invoke(name, invocation, 'Event', 'mqtt').catch((error: Error) => {
+    try {
+      await this.invoke(name, invocation, 'Event', 'mqtt');
+    } catch (error) {
+      if (!(error instanceof FunctionApiError)) throw error;
       this.droppedEvents++;
       this.log.warn({ function: name, topic: message.topic, reason: error.message }, 'MQTT event dropped');
-    });
+    }
   }
 
   /** A schedule fired: the Scheduled Event (or the rule's Input) goes through the durable queue. */
