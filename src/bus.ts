@@ -23,4 +23,10 @@ export interface LocalBus {
    * rejected promise withholds the PUBACK (the publisher's connection is closed and it resends).
    */
   subscribe(filter: string, handler: (message: BusMessage) => void | Promise<void>, options?: { durable?: boolean }): Promise<() => Promise<void>>;
+  /**
+   * Whether a registered thing's policy (its own, else the default) lets it publish on `topic`,
+   * `${clientid}` bound to the thing's name: how requests made for a thing outside MQTT (the
+   * IoT data plane over HTTP) are held to the same policy.
+   */
+  thingMayPublish(thing: string, topic: string): boolean;
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../src/store/store.js';
+import { GroupCommit } from '../src/store/group-commit.js';
 
 const dirs: string[] = [];
 function openStore(dir = mkdtempSync(join(tmpdir(), 'outpost-store-'))): Store {
@@ -62,5 +63,40 @@ describe('group commit', () => {
     const pending = store.commit.run(() => store.db.prepare('INSERT INTO items (value) VALUES (?)').run('late'));
     await store.close();
     await expect(pending).resolves.toBeDefined();
+  });
+
+  it('settles a write only after a log sync that started after its commit; one sync covers what committed before it', async () => {
+    const store = openStore();
+    const syncs: Array<(error: Error | null) => void> = [];
+    const commit = new GroupCommit(store.db, (done) => syncs.push(done));
+    const insert = store.db.prepare('INSERT INTO items (value) VALUES (?)');
+    const settled: string[] = [];
+    const first = commit.run(() => insert.run('first')).then(() => settled.push('first'));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(syncs).toHaveLength(1);
+    const second = commit.run(() => insert.run('second')).then(() => settled.push('second'));
+    const third = commit.run(() => insert.run('third')).then(() => settled.push('third'));
+    await new Promise((resolve) => setImmediate(resolve));
+    // Committed and visible, but not acknowledged: the running sync may predate their commit.
+    expect((store.db.prepare('SELECT COUNT(*) AS n FROM items').get() as { n: number }).n).toBe(3);
+    expect(syncs).toHaveLength(1);
+    expect(settled).toEqual([]);
+    syncs[0](null);
+    await first;
+    expect(settled).toEqual(['first']);
+    expect(syncs).toHaveLength(2);
+    const drained = commit.drain();
+    syncs[1](null);
+    await Promise.all([second, third, drained]);
+    expect(settled).toEqual(['first', 'second', 'third']);
+    await store.close();
+  });
+
+  it('rejects the writes a failed log sync was to make durable', async () => {
+    const store = openStore();
+    const commit = new GroupCommit(store.db, (done) => done(new Error('EIO: i/o error, fdatasync')));
+    await expect(commit.run(() => store.db.prepare('INSERT INTO items (value) VALUES (?)').run('lost'))).rejects.toThrow('EIO');
+    expect(commit.stats.failedCommits).toBe(1);
+    await store.close();
   });
 });

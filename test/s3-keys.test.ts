@@ -36,9 +36,15 @@ describe('outpost s3 keys', () => {
   it('refuses keys without grants or with invalid ones, and removes keys', async () => {
     const none = await outpost(daemon.socket, ['s3', 'keys', 'add']);
     expect(none.code).toBe(1);
-    expect(none.stderr).toContain('give at least one --read BUCKET or --read-write BUCKET');
+    expect(none.stderr).toContain('give at least one --read BUCKET, --read-write BUCKET ("*" for every bucket) or --thing NAME');
     const invalid = await outpost(daemon.socket, ['s3', 'keys', 'add', '--read', 'Not_A_Bucket']);
     expect(invalid.stderr).toBe('outpost: grants[0].bucket: expected a bucket name or "*"\n');
+
+    const badThing = await outpost(daemon.socket, ['s3', 'keys', 'add', '--thing', 'a/b']);
+    expect(badThing.stderr).toBe('outpost: thing: expected a thing name (1-128 characters of a-z A-Z 0-9 : _ -)\n');
+    const forThing = JSON.parse((await outpost(daemon.socket, ['s3', 'keys', 'add', '--thing', 'pump-7', '--json'])).stdout);
+    expect(forThing).toMatchObject({ thing: 'pump-7', grants: [] });
+    expect((await outpost(daemon.socket, ['s3', 'keys', 'ls'])).stdout).toContain('IoT data plane as thing pump-7');
 
     const key = JSON.parse((await outpost(daemon.socket, ['s3', 'keys', 'add', '--read', 'logs', '--json'])).stdout);
     expect((await outpost(daemon.socket, ['s3', 'keys', 'rm', key.accessKeyId])).stdout).toBe(`deleted access key ${key.accessKeyId}\n`);

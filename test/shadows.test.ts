@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
 import { TestDaemon } from './helpers/daemon.js';
 import { addThing, connectClient, messagesWithin, outpost, subscribeGranted } from './helpers/mqtt.js';
 import { http, ShadowMqttClient } from './helpers/shadow.js';
@@ -125,7 +127,7 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     await hostile.request(`${topic}/update`, { state: { reported: { safe: true } } });
     const cases: Array<[string | Buffer, number, string]> = [
       [Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x3a, 0x31, 0x7d]), 415, 'Unsupported documented encoding; supported encoding is UTF-8'],
-      ['{"state": {"reported": ', 400, 'Payload contains invalid json'],
+      ['{"state": {"reported": ', 400, 'Invalid JSON'],
       [`{"state":{"reported":${'{"a":'.repeat(50)}1${'}'.repeat(50)}}}`, 400, 'JSON contains too many levels of nesting; maximum is 6'],
       [`{"state":{"reported":${'['.repeat(30_000)}${']'.repeat(30_000)}}}`, 400, 'Reported node must be an object'],
       [`{"state":{"reported":{"x":${'['.repeat(30_000)}${']'.repeat(30_000)}}}}`, 400, 'JSON contains too many levels of nesting; maximum is 6'],
@@ -137,7 +139,7 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
       [`{"state":{},"clientToken":"${'x'.repeat(65)}"}`, 400, 'Invalid clientToken'],
       [JSON.stringify({ state: { reported: { blob: 'x'.repeat(9000) } } }), 413, 'The payload exceeds the maximum size allowed'],
       [JSON.stringify({ state: { reported: { blob: 'x'.repeat(70_000) } } }), 413, 'The payload exceeds the maximum size allowed'],
-      ['[]', 400, 'Payload contains invalid json'],
+      ['[]', 400, 'Invalid JSON'],
     ];
     for (const [payload, code, message] of cases) {
       hostile.client.publish(`${topic}/update`, payload, { qos: 1 });
@@ -166,7 +168,7 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     const got = await http(httpPort, 'GET', '/things/door/shadow');
     expect(got.body).toMatchObject({ state: { desired: { locked: true }, delta: { locked: true } }, version: 1 });
     expect((await http(httpPort, 'POST', '/things/door/shadow', JSON.stringify({ state: {}, version: 9 })))).toMatchObject({ status: 409, body: { code: 409, message: 'Version conflict' } });
-    expect((await http(httpPort, 'POST', '/things/door/shadow', '{oops'))).toMatchObject({ status: 400, body: { code: 400, message: 'Payload contains invalid json' } });
+    expect((await http(httpPort, 'POST', '/things/door/shadow', '{oops'))).toMatchObject({ status: 400, body: { code: 400, message: 'Invalid JSON' } });
     expect((await http(httpPort, 'GET', `/things/${'x'.repeat(129)}/shadow`)).status).toBe(400);
     expect((await http(httpPort, 'GET', '/things/door/shadow?name=bad.name')).status).toBe(400);
 
@@ -175,7 +177,7 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     }
     expect((await http(httpPort, 'GET', '/things/door/shadow?name=c')).body.state.reported).toEqual({ n: 'c' });
     expect((await http(httpPort, 'DELETE', '/things/door/shadow?name=e')).body).toMatchObject({ version: 1 });
-    expect((await http(httpPort, 'GET', '/things/door/shadow?name=e')).body).toEqual({ code: 404, message: "No shadow exists with name: 'e'" });
+    expect((await http(httpPort, 'GET', '/things/door/shadow?name=e')).body).toEqual({ code: 404, message: "No shadow exists with name: 'door~e'" });
     const page1 = await http(httpPort, 'GET', '/api/things/shadow/ListNamedShadowsForThing/door?pageSize=3');
     expect(page1.body).toMatchObject({ results: ['a', 'b', 'c'] });
     expect(page1.body.nextToken).toBeTypeOf('string');
@@ -209,6 +211,24 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     const conflict = await outpost(daemon.socket, ['shadow', 'update', 'heater', '--reported', '{"temp":20}', '--if-version', '7']);
     expect(conflict).toMatchObject({ code: 1, stderr: 'outpost: Version conflict\n' });
     expect(await outpost(daemon.socket, ['shadow', 'delete', 'heater', '--name', 'schedule'])).toMatchObject({ code: 0, stdout: 'deleted heater (schedule) at version 1\n' });
-    expect((await outpost(daemon.socket, ['shadow', 'get', 'heater', '--name', 'schedule'])).stderr).toBe("outpost: No shadow exists with name: 'schedule'\n");
+    expect((await outpost(daemon.socket, ['shadow', 'get', 'heater', '--name', 'schedule'])).stderr).toBe("outpost: No shadow exists with name: 'heater~schedule'\n");
   });
+
+  it('answers 500 InternalFailureException when the store cannot commit, and changes nothing', async () => {
+    expect((await http(httpPort, 'POST', '/things/boiler/shadow', JSON.stringify({ state: { reported: { bar: 1 } } }))).status).toBe(200);
+    // Another writer holding SQLite's write lock past the daemon's busy timeout makes its commit fail.
+    const locker = new Database(join(daemon.dataDir, 'outpost.db'));
+    locker.exec('BEGIN IMMEDIATE');
+    let failed;
+    try {
+      failed = await http(httpPort, 'POST', '/things/boiler/shadow', JSON.stringify({ state: { reported: { bar: 2 } } }));
+    } finally {
+      locker.exec('ROLLBACK');
+      locker.close();
+    }
+    expect(failed).toMatchObject({ status: 500, body: { code: 500, message: 'Internal service failure' } });
+    expect(failed.headers.get('x-amzn-errortype')).toBe('InternalFailureException');
+    const after = await http(httpPort, 'POST', '/things/boiler/shadow', JSON.stringify({ state: { reported: { bar: 3 } } }));
+    expect(after.body).toMatchObject({ state: { reported: { bar: 3 } }, version: 2 });
+  }, 30_000);
 });

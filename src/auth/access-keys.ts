@@ -12,6 +12,8 @@ export interface AccessKeyGrant {
 export interface AccessKeyInfo {
   accessKeyId: string;
   grants: AccessKeyGrant[];
+  /** The IoT data plane (HTTP) serves this key as this thing, under the thing's broker policy. */
+  thing?: string;
   description?: string;
   /** Set on the keys the daemon made for its own consumers (e.g. 'functions'). */
   service?: string;
@@ -27,6 +29,7 @@ interface KeyRow {
   access_key_id: string;
   secret: string;
   grants: string;
+  thing: string | null;
   description: string | null;
   service: string | null;
   created_at: number;
@@ -43,6 +46,7 @@ const migrations: Migrations = [
      service TEXT UNIQUE,
      created_at INTEGER NOT NULL
    )`,
+  'ALTER TABLE access_keys ADD COLUMN thing TEXT',
 ];
 
 const FULL_ACCESS: AccessKeyGrant[] = [{ bucket: '*', permission: 'read-write' }];
@@ -74,8 +78,8 @@ export class AccessKeys {
   }
 
   /** The secret is returned once, here. */
-  async create(grants: AccessKeyGrant[], description?: string): Promise<AccessKeyPair & AccessKeyInfo> {
-    const row = await this.insert({ grants: JSON.stringify(grants), description: description ?? null, service: null });
+  async create(grants: AccessKeyGrant[], options: { description?: string; thing?: string } = {}): Promise<AccessKeyPair & AccessKeyInfo> {
+    const row = await this.insert({ grants: JSON.stringify(grants), description: options.description ?? null, thing: options.thing ?? null, service: null });
     return { ...infoOf(row), secretAccessKey: row.secret };
   }
 
@@ -102,13 +106,21 @@ export class AccessKeys {
     return grants.some((grant) => (grant.bucket === '*' || grant.bucket === bucket) && (action === 'read' || grant.permission === 'read-write'));
   }
 
+  /** What the IoT data plane serves a key as: a thing (under its policy), the daemon's own consumer (everything), or nothing. */
+  dataPlaneIdentity(accessKeyId: string): { thing: string } | { service: string } | undefined {
+    const row = this.keys.get(accessKeyId);
+    if (row?.service) return { service: row.service };
+    if (row?.thing) return { thing: row.thing };
+    return undefined;
+  }
+
   /** The key of one of the daemon's own consumers (e.g. 'functions'), created on first use and kept; full access. */
   async serviceKey(name: string): Promise<AccessKeyPair> {
     let row = [...this.keys.values()].find((key) => key.service === name);
     if (!row) {
       let creating = this.creatingServiceKeys.get(name);
       if (!creating) {
-        creating = this.insert({ grants: JSON.stringify(FULL_ACCESS), description: `used by outpostd's ${name}`, service: name })
+        creating = this.insert({ grants: JSON.stringify(FULL_ACCESS), description: `used by outpostd's ${name}`, thing: null, service: name })
           .finally(() => this.creatingServiceKeys.delete(name));
         this.creatingServiceKeys.set(name, creating);
       }
@@ -117,10 +129,10 @@ export class AccessKeys {
     return { accessKeyId: row.access_key_id, secretAccessKey: row.secret };
   }
 
-  private async insert(fields: Pick<KeyRow, 'grants' | 'description' | 'service'>): Promise<KeyRow> {
+  private async insert(fields: Pick<KeyRow, 'grants' | 'description' | 'thing' | 'service'>): Promise<KeyRow> {
     const row: KeyRow = { access_key_id: newAccessKeyId(), secret: newSecret(), created_at: Date.now(), ...fields };
-    await this.store.commit.run(() => this.store.db.prepare(`INSERT INTO access_keys (access_key_id, secret, grants, description, service, created_at)
-      VALUES (@access_key_id, @secret, @grants, @description, @service, @created_at)`).run(row));
+    await this.store.commit.run(() => this.store.db.prepare(`INSERT INTO access_keys (access_key_id, secret, grants, description, thing, service, created_at)
+      VALUES (@access_key_id, @secret, @grants, @description, @thing, @service, @created_at)`).run(row));
     this.keys.set(row.access_key_id, row);
     return row;
   }
@@ -130,6 +142,7 @@ function infoOf(row: KeyRow): AccessKeyInfo {
   return {
     accessKeyId: row.access_key_id,
     grants: JSON.parse(row.grants) as AccessKeyGrant[],
+    ...(row.thing ? { thing: row.thing } : {}),
     ...(row.description ? { description: row.description } : {}),
     ...(row.service ? { service: row.service } : {}),
     createdAt: row.created_at,

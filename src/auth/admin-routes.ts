@@ -1,6 +1,8 @@
 import { AdminError, objectBody, optionalString, type AdminRouter } from '../admin/router.js';
 import type { AccessKeyGrant, AccessKeys } from './access-keys.js';
 
+// AWS IoT thing names.
+const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 // S3's bucket naming rules, or '*' for every bucket.
 const GRANTABLE_BUCKET = /^(\*|[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$/;
 
@@ -10,8 +12,10 @@ export function registerAccessKeyAdminRoutes(admin: AdminRouter, keys: AccessKey
 
   admin.add('POST', '/v1/s3/keys', async ({ body }) => {
     const request = objectBody(body);
-    const grants = grantsOf(request.grants);
-    return { status: 201, body: await keys.create(grants, optionalString(request, 'description')) };
+    const thing = optionalString(request, 'thing');
+    if (thing !== undefined && !THING_NAME.test(thing)) throw new AdminError(400, 'thing: expected a thing name (1-128 characters of a-z A-Z 0-9 : _ -)');
+    const grants = request.grants === undefined && thing !== undefined ? [] : grantsOf(request.grants);
+    return { status: 201, body: await keys.create(grants, { description: optionalString(request, 'description'), thing }) };
   });
 
   admin.add('DELETE', '/v1/s3/keys/:id', async ({ params }) => {
@@ -21,7 +25,7 @@ export function registerAccessKeyAdminRoutes(admin: AdminRouter, keys: AccessKey
 }
 
 function grantsOf(value: unknown): AccessKeyGrant[] {
-  if (!Array.isArray(value) || value.length === 0) throw new AdminError(400, 'expected "grants": a non-empty list of { bucket, permission }');
+  if (!Array.isArray(value) || value.length === 0) throw new AdminError(400, 'expected "grants": a non-empty list of { bucket, permission } (or a "thing")');
   return value.map((grant: { bucket?: unknown; permission?: unknown }, index) => {
     if (typeof grant?.bucket !== 'string' || !GRANTABLE_BUCKET.test(grant.bucket)) {
       throw new AdminError(400, `grants[${index}].bucket: expected a bucket name or "*"`);

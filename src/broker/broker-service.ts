@@ -14,6 +14,7 @@ import { MqttListeners } from './listeners.js';
 import { publishOrphanedWills } from './handlers/orphaned-wills.js';
 import { randomUUID } from 'node:crypto';
 import { registerBrokerAdminRoutes } from './admin-routes.js';
+import { bindPolicy, mayPublish } from './policy.js';
 
 export interface ConnectedClient {
   id: string;
@@ -125,6 +126,12 @@ export class BrokerService implements Service, LocalBus {
     };
     await new Promise<void>((resolve) => broker.subscribe(filter, deliver, resolve));
     return () => new Promise<void>((resolve) => broker.unsubscribe(filter, deliver, resolve));
+  }
+
+  thingMayPublish(thing: string, topic: string): boolean {
+    const registered = this.things.get(thing);
+    if (!registered) return false;
+    return mayPublish(bindPolicy(registered.policy ?? this.defaultPolicy, thing, thing), topic);
   }
 
   private running(): Aedes {

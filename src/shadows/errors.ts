@@ -11,8 +11,7 @@ export class ShadowError extends Error {
 }
 
 export const errors = {
-  // The guide lists "Invalid JSON"; the service itself answers with this text, which SDK samples match on.
-  invalidJson: () => new ShadowError(400, 'Payload contains invalid json'),
+  invalidJson: () => new ShadowError(400, 'Invalid JSON'),
   missingState: () => new ShadowError(400, 'Missing required node: state'),
   stateNotObject: () => new ShadowError(400, 'State node must be an object'),
   desiredNotObject: () => new ShadowError(400, 'Desired node must be an object'),

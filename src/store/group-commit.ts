@@ -13,11 +13,19 @@ export interface CommitStats {
   failedCommits: number;
 }
 
+/** Makes everything committed so far durable (fsync of the write-ahead log), off the main thread. */
+export type SyncLog = (done: (error: Error | null) => void) => void;
+
 /**
  * Group commit: every write queued during one event-loop tick runs in one
  * transaction at the next `setImmediate`, and its promise settles only after
- * COMMIT returned — so an acknowledgement sent from `.then()` is for data on disk,
- * and a burst of writes costs one fsync instead of one each.
+ * COMMIT returned and, with `syncLog`, after an fsync of the log that started
+ * after that COMMIT — so an acknowledgement sent from `.then()` is for data on
+ * disk, and a burst of writes costs one fsync instead of one each.
+ *
+ * The fsync runs on libuv's thread pool while the next ticks' transactions
+ * commit, and one fsync covers every transaction committed before it started:
+ * the main thread never waits for the disk.
  *
  * A write must only touch the database (it may be replayed never, but it runs
  * inside a savepoint): if it throws, only its own changes are rolled back and
@@ -33,9 +41,12 @@ export class GroupCommit {
   private readonly release: Database.Statement;
   private readonly rollbackToSavepoint: Database.Statement;
   private idleWaiters: Array<() => void> = [];
+  /** Committed transactions whose promises wait for the next fsync. */
+  private unsynced: Array<(error: Error | null) => void> = [];
+  private syncing = false;
   readonly stats: CommitStats = { transactions: 0, writes: 0, failedWrites: 0, failedCommits: 0 };
 
-  constructor(private readonly db: Database.Database) {
+  constructor(private readonly db: Database.Database, private readonly syncLog?: SyncLog) {
     this.begin = db.prepare('BEGIN IMMEDIATE');
     this.commitStatement = db.prepare('COMMIT');
     this.rollback = db.prepare('ROLLBACK');
@@ -55,9 +66,9 @@ export class GroupCommit {
     });
   }
 
-  /** Resolves when everything queued so far is committed (or failed). */
+  /** Resolves when everything queued so far is committed and synced (or failed). */
   drain(): Promise<void> {
-    if (!this.scheduled && this.pending.length === 0) return Promise.resolve();
+    if (this.idle()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -67,11 +78,32 @@ export class GroupCommit {
     const batch = this.pending;
     this.pending = [];
     if (batch.length > 0) this.commitBatch(batch);
-    if (this.pending.length === 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const wake of waiters) wake();
-    }
+    this.wakeIdleWaiters();
+  }
+
+  private idle(): boolean {
+    return !this.scheduled && this.pending.length === 0 && !this.syncing && this.unsynced.length === 0;
+  }
+
+  private wakeIdleWaiters(): void {
+    if (!this.idle()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Starts an fsync for the transactions committed since the last one started, unless one is running. */
+  private syncCommitted(): void {
+    if (this.syncing || this.unsynced.length === 0) return;
+    const settles = this.unsynced;
+    this.unsynced = [];
+    this.syncing = true;
+    this.syncLog!((error) => {
+      this.syncing = false;
+      for (const settle of settles) settle(error);
+      this.syncCommitted();
+      this.wakeIdleWaiters();
+    });
   }
 
   private commitBatch(batch: PendingWrite[]): void {
@@ -105,6 +137,19 @@ export class GroupCommit {
       return;
     }
     this.stats.transactions++;
+    if (!this.syncLog) {
+      this.settle(batch, outcomes, null);
+      return;
+    }
+    this.unsynced.push((error) => this.settle(batch, outcomes, error));
+    this.syncCommitted();
+  }
+
+  private settle(batch: PendingWrite[], outcomes: Array<{ ok: boolean; value: unknown }>, syncError: Error | null): void {
+    if (syncError) {
+      this.failAll(batch, syncError);
+      return;
+    }
     for (let i = 0; i < batch.length; i++) {
       const outcome = outcomes[i];
       if (outcome.ok) {

@@ -8,12 +8,14 @@ interface AccessKey {
   secretAccessKey?: string;
   grants: Array<{ bucket: string; permission: 'read' | 'read-write' }>;
   description?: string;
+  thing?: string;
   service?: string;
   createdAt: number;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
-const grantsText = (key: AccessKey) => key.service ? '* read-write' : key.grants.map((g) => `${g.bucket} ${g.permission}`).join(', ');
+const grantsText = (key: AccessKey) => key.service ? '* read-write, IoT data plane'
+  : [...key.grants.map((g) => `${g.bucket} ${g.permission}`), ...(key.thing ? [`IoT data plane as thing ${key.thing}`] : [])].join(', ');
 
 /** `outpost s3 keys …`: access keys of the S3 API (and the IoT data plane on the HTTP port). */
 export function registerS3Keys(program: Command, cli: CliContext): void {
@@ -24,15 +26,16 @@ export function registerS3Keys(program: Command, cli: CliContext): void {
     .description('create an access key; the secret is printed once. BUCKET may be "*" for every bucket')
     .option('--read <bucket>', 'allow reading BUCKET (repeatable)', collect)
     .option('--read-write <bucket>', 'allow reading and writing BUCKET (repeatable)', collect)
+    .option('--thing <name>', "also sign IoT data plane requests (shadows, publish on the HTTP port) as this thing, under its broker policy")
     .option('--description <text>', 'what the key is for')
-    .addHelpText('after', '\nExample:\n  outpost s3 keys add --read-write camera-uploads --read "*" --description "yard camera"\n')
-    .action(async (options: { read?: string[]; readWrite?: string[]; description?: string }, command: Command) => {
+    .addHelpText('after', '\nExamples:\n  outpost s3 keys add --read-write camera-uploads --read "*" --description "yard camera"\n  outpost s3 keys add --thing pump-7    # the AWS SDK\'s IoT Data Plane client, as pump-7\n')
+    .action(async (options: { read?: string[]; readWrite?: string[]; thing?: string; description?: string }, command: Command) => {
       const grants = [
         ...(options.readWrite ?? []).map((bucket) => ({ bucket, permission: 'read-write' })),
         ...(options.read ?? []).map((bucket) => ({ bucket, permission: 'read' })),
       ];
-      if (grants.length === 0) throw new CliError('give at least one --read BUCKET or --read-write BUCKET ("*" for every bucket)');
-      const key = await cli.call<AccessKey>(command, 'POST', '/v1/s3/keys', { grants, description: options.description });
+      if (grants.length === 0 && !options.thing) throw new CliError('give at least one --read BUCKET, --read-write BUCKET ("*" for every bucket) or --thing NAME');
+      const key = await cli.call<AccessKey>(command, 'POST', '/v1/s3/keys', { grants: options.thing && grants.length === 0 ? undefined : grants, thing: options.thing, description: options.description });
       cli.print(command, key, () => [
         `access key id:      ${key.accessKeyId}`,
         `secret access key:  ${key.secretAccessKey}`,

@@ -25,9 +25,9 @@ export function checkAddress(address: ShadowAddress, limits: ShadowLimits): void
   if (address.name !== CLASSIC) validateShadowName(address.name, limits);
 }
 
-/** What "No shadow exists with name: …" names: the thing for its classic shadow, else the shadow. */
+/** What "No shadow exists with name: …" names, as AWS IoT does: the thing for its classic shadow, `thing~shadow` for a named one. */
 export function displayName(address: ShadowAddress): string {
-  return address.name === CLASSIC ? address.thing : address.name;
+  return address.name === CLASSIC ? address.thing : `${address.thing}~${address.name}`;
 }
 
 /** The shadow's stored record, or 404 when it never existed or was deleted. */
