@@ -19,6 +19,8 @@ export interface FunctionSpec {
   topics: string[];
   /** Schedule events (EventBridge rate/cron); absent when there are none, so older versions' hashes stay. */
   schedules?: ScheduleSpec[];
+  /** `Metadata.Outpost.Isolation: process`: Node.js instances are child processes instead of worker threads; absent otherwise. */
+  isolation?: 'process';
   /** EventInvokeConfig: overrides `functions.maxRetryAttempts` / `maxEventAgeSeconds`; absent keys are absent. */
   maxRetryAttempts?: number;
   maxEventAgeSeconds?: number;
@@ -93,6 +95,13 @@ const propertiesSchema = z.strictObject({
   }).optional(),
 });
 
+// Outpost's own settings of a function, where CloudFormation keeps tool-specific data (as SAM's BuildMethod).
+const metadataSchema = z.object({
+  Outpost: z.strictObject({
+    Isolation: z.enum(['thread', 'process'], { errorMap: () => ({ message: 'expected "thread" or "process"' }) }).optional(),
+  }, { invalid_type_error: 'expected a map' }).optional(),
+}, { invalid_type_error: 'expected a map' });
+
 const templateSchema = z.strictObject({
   AWSTemplateFormatVersion: z.union([z.string(), z.date()]).optional(),
   Transform: z.union([z.string(), z.array(z.string())]).optional(),
@@ -100,6 +109,7 @@ const templateSchema = z.strictObject({
   Resources: z.record(z.strictObject({
     Type: z.literal('AWS::Serverless::Function', { errorMap: () => ({ message: 'expected AWS::Serverless::Function (the only resource type supported)' }) }),
     Properties: propertiesSchema,
+    Metadata: metadataSchema.optional(),
   }), { invalid_type_error: 'expected a map of resources', required_error: 'expected a map of resources' }),
 });
 
@@ -113,7 +123,11 @@ export function parseTemplate(source: string, file: string): FunctionSpec[] {
   }
   const parsed = templateSchema.safeParse(document);
   if (!parsed.success) throw invalid(file, parsed.error.issues.map(describeIssue));
-  const specs = Object.entries(parsed.data.Resources).map(([logicalId, { Properties: p }]): FunctionSpec => {
+  const problems: string[] = [];
+  const specs = Object.entries(parsed.data.Resources).map(([logicalId, { Properties: p, Metadata: metadata }]): FunctionSpec => {
+    const isolation = metadata?.Outpost?.Isolation;
+    // Python has no threads to run in: its instances are always processes.
+    if (isolation === 'thread' && p.Runtime.startsWith('python')) problems.push(`Resources.${logicalId}.Metadata.Outpost.Isolation: python runtimes always run in a process`);
     const name = p.FunctionName ?? logicalId;
     const events = Object.entries(p.Events as Record<string, EventInput>);
     const schedules = events.filter(([, event]) => event.Type === 'Schedule' && event.Properties?.Enabled !== false)
@@ -127,6 +141,7 @@ export function parseTemplate(source: string, file: string): FunctionSpec[] {
     timeout: p.Timeout,
     environment: Object.fromEntries(Object.entries(p.Environment.Variables).map(([key, value]) => [key, String(value)])),
     ...(p.ReservedConcurrentExecutions !== undefined ? { reservedConcurrency: p.ReservedConcurrentExecutions } : {}),
+    ...(isolation === 'process' && !p.Runtime.startsWith('python') ? { isolation } : {}),
     topics: events.filter(([, event]) => event.Type === 'MQTT').map(([, event]) => event.Properties!.Topic!),
     ...(schedules.length > 0 ? { schedules } : {}),
     // Only when set, so the hash of a version deployed before these keys existed does not change.
@@ -134,7 +149,7 @@ export function parseTemplate(source: string, file: string): FunctionSpec[] {
     ...(p.EventInvokeConfig?.MaximumEventAgeInSeconds !== undefined ? { maxEventAgeSeconds: p.EventInvokeConfig.MaximumEventAgeInSeconds } : {}),
     };
   });
-  const problems = [...specs.flatMap(checkSpec), ...(specs.length === 0 ? ['Resources: expected at least one AWS::Serverless::Function'] : [])];
+  problems.push(...specs.flatMap(checkSpec), ...(specs.length === 0 ? ['Resources: expected at least one AWS::Serverless::Function'] : []));
   if (problems.length) throw invalid(file, problems);
   return specs;
 }

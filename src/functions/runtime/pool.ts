@@ -189,7 +189,7 @@ export class FunctionPool {
       memorySizeMb: spec.memorySize,
       log: this.output,
     };
-    return isPython(spec.runtime) ? PythonInstance.start({ ...options, pythonPath: this.limits.pythonPath }) : NodeWorkerInstance.start(options);
+    return isPython(spec.runtime) ? PythonInstance.start({ ...options, pythonPath: this.limits.pythonPath }) : NodeWorkerInstance.start({ ...options, isolation: spec.isolation ?? 'thread' });
   }
 
   /** The variables Lambda sets, over the template's; nothing of the daemon's own environment but PATH. */

@@ -1,5 +1,6 @@
-// Runs inside a worker thread: loads one function's handler and serves invocations one at a time,
-// with the handler contract of AWS Lambda's Node.js runtime. Imported only by the worker itself.
+// Runs inside a worker thread, or a child process with `isolation: process`: loads one function's
+// handler and serves invocations one at a time, with the handler contract of AWS Lambda's Node.js
+// runtime. Imported only by the worker or child itself.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -10,11 +11,27 @@ import type { InvokeMessage, WorkerInit, WorkerMessage } from './protocol.js';
 
 type Handler = (event: unknown, context: unknown, callback: (error?: unknown, result?: unknown) => void) => unknown;
 
-const port = parentPort!;
-const init = workerData as WorkerInit;
+// A child process gets its init as arguments and talks over the IPC channel; a worker thread over its port.
+const init: WorkerInit = parentPort ? workerData as WorkerInit : { taskRoot: process.argv[2], handler: process.argv[3] };
 let currentRequestId: string | undefined;
 
-const post = (message: WorkerMessage) => port.postMessage(message);
+/** Sends a message to the daemon; `then` runs once it is handed over (a child's IPC send is asynchronous). */
+function post(message: WorkerMessage, then?: () => void): void {
+  if (parentPort) {
+    parentPort.postMessage(message);
+    then?.();
+  } else {
+    process.send!(message, undefined, {}, () => then?.());
+  }
+}
+
+function onInvoke(listener: (message: InvokeMessage) => void): void {
+  if (parentPort) parentPort.on('message', listener);
+  else process.on('message', listener as (message: unknown) => void);
+}
+
+// A child whose daemon is gone (even by kill -9) has no one to answer: it ends too.
+if (!parentPort) process.on('disconnect', () => process.exit(0));
 
 /** The Node.js runtime's error shape: name, message and stack lines for errors; typeof and text otherwise. */
 function toErrorPayload(error: unknown): LambdaErrorPayload {
@@ -116,19 +133,17 @@ async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
 
 // An error nobody awaits ends the environment, as on Lambda; the parent answers the invocation with it.
 process.on('uncaughtException', (error) => {
-  post({ type: 'fatal', error: toErrorPayload(error) });
-  process.exit(129);
+  post({ type: 'fatal', error: toErrorPayload(error) }, () => process.exit(129));
 });
 process.on('unhandledRejection', (reason) => {
   const { errorMessage, trace } = toErrorPayload(reason);
-  post({ type: 'fatal', error: { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: `${types.isNativeError(reason) ? `${reason.name}: ` : ''}${errorMessage}`, trace } });
-  process.exit(128);
+  post({ type: 'fatal', error: { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: `${types.isNativeError(reason) ? `${reason.name}: ` : ''}${errorMessage}`, trace } }, () => process.exit(128));
 });
 
 patchConsole();
 try {
   const handler = await loadHandler();
-  port.on('message', (message: InvokeMessage) => void serve(handler, message));
+  onInvoke((message) => void serve(handler, message));
   post({ type: 'ready' });
 } catch (error) {
   post({ type: 'init-error', error: toErrorPayload(error) });

@@ -10,6 +10,7 @@ import importlib
 import json
 import logging
 import os
+import resource
 import socket
 import sys
 import time
@@ -142,7 +143,17 @@ def setup_logging():
     root.setLevel(logging.INFO)
 
 
+def limit_memory():
+    # MemorySize bounds the process's address space: an allocation beyond it raises MemoryError
+    # in the handler (an error of that invocation) instead of taking memory from the gateway.
+    megabytes = os.environ.get('AWS_LAMBDA_FUNCTION_MEMORY_SIZE')
+    if megabytes and megabytes.isdigit():
+        limit = int(megabytes) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def main():
+    limit_memory()
     api = RuntimeApi(os.environ['AWS_LAMBDA_RUNTIME_API'])
     task_root = os.environ.get('LAMBDA_TASK_ROOT', os.getcwd())
     if task_root not in sys.path:
