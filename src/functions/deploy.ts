@@ -40,7 +40,7 @@ export async function deployDirectory(path: string, steps: DeploySteps): Promise
   // node-cron is loaded only for a template with a cron schedule.
   for (const spec of specs) {
     for (const schedule of spec.schedules ?? []) {
-      await checkCron(schedule.expression).catch((error: Error) => { throw apiErrors.invalidDeployment(`${spec.name}: ${error.message}`); });
+      await checkCron(schedule.expression).catch((error: Error) => { throw apiErrors.invalidParameter(`${spec.name}: ${error.message}`); });
     }
   }
   const candidates: Candidate[] = [];
@@ -68,10 +68,10 @@ export async function deployDirectory(path: string, steps: DeploySteps): Promise
 
 /** `path` is a directory holding template.yaml (or .yml); zip packages come later. */
 async function readTemplate(path: string): Promise<FunctionSpec[]> {
-  if (!isAbsolute(path)) throw apiErrors.invalidDeployment(`${path}: expected an absolute path`);
-  if (path.endsWith('.zip')) throw apiErrors.invalidDeployment(`${path}: .zip packages are not supported yet; deploy the unpacked directory`);
+  if (!isAbsolute(path)) throw apiErrors.invalidParameter(`${path}: expected an absolute path`);
+  if (path.endsWith('.zip')) throw apiErrors.invalidParameter(`${path}: .zip packages are not supported yet; deploy the unpacked directory`);
   const stat = await lstat(path).catch(() => undefined);
-  if (!stat?.isDirectory()) throw apiErrors.invalidDeployment(`${path}: not a directory the daemon can read`);
+  if (!stat?.isDirectory()) throw apiErrors.invalidParameter(`${path}: not a directory the daemon can read`);
   for (const name of ['template.yaml', 'template.yml']) {
     const file = join(path, name);
     const source = await readFile(file, 'utf8').catch(() => undefined);
@@ -79,19 +79,23 @@ async function readTemplate(path: string): Promise<FunctionSpec[]> {
     const specs = parseTemplate(source, name);
     const names = specs.map((spec) => spec.name);
     const duplicate = names.find((name, i) => names.indexOf(name) !== i);
-    if (duplicate) throw apiErrors.invalidDeployment(`${name}: function ${duplicate} is defined twice`);
+    if (duplicate) throw apiErrors.invalidParameter(`${name}: function ${duplicate} is defined twice`);
     return specs;
   }
-  throw apiErrors.invalidDeployment(`${path}: no template.yaml`);
+  throw apiErrors.invalidParameter(`${path}: no template.yaml`);
 }
 
-async function checkCandidate({ spec, staged }: Candidate, steps: DeploySteps): Promise<void> {
+function checkCandidate({ spec, staged }: Candidate, steps: DeploySteps): Promise<void> {
+  return checkVersion({ name: spec.name, version: 0, hash: staged.hash, spec, createdAt: Date.now() }, steps.functions.latest(spec.name), steps.check);
+}
+
+/** Loads a version's handler before it takes traffic; a failure says why and that `previous` keeps running. */
+export async function checkVersion(version: FunctionVersion, previous: FunctionVersion | undefined, check: (version: FunctionVersion) => Promise<void>): Promise<void> {
   try {
-    await steps.check({ name: spec.name, version: 0, hash: staged.hash, spec, createdAt: Date.now() });
+    await check(version);
   } catch (error) {
     if (!(error instanceof InitError)) throw error;
-    const previous = steps.functions.latest(spec.name);
     const kept = previous ? `version ${previous.version} keeps running` : 'nothing was deployed';
-    throw apiErrors.invalidDeployment(`${spec.name}: the handler does not load (${kept}): ${error.message}`);
+    throw apiErrors.invalidParameter(`${version.name}: the handler does not load (${kept}): ${error.message}`);
   }
 }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { BusMessage } from '../bus.js';
 import type { FunctionInvoker, Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
 import { registerFunctionAdminRoutes } from './admin-routes.js';
+import { registerLambdaInvokeRoute } from './http-invoke.js';
 import { AsyncQueue, DEAD_LETTER_PAGE } from './async-queue.js';
 import { AsyncEventStore, type DeadLetter, type EventSource } from './async-store.js';
 import { functionRoot } from './bundle.js';
@@ -12,7 +13,7 @@ import { FunctionMetrics } from './metrics.js';
 import { apiErrors, FunctionApiError } from './errors.js';
 import type { DeployOutcome } from './deploy.js';
 import type { Invocation, InvokeResult } from './runtime/pool.js';
-import type { FunctionRuntime } from './runtime/runtime.js';
+import type { FunctionRuntime, Target } from './runtime/runtime.js';
 import { FunctionStore, type FunctionVersion } from './store.js';
 import { Schedules, scheduledEvent, type ScheduleSpec } from './schedules.js';
 import { eventOf, MqttTriggers } from './triggers.js';
@@ -27,6 +28,14 @@ const REGION = 'local';
 const ACCOUNT = '000000000000';
 
 export type InvocationType = 'RequestResponse' | 'Event';
+
+/** Lambda's FunctionName forms: `NAME`, `NAME:QUALIFIER`, `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`. */
+export function parseFunctionName(text: string): { name: string; qualifier?: string } {
+  const arn = /^arn:aws[a-z-]*:lambda:[^:]*:[^:]*:function:(.+)$/.exec(text);
+  const [name, qualifier, ...rest] = (arn ? arn[1] : text).split(':');
+  if (rest.length > 0 || qualifier === '') throw apiErrors.invalidParameter(`${text}: expected NAME, NAME:QUALIFIER or a function ARN`);
+  return qualifier === undefined ? { name } : { name, qualifier };
+}
 
 /**
  * A local Lambda runtime: functions deployed from SAM templates as immutable versions, run in
@@ -72,6 +81,7 @@ export class FunctionService implements Service, FunctionInvoker {
     this.triggers = new MqttTriggers(context.bus, (name, message) => this.onTriggerMessage(name, message));
     this.schedules = new Schedules(context.config.functions.scheduleClockScale, this.log, (name, schedule, now) => this.onSchedule(name, schedule, now));
     registerFunctionAdminRoutes(context.admin, this);
+    registerLambdaInvokeRoute(context.http, this, this.log);
   }
 
   async start(): Promise<void> {
@@ -145,14 +155,62 @@ export class FunctionService implements Service, FunctionInvoker {
         check: (version) => runtime.check(version),
       });
       for (const version of versions) {
-        this.latest.set(version.name, version);
-        await this.triggers.set(version.name, version.spec.topics);
-        await this.schedules.set(version.name, version.spec.schedules ?? []);
-        this.queue.changed(version.name);
+        await this.activate(version);
         this.log.info({ function: version.name, version: version.version, hash: version.hash }, 'function deployed');
       }
       return outcomes;
     });
+  }
+
+  /**
+   * Points `$LATEST` back at an earlier version (`to`, or the one before the current), once it is
+   * loaded and checked like a deploy; its triggers and schedules replace the current ones.
+   */
+  rollback(name: string, to?: number): Promise<{ name: string; from: number; to: number }> {
+    return this.serialized(async () => {
+      const current = this.require(name);
+      const target = to ?? current.version - 1;
+      const version = this.functions.version(name, target);
+      if (!version) throw apiErrors.invalidParameter(to === undefined ? `${name}: version ${current.version} is the first; there is nothing to roll back to` : `${name}: no version ${to}`);
+      if (target === current.version) throw apiErrors.invalidParameter(`${name}: $LATEST is already version ${target}`);
+      const [{ checkVersion }, runtime] = await Promise.all([import('./deploy.js'), this.runtime()]);
+      await checkVersion(version, current, (candidate) => runtime.check(candidate));
+      await this.context.store.commit.run(() => this.functions.setLatest(name, target, Date.now()));
+      await this.activate(version);
+      this.log.info({ function: name, from: current.version, to: target }, 'function rolled back');
+      return { name, from: current.version, to: target };
+    });
+  }
+
+  /** Creates or moves an alias (Lambda's CreateAlias/UpdateAlias): invocations of NAME:ALIAS run that version. */
+  setAlias(name: string, alias: string, version: number): Promise<{ name: string; alias: string; version: number }> {
+    return this.serialized(async () => {
+      this.require(name);
+      // Lambda's alias names: letters, digits, - and _, not all digits (those are versions), up to 128.
+      if (!/^[A-Za-z0-9_-]{1,128}$/.test(alias) || /^\d+$/.test(alias)) {
+        throw apiErrors.invalidParameter(`${alias}: expected an alias name of up to 128 letters, digits, - and _, not only digits`);
+      }
+      if (!this.functions.version(name, version)) throw apiErrors.notFound(`${name}:${version}`);
+      await this.context.store.commit.run(() => this.functions.setAlias(name, alias, version, Date.now()));
+      this.log.info({ function: name, alias, version }, 'alias set');
+      return { name, alias, version };
+    });
+  }
+
+  removeAlias(name: string, alias: string): Promise<void> {
+    return this.serialized(async () => {
+      this.require(name);
+      const removed = await this.context.store.commit.run(() => this.functions.removeAlias(name, alias));
+      if (!removed) throw apiErrors.notFound(`${name}:${alias}`);
+    });
+  }
+
+  /** `$LATEST` now points at `version`: it takes traffic, triggers and schedules. */
+  private async activate(version: FunctionVersion): Promise<void> {
+    this.latest.set(version.name, version);
+    await this.triggers.set(version.name, version.spec.topics);
+    await this.schedules.set(version.name, version.spec.schedules ?? []);
+    this.queue.changed(version.name);
   }
 
   /** Removes a function, its versions, code and logs. */
@@ -178,12 +236,42 @@ export class FunctionService implements Service, FunctionInvoker {
   async invoke(name: string, invocation: Invocation, type: 'Event', source?: EventSource): Promise<{ eventId: number }>;
   async invoke(name: string, invocation: Invocation, type: InvocationType, source: EventSource = 'invoke'): Promise<InvokeResult | { eventId: number }> {
     if (!this.running) throw apiErrors.stopping();
-    const version = this.require(name);
+    const { version, target, qualifier } = this.resolveVersion(name, invocation.qualifier);
+    if (qualifier !== undefined) invocation = { ...invocation, qualifier };
     const limit = type === 'Event' ? MAX_ASYNC_PAYLOAD : MAX_SYNC_PAYLOAD;
     if (Buffer.byteLength(invocation.event) > limit) throw apiErrors.payloadTooLarge(limit);
-    if (type === 'Event') return { eventId: await this.queue.enqueue(version, invocation, source) };
+    if (type === 'Event') {
+      // The durable queue keeps function names only: its events run $LATEST.
+      if (target !== '$LATEST') throw apiErrors.invalidParameter(`${name}: asynchronous invocations run $LATEST; qualifier ${invocation.qualifier} is not supported for them`);
+      return { eventId: await this.queue.enqueue(version, invocation, source) };
+    }
     const runtime = await this.runtime();
-    return runtime.invoke(version, invocation);
+    return runtime.invoke(version, invocation, target);
+  }
+
+  /**
+   * The version an invocation runs, as Lambda resolves FunctionName and Qualifier: `NAME`, `NAME:QUALIFIER`
+   * or the function's ARN; the qualifier `$LATEST`, a version number or an alias.
+   */
+  resolveVersion(name: string, qualifier: string | undefined): { version: FunctionVersion; target: Target; qualifier?: string } {
+    const parsed = parseFunctionName(name);
+    if (parsed.qualifier !== undefined && qualifier !== undefined && parsed.qualifier !== qualifier) {
+      throw apiErrors.invalidParameter('The derived qualifier from the function name does not match the specified qualifier.');
+    }
+    const wanted = parsed.qualifier ?? qualifier;
+    const latest = this.require(parsed.name);
+    if (wanted === undefined) return { version: latest, target: '$LATEST' };
+    if (wanted === '$LATEST') return { version: latest, target: '$LATEST', qualifier: wanted };
+    const number = /^\d+$/.test(wanted) ? Number(wanted) : this.functions.aliasVersion(parsed.name, wanted);
+    const version = number === undefined ? undefined : this.functions.version(parsed.name, number);
+    if (!version) throw apiErrors.notFound(`${parsed.name}:${wanted}`);
+    return { version, target: version.version, qualifier: wanted };
+  }
+
+  /** Aliases of a function, for `outpost functions info`. */
+  aliases(name: string): Array<{ alias: string; version: number; updatedAt: number }> {
+    this.require(name);
+    return this.functions.aliases(name);
   }
 
   exists(name: string): boolean {

@@ -174,7 +174,7 @@ function invalid(file: string, problems: string[]): FunctionApiError {
   return new FunctionApiError(400, 'InvalidParameterValueException', `${file}: ${problems.join('; ')}`);
 }
 
-function isJson(text: string): boolean {
+export function isJson(text: string): boolean {
   try {
     JSON.parse(text);
     return true;

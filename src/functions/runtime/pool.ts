@@ -13,7 +13,6 @@ const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
 // There is no AWS account or region on a gateway; ARNs and AWS_REGION say so.
 export const REGION = 'local';
 const ACCOUNT = '000000000000';
-const VERSION = '$LATEST';
 const RUNTIME_DIR = fileURLToPath(new URL('.', import.meta.url));
 
 export interface PoolLimits {
@@ -27,6 +26,8 @@ export interface PoolLimits {
 export interface Invocation {
   event: string;
   clientContext?: unknown;
+  /** The alias or version the caller named, which ends the invoked function's ARN. */
+  qualifier?: string;
 }
 
 export interface InvokeResult {
@@ -67,6 +68,8 @@ export class FunctionPool {
 
   constructor(
     readonly version: FunctionVersion,
+    /** `$LATEST`, or the version number when invoked by number or alias: Lambda runs them as separate environments. */
+    readonly label: string,
     private readonly codeDir: string,
     private readonly limits: PoolLimits,
     private readonly output: RotatingLog,
@@ -139,7 +142,7 @@ export class FunctionPool {
     this.busy++;
     const requestId = randomUUID();
     const started = performance.now();
-    this.output.write(`START RequestId: ${requestId} Version: ${VERSION}\n`);
+    this.output.write(`START RequestId: ${requestId} Version: ${this.label}\n`);
     let outcome: InvokeOutcome;
     let initMs: number | undefined;
     try {
@@ -160,8 +163,8 @@ export class FunctionPool {
     this.report(requestId, started, initMs, outcome);
     this.next();
     return outcome.ok
-      ? { requestId, executedVersion: VERSION, payload: outcome.payload }
-      : { requestId, executedVersion: VERSION, payload: JSON.stringify(outcome.error), functionError: 'Unhandled' };
+      ? { requestId, executedVersion: this.label, payload: outcome.payload }
+      : { requestId, executedVersion: this.label, payload: JSON.stringify(outcome.error), functionError: 'Unhandled' };
   }
 
   /** A live instance goes back to the idle list (stopped after the idle timeout); a dead one is dropped. */
@@ -203,7 +206,7 @@ export class FunctionPool {
       AWS_DEFAULT_REGION: REGION,
       AWS_EXECUTION_ENV: `AWS_Lambda_${spec.runtime}`,
       AWS_LAMBDA_FUNCTION_NAME: spec.name,
-      AWS_LAMBDA_FUNCTION_VERSION: VERSION,
+      AWS_LAMBDA_FUNCTION_VERSION: this.label,
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(spec.memorySize),
       AWS_LAMBDA_LOG_GROUP_NAME: this.logGroupName(),
       AWS_LAMBDA_LOG_STREAM_NAME: logStreamName,
@@ -225,8 +228,8 @@ export class FunctionPool {
       deadline: Date.now() + spec.timeout * 1000,
       context: {
         functionName: spec.name,
-        functionVersion: VERSION,
-        invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${spec.name}`,
+        functionVersion: this.label,
+        invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${spec.name}${invocation.qualifier ? `:${invocation.qualifier}` : ''}`,
         memoryLimitInMB: String(spec.memorySize),
         logGroupName: this.logGroupName(),
         logStreamName,
@@ -241,7 +244,7 @@ export class FunctionPool {
 
   /** Lambda's form: `YYYY/MM/DD/[VERSION]` and a random id. */
   private logStreamName(): string {
-    return `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[${VERSION}]${randomBytes(16).toString('hex')}`;
+    return `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[${this.label}]${randomBytes(16).toString('hex')}`;
   }
 
   /** END and REPORT as Lambda writes them, after an error line when the invocation failed. */
