@@ -29,6 +29,12 @@ const ACCOUNT = '000000000000';
 
 export type InvocationType = 'RequestResponse' | 'Event';
 
+/** A URL a function reaches a listener at: loopback for a wildcard address. */
+function endpoint(host: string, port: number): string {
+  const address = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+}
+
 /** Lambda's FunctionName forms: `NAME`, `NAME:QUALIFIER`, `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`. */
 export function parseFunctionName(text: string): { name: string; qualifier?: string } {
   const arn = /^arn:aws[a-z-]*:lambda:[^:]*:[^:]*:function:(.+)$/.exec(text);
@@ -347,11 +353,36 @@ export class FunctionService implements Service, FunctionInvoker {
 
   private runtime(): Promise<FunctionRuntime> {
     const { maxInstances, idleTimeoutSeconds, queueLength, logFileBytes, pythonPath } = this.context.config.functions;
-    this.runtimeLoading ??= import('./runtime/runtime.js').then(({ FunctionRuntime }) => {
-      this.loadedRuntime = new FunctionRuntime(this.context.dataDir, { maxInstances, idleTimeoutMs: idleTimeoutSeconds * 1000, queueLength, logFileBytes, pythonPath }, this.log, this.metrics);
+    this.runtimeLoading ??= Promise.all([import('./runtime/runtime.js'), this.gatewayEnvironment()]).then(([{ FunctionRuntime }, gatewayEnvironment]) => {
+      const limits = { maxInstances, idleTimeoutMs: idleTimeoutSeconds * 1000, queueLength, logFileBytes, pythonPath, gatewayEnvironment };
+      this.loadedRuntime = new FunctionRuntime(this.context.dataDir, limits, this.log, this.metrics);
       return this.loadedRuntime;
     });
     return this.runtimeLoading;
+  }
+
+  /**
+   * What lets an unmodified AWS SDK v3 client inside a function reach the gateway's own services: the
+   * SDK's service-specific endpoint variables and the functions' service key. A port configured as 0
+   * is only known to the listener, so that endpoint is left out (and the SDK would go to AWS).
+   */
+  private async gatewayEnvironment(): Promise<Record<string, string>> {
+    const { http, s3 } = this.context.config;
+    const environment: Record<string, string> = {};
+    if (http.enabled && http.port !== 0) {
+      const url = endpoint(http.host, http.port);
+      environment.AWS_ENDPOINT_URL_IOT_DATA_PLANE = url;
+      environment.AWS_ENDPOINT_URL_LAMBDA = url;
+    }
+    if (s3.port !== 0) environment.AWS_ENDPOINT_URL_S3 = endpoint(s3.host, s3.port);
+    try {
+      const key = await this.context.accessKeys.serviceKey('functions');
+      environment.AWS_ACCESS_KEY_ID = key.accessKeyId;
+      environment.AWS_SECRET_ACCESS_KEY = key.secretAccessKey;
+    } catch (error) {
+      this.log.warn({ err: error }, 'no access key for functions: AWS SDK clients in functions have no credentials');
+    }
+    return environment;
   }
 
   private serialized<T>(change: () => Promise<T>): Promise<T> {
