@@ -6,8 +6,8 @@ import { apiErrors } from './errors.js';
 import type { FunctionSpec } from './template.js';
 
 // AWS's limit for a function's unzipped code; the file count bounds the walk.
-const MAX_CODE_BYTES = 262_144_000;
-const MAX_FILES = 10_000;
+export const MAX_CODE_BYTES = 262_144_000;
+export const MAX_FILES = 10_000;
 
 export interface StagedCode {
   hash: string;

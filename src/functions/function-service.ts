@@ -150,11 +150,11 @@ export class FunctionService implements Service, FunctionInvoker {
     return readLog(join(functionRoot(this.context.dataDir, name), 'logs', 'function.log'), request);
   }
 
-  /** Deploys a directory's template (see deploy.ts); new versions take traffic once committed. */
+  /** Deploys a directory's template or a .zip of one (see deploy.ts); new versions take traffic once committed. */
   deploy(path: string): Promise<DeployOutcome[]> {
     return this.serialized(async () => {
-      const [{ deployDirectory }, runtime] = await Promise.all([import('./deploy.js'), this.runtime()]);
-      const { outcomes, versions } = await deployDirectory(path, {
+      const [{ deployPackage }, runtime] = await Promise.all([import('./deploy.js'), this.runtime()]);
+      const { outcomes, versions } = await deployPackage(path, {
         dataDir: this.context.dataDir,
         functions: this.functions,
         commit: this.context.store.commit,

@@ -61,7 +61,7 @@ function infoText(info: FunctionInfo): string {
 
 export function registerFunctions(program: Command, cli: CliContext): void {
   program.command('deploy <path>')
-    .description('deploy the functions of a directory with a SAM template.yaml (all or none; a failed deploy keeps the old versions)')
+    .description('deploy the functions of a directory with a SAM template.yaml, or a .zip of one (all or none; a failed deploy keeps the old versions)')
     .action(async (path: string, _options, command: Command) => {
       const body = await cli.call<{ deployed: DeployOutcome[] }>(command, 'POST', '/v1/functions', { path: resolve(path) });
       cli.print(command, body, () => body.deployed.map((d) => d.unchanged
