@@ -12,7 +12,7 @@ import { readLog, type LogChunk } from './logs.js';
 import { FunctionMetrics } from './metrics.js';
 import { apiErrors, FunctionApiError } from './errors.js';
 import type { DeployOutcome } from './deploy.js';
-import type { Invocation, InvokeResult } from './runtime/pool.js';
+import type { Invocation, InvokeResult, PoolStats } from './runtime/pool.js';
 import type { FunctionRuntime, Target } from './runtime/runtime.js';
 import { FunctionStore, type FunctionVersion } from './store.js';
 import { Schedules, scheduledEvent, type ScheduleSpec } from './schedules.js';
@@ -134,7 +134,7 @@ export class FunctionService implements Service, FunctionInvoker {
     return [...this.latest.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
-  info(name: string): { latest: FunctionVersion; versions: FunctionVersion[]; instances: { busy: number; idle: number; queued: number }; asyncEvents: number } {
+  info(name: string): { latest: FunctionVersion; versions: FunctionVersion[]; instances: PoolStats; asyncEvents: number } {
     const latest = this.require(name);
     return {
       latest,

@@ -11,7 +11,7 @@ interface FunctionSummary {
 }
 interface FunctionInfo extends FunctionSummary {
   environment: Record<string, string>;
-  instances: { busy: number; idle: number; queued: number };
+  instances: { busy: number; idle: number; queued: number; initFailures?: number; initError?: string; backoffUntil?: number };
   asyncEvents?: number;
   versions: Array<{ version: number; hash: string; createdAt: number }>;
   aliases?: Array<{ alias: string; version: number; updatedAt: number }>;
@@ -52,6 +52,7 @@ function infoText(info: FunctionInfo): string {
     ['topics', info.topics.join(' ') || '-'], ['schedules', info.schedules?.join(' ') || '-'], ['environment', Object.keys(info.environment).join(' ') || '-'],
     ['instances', `${info.instances.busy} busy, ${info.instances.idle} idle, ${info.instances.queued} queued`],
     ['async events', info.asyncEvents ?? 0],
+    ...(info.instances.initFailures ? [['init failures', `${info.instances.initFailures} in a row${info.instances.backoffUntil ? `, next attempt after ${new Date(info.instances.backoffUntil).toISOString()}` : ''}: ${info.instances.initError}`] as [string, string]] : []),
   ];
   const width = Math.max(...rows.map(([key]) => key.length));
   return rows.map(([key, value]) => `${key.padEnd(width)}  ${value}`).join('\n') + '\n\n'

@@ -13,6 +13,8 @@ export interface ExecutionEnvironment {
   readonly alive: boolean;
   readonly logStreamName: string;
   invoke(message: InvokeMessage, timeoutSeconds: number): Promise<InvokeOutcome>;
+  /** The most memory the environment has used so far (REPORT's Max Memory Used), when known. */
+  maxMemoryBytes(): number | undefined;
   terminate(): void;
 }
 
@@ -110,6 +112,7 @@ export class NodeWorkerInstance {
   private current: { requestId: string; settle: (outcome: InvokeOutcome) => void } | undefined;
   private starting: { ready: () => void; fail: (error: LambdaErrorPayload) => void } | undefined;
   private readonly host: NodeHost;
+  private peakMemoryBytes: number | undefined;
 
   private constructor(options: WorkerOptions & { isolation: 'thread' | 'process' }) {
     this.logStreamName = options.logStreamName;
@@ -162,7 +165,12 @@ export class NodeWorkerInstance {
     this.host.kill();
   }
 
+  maxMemoryBytes(): number | undefined {
+    return this.peakMemoryBytes;
+  }
+
   private onMessage(message: WorkerMessage): void {
+    if (message.type === 'result' || message.type === 'error') this.peakMemoryBytes = Math.max(this.peakMemoryBytes ?? 0, message.memoryBytes);
     if (this.starting) {
       if (message.type === 'ready') this.starting.ready();
       else if (message.type === 'init-error' || message.type === 'fatal') this.starting.fail(message.error);

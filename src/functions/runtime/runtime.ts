@@ -4,7 +4,7 @@ import { functionRoot } from '../bundle.js';
 import { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
 import { apiErrors } from '../errors.js';
-import { FunctionPool, type Invocation, type InvokeResult, type PoolLimits, type QueuedInvocation } from './pool.js';
+import { FunctionPool, type Invocation, type InvokeResult, type PoolLimits, type PoolStats, type QueuedInvocation } from './pool.js';
 import type { FunctionMetrics } from '../metrics.js';
 
 export interface RuntimeLimits extends PoolLimits {
@@ -42,9 +42,10 @@ export class FunctionRuntime {
     return this.metrics.measure(version.name, () => this.poolFor(version).enqueue(invocation));
   }
 
-  /** Summed over the function's pools ($LATEST and numbered versions). */
-  stats(name: string): { busy: number; idle: number; queued: number } {
-    const total = { busy: 0, idle: 0, queued: 0 };
+  /** Summed over the function's pools ($LATEST and numbered versions); a crash loop as $LATEST's pool reports it. */
+  stats(name: string): PoolStats {
+    const { initFailures, initError, backoffUntil } = this.pools.get(name)?.stats ?? {};
+    const total: PoolStats = { busy: 0, idle: 0, queued: 0, ...(initFailures ? { initFailures, initError, ...(backoffUntil ? { backoffUntil } : {}) } : {}) };
     for (const pool of [this.pools.get(name), ...(this.versionPools.get(name)?.values() ?? [])]) {
       if (!pool) continue;
       total.busy += pool.stats.busy;

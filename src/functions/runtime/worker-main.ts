@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { format, types } from 'node:util';
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { LambdaErrorPayload } from '../errors.js';
 import type { InvokeMessage, WorkerInit, WorkerMessage } from './protocol.js';
@@ -113,11 +114,18 @@ function runHandler(handler: Handler, message: InvokeMessage): Promise<{ ok: tru
   });
 }
 
+/** What the environment uses, for REPORT's Max Memory Used: a thread's own heaps, a process's resident set. */
+function memoryBytes(): number {
+  if (!parentPort) return process.memoryUsage.rss();
+  const { total_heap_size: heap, external_memory: external } = getHeapStatistics();
+  return heap + external;
+}
+
 async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
   currentRequestId = message.requestId;
   const outcome = await runHandler(handler, message);
   if (!outcome.ok) {
-    post({ type: 'error', requestId: message.requestId, error: toErrorPayload(outcome.error) });
+    post({ type: 'error', requestId: message.requestId, error: toErrorPayload(outcome.error), memoryBytes: memoryBytes() });
     return;
   }
   let payload: string;
@@ -125,10 +133,10 @@ async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
     // Lambda answers `undefined` with null.
     payload = JSON.stringify(outcome.value) ?? 'null';
   } catch (error) {
-    post({ type: 'error', requestId: message.requestId, error: { errorType: 'Runtime.MalformedHandlerResponse', errorMessage: `Unable to stringify response body: ${(error as Error).message}` } });
+    post({ type: 'error', requestId: message.requestId, error: { errorType: 'Runtime.MalformedHandlerResponse', errorMessage: `Unable to stringify response body: ${(error as Error).message}` }, memoryBytes: memoryBytes() });
     return;
   }
-  post({ type: 'result', requestId: message.requestId, payload });
+  post({ type: 'result', requestId: message.requestId, payload, memoryBytes: memoryBytes() });
 }
 
 // An error nobody awaits ends the environment, as on Lambda; the parent answers the invocation with it.
