@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
-import { outpost } from './helpers/mqtt.js';
+import { connectClient, outpost } from './helpers/mqtt.js';
 import { template, writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 
@@ -82,5 +82,63 @@ describe('functions: MQTT triggers are durable', () => {
       return lost.length === 0 ? lost : undefined;
     }, 60_000);
     expect(missing).toEqual([]);
+  });
+});
+
+describe('functions: Outputs of MQTT triggers', () => {
+  let daemon: TestDaemon;
+  const pkg = writePackage({
+    'template.yaml': template('Thermostat', {
+      Handler: 'index.handler',
+      Events: {
+        Temp: { Type: 'MQTT', Properties: { Topic: 'temps/+', OutputTopic: 'alerts/temp' } },
+        // No OutputTopic: results of these events go nowhere.
+        Humidity: { Type: 'MQTT', Properties: { Topic: 'humidity/+' } },
+      },
+    }),
+    'index.js': 'exports.handler = async (event, context) => (event.c > 25 ? { alert: "hot", celsius: event.c, from: context.clientContext.Custom.subject } : null);\n',
+  });
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: CONFIG });
+    expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+  });
+
+  afterAll(async () => {
+    expect(await daemon.stop()).toBe(0);
+    await daemon.cleanup();
+    pkg.remove();
+  });
+
+  it('publishes what the handler returns on the trigger\'s OutputTopic; a null result publishes nothing', async () => {
+    const device = await connectClient(daemon.mqttUrl, { clientId: 'thermo-device' });
+    const watcher = await connectClient(daemon.mqttUrl, { clientId: 'thermo-watcher' });
+    try {
+      const got: Array<{ topic: string; payload: string }> = [];
+      watcher.on('message', (topic, payload) => got.push({ topic, payload: payload.toString() }));
+      await watcher.subscribeAsync('alerts/#', { qos: 1 });
+      await device.publishAsync('temps/kitchen', JSON.stringify({ c: 20 }), { qos: 1 });
+      await device.publishAsync('humidity/kitchen', JSON.stringify({ c: 99 }), { qos: 1 });
+      await device.publishAsync('temps/attic', JSON.stringify({ c: 31 }), { qos: 1 });
+      await eventually(() => got.length >= 1);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(got).toEqual([{ topic: 'alerts/temp', payload: JSON.stringify({ alert: 'hot', celsius: 31, from: 'temps/attic' }) }]);
+    } finally {
+      device.end(true);
+      watcher.end(true);
+    }
+  });
+
+  it('refuses an OutputTopic with wildcards, naming the key', async () => {
+    const bad = writePackage({
+      'template.yaml': template('BadOutput', { Handler: 'index.handler', Events: { T: { Type: 'MQTT', Properties: { Topic: 't/+', OutputTopic: 'out/+' } } } }),
+      'index.js': 'exports.handler = async () => 1;\n',
+    });
+    try {
+      expect((await outpost(daemon.socket, ['deploy', bad.dir])).stderr)
+        .toContain('Resources.BadOutput.Properties.Events.T.Properties.OutputTopic: expected an MQTT topic name (no + or # wildcards)');
+    } finally {
+      bad.remove();
+    }
   });
 });

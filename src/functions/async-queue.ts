@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { LocalBus } from '../bus.js';
+import { topicMatches } from '../broker/topic.js';
 import type { GroupCommit } from '../store/group-commit.js';
 import { AsyncEventStore, type DeadLetter, type DeadLetterReason, type ErrorSummary, type EventSource, type QueuedEvent } from './async-store.js';
 import { apiErrors, FunctionApiError } from './errors.js';
@@ -245,6 +246,8 @@ export class AsyncQueue {
       const result = await runtime.enqueue(version, invocation);
       if (!result.functionError) {
         release();
+        // Published before the event is removed: a crash in between publishes it again (at least once).
+        await this.publishOutputs(version, event, result);
         await commit.run(() => store.delete(id));
         return;
       }
@@ -269,6 +272,20 @@ export class AsyncQueue {
       // Not the function's fault (a commit that failed): the attempt does not count.
       log.error({ err: error, function: name, eventId: id }, 'cannot dispatch an asynchronous event; trying again');
       this.requeue(name, id, Date.now() + HICCUP_DELAY_MS);
+    }
+  }
+
+  /**
+   * Outputs: the result of an MQTT-triggered event goes to the OutputTopic of each trigger whose
+   * filter matched the message's topic, as JSON at QoS 1; a null result publishes nothing.
+   */
+  private async publishOutputs(version: FunctionVersion, event: QueuedEvent, result: InvokeResult): Promise<void> {
+    const subject = (event.clientContext as { Custom?: { subject?: unknown } } | undefined)?.Custom?.subject;
+    if (!version.spec.outputs || typeof subject !== 'string' || result.payload === 'null') return;
+    for (const { filter, topic } of version.spec.outputs) {
+      if (!topicMatches(filter, subject)) continue;
+      await this.deps.bus.publish({ topic, payload: result.payload, qos: 1 })
+        .catch((error: unknown) => this.deps.log.warn({ err: error, function: version.name, topic }, 'cannot publish a function\'s output'));
     }
   }
 

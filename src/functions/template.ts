@@ -17,6 +17,8 @@ export interface FunctionSpec {
   reservedConcurrency?: number;
   /** MQTT topic filters whose messages invoke the function asynchronously. */
   topics: string[];
+  /** MQTT triggers with an OutputTopic: a result of an event from `filter` is published on `topic`; absent when there are none. */
+  outputs?: Array<{ filter: string; topic: string }>;
   /** Schedule events (EventBridge rate/cron); absent when there are none, so older versions' hashes stay. */
   schedules?: ScheduleSpec[];
   /** `Metadata.Outpost.Isolation: process`: Node.js instances are child processes instead of worker threads; absent otherwise. */
@@ -40,9 +42,12 @@ const integer = (expected: string, min: number, max: number) =>
 
 const topicFilter = text('expected an MQTT topic filter').refine(isTopicFilter, { message: 'expected an MQTT topic filter (+ and # as whole levels, # last)' });
 
+const topicName = text('expected an MQTT topic name').refine((topic) => !/[+#]/.test(topic), { message: 'expected an MQTT topic name (no + or # wildcards)' });
+
 const mqttEvent = z.strictObject({
   Type: z.literal('MQTT'),
-  Properties: z.strictObject({ Topic: topicFilter }),
+  // OutputTopic (Outpost's): where what the handler returns for this trigger is published.
+  Properties: z.strictObject({ Topic: topicFilter, OutputTopic: topicName.optional() }),
 });
 const scheduleEvent = z.strictObject({
   Type: z.literal('Schedule'),
@@ -70,7 +75,7 @@ const eventSchema = z.object({ Type: text('expected an event type') }).passthrou
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['Type'], message: `unsupported event type "${event.Type}": expected "MQTT" or "Schedule"` });
   }
 });
-type EventInput = { Type: string; Properties?: { Topic?: string; Schedule?: string; Input?: string; Enabled?: boolean } };
+type EventInput = { Type: string; Properties?: { Topic?: string; OutputTopic?: string; Schedule?: string; Input?: string; Enabled?: boolean } };
 
 const variableValue = z.union([z.string(), z.number(), z.boolean()], { errorMap: () => ({ message: 'expected a string value' }) });
 
@@ -132,6 +137,8 @@ export function parseTemplate(source: string, file: string): FunctionSpec[] {
     const events = Object.entries(p.Events as Record<string, EventInput>);
     const schedules = events.filter(([, event]) => event.Type === 'Schedule' && event.Properties?.Enabled !== false)
       .map(([key, event]) => ({ rule: `${name}-${key}`, expression: event.Properties!.Schedule!, ...(event.Properties!.Input !== undefined ? { input: event.Properties!.Input } : {}) }));
+    const outputs = events.filter(([, event]) => event.Type === 'MQTT' && event.Properties?.OutputTopic !== undefined)
+      .map(([, event]) => ({ filter: event.Properties!.Topic!, topic: event.Properties!.OutputTopic! }));
     return {
     name,
     handler: p.Handler,
@@ -143,6 +150,7 @@ export function parseTemplate(source: string, file: string): FunctionSpec[] {
     ...(p.ReservedConcurrentExecutions !== undefined ? { reservedConcurrency: p.ReservedConcurrentExecutions } : {}),
     ...(isolation === 'process' && !p.Runtime.startsWith('python') ? { isolation } : {}),
     topics: events.filter(([, event]) => event.Type === 'MQTT').map(([, event]) => event.Properties!.Topic!),
+    ...(outputs.length > 0 ? { outputs } : {}),
     ...(schedules.length > 0 ? { schedules } : {}),
     // Only when set, so the hash of a version deployed before these keys existed does not change.
     ...(p.EventInvokeConfig?.MaximumRetryAttempts !== undefined ? { maxRetryAttempts: p.EventInvokeConfig.MaximumRetryAttempts } : {}),
