@@ -29,8 +29,15 @@ export interface AsyncQueueDeps {
 }
 
 /** One function's events: ids in the order they are due, and what runs or is being accepted now. */
+/** A queued event's place in line; a fresh one carries the event itself, so its first attempt need not read it back. */
+interface Waiting {
+  id: number;
+  due: number;
+  event?: QueuedEvent;
+}
+
 interface Lane {
-  waiting: Array<{ id: number; due: number }>;
+  waiting: Waiting[];
   running: number;
   /** Accepted but not yet committed: counted against the queue length. */
   accepting: number;
@@ -90,13 +97,18 @@ export class AsyncQueue {
     }
     lane.accepting++;
     let id: number;
+    const now = Date.now();
     try {
-      id = await this.deps.commit.run(() => this.deps.store.insert(version.name, invocation.event, invocation.clientContext, source, Date.now()));
+      id = await this.deps.commit.run(() => this.deps.store.insert(version.name, invocation.event, invocation.clientContext, source, now));
     } finally {
       lane.accepting--;
     }
     if (this.deps.latest(version.name)) {
-      insertByDue(lane.waiting, { id, due: Date.now() });
+      const event: QueuedEvent = {
+        id, name: version.name, event: invocation.event, source, enqueuedAt: now, attempts: 0, nextAttemptAt: now,
+        ...(invocation.clientContext !== undefined ? { clientContext: invocation.clientContext } : {}),
+      };
+      insertByDue(lane.waiting, { id, due: Date.now(), event });
       this.pump(version.name);
     }
     return id;
@@ -200,7 +212,7 @@ export class AsyncQueue {
     const limit = version.spec.reservedConcurrency ?? this.deps.config.maxInstances;
     const now = Date.now();
     while (lane.running < limit && lane.waiting.length > 0 && lane.waiting[0].due <= now) {
-      const { id } = lane.waiting.shift()!;
+      const { id, event } = lane.waiting.shift()!;
       lane.running++;
       let released = false;
       const release = () => {
@@ -209,7 +221,7 @@ export class AsyncQueue {
         lane.running--;
         this.pump(name);
       };
-      void this.attempt(name, id, release).finally(release);
+      void this.attempt(name, id, release, event).finally(release);
     }
     const next = lane.waiting[0];
     if (next && next.due > now && lane.running < limit && lane.timerDue !== next.due) {
@@ -229,10 +241,10 @@ export class AsyncQueue {
    * event then commits while the next one already runs (a crash before that
    * commit runs it again — at least once).
    */
-  private async attempt(name: string, id: number, release: () => void): Promise<void> {
+  private async attempt(name: string, id: number, release: () => void, fresh: QueuedEvent | undefined): Promise<void> {
     const { store, commit, log } = this.deps;
     try {
-      const event = store.get(id);
+      const event = fresh ?? store.get(id);
       const version = this.deps.latest(name);
       if (!event || !version) return;
       const maxRetries = version.spec.maxRetryAttempts ?? this.deps.config.maxRetryAttempts;
@@ -307,7 +319,7 @@ export class AsyncQueue {
 }
 
 /** Keeps `waiting` ordered by due time, then id (binary search: the list is up to queueLength long). */
-function insertByDue(waiting: Array<{ id: number; due: number }>, entry: { id: number; due: number }): void {
+function insertByDue(waiting: Waiting[], entry: Waiting): void {
   let low = 0;
   let high = waiting.length;
   while (low < high) {

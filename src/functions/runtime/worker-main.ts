@@ -27,7 +27,8 @@ function post(message: WorkerMessage, then?: () => void): void {
 }
 
 function onInvoke(listener: (message: InvokeMessage) => void): void {
-  if (parentPort) parentPort.on('message', listener);
+  // A worker thread gets each invocation as JSON text (see node-worker.ts).
+  if (parentPort) parentPort.on('message', (text: string) => listener(JSON.parse(text) as InvokeMessage));
   else process.on('message', listener as (message: unknown) => void);
 }
 
