@@ -40,7 +40,7 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
     // The flaky function's files are named through its environment, so the template above is rewritten with them.
     const templateFile = join(pkg.dir, 'template.yaml');
     writeFileSync(templateFile, readFileSync(templateFile, 'utf8').replace('"FLAG":""', `"FLAG":${JSON.stringify(flag)}`).replace('"INITS":""', `"INITS":${JSON.stringify(inits)}`));
-    daemon = await TestDaemon.start({ config: { functions: { pythonPath: PYTHON, idleTimeoutSeconds: 60 } } });
+    daemon = await TestDaemon.start({ config: { functions: { pythonPath: PYTHON, idleTimeoutSeconds: 60, maxEventAgeSeconds: 2 } } });
     const deployed = await outpost(daemon.socket, ['deploy', pkg.dir]);
     expect(deployed, deployed.stderr).toMatchObject({ code: 0 });
   });
@@ -89,8 +89,16 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
     }
   });
 
-  it('throttles every synchronous invoke of a function with ReservedConcurrentExecutions: 0', async () => {
+  it('throttles everything of a function with ReservedConcurrentExecutions: 0: sync 429, async events dead-lettered at their maximum age', async () => {
     const refused = await outpost(daemon.socket, ['invoke', 'Closed']);
     expect(refused).toMatchObject({ code: 1, stderr: 'outpost: TooManyRequestsException: Rate Exceeded.\n' });
+    const queued = await outpost(daemon.socket, ['--json', 'invoke', 'Closed', '--async', '--payload', '{"n":1}']);
+    expect(JSON.parse(queued.stdout)).toMatchObject({ statusCode: 202 });
+    // functions.maxEventAgeSeconds is 2 here; the event never runs.
+    const letters = await eventually(async () => {
+      const found = JSON.parse((await outpost(daemon.socket, ['--json', 'dlq', 'ls', 'Closed'])).stdout).deadLetters;
+      return found.length > 0 ? found : undefined;
+    }, 10_000, 250);
+    expect(letters).toEqual([expect.objectContaining({ function: 'Closed', event: { n: 1 }, attempts: 0, reason: 'EventAgeExceeded', errorType: 'TooManyRequestsException', errorMessage: 'Rate Exceeded.' })]);
   });
 });

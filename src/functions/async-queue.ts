@@ -33,8 +33,12 @@ export interface AsyncQueueDeps {
 interface Waiting {
   id: number;
   due: number;
+  enqueuedAt: number;
   event?: QueuedEvent;
 }
+
+// What a function with ReservedConcurrentExecutions: 0 answers its events with, as Lambda's throttle.
+const THROTTLED: ErrorSummary = { errorType: 'TooManyRequestsException', errorMessage: 'Rate Exceeded.' };
 
 interface Lane {
   waiting: Waiting[];
@@ -77,9 +81,9 @@ export class AsyncQueue {
   recover(): number {
     let count = 0;
     const orphans = new Set<string>();
-    for (const { id, name, due } of this.deps.store.pending()) {
+    for (const { id, name, due, enqueuedAt } of this.deps.store.pending()) {
       if (!this.deps.latest(name)) { orphans.add(name); continue; }
-      this.lane(name).waiting.push({ id, due });
+      this.lane(name).waiting.push({ id, due, enqueuedAt });
       count++;
     }
     for (const name of orphans) void this.deps.commit.run(() => this.deps.store.removeFunction(name)).catch(() => undefined);
@@ -108,7 +112,7 @@ export class AsyncQueue {
         id, name: version.name, event: invocation.event, source, enqueuedAt: now, attempts: 0, nextAttemptAt: now,
         ...(invocation.clientContext !== undefined ? { clientContext: invocation.clientContext } : {}),
       };
-      insertByDue(lane.waiting, { id, due: Date.now(), event });
+      insertByDue(lane.waiting, { id, due: Date.now(), enqueuedAt: now, event });
       this.pump(version.name);
     }
     return id;
@@ -162,7 +166,7 @@ export class AsyncQueue {
       const eventId = ids[i];
       if (eventId === undefined) { skipped.push({ id: letter.id, reason: 'already replayed or purged' }); return; }
       replayed.push({ id: letter.id, eventId });
-      insertByDue(this.lane(letter.function).waiting, { id: eventId, due: Date.now() });
+      insertByDue(this.lane(letter.function).waiting, { id: eventId, due: Date.now(), enqueuedAt: Date.now() });
     });
     for (const name of new Set(accepted.map((letter) => letter.function))) this.pump(name);
     return { replayed, skipped };
@@ -210,6 +214,7 @@ export class AsyncQueue {
     const version = this.deps.latest(name);
     if (!lane || !version || this.stopped) return;
     const limit = version.spec.reservedConcurrency ?? this.deps.config.maxInstances;
+    if (limit === 0) return this.ageOutThrottled(name, lane, version);
     const now = Date.now();
     while (lane.running < limit && lane.waiting.length > 0 && lane.waiting[0].due <= now) {
       const { id, event } = lane.waiting.shift()!;
@@ -278,12 +283,12 @@ export class AsyncQueue {
         return;
       }
       await commit.run(() => store.failed(id, attempts, due, error));
-      this.requeue(name, id, due);
+      this.requeue(name, id, due, event.enqueuedAt);
     } catch (error) {
       if (this.stopped || (error instanceof FunctionApiError && error.status === 503)) return;
       // Not the function's fault (a commit that failed): the attempt does not count.
       log.error({ err: error, function: name, eventId: id }, 'cannot dispatch an asynchronous event; trying again');
-      this.requeue(name, id, Date.now() + HICCUP_DELAY_MS);
+      this.requeue(name, id, Date.now() + HICCUP_DELAY_MS, fresh?.enqueuedAt ?? Date.now());
     }
   }
 
@@ -301,9 +306,37 @@ export class AsyncQueue {
     }
   }
 
-  private requeue(name: string, id: number, due: number): void {
+  private requeue(name: string, id: number, due: number, enqueuedAt: number): void {
     if (this.stopped || !this.deps.latest(name)) return;
-    insertByDue(this.lane(name).waiting, { id, due });
+    insertByDue(this.lane(name).waiting, { id, due, enqueuedAt });
+  }
+
+  /**
+   * ReservedConcurrentExecutions: 0 runs nothing: as on Lambda, the events stay throttled until the
+   * function gets concurrency again (a deploy) or they reach their maximum age, when they go to the
+   * dead-letter queue with TooManyRequestsException.
+   */
+  private ageOutThrottled(name: string, lane: Lane, version: FunctionVersion): void {
+    const maxAgeMs = (version.spec.maxEventAgeSeconds ?? this.deps.config.maxEventAgeSeconds) * 1000;
+    const now = Date.now();
+    const expired = lane.waiting.filter((waiting) => now - waiting.enqueuedAt >= maxAgeMs);
+    if (expired.length > 0) lane.waiting = lane.waiting.filter((waiting) => now - waiting.enqueuedAt < maxAgeMs);
+    for (const { id, event } of expired) {
+      const queued = event ?? this.deps.store.get(id);
+      if (queued) {
+        this.deadLetter(queued, 'EventAgeExceeded', THROTTLED)
+          .catch((error: unknown) => this.deps.log.error({ err: error, function: name, eventId: id }, 'cannot dead-letter a throttled event'));
+      }
+    }
+    if (lane.waiting.length === 0) return;
+    const nextExpiry = lane.waiting.reduce((oldest, waiting) => Math.min(oldest, waiting.enqueuedAt), Infinity) + maxAgeMs;
+    clearTimeout(lane.timer);
+    lane.timerDue = nextExpiry;
+    lane.timer = setTimeout(() => {
+      lane.timer = undefined;
+      lane.timerDue = undefined;
+      this.pump(name);
+    }, Math.max(0, nextExpiry - now)).unref();
   }
 
   /** Moves the event to the DLQ, then publishes the dead letter on `$outpost/dlq/{function}`. */
