@@ -62,6 +62,7 @@ describe('functions: .zip packages', () => {
       ['absolute.zip', (file) => writeZip(file, { 'template.yaml': template('Evil', { Handler: 'a.handler' }), '/etc/evil.js': 'x' }), 'entry names must stay inside the package'],
       ['no-template.zip', (file) => writeZip(file, { 'index.js': 'x' }), 'no-template.zip: no template.yaml'],
       ['not-a.zip', (file) => writeFileSync(file, 'this is not a zip archive at all'), 'not a zip archive'],
+      ['clash.zip', (file) => writeZip(file, { 'template.yaml': template('Evil', { Handler: 'a.handler' }), 'lib': 'a file', 'lib/a.js': 'x' }), 'lib/a.js: '],
       ['bad-key.zip', (file) => writeZip(file, { 'template.yaml': template('Evil', { Handler: 'a.handler', Layers: ['x'] }) }), 'Resources.Evil.Properties.Layers: unsupported key'],
     ];
     for (const [name, write, message] of cases) {

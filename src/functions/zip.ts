@@ -4,7 +4,7 @@ import { dirname, join, normalize, sep } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createInflateRaw, crc32 } from 'node:zlib';
-import { apiErrors } from './errors.js';
+import { apiErrors, FunctionApiError } from './errors.js';
 
 // ZIP (APPNOTE.TXT): the end-of-central-directory record is at most 22 + 65535 bytes from the end.
 const EOCD_SIGNATURE = 0x06054b50;
@@ -48,7 +48,11 @@ export async function unzip(file: string, target: string, limits: UnzipLimits): 
       if (entry.name.endsWith('/') || isSymlink(entry.mode)) continue;
       total += entry.size;
       if (total > limits.maxBytes) throw invalid(file, `more than ${limits.maxBytes} bytes unpacked`);
-      await extract(zip, file, entry, join(target, safeName(file, entry.name)));
+      const destination = join(target, safeName(file, entry.name));
+      // Whatever goes wrong writing an entry (a file where a directory should be, …) is the archive's problem.
+      await extract(zip, file, entry, destination).catch((error: Error) => {
+        throw error instanceof FunctionApiError ? error : invalid(file, `${entry.name}: ${error.message}`);
+      });
     }
   } finally {
     await zip.close();
