@@ -4,7 +4,7 @@ import type { Router } from '../http/router.js';
 import type { HttpHandler } from '../http/server.js';
 import { apiErrors, FunctionApiError } from './errors.js';
 import type { FunctionService } from './function-service.js';
-import { isJson } from './template.js';
+import { isJson } from './json.js';
 
 // Lambda's limit on a synchronous request; an Event is held to its own, smaller limit by the service.
 const MAX_REQUEST_BYTES = 6 * 1024 * 1024;

@@ -1,6 +1,7 @@
 import yaml from 'js-yaml';
 import { z, type ZodIssue } from 'zod/v3';
 import { FunctionApiError } from './errors.js';
+import { isJson } from './json.js';
 import { parseSchedule, type ScheduleSpec } from './schedules.js';
 
 /** One function of a template, validated: what a version is made of besides its code. */
@@ -180,15 +181,6 @@ function describeIssue(issue: ZodIssue): string {
 
 function invalid(file: string, problems: string[]): FunctionApiError {
   return new FunctionApiError(400, 'InvalidParameterValueException', `${file}: ${problems.join('; ')}`);
-}
-
-export function isJson(text: string): boolean {
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function isTopicFilter(filter: string): boolean {
