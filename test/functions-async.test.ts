@@ -128,15 +128,15 @@ describe('functions: durable asynchronous queue, retries and the dead-letter que
 
   it('refuses an asynchronous invoke beyond functions.queueLength with 429 and counts it', async () => {
     const file = newFile();
-    // The first runs for 2 s, so the 4th invoke finds 3 events queued or running.
-    for (let id = 30; id < 33; id++) expect((await invokeAsync('Recorder', { out: file, id, ms: id === 30 ? 2000 : 1 })).code).toBe(0);
+    // The first runs for 6 s (longer than four CLI runs on a loaded machine), so the 4th invoke finds 3 events queued or running.
+    for (let id = 30; id < 33; id++) expect((await invokeAsync('Recorder', { out: file, id, ms: id === 30 ? 6000 : 1 })).code).toBe(0);
     const refused = await invokeAsync('Recorder', { out: file, id: 33 });
     expect(refused).toMatchObject({ code: 1, stderr: 'outpost: TooManyRequestsException: Rate Exceeded.\n' });
     const status = JSON.parse((await outpost(daemon.socket, ['--json', 'status'])).stdout);
     expect(JSON.stringify(status)).toContain('"throttledEvents":1');
     await eventually(() => lines(file).filter((l) => l.phase === 'done').length === 3);
     expect(lines(file).map((l) => l.id)).not.toContain(33);
-  }, 15_000);
+  }, 25_000);
 
   it('validates EventInvokeConfig: AWS ranges, DestinationConfig unsupported', async () => {
     const bad = writePackage({

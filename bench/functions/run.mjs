@@ -3,7 +3,7 @@
 // queue with 2 instances, and the daemon's RSS per idle warm instance. Runs dist/bin/outpostd.js
 // (npm run build first). Prints figures and PASS/MISS against the targets; exits 0 whatever the
 // figures are (1 only when the daemon or a deploy fails).
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -21,6 +21,7 @@ const { values: options } = parseArgs({ options: {
   invokes: { type: 'string', default: '2000' },
   warmup: { type: 'string', default: '200' },
   deploys: { type: 'string', default: '15' },
+  'python-deploys': { type: 'string', default: '5' },
   messages: { type: 'string', default: '20000' },
   'max-instances': { type: 'string', default: '2' },
   'queue-length': { type: 'string', default: '25000' },
@@ -32,13 +33,14 @@ const { values: options } = parseArgs({ options: {
   help: { type: 'boolean', default: false },
 } });
 if (options.help) {
-  process.stdout.write(`node bench/functions/run.mjs [--invokes 2000] [--warmup 200] [--deploys 15] [--messages 20000]
+  process.stdout.write(`node bench/functions/run.mjs [--invokes 2000] [--warmup 200] [--deploys 15] [--python-deploys 5] [--messages 20000]
   [--max-instances 2] [--queue-length 25000] [--settle 2000 (ms)] [--drain-timeout 120 (s)] [--dist DIR] [--keep-tmp] [--json]\n`);
   process.exit(0);
 }
 const INVOKES = Number(options.invokes);
 const WARMUP = Number(options.warmup);
 const DEPLOYS = Number(options.deploys);
+const PYTHON_DEPLOYS = Number(options['python-deploys']);
 const MESSAGES = Number(options.messages);
 const SETTLE_MS = Number(options.settle);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -47,8 +49,12 @@ const OUTPOSTD = join(DIST, 'bin', 'outpostd.js');
 const OUTPOST = join(DIST, 'bin', 'outpost.js');
 const FIXTURE = join(ROOT, 'bench', 'functions', 'fixture');
 const NAME = 'BenchNoop';
+const PYTHON_FIXTURE = join(ROOT, 'bench', 'functions', 'fixture-python');
+const PYTHON_NAME = 'BenchPyNoop';
+// The interpreter itself, not a shim on PATH: a function's environment is only PATH and Lambda's variables.
+const PYTHON = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
 const TOPIC = 'bench/fn/noop';
-const TARGETS = { warmP50Ms: 0.2, warmP99Ms: 1, coldP50Ms: 30, eventsPerS: 10000, rssPerInstanceMiB: 10 };
+const TARGETS = { warmP50Ms: 0.2, warmP99Ms: 1, coldP50Ms: 30, pythonColdP50Ms: 150, eventsPerS: 10000, rssPerInstanceMiB: 10 };
 const log = (line) => process.stderr.write(`${line}\n`);
 const MiB = 1024 * 1024;
 
@@ -66,6 +72,7 @@ async function startDaemon(dir) {
         maxInstances: Number(options['max-instances']),
         queueLength: Number(options['queue-length']),
         logFileBytes: 256 * MiB, // REPORT lines of the whole run in one file
+        pythonPath: PYTHON,
       },
     },
   });
@@ -97,8 +104,8 @@ function admin(daemon, method, path, body) {
   });
 }
 
-async function invoke(daemon) {
-  const r = await admin(daemon, 'POST', `/v1/functions/${NAME}/invocations`, { payload: {}, invocationType: 'RequestResponse' });
+async function invoke(daemon, name = NAME) {
+  const r = await admin(daemon, 'POST', `/v1/functions/${name}/invocations`, { payload: {}, invocationType: 'RequestResponse' });
   if (r.status !== 200 || r.body.functionError) throw new Error(`invoke failed: HTTP ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
 }
@@ -129,8 +136,8 @@ async function metric(daemon, name) {
 }
 
 /** Daemon-side figures from the function log: requestId → {durationMs, initMs}. */
-function reportLines(daemon) {
-  const file = join(daemon.dataDir, 'functions', NAME, 'logs', 'function.log');
+function reportLines(daemon, name = NAME) {
+  const file = join(daemon.dataDir, 'functions', name, 'logs', 'function.log');
   const reports = new Map();
   const texts = [`${file}.1`, file].filter(existsSync).map((f) => readFileSync(f, 'utf8'));
   for (const line of texts.join('').split('\n')) {
@@ -231,23 +238,23 @@ async function mqttThroughput(daemon) {
 }
 
 /** 2. Deploy a changed Environment N times; time the first invoke of each new version. */
-async function coldStarts(daemon, dir) {
-  const copy = join(dir, 'cold-fixture');
-  cpSync(FIXTURE, copy, { recursive: true });
-  const template = readFileSync(join(FIXTURE, 'template.yaml'), 'utf8');
+async function coldStarts(daemon, dir, { fixture = FIXTURE, name = NAME, deploys = DEPLOYS } = {}) {
+  const copy = join(dir, `cold-${name}`);
+  cpSync(fixture, copy, { recursive: true });
+  const template = readFileSync(join(fixture, 'template.yaml'), 'utf8');
   if (!template.includes('      Timeout: 3\n')) throw new Error('fixture template changed: no "Timeout: 3" line to add Environment after');
   const client = [];
   const ids = [];
-  for (let i = 1; i <= DEPLOYS; i++) {
+  for (let i = 1; i <= deploys; i++) {
     writeFileSync(join(copy, 'template.yaml'), template.replace('      Timeout: 3\n',
       `      Timeout: 3\n      Environment:\n        Variables: { BENCH_COLD: "${Date.now()}-${i}" }\n`));
     await deploy(daemon, copy);
     const t0 = process.hrtime.bigint();
-    const body = await invoke(daemon);
+    const body = await invoke(daemon, name);
     client.push(hrMs(t0));
     ids.push(body.requestId);
   }
-  const reports = reportLines(daemon);
+  const reports = reportLines(daemon, name);
   const daemonSide = ids.map((id) => reports.get(id)).filter((r) => r?.initMs !== undefined).map((r) => r.initMs + r.durationMs);
   const initOnly = ids.map((id) => reports.get(id)?.initMs).filter((d) => d !== undefined);
   return { client: stats(client), report: daemonSide.length ? stats(daemonSide) : null, init: initOnly.length ? stats(initOnly) : null };
@@ -277,6 +284,8 @@ try {
   const m = await mqttThroughput(daemon);
   log(`cold: ${DEPLOYS} deploys with a changed environment, first invoke of each`);
   const c = await coldStarts(daemon, dir);
+  log(`cold python: ${PYTHON_DEPLOYS} deploys of ${PYTHON_NAME} (${PYTHON}), first invoke of each`);
+  const py = PYTHON_DEPLOYS > 0 ? await coldStarts(daemon, dir, { fixture: PYTHON_FIXTURE, name: PYTHON_NAME, deploys: PYTHON_DEPLOYS }) : null;
 
   const verdict = (ok) => (ok ? 'PASS' : 'MISS');
   const report = {
@@ -286,6 +295,7 @@ try {
       verdictClient: verdict(w.client.p50 <= TARGETS.warmP50Ms && w.client.p99 <= TARGETS.warmP99Ms),
       verdictDaemon: w.report ? verdict(w.report.p50 <= TARGETS.warmP50Ms && w.report.p99 <= TARGETS.warmP99Ms) : 'NOT MEASURED' },
     cold: { ...c, verdictClient: verdict(c.client.p50 <= TARGETS.coldP50Ms), verdictDaemon: c.report ? verdict(c.report.p50 <= TARGETS.coldP50Ms) : 'NOT MEASURED' },
+    pythonCold: py && { ...py, verdictDaemon: py.report ? verdict(py.report.p50 <= TARGETS.pythonColdP50Ms) : 'NOT MEASURED' },
     mqtt: { ...m, verdict: verdict(m.completed === m.published && m.perSecond >= TARGETS.eventsPerS) },
     memory: { ...mem, verdict: verdict(mem.perInstanceMiB <= TARGETS.rssPerInstanceMiB) },
   };
@@ -300,6 +310,9 @@ try {
     c.report
       ? `cold start, daemon side (REPORT Init Duration + Duration; n=${c.report.n}): p50 ${ms(c.report.p50)}, max ${ms(c.report.max)}; init alone p50 ${ms(c.init.p50)} (target p50 ≤ 30 ms: ${report.cold.verdictDaemon})`
       : 'cold start, daemon side: no REPORT Init Duration found (NOT MEASURED)',
+    ...(py ? [py.report
+      ? `Python cold start, daemon side (REPORT Init Duration + Duration; n=${py.report.n}): p50 ${ms(py.report.p50)}, max ${ms(py.report.max)}; client end to end p50 ${ms(py.client.p50)} (target p50 ≤ 150 ms: ${report.pythonCold.verdictDaemon})`
+      : 'Python cold start: no REPORT Init Duration found (NOT MEASURED)'] : []),
     `MQTT-triggered no-op, ${m.published} QoS 0 messages, ${report.config.maxInstances} instances: ${Math.round(m.perSecond).toLocaleString('en')} events/s (${m.completed} completed in ${(m.completedMs / 1000).toFixed(2)} s from the first publish; publisher wrote them all in ${m.publishMs.toFixed(1)} ms; peak queue depth seen ${m.maxQueueDepth}; throttled ${m.throttled}) (target ≥ 10,000/s: ${report.mqtt.verdict})`,
     `idle warm Node instance, daemon RSS: ${(mem.rssBeforeBytes / MiB).toFixed(1)} MiB before → ${(mem.rssOneInstanceBytes / MiB).toFixed(1)} MiB with 1 instance (+${mem.perInstanceMiB.toFixed(1)} MiB) → ${(mem.rssTwoInstancesBytes / MiB).toFixed(1)} MiB after 2 concurrent invokes (${mem.perInstanceOfTwoMiB === null ? `still ${mem.instancesAfterConcurrent?.idle} idle instance(s): no 2-instance figure` : `2 instances, +${mem.perInstanceOfTwoMiB.toFixed(1)} MiB each`}) (target ≤ 10 MiB per instance: ${report.memory.verdict})`,
   ].join('\n') + '\n');

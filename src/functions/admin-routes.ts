@@ -10,7 +10,7 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
 
   router.add('POST', '/v1/functions', ({ body }) => asAdminError(async () => {
     const path = (body as { path?: unknown } | undefined)?.path;
-    if (typeof path !== 'string') throw apiErrors.invalidDeployment('expected {"path": "/absolute/directory"}');
+    if (typeof path !== 'string') throw apiErrors.invalidParameter('expected {"path": "/absolute/directory"}');
     return { deployed: await service.deploy(path) };
   }));
 
@@ -22,7 +22,27 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
       instances,
       asyncEvents,
       versions: versions.map(({ version, hash, createdAt }) => ({ version, hash, createdAt })),
+      aliases: service.aliases(params.name),
     };
+  }));
+
+  // {"version": N}: creates the alias or moves it.
+  router.add('PUT', '/v1/functions/:name/aliases/:alias', ({ params, body }) => asAdminError(async () => {
+    const version = (body as { version?: unknown } | undefined)?.version;
+    if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) throw apiErrors.invalidParameter('expected {"version": N} with a version number ≥ 1');
+    return service.setAlias(params.name, params.alias, version);
+  }));
+
+  router.add('DELETE', '/v1/functions/:name/aliases/:alias', ({ params }) => asAdminError(async () => {
+    await service.removeAlias(params.name, params.alias);
+    return { removed: `${params.name}:${params.alias}` };
+  }));
+
+  // {"to"?: N}: without it, the version before the current $LATEST.
+  router.add('POST', '/v1/functions/:name/rollback', ({ params, body }) => asAdminError(async () => {
+    const to = (body as { to?: unknown } | undefined)?.to;
+    if (to !== undefined && (typeof to !== 'number' || !Number.isInteger(to) || to < 1)) throw apiErrors.invalidParameter('expected {"to": N} with a version number ≥ 1');
+    return service.rollback(params.name, to);
   }));
 
   router.add('GET', '/v1/functions/:name/logs', ({ params, query }) => asAdminError(async () => {
@@ -40,13 +60,15 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
 
   // The Invoke API's shape: status 200 (or 202 for Event), X-Amz-Function-Error as functionError.
   router.add('POST', '/v1/functions/:name/invocations', ({ params, body }) => asAdminError(async () => {
-    const request = (body ?? {}) as { payload?: unknown; invocationType?: unknown };
+    const request = (body ?? {}) as { payload?: unknown; invocationType?: unknown; qualifier?: unknown };
     const type = request.invocationType ?? 'RequestResponse';
     if (type !== 'RequestResponse' && type !== 'Event') throw new FunctionApiError(400, 'InvalidParameterValueException', 'invocationType: expected "RequestResponse" or "Event"');
-    const event = JSON.stringify(request.payload ?? {});
+    if (request.qualifier !== undefined && typeof request.qualifier !== 'string') throw apiErrors.invalidParameter('qualifier: expected an alias or version');
+    // NAME may carry the qualifier itself (NAME:live, NAME:3), as Lambda's FunctionName.
+    const invocation = { event: JSON.stringify(request.payload ?? {}), ...(request.qualifier !== undefined ? { qualifier: request.qualifier } : {}) };
     // Event: 202 only once the event is committed to the durable queue.
-    if (type === 'Event') return { statusCode: 202, ...(await service.invoke(params.name, { event }, 'Event')) };
-    const result = await service.invoke(params.name, { event }, 'RequestResponse');
+    if (type === 'Event') return { statusCode: 202, ...(await service.invoke(params.name, invocation, 'Event')) };
+    const result = await service.invoke(params.name, invocation, 'RequestResponse');
     return {
       statusCode: 200,
       executedVersion: result.executedVersion,

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { LocalBus } from '../bus.js';
+import { topicMatches } from '../broker/topic.js';
 import type { GroupCommit } from '../store/group-commit.js';
 import { AsyncEventStore, type DeadLetter, type DeadLetterReason, type ErrorSummary, type EventSource, type QueuedEvent } from './async-store.js';
 import { apiErrors, FunctionApiError } from './errors.js';
@@ -28,8 +29,19 @@ export interface AsyncQueueDeps {
 }
 
 /** One function's events: ids in the order they are due, and what runs or is being accepted now. */
+/** A queued event's place in line; a fresh one carries the event itself, so its first attempt need not read it back. */
+interface Waiting {
+  id: number;
+  due: number;
+  enqueuedAt: number;
+  event?: QueuedEvent;
+}
+
+// What a function with ReservedConcurrentExecutions: 0 answers its events with, as Lambda's throttle.
+const THROTTLED: ErrorSummary = { errorType: 'TooManyRequestsException', errorMessage: 'Rate Exceeded.' };
+
 interface Lane {
-  waiting: Array<{ id: number; due: number }>;
+  waiting: Waiting[];
   running: number;
   /** Accepted but not yet committed: counted against the queue length. */
   accepting: number;
@@ -69,9 +81,9 @@ export class AsyncQueue {
   recover(): number {
     let count = 0;
     const orphans = new Set<string>();
-    for (const { id, name, due } of this.deps.store.pending()) {
+    for (const { id, name, due, enqueuedAt } of this.deps.store.pending()) {
       if (!this.deps.latest(name)) { orphans.add(name); continue; }
-      this.lane(name).waiting.push({ id, due });
+      this.lane(name).waiting.push({ id, due, enqueuedAt });
       count++;
     }
     for (const name of orphans) void this.deps.commit.run(() => this.deps.store.removeFunction(name)).catch(() => undefined);
@@ -89,13 +101,18 @@ export class AsyncQueue {
     }
     lane.accepting++;
     let id: number;
+    const now = Date.now();
     try {
-      id = await this.deps.commit.run(() => this.deps.store.insert(version.name, invocation.event, invocation.clientContext, source, Date.now()));
+      id = await this.deps.commit.run(() => this.deps.store.insert(version.name, invocation.event, invocation.clientContext, source, now));
     } finally {
       lane.accepting--;
     }
     if (this.deps.latest(version.name)) {
-      insertByDue(lane.waiting, { id, due: Date.now() });
+      const event: QueuedEvent = {
+        id, name: version.name, event: invocation.event, source, enqueuedAt: now, attempts: 0, nextAttemptAt: now,
+        ...(invocation.clientContext !== undefined ? { clientContext: invocation.clientContext } : {}),
+      };
+      insertByDue(lane.waiting, { id, due: Date.now(), enqueuedAt: now, event });
       this.pump(version.name);
     }
     return id;
@@ -149,7 +166,7 @@ export class AsyncQueue {
       const eventId = ids[i];
       if (eventId === undefined) { skipped.push({ id: letter.id, reason: 'already replayed or purged' }); return; }
       replayed.push({ id: letter.id, eventId });
-      insertByDue(this.lane(letter.function).waiting, { id: eventId, due: Date.now() });
+      insertByDue(this.lane(letter.function).waiting, { id: eventId, due: Date.now(), enqueuedAt: Date.now() });
     });
     for (const name of new Set(accepted.map((letter) => letter.function))) this.pump(name);
     return { replayed, skipped };
@@ -197,9 +214,10 @@ export class AsyncQueue {
     const version = this.deps.latest(name);
     if (!lane || !version || this.stopped) return;
     const limit = version.spec.reservedConcurrency ?? this.deps.config.maxInstances;
+    if (limit === 0) return this.ageOutThrottled(name, lane, version);
     const now = Date.now();
     while (lane.running < limit && lane.waiting.length > 0 && lane.waiting[0].due <= now) {
-      const { id } = lane.waiting.shift()!;
+      const { id, event } = lane.waiting.shift()!;
       lane.running++;
       let released = false;
       const release = () => {
@@ -208,7 +226,7 @@ export class AsyncQueue {
         lane.running--;
         this.pump(name);
       };
-      void this.attempt(name, id, release).finally(release);
+      void this.attempt(name, id, release, event).finally(release);
     }
     const next = lane.waiting[0];
     if (next && next.due > now && lane.running < limit && lane.timerDue !== next.due) {
@@ -228,10 +246,10 @@ export class AsyncQueue {
    * event then commits while the next one already runs (a crash before that
    * commit runs it again — at least once).
    */
-  private async attempt(name: string, id: number, release: () => void): Promise<void> {
+  private async attempt(name: string, id: number, release: () => void, fresh: QueuedEvent | undefined): Promise<void> {
     const { store, commit, log } = this.deps;
     try {
-      const event = store.get(id);
+      const event = fresh ?? store.get(id);
       const version = this.deps.latest(name);
       if (!event || !version) return;
       const maxRetries = version.spec.maxRetryAttempts ?? this.deps.config.maxRetryAttempts;
@@ -245,6 +263,8 @@ export class AsyncQueue {
       const result = await runtime.enqueue(version, invocation);
       if (!result.functionError) {
         release();
+        // Published before the event is removed: a crash in between publishes it again (at least once).
+        await this.publishOutputs(version, event, result);
         await commit.run(() => store.delete(id));
         return;
       }
@@ -263,18 +283,60 @@ export class AsyncQueue {
         return;
       }
       await commit.run(() => store.failed(id, attempts, due, error));
-      this.requeue(name, id, due);
+      this.requeue(name, id, due, event.enqueuedAt);
     } catch (error) {
       if (this.stopped || (error instanceof FunctionApiError && error.status === 503)) return;
       // Not the function's fault (a commit that failed): the attempt does not count.
       log.error({ err: error, function: name, eventId: id }, 'cannot dispatch an asynchronous event; trying again');
-      this.requeue(name, id, Date.now() + HICCUP_DELAY_MS);
+      this.requeue(name, id, Date.now() + HICCUP_DELAY_MS, fresh?.enqueuedAt ?? Date.now());
     }
   }
 
-  private requeue(name: string, id: number, due: number): void {
+  /**
+   * Outputs: the result of an MQTT-triggered event goes to the OutputTopic of each trigger whose
+   * filter matched the message's topic, as JSON at QoS 1; a null result publishes nothing.
+   */
+  private async publishOutputs(version: FunctionVersion, event: QueuedEvent, result: InvokeResult): Promise<void> {
+    const subject = (event.clientContext as { Custom?: { subject?: unknown } } | undefined)?.Custom?.subject;
+    if (!version.spec.outputs || typeof subject !== 'string' || result.payload === 'null') return;
+    for (const { filter, topic } of version.spec.outputs) {
+      if (!topicMatches(filter, subject)) continue;
+      await this.deps.bus.publish({ topic, payload: result.payload, qos: 1 })
+        .catch((error: unknown) => this.deps.log.warn({ err: error, function: version.name, topic }, 'cannot publish a function\'s output'));
+    }
+  }
+
+  private requeue(name: string, id: number, due: number, enqueuedAt: number): void {
     if (this.stopped || !this.deps.latest(name)) return;
-    insertByDue(this.lane(name).waiting, { id, due });
+    insertByDue(this.lane(name).waiting, { id, due, enqueuedAt });
+  }
+
+  /**
+   * ReservedConcurrentExecutions: 0 runs nothing: as on Lambda, the events stay throttled until the
+   * function gets concurrency again (a deploy) or they reach their maximum age, when they go to the
+   * dead-letter queue with TooManyRequestsException.
+   */
+  private ageOutThrottled(name: string, lane: Lane, version: FunctionVersion): void {
+    const maxAgeMs = (version.spec.maxEventAgeSeconds ?? this.deps.config.maxEventAgeSeconds) * 1000;
+    const now = Date.now();
+    const expired = lane.waiting.filter((waiting) => now - waiting.enqueuedAt >= maxAgeMs);
+    if (expired.length > 0) lane.waiting = lane.waiting.filter((waiting) => now - waiting.enqueuedAt < maxAgeMs);
+    for (const { id, event } of expired) {
+      const queued = event ?? this.deps.store.get(id);
+      if (queued) {
+        this.deadLetter(queued, 'EventAgeExceeded', THROTTLED)
+          .catch((error: unknown) => this.deps.log.error({ err: error, function: name, eventId: id }, 'cannot dead-letter a throttled event'));
+      }
+    }
+    if (lane.waiting.length === 0) return;
+    const nextExpiry = lane.waiting.reduce((oldest, waiting) => Math.min(oldest, waiting.enqueuedAt), Infinity) + maxAgeMs;
+    clearTimeout(lane.timer);
+    lane.timerDue = nextExpiry;
+    lane.timer = setTimeout(() => {
+      lane.timer = undefined;
+      lane.timerDue = undefined;
+      this.pump(name);
+    }, Math.max(0, nextExpiry - now)).unref();
   }
 
   /** Moves the event to the DLQ, then publishes the dead letter on `$outpost/dlq/{function}`. */
@@ -290,7 +352,7 @@ export class AsyncQueue {
 }
 
 /** Keeps `waiting` ordered by due time, then id (binary search: the list is up to queueLength long). */
-function insertByDue(waiting: Array<{ id: number; due: number }>, entry: { id: number; due: number }): void {
+function insertByDue(waiting: Waiting[], entry: Waiting): void {
   let low = 0;
   let high = waiting.length;
   while (low < high) {

@@ -55,7 +55,7 @@ interface DeadLetterRow {
 export class AsyncEventStore {
   private readonly insertEvent: Database.Statement;
   private readonly selectEvent: Database.Statement<[number], EventRow>;
-  private readonly selectPending: Database.Statement<[], Pick<EventRow, 'id' | 'name' | 'next_attempt_at'>>;
+  private readonly selectPending: Database.Statement<[], Pick<EventRow, 'id' | 'name' | 'next_attempt_at' | 'enqueued_at'>>;
   private readonly deleteEvent: Database.Statement<[number]>;
   private readonly updateFailed: Database.Statement;
   private readonly deleteEventsOf: Database.Statement<[string]>;
@@ -74,7 +74,7 @@ export class AsyncEventStore {
     this.insertEvent = db.prepare(`INSERT INTO function_events (name, event, client_context, source, enqueued_at, next_attempt_at)
       VALUES (@name, @event, @clientContext, @source, @now, @now)`);
     this.selectEvent = db.prepare('SELECT * FROM function_events WHERE id = ?');
-    this.selectPending = db.prepare('SELECT id, name, next_attempt_at FROM function_events ORDER BY name, next_attempt_at, id');
+    this.selectPending = db.prepare('SELECT id, name, next_attempt_at, enqueued_at FROM function_events ORDER BY name, next_attempt_at, id');
     this.deleteEvent = db.prepare('DELETE FROM function_events WHERE id = ?');
     this.updateFailed = db.prepare('UPDATE function_events SET attempts = @attempts, next_attempt_at = @due, last_error = @error WHERE id = @id');
     this.deleteEventsOf = db.prepare('DELETE FROM function_events WHERE name = ?');
@@ -105,8 +105,8 @@ export class AsyncEventStore {
   }
 
   /** Every queued event, for recovery at start (bounded by `functions.queueLength` per function). */
-  pending(): Array<{ id: number; name: string; due: number }> {
-    return this.selectPending.all().map((row) => ({ id: row.id, name: row.name, due: row.next_attempt_at }));
+  pending(): Array<{ id: number; name: string; due: number; enqueuedAt: number }> {
+    return this.selectPending.all().map((row) => ({ id: row.id, name: row.name, due: row.next_attempt_at, enqueuedAt: row.enqueued_at }));
   }
 
   /** Write: the event succeeded. */

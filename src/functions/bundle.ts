@@ -6,8 +6,8 @@ import { apiErrors } from './errors.js';
 import type { FunctionSpec } from './template.js';
 
 // AWS's limit for a function's unzipped code; the file count bounds the walk.
-const MAX_CODE_BYTES = 262_144_000;
-const MAX_FILES = 10_000;
+export const MAX_CODE_BYTES = 262_144_000;
+export const MAX_FILES = 10_000;
 
 export interface StagedCode {
   hash: string;
@@ -36,7 +36,7 @@ export async function stageCode(spec: FunctionSpec, codeDir: string, dataDir: st
     for (const file of files) {
       const content = await readFile(join(codeDir, file));
       total += content.length;
-      if (total > MAX_CODE_BYTES) throw apiErrors.invalidDeployment(`${spec.name}: code is larger than ${MAX_CODE_BYTES} bytes`);
+      if (total > MAX_CODE_BYTES) throw apiErrors.invalidParameter(`${spec.name}: code is larger than ${MAX_CODE_BYTES} bytes`);
       hash.update(`${file}\0${content.length}\0`).update(content);
       await mkdir(join(staging, file, '..'), { recursive: true });
       await writeFile(join(staging, file), content);
@@ -66,7 +66,7 @@ async function listFiles(dir: string): Promise<string[]> {
       // Symbolic links are left out: they could point outside the package (node_modules/.bin ones are not needed to run).
       if (entry.isDirectory()) pending.push(path);
       else if (entry.isFile()) found.push(relative(dir, path));
-      if (found.length > MAX_FILES) throw apiErrors.invalidDeployment(`${dir}: more than ${MAX_FILES} files`);
+      if (found.length > MAX_FILES) throw apiErrors.invalidParameter(`${dir}: more than ${MAX_FILES} files`);
     }
   }
   return found.sort();
@@ -75,5 +75,5 @@ async function listFiles(dir: string): Promise<string[]> {
 /** The code directory a template names, which must be a directory. */
 export async function checkCodeDir(codeDir: string, name: string): Promise<void> {
   const stat = await lstat(codeDir).catch(() => undefined);
-  if (!stat?.isDirectory()) throw apiErrors.invalidDeployment(`${name}.CodeUri: ${codeDir} is not a directory`);
+  if (!stat?.isDirectory()) throw apiErrors.invalidParameter(`${name}.CodeUri: ${codeDir} is not a directory`);
 }

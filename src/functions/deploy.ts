@@ -1,7 +1,7 @@
-import { lstat, readFile, rm } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
+import { lstat, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import type { GroupCommit } from '../store/group-commit.js';
-import { checkCodeDir, stageCode, type StagedCode } from './bundle.js';
+import { checkCodeDir, MAX_CODE_BYTES, MAX_FILES, stageCode, type StagedCode } from './bundle.js';
 import { apiErrors } from './errors.js';
 import { InitError } from './runtime/node-worker.js';
 import { checkCron } from './schedules.js';
@@ -30,17 +30,35 @@ interface Candidate {
 }
 
 /**
+ * Deploys a package: a directory with template.yaml, or a .zip of one (template.yaml at its top),
+ * unpacked into a private directory under the data directory for the deploy and removed after.
+ */
+export async function deployPackage(path: string, steps: DeploySteps): Promise<{ outcomes: DeployOutcome[]; versions: FunctionVersion[] }> {
+  if (!isAbsolute(path)) throw apiErrors.invalidParameter(`${path}: expected an absolute path`);
+  if (!path.endsWith('.zip')) return deployDirectory(path, steps);
+  const { unzip } = await import('./zip.js');
+  await mkdir(join(steps.dataDir, 'functions'), { recursive: true, mode: 0o750 });
+  const unpacked = await mkdtemp(join(steps.dataDir, 'functions', '.unpack-'));
+  try {
+    await unzip(path, unpacked, { maxBytes: MAX_CODE_BYTES, maxEntries: MAX_FILES });
+    return await deployDirectory(unpacked, steps, basename(path));
+  } finally {
+    await rm(unpacked, { recursive: true, force: true });
+  }
+}
+
+/**
  * Deploys every function of a directory's template.yaml, all or none: parse and validate, stage
  * each function's code under its content hash, load each changed handler in a fresh environment,
  * and only then record the new versions in one commit. Any failure removes what was staged and
  * leaves every function on the version it had.
  */
-export async function deployDirectory(path: string, steps: DeploySteps): Promise<{ outcomes: DeployOutcome[]; versions: FunctionVersion[] }> {
-  const specs = await readTemplate(path);
+async function deployDirectory(path: string, steps: DeploySteps, shownAs = path): Promise<{ outcomes: DeployOutcome[]; versions: FunctionVersion[] }> {
+  const specs = await readTemplate(path, shownAs);
   // node-cron is loaded only for a template with a cron schedule.
   for (const spec of specs) {
     for (const schedule of spec.schedules ?? []) {
-      await checkCron(schedule.expression).catch((error: Error) => { throw apiErrors.invalidDeployment(`${spec.name}: ${error.message}`); });
+      await checkCron(schedule.expression).catch((error: Error) => { throw apiErrors.invalidParameter(`${spec.name}: ${error.message}`); });
     }
   }
   const candidates: Candidate[] = [];
@@ -66,12 +84,10 @@ export async function deployDirectory(path: string, steps: DeploySteps): Promise
   }
 }
 
-/** `path` is a directory holding template.yaml (or .yml); zip packages come later. */
-async function readTemplate(path: string): Promise<FunctionSpec[]> {
-  if (!isAbsolute(path)) throw apiErrors.invalidDeployment(`${path}: expected an absolute path`);
-  if (path.endsWith('.zip')) throw apiErrors.invalidDeployment(`${path}: .zip packages are not supported yet; deploy the unpacked directory`);
+/** `path` is a directory holding template.yaml (or .yml); errors name it as `shownAs`. */
+async function readTemplate(path: string, shownAs: string): Promise<FunctionSpec[]> {
   const stat = await lstat(path).catch(() => undefined);
-  if (!stat?.isDirectory()) throw apiErrors.invalidDeployment(`${path}: not a directory the daemon can read`);
+  if (!stat?.isDirectory()) throw apiErrors.invalidParameter(`${shownAs}: not a directory or .zip the daemon can read`);
   for (const name of ['template.yaml', 'template.yml']) {
     const file = join(path, name);
     const source = await readFile(file, 'utf8').catch(() => undefined);
@@ -79,19 +95,23 @@ async function readTemplate(path: string): Promise<FunctionSpec[]> {
     const specs = parseTemplate(source, name);
     const names = specs.map((spec) => spec.name);
     const duplicate = names.find((name, i) => names.indexOf(name) !== i);
-    if (duplicate) throw apiErrors.invalidDeployment(`${name}: function ${duplicate} is defined twice`);
+    if (duplicate) throw apiErrors.invalidParameter(`${name}: function ${duplicate} is defined twice`);
     return specs;
   }
-  throw apiErrors.invalidDeployment(`${path}: no template.yaml`);
+  throw apiErrors.invalidParameter(`${shownAs}: no template.yaml`);
 }
 
-async function checkCandidate({ spec, staged }: Candidate, steps: DeploySteps): Promise<void> {
+function checkCandidate({ spec, staged }: Candidate, steps: DeploySteps): Promise<void> {
+  return checkVersion({ name: spec.name, version: 0, hash: staged.hash, spec, createdAt: Date.now() }, steps.functions.latest(spec.name), steps.check);
+}
+
+/** Loads a version's handler before it takes traffic; a failure says why and that `previous` keeps running. */
+export async function checkVersion(version: FunctionVersion, previous: FunctionVersion | undefined, check: (version: FunctionVersion) => Promise<void>): Promise<void> {
   try {
-    await steps.check({ name: spec.name, version: 0, hash: staged.hash, spec, createdAt: Date.now() });
+    await check(version);
   } catch (error) {
     if (!(error instanceof InitError)) throw error;
-    const previous = steps.functions.latest(spec.name);
     const kept = previous ? `version ${previous.version} keeps running` : 'nothing was deployed';
-    throw apiErrors.invalidDeployment(`${spec.name}: the handler does not load (${kept}): ${error.message}`);
+    throw apiErrors.invalidParameter(`${version.name}: the handler does not load (${kept}): ${error.message}`);
   }
 }

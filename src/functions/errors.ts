@@ -15,7 +15,7 @@ export const apiErrors = {
   tooManyRequests: () => new FunctionApiError(429, 'TooManyRequestsException', 'Rate Exceeded.'),
   payloadTooLarge: (limit: number) => new FunctionApiError(413, 'RequestTooLargeException', `Request must be smaller than ${limit} bytes for the InvokeFunction operation`),
   invalidPayload: () => new FunctionApiError(400, 'InvalidRequestContentException', 'Could not parse request body into json'),
-  invalidDeployment: (message: string) => new FunctionApiError(400, 'InvalidParameterValueException', message),
+  invalidParameter: (message: string) => new FunctionApiError(400, 'InvalidParameterValueException', message),
   deadLetterNotFound: (id: number) => new FunctionApiError(404, 'ResourceNotFoundException', `Dead letter not found: ${id}`),
   stopping: () => new FunctionApiError(503, 'ServiceException', 'Outpost is stopping'),
 };

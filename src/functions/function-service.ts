@@ -4,15 +4,16 @@ import type { Logger } from 'pino';
 import type { BusMessage } from '../bus.js';
 import type { FunctionInvoker, Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
 import { registerFunctionAdminRoutes } from './admin-routes.js';
+import { registerLambdaInvokeRoute } from './http-invoke.js';
 import { AsyncQueue, DEAD_LETTER_PAGE } from './async-queue.js';
 import { AsyncEventStore, type DeadLetter, type EventSource } from './async-store.js';
 import { functionRoot } from './bundle.js';
 import { readLog, type LogChunk } from './logs.js';
 import { FunctionMetrics } from './metrics.js';
-import { apiErrors } from './errors.js';
+import { apiErrors, FunctionApiError } from './errors.js';
 import type { DeployOutcome } from './deploy.js';
-import type { Invocation, InvokeResult } from './runtime/pool.js';
-import type { FunctionRuntime } from './runtime/runtime.js';
+import type { Invocation, InvokeResult, PoolStats } from './runtime/pool.js';
+import type { FunctionRuntime, Target } from './runtime/runtime.js';
 import { FunctionStore, type FunctionVersion } from './store.js';
 import { Schedules, scheduledEvent, type ScheduleSpec } from './schedules.js';
 import { eventOf, MqttTriggers } from './triggers.js';
@@ -27,6 +28,20 @@ const REGION = 'local';
 const ACCOUNT = '000000000000';
 
 export type InvocationType = 'RequestResponse' | 'Event';
+
+/** A URL a function reaches a listener at: loopback for a wildcard address. */
+function endpoint(host: string, port: number): string {
+  const address = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+}
+
+/** Lambda's FunctionName forms: `NAME`, `NAME:QUALIFIER`, `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`. */
+export function parseFunctionName(text: string): { name: string; qualifier?: string } {
+  const arn = /^arn:aws[a-z-]*:lambda:[^:]*:[^:]*:function:(.+)$/.exec(text);
+  const [name, qualifier, ...rest] = (arn ? arn[1] : text).split(':');
+  if (rest.length > 0 || qualifier === '') throw apiErrors.invalidParameter(`${text}: expected NAME, NAME:QUALIFIER or a function ARN`);
+  return qualifier === undefined ? { name } : { name, qualifier };
+}
 
 /**
  * A local Lambda runtime: functions deployed from SAM templates as immutable versions, run in
@@ -72,6 +87,7 @@ export class FunctionService implements Service, FunctionInvoker {
     this.triggers = new MqttTriggers(context.bus, (name, message) => this.onTriggerMessage(name, message));
     this.schedules = new Schedules(context.config.functions.scheduleClockScale, this.log, (name, schedule, now) => this.onSchedule(name, schedule, now));
     registerFunctionAdminRoutes(context.admin, this);
+    registerLambdaInvokeRoute(context.http, this, this.log);
   }
 
   async start(): Promise<void> {
@@ -118,7 +134,7 @@ export class FunctionService implements Service, FunctionInvoker {
     return [...this.latest.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
-  info(name: string): { latest: FunctionVersion; versions: FunctionVersion[]; instances: { busy: number; idle: number; queued: number }; asyncEvents: number } {
+  info(name: string): { latest: FunctionVersion; versions: FunctionVersion[]; instances: PoolStats; asyncEvents: number } {
     const latest = this.require(name);
     return {
       latest,
@@ -134,25 +150,73 @@ export class FunctionService implements Service, FunctionInvoker {
     return readLog(join(functionRoot(this.context.dataDir, name), 'logs', 'function.log'), request);
   }
 
-  /** Deploys a directory's template (see deploy.ts); new versions take traffic once committed. */
+  /** Deploys a directory's template or a .zip of one (see deploy.ts); new versions take traffic once committed. */
   deploy(path: string): Promise<DeployOutcome[]> {
     return this.serialized(async () => {
-      const [{ deployDirectory }, runtime] = await Promise.all([import('./deploy.js'), this.runtime()]);
-      const { outcomes, versions } = await deployDirectory(path, {
+      const [{ deployPackage }, runtime] = await Promise.all([import('./deploy.js'), this.runtime()]);
+      const { outcomes, versions } = await deployPackage(path, {
         dataDir: this.context.dataDir,
         functions: this.functions,
         commit: this.context.store.commit,
         check: (version) => runtime.check(version),
       });
       for (const version of versions) {
-        this.latest.set(version.name, version);
-        await this.triggers.set(version.name, version.spec.topics);
-        await this.schedules.set(version.name, version.spec.schedules ?? []);
-        this.queue.changed(version.name);
+        await this.activate(version);
         this.log.info({ function: version.name, version: version.version, hash: version.hash }, 'function deployed');
       }
       return outcomes;
     });
+  }
+
+  /**
+   * Points `$LATEST` back at an earlier version (`to`, or the one before the current), once it is
+   * loaded and checked like a deploy; its triggers and schedules replace the current ones.
+   */
+  rollback(name: string, to?: number): Promise<{ name: string; from: number; to: number }> {
+    return this.serialized(async () => {
+      const current = this.require(name);
+      const target = to ?? current.version - 1;
+      const version = this.functions.version(name, target);
+      if (!version) throw apiErrors.invalidParameter(to === undefined ? `${name}: version ${current.version} is the first; there is nothing to roll back to` : `${name}: no version ${to}`);
+      if (target === current.version) throw apiErrors.invalidParameter(`${name}: $LATEST is already version ${target}`);
+      const [{ checkVersion }, runtime] = await Promise.all([import('./deploy.js'), this.runtime()]);
+      await checkVersion(version, current, (candidate) => runtime.check(candidate));
+      await this.context.store.commit.run(() => this.functions.setLatest(name, target, Date.now()));
+      await this.activate(version);
+      this.log.info({ function: name, from: current.version, to: target }, 'function rolled back');
+      return { name, from: current.version, to: target };
+    });
+  }
+
+  /** Creates or moves an alias (Lambda's CreateAlias/UpdateAlias): invocations of NAME:ALIAS run that version. */
+  setAlias(name: string, alias: string, version: number): Promise<{ name: string; alias: string; version: number }> {
+    return this.serialized(async () => {
+      this.require(name);
+      // Lambda's alias names: letters, digits, - and _, not all digits (those are versions), up to 128.
+      if (!/^[A-Za-z0-9_-]{1,128}$/.test(alias) || /^\d+$/.test(alias)) {
+        throw apiErrors.invalidParameter(`${alias}: expected an alias name of up to 128 letters, digits, - and _, not only digits`);
+      }
+      if (!this.functions.version(name, version)) throw apiErrors.notFound(`${name}:${version}`);
+      await this.context.store.commit.run(() => this.functions.setAlias(name, alias, version, Date.now()));
+      this.log.info({ function: name, alias, version }, 'alias set');
+      return { name, alias, version };
+    });
+  }
+
+  removeAlias(name: string, alias: string): Promise<void> {
+    return this.serialized(async () => {
+      this.require(name);
+      const removed = await this.context.store.commit.run(() => this.functions.removeAlias(name, alias));
+      if (!removed) throw apiErrors.notFound(`${name}:${alias}`);
+    });
+  }
+
+  /** `$LATEST` now points at `version`: it takes traffic, triggers and schedules. */
+  private async activate(version: FunctionVersion): Promise<void> {
+    this.latest.set(version.name, version);
+    await this.triggers.set(version.name, version.spec.topics);
+    await this.schedules.set(version.name, version.spec.schedules ?? []);
+    this.queue.changed(version.name);
   }
 
   /** Removes a function, its versions, code and logs. */
@@ -178,12 +242,42 @@ export class FunctionService implements Service, FunctionInvoker {
   async invoke(name: string, invocation: Invocation, type: 'Event', source?: EventSource): Promise<{ eventId: number }>;
   async invoke(name: string, invocation: Invocation, type: InvocationType, source: EventSource = 'invoke'): Promise<InvokeResult | { eventId: number }> {
     if (!this.running) throw apiErrors.stopping();
-    const version = this.require(name);
+    const { version, target, qualifier } = this.resolveVersion(name, invocation.qualifier);
+    if (qualifier !== undefined) invocation = { ...invocation, qualifier };
     const limit = type === 'Event' ? MAX_ASYNC_PAYLOAD : MAX_SYNC_PAYLOAD;
     if (Buffer.byteLength(invocation.event) > limit) throw apiErrors.payloadTooLarge(limit);
-    if (type === 'Event') return { eventId: await this.queue.enqueue(version, invocation, source) };
+    if (type === 'Event') {
+      // The durable queue keeps function names only: its events run $LATEST.
+      if (target !== '$LATEST') throw apiErrors.invalidParameter(`${name}: asynchronous invocations run $LATEST; qualifier ${invocation.qualifier} is not supported for them`);
+      return { eventId: await this.queue.enqueue(version, invocation, source) };
+    }
     const runtime = await this.runtime();
-    return runtime.invoke(version, invocation);
+    return runtime.invoke(version, invocation, target);
+  }
+
+  /**
+   * The version an invocation runs, as Lambda resolves FunctionName and Qualifier: `NAME`, `NAME:QUALIFIER`
+   * or the function's ARN; the qualifier `$LATEST`, a version number or an alias.
+   */
+  resolveVersion(name: string, qualifier: string | undefined): { version: FunctionVersion; target: Target; qualifier?: string } {
+    const parsed = parseFunctionName(name);
+    if (parsed.qualifier !== undefined && qualifier !== undefined && parsed.qualifier !== qualifier) {
+      throw apiErrors.invalidParameter('The derived qualifier from the function name does not match the specified qualifier.');
+    }
+    const wanted = parsed.qualifier ?? qualifier;
+    const latest = this.require(parsed.name);
+    if (wanted === undefined) return { version: latest, target: '$LATEST' };
+    if (wanted === '$LATEST') return { version: latest, target: '$LATEST', qualifier: wanted };
+    const number = /^\d+$/.test(wanted) ? Number(wanted) : this.functions.aliasVersion(parsed.name, wanted);
+    const version = number === undefined ? undefined : this.functions.version(parsed.name, number);
+    if (!version) throw apiErrors.notFound(`${parsed.name}:${wanted}`);
+    return { version, target: version.version, qualifier: wanted };
+  }
+
+  /** Aliases of a function, for `outpost functions info`. */
+  aliases(name: string): Array<{ alias: string; version: number; updatedAt: number }> {
+    this.require(name);
+    return this.functions.aliases(name);
   }
 
   exists(name: string): boolean {
@@ -223,13 +317,22 @@ export class FunctionService implements Service, FunctionInvoker {
     return this.context.store.commit.run(() => this.events.purge(name));
   }
 
-  private onTriggerMessage(name: string, message: BusMessage): void {
+  /**
+   * Resolves once the event is committed to the durable queue, and only then does the device get its
+   * PUBACK. A refusal (the function's queue is full, the service stopping) drops the event and counts
+   * it: withholding the PUBACK would make the device resend into the same full queue. A failed commit
+   * rejects, so the PUBACK is withheld and the device resends.
+   */
+  private async onTriggerMessage(name: string, message: BusMessage): Promise<void> {
     // The topic reaches the handler as context.clientContext.Custom.subject.
     const invocation = { event: eventOf(message.payload), clientContext: { Custom: { subject: message.topic } } };
-    this.invoke(name, invocation, 'Event', 'mqtt').catch((error: Error) => {
+    try {
+      await this.invoke(name, invocation, 'Event', 'mqtt');
+    } catch (error) {
+      if (!(error instanceof FunctionApiError)) throw error;
       this.droppedEvents++;
       this.log.warn({ function: name, topic: message.topic, reason: error.message }, 'MQTT event dropped');
-    });
+    }
   }
 
   /** A schedule fired: the Scheduled Event (or the rule's Input) goes through the durable queue. */
@@ -250,11 +353,36 @@ export class FunctionService implements Service, FunctionInvoker {
 
   private runtime(): Promise<FunctionRuntime> {
     const { maxInstances, idleTimeoutSeconds, queueLength, logFileBytes, pythonPath } = this.context.config.functions;
-    this.runtimeLoading ??= import('./runtime/runtime.js').then(({ FunctionRuntime }) => {
-      this.loadedRuntime = new FunctionRuntime(this.context.dataDir, { maxInstances, idleTimeoutMs: idleTimeoutSeconds * 1000, queueLength, logFileBytes, pythonPath }, this.log, this.metrics);
+    this.runtimeLoading ??= Promise.all([import('./runtime/runtime.js'), this.gatewayEnvironment()]).then(([{ FunctionRuntime }, gatewayEnvironment]) => {
+      const limits = { maxInstances, idleTimeoutMs: idleTimeoutSeconds * 1000, queueLength, logFileBytes, pythonPath, gatewayEnvironment };
+      this.loadedRuntime = new FunctionRuntime(this.context.dataDir, limits, this.log, this.metrics);
       return this.loadedRuntime;
     });
     return this.runtimeLoading;
+  }
+
+  /**
+   * What lets an unmodified AWS SDK v3 client inside a function reach the gateway's own services: the
+   * SDK's service-specific endpoint variables and the functions' service key. A port configured as 0
+   * is only known to the listener, so that endpoint is left out (and the SDK would go to AWS).
+   */
+  private async gatewayEnvironment(): Promise<Record<string, string>> {
+    const { http, s3 } = this.context.config;
+    const environment: Record<string, string> = {};
+    if (http.enabled && http.port !== 0) {
+      const url = endpoint(http.host, http.port);
+      environment.AWS_ENDPOINT_URL_IOT_DATA_PLANE = url;
+      environment.AWS_ENDPOINT_URL_LAMBDA = url;
+    }
+    if (s3.port !== 0) environment.AWS_ENDPOINT_URL_S3 = endpoint(s3.host, s3.port);
+    try {
+      const key = await this.context.accessKeys.serviceKey('functions');
+      environment.AWS_ACCESS_KEY_ID = key.accessKeyId;
+      environment.AWS_SECRET_ACCESS_KEY = key.secretAccessKey;
+    } catch (error) {
+      this.log.warn({ err: error }, 'no access key for functions: AWS SDK clients in functions have no credentials');
+    }
+    return environment;
   }
 
   private serialized<T>(change: () => Promise<T>): Promise<T> {

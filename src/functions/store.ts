@@ -48,6 +48,14 @@ export const functionMigrations: Migrations = [
     failed_at INTEGER NOT NULL
   );
   CREATE INDEX function_dead_letters_by_name ON function_dead_letters (name, id)`,
+  // 3: aliases, each naming one version of its function (Lambda's CreateAlias/UpdateAlias).
+  `CREATE TABLE function_aliases (
+    name TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (name, alias)
+  ) WITHOUT ROWID`,
 ];
 
 export interface FunctionVersion {
@@ -69,6 +77,13 @@ export class FunctionStore {
   private readonly upsertFunction: Database.Statement;
   private readonly deleteFunction: Database.Statement;
   private readonly deleteVersions: Database.Statement;
+  private readonly selectVersion: Database.Statement<[string, number], VersionRow>;
+  private readonly pointLatest: Database.Statement;
+  private readonly selectAlias: Database.Statement<[string, string], { version: number }>;
+  private readonly selectAliases: Database.Statement<[string], { alias: string; version: number; updated_at: number }>;
+  private readonly upsertAlias: Database.Statement;
+  private readonly deleteAlias: Database.Statement;
+  private readonly deleteAliases: Database.Statement;
 
   constructor(store: Store) {
     store.migrate('functions', functionMigrations);
@@ -84,6 +99,14 @@ export class FunctionStore {
       ON CONFLICT (name) DO UPDATE SET latest = excluded.latest, updated_at = excluded.updated_at`);
     this.deleteFunction = db.prepare('DELETE FROM functions WHERE name = ?');
     this.deleteVersions = db.prepare('DELETE FROM function_versions WHERE name = ?');
+    this.selectVersion = db.prepare('SELECT * FROM function_versions WHERE name = ? AND version = ?');
+    this.pointLatest = db.prepare('UPDATE functions SET latest = @version, updated_at = @now WHERE name = @name');
+    this.selectAlias = db.prepare('SELECT version FROM function_aliases WHERE name = ? AND alias = ?');
+    this.selectAliases = db.prepare('SELECT alias, version, updated_at FROM function_aliases WHERE name = ? ORDER BY alias');
+    this.upsertAlias = db.prepare(`INSERT INTO function_aliases (name, alias, version, updated_at) VALUES (@name, @alias, @version, @now)
+      ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`);
+    this.deleteAlias = db.prepare('DELETE FROM function_aliases WHERE name = ? AND alias = ?');
+    this.deleteAliases = db.prepare('DELETE FROM function_aliases WHERE name = ?');
   }
 
   /** The version `$LATEST` points at. */
@@ -107,10 +130,39 @@ export class FunctionStore {
     return version;
   }
 
+  version(name: string, version: number): FunctionVersion | undefined {
+    const row = this.selectVersion.get(name, version);
+    return row && toVersion(row);
+  }
+
+  /** Inside a group-commit write only: points `$LATEST` at an existing version (rollback). */
+  setLatest(name: string, version: number, now: number): void {
+    this.pointLatest.run({ name, version, now });
+  }
+
+  aliasVersion(name: string, alias: string): number | undefined {
+    return this.selectAlias.get(name, alias)?.version;
+  }
+
+  aliases(name: string): Array<{ alias: string; version: number; updatedAt: number }> {
+    return this.selectAliases.all(name).map((row) => ({ alias: row.alias, version: row.version, updatedAt: row.updated_at }));
+  }
+
+  /** Inside a group-commit write only. */
+  setAlias(name: string, alias: string, version: number, now: number): void {
+    this.upsertAlias.run({ name, alias, version, now });
+  }
+
+  /** Inside a group-commit write only; whether the alias existed. */
+  removeAlias(name: string, alias: string): boolean {
+    return this.deleteAlias.run(name, alias).changes > 0;
+  }
+
   /** Inside a group-commit write only. */
   remove(name: string): void {
     this.deleteFunction.run(name);
     this.deleteVersions.run(name);
+    this.deleteAliases.run(name);
   }
 }
 

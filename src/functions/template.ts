@@ -1,6 +1,7 @@
 import yaml from 'js-yaml';
 import { z, type ZodIssue } from 'zod/v3';
 import { FunctionApiError } from './errors.js';
+import { isJson } from './json.js';
 import { parseSchedule, type ScheduleSpec } from './schedules.js';
 
 /** One function of a template, validated: what a version is made of besides its code. */
@@ -17,8 +18,12 @@ export interface FunctionSpec {
   reservedConcurrency?: number;
   /** MQTT topic filters whose messages invoke the function asynchronously. */
   topics: string[];
+  /** MQTT triggers with an OutputTopic: a result of an event from `filter` is published on `topic`; absent when there are none. */
+  outputs?: Array<{ filter: string; topic: string }>;
   /** Schedule events (EventBridge rate/cron); absent when there are none, so older versions' hashes stay. */
   schedules?: ScheduleSpec[];
+  /** `Metadata.Outpost.Isolation: process`: Node.js instances are child processes instead of worker threads; absent otherwise. */
+  isolation?: 'process';
   /** EventInvokeConfig: overrides `functions.maxRetryAttempts` / `maxEventAgeSeconds`; absent keys are absent. */
   maxRetryAttempts?: number;
   maxEventAgeSeconds?: number;
@@ -38,9 +43,12 @@ const integer = (expected: string, min: number, max: number) =>
 
 const topicFilter = text('expected an MQTT topic filter').refine(isTopicFilter, { message: 'expected an MQTT topic filter (+ and # as whole levels, # last)' });
 
+const topicName = text('expected an MQTT topic name').refine((topic) => !/[+#]/.test(topic), { message: 'expected an MQTT topic name (no + or # wildcards)' });
+
 const mqttEvent = z.strictObject({
   Type: z.literal('MQTT'),
-  Properties: z.strictObject({ Topic: topicFilter }),
+  // OutputTopic (Outpost's): where what the handler returns for this trigger is published.
+  Properties: z.strictObject({ Topic: topicFilter, OutputTopic: topicName.optional() }),
 });
 const scheduleEvent = z.strictObject({
   Type: z.literal('Schedule'),
@@ -68,7 +76,7 @@ const eventSchema = z.object({ Type: text('expected an event type') }).passthrou
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['Type'], message: `unsupported event type "${event.Type}": expected "MQTT" or "Schedule"` });
   }
 });
-type EventInput = { Type: string; Properties?: { Topic?: string; Schedule?: string; Input?: string; Enabled?: boolean } };
+type EventInput = { Type: string; Properties?: { Topic?: string; OutputTopic?: string; Schedule?: string; Input?: string; Enabled?: boolean } };
 
 const variableValue = z.union([z.string(), z.number(), z.boolean()], { errorMap: () => ({ message: 'expected a string value' }) });
 
@@ -93,6 +101,13 @@ const propertiesSchema = z.strictObject({
   }).optional(),
 });
 
+// Outpost's own settings of a function, where CloudFormation keeps tool-specific data (as SAM's BuildMethod).
+const metadataSchema = z.object({
+  Outpost: z.strictObject({
+    Isolation: z.enum(['thread', 'process'], { errorMap: () => ({ message: 'expected "thread" or "process"' }) }).optional(),
+  }, { invalid_type_error: 'expected a map' }).optional(),
+}, { invalid_type_error: 'expected a map' });
+
 const templateSchema = z.strictObject({
   AWSTemplateFormatVersion: z.union([z.string(), z.date()]).optional(),
   Transform: z.union([z.string(), z.array(z.string())]).optional(),
@@ -100,6 +115,7 @@ const templateSchema = z.strictObject({
   Resources: z.record(z.strictObject({
     Type: z.literal('AWS::Serverless::Function', { errorMap: () => ({ message: 'expected AWS::Serverless::Function (the only resource type supported)' }) }),
     Properties: propertiesSchema,
+    Metadata: metadataSchema.optional(),
   }), { invalid_type_error: 'expected a map of resources', required_error: 'expected a map of resources' }),
 });
 
@@ -113,11 +129,17 @@ export function parseTemplate(source: string, file: string): FunctionSpec[] {
   }
   const parsed = templateSchema.safeParse(document);
   if (!parsed.success) throw invalid(file, parsed.error.issues.map(describeIssue));
-  const specs = Object.entries(parsed.data.Resources).map(([logicalId, { Properties: p }]): FunctionSpec => {
+  const problems: string[] = [];
+  const specs = Object.entries(parsed.data.Resources).map(([logicalId, { Properties: p, Metadata: metadata }]): FunctionSpec => {
+    const isolation = metadata?.Outpost?.Isolation;
+    // Python has no threads to run in: its instances are always processes.
+    if (isolation === 'thread' && p.Runtime.startsWith('python')) problems.push(`Resources.${logicalId}.Metadata.Outpost.Isolation: python runtimes always run in a process`);
     const name = p.FunctionName ?? logicalId;
     const events = Object.entries(p.Events as Record<string, EventInput>);
     const schedules = events.filter(([, event]) => event.Type === 'Schedule' && event.Properties?.Enabled !== false)
       .map(([key, event]) => ({ rule: `${name}-${key}`, expression: event.Properties!.Schedule!, ...(event.Properties!.Input !== undefined ? { input: event.Properties!.Input } : {}) }));
+    const outputs = events.filter(([, event]) => event.Type === 'MQTT' && event.Properties?.OutputTopic !== undefined)
+      .map(([, event]) => ({ filter: event.Properties!.Topic!, topic: event.Properties!.OutputTopic! }));
     return {
     name,
     handler: p.Handler,
@@ -127,14 +149,16 @@ export function parseTemplate(source: string, file: string): FunctionSpec[] {
     timeout: p.Timeout,
     environment: Object.fromEntries(Object.entries(p.Environment.Variables).map(([key, value]) => [key, String(value)])),
     ...(p.ReservedConcurrentExecutions !== undefined ? { reservedConcurrency: p.ReservedConcurrentExecutions } : {}),
+    ...(isolation === 'process' && !p.Runtime.startsWith('python') ? { isolation } : {}),
     topics: events.filter(([, event]) => event.Type === 'MQTT').map(([, event]) => event.Properties!.Topic!),
+    ...(outputs.length > 0 ? { outputs } : {}),
     ...(schedules.length > 0 ? { schedules } : {}),
     // Only when set, so the hash of a version deployed before these keys existed does not change.
     ...(p.EventInvokeConfig?.MaximumRetryAttempts !== undefined ? { maxRetryAttempts: p.EventInvokeConfig.MaximumRetryAttempts } : {}),
     ...(p.EventInvokeConfig?.MaximumEventAgeInSeconds !== undefined ? { maxEventAgeSeconds: p.EventInvokeConfig.MaximumEventAgeInSeconds } : {}),
     };
   });
-  const problems = [...specs.flatMap(checkSpec), ...(specs.length === 0 ? ['Resources: expected at least one AWS::Serverless::Function'] : [])];
+  problems.push(...specs.flatMap(checkSpec), ...(specs.length === 0 ? ['Resources: expected at least one AWS::Serverless::Function'] : []));
   if (problems.length) throw invalid(file, problems);
   return specs;
 }
@@ -157,15 +181,6 @@ function describeIssue(issue: ZodIssue): string {
 
 function invalid(file: string, problems: string[]): FunctionApiError {
   return new FunctionApiError(400, 'InvalidParameterValueException', `${file}: ${problems.join('; ')}`);
-}
-
-function isJson(text: string): boolean {
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function isTopicFilter(filter: string): boolean {

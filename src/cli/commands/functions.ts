@@ -11,12 +11,13 @@ interface FunctionSummary {
 }
 interface FunctionInfo extends FunctionSummary {
   environment: Record<string, string>;
-  instances: { busy: number; idle: number; queued: number };
+  instances: { busy: number; idle: number; queued: number; initFailures?: number; initError?: string; backoffUntil?: number };
   asyncEvents?: number;
   versions: Array<{ version: number; hash: string; createdAt: number }>;
+  aliases?: Array<{ alias: string; version: number; updatedAt: number }>;
 }
 interface DeployOutcome { name: string; version: number; hash: string; unchanged: boolean }
-interface InvokeResult { statusCode: number; functionError?: string; payload?: unknown; eventId?: number }
+interface InvokeResult { statusCode: number; executedVersion?: string; functionError?: string; payload?: unknown; eventId?: number }
 interface DeadLetter {
   id: number; function: string; event: unknown; source: string; enqueuedAt: number; failedAt: number; attempts: number;
   reason: string; errorType: string; errorMessage: string;
@@ -51,15 +52,17 @@ function infoText(info: FunctionInfo): string {
     ['topics', info.topics.join(' ') || '-'], ['schedules', info.schedules?.join(' ') || '-'], ['environment', Object.keys(info.environment).join(' ') || '-'],
     ['instances', `${info.instances.busy} busy, ${info.instances.idle} idle, ${info.instances.queued} queued`],
     ['async events', info.asyncEvents ?? 0],
+    ...(info.instances.initFailures ? [['init failures', `${info.instances.initFailures} in a row${info.instances.backoffUntil ? `, next attempt after ${new Date(info.instances.backoffUntil).toISOString()}` : ''}: ${info.instances.initError}`] as [string, string]] : []),
   ];
   const width = Math.max(...rows.map(([key]) => key.length));
   return rows.map(([key, value]) => `${key.padEnd(width)}  ${value}`).join('\n') + '\n\n'
-    + formatTable(['VERSION', 'HASH', 'CREATED'], info.versions.map((v) => [v.version, shortHash(v.hash), new Date(v.createdAt).toISOString()]));
+    + formatTable(['VERSION', 'HASH', 'CREATED', 'ALIASES'], info.versions.map((v) => [v.version, shortHash(v.hash), new Date(v.createdAt).toISOString(),
+      [...(v.version === info.version ? ['$LATEST'] : []), ...(info.aliases ?? []).filter((a) => a.version === v.version).map((a) => a.alias)].join(' ') || '-']));
 }
 
 export function registerFunctions(program: Command, cli: CliContext): void {
   program.command('deploy <path>')
-    .description('deploy the functions of a directory with a SAM template.yaml (all or none; a failed deploy keeps the old versions)')
+    .description('deploy the functions of a directory with a SAM template.yaml, or a .zip of one (all or none; a failed deploy keeps the old versions)')
     .action(async (path: string, _options, command: Command) => {
       const body = await cli.call<{ deployed: DeployOutcome[] }>(command, 'POST', '/v1/functions', { path: resolve(path) });
       cli.print(command, body, () => body.deployed.map((d) => d.unchanged
@@ -84,6 +87,29 @@ export function registerFunctions(program: Command, cli: CliContext): void {
       cli.print(command, info, () => infoText(info));
     });
 
+  functions.command('alias <name> <alias> [version]')
+    .description('point an alias at a version (invoke it as NAME:ALIAS), or remove it with --rm')
+    .option('--rm', 'remove the alias')
+    .action(async (name: string, alias: string, version: string | undefined, options: { rm?: boolean }, command: Command) => {
+      const path = `${functionPath(name)}/aliases/${encodeURIComponent(alias)}`;
+      if (options.rm) {
+        const body = await cli.call(command, 'DELETE', path);
+        return cli.print(command, body, () => `removed alias ${name}:${alias}`);
+      }
+      if (version === undefined || !/^\d+$/.test(version)) throw new CliError('expected a version number (or --rm)');
+      const body = await cli.call<{ version: number }>(command, 'PUT', path, { version: Number(version) });
+      cli.print(command, body, () => `${name}:${alias} -> version ${body.version}`);
+    });
+
+  functions.command('rollback <name>')
+    .description('point $LATEST back at the previous version, or at --to V (checked like a deploy first)')
+    .option('--to <version>', 'the version to go back to')
+    .action(async (name: string, options: { to?: string }, command: Command) => {
+      if (options.to !== undefined && !/^\d+$/.test(options.to)) throw new CliError('--to: expected a version number');
+      const body = await cli.call<{ from: number; to: number }>(command, 'POST', `${functionPath(name)}/rollback`, options.to === undefined ? {} : { to: Number(options.to) });
+      cli.print(command, body, () => `${name}: $LATEST is version ${body.to} (was ${body.from})`);
+    });
+
   functions.command('rm <name>')
     .description('remove a function with all its versions and logs')
     .action(async (name: string, _options, command: Command) => {
@@ -106,7 +132,7 @@ export function registerFunctions(program: Command, cli: CliContext): void {
     });
 
   program.command('invoke <name>')
-    .description("invoke a function's $LATEST version and print its response; exits 1 when the function fails")
+    .description('invoke a function (NAME runs $LATEST; NAME:ALIAS or NAME:VERSION that version) and print its response; exits 1 when the function fails')
     .option('--payload <json>', 'the event as JSON, or @FILE to read it from a file (default {})')
     .option('--async', 'invocation type Event: queue it and return at once')
     .action(async (name: string, options: { payload?: string; async?: boolean }, command: Command) => {

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { apiErrors, runtimeErrors } from '../errors.js';
+import { apiErrors, runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import type { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
 import { InitError, NodeWorkerInstance, type ExecutionEnvironment, type InvokeOutcome } from './node-worker.js';
@@ -13,7 +13,6 @@ const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
 // There is no AWS account or region on a gateway; ARNs and AWS_REGION say so.
 export const REGION = 'local';
 const ACCOUNT = '000000000000';
-const VERSION = '$LATEST';
 const RUNTIME_DIR = fileURLToPath(new URL('.', import.meta.url));
 
 export interface PoolLimits {
@@ -22,11 +21,15 @@ export interface PoolLimits {
   queueLength: number;
   /** The interpreter of python3.* functions. */
   pythonPath: string;
+  /** AWS_ENDPOINT_URL_* and credentials for the gateway's own APIs; a template's variables override the endpoints. */
+  gatewayEnvironment: Record<string, string>;
 }
 
 export interface Invocation {
   event: string;
   clientContext?: unknown;
+  /** The alias or version the caller named, which ends the invoked function's ARN. */
+  qualifier?: string;
 }
 
 export interface InvokeResult {
@@ -52,6 +55,21 @@ interface IdleInstance {
 
 const isPython = (runtime: string) => runtime.startsWith('python');
 
+// Crash-loop backoff: after 3 failed inits in a row, 1 s, then 2, 4, … up to 60 s between attempts.
+const INIT_FAILURES_BEFORE_BACKOFF = 3;
+const FIRST_BACKOFF_MS = 1000;
+const MAX_BACKOFF_MS = 60_000;
+
+export interface PoolStats {
+  busy: number;
+  idle: number;
+  queued: number;
+  /** Set while environments keep failing to initialize. */
+  initFailures?: number;
+  initError?: string;
+  backoffUntil?: number;
+}
+
 /**
  * The execution environments of one function version: at most `limit` invocations at once,
  * warm instances reused and stopped after `idleTimeoutMs`. A synchronous invoke beyond the
@@ -64,9 +82,13 @@ export class FunctionPool {
   private busy = 0;
   private retired = false;
   private idleWaiters: Array<() => void> = [];
+  /** Environments that failed to initialize in a row, the last error, and until when new ones are not tried. */
+  private initFailures: { failures: number; lastError?: LambdaErrorPayload; until: number } = { failures: 0, until: 0 };
 
   constructor(
     readonly version: FunctionVersion,
+    /** `$LATEST`, or the version number when invoked by number or alias: Lambda runs them as separate environments. */
+    readonly label: string,
     private readonly codeDir: string,
     private readonly limits: PoolLimits,
     private readonly output: RotatingLog,
@@ -75,8 +97,12 @@ export class FunctionPool {
     this.limit = version.spec.reservedConcurrency ?? limits.maxInstances;
   }
 
-  get stats(): { busy: number; idle: number; queued: number } {
-    return { busy: this.busy, idle: this.idle.length, queued: this.queue.length };
+  get stats(): PoolStats {
+    const { failures, lastError, until } = this.initFailures;
+    return {
+      busy: this.busy, idle: this.idle.length, queued: this.queue.length,
+      ...(failures > 0 && lastError ? { initFailures: failures, initError: `${lastError.errorType}: ${lastError.errorMessage}`, ...(until > Date.now() ? { backoffUntil: until } : {}) } : {}),
+    };
   }
 
   /** RequestResponse: runs now or is refused with TooManyRequestsException. */
@@ -139,16 +165,18 @@ export class FunctionPool {
     this.busy++;
     const requestId = randomUUID();
     const started = performance.now();
-    this.output.write(`START RequestId: ${requestId} Version: ${VERSION}\n`);
+    this.output.write(`START RequestId: ${requestId} Version: ${this.label}\n`);
     let outcome: InvokeOutcome;
     let initMs: number | undefined;
+    let maxMemoryBytes: number | undefined;
     try {
       const warm = this.idle.pop();
       if (warm) clearTimeout(warm.timer);
-      const instance = warm?.instance ?? await this.startInstance().finally(() => { initMs = performance.now() - started; });
+      const instance = warm?.instance ?? await this.startOrBackOff().finally(() => { initMs = performance.now() - started; });
       outcome = await instance.invoke(this.message(requestId, invocation, instance.logStreamName), this.version.spec.timeout);
       const size = outcome.ok ? Buffer.byteLength(outcome.payload) : 0;
       if (size > MAX_RESPONSE_BYTES) outcome = { ok: false, error: runtimeErrors.responseTooLarge(size, MAX_RESPONSE_BYTES) };
+      maxMemoryBytes = instance.maxMemoryBytes();
       this.release(instance);
     } catch (error) {
       if (!(error instanceof InitError)) throw error;
@@ -157,11 +185,35 @@ export class FunctionPool {
       this.busy--;
       if (this.busy === 0) for (const wake of this.idleWaiters.splice(0)) wake();
     }
-    this.report(requestId, started, initMs, outcome);
+    this.report(requestId, started, initMs, outcome, maxMemoryBytes);
     this.next();
     return outcome.ok
-      ? { requestId, executedVersion: VERSION, payload: outcome.payload }
-      : { requestId, executedVersion: VERSION, payload: JSON.stringify(outcome.error), functionError: 'Unhandled' };
+      ? { requestId, executedVersion: this.label, payload: outcome.payload }
+      : { requestId, executedVersion: this.label, payload: JSON.stringify(outcome.error), functionError: 'Unhandled' };
+  }
+
+  /**
+   * A new instance, unless the function is crash-looping: after INIT_FAILURES_BEFORE_BACKOFF
+   * environments in a row fail to initialize, invocations fail at once with the last init error
+   * for a backoff that doubles up to MAX_BACKOFF_MS, instead of starting a process or thread each time.
+   */
+  private async startOrBackOff(): Promise<ExecutionEnvironment> {
+    const { failures, lastError, until } = this.initFailures;
+    if (lastError && Date.now() < until) throw new InitError(lastError);
+    try {
+      const instance = await this.startInstance();
+      this.initFailures = { failures: 0, until: 0 };
+      return instance;
+    } catch (error) {
+      if (!(error instanceof InitError)) throw error;
+      const count = failures + 1;
+      const backoffMs = count < INIT_FAILURES_BEFORE_BACKOFF ? 0 : Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** (count - INIT_FAILURES_BEFORE_BACKOFF));
+      this.initFailures = { failures: count, lastError: error.payload, until: Date.now() + backoffMs };
+      if (backoffMs > 0) {
+        this.log.warn({ function: this.version.name, version: this.label, failures: count, backoffMs, error: error.message }, 'function keeps failing at init; invocations fail at once until the backoff ends');
+      }
+      throw error;
+    }
   }
 
   /** A live instance goes back to the idle list (stopped after the idle timeout); a dead one is dropped. */
@@ -189,7 +241,7 @@ export class FunctionPool {
       memorySizeMb: spec.memorySize,
       log: this.output,
     };
-    return isPython(spec.runtime) ? PythonInstance.start({ ...options, pythonPath: this.limits.pythonPath }) : NodeWorkerInstance.start(options);
+    return isPython(spec.runtime) ? PythonInstance.start({ ...options, pythonPath: this.limits.pythonPath }) : NodeWorkerInstance.start({ ...options, isolation: spec.isolation ?? 'thread' });
   }
 
   /** The variables Lambda sets, over the template's; nothing of the daemon's own environment but PATH. */
@@ -198,12 +250,13 @@ export class FunctionPool {
     return {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       LANG: 'en_US.UTF-8',
+      ...this.limits.gatewayEnvironment,
       ...spec.environment,
       AWS_REGION: REGION,
       AWS_DEFAULT_REGION: REGION,
       AWS_EXECUTION_ENV: `AWS_Lambda_${spec.runtime}`,
       AWS_LAMBDA_FUNCTION_NAME: spec.name,
-      AWS_LAMBDA_FUNCTION_VERSION: VERSION,
+      AWS_LAMBDA_FUNCTION_VERSION: this.label,
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(spec.memorySize),
       AWS_LAMBDA_LOG_GROUP_NAME: this.logGroupName(),
       AWS_LAMBDA_LOG_STREAM_NAME: logStreamName,
@@ -225,8 +278,8 @@ export class FunctionPool {
       deadline: Date.now() + spec.timeout * 1000,
       context: {
         functionName: spec.name,
-        functionVersion: VERSION,
-        invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${spec.name}`,
+        functionVersion: this.label,
+        invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${spec.name}${invocation.qualifier ? `:${invocation.qualifier}` : ''}`,
         memoryLimitInMB: String(spec.memorySize),
         logGroupName: this.logGroupName(),
         logStreamName,
@@ -241,15 +294,16 @@ export class FunctionPool {
 
   /** Lambda's form: `YYYY/MM/DD/[VERSION]` and a random id. */
   private logStreamName(): string {
-    return `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[${VERSION}]${randomBytes(16).toString('hex')}`;
+    return `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[${this.label}]${randomBytes(16).toString('hex')}`;
   }
 
   /** END and REPORT as Lambda writes them, after an error line when the invocation failed. */
-  private report(requestId: string, started: number, initMs: number | undefined, outcome: InvokeOutcome): void {
+  private report(requestId: string, started: number, initMs: number | undefined, outcome: InvokeOutcome, maxMemoryBytes: number | undefined): void {
     const duration = performance.now() - started - (initMs ?? 0);
     if (!outcome.ok) this.output.write(`${new Date().toISOString()}\t${requestId}\tERROR\tInvoke Error \t${JSON.stringify(outcome.error)}\n`);
     this.output.write(`END RequestId: ${requestId}\nREPORT RequestId: ${requestId}\tDuration: ${duration.toFixed(2)} ms\t`
       + `Billed Duration: ${Math.ceil(duration)} ms\tMemory Size: ${this.version.spec.memorySize} MB`
+      + `${maxMemoryBytes !== undefined ? `\tMax Memory Used: ${Math.ceil(maxMemoryBytes / (1024 * 1024))} MB` : ''}`
       + `${initMs !== undefined ? `\tInit Duration: ${initMs.toFixed(2)} ms` : ''}\n`);
   }
 }

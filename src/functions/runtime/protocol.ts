@@ -27,7 +27,8 @@ export interface InvokeMessage {
 export type WorkerMessage =
   | { type: 'ready' }
   | { type: 'init-error'; error: LambdaErrorPayload }
-  | { type: 'result'; requestId: string; payload: string }
-  | { type: 'error'; requestId: string; error: LambdaErrorPayload }
+  /** `memoryBytes`: the worker's V8 heap and external memory, or a child process's resident set, after the invocation. */
+  | { type: 'result'; requestId: string; payload: string; memoryBytes: number }
+  | { type: 'error'; requestId: string; error: LambdaErrorPayload; memoryBytes: number }
   /** An uncaught exception or unhandled rejection: the worker exits right after. */
   | { type: 'fatal'; error: LambdaErrorPayload };

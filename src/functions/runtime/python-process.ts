@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -115,6 +115,18 @@ export class PythonInstance {
       };
       this.deliver();
     });
+  }
+
+  /** The process's peak resident set (VmHWM), as Lambda measures Max Memory Used. */
+  maxMemoryBytes(): number | undefined {
+    const pid = this.child?.pid;
+    if (pid === undefined || !this.alive) return undefined;
+    try {
+      const peak = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      return peak ? Number(peak[1]) * 1024 : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   terminate(): void {

@@ -4,30 +4,37 @@ import { functionRoot } from '../bundle.js';
 import { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
 import { apiErrors } from '../errors.js';
-import { FunctionPool, type Invocation, type InvokeResult, type PoolLimits, type QueuedInvocation } from './pool.js';
+import { FunctionPool, type Invocation, type InvokeResult, type PoolLimits, type PoolStats, type QueuedInvocation } from './pool.js';
 import type { FunctionMetrics } from '../metrics.js';
 
 export interface RuntimeLimits extends PoolLimits {
   logFileBytes: number;
 }
 
+/** What runs an invocation: `$LATEST` (whatever version it points at), or one version by its number. */
+export type Target = '$LATEST' | number;
+
 /**
  * The running side of the functions service, loaded on the first deploy or invoke: one pool of
- * execution environments per function, for the version `$LATEST` points at, and one log file each.
+ * execution environments per function for `$LATEST`, one per version invoked by number or alias,
+ * and one log file per function.
  */
 export class FunctionRuntime {
   private readonly pools = new Map<string, FunctionPool>();
+  /** Function name → version number → pool, created on the first invocation of that version. */
+  private readonly versionPools = new Map<string, Map<number, FunctionPool>>();
   private readonly outputs = new Map<string, RotatingLog>();
 
   constructor(private readonly dataDir: string, private readonly limits: RuntimeLimits, private readonly log: Logger, private readonly metrics: FunctionMetrics) {}
 
   /** Loads the version's handler in a fresh environment without giving it traffic; rejects with the init error. */
   check(version: FunctionVersion): Promise<void> {
-    return this.newPool(version).check();
+    return this.newPool(version, '$LATEST').check();
   }
 
-  invoke(version: FunctionVersion, invocation: Invocation): Promise<InvokeResult> {
-    return this.metrics.measure(version.name, () => this.poolFor(version).invoke(invocation));
+  invoke(version: FunctionVersion, invocation: Invocation, target: Target = '$LATEST'): Promise<InvokeResult> {
+    const pool = target === '$LATEST' ? this.poolFor(version) : this.versionPool(version);
+    return this.metrics.measure(version.name, () => pool.invoke(invocation));
   }
 
   /** Runs the event when one of the function's instances is free; resolves with its result. */
@@ -35,21 +42,32 @@ export class FunctionRuntime {
     return this.metrics.measure(version.name, () => this.poolFor(version).enqueue(invocation));
   }
 
-  stats(name: string): { busy: number; idle: number; queued: number } {
-    return this.pools.get(name)?.stats ?? { busy: 0, idle: 0, queued: 0 };
+  /** Summed over the function's pools ($LATEST and numbered versions); a crash loop as $LATEST's pool reports it. */
+  stats(name: string): PoolStats {
+    const { initFailures, initError, backoffUntil } = this.pools.get(name)?.stats ?? {};
+    const total: PoolStats = { busy: 0, idle: 0, queued: 0, ...(initFailures ? { initFailures, initError, ...(backoffUntil ? { backoffUntil } : {}) } : {}) };
+    for (const pool of [this.pools.get(name), ...(this.versionPools.get(name)?.values() ?? [])]) {
+      if (!pool) continue;
+      total.busy += pool.stats.busy;
+      total.idle += pool.stats.idle;
+      total.queued += pool.stats.queued;
+    }
+    return total;
   }
 
   /** A removed function: its environments stop (running invocations finish), its log is closed. */
   remove(name: string): void {
     refuse(this.pools.get(name)?.retire() ?? []);
     this.pools.delete(name);
+    for (const pool of this.versionPools.get(name)?.values() ?? []) pool.retire();
+    this.versionPools.delete(name);
     this.outputs.get(name)?.end();
     this.outputs.delete(name);
   }
 
   /** Stops every pool; running invocations get up to `graceMs` to finish before their workers go. */
   async stop(graceMs: number): Promise<void> {
-    const pools = [...this.pools.values()];
+    const pools = [...this.pools.values(), ...[...this.versionPools.values()].flatMap((versions) => [...versions.values()])];
     // Events still waiting stay in the durable queue and run after the restart.
     for (const pool of pools) refuse(pool.retire());
     let timer: NodeJS.Timeout | undefined;
@@ -59,6 +77,7 @@ export class FunctionRuntime {
     ]);
     clearTimeout(timer);
     this.pools.clear();
+    this.versionPools.clear();
     await Promise.all([...this.outputs.values()].map((output) => new Promise((resolve) => output.end(resolve))));
     this.outputs.clear();
   }
@@ -67,15 +86,24 @@ export class FunctionRuntime {
   private poolFor(version: FunctionVersion): FunctionPool {
     const current = this.pools.get(version.name);
     if (current?.version.version === version.version) return current;
-    const pool = this.newPool(version);
+    const pool = this.newPool(version, '$LATEST');
     this.pools.set(version.name, pool);
     pool.adopt(current?.retire() ?? []);
     return pool;
   }
 
-  private newPool(version: FunctionVersion): FunctionPool {
+  /** The pool of one numbered version (invoked by number or through an alias); its instances are reaped when idle like any. */
+  private versionPool(version: FunctionVersion): FunctionPool {
+    let versions = this.versionPools.get(version.name);
+    if (!versions) this.versionPools.set(version.name, versions = new Map());
+    let pool = versions.get(version.version);
+    if (!pool) versions.set(version.version, pool = this.newPool(version, String(version.version)));
+    return pool;
+  }
+
+  private newPool(version: FunctionVersion, label: string): FunctionPool {
     const codeDir = join(functionRoot(this.dataDir, version.name), version.hash);
-    return new FunctionPool(version, codeDir, this.limits, this.output(version.name), this.log);
+    return new FunctionPool(version, label, codeDir, this.limits, this.output(version.name), this.log);
   }
 
   private output(name: string): RotatingLog {

@@ -1,20 +1,39 @@
-// Runs inside a worker thread: loads one function's handler and serves invocations one at a time,
-// with the handler contract of AWS Lambda's Node.js runtime. Imported only by the worker itself.
+// Runs inside a worker thread, or a child process with `isolation: process`: loads one function's
+// handler and serves invocations one at a time, with the handler contract of AWS Lambda's Node.js
+// runtime. Imported only by the worker or child itself.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { format, types } from 'node:util';
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { LambdaErrorPayload } from '../errors.js';
 import type { InvokeMessage, WorkerInit, WorkerMessage } from './protocol.js';
 
 type Handler = (event: unknown, context: unknown, callback: (error?: unknown, result?: unknown) => void) => unknown;
 
-const port = parentPort!;
-const init = workerData as WorkerInit;
+// A child process gets its init as arguments and talks over the IPC channel; a worker thread over its port.
+const init: WorkerInit = parentPort ? workerData as WorkerInit : { taskRoot: process.argv[2], handler: process.argv[3] };
 let currentRequestId: string | undefined;
 
-const post = (message: WorkerMessage) => port.postMessage(message);
+/** Sends a message to the daemon; `then` runs once it is handed over (a child's IPC send is asynchronous). */
+function post(message: WorkerMessage, then?: () => void): void {
+  if (parentPort) {
+    parentPort.postMessage(message);
+    then?.();
+  } else {
+    process.send!(message, undefined, {}, () => then?.());
+  }
+}
+
+function onInvoke(listener: (message: InvokeMessage) => void): void {
+  // A worker thread gets each invocation as JSON text (see node-worker.ts).
+  if (parentPort) parentPort.on('message', (text: string) => listener(JSON.parse(text) as InvokeMessage));
+  else process.on('message', listener as (message: unknown) => void);
+}
+
+// A child whose daemon is gone (even by kill -9) has no one to answer: it ends too.
+if (!parentPort) process.on('disconnect', () => process.exit(0));
 
 /** The Node.js runtime's error shape: name, message and stack lines for errors; typeof and text otherwise. */
 function toErrorPayload(error: unknown): LambdaErrorPayload {
@@ -96,11 +115,18 @@ function runHandler(handler: Handler, message: InvokeMessage): Promise<{ ok: tru
   });
 }
 
+/** What the environment uses, for REPORT's Max Memory Used: a thread's own heaps, a process's resident set. */
+function memoryBytes(): number {
+  if (!parentPort) return process.memoryUsage.rss();
+  const { total_heap_size: heap, external_memory: external } = getHeapStatistics();
+  return heap + external;
+}
+
 async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
   currentRequestId = message.requestId;
   const outcome = await runHandler(handler, message);
   if (!outcome.ok) {
-    post({ type: 'error', requestId: message.requestId, error: toErrorPayload(outcome.error) });
+    post({ type: 'error', requestId: message.requestId, error: toErrorPayload(outcome.error), memoryBytes: memoryBytes() });
     return;
   }
   let payload: string;
@@ -108,27 +134,25 @@ async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
     // Lambda answers `undefined` with null.
     payload = JSON.stringify(outcome.value) ?? 'null';
   } catch (error) {
-    post({ type: 'error', requestId: message.requestId, error: { errorType: 'Runtime.MalformedHandlerResponse', errorMessage: `Unable to stringify response body: ${(error as Error).message}` } });
+    post({ type: 'error', requestId: message.requestId, error: { errorType: 'Runtime.MalformedHandlerResponse', errorMessage: `Unable to stringify response body: ${(error as Error).message}` }, memoryBytes: memoryBytes() });
     return;
   }
-  post({ type: 'result', requestId: message.requestId, payload });
+  post({ type: 'result', requestId: message.requestId, payload, memoryBytes: memoryBytes() });
 }
 
 // An error nobody awaits ends the environment, as on Lambda; the parent answers the invocation with it.
 process.on('uncaughtException', (error) => {
-  post({ type: 'fatal', error: toErrorPayload(error) });
-  process.exit(129);
+  post({ type: 'fatal', error: toErrorPayload(error) }, () => process.exit(129));
 });
 process.on('unhandledRejection', (reason) => {
   const { errorMessage, trace } = toErrorPayload(reason);
-  post({ type: 'fatal', error: { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: `${types.isNativeError(reason) ? `${reason.name}: ` : ''}${errorMessage}`, trace } });
-  process.exit(128);
+  post({ type: 'fatal', error: { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: `${types.isNativeError(reason) ? `${reason.name}: ` : ''}${errorMessage}`, trace } }, () => process.exit(128));
 });
 
 patchConsole();
 try {
   const handler = await loadHandler();
-  port.on('message', (message: InvokeMessage) => void serve(handler, message));
+  onInvoke((message) => void serve(handler, message));
   post({ type: 'ready' });
 } catch (error) {
   post({ type: 'init-error', error: toErrorPayload(error) });

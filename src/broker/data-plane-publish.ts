@@ -1,0 +1,84 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { LocalBus } from '../bus.js';
+import type { Router } from '../http/router.js';
+import type { HttpHandler } from '../http/server.js';
+
+// AWS IoT Core's limits: a message of at most 128 KB, a topic of at most 256 bytes.
+const MAX_PAYLOAD_BYTES = 128 * 1024;
+const MAX_TOPIC_BYTES = 256;
+
+class PublishError extends Error {
+  constructor(readonly status: number, readonly type: string, message: string) {
+    super(message);
+  }
+}
+
+/**
+ * The AWS IoT data plane's Publish operation, so the AWS SDK's IoT Data Plane client (and functions
+ * using it) can publish on the local bus: `POST /topics/{topic}?qos=0|1&retain=true|false`, the body
+ * the payload. Answers 200 with an empty body once the bus took the message (for QoS 1, once every
+ * durable subscriber, such as a function trigger, has committed it). No authentication yet, as the
+ * shadow routes: the HTTP port binds 127.0.0.1 by default.
+ */
+export function registerDataPlanePublish(http: Router<HttpHandler>, bus: LocalBus, log: Logger): void {
+  http.add('POST', '/topics/:topic', async (req, res, params, url) => {
+    try {
+      const message = { topic: checkTopic(params.topic), qos: qosOf(url.searchParams.get('qos')), retain: retainOf(url.searchParams.get('retain')) };
+      const payload = await readPayload(req);
+      await bus.publish({ ...message, payload });
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 0 }).end();
+    } catch (error) {
+      const publishError = error instanceof PublishError ? error : new PublishError(500, 'InternalFailureException', 'Internal failure');
+      if (publishError.status >= 500) log.error({ err: error, topic: params.topic }, 'data-plane publish failed');
+      sendError(res, publishError);
+    }
+  });
+}
+
+/** A topic name, not a filter: no wildcards (MQTT-3.3.2-2), not empty, AWS's length limit. */
+function checkTopic(topic: string): string {
+  if (topic.length === 0 || /[+#\u0000]/.test(topic)) throw invalid(`Invalid topic name: ${JSON.stringify(topic)}: expected a topic without + or # wildcards`);
+  if (Buffer.byteLength(topic) > MAX_TOPIC_BYTES) throw invalid(`Invalid topic name: longer than ${MAX_TOPIC_BYTES} bytes`);
+  return topic;
+}
+
+// AWS IoT: QoS 0 (the default) or 1; there is no QoS 2.
+function qosOf(value: string | null): 0 | 1 {
+  if (value === null || value === '0') return 0;
+  if (value === '1') return 1;
+  throw invalid(`Invalid qos: ${JSON.stringify(value)}: expected 0 or 1`);
+}
+
+function retainOf(value: string | null): boolean {
+  if (value === null || value === 'false') return false;
+  if (value === 'true') return true;
+  throw invalid(`Invalid retain: ${JSON.stringify(value)}: expected true or false`);
+}
+
+function invalid(message: string): PublishError {
+  return new PublishError(400, 'InvalidRequestException', message);
+}
+
+/** The body, up to MAX_PAYLOAD_BYTES; a larger one is read to its end (so the answer reaches the client) and refused. */
+function readPayload(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_PAYLOAD_BYTES) chunks.push(chunk);
+      else chunks.length = 0;
+    });
+    req.on('end', () => (size > MAX_PAYLOAD_BYTES ? reject(new PublishError(413, 'RequestEntityTooLargeException', `Payload larger than ${MAX_PAYLOAD_BYTES} bytes`)) : resolve(Buffer.concat(chunks))));
+    req.on('error', reject);
+  });
+}
+
+/** As the shadow routes: the exception name in x-amzn-ErrorType, the message in the body. */
+function sendError(res: ServerResponse, error: PublishError): void {
+  if (res.headersSent) return void res.destroy();
+  const text = JSON.stringify({ message: error.message });
+  res.writeHead(error.status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'x-amzn-ErrorType': error.type });
+  res.end(text);
+}

@@ -1,0 +1,95 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Router } from '../http/router.js';
+import type { HttpHandler } from '../http/server.js';
+import { apiErrors, FunctionApiError } from './errors.js';
+import type { FunctionService } from './function-service.js';
+import { isJson } from './json.js';
+
+// Lambda's limit on a synchronous request; an Event is held to its own, smaller limit by the service.
+const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
+
+/**
+ * Lambda's Invoke operation on the HTTP port, so `@aws-sdk/client-lambda` and `aws lambda invoke`
+ * pointed at the gateway work: `POST /2015-03-31/functions/{FunctionName}/invocations?Qualifier=`.
+ * No authentication yet, as the shadow routes: the HTTP port binds 127.0.0.1 by default.
+ */
+export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: FunctionService, log: Logger): void {
+  router.add('POST', '/2015-03-31/functions/:name/invocations', (req, res, params, url) => invokeOperation(req, res, params.name, url, service)
+    .catch((error: unknown) => {
+      const apiError = error instanceof FunctionApiError ? error : new FunctionApiError(500, 'ServiceException', 'Internal error');
+      if (apiError.status >= 500) log.error({ err: error, function: params.name }, 'Lambda Invoke failed');
+      sendError(res, apiError);
+    }));
+}
+
+async function invokeOperation(req: IncomingMessage, res: ServerResponse, name: string, url: URL, service: FunctionService): Promise<void> {
+  // Lambda Invoke: X-Amz-Invocation-Type RequestResponse (default) | Event | DryRun.
+  const type = header(req, 'x-amz-invocation-type') ?? 'RequestResponse';
+  if (type !== 'RequestResponse' && type !== 'Event' && type !== 'DryRun') {
+    throw apiErrors.invalidParameter(`1 validation error detected: Value '${type}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]`);
+  }
+  const qualifier = url.searchParams.get('Qualifier') ?? undefined;
+  const body = await readBody(req);
+  const event = body.length === 0 ? '{}' : body.toString('utf8');
+  if (!isJson(event)) throw apiErrors.invalidPayload();
+  const clientContext = decodeClientContext(header(req, 'x-amz-client-context'));
+  const invocation = { event, ...(qualifier !== undefined ? { qualifier } : {}), ...(clientContext !== undefined ? { clientContext } : {}) };
+  if (type === 'DryRun') {
+    service.resolveVersion(name, qualifier);
+    res.writeHead(204).end();
+    return;
+  }
+  if (type === 'Event') {
+    // 202 only once the event is committed to the durable queue.
+    await service.invoke(name, invocation, 'Event');
+    res.writeHead(202, { 'Content-Length': 0 }).end();
+    return;
+  }
+  const result = await service.invoke(name, invocation, 'RequestResponse');
+  res.writeHead(200, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(result.payload),
+    'X-Amz-Executed-Version': result.executedVersion,
+    'x-amzn-RequestId': result.requestId,
+    ...(result.functionError ? { 'X-Amz-Function-Error': result.functionError } : {}),
+  });
+  res.end(result.payload);
+}
+
+/** X-Amz-Client-Context: base64 of a JSON object, handed to the handler as context.clientContext. */
+function decodeClientContext(value: string | undefined): unknown {
+  if (value === undefined) return undefined;
+  const text = Buffer.from(value, 'base64').toString('utf8');
+  if (!isJson(text)) throw new FunctionApiError(400, 'InvalidRequestContentException', 'Client context must be a valid Base64-encoded JSON object.');
+  return JSON.parse(text) as unknown;
+}
+
+/** Lambda's REST error: the exception name in x-amzn-ErrorType and the body's Type, and the message. */
+function sendError(res: ServerResponse, error: FunctionApiError): void {
+  if (res.headersSent) return void res.destroy();
+  const text = JSON.stringify({ Type: error.status >= 500 ? 'Service' : 'User', message: error.message });
+  res.writeHead(error.status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'x-amzn-ErrorType': error.type });
+  res.end(text);
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The body up to MAX_REQUEST_BYTES; a larger one is read to its end (so the answer reaches the client) and refused. */
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_REQUEST_BYTES) chunks.push(chunk);
+      else chunks.length = 0;
+    });
+    req.on('end', () => (size > MAX_REQUEST_BYTES ? reject(apiErrors.payloadTooLarge(MAX_REQUEST_BYTES)) : resolve(Buffer.concat(chunks))));
+    req.on('error', reject);
+  });
+}
+

@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDaemon } from './helpers/daemon.js';
+import { outpost } from './helpers/mqtt.js';
+import { invoke, template, writePackage } from './helpers/functions.js';
+
+/** A package whose handler answers its version tag, the version Lambda says it runs, and the invoked ARN. */
+const versionPackage = (tag: string, handlerSource?: string) => writePackage({
+  'template.yaml': template('Versions', { Handler: 'index.handler' }),
+  'index.js': handlerSource ?? `exports.handler = async (event, context) => ({ tag: ${JSON.stringify(tag)}, version: context.functionVersion, arn: context.invokedFunctionArn, env: process.env.AWS_LAMBDA_FUNCTION_VERSION, clientContext: context.clientContext });\n`,
+});
+
+describe('functions: versions, aliases, rollback and the Lambda Invoke API', () => {
+  let daemon: TestDaemon;
+  const packages = [versionPackage('one'), versionPackage('two'), versionPackage('three'), versionPackage('broken', 'exports.handler = async () => {\n')];
+  const cli = (...args: string[]) => outpost(daemon.socket, args);
+  const lambda = (name: string, init: { body?: string; headers?: Record<string, string>; query?: string } = {}) =>
+    fetch(`http://127.0.0.1:${daemon.port('http')}/2015-03-31/functions/${encodeURIComponent(name)}/invocations${init.query ?? ''}`, {
+      method: 'POST', body: init.body ?? '{}', headers: init.headers ?? {},
+    });
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { functions: { idleTimeoutSeconds: 60 } } });
+    for (const pkg of packages.slice(0, 3)) expect((await cli('deploy', pkg.dir)).code).toBe(0);
+  });
+
+  afterAll(async () => {
+    expect(await daemon.stop()).toBe(0);
+    await daemon.cleanup();
+    for (const pkg of packages) pkg.remove();
+  });
+
+  it('invokes $LATEST, a version by number and an alias, each with Lambda\'s version and ARN', async () => {
+    expect((await invoke(daemon.socket, 'Versions')).result).toMatchObject({ executedVersion: '$LATEST', payload: { tag: 'three', version: '$LATEST', env: '$LATEST' } });
+    expect((await invoke(daemon.socket, 'Versions:1')).result).toMatchObject({
+      executedVersion: '1',
+      payload: { tag: 'one', version: '1', env: '1', arn: 'arn:aws:lambda:local:000000000000:function:Versions:1' },
+    });
+    expect(await cli('functions', 'alias', 'Versions', 'live', '2')).toMatchObject({ code: 0, stdout: 'Versions:live -> version 2\n' });
+    expect((await invoke(daemon.socket, 'Versions:live')).result).toMatchObject({
+      executedVersion: '2',
+      payload: { tag: 'two', version: '2', arn: 'arn:aws:lambda:local:000000000000:function:Versions:live' },
+    });
+    // Moving the alias moves its traffic.
+    await cli('functions', 'alias', 'Versions', 'live', '1');
+    expect((await invoke(daemon.socket, 'Versions:live')).result.payload.tag).toBe('one');
+    const info = JSON.parse((await cli('--json', 'functions', 'info', 'Versions')).stdout);
+    expect(info.aliases).toEqual([{ alias: 'live', version: 1, updatedAt: expect.any(Number) }]);
+    expect((await cli('functions', 'info', 'Versions')).stdout).toMatch(/\n1\s+[0-9a-f]{12}\s+\S+\s+live\n/);
+  });
+
+  it('refuses unknown versions and aliases, bad alias names and qualified async events, clearly', async () => {
+    expect((await cli('invoke', 'Versions:9')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Versions:9\n');
+    expect((await cli('invoke', 'Versions:nope')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Versions:nope\n');
+    expect((await cli('functions', 'alias', 'Versions', 'beta', '9')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Versions:9\n');
+    expect((await cli('functions', 'alias', 'Versions', '42', '1')).stderr).toContain('InvalidParameterValueException: 42: expected an alias name');
+    expect((await cli('invoke', 'Versions:live', '--async')).stderr).toContain('asynchronous invocations run $LATEST');
+    expect(await cli('functions', 'alias', 'Versions', 'old', '1')).toMatchObject({ code: 0 });
+    expect(await cli('functions', 'alias', 'Versions', 'old', '--rm')).toMatchObject({ code: 0, stdout: 'removed alias Versions:old\n' });
+    expect((await cli('invoke', 'Versions:old')).code).toBe(1);
+  });
+
+  it('rolls $LATEST back to the previous version or a given one; a version that does not load is refused', async () => {
+    expect(await cli('functions', 'rollback', 'Versions')).toMatchObject({ code: 0, stdout: 'Versions: $LATEST is version 2 (was 3)\n' });
+    expect((await invoke(daemon.socket, 'Versions')).result.payload).toMatchObject({ tag: 'two', version: '$LATEST' });
+    expect(await cli('functions', 'rollback', 'Versions', '--to', '3')).toMatchObject({ code: 0, stdout: 'Versions: $LATEST is version 3 (was 2)\n' });
+    expect((await invoke(daemon.socket, 'Versions')).result.payload.tag).toBe('three');
+    expect((await cli('functions', 'rollback', 'Versions', '--to', '3')).stderr).toContain('$LATEST is already version 3');
+    expect((await cli('functions', 'rollback', 'Versions', '--to', '7')).stderr).toContain('Versions: no version 7');
+    // A broken deploy makes no version, so there is nothing broken to roll to; the running one stays.
+    expect((await cli('deploy', packages[3].dir)).stderr).toContain('the handler does not load (version 3 keeps running)');
+    expect(JSON.parse((await cli('--json', 'functions', 'info', 'Versions')).stdout)).toMatchObject({ version: 3, versions: [{ version: 1 }, { version: 2 }, { version: 3 }] });
+  });
+
+  it('serves Lambda Invoke over HTTP: payload, executed version, function errors, Event, DryRun and errors', async () => {
+    const ok = await lambda('Versions', { body: '{"a":1}', query: '?Qualifier=live' });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('x-amz-executed-version')).toBe('1');
+    expect(ok.headers.get('x-amz-function-error')).toBeNull();
+    expect(await ok.json()).toMatchObject({ tag: 'one', version: '1' });
+
+    const byArn = await lambda('arn:aws:lambda:local:000000000000:function:Versions:2', {
+      headers: { 'X-Amz-Client-Context': Buffer.from(JSON.stringify({ custom: { from: 'http' } })).toString('base64') },
+    });
+    expect(byArn.headers.get('x-amz-executed-version')).toBe('2');
+    expect(await byArn.json()).toMatchObject({ tag: 'two', clientContext: { custom: { from: 'http' } } });
+
+    const queued = await lambda('Versions', { headers: { 'X-Amz-Invocation-Type': 'Event' } });
+    expect(queued.status).toBe(202);
+    expect((await lambda('Versions', { headers: { 'X-Amz-Invocation-Type': 'DryRun' } })).status).toBe(204);
+
+    const missing = await lambda('Nope');
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('x-amzn-errortype')).toBe('ResourceNotFoundException');
+    expect(await missing.json()).toEqual({ Type: 'User', message: 'Function not found: Nope' });
+    const badJson = await lambda('Versions', { body: 'not json' });
+    expect(badJson.status).toBe(400);
+    expect(badJson.headers.get('x-amzn-errortype')).toBe('InvalidRequestContentException');
+    const mismatch = await lambda('Versions:2', { query: '?Qualifier=live' });
+    expect(await mismatch.json()).toMatchObject({ message: 'The derived qualifier from the function name does not match the specified qualifier.' });
+    const badType = await lambda('Versions', { headers: { 'X-Amz-Invocation-Type': 'Sometimes' } });
+    expect(badType.status).toBe(400);
+
+    // A handler's failure is a 200 with X-Amz-Function-Error and the error document.
+    const failing = writePackage({ 'template.yaml': template('Failing', { Handler: 'index.handler' }), 'index.js': 'exports.handler = async () => { throw new TypeError("no"); };\n' });
+    try {
+      expect((await cli('deploy', failing.dir)).code).toBe(0);
+      const failed = await lambda('Failing');
+      expect(failed.status).toBe(200);
+      expect(failed.headers.get('x-amz-function-error')).toBe('Unhandled');
+      expect(await failed.json()).toMatchObject({ errorType: 'TypeError', errorMessage: 'no' });
+    } finally {
+      failing.remove();
+    }
+  });
+});
