@@ -1,0 +1,297 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createHash, createHmac } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { S3Client, PutObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { IoTDataPlaneClient, PublishCommand, UpdateThingShadowCommand } from '@aws-sdk/client-iot-data-plane';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { AuthError, verifyRequest, type VerifyOptions } from '../src/auth/sigv4.js';
+
+// verifyRequest behind a real node:http server, driven by real AWS clients and signers over loopback.
+
+const KEY = { accessKeyId: 'AKIAOUTPOSTTESTKEY01', secretAccessKey: 'outpost/test/secret/0123456789abcdefghij' };
+const WRONG = { accessKeyId: KEY.accessKeyId, secretAccessKey: 'not-the-secret-at-all-0123456789abcdefgh' };
+
+class Sha256 {
+  private hash;
+  constructor(secret?: string | Uint8Array) { this.hash = secret ? createHmac('sha256', secret) : createHash('sha256'); }
+  update(data: string | Uint8Array): void { this.hash.update(data); }
+  async digest(): Promise<Uint8Array> { return new Uint8Array(this.hash.digest()); }
+  reset(): void {}
+}
+
+interface Seen {
+  accessKeyId: string | undefined;
+  body: string;
+  contentLength: number | undefined;
+  checksums: Record<string, string>;
+  headers: IncomingHttpHeaders;
+}
+
+let server: Server;
+let endpoint: string;
+let port: number;
+let seen: Seen | undefined;
+let options: Omit<VerifyOptions, 'secretOf'>;
+
+/** What the S3 and IoT handlers will do with an AuthError: S3 XML, or the data plane's JSON with x-amzn-ErrorType. */
+function answerError(res: import('node:http').ServerResponse, error: AuthError, service: string): void {
+  if (res.headersSent) return void res.destroy();
+  if (service === 's3') {
+    const details = Object.entries(error.details).map(([name, value]) => `<${name}>${escapeXml(value)}</${name}>`).join('');
+    const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${error.code}</Code><Message>${escapeXml(error.message)}</Message>${details}<RequestId>test</RequestId></Error>`;
+    res.writeHead(error.status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body) }).end(body);
+  } else {
+    const body = JSON.stringify({ message: error.message });
+    res.writeHead(error.status, { 'Content-Type': 'application/json', 'x-amzn-ErrorType': error.code, 'Content-Length': Buffer.byteLength(body) }).end(body);
+  }
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+beforeAll(async () => {
+  server = createServer(async (req, res) => {
+    const service = options.service;
+    try {
+      const verified = verifyRequest(req, { ...options, secretOf: (id) => (id === KEY.accessKeyId ? KEY.secretAccessKey : undefined) });
+      const chunks: Buffer[] = [];
+      for await (const chunk of verified.body) chunks.push(chunk as Buffer);
+      seen = { accessKeyId: verified.accessKeyId, body: Buffer.concat(chunks).toString('utf8'), contentLength: verified.contentLength, checksums: verified.checksums, headers: req.headers };
+      const body = service === 's3' ? '' : '{}';
+      res.writeHead(200, { ETag: '"0"', 'Content-Type': service === 's3' ? 'application/xml' : 'application/json', 'Content-Length': body.length }).end(body);
+    } catch (error) {
+      if (error instanceof AuthError) answerError(res, error, service);
+      else res.writeHead(500).end(String(error));
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as AddressInfo).port;
+  endpoint = `http://127.0.0.1:${port}`;
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+});
+
+beforeEach(() => {
+  seen = undefined;
+  options = { service: 's3', region: 'us-east-1' };
+});
+
+const s3 = (credentials = KEY, region = 'us-east-1') => new S3Client({ endpoint, region, credentials, forcePathStyle: true, maxAttempts: 1 });
+
+interface RawResponse { status: number; body: string }
+
+/** One request over a real socket, exactly as given. */
+function send(method: string, path: string, headers: Record<string, string>, body: Buffer | string = ''): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Signs with @smithy/signature-v4 (the SDK's signer), then sends. */
+async function signedSend(method: string, path: string, headers: Record<string, string>, body: Buffer | string = '', credentials = KEY, service = 's3', applyChecksum = true) {
+  const signer = new SignatureV4({ credentials, region: 'us-east-1', service, sha256: Sha256, uriEscapePath: service !== 's3', applyChecksum });
+  const [pathname, search] = path.split('?');
+  const query: Record<string, string> = {};
+  for (const [name, value] of new URLSearchParams(search ?? '')) query[name] = value;
+  const signed = await signer.sign({ method, protocol: 'http:', hostname: '127.0.0.1', port, path: pathname, query, headers: { host: `127.0.0.1:${port}`, ...headers }, body });
+  return send(method, path, signed.headers as Record<string, string>, body);
+}
+
+const codeOf = (response: RawResponse) => /<Code>([^<]*)<\/Code>/.exec(response.body)?.[1];
+const messageOf = (response: RawResponse) => /<Message>([^<]*)<\/Message>/.exec(response.body)?.[1]?.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+
+async function rejection(promise: Promise<unknown>): Promise<{ name: string; message: string; status: number | undefined }> {
+  try {
+    await promise;
+  } catch (error) {
+    const failure = error as { name: string; message: string; $metadata?: { httpStatusCode?: number } };
+    return { name: failure.name, message: failure.message, status: failure.$metadata?.httpStatusCode };
+  }
+  throw new Error('expected the request to be refused');
+}
+
+const SIGNATURE_MISMATCH = 'The request signature we calculated does not match the signature you provided. Check your key and signing method.';
+
+describe('SigV4 Authorization header', () => {
+  it('accepts the S3 SDK\'s PutObject with its default checksum, and reports the signer and the checksum', async () => {
+    await s3().send(new PutObjectCommand({ Bucket: 'photos', Key: 'yard/cam 1.jpg', Body: 'hello gateway' }));
+    expect(seen).toMatchObject({ accessKeyId: KEY.accessKeyId, body: 'hello gateway', contentLength: 13 });
+    const crc = seen!.headers['x-amz-checksum-crc32'];
+    expect(crc).toBeDefined();
+    expect(seen!.checksums).toEqual({ crc32: crc });
+  });
+
+  it('canonicalizes keys with reserved and non-ASCII characters as S3 does (single encoding)', async () => {
+    for (const key of ["a b/ü!'()*+=&$@,;:~.txt", 'dir//double/./dot/../x', '%41 literal percent', 'emoji-📷']) {
+      seen = undefined;
+      await s3().send(new GetObjectCommand({ Bucket: 'photos', Key: key }));
+      expect(seen!.accessKeyId).toBe(KEY.accessKeyId);
+    }
+  });
+
+  it('canonicalizes the query string (sorted, encoded) for ListObjectsV2', async () => {
+    await s3().send(new ListObjectsV2Command({ Bucket: 'photos', Prefix: 'yard/ä b+c', Delimiter: '/', StartAfter: 'yard/0', MaxKeys: 7 }));
+    expect(seen!.accessKeyId).toBe(KEY.accessKeyId);
+  });
+
+  it('answers SignatureDoesNotMatch with AWS\'s message and the string to sign for a wrong secret', async () => {
+    const refused = await rejection(s3(WRONG).send(new GetObjectCommand({ Bucket: 'photos', Key: 'a.txt' })));
+    expect(refused).toMatchObject({ name: 'SignatureDoesNotMatch', message: SIGNATURE_MISMATCH, status: 403 });
+    const raw = await signedSend('GET', '/photos/a.txt', {}, '', WRONG);
+    expect(raw.body).toContain('<StringToSign>AWS4-HMAC-SHA256\n');
+    expect(raw.body).toContain('<CanonicalRequest>GET\n/photos/a.txt\n');
+  });
+
+  it('answers InvalidAccessKeyId for an unknown key', async () => {
+    const refused = await rejection(s3({ accessKeyId: 'AKIAUNKNOWNKEY000000', secretAccessKey: 'x' }).send(new GetObjectCommand({ Bucket: 'photos', Key: 'a.txt' })));
+    expect(refused).toMatchObject({ name: 'InvalidAccessKeyId', message: 'The AWS Access Key Id you provided does not exist in our records.', status: 403 });
+  });
+
+  it('answers RequestTimeTooSkewed beyond 15 minutes either way, and accepts within', async () => {
+    const skewed = async (minutes: number) => {
+      options.now = () => Date.now() + minutes * 60_000;
+      return rejection(s3().send(new GetObjectCommand({ Bucket: 'photos', Key: 'a.txt' })));
+    };
+    expect(await skewed(16)).toMatchObject({ name: 'RequestTimeTooSkewed', message: 'The difference between the request time and the current time is too large.', status: 403 });
+    expect(await skewed(-16)).toMatchObject({ name: 'RequestTimeTooSkewed' });
+    options.now = () => Date.now() + 14 * 60_000;
+    await s3().send(new GetObjectCommand({ Bucket: 'photos', Key: 'a.txt' }));
+  });
+
+  it('answers AuthorizationHeaderMalformed for another region, service or a malformed header', async () => {
+    const region = await rejection(s3(KEY, 'eu-west-1').send(new GetObjectCommand({ Bucket: 'photos', Key: 'a.txt' })));
+    expect(region).toMatchObject({ name: 'AuthorizationHeaderMalformed', message: "The authorization header is malformed; the region 'eu-west-1' is wrong; expecting 'us-east-1'", status: 400 });
+    const service = await signedSend('GET', '/photos/a.txt', {}, '', KEY, 'iotdata');
+    expect([service.status, messageOf(service)]).toEqual([400, 'The authorization header is malformed; incorrect service "iotdata". This endpoint belongs to "s3".']);
+    const noSignature = await send('GET', '/photos/a.txt', { 'x-amz-date': '20130524T000000Z', 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+      authorization: `AWS4-HMAC-SHA256 Credential=${KEY.accessKeyId}/20130524/us-east-1/s3/aws4_request, SignedHeaders=host` });
+    expect([noSignature.status, codeOf(noSignature)]).toEqual([400, 'AuthorizationHeaderMalformed']);
+    const badCredential = await send('GET', '/photos/a.txt', { 'x-amz-date': '20130524T000000Z', authorization: 'AWS4-HMAC-SHA256 Credential=abc, SignedHeaders=host, Signature=00' });
+    expect(messageOf(badCredential)).toBe('The authorization header is malformed; the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".');
+  });
+
+  it('refuses Signature Version 2 and a request without a valid date', async () => {
+    const v2 = await send('GET', '/photos/a.txt', { authorization: `AWS ${KEY.accessKeyId}:c2lnbmF0dXJl`, date: new Date().toUTCString() });
+    expect([v2.status, codeOf(v2), messageOf(v2)]).toEqual([400, 'InvalidRequest', 'The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.']);
+    const undated = await send('GET', '/photos/a.txt', { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+      authorization: `AWS4-HMAC-SHA256 Credential=${KEY.accessKeyId}/20130524/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=${'0'.repeat(64)}` });
+    expect([undated.status, codeOf(undated), messageOf(undated)]).toEqual([403, 'AccessDenied', 'AWS authentication requires a valid Date or x-amz-date header']);
+  });
+
+  it('checks a declared payload hash against the body: XAmzContentSHA256Mismatch', async () => {
+    const declared = createHash('sha256').update('the signed body').digest('hex');
+    const ok = await signedSend('PUT', '/photos/b.txt', { 'x-amz-content-sha256': declared }, 'the signed body');
+    expect(ok.status).toBe(200);
+    const tampered = await signedSend('PUT', '/photos/b.txt', { 'x-amz-content-sha256': declared, 'content-length': '15' }, 'the signed body'.replace('body', 'bodY'));
+    expect([tampered.status, codeOf(tampered), messageOf(tampered)]).toEqual([400, 'XAmzContentSHA256Mismatch', "The provided 'x-amz-content-sha256' header does not match what was computed."]);
+    expect(tampered.body).toContain(`<ClientComputedContentSHA256>${declared}</ClientComputedContentSHA256>`);
+  });
+
+  it('requires x-amz-content-sha256 for S3 and refuses values it does not know', async () => {
+    const missing = await signedSend('GET', '/photos/a.txt', {}, '', KEY, 's3', false);
+    expect([missing.status, codeOf(missing), messageOf(missing)]).toEqual([400, 'InvalidRequest', 'Missing required header for this request: x-amz-content-sha256']);
+    const unknown = await signedSend('GET', '/photos/a.txt', { 'x-amz-content-sha256': 'SOMETHING-ELSE' });
+    expect([unknown.status, codeOf(unknown)]).toEqual([400, 'InvalidArgument']);
+  });
+
+  it('checks x-amz-checksum-* headers against the body: BadDigest', async () => {
+    const refused = await signedSend('PUT', '/photos/c.txt', { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'x-amz-checksum-crc32': 'AAAAAA==' }, 'data');
+    expect([refused.status, codeOf(refused), messageOf(refused)]).toEqual([400, 'BadDigest', 'The CRC32 you specified did not match the calculated checksum.']);
+    const invalid = await signedSend('PUT', '/photos/c.txt', { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'x-amz-checksum-sha256': 'short' }, 'data');
+    expect([invalid.status, codeOf(invalid), messageOf(invalid)]).toEqual([400, 'InvalidRequest', 'Value for x-amz-checksum-sha256 header is invalid.']);
+    const sha1 = createHash('sha1').update('data').digest('base64');
+    const ok = await signedSend('PUT', '/photos/c.txt', { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'x-amz-checksum-sha1': sha1 }, 'data');
+    expect(ok.status).toBe(200);
+    expect(seen!.checksums).toEqual({ sha1 });
+  });
+
+  it('refuses x-amz-* headers added after signing', async () => {
+    const signer = new SignatureV4({ credentials: KEY, region: 'us-east-1', service: 's3', sha256: Sha256, uriEscapePath: false });
+    const signed = await signer.sign({ method: 'GET', protocol: 'http:', hostname: '127.0.0.1', port, path: '/photos/a.txt', query: {}, headers: { host: `127.0.0.1:${port}` } });
+    const response = await send('GET', '/photos/a.txt', { ...signed.headers as Record<string, string>, 'x-amz-meta-injected': 'yes' });
+    expect([response.status, codeOf(response), messageOf(response)]).toEqual([403, 'AccessDenied', 'There were headers present in the request which were not signed']);
+    expect(response.body).toContain('<HeadersNotSigned>x-amz-meta-injected</HeadersNotSigned>');
+  });
+
+  it('passes unsigned requests through as anonymous', async () => {
+    const response = await send('GET', '/public/a.txt', {});
+    expect(response.status).toBe(200);
+    expect(seen!.accessKeyId).toBeUndefined();
+  });
+});
+
+describe('SigV4 for the IoT data plane (service iotdata: double-encoded paths)', () => {
+  beforeEach(() => { options = { service: 'iotdata', region: 'us-east-1' }; });
+  const iot = (credentials = KEY) => new IoTDataPlaneClient({ endpoint, region: 'us-east-1', credentials, maxAttempts: 1 });
+
+  it('accepts the IoT data plane SDK\'s Publish to a topic with spaces and slashes, and UpdateThingShadow', async () => {
+    await iot().send(new PublishCommand({ topic: 'site 1/sensors/temp', qos: 1, payload: Buffer.from('{"c":21}') }));
+    expect(seen).toMatchObject({ accessKeyId: KEY.accessKeyId, body: '{"c":21}' });
+    await iot().send(new UpdateThingShadowCommand({ thingName: 'pump:1', shadowName: 'config', payload: Buffer.from('{"state":{}}') }));
+    expect(seen!.body).toBe('{"state":{}}');
+  });
+
+  it('refuses a wrong secret with SignatureDoesNotMatch', async () => {
+    const refused = await rejection(iot(WRONG).send(new PublishCommand({ topic: 'a/b', payload: Buffer.from('x') })));
+    expect(refused).toMatchObject({ name: 'SignatureDoesNotMatch', status: 403 });
+  });
+
+  it('verifies a signature over a body whose hash the client did not send, once the body is read', async () => {
+    const ok = await signedSend('POST', '/topics/a%20b?qos=1', { 'content-length': '5' }, 'hello', KEY, 'iotdata', false);
+    expect(ok.status).toBe(200);
+    expect(seen!.headers['x-amz-content-sha256']).toBeUndefined();
+    const wrong = await signedSend('POST', '/topics/a%20b?qos=1', { 'content-length': '5' }, 'hello', WRONG, 'iotdata', false);
+    expect(wrong.status).toBe(403);
+    expect(JSON.parse(wrong.body).message).toBe(SIGNATURE_MISMATCH);
+  });
+});
+
+describe('presigned URLs', () => {
+  it('accepts a presigned GET and PUT from @aws-sdk/s3-request-presigner', async () => {
+    const getUrl = await getSignedUrl(s3(), new GetObjectCommand({ Bucket: 'photos', Key: 'yard/cam 1.jpg' }), { expiresIn: 60 });
+    const get = await fetch(getUrl);
+    expect(get.status).toBe(200);
+    expect(seen!.accessKeyId).toBe(KEY.accessKeyId);
+    const putUrl = await getSignedUrl(s3(), new PutObjectCommand({ Bucket: 'photos', Key: 'up.bin' }), { expiresIn: 60 });
+    const put = await fetch(putUrl, { method: 'PUT', body: 'uploaded' });
+    expect(put.status).toBe(200);
+    expect(seen!.body).toBe('uploaded');
+  });
+
+  it('answers AccessDenied "Request has expired" after X-Amz-Expires', async () => {
+    const url = await getSignedUrl(s3(), new GetObjectCommand({ Bucket: 'photos', Key: 'a.txt' }), { expiresIn: 60 });
+    options.now = () => Date.now() + 61_000;
+    const response = await fetch(url);
+    const body = await response.text();
+    expect([response.status, codeOf({ status: 0, body }), messageOf({ status: 0, body })]).toEqual([403, 'AccessDenied', 'Request has expired']);
+  });
+
+  it('refuses an expiry beyond 7 days, missing parameters and a tampered signature', async () => {
+    const url = new URL(await getSignedUrl(s3(), new GetObjectCommand({ Bucket: 'photos', Key: 'a.txt' }), { expiresIn: 60 }));
+    const variant = async (change: (url: URL) => void) => {
+      const copy = new URL(url);
+      change(copy);
+      const response = await fetch(copy);
+      const body = await response.text();
+      return [response.status, codeOf({ status: 0, body }), messageOf({ status: 0, body })];
+    };
+    expect(await variant((u) => u.searchParams.set('X-Amz-Expires', '604801'))).toEqual([400, 'AuthorizationQueryParametersError',
+      'X-Amz-Expires must be less than a week (in seconds) that is, the given X-Amz-Expires must be less than 604800 seconds']);
+    expect(await variant((u) => u.searchParams.delete('X-Amz-Date'))).toEqual([400, 'AuthorizationQueryParametersError',
+      'Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.']);
+    expect(await variant((u) => u.searchParams.set('X-Amz-Signature', '0'.repeat(64)))).toEqual([403, 'SignatureDoesNotMatch', SIGNATURE_MISMATCH]);
+    expect(await variant((u) => u.searchParams.set('X-Amz-Expires', '3600'))).toEqual([403, 'SignatureDoesNotMatch', SIGNATURE_MISMATCH]);
+  });
+});
