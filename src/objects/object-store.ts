@@ -127,7 +127,8 @@ interface UploadRow {
 /** A file operation made durable by the transaction that needs it and redone at startup when a crash interrupted it. */
 type FileIntent = { op: 'rename'; source: string; target: string } | { op: 'remove'; target: string };
 
-const migrations = [
+/** The object store's tables (service 'objects'); applied by the service before the store and its event log are built. */
+export const objectMigrations = [
   `CREATE TABLE object_buckets (
      name TEXT PRIMARY KEY,
      created_at INTEGER NOT NULL,
@@ -203,7 +204,6 @@ export class ObjectStore {
   private readonly statements;
 
   constructor(private readonly store: Store, readonly shareRoot: string, private readonly changes: ChangeLog, private readonly limits: StoreLimits, private readonly log: Logger) {
-    store.migrate('objects', migrations);
     this.db = store.db;
     this.tmpDir = join(shareRoot, STORE_FOLDER, 'tmp');
     this.blobDir = join(shareRoot, STORE_FOLDER, 'blobs');
