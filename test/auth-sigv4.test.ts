@@ -3,6 +3,8 @@ import { createServer, request, type IncomingHttpHeaders, type Server } from 'no
 import type { AddressInfo } from 'node:net';
 import { createHash, createHmac } from 'node:crypto';
 import { Readable } from 'node:stream';
+import * as zlib from 'node:zlib';
+import { crc32c } from '@aws-crypto/crc32c';
 import { S3Client, PutObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { IoTDataPlaneClient, PublishCommand, UpdateThingShadowCommand } from '@aws-sdk/client-iot-data-plane';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -293,5 +295,177 @@ describe('presigned URLs', () => {
       'Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.']);
     expect(await variant((u) => u.searchParams.set('X-Amz-Signature', '0'.repeat(64)))).toEqual([403, 'SignatureDoesNotMatch', SIGNATURE_MISMATCH]);
     expect(await variant((u) => u.searchParams.set('X-Amz-Expires', '3600'))).toEqual([403, 'SignatureDoesNotMatch', SIGNATURE_MISMATCH]);
+  });
+});
+
+describe('aws-chunked uploads', () => {
+  const EMPTY = createHash('sha256').update('').digest('hex');
+  const hmac = (key: Buffer | string, data: string) => createHmac('sha256', key).update(data).digest();
+  const hex = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+
+  // The example of "Signature Calculations for the Authorization Header: Transferring Payload in Multiple Chunks" (AWS S3 API reference).
+  const example = {
+    secret: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+    seed: '4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9',
+    chunks: [
+      { size: 65536, signature: 'ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648' },
+      { size: 1024, signature: '0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497' },
+      { size: 0, signature: 'b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9' },
+    ],
+  };
+
+  function exampleRequest(body: Buffer) {
+    const headers = {
+      host: 's3.amazonaws.com',
+      'x-amz-date': '20130524T000000Z',
+      'x-amz-storage-class': 'REDUCED_REDUNDANCY',
+      authorization: `AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,SignedHeaders=content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-storage-class,Signature=${example.seed}`,
+      'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+      'content-encoding': 'aws-chunked',
+      'x-amz-decoded-content-length': '66560',
+      'content-length': String(body.length),
+    };
+    return send('PUT', '/examplebucket/chunkObject.txt', headers, body);
+  }
+
+  const exampleBody = () => Buffer.concat(example.chunks.map(({ size, signature }) =>
+    Buffer.concat([Buffer.from(`${size.toString(16)};chunk-signature=${signature}\r\n`), Buffer.alloc(size, 'a'), Buffer.from('\r\n')])));
+
+  it('verifies the seed and every chunk signature of AWS\'s STREAMING-AWS4-HMAC-SHA256-PAYLOAD example', async () => {
+    options.now = () => Date.UTC(2013, 4, 24);
+    const restore = KEY.secretAccessKey;
+    const exampleKey = { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: example.secret };
+    Object.assign(KEY, exampleKey);
+    try {
+      const body = exampleBody();
+      expect(body.length).toBe(66824);
+      const ok = await exampleRequest(body);
+      expect(ok.status).toBe(200);
+      expect(seen!.body).toBe('a'.repeat(66560));
+      expect(seen!.contentLength).toBe(66560);
+
+      const tampered = Buffer.from(body);
+      tampered[65626 + 86 + 10] = 'b'.charCodeAt(0);
+      const refused = await exampleRequest(tampered);
+      expect([refused.status, codeOf(refused)]).toEqual([403, 'SignatureDoesNotMatch']);
+    } finally {
+      Object.assign(KEY, { accessKeyId: 'AKIAOUTPOSTTESTKEY01', secretAccessKey: restore });
+    }
+  });
+
+  type Mode = 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD' | 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER' | 'STREAMING-UNSIGNED-PAYLOAD-TRAILER';
+
+  /** An aws-chunked PUT signed with the SDK's signer for the seed and, per the S3 documentation, for chunks and trailer. */
+  async function chunkedSend(mode: Mode, chunks: string[], extra: { trailer?: [string, string]; decodedLength?: number; rawBody?: (body: Buffer) => Buffer } = {}) {
+    const signedChunks = mode !== 'STREAMING-UNSIGNED-PAYLOAD-TRAILER';
+    const encode = (signatures: string[], trailerSignature: string) => {
+      const parts = [...chunks, ''].map((data, i) => `${Buffer.byteLength(data).toString(16)}${signedChunks ? `;chunk-signature=${signatures[i]}` : ''}\r\n${data}${data ? '\r\n' : ''}`);
+      const trailer = extra.trailer ? `${extra.trailer[0]}:${extra.trailer[1]}\r\n${signedChunks ? `x-amz-trailer-signature:${trailerSignature}\r\n` : ''}` : '';
+      return Buffer.from(`${parts.join('')}${trailer}\r\n`);
+    };
+    const decoded = chunks.reduce((total, data) => total + Buffer.byteLength(data), 0);
+    const headers: Record<string, string> = {
+      host: `127.0.0.1:${port}`,
+      'x-amz-content-sha256': mode,
+      'content-encoding': 'aws-chunked',
+      'x-amz-decoded-content-length': String(extra.decodedLength ?? decoded),
+      ...(extra.trailer ? { 'x-amz-trailer': extra.trailer[0] } : {}),
+    };
+    const signer = new SignatureV4({ credentials: KEY, region: 'us-east-1', service: 's3', sha256: Sha256, uriEscapePath: false });
+    const signed = await signer.sign({ method: 'PUT', protocol: 'http:', hostname: '127.0.0.1', port, path: '/photos/chunked.bin', query: {}, headers });
+    const timestamp = signed.headers['x-amz-date'];
+    const scope = `${timestamp.slice(0, 8)}/us-east-1/s3/aws4_request`;
+    const key = hmac(hmac(hmac(hmac(`AWS4${KEY.secretAccessKey}`, timestamp.slice(0, 8)), 'us-east-1'), 's3'), 'aws4_request');
+    let previous = /Signature=([0-9a-f]{64})/.exec(signed.headers.authorization)![1];
+    const signatures = [...chunks, ''].map((data) => {
+      previous = hmac(key, `AWS4-HMAC-SHA256-PAYLOAD\n${timestamp}\n${scope}\n${previous}\n${EMPTY}\n${hex(data)}`).toString('hex');
+      return previous;
+    });
+    const trailerSignature = extra.trailer
+      ? hmac(key, `AWS4-HMAC-SHA256-TRAILER\n${timestamp}\n${scope}\n${previous}\n${hex(`${extra.trailer[0]}:${extra.trailer[1]}\n`)}`).toString('hex') : '';
+    const encoded = encode(signatures, trailerSignature);
+    const body = extra.rawBody ? extra.rawBody(encoded) : encoded;
+    // Content-Length left unsigned (as SDKs may) so the tests can send bodies the framing does not describe.
+    return send('PUT', '/photos/chunked.bin', { ...signed.headers as Record<string, string>, 'content-length': String(body.length) }, body);
+  }
+
+  const crc32Of = (text: string) => { const bytes = Buffer.alloc(4); bytes.writeUInt32BE(zlib.crc32(text)); return bytes.toString('base64'); };
+
+  beforeEach(() => { options = { service: 's3', region: 'us-east-1' }; });
+
+  it('decodes signed chunks, and a signed trailer with its checksum (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER])', async () => {
+    const ok = await chunkedSend('STREAMING-AWS4-HMAC-SHA256-PAYLOAD', ['first chunk, ', 'second'], {});
+    expect(ok.status).toBe(200);
+    expect(seen).toMatchObject({ body: 'first chunk, second', contentLength: 19 });
+    const trailed = await chunkedSend('STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER', ['abc', 'def'], { trailer: ['x-amz-checksum-crc32', crc32Of('abcdef')] });
+    expect(trailed.status).toBe(200);
+    expect(seen).toMatchObject({ body: 'abcdef', checksums: { crc32: crc32Of('abcdef') } });
+    const badTrailerSignature = await chunkedSend('STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER', ['abc'], { trailer: ['x-amz-checksum-crc32', crc32Of('abc')],
+      rawBody: (body) => Buffer.from(body.toString('latin1').replace(/x-amz-trailer-signature:[0-9a-f]{4}/, 'x-amz-trailer-signature:0000'), 'latin1') });
+    expect([badTrailerSignature.status, codeOf(badTrailerSignature)]).toEqual([403, 'SignatureDoesNotMatch']);
+  });
+
+  it('checks unsigned chunks with a trailing checksum (STREAMING-UNSIGNED-PAYLOAD-TRAILER): crc32, crc32c, sha1, sha256', async () => {
+    const digests: Record<string, string> = {
+      crc32: crc32Of('hello world'),
+      crc32c: (() => { const bytes = Buffer.alloc(4); bytes.writeUInt32BE(crc32c(Buffer.from('hello world')) >>> 0); return bytes.toString('base64'); })(),
+      sha1: createHash('sha1').update('hello world').digest('base64'),
+      sha256: createHash('sha256').update('hello world').digest('base64'),
+    };
+    for (const [algorithm, digest] of Object.entries(digests)) {
+      const ok = await chunkedSend('STREAMING-UNSIGNED-PAYLOAD-TRAILER', ['hello ', 'world'], { trailer: [`x-amz-checksum-${algorithm}`, digest] });
+      expect(ok.status).toBe(200);
+      expect(seen!.checksums).toEqual({ [algorithm]: digest });
+    }
+    const wrong = await chunkedSend('STREAMING-UNSIGNED-PAYLOAD-TRAILER', ['hello ', 'world'], { trailer: ['x-amz-checksum-crc32c', digests.crc32c.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'))] });
+    expect([wrong.status, codeOf(wrong), messageOf(wrong)]).toEqual([400, 'BadDigest', 'The CRC32C you specified did not match the calculated checksum.']);
+  });
+
+  it('accepts the S3 SDK\'s streamed PutObject as it sends it by default', async () => {
+    const body = Readable.from([Buffer.from('streamed '), Buffer.from('from the SDK')]);
+    await s3().send(new PutObjectCommand({ Bucket: 'photos', Key: 'stream.txt', Body: body, ContentLength: 21 }));
+    expect(seen).toMatchObject({ body: 'streamed from the SDK', contentLength: 21 });
+    expect(seen!.headers['x-amz-content-sha256']).toBe('STREAMING-UNSIGNED-PAYLOAD-TRAILER');
+    expect(Object.keys(seen!.checksums)).toEqual(['crc32']);
+  });
+
+  it('refuses a body shorter or longer than x-amz-decoded-content-length, or cut before its final chunk', async () => {
+    const short = await chunkedSend('STREAMING-AWS4-HMAC-SHA256-PAYLOAD', ['12345'], { decodedLength: 6 });
+    expect([short.status, codeOf(short)]).toEqual([400, 'IncompleteBody']);
+    const long = await chunkedSend('STREAMING-AWS4-HMAC-SHA256-PAYLOAD', ['12345'], { decodedLength: 4 });
+    expect([long.status, codeOf(long)]).toEqual([400, 'InvalidRequest']);
+    const cut = await chunkedSend('STREAMING-UNSIGNED-PAYLOAD-TRAILER', ['12345'], { rawBody: (body) => body.subarray(0, 10) });
+    expect([cut.status, codeOf(cut)]).toEqual([400, 'IncompleteBody']);
+    const missingLength = await signedSend('PUT', '/photos/x', { 'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER', 'content-encoding': 'aws-chunked' }, '0\r\n\r\n');
+    expect([missingLength.status, codeOf(missingLength)]).toEqual([411, 'MissingContentLength']);
+  });
+
+  it('refuses hostile framing without buffering it: an endless size line, a huge size, a missing chunk signature', async () => {
+    const endless = await chunkedSend('STREAMING-UNSIGNED-PAYLOAD-TRAILER', ['x'], { rawBody: () => Buffer.alloc(4 * 1024 * 1024, 'f') });
+    expect([endless.status, codeOf(endless), messageOf(endless)]).toEqual([400, 'InvalidRequest', 'The aws-chunked request body is malformed: a line longer than 256 bytes.']);
+    const huge = await chunkedSend('STREAMING-UNSIGNED-PAYLOAD-TRAILER', ['x'], { rawBody: () => Buffer.from('fffffffffffffffffff\r\nx') });
+    expect([huge.status, codeOf(huge)]).toEqual([400, 'InvalidRequest']);
+    const beyond = await chunkedSend('STREAMING-UNSIGNED-PAYLOAD-TRAILER', ['x'], { rawBody: () => Buffer.from('ffffff\r\nx') });
+    expect([beyond.status, messageOf(beyond)]).toEqual([400, 'The aws-chunked request body is malformed: more data than x-amz-decoded-content-length.']);
+    const unsignedChunk = await chunkedSend('STREAMING-AWS4-HMAC-SHA256-PAYLOAD', ['x'], { rawBody: () => Buffer.from('1\r\nx\r\n0\r\n\r\n') });
+    expect([unsignedChunk.status, messageOf(unsignedChunk)]).toEqual([400, 'The aws-chunked request body is malformed: a chunk without its chunk-signature.']);
+  });
+
+  it('decodes correctly whatever way the bytes are split across TCP writes', async () => {
+    const ok = await chunkedSend('STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER', ['split ', 'everywhere'], { trailer: ['x-amz-checksum-sha1', createHash('sha1').update('split everywhere').digest('base64')],
+      rawBody: (body) => body });
+    expect(ok.status).toBe(200);
+    // Byte by byte through the decoder: every CRLF, size line and trailer split at every position.
+    const { AwsChunkedDecoder } = await import('../src/auth/chunked.js');
+    const body = Buffer.from('6\r\nsplit \r\na\r\neverywhere\r\n0\r\nx-amz-checksum-crc32:' + crc32Of('split everywhere') + '\r\n\r\n');
+    const checksums: Record<string, string> = {};
+    const decoder = new AwsChunkedDecoder({ decodedLength: 16, trailer: 'crc32', checksums });
+    const out: Buffer[] = [];
+    decoder.on('data', (chunk) => out.push(chunk));
+    for (const byte of body) decoder.write(Buffer.from([byte]));
+    decoder.end();
+    await new Promise((resolve, reject) => { decoder.on('end', resolve); decoder.on('error', reject); });
+    expect(Buffer.concat(out).toString()).toBe('split everywhere');
+    expect(checksums).toEqual({ crc32: crc32Of('split everywhere') });
   });
 });
