@@ -1,5 +1,6 @@
 import { z } from 'zod/v3';
 import { bool, host, list, path, port, positiveInt, text } from '../config/fields.js';
+import { shareSchema } from './share/config.js';
 
 /** `s3.*`: the S3-compatible object store and its file share. */
 export const s3Schema = z.strictObject({
@@ -20,6 +21,8 @@ export const s3Schema = z.strictObject({
   minPartBytes: positiveInt(5 * 1024 * 1024, 'bytes ≥ 1'),
   /** Events waiting for delivery to functions and the bus; beyond it writes are refused (503 SlowDown) until they drain. */
   maxPendingEvents: positiveInt(100000, 'event count ≥ 1'),
+  /** The file share over `shareRoot` (docs/file-share.md). */
+  share: shareSchema.default({}),
   tls: z.strictObject({
     enabled: bool(false),
     cert: path.optional(),

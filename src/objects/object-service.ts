@@ -7,6 +7,7 @@ import { ObjectEvents } from './events.js';
 import { objectMigrations, ObjectStore, STORE_FOLDER } from './object-store.js';
 import { rulesOf } from './operations/notification-rules.js';
 import { S3Server } from './s3-server.js';
+import { FileShare } from './share/file-share.js';
 
 /**
  * The S3-compatible object store (issue 5): objects are plain files under the share root, their
@@ -18,6 +19,7 @@ export class ObjectService implements Service {
   private objects: ObjectStore | undefined;
   private events: ObjectEvents | undefined;
   private server: S3Server | undefined;
+  private share: FileShare | undefined;
   private readonly requests: Counter<'operation' | 'status'>;
 
   constructor(private readonly context: ServiceContext) {
@@ -62,9 +64,14 @@ export class ObjectService implements Service {
     this.server = new S3Server(s3, this.context.accessKeys, { objects, events, config: s3, functions: this.context.functions }, serviceLog,
       (operation, status) => this.requests.inc({ operation, status: String(status) }));
     await this.server.start();
+    if (s3.share.watch) {
+      this.share = new FileShare(objects, s3.share, serviceLog);
+      this.share.start();
+    }
   }
 
   async stop(): Promise<void> {
+    await this.share?.stop();
     await this.server?.stop();
     this.events?.stop();
   }

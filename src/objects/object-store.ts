@@ -324,11 +324,12 @@ export class ObjectStore {
     return row && recordOf(row);
   }
 
-  /** The object, or NoSuchKey. */
+  /** The object, or NoSuchKey (NoSuchBucket when the bucket is missing too). */
   existingObject(bucket: string, key: string): ObjectRecord {
     const object = this.object(bucket, key);
-    if (!object) throw errors.noSuchKey(key);
-    return object;
+    if (object) return object;
+    this.existingBucket(bucket);
+    throw errors.noSuchKey(key);
   }
 
   /** Where the object's content is. */

@@ -1,4 +1,5 @@
 import { S3Client } from '@aws-sdk/client-s3';
+import type { Agent } from 'node:http';
 import type { TestDaemon } from './daemon.js';
 import { outpost } from './mqtt.js';
 
@@ -20,13 +21,14 @@ export function s3Endpoint(daemon: TestDaemon): string {
 }
 
 /** An SDK v3 client against the daemon, path-style, with the SDK's default checksum behaviour. */
-export function s3Client(daemon: TestDaemon, credentials: S3Credentials, options: { forcePathStyle?: boolean; endpoint?: string } = {}): S3Client {
+export function s3Client(daemon: TestDaemon, credentials: S3Credentials, options: { forcePathStyle?: boolean; endpoint?: string; httpAgent?: Agent } = {}): S3Client {
   return new S3Client({
     endpoint: options.endpoint ?? s3Endpoint(daemon),
     region: 'us-east-1',
     forcePathStyle: options.forcePathStyle ?? true,
     credentials,
     maxAttempts: 1,
+    ...(options.httpAgent ? { requestHandler: { httpAgent: options.httpAgent } } : {}),
   });
 }
 
