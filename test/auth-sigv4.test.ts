@@ -3,6 +3,10 @@ import { createServer, request, type IncomingHttpHeaders, type Server } from 'no
 import type { AddressInfo } from 'node:net';
 import { createHash, createHmac } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as zlib from 'node:zlib';
 import { crc32c } from '@aws-crypto/crc32c';
 import { S3Client, PutObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -63,7 +67,8 @@ beforeAll(async () => {
       const chunks: Buffer[] = [];
       for await (const chunk of verified.body) chunks.push(chunk as Buffer);
       seen = { accessKeyId: verified.accessKeyId, body: Buffer.concat(chunks).toString('utf8'), contentLength: verified.contentLength, checksums: verified.checksums, headers: req.headers };
-      const body = service === 's3' ? '' : '{}';
+      // enough of a ListObjectsV2 answer for the AWS CLI and boto3 to parse
+      const body = service !== 's3' ? '{}' : req.url?.includes('list-type=2') ? '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><KeyCount>0</KeyCount></ListBucketResult>' : '';
       res.writeHead(200, { ETag: '"0"', 'Content-Type': service === 's3' ? 'application/xml' : 'application/json', 'Content-Length': body.length }).end(body);
     } catch (error) {
       if (error instanceof AuthError) answerError(res, error, service);
@@ -231,6 +236,42 @@ describe('SigV4 Authorization header', () => {
     const response = await send('GET', '/public/a.txt', {});
     expect(response.status).toBe(200);
     expect(seen!.accessKeyId).toBeUndefined();
+  });
+});
+
+describe('SigV4 as the AWS CLI and boto3 sign', () => {
+  const run = (file: string, args: string[], env: NodeJS.ProcessEnv = {}) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(file, args, { timeout: 60_000, env: { ...process.env, AWS_ACCESS_KEY_ID: KEY.accessKeyId, AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey, AWS_DEFAULT_REGION: 'us-east-1',
+      AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', AWS_EC2_METADATA_DISABLED: 'true', ...env } },
+    (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }));
+  });
+
+  // Debian's boto3 (1.26) presigns with Signature Version 2 unless told s3v4; SigV2 gets InvalidRequest, as in S3's newer regions.
+  it('accepts boto3\'s PutObject, ListObjectsV2 and presigned GET, with awkward keys', async () => {
+    const script = `
+import boto3, urllib.request
+s3 = boto3.client('s3', endpoint_url='${endpoint}', config=boto3.session.Config(signature_version='s3v4', s3={'addressing_style': 'path'}))
+for key in ["a b/ü!'()*+=&$@,;:~.txt", 'plain.txt', 'x%41y']:
+    s3.put_object(Bucket='photos', Key=key, Body=b'from boto3')
+s3.list_objects_v2(Bucket='photos', Prefix='a b/', Delimiter='/', StartAfter='a b/0')
+url = s3.generate_presigned_url('get_object', Params={'Bucket': 'photos', 'Key': 'a b/ü.txt'}, ExpiresIn=60)
+print(urllib.request.urlopen(url).status)
+`;
+    const result = await run('/usr/bin/python3', ['-c', script]);
+    expect(result, result.stderr).toMatchObject({ code: 0, stdout: '200\n' });
+  });
+
+  it('accepts the AWS CLI\'s aws s3 cp and aws s3api calls', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-sigv4-'));
+    writeFileSync(join(dir, 'reading 1.csv'), 'time,value\n1,2\n');
+    const copied = await run('/usr/bin/aws', ['--endpoint-url', endpoint, 's3', 'cp', join(dir, 'reading 1.csv'), 's3://photos/logs/reading 1.csv']);
+    expect(copied, copied.stderr).toMatchObject({ code: 0 });
+    expect(seen).toMatchObject({ accessKeyId: KEY.accessKeyId, body: 'time,value\n1,2\n' });
+    const listed = await run('/usr/bin/aws', ['--endpoint-url', endpoint, 's3api', 'list-objects-v2', '--bucket', 'photos', '--prefix', 'logs/r é']);
+    expect(listed, listed.stderr).toMatchObject({ code: 0 });
+    const refused = await run('/usr/bin/aws', ['--endpoint-url', endpoint, 's3api', 'head-bucket', '--bucket', 'photos'], { AWS_SECRET_ACCESS_KEY: WRONG.secretAccessKey });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('403');
   });
 });
 
