@@ -144,6 +144,18 @@ describe('file share', () => {
     expect(keys).not.toContain('hostname');
   });
 
+  it('does not adopt a file whose path is too long for an S3 key, and carries on with the others', async () => {
+    const longDir = Array.from({ length: 5 }, (_, i) => `${i}`.repeat(250)).join('/');
+    mkdirSync(shareFile(longDir), { recursive: true });
+    writeFileSync(shareFile(`${longDir}/too-long.txt`), 'x');
+    writeFileSync(shareFile('after-long.txt'), 'fine');
+    await eventually(async () => !('missing' in await head('after-long.txt')));
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 300));
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: '0' }));
+    expect(listed.KeyCount).toBe(0);
+    rmSync(shareFile('0'.repeat(250)), { recursive: true });
+  });
+
   it('catches up at startup with files written and deleted while the daemon was down', async () => {
     writeFileSync(shareFile('kept.txt'), 'kept');
     writeFileSync(shareFile('gone.txt'), 'gone');
