@@ -174,4 +174,20 @@ describe('file share', () => {
     await eventually(() => eventsFor('gone.txt').length === 1 && eventsFor('while-down.txt').length === 1);
     expect([...eventsFor('gone.txt'), ...eventsFor('while-down.txt')].map((event) => event.eventName)).toEqual(['ObjectRemoved:Delete', 'ObjectCreated:Put']);
   });
+
+  it('loses no file and no event when killed (-9) while adopting a burst of files', async () => {
+    const files = Array.from({ length: 40 }, (_, i) => [`burst/file-${i}.bin`, `content ${i} `.repeat(2000)] as const);
+    mkdirSync(shareFile('burst'), { recursive: true });
+    for (const [key, content] of files) writeFileSync(shareFile(key), content);
+    await eventually(async () => ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'burst/' }))).KeyCount ?? 0) > 0, 10_000, 10);
+    await daemon.kill();
+
+    daemon = await TestDaemon.start({ config, dataDir: daemon.dataDir });
+    s3 = s3Client(daemon, credentials);
+    for (const [key, content] of files) {
+      await eventually(async () => { const found = await head(key); return !('missing' in found) && found.ETag === `"${md5(content)}"`; });
+    }
+    // at least once: every file's ObjectCreated:Put reached the function, whichever side of the kill it was adopted on
+    await eventually(() => files.every(([key]) => eventsFor(key).some((event) => event.eventName === 'ObjectCreated:Put')), 15_000);
+  });
 });
