@@ -232,6 +232,35 @@ describe('SigV4 Authorization header', () => {
     expect(response.body).toContain('<HeadersNotSigned>x-amz-meta-injected</HeadersNotSigned>');
   });
 
+  it('answers every mangled Authorization, date and payload header with a specific 4xx, never a crash', async () => {
+    const signer = new SignatureV4({ credentials: KEY, region: 'us-east-1', service: 's3', sha256: Sha256, uriEscapePath: false });
+    const signed = (await signer.sign({ method: 'PUT', protocol: 'http:', hostname: '127.0.0.1', port, path: '/photos/f.txt', query: {},
+      headers: { host: `127.0.0.1:${port}`, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } })).headers as Record<string, string>;
+    let seed = 7;
+    const random = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    const mangle = (text: string) => {
+      const at = random(text.length + 1);
+      switch (random(4)) {
+        case 0: return text.slice(0, at);
+        case 1: return text.slice(0, at) + ',=/; \t"'[random(7)] + text.slice(at + 1);
+        case 2: return text.slice(0, at) + text.slice(at, at + 1 + random(20)).repeat(1 + random(3)) + text.slice(at + 1);
+        default: return text.slice(0, at) + text.slice(at + 1 + random(10));
+      }
+    };
+    const codes = new Set<string>();
+    for (let i = 0; i < 150; i++) {
+      const headers = { ...signed };
+      const name = ['authorization', 'x-amz-date', 'x-amz-content-sha256'][random(3)];
+      headers[name] = mangle(headers[name]);
+      const response = await send('PUT', '/photos/f.txt', headers, 'data');
+      if (response.status === 200) continue; // a mangling that kept the meaning (e.g. spaces around a comma)
+      expect([400, 403, 411]).toContain(response.status);
+      codes.add(codeOf(response)!);
+    }
+    expect([...codes].every((code) => /^[A-Za-z0-9]+$/.test(code))).toBe(true);
+    expect(codes.size).toBeGreaterThan(3);
+  });
+
   it('passes unsigned requests through as anonymous', async () => {
     const response = await send('GET', '/public/a.txt', {});
     expect(response.status).toBe(200);
