@@ -148,6 +148,18 @@ describe('SigV4 Authorization header', () => {
     }
   });
 
+  it('accepts a path signed as sent and one signed in SigV4\'s encoding but sent with raw characters', async () => {
+    const signPath = async (signedPath: string, sentPath: string) => {
+      const signer = new SignatureV4({ credentials: KEY, region: 'us-east-1', service: 's3', sha256: Sha256, uriEscapePath: false });
+      const signed = await signer.sign({ method: 'GET', protocol: 'http:', hostname: '127.0.0.1', port, path: signedPath, query: {},
+        headers: { host: `127.0.0.1:${port}`, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } });
+      return (await send('GET', sentPath, signed.headers as Record<string, string>)).status;
+    };
+    expect(await signPath('/photos/x%7Ey', '/photos/x%7Ey')).toBe(200);
+    expect(await signPath('/photos/a%21%28b%29.txt', '/photos/a!(b).txt')).toBe(200);
+    expect(await signPath('/photos/a%21%28b%29.txt', '/photos/a!(c).txt')).toBe(403);
+  });
+
   it('canonicalizes the query string (sorted, encoded) for ListObjectsV2', async () => {
     await s3().send(new ListObjectsV2Command({ Bucket: 'photos', Prefix: 'yard/ä b+c', Delimiter: '/', StartAfter: 'yard/0', MaxKeys: 7 }));
     expect(seen!.accessKeyId).toBe(KEY.accessKeyId);

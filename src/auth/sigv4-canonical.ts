@@ -63,12 +63,17 @@ function isHex(byte: number): boolean {
 }
 
 /**
- * CanonicalURI. S3 signs the key's own encoding of the path, once, without normalization: decode
- * what came on the wire and encode it the SigV4 way, so `!` or `%21` on the wire both sign as `%21`.
+ * CanonicalURI, and the alternative a client may have signed. S3 signs the path once encoded,
+ * without normalization: the SDKs send exactly that, so the path as received comes first; a
+ * client that sent characters raw (`!`, `(`) or encoded ones SigV4 leaves alone (`%7E`) signed
+ * the SigV4 encoding of the decoded path, which comes second (when it differs).
  * Every other service normalizes the path and encodes the already-encoded path a second time.
  */
-export function canonicalUri(rawPath: string, service: string): string {
-  if (service === 's3') return uriEncode(percentDecode(rawPath), true) || '/';
+export function canonicalUris(rawPath: string, service: string): string[] {
+  if (service === 's3') {
+    const reencoded = uriEncode(percentDecode(rawPath), true) || '/';
+    return reencoded === rawPath ? [rawPath] : [rawPath, reencoded];
+  }
   const segments: string[] = [];
   for (const segment of rawPath.split('/')) {
     if (segment === '' || segment === '.') continue;
@@ -76,7 +81,7 @@ export function canonicalUri(rawPath: string, service: string): string {
     else segments.push(segment);
   }
   const normalized = `/${segments.join('/')}${segments.length > 0 && rawPath.endsWith('/') ? '/' : ''}`;
-  return uriEncode(Buffer.from(normalized, 'utf8'), true);
+  return [uriEncode(Buffer.from(normalized, 'utf8'), true)];
 }
 
 /** The query's name/value pairs as sent, decoded (a name without `=` has the value ''). */

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { AuthError } from './sigv4-errors.js';
 import {
-  ALGORITHM, EMPTY_SHA256, canonicalHeaders, canonicalQuery, canonicalRequest, canonicalUri, hmacHex, queryPairs, sameSignature, signingKey, stringToSign,
+  ALGORITHM, EMPTY_SHA256, canonicalHeaders, canonicalQuery, canonicalRequest, canonicalUris, hmacHex, queryPairs, sameSignature, signingKey, stringToSign,
   type SigningScope,
 } from './sigv4-canonical.js';
 import { checkChecksumValue, checksumHeaderAlgorithm, type ChecksumAlgorithm } from './checksums.js';
@@ -94,13 +94,18 @@ export function verifyRequest(req: IncomingMessage, options: VerifyOptions): Ver
     scope: `${claim.date}/${claim.region}/${claim.service}/${claim.terminator}`,
     key: signingKey(secret, claim.date, claim.region, claim.service),
   };
-  const canonicalFor = (payloadHash: string) => canonicalRequest(req.method ?? 'GET', canonicalUri(rawPath, options.service),
-    canonicalQuery(query), canonicalHeaders(req, claim.signedHeaders), claim.signedHeaders, payloadHash);
+  const uris = canonicalUris(rawPath, options.service);
+  const canonicalQueryString = canonicalQuery(query);
+  const headers = canonicalHeaders(req, claim.signedHeaders);
   const checkSignature = (payloadHash: string): AuthError | undefined => {
-    const canonical = canonicalFor(payloadHash);
-    const toSign = stringToSign(scope, canonical);
-    return sameSignature(hmacHex(scope.key, toSign), claim.signature) ? undefined
-      : signatureMismatch({ AWSAccessKeyId: claim.accessKeyId, StringToSign: toSign, SignatureProvided: claim.signature, CanonicalRequest: canonical });
+    let first: { canonical: string; toSign: string } | undefined;
+    for (const uri of uris) {
+      const canonical = canonicalRequest(req.method ?? 'GET', uri, canonicalQueryString, headers, claim.signedHeaders, payloadHash);
+      const toSign = stringToSign(scope, canonical);
+      if (sameSignature(hmacHex(scope.key, toSign), claim.signature)) return undefined;
+      first ??= { canonical, toSign };
+    }
+    return signatureMismatch({ AWSAccessKeyId: claim.accessKeyId, StringToSign: first!.toSign, SignatureProvided: claim.signature, CanonicalRequest: first!.canonical });
   };
 
   // Without x-amz-content-sha256 (allowed outside S3) the payload hash is known only at the end of the body.
