@@ -68,6 +68,9 @@ export class S3Server {
       const found = route(req.method ?? 'GET', address.bucket, address.key, address.query, req.headers);
       operationName = found.name;
       const verified = verifyRequest(req, { service: 's3', secretOf: (id) => this.accessKeys.secretOf(id), region: this.config.region });
+      // A small body can fail verification before the operation reads it (or when it never does):
+      // the error stays on the stream for its reader, and must not go unhandled meanwhile.
+      verified.body.on('error', () => undefined);
       const request: S3Request = {
         method: req.method ?? 'GET', bucket: address.bucket, key: address.key, query: address.query, headers: req.headers,
         body: verified.body, contentLength: verified.contentLength, checksums: verified.checksums, accessKeyId: verified.accessKeyId,
@@ -122,7 +125,7 @@ export class S3Server {
   /** Renders an error as S3 does: XML with Code, Message, the resource and the request id; HEAD gets only the status. */
   private fail(req: IncomingMessage, res: ServerResponse, error: unknown, resource: string, requestId: string): void {
     const s3 = toS3Error(error);
-    if (s3.status >= 500) this.log.error({ err: error, method: req.method, url: req.url }, 's3 request failed');
+    if (s3.code === 'InternalError') this.log.error({ err: error, method: req.method, url: req.url }, 's3 request failed');
     if (res.headersSent) {
       res.destroy();
       return;

@@ -13,6 +13,8 @@ export const FILE_SHARE_PRINCIPAL = 'outpost:file-share';
 const MAX_REPORTED_PATHS = 1000;
 // Objects checked for a deleted file per index page.
 const INDEX_PAGE = 1000;
+// Directory times are as coarse as 2 s on some file systems (FAT, some NFS servers): compare with that much slack.
+const TIME_SLACK_MS = 2000;
 
 /**
  * Keeps the object index in step with what local programs do in the share (`<shareRoot>/<bucket>/<key>`):
@@ -22,13 +24,17 @@ const INDEX_PAGE = 1000;
  *
  * It scans instead of watching (inotify): a scan holds one directory handle per level and one
  * index page, whatever the size of the tree, where watches and their per-file state grow with it.
- * The first scan, at start, catches up with what changed while the daemon was down.
+ * Deleting a file changes its directory's mtime, so the index is checked for deleted files only
+ * when a directory of the bucket changed since the previous scan. The first scan, at start,
+ * checks everything: it catches up with what changed while the daemon was down.
  */
 export class FileShare {
   private timer: NodeJS.Timeout | undefined;
   private scanning: Promise<void> | undefined;
   private stopped = false;
   private readonly reported = new Set<string>();
+  /** Per bucket: when its previous scan started. */
+  private scannedAt = new Map<string, number>();
 
   constructor(private readonly objects: ObjectStore, private readonly config: ShareConfig, private readonly log: Logger, private readonly now = Date.now) {}
 
@@ -45,11 +51,16 @@ export class FileShare {
 
   /** One pass over every bucket: adopt settled files, forget deleted ones. */
   async scan(): Promise<void> {
+    const scannedAt = new Map<string, number>();
     for (const { name } of this.objects.buckets()) {
       if (this.stopped) return;
-      await this.adoptFiles(name, join(this.objects.shareRoot, name), '');
-      await this.forgetDeletedFiles(name);
+      const started = this.now();
+      const since = (this.scannedAt.get(name) ?? -Infinity) - TIME_SLACK_MS;
+      const directoriesChanged = await this.adoptFiles(name, join(this.objects.shareRoot, name), '', since);
+      if (directoriesChanged) await this.forgetDeletedFiles(name);
+      scannedAt.set(name, started);
     }
+    this.scannedAt = scannedAt;
   }
 
   private schedule(delayMs: number): void {
@@ -64,20 +75,25 @@ export class FileShare {
     this.timer.unref();
   }
 
-  private async adoptFiles(bucket: string, dir: string, prefix: string): Promise<void> {
+  /** Adopts the settled files of a directory tree; resolves with whether a directory in it changed since `since` (or vanished). */
+  private async adoptFiles(bucket: string, dir: string, prefix: string, since: number): Promise<boolean> {
     let entries;
+    let changed: boolean;
     try {
+      const directory = await stat(dir);
+      changed = Math.max(directory.mtimeMs, directory.ctimeMs) >= since;
       entries = await opendir(dir);
     } catch {
-      return; // the directory went away meanwhile
+      return true; // the directory went away meanwhile
     }
     for await (const entry of entries) {
       if (this.stopped) break;
       if (skipped(entry)) continue;
       const key = `${prefix}${entry.name}`;
-      if (entry.isDirectory()) await this.adoptFiles(bucket, join(dir, entry.name), `${key}/`);
+      if (entry.isDirectory()) changed = await this.adoptFiles(bucket, join(dir, entry.name), `${key}/`, since) || changed;
       else if (entry.isFile()) await this.adoptFile(bucket, key, join(dir, entry.name));
     }
+    return changed;
   }
 
   private async adoptFile(bucket: string, key: string, path: string): Promise<void> {
