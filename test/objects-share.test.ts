@@ -112,6 +112,15 @@ describe('file share', () => {
     expect(eventsFor('to-delete.csv').map((event) => event.eventName)).toEqual(['ObjectCreated:Put', 'ObjectRemoved:Delete']);
   });
 
+  it('notices a deletion deep in a tree that has been quiet for many scans', async () => {
+    mkdirSync(shareFile('deep/a/b'), { recursive: true });
+    writeFileSync(shareFile('deep/a/b/quiet.txt'), 'quiet');
+    await eventually(async () => !('missing' in await head('deep/a/b/quiet.txt')));
+    await new Promise((resolve) => setTimeout(resolve, 2500)); // > the 2 s directory-time slack: quiet scans skip the index
+    rmSync(shareFile('deep/a/b/quiet.txt'));
+    await eventually(async () => 'missing' in await head('deep/a/b/quiet.txt'));
+  });
+
   it('shows objects PUT over S3 as files, without adopting them a second time', async () => {
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'from-s3/photo.jpg', Body: 'jpeg bytes', ContentType: 'image/jpeg', Metadata: { camera: 'gate' } }));
     expect(readFileSync(shareFile('from-s3/photo.jpg'), 'utf8')).toBe('jpeg bytes');
