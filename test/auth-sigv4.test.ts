@@ -438,7 +438,7 @@ describe('aws-chunked uploads', () => {
   type Mode = 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD' | 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER' | 'STREAMING-UNSIGNED-PAYLOAD-TRAILER';
 
   /** An aws-chunked PUT signed with the SDK's signer for the seed and, per the S3 documentation, for chunks and trailer. */
-  async function chunkedSend(mode: Mode, chunks: string[], extra: { trailer?: [string, string]; decodedLength?: number; rawBody?: (body: Buffer) => Buffer } = {}) {
+  async function chunkedSend(mode: Mode, chunks: string[], extra: { trailer?: [string, string]; decodedLength?: number; rawBody?: (body: Buffer) => Buffer; headers?: Record<string, string> } = {}) {
     const signedChunks = mode !== 'STREAMING-UNSIGNED-PAYLOAD-TRAILER';
     const encode = (signatures: string[], trailerSignature: string) => {
       const parts = [...chunks, ''].map((data, i) => `${Buffer.byteLength(data).toString(16)}${signedChunks ? `;chunk-signature=${signatures[i]}` : ''}\r\n${data}${data ? '\r\n' : ''}`);
@@ -452,6 +452,7 @@ describe('aws-chunked uploads', () => {
       'content-encoding': 'aws-chunked',
       'x-amz-decoded-content-length': String(extra.decodedLength ?? decoded),
       ...(extra.trailer ? { 'x-amz-trailer': extra.trailer[0] } : {}),
+      ...extra.headers,
     };
     const signer = new SignatureV4({ credentials: KEY, region: 'us-east-1', service: 's3', sha256: Sha256, uriEscapePath: false });
     const signed = await signer.sign({ method: 'PUT', protocol: 'http:', hostname: '127.0.0.1', port, path: '/photos/chunked.bin', query: {}, headers });
@@ -485,6 +486,18 @@ describe('aws-chunked uploads', () => {
     const badTrailerSignature = await chunkedSend('STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER', ['abc'], { trailer: ['x-amz-checksum-crc32', crc32Of('abc')],
       rawBody: (body) => Buffer.from(body.toString('latin1').replace(/x-amz-trailer-signature:[0-9a-f]{4}/, 'x-amz-trailer-signature:0000'), 'latin1') });
     expect([badTrailerSignature.status, codeOf(badTrailerSignature)]).toEqual([403, 'SignatureDoesNotMatch']);
+  });
+
+  it('checks x-amz-checksum-* headers sent with an aws-chunked body against the decoded content', async () => {
+    const sha256 = createHash('sha256').update('abcdef').digest('base64');
+    const ok = await chunkedSend('STREAMING-AWS4-HMAC-SHA256-PAYLOAD', ['abc', 'def'], { headers: { 'x-amz-checksum-sha256': sha256 } });
+    expect(ok.status).toBe(200);
+    expect(seen).toMatchObject({ body: 'abcdef', checksums: { sha256 } });
+    const wrong = await chunkedSend('STREAMING-AWS4-HMAC-SHA256-PAYLOAD', ['abc', 'deF'], { headers: { 'x-amz-checksum-sha256': sha256 } });
+    expect([wrong.status, codeOf(wrong), messageOf(wrong)]).toEqual([400, 'BadDigest', 'The SHA256 you specified did not match the calculated checksum.']);
+    const badChunk = await chunkedSend('STREAMING-AWS4-HMAC-SHA256-PAYLOAD', ['abc', 'def'], { headers: { 'x-amz-checksum-sha256': sha256 },
+      rawBody: (body) => Buffer.from(body.toString('latin1').replace('\r\ndef\r\n', '\r\ndeF\r\n'), 'latin1') });
+    expect([badChunk.status, codeOf(badChunk)]).toEqual([403, 'SignatureDoesNotMatch']);
   });
 
   it('checks unsigned chunks with a trailing checksum (STREAMING-UNSIGNED-PAYLOAD-TRAILER): crc32, crc32c, sha1, sha256', async () => {

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { AuthError } from './sigv4-errors.js';
 import {
   ALGORITHM, EMPTY_SHA256, canonicalHeaders, canonicalQuery, canonicalRequest, canonicalUris, hmacHex, queryPairs, sameSignature, signingKey, stringToSign,
@@ -122,7 +122,12 @@ export function verifyRequest(req: IncomingMessage, options: VerifyOptions): Ver
       trailer: payload.trailer,
       checksums,
     });
-    return { accessKeyId: claim.accessKeyId, body: VerifiedBody.pipeFrom(req, decoder), contentLength: payload.decodedLength, checksums };
+    const decoded = VerifiedBody.pipeFrom(req, decoder);
+    if (payload.checksums.length === 0) return { accessKeyId: claim.accessKeyId, body: decoded, contentLength: payload.decodedLength, checksums };
+    // x-amz-checksum-* sent as headers with an aws-chunked body: checked on the decoded content.
+    const body = new VerifiedBody({ checksums: payload.checksums, verified: checksums });
+    pipeline(decoded, body, () => {});
+    return { accessKeyId: claim.accessKeyId, body, contentLength: payload.decodedLength, checksums };
   }
   return { accessKeyId: claim.accessKeyId, ...plainBody(req, payload.checksums, payload.kind === 'sha256' ? payload.signedAs : undefined) };
 }
@@ -271,7 +276,7 @@ interface ChecksumClaim {
 type Payload =
   | { kind: 'unsigned' | 'sha256'; signedAs: string; checksums: ChecksumClaim[] }
   | { kind: 'computed'; checksums: ChecksumClaim[] }
-  | { kind: 'chunked'; signedAs: string; signedChunks: boolean; decodedLength: number; trailer: ChecksumAlgorithm | undefined };
+  | { kind: 'chunked'; signedAs: string; signedChunks: boolean; decodedLength: number; trailer: ChecksumAlgorithm | undefined; checksums: ChecksumClaim[] };
 
 function declaredPayload(req: IncomingMessage, claim: Claim, service: string): Payload {
   const declared = singleHeader(req, 'x-amz-content-sha256');
@@ -290,7 +295,7 @@ function declaredPayload(req: IncomingMessage, claim: Claim, service: string): P
       throw new AuthError('MissingContentLength', 'You must provide the Content-Length HTTP header.', 411);
     }
     const trailer = declared === STREAMING_SIGNED ? undefined : trailerAlgorithm(req);
-    return { kind: 'chunked', signedAs: declared, signedChunks: declared !== STREAMING_UNSIGNED_TRAILER, decodedLength: Number(length), trailer };
+    return { kind: 'chunked', signedAs: declared, signedChunks: declared !== STREAMING_UNSIGNED_TRAILER, decodedLength: Number(length), trailer, checksums };
   }
   throw new AuthError('InvalidArgument', `x-amz-content-sha256 must be ${UNSIGNED_PAYLOAD}, ${STREAMING_UNSIGNED_TRAILER}, ${STREAMING_SIGNED}, ${STREAMING_SIGNED_TRAILER}, or a valid sha256 value.`, 400,
     { ArgumentName: 'x-amz-content-sha256', ArgumentValue: declared });
