@@ -214,6 +214,8 @@ export class ObjectStore {
       buckets: db.prepare('SELECT name, created_at FROM object_buckets ORDER BY name'),
       insertBucket: db.prepare('INSERT INTO object_buckets (name, created_at) VALUES (?, ?)'),
       deleteBucket: db.prepare('DELETE FROM object_buckets WHERE name = ?'),
+      notification: db.prepare('SELECT notification FROM object_buckets WHERE name = ?'),
+      setNotification: db.prepare('UPDATE object_buckets SET notification = ? WHERE name = ?'),
       anyObject: db.prepare('SELECT 1 FROM objects WHERE bucket = ? LIMIT 1'),
       anyUpload: db.prepare('SELECT 1 FROM object_uploads WHERE bucket = ? LIMIT 1'),
       object: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
@@ -306,13 +308,13 @@ export class ObjectStore {
 
   /** The bucket's notification configuration as stored (JSON), or undefined. */
   notification(bucket: string): string | undefined {
-    const row = this.db.prepare('SELECT notification FROM object_buckets WHERE name = ?').get(bucket) as { notification: string | null } | undefined;
+    const row = this.statements.notification.get(bucket) as { notification: string | null } | undefined;
     return row?.notification ?? undefined;
   }
 
   async setNotification(bucket: string, configuration: string | undefined): Promise<void> {
     await this.store.commit.run(() => {
-      const changed = this.db.prepare('UPDATE object_buckets SET notification = ? WHERE name = ?').run(configuration ?? null, bucket).changes;
+      const changed = this.statements.setNotification.run(configuration ?? null, bucket).changes;
       if (!changed) throw errors.noSuchBucket(bucket);
     });
   }

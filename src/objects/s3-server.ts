@@ -9,13 +9,14 @@ import type { S3Config } from './config.js';
 import { errors, S3Error } from './errors.js';
 import { document, el } from './xml.js';
 import type { Operation, OperationContext, S3Request } from './operations/context.js';
-import { route } from './routes.js';
 
 /** The S3 API on its own port: addressing, authentication, routing to one operation, errors as S3 renders them. */
 export class S3Server {
   private server: Server | undefined;
   private boundPort = 0;
   private readonly inFlight = new Set<ServerResponse>();
+  /** The operations, loaded on the first request: a gateway nobody stores objects on pays nothing for them. */
+  private routes: Promise<typeof import('./routes.js')> | undefined;
 
   constructor(private readonly config: S3Config, private readonly accessKeys: AccessKeys, private readonly context: Omit<OperationContext, 'authorize'>,
     private readonly log: Logger, private readonly requests: (operation: string, status: number) => void) {}
@@ -65,6 +66,7 @@ export class S3Server {
     try {
       const address = this.address(req);
       resource = `/${address.bucket}${address.bucket && address.key ? `/${address.key}` : ''}`;
+      const { route } = await (this.routes ??= import('./routes.js'));
       const found = route(req.method ?? 'GET', address.bucket, address.key, address.query, req.headers);
       operationName = found.name;
       const verified = verifyRequest(req, { service: 's3', secretOf: (id) => this.accessKeys.secretOf(id), region: this.config.region });
