@@ -32,6 +32,24 @@ const UNRESERVED = new Uint8Array(256);
 for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~') UNRESERVED[c.charCodeAt(0)] = 1;
 const HEX = '0123456789ABCDEF';
 
+const UNRESERVED_ONLY = /^[A-Za-z0-9\-._~]*$/;
+const ENCODED_BY_SIGV4_ONLY = /[!'()*]/g;
+
+/**
+ * UriEncode of a string's UTF-8, the fast way (most names and values need no encoding at all):
+ * encodeURIComponent leaves only `!'()*` that SigV4 encodes. A lone surrogate goes the byte way.
+ */
+export function uriEncodeText(text: string, keepSlash: boolean): string {
+  if (UNRESERVED_ONLY.test(text)) return text;
+  let encoded: string;
+  try {
+    encoded = encodeURIComponent(text).replace(ENCODED_BY_SIGV4_ONLY, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  } catch {
+    return uriEncode(Buffer.from(text, 'utf8'), keepSlash);
+  }
+  return keepSlash ? encoded.replace(/%2F/g, '/') : encoded;
+}
+
 export function uriEncode(bytes: Buffer, keepSlash: boolean): string {
   let out = '';
   for (const byte of bytes) {
@@ -71,7 +89,8 @@ function isHex(byte: number): boolean {
  */
 export function canonicalUris(rawPath: string, service: string): string[] {
   if (service === 's3') {
-    const reencoded = uriEncode(percentDecode(rawPath), true) || '/';
+    // Decoded bytes need not be UTF-8 (`%FF`): encode them as bytes; a path without `%` is text.
+    const reencoded = (rawPath.includes('%') ? uriEncode(percentDecode(rawPath), true) : uriEncodeText(rawPath, true)) || '/';
     return reencoded === rawPath ? [rawPath] : [rawPath, reencoded];
   }
   const segments: string[] = [];
@@ -81,7 +100,7 @@ export function canonicalUris(rawPath: string, service: string): string[] {
     else segments.push(segment);
   }
   const normalized = `/${segments.join('/')}${segments.length > 0 && rawPath.endsWith('/') ? '/' : ''}`;
-  return [uriEncode(Buffer.from(normalized, 'utf8'), true)];
+  return [uriEncodeText(normalized, true)];
 }
 
 /** The query's name/value pairs as sent, decoded (a name without `=` has the value ''). */
@@ -99,7 +118,7 @@ export function queryPairs(rawQuery: string): Array<[string, string]> {
 export function canonicalQuery(pairs: Array<[string, string]>): string {
   return pairs
     .filter(([name]) => name !== 'X-Amz-Signature')
-    .map(([name, value]) => [uriEncode(Buffer.from(name, 'utf8'), false), uriEncode(Buffer.from(value, 'utf8'), false)])
+    .map(([name, value]) => [uriEncodeText(name, false), uriEncodeText(value, false)])
     .sort(([nameA, valueA], [nameB, valueB]) => compare(nameA, nameB) || compare(valueA, valueB))
     .map(([name, value]) => `${name}=${value}`)
     .join('&');

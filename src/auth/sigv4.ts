@@ -242,18 +242,18 @@ function checkScope(claim: Claim, options: VerifyOptions): void {
 
 function checkTime(claim: Claim, now: number): void {
   const signedAt = parseAmzDate(claim.timestamp)!;
-  const serverTime = new Date(now).toISOString().replace(/\.\d{3}/, '');
+  const serverTime = () => new Date(now).toISOString().replace(/\.\d{3}/, '');
   if (claim.expires === undefined) {
     if (Math.abs(now - signedAt) > MAX_SKEW_MS) {
       throw new AuthError('RequestTimeTooSkewed', 'The difference between the request time and the current time is too large.', 403,
-        { RequestTime: claim.timestamp, ServerTime: serverTime, MaxAllowedSkewMilliseconds: String(MAX_SKEW_MS) });
+        { RequestTime: claim.timestamp, ServerTime: serverTime(), MaxAllowedSkewMilliseconds: String(MAX_SKEW_MS) });
     }
     return;
   }
-  if (signedAt - now > MAX_SKEW_MS) throw new AuthError('AccessDenied', 'Request is not yet valid', 403, { ServerTime: serverTime });
+  if (signedAt - now > MAX_SKEW_MS) throw new AuthError('AccessDenied', 'Request is not yet valid', 403, { ServerTime: serverTime() });
   if (now > signedAt + claim.expires * 1000) {
     throw new AuthError('AccessDenied', 'Request has expired', 403,
-      { 'X-Amz-Expires': String(claim.expires), Expires: new Date(signedAt + claim.expires * 1000).toISOString().replace(/\.\d{3}/, ''), ServerTime: serverTime });
+      { 'X-Amz-Expires': String(claim.expires), Expires: new Date(signedAt + claim.expires * 1000).toISOString().replace(/\.\d{3}/, ''), ServerTime: serverTime() });
   }
 }
 
