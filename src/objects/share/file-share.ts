@@ -7,7 +7,7 @@ import { FileChangedError, type ChangeOrigin, type ObjectStore } from '../object
 import type { ShareConfig } from './config.js';
 
 /** The principal of the events of files written or deleted by local programs. */
-export const FILE_SHARE_PRINCIPAL = 'outpost:file-share';
+const FILE_SHARE_PRINCIPAL = 'outpost:file-share';
 
 // Paths whose key S3 refuses (too long, …) are logged once each; bounded so a hostile tree cannot grow it.
 const MAX_REPORTED_PATHS = 1000;
@@ -36,7 +36,7 @@ export class FileShare {
   /** Per bucket: when its previous scan started. */
   private scannedAt = new Map<string, number>();
 
-  constructor(private readonly objects: ObjectStore, private readonly config: ShareConfig, private readonly log: Logger, private readonly now = Date.now) {}
+  constructor(private readonly objects: ObjectStore, private readonly config: ShareConfig, private readonly log: Logger) {}
 
   start(): void {
     this.stopped = false;
@@ -54,7 +54,7 @@ export class FileShare {
     const scannedAt = new Map<string, number>();
     for (const { name } of this.objects.buckets()) {
       if (this.stopped) return;
-      const started = this.now();
+      const started = Date.now();
       const since = (this.scannedAt.get(name) ?? -Infinity) - TIME_SLACK_MS;
       const directoriesChanged = await this.adoptFiles(name, join(this.objects.shareRoot, name), '', since);
       if (directoriesChanged) await this.forgetDeletedFiles(name);
@@ -111,7 +111,7 @@ export class FileShare {
 
   /** No writer changed the file (content: mtime; metadata, renames: ctime, which no program can set back) for `settleMs`. */
   private settled(file: Stats): boolean {
-    return this.now() - Math.max(file.mtimeMs, file.ctimeMs) >= this.config.settleMs;
+    return Date.now() - Math.max(file.mtimeMs, file.ctimeMs) >= this.config.settleMs;
   }
 
   /** Objects whose share file a local program deleted: walked in index order, a page at a time. */
