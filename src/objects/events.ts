@@ -102,7 +102,7 @@ interface EventRow {
  * them. Rows a crash left are delivered at the next start.
  */
 export class ObjectEvents implements ChangeLog {
-  private readonly insert;
+  private readonly statements;
   private pendingCount: number;
   private sequence = 0;
   private delivering = false;
@@ -113,7 +113,12 @@ export class ObjectEvents implements ChangeLog {
 
   constructor(private readonly store: Store, private readonly rulesOf: (bucket: string) => NotificationRule[], private readonly region: string,
     private readonly bus: LocalBus, private readonly functions: FunctionInvoker | undefined, private readonly maxPending: number, private readonly log: Logger) {
-    this.insert = store.db.prepare('INSERT INTO object_events (bucket, record, targets) VALUES (?, ?, ?)');
+    this.statements = {
+      insert: store.db.prepare('INSERT INTO object_events (bucket, record, targets) VALUES (?, ?, ?)'),
+      pending: store.db.prepare('SELECT * FROM object_events ORDER BY id LIMIT 64'),
+      delete: store.db.prepare('DELETE FROM object_events WHERE id = ?'),
+      update: store.db.prepare('UPDATE object_events SET targets = ? WHERE id = ?'),
+    };
     this.pendingCount = (store.db.prepare('SELECT COUNT(*) AS n FROM object_events').get() as { n: number }).n;
   }
 
@@ -150,7 +155,7 @@ export class ObjectEvents implements ChangeLog {
     for (const rule of this.rulesOf(bucket)) {
       if (matches(rule, eventName, object.key)) targets.push({ function: rule.function, configurationId: rule.id });
     }
-    this.insert.run(bucket, JSON.stringify(record), JSON.stringify(targets));
+    this.statements.insert.run(bucket, JSON.stringify(record), JSON.stringify(targets));
     this.pendingCount++;
     // runs after this tick's group commit: the row is on disk (or rolled back, then recounted)
     setImmediate(() => this.kick());
@@ -169,10 +174,9 @@ export class ObjectEvents implements ChangeLog {
   }
 
   private async deliverAll(): Promise<void> {
-    const select = this.store.db.prepare('SELECT * FROM object_events ORDER BY id LIMIT 64');
     for (;;) {
       if (this.stopped) return;
-      const rows = select.all() as EventRow[];
+      const rows = this.statements.pending.all() as EventRow[];
       if (rows.length === 0) {
         this.pendingCount = 0;
         return;
@@ -181,8 +185,8 @@ export class ObjectEvents implements ChangeLog {
       await this.store.commit.run(() => {
         for (const [index, row] of rows.entries()) {
           const left = outcomes[index];
-          if (left.length === 0) this.store.db.prepare('DELETE FROM object_events WHERE id = ?').run(row.id);
-          else this.store.db.prepare('UPDATE object_events SET targets = ? WHERE id = ?').run(JSON.stringify(left), row.id);
+          if (left.length === 0) this.statements.delete.run(row.id);
+          else this.statements.update.run(JSON.stringify(left), row.id);
         }
       });
       const done = outcomes.filter((left) => left.length === 0).length;
