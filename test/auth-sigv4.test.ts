@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { createHash, createHmac } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { execFile } from 'node:child_process';
@@ -13,6 +13,7 @@ import { S3Client, PutObjectCommand, GetObjectCommand, ListObjectsV2Command } fr
 import { IoTDataPlaneClient, PublishCommand, UpdateThingShadowCommand } from '@aws-sdk/client-iot-data-plane';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { eventually } from './helpers/eventually.js';
 import { AuthError, verifyRequest, type VerifyOptions } from '../src/auth/sigv4.js';
 import { uriEncode, uriEncodeText } from '../src/auth/sigv4-canonical.js';
 
@@ -41,6 +42,7 @@ let server: Server;
 let endpoint: string;
 let port: number;
 let seen: Seen | undefined;
+let lastError: unknown;
 let options: Omit<VerifyOptions, 'secretOf'>;
 
 /** What the S3 and IoT handlers will do with an AuthError: S3 XML, or the data plane's JSON with x-amzn-ErrorType. */
@@ -72,6 +74,7 @@ beforeAll(async () => {
       const body = service !== 's3' ? '{}' : req.url?.includes('list-type=2') ? '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><KeyCount>0</KeyCount></ListBucketResult>' : '';
       res.writeHead(200, { ETag: '"0"', 'Content-Type': service === 's3' ? 'application/xml' : 'application/json', 'Content-Length': body.length }).end(body);
     } catch (error) {
+      lastError = error;
       if (error instanceof AuthError) answerError(res, error, service);
       else res.writeHead(500).end(String(error));
     }
@@ -284,6 +287,20 @@ describe('SigV4 Authorization header', () => {
     }
     expect([...codes].every((code) => /^[A-Za-z0-9]+$/.test(code))).toBe(true);
     expect(codes.size).toBeGreaterThan(3);
+  });
+
+  it('fails the body with IncompleteBody when the client goes away before Content-Length bytes', async () => {
+    const signer = new SignatureV4({ credentials: KEY, region: 'us-east-1', service: 's3', sha256: Sha256, uriEscapePath: false });
+    const signed = await signer.sign({ method: 'PUT', protocol: 'http:', hostname: '127.0.0.1', port, path: '/photos/cut.bin', query: {},
+      headers: { host: `127.0.0.1:${port}`, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'content-length': '100' } });
+    lastError = undefined;
+    const socket = connect(port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(`PUT /photos/cut.bin HTTP/1.1\r\n${Object.entries(signed.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n0123456789`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    socket.destroy();
+    await eventually(() => lastError !== undefined);
+    expect(lastError).toMatchObject({ code: 'IncompleteBody', status: 400 });
   });
 
   it('passes unsigned requests through as anonymous', async () => {
