@@ -542,6 +542,12 @@ export class ObjectStore {
    */
   async completeUpload(upload: UploadRecord, requested: Array<{ partNumber: number; etag: string }>, origin: ChangeOrigin): Promise<ObjectRecord> {
     if (requested.length === 0) throw errors.malformedXml();
+    // parts do not change under the concatenation, nor come back after it
+    return this.locks.with(`upload:${upload.uploadId}`, () => this.concatenateParts(upload, requested, origin));
+  }
+
+  private async concatenateParts(upload: UploadRecord, requested: Array<{ partNumber: number; etag: string }>, origin: ChangeOrigin): Promise<ObjectRecord> {
+    if (!this.statements.upload.get(upload.uploadId)) throw errors.noSuchUpload(upload.uploadId);
     const stored = new Map((this.statements.allParts.all(upload.uploadId) as Array<{ part_number: number; size: number; etag: string; last_modified: number }>)
       .map((row) => [row.part_number, partOf(row)]));
     const parts: PartRecord[] = [];
@@ -569,9 +575,9 @@ export class ObjectStore {
   }
 
   async abortUpload(upload: UploadRecord): Promise<void> {
-    await this.commitWithIntents([{ op: 'remove', target: join(this.uploadDir, upload.uploadId) }], () => {
+    await this.locks.with(`upload:${upload.uploadId}`, () => this.commitWithIntents([{ op: 'remove', target: join(this.uploadDir, upload.uploadId) }], () => {
       if (!this.statements.deleteUpload.run(upload.uploadId).changes) throw errors.noSuchUpload(upload.uploadId);
-    });
+    }));
   }
 
   // ── steps ──────────────────────────────────────────────────────────────────────────────────
