@@ -43,6 +43,7 @@ let endpoint: string;
 let port: number;
 let seen: Seen | undefined;
 let lastError: unknown;
+let unread: Readable | undefined;
 let options: Omit<VerifyOptions, 'secretOf'>;
 
 /** What the S3 and IoT handlers will do with an AuthError: S3 XML, or the data plane's JSON with x-amzn-ErrorType. */
@@ -67,6 +68,10 @@ beforeAll(async () => {
     const service = options.service;
     try {
       const verified = verifyRequest(req, { ...options, secretOf: (id) => (id === KEY.accessKeyId ? KEY.secretAccessKey : undefined) });
+      if (req.url?.startsWith('/unread/')) {
+        unread = verified.body;
+        return void res.writeHead(200, { 'Content-Length': 0 }).end();
+      }
       const chunks: Buffer[] = [];
       for await (const chunk of verified.body) chunks.push(chunk as Buffer);
       seen = { accessKeyId: verified.accessKeyId, body: Buffer.concat(chunks).toString('utf8'), contentLength: verified.contentLength, checksums: verified.checksums, headers: req.headers };
@@ -301,6 +306,17 @@ describe('SigV4 Authorization header', () => {
     socket.destroy();
     await eventually(() => lastError !== undefined);
     expect(lastError).toMatchObject({ code: 'IncompleteBody', status: 400 });
+  });
+
+  it('never leaves a failing body\'s error unhandled when nobody reads it', async () => {
+    unread = undefined;
+    // /unread/: the test server answers without reading the body, as an operation refused early does;
+    // the body then fails its x-amz-content-sha256 check with nobody listening.
+    const declared = createHash('sha256').update('abc').digest('hex');
+    const response = await signedSend('PUT', '/unread/x', { 'x-amz-content-sha256': declared, 'content-length': '3' }, 'abd');
+    expect(response.status).toBe(200);
+    await eventually(() => unread?.destroyed);
+    expect(unread!.errored).toMatchObject({ code: 'XAmzContentSHA256Mismatch' });
   });
 
   it('passes unsigned requests through as anonymous', async () => {

@@ -34,6 +34,9 @@ export class VerifiedBody extends Transform {
    * reset) becomes S3's IncompleteBody on `stream`.
    */
   static pipeFrom<T extends Transform>(req: IncomingMessage, stream: T): T {
+    // A body can fail before its reader listens, or with no reader at all (an operation refused
+    // first): the error stays on the stream for whoever reads it and never goes unhandled.
+    stream.on('error', () => undefined);
     req.on('error', () => stream.destroy(incompleteBody()));
     req.on('aborted', () => stream.destroy(incompleteBody()));
     stream.on('close', () => req.unpipe(stream));

@@ -126,7 +126,8 @@ export function verifyRequest(req: IncomingMessage, options: VerifyOptions): Ver
     if (payload.checksums.length === 0) return { accessKeyId: claim.accessKeyId, body: decoded, contentLength: payload.decodedLength, checksums };
     // x-amz-checksum-* sent as headers with an aws-chunked body: checked on the decoded content.
     const body = new VerifiedBody({ checksums: payload.checksums, verified: checksums });
-    pipeline(decoded, body, () => {});
+    // pipeline passes a decoding error on to `body`, and its callback handles the error meanwhile.
+    pipeline(decoded, body, () => undefined);
     return { accessKeyId: claim.accessKeyId, body, contentLength: payload.decodedLength, checksums };
   }
   return { accessKeyId: claim.accessKeyId, ...plainBody(req, payload.checksums, payload.kind === 'sha256' ? payload.signedAs : undefined) };
