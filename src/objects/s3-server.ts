@@ -14,7 +14,6 @@ import type { Operation, OperationContext, S3Request } from './operations/contex
 export class S3Server {
   private server: Server | undefined;
   private boundPort = 0;
-  private readonly inFlight = new Set<ServerResponse>();
   /** The operations, loaded on the first request: a gateway nobody stores objects on pays nothing for them. */
   private routes: Promise<typeof import('./routes.js')> | undefined;
 
@@ -60,7 +59,6 @@ export class S3Server {
     res.setHeader('x-amz-request-id', requestId);
     res.setHeader('x-amz-id-2', Buffer.from(`outpost/${requestId}`).toString('base64'));
     res.setHeader('Server', 'Outpost');
-    this.inFlight.add(res);
     let operationName = 'Unknown';
     let resource = '/';
     try {
@@ -85,7 +83,6 @@ export class S3Server {
     } catch (error) {
       this.fail(req, res, error, resource, requestId);
     } finally {
-      this.inFlight.delete(res);
       this.requests(operationName, res.statusCode);
     }
   }

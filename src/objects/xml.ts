@@ -1,6 +1,6 @@
 import type { XMLParser } from 'fast-xml-parser';
 
-export const S3_NAMESPACE = 'http://s3.amazonaws.com/doc/2006-03-01/';
+const S3_NAMESPACE = 'http://s3.amazonaws.com/doc/2006-03-01/';
 
 /** Text escaped for an XML element. */
 export function escapeXml(text: string): string {
