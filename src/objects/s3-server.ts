@@ -68,9 +68,6 @@ export class S3Server {
       const found = route(req.method ?? 'GET', address.bucket, address.key, address.query, req.headers);
       operationName = found.name;
       const verified = verifyRequest(req, { service: 's3', secretOf: (id) => this.accessKeys.secretOf(id), region: this.config.region });
-      // A small body can fail verification before the operation reads it (or when it never does):
-      // the error stays on the stream for its reader, and must not go unhandled meanwhile.
-      verified.body.on('error', () => undefined);
       const request: S3Request = {
         method: req.method ?? 'GET', bucket: address.bucket, key: address.key, query: address.query, headers: req.headers,
         body: verified.body, contentLength: verified.contentLength, checksums: verified.checksums, accessKeyId: verified.accessKeyId,
