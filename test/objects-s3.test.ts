@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
 import {
@@ -161,6 +161,26 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(listed.Contents!.map((object) => object.Key)).toEqual([...keys].sort());
     for (const Key of keys) await s3.send(new DeleteObjectCommand({ Bucket: 'odd', Key }));
     expect((await s3.send(new ListObjectsV2Command({ Bucket: 'odd' }))).KeyCount).toBe(0);
+  });
+
+  it('answers 503 while a share file was changed by a local program and not yet adopted', async () => {
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'edited.txt', Body: 'as uploaded' }));
+    appendFileSync(join(daemon.dataDir, 'share', 'photos', 'edited.txt'), ' and edited locally');
+    const changed = await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'edited.txt' })));
+    expect(changed).toMatchObject({ code: 'ServiceUnavailable', status: 503 });
+  });
+
+  it('never removes a directory a local program put where an object\'s file was', async () => {
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'spot', Body: 'first' }));
+    const spot = join(daemon.dataDir, 'share', 'photos', 'spot');
+    rmSync(spot);
+    mkdirSync(spot);
+    writeFileSync(join(spot, 'inner.txt'), 'local file');
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'spot', Body: 'second' }));
+    expect(await (await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'spot' }))).Body!.transformToString()).toBe('second');
+    expect(readFileSync(join(spot, 'inner.txt'), 'utf8')).toBe('local file');
+    await s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'spot' }));
+    expect(readFileSync(join(spot, 'inner.txt'), 'utf8')).toBe('local file');
   });
 
   it('lists with prefix, delimiter, max-keys, continuation tokens, start-after and encoding-type=url (v2 and v1)', async () => {

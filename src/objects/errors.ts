@@ -46,6 +46,8 @@ export const errors = {
   methodNotAllowed: (method: string) => new S3Error('MethodNotAllowed', 405, 'The specified method is not allowed against this resource.',
     { Method: method, ResourceType: 'OBJECT' }),
   notImplemented: (what: string) => new S3Error('NotImplemented', 501, 'A header you provided implies functionality that is not implemented', { Header: what }),
+  changedInShare: (key: string) => new S3Error('ServiceUnavailable', 503,
+    'The object is being changed in the file share; try again once the change has settled.', { Key: key }, { 'Retry-After': '2' }),
   slowDown: () => new S3Error('SlowDown', 503, 'Please reduce your request rate.'),
   internalError: () => new S3Error('InternalError', 500, 'We encountered an internal error. Please try again.'),
 };

@@ -124,8 +124,12 @@ interface UploadRow {
   initiated: number;
 }
 
-/** A file operation made durable by the transaction that needs it and redone at startup when a crash interrupted it. */
-type FileIntent = { op: 'rename'; source: string; target: string } | { op: 'remove'; target: string };
+/**
+ * A file operation made durable by the transaction that needs it and redone at startup when a
+ * crash interrupted it. `remove` takes a file only (a directory in its place is some other
+ * objects' and stays); `removeTree` is for the store's own folders (an upload's parts).
+ */
+type FileIntent = { op: 'rename'; source: string; target: string } | { op: 'remove'; target: string } | { op: 'removeTree'; target: string };
 
 /** The object store's tables (service 'objects'); applied by the service before the store and its event log are built. */
 export const objectMigrations = [
@@ -349,7 +353,19 @@ export class ObjectStore {
   async open(bucket: string, key: string): Promise<{ object: ObjectRecord; file: FileHandle }> {
     return this.locks.with(`${bucket}/${key}`, async () => {
       const object = this.existingObject(bucket, key);
-      return { object, file: await open(this.contentPath(object), constants.O_RDONLY) };
+      const file = await open(this.contentPath(object), constants.O_RDONLY).catch((error) => {
+        if (isCode(error, 'ENOENT', 'ENOTDIR', 'EISDIR') && !object.blob) throw errors.changedInShare(key);
+        throw error;
+      });
+      if (!object.blob) {
+        // a local program changed the file; until the share adopts it the metadata does not describe it
+        const current = await file.stat();
+        if (current.ino !== object.fileIno || current.size !== object.size || current.mtimeMs !== object.fileMtimeMs) {
+          await file.close();
+          throw errors.changedInShare(key);
+        }
+      }
+      return { object, file };
     });
   }
 
@@ -570,12 +586,12 @@ export class ObjectStore {
     }, (intents) => {
       if (!this.statements.upload.get(upload.uploadId)) throw errors.noSuchUpload(upload.uploadId);
       this.statements.deleteUpload.run(upload.uploadId);
-      intents.push({ op: 'remove', target: partDir });
+      intents.push({ op: 'removeTree', target: partDir });
     });
   }
 
   async abortUpload(upload: UploadRecord): Promise<void> {
-    await this.locks.with(`upload:${upload.uploadId}`, () => this.commitWithIntents([{ op: 'remove', target: join(this.uploadDir, upload.uploadId) }], () => {
+    await this.locks.with(`upload:${upload.uploadId}`, () => this.commitWithIntents([{ op: 'removeTree', target: join(this.uploadDir, upload.uploadId) }], () => {
       if (!this.statements.deleteUpload.run(upload.uploadId).changes) throw errors.noSuchUpload(upload.uploadId);
     }));
   }
@@ -638,7 +654,8 @@ export class ObjectStore {
           ...(asFile ? { fileIno: content.ino, fileMtimeMs: content.mtimeMs } : { blob: randomBytes(16).toString('hex') }),
         };
         const intents: FileIntent[] = [{ op: 'rename', source: content.path, target: this.contentPath(record) }];
-        if (previous?.blob) intents.push({ op: 'remove', target: this.contentPath(previous) });
+        // the previous content, unless the new one replaces it in place (a file by a file)
+        if (previous && (previous.blob || record.blob)) intents.push({ op: 'remove', target: this.contentPath(previous) });
         await this.commitWithIntents(intents, () => {
           if (!this.bucket(bucket)) throw errors.noSuchBucket(bucket);
           extra(intents);
@@ -686,8 +703,14 @@ export class ObjectStore {
 
   /** Carries out one intent; redone at startup, so each one is idempotent. */
   private async apply(intent: FileIntent, recovering: boolean): Promise<void> {
-    if (intent.op === 'remove') {
+    if (intent.op === 'removeTree') {
       await rm(intent.target, { force: true, recursive: true });
+      return;
+    }
+    if (intent.op === 'remove') {
+      await rm(intent.target, { force: true }).catch((error) => {
+        if (!isCode(error, 'EISDIR', 'ERR_FS_EISDIR', 'ENOTDIR')) throw error;
+      });
       return;
     }
     try {
