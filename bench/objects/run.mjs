@@ -163,10 +163,10 @@ async function measure(server) {
   const written = new Array(CONNECTIONS).fill(0);
   const put = await closedLoop(server.pid, (worker, i) => {
     written[worker] = i + 1;
-    return client.request('PUT', `/bench/small/${worker}/${i}`, { body: SMALL });
+    return client.request('PUT', `/bench/small/${worker}-${i}`, { body: SMALL });
   });
   log(`${server.name}: 4 KiB GET for ${SECONDS} s`);
-  const get = await closedLoop(server.pid, (worker, i) => client.request('GET', `/bench/small/${worker}/${i % Math.max(1, written[worker] - 1)}`));
+  const get = await closedLoop(server.pid, (worker, i) => client.request('GET', `/bench/small/${worker}-${i % Math.max(1, written[worker] - 1)}`));
   log(`${server.name}: ${LARGE / 1048576} MiB PUT and GET × ${LARGE_ROUNDS}`);
   const large = await largeTransfers(client, LARGE, LARGE_ROUNDS);
   const result = { putOps: put.opsPerSecond, getOps: get.opsPerSecond, putCpuMs: put.cpuMsPerOp, getCpuMs: get.cpuMsPerOp, failed: put.failed + get.failed, ...large };

@@ -205,6 +205,7 @@ export const STORE_FOLDER = '.outpost';
 export class ObjectStore {
   private readonly db;
   private readonly locks = new KeyLocks();
+  private readonly directorySyncs = new DirectorySyncs();
   private readonly tmpDir: string;
   private readonly blobDir: string;
   private readonly uploadDir: string;
@@ -626,7 +627,7 @@ export class ObjectStore {
       if (expectedSize !== undefined && size < expectedSize) throw errors.incompleteBody();
       const md5 = hash.digest();
       if (contentMd5 !== undefined && md5.toString('base64') !== contentMd5) throw errors.badDigest(contentMd5, md5.toString('base64'));
-      await file.sync();
+      await file.datasync();
       const stats = await file.stat();
       await file.close();
       return { path, size, md5, etag: md5.toString('hex'), ino: stats.ino, mtimeMs: stats.mtimeMs };
@@ -724,8 +725,29 @@ export class ObjectStore {
       await rename(intent.source, intent.target);
     }
     // the rename is durable only once its directory is
-    const directory = await open(dirname(intent.target), constants.O_RDONLY);
-    try { await directory.sync(); } finally { await directory.close(); }
+    await this.directorySyncs.sync(dirname(intent.target));
+  }
+}
+
+/**
+ * fsync of a directory shared by the renames into it: a sync starts on the next turn of the event
+ * loop and covers every rename finished before it started, so a burst of uploads into one
+ * directory costs one directory fsync instead of one each.
+ */
+class DirectorySyncs {
+  private readonly waiting = new Map<string, Promise<void>>();
+
+  sync(dir: string): Promise<void> {
+    let next = this.waiting.get(dir);
+    if (!next) {
+      next = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+        this.waiting.delete(dir);
+        const directory = await open(dir, constants.O_RDONLY);
+        try { await directory.sync(); } finally { await directory.close(); }
+      });
+      this.waiting.set(dir, next);
+    }
+    return next;
   }
 }
 
