@@ -182,7 +182,7 @@ export const objectMigrations = [
 ];
 
 /** Body bytes gathered before one write: few system calls, and memory bounded per upload. */
-const WRITE_BATCH_BYTES = 1024 * 1024;
+const WRITE_BATCH_BYTES = 256 * 1024;
 
 /** The store's own folder inside the share root; bucket names cannot start with '.', so no bucket can be named so. */
 export const STORE_FOLDER = '.outpost';
