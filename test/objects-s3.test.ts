@@ -163,6 +163,21 @@ describe('S3 API with the AWS SDK v3', () => {
     expect((await s3.send(new ListObjectsV2Command({ Bucket: 'odd' }))).KeyCount).toBe(0);
   });
 
+  it('stores concurrent PUTs of a key and a key under it, one as the file and one as a blob', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'racing' }));
+    const pairs = Array.from({ length: 30 }, (_, i) => [`r${i}`, `r${i}/child`]);
+    await Promise.all(pairs.flat().map((Key) => s3.send(new PutObjectCommand({ Bucket: 'racing', Key, Body: `content of ${Key}` }))));
+    for (const [parent, child] of pairs) {
+      for (const Key of [parent, child]) {
+        expect(await (await s3.send(new GetObjectCommand({ Bucket: 'racing', Key }))).Body!.transformToString()).toBe(`content of ${Key}`);
+      }
+      const path = join(daemon.dataDir, 'share', 'racing', parent);
+      const asFile = existsSync(path) && !existsSync(join(path, 'child'));
+      expect(asFile ? readFileSync(path, 'utf8') : readFileSync(join(path, 'child'), 'utf8')).toBe(asFile ? `content of ${parent}` : `content of ${child}`);
+    }
+    expect((await s3.send(new ListObjectsV2Command({ Bucket: 'racing' }))).KeyCount).toBe(60);
+  });
+
   it('answers 503 while a share file was changed by a local program and not yet adopted', async () => {
     await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'edited.txt', Body: 'as uploaded' }));
     appendFileSync(join(daemon.dataDir, 'share', 'photos', 'edited.txt'), ' and edited locally');

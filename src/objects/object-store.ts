@@ -129,7 +129,15 @@ interface UploadRow {
  * crash interrupted it. `remove` takes a file only (a directory in its place is some other
  * objects' and stays); `removeTree` is for the store's own folders (an upload's parts).
  */
-type FileIntent = { op: 'rename'; source: string; target: string } | { op: 'remove'; target: string } | { op: 'removeTree'; target: string };
+type FileIntent = RenameIntent | { op: 'remove'; target: string } | { op: 'removeTree'; target: string };
+
+/** A rename into place; `object` names the object whose content it is when the target is its share file. */
+interface RenameIntent {
+  op: 'rename';
+  source: string;
+  target: string;
+  object?: { bucket: string; key: string; ino: number };
+}
 
 /** The object store's tables (service 'objects'); applied by the service before the store and its event log are built. */
 export const objectMigrations = [
@@ -234,6 +242,9 @@ export class ObjectStore {
       keysAfter: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?'),
       blobInUse: db.prepare('SELECT 1 FROM objects WHERE blob = ? LIMIT 1'),
       insertIntent: db.prepare('INSERT INTO object_file_intents (intent) VALUES (?)'),
+      updateIntent: db.prepare('UPDATE object_file_intents SET intent = ? WHERE id = ?'),
+      moveToBlob: db.prepare(`UPDATE objects SET blob = ?, file_ino = NULL, file_mtime_ms = NULL
+        WHERE bucket = ? AND key = ? AND blob IS NULL AND file_ino = ?`),
       deleteIntent: db.prepare('DELETE FROM object_file_intents WHERE id = ?'),
       intents: db.prepare('SELECT id, intent FROM object_file_intents ORDER BY id'),
       upload: db.prepare('SELECT * FROM object_uploads WHERE upload_id = ?'),
@@ -254,7 +265,7 @@ export class ObjectStore {
   async recover(): Promise<void> {
     for (const dir of [this.tmpDir, this.blobDir, this.uploadDir]) await mkdir(dir, { recursive: true, mode: 0o750 });
     const intents = this.statements.intents.all() as Array<{ id: number; intent: string }>;
-    for (const { intent } of intents) await this.apply(JSON.parse(intent) as FileIntent, true);
+    for (const { id, intent } of intents) await this.apply(id, JSON.parse(intent) as FileIntent, true);
     if (intents.length) await this.store.commit.run(() => this.db.prepare('DELETE FROM object_file_intents').run());
     const leftovers = await readdir(this.tmpDir);
     for (const name of leftovers) await rm(join(this.tmpDir, name), { force: true, recursive: true });
@@ -654,7 +665,10 @@ export class ObjectStore {
           metadata: options.metadata ?? {}, headers: options.headers ?? {}, lastModified: Date.now(),
           ...(asFile ? { fileIno: content.ino, fileMtimeMs: content.mtimeMs } : { blob: randomBytes(16).toString('hex') }),
         };
-        const intents: FileIntent[] = [{ op: 'rename', source: content.path, target: this.contentPath(record) }];
+        const intents: FileIntent[] = [{
+          op: 'rename', source: content.path, target: this.contentPath(record),
+          ...(record.blob ? {} : { object: { bucket, key, ino: content.ino } }),
+        }];
         // the previous content, unless the new one replaces it in place (a file by a file)
         if (previous && (previous.blob || record.blob)) intents.push({ op: 'remove', target: this.contentPath(previous) });
         await this.commitWithIntents(intents, () => {
@@ -663,7 +677,8 @@ export class ObjectStore {
           this.statements.upsertObject.run(rowOf(record));
           this.changes.record(bucket, options.eventName, { key, size: record.size, etag: record.etag }, options.origin);
         });
-        return record;
+        // as stored: a concurrent key may have taken the path, moving this content to a blob
+        return this.existingObject(bucket, key);
       });
     } catch (error) {
       await rm(content.path, { force: true });
@@ -697,13 +712,13 @@ export class ObjectStore {
       write(intents);
       return intents.map((intent) => Number(this.statements.insertIntent.run(JSON.stringify(intent)).lastInsertRowid));
     });
-    for (const intent of intents) await this.apply(intent, false);
+    for (const [index, intent] of intents.entries()) await this.apply(ids[index], intent, false);
     void this.store.commit.run(() => { for (const id of ids) this.statements.deleteIntent.run(id); })
       .catch((error) => this.log.warn({ err: error }, 'could not forget applied file intents; they are redone harmlessly at startup'));
   }
 
   /** Carries out one intent; redone at startup, so each one is idempotent. */
-  private async apply(intent: FileIntent, recovering: boolean): Promise<void> {
+  private async apply(id: number, intent: FileIntent, recovering: boolean): Promise<void> {
     if (intent.op === 'removeTree') {
       await rm(intent.target, { force: true, recursive: true });
       return;
@@ -715,17 +730,48 @@ export class ObjectStore {
       return;
     }
     try {
-      await rename(intent.source, intent.target);
+      await renameInto(intent.source, intent.target);
     } catch (error) {
       // at startup a missing source means the rename happened before the crash
       if (recovering && isCode(error, 'ENOENT')) return;
-      if (!isCode(error, 'ENOENT')) throw error;
-      // a concurrent delete removed the now-empty parent directory
-      await mkdir(dirname(intent.target), { recursive: true, mode: 0o775 });
-      await rename(intent.source, intent.target);
+      // another key took the path meanwhile (`a` made a directory of `a/…`, or the reverse)
+      if (intent.object && isCode(error, 'EISDIR', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY', 'ENOENT')) return this.moveToBlob(id, intent, intent.object);
+      throw error;
     }
     // the rename is durable only once its directory is
     await this.directorySyncs.sync(dirname(intent.target));
+  }
+
+  /**
+   * Makes content whose share path is taken a blob: the object's row and the intent change first,
+   * in one commit, then the rename follows (redone at startup like any intent). Content that is no
+   * longer the object's (a later write replaced it) is dropped.
+   */
+  private async moveToBlob(id: number, intent: RenameIntent, object: NonNullable<RenameIntent['object']>): Promise<void> {
+    const blob = randomBytes(16).toString('hex');
+    const moved: RenameIntent = { op: 'rename', source: intent.source, target: join(this.blobDir, blob) };
+    const stillOurs = await this.store.commit.run(() => {
+      const changed = this.statements.moveToBlob.run(blob, object.bucket, object.key, object.ino).changes > 0;
+      if (changed) this.statements.updateIntent.run(JSON.stringify(moved), id);
+      return changed;
+    });
+    if (!stillOurs) {
+      await rm(intent.source, { force: true });
+      return;
+    }
+    await rename(moved.source, moved.target);
+    await this.directorySyncs.sync(this.blobDir);
+  }
+}
+
+/** Renames, making the parent directory again when a concurrent delete removed it as empty. */
+async function renameInto(source: string, target: string): Promise<void> {
+  try {
+    await rename(source, target);
+  } catch (error) {
+    if (!isCode(error, 'ENOENT')) throw error;
+    await mkdir(dirname(target), { recursive: true, mode: 0o775 });
+    await rename(source, target);
   }
 }
 
