@@ -265,9 +265,21 @@ export class ObjectStore {
   async recover(): Promise<void> {
     for (const dir of [this.tmpDir, this.blobDir, this.uploadDir]) await mkdir(dir, { recursive: true, mode: 0o750 });
     const intents = this.statements.intents.all() as Array<{ id: number; intent: string }>;
-    for (const { id, intent } of intents) await this.apply(id, JSON.parse(intent) as FileIntent, true);
-    if (intents.length) await this.store.commit.run(() => this.db.prepare('DELETE FROM object_file_intents').run());
-    const leftovers = await readdir(this.tmpDir);
+    const redone: number[] = [];
+    const kept = new Set<string>();
+    for (const { id, intent } of intents) {
+      const parsed = JSON.parse(intent) as FileIntent;
+      try {
+        await this.apply(id, parsed, true);
+        redone.push(id);
+      } catch (error) {
+        if (parsed.op === 'rename') kept.add(parsed.source);
+        // kept for the next start; the object answers 503 meanwhile rather than the daemon not starting
+        this.log.error({ err: error, intent }, 'could not redo a file operation of an interrupted write');
+      }
+    }
+    if (redone.length) await this.store.commit.run(() => { for (const id of redone) this.statements.deleteIntent.run(id); });
+    const leftovers = (await readdir(this.tmpDir)).filter((name) => !kept.has(join(this.tmpDir, name)));
     for (const name of leftovers) await rm(join(this.tmpDir, name), { force: true, recursive: true });
     let orphans = 0;
     for (const name of await readdir(this.blobDir)) {
@@ -278,7 +290,7 @@ export class ObjectStore {
       if (!uploads.has(name)) { await rm(join(this.uploadDir, name), { force: true, recursive: true }); orphans++; }
     }
     if (intents.length || leftovers.length || orphans) {
-      this.log.info({ redone: intents.length, temporaryFiles: leftovers.length, orphans }, 'object store recovered from an interrupted run');
+      this.log.info({ redone: redone.length, temporaryFiles: leftovers.length, orphans }, 'object store recovered from an interrupted run');
     }
   }
 
