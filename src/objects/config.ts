@@ -1,8 +1,33 @@
 import { z } from 'zod/v3';
-import { host, port } from '../config/fields.js';
+import { bool, host, list, path, port, positiveInt, text } from '../config/fields.js';
+import { shareSchema } from './share/config.js';
 
 /** `s3.*`: the S3-compatible object store and its file share. */
 export const s3Schema = z.strictObject({
   host: host('0.0.0.0'),
+  /** Port of the S3 API (MinIO's default). */
   port: port(9000),
+  /** The region the API claims (GetBucketLocation, event records, SigV4 scope). */
+  region: text('expected a region name (e.g. "us-east-1")').default('us-east-1'),
+  /** Where each bucket is a directory of plain files; default `<dataDir>/share`. Must be one filesystem with its `.outpost` folder (renames). */
+  shareRoot: path.optional(),
+  /** Host names for virtual-host-style addressing: `BUCKET.<domain>` names BUCKET. */
+  domains: list('expected a list of host names', 'expected a host name').default(['localhost']),
+  /** Buckets anyone may read without signing (GetObject, HeadObject, ListObjects). */
+  publicReadBuckets: list('expected a list of bucket names', 'expected a bucket name').default([]),
+  /** Largest single PutObject / UploadPart body; AWS's limit is 5 GiB. */
+  maxObjectBytes: positiveInt(5 * 1024 ** 3, 'bytes ≥ 1'),
+  /** AWS's minimum size of every part but the last; lower it only for tests. */
+  minPartBytes: positiveInt(5 * 1024 * 1024, 'bytes ≥ 1'),
+  /** Events waiting for delivery to functions and the bus; beyond it writes are refused (503 SlowDown) until they drain. */
+  maxPendingEvents: positiveInt(100000, 'event count ≥ 1'),
+  /** The file share over `shareRoot` (docs/file-share.md). */
+  share: shareSchema.default({}),
+  tls: z.strictObject({
+    enabled: bool(false),
+    cert: path.optional(),
+    key: path.optional(),
+  }).refine((tls) => !tls.enabled || (tls.cert && tls.key), { message: 'expected "cert" and "key" when TLS is enabled' }).default({}),
 });
+
+export type S3Config = z.infer<typeof s3Schema>;

@@ -1,20 +1,95 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Counter, Gauge } from 'prom-client';
 import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
+import { registerObjectAdminRoutes } from './admin-routes.js';
+import { ObjectEvents } from './events.js';
+import { objectMigrations, ObjectStore, STORE_FOLDER } from './object-store.js';
+import { rulesOf } from './operations/notification-rules.js';
+import { S3Server } from './s3-server.js';
+import { FileShare } from './share/file-share.js';
 
-/** the S3-compatible object store (issue 5). */
+/**
+ * The S3-compatible object store (issue 5): objects are plain files under the share root, their
+ * metadata and key index in SQLite, served by the S3 API on `s3.port`; changes become S3 event
+ * records for functions and the local bus.
+ */
 export class ObjectService implements Service {
   readonly name = 'objects';
+  private objects: ObjectStore | undefined;
+  private events: ObjectEvents | undefined;
+  private server: S3Server | undefined;
+  private share: FileShare | undefined;
+  private readonly requests: Counter<'operation' | 'status'>;
 
-  constructor(private readonly context: ServiceContext) {}
+  constructor(private readonly context: ServiceContext) {
+    const registers = [context.metrics];
+    this.requests = new Counter({ name: 'outpost_s3_requests_total', help: 'S3 API requests by operation and HTTP status', labelNames: ['operation', 'status'], registers });
+    const service = this;
+    new Gauge({ name: 'outpost_s3_pending_events', help: 'Object events not yet delivered to functions and the bus', registers,
+      collect() { this.set(service.events?.pending ?? 0); } });
+    registerObjectAdminRoutes(context.admin, {
+      objects: () => this.store(),
+      functions: context.functions,
+      accessKeys: context.accessKeys,
+      endpoint: () => `${context.config.s3.tls.enabled ? 'https' : 'http'}://${localHost(context.config.s3.host)}:${this.server?.port ?? context.config.s3.port}`,
+      region: context.config.s3.region,
+    });
+  }
 
-  async start(): Promise<void> {}
+  /** The share root: `s3.shareRoot`, else `<dataDir>/share`. The file share service works on the same tree. */
+  get shareRoot(): string {
+    return this.context.config.s3.shareRoot ?? join(this.context.dataDir, 'share');
+  }
 
-  async stop(): Promise<void> {}
+  /** The store, for the file share (importFile, forgetFile, isStoreFile); available once started. */
+  store(): ObjectStore {
+    if (!this.objects) throw new Error('the object store is not started');
+    return this.objects;
+  }
+
+  async start(): Promise<void> {
+    const { config, store, log } = this.context;
+    const s3 = config.s3;
+    await mkdir(join(this.shareRoot, STORE_FOLDER), { recursive: true, mode: 0o750 });
+    store.migrate('objects', objectMigrations);
+    const serviceLog = log.child({ service: 'objects' });
+    const events = new ObjectEvents(store, (bucket) => rulesOf(this.store(), bucket), s3.region, this.context.bus, this.context.functions, s3.maxPendingEvents, serviceLog);
+    const objects = new ObjectStore(store, this.shareRoot, events, { maxObjectBytes: s3.maxObjectBytes, minPartBytes: s3.minPartBytes }, serviceLog);
+    await objects.recover();
+    this.objects = objects;
+    this.events = events;
+    // events a crash or stop left undelivered
+    events.kick();
+    this.server = new S3Server(s3, this.context.accessKeys, { objects, events, config: s3, functions: this.context.functions }, serviceLog,
+      (operation, status) => this.requests.inc({ operation, status: String(status) }));
+    await this.server.start();
+    if (s3.share.watch) {
+      this.share = new FileShare(objects, s3.share, serviceLog);
+      this.share.start();
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.share?.stop();
+    await this.server?.stop();
+    this.events?.stop();
+  }
 
   health(): ServiceHealth {
     return { ok: true };
   }
 
-  listeners(): Listener[] {
-    return [];
+  status(): Record<string, unknown> {
+    return { buckets: this.objects?.buckets().length ?? 0, pendingEvents: this.events?.pending ?? 0, shareRoot: this.shareRoot };
   }
+
+  listeners(): Listener[] {
+    return this.server ? [{ name: 's3', protocol: this.context.config.s3.tls.enabled ? 'https' : 'http', host: this.context.config.s3.host, port: this.server.port }] : [];
+  }
+}
+
+/** A wildcard bind address is reached locally on loopback. */
+function localHost(host: string): string {
+  return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
 }

@@ -1,5 +1,190 @@
 import type { Command } from 'commander';
+import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { Readable, Transform, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { CliError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
+import { formatBytes, formatTable } from '../table.js';
+
+interface Bucket {
+  name: string;
+  createdAt: number;
+  rules: number;
+}
+
+interface Rule {
+  id: string;
+  functionArn: string;
+  events: string[];
+  prefix?: string;
+  suffix?: string;
+}
+
+const EVENTS = ['s3:ObjectCreated:*', 's3:ObjectCreated:Put', 's3:ObjectCreated:Post', 's3:ObjectCreated:Copy',
+  's3:ObjectCreated:CompleteMultipartUpload', 's3:ObjectRemoved:*', 's3:ObjectRemoved:Delete'];
+const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').filter(Boolean)];
+// Progress is drawn for files at least this large, on a terminal only.
+const PROGRESS_FROM_BYTES = 8 * 1024 * 1024;
 
 /** outpost buckets … and outpost objects … (issue 5). */
-export function registerObjects(_program: Command, _cli: CliContext): void {}
+export function registerObjects(program: Command, cli: CliContext): void {
+  registerBuckets(program, cli);
+  registerObjectCommands(program, cli);
+}
+
+function registerBuckets(program: Command, cli: CliContext): void {
+  const buckets = program.command('buckets').description('buckets of the S3-compatible object store');
+
+  buckets.command('ls')
+    .description('list buckets')
+    .action(async (_options, command: Command) => {
+      const body = await cli.call<{ buckets: Bucket[] }>(command, 'GET', '/v1/buckets');
+      cli.print(command, body, () => formatTable(['NAME', 'CREATED', 'RULES'],
+        body.buckets.map((b) => [b.name, new Date(b.createdAt).toISOString(), b.rules])));
+    });
+
+  buckets.command('create <name>')
+    .description('create a bucket (also a directory of the file share)')
+    .action(async (name: string, _options, command: Command) => {
+      const body = await cli.call(command, 'POST', '/v1/buckets', { name });
+      cli.print(command, body, () => `created bucket ${name}`);
+    });
+
+  buckets.command('rm <name>')
+    .description('delete an empty bucket')
+    .action(async (name: string, _options, command: Command) => {
+      const body = await cli.call(command, 'DELETE', `/v1/buckets/${encodeURIComponent(name)}`);
+      cli.print(command, body, () => `deleted bucket ${name}`);
+    });
+
+  buckets.command('notify <bucket>')
+    .description('run a function on object events of the bucket (adds a rule); without --function, list the rules')
+    .option('--function <name>', 'function name or arn:aws:lambda:REGION:ACCOUNT:function:NAME')
+    .option('--events <events>', `comma-separated, repeatable: ${EVENTS.join(', ')} (default s3:ObjectCreated:*)`, collect)
+    .option('--prefix <prefix>', 'only keys starting with this')
+    .option('--suffix <suffix>', 'only keys ending with this')
+    .option('--id <id>', 'rule id (the event record\'s configurationId); a rule with the same id is replaced')
+    .option('--clear', 'remove every rule of the bucket')
+    .addHelpText('after', '\nExample:\n  outpost buckets notify camera-uploads --function MakeThumbnail --events s3:ObjectCreated:* --suffix .jpg\n')
+    .action(async (bucket: string, options: { function?: string; events?: string[]; prefix?: string; suffix?: string; id?: string; clear?: boolean }, command: Command) => {
+      const path = `/v1/buckets/${encodeURIComponent(bucket)}/notification`;
+      let body: { rules: Rule[] };
+      if (options.clear) body = await cli.call(command, 'POST', path, { clear: true });
+      else if (options.function) body = await cli.call(command, 'POST', path, { function: options.function, events: options.events, prefix: options.prefix, suffix: options.suffix, id: options.id });
+      else if (options.events || options.prefix || options.suffix || options.id) throw new CliError('give --function NAME to add a rule (or --clear)');
+      else body = await cli.call(command, 'GET', path);
+      cli.print(command, body, () => body.rules.length === 0 ? `no notification rules on ${bucket}` : formatTable(['ID', 'FUNCTION', 'EVENTS', 'PREFIX', 'SUFFIX'],
+        body.rules.map((r) => [r.id, r.functionArn, r.events.join(','), r.prefix ?? '-', r.suffix ?? '-'])));
+    });
+}
+
+function registerObjectCommands(program: Command, cli: CliContext): void {
+  const objects = program.command('objects').description('objects of the S3-compatible store, over its S3 API');
+
+  objects.command('ls <bucket> [prefix]')
+    .description('list objects (all pages)')
+    .option('--delimiter <delimiter>', 'group keys by this (e.g. "/")')
+    .action(async (bucket: string, prefix: string | undefined, options: { delimiter?: string }, command: Command) => {
+      const { s3, commands } = await s3Of(cli, command);
+      const entries: Array<{ key: string; size?: number; lastModified?: string; etag?: string }> = [];
+      let token: string | undefined;
+      do {
+        const page = await s3.send(new commands.ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, Delimiter: options.delimiter, ContinuationToken: token }));
+        for (const p of page.CommonPrefixes ?? []) entries.push({ key: p.Prefix! });
+        for (const o of page.Contents ?? []) entries.push({ key: o.Key!, size: o.Size, lastModified: o.LastModified?.toISOString(), etag: o.ETag });
+        token = page.NextContinuationToken;
+      } while (token);
+      s3.destroy();
+      cli.print(command, { objects: entries }, () => formatTable(['KEY', 'SIZE', 'LAST MODIFIED', 'ETAG'],
+        entries.map((e) => [e.key, e.size === undefined ? 'PRE' : formatBytes(e.size), e.lastModified ?? '-', e.etag ?? '-'])));
+    });
+
+  objects.command('put <file> <bucket> [key]')
+    .description('upload a file (key: the file name); "-" reads stdin')
+    .option('--content-type <type>', 'Content-Type of the object')
+    .action(async (file: string, bucket: string, key: string | undefined, options: { contentType?: string }, command: Command) => {
+      if (file === '-' && !key) throw new CliError('give a KEY when reading stdin');
+      const { s3, commands } = await s3Of(cli, command);
+      const size = file === '-' ? undefined : statSync(file).size;
+      const source = file === '-' ? process.stdin : createReadStream(file);
+      const body = size !== undefined && size >= PROGRESS_FROM_BYTES && process.stderr.isTTY ? source.pipe(progress(size)) : source;
+      const objectKey = key ?? basename(file);
+      const put = await s3.send(new commands.PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: size, ContentType: options.contentType }))
+        .finally(() => s3.destroy());
+      cli.print(command, { bucket, key: objectKey, etag: put.ETag }, () => `uploaded ${bucket}/${objectKey} ${put.ETag}`);
+    });
+
+  objects.command('get <bucket> <key> [file]')
+    .description('download an object (file: the key\'s last segment); "-" writes stdout')
+    .action(async (bucket: string, key: string, file: string | undefined, _options, command: Command) => {
+      const { s3, commands } = await s3Of(cli, command);
+      try {
+        const got = await s3.send(new commands.GetObjectCommand({ Bucket: bucket, Key: key }));
+        const target = file ?? basename(key);
+        const size = got.ContentLength ?? 0;
+        const stages: Array<NodeJS.ReadableStream | Transform | Writable> = [got.Body as Readable];
+        if (target !== '-' && size >= PROGRESS_FROM_BYTES && process.stderr.isTTY) stages.push(progress(size));
+        stages.push(target === '-' ? process.stdout : createWriteStream(target));
+        await pipeline(stages as [Readable, ...Writable[]]);
+        if (target !== '-') cli.print(command, { bucket, key, file: target, size }, () => `downloaded ${bucket}/${key} to ${target} (${formatBytes(size)})`);
+      } finally {
+        s3.destroy();
+      }
+    });
+
+  objects.command('rm <bucket> <keys...>')
+    .description('delete objects')
+    .action(async (bucket: string, keys: string[], _options, command: Command) => {
+      const { s3, commands } = await s3Of(cli, command);
+      try {
+        for (const key of keys) await s3.send(new commands.DeleteObjectCommand({ Bucket: bucket, Key: key }));
+      } finally {
+        s3.destroy();
+      }
+      cli.print(command, { deleted: keys }, () => keys.map((key) => `deleted ${bucket}/${key}`).join('\n'));
+    });
+}
+
+/**
+ * An S3 client on the daemon's S3 port with the key the daemon keeps for its CLI (handed out on
+ * the admin API, which only its operators reach). The SDK is loaded only by these commands.
+ */
+async function s3Of(cli: CliContext, command: Command): Promise<{ s3: S3Client; commands: typeof import('@aws-sdk/client-s3') }> {
+  const endpoint = await cli.call<{ endpoint: string; region: string; accessKeyId: string; secretAccessKey: string }>(command, 'GET', '/v1/s3/endpoint');
+  // The SDK's notice that its 2027 releases need Node 22 is for developers, not for each command's stderr.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const commands = await import('@aws-sdk/client-s3');
+  const s3 = new commands.S3Client({
+    endpoint: endpoint.endpoint, region: endpoint.region, forcePathStyle: true, maxAttempts: 1,
+    credentials: { accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey },
+  });
+  const send = s3.send.bind(s3) as (command: unknown) => Promise<unknown>;
+  // S3 errors read as the CLI's other refusals: "outpost: NoSuchKey: The specified key does not exist."
+  s3.send = ((command: unknown) => send(command).catch((error: { name?: string; message?: string }) => {
+    throw new CliError(`${error.name}: ${error.message}`);
+  })) as typeof s3.send;
+  return { s3, commands };
+}
+
+/** A pass-through that draws `  42%  12.3 MiB / 29.0 MiB` on stderr. */
+function progress(total: number): Transform {
+  let done = 0;
+  let drawn = -1;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      done += chunk.length;
+      const percent = Math.floor((done / total) * 100);
+      if (percent !== drawn) {
+        drawn = percent;
+        process.stderr.write(`\r  ${String(percent).padStart(3)}%  ${formatBytes(done)} / ${formatBytes(total)}   `);
+      }
+      callback(null, chunk);
+    },
+    flush(callback) {
+      process.stderr.write('\n');
+      callback();
+    },
+  });
+}

@@ -1,0 +1,264 @@
+// Objects bench: 4 KiB PUT and GET ops/s at 16 connections and 64 MiB PUT and GET MB/s, outpostd
+// against s3rver (npm) started here, with the same client; large transfers against the raw
+// sequential disk throughput measured on the same file size; RSS growth over a 1 GiB PUT and GET;
+// the first ListObjectsV2 page in a bucket of 1,000,000 keys. Runs dist/bin/outpostd.js (npm run
+// build first). Prints figures and PASS/MISS against the targets; exits 0 whatever the figures are.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+import { cpuMsOf, freePort, memOf, stopChild, track, installExitHooks, waitForPort } from '../lib/proc.mjs';
+import { spawnOutpostd } from '../lib/outpostd.mjs';
+import { S3BenchClient } from './s3-client.mjs';
+
+const { values: options } = parseArgs({ options: {
+  seconds: { type: 'string', default: '5' },
+  connections: { type: 'string', default: '16' },
+  'large-mib': { type: 'string', default: '64' },
+  'large-rounds': { type: 'string', default: '2' },
+  'rss-mib': { type: 'string', default: '1024' },
+  'list-keys': { type: 'string', default: '1000000' },
+  servers: { type: 'string', default: 'outpostd,s3rver' },
+  json: { type: 'boolean', default: false },
+} });
+const SECONDS = Number(options.seconds);
+const CONNECTIONS = Number(options.connections);
+const LARGE = Number(options['large-mib']) * 1024 * 1024;
+const LARGE_ROUNDS = Number(options['large-rounds']);
+const RSS_BYTES = Number(options['rss-mib']) * 1024 * 1024;
+const LIST_KEYS = Number(options['list-keys']);
+const SERVERS = options.servers.split(',');
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const log = (line) => process.stderr.write(`${line}\n`);
+const SMALL = randomBytes(4096);
+const CHUNK = randomBytes(1024 * 1024);
+installExitHooks();
+
+function adminGet(socketPath, path) {
+  return new Promise((resolve, reject) => {
+    http.get({ socketPath, path }, (res) => {
+      let text = '';
+      res.on('data', (chunk) => { text += chunk; });
+      res.on('end', () => resolve(JSON.parse(text)));
+    }).on('error', reject);
+  });
+}
+
+async function startOutpostd(dir) {
+  const daemon = await spawnOutpostd({ dir, config: {
+    log: { level: 'warn', format: 'json' },
+    mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0 },
+  } });
+  // the key the daemon keeps for its CLI: full access
+  const endpoint = await adminGet(daemon.socket, '/v1/s3/endpoint');
+  return { name: 'outpostd', pid: daemon.pid, child: daemon.child, dir, port: daemon.port('s3'), accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey };
+}
+
+async function startS3rver(dir) {
+  const port = await freePort();
+  const child = track(spawn(process.execPath, [join(ROOT, 'bench', 'objects', 's3rver-child.mjs'), String(port), dir], { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT }));
+  await waitForPort(port);
+  return { name: 's3rver', pid: child.pid, child, dir, port, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+}
+
+/**
+ * `connections` loops doing `operation(worker, i)` for `seconds`; ops/s of the 2xx answers, and the
+ * server's CPU milliseconds per operation (a figure that holds on a busy machine).
+ */
+async function closedLoop(pid, operation, seconds = SECONDS) {
+  const cpuBefore = cpuMsOf(pid);
+  const until = Date.now() + seconds * 1000;
+  let ok = 0;
+  let failed = 0;
+  const started = Date.now();
+  await Promise.all(Array.from({ length: CONNECTIONS }, async (_, worker) => {
+    for (let i = 0; Date.now() < until; i++) {
+      const { status } = await operation(worker, i);
+      if (status >= 200 && status < 300) ok++;
+      else failed++;
+    }
+  }));
+  return { opsPerSecond: Math.round(ok / ((Date.now() - started) / 1000)), cpuMsPerOp: Math.round(((cpuMsOf(pid) - cpuBefore) / Math.max(1, ok)) * 100) / 100, failed };
+}
+
+function writeLarge(size) {
+  return (req) => {
+    let written = 0;
+    const more = () => {
+      while (written < size) {
+        const piece = written + CHUNK.length <= size ? CHUNK : CHUNK.subarray(0, size - written);
+        written += piece.length;
+        if (!req.write(piece)) return req.once('drain', more);
+      }
+      req.end();
+    };
+    more();
+  };
+}
+
+async function largeTransfers(client, size, rounds) {
+  let putMs = 0;
+  let getMs = 0;
+  for (let round = 0; round < rounds; round++) {
+    let started = Date.now();
+    const put = await client.request('PUT', `/bench/large-${round}`, { body: writeLarge(size), length: size });
+    if (put.status !== 200) throw new Error(`large PUT answered ${put.status}`);
+    putMs += Date.now() - started;
+    started = Date.now();
+    const got = await client.request('GET', `/bench/large-${round}`);
+    if (got.bytes !== size) throw new Error(`large GET returned ${got.bytes} bytes`);
+    getMs += Date.now() - started;
+  }
+  const mb = (size * rounds) / 1e6;
+  return { putMBps: Math.round(mb / (putMs / 1000)), getMBps: Math.round(mb / (getMs / 1000)) };
+}
+
+/** Sequential write (fsynced) and read of `size` bytes in 1 MiB chunks, in `dir`: what the disk gives a plain program. */
+function rawDisk(dir, size, rounds) {
+  let writeMs = 0;
+  let readMs = 0;
+  const buffer = Buffer.alloc(CHUNK.length);
+  for (let round = 0; round < rounds; round++) {
+    const file = join(dir, `raw-${round}`);
+    let started = Date.now();
+    const fd = openSync(file, 'w');
+    for (let written = 0; written < size; written += CHUNK.length) writeSync(fd, CHUNK, 0, Math.min(CHUNK.length, size - written));
+    fsyncSync(fd);
+    closeSync(fd);
+    writeMs += Date.now() - started;
+    started = Date.now();
+    const rfd = openSync(file, 'r');
+    while (readSync(rfd, buffer, 0, buffer.length, null) > 0);
+    closeSync(rfd);
+    readMs += Date.now() - started;
+    rmSync(file);
+  }
+  const mb = (size * rounds) / 1e6;
+  return { writeMBps: Math.round(mb / (writeMs / 1000)), readMBps: Math.round(mb / (readMs / 1000)) };
+}
+
+/** Peak RSS growth of `pid` while `work` runs, sampled every 20 ms. */
+async function rssGrowth(pid, work) {
+  const before = memOf(pid).rss;
+  let peak = before;
+  const timer = setInterval(() => { peak = Math.max(peak, memOf(pid).rss ?? 0); }, 20);
+  try {
+    await work();
+  } finally {
+    clearInterval(timer);
+  }
+  return Math.round((peak - before) / 1024 / 1024 * 10) / 10;
+}
+
+async function measure(server) {
+  const client = new S3BenchClient({ port: server.port, accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey, connections: CONNECTIONS });
+  const created = await client.request('PUT', '/bench');
+  if (created.status !== 200 && created.status !== 409) throw new Error(`${server.name}: CreateBucket answered ${created.status}`);
+  log(`${server.name}: 4 KiB PUT for ${SECONDS} s at ${CONNECTIONS} connections`);
+  const written = new Array(CONNECTIONS).fill(0);
+  const put = await closedLoop(server.pid, (worker, i) => {
+    written[worker] = i + 1;
+    return client.request('PUT', `/bench/small/${worker}-${i}`, { body: SMALL });
+  });
+  log(`${server.name}: 4 KiB GET for ${SECONDS} s`);
+  const get = await closedLoop(server.pid, (worker, i) => client.request('GET', `/bench/small/${worker}-${i % Math.max(1, written[worker] - 1)}`));
+  log(`${server.name}: ${LARGE / 1048576} MiB PUT and GET × ${LARGE_ROUNDS}`);
+  const large = await largeTransfers(client, LARGE, LARGE_ROUNDS);
+  const result = { putOps: put.opsPerSecond, getOps: get.opsPerSecond, putCpuMs: put.cpuMsPerOp, getCpuMs: get.cpuMsPerOp, failed: put.failed + get.failed, ...large };
+  client.close();
+  return result;
+}
+
+async function measureRss(server) {
+  const client = new S3BenchClient({ port: server.port, accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey, connections: 1 });
+  log(`${server.name}: RSS over a ${RSS_BYTES / 1048576} MiB PUT and GET`);
+  const putMiB = await rssGrowth(server.pid, () => client.request('PUT', '/bench/huge', { body: writeLarge(RSS_BYTES), length: RSS_BYTES }));
+  const getMiB = await rssGrowth(server.pid, () => client.request('GET', '/bench/huge'));
+  await client.request('DELETE', '/bench/huge');
+  client.close();
+  return { putMiB, getMiB };
+}
+
+/** Fills a bucket's key index directly (the listing reads only the index), restarts, times the first page. */
+async function measureList(server) {
+  await stopChild(server.child);
+  log(`outpostd: ${LIST_KEYS} keys into the index of bucket "million"`);
+  const db = new Database(join(server.dir, 'data', 'outpost.db'));
+  db.prepare('INSERT OR IGNORE INTO object_buckets (name, created_at) VALUES (?, ?)').run('million', Date.now());
+  const insert = db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob)
+    VALUES ('million', ?, 4096, 'd41d8cd98f00b204e9800998ecf8427e', 'binary/octet-stream', NULL, ?, 'absent')`);
+  db.transaction(() => {
+    for (let i = 0; i < LIST_KEYS; i++) insert.run(`camera-${String(i % 100).padStart(2, '0')}/2026/${String(i).padStart(8, '0')}.jpg`, Date.now());
+  })();
+  db.close();
+  const restarted = await startOutpostd(server.dir);
+  const client = new S3BenchClient({ port: restarted.port, accessKeyId: restarted.accessKeyId, secretAccessKey: restarted.secretAccessKey, connections: 1 });
+  // the daemon loads its S3 operations on the first request: not part of listing
+  await client.request('HEAD', '/million');
+  const times = [];
+  for (let run = 0; run < 5; run++) {
+    const started = process.hrtime.bigint();
+    const page = await client.request('GET', '/million', { query: 'list-type=2', keep: true });
+    times.push(Number(process.hrtime.bigint() - started) / 1e6);
+    if ((page.body.match(/<Key>/g) ?? []).length !== 1000) throw new Error('the first page does not hold 1,000 keys');
+  }
+  client.close();
+  return { ...restarted, firstMs: Math.round(times[0] * 10) / 10, medianMs: Math.round(times.sort((a, b) => a - b)[2] * 10) / 10 };
+}
+
+const verdict = (ok) => (ok ? 'PASS' : 'MISS');
+const results = {};
+const work = mkdtempSync(join(tmpdir(), 'outpost-bench-objects-'));
+try {
+  const raw = rawDisk(work, LARGE, LARGE_ROUNDS);
+  results.rawDisk = raw;
+  for (const name of SERVERS) {
+    const dir = mkdtempSync(join(work, `${name}-`));
+    let server = name === 'outpostd' ? await startOutpostd(dir) : await startS3rver(dir);
+    results[name] = await measure(server);
+    if (name === 'outpostd') {
+      if (RSS_BYTES > 0) results.outpostdRss = await measureRss(server);
+      if (LIST_KEYS > 0) {
+        const listed = await measureList(server);
+        server = listed;
+        results.list = { keys: LIST_KEYS, firstMs: listed.firstMs, medianMs: listed.medianMs };
+      }
+    }
+    await stopChild(server.child);
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+if (options.json) {
+  process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+} else {
+  const o = results.outpostd;
+  const s = results.s3rver;
+  const lines = ['', `objects bench: ${CONNECTIONS} connections, ${SECONDS} s per small round, ${LARGE / 1048576} MiB × ${LARGE_ROUNDS} large`, ''];
+  lines.push('| | outpostd | s3rver | ratio |', '| --- | --- | --- | --- |');
+  const row = (label, a, b, unit) => lines.push(`| ${label} | ${a ?? '-'} ${unit} | ${b ?? '-'} ${unit} | ${a && b ? `${(a / b).toFixed(1)}×` : '-'} |`);
+  row('4 KiB PUT', o?.putOps, s?.putOps, 'ops/s');
+  row('4 KiB GET', o?.getOps, s?.getOps, 'ops/s');
+  lines.push(`| 4 KiB PUT, server CPU | ${o?.putCpuMs ?? '-'} ms/op | ${s?.putCpuMs ?? '-'} ms/op | |`, `| 4 KiB GET, server CPU | ${o?.getCpuMs ?? '-'} ms/op | ${s?.getCpuMs ?? '-'} ms/op | |`);
+  row(`${LARGE / 1048576} MiB PUT`, o?.putMBps, s?.putMBps, 'MB/s');
+  row(`${LARGE / 1048576} MiB GET`, o?.getMBps, s?.getMBps, 'MB/s');
+  lines.push('', `raw disk, same size: write+fsync ${results.rawDisk.writeMBps} MB/s, read ${results.rawDisk.readMBps} MB/s`, '');
+  if (o) {
+    lines.push(`${verdict(o.putOps >= 3000)} 4 KiB PUT ≥ 3,000 ops/s (${o.putOps})`);
+    lines.push(`${verdict(o.getOps >= 5000)} 4 KiB GET ≥ 5,000 ops/s (${o.getOps})`);
+    if (s) lines.push(`${verdict(o.putOps >= 3 * s.putOps && o.getOps >= 3 * s.getOps)} ≥ 3× s3rver (PUT ${(o.putOps / s.putOps).toFixed(1)}×, GET ${(o.getOps / s.getOps).toFixed(1)}×)`);
+    lines.push(`${verdict(o.putMBps >= 0.8 * results.rawDisk.writeMBps)} large PUT ≥ 80 % of raw write (${Math.round((100 * o.putMBps) / results.rawDisk.writeMBps)} %)`);
+    lines.push(`${verdict(o.getMBps >= 0.8 * results.rawDisk.readMBps)} large GET ≥ 80 % of raw read (${Math.round((100 * o.getMBps) / results.rawDisk.readMBps)} %)`);
+    if (o.failed) lines.push(`(${o.failed} small requests failed)`);
+  }
+  if (results.outpostdRss) lines.push(`${verdict(results.outpostdRss.putMiB <= 16 && results.outpostdRss.getMiB <= 16)} ${RSS_BYTES / 1048576} MiB PUT / GET raise RSS ≤ 16 MB (PUT +${results.outpostdRss.putMiB} MiB, GET +${results.outpostdRss.getMiB} MiB)`);
+  if (results.list) lines.push(`${verdict(results.list.firstMs <= 50)} first ListObjectsV2 page of 1,000 in ${LIST_KEYS} keys ≤ 50 ms (first after a HeadBucket ${results.list.firstMs} ms, median of 5 ${results.list.medianMs} ms)`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+process.exit(0);

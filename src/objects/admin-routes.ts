@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto';
+import { AdminError, objectBody, optionalString, type AdminRouter } from '../admin/router.js';
+import type { AccessKeys } from '../auth/access-keys.js';
+import type { FunctionInvoker } from '../service.js';
+import { S3Error } from './errors.js';
+import { EVENT_TYPES, functionNameOf, validateRules, type NotificationRule } from './events.js';
+import type { ObjectStore } from './object-store.js';
+import { rulesOf, storeRules } from './operations/notification-rules.js';
+
+interface Dependencies {
+  objects: () => ObjectStore;
+  functions: FunctionInvoker | undefined;
+  accessKeys: AccessKeys;
+  /** The S3 API's URL for local clients (the CLI). */
+  endpoint: () => string;
+  region: string;
+}
+
+/** `/v1/buckets` and `/v1/s3/endpoint` on the admin API, for `outpost buckets` and `outpost objects`. */
+export function registerObjectAdminRoutes(router: AdminRouter, deps: Dependencies): void {
+  router.add('GET', '/v1/buckets', () => ({
+    body: { buckets: deps.objects().buckets().map((bucket) => ({ ...bucket, rules: rulesOf(deps.objects(), bucket.name).length })) },
+  }));
+
+  router.add('POST', '/v1/buckets', ({ body }) => asAdminError(async () => {
+    const name = optionalString(objectBody(body), 'name');
+    if (!name) throw new AdminError(400, 'expected {"name": "bucket-name"}');
+    return { created: await deps.objects().createBucket(name) };
+  }));
+
+  router.add('DELETE', '/v1/buckets/:name', ({ params }) => asAdminError(async () => {
+    await deps.objects().deleteBucket(params.name);
+    return { deleted: params.name };
+  }));
+
+  router.add('GET', '/v1/buckets/:name/notification', ({ params }) => asAdminError(() => {
+    deps.objects().existingBucket(params.name);
+    return { rules: rulesOf(deps.objects(), params.name) };
+  }));
+
+  // outpost buckets notify: adds one rule (replacing the rule of the same id); {"rules": []} clears them.
+  router.add('POST', '/v1/buckets/:name/notification', ({ params, body }) => asAdminError(async () => {
+    const fields = objectBody(body);
+    deps.objects().existingBucket(params.name);
+    const rules = fields.clear === true ? [] : withRule(rulesOf(deps.objects(), params.name), ruleOf(fields));
+    validateRules(rules, deps.functions);
+    await storeRules(deps.objects(), params.name, rules);
+    return { rules };
+  }));
+
+  // outpost objects: the CLI speaks S3 itself (streaming, no size limit) with the daemon's own key for it.
+  router.add('GET', '/v1/s3/endpoint', async () => ({
+    body: { endpoint: deps.endpoint(), region: deps.region, ...(await deps.accessKeys.serviceKey('cli')) },
+  }));
+}
+
+function ruleOf(fields: Record<string, unknown>): NotificationRule {
+  const target = optionalString(fields, 'function');
+  const name = target && functionNameOf(target);
+  if (!name) throw new AdminError(400, 'expected "function" to be a function name or a Lambda ARN');
+  const events = fields.events ?? ['s3:ObjectCreated:*'];
+  if (!Array.isArray(events) || events.some((event) => typeof event !== 'string' || !EVENT_TYPES.includes(event))) {
+    throw new AdminError(400, `expected "events" to be a list of ${EVENT_TYPES.join(', ')}`);
+  }
+  const prefix = optionalString(fields, 'prefix');
+  const suffix = optionalString(fields, 'suffix');
+  return {
+    id: optionalString(fields, 'id') ?? `${name}-${randomBytes(4).toString('hex')}`,
+    functionArn: target!, function: name, events: events as string[],
+    ...(prefix ? { prefix } : {}), ...(suffix ? { suffix } : {}),
+  };
+}
+
+function withRule(rules: NotificationRule[], rule: NotificationRule): NotificationRule[] {
+  return [...rules.filter((existing) => existing.id !== rule.id), rule];
+}
+
+async function asAdminError<T>(work: () => T | Promise<T>): Promise<{ body: T }> {
+  try {
+    return { body: await work() };
+  } catch (error) {
+    if (error instanceof S3Error) throw new AdminError(error.status, `${error.code}: ${error.message}`);
+    throw error;
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * One holder at a time per key, in arrival order: an object's metadata commit and the rename of
+ * its content, and a reader's look at both, never interleave. Entries go when their queue empties.
+ */
+export class KeyLocks {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async with<T>(key: string, critical: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key);
+    let release!: () => void;
+    const tail = new Promise<void>((resolve) => { release = resolve; });
+    this.tails.set(key, tail);
+    if (previous) await previous;
+    try {
+      return await critical();
+    } finally {
+      release();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}

@@ -1,0 +1,913 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { constants, type Stats } from 'node:fs';
+import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
+import type { Logger } from 'pino';
+import type { Store } from '../store/store.js';
+import { errors } from './errors.js';
+import { checkBucketName, checkKey, keyCanBeFile, sharePath } from './names.js';
+import { guessContentType } from './content-type.js';
+import { KeyLocks } from './key-locks.js';
+
+/** What S3 keeps of an object besides its content. */
+export interface ObjectRecord {
+  bucket: string;
+  key: string;
+  size: number;
+  /** MD5 hex of the content, or of the parts' MD5s with `-N` (multipart); unquoted. */
+  etag: string;
+  contentType: string;
+  /** `x-amz-meta-*` values by lower-case name without the prefix. */
+  metadata: Record<string, string>;
+  /** Stored response headers: Cache-Control, Content-Disposition, Content-Encoding, Content-Language, Expires. */
+  headers: Record<string, string>;
+  /** Epoch milliseconds. */
+  lastModified: number;
+  /** undefined: the content is the share file `<shareRoot>/<bucket>/<key>`; else a hidden blob's name. */
+  blob?: string;
+  /** Inode and mtime of the share file as the store wrote or imported it (tells external writes apart). */
+  fileIno?: number;
+  fileMtimeMs?: number;
+}
+
+export interface BucketRecord {
+  name: string;
+  createdAt: number;
+}
+
+export type CreatedEvent = 'ObjectCreated:Put' | 'ObjectCreated:Post' | 'ObjectCreated:Copy' | 'ObjectCreated:CompleteMultipartUpload';
+export type ObjectEventName = CreatedEvent | 'ObjectRemoved:Delete';
+
+/** A change to report: called inside the committing transaction, so the event commits with the object. */
+export interface ChangeLog {
+  record(bucket: string, eventName: ObjectEventName, object: { key: string; size?: number; etag?: string }, origin: ChangeOrigin): void;
+}
+
+/** Who caused a change, for the event record's userIdentity and requestParameters. */
+export interface ChangeOrigin {
+  principalId: string;
+  sourceIp: string;
+  requestId: string;
+}
+
+export interface WriteOptions {
+  contentType: string;
+  metadata?: Record<string, string>;
+  headers?: Record<string, string>;
+  /** Content-MD5 (base64) to check; BadDigest when it differs. */
+  contentMd5?: string;
+  /** The announced length; IncompleteBody when the body is shorter, EntityTooLarge beyond the limit. */
+  expectedSize?: number;
+  /** `If-None-Match: *`: only if no object has this key (PreconditionFailed otherwise). */
+  ifNoneMatch?: string;
+  eventName: CreatedEvent;
+  origin: ChangeOrigin;
+}
+
+export interface ListOptions {
+  prefix: string;
+  delimiter: string;
+  /** Entries (keys and common prefixes) are strictly after this. */
+  startAfter: string;
+  maxKeys: number;
+}
+
+export interface ListResult {
+  objects: ObjectRecord[];
+  commonPrefixes: string[];
+  isTruncated: boolean;
+  /** The last key or common prefix returned: where the next page starts after. */
+  last?: string;
+}
+
+export interface UploadRecord {
+  uploadId: string;
+  bucket: string;
+  key: string;
+  contentType: string;
+  metadata: Record<string, string>;
+  headers: Record<string, string>;
+  initiated: number;
+}
+
+export interface PartRecord {
+  partNumber: number;
+  size: number;
+  etag: string;
+  lastModified: number;
+}
+
+export interface StoreLimits {
+  maxObjectBytes: number;
+  minPartBytes: number;
+}
+
+interface ObjectRow {
+  bucket: string;
+  key: string;
+  size: number;
+  etag: string;
+  content_type: string;
+  metadata: string | null;
+  last_modified: number;
+  blob: string | null;
+  file_ino: number | null;
+  file_mtime_ms: number | null;
+}
+
+interface UploadRow {
+  upload_id: string;
+  bucket: string;
+  key: string;
+  content_type: string;
+  metadata: string | null;
+  initiated: number;
+}
+
+/**
+ * A file operation made durable by the transaction that needs it and redone at startup when a
+ * crash interrupted it. `remove` takes a file only (a directory in its place is some other
+ * objects' and stays); `removeTree` is for the store's own folders (an upload's parts).
+ */
+type FileIntent = RenameIntent | { op: 'remove'; target: string } | { op: 'removeTree'; target: string };
+
+/** A rename into place; `object` names the object whose content it is when the target is its share file. */
+interface RenameIntent {
+  op: 'rename';
+  source: string;
+  target: string;
+  object?: { bucket: string; key: string; ino: number };
+}
+
+/** The object store's tables (service 'objects'); applied by the service before the store and its event log are built. */
+export const objectMigrations = [
+  `CREATE TABLE object_buckets (
+     name TEXT PRIMARY KEY,
+     created_at INTEGER NOT NULL,
+     notification TEXT
+   ) WITHOUT ROWID;
+   -- (bucket, key) in binary (UTF-8) order is S3's listing order: the ordered key index.
+   CREATE TABLE objects (
+     bucket TEXT NOT NULL,
+     key TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     etag TEXT NOT NULL,
+     content_type TEXT NOT NULL,
+     metadata TEXT,
+     last_modified INTEGER NOT NULL,
+     blob TEXT,
+     file_ino INTEGER,
+     file_mtime_ms REAL,
+     PRIMARY KEY (bucket, key)
+   ) WITHOUT ROWID;
+   CREATE TABLE object_uploads (
+     upload_id TEXT PRIMARY KEY,
+     bucket TEXT NOT NULL,
+     key TEXT NOT NULL,
+     content_type TEXT NOT NULL,
+     metadata TEXT,
+     initiated INTEGER NOT NULL
+   );
+   CREATE INDEX object_uploads_by_key ON object_uploads (bucket, key, initiated);
+   CREATE TABLE object_parts (
+     upload_id TEXT NOT NULL REFERENCES object_uploads (upload_id) ON DELETE CASCADE,
+     part_number INTEGER NOT NULL,
+     size INTEGER NOT NULL,
+     etag TEXT NOT NULL,
+     last_modified INTEGER NOT NULL,
+     PRIMARY KEY (upload_id, part_number)
+   ) WITHOUT ROWID;
+   CREATE TABLE object_file_intents (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     intent TEXT NOT NULL
+   );
+   CREATE TABLE object_events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     bucket TEXT NOT NULL,
+     record TEXT NOT NULL,
+     targets TEXT NOT NULL
+   );`,
+];
+
+/** Body bytes gathered before one write: few system calls, and memory bounded per upload. */
+const WRITE_BATCH_BYTES = 256 * 1024;
+
+/** The store's own folder inside the share root; bucket names cannot start with '.', so no bucket can be named so. */
+export const STORE_FOLDER = '.outpost';
+
+/**
+ * Objects on disk: the content as plain files in the share (or hidden blobs when a key cannot be a
+ * file), the metadata and ordered key index in SQLite.
+ *
+ * Crash safety: content is written to `.outpost/tmp`, fsynced, and only then does one group-committed
+ * transaction record the metadata, the event and the *intent* to rename the temporary file into
+ * place (and to remove what it replaces). The rename follows the commit; a crash in between is
+ * repaired at startup by redoing the committed intents, and temporary files without one are
+ * deleted. So after kill -9 an object is either the old one or the new one, whole.
+ *
+ * Keys that cannot be files are stored as blobs under `.outpost/blobs` and still listed and served
+ * by S3: keys with an empty segment (`a//b`, `a/`, `/a`), a segment over 255 bytes, and a key whose
+ * path is taken by the other kind (`a` when `a/b` exists as a file, `a/b` when `a` does). The first
+ * one keeps the file.
+ */
+export class ObjectStore {
+  private readonly db;
+  private readonly locks = new KeyLocks();
+  private readonly directorySyncs = new DirectorySyncs();
+  private readonly tmpDir: string;
+  private readonly blobDir: string;
+  private readonly uploadDir: string;
+  private readonly statements;
+
+  constructor(private readonly store: Store, readonly shareRoot: string, private readonly changes: ChangeLog, private readonly limits: StoreLimits, private readonly log: Logger) {
+    this.db = store.db;
+    this.tmpDir = join(shareRoot, STORE_FOLDER, 'tmp');
+    this.blobDir = join(shareRoot, STORE_FOLDER, 'blobs');
+    this.uploadDir = join(shareRoot, STORE_FOLDER, 'uploads');
+    const db = store.db;
+    this.statements = {
+      bucket: db.prepare('SELECT name, created_at FROM object_buckets WHERE name = ?'),
+      buckets: db.prepare('SELECT name, created_at FROM object_buckets ORDER BY name'),
+      insertBucket: db.prepare('INSERT INTO object_buckets (name, created_at) VALUES (?, ?)'),
+      deleteBucket: db.prepare('DELETE FROM object_buckets WHERE name = ?'),
+      notification: db.prepare('SELECT notification FROM object_buckets WHERE name = ?'),
+      setNotification: db.prepare('UPDATE object_buckets SET notification = ? WHERE name = ?'),
+      anyObject: db.prepare('SELECT 1 FROM objects WHERE bucket = ? LIMIT 1'),
+      anyUpload: db.prepare('SELECT 1 FROM object_uploads WHERE bucket = ? LIMIT 1'),
+      object: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
+      upsertObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms)
+        VALUES (@bucket, @key, @size, @etag, @content_type, @metadata, @last_modified, @blob, @file_ino, @file_mtime_ms)`),
+      deleteObject: db.prepare('DELETE FROM objects WHERE bucket = ? AND key = ?'),
+      keysFrom: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key >= ? ORDER BY key LIMIT ?'),
+      keysAfter: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?'),
+      blobInUse: db.prepare('SELECT 1 FROM objects WHERE blob = ? LIMIT 1'),
+      insertIntent: db.prepare('INSERT INTO object_file_intents (intent) VALUES (?)'),
+      updateIntent: db.prepare('UPDATE object_file_intents SET intent = ? WHERE id = ?'),
+      moveToBlob: db.prepare(`UPDATE objects SET blob = ?, file_ino = NULL, file_mtime_ms = NULL
+        WHERE bucket = ? AND key = ? AND blob IS NULL AND file_ino = ?`),
+      deleteIntent: db.prepare('DELETE FROM object_file_intents WHERE id = ?'),
+      intents: db.prepare('SELECT id, intent FROM object_file_intents ORDER BY id'),
+      upload: db.prepare('SELECT * FROM object_uploads WHERE upload_id = ?'),
+      insertUpload: db.prepare(`INSERT INTO object_uploads (upload_id, bucket, key, content_type, metadata, initiated)
+        VALUES (@upload_id, @bucket, @key, @content_type, @metadata, @initiated)`),
+      deleteUpload: db.prepare('DELETE FROM object_uploads WHERE upload_id = ?'),
+      uploadIds: db.prepare('SELECT upload_id FROM object_uploads'),
+      uploadsOf: db.prepare(`SELECT * FROM object_uploads WHERE bucket = ? AND key >= ? AND (key > ? OR upload_id > ?)
+        ORDER BY key, upload_id LIMIT ?`),
+      upsertPart: db.prepare(`INSERT OR REPLACE INTO object_parts (upload_id, part_number, size, etag, last_modified)
+        VALUES (?, ?, ?, ?, ?)`),
+      parts: db.prepare('SELECT part_number, size, etag, last_modified FROM object_parts WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?'),
+      allParts: db.prepare('SELECT part_number, size, etag, last_modified FROM object_parts WHERE upload_id = ? ORDER BY part_number'),
+    };
+  }
+
+  /** Repairs what a crash interrupted: redoes committed file intents, deletes uncommitted temporary files, orphan blobs and parts. */
+  async recover(): Promise<void> {
+    for (const dir of [this.tmpDir, this.blobDir, this.uploadDir]) await mkdir(dir, { recursive: true, mode: 0o750 });
+    const intents = this.statements.intents.all() as Array<{ id: number; intent: string }>;
+    const redone: number[] = [];
+    const kept = new Set<string>();
+    for (const { id, intent } of intents) {
+      const parsed = JSON.parse(intent) as FileIntent;
+      try {
+        await this.apply(id, parsed, true);
+        redone.push(id);
+      } catch (error) {
+        if (parsed.op === 'rename') kept.add(parsed.source);
+        // kept for the next start; the object answers 503 meanwhile rather than the daemon not starting
+        this.log.error({ err: error, intent }, 'could not redo a file operation of an interrupted write');
+      }
+    }
+    if (redone.length) await this.store.commit.run(() => { for (const id of redone) this.statements.deleteIntent.run(id); });
+    const leftovers = (await readdir(this.tmpDir)).filter((name) => !kept.has(join(this.tmpDir, name)));
+    for (const name of leftovers) await rm(join(this.tmpDir, name), { force: true, recursive: true });
+    let orphans = 0;
+    for (const name of await readdir(this.blobDir)) {
+      if (!this.statements.blobInUse.get(name)) { await rm(join(this.blobDir, name), { force: true }); orphans++; }
+    }
+    const uploads = new Set((this.statements.uploadIds.all() as Array<{ upload_id: string }>).map((row) => row.upload_id));
+    for (const name of await readdir(this.uploadDir)) {
+      if (!uploads.has(name)) { await rm(join(this.uploadDir, name), { force: true, recursive: true }); orphans++; }
+    }
+    if (intents.length || leftovers.length || orphans) {
+      this.log.info({ redone: redone.length, temporaryFiles: leftovers.length, orphans }, 'object store recovered from an interrupted run');
+    }
+  }
+
+  // ── buckets ────────────────────────────────────────────────────────────────────────────────
+
+  bucket(name: string): BucketRecord | undefined {
+    const row = this.statements.bucket.get(name) as { name: string; created_at: number } | undefined;
+    return row && { name: row.name, createdAt: row.created_at };
+  }
+
+  /** The bucket, or NoSuchBucket. */
+  existingBucket(name: string): BucketRecord {
+    const bucket = this.bucket(name);
+    if (!bucket) throw errors.noSuchBucket(name);
+    return bucket;
+  }
+
+  buckets(): BucketRecord[] {
+    return (this.statements.buckets.all() as Array<{ name: string; created_at: number }>).map((row) => ({ name: row.name, createdAt: row.created_at }));
+  }
+
+  /** Creates the bucket and its share directory; BucketAlreadyOwnedByYou when it exists. */
+  async createBucket(name: string): Promise<BucketRecord> {
+    checkBucketName(name);
+    if (this.bucket(name)) throw errors.bucketAlreadyOwnedByYou(name);
+    // The directory first: a crash leaves at most an empty directory, never a bucket without one.
+    await mkdir(join(this.shareRoot, name), { recursive: true, mode: 0o775 });
+    const createdAt = Date.now();
+    await this.store.commit.run(() => {
+      if (this.bucket(name)) throw errors.bucketAlreadyOwnedByYou(name);
+      this.statements.insertBucket.run(name, createdAt);
+    });
+    return { name, createdAt };
+  }
+
+  /** BucketNotEmpty while it has objects or multipart uploads in progress (as S3). */
+  async deleteBucket(name: string): Promise<void> {
+    this.existingBucket(name);
+    await this.store.commit.run(() => {
+      if (!this.bucket(name)) throw errors.noSuchBucket(name);
+      if (this.statements.anyObject.get(name) || this.statements.anyUpload.get(name)) throw errors.bucketNotEmpty(name);
+      this.statements.deleteBucket.run(name);
+    });
+    await removeEmptyTree(join(this.shareRoot, name));
+  }
+
+  /** The bucket's notification configuration as stored (JSON), or undefined. */
+  notification(bucket: string): string | undefined {
+    const row = this.statements.notification.get(bucket) as { notification: string | null } | undefined;
+    return row?.notification ?? undefined;
+  }
+
+  async setNotification(bucket: string, configuration: string | undefined): Promise<void> {
+    await this.store.commit.run(() => {
+      const changed = this.statements.setNotification.run(configuration ?? null, bucket).changes;
+      if (!changed) throw errors.noSuchBucket(bucket);
+    });
+  }
+
+  // ── objects ────────────────────────────────────────────────────────────────────────────────
+
+  object(bucket: string, key: string): ObjectRecord | undefined {
+    const row = this.statements.object.get(bucket, key) as ObjectRow | undefined;
+    return row && recordOf(row);
+  }
+
+  /** The object, or NoSuchKey (NoSuchBucket when the bucket is missing too). */
+  existingObject(bucket: string, key: string): ObjectRecord {
+    const object = this.object(bucket, key);
+    if (object) return object;
+    this.existingBucket(bucket);
+    throw errors.noSuchKey(key);
+  }
+
+  /** Where the object's content is. */
+  contentPath(object: Pick<ObjectRecord, 'bucket' | 'key' | 'blob'>): string {
+    return object.blob ? join(this.blobDir, object.blob) : sharePath(this.shareRoot, object.bucket, object.key);
+  }
+
+  /**
+   * The object and an open handle on its content, taken together so that a concurrent overwrite
+   * cannot pair the new metadata with the old content; the caller closes the handle.
+   */
+  async open(bucket: string, key: string): Promise<{ object: ObjectRecord; file: FileHandle }> {
+    return this.locks.with(`${bucket}/${key}`, async () => {
+      const object = this.existingObject(bucket, key);
+      const file = await open(this.contentPath(object), constants.O_RDONLY).catch((error) => {
+        if (isCode(error, 'ENOENT', 'ENOTDIR', 'EISDIR') && !object.blob) throw errors.changedInShare(key);
+        throw error;
+      });
+      if (!object.blob) {
+        // a local program changed the file; until the share adopts it the metadata does not describe it
+        const current = await file.stat();
+        if (current.ino !== object.fileIno || current.size !== object.size || current.mtimeMs !== object.fileMtimeMs) {
+          await file.close();
+          throw errors.changedInShare(key);
+        }
+      }
+      return { object, file };
+    });
+  }
+
+  /** Streams `body` into a new object (PutObject, CopyObject). */
+  async put(bucket: string, key: string, body: AsyncIterable<Buffer>, options: WriteOptions): Promise<ObjectRecord> {
+    checkKey(key);
+    this.existingBucket(bucket);
+    const content = await this.receive(body, options.expectedSize, options.contentMd5);
+    return this.install(bucket, key, content, options, () => undefined);
+  }
+
+  /**
+   * Deletes the object (its file too); a missing key is not an error (S3 DeleteObject is
+   * idempotent). Resolves with whether an object was deleted.
+   */
+  async remove(bucket: string, key: string, origin: ChangeOrigin): Promise<boolean> {
+    return this.locks.with(`${bucket}/${key}`, async () => {
+      const previous = this.object(bucket, key);
+      if (!previous) return false;
+      const intents: FileIntent[] = [{ op: 'remove', target: this.contentPath(previous) }];
+      await this.commitWithIntents(intents, () => {
+        this.statements.deleteObject.run(bucket, key);
+        this.changes.record(bucket, 'ObjectRemoved:Delete', { key }, origin);
+      });
+      if (!previous.blob) await removeEmptyParents(this.contentPath(previous), join(this.shareRoot, bucket));
+      return true;
+    });
+  }
+
+  /**
+   * Adopts a file a local program wrote into the share at `<shareRoot>/<bucket>/<key>` (for the
+   * file share's watcher, once the file has settled): computes its MD5 ETag and size, guesses its
+   * Content-Type from the extension and commits the metadata and an `ObjectCreated:Put` event.
+   * Rejects with FileChangedError when the file changes while it is read (try again later), with
+   * the S3 error of a bad key or a missing bucket.
+   */
+  async importFile(bucket: string, key: string, origin: ChangeOrigin): Promise<ObjectRecord> {
+    checkKey(key);
+    this.existingBucket(bucket);
+    const path = sharePath(this.shareRoot, bucket, key);
+    const before = await stat(path);
+    if (!before.isFile()) throw new FileChangedError(path);
+    const hash = createHash('md5');
+    const file = await open(path, constants.O_RDONLY);
+    try {
+      for await (const chunk of file.createReadStream({ autoClose: false, highWaterMark: 256 * 1024 })) hash.update(chunk as Buffer);
+    } finally {
+      await file.close();
+    }
+    const etag = hash.digest('hex');
+    return this.locks.with(`${bucket}/${key}`, async () => {
+      const after = await stat(path).catch(() => undefined);
+      if (!after || !sameFile(before, after)) throw new FileChangedError(path);
+      const previous = this.object(bucket, key);
+      const record: ObjectRecord = {
+        bucket, key, size: after.size, etag, contentType: guessContentType(key), metadata: {}, headers: {},
+        lastModified: Date.now(), fileIno: after.ino, fileMtimeMs: after.mtimeMs,
+      };
+      const intents: FileIntent[] = previous?.blob ? [{ op: 'remove', target: this.contentPath(previous) }] : [];
+      await this.commitWithIntents(intents, () => {
+        this.statements.upsertObject.run(rowOf(record));
+        this.changes.record(bucket, 'ObjectCreated:Put', { key, size: record.size, etag }, origin);
+      });
+      return record;
+    });
+  }
+
+  /**
+   * For the file share's watcher: a share file was deleted by a local program. Removes the object
+   * whose content that file was (not one stored as a blob) and records `ObjectRemoved:Delete`.
+   */
+  async forgetFile(bucket: string, key: string, origin: ChangeOrigin): Promise<boolean> {
+    return this.locks.with(`${bucket}/${key}`, async () => {
+      const previous = this.object(bucket, key);
+      if (!previous || previous.blob) return false;
+      const stillThere = await stat(this.contentPath(previous)).catch(() => undefined);
+      if (stillThere) return false;
+      await this.store.commit.run(() => {
+        this.statements.deleteObject.run(bucket, key);
+        this.changes.record(bucket, 'ObjectRemoved:Delete', { key }, origin);
+      });
+      return true;
+    });
+  }
+
+  /**
+   * Whether a share file is exactly what the store wrote or imported for its key (same inode, size
+   * and mtime): the file share's watcher ignores these and adopts any other.
+   */
+  isStoreFile(bucket: string, key: string, file: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>): boolean {
+    const object = this.object(bucket, key);
+    return !!object && !object.blob && object.fileIno === file.ino && object.size === file.size && object.fileMtimeMs === file.mtimeMs;
+  }
+
+  /** Ordered listing from the key index (ListObjects, ListObjectsV2, ListObjectVersions). */
+  list(bucket: string, options: ListOptions): ListResult {
+    const { prefix, delimiter, startAfter, maxKeys } = options;
+    const result: ListResult = { objects: [], commonPrefixes: [], isTruncated: false };
+    if (maxKeys <= 0) return result;
+    let cursor = startAfter >= prefix ? startAfter : prefix;
+    let inclusive = startAfter < prefix;
+    const page = 256;
+    for (;;) {
+      const rows = (inclusive ? this.statements.keysFrom : this.statements.keysAfter).all(bucket, cursor, page) as ObjectRow[];
+      let jumped = false;
+      for (const row of rows) {
+        if (!row.key.startsWith(prefix)) return result;
+        const cut = delimiter ? row.key.indexOf(delimiter, prefix.length) : -1;
+        const entry = cut >= 0 ? row.key.slice(0, cut + delimiter.length) : row.key;
+        if (cut >= 0 && entry <= startAfter) {
+          // a common prefix the previous page ended with: skip all its keys at once
+          cursor = successor(entry);
+          inclusive = true;
+          jumped = true;
+          break;
+        }
+        if (result.objects.length + result.commonPrefixes.length === maxKeys) {
+          result.isTruncated = true;
+          return result;
+        }
+        result.last = entry;
+        if (cut < 0) {
+          result.objects.push(recordOf(row));
+          cursor = row.key;
+          inclusive = false;
+          continue;
+        }
+        result.commonPrefixes.push(entry);
+        cursor = successor(entry);
+        inclusive = true;
+        jumped = true;
+        break;
+      }
+      if (!jumped && rows.length < page) return result;
+    }
+  }
+
+  // ── multipart uploads ──────────────────────────────────────────────────────────────────────
+
+  async createUpload(bucket: string, key: string, options: Pick<WriteOptions, 'contentType' | 'metadata' | 'headers'>): Promise<UploadRecord> {
+    checkKey(key);
+    this.existingBucket(bucket);
+    const upload: UploadRecord = {
+      uploadId: randomBytes(24).toString('base64url'), bucket, key, contentType: options.contentType,
+      metadata: options.metadata ?? {}, headers: options.headers ?? {}, initiated: Date.now(),
+    };
+    await mkdir(join(this.uploadDir, upload.uploadId), { mode: 0o750 });
+    await this.store.commit.run(() => this.statements.insertUpload.run({
+      upload_id: upload.uploadId, bucket, key, content_type: upload.contentType,
+      metadata: metadataJson(upload.metadata, upload.headers), initiated: upload.initiated,
+    }));
+    return upload;
+  }
+
+  /** The upload of this bucket and key, or NoSuchUpload. */
+  existingUpload(bucket: string, key: string, uploadId: string): UploadRecord {
+    const row = this.statements.upload.get(uploadId) as UploadRow | undefined;
+    if (!row || row.bucket !== bucket || row.key !== key) throw errors.noSuchUpload(uploadId);
+    return uploadOf(row);
+  }
+
+  async putPart(upload: UploadRecord, partNumber: number, body: AsyncIterable<Buffer>, options: Pick<WriteOptions, 'contentMd5' | 'expectedSize'>): Promise<PartRecord> {
+    const content = await this.receive(body, options.expectedSize, options.contentMd5);
+    const part: PartRecord = { partNumber, size: content.size, etag: content.etag, lastModified: Date.now() };
+    const target = join(this.uploadDir, upload.uploadId, String(partNumber));
+    await this.locks.with(`upload:${upload.uploadId}`, () => this.commitWithIntents([{ op: 'rename', source: content.path, target }], () => {
+      if (!this.statements.upload.get(upload.uploadId)) throw errors.noSuchUpload(upload.uploadId);
+      this.statements.upsertPart.run(upload.uploadId, partNumber, part.size, part.etag, part.lastModified);
+    })).catch(async (error) => {
+      await rm(content.path, { force: true });
+      throw error;
+    });
+    return part;
+  }
+
+  parts(uploadId: string, after: number, limit: number): PartRecord[] {
+    return (this.statements.parts.all(uploadId, after, limit) as Array<{ part_number: number; size: number; etag: string; last_modified: number }>)
+      .map(partOf);
+  }
+
+  uploads(bucket: string, prefix: string, keyMarker: string, uploadIdMarker: string, limit: number): UploadRecord[] {
+    const from = keyMarker > prefix ? keyMarker : prefix;
+    const rows = this.statements.uploadsOf.all(bucket, from, keyMarker, uploadIdMarker, limit * 4 + 1) as UploadRow[];
+    return rows.filter((row) => row.key.startsWith(prefix)).slice(0, limit + 1).map(uploadOf);
+  }
+
+  /**
+   * CompleteMultipartUpload: checks the list (ascending, each part uploaded with that ETag, all
+   * but the last at least the minimum size), concatenates the parts into one file and installs it.
+   */
+  async completeUpload(upload: UploadRecord, requested: Array<{ partNumber: number; etag: string }>, origin: ChangeOrigin): Promise<ObjectRecord> {
+    if (requested.length === 0) throw errors.malformedXml();
+    // parts do not change under the concatenation, nor come back after it
+    return this.locks.with(`upload:${upload.uploadId}`, () => this.concatenateParts(upload, requested, origin));
+  }
+
+  private async concatenateParts(upload: UploadRecord, requested: Array<{ partNumber: number; etag: string }>, origin: ChangeOrigin): Promise<ObjectRecord> {
+    if (!this.statements.upload.get(upload.uploadId)) throw errors.noSuchUpload(upload.uploadId);
+    const stored = new Map((this.statements.allParts.all(upload.uploadId) as Array<{ part_number: number; size: number; etag: string; last_modified: number }>)
+      .map((row) => [row.part_number, partOf(row)]));
+    const parts: PartRecord[] = [];
+    for (const [index, wanted] of requested.entries()) {
+      if (index > 0 && wanted.partNumber <= requested[index - 1].partNumber) throw errors.invalidPartOrder();
+      const part = stored.get(wanted.partNumber);
+      if (!part || part.etag !== wanted.etag.replace(/"/g, '')) throw errors.invalidPart(wanted.partNumber, wanted.etag);
+      parts.push(part);
+    }
+    for (const part of parts.slice(0, -1)) {
+      if (part.size < this.limits.minPartBytes) throw errors.entityTooSmall(part.size, this.limits.minPartBytes);
+    }
+    const partDir = join(this.uploadDir, upload.uploadId);
+    const content = await this.receive(concatenate(parts.map((part) => join(partDir, String(part.partNumber)))));
+    const md5s = Buffer.concat(parts.map((part) => Buffer.from(part.etag, 'hex')));
+    const etag = `${createHash('md5').update(md5s).digest('hex')}-${parts.length}`;
+    return this.install(upload.bucket, upload.key, { ...content, etag }, {
+      contentType: upload.contentType, metadata: upload.metadata, headers: upload.headers,
+      eventName: 'ObjectCreated:CompleteMultipartUpload', origin,
+    }, (intents) => {
+      if (!this.statements.upload.get(upload.uploadId)) throw errors.noSuchUpload(upload.uploadId);
+      this.statements.deleteUpload.run(upload.uploadId);
+      intents.push({ op: 'removeTree', target: partDir });
+    });
+  }
+
+  async abortUpload(upload: UploadRecord): Promise<void> {
+    await this.locks.with(`upload:${upload.uploadId}`, () => this.commitWithIntents([{ op: 'removeTree', target: join(this.uploadDir, upload.uploadId) }], () => {
+      if (!this.statements.deleteUpload.run(upload.uploadId).changes) throw errors.noSuchUpload(upload.uploadId);
+    }));
+  }
+
+  // ── steps ──────────────────────────────────────────────────────────────────────────────────
+
+  /** Writes a body to a fsynced temporary file, hashing it on the way; checks length, size limit and Content-MD5. */
+  private async receive(body: AsyncIterable<Buffer>, expectedSize?: number, contentMd5?: string): Promise<ReceivedContent> {
+    if (expectedSize !== undefined && expectedSize > this.limits.maxObjectBytes) throw errors.entityTooLarge(expectedSize, this.limits.maxObjectBytes);
+    const path = join(this.tmpDir, randomBytes(12).toString('hex'));
+    const file = await open(path, 'wx', 0o644);
+    const hash = createHash('md5');
+    let size = 0;
+    // socket reads are ~64 KiB: written in batches of up to WRITE_BATCH_BYTES, one writev each
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    try {
+      for await (const chunk of body) {
+        size += chunk.length;
+        if (size > this.limits.maxObjectBytes) throw errors.entityTooLarge(size, this.limits.maxObjectBytes);
+        if (expectedSize !== undefined && size > expectedSize) throw errors.invalidRequest('The body is longer than the Content-Length.');
+        hash.update(chunk);
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        if (batchBytes >= WRITE_BATCH_BYTES) {
+          await file.writev(batch);
+          batch = [];
+          batchBytes = 0;
+        }
+      }
+      if (batch.length) await file.writev(batch);
+      if (expectedSize !== undefined && size < expectedSize) throw errors.incompleteBody();
+      const md5 = hash.digest();
+      if (contentMd5 !== undefined && md5.toString('base64') !== contentMd5) throw errors.badDigest(contentMd5, md5.toString('base64'));
+      await file.datasync();
+      const stats = await file.stat();
+      await file.close();
+      return { path, size, md5, etag: md5.toString('hex'), ino: stats.ino, mtimeMs: stats.mtimeMs };
+    } catch (error) {
+      await file.close().catch(() => undefined);
+      await rm(path, { force: true });
+      throw error;
+    }
+  }
+
+  /**
+   * Moves received content into place under the key's lock: decides file or blob, commits the
+   * metadata, the event, `extra` writes and the file intents in one transaction, then applies them.
+   */
+  private async install(bucket: string, key: string, content: ReceivedContent, options: Omit<WriteOptions, 'expectedSize' | 'contentMd5'>,
+    extra: (intents: FileIntent[]) => void): Promise<ObjectRecord> {
+    try {
+      return await this.locks.with(`${bucket}/${key}`, async () => {
+        const previous = this.object(bucket, key);
+        if (options.ifNoneMatch === '*' && previous) throw errors.preconditionFailed('If-None-Match');
+        const asFile = await this.prepareSharePath(bucket, key);
+        const record: ObjectRecord = {
+          bucket, key, size: content.size, etag: content.etag, contentType: options.contentType,
+          metadata: options.metadata ?? {}, headers: options.headers ?? {}, lastModified: Date.now(),
+          ...(asFile ? { fileIno: content.ino, fileMtimeMs: content.mtimeMs } : { blob: randomBytes(16).toString('hex') }),
+        };
+        const intents: FileIntent[] = [{
+          op: 'rename', source: content.path, target: this.contentPath(record),
+          ...(record.blob ? {} : { object: { bucket, key, ino: content.ino } }),
+        }];
+        // the previous content, unless the new one replaces it in place (a file by a file)
+        if (previous && (previous.blob || record.blob)) intents.push({ op: 'remove', target: this.contentPath(previous) });
+        await this.commitWithIntents(intents, () => {
+          if (!this.bucket(bucket)) throw errors.noSuchBucket(bucket);
+          extra(intents);
+          this.statements.upsertObject.run(rowOf(record));
+          this.changes.record(bucket, options.eventName, { key, size: record.size, etag: record.etag }, options.origin);
+        });
+        // as stored: a concurrent key may have taken the path, moving this content to a blob
+        return this.existingObject(bucket, key);
+      });
+    } catch (error) {
+      await rm(content.path, { force: true });
+      throw error;
+    }
+  }
+
+  /**
+   * Whether the key can be the share file: its segments are file names, its parent directories
+   * can be made (no file in the way) and its path is not a directory.
+   */
+  private async prepareSharePath(bucket: string, key: string): Promise<boolean> {
+    if (!keyCanBeFile(key)) return false;
+    const path = sharePath(this.shareRoot, bucket, key);
+    try {
+      await mkdir(dirname(path), { recursive: true, mode: 0o775 });
+    } catch (error) {
+      if (isCode(error, 'EEXIST', 'ENOTDIR', 'ENAMETOOLONG')) return false;
+      throw error;
+    }
+    const existing = await lstat(path).catch(() => undefined);
+    return !existing || existing.isFile();
+  }
+
+  /**
+   * Commits `write` and the file intents (which `write` may add to) in one transaction, applies
+   * them, then forgets them in a later group commit.
+   */
+  private async commitWithIntents(intents: FileIntent[], write: (intents: FileIntent[]) => void): Promise<void> {
+    const ids = await this.store.commit.run(() => {
+      write(intents);
+      return intents.map((intent) => Number(this.statements.insertIntent.run(JSON.stringify(intent)).lastInsertRowid));
+    });
+    for (const [index, intent] of intents.entries()) await this.apply(ids[index], intent, false);
+    void this.store.commit.run(() => { for (const id of ids) this.statements.deleteIntent.run(id); })
+      .catch((error) => this.log.warn({ err: error }, 'could not forget applied file intents; they are redone harmlessly at startup'));
+  }
+
+  /** Carries out one intent; redone at startup, so each one is idempotent. */
+  private async apply(id: number, intent: FileIntent, recovering: boolean): Promise<void> {
+    if (intent.op === 'removeTree') {
+      await rm(intent.target, { force: true, recursive: true });
+      return;
+    }
+    if (intent.op === 'remove') {
+      await rm(intent.target, { force: true }).catch((error) => {
+        if (!isCode(error, 'EISDIR', 'ERR_FS_EISDIR', 'ENOTDIR')) throw error;
+      });
+      return;
+    }
+    try {
+      await renameInto(intent.source, intent.target);
+    } catch (error) {
+      // at startup a missing source means the rename happened before the crash
+      if (recovering && isCode(error, 'ENOENT')) return;
+      // another key took the path meanwhile (`a` made a directory of `a/…`, or the reverse)
+      if (intent.object && isCode(error, 'EISDIR', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY', 'ENOENT')) return this.moveToBlob(id, intent, intent.object);
+      throw error;
+    }
+    // the rename is durable only once its directory is
+    await this.directorySyncs.sync(dirname(intent.target));
+  }
+
+  /**
+   * Makes content whose share path is taken a blob: the object's row and the intent change first,
+   * in one commit, then the rename follows (redone at startup like any intent). Content that is no
+   * longer the object's (a later write replaced it) is dropped.
+   */
+  private async moveToBlob(id: number, intent: RenameIntent, object: NonNullable<RenameIntent['object']>): Promise<void> {
+    const blob = randomBytes(16).toString('hex');
+    const moved: RenameIntent = { op: 'rename', source: intent.source, target: join(this.blobDir, blob) };
+    const stillOurs = await this.store.commit.run(() => {
+      const changed = this.statements.moveToBlob.run(blob, object.bucket, object.key, object.ino).changes > 0;
+      if (changed) this.statements.updateIntent.run(JSON.stringify(moved), id);
+      return changed;
+    });
+    if (!stillOurs) {
+      await rm(intent.source, { force: true });
+      return;
+    }
+    await rename(moved.source, moved.target);
+    await this.directorySyncs.sync(this.blobDir);
+  }
+}
+
+/** Renames, making the parent directory again when a concurrent delete removed it as empty. */
+async function renameInto(source: string, target: string): Promise<void> {
+  try {
+    await rename(source, target);
+  } catch (error) {
+    if (!isCode(error, 'ENOENT')) throw error;
+    await mkdir(dirname(target), { recursive: true, mode: 0o775 });
+    await rename(source, target);
+  }
+}
+
+/**
+ * fsync of a directory shared by the renames into it: a sync starts on the next turn of the event
+ * loop and covers every rename finished before it started, so a burst of uploads into one
+ * directory costs one directory fsync instead of one each.
+ */
+class DirectorySyncs {
+  private readonly waiting = new Map<string, Promise<void>>();
+
+  sync(dir: string): Promise<void> {
+    let next = this.waiting.get(dir);
+    if (!next) {
+      next = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+        this.waiting.delete(dir);
+        const directory = await open(dir, constants.O_RDONLY);
+        try { await directory.sync(); } finally { await directory.close(); }
+      });
+      this.waiting.set(dir, next);
+    }
+    return next;
+  }
+}
+
+/** Thrown by importFile when the file changes or disappears while it is read. */
+export class FileChangedError extends Error {
+  override name = 'FileChangedError';
+  constructor(readonly path: string) {
+    super(`${path} changed while it was imported`);
+  }
+}
+
+interface ReceivedContent {
+  path: string;
+  size: number;
+  md5: Buffer;
+  etag: string;
+  ino: number;
+  mtimeMs: number;
+}
+
+async function* concatenate(paths: string[]): AsyncIterable<Buffer> {
+  for (const path of paths) {
+    const file = await open(path, constants.O_RDONLY);
+    try {
+      for await (const chunk of file.createReadStream({ autoClose: false, highWaterMark: 1024 * 1024 })) yield chunk as Buffer;
+    } finally {
+      await file.close();
+    }
+  }
+}
+
+/** The smallest string after every string that starts with `prefix` (ends with a BMP delimiter). */
+function successor(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
+function sameFile(a: Stats, b: Stats): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+/** Removes the directories left empty by a deleted file, up to (not including) the bucket directory. */
+async function removeEmptyParents(file: string, bucketDir: string): Promise<void> {
+  let dir = dirname(file);
+  while (dir.startsWith(bucketDir + sep)) {
+    try {
+      await rmdir(dir);
+    } catch {
+      return;
+    }
+    dir = dirname(dir);
+  }
+}
+
+/** Removes a directory tree that holds no files (a deleted bucket); a tree with files is kept. */
+async function removeEmptyTree(dir: string): Promise<boolean> {
+  let entries;
+  try { entries = await readdir(dir, { withFileTypes: true }); } catch { return true; }
+  let empty = true;
+  for (const entry of entries) {
+    if (!entry.isDirectory() || !(await removeEmptyTree(join(dir, entry.name)))) empty = false;
+  }
+  if (empty) await rmdir(dir).catch(() => undefined);
+  return empty;
+}
+
+function isCode(error: unknown, ...codes: string[]): boolean {
+  return codes.includes((error as NodeJS.ErrnoException).code ?? '');
+}
+
+function metadataJson(metadata: Record<string, string>, headers: Record<string, string>): string | null {
+  return Object.keys(metadata).length || Object.keys(headers).length ? JSON.stringify({ metadata, headers }) : null;
+}
+
+function parseMetadata(json: string | null): { metadata: Record<string, string>; headers: Record<string, string> } {
+  return json ? JSON.parse(json) : { metadata: {}, headers: {} };
+}
+
+function recordOf(row: ObjectRow): ObjectRecord {
+  return {
+    bucket: row.bucket, key: row.key, size: row.size, etag: row.etag, contentType: row.content_type,
+    ...parseMetadata(row.metadata), lastModified: row.last_modified,
+    ...(row.blob ? { blob: row.blob } : {}),
+    ...(row.file_ino !== null ? { fileIno: row.file_ino, fileMtimeMs: row.file_mtime_ms ?? undefined } : {}),
+  };
+}
+
+function rowOf(record: ObjectRecord): ObjectRow {
+  return {
+    bucket: record.bucket, key: record.key, size: record.size, etag: record.etag, content_type: record.contentType,
+    metadata: metadataJson(record.metadata, record.headers), last_modified: record.lastModified, blob: record.blob ?? null,
+    file_ino: record.fileIno ?? null, file_mtime_ms: record.fileMtimeMs ?? null,
+  };
+}
+
+function uploadOf(row: UploadRow): UploadRecord {
+  return {
+    uploadId: row.upload_id, bucket: row.bucket, key: row.key, contentType: row.content_type,
+    ...parseMetadata(row.metadata), initiated: row.initiated,
+  };
+}
+
+function partOf(row: { part_number: number; size: number; etag: string; last_modified: number }): PartRecord {
+  return { partNumber: row.part_number, size: row.size, etag: row.etag, lastModified: row.last_modified };
+}
+

@@ -1,0 +1,26 @@
+import { errors } from '../errors.js';
+import { el, parseXml } from '../xml.js';
+import { changeOrigin, quoted, sendXml, smallBody, type Operation } from './context.js';
+import { checkEventQueue } from './writing.js';
+
+/**
+ * S3 CompleteMultipartUpload: the listed parts, ascending, become the object; its ETag is the MD5
+ * of the parts' MD5s followed by `-N`. The upload and its parts go in the object's transaction.
+ */
+export const completeMultipartUpload: Operation = async (request, res, context) => {
+  const upload = context.objects.existingUpload(request.bucket, request.key, request.query.get('uploadId') ?? '');
+  const parsed = (await parseXml(await smallBody(request)))?.CompleteMultipartUpload;
+  if (!parsed || typeof parsed !== 'object') throw errors.malformedXml();
+  const parts = ((parsed.Part ?? []) as Array<{ PartNumber?: unknown; ETag?: unknown }>).map((part) => {
+    if (typeof part?.PartNumber !== 'string' || !/^\d{1,5}$/.test(part.PartNumber) || typeof part.ETag !== 'string') throw errors.malformedXml();
+    return { partNumber: Number(part.PartNumber), etag: part.ETag };
+  });
+  checkEventQueue(context);
+  const object = await context.objects.completeUpload(upload, parts, changeOrigin(request));
+  sendXml(res, 200, 'CompleteMultipartUploadResult', [
+    el('Location', `${request.origin}/${request.bucket}/${encodeURI(request.key)}`),
+    el('Bucket', request.bucket),
+    el('Key', request.key),
+    el('ETag', quoted(object.etag)),
+  ]);
+};

@@ -1,0 +1,55 @@
+import { errors } from '../errors.js';
+import { checkKey } from '../names.js';
+import { el, isoTime } from '../xml.js';
+import { changeOrigin, header, quoted, sendXml, smallBody, storedHeaders, userMetadata, type Operation, type S3Request } from './context.js';
+import { checkEventQueue, contentType } from './writing.js';
+
+/**
+ * S3 CopyObject: x-amz-copy-source names `bucket/key` (URL-encoded; `?versionId=null` allowed);
+ * x-amz-metadata-directive COPY (default) keeps the source's metadata, REPLACE takes the request's.
+ */
+export const copyObject: Operation = async (request, res, context) => {
+  await smallBody(request);
+  const source = copySource(request);
+  context.authorize(request, source.bucket, 'read');
+  const directive = header(request, 'x-amz-metadata-directive') ?? 'COPY';
+  if (directive !== 'COPY' && directive !== 'REPLACE') throw errors.invalidArgument('Unknown metadata directive.', 'x-amz-metadata-directive', directive);
+  if (source.bucket === request.bucket && source.key === request.key && directive === 'COPY') {
+    throw errors.invalidRequest("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.");
+  }
+  checkEventQueue(context);
+  context.objects.existingBucket(request.bucket);
+  const { object: original, file } = await context.objects.open(source.bucket, source.key);
+  try {
+    const replace = directive === 'REPLACE';
+    const copied = await context.objects.put(request.bucket, request.key, file.createReadStream({ autoClose: false, highWaterMark: 1024 * 1024 }), {
+      contentType: replace ? contentType(request) : original.contentType,
+      metadata: replace ? userMetadata(request.headers) : original.metadata,
+      headers: replace ? storedHeaders(request.headers) : original.headers,
+      expectedSize: original.size,
+      eventName: 'ObjectCreated:Copy',
+      origin: changeOrigin(request),
+    });
+    sendXml(res, 200, 'CopyObjectResult', [el('LastModified', isoTime(copied.lastModified)), el('ETag', quoted(copied.etag))]);
+  } finally {
+    await file.close();
+  }
+};
+
+function copySource(request: S3Request): { bucket: string; key: string } {
+  const raw = header(request, 'x-amz-copy-source') ?? '';
+  const [path, query] = raw.split('?', 2);
+  if (query !== undefined && query !== 'versionId=null') throw errors.invalidArgument('Invalid version id specified', 'x-amz-copy-source', raw);
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path.replace(/^\//, ''));
+  } catch {
+    throw errors.invalidArgument('Copy Source must mention the source bucket and key: sourcebucket/sourcekey', 'x-amz-copy-source', raw);
+  }
+  const slash = decoded.indexOf('/');
+  if (slash <= 0 || slash === decoded.length - 1) throw errors.invalidArgument('Copy Source must mention the source bucket and key: sourcebucket/sourcekey', 'x-amz-copy-source', raw);
+  const key = decoded.slice(slash + 1);
+  checkKey(key);
+  return { bucket: decoded.slice(0, slash), key };
+}
+

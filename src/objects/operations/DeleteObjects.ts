@@ -1,0 +1,34 @@
+import { errors, S3Error } from '../errors.js';
+import { checkKey } from '../names.js';
+import { el, parseXml } from '../xml.js';
+import { changeOrigin, sendXml, smallBody, type Operation } from './context.js';
+import { checkEventQueue, contentMd5 } from './writing.js';
+import { createHash } from 'node:crypto';
+
+/** S3 DeleteObjects: up to 1,000 keys; each result Deleted (unless Quiet) or an Error of its own. */
+export const deleteObjects: Operation = async (request, res, context) => {
+  context.objects.existingBucket(request.bucket);
+  const digest = contentMd5(request);
+  const text = await smallBody(request);
+  if (digest !== undefined && createHash('md5').update(text).digest('base64') !== digest) {
+    throw errors.badDigest(digest, createHash('md5').update(text).digest('base64'));
+  }
+  const parsed = (await parseXml(text))?.Delete;
+  if (!parsed || typeof parsed !== 'object') throw errors.malformedXml();
+  const objects = (parsed.Object ?? []) as Array<{ Key?: unknown }>;
+  if (objects.length === 0 || objects.length > 1000 || objects.some((object) => typeof object?.Key !== 'string')) throw errors.malformedXml();
+  const quiet = parsed.Quiet === 'true';
+  checkEventQueue(context);
+  const results = await Promise.all(objects.map(async ({ Key }) => {
+    const key = Key as string;
+    try {
+      checkKey(key);
+      await context.objects.remove(request.bucket, key, changeOrigin(request));
+      return quiet ? '' : el('Deleted', [el('Key', key)]);
+    } catch (error) {
+      const s3 = error instanceof S3Error ? error : errors.internalError();
+      return el('Error', [el('Key', key), el('Code', s3.code), el('Message', s3.message)]);
+    }
+  }));
+  sendXml(res, 200, 'DeleteResult', results);
+};

@@ -1,0 +1,25 @@
+import { header, changeOrigin, quoted, sendEmpty, storedHeaders, userMetadata, type Operation } from './context.js';
+import { errors } from '../errors.js';
+import { announcedLength, checkEventQueue, checksumHeaders, contentMd5, contentType } from './writing.js';
+
+/**
+ * S3 PutObject: the body streams to a temporary file (Content-MD5 and checksums checked on the
+ * way), then the object is installed and acknowledged once its metadata and event are committed.
+ */
+export const putObject: Operation = async (request, res, context) => {
+  const ifNoneMatch = header(request, 'if-none-match');
+  if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw errors.notImplemented('If-None-Match');
+  if (header(request, 'if-match') !== undefined) throw errors.notImplemented('If-Match');
+  checkEventQueue(context);
+  const object = await context.objects.put(request.bucket, request.key, request.body, {
+    contentType: contentType(request),
+    metadata: userMetadata(request.headers),
+    headers: storedHeaders(request.headers),
+    contentMd5: contentMd5(request),
+    expectedSize: announcedLength(request),
+    ifNoneMatch,
+    eventName: 'ObjectCreated:Put',
+    origin: changeOrigin(request),
+  });
+  sendEmpty(res, 200, { ETag: quoted(object.etag), ...checksumHeaders(request) });
+};

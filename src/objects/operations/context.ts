@@ -1,0 +1,134 @@
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { FunctionInvoker } from '../../service.js';
+import type { S3Config } from '../config.js';
+import type { ObjectEvents } from '../events.js';
+import type { ChangeOrigin, ObjectRecord, ObjectStore } from '../object-store.js';
+import { errors } from '../errors.js';
+import { document, el } from '../xml.js';
+
+/** One S3 request once addressed and authenticated. */
+export interface S3Request {
+  method: string;
+  bucket: string;
+  key: string;
+  query: URLSearchParams;
+  headers: IncomingHttpHeaders;
+  /** The content (decoded from aws-chunked, verified as it streams). */
+  body: Readable;
+  /** Decoded content length, when announced. */
+  contentLength: number | undefined;
+  /** Checksums verified once `body` ended (crc32, crc32c, sha1, sha256 → base64). */
+  checksums: Record<string, string>;
+  /** undefined for an anonymous request. */
+  accessKeyId: string | undefined;
+  requestId: string;
+  sourceIp: string;
+  /** `http://host:port` as the client addressed it (CompleteMultipartUpload's Location). */
+  origin: string;
+}
+
+/** What every S3 operation works with. */
+export interface OperationContext {
+  objects: ObjectStore;
+  events: ObjectEvents;
+  config: S3Config;
+  functions: FunctionInvoker | undefined;
+  /** AccessDenied unless the request may do `action` on `bucket`. */
+  authorize(request: S3Request, bucket: string, action: 'read' | 'write'): void;
+}
+
+export type Operation = (request: S3Request, res: ServerResponse, context: OperationContext) => Promise<void> | void;
+
+/** The owner every listing shows: the gateway has one account. */
+export const OWNER = [el('ID', '000000000000'), el('DisplayName', 'outpost')];
+
+export function changeOrigin(request: S3Request): ChangeOrigin {
+  return { principalId: request.accessKeyId ? `AWS:${request.accessKeyId}` : 'anonymous', sourceIp: request.sourceIp, requestId: request.requestId };
+}
+
+export function sendXml(res: ServerResponse, status: number, root: string, children: string[], headers: Record<string, string> = {}): void {
+  const body = document(root, children);
+  res.writeHead(status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string | number> = {}): void {
+  res.writeHead(status, headers);
+  res.end();
+}
+
+export const quoted = (etag: string) => `"${etag}"`;
+
+/** Headers S3 stores with an object and returns on GET and HEAD. */
+const STORED_HEADERS = ['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'];
+
+/** S3's limit on user metadata: 2 KB of names and values. */
+const MAX_METADATA_BYTES = 2048;
+
+/** `x-amz-meta-*` of a request, names lower-cased without the prefix; MetadataTooLarge over 2 KB. */
+export function userMetadata(headers: IncomingHttpHeaders): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  let bytes = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    if (!name.startsWith('x-amz-meta-') || value === undefined) continue;
+    const text = Array.isArray(value) ? value.join(',') : value;
+    metadata[name.slice('x-amz-meta-'.length)] = text;
+    bytes += Buffer.byteLength(name) - 'x-amz-meta-'.length + Buffer.byteLength(text);
+  }
+  if (bytes > MAX_METADATA_BYTES) {
+    throw errors.metadataTooLarge(bytes, MAX_METADATA_BYTES);
+  }
+  return metadata;
+}
+
+/** The stored headers of a request; `aws-chunked` is a transfer coding, not the object's. */
+export function storedHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  const stored: Record<string, string> = {};
+  for (const name of STORED_HEADERS) {
+    let value = headers[name];
+    if (typeof value !== 'string') continue;
+    if (name === 'content-encoding') value = value.split(',').map((coding) => coding.trim()).filter((coding) => coding && coding !== 'aws-chunked').join(',');
+    if (value) stored[name] = value;
+  }
+  return stored;
+}
+
+/** The response headers describing an object (GetObject, HeadObject). */
+export function objectHeaders(object: ObjectRecord): Record<string, string | number> {
+  const headers: Record<string, string | number> = {
+    'Content-Type': object.contentType,
+    ETag: quoted(object.etag),
+    'Last-Modified': new Date(object.lastModified).toUTCString(),
+    'Accept-Ranges': 'bytes',
+  };
+  for (const [name, value] of Object.entries(object.headers)) headers[name] = value;
+  for (const [name, value] of Object.entries(object.metadata)) headers[`x-amz-meta-${name}`] = value;
+  return headers;
+}
+
+/** A header as one string (repeated headers joined, as Node does for most). */
+export function header(request: S3Request, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value.join(',') : value;
+}
+
+/** Reads a small request body (XML documents), at most `limit` bytes. */
+export async function smallBody(request: S3Request, limit = 4 * 1024 * 1024): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request.body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw errors.malformedXml();
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A non-negative integer query parameter, else InvalidArgument naming it. */
+export function integerParameter(request: S3Request, name: string, fallback: number, message: string): number {
+  const text = request.query.get(name);
+  if (text === null || text === '') return fallback;
+  if (!/^\d{1,10}$/.test(text) || Number(text) > 2147483647) throw errors.invalidArgument(message, name, text);
+  return Number(text);
+}

@@ -1,0 +1,61 @@
+import { errors } from '../errors.js';
+import type { ObjectRecord } from '../object-store.js';
+import { el, isoTime } from '../xml.js';
+import { integerParameter, OWNER, quoted, type S3Request } from './context.js';
+
+/** S3 returns at most 1,000 entries a page whatever max-keys asks for. */
+export const MAX_PAGE = 1000;
+
+/** The parameters the three listings share: prefix, delimiter, max-keys and encoding-type. */
+export interface ListParameters {
+  prefix: string;
+  delimiter: string;
+  maxKeys: number;
+  /** encoding-type=url: keys, prefixes and delimiters in the response are URL-encoded. */
+  encode: (text: string) => string;
+  encodingType: string | undefined;
+}
+
+export function listParameters(request: S3Request, maxName = 'max-keys'): ListParameters {
+  const encodingType = request.query.get('encoding-type') ?? undefined;
+  if (encodingType !== undefined && encodingType !== 'url') throw errors.invalidArgument('Invalid Encoding Method specified in Request', 'encoding-type', encodingType);
+  const maxKeys = integerParameter(request, maxName, MAX_PAGE, 'Provided max-keys not an integer or within integer range');
+  return {
+    prefix: request.query.get('prefix') ?? '',
+    delimiter: request.query.get('delimiter') ?? '',
+    maxKeys: Math.min(maxKeys, MAX_PAGE),
+    encode: encodingType ? urlEncodeKey : (text) => text,
+    encodingType,
+  };
+}
+
+/** encoding-type=url as S3 applies it: every byte but unreserved characters and '/' percent-encoded. */
+function urlEncodeKey(text: string): string {
+  return encodeURIComponent(text).replace(/%2F/g, '/').replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** One Contents element. */
+export function contents(object: ObjectRecord, parameters: ListParameters, withOwner: boolean): string {
+  return el('Contents', [
+    el('Key', parameters.encode(object.key)),
+    el('LastModified', isoTime(object.lastModified)),
+    el('ETag', quoted(object.etag)),
+    el('Size', object.size),
+    ...(withOwner ? [el('Owner', OWNER)] : []),
+    el('StorageClass', 'STANDARD'),
+  ]);
+}
+
+export function commonPrefixes(prefixes: string[], parameters: ListParameters): string[] {
+  return prefixes.map((prefix) => el('CommonPrefixes', [el('Prefix', parameters.encode(prefix))]));
+}
+
+/** The elements every listing echoes: Prefix, Delimiter (when given), MaxKeys, EncodingType. */
+export function echoed(parameters: ListParameters, maxKeysElement = 'MaxKeys'): { prefix: string; delimiter: string; maxKeys: string; encodingType: string } {
+  return {
+    prefix: el('Prefix', parameters.encode(parameters.prefix)),
+    delimiter: parameters.delimiter ? el('Delimiter', parameters.encode(parameters.delimiter)) : '',
+    maxKeys: el(maxKeysElement, parameters.maxKeys),
+    encodingType: parameters.encodingType ? el('EncodingType', parameters.encodingType) : '',
+  };
+}

@@ -1,0 +1,81 @@
+import { errors, S3Error } from '../errors.js';
+import type { ObjectRecord } from '../object-store.js';
+import { header, objectHeaders, quoted, type S3Request } from './context.js';
+
+/** Whether an If-Match / If-None-Match list names the object's ETag (`*` names any). */
+function etagListed(list: string, etag: string): boolean {
+  return list.split(',').map((item) => item.trim().replace(/^W\//, '')).some((item) => item === '*' || item === quoted(etag) || item === etag);
+}
+
+/** Last-Modified has second resolution; comparisons use it as sent. */
+const seconds = (epochMs: number) => Math.floor(epochMs / 1000);
+
+/**
+ * GetObject / HeadObject conditions (RFC 7232 order, as S3): a failed If-Match or (without it)
+ * If-Unmodified-Since is 412 PreconditionFailed; a matching If-None-Match or (without it) an
+ * unchanged If-Modified-Since is 304 Not Modified.
+ */
+export function checkConditions(request: S3Request, object: ObjectRecord): void {
+  const ifMatch = header(request, 'if-match');
+  const ifNoneMatch = header(request, 'if-none-match');
+  const ifModifiedSince = Date.parse(header(request, 'if-modified-since') ?? '');
+  const ifUnmodifiedSince = Date.parse(header(request, 'if-unmodified-since') ?? '');
+  const modified = seconds(object.lastModified);
+  if (ifMatch !== undefined) {
+    if (!etagListed(ifMatch, object.etag)) throw errors.preconditionFailed('If-Match');
+  } else if (!Number.isNaN(ifUnmodifiedSince) && modified > seconds(ifUnmodifiedSince)) {
+    throw errors.preconditionFailed('If-Unmodified-Since');
+  }
+  if (ifNoneMatch !== undefined) {
+    if (etagListed(ifNoneMatch, object.etag)) throw notModified(object);
+  } else if (!Number.isNaN(ifModifiedSince) && modified <= seconds(ifModifiedSince)) {
+    throw notModified(object);
+  }
+}
+
+/** 304 carries no body; the S3Error path sends only the status and these headers. */
+function notModified(object: ObjectRecord): S3Error {
+  return new S3Error('NotModified', 304, 'Not Modified', {}, { ETag: quoted(object.etag), 'Last-Modified': new Date(object.lastModified).toUTCString() });
+}
+
+/**
+ * The byte range of a `Range: bytes=…` header (one range; S3 serves no multipart ranges), or
+ * undefined for the whole object. A syntactically invalid header is ignored (RFC 7233), an
+ * unsatisfiable one is 416 InvalidRange.
+ */
+export function byteRange(request: S3Request, size: number): { start: number; end: number } | undefined {
+  const range = header(request, 'range');
+  if (range === undefined) return undefined;
+  const match = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
+  if (!match || (match[1] === '' && match[2] === '')) return undefined;
+  if (match[1] === '') {
+    const suffix = Number(match[2]);
+    if (suffix === 0 || size === 0) throw errors.invalidRange(size, range);
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(match[1]);
+  const end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1);
+  if (match[2] !== '' && Number(match[2]) < start) return undefined;
+  if (start >= size) throw errors.invalidRange(size, range);
+  return { start, end };
+}
+
+// GetObject: response-* query parameters override these response headers.
+const OVERRIDES: Record<string, string> = {
+  'response-content-type': 'Content-Type',
+  'response-content-language': 'content-language',
+  'response-expires': 'expires',
+  'response-cache-control': 'cache-control',
+  'response-content-disposition': 'content-disposition',
+  'response-content-encoding': 'content-encoding',
+};
+
+/** The object's response headers with the request's `response-*` overrides applied. */
+export function responseHeaders(request: S3Request, object: ObjectRecord): Record<string, string | number> {
+  const headers = objectHeaders(object);
+  for (const [parameter, name] of Object.entries(OVERRIDES)) {
+    const value = request.query.get(parameter);
+    if (value !== null) headers[name] = value;
+  }
+  return headers;
+}

@@ -1,0 +1,86 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { errors } from './errors.js';
+import type { Operation } from './operations/context.js';
+import { listBuckets } from './operations/ListBuckets.js';
+import { createBucket } from './operations/CreateBucket.js';
+import { deleteBucket } from './operations/DeleteBucket.js';
+import { headBucket } from './operations/HeadBucket.js';
+import { getBucketLocation } from './operations/GetBucketLocation.js';
+import { getBucketVersioning } from './operations/GetBucketVersioning.js';
+import { listObjects } from './operations/ListObjects.js';
+import { listObjectsV2 } from './operations/ListObjectsV2.js';
+import { listObjectVersions } from './operations/ListObjectVersions.js';
+import { getObject } from './operations/GetObject.js';
+import { headObject } from './operations/HeadObject.js';
+import { putObject } from './operations/PutObject.js';
+import { copyObject } from './operations/CopyObject.js';
+import { deleteObject } from './operations/DeleteObject.js';
+import { deleteObjects } from './operations/DeleteObjects.js';
+import { createMultipartUpload } from './operations/CreateMultipartUpload.js';
+import { uploadPart } from './operations/UploadPart.js';
+import { completeMultipartUpload } from './operations/CompleteMultipartUpload.js';
+import { abortMultipartUpload } from './operations/AbortMultipartUpload.js';
+import { listParts } from './operations/ListParts.js';
+import { listMultipartUploads } from './operations/ListMultipartUploads.js';
+import { getBucketNotificationConfiguration } from './operations/GetBucketNotificationConfiguration.js';
+import { putBucketNotificationConfiguration } from './operations/PutBucketNotificationConfiguration.js';
+
+export interface Route {
+  name: string;
+  operation: Operation;
+  /** What the signer needs on the addressed bucket; 'none' for the service-level ListBuckets. */
+  access: 'read' | 'write' | 'none';
+}
+
+const r = (name: string, operation: Operation, access: Route['access']): Route => ({ name, operation, access });
+
+/** Sub-resources of S3 this gateway does not have (ACLs, policies, tagging, …): NotImplemented rather than a wrong answer. */
+const UNSUPPORTED = ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'replication', 'encryption', 'object-lock',
+  'retention', 'legal-hold', 'torrent', 'restore', 'select', 'accelerate', 'analytics', 'inventory', 'metrics', 'requestPayment',
+  'ownershipControls', 'publicAccessBlock', 'intelligent-tiering', 'attributes'];
+
+/** The operation a request names, by method, bucket, key and sub-resource (S3 API Reference). */
+export function route(method: string, bucket: string, key: string, query: URLSearchParams, headers: IncomingHttpHeaders): Route {
+  const unsupported = UNSUPPORTED.find((name) => query.has(name));
+  if (unsupported) throw errors.notImplemented(`?${unsupported}`);
+  if (!bucket) {
+    if (method === 'GET') return r('ListBuckets', listBuckets, 'none');
+    throw errors.methodNotAllowed(method);
+  }
+  if (!key) {
+    switch (method) {
+      case 'GET':
+        if (query.has('location')) return r('GetBucketLocation', getBucketLocation, 'read');
+        if (query.has('versioning')) return r('GetBucketVersioning', getBucketVersioning, 'read');
+        if (query.has('versions')) return r('ListObjectVersions', listObjectVersions, 'read');
+        if (query.has('uploads')) return r('ListMultipartUploads', listMultipartUploads, 'read');
+        if (query.has('notification')) return r('GetBucketNotificationConfiguration', getBucketNotificationConfiguration, 'read');
+        if (query.get('list-type') === '2') return r('ListObjectsV2', listObjectsV2, 'read');
+        return r('ListObjects', listObjects, 'read');
+      case 'HEAD': return r('HeadBucket', headBucket, 'read');
+      case 'PUT':
+        if (query.has('notification')) return r('PutBucketNotificationConfiguration', putBucketNotificationConfiguration, 'write');
+        if (query.has('versioning')) throw errors.notImplemented('?versioning');
+        return r('CreateBucket', createBucket, 'write');
+      case 'DELETE': return r('DeleteBucket', deleteBucket, 'write');
+      case 'POST':
+        if (query.has('delete')) return r('DeleteObjects', deleteObjects, 'write');
+        break;
+    }
+    throw errors.methodNotAllowed(method);
+  }
+  switch (method) {
+    case 'GET': return query.has('uploadId') ? r('ListParts', listParts, 'read') : r('GetObject', getObject, 'read');
+    case 'HEAD': return r('HeadObject', headObject, 'read');
+    case 'PUT':
+      if (query.has('uploadId') || query.has('partNumber')) return r('UploadPart', uploadPart, 'write');
+      return headers['x-amz-copy-source'] !== undefined ? r('CopyObject', copyObject, 'write') : r('PutObject', putObject, 'write');
+    case 'POST':
+      if (query.has('uploads')) return r('CreateMultipartUpload', createMultipartUpload, 'write');
+      if (query.has('uploadId')) return r('CompleteMultipartUpload', completeMultipartUpload, 'write');
+      break;
+    case 'DELETE': return query.has('uploadId') ? r('AbortMultipartUpload', abortMultipartUpload, 'write') : r('DeleteObject', deleteObject, 'write');
+  }
+  throw errors.methodNotAllowed(method);
+}
+

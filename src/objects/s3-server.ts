@@ -1,0 +1,157 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Logger } from 'pino';
+import { AuthError, verifyRequest } from '../auth/sigv4.js';
+import type { AccessKeys } from '../auth/access-keys.js';
+import type { S3Config } from './config.js';
+import { errors, S3Error } from './errors.js';
+import { document, el } from './xml.js';
+import type { Operation, OperationContext, S3Request } from './operations/context.js';
+
+/** The S3 API on its own port: addressing, authentication, routing to one operation, errors as S3 renders them. */
+export class S3Server {
+  private server: Server | undefined;
+  private boundPort = 0;
+  /** The operations, loaded on the first request: a gateway nobody stores objects on pays nothing for them. */
+  private routes: Promise<typeof import('./routes.js')> | undefined;
+
+  constructor(private readonly config: S3Config, private readonly accessKeys: AccessKeys, private readonly context: Omit<OperationContext, 'authorize'>,
+    private readonly log: Logger, private readonly requests: (operation: string, status: number) => void) {}
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  async start(): Promise<void> {
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res);
+    const server = this.config.tls.enabled
+      ? createHttpsServer({ cert: readFileSync(this.config.tls.cert!), key: readFileSync(this.config.tls.key!) }, handler)
+      : createHttpServer(handler);
+    // Large uploads take as long as they take; an idle socket does not.
+    server.requestTimeout = 0;
+    server.headersTimeout = 30_000;
+    server.timeout = 120_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.config.port, this.config.host, () => resolve());
+    });
+    const address = server.address();
+    this.boundPort = typeof address === 'object' && address ? address.port : this.config.port;
+    this.server = server;
+  }
+
+  /** Stops accepting; requests in flight get up to `graceMs` to finish. */
+  async stop(graceMs = 5000): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+      setTimeout(() => server.closeAllConnections(), graceMs).unref();
+    });
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = randomBytes(8).toString('hex').toUpperCase();
+    res.setHeader('x-amz-request-id', requestId);
+    res.setHeader('x-amz-id-2', Buffer.from(`outpost/${requestId}`).toString('base64'));
+    res.setHeader('Server', 'Outpost');
+    let operationName = 'Unknown';
+    let resource = '/';
+    try {
+      const address = this.address(req);
+      resource = `/${address.bucket}${address.bucket && address.key ? `/${address.key}` : ''}`;
+      const { route } = await (this.routes ??= import('./routes.js'));
+      const found = route(req.method ?? 'GET', address.bucket, address.key, address.query, req.headers);
+      operationName = found.name;
+      const verified = verifyRequest(req, { service: 's3', secretOf: (id) => this.accessKeys.secretOf(id), region: this.config.region });
+      const request: S3Request = {
+        method: req.method ?? 'GET', bucket: address.bucket, key: address.key, query: address.query, headers: req.headers,
+        body: verified.body, contentLength: verified.contentLength, checksums: verified.checksums, accessKeyId: verified.accessKeyId,
+        requestId, sourceIp: req.socket.remoteAddress ?? '', origin: address.origin,
+      };
+      const context: OperationContext = { ...this.context, authorize: (r, bucket, action) => this.authorize(r, bucket, action) };
+      if (found.access !== 'none') this.authorize(request, address.bucket, found.access);
+      else if (!request.accessKeyId) throw errors.accessDenied();
+      await (found.operation as Operation)(request, res, context);
+    } catch (error) {
+      this.fail(req, res, error, resource, requestId);
+    } finally {
+      this.requests(operationName, res.statusCode);
+    }
+  }
+
+  /** Anonymous requests may only read buckets configured public-read; signed ones need a grant. */
+  private authorize(request: S3Request, bucket: string, action: 'read' | 'write'): void {
+    if (request.accessKeyId === undefined) {
+      if (action === 'read' && this.config.publicReadBuckets.includes(bucket)) return;
+      throw errors.accessDenied();
+    }
+    if (!this.accessKeys.allows(request.accessKeyId, bucket, action)) throw errors.accessDenied();
+  }
+
+  /**
+   * Path-style `/bucket/key` or virtual-host-style `bucket.<domain>/key` (domains from
+   * `s3.domains`); the key is the rest of the path, percent-decoded.
+   */
+  private address(req: IncomingMessage): { bucket: string; key: string; query: URLSearchParams; origin: string } {
+    const target = req.url ?? '/';
+    const questionMark = target.indexOf('?');
+    const rawPath = questionMark < 0 ? target : target.slice(0, questionMark);
+    const query = new URLSearchParams(questionMark < 0 ? '' : target.slice(questionMark + 1));
+    const host = req.headers.host ?? 'localhost';
+    const origin = `${this.config.tls.enabled ? 'https' : 'http'}://${host}`;
+    const hostname = host.replace(/:\d+$/, '').toLowerCase();
+    let path: string;
+    try {
+      path = decodeURIComponent(rawPath);
+    } catch {
+      throw new S3Error('InvalidURI', 400, "Couldn't parse the specified URI.", { URI: rawPath });
+    }
+    const domain = this.config.domains.find((name) => hostname.endsWith(`.${name}`));
+    if (domain) return { bucket: hostname.slice(0, -domain.length - 1), key: path.slice(1), query, origin };
+    const slash = path.indexOf('/', 1);
+    if (slash < 0) return { bucket: path.slice(1), key: '', query, origin };
+    return { bucket: path.slice(1, slash), key: path.slice(slash + 1), query, origin };
+  }
+
+  /** Renders an error as S3 does: XML with Code, Message, the resource and the request id; HEAD gets only the status. */
+  private fail(req: IncomingMessage, res: ServerResponse, error: unknown, resource: string, requestId: string): void {
+    const s3 = toS3Error(error);
+    if (s3.code === 'InternalError') this.log.error({ err: error, method: req.method, url: req.url }, 's3 request failed');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    // An unread body would be read and thrown away to keep the connection; close it instead.
+    if (!req.complete) res.setHeader('Connection', 'close');
+    for (const [name, value] of Object.entries(s3.headers)) res.setHeader(name, value);
+    if (req.method === 'HEAD' || s3.status === 304) {
+      res.writeHead(s3.status);
+      res.end();
+      return;
+    }
+    const body = document('Error', [
+      el('Code', s3.code),
+      el('Message', s3.message),
+      ...Object.entries(s3.extra).map(([name, value]) => el(name, value)),
+      el('Resource', resource),
+      el('RequestId', requestId),
+      el('HostId', Buffer.from(`outpost/${requestId}`).toString('base64')),
+    ]).replace(` xmlns="http://s3.amazonaws.com/doc/2006-03-01/"`, '');
+    res.writeHead(s3.status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+}
+
+function toS3Error(error: unknown): S3Error {
+  if (error instanceof S3Error) return error;
+  if (error instanceof AuthError) return new S3Error(error.code, error.status, error.message, error.details);
+  const code = (error as NodeJS.ErrnoException).code;
+  // the client went away mid-body, or sent less than it announced
+  if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (error as Error)?.message === 'aborted') return errors.incompleteBody();
+  return errors.internalError();
+}

@@ -1,0 +1,49 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import type { Agent } from 'node:http';
+import type { TestDaemon } from './daemon.js';
+import { outpost } from './mqtt.js';
+
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/** A new access key with the given grants, made through `outpost s3 keys add`. */
+export async function addKey(daemon: TestDaemon, grants: string[] = ['--read-write', '*']): Promise<S3Credentials> {
+  const run = await outpost(daemon.socket, ['s3', 'keys', 'add', ...grants, '--json']);
+  if (run.code !== 0) throw new Error(`outpost s3 keys add failed: ${run.stderr}`);
+  const { accessKeyId, secretAccessKey } = JSON.parse(run.stdout);
+  return { accessKeyId, secretAccessKey };
+}
+
+export function s3Endpoint(daemon: TestDaemon): string {
+  return `http://127.0.0.1:${daemon.port('s3')}`;
+}
+
+/** An SDK v3 client against the daemon, path-style, with the SDK's default checksum behaviour. */
+export function s3Client(daemon: TestDaemon, credentials: S3Credentials, options: { forcePathStyle?: boolean; endpoint?: string; httpAgent?: Agent } = {}): S3Client {
+  return new S3Client({
+    endpoint: options.endpoint ?? s3Endpoint(daemon),
+    region: 'us-east-1',
+    forcePathStyle: options.forcePathStyle ?? true,
+    credentials,
+    maxAttempts: 1,
+    ...(options.httpAgent ? { requestHandler: { httpAgent: options.httpAgent } } : {}),
+  });
+}
+
+/** Environment for the AWS CLI and boto3 (no config files, no IMDS lookups). */
+export function awsEnv(daemon: TestDaemon, credentials: S3Credentials): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+    AWS_DEFAULT_REGION: 'us-east-1',
+    AWS_REGION: 'us-east-1',
+    AWS_ENDPOINT_URL: s3Endpoint(daemon),
+    AWS_CONFIG_FILE: '/dev/null',
+    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_PAGER: '',
+  };
+}

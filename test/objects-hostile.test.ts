@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { TestDaemon } from './helpers/daemon.js';
+import { addKey, type S3Credentials } from './helpers/objects.js';
+import { eventually } from './helpers/eventually.js';
+
+/** SHA-256 and HMAC-SHA256 in the shape the SigV4 signer wants. */
+class Sha256 {
+  private readonly hash;
+  constructor(secret?: string | Uint8Array) {
+    this.hash = secret ? createHmac('sha256', secret) : createHash('sha256');
+  }
+  update(data: string | Uint8Array): void {
+    this.hash.update(data);
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.hash.digest());
+  }
+}
+
+interface RawRequest {
+  method: string;
+  path: string;
+  query?: Record<string, string>;
+  headers?: Record<string, string>;
+  body?: Buffer | string;
+  /** Sign as if at this time. */
+  signingDate?: Date;
+  /** Announce this Content-Length whatever the body is (a truncated body). */
+  announcedLength?: number;
+}
+
+describe('S3 API: hostile and malformed input', () => {
+  let daemon: TestDaemon;
+  let credentials: S3Credentials;
+  let signer: SignatureV4;
+  const share = () => join(daemon.dataDir, 'share');
+
+  /** Signs and sends one request over a raw socket; resolves with the status line's code and the body (or 0 when the server closed first). */
+  async function send(request: RawRequest, closeAfterBody = false): Promise<{ status: number; body: string }> {
+    const port = daemon.port('s3');
+    const body = typeof request.body === 'string' ? Buffer.from(request.body) : request.body ?? Buffer.alloc(0);
+    const headers: Record<string, string> = {
+      host: `127.0.0.1:${port}`,
+      'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+      'content-length': String(request.announcedLength ?? body.length),
+      ...request.headers,
+    };
+    const signed = await signer.sign({ method: request.method, protocol: 'http:', hostname: '127.0.0.1', port, path: request.path, query: request.query ?? {}, headers },
+      request.signingDate ? { signingDate: request.signingDate } : {});
+    const query = new URLSearchParams(request.query ?? {}).toString();
+    const head = `${request.method} ${request.path}${query ? `?${query}` : ''} HTTP/1.1\r\n`
+      + Object.entries(signed.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('') + 'connection: close\r\n\r\n';
+    return new Promise((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      let response = '';
+      socket.on('data', (chunk) => { response += chunk; });
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1] ?? 0);
+        resolve({ status, body: response.slice(response.indexOf('\r\n\r\n') + 4) });
+      });
+      socket.write(head);
+      socket.write(body);
+      if (closeAfterBody) socket.end();
+    });
+  }
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: {} });
+    credentials = await addKey(daemon);
+    signer = new SignatureV4({ service: 's3', region: 'us-east-1', credentials, sha256: Sha256 as never, uriEscapePath: false, applyChecksum: false });
+    expect((await send({ method: 'PUT', path: '/hostile' })).status).toBe(200);
+  });
+  afterAll(async () => {
+    expect(daemon.logs.filter((line) => line.level >= 50)).toEqual([]);
+    await daemon.cleanup();
+  });
+
+  it('writes nothing when the body is shorter than Content-Length and the client goes away', async () => {
+    const result = await send({ method: 'PUT', path: '/hostile/truncated.bin', body: randomBytes(1000), announcedLength: 100_000 }, true);
+    expect([0, 400]).toContain(result.status);
+    expect((await send({ method: 'HEAD', path: '/hostile/truncated.bin' })).status).toBe(404);
+    expect(existsSync(join(share(), 'hostile', 'truncated.bin'))).toBe(false);
+    // the temporary file goes once the server noticed the client left
+    await eventually(() => readdirSync(join(share(), '.outpost', 'tmp')).length === 0, 3000);
+  });
+
+  it('refuses a body that does not match its signed SHA-256 (XAmzContentSHA256Mismatch), writing nothing', async () => {
+    const result = await send({ method: 'PUT', path: '/hostile/sha.txt', body: 'actual body',
+      headers: { 'x-amz-content-sha256': createHash('sha256').update('another body').digest('hex') } });
+    expect(result.status).toBe(400);
+    expect(result.body).toContain('<Code>XAmzContentSHA256Mismatch</Code>');
+    expect((await send({ method: 'HEAD', path: '/hostile/sha.txt' })).status).toBe(404);
+  });
+
+  it('refuses a request signed too long ago with RequestTimeTooSkewed', async () => {
+    const result = await send({ method: 'GET', path: '/hostile', signingDate: new Date(Date.now() - 3600_000) });
+    expect(result.status).toBe(403);
+    expect(result.body).toContain('<Code>RequestTimeTooSkewed</Code>');
+  });
+
+  it('answers malformed requests with the S3 error of each', async () => {
+    const cases: Array<[RawRequest, number, string]> = [
+      [{ method: 'PUT', path: '/hostile/md5.txt', body: 'x', headers: { 'content-md5': 'not-base64-md5' } }, 400, 'InvalidDigest'],
+      [{ method: 'POST', path: '/hostile', query: { delete: '' }, body: '<Delete><Object><Key>a</Key></Object>' }, 400, 'MalformedXML'],
+      [{ method: 'POST', path: '/hostile', query: { delete: '' }, body: '<Delete></Delete>' }, 400, 'MalformedXML'],
+      [{ method: 'GET', path: '/hostile', query: { 'list-type': '2', 'max-keys': 'many' } }, 400, 'InvalidArgument'],
+      [{ method: 'GET', path: '/hostile', query: { 'list-type': '2', 'encoding-type': 'base64' } }, 400, 'InvalidArgument'],
+      [{ method: 'GET', path: '/hostile', query: { acl: '' } }, 501, 'NotImplemented'],
+      [{ method: 'POST', path: '/hostile/key' }, 405, 'MethodNotAllowed'],
+      [{ method: 'PUT', path: '/hostile/part', query: { partNumber: '1', uploadId: 'made-up' }, body: 'x' }, 404, 'NoSuchUpload'],
+      [{ method: 'PUT', path: '/Invalid_Bucket' }, 400, 'InvalidBucketName'],
+      [{ method: 'PUT', path: `/hostile/${'k'.repeat(1025)}`, body: 'x' }, 400, 'KeyTooLongError'],
+      [{ method: 'PUT', path: '/hostile/a/%00/b', body: 'x' }, 400, 'InvalidArgument'],
+    ];
+    for (const [request, status, code] of cases) {
+      const result = await send(request);
+      expect({ path: request.path, status: result.status, code: /<Code>(\w+)<\/Code>/.exec(result.body)?.[1] }).toEqual({ path: request.path, status, code });
+      expect(result.body).toMatch(/<RequestId>[0-9A-F]{16}<\/RequestId>/);
+    }
+    const upload = await send({ method: 'POST', path: '/hostile/multi', query: { uploads: '' } });
+    const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(upload.body)![1];
+    const complete = await send({ method: 'POST', path: '/hostile/multi', query: { uploadId }, body: '<CompleteMultipartUpload><Part><PartNumber>x</PartNumber></Part>' });
+    expect(complete.body).toContain('<Code>MalformedXML</Code>');
+    expect((await send({ method: 'HEAD', path: '/hostile/multi' })).status).toBe(404);
+  });
+
+  it('ignores ranges it cannot parse and serves the whole object', async () => {
+    await send({ method: 'PUT', path: '/hostile/range.txt', body: '0123456789' });
+    for (const range of ['bytes=5-2', 'bytes=abc', 'items=0-1', 'bytes=0-1,3-4']) {
+      const result = await send({ method: 'GET', path: '/hostile/range.txt', headers: { range } });
+      expect({ range, status: result.status, body: result.body }).toEqual({ range, status: 200, body: '0123456789' });
+    }
+  });
+
+  it('survives random requests without a server error, then works normally', async () => {
+    const methods = ['GET', 'PUT', 'POST', 'DELETE', 'HEAD', 'PATCH', 'OPTIONS'];
+    const pick = <T>(items: T[]) => items[Math.floor(Math.random() * items.length)];
+    const segments = ['hostile', 'nope', 'a', '..', '%2e%2e', '%ff', 'x'.repeat(300), '', 'k%20y', '%E2%82%AC'];
+    const queries = [{}, { uploads: '' }, { uploadId: 'zz' }, { delete: '' }, { 'list-type': '2' }, { versions: '' }, { notification: '' },
+      { partNumber: '0', uploadId: 'x' }, { 'max-keys': '-1' }, { location: '' }, { 'continuation-token': '!!!' }];
+    const bodies = ['', '<', '<?xml version="1.0"?><Delete><Object><Key>k</Key></Object></Delete>', randomBytes(64).toString('binary'),
+      '<NotificationConfiguration><TopicConfiguration/></NotificationConfiguration>', '<CompleteMultipartUpload/>'];
+    for (let i = 0; i < 150; i++) {
+      const path = `/${Array.from({ length: 1 + Math.floor(Math.random() * 3) }, () => pick(segments)).join('/')}`;
+      const result = await send({ method: pick(methods), path, query: pick(queries), body: Buffer.from(pick(bodies), 'binary') });
+      expect(result.status, `${path}: ${result.body}`).toBeLessThan(500);
+    }
+    expect((await send({ method: 'PUT', path: '/hostile/after-fuzz.txt', body: 'still fine' })).status).toBe(200);
+    expect((await send({ method: 'GET', path: '/hostile/after-fuzz.txt' })).body).toBe('still fine');
+  });
+});

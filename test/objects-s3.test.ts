@@ -1,0 +1,399 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent } from 'node:http';
+import { join } from 'node:path';
+import {
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand,
+  DeleteBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, GetBucketLocationCommand, GetBucketVersioningCommand, GetObjectCommand,
+  HeadBucketCommand, HeadObjectCommand, ListBucketsCommand, ListMultipartUploadsCommand, ListObjectsCommand, ListObjectsV2Command,
+  ListObjectVersionsCommand, ListPartsCommand, PutObjectCommand, UploadPartCommand, type S3Client, S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { TestDaemon } from './helpers/daemon.js';
+import { addKey, s3Client, s3Endpoint, type S3Credentials } from './helpers/objects.js';
+
+const MIN_PART = 64 * 1024;
+
+/** The S3 error code of a failed command (the SDK's `name`), its HTTP status and request id. */
+async function failure(promise: Promise<unknown>): Promise<{ code: string; status: number | undefined; requestId: string | undefined; message: string }> {
+  try {
+    await promise;
+  } catch (error) {
+    if (!(error instanceof S3ServiceException)) throw error;
+    return { code: error.name, status: error.$metadata.httpStatusCode, requestId: error.$metadata.requestId, message: error.message };
+  }
+  throw new Error('expected the command to fail');
+}
+
+describe('S3 API with the AWS SDK v3', () => {
+  let daemon: TestDaemon;
+  let credentials: S3Credentials;
+  let s3: S3Client;
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { s3: { minPartBytes: MIN_PART, publicReadBuckets: ['public'] } } });
+    credentials = await addKey(daemon);
+    s3 = s3Client(daemon, credentials);
+    await s3.send(new CreateBucketCommand({ Bucket: 'photos' }));
+  });
+  afterAll(async () => {
+    s3?.destroy();
+    await daemon.cleanup();
+  });
+
+  it('creates, heads, lists and locates buckets, refusing duplicates and invalid names', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'scratch' }));
+    const listed = await s3.send(new ListBucketsCommand({}));
+    expect(listed.Buckets!.map((bucket) => bucket.Name)).toEqual(['photos', 'scratch']);
+    expect(listed.Buckets![0].CreationDate).toBeInstanceOf(Date);
+    expect((await s3.send(new HeadBucketCommand({ Bucket: 'scratch' }))).$metadata.httpStatusCode).toBe(200);
+    expect((await s3.send(new GetBucketLocationCommand({ Bucket: 'scratch' }))).LocationConstraint).toBeUndefined();
+    expect((await s3.send(new GetBucketVersioningCommand({ Bucket: 'scratch' }))).Status).toBeUndefined();
+    const again = await failure(s3.send(new CreateBucketCommand({ Bucket: 'scratch' })));
+    expect(again).toMatchObject({ code: 'BucketAlreadyOwnedByYou', status: 409 });
+    expect(again.requestId).toMatch(/^[0-9A-F]{16}$/);
+    for (const name of ['ab', 'Upper', 'a..b', '192.168.1.1', '-dash', 'xn--punycode', 'a'.repeat(64)]) {
+      expect(await failure(s3.send(new CreateBucketCommand({ Bucket: name })))).toMatchObject({ code: 'InvalidBucketName', status: 400 });
+    }
+    expect(existsSync(join(daemon.dataDir, 'share', 'Upper'))).toBe(false);
+    expect(await failure(s3.send(new HeadBucketCommand({ Bucket: 'nothing-here' })))).toMatchObject({ status: 404 });
+    await s3.send(new PutObjectCommand({ Bucket: 'scratch', Key: 'x', Body: 'x' }));
+    expect(await failure(s3.send(new DeleteBucketCommand({ Bucket: 'scratch' })))).toMatchObject({ code: 'BucketNotEmpty', status: 409 });
+    await s3.send(new DeleteObjectCommand({ Bucket: 'scratch', Key: 'x' }));
+    await s3.send(new DeleteBucketCommand({ Bucket: 'scratch' }));
+    expect(await failure(s3.send(new DeleteBucketCommand({ Bucket: 'scratch' })))).toMatchObject({ code: 'NoSuchBucket', status: 404 });
+    expect(existsSync(join(daemon.dataDir, 'share', 'scratch'))).toBe(false);
+  });
+
+  it('puts and gets objects with metadata, stored headers and an MD5 ETag, as plain files in the share', async () => {
+    const body = 'a picture of the yard';
+    const put = await s3.send(new PutObjectCommand({
+      Bucket: 'photos', Key: 'yard/2026/cam 1.jpg', Body: body, ContentType: 'image/jpeg',
+      Metadata: { camera: 'north', shot: '17' }, CacheControl: 'max-age=60', ContentDisposition: 'inline',
+    }));
+    const md5 = createHash('md5').update(body).digest('hex');
+    expect(put.ETag).toBe(`"${md5}"`);
+    expect(readFileSync(join(daemon.dataDir, 'share', 'photos', 'yard', '2026', 'cam 1.jpg'), 'utf8')).toBe(body);
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'yard/2026/cam 1.jpg' }));
+    expect(await got.Body!.transformToString()).toBe(body);
+    expect(got).toMatchObject({ ContentType: 'image/jpeg', ContentLength: body.length, ETag: `"${md5}"`, CacheControl: 'max-age=60',
+      ContentDisposition: 'inline', Metadata: { camera: 'north', shot: '17' }, AcceptRanges: 'bytes' });
+    expect(got.LastModified).toBeInstanceOf(Date);
+    const head = await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'yard/2026/cam 1.jpg' }));
+    expect(head).toMatchObject({ ContentLength: body.length, ETag: `"${md5}"`, Metadata: { camera: 'north', shot: '17' } });
+    expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'missing' })))).toMatchObject({ code: 'NoSuchKey', status: 404 });
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'missing' })))).toMatchObject({ status: 404 });
+    expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'no-bucket', Key: 'x' })))).toMatchObject({ code: 'NoSuchBucket', status: 404 });
+  });
+
+  it('serves byte ranges and refuses unsatisfiable ones with InvalidRange', async () => {
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'digits.txt', Body: '0123456789' }));
+    const read = async (Range: string) => {
+      const got = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'digits.txt', Range }));
+      return { body: await got.Body!.transformToString(), range: got.ContentRange, status: got.$metadata.httpStatusCode };
+    };
+    expect(await read('bytes=2-4')).toEqual({ body: '234', range: 'bytes 2-4/10', status: 206 });
+    expect(await read('bytes=7-')).toEqual({ body: '789', range: 'bytes 7-9/10', status: 206 });
+    expect(await read('bytes=-3')).toEqual({ body: '789', range: 'bytes 7-9/10', status: 206 });
+    expect(await read('bytes=8-100')).toEqual({ body: '89', range: 'bytes 8-9/10', status: 206 });
+    expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'digits.txt', Range: 'bytes=10-' }))))
+      .toMatchObject({ code: 'InvalidRange', status: 416 });
+  });
+
+  it('evaluates If-Match, If-None-Match, If-Modified-Since and If-Unmodified-Since', async () => {
+    const put = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'cond.txt', Body: 'v1' }));
+    const get = (extra: Record<string, unknown>) => s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'cond.txt', ...extra }));
+    expect((await get({ IfMatch: put.ETag })).$metadata.httpStatusCode).toBe(200);
+    expect(await failure(get({ IfMatch: '"0000"' }))).toMatchObject({ code: 'PreconditionFailed', status: 412 });
+    expect(await failure(get({ IfNoneMatch: put.ETag }))).toMatchObject({ status: 304 });
+    expect((await get({ IfNoneMatch: '"0000"' })).$metadata.httpStatusCode).toBe(200);
+    const future = new Date(Date.now() + 3600_000);
+    const past = new Date(Date.now() - 3600_000);
+    expect(await failure(get({ IfModifiedSince: future }))).toMatchObject({ status: 304 });
+    expect((await get({ IfModifiedSince: past })).$metadata.httpStatusCode).toBe(200);
+    expect(await failure(get({ IfUnmodifiedSince: past }))).toMatchObject({ code: 'PreconditionFailed', status: 412 });
+    expect((await get({ IfUnmodifiedSince: future })).$metadata.httpStatusCode).toBe(200);
+  });
+
+  it('applies response-* overrides', async () => {
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'cond.txt', ResponseContentType: 'text/x-test',
+      ResponseContentDisposition: 'attachment; filename="c.txt"', ResponseCacheControl: 'no-store' }));
+    expect(got).toMatchObject({ ContentType: 'text/x-test', ContentDisposition: 'attachment; filename="c.txt"', CacheControl: 'no-store' });
+  });
+
+  it('checks Content-MD5 and If-None-Match: * on PUT, writing nothing when they fail', async () => {
+    const body = Buffer.from('checked content');
+    const md5 = createHash('md5').update(body).digest('base64');
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'md5.txt', Body: body, ContentMD5: md5 }));
+    const wrong = createHash('md5').update('something else').digest('base64');
+    expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'md5-bad.txt', Body: body, ContentMD5: wrong }))))
+      .toMatchObject({ code: 'BadDigest', status: 400 });
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'md5-bad.txt' })))).toMatchObject({ status: 404 });
+    expect(existsSync(join(daemon.dataDir, 'share', 'photos', 'md5-bad.txt'))).toBe(false);
+    expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'md5.txt', Body: 'new', IfNoneMatch: '*' }))))
+      .toMatchObject({ code: 'PreconditionFailed', status: 412 });
+    expect(await (await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'md5.txt' }))).Body!.transformToString()).toBe('checked content');
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'fresh.txt', Body: 'new', IfNoneMatch: '*' }));
+  });
+
+  it('refuses keys over 1,024 bytes, with NUL or with . and .. segments', async () => {
+    expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'k'.repeat(1025), Body: 'x' }))))
+      .toMatchObject({ code: 'KeyTooLongError', status: 400 });
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'k'.repeat(1024), Body: 'x' }));
+    for (const Key of ['a/../b', '..', 'a/./b', 'nul\0byte']) {
+      expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key, Body: 'x' })))).toMatchObject({ code: 'InvalidArgument', status: 400 });
+    }
+    expect(existsSync(join(daemon.dataDir, 'share', 'b'))).toBe(false);
+  });
+
+  it('stores keys that cannot be files as hidden blobs, still listed and served', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'odd' }));
+    const keys = ['a', 'a/b', 'dir/', 'double//slash', `${'s'.repeat(300)}/x`];
+    for (const Key of keys) await s3.send(new PutObjectCommand({ Bucket: 'odd', Key, Body: `content of ${Key}` }));
+    for (const Key of keys) {
+      expect(await (await s3.send(new GetObjectCommand({ Bucket: 'odd', Key }))).Body!.transformToString()).toBe(`content of ${Key}`);
+    }
+    // the first of `a` and `a/b` keeps the file
+    expect(readFileSync(join(daemon.dataDir, 'share', 'odd', 'a'), 'utf8')).toBe('content of a');
+    expect(existsSync(join(daemon.dataDir, 'share', 'odd', 'dir'))).toBe(false);
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'odd' }));
+    expect(listed.Contents!.map((object) => object.Key)).toEqual([...keys].sort());
+    for (const Key of keys) await s3.send(new DeleteObjectCommand({ Bucket: 'odd', Key }));
+    expect((await s3.send(new ListObjectsV2Command({ Bucket: 'odd' }))).KeyCount).toBe(0);
+  });
+
+  it('stores concurrent PUTs of a key and a key under it, one as the file and one as a blob', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'racing' }));
+    const pairs = Array.from({ length: 30 }, (_, i) => [`r${i}`, `r${i}/child`]);
+    await Promise.all(pairs.flat().map((Key) => s3.send(new PutObjectCommand({ Bucket: 'racing', Key, Body: `content of ${Key}` }))));
+    for (const [parent, child] of pairs) {
+      for (const Key of [parent, child]) {
+        expect(await (await s3.send(new GetObjectCommand({ Bucket: 'racing', Key }))).Body!.transformToString()).toBe(`content of ${Key}`);
+      }
+      const path = join(daemon.dataDir, 'share', 'racing', parent);
+      const asFile = existsSync(path) && !existsSync(join(path, 'child'));
+      expect(asFile ? readFileSync(path, 'utf8') : readFileSync(join(path, 'child'), 'utf8')).toBe(asFile ? `content of ${parent}` : `content of ${child}`);
+    }
+    expect((await s3.send(new ListObjectsV2Command({ Bucket: 'racing' }))).KeyCount).toBe(60);
+  });
+
+  it('answers 503 while a share file was changed by a local program and not yet adopted', async () => {
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'edited.txt', Body: 'as uploaded' }));
+    appendFileSync(join(daemon.dataDir, 'share', 'photos', 'edited.txt'), ' and edited locally');
+    const changed = await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'edited.txt' })));
+    expect(changed).toMatchObject({ code: 'ServiceUnavailable', status: 503 });
+  });
+
+  it('never removes a directory a local program put where an object\'s file was', async () => {
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'spot', Body: 'first' }));
+    const spot = join(daemon.dataDir, 'share', 'photos', 'spot');
+    rmSync(spot);
+    mkdirSync(spot);
+    writeFileSync(join(spot, 'inner.txt'), 'local file');
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'spot', Body: 'second' }));
+    expect(await (await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'spot' }))).Body!.transformToString()).toBe('second');
+    expect(readFileSync(join(spot, 'inner.txt'), 'utf8')).toBe('local file');
+    await s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'spot' }));
+    expect(readFileSync(join(spot, 'inner.txt'), 'utf8')).toBe('local file');
+  });
+
+  it('lists with prefix, delimiter, max-keys, continuation tokens, start-after and encoding-type=url (v2 and v1)', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'listing' }));
+    const keys = ['a.txt', 'b/1', 'b/2', 'b/c/3', 'c+d e.txt', 'd/1', 'd/2', 'e'];
+    for (const Key of keys) await s3.send(new PutObjectCommand({ Bucket: 'listing', Key, Body: Key }));
+    const all = await s3.send(new ListObjectsV2Command({ Bucket: 'listing' }));
+    expect(all.Contents!.map((o) => o.Key)).toEqual(keys);
+    expect(all).toMatchObject({ KeyCount: 8, IsTruncated: false, MaxKeys: 1000 });
+    expect(all.Contents![0]).toMatchObject({ Size: 5, StorageClass: 'STANDARD', ETag: `"${createHash('md5').update('a.txt').digest('hex')}"` });
+
+    const grouped = await s3.send(new ListObjectsV2Command({ Bucket: 'listing', Delimiter: '/' }));
+    expect(grouped.Contents!.map((o) => o.Key)).toEqual(['a.txt', 'c+d e.txt', 'e']);
+    expect(grouped.CommonPrefixes!.map((p) => p.Prefix)).toEqual(['b/', 'd/']);
+    const under = await s3.send(new ListObjectsV2Command({ Bucket: 'listing', Prefix: 'b/', Delimiter: '/' }));
+    expect(under.Contents!.map((o) => o.Key)).toEqual(['b/1', 'b/2']);
+    expect(under.CommonPrefixes!.map((p) => p.Prefix)).toEqual(['b/c/']);
+
+    // pages of 2 entries, common prefixes counted as entries and never repeated
+    const pages: string[][] = [];
+    let token: string | undefined;
+    do {
+      const page = await s3.send(new ListObjectsV2Command({ Bucket: 'listing', Delimiter: '/', MaxKeys: 2, ContinuationToken: token }));
+      pages.push([...(page.Contents ?? []).map((o) => o.Key!), ...(page.CommonPrefixes ?? []).map((p) => p.Prefix!)]);
+      token = page.NextContinuationToken;
+      expect(page.IsTruncated).toBe(token !== undefined);
+    } while (token && pages.length < 10);
+    expect(pages.flat().sort()).toEqual(['a.txt', 'b/', 'c+d e.txt', 'd/', 'e']);
+    expect(pages.length).toBe(3);
+
+    const after = await s3.send(new ListObjectsV2Command({ Bucket: 'listing', StartAfter: 'b/2' }));
+    expect(after.Contents!.map((o) => o.Key)).toEqual(['b/c/3', 'c+d e.txt', 'd/1', 'd/2', 'e']);
+    const encoded = await s3.send(new ListObjectsV2Command({ Bucket: 'listing', Prefix: 'c', EncodingType: 'url' }));
+    // the SDK v3 leaves url-encoded keys to the caller
+    expect(encoded.Contents!.map((o) => o.Key)).toEqual(['c%2Bd%20e.txt']);
+    expect(encoded.EncodingType).toBe('url');
+    expect(await failure(s3.send(new ListObjectsV2Command({ Bucket: 'listing', ContinuationToken: 'bogus' }))))
+      .toMatchObject({ code: 'InvalidArgument', status: 400 });
+
+    const v1 = await s3.send(new ListObjectsCommand({ Bucket: 'listing', Delimiter: '/', MaxKeys: 2 }));
+    expect(v1).toMatchObject({ IsTruncated: true, NextMarker: 'b/' });
+    const v1next = await s3.send(new ListObjectsCommand({ Bucket: 'listing', Delimiter: '/', Marker: v1.NextMarker }));
+    expect(v1next.Contents!.map((o) => o.Key)).toEqual(['c+d e.txt', 'e']);
+    expect(v1next.CommonPrefixes!.map((p) => p.Prefix)).toEqual(['d/']);
+
+    const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: 'listing', Prefix: 'd/' }));
+    expect(versions.Versions!.map((v) => [v.Key, v.VersionId, v.IsLatest])).toEqual([['d/1', 'null', true], ['d/2', 'null', true]]);
+  });
+
+  it('copies objects keeping or replacing metadata', async () => {
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'orig.txt', Body: 'original', ContentType: 'text/plain', Metadata: { a: '1' } }));
+    const copied = await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'copies/same.txt', CopySource: 'photos/orig.txt' }));
+    expect(copied.CopyObjectResult!.ETag).toBe(`"${createHash('md5').update('original').digest('hex')}"`);
+    const same = await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'copies/same.txt' }));
+    expect(same).toMatchObject({ ContentType: 'text/plain', Metadata: { a: '1' } });
+    await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'copies/new.txt', CopySource: '/photos/orig.txt', MetadataDirective: 'REPLACE',
+      ContentType: 'text/x-new', Metadata: { b: '2' } }));
+    const replaced = await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'copies/new.txt' }));
+    expect(replaced).toMatchObject({ ContentType: 'text/x-new', Metadata: { b: '2' } });
+    expect(await failure(s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'orig.txt', CopySource: 'photos/orig.txt' }))))
+      .toMatchObject({ code: 'InvalidRequest', status: 400 });
+    expect(await failure(s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'x', CopySource: 'photos/none' }))))
+      .toMatchObject({ code: 'NoSuchKey', status: 404 });
+  });
+
+  it('deletes one object idempotently and many at once', async () => {
+    for (const Key of ['del/1', 'del/2', 'del/3']) await s3.send(new PutObjectCommand({ Bucket: 'photos', Key, Body: Key }));
+    expect((await s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'del/1' }))).$metadata.httpStatusCode).toBe(204);
+    expect((await s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'del/1' }))).$metadata.httpStatusCode).toBe(204);
+    const many = await s3.send(new DeleteObjectsCommand({ Bucket: 'photos', Delete: { Objects: [{ Key: 'del/2' }, { Key: 'del/3' }, { Key: 'del/none' }] } }));
+    expect(many.Deleted!.map((d) => d.Key).sort()).toEqual(['del/2', 'del/3', 'del/none']);
+    const quiet = await s3.send(new DeleteObjectsCommand({ Bucket: 'photos', Delete: { Quiet: true, Objects: [{ Key: 'del/x' }, { Key: 'a/../b' }] } }));
+    expect(quiet.Deleted).toBeUndefined();
+    expect(quiet.Errors).toEqual([{ Key: 'a/../b', Code: 'InvalidArgument', Message: 'Object key must not contain "." or ".." path segments' }]);
+    expect(existsSync(join(daemon.dataDir, 'share', 'photos', 'del'))).toBe(false);
+  });
+
+  it('uploads in parts: list, complete with the multipart ETag, abort, and the part rules', async () => {
+    const Key = 'big/video.bin';
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key, ContentType: 'video/mp4', Metadata: { cam: 'gate' } }));
+    const parts = [randomBytes(MIN_PART), randomBytes(MIN_PART + 5), randomBytes(1000)];
+    const etags: string[] = [];
+    for (const [index, Body] of parts.entries()) {
+      const part = await s3.send(new UploadPartCommand({ Bucket: 'photos', Key, UploadId, PartNumber: index + 1, Body }));
+      expect(part.ETag).toBe(`"${createHash('md5').update(Body).digest('hex')}"`);
+      etags.push(part.ETag!);
+    }
+    const listedParts = await s3.send(new ListPartsCommand({ Bucket: 'photos', Key, UploadId }));
+    expect(listedParts.Parts!.map((p) => [p.PartNumber, p.Size, p.ETag])).toEqual(parts.map((p, i) => [i + 1, p.length, etags[i]]));
+    const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: 'photos' }));
+    expect(uploads.Uploads!.map((u) => [u.Key, u.UploadId])).toEqual([[Key, UploadId]]);
+
+    expect(await failure(s3.send(new CompleteMultipartUploadCommand({ Bucket: 'photos', Key, UploadId,
+      MultipartUpload: { Parts: [{ PartNumber: 2, ETag: etags[1] }, { PartNumber: 1, ETag: etags[0] }] } })))).toMatchObject({ code: 'InvalidPartOrder', status: 400 });
+    expect(await failure(s3.send(new CompleteMultipartUploadCommand({ Bucket: 'photos', Key, UploadId,
+      MultipartUpload: { Parts: [{ PartNumber: 1, ETag: etags[1] }] } })))).toMatchObject({ code: 'InvalidPart', status: 400 });
+    expect(await failure(s3.send(new CompleteMultipartUploadCommand({ Bucket: 'photos', Key, UploadId,
+      MultipartUpload: { Parts: [{ PartNumber: 3, ETag: etags[2] }, { PartNumber: 4, ETag: etags[2] }] } })))).toMatchObject({ code: 'InvalidPart', status: 400 });
+
+    const done = await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'photos', Key, UploadId,
+      MultipartUpload: { Parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })) } }));
+    const expected = createHash('md5').update(Buffer.concat(parts.map((p) => createHash('md5').update(p).digest()))).digest('hex');
+    expect(done.ETag).toBe(`"${expected}-3"`);
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key }));
+    expect(Buffer.from(await got.Body!.transformToByteArray()).equals(Buffer.concat(parts))).toBe(true);
+    expect(got).toMatchObject({ ContentType: 'video/mp4', Metadata: { cam: 'gate' }, ETag: `"${expected}-3"` });
+    expect(await failure(s3.send(new ListPartsCommand({ Bucket: 'photos', Key, UploadId })))).toMatchObject({ code: 'NoSuchUpload', status: 404 });
+    expect((await s3.send(new ListMultipartUploadsCommand({ Bucket: 'photos' }))).Uploads).toBeUndefined();
+
+    const small = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key: 'small' }));
+    const p1 = await s3.send(new UploadPartCommand({ Bucket: 'photos', Key: 'small', UploadId: small.UploadId, PartNumber: 1, Body: 'tiny' }));
+    const p2 = await s3.send(new UploadPartCommand({ Bucket: 'photos', Key: 'small', UploadId: small.UploadId, PartNumber: 2, Body: 'tiny' }));
+    expect(await failure(s3.send(new CompleteMultipartUploadCommand({ Bucket: 'photos', Key: 'small', UploadId: small.UploadId,
+      MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }, { PartNumber: 2, ETag: p2.ETag }] } })))).toMatchObject({ code: 'EntityTooSmall', status: 400 });
+    expect(await failure(s3.send(new UploadPartCommand({ Bucket: 'photos', Key: 'small', UploadId: small.UploadId, PartNumber: 10001, Body: 'x' }))))
+      .toMatchObject({ code: 'InvalidArgument', status: 400 });
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: 'photos', Key: 'small', UploadId: small.UploadId }));
+    expect(await failure(s3.send(new UploadPartCommand({ Bucket: 'photos', Key: 'small', UploadId: small.UploadId, PartNumber: 3, Body: 'x' }))))
+      .toMatchObject({ code: 'NoSuchUpload', status: 404 });
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'small' })))).toMatchObject({ status: 404 });
+  });
+
+  it('serves presigned GET and PUT URLs and refuses expired ones', async () => {
+    const putUrl = await getSignedUrl(s3, new PutObjectCommand({ Bucket: 'photos', Key: 'presigned.txt' }), { expiresIn: 60 });
+    expect((await fetch(putUrl, { method: 'PUT', body: 'via presigned url' })).status).toBe(200);
+    const getUrl = await getSignedUrl(s3, new GetObjectCommand({ Bucket: 'photos', Key: 'presigned.txt' }), { expiresIn: 60 });
+    const got = await fetch(getUrl);
+    expect(await got.text()).toBe('via presigned url');
+    const expired = await getSignedUrl(s3, new GetObjectCommand({ Bucket: 'photos', Key: 'presigned.txt' }), { expiresIn: 1, signingDate: new Date(Date.now() - 60_000) });
+    const refused = await fetch(expired);
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toContain('<Code>AccessDenied</Code>');
+  });
+
+  it('answers virtual-host-style requests', async () => {
+    // photos.localhost resolves to loopback here, whatever the system resolver says
+    const httpAgent = new Agent({
+      lookup: ((_host: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) =>
+        options.all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4)) as never,
+    });
+    const vhost = s3Client(daemon, credentials, { forcePathStyle: false, endpoint: `http://localhost:${daemon.port('s3')}`, httpAgent });
+    try {
+      await vhost.send(new PutObjectCommand({ Bucket: 'photos', Key: 'vhost.txt', Body: 'by host name' }));
+      expect(await (await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'vhost.txt' }))).Body!.transformToString()).toBe('by host name');
+      expect((await vhost.send(new ListObjectsV2Command({ Bucket: 'photos', Prefix: 'vhost' }))).KeyCount).toBe(1);
+    } finally {
+      vhost.destroy();
+    }
+  });
+
+  it('enforces grants: read-only keys cannot write, others see nothing; anonymous only reads public buckets', async () => {
+    const reader = s3Client(daemon, await addKey(daemon, ['--read', 'photos']));
+    const stranger = s3Client(daemon, await addKey(daemon, ['--read-write', 'other']));
+    try {
+      expect((await reader.send(new GetObjectCommand({ Bucket: 'photos', Key: 'digits.txt' }))).$metadata.httpStatusCode).toBe(200);
+      expect(await failure(reader.send(new PutObjectCommand({ Bucket: 'photos', Key: 'r', Body: 'x' })))).toMatchObject({ code: 'AccessDenied', status: 403 });
+      expect(await failure(stranger.send(new GetObjectCommand({ Bucket: 'photos', Key: 'digits.txt' })))).toMatchObject({ code: 'AccessDenied', status: 403 });
+      expect((await stranger.send(new ListBucketsCommand({}))).Buckets ?? []).toEqual([]);
+    } finally {
+      reader.destroy();
+      stranger.destroy();
+    }
+    await s3.send(new CreateBucketCommand({ Bucket: 'public' }));
+    await s3.send(new PutObjectCommand({ Bucket: 'public', Key: 'notice.txt', Body: 'open to all' }));
+    const anonymous = await fetch(`${s3Endpoint(daemon)}/public/notice.txt`);
+    expect(await anonymous.text()).toBe('open to all');
+    expect((await fetch(`${s3Endpoint(daemon)}/public/notice.txt`, { method: 'PUT', body: 'x' })).status).toBe(403);
+    const closed = await fetch(`${s3Endpoint(daemon)}/photos/digits.txt`);
+    expect(closed.status).toBe(403);
+    const text = await closed.text();
+    expect(text).toContain('<Code>AccessDenied</Code>');
+    expect(text).toMatch(/<RequestId>[0-9A-F]{16}<\/RequestId>/);
+    expect(closed.headers.get('x-amz-request-id')).toMatch(/^[0-9A-F]{16}$/);
+  });
+
+  it('refuses a wrong signature with SignatureDoesNotMatch', async () => {
+    const forged = s3Client(daemon, { accessKeyId: credentials.accessKeyId, secretAccessKey: 'x'.repeat(40) });
+    try {
+      expect(await failure(forged.send(new PutObjectCommand({ Bucket: 'photos', Key: 'forged', Body: 'x' })))).toMatchObject({ code: 'SignatureDoesNotMatch', status: 403 });
+    } finally {
+      forged.destroy();
+    }
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'forged' })))).toMatchObject({ status: 404 });
+  });
+
+  it('streams a large object both ways', async () => {
+    const size = 24 * 1024 * 1024;
+    const chunk = randomBytes(1024 * 1024);
+    const hash = createHash('md5');
+    for (let i = 0; i < size / chunk.length; i++) hash.update(chunk);
+    async function* body() { for (let i = 0; i < size / chunk.length; i++) yield chunk; }
+    const { Readable } = await import('node:stream');
+    const put = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'large.bin', Body: Readable.from(body()), ContentLength: size }));
+    const md5 = hash.digest('hex');
+    expect(put.ETag).toBe(`"${md5}"`);
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'large.bin' }));
+    const readBack = createHash('md5');
+    for await (const piece of got.Body as AsyncIterable<Buffer>) readBack.update(piece);
+    expect(readBack.digest('hex')).toBe(md5);
+  });
+});

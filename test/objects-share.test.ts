@@ -1,0 +1,202 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import {
+  CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutBucketNotificationConfigurationCommand, PutObjectCommand, type S3Client,
+} from '@aws-sdk/client-s3';
+import { TestDaemon } from './helpers/daemon.js';
+import { outpost } from './helpers/mqtt.js';
+import { template, writePackage } from './helpers/functions.js';
+import { eventually } from './helpers/eventually.js';
+import { addKey, s3Client, type S3Credentials } from './helpers/objects.js';
+
+// The file share against the real daemon: files written and deleted by "local programs" (this test,
+// with plain fs calls) become objects and run the bucket's notification function, as S3 PUTs do;
+// objects PUT over S3 are files.
+
+const BUCKET = 'camera-uploads';
+const SETTLE_MS = 400;
+const config = { s3: { share: { settleMs: SETTLE_MS, scanIntervalMs: 100 } } };
+
+interface EventRecord {
+  eventName: string;
+  userIdentity: { principalId: string };
+  s3: { bucket: { name: string }; object: { key: string; size?: number; eTag?: string } };
+}
+
+let daemon: TestDaemon;
+let credentials: S3Credentials;
+let s3: S3Client;
+let eventLog: string;
+const md5 = (data: string | Buffer) => createHash('md5').update(data).digest('hex');
+const shareFile = (key: string) => join(daemon.dataDir, 'share', BUCKET, key);
+
+/** The records the notification function received so far, since the last `forgetEvents()`. */
+function readEvents(): EventRecord[] {
+  const lines = existsSync(eventLog) ? readFileSync(eventLog, 'utf8').split('\n').filter(Boolean) : [];
+  return lines.flatMap((line) => JSON.parse(line).Records as EventRecord[]).slice(seenBefore);
+}
+let seenBefore = 0;
+function forgetEvents(): void {
+  seenBefore += readEvents().length;
+}
+
+/** A function that appends every event it gets to a file, and a rule running it on every object event of the bucket. */
+async function deployRecorder(): Promise<void> {
+  const pkg = writePackage({
+    'record.js': "exports.handler = async (event) => { require('node:fs').appendFileSync(process.env.OUT, JSON.stringify(event) + '\\n'); };",
+    'template.yaml': template('RecordEvents', { Handler: 'record.handler', Environment: { Variables: { OUT: eventLog } } }),
+  });
+  const deployed = await outpost(daemon.socket, ['deploy', pkg.dir]);
+  pkg.remove();
+  if (deployed.code !== 0) throw new Error(deployed.stderr);
+  await s3.send(new PutBucketNotificationConfigurationCommand({ Bucket: BUCKET, NotificationConfiguration: {
+    LambdaFunctionConfigurations: [{ Id: 'record', LambdaFunctionArn: 'RecordEvents', Events: ['s3:ObjectCreated:*', 's3:ObjectRemoved:*'] }],
+  } }));
+}
+
+const head = (key: string) => s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })).catch((error) => ({ missing: error.name as string }));
+const eventsFor = (key: string) => readEvents().filter((event) => decodeURIComponent(event.s3.object.key.replace(/\+/g, ' ')) === key);
+
+beforeAll(async () => {
+  daemon = await TestDaemon.start({ config });
+  eventLog = join(daemon.dataDir, 'events.ndjson');
+  credentials = await addKey(daemon);
+  s3 = s3Client(daemon, credentials);
+  await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  await deployRecorder();
+});
+
+afterAll(async () => {
+  await daemon?.cleanup();
+});
+
+beforeEach(() => forgetEvents());
+
+describe('file share', () => {
+  it('adopts a file a local program writes, once settled: computed ETag, guessed Content-Type, an ObjectCreated:Put event', async () => {
+    mkdirSync(shareFile('yard/2024-06-01'), { recursive: true });
+    writeFileSync(shareFile('yard/2024-06-01/cam 1.txt'), 'motion at 12:00\n');
+    const object = await eventually(async () => { const found = await head('yard/2024-06-01/cam 1.txt'); return 'missing' in found ? undefined : found; });
+    expect(object).toMatchObject({ ETag: `"${md5('motion at 12:00\n')}"`, ContentLength: 16, ContentType: 'text/plain' });
+    const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'yard/2024-06-01/cam 1.txt' }));
+    expect(await got.Body!.transformToString()).toBe('motion at 12:00\n');
+
+    const [event] = await eventually(() => eventsFor('yard/2024-06-01/cam 1.txt').length === 1 && eventsFor('yard/2024-06-01/cam 1.txt'));
+    expect(event).toMatchObject({
+      eventName: 'ObjectCreated:Put',
+      userIdentity: { principalId: 'outpost:file-share' },
+      s3: { bucket: { name: BUCKET }, object: { key: 'yard/2024-06-01/cam+1.txt', size: 16, eTag: md5('motion at 12:00\n') } },
+    });
+  });
+
+  it('waits until a file is no longer written to, and adopts it once, whole', async () => {
+    writeFileSync(shareFile('slow.log'), 'part 1\n');
+    for (let i = 2; i <= 5; i++) {
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS / 4));
+      appendFileSync(shareFile('slow.log'), `part ${i}\n`);
+    }
+    const whole = 'part 1\npart 2\npart 3\npart 4\npart 5\n';
+    await eventually(async () => { const found = await head('slow.log'); return !('missing' in found) && found.ETag === `"${md5(whole)}"`; });
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 300));
+    expect(eventsFor('slow.log').map((event) => event.eventName)).toEqual(['ObjectCreated:Put']);
+  });
+
+  it('removes the object of a deleted file with an ObjectRemoved:Delete event', async () => {
+    writeFileSync(shareFile('to-delete.csv'), 'a,b\n');
+    await eventually(async () => !('missing' in await head('to-delete.csv')));
+    rmSync(shareFile('to-delete.csv'));
+    await eventually(async () => { const found = await head('to-delete.csv'); return 'missing' in found && found.missing === 'NotFound'; });
+    await eventually(() => eventsFor('to-delete.csv').some((event) => event.eventName === 'ObjectRemoved:Delete'));
+    expect(eventsFor('to-delete.csv').map((event) => event.eventName)).toEqual(['ObjectCreated:Put', 'ObjectRemoved:Delete']);
+  });
+
+  it('notices a deletion deep in a tree that has been quiet for many scans', async () => {
+    mkdirSync(shareFile('deep/a/b'), { recursive: true });
+    writeFileSync(shareFile('deep/a/b/quiet.txt'), 'quiet');
+    await eventually(async () => !('missing' in await head('deep/a/b/quiet.txt')));
+    await new Promise((resolve) => setTimeout(resolve, 2500)); // > the 2 s directory-time slack: quiet scans skip the index
+    rmSync(shareFile('deep/a/b/quiet.txt'));
+    await eventually(async () => 'missing' in await head('deep/a/b/quiet.txt'));
+  });
+
+  it('shows objects PUT over S3 as files, without adopting them a second time', async () => {
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'from-s3/photo.jpg', Body: 'jpeg bytes', ContentType: 'image/jpeg', Metadata: { camera: 'gate' } }));
+    expect(readFileSync(shareFile('from-s3/photo.jpg'), 'utf8')).toBe('jpeg bytes');
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 300));
+    expect(eventsFor('from-s3/photo.jpg').map((event) => [event.eventName, event.userIdentity.principalId]))
+      .toEqual([['ObjectCreated:Put', `AWS:${credentials.accessKeyId}`]]);
+    expect(await head('from-s3/photo.jpg')).toMatchObject({ ContentType: 'image/jpeg', Metadata: { camera: 'gate' } });
+  });
+
+  it('adopts a local overwrite of an object\'s file as a new version of the object', async () => {
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'config.json', Body: '{"v":1}' }));
+    writeFileSync(shareFile('config.json'), '{"v":2}');
+    await eventually(async () => { const found = await head('config.json'); return !('missing' in found) && found.ETag === `"${md5('{"v":2}')}"`; });
+    await eventually(() => eventsFor('config.json').length === 2);
+    expect(eventsFor('config.json').map((event) => event.userIdentity.principalId)).toEqual([`AWS:${credentials.accessKeyId}`, 'outpost:file-share']);
+  });
+
+  it('leaves dot-files (editors\', rsync\'s and Samba\'s temporary files) and symbolic links alone', async () => {
+    writeFileSync(shareFile('.report.csv.Xy12Ab'), 'partial');
+    mkdirSync(shareFile('.Trash-1000'), { recursive: true });
+    writeFileSync(shareFile('.Trash-1000/old.txt'), 'x');
+    symlinkSync('/etc/hostname', shareFile('hostname'));
+    writeFileSync(shareFile('marker.txt'), 'scanned');
+    await eventually(async () => !('missing' in await head('marker.txt')));
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 300));
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }));
+    const keys = (listed.Contents ?? []).map((object) => object.Key);
+    expect(keys).not.toContain('.report.csv.Xy12Ab');
+    expect(keys).not.toContain('.Trash-1000/old.txt');
+    expect(keys).not.toContain('hostname');
+  });
+
+  it('does not adopt a file whose path is too long for an S3 key, and carries on with the others', async () => {
+    const longDir = Array.from({ length: 5 }, (_, i) => `${i}`.repeat(250)).join('/');
+    mkdirSync(shareFile(longDir), { recursive: true });
+    writeFileSync(shareFile(`${longDir}/too-long.txt`), 'x');
+    writeFileSync(shareFile('after-long.txt'), 'fine');
+    await eventually(async () => !('missing' in await head('after-long.txt')));
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 300));
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: '0' }));
+    expect(listed.KeyCount).toBe(0);
+    rmSync(shareFile('0'.repeat(250)), { recursive: true });
+  });
+
+  it('catches up at startup with files written and deleted while the daemon was down', async () => {
+    writeFileSync(shareFile('kept.txt'), 'kept');
+    writeFileSync(shareFile('gone.txt'), 'gone');
+    await eventually(async () => !('missing' in await head('kept.txt')) && !('missing' in await head('gone.txt')));
+    await daemon.stop();
+
+    writeFileSync(shareFile('while-down.txt'), 'written while down');
+    rmSync(shareFile('gone.txt'));
+    forgetEvents();
+    daemon = await TestDaemon.start({ config, dataDir: daemon.dataDir });
+    s3 = s3Client(daemon, credentials);
+    await eventually(async () => { const found = await head('while-down.txt'); return !('missing' in found) && found.ETag === `"${md5('written while down')}"`; });
+    await eventually(async () => { const found = await head('gone.txt'); return 'missing' in found; });
+    expect(await head('kept.txt')).toMatchObject({ ETag: `"${md5('kept')}"` });
+    expect(existsSync(shareFile('kept.txt'))).toBe(true);
+    await eventually(() => eventsFor('gone.txt').length === 1 && eventsFor('while-down.txt').length === 1);
+    expect([...eventsFor('gone.txt'), ...eventsFor('while-down.txt')].map((event) => event.eventName)).toEqual(['ObjectRemoved:Delete', 'ObjectCreated:Put']);
+  });
+
+  it('loses no file and no event when killed (-9) while adopting a burst of files', async () => {
+    const files = Array.from({ length: 40 }, (_, i) => [`burst/file-${i}.bin`, `content ${i} `.repeat(2000)] as const);
+    mkdirSync(shareFile('burst'), { recursive: true });
+    for (const [key, content] of files) writeFileSync(shareFile(key), content);
+    await eventually(async () => ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'burst/' }))).KeyCount ?? 0) > 0, 10_000, 10);
+    await daemon.kill();
+
+    daemon = await TestDaemon.start({ config, dataDir: daemon.dataDir });
+    s3 = s3Client(daemon, credentials);
+    for (const [key, content] of files) {
+      await eventually(async () => { const found = await head(key); return !('missing' in found) && found.ETag === `"${md5(content)}"`; });
+    }
+    // at least once: every file's ObjectCreated:Put reached the function, whichever side of the kill it was adopted on
+    await eventually(() => files.every(([key]) => eventsFor(key).some((event) => event.eventName === 'ObjectCreated:Put')), 15_000);
+  });
+});
