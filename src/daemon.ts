@@ -18,6 +18,7 @@ import { SyncService } from './sync/sync-service.js';
 import { DeviceService } from './devices/device-service.js';
 import { AccessKeys } from './auth/access-keys.js';
 import { registerAccessKeyAdminRoutes } from './auth/admin-routes.js';
+import { DataPlaneAuth } from './http/data-plane-auth.js';
 import type { Listener, Service, ServiceContext } from './service.js';
 
 export const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -51,7 +52,8 @@ export class Daemon {
     const base = { config, dataDir, store: this.store, log, admin: this.admin, metrics: this.metrics, http: this.http.routes, accessKeys };
     const broker = new BrokerService(base);
     // Every other service is built with this context; those after the runtime may trigger functions.
-    const context: ServiceContext = { ...base, bus: broker };
+    const dataPlaneAuth = new DataPlaneAuth({ mode: config.http.auth, accessKeys, bus: broker });
+    const context: ServiceContext = { ...base, bus: broker, dataPlaneAuth };
     const functions = new FunctionService(context);
     const withFunctions: ServiceContext = { ...context, functions };
     this.services = [broker, new ShadowService(context), functions, new ObjectService(withFunctions), new SyncService(context), new DeviceService(context)];

@@ -7,6 +7,7 @@ import type { LocalBus } from './bus.js';
 import type { Router } from './http/router.js';
 import type { HttpHandler } from './http/server.js';
 import type { AccessKeys } from './auth/access-keys.js';
+import type { DataPlaneAuth } from './http/data-plane-auth.js';
 
 export interface Listener {
   name: string;
@@ -35,6 +36,8 @@ export interface ServiceContext {
   bus: LocalBus;
   /** Access keys of the AWS-compatible APIs (SigV4). */
   accessKeys: AccessKeys;
+  /** Who may use the IoT data plane routes on the HTTP port (shadows, publish, invoke). */
+  dataPlaneAuth: DataPlaneAuth;
   /** The function runtime, for services that trigger functions (objects); absent for the broker and the runtime itself. */
   functions?: FunctionInvoker;
 }

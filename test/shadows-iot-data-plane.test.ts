@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DeleteThingShadowCommand, GetThingShadowCommand, IoTDataPlaneClient, ListNamedShadowsForThingCommand,
-  ResourceNotFoundException, UpdateThingShadowCommand, ConflictException,
+  ResourceNotFoundException, UpdateThingShadowCommand, ConflictException, ForbiddenException, UnauthorizedException,
 } from '@aws-sdk/client-iot-data-plane';
 import { TestDaemon } from './helpers/daemon.js';
+import { addThing, outpost } from './helpers/mqtt.js';
 
 const json = (payload: Uint8Array | undefined) => JSON.parse(Buffer.from(payload ?? []).toString('utf8'));
 const body = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -11,18 +12,24 @@ const body = (value: unknown) => Buffer.from(JSON.stringify(value));
 describe('the AWS SDK v3 IoT Data Plane client against the HTTP routes', () => {
   let daemon: TestDaemon;
   let client: IoTDataPlaneClient;
+  const clients: IoTDataPlaneClient[] = [];
+  const clientFor = (credentials: { accessKeyId: string; secretAccessKey: string }) => {
+    const created = new IoTDataPlaneClient({ endpoint: `http://127.0.0.1:${daemon.port('http')}`, region: 'us-east-1', credentials, maxAttempts: 1 });
+    clients.push(created);
+    return created;
+  };
+  const keyFor = async (args: string[]) => JSON.parse((await outpost(daemon.socket, ['s3', 'keys', 'add', ...args, '--json'])).stdout);
 
   beforeAll(async () => {
-    daemon = await TestDaemon.start();
-    client = new IoTDataPlaneClient({
-      endpoint: `http://127.0.0.1:${daemon.port('http')}`,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'not-a-secret' },
-    });
+    // With a configuration file (even an empty one) the data plane requires SigV4: http.auth defaults to sigv4.
+    daemon = await TestDaemon.start({ config: {} });
+    // An operator console: a thing whose policy covers every thing's shadows.
+    await addThing(daemon.socket, 'console', 'pw', { publish: ['$aws/things/#'] });
+    client = clientFor(await keyFor(['--thing', 'console']));
   });
 
   afterAll(async () => {
-    client?.destroy();
+    for (const created of clients) created.destroy();
     expect(await daemon.stop()).toBe(0);
     await daemon.cleanup();
   });
@@ -58,5 +65,33 @@ describe('the AWS SDK v3 IoT Data Plane client against the HTTP routes', () => {
 
     await client.send(new DeleteThingShadowCommand({ thingName: 'valve', shadowName: 'alpha' }));
     expect((await client.send(new ListNamedShadowsForThingCommand({ thingName: 'valve' }))).results).toEqual(['beta', 'gamma']);
+  });
+
+  it("refuses unsigned requests and bad signatures with 401, and with 403 what the signing thing's policy does not allow", async () => {
+    const unsigned = await fetch(`http://127.0.0.1:${daemon.port('http')}/things/pump/shadow`);
+    expect(unsigned.status).toBe(401);
+    expect(unsigned.headers.get('x-amzn-errortype')).toBe('UnauthorizedException');
+    expect(await unsigned.json()).toEqual({ code: 401, message: 'Unauthorized' });
+
+    const console = await keyFor(['--thing', 'console']);
+    const wrongSecret = clientFor({ accessKeyId: console.accessKeyId, secretAccessKey: 'x'.repeat(40) });
+    await expect(wrongSecret.send(new GetThingShadowCommand({ thingName: 'pump' }))).rejects.toBeInstanceOf(UnauthorizedException);
+    const unknownKey = clientFor({ accessKeyId: 'AKIAUNKNOWNUNKNOWN00', secretAccessKey: console.secretAccessKey });
+    await expect(unknownKey.send(new GetThingShadowCommand({ thingName: 'pump' }))).rejects.toBeInstanceOf(UnauthorizedException);
+
+    // The default policy: a thing touches only its own shadows.
+    await addThing(daemon.socket, 'pump-7', 'pw');
+    const pump7 = clientFor(await keyFor(['--thing', 'pump-7']));
+    const own = await pump7.send(new UpdateThingShadowCommand({ thingName: 'pump-7', payload: body({ state: { reported: { rpm: 900 } } }) }));
+    expect(json(own.payload)).toMatchObject({ version: 1 });
+    const other = pump7.send(new UpdateThingShadowCommand({ thingName: 'valve', shadowName: 'beta', payload: body({ state: { reported: { open: false } } }) }));
+    await expect(other).rejects.toBeInstanceOf(ForbiddenException);
+    await expect(pump7.send(new ListNamedShadowsForThingCommand({ thingName: 'valve' }))).rejects.toBeInstanceOf(ForbiddenException);
+    // Nothing changed.
+    expect(json((await client.send(new GetThingShadowCommand({ thingName: 'valve', shadowName: 'beta' }))).payload)).toMatchObject({ version: 1 });
+
+    // A key for buckets only has no business on the data plane.
+    const bucketsOnly = clientFor(await keyFor(['--read', '*']));
+    await expect(bucketsOnly.send(new GetThingShadowCommand({ thingName: 'pump-7' }))).rejects.toBeInstanceOf(ForbiddenException);
   });
 });

@@ -19,7 +19,8 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
   };
 
   beforeAll(async () => {
-    daemon = await TestDaemon.start({ config: { shadows: { maxInFlightPerClient: 3 } } });
+    // Unsigned HTTP requests here: the data plane's SigV4 is tested with the AWS SDK in shadows-iot-data-plane.test.ts.
+    daemon = await TestDaemon.start({ config: { shadows: { maxInFlightPerClient: 3 }, http: { auth: 'none' } } });
     httpPort = daemon.port('http');
     for (const thing of ['lamp', 'fan', 'hostile', 'crowd']) await addThing(daemon.socket, thing, 'pw');
   });

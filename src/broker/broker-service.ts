@@ -40,7 +40,7 @@ export class BrokerService implements Service, LocalBus {
   private readonly log: Logger;
   private broker: Aedes | undefined;
 
-  constructor(private readonly context: Omit<ServiceContext, 'bus'>) {
+  constructor(private readonly context: Omit<ServiceContext, 'bus' | 'dataPlaneAuth'>) {
     const { config, store } = context;
     this.log = context.log.child({ service: 'broker' });
     this.things = new ThingRegistry(store);

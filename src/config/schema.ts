@@ -62,6 +62,12 @@ const httpSchema = z.strictObject({
   enabled: bool(true),
   host: host('127.0.0.1'),
   port: port(8080),
+  /**
+   * The IoT data plane routes (shadows, publish, function invoke): "sigv4" requires AWS Signature
+   * Version 4 with an access key (`outpost s3 keys add --thing NAME`); "none" serves anyone who
+   * reaches the port (the embedded defaults, on loopback only).
+   */
+  auth: oneOf(['sigv4', 'none'], 'expected "sigv4" or "none"').default('sigv4'),
 });
 
 const adminSchema = z.strictObject({
@@ -165,4 +171,5 @@ export type ConfigInput = z.input<typeof configSchema>;
 export const embeddedDefaults: ConfigInput = {
   mqtt: { host: '127.0.0.1', allowAnonymous: true, tls: { host: '127.0.0.1' }, ws: { host: '127.0.0.1' } },
   s3: { host: '127.0.0.1' },
+  http: { auth: 'none' },
 };

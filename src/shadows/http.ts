@@ -4,45 +4,61 @@ import type { LocalBus } from '../bus.js';
 import type { Router } from '../http/router.js';
 import type { HttpHandler } from '../http/server.js';
 import { decodePayload } from './document.js';
-import { asShadowError, errors, type ShadowError } from './errors.js';
-import { publishDeleted, publishUpdate } from './mqtt.js';
+import { asShadowError, errors, ShadowError } from './errors.js';
+import { publishDeleted, publishUpdate, requestTopic } from './mqtt.js';
 import { CLASSIC } from './store.js';
 import type { OperationContext, ShadowAddress } from './operations/context.js';
 import { getShadow } from './operations/get.js';
 import { updateShadow } from './operations/update.js';
 import { deleteShadow } from './operations/delete.js';
 import { listNamedShadows } from './operations/list-named.js';
+import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../http/data-plane-auth.js';
 
 /**
  * The AWS IoT data plane's shadow routes (GetThingShadow, UpdateThingShadow, DeleteThingShadow,
  * ListNamedShadowsForThing), so the AWS SDK's IoT Data Plane client works against the gateway.
  * Errors are HTTP statuses with `{"code","message"}` bodies and no MQTT `/rejected` (AWS: REST
- * callers get the error in the response only). There is no authentication yet: the HTTP port
- * binds 127.0.0.1 by default.
+ * callers get the error in the response only). Callers are held to the broker policy as if they
+ * had published the request on its MQTT topic (see DataPlaneAuth).
  */
-export function registerShadowHttpRoutes(router: Router<HttpHandler>, context: OperationContext, bus: LocalBus, log: Logger): void {
+export function registerShadowHttpRoutes(router: Router<HttpHandler>, context: OperationContext, bus: LocalBus, auth: DataPlaneAuth, log: Logger): void {
   const address = (params: Record<string, string>, url: URL): ShadowAddress => ({ thing: params.thing, name: url.searchParams.get('name') ?? CLASSIC });
+  /** The verified body of a caller allowed to publish on the operation's MQTT topic. */
+  const authorized = async (req: IncomingMessage, target: ShadowAddress, operation: 'get' | 'update' | 'delete'): Promise<Buffer> => {
+    const { caller, body } = await auth.authenticate(req, context.limits.maxPayloadBytes);
+    auth.requirePublish(caller, requestTopic({ ...target, operation }));
+    return body;
+  };
 
-  router.add('GET', '/things/:thing/shadow', (_req, res, params, url) => answer(res, log, async () => getShadow(address(params, url), {}, context)));
+  router.add('GET', '/things/:thing/shadow', (req, res, params, url) => answer(res, log, async () => {
+    const target = address(params, url);
+    await authorized(req, target, 'get');
+    return getShadow(target, {}, context);
+  }));
 
   router.add('POST', '/things/:thing/shadow', (req, res, params, url) => answer(res, log, async () => {
-    const body = decodePayload(await readBody(req, context.limits.maxPayloadBytes), context.limits);
     const target = address(params, url);
+    const body = decodePayload(await authorized(req, target, 'update'), context.limits);
     const result = await updateShadow(target, body, context);
     publishUpdate(bus, target, result).catch((error) => log.warn({ err: error }, 'could not publish a shadow update'));
     return result.accepted;
   }));
 
-  router.add('DELETE', '/things/:thing/shadow', (_req, res, params, url) => answer(res, log, async () => {
+  router.add('DELETE', '/things/:thing/shadow', (req, res, params, url) => answer(res, log, async () => {
     const target = address(params, url);
+    await authorized(req, target, 'delete');
     const document = await deleteShadow(target, {}, context);
     publishDeleted(bus, target, document).catch((error) => log.warn({ err: error }, 'could not publish a shadow delete'));
     return document;
   }));
 
-  router.add('GET', '/api/things/shadow/ListNamedShadowsForThing/:thing', (_req, res, params, url) => answer(res, log, async () =>
-    listNamedShadows(params.thing, { nextToken: url.searchParams.get('nextToken'), pageSize: url.searchParams.get('pageSize') }, context)));
+  router.add('GET', '/api/things/shadow/ListNamedShadowsForThing/:thing', (req, res, params, url) => answer(res, log, async () => {
+    // Listing a thing's shadow names is allowed to whoever may get its classic shadow.
+    await authorized(req, { thing: params.thing, name: CLASSIC }, 'get');
+    return listNamedShadows(params.thing, { nextToken: url.searchParams.get('nextToken'), pageSize: url.searchParams.get('pageSize') }, context);
+  }));
 }
+
 
 /** The exception names the AWS SDK maps statuses to (its `x-amzn-ErrorType` header). */
 const ERROR_TYPES: Record<number, string> = {
@@ -62,7 +78,8 @@ async function answer(res: ServerResponse, log: Logger, operation: () => Promise
   try {
     body = await operation();
   } catch (error) {
-    const shadowError = asShadowError(error);
+    const shadowError = error instanceof DataPlaneAuthError ? new ShadowError(error.status, error.message)
+      : error instanceof BodyTooLargeError ? errors.payloadTooLarge() : asShadowError(error);
     if (shadowError.code === 500) log.error({ err: error }, 'shadow request failed');
     return sendError(res, shadowError);
   }
@@ -77,19 +94,4 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
   res.end(text);
-}
-
-/** The request body, up to `limit` bytes; a larger one is read to its end (so the answer reaches the client) but not kept. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= limit) chunks.push(chunk);
-      else chunks.length = 0;
-    });
-    req.on('end', () => (size > limit ? reject(errors.payloadTooLarge()) : resolve(Buffer.concat(chunks))));
-    req.on('error', reject);
-  });
 }

@@ -169,7 +169,7 @@ export class ShadowMqtt {
   }
 }
 
-function requestTopic(request: ShadowRequestTopic): string {
+export function requestTopic(request: ShadowRequestTopic): string {
   const shadow = request.name === CLASSIC ? 'shadow' : `shadow/name/${request.name}`;
   return `$aws/things/${request.thing}/${shadow}/${request.operation}`;
 }

@@ -28,7 +28,7 @@ export class ShadowService implements Service {
       now: () => Math.floor(Date.now() / 1000),
     };
     this.mqtt = new ShadowMqtt(bus, operations, maxInFlightPerClient, this.log);
-    registerShadowHttpRoutes(context.http, operations, bus, this.log);
+    registerShadowHttpRoutes(context.http, operations, bus, context.dataPlaneAuth, this.log);
     registerShadowAdminRoutes(context.admin, operations, bus);
   }
 

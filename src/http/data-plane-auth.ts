@@ -1,0 +1,92 @@
+import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { AccessKeys } from '../auth/access-keys.js';
+import { AuthError, verifyRequest } from '../auth/sigv4.js';
+import type { LocalBus } from '../bus.js';
+
+/** Who made a data plane request. */
+export type DataPlaneCaller =
+  | { kind: 'anonymous' }
+  /** One of the daemon's own consumers (functions' AWS SDK clients): everything is allowed. */
+  | { kind: 'service'; name: string }
+  /** A key bound to a thing: the thing's broker policy decides. */
+  | { kind: 'thing'; thing: string };
+
+/** A refusal as the IoT data plane answers it: 401 UnauthorizedException or 403 ForbiddenException. */
+export class DataPlaneAuthError extends Error {
+  override name = 'DataPlaneAuthError';
+  constructor(readonly status: 401 | 403, message: string) {
+    super(message);
+  }
+}
+
+/** Bodies larger than the route's limit: the route answers with its own 413. */
+export class BodyTooLargeError extends Error {
+  override name = 'BodyTooLargeError';
+}
+
+export interface DataPlaneAuthOptions {
+  mode: 'sigv4' | 'none';
+  accessKeys: AccessKeys;
+  bus: LocalBus;
+}
+
+/**
+ * Authentication and authorisation of the AWS IoT data plane on the HTTP port, as the AWS SDK's
+ * IoT Data Plane client signs it (SigV4, service `iotdata`). A signed request is verified whatever
+ * the mode; an unsigned one is served only with `http.auth: none`. What a caller may do is asked
+ * as MQTT asks it: may it publish on the topic the operation stands for
+ * (`$aws/things/{thing}/shadow/update`, the topic of a publish, …)?
+ */
+export class DataPlaneAuth {
+  constructor(private readonly options: DataPlaneAuthOptions) {}
+
+  /** The caller and the verified body (at most `limit` bytes; a larger one is drained and refused). */
+  async authenticate(req: IncomingMessage, limit: number): Promise<{ caller: DataPlaneCaller; body: Buffer }> {
+    const { accessKeys, mode } = this.options;
+    let verified;
+    try {
+      verified = verifyRequest(req, { service: 'iotdata', secretOf: (id) => accessKeys.secretOf(id) });
+    } catch (error) {
+      throw asAuthError(error);
+    }
+    const { accessKeyId } = verified;
+    let caller: DataPlaneCaller;
+    if (accessKeyId === undefined) {
+      if (mode !== 'none') throw new DataPlaneAuthError(401, 'Unauthorized');
+      caller = { kind: 'anonymous' };
+    } else {
+      const identity = accessKeys.dataPlaneIdentity(accessKeyId);
+      if (!identity) throw new DataPlaneAuthError(403, 'Forbidden');
+      caller = 'service' in identity ? { kind: 'service', name: identity.service } : { kind: 'thing', thing: identity.thing };
+    }
+    // The signature covers the body's hash: it is only proven once the body has been read.
+    const body = await readLimited(verified.body, limit).catch((error) => { throw asAuthError(error); });
+    return { caller, body };
+  }
+
+  /** Throws 403 Forbidden unless the caller may publish on `topic`. */
+  requirePublish(caller: DataPlaneCaller, topic: string): void {
+    if (caller.kind === 'thing' && !this.options.bus.thingMayPublish(caller.thing, topic)) throw new DataPlaneAuthError(403, 'Forbidden');
+  }
+}
+
+function asAuthError(error: unknown): unknown {
+  // A signer's mistakes (bad signature, unknown key, clock skew, malformed header) are the caller not proving who it is.
+  return error instanceof AuthError ? new DataPlaneAuthError(401, 'Unauthorized') : error;
+}
+
+/** Reads a body up to `limit` bytes; a larger one is read to its end (so the answer reaches the client) but not kept. */
+function readLimited(body: Readable, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+      else chunks.length = 0;
+    });
+    body.on('end', () => (size > limit ? reject(new BodyTooLargeError()) : resolve(Buffer.concat(chunks))));
+    body.on('error', reject);
+  });
+}
