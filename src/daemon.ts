@@ -19,6 +19,7 @@ import { DeviceService } from './devices/device-service.js';
 import { AccessKeys } from './auth/access-keys.js';
 import { registerAccessKeyAdminRoutes } from './auth/admin-routes.js';
 import { DataPlaneAuth } from './http/data-plane-auth.js';
+import { registerDataPlanePublish } from './broker/data-plane-publish.js';
 import type { Listener, Service, ServiceContext } from './service.js';
 
 export const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -54,6 +55,7 @@ export class Daemon {
     // Every other service is built with this context; those after the runtime may trigger functions.
     const dataPlaneAuth = new DataPlaneAuth({ mode: config.http.auth, accessKeys, bus: broker });
     const context: ServiceContext = { ...base, bus: broker, dataPlaneAuth };
+    registerDataPlanePublish(this.http.routes, broker, dataPlaneAuth, log.child({ service: 'data-plane' }));
     const functions = new FunctionService(context);
     const withFunctions: ServiceContext = { ...context, functions };
     this.services = [broker, new ShadowService(context), functions, new ObjectService(withFunctions), new SyncService(context), new DeviceService(context)];

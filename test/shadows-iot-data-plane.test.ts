@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DeleteThingShadowCommand, GetThingShadowCommand, IoTDataPlaneClient, ListNamedShadowsForThingCommand,
-  ResourceNotFoundException, UpdateThingShadowCommand, ConflictException, ForbiddenException, UnauthorizedException,
+  ResourceNotFoundException, UpdateThingShadowCommand, ConflictException, ForbiddenException, UnauthorizedException, PublishCommand,
 } from '@aws-sdk/client-iot-data-plane';
 import { TestDaemon } from './helpers/daemon.js';
 import { addThing, outpost } from './helpers/mqtt.js';
@@ -87,6 +87,9 @@ describe('the AWS SDK v3 IoT Data Plane client against the HTTP routes', () => {
     const other = pump7.send(new UpdateThingShadowCommand({ thingName: 'valve', shadowName: 'beta', payload: body({ state: { reported: { open: false } } }) }));
     await expect(other).rejects.toBeInstanceOf(ForbiddenException);
     await expect(pump7.send(new ListNamedShadowsForThingCommand({ thingName: 'valve' }))).rejects.toBeInstanceOf(ForbiddenException);
+    await pump7.send(new PublishCommand({ topic: 'things/pump-7/status', payload: Buffer.from('up') }));
+    await expect(pump7.send(new PublishCommand({ topic: 'things/valve/status', payload: Buffer.from('up') }))).rejects.toBeInstanceOf(ForbiddenException);
+    await expect(pump7.send(new PublishCommand({ topic: '$outpost/dlq/x', payload: Buffer.from('up') }))).rejects.toBeInstanceOf(ForbiddenException);
     // Nothing changed.
     expect(json((await client.send(new GetThingShadowCommand({ thingName: 'valve', shadowName: 'beta' }))).payload)).toMatchObject({ version: 1 });
 

@@ -3,7 +3,7 @@ import type { MqttClient } from 'mqtt';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { collectMessages, connectClient, outpost } from './helpers/mqtt.js';
-import { CloudBroker, CloudSubscriber } from './sync-cloud.js';
+import { CloudBroker, CloudSubscriber } from './helpers/cloud.js';
 import { callAdmin } from '../src/cli/admin-client.js';
 
 const status = async (daemon: TestDaemon) => JSON.parse((await outpost(daemon.socket, ['sync', 'status', '--json'])).stdout);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
-import { CloudBroker, CloudSubscriber } from './sync-cloud.js';
+import { CloudBroker, CloudSubscriber } from './helpers/cloud.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const TOPICS = ['t0', 't1', 't2', 't3'];

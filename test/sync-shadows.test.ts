@@ -3,7 +3,7 @@ import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { outpost } from './helpers/mqtt.js';
 import { ShadowMqttClient } from './helpers/shadow.js';
-import { freePort } from './sync-cloud.js';
+import { freePort } from './helpers/cloud.js';
 
 // The cloud is a second outpostd: its broker serves the AWS IoT shadow topics, versions and 409s included.
 const SHADOW_TOPICS = { allowAnonymous: true, anonymousPolicy: { publish: ['#', '$aws/#'], subscribe: ['#', '$aws/#'] } };

@@ -5,7 +5,7 @@ import { TestDaemon } from './helpers/daemon.js';
 import { makeTestPki, type TestPki } from './helpers/certs.js';
 import { eventually } from './helpers/eventually.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
-import { CloudBroker, CloudSubscriber } from './sync-cloud.js';
+import { CloudBroker, CloudSubscriber } from './helpers/cloud.js';
 
 const status = async (daemon: TestDaemon) => JSON.parse((await outpost(daemon.socket, ['sync', 'status', '--json'])).stdout);
 

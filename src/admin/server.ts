@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import { AdminError, type AdminRouter } from './router.js';
 import type { Listener } from '../service.js';
 
-const MAX_BODY_BYTES = 1024 * 1024;
+// A synchronous invoke carries up to 6 MB of payload, plus the request around it.
+const MAX_BODY_BYTES = 7 * 1024 * 1024;
 
 export interface AdminServerOptions {
   socketPath: string;

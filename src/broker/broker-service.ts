@@ -117,7 +117,13 @@ export class BrokerService implements Service, LocalBus {
       const message: BusMessage = { topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, retain: packet.retain, clientId: (packet as { clientId?: string }).clientId };
       const handled = Promise.resolve().then(() => handler(message));
       if (options.durable) {
-        handled.then(() => done(), (error: Error) => done(error));
+        handled.then(() => done(), (error: Error) => {
+          // mqemitter ignores a listener's error: close the publisher before aedes sends the PUBACK it holds, so it resends.
+          const publisher = message.clientId === undefined ? undefined : (broker as unknown as { clients: Record<string, Client | undefined> }).clients[message.clientId];
+          publisher?.close();
+          this.log.warn({ err: error, topic: packet.topic, clientId: message.clientId }, 'a durable subscriber refused a message; publisher disconnected');
+          done();
+        });
         return;
       }
       // A failing handler is the subscriber's problem; it must not stall delivery to others.

@@ -1,8 +1,9 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { LocalBus } from '../bus.js';
 import type { Router } from '../http/router.js';
 import type { HttpHandler } from '../http/server.js';
+import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../http/data-plane-auth.js';
 
 // AWS IoT Core's limits: a message of at most 128 KB, a topic of at most 256 bytes.
 const MAX_PAYLOAD_BYTES = 128 * 1024;
@@ -18,18 +19,23 @@ class PublishError extends Error {
  * The AWS IoT data plane's Publish operation, so the AWS SDK's IoT Data Plane client (and functions
  * using it) can publish on the local bus: `POST /topics/{topic}?qos=0|1&retain=true|false`, the body
  * the payload. Answers 200 with an empty body once the bus took the message (for QoS 1, once every
- * durable subscriber, such as a function trigger, has committed it). No authentication yet, as the
- * shadow routes: the HTTP port binds 127.0.0.1 by default.
+ * durable subscriber, such as a function trigger, has committed it). A caller signing as a thing
+ * is held to that thing's publish policy; the daemon's own `$outpost/` topics are never open to it.
  */
-export function registerDataPlanePublish(http: Router<HttpHandler>, bus: LocalBus, log: Logger): void {
+export function registerDataPlanePublish(http: Router<HttpHandler>, bus: LocalBus, auth: DataPlaneAuth, log: Logger): void {
   http.add('POST', '/topics/:topic', async (req, res, params, url) => {
     try {
       const message = { topic: checkTopic(params.topic), qos: qosOf(url.searchParams.get('qos')), retain: retainOf(url.searchParams.get('retain')) };
-      const payload = await readPayload(req);
+      const { caller, body: payload } = await auth.authenticate(req, MAX_PAYLOAD_BYTES);
+      if (caller.kind !== 'service' && message.topic.startsWith('$outpost/')) throw new DataPlaneAuthError(403, 'Forbidden');
+      auth.requirePublish(caller, message.topic);
       await bus.publish({ ...message, payload });
       res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 0 }).end();
     } catch (error) {
-      const publishError = error instanceof PublishError ? error : new PublishError(500, 'InternalFailureException', 'Internal failure');
+      const publishError = error instanceof PublishError ? error
+        : error instanceof DataPlaneAuthError ? new PublishError(error.status, error.status === 401 ? 'UnauthorizedException' : 'ForbiddenException', error.message)
+          : error instanceof BodyTooLargeError ? new PublishError(413, 'RequestEntityTooLargeException', `Payload larger than ${MAX_PAYLOAD_BYTES} bytes`)
+            : new PublishError(500, 'InternalFailureException', 'Internal failure');
       if (publishError.status >= 500) log.error({ err: error, topic: params.topic }, 'data-plane publish failed');
       sendError(res, publishError);
     }
@@ -58,21 +64,6 @@ function retainOf(value: string | null): boolean {
 
 function invalid(message: string): PublishError {
   return new PublishError(400, 'InvalidRequestException', message);
-}
-
-/** The body, up to MAX_PAYLOAD_BYTES; a larger one is read to its end (so the answer reaches the client) and refused. */
-function readPayload(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_PAYLOAD_BYTES) chunks.push(chunk);
-      else chunks.length = 0;
-    });
-    req.on('end', () => (size > MAX_PAYLOAD_BYTES ? reject(new PublishError(413, 'RequestEntityTooLargeException', `Payload larger than ${MAX_PAYLOAD_BYTES} bytes`)) : resolve(Buffer.concat(chunks))));
-    req.on('error', reject);
-  });
 }
 
 /** As the shadow routes: the exception name in x-amzn-ErrorType, the message in the body. */

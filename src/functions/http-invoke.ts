@@ -5,6 +5,7 @@ import type { HttpHandler } from '../http/server.js';
 import { apiErrors, FunctionApiError } from './errors.js';
 import type { FunctionService } from './function-service.js';
 import { isJson } from './json.js';
+import { readLimited } from '../http/body.js';
 
 // Lambda's limit on a synchronous request; an Event is held to its own, smaller limit by the service.
 const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
@@ -30,7 +31,7 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, name: 
     throw apiErrors.invalidParameter(`1 validation error detected: Value '${type}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]`);
   }
   const qualifier = url.searchParams.get('Qualifier') ?? undefined;
-  const body = await readBody(req);
+  const body = await readLimited(req, MAX_REQUEST_BYTES, () => apiErrors.payloadTooLarge(MAX_REQUEST_BYTES));
   const event = body.length === 0 ? '{}' : body.toString('utf8');
   if (!isJson(event)) throw apiErrors.invalidPayload();
   const clientContext = decodeClientContext(header(req, 'x-amz-client-context'));
@@ -78,18 +79,4 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** The body up to MAX_REQUEST_BYTES; a larger one is read to its end (so the answer reaches the client) and refused. */
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_REQUEST_BYTES) chunks.push(chunk);
-      else chunks.length = 0;
-    });
-    req.on('end', () => (size > MAX_REQUEST_BYTES ? reject(apiErrors.payloadTooLarge(MAX_REQUEST_BYTES)) : resolve(Buffer.concat(chunks))));
-    req.on('error', reject);
-  });
-}
 

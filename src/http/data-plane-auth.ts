@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
-import type { Readable } from 'node:stream';
 import type { AccessKeys } from '../auth/access-keys.js';
 import { AuthError, verifyRequest } from '../auth/sigv4.js';
 import type { LocalBus } from '../bus.js';
+import { readLimited } from './body.js';
 
 /** Who made a data plane request. */
 export type DataPlaneCaller =
@@ -61,7 +61,7 @@ export class DataPlaneAuth {
       caller = 'service' in identity ? { kind: 'service', name: identity.service } : { kind: 'thing', thing: identity.thing };
     }
     // The signature covers the body's hash: it is only proven once the body has been read.
-    const body = await readLimited(verified.body, limit).catch((error) => { throw asAuthError(error); });
+    const body = await readLimited(verified.body, limit, () => new BodyTooLargeError()).catch((error) => { throw asAuthError(error); });
     return { caller, body };
   }
 
@@ -74,19 +74,4 @@ export class DataPlaneAuth {
 function asAuthError(error: unknown): unknown {
   // A signer's mistakes (bad signature, unknown key, clock skew, malformed header) are the caller not proving who it is.
   return error instanceof AuthError ? new DataPlaneAuthError(401, 'Unauthorized') : error;
-}
-
-/** Reads a body up to `limit` bytes; a larger one is read to its end (so the answer reaches the client) but not kept. */
-function readLimited(body: Readable, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    body.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= limit) chunks.push(chunk);
-      else chunks.length = 0;
-    });
-    body.on('end', () => (size > limit ? reject(new BodyTooLargeError()) : resolve(Buffer.concat(chunks))));
-    body.on('error', reject);
-  });
 }

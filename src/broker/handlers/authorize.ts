@@ -39,7 +39,7 @@ export function createAuthorizePublish({ sessions, metrics }: AuthorizeDeps) {
 
 /**
  * A refused filter gets SUBACK 0x80 (MQTT-3.9.3) by answering with a null subscription.
- * Of the daemon's own `$outpost/` topics only dead letters may be watched, by a
+ * Of the daemon's own `$outpost/` topics only dead letters and object events may be watched, by a
  * policy that names them.
  */
 export function createAuthorizeSubscribe({ sessions }: AuthorizeDeps) {
@@ -47,7 +47,7 @@ export function createAuthorizeSubscribe({ sessions }: AuthorizeDeps) {
     const session = sessions.get(client);
     const allowed = session !== undefined
       && isValidFilter(subscription.topic)
-      && (!subscription.topic.startsWith('$outpost/') || subscription.topic.startsWith('$outpost/dlq/'))
+      && (!subscription.topic.startsWith('$outpost/') || subscription.topic.startsWith('$outpost/dlq/') || subscription.topic.startsWith('$outpost/objects/'))
       && maySubscribe(session.policy, subscription.topic);
     callback(null, allowed ? subscription : null);
   };
