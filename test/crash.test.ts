@@ -1,42 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { TestDaemon } from './helpers/daemon.js';
-import { addThing, connectClient } from './helpers/mqtt.js';
+import { addThing, connectClient, publishUntilCut } from './helpers/mqtt.js';
 
 const ROUNDS = 3;
 const WINDOW = 20;
-
-/** Publishes k/<seq> at QoS 1 with a window of in-flight messages until the connection drops; returns the PUBACKed sequence numbers. */
-function publishUntilCut(url: string, startAt: number, killAfterMs: number, kill: () => void): Promise<number[]> {
-  return new Promise((resolve) => {
-    const acked: number[] = [];
-    const client = mqtt.connect(url, { clientId: 'crash-pub', username: 'crash', password: 'pw', reconnectPeriod: 0, protocolVersion: 4 });
-    let next = startAt;
-    let stopped = false;
-    const deadline = setTimeout(finish, killAfterMs + 10_000);
-    function finish() {
-      if (stopped) return;
-      stopped = true;
-      clearTimeout(deadline);
-      client.end(true);
-      resolve(acked);
-    }
-    function sendOne() {
-      if (stopped || next >= startAt + 100_000) return;
-      const seq = next++;
-      client.publish(`k/${seq}`, String(seq), { qos: 1 }, (error) => {
-        if (!error) acked.push(seq);
-        sendOne();
-      });
-    }
-    client.on('connect', () => {
-      for (let i = 0; i < WINDOW; i++) sendOne();
-      setTimeout(kill, killAfterMs);
-    });
-    client.on('close', finish);
-    client.on('error', finish);
-  });
-}
 
 describe('kill -9 while publishing QoS 1 to an offline persistent session', () => {
   it('delivers every PUBACKed message after restart, in order', { timeout: 120_000 }, async () => {
@@ -51,7 +19,11 @@ describe('kill -9 while publishing QoS 1 to an offline persistent session', () =
     let seq = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const current = daemon;
-      const got = await publishUntilCut(current.mqttUrl, seq, 300 + round * 250, () => void current.kill());
+      const got = await publishUntilCut(current.mqttUrl, {
+        client: { clientId: 'crash-pub', username: 'crash', password: 'pw' },
+        message: (n) => ({ topic: `k/${n}`, payload: String(n) }),
+        startAt: seq, window: WINDOW, killAfterMs: 300 + round * 250, kill: () => void current.kill(),
+      });
       await current.kill();
       expect(got.length).toBeGreaterThan(0);
       acked.push(...got);

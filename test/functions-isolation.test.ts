@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { outpost } from './helpers/mqtt.js';
-import { FIXTURES, invoke, writePackage } from './helpers/functions.js';
+import { FAULT_CASES, FIXTURES, invoke, writePackage } from './helpers/functions.js';
 
 // As functions-python.test.ts: the real interpreter behind `python3`.
 const PYTHON = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
@@ -50,16 +50,7 @@ describe('functions: isolation: process and memory limits', () => {
   it('answers each fault with the Lambda error and replaces the process where Lambda would', async () => {
     const ok = async () => (await invoke(daemon.socket, 'ProcFaults')).result.payload.pid as number;
     let pid = await ok();
-    const cases: Array<[string, Record<string, unknown>, 'kept' | 'replaced']> = [
-      ['throw', { errorType: 'TypeError', errorMessage: 'thrown on purpose' }, 'kept'],
-      ['reject', { errorType: 'RangeError', errorMessage: 'rejected on purpose' }, 'kept'],
-      ['never', { errorType: 'Sandbox.Timedout', errorMessage: expect.stringMatching(/^RequestId: [0-9a-f-]{36} Error: Task timed out after 1\.00 seconds$/) }, 'replaced'],
-      ['loop', { errorType: 'Sandbox.Timedout', errorMessage: expect.stringContaining('Task timed out after 1.00 seconds') }, 'replaced'],
-      ['exit', { errorType: 'Runtime.ExitError', errorMessage: expect.stringMatching(/^RequestId: [0-9a-f-]{36} Error: Runtime exited with error: exit status 3$/) }, 'replaced'],
-      ['crash', { errorType: 'Error', errorMessage: 'thrown from a timer' }, 'replaced'],
-      ['unhandled', { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: 'Error: nobody awaits this' }, 'replaced'],
-    ];
-    for (const [mode, error, environment] of cases) {
+    for (const [mode, error, environment] of FAULT_CASES) {
       const failed = await invoke(daemon.socket, 'ProcFaults', { mode });
       expect(failed.result, mode).toMatchObject({ statusCode: 200, functionError: 'Unhandled', payload: error });
       const next = await ok();

@@ -1,46 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
-import { connectClient, outpost } from './helpers/mqtt.js';
+import { connectClient, outpost, publishUntilCut } from './helpers/mqtt.js';
 import { template, writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 
 const CONFIG = { mqtt: { allowAnonymous: true }, functions: { maxInstances: 2, queueLength: 100_000 } };
 const WINDOW = 20;
-
-/** Publishes {"seq": n} to readings/n at QoS 1, WINDOW in flight, until the connection drops; returns the PUBACKed numbers. */
-function publishUntilCut(url: string, killAfterMs: number, kill: () => void): Promise<number[]> {
-  return new Promise((resolve) => {
-    const acked: number[] = [];
-    const client = mqtt.connect(url, { clientId: 'trigger-pub', reconnectPeriod: 0, protocolVersion: 4 });
-    let next = 0;
-    let stopped = false;
-    const deadline = setTimeout(finish, killAfterMs + 10_000);
-    function finish() {
-      if (stopped) return;
-      stopped = true;
-      clearTimeout(deadline);
-      client.end(true);
-      resolve(acked);
-    }
-    function sendOne() {
-      if (stopped || next >= 50_000) return;
-      const seq = next++;
-      client.publish(`readings/${seq}`, JSON.stringify({ seq }), { qos: 1 }, (error) => {
-        if (!error) acked.push(seq);
-        sendOne();
-      });
-    }
-    client.on('connect', () => {
-      for (let i = 0; i < WINDOW; i++) sendOne();
-      setTimeout(kill, killAfterMs);
-    });
-    client.on('close', finish);
-    client.on('error', finish);
-  });
-}
 
 describe('functions: MQTT triggers are durable', () => {
   const out = writePackage({});
@@ -71,7 +38,11 @@ describe('functions: MQTT triggers are durable', () => {
     const first = await TestDaemon.start({ config: CONFIG });
     daemon = first;
     expect(await outpost(first.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
-    const acked = await publishUntilCut(first.mqttUrl, 700, () => void first.kill());
+    const acked = await publishUntilCut(first.mqttUrl, {
+      client: { clientId: 'trigger-pub' }, window: WINDOW,
+      message: (seq) => ({ topic: `readings/${seq}`, payload: JSON.stringify({ seq }) }),
+      killAfterMs: 700, kill: () => void first.kill(),
+    });
     await first.kill();
     expect(acked.length).toBeGreaterThan(WINDOW);
     daemon = await TestDaemon.start({ config: CONFIG, dataDir: first.dataDir });

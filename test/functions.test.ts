@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OUTPOST, TestDaemon } from './helpers/daemon.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
-import { FIXTURES, invoke, template, writePackage } from './helpers/functions.js';
+import { FAULT_CASES, FIXTURES, invoke, template, writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 
 describe('functions: deploy, invoke, faults, triggers', () => {
@@ -142,16 +142,7 @@ describe('functions: deploy, invoke, faults, triggers', () => {
       return next.result.payload.threadId as number;
     };
     let thread = await ok();
-    const cases: Array<[string, Record<string, unknown>, 'kept' | 'replaced']> = [
-      ['throw', { errorType: 'TypeError', errorMessage: 'thrown on purpose' }, 'kept'],
-      ['reject', { errorType: 'RangeError', errorMessage: 'rejected on purpose' }, 'kept'],
-      ['never', { errorType: 'Sandbox.Timedout', errorMessage: expect.stringMatching(/^RequestId: [0-9a-f-]{36} Error: Task timed out after 1\.00 seconds$/) }, 'replaced'],
-      ['loop', { errorType: 'Sandbox.Timedout', errorMessage: expect.stringContaining('Task timed out after 1.00 seconds') }, 'replaced'],
-      ['exit', { errorType: 'Runtime.ExitError', errorMessage: expect.stringMatching(/^RequestId: [0-9a-f-]{36} Error: Runtime exited with error: exit status 3$/) }, 'replaced'],
-      ['crash', { errorType: 'Error', errorMessage: 'thrown from a timer' }, 'replaced'],
-      ['unhandled', { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: 'Error: nobody awaits this' }, 'replaced'],
-    ];
-    for (const [mode, error, environment] of cases) {
+    for (const [mode, error, environment] of FAULT_CASES) {
       const failed = await invoke(daemon.socket, 'Faults', { mode });
       expect(failed.code, mode).toBe(1);
       expect(failed.result, mode).toMatchObject({ statusCode: 200, functionError: 'Unhandled', payload: error });

@@ -3,6 +3,7 @@ import { z, type ZodIssue } from 'zod/v3';
 import { FunctionApiError } from './errors.js';
 import { isJson } from './json.js';
 import { parseSchedule, type ScheduleSpec } from './schedules.js';
+import { isValidFilter } from '../broker/topic.js';
 
 /** One function of a template, validated: what a version is made of besides its code. */
 export interface FunctionSpec {
@@ -41,7 +42,7 @@ const text = (expected: string) => z.string({ invalid_type_error: expected, requ
 const integer = (expected: string, min: number, max: number) =>
   z.number({ invalid_type_error: expected, required_error: expected }).int({ message: expected }).min(min, { message: expected }).max(max, { message: expected });
 
-const topicFilter = text('expected an MQTT topic filter').refine(isTopicFilter, { message: 'expected an MQTT topic filter (+ and # as whole levels, # last)' });
+const topicFilter = text('expected an MQTT topic filter').refine(isValidFilter, { message: 'expected an MQTT topic filter (+ and # as whole levels, # last)' });
 
 const topicName = text('expected an MQTT topic name').refine((topic) => !/[+#]/.test(topic), { message: 'expected an MQTT topic name (no + or # wildcards)' });
 
@@ -181,9 +182,4 @@ function describeIssue(issue: ZodIssue): string {
 
 function invalid(file: string, problems: string[]): FunctionApiError {
   return new FunctionApiError(400, 'InvalidParameterValueException', `${file}: ${problems.join('; ')}`);
-}
-
-function isTopicFilter(filter: string): boolean {
-  const levels = filter.split('/');
-  return levels.every((level, i) => (level === '#' ? i === levels.length - 1 : level === '+' || !/[+#]/.test(level)));
 }

@@ -37,11 +37,7 @@ export class HttpServer {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-      setTimeout(() => server.closeAllConnections(), 2000).unref();
-    });
+    await closeServer(server, 2000);
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -60,6 +56,15 @@ export class HttpServer {
       else res.destroy();
     }
   }
+}
+
+/** Stops accepting and closes idle connections; requests in flight get `graceMs` to finish. */
+export function closeServer(server: Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), graceMs).unref();
+  });
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

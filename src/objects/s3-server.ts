@@ -8,6 +8,7 @@ import type { AccessKeys } from '../auth/access-keys.js';
 import type { S3Config } from './config.js';
 import { errors, S3Error } from './errors.js';
 import { document, el } from './xml.js';
+import { closeServer } from '../http/server.js';
 import type { Operation, OperationContext, S3Request } from './operations/context.js';
 
 /** The S3 API on its own port: addressing, authentication, routing to one operation, errors as S3 renders them. */
@@ -47,11 +48,7 @@ export class S3Server {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
-      setTimeout(() => server.closeAllConnections(), graceMs).unref();
-    });
+    await closeServer(server, graceMs);
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -26,3 +27,17 @@ export async function invoke(socket: string, name: string, payload: unknown = {}
   const run = await outpost(socket, ['--json', 'invoke', name, '--payload', JSON.stringify(payload)]);
   return { code: run.code, stderr: run.stderr, result: run.stdout ? JSON.parse(run.stdout) : undefined };
 }
+
+/**
+ * The faults every execution environment must survive: what the caller gets for each handler mode
+ * of the fault fixtures, and whether the environment is kept or replaced afterwards.
+ */
+export const FAULT_CASES: Array<[mode: string, error: Record<string, unknown>, environment: 'kept' | 'replaced']> = [
+  ['throw', { errorType: 'TypeError', errorMessage: 'thrown on purpose' }, 'kept'],
+  ['reject', { errorType: 'RangeError', errorMessage: 'rejected on purpose' }, 'kept'],
+  ['never', { errorType: 'Sandbox.Timedout', errorMessage: expect.stringMatching(/^RequestId: [0-9a-f-]{36} Error: Task timed out after 1\.00 seconds$/) }, 'replaced'],
+  ['loop', { errorType: 'Sandbox.Timedout', errorMessage: expect.stringContaining('Task timed out after 1.00 seconds') }, 'replaced'],
+  ['exit', { errorType: 'Runtime.ExitError', errorMessage: expect.stringMatching(/^RequestId: [0-9a-f-]{36} Error: Runtime exited with error: exit status 3$/) }, 'replaced'],
+  ['crash', { errorType: 'Error', errorMessage: 'thrown from a timer' }, 'replaced'],
+  ['unhandled', { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: 'Error: nobody awaits this' }, 'replaced'],
+];

@@ -148,3 +148,52 @@ export class RawMqtt {
     this.socket.destroy();
   }
 }
+
+export interface PublishUntilCutOptions {
+  client: IClientOptions;
+  /** The message of sequence number `seq`. */
+  message: (seq: number) => { topic: string; payload: string };
+  /** The first sequence number (default 0); at most 100,000 are sent. */
+  startAt?: number;
+  killAfterMs: number;
+  kill: () => void;
+  /** PUBLISHes in flight awaiting PUBACK (default 20). */
+  window?: number;
+}
+
+/**
+ * Publishes at QoS 1 with a window of messages in flight, calls `kill` after `killAfterMs`, and
+ * resolves once the connection drops with the sequence numbers that got a PUBACK.
+ */
+export function publishUntilCut(url: string, options: PublishUntilCutOptions): Promise<number[]> {
+  const { message, killAfterMs, kill, startAt = 0, window = 20 } = options;
+  return new Promise((resolve) => {
+    const acked: number[] = [];
+    const client = mqtt.connect(url, { reconnectPeriod: 0, protocolVersion: 4, ...options.client });
+    let next = startAt;
+    let stopped = false;
+    const deadline = setTimeout(finish, killAfterMs + 10_000);
+    function finish() {
+      if (stopped) return;
+      stopped = true;
+      clearTimeout(deadline);
+      client.end(true);
+      resolve(acked);
+    }
+    function sendOne() {
+      if (stopped || next >= startAt + 100_000) return;
+      const seq = next++;
+      const { topic, payload } = message(seq);
+      client.publish(topic, payload, { qos: 1 }, (error) => {
+        if (!error) acked.push(seq);
+        sendOne();
+      });
+    }
+    client.on('connect', () => {
+      for (let i = 0; i < window; i++) sendOne();
+      setTimeout(kill, killAfterMs);
+    });
+    client.on('close', finish);
+    client.on('error', finish);
+  });
+}
