@@ -1,3 +1,4 @@
+import './log/quiet-debug.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';

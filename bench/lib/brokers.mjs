@@ -171,7 +171,7 @@ async function parseYaml(text) {
 
 /**
  * A board profile (firmware-configs/boards/<name>.yaml) as the daemon would get it from
- * systemd/install.sh: its NODE_OPTIONS, environment and config section.
+ * systemd/install.sh: its NODE_OPTIONS, node command-line flags, environment and config section.
  */
 export async function loadBoardProfile(name) {
   const file = join(REPO_ROOT, 'firmware-configs', 'boards', `${name}.yaml`);
@@ -180,6 +180,7 @@ export async function loadBoardProfile(name) {
   return {
     name,
     nodeOptions: Array.isArray(profile.nodeOptions) ? profile.nodeOptions.map(String) : [],
+    nodeArgs: Array.isArray(profile.nodeArgs) ? profile.nodeArgs.map(String) : [],
     environment: Object.fromEntries(Object.entries(profile.environment ?? {}).map(([k, v]) => [k, String(v)])),
     config: profile.config ?? {},
   };
@@ -225,7 +226,7 @@ async function startOutpostd({ cpus, keepTmp, log, board }) {
     Object.assign(env, board.environment);
     if (board.nodeOptions.length) env.NODE_OPTIONS = board.nodeOptions.join(' ');
   }
-  const child = spawnPinned(process.execPath, [OUTPOSTD, '--config', config, '--data-dir', dataDir],
+  const child = spawnPinned(process.execPath, [...(board?.nodeArgs ?? []), OUTPOSTD, '--config', config, '--data-dir', dataDir],
     { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT, env }, cpus);
   const username = 'bench';
   const password = randomBytes(18).toString('base64url');
