@@ -10,6 +10,7 @@ import { createAuthenticate, createPreConnect } from './handlers/connect.js';
 import { createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscribe } from './handlers/authorize.js';
 import { OutgoingWrites } from './handlers/outgoing-writes.js';
 import { limitPacketSize } from './handlers/packet-size.js';
+import { parsePublishesDirectly } from './handlers/incoming-parse.js';
 import { MqttListeners } from './listeners.js';
 import { publishOrphanedWills } from './handlers/orphaned-wills.js';
 import { randomUUID } from 'node:crypto';
@@ -193,6 +194,7 @@ export class BrokerService implements Service, LocalBus {
     limitPacketSize(client, this.context.config.mqtt.maxPacketSize, () => {
       this.metrics.refused.packet_too_large++;
     });
+    parsePublishesDirectly(client, this.context.config.mqtt.maxPacketSize);
     this.outgoing.manage(client);
   }
 }

@@ -1,0 +1,97 @@
+import { createRequire } from 'node:module';
+import type { Client } from 'aedes';
+
+type PacketShape = { cmd: string | null; retain: boolean; qos: number; dup: boolean; length: number; topic: string | null; payload: Buffer | null; messageId?: number };
+
+interface MqttPacketParser {
+  error: Error | null;
+  settings: { protocolVersion?: number };
+  _list: { length: number };
+  _stateCounter: number;
+  parse(buf: Buffer): number;
+  emit(event: 'packet', packet: PacketShape): boolean;
+}
+
+const require = createRequire(import.meta.url);
+const Packet = require('mqtt-packet/packet.js') as new () => PacketShape;
+
+const PUBLISH = 3;
+const PUBACK_HEADER = 0x40;
+
+/**
+ * PUBLISH and PUBACK are nearly everything a busy broker reads. mqtt-packet
+ * parses every packet through a byte list that allocates on each step; under
+ * QoS 1 load that parser and its garbage were about a fifth of the broker's
+ * CPU. Complete PUBLISH and PUBACK packets at the front of a read are parsed
+ * here straight from the socket's buffer into the same packet objects
+ * mqtt-packet makes and emitted the same way; the first packet of any other
+ * kind, any packet split across reads, anything unusual (MQTT 5, bad flags,
+ * a length over the limit) and everything after it go to mqtt-packet, so its
+ * error handling stays the one that applies.
+ */
+export function parsePublishesDirectly(client: Client, maxPacketSize: number): void {
+  const parser = (client as unknown as { _parser: MqttPacketParser })._parser;
+  const parseWithMqttPacket = parser.parse;
+  parser.parse = function parse(this: MqttPacketParser, buf: Buffer): number {
+    if (this.error !== null || this._list.length > 0 || this._stateCounter !== 0 || this.settings.protocolVersion === 5) {
+      return parseWithMqttPacket.call(this, buf);
+    }
+    let offset = 0;
+    while (offset < buf.length) {
+      const end = parseOne(this, buf, offset, maxPacketSize);
+      if (end === 0) break;
+      offset = end;
+    }
+    return offset === buf.length ? 0 : parseWithMqttPacket.call(this, offset === 0 ? buf : buf.subarray(offset));
+  };
+}
+
+/** Emits the packet at `offset` and returns where it ends, or 0 when mqtt-packet should take it. */
+function parseOne(parser: MqttPacketParser, buf: Buffer, offset: number, maxPacketSize: number): number {
+  const header = buf[offset];
+  if (header === PUBACK_HEADER) return parsePuback(parser, buf, offset);
+  if (header >> 4 !== PUBLISH) return 0;
+  const qos = (header >> 1) & 0x03;
+  if (qos === 3) return 0; // MQTT-3.3.1-4: mqtt-packet reports it
+  // MQTT 3.1.1 section 2.2.3: remaining length, 1-4 bytes of 7 bits
+  let length = 0;
+  let multiplier = 1;
+  let position = offset + 1;
+  for (let i = 0; ; i++) {
+    if (i === 4 || position >= buf.length) return 0;
+    const digit = buf[position++];
+    length += (digit & 0x7f) * multiplier;
+    if ((digit & 0x80) === 0) break;
+    multiplier *= 128;
+  }
+  const end = position + length;
+  if (end > buf.length || end - offset > maxPacketSize) return 0;
+  // MQTT 3.1.1 section 3.3.2: topic name, then the packet identifier at QoS 1 and 2
+  const idBytes = qos > 0 ? 2 : 0;
+  if (length < 2 + idBytes) return 0;
+  const topicLength = buf.readUInt16BE(position);
+  const topicEnd = position + 2 + topicLength;
+  if (topicEnd + idBytes > end) return 0;
+  const packet = new Packet();
+  packet.cmd = 'publish';
+  packet.retain = (header & 0x01) !== 0;
+  packet.qos = qos;
+  packet.dup = (header & 0x08) !== 0;
+  packet.length = length;
+  packet.topic = buf.toString('utf8', position + 2, topicEnd);
+  if (qos > 0) packet.messageId = buf.readUInt16BE(topicEnd);
+  packet.payload = buf.subarray(topicEnd + idBytes, end);
+  parser.emit('packet', packet);
+  return end;
+}
+
+/** MQTT 3.1.1 section 3.4: 0x40, remaining length 2, the packet identifier. */
+function parsePuback(parser: MqttPacketParser, buf: Buffer, offset: number): number {
+  if (offset + 4 > buf.length || buf[offset + 1] !== 0x02) return 0;
+  const packet = new Packet();
+  packet.cmd = 'puback';
+  packet.length = 2;
+  packet.messageId = buf.readUInt16BE(offset + 2);
+  parser.emit('packet', packet);
+  return offset + 4;
+}

@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
+import { TestDaemon } from './helpers/daemon.js';
+import { RawMqtt, connectClient } from './helpers/mqtt.js';
+
+// The broker parses complete PUBLISH and PUBACK packets itself and leaves the
+// rest to mqtt-packet (src/broker/handlers/incoming-parse.ts): these tests
+// write packets at every kind of read boundary and check that what arrives is
+// exactly what was sent, and that the limits and errors still apply.
+const MAX_PACKET = 2048;
+
+interface Sent { topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean; messageId?: number }
+
+function publishes(): Sent[] {
+  const sent: Sent[] = [];
+  for (let i = 0; i < 60; i++) {
+    const qos = (i % 3) as 0 | 1 | 2;
+    const topic = i % 7 === 0 ? `parse/ünïcödé/${i}` : `parse/t/${i}`;
+    const size = [0, 1, 127, 128, 1500][i % 5];
+    sent.push({ topic, payload: Buffer.alloc(size, i), qos, retain: false, ...(qos > 0 ? { messageId: 100 + i } : {}) });
+  }
+  return sent;
+}
+
+const encode = (message: Sent) => mqttPacket.generate({ cmd: 'publish', dup: false, ...message });
+
+describe('broker packet parsing', () => {
+  let daemon: TestDaemon;
+  let subscriber: MqttClient;
+  const received: Array<{ topic: string; payload: Buffer }> = [];
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxPacketSize: MAX_PACKET } } });
+    subscriber = await connectClient(daemon.mqttUrl, { clientId: 'parse-observer' });
+    subscriber.on('message', (topic, payload) => received.push({ topic, payload }));
+    await subscriber.subscribeAsync('parse/#', { qos: 2 });
+  });
+
+  afterAll(async () => {
+    subscriber?.end(true);
+    await daemon.cleanup();
+  });
+
+  async function connectRaw(clientId: string): Promise<RawMqtt> {
+    const raw = await RawMqtt.open(daemon.port('mqtt'));
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 30 });
+    expect(await raw.waitFor((packet) => packet.cmd === 'connack')).toMatchObject({ returnCode: 0 });
+    return raw;
+  }
+
+  async function receivedCount(count: number, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (received.length < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+
+  for (const [name, chunkSizes] of [
+    ['in one write', [1 << 20]],
+    ['a byte at a time', [1]],
+    ['split at odd places', [3, 700, 5, 1, 2000, 64]],
+  ] as const) {
+    it(`delivers every PUBLISH exactly and acknowledges each one, packets written ${name}`, async () => {
+      received.length = 0;
+      const raw = await connectRaw(`parse-${chunkSizes.join('-')}`);
+      const sent = publishes();
+      const stream = Buffer.concat(sent.map(encode));
+      for (let offset = 0, turn = 0; offset < stream.length; turn++) {
+        const size = chunkSizes[turn % chunkSizes.length];
+        raw.socket.write(stream.subarray(offset, offset + size));
+        offset += size;
+        if (chunkSizes.length > 1 || size === 1) await new Promise((resolve) => setImmediate(resolve));
+      }
+      await receivedCount(sent.length);
+      // Each message has a topic of its own, so only the content is compared, not the order across topics.
+      expect(received).toHaveLength(sent.length);
+      const byTopic = new Map(received.map((message) => [message.topic, message.payload]));
+      expect([...byTopic.keys()].sort()).toEqual(sent.map((message) => message.topic).sort());
+      for (const message of sent) expect(byTopic.get(message.topic)!.equals(message.payload)).toBe(true);
+      const acked = async (cmd: string, qos: number) => {
+        const ids = sent.filter((message) => message.qos === qos).map((message) => message.messageId);
+        await raw.waitFor(() => raw.packets.filter((packet) => packet.cmd === cmd).length >= ids.length);
+        return raw.packets.filter((packet) => packet.cmd === cmd).map((packet) => packet.messageId);
+      };
+      expect(await acked('puback', 1)).toEqual(sent.filter((message) => message.qos === 1).map((message) => message.messageId));
+      expect(await acked('pubrec', 2)).toEqual(sent.filter((message) => message.qos === 2).map((message) => message.messageId));
+      expect(raw.closed).toBe(false);
+      raw.end();
+    });
+  }
+
+  it('closes the connection of a complete PUBLISH over the size limit, after delivering the one before it', async () => {
+    received.length = 0;
+    const raw = await connectRaw('parse-oversize');
+    const fine: Sent = { topic: 'parse/before-oversize', payload: Buffer.from('fine'), qos: 1, retain: false, messageId: 1 };
+    const oversize: Sent = { topic: 'parse/oversize', payload: Buffer.alloc(MAX_PACKET), qos: 0, retain: false };
+    raw.socket.write(Buffer.concat([encode(fine), encode(oversize)]));
+    expect(await raw.waitClosed()).toBe(true);
+    await receivedCount(1);
+    expect(received.map((message) => message.topic)).toEqual(['parse/before-oversize']);
+    const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+    expect(metrics).toMatch(/outpost_mqtt_connections_refused_total\{reason="packet_too_large"\} 1/);
+  });
+
+  it('closes the connection of a PUBLISH with both QoS bits set (MQTT-3.3.1-4) and of a PUBACK with reserved flag bits (MQTT-2.2.2-2)', async () => {
+    for (const bad of [Buffer.from([0x36, 0x05, 0x00, 0x01, 0x61, 0x00, 0x01]), Buffer.from([0x42, 0x02, 0x00, 0x01])]) {
+      const raw = await connectRaw('parse-malformed');
+      raw.socket.write(bad);
+      expect(await raw.waitClosed()).toBe(true);
+    }
+    const still = await connectClient(daemon.mqttUrl, { clientId: 'parse-after-malformed' });
+    await still.publishAsync('parse/after', 'ok', { qos: 1 });
+    still.end(true);
+  });
+});
