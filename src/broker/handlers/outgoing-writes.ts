@@ -5,8 +5,6 @@ type Packet = { cmd: string; messageId?: number; topic?: string; payload?: Buffe
 type WriteToStream = (packet: Packet, stream: unknown, opts?: unknown) => boolean;
 interface Writable {
   write(chunk: Buffer): boolean;
-  cork(): void;
-  uncork(): void;
   destroyed?: boolean;
   writable?: boolean;
   writableNeedDrain?: boolean;
@@ -63,7 +61,7 @@ interface Connection {
  *
  * - Batching: aedes writes each packet as several small writes with a cork per
  *   packet, i.e. one writev system call per message. Here each packet is encoded
- *   once and a connection's packets of one event-loop turn go out in one writev.
+ *   once and a connection's packets of one event-loop turn go out in one write.
  * - Durable PUBACK: aedes writes a QoS 1 PUBACK before it stores the message for
  *   persistent sessions and as retained. The PUBACK is held until aedes' `published`
  *   hook, which runs only after those writes committed (`release`). A crash in
@@ -125,9 +123,8 @@ export class OutgoingWrites {
       const pending = connection.pending;
       connection.pending = [];
       if (stream.destroyed || stream.writable === false) continue;
-      stream.cork();
-      for (const bytes of pending) stream.write(bytes);
-      stream.uncork();
+      // One buffer, one write: cheaper than a writev of many small pieces.
+      stream.write(pending.length === 1 ? pending[0] : Buffer.concat(pending));
     }
   }
 }

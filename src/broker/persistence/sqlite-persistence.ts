@@ -310,6 +310,8 @@ export class SqlitePersistence {
   }
 
   async subscriptionsByTopic(topic: string): Promise<TopicSubscription[]> {
+    // Called for every QoS 1/2 publish: skip the match while no persistent session subscribes at QoS > 0.
+    if (this.trie.subscriptionsCount === 0) return [];
     return this.trie.match(topic);
   }
 
