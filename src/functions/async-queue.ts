@@ -3,8 +3,10 @@ import type { LocalBus } from '../bus.js';
 import { topicMatches } from '../broker/topic.js';
 import type { GroupCommit } from '../store/group-commit.js';
 import { AsyncEventStore, type DeadLetter, type DeadLetterReason, type ErrorSummary, type EventSource, type QueuedEvent } from './async-store.js';
+import { DueLine } from './due-line.js';
 import { apiErrors, FunctionApiError } from './errors.js';
 import type { Invocation, InvokeResult } from './runtime/pool.js';
+import { NODE_EVENTS_IN_FLIGHT } from './runtime/protocol.js';
 import type { FunctionRuntime } from './runtime/runtime.js';
 import type { FunctionVersion } from './store.js';
 
@@ -28,7 +30,6 @@ export interface AsyncQueueDeps {
   runtime: () => Promise<FunctionRuntime>;
 }
 
-/** One function's events: ids in the order they are due, and what runs or is being accepted now. */
 /** A queued event's place in line; a fresh one carries the event itself, so its first attempt need not read it back. */
 interface Waiting {
   id: number;
@@ -40,8 +41,9 @@ interface Waiting {
 // What a function with ReservedConcurrentExecutions: 0 answers its events with, as Lambda's throttle.
 const THROTTLED: ErrorSummary = { errorType: 'TooManyRequestsException', errorMessage: 'Rate Exceeded.' };
 
+/** One function's events: ids in the order they are due, and what runs or is being accepted now. */
 interface Lane {
-  waiting: Waiting[];
+  waiting: DueLine<Waiting>;
   running: number;
   /** Accepted but not yet committed: counted against the queue length. */
   accepting: number;
@@ -83,7 +85,7 @@ export class AsyncQueue {
     const orphans = new Set<string>();
     for (const { id, name, due, enqueuedAt } of this.deps.store.pending()) {
       if (!this.deps.latest(name)) { orphans.add(name); continue; }
-      this.lane(name).waiting.push({ id, due, enqueuedAt });
+      this.lane(name).waiting.insert({ id, due, enqueuedAt });
       count++;
     }
     for (const name of orphans) void this.deps.commit.run(() => this.deps.store.removeFunction(name)).catch(() => undefined);
@@ -112,7 +114,7 @@ export class AsyncQueue {
         id, name: version.name, event: invocation.event, source, enqueuedAt: now, attempts: 0, nextAttemptAt: now,
         ...(invocation.clientContext !== undefined ? { clientContext: invocation.clientContext } : {}),
       };
-      insertByDue(lane.waiting, { id, due: Date.now(), enqueuedAt: now, event });
+      lane.waiting.insert({ id, due: Date.now(), enqueuedAt: now, event });
       this.pump(version.name);
     }
     return id;
@@ -166,7 +168,7 @@ export class AsyncQueue {
       const eventId = ids[i];
       if (eventId === undefined) { skipped.push({ id: letter.id, reason: 'already replayed or purged' }); return; }
       replayed.push({ id: letter.id, eventId });
-      insertByDue(this.lane(letter.function).waiting, { id: eventId, due: Date.now(), enqueuedAt: Date.now() });
+      this.lane(letter.function).waiting.insert({ id: eventId, due: Date.now(), enqueuedAt: Date.now() });
     });
     for (const name of new Set(accepted.map((letter) => letter.function))) this.pump(name);
     return { replayed, skipped };
@@ -177,7 +179,7 @@ export class AsyncQueue {
     const lane = this.lanes.get(name);
     if (lane) {
       clearTimeout(lane.timer);
-      lane.waiting = [];
+      lane.waiting.clear();
       lane.timer = undefined;
       if (lane.running === 0 && lane.accepting === 0) this.lanes.delete(name);
     }
@@ -202,21 +204,23 @@ export class AsyncQueue {
   private lane(name: string): Lane {
     let lane = this.lanes.get(name);
     if (!lane) {
-      lane = { waiting: [], running: 0, accepting: 0 };
+      lane = { waiting: new DueLine(), running: 0, accepting: 0 };
       this.lanes.set(name, lane);
     }
     return lane;
   }
 
-  /** Starts the due events the function has room for (at most its concurrency), then arms a timer for the next. */
+  /** Starts the due events the function has room for (a batch per instance), then arms a timer for the next. */
   private pump(name: string): void {
     const lane = this.lanes.get(name);
     const version = this.deps.latest(name);
     if (!lane || !version || this.stopped) return;
-    const limit = version.spec.reservedConcurrency ?? this.deps.config.maxInstances;
-    if (limit === 0) return this.ageOutThrottled(name, lane, version);
+    const instances = version.spec.reservedConcurrency ?? this.deps.config.maxInstances;
+    if (instances === 0) return this.ageOutThrottled(name, lane, version);
+    // Each instance is handed a batch of events at once (runtime/pool.ts); a Python one takes them one by one from its pool's queue.
+    const limit = instances * NODE_EVENTS_IN_FLIGHT;
     const now = Date.now();
-    while (lane.running < limit && lane.waiting.length > 0 && lane.waiting[0].due <= now) {
+    while (lane.running < limit && lane.waiting.length > 0 && lane.waiting.first()!.due <= now) {
       const { id, event } = lane.waiting.shift()!;
       lane.running++;
       let released = false;
@@ -228,7 +232,7 @@ export class AsyncQueue {
       };
       void this.attempt(name, id, release, event).finally(release);
     }
-    const next = lane.waiting[0];
+    const next = lane.waiting.first();
     if (next && next.due > now && lane.running < limit && lane.timerDue !== next.due) {
       clearTimeout(lane.timer);
       lane.timerDue = next.due;
@@ -308,7 +312,7 @@ export class AsyncQueue {
 
   private requeue(name: string, id: number, due: number, enqueuedAt: number): void {
     if (this.stopped || !this.deps.latest(name)) return;
-    insertByDue(this.lane(name).waiting, { id, due, enqueuedAt });
+    this.lane(name).waiting.insert({ id, due, enqueuedAt });
   }
 
   /**
@@ -319,8 +323,7 @@ export class AsyncQueue {
   private ageOutThrottled(name: string, lane: Lane, version: FunctionVersion): void {
     const maxAgeMs = (version.spec.maxEventAgeSeconds ?? this.deps.config.maxEventAgeSeconds) * 1000;
     const now = Date.now();
-    const expired = lane.waiting.filter((waiting) => now - waiting.enqueuedAt >= maxAgeMs);
-    if (expired.length > 0) lane.waiting = lane.waiting.filter((waiting) => now - waiting.enqueuedAt < maxAgeMs);
+    const expired = lane.waiting.remove((waiting) => now - waiting.enqueuedAt >= maxAgeMs);
     for (const { id, event } of expired) {
       const queued = event ?? this.deps.store.get(id);
       if (queued) {
@@ -329,7 +332,9 @@ export class AsyncQueue {
       }
     }
     if (lane.waiting.length === 0) return;
-    const nextExpiry = lane.waiting.reduce((oldest, waiting) => Math.min(oldest, waiting.enqueuedAt), Infinity) + maxAgeMs;
+    let oldest = Infinity;
+    for (const waiting of lane.waiting) oldest = Math.min(oldest, waiting.enqueuedAt);
+    const nextExpiry = oldest + maxAgeMs;
     clearTimeout(lane.timer);
     lane.timerDue = nextExpiry;
     lane.timer = setTimeout(() => {
@@ -349,19 +354,6 @@ export class AsyncQueue {
     await bus.publish({ topic: dlqTopic(event.name), payload: JSON.stringify(moved.letter), qos: 1 })
       .catch((publishError: unknown) => log.warn({ err: publishError, function: event.name }, 'cannot publish a dead letter'));
   }
-}
-
-/** Keeps `waiting` ordered by due time, then id (binary search: the list is up to queueLength long). */
-function insertByDue(waiting: Waiting[], entry: Waiting): void {
-  let low = 0;
-  let high = waiting.length;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    const other = waiting[middle];
-    if (other.due < entry.due || (other.due === entry.due && other.id < entry.id)) low = middle + 1;
-    else high = middle;
-  }
-  waiting.splice(low, 0, entry);
 }
 
 function errorOf(result: InvokeResult): ErrorSummary {

@@ -214,6 +214,7 @@ export class FunctionService implements Service, FunctionInvoker {
   /** `$LATEST` now points at `version`: it takes traffic, triggers and schedules. */
   private async activate(version: FunctionVersion): Promise<void> {
     this.latest.set(version.name, version);
+    this.loadedRuntime?.prepare(version);
     await this.triggers.set(version.name, version.spec.topics);
     await this.schedules.set(version.name, version.spec.schedules ?? []);
     this.queue.changed(version.name);

@@ -24,6 +24,8 @@ export interface PythonOptions extends WorkerOptions {
 
 interface Pending {
   message: InvokeMessage;
+  /** Epoch milliseconds: Lambda-Runtime-Deadline-Ms. */
+  deadline: number;
   /** Handed to the runtime by invocation/next. */
   sent: boolean;
   settle: (outcome: InvokeOutcome) => void;
@@ -97,15 +99,18 @@ export class PythonInstance {
     });
   }
 
-  /** Runs one invocation; the process is killed if it does not answer by `message.deadline`. */
-  invoke(message: InvokeMessage, timeoutSeconds: number): Promise<InvokeOutcome> {
+  /** Runs one invocation (one at a time: `onStart` runs at once); the process is killed if it does not answer by its deadline. */
+  invoke(message: InvokeMessage, timeoutSeconds: number, onStart?: () => void): Promise<InvokeOutcome> {
+    onStart?.();
     return new Promise((resolve) => {
+      const deadline = Date.now() + message.timeoutMs;
       const timer = setTimeout(() => {
         this.current?.settle({ ok: false, error: runtimeErrors.timedOut(message.requestId, timeoutSeconds) });
         this.terminate();
-      }, Math.max(0, message.deadline - Date.now()));
+      }, message.timeoutMs);
       this.current = {
         message,
+        deadline,
         sent: false,
         settle: (outcome) => {
           clearTimeout(timer);
@@ -157,7 +162,7 @@ export class PythonInstance {
     const headers: Record<string, string> = {
       'Content-Type': 'application/json',
       'Lambda-Runtime-Aws-Request-Id': message.requestId,
-      'Lambda-Runtime-Deadline-Ms': String(message.deadline),
+      'Lambda-Runtime-Deadline-Ms': String(current.deadline),
       'Lambda-Runtime-Invoked-Function-Arn': message.context.invokedFunctionArn,
       'Lambda-Runtime-Trace-Id': `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${message.requestId.replaceAll('-', '').slice(0, 24)};Sampled=0`,
     };
