@@ -135,10 +135,13 @@ function httpGet(port, path) {
   });
 }
 
-async function metric(daemon, name) {
+/** The named figures of the bench function from one scrape of /metrics (each scrape costs the daemon CPU). */
+async function metrics(daemon, ...names) {
   const text = await httpGet(daemon.httpPort, '/metrics');
-  const m = text.match(new RegExp(`^${name}\\{function="${NAME}"\\} ([0-9.e+]+)$`, 'm'));
-  return m ? Number(m[1]) : 0;
+  return names.map((name) => {
+    const m = text.match(new RegExp(`^${name}\\{function="${NAME}"\\} ([0-9.e+]+)$`, 'm'));
+    return m ? Number(m[1]) : 0;
+  });
 }
 
 /** Daemon-side figures from the function log: requestId → {durationMs, initMs}. */
@@ -223,8 +226,7 @@ async function mqttThroughput(daemon) {
   const one = mqttPacket.generate({ cmd: 'publish', topic: TOPIC, payload: Buffer.from('{}'), qos: 0, retain: false, dup: false });
   const BATCH = 50;
   const batch = Buffer.concat(Array.from({ length: BATCH }, () => one));
-  const invocations0 = await metric(daemon, 'outpost_function_invocations_total');
-  const throttles0 = await metric(daemon, 'outpost_function_throttles_total');
+  const [invocations0, throttles0] = await metrics(daemon, 'outpost_function_invocations_total', 'outpost_function_throttles_total');
   let maxDepth = 0;
   const cpu0 = daemonCpu(daemon.pid);
   const started = process.hrtime.bigint();
@@ -241,14 +243,14 @@ async function mqttThroughput(daemon) {
   let lastChange = process.hrtime.bigint();
   const deadline = Date.now() + Number(options['drain-timeout']) * 1000;
   while (Date.now() < deadline) {
-    const [now, depth] = await Promise.all([metric(daemon, 'outpost_function_invocations_total'), metric(daemon, 'outpost_function_async_queue_depth')]);
+    const [now, depth] = await metrics(daemon, 'outpost_function_invocations_total', 'outpost_function_async_queue_depth');
     maxDepth = Math.max(maxDepth, depth);
     if (now - invocations0 !== done) { done = now - invocations0; doneAtMs = hrMs(started); lastChange = process.hrtime.bigint(); }
     if (done >= MESSAGES || hrMs(lastChange) > 5000) break;
-    await sleep(20);
+    await sleep(50);
   }
   const cpu = cpuPerOp(cpu0, daemonCpu(daemon.pid), Math.max(1, done));
-  const throttled = (await metric(daemon, 'outpost_function_throttles_total')) - throttles0;
+  const throttled = (await metrics(daemon, 'outpost_function_throttles_total'))[0] - throttles0;
   sock.end(mqttPacket.generate({ cmd: 'disconnect' }));
   return { published: MESSAGES, publishMs, completed: done, completedMs: doneAtMs,
     perSecond: done / (doneAtMs / 1000), maxQueueDepth: maxDepth, throttled, cpu };

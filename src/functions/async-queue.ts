@@ -4,6 +4,7 @@ import { topicMatches } from '../broker/topic.js';
 import type { GroupCommit } from '../store/group-commit.js';
 import { AsyncEventStore, type DeadLetter, type DeadLetterReason, type ErrorSummary, type EventSource, type QueuedEvent } from './async-store.js';
 import { DueLine } from './due-line.js';
+import { TickBatch } from './tick-batch.js';
 import { apiErrors, FunctionApiError } from './errors.js';
 import type { Invocation, InvokeResult } from './runtime/pool.js';
 import { NODE_EVENTS_IN_FLIGHT } from './runtime/protocol.js';
@@ -76,8 +77,15 @@ export class AsyncQueue {
   throttled = 0;
   /** Dead letters deleted because a function had `dlqLength` of them. */
   trimmedDeadLetters = 0;
+  /** New events and succeeded ones: each tick's inserts and deletes are one write each. */
+  private readonly inserts: TickBatch<{ name: string; invocation: Invocation; source: EventSource; now: number }, number>;
+  private readonly deletes: TickBatch<number, void>;
 
-  constructor(private readonly deps: AsyncQueueDeps) {}
+  constructor(private readonly deps: AsyncQueueDeps) {
+    const { store, commit } = deps;
+    this.inserts = new TickBatch(commit, (rows) => rows.map(({ name, invocation, source, now }) => store.insert(name, invocation.event, invocation.clientContext, source, now)));
+    this.deletes = new TickBatch(commit, (ids) => ids.map((id) => store.delete(id)));
+  }
 
   /** Loads the queued events of the previous run; returns how many. Events of unknown functions are deleted. */
   recover(): number {
@@ -105,7 +113,7 @@ export class AsyncQueue {
     let id: number;
     const now = Date.now();
     try {
-      id = await this.deps.commit.run(() => this.deps.store.insert(version.name, invocation.event, invocation.clientContext, source, now));
+      id = await this.inserts.add({ name: version.name, invocation, source, now });
     } finally {
       lane.accepting--;
     }
@@ -269,7 +277,7 @@ export class AsyncQueue {
         release();
         // Published before the event is removed: a crash in between publishes it again (at least once).
         await this.publishOutputs(version, event, result);
-        await commit.run(() => store.delete(id));
+        await this.deletes.add(id);
         return;
       }
       const error = errorOf(result);

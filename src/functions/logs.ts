@@ -11,10 +11,33 @@ import { Writable } from 'node:stream';
 export class RotatingLog extends Writable {
   private fd: number | undefined;
   private size = 0;
+  /** The runtime's own lines (START, END, REPORT) of this tick, written together at the next. */
+  private lines = '';
 
   constructor(private readonly file: string, private readonly maxBytes: number) {
     super({ decodeStrings: true });
     mkdirSync(dirname(file), { recursive: true, mode: 0o750 });
+  }
+
+  /**
+   * Appends the runtime's lines; those of one tick go out as one write (a busy function writes three
+   * lines per invocation). The function's console output, piped in, may land before or after them, as it can on Lambda.
+   */
+  line(text: string): void {
+    if (this.lines === '') setImmediate(() => this.flushLines());
+    this.lines += text;
+  }
+
+  private flushLines(): void {
+    const text = this.lines;
+    this.lines = '';
+    if (!this.writableEnded) this.write(text);
+  }
+
+  /** Writes the lines still buffered, then ends the stream (closes the file). */
+  finish(callback?: () => void): void {
+    this.flushLines();
+    this.end(callback);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -29,7 +52,7 @@ export class RotatingLog extends Writable {
     });
   }
 
-  /** Lines buffered while a write was in flight go out as one write (a busy function writes three lines per invocation). */
+  /** Lines buffered while a write was in flight go out as one write. */
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
     this._write(Buffer.concat(chunks.map(({ chunk }) => chunk)), 'binary', callback);
   }

@@ -259,7 +259,7 @@ export class FunctionPool {
       const initMs = performance.now() - began;
       for (const { resolve } of items) {
         const requestId = randomUUID();
-        this.output.write(`START RequestId: ${requestId} Version: ${this.label}\n`);
+        this.output.line(`START RequestId: ${requestId} Version: ${this.label}\n`);
         this.report(requestId, began, initMs, { ok: false, error: error.payload }, undefined);
         resolve({ requestId, executedVersion: this.label, payload: JSON.stringify(error.payload), functionError: 'Unhandled' });
       }
@@ -283,7 +283,7 @@ export class FunctionPool {
     try {
       outcome = await instance.invoke(this.message(requestId, invocation, instance.logStreamName), this.version.spec.timeout, () => {
         if (!cold) started = performance.now();
-        this.output.write(`START RequestId: ${requestId} Version: ${this.label}\n`);
+        this.output.line(`START RequestId: ${requestId} Version: ${this.label}\n`);
       });
     } catch (error) {
       outcome = { ok: false, error: { errorType: 'Runtime.Unknown', errorMessage: String(error) } };
@@ -438,8 +438,8 @@ export class FunctionPool {
   /** END and REPORT as Lambda writes them, after an error line when the invocation failed. */
   private report(requestId: string, started: number, initMs: number | undefined, outcome: InvokeOutcome, maxMemoryBytes: number | undefined): void {
     const duration = performance.now() - started - (initMs ?? 0);
-    if (!outcome.ok) this.output.write(`${new Date().toISOString()}\t${requestId}\tERROR\tInvoke Error \t${JSON.stringify(outcome.error)}\n`);
-    this.output.write(`END RequestId: ${requestId}\nREPORT RequestId: ${requestId}\tDuration: ${duration.toFixed(2)} ms\t`
+    if (!outcome.ok) this.output.line(`${new Date().toISOString()}\t${requestId}\tERROR\tInvoke Error \t${JSON.stringify(outcome.error)}\n`);
+    this.output.line(`END RequestId: ${requestId}\nREPORT RequestId: ${requestId}\tDuration: ${duration.toFixed(2)} ms\t`
       + `Billed Duration: ${Math.ceil(duration)} ms\tMemory Size: ${this.version.spec.memorySize} MB`
       + `${maxMemoryBytes !== undefined ? `\tMax Memory Used: ${Math.ceil(maxMemoryBytes / (1024 * 1024))} MB` : ''}`
       + `${initMs !== undefined ? `\tInit Duration: ${initMs.toFixed(2)} ms` : ''}\n`);

@@ -99,7 +99,7 @@ export class FunctionRuntime {
     this.pools.delete(name);
     for (const pool of this.versionPools.get(name)?.values() ?? []) pool.retire();
     this.versionPools.delete(name);
-    this.outputs.get(name)?.end();
+    this.outputs.get(name)?.finish();
     this.outputs.delete(name);
   }
 
@@ -117,7 +117,7 @@ export class FunctionRuntime {
     clearTimeout(timer);
     this.pools.clear();
     this.versionPools.clear();
-    await Promise.all([...this.outputs.values()].map((output) => new Promise((resolve) => output.end(resolve))));
+    await Promise.all([...this.outputs.values()].map((output) => new Promise<void>((resolve) => output.finish(resolve))));
     this.outputs.clear();
   }
 
