@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { LocalBus } from '../bus.js';
 import { topicMatches } from '../broker/topic.js';
@@ -8,8 +9,10 @@ import { TickBatch } from './tick-batch.js';
 import { apiErrors, FunctionApiError } from './errors.js';
 import type { Invocation, InvokeResult } from './runtime/pool.js';
 import { NODE_EVENTS_IN_FLIGHT } from './runtime/protocol.js';
-import type { FunctionRuntime } from './runtime/runtime.js';
+import type { FunctionRuntime, Target } from './runtime/runtime.js';
 import type { FunctionVersion } from './store.js';
+import { functionArn } from './arn.js';
+import type { Destination } from './template.js';
 
 export interface AsyncQueueConfig {
   maxInstances: number;
@@ -28,7 +31,11 @@ export interface AsyncQueueDeps {
   config: AsyncQueueConfig;
   /** `$LATEST` of a function, undefined once removed. */
   latest: (name: string) => FunctionVersion | undefined;
+  /** The version an event invoked with `qualifier` runs now (an alias may have moved); throws a 404 FunctionApiError when it is gone. */
+  resolve: (name: string, qualifier: string | undefined) => { version: FunctionVersion; target: Target };
   runtime: () => Promise<FunctionRuntime>;
+  /** Invokes a destination function (NAME, NAME:QUALIFIER or ARN) asynchronously with an invocation record. */
+  invokeDestination: (functionName: string, record: string) => Promise<unknown>;
 }
 
 /** A queued event's place in line; a fresh one carries the event itself, so its first attempt need not read it back. */
@@ -83,7 +90,7 @@ export class AsyncQueue {
 
   constructor(private readonly deps: AsyncQueueDeps) {
     const { store, commit } = deps;
-    this.inserts = new TickBatch(commit, (rows) => rows.map(({ name, invocation, source, now }) => store.insert(name, invocation.event, invocation.clientContext, source, now)));
+    this.inserts = new TickBatch(commit, (rows) => rows.map(({ name, invocation, source, now }) => store.insert(name, invocation.event, invocation.clientContext, invocation.qualifier, source, now)));
     this.deletes = new TickBatch(commit, (ids) => ids.map((id) => store.delete(id)));
   }
 
@@ -121,6 +128,7 @@ export class AsyncQueue {
       const event: QueuedEvent = {
         id, name: version.name, event: invocation.event, source, enqueuedAt: now, attempts: 0, nextAttemptAt: now,
         ...(invocation.clientContext !== undefined ? { clientContext: invocation.clientContext } : {}),
+        ...(invocation.qualifier !== undefined ? { qualifier: invocation.qualifier } : {}),
       };
       lane.waiting.insert({ id, due: Date.now(), enqueuedAt: now, event });
       this.pump(version.name);
@@ -262,21 +270,35 @@ export class AsyncQueue {
     const { store, commit, log } = this.deps;
     try {
       const event = fresh ?? store.get(id);
-      const version = this.deps.latest(name);
-      if (!event || !version) return;
+      if (!event || !this.deps.latest(name)) return;
+      let resolved: { version: FunctionVersion; target: Target };
+      try {
+        resolved = this.deps.resolve(name, event.qualifier);
+      } catch (error) {
+        // Its alias or version was removed since: it cannot run any more.
+        if (!(error instanceof FunctionApiError) || error.status !== 404) throw error;
+        await this.deadLetter(event, 'RetriesExhausted', { errorType: error.type, errorMessage: error.message });
+        return;
+      }
+      const { version, target } = resolved;
       const maxRetries = version.spec.maxRetryAttempts ?? this.deps.config.maxRetryAttempts;
       const maxAgeMs = (version.spec.maxEventAgeSeconds ?? this.deps.config.maxEventAgeSeconds) * 1000;
       if (Date.now() - event.enqueuedAt > maxAgeMs) {
-        await this.deadLetter(event, 'EventAgeExceeded', event.lastError ?? ageError(maxAgeMs));
+        await this.deadLetter(event, 'EventAgeExceeded', event.lastError ?? ageError(maxAgeMs), version);
         return;
       }
       const runtime = await this.deps.runtime();
-      const invocation: Invocation = { event: event.event, ...(event.clientContext !== undefined ? { clientContext: event.clientContext } : {}) };
-      const result = await runtime.enqueue(version, invocation);
+      const invocation: Invocation = {
+        event: event.event,
+        ...(event.clientContext !== undefined ? { clientContext: event.clientContext } : {}),
+        ...(event.qualifier !== undefined ? { qualifier: event.qualifier } : {}),
+      };
+      const result = await runtime.enqueue(version, invocation, target);
       if (!result.functionError) {
         release();
         // Published before the event is removed: a crash in between publishes it again (at least once).
         await this.publishOutputs(version, event, result);
+        await this.sendRecord(version.spec.destinations?.onSuccess, event, 'Success', event.attempts + 1, result);
         await this.deletes.add(id);
         return;
       }
@@ -285,13 +307,13 @@ export class AsyncQueue {
       log.warn({ function: name, eventId: id, requestId: result.requestId, attempt: attempts, error }, 'asynchronous invocation failed');
       const failed = { ...event, attempts, lastError: error };
       if (attempts > maxRetries) {
-        await this.deadLetter(failed, 'RetriesExhausted', error);
+        await this.deadLetter(failed, 'RetriesExhausted', error, version, result);
         return;
       }
       const delays = this.deps.config.retryDelaysSeconds;
       const due = Date.now() + delays[Math.min(attempts, delays.length) - 1] * 1000;
       if (due - event.enqueuedAt > maxAgeMs) {
-        await this.deadLetter(failed, 'EventAgeExceeded', error);
+        await this.deadLetter(failed, 'EventAgeExceeded', error, version, result);
         return;
       }
       await commit.run(() => store.failed(id, attempts, due, error));
@@ -301,6 +323,41 @@ export class AsyncQueue {
       // Not the function's fault (a commit that failed): the attempt does not count.
       log.error({ err: error, function: name, eventId: id }, 'cannot dispatch an asynchronous event; trying again');
       this.requeue(name, id, Date.now() + HICCUP_DELAY_MS, fresh?.enqueuedAt ?? Date.now());
+    }
+  }
+
+  /**
+   * DestinationConfig: the invocation record (Lambda's shape, version 1.0) goes to a function as an
+   * asynchronous event, or to an MQTT topic at QoS 1. `result` is the last attempt's, if one ran.
+   * A destination that cannot take it (a removed function, a full queue) is logged: the event itself
+   * is done either way, as on Lambda.
+   */
+  private async sendRecord(destination: Destination | undefined, event: QueuedEvent, condition: 'Success' | DeadLetterReason,
+    invokeCount: number, result: InvokeResult | undefined, error?: ErrorSummary): Promise<void> {
+    if (!destination) return;
+    const record = JSON.stringify({
+      version: '1.0',
+      timestamp: new Date().toISOString(),
+      requestContext: {
+        requestId: result?.requestId ?? randomUUID(),
+        functionArn: functionArn(event.name, event.qualifier ?? '$LATEST'),
+        condition,
+        approximateInvokeCount: invokeCount,
+      },
+      requestPayload: JSON.parse(event.event) as unknown,
+      // Without a result the function never ran (throttled, or too old before its turn): the error says why.
+      ...(result
+        ? {
+          responseContext: { statusCode: 200, executedVersion: result.executedVersion, ...(result.functionError ? { functionError: result.functionError } : {}) },
+          responsePayload: JSON.parse(result.payload) as unknown,
+        }
+        : { responsePayload: error }),
+    });
+    try {
+      if (destination.type === 'MQTT') await this.deps.bus.publish({ topic: destination.destination, payload: record, qos: 1 });
+      else await this.deps.invokeDestination(destination.destination, record);
+    } catch (deliveryError) {
+      this.deps.log.warn({ err: deliveryError, function: event.name, eventId: event.id, destination }, 'cannot deliver an invocation record to its destination');
     }
   }
 
@@ -335,7 +392,7 @@ export class AsyncQueue {
     for (const { id, event } of expired) {
       const queued = event ?? this.deps.store.get(id);
       if (queued) {
-        this.deadLetter(queued, 'EventAgeExceeded', THROTTLED)
+        this.deadLetter(queued, 'EventAgeExceeded', THROTTLED, version)
           .catch((error: unknown) => this.deps.log.error({ err: error, function: name, eventId: id }, 'cannot dead-letter a throttled event'));
       }
     }
@@ -352,11 +409,16 @@ export class AsyncQueue {
     }, Math.max(0, nextExpiry - now)).unref();
   }
 
-  /** Moves the event to the DLQ, then publishes the dead letter on `$outpost/dlq/{function}`. */
-  private async deadLetter(event: QueuedEvent, reason: DeadLetterReason, error: ErrorSummary): Promise<void> {
+  /**
+   * Moves the event to the DLQ, then publishes the dead letter on `$outpost/dlq/{function}` and sends
+   * the invocation record to the OnFailure destination of `version` (the one that ran it; else `$LATEST`).
+   */
+  private async deadLetter(event: QueuedEvent, reason: DeadLetterReason, error: ErrorSummary, version?: FunctionVersion, result?: InvokeResult): Promise<void> {
     const { store, commit, bus, log, config } = this.deps;
     const moved = await commit.run(() => store.deadLetter(event, reason, error, config.dlqLength, Date.now()));
     if (!moved) return;
+    const onFailure = (version ?? this.deps.latest(event.name))?.spec.destinations?.onFailure;
+    await this.sendRecord(onFailure, event, reason, event.attempts, result, error);
     this.trimmedDeadLetters += moved.trimmed;
     log.warn({ function: event.name, eventId: event.id, deadLetter: moved.letter.id, reason, attempts: event.attempts, error }, 'asynchronous event sent to the dead-letter queue');
     await bus.publish({ topic: dlqTopic(event.name), payload: JSON.stringify(moved.letter), qos: 1 })

@@ -6,7 +6,8 @@ import type { Writable } from 'node:stream';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import type { InvokeMessage, WorkerInit, WorkerLoad, WorkerMessage } from './protocol.js';
 
-export type InvokeOutcome = { ok: true; payload: string } | { ok: false; error: LambdaErrorPayload };
+/** `log`: what the invocation wrote, when the message asked for the tail (X-Amz-Log-Type: Tail). */
+export type InvokeOutcome = { ok: true; payload: string; log?: string } | { ok: false; error: LambdaErrorPayload; log?: string };
 /** What an invocation handed to an environment gets when the environment ended before starting it: it may run elsewhere. */
 export const NOT_RUN = Symbol('not run');
 
@@ -247,8 +248,8 @@ export class NodeWorkerInstance {
     if (this.starting) {
       if (message.type === 'ready') this.starting.ready();
       else if (message.type === 'init-error' || message.type === 'fatal') this.starting.fail(message.error);
-    } else if (message.type === 'result' && message.requestId === this.current?.requestId) this.current.settle({ ok: true, payload: message.payload });
-    else if (message.type === 'error' && message.requestId === this.current?.requestId) this.settle(message.error);
+    } else if (message.type === 'result' && message.requestId === this.current?.requestId) this.current.settle({ ok: true, payload: message.payload, log: message.log });
+    else if (message.type === 'error' && message.requestId === this.current?.requestId) this.current.settle({ ok: false, error: message.error, log: message.log });
     else if (message.type === 'fatal') {
       this.alive = false;
       this.settle(message.error);

@@ -1,18 +1,16 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { functionArn, REGION } from '../arn.js';
 import { apiErrors, runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import type { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
 import { InitError, NodeWorkerInstance, NOT_RUN, SpareThread, type ExecutionEnvironment, type InvokeOutcome } from './node-worker.js';
 import { PYTHON_RUNTIME_DIR, PythonInstance } from './python-process.js';
-import { NODE_EVENTS_IN_FLIGHT, type InvokeMessage } from './protocol.js';
+import { NODE_EVENTS_IN_FLIGHT, TAIL_BYTES, type InvokeMessage } from './protocol.js';
 
 // Lambda's limit on a synchronous response.
 const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
-// There is no AWS account or region on a gateway; ARNs and AWS_REGION say so.
-export const REGION = 'local';
-const ACCOUNT = '000000000000';
 const RUNTIME_DIR = fileURLToPath(new URL('.', import.meta.url));
 
 export interface PoolLimits {
@@ -30,6 +28,8 @@ export interface Invocation {
   clientContext?: unknown;
   /** The alias or version the caller named, which ends the invoked function's ARN. */
   qualifier?: string;
+  /** X-Amz-Log-Type: Tail (synchronous invocations): the result carries the end of the invocation's log. */
+  tail?: boolean;
 }
 
 export interface InvokeResult {
@@ -39,6 +39,8 @@ export interface InvokeResult {
   payload: string;
   /** "Unhandled" when the payload is an error, as the Invoke API's X-Amz-Function-Error. */
   functionError?: 'Unhandled';
+  /** With `tail`: base64 of the last 4 KB of the invocation's log, as the Invoke API's X-Amz-Log-Result. */
+  logResult?: string;
 }
 
 /** An event waiting for a free instance, with the promise of its result. */
@@ -279,11 +281,12 @@ export class FunctionPool {
   private async runOne(instance: ExecutionEnvironment, { invocation, resolve, reject }: QueuedInvocation, cold: { began: number; initMs: number } | undefined): Promise<void> {
     const requestId = randomUUID();
     let started = cold?.began ?? performance.now();
+    const startLine = `START RequestId: ${requestId} Version: ${this.label}\n`;
     let outcome: InvokeOutcome | typeof NOT_RUN;
     try {
       outcome = await instance.invoke(this.message(requestId, invocation, instance.logStreamName), this.version.spec.timeout, () => {
         if (!cold) started = performance.now();
-        this.output.line(`START RequestId: ${requestId} Version: ${this.label}\n`);
+        this.output.line(startLine);
       });
     } catch (error) {
       outcome = { ok: false, error: { errorType: 'Runtime.Unknown', errorMessage: String(error) } };
@@ -304,11 +307,15 @@ export class FunctionPool {
     }
     const size = outcome.ok ? Buffer.byteLength(outcome.payload) : 0;
     if (size > MAX_RESPONSE_BYTES) outcome = { ok: false, error: runtimeErrors.responseTooLarge(size, MAX_RESPONSE_BYTES) };
-    this.report(requestId, started, cold?.initMs, outcome, instance.maxMemoryBytes());
+    const endLines = this.report(requestId, started, cold?.initMs, outcome, instance.maxMemoryBytes());
     this.afterRun();
-    resolve(outcome.ok
-      ? { requestId, executedVersion: this.label, payload: outcome.payload }
-      : { requestId, executedVersion: this.label, payload: JSON.stringify(outcome.error), functionError: 'Unhandled' });
+    // Lambda's LogResult: the invocation's log from START to REPORT, its last 4 KB.
+    const logResult = invocation.tail ? lastBytes(startLine + (outcome.log ?? '') + endLines, TAIL_BYTES).toString('base64') : undefined;
+    resolve({
+      requestId, executedVersion: this.label,
+      ...(outcome.ok ? { payload: outcome.payload } : { payload: JSON.stringify(outcome.error), functionError: 'Unhandled' as const }),
+      ...(logResult !== undefined ? { logResult } : {}),
+    });
   }
 
   /** An instance may have room now: wake `drained` waiters, dispatch what waits. */
@@ -414,10 +421,11 @@ export class FunctionPool {
       requestId,
       event: invocation.event,
       timeoutMs: spec.timeout * 1000,
+      ...(invocation.tail ? { tail: true } : {}),
       context: {
         functionName: spec.name,
         functionVersion: this.label,
-        invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${spec.name}${invocation.qualifier ? `:${invocation.qualifier}` : ''}`,
+        invokedFunctionArn: functionArn(spec.name, invocation.qualifier),
         memoryLimitInMB: String(spec.memorySize),
         logGroupName: this.logGroupName(),
         logStreamName,
@@ -435,13 +443,22 @@ export class FunctionPool {
     return `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[${this.label}]${randomBytes(16).toString('hex')}`;
   }
 
-  /** END and REPORT as Lambda writes them, after an error line when the invocation failed. */
-  private report(requestId: string, started: number, initMs: number | undefined, outcome: InvokeOutcome, maxMemoryBytes: number | undefined): void {
+  /** END and REPORT as Lambda writes them, after an error line when the invocation failed; returns those lines. */
+  private report(requestId: string, started: number, initMs: number | undefined, outcome: InvokeOutcome, maxMemoryBytes: number | undefined): string {
     const duration = performance.now() - started - (initMs ?? 0);
-    if (!outcome.ok) this.output.line(`${new Date().toISOString()}\t${requestId}\tERROR\tInvoke Error \t${JSON.stringify(outcome.error)}\n`);
-    this.output.line(`END RequestId: ${requestId}\nREPORT RequestId: ${requestId}\tDuration: ${duration.toFixed(2)} ms\t`
+    const lines = `${outcome.ok ? '' : `${new Date().toISOString()}\t${requestId}\tERROR\tInvoke Error \t${JSON.stringify(outcome.error)}\n`}`
+      + `END RequestId: ${requestId}\nREPORT RequestId: ${requestId}\tDuration: ${duration.toFixed(2)} ms\t`
       + `Billed Duration: ${Math.ceil(duration)} ms\tMemory Size: ${this.version.spec.memorySize} MB`
       + `${maxMemoryBytes !== undefined ? `\tMax Memory Used: ${Math.ceil(maxMemoryBytes / (1024 * 1024))} MB` : ''}`
-      + `${initMs !== undefined ? `\tInit Duration: ${initMs.toFixed(2)} ms` : ''}\n`);
+      + `${initMs !== undefined ? `\tInit Duration: ${initMs.toFixed(2)} ms` : ''}\n`;
+    this.output.line(lines);
+    return lines;
   }
+
+}
+
+/** The last `limit` bytes of `text` (a cut UTF-8 sequence at the start is dropped by the decoder of whoever reads it). */
+function lastBytes(text: string, limit: number): Buffer {
+  const bytes = Buffer.from(text, 'utf8');
+  return bytes.length <= limit ? bytes : bytes.subarray(bytes.length - limit);
 }

@@ -21,6 +21,9 @@ export interface WorkerLoad {
  */
 export const NODE_EVENTS_IN_FLIGHT = 16;
 
+/** Lambda's LogResult: the last 4 KB of the invocation's log. */
+export const TAIL_BYTES = 4096;
+
 /** One invocation, as the parent sends it (Node.js environments get them in arrays); the event travels as JSON text. */
 export interface InvokeMessage {
   type: 'invoke';
@@ -28,6 +31,8 @@ export interface InvokeMessage {
   event: string;
   /** The function's timeout: the environment's deadline is this long after the invocation starts. */
   timeoutMs: number;
+  /** X-Amz-Log-Type: Tail: the environment returns what the invocation wrote (`log` of its answer). */
+  tail?: boolean;
   context: {
     functionName: string;
     functionVersion: string;
@@ -43,7 +48,7 @@ export type WorkerMessage =
   | { type: 'ready' }
   | { type: 'init-error'; error: LambdaErrorPayload }
   /** `memoryBytes`: the worker's V8 heap and external memory, or a child process's resident set, after the invocation. */
-  | { type: 'result'; requestId: string; payload: string; memoryBytes: number }
-  | { type: 'error'; requestId: string; error: LambdaErrorPayload; memoryBytes: number }
+  | { type: 'result'; requestId: string; payload: string; memoryBytes: number; log?: string }
+  | { type: 'error'; requestId: string; error: LambdaErrorPayload; memoryBytes: number; log?: string }
   /** An uncaught exception or unhandled rejection: the worker exits right after. */
   | { type: 'fatal'; error: LambdaErrorPayload };

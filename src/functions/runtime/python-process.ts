@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import { InitError, type InvokeOutcome, type WorkerOptions } from './node-worker.js';
-import type { InvokeMessage } from './protocol.js';
+import { TAIL_BYTES, type InvokeMessage } from './protocol.js';
 
 /** The bundled bootstrap (copied next to this file into dist by `npm run build`). */
 export const PYTHON_RUNTIME_DIR = fileURLToPath(new URL('./python/', import.meta.url));
@@ -26,6 +26,8 @@ interface Pending {
   message: InvokeMessage;
   /** Epoch milliseconds: Lambda-Runtime-Deadline-Ms. */
   deadline: number;
+  /** With `message.tail`: the process's output read while the invocation runs (its end). */
+  log?: string;
   /** Handed to the runtime by invocation/next. */
   sent: boolean;
   settle: (outcome: InvokeOutcome) => void;
@@ -94,6 +96,13 @@ export class PythonInstance {
       instance.child = child;
       child.stdout!.pipe(options.log, { end: false });
       child.stderr!.pipe(options.log, { end: false });
+      // X-Amz-Log-Type: Tail: what the process wrote while the invocation ran, as far as read before its answer.
+      const keepTail = (chunk: Buffer) => {
+        const current = instance.current;
+        if (current?.log !== undefined) current.log = (current.log + chunk.toString('utf8')).slice(-TAIL_BYTES);
+      };
+      child.stdout!.on('data', keepTail);
+      child.stderr!.on('data', keepTail);
       child.once('error', (error) => instance.ended({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot start ${options.pythonPath}: ${error.message}` }));
       child.once('exit', (code, signal) => instance.ended(runtimeErrors.exited(instance.current?.message.requestId ?? '(init)', code ?? (signal ? 128 : 0))));
     });
@@ -112,10 +121,12 @@ export class PythonInstance {
         message,
         deadline,
         sent: false,
+        ...(message.tail ? { log: '' } : {}),
         settle: (outcome) => {
           clearTimeout(timer);
+          const { log } = this.current ?? {};
           this.current = undefined;
-          resolve(outcome);
+          resolve(log === undefined ? outcome : { ...outcome, log });
         },
       };
       this.deliver();
@@ -200,9 +211,13 @@ export class PythonInstance {
       const [, requestId, kind] = invocation!;
       if (!this.current?.sent || this.current.message.requestId !== requestId) return void answer(response, 400, 'InvalidRequestID', `unknown request id ${requestId}`);
       answer(response, 202);
-      this.current.settle(kind === 'response'
+      const current = this.current;
+      const outcome: InvokeOutcome = kind === 'response'
         ? { ok: true, payload: body.length > 0 ? body.toString('utf8') : 'null' }
-        : { ok: false, error: errorPayload(body, request.headers['lambda-runtime-function-error-type']) });
+        : { ok: false, error: errorPayload(body, request.headers['lambda-runtime-function-error-type']) };
+      // With a log tail asked for: what the process printed before answering is in its pipes, read at the next poll.
+      if (current.log === undefined) current.settle(outcome);
+      else setImmediate(() => setImmediate(() => current.settle(outcome)));
     }, () => response.destroy());
   }
 }

@@ -56,9 +56,10 @@ export class FunctionRuntime {
     return this.metrics.measure(version.name, () => pool.invoke(invocation));
   }
 
-  /** Runs the event when one of the function's instances is free; resolves with its result. */
-  enqueue(version: FunctionVersion, invocation: Invocation): Promise<InvokeResult> {
-    return this.metrics.measure(version.name, () => this.poolFor(version).enqueue(invocation));
+  /** Runs the event when one of the function's instances (of `target`) has room; resolves with its result. */
+  enqueue(version: FunctionVersion, invocation: Invocation, target: Target = '$LATEST'): Promise<InvokeResult> {
+    const pool = target === '$LATEST' ? this.poolFor(version) : this.versionPool(version);
+    return this.metrics.measure(version.name, () => pool.enqueue(invocation));
   }
 
   /** The version takes traffic as `$LATEST`: its pool keeps a spare thread (the one its check started) for the first invocation. */

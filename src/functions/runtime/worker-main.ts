@@ -8,7 +8,7 @@ import { format, types } from 'node:util';
 import { getHeapStatistics } from 'node:v8';
 import { parentPort } from 'node:worker_threads';
 import type { LambdaErrorPayload } from '../errors.js';
-import type { InvokeMessage, WorkerInit, WorkerLoad, WorkerMessage } from './protocol.js';
+import { TAIL_BYTES, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 
 type Handler = (event: unknown, context: unknown, callback: (error?: unknown, result?: unknown) => void) => unknown;
 
@@ -65,6 +65,20 @@ function toErrorPayload(error: unknown): LambdaErrorPayload {
     return { errorType: typeof error, errorMessage: String(error), trace: [] };
   } catch {
     return { errorType: 'handled', errorMessage: 'callback called with Error argument, but there was a problem while retrieving one or more of its message, name, and stack' };
+  }
+}
+
+/** What the invocation being served wrote to stdout and stderr, when its caller asked for the log tail. */
+let tail: string | undefined;
+
+/** Keeps a copy of stdout and stderr writes while `tail` is on (the end of it: Lambda returns the last 4 KB). */
+function captureOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      if (tail !== undefined) tail = (tail + (typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8'))).slice(-TAIL_BYTES);
+      return write(chunk, ...rest);
+    }) as typeof stream.write;
   }
 }
 
@@ -144,10 +158,11 @@ function memoryBytes(): number {
 
 async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
   currentRequestId = message.requestId;
+  tail = message.tail ? '' : undefined;
   // The daemon's timer for this invocation starts when it learns the previous one ended: a little later than this.
   const outcome = await runHandler(handler, message, Date.now() + message.timeoutMs);
   if (!outcome.ok) {
-    post({ type: 'error', requestId: message.requestId, error: toErrorPayload(outcome.error), memoryBytes: memoryBytes() });
+    post({ type: 'error', requestId: message.requestId, error: toErrorPayload(outcome.error), memoryBytes: memoryBytes(), ...takeTail() });
     return;
   }
   let payload: string;
@@ -155,10 +170,16 @@ async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
     // Lambda answers `undefined` with null.
     payload = JSON.stringify(outcome.value) ?? 'null';
   } catch (error) {
-    post({ type: 'error', requestId: message.requestId, error: { errorType: 'Runtime.MalformedHandlerResponse', errorMessage: `Unable to stringify response body: ${(error as Error).message}` }, memoryBytes: memoryBytes() });
+    post({ type: 'error', requestId: message.requestId, error: { errorType: 'Runtime.MalformedHandlerResponse', errorMessage: `Unable to stringify response body: ${(error as Error).message}` }, memoryBytes: memoryBytes(), ...takeTail() });
     return;
   }
-  post({ type: 'result', requestId: message.requestId, payload, memoryBytes: memoryBytes() });
+  post({ type: 'result', requestId: message.requestId, payload, memoryBytes: memoryBytes(), ...takeTail() });
+}
+
+function takeTail(): { log?: string } {
+  const log = tail;
+  tail = undefined;
+  return log === undefined ? {} : { log };
 }
 
 // An error nobody awaits ends the environment, as on Lambda; the parent answers the invocation with it.
@@ -170,6 +191,7 @@ process.on('unhandledRejection', (reason) => {
   post({ type: 'fatal', error: { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: `${types.isNativeError(reason) ? `${reason.name}: ` : ''}${errorMessage}`, trace } }, () => process.exit(128));
 });
 
+captureOutput();
 patchConsole();
 try {
   const handler = await loadHandler(await loadInit());
