@@ -205,6 +205,7 @@ async function warm(daemon) {
     ids.push(body.requestId);
   }
   const cpu = cpuPerOp(cpu0, daemonCpu(daemon.pid), INVOKES);
+  await sleep(500); // the runtime's log lines go out once per tick, written asynchronously
   const reports = reportLines(daemon);
   const daemonSide = ids.map((id) => reports.get(id)?.durationMs).filter((d) => d !== undefined);
   return { client: stats(client), report: daemonSide.length ? stats(daemonSide) : null, cpu };
@@ -273,6 +274,7 @@ async function coldStarts(daemon, dir, { fixture = FIXTURE, name = NAME, deploys
     client.push(hrMs(t0));
     ids.push(body.requestId);
   }
+  await sleep(500);
   const reports = reportLines(daemon, name);
   const daemonSide = ids.map((id) => reports.get(id)).filter((r) => r?.initMs !== undefined).map((r) => r.initMs + r.durationMs);
   const initOnly = ids.map((id) => reports.get(id)?.initMs).filter((d) => d !== undefined);
