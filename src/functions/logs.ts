@@ -3,6 +3,8 @@ import { open as openFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
 
+type WriteCallback = (error: Error | null | undefined) => void;
+
 /**
  * A function's log file: its console output and the START/END/REPORT lines, appended; at
  * `maxBytes` the file becomes `<file>.1` (replacing the previous one) and a new one starts,
@@ -11,7 +13,7 @@ import { Writable } from 'node:stream';
 export class RotatingLog extends Writable {
   private fd: number | undefined;
   private size = 0;
-  /** The runtime's own lines (START, END, REPORT) of this tick, written together at the next. */
+  /** The runtime's own lines (START, END, REPORT) not written yet. */
   private lines = '';
 
   constructor(private readonly file: string, private readonly maxBytes: number) {
@@ -21,17 +23,25 @@ export class RotatingLog extends Writable {
 
   /**
    * Appends the runtime's lines; those of one tick go out as one write (a busy function writes three
-   * lines per invocation). The function's console output, piped in, may land before or after them, as it can on Lambda.
+   * lines per invocation). The function's console output, piped in, goes after the lines appended
+   * before it arrived (see `write`), so a START line comes before the output of its invocation; output
+   * written just before an answer may land after END, as it can on Lambda.
    */
   line(text: string): void {
     if (this.lines === '') setImmediate(() => this.flushLines());
     this.lines += text;
   }
 
+  override write(chunk: unknown, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
+    this.flushLines();
+    return super.write(chunk, encoding as BufferEncoding, callback);
+  }
+
   private flushLines(): void {
     const text = this.lines;
+    if (text === '' || this.writableEnded) return;
     this.lines = '';
-    if (!this.writableEnded) this.write(text);
+    super.write(text);
   }
 
   /** Writes the lines still buffered, then ends the stream (closes the file). */

@@ -268,8 +268,8 @@ export class FunctionPool {
       return;
     }
     this.starting--;
-    this.keepSpare();
     this.hand(instance, items, { began, initMs: performance.now() - began });
+    this.keepSpare();
   }
 
   /** Hands invocations to an instance (one message); each settles its caller when it ends. */
