@@ -247,3 +247,52 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect((await cli('functions', 'info', 'BadDestination')).code).toBe(1);
   });
 });
+
+describe('functions: invocation records of events that never ran', () => {
+  let daemon: TestDaemon;
+  const pkg = writePackage({
+    'template.yaml': template('Throttled', {
+      Handler: 'index.handler',
+      ReservedConcurrentExecutions: 0,
+      EventInvokeConfig: { DestinationConfig: { OnFailure: { Type: 'MQTT', Destination: 'records/throttled' } } },
+    }),
+    'index.js': 'exports.handler = async () => 1;\n',
+  });
+
+  beforeAll(async () => {
+    // A short maximum event age, so a throttled event expires within the test.
+    daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true }, functions: { maxEventAgeSeconds: 1 } } });
+    expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+  });
+
+  afterAll(async () => {
+    expect(await daemon.stop()).toBe(0);
+    await daemon.cleanup();
+    pkg.remove();
+  });
+
+  it('sends an EventAgeExceeded record without a response context for an event throttled until its maximum age', async () => {
+    const watcher = await connectClient(daemon.mqttUrl, { clientId: 'throttled-watcher' });
+    try {
+      const records: any[] = [];
+      watcher.on('message', (_topic, payload) => records.push(JSON.parse(payload.toString())));
+      await watcher.subscribeAsync('records/#', { qos: 1 });
+      expect((await outpost(daemon.socket, ['invoke', 'Throttled', '--async', '--payload', '{"n":1}'])).code).toBe(0);
+      const [record] = await eventually(() => (records.length > 0 ? records : undefined), 15_000);
+      expect(record).toEqual({
+        version: '1.0',
+        timestamp: expect.any(String),
+        requestContext: {
+          requestId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+          functionArn: 'arn:aws:lambda:local:000000000000:function:Throttled:$LATEST',
+          condition: 'EventAgeExceeded',
+          approximateInvokeCount: 0,
+        },
+        requestPayload: { n: 1 },
+        responsePayload: { errorType: 'TooManyRequestsException', errorMessage: 'Rate Exceeded.' },
+      });
+    } finally {
+      watcher.end(true);
+    }
+  });
+});
