@@ -35,6 +35,8 @@ function endpoint(host: string, port: number): string {
 
 /** Lambda's FunctionName forms: `NAME`, `NAME:QUALIFIER`, `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`. */
 export function parseFunctionName(text: string): { name: string; qualifier?: string } {
+  // A plain name, as every trigger names its function: no pattern to run per event.
+  if (!text.includes(':')) return { name: text };
   const arn = /^arn:aws[a-z-]*:lambda:[^:]*:[^:]*:function:(.+)$/.exec(text);
   const [name, qualifier, ...rest] = (arn ? arn[1] : text).split(':');
   if (rest.length > 0 || qualifier === '') throw apiErrors.invalidParameter(`${text}: expected NAME, NAME:QUALIFIER or a function ARN`);
