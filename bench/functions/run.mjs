@@ -30,6 +30,7 @@ const { values: options } = parseArgs({ options: {
   dist: { type: 'string' },
   phases: { type: 'string', default: 'memory,warm,mqtt,cold,python' },
   'cpu-prof-dir': { type: 'string' },
+  'node-args': { type: 'string', default: '' },
   'keep-tmp': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', default: false },
@@ -37,7 +38,8 @@ const { values: options } = parseArgs({ options: {
 if (options.help) {
   process.stdout.write(`node bench/functions/run.mjs [--invokes 2000] [--warmup 200] [--deploys 15] [--python-deploys 5] [--messages 20000]
   [--max-instances 2] [--queue-length 25000] [--settle 2000 (ms)] [--drain-timeout 120 (s)] [--dist DIR] [--keep-tmp] [--json]
-  [--phases memory,warm,mqtt,cold,python (a subset, in that order)] [--cpu-prof-dir DIR (the daemon runs with --cpu-prof)]\n`);
+  [--phases memory,warm,mqtt,cold,python (a subset, in that order)] [--cpu-prof-dir DIR (the daemon runs with --cpu-prof)]
+  [--node-args "--trace-gc ..." (more options for the daemon's node)]\n`);
   process.exit(0);
 }
 const INVOKES = Number(options.invokes);
@@ -68,7 +70,10 @@ async function startDaemon(dir) {
   const daemon = await spawnOutpostd({
     dir,
     dist: DIST,
-    nodeArgs: options['cpu-prof-dir'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(options['cpu-prof-dir'])] : [],
+    nodeArgs: [
+      ...(options['cpu-prof-dir'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(options['cpu-prof-dir'])] : []),
+      ...options['node-args'].split(' ').filter(Boolean),
+    ],
     config: {
       s3: { port: 0 },
       mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true },
