@@ -138,15 +138,18 @@ describe('functions: durable asynchronous queue, retries and the dead-letter que
     expect(lines(file).map((l) => l.id)).not.toContain(33);
   }, 25_000);
 
-  it('validates EventInvokeConfig: AWS ranges, DestinationConfig unsupported', async () => {
+  it('validates EventInvokeConfig: AWS ranges, destination types Outpost has', async () => {
     const bad = writePackage({
-      'template.yaml': template('BadConfig', { Handler: 'index.handler', EventInvokeConfig: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 30, DestinationConfig: {} } }),
+      'template.yaml': template('BadConfig', {
+        Handler: 'index.handler',
+        EventInvokeConfig: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 30, DestinationConfig: { OnFailure: { Type: 'SNS', Destination: 'arn:aws:sns:us-east-1:1:t' } } },
+      }),
       'index.js': 'exports.handler = async () => 1;\n',
     });
     try {
       const refused = await outpost(daemon.socket, ['deploy', bad.dir]);
       expect(refused.code).toBe(1);
-      expect(refused.stderr).toContain('Resources.BadConfig.Properties.EventInvokeConfig.DestinationConfig: unsupported key');
+      expect(refused.stderr).toContain('Resources.BadConfig.Properties.EventInvokeConfig.DestinationConfig.OnFailure.Type: expected Type Lambda or MQTT');
       expect(refused.stderr).toContain('Resources.BadConfig.Properties.EventInvokeConfig.MaximumRetryAttempts: expected retries 0-2');
       expect(refused.stderr).toContain('Resources.BadConfig.Properties.EventInvokeConfig.MaximumEventAgeInSeconds: expected seconds 60-21600');
     } finally {

@@ -22,7 +22,7 @@ describe('functions: .zip packages', () => {
   const cli = (...args: string[]) => outpost(daemon.socket, args);
 
   beforeAll(async () => {
-    daemon = await TestDaemon.start();
+    daemon = await TestDaemon.start({ config: {} }); // free ports: the defaults (e.g. S3 on 9000) may be taken on a shared machine
   });
 
   afterAll(async () => {

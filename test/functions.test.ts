@@ -161,7 +161,8 @@ describe('functions: deploy, invoke, faults, triggers', () => {
   });
 
   it('refuses a synchronous invoke beyond ReservedConcurrentExecutions with 429 TooManyRequestsException', async () => {
-    const first = invoke(daemon.socket, 'Slow', { ms: 1500 });
+    // Long enough for the polls below on a loaded machine (each spawns the CLI).
+    const first = invoke(daemon.socket, 'Slow', { ms: 4000 });
     for (let i = 0; i < 50; i++) {
       const info = JSON.parse((await outpost(daemon.socket, ['--json', 'functions', 'info', 'Slow'])).stdout);
       if (info.instances.busy === 1) break;

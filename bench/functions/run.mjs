@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import mqttPacket from 'mqtt-packet';
 import { connectPacket, FrameSplitter, PACKET } from '../lib/mqtt-raw.mjs';
-import { memOf, stopChild } from '../lib/proc.mjs';
+import { cpuMsOf, memOf, stopChild } from '../lib/proc.mjs';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 
 const { values: options } = parseArgs({ options: {
@@ -28,13 +28,18 @@ const { values: options } = parseArgs({ options: {
   settle: { type: 'string', default: '2000' },
   'drain-timeout': { type: 'string', default: '120' },
   dist: { type: 'string' },
+  phases: { type: 'string', default: 'memory,warm,mqtt,cold,python' },
+  'cpu-prof-dir': { type: 'string' },
+  'node-args': { type: 'string', default: '' },
   'keep-tmp': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', default: false },
 } });
 if (options.help) {
   process.stdout.write(`node bench/functions/run.mjs [--invokes 2000] [--warmup 200] [--deploys 15] [--python-deploys 5] [--messages 20000]
-  [--max-instances 2] [--queue-length 25000] [--settle 2000 (ms)] [--drain-timeout 120 (s)] [--dist DIR] [--keep-tmp] [--json]\n`);
+  [--max-instances 2] [--queue-length 25000] [--settle 2000 (ms)] [--drain-timeout 120 (s)] [--dist DIR] [--keep-tmp] [--json]
+  [--phases memory,warm,mqtt,cold,python (a subset, in that order)] [--cpu-prof-dir DIR (the daemon runs with --cpu-prof)]
+  [--node-args "--trace-gc ..." (more options for the daemon's node)]\n`);
   process.exit(0);
 }
 const INVOKES = Number(options.invokes);
@@ -42,6 +47,7 @@ const WARMUP = Number(options.warmup);
 const DEPLOYS = Number(options.deploys);
 const PYTHON_DEPLOYS = Number(options['python-deploys']);
 const MESSAGES = Number(options.messages);
+const PHASES = new Set(options.phases.split(','));
 const SETTLE_MS = Number(options.settle);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DIST = resolve(options.dist ?? join(ROOT, 'dist'));
@@ -64,7 +70,12 @@ async function startDaemon(dir) {
   const daemon = await spawnOutpostd({
     dir,
     dist: DIST,
+    nodeArgs: [
+      ...(options['cpu-prof-dir'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(options['cpu-prof-dir'])] : []),
+      ...options['node-args'].split(' ').filter(Boolean),
+    ],
     config: {
+      s3: { port: 0 },
       mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true },
       http: { port: 0 },
       log: { level: 'warn' },
@@ -129,10 +140,13 @@ function httpGet(port, path) {
   });
 }
 
-async function metric(daemon, name) {
+/** The named figures of the bench function from one scrape of /metrics (each scrape costs the daemon CPU). */
+async function metrics(daemon, ...names) {
   const text = await httpGet(daemon.httpPort, '/metrics');
-  const m = text.match(new RegExp(`^${name}\\{function="${NAME}"\\} ([0-9.e+]+)$`, 'm'));
-  return m ? Number(m[1]) : 0;
+  return names.map((name) => {
+    const m = text.match(new RegExp(`^${name}\\{function="${NAME}"\\} ([0-9.e+]+)$`, 'm'));
+    return m ? Number(m[1]) : 0;
+  });
 }
 
 /** Daemon-side figures from the function log: requestId → {durationMs, initMs}. */
@@ -148,6 +162,13 @@ function reportLines(daemon, name = NAME) {
 }
 
 const rssOf = (pid) => memOf(pid).rss;
+/** CPU time of the daemon: the whole process (worker threads included) and its main thread alone, in ms. */
+const daemonCpu = (pid) => ({ processMs: cpuMsOf(pid), mainMs: cpuMsOf(`${pid}/task/${pid}`) });
+/** Daemon CPU µs per operation between two daemonCpu readings. */
+const cpuPerOp = (before, after, ops) => ({
+  processUs: ((after.processMs - before.processMs) * 1000) / ops,
+  mainThreadUs: ((after.mainMs - before.mainMs) * 1000) / ops,
+});
 
 function stats(values) {
   const sorted = [...values].sort((a, b) => a - b);
@@ -181,15 +202,18 @@ async function warm(daemon) {
   for (let i = 0; i < WARMUP; i++) await invoke(daemon);
   const client = [];
   const ids = [];
+  const cpu0 = daemonCpu(daemon.pid);
   for (let i = 0; i < INVOKES; i++) {
     const t0 = process.hrtime.bigint();
     const body = await invoke(daemon);
     client.push(hrMs(t0));
     ids.push(body.requestId);
   }
+  const cpu = cpuPerOp(cpu0, daemonCpu(daemon.pid), INVOKES);
+  await sleep(500); // the runtime's log lines go out once per tick, written asynchronously
   const reports = reportLines(daemon);
   const daemonSide = ids.map((id) => reports.get(id)?.durationMs).filter((d) => d !== undefined);
-  return { client: stats(client), report: daemonSide.length ? stats(daemonSide) : null };
+  return { client: stats(client), report: daemonSide.length ? stats(daemonSide) : null, cpu };
 }
 
 /** 3. QoS 0 publishes on the trigger topic from one raw socket; completions from /metrics. */
@@ -208,9 +232,9 @@ async function mqttThroughput(daemon) {
   const one = mqttPacket.generate({ cmd: 'publish', topic: TOPIC, payload: Buffer.from('{}'), qos: 0, retain: false, dup: false });
   const BATCH = 50;
   const batch = Buffer.concat(Array.from({ length: BATCH }, () => one));
-  const invocations0 = await metric(daemon, 'outpost_function_invocations_total');
-  const throttles0 = await metric(daemon, 'outpost_function_throttles_total');
+  const [invocations0, throttles0] = await metrics(daemon, 'outpost_function_invocations_total', 'outpost_function_throttles_total');
   let maxDepth = 0;
+  const cpu0 = daemonCpu(daemon.pid);
   const started = process.hrtime.bigint();
   for (let sent = 0; sent < MESSAGES; sent += BATCH) {
     const n = Math.min(BATCH, MESSAGES - sent);
@@ -225,16 +249,17 @@ async function mqttThroughput(daemon) {
   let lastChange = process.hrtime.bigint();
   const deadline = Date.now() + Number(options['drain-timeout']) * 1000;
   while (Date.now() < deadline) {
-    const [now, depth] = await Promise.all([metric(daemon, 'outpost_function_invocations_total'), metric(daemon, 'outpost_function_async_queue_depth')]);
+    const [now, depth] = await metrics(daemon, 'outpost_function_invocations_total', 'outpost_function_async_queue_depth');
     maxDepth = Math.max(maxDepth, depth);
     if (now - invocations0 !== done) { done = now - invocations0; doneAtMs = hrMs(started); lastChange = process.hrtime.bigint(); }
     if (done >= MESSAGES || hrMs(lastChange) > 5000) break;
-    await sleep(20);
+    await sleep(50);
   }
-  const throttled = (await metric(daemon, 'outpost_function_throttles_total')) - throttles0;
+  const cpu = cpuPerOp(cpu0, daemonCpu(daemon.pid), Math.max(1, done));
+  const throttled = (await metrics(daemon, 'outpost_function_throttles_total'))[0] - throttles0;
   sock.end(mqttPacket.generate({ cmd: 'disconnect' }));
   return { published: MESSAGES, publishMs, completed: done, completedMs: doneAtMs,
-    perSecond: done / (doneAtMs / 1000), maxQueueDepth: maxDepth, throttled };
+    perSecond: done / (doneAtMs / 1000), maxQueueDepth: maxDepth, throttled, cpu };
 }
 
 /** 2. Deploy a changed Environment N times; time the first invoke of each new version. */
@@ -254,6 +279,7 @@ async function coldStarts(daemon, dir, { fixture = FIXTURE, name = NAME, deploys
     client.push(hrMs(t0));
     ids.push(body.requestId);
   }
+  await sleep(500);
   const reports = reportLines(daemon, name);
   const daemonSide = ids.map((id) => reports.get(id)).filter((r) => r?.initMs !== undefined).map((r) => r.initMs + r.durationMs);
   const initOnly = ids.map((id) => reports.get(id)?.initMs).filter((d) => d !== undefined);
@@ -276,45 +302,61 @@ try {
   daemon.agent = agentFor(daemon.socket);
   log(`outpostd pid ${daemon.pid}, mqtt ${daemon.mqttPort}, http ${daemon.httpPort}, tmp ${dir}`);
   await deploy(daemon, FIXTURE);
-  log(`memory: RSS after deploy, then 1 and 2 warm instances, ${SETTLE_MS} ms idle each`);
-  const mem = await memory(daemon);
-  log(`warm: ${WARMUP} warm-up + ${INVOKES} sequential invokes`);
-  const w = await warm(daemon);
-  log(`mqtt: ${MESSAGES} QoS 0 messages on ${TOPIC}, maxInstances ${options['max-instances']}`);
-  const m = await mqttThroughput(daemon);
-  log(`cold: ${DEPLOYS} deploys with a changed environment, first invoke of each`);
-  const c = await coldStarts(daemon, dir);
-  log(`cold python: ${PYTHON_DEPLOYS} deploys of ${PYTHON_NAME} (${PYTHON}), first invoke of each`);
-  const py = PYTHON_DEPLOYS > 0 ? await coldStarts(daemon, dir, { fixture: PYTHON_FIXTURE, name: PYTHON_NAME, deploys: PYTHON_DEPLOYS }) : null;
+  const phase = async (name, line, run) => {
+    if (!PHASES.has(name)) return null;
+    log(line);
+    return run();
+  };
+  const mem = await phase('memory', `memory: RSS after deploy, then 1 and 2 warm instances, ${SETTLE_MS} ms idle each`, () => memory(daemon));
+  const w = await phase('warm', `warm: ${WARMUP} warm-up + ${INVOKES} sequential invokes`, () => warm(daemon));
+  const m = await phase('mqtt', `mqtt: ${MESSAGES} QoS 0 messages on ${TOPIC}, maxInstances ${options['max-instances']}`, () => mqttThroughput(daemon));
+  const c = await phase('cold', `cold: ${DEPLOYS} deploys with a changed environment, first invoke of each`, () => coldStarts(daemon, dir));
+  const py = PYTHON_DEPLOYS > 0
+    ? await phase('python', `cold python: ${PYTHON_DEPLOYS} deploys of ${PYTHON_NAME} (${PYTHON}), first invoke of each`,
+      () => coldStarts(daemon, dir, { fixture: PYTHON_FIXTURE, name: PYTHON_NAME, deploys: PYTHON_DEPLOYS }))
+    : null;
 
   const verdict = (ok) => (ok ? 'PASS' : 'MISS');
   const report = {
     config: { invokes: INVOKES, warmup: WARMUP, deploys: DEPLOYS, messages: MESSAGES, maxInstances: Number(options['max-instances']), queueLength: Number(options['queue-length']), node: process.version },
     targets: TARGETS,
-    warm: { ...w,
+    loadavg: readFileSync('/proc/loadavg', 'utf8').trim(),
+    warm: w && { ...w,
       verdictClient: verdict(w.client.p50 <= TARGETS.warmP50Ms && w.client.p99 <= TARGETS.warmP99Ms),
       verdictDaemon: w.report ? verdict(w.report.p50 <= TARGETS.warmP50Ms && w.report.p99 <= TARGETS.warmP99Ms) : 'NOT MEASURED' },
-    cold: { ...c, verdictClient: verdict(c.client.p50 <= TARGETS.coldP50Ms), verdictDaemon: c.report ? verdict(c.report.p50 <= TARGETS.coldP50Ms) : 'NOT MEASURED' },
+    cold: c && { ...c, verdictClient: verdict(c.client.p50 <= TARGETS.coldP50Ms), verdictDaemon: c.report ? verdict(c.report.p50 <= TARGETS.coldP50Ms) : 'NOT MEASURED' },
     pythonCold: py && { ...py, verdictDaemon: py.report ? verdict(py.report.p50 <= TARGETS.pythonColdP50Ms) : 'NOT MEASURED' },
-    mqtt: { ...m, verdict: verdict(m.completed === m.published && m.perSecond >= TARGETS.eventsPerS) },
-    memory: { ...mem, verdict: verdict(mem.perInstanceMiB <= TARGETS.rssPerInstanceMiB) },
+    mqtt: m && { ...m, verdict: verdict(m.completed === m.published && m.perSecond >= TARGETS.eventsPerS) },
+    memory: mem && { ...mem, verdict: verdict(mem.perInstanceMiB <= TARGETS.rssPerInstanceMiB) },
   };
   const ms = (v) => `${v.toFixed(3)} ms`;
+  const us = (v) => `${Math.round(v)} µs`;
   if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else process.stdout.write([
-    `warm invoke, client end to end (admin API over the Unix socket, keep-alive; n=${w.client.n}): p50 ${ms(w.client.p50)}, p99 ${ms(w.client.p99)}, max ${ms(w.client.max)} (target p50 ≤ 0.2 ms, p99 ≤ 1 ms: ${report.warm.verdictClient})`,
-    w.report
-      ? `warm invoke, daemon side (REPORT Duration: pool dispatch → worker → response; n=${w.report.n}): p50 ${ms(w.report.p50)}, p99 ${ms(w.report.p99)}, max ${ms(w.report.max)} (target p50 ≤ 0.2 ms, p99 ≤ 1 ms: ${report.warm.verdictDaemon})`
-      : 'warm invoke, daemon side: no REPORT lines found (NOT MEASURED)',
-    `cold start, client end to end (first invoke after each of ${c.client.n} deploys): p50 ${ms(c.client.p50)}, min ${ms(c.client.min)}, max ${ms(c.client.max)} (target p50 ≤ 30 ms: ${report.cold.verdictClient})`,
-    c.report
-      ? `cold start, daemon side (REPORT Init Duration + Duration; n=${c.report.n}): p50 ${ms(c.report.p50)}, max ${ms(c.report.max)}; init alone p50 ${ms(c.init.p50)} (target p50 ≤ 30 ms: ${report.cold.verdictDaemon})`
-      : 'cold start, daemon side: no REPORT Init Duration found (NOT MEASURED)',
+    ...(w ? [
+      `warm invoke, client end to end (admin API over the Unix socket, keep-alive; n=${w.client.n}): p50 ${ms(w.client.p50)}, p99 ${ms(w.client.p99)}, max ${ms(w.client.max)} (target p50 ≤ 0.2 ms, p99 ≤ 1 ms: ${report.warm.verdictClient})`,
+      w.report
+        ? `warm invoke, daemon side (REPORT Duration: pool dispatch → worker → response; n=${w.report.n}): p50 ${ms(w.report.p50)}, p99 ${ms(w.report.p99)}, max ${ms(w.report.max)} (target p50 ≤ 0.2 ms, p99 ≤ 1 ms: ${report.warm.verdictDaemon})`
+        : 'warm invoke, daemon side: no REPORT lines found (NOT MEASURED)',
+      `warm invoke, daemon CPU per invoke: ${us(w.cpu.mainThreadUs)} main thread, ${us(w.cpu.processUs)} whole process`,
+    ] : []),
+    ...(c ? [
+      `cold start, client end to end (first invoke after each of ${c.client.n} deploys): p50 ${ms(c.client.p50)}, min ${ms(c.client.min)}, max ${ms(c.client.max)} (target p50 ≤ 30 ms: ${report.cold.verdictClient})`,
+      c.report
+        ? `cold start, daemon side (REPORT Init Duration + Duration; n=${c.report.n}): p50 ${ms(c.report.p50)}, max ${ms(c.report.max)}; init alone p50 ${ms(c.init.p50)} (target p50 ≤ 30 ms: ${report.cold.verdictDaemon})`
+        : 'cold start, daemon side: no REPORT Init Duration found (NOT MEASURED)',
+    ] : []),
     ...(py ? [py.report
       ? `Python cold start, daemon side (REPORT Init Duration + Duration; n=${py.report.n}): p50 ${ms(py.report.p50)}, max ${ms(py.report.max)}; client end to end p50 ${ms(py.client.p50)} (target p50 ≤ 150 ms: ${report.pythonCold.verdictDaemon})`
       : 'Python cold start: no REPORT Init Duration found (NOT MEASURED)'] : []),
-    `MQTT-triggered no-op, ${m.published} QoS 0 messages, ${report.config.maxInstances} instances: ${Math.round(m.perSecond).toLocaleString('en')} events/s (${m.completed} completed in ${(m.completedMs / 1000).toFixed(2)} s from the first publish; publisher wrote them all in ${m.publishMs.toFixed(1)} ms; peak queue depth seen ${m.maxQueueDepth}; throttled ${m.throttled}) (target ≥ 10,000/s: ${report.mqtt.verdict})`,
-    `idle warm Node instance, daemon RSS: ${(mem.rssBeforeBytes / MiB).toFixed(1)} MiB before → ${(mem.rssOneInstanceBytes / MiB).toFixed(1)} MiB with 1 instance (+${mem.perInstanceMiB.toFixed(1)} MiB) → ${(mem.rssTwoInstancesBytes / MiB).toFixed(1)} MiB after 2 concurrent invokes (${mem.perInstanceOfTwoMiB === null ? `still ${mem.instancesAfterConcurrent?.idle} idle instance(s): no 2-instance figure` : `2 instances, +${mem.perInstanceOfTwoMiB.toFixed(1)} MiB each`}) (target ≤ 10 MiB per instance: ${report.memory.verdict})`,
+    ...(m ? [
+      `MQTT-triggered no-op, ${m.published} QoS 0 messages, ${report.config.maxInstances} instances: ${Math.round(m.perSecond).toLocaleString('en')} events/s (${m.completed} completed in ${(m.completedMs / 1000).toFixed(2)} s from the first publish; publisher wrote them all in ${m.publishMs.toFixed(1)} ms; peak queue depth seen ${m.maxQueueDepth}; throttled ${m.throttled}) (target ≥ 10,000/s: ${report.mqtt.verdict})`,
+      `MQTT-triggered no-op, daemon CPU per event: ${us(m.cpu.mainThreadUs)} main thread, ${us(m.cpu.processUs)} whole process (workers included)`,
+    ] : []),
+    ...(mem ? [
+      `idle warm Node instance, daemon RSS: ${(mem.rssBeforeBytes / MiB).toFixed(1)} MiB before → ${(mem.rssOneInstanceBytes / MiB).toFixed(1)} MiB with 1 instance (+${mem.perInstanceMiB.toFixed(1)} MiB) → ${(mem.rssTwoInstancesBytes / MiB).toFixed(1)} MiB after 2 concurrent invokes (${mem.perInstanceOfTwoMiB === null ? `still ${mem.instancesAfterConcurrent?.idle} idle instance(s): no 2-instance figure` : `2 instances, +${mem.perInstanceOfTwoMiB.toFixed(1)} MiB each`}) (target ≤ 10 MiB per instance: ${report.memory.verdict})`,
+    ] : []),
+    `load average: ${report.loadavg}`,
   ].join('\n') + '\n');
 } catch (err) {
   log(`bench failed: ${err.stack ?? err.message}`);

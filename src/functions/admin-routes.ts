@@ -26,11 +26,14 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
     };
   }));
 
-  // {"version": N}: creates the alias or moves it.
+  // {"version": N, "additionalVersionWeights"?: {"M": 0.1}}: creates the alias or moves it (Lambda's RoutingConfig).
   router.add('PUT', '/v1/functions/:name/aliases/:alias', ({ params, body }) => asAdminError(async () => {
-    const version = (body as { version?: unknown } | undefined)?.version;
+    const { version, additionalVersionWeights: weights } = (body ?? {}) as { version?: unknown; additionalVersionWeights?: unknown };
     if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) throw apiErrors.invalidParameter('expected {"version": N} with a version number ≥ 1');
-    return service.setAlias(params.name, params.alias, version);
+    if (weights !== undefined && (typeof weights !== 'object' || weights === null || Array.isArray(weights))) {
+      throw apiErrors.invalidParameter('additionalVersionWeights: expected {"VERSION": WEIGHT}');
+    }
+    return service.setAlias(params.name, params.alias, version, weights as Record<string, number> | undefined);
   }));
 
   router.add('DELETE', '/v1/functions/:name/aliases/:alias', ({ params }) => asAdminError(async () => {
@@ -60,20 +63,22 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
 
   // The Invoke API's shape: status 200 (or 202 for Event), X-Amz-Function-Error as functionError.
   router.add('POST', '/v1/functions/:name/invocations', ({ params, body }) => asAdminError(async () => {
-    const request = (body ?? {}) as { payload?: unknown; invocationType?: unknown; qualifier?: unknown };
+    const request = (body ?? {}) as { payload?: unknown; invocationType?: unknown; qualifier?: unknown; logType?: unknown };
     const type = request.invocationType ?? 'RequestResponse';
     if (type !== 'RequestResponse' && type !== 'Event') throw new FunctionApiError(400, 'InvalidParameterValueException', 'invocationType: expected "RequestResponse" or "Event"');
     if (request.qualifier !== undefined && typeof request.qualifier !== 'string') throw apiErrors.invalidParameter('qualifier: expected an alias or version');
+    if (request.logType !== undefined && request.logType !== 'None' && request.logType !== 'Tail') throw apiErrors.invalidParameter('logType: expected "None" or "Tail"');
     // NAME may carry the qualifier itself (NAME:live, NAME:3), as Lambda's FunctionName.
     const invocation = { event: JSON.stringify(request.payload ?? {}), ...(request.qualifier !== undefined ? { qualifier: request.qualifier } : {}) };
     // Event: 202 only once the event is committed to the durable queue.
     if (type === 'Event') return { statusCode: 202, ...(await service.invoke(params.name, invocation, 'Event')) };
-    const result = await service.invoke(params.name, invocation, 'RequestResponse');
+    const result = await service.invoke(params.name, { ...invocation, ...(request.logType === 'Tail' ? { tail: true } : {}) }, 'RequestResponse');
     return {
       statusCode: 200,
       executedVersion: result.executedVersion,
       requestId: result.requestId,
       ...(result.functionError ? { functionError: result.functionError } : {}),
+      ...(result.logResult !== undefined ? { logResult: result.logResult } : {}),
       payload: JSON.parse(result.payload) as unknown,
     };
   }));

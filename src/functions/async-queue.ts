@@ -1,12 +1,18 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { LocalBus } from '../bus.js';
 import { topicMatches } from '../broker/topic.js';
 import type { GroupCommit } from '../store/group-commit.js';
 import { AsyncEventStore, type DeadLetter, type DeadLetterReason, type ErrorSummary, type EventSource, type QueuedEvent } from './async-store.js';
+import { DueLine } from './due-line.js';
+import { TickBatch } from './tick-batch.js';
 import { apiErrors, FunctionApiError } from './errors.js';
 import type { Invocation, InvokeResult } from './runtime/pool.js';
-import type { FunctionRuntime } from './runtime/runtime.js';
+import { NODE_EVENTS_IN_FLIGHT } from './runtime/protocol.js';
+import type { FunctionRuntime, Target } from './runtime/runtime.js';
 import type { FunctionVersion } from './store.js';
+import { functionArn } from './arn.js';
+import type { Destination } from './template.js';
 
 export interface AsyncQueueConfig {
   maxInstances: number;
@@ -25,10 +31,13 @@ export interface AsyncQueueDeps {
   config: AsyncQueueConfig;
   /** `$LATEST` of a function, undefined once removed. */
   latest: (name: string) => FunctionVersion | undefined;
+  /** The version an event invoked with `qualifier` runs now (an alias may have moved); throws a 404 FunctionApiError when it is gone. */
+  resolve: (name: string, qualifier: string | undefined) => { version: FunctionVersion; target: Target };
   runtime: () => Promise<FunctionRuntime>;
+  /** Invokes a destination function (NAME, NAME:QUALIFIER or ARN) asynchronously with an invocation record. */
+  invokeDestination: (functionName: string, record: string) => Promise<unknown>;
 }
 
-/** One function's events: ids in the order they are due, and what runs or is being accepted now. */
 /** A queued event's place in line; a fresh one carries the event itself, so its first attempt need not read it back. */
 interface Waiting {
   id: number;
@@ -40,8 +49,9 @@ interface Waiting {
 // What a function with ReservedConcurrentExecutions: 0 answers its events with, as Lambda's throttle.
 const THROTTLED: ErrorSummary = { errorType: 'TooManyRequestsException', errorMessage: 'Rate Exceeded.' };
 
+/** One function's events: ids in the order they are due, and what runs or is being accepted now. */
 interface Lane {
-  waiting: Waiting[];
+  waiting: DueLine<Waiting>;
   running: number;
   /** Accepted but not yet committed: counted against the queue length. */
   accepting: number;
@@ -74,8 +84,15 @@ export class AsyncQueue {
   throttled = 0;
   /** Dead letters deleted because a function had `dlqLength` of them. */
   trimmedDeadLetters = 0;
+  /** New events and succeeded ones: each tick's inserts and deletes are one write each. */
+  private readonly inserts: TickBatch<{ name: string; invocation: Invocation; source: EventSource; now: number }, number>;
+  private readonly deletes: TickBatch<number, void>;
 
-  constructor(private readonly deps: AsyncQueueDeps) {}
+  constructor(private readonly deps: AsyncQueueDeps) {
+    const { store, commit } = deps;
+    this.inserts = new TickBatch(commit, (rows) => rows.map(({ name, invocation, source, now }) => store.insert(name, invocation.event, invocation.clientContext, invocation.qualifier, source, now)));
+    this.deletes = new TickBatch(commit, (ids) => ids.map((id) => store.delete(id)));
+  }
 
   /** Loads the queued events of the previous run; returns how many. Events of unknown functions are deleted. */
   recover(): number {
@@ -83,7 +100,7 @@ export class AsyncQueue {
     const orphans = new Set<string>();
     for (const { id, name, due, enqueuedAt } of this.deps.store.pending()) {
       if (!this.deps.latest(name)) { orphans.add(name); continue; }
-      this.lane(name).waiting.push({ id, due, enqueuedAt });
+      this.lane(name).waiting.insert({ id, due, enqueuedAt });
       count++;
     }
     for (const name of orphans) void this.deps.commit.run(() => this.deps.store.removeFunction(name)).catch(() => undefined);
@@ -103,7 +120,7 @@ export class AsyncQueue {
     let id: number;
     const now = Date.now();
     try {
-      id = await this.deps.commit.run(() => this.deps.store.insert(version.name, invocation.event, invocation.clientContext, source, now));
+      id = await this.inserts.add({ name: version.name, invocation, source, now });
     } finally {
       lane.accepting--;
     }
@@ -111,8 +128,9 @@ export class AsyncQueue {
       const event: QueuedEvent = {
         id, name: version.name, event: invocation.event, source, enqueuedAt: now, attempts: 0, nextAttemptAt: now,
         ...(invocation.clientContext !== undefined ? { clientContext: invocation.clientContext } : {}),
+        ...(invocation.qualifier !== undefined ? { qualifier: invocation.qualifier } : {}),
       };
-      insertByDue(lane.waiting, { id, due: Date.now(), enqueuedAt: now, event });
+      lane.waiting.insert({ id, due: Date.now(), enqueuedAt: now, event });
       this.pump(version.name);
     }
     return id;
@@ -166,7 +184,7 @@ export class AsyncQueue {
       const eventId = ids[i];
       if (eventId === undefined) { skipped.push({ id: letter.id, reason: 'already replayed or purged' }); return; }
       replayed.push({ id: letter.id, eventId });
-      insertByDue(this.lane(letter.function).waiting, { id: eventId, due: Date.now(), enqueuedAt: Date.now() });
+      this.lane(letter.function).waiting.insert({ id: eventId, due: Date.now(), enqueuedAt: Date.now() });
     });
     for (const name of new Set(accepted.map((letter) => letter.function))) this.pump(name);
     return { replayed, skipped };
@@ -177,7 +195,7 @@ export class AsyncQueue {
     const lane = this.lanes.get(name);
     if (lane) {
       clearTimeout(lane.timer);
-      lane.waiting = [];
+      lane.waiting.clear();
       lane.timer = undefined;
       if (lane.running === 0 && lane.accepting === 0) this.lanes.delete(name);
     }
@@ -202,21 +220,23 @@ export class AsyncQueue {
   private lane(name: string): Lane {
     let lane = this.lanes.get(name);
     if (!lane) {
-      lane = { waiting: [], running: 0, accepting: 0 };
+      lane = { waiting: new DueLine(), running: 0, accepting: 0 };
       this.lanes.set(name, lane);
     }
     return lane;
   }
 
-  /** Starts the due events the function has room for (at most its concurrency), then arms a timer for the next. */
+  /** Starts the due events the function has room for (a batch per instance), then arms a timer for the next. */
   private pump(name: string): void {
     const lane = this.lanes.get(name);
     const version = this.deps.latest(name);
     if (!lane || !version || this.stopped) return;
-    const limit = version.spec.reservedConcurrency ?? this.deps.config.maxInstances;
-    if (limit === 0) return this.ageOutThrottled(name, lane, version);
+    const instances = version.spec.reservedConcurrency ?? this.deps.config.maxInstances;
+    if (instances === 0) return this.ageOutThrottled(name, lane, version);
+    // Each instance is handed a batch of events at once (runtime/pool.ts); a Python one takes them one by one from its pool's queue.
+    const limit = instances * NODE_EVENTS_IN_FLIGHT;
     const now = Date.now();
-    while (lane.running < limit && lane.waiting.length > 0 && lane.waiting[0].due <= now) {
+    while (lane.running < limit && lane.waiting.length > 0 && lane.waiting.first()!.due <= now) {
       const { id, event } = lane.waiting.shift()!;
       lane.running++;
       let released = false;
@@ -228,7 +248,7 @@ export class AsyncQueue {
       };
       void this.attempt(name, id, release, event).finally(release);
     }
-    const next = lane.waiting[0];
+    const next = lane.waiting.first();
     if (next && next.due > now && lane.running < limit && lane.timerDue !== next.due) {
       clearTimeout(lane.timer);
       lane.timerDue = next.due;
@@ -250,22 +270,36 @@ export class AsyncQueue {
     const { store, commit, log } = this.deps;
     try {
       const event = fresh ?? store.get(id);
-      const version = this.deps.latest(name);
-      if (!event || !version) return;
+      if (!event || !this.deps.latest(name)) return;
+      let resolved: { version: FunctionVersion; target: Target };
+      try {
+        resolved = this.deps.resolve(name, event.qualifier);
+      } catch (error) {
+        // Its alias or version was removed since: it cannot run any more.
+        if (!(error instanceof FunctionApiError) || error.status !== 404) throw error;
+        await this.deadLetter(event, 'RetriesExhausted', { errorType: error.type, errorMessage: error.message });
+        return;
+      }
+      const { version, target } = resolved;
       const maxRetries = version.spec.maxRetryAttempts ?? this.deps.config.maxRetryAttempts;
       const maxAgeMs = (version.spec.maxEventAgeSeconds ?? this.deps.config.maxEventAgeSeconds) * 1000;
       if (Date.now() - event.enqueuedAt > maxAgeMs) {
-        await this.deadLetter(event, 'EventAgeExceeded', event.lastError ?? ageError(maxAgeMs));
+        await this.deadLetter(event, 'EventAgeExceeded', event.lastError ?? ageError(maxAgeMs), version);
         return;
       }
       const runtime = await this.deps.runtime();
-      const invocation: Invocation = { event: event.event, ...(event.clientContext !== undefined ? { clientContext: event.clientContext } : {}) };
-      const result = await runtime.enqueue(version, invocation);
+      const invocation: Invocation = {
+        event: event.event,
+        ...(event.clientContext !== undefined ? { clientContext: event.clientContext } : {}),
+        ...(event.qualifier !== undefined ? { qualifier: event.qualifier } : {}),
+      };
+      const result = await runtime.enqueue(version, invocation, target);
       if (!result.functionError) {
         release();
         // Published before the event is removed: a crash in between publishes it again (at least once).
         await this.publishOutputs(version, event, result);
-        await commit.run(() => store.delete(id));
+        await this.sendRecord(version.spec.destinations?.onSuccess, event, 'Success', event.attempts + 1, result);
+        await this.deletes.add(id);
         return;
       }
       const error = errorOf(result);
@@ -273,13 +307,13 @@ export class AsyncQueue {
       log.warn({ function: name, eventId: id, requestId: result.requestId, attempt: attempts, error }, 'asynchronous invocation failed');
       const failed = { ...event, attempts, lastError: error };
       if (attempts > maxRetries) {
-        await this.deadLetter(failed, 'RetriesExhausted', error);
+        await this.deadLetter(failed, 'RetriesExhausted', error, version, result);
         return;
       }
       const delays = this.deps.config.retryDelaysSeconds;
       const due = Date.now() + delays[Math.min(attempts, delays.length) - 1] * 1000;
       if (due - event.enqueuedAt > maxAgeMs) {
-        await this.deadLetter(failed, 'EventAgeExceeded', error);
+        await this.deadLetter(failed, 'EventAgeExceeded', error, version, result);
         return;
       }
       await commit.run(() => store.failed(id, attempts, due, error));
@@ -289,6 +323,41 @@ export class AsyncQueue {
       // Not the function's fault (a commit that failed): the attempt does not count.
       log.error({ err: error, function: name, eventId: id }, 'cannot dispatch an asynchronous event; trying again');
       this.requeue(name, id, Date.now() + HICCUP_DELAY_MS, fresh?.enqueuedAt ?? Date.now());
+    }
+  }
+
+  /**
+   * DestinationConfig: the invocation record (Lambda's shape, version 1.0) goes to a function as an
+   * asynchronous event, or to an MQTT topic at QoS 1. `result` is the last attempt's, if one ran.
+   * A destination that cannot take it (a removed function, a full queue) is logged: the event itself
+   * is done either way, as on Lambda.
+   */
+  private async sendRecord(destination: Destination | undefined, event: QueuedEvent, condition: 'Success' | DeadLetterReason,
+    invokeCount: number, result: InvokeResult | undefined, error?: ErrorSummary): Promise<void> {
+    if (!destination) return;
+    const record = JSON.stringify({
+      version: '1.0',
+      timestamp: new Date().toISOString(),
+      requestContext: {
+        requestId: result?.requestId ?? randomUUID(),
+        functionArn: functionArn(event.name, event.qualifier ?? '$LATEST'),
+        condition,
+        approximateInvokeCount: invokeCount,
+      },
+      requestPayload: JSON.parse(event.event) as unknown,
+      // Without a result the function never ran (throttled, or too old before its turn): the error says why.
+      ...(result
+        ? {
+          responseContext: { statusCode: 200, executedVersion: result.executedVersion, ...(result.functionError ? { functionError: result.functionError } : {}) },
+          responsePayload: JSON.parse(result.payload) as unknown,
+        }
+        : { responsePayload: error }),
+    });
+    try {
+      if (destination.type === 'MQTT') await this.deps.bus.publish({ topic: destination.destination, payload: record, qos: 1 });
+      else await this.deps.invokeDestination(destination.destination, record);
+    } catch (deliveryError) {
+      this.deps.log.warn({ err: deliveryError, function: event.name, eventId: event.id, destination }, 'cannot deliver an invocation record to its destination');
     }
   }
 
@@ -308,7 +377,7 @@ export class AsyncQueue {
 
   private requeue(name: string, id: number, due: number, enqueuedAt: number): void {
     if (this.stopped || !this.deps.latest(name)) return;
-    insertByDue(this.lane(name).waiting, { id, due, enqueuedAt });
+    this.lane(name).waiting.insert({ id, due, enqueuedAt });
   }
 
   /**
@@ -319,17 +388,18 @@ export class AsyncQueue {
   private ageOutThrottled(name: string, lane: Lane, version: FunctionVersion): void {
     const maxAgeMs = (version.spec.maxEventAgeSeconds ?? this.deps.config.maxEventAgeSeconds) * 1000;
     const now = Date.now();
-    const expired = lane.waiting.filter((waiting) => now - waiting.enqueuedAt >= maxAgeMs);
-    if (expired.length > 0) lane.waiting = lane.waiting.filter((waiting) => now - waiting.enqueuedAt < maxAgeMs);
+    const expired = lane.waiting.remove((waiting) => now - waiting.enqueuedAt >= maxAgeMs);
     for (const { id, event } of expired) {
       const queued = event ?? this.deps.store.get(id);
       if (queued) {
-        this.deadLetter(queued, 'EventAgeExceeded', THROTTLED)
+        this.deadLetter(queued, 'EventAgeExceeded', THROTTLED, version)
           .catch((error: unknown) => this.deps.log.error({ err: error, function: name, eventId: id }, 'cannot dead-letter a throttled event'));
       }
     }
     if (lane.waiting.length === 0) return;
-    const nextExpiry = lane.waiting.reduce((oldest, waiting) => Math.min(oldest, waiting.enqueuedAt), Infinity) + maxAgeMs;
+    let oldest = Infinity;
+    for (const waiting of lane.waiting) oldest = Math.min(oldest, waiting.enqueuedAt);
+    const nextExpiry = oldest + maxAgeMs;
     clearTimeout(lane.timer);
     lane.timerDue = nextExpiry;
     lane.timer = setTimeout(() => {
@@ -339,29 +409,21 @@ export class AsyncQueue {
     }, Math.max(0, nextExpiry - now)).unref();
   }
 
-  /** Moves the event to the DLQ, then publishes the dead letter on `$outpost/dlq/{function}`. */
-  private async deadLetter(event: QueuedEvent, reason: DeadLetterReason, error: ErrorSummary): Promise<void> {
+  /**
+   * Moves the event to the DLQ, then publishes the dead letter on `$outpost/dlq/{function}` and sends
+   * the invocation record to the OnFailure destination of `version` (the one that ran it; else `$LATEST`).
+   */
+  private async deadLetter(event: QueuedEvent, reason: DeadLetterReason, error: ErrorSummary, version?: FunctionVersion, result?: InvokeResult): Promise<void> {
     const { store, commit, bus, log, config } = this.deps;
     const moved = await commit.run(() => store.deadLetter(event, reason, error, config.dlqLength, Date.now()));
     if (!moved) return;
+    const onFailure = (version ?? this.deps.latest(event.name))?.spec.destinations?.onFailure;
+    await this.sendRecord(onFailure, event, reason, event.attempts, result, error);
     this.trimmedDeadLetters += moved.trimmed;
     log.warn({ function: event.name, eventId: event.id, deadLetter: moved.letter.id, reason, attempts: event.attempts, error }, 'asynchronous event sent to the dead-letter queue');
     await bus.publish({ topic: dlqTopic(event.name), payload: JSON.stringify(moved.letter), qos: 1 })
       .catch((publishError: unknown) => log.warn({ err: publishError, function: event.name }, 'cannot publish a dead letter'));
   }
-}
-
-/** Keeps `waiting` ordered by due time, then id (binary search: the list is up to queueLength long). */
-function insertByDue(waiting: Waiting[], entry: Waiting): void {
-  let low = 0;
-  let high = waiting.length;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    const other = waiting[middle];
-    if (other.due < entry.due || (other.due === entry.due && other.id < entry.id)) low = middle + 1;
-    else high = middle;
-  }
-  waiting.splice(low, 0, entry);
 }
 
 function errorOf(result: InvokeResult): ErrorSummary {

@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import type { Store } from '../store/store.js';
 
 /** Where an asynchronous event came from. */
-export type EventSource = 'invoke' | 'mqtt' | 'replay' | 'schedule' | 's3';
+export type EventSource = 'invoke' | 'mqtt' | 'replay' | 'schedule' | 's3' | 'destination';
 export type DeadLetterReason = 'RetriesExhausted' | 'EventAgeExceeded';
 
 export interface ErrorSummary {
@@ -17,6 +17,8 @@ export interface QueuedEvent {
   /** JSON text. */
   event: string;
   clientContext?: unknown;
+  /** The alias or version it was invoked with; none: $LATEST. */
+  qualifier?: string;
   source: EventSource;
   enqueuedAt: number;
   attempts: number;
@@ -30,6 +32,7 @@ export interface DeadLetter {
   function: string;
   event: unknown;
   clientContext?: unknown;
+  qualifier?: string;
   source: EventSource;
   enqueuedAt: number;
   failedAt: number;
@@ -40,11 +43,11 @@ export interface DeadLetter {
 }
 
 interface EventRow {
-  id: number; name: string; event: string; client_context: string | null; source: EventSource; enqueued_at: number;
+  id: number; name: string; event: string; client_context: string | null; qualifier: string | null; source: EventSource; enqueued_at: number;
   attempts: number; next_attempt_at: number; last_error: string | null;
 }
 interface DeadLetterRow {
-  id: number; name: string; event: string; client_context: string | null; source: EventSource; enqueued_at: number;
+  id: number; name: string; event: string; client_context: string | null; qualifier: string | null; source: EventSource; enqueued_at: number;
   attempts: number; reason: DeadLetterReason; error_type: string; error_message: string; failed_at: number;
 }
 
@@ -71,16 +74,16 @@ export class AsyncEventStore {
 
   constructor(store: Store) {
     const db = store.db;
-    this.insertEvent = db.prepare(`INSERT INTO function_events (name, event, client_context, source, enqueued_at, next_attempt_at)
-      VALUES (@name, @event, @clientContext, @source, @now, @now)`);
+    this.insertEvent = db.prepare(`INSERT INTO function_events (name, event, client_context, qualifier, source, enqueued_at, next_attempt_at)
+      VALUES (@name, @event, @clientContext, @qualifier, @source, @now, @now)`);
     this.selectEvent = db.prepare('SELECT * FROM function_events WHERE id = ?');
     this.selectPending = db.prepare('SELECT id, name, next_attempt_at, enqueued_at FROM function_events ORDER BY name, next_attempt_at, id');
     this.deleteEvent = db.prepare('DELETE FROM function_events WHERE id = ?');
     this.updateFailed = db.prepare('UPDATE function_events SET attempts = @attempts, next_attempt_at = @due, last_error = @error WHERE id = @id');
     this.deleteEventsOf = db.prepare('DELETE FROM function_events WHERE name = ?');
     this.insertDeadLetter = db.prepare(`INSERT INTO function_dead_letters
-      (name, event, client_context, source, enqueued_at, attempts, reason, error_type, error_message, failed_at)
-      VALUES (@name, @event, @clientContext, @source, @enqueuedAt, @attempts, @reason, @errorType, @errorMessage, @now) RETURNING id`);
+      (name, event, client_context, qualifier, source, enqueued_at, attempts, reason, error_type, error_message, failed_at)
+      VALUES (@name, @event, @clientContext, @qualifier, @source, @enqueuedAt, @attempts, @reason, @errorType, @errorMessage, @now) RETURNING id`);
     // Keeps the newest `keep` entries of a function.
     this.trimDeadLetters = db.prepare(`DELETE FROM function_dead_letters WHERE name = @name AND id <= COALESCE(
       (SELECT id FROM function_dead_letters WHERE name = @name ORDER BY id DESC LIMIT 1 OFFSET @keep), -1)`);
@@ -94,9 +97,9 @@ export class AsyncEventStore {
   }
 
   /** Write: records an accepted event, due now; returns its id. */
-  insert(name: string, event: string, clientContext: unknown, source: EventSource, now: number): number {
+  insert(name: string, event: string, clientContext: unknown, qualifier: string | undefined, source: EventSource, now: number): number {
     const clientContextText = clientContext === undefined ? null : JSON.stringify(clientContext);
-    return Number(this.insertEvent.run({ name, event, clientContext: clientContextText, source, now }).lastInsertRowid);
+    return Number(this.insertEvent.run({ name, event, clientContext: clientContextText, qualifier: qualifier ?? null, source, now }).lastInsertRowid);
   }
 
   get(id: number): QueuedEvent | undefined {
@@ -132,7 +135,7 @@ export class AsyncEventStore {
     if (this.deleteEvent.run(event.id).changes === 0) return undefined;
     const { id } = this.insertDeadLetter.get({
       name: event.name, event: event.event, clientContext: event.clientContext === undefined ? null : JSON.stringify(event.clientContext),
-      source: event.source, enqueuedAt: event.enqueuedAt, attempts: event.attempts, reason,
+      qualifier: event.qualifier ?? null, source: event.source, enqueuedAt: event.enqueuedAt, attempts: event.attempts, reason,
       errorType: error.errorType, errorMessage: error.errorMessage, now,
     }) as { id: number };
     const trimmed = this.trimDeadLetters.run({ name: event.name, keep }).changes;
@@ -155,7 +158,7 @@ export class AsyncEventStore {
   /** Write: puts a dead letter back on the queue as a fresh event (new id, age and attempts). */
   replay(letter: DeadLetter, now: number): number | undefined {
     if (this.deleteDeadLetter.run(letter.id).changes === 0) return undefined;
-    return this.insert(letter.function, JSON.stringify(letter.event), letter.clientContext, 'replay', now);
+    return this.insert(letter.function, JSON.stringify(letter.event), letter.clientContext, letter.qualifier, 'replay', now);
   }
 
   /** Write: deletes the dead letters of one function, or all; returns how many. */
@@ -169,6 +172,7 @@ function toEvent(row: EventRow): QueuedEvent {
     id: row.id, name: row.name, event: row.event, source: row.source, enqueuedAt: row.enqueued_at, attempts: row.attempts,
     nextAttemptAt: row.next_attempt_at,
     ...(row.client_context !== null ? { clientContext: JSON.parse(row.client_context) as unknown } : {}),
+    ...(row.qualifier !== null ? { qualifier: row.qualifier } : {}),
     ...(row.last_error !== null ? { lastError: JSON.parse(row.last_error) as ErrorSummary } : {}),
   };
 }
@@ -177,6 +181,7 @@ function toDeadLetter(row: DeadLetterRow): DeadLetter {
   return {
     id: row.id, function: row.name, event: JSON.parse(row.event) as unknown,
     ...(row.client_context !== null ? { clientContext: JSON.parse(row.client_context) as unknown } : {}),
+    ...(row.qualifier !== null ? { qualifier: row.qualifier } : {}),
     source: row.source, enqueuedAt: row.enqueued_at, failedAt: row.failed_at, attempts: row.attempts, reason: row.reason,
     errorType: row.error_type, errorMessage: row.error_message,
   };

@@ -7,6 +7,7 @@ import { registerFunctionAdminRoutes } from './admin-routes.js';
 import { registerLambdaInvokeRoute } from './http-invoke.js';
 import { AsyncQueue, DEAD_LETTER_PAGE } from './async-queue.js';
 import { AsyncEventStore, type DeadLetter, type EventSource } from './async-store.js';
+import { ACCOUNT, REGION } from './arn.js';
 import { functionRoot } from './bundle.js';
 import { readLog, type LogChunk } from './logs.js';
 import { FunctionMetrics } from './metrics.js';
@@ -14,7 +15,7 @@ import { apiErrors, FunctionApiError } from './errors.js';
 import type { DeployOutcome } from './deploy.js';
 import type { Invocation, InvokeResult, PoolStats } from './runtime/pool.js';
 import type { FunctionRuntime, Target } from './runtime/runtime.js';
-import { FunctionStore, type FunctionVersion } from './store.js';
+import { FunctionStore, type Alias, type FunctionVersion } from './store.js';
 import { Schedules, scheduledEvent, type ScheduleSpec } from './schedules.js';
 import { eventOf, MqttTriggers } from './triggers.js';
 
@@ -23,9 +24,6 @@ const MAX_SYNC_PAYLOAD = 6 * 1024 * 1024;
 const MAX_ASYNC_PAYLOAD = 1024 * 1024;
 // How long running invocations get to finish when the daemon stops (it forces exit after 5 s).
 const STOP_GRACE_MS = 3000;
-// As runtime/pool.ts: there is no AWS account or region on a gateway (not imported from there: the runtime loads lazily).
-const REGION = 'local';
-const ACCOUNT = '000000000000';
 
 export type InvocationType = 'RequestResponse' | 'Event';
 
@@ -37,10 +35,19 @@ function endpoint(host: string, port: number): string {
 
 /** Lambda's FunctionName forms: `NAME`, `NAME:QUALIFIER`, `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`. */
 export function parseFunctionName(text: string): { name: string; qualifier?: string } {
+  // A plain name, as every trigger names its function: no pattern to run per event.
+  if (!text.includes(':')) return { name: text };
   const arn = /^arn:aws[a-z-]*:lambda:[^:]*:[^:]*:function:(.+)$/.exec(text);
   const [name, qualifier, ...rest] = (arn ? arn[1] : text).split(':');
   if (rest.length > 0 || qualifier === '') throw apiErrors.invalidParameter(`${text}: expected NAME, NAME:QUALIFIER or a function ARN`);
   return qualifier === undefined ? { name } : { name, qualifier };
+}
+
+/** The version an invocation of the alias runs: its additional version for `weight` of them, drawn at random. */
+function routedVersion(alias: Alias | undefined): number | undefined {
+  if (!alias) return undefined;
+  const [additional] = Object.entries(alias.additionalVersionWeights ?? {});
+  return additional && Math.random() < additional[1] ? Number(additional[0]) : alias.version;
 }
 
 /**
@@ -81,7 +88,9 @@ export class FunctionService implements Service, FunctionInvoker {
       log: this.log,
       config: { maxInstances, queueLength, maxRetryAttempts, retryDelaysSeconds, maxEventAgeSeconds, dlqLength },
       latest: (name) => this.latest.get(name),
+      resolve: (name, qualifier) => this.resolveVersion(name, qualifier),
       runtime: () => this.runtime(),
+      invokeDestination: (functionName, record) => this.invoke(functionName, { event: record }, 'Event', 'destination'),
     });
     this.metrics = new FunctionMetrics(context.metrics, { queued: () => this.queue.depths(), deadLetters: () => this.events.deadLetterCount() });
     this.triggers = new MqttTriggers(context.bus, (name, message) => this.onTriggerMessage(name, message));
@@ -188,8 +197,11 @@ export class FunctionService implements Service, FunctionInvoker {
     });
   }
 
-  /** Creates or moves an alias (Lambda's CreateAlias/UpdateAlias): invocations of NAME:ALIAS run that version. */
-  setAlias(name: string, alias: string, version: number): Promise<{ name: string; alias: string; version: number }> {
+  /**
+   * Creates or moves an alias (Lambda's CreateAlias/UpdateAlias): invocations of NAME:ALIAS run that
+   * version, or with `additionalVersionWeights` ({"V": weight}, RoutingConfig) version V for that share of them.
+   */
+  setAlias(name: string, alias: string, version: number, additionalVersionWeights?: Record<string, number>): Promise<Alias & { name: string }> {
     return this.serialized(async () => {
       this.require(name);
       // Lambda's alias names: letters, digits, - and _, not all digits (those are versions), up to 128.
@@ -197,10 +209,25 @@ export class FunctionService implements Service, FunctionInvoker {
         throw apiErrors.invalidParameter(`${alias}: expected an alias name of up to 128 letters, digits, - and _, not only digits`);
       }
       if (!this.functions.version(name, version)) throw apiErrors.notFound(`${name}:${version}`);
-      await this.context.store.commit.run(() => this.functions.setAlias(name, alias, version, Date.now()));
-      this.log.info({ function: name, alias, version }, 'alias set');
-      return { name, alias, version };
+      const additional = this.additionalVersion(name, version, additionalVersionWeights);
+      await this.context.store.commit.run(() => this.functions.setAlias(name, alias, version, additional, Date.now()));
+      this.log.info({ function: name, alias, version, additional }, 'alias set');
+      return { name, ...this.functions.alias(name, alias)! };
     });
+  }
+
+  /** RoutingConfig.AdditionalVersionWeights: at most one other existing version, with a weight from 0 to 1. */
+  private additionalVersion(name: string, version: number, weights: Record<string, number> | undefined): { version: number; weight: number } | undefined {
+    const entries = Object.entries(weights ?? {});
+    if (entries.length === 0) return undefined;
+    if (entries.length > 1) throw apiErrors.invalidParameter('AdditionalVersionWeights: an alias routes to at most one additional version');
+    const [[key, weight]] = entries;
+    if (!/^[1-9]\d*$/.test(key)) throw apiErrors.invalidParameter(`AdditionalVersionWeights: ${key}: expected a version number`);
+    if (typeof weight !== 'number' || !(weight >= 0 && weight <= 1)) throw apiErrors.invalidParameter(`AdditionalVersionWeights: ${key}: expected a weight from 0.0 to 1.0`);
+    const additional = Number(key);
+    if (additional === version) throw apiErrors.invalidParameter(`AdditionalVersionWeights: version ${key} is the alias's own version`);
+    if (!this.functions.version(name, additional)) throw apiErrors.notFound(`${name}:${key}`);
+    return { version: additional, weight };
   }
 
   removeAlias(name: string, alias: string): Promise<void> {
@@ -214,6 +241,7 @@ export class FunctionService implements Service, FunctionInvoker {
   /** `$LATEST` now points at `version`: it takes traffic, triggers and schedules. */
   private async activate(version: FunctionVersion): Promise<void> {
     this.latest.set(version.name, version);
+    this.loadedRuntime?.prepare(version);
     await this.triggers.set(version.name, version.spec.topics);
     await this.schedules.set(version.name, version.spec.schedules ?? []);
     this.queue.changed(version.name);
@@ -247,8 +275,7 @@ export class FunctionService implements Service, FunctionInvoker {
     const limit = type === 'Event' ? MAX_ASYNC_PAYLOAD : MAX_SYNC_PAYLOAD;
     if (Buffer.byteLength(invocation.event) > limit) throw apiErrors.payloadTooLarge(limit);
     if (type === 'Event') {
-      // The durable queue keeps function names only: its events run $LATEST.
-      if (target !== '$LATEST') throw apiErrors.invalidParameter(`${name}: asynchronous invocations run $LATEST; qualifier ${invocation.qualifier} is not supported for them`);
+      // The queue keeps the qualifier: an alias is resolved when the event runs (and each retry).
       return { eventId: await this.queue.enqueue(version, invocation, source) };
     }
     const runtime = await this.runtime();
@@ -268,14 +295,14 @@ export class FunctionService implements Service, FunctionInvoker {
     const latest = this.require(parsed.name);
     if (wanted === undefined) return { version: latest, target: '$LATEST' };
     if (wanted === '$LATEST') return { version: latest, target: '$LATEST', qualifier: wanted };
-    const number = /^\d+$/.test(wanted) ? Number(wanted) : this.functions.aliasVersion(parsed.name, wanted);
+    const number = /^\d+$/.test(wanted) ? Number(wanted) : routedVersion(this.functions.alias(parsed.name, wanted));
     const version = number === undefined ? undefined : this.functions.version(parsed.name, number);
     if (!version) throw apiErrors.notFound(`${parsed.name}:${wanted}`);
     return { version, target: version.version, qualifier: wanted };
   }
 
   /** Aliases of a function, for `outpost functions info`. */
-  aliases(name: string): Array<{ alias: string; version: number; updatedAt: number }> {
+  aliases(name: string): Alias[] {
     this.require(name);
     return this.functions.aliases(name);
   }

@@ -30,6 +30,11 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, name: 
   if (type !== 'RequestResponse' && type !== 'Event' && type !== 'DryRun') {
     throw apiErrors.invalidParameter(`1 validation error detected: Value '${type}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]`);
   }
+  // X-Amz-Log-Type: None (default) | Tail, which returns the end of the log of a synchronous invocation.
+  const logType = header(req, 'x-amz-log-type') ?? 'None';
+  if (logType !== 'None' && logType !== 'Tail') {
+    throw apiErrors.invalidParameter(`1 validation error detected: Value '${logType}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]`);
+  }
   const qualifier = url.searchParams.get('Qualifier') ?? undefined;
   const body = await readLimited(req, MAX_REQUEST_BYTES, () => apiErrors.payloadTooLarge(MAX_REQUEST_BYTES));
   const event = body.length === 0 ? '{}' : body.toString('utf8');
@@ -47,13 +52,14 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, name: 
     res.writeHead(202, { 'Content-Length': 0 }).end();
     return;
   }
-  const result = await service.invoke(name, invocation, 'RequestResponse');
+  const result = await service.invoke(name, { ...invocation, ...(logType === 'Tail' ? { tail: true } : {}) }, 'RequestResponse');
   res.writeHead(200, {
     'Content-Type': 'application/json',
     'Content-Length': Buffer.byteLength(result.payload),
     'X-Amz-Executed-Version': result.executedVersion,
     'x-amzn-RequestId': result.requestId,
     ...(result.functionError ? { 'X-Amz-Function-Error': result.functionError } : {}),
+    ...(result.logResult !== undefined ? { 'X-Amz-Log-Result': result.logResult } : {}),
   });
   res.end(result.payload);
 }

@@ -3,6 +3,8 @@ import { open as openFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
 
+type WriteCallback = (error: Error | null | undefined) => void;
+
 /**
  * A function's log file: its console output and the START/END/REPORT lines, appended; at
  * `maxBytes` the file becomes `<file>.1` (replacing the previous one) and a new one starts,
@@ -11,10 +13,41 @@ import { Writable } from 'node:stream';
 export class RotatingLog extends Writable {
   private fd: number | undefined;
   private size = 0;
+  /** The runtime's own lines (START, END, REPORT) not written yet. */
+  private lines = '';
 
   constructor(private readonly file: string, private readonly maxBytes: number) {
     super({ decodeStrings: true });
     mkdirSync(dirname(file), { recursive: true, mode: 0o750 });
+  }
+
+  /**
+   * Appends the runtime's lines; those of one tick go out as one write (a busy function writes three
+   * lines per invocation). The function's console output, piped in, goes after the lines appended
+   * before it arrived (see `write`), so a START line comes before the output of its invocation; output
+   * written just before an answer may land after END, as it can on Lambda.
+   */
+  line(text: string): void {
+    if (this.lines === '') setImmediate(() => this.flushLines());
+    this.lines += text;
+  }
+
+  override write(chunk: unknown, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
+    this.flushLines();
+    return super.write(chunk, encoding as BufferEncoding, callback);
+  }
+
+  private flushLines(): void {
+    const text = this.lines;
+    if (text === '' || this.writableEnded) return;
+    this.lines = '';
+    super.write(text);
+  }
+
+  /** Writes the lines still buffered, then ends the stream (closes the file). */
+  finish(callback?: () => void): void {
+    this.flushLines();
+    this.end(callback);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -29,7 +62,7 @@ export class RotatingLog extends Writable {
     });
   }
 
-  /** Lines buffered while a write was in flight go out as one write (a busy function writes three lines per invocation). */
+  /** Lines buffered while a write was in flight go out as one write. */
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
     this._write(Buffer.concat(chunks.map(({ chunk }) => chunk)), 'binary', callback);
   }

@@ -8,6 +8,8 @@ export class FunctionMetrics {
   private readonly errors: Counter<'function'>;
   private readonly throttles: Counter<'function'>;
   private readonly duration: Histogram<'function'>;
+  /** The series of each function, looked up once: a label lookup per event costs more than the count. */
+  private readonly series = new Map<string, { invocations: Counter.Internal; errors: Counter.Internal; duration: Histogram.Internal<'function'> }>();
 
   constructor(registry: Registry, figures: { queued: () => Map<string, number>; deadLetters: () => number }) {
     const registers = [registry];
@@ -39,9 +41,20 @@ export class FunctionMetrics {
       if (error instanceof FunctionApiError && error.status === 429) this.throttles.inc({ function: name });
       throw error;
     }
-    this.invocations.inc({ function: name });
-    if (result.functionError) this.errors.inc({ function: name });
-    this.duration.observe({ function: name }, Number(process.hrtime.bigint() - started) / 1e9);
+    const series = this.seriesOf(name);
+    series.invocations.inc();
+    if (result.functionError) series.errors.inc();
+    series.duration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     return result;
+  }
+
+  private seriesOf(name: string): { invocations: Counter.Internal; errors: Counter.Internal; duration: Histogram.Internal<'function'> } {
+    let series = this.series.get(name);
+    if (!series) {
+      const labels = { function: name };
+      series = { invocations: this.invocations.labels(labels), errors: this.errors.labels(labels), duration: this.duration.labels(labels) };
+      this.series.set(name, series);
+    }
+    return series;
   }
 }

@@ -56,7 +56,23 @@ export const functionMigrations: Migrations = [
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (name, alias)
   ) WITHOUT ROWID`,
+  // 4: the alias or version an asynchronous event was invoked with (NULL: $LATEST), kept by its dead letter.
+  // Weighted aliases (Lambda's RoutingConfig.AdditionalVersionWeights): one more version and the share of invocations it gets.
+  `ALTER TABLE function_events ADD COLUMN qualifier TEXT;
+  ALTER TABLE function_dead_letters ADD COLUMN qualifier TEXT;
+  ALTER TABLE function_aliases ADD COLUMN additional_version INTEGER;
+  ALTER TABLE function_aliases ADD COLUMN additional_weight REAL`,
 ];
+
+/** An alias: its version, and with a routing configuration a second version that gets `weight` (0–1) of the invocations. */
+export interface Alias {
+  alias: string;
+  version: number;
+  additionalVersionWeights?: Record<string, number>;
+  updatedAt: number;
+}
+
+interface AliasRow { alias: string; version: number; additional_version: number | null; additional_weight: number | null; updated_at: number }
 
 export interface FunctionVersion {
   name: string;
@@ -79,8 +95,8 @@ export class FunctionStore {
   private readonly deleteVersions: Database.Statement;
   private readonly selectVersion: Database.Statement<[string, number], VersionRow>;
   private readonly pointLatest: Database.Statement;
-  private readonly selectAlias: Database.Statement<[string, string], { version: number }>;
-  private readonly selectAliases: Database.Statement<[string], { alias: string; version: number; updated_at: number }>;
+  private readonly selectAlias: Database.Statement<[string, string], AliasRow>;
+  private readonly selectAliases: Database.Statement<[string], AliasRow>;
   private readonly upsertAlias: Database.Statement;
   private readonly deleteAlias: Database.Statement;
   private readonly deleteAliases: Database.Statement;
@@ -101,10 +117,12 @@ export class FunctionStore {
     this.deleteVersions = db.prepare('DELETE FROM function_versions WHERE name = ?');
     this.selectVersion = db.prepare('SELECT * FROM function_versions WHERE name = ? AND version = ?');
     this.pointLatest = db.prepare('UPDATE functions SET latest = @version, updated_at = @now WHERE name = @name');
-    this.selectAlias = db.prepare('SELECT version FROM function_aliases WHERE name = ? AND alias = ?');
-    this.selectAliases = db.prepare('SELECT alias, version, updated_at FROM function_aliases WHERE name = ? ORDER BY alias');
-    this.upsertAlias = db.prepare(`INSERT INTO function_aliases (name, alias, version, updated_at) VALUES (@name, @alias, @version, @now)
-      ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`);
+    this.selectAlias = db.prepare('SELECT alias, version, additional_version, additional_weight, updated_at FROM function_aliases WHERE name = ? AND alias = ?');
+    this.selectAliases = db.prepare('SELECT alias, version, additional_version, additional_weight, updated_at FROM function_aliases WHERE name = ? ORDER BY alias');
+    this.upsertAlias = db.prepare(`INSERT INTO function_aliases (name, alias, version, additional_version, additional_weight, updated_at)
+      VALUES (@name, @alias, @version, @additionalVersion, @additionalWeight, @now)
+      ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version, additional_version = excluded.additional_version,
+        additional_weight = excluded.additional_weight, updated_at = excluded.updated_at`);
     this.deleteAlias = db.prepare('DELETE FROM function_aliases WHERE name = ? AND alias = ?');
     this.deleteAliases = db.prepare('DELETE FROM function_aliases WHERE name = ?');
   }
@@ -140,17 +158,18 @@ export class FunctionStore {
     this.pointLatest.run({ name, version, now });
   }
 
-  aliasVersion(name: string, alias: string): number | undefined {
-    return this.selectAlias.get(name, alias)?.version;
+  alias(name: string, alias: string): Alias | undefined {
+    const row = this.selectAlias.get(name, alias);
+    return row && toAlias(row);
   }
 
-  aliases(name: string): Array<{ alias: string; version: number; updatedAt: number }> {
-    return this.selectAliases.all(name).map((row) => ({ alias: row.alias, version: row.version, updatedAt: row.updated_at }));
+  aliases(name: string): Alias[] {
+    return this.selectAliases.all(name).map(toAlias);
   }
 
-  /** Inside a group-commit write only. */
-  setAlias(name: string, alias: string, version: number, now: number): void {
-    this.upsertAlias.run({ name, alias, version, now });
+  /** Inside a group-commit write only; `additional`: the routing configuration's second version. */
+  setAlias(name: string, alias: string, version: number, additional: { version: number; weight: number } | undefined, now: number): void {
+    this.upsertAlias.run({ name, alias, version, additionalVersion: additional?.version ?? null, additionalWeight: additional?.weight ?? null, now });
   }
 
   /** Inside a group-commit write only; whether the alias existed. */
@@ -168,4 +187,12 @@ export class FunctionStore {
 
 function toVersion(row: VersionRow): FunctionVersion {
   return { name: row.name, version: row.version, hash: row.hash, spec: JSON.parse(row.spec) as FunctionSpec, createdAt: row.created_at };
+}
+
+function toAlias(row: AliasRow): Alias {
+  return {
+    alias: row.alias, version: row.version,
+    ...(row.additional_version !== null ? { additionalVersionWeights: { [row.additional_version]: row.additional_weight ?? 0 } } : {}),
+    updatedAt: row.updated_at,
+  };
 }

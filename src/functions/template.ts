@@ -28,6 +28,14 @@ export interface FunctionSpec {
   /** EventInvokeConfig: overrides `functions.maxRetryAttempts` / `maxEventAgeSeconds`; absent keys are absent. */
   maxRetryAttempts?: number;
   maxEventAgeSeconds?: number;
+  /** EventInvokeConfig.DestinationConfig: where the invocation records of asynchronous invocations go; absent when none. */
+  destinations?: { onSuccess?: Destination; onFailure?: Destination };
+}
+
+/** A destination of invocation records: a function (name or ARN, invoked asynchronously) or, Outpost's, an MQTT topic. */
+export interface Destination {
+  type: 'Lambda' | 'MQTT';
+  destination: string;
 }
 
 // Set by the runtime: AWS refuses templates that set them, and so do we.
@@ -45,6 +53,15 @@ const integer = (expected: string, min: number, max: number) =>
 const topicFilter = text('expected an MQTT topic filter').refine(isValidFilter, { message: 'expected an MQTT topic filter (+ and # as whole levels, # last)' });
 
 const topicName = text('expected an MQTT topic name').refine((topic) => !/[+#]/.test(topic), { message: 'expected an MQTT topic name (no + or # wildcards)' });
+
+// A function as NAME, NAME:QUALIFIER or its ARN (Lambda's FunctionName forms).
+const FUNCTION_NAME = /^(arn:aws[a-z-]*:lambda:[^:]*:[^:]*:function:)?[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?$/;
+
+// DestinationConfig.OnSuccess / OnFailure: Lambda's Type: Lambda, and Type: MQTT standing in for SNS and SQS on a gateway.
+const destinationSchema = z.discriminatedUnion('Type', [
+  z.strictObject({ Type: z.literal('Lambda'), Destination: text('expected a function name or ARN').refine((name) => FUNCTION_NAME.test(name), { message: 'expected a function name or ARN' }) }),
+  z.strictObject({ Type: z.literal('MQTT'), Destination: topicName }),
+], { errorMap: (issue, ctx) => ({ message: issue.code === 'invalid_union_discriminator' ? 'expected Type Lambda or MQTT (Outpost has no SQS, SNS, S3 or EventBridge)' : ctx.defaultError }) });
 
 const mqttEvent = z.strictObject({
   Type: z.literal('MQTT'),
@@ -95,10 +112,11 @@ const propertiesSchema = z.strictObject({
   Environment: z.strictObject({ Variables: z.record(variableValue).default({}) }).default({}),
   ReservedConcurrentExecutions: integer('expected an instance count ≥ 0', 0, 1000).optional(),
   Events: z.record(eventSchema).default({}),
-  // AWS's limits: 0-2 retries, 60-21600 s. DestinationConfig is not supported (the DLQ is local).
+  // AWS's limits: 0-2 retries, 60-21600 s.
   EventInvokeConfig: z.strictObject({
     MaximumRetryAttempts: integer('expected retries 0-2', 0, 2).optional(),
     MaximumEventAgeInSeconds: integer('expected seconds 60-21600', 60, 21600).optional(),
+    DestinationConfig: z.strictObject({ OnSuccess: destinationSchema.optional(), OnFailure: destinationSchema.optional() }).optional(),
   }).optional(),
 });
 
@@ -139,6 +157,13 @@ export function parseTemplate(source: string, file: string): FunctionSpec[] {
     const events = Object.entries(p.Events as Record<string, EventInput>);
     const schedules = events.filter(([, event]) => event.Type === 'Schedule' && event.Properties?.Enabled !== false)
       .map(([key, event]) => ({ rule: `${name}-${key}`, expression: event.Properties!.Schedule!, ...(event.Properties!.Input !== undefined ? { input: event.Properties!.Input } : {}) }));
+    const destinations = destinationsOf(p.EventInvokeConfig?.DestinationConfig);
+    for (const [condition, target] of Object.entries(destinations ?? {})) {
+      // A function that is its own destination would invoke itself forever.
+      if (target.type === 'Lambda' && target.destination.replace(/^arn:[^:]*:lambda:[^:]*:[^:]*:function:/, '').split(':')[0] === name) {
+        problems.push(`Resources.${logicalId}.Properties.EventInvokeConfig.DestinationConfig.${condition === 'onSuccess' ? 'OnSuccess' : 'OnFailure'}.Destination: a function cannot be its own destination`);
+      }
+    }
     const outputs = events.filter(([, event]) => event.Type === 'MQTT' && event.Properties?.OutputTopic !== undefined)
       .map(([, event]) => ({ filter: event.Properties!.Topic!, topic: event.Properties!.OutputTopic! }));
     return {
@@ -157,11 +182,22 @@ export function parseTemplate(source: string, file: string): FunctionSpec[] {
     // Only when set, so the hash of a version deployed before these keys existed does not change.
     ...(p.EventInvokeConfig?.MaximumRetryAttempts !== undefined ? { maxRetryAttempts: p.EventInvokeConfig.MaximumRetryAttempts } : {}),
     ...(p.EventInvokeConfig?.MaximumEventAgeInSeconds !== undefined ? { maxEventAgeSeconds: p.EventInvokeConfig.MaximumEventAgeInSeconds } : {}),
+    ...(destinations ? { destinations } : {}),
     };
   });
   problems.push(...specs.flatMap(checkSpec), ...(specs.length === 0 ? ['Resources: expected at least one AWS::Serverless::Function'] : []));
   if (problems.length) throw invalid(file, problems);
   return specs;
+}
+
+type DestinationInput = { Type: 'Lambda' | 'MQTT'; Destination: string } | undefined;
+
+function destinationsOf(config: { OnSuccess?: DestinationInput; OnFailure?: DestinationInput } | undefined): FunctionSpec['destinations'] {
+  const toDestination = (input: DestinationInput) => (input ? { type: input.Type, destination: input.Destination } : undefined);
+  const onSuccess = toDestination(config?.OnSuccess);
+  const onFailure = toDestination(config?.OnFailure);
+  if (!onSuccess && !onFailure) return undefined;
+  return { ...(onSuccess ? { onSuccess } : {}), ...(onFailure ? { onFailure } : {}) };
 }
 
 function checkSpec(spec: FunctionSpec): string[] {

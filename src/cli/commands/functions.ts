@@ -14,10 +14,10 @@ interface FunctionInfo extends FunctionSummary {
   instances: { busy: number; idle: number; queued: number; initFailures?: number; initError?: string; backoffUntil?: number };
   asyncEvents?: number;
   versions: Array<{ version: number; hash: string; createdAt: number }>;
-  aliases?: Array<{ alias: string; version: number; updatedAt: number }>;
+  aliases?: Array<{ alias: string; version: number; additionalVersionWeights?: Record<string, number>; updatedAt: number }>;
 }
 interface DeployOutcome { name: string; version: number; hash: string; unchanged: boolean }
-interface InvokeResult { statusCode: number; executedVersion?: string; functionError?: string; payload?: unknown; eventId?: number }
+interface InvokeResult { statusCode: number; executedVersion?: string; functionError?: string; payload?: unknown; eventId?: number; logResult?: string }
 interface DeadLetter {
   id: number; function: string; event: unknown; source: string; enqueuedAt: number; failedAt: number; attempts: number;
   reason: string; errorType: string; errorMessage: string;
@@ -57,7 +57,16 @@ function infoText(info: FunctionInfo): string {
   const width = Math.max(...rows.map(([key]) => key.length));
   return rows.map(([key, value]) => `${key.padEnd(width)}  ${value}`).join('\n') + '\n\n'
     + formatTable(['VERSION', 'HASH', 'CREATED', 'ALIASES'], info.versions.map((v) => [v.version, shortHash(v.hash), new Date(v.createdAt).toISOString(),
-      [...(v.version === info.version ? ['$LATEST'] : []), ...(info.aliases ?? []).filter((a) => a.version === v.version).map((a) => a.alias)].join(' ') || '-']));
+      [...(v.version === info.version ? ['$LATEST'] : []), ...(info.aliases ?? []).flatMap((a) => aliasLabels(a, v.version))].join(' ') || '-']));
+}
+
+/** How an alias shows next to a version: `live`, or with routing `live (90%)` and `live (10%)` next to the other. */
+function aliasLabels(alias: { alias: string; version: number; additionalVersionWeights?: Record<string, number> }, version: number): string[] {
+  const [additional] = Object.entries(alias.additionalVersionWeights ?? {});
+  if (!additional) return alias.version === version ? [alias.alias] : [];
+  const percent = (share: number) => `${alias.alias} (${Number((share * 100).toFixed(2))}%)`;
+  if (alias.version === version) return [percent(1 - additional[1])];
+  return Number(additional[0]) === version ? [percent(additional[1])] : [];
 }
 
 export function registerFunctions(program: Command, cli: CliContext): void {
@@ -89,16 +98,25 @@ export function registerFunctions(program: Command, cli: CliContext): void {
 
   functions.command('alias <name> <alias> [version]')
     .description('point an alias at a version (invoke it as NAME:ALIAS), or remove it with --rm')
+    .option('--weight <version=weight>', 'also route this share (0-1) of the invocations to another version, e.g. 4=0.1 (Lambda\'s RoutingConfig)')
     .option('--rm', 'remove the alias')
-    .action(async (name: string, alias: string, version: string | undefined, options: { rm?: boolean }, command: Command) => {
+    .action(async (name: string, alias: string, version: string | undefined, options: { rm?: boolean; weight?: string }, command: Command) => {
       const path = `${functionPath(name)}/aliases/${encodeURIComponent(alias)}`;
       if (options.rm) {
         const body = await cli.call(command, 'DELETE', path);
         return cli.print(command, body, () => `removed alias ${name}:${alias}`);
       }
       if (version === undefined || !/^\d+$/.test(version)) throw new CliError('expected a version number (or --rm)');
-      const body = await cli.call<{ version: number }>(command, 'PUT', path, { version: Number(version) });
-      cli.print(command, body, () => `${name}:${alias} -> version ${body.version}`);
+      let additionalVersionWeights: Record<string, number> | undefined;
+      if (options.weight !== undefined) {
+        const match = /^(\d+)=([0-9.]+)$/.exec(options.weight);
+        if (!match || Number.isNaN(Number(match[2]))) throw new CliError(`--weight: expected VERSION=WEIGHT (e.g. 4=0.1), got ${options.weight}`);
+        additionalVersionWeights = { [match[1]]: Number(match[2]) };
+      }
+      const body = await cli.call<{ version: number; additionalVersionWeights?: Record<string, number> }>(command, 'PUT', path,
+        { version: Number(version), ...(additionalVersionWeights ? { additionalVersionWeights } : {}) });
+      const [additional] = Object.entries(body.additionalVersionWeights ?? {});
+      cli.print(command, body, () => `${name}:${alias} -> version ${body.version}${additional ? ` (${additional[0]} gets ${additional[1]})` : ''}`);
     });
 
   functions.command('rollback <name>')
@@ -135,11 +153,15 @@ export function registerFunctions(program: Command, cli: CliContext): void {
     .description('invoke a function (NAME runs $LATEST; NAME:ALIAS or NAME:VERSION that version) and print its response; exits 1 when the function fails')
     .option('--payload <json>', 'the event as JSON, or @FILE to read it from a file (default {})')
     .option('--async', 'invocation type Event: queue it and return at once')
-    .action(async (name: string, options: { payload?: string; async?: boolean }, command: Command) => {
+    .option('--log-type <type>', 'Tail: also print the end of the invocation\'s log (its last 4 KB) to stderr; --json gives it as logResult, base64', 'None')
+    .action(async (name: string, options: { payload?: string; async?: boolean; logType: string }, command: Command) => {
       const payload = readPayload(options.payload);
+      if (options.logType !== 'None' && options.logType !== 'Tail') throw new CliError(`--log-type: expected None or Tail, got ${options.logType}`);
+      if (options.logType === 'Tail' && options.async) throw new CliError('--log-type Tail: only for synchronous invocations, not with --async');
       const result = await cli.call<InvokeResult>(command, 'POST', `${functionPath(name)}/invocations`,
-        { payload, invocationType: options.async ? 'Event' : 'RequestResponse' });
+        { payload, invocationType: options.async ? 'Event' : 'RequestResponse', ...(options.logType === 'Tail' ? { logType: 'Tail' } : {}) });
       cli.print(command, result, () => (options.async ? `queued as event ${result.eventId} (${result.statusCode})` : JSON.stringify(result.payload)));
+      if (result.logResult !== undefined && !command.optsWithGlobals<{ json?: boolean }>().json) process.stderr.write(Buffer.from(result.logResult, 'base64').toString('utf8'));
       if (result.functionError) {
         const error = result.payload as { errorType?: string; errorMessage?: string };
         throw new CliError(`${name} failed (${result.functionError}): ${error.errorType}: ${error.errorMessage}`);

@@ -4,15 +4,22 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Writable } from 'node:stream';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
-import type { InvokeMessage, WorkerInit, WorkerMessage } from './protocol.js';
+import type { InvokeMessage, WorkerInit, WorkerLoad, WorkerMessage } from './protocol.js';
 
-export type InvokeOutcome = { ok: true; payload: string } | { ok: false; error: LambdaErrorPayload };
+/** `log`: what the invocation wrote, when the message asked for the tail (X-Amz-Log-Type: Tail). */
+export type InvokeOutcome = { ok: true; payload: string; log?: string } | { ok: false; error: LambdaErrorPayload; log?: string };
+/** What an invocation handed to an environment gets when the environment ended before starting it: it may run elsewhere. */
+export const NOT_RUN = Symbol('not run');
 
 /** What the pool needs of an execution environment, a worker thread (Node.js) or a process (Python). */
 export interface ExecutionEnvironment {
   readonly alive: boolean;
   readonly logStreamName: string;
-  invoke(message: InvokeMessage, timeoutSeconds: number): Promise<InvokeOutcome>;
+  /**
+   * Runs the invocation after those already handed over (the pool gives a Python process one at a
+   * time); `onStart` runs when its turn comes, and the timeout counts from then.
+   */
+  invoke(message: InvokeMessage, timeoutSeconds: number, onStart?: () => void): Promise<InvokeOutcome | typeof NOT_RUN>;
   /** The most memory the environment has used so far (REPORT's Max Memory Used), when known. */
   maxMemoryBytes(): number | undefined;
   terminate(): void;
@@ -45,26 +52,54 @@ type Ending = (requestId: string) => LambdaErrorPayload;
 
 /** A worker thread or a child process running worker-main.js, seen the same way by the instance. */
 interface NodeHost {
-  post(message: InvokeMessage): void;
+  post(messages: InvokeMessage[]): void;
   kill(): void;
   /** `onEnd` may be called more than once (a thread's error and then its exit); the first one counts. */
   listen(onMessage: (message: WorkerMessage) => void, onEnd: (ending: Ending) => void): void;
 }
 
-/** The default: a worker thread, cheap to start; MemorySize bounds its JS heap (buffers outside it are not counted). */
-function threadHost(options: WorkerOptions): NodeHost {
-  const worker = new Worker(WORKER_MAIN, {
-    workerData: options.init,
-    env: options.env,
-    resourceLimits: { maxOldGenerationSizeMb: options.memorySizeMb },
-    stdout: true,
-    stderr: true,
-  });
-  worker.stdout.pipe(options.log, { end: false });
-  worker.stderr.pipe(options.log, { end: false });
+/**
+ * A worker thread with the runtime started and no function loaded yet: starting a thread is most of
+ * a cold start (about 30 ms here), so the pool starts one ahead of need and hands it its function
+ * when an invocation needs a new environment. MemorySize bounds its JS heap (buffers outside it are
+ * not counted); its console goes to the function's log.
+ */
+export class SpareThread {
+  readonly worker: Worker;
+  private exited = false;
+
+  constructor(memorySizeMb: number, log: Writable) {
+    this.worker = new Worker(WORKER_MAIN, {
+      // A copy of its own, filled with the function's variables by its first message.
+      env: {},
+      resourceLimits: { maxOldGenerationSizeMb: memorySizeMb },
+      stdout: true,
+      stderr: true,
+    });
+    this.worker.stdout.pipe(log, { end: false });
+    this.worker.stderr.pipe(log, { end: false });
+    this.worker.once('exit', () => { this.exited = true; });
+    // An error ends the thread: 'exit' follows, and the pool starts a fresh one instead.
+    this.worker.on('error', () => undefined);
+  }
+
+  get usable(): boolean {
+    return !this.exited;
+  }
+
+  terminate(): void {
+    void this.worker.terminate();
+  }
+}
+
+/** The default: a worker thread (a spare if one is ready), cheap to start; it loads its function from the first message. */
+function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
+  const { worker } = spare;
+  const load: WorkerLoad = { init: options.init, env: options.env };
+  worker.postMessage(load);
   return {
-    // JSON text: cloning a string costs less than cloning the object, on the daemon's thread.
-    post: (message) => worker.postMessage(JSON.stringify(message)),
+    // JSON text: cloning a string costs less than cloning the objects, on the daemon's thread.
+    post: (messages) => worker.postMessage(JSON.stringify(messages)),
     kill: () => void worker.terminate(),
     listen: (onMessage, onEnd) => {
       worker.on('message', onMessage);
@@ -89,7 +124,7 @@ function processHost(options: WorkerOptions): NodeHost {
   child.stdout!.pipe(options.log, { end: false });
   child.stderr!.pipe(options.log, { end: false });
   return {
-    post: (message) => { if (child.connected) child.send(message); },
+    post: (messages) => { if (child.connected) child.send(messages); },
     kill: () => void child.kill('SIGKILL'),
     listen: (onMessage, onEnd) => {
       child.on('message', onMessage as (message: unknown) => void);
@@ -102,10 +137,20 @@ function processHost(options: WorkerOptions): NodeHost {
   };
 }
 
+/** An invocation handed to an instance, waiting for its turn or running. */
+interface Handed {
+  message: InvokeMessage;
+  timeoutSeconds: number;
+  onStart?: () => void;
+  resolve: (outcome: InvokeOutcome | typeof NOT_RUN) => void;
+}
+
 /**
- * One Node.js execution environment: a worker thread (or child process) with the function loaded,
- * serving one invocation at a time. Anything that ends it (timeout, exit, crash, memory limit)
- * answers the invocation in flight and marks the instance dead; the pool starts a fresh one next time.
+ * One Node.js execution environment: a worker thread (or child process) with the function loaded.
+ * It is handed invocations (several at once for asynchronous events, in one message) and runs them
+ * one at a time, in order. Anything that ends it (timeout, exit, crash, memory limit) answers the
+ * invocation running with that error, and those not started yet with NOT_RUN; it is then dead, and
+ * the pool starts a fresh one next time.
  */
 export class NodeWorkerInstance {
   alive = true;
@@ -114,16 +159,25 @@ export class NodeWorkerInstance {
   private starting: { ready: () => void; fail: (error: LambdaErrorPayload) => void } | undefined;
   private readonly host: NodeHost;
   private peakMemoryBytes: number | undefined;
+  /** Handed over, not started: the first starts when the current one ends. */
+  private readonly line: Handed[] = [];
+  /** Handed over in this microtask, posted together. */
+  private outbox: InvokeMessage[] = [];
 
-  private constructor(options: WorkerOptions & { isolation: 'thread' | 'process' }) {
+  private constructor(options: WorkerOptions & { isolation: 'thread' | 'process' }, spare: SpareThread | undefined) {
     this.logStreamName = options.logStreamName;
-    this.host = options.isolation === 'process' ? processHost(options) : threadHost(options);
+    this.host = options.isolation === 'process'
+      ? processHost(options)
+      : threadHost(options, spare?.usable ? spare : new SpareThread(options.memorySizeMb, options.log));
     this.host.listen((message) => this.onMessage(message), (ending) => this.onEnd(ending));
   }
 
-  /** Starts an environment and resolves once the handler is loaded; rejects with an InitError otherwise. */
-  static start(options: WorkerOptions & { isolation: 'thread' | 'process' }): Promise<NodeWorkerInstance> {
-    const instance = new NodeWorkerInstance(options);
+  /**
+   * Starts an environment (on `spare`, a thread started ahead, when given and still alive) and resolves
+   * once the handler is loaded; rejects with an InitError otherwise.
+   */
+  static start(options: WorkerOptions & { isolation: 'thread' | 'process' }, spare?: SpareThread): Promise<NodeWorkerInstance> {
+    const instance = new NodeWorkerInstance(options, spare);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => instance.starting?.fail(runtimeErrors.initTimedOut(INIT_TIMEOUT_SECONDS)), INIT_TIMEOUT_SECONDS * 1000);
       instance.starting = {
@@ -142,22 +196,13 @@ export class NodeWorkerInstance {
     });
   }
 
-  /** Runs one invocation; the environment is ended if it does not answer by `message.deadline`. */
-  invoke(message: InvokeMessage, timeoutSeconds: number): Promise<InvokeOutcome> {
+  /** Hands over one invocation; the environment is ended if it does not answer within the timeout once started. */
+  invoke(message: InvokeMessage, timeoutSeconds: number, onStart?: () => void): Promise<InvokeOutcome | typeof NOT_RUN> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.settle(runtimeErrors.timedOut(message.requestId, timeoutSeconds));
-        this.terminate();
-      }, Math.max(0, message.deadline - Date.now()));
-      this.current = {
-        requestId: message.requestId,
-        settle: (outcome) => {
-          clearTimeout(timer);
-          this.current = undefined;
-          resolve(outcome);
-        },
-      };
-      this.host.post(message);
+      if (!this.alive) return resolve(NOT_RUN);
+      this.line.push({ message, timeoutSeconds, onStart, resolve });
+      if (this.outbox.push(message) === 1) queueMicrotask(() => this.flush());
+      if (!this.current) this.startNext();
     });
   }
 
@@ -170,13 +215,41 @@ export class NodeWorkerInstance {
     return this.peakMemoryBytes;
   }
 
+  private flush(): void {
+    const messages = this.outbox;
+    this.outbox = [];
+    if (this.alive) this.host.post(messages);
+  }
+
+  /** The next invocation in line is now the one running (the environment runs it as soon as the last one ended). */
+  private startNext(): void {
+    const next = this.line.shift();
+    if (!next) return;
+    const { message, timeoutSeconds, onStart, resolve } = next;
+    const timer = setTimeout(() => {
+      this.terminate();
+      this.settle(runtimeErrors.timedOut(message.requestId, timeoutSeconds));
+    }, message.timeoutMs);
+    this.current = {
+      requestId: message.requestId,
+      settle: (outcome) => {
+        clearTimeout(timer);
+        this.current = undefined;
+        resolve(outcome);
+        if (this.alive) this.startNext();
+        else for (const waiting of this.line.splice(0)) waiting.resolve(NOT_RUN);
+      },
+    };
+    onStart?.();
+  }
+
   private onMessage(message: WorkerMessage): void {
     if (message.type === 'result' || message.type === 'error') this.peakMemoryBytes = Math.max(this.peakMemoryBytes ?? 0, message.memoryBytes);
     if (this.starting) {
       if (message.type === 'ready') this.starting.ready();
       else if (message.type === 'init-error' || message.type === 'fatal') this.starting.fail(message.error);
-    } else if (message.type === 'result' && message.requestId === this.current?.requestId) this.current.settle({ ok: true, payload: message.payload });
-    else if (message.type === 'error' && message.requestId === this.current?.requestId) this.settle(message.error);
+    } else if (message.type === 'result' && message.requestId === this.current?.requestId) this.current.settle({ ok: true, payload: message.payload, log: message.log });
+    else if (message.type === 'error' && message.requestId === this.current?.requestId) this.current.settle({ ok: false, error: message.error, log: message.log });
     else if (message.type === 'fatal') {
       this.alive = false;
       this.settle(message.error);
@@ -187,6 +260,7 @@ export class NodeWorkerInstance {
     this.alive = false;
     if (this.starting) this.starting.fail(ending('(init)'));
     else if (this.current) this.settle(ending(this.current.requestId));
+    else for (const waiting of this.line.splice(0)) waiting.resolve(NOT_RUN);
   }
 
   private settle(error: LambdaErrorPayload): void {

@@ -1,18 +1,16 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { functionArn, REGION } from '../arn.js';
 import { apiErrors, runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import type { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
-import { InitError, NodeWorkerInstance, type ExecutionEnvironment, type InvokeOutcome } from './node-worker.js';
+import { InitError, NodeWorkerInstance, NOT_RUN, SpareThread, type ExecutionEnvironment, type InvokeOutcome } from './node-worker.js';
 import { PYTHON_RUNTIME_DIR, PythonInstance } from './python-process.js';
-import type { InvokeMessage } from './protocol.js';
+import { NODE_EVENTS_IN_FLIGHT, TAIL_BYTES, type InvokeMessage } from './protocol.js';
 
 // Lambda's limit on a synchronous response.
 const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
-// There is no AWS account or region on a gateway; ARNs and AWS_REGION say so.
-export const REGION = 'local';
-const ACCOUNT = '000000000000';
 const RUNTIME_DIR = fileURLToPath(new URL('.', import.meta.url));
 
 export interface PoolLimits {
@@ -30,6 +28,8 @@ export interface Invocation {
   clientContext?: unknown;
   /** The alias or version the caller named, which ends the invoked function's ARN. */
   qualifier?: string;
+  /** X-Amz-Log-Type: Tail (synchronous invocations): the result carries the end of the invocation's log. */
+  tail?: boolean;
 }
 
 export interface InvokeResult {
@@ -39,6 +39,8 @@ export interface InvokeResult {
   payload: string;
   /** "Unhandled" when the payload is an error, as the Invoke API's X-Amz-Function-Error. */
   functionError?: 'Unhandled';
+  /** With `tail`: base64 of the last 4 KB of the invocation's log, as the Invoke API's X-Amz-Log-Result. */
+  logResult?: string;
 }
 
 /** An event waiting for a free instance, with the promise of its result. */
@@ -71,17 +73,31 @@ export interface PoolStats {
 }
 
 /**
- * The execution environments of one function version: at most `limit` invocations at once,
- * warm instances reused and stopped after `idleTimeoutMs`. A synchronous invoke beyond the
- * limit is refused (429); an asynchronous one waits in a bounded queue.
+ * The execution environments of one function version: at most `limit` of them, warm instances
+ * reused and stopped after `idleTimeoutMs`. A synchronous invoke needs an instance of its own now
+ * (a warm one or a new one, else 429). Asynchronous events wait in a bounded queue and are handed
+ * to instances in batches: a Node.js instance takes up to NODE_EVENTS_IN_FLIGHT at once and runs
+ * them one after the other, so the function's concurrency stays its number of instances.
+ *
+ * Worker-thread functions keep one spare thread (runtime started, no function loaded) while another
+ * instance could still start, so a cold start does not wait for a thread to start; see `keepSpare`.
  */
 export class FunctionPool {
   readonly limit: number;
   private readonly idle: IdleInstance[] = [];
+  /** Instances with invocations handed over, and how many. */
+  private readonly active = new Map<ExecutionEnvironment, number>();
+  /** Instances being started. */
+  private starting = 0;
   private queue: QueuedInvocation[] = [];
-  private busy = 0;
+  private dispatchScheduled = false;
   private retired = false;
   private idleWaiters: Array<() => void> = [];
+  /** Invocations one instance is handed at once. */
+  private readonly perInstance: number;
+  private spare: { thread: SpareThread; timer: NodeJS.Timeout } | undefined;
+  /** The pool that replaced this one: it takes the events this one's instances ended before starting. */
+  private successor: FunctionPool | undefined;
   /** Environments that failed to initialize in a row, the last error, and until when new ones are not tried. */
   private initFailures: { failures: number; lastError?: LambdaErrorPayload; until: number } = { failures: 0, until: 0 };
 
@@ -95,40 +111,46 @@ export class FunctionPool {
     private readonly log: Logger,
   ) {
     this.limit = version.spec.reservedConcurrency ?? limits.maxInstances;
+    this.perInstance = isPython(version.spec.runtime) ? 1 : NODE_EVENTS_IN_FLIGHT;
   }
 
   get stats(): PoolStats {
     const { failures, lastError, until } = this.initFailures;
     return {
-      busy: this.busy, idle: this.idle.length, queued: this.queue.length,
+      busy: this.inUse(), idle: this.idle.length, queued: this.queue.length,
       ...(failures > 0 && lastError ? { initFailures: failures, initError: `${lastError.errorType}: ${lastError.errorMessage}`, ...(until > Date.now() ? { backoffUntil: until } : {}) } : {}),
     };
   }
 
-  /** RequestResponse: runs now or is refused with TooManyRequestsException. */
+  /** RequestResponse: runs now on an instance of its own, or is refused with TooManyRequestsException. */
   invoke(invocation: Invocation): Promise<InvokeResult> {
     if (this.retired) throw apiErrors.stopping();
-    if (this.busy >= this.limit) throw apiErrors.tooManyRequests();
-    return this.run(invocation);
+    if (this.idle.length === 0 && this.inUse() >= this.limit) throw apiErrors.tooManyRequests();
+    return new Promise((resolve, reject) => {
+      const item = { invocation, resolve, reject };
+      const warm = this.takeIdle();
+      if (warm) this.hand(warm, [item]);
+      else void this.startWith([item]);
+    });
   }
 
   /**
-   * Event: runs when an instance is free (synchronous invokes may hold them all for a while);
-   * resolves with its result. The durable queue (async-queue.ts) feeds at most `limit` at once.
+   * Event: runs when an instance has room (synchronous invokes may hold them all for a while);
+   * resolves with its result. The durable queue (async-queue.ts) feeds a bounded number at once.
    */
   enqueue(invocation: Invocation): Promise<InvokeResult> {
     if (this.retired) return Promise.reject(apiErrors.stopping());
     if (this.queue.length >= this.limits.queueLength) return Promise.reject(apiErrors.tooManyRequests());
     return new Promise((resolve, reject) => {
       this.queue.push({ invocation, resolve, reject });
-      this.next();
+      this.scheduleDispatch();
     });
   }
 
   /** Takes over the events a replaced pool had waiting. */
   adopt(waiting: QueuedInvocation[]): void {
     this.queue.push(...waiting);
-    this.next();
+    this.scheduleDispatch();
   }
 
   /** Starts one environment and stops it again: proves the handler loads before a deploy takes traffic. */
@@ -136,9 +158,33 @@ export class FunctionPool {
     (await this.startInstance()).terminate();
   }
 
-  /** Stops taking work; idle instances stop now, busy ones when they finish. Returns the events still waiting. */
-  retire(): QueuedInvocation[] {
+  /** Whether the version's instances are worker threads, which a spare thread can start (see keepSpare). */
+  static takesSpare(version: FunctionVersion): boolean {
+    return !isPython(version.spec.runtime) && (version.spec.isolation ?? 'thread') === 'thread';
+  }
+
+  /**
+   * Keeps a spare thread (`thread`, one started during the deploy's check, or a new one) unless there
+   * is one or no further instance could start. Done when a version takes traffic and after each cold
+   * start; the spare is stopped once unused for `idleTimeoutMs`, as idle instances are, so an idle
+   * function keeps nothing.
+   */
+  keepSpare(thread?: SpareThread): void {
+    const wanted = !this.retired && FunctionPool.takesSpare(this.version) && this.inUse() + this.idle.length < this.limit && !this.spare?.thread.usable;
+    if (!wanted) return thread?.terminate();
+    this.dropSpare();
+    const timer = setTimeout(() => this.dropSpare(), this.limits.idleTimeoutMs).unref();
+    this.spare = { thread: thread?.usable ? thread : new SpareThread(this.version.spec.memorySize, this.output), timer };
+  }
+
+  /**
+   * Stops taking work; idle instances stop now, busy ones when they finish. Returns the events still
+   * waiting; those handed to an instance that ends before starting them go to `successor`, if any.
+   */
+  retire(successor?: FunctionPool): QueuedInvocation[] {
     this.retired = true;
+    this.successor = successor;
+    this.dropSpare();
     for (const { instance, timer } of this.idle.splice(0)) {
       clearTimeout(timer);
       instance.terminate();
@@ -150,46 +196,139 @@ export class FunctionPool {
 
   /** Resolves when no invocation is running (bounded by the caller). */
   drained(): Promise<void> {
-    if (this.busy === 0) return Promise.resolve();
+    if (this.inUse() === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private next(): void {
-    while (!this.retired && this.queue.length > 0 && this.busy < this.limit) {
-      const { invocation, resolve, reject } = this.queue.shift()!;
-      this.run(invocation).then(resolve, reject);
+  /** Instances running or starting: the function's concurrency in use. */
+  private inUse(): number {
+    return this.active.size + this.starting;
+  }
+
+  private takeIdle(): ExecutionEnvironment | undefined {
+    const warm = this.idle.pop();
+    if (!warm) return undefined;
+    clearTimeout(warm.timer);
+    return warm.instance;
+  }
+
+  /** Dispatches once per tick: the events accepted meanwhile go out together. */
+  private scheduleDispatch(): void {
+    if (this.dispatchScheduled) return;
+    this.dispatchScheduled = true;
+    setImmediate(() => {
+      this.dispatchScheduled = false;
+      this.dispatch();
+    });
+  }
+
+  /**
+   * Hands waiting events to warm instances, then to new ones while the limit allows, then tops up the
+   * running instance with the fewest once it is down to half its batch.
+   */
+  private dispatch(): void {
+    while (!this.retired && this.queue.length > 0) {
+      const warm = this.takeIdle();
+      if (warm) {
+        this.hand(warm, this.queue.splice(0, this.perInstance));
+        continue;
+      }
+      if (this.inUse() < this.limit) {
+        void this.startWith(this.queue.splice(0, this.perInstance));
+        continue;
+      }
+      let emptiest: [ExecutionEnvironment, number] | undefined;
+      for (const entry of this.active) if (!emptiest || entry[1] < emptiest[1]) emptiest = entry;
+      if (!emptiest || emptiest[1] > this.perInstance / 2) return;
+      this.hand(emptiest[0], this.queue.splice(0, this.perInstance - emptiest[1]));
     }
   }
 
-  private async run(invocation: Invocation): Promise<InvokeResult> {
-    this.busy++;
-    const requestId = randomUUID();
-    const started = performance.now();
-    this.output.write(`START RequestId: ${requestId} Version: ${this.label}\n`);
-    let outcome: InvokeOutcome;
-    let initMs: number | undefined;
-    let maxMemoryBytes: number | undefined;
+  /** A new instance (the spare thread if there is one) for `items`; they all get the init error if it fails. */
+  private async startWith(items: QueuedInvocation[]): Promise<void> {
+    this.starting++;
+    const began = performance.now();
+    let instance: ExecutionEnvironment;
     try {
-      const warm = this.idle.pop();
-      if (warm) clearTimeout(warm.timer);
-      const instance = warm?.instance ?? await this.startOrBackOff().finally(() => { initMs = performance.now() - started; });
-      outcome = await instance.invoke(this.message(requestId, invocation, instance.logStreamName), this.version.spec.timeout);
-      const size = outcome.ok ? Buffer.byteLength(outcome.payload) : 0;
-      if (size > MAX_RESPONSE_BYTES) outcome = { ok: false, error: runtimeErrors.responseTooLarge(size, MAX_RESPONSE_BYTES) };
-      maxMemoryBytes = instance.maxMemoryBytes();
-      this.release(instance);
+      instance = await this.startOrBackOff();
     } catch (error) {
-      if (!(error instanceof InitError)) throw error;
-      outcome = { ok: false, error: error.payload };
-    } finally {
-      this.busy--;
-      if (this.busy === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+      this.starting--;
+      this.afterRun();
+      if (!(error instanceof InitError)) {
+        for (const { reject } of items) reject(error);
+        return;
+      }
+      const initMs = performance.now() - began;
+      for (const { resolve } of items) {
+        const requestId = randomUUID();
+        this.output.line(`START RequestId: ${requestId} Version: ${this.label}\n`);
+        this.report(requestId, began, initMs, { ok: false, error: error.payload }, undefined);
+        resolve({ requestId, executedVersion: this.label, payload: JSON.stringify(error.payload), functionError: 'Unhandled' });
+      }
+      return;
     }
-    this.report(requestId, started, initMs, outcome, maxMemoryBytes);
-    this.next();
-    return outcome.ok
-      ? { requestId, executedVersion: this.label, payload: outcome.payload }
-      : { requestId, executedVersion: this.label, payload: JSON.stringify(outcome.error), functionError: 'Unhandled' };
+    this.starting--;
+    this.hand(instance, items, { began, initMs: performance.now() - began });
+    this.keepSpare();
+  }
+
+  /** Hands invocations to an instance (one message); each settles its caller when it ends. */
+  private hand(instance: ExecutionEnvironment, items: QueuedInvocation[], cold?: { began: number; initMs: number }): void {
+    this.active.set(instance, (this.active.get(instance) ?? 0) + items.length);
+    items.forEach((item, i) => void this.runOne(instance, item, i === 0 ? cold : undefined));
+  }
+
+  private async runOne(instance: ExecutionEnvironment, { invocation, resolve, reject }: QueuedInvocation, cold: { began: number; initMs: number } | undefined): Promise<void> {
+    const requestId = randomUUID();
+    let started = cold?.began ?? performance.now();
+    const startLine = `START RequestId: ${requestId} Version: ${this.label}\n`;
+    let outcome: InvokeOutcome | typeof NOT_RUN;
+    try {
+      outcome = await instance.invoke(this.message(requestId, invocation, instance.logStreamName), this.version.spec.timeout, () => {
+        if (!cold) started = performance.now();
+        this.output.line(startLine);
+      });
+    } catch (error) {
+      outcome = { ok: false, error: { errorType: 'Runtime.Unknown', errorMessage: String(error) } };
+    }
+    const left = this.active.get(instance)! - 1;
+    if (left > 0) this.active.set(instance, left);
+    else {
+      this.active.delete(instance);
+      this.release(instance);
+    }
+    if (outcome === NOT_RUN) {
+      // The environment ended before this one's turn: it waits for another.
+      if (!this.retired) this.queue.unshift({ invocation, resolve, reject });
+      else if (this.successor) this.successor.adopt([{ invocation, resolve, reject }]);
+      else reject(apiErrors.stopping());
+      this.afterRun();
+      return;
+    }
+    const size = outcome.ok ? Buffer.byteLength(outcome.payload) : 0;
+    if (size > MAX_RESPONSE_BYTES) outcome = { ok: false, error: runtimeErrors.responseTooLarge(size, MAX_RESPONSE_BYTES) };
+    const endLines = this.report(requestId, started, cold?.initMs, outcome, instance.maxMemoryBytes());
+    this.afterRun();
+    // Lambda's LogResult: the invocation's log from START to REPORT, its last 4 KB.
+    const logResult = invocation.tail ? lastBytes(startLine + (outcome.log ?? '') + endLines, TAIL_BYTES).toString('base64') : undefined;
+    resolve({
+      requestId, executedVersion: this.label,
+      ...(outcome.ok ? { payload: outcome.payload } : { payload: JSON.stringify(outcome.error), functionError: 'Unhandled' as const }),
+      ...(logResult !== undefined ? { logResult } : {}),
+    });
+  }
+
+  /** An instance may have room now: wake `drained` waiters, dispatch what waits. */
+  private afterRun(): void {
+    if (this.inUse() === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+    if (this.queue.length > 0) this.scheduleDispatch();
+  }
+
+  private dropSpare(): void {
+    if (!this.spare) return;
+    clearTimeout(this.spare.timer);
+    this.spare.thread.terminate();
+    this.spare = undefined;
   }
 
   /**
@@ -216,7 +355,7 @@ export class FunctionPool {
     }
   }
 
-  /** A live instance goes back to the idle list (stopped after the idle timeout); a dead one is dropped. */
+  /** An instance with nothing handed over goes back to the idle list (stopped after the idle timeout); a dead one is dropped. */
   private release(instance: ExecutionEnvironment): void {
     if (!instance.alive) return;
     if (this.retired) return instance.terminate();
@@ -241,7 +380,13 @@ export class FunctionPool {
       memorySizeMb: spec.memorySize,
       log: this.output,
     };
-    return isPython(spec.runtime) ? PythonInstance.start({ ...options, pythonPath: this.limits.pythonPath }) : NodeWorkerInstance.start({ ...options, isolation: spec.isolation ?? 'thread' });
+    if (isPython(spec.runtime)) return PythonInstance.start({ ...options, pythonPath: this.limits.pythonPath });
+    const spare = this.spare?.thread;
+    if (spare) {
+      clearTimeout(this.spare!.timer);
+      this.spare = undefined;
+    }
+    return NodeWorkerInstance.start({ ...options, isolation: spec.isolation ?? 'thread' }, spare);
   }
 
   /** The variables Lambda sets, over the template's; nothing of the daemon's own environment but PATH. */
@@ -275,11 +420,12 @@ export class FunctionPool {
       type: 'invoke',
       requestId,
       event: invocation.event,
-      deadline: Date.now() + spec.timeout * 1000,
+      timeoutMs: spec.timeout * 1000,
+      ...(invocation.tail ? { tail: true } : {}),
       context: {
         functionName: spec.name,
         functionVersion: this.label,
-        invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${spec.name}${invocation.qualifier ? `:${invocation.qualifier}` : ''}`,
+        invokedFunctionArn: functionArn(spec.name, invocation.qualifier),
         memoryLimitInMB: String(spec.memorySize),
         logGroupName: this.logGroupName(),
         logStreamName,
@@ -297,13 +443,22 @@ export class FunctionPool {
     return `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[${this.label}]${randomBytes(16).toString('hex')}`;
   }
 
-  /** END and REPORT as Lambda writes them, after an error line when the invocation failed. */
-  private report(requestId: string, started: number, initMs: number | undefined, outcome: InvokeOutcome, maxMemoryBytes: number | undefined): void {
+  /** END and REPORT as Lambda writes them, after an error line when the invocation failed; returns those lines. */
+  private report(requestId: string, started: number, initMs: number | undefined, outcome: InvokeOutcome, maxMemoryBytes: number | undefined): string {
     const duration = performance.now() - started - (initMs ?? 0);
-    if (!outcome.ok) this.output.write(`${new Date().toISOString()}\t${requestId}\tERROR\tInvoke Error \t${JSON.stringify(outcome.error)}\n`);
-    this.output.write(`END RequestId: ${requestId}\nREPORT RequestId: ${requestId}\tDuration: ${duration.toFixed(2)} ms\t`
+    const lines = `${outcome.ok ? '' : `${new Date().toISOString()}\t${requestId}\tERROR\tInvoke Error \t${JSON.stringify(outcome.error)}\n`}`
+      + `END RequestId: ${requestId}\nREPORT RequestId: ${requestId}\tDuration: ${duration.toFixed(2)} ms\t`
       + `Billed Duration: ${Math.ceil(duration)} ms\tMemory Size: ${this.version.spec.memorySize} MB`
       + `${maxMemoryBytes !== undefined ? `\tMax Memory Used: ${Math.ceil(maxMemoryBytes / (1024 * 1024))} MB` : ''}`
-      + `${initMs !== undefined ? `\tInit Duration: ${initMs.toFixed(2)} ms` : ''}\n`);
+      + `${initMs !== undefined ? `\tInit Duration: ${initMs.toFixed(2)} ms` : ''}\n`;
+    this.output.line(lines);
+    return lines;
   }
+
+}
+
+/** The last `limit` bytes of `text` (a cut UTF-8 sequence at the start is dropped by the decoder of whoever reads it). */
+function lastBytes(text: string, limit: number): Buffer {
+  const bytes = Buffer.from(text, 'utf8');
+  return bytes.length <= limit ? bytes : bytes.subarray(bytes.length - limit);
 }

@@ -1,18 +1,38 @@
 import type { LambdaErrorPayload } from '../errors.js';
 
-/** What a worker is started with (`workerData`). */
+/** Which function a Node.js environment loads. */
 export interface WorkerInit {
   taskRoot: string;
   handler: string;
 }
 
-/** One invocation, as the parent sends it; the event travels as JSON text. */
+/**
+ * A worker thread's first message: it may have been started before its function was known (a spare,
+ * see pool.ts), so it learns its function and its environment variables here.
+ */
+export interface WorkerLoad {
+  init: WorkerInit;
+  env: Record<string, string>;
+}
+
+/**
+ * How many asynchronous events a Node.js environment is handed at once: they travel in one message
+ * and run one after the other, so the environment does not wait a round trip between two events.
+ */
+export const NODE_EVENTS_IN_FLIGHT = 16;
+
+/** Lambda's LogResult: the last 4 KB of the invocation's log. */
+export const TAIL_BYTES = 4096;
+
+/** One invocation, as the parent sends it (Node.js environments get them in arrays); the event travels as JSON text. */
 export interface InvokeMessage {
   type: 'invoke';
   requestId: string;
   event: string;
-  /** Epoch milliseconds at which the parent terminates the worker. */
-  deadline: number;
+  /** The function's timeout: the environment's deadline is this long after the invocation starts. */
+  timeoutMs: number;
+  /** X-Amz-Log-Type: Tail: the environment returns what the invocation wrote (`log` of its answer). */
+  tail?: boolean;
   context: {
     functionName: string;
     functionVersion: string;
@@ -28,7 +48,7 @@ export type WorkerMessage =
   | { type: 'ready' }
   | { type: 'init-error'; error: LambdaErrorPayload }
   /** `memoryBytes`: the worker's V8 heap and external memory, or a child process's resident set, after the invocation. */
-  | { type: 'result'; requestId: string; payload: string; memoryBytes: number }
-  | { type: 'error'; requestId: string; error: LambdaErrorPayload; memoryBytes: number }
+  | { type: 'result'; requestId: string; payload: string; memoryBytes: number; log?: string }
+  | { type: 'error'; requestId: string; error: LambdaErrorPayload; memoryBytes: number; log?: string }
   /** An uncaught exception or unhandled rejection: the worker exits right after. */
   | { type: 'fatal'; error: LambdaErrorPayload };

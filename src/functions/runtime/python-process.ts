@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import { InitError, type InvokeOutcome, type WorkerOptions } from './node-worker.js';
-import type { InvokeMessage } from './protocol.js';
+import { TAIL_BYTES, type InvokeMessage } from './protocol.js';
 
 /** The bundled bootstrap (copied next to this file into dist by `npm run build`). */
 export const PYTHON_RUNTIME_DIR = fileURLToPath(new URL('./python/', import.meta.url));
@@ -24,6 +24,10 @@ export interface PythonOptions extends WorkerOptions {
 
 interface Pending {
   message: InvokeMessage;
+  /** Epoch milliseconds: Lambda-Runtime-Deadline-Ms. */
+  deadline: number;
+  /** With `message.tail`: the process's output read while the invocation runs (its end). */
+  log?: string;
   /** Handed to the runtime by invocation/next. */
   sent: boolean;
   settle: (outcome: InvokeOutcome) => void;
@@ -92,25 +96,37 @@ export class PythonInstance {
       instance.child = child;
       child.stdout!.pipe(options.log, { end: false });
       child.stderr!.pipe(options.log, { end: false });
+      // X-Amz-Log-Type: Tail: what the process wrote while the invocation ran, as far as read before its answer.
+      const keepTail = (chunk: Buffer) => {
+        const current = instance.current;
+        if (current?.log !== undefined) current.log = (current.log + chunk.toString('utf8')).slice(-TAIL_BYTES);
+      };
+      child.stdout!.on('data', keepTail);
+      child.stderr!.on('data', keepTail);
       child.once('error', (error) => instance.ended({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot start ${options.pythonPath}: ${error.message}` }));
       child.once('exit', (code, signal) => instance.ended(runtimeErrors.exited(instance.current?.message.requestId ?? '(init)', code ?? (signal ? 128 : 0))));
     });
   }
 
-  /** Runs one invocation; the process is killed if it does not answer by `message.deadline`. */
-  invoke(message: InvokeMessage, timeoutSeconds: number): Promise<InvokeOutcome> {
+  /** Runs one invocation (one at a time: `onStart` runs at once); the process is killed if it does not answer by its deadline. */
+  invoke(message: InvokeMessage, timeoutSeconds: number, onStart?: () => void): Promise<InvokeOutcome> {
+    onStart?.();
     return new Promise((resolve) => {
+      const deadline = Date.now() + message.timeoutMs;
       const timer = setTimeout(() => {
         this.current?.settle({ ok: false, error: runtimeErrors.timedOut(message.requestId, timeoutSeconds) });
         this.terminate();
-      }, Math.max(0, message.deadline - Date.now()));
+      }, message.timeoutMs);
       this.current = {
         message,
+        deadline,
         sent: false,
+        ...(message.tail ? { log: '' } : {}),
         settle: (outcome) => {
           clearTimeout(timer);
+          const { log } = this.current ?? {};
           this.current = undefined;
-          resolve(outcome);
+          resolve(log === undefined ? outcome : { ...outcome, log });
         },
       };
       this.deliver();
@@ -157,7 +173,7 @@ export class PythonInstance {
     const headers: Record<string, string> = {
       'Content-Type': 'application/json',
       'Lambda-Runtime-Aws-Request-Id': message.requestId,
-      'Lambda-Runtime-Deadline-Ms': String(message.deadline),
+      'Lambda-Runtime-Deadline-Ms': String(current.deadline),
       'Lambda-Runtime-Invoked-Function-Arn': message.context.invokedFunctionArn,
       'Lambda-Runtime-Trace-Id': `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${message.requestId.replaceAll('-', '').slice(0, 24)};Sampled=0`,
     };
@@ -195,9 +211,13 @@ export class PythonInstance {
       const [, requestId, kind] = invocation!;
       if (!this.current?.sent || this.current.message.requestId !== requestId) return void answer(response, 400, 'InvalidRequestID', `unknown request id ${requestId}`);
       answer(response, 202);
-      this.current.settle(kind === 'response'
+      const current = this.current;
+      const outcome: InvokeOutcome = kind === 'response'
         ? { ok: true, payload: body.length > 0 ? body.toString('utf8') : 'null' }
-        : { ok: false, error: errorPayload(body, request.headers['lambda-runtime-function-error-type']) });
+        : { ok: false, error: errorPayload(body, request.headers['lambda-runtime-function-error-type']) };
+      // With a log tail asked for: what the process printed before answering is in its pipes, read at the next poll.
+      if (current.log === undefined) current.settle(outcome);
+      else setImmediate(() => setImmediate(() => current.settle(outcome)));
     }, () => response.destroy());
   }
 }

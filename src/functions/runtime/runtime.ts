@@ -4,6 +4,7 @@ import { functionRoot } from '../bundle.js';
 import { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
 import { apiErrors } from '../errors.js';
+import { SpareThread } from './node-worker.js';
 import { FunctionPool, type Invocation, type InvokeResult, type PoolLimits, type PoolStats, type QueuedInvocation } from './pool.js';
 import type { FunctionMetrics } from '../metrics.js';
 
@@ -24,12 +25,30 @@ export class FunctionRuntime {
   /** Function name → version number → pool, created on the first invocation of that version. */
   private readonly versionPools = new Map<string, Map<number, FunctionPool>>();
   private readonly outputs = new Map<string, RotatingLog>();
+  /**
+   * A spare thread started while a version was checked, for its pool once the version takes traffic;
+   * stopped after the idle timeout if it never does (a deploy whose commit failed).
+   */
+  private readonly staged = new Map<string, { version: FunctionVersion; spare: SpareThread; timer: NodeJS.Timeout }>();
 
   constructor(private readonly dataDir: string, private readonly limits: RuntimeLimits, private readonly log: Logger, private readonly metrics: FunctionMetrics) {}
 
-  /** Loads the version's handler in a fresh environment without giving it traffic; rejects with the init error. */
-  check(version: FunctionVersion): Promise<void> {
-    return this.newPool(version, '$LATEST').check();
+  /**
+   * Loads the version's handler in a fresh environment without giving it traffic; rejects with the
+   * init error. A spare thread for the version's first instance starts meanwhile (see `prepare`).
+   */
+  async check(version: FunctionVersion): Promise<void> {
+    const spare = FunctionPool.takesSpare(version) ? new SpareThread(version.spec.memorySize, this.output(version.name)) : undefined;
+    try {
+      await this.newPool(version, '$LATEST').check();
+    } catch (error) {
+      spare?.terminate();
+      throw error;
+    }
+    if (!spare) return;
+    this.dropStaged(version.name);
+    const timer = setTimeout(() => this.dropStaged(version.name), this.limits.idleTimeoutMs).unref();
+    this.staged.set(version.name, { version, spare, timer });
   }
 
   invoke(version: FunctionVersion, invocation: Invocation, target: Target = '$LATEST'): Promise<InvokeResult> {
@@ -37,9 +56,28 @@ export class FunctionRuntime {
     return this.metrics.measure(version.name, () => pool.invoke(invocation));
   }
 
-  /** Runs the event when one of the function's instances is free; resolves with its result. */
-  enqueue(version: FunctionVersion, invocation: Invocation): Promise<InvokeResult> {
-    return this.metrics.measure(version.name, () => this.poolFor(version).enqueue(invocation));
+  /** Runs the event when one of the function's instances (of `target`) has room; resolves with its result. */
+  enqueue(version: FunctionVersion, invocation: Invocation, target: Target = '$LATEST'): Promise<InvokeResult> {
+    const pool = target === '$LATEST' ? this.poolFor(version) : this.versionPool(version);
+    return this.metrics.measure(version.name, () => pool.enqueue(invocation));
+  }
+
+  /** The version takes traffic as `$LATEST`: its pool keeps a spare thread (the one its check started) for the first invocation. */
+  prepare(version: FunctionVersion): void {
+    const staged = this.staged.get(version.name);
+    clearTimeout(staged?.timer);
+    this.staged.delete(version.name);
+    // The checked version has no number yet: its content hash names it.
+    const ours = staged?.version.hash === version.hash;
+    if (staged && !ours) staged.spare.terminate();
+    this.poolFor(version).keepSpare(ours ? staged!.spare : undefined);
+  }
+
+  private dropStaged(name: string): void {
+    const staged = this.staged.get(name);
+    clearTimeout(staged?.timer);
+    staged?.spare.terminate();
+    this.staged.delete(name);
   }
 
   /** Summed over the function's pools ($LATEST and numbered versions); a crash loop as $LATEST's pool reports it. */
@@ -57,16 +95,18 @@ export class FunctionRuntime {
 
   /** A removed function: its environments stop (running invocations finish), its log is closed. */
   remove(name: string): void {
+    this.dropStaged(name);
     refuse(this.pools.get(name)?.retire() ?? []);
     this.pools.delete(name);
     for (const pool of this.versionPools.get(name)?.values() ?? []) pool.retire();
     this.versionPools.delete(name);
-    this.outputs.get(name)?.end();
+    this.outputs.get(name)?.finish();
     this.outputs.delete(name);
   }
 
   /** Stops every pool; running invocations get up to `graceMs` to finish before their workers go. */
   async stop(graceMs: number): Promise<void> {
+    for (const name of [...this.staged.keys()]) this.dropStaged(name);
     const pools = [...this.pools.values(), ...[...this.versionPools.values()].flatMap((versions) => [...versions.values()])];
     // Events still waiting stay in the durable queue and run after the restart.
     for (const pool of pools) refuse(pool.retire());
@@ -78,7 +118,7 @@ export class FunctionRuntime {
     clearTimeout(timer);
     this.pools.clear();
     this.versionPools.clear();
-    await Promise.all([...this.outputs.values()].map((output) => new Promise((resolve) => output.end(resolve))));
+    await Promise.all([...this.outputs.values()].map((output) => new Promise<void>((resolve) => output.finish(resolve))));
     this.outputs.clear();
   }
 
@@ -88,7 +128,7 @@ export class FunctionRuntime {
     if (current?.version.version === version.version) return current;
     const pool = this.newPool(version, '$LATEST');
     this.pools.set(version.name, pool);
-    pool.adopt(current?.retire() ?? []);
+    pool.adopt(current?.retire(pool) ?? []);
     return pool;
   }
 

@@ -6,15 +6,25 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { format, types } from 'node:util';
 import { getHeapStatistics } from 'node:v8';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import type { LambdaErrorPayload } from '../errors.js';
-import type { InvokeMessage, WorkerInit, WorkerMessage } from './protocol.js';
+import { TAIL_BYTES, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 
 type Handler = (event: unknown, context: unknown, callback: (error?: unknown, result?: unknown) => void) => unknown;
 
-// A child process gets its init as arguments and talks over the IPC channel; a worker thread over its port.
-const init: WorkerInit = parentPort ? workerData as WorkerInit : { taskRoot: process.argv[2], handler: process.argv[3] };
 let currentRequestId: string | undefined;
+
+/**
+ * A child process gets its function as arguments and its variables from fork. A worker thread may be
+ * a spare started before its function was known: its first message names the function and brings the
+ * variables (the thread was started with an empty environment of its own).
+ */
+async function loadInit(): Promise<WorkerInit> {
+  if (!parentPort) return { taskRoot: process.argv[2], handler: process.argv[3] };
+  const { init, env } = await new Promise<WorkerLoad>((resolve) => parentPort!.once('message', resolve));
+  Object.assign(process.env, env);
+  return init;
+}
 
 /** Sends a message to the daemon; `then` runs once it is handed over (a child's IPC send is asynchronous). */
 function post(message: WorkerMessage, then?: () => void): void {
@@ -26,10 +36,20 @@ function post(message: WorkerMessage, then?: () => void): void {
   }
 }
 
-function onInvoke(listener: (message: InvokeMessage) => void): void {
-  // A worker thread gets each invocation as JSON text (see node-worker.ts).
-  if (parentPort) parentPort.on('message', (text: string) => listener(JSON.parse(text) as InvokeMessage));
-  else process.on('message', listener as (message: unknown) => void);
+function onInvoke(listener: (messages: InvokeMessage[]) => void): void {
+  // A worker thread gets its invocations as JSON text (see node-worker.ts).
+  if (parentPort) parentPort.on('message', (text: string) => listener(JSON.parse(text) as InvokeMessage[]));
+  else process.on('message', listener as (messages: unknown) => void);
+}
+
+/** Invocations handed over and not yet started: they run one after the other, in order. */
+const line: InvokeMessage[] = [];
+let serving = false;
+
+async function serveLine(handler: Handler): Promise<void> {
+  serving = true;
+  for (let message = line.shift(); message; message = line.shift()) await serve(handler, message);
+  serving = false;
 }
 
 // A child whose daemon is gone (even by kill -9) has no one to answer: it ends too.
@@ -48,6 +68,20 @@ function toErrorPayload(error: unknown): LambdaErrorPayload {
   }
 }
 
+/** What the invocation being served wrote to stdout and stderr, when its caller asked for the log tail. */
+let tail: string | undefined;
+
+/** Keeps a copy of stdout and stderr writes while `tail` is on (the end of it: Lambda returns the last 4 KB). */
+function captureOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      if (tail !== undefined) tail = (tail + (typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8'))).slice(-TAIL_BYTES);
+      return write(chunk, ...rest);
+    }) as typeof stream.write;
+  }
+}
+
 /** console.* as Lambda writes it: `timestamp<TAB>requestId<TAB>LEVEL<TAB>message`, into the function's log. */
 function patchConsole(): void {
   const levels = { log: 'INFO', info: 'INFO', warn: 'WARN', error: 'ERROR', debug: 'DEBUG', trace: 'TRACE' } as const;
@@ -60,7 +94,7 @@ function patchConsole(): void {
 }
 
 /** `index.handler` → file `index.{js,mjs,cjs}` in the task root, export `handler` (dots after the module name nest). */
-async function loadHandler(): Promise<Handler> {
+async function loadHandler(init: WorkerInit): Promise<Handler> {
   const slash = init.handler.lastIndexOf('/');
   const dot = init.handler.indexOf('.', slash + 1);
   if (dot < 0) throw Object.assign(new Error(`Bad handler ${init.handler}`), { name: 'Runtime.MalformedHandlerName' });
@@ -91,7 +125,7 @@ function resolvePath(root: unknown, path: string[]): unknown {
  * Runs the handler the way Lambda does: the first of a returned promise, the callback, or
  * context.succeed/fail/done settles the invocation; later ones are ignored.
  */
-function runHandler(handler: Handler, message: InvokeMessage): Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }> {
+function runHandler(handler: Handler, message: InvokeMessage, deadline: number): Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }> {
   return new Promise((resolve) => {
     let settled = false;
     const succeed = (value: unknown) => { if (!settled) { settled = true; resolve({ ok: true, value }); } };
@@ -103,7 +137,7 @@ function runHandler(handler: Handler, message: InvokeMessage): Promise<{ ok: tru
       ...message.context,
       awsRequestId: message.requestId,
       identity: undefined,
-      getRemainingTimeInMillis: () => Math.max(0, message.deadline - Date.now()),
+      getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
       succeed, fail, done,
     };
     try {
@@ -124,9 +158,11 @@ function memoryBytes(): number {
 
 async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
   currentRequestId = message.requestId;
-  const outcome = await runHandler(handler, message);
+  tail = message.tail ? '' : undefined;
+  // The daemon's timer for this invocation starts when it learns the previous one ended: a little later than this.
+  const outcome = await runHandler(handler, message, Date.now() + message.timeoutMs);
   if (!outcome.ok) {
-    post({ type: 'error', requestId: message.requestId, error: toErrorPayload(outcome.error), memoryBytes: memoryBytes() });
+    post({ type: 'error', requestId: message.requestId, error: toErrorPayload(outcome.error), memoryBytes: memoryBytes(), ...takeTail() });
     return;
   }
   let payload: string;
@@ -134,10 +170,16 @@ async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
     // Lambda answers `undefined` with null.
     payload = JSON.stringify(outcome.value) ?? 'null';
   } catch (error) {
-    post({ type: 'error', requestId: message.requestId, error: { errorType: 'Runtime.MalformedHandlerResponse', errorMessage: `Unable to stringify response body: ${(error as Error).message}` }, memoryBytes: memoryBytes() });
+    post({ type: 'error', requestId: message.requestId, error: { errorType: 'Runtime.MalformedHandlerResponse', errorMessage: `Unable to stringify response body: ${(error as Error).message}` }, memoryBytes: memoryBytes(), ...takeTail() });
     return;
   }
-  post({ type: 'result', requestId: message.requestId, payload, memoryBytes: memoryBytes() });
+  post({ type: 'result', requestId: message.requestId, payload, memoryBytes: memoryBytes(), ...takeTail() });
+}
+
+function takeTail(): { log?: string } {
+  const log = tail;
+  tail = undefined;
+  return log === undefined ? {} : { log };
 }
 
 // An error nobody awaits ends the environment, as on Lambda; the parent answers the invocation with it.
@@ -149,10 +191,14 @@ process.on('unhandledRejection', (reason) => {
   post({ type: 'fatal', error: { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: `${types.isNativeError(reason) ? `${reason.name}: ` : ''}${errorMessage}`, trace } }, () => process.exit(128));
 });
 
+captureOutput();
 patchConsole();
 try {
-  const handler = await loadHandler();
-  onInvoke((message) => void serve(handler, message));
+  const handler = await loadHandler(await loadInit());
+  onInvoke((messages) => {
+    line.push(...messages);
+    if (!serving) void serveLine(handler);
+  });
   post({ type: 'ready' });
 } catch (error) {
   post({ type: 'init-error', error: toErrorPayload(error) });

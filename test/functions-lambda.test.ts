@@ -1,0 +1,298 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDaemon } from './helpers/daemon.js';
+import { connectClient, outpost } from './helpers/mqtt.js';
+import { invoke, template, writePackage } from './helpers/functions.js';
+import { eventually } from './helpers/eventually.js';
+
+// The real interpreter behind `python3` (a pyenv shim needs more environment than a function gets).
+const PYTHON = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
+
+// Lambda behaviour beyond the basics: X-Amz-Log-Type: Tail, weighted aliases, asynchronous
+// invocations of a version or alias, and DestinationConfig with Lambda's invocation records.
+describe('functions: log tail, weighted aliases, qualified async invocations, destinations', () => {
+  let daemon: TestDaemon;
+  const out = writePackage({});
+  const cleanups: Array<() => void> = [() => out.remove()];
+  const cli = (...args: string[]) => outpost(daemon.socket, args);
+  const lambda = (name: string, init: { body?: string; headers?: Record<string, string>; query?: string } = {}) =>
+    fetch(`http://127.0.0.1:${daemon.port('http')}/2015-03-31/functions/${encodeURIComponent(name)}/invocations${init.query ?? ''}`, {
+      method: 'POST', body: init.body ?? '{}', headers: init.headers ?? {},
+    });
+  const deploy = async (files: Record<string, string>) => {
+    const pkg = writePackage(files);
+    cleanups.push(pkg.remove);
+    const run = await cli('deploy', pkg.dir);
+    expect(run, run.stderr).toMatchObject({ code: 0 });
+  };
+  // Each line a JSON value a handler appended.
+  const lines = (file: string): any[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line)) : []);
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({
+      config: {
+        mqtt: { allowAnonymous: true },
+        functions: { pythonPath: PYTHON, idleTimeoutSeconds: 60, maxRetryAttempts: 0, retryDelaysSeconds: [1, 1] },
+      },
+    });
+  });
+
+  afterAll(async () => {
+    expect(await daemon.stop()).toBe(0);
+    await daemon.cleanup();
+    for (const cleanup of cleanups) cleanup();
+  });
+
+  it('returns the end of the invocation\'s log with X-Amz-Log-Type: Tail, over HTTP, the AWS CLI and outpost invoke', async () => {
+    await deploy({
+      'template.yaml': template('Chatty', { Handler: 'index.handler' }),
+      'index.js': 'exports.handler = async (event) => { console.log("hello from", event.who); if (event.bytes) process.stdout.write("x".repeat(event.bytes) + "\\n"); return { ok: true }; };\n',
+    });
+    const response = await lambda('Chatty', { body: JSON.stringify({ who: 'tail' }), headers: { 'X-Amz-Log-Type': 'Tail' } });
+    expect(response.status).toBe(200);
+    const requestId = response.headers.get('x-amzn-requestid');
+    const log = Buffer.from(response.headers.get('x-amz-log-result')!, 'base64').toString('utf8');
+    expect(log).toMatch(new RegExp(`^START RequestId: ${requestId} Version: \\$LATEST\\n`));
+    expect(log).toMatch(new RegExp(`\\t${requestId}\\tINFO\\thello from tail\\n`));
+    expect(log).toMatch(new RegExp(`END RequestId: ${requestId}\\nREPORT RequestId: ${requestId}\\tDuration: [0-9.]+ ms\\t[^\\n]*\\n$`));
+    // None (the default) returns no log; other values are refused as Lambda refuses them.
+    expect((await lambda('Chatty')).headers.get('x-amz-log-result')).toBeNull();
+    const refused = await lambda('Chatty', { headers: { 'X-Amz-Log-Type': 'Full' } });
+    expect(refused.status).toBe(400);
+    expect(refused.headers.get('x-amzn-errortype')).toBe('InvalidParameterValueException');
+
+    // The last 4 KB only, ending with REPORT.
+    const big = await lambda('Chatty', { body: JSON.stringify({ who: 'big', bytes: 10_000 }), headers: { 'X-Amz-Log-Type': 'Tail' } });
+    const bigLog = Buffer.from(big.headers.get('x-amz-log-result')!, 'base64');
+    expect(bigLog.length).toBe(4096);
+    expect(bigLog.toString('utf8')).toMatch(/xxxx\nEND RequestId: [0-9a-f-]{36}\nREPORT RequestId: [^\n]+\n$/);
+
+    // The AWS CLI reads LogResult from the header.
+    const result = join(out.dir, 'aws-out.json');
+    const aws = await new Promise<string>((resolve, reject) => execFile('/usr/bin/aws', [
+      'lambda', 'invoke', '--function-name', 'Chatty', '--log-type', 'Tail', '--cli-binary-format', 'raw-in-base64-out',
+      '--payload', '{"who":"aws"}', '--endpoint-url', `http://127.0.0.1:${daemon.port('http')}`, '--region', 'local', result,
+    ], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' }, timeout: 30_000 },
+    (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout))));
+    expect(Buffer.from(JSON.parse(aws).LogResult, 'base64').toString('utf8')).toContain('hello from aws');
+    expect(JSON.parse(readFileSync(result, 'utf8'))).toEqual({ ok: true });
+
+    // outpost invoke --log-type Tail prints the log to stderr, the response to stdout.
+    const run = await cli('invoke', 'Chatty', '--payload', '{"who":"cli"}', '--log-type', 'Tail');
+    expect(run).toMatchObject({ code: 0, stdout: '{"ok":true}\n' });
+    expect(run.stderr).toMatch(/^START RequestId: [\s\S]*hello from cli[\s\S]*REPORT RequestId: /);
+    expect((await cli('invoke', 'Chatty', '--async', '--log-type', 'Tail')).stderr).toContain('only for synchronous invocations');
+  });
+
+  it('returns the log tail of a Python invocation too', async () => {
+    await deploy({
+      'template.yaml': template('PyChatty', { Handler: 'app.handler', Runtime: 'python3.12' }),
+      'app.py': 'def handler(event, context):\n    print("python says", event["who"])\n    return {"ok": True}\n',
+    });
+    const response = await lambda('PyChatty', { body: '{"who":"tail"}', headers: { 'X-Amz-Log-Type': 'Tail' } });
+    expect(response.status).toBe(200);
+    const log = Buffer.from(response.headers.get('x-amz-log-result')!, 'base64').toString('utf8');
+    expect(log).toMatch(/^START RequestId: [\s\S]*python says tail\n[\s\S]*END RequestId: [\s\S]*REPORT RequestId: /);
+  });
+
+  it('splits an alias\'s invocations between two versions by RoutingConfig weight', async () => {
+    const tagged = (tag: string) => ({
+      'template.yaml': template('Weighted', { Handler: 'index.handler' }),
+      'index.js': `exports.handler = async (event, context) => ({ tag: ${JSON.stringify(tag)}, version: context.functionVersion, arn: context.invokedFunctionArn });\n`,
+    });
+    await deploy(tagged('one'));
+    await deploy(tagged('two'));
+    expect(await cli('functions', 'alias', 'Weighted', 'live', '1', '--weight', '2=0.5')).toMatchObject({ code: 0, stdout: 'Weighted:live -> version 1 (2 gets 0.5)\n' });
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 60; i++) {
+      const response = await lambda('Weighted', { query: '?Qualifier=live' });
+      const body = await response.json() as { tag: string; version: string; arn: string };
+      // The version that ran says so, in the header and to the handler; the ARN keeps the alias.
+      expect(response.headers.get('x-amz-executed-version')).toBe(body.version);
+      expect(body).toMatchObject({ tag: body.version === '1' ? 'one' : 'two', arn: 'arn:aws:lambda:local:000000000000:function:Weighted:live' });
+      seen.set(body.version, (seen.get(body.version) ?? 0) + 1);
+    }
+    // Both halves are taken (each missing from 60 fair draws has odds of 2^-60).
+    expect([...seen.keys()].sort()).toEqual(['1', '2']);
+    const info = await cli('functions', 'info', 'Weighted');
+    expect(info.stdout).toMatch(/\n1\s+[0-9a-f]{12}\s+\S+\s+live \(50%\)\n2\s+[0-9a-f]{12}\s+\S+\s+\$LATEST live \(50%\)\n/);
+    expect(JSON.parse((await cli('--json', 'functions', 'info', 'Weighted')).stdout).aliases)
+      .toEqual([{ alias: 'live', version: 1, additionalVersionWeights: { 2: 0.5 }, updatedAt: expect.any(Number) }]);
+
+    // Weight 1: all to the additional version; moving the alias without --weight ends the routing.
+    await cli('functions', 'alias', 'Weighted', 'live', '1', '--weight', '2=1');
+    for (let i = 0; i < 5; i++) expect((await invoke(daemon.socket, 'Weighted:live')).result.executedVersion).toBe('2');
+    await cli('functions', 'alias', 'Weighted', 'live', '1');
+    for (let i = 0; i < 5; i++) expect((await invoke(daemon.socket, 'Weighted:live')).result.executedVersion).toBe('1');
+
+    // Refused, clearly, changing nothing.
+    expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', '2=0.1')).stderr).toContain('version 2 is the alias\'s own version');
+    expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', '9=0.1')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Weighted:9\n');
+    expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', '1=1.5')).stderr).toContain('expected a weight from 0.0 to 1.0');
+    expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', 'one')).stderr).toContain('--weight: expected VERSION=WEIGHT');
+    expect(JSON.parse((await cli('--json', 'functions', 'info', 'Weighted')).stdout).aliases).toEqual([{ alias: 'live', version: 1, updatedAt: expect.any(Number) }]);
+  });
+
+  it('runs an asynchronous invocation of a version or an alias on that version, from the CLI and the Invoke API', async () => {
+    const file = join(out.dir, 'qualified.jsonl');
+    const tagged = (tag: string) => ({
+      'template.yaml': template('Qualified', { Handler: 'index.handler', Environment: { Variables: { OUT_FILE: file } } }),
+      'index.js': `const fs = require("node:fs");\nexports.handler = async (event, context) => { fs.appendFileSync(process.env.OUT_FILE, JSON.stringify({ n: event.n, tag: ${JSON.stringify(tag)}, version: context.functionVersion, arn: context.invokedFunctionArn }) + "\\n"); };\n`,
+    });
+    await deploy(tagged('one'));
+    await deploy(tagged('two'));
+    expect((await cli('functions', 'alias', 'Qualified', 'stable', '1')).code).toBe(0);
+    expect((await cli('invoke', 'Qualified:1', '--async', '--payload', '{"n":1}')).code).toBe(0);
+    expect((await cli('invoke', 'Qualified:stable', '--async', '--payload', '{"n":2}')).code).toBe(0);
+    expect((await lambda('Qualified', { query: '?Qualifier=stable', body: '{"n":3}', headers: { 'X-Amz-Invocation-Type': 'Event' } })).status).toBe(202);
+    expect((await cli('invoke', 'Qualified', '--async', '--payload', '{"n":4}')).code).toBe(0);
+    const ran = await eventually(() => { const got = lines(file); return got.length === 4 ? got : undefined; });
+    const arn = 'arn:aws:lambda:local:000000000000:function:Qualified';
+    expect(ran.sort((a, b) => a.n - b.n)).toEqual([
+      { n: 1, tag: 'one', version: '1', arn: `${arn}:1` },
+      { n: 2, tag: 'one', version: '1', arn: `${arn}:stable` },
+      { n: 3, tag: 'one', version: '1', arn: `${arn}:stable` },
+      { n: 4, tag: 'two', version: '$LATEST', arn },
+    ]);
+    // An unknown qualifier is refused before anything is queued.
+    expect((await cli('invoke', 'Qualified:nope', '--async')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Qualified:nope\n');
+  });
+
+  it('sends Lambda\'s invocation records of asynchronous invocations to OnSuccess and OnFailure destinations', async () => {
+    const collected = join(out.dir, 'collector.jsonl');
+    await deploy({
+      'template.yaml': JSON.stringify({
+        Resources: {
+          Collector: {
+            Type: 'AWS::Serverless::Function',
+            Properties: { Runtime: 'nodejs20.x', Handler: 'collector.handler', Environment: { Variables: { OUT_FILE: collected } } },
+          },
+          Worker: {
+            Type: 'AWS::Serverless::Function',
+            Properties: {
+              Runtime: 'nodejs20.x', Handler: 'worker.handler',
+              EventInvokeConfig: {
+                MaximumRetryAttempts: 1,
+                DestinationConfig: { OnSuccess: { Type: 'MQTT', Destination: 'records/worker' }, OnFailure: { Type: 'Lambda', Destination: 'arn:aws:lambda:local:000000000000:function:Collector' } },
+              },
+            },
+          },
+        },
+      }),
+      'collector.js': 'const fs = require("node:fs");\nexports.handler = async (event) => { fs.appendFileSync(process.env.OUT_FILE, JSON.stringify(event) + "\\n"); };\n',
+      'worker.js': 'exports.handler = async (event) => { if (event.fail) throw new RangeError("failing on purpose"); return { doubled: event.n * 2 }; };\n',
+    });
+    const watcher = await connectClient(daemon.mqttUrl, { clientId: 'records-watcher' });
+    try {
+      const records: any[] = [];
+      watcher.on('message', (_topic, payload) => records.push(JSON.parse(payload.toString())));
+      await watcher.subscribeAsync('records/#', { qos: 1 });
+      expect((await cli('invoke', 'Worker', '--async', '--payload', '{"n":21}')).code).toBe(0);
+      const [success] = await eventually(() => (records.length > 0 ? records : undefined));
+      expect(success).toEqual({
+        version: '1.0',
+        timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+        requestContext: {
+          requestId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+          functionArn: 'arn:aws:lambda:local:000000000000:function:Worker:$LATEST',
+          condition: 'Success',
+          approximateInvokeCount: 1,
+        },
+        requestPayload: { n: 21 },
+        responseContext: { statusCode: 200, executedVersion: '$LATEST' },
+        responsePayload: { doubled: 42 },
+      });
+
+      // Fails twice (one retry, 1 s later with the test's retry delays), then the record goes to Collector, and the event to the DLQ.
+      expect((await cli('invoke', 'Worker', '--async', '--payload', '{"fail":true}')).code).toBe(0);
+      const [failure] = await eventually(() => { const got = lines(collected); return got.length > 0 ? got : undefined; }, 20_000, 100);
+      expect(failure).toMatchObject({
+        version: '1.0',
+        requestContext: { functionArn: 'arn:aws:lambda:local:000000000000:function:Worker:$LATEST', condition: 'RetriesExhausted', approximateInvokeCount: 2 },
+        requestPayload: { fail: true },
+        responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+        responsePayload: { errorType: 'RangeError', errorMessage: 'failing on purpose' },
+      });
+      const dead = JSON.parse((await cli('--json', 'dlq', 'ls', 'Worker')).stdout).deadLetters;
+      expect(dead).toMatchObject([{ event: { fail: true }, reason: 'RetriesExhausted' }]);
+      expect(records).toHaveLength(1);
+    } finally {
+      watcher.end(true);
+    }
+  }, 60_000);
+
+  it('refuses destinations Outpost does not have, and a function that is its own destination, naming the key', async () => {
+    const bad = (config: unknown) => writePackage({
+      'template.yaml': template('BadDestination', { Handler: 'index.handler', EventInvokeConfig: { DestinationConfig: config } }),
+      'index.js': 'exports.handler = async () => 1;\n',
+    });
+    const cases: Array<[unknown, string]> = [
+      [{ OnSuccess: { Type: 'SQS', Destination: 'arn:aws:sqs:us-east-1:1:q' } }, 'Resources.BadDestination.Properties.EventInvokeConfig.DestinationConfig.OnSuccess.Type: expected Type Lambda or MQTT'],
+      [{ OnFailure: { Type: 'MQTT', Destination: 'records/+' } }, 'DestinationConfig.OnFailure.Destination: expected an MQTT topic name (no + or # wildcards)'],
+      [{ OnFailure: { Type: 'Lambda', Destination: 'not a name' } }, 'DestinationConfig.OnFailure.Destination: expected a function name or ARN'],
+      [{ OnSuccess: { Type: 'Lambda', Destination: 'BadDestination' } }, 'DestinationConfig.OnSuccess.Destination: a function cannot be its own destination'],
+    ];
+    for (const [config, message] of cases) {
+      const pkg = bad(config);
+      try {
+        const run = await cli('deploy', pkg.dir);
+        expect(run.code).toBe(1);
+        expect(run.stderr).toContain(message);
+      } finally {
+        pkg.remove();
+      }
+    }
+    expect((await cli('functions', 'info', 'BadDestination')).code).toBe(1);
+  });
+});
+
+describe('functions: invocation records of events that never ran', () => {
+  let daemon: TestDaemon;
+  const pkg = writePackage({
+    'template.yaml': template('Throttled', {
+      Handler: 'index.handler',
+      ReservedConcurrentExecutions: 0,
+      EventInvokeConfig: { DestinationConfig: { OnFailure: { Type: 'MQTT', Destination: 'records/throttled' } } },
+    }),
+    'index.js': 'exports.handler = async () => 1;\n',
+  });
+
+  beforeAll(async () => {
+    // A short maximum event age, so a throttled event expires within the test.
+    daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true }, functions: { maxEventAgeSeconds: 1 } } });
+    expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+  });
+
+  afterAll(async () => {
+    expect(await daemon.stop()).toBe(0);
+    await daemon.cleanup();
+    pkg.remove();
+  });
+
+  it('sends an EventAgeExceeded record without a response context for an event throttled until its maximum age', async () => {
+    const watcher = await connectClient(daemon.mqttUrl, { clientId: 'throttled-watcher' });
+    try {
+      const records: any[] = [];
+      watcher.on('message', (_topic, payload) => records.push(JSON.parse(payload.toString())));
+      await watcher.subscribeAsync('records/#', { qos: 1 });
+      expect((await outpost(daemon.socket, ['invoke', 'Throttled', '--async', '--payload', '{"n":1}'])).code).toBe(0);
+      const [record] = await eventually(() => (records.length > 0 ? records : undefined), 15_000);
+      expect(record).toEqual({
+        version: '1.0',
+        timestamp: expect.any(String),
+        requestContext: {
+          requestId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+          functionArn: 'arn:aws:lambda:local:000000000000:function:Throttled:$LATEST',
+          condition: 'EventAgeExceeded',
+          approximateInvokeCount: 0,
+        },
+        requestPayload: { n: 1 },
+        responsePayload: { errorType: 'TooManyRequestsException', errorMessage: 'Rate Exceeded.' },
+      });
+    } finally {
+      watcher.end(true);
+    }
+  });
+});
