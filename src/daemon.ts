@@ -51,7 +51,7 @@ export class Daemon {
     this.http = new HttpServer(config.http.host, config.http.port, log.child({ service: 'http' }));
     const accessKeys = new AccessKeys(this.store);
     registerAccessKeyAdminRoutes(this.admin, accessKeys);
-    const base = { config, dataDir, store: this.store, log, admin: this.admin, metrics: this.metrics, http: this.http.routes, accessKeys };
+    const base = { config, dataDir, store: this.store, log, admin: this.admin, metrics: this.metrics, http: this.http.routes, accessKeys, listeners: () => this.listeners() };
     const broker = new BrokerService(base);
     // Every other service is built with this context; those after the runtime may trigger functions.
     const dataPlaneAuth = new DataPlaneAuth({ mode: config.http.auth, accessKeys, bus: broker });

@@ -38,6 +38,8 @@ export interface ServiceContext {
   accessKeys: AccessKeys;
   /** Who may use the IoT data plane routes on the HTTP port (shadows, publish, invoke). */
   dataPlaneAuth: DataPlaneAuth;
+  /** The daemon's listeners as bound (a port configured as 0 is the one chosen); each appears once it is up. */
+  listeners(): Listener[];
   /** The function runtime, for services that trigger functions (objects); absent for the broker and the runtime itself. */
   functions?: FunctionInvoker;
 }

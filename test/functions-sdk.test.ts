@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, TestDaemon } from './helpers/daemon.js';
 import { collectMessages, connectClient, outpost } from './helpers/mqtt.js';
 import { invoke, template, writePackage } from './helpers/functions.js';
-import { freePort } from './helpers/cloud.js';
 
 
 // An unmodified SDK v3 client: no endpoint, region or credentials in the code, all from the environment.
@@ -30,9 +29,10 @@ describe('functions: unmodified AWS SDK v3 clients reach the gateway', () => {
   });
 
   beforeAll(async () => {
-    [httpPort, s3Port] = [await freePort(), await freePort()];
-    // Unsigned requests below test Publish's own checks; the function's signed ones are verified all the same.
-    daemon = await TestDaemon.start({ config: { http: { port: httpPort, auth: 'none' }, s3: { port: s3Port }, mqtt: { allowAnonymous: true, anonymousPolicy: { subscribe: ['#', '$aws/things/#'] } } } });
+    // Ports 0: the functions learn the ports chosen. Unsigned requests below test Publish's own
+    // checks; the function's signed ones are verified all the same.
+    daemon = await TestDaemon.start({ config: { http: { port: 0, auth: 'none' }, s3: { port: 0 }, mqtt: { allowAnonymous: true, anonymousPolicy: { subscribe: ['#', '$aws/things/#'] } } } });
+    [httpPort, s3Port] = [daemon.port('http'), daemon.port('s3')];
     expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
   });
 

@@ -28,9 +28,9 @@ const STOP_GRACE_MS = 3000;
 export type InvocationType = 'RequestResponse' | 'Event';
 
 /** A URL a function reaches a listener at: loopback for a wildcard address. */
-function endpoint(host: string, port: number): string {
+function endpoint(protocol: string, host: string, port: number): string {
   const address = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  return `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+  return `${protocol}://${address.includes(':') ? `[${address}]` : address}:${port}`;
 }
 
 /** Lambda's FunctionName forms: `NAME`, `NAME:QUALIFIER`, `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`. */
@@ -390,26 +390,31 @@ export class FunctionService implements Service, FunctionInvoker {
 
   /**
    * What lets an unmodified AWS SDK v3 client inside a function reach the gateway's own services: the
-   * SDK's service-specific endpoint variables and the functions' service key. A port configured as 0
-   * is only known to the listener, so that endpoint is left out (and the SDK would go to AWS).
+   * SDK's service-specific endpoint variables, from the listeners as bound (so a port configured as 0
+   * is the port chosen), and the functions' service key. Read at each instance start; a listener not
+   * up yet is left out.
    */
-  private async gatewayEnvironment(): Promise<Record<string, string>> {
-    const { http, s3 } = this.context.config;
-    const environment: Record<string, string> = {};
-    if (http.enabled && http.port !== 0) {
-      const url = endpoint(http.host, http.port);
-      environment.AWS_ENDPOINT_URL_IOT_DATA_PLANE = url;
-      environment.AWS_ENDPOINT_URL_LAMBDA = url;
-    }
-    if (s3.port !== 0) environment.AWS_ENDPOINT_URL_S3 = endpoint(s3.host, s3.port);
+  private async gatewayEnvironment(): Promise<() => Record<string, string>> {
+    const credentials: Record<string, string> = {};
     try {
       const key = await this.context.accessKeys.serviceKey('functions');
-      environment.AWS_ACCESS_KEY_ID = key.accessKeyId;
-      environment.AWS_SECRET_ACCESS_KEY = key.secretAccessKey;
+      credentials.AWS_ACCESS_KEY_ID = key.accessKeyId;
+      credentials.AWS_SECRET_ACCESS_KEY = key.secretAccessKey;
     } catch (error) {
       this.log.warn({ err: error }, 'no access key for functions: AWS SDK clients in functions have no credentials');
     }
-    return environment;
+    return () => {
+      const environment = { ...credentials };
+      for (const listener of this.context.listeners()) {
+        if (listener.name === 'http') {
+          environment.AWS_ENDPOINT_URL_IOT_DATA_PLANE = endpoint(listener.protocol, listener.host, listener.port);
+          environment.AWS_ENDPOINT_URL_LAMBDA = environment.AWS_ENDPOINT_URL_IOT_DATA_PLANE;
+        } else if (listener.name === 's3') {
+          environment.AWS_ENDPOINT_URL_S3 = endpoint(listener.protocol, listener.host, listener.port);
+        }
+      }
+      return environment;
+    };
   }
 
   private serialized<T>(change: () => Promise<T>): Promise<T> {

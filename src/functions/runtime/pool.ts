@@ -20,7 +20,7 @@ export interface PoolLimits {
   /** The interpreter of python3.* functions. */
   pythonPath: string;
   /** AWS_ENDPOINT_URL_* and credentials for the gateway's own APIs; a template's variables override the endpoints. */
-  gatewayEnvironment: Record<string, string>;
+  gatewayEnvironment: () => Record<string, string>;
 }
 
 export interface Invocation {
@@ -395,7 +395,7 @@ export class FunctionPool {
     return {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       LANG: 'en_US.UTF-8',
-      ...this.limits.gatewayEnvironment,
+      ...this.limits.gatewayEnvironment(),
       ...spec.environment,
       AWS_REGION: REGION,
       AWS_DEFAULT_REGION: REGION,
