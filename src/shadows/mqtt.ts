@@ -51,8 +51,8 @@ export function publishDeleted(bus: LocalBus, address: ShadowAddress, document: 
 }
 
 // QoS 1: a device with a persistent session gets the responses and deltas it missed while offline.
-function publish(bus: LocalBus, topic: string, document: JsonObject | Record<string, unknown>): Promise<void> {
-  return bus.publish({ topic, payload: JSON.stringify(document), qos: 1 });
+function publish(bus: LocalBus, topic: string, document: string | JsonObject | Record<string, unknown>): Promise<void> {
+  return bus.publish({ topic, payload: typeof document === 'string' ? document : JSON.stringify(document), qos: 1 });
 }
 
 /**

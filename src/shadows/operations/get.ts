@@ -1,4 +1,4 @@
-import { getDocument, parseTokenRequest, type JsonObject } from '../document.js';
+import { getDocument, parseStored, parseTokenRequest, type JsonObject } from '../document.js';
 import { checkAddress, existingShadow, type OperationContext, type ShadowAddress } from './context.js';
 
 /** GetThingShadow: the full document with its delta, or 404. */
@@ -10,6 +10,5 @@ export function getShadow(address: ShadowAddress, body: unknown, context: Operat
 }
 
 function readDocument(address: ShadowAddress, clientToken: string | undefined, context: OperationContext): JsonObject {
-  const record = existingShadow(address, context);
-  return getDocument(record, context.now(), clientToken);
+  return getDocument(parseStored(existingShadow(address, context)), context.now(), clientToken);
 }

@@ -14,6 +14,6 @@ export function updateShadow(address: ShadowAddress, body: unknown, context: Ope
 function mergeAndStore(address: ShadowAddress, request: UpdateRequest, context: OperationContext): UpdateResult {
   const previous = context.shadows.read(address.thing, address.name);
   const result = applyUpdate(previous, request, context.now(), context.limits);
-  context.shadows.write(address.thing, address.name, result.record);
+  context.shadows.write(address.thing, address.name, result.stored);
   return result;
 }
