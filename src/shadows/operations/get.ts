@@ -6,7 +6,7 @@ export function getShadow(address: ShadowAddress, body: unknown, context: Operat
   checkAddress(address, context.limits);
   const request = parseTokenRequest(body, context.limits);
   // Read inside group commit, so a get queued behind an update of the same tick sees it.
-  return context.commit.run(() => readDocument(address, request.clientToken, context));
+  return context.commit.run(() => readDocument(address, request.clientToken, context), { singleStatement: true });
 }
 
 function readDocument(address: ShadowAddress, clientToken: string | undefined, context: OperationContext): JsonObject {

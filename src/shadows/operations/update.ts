@@ -8,7 +8,8 @@ import { checkAddress, type OperationContext, type ShadowAddress } from './conte
 export function updateShadow(address: ShadowAddress, body: unknown, context: OperationContext): Promise<UpdateResult> {
   checkAddress(address, context.limits);
   const request = parseUpdateRequest(body, context.limits);
-  return context.commit.run(() => mergeAndStore(address, request, context));
+  // Everything that may refuse the update runs before its one upsert.
+  return context.commit.run(() => mergeAndStore(address, request, context), { singleStatement: true });
 }
 
 function mergeAndStore(address: ShadowAddress, request: UpdateRequest, context: OperationContext): UpdateResult {
