@@ -52,6 +52,7 @@ export interface StoredShadow {
   deletedAt?: number;
 }
 
+/** A stored shadow as objects, for what reads into its state (a get and its delta). */
 export function parseStored(stored: StoredShadow): ShadowRecord {
   return {
     state: JSON.parse(stored.state),
