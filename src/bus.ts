@@ -29,4 +29,11 @@ export interface LocalBus {
    * IoT data plane over HTTP) are held to the same policy.
    */
   thingMayPublish(thing: string, topic: string): boolean;
+  /**
+   * Whether a publish on `topic` would reach anyone now: a connected client, a persistent session
+   * (connected or not) or one of the daemon's own subscriptions. It may say true when unsure; a
+   * publisher uses a false to skip building and publishing what nobody would receive. A bus that
+   * cannot tell leaves it out, and its publishers publish everything.
+   */
+  hasSubscribers?(topic: string): boolean;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  applyUpdate, decodePayload, deltaOf, getDocument, parseTokenRequest, parseUpdateRequest, validateShadowName, validateThingName,
+  applyUpdate, decodePayload, deltaOf, getDocument, parseStored, parseTokenRequest, parseUpdateRequest, validateShadowName, validateThingName,
   VERSION_KEPT_AFTER_DELETE_SECONDS, type ShadowLimits, type ShadowRecord,
 } from '../src/shadows/document.js';
 import { ShadowError } from '../src/shadows/errors.js';
@@ -8,8 +8,17 @@ import { ShadowError } from '../src/shadows/errors.js';
 const limits: ShadowLimits = { maxDocumentBytes: 8192, maxDepth: 6, maxPayloadBytes: 65536, maxClientTokenBytes: 64, maxThingNameBytes: 128, maxShadowNameBytes: 64 };
 const T0 = 1_700_000_000;
 
+/** An update of `previous` (as objects), with what it stores and publishes parsed back into objects. */
 function update(previous: ShadowRecord | undefined, request: unknown, now = T0) {
-  return applyUpdate(previous, parseUpdateRequest(request, limits), now, limits);
+  const stored = previous && { ...previous, state: JSON.stringify(previous.state), metadata: JSON.stringify(previous.metadata) };
+  const result = applyUpdate(stored, parseUpdateRequest(request, limits), now, limits);
+  return {
+    stored: result.stored,
+    record: parseStored(result.stored),
+    accepted: JSON.parse(result.accepted),
+    delta: result.delta === undefined ? undefined : JSON.parse(result.delta),
+    documents: JSON.parse(result.documents),
+  };
 }
 function refusal(action: () => unknown): { code: number; message: string } {
   try {
@@ -93,6 +102,23 @@ describe('shadow documents: updates, metadata, versions', () => {
     const big = 'x'.repeat(5000);
     const record = update(undefined, { state: { desired: { big } } }).record;
     expect(refusal(() => update(record, { state: { reported: { big } } }))).toEqual({ code: 413, message: 'The payload exceeds the maximum size allowed' });
+  });
+
+  it('stores and publishes JSON text as JSON.stringify writes it, desired before reported', () => {
+    const first = update(undefined, { state: { reported: { a: 1 } } });
+    const second = update(first.record, { state: { desired: { a: 2, 'quote"d': 'x' } }, clientToken: 'tok"en' }, T0 + 1);
+    expect(second.stored.state).toBe(JSON.stringify({ desired: { a: 2, 'quote"d': 'x' }, reported: { a: 1 } }));
+    expect(second.stored.metadata).toBe(JSON.stringify({ desired: { a: { timestamp: T0 + 1 }, 'quote"d': { timestamp: T0 + 1 } }, reported: { a: { timestamp: T0 } } }));
+    const result = applyUpdate(first.stored, parseUpdateRequest({ state: { desired: { a: 2 } }, clientToken: 'tok"en' }, limits), T0 + 1, limits);
+    const current = parseStored(result.stored);
+    expect(result.documents).toBe(JSON.stringify({
+      previous: { state: first.record.state, metadata: first.record.metadata, version: 1 },
+      current: { state: current.state, metadata: current.metadata, version: 2 },
+      timestamp: T0 + 1,
+      clientToken: 'tok"en',
+    }));
+    expect(result.accepted).toBe(JSON.stringify({ state: { desired: { a: 2 } }, metadata: { desired: { a: { timestamp: T0 + 1 } } }, version: 2, timestamp: T0 + 1, clientToken: 'tok"en' }));
+    expect(result.delta).toBe(JSON.stringify({ state: { a: 2 }, metadata: { a: { timestamp: T0 + 1 } }, version: 2, timestamp: T0 + 1, clientToken: 'tok"en' }));
   });
 
   it('keeps "__proto__" a plain field', () => {

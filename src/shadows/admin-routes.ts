@@ -20,7 +20,8 @@ export function registerShadowAdminRoutes(router: AdminRouter, context: Operatio
     const target = address(params, query);
     const result = await updateShadow(target, body, context);
     await publishUpdate(bus, target, result);
-    return result.accepted;
+    // The admin router writes objects: the CLI shows the accepted document, not its text.
+    return JSON.parse(result.accepted);
   }));
 
   router.add('DELETE', '/v1/shadows/:thing', ({ params, query }) => asAdminError(async () => {

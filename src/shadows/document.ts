@@ -26,7 +26,7 @@ const SECTIONS: readonly Section[] = ['desired', 'reported'];
 
 export interface ShadowState { desired?: JsonObject; reported?: JsonObject }
 
-/** A shadow as stored: alive, or soft-deleted (state cleared, version kept). */
+/** A shadow: alive, or soft-deleted (state cleared, version kept). */
 export interface ShadowRecord {
   state: ShadowState;
   metadata: ShadowState;
@@ -35,6 +35,32 @@ export interface ShadowRecord {
   timestamp: number;
   /** Epoch seconds of the delete, for a soft-deleted shadow. */
   deletedAt?: number;
+}
+
+/**
+ * A shadow as the store keeps it: state and metadata as JSON text, parsed only by what needs
+ * the objects. An update parses them once into objects of its own to merge into, and reuses
+ * the text as it is for `/documents`' `previous`.
+ */
+export interface StoredShadow {
+  /** JSON of a ShadowState. */
+  state: string;
+  /** JSON of a ShadowState. */
+  metadata: string;
+  version: number;
+  timestamp: number;
+  deletedAt?: number;
+}
+
+/** A stored shadow as objects, for what reads into its state (a get and its delta). */
+export function parseStored(stored: StoredShadow): ShadowRecord {
+  return {
+    state: JSON.parse(stored.state),
+    metadata: JSON.parse(stored.metadata),
+    version: stored.version,
+    timestamp: stored.timestamp,
+    ...(stored.deletedAt !== undefined ? { deletedAt: stored.deletedAt } : {}),
+  };
 }
 
 export interface UpdateRequest {
@@ -137,18 +163,22 @@ function checkContent(container: JsonObject | Json[], level: number, maxDepth: n
   }
 }
 
+/**
+ * What an accepted update stores and publishes. The response documents are JSON text, composed
+ * around the stored text rather than serialised again from objects.
+ */
 export interface UpdateResult {
-  record: ShadowRecord;
+  stored: StoredShadow;
   /** The `/update/accepted` document. */
-  accepted: JsonObject;
+  accepted: string;
   /** The `/update/delta` document, when desired and reported differ after the update. */
-  delta?: JsonObject;
+  delta?: string;
   /** The `/update/documents` document. */
-  documents: JsonObject;
+  documents: string;
 }
 
 /** The version an update must name, and the one a new shadow continues from. */
-export function currentVersion(previous: ShadowRecord | undefined, now: number): number {
+export function currentVersion(previous: { version: number; deletedAt?: number } | undefined, now: number): number {
   if (!previous) return 0;
   if (previous.deletedAt !== undefined && now - previous.deletedAt > VERSION_KEPT_AFTER_DELETE_SECONDS) return 0;
   return previous.version;
@@ -159,44 +189,52 @@ export function currentVersion(previous: ShadowRecord | undefined, now: number):
  * leaf deletes its field; `"desired": null` removes the section; `"state": null` clears both.
  * Arrays are values: replaced whole, never merged.
  */
-export function applyUpdate(previous: ShadowRecord | undefined, request: UpdateRequest, now: number, limits: ShadowLimits): UpdateResult {
+export function applyUpdate(previous: StoredShadow | undefined, request: UpdateRequest, now: number, limits: ShadowLimits): UpdateResult {
   const base = currentVersion(previous, now);
   if (request.version !== undefined && request.version !== base) throw errors.versionConflict();
   const alive = previous && previous.deletedAt === undefined ? previous : undefined;
+  // Freshly parsed, so the merge may change them in place.
+  const previousState: ShadowState = alive ? JSON.parse(alive.state) : {};
+  const previousMetadata: ShadowState = alive ? JSON.parse(alive.metadata) : {};
+  const requestState = request.state ?? { desired: null, reported: null };
   const state: ShadowState = {};
   const metadata: ShadowState = {};
-  const requestState = request.state ?? { desired: null, reported: null };
+  const stateTexts: Array<[Section, string]> = [];
+  const metadataTexts: Array<[Section, string]> = [];
+  let bytes = 0;
   for (const section of SECTIONS) {
     const patch = requestState[section];
-    const content = alive?.state[section] ? structuredClone(alive.state[section]) : emptyObject();
-    const contentMetadata = alive?.metadata[section] ? structuredClone(alive.metadata[section]) : emptyObject();
     if (patch === null) continue;
-    if (patch !== undefined) mergeInto(content, contentMetadata, patch, now);
-    if (Object.keys(content).length > 0) {
-      state[section] = content;
-      metadata[section] = contentMetadata;
-    }
+    const content = previousState[section] ?? (patch !== undefined ? emptyObject() : undefined);
+    if (content === undefined) continue;
+    const contentMetadata = previousMetadata[section] ?? emptyObject();
+    if (patch) mergeInto(content, contentMetadata, patch, now);
+    if (!hasKeys(content)) continue;
+    state[section] = content;
+    metadata[section] = contentMetadata;
+    // AWS's 8 KB limit counts desired + reported as stored, metadata excluded.
+    const text = JSON.stringify(content);
+    bytes += Buffer.byteLength(text);
+    stateTexts.push([section, text]);
+    metadataTexts.push([section, JSON.stringify(contentMetadata)]);
   }
-  if (documentBytes(state) > limits.maxDocumentBytes) throw errors.payloadTooLarge();
-  const record: ShadowRecord = { state, metadata, version: base + 1, timestamp: now };
-  const token: JsonObject = request.clientToken !== undefined ? { clientToken: request.clientToken } : {};
+  if (bytes > limits.maxDocumentBytes) throw errors.payloadTooLarge();
+  const version = base + 1;
+  const next: StoredShadow = { state: objectText(stateTexts), metadata: objectText(metadataTexts), version, timestamp: now };
+  const token = request.clientToken !== undefined ? `,"clientToken":${JSON.stringify(request.clientToken)}` : '';
   const echoedMetadata = emptyObject();
   for (const section of SECTIONS) {
-    if (Object.hasOwn(requestState, section)) setKey(echoedMetadata, section, metadataOf(requestState[section] as Json, now));
+    if (Object.hasOwn(requestState, section)) echoedMetadata[section] = metadataOf(requestState[section] as Json, now);
   }
-  const accepted: JsonObject = { state: requestState as JsonObject, metadata: echoedMetadata, version: record.version, timestamp: now, ...token };
-  const documents: JsonObject = {
-    ...(alive ? { previous: snapshot(alive) } : {}),
-    current: snapshot(record),
-    timestamp: now,
-    ...token,
-  };
-  const delta = deltaDocument(record);
+  const accepted = `{"state":${JSON.stringify(requestState)},"metadata":${JSON.stringify(echoedMetadata)},"version":${version},"timestamp":${now}${token}}`;
+  const previousSnapshot = alive ? `"previous":${snapshotText(alive)},` : '';
+  const documents = `{${previousSnapshot}"current":${snapshotText(next)},"timestamp":${now}${token}}`;
+  const delta = deltaDocument({ state, metadata });
   return {
-    record,
+    stored: next,
     accepted,
     documents,
-    ...(delta ? { delta: { state: delta.state, metadata: delta.metadata, version: record.version, timestamp: now, ...token } } : {}),
+    ...(delta ? { delta: `{"state":${JSON.stringify(delta.state)},"metadata":${JSON.stringify(delta.metadata)},"version":${version},"timestamp":${now}${token}}` } : {}),
   };
 }
 
@@ -213,20 +251,23 @@ export function getDocument(record: ShadowRecord, now: number, clientToken?: str
 }
 
 /** The `/delete/accepted` document: the version the shadow had, and the time. */
-export function deleteDocument(record: ShadowRecord, now: number, clientToken?: string): JsonObject {
-  return { version: record.version, timestamp: now, ...(clientToken !== undefined ? { clientToken } : {}) };
+export function deleteDocument(deleted: { version: number }, now: number, clientToken?: string): JsonObject {
+  return { version: deleted.version, timestamp: now, ...(clientToken !== undefined ? { clientToken } : {}) };
 }
 
-function snapshot(record: ShadowRecord): JsonObject {
-  return { state: record.state as JsonObject, metadata: record.metadata as JsonObject, version: record.version };
+/** `/documents`' `previous` or `current`: state, metadata and version. */
+function snapshotText(stored: StoredShadow): string {
+  return `{"state":${stored.state},"metadata":${stored.metadata},"version":${stored.version}}`;
 }
 
-/** desired + reported as stored, in bytes: what AWS's 8 KB document limit counts (metadata excluded). */
-export function documentBytes(state: ShadowState): number {
-  return SECTIONS.reduce((total, section) => total + (state[section] ? Buffer.byteLength(JSON.stringify(state[section])) : 0), 0);
+/** The JSON text of an object from its fields' names and JSON texts, as JSON.stringify would write it. */
+function objectText(fields: Array<[string, string]>): string {
+  let text = '{';
+  for (let i = 0; i < fields.length; i++) text += `${i > 0 ? ',' : ''}${JSON.stringify(fields[i][0])}:${fields[i][1]}`;
+  return `${text}}`;
 }
 
-function deltaDocument(record: ShadowRecord): { state: JsonObject; metadata: JsonObject } | undefined {
+function deltaDocument(record: Pick<ShadowRecord, 'state' | 'metadata'>): { state: JsonObject; metadata: JsonObject } | undefined {
   const desired = record.state.desired;
   if (!desired) return undefined;
   const delta = deltaOf(desired, record.state.reported ?? emptyObject());
@@ -250,7 +291,7 @@ export function deltaOf(desired: JsonObject, reported: JsonObject): JsonObject |
       setKey(delta, key, wanted);
     }
   }
-  return Object.keys(delta).length > 0 ? delta : undefined;
+  return hasKeys(delta) ? delta : undefined;
 }
 
 /** The metadata of the delta's fields, taken from desired's metadata along the same paths. */
@@ -291,7 +332,7 @@ function mergeInto(target: JsonObject, targetMetadata: JsonObject, patch: JsonOb
       const existingMetadata = own(targetMetadata, key);
       const childMetadata = isObject(existing) && isObject(existingMetadata) ? existingMetadata : emptyObject();
       mergeInto(child, childMetadata, value, timestamp);
-      if (Object.keys(child).length === 0) {
+      if (!hasKeys(child)) {
         delete target[key];
         delete targetMetadata[key];
       } else {
@@ -325,7 +366,14 @@ function own(object: JsonObject, key: string): Json | undefined {
 }
 
 function setKey(object: JsonObject, key: string, value: Json): void {
-  Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
+  // Only "__proto__" needs defining: any other key is a plain assignment, which keeps the object fast.
+  if (key === '__proto__') Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
+  else object[key] = value;
+}
+
+function hasKeys(object: JsonObject): boolean {
+  for (const key in object) if (Object.hasOwn(object, key)) return true;
+  return false;
 }
 
 function emptyObject(): JsonObject {

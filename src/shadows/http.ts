@@ -90,8 +90,9 @@ function sendError(res: ServerResponse, error: ShadowError): void {
   send(res, error.code, { code: error.code, message: error.message }, { 'x-amzn-ErrorType': ERROR_TYPES[error.code] });
 }
 
+/** `body` as JSON; a string is JSON text already (an update's accepted document). */
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
-  const text = JSON.stringify(body);
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }

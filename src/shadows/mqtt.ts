@@ -50,9 +50,14 @@ export function publishDeleted(bus: LocalBus, address: ShadowAddress, document: 
   return publish(bus, responseTopic(address, 'delete', 'accepted'), document);
 }
 
-// QoS 1: a device with a persistent session gets the responses and deltas it missed while offline.
-function publish(bus: LocalBus, topic: string, document: JsonObject | Record<string, unknown>): Promise<void> {
-  return bus.publish({ topic, payload: JSON.stringify(document), qos: 1 });
+/**
+ * AWS: responses go to the subscribers of their topics, so a topic nobody subscribes to (often
+ * `/update/documents` and `/update/delta`) costs nothing. QoS 1: a device with a persistent
+ * session gets the responses and deltas it missed while offline.
+ */
+function publish(bus: LocalBus, topic: string, document: string | JsonObject | Record<string, unknown>): Promise<void> {
+  if (bus.hasSubscribers?.(topic) === false) return Promise.resolve();
+  return bus.publish({ topic, payload: typeof document === 'string' ? document : JSON.stringify(document), qos: 1 });
 }
 
 /**

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { Migrations, Store } from '../store/store.js';
-import type { ShadowRecord } from './document.js';
+import type { StoredShadow } from './document.js';
 
 /**
  * One row per shadow; the classic shadow has the name ''. A delete is soft: the row keeps its
@@ -25,11 +25,11 @@ interface Row {
   thing: string;
   name: string;
   version: number;
-  state: string;
-  metadata: string;
   updated_at: number;
-  deleted_at: number | null;
 }
+
+/** version, state, metadata, updated_at, deleted_at: a shadow read as an array, without naming its columns per row. */
+type StoredRow = [number, string, string, number, number | null];
 
 export interface ShadowSummary {
   thing: string;
@@ -41,8 +41,8 @@ export interface ShadowSummary {
 
 /** Prepared statements over the shadows table. Reads run directly; writes only inside group commit. */
 export class ShadowStore {
-  private readonly select: Database.Statement<[string, string], Row>;
-  private readonly upsert: Database.Statement;
+  private readonly select: Database.Statement<[string, string], StoredRow>;
+  private readonly upsert: Database.Statement<[string, string, number, string, string, number]>;
   private readonly markDeleted: Database.Statement;
   private readonly namedPage: Database.Statement<[string, string, number], { name: string }>;
   private readonly listAll: Database.Statement<[], Row>;
@@ -51,36 +51,28 @@ export class ShadowStore {
   constructor(private readonly store: Store) {
     store.migrate('shadows', shadowMigrations);
     const db = store.db;
-    this.select = db.prepare('SELECT * FROM shadows WHERE thing = ? AND name = ?');
+    this.select = db.prepare<[string, string], StoredRow>('SELECT version, state, metadata, updated_at, deleted_at FROM shadows WHERE thing = ? AND name = ?').raw();
     this.upsert = db.prepare(`INSERT INTO shadows (thing, name, version, state, metadata, updated_at, deleted_at)
-      VALUES (@thing, @name, @version, @state, @metadata, @updatedAt, NULL)
+      VALUES (?, ?, ?, ?, ?, ?, NULL)
       ON CONFLICT (thing, name) DO UPDATE SET version = excluded.version, state = excluded.state,
         metadata = excluded.metadata, updated_at = excluded.updated_at, deleted_at = NULL`);
     this.markDeleted = db.prepare(`UPDATE shadows SET state = '{}', metadata = '{}', deleted_at = ? WHERE thing = ? AND name = ?`);
     this.namedPage = db.prepare(`SELECT name FROM shadows WHERE thing = ? AND name > ? AND name <> '' AND deleted_at IS NULL ORDER BY name LIMIT ?`);
-    this.listAll = db.prepare('SELECT * FROM shadows WHERE deleted_at IS NULL ORDER BY thing, name LIMIT 10000');
-    this.listThing = db.prepare('SELECT * FROM shadows WHERE thing = ? AND deleted_at IS NULL ORDER BY name');
+    this.listAll = db.prepare('SELECT thing, name, version, updated_at FROM shadows WHERE deleted_at IS NULL ORDER BY thing, name LIMIT 10000');
+    this.listThing = db.prepare('SELECT thing, name, version, updated_at FROM shadows WHERE thing = ? AND deleted_at IS NULL ORDER BY name');
   }
 
   /** The stored shadow, alive or soft-deleted; undefined when there never was one. */
-  read(thing: string, name: string): ShadowRecord | undefined {
+  read(thing: string, name: string): StoredShadow | undefined {
     const row = this.select.get(thing, name);
     if (!row) return undefined;
-    return {
-      state: JSON.parse(row.state),
-      metadata: JSON.parse(row.metadata),
-      version: row.version,
-      timestamp: row.updated_at,
-      ...(row.deleted_at !== null ? { deletedAt: row.deleted_at } : {}),
-    };
+    const [version, state, metadata, timestamp, deletedAt] = row;
+    return deletedAt === null ? { state, metadata, version, timestamp } : { state, metadata, version, timestamp, deletedAt };
   }
 
   /** Inside a group-commit write only. */
-  write(thing: string, name: string, record: ShadowRecord): void {
-    this.upsert.run({
-      thing, name, version: record.version, state: JSON.stringify(record.state),
-      metadata: JSON.stringify(record.metadata), updatedAt: record.timestamp,
-    });
+  write(thing: string, name: string, stored: StoredShadow): void {
+    this.upsert.run(thing, name, stored.version, stored.state, stored.metadata, stored.timestamp);
   }
 
   /** Inside a group-commit write only. */

@@ -4,6 +4,16 @@ interface PendingWrite {
   write: () => unknown;
   resolve: (value: any) => void;
   reject: (error: unknown) => void;
+  singleStatement: boolean;
+}
+
+export interface WriteOptions {
+  /**
+   * The write changes the database with one statement at most, after everything that may throw:
+   * when it throws, it has changed nothing (SQLite undoes a failed statement by itself), so it
+   * runs without a savepoint of its own — two statements fewer per write.
+   */
+  singleStatement?: boolean;
 }
 
 export interface CommitStats {
@@ -29,7 +39,8 @@ export type SyncLog = (done: (error: Error | null) => void) => void;
  *
  * A write must only touch the database (it may be replayed never, but it runs
  * inside a savepoint): if it throws, only its own changes are rolled back and
- * only its own promise rejects.
+ * only its own promise rejects. A failure that ends the whole transaction (SQLite
+ * rolls back by itself on a full disk or an I/O error) rejects the whole batch.
  */
 export class GroupCommit {
   private pending: PendingWrite[] = [];
@@ -56,9 +67,9 @@ export class GroupCommit {
   }
 
   /** Queues `write` for this tick's transaction; resolves with its result once committed. */
-  run<T>(write: () => T): Promise<T> {
+  run<T>(write: () => T, options?: WriteOptions): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ write, resolve, reject });
+      this.pending.push({ write, resolve, reject, singleStatement: options?.singleStatement === true });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -116,13 +127,19 @@ export class GroupCommit {
       return;
     }
     for (let i = 0; i < batch.length; i++) {
-      if (isolate) this.savepoint.run();
+      const savepoint = isolate && !batch[i].singleStatement;
+      if (savepoint) this.savepoint.run();
       try {
         outcomes[i] = { ok: true, value: batch[i].write() };
-        if (isolate) this.release.run();
+        if (savepoint) this.release.run();
       } catch (error) {
         outcomes[i] = { ok: false, value: error };
-        if (isolate) {
+        if (!this.db.inTransaction) {
+          // SQLite rolled the whole transaction back (full disk, I/O error): the writes before this one are gone too.
+          this.failAll(batch, error);
+          return;
+        }
+        if (savepoint) {
           this.rollbackToSavepoint.run();
           this.release.run();
         }

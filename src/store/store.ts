@@ -41,7 +41,11 @@ export class Store {
     this.db.pragma(`cache_size = -${options.cacheSizeKb}`);
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
-    // Keep the WAL from growing without bound between checkpoints.
+    // SQLite checkpoints at the end of a COMMIT, on the event loop, and syncs the log and the
+    // database there: a checkpoint every 4,096 pages (16 MiB of log) rather than SQLite's 1,000
+    // stops the loop a quarter as often (a shadow update storm spent ~2/3 of its COMMIT time in
+    // them). The log stays within journal_size_limit, which truncates it back after a checkpoint.
+    this.db.pragma('wal_autocheckpoint = 4096');
     this.db.pragma('journal_size_limit = 16777216');
     this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
       service TEXT NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL,

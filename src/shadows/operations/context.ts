@@ -1,5 +1,5 @@
 import type { GroupCommit } from '../../store/group-commit.js';
-import type { ShadowLimits, ShadowRecord } from '../document.js';
+import type { ShadowLimits, StoredShadow } from '../document.js';
 import { validateShadowName, validateThingName } from '../document.js';
 import type { ShadowStore } from '../store.js';
 import { CLASSIC } from '../store.js';
@@ -31,7 +31,7 @@ export function displayName(address: ShadowAddress): string {
 }
 
 /** The shadow's stored record, or 404 when it never existed or was deleted. */
-export function existingShadow(address: ShadowAddress, context: OperationContext): ShadowRecord {
+export function existingShadow(address: ShadowAddress, context: OperationContext): StoredShadow {
   const record = context.shadows.read(address.thing, address.name);
   if (!record || record.deletedAt !== undefined) throw errors.noSuchShadow(displayName(address));
   return record;

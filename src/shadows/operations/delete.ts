@@ -5,7 +5,7 @@ import { checkAddress, existingShadow, type OperationContext, type ShadowAddress
 export function deleteShadow(address: ShadowAddress, body: unknown, context: OperationContext): Promise<JsonObject> {
   checkAddress(address, context.limits);
   const request = parseTokenRequest(body, context.limits);
-  return context.commit.run(() => softDelete(address, request.clientToken, context));
+  return context.commit.run(() => softDelete(address, request.clientToken, context), { singleStatement: true });
 }
 
 function softDelete(address: ShadowAddress, clientToken: string | undefined, context: OperationContext): JsonObject {

@@ -8,12 +8,13 @@ import { checkAddress, type OperationContext, type ShadowAddress } from './conte
 export function updateShadow(address: ShadowAddress, body: unknown, context: OperationContext): Promise<UpdateResult> {
   checkAddress(address, context.limits);
   const request = parseUpdateRequest(body, context.limits);
-  return context.commit.run(() => mergeAndStore(address, request, context));
+  // Everything that may refuse the update runs before its one upsert.
+  return context.commit.run(() => mergeAndStore(address, request, context), { singleStatement: true });
 }
 
 function mergeAndStore(address: ShadowAddress, request: UpdateRequest, context: OperationContext): UpdateResult {
   const previous = context.shadows.read(address.thing, address.name);
   const result = applyUpdate(previous, request, context.now(), context.limits);
-  context.shadows.write(address.thing, address.name, result.record);
+  context.shadows.write(address.thing, address.name, result.stored);
   return result;
 }
