@@ -32,8 +32,7 @@ export interface LocalBus {
   /**
    * Whether a publish on `topic` would reach anyone now: a connected client, a persistent session
    * (connected or not) or one of the daemon's own subscriptions. It may say true when unsure; a
-   * publisher uses a false to skip building and publishing what nobody would receive. A bus that
-   * cannot tell leaves it out, and its publishers publish everything.
+   * publisher uses a false to skip building and publishing what nobody would receive.
    */
-  hasSubscribers?(topic: string): boolean;
+  hasSubscribers(topic: string): boolean;
 }

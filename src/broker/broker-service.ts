@@ -112,6 +112,12 @@ export class BrokerService implements Service, LocalBus {
     }, (error) => (error ? reject(error) : resolve())));
   }
 
+  hasSubscribers(topic: string): boolean {
+    // Connected clients' and the daemon's own subscriptions are in aedes' emitter; offline persistent sessions' in the persistence.
+    const emitter = (this.running() as unknown as { mq: { _matcher: { match(topic: string): unknown[] } } }).mq._matcher;
+    return emitter.match(topic).length > 0 || this.persistence.hasSubscriptionFor(topic);
+  }
+
   async subscribe(filter: string, handler: (message: BusMessage) => void | Promise<void>, options: { durable?: boolean } = {}): Promise<() => Promise<void>> {
     const broker = this.running();
     const deliver = (packet: AedesPublishPacket, done: (error?: Error) => void) => {

@@ -56,7 +56,7 @@ export function publishDeleted(bus: LocalBus, address: ShadowAddress, document: 
  * session gets the responses and deltas it missed while offline.
  */
 function publish(bus: LocalBus, topic: string, document: string | JsonObject | Record<string, unknown>): Promise<void> {
-  if (bus.hasSubscribers?.(topic) === false) return Promise.resolve();
+  if (!bus.hasSubscribers(topic)) return Promise.resolve();
   return bus.publish({ topic, payload: typeof document === 'string' ? document : JSON.stringify(document), qos: 1 });
 }
 

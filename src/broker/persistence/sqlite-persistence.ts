@@ -315,6 +315,11 @@ export class SqlitePersistence {
     return this.trie.match(topic);
   }
 
+  /** Whether a persistent session subscribes at QoS > 0 to a filter matching `topic`. */
+  hasSubscriptionFor(topic: string): boolean {
+    return this.trie.subscriptionsCount > 0 && this.trie.match(topic).length > 0;
+  }
+
   async countOffline(): Promise<{ subsCount: number; clientsCount: number }> {
     return { subsCount: this.trie.subscriptionsCount, clientsCount: this.subscriptions.size };
   }
