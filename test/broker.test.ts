@@ -92,6 +92,20 @@ describe('broker with authentication (config file: anonymous off)', () => {
     expect(await wildcardSeen).toEqual([]);
   });
 
+  it('does not match $ topics with a leading wildcard restored from a persistent session (MQTT-4.7.2-1)', async () => {
+    const options = { clientId: 'observer-restored', username: 'observer', password: 'watch', clean: false } as const;
+    const first = await connect(options);
+    await first.subscribeAsync('#', { qos: 1 });
+    await first.endAsync();
+    // No SUBSCRIBE this time: the broker restores '#' from the session.
+    const restored = await connect(options);
+    const publisher = await connect({ clientId: 'observer-pub-2', username: 'observer', password: 'watch' });
+    const seen = messagesWithin(restored, 800);
+    await publisher.publishAsync('$aws/things/lamp/shadow/update', '{}', { qos: 1 });
+    await publisher.publishAsync('ops/after', 'plain', { qos: 1 });
+    expect(await seen).toEqual(['ops/after']);
+  });
+
   it('closes the connection of a client sending a packet over the size limit, and keeps serving others', async () => {
     const big = await connectClient(daemon.mqttUrl, { clientId: 'sensor-1-big', username: 'sensor-1', password: 's3cret' });
     const closed = new Promise<void>((resolve) => big.once('close', () => resolve()));

@@ -9,6 +9,12 @@ export interface Session {
   address: string;
   since: number;
   via: 'password' | 'certificate' | 'anonymous';
+  /**
+   * Whether the client was ever granted a filter starting with `+` or `#`, the only kind that can
+   * match a `$` topic wrongly (MQTT-4.7.2-1). Set, never cleared: a stale true costs a check, not
+   * correctness.
+   */
+  leadingWildcard?: boolean;
 }
 
 /** Sessions by aedes client, kept beside aedes' own state so both go away together. */

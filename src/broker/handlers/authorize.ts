@@ -49,6 +49,8 @@ export function createAuthorizeSubscribe({ sessions }: AuthorizeDeps) {
       && isValidFilter(subscription.topic)
       && (!subscription.topic.startsWith('$outpost/') || subscription.topic.startsWith('$outpost/dlq/') || subscription.topic.startsWith('$outpost/objects/'))
       && maySubscribe(session.policy, subscription.topic);
+    // Restored subscriptions of a persistent session pass through here too.
+    if (allowed && (subscription.topic.startsWith('+') || subscription.topic.startsWith('#'))) session.leadingWildcard = true;
     callback(null, allowed ? subscription : null);
   };
 }
@@ -58,12 +60,12 @@ export function createAuthorizeSubscribe({ sessions }: AuthorizeDeps) {
  * keeps `$` topics from subscribers who only match them through a leading
  * wildcard (MQTT-4.7.2-1), which aedes' matcher would otherwise deliver.
  */
-export function createAuthorizeForward({ metrics }: AuthorizeDeps) {
+export function createAuthorizeForward({ sessions, metrics }: AuthorizeDeps) {
   return (client: Client, packet: AedesPublishPacket): AedesPublishPacket | null => {
     const topic = packet.topic;
     if (topic.charCodeAt(0) === 36 /* $ */) {
       if (topic === DROPPED_TOPIC) return null;
-      if (!deliveredByNamedFilter(client, topic)) return null;
+      if (sessions.get(client)?.leadingWildcard && !deliveredByNamedFilter(client, topic)) return null;
     }
     metrics.messagesOut++;
     return packet;
@@ -72,17 +74,11 @@ export function createAuthorizeForward({ metrics }: AuthorizeDeps) {
 
 /**
  * Whether a `$` topic reached this client through a filter that names its
- * first level. Only filters starting with a wildcard can deliver it wrongly,
- * so a client without one (the common case) needs no matching at all.
+ * first level; asked only of clients that hold a filter starting with a
+ * wildcard (the session's `leadingWildcard`).
  */
 function deliveredByNamedFilter(client: Client, topic: string): boolean {
   const subscriptions = (client as unknown as { subscriptions: Record<string, unknown> }).subscriptions;
-  let wildcardFirst = false;
-  for (const filter in subscriptions) {
-    const first = filter.charCodeAt(0);
-    if (first === 43 /* + */ || first === 35 /* # */) wildcardFirst = true;
-  }
-  if (!wildcardFirst) return true;
   for (const filter in subscriptions) {
     const first = filter.charCodeAt(0);
     if (first !== 43 && first !== 35 && topicMatches(filter, topic)) return true;
