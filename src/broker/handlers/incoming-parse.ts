@@ -22,56 +22,72 @@ const PUBACK_HEADER = 0x40;
  * PUBLISH and PUBACK are nearly everything a busy broker reads. mqtt-packet
  * parses every packet through a byte list that allocates on each step; under
  * QoS 1 load that parser and its garbage were about a fifth of the broker's
- * CPU. Complete PUBLISH and PUBACK packets at the front of a read are parsed
- * here straight from the socket's buffer into the same packet objects
- * mqtt-packet makes and emitted the same way; the first packet of any other
- * kind, any packet split across reads, anything unusual (MQTT 5, bad flags,
- * a length over the limit) and everything after it go to mqtt-packet, so its
- * error handling stays the one that applies.
+ * CPU. PUBLISH and PUBACK packets are parsed here straight from the socket's
+ * buffer into the same packet objects mqtt-packet makes and emitted the same
+ * way; one cut off at the end of a read waits (copied, at most
+ * MAX_HELD_BYTES) for the next read. The first packet of any other kind,
+ * anything unusual (MQTT 5, bad flags, a length over the limit) and
+ * everything after it go to mqtt-packet, so its error handling stays the one
+ * that applies; once it holds no partial packet, reads come back here.
  */
 export function parsePublishesDirectly(client: Client, maxPacketSize: number): void {
   const parser = (client as unknown as { _parser: MqttPacketParser })._parser;
   const parseWithMqttPacket = parser.parse;
-  parser.parse = function parse(this: MqttPacketParser, buf: Buffer): number {
+  let held: Buffer | undefined;
+  parser.parse = function parse(this: MqttPacketParser, read: Buffer): number {
     if (this.error !== null || this._list.length > 0 || this._stateCounter !== 0 || this.settings.protocolVersion === 5) {
-      return parseWithMqttPacket.call(this, buf);
+      return parseWithMqttPacket.call(this, read);
     }
+    const buf = held === undefined ? read : Buffer.concat([held, read]);
+    held = undefined;
     let offset = 0;
     while (offset < buf.length) {
       const end = parseOne(this, buf, offset, maxPacketSize);
-      if (end === 0) break;
+      if (end === INCOMPLETE) {
+        held = Buffer.from(buf.subarray(offset));
+        return 0;
+      }
+      if (end === NOT_MINE) break;
       offset = end;
     }
     return offset === buf.length ? 0 : parseWithMqttPacket.call(this, offset === 0 ? buf : buf.subarray(offset));
   };
 }
 
-/** Emits the packet at `offset` and returns where it ends, or 0 when mqtt-packet should take it. */
+/** parseOne's answers besides the end of a parsed packet. */
+const NOT_MINE = 0;
+const INCOMPLETE = -1;
+/** A PUBLISH cut off at the end of a read is held for the next one up to this size; a larger one goes to mqtt-packet's list. */
+const MAX_HELD_BYTES = 16384;
+
+/** Emits the packet at `offset` and returns where it ends, or NOT_MINE / INCOMPLETE. */
 function parseOne(parser: MqttPacketParser, buf: Buffer, offset: number, maxPacketSize: number): number {
   const header = buf[offset];
   if (header === PUBACK_HEADER) return parsePuback(parser, buf, offset);
-  if (header >> 4 !== PUBLISH) return 0;
+  if (header >> 4 !== PUBLISH) return NOT_MINE;
   const qos = (header >> 1) & 0x03;
-  if (qos === 3) return 0; // MQTT-3.3.1-4: mqtt-packet reports it
+  if (qos === 3) return NOT_MINE; // MQTT-3.3.1-4: mqtt-packet reports it
   // MQTT 3.1.1 section 2.2.3: remaining length, 1-4 bytes of 7 bits
   let length = 0;
   let multiplier = 1;
   let position = offset + 1;
   for (let i = 0; ; i++) {
-    if (i === 4 || position >= buf.length) return 0;
+    if (i === 4) return NOT_MINE;
+    if (position >= buf.length) return INCOMPLETE;
     const digit = buf[position++];
     length += (digit & 0x7f) * multiplier;
     if ((digit & 0x80) === 0) break;
     multiplier *= 128;
   }
   const end = position + length;
-  if (end > buf.length || end - offset > maxPacketSize) return 0;
+  if (end - offset > maxPacketSize) return NOT_MINE;
+  if (end > buf.length) return end - offset <= MAX_HELD_BYTES ? INCOMPLETE : NOT_MINE;
   // MQTT 3.1.1 section 3.3.2: topic name, then the packet identifier at QoS 1 and 2
   const idBytes = qos > 0 ? 2 : 0;
-  if (length < 2 + idBytes) return 0;
+  if (length < 2 + idBytes) return NOT_MINE;
   const topicLength = buf.readUInt16BE(position);
   const topicEnd = position + 2 + topicLength;
-  if (topicEnd + idBytes > end) return 0;
+  if (topicEnd + idBytes > end) return NOT_MINE;
   const packet = new Packet();
   packet.cmd = 'publish';
   packet.retain = (header & 0x01) !== 0;
@@ -87,7 +103,8 @@ function parseOne(parser: MqttPacketParser, buf: Buffer, offset: number, maxPack
 
 /** MQTT 3.1.1 section 3.4: 0x40, remaining length 2, the packet identifier. */
 function parsePuback(parser: MqttPacketParser, buf: Buffer, offset: number): number {
-  if (offset + 4 > buf.length || buf[offset + 1] !== 0x02) return 0;
+  if (offset + 1 < buf.length && buf[offset + 1] !== 0x02) return NOT_MINE;
+  if (offset + 4 > buf.length) return INCOMPLETE;
   const packet = new Packet();
   packet.cmd = 'puback';
   packet.length = 2;
