@@ -37,7 +37,8 @@ const HELP = `usage: node bench/broker/run.mjs [options]
                        other CPU(s) (default: none)
   --timeout SECONDS    a round not finished by then is aborted and reported (default: 60)
   --drain MS           after the last publish, stop waiting once nothing arrived for MS (default: 1000)
-  --settle SECONDS     idle time after start before the idle RSS reading (default: 2)
+  --settle SECONDS     idle time after start before the idle RSS reading (default: 15: V8's memory
+                       reducer returns the young generation grown during start-up about 8-12 s in)
   --quiet-cpu SHARE    before each round wait until the machine's CPU use (brokers idle) is at most
                        SHARE of one core, sampled over 250 ms (default: 0.15) …
   --quiet-wait SECONDS …but no longer than this; 0 turns the wait off (default: 10)
@@ -75,7 +76,7 @@ function parseOptions(argv) {
       pin: { type: 'string', default: 'none' },
       timeout: { type: 'string', default: '60' },
       drain: { type: 'string', default: '1000' },
-      settle: { type: 'string', default: '2' },
+      settle: { type: 'string', default: '15' },
       'quiet-cpu': { type: 'string', default: '0.15' },
       'quiet-wait': { type: 'string', default: '10' },
       'disturbed-cpu': { type: 'string', default: '0.25' },
