@@ -49,7 +49,9 @@ const HELP = `usage: node bench/broker/run.mjs [options]
   --build              run \`npm run build\` first (outpostd)
   --dist DIR           run outpostd from DIR/bin/outpostd.js (another build) instead of ./dist
   --board NAME         run outpostd as board profile firmware-configs/boards/NAME.yaml sets it up
-                       (its NODE_OPTIONS, environment and config) instead of the default profile
+                       (its NODE_OPTIONS, environment and config); "none" runs it bare, with Node's
+                       defaults and the embedded configuration (default: minimal-128mb, the profile
+                       the installer falls back to and the one the targets are for)
   --keep-tmp           keep the brokers' temporary directories (configs, data, logs)
   --json               print one JSON document instead of the tables
   -h, --help           this text
@@ -130,7 +132,7 @@ function parseOptions(argv) {
     retryDisturbed: int('retry-disturbed', 0, 10),
     build: values.build,
     dist: values.dist ?? null,
-    board: values.board ?? null,
+    board: values.board === 'none' ? null : values.board ?? 'minimal-128mb',
     keepTmp: values['keep-tmp'],
     json: values.json,
   };
@@ -417,7 +419,7 @@ async function main() {
     + `QoS ${opts.qos.join(',')}; ${opts.rounds} rounds (+${opts.warmup} warm-up); window ${opts.window}; `
     + `subscriber ${opts.sub === 'same' ? 'in the load generator process' : 'in its own process'}, ${opts.parser} parser; `
     + `pinning ${opts.pin === 'split' ? `brokers→CPU ${opts.brokerCpus}, load generator→CPU ${opts.loadgenCpus}` : 'none'}; `
-    + `outpostd profile ${opts.board ?? 'default'}`);
+    + `outpostd profile ${opts.board ?? 'none'}`);
 
   const board = opts.board ? await loadBoardProfile(opts.board) : null;
   if (board) log(`outpostd board profile ${board.name}: NODE_OPTIONS="${board.nodeOptions.join(' ')}" ${Object.entries(board.environment).map(([k, v]) => `${k}=${v}`).join(' ')}`);
