@@ -75,6 +75,7 @@ export class OutboundBridge {
   private async store(rule: OutboundRule, message: BusMessage): Promise<void> {
     if (this.echoes.isEcho(message)) return;
     const item: NewItem = {
+      kind: 'message',
       rule: rule.name,
       priority: rule.priority,
       live: rule.liveFirst,
