@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { MOSQUITTO_BIN, REPO_ROOT, loadBoardProfile } from '../lib/brokers.mjs';
-import { freePort, memOf, stopChild, waitForPort } from '../lib/proc.mjs';
+import { cpuMsOf, freePort, memOf, stopChild, waitForPort } from '../lib/proc.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -113,6 +113,7 @@ try {
   await cloud.subscribeAsync('cloud/#', { qos: 0 });
   await sleep(500); // the gateway reconnects
   const drainStart = performance.now();
+  const drainCpuStart = cpuMsOf(outpostd.pid);
   outpost('sync', 'resume');
   let peakRss = 0;
   const live = setInterval(() => {
@@ -122,6 +123,7 @@ try {
   const deadline = Date.now() + Math.max(60_000, N / 2);
   while (received < N && Date.now() < deadline) await sleep(50);
   clearInterval(live);
+  const drainCpuMs = cpuMsOf(outpostd.pid) - drainCpuStart;
   await sleep(300);
   device.end(true);
   cloud.end(true);
@@ -137,6 +139,7 @@ try {
   console.log(`  drain to mosquitto       ${received}/${N} in ${drainSeconds.toFixed(1)} s from cloud start; ${drainRate.toFixed(0)} msgs/s first→last  ${drainRate >= TARGET_DRAIN ? 'PASS' : 'MISS'} (target ≥ ${TARGET_DRAIN})`);
   console.log(`  live latency in drain    n=${latencies.length} p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${pct(100)} ms  ${p99 <= TARGET_LIVE_P99_MS ? 'PASS' : 'MISS'} (target p99 ≤ ${TARGET_LIVE_P99_MS} ms)`);
   console.log(`  RSS peak while draining  ${mb(peakRss)}`);
+  console.log(`  daemon CPU in drain      ${((drainCpuMs * 1000) / Math.max(1, received)).toFixed(1)} µs per message (utime+stime, all threads; load-independent)`);
   console.log(`  outbox after             ${status.outbox.items} items; dropped ${status.rules[0].dropped}, dead-lettered ${status.rules[0].deadLettered}`);
 } finally {
   await cleanup();
