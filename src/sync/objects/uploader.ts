@@ -217,8 +217,14 @@ export class ObjectUploader {
     if (performance.now() - this.orphansSweptAt < ORPHAN_SWEEP_MS) return;
     this.orphansSweptAt = performance.now();
     for (const orphan of this.uploads.orphans()) {
-      await abortUpload(s3, orphan);
-      await this.commit.run(() => this.uploads.forget(orphan.itemId));
+      try {
+        await abortUpload(s3, orphan);
+        await this.commit.run(() => this.uploads.forget(orphan.itemId));
+      } catch (error) {
+        // Not this item's failure: tried again at the next sweep.
+        this.log.warn({ err: error, upload: orphan }, 'could not abort a multipart upload whose item left the outbox');
+        return;
+      }
     }
   }
 
