@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { outpost } from './helpers/mqtt.js';
@@ -48,7 +48,9 @@ describe('sync: objects to cloud S3', () => {
     try {
       await s3.send(new CreateBucketCommand({ Bucket: 'cams' }));
       const keys = Array.from({ length: 8 }, (_, i) => `2026/frame-${i}.jpg`);
-      for (const [i, key] of keys.entries()) await put(s3, 'cams', key, `frame ${i}`);
+      for (const [i, key] of keys.entries()) {
+        await s3.send(new PutObjectCommand({ Bucket: 'cams', Key: key, Body: `frame ${i}`, ContentType: 'image/jpeg', Metadata: { camera: 'yard' } }));
+      }
       await put(s3, 'cams', '2026/frame-3.jpg', 'frame 3, second version');
       await put(s3, 'cams', 'other/not-synced.txt', 'outside the prefix');
 
@@ -62,6 +64,8 @@ describe('sync: objects to cloud S3', () => {
       await eventually(async () => (await cloud.keys('cloud')).length === 8, 15_000);
       expect((await cloud.keys('cloud')).sort()).toEqual(keys.map((key) => `gw1/${key}`).sort());
       expect((await cloud.body('cloud', 'gw1/2026/frame-3.jpg')).toString()).toBe('frame 3, second version');
+      // Content type and user metadata go along.
+      expect(await cloud.client.send(new HeadObjectCommand({ Bucket: 'cloud', Key: 'gw1/2026/frame-0.jpg' }))).toMatchObject({ ContentType: 'image/jpeg', Metadata: { camera: 'yard' } });
       // One PutObject per version still current at its turn, in the order they were written: the
       // first version of frame-3 was superseded (its GET If-Match failed) and never sent; the
       // second goes at its own place, last.

@@ -58,6 +58,7 @@ const cloudS3Schema = z.strictObject({
   bucket: text('expected a bucket name').optional(),
   /** Prepended to every object key in the cloud bucket. */
   prefix: z.string({ invalid_type_error: 'expected a key prefix' }).default(''),
+  /** Default: the AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) environment variables. */
   accessKeyId: text('expected an access key id').optional(),
   secretAccessKey: text('expected a secret access key').optional(),
   /** Path-style URLs (endpoint/bucket/key), which most self-hosted S3 servers need. */

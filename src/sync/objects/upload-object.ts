@@ -3,6 +3,7 @@ import { pipeline, type Readable } from 'node:stream';
 import type { GroupCommit } from '../../store/group-commit.js';
 import type { ObjectRef } from './object-bridge.js';
 import type { S3Endpoints } from './s3-endpoints.js';
+import { S3RequestError, type ObjectHead } from './s3-client.js';
 import { MeteredStream, type ByteBucket } from './metered-stream.js';
 import type { MultipartState, UploadState } from './upload-state.js';
 
@@ -47,16 +48,15 @@ export async function uploadObject(itemId: number, ref: ObjectRef, context: Uplo
 }
 
 async function putWhole(ref: ObjectRef, context: UploadContext): Promise<void> {
-  const { sdk, cloud } = context.s3;
   const local = await readLocal(ref, context);
   const body = metered(local.body, context);
   try {
-    const output = await cloud.send(new sdk.PutObjectCommand({
-      Bucket: ref.cloudBucket, Key: ref.cloudKey, Body: body, ContentLength: ref.size, ContentType: local.contentType, Metadata: local.metadata,
+    const etag = await context.s3.cloud.putObject(ref.cloudBucket, ref.cloudKey, body, ref.size, {
+      contentType: local.contentType, metadata: local.metadata,
       // S3 PutObject: Content-MD5 lets the cloud refuse a body damaged on the way (BadDigest)
-      ContentMD5: isMd5(ref.etag) ? Buffer.from(ref.etag, 'hex').toString('base64') : undefined,
-    }), { abortSignal: context.signal });
-    verifyEtag(context, 'PutObject', output.ETag, body.md5());
+      contentMd5: isMd5(ref.etag) ? Buffer.from(ref.etag, 'hex').toString('base64') : undefined,
+    }, context.signal);
+    verifyEtag(context, 'PutObject', etag, body.md5());
   } catch (error) {
     throw asItemFailure(error);
   } finally {
@@ -65,19 +65,16 @@ async function putWhole(ref: ObjectRef, context: UploadContext): Promise<void> {
 }
 
 async function createUpload(itemId: number, ref: ObjectRef, context: UploadContext): Promise<MultipartState> {
-  const { sdk, cloud, local } = context.s3;
-  const head = await localRequest(() => local.send(new sdk.HeadObjectCommand({ Bucket: ref.bucket, Key: ref.key, IfMatch: quoted(ref.etag) }), { abortSignal: context.signal }));
-  const output = await cloud.send(new sdk.CreateMultipartUploadCommand({
-    Bucket: ref.cloudBucket, Key: ref.cloudKey, ContentType: head.ContentType, Metadata: head.Metadata,
-  }), { abortSignal: context.signal });
-  const upload: MultipartState = { uploadId: output.UploadId!, partBytes: context.partBytes, parts: new Map() };
+  const { cloud, local } = context.s3;
+  const head = await localRequest(() => local.headObject(ref.bucket, ref.key, quoted(ref.etag), context.signal));
+  const uploadId = await cloud.createMultipartUpload(ref.cloudBucket, ref.cloudKey, head, context.signal);
+  const upload: MultipartState = { uploadId, partBytes: context.partBytes, parts: new Map() };
   await context.commit.run(() => context.uploads.begin(itemId, ref.cloudBucket, ref.cloudKey, upload.uploadId, upload.partBytes));
   return upload;
 }
 
 /** S3 UploadPart for each part not confirmed yet; each confirmation is committed before the next part starts. */
 async function sendMissingParts(itemId: number, ref: ObjectRef, upload: MultipartState, context: UploadContext): Promise<void> {
-  const { sdk, cloud } = context.s3;
   for (let partNumber = 1; partNumber <= partCount(ref, upload); partNumber++) {
     if (upload.parts.has(partNumber)) continue;
     const start = (partNumber - 1) * upload.partBytes;
@@ -85,11 +82,9 @@ async function sendMissingParts(itemId: number, ref: ObjectRef, upload: Multipar
     const local = await readLocal(ref, context, `bytes=${start}-${end}`);
     const body = metered(local.body, context);
     try {
-      const output = await cloud.send(new sdk.UploadPartCommand({
-        Bucket: ref.cloudBucket, Key: ref.cloudKey, UploadId: upload.uploadId, PartNumber: partNumber, Body: body, ContentLength: end - start + 1,
-      }), { abortSignal: context.signal });
-      const part = { etag: output.ETag!, md5: body.md5() };
-      verifyEtag(context, `UploadPart ${partNumber}`, part.etag, part.md5);
+      const etag = await context.s3.cloud.uploadPart(ref.cloudBucket, ref.cloudKey, upload.uploadId, partNumber, body, end - start + 1, context.signal);
+      const part = { etag: etag ?? '', md5: body.md5() };
+      verifyEtag(context, `UploadPart ${partNumber}`, etag, part.md5);
       await context.commit.run(() => context.uploads.partDone(itemId, partNumber, part));
       upload.parts.set(partNumber, part);
     } catch (error) {
@@ -101,30 +96,27 @@ async function sendMissingParts(itemId: number, ref: ObjectRef, upload: Multipar
 }
 
 async function completeUpload(ref: ObjectRef, upload: MultipartState, context: UploadContext): Promise<void> {
-  const { sdk, cloud } = context.s3;
   const count = partCount(ref, upload);
-  const parts = Array.from({ length: count }, (_, index) => ({ PartNumber: index + 1, ETag: upload.parts.get(index + 1)!.etag }));
+  const parts = Array.from({ length: count }, (_, index) => ({ partNumber: index + 1, etag: upload.parts.get(index + 1)!.etag }));
   let etag: string | undefined;
   try {
-    etag = (await cloud.send(new sdk.CompleteMultipartUploadCommand({
-      Bucket: ref.cloudBucket, Key: ref.cloudKey, UploadId: upload.uploadId, MultipartUpload: { Parts: parts },
-    }), { abortSignal: context.signal })).ETag;
+    etag = await context.s3.cloud.completeMultipartUpload(ref.cloudBucket, ref.cloudKey, upload.uploadId, parts, context.signal);
   } catch (error) {
     throw asItemFailure(error);
   }
   if (!context.verifyEtag) return;
   // AWS S3: the MD5 of the parts' binary MD5s, "-", the part count; some S3-compatible stores (s3rver) return the whole object's MD5.
-  const multipartEtag = `${createHash('md5').update(Buffer.concat(parts.map((part) => Buffer.from(upload.parts.get(part.PartNumber)!.md5, 'hex')))).digest('hex')}-${count}`;
+  const multipartEtag = `${createHash('md5').update(Buffer.concat(parts.map((part) => Buffer.from(upload.parts.get(part.partNumber)!.md5, 'hex')))).digest('hex')}-${count}`;
   const expected = unquoted(etag).includes('-') ? multipartEtag : await wholeMd5(ref, context);
   verifyEtag(context, 'CompleteMultipartUpload', etag, expected);
 }
 
 /** Deletes the local object if it is still the version uploaded (HeadObject If-Match, then DeleteObject If-Match). */
 export async function deleteLocalCopy(ref: ObjectRef, context: Pick<UploadContext, 's3' | 'signal'>): Promise<'deleted' | 'changed'> {
-  const { sdk, local } = context.s3;
+  const { local } = context.s3;
   try {
-    await localRequest(() => local.send(new sdk.HeadObjectCommand({ Bucket: ref.bucket, Key: ref.key, IfMatch: quoted(ref.etag) }), { abortSignal: context.signal }));
-    await localRequest(() => local.send(new sdk.DeleteObjectCommand({ Bucket: ref.bucket, Key: ref.key, IfMatch: quoted(ref.etag) }), { abortSignal: context.signal }));
+    await localRequest(() => local.headObject(ref.bucket, ref.key, quoted(ref.etag), context.signal));
+    await localRequest(() => local.deleteObject(ref.bucket, ref.key, quoted(ref.etag), context.signal));
     return 'deleted';
   } catch (error) {
     if (error instanceof ObjectGone) return 'changed';
@@ -135,16 +127,14 @@ export async function deleteLocalCopy(ref: ObjectRef, context: Pick<UploadContex
 /** Aborts a multipart upload in the cloud (its item left the outbox); a missing upload is fine. */
 export async function abortUpload(s3: S3Endpoints, upload: { bucket: string; key: string; uploadId: string }): Promise<void> {
   try {
-    await s3.cloud.send(new s3.sdk.AbortMultipartUploadCommand({ Bucket: upload.bucket, Key: upload.key, UploadId: upload.uploadId }));
+    await s3.cloud.abortMultipartUpload(upload.bucket, upload.key, upload.uploadId);
   } catch (error) {
     if ((error as Error).name !== 'NoSuchUpload') throw error;
   }
 }
 
-async function readLocal(ref: ObjectRef, context: UploadContext, range?: string): Promise<{ body: Readable; contentType?: string; metadata?: Record<string, string> }> {
-  const { sdk, local } = context.s3;
-  const output = await localRequest(() => local.send(new sdk.GetObjectCommand({ Bucket: ref.bucket, Key: ref.key, IfMatch: quoted(ref.etag), Range: range }), { abortSignal: context.signal }));
-  return { body: output.Body as Readable, contentType: output.ContentType, metadata: output.Metadata };
+function readLocal(ref: ObjectRef, context: UploadContext, range?: string): Promise<ObjectHead & { body: Readable }> {
+  return localRequest(() => context.s3.local.getObject(ref.bucket, ref.key, { ifMatch: quoted(ref.etag), range }, context.signal));
 }
 
 /** The MD5 of the whole local object (for a cloud that answers a multipart upload with one). */
@@ -184,8 +174,9 @@ function asItemFailure(error: unknown): unknown {
   return (error as Error).name === 'BadDigest' ? new ItemFailed(`BadDigest: ${(error as Error).message}`) : error;
 }
 
+/** The HTTP status of an S3 error answer; undefined when there was no answer (network, timeout). */
 export function statusOf(error: unknown): number | undefined {
-  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return error instanceof S3RequestError ? error.status : undefined;
 }
 
 function partCount(ref: ObjectRef, upload: MultipartState): number {

@@ -13,7 +13,8 @@ import { abortUpload, deleteLocalCopy, ItemFailed, LocalUnavailable, ObjectGone,
 const ORPHAN_SWEEP_MS = 60_000;
 /** An expired item is deleted by the outbox's sweep within a second; until then the uploader waits. */
 const EXPIRED_WAIT_MS = 1000;
-// S3 error codes that say "not now" rather than "never" (besides 5xx, 429 and no answer at all).
+// S3 error codes that say "not now" rather than "never" (besides 5xx, 429 and no answer at all);
+// RequestTimeTooSkewed also teaches the client the server's time for the next attempt.
 const TRANSIENT_ERRORS = new Set(['SlowDown', 'RequestTimeout', 'RequestTimeTooSkewed', 'Throttling', 'ThrottlingException', 'ExpiredToken']);
 
 export interface UploadStatus {
@@ -228,11 +229,11 @@ export class ObjectUploader {
     }
   }
 
-  /** The SDK is loaded, and the local store's endpoint asked for, on the first upload. */
+  /** The clients are made, and the local store's endpoint asked for, on the first upload (a failure counts as the cloud's). */
   private s3(): Promise<S3Endpoints> {
     this.endpoints ??= this.connect().catch((error: Error) => {
       this.endpoints = undefined;
-      throw new LocalUnavailable(`cannot reach the local object store: ${error.message}`);
+      throw error;
     });
     return this.endpoints;
   }
