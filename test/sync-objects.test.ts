@@ -113,6 +113,51 @@ describe('sync: objects to cloud S3', () => {
     }
   });
 
+  it('loses no object and keeps the write order while the link flaps, a multipart upload included', async () => {
+    await cloud.up();
+    const config = gatewayConfig(cloud, [{ name: 'flap', from: 'flap', to: 'cloud/flap/' }], { cloudS3: { partBytes: 5 * MiB, maxBytesPerSecond: 8 * MiB } });
+    const { daemon, s3 } = await startGateway(config);
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: 'flap' }));
+      const big = randomBytes(11 * MiB);
+      let stopping = false;
+      const written: string[] = [];
+      const writer = (async () => {
+        await put(s3, 'flap', 'big.bin', big);
+        written.push('big.bin');
+        for (let i = 0; !stopping && i < 200; i++) {
+          const key = `small-${String(i).padStart(3, '0')}`;
+          await put(s3, 'flap', key, key);
+          written.push(key);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      })();
+      // The link: down and up again, six times, at random moments (the multipart upload is cut too).
+      for (let flap = 0; flap < 6; flap++) {
+        await new Promise((resolve) => setTimeout(resolve, 600 + Math.random() * 900));
+        await cloud.down();
+        await new Promise((resolve) => setTimeout(resolve, 300 + Math.random() * 700));
+        await cloud.up();
+      }
+      stopping = true;
+      await writer;
+      await eventually(async () => (await cloud.keys('cloud')).filter((key) => key.startsWith('flap/')).length === written.length, 70_000, 200)
+        .catch(async (error) => {
+          console.log('flapping objects: written, in the cloud, uploader status, last cloud requests:', written.length, (await cloud.keys('cloud')).filter((key) => key.startsWith('flap/')).length, JSON.stringify((await syncStatus(daemon)).uploads), JSON.stringify(cloud.requests.slice(-5).map((r) => [r.method, r.path, r.status])));
+          throw error;
+        });
+      expect(md5(await cloud.body('cloud', 'flap/big.bin'))).toBe(md5(big));
+      // First successful PutObject of each small object, in write order.
+      const firsts = [...new Set(cloud.requests.filter((request) => request.method === 'PUT' && request.status === 200 && request.path.startsWith('/cloud/flap/small-'))
+        .map((request) => request.path.slice('/cloud/flap/'.length)))];
+      expect(firsts).toEqual(written.filter((key) => key !== 'big.bin'));
+      const status = await syncStatus(daemon);
+      expect(status.rules.find((rule: any) => rule.rule === 'flap')).toMatchObject({ backlog: 0, deadLettered: 0, dropped: 0 });
+    } finally {
+      await daemon.cleanup();
+    }
+  }, 120_000);
+
   it('deletes the local copy after a verified upload when the rule says so', async () => {
     await cloud.up();
     const { daemon, s3 } = await startGateway(gatewayConfig(cloud, [{ name: 'logs', from: 'logs', to: 'cloud/logs/', deleteAfterUpload: true }]));

@@ -46,8 +46,8 @@ interface Request {
 /** Status texts for answers without a body (HEAD), as the AWS SDK names them. */
 const STATUS_NAMES: Record<number, string> = { 304: 'NotModified', 400: 'BadRequest', 403: 'Forbidden', 404: 'NotFound', 412: 'PreconditionFailed' };
 const CONNECT_TIMEOUT_MS = 10_000;
-/** A request whose connection stays silent this long fails (a bandwidth-capped part still sends every 100 ms). */
-const IDLE_TIMEOUT_MS = 120_000;
+/** A request whose connection stays silent this long fails and is retried (a bandwidth-capped body still moves every 100 ms). */
+const IDLE_TIMEOUT_MS = 45_000;
 
 /**
  * The S3 operations the uploader needs (GetObject, HeadObject, DeleteObject, PutObject and the
@@ -135,6 +135,8 @@ export class S3Client {
         protocol: this.url.protocol, hostname: this.options.forcePathStyle ? this.url.hostname : `${request.bucket}.${this.url.hostname}`, port: this.url.port, method: request.method,
         path: search ? `${path}?${search}` : path, headers, agent: this.agent, signal: request.signal,
       }, (answer) => {
+        // A body cut off (the link dropped) errors; whoever reads it sees that, and a body nobody reads must not end the daemon.
+        answer.on('error', () => undefined);
         const status = answer.statusCode ?? 0;
         if (status >= 200 && status < 300) return resolve(answer);
         void this.failure(answer, status).then(reject, reject);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { pipeline, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { GroupCommit } from '../../store/group-commit.js';
 import type { ObjectRef } from './object-bridge.js';
 import type { S3Endpoints } from './s3-endpoints.js';
@@ -160,7 +160,15 @@ async function localRequest<T>(request: () => Promise<T>): Promise<T> {
 
 function metered(body: Readable, context: UploadContext): MeteredStream {
   const meter = new MeteredStream(context.bandwidth, context.sent);
-  pipeline(body, meter, () => undefined);
+  body.on('error', (error) => meter.destroy(error));
+  body.pipe(meter);
+  // The cloud request ended first (link down): the rest of the local answer is read and dropped
+  // rather than the local connection cut in the middle of a response.
+  meter.once('close', () => {
+    if (body.readableEnded) return;
+    body.unpipe(meter);
+    body.resume();
+  });
   return meter;
 }
 
