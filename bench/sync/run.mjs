@@ -5,8 +5,14 @@
 //
 //   npm run build && node bench/sync/run.mjs [--messages 200000] [--payload 100]
 //     [--envelope] [--in-flight 1000] [--drain-rate 0] [--board minimal-128mb|none]
+//     [--prefill] [--no-drain]
+//
+// --prefill writes the backlog straight into the outbox table (the rows the bridge would write,
+// in 100,000-row transactions, while outpostd is stopped) instead of publishing it over MQTT: for
+// backlogs of millions, where buffering over MQTT would take longer than the drain itself.
+// --no-drain stops after measuring RSS with the backlog buffered.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,7 +20,7 @@ import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { MOSQUITTO_BIN, REPO_ROOT, loadBoardProfile } from '../lib/brokers.mjs';
-import { freePort, memOf, stopChild, waitForPort } from '../lib/proc.mjs';
+import { cpuMsOf, freePort, memOf, stopChild, waitForPort } from '../lib/proc.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -24,6 +30,8 @@ const { values: args } = parseArgs({
     'in-flight': { type: 'string', default: '1000' },
     'drain-rate': { type: 'string', default: '0' },
     board: { type: 'string', default: 'minimal-128mb' },
+    prefill: { type: 'boolean', default: false },
+    'no-drain': { type: 'boolean', default: false },
   },
 });
 // The board profile's V8 flags and environment, as systemd would run the daemon there.
@@ -41,9 +49,10 @@ chmodSync(dir, 0o777); // mosquitto started as root runs as user "mosquitto"
 const cloudPort = await freePort();
 writeFileSync(join(dir, 'mosquitto.conf'), `listener ${cloudPort} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nlog_dest none\n`);
 
-const outpostd = await spawnOutpostd({
+const daemonOptions = {
   dir,
   nodeArgs: [...(board?.nodeOptions ?? []), ...(process.env.SYNC_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/syncprof'] : [])],
+  timeoutMs: 600_000,
   config: {
     log: { level: 'warn', format: 'json' },
     mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true, maxQueuedMessages: 1000 },
@@ -56,7 +65,8 @@ const outpostd = await spawnOutpostd({
       outbound: [{ name: 'bench', from: 'bench/#', to: 'cloud/${topic}', id: args.envelope ? 'envelope' : 'none' }],
     },
   },
-});
+};
+let outpostd = await spawnOutpostd(daemonOptions);
 const outpost = (...command) => execFileSync(process.execPath, [join(REPO_ROOT, 'dist', 'bin', 'outpost.js'), '--socket', outpostd.socket, ...command], { encoding: 'utf8' });
 let mosquitto;
 const cleanup = async () => {
@@ -65,11 +75,47 @@ const cleanup = async () => {
   rmSync(dir, { recursive: true, force: true });
 };
 
+/**
+ * The rows OutboundBridge would commit for N publishes on bench/backlog (same columns, sizes, boot
+ * id and monotonic clock), written while outpostd is stopped; it has created the tables and
+ * registered this boot on its first start.
+ */
+async function prefillOutbox(dbFile) {
+  const { default: Database } = await import('better-sqlite3');
+  const db = new Database(dbFile);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = OFF');
+  const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  const [cloudTopic, localTopic] = ['cloud/bench/backlog', 'bench/backlog'];
+  const bytes = Buffer.byteLength(cloudTopic) + Buffer.byteLength(localTopic) + PAYLOAD.length + 64;
+  const insert = db.prepare(`INSERT INTO sync_outbox (kind, rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, bytes, boot_id, enqueued_mono, expires_mono, enqueued_wall)
+    VALUES ('message', 'bench', 5, 1, ?, ?, ?, 1, ?, ?, ?, ?, NULL, ?)`);
+  const batch = db.transaction((count) => {
+    const mono = Number(process.hrtime.bigint() / 1_000_000n);
+    const wall = Date.now();
+    for (let i = 0; i < count; i++) insert.run(cloudTopic, localTopic, PAYLOAD, args.envelope ? 1 : 0, bytes, bootId, mono, wall);
+  });
+  for (let written = 0; written < N; written += 100_000) batch(Math.min(100_000, N - written));
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+}
+
 try {
-  // 1. Buffer: QoS 1 with a window of 1000 unacknowledged publishes; a PUBACK means "in the outbox".
-  const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${outpostd.port('mqtt')}`, { clientId: 'bench-device', protocolVersion: 4 });
+  let bufferSeconds;
+  let bufferedRss;
+  let restartSeconds = 0;
   const bufferStart = performance.now();
-  await new Promise((resolve, reject) => {
+  if (args.prefill) {
+    await stopChild(outpostd.child);
+    await prefillOutbox(join(outpostd.dataDir, 'outpost.db'));
+    bufferSeconds = (performance.now() - bufferStart) / 1000;
+    const restartStart = performance.now();
+    outpostd = await spawnOutpostd(daemonOptions);
+    restartSeconds = (performance.now() - restartStart) / 1000;
+  }
+  const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${outpostd.port('mqtt')}`, { clientId: 'bench-device', protocolVersion: 4 });
+  // 1. Buffer: QoS 1 with a window of 1000 unacknowledged publishes; a PUBACK means "in the outbox".
+  if (!args.prefill) await new Promise((resolve, reject) => {
     let sent = 0;
     let acked = 0;
     const pump = () => {
@@ -85,59 +131,69 @@ try {
     };
     pump();
   });
-  const bufferSeconds = (performance.now() - bufferStart) / 1000;
-  await sleep(500);
-  const bufferedRss = memOf(outpostd.pid).rss;
-
-  // 2. Drain: the cloud comes up; a subscriber there counts the backlog and times the live messages.
-  // Sending is paused until that subscriber is there, so that it sees everything.
-  outpost('sync', 'pause');
-  mosquitto = spawn(MOSQUITTO_BIN, ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
-  await waitForPort(cloudPort);
-  const cloud = await mqtt.connectAsync(`mqtt://127.0.0.1:${cloudPort}`, { clientId: 'bench-cloud', protocolVersion: 4 });
-  let received = 0;
-  let firstAt = 0;
-  let lastAt = 0;
-  const latencies = [];
-  cloud.on('message', (topic, payload) => {
-    const now = performance.now();
-    if (topic === 'cloud/bench/live') {
-      const sentAt = Number(args.envelope ? JSON.parse(payload.toString()).payload : payload.toString());
-      latencies.push(now - sentAt);
-      return;
-    }
-    if (received === 0) firstAt = now;
-    received++;
-    lastAt = now;
-  });
-  await cloud.subscribeAsync('cloud/#', { qos: 0 });
-  await sleep(500); // the gateway reconnects
-  const drainStart = performance.now();
-  outpost('sync', 'resume');
-  let peakRss = 0;
-  const live = setInterval(() => {
-    device.publish('bench/live', String(performance.now()), { qos: 1 });
-    peakRss = Math.max(peakRss, memOf(outpostd.pid).rss ?? 0);
-  }, 100);
-  const deadline = Date.now() + Math.max(60_000, N / 2);
-  while (received < N && Date.now() < deadline) await sleep(50);
-  clearInterval(live);
-  await sleep(300);
-  device.end(true);
-  cloud.end(true);
-
-  const drainSeconds = (lastAt - drainStart) / 1000;
-  const drainRate = received / Math.max(0.001, (lastAt - firstAt) / 1000);
-  latencies.sort((a, b) => a - b);
-  const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))].toFixed(1) : '-');
-  const p99 = latencies.length ? Number(pct(99)) : Infinity;
-  const status = JSON.parse(outpost('sync', 'status', '--json'));
+  bufferSeconds ??= (performance.now() - bufferStart) / 1000;
+  await sleep(args.prefill ? 5000 : 500);
+  bufferedRss = memOf(outpostd.pid).rss;
+  const dbBytes = statSync(join(outpostd.dataDir, 'outpost.db')).size;
+  const how = args.prefill ? `prefilled into the outbox table in ${bufferSeconds.toFixed(1)} s, outpostd restarted on it in ${restartSeconds.toFixed(1)} s`
+    : `buffering (cloud down) ${(N / bufferSeconds).toFixed(0)} msgs/s (${bufferSeconds.toFixed(1)} s)`;
   console.log(`sync bench: ${N} messages of ${PAYLOAD.length} B, ${args.envelope ? 'envelope' : 'raw payload'}, ${args['in-flight']} in flight, drainRate ${args['drain-rate'] === '0' ? 'unlimited' : args['drain-rate']}, board ${board?.name ?? 'none'}`);
-  console.log(`  buffering (cloud down)   ${(N / bufferSeconds).toFixed(0)} msgs/s (${bufferSeconds.toFixed(1)} s); RSS with ${N} buffered ${mb(bufferedRss)}`);
-  console.log(`  drain to mosquitto       ${received}/${N} in ${drainSeconds.toFixed(1)} s from cloud start; ${drainRate.toFixed(0)} msgs/s first→last  ${drainRate >= TARGET_DRAIN ? 'PASS' : 'MISS'} (target ≥ ${TARGET_DRAIN})`);
-  console.log(`  live latency in drain    n=${latencies.length} p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${pct(100)} ms  ${p99 <= TARGET_LIVE_P99_MS ? 'PASS' : 'MISS'} (target p99 ≤ ${TARGET_LIVE_P99_MS} ms)`);
-  console.log(`  RSS peak while draining  ${mb(peakRss)}`);
-  console.log(`  outbox after             ${status.outbox.items} items; dropped ${status.rules[0].dropped}, dead-lettered ${status.rules[0].deadLettered}`);
+  console.log(`  ${how}`);
+  console.log(`  RSS with ${N} buffered   ${mb(bufferedRss)} (database ${mb(dbBytes)})`);
+
+  if (args['no-drain']) device.end(true);
+  else {
+    // 2. Drain: the cloud comes up; a subscriber there counts the backlog and times the live messages.
+    // Sending is paused until that subscriber is there, so that it sees everything.
+    outpost('sync', 'pause');
+    mosquitto = spawn(MOSQUITTO_BIN, ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
+    await waitForPort(cloudPort);
+    const cloud = await mqtt.connectAsync(`mqtt://127.0.0.1:${cloudPort}`, { clientId: 'bench-cloud', protocolVersion: 4 });
+    let received = 0;
+    let firstAt = 0;
+    let lastAt = 0;
+    const latencies = [];
+    cloud.on('message', (topic, payload) => {
+      const now = performance.now();
+      if (topic === 'cloud/bench/live') {
+        const sentAt = Number(args.envelope ? JSON.parse(payload.toString()).payload : payload.toString());
+        latencies.push(now - sentAt);
+        return;
+      }
+      if (received === 0) firstAt = now;
+      received++;
+      lastAt = now;
+    });
+    await cloud.subscribeAsync('cloud/#', { qos: 0 });
+    await sleep(500); // the gateway reconnects
+    const drainStart = performance.now();
+    const drainCpuStart = cpuMsOf(outpostd.pid);
+    outpost('sync', 'resume');
+    let peakRss = 0;
+    const live = setInterval(() => {
+      device.publish('bench/live', String(performance.now()), { qos: 1 });
+      peakRss = Math.max(peakRss, memOf(outpostd.pid).rss ?? 0);
+    }, 100);
+    const deadline = Date.now() + Math.max(60_000, N / 2);
+    while (received < N && Date.now() < deadline) await sleep(50);
+    clearInterval(live);
+    const drainCpuMs = cpuMsOf(outpostd.pid) - drainCpuStart;
+    await sleep(300);
+    device.end(true);
+    cloud.end(true);
+
+    const drainSeconds = (lastAt - drainStart) / 1000;
+    const drainRate = received / Math.max(0.001, (lastAt - firstAt) / 1000);
+    latencies.sort((a, b) => a - b);
+    const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))].toFixed(1) : '-');
+    const p99 = latencies.length ? Number(pct(99)) : Infinity;
+    const status = JSON.parse(outpost('sync', 'status', '--json'));
+    console.log(`  drain to mosquitto       ${received}/${N} in ${drainSeconds.toFixed(1)} s from cloud start; ${drainRate.toFixed(0)} msgs/s first→last  ${drainRate >= TARGET_DRAIN ? 'PASS' : 'MISS'} (target ≥ ${TARGET_DRAIN})`);
+    console.log(`  live latency in drain    n=${latencies.length} p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${pct(100)} ms  ${p99 <= TARGET_LIVE_P99_MS ? 'PASS' : 'MISS'} (target p99 ≤ ${TARGET_LIVE_P99_MS} ms)`);
+    console.log(`  RSS peak while draining  ${mb(peakRss)}`);
+    console.log(`  daemon CPU in drain      ${((drainCpuMs * 1000) / Math.max(1, received)).toFixed(1)} µs per message (utime+stime, all threads; load-independent)`);
+    console.log(`  outbox after             ${status.outbox.items} items; dropped ${status.rules[0].dropped}, dead-lettered ${status.rules[0].deadLettered}`);
+  }
 } finally {
   await cleanup();
 }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { MqttClient } from 'mqtt';
+import type { CloudClient } from './cloud-client.js';
 import type { BusMessage, LocalBus } from '../bus.js';
 import type { GroupCommit } from '../store/group-commit.js';
 import { topicMatches } from '../broker/topic.js';
@@ -75,6 +75,7 @@ export class OutboundBridge {
   private async store(rule: OutboundRule, message: BusMessage): Promise<void> {
     if (this.echoes.isEcho(message)) return;
     const item: NewItem = {
+      kind: 'message',
       rule: rule.name,
       priority: rule.priority,
       live: rule.liveFirst,
@@ -132,7 +133,7 @@ export class InboundBridge {
   }
 
   /** Subscribes to the rules' filters on a new connection. */
-  subscribe(client: MqttClient): void {
+  subscribe(client: CloudClient): void {
     if (this.rules.length === 0) return;
     client.subscribe(Object.fromEntries(this.rules.map((rule) => [rule.from, { qos: rule.qos as 0 | 1 }])), (error) => {
       if (error) this.log.warn({ err: error }, 'could not subscribe to the inbound rules on the cloud broker');

@@ -1,36 +1,38 @@
 import { readFileSync } from 'node:fs';
-import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { IClientOptions, MqttClient } from 'mqtt';
+import type { IClientOptions } from 'mqtt';
 import type { CloudConfig } from './config.js';
+import type { CloudClient, CloudClientOptions } from './cloud-client.js';
 
-type ClientClass = new (streamBuilder: () => Duplex, options: IClientOptions) => MqttClient;
+interface ConnectOptions extends CloudClientOptions {
+  cert?: Buffer;
+  key?: Buffer;
+  ca?: Buffer;
+}
 
 /**
- * mqtt.js's client class with a socket of our own for mqtt:// and mqtts://: its `connect()` loads
- * every transport (WebSocket, TLS, SOCKS, …) for ~6 MB of resident memory, where the TCP path
- * needs only `node:net`. ws:// and wss:// go through mqtt.js's `connect()`.
+ * The client for one connection attempt: LeanMqttClient over `node:net` / `node:tls` for mqtt://
+ * and mqtts:// (mqtt.js's client and its streams would cost the idle daemon about 9 MB while
+ * connected); mqtt.js itself, loaded only then, for ws:// and wss://.
  */
-async function clientFactory(url: string): Promise<(options: IClientOptions) => MqttClient> {
+async function clientFactory(url: string): Promise<(options: ConnectOptions) => CloudClient> {
   const { protocol, hostname, port } = new URL(url);
   if (protocol === 'mqtt:' || protocol === 'mqtts:') {
-    // A CommonJS module with `exports.default`: the class is the default of the default.
-    const Client = ((await import('mqtt/lib/client')).default as unknown as { default: ClientClass }).default;
+    const { LeanMqttClient } = await import('./cloud-client.js');
     const host = hostname.replace(/^\[|\]$/g, '');
     if (protocol === 'mqtt:') {
       const { createConnection } = await import('node:net');
-      return (options) => new Client(() => createConnection({ host, port: Number(port || 1883) }), options);
+      return (options) => new LeanMqttClient(createConnection({ host, port: Number(port || 1883), noDelay: true }), options);
     }
     const [{ connect }, { isIP }] = await Promise.all([import('node:tls'), import('node:net')]);
     // SNI takes host names only (RFC 6066); AWS IoT Core needs it to pick the account's endpoint.
     const servername = isIP(host) ? undefined : host;
-    return (options) => new Client(() => connect({
-      host, port: Number(port || 8883), servername,
-      cert: options.cert as Buffer | undefined, key: options.key as Buffer | undefined, ca: options.ca as Buffer | undefined,
-    }), options);
+    return (options) => new LeanMqttClient(connect({ host, port: Number(port || 8883), servername, cert: options.cert, key: options.key, ca: options.ca }).setNoDelay(true), options);
   }
   const { connect } = await import('mqtt');
-  return (options) => connect(url, options);
+  return (options) => connect(url, {
+    ...options, reconnectPeriod: 0, queueQoSZero: false, resubscribe: false,
+  } satisfies IClientOptions) as unknown as CloudClient;
 }
 
 export interface LinkState {
@@ -43,7 +45,7 @@ export interface LinkState {
 
 export interface LinkHandlers {
   /** A connection is up (CONNACK received); `client` is valid until `onDown`. */
-  onUp(client: MqttClient): void;
+  onUp(client: CloudClient): void;
   /** `byPeer`: the connection broke or the cloud closed it, rather than this side stopping. */
   onDown(byPeer: boolean): void;
 }
@@ -54,8 +56,8 @@ export interface LinkHandlers {
  * gateways coming back after an outage spreads its reconnects instead of stampeding the broker.
  */
 export class CloudLink {
-  private client: MqttClient | undefined;
-  private newClient: ((options: IClientOptions) => MqttClient) | undefined;
+  private client: CloudClient | undefined;
+  private newClient: ((options: ConnectOptions) => CloudClient) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
   private stopped = false;
@@ -77,7 +79,7 @@ export class CloudLink {
     clearTimeout(this.timer);
     const client = this.client;
     this.client = undefined;
-    if (client) await client.endAsync(true).catch(() => undefined);
+    client?.end(true);
     this.down(undefined, false);
   }
 
@@ -92,7 +94,7 @@ export class CloudLink {
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
-    // Loaded on the first connection: a gateway without a cloud pays nothing for mqtt.js.
+    // Loaded on the first connection: a gateway without a cloud pays nothing for its MQTT client.
     this.newClient ??= await clientFactory(this.config.url!);
     if (this.stopped) return;
     this.state.connectAttempts++;
@@ -138,7 +140,7 @@ export class CloudLink {
     this.timer = setTimeout(() => this.attempt(), delay);
   }
 
-  private clientOptions(): IClientOptions {
+  private clientOptions(): ConnectOptions {
     const config = this.config;
     const file = (path: string | undefined) => (path === undefined ? undefined : readFileSync(path));
     return {
@@ -151,11 +153,8 @@ export class CloudLink {
       keepalive: config.keepalive,
       protocolVersion: config.protocolVersion,
       connectTimeout: config.connectTimeoutSeconds * 1000,
-      reconnectPeriod: 0,
       // A persistent session: the cloud keeps QoS 1 messages for the inbound rules while the link is down.
       clean: false,
-      queueQoSZero: false,
-      resubscribe: false,
     };
   }
 }

@@ -47,7 +47,10 @@ const cloudMqttSchema = z.strictObject({
 }).refine((mqtt) => (mqtt.cert === undefined) === (mqtt.key === undefined), { message: 'expected both "cert" and "key" or neither' })
   .refine((mqtt) => mqtt.reconnectMinMs <= mqtt.reconnectMaxMs, { message: 'expected reconnectMinMs ≤ reconnectMaxMs' });
 
-/** Configuration only for now: object uploads (bucket → cloud S3) are the next increment. */
+/** S3's smallest part but the last (AWS rejects smaller ones at CompleteMultipartUpload). */
+export const MIN_PART_BYTES = 5 * 1024 * 1024;
+
+/** Where the `sync.objects` rules upload to. */
 const cloudS3Schema = z.strictObject({
   /** An S3-compatible endpoint (MinIO, Ceph, Garage); default: AWS S3 of `region`. */
   endpoint: text('expected an http:// or https:// URL').regex(/^https?:\/\//, { message: 'expected an http:// or https:// URL' }).optional(),
@@ -55,11 +58,26 @@ const cloudS3Schema = z.strictObject({
   bucket: text('expected a bucket name').optional(),
   /** Prepended to every object key in the cloud bucket. */
   prefix: z.string({ invalid_type_error: 'expected a key prefix' }).default(''),
+  /** Default: the AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) environment variables. */
   accessKeyId: text('expected an access key id').optional(),
   secretAccessKey: text('expected a secret access key').optional(),
   /** Path-style URLs (endpoint/bucket/key), which most self-hosted S3 servers need. */
   forcePathStyle: bool(false),
-}).refine((s3) => (s3.accessKeyId === undefined) === (s3.secretAccessKey === undefined), { message: 'expected both "accessKeyId" and "secretAccessKey" or neither' });
+  /** Objects larger than this are uploaded in parts of this size (S3: 5 MiB to 5 GiB), each resumable after a restart. */
+  partBytes: integer('expected bytes from 5 MiB (5242880) to 5 GiB').min(MIN_PART_BYTES, { message: 'expected bytes from 5 MiB (5242880) to 5 GiB' })
+    .max(5 * 1024 ** 3, { message: 'expected bytes from 5 MiB (5242880) to 5 GiB' }).default(8 * 1024 * 1024),
+  /** Upload bandwidth cap over all uploads (a token bucket on the bytes sent); 0: none. */
+  maxBytesPerSecond: nonNegative(0, 'bytes per second ≥ 0'),
+  /**
+   * Compare each ETag the cloud returns with the MD5 of what was sent (S3, MinIO, Ceph, Garage return MD5s
+   * unless objects are encrypted with SSE-KMS/SSE-C); false only for stores whose ETags are not MD5s.
+   */
+  verifyEtag: bool(true),
+  /** After a failed request (cloud unreachable, 5xx, SlowDown) uploads wait a random time in [min, min(max, min·2ⁿ)]. */
+  retryMinMs: positiveInt(1000, 'milliseconds ≥ 1'),
+  retryMaxMs: positiveInt(30000, 'milliseconds ≥ 1'),
+}).refine((s3) => (s3.accessKeyId === undefined) === (s3.secretAccessKey === undefined), { message: 'expected both "accessKeyId" and "secretAccessKey" or neither' })
+  .refine((s3) => s3.retryMinMs <= s3.retryMaxMs, { message: 'expected retryMinMs ≤ retryMaxMs' });
 
 export const cloudSchema = z.strictObject({
   mqtt: cloudMqttSchema.default({}),
@@ -106,6 +124,27 @@ const inboundRuleSchema = z.strictObject({
 });
 export type InboundRule = z.infer<typeof inboundRuleSchema>;
 
+/** `bucket[/prefix]`: a bucket name, optionally followed by a key prefix. */
+const bucketAndPrefix = (what: string) => text(`expected ${what}`)
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/s, { message: `expected ${what}` });
+
+/** `local bucket[/prefix] → cloud bucket/prefix`: each object created there is uploaded through the outbox. */
+const objectRuleSchema = z.strictObject({
+  name: text('expected a rule name').regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'expected a rule name of 1-64 letters, digits, "_", "." or "-"' }),
+  /** Local bucket, optionally with a key prefix (a filter: only keys starting with it). */
+  from: bucketAndPrefix('a local "bucket" or "bucket/prefix"'),
+  /** Cloud bucket and key prefix put before the local key; default: cloud.s3.bucket and cloud.s3.prefix. */
+  to: bucketAndPrefix('a cloud "bucket" or "bucket/prefix"').optional(),
+  priority: integer('expected a priority 0-9').min(0, { message: 'expected a priority 0-9' }).max(9, { message: 'expected a priority 0-9' }).default(5),
+  /** Seconds an upload may wait (monotonic age); 0: until sync.maxAgeSeconds. */
+  ttlSeconds: nonNegative(0, 'seconds ≥ 0'),
+  /** When the outbox is full (sync.maxBytes); reject-new refuses the event, see docs/sync.md. */
+  overflow: oneOf([...OVERFLOW_POLICIES], 'expected "drop-oldest", "reject-new" or "drop-lowest-priority"').default('drop-oldest'),
+  /** Delete the local object once the cloud has it verified, if it is still the version uploaded. */
+  deleteAfterUpload: bool(false),
+});
+export type ObjectRule = z.infer<typeof objectRuleSchema>;
+
 const shadowName = (what: string) => text(`expected a ${what} name`).regex(/^[a-zA-Z0-9:_-]{1,128}$/, { message: `expected a ${what} name of letters, digits, ":", "_" or "-"` });
 
 /** A local shadow kept in sync with the AWS IoT shadow of the same thing (and name) on the cloud broker. */
@@ -132,7 +171,9 @@ export const syncSchema = z.strictObject({
   outbound: z.array(outboundRuleSchema, { invalid_type_error: 'expected a list of rules' }).default([]),
   inbound: z.array(inboundRuleSchema, { invalid_type_error: 'expected a list of rules' }).default([]),
   shadows: z.array(shadowRuleSchema, { invalid_type_error: 'expected a list of shadows' }).default([]),
-}).refine((sync) => new Set(sync.outbound.map((rule) => rule.name)).size === sync.outbound.length, { message: 'expected unique outbound rule names' });
+  objects: z.array(objectRuleSchema, { invalid_type_error: 'expected a list of rules' }).default([]),
+}).refine((sync) => new Set([...sync.outbound, ...sync.objects].map((rule) => rule.name)).size === sync.outbound.length + sync.objects.length,
+  { message: 'expected unique rule names across outbound and objects' });
 
 export type CloudConfig = z.infer<typeof cloudSchema>;
 export type SyncConfig = z.infer<typeof syncSchema>;

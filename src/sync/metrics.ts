@@ -17,6 +17,20 @@ export function registerSyncMetrics(registry: Registry, status: () => SyncStatus
   new Gauge({ name: 'outpost_sync_paused', help: '1 while sending is paused (outpost sync pause)', registers, collect() { this.set(current().paused ? 1 : 0); } });
   new Gauge({ name: 'outpost_sync_dead_letters', help: 'Items in the sync dead-letter list', registers, collect() { this.set(current().deadLetters); } });
 
+  new Gauge({ name: 'outpost_sync_s3_online', help: '1 while the last request to cloud S3 got an answer (absent without sync.objects rules)', registers, collect() {
+    const uploads = current().uploads;
+    this.reset();
+    if (uploads) this.set(uploads.online ? 1 : 0);
+  } });
+  new Counter({ name: 'outpost_sync_upload_sent_bytes_total', help: 'Object bytes sent to cloud S3, retries included (since start)', registers, collect() {
+    this.reset();
+    this.inc(current().uploads?.sentBytes ?? 0);
+  } });
+  new Counter({ name: 'outpost_sync_uploads_superseded_total', help: 'Uploads skipped because the local object changed or was deleted first (since start)', registers, collect() {
+    this.reset();
+    this.inc(current().uploads?.superseded ?? 0);
+  } });
+
   const lane = ['lane'] as const;
   new Gauge({ name: 'outpost_sync_lane_items', help: 'Items waiting per lane (live: arrived while connected; backlog: older)', labelNames: lane, registers, collect() {
     for (const entry of current().lanes) this.set({ lane: entry.lane }, entry.items);

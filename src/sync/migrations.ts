@@ -56,4 +56,12 @@ export const syncMigrations: Migrations = [
   // Shadow sync: the last document both sides agreed on ({desired, reported}), the base of the three-way merge.
   `CREATE TABLE sync_shadows (thing TEXT NOT NULL, name TEXT NOT NULL, base TEXT NOT NULL, synced_at INTEGER NOT NULL,
     PRIMARY KEY (thing, name));`,
+  // Object uploads (bucket → cloud S3): outbox rows of their own kind; a multipart upload's UploadId and
+  // finished parts are kept so a restart sends only the parts the cloud has not confirmed.
+  `ALTER TABLE sync_outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'message';
+  ALTER TABLE sync_dead_letters ADD COLUMN kind TEXT NOT NULL DEFAULT 'message';
+  CREATE INDEX sync_outbox_objects ON sync_outbox (priority DESC, id) WHERE kind = 'object';
+  CREATE TABLE sync_uploads (item_id INTEGER PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, upload_id TEXT NOT NULL, part_bytes INTEGER NOT NULL);
+  CREATE TABLE sync_upload_parts (item_id INTEGER NOT NULL, part_number INTEGER NOT NULL, etag TEXT NOT NULL, md5 TEXT NOT NULL,
+    PRIMARY KEY (item_id, part_number));`,
 ];

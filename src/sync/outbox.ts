@@ -8,7 +8,11 @@ export const ITEM_OVERHEAD_BYTES = 64;
 const PRIORITIES = 10;
 const EXPIRE_BATCH = 5000;
 
+/** A bridged MQTT message, or an object to upload (payload: its ObjectRef as JSON). */
+export type ItemKind = 'message' | 'object';
+
 export interface NewItem {
+  kind: ItemKind;
   rule: string;
   priority: number;
   live: boolean;
@@ -41,6 +45,7 @@ export interface OutboxItem {
 export interface DeadLetter {
   id: number;
   itemId: number;
+  kind: ItemKind;
   rule: string;
   cloudTopic: string;
   localTopic: string;
@@ -70,7 +75,7 @@ const FIGURE_OF: Record<Counter, 'dropped' | 'rejected' | 'expired' | 'deadLette
 interface ItemRow {
   id: number; rule: string; priority: number; live: number; cloud_topic: string; local_topic: string; payload: Buffer;
   qos: number; envelope: number; bytes: number; boot_id: string; enqueued_mono: number; expires_mono: number | null;
-  enqueued_wall: number;
+  enqueued_wall: number; kind: ItemKind;
 }
 /** What the figures need of an item that leaves the outbox. */
 export interface Removed { id: number; rule: string; priority: number; bytes: number }
@@ -179,7 +184,7 @@ export class Outbox {
     if (this.totalCount === 0) this.heartbeat();
     const ttlMs = [item.ttlMs, this.limits.maxAgeMs].filter((ms) => ms > 0);
     const id = Number(this.statements.insert.run({
-      rule: item.rule, priority: item.priority, live: item.live ? 1 : 0, cloudTopic: item.cloudTopic, localTopic: item.localTopic,
+      kind: item.kind, rule: item.rule, priority: item.priority, live: item.live ? 1 : 0, cloudTopic: item.cloudTopic, localTopic: item.localTopic,
       payload: item.payload, qos: item.qos, envelope: item.envelope ? 1 : 0, bytes, bootId: this.clock.bootId, now,
       expires: ttlMs.length > 0 ? now + Math.min(...ttlMs) : null, wall: this.clock.wallMs(),
     }).lastInsertRowid);
@@ -293,7 +298,7 @@ export class Outbox {
       }
       const now = this.clock.monotonicMs();
       const itemId = Number(this.statements.insert.run({
-        rule: letter.rule, priority: letter.priority, live: letter.live, cloudTopic: letter.cloud_topic, localTopic: letter.local_topic,
+        kind: letter.kind, rule: letter.rule, priority: letter.priority, live: letter.live, cloudTopic: letter.cloud_topic, localTopic: letter.local_topic,
         payload: letter.payload, qos: letter.qos, envelope: letter.envelope, bytes, bootId: this.clock.bootId, now, expires: null,
         wall: letter.enqueued_wall,
       }).lastInsertRowid);
@@ -306,7 +311,7 @@ export class Outbox {
 
   deadLetters(limit: number): DeadLetter[] {
     return (this.statements.deadLetters.all(limit) as Array<ItemRow & { item_id: number; reason: string; failed_wall: number }>).map((row) => ({
-      id: row.id, itemId: row.item_id, rule: row.rule, cloudTopic: row.cloud_topic, localTopic: row.local_topic,
+      id: row.id, itemId: row.item_id, kind: row.kind, rule: row.rule, cloudTopic: row.cloud_topic, localTopic: row.local_topic,
       bytes: row.payload.length, reason: row.reason, enqueuedAt: new Date(row.enqueued_wall).toISOString(), failedAt: new Date(row.failed_wall).toISOString(),
     }));
   }
@@ -331,6 +336,16 @@ export class Outbox {
   /** Backlog lane of one priority: items after `afterId` that are not live (older than `watermark` or of strict-order rules). */
   backlog(priority: number, afterId: number, watermark: number, limit: number): OutboxItem[] {
     return this.statements.backlog.all(priority, afterId, watermark, limit) as OutboxItem[];
+  }
+
+  /** The object upload to do next: highest priority first, then in arrival order (so in order per object key). */
+  nextObject(): OutboxItem | undefined {
+    return this.statements.nextObject.get() as OutboxItem | undefined;
+  }
+
+  /** Whether the item is still in the outbox (not evicted, expired or dead-lettered meanwhile). */
+  holds(id: number): boolean {
+    return this.statements.hasItem.get(id) !== undefined;
   }
 
   /** Monotonic age in milliseconds of the rule's oldest item; undefined when it has none. */
@@ -376,8 +391,8 @@ function prepare(db: Database.Database) {
   const counter = (column: Counter) => db.prepare(`INSERT INTO sync_rule_counters (rule, ${column}) VALUES (?, ?)
     ON CONFLICT (rule) DO UPDATE SET ${column} = ${column} + excluded.${column}`);
   return {
-    insert: db.prepare(`INSERT INTO sync_outbox (rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, bytes, boot_id, enqueued_mono, expires_mono, enqueued_wall)
-      VALUES (@rule, @priority, @live, @cloudTopic, @localTopic, @payload, @qos, @envelope, @bytes, @bootId, @now, @expires, @wall)`),
+    insert: db.prepare(`INSERT INTO sync_outbox (kind, rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, bytes, boot_id, enqueued_mono, expires_mono, enqueued_wall)
+      VALUES (@kind, @rule, @priority, @live, @cloudTopic, @localTopic, @payload, @qos, @envelope, @bytes, @bootId, @now, @expires, @wall)`),
     delete: db.prepare('DELETE FROM sync_outbox WHERE id = ? RETURNING id, rule, priority, bytes'),
     deleteAcknowledged: db.prepare('DELETE FROM sync_outbox WHERE id = ?'),
     oldestOfRule: db.prepare('SELECT id FROM sync_outbox WHERE rule = @rule ORDER BY id LIMIT 64'),
@@ -390,8 +405,8 @@ function prepare(db: Database.Database) {
     heartbeat: db.prepare('UPDATE sync_boots SET last_seen_mono = ? WHERE boot_id = ?'),
     anyExpired: db.prepare('SELECT 1 FROM sync_outbox WHERE boot_id = @bootId AND expires_mono IS NOT NULL AND expires_mono <= @before LIMIT 1'),
     blame: db.prepare('UPDATE sync_outbox SET attempts = attempts + 1 WHERE id = ? RETURNING attempts'),
-    copyToDeadLetters: db.prepare(`INSERT INTO sync_dead_letters (item_id, rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, enqueued_wall, reason, failed_wall)
-      SELECT id, rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, enqueued_wall, @reason, @wall FROM sync_outbox WHERE id = @id`),
+    copyToDeadLetters: db.prepare(`INSERT INTO sync_dead_letters (item_id, kind, rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, enqueued_wall, reason, failed_wall)
+      SELECT id, kind, rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, enqueued_wall, @reason, @wall FROM sync_outbox WHERE id = @id`),
     trimDeadLetters: db.prepare(`DELETE FROM sync_dead_letters WHERE id <= COALESCE(
       (SELECT id FROM sync_dead_letters ORDER BY id DESC LIMIT 1 OFFSET ?), -1) RETURNING rule`),
     deadLetters: db.prepare('SELECT * FROM sync_dead_letters ORDER BY id LIMIT ?'),
@@ -401,7 +416,10 @@ function prepare(db: Database.Database) {
     countDeadLetters: db.prepare('SELECT COUNT(*) AS n FROM sync_dead_letters'),
     maxId: db.prepare('SELECT MAX(id) AS id FROM sync_outbox'),
     live: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE id > ? AND live = 1 ORDER BY id LIMIT ?`),
-    backlog: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE priority = ? AND id > ? AND (live = 0 OR id <= ?) ORDER BY id LIMIT ?`),
+    backlog: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE priority = ? AND id > ? AND (live = 0 OR id <= ?) AND kind = 'message' ORDER BY id LIMIT ?`),
+    // Through the partial index sync_outbox_objects: uploads never scan the messages.
+    nextObject: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE kind = 'object' ORDER BY priority DESC, id LIMIT 1`),
+    hasItem: db.prepare('SELECT 1 FROM sync_outbox WHERE id = ?'),
     count: {
       dropped: counter('dropped'), rejected: counter('rejected'), expired: counter('expired'), dead_lettered: counter('dead_lettered'),
     },

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { MqttClient } from 'mqtt';
+import type { CloudClient } from './cloud-client.js';
 import type { GroupCommit } from '../store/group-commit.js';
 import type { Outbox, OutboxItem, Removed } from './outbox.js';
 import type { RuleActivity } from './activity.js';
@@ -66,7 +66,7 @@ class LaneReader {
  * one, in the same order: at least once, with the item id to spot duplicates.
  */
 export class Sender {
-  private client: MqttClient | undefined;
+  private client: CloudClient | undefined;
   private readonly inFlight = new Map<number, InFlight>();
   private readonly live = new LaneReader();
   private readonly backlog = new LaneReader();
@@ -94,7 +94,7 @@ export class Sender {
   ) {}
 
   /** A connection came up: the outbox as it is now is the backlog; the live lane starts after it. */
-  connected(client: MqttClient): void {
+  connected(client: CloudClient): void {
     this.client = client;
     this.watermark = this.outbox.startBacklog();
     this.liveCursor = this.watermark;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { MqttClient } from 'mqtt';
+import type { CloudClient } from './cloud-client.js';
 import type { BusMessage, LocalBus } from '../bus.js';
 import type { Store } from '../store/store.js';
 import type { JsonObject, ShadowState } from '../shadows/document.js';
@@ -121,12 +121,14 @@ export class ShadowSync {
   }
 
   /** A new cloud connection: subscribe to the shadows' topics there, then a full sync of each. */
-  connected(client: MqttClient): void {
+  connected(client: CloudClient): void {
     if (this.rules.size === 0) return;
-    const channel = new ShadowChannel('cloud', (topic, payload) => client.publishAsync(topic, payload, { qos: 1 }).then(() => undefined));
+    const channel = new ShadowChannel('cloud', (topic, payload) => new Promise<void>((resolve, reject) => {
+      client.publish(topic, payload, { qos: 1 }, (error) => (error ? reject(error) : resolve()));
+    }));
     this.cloud = channel;
     const filters = [...this.rules.values()].flatMap((rule) => [`${shadowPrefix(rule)}/get/+`, `${shadowPrefix(rule)}/update/+`]);
-    client.subscribe(filters, { qos: 1 }, (error) => {
+    client.subscribe(Object.fromEntries(filters.map((filter) => [filter, { qos: 1 as const }])), (error) => {
       if (error) {
         this.log.warn({ err: error }, 'could not subscribe to the cloud shadow topics');
         return;

@@ -3,6 +3,7 @@ import type { Outbox } from './outbox.js';
 import type { RuleActivity } from './activity.js';
 import type { Lane, Sender } from './sender.js';
 import type { ShadowSyncStatus } from './shadow-sync.js';
+import type { UploadStatus } from './objects/uploader.js';
 
 export interface RuleStatus {
   rule: string;
@@ -40,6 +41,8 @@ export interface SyncStatus {
   lanes: LaneStatus[];
   rules: RuleStatus[];
   shadows: ShadowSyncStatus[];
+  /** Object uploads to cloud S3; null without sync.objects rules. */
+  uploads: UploadStatus | null;
 }
 
 /** Smoothed acknowledgements per second per lane, sampled once a second. */
@@ -57,6 +60,7 @@ export class DrainRates {
 
 export function syncStatus(parts: {
   enabled: boolean; link: LinkState; sender: Sender; outbox: Outbox; activity: RuleActivity; rates: DrainRates; maxBytes: number; ruleNames: string[]; shadows: ShadowSyncStatus[];
+  uploads: UploadStatus | null;
 }): SyncStatus {
   const { outbox, sender, rates } = parts;
   const lanes: LaneStatus[] = [
@@ -94,6 +98,7 @@ export function syncStatus(parts: {
       };
     }),
     shadows: parts.shadows,
+    uploads: parts.uploads,
   };
 }
 

@@ -11,6 +11,10 @@ import { ShadowSync } from './shadow-sync.js';
 import { DrainRates, syncStatus, type SyncStatus } from './status.js';
 import { registerSyncMetrics } from './metrics.js';
 import { registerSyncAdminRoutes } from './admin-routes.js';
+import { ObjectBridge, objectRoutes } from './objects/object-bridge.js';
+import { ObjectUploader } from './objects/uploader.js';
+import { UploadState } from './objects/upload-state.js';
+import { connectS3, type LocalS3, type S3Endpoints } from './objects/s3-endpoints.js';
 
 const SWEEP_INTERVAL_MS = 1000;
 /** How often this boot's monotonic time is recorded: at most this much of an item's age is lost to a power cut. */
@@ -18,8 +22,9 @@ const HEARTBEAT_INTERVAL_MS = 5000;
 
 /**
  * The sync agent (issue 6): a durable outbox in SQLite between the local bus and the cloud MQTT
- * broker. Bridged messages are committed before the device is acknowledged, delivered live-first
- * with the backlog draining at a set rate, and deleted only after the cloud's PUBACK.
+ * broker and S3 store. Bridged messages are committed before the device is acknowledged, delivered
+ * live-first with the backlog draining at a set rate, and deleted only after the cloud's PUBACK;
+ * objects are uploaded after each local write, verified, and deleted from the outbox only then.
  */
 export class SyncService implements Service {
   readonly name = 'sync';
@@ -32,6 +37,8 @@ export class SyncService implements Service {
   private readonly outbound: OutboundBridge;
   private readonly inbound: InboundBridge;
   private readonly shadows: ShadowSync;
+  /** Only with sync.objects rules. */
+  private readonly objects: { bridge: ObjectBridge; uploader: ObjectUploader } | undefined;
   private readonly rates = new DrainRates();
   private timers: NodeJS.Timeout[] = [];
   private running = false;
@@ -69,6 +76,12 @@ export class SyncService implements Service {
         this.shadows.disconnected();
       },
     }, this.log, this.clock.wallMs);
+    if (sync.objects.length > 0) {
+      const uploader = new ObjectUploader(this.outbox, new UploadState(store.db), store.commit, this.activity,
+        { cloud: cloud.s3, maxAttempts: sync.maxAttempts }, () => this.connectS3(), this.log, this.clock.wallMs);
+      const bridge = new ObjectBridge(bus, objectRoutes(sync.objects, cloud.s3), this.outbox, store.commit, this.activity, () => uploader.wake(), this.log);
+      this.objects = { bridge, uploader };
+    }
     registerSyncAdminRoutes(context.admin, this);
     registerSyncMetrics(context.metrics, () => this.syncStatus());
   }
@@ -78,6 +91,11 @@ export class SyncService implements Service {
     this.sender.paused = this.context.store.db.prepare("SELECT value FROM sync_state WHERE key = 'paused'").pluck().get() === 'true';
     await this.outbound.start();
     await this.shadows.start();
+    await this.objects?.bridge.start();
+    if (this.objects) {
+      this.objects.uploader.paused = this.sender.paused;
+      this.objects.uploader.start();
+    }
     this.link.start();
     this.timers = [
       setInterval(() => this.sweep(), SWEEP_INTERVAL_MS),
@@ -91,6 +109,8 @@ export class SyncService implements Service {
     this.running = false;
     for (const timer of this.timers) clearInterval(timer);
     await this.outbound.stop();
+    await this.objects?.bridge.stop();
+    await this.objects?.uploader.stop();
     await this.shadows.stop();
     await this.link.stop();
     await this.sender.flushAcks();
@@ -113,8 +133,9 @@ export class SyncService implements Service {
     const { config } = this.context;
     return syncStatus({
       enabled: config.cloud.mqtt.url !== undefined, link: this.link.state, sender: this.sender, outbox: this.outbox,
-      activity: this.activity, rates: this.rates, maxBytes: config.sync.maxBytes, ruleNames: config.sync.outbound.map((rule) => rule.name),
-      shadows: this.shadows.status(),
+      activity: this.activity, rates: this.rates, maxBytes: config.sync.maxBytes,
+      ruleNames: [...config.sync.outbound, ...config.sync.objects].map((rule) => rule.name),
+      shadows: this.shadows.status(), uploads: this.objects?.uploader.status ?? null,
     });
   }
 
@@ -125,6 +146,10 @@ export class SyncService implements Service {
       .run(String(paused)));
     if (paused) this.sender.pause();
     else this.sender.resume();
+    if (this.objects) {
+      this.objects.uploader.paused = paused;
+      this.objects.uploader.wake();
+    }
     return paused;
   }
 
@@ -137,8 +162,23 @@ export class SyncService implements Service {
     if (outcome.retried.length > 0) {
       this.sender.wake(true);
       this.sender.wake(false);
+      this.objects?.uploader.wake();
     }
     return outcome;
+  }
+
+  /**
+   * The two S3 clients of the uploader, made on the first upload. The local object store is read
+   * through its own S3 API with the sync agent's service key; its bound endpoint (the port may be
+   * 0 in the config) is what its admin route GET /v1/s3/endpoint publishes, asked in-process.
+   */
+  private async connectS3(): Promise<S3Endpoints> {
+    const route = this.context.admin.match('GET', '/v1/s3/endpoint');
+    if (!route || !('handler' in route)) throw new Error('this daemon has no object store (s3) to read from');
+    const { body } = await route.handler({ method: 'GET', path: '/v1/s3/endpoint', params: route.params, query: new URLSearchParams(), body: undefined });
+    const { endpoint, region } = body as { endpoint: string; region: string };
+    const local: LocalS3 = { endpoint, region, credentials: await this.context.accessKeys.serviceKey('sync') };
+    return connectS3(this.context.config.cloud.s3, local);
   }
 
   /** Ages only matter while there are items: an idle gateway does not write every few seconds (SD card wear). */

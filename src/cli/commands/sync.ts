@@ -3,6 +3,7 @@ import { CliError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
 import { formatBytes, formatDuration, formatTable } from '../table.js';
 import type { SyncStatus } from '../../sync/status.js';
+import type { UploadStatus } from '../../sync/objects/uploader.js';
 import type { DeadLetter } from '../../sync/outbox.js';
 
 interface RetryOutcome { retried: number[]; skipped: Array<{ id: number; reason: string }> }
@@ -17,6 +18,7 @@ function statusText(status: SyncStatus): string {
     `cloud     ${link}`,
     `sending   ${status.paused ? 'paused (outpost sync resume)' : 'running'}, ${status.inFlight} in flight`,
     `outbox    ${status.outbox.items} items, ${formatBytes(status.outbox.bytes)} of ${formatBytes(status.outbox.maxBytes)}; ${status.deadLetters} dead letters`,
+    ...(status.uploads ? [uploadsText(status.uploads)] : []),
   ].join('\n');
   const lanes = formatTable(['LANE', 'ITEMS', 'BYTES', 'RATE/S', 'ETA'],
     status.lanes.map((lane) => [lane.lane, lane.items, formatBytes(lane.bytes), lane.drainRate, eta(lane.etaSeconds)]));
@@ -27,6 +29,12 @@ function statusText(status: SyncStatus): string {
   const shadows = status.shadows.length === 0 ? '' : `\n${formatTable(['THING', 'SHADOW', 'DIRECTION', 'LAST SYNC', 'LAST ERROR'],
     status.shadows.map((s) => [s.thing, s.name ?? '(classic)', s.direction, orDash(s.lastSync), orDash(s.lastError)]))}`;
   return `${head}\n\n${lanes}\n${rules}${shadows}`;
+}
+
+function uploadsText(uploads: UploadStatus): string {
+  const link = `${uploads.online ? 'reachable' : 'unreachable'} since ${uploads.since}${!uploads.online && uploads.lastError ? ` (${uploads.lastError})` : ''}`;
+  const current = uploads.current ? `; uploading ${uploads.current.object} (${formatBytes(uploads.current.sentBytes)} of ${formatBytes(uploads.current.size)})` : '';
+  return `cloud S3  ${link}; ${uploads.uploaded} uploaded, ${formatBytes(uploads.sentBytes)} sent, ${uploads.superseded} superseded${current}`;
 }
 
 /** outpost sync status|pause|resume|dlq (issue 6). */

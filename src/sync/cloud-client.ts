@@ -1,0 +1,194 @@
+import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import type { Duplex } from 'node:stream';
+import type { IConnackPacket, IPublishPacket, ISubackPacket, Packet, Parser } from 'mqtt-packet';
+
+// Through require, as the broker loads it (src/broker/handlers/outgoing-writes.ts): the module object itself.
+const mqttPacket = createRequire(import.meta.url)('mqtt-packet') as {
+  parser(options: { protocolVersion: number }): Parser;
+  generate(packet: Packet, options: { protocolVersion: number }): Buffer;
+};
+
+/** What the sync agent uses of an MQTT client: mqtt.js's `MqttClient` fits it too (for ws:// and wss://). */
+export interface CloudClient {
+  /** QoS 1: `done` once the cloud's PUBACK arrives; an error with a numeric `code` is an MQTT 5 PUBACK reason ≥ 0x80. */
+  publish(topic: string, payload: Buffer | string, options: { qos: 0 | 1 }, done: (error?: Error) => void): void;
+  subscribe(filters: Record<string, { qos: 0 | 1 }>, done: (error?: Error | null) => void): void;
+  /** Each message from the cloud; a QoS 1 message is acknowledged once `done` is called without an error. */
+  handleMessage: (packet: { topic: string; payload: Buffer | string }, done: (error?: Error) => void) => void;
+  on(event: 'connect' | 'close', listener: () => void): this;
+  on(event: 'error', listener: (error: Error) => void): this;
+  once(event: 'close', listener: () => void): this;
+  /** Closes the connection (`force`: without DISCONNECT, as after a failure). */
+  end(force?: boolean): void;
+}
+
+export interface CloudClientOptions {
+  clientId: string;
+  username?: string;
+  password?: string;
+  keepalive: number;
+  protocolVersion: 4 | 5;
+  connectTimeout: number;
+  clean: boolean;
+}
+
+/** An MQTT 5 PUBACK / SUBACK reason code ≥ 0x80, as mqtt.js reports it. */
+class ReasonCodeError extends Error {
+  constructor(readonly code: number, what: string) {
+    super(`${what} refused with reason code 0x${code.toString(16)}`);
+  }
+}
+
+/**
+ * A small MQTT 3.1.1 / 5 client for the cloud link over one TCP or TLS stream, on mqtt-packet
+ * (which the local broker already loads): CONNECT, QoS 0/1 PUBLISH both ways, SUBSCRIBE and
+ * PINGREQ — all the sync agent needs. One instance is one connection; CloudLink makes a new one
+ * per attempt. It replaces mqtt.js for mqtt:// and mqtts://, whose client and streams cost the
+ * idle daemon about 9 MB of resident memory while connected.
+ */
+export class LeanMqttClient extends EventEmitter implements CloudClient {
+  handleMessage: CloudClient['handleMessage'] = (_packet, done) => done();
+  private readonly parser;
+  /** PUBACK / SUBACK waiters by packet identifier; an Error when the connection ended first. */
+  private readonly waiting = new Map<number, (answer: Packet | Error) => void>();
+  private nextId = 0;
+  private lastHeard = performance.now();
+  private readonly connectTimer: NodeJS.Timeout;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private corked = false;
+
+  constructor(private readonly stream: Duplex, private readonly options: CloudClientOptions) {
+    super();
+    // First, so that nothing below can leave the socket's errors unhandled (they would end the daemon).
+    stream.on('error', (error) => this.fail(error));
+    stream.on('close', () => this.closeDown());
+    this.parser = mqttPacket.parser({ protocolVersion: options.protocolVersion });
+    this.parser.on('packet', (packet: Packet) => this.received(packet));
+    this.parser.on('error', (error: Error) => this.fail(error));
+    stream.on('data', (chunk: Buffer) => {
+      this.lastHeard = performance.now();
+      this.parser.parse(chunk);
+    });
+    // Written before the socket is up: the stream holds it until then.
+    this.send({
+      cmd: 'connect', protocolId: 'MQTT', protocolVersion: options.protocolVersion, clientId: options.clientId, clean: options.clean,
+      keepalive: options.keepalive, username: options.username, password: options.password === undefined ? undefined : Buffer.from(options.password),
+    });
+    this.connectTimer = setTimeout(() => this.fail(new Error(`no CONNACK within ${options.connectTimeout} ms`)), options.connectTimeout);
+  }
+
+  publish(topic: string, payload: Buffer | string, options: { qos: 0 | 1 }, done: (error?: Error) => void): void {
+    if (this.closed) return done(new Error('connection closed'));
+    if (options.qos === 0) {
+      this.send({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, () => done());
+      return;
+    }
+    const messageId = this.allocateId();
+    this.waiting.set(messageId, (answer) => {
+      if (answer instanceof Error) return done(answer);
+      const reason = (answer as { reasonCode?: number }).reasonCode;
+      done(reason !== undefined && reason >= 0x80 ? new ReasonCodeError(reason, 'PUBLISH') : undefined);
+    });
+    this.send({ cmd: 'publish', topic, payload, qos: 1, messageId, retain: false, dup: false });
+  }
+
+  subscribe(filters: Record<string, { qos: 0 | 1 }>, done: (error?: Error | null) => void): void {
+    if (this.closed) return done(new Error('connection closed'));
+    const messageId = this.allocateId();
+    this.waiting.set(messageId, (answer) => {
+      if (answer instanceof Error) return done(answer);
+      const refused = (answer as ISubackPacket).granted.find((code) => typeof code === 'number' && code >= 0x80);
+      done(refused === undefined ? null : new ReasonCodeError(refused as number, 'SUBSCRIBE'));
+    });
+    this.send({ cmd: 'subscribe', messageId, subscriptions: Object.entries(filters).map(([topic, { qos }]) => ({ topic, qos })) });
+  }
+
+  end(force = false): void {
+    if (!this.closed && !force) this.send({ cmd: 'disconnect' });
+    if (force) this.stream.destroy();
+    else this.stream.end();
+    this.closeDown();
+  }
+
+  private received(packet: Packet): void {
+    switch (packet.cmd) {
+      case 'connack':
+        return this.connected(packet);
+      case 'puback':
+      case 'suback': {
+        const waiter = this.waiting.get(packet.messageId!);
+        this.waiting.delete(packet.messageId!);
+        return waiter?.(packet);
+      }
+      case 'publish':
+        return this.deliver(packet);
+      case 'disconnect':
+        return this.fail(new Error(`the cloud sent DISCONNECT${packet.reasonCode ? ` (reason code 0x${packet.reasonCode.toString(16)})` : ''}`));
+      default:
+        // PINGRESP: lastHeard is enough.
+    }
+  }
+
+  private connected(packet: IConnackPacket): void {
+    clearTimeout(this.connectTimer);
+    const code = packet.returnCode ?? packet.reasonCode ?? 0;
+    if (code !== 0) return this.fail(new Error(`Connection refused: CONNACK code ${code}`));
+    const period = this.options.keepalive * 1000;
+    // MQTT-3.1.2-24: the server gives up after 1.5 × keepalive of silence; so does this side.
+    if (period > 0) {
+      this.pingTimer = setInterval(() => {
+        if (performance.now() - this.lastHeard > 1.5 * period) this.fail(new Error('keepalive timeout'));
+        else this.send({ cmd: 'pingreq' });
+      }, period);
+    }
+    this.emit('connect');
+  }
+
+  private deliver(packet: IPublishPacket): void {
+    this.handleMessage(packet, (error) => {
+      if (!error && packet.qos === 1 && !this.closed) this.send({ cmd: 'puback', messageId: packet.messageId });
+    });
+  }
+
+  /** 1-65535, skipping identifiers still waiting for their answer (MQTT-2.3.1-2). */
+  private allocateId(): number {
+    do this.nextId = (this.nextId % 65535) + 1;
+    while (this.waiting.has(this.nextId));
+    return this.nextId;
+  }
+
+  /** Packets written in one tick leave in one write (the sender publishes its window in a burst). */
+  private send(packet: Packet, written?: () => void): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.stream.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.stream.uncork();
+      });
+    }
+    this.stream.write(mqttPacket.generate(packet, { protocolVersion: this.options.protocolVersion }), written);
+  }
+
+  private fail(error: Error): void {
+    if (this.closed) return;
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+    this.stream.destroy();
+    this.closeDown();
+  }
+
+  private closeDown(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.connectTimer);
+    clearInterval(this.pingTimer);
+    // 'close' first: the sender notes the oldest unacknowledged publish (the suspect of a refusal)
+    // before the unanswered ones fail; they are still in the outbox and go again on the next connection.
+    this.emit('close');
+    const waiting = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const waiter of waiting) waiter(new Error('connection closed before the answer'));
+  }
+}

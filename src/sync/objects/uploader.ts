@@ -1,0 +1,283 @@
+import type { Logger } from 'pino';
+import type { GroupCommit } from '../../store/group-commit.js';
+import type { CloudConfig } from '../config.js';
+import type { Outbox, OutboxItem } from '../outbox.js';
+import type { RuleActivity } from '../activity.js';
+import type { ObjectRef } from './object-bridge.js';
+import { ByteBucket } from './metered-stream.js';
+import type { S3Endpoints } from './s3-endpoints.js';
+import type { UploadState } from './upload-state.js';
+import { abortUpload, deleteLocalCopy, ItemFailed, LocalUnavailable, ObjectGone, statusOf, uploadObject, type UploadContext } from './upload-object.js';
+
+/** How often uploads left behind by evicted, expired or dead-lettered items are aborted in the cloud. */
+const ORPHAN_SWEEP_MS = 60_000;
+/** An expired item is deleted by the outbox's sweep within a second; until then the uploader waits. */
+const EXPIRED_WAIT_MS = 1000;
+// S3 error codes that say "not now" rather than "never" (besides 5xx, 429 and no answer at all);
+// RequestTimeTooSkewed also teaches the client the server's time for the next attempt.
+const TRANSIENT_ERRORS = new Set(['SlowDown', 'RequestTimeout', 'RequestTimeTooSkewed', 'Throttling', 'ThrottlingException', 'ExpiredToken']);
+
+export interface UploadStatus {
+  online: boolean;
+  since: string;
+  lastError: string | null;
+  /** The upload in progress. */
+  current: { rule: string; object: string; size: number; sentBytes: number } | null;
+  uploaded: number;
+  sentBytes: number;
+  /** Uploads skipped because the local object changed or was deleted before its turn (the newer version has its own). */
+  superseded: number;
+}
+
+export interface UploaderOptions {
+  cloud: CloudConfig['s3'];
+  maxAttempts: number;
+}
+
+/**
+ * Uploads the outbox's object items one at a time, highest priority first and then in arrival
+ * order, so in order per object key. An item leaves the outbox only once the cloud has the object
+ * verified; the cloud being unreachable or busy is waited out with full-jitter backoff and costs the
+ * item nothing, a refusal (AccessDenied, NoSuchBucket, EntityTooLarge…) dead-letters it at once,
+ * and a verification failure is retried up to sync.maxAttempts times, then dead-lettered.
+ */
+export class ObjectUploader {
+  private stopped = false;
+  private loopDone: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  /** Waiting for work (not backing off). */
+  private idle = false;
+  private readonly abort = new AbortController();
+  private endpoints: Promise<S3Endpoints> | undefined;
+  private readonly bandwidth: ByteBucket;
+  private failures = 0;
+  private orphansSweptAt = -Infinity;
+  paused = false;
+  readonly status: UploadStatus;
+
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly uploads: UploadState,
+    private readonly commit: GroupCommit,
+    private readonly activity: RuleActivity,
+    private readonly options: UploaderOptions,
+    private readonly connect: () => Promise<S3Endpoints>,
+    private readonly log: Logger,
+    private readonly wallMs: () => number,
+  ) {
+    this.bandwidth = new ByteBucket(options.cloud.maxBytesPerSecond);
+    this.status = { online: false, since: new Date(wallMs()).toISOString(), lastError: null, current: null, uploaded: 0, sentBytes: 0, superseded: 0 };
+  }
+
+  start(): void {
+    this.loopDone = this.loop();
+  }
+
+  /** Aborts the upload in progress (confirmed parts stay confirmed) and waits for the loop to end. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    this.wakeUp?.();
+    await this.loopDone;
+  }
+
+  /** Something new to upload, or sending resumed; a backoff is not cut short by it. */
+  wake(): void {
+    if (this.idle) this.wakeUp?.();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      const item = this.paused ? undefined : this.outbox.nextObject();
+      if (!item) {
+        this.idle = true;
+        await this.sleep();
+        this.idle = false;
+        continue;
+      }
+      if (this.outbox.isExpired(item)) {
+        await this.sleep(EXPIRED_WAIT_MS);
+        continue;
+      }
+      await this.upload(item);
+    }
+  }
+
+  private async upload(item: OutboxItem): Promise<void> {
+    const ref = JSON.parse(item.payload.toString('utf8')) as ObjectRef;
+    try {
+      const s3 = await this.s3();
+      await this.abortOrphans(s3);
+      this.status.current = { rule: item.rule, object: item.localTopic, size: ref.size, sentBytes: 0 };
+      await uploadObject(item.id, ref, this.context(s3));
+      this.reachable();
+      await this.commit.run(() => this.done(item));
+      this.status.uploaded++;
+      this.activity.succeeded(item.rule);
+      this.log.debug({ rule: item.rule, object: item.localTopic, to: item.cloudTopic, bytes: ref.size }, 'object uploaded');
+      if (ref.deleteAfterUpload) await this.deleteLocalCopy(s3, ref);
+    } catch (error) {
+      await this.failed(item, error);
+    } finally {
+      this.status.current = null;
+    }
+  }
+
+  private context(s3: S3Endpoints): UploadContext {
+    return {
+      s3, uploads: this.uploads, commit: this.commit, partBytes: this.options.cloud.partBytes, verifyEtag: this.options.cloud.verifyEtag,
+      bandwidth: this.bandwidth, signal: this.abort.signal,
+      sent: (bytes) => {
+        this.status.sentBytes += bytes;
+        if (this.status.current) this.status.current.sentBytes += bytes;
+      },
+    };
+  }
+
+  /** Write: the item is finished (uploaded, or its local object gone); skipped if evicted meanwhile. */
+  private done(item: OutboxItem): void {
+    this.outbox.acknowledge([item]);
+    this.uploads.forget(item.id);
+  }
+
+  /** After the upload is committed: a failure here leaves the local copy in place, never the reverse. */
+  private async deleteLocalCopy(s3: S3Endpoints, ref: ObjectRef): Promise<void> {
+    try {
+      const outcome = await deleteLocalCopy(ref, { s3, signal: this.abort.signal });
+      if (outcome === 'changed') this.log.info({ object: `${ref.bucket}/${ref.key}` }, 'local copy kept: it changed since the upload');
+    } catch (error) {
+      this.log.warn({ err: error, object: `${ref.bucket}/${ref.key}` }, 'uploaded, but the local copy could not be deleted');
+    }
+  }
+
+  private async failed(item: OutboxItem, error: unknown): Promise<void> {
+    if (this.stopped) return;
+    const reason = `${(error as Error).name}: ${(error as Error).message}`;
+    try {
+      if (error instanceof ObjectGone) {
+        await this.commit.run(() => this.done(item));
+        await this.abandonUpload(item);
+        this.status.superseded++;
+        this.log.info({ rule: item.rule, object: item.localTopic, reason: error.message }, 'upload skipped');
+      } else if (error instanceof LocalUnavailable) {
+        this.log.warn({ rule: item.rule, object: item.localTopic, reason: error.message }, 'upload waits for the local object store');
+        await this.backoff();
+      } else if (error instanceof ItemFailed) {
+        this.reachable();
+        this.activity.failed(item.rule, error.message);
+        const attempts = await this.commit.run(() => this.outbox.blame(item.id));
+        if (attempts >= this.options.maxAttempts) await this.deadLetter(item, `${error.message} (${attempts} attempts)`);
+        else await this.backoff();
+      } else if (isTransient(error)) {
+        this.unreachable(reason);
+        await this.backoff();
+      } else {
+        this.reachable();
+        await this.deadLetter(item, reason);
+      }
+    } catch (failure) {
+      // e.g. the database is full: the item stays and is tried again.
+      this.log.error({ err: failure }, 'could not record an upload failure');
+      await this.backoff();
+    }
+  }
+
+  private async deadLetter(item: OutboxItem, reason: string): Promise<void> {
+    this.activity.failed(item.rule, reason);
+    const multipart = this.uploads.of(item.id);
+    const moved = await this.commit.run(() => {
+      const letter = this.outbox.deadLetter(item.id, reason);
+      this.uploads.forget(item.id);
+      return letter;
+    });
+    if (moved) this.log.warn({ rule: item.rule, object: item.localTopic, reason }, 'object upload dead-lettered');
+    if (!multipart) return;
+    const ref = JSON.parse(item.payload.toString('utf8')) as ObjectRef;
+    await this.abortCloudUpload({ bucket: ref.cloudBucket, key: ref.cloudKey, uploadId: multipart.uploadId });
+  }
+
+  /** The multipart upload of an item that will not be completed: aborted in the cloud (the parts cost storage there). */
+  private async abandonUpload(item: OutboxItem): Promise<void> {
+    const multipart = this.uploads.of(item.id);
+    if (!multipart) return;
+    const ref = JSON.parse(item.payload.toString('utf8')) as ObjectRef;
+    await this.commit.run(() => this.uploads.forget(item.id));
+    await this.abortCloudUpload({ bucket: ref.cloudBucket, key: ref.cloudKey, uploadId: multipart.uploadId });
+  }
+
+  private async abortCloudUpload(upload: { bucket: string; key: string; uploadId: string }): Promise<void> {
+    try {
+      await abortUpload(await this.s3(), upload);
+    } catch (error) {
+      this.log.warn({ err: error, upload }, 'could not abort a multipart upload in the cloud; a lifecycle rule there can remove it');
+    }
+  }
+
+  /** Uploads whose item was evicted, expired or dead-lettered by the outbox: aborted in the cloud, at most once a minute. */
+  private async abortOrphans(s3: S3Endpoints): Promise<void> {
+    if (performance.now() - this.orphansSweptAt < ORPHAN_SWEEP_MS) return;
+    this.orphansSweptAt = performance.now();
+    for (const orphan of this.uploads.orphans()) {
+      try {
+        await abortUpload(s3, orphan);
+        await this.commit.run(() => this.uploads.forget(orphan.itemId));
+      } catch (error) {
+        // Not this item's failure: tried again at the next sweep.
+        this.log.warn({ err: error, upload: orphan }, 'could not abort a multipart upload whose item left the outbox');
+        return;
+      }
+    }
+  }
+
+  /** The clients are made, and the local store's endpoint asked for, on the first upload (a failure counts as the cloud's). */
+  private s3(): Promise<S3Endpoints> {
+    this.endpoints ??= this.connect().catch((error: Error) => {
+      this.endpoints = undefined;
+      throw error;
+    });
+    return this.endpoints;
+  }
+
+  private reachable(): void {
+    this.failures = 0;
+    if (this.status.online) return;
+    this.status.online = true;
+    this.status.since = new Date(this.wallMs()).toISOString();
+    this.log.info('cloud S3 reachable');
+  }
+
+  private unreachable(reason: string): void {
+    this.status.lastError = reason;
+    if (!this.status.online) return;
+    this.status.online = false;
+    this.status.since = new Date(this.wallMs()).toISOString();
+    this.log.warn({ reason }, 'cloud S3 unreachable; uploads wait');
+  }
+
+  /** Full jitter: uniform in [min, min(max, min·2ⁿ)] after the n-th consecutive failure. */
+  private backoff(): Promise<void> {
+    const { retryMinMs: min, retryMaxMs: max } = this.options.cloud;
+    const ceiling = Math.min(max, min * 2 ** Math.min(this.failures, 30));
+    this.failures++;
+    return this.sleep(min + Math.random() * (ceiling - min));
+  }
+
+  /** Until woken (or `ms` passed, or stopped). */
+  private sleep(ms?: number): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(() => this.wakeUp?.(), ms);
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        this.wakeUp = undefined;
+        resolve();
+      };
+    });
+  }
+}
+
+/** Whether the cloud's answer (or its silence) means "try again later". */
+function isTransient(error: unknown): boolean {
+  const status = statusOf(error);
+  return status === undefined || status >= 500 || status === 429 || TRANSIENT_ERRORS.has((error as Error).name);
+}

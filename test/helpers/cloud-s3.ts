@@ -1,0 +1,108 @@
+// The stand-in cloud S3 of the sync tests: s3rver (npm) behind a small HTTP proxy on a fixed free
+// loopback port. The proxy is the cloud's front door: it records every request (to observe what
+// the gateway sent), can be taken down and brought back (the link), and can return a wrong ETag
+// for chosen keys (a cloud that stored something else).
+import { createServer, request, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import S3rver from 's3rver';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { freePort } from './cloud.js';
+
+/** s3rver checks SigV4 signatures against this fixed key. */
+// (a copy goes to the SDK, which marks the credentials object it is given)
+export const S3RVER_KEY = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+export interface CloudRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  status?: number;
+}
+
+export class CloudS3 {
+  readonly requests: CloudRequest[] = [];
+  /** Keys whose PutObject / UploadPart answers get a wrong ETag. */
+  corruptEtag: (key: string) => boolean = () => false;
+  private proxy: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  readonly client: S3Client;
+
+  private constructor(private readonly server: S3rver, private readonly dir: string, private readonly backendPort: number, readonly port: number) {
+    this.client = new S3Client({ endpoint: `http://127.0.0.1:${backendPort}`, region: 'us-east-1', forcePathStyle: true, credentials: { ...S3RVER_KEY } });
+  }
+
+  static async create(buckets: string[]): Promise<CloudS3> {
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-cloud-s3-'));
+    const backendPort = await freePort();
+    const server = new S3rver({ port: backendPort, address: '127.0.0.1', directory: dir, silent: true, configureBuckets: buckets.map((name) => ({ name })) });
+    await server.run();
+    return new CloudS3(server, dir, backendPort, await freePort());
+  }
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** The link comes up: the proxy listens (again) on its port. */
+  async up(): Promise<void> {
+    if (this.proxy) return;
+    const proxy = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://cloud');
+      const entry: CloudRequest = { method: req.method ?? '', path: decodeURIComponent(url.pathname), query: url.searchParams };
+      this.requests.push(entry);
+      const upstream = request({ host: '127.0.0.1', port: this.backendPort, method: req.method, path: req.url, headers: req.headers, agent: false }, (answer) => {
+        entry.status = answer.statusCode;
+        const headers = { ...answer.headers };
+        const key = entry.path.split('/').slice(2).join('/');
+        if (headers.etag && req.method === 'PUT' && this.corruptEtag(key)) headers.etag = '"00000000000000000000000000000000"';
+        res.writeHead(answer.statusCode ?? 502, headers);
+        answer.pipe(res);
+      });
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+    proxy.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => proxy.listen(this.port, '127.0.0.1', resolve));
+    this.proxy = proxy;
+  }
+
+  /** The link goes down: connections are refused and the open ones cut. */
+  async down(): Promise<void> {
+    const proxy = this.proxy;
+    this.proxy = undefined;
+    if (!proxy) return;
+    const closed = new Promise((resolve) => proxy.close(resolve));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+
+  /** Requests of one operation on one key, e.g. ('PUT', 'cloud/a.txt'). */
+  requestsFor(method: string, path: string): CloudRequest[] {
+    return this.requests.filter((entry) => entry.method === method && entry.path === `/${path}`);
+  }
+
+  async keys(bucket: string): Promise<string[]> {
+    const listing = await this.client.send(new ListObjectsV2Command({ Bucket: bucket }));
+    return (listing.Contents ?? []).map((object) => object.Key!);
+  }
+
+  async body(bucket: string, key: string): Promise<Buffer> {
+    const object = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return Buffer.from(await object.Body!.transformToByteArray());
+  }
+
+  async destroy(): Promise<void> {
+    await this.down();
+    this.client.destroy();
+    const closed = this.server.close();
+    (this.server as unknown as { httpServer: Server }).httpServer.closeAllConnections();
+    await closed;
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
