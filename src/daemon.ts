@@ -59,7 +59,9 @@ export class Daemon {
     registerDataPlanePublish(this.http.routes, broker, dataPlaneAuth, log.child({ service: 'data-plane' }));
     const functions = new FunctionService(context);
     const withFunctions: ServiceContext = { ...context, functions };
-    this.services = [broker, new ShadowService(context), functions, new ObjectService(withFunctions), new SyncService(context), new DeviceService(context)];
+    // Sync starts before objects: the object store re-delivers its pending events at start, and
+    // sync's durable subscription must be there to take them.
+    this.services = [broker, new ShadowService(context), functions, new SyncService(context), new ObjectService(withFunctions), new DeviceService(context)];
     this.adminServer = new AdminServer(this.admin, {
       socketPath: config.admin.socket ?? join(dataDir, 'admin.sock'),
       group: config.admin.group,

@@ -17,6 +17,12 @@ export interface Listener {
   port: number;
 }
 
+/** The URL a local client reaches a listener at: a wildcard bind address is reached on loopback. */
+export function localUrl(listener: Listener): string {
+  const host = listener.host === '0.0.0.0' || listener.host === '::' ? '127.0.0.1' : listener.host;
+  return `${listener.protocol}://${host.includes(':') ? `[${host}]` : host}:${listener.port}`;
+}
+
 export interface ServiceHealth {
   ok: boolean;
   detail?: string;

@@ -213,10 +213,9 @@ describe('sync: objects to cloud S3', () => {
     }
   });
 
-  // Known issue (docs/sync.md): the bus drops a durable subscriber's refusal of a message the daemon
-  // itself published, so the objects service counts the refused event delivered instead of keeping it
-  // in its queue (which, once full, answers 503 SlowDown). Turns red once src/broker passes it on.
-  it.fails('reject-new: a full outbox holds the object events back until the local S3 API answers 503 SlowDown', async () => {
+  // The bus passes a durable subscriber's refusal back to the daemon's own publisher: the objects
+  // service keeps the refused event in its queue, which, once full, answers 503 SlowDown.
+  it('reject-new: a full outbox holds the object events back until the local S3 API answers 503 SlowDown', async () => {
     const config = {
       ...gatewayConfig(cloud, [{ name: 'strict', from: 'strict', to: 'cloud/strict/', overflow: 'reject-new' }], { sync: { maxBytes: 1 } }),
       s3: { maxPendingEvents: 2 },

@@ -40,6 +40,8 @@ export class BrokerService implements Service, LocalBus {
   private readonly listenersSet: MqttListeners;
   private readonly log: Logger;
   private broker: Aedes | undefined;
+  /** The daemon's own publishes in flight, by brokerCounter, with a durable subscriber's refusal if any. */
+  private readonly ownPublishRefusals = new Map<number, Error | undefined>();
 
   constructor(private readonly context: Omit<ServiceContext, 'bus' | 'dataPlaneAuth'>) {
     const { config, store } = context;
@@ -100,8 +102,16 @@ export class BrokerService implements Service, LocalBus {
     this.outgoing.dispose();
   }
 
+  /**
+   * Resolves once every subscriber took the message; rejects with the refusal of a durable
+   * subscriber (e.g. the sync outbox when full under reject-new), so the daemon's own publishers
+   * can hold the message back the way a device's publish loses its PUBACK.
+   */
   publish(message: { topic: string; payload: Buffer | string; qos?: 0 | 1 | 2; retain?: boolean }): Promise<void> {
     const broker = this.running();
+    // aedes keeps a brokerCounter given to it: it names this publish in `deliver` below.
+    const brokerCounter = ++(broker as unknown as { counter: number }).counter;
+    this.ownPublishRefusals.set(brokerCounter, undefined);
     return new Promise((resolve, reject) => broker.publish({
       cmd: 'publish',
       topic: message.topic,
@@ -109,7 +119,14 @@ export class BrokerService implements Service, LocalBus {
       qos: message.qos ?? 0,
       retain: message.retain ?? false,
       dup: false,
-    }, (error) => (error ? reject(error) : resolve())));
+      brokerCounter,
+    } as Parameters<Aedes['publish']>[0], (error) => {
+      const refusal = this.ownPublishRefusals.get(brokerCounter);
+      this.ownPublishRefusals.delete(brokerCounter);
+      const failure = error ?? refusal;
+      if (failure) reject(failure);
+      else resolve();
+    }));
   }
 
   hasSubscribers(topic: string): boolean {
@@ -125,6 +142,12 @@ export class BrokerService implements Service, LocalBus {
       const handled = Promise.resolve().then(() => handler(message));
       if (options.durable) {
         handled.then(() => done(), (error: Error) => {
+          const { brokerId, brokerCounter: counter } = packet as { brokerId?: string; brokerCounter?: number };
+          if (message.clientId === undefined && brokerId === broker.id && counter !== undefined && this.ownPublishRefusals.has(counter)) {
+            this.ownPublishRefusals.set(counter, error);
+            done();
+            return;
+          }
           // mqemitter ignores a listener's error: close the publisher before aedes sends the PUBACK it holds, so it resends.
           const publisher = message.clientId === undefined ? undefined : (broker as unknown as { clients: Record<string, Client | undefined> }).clients[message.clientId];
           publisher?.close();

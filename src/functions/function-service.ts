@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { BusMessage } from '../bus.js';
-import type { FunctionInvoker, Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
+import { localUrl, type FunctionInvoker, type Listener, type Service, type ServiceContext, type ServiceHealth } from '../service.js';
 import { registerFunctionAdminRoutes } from './admin-routes.js';
 import { registerLambdaInvokeRoute } from './http-invoke.js';
 import { AsyncQueue, DEAD_LETTER_PAGE } from './async-queue.js';
@@ -28,11 +28,6 @@ const STOP_GRACE_MS = 3000;
 export type InvocationType = 'RequestResponse' | 'Event';
 
 /** A URL a function reaches a listener at: loopback for a wildcard address. */
-function endpoint(protocol: string, host: string, port: number): string {
-  const address = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  return `${protocol}://${address.includes(':') ? `[${address}]` : address}:${port}`;
-}
-
 /** Lambda's FunctionName forms: `NAME`, `NAME:QUALIFIER`, `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`. */
 export function parseFunctionName(text: string): { name: string; qualifier?: string } {
   // A plain name, as every trigger names its function: no pattern to run per event.
@@ -407,10 +402,10 @@ export class FunctionService implements Service, FunctionInvoker {
       const environment = { ...credentials };
       for (const listener of this.context.listeners()) {
         if (listener.name === 'http') {
-          environment.AWS_ENDPOINT_URL_IOT_DATA_PLANE = endpoint(listener.protocol, listener.host, listener.port);
+          environment.AWS_ENDPOINT_URL_IOT_DATA_PLANE = localUrl(listener);
           environment.AWS_ENDPOINT_URL_LAMBDA = environment.AWS_ENDPOINT_URL_IOT_DATA_PLANE;
         } else if (listener.name === 's3') {
-          environment.AWS_ENDPOINT_URL_S3 = endpoint(listener.protocol, listener.host, listener.port);
+          environment.AWS_ENDPOINT_URL_S3 = localUrl(listener);
         }
       }
       return environment;

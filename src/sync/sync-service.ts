@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
+import { localUrl, type Listener, type Service, type ServiceContext, type ServiceHealth } from '../service.js';
 import { systemClock, type SyncClock } from './clock.js';
 import { CloudLink } from './cloud-link.js';
 import { syncMigrations } from './migrations.js';
@@ -169,15 +169,13 @@ export class SyncService implements Service {
 
   /**
    * The two S3 clients of the uploader, made on the first upload. The local object store is read
-   * through its own S3 API with the sync agent's service key; its bound endpoint (the port may be
-   * 0 in the config) is what its admin route GET /v1/s3/endpoint publishes, asked in-process.
+   * through its own S3 API, at its listener as bound (the port may be 0 in the config), with the
+   * sync agent's service key.
    */
   private async connectS3(): Promise<S3Endpoints> {
-    const route = this.context.admin.match('GET', '/v1/s3/endpoint');
-    if (!route || !('handler' in route)) throw new Error('this daemon has no object store (s3) to read from');
-    const { body } = await route.handler({ method: 'GET', path: '/v1/s3/endpoint', params: route.params, query: new URLSearchParams(), body: undefined });
-    const { endpoint, region } = body as { endpoint: string; region: string };
-    const local: LocalS3 = { endpoint, region, credentials: await this.context.accessKeys.serviceKey('sync') };
+    const listener = this.context.listeners().find((candidate) => candidate.name === 's3');
+    if (!listener) throw new Error('this daemon has no object store (s3) to read from');
+    const local: LocalS3 = { endpoint: localUrl(listener), region: this.context.config.s3.region, credentials: await this.context.accessKeys.serviceKey('sync') };
     return connectS3(this.context.config.cloud.s3, local);
   }
 
