@@ -43,6 +43,9 @@ async function streamRange(file: FileHandle, res: ServerResponse, start: number,
     await flushed;
     if (res.destroyed) return;
     flushed = new Promise((resolve, reject) => res.write(buffer.subarray(0, bytesRead), (error) => (error ? reject(error) : resolve())));
+    // Awaited after the next read; until then a failed write (the client went away) must not count
+    // as an unhandled rejection, which would end the daemon.
+    flushed.catch(() => undefined);
     offset += bytesRead;
   }
   await flushed;

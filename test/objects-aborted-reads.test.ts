@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { request } from 'node:http';
+import { TestDaemon } from './helpers/daemon.js';
+import { addKey, s3Client } from './helpers/objects.js';
+
+/** Reads a presigned GET until `bytes` arrived, then drops the connection. */
+function readThenDrop(url: string, bytes: number, range?: string): Promise<void> {
+  return new Promise((resolve) => {
+    const req = request(url, { headers: range ? { range } : {} }, (res) => {
+      let received = 0;
+      res.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received >= bytes) {
+          req.destroy();
+          resolve();
+        }
+      });
+      res.on('end', () => resolve());
+    });
+    req.on('error', () => resolve());
+    req.end();
+  });
+}
+
+describe('S3 API: clients that go away mid-download', () => {
+  let daemon: TestDaemon;
+  let s3: S3Client;
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: {} });
+    s3 = s3Client(daemon, await addKey(daemon));
+    await s3.send(new CreateBucketCommand({ Bucket: 'big' }));
+    await s3.send(new PutObjectCommand({ Bucket: 'big', Key: 'video', Body: Buffer.alloc(32 << 20, 7) }));
+  });
+
+  afterAll(async () => { await daemon.cleanup(); });
+
+  it('keep the daemon serving, whole objects and ranges, dropped at any point', async () => {
+    for (let i = 0; i < 30; i++) {
+      const range = i % 2 === 1 ? 'bytes=1000-30000000' : undefined;
+      const url = await getSignedUrl(s3, new GetObjectCommand({ Bucket: 'big', Key: 'video', Range: range }), { expiresIn: 60 });
+      await readThenDrop(url, (i % 5) * 100_000 + 1000, range);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(daemon.process.exitCode).toBeNull();
+    await s3.send(new PutObjectCommand({ Bucket: 'big', Key: 'after', Body: 'still serving' }));
+    const after = await s3.send(new GetObjectCommand({ Bucket: 'big', Key: 'after' }));
+    expect(await after.Body!.transformToString()).toBe('still serving');
+  });
+});
