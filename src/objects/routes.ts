@@ -18,6 +18,7 @@ import { deleteObject } from './operations/DeleteObject.js';
 import { deleteObjects } from './operations/DeleteObjects.js';
 import { createMultipartUpload } from './operations/CreateMultipartUpload.js';
 import { uploadPart } from './operations/UploadPart.js';
+import { uploadPartCopy } from './operations/UploadPartCopy.js';
 import { completeMultipartUpload } from './operations/CompleteMultipartUpload.js';
 import { abortMultipartUpload } from './operations/AbortMultipartUpload.js';
 import { listParts } from './operations/ListParts.js';
@@ -73,7 +74,9 @@ export function route(method: string, bucket: string, key: string, query: URLSea
     case 'GET': return query.has('uploadId') ? r('ListParts', listParts, 'read') : r('GetObject', getObject, 'read');
     case 'HEAD': return r('HeadObject', headObject, 'read');
     case 'PUT':
-      if (query.has('uploadId') || query.has('partNumber')) return r('UploadPart', uploadPart, 'write');
+      if (query.has('uploadId') || query.has('partNumber')) {
+        return headers['x-amz-copy-source'] !== undefined ? r('UploadPartCopy', uploadPartCopy, 'write') : r('UploadPart', uploadPart, 'write');
+      }
       return headers['x-amz-copy-source'] !== undefined ? r('CopyObject', copyObject, 'write') : r('PutObject', putObject, 'write');
     case 'POST':
       if (query.has('uploads')) return r('CreateMultipartUpload', createMultipartUpload, 'write');
