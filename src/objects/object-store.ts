@@ -60,6 +60,8 @@ export interface WriteOptions {
   expectedSize?: number;
   /** `If-None-Match: *`: only if no object has this key (PreconditionFailed otherwise). */
   ifNoneMatch?: string;
+  /** A POST policy's content-length-range: EntityTooSmall / EntityTooLarge outside it (inclusive). */
+  sizeRange?: { min: number; max: number };
   eventName: CreatedEvent;
   origin: ChangeOrigin;
 }
@@ -397,7 +399,7 @@ export class ObjectStore {
   async put(bucket: string, key: string, body: AsyncIterable<Buffer>, options: WriteOptions): Promise<ObjectRecord> {
     checkKey(key);
     this.existingBucket(bucket);
-    const content = await this.receive(body, options.expectedSize, options.contentMd5);
+    const content = await this.receive(body, options);
     return this.install(bucket, key, content, options, () => undefined);
   }
 
@@ -552,7 +554,7 @@ export class ObjectStore {
   }
 
   async putPart(upload: UploadRecord, partNumber: number, body: AsyncIterable<Buffer>, options: Pick<WriteOptions, 'contentMd5' | 'expectedSize'>): Promise<PartRecord> {
-    const content = await this.receive(body, options.expectedSize, options.contentMd5);
+    const content = await this.receive(body, options);
     const part: PartRecord = { partNumber, size: content.size, etag: content.etag, lastModified: Date.now() };
     const target = join(this.uploadDir, upload.uploadId, String(partNumber));
     await this.locks.with(`upload:${upload.uploadId}`, () => this.commitWithIntents([{ op: 'rename', source: content.path, target }], () => {
@@ -622,8 +624,10 @@ export class ObjectStore {
 
   // ── steps ──────────────────────────────────────────────────────────────────────────────────
 
-  /** Writes a body to a fsynced temporary file, hashing it on the way; checks length, size limit and Content-MD5. */
-  private async receive(body: AsyncIterable<Buffer>, expectedSize?: number, contentMd5?: string): Promise<ReceivedContent> {
+  /** Writes a body to a fsynced temporary file, hashing it on the way; checks length, size limits and Content-MD5. */
+  private async receive(body: AsyncIterable<Buffer>, checks: Pick<WriteOptions, 'expectedSize' | 'contentMd5' | 'sizeRange'> = {}): Promise<ReceivedContent> {
+    const { expectedSize, contentMd5, sizeRange } = checks;
+    const maxSize = Math.min(this.limits.maxObjectBytes, sizeRange?.max ?? Infinity);
     if (expectedSize !== undefined && expectedSize > this.limits.maxObjectBytes) throw errors.entityTooLarge(expectedSize, this.limits.maxObjectBytes);
     const path = join(this.tmpDir, randomBytes(12).toString('hex'));
     const file = await open(path, 'wx', 0o644);
@@ -635,7 +639,7 @@ export class ObjectStore {
     try {
       for await (const chunk of body) {
         size += chunk.length;
-        if (size > this.limits.maxObjectBytes) throw errors.entityTooLarge(size, this.limits.maxObjectBytes);
+        if (size > maxSize) throw errors.entityTooLarge(size, maxSize);
         if (expectedSize !== undefined && size > expectedSize) throw errors.invalidRequest('The body is longer than the Content-Length.');
         hash.update(chunk);
         batch.push(chunk);
@@ -648,6 +652,7 @@ export class ObjectStore {
       }
       if (batch.length) await file.writev(batch);
       if (expectedSize !== undefined && size < expectedSize) throw errors.incompleteBody();
+      if (sizeRange && size < sizeRange.min) throw errors.entityTooSmall(size, sizeRange.min);
       const md5 = hash.digest();
       if (contentMd5 !== undefined && md5.toString('base64') !== contentMd5) throw errors.badDigest(contentMd5, md5.toString('base64'));
       await file.datasync();
