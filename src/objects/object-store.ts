@@ -4,7 +4,7 @@ import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle }
 import { dirname, join, sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
-import { errors } from './errors.js';
+import { errors, S3Error } from './errors.js';
 import { checkBucketName, checkKey, keyCanBeFile, sharePath } from './names.js';
 import { guessContentType } from './content-type.js';
 import { KeyLocks } from './key-locks.js';
@@ -254,6 +254,7 @@ export class ObjectStore {
         VALUES (@upload_id, @bucket, @key, @content_type, @metadata, @initiated)`),
       deleteUpload: db.prepare('DELETE FROM object_uploads WHERE upload_id = ?'),
       uploadIds: db.prepare('SELECT upload_id FROM object_uploads'),
+      uploadsInitiatedBefore: db.prepare('SELECT * FROM object_uploads WHERE initiated < ? ORDER BY initiated LIMIT ?'),
       uploadsOf: db.prepare(`SELECT * FROM object_uploads WHERE bucket = ? AND key >= ? AND (key > ? OR upload_id > ?)
         ORDER BY key, upload_id LIMIT ?`),
       upsertPart: db.prepare(`INSERT OR REPLACE INTO object_parts (upload_id, part_number, size, etag, last_modified)
@@ -620,6 +621,23 @@ export class ObjectStore {
     await this.locks.with(`upload:${upload.uploadId}`, () => this.commitWithIntents([{ op: 'removeTree', target: join(this.uploadDir, upload.uploadId) }], () => {
       if (!this.statements.deleteUpload.run(upload.uploadId).changes) throw errors.noSuchUpload(upload.uploadId);
     }));
+  }
+
+  /**
+   * Aborts the multipart uploads initiated before `before` (epoch ms), as a lifecycle rule's
+   * AbortIncompleteMultipartUpload does, removing their parts; resolves with how many. Only reads
+   * while none has expired, so an idle gateway does not write.
+   */
+  async abortUploadsInitiatedBefore(before: number): Promise<number> {
+    let aborted = 0;
+    for (;;) {
+      const rows = this.statements.uploadsInitiatedBefore.all(before, 100) as UploadRow[];
+      for (const row of rows) {
+        // completed or aborted by its client meanwhile
+        await this.abortUpload(uploadOf(row)).then(() => aborted++, (error) => { if (!(error instanceof S3Error)) throw error; });
+      }
+      if (rows.length < 100) return aborted;
+    }
   }
 
   // ── steps ──────────────────────────────────────────────────────────────────────────────────
