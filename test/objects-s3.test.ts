@@ -122,6 +122,16 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(got).toMatchObject({ ContentType: 'text/x-test', ContentDisposition: 'attachment; filename="c.txt"', CacheControl: 'no-store' });
   });
 
+  it('verifies the CRC64NVME checksum the SDK sends when asked for it', async () => {
+    const body = randomBytes(300_000);
+    const put = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'crc64.bin', Body: body, ChecksumAlgorithm: 'CRC64NVME' }));
+    expect(put.ChecksumCRC64NVME).toMatch(/^[A-Za-z0-9+/]{11}=$/);
+    expect(readFileSync(join(daemon.dataDir, 'share', 'photos', 'crc64.bin')).equals(body)).toBe(true);
+    expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'crc64-wrong.bin', Body: body, ChecksumCRC64NVME: 'AAAAAAAAAAA=' }))))
+      .toMatchObject({ code: 'BadDigest', status: 400, message: 'The CRC64NVME you specified did not match the calculated checksum.' });
+    expect(existsSync(join(daemon.dataDir, 'share', 'photos', 'crc64-wrong.bin'))).toBe(false);
+  });
+
   it('checks Content-MD5 and If-None-Match: * on PUT, writing nothing when they fail', async () => {
     const body = Buffer.from('checked content');
     const md5 = createHash('md5').update(body).digest('base64');
