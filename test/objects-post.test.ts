@@ -88,6 +88,8 @@ print(json.dumps(s3.generate_presigned_post('forms', 'uploads/\${filename}', Fie
     const presigned = JSON.parse(stdout) as { url: string; fields: Record<string, string> };
     expect(presigned.url).toBe(`${endpoint}/forms`);
     const events = collectMessages(bus, 1);
+    // the event goes out once the object's file is in place: a reader of the share finds it
+    const fileOnEvent = new Promise<boolean>((resolve) => bus.once('message', () => resolve(existsSync(share('uploads', 'note 1.txt')))));
     const body = 'a note from a browser';
     const response = await post(endpoint, 'forms', presigned.fields, { content: body, name: 'note 1.txt' });
     expect(response.status).toBe(204);
@@ -97,6 +99,7 @@ print(json.dumps(s3.generate_presigned_post('forms', 'uploads/\${filename}', Fie
     const head = await s3.send(new HeadObjectCommand({ Bucket: 'forms', Key: 'uploads/note 1.txt' }));
     expect(head).toMatchObject({ ContentType: 'text/plain', CacheControl: 'max-age=60', Metadata: { camera: 'north' }, ContentLength: body.length });
     const [message] = await events;
+    expect(await fileOnEvent).toBe(true);
     const record = JSON.parse(message.payload).Records[0];
     expect(record).toMatchObject({ eventName: 'ObjectCreated:Post', userIdentity: { principalId: `AWS:${credentials.accessKeyId}` },
       s3: { bucket: { name: 'forms' }, object: { key: 'uploads/note+1.txt', size: body.length, eTag: md5(body) } } });

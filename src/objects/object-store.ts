@@ -38,10 +38,20 @@ export interface BucketRecord {
 export type CreatedEvent = 'ObjectCreated:Put' | 'ObjectCreated:Post' | 'ObjectCreated:Copy' | 'ObjectCreated:CompleteMultipartUpload';
 export type ObjectEventName = CreatedEvent | 'ObjectRemoved:Delete';
 
-/** A change to report: called inside the committing transaction, so the event commits with the object. */
+/**
+ * Where changes are reported: `record` is called inside the committing transaction, so the event
+ * commits with the object; it returns the event's id, and the event is held back until `release`,
+ * which the store calls once the change's files are in place (a reader of the share, told of a
+ * new object, finds its file).
+ */
 export interface ChangeLog {
-  record(bucket: string, eventName: ObjectEventName, object: { key: string; size?: number; etag?: string }, origin: ChangeOrigin): void;
+  record(bucket: string, eventName: ObjectEventName, object: { key: string; size?: number; etag?: string }, origin: ChangeOrigin): number;
+  /** The changes' files are in place, or their transaction failed: their events may go. */
+  release(ids: number[]): void;
 }
+
+/** ChangeLog.record as a write inside commitWithIntents sees it. */
+type RecordChange = (...change: Parameters<ChangeLog['record']>) => void;
 
 /** Who caused a change, for the event record's userIdentity and requestParameters. */
 export interface ChangeOrigin {
@@ -413,9 +423,9 @@ export class ObjectStore {
       const previous = this.object(bucket, key);
       if (!previous) return false;
       const intents: FileIntent[] = [{ op: 'remove', target: this.contentPath(previous) }];
-      await this.commitWithIntents(intents, () => {
+      await this.commitWithIntents(intents, (_, record) => {
         this.statements.deleteObject.run(bucket, key);
-        this.changes.record(bucket, 'ObjectRemoved:Delete', { key }, origin);
+        record(bucket, 'ObjectRemoved:Delete', { key }, origin);
       });
       if (!previous.blob) await removeEmptyParents(this.contentPath(previous), join(this.shareRoot, bucket));
       return true;
@@ -452,9 +462,9 @@ export class ObjectStore {
         lastModified: Date.now(), fileIno: after.ino, fileMtimeMs: after.mtimeMs,
       };
       const intents: FileIntent[] = previous?.blob ? [{ op: 'remove', target: this.contentPath(previous) }] : [];
-      await this.commitWithIntents(intents, () => {
+      await this.commitWithIntents(intents, (_, recordChange) => {
         this.statements.upsertObject.run(rowOf(record));
-        this.changes.record(bucket, 'ObjectCreated:Put', { key, size: record.size, etag }, origin);
+        recordChange(bucket, 'ObjectCreated:Put', { key, size: record.size, etag }, origin);
       });
       return record;
     });
@@ -470,9 +480,9 @@ export class ObjectStore {
       if (!previous || previous.blob) return false;
       const stillThere = await stat(this.contentPath(previous)).catch(() => undefined);
       if (stillThere) return false;
-      await this.store.commit.run(() => {
+      await this.commitWithIntents([], (_, record) => {
         this.statements.deleteObject.run(bucket, key);
-        this.changes.record(bucket, 'ObjectRemoved:Delete', { key }, origin);
+        record(bucket, 'ObjectRemoved:Delete', { key }, origin);
       });
       return true;
     });
@@ -706,11 +716,11 @@ export class ObjectStore {
         }];
         // the previous content, unless the new one replaces it in place (a file by a file)
         if (previous && (previous.blob || record.blob)) intents.push({ op: 'remove', target: this.contentPath(previous) });
-        await this.commitWithIntents(intents, () => {
+        await this.commitWithIntents(intents, (_, recordChange) => {
           if (!this.bucket(bucket)) throw errors.noSuchBucket(bucket);
           extra(intents);
           this.statements.upsertObject.run(rowOf(record));
-          this.changes.record(bucket, options.eventName, { key, size: record.size, etag: record.etag }, options.origin);
+          recordChange(bucket, options.eventName, { key, size: record.size, etag: record.etag }, options.origin);
         });
         // as stored: a concurrent key may have taken the path, moving this content to a blob
         return this.existingObject(bucket, key);
@@ -740,16 +750,25 @@ export class ObjectStore {
 
   /**
    * Commits `write` and the file intents (which `write` may add to) in one transaction, applies
-   * them, then forgets them in a later group commit.
+   * them, then forgets them in a later group commit. The changes `write` records are held back
+   * until the intents are applied.
    */
-  private async commitWithIntents(intents: FileIntent[], write: (intents: FileIntent[]) => void): Promise<void> {
-    const ids = await this.store.commit.run(() => {
-      write(intents);
-      return intents.map((intent) => Number(this.statements.insertIntent.run(JSON.stringify(intent)).lastInsertRowid));
-    });
-    for (const [index, intent] of intents.entries()) await this.apply(ids[index], intent, false);
-    void this.store.commit.run(() => { for (const id of ids) this.statements.deleteIntent.run(id); })
-      .catch((error) => this.log.warn({ err: error }, 'could not forget applied file intents; they are redone harmlessly at startup'));
+  private async commitWithIntents(intents: FileIntent[], write: (intents: FileIntent[], record: RecordChange) => void): Promise<void> {
+    const events: number[] = [];
+    const record: RecordChange = (...change) => { events.push(this.changes.record(...change)); };
+    try {
+      const ids = await this.store.commit.run(() => {
+        write(intents, record);
+        return intents.map((intent) => Number(this.statements.insertIntent.run(JSON.stringify(intent)).lastInsertRowid));
+      });
+      for (const [index, intent] of intents.entries()) await this.apply(ids[index], intent, false);
+      if (ids.length) {
+        void this.store.commit.run(() => { for (const id of ids) this.statements.deleteIntent.run(id); })
+          .catch((error) => this.log.warn({ err: error }, 'could not forget applied file intents; they are redone harmlessly at startup'));
+      }
+    } finally {
+      this.changes.release(events);
+    }
   }
 
   /** Carries out one intent; redone at startup, so each one is idempotent. */
