@@ -61,6 +61,25 @@ try {
   for (const [name, micros] of [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(options.top))) {
     console.log(`${(100 * micros / total).toFixed(1).padStart(5)} %  ${name}`);
   }
+  // inclusive time of the daemon's own functions (each counted once per sample, however deep the recursion)
+  const parent = new Map();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const inclusive = new Map();
+  for (const [id, micros] of dt) {
+    const seen = new Set();
+    for (let at = id; at !== undefined; at = parent.get(at)) {
+      const { callFrame } = byId.get(at);
+      if (!/\/dist\//.test(callFrame.url)) continue;
+      const name = `${callFrame.functionName || '(anonymous)'} ${callFrame.url.replace(/^.*\/dist\//, '')}:${callFrame.lineNumber + 1}`;
+      if (seen.has(name)) continue;
+      seen.add(name);
+      inclusive.set(name, (inclusive.get(name) ?? 0) + micros);
+    }
+  }
+  console.log('\ninclusive, per operation:');
+  for (const [name, micros] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, Number(options.top))) {
+    console.log(`${(micros / ok).toFixed(0).padStart(6)} µs  ${name}`);
+  }
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -339,6 +339,10 @@ function trailerAlgorithm(req: IncomingMessage): ChecksumAlgorithm | undefined {
 function plainBody(req: IncomingMessage, checksums: ChecksumClaim[], expectedSha256: string | undefined, checkSignature?: (payloadHash: string) => AuthError | undefined) {
   const length = req.headers['content-length'];
   const verified: Record<string, string> = {};
+  // No body (most GETs, HEADs, DELETEs) and nothing claimed about it: nothing to verify, and no stream to build.
+  if (bodyIsEmpty(req) && checksums.length === 0 && !checkSignature && (expectedSha256 === undefined || expectedSha256 === EMPTY_SHA256)) {
+    return { body: req as Readable, contentLength: length === undefined ? undefined : 0, checksums: verified };
+  }
   const body = new VerifiedBody({ checksums, expectedSha256, checkSignature, verified });
   return { body: VerifiedBody.pipeFrom(req, body), contentLength: length === undefined ? undefined : Number(length), checksums: verified };
 }
