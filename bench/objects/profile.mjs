@@ -11,14 +11,35 @@ import { cpuMsOf, installExitHooks, stopChild } from '../lib/proc.mjs';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { S3BenchClient } from './s3-client.mjs';
 
+/** utime+stime in ms of the main thread of `pid` and of all its other threads (thread pool, V8, SQLite's fsync). */
+function threadCpuMs(pid) {
+  const byName = new Map();
+  const tick = 10; // USER_HZ 100
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = tid === String(pid) ? 'main' : 'other threads';
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) * tick);
+    } catch { /* the thread ended */ }
+  }
+  return byName;
+}
+
 const { values: options } = parseArgs({ options: {
   op: { type: 'string', default: 'put' }, seconds: { type: 'string', default: '4' }, top: { type: 'string', default: '30' },
+  // also: the self time under this function of the daemon (e.g. commitBatch)
+  under: { type: 'string' },
+  // another build to compare with (e.g. of an earlier commit)
+  dist: { type: 'string' },
+  // no profiler: only the CPU per operation, without the profiler's own cost
+  plain: { type: 'boolean', default: false },
 } });
 installExitHooks();
 const work = mkdtempSync(join(tmpdir(), 'outpost-profile-objects-'));
 const profiles = join(work, 'profiles');
 try {
-  const daemon = await spawnOutpostd({ dir: work, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profiles}`], config: {
+  const daemon = await spawnOutpostd({ dir: work, ...(options.dist ? { dist: options.dist } : {}), nodeArgs: options.plain ? [] : ['--cpu-prof', `--cpu-prof-dir=${profiles}`], config: {
     log: { level: 'warn', format: 'json' }, mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0 },
   } });
   const endpoint = await new Promise((resolve, reject) => http.get({ socketPath: daemon.socket, path: '/v1/s3/endpoint' }, (res) => {
@@ -32,6 +53,7 @@ try {
   const keys = 2000;
   if (options.op === 'get') for (let i = 0; i < keys; i += 16) await Promise.all(Array.from({ length: 16 }, (_, j) => client.request('PUT', `/bench/k${i + j}`, { body })));
   const cpuBefore = cpuMsOf(daemon.pid);
+  const threadsBefore = threadCpuMs(daemon.pid);
   const until = Date.now() + Number(options.seconds) * 1000;
   let ok = 0;
   await Promise.all(Array.from({ length: 16 }, async (_, worker) => {
@@ -42,8 +64,14 @@ try {
     }
   }));
   const cpuMs = cpuMsOf(daemon.pid) - cpuBefore;
+  const threadsAfter = threadCpuMs(daemon.pid);
+  const byThread = [...threadsAfter].map(([name, ms]) => `${name} ${((ms - (threadsBefore.get(name) ?? 0)) * 1000 / ok).toFixed(0)}`).join(', ');
   client.close();
   await stopChild(daemon.child);
+  if (options.plain) {
+    console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}); load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+    process.exit(0);
+  }
   const file = readdirSync(profiles).find((name) => name.endsWith('.cpuprofile'));
   const profile = JSON.parse(readFileSync(join(profiles, file), 'utf8'));
   const self = new Map();
@@ -75,6 +103,19 @@ try {
       seen.add(name);
       inclusive.set(name, (inclusive.get(name) ?? 0) + micros);
     }
+  }
+  if (options.under) {
+    const under = new Map();
+    for (const [id, micros] of dt) {
+      let inside = false;
+      for (let at = parent.get(id); at !== undefined && !inside; at = parent.get(at)) inside = byId.get(at).callFrame.functionName === options.under;
+      if (!inside) continue;
+      const { callFrame } = byId.get(id);
+      const name = `${callFrame.functionName || '(anonymous)'} ${callFrame.url.replace(/^.*\/(node_modules|dist|node:)/, '$1')}:${callFrame.lineNumber + 1}`;
+      under.set(name, (under.get(name) ?? 0) + micros);
+    }
+    console.log(`\nself time under ${options.under}, per operation:`);
+    for (const [name, micros] of [...under].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`${(micros / ok).toFixed(0).padStart(6)} µs  ${name}`);
   }
   console.log('\ninclusive, per operation:');
   for (const [name, micros] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, Number(options.top))) {

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { close, closeSync, constants, fdatasync, fstat, fstatSync, lstatSync, open as openFd, openSync, readSync, writev, type Stats } from 'node:fs';
+import { promisify } from 'node:util';
 import { mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import type { Logger } from 'pino';
@@ -690,7 +691,11 @@ export class ObjectStore {
     const maxSize = Math.min(this.limits.maxObjectBytes, sizeRange?.max ?? Infinity);
     if (expectedSize !== undefined && expectedSize > this.limits.maxObjectBytes) throw errors.entityTooLarge(expectedSize, this.limits.maxObjectBytes);
     const path = join(this.tmpDir, randomBytes(12).toString('hex'));
-    const file = await open(path, 'wx', 0o644);
+    // plain descriptors: a FileHandle's promises cost a third more CPU per call
+    const fd = await fdOpen(path, 'wx', 0o644);
+    // closed once only: a number closed twice may meanwhile name another file
+    let closing: Promise<void> | undefined;
+    const closeFile = () => (closing ??= fdClose(fd));
     const hash = createHash('md5');
     let size = 0;
     // socket reads are ~64 KiB: written in batches of up to WRITE_BATCH_BYTES, one writev each
@@ -705,7 +710,7 @@ export class ObjectStore {
         batch.push(chunk);
         batchBytes += chunk.length;
         if (batchBytes >= WRITE_BATCH_BYTES) {
-          await file.writev(batch);
+          await fdWritev(fd, batch);
           batch = [];
           batchBytes = 0;
         }
@@ -714,13 +719,13 @@ export class ObjectStore {
       if (sizeRange && size < sizeRange.min) throw errors.entityTooSmall(size, sizeRange.min);
       const md5 = hash.digest();
       if (contentMd5 !== undefined && md5.toString('base64') !== contentMd5) throw errors.badDigest(contentMd5, md5.toString('base64'));
-      if (batch.length) await file.writev(batch);
-      await file.datasync();
-      const stats = await file.stat();
-      await file.close();
+      if (batch.length) await fdWritev(fd, batch);
+      await fdDatasync(fd);
+      const stats = await fdStat(fd);
+      await closeFile();
       return { path, size, md5, etag: md5.toString('hex'), ino: stats.ino, mtimeMs: stats.mtimeMs };
     } catch (error) {
-      await file.close().catch(() => undefined);
+      await closeFile().catch(() => undefined);
       await rm(path, { force: true });
       throw error;
     }
@@ -869,6 +874,12 @@ function openForReading(path: string): number {
 }
 
 const NOATIME = constants.O_NOATIME ?? 0;
+
+const fdOpen = promisify(openFd);
+const fdWritev = promisify(writev);
+const fdDatasync = promisify(fdatasync);
+const fdStat = promisify(fstat);
+const fdClose = promisify(close);
 
 /** Renames, making the parent directory again when a concurrent delete removed it as empty. */
 async function renameInto(source: string, target: string): Promise<void> {

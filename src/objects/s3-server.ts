@@ -56,7 +56,7 @@ export class S3Server {
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const requestId = randomBytes(8).toString('hex').toUpperCase();
+    const requestId = nextRequestId();
     res.setHeader('x-amz-request-id', requestId);
     res.setHeader('x-amz-id-2', Buffer.from(`outpost/${requestId}`).toString('base64'));
     res.setHeader('Server', 'Outpost');
@@ -150,6 +150,17 @@ export class S3Server {
     res.writeHead(s3.status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body) });
     res.end(body);
   }
+}
+
+/**
+ * Request ids as S3's look (16 upper-case hex digits): a random prefix per run and a counter, unique
+ * without drawing random bytes for every request.
+ */
+const REQUEST_ID_PREFIX = randomBytes(4).toString('hex').toUpperCase();
+let requestCounter = 0;
+function nextRequestId(): string {
+  requestCounter = (requestCounter + 1) >>> 0;
+  return REQUEST_ID_PREFIX + requestCounter.toString(16).toUpperCase().padStart(8, '0');
 }
 
 /** Up to this much of a refused request's body is read and dropped rather than the connection closed. */
