@@ -34,13 +34,15 @@ const { values: options } = parseArgs({ options: {
   dist: { type: 'string' },
   // no profiler: only the CPU per operation, without the profiler's own cost
   plain: { type: 'boolean', default: false },
+  // JSON merged into the s3 section, e.g. '{"share":{"watch":false}}'
+  s3: { type: 'string', default: '{}' },
 } });
 installExitHooks();
 const work = mkdtempSync(join(tmpdir(), 'outpost-profile-objects-'));
 const profiles = join(work, 'profiles');
 try {
   const daemon = await spawnOutpostd({ dir: work, ...(options.dist ? { dist: options.dist } : {}), nodeArgs: options.plain ? [] : ['--cpu-prof', `--cpu-prof-dir=${profiles}`], config: {
-    log: { level: 'warn', format: 'json' }, mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0 },
+    log: { level: 'warn', format: 'json' }, mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0, ...JSON.parse(options.s3) },
   } });
   const endpoint = await new Promise((resolve, reject) => http.get({ socketPath: daemon.socket, path: '/v1/s3/endpoint' }, (res) => {
     let text = '';

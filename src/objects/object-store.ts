@@ -205,6 +205,9 @@ export const objectMigrations = [
 /** Body bytes gathered before one write: few system calls, and memory bounded per upload. */
 const WRITE_BATCH_BYTES = 256 * 1024;
 
+/** A large body's writeback starts after this many bytes rather than at its end (FileWriter). */
+const FLUSH_AHEAD_BYTES = 8 * 1024 * 1024;
+
 /** The store's own folder inside the share root; bucket names cannot start with '.', so no bucket can be named so. */
 export const STORE_FOLDER = '.outpost';
 
@@ -697,6 +700,7 @@ export class ObjectStore {
     let closing: Promise<void> | undefined;
     const closeFile = () => (closing ??= fdClose(fd));
     const hash = createHash('md5');
+    const writer = new FileWriter(fd);
     let size = 0;
     // socket reads are ~64 KiB: written in batches of up to WRITE_BATCH_BYTES, one writev each
     let batch: Buffer[] = [];
@@ -710,7 +714,7 @@ export class ObjectStore {
         batch.push(chunk);
         batchBytes += chunk.length;
         if (batchBytes >= WRITE_BATCH_BYTES) {
-          await fdWritev(fd, batch);
+          await writer.write(batch, batchBytes);
           batch = [];
           batchBytes = 0;
         }
@@ -719,12 +723,12 @@ export class ObjectStore {
       if (sizeRange && size < sizeRange.min) throw errors.entityTooSmall(size, sizeRange.min);
       const md5 = hash.digest();
       if (contentMd5 !== undefined && md5.toString('base64') !== contentMd5) throw errors.badDigest(contentMd5, md5.toString('base64'));
-      if (batch.length) await fdWritev(fd, batch);
-      await fdDatasync(fd);
+      await writer.finish(batch, batchBytes);
       const stats = await fdStat(fd);
       await closeFile();
       return { path, size, md5, etag: md5.toString('hex'), ino: stats.ino, mtimeMs: stats.mtimeMs };
     } catch (error) {
+      await writer.settle();
       await closeFile().catch(() => undefined);
       await rm(path, { force: true });
       throw error;
@@ -874,6 +878,52 @@ function openForReading(path: string): number {
 }
 
 const NOATIME = constants.O_NOATIME ?? 0;
+
+/**
+ * Appends batches to a new file with one write in flight while the caller gathers (and hashes) the
+ * next, and starts the disk's writeback early: each time FLUSH_AHEAD_BYTES more were written, an
+ * fdatasync runs in the background, so the last one has only the tail left to flush instead of the
+ * whole object. Holds at most the batch being written.
+ */
+class FileWriter {
+  private writing: Promise<void> = Promise.resolve();
+  private flushing: Promise<void> | undefined;
+  private written = 0;
+  private flushedUpTo = 0;
+  /** A failed write or background flush, thrown by the next write or by finish. */
+  private failure: { error: unknown } | undefined;
+
+  constructor(private readonly fd: number) {}
+
+  /** Waits for the write before (they append in order), then starts this one. */
+  async write(batch: Buffer[], bytes: number): Promise<void> {
+    await this.writing;
+    if (this.failure) throw this.failure.error;
+    this.writing = fdWritev(this.fd, batch).then(() => {
+      this.written += bytes;
+      if (!this.flushing && this.written - this.flushedUpTo >= FLUSH_AHEAD_BYTES) {
+        this.flushedUpTo = this.written;
+        this.flushing = fdDatasync(this.fd)
+          .catch((error: unknown) => { this.failure ??= { error }; })
+          .finally(() => { this.flushing = undefined; });
+      }
+    }, (error: unknown) => { this.failure ??= { error }; });
+  }
+
+  /** Writes the last batch and makes the whole file durable. */
+  async finish(batch: Buffer[], bytes: number): Promise<void> {
+    if (batch.length) await this.write(batch, bytes);
+    await this.settle();
+    if (this.failure) throw this.failure.error;
+    await fdDatasync(this.fd);
+  }
+
+  /** Waits for the write and flush in flight: the descriptor must not close under them. */
+  async settle(): Promise<void> {
+    await this.writing;
+    await this.flushing;
+  }
+}
 
 const fdOpen = promisify(openFd);
 const fdWritev = promisify(writev);
