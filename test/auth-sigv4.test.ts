@@ -546,7 +546,7 @@ describe('aws-chunked uploads', () => {
     expect([badChunk.status, codeOf(badChunk)]).toEqual([403, 'SignatureDoesNotMatch']);
   });
 
-  it('checks unsigned chunks with a trailing checksum (STREAMING-UNSIGNED-PAYLOAD-TRAILER): crc32, crc32c, sha1, sha256', async () => {
+  it('checks unsigned chunks with a trailing checksum (STREAMING-UNSIGNED-PAYLOAD-TRAILER): crc32, crc32c, crc64nvme, sha1, sha256', async () => {
     const digests: Record<string, string> = {
       crc32: crc32Of('hello world'),
       crc32c: (() => { const bytes = Buffer.alloc(4); bytes.writeUInt32BE(crc32c(Buffer.from('hello world')) >>> 0); return bytes.toString('base64'); })(),
@@ -558,6 +558,9 @@ describe('aws-chunked uploads', () => {
       expect(ok.status).toBe(200);
       expect(seen!.checksums).toEqual({ [algorithm]: digest });
     }
+    // CRC-64/NVME's check value: "123456789" → 0xAE8B14860A799888
+    const crc64 = await chunkedSend('STREAMING-UNSIGNED-PAYLOAD-TRAILER', ['1234', '56789'], { trailer: ['x-amz-checksum-crc64nvme', 'rosUhgp5mIg='] });
+    expect([crc64.status, seen!.checksums]).toEqual([200, { crc64nvme: 'rosUhgp5mIg=' }]);
     const wrong = await chunkedSend('STREAMING-UNSIGNED-PAYLOAD-TRAILER', ['hello ', 'world'], { trailer: ['x-amz-checksum-crc32c', digests.crc32c.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'))] });
     expect([wrong.status, codeOf(wrong), messageOf(wrong)]).toEqual([400, 'BadDigest', 'The CRC32C you specified did not match the calculated checksum.']);
   });

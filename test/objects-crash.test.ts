@@ -96,7 +96,8 @@ describe('objects survive kill -9', () => {
         ...Array.from({ length: 2 }, (_, i) => overwriteWorker(i)),
         ...Array.from({ length: 2 }, (_, i) => multipartWorker(i)),
       ];
-      await new Promise((resolve) => setTimeout(resolve, 2000));
+      // kill in the middle of the writes, once enough of them were acknowledged (however busy the machine)
+      await eventually(() => acknowledged.size > 20, 30_000, 20);
       await daemon.kill();
       killed = true;
       await Promise.all(workers);

@@ -7,7 +7,7 @@ import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand,
   DeleteBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, GetBucketLocationCommand, GetBucketVersioningCommand, GetObjectCommand,
   HeadBucketCommand, HeadObjectCommand, ListBucketsCommand, ListMultipartUploadsCommand, ListObjectsCommand, ListObjectsV2Command,
-  ListObjectVersionsCommand, ListPartsCommand, PutObjectCommand, UploadPartCommand, type S3Client, S3ServiceException,
+  ListObjectVersionsCommand, ListPartsCommand, PutObjectCommand, UploadPartCommand, UploadPartCopyCommand, type S3Client, S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { TestDaemon } from './helpers/daemon.js';
@@ -120,6 +120,16 @@ describe('S3 API with the AWS SDK v3', () => {
     const got = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'cond.txt', ResponseContentType: 'text/x-test',
       ResponseContentDisposition: 'attachment; filename="c.txt"', ResponseCacheControl: 'no-store' }));
     expect(got).toMatchObject({ ContentType: 'text/x-test', ContentDisposition: 'attachment; filename="c.txt"', CacheControl: 'no-store' });
+  });
+
+  it('verifies the CRC64NVME checksum the SDK sends when asked for it', async () => {
+    const body = randomBytes(300_000);
+    const put = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'crc64.bin', Body: body, ChecksumAlgorithm: 'CRC64NVME' }));
+    expect(put.ChecksumCRC64NVME).toMatch(/^[A-Za-z0-9+/]{11}=$/);
+    expect(readFileSync(join(daemon.dataDir, 'share', 'photos', 'crc64.bin')).equals(body)).toBe(true);
+    expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'crc64-wrong.bin', Body: body, ChecksumCRC64NVME: 'AAAAAAAAAAA=' }))))
+      .toMatchObject({ code: 'BadDigest', status: 400, message: 'The CRC64NVME you specified did not match the calculated checksum.' });
+    expect(existsSync(join(daemon.dataDir, 'share', 'photos', 'crc64-wrong.bin'))).toBe(false);
   });
 
   it('checks Content-MD5 and If-None-Match: * on PUT, writing nothing when they fail', async () => {
@@ -259,6 +269,57 @@ describe('S3 API with the AWS SDK v3', () => {
       .toMatchObject({ code: 'InvalidRequest', status: 400 });
     expect(await failure(s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'x', CopySource: 'photos/none' }))))
       .toMatchObject({ code: 'NoSuchKey', status: 404 });
+  });
+
+  it('checks x-amz-copy-source-if-* conditions on the source, refusing with 412 and copying nothing', async () => {
+    const put = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'cond/src.txt', Body: 'source' }));
+    const later = new Date(Date.now() + 60_000);
+    const earlier = new Date(Date.now() - 60_000);
+    for (const conditions of [{ CopySourceIfMatch: '"0123"' }, { CopySourceIfNoneMatch: put.ETag }, { CopySourceIfModifiedSince: later },
+      { CopySourceIfUnmodifiedSince: earlier }, { CopySourceIfNoneMatch: put.ETag, CopySourceIfModifiedSince: earlier }]) {
+      const refused = await failure(s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'cond/dst.txt', CopySource: 'photos/cond/src.txt', ...conditions })));
+      expect(refused).toMatchObject({ code: 'PreconditionFailed', status: 412 });
+    }
+    expect(existsSync(join(daemon.dataDir, 'share', 'photos', 'cond', 'dst.txt'))).toBe(false);
+    // If-Match decides alone when If-Unmodified-Since is sent with it (S3 CopyObject)
+    await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'cond/dst.txt', CopySource: 'photos/cond/src.txt',
+      CopySourceIfMatch: put.ETag, CopySourceIfUnmodifiedSince: earlier, CopySourceIfNoneMatch: '"other"', CopySourceIfModifiedSince: earlier }));
+    expect(readFileSync(join(daemon.dataDir, 'share', 'photos', 'cond', 'dst.txt'), 'utf8')).toBe('source');
+  });
+
+  it('copies parts from objects with UploadPartCopy: whole, byte ranges, conditions and range errors', async () => {
+    const source = randomBytes(3 * MIN_PART + 17);
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'parts/source.bin', Body: source }));
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key: 'parts/joined.bin', ContentType: 'application/x-joined' }));
+    const ranged = await s3.send(new UploadPartCopyCommand({ Bucket: 'photos', Key: 'parts/joined.bin', UploadId, PartNumber: 1,
+      CopySource: 'photos/parts/source.bin', CopySourceRange: `bytes=0-${MIN_PART - 1}` }));
+    const md5 = (data: Buffer) => createHash('md5').update(data).digest('hex');
+    expect(ranged.CopyPartResult!.ETag).toBe(`"${md5(source.subarray(0, MIN_PART))}"`);
+    expect(ranged.CopyPartResult!.LastModified).toBeInstanceOf(Date);
+    const whole = await s3.send(new UploadPartCopyCommand({ Bucket: 'photos', Key: 'parts/joined.bin', UploadId, PartNumber: 2,
+      CopySource: '/photos/parts%2Fsource.bin', CopySourceIfMatch: `"${md5(source)}"` }));
+    const tail = await s3.send(new UploadPartCopyCommand({ Bucket: 'photos', Key: 'parts/joined.bin', UploadId, PartNumber: 3,
+      CopySource: 'photos/parts/source.bin', CopySourceRange: `bytes=${source.length - 10}-${source.length - 1}` }));
+    const copyPart = (extra: Record<string, unknown>) => s3.send(new UploadPartCopyCommand({ Bucket: 'photos', Key: 'parts/joined.bin', UploadId, PartNumber: 4,
+      CopySource: 'photos/parts/source.bin', ...extra }));
+    for (const range of ['0-10', 'bytes=5', 'bytes=0-1,3-4', 'bytes=-10', 'bytes=3-']) {
+      expect(await failure(copyPart({ CopySourceRange: range }))).toMatchObject({ code: 'InvalidArgument', status: 400 });
+    }
+    expect(await failure(copyPart({ CopySourceRange: `bytes=0-${source.length}` }))).toMatchObject({ code: 'InvalidRange', status: 416 });
+    expect(await failure(copyPart({ CopySourceRange: 'bytes=9-3' }))).toMatchObject({ code: 'InvalidRange', status: 416 });
+    expect(await failure(copyPart({ CopySourceIfNoneMatch: `"${md5(source)}"` }))).toMatchObject({ code: 'PreconditionFailed', status: 412 });
+    expect(await failure(copyPart({ CopySource: 'photos/parts/none' }))).toMatchObject({ code: 'NoSuchKey', status: 404 });
+    expect(await failure(copyPart({ UploadId: 'nope' }))).toMatchObject({ code: 'NoSuchUpload', status: 404 });
+    const listed = await s3.send(new ListPartsCommand({ Bucket: 'photos', Key: 'parts/joined.bin', UploadId }));
+    expect(listed.Parts!.map((part) => [part.PartNumber, part.Size])).toEqual([[1, MIN_PART], [2, source.length], [3, 10]]);
+    const done = await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'photos', Key: 'parts/joined.bin', UploadId, MultipartUpload: { Parts: [
+      { PartNumber: 1, ETag: ranged.CopyPartResult!.ETag }, { PartNumber: 2, ETag: whole.CopyPartResult!.ETag }, { PartNumber: 3, ETag: tail.CopyPartResult!.ETag },
+    ] } }));
+    expect(done.ETag).toMatch(/-3"$/);
+    const expected = Buffer.concat([source.subarray(0, MIN_PART), source, source.subarray(source.length - 10)]);
+    expect(readFileSync(join(daemon.dataDir, 'share', 'photos', 'parts', 'joined.bin')).equals(expected)).toBe(true);
+    const head = await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'parts/joined.bin' }));
+    expect(head).toMatchObject({ ContentLength: expected.length, ContentType: 'application/x-joined' });
   });
 
   it('deletes one object idempotently and many at once', async () => {

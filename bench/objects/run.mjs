@@ -25,6 +25,8 @@ const { values: options } = parseArgs({ options: {
   'list-keys': { type: 'string', default: '1000000' },
   servers: { type: 'string', default: 'outpostd,s3rver' },
   json: { type: 'boolean', default: false },
+  // another build of outpostd to measure (e.g. an earlier commit's dist/)
+  dist: { type: 'string' },
 } });
 const SECONDS = Number(options.seconds);
 const CONNECTIONS = Number(options.connections);
@@ -50,7 +52,7 @@ function adminGet(socketPath, path) {
 }
 
 async function startOutpostd(dir) {
-  const daemon = await spawnOutpostd({ dir, config: {
+  const daemon = await spawnOutpostd({ dir, ...(options.dist ? { dist: options.dist } : {}), config: {
     log: { level: 'warn', format: 'json' },
     mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0 },
   } });

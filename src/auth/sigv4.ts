@@ -148,7 +148,7 @@ function readClaim(req: IncomingMessage, query: Array<[string, string]>): Claim 
   return undefined;
 }
 
-const unsupportedMechanism = () => new AuthError('InvalidRequest', `The authorization mechanism you have provided is not supported. Please use ${ALGORITHM}.`, 400);
+export const unsupportedMechanism = () => new AuthError('InvalidRequest', `The authorization mechanism you have provided is not supported. Please use ${ALGORITHM}.`, 400);
 const headerMalformed = (why: string, details: Record<string, string> = {}) => new AuthError('AuthorizationHeaderMalformed', `The authorization header is malformed; ${why}`, 400, details);
 const queryMalformed = (message: string) => new AuthError('AuthorizationQueryParametersError', message, 400);
 const CREDENTIAL_FORM = 'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".';
@@ -192,7 +192,7 @@ function headerTimestamp(req: IncomingMessage): string {
 }
 
 /** 20130524T000000Z → epoch milliseconds; undefined when malformed. */
-function parseAmzDate(value: string): number | undefined {
+export function parseAmzDate(value: string): number | undefined {
   const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
   if (!match) return undefined;
   const [, year, month, day, hour, minute, second] = match.map(Number);
@@ -230,10 +230,11 @@ function presignedClaim(queryValue: (name: string) => string | undefined): Claim
 
 // --- the claim against the endpoint, the clock and the request ---
 
-function checkScope(claim: Claim, options: VerifyOptions): void {
-  const malformed = (why: string, details: Record<string, string> = {}) => claim.expires === undefined
+/** The credential scope must name this endpoint: its region, its service, `aws4_request`. */
+export function checkScope(claim: Pick<Claim, 'region' | 'service' | 'terminator' | 'expires'>, options: VerifyOptions,
+  malformed = (why: string, details: Record<string, string> = {}) => claim.expires === undefined
     ? headerMalformed(why, details)
-    : new AuthError('AuthorizationQueryParametersError', `Error parsing the X-Amz-Credential parameter; ${why}`, 400, details);
+    : new AuthError('AuthorizationQueryParametersError', `Error parsing the X-Amz-Credential parameter; ${why}`, 400, details)): void {
   if (options.region !== undefined && claim.region !== options.region) {
     throw malformed(`the region '${claim.region}' is wrong; expecting '${options.region}'`, { Region: options.region });
   }
@@ -338,6 +339,10 @@ function trailerAlgorithm(req: IncomingMessage): ChecksumAlgorithm | undefined {
 function plainBody(req: IncomingMessage, checksums: ChecksumClaim[], expectedSha256: string | undefined, checkSignature?: (payloadHash: string) => AuthError | undefined) {
   const length = req.headers['content-length'];
   const verified: Record<string, string> = {};
+  // No body (most GETs, HEADs, DELETEs) and nothing claimed about it: nothing to verify, and no stream to build.
+  if (bodyIsEmpty(req) && checksums.length === 0 && !checkSignature && (expectedSha256 === undefined || expectedSha256 === EMPTY_SHA256)) {
+    return { body: req as Readable, contentLength: length === undefined ? undefined : 0, checksums: verified };
+  }
   const body = new VerifiedBody({ checksums, expectedSha256, checkSignature, verified });
   return { body: VerifiedBody.pipeFrom(req, body), contentLength: length === undefined ? undefined : Number(length), checksums: verified };
 }

@@ -19,6 +19,11 @@ export const s3Schema = z.strictObject({
   maxObjectBytes: positiveInt(5 * 1024 ** 3, 'bytes ≥ 1'),
   /** AWS's minimum size of every part but the last; lower it only for tests. */
   minPartBytes: positiveInt(5 * 1024 * 1024, 'bytes ≥ 1'),
+  /**
+   * Multipart uploads neither completed nor aborted this long after they were initiated are aborted
+   * and their parts removed, as an S3 lifecycle AbortIncompleteMultipartUpload rule does (default 7 days).
+   */
+  abortIncompleteUploadsAfterSeconds: positiveInt(7 * 24 * 3600, 'seconds ≥ 1'),
   /** Events waiting for delivery to functions and the bus; beyond it writes are refused (503 SlowDown) until they drain. */
   maxPendingEvents: positiveInt(100000, 'event count ≥ 1'),
   /** The file share over `shareRoot` (docs/file-share.md). */

@@ -26,6 +26,9 @@ export const errors = {
   invalidRequest: (message: string) => new S3Error('InvalidRequest', 400, message),
   invalidRange: (size: number, range: string) => new S3Error('InvalidRange', 416, 'The requested range is not satisfiable',
     { RangeRequested: range, ActualObjectSize: String(size) }, { 'Content-Range': `bytes */${size}` }),
+  // UploadPartCopy: a copy-source range past the source's end (no Content-Range: nothing is being served)
+  invalidCopyRange: (size: number, range: string) => new S3Error('InvalidRange', 416, 'The requested range is not satisfiable',
+    { RangeRequested: range, ActualObjectSize: String(size) }),
   preconditionFailed: (condition: string) => new S3Error('PreconditionFailed', 412, 'At least one of the pre-conditions you specified did not hold', { Condition: condition }),
   badDigest: (expected: string, calculated: string) => new S3Error('BadDigest', 400, 'The Content-MD5 you specified did not match what we received.',
     { ExpectedDigest: expected, CalculatedDigest: calculated }),

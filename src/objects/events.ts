@@ -106,9 +106,12 @@ export class ObjectEvents implements ChangeLog {
   private pendingCount: number;
   private sequence = 0;
   private delivering = false;
+  private kickedMeanwhile = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = 500;
   private stopped = false;
+  /** Events committed whose object's files are not in place yet (ChangeLog.release). */
+  private readonly held = new Set<number>();
   readonly counts = { delivered: 0, dropped: 0 };
 
   constructor(private readonly store: Store, private readonly rulesOf: (bucket: string) => NotificationRule[], private readonly region: string,
@@ -131,7 +134,7 @@ export class ObjectEvents implements ChangeLog {
     return this.pendingCount;
   }
 
-  record(bucket: string, eventName: ObjectEventName, object: { key: string; size?: number; etag?: string }, origin: ChangeOrigin): void {
+  record(bucket: string, eventName: ObjectEventName, object: { key: string; size?: number; etag?: string }, origin: ChangeOrigin): number {
     const record: EventRecord = {
       eventVersion: '2.1',
       eventSource: 'aws:s3',
@@ -155,17 +158,32 @@ export class ObjectEvents implements ChangeLog {
     for (const rule of this.rulesOf(bucket)) {
       if (matches(rule, eventName, object.key)) targets.push({ function: rule.function, configurationId: rule.id });
     }
-    this.statements.insert.run(bucket, JSON.stringify(record), JSON.stringify(targets));
+    const id = Number(this.statements.insert.run(bucket, JSON.stringify(record), JSON.stringify(targets)).lastInsertRowid);
     this.pendingCount++;
-    // runs after this tick's group commit: the row is on disk (or rolled back, then recounted)
-    setImmediate(() => this.kick());
+    this.held.add(id);
+    return id;
   }
 
-  /** Delivers what is pending; called after each commit that recorded events and at startup. */
+  /** Called after the commit (the row is on disk, or was rolled back and is recounted) once the object's files are in place. */
+  release(ids: number[]): void {
+    for (const id of ids) this.held.delete(id);
+    if (ids.length) this.kick();
+  }
+
+  /** Delivers what is pending; called once a change's events are released, and at startup. */
   kick(): void {
-    if (this.delivering || this.stopped || this.pendingCount === 0) return;
+    if (this.stopped || this.pendingCount === 0) return;
+    if (this.delivering) {
+      // the running round may have stopped at an event released just now
+      this.kickedMeanwhile = true;
+      return;
+    }
     this.delivering = true;
-    void this.deliverAll().finally(() => { this.delivering = false; });
+    this.kickedMeanwhile = false;
+    void this.deliverAll().finally(() => {
+      this.delivering = false;
+      if (this.kickedMeanwhile) this.kick();
+    });
   }
 
   stop(): void {
@@ -181,6 +199,10 @@ export class ObjectEvents implements ChangeLog {
         this.pendingCount = 0;
         return;
       }
+      // in order: the events after one still waiting for its files wait too; its release kicks again
+      const waiting = rows.findIndex((row) => this.held.has(row.id));
+      if (waiting === 0) return;
+      if (waiting > 0) rows.length = waiting;
       const outcomes = await Promise.all(rows.map((row) => this.deliver(row)));
       await this.store.commit.run(() => {
         for (const [index, row] of rows.entries()) {

@@ -5,6 +5,11 @@
 export class KeyLocks {
   private readonly tails = new Map<string, Promise<void>>();
 
+  /** Whether someone holds or waits for the key. */
+  held(key: string): boolean {
+    return this.tails.has(key);
+  }
+
   async with<T>(key: string, critical: () => Promise<T>): Promise<T> {
     const previous = this.tails.get(key);
     let release!: () => void;

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Counter, Gauge } from 'prom-client';
+import type { Logger } from 'pino';
 import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
 import { registerObjectAdminRoutes } from './admin-routes.js';
 import { ObjectEvents } from './events.js';
@@ -20,6 +21,8 @@ export class ObjectService implements Service {
   private events: ObjectEvents | undefined;
   private server: S3Server | undefined;
   private share: FileShare | undefined;
+  private uploadSweep: NodeJS.Timeout | undefined;
+  private stopped = false;
   private readonly requests: Counter<'operation' | 'status'>;
 
   constructor(private readonly context: ServiceContext) {
@@ -64,6 +67,7 @@ export class ObjectService implements Service {
     this.server = new S3Server(s3, this.context.accessKeys, { objects, events, config: s3, functions: this.context.functions }, serviceLog,
       (operation, status) => this.requests.inc({ operation, status: String(status) }));
     await this.server.start();
+    this.sweepAbandonedUploads(objects, s3.abortIncompleteUploadsAfterSeconds * 1000, serviceLog);
     if (s3.share.watch) {
       this.share = new FileShare(objects, s3.share, serviceLog);
       this.share.start();
@@ -71,9 +75,30 @@ export class ObjectService implements Service {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.uploadSweep);
     await this.share?.stop();
     await this.server?.stop();
     this.events?.stop();
+  }
+
+  /**
+   * Aborts abandoned multipart uploads now and then: every half of their lifetime, at least every
+   * second and at most every hour, so an upload outlives its lifetime by at most that much.
+   */
+  private sweepAbandonedUploads(objects: ObjectStore, lifetimeMs: number, log: Logger): void {
+    const everyMs = Math.min(Math.max(lifetimeMs / 2, 1000), 3600_000);
+    const sweep = async () => {
+      if (this.stopped) return;
+      try {
+        const aborted = await objects.abortUploadsInitiatedBefore(Date.now() - lifetimeMs);
+        if (aborted) log.info({ aborted }, 'aborted multipart uploads left incomplete past s3.abortIncompleteUploadsAfterSeconds');
+      } catch (error) {
+        log.warn({ err: error }, 'could not abort expired multipart uploads; trying again later');
+      }
+      if (!this.stopped) this.uploadSweep = setTimeout(sweep, everyMs).unref();
+    };
+    void sweep();
   }
 
   health(): ServiceHealth {

@@ -16,8 +16,10 @@ import { putObject } from './operations/PutObject.js';
 import { copyObject } from './operations/CopyObject.js';
 import { deleteObject } from './operations/DeleteObject.js';
 import { deleteObjects } from './operations/DeleteObjects.js';
+import { postObject } from './operations/PostObject.js';
 import { createMultipartUpload } from './operations/CreateMultipartUpload.js';
 import { uploadPart } from './operations/UploadPart.js';
+import { uploadPartCopy } from './operations/UploadPartCopy.js';
 import { completeMultipartUpload } from './operations/CompleteMultipartUpload.js';
 import { abortMultipartUpload } from './operations/AbortMultipartUpload.js';
 import { listParts } from './operations/ListParts.js';
@@ -28,8 +30,11 @@ import { putBucketNotificationConfiguration } from './operations/PutBucketNotifi
 export interface Route {
   name: string;
   operation: Operation;
-  /** What the signer needs on the addressed bucket; 'none' for the service-level ListBuckets. */
-  access: 'read' | 'write' | 'none';
+  /**
+   * What the signer needs on the addressed bucket; 'signed' only a signature (the service-level
+   * ListBuckets); 'form' is authorized by the operation (a POST upload is signed in its body).
+   */
+  access: 'read' | 'write' | 'signed' | 'form';
 }
 
 const r = (name: string, operation: Operation, access: Route['access']): Route => ({ name, operation, access });
@@ -44,7 +49,7 @@ export function route(method: string, bucket: string, key: string, query: URLSea
   const unsupported = UNSUPPORTED.find((name) => query.has(name));
   if (unsupported) throw errors.notImplemented(`?${unsupported}`);
   if (!bucket) {
-    if (method === 'GET') return r('ListBuckets', listBuckets, 'none');
+    if (method === 'GET') return r('ListBuckets', listBuckets, 'signed');
     throw errors.methodNotAllowed(method);
   }
   if (!key) {
@@ -65,7 +70,7 @@ export function route(method: string, bucket: string, key: string, query: URLSea
       case 'DELETE': return r('DeleteBucket', deleteBucket, 'write');
       case 'POST':
         if (query.has('delete')) return r('DeleteObjects', deleteObjects, 'write');
-        break;
+        return r('PostObject', postObject, 'form');
     }
     throw errors.methodNotAllowed(method);
   }
@@ -73,7 +78,9 @@ export function route(method: string, bucket: string, key: string, query: URLSea
     case 'GET': return query.has('uploadId') ? r('ListParts', listParts, 'read') : r('GetObject', getObject, 'read');
     case 'HEAD': return r('HeadObject', headObject, 'read');
     case 'PUT':
-      if (query.has('uploadId') || query.has('partNumber')) return r('UploadPart', uploadPart, 'write');
+      if (query.has('uploadId') || query.has('partNumber')) {
+        return headers['x-amz-copy-source'] !== undefined ? r('UploadPartCopy', uploadPartCopy, 'write') : r('UploadPart', uploadPart, 'write');
+      }
       return headers['x-amz-copy-source'] !== undefined ? r('CopyObject', copyObject, 'write') : r('PutObject', putObject, 'write');
     case 'POST':
       if (query.has('uploads')) return r('CreateMultipartUpload', createMultipartUpload, 'write');

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Logger } from 'pino';
-import { AuthError, verifyRequest } from '../auth/sigv4.js';
+import { AuthError, verifyRequest, type VerifyOptions } from '../auth/sigv4.js';
+import { verifyPostSignature } from '../auth/sigv4-post.js';
 import type { AccessKeys } from '../auth/access-keys.js';
 import type { S3Config } from './config.js';
 import { errors, S3Error } from './errors.js';
@@ -17,9 +18,12 @@ export class S3Server {
   private boundPort = 0;
   /** The operations, loaded on the first request: a gateway nobody stores objects on pays nothing for them. */
   private routes: Promise<typeof import('./routes.js')> | undefined;
+  private readonly verifyOptions: VerifyOptions;
 
-  constructor(private readonly config: S3Config, private readonly accessKeys: AccessKeys, private readonly context: Omit<OperationContext, 'authorize'>,
-    private readonly log: Logger, private readonly requests: (operation: string, status: number) => void) {}
+  constructor(private readonly config: S3Config, private readonly accessKeys: AccessKeys, private readonly context: Omit<OperationContext, 'authorize' | 'formSigner'>,
+    private readonly log: Logger, private readonly requests: (operation: string, status: number) => void) {
+    this.verifyOptions = { service: 's3', secretOf: (id) => accessKeys.secretOf(id), region: config.region };
+  }
 
   get port(): number {
     return this.boundPort;
@@ -52,7 +56,7 @@ export class S3Server {
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const requestId = randomBytes(8).toString('hex').toUpperCase();
+    const requestId = nextRequestId();
     res.setHeader('x-amz-request-id', requestId);
     res.setHeader('x-amz-id-2', Buffer.from(`outpost/${requestId}`).toString('base64'));
     res.setHeader('Server', 'Outpost');
@@ -64,18 +68,22 @@ export class S3Server {
       const { route } = await (this.routes ??= import('./routes.js'));
       const found = route(req.method ?? 'GET', address.bucket, address.key, address.query, req.headers);
       operationName = found.name;
-      const verified = verifyRequest(req, { service: 's3', secretOf: (id) => this.accessKeys.secretOf(id), region: this.config.region });
+      const verified = verifyRequest(req, this.verifyOptions);
       const request: S3Request = {
         method: req.method ?? 'GET', bucket: address.bucket, key: address.key, query: address.query, headers: req.headers,
         body: verified.body, contentLength: verified.contentLength, checksums: verified.checksums, accessKeyId: verified.accessKeyId,
         requestId, sourceIp: req.socket.remoteAddress ?? '', origin: address.origin,
       };
-      const context: OperationContext = { ...this.context, authorize: (r, bucket, action) => this.authorize(r, bucket, action) };
-      if (found.access !== 'none') this.authorize(request, address.bucket, found.access);
-      else if (!request.accessKeyId) throw errors.accessDenied();
+      const context: OperationContext = {
+        ...this.context,
+        authorize: (r, bucket, action) => this.authorize(r, bucket, action),
+        formSigner: (fields) => verifyPostSignature(fields, this.verifyOptions),
+      };
+      if (found.access === 'read' || found.access === 'write') this.authorize(request, address.bucket, found.access);
+      else if (found.access === 'signed' && !request.accessKeyId) throw errors.accessDenied();
       await (found.operation as Operation)(request, res, context);
     } catch (error) {
-      this.fail(req, res, error, resource, requestId);
+      await this.fail(req, res, error, resource, requestId);
     } finally {
       this.requests(operationName, res.statusCode);
     }
@@ -116,15 +124,15 @@ export class S3Server {
   }
 
   /** Renders an error as S3 does: XML with Code, Message, the resource and the request id; HEAD gets only the status. */
-  private fail(req: IncomingMessage, res: ServerResponse, error: unknown, resource: string, requestId: string): void {
+  private async fail(req: IncomingMessage, res: ServerResponse, error: unknown, resource: string, requestId: string): Promise<void> {
     const s3 = toS3Error(error);
     if (s3.code === 'InternalError') this.log.error({ err: error, method: req.method, url: req.url }, 's3 request failed');
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    // An unread body would be read and thrown away to keep the connection; close it instead.
-    if (!req.complete) res.setHeader('Connection', 'close');
+    // A large unread body would be read and thrown away to keep the connection; close it instead.
+    if (!(await discardSmallBody(req))) res.setHeader('Connection', 'close');
     for (const [name, value] of Object.entries(s3.headers)) res.setHeader(name, value);
     if (req.method === 'HEAD' || s3.status === 304) {
       res.writeHead(s3.status);
@@ -142,6 +150,42 @@ export class S3Server {
     res.writeHead(s3.status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body) });
     res.end(body);
   }
+}
+
+/**
+ * Request ids as S3's look (16 upper-case hex digits): a random prefix per run and a counter, unique
+ * without drawing random bytes for every request.
+ */
+const REQUEST_ID_PREFIX = randomBytes(4).toString('hex').toUpperCase();
+let requestCounter = 0;
+function nextRequestId(): string {
+  requestCounter = (requestCounter + 1) >>> 0;
+  return REQUEST_ID_PREFIX + requestCounter.toString(16).toUpperCase().padStart(8, '0');
+}
+
+/** Up to this much of a refused request's body is read and dropped rather than the connection closed. */
+const DISCARDED_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Reads what is left of a small request body (a form refused after its fields, a PUT refused
+ * before its body): closing a socket with unread data resets it, and the client would see the
+ * reset instead of the error. Resolves false when the body is too large or does not come.
+ */
+async function discardSmallBody(req: IncomingMessage): Promise<boolean> {
+  if (req.complete) return true;
+  const length = Number(req.headers['content-length']);
+  if (!(length <= DISCARDED_BODY_BYTES) || req.destroyed) return false;
+  req.unpipe();
+  return new Promise<boolean>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      req.off('end', done).off('close', done).off('error', done);
+      resolve(req.complete);
+    };
+    const timer = setTimeout(done, 5000);
+    req.on('end', done).on('close', done).on('error', done);
+    req.resume();
+  });
 }
 
 function toS3Error(error: unknown): S3Error {

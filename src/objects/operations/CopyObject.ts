@@ -1,11 +1,12 @@
 import { errors } from '../errors.js';
-import { checkKey } from '../names.js';
 import { el, isoTime } from '../xml.js';
-import { changeOrigin, header, quoted, sendXml, smallBody, storedHeaders, userMetadata, type Operation, type S3Request } from './context.js';
+import { changeOrigin, header, quoted, sendXml, smallBody, storedHeaders, userMetadata, type Operation } from './context.js';
+import { copySource } from './copying.js';
+import { checkCopySourceConditions } from './reading.js';
 import { checkEventQueue, contentType } from './writing.js';
 
 /**
- * S3 CopyObject: x-amz-copy-source names `bucket/key` (URL-encoded; `?versionId=null` allowed);
+ * S3 CopyObject: x-amz-copy-source names `bucket/key`, x-amz-copy-source-if-* are conditions on it;
  * x-amz-metadata-directive COPY (default) keeps the source's metadata, REPLACE takes the request's.
  */
 export const copyObject: Operation = async (request, res, context) => {
@@ -21,6 +22,7 @@ export const copyObject: Operation = async (request, res, context) => {
   context.objects.existingBucket(request.bucket);
   const { object: original, file } = await context.objects.open(source.bucket, source.key);
   try {
+    checkCopySourceConditions(request, original);
     const replace = directive === 'REPLACE';
     const copied = await context.objects.put(request.bucket, request.key, file.createReadStream({ autoClose: false, highWaterMark: 1024 * 1024 }), {
       contentType: replace ? contentType(request) : original.contentType,
@@ -35,21 +37,3 @@ export const copyObject: Operation = async (request, res, context) => {
     await file.close();
   }
 };
-
-function copySource(request: S3Request): { bucket: string; key: string } {
-  const raw = header(request, 'x-amz-copy-source') ?? '';
-  const [path, query] = raw.split('?', 2);
-  if (query !== undefined && query !== 'versionId=null') throw errors.invalidArgument('Invalid version id specified', 'x-amz-copy-source', raw);
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(path.replace(/^\//, ''));
-  } catch {
-    throw errors.invalidArgument('Copy Source must mention the source bucket and key: sourcebucket/sourcekey', 'x-amz-copy-source', raw);
-  }
-  const slash = decoded.indexOf('/');
-  if (slash <= 0 || slash === decoded.length - 1) throw errors.invalidArgument('Copy Source must mention the source bucket and key: sourcebucket/sourcekey', 'x-amz-copy-source', raw);
-  const key = decoded.slice(slash + 1);
-  checkKey(key);
-  return { bucket: decoded.slice(0, slash), key };
-}
-

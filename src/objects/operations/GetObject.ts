@@ -6,9 +6,16 @@ import type { Operation } from './context.js';
 /** Up to this size a body is read in one call and sent in one write; larger ones stream through two buffers of it. */
 const ONE_READ_BYTES = 256 * 1024;
 
-/** S3 GetObject: conditions, one byte range, response-* overrides; the content streams from the file. */
+/** Up to this size an object is read synchronously (ObjectStore.readSmall): a short hold of the event loop. */
+const SMALL_OBJECT_BYTES = 64 * 1024;
+
+/**
+ * S3 GetObject: conditions, one byte range, response-* overrides. A small object is read whole at
+ * once; a larger one streams from its file.
+ */
 export const getObject: Operation = async (request, res, context) => {
-  const { object, file } = await context.objects.open(request.bucket, request.key);
+  const small = context.objects.readSmall(request.bucket, request.key, SMALL_OBJECT_BYTES);
+  const { object, file } = small ? { object: small.object, file: undefined } : await context.objects.open(request.bucket, request.key);
   try {
     checkConditions(request, object);
     const range = byteRange(request, object.size);
@@ -17,14 +24,18 @@ export const getObject: Operation = async (request, res, context) => {
     const headers = { ...responseHeaders(request, object), 'Content-Length': length };
     if (range) res.writeHead(206, { ...headers, 'Content-Range': `bytes ${range.start}-${range.end}/${object.size}` });
     else res.writeHead(200, headers);
+    if (small) {
+      res.end(small.content.subarray(start, start + length));
+      return;
+    }
     if (length <= ONE_READ_BYTES) {
-      const { buffer, bytesRead } = await file.read(Buffer.allocUnsafe(length), 0, length, start);
+      const { buffer, bytesRead } = await file!.read(Buffer.allocUnsafe(length), 0, length, start);
       res.end(bytesRead === length ? buffer : buffer.subarray(0, bytesRead));
       return;
     }
-    await streamRange(file, res, start, length);
+    await streamRange(file!, res, start, length);
   } finally {
-    await file.close();
+    await file?.close();
   }
 };
 

@@ -36,6 +36,8 @@ export interface OperationContext {
   functions: FunctionInvoker | undefined;
   /** AccessDenied unless the request may do `action` on `bucket`. */
   authorize(request: S3Request, bucket: string, action: 'read' | 'write'): void;
+  /** The signer of a POST upload's form (fields by lower-case name), undefined for an unsigned one; the S3 auth error otherwise. */
+  formSigner(fields: ReadonlyMap<string, string>): string | undefined;
 }
 
 export type Operation = (request: S3Request, res: ServerResponse, context: OperationContext) => Promise<void> | void;

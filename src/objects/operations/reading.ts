@@ -16,21 +16,41 @@ const seconds = (epochMs: number) => Math.floor(epochMs / 1000);
  * unchanged If-Modified-Since is 304 Not Modified.
  */
 export function checkConditions(request: S3Request, object: ObjectRecord): void {
-  const ifMatch = header(request, 'if-match');
-  const ifNoneMatch = header(request, 'if-none-match');
-  const ifModifiedSince = Date.parse(header(request, 'if-modified-since') ?? '');
-  const ifUnmodifiedSince = Date.parse(header(request, 'if-unmodified-since') ?? '');
+  const failed = failedCondition(request, object, '');
+  if (failed === 'If-Match' || failed === 'If-Unmodified-Since') throw errors.preconditionFailed(failed);
+  if (failed) throw notModified(object);
+}
+
+/**
+ * CopyObject / UploadPartCopy: the same four conditions on the source, as x-amz-copy-source-if-*;
+ * every failure is 412 PreconditionFailed (a copy has nothing to answer 304 with).
+ */
+export function checkCopySourceConditions(request: S3Request, source: ObjectRecord): void {
+  const failed = failedCondition(request, source, 'x-amz-copy-source-');
+  if (failed) throw errors.preconditionFailed(`x-amz-copy-source-${failed}`);
+}
+
+/**
+ * The first condition that does not hold. If-Match decides without If-Unmodified-Since, and
+ * If-None-Match without If-Modified-Since, when both of a pair are sent (S3 and RFC 7232).
+ */
+function failedCondition(request: S3Request, object: ObjectRecord, prefix: string): string | undefined {
+  const ifMatch = header(request, `${prefix}if-match`);
+  const ifNoneMatch = header(request, `${prefix}if-none-match`);
+  const ifModifiedSince = Date.parse(header(request, `${prefix}if-modified-since`) ?? '');
+  const ifUnmodifiedSince = Date.parse(header(request, `${prefix}if-unmodified-since`) ?? '');
   const modified = seconds(object.lastModified);
   if (ifMatch !== undefined) {
-    if (!etagListed(ifMatch, object.etag)) throw errors.preconditionFailed('If-Match');
+    if (!etagListed(ifMatch, object.etag)) return 'If-Match';
   } else if (!Number.isNaN(ifUnmodifiedSince) && modified > seconds(ifUnmodifiedSince)) {
-    throw errors.preconditionFailed('If-Unmodified-Since');
+    return 'If-Unmodified-Since';
   }
   if (ifNoneMatch !== undefined) {
-    if (etagListed(ifNoneMatch, object.etag)) throw notModified(object);
+    if (etagListed(ifNoneMatch, object.etag)) return 'If-None-Match';
   } else if (!Number.isNaN(ifModifiedSince) && modified <= seconds(ifModifiedSince)) {
-    throw notModified(object);
+    return 'If-Modified-Since';
   }
+  return undefined;
 }
 
 /** 304 carries no body; the S3Error path sends only the status and these headers. */

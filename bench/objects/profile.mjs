@@ -1,0 +1,129 @@
+// CPU profile of outpostd under 4 KiB PUTs or GETs (16 connections): runs the daemon with
+// --cpu-prof, drives `--op` for `--seconds`, stops it and prints the functions with the most self
+// time and the daemon's CPU per operation. `node bench/objects/profile.mjs --op put|get`.
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { cpuMsOf, installExitHooks, stopChild } from '../lib/proc.mjs';
+import { spawnOutpostd } from '../lib/outpostd.mjs';
+import { S3BenchClient } from './s3-client.mjs';
+
+/** utime+stime in ms of the main thread of `pid` and of all its other threads (thread pool, V8, SQLite's fsync). */
+function threadCpuMs(pid) {
+  const byName = new Map();
+  const tick = 10; // USER_HZ 100
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = tid === String(pid) ? 'main' : 'other threads';
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) * tick);
+    } catch { /* the thread ended */ }
+  }
+  return byName;
+}
+
+const { values: options } = parseArgs({ options: {
+  op: { type: 'string', default: 'put' }, seconds: { type: 'string', default: '4' }, top: { type: 'string', default: '30' },
+  // also: the self time under this function of the daemon (e.g. commitBatch)
+  under: { type: 'string' },
+  // another build to compare with (e.g. of an earlier commit)
+  dist: { type: 'string' },
+  // no profiler: only the CPU per operation, without the profiler's own cost
+  plain: { type: 'boolean', default: false },
+  // JSON merged into the s3 section, e.g. '{"share":{"watch":false}}'
+  s3: { type: 'string', default: '{}' },
+} });
+installExitHooks();
+const work = mkdtempSync(join(tmpdir(), 'outpost-profile-objects-'));
+const profiles = join(work, 'profiles');
+try {
+  const daemon = await spawnOutpostd({ dir: work, ...(options.dist ? { dist: options.dist } : {}), nodeArgs: options.plain ? [] : ['--cpu-prof', `--cpu-prof-dir=${profiles}`], config: {
+    log: { level: 'warn', format: 'json' }, mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0, ...JSON.parse(options.s3) },
+  } });
+  const endpoint = await new Promise((resolve, reject) => http.get({ socketPath: daemon.socket, path: '/v1/s3/endpoint' }, (res) => {
+    let text = '';
+    res.on('data', (chunk) => { text += chunk; });
+    res.on('end', () => resolve(JSON.parse(text)));
+  }).on('error', reject));
+  const client = new S3BenchClient({ port: daemon.port('s3'), accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey });
+  await client.request('PUT', '/bench');
+  const body = randomBytes(4096);
+  const keys = 2000;
+  if (options.op === 'get') for (let i = 0; i < keys; i += 16) await Promise.all(Array.from({ length: 16 }, (_, j) => client.request('PUT', `/bench/k${i + j}`, { body })));
+  const cpuBefore = cpuMsOf(daemon.pid);
+  const threadsBefore = threadCpuMs(daemon.pid);
+  const until = Date.now() + Number(options.seconds) * 1000;
+  let ok = 0;
+  await Promise.all(Array.from({ length: 16 }, async (_, worker) => {
+    for (let i = 0; Date.now() < until; i++) {
+      const key = `/bench/k${(worker * 7919 + i * 16) % keys}`;
+      const { status } = options.op === 'get' ? await client.request('GET', key) : await client.request('PUT', `/bench/w${worker}-${i}`, { body });
+      if (status < 300) ok++;
+    }
+  }));
+  const cpuMs = cpuMsOf(daemon.pid) - cpuBefore;
+  const threadsAfter = threadCpuMs(daemon.pid);
+  const byThread = [...threadsAfter].map(([name, ms]) => `${name} ${((ms - (threadsBefore.get(name) ?? 0)) * 1000 / ok).toFixed(0)}`).join(', ');
+  client.close();
+  await stopChild(daemon.child);
+  if (options.plain) {
+    console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}); load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+    process.exit(0);
+  }
+  const file = readdirSync(profiles).find((name) => name.endsWith('.cpuprofile'));
+  const profile = JSON.parse(readFileSync(join(profiles, file), 'utf8'));
+  const self = new Map();
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const dt = new Map();
+  for (let i = 0; i < profile.samples.length; i++) dt.set(profile.samples[i], (dt.get(profile.samples[i]) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  let total = 0;
+  for (const [id, micros] of dt) {
+    const { callFrame } = byId.get(id);
+    const name = `${callFrame.functionName || '(anonymous)'} ${callFrame.url.replace(/^.*\/(node_modules|dist|node:)/, '$1')}:${callFrame.lineNumber + 1}`;
+    self.set(name, (self.get(name) ?? 0) + micros);
+    total += micros;
+  }
+  console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+  for (const [name, micros] of [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(options.top))) {
+    console.log(`${(100 * micros / total).toFixed(1).padStart(5)} %  ${name}`);
+  }
+  // inclusive time of the daemon's own functions (each counted once per sample, however deep the recursion)
+  const parent = new Map();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const inclusive = new Map();
+  for (const [id, micros] of dt) {
+    const seen = new Set();
+    for (let at = id; at !== undefined; at = parent.get(at)) {
+      const { callFrame } = byId.get(at);
+      if (!/\/dist\//.test(callFrame.url)) continue;
+      const name = `${callFrame.functionName || '(anonymous)'} ${callFrame.url.replace(/^.*\/dist\//, '')}:${callFrame.lineNumber + 1}`;
+      if (seen.has(name)) continue;
+      seen.add(name);
+      inclusive.set(name, (inclusive.get(name) ?? 0) + micros);
+    }
+  }
+  if (options.under) {
+    const under = new Map();
+    for (const [id, micros] of dt) {
+      let inside = false;
+      for (let at = parent.get(id); at !== undefined && !inside; at = parent.get(at)) inside = byId.get(at).callFrame.functionName === options.under;
+      if (!inside) continue;
+      const { callFrame } = byId.get(id);
+      const name = `${callFrame.functionName || '(anonymous)'} ${callFrame.url.replace(/^.*\/(node_modules|dist|node:)/, '$1')}:${callFrame.lineNumber + 1}`;
+      under.set(name, (under.get(name) ?? 0) + micros);
+    }
+    console.log(`\nself time under ${options.under}, per operation:`);
+    for (const [name, micros] of [...under].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`${(micros / ok).toFixed(0).padStart(6)} µs  ${name}`);
+  }
+  console.log('\ninclusive, per operation:');
+  for (const [name, micros] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, Number(options.top))) {
+    console.log(`${(micros / ok).toFixed(0).padStart(6)} µs  ${name}`);
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+process.exit(0);

@@ -1,0 +1,39 @@
+import { errors } from '../errors.js';
+import { checkKey } from '../names.js';
+import { header, type S3Request } from './context.js';
+
+/** x-amz-copy-source: `bucket/key` (URL-encoded, an optional leading `/`; `?versionId=null` allowed, buckets being unversioned). */
+export function copySource(request: S3Request): { bucket: string; key: string } {
+  const raw = header(request, 'x-amz-copy-source') ?? '';
+  const [path, query] = raw.split('?', 2);
+  if (query !== undefined && query !== 'versionId=null') throw errors.invalidArgument('Invalid version id specified', 'x-amz-copy-source', raw);
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path.replace(/^\//, ''));
+  } catch {
+    throw errors.invalidArgument('Copy Source must mention the source bucket and key: sourcebucket/sourcekey', 'x-amz-copy-source', raw);
+  }
+  const slash = decoded.indexOf('/');
+  if (slash <= 0 || slash === decoded.length - 1) throw errors.invalidArgument('Copy Source must mention the source bucket and key: sourcebucket/sourcekey', 'x-amz-copy-source', raw);
+  const key = decoded.slice(slash + 1);
+  checkKey(key);
+  return { bucket: decoded.slice(0, slash), key };
+}
+
+/**
+ * UploadPartCopy's x-amz-copy-source-range: exactly `bytes=first-last`, inclusive, within the
+ * source (InvalidArgument for any other form, InvalidRange past the end); the whole source without it.
+ */
+export function copySourceRange(request: S3Request, size: number): { start: number; end: number } | undefined {
+  const range = header(request, 'x-amz-copy-source-range');
+  if (range === undefined) return undefined;
+  const match = /^bytes=(\d{1,15})-(\d{1,15})$/.exec(range);
+  if (!match) {
+    throw errors.invalidArgument('The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy',
+      'x-amz-copy-source-range', range);
+  }
+  const start = Number(match[1]);
+  const end = Number(match[2]);
+  if (start > end || end >= size) throw errors.invalidCopyRange(size, range);
+  return { start, end };
+}

@@ -1,0 +1,44 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client, S3ServiceException, UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { TestDaemon } from './helpers/daemon.js';
+import { addKey, s3Client } from './helpers/objects.js';
+import { eventually } from './helpers/eventually.js';
+
+describe('abandoned multipart uploads', () => {
+  let daemon: TestDaemon;
+  let s3: S3Client;
+  const partsDir = () => join(daemon.dataDir, 'share', '.outpost', 'uploads');
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { s3: { abortIncompleteUploadsAfterSeconds: 2, minPartBytes: 1024 } } });
+    s3 = s3Client(daemon, await addKey(daemon));
+    await s3.send(new CreateBucketCommand({ Bucket: 'uploads' }));
+  });
+  afterAll(async () => {
+    s3?.destroy();
+    await daemon.cleanup();
+  });
+
+  it('are aborted with their parts once s3.abortIncompleteUploadsAfterSeconds have passed since they were initiated', async () => {
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'uploads', Key: 'left/behind.bin' }));
+    await s3.send(new UploadPartCommand({ Bucket: 'uploads', Key: 'left/behind.bin', UploadId, PartNumber: 1, Body: 'a part nobody completes' }));
+    expect(readdirSync(join(partsDir(), UploadId!))).toEqual(['1']);
+    const listed = async () => (await s3.send(new ListMultipartUploadsCommand({ Bucket: 'uploads' }))).Uploads?.map((upload) => upload.UploadId) ?? [];
+    await eventually(async () => !(await listed()).includes(UploadId), 10_000, 200);
+    expect(existsSync(join(partsDir(), UploadId!))).toBe(false);
+    // a fresh upload is not touched by the same sweep
+    const fresh = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'uploads', Key: 'fresh.bin' }));
+    expect(await listed()).toEqual([fresh.UploadId]);
+    try {
+      await s3.send(new UploadPartCommand({ Bucket: 'uploads', Key: 'left/behind.bin', UploadId, PartNumber: 2, Body: 'late' }));
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(S3ServiceException);
+      expect((error as S3ServiceException).name).toBe('NoSuchUpload');
+    }
+  });
+});
