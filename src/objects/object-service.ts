@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Counter, Gauge } from 'prom-client';
 import type { Logger } from 'pino';
-import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
+import { localUrl, type Listener, type Service, type ServiceContext, type ServiceHealth } from '../service.js';
 import { registerObjectAdminRoutes } from './admin-routes.js';
 import { ObjectEvents } from './events.js';
 import { objectMigrations, ObjectStore, STORE_FOLDER } from './object-store.js';
@@ -35,7 +35,7 @@ export class ObjectService implements Service {
       objects: () => this.store(),
       functions: context.functions,
       accessKeys: context.accessKeys,
-      endpoint: () => `${context.config.s3.tls.enabled ? 'https' : 'http'}://${localHost(context.config.s3.host)}:${this.server?.port ?? context.config.s3.port}`,
+      endpoint: () => localUrl({ name: 's3', protocol: context.config.s3.tls.enabled ? 'https' : 'http', host: context.config.s3.host, port: this.server?.port ?? context.config.s3.port }),
       region: context.config.s3.region,
     });
   }
@@ -112,9 +112,4 @@ export class ObjectService implements Service {
   listeners(): Listener[] {
     return this.server ? [{ name: 's3', protocol: this.context.config.s3.tls.enabled ? 'https' : 'http', host: this.context.config.s3.host, port: this.server.port }] : [];
   }
-}
-
-/** A wildcard bind address is reached locally on loopback. */
-function localHost(host: string): string {
-  return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
 }
