@@ -781,7 +781,9 @@ export class ObjectStore {
     const path = sharePath(this.shareRoot, bucket, key);
     // lookups the kernel has cached are synchronous (µs, where a thread-pool round trip costs tens);
     // making directories writes to the disk, which the event loop must not wait for
-    if (!lstatSync(dirname(path), { throwIfNoEntry: false })?.isDirectory()) {
+    const parent = lstatUnlessBlocked(dirname(path));
+    if (parent === BLOCKED) return false;
+    if (!parent?.isDirectory()) {
       try {
         await mkdir(dirname(path), { recursive: true, mode: 0o775 });
       } catch (error) {
@@ -789,8 +791,8 @@ export class ObjectStore {
         throw error;
       }
     }
-    const existing = lstatSync(path, { throwIfNoEntry: false });
-    return !existing || existing.isFile();
+    const existing = lstatUnlessBlocked(path);
+    return existing !== BLOCKED && (!existing || existing.isFile());
   }
 
   /**
@@ -922,6 +924,18 @@ class FileWriter {
   async settle(): Promise<void> {
     await this.writing;
     await this.flushing;
+  }
+}
+
+const BLOCKED = Symbol('a file stands where a directory of the path should be');
+
+/** lstat that answers undefined for a missing path and BLOCKED when a file is in the way of it (a key under a key's file). */
+function lstatUnlessBlocked(path: string): Stats | undefined | typeof BLOCKED {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch (error) {
+    if (isCode(error, 'ENOTDIR', 'ENAMETOOLONG')) return BLOCKED;
+    throw error;
   }
 }
 
