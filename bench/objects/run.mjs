@@ -27,6 +27,8 @@ const { values: options } = parseArgs({ options: {
   json: { type: 'boolean', default: false },
   // another build of outpostd to measure (e.g. an earlier commit's dist/)
   dist: { type: 'string' },
+  // node flags for outpostd, space-separated (e.g. "--max-semi-space-size=1")
+  'node-args': { type: 'string', default: '' },
 } });
 const SECONDS = Number(options.seconds);
 const CONNECTIONS = Number(options.connections);
@@ -52,7 +54,7 @@ function adminGet(socketPath, path) {
 }
 
 async function startOutpostd(dir) {
-  const daemon = await spawnOutpostd({ dir, ...(options.dist ? { dist: options.dist } : {}), config: {
+  const daemon = await spawnOutpostd({ dir, ...(options.dist ? { dist: options.dist } : {}), nodeArgs: options['node-args'].split(' ').filter(Boolean), config: {
     log: { level: 'warn', format: 'json' },
     mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0 },
   } });
