@@ -128,15 +128,18 @@ describe('functions: durable asynchronous queue, retries and the dead-letter que
 
   it('refuses an asynchronous invoke beyond functions.queueLength with 429 and counts it', async () => {
     const file = newFile();
-    // The first runs for 6 s (longer than four CLI runs on a loaded machine), so the 4th invoke finds 3 events queued or running.
-    for (let id = 30; id < 33; id++) expect((await invokeAsync('Recorder', { out: file, id, ms: id === 30 ? 6000 : 1 })).code).toBe(0);
+    // The first runs for 9 s (Recorder's timeout is 10 s), longer than three rounds of CLI runs on a loaded
+    // machine, and Recorder runs one at a time: the 4th invoke finds 3 events queued or running.
+    expect((await invokeAsync('Recorder', { out: file, id: 30, ms: 9000 })).code).toBe(0);
+    const queued = await Promise.all([31, 32].map((id) => invokeAsync('Recorder', { out: file, id, ms: 1 })));
+    expect(queued.map((run) => run.code)).toEqual([0, 0]);
     const refused = await invokeAsync('Recorder', { out: file, id: 33 });
     expect(refused).toMatchObject({ code: 1, stderr: 'outpost: TooManyRequestsException: Rate Exceeded.\n' });
     const status = JSON.parse((await outpost(daemon.socket, ['--json', 'status'])).stdout);
     expect(JSON.stringify(status)).toContain('"throttledEvents":1');
     await eventually(() => lines(file).filter((l) => l.phase === 'done').length === 3);
     expect(lines(file).map((l) => l.id)).not.toContain(33);
-  }, 25_000);
+  }, 40_000);
 
   it('validates EventInvokeConfig: AWS ranges, destination types Outpost has', async () => {
     const bad = writePackage({
@@ -160,15 +163,17 @@ describe('functions: durable asynchronous queue, retries and the dead-letter que
   it('runs every queued event after kill -9, the one in flight again (at least once)', async () => {
     const file = newFile();
     // The first runs long enough that the kill lands while it is in flight, even on a loaded machine.
-    for (let id = 40; id < 43; id++) expect((await invokeAsync('Recorder', { out: file, id, ms: id === 40 ? 5000 : 1000 })).code).toBe(0);
+    expect((await invokeAsync('Recorder', { out: file, id: 40, ms: 9000 })).code).toBe(0);
+    const queued = await Promise.all([41, 42].map((id) => invokeAsync('Recorder', { out: file, id, ms: 1000 })));
+    expect(queued.map((run) => run.code)).toEqual([0, 0]);
     await eventually(() => lines(file).some((l) => l.id === 40 && l.phase === 'start'));
     await daemon.kill();
     expect(lines(file).filter((l) => l.phase === 'done')).toEqual([]);
     daemon = await TestDaemon.start({ dataDir: daemon.dataDir, config: CONFIG });
-    await eventually(() => new Set(lines(file).filter((l) => l.phase === 'done').map((l) => l.id)).size === 3, 15_000);
+    await eventually(() => new Set(lines(file).filter((l) => l.phase === 'done').map((l) => l.id)).size === 3, 25_000);
     expect(lines(file).filter((l) => l.id === 40 && l.phase === 'start').length).toBeGreaterThanOrEqual(2);
     expect(daemon.logs.some((entry) => entry.msg === 'asynchronous events recovered' && entry.events === 3)).toBe(true);
     await eventually(async () => JSON.parse((await outpost(daemon.socket, ['--json', 'functions', 'info', 'Recorder'])).stdout).asyncEvents === 0);
-  }, 30_000);
+  }, 45_000);
 });
 

@@ -62,7 +62,7 @@ describe('functions: isolation: process and memory limits', () => {
       }
       pid = next;
     }
-  });
+  }, 60_000); // 15 CLI runs and two 1 s timeouts
 
   it('bounds a process instance\'s heap by MemorySize: Runtime.OutOfMemory, and the daemon keeps serving', async () => {
     const failed = await invoke(daemon.socket, 'ProcOom');

@@ -133,7 +133,7 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', '1=1.5')).stderr).toContain('expected a weight from 0.0 to 1.0');
     expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', 'one')).stderr).toContain('--weight: expected VERSION=WEIGHT');
     expect(JSON.parse((await cli('--json', 'functions', 'info', 'Weighted')).stdout).aliases).toEqual([{ alias: 'live', version: 1, updatedAt: expect.any(Number) }]);
-  });
+  }, 60_000); // 2 deploys, 70 invocations and 8 CLI runs
 
   it('runs an asynchronous invocation of a version or an alias on that version, from the CLI and the Invoke API', async () => {
     const file = join(out.dir, 'qualified.jsonl');

@@ -31,6 +31,16 @@ async function syncStatus(daemon: TestDaemon): Promise<any> {
   return JSON.parse(run.stdout);
 }
 
+/**
+ * s3rver answers a PUT (and lists the key) once it has read the body, before its file is written:
+ * read the cloud copy until it is complete.
+ */
+async function expectCloudBody(cloud: CloudS3, key: string, expected: Buffer): Promise<void> {
+  const latest = async () => md5(await cloud.body('cloud', key));
+  await eventually(async () => (await latest()) === md5(expected), 5000, 100).catch(() => undefined);
+  expect(await latest()).toBe(md5(expected));
+}
+
 const put = (s3: S3Client, bucket: string, key: string, body: Buffer | string) => s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
 
 describe('sync: objects to cloud S3', () => {
@@ -106,7 +116,7 @@ describe('sync: objects to cloud S3', () => {
       expect(resent.map((request) => request.query.get('partNumber'))).toEqual(['2', '3']);
       expect(resent.every((request) => request.query.get('uploadId') === uploadId)).toBe(true);
       expect(cloud.requestsFor('POST', 'cloud/big/video.bin').filter((request) => request.query.has('uploadId'))).toHaveLength(1);
-      expect(md5(await cloud.body('cloud', 'big/video.bin'))).toBe(md5(data));
+      await expectCloudBody(cloud, 'big/video.bin', data);
       expect(cloud.requests.filter((request) => request.path === '/cloud/big/video.bin' && request.query.has('uploads'))).toHaveLength(1);
     } finally {
       await gateway.daemon.cleanup();
@@ -146,7 +156,7 @@ describe('sync: objects to cloud S3', () => {
           console.log('flapping objects: written, in the cloud, uploader status, last cloud requests:', written.length, (await cloud.keys('cloud')).filter((key) => key.startsWith('flap/')).length, JSON.stringify((await syncStatus(daemon)).uploads), JSON.stringify(cloud.requests.slice(-5).map((r) => [r.method, r.path, r.status])));
           throw error;
         });
-      expect(md5(await cloud.body('cloud', 'flap/big.bin'))).toBe(md5(big));
+      await expectCloudBody(cloud, 'flap/big.bin', big);
       // First successful PutObject of each small object, in write order.
       const firsts = [...new Set(cloud.requests.filter((request) => request.method === 'PUT' && request.status === 200 && request.path.startsWith('/cloud/flap/small-'))
         .map((request) => request.path.slice('/cloud/flap/'.length)))];
