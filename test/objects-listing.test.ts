@@ -48,9 +48,9 @@ describe('listings match a model of S3 listing', () => {
     }
   }, 60_000);
   afterAll(async () => {
-    expect(daemon.logs.filter((line) => line.level >= 50)).toEqual([]);
     s3?.destroy();
     await daemon.cleanup();
+    expect(daemon.logs.filter((line) => line.level >= 50)).toEqual([]);
   });
 
   it('pages through ListObjectsV2 and ListObjects exactly as the model lists', async () => {
