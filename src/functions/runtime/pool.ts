@@ -30,6 +30,8 @@ export interface Invocation {
   qualifier?: string;
   /** X-Amz-Log-Type: Tail (synchronous invocations): the result carries the end of the invocation's log. */
   tail?: boolean;
+  /** An invocation record sent to a destination function: how many invocations came before it in its chain (see async-queue.ts). */
+  hops?: number;
 }
 
 export interface InvokeResult {
