@@ -191,6 +191,7 @@ export class FunctionPool {
     this.successor = successor;
     this.dropSpare();
     clearTimeout(this.reaper);
+    this.reaper = undefined;
     for (const { instance } of this.idle.splice(0)) instance.terminate();
     const waiting = this.queue;
     this.queue = [];
