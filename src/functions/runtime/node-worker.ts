@@ -244,8 +244,9 @@ export class NodeWorkerInstance {
 
   /**
    * One timer per environment, not one per invocation: when it fires it ends the invocation running
-   * if that one is past its deadline, else waits again until that deadline. A warm environment so
-   * creates a timer at most once per timeout instead of a timer and a clear per invocation.
+   * if that one is past its deadline, else waits again until that deadline (an environment's
+   * invocations share their function's timeout, so a later one's deadline is never earlier). A warm
+   * environment so creates a timer at most once per timeout instead of a timer and a clear per invocation.
    */
   private watchDeadline(delayMs: number): void {
     this.deadlineTimer = setTimeout(() => {
