@@ -246,6 +246,48 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     }
     expect((await cli('functions', 'info', 'BadDestination')).code).toBe(1);
   });
+
+  it('stops a destination loop (Ping → Pong → Ping …) at the 17th invocation: its event goes to the DLQ with RecursiveInvocationException', async () => {
+    const ran = join(out.dir, 'loop.jsonl');
+    const fn = (name: string, next: string) => ({
+      Type: 'AWS::Serverless::Function',
+      Properties: {
+        Runtime: 'nodejs20.x', Handler: 'loop.handler', Environment: { Variables: { OUT_FILE: ran } },
+        EventInvokeConfig: { DestinationConfig: { OnSuccess: { Type: 'Lambda', Destination: next }, OnFailure: { Type: 'MQTT', Destination: `records/${name}` } } },
+      },
+    });
+    await deploy({
+      'template.yaml': JSON.stringify({ Resources: { Ping: fn('Ping', 'Pong'), Pong: fn('Pong', 'Ping') } }),
+      'loop.js': 'const fs = require("node:fs");\nexports.handler = async () => { fs.appendFileSync(process.env.OUT_FILE, JSON.stringify(process.env.AWS_LAMBDA_FUNCTION_NAME) + "\\n"); return "ok"; };\n',
+    });
+    const watcher = await connectClient(daemon.mqttUrl, { clientId: 'loop-watcher' });
+    try {
+      const records: any[] = [];
+      watcher.on('message', (_topic, payload) => records.push(JSON.parse(payload.toString())));
+      await watcher.subscribeAsync('records/#', { qos: 1 });
+      expect((await cli('invoke', 'Ping', '--async', '--payload', '{"round":1}')).code).toBe(0);
+      const [dead] = await eventually(async () => {
+        const letters = JSON.parse((await cli('--json', 'dlq', 'ls', 'Ping')).stdout).deadLetters;
+        return letters.length > 0 ? letters : undefined;
+      }, 20_000, 100);
+      expect(dead).toMatchObject({
+        function: 'Ping', source: 'destination', reason: 'RecursiveLoop', attempts: 0, errorType: 'RecursiveInvocationException',
+        errorMessage: 'Lambda has detected your function being invoked in a recursive loop with other AWS resources and stopped your function\'s invocation.',
+      });
+      const [record] = await eventually(() => (records.length > 0 ? records : undefined));
+      expect(record).toMatchObject({
+        requestContext: { functionArn: 'arn:aws:lambda:local:000000000000:function:Ping:$LATEST', condition: 'RecursiveLoop', approximateInvokeCount: 0 },
+        responsePayload: { errorType: 'RecursiveInvocationException' },
+      });
+      // Sixteen invocations ran, alternating; nothing runs or is dead-lettered after the stop.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(lines(ran)).toEqual(Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? 'Ping' : 'Pong')));
+      expect(JSON.parse((await cli('--json', 'dlq', 'ls')).stdout).deadLetters.filter((letter: any) => letter.reason === 'RecursiveLoop')).toHaveLength(1);
+      expect(records).toHaveLength(1);
+    } finally {
+      watcher.end(true);
+    }
+  }, 60_000);
 });
 
 describe('functions: invocation records of events that never ran', () => {

@@ -210,7 +210,7 @@ async function warm(daemon) {
     ids.push(body.requestId);
   }
   const cpu = cpuPerOp(cpu0, daemonCpu(daemon.pid), INVOKES);
-  await sleep(500); // the runtime's log lines go out once per tick, written asynchronously
+  await sleep(500); // the runtime's log lines go out in 10 ms batches, written asynchronously
   const reports = reportLines(daemon);
   const daemonSide = ids.map((id) => reports.get(id)?.durationMs).filter((d) => d !== undefined);
   return { client: stats(client), report: daemonSide.length ? stats(daemonSide) : null, cpu };

@@ -34,8 +34,8 @@ export interface AsyncQueueDeps {
   /** The version an event invoked with `qualifier` runs now (an alias may have moved); throws a 404 FunctionApiError when it is gone. */
   resolve: (name: string, qualifier: string | undefined) => { version: FunctionVersion; target: Target };
   runtime: () => Promise<FunctionRuntime>;
-  /** Invokes a destination function (NAME, NAME:QUALIFIER or ARN) asynchronously with an invocation record. */
-  invokeDestination: (functionName: string, record: string) => Promise<unknown>;
+  /** Invokes a destination function (NAME, NAME:QUALIFIER or ARN) asynchronously with an invocation record, `hops` into its chain. */
+  invokeDestination: (functionName: string, record: string, hops: number) => Promise<unknown>;
 }
 
 /** A queued event's place in line; a fresh one carries the event itself, so its first attempt need not read it back. */
@@ -58,6 +58,17 @@ interface Lane {
   timer?: NodeJS.Timeout;
   timerDue?: number;
 }
+
+/**
+ * Lambda's recursive loop detection: an event is not run when this many invocations came before it in
+ * its chain of destination records (A's OnSuccess invokes B, whose OnSuccess invokes A, …); it goes
+ * to the dead-letter queue and the OnFailure destination instead, as Lambda stops a loop after 16.
+ */
+export const MAX_CHAIN_INVOCATIONS = 16;
+const RECURSIVE_LOOP: ErrorSummary = {
+  errorType: 'RecursiveInvocationException',
+  errorMessage: 'Lambda has detected your function being invoked in a recursive loop with other AWS resources and stopped your function\'s invocation.',
+};
 
 // A dispatch that failed for a reason other than the function (a commit error): try again after this.
 const HICCUP_DELAY_MS = 1000;
@@ -90,7 +101,7 @@ export class AsyncQueue {
 
   constructor(private readonly deps: AsyncQueueDeps) {
     const { store, commit } = deps;
-    this.inserts = new TickBatch(commit, (rows) => rows.map(({ name, invocation, source, now }) => store.insert(name, invocation.event, invocation.clientContext, invocation.qualifier, source, now)));
+    this.inserts = new TickBatch(commit, (rows) => rows.map(({ name, invocation, source, now }) => store.insert(name, invocation.event, invocation.clientContext, invocation.qualifier, source, now, invocation.hops)));
     this.deletes = new TickBatch(commit, (ids) => ids.map((id) => store.delete(id)));
   }
 
@@ -126,7 +137,7 @@ export class AsyncQueue {
     }
     if (this.deps.latest(version.name)) {
       const event: QueuedEvent = {
-        id, name: version.name, event: invocation.event, source, enqueuedAt: now, attempts: 0, nextAttemptAt: now,
+        id, name: version.name, event: invocation.event, source, enqueuedAt: now, attempts: 0, nextAttemptAt: now, hops: invocation.hops ?? 0,
         ...(invocation.clientContext !== undefined ? { clientContext: invocation.clientContext } : {}),
         ...(invocation.qualifier !== undefined ? { qualifier: invocation.qualifier } : {}),
       };
@@ -281,6 +292,10 @@ export class AsyncQueue {
         return;
       }
       const { version, target } = resolved;
+      if (event.hops >= MAX_CHAIN_INVOCATIONS) {
+        await this.deadLetter(event, 'RecursiveLoop', RECURSIVE_LOOP, version);
+        return;
+      }
       const maxRetries = version.spec.maxRetryAttempts ?? this.deps.config.maxRetryAttempts;
       const maxAgeMs = (version.spec.maxEventAgeSeconds ?? this.deps.config.maxEventAgeSeconds) * 1000;
       if (Date.now() - event.enqueuedAt > maxAgeMs) {
@@ -335,6 +350,8 @@ export class AsyncQueue {
   private async sendRecord(destination: Destination | undefined, event: QueuedEvent, condition: 'Success' | DeadLetterReason,
     invokeCount: number, result: InvokeResult | undefined, error?: ErrorSummary): Promise<void> {
     if (!destination) return;
+    // A loop stopped here: its record would only be stopped in turn at the next function.
+    if (destination.type === 'Lambda' && event.hops >= MAX_CHAIN_INVOCATIONS) return;
     const record = JSON.stringify({
       version: '1.0',
       timestamp: new Date().toISOString(),
@@ -355,7 +372,7 @@ export class AsyncQueue {
     });
     try {
       if (destination.type === 'MQTT') await this.deps.bus.publish({ topic: destination.destination, payload: record, qos: 1 });
-      else await this.deps.invokeDestination(destination.destination, record);
+      else await this.deps.invokeDestination(destination.destination, record, event.hops + 1);
     } catch (deliveryError) {
       this.deps.log.warn({ err: deliveryError, function: event.name, eventId: event.id, destination }, 'cannot deliver an invocation record to its destination');
     }

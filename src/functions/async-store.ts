@@ -3,7 +3,7 @@ import type { Store } from '../store/store.js';
 
 /** Where an asynchronous event came from. */
 export type EventSource = 'invoke' | 'mqtt' | 'replay' | 'schedule' | 's3' | 'destination';
-export type DeadLetterReason = 'RetriesExhausted' | 'EventAgeExceeded';
+export type DeadLetterReason = 'RetriesExhausted' | 'EventAgeExceeded' | 'RecursiveLoop';
 
 export interface ErrorSummary {
   errorType: string;
@@ -24,6 +24,8 @@ export interface QueuedEvent {
   attempts: number;
   nextAttemptAt: number;
   lastError?: ErrorSummary;
+  /** Invocations before this one in its chain of destination records: 0 for an event from anywhere else. */
+  hops: number;
 }
 
 /** A row of `function_dead_letters`, as listed and as published on `$outpost/dlq/{function}`. */
@@ -44,7 +46,7 @@ export interface DeadLetter {
 
 interface EventRow {
   id: number; name: string; event: string; client_context: string | null; qualifier: string | null; source: EventSource; enqueued_at: number;
-  attempts: number; next_attempt_at: number; last_error: string | null;
+  attempts: number; next_attempt_at: number; last_error: string | null; hops: number;
 }
 interface DeadLetterRow {
   id: number; name: string; event: string; client_context: string | null; qualifier: string | null; source: EventSource; enqueued_at: number;
@@ -74,8 +76,8 @@ export class AsyncEventStore {
 
   constructor(store: Store) {
     const db = store.db;
-    this.insertEvent = db.prepare(`INSERT INTO function_events (name, event, client_context, qualifier, source, enqueued_at, next_attempt_at)
-      VALUES (@name, @event, @clientContext, @qualifier, @source, @now, @now)`);
+    this.insertEvent = db.prepare(`INSERT INTO function_events (name, event, client_context, qualifier, source, enqueued_at, next_attempt_at, hops)
+      VALUES (@name, @event, @clientContext, @qualifier, @source, @now, @now, @hops)`);
     this.selectEvent = db.prepare('SELECT * FROM function_events WHERE id = ?');
     this.selectPending = db.prepare('SELECT id, name, next_attempt_at, enqueued_at FROM function_events ORDER BY name, next_attempt_at, id');
     this.deleteEvent = db.prepare('DELETE FROM function_events WHERE id = ?');
@@ -97,9 +99,9 @@ export class AsyncEventStore {
   }
 
   /** Write: records an accepted event, due now; returns its id. */
-  insert(name: string, event: string, clientContext: unknown, qualifier: string | undefined, source: EventSource, now: number): number {
+  insert(name: string, event: string, clientContext: unknown, qualifier: string | undefined, source: EventSource, now: number, hops = 0): number {
     const clientContextText = clientContext === undefined ? null : JSON.stringify(clientContext);
-    return Number(this.insertEvent.run({ name, event, clientContext: clientContextText, qualifier: qualifier ?? null, source, now }).lastInsertRowid);
+    return Number(this.insertEvent.run({ name, event, clientContext: clientContextText, qualifier: qualifier ?? null, source, now, hops }).lastInsertRowid);
   }
 
   get(id: number): QueuedEvent | undefined {
@@ -155,7 +157,7 @@ export class AsyncEventStore {
     return this.countDeadLetters.get()!.n;
   }
 
-  /** Write: puts a dead letter back on the queue as a fresh event (new id, age and attempts). */
+  /** Write: puts a dead letter back on the queue as a fresh event (new id, age and attempts, a chain of its own). */
   replay(letter: DeadLetter, now: number): number | undefined {
     if (this.deleteDeadLetter.run(letter.id).changes === 0) return undefined;
     return this.insert(letter.function, JSON.stringify(letter.event), letter.clientContext, letter.qualifier, 'replay', now);
@@ -170,7 +172,7 @@ export class AsyncEventStore {
 function toEvent(row: EventRow): QueuedEvent {
   return {
     id: row.id, name: row.name, event: row.event, source: row.source, enqueuedAt: row.enqueued_at, attempts: row.attempts,
-    nextAttemptAt: row.next_attempt_at,
+    nextAttemptAt: row.next_attempt_at, hops: row.hops,
     ...(row.client_context !== null ? { clientContext: JSON.parse(row.client_context) as unknown } : {}),
     ...(row.qualifier !== null ? { qualifier: row.qualifier } : {}),
     ...(row.last_error !== null ? { lastError: JSON.parse(row.last_error) as ErrorSummary } : {}),

@@ -85,7 +85,7 @@ export class FunctionService implements Service, FunctionInvoker {
       latest: (name) => this.latest.get(name),
       resolve: (name, qualifier) => this.resolveVersion(name, qualifier),
       runtime: () => this.runtime(),
-      invokeDestination: (functionName, record) => this.invoke(functionName, { event: record }, 'Event', 'destination'),
+      invokeDestination: (functionName, record, hops) => this.invoke(functionName, { event: record, hops }, 'Event', 'destination'),
     });
     this.metrics = new FunctionMetrics(context.metrics, { queued: () => this.queue.depths(), deadLetters: () => this.events.deadLetterCount() });
     this.triggers = new MqttTriggers(context.bus, (name, message) => this.onTriggerMessage(name, message));

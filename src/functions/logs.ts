@@ -6,15 +6,26 @@ import { Writable } from 'node:stream';
 type WriteCallback = (error: Error | null | undefined) => void;
 
 /**
+ * How long log text waits to be written: one write per batch instead of one per invocation, since each
+ * write wakes a libuv pool thread, which on a small board takes the CPU from the invocation path.
+ */
+const BATCH_MS = 10;
+/** Log text a batch holds at most: past this it is written at once (a chatty function, a burst). */
+const MAX_BATCH_BYTES = 64 * 1024;
+
+/**
  * A function's log file: its console output and the START/END/REPORT lines, appended; at
  * `maxBytes` the file becomes `<file>.1` (replacing the previous one) and a new one starts,
- * so a chatty function uses at most twice `maxBytes` of disk.
+ * so a chatty function uses at most twice `maxBytes` of disk. What arrives within BATCH_MS
+ * is written together.
  */
 export class RotatingLog extends Writable {
   private fd: number | undefined;
   private size = 0;
-  /** The runtime's own lines (START, END, REPORT) not written yet. */
+  /** The runtime's own lines (START, END, REPORT) not handed to the stream yet. */
   private lines = '';
+  /** Set while a batch is being collected (the stream is corked until it fires). */
+  private batchTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly file: string, private readonly maxBytes: number) {
     super({ decodeStrings: true });
@@ -22,19 +33,38 @@ export class RotatingLog extends Writable {
   }
 
   /**
-   * Appends the runtime's lines; those of one tick go out as one write (a busy function writes three
-   * lines per invocation). The function's console output, piped in, goes after the lines appended
-   * before it arrived (see `write`), so a START line comes before the output of its invocation; output
-   * written just before an answer may land after END, as it can on Lambda.
+   * Appends the runtime's lines. The function's console output, piped in, goes after the lines
+   * appended before it arrived (see `write`), so a START line comes before the output of its
+   * invocation; output written just before an answer may land after END, as it can on Lambda.
    */
   line(text: string): void {
-    if (this.lines === '') setImmediate(() => this.flushLines());
+    if (this.writableEnded) return;
+    this.collect();
     this.lines += text;
+    if (this.lines.length >= MAX_BATCH_BYTES) this.writeBatch();
   }
 
   override write(chunk: unknown, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
+    this.collect();
     this.flushLines();
-    return super.write(chunk, encoding as BufferEncoding, callback);
+    const room = super.write(chunk, encoding as BufferEncoding, callback);
+    if (this.writableLength >= MAX_BATCH_BYTES) this.writeBatch();
+    return room;
+  }
+
+  /** Starts a batch unless one is being collected: writes wait in the corked stream until BATCH_MS. */
+  private collect(): void {
+    if (this.batchTimer || this.writableEnded) return;
+    this.cork();
+    this.batchTimer = setTimeout(() => this.writeBatch(), BATCH_MS);
+  }
+
+  private writeBatch(): void {
+    if (!this.batchTimer) return;
+    clearTimeout(this.batchTimer);
+    this.batchTimer = undefined;
+    this.flushLines();
+    this.uncork();
   }
 
   private flushLines(): void {
@@ -46,7 +76,7 @@ export class RotatingLog extends Writable {
 
   /** Writes the lines still buffered, then ends the stream (closes the file). */
   finish(callback?: () => void): void {
-    this.flushLines();
+    this.writeBatch();
     this.end(callback);
   }
 
@@ -62,7 +92,7 @@ export class RotatingLog extends Writable {
     });
   }
 
-  /** Lines buffered while a write was in flight go out as one write. */
+  /** A batch, and what arrived while a write was in flight, goes out as one write. */
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
     this._write(Buffer.concat(chunks.map(({ chunk }) => chunk)), 'binary', callback);
   }

@@ -62,6 +62,8 @@ export const functionMigrations: Migrations = [
   ALTER TABLE function_dead_letters ADD COLUMN qualifier TEXT;
   ALTER TABLE function_aliases ADD COLUMN additional_version INTEGER;
   ALTER TABLE function_aliases ADD COLUMN additional_weight REAL`,
+  // 5: how many invocations came before an event in its chain of destination records (async-queue.ts: MAX_CHAIN_INVOCATIONS).
+  'ALTER TABLE function_events ADD COLUMN hops INTEGER NOT NULL DEFAULT 0',
 ];
 
 /** An alias: its version, and with a routing configuration a second version that gets `weight` (0–1) of the invocations. */

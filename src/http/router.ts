@@ -16,11 +16,13 @@ export class Router<H> {
 
   /** The route for a request, or the methods the path allows when only the method is wrong. */
   match(method: string, path: string): RouteMatch<H> {
-    let parts: string[];
-    try {
-      parts = path.split('/').filter(Boolean).map(decodeURIComponent);
-    } catch {
-      return undefined;
+    let parts = path.split('/').filter(Boolean);
+    if (path.includes('%')) {
+      try {
+        parts = parts.map(decodeURIComponent);
+      } catch {
+        return undefined;
+      }
     }
     const allowed: string[] = [];
     for (const route of this.routes) {
@@ -35,10 +37,9 @@ export class Router<H> {
 
 function matchSegments(pattern: string[], parts: string[]): Record<string, string> | undefined {
   if (pattern.length !== parts.length) return undefined;
+  // Literal segments first: most routes are ruled out without a params object.
+  for (let i = 0; i < pattern.length; i++) if (pattern[i][0] !== ':' && pattern[i] !== parts[i]) return undefined;
   const params: Record<string, string> = {};
-  for (let i = 0; i < pattern.length; i++) {
-    if (pattern[i].startsWith(':')) params[pattern[i].slice(1)] = parts[i];
-    else if (pattern[i] !== parts[i]) return undefined;
-  }
+  for (let i = 0; i < pattern.length; i++) if (pattern[i][0] === ':') params[pattern[i].slice(1)] = parts[i];
   return params;
 }

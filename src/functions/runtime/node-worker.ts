@@ -155,7 +155,8 @@ interface Handed {
 export class NodeWorkerInstance {
   alive = true;
   readonly logStreamName: string;
-  private current: { requestId: string; settle: (outcome: InvokeOutcome) => void } | undefined;
+  private current: { requestId: string; deadline: number; timedOut: () => LambdaErrorPayload; settle: (outcome: InvokeOutcome) => void } | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
   private starting: { ready: () => void; fail: (error: LambdaErrorPayload) => void } | undefined;
   private readonly host: NodeHost;
   private peakMemoryBytes: number | undefined;
@@ -207,7 +208,7 @@ export class NodeWorkerInstance {
   }
 
   terminate(): void {
-    this.alive = false;
+    this.ended();
     this.host.kill();
   }
 
@@ -226,21 +227,37 @@ export class NodeWorkerInstance {
     const next = this.line.shift();
     if (!next) return;
     const { message, timeoutSeconds, onStart, resolve } = next;
-    const timer = setTimeout(() => {
-      this.terminate();
-      this.settle(runtimeErrors.timedOut(message.requestId, timeoutSeconds));
-    }, message.timeoutMs);
     this.current = {
       requestId: message.requestId,
+      deadline: performance.now() + message.timeoutMs,
+      timedOut: () => runtimeErrors.timedOut(message.requestId, timeoutSeconds),
       settle: (outcome) => {
-        clearTimeout(timer);
         this.current = undefined;
         resolve(outcome);
         if (this.alive) this.startNext();
         else for (const waiting of this.line.splice(0)) waiting.resolve(NOT_RUN);
       },
     };
+    if (!this.deadlineTimer) this.watchDeadline(message.timeoutMs);
     onStart?.();
+  }
+
+  /**
+   * One timer per environment, not one per invocation: when it fires it ends the invocation running
+   * if that one is past its deadline, else waits again until that deadline (an environment's
+   * invocations share their function's timeout, so a later one's deadline is never earlier). A warm
+   * environment so creates a timer at most once per timeout instead of a timer and a clear per invocation.
+   */
+  private watchDeadline(delayMs: number): void {
+    this.deadlineTimer = setTimeout(() => {
+      this.deadlineTimer = undefined;
+      const running = this.current;
+      if (!running || !this.alive) return;
+      const left = running.deadline - performance.now();
+      if (left > 0) return this.watchDeadline(left);
+      this.terminate();
+      this.settle(running.timedOut());
+    }, delayMs).unref();
   }
 
   private onMessage(message: WorkerMessage): void {
@@ -251,16 +268,22 @@ export class NodeWorkerInstance {
     } else if (message.type === 'result' && message.requestId === this.current?.requestId) this.current.settle({ ok: true, payload: message.payload, log: message.log });
     else if (message.type === 'error' && message.requestId === this.current?.requestId) this.current.settle({ ok: false, error: message.error, log: message.log });
     else if (message.type === 'fatal') {
-      this.alive = false;
+      this.ended();
       this.settle(message.error);
     }
   }
 
   private onEnd(ending: Ending): void {
-    this.alive = false;
+    this.ended();
     if (this.starting) this.starting.fail(ending('(init)'));
     else if (this.current) this.settle(ending(this.current.requestId));
     else for (const waiting of this.line.splice(0)) waiting.resolve(NOT_RUN);
+  }
+
+  private ended(): void {
+    this.alive = false;
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
   }
 
   private settle(error: LambdaErrorPayload): void {

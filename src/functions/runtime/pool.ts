@@ -30,6 +30,8 @@ export interface Invocation {
   qualifier?: string;
   /** X-Amz-Log-Type: Tail (synchronous invocations): the result carries the end of the invocation's log. */
   tail?: boolean;
+  /** An invocation record sent to a destination function: how many invocations came before it in its chain (see async-queue.ts). */
+  hops?: number;
 }
 
 export interface InvokeResult {
@@ -52,7 +54,8 @@ export interface QueuedInvocation {
 
 interface IdleInstance {
   instance: ExecutionEnvironment;
-  timer: NodeJS.Timeout;
+  /** performance.now() when it went idle. */
+  since: number;
 }
 
 const isPython = (runtime: string) => runtime.startsWith('python');
@@ -84,7 +87,9 @@ export interface PoolStats {
  */
 export class FunctionPool {
   readonly limit: number;
+  /** In the order they went idle: the last is reused first, the first is stopped first. */
   private readonly idle: IdleInstance[] = [];
+  private reaper: NodeJS.Timeout | undefined;
   /** Instances with invocations handed over, and how many. */
   private readonly active = new Map<ExecutionEnvironment, number>();
   /** Instances being started. */
@@ -185,10 +190,9 @@ export class FunctionPool {
     this.retired = true;
     this.successor = successor;
     this.dropSpare();
-    for (const { instance, timer } of this.idle.splice(0)) {
-      clearTimeout(timer);
-      instance.terminate();
-    }
+    clearTimeout(this.reaper);
+    this.reaper = undefined;
+    for (const { instance } of this.idle.splice(0)) instance.terminate();
     const waiting = this.queue;
     this.queue = [];
     return waiting;
@@ -206,10 +210,7 @@ export class FunctionPool {
   }
 
   private takeIdle(): ExecutionEnvironment | undefined {
-    const warm = this.idle.pop();
-    if (!warm) return undefined;
-    clearTimeout(warm.timer);
-    return warm.instance;
+    return this.idle.pop()?.instance;
   }
 
   /** Dispatches once per tick: the events accepted meanwhile go out together. */
@@ -359,15 +360,23 @@ export class FunctionPool {
   private release(instance: ExecutionEnvironment): void {
     if (!instance.alive) return;
     if (this.retired) return instance.terminate();
-    const entry: IdleInstance = {
-      instance,
-      timer: setTimeout(() => {
-        const index = this.idle.indexOf(entry);
-        if (index >= 0) this.idle.splice(index, 1);
-        instance.terminate();
-      }, this.limits.idleTimeoutMs).unref(),
-    };
-    this.idle.push(entry);
+    this.idle.push({ instance, since: performance.now() });
+    if (!this.reaper) this.reapAfter(this.limits.idleTimeoutMs);
+  }
+
+  /**
+   * One timer for the idle list instead of one per release: it stops the instances idle for
+   * `idleTimeoutMs`, then waits for the next one to be.
+   */
+  private reapAfter(delayMs: number): void {
+    this.reaper = setTimeout(() => {
+      this.reaper = undefined;
+      const cutoff = performance.now() - this.limits.idleTimeoutMs;
+      let expired = 0;
+      while (expired < this.idle.length && this.idle[expired].since <= cutoff) expired++;
+      for (const { instance } of this.idle.splice(0, expired)) instance.terminate();
+      if (this.idle.length > 0) this.reapAfter(this.idle[0].since - cutoff);
+    }, delayMs).unref();
   }
 
   private startInstance(): Promise<ExecutionEnvironment> {
