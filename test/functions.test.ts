@@ -151,7 +151,7 @@ describe('functions: deploy, invoke, faults, triggers', () => {
       else expect(next, mode).not.toBe(thread);
       thread = next;
     }
-  });
+  }, 60_000); // 15 CLI runs and two 1 s timeouts
 
   it('stops a handler that allocates beyond MemorySize with Runtime.OutOfMemory; the daemon keeps serving', async () => {
     const failed = await invoke(daemon.socket, 'Oom');
@@ -161,8 +161,8 @@ describe('functions: deploy, invoke, faults, triggers', () => {
   });
 
   it('refuses a synchronous invoke beyond ReservedConcurrentExecutions with 429 TooManyRequestsException', async () => {
-    // Long enough for the polls below on a loaded machine (each spawns the CLI).
-    const first = invoke(daemon.socket, 'Slow', { ms: 4000 });
+    // Long enough for the polls below and the refused invoke on a loaded machine (each spawns the CLI).
+    const first = invoke(daemon.socket, 'Slow', { ms: 12_000 });
     for (let i = 0; i < 50; i++) {
       const info = JSON.parse((await outpost(daemon.socket, ['--json', 'functions', 'info', 'Slow'])).stdout);
       if (info.instances.busy === 1) break;
@@ -171,7 +171,7 @@ describe('functions: deploy, invoke, faults, triggers', () => {
     expect(refused).toMatchObject({ code: 1, stderr: 'outpost: TooManyRequestsException: Rate Exceeded.\n' });
     expect((await first).result.payload).toBe('slow done');
     expect((await invoke(daemon.socket, 'Slow', { ms: 1 })).result.payload).toBe('slow done');
-  });
+  }, 45_000);
 
   it('exposes per-function invocations, errors, throttles and durations in /metrics', async () => {
     const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
