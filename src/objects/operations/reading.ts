@@ -3,7 +3,7 @@ import type { ObjectRecord } from '../object-store.js';
 import { header, objectHeaders, quoted, type S3Request } from './context.js';
 
 /** Whether an If-Match / If-None-Match list names the object's ETag (`*` names any). */
-function etagListed(list: string, etag: string): boolean {
+export function etagListed(list: string, etag: string): boolean {
   return list.split(',').map((item) => item.trim().replace(/^W\//, '')).some((item) => item === '*' || item === quoted(etag) || item === etag);
 }
 

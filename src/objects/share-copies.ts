@@ -1,0 +1,231 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, fdatasync, fstatSync, lstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Logger } from 'pino';
+import type { Store } from '../store/store.js';
+import type { KeyLocks } from './key-locks.js';
+import type { ChangeLog } from './object-store.js';
+
+/** Objects waiting for their copy; beyond it small writes wait (ShareCopies.room), so memory stays bounded. */
+const MAX_PENDING = 1024;
+/** Copies written, then made durable and recorded together: one directory fsync and one commit per batch. */
+const BATCH = 64;
+
+export interface ShareCopiesContext {
+  store: Store;
+  locks: KeyLocks;
+  changes: Pick<ChangeLog, 'release'>;
+  /** Where temporary files are written (same filesystem as the share). */
+  tmpDir: string;
+  log: Logger;
+  sharePath(bucket: string, key: string): string;
+  /** Whether the key's share path can take a file now (its parent directories made). */
+  prepareSharePath(bucket: string, key: string): Promise<boolean>;
+  keyCanBeFile(key: string): boolean;
+  /** fsync of a directory, shared by the renames into it. */
+  syncDirectory(dir: string): Promise<void>;
+}
+
+/** What became of one object's copy, recorded with the others of its batch in one commit. */
+type Outcome = { bucket: string; key: string; etag: string } & (
+  /** Renamed into place; the descriptor stays open for the batch's fdatasync. */
+  | { kind: 'copied'; fd: number; ino: number; mtimeMs: number }
+  /** A local program wrote the path after the S3 write: its file stays, for the share to adopt. */
+  | { kind: 'local' }
+  /** The path cannot take a file (a directory, or a file where a directory of it should be). */
+  | { kind: 'blob' }
+);
+
+/**
+ * The share files of objects whose content is in SQLite (ObjectRecord.inline), written after the
+ * commit that acknowledged them: a temporary file renamed into place (readers of the share never
+ * see a partial file), the object's events released once it is there. Batches of copies are then
+ * fdatasynced, their directories fsynced once, and their inode and mtime recorded in one commit:
+ * until then the row says the copy is pending (file_ino NULL) and the row is the truth, so a crash
+ * before it is repaired at startup by writing the copy again from the stored content (`recover`).
+ *
+ * A copy is written with synchronous calls on the event loop: ≤ 64 KiB into the page cache and a
+ * rename cost a few µs each, like SQLite's own WAL writes there, where each thread-pool round trip
+ * costs tens. Being synchronous, a copy cannot interleave with the key's lock holders; only when
+ * its directories have to be made (a write to the disk, left to the thread pool) does it take the lock.
+ *
+ * One copy per object however often it was written meanwhile: the copy is of the row as it is
+ * when its turn comes, so it never lands after a delete or a newer write.
+ */
+export class ShareCopies {
+  /** Objects to copy by `bucket/key`, with the events waiting for their file. */
+  private readonly pending = new Map<string, { bucket: string; key: string; events: number[] }>();
+  private running: Promise<void> | undefined;
+  private roomWaiters: Array<() => void> = [];
+  private readonly statements;
+
+  constructor(private readonly context: ShareCopiesContext) {
+    const db = context.store.db;
+    const pendingRow = 'bucket = ? AND key = ? AND etag = ? AND inline = 1 AND blob IS NULL AND file_ino IS NULL';
+    this.statements = {
+      toCopy: db.prepare(`SELECT o.etag, o.last_modified, c.content FROM objects o JOIN object_contents c ON c.bucket = o.bucket AND c.key = o.key
+        WHERE o.bucket = ? AND o.key = ? AND o.inline = 1 AND o.blob IS NULL AND o.file_ino IS NULL`),
+      recordCopy: db.prepare(`UPDATE objects SET file_ino = ?, file_mtime_ms = ? WHERE ${pendingRow}`),
+      // file_ino 0 matches no file: the share adopts the local program's file once it settles
+      leaveLocalFile: db.prepare(`UPDATE objects SET file_ino = 0, file_mtime_ms = 0 WHERE ${pendingRow}`),
+      keepAsBlob: db.prepare(`UPDATE objects SET blob = ? WHERE ${pendingRow}`),
+      pendingCopies: db.prepare('SELECT bucket, key FROM objects WHERE inline = 1 AND blob IS NULL AND file_ino IS NULL'),
+    };
+  }
+
+  /** After the commit of a small object: its share file is to be written; `events` wait for it. */
+  schedule(bucket: string, key: string, events: number[]): void {
+    const id = `${bucket}/${key}`;
+    const waiting = this.pending.get(id);
+    if (waiting) waiting.events.push(...events);
+    else this.pending.set(id, { bucket, key, events });
+    this.kick();
+  }
+
+  /** Resolves once fewer than MAX_PENDING objects wait for their copy. */
+  room(): Promise<void> {
+    if (this.pending.size < MAX_PENDING) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  /** At startup: writes the copies a crash left pending; resolves with how many were. */
+  async recover(): Promise<number> {
+    const rows = this.statements.pendingCopies.all() as Array<{ bucket: string; key: string }>;
+    for (const { bucket, key } of rows) this.pending.set(`${bucket}/${key}`, { bucket, key, events: [] });
+    await this.copyAll();
+    return rows.length;
+  }
+
+  /** Waits until no copy is pending or under way. */
+  async drain(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = this.copyAll()
+      .catch((error) => this.context.log.error({ err: error }, 'share copies failed; pending ones are written at the next start'))
+      .finally(() => {
+        this.running = undefined;
+        if (this.pending.size) this.kick();
+      });
+  }
+
+  private async copyAll(): Promise<void> {
+    while (this.pending.size) {
+      const batch = [...this.pending.values()].slice(0, BATCH);
+      for (const { bucket, key } of batch) this.pending.delete(`${bucket}/${key}`);
+      const waiters = this.roomWaiters;
+      this.roomWaiters = [];
+      for (const wake of waiters) wake();
+      const outcomes = await Promise.all(batch.map((entry) => this.copy(entry.bucket, entry.key, entry.events)));
+      await this.record(outcomes.filter((outcome): outcome is Outcome => outcome !== undefined));
+    }
+  }
+
+  /** One object's copy; its events go once the file is in place (or could not be). */
+  private async copy(bucket: string, key: string, events: number[]): Promise<Outcome | undefined> {
+    const id = `${bucket}/${key}`;
+    try {
+      if (!this.context.locks.held(id) && this.directoryReady(bucket, key)) {
+        try {
+          return this.writeCopy(bucket, key);
+        } catch (error) {
+          // its directory went meanwhile (a delete removed it as empty): made again under the lock
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        }
+      }
+      return await this.context.locks.with(id, async () => ((await this.context.prepareSharePath(bucket, key)) ? this.writeCopy(bucket, key) : this.blob(bucket, key)));
+    } catch (error) {
+      this.context.log.warn({ err: error, bucket, key }, 'could not write the share file of an object held in the database; written at the next start');
+      return undefined;
+    } finally {
+      this.context.changes.release(events);
+    }
+  }
+
+  /** The key can be a file and its parent directory exists (else prepareSharePath makes it, or says it cannot). */
+  private directoryReady(bucket: string, key: string): boolean {
+    if (!this.context.keyCanBeFile(key)) return false;
+    try {
+      return lstatSync(dirname(this.context.sharePath(bucket, key)), { throwIfNoEntry: false })?.isDirectory() === true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Writes the row's content as it is now; undefined when there is nothing to copy (deleted, replaced, copied). */
+  private writeCopy(bucket: string, key: string): Outcome | undefined {
+    const row = this.statements.toCopy.get(bucket, key) as { etag: string; last_modified: number; content: Buffer } | undefined;
+    if (!row) return undefined;
+    const target = this.context.sharePath(bucket, key);
+    // A local program wrote the path after the S3 write began (ctime, which no program can set
+    // back): the later write wins, as when the file is written before the answer.
+    const local = lstatSync(target, { throwIfNoEntry: false });
+    if (local?.isFile() && local.ctimeMs >= row.last_modified) return { bucket, key, etag: row.etag, kind: 'local' };
+    const source = join(this.context.tmpDir, randomBytes(12).toString('hex'));
+    const fd = openSync(source, 'wx', 0o644);
+    try {
+      for (let offset = 0; offset < row.content.length;) offset += writeSync(fd, row.content, offset, row.content.length - offset, offset);
+      const { ino, mtimeMs } = fstatSync(fd);
+      renameSync(source, target);
+      return { bucket, key, etag: row.etag, kind: 'copied', fd, ino, mtimeMs };
+    } catch (error) {
+      closeSync(fd);
+      rmSync(source, { force: true });
+      // another key took the path meanwhile (`a` made a directory of `a/…`, or the reverse)
+      if (PATH_TAKEN.has((error as NodeJS.ErrnoException).code ?? '')) return { bucket, key, etag: row.etag, kind: 'blob' };
+      throw error;
+    }
+  }
+
+  private blob(bucket: string, key: string): Outcome | undefined {
+    const row = this.statements.toCopy.get(bucket, key) as { etag: string } | undefined;
+    return row && { bucket, key, etag: row.etag, kind: 'blob' };
+  }
+
+  /**
+   * fdatasync of each copy and fsync of their directories, then one commit records the batch: a
+   * copy's inode and mtime (from then on it is the object's durable share file, told apart from a
+   * local program's), a local program's file left in place, a key kept as a blob in SQLite only.
+   */
+  private async record(outcomes: Outcome[]): Promise<void> {
+    if (outcomes.length === 0) return;
+    const durable = await Promise.all(outcomes.map(async (outcome) => {
+      if (outcome.kind !== 'copied') return outcome;
+      try {
+        await fdDatasync(outcome.fd);
+        return outcome;
+      } catch (error) {
+        this.context.log.warn({ err: error, bucket: outcome.bucket, key: outcome.key }, 'could not sync the share file of an object; written again at the next start');
+        return undefined;
+      } finally {
+        closeSync(outcome.fd);
+      }
+    }));
+    try {
+      const copied = durable.filter((outcome) => outcome?.kind === 'copied');
+      for (const dir of new Set(copied.map((copy) => dirname(this.context.sharePath(copy!.bucket, copy!.key))))) {
+        // gone: a delete emptied and removed it, and with it the copy, whose row is gone too
+        await this.context.syncDirectory(dir).catch((error: NodeJS.ErrnoException) => { if (error.code !== 'ENOENT') throw error; });
+      }
+      await this.context.store.commit.run(() => {
+        for (const outcome of durable) {
+          // a newer version waits for its own copy, which will be the one recorded
+          if (!outcome || this.pending.has(`${outcome.bucket}/${outcome.key}`)) continue;
+          const row = [outcome.bucket, outcome.key, outcome.etag];
+          if (outcome.kind === 'copied') this.statements.recordCopy.run(outcome.ino, outcome.mtimeMs, ...row);
+          else if (outcome.kind === 'local') this.statements.leaveLocalFile.run(...row);
+          else this.statements.keepAsBlob.run(randomBytes(16).toString('hex'), ...row);
+        }
+      });
+    } catch (error) {
+      this.context.log.warn({ err: error }, 'could not record share copies; written again at the next start');
+    }
+  }
+}
+
+const PATH_TAKEN = new Set(['EISDIR', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY']);
+
+const fdDatasync = promisify(fdatasync);
