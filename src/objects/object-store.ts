@@ -47,12 +47,13 @@ export type ObjectEventName = CreatedEvent | 'ObjectRemoved:Delete';
 
 /**
  * Where changes are reported: `record` is called inside the committing transaction, so the event
- * commits with the object; it returns the event's id, and the event is held back until `release`,
+ * commits with the object; it returns the event's id (undefined when nobody would receive it: no
+ * matching rule, no subscriber on the bus), and the event is held back until `release`,
  * which the store calls once the change's files are in place (a reader of the share, told of a
  * new object, finds its file).
  */
 export interface ChangeLog {
-  record(bucket: string, eventName: ObjectEventName, object: { key: string; size?: number; etag?: string }, origin: ChangeOrigin): number;
+  record(bucket: string, eventName: ObjectEventName, object: { key: string; size?: number; etag?: string }, origin: ChangeOrigin): number | undefined;
   /** The changes' files are in place, or their transaction failed: their events may go. */
   release(ids: number[]): void;
 }
@@ -907,7 +908,10 @@ export class ObjectStore {
   private async commitWithIntents(intents: FileIntent[], write: (intents: FileIntent[], record: RecordChange) => void,
     holdEvents?: (events: number[]) => void): Promise<void> {
     const events: number[] = [];
-    const record: RecordChange = (...change) => { events.push(this.changes.record(...change)); };
+    const record: RecordChange = (...change) => {
+      const id = this.changes.record(...change);
+      if (id !== undefined) events.push(id);
+    };
     let committed = false;
     try {
       const ids = await this.store.commit.run(() => {
