@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fdatasync, fstatSync, lstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { close, fdatasync, fstat, futimes, lstatSync, open, renameSync, write } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
@@ -9,8 +10,10 @@ import type { ChangeLog } from './object-store.js';
 
 /** Objects waiting for their copy; beyond it small writes wait (ShareCopies.room), so memory stays bounded. */
 const MAX_PENDING = 1024;
-/** Copies written, then made durable and recorded together: one directory fsync and one commit per batch. */
+/** Copies recorded together: one directory fsync and one commit per batch. */
 const BATCH = 64;
+/** Copies under way at once, each a few thread-pool calls: the pool (4 threads) keeps room for the WAL's fdatasync. */
+const COPIES_IN_FLIGHT = 2;
 
 export interface ShareCopiesContext {
   store: Store;
@@ -22,15 +25,15 @@ export interface ShareCopiesContext {
   sharePath(bucket: string, key: string): string;
   /** Whether the key's share path can take a file now (its parent directories made). */
   prepareSharePath(bucket: string, key: string): Promise<boolean>;
-  keyCanBeFile(key: string): boolean;
+  renameInto(source: string, target: string): Promise<void>;
   /** fsync of a directory, shared by the renames into it. */
   syncDirectory(dir: string): Promise<void>;
 }
 
 /** What became of one object's copy, recorded with the others of its batch in one commit. */
 type Outcome = { bucket: string; key: string; etag: string } & (
-  /** Renamed into place; the descriptor stays open for the batch's fdatasync. */
-  | { kind: 'copied'; fd: number; ino: number; mtimeMs: number }
+  /** Renamed into place and fdatasynced. */
+  | { kind: 'copied'; ino: number; mtimeMs: number }
   /** A local program wrote the path after the S3 write: its file stays, for the share to adopt. */
   | { kind: 'local' }
   /** The path cannot take a file (a directory, or a file where a directory of it should be). */
@@ -40,18 +43,18 @@ type Outcome = { bucket: string; key: string; etag: string } & (
 /**
  * The share files of objects whose content is in SQLite (ObjectRecord.inline), written after the
  * commit that acknowledged them: a temporary file renamed into place (readers of the share never
- * see a partial file), the object's events released once it is there. Batches of copies are then
- * fdatasynced, their directories fsynced once, and their inode and mtime recorded in one commit:
+ * see a partial file), the object's events released once it is there, then the copy fdatasynced.
+ * A batch's directories are fsynced once and its copies' inodes and mtimes recorded in one commit:
  * until then the row says the copy is pending (file_ino NULL) and the row is the truth, so a crash
  * before it is repaired at startup by writing the copy again from the stored content (`recover`).
  *
- * A copy is written with synchronous calls on the event loop: ≤ 64 KiB into the page cache and a
- * rename cost a few µs each, like SQLite's own WAL writes there, where each thread-pool round trip
- * costs tens. Being synchronous, a copy cannot interleave with the key's lock holders; only when
- * its directories have to be made (a write to the disk, left to the thread pool) does it take the lock.
+ * The calls go to the thread pool, COPIES_IN_FLIGHT at a time: creating a file waits for the
+ * filesystem's journal, which the event loop must not, and the pool keeps room for the WAL's
+ * fdatasync that acknowledges writes. Only the last look at the path and the rename run on the
+ * event loop, together, so that a local program's write cannot fall between them.
  *
  * One copy per object however often it was written meanwhile: the copy is of the row as it is
- * when its turn comes, so it never lands after a delete or a newer write.
+ * when its turn comes, under the key's lock, so it never lands after a delete or a newer write.
  */
 export class ShareCopies {
   /** Objects to copy by `bucket/key`, with the events waiting for their file. */
@@ -119,101 +122,107 @@ export class ShareCopies {
       const waiters = this.roomWaiters;
       this.roomWaiters = [];
       for (const wake of waiters) wake();
-      const outcomes = await Promise.all(batch.map((entry) => this.copy(entry.bucket, entry.key, entry.events)));
-      await this.record(outcomes.filter((outcome): outcome is Outcome => outcome !== undefined));
+      const outcomes: Outcome[] = [];
+      let next = 0;
+      await Promise.all(Array.from({ length: COPIES_IN_FLIGHT }, async () => {
+        while (next < batch.length) {
+          const { bucket, key, events } = batch[next++];
+          const outcome = await this.copy(bucket, key, events);
+          if (outcome) outcomes.push(outcome);
+        }
+      }));
+      await this.record(outcomes);
     }
   }
 
-  /** One object's copy; its events go once the file is in place (or could not be). */
+  /** One object's copy, made durable; its events go once the file is in place (or could not be). */
   private async copy(bucket: string, key: string, events: number[]): Promise<Outcome | undefined> {
-    const id = `${bucket}/${key}`;
+    let written: { outcome: Outcome; fd?: number } | undefined;
     try {
-      if (!this.context.locks.held(id) && this.directoryReady(bucket, key)) {
-        try {
-          return this.writeCopy(bucket, key);
-        } catch (error) {
-          // its directory went meanwhile (a delete removed it as empty): made again under the lock
-          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-        }
-      }
-      return await this.context.locks.with(id, async () => ((await this.context.prepareSharePath(bucket, key)) ? this.writeCopy(bucket, key) : this.blob(bucket, key)));
+      written = await this.context.locks.with(`${bucket}/${key}`, () => this.writeCopy(bucket, key));
     } catch (error) {
       this.context.log.warn({ err: error, bucket, key }, 'could not write the share file of an object held in the database; written at the next start');
       return undefined;
     } finally {
       this.context.changes.release(events);
     }
-  }
-
-  /** The key can be a file and its parent directory exists (else prepareSharePath makes it, or says it cannot). */
-  private directoryReady(bucket: string, key: string): boolean {
-    if (!this.context.keyCanBeFile(key)) return false;
+    if (written?.fd === undefined) return written?.outcome;
     try {
-      return lstatSync(dirname(this.context.sharePath(bucket, key)), { throwIfNoEntry: false })?.isDirectory() === true;
-    } catch {
-      return false;
+      await fdDatasync(written.fd);
+      return written.outcome;
+    } catch (error) {
+      this.context.log.warn({ err: error, bucket, key }, 'could not sync the share file of an object; written again at the next start');
+      return undefined;
+    } finally {
+      await fdClose(written.fd).catch(() => undefined);
     }
   }
 
-  /** Writes the row's content as it is now; undefined when there is nothing to copy (deleted, replaced, copied). */
-  private writeCopy(bucket: string, key: string): Outcome | undefined {
+  /**
+   * Renames a copy of the row's content as it is now into place, its descriptor left open for the
+   * fdatasync; undefined when there is nothing to copy (deleted, replaced by a file, copied already).
+   */
+  private async writeCopy(bucket: string, key: string): Promise<{ outcome: Outcome; fd?: number } | undefined> {
     const row = this.statements.toCopy.get(bucket, key) as { etag: string; last_modified: number; content: Buffer } | undefined;
     if (!row) return undefined;
+    const unwritten = (kind: 'local' | 'blob') => ({ outcome: { bucket, key, etag: row.etag, kind } });
+    if (!(await this.context.prepareSharePath(bucket, key))) return unwritten('blob');
     const target = this.context.sharePath(bucket, key);
-    // A local program wrote the path after the S3 write began (ctime, which no program can set
-    // back): the later write wins, as when the file is written before the answer.
-    const local = lstatSync(target, { throwIfNoEntry: false });
-    if (local?.isFile() && local.ctimeMs >= row.last_modified) return { bucket, key, etag: row.etag, kind: 'local' };
+    if (this.writtenLocally(target, row.last_modified)) return unwritten('local');
     const source = join(this.context.tmpDir, randomBytes(12).toString('hex'));
-    const fd = openSync(source, 'wx', 0o644);
+    const fd = await fdOpen(source, 'wx', 0o644);
     try {
-      for (let offset = 0; offset < row.content.length;) offset += writeSync(fd, row.content, offset, row.content.length - offset, offset);
-      const { ino, mtimeMs } = fstatSync(fd);
-      renameSync(source, target);
-      return { bucket, key, etag: row.etag, kind: 'copied', fd, ino, mtimeMs };
+      for (let offset = 0; offset < row.content.length;) offset += await fdWrite(fd, row.content, offset, row.content.length - offset, offset);
+      // mtime = LastModified to the millisecond: a local rewrite within the same clock tick (file
+      // times are that coarse) gets a time of its own, so the share tells it from the copy
+      await fdTimes(fd, row.last_modified / 1000, row.last_modified / 1000);
+      const { ino, mtimeMs } = await fdStat(fd);
+      // the look and the rename together, synchronously: no local write can come between them
+      if (this.writtenLocally(target, row.last_modified)) throw LOCAL_WRITE;
+      try {
+        renameSync(source, target);
+      } catch (error) {
+        // its directory went meanwhile (a delete removed it as empty)
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        await this.context.renameInto(source, target);
+      }
+      return { outcome: { bucket, key, etag: row.etag, kind: 'copied', ino, mtimeMs }, fd };
     } catch (error) {
-      closeSync(fd);
-      rmSync(source, { force: true });
+      await fdClose(fd).catch(() => undefined);
+      await rm(source, { force: true });
+      if (error === LOCAL_WRITE) return unwritten('local');
       // another key took the path meanwhile (`a` made a directory of `a/…`, or the reverse)
-      if (PATH_TAKEN.has((error as NodeJS.ErrnoException).code ?? '')) return { bucket, key, etag: row.etag, kind: 'blob' };
+      if (PATH_TAKEN.has((error as NodeJS.ErrnoException).code ?? '')) return unwritten('blob');
       throw error;
     }
   }
 
-  private blob(bucket: string, key: string): Outcome | undefined {
-    const row = this.statements.toCopy.get(bucket, key) as { etag: string } | undefined;
-    return row && { bucket, key, etag: row.etag, kind: 'blob' };
+  /**
+   * Whether a local program wrote the path after the S3 write began (ctime, which no program can
+   * set back): the later write wins, as when the file is written before the answer.
+   */
+  private writtenLocally(target: string, lastModified: number): boolean {
+    const local = lstatSync(target, { throwIfNoEntry: false });
+    return local?.isFile() === true && local.ctimeMs >= lastModified;
   }
 
   /**
-   * fdatasync of each copy and fsync of their directories, then one commit records the batch: a
-   * copy's inode and mtime (from then on it is the object's durable share file, told apart from a
-   * local program's), a local program's file left in place, a key kept as a blob in SQLite only.
+   * fsync of the batch's directories, then one commit records it: a copy's inode and mtime (from
+   * then on it is the object's durable share file, told apart from a local program's), a local
+   * program's file left in place, a key kept as a blob in SQLite only.
    */
   private async record(outcomes: Outcome[]): Promise<void> {
     if (outcomes.length === 0) return;
-    const durable = await Promise.all(outcomes.map(async (outcome) => {
-      if (outcome.kind !== 'copied') return outcome;
-      try {
-        await fdDatasync(outcome.fd);
-        return outcome;
-      } catch (error) {
-        this.context.log.warn({ err: error, bucket: outcome.bucket, key: outcome.key }, 'could not sync the share file of an object; written again at the next start');
-        return undefined;
-      } finally {
-        closeSync(outcome.fd);
-      }
-    }));
     try {
-      const copied = durable.filter((outcome) => outcome?.kind === 'copied');
-      for (const dir of new Set(copied.map((copy) => dirname(this.context.sharePath(copy!.bucket, copy!.key))))) {
+      const copied = outcomes.filter((outcome) => outcome.kind === 'copied');
+      for (const dir of new Set(copied.map((copy) => dirname(this.context.sharePath(copy.bucket, copy.key))))) {
         // gone: a delete emptied and removed it, and with it the copy, whose row is gone too
         await this.context.syncDirectory(dir).catch((error: NodeJS.ErrnoException) => { if (error.code !== 'ENOENT') throw error; });
       }
       await this.context.store.commit.run(() => {
-        for (const outcome of durable) {
+        for (const outcome of outcomes) {
           // a newer version waits for its own copy, which will be the one recorded
-          if (!outcome || this.pending.has(`${outcome.bucket}/${outcome.key}`)) continue;
+          if (this.pending.has(`${outcome.bucket}/${outcome.key}`)) continue;
           const row = [outcome.bucket, outcome.key, outcome.etag];
           if (outcome.kind === 'copied') this.statements.recordCopy.run(outcome.ino, outcome.mtimeMs, ...row);
           else if (outcome.kind === 'local') this.statements.leaveLocalFile.run(...row);
@@ -227,5 +236,13 @@ export class ShareCopies {
 }
 
 const PATH_TAKEN = new Set(['EISDIR', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY']);
+const LOCAL_WRITE = Symbol('a local program wrote the path');
 
+const fdOpen = promisify(open);
+const fdWrite = (fd: number, buffer: Buffer, offset: number, length: number, position: number) => new Promise<number>((resolve, reject) => {
+  write(fd, buffer, offset, length, position, (error, written) => (error ? reject(error) : resolve(written)));
+});
+const fdStat = promisify(fstat);
+const fdTimes = promisify(futimes);
 const fdDatasync = promisify(fdatasync);
+const fdClose = promisify(close);
