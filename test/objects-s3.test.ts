@@ -365,6 +365,15 @@ describe('S3 API with the AWS SDK v3', () => {
     await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'cond-del.txt', Body: 'version 2' }));
     expect((await s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'cond-del.txt', IfMatch: '*' }))).$metadata.httpStatusCode).toBe(204);
     expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'cond-del.txt' })))).toMatchObject({ status: 404 });
+    // DeleteObjects: the ETag element of an object
+    const kept = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'cond-del/kept', Body: 'kept' }));
+    const gone = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'cond-del/gone', Body: 'gone' }));
+    const many = await s3.send(new DeleteObjectsCommand({ Bucket: 'photos', Delete: { Objects: [
+      { Key: 'cond-del/kept', ETag: gone.ETag }, { Key: 'cond-del/gone', ETag: gone.ETag }, { Key: 'cond-del/none', ETag: '*' },
+    ] } }));
+    expect(many.Deleted!.map((d) => d.Key)).toEqual(['cond-del/gone']);
+    expect(many.Errors!.map((e) => [e.Key, e.Code]).sort()).toEqual([['cond-del/kept', 'PreconditionFailed'], ['cond-del/none', 'NoSuchKey']]);
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'cond-del/kept' }))).ETag).toBe(kept.ETag);
   });
 
   it('uploads in parts: list, complete with the multipart ETag, abort, and the part rules', async () => {

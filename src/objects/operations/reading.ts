@@ -3,7 +3,7 @@ import type { ObjectRecord } from '../object-store.js';
 import { header, objectHeaders, quoted, type S3Request } from './context.js';
 
 /** Whether an If-Match / If-None-Match list names the object's ETag (`*` names any). */
-export function etagListed(list: string, etag: string): boolean {
+function etagListed(list: string, etag: string): boolean {
   return list.split(',').map((item) => item.trim().replace(/^W\//, '')).some((item) => item === '*' || item === quoted(etag) || item === etag);
 }
 
@@ -51,6 +51,19 @@ function failedCondition(request: S3Request, object: ObjectRecord, prefix: strin
     return 'If-Modified-Since';
   }
   return undefined;
+}
+
+/**
+ * S3 conditional deletes (DeleteObject's If-Match, DeleteObjects' ETag element): the ETag the
+ * object must have (`*`: any, it must exist); 412 PreconditionFailed when it has another, 404
+ * NoSuchKey when there is none. undefined without one: an unconditional delete.
+ */
+export function deleteCondition(ifMatch: string | undefined, key: string): ((object: ObjectRecord | undefined) => void) | undefined {
+  if (ifMatch === undefined) return undefined;
+  return (object) => {
+    if (!object) throw errors.noSuchKey(key);
+    if (!etagListed(ifMatch, object.etag)) throw errors.preconditionFailed('If-Match');
+  };
 }
 
 /** 304 carries no body; the S3Error path sends only the status and these headers. */
