@@ -9,7 +9,7 @@ import { errors, S3Error } from './errors.js';
 import { checkBucketName, checkKey, keyCanBeFile, sharePath } from './names.js';
 import { guessContentType } from './content-type.js';
 import { KeyLocks } from './key-locks.js';
-import { ShareCopies } from './share-copies.js';
+import { ShareCopies, type StoreFile } from './share-copies.js';
 
 /** What S3 keeps of an object besides its content. */
 export interface ObjectRecord {
@@ -872,7 +872,7 @@ export class ObjectStore {
         this.statements.upsertInlineObject.run(rowOf(record));
         this.statements.upsertContent.run(bucket, key, content.data);
         recordChange(bucket, options.eventName, { key, size: record.size, etag: record.etag }, options.origin);
-      }, (events) => (record.blob ? this.changes.release(events) : this.shareCopies.schedule(bucket, key, events)));
+      }, (events) => (record.blob ? this.changes.release(events) : this.shareCopies.schedule(bucket, key, events, storeFileOf(previous))));
       return record;
     });
   }
@@ -1130,6 +1130,12 @@ function successor(prefix: string): string {
 
 function sameFile(a: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>, b: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>): boolean {
   return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+/** The share file the store wrote or imported for the object, if it has one. */
+function storeFileOf(object: ObjectRecord | undefined): StoreFile | undefined {
+  if (!object || object.blob || !object.fileIno || object.fileMtimeMs === undefined) return undefined;
+  return { ino: object.fileIno, size: object.size, mtimeMs: object.fileMtimeMs };
 }
 
 /** An object held in SQLite whose share file is not written (or not durable) yet. */

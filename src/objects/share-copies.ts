@@ -12,6 +12,8 @@ import type { ChangeLog } from './object-store.js';
 const MAX_PENDING = 1024;
 /** Copies recorded together: one directory fsync and one commit per batch. */
 const BATCH = 64;
+/** File times come from a clock that lags the wall clock by up to a tick (10 ms at HZ=100). */
+const FILE_CLOCK_SLACK_MS = 10;
 /** Copies under way at once, each a few thread-pool calls: the pool (4 threads) keeps room for the WAL's fdatasync. */
 const COPIES_IN_FLIGHT = 2;
 
@@ -28,6 +30,13 @@ export interface ShareCopiesContext {
   renameInto(source: string, target: string): Promise<void>;
   /** fsync of a directory, shared by the renames into it. */
   syncDirectory(dir: string): Promise<void>;
+}
+
+/** A share file the store wrote (inode, size, mtime), which a newer version's copy replaces. */
+export interface StoreFile {
+  ino: number;
+  size: number;
+  mtimeMs: number;
 }
 
 /** What became of one object's copy, recorded with the others of its batch in one commit. */
@@ -57,8 +66,10 @@ type Outcome = { bucket: string; key: string; etag: string } & (
  * when its turn comes, under the key's lock, so it never lands after a delete or a newer write.
  */
 export class ShareCopies {
-  /** Objects to copy by `bucket/key`, with the events waiting for their file. */
-  private readonly pending = new Map<string, { bucket: string; key: string; events: number[] }>();
+  /** Objects to copy by `bucket/key`, with the events waiting for their file and the store's files the copy replaces. */
+  private readonly pending = new Map<string, { bucket: string; key: string; events: number[]; replaces: StoreFile[] }>();
+  /** Copies renamed into place and not recorded yet, by `bucket/key`: a newer version's copy replaces them too. */
+  private readonly placed = new Map<string, StoreFile>();
   private running: Promise<void> | undefined;
   private roomWaiters: Array<() => void> = [];
   private readonly statements;
@@ -77,12 +88,19 @@ export class ShareCopies {
     };
   }
 
-  /** After the commit of a small object: its share file is to be written; `events` wait for it. */
-  schedule(bucket: string, key: string, events: number[]): void {
+  /**
+   * After the commit of a small object: its share file is to be written; `events` wait for it;
+   * `replaces` is the previous version's file, if the store wrote it.
+   */
+  schedule(bucket: string, key: string, events: number[], replaces: StoreFile | undefined): void {
     const id = `${bucket}/${key}`;
     const waiting = this.pending.get(id);
-    if (waiting) waiting.events.push(...events);
-    else this.pending.set(id, { bucket, key, events });
+    if (waiting) {
+      waiting.events.push(...events);
+      if (replaces) waiting.replaces.push(replaces);
+    } else {
+      this.pending.set(id, { bucket, key, events, replaces: replaces ? [replaces] : [] });
+    }
     this.kick();
   }
 
@@ -95,7 +113,7 @@ export class ShareCopies {
   /** At startup: writes the copies a crash left pending; resolves with how many were. */
   async recover(): Promise<number> {
     const rows = this.statements.pendingCopies.all() as Array<{ bucket: string; key: string }>;
-    for (const { bucket, key } of rows) this.pending.set(`${bucket}/${key}`, { bucket, key, events: [] });
+    for (const { bucket, key } of rows) this.pending.set(`${bucket}/${key}`, { bucket, key, events: [], replaces: [] });
     await this.copyAll();
     return rows.length;
   }
@@ -126,8 +144,8 @@ export class ShareCopies {
       let next = 0;
       await Promise.all(Array.from({ length: COPIES_IN_FLIGHT }, async () => {
         while (next < batch.length) {
-          const { bucket, key, events } = batch[next++];
-          const outcome = await this.copy(bucket, key, events);
+          const { bucket, key, events, replaces } = batch[next++];
+          const outcome = await this.copy(bucket, key, events, replaces);
           if (outcome) outcomes.push(outcome);
         }
       }));
@@ -136,10 +154,10 @@ export class ShareCopies {
   }
 
   /** One object's copy, made durable; its events go once the file is in place (or could not be). */
-  private async copy(bucket: string, key: string, events: number[]): Promise<Outcome | undefined> {
+  private async copy(bucket: string, key: string, events: number[], replaces: StoreFile[]): Promise<Outcome | undefined> {
     let written: { outcome: Outcome; fd?: number } | undefined;
     try {
-      written = await this.context.locks.with(`${bucket}/${key}`, () => this.writeCopy(bucket, key));
+      written = await this.context.locks.with(`${bucket}/${key}`, () => this.writeCopy(bucket, key, replaces));
     } catch (error) {
       this.context.log.warn({ err: error, bucket, key }, 'could not write the share file of an object held in the database; written at the next start');
       return undefined;
@@ -162,13 +180,15 @@ export class ShareCopies {
    * Renames a copy of the row's content as it is now into place, its descriptor left open for the
    * fdatasync; undefined when there is nothing to copy (deleted, replaced by a file, copied already).
    */
-  private async writeCopy(bucket: string, key: string): Promise<{ outcome: Outcome; fd?: number } | undefined> {
+  private async writeCopy(bucket: string, key: string, replaces: StoreFile[]): Promise<{ outcome: Outcome; fd?: number } | undefined> {
     const row = this.statements.toCopy.get(bucket, key) as { etag: string; last_modified: number; content: Buffer } | undefined;
     if (!row) return undefined;
     const unwritten = (kind: 'local' | 'blob') => ({ outcome: { bucket, key, etag: row.etag, kind } });
     if (!(await this.context.prepareSharePath(bucket, key))) return unwritten('blob');
     const target = this.context.sharePath(bucket, key);
-    if (this.writtenLocally(target, row.last_modified)) return unwritten('local');
+    const placed = this.placed.get(`${bucket}/${key}`);
+    const ours = placed ? [...replaces, placed] : replaces;
+    if (this.writtenLocally(target, row.last_modified, ours)) return unwritten('local');
     const source = join(this.context.tmpDir, randomBytes(12).toString('hex'));
     const fd = await fdOpen(source, 'wx', 0o644);
     try {
@@ -178,7 +198,7 @@ export class ShareCopies {
       await fdTimes(fd, row.last_modified / 1000, row.last_modified / 1000);
       const { ino, mtimeMs } = await fdStat(fd);
       // the look and the rename together, synchronously: no local write can come between them
-      if (this.writtenLocally(target, row.last_modified)) throw LOCAL_WRITE;
+      if (this.writtenLocally(target, row.last_modified, ours)) throw LOCAL_WRITE;
       try {
         renameSync(source, target);
       } catch (error) {
@@ -186,6 +206,7 @@ export class ShareCopies {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
         await this.context.renameInto(source, target);
       }
+      this.placed.set(`${bucket}/${key}`, { ino, size: row.content.length, mtimeMs });
       return { outcome: { bucket, key, etag: row.etag, kind: 'copied', ino, mtimeMs }, fd };
     } catch (error) {
       await fdClose(fd).catch(() => undefined);
@@ -199,11 +220,13 @@ export class ShareCopies {
 
   /**
    * Whether a local program wrote the path after the S3 write began (ctime, which no program can
-   * set back): the later write wins, as when the file is written before the answer.
+   * set back; a tick of slack for the file clock): the later write wins, as when the file is
+   * written before the answer. The store's own files (`ours`) are replaced whenever they were written.
    */
-  private writtenLocally(target: string, lastModified: number): boolean {
+  private writtenLocally(target: string, lastModified: number, ours: StoreFile[]): boolean {
     const local = lstatSync(target, { throwIfNoEntry: false });
-    return local?.isFile() === true && local.ctimeMs >= lastModified;
+    if (!local?.isFile() || ours.some((file) => file.ino === local.ino && file.size === local.size && file.mtimeMs === local.mtimeMs)) return false;
+    return local.ctimeMs >= lastModified - FILE_CLOCK_SLACK_MS;
   }
 
   /**
@@ -221,8 +244,10 @@ export class ShareCopies {
       }
       await this.context.store.commit.run(() => {
         for (const outcome of outcomes) {
-          // a newer version waits for its own copy, which will be the one recorded
-          if (this.pending.has(`${outcome.bucket}/${outcome.key}`)) continue;
+          const id = `${outcome.bucket}/${outcome.key}`;
+          // a newer version waits for its own copy, which will be the one recorded (and replaces this one)
+          if (this.pending.has(id)) continue;
+          this.placed.delete(id);
           const row = [outcome.bucket, outcome.key, outcome.etag];
           if (outcome.kind === 'copied') this.statements.recordCopy.run(outcome.ino, outcome.mtimeMs, ...row);
           else if (outcome.kind === 'local') this.statements.leaveLocalFile.run(...row);
