@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { close, fdatasync, fstat, futimes, lstatSync, open, renameSync, write } from 'node:fs';
+import { closeSync, fdatasync, fstatSync, futimes, lstatSync, open, renameSync, write } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -172,7 +172,7 @@ export class ShareCopies {
       this.context.log.warn({ err: error, bucket, key }, 'could not sync the share file of an object; written again at the next start');
       return undefined;
     } finally {
-      await fdClose(written.fd).catch(() => undefined);
+      closeSync(written.fd);
     }
   }
 
@@ -196,7 +196,8 @@ export class ShareCopies {
       // mtime = LastModified to the millisecond: a local rewrite within the same clock tick (file
       // times are that coarse) gets a time of its own, so the share tells it from the copy
       await fdTimes(fd, row.last_modified / 1000, row.last_modified / 1000);
-      const { ino, mtimeMs } = await fdStat(fd);
+      // reading the inode and closing a descriptor wait for no disk: not worth a thread-pool round trip
+      const { ino, mtimeMs } = fstatSync(fd);
       // the look and the rename together, synchronously: no local write can come between them
       if (this.writtenLocally(target, row.last_modified, ours)) throw LOCAL_WRITE;
       try {
@@ -209,7 +210,7 @@ export class ShareCopies {
       this.placed.set(`${bucket}/${key}`, { ino, size: row.content.length, mtimeMs });
       return { outcome: { bucket, key, etag: row.etag, kind: 'copied', ino, mtimeMs }, fd };
     } catch (error) {
-      await fdClose(fd).catch(() => undefined);
+      closeSync(fd);
       await rm(source, { force: true });
       if (error === LOCAL_WRITE) return unwritten('local');
       // another key took the path meanwhile (`a` made a directory of `a/…`, or the reverse)
@@ -267,7 +268,5 @@ const fdOpen = promisify(open);
 const fdWrite = (fd: number, buffer: Buffer, offset: number, length: number, position: number) => new Promise<number>((resolve, reject) => {
   write(fd, buffer, offset, length, position, (error, written) => (error ? reject(error) : resolve(written)));
 });
-const fdStat = promisify(fstat);
 const fdTimes = promisify(futimes);
 const fdDatasync = promisify(fdatasync);
-const fdClose = promisify(close);
