@@ -132,6 +132,8 @@ describe('objects survive kill -9', () => {
       }
       // temporary files of interrupted writes are gone
       expect(readdirSync(join(daemon.dataDir, 'share', '.outpost', 'tmp'))).toEqual([]);
+      // every object is a whole file in the share, small ones (held in the database) included
+      for (const key of acknowledged) expect(readFileSync(join(daemon.dataDir, 'share', 'crash', key)).equals(contentOf(key)), `${key} in the share`).toBe(true);
 
       // every acknowledged creation reaches the function, at least once
       const seen = () => new Set(existsSync(eventsFile)

@@ -11,6 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { TestDaemon } from './helpers/daemon.js';
+import { eventually } from './helpers/eventually.js';
 import { addKey, s3Client, s3Endpoint, type S3Credentials } from './helpers/objects.js';
 
 const MIN_PART = 64 * 1024;
@@ -74,7 +75,10 @@ describe('S3 API with the AWS SDK v3', () => {
     }));
     const md5 = createHash('md5').update(body).digest('hex');
     expect(put.ETag).toBe(`"${md5}"`);
-    expect(readFileSync(join(daemon.dataDir, 'share', 'photos', 'yard', '2026', 'cam 1.jpg'), 'utf8')).toBe(body);
+    // a small object's file is a copy written just after the answer
+    const file = join(daemon.dataDir, 'share', 'photos', 'yard', '2026', 'cam 1.jpg');
+    await eventually(() => existsSync(file));
+    expect(readFileSync(file, 'utf8')).toBe(body);
     const got = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'yard/2026/cam 1.jpg' }));
     expect(await got.Body!.transformToString()).toBe(body);
     expect(got).toMatchObject({ ContentType: 'image/jpeg', ContentLength: body.length, ETag: `"${md5}"`, CacheControl: 'max-age=60',
@@ -165,6 +169,7 @@ describe('S3 API with the AWS SDK v3', () => {
       expect(await (await s3.send(new GetObjectCommand({ Bucket: 'odd', Key }))).Body!.transformToString()).toBe(`content of ${Key}`);
     }
     // the first of `a` and `a/b` keeps the file
+    await eventually(() => existsSync(join(daemon.dataDir, 'share', 'odd', 'a')));
     expect(readFileSync(join(daemon.dataDir, 'share', 'odd', 'a'), 'utf8')).toBe('content of a');
     expect(existsSync(join(daemon.dataDir, 'share', 'odd', 'dir'))).toBe(false);
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'odd' }));
@@ -182,22 +187,35 @@ describe('S3 API with the AWS SDK v3', () => {
         expect(await (await s3.send(new GetObjectCommand({ Bucket: 'racing', Key }))).Body!.transformToString()).toBe(`content of ${Key}`);
       }
       const path = join(daemon.dataDir, 'share', 'racing', parent);
+      await eventually(() => existsSync(path));
       const asFile = existsSync(path) && !existsSync(join(path, 'child'));
       expect(asFile ? readFileSync(path, 'utf8') : readFileSync(join(path, 'child'), 'utf8')).toBe(asFile ? `content of ${parent}` : `content of ${child}`);
     }
     expect((await s3.send(new ListObjectsV2Command({ Bucket: 'racing' }))).KeyCount).toBe(60);
   });
 
-  it('answers 503 while a share file was changed by a local program and not yet adopted', async () => {
-    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'edited.txt', Body: 'as uploaded' }));
-    appendFileSync(join(daemon.dataDir, 'share', 'photos', 'edited.txt'), ' and edited locally');
-    const changed = await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'edited.txt' })));
+  it('answers 503 while the share file of a large object was changed by a local program and not yet adopted', async () => {
+    const body = randomBytes(70 * 1024);
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'edited.bin', Body: body }));
+    appendFileSync(join(daemon.dataDir, 'share', 'photos', 'edited.bin'), ' and edited locally');
+    const changed = await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'edited.bin' })));
     expect(changed).toMatchObject({ code: 'ServiceUnavailable', status: 503 });
+  });
+
+  it('serves a small object from the database, as uploaded, while its share file is edited and not yet adopted', async () => {
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'edited.txt', Body: 'as uploaded' }));
+    const file = join(daemon.dataDir, 'share', 'photos', 'edited.txt');
+    await eventually(() => existsSync(file));
+    appendFileSync(file, ' and edited locally');
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'edited.txt', Range: 'bytes=3-10' }));
+    expect(await got.Body!.transformToString()).toBe('uploaded');
+    expect(got.ContentRange).toBe('bytes 3-10/11');
   });
 
   it('never removes a directory a local program put where an object\'s file was', async () => {
     await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'spot', Body: 'first' }));
     const spot = join(daemon.dataDir, 'share', 'photos', 'spot');
+    await eventually(() => existsSync(spot));
     rmSync(spot);
     mkdirSync(spot);
     writeFileSync(join(spot, 'inner.txt'), 'local file');
@@ -284,6 +302,7 @@ describe('S3 API with the AWS SDK v3', () => {
     // If-Match decides alone when If-Unmodified-Since is sent with it (S3 CopyObject)
     await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'cond/dst.txt', CopySource: 'photos/cond/src.txt',
       CopySourceIfMatch: put.ETag, CopySourceIfUnmodifiedSince: earlier, CopySourceIfNoneMatch: '"other"', CopySourceIfModifiedSince: earlier }));
+    await eventually(() => existsSync(join(daemon.dataDir, 'share', 'photos', 'cond', 'dst.txt')));
     expect(readFileSync(join(daemon.dataDir, 'share', 'photos', 'cond', 'dst.txt'), 'utf8')).toBe('source');
   });
 
@@ -332,6 +351,29 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(quiet.Deleted).toBeUndefined();
     expect(quiet.Errors).toEqual([{ Key: 'a/../b', Code: 'InvalidArgument', Message: 'Object key must not contain "." or ".." path segments' }]);
     expect(existsSync(join(daemon.dataDir, 'share', 'photos', 'del'))).toBe(false);
+  });
+
+  it('deletes conditionally with If-Match, as S3: 412 on another ETag, 404 when there is no object', async () => {
+    const put = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'cond-del.txt', Body: 'version 1' }));
+    expect(await failure(s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'cond-del.txt', IfMatch: '"0123456789abcdef0123456789abcdef"' }))))
+      .toMatchObject({ code: 'PreconditionFailed', status: 412 });
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'cond-del.txt' }))).ETag).toBe(put.ETag);
+    expect((await s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'cond-del.txt', IfMatch: put.ETag }))).$metadata.httpStatusCode).toBe(204);
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'cond-del.txt' })))).toMatchObject({ status: 404 });
+    expect(await failure(s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'cond-del.txt', IfMatch: '*' }))))
+      .toMatchObject({ code: 'NoSuchKey', status: 404 });
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'cond-del.txt', Body: 'version 2' }));
+    expect((await s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'cond-del.txt', IfMatch: '*' }))).$metadata.httpStatusCode).toBe(204);
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'cond-del.txt' })))).toMatchObject({ status: 404 });
+    // DeleteObjects: the ETag element of an object
+    const kept = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'cond-del/kept', Body: 'kept' }));
+    const gone = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'cond-del/gone', Body: 'gone' }));
+    const many = await s3.send(new DeleteObjectsCommand({ Bucket: 'photos', Delete: { Objects: [
+      { Key: 'cond-del/kept', ETag: gone.ETag }, { Key: 'cond-del/gone', ETag: gone.ETag }, { Key: 'cond-del/none', ETag: '*' },
+    ] } }));
+    expect(many.Deleted!.map((d) => d.Key)).toEqual(['cond-del/gone']);
+    expect(many.Errors!.map((e) => [e.Key, e.Code]).sort()).toEqual([['cond-del/kept', 'PreconditionFailed'], ['cond-del/none', 'NoSuchKey']]);
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'cond-del/kept' }))).ETag).toBe(kept.ETag);
   });
 
   it('uploads in parts: list, complete with the multipart ETag, abort, and the part rules', async () => {

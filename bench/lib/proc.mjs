@@ -67,6 +67,19 @@ export function cpuMsOf(pid) {
   }
 }
 
+/**
+ * Resolves once `pid` has used at most `maxCpuMs` of CPU over `quietMs` (work a server does after
+ * its answers, e.g. outpostd's share copies of small objects, is done), or after `timeoutMs`.
+ */
+export async function waitForIdle(pid, { quietMs = 500, maxCpuMs = 10, timeoutMs = 15000 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const before = cpuMsOf(pid);
+    await new Promise((resolve) => setTimeout(resolve, quietMs));
+    if (cpuMsOf(pid) - before <= maxCpuMs) return;
+  }
+}
+
 /** Machine-wide CPU time from /proc/stat in milliseconds: busy (not idle/iowait) and steal. */
 export function machineCpuMs() {
   if (!clkTck) cpuMsOf(process.pid);

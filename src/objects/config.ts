@@ -1,5 +1,5 @@
 import { z } from 'zod/v3';
-import { bool, host, list, path, port, positiveInt, text } from '../config/fields.js';
+import { bool, host, integer, list, path, port, positiveInt, text } from '../config/fields.js';
 import { shareSchema } from './share/config.js';
 
 /** `s3.*`: the S3-compatible object store and its file share. */
@@ -15,6 +15,13 @@ export const s3Schema = z.strictObject({
   domains: list('expected a list of host names', 'expected a host name').default(['localhost']),
   /** Buckets anyone may read without signing (GetObject, HeadObject, ListObjects). */
   publicReadBuckets: list('expected a list of bucket names', 'expected a bucket name').default([]),
+  /**
+   * PutObject and CopyObject bodies of at most this many bytes are stored in SQLite with the
+   * metadata (one WAL fsync covers a tick's writes) and served from there; the share file is a copy
+   * written after the answer. Each is held in memory while it arrives. 0 stores every body as a file.
+   */
+  smallObjectBytes: integer('expected a size in bytes from 0 to 1048576').min(0, 'expected a size in bytes from 0 to 1048576')
+    .max(1024 * 1024, 'expected a size in bytes from 0 to 1048576').default(64 * 1024),
   /** Largest single PutObject / UploadPart body; AWS's limit is 5 GiB. */
   maxObjectBytes: positiveInt(5 * 1024 ** 3, 'bytes ≥ 1'),
   /** AWS's minimum size of every part but the last; lower it only for tests. */

@@ -134,7 +134,13 @@ export class ObjectEvents implements ChangeLog {
     return this.pendingCount;
   }
 
-  record(bucket: string, eventName: ObjectEventName, object: { key: string; size?: number; etag?: string }, origin: ChangeOrigin): number {
+  record(bucket: string, eventName: ObjectEventName, object: { key: string; size?: number; etag?: string }, origin: ChangeOrigin): number | undefined {
+    // the bus only when someone subscribes: a publish nobody subscribes to reaches no one either
+    const targets: Target[] = this.bus.hasSubscribers(eventTopic(bucket)) ? [{ bus: true }] : [];
+    for (const rule of this.rulesOf(bucket)) {
+      if (matches(rule, eventName, object.key)) targets.push({ function: rule.function, configurationId: rule.id });
+    }
+    if (targets.length === 0) return undefined;
     const record: EventRecord = {
       eventVersion: '2.1',
       eventSource: 'aws:s3',
@@ -154,10 +160,6 @@ export class ObjectEvents implements ChangeLog {
         },
       },
     };
-    const targets: Target[] = [{ bus: true }];
-    for (const rule of this.rulesOf(bucket)) {
-      if (matches(rule, eventName, object.key)) targets.push({ function: rule.function, configurationId: rule.id });
-    }
     const id = Number(this.statements.insert.run(bucket, JSON.stringify(record), JSON.stringify(targets)).lastInsertRowid);
     this.pendingCount++;
     this.held.add(id);

@@ -58,7 +58,7 @@ export class ObjectService implements Service {
     store.migrate('objects', objectMigrations);
     const serviceLog = log.child({ service: 'objects' });
     const events = new ObjectEvents(store, (bucket) => rulesOf(this.store(), bucket), s3.region, this.context.bus, this.context.functions, s3.maxPendingEvents, serviceLog);
-    const objects = new ObjectStore(store, this.shareRoot, events, { maxObjectBytes: s3.maxObjectBytes, minPartBytes: s3.minPartBytes }, serviceLog);
+    const objects = new ObjectStore(store, this.shareRoot, events, { maxObjectBytes: s3.maxObjectBytes, minPartBytes: s3.minPartBytes, smallObjectBytes: s3.smallObjectBytes }, serviceLog);
     await objects.recover();
     this.objects = objects;
     this.events = events;
@@ -79,6 +79,7 @@ export class ObjectService implements Service {
     clearTimeout(this.uploadSweep);
     await this.share?.stop();
     await this.server?.stop();
+    await this.objects?.close();
     this.events?.stop();
   }
 

@@ -9,6 +9,7 @@ import { errors, S3Error } from './errors.js';
 import { checkBucketName, checkKey, keyCanBeFile, sharePath } from './names.js';
 import { guessContentType } from './content-type.js';
 import { KeyLocks } from './key-locks.js';
+import { ShareCopies, type StoreFile } from './share-copies.js';
 
 /** What S3 keeps of an object besides its content. */
 export interface ObjectRecord {
@@ -29,6 +30,11 @@ export interface ObjectRecord {
   /** Inode and mtime of the share file as the store wrote or imported it (tells external writes apart). */
   fileIno?: number;
   fileMtimeMs?: number;
+  /**
+   * The content is in SQLite (object_contents), committed with the metadata: a small body. Its share
+   * file is a copy written after the commit (ShareCopies); a blob of it has no file at all.
+   */
+  inline?: true;
 }
 
 export interface BucketRecord {
@@ -41,12 +47,13 @@ export type ObjectEventName = CreatedEvent | 'ObjectRemoved:Delete';
 
 /**
  * Where changes are reported: `record` is called inside the committing transaction, so the event
- * commits with the object; it returns the event's id, and the event is held back until `release`,
+ * commits with the object; it returns the event's id (undefined when nobody would receive it: no
+ * matching rule, no subscriber on the bus), and the event is held back until `release`,
  * which the store calls once the change's files are in place (a reader of the share, told of a
  * new object, finds its file).
  */
 export interface ChangeLog {
-  record(bucket: string, eventName: ObjectEventName, object: { key: string; size?: number; etag?: string }, origin: ChangeOrigin): number;
+  record(bucket: string, eventName: ObjectEventName, object: { key: string; size?: number; etag?: string }, origin: ChangeOrigin): number | undefined;
   /** The changes' files are in place, or their transaction failed: their events may go. */
   release(ids: number[]): void;
 }
@@ -113,6 +120,8 @@ export interface PartRecord {
 export interface StoreLimits {
   maxObjectBytes: number;
   minPartBytes: number;
+  /** Bodies of at most this many bytes (announced) are stored in SQLite (ObjectRecord.inline). */
+  smallObjectBytes: number;
 }
 
 interface ObjectRow {
@@ -126,6 +135,7 @@ interface ObjectRow {
   blob: string | null;
   file_ino: number | null;
   file_mtime_ms: number | null;
+  inline?: number;
 }
 
 interface UploadRow {
@@ -200,6 +210,23 @@ export const objectMigrations = [
      record TEXT NOT NULL,
      targets TEXT NOT NULL
    );`,
+  // Small objects: the content commits with the metadata (one WAL fsync for a tick of PUTs); the
+  // share file is a copy written after the commit, pending until file_ino records it durable.
+  `ALTER TABLE objects ADD COLUMN inline INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE object_contents (
+     bucket TEXT NOT NULL,
+     key TEXT NOT NULL,
+     content BLOB NOT NULL,
+     PRIMARY KEY (bucket, key)
+   ) WITHOUT ROWID;
+   CREATE INDEX objects_pending_copies ON objects (bucket, key) WHERE inline = 1 AND blob IS NULL AND file_ino IS NULL;
+   -- the content goes with its object: replaced by a file-backed version, or deleted
+   CREATE TRIGGER object_contents_on_insert AFTER INSERT ON objects WHEN NEW.inline = 0 BEGIN
+     DELETE FROM object_contents WHERE bucket = NEW.bucket AND key = NEW.key;
+   END;
+   CREATE TRIGGER object_contents_on_delete AFTER DELETE ON objects BEGIN
+     DELETE FROM object_contents WHERE bucket = OLD.bucket AND key = OLD.key;
+   END;`,
 ];
 
 /** Body bytes gathered before one write: few system calls, and memory bounded per upload. */
@@ -225,6 +252,10 @@ export const STORE_FOLDER = '.outpost';
  * by S3: keys with an empty segment (`a//b`, `a/`, `/a`), a segment over 255 bytes, and a key whose
  * path is taken by the other kind (`a` when `a/b` exists as a file, `a/b` when `a` does). The first
  * one keeps the file.
+ *
+ * Small bodies (announced at most `smallObjectBytes`) skip the temporary file: the content commits
+ * in SQLite with the metadata and the event, and ShareCopies writes the share file after the
+ * commit, off the answer's path (see ObjectRecord.inline).
  */
 export class ObjectStore {
   private readonly db;
@@ -234,6 +265,7 @@ export class ObjectStore {
   private readonly blobDir: string;
   private readonly uploadDir: string;
   private readonly statements;
+  private readonly shareCopies: ShareCopies;
 
   constructor(private readonly store: Store, readonly shareRoot: string, private readonly changes: ChangeLog, private readonly limits: StoreLimits, private readonly log: Logger) {
     this.db = store.db;
@@ -253,6 +285,10 @@ export class ObjectStore {
       object: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
       upsertObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms)
         VALUES (@bucket, @key, @size, @etag, @content_type, @metadata, @last_modified, @blob, @file_ino, @file_mtime_ms)`),
+      upsertInlineObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms, inline)
+        VALUES (@bucket, @key, @size, @etag, @content_type, @metadata, @last_modified, @blob, @file_ino, @file_mtime_ms, 1)`),
+      upsertContent: db.prepare('INSERT OR REPLACE INTO object_contents (bucket, key, content) VALUES (?, ?, ?)'),
+      content: db.prepare('SELECT content FROM object_contents WHERE bucket = ? AND key = ?').pluck(),
       deleteObject: db.prepare('DELETE FROM objects WHERE bucket = ? AND key = ?'),
       keysFrom: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key >= ? ORDER BY key LIMIT ?'),
       keysAfter: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?'),
@@ -276,6 +312,13 @@ export class ObjectStore {
       parts: db.prepare('SELECT part_number, size, etag, last_modified FROM object_parts WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?'),
       allParts: db.prepare('SELECT part_number, size, etag, last_modified FROM object_parts WHERE upload_id = ? ORDER BY part_number'),
     };
+    this.shareCopies = new ShareCopies({
+      store, locks: this.locks, changes, tmpDir: this.tmpDir, log,
+      sharePath: (bucket, key) => sharePath(shareRoot, bucket, key),
+      prepareSharePath: (bucket, key) => this.prepareSharePath(bucket, key),
+      renameInto,
+      syncDirectory: (dir) => this.directorySyncs.sync(dir),
+    });
   }
 
   /** Repairs what a crash interrupted: redoes committed file intents, deletes uncommitted temporary files, orphan blobs and parts. */
@@ -306,9 +349,15 @@ export class ObjectStore {
     for (const name of await readdir(this.uploadDir)) {
       if (!uploads.has(name)) { await rm(join(this.uploadDir, name), { force: true, recursive: true }); orphans++; }
     }
-    if (intents.length || leftovers.length || orphans) {
-      this.log.info({ redone: redone.length, temporaryFiles: leftovers.length, orphans }, 'object store recovered from an interrupted run');
+    const copies = await this.shareCopies.recover();
+    if (intents.length || leftovers.length || orphans || copies) {
+      this.log.info({ redone: redone.length, temporaryFiles: leftovers.length, orphans, shareCopies: copies }, 'object store recovered from an interrupted run');
     }
+  }
+
+  /** Waits for the share copies under way (at stop; what is left is written at the next start). */
+  async close(): Promise<void> {
+    await this.shareCopies.drain();
   }
 
   // ── buckets ────────────────────────────────────────────────────────────────────────────────
@@ -413,13 +462,15 @@ export class ObjectStore {
   /**
    * A small object (at most `maxBytes`) and its whole content, read synchronously: a few page-cached
    * KiB cost a few µs this way against ~100 µs of promise and thread-pool round trips, and the disk
-   * read holds the event loop no longer than SQLite's own reads do. undefined when the object is
-   * larger or a write of it is under way (then `open` waits for the write).
+   * read holds the event loop no longer than SQLite's own reads do. An object whose content is in
+   * SQLite comes from there, whatever its size. undefined when the object is larger or a write of it
+   * is under way (then `open` waits for the write).
    */
   readSmall(bucket: string, key: string, maxBytes: number): { object: ObjectRecord; content: Buffer } | undefined {
-    if (this.locks.held(`${bucket}/${key}`)) return undefined;
     const object = this.existingObject(bucket, key);
-    if (object.size > maxBytes) return undefined;
+    // content held in SQLite is the object's whatever its share file holds (read in the same tick as the metadata)
+    if (object.inline) return { object, content: this.statements.content.get(bucket, key) as Buffer };
+    if (this.locks.held(`${bucket}/${key}`) || object.size > maxBytes) return undefined;
     let fd: number;
     try {
       fd = openForReading(this.contentPath(object));
@@ -446,19 +497,26 @@ export class ObjectStore {
   async put(bucket: string, key: string, body: AsyncIterable<Buffer>, options: WriteOptions): Promise<ObjectRecord> {
     checkKey(key);
     this.existingBucket(bucket);
+    // (beyond maxObjectBytes, receive refuses it before reading)
+    if (options.expectedSize !== undefined && options.expectedSize <= Math.min(this.limits.smallObjectBytes, this.limits.maxObjectBytes)) {
+      return this.installSmall(bucket, key, await this.receiveSmall(body, { ...options, expectedSize: options.expectedSize }), options);
+    }
     const content = await this.receive(body, options);
     return this.install(bucket, key, content, options, () => undefined);
   }
 
   /**
    * Deletes the object (its file too); a missing key is not an error (S3 DeleteObject is
-   * idempotent). Resolves with whether an object was deleted.
+   * idempotent). `condition` sees the object (or undefined) under the key's lock and throws to
+   * refuse (conditional deletes). Resolves with whether an object was deleted.
    */
-  async remove(bucket: string, key: string, origin: ChangeOrigin): Promise<boolean> {
+  async remove(bucket: string, key: string, origin: ChangeOrigin, condition?: (object: ObjectRecord | undefined) => void): Promise<boolean> {
     return this.locks.with(`${bucket}/${key}`, async () => {
       const previous = this.object(bucket, key);
+      condition?.(previous);
       if (!previous) return false;
-      const intents: FileIntent[] = [{ op: 'remove', target: this.contentPath(previous) }];
+      // an inline blob has no file
+      const intents: FileIntent[] = previous.inline && previous.blob ? [] : [{ op: 'remove', target: this.contentPath(previous) }];
       await this.commitWithIntents(intents, (_, record) => {
         this.statements.deleteObject.run(bucket, key);
         record(bucket, 'ObjectRemoved:Delete', { key }, origin);
@@ -493,6 +551,8 @@ export class ObjectStore {
       const after = await stat(path).catch(() => undefined);
       if (!after || !sameFile(before, after)) throw new FileChangedError(path);
       const previous = this.object(bucket, key);
+      // an S3 write of the key came after the file: its copy replaces the file shortly
+      if (previous && copyPending(previous)) throw new FileChangedError(path);
       const record: ObjectRecord = {
         bucket, key, size: after.size, etag, contentType: guessContentType(key), metadata: {}, headers: {},
         lastModified: Date.now(), fileIno: after.ino, fileMtimeMs: after.mtimeMs,
@@ -513,7 +573,7 @@ export class ObjectStore {
   async forgetFile(bucket: string, key: string, origin: ChangeOrigin): Promise<boolean> {
     return this.locks.with(`${bucket}/${key}`, async () => {
       const previous = this.object(bucket, key);
-      if (!previous || previous.blob) return false;
+      if (!previous || previous.blob || copyPending(previous)) return false;
       const stillThere = await stat(this.contentPath(previous)).catch(() => undefined);
       if (stillThere) return false;
       await this.commitWithIntents([], (_, record) => {
@@ -526,10 +586,12 @@ export class ObjectStore {
 
   /**
    * Whether a share file is exactly what the store wrote or imported for its key (same inode, size
-   * and mtime): the file share's watcher ignores these and adopts any other.
+   * and mtime), or is about to be replaced by the copy of a small object: the file share's watcher
+   * ignores these and adopts any other.
    */
   isStoreFile(bucket: string, key: string, file: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>): boolean {
     const object = this.object(bucket, key);
+    if (object && copyPending(object)) return true;
     return !!object && !object.blob && object.fileIno === file.ino && object.size === file.size && object.fileMtimeMs === file.mtimeMs;
   }
 
@@ -690,7 +752,7 @@ export class ObjectStore {
 
   /** Writes a body to a fsynced temporary file, hashing it on the way; checks length, size limits and Content-MD5. */
   private async receive(body: AsyncIterable<Buffer>, checks: Pick<WriteOptions, 'expectedSize' | 'contentMd5' | 'sizeRange'> = {}): Promise<ReceivedContent> {
-    const { expectedSize, contentMd5, sizeRange } = checks;
+    const { expectedSize, sizeRange } = checks;
     const maxSize = Math.min(this.limits.maxObjectBytes, sizeRange?.max ?? Infinity);
     if (expectedSize !== undefined && expectedSize > this.limits.maxObjectBytes) throw errors.entityTooLarge(expectedSize, this.limits.maxObjectBytes);
     const path = join(this.tmpDir, randomBytes(12).toString('hex'));
@@ -708,8 +770,7 @@ export class ObjectStore {
     try {
       for await (const chunk of body) {
         size += chunk.length;
-        if (size > maxSize) throw errors.entityTooLarge(size, maxSize);
-        if (expectedSize !== undefined && size > expectedSize) throw errors.invalidRequest('The body is longer than the Content-Length.');
+        checkGrowingBody(size, maxSize, expectedSize);
         hash.update(chunk);
         batch.push(chunk);
         batchBytes += chunk.length;
@@ -719,10 +780,8 @@ export class ObjectStore {
           batchBytes = 0;
         }
       }
-      if (expectedSize !== undefined && size < expectedSize) throw errors.incompleteBody();
-      if (sizeRange && size < sizeRange.min) throw errors.entityTooSmall(size, sizeRange.min);
       const md5 = hash.digest();
-      if (contentMd5 !== undefined && md5.toString('base64') !== contentMd5) throw errors.badDigest(contentMd5, md5.toString('base64'));
+      checkWholeBody(size, md5, checks);
       await writer.finish(batch, batchBytes);
       const stats = await fdStat(fd);
       await closeFile();
@@ -772,6 +831,52 @@ export class ObjectStore {
     }
   }
 
+  /** A small body whole in memory (its announced size, at most `smallObjectBytes`), hashed; the checks of `receive`. */
+  private async receiveSmall(body: AsyncIterable<Buffer>, checks: Pick<WriteOptions, 'contentMd5' | 'sizeRange'> & { expectedSize: number }): Promise<SmallContent> {
+    const maxSize = Math.min(this.limits.maxObjectBytes, checks.sizeRange?.max ?? Infinity);
+    const hash = createHash('md5');
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of body) {
+      size += chunk.length;
+      checkGrowingBody(size, maxSize, checks.expectedSize);
+      hash.update(chunk);
+      chunks.push(chunk);
+    }
+    const md5 = hash.digest();
+    checkWholeBody(size, md5, checks);
+    return { data: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), etag: md5.toString('hex') };
+  }
+
+  /**
+   * Commits a small object, its content, its event and (when the previous content was a blob file)
+   * the intent to remove that file in one transaction: the answer waits for that commit only. The
+   * share file is written afterwards by ShareCopies, which releases the event once it is in place.
+   */
+  private async installSmall(bucket: string, key: string, content: SmallContent, options: Omit<WriteOptions, 'expectedSize' | 'contentMd5'>): Promise<ObjectRecord> {
+    // bounded: a burst of small writes waits for the share copies rather than outgrowing them
+    await this.shareCopies.room();
+    return this.locks.with(`${bucket}/${key}`, async () => {
+      const previous = this.object(bucket, key);
+      if (options.ifNoneMatch === '*' && previous) throw errors.preconditionFailed('If-None-Match');
+      const record: ObjectRecord = {
+        bucket, key, size: content.data.length, etag: content.etag, contentType: options.contentType,
+        metadata: options.metadata ?? {}, headers: options.headers ?? {}, lastModified: Date.now(), inline: true,
+        // a key that cannot be a file keeps its content in SQLite only
+        ...(keyCanBeFile(key) ? {} : { blob: randomBytes(16).toString('hex') }),
+      };
+      // a share file is replaced in place by the copy; a blob file is not
+      const intents: FileIntent[] = previous?.blob && !previous.inline ? [{ op: 'remove', target: this.contentPath(previous) }] : [];
+      await this.commitWithIntents(intents, (_, recordChange) => {
+        if (!this.bucket(bucket)) throw errors.noSuchBucket(bucket);
+        this.statements.upsertInlineObject.run(rowOf(record));
+        this.statements.upsertContent.run(bucket, key, content.data);
+        recordChange(bucket, options.eventName, { key, size: record.size, etag: record.etag }, options.origin);
+      }, (events) => (record.blob ? this.changes.release(events) : this.shareCopies.schedule(bucket, key, events, storeFileOf(previous))));
+      return record;
+    });
+  }
+
   /**
    * Whether the key can be the share file: its segments are file names, its parent directories
    * can be made (no file in the way) and its path is not a directory.
@@ -798,23 +903,30 @@ export class ObjectStore {
   /**
    * Commits `write` and the file intents (which `write` may add to) in one transaction, applies
    * them, then forgets them in a later group commit. The changes `write` records are held back
-   * until the intents are applied.
+   * until the intents are applied, or once committed handed to `holdEvents` to release later.
    */
-  private async commitWithIntents(intents: FileIntent[], write: (intents: FileIntent[], record: RecordChange) => void): Promise<void> {
+  private async commitWithIntents(intents: FileIntent[], write: (intents: FileIntent[], record: RecordChange) => void,
+    holdEvents?: (events: number[]) => void): Promise<void> {
     const events: number[] = [];
-    const record: RecordChange = (...change) => { events.push(this.changes.record(...change)); };
+    const record: RecordChange = (...change) => {
+      const id = this.changes.record(...change);
+      if (id !== undefined) events.push(id);
+    };
+    let committed = false;
     try {
       const ids = await this.store.commit.run(() => {
         write(intents, record);
         return intents.map((intent) => Number(this.statements.insertIntent.run(JSON.stringify(intent)).lastInsertRowid));
       });
+      committed = true;
       for (const [index, intent] of intents.entries()) await this.apply(ids[index], intent, false);
       if (ids.length) {
         void this.store.commit.run(() => { for (const id of ids) this.statements.deleteIntent.run(id); })
           .catch((error) => this.log.warn({ err: error }, 'could not forget applied file intents; they are redone harmlessly at startup'));
       }
     } finally {
-      this.changes.release(events);
+      if (committed && holdEvents) holdEvents(events);
+      else this.changes.release(events);
     }
   }
 
@@ -986,6 +1098,11 @@ export class FileChangedError extends Error {
   }
 }
 
+interface SmallContent {
+  data: Buffer;
+  etag: string;
+}
+
 interface ReceivedContent {
   path: string;
   size: number;
@@ -1013,6 +1130,31 @@ function successor(prefix: string): string {
 
 function sameFile(a: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>, b: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>): boolean {
   return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+/** The share file the store wrote or imported for the object, if it has one. */
+function storeFileOf(object: ObjectRecord | undefined): StoreFile | undefined {
+  if (!object || object.blob || !object.fileIno || object.fileMtimeMs === undefined) return undefined;
+  return { ino: object.fileIno, size: object.size, mtimeMs: object.fileMtimeMs };
+}
+
+/** An object held in SQLite whose share file is not written (or not durable) yet. */
+function copyPending(object: ObjectRecord): boolean {
+  return !!object.inline && !object.blob && object.fileIno === undefined;
+}
+
+/** While a body arrives: EntityTooLarge past the limit, InvalidRequest past the announced length. */
+function checkGrowingBody(size: number, maxSize: number, expectedSize: number | undefined): void {
+  if (size > maxSize) throw errors.entityTooLarge(size, maxSize);
+  if (expectedSize !== undefined && size > expectedSize) throw errors.invalidRequest('The body is longer than the Content-Length.');
+}
+
+/** Once a body ended: IncompleteBody, EntityTooSmall (a POST policy's range), BadDigest (Content-MD5). */
+function checkWholeBody(size: number, md5: Buffer, checks: Pick<WriteOptions, 'expectedSize' | 'contentMd5' | 'sizeRange'>): void {
+  const { expectedSize, contentMd5, sizeRange } = checks;
+  if (expectedSize !== undefined && size < expectedSize) throw errors.incompleteBody();
+  if (sizeRange && size < sizeRange.min) throw errors.entityTooSmall(size, sizeRange.min);
+  if (contentMd5 !== undefined && md5.toString('base64') !== contentMd5) throw errors.badDigest(contentMd5, md5.toString('base64'));
 }
 
 /** Removes the directories left empty by a deleted file, up to (not including) the bucket directory. */
@@ -1058,6 +1200,7 @@ function recordOf(row: ObjectRow): ObjectRecord {
     ...parseMetadata(row.metadata), lastModified: row.last_modified,
     ...(row.blob ? { blob: row.blob } : {}),
     ...(row.file_ino !== null ? { fileIno: row.file_ino, fileMtimeMs: row.file_mtime_ms ?? undefined } : {}),
+    ...(row.inline ? { inline: true } : {}),
   };
 }
 

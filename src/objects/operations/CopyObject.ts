@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { errors } from '../errors.js';
 import { el, isoTime } from '../xml.js';
 import { changeOrigin, header, quoted, sendXml, smallBody, storedHeaders, userMetadata, type Operation } from './context.js';
@@ -20,11 +21,14 @@ export const copyObject: Operation = async (request, res, context) => {
   }
   checkEventQueue(context);
   context.objects.existingBucket(request.bucket);
-  const { object: original, file } = await context.objects.open(source.bucket, source.key);
+  // a source held in SQLite is copied from there; another streams from its file
+  const stored = context.objects.readSmall(source.bucket, source.key, 0);
+  const { object: original, file } = stored ? { object: stored.object, file: undefined } : await context.objects.open(source.bucket, source.key);
   try {
     checkCopySourceConditions(request, original);
     const replace = directive === 'REPLACE';
-    const copied = await context.objects.put(request.bucket, request.key, file.createReadStream({ autoClose: false, highWaterMark: 1024 * 1024 }), {
+    const content = stored ? Readable.from([stored.content]) : file!.createReadStream({ autoClose: false, highWaterMark: 1024 * 1024 });
+    const copied = await context.objects.put(request.bucket, request.key, content, {
       contentType: replace ? contentType(request) : original.contentType,
       metadata: replace ? userMetadata(request.headers) : original.metadata,
       headers: replace ? storedHeaders(request.headers) : original.headers,
@@ -34,6 +38,6 @@ export const copyObject: Operation = async (request, res, context) => {
     });
     sendXml(res, 200, 'CopyObjectResult', [el('LastModified', isoTime(copied.lastModified)), el('ETag', quoted(copied.etag))]);
   } finally {
-    await file.close();
+    await file?.close();
   }
 };

@@ -2,10 +2,14 @@ import { errors, S3Error } from '../errors.js';
 import { checkKey } from '../names.js';
 import { el, parseXml } from '../xml.js';
 import { changeOrigin, sendXml, smallBody, type Operation } from './context.js';
+import { deleteCondition } from './reading.js';
 import { checkEventQueue, contentMd5 } from './writing.js';
 import { createHash } from 'node:crypto';
 
-/** S3 DeleteObjects: up to 1,000 keys; each result Deleted (unless Quiet) or an Error of its own. */
+/**
+ * S3 DeleteObjects: up to 1,000 keys; each result Deleted (unless Quiet) or an Error of its own.
+ * An object's ETag element makes its delete conditional, as DeleteObject's If-Match.
+ */
 export const deleteObjects: Operation = async (request, res, context) => {
   context.objects.existingBucket(request.bucket);
   const digest = contentMd5(request);
@@ -15,15 +19,17 @@ export const deleteObjects: Operation = async (request, res, context) => {
   }
   const parsed = (await parseXml(text))?.Delete;
   if (!parsed || typeof parsed !== 'object') throw errors.malformedXml();
-  const objects = (parsed.Object ?? []) as Array<{ Key?: unknown }>;
-  if (objects.length === 0 || objects.length > 1000 || objects.some((object) => typeof object?.Key !== 'string')) throw errors.malformedXml();
+  const objects = (parsed.Object ?? []) as Array<{ Key?: unknown; ETag?: unknown }>;
+  if (objects.length === 0 || objects.length > 1000 || objects.some((object) => typeof object?.Key !== 'string' || !['string', 'undefined'].includes(typeof object.ETag))) {
+    throw errors.malformedXml();
+  }
   const quiet = parsed.Quiet === 'true';
   checkEventQueue(context);
-  const results = await Promise.all(objects.map(async ({ Key }) => {
+  const results = await Promise.all(objects.map(async ({ Key, ETag }) => {
     const key = Key as string;
     try {
       checkKey(key);
-      await context.objects.remove(request.bucket, key, changeOrigin(request));
+      await context.objects.remove(request.bucket, key, changeOrigin(request), deleteCondition(ETag as string | undefined, key));
       return quiet ? '' : el('Deleted', [el('Key', key)]);
     } catch (error) {
       const s3 = error instanceof S3Error ? error : errors.internalError();

@@ -53,6 +53,19 @@ function failedCondition(request: S3Request, object: ObjectRecord, prefix: strin
   return undefined;
 }
 
+/**
+ * S3 conditional deletes (DeleteObject's If-Match, DeleteObjects' ETag element): the ETag the
+ * object must have (`*`: any, it must exist); 412 PreconditionFailed when it has another, 404
+ * NoSuchKey when there is none. undefined without one: an unconditional delete.
+ */
+export function deleteCondition(ifMatch: string | undefined, key: string): ((object: ObjectRecord | undefined) => void) | undefined {
+  if (ifMatch === undefined) return undefined;
+  return (object) => {
+    if (!object) throw errors.noSuchKey(key);
+    if (!etagListed(ifMatch, object.etag)) throw errors.preconditionFailed('If-Match');
+  };
+}
+
 /** 304 carries no body; the S3Error path sends only the status and these headers. */
 function notModified(object: ObjectRecord): S3Error {
   return new S3Error('NotModified', 304, 'Not Modified', {}, { ETag: quoted(object.etag), 'Last-Modified': new Date(object.lastModified).toUTCString() });
