@@ -9,6 +9,7 @@ import { errors, S3Error } from './errors.js';
 import { checkBucketName, checkKey, keyCanBeFile, sharePath } from './names.js';
 import { guessContentType } from './content-type.js';
 import { KeyLocks } from './key-locks.js';
+import { collectBodyGarbage } from './body-garbage.js';
 
 /** What S3 keeps of an object besides its content. */
 export interface ObjectRecord {
@@ -885,7 +886,8 @@ const NOATIME = constants.O_NOATIME ?? 0;
  * Appends batches to a new file with one write in flight while the caller gathers (and hashes) the
  * next, and starts the disk's writeback early: each time FLUSH_AHEAD_BYTES more were written, an
  * fdatasync runs in the background, so the last one has only the tail left to flush instead of the
- * whole object. Holds at most the batch being written.
+ * whole object. Holds at most the batch being written; what it wrote counts towards the next
+ * collection of dead body buffers (collectBodyGarbage).
  */
 class FileWriter {
   private writing: Promise<void> = Promise.resolve();
@@ -902,6 +904,7 @@ class FileWriter {
     await this.writing;
     if (this.failure) throw this.failure.error;
     this.writing = fdWritev(this.fd, batch).then(() => {
+      collectBodyGarbage(bytes);
       this.written += bytes;
       if (!this.flushing && this.written - this.flushedUpTo >= FLUSH_AHEAD_BYTES) {
         this.flushedUpTo = this.written;
