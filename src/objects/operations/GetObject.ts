@@ -53,7 +53,8 @@ export const getObject: Operation = async (request, res, context) => {
  * whatever the object's size, with no garbage for the collector to catch up with.
  */
 async function streamRange(file: FileHandle, res: ServerResponse, start: number, length: number): Promise<void> {
-  const buffers = [Buffer.allocUnsafe(STREAM_READ_BYTES), Buffer.allocUnsafe(STREAM_READ_BYTES)];
+  const bufferBytes = Math.min(STREAM_READ_BYTES, length);
+  const buffers = [Buffer.allocUnsafe(bufferBytes), Buffer.allocUnsafe(bufferBytes)];
   let flushed: Promise<void> = Promise.resolve();
   for (let offset = 0, turn = 0; offset < length; turn++) {
     const buffer = buffers[turn % 2];
