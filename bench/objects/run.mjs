@@ -115,12 +115,15 @@ function writeLarge(size) {
  * program (rawWrite, rawRead) in the server's directory: the raw figure is taken on the same file
  * system at the same moment, so the load of a shared machine weighs on both alike.
  */
-async function largeTransfers(client, dir, size, rounds) {
+async function largeTransfers(client, pid, dir, size, rounds) {
   const ms = { put: 0, get: 0, rawWrite: 0, rawRead: 0 };
+  const cpuMs = { put: 0, get: 0 };
   const timed = async (name, work) => {
     const started = process.hrtime.bigint();
+    const cpuBefore = name in cpuMs ? cpuMsOf(pid) : 0;
     const result = await work();
     ms[name] += Number(process.hrtime.bigint() - started) / 1e6;
+    if (name in cpuMs) cpuMs[name] += cpuMsOf(pid) - cpuBefore;
     return result;
   };
   for (let round = 0; round < rounds; round++) {
@@ -135,7 +138,8 @@ async function largeTransfers(client, dir, size, rounds) {
     rmSync(file);
   }
   const mbps = (name) => Math.round((size * rounds) / 1e6 / (ms[name] / 1000));
-  return { putMBps: mbps('put'), getMBps: mbps('get'), rawWriteMBps: mbps('rawWrite'), rawReadMBps: mbps('rawRead') };
+  const perMiB = (name) => Math.round((cpuMs[name] / ((size * rounds) / 1048576)) * 100) / 100;
+  return { putMBps: mbps('put'), getMBps: mbps('get'), rawWriteMBps: mbps('rawWrite'), rawReadMBps: mbps('rawRead'), putCpuMsPerMiB: perMiB('put'), getCpuMsPerMiB: perMiB('get') };
 }
 
 /** What the disk gives a plain program: `size` bytes written in 1 MiB chunks, then fsynced. */
@@ -194,7 +198,7 @@ async function measure(server) {
   log(`${server.name}: 4 KiB GET for ${SECONDS} s`);
   const get = await closedLoop(server.pid, (worker, i) => client.request('GET', `/bench/small/${worker}-${i % Math.max(1, written[worker] - 1)}`));
   log(`${server.name}: ${LARGE / 1048576} MiB PUT and GET × ${LARGE_ROUNDS}`);
-  const large = await largeTransfers(client, server.dir, LARGE, LARGE_ROUNDS);
+  const large = await largeTransfers(client, server.pid, server.dir, LARGE, LARGE_ROUNDS);
   const result = { putOps: put.opsPerSecond, getOps: get.opsPerSecond, putCpuMs: put.cpuMsPerOp, getCpuMs: get.cpuMsPerOp, failed: put.failed + get.failed, ...large };
   client.close();
   return result;
@@ -272,6 +276,7 @@ if (options.json) {
   lines.push(`| 4 KiB PUT, server CPU | ${o?.putCpuMs ?? '-'} ms/op | ${s?.putCpuMs ?? '-'} ms/op | |`, `| 4 KiB GET, server CPU | ${o?.getCpuMs ?? '-'} ms/op | ${s?.getCpuMs ?? '-'} ms/op | |`);
   row(`${LARGE / 1048576} MiB PUT`, o?.putMBps, s?.putMBps, 'MB/s');
   row(`${LARGE / 1048576} MiB GET`, o?.getMBps, s?.getMBps, 'MB/s');
+  lines.push(`| ${LARGE / 1048576} MiB PUT, server CPU | ${o?.putCpuMsPerMiB ?? '-'} ms/MiB | ${s?.putCpuMsPerMiB ?? '-'} ms/MiB | |`, `| ${LARGE / 1048576} MiB GET, server CPU | ${o?.getCpuMsPerMiB ?? '-'} ms/MiB | ${s?.getCpuMsPerMiB ?? '-'} ms/MiB | |`);
   lines.push('', ...SERVERS.filter((name) => results[name]).map((name) => `raw disk, same size, in ${name}'s directory between its transfers: write+fsync ${results[name].rawWriteMBps} MB/s, read ${results[name].rawReadMBps} MB/s`), '');
   if (o) {
     lines.push(`${verdict(o.putOps >= 3000)} 4 KiB PUT ≥ 3,000 ops/s (${o.putOps})`);
