@@ -11,22 +11,28 @@ import { runInNewContext } from 'node:vm';
  */
 const COLLECT_EVERY_BYTES = 4 * 1024 * 1024;
 
-/** V8's gc(), taken from a context made while --expose-gc was on, without exposing it to the daemon's own globals. */
-const collect = (() => {
-  setFlagsFromString('--expose-gc');
-  try {
-    return runInNewContext('gc') as (options: { type: 'minor' }) => void;
-  } finally {
-    setFlagsFromString('--no-expose-gc');
-  }
-})();
-
 let uncollected = 0;
+/** Made on the first collection: a daemon that never receives a large body keeps no extra context. */
+let collect: NodeJS.GCFunction | undefined;
 
 /** Counts `bytes` of request body written out (every upload together): a minor GC once they add up to COLLECT_EVERY_BYTES. */
 export function collectBodyGarbage(bytes: number): void {
   uncollected += bytes;
   if (uncollected < COLLECT_EVERY_BYTES) return;
   uncollected = 0;
-  collect({ type: 'minor' });
+  (collect ??= exposedGc())({ type: 'minor' });
+}
+
+/**
+ * V8's gc(): the global one when node runs with --expose-gc, else one from a context made while
+ * the flag was briefly on, so the daemon's own globals (and contexts made later) do not get it.
+ */
+function exposedGc(): NodeJS.GCFunction {
+  if (globalThis.gc) return globalThis.gc;
+  setFlagsFromString('--expose-gc');
+  try {
+    return runInNewContext('gc') as NodeJS.GCFunction;
+  } finally {
+    setFlagsFromString('--no-expose-gc');
+  }
 }
