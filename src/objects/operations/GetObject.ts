@@ -9,8 +9,8 @@ const ONE_READ_BYTES = 256 * 1024;
 /**
  * A larger body streams through two buffers of this size: each read and write is a round trip
  * through the thread pool or the event loop, which on a busy machine waits for a core, so fewer
- * and larger ones keep the transfer going (64 MiB GET at load 8-11: 80-450 MB/s with 256 KiB,
- * 490-1200 MB/s with 1 MiB; 4 MiB was no faster).
+ * and larger ones keep the transfer going (64 MiB GET from the page cache at load 8-11: 80-450
+ * MB/s with 256 KiB, 490-1200 MB/s with 1 MiB; 4 MiB was no faster).
  */
 const STREAM_READ_BYTES = 1024 * 1024;
 
