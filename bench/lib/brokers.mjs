@@ -195,16 +195,20 @@ function deepMerge(base, over) {
 
 /** The outpostd config the bench runs: the board profile's (if any) with the bench's listener, auth and log level. */
 export function outpostdBenchConfig(port, board) {
-  const bench = {
+  return boardBenchConfig(board, {
     mqtt: { host: '127.0.0.1', port, allowAnonymous: false },
     http: { port: 0 },
     log: { level: 'warn' },
-  };
+  });
+}
+
+/** A bench's outpostd config (`bench`) over the board profile's config section, when there is a profile. */
+export function boardBenchConfig(board, bench) {
   if (!board) return bench;
   const base = structuredClone(board.config);
   // The profile's admin socket (/run/outpost) and group belong to an installed system: use <data-dir>/admin.sock.
   if (isObject(base.admin)) { delete base.admin.socket; delete base.admin.group; }
-  // TLS/WebSocket listeners would need certificates or fixed ports: the bench measures plain MQTT only.
+  // TLS/WebSocket listeners would need certificates or fixed ports: the benches measure plain MQTT only.
   if (isObject(base.mqtt)) { delete base.mqtt.tls; delete base.mqtt.ws; }
   return { ...deepMerge(base, bench), board: board.name };
 }

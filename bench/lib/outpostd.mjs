@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { REPO_ROOT } from './brokers.mjs';
+import { boardBenchConfig, REPO_ROOT } from './brokers.mjs';
 import { tail } from './proc.mjs';
 
 /** One JSON GET over a Unix socket; resolves with {status, body}, rejects when nothing answers. */
@@ -27,16 +27,22 @@ function getJson(socketPath, path) {
 /**
  * Starts outpostd with `config` (JSON is YAML) in `dir`; `nodeArgs` go before the
  * script (e.g. --cpu-prof). NODE_OPTIONS is cleared so the bench's own flags
- * don't leak into the daemon.
+ * don't leak into the daemon. With `board` (loadBoardProfile), the daemon runs as
+ * that profile sets it up: its NODE_OPTIONS, node flags, environment, and `config`
+ * over the profile's config section.
  */
-export async function spawnOutpostd({ dir, config, nodeArgs = [], dist = join(REPO_ROOT, 'dist'), timeoutMs = 30000 }) {
+export async function spawnOutpostd({ dir, config, nodeArgs = [], board = null, dist = join(REPO_ROOT, 'dist'), timeoutMs = 30000 }) {
   const configFile = join(dir, 'outpost.yaml');
-  writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
+  writeFileSync(configFile, `${JSON.stringify(boardBenchConfig(board, config), null, 2)}\n`);
   const dataDir = join(dir, 'data');
   const socket = join(dataDir, 'admin.sock');
   const env = { ...process.env, NOTIFY_SOCKET: '' };
   delete env.NODE_OPTIONS;
-  const child = spawn(process.execPath, [...nodeArgs, join(dist, 'bin', 'outpostd.js'), '--config', configFile, '--data-dir', dataDir],
+  if (board) {
+    Object.assign(env, board.environment);
+    if (board.nodeOptions.length) env.NODE_OPTIONS = board.nodeOptions.join(' ');
+  }
+  const child = spawn(process.execPath, [...(board?.nodeArgs ?? []), ...nodeArgs, join(dist, 'bin', 'outpostd.js'), '--config', configFile, '--data-dir', dataDir],
     { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: REPO_ROOT });
   const logs = [tail(child.stdout), tail(child.stderr)];
   let exited = null;

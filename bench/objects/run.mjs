@@ -3,9 +3,9 @@
 // sequential disk throughput measured on the same file size; RSS growth over a 1 GiB PUT and GET;
 // the first ListObjectsV2 page in a bucket of 1,000,000 keys. Runs dist/bin/outpostd.js (npm run
 // build first). Prints figures and PASS/MISS against the targets; exits 0 whatever the figures are.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { cpuMsOf, freePort, memOf, stopChild, track, installExitHooks, waitForIdle, waitForPort } from '../lib/proc.mjs';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
+import { loadBoardProfile } from '../lib/brokers.mjs';
 import { S3BenchClient } from './s3-client.mjs';
 
 const { values: options } = parseArgs({ options: {
@@ -29,6 +30,8 @@ const { values: options } = parseArgs({ options: {
   dist: { type: 'string' },
   // node flags for outpostd, space-separated (e.g. "--max-semi-space-size=1")
   'node-args': { type: 'string', default: '' },
+  // outpostd as this board profile (firmware-configs/boards/NAME.yaml) runs it; "none": bare
+  board: { type: 'string', default: 'minimal-128mb' },
 } });
 const SECONDS = Number(options.seconds);
 const CONNECTIONS = Number(options.connections);
@@ -37,10 +40,12 @@ const LARGE_ROUNDS = Number(options['large-rounds']);
 const RSS_BYTES = Number(options['rss-mib']) * 1024 * 1024;
 const LIST_KEYS = Number(options['list-keys']);
 const SERVERS = options.servers.split(',');
+const BOARD = options.board === 'none' ? null : await loadBoardProfile(options.board);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const log = (line) => process.stderr.write(`${line}\n`);
 const SMALL = randomBytes(4096);
 const CHUNK = randomBytes(1024 * 1024);
+const READ_BUFFER = Buffer.alloc(CHUNK.length);
 installExitHooks();
 
 function adminGet(socketPath, path) {
@@ -54,7 +59,7 @@ function adminGet(socketPath, path) {
 }
 
 async function startOutpostd(dir) {
-  const daemon = await spawnOutpostd({ dir, ...(options.dist ? { dist: options.dist } : {}), nodeArgs: options['node-args'].split(' ').filter(Boolean), config: {
+  const daemon = await spawnOutpostd({ dir, ...(options.dist ? { dist: options.dist } : {}), board: BOARD, nodeArgs: options['node-args'].split(' ').filter(Boolean), config: {
     log: { level: 'warn', format: 'json' },
     mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0 },
   } });
@@ -109,45 +114,66 @@ function writeLarge(size) {
   };
 }
 
-async function largeTransfers(client, size, rounds) {
-  let putMs = 0;
-  let getMs = 0;
-  for (let round = 0; round < rounds; round++) {
-    let started = Date.now();
-    const put = await client.request('PUT', `/bench/large-${round}`, { body: writeLarge(size), length: size });
-    if (put.status !== 200) throw new Error(`large PUT answered ${put.status}`);
-    putMs += Date.now() - started;
-    started = Date.now();
-    const got = await client.request('GET', `/bench/large-${round}`);
-    if (got.bytes !== size) throw new Error(`large GET returned ${got.bytes} bytes`);
-    getMs += Date.now() - started;
-  }
-  const mb = (size * rounds) / 1e6;
-  return { putMBps: Math.round(mb / (putMs / 1000)), getMBps: Math.round(mb / (getMs / 1000)) };
-}
-
-/** Sequential write (fsynced) and read of `size` bytes in 1 MiB chunks, in `dir`: what the disk gives a plain program. */
-function rawDisk(dir, size, rounds) {
-  let writeMs = 0;
-  let readMs = 0;
-  const buffer = Buffer.alloc(CHUNK.length);
+/**
+ * `rounds` × a PUT and a GET of `size` bytes, each right after the same transfer by a plain
+ * program (rawWrite, rawRead) in the server's directory: the raw figure is taken on the same file
+ * system at the same moment, so the load of a shared machine weighs on both alike.
+ */
+async function largeTransfers(client, pid, dir, size, rounds) {
+  const ms = { put: 0, get: 0, rawWrite: 0, rawRead: 0 };
+  const cpuMs = { put: 0, get: 0 };
+  const timed = async (name, work) => {
+    const started = process.hrtime.bigint();
+    const cpuBefore = name in cpuMs ? cpuMsOf(pid) : 0;
+    const result = await work();
+    ms[name] += Number(process.hrtime.bigint() - started) / 1e6;
+    if (name in cpuMs) cpuMs[name] += cpuMsOf(pid) - cpuBefore;
+    return result;
+  };
   for (let round = 0; round < rounds; round++) {
     const file = join(dir, `raw-${round}`);
-    let started = Date.now();
-    const fd = openSync(file, 'w');
-    for (let written = 0; written < size; written += CHUNK.length) writeSync(fd, CHUNK, 0, Math.min(CHUNK.length, size - written));
-    fsyncSync(fd);
-    closeSync(fd);
-    writeMs += Date.now() - started;
-    started = Date.now();
-    const rfd = openSync(file, 'r');
-    while (readSync(rfd, buffer, 0, buffer.length, null) > 0);
-    closeSync(rfd);
-    readMs += Date.now() - started;
+    await timed('rawWrite', () => rawWrite(file, size));
+    const put = await timed('put', () => client.request('PUT', `/bench/large-${round}`, { body: writeLarge(size), length: size }));
+    if (put.status !== 200) throw new Error(`large PUT answered ${put.status}`);
+    evictLargeFiles(dir, size);
+    await timed('rawRead', () => rawRead(file));
+    const got = await timed('get', () => client.download(`/bench/large-${round}`));
+    if (got.bytes !== size) throw new Error(`large GET returned ${got.bytes} bytes`);
     rmSync(file);
   }
-  const mb = (size * rounds) / 1e6;
-  return { writeMBps: Math.round(mb / (writeMs / 1000)), readMBps: Math.round(mb / (readMs / 1000)) };
+  const mbps = (name) => Math.round((size * rounds) / 1e6 / (ms[name] / 1000));
+  const perMiB = (name) => Math.round((cpuMs[name] / ((size * rounds) / 1048576)) * 100) / 100;
+  return { putMBps: mbps('put'), getMBps: mbps('get'), rawWriteMBps: mbps('rawWrite'), rawReadMBps: mbps('rawRead'), putCpuMsPerMiB: perMiB('put'), getCpuMsPerMiB: perMiB('get') };
+}
+
+/** What the disk gives a plain program: `size` bytes written in 1 MiB chunks, then fsynced. */
+function rawWrite(file, size) {
+  const fd = openSync(file, 'w');
+  for (let written = 0; written < size; written += CHUNK.length) writeSync(fd, CHUNK, 0, Math.min(CHUNK.length, size - written));
+  fsyncSync(fd);
+  closeSync(fd);
+}
+
+/**
+ * Drops the page cache of every file of at least `size` bytes under `dir` (the raw file and the
+ * object just PUT, whichever server keeps it where), so that reads come from the disk: a 64 MiB
+ * object is not in the page cache of a 128 MB board either, and a read from the cache measures
+ * memcpy, not the disk. GNU dd's iflag=nocache with count=0 is posix_fadvise(DONTNEED) on the
+ * whole file; the pages are clean (both writers fsynced), so they go.
+ */
+function evictLargeFiles(dir, size) {
+  for (const name of readdirSync(dir, { recursive: true })) {
+    const path = join(dir, name);
+    const stats = statSync(path, { throwIfNoEntry: false });
+    if (stats?.isFile() && stats.size >= size) execFileSync('dd', [`if=${path}`, 'iflag=nocache', 'count=0', 'status=none']);
+  }
+}
+
+/** The file read back in 1 MiB chunks, from the disk (evictLargeFiles), as the GET after it reads. */
+function rawRead(file) {
+  const fd = openSync(file, 'r');
+  while (readSync(fd, READ_BUFFER, 0, READ_BUFFER.length, null) > 0);
+  closeSync(fd);
 }
 
 /** Peak RSS growth of `pid` while `work` runs, sampled every 20 ms. */
@@ -176,7 +202,7 @@ async function measure(server) {
   log(`${server.name}: 4 KiB GET for ${SECONDS} s`);
   const get = await closedLoop(server.pid, (worker, i) => client.request('GET', `/bench/small/${worker}-${i % Math.max(1, written[worker] - 1)}`));
   log(`${server.name}: ${LARGE / 1048576} MiB PUT and GET × ${LARGE_ROUNDS}`);
-  const large = await largeTransfers(client, LARGE, LARGE_ROUNDS);
+  const large = await largeTransfers(client, server.pid, server.dir, LARGE, LARGE_ROUNDS);
   const result = { putOps: put.opsPerSecond, getOps: get.opsPerSecond, putCpuMs: put.cpuMsPerOp, getCpuMs: get.cpuMsPerOp, failed: put.failed + get.failed, ...large };
   client.close();
   return result;
@@ -186,7 +212,7 @@ async function measureRss(server) {
   const client = new S3BenchClient({ port: server.port, accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey, connections: 1 });
   log(`${server.name}: RSS over a ${RSS_BYTES / 1048576} MiB PUT and GET`);
   const putMiB = await rssGrowth(server.pid, () => client.request('PUT', '/bench/huge', { body: writeLarge(RSS_BYTES), length: RSS_BYTES }));
-  const getMiB = await rssGrowth(server.pid, () => client.request('GET', '/bench/huge'));
+  const getMiB = await rssGrowth(server.pid, () => client.download('/bench/huge'));
   await client.request('DELETE', '/bench/huge');
   client.close();
   return { putMiB, getMiB };
@@ -220,11 +246,9 @@ async function measureList(server) {
 }
 
 const verdict = (ok) => (ok ? 'PASS' : 'MISS');
-const results = {};
+const results = { board: BOARD?.name ?? 'none' };
 const work = mkdtempSync(join(tmpdir(), 'outpost-bench-objects-'));
 try {
-  const raw = rawDisk(work, LARGE, LARGE_ROUNDS);
-  results.rawDisk = raw;
   for (const name of SERVERS) {
     const dir = mkdtempSync(join(work, `${name}-`));
     let server = name === 'outpostd' ? await startOutpostd(dir) : await startS3rver(dir);
@@ -248,7 +272,7 @@ if (options.json) {
 } else {
   const o = results.outpostd;
   const s = results.s3rver;
-  const lines = ['', `objects bench: ${CONNECTIONS} connections, ${SECONDS} s per small round, ${LARGE / 1048576} MiB × ${LARGE_ROUNDS} large`, ''];
+  const lines = ['', `objects bench: ${CONNECTIONS} connections, ${SECONDS} s per small round, ${LARGE / 1048576} MiB × ${LARGE_ROUNDS} large, outpostd profile ${BOARD?.name ?? 'none'}`, ''];
   lines.push('| | outpostd | s3rver | ratio |', '| --- | --- | --- | --- |');
   const row = (label, a, b, unit) => lines.push(`| ${label} | ${a ?? '-'} ${unit} | ${b ?? '-'} ${unit} | ${a && b ? `${(a / b).toFixed(1)}×` : '-'} |`);
   row('4 KiB PUT', o?.putOps, s?.putOps, 'ops/s');
@@ -256,13 +280,14 @@ if (options.json) {
   lines.push(`| 4 KiB PUT, server CPU | ${o?.putCpuMs ?? '-'} ms/op | ${s?.putCpuMs ?? '-'} ms/op | |`, `| 4 KiB GET, server CPU | ${o?.getCpuMs ?? '-'} ms/op | ${s?.getCpuMs ?? '-'} ms/op | |`);
   row(`${LARGE / 1048576} MiB PUT`, o?.putMBps, s?.putMBps, 'MB/s');
   row(`${LARGE / 1048576} MiB GET`, o?.getMBps, s?.getMBps, 'MB/s');
-  lines.push('', `raw disk, same size: write+fsync ${results.rawDisk.writeMBps} MB/s, read ${results.rawDisk.readMBps} MB/s`, '');
+  lines.push(`| ${LARGE / 1048576} MiB PUT, server CPU | ${o?.putCpuMsPerMiB ?? '-'} ms/MiB | ${s?.putCpuMsPerMiB ?? '-'} ms/MiB | |`, `| ${LARGE / 1048576} MiB GET, server CPU | ${o?.getCpuMsPerMiB ?? '-'} ms/MiB | ${s?.getCpuMsPerMiB ?? '-'} ms/MiB | |`);
+  lines.push('', ...SERVERS.filter((name) => results[name]).map((name) => `raw disk, same size, in ${name}'s directory between its transfers: write+fsync ${results[name].rawWriteMBps} MB/s, read ${results[name].rawReadMBps} MB/s`), '');
   if (o) {
     lines.push(`${verdict(o.putOps >= 3000)} 4 KiB PUT ≥ 3,000 ops/s (${o.putOps})`);
     lines.push(`${verdict(o.getOps >= 5000)} 4 KiB GET ≥ 5,000 ops/s (${o.getOps})`);
     if (s) lines.push(`${verdict(o.putOps >= 3 * s.putOps && o.getOps >= 3 * s.getOps)} ≥ 3× s3rver (PUT ${(o.putOps / s.putOps).toFixed(1)}×, GET ${(o.getOps / s.getOps).toFixed(1)}×)`);
-    lines.push(`${verdict(o.putMBps >= 0.8 * results.rawDisk.writeMBps)} large PUT ≥ 80 % of raw write (${Math.round((100 * o.putMBps) / results.rawDisk.writeMBps)} %)`);
-    lines.push(`${verdict(o.getMBps >= 0.8 * results.rawDisk.readMBps)} large GET ≥ 80 % of raw read (${Math.round((100 * o.getMBps) / results.rawDisk.readMBps)} %)`);
+    lines.push(`${verdict(o.putMBps >= 0.8 * o.rawWriteMBps)} large PUT ≥ 80 % of raw write (${Math.round((100 * o.putMBps) / o.rawWriteMBps)} %)`);
+    lines.push(`${verdict(o.getMBps >= 0.8 * o.rawReadMBps)} large GET ≥ 80 % of raw read (${Math.round((100 * o.getMBps) / o.rawReadMBps)} %)`);
     if (o.failed) lines.push(`(${o.failed} small requests failed)`);
   }
   if (results.outpostdRss) lines.push(`${verdict(results.outpostdRss.putMiB <= 16 && results.outpostdRss.getMiB <= 16)} ${RSS_BYTES / 1048576} MiB PUT / GET raise RSS ≤ 16 MB (PUT +${results.outpostdRss.putMiB} MiB, GET +${results.outpostdRss.getMiB} MiB)`);

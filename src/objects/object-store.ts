@@ -10,6 +10,7 @@ import { checkBucketName, checkKey, keyCanBeFile, sharePath } from './names.js';
 import { guessContentType } from './content-type.js';
 import { KeyLocks } from './key-locks.js';
 import { ShareCopies, type StoreFile } from './share-copies.js';
+import { collectBodyGarbage } from './body-garbage.js';
 
 /** What S3 keeps of an object besides its content. */
 export interface ObjectRecord {
@@ -997,7 +998,8 @@ const NOATIME = constants.O_NOATIME ?? 0;
  * Appends batches to a new file with one write in flight while the caller gathers (and hashes) the
  * next, and starts the disk's writeback early: each time FLUSH_AHEAD_BYTES more were written, an
  * fdatasync runs in the background, so the last one has only the tail left to flush instead of the
- * whole object. Holds at most the batch being written.
+ * whole object. Holds at most the batch being written; what it wrote counts towards the next
+ * collection of dead body buffers (collectBodyGarbage).
  */
 class FileWriter {
   private writing: Promise<void> = Promise.resolve();
@@ -1014,6 +1016,7 @@ class FileWriter {
     await this.writing;
     if (this.failure) throw this.failure.error;
     this.writing = fdWritev(this.fd, batch).then(() => {
+      collectBodyGarbage(bytes);
       this.written += bytes;
       if (!this.flushing && this.written - this.flushedUpTo >= FLUSH_AHEAD_BYTES) {
         this.flushedUpTo = this.written;

@@ -3,8 +3,16 @@ import type { ServerResponse } from 'node:http';
 import { byteRange, checkConditions, responseHeaders } from './reading.js';
 import type { Operation } from './context.js';
 
-/** Up to this size a body is read in one call and sent in one write; larger ones stream through two buffers of it. */
+/** Up to this size a body is read in one call and sent in one write. */
 const ONE_READ_BYTES = 256 * 1024;
+
+/**
+ * A larger body streams through two buffers of this size: each read and write is a round trip
+ * through the thread pool or the event loop, which on a busy machine waits for a core, so fewer
+ * and larger ones keep the transfer going (64 MiB GET from the page cache at load 8-11: 80-450
+ * MB/s with 256 KiB, 490-1200 MB/s with 1 MiB; 4 MiB was no faster).
+ */
+const STREAM_READ_BYTES = 1024 * 1024;
 
 /** Up to this size an object is read synchronously (ObjectStore.readSmall): a short hold of the event loop. */
 const SMALL_OBJECT_BYTES = 64 * 1024;
@@ -45,7 +53,8 @@ export const getObject: Operation = async (request, res, context) => {
  * whatever the object's size, with no garbage for the collector to catch up with.
  */
 async function streamRange(file: FileHandle, res: ServerResponse, start: number, length: number): Promise<void> {
-  const buffers = [Buffer.allocUnsafe(ONE_READ_BYTES), Buffer.allocUnsafe(ONE_READ_BYTES)];
+  const bufferBytes = Math.min(STREAM_READ_BYTES, length);
+  const buffers = [Buffer.allocUnsafe(bufferBytes), Buffer.allocUnsafe(bufferBytes)];
   let flushed: Promise<void> = Promise.resolve();
   for (let offset = 0, turn = 0; offset < length; turn++) {
     const buffer = buffers[turn % 2];
