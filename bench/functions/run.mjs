@@ -18,8 +18,8 @@ import { cpuMsOf, memOf, stopChild } from '../lib/proc.mjs';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 
 const { values: options } = parseArgs({ options: {
-  invokes: { type: 'string', default: '2000' },
-  warmup: { type: 'string', default: '200' },
+  invokes: { type: 'string', default: '10000' },
+  warmup: { type: 'string', default: '3000' },
   deploys: { type: 'string', default: '15' },
   'python-deploys': { type: 'string', default: '5' },
   messages: { type: 'string', default: '20000' },
@@ -36,7 +36,7 @@ const { values: options } = parseArgs({ options: {
   help: { type: 'boolean', default: false },
 } });
 if (options.help) {
-  process.stdout.write(`node bench/functions/run.mjs [--invokes 2000] [--warmup 200] [--deploys 15] [--python-deploys 5] [--messages 20000]
+  process.stdout.write(`node bench/functions/run.mjs [--invokes 10000] [--warmup 3000] [--deploys 15] [--python-deploys 5] [--messages 20000]
   [--max-instances 2] [--queue-length 25000] [--settle 2000 (ms)] [--drain-timeout 120 (s)] [--dist DIR] [--keep-tmp] [--json]
   [--phases memory,warm,mqtt,cold,python (a subset, in that order)] [--cpu-prof-dir DIR (the daemon runs with --cpu-prof)]
   [--node-args "--trace-gc ..." (more options for the daemon's node)]\n`);
