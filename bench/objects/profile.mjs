@@ -1,4 +1,4 @@
-// CPU profile of outpostd under 4 KiB PUTs or GETs (16 connections): runs the daemon with
+// CPU profile of outpostd under PUTs or GETs (4 KiB on 16 connections unless --size/--connections): runs the daemon with
 // --cpu-prof, drives `--op` for `--seconds`, stops it and prints the functions with the most self
 // time and the daemon's CPU per operation. `node bench/objects/profile.mjs --op put|get`.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -34,6 +34,8 @@ const { values: options } = parseArgs({ options: {
   dist: { type: 'string' },
   // no profiler: only the CPU per operation, without the profiler's own cost
   plain: { type: 'boolean', default: false },
+  // body bytes and concurrent connections, e.g. --size 67108864 --connections 1 for large PUTs
+  size: { type: 'string', default: '4096' }, connections: { type: 'string', default: '16' },
   // JSON merged into the s3 section, e.g. '{"share":{"watch":false}}'
   s3: { type: 'string', default: '{}' },
 } });
@@ -51,18 +53,19 @@ try {
   }).on('error', reject));
   const client = new S3BenchClient({ port: daemon.port('s3'), accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey });
   await client.request('PUT', '/bench');
-  const body = randomBytes(4096);
+  const body = randomBytes(Number(options.size));
+  const connections = Number(options.connections);
   const keys = 2000;
-  if (options.op === 'get') for (let i = 0; i < keys; i += 16) await Promise.all(Array.from({ length: 16 }, (_, j) => client.request('PUT', `/bench/k${i + j}`, { body })));
+  if (options.op === 'get') for (let i = 0; i < keys; i += connections) await Promise.all(Array.from({ length: connections }, (_, j) => client.request('PUT', `/bench/k${i + j}`, { body })));
   // the share copies of the keys just written are the PUTs' work, not the GETs'
   await waitForIdle(daemon.pid);
   const cpuBefore = cpuMsOf(daemon.pid);
   const threadsBefore = threadCpuMs(daemon.pid);
   const until = Date.now() + Number(options.seconds) * 1000;
   let ok = 0;
-  await Promise.all(Array.from({ length: 16 }, async (_, worker) => {
+  await Promise.all(Array.from({ length: connections }, async (_, worker) => {
     for (let i = 0; Date.now() < until; i++) {
-      const key = `/bench/k${(worker * 7919 + i * 16) % keys}`;
+      const key = `/bench/k${(worker * 7919 + i * connections) % keys}`;
       const { status } = options.op === 'get' ? await client.request('GET', key) : await client.request('PUT', `/bench/w${worker}-${i}`, { body });
       if (status < 300) ok++;
     }
