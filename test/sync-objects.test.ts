@@ -123,6 +123,29 @@ describe('sync: objects to cloud S3', () => {
     }
   });
 
+  it('takes a multipart upload whose CompleteMultipartUpload answer was lost as done when the cloud has the object', async () => {
+    await cloud.up();
+    let lost = 0;
+    cloud.loseAnswer = (request) => request.method === 'POST' && request.path === '/cloud/lost/answer.bin' && request.query.has('uploadId') && lost++ === 0;
+    const { daemon, s3 } = await startGateway(gatewayConfig(cloud, [{ name: 'lost', from: 'lost', to: 'cloud/lost/' }], { cloudS3: { partBytes: 5 * MiB } }));
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: 'lost' }));
+      const data = randomBytes(6 * MiB);
+      await put(s3, 'lost', 'answer.bin', data);
+      await eventually(async () => (await syncStatus(daemon)).rules.find((rule: any) => rule.rule === 'lost')?.backlog === 0, 20_000, 200);
+      const completes = cloud.requestsFor('POST', 'cloud/lost/answer.bin').filter((request) => request.query.has('uploadId'));
+      expect(completes.length).toBeGreaterThanOrEqual(2);
+      // not started over: one upload, its two parts sent once
+      expect(cloud.requestsFor('POST', 'cloud/lost/answer.bin').filter((request) => request.query.has('uploads'))).toHaveLength(1);
+      expect(cloud.requestsFor('PUT', 'cloud/lost/answer.bin').filter((request) => request.query.has('partNumber'))).toHaveLength(2);
+      expect((await syncStatus(daemon)).rules.find((rule: any) => rule.rule === 'lost')).toMatchObject({ backlog: 0, deadLettered: 0 });
+      await expectCloudBody(cloud, 'lost/answer.bin', data);
+    } finally {
+      cloud.loseAnswer = () => false;
+      await daemon.cleanup();
+    }
+  });
+
   it('loses no object and keeps the write order while the link flaps, a multipart upload included', async () => {
     await cloud.up();
     const config = gatewayConfig(cloud, [{ name: 'flap', from: 'flap', to: 'cloud/flap/' }], { cloudS3: { partBytes: 5 * MiB, maxBytesPerSecond: 8 * MiB } });

@@ -1,7 +1,7 @@
 // The stand-in cloud S3 of the sync tests: s3rver (npm) behind a small HTTP proxy on a fixed free
 // loopback port. The proxy is the cloud's front door: it records every request (to observe what
-// the gateway sent), can be taken down and brought back (the link), and can return a wrong ETag
-// for chosen keys (a cloud that stored something else).
+// the gateway sent), can be taken down and brought back (the link), can return a wrong ETag
+// for chosen keys (a cloud that stored something else), and can lose chosen answers.
 import { createServer, request, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -26,6 +26,8 @@ export class CloudS3 {
   readonly requests: CloudRequest[] = [];
   /** Keys whose PutObject / UploadPart answers get a wrong ETag. */
   corruptEtag: (key: string) => boolean = () => false;
+  /** Requests carried out whose answer is then lost: the connection is cut instead (a link that fails at the worst moment). */
+  loseAnswer: (request: CloudRequest) => boolean = () => false;
   private proxy: Server | undefined;
   private readonly sockets = new Set<Socket>();
   readonly client: S3Client;
@@ -55,6 +57,11 @@ export class CloudS3 {
       this.requests.push(entry);
       const upstream = request({ host: '127.0.0.1', port: this.backendPort, method: req.method, path: req.url, headers: req.headers, agent: false }, (answer) => {
         entry.status = answer.statusCode;
+        if (this.loseAnswer(entry)) {
+          answer.resume();
+          answer.once('end', () => res.destroy());
+          return;
+        }
         const headers = { ...answer.headers };
         const key = entry.path.split('/').slice(2).join('/');
         if (headers.etag && req.method === 'PUT' && this.corruptEtag(key)) headers.etag = '"00000000000000000000000000000000"';

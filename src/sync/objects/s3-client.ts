@@ -72,10 +72,10 @@ export class S3Client {
     return { ...headOf(answer), body: answer };
   }
 
-  async headObject(bucket: string, key: string, ifMatch: string, signal?: AbortSignal): Promise<ObjectHead> {
+  async headObject(bucket: string, key: string, ifMatch: string | undefined, signal?: AbortSignal): Promise<ObjectHead & { etag?: string }> {
     const answer = await this.send({ method: 'HEAD', bucket, key, headers: { 'if-match': ifMatch }, signal });
     answer.resume();
-    return headOf(answer);
+    return { ...headOf(answer), etag: answer.headers.etag };
   }
 
   /** S3 DeleteObject with If-Match (conditional deletes, 2025). */

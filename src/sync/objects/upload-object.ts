@@ -102,13 +102,34 @@ async function completeUpload(ref: ObjectRef, upload: MultipartState, context: U
   try {
     etag = await context.s3.cloud.completeMultipartUpload(ref.cloudBucket, ref.cloudKey, upload.uploadId, parts, context.signal);
   } catch (error) {
+    // A complete whose answer the link lost made the object and ended the upload: its retry gets
+    // NoSuchUpload (AWS) or an internal error (s3rver). The object with these parts' ETag is that success.
+    const status = statusOf(error);
+    if ((status === 404 || (status !== undefined && status >= 500)) && await completedBefore(ref, upload, count, context)) return;
     throw asItemFailure(error);
   }
   if (!context.verifyEtag) return;
   // AWS S3: the MD5 of the parts' binary MD5s, "-", the part count; some S3-compatible stores (s3rver) return the whole object's MD5.
-  const multipartEtag = `${createHash('md5').update(Buffer.concat(parts.map((part) => Buffer.from(upload.parts.get(part.partNumber)!.md5, 'hex')))).digest('hex')}-${count}`;
-  const expected = unquoted(etag).includes('-') ? multipartEtag : await wholeMd5(ref, context);
+  const expected = unquoted(etag).includes('-') ? multipartEtag(upload, count) : await wholeMd5(ref, context);
   verifyEtag(context, 'CompleteMultipartUpload', etag, expected);
+}
+
+/** S3 multipart ETag: the MD5 of the parts' binary MD5s, "-", the part count. */
+function multipartEtag(upload: MultipartState, count: number): string {
+  const md5s = Array.from({ length: count }, (_, index) => Buffer.from(upload.parts.get(index + 1)!.md5, 'hex'));
+  return `${createHash('md5').update(Buffer.concat(md5s)).digest('hex')}-${count}`;
+}
+
+/** Whether the cloud already holds the object of these parts: its ETag in the multipart form, or the whole MD5. */
+async function completedBefore(ref: ObjectRef, upload: MultipartState, count: number, context: UploadContext): Promise<boolean> {
+  let etag: string;
+  try {
+    // no If-Match: not every S3-compatible store honours it (s3rver does not); the ETag is compared here
+    etag = unquoted((await context.s3.cloud.headObject(ref.cloudBucket, ref.cloudKey, undefined, context.signal)).etag);
+  } catch {
+    return false;
+  }
+  return etag === multipartEtag(upload, count) || etag === await wholeMd5(ref, context);
 }
 
 /** Deletes the local object if it is still the version uploaded (HeadObject If-Match, then DeleteObject If-Match). */
