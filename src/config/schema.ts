@@ -17,9 +17,11 @@ export const policySchema = z.strictObject({
 });
 export type Policy = z.infer<typeof policySchema>;
 
+// `#` leaves out `$`-topics (MQTT-4.7.2-1): `$aws/#` lets anonymous clients use shadows too, as a
+// Mosquitto without ACLs would; `$SYS` and `$outpost` stay closed to them.
 const anonymousPolicySchema = z.strictObject({
-  publish: topicFilters.default(['#']),
-  subscribe: topicFilters.default(['#']),
+  publish: topicFilters.default(['#', '$aws/#']),
+  subscribe: topicFilters.default(['#', '$aws/#']),
 });
 
 const tlsSchema = z.strictObject({
