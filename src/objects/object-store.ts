@@ -289,7 +289,10 @@ export class ObjectStore {
       upsertInlineObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms, inline)
         VALUES (@bucket, @key, @size, @etag, @content_type, @metadata, @last_modified, @blob, @file_ino, @file_mtime_ms, 1)`),
       upsertContent: db.prepare('INSERT OR REPLACE INTO object_contents (bucket, key, content) VALUES (?, ?, ?)'),
-      content: db.prepare('SELECT content FROM object_contents WHERE bucket = ? AND key = ?').pluck(),
+      // GetObject of a small object: the metadata and the content held in SQLite in one statement
+      objectWithContent: db.prepare(`SELECT objects.*, object_contents.content FROM objects
+        LEFT JOIN object_contents ON objects.inline = 1 AND object_contents.bucket = objects.bucket AND object_contents.key = objects.key
+        WHERE objects.bucket = ? AND objects.key = ?`),
       deleteObject: db.prepare('DELETE FROM objects WHERE bucket = ? AND key = ?'),
       keysFrom: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key >= ? ORDER BY key LIMIT ?'),
       keysAfter: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?'),
@@ -428,8 +431,13 @@ export class ObjectStore {
   existingObject(bucket: string, key: string): ObjectRecord {
     const object = this.object(bucket, key);
     if (object) return object;
+    throw this.missingObject(bucket, key);
+  }
+
+  /** NoSuchKey, or NoSuchBucket when the bucket is missing too. */
+  private missingObject(bucket: string, key: string): S3Error {
     this.existingBucket(bucket);
-    throw errors.noSuchKey(key);
+    return errors.noSuchKey(key);
   }
 
   /** Where the object's content is. */
@@ -468,9 +476,11 @@ export class ObjectStore {
    * is under way (then `open` waits for the write).
    */
   readSmall(bucket: string, key: string, maxBytes: number): { object: ObjectRecord; content: Buffer } | undefined {
-    const object = this.existingObject(bucket, key);
-    // content held in SQLite is the object's whatever its share file holds (read in the same tick as the metadata)
-    if (object.inline) return { object, content: this.statements.content.get(bucket, key) as Buffer };
+    const row = this.statements.objectWithContent.get(bucket, key) as (ObjectRow & { content: Buffer | null }) | undefined;
+    if (!row) throw this.missingObject(bucket, key);
+    const object = recordOf(row);
+    // content held in SQLite is the object's whatever its share file holds (read with the metadata)
+    if (object.inline) return { object, content: row.content! };
     if (this.locks.held(`${bucket}/${key}`) || object.size > maxBytes) return undefined;
     let fd: number;
     try {
