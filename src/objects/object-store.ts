@@ -236,6 +236,9 @@ const WRITE_BATCH_BYTES = 256 * 1024;
 /** A large body's writeback starts after this many bytes rather than at its end (FileWriter). */
 const FLUSH_AHEAD_BYTES = 8 * 1024 * 1024;
 
+/** Buckets existingBucket remembers (cleared when full: a gateway has a few). */
+const KNOWN_BUCKETS = 1024;
+
 /** The store's own folder inside the share root; bucket names cannot start with '.', so no bucket can be named so. */
 export const STORE_FOLDER = '.outpost';
 
@@ -267,6 +270,7 @@ export class ObjectStore {
   private readonly uploadDir: string;
   private readonly statements;
   private readonly shareCopies: ShareCopies;
+  private readonly knownBuckets = new Map<string, BucketRecord>();
 
   constructor(private readonly store: Store, readonly shareRoot: string, private readonly changes: ChangeLog, private readonly limits: StoreLimits, private readonly log: Logger) {
     this.db = store.db;
@@ -371,10 +375,21 @@ export class ObjectStore {
     return row && { name: row.name, createdAt: row.created_at };
   }
 
-  /** The bucket, or NoSuchBucket. */
+  /**
+   * The bucket, or NoSuchBucket. The check before a request's work (writes check again in their
+   * transaction): buckets found committed are remembered, as reading the row is a SQLite read
+   * transaction of its own on every PUT, and forgotten when deleted.
+   */
   existingBucket(name: string): BucketRecord {
+    const known = this.knownBuckets.get(name);
+    if (known) return known;
     const bucket = this.bucket(name);
     if (!bucket) throw errors.noSuchBucket(name);
+    // a row read inside a transaction may yet be rolled back
+    if (!this.db.inTransaction) {
+      if (this.knownBuckets.size >= KNOWN_BUCKETS) this.knownBuckets.clear();
+      this.knownBuckets.set(name, bucket);
+    }
     return bucket;
   }
 
@@ -404,6 +419,8 @@ export class ObjectStore {
       if (this.statements.anyObject.get(name) || this.statements.anyUpload.get(name)) throw errors.bucketNotEmpty(name);
       this.statements.deleteBucket.run(name);
     });
+    // after the commit: a check meanwhile still found the bucket
+    this.knownBuckets.delete(name);
     await removeEmptyTree(join(this.shareRoot, name));
   }
 
