@@ -64,6 +64,9 @@ describe('S3 API with the AWS SDK v3', () => {
     await s3.send(new DeleteObjectCommand({ Bucket: 'scratch', Key: 'x' }));
     await s3.send(new DeleteBucketCommand({ Bucket: 'scratch' }));
     expect(await failure(s3.send(new DeleteBucketCommand({ Bucket: 'scratch' })))).toMatchObject({ code: 'NoSuchBucket', status: 404 });
+    // the bucket was seen by the PUT before: nothing remembers it once deleted
+    expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'scratch', Key: 'x' })))).toMatchObject({ code: 'NoSuchBucket', status: 404 });
+    expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'scratch', Key: 'x', Body: 'x' })))).toMatchObject({ code: 'NoSuchBucket', status: 404 });
     expect(existsSync(join(daemon.dataDir, 'share', 'scratch'))).toBe(false);
   });
 

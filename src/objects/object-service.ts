@@ -24,6 +24,11 @@ export class ObjectService implements Service {
   private uploadSweep: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly requests: Counter<'operation' | 'status'>;
+  /**
+   * The counter of each operation and status, bound once: prom-client hashes a label object on
+   * every inc(). Bounded by the routes' operations times the statuses S3 answers with.
+   */
+  private readonly requestCounters = new Map<string, Counter.Internal>();
 
   constructor(private readonly context: ServiceContext) {
     const registers = [context.metrics];
@@ -51,6 +56,16 @@ export class ObjectService implements Service {
     return this.objects;
   }
 
+  private requestCounter(operation: string, status: number): Counter.Internal {
+    const name = `${operation} ${status}`;
+    let counter = this.requestCounters.get(name);
+    if (!counter) {
+      counter = this.requests.labels(operation, String(status));
+      this.requestCounters.set(name, counter);
+    }
+    return counter;
+  }
+
   async start(): Promise<void> {
     const { config, store, log } = this.context;
     const s3 = config.s3;
@@ -65,7 +80,7 @@ export class ObjectService implements Service {
     // events a crash or stop left undelivered
     events.kick();
     this.server = new S3Server(s3, this.context.accessKeys, { objects, events, config: s3, functions: this.context.functions }, serviceLog,
-      (operation, status) => this.requests.inc({ operation, status: String(status) }));
+      (operation, status) => this.requestCounter(operation, status).inc());
     await this.server.start();
     this.sweepAbandonedUploads(objects, s3.abortIncompleteUploadsAfterSeconds * 1000, serviceLog);
     if (s3.share.watch) {

@@ -236,6 +236,9 @@ const WRITE_BATCH_BYTES = 256 * 1024;
 /** A large body's writeback starts after this many bytes rather than at its end (FileWriter). */
 const FLUSH_AHEAD_BYTES = 8 * 1024 * 1024;
 
+/** Buckets existingBucket remembers (cleared when full: a gateway has a few). */
+const KNOWN_BUCKETS = 1024;
+
 /** The store's own folder inside the share root; bucket names cannot start with '.', so no bucket can be named so. */
 export const STORE_FOLDER = '.outpost';
 
@@ -267,6 +270,7 @@ export class ObjectStore {
   private readonly uploadDir: string;
   private readonly statements;
   private readonly shareCopies: ShareCopies;
+  private readonly knownBuckets = new Map<string, BucketRecord>();
 
   constructor(private readonly store: Store, readonly shareRoot: string, private readonly changes: ChangeLog, private readonly limits: StoreLimits, private readonly log: Logger) {
     this.db = store.db;
@@ -289,7 +293,10 @@ export class ObjectStore {
       upsertInlineObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms, inline)
         VALUES (@bucket, @key, @size, @etag, @content_type, @metadata, @last_modified, @blob, @file_ino, @file_mtime_ms, 1)`),
       upsertContent: db.prepare('INSERT OR REPLACE INTO object_contents (bucket, key, content) VALUES (?, ?, ?)'),
-      content: db.prepare('SELECT content FROM object_contents WHERE bucket = ? AND key = ?').pluck(),
+      // GetObject of a small object: the metadata and the content held in SQLite in one statement
+      objectWithContent: db.prepare(`SELECT objects.*, object_contents.content FROM objects
+        LEFT JOIN object_contents ON objects.inline = 1 AND object_contents.bucket = objects.bucket AND object_contents.key = objects.key
+        WHERE objects.bucket = ? AND objects.key = ?`),
       deleteObject: db.prepare('DELETE FROM objects WHERE bucket = ? AND key = ?'),
       keysFrom: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key >= ? ORDER BY key LIMIT ?'),
       keysAfter: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?'),
@@ -368,10 +375,21 @@ export class ObjectStore {
     return row && { name: row.name, createdAt: row.created_at };
   }
 
-  /** The bucket, or NoSuchBucket. */
+  /**
+   * The bucket, or NoSuchBucket. The check before a request's work (writes check again in their
+   * transaction): buckets found committed are remembered, as reading the row is a SQLite read
+   * transaction of its own on every PUT, and forgotten when deleted.
+   */
   existingBucket(name: string): BucketRecord {
+    const known = this.knownBuckets.get(name);
+    if (known) return known;
     const bucket = this.bucket(name);
     if (!bucket) throw errors.noSuchBucket(name);
+    // a row read inside a transaction may yet be rolled back
+    if (!this.db.inTransaction) {
+      if (this.knownBuckets.size >= KNOWN_BUCKETS) this.knownBuckets.clear();
+      this.knownBuckets.set(name, bucket);
+    }
     return bucket;
   }
 
@@ -401,6 +419,8 @@ export class ObjectStore {
       if (this.statements.anyObject.get(name) || this.statements.anyUpload.get(name)) throw errors.bucketNotEmpty(name);
       this.statements.deleteBucket.run(name);
     });
+    // after the commit: a check meanwhile still found the bucket
+    this.knownBuckets.delete(name);
     await removeEmptyTree(join(this.shareRoot, name));
   }
 
@@ -428,8 +448,13 @@ export class ObjectStore {
   existingObject(bucket: string, key: string): ObjectRecord {
     const object = this.object(bucket, key);
     if (object) return object;
+    throw this.missingObject(bucket, key);
+  }
+
+  /** NoSuchKey, or NoSuchBucket when the bucket is missing too. */
+  private missingObject(bucket: string, key: string): S3Error {
     this.existingBucket(bucket);
-    throw errors.noSuchKey(key);
+    return errors.noSuchKey(key);
   }
 
   /** Where the object's content is. */
@@ -468,9 +493,11 @@ export class ObjectStore {
    * is under way (then `open` waits for the write).
    */
   readSmall(bucket: string, key: string, maxBytes: number): { object: ObjectRecord; content: Buffer } | undefined {
-    const object = this.existingObject(bucket, key);
-    // content held in SQLite is the object's whatever its share file holds (read in the same tick as the metadata)
-    if (object.inline) return { object, content: this.statements.content.get(bucket, key) as Buffer };
+    const row = this.statements.objectWithContent.get(bucket, key) as (ObjectRow & { content: Buffer | null }) | undefined;
+    if (!row) throw this.missingObject(bucket, key);
+    const object = recordOf(row);
+    // content held in SQLite is the object's whatever its share file holds (read with the metadata)
+    if (object.inline) return { object, content: row.content! };
     if (this.locks.held(`${bucket}/${key}`) || object.size > maxBytes) return undefined;
     let fd: number;
     try {

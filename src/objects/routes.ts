@@ -46,7 +46,8 @@ const UNSUPPORTED = ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website',
 
 /** The operation a request names, by method, bucket, key and sub-resource (S3 API Reference). */
 export function route(method: string, bucket: string, key: string, query: URLSearchParams, headers: IncomingHttpHeaders): Route {
-  const unsupported = UNSUPPORTED.find((name) => query.has(name));
+  // most requests have no query at all
+  const unsupported = query.size > 0 ? UNSUPPORTED.find((name) => query.has(name)) : undefined;
   if (unsupported) throw errors.notImplemented(`?${unsupported}`);
   if (!bucket) {
     if (method === 'GET') return r('ListBuckets', listBuckets, 'signed');

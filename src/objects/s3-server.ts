@@ -19,10 +19,16 @@ export class S3Server {
   /** The operations, loaded on the first request: a gateway nobody stores objects on pays nothing for them. */
   private routes: Promise<typeof import('./routes.js')> | undefined;
   private readonly verifyOptions: VerifyOptions;
+  private readonly context: OperationContext;
 
-  constructor(private readonly config: S3Config, private readonly accessKeys: AccessKeys, private readonly context: Omit<OperationContext, 'authorize' | 'formSigner'>,
+  constructor(private readonly config: S3Config, private readonly accessKeys: AccessKeys, services: Omit<OperationContext, 'authorize' | 'formSigner'>,
     private readonly log: Logger, private readonly requests: (operation: string, status: number) => void) {
     this.verifyOptions = { service: 's3', secretOf: (id) => accessKeys.secretOf(id), region: config.region };
+    this.context = {
+      ...services,
+      authorize: (request, bucket, action) => this.authorize(request, bucket, action),
+      formSigner: (fields) => verifyPostSignature(fields, this.verifyOptions),
+    };
   }
 
   get port(): number {
@@ -74,14 +80,9 @@ export class S3Server {
         body: verified.body, contentLength: verified.contentLength, checksums: verified.checksums, accessKeyId: verified.accessKeyId,
         requestId, sourceIp: req.socket.remoteAddress ?? '', origin: address.origin,
       };
-      const context: OperationContext = {
-        ...this.context,
-        authorize: (r, bucket, action) => this.authorize(r, bucket, action),
-        formSigner: (fields) => verifyPostSignature(fields, this.verifyOptions),
-      };
       if (found.access === 'read' || found.access === 'write') this.authorize(request, address.bucket, found.access);
       else if (found.access === 'signed' && !request.accessKeyId) throw errors.accessDenied();
-      await (found.operation as Operation)(request, res, context);
+      await (found.operation as Operation)(request, res, this.context);
     } catch (error) {
       await this.fail(req, res, error, resource, requestId);
     } finally {

@@ -106,6 +106,7 @@ const OVERRIDES: Record<string, string> = {
 /** The object's response headers with the request's `response-*` overrides applied. */
 export function responseHeaders(request: S3Request, object: ObjectRecord): Record<string, string | number> {
   const headers = objectHeaders(object);
+  if (request.query.size === 0) return headers;
   for (const [parameter, name] of Object.entries(OVERRIDES)) {
     const value = request.query.get(parameter);
     if (value !== null) headers[name] = value;
