@@ -127,7 +127,7 @@ describe('sync outbox bounds', () => {
     const back = await TestDaemon.start({
       dataDir: first.daemon.dataDir,
       env: { OUTPOST_TEST_WALL_CLOCK_OFFSET_MS: String(-YEAR_MS) },
-      config: { mqtt: { allowAnonymous: true }, cloud: { mqtt: { url: cloud.url, clientId: 'gw-clock' } }, sync: { maxBytes: 1_000_000, outbound: rules.map((r) => ({ ...r, id: 'none' })) } },
+      config: { mqtt: { allowAnonymous: true }, cloud: { mqtt: { url: cloud.url, clientId: 'gw-clock', reconnectMinMs: 100, reconnectMaxMs: 300 } }, sync: { maxBytes: 1_000_000, outbound: rules.map((r) => ({ ...r, id: 'none' })) } },
     });
     daemons.push(back);
     let s = await status(back);
