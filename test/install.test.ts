@@ -1,4 +1,4 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -13,6 +13,11 @@ import { validateConfig } from '../src/config/load.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const BOARDS = ['rpi-zero-2w', 'rpi-3', 'rpi-4', 'rpi-5', 'x86_64-generic', 'minimal-128mb'];
+// The installer runs synchronously (spawnSync): without a turn of the event loop between tests the
+// worker would not read vitest's answers for the whole file (~2 min) and vitest's 60 s RPC timeout
+// would fail a green run ("Timeout calling onTaskUpdate").
+afterEach(() => new Promise<void>((resolve) => setImmediate(resolve)));
+
 const SYSTEMD_ANALYZE = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((path) => existsSync(path));
 const SHELLCHECK = ['/usr/bin/shellcheck', '/usr/local/bin/shellcheck', '/bin/shellcheck'].find((path) => existsSync(path));
 const SYSUSERS = ['/usr/bin/systemd-sysusers', '/bin/systemd-sysusers'].find((path) => existsSync(path));
