@@ -1,8 +1,7 @@
-import { Readable } from 'node:stream';
 import { errors } from '../errors.js';
 import { el, isoTime } from '../xml.js';
 import { changeOrigin, header, quoted, sendXml, smallBody, storedHeaders, userMetadata, type Operation } from './context.js';
-import { copySource } from './copying.js';
+import { copySource, openCopySource } from './copying.js';
 import { checkCopySourceConditions } from './reading.js';
 import { checkEventQueue, contentType } from './writing.js';
 
@@ -21,14 +20,12 @@ export const copyObject: Operation = async (request, res, context) => {
   }
   checkEventQueue(context);
   context.objects.existingBucket(request.bucket);
-  // a source held in SQLite is copied from there; another streams from its file
-  const stored = context.objects.readSmall(source.bucket, source.key, 0);
-  const { object: original, file } = stored ? { object: stored.object, file: undefined } : await context.objects.open(source.bucket, source.key);
+  const sourceContent = await openCopySource(context.objects, source);
+  const original = sourceContent.object;
   try {
     checkCopySourceConditions(request, original);
     const replace = directive === 'REPLACE';
-    const content = stored ? Readable.from([stored.content]) : file!.createReadStream({ autoClose: false, highWaterMark: 1024 * 1024 });
-    const copied = await context.objects.put(request.bucket, request.key, content, {
+    const copied = await context.objects.put(request.bucket, request.key, sourceContent.read(0, original.size - 1), {
       contentType: replace ? contentType(request) : original.contentType,
       metadata: replace ? userMetadata(request.headers) : original.metadata,
       headers: replace ? storedHeaders(request.headers) : original.headers,
@@ -38,6 +35,6 @@ export const copyObject: Operation = async (request, res, context) => {
     });
     sendXml(res, 200, 'CopyObjectResult', [el('LastModified', isoTime(copied.lastModified)), el('ETag', quoted(copied.etag))]);
   } finally {
-    await file?.close();
+    await sourceContent.close();
   }
 };

@@ -1,5 +1,7 @@
+import { Readable } from 'node:stream';
 import { errors } from '../errors.js';
 import { checkKey } from '../names.js';
+import type { ObjectRecord, ObjectStore } from '../object-store.js';
 import { header, type S3Request } from './context.js';
 
 /** x-amz-copy-source: `bucket/key` (URL-encoded, an optional leading `/`; `?versionId=null` allowed, buckets being unversioned). */
@@ -36,4 +38,27 @@ export function copySourceRange(request: S3Request, size: number): { start: numb
   const end = Number(match[2]);
   if (start > end || end >= size) throw errors.invalidCopyRange(size, range);
   return { start, end };
+}
+
+/** A copy source's record and a way to read bytes of it; close() once the copy is done. */
+export interface CopySourceContent {
+  object: ObjectRecord;
+  /** Bytes start..end (inclusive); an empty range is an empty stream. */
+  read(start: number, end: number): Readable;
+  close(): Promise<void>;
+}
+
+/** Opens a copy source: content held in SQLite is copied from there, any other streams from its file. */
+export async function openCopySource(objects: ObjectStore, source: { bucket: string; key: string }): Promise<CopySourceContent> {
+  const stored = objects.readSmall(source.bucket, source.key, 0);
+  if (stored) {
+    return { object: stored.object, read: (start, end) => Readable.from([stored.content.subarray(start, end + 1)]), close: async () => undefined };
+  }
+  const { object, file } = await objects.open(source.bucket, source.key);
+  return {
+    object,
+    // an empty range has no byte to start a file stream at
+    read: (start, end) => (end < start ? Readable.from([]) : file.createReadStream({ autoClose: false, start, end, highWaterMark: 1024 * 1024 })),
+    close: () => file.close(),
+  };
 }
