@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
 import {
@@ -190,8 +190,9 @@ describe('S3 API with the AWS SDK v3', () => {
         expect(await (await s3.send(new GetObjectCommand({ Bucket: 'racing', Key }))).Body!.transformToString()).toBe(`content of ${Key}`);
       }
       const path = join(daemon.dataDir, 'share', 'racing', parent);
-      await eventually(() => existsSync(path));
-      const asFile = existsSync(path) && !existsSync(join(path, 'child'));
+      // settled once one of them is a file (the other's directory may come first, made for its copy)
+      await eventually(() => existsSync(join(path, 'child')) || (existsSync(path) && statSync(path).isFile()));
+      const asFile = statSync(path).isFile();
       expect(asFile ? readFileSync(path, 'utf8') : readFileSync(join(path, 'child'), 'utf8')).toBe(asFile ? `content of ${parent}` : `content of ${child}`);
     }
     expect((await s3.send(new ListObjectsV2Command({ Bucket: 'racing' }))).KeyCount).toBe(60);

@@ -11,16 +11,24 @@ export class KeyLocks {
   }
 
   async with<T>(key: string, critical: () => Promise<T>): Promise<T> {
+    const release = await this.acquire(key);
+    try {
+      return await critical();
+    } finally {
+      release();
+    }
+  }
+
+  /** Resolves once the key is held, with the function that lets it go (for holders of several keys at once). */
+  async acquire(key: string): Promise<() => void> {
     const previous = this.tails.get(key);
     let release!: () => void;
     const tail = new Promise<void>((resolve) => { release = resolve; });
     this.tails.set(key, tail);
     if (previous) await previous;
-    try {
-      return await critical();
-    } finally {
+    return () => {
       release();
       if (this.tails.get(key) === tail) this.tails.delete(key);
-    }
+    };
   }
 }

@@ -324,8 +324,6 @@ export class ObjectStore {
       store, locks: this.locks, changes, tmpDir: this.tmpDir, log,
       sharePath: (bucket, key) => sharePath(shareRoot, bucket, key),
       prepareSharePath: (bucket, key) => this.prepareSharePath(bucket, key),
-      renameInto,
-      syncDirectory: (dir) => this.directorySyncs.sync(dir),
     });
   }
 

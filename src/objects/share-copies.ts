@@ -1,21 +1,26 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fdatasync, fstatSync, futimes, lstatSync, open, renameSync, write } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import type { KeyLocks } from './key-locks.js';
 import type { ChangeLog } from './object-store.js';
+import { ShareCopyThread } from './share-copy-thread.js';
+import type { CopyJob, StoreFile } from './share-copy-worker.js';
+
+export type { StoreFile } from './share-copy-worker.js';
 
 /** Objects waiting for their copy; beyond it small writes wait (ShareCopies.room), so memory stays bounded. */
 const MAX_PENDING = 1024;
-/** Copies recorded together: one directory fsync and one commit per batch. */
-const BATCH = 64;
-/** File times come from a clock that lags the wall clock by up to a tick (10 ms at HZ=100). */
-const FILE_CLOCK_SLACK_MS = 10;
-/** Copies under way at once, each a few thread-pool calls: the pool (4 threads) keeps room for the WAL's fdatasync. */
-const COPIES_IN_FLIGHT = 2;
+/** Copies written but not yet synced and recorded; beyond it small writes wait too. */
+const MAX_UNRECORDED = 4096;
+/** Copies handed to the thread in one message. */
+const BATCH = 128;
+/**
+ * At most one sync of the share's filesystem this often: a sync is a child process (`sync -f`,
+ * ~5 ms of CPU here), so copies arriving meanwhile share the next one. A crash loses nothing by it:
+ * copies not recorded yet are written again at startup.
+ */
+const SYNC_INTERVAL_MS = 200;
 
 export interface ShareCopiesContext {
   store: Store;
@@ -27,51 +32,58 @@ export interface ShareCopiesContext {
   sharePath(bucket: string, key: string): string;
   /** Whether the key's share path can take a file now (its parent directories made). */
   prepareSharePath(bucket: string, key: string): Promise<boolean>;
-  renameInto(source: string, target: string): Promise<void>;
-  /** fsync of a directory, shared by the renames into it. */
-  syncDirectory(dir: string): Promise<void>;
-}
-
-/** A share file the store wrote (inode, size, mtime), which a newer version's copy replaces. */
-export interface StoreFile {
-  ino: number;
-  size: number;
-  mtimeMs: number;
 }
 
 /** What became of one object's copy, recorded with the others of its batch in one commit. */
 type Outcome = { bucket: string; key: string; etag: string } & (
-  /** Renamed into place and fdatasynced. */
-  | { kind: 'copied'; ino: number; mtimeMs: number }
+  /** Renamed into place at `target`. */
+  | { kind: 'copied'; target: string; ino: number; mtimeMs: number }
   /** A local program wrote the path after the S3 write: its file stays, for the share to adopt. */
   | { kind: 'local' }
   /** The path cannot take a file (a directory, or a file where a directory of it should be). */
   | { kind: 'blob' }
 );
 
+/** An object of a batch, its key held, and what is to be done with it. */
+interface Prepared {
+  bucket: string;
+  key: string;
+  events: number[];
+  release: () => void;
+  etag?: string;
+  size?: number;
+  job?: CopyJob;
+  /** Decided without the thread (no row to copy: undefined; the path cannot take a file: 'blob'). */
+  outcome?: Outcome;
+}
+
 /**
  * The share files of objects whose content is in SQLite (ObjectRecord.inline), written after the
  * commit that acknowledged them: a temporary file renamed into place (readers of the share never
- * see a partial file), the object's events released once it is there, then the copy fdatasynced.
- * A batch's directories are fsynced once and its copies' inodes and mtimes recorded in one commit:
- * until then the row says the copy is pending (file_ino NULL) and the row is the truth, so a crash
- * before it is repaired at startup by writing the copy again from the stored content (`recover`).
+ * see a partial file), the object's events released once it is there. Many copies are then made
+ * durable by one sync of the filesystem, and their inodes and mtimes recorded in one commit: until
+ * then the row says the copy is pending (file_ino NULL) and the row is the truth, so a crash before
+ * it is repaired at startup by writing the copy again from the stored content (`recover`).
  *
- * The calls go to the thread pool, COPIES_IN_FLIGHT at a time: creating a file waits for the
- * filesystem's journal, which the event loop must not, and the pool keeps room for the WAL's
- * fdatasync that acknowledges writes. Only the last look at the path and the rename run on the
- * event loop, together, so that a local program's write cannot fall between them.
- *
- * One copy per object however often it was written meanwhile: the copy is of the row as it is
- * when its turn comes, under the key's lock, so it never lands after a delete or a newer write.
+ * The file system calls run in a worker thread (ShareCopyThread), a batch per message, under the
+ * keys' locks held here: the copy is of the row as it is when its turn comes, so it never lands
+ * after a delete or a newer write. One copy per object however often it was written meanwhile.
  */
 export class ShareCopies {
   /** Objects to copy by `bucket/key`, with the events waiting for their file and the store's files the copy replaces. */
-  private readonly pending = new Map<string, { bucket: string; key: string; events: number[]; replaces: StoreFile[] }>();
+  private readonly pending = new Map<string, { bucket: string; key: string; events: number[]; replaces: StoreFile[]; afterCrash?: boolean }>();
   /** Copies renamed into place and not recorded yet, by `bucket/key`: a newer version's copy replaces them too. */
   private readonly placed = new Map<string, StoreFile>();
+  /** Outcomes waiting for the next sync and commit. */
+  private unrecorded: Outcome[] = [];
   private running: Promise<void> | undefined;
+  private recording: Promise<void> | undefined;
+  private lastSyncAt = 0;
   private roomWaiters: Array<() => void> = [];
+  private readonly thread = new ShareCopyThread();
+  /** Temporary file names: a random prefix per run and a counter. */
+  private readonly tempPrefix = randomBytes(6).toString('hex');
+  private tempCounter = 0;
   private readonly statements;
 
   constructor(private readonly context: ShareCopiesContext) {
@@ -104,23 +116,36 @@ export class ShareCopies {
     this.kick();
   }
 
-  /** Resolves once fewer than MAX_PENDING objects wait for their copy. */
+  /** Resolves once fewer than MAX_PENDING objects wait for their copy and fewer than MAX_UNRECORDED for their record. */
   room(): Promise<void> {
-    if (this.pending.size < MAX_PENDING) return Promise.resolve();
+    if (this.hasRoom()) return Promise.resolve();
     return new Promise((resolve) => this.roomWaiters.push(resolve));
   }
 
   /** At startup: writes the copies a crash left pending; resolves with how many were. */
   async recover(): Promise<number> {
     const rows = this.statements.pendingCopies.all() as Array<{ bucket: string; key: string }>;
-    for (const { bucket, key } of rows) this.pending.set(`${bucket}/${key}`, { bucket, key, events: [], replaces: [] });
-    await this.copyAll();
+    for (const { bucket, key } of rows) this.pending.set(`${bucket}/${key}`, { bucket, key, events: [], replaces: [], afterCrash: true });
+    this.kick();
+    await this.drain();
     return rows.length;
   }
 
-  /** Waits until no copy is pending or under way. */
+  /** Waits until no copy is pending, under way or unrecorded; then lets the thread go. */
   async drain(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.running || this.recording) await (this.running ?? this.recording);
+    await this.thread.stop();
+  }
+
+  private hasRoom(): boolean {
+    return this.pending.size < MAX_PENDING && this.unrecorded.length < MAX_UNRECORDED;
+  }
+
+  private wakeRoomWaiters(): void {
+    if (!this.hasRoom()) return;
+    const waiters = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   private kick(): void {
@@ -135,138 +160,117 @@ export class ShareCopies {
 
   private async copyAll(): Promise<void> {
     while (this.pending.size) {
-      const batch = [...this.pending.values()].slice(0, BATCH);
-      for (const { bucket, key } of batch) this.pending.delete(`${bucket}/${key}`);
-      const waiters = this.roomWaiters;
-      this.roomWaiters = [];
-      for (const wake of waiters) wake();
-      const outcomes: Outcome[] = [];
-      let next = 0;
-      await Promise.all(Array.from({ length: COPIES_IN_FLIGHT }, async () => {
-        while (next < batch.length) {
-          const { bucket, key, events, replaces } = batch[next++];
-          const outcome = await this.copy(bucket, key, events, replaces);
-          if (outcome) outcomes.push(outcome);
+      // taken out first: a key written again meanwhile is pending again, for a later batch
+      const items = [...this.pending.values()].slice(0, BATCH);
+      for (const { bucket, key } of items) this.pending.delete(`${bucket}/${key}`);
+      const batch: Prepared[] = [];
+      for (const item of items) {
+        const release = await this.context.locks.acquire(`${item.bucket}/${item.key}`);
+        const prepared: Prepared = { bucket: item.bucket, key: item.key, events: item.events, release };
+        batch.push(prepared);
+        try {
+          await this.prepare(prepared, item.replaces, item.afterCrash ?? false);
+        } catch (error) {
+          this.context.log.warn({ err: error, bucket: item.bucket, key: item.key }, 'could not write the share file of an object held in the database; written at the next start');
+          prepared.job = undefined;
         }
-      }));
-      await this.record(outcomes);
-    }
-  }
-
-  /** One object's copy, made durable; its events go once the file is in place (or could not be). */
-  private async copy(bucket: string, key: string, events: number[], replaces: StoreFile[]): Promise<Outcome | undefined> {
-    let written: { outcome: Outcome; fd?: number } | undefined;
-    try {
-      written = await this.context.locks.with(`${bucket}/${key}`, () => this.writeCopy(bucket, key, replaces));
-    } catch (error) {
-      this.context.log.warn({ err: error, bucket, key }, 'could not write the share file of an object held in the database; written at the next start');
-      return undefined;
-    } finally {
-      this.context.changes.release(events);
-    }
-    if (written?.fd === undefined) return written?.outcome;
-    try {
-      await fdDatasync(written.fd);
-      return written.outcome;
-    } catch (error) {
-      this.context.log.warn({ err: error, bucket, key }, 'could not sync the share file of an object; written again at the next start');
-      return undefined;
-    } finally {
-      closeSync(written.fd);
-    }
-  }
-
-  /**
-   * Renames a copy of the row's content as it is now into place, its descriptor left open for the
-   * fdatasync; undefined when there is nothing to copy (deleted, replaced by a file, copied already).
-   */
-  private async writeCopy(bucket: string, key: string, replaces: StoreFile[]): Promise<{ outcome: Outcome; fd?: number } | undefined> {
-    const row = this.statements.toCopy.get(bucket, key) as { etag: string; last_modified: number; content: Buffer } | undefined;
-    if (!row) return undefined;
-    const unwritten = (kind: 'local' | 'blob') => ({ outcome: { bucket, key, etag: row.etag, kind } });
-    if (!(await this.context.prepareSharePath(bucket, key))) return unwritten('blob');
-    const target = this.context.sharePath(bucket, key);
-    const placed = this.placed.get(`${bucket}/${key}`);
-    const ours = placed ? [...replaces, placed] : replaces;
-    if (this.writtenLocally(target, row.last_modified, ours)) return unwritten('local');
-    const source = join(this.context.tmpDir, randomBytes(12).toString('hex'));
-    const fd = await fdOpen(source, 'wx', 0o644);
-    try {
-      for (let offset = 0; offset < row.content.length;) offset += await fdWrite(fd, row.content, offset, row.content.length - offset, offset);
-      // mtime = LastModified to the millisecond: a local rewrite within the same clock tick (file
-      // times are that coarse) gets a time of its own, so the share tells it from the copy
-      await fdTimes(fd, row.last_modified / 1000, row.last_modified / 1000);
-      // reading the inode and closing a descriptor wait for no disk: not worth a thread-pool round trip
-      const { ino, mtimeMs } = fstatSync(fd);
-      // the look and the rename together, synchronously: no local write can come between them
-      if (this.writtenLocally(target, row.last_modified, ours)) throw LOCAL_WRITE;
-      try {
-        renameSync(source, target);
-      } catch (error) {
-        // its directory went meanwhile (a delete removed it as empty)
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-        await this.context.renameInto(source, target);
       }
-      this.placed.set(`${bucket}/${key}`, { ino, size: row.content.length, mtimeMs });
-      return { outcome: { bucket, key, etag: row.etag, kind: 'copied', ino, mtimeMs }, fd };
-    } catch (error) {
-      closeSync(fd);
-      await rm(source, { force: true });
-      if (error === LOCAL_WRITE) return unwritten('local');
-      // another key took the path meanwhile (`a` made a directory of `a/…`, or the reverse)
-      if (PATH_TAKEN.has((error as NodeJS.ErrnoException).code ?? '')) return unwritten('blob');
-      throw error;
-    }
-  }
-
-  /**
-   * Whether a local program wrote the path after the S3 write began (ctime, which no program can
-   * set back; a tick of slack for the file clock): the later write wins, as when the file is
-   * written before the answer. The store's own files (`ours`) are replaced whenever they were written.
-   */
-  private writtenLocally(target: string, lastModified: number, ours: StoreFile[]): boolean {
-    const local = lstatSync(target, { throwIfNoEntry: false });
-    if (!local?.isFile() || ours.some((file) => file.ino === local.ino && file.size === local.size && file.mtimeMs === local.mtimeMs)) return false;
-    return local.ctimeMs >= lastModified - FILE_CLOCK_SLACK_MS;
-  }
-
-  /**
-   * fsync of the batch's directories, then one commit records it: a copy's inode and mtime (from
-   * then on it is the object's durable share file, told apart from a local program's), a local
-   * program's file left in place, a key kept as a blob in SQLite only.
-   */
-  private async record(outcomes: Outcome[]): Promise<void> {
-    if (outcomes.length === 0) return;
-    try {
-      const copied = outcomes.filter((outcome) => outcome.kind === 'copied');
-      for (const dir of new Set(copied.map((copy) => dirname(this.context.sharePath(copy.bucket, copy.key))))) {
-        // gone: a delete emptied and removed it, and with it the copy, whose row is gone too
-        await this.context.syncDirectory(dir).catch((error: NodeJS.ErrnoException) => { if (error.code !== 'ENOENT') throw error; });
-      }
-      await this.context.store.commit.run(() => {
-        for (const outcome of outcomes) {
-          const id = `${outcome.bucket}/${outcome.key}`;
-          // a newer version waits for its own copy, which will be the one recorded (and replaces this one)
-          if (this.pending.has(id)) continue;
-          this.placed.delete(id);
-          const row = [outcome.bucket, outcome.key, outcome.etag];
-          if (outcome.kind === 'copied') this.statements.recordCopy.run(outcome.ino, outcome.mtimeMs, ...row);
-          else if (outcome.kind === 'local') this.statements.leaveLocalFile.run(...row);
-          else this.statements.keepAsBlob.run(randomBytes(16).toString('hex'), ...row);
+      this.wakeRoomWaiters();
+      const jobs = batch.filter((prepared) => prepared.job);
+      const results = jobs.length === 0 ? [] : await this.thread.copy(jobs.map((prepared) => prepared.job!)).catch((error: Error) => {
+        this.context.log.warn({ err: error }, 'could not write share files of objects held in the database; written at the next start');
+        return [];
+      });
+      jobs.forEach((prepared, index) => {
+        const result = results[index];
+        if (!result) return;
+        const object = { bucket: prepared.bucket, key: prepared.key, etag: prepared.etag! };
+        if (result.kind === 'copied') {
+          this.placed.set(`${prepared.bucket}/${prepared.key}`, { ino: result.ino, size: prepared.size!, mtimeMs: result.mtimeMs });
+          prepared.outcome = { ...object, kind: 'copied', target: prepared.job!.target, ino: result.ino, mtimeMs: result.mtimeMs };
+        } else if (result.kind === 'failed') {
+          this.context.log.warn({ bucket: prepared.bucket, key: prepared.key, error: result.message }, 'could not write the share file of an object held in the database; written at the next start');
+        } else {
+          prepared.outcome = { ...object, kind: result.kind };
         }
       });
-    } catch (error) {
-      this.context.log.warn({ err: error }, 'could not record share copies; written again at the next start');
+      for (const prepared of batch) {
+        prepared.release();
+        this.context.changes.release(prepared.events);
+        if (prepared.outcome) this.unrecorded.push(prepared.outcome);
+      }
+      this.startRecording();
     }
   }
+
+  /** Under the key's lock: the copy to write of the row as it is now, or what to record without one. */
+  private async prepare(prepared: Prepared, replaces: StoreFile[], afterCrash: boolean): Promise<void> {
+    const { bucket, key } = prepared;
+    const row = this.statements.toCopy.get(bucket, key) as { etag: string; last_modified: number; content: Buffer } | undefined;
+    // deleted, replaced by a file, or copied already
+    if (!row) return;
+    prepared.etag = row.etag;
+    prepared.size = row.content.length;
+    if (!(await this.context.prepareSharePath(bucket, key))) {
+      prepared.outcome = { bucket, key, etag: row.etag, kind: 'blob' };
+      return;
+    }
+    const placed = this.placed.get(`${bucket}/${key}`);
+    prepared.job = {
+      target: this.context.sharePath(bucket, key),
+      temp: join(this.context.tmpDir, `${this.tempPrefix}-${(this.tempCounter++).toString(36)}`),
+      content: row.content,
+      lastModified: row.last_modified,
+      ours: placed ? [...replaces, placed] : replaces,
+      afterCrash,
+    };
+  }
+
+  private startRecording(): void {
+    if (this.recording || this.unrecorded.length === 0) return;
+    this.recording = this.syncAndRecord()
+      .catch((error) => this.context.log.warn({ err: error }, 'could not record share copies; written again at the next start'))
+      .finally(() => {
+        this.recording = undefined;
+        this.wakeRoomWaiters();
+        this.startRecording();
+      });
+  }
+
+  /**
+   * One sync of the share's filesystem for the copies placed so far (at most one every
+   * SYNC_INTERVAL_MS), then one commit records them: a copy's inode and mtime (from then on it is
+   * the object's durable share file, told apart from a local program's), a local program's file
+   * left in place, a key kept as a blob in SQLite only.
+   */
+  private async syncAndRecord(): Promise<void> {
+    const wait = this.lastSyncAt + SYNC_INTERVAL_MS - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    const outcomes = this.unrecorded;
+    this.unrecorded = [];
+    this.lastSyncAt = Date.now();
+    const copied = outcomes.filter((outcome) => outcome.kind === 'copied');
+    if (copied.length) {
+      await this.thread.sync(this.context.tmpDir, copied.map((outcome) => outcome.target)).catch((error) => {
+        // their rows stay pending: the copies are written again at the next start
+        for (const outcome of copied) this.placed.delete(`${outcome.bucket}/${outcome.key}`);
+        throw error;
+      });
+    }
+    await this.context.store.commit.run(() => {
+      const recorded = new Set<string>();
+      // the latest outcome of a key is the one that counts
+      for (const outcome of outcomes.reverse()) {
+        const id = `${outcome.bucket}/${outcome.key}`;
+        // a newer version waits for its own copy, which will be the one recorded (and replaces this one)
+        if (recorded.has(id) || this.pending.has(id)) continue;
+        recorded.add(id);
+        this.placed.delete(id);
+        const row = [outcome.bucket, outcome.key, outcome.etag];
+        if (outcome.kind === 'copied') this.statements.recordCopy.run(outcome.ino, outcome.mtimeMs, ...row);
+        else if (outcome.kind === 'local') this.statements.leaveLocalFile.run(...row);
+        else this.statements.keepAsBlob.run(randomBytes(16).toString('hex'), ...row);
+      }
+    });
+  }
 }
-
-const PATH_TAKEN = new Set(['EISDIR', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY']);
-const LOCAL_WRITE = Symbol('a local program wrote the path');
-
-const fdOpen = promisify(open);
-const fdWrite = (fd: number, buffer: Buffer, offset: number, length: number, position: number) => new Promise<number>((resolve, reject) => {
-  write(fd, buffer, offset, length, position, (error, written) => (error ? reject(error) : resolve(written)));
-});
-const fdTimes = promisify(futimes);
-const fdDatasync = promisify(fdatasync);

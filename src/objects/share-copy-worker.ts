@@ -1,0 +1,143 @@
+// The file system side of ShareCopies, in a worker thread of its own: each copy is a handful of
+// calls (create, write, set times, rename) that cost ~60 µs when made synchronously in a row, where
+// the same calls as thread-pool round trips from the event loop cost ~250 µs of CPU here (every
+// call wakes a pool thread and then the loop). Creating a file can also wait for the filesystem's
+// journal, which the event loop must not. Only Node's built-ins are loaded: the thread stays small.
+import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, lstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { parentPort } from 'node:worker_threads';
+
+/** A share file the store wrote (inode, size, mtime), which a newer version's copy replaces. */
+export interface StoreFile {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+/** One object's share file to write from its content. */
+export interface CopyJob {
+  target: string;
+  /** A new temporary file on the share's filesystem, renamed onto `target`. */
+  temp: string;
+  content: Uint8Array;
+  /** The object's LastModified, given to the file as its mtime. */
+  lastModified: number;
+  /** The store's own files at `target`, which the copy replaces whenever they were written. */
+  ours: StoreFile[];
+  /**
+   * At startup after a crash: the store's own copy, renamed into place but not recorded, may be at
+   * `target` (perhaps torn, if the power went), told by its mtime.
+   */
+  afterCrash: boolean;
+}
+
+export type CopyResult =
+  /** Renamed into place (not synced yet: `sync` does that for many copies at once). */
+  | { kind: 'copied'; ino: number; mtimeMs: number }
+  /** A local program wrote the path after the S3 write: its file stays, for the share to adopt. */
+  | { kind: 'local' }
+  /** The path cannot take a file (a directory, or a file where a directory of it should be). */
+  | { kind: 'blob' }
+  | { kind: 'failed'; message: string };
+
+export type ShareCopyRequest =
+  | { id: number; kind: 'copy'; jobs: CopyJob[] }
+  /** Makes the copies at `paths` (and their renames) durable, an fdatasync each (where syncfs is not to be had). */
+  | { id: number; kind: 'sync'; paths: string[] };
+
+export type ShareCopyReply = { id: number; results?: CopyResult[]; error?: string };
+
+/** File times come from a clock that lags the wall clock by up to a tick (10 ms at HZ=100). */
+const FILE_CLOCK_SLACK_MS = 10;
+const PATH_TAKEN = new Set(['EISDIR', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY']);
+
+export function copyFile(job: CopyJob): CopyResult {
+  try {
+    if (writtenLocally(job)) return { kind: 'local' };
+    const fd = openSync(job.temp, 'wx', 0o644);
+    let stats;
+    try {
+      for (let offset = 0; offset < job.content.length;) offset += writeSync(fd, job.content, offset, job.content.length - offset, offset);
+      // mtime = LastModified to the millisecond: a local rewrite within the same clock tick (file
+      // times are that coarse) gets a time of its own, so the share tells it from the copy; and
+      // after a crash a file with exactly this mtime is taken for the store's copy (`afterCrash`)
+      futimesSync(fd, job.lastModified / 1000, job.lastModified / 1000);
+      stats = fstatSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    // the last look and the rename together: the thread does nothing else between them
+    if (writtenLocally(job)) {
+      unlinkSync(job.temp);
+      return { kind: 'local' };
+    }
+    renameInPlace(job);
+    return { kind: 'copied', ino: stats.ino, mtimeMs: stats.mtimeMs };
+  } catch (error) {
+    try { unlinkSync(job.temp); } catch { /* not created, or renamed */ }
+    // another key took the path meanwhile (`a` made a directory of `a/…`, or the reverse)
+    if (PATH_TAKEN.has((error as NodeJS.ErrnoException).code ?? '')) return { kind: 'blob' };
+    return { kind: 'failed', message: (error as Error).message };
+  }
+}
+
+function renameInPlace(job: CopyJob): void {
+  try {
+    renameSync(job.temp, job.target);
+  } catch (error) {
+    // its directory went meanwhile (a delete removed it as empty)
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    mkdirSync(dirname(job.target), { recursive: true, mode: 0o775 });
+    renameSync(job.temp, job.target);
+  }
+}
+
+/**
+ * Whether a local program wrote the path after the S3 write began (ctime, which no program can
+ * set back; a tick of slack for the file clock): the later write wins, as when the file is written
+ * before the answer. The store's own files are replaced whenever they were written: those it knows
+ * (`ours`), and after a crash a copy whose mtime is the object's LastModified to the millisecond.
+ * (Only then: in the same millisecond a local program's write could have that mtime too.)
+ */
+function writtenLocally(job: CopyJob): boolean {
+  const local = lstatSync(job.target, { throwIfNoEntry: false });
+  if (!local?.isFile() || (job.afterCrash && Math.round(local.mtimeMs) === job.lastModified)) return false;
+  if (job.ours.some((file) => file.ino === local.ino && file.size === local.size && file.mtimeMs === local.mtimeMs)) return false;
+  return local.ctimeMs >= job.lastModified - FILE_CLOCK_SLACK_MS;
+}
+
+/** fdatasync of each copy and fsync of their directories. */
+export function syncCopies(paths: string[]): void {
+  for (const path of paths) syncPath(path, true);
+  for (const dir of new Set(paths.map((path) => dirname(path)))) syncPath(dir, false);
+}
+
+function syncPath(path: string, dataOnly: boolean): void {
+  let fd;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    // replaced or deleted since: what is there now was synced by whoever put it there
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  try {
+    if (dataOnly) fdatasyncSync(fd);
+    else fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+parentPort?.on('message', (request: ShareCopyRequest) => {
+  try {
+    if (request.kind === 'copy') {
+      parentPort!.postMessage({ id: request.id, results: request.jobs.map(copyFile) } satisfies ShareCopyReply);
+    } else {
+      syncCopies(request.paths);
+      parentPort!.postMessage({ id: request.id } satisfies ShareCopyReply);
+    }
+  } catch (error) {
+    parentPort!.postMessage({ id: request.id, error: (error as Error).message } satisfies ShareCopyReply);
+  }
+});
