@@ -51,34 +51,37 @@ try {
     res.on('data', (chunk) => { text += chunk; });
     res.on('end', () => resolve(JSON.parse(text)));
   }).on('error', reject));
-  const client = new S3BenchClient({ port: daemon.port('s3'), accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey });
-  await client.request('PUT', '/bench');
+  const s3 = new S3BenchClient({ port: daemon.port('s3'), accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey });
+  await s3.request('PUT', '/bench');
   const body = randomBytes(Number(options.size));
   const connections = Number(options.connections);
   const keys = 2000;
-  if (options.op === 'get') for (let i = 0; i < keys; i += connections) await Promise.all(Array.from({ length: connections }, (_, j) => client.request('PUT', `/bench/k${i + j}`, { body })));
+  if (options.op === 'get') for (let i = 0; i < keys; i += connections) await Promise.all(Array.from({ length: connections }, (_, j) => s3.request('PUT', `/bench/k${i + j}`, { body })));
   // the share copies of the keys just written are the PUTs' work, not the GETs'
   await waitForIdle(daemon.pid);
   const cpuBefore = cpuMsOf(daemon.pid);
   const threadsBefore = threadCpuMs(daemon.pid);
   const until = Date.now() + Number(options.seconds) * 1000;
+  const clientBefore = process.cpuUsage();
   let ok = 0;
   await Promise.all(Array.from({ length: connections }, async (_, worker) => {
     for (let i = 0; Date.now() < until; i++) {
       const key = `/bench/k${(worker * 7919 + i * connections) % keys}`;
-      const { status } = options.op === 'get' ? await client.request('GET', key) : await client.request('PUT', `/bench/w${worker}-${i}`, { body });
+      const { status } = options.op === 'get' ? await s3.request('GET', key) : await s3.request('PUT', `/bench/w${worker}-${i}`, { body });
       if (status < 300) ok++;
     }
   }));
+  const client = process.cpuUsage(clientBefore);
+  const clientUs = (client.user + client.system) / ok;
   // a PUT's work goes on after its answer (the share copy of a small object): counted until idle
   await waitForIdle(daemon.pid);
   const cpuMs = cpuMsOf(daemon.pid) - cpuBefore;
   const threadsAfter = threadCpuMs(daemon.pid);
   const byThread = [...threadsAfter].map(([name, ms]) => `${name} ${((ms - (threadsBefore.get(name) ?? 0)) * 1000 / ok).toFixed(0)}`).join(', ');
-  client.close();
+  s3.close();
   await stopChild(daemon.child);
   if (options.plain) {
-    console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}); load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+    console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}), bench client ${clientUs.toFixed(0)} µs/op; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
     process.exit(0);
   }
   const file = readdirSync(profiles).find((name) => name.endsWith('.cpuprofile'));
