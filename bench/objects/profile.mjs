@@ -77,11 +77,12 @@ try {
   await waitForIdle(daemon.pid);
   const cpuMs = cpuMsOf(daemon.pid) - cpuBefore;
   const threadsAfter = threadCpuMs(daemon.pid);
+  const peakRss = /VmHWM:\s*(\d+)/.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))?.[1];
   const byThread = [...threadsAfter].map(([name, ms]) => `${name} ${((ms - (threadsBefore.get(name) ?? 0)) * 1000 / ok).toFixed(0)}`).join(', ');
   s3.close();
   await stopChild(daemon.child);
   if (options.plain) {
-    console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}), bench client ${clientUs.toFixed(0)} µs/op; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+    console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}), bench client ${clientUs.toFixed(0)} µs/op, daemon peak RSS ${(Number(peakRss) / 1024).toFixed(1)} MiB; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
     process.exit(0);
   }
   const file = readdirSync(profiles).find((name) => name.endsWith('.cpuprofile'));

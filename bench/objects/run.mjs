@@ -5,7 +5,7 @@
 // build first). Prints figures and PASS/MISS against the targets; exits 0 whatever the figures are.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -201,9 +201,11 @@ async function measure(server) {
   });
   log(`${server.name}: 4 KiB GET for ${SECONDS} s`);
   const get = await closedLoop(server.pid, (worker, i) => client.request('GET', `/bench/small/${worker}-${i % Math.max(1, written[worker] - 1)}`));
+  // the high-water mark of the small rounds: 16 connections of writes, their share copies, reads
+  const smallPeakRssMiB = Math.round(Number(/VmHWM:\s*(\d+)/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))?.[1]) / 1024 * 10) / 10;
   log(`${server.name}: ${LARGE / 1048576} MiB PUT and GET × ${LARGE_ROUNDS}`);
   const large = await largeTransfers(client, server.pid, server.dir, LARGE, LARGE_ROUNDS);
-  const result = { putOps: put.opsPerSecond, getOps: get.opsPerSecond, putCpuMs: put.cpuMsPerOp, getCpuMs: get.cpuMsPerOp, failed: put.failed + get.failed, ...large };
+  const result = { putOps: put.opsPerSecond, getOps: get.opsPerSecond, putCpuMs: put.cpuMsPerOp, getCpuMs: get.cpuMsPerOp, failed: put.failed + get.failed, smallPeakRssMiB, ...large };
   client.close();
   return result;
 }
@@ -281,6 +283,7 @@ if (options.json) {
   row(`${LARGE / 1048576} MiB PUT`, o?.putMBps, s?.putMBps, 'MB/s');
   row(`${LARGE / 1048576} MiB GET`, o?.getMBps, s?.getMBps, 'MB/s');
   lines.push(`| ${LARGE / 1048576} MiB PUT, server CPU | ${o?.putCpuMsPerMiB ?? '-'} ms/MiB | ${s?.putCpuMsPerMiB ?? '-'} ms/MiB | |`, `| ${LARGE / 1048576} MiB GET, server CPU | ${o?.getCpuMsPerMiB ?? '-'} ms/MiB | ${s?.getCpuMsPerMiB ?? '-'} ms/MiB | |`);
+  lines.push('', ...SERVERS.filter((name) => results[name]).map((name) => `${name}: peak RSS through the small rounds ${results[name].smallPeakRssMiB} MiB`));
   lines.push('', ...SERVERS.filter((name) => results[name]).map((name) => `raw disk, same size, in ${name}'s directory between its transfers: write+fsync ${results[name].rawWriteMBps} MB/s, read ${results[name].rawReadMBps} MB/s`), '');
   if (o) {
     lines.push(`${verdict(o.putOps >= 3000)} 4 KiB PUT ≥ 3,000 ops/s (${o.putOps})`);
@@ -288,6 +291,7 @@ if (options.json) {
     if (s) lines.push(`${verdict(o.putOps >= 3 * s.putOps && o.getOps >= 3 * s.getOps)} ≥ 3× s3rver (PUT ${(o.putOps / s.putOps).toFixed(1)}×, GET ${(o.getOps / s.getOps).toFixed(1)}×)`);
     lines.push(`${verdict(o.putMBps >= 0.8 * o.rawWriteMBps)} large PUT ≥ 80 % of raw write (${Math.round((100 * o.putMBps) / o.rawWriteMBps)} %)`);
     lines.push(`${verdict(o.getMBps >= 0.8 * o.rawReadMBps)} large GET ≥ 80 % of raw read (${Math.round((100 * o.getMBps) / o.rawReadMBps)} %)`);
+    lines.push(`${verdict(o.smallPeakRssMiB <= 110)} RSS under the small rounds ≤ 110 MB (peak ${o.smallPeakRssMiB} MiB)`);
     if (o.failed) lines.push(`(${o.failed} small requests failed)`);
   }
   if (results.outpostdRss) lines.push(`${verdict(results.outpostdRss.putMiB <= 16 && results.outpostdRss.getMiB <= 16)} ${RSS_BYTES / 1048576} MiB PUT / GET raise RSS ≤ 16 MB (PUT +${results.outpostdRss.putMiB} MiB, GET +${results.outpostdRss.getMiB} MiB)`);

@@ -131,17 +131,27 @@ export class S3BenchClient {
     let head = `${method} ${query ? `${path}?${query}` : path} HTTP/1.1\r\n`;
     for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
     head += `content-length: ${body ? body.length : 0}\r\n\r\n`;
-    const connection = await this.connection();
-    try {
-      return await connection.exchange(head, body, method === 'HEAD', keep);
-    } finally {
-      if (connection.usable) this.release(connection);
-      else this.open--;
+    for (let attempt = 1; ; attempt++) {
+      const connection = await this.connection();
+      try {
+        return await connection.exchange(head, body, method === 'HEAD', keep);
+      } catch (error) {
+        // the server closed the idle connection as the request went out: once more on a new one
+        if (attempt === 2 || !connection.unanswered) throw error;
+      } finally {
+        if (connection.usable) this.release(connection);
+        else this.open--;
+      }
     }
   }
 
   connection() {
-    const idle = this.idle.pop();
+    let idle = this.idle.pop();
+    // closed by the server while idle (its keep-alive timeout)
+    while (idle && !idle.usable) {
+      this.open--;
+      idle = this.idle.pop();
+    }
     if (idle) return Promise.resolve(idle);
     if (this.open < this.connections) {
       this.open++;
@@ -182,7 +192,9 @@ class KeepAliveConnection {
   }
 
   exchange(head, body, headOnly, keep) {
+    this.unanswered = true;
     return new Promise((resolve, reject) => {
+      if (!this.usable) return reject(new Error('connection closed'));
       let buffered = Buffer.alloc(0);
       let status = 0;
       let remaining = -1; // body bytes left (Content-Length), -2 chunked
@@ -200,6 +212,7 @@ class KeepAliveConnection {
       this.pending = {
         fail: (error) => { this.pending = undefined; reject(error); },
         data: (data) => {
+          this.unanswered = false;
           buffered = buffered.length ? Buffer.concat([buffered, data]) : data;
           if (remaining === -1) {
             const end = buffered.indexOf('\r\n\r\n');
