@@ -323,7 +323,6 @@ export class ObjectStore {
     this.shareCopies = new ShareCopies({
       store, locks: this.locks, changes, tmpDir: this.tmpDir, log,
       sharePath: (bucket, key) => sharePath(shareRoot, bucket, key),
-      prepareSharePath: (bucket, key) => this.prepareSharePath(bucket, key),
     });
   }
 
@@ -898,7 +897,7 @@ export class ObjectStore {
         this.statements.upsertInlineObject.run(rowOf(record));
         this.statements.upsertContent.run(bucket, key, content.data);
         recordChange(bucket, options.eventName, { key, size: record.size, etag: record.etag }, options.origin);
-      }, (events) => (record.blob ? this.changes.release(events) : this.shareCopies.schedule(bucket, key, events, storeFileOf(previous))));
+      }, (events) => (record.blob ? this.changes.release(events) : this.shareCopies.schedule(bucket, key, events, storeFileOf(previous), { etag: record.etag, data: content.data })));
       return record;
     });
   }

@@ -13,6 +13,8 @@ export type { StoreFile } from './share-copy-worker.js';
 const MAX_PENDING = 1024;
 /** Copies written but not yet synced and recorded; beyond it small writes wait too. */
 const MAX_UNRECORDED = 4096;
+/** Contents of scheduled copies kept in memory (the rest are read back from SQLite). */
+const MAX_HELD_BYTES = 4 * 1024 * 1024;
 /** Copies handed to the thread in one message. */
 const BATCH = 128;
 /**
@@ -30,8 +32,6 @@ export interface ShareCopiesContext {
   tmpDir: string;
   log: Logger;
   sharePath(bucket: string, key: string): string;
-  /** Whether the key's share path can take a file now (its parent directories made). */
-  prepareSharePath(bucket: string, key: string): Promise<boolean>;
 }
 
 /** What became of one object's copy, recorded with the others of its batch in one commit. */
@@ -43,6 +43,19 @@ type Outcome = { bucket: string; key: string; etag: string } & (
   /** The path cannot take a file (a directory, or a file where a directory of it should be). */
   | { kind: 'blob' }
 );
+
+/** An object whose share file is to be written. */
+interface PendingCopy {
+  bucket: string;
+  key: string;
+  /** Its events, released once the file is in place. */
+  events: number[];
+  /** The store's files at its path, which the copy replaces. */
+  replaces: StoreFile[];
+  /** The content committed, while memory allows (MAX_HELD_BYTES); used when still the row's (same ETag). */
+  content?: { etag: string; data: Buffer };
+  afterCrash?: boolean;
+}
 
 /** An object of a batch, its key held, and what is to be done with it. */
 interface Prepared {
@@ -71,7 +84,9 @@ interface Prepared {
  */
 export class ShareCopies {
   /** Objects to copy by `bucket/key`, with the events waiting for their file and the store's files the copy replaces. */
-  private readonly pending = new Map<string, { bucket: string; key: string; events: number[]; replaces: StoreFile[]; afterCrash?: boolean }>();
+  private readonly pending = new Map<string, PendingCopy>();
+  /** Bytes of `content` held by pending copies. */
+  private heldBytes = 0;
   /** Copies renamed into place and not recorded yet, by `bucket/key`: a newer version's copy replaces them too. */
   private readonly placed = new Map<string, StoreFile>();
   /** Outcomes waiting for the next sync and commit. */
@@ -90,8 +105,8 @@ export class ShareCopies {
     const db = context.store.db;
     const pendingRow = 'bucket = ? AND key = ? AND etag = ? AND inline = 1 AND blob IS NULL AND file_ino IS NULL';
     this.statements = {
-      toCopy: db.prepare(`SELECT o.etag, o.last_modified, c.content FROM objects o JOIN object_contents c ON c.bucket = o.bucket AND c.key = o.key
-        WHERE o.bucket = ? AND o.key = ? AND o.inline = 1 AND o.blob IS NULL AND o.file_ino IS NULL`),
+      toCopy: db.prepare('SELECT etag, last_modified FROM objects WHERE bucket = ? AND key = ? AND inline = 1 AND blob IS NULL AND file_ino IS NULL'),
+      content: db.prepare('SELECT content FROM object_contents WHERE bucket = ? AND key = ?'),
       recordCopy: db.prepare(`UPDATE objects SET file_ino = ?, file_mtime_ms = ? WHERE ${pendingRow}`),
       // file_ino 0 matches no file: the share adopts the local program's file once it settles
       leaveLocalFile: db.prepare(`UPDATE objects SET file_ino = 0, file_mtime_ms = 0 WHERE ${pendingRow}`),
@@ -104,16 +119,27 @@ export class ShareCopies {
    * After the commit of a small object: its share file is to be written; `events` wait for it;
    * `replaces` is the previous version's file, if the store wrote it.
    */
-  schedule(bucket: string, key: string, events: number[], replaces: StoreFile | undefined): void {
+  schedule(bucket: string, key: string, events: number[], replaces: StoreFile | undefined, content: { etag: string; data: Buffer }): void {
     const id = `${bucket}/${key}`;
-    const waiting = this.pending.get(id);
+    let waiting = this.pending.get(id);
     if (waiting) {
       waiting.events.push(...events);
       if (replaces) waiting.replaces.push(replaces);
+      this.letGo(waiting);
     } else {
-      this.pending.set(id, { bucket, key, events, replaces: replaces ? [replaces] : [] });
+      waiting = { bucket, key, events, replaces: replaces ? [replaces] : [] };
+      this.pending.set(id, waiting);
+    }
+    if (this.heldBytes + content.data.length <= MAX_HELD_BYTES) {
+      waiting.content = content;
+      this.heldBytes += content.data.length;
     }
     this.kick();
+  }
+
+  private letGo(copy: PendingCopy): void {
+    if (copy.content) this.heldBytes -= copy.content.data.length;
+    copy.content = undefined;
   }
 
   /** Resolves once fewer than MAX_PENDING objects wait for their copy and fewer than MAX_UNRECORDED for their record. */
@@ -162,14 +188,14 @@ export class ShareCopies {
     while (this.pending.size) {
       // taken out first: a key written again meanwhile is pending again, for a later batch
       const items = [...this.pending.values()].slice(0, BATCH);
-      for (const { bucket, key } of items) this.pending.delete(`${bucket}/${key}`);
+      for (const item of items) this.pending.delete(`${item.bucket}/${item.key}`);
       const batch: Prepared[] = [];
       for (const item of items) {
         const release = await this.context.locks.acquire(`${item.bucket}/${item.key}`);
         const prepared: Prepared = { bucket: item.bucket, key: item.key, events: item.events, release };
         batch.push(prepared);
         try {
-          await this.prepare(prepared, item.replaces, item.afterCrash ?? false);
+          this.prepare(prepared, item);
         } catch (error) {
           this.context.log.warn({ err: error, bucket: item.bucket, key: item.key }, 'could not write the share file of an object held in the database; written at the next start');
           prepared.job = undefined;
@@ -203,26 +229,26 @@ export class ShareCopies {
     }
   }
 
-  /** Under the key's lock: the copy to write of the row as it is now, or what to record without one. */
-  private async prepare(prepared: Prepared, replaces: StoreFile[], afterCrash: boolean): Promise<void> {
+  /** Under the key's lock: the copy to write of the row as it is now, if it is still to be copied. */
+  private prepare(prepared: Prepared, item: PendingCopy): void {
     const { bucket, key } = prepared;
-    const row = this.statements.toCopy.get(bucket, key) as { etag: string; last_modified: number; content: Buffer } | undefined;
+    const held = item.content;
+    this.letGo(item);
+    const row = this.statements.toCopy.get(bucket, key) as { etag: string; last_modified: number } | undefined;
     // deleted, replaced by a file, or copied already
     if (!row) return;
+    // the held content is copied: its memory goes to the thread, and the request's buffers may share it
+    const content = held?.etag === row.etag ? new Uint8Array(held.data) : (this.statements.content.get(bucket, key) as { content: Buffer }).content;
     prepared.etag = row.etag;
-    prepared.size = row.content.length;
-    if (!(await this.context.prepareSharePath(bucket, key))) {
-      prepared.outcome = { bucket, key, etag: row.etag, kind: 'blob' };
-      return;
-    }
+    prepared.size = content.length;
     const placed = this.placed.get(`${bucket}/${key}`);
     prepared.job = {
       target: this.context.sharePath(bucket, key),
       temp: join(this.context.tmpDir, `${this.tempPrefix}-${(this.tempCounter++).toString(36)}`),
-      content: row.content,
+      content,
       lastModified: row.last_modified,
-      ours: placed ? [...replaces, placed] : replaces,
-      afterCrash,
+      ours: placed ? [...item.replaces, placed] : item.replaces,
+      afterCrash: item.afterCrash ?? false,
     };
   }
 

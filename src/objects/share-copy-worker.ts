@@ -3,7 +3,7 @@
 // the same calls as thread-pool round trips from the event loop cost ~250 µs of CPU here (every
 // call wakes a pool thread and then the loop). Creating a file can also wait for the filesystem's
 // journal, which the event loop must not. Only Node's built-ins are loaded: the thread stays small.
-import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, lstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, lstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 
@@ -14,7 +14,7 @@ export interface StoreFile {
   mtimeMs: number;
 }
 
-/** One object's share file to write from its content. */
+/** One object's share file to write from its content (a key that can be a file: names.keyCanBeFile). */
 export interface CopyJob {
   target: string;
   /** A new temporary file on the share's filesystem, renamed onto `target`. */
@@ -50,9 +50,12 @@ export type ShareCopyReply = { id: number; results?: CopyResult[]; error?: strin
 /** File times come from a clock that lags the wall clock by up to a tick (10 ms at HZ=100). */
 const FILE_CLOCK_SLACK_MS = 10;
 const PATH_TAKEN = new Set(['EISDIR', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY']);
+/** A parent that cannot be made a directory: a file in the way, or a name too long. */
+const NO_DIRECTORY = new Set(['EEXIST', 'ENOTDIR', 'ENAMETOOLONG']);
 
 export function copyFile(job: CopyJob): CopyResult {
   try {
+    if (!pathTakesFile(job.target)) return { kind: 'blob' };
     if (writtenLocally(job)) return { kind: 'local' };
     const fd = openSync(job.temp, 'wx', 0o644);
     let stats;
@@ -78,6 +81,34 @@ export function copyFile(job: CopyJob): CopyResult {
     // another key took the path meanwhile (`a` made a directory of `a/…`, or the reverse)
     if (PATH_TAKEN.has((error as NodeJS.ErrnoException).code ?? '')) return { kind: 'blob' };
     return { kind: 'failed', message: (error as Error).message };
+  }
+}
+
+/** Whether `target` can be a file: its parent directories are made, and neither a file nor a directory is in the way. */
+function pathTakesFile(target: string): boolean {
+  const parent = lstatUnlessBlocked(dirname(target));
+  if (parent === BLOCKED) return false;
+  if (!parent?.isDirectory()) {
+    try {
+      mkdirSync(dirname(target), { recursive: true, mode: 0o775 });
+    } catch (error) {
+      if (NO_DIRECTORY.has((error as NodeJS.ErrnoException).code ?? '')) return false;
+      throw error;
+    }
+  }
+  const existing = lstatUnlessBlocked(target);
+  return existing !== BLOCKED && (!existing || existing.isFile());
+}
+
+const BLOCKED = Symbol('a file where a directory should be');
+
+function lstatUnlessBlocked(path: string): Stats | undefined | typeof BLOCKED {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'ENAMETOOLONG') return BLOCKED;
+    throw error;
   }
 }
 
