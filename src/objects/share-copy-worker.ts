@@ -55,8 +55,9 @@ const NO_DIRECTORY = new Set(['EEXIST', 'ENOTDIR', 'ENAMETOOLONG']);
 
 export function copyFile(job: CopyJob): CopyResult {
   try {
-    if (!pathTakesFile(job.target)) return { kind: 'blob' };
-    if (writtenLocally(job)) return { kind: 'local' };
+    const existing = fileAt(job.target);
+    if (existing === BLOCKED) return { kind: 'blob' };
+    if (writtenLocally(job, existing)) return { kind: 'local' };
     const fd = openSync(job.temp, 'wx', 0o644);
     let stats;
     try {
@@ -70,7 +71,7 @@ export function copyFile(job: CopyJob): CopyResult {
       closeSync(fd);
     }
     // the last look and the rename together: the thread does nothing else between them
-    if (writtenLocally(job)) {
+    if (writtenLocally(job, lstatSync(job.target, { throwIfNoEntry: false }))) {
       unlinkSync(job.temp);
       return { kind: 'local' };
     }
@@ -84,20 +85,24 @@ export function copyFile(job: CopyJob): CopyResult {
   }
 }
 
-/** Whether `target` can be a file: its parent directories are made, and neither a file nor a directory is in the way. */
-function pathTakesFile(target: string): boolean {
+/**
+ * The file at `target`, undefined when there is none (its parent directories then made), BLOCKED
+ * when it cannot be a file (a directory there, or a file where one of its directories should be).
+ */
+function fileAt(target: string): Stats | undefined | typeof BLOCKED {
+  const existing = lstatUnlessBlocked(target);
+  if (existing) return existing === BLOCKED || !existing.isFile() ? BLOCKED : existing;
   const parent = lstatUnlessBlocked(dirname(target));
-  if (parent === BLOCKED) return false;
+  if (parent === BLOCKED) return BLOCKED;
   if (!parent?.isDirectory()) {
     try {
       mkdirSync(dirname(target), { recursive: true, mode: 0o775 });
     } catch (error) {
-      if (NO_DIRECTORY.has((error as NodeJS.ErrnoException).code ?? '')) return false;
+      if (NO_DIRECTORY.has((error as NodeJS.ErrnoException).code ?? '')) return BLOCKED;
       throw error;
     }
   }
-  const existing = lstatUnlessBlocked(target);
-  return existing !== BLOCKED && (!existing || existing.isFile());
+  return undefined;
 }
 
 const BLOCKED = Symbol('a file where a directory should be');
@@ -130,8 +135,7 @@ function renameInPlace(job: CopyJob): void {
  * (`ours`), and after a crash a copy whose mtime is the object's LastModified to the millisecond.
  * (Only then: in the same millisecond a local program's write could have that mtime too.)
  */
-function writtenLocally(job: CopyJob): boolean {
-  const local = lstatSync(job.target, { throwIfNoEntry: false });
+function writtenLocally(job: CopyJob, local: Stats | undefined): boolean {
   if (!local?.isFile() || (job.afterCrash && Math.round(local.mtimeMs) === job.lastModified)) return false;
   if (job.ours.some((file) => file.ino === local.ino && file.size === local.size && file.mtimeMs === local.mtimeMs)) return false;
   return local.ctimeMs >= job.lastModified - FILE_CLOCK_SLACK_MS;
