@@ -59,7 +59,8 @@ try {
   await s3.request('PUT', '/bench');
   const body = randomBytes(Number(options.size));
   const connections = Number(options.connections);
-  const keys = 2000;
+  // GETs read keys written first: up to 2,000, and no more than 256 MiB of them (4 of 64 MiB)
+  const keys = Math.max(connections, Math.min(2000, Math.floor(2 ** 28 / body.length)));
   if (options.op === 'get') for (let i = 0; i < keys; i += connections) await Promise.all(Array.from({ length: connections }, (_, j) => s3.request('PUT', `/bench/k${i + j}`, { body })));
   // the share copies of the keys just written are the PUTs' work, not the GETs'
   await waitForIdle(daemon.pid);
