@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { cpuMsOf, installExitHooks, stopChild, waitForIdle } from '../lib/proc.mjs';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
+import { loadBoardProfile } from '../lib/brokers.mjs';
 import { S3BenchClient } from './s3-client.mjs';
 
 /** utime+stime in ms of the main thread of `pid` and of all its other threads (thread pool, V8, SQLite's fsync). */
@@ -38,12 +39,15 @@ const { values: options } = parseArgs({ options: {
   size: { type: 'string', default: '4096' }, connections: { type: 'string', default: '16' },
   // JSON merged into the s3 section, e.g. '{"share":{"watch":false}}'
   s3: { type: 'string', default: '{}' },
+  // outpostd as this board profile (firmware-configs/boards/NAME.yaml) runs it, as run.mjs does; "none": bare
+  board: { type: 'string', default: 'none' },
 } });
 installExitHooks();
 const work = mkdtempSync(join(tmpdir(), 'outpost-profile-objects-'));
 const profiles = join(work, 'profiles');
 try {
-  const daemon = await spawnOutpostd({ dir: work, ...(options.dist ? { dist: options.dist } : {}), nodeArgs: options.plain ? [] : ['--cpu-prof', `--cpu-prof-dir=${profiles}`], config: {
+  const board = options.board === 'none' ? null : await loadBoardProfile(options.board);
+  const daemon = await spawnOutpostd({ dir: work, ...(options.dist ? { dist: options.dist } : {}), board, nodeArgs: options.plain ? [] : ['--cpu-prof', `--cpu-prof-dir=${profiles}`], config: {
     log: { level: 'warn', format: 'json' }, mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0, ...JSON.parse(options.s3) },
   } });
   const endpoint = await new Promise((resolve, reject) => http.get({ socketPath: daemon.socket, path: '/v1/s3/endpoint' }, (res) => {
@@ -55,7 +59,8 @@ try {
   await s3.request('PUT', '/bench');
   const body = randomBytes(Number(options.size));
   const connections = Number(options.connections);
-  const keys = 2000;
+  // GETs read keys written first: up to 2,000, and no more than 256 MiB of them (4 of 64 MiB)
+  const keys = Math.max(connections, Math.min(2000, Math.floor(2 ** 28 / body.length)));
   if (options.op === 'get') for (let i = 0; i < keys; i += connections) await Promise.all(Array.from({ length: connections }, (_, j) => s3.request('PUT', `/bench/k${i + j}`, { body })));
   // the share copies of the keys just written are the PUTs' work, not the GETs'
   await waitForIdle(daemon.pid);

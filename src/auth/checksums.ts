@@ -1,6 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { Crc32c } from '@aws-crypto/crc32c';
 import { AuthError } from './sigv4.js';
 
 /**
@@ -35,10 +34,8 @@ export function runningChecksum(algorithm: ChecksumAlgorithm): RunningChecksum {
       let value = 0;
       return { update: (data) => { value = crc32(data, value); }, digest: () => uint32Base64(value) };
     }
-    case 'crc32c': {
-      const crc = new Crc32c();
-      return { update: (data) => { crc.update(data); }, digest: () => uint32Base64(crc.digest()) };
-    }
+    case 'crc32c':
+      return new Crc32c();
     case 'crc64nvme':
       return new Crc64Nvme();
     case 'sha1':
@@ -50,27 +47,80 @@ export function runningChecksum(algorithm: ChecksumAlgorithm): RunningChecksum {
 }
 
 /**
- * CRC-64/NVME (the S3 `CRC64NVME` checksum): reflected polynomial 0x9A6C9329AC4BC9B5, initial value
- * and final XOR all ones. Kept as two 32-bit halves, a byte at a time through a 256-entry table:
- * plain numbers, no BigInt in the loop.
+ * The CRCs Node does not compute natively, both reflected, initial value and final XOR all ones,
+ * eight bytes (two little-endian words) per step through eight 256-entry tables ("slicing-by-8",
+ * Intel 2006): a byte at a time cost 3.7 ms/MiB for CRC64NVME here and @aws-crypto/crc32c's
+ * iterator 21 ms/MiB; this about 1 ms/MiB (`crc32`, zlib's, 0.3).
+ * Tables are made on first use (8 KiB for CRC32C, 16 KiB for CRC64NVME) and kept.
+ */
+
+/** CRC-32C (Castagnoli, the S3 `CRC32C` checksum): reflected polynomial 0x82F63B78. */
+class Crc32c implements RunningChecksum {
+  private static tables: Uint32Array | undefined;
+  private crc = 0xffffffff;
+
+  update(data: Buffer): void {
+    const t = (Crc32c.tables ??= Crc32c.makeTables());
+    const words = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    let crc = this.crc;
+    let i = 0;
+    for (const end = data.length - 7; i < end; i += 8) {
+      const a = crc ^ words.getInt32(i, true);
+      const b = words.getInt32(i + 4, true);
+      crc = t[1792 + (a & 0xff)] ^ t[1536 + ((a >>> 8) & 0xff)] ^ t[1280 + ((a >>> 16) & 0xff)] ^ t[1024 + (a >>> 24)]
+        ^ t[768 + (b & 0xff)] ^ t[512 + ((b >>> 8) & 0xff)] ^ t[256 + ((b >>> 16) & 0xff)] ^ t[b >>> 24];
+    }
+    for (; i < data.length; i++) crc = t[(crc ^ data[i]) & 0xff] ^ (crc >>> 8);
+    this.crc = crc >>> 0;
+  }
+
+  digest(): string {
+    return uint32Base64(~this.crc);
+  }
+
+  /** Table k (at k × 256) maps a byte to its CRC followed by k zero bytes. */
+  private static makeTables(): Uint32Array {
+    const t = new Uint32Array(8 * 256);
+    for (let n = 0; n < 256; n++) {
+      let crc = n;
+      for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
+      t[n] = crc;
+    }
+    for (let k = 256; k < 8 * 256; k++) t[k] = (t[k - 256] >>> 8) ^ t[t[k - 256] & 0xff];
+    return t;
+  }
+}
+
+/**
+ * CRC-64/NVME (the S3 `CRC64NVME` checksum): reflected polynomial 0x9A6C9329AC4BC9B5. Kept as two
+ * 32-bit halves: plain numbers, no BigInt in the loop.
  */
 class Crc64Nvme implements RunningChecksum {
-  private static high: Uint32Array | undefined;
-  private static low: Uint32Array | undefined;
+  private static tables: { high: Uint32Array; low: Uint32Array } | undefined;
   private hi = 0xffffffff;
   private lo = 0xffffffff;
 
   update(data: Buffer): void {
-    const high = (Crc64Nvme.high ??= Crc64Nvme.table().high);
-    const low = (Crc64Nvme.low ??= Crc64Nvme.table().low);
+    const { high, low } = (Crc64Nvme.tables ??= Crc64Nvme.makeTables());
+    const words = new DataView(data.buffer, data.byteOffset, data.byteLength);
     let { hi, lo } = this;
-    for (let i = 0; i < data.length; i++) {
-      const index = (lo ^ data[i]) & 0xff;
-      lo = (((lo >>> 8) | (hi << 24)) ^ low[index]) >>> 0;
-      hi = ((hi >>> 8) ^ high[index]) >>> 0;
+    let i = 0;
+    for (const end = data.length - 7; i < end; i += 8) {
+      // eight bytes XORed into the 64-bit state use it up whole: each byte then goes through its own table
+      const a = lo ^ words.getInt32(i, true);
+      const b = hi ^ words.getInt32(i + 4, true);
+      const i7 = 1792 + (a & 0xff), i6 = 1536 + ((a >>> 8) & 0xff), i5 = 1280 + ((a >>> 16) & 0xff), i4 = 1024 + (a >>> 24);
+      const i3 = 768 + (b & 0xff), i2 = 512 + ((b >>> 8) & 0xff), i1 = 256 + ((b >>> 16) & 0xff), i0 = b >>> 24;
+      lo = low[i7] ^ low[i6] ^ low[i5] ^ low[i4] ^ low[i3] ^ low[i2] ^ low[i1] ^ low[i0];
+      hi = high[i7] ^ high[i6] ^ high[i5] ^ high[i4] ^ high[i3] ^ high[i2] ^ high[i1] ^ high[i0];
     }
-    this.hi = hi;
-    this.lo = lo;
+    for (; i < data.length; i++) {
+      const index = (lo ^ data[i]) & 0xff;
+      lo = ((lo >>> 8) | (hi << 24)) ^ low[index];
+      hi = (hi >>> 8) ^ high[index];
+    }
+    this.hi = hi >>> 0;
+    this.lo = lo >>> 0;
   }
 
   digest(): string {
@@ -80,9 +130,10 @@ class Crc64Nvme implements RunningChecksum {
     return bytes.toString('base64');
   }
 
-  private static table(): { high: Uint32Array; low: Uint32Array } {
-    const high = new Uint32Array(256);
-    const low = new Uint32Array(256);
+  /** Table k (at k × 256) maps a byte to its CRC followed by k zero bytes, high and low halves apart. */
+  private static makeTables(): { high: Uint32Array; low: Uint32Array } {
+    const high = new Uint32Array(8 * 256);
+    const low = new Uint32Array(8 * 256);
     for (let n = 0; n < 256; n++) {
       let hi = 0;
       let lo = n;
@@ -97,6 +148,11 @@ class Crc64Nvme implements RunningChecksum {
       }
       high[n] = hi;
       low[n] = lo;
+    }
+    for (let k = 256; k < 8 * 256; k++) {
+      const index = low[k - 256] & 0xff;
+      low[k] = ((low[k - 256] >>> 8) | (high[k - 256] << 24)) ^ low[index];
+      high[k] = (high[k - 256] >>> 8) ^ high[index];
     }
     return { high, low };
   }

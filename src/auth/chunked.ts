@@ -3,7 +3,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { AuthError } from './sigv4-errors.js';
 import { EMPTY_SHA256, hmacHex, sameSignature, sha256Hex, type SigningScope } from './sigv4-canonical.js';
 import { checkChecksumValue, checksumHeaderAlgorithm, checksumMismatch, runningChecksum, type ChecksumAlgorithm, type RunningChecksum } from './checksums.js';
-import { incompleteBody } from './sigv4-body.js';
+import { CHUNK_BY_CHUNK, incompleteBody } from './sigv4-body.js';
 
 /**
  * Decodes an `aws-chunked` body (S3 "Transferring Payload in Multiple Chunks"):
@@ -51,7 +51,7 @@ export class AwsChunkedDecoder extends Transform {
   private readonly checksum: RunningChecksum | undefined;
 
   constructor(private readonly options: ChunkedOptions) {
-    super();
+    super(CHUNK_BY_CHUNK);
     this.previousSignature = options.signing?.seedSignature ?? '';
     this.checksum = options.trailer ? runningChecksum(options.trailer) : undefined;
   }

@@ -16,6 +16,16 @@ export interface VerifiedBodyOptions {
 }
 
 /**
+ * A body's chunks handed to its reader one by one, as they were pushed: in byte mode a reader's
+ * read() (what an async iterator calls) joins everything buffered into a new buffer, a copy of the
+ * backlog each time the reader was slower than the socket (an upload's reader waits on each disk
+ * write). Two chunks (of at most 64 KiB from the socket) wait for the reader at most, where byte
+ * mode let 16 KiB wait: a body of one or two chunks is still verified to its end with no reader,
+ * so that its error is known (an operation refused before reading its body).
+ */
+export const CHUNK_BY_CHUNK = { readableObjectMode: true, readableHighWaterMark: 2 } as const;
+
+/**
  * A request body passed through unchanged while its declared digests are computed; a mismatch
  * fails the stream at its end (before the consumer sees 'end', so it never commits the object).
  */
@@ -24,7 +34,7 @@ export class VerifiedBody extends Transform {
   private readonly running: Array<{ algorithm: ChecksumAlgorithm; expected: string; checksum: RunningChecksum }>;
 
   constructor(private readonly options: VerifiedBodyOptions) {
-    super();
+    super(CHUNK_BY_CHUNK);
     this.sha256 = options.expectedSha256 !== undefined || options.checkSignature ? createHash('sha256') : undefined;
     this.running = options.checksums.map((claim) => ({ ...claim, checksum: runningChecksum(claim.algorithm) }));
   }
