@@ -32,6 +32,8 @@ interface WatchedDirectory extends Place {
   watcher: FSWatcher;
   /** Another directory renamed to the same path is watched anew. */
   ino: number;
+  /** The full scan that last found it: a watch the next one does not find is of a directory gone unnoticed. */
+  fullScan: number;
 }
 
 interface UnwatchedTree extends Place {
@@ -81,6 +83,7 @@ export class FileShare {
   /** Per bucket: when its previous full scan started. */
   private fullyScannedAt = new Map<string, number>();
   private fullScanAt = 0;
+  private fullScans = 0;
   private periodicScanAt = 0;
   private readonly loggedOnce = new Set<string>();
 
@@ -140,6 +143,7 @@ export class FileShare {
   async fullScan(): Promise<void> {
     this.unwatchedTrees.clear();
     this.scanEveryBucket = false;
+    this.fullScans++;
     const scannedAt = new Map<string, number>();
     for (const { name } of this.objects.buckets()) {
       if (this.stopped) return;
@@ -149,6 +153,7 @@ export class FileShare {
     }
     this.forgetDeletedBuckets(scannedAt);
     this.fullyScannedAt = scannedAt;
+    for (const [dir, directory] of this.watched) if (directory.fullScan < this.fullScans) this.unwatchTree(dir);
   }
 
   /** The trees without a watch, and new buckets (a bucket created over S3 or the CLI). */
@@ -183,8 +188,9 @@ export class FileShare {
   /**
    * Walks a directory tree: watches each directory (within the bound), adopts the settled files and
    * marks the others dirty, and for each directory that changed since `since` forgets the objects
-   * whose file is gone. A directory not watched under a watched one (`parentWatched`) is the top of
-   * a tree for the periodic scan.
+   * whose file is gone. Only a watched directory's subdirectories are watched (a deleted directory
+   * that was not watched has none that are); one not watched under a watched one (`parentWatched`)
+   * is the top of a tree for the periodic scan.
    */
   private async scanTree(bucket: string, dir: string, prefix: string, since: number, parentWatched: boolean, started: number): Promise<void> {
     let directory: Stats;
@@ -195,7 +201,7 @@ export class FileShare {
       return;
     }
     // watched before its entries are read: a file created meanwhile has its event
-    const watched = this.watchDirectory({ bucket, prefix }, dir, directory.ino);
+    const watched = parentWatched && this.watchDirectory({ bucket, prefix }, dir, directory.ino);
     if (!watched && parentWatched) this.addUnwatchedTree(dir, { bucket, prefix, scannedAt: started });
     let entries;
     try {
@@ -257,7 +263,10 @@ export class FileShare {
 
   private watchDirectory(place: Place, dir: string, ino: number): boolean {
     const current = this.watched.get(dir);
-    if (current?.ino === ino) return true;
+    if (current?.ino === ino) {
+      current.fullScan = this.fullScans;
+      return true;
+    }
     if (current) this.unwatchTree(dir); // another directory was renamed to its path
     if (this.watched.size >= this.config.maxWatchedDirectories) {
       this.logOnce('limit', { maxWatchedDirectories: this.config.maxWatchedDirectories },
@@ -277,7 +286,7 @@ export class FileShare {
       this.unwatchTree(dir);
       this.addUnwatchedTree(dir, { ...place, scannedAt: -Infinity });
     });
-    this.watched.set(dir, { ...place, watcher, ino });
+    this.watched.set(dir, { ...place, watcher, ino, fullScan: this.fullScans });
     return true;
   }
 
@@ -286,11 +295,15 @@ export class FileShare {
     const place = this.watched.get(dir);
     if (!place) return;
     // no name: inotify could not say which entry; the periodic scan walks the directory once
-    if (name === null) this.addUnwatchedTree(dir, { ...place, scannedAt: -Infinity });
-    else if (!name.startsWith('.')) this.markDirty(join(dir, name), place.bucket, `${place.prefix}${name}`, Date.now() + this.config.settleMs);
+    if (name === null) {
+      this.addUnwatchedTree(dir, { ...place, scannedAt: -Infinity });
+      return;
+    }
+    if (name.startsWith('.')) return;
+    this.markDirty(join(dir, name), place.bucket, `${place.prefix}${name}`, Date.now() + this.config.settleMs);
   }
 
-  /** A path to look at when `due`; one already waiting keeps its turn (it is looked at again if it is not settled then). */
+  /** A path to look at when `due`; one already waiting keeps its turn (it is looked at again if it has not settled then). */
   private markDirty(path: string, bucket: string, key: string, due: number): void {
     if (this.dirty.has(path)) return;
     if (this.dirty.size >= MAX_DIRTY_PATHS) {
@@ -317,9 +330,11 @@ export class FileShare {
   private async lookAt(path: string, bucket: string, key: string): Promise<void> {
     const found = await lstat(path).catch(() => undefined);
     if (!found) {
-      this.unwatchTree(path);
+      if (this.watched.has(path) || this.unwatchedTrees.has(path)) {
+        this.unwatchTree(path);
+        await this.forgetTree(bucket, `${key}/`);
+      }
       await this.objects.forgetFile(bucket, key, this.origin());
-      await this.forgetTree(bucket, `${key}/`);
     } else if (found.isDirectory()) {
       if (this.watched.get(path)?.ino !== found.ino) await this.scanTree(bucket, path, `${key}/`, -Infinity, true, Date.now());
     } else if (found.isFile()) {
