@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { watch, type Dirent, type FSWatcher, type Stats } from 'node:fs';
+import { lstatSync, watch, type Dirent, type FSWatcher, type Stats } from 'node:fs';
 import { lstat, opendir, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
+import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { FileChangedError, type ChangeOrigin, type ObjectStore } from '../object-store.js';
 import type { ShareConfig } from './config.js';
@@ -19,6 +20,8 @@ const TIME_SLACK_MS = 2000;
 const MAX_DIRTY_PATHS = 16384;
 // Tops of unwatched subtrees, scanned every scanIntervalMs. Past it every bucket is scanned that often, until the next full scan.
 const MAX_UNWATCHED_TREES = 1024;
+// Dirty paths looked at in one turn of the event loop.
+const LOOKS_PER_TURN = 64;
 // Names of one directory held to compare it with the index; a larger directory's indexed entries are lstat-ed instead.
 const MAX_COMPARED_NAMES = 10000;
 
@@ -219,7 +222,11 @@ export class FileShare {
       const key = `${prefix}${entry.name}`;
       const path = join(dir, entry.name);
       if (entry.isDirectory()) await this.scanTree(bucket, path, `${key}/`, since, watched, started);
-      else if (entry.isFile()) await this.lookAt(path, bucket, key);
+      else if (entry.isFile()) {
+        // gone meanwhile: its event (or the next scan) says so
+        const file = await lstat(path).catch(() => undefined);
+        if (file) await this.lookAt(path, bucket, key, file);
+      }
     }
     if (changed && !this.stopped) await this.forgetMissing(bucket, dir, prefix, names);
   }
@@ -319,16 +326,19 @@ export class FileShare {
   }
 
   private async lookAtDuePaths(): Promise<void> {
+    let looked = 0;
     for (const [path, { bucket, key, due }] of this.dirty) {
       if (this.stopped || due > Date.now()) return;
       this.dirty.delete(path);
-      await this.lookAt(path, bucket, key);
+      const found = lstatOfChangedPath(path);
+      if (found !== null) await this.lookAt(path, bucket, key, found);
+      // most looks end without I/O (the store's own files): let requests run between batches of them
+      if (++looked % LOOKS_PER_TURN === 0) await setImmediate();
     }
   }
 
   /** A file is adopted once settled; a new directory is watched and walked; a missing path's objects are forgotten. */
-  private async lookAt(path: string, bucket: string, key: string): Promise<void> {
-    const found = await lstat(path).catch(() => undefined);
+  private async lookAt(path: string, bucket: string, key: string, found: Stats | undefined): Promise<void> {
     if (!found) {
       if (this.watched.has(path) || this.unwatchedTrees.has(path)) {
         this.unwatchTree(path);
@@ -405,4 +415,17 @@ export class FileShare {
  */
 function skipped(entry: Dirent): boolean {
   return entry.name.startsWith('.') || entry.isSymbolicLink();
+}
+
+/**
+ * A path that just changed is in the kernel's dentry and inode caches: a synchronous lstat costs a
+ * few µs of the event loop, where a thread-pool round trip costs tens and queues behind the WAL's
+ * fdatasync. undefined: it is gone; null: it cannot be looked at (EACCES, …), which says nothing.
+ */
+function lstatOfChangedPath(path: string): Stats | undefined | null {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOTDIR' ? undefined : null;
+  }
 }
