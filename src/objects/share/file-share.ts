@@ -143,7 +143,7 @@ export class FileShare {
   }
 
   /** Every bucket's tree: watches it, adopts settled files, forgets the objects of deleted ones. */
-  async fullScan(): Promise<void> {
+  private async fullScan(): Promise<void> {
     this.unwatchedTrees.clear();
     this.scanEveryBucket = false;
     this.fullScans++;
