@@ -17,7 +17,9 @@ import { addKey, s3Client, type S3Credentials } from './helpers/objects.js';
 
 const BUCKET = 'camera-uploads';
 const SETTLE_MS = 400;
-const config = { s3: { share: { settleMs: SETTLE_MS, scanIntervalMs: 100 } } };
+// The full scan, the safety net, is out of the way: what the tests see comes from the watches (and
+// from the periodic scan of the directories without one, for new buckets, every 100 ms).
+const config = { s3: { share: { settleMs: SETTLE_MS, scanIntervalMs: 100, fullScanIntervalMs: 3_600_000 } } };
 
 interface EventRecord {
   eventName: string;
@@ -186,6 +188,36 @@ describe('file share', () => {
     expect([...eventsFor('gone.txt'), ...eventsFor('while-down.txt')].map((event) => event.eventName)).toEqual(['ObjectRemoved:Delete', 'ObjectCreated:Put']);
   });
 
+  it('adopts a file written into a new nested directory, and removes the object of a file deleted from it, through the watches', async () => {
+    mkdirSync(shareFile('watched/new/nested'), { recursive: true });
+    writeFileSync(shareFile('watched/new/nested/reading.json'), '{"t":21.5}');
+    await eventually(async () => !('missing' in await head('watched/new/nested/reading.json')));
+    rmSync(shareFile('watched/new/nested/reading.json'));
+    await eventually(async () => { const found = await head('watched/new/nested/reading.json'); return 'missing' in found && found.missing === 'NotFound'; });
+    await eventually(() => eventsFor('watched/new/nested/reading.json').length === 2);
+    expect(eventsFor('watched/new/nested/reading.json').map((event) => event.eventName)).toEqual(['ObjectCreated:Put', 'ObjectRemoved:Delete']);
+  });
+
+  it('removes the objects of a directory a local program deletes whole', async () => {
+    mkdirSync(shareFile('old-run/day-1'), { recursive: true });
+    writeFileSync(shareFile('old-run/day-1/a.csv'), 'a');
+    writeFileSync(shareFile('old-run/b.csv'), 'b');
+    await eventually(async () => !('missing' in await head('old-run/day-1/a.csv')) && !('missing' in await head('old-run/b.csv')));
+    rmSync(shareFile('old-run'), { recursive: true });
+    await eventually(async () => ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'old-run/' }))).KeyCount ?? 0) === 0);
+  });
+
+  it('does not adopt the files of a burst of S3 PUTs again: one ObjectCreated event each', async () => {
+    const keys = Array.from({ length: 40 }, (_, i) => `s3-burst/${i % 4}/object-${i}.txt`);
+    await Promise.all(keys.map((key) => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: `body of ${key}` }))));
+    await eventually(() => keys.every((key) => eventsFor(key).length === 1));
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 500));
+    for (const key of keys) {
+      expect(eventsFor(key).map((event) => event.userIdentity.principalId)).toEqual([`AWS:${credentials.accessKeyId}`]);
+      expect(readFileSync(shareFile(key), 'utf8')).toBe(`body of ${key}`);
+    }
+  });
+
   it('loses no file and no event when killed (-9) while adopting a burst of files', async () => {
     const files = Array.from({ length: 40 }, (_, i) => [`burst/file-${i}.bin`, `content ${i} `.repeat(2000)] as const);
     mkdirSync(shareFile('burst'), { recursive: true });
@@ -200,5 +232,36 @@ describe('file share', () => {
     }
     // at least once: every file's ObjectCreated:Put reached the function, whichever side of the kill it was adopted on
     await eventually(() => files.every(([key]) => eventsFor(key).some((event) => event.eventName === 'ObjectCreated:Put')), 15_000);
+  });
+});
+
+describe('file share beyond s3.share.maxWatchedDirectories', () => {
+  // only the bucket's directory has a watch: its subdirectories are scanned every scanIntervalMs
+  let limited: TestDaemon;
+  let limitedS3: S3Client;
+  const limitedFile = (key: string) => join(limited.dataDir, 'share', BUCKET, key);
+  const limitedHead = (key: string) => limitedS3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })).catch((error) => ({ missing: error.name as string }));
+
+  beforeAll(async () => {
+    limited = await TestDaemon.start({ config: { s3: { share: { ...config.s3.share, maxWatchedDirectories: 1 } } } });
+    limitedS3 = s3Client(limited, await addKey(limited));
+    await limitedS3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  });
+
+  afterAll(async () => {
+    await limited?.cleanup();
+  });
+
+  it('adopts files in directories without a watch, and forgets them when deleted, through the periodic scan', async () => {
+    mkdirSync(limitedFile('unwatched/deeper'), { recursive: true });
+    writeFileSync(limitedFile('top.txt'), 'watched');
+    writeFileSync(limitedFile('unwatched/deeper/reading.txt'), 'scanned');
+    await eventually(async () => !('missing' in await limitedHead('top.txt')) && !('missing' in await limitedHead('unwatched/deeper/reading.txt')));
+    writeFileSync(limitedFile('unwatched/deeper/later.txt'), 'scanned later');
+    await eventually(async () => !('missing' in await limitedHead('unwatched/deeper/later.txt')));
+    rmSync(limitedFile('unwatched/deeper/reading.txt'));
+    await eventually(async () => 'missing' in await limitedHead('unwatched/deeper/reading.txt'));
+    expect(await limitedHead('unwatched/deeper/later.txt')).toMatchObject({ ETag: `"${md5('scanned later')}"` });
+    expect(limited.logs.filter((entry) => /maxWatchedDirectories reached/.test(entry.msg))).toHaveLength(1);
   });
 });

@@ -29,7 +29,8 @@ function threadCpuMs(pid) {
 
 const { values: options } = parseArgs({ options: {
   op: { type: 'string', default: 'put' }, seconds: { type: 'string', default: '4' }, top: { type: 'string', default: '30' },
-  // also: the self time under this function of the daemon (e.g. commitBatch)
+  // also: the self time under this function of the daemon (e.g. commitBatch), or in and under the
+  // functions of this file of dist/ (e.g. objects/share/file-share.js), with its total
   under: { type: 'string' },
   // another build to compare with (e.g. of an earlier commit)
   dist: { type: 'string' },
@@ -123,16 +124,20 @@ try {
     }
   }
   if (options.under) {
+    const underFile = options.under.endsWith('.js');
+    const matches = (callFrame) => (underFile ? callFrame.url.endsWith(`/dist/${options.under}`) : callFrame.functionName === options.under);
     const under = new Map();
+    let underTotal = 0;
     for (const [id, micros] of dt) {
       let inside = false;
-      for (let at = parent.get(id); at !== undefined && !inside; at = parent.get(at)) inside = byId.get(at).callFrame.functionName === options.under;
+      for (let at = underFile ? id : parent.get(id); at !== undefined && !inside; at = parent.get(at)) inside = matches(byId.get(at).callFrame);
       if (!inside) continue;
+      underTotal += micros;
       const { callFrame } = byId.get(id);
       const name = `${callFrame.functionName || '(anonymous)'} ${callFrame.url.replace(/^.*\/(node_modules|dist|node:)/, '$1')}:${callFrame.lineNumber + 1}`;
       under.set(name, (under.get(name) ?? 0) + micros);
     }
-    console.log(`\nself time under ${options.under}, per operation:`);
+    console.log(`\nself time under ${options.under}, per operation: ${(underTotal / ok).toFixed(1)} µs in all`);
     for (const [name, micros] of [...under].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`${(micros / ok).toFixed(0).padStart(6)} µs  ${name}`);
   }
   console.log('\ninclusive, per operation:');

@@ -50,7 +50,7 @@ export class ObjectService implements Service {
     return this.context.config.s3.shareRoot ?? join(this.context.dataDir, 'share');
   }
 
-  /** The store, for the file share (importFile, forgetFile, isStoreFile); available once started. */
+  /** The store, for the file share (importFile, forgetFile, shareFileOwner, list); available once started. */
   store(): ObjectStore {
     if (!this.objects) throw new Error('the object store is not started');
     return this.objects;

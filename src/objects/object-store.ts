@@ -613,14 +613,16 @@ export class ObjectStore {
   }
 
   /**
-   * Whether a share file is exactly what the store wrote or imported for its key (same inode, size
-   * and mtime), or is about to be replaced by the copy of a small object: the file share's watcher
-   * ignores these and adopts any other.
+   * Whose a share file is, for the file share's watcher: `store` — exactly what the store wrote or
+   * imported for its key (same inode, size and mtime); `copy pending` — a small object's copy is about
+   * to replace it, unless a local program wrote it after the S3 write began (ShareCopies leaves that
+   * file in place): look again later; `local` — any other file, a local program's, to adopt.
    */
-  isStoreFile(bucket: string, key: string, file: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>): boolean {
+  shareFileOwner(bucket: string, key: string, file: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>): 'store' | 'copy pending' | 'local' {
     const object = this.object(bucket, key);
-    if (object && copyPending(object)) return true;
-    return !!object && !object.blob && object.fileIno === file.ino && object.size === file.size && object.fileMtimeMs === file.mtimeMs;
+    if (object && copyPending(object)) return 'copy pending';
+    const stored = !!object && !object.blob && object.fileIno === file.ino && object.size === file.size && object.fileMtimeMs === file.mtimeMs;
+    return stored ? 'store' : 'local';
   }
 
   /** Ordered listing from the key index (ListObjects, ListObjectsV2, ListObjectVersions). */

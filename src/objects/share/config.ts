@@ -1,14 +1,28 @@
 import { z } from 'zod/v3';
-import { bool, positiveInt } from '../../config/fields.js';
+import { bool, integer, positiveInt } from '../../config/fields.js';
 
-/** `s3.share.*`: the file share, each bucket a directory of plain files under `s3.shareRoot`. */
+/** `s3.share.*`: the file share, each bucket a directory of plain files under `s3.shareRoot` (docs/file-share.md). */
 export const shareSchema = z.strictObject({
   /** Adopt files local programs write into (or delete from) the share as objects. Objects PUT over S3 are files either way. */
   watch: bool(true),
   /** A file becomes an object once nothing changed it (mtime and ctime) for this long: writers are done with it. */
   settleMs: positiveInt(2000, 'milliseconds ≥ 1'),
-  /** How often the share is scanned: each scan stats every file and every object of the buckets once. */
+  /**
+   * How often the directories without an inotify watch (beyond `maxWatchedDirectories`, or refused by
+   * the kernel) are scanned, and new buckets looked for. Each such scan lstats every file under them.
+   */
   scanIntervalMs: positiveInt(5000, 'milliseconds ≥ 1'),
+  /**
+   * How often the whole share is scanned, as a safety net for changes inotify missed (its queue
+   * overflowed; a network file system's server-side writes): every file is lstat-ed once.
+   */
+  fullScanIntervalMs: positiveInt(300_000, 'milliseconds ≥ 1'),
+  /**
+   * inotify watches (one per directory) at most, each ~1.8 KiB of the daemon's RSS and ~1 KiB of
+   * kernel memory (~7 + 4 MiB at 4096); the directories beyond are scanned every `scanIntervalMs`.
+   * 0: scan only, never watch.
+   */
+  maxWatchedDirectories: integer('expected a directory count ≥ 0').min(0, 'expected a directory count ≥ 0').default(4096),
 });
 
 export type ShareConfig = z.infer<typeof shareSchema>;

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import type { Dirent, Stats } from 'node:fs';
+import { lstatSync, watch, type Dirent, type FSWatcher, type Stats } from 'node:fs';
 import { lstat, opendir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
+import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { FileChangedError, type ChangeOrigin, type ObjectStore } from '../object-store.js';
 import type { ShareConfig } from './config.js';
@@ -11,10 +12,43 @@ const FILE_SHARE_PRINCIPAL = 'outpost:file-share';
 
 // Paths whose key S3 refuses (too long, …) are logged once each; bounded so a hostile tree cannot grow it.
 const MAX_REPORTED_PATHS = 1000;
-// Objects checked for a deleted file per index page.
+// Index entries read per page when comparing a directory with the index.
 const INDEX_PAGE = 1000;
 // Directory times are as coarse as 2 s on some file systems (FAT, some NFS servers): compare with that much slack.
 const TIME_SLACK_MS = 2000;
+// Changed paths waiting to be looked at (~250 bytes each). Past it they are dropped and the whole share is scanned, which finds them all.
+const MAX_DIRTY_PATHS = 16384;
+// Tops of unwatched subtrees, scanned every scanIntervalMs. Past it every bucket is scanned that often, until the next full scan.
+const MAX_UNWATCHED_TREES = 1024;
+// Dirty paths looked at in one turn of the event loop.
+const LOOKS_PER_TURN = 64;
+// Names of one directory held to compare it with the index; a larger directory's indexed entries are lstat-ed instead.
+const MAX_COMPARED_NAMES = 10000;
+
+/** A directory of a bucket, and the key prefix of its entries (`''` or ending in `/`). */
+interface Place {
+  bucket: string;
+  prefix: string;
+}
+
+interface WatchedDirectory extends Place {
+  watcher: FSWatcher;
+  /** Another directory renamed to the same path is watched anew. */
+  ino: number;
+  /** The full scan that last found it: a watch the next one does not find is of a directory gone unnoticed. */
+  fullScan: number;
+}
+
+interface UnwatchedTree extends Place {
+  scannedAt: number;
+}
+
+interface DirtyPath {
+  bucket: string;
+  key: string;
+  /** When to look at it: once a file changed at the time of the event has settled. */
+  due: number;
+}
 
 /**
  * Keeps the object index in step with what local programs do in the share (`<shareRoot>/<bucket>/<key>`):
@@ -22,112 +56,339 @@ const TIME_SLACK_MS = 2000;
  * settled (its mtime and ctime are older than `settleMs`, so no writer touched it for that long);
  * an object whose file is gone is removed. Both fire the same S3 events as the API does.
  *
- * It scans instead of watching (inotify): a scan holds one directory handle per level and one
- * index page, whatever the size of the tree, where watches and their per-file state grow with it.
- * Deleting a file changes its directory's mtime, so the index is checked for deleted files only
- * when a directory of the bucket changed since the previous scan. The first scan, at start,
- * checks everything: it catches up with what changed while the daemon was down.
+ * Its cost follows what changes, not the size of the tree. Every directory has an inotify watch
+ * (`fs.watch`, one per directory: inotify is not recursive); an event marks its path dirty, and a
+ * dirty path is looked at once a write at the time of the event has settled: a file is adopted (the
+ * store's own files, such as the copies of S3 PUTs renamed into place, cost one lstat and one index
+ * lookup), a missing path's objects are forgotten, a new directory is watched and walked.
+ *
+ * Bounds: `maxWatchedDirectories` watches; the directories beyond them, or those the kernel refuses
+ * a watch (ENOSPC past fs.inotify.max_user_watches, EMFILE), are scanned every `scanIntervalMs`
+ * instead (logged once). MAX_DIRTY_PATHS dirty paths; past it they are dropped for a full scan.
+ * inotify drops events when its queue overflows, and does not see what an NFS server's other clients
+ * do, so the whole share is scanned every `fullScanIntervalMs` too, and at start, which catches up
+ * with what changed while the daemon was down. A scan lstats every file; it finds deleted files by
+ * comparing the entries of each directory that changed since the previous scan (its mtime or ctime)
+ * with the index's entries for that directory, not by stat-ing every object.
  */
 export class FileShare {
   private timer: NodeJS.Timeout | undefined;
-  private scanning: Promise<void> | undefined;
+  private timerAt = Infinity;
+  private working: Promise<void> | undefined;
   private stopped = false;
   private readonly reported = new Set<string>();
-  /** Per bucket: when its previous scan started. */
-  private scannedAt = new Map<string, number>();
+  private readonly watched = new Map<string, WatchedDirectory>();
+  private readonly unwatchedTrees = new Map<string, UnwatchedTree>();
+  /** Past MAX_UNWATCHED_TREES: the periodic scan walks every bucket until the next full scan. */
+  private scanEveryBucket = false;
+  /** By path; in about the order they are due (a path looked at too early goes to the end). */
+  private readonly dirty = new Map<string, DirtyPath>();
+  /** Per bucket: when its previous full scan started. */
+  private fullyScannedAt = new Map<string, number>();
+  private fullScanAt = 0;
+  private fullScans = 0;
+  private periodicScanAt = 0;
+  private readonly loggedOnce = new Set<string>();
 
   constructor(private readonly objects: ObjectStore, private readonly config: ShareConfig, private readonly log: Logger) {}
 
   start(): void {
     this.stopped = false;
-    this.schedule(0);
+    this.fullScanAt = Date.now();
+    this.wake(this.fullScanAt);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.scanning;
+    await this.working;
+    for (const directory of this.watched.values()) directory.watcher.close();
+    this.watched.clear();
   }
 
-  /** One pass over every bucket: adopt settled files, forget deleted ones. */
-  async scan(): Promise<void> {
+  /** Runs the next due work (one at a time: the scans and the looks at dirty paths never overlap), then sleeps until the next. */
+  private wake(at: number): void {
+    if (this.stopped || this.working || (this.timer && this.timerAt <= at)) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.working = this.work()
+        .catch((error) => this.log.warn({ err: error }, 'file share scan failed'))
+        .finally(() => {
+          this.working = undefined;
+          this.wake(this.nextDue());
+        });
+    }, Math.max(0, at - Date.now()));
+    this.timer.unref();
+  }
+
+  private nextDue(): number {
+    const first = this.dirty.values().next();
+    return Math.min(this.fullScanAt, this.periodicScanAt, first.done ? Infinity : first.value.due);
+  }
+
+  private async work(): Promise<void> {
+    // the next scans are set before this one runs, which may bring them forward (markDirty, addUnwatchedTree)
+    if (Date.now() >= this.fullScanAt) {
+      this.fullScanAt = Date.now() + this.config.fullScanIntervalMs;
+      this.periodicScanAt = Date.now() + this.config.scanIntervalMs;
+      await this.fullScan();
+    } else if (Date.now() >= this.periodicScanAt) {
+      this.periodicScanAt = Date.now() + this.config.scanIntervalMs;
+      await this.periodicScan();
+    }
+    await this.lookAtDuePaths();
+  }
+
+  /** Every bucket's tree: watches it, adopts settled files, forgets the objects of deleted ones. */
+  private async fullScan(): Promise<void> {
+    this.unwatchedTrees.clear();
+    this.scanEveryBucket = false;
+    this.fullScans++;
     const scannedAt = new Map<string, number>();
     for (const { name } of this.objects.buckets()) {
       if (this.stopped) return;
       const started = Date.now();
-      const since = (this.scannedAt.get(name) ?? -Infinity) - TIME_SLACK_MS;
-      const directoriesChanged = await this.adoptFiles(name, join(this.objects.shareRoot, name), '', since);
-      if (directoriesChanged) await this.forgetDeletedFiles(name);
+      await this.scanTree(name, join(this.objects.shareRoot, name), '', (this.fullyScannedAt.get(name) ?? -Infinity) - TIME_SLACK_MS, true, started);
       scannedAt.set(name, started);
     }
-    this.scannedAt = scannedAt;
+    this.forgetDeletedBuckets(scannedAt);
+    this.fullyScannedAt = scannedAt;
+    for (const [dir, directory] of this.watched) if (directory.fullScan < this.fullScans) this.unwatchTree(dir);
   }
 
-  private schedule(delayMs: number): void {
-    this.timer = setTimeout(() => {
-      this.scanning = this.scan()
-        .catch((error) => this.log.warn({ err: error }, 'file share scan failed'))
-        .finally(() => {
-          this.scanning = undefined;
-          if (!this.stopped) this.schedule(this.config.scanIntervalMs);
-        });
-    }, delayMs);
-    this.timer.unref();
+  /** The trees without a watch, and new buckets (a bucket created over S3 or the CLI). */
+  private async periodicScan(): Promise<void> {
+    const buckets = this.objects.buckets();
+    const scannedAt = new Map<string, number>();
+    for (const { name } of buckets) {
+      if (this.stopped) return;
+      const previous = this.fullyScannedAt.get(name);
+      const started = Date.now();
+      if (previous === undefined || this.scanEveryBucket) {
+        await this.scanTree(name, join(this.objects.shareRoot, name), '', (previous ?? -Infinity) - TIME_SLACK_MS, true, started);
+      }
+      scannedAt.set(name, previous === undefined || this.scanEveryBucket ? started : previous);
+    }
+    this.forgetDeletedBuckets(scannedAt);
+    this.fullyScannedAt = scannedAt;
+    if (this.scanEveryBucket) return;
+    // a tree whose top gets a watch now leaves the list; its subdirectories without one join it
+    for (const [dir, tree] of [...this.unwatchedTrees]) {
+      if (this.stopped) return;
+      this.unwatchedTrees.delete(dir);
+      const started = Date.now();
+      await this.scanTree(tree.bucket, dir, tree.prefix, tree.scannedAt - TIME_SLACK_MS, true, started);
+    }
   }
 
-  /** Adopts the settled files of a directory tree; resolves with whether a directory in it changed since `since` (or vanished). */
-  private async adoptFiles(bucket: string, dir: string, prefix: string, since: number): Promise<boolean> {
-    let entries;
-    let changed: boolean;
+  private forgetDeletedBuckets(buckets: Map<string, number>): void {
+    for (const name of this.fullyScannedAt.keys()) if (!buckets.has(name)) this.unwatchTree(join(this.objects.shareRoot, name));
+  }
+
+  /**
+   * Walks a directory tree: watches each directory (within the bound), adopts the settled files and
+   * marks the others dirty, and for each directory that changed since `since` forgets the objects
+   * whose file is gone. Only a watched directory's subdirectories are watched (a deleted directory
+   * that was not watched has none that are); one not watched under a watched one (`parentWatched`)
+   * is the top of a tree for the periodic scan.
+   */
+  private async scanTree(bucket: string, dir: string, prefix: string, since: number, parentWatched: boolean, started: number): Promise<void> {
+    let directory: Stats;
     try {
-      const directory = await stat(dir);
-      changed = Math.max(directory.mtimeMs, directory.ctimeMs) >= since;
+      directory = await stat(dir);
+    } catch {
+      if (prefix) await this.forgetTree(bucket, prefix); // the directory went away meanwhile
+      return;
+    }
+    // watched before its entries are read: a file created meanwhile has its event
+    const watched = parentWatched && this.watchDirectory({ bucket, prefix }, dir, directory.ino);
+    if (!watched && parentWatched) this.addUnwatchedTree(dir, { bucket, prefix, scannedAt: started });
+    let entries;
+    try {
       entries = await opendir(dir);
     } catch {
-      return true; // the directory went away meanwhile
+      return;
     }
+    const changed = Math.max(directory.mtimeMs, directory.ctimeMs) >= since;
+    let names: Set<string> | undefined = changed ? new Set() : undefined;
     for await (const entry of entries) {
       if (this.stopped) break;
+      if (names) names.add(entry.name);
+      if (names && names.size > MAX_COMPARED_NAMES) names = undefined;
       if (skipped(entry)) continue;
       const key = `${prefix}${entry.name}`;
-      if (entry.isDirectory()) changed = await this.adoptFiles(bucket, join(dir, entry.name), `${key}/`, since) || changed;
-      else if (entry.isFile()) await this.adoptFile(bucket, key, join(dir, entry.name));
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) await this.scanTree(bucket, path, `${key}/`, since, watched, started);
+      else if (entry.isFile()) {
+        // gone meanwhile: its event (or the next scan) says so
+        const file = await lstat(path).catch(() => undefined);
+        if (file) await this.lookAt(path, bucket, key, file);
+      }
     }
-    return changed;
+    if (changed && !this.stopped) await this.forgetMissing(bucket, dir, prefix, names);
   }
 
-  private async adoptFile(bucket: string, key: string, path: string): Promise<void> {
-    const file = await lstat(path).catch(() => undefined);
-    if (!file?.isFile() || this.objects.isStoreFile(bucket, key, file) || !this.settled(file)) return;
-    try {
-      const object = await this.objects.importFile(bucket, key, this.origin());
-      this.log.debug({ bucket, key, size: object.size }, 'file share: file adopted as an object');
-    } catch (error) {
-      // Written to again while it was read: the next scan looks again once it settles.
-      if (error instanceof FileChangedError || (error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      this.reportOnce(path, error, 'file share: file cannot become an object');
-    }
-  }
-
-  /** No writer changed the file (content: mtime; metadata, renames: ctime, which no program can set back) for `settleMs`. */
-  private settled(file: Stats): boolean {
-    return Date.now() - Math.max(file.mtimeMs, file.ctimeMs) >= this.config.settleMs;
-  }
-
-  /** Objects whose share file a local program deleted: walked in index order, a page at a time. */
-  private async forgetDeletedFiles(bucket: string): Promise<void> {
+  /**
+   * Forgets the objects of a directory (and of its subdirectories) that are no longer in it: the
+   * index's entries for the directory's prefix against `names`, its entries as read; without them
+   * (a directory too large to hold its names) each indexed entry is lstat-ed.
+   */
+  private async forgetMissing(bucket: string, dir: string, prefix: string, names: Set<string> | undefined): Promise<void> {
+    const missing = async (name: string) => (names ? !names.has(name) : !(await lstat(join(dir, name)).catch(() => undefined)));
     let startAfter = '';
     for (;;) {
-      const page = this.objects.list(bucket, { prefix: '', delimiter: '', startAfter, maxKeys: INDEX_PAGE });
+      const page = this.objects.list(bucket, { prefix, delimiter: '/', startAfter, maxKeys: INDEX_PAGE });
       for (const object of page.objects) {
         if (this.stopped) return;
-        if (object.blob) continue;
-        const file = await stat(this.objects.contentPath(object)).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : null));
-        if (file === undefined) await this.objects.forgetFile(bucket, object.key, this.origin());
+        if (!object.blob && await missing(object.key.slice(prefix.length))) await this.objects.forgetFile(bucket, object.key, this.origin());
+      }
+      for (const commonPrefix of page.commonPrefixes) {
+        if (this.stopped) return;
+        if (await missing(commonPrefix.slice(prefix.length, -1))) await this.forgetTree(bucket, commonPrefix);
       }
       if (!page.isTruncated || page.last === undefined) return;
       startAfter = page.last;
     }
+  }
+
+  /** The objects under a prefix whose directory is gone (forgetFile checks each file is). */
+  private async forgetTree(bucket: string, prefix: string): Promise<void> {
+    let startAfter = '';
+    for (;;) {
+      const page = this.objects.list(bucket, { prefix, delimiter: '', startAfter, maxKeys: INDEX_PAGE });
+      for (const object of page.objects) {
+        if (this.stopped) return;
+        if (!object.blob) await this.objects.forgetFile(bucket, object.key, this.origin());
+      }
+      if (!page.isTruncated || page.last === undefined) return;
+      startAfter = page.last;
+    }
+  }
+
+  private watchDirectory(place: Place, dir: string, ino: number): boolean {
+    const current = this.watched.get(dir);
+    if (current?.ino === ino) {
+      current.fullScan = this.fullScans;
+      return true;
+    }
+    if (current) this.unwatchTree(dir); // another directory was renamed to its path
+    if (this.watched.size >= this.config.maxWatchedDirectories) {
+      this.logOnce('limit', { maxWatchedDirectories: this.config.maxWatchedDirectories },
+        'file share: s3.share.maxWatchedDirectories reached; the directories beyond are scanned every s3.share.scanIntervalMs');
+      return false;
+    }
+    let watcher: FSWatcher;
+    try {
+      watcher = watch(dir, { persistent: false }, (_, name) => this.changed(dir, name));
+    } catch (error) {
+      this.logOnce('refused', { err: error, dir },
+        'file share: a directory cannot be watched (ENOSPC: raise fs.inotify.max_user_watches); the directories without a watch are scanned every s3.share.scanIntervalMs');
+      return false;
+    }
+    watcher.on('error', (error) => {
+      this.log.warn({ err: error, dir }, 'file share: a directory watch failed; the directory is scanned instead');
+      this.unwatchTree(dir);
+      this.addUnwatchedTree(dir, { ...place, scannedAt: -Infinity });
+    });
+    this.watched.set(dir, { ...place, watcher, ino, fullScan: this.fullScans });
+    return true;
+  }
+
+  /** A watch event: the entry `name` of `dir` was created, written, renamed or deleted. */
+  private changed(dir: string, name: string | null): void {
+    const place = this.watched.get(dir);
+    if (!place) return;
+    // no name: inotify could not say which entry; the periodic scan walks the directory once
+    if (name === null) {
+      this.addUnwatchedTree(dir, { ...place, scannedAt: -Infinity });
+      return;
+    }
+    if (name.startsWith('.')) return;
+    this.markDirty(join(dir, name), place.bucket, `${place.prefix}${name}`, Date.now() + this.config.settleMs);
+  }
+
+  /** A path to look at when `due`; one already waiting keeps its turn (it is looked at again if it has not settled then). */
+  private markDirty(path: string, bucket: string, key: string, due: number): void {
+    if (this.dirty.has(path)) return;
+    if (this.dirty.size >= MAX_DIRTY_PATHS) {
+      this.logOnce('dirty', { maxDirtyPaths: MAX_DIRTY_PATHS }, 'file share: too many changed paths waiting; the whole share is scanned instead');
+      this.dirty.clear();
+      // once the paths just changed have settled
+      this.fullScanAt = Math.min(this.fullScanAt, Date.now() + this.config.settleMs);
+      this.wake(this.fullScanAt);
+      return;
+    }
+    this.dirty.set(path, { bucket, key, due });
+    this.wake(due);
+  }
+
+  private async lookAtDuePaths(): Promise<void> {
+    let looked = 0;
+    for (const [path, { bucket, key, due }] of this.dirty) {
+      if (this.stopped || due > Date.now()) return;
+      this.dirty.delete(path);
+      const found = lstatOfChangedPath(path);
+      if (found !== null) await this.lookAt(path, bucket, key, found);
+      // most looks end without I/O (the store's own files): let requests run between batches of them
+      if (++looked % LOOKS_PER_TURN === 0) await setImmediate();
+    }
+  }
+
+  /** A file is adopted once settled; a new directory is watched and walked; a missing path's objects are forgotten. */
+  private async lookAt(path: string, bucket: string, key: string, found: Stats | undefined): Promise<void> {
+    if (!found) {
+      if (this.watched.has(path) || this.unwatchedTrees.has(path)) {
+        this.unwatchTree(path);
+        await this.forgetTree(bucket, `${key}/`);
+      }
+      await this.objects.forgetFile(bucket, key, this.origin());
+    } else if (found.isDirectory()) {
+      if (this.watched.get(path)?.ino !== found.ino) await this.scanTree(bucket, path, `${key}/`, -Infinity, true, Date.now());
+    } else if (found.isFile()) {
+      await this.adoptFile(bucket, key, path, found);
+    }
+  }
+
+  private async adoptFile(bucket: string, key: string, path: string, file: Stats): Promise<void> {
+    const owner = this.objects.shareFileOwner(bucket, key, file);
+    if (owner === 'store') return;
+    if (owner === 'copy pending') return this.markDirty(path, bucket, key, Date.now() + this.config.settleMs);
+    const changedAt = Math.max(file.mtimeMs, file.ctimeMs);
+    // no writer changed the file (content: mtime; metadata, renames: ctime, which no program can set back) for settleMs
+    if (Date.now() - changedAt < this.config.settleMs) return this.markDirty(path, bucket, key, changedAt + this.config.settleMs);
+    try {
+      const object = await this.objects.importFile(bucket, key, this.origin());
+      this.log.debug({ bucket, key, size: object.size }, 'file share: file adopted as an object');
+    } catch (error) {
+      // written to again while it was read: looked at again once it settles
+      if (error instanceof FileChangedError) this.markDirty(path, bucket, key, Date.now() + this.config.settleMs);
+      else if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.reportOnce(path, error, 'file share: file cannot become an object');
+    }
+  }
+
+  private addUnwatchedTree(dir: string, tree: UnwatchedTree): void {
+    if (this.scanEveryBucket || this.unwatchedTrees.has(dir)) return;
+    if (this.unwatchedTrees.size >= MAX_UNWATCHED_TREES) {
+      this.unwatchedTrees.clear();
+      this.scanEveryBucket = true;
+    } else {
+      this.unwatchedTrees.set(dir, tree);
+    }
+    this.periodicScanAt = Math.min(this.periodicScanAt, Date.now() + this.config.scanIntervalMs);
+    this.wake(this.periodicScanAt);
+  }
+
+  /** Closes the watches of a directory that is gone (or replaced) and of its subdirectories. */
+  private unwatchTree(dir: string): void {
+    for (const [path, directory] of this.watched) {
+      if (path !== dir && !path.startsWith(dir + sep)) continue;
+      directory.watcher.close();
+      this.watched.delete(path);
+    }
+    for (const path of this.unwatchedTrees.keys()) if (path === dir || path.startsWith(dir + sep)) this.unwatchedTrees.delete(path);
   }
 
   private origin(): ChangeOrigin {
@@ -140,6 +401,12 @@ export class FileShare {
     this.reported.add(path);
     this.log.warn({ path, err: error }, message);
   }
+
+  private logOnce(what: string, details: object, message: string): void {
+    if (this.loggedOnce.has(what)) return;
+    this.loggedOnce.add(what);
+    this.log.warn(details, message);
+  }
 }
 
 /**
@@ -148,4 +415,17 @@ export class FileShare {
  */
 function skipped(entry: Dirent): boolean {
   return entry.name.startsWith('.') || entry.isSymbolicLink();
+}
+
+/**
+ * A path that just changed is in the kernel's dentry and inode caches: a synchronous lstat costs a
+ * few µs of the event loop, where a thread-pool round trip costs tens and queues behind the WAL's
+ * fdatasync. undefined: it is gone; null: it cannot be looked at (EACCES, …), which says nothing.
+ */
+function lstatOfChangedPath(path: string): Stats | undefined | null {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOTDIR' ? undefined : null;
+  }
 }
