@@ -63,8 +63,9 @@ try {
   // GETs read keys written first: up to 2,000, and no more than 256 MiB of them (4 of 64 MiB)
   const keys = Math.max(connections, Math.min(2000, Math.floor(2 ** 28 / body.length)));
   if (options.op === 'get') for (let i = 0; i < keys; i += connections) await Promise.all(Array.from({ length: connections }, (_, j) => s3.request('PUT', `/bench/k${i + j}`, { body })));
-  // the share copies of the keys just written are the PUTs' work, not the GETs'
-  await waitForIdle(daemon.pid);
+  // the share copies of the keys just written, and the file share's look at them once settled (2 s),
+  // are the PUTs' work, not the GETs'
+  await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
   const cpuBefore = cpuMsOf(daemon.pid);
   const threadsBefore = threadCpuMs(daemon.pid);
   const until = Date.now() + Number(options.seconds) * 1000;
@@ -79,8 +80,9 @@ try {
   }));
   const client = process.cpuUsage(clientBefore);
   const clientUs = (client.user + client.system) / ok;
-  // a PUT's work goes on after its answer (the share copy of a small object): counted until idle
-  await waitForIdle(daemon.pid);
+  // a PUT's work goes on after its answer (the share copy of a small object, the file share's look
+  // at it once settled): counted until idle
+  await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
   const cpuMs = cpuMsOf(daemon.pid) - cpuBefore;
   const threadsAfter = threadCpuMs(daemon.pid);
   const peakRss = /VmHWM:\s*(\d+)/.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))?.[1];

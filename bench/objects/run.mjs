@@ -81,6 +81,13 @@ async function startS3rver(dir) {
  * the server is idle again: what it does after answering (outpostd's share copies of small
  * objects, at most 1,024 behind) is the round's too, and not the next round's.
  */
+/**
+ * The quiet that ends a round's work: the share copies of small PUTs follow their answers, and the
+ * file share looks at each path a copy changed once it has settled (`s3.share.settleMs`, 2 s), so
+ * half a second without CPU is not the end of a PUT round's work.
+ */
+const ROUND_QUIET_MS = 2500;
+
 async function closedLoop(pid, operation, seconds = SECONDS) {
   const cpuBefore = cpuMsOf(pid);
   const until = Date.now() + seconds * 1000;
@@ -95,7 +102,7 @@ async function closedLoop(pid, operation, seconds = SECONDS) {
     }
   }));
   const opsPerSecond = Math.round(ok / ((Date.now() - started) / 1000));
-  await waitForIdle(pid);
+  await waitForIdle(pid, { quietMs: ROUND_QUIET_MS, maxCpuMs: 20 });
   return { opsPerSecond, cpuMsPerOp: Math.round(((cpuMsOf(pid) - cpuBefore) / Math.max(1, ok)) * 100) / 100, failed };
 }
 

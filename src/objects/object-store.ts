@@ -291,6 +291,7 @@ export class ObjectStore {
       anyObject: db.prepare('SELECT 1 FROM objects WHERE bucket = ? LIMIT 1'),
       anyUpload: db.prepare('SELECT 1 FROM object_uploads WHERE bucket = ? LIMIT 1'),
       object: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
+      shareFileOf: db.prepare('SELECT size, blob, file_ino, file_mtime_ms, inline FROM objects WHERE bucket = ? AND key = ?'),
       upsertObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms)
         VALUES (@bucket, @key, @size, @etag, @content_type, @metadata, @last_modified, @blob, @file_ino, @file_mtime_ms)`),
       upsertInlineObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms, inline)
@@ -619,10 +620,11 @@ export class ObjectStore {
    * file in place): look again later; `local` — any other file, a local program's, to adopt.
    */
   shareFileOwner(bucket: string, key: string, file: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>): 'store' | 'copy pending' | 'local' {
-    const object = this.object(bucket, key);
-    if (object && copyPending(object)) return 'copy pending';
-    const stored = !!object && !object.blob && object.fileIno === file.ino && object.size === file.size && object.fileMtimeMs === file.mtimeMs;
-    return stored ? 'store' : 'local';
+    // the file's columns only: the watcher asks this for every share copy the store writes
+    const object = this.statements.shareFileOf.get(bucket, key) as Pick<ObjectRow, 'size' | 'blob' | 'file_ino' | 'file_mtime_ms' | 'inline'> | undefined;
+    if (!object || object.blob) return 'local';
+    if (object.inline && object.file_ino === null) return 'copy pending';
+    return object.file_ino === file.ino && object.size === file.size && object.file_mtime_ms === file.mtimeMs ? 'store' : 'local';
   }
 
   /** Ordered listing from the key index (ListObjects, ListObjectsV2, ListObjectVersions). */
