@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { close, closeSync, constants, fdatasync, fstat, fstatSync, lstatSync, open as openFd, openSync, readSync, write, type Stats } from 'node:fs';
+import { close, closeSync, constants, fdatasync, fstat, fstatSync, open as openFd, openSync, readSync, write, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
@@ -10,6 +10,7 @@ import { checkBucketName, checkKey, keyCanBeFile, sharePath } from './names.js';
 import { guessContentType } from './content-type.js';
 import { KeyLocks } from './key-locks.js';
 import { ShareCopies, type StoreFile } from './share-copies.js';
+import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
 import { collectBodyGarbage } from './body-garbage.js';
 
 /** What S3 keeps of an object besides its content. */
@@ -916,7 +917,7 @@ export class ObjectStore {
       try {
         await mkdir(dirname(path), { recursive: true, mode: 0o775 });
       } catch (error) {
-        if (isCode(error, 'EEXIST', 'ENOTDIR', 'ENAMETOOLONG')) return false;
+        if (cannotBeDirectory(error)) return false;
         throw error;
       }
     }
@@ -1097,18 +1098,6 @@ class FileWriter {
 /** write(2) may write less than asked (a signal, a full disk on the way to ENOSPC): the rest follows. */
 async function writeFully(fd: number, buffer: Buffer, bytes: number): Promise<void> {
   for (let offset = 0; offset < bytes;) offset += (await fdWrite(fd, buffer, offset, bytes - offset, null)).bytesWritten;
-}
-
-const BLOCKED = Symbol('a file stands where a directory of the path should be');
-
-/** lstat that answers undefined for a missing path and BLOCKED when a file is in the way of it (a key under a key's file). */
-function lstatUnlessBlocked(path: string): Stats | undefined | typeof BLOCKED {
-  try {
-    return lstatSync(path, { throwIfNoEntry: false });
-  } catch (error) {
-    if (isCode(error, 'ENOTDIR', 'ENAMETOOLONG')) return BLOCKED;
-    throw error;
-  }
 }
 
 const fdOpen = promisify(openFd);

@@ -65,8 +65,9 @@ interface Prepared {
   release: () => void;
   etag?: string;
   size?: number;
+  /** undefined: nothing to copy (deleted, replaced by a file, copied already) or the row could not be read. */
   job?: CopyJob;
-  /** Decided without the thread (no row to copy: undefined; the path cannot take a file: 'blob'). */
+  /** What the thread made of the job, to record after the next sync. */
   outcome?: Outcome;
 }
 
@@ -198,7 +199,6 @@ export class ShareCopies {
           this.prepare(prepared, item);
         } catch (error) {
           this.context.log.warn({ err: error, bucket: item.bucket, key: item.key }, 'could not write the share file of an object held in the database; written at the next start');
-          prepared.job = undefined;
         }
       }
       this.wakeRoomWaiters();

@@ -2,10 +2,11 @@
 // calls (create, write, set times, rename) that cost ~60 µs when made synchronously in a row, where
 // the same calls as thread-pool round trips from the event loop cost ~250 µs of CPU here (every
 // call wakes a pool thread and then the loop). Creating a file can also wait for the filesystem's
-// journal, which the event loop must not. Only Node's built-ins are loaded: the thread stays small.
+// journal, which the event loop must not. Only Node's built-ins (and share-paths) are loaded: the thread stays small.
 import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, lstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { parentPort } from 'node:worker_threads';
+import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
 
 /** A share file the store wrote (inode, size, mtime), which a newer version's copy replaces. */
 export interface StoreFile {
@@ -50,8 +51,6 @@ export type ShareCopyReply = { id: number; results?: CopyResult[]; error?: strin
 /** File times come from a clock that lags the wall clock by up to a tick (10 ms at HZ=100). */
 const FILE_CLOCK_SLACK_MS = 10;
 const PATH_TAKEN = new Set(['EISDIR', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY']);
-/** A parent that cannot be made a directory: a file in the way, or a name too long. */
-const NO_DIRECTORY = new Set(['EEXIST', 'ENOTDIR', 'ENAMETOOLONG']);
 
 export function copyFile(job: CopyJob): CopyResult {
   try {
@@ -98,23 +97,11 @@ function fileAt(target: string): Stats | undefined | typeof BLOCKED {
     try {
       mkdirSync(dirname(target), { recursive: true, mode: 0o775 });
     } catch (error) {
-      if (NO_DIRECTORY.has((error as NodeJS.ErrnoException).code ?? '')) return BLOCKED;
+      if (cannotBeDirectory(error)) return BLOCKED;
       throw error;
     }
   }
   return undefined;
-}
-
-const BLOCKED = Symbol('a file where a directory should be');
-
-function lstatUnlessBlocked(path: string): Stats | undefined | typeof BLOCKED {
-  try {
-    return lstatSync(path, { throwIfNoEntry: false });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOTDIR' || code === 'ENAMETOOLONG') return BLOCKED;
-    throw error;
-  }
 }
 
 function renameInPlace(job: CopyJob): void {

@@ -4,7 +4,7 @@ import { lstat, opendir, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { FileChangedError, type ChangeOrigin, type ObjectStore } from '../object-store.js';
+import { FileChangedError, type ChangeOrigin, type ListResult, type ObjectStore } from '../object-store.js';
 import type { ShareConfig } from './config.js';
 
 /** The principal of the events of files written or deleted by local programs. */
@@ -238,9 +238,7 @@ export class FileShare {
    */
   private async forgetMissing(bucket: string, dir: string, prefix: string, names: Set<string> | undefined): Promise<void> {
     const missing = async (name: string) => (names ? !names.has(name) : !(await lstat(join(dir, name)).catch(() => undefined)));
-    let startAfter = '';
-    for (;;) {
-      const page = this.objects.list(bucket, { prefix, delimiter: '/', startAfter, maxKeys: INDEX_PAGE });
+    for (const page of this.indexPages(bucket, prefix, '/')) {
       for (const object of page.objects) {
         if (this.stopped) return;
         if (!object.blob && await missing(object.key.slice(prefix.length))) await this.objects.forgetFile(bucket, object.key, this.origin());
@@ -249,20 +247,25 @@ export class FileShare {
         if (this.stopped) return;
         if (await missing(commonPrefix.slice(prefix.length, -1))) await this.forgetTree(bucket, commonPrefix);
       }
-      if (!page.isTruncated || page.last === undefined) return;
-      startAfter = page.last;
     }
   }
 
   /** The objects under a prefix whose directory is gone (forgetFile checks each file is). */
   private async forgetTree(bucket: string, prefix: string): Promise<void> {
-    let startAfter = '';
-    for (;;) {
-      const page = this.objects.list(bucket, { prefix, delimiter: '', startAfter, maxKeys: INDEX_PAGE });
+    for (const page of this.indexPages(bucket, prefix, '')) {
       for (const object of page.objects) {
         if (this.stopped) return;
         if (!object.blob) await this.objects.forgetFile(bucket, object.key, this.origin());
       }
+    }
+  }
+
+  /** The index's entries under `prefix`, INDEX_PAGE at a time, each page read when the one before is done with. */
+  private *indexPages(bucket: string, prefix: string, delimiter: string): Generator<ListResult> {
+    let startAfter = '';
+    for (;;) {
+      const page = this.objects.list(bucket, { prefix, delimiter, startAfter, maxKeys: INDEX_PAGE });
+      yield page;
       if (!page.isTruncated || page.last === undefined) return;
       startAfter = page.last;
     }
