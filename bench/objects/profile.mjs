@@ -42,13 +42,15 @@ const { values: options } = parseArgs({ options: {
   s3: { type: 'string', default: '{}' },
   // outpostd as this board profile (firmware-configs/boards/NAME.yaml) runs it, as run.mjs does; "none": bare
   board: { type: 'string', default: 'none' },
+  // more node flags for outpostd, e.g. --perf-basic-prof for `perf record`
+  'node-args': { type: 'string', default: '' },
 } });
 installExitHooks();
 const work = mkdtempSync(join(tmpdir(), 'outpost-profile-objects-'));
 const profiles = join(work, 'profiles');
 try {
   const board = options.board === 'none' ? null : await loadBoardProfile(options.board);
-  const daemon = await spawnOutpostd({ dir: work, ...(options.dist ? { dist: options.dist } : {}), board, nodeArgs: options.plain ? [] : ['--cpu-prof', `--cpu-prof-dir=${profiles}`], config: {
+  const daemon = await spawnOutpostd({ dir: work, ...(options.dist ? { dist: options.dist } : {}), board, nodeArgs: [...options['node-args'].split(' ').filter(Boolean), ...(options.plain ? [] : ['--cpu-prof', `--cpu-prof-dir=${profiles}`])], config: {
     log: { level: 'warn', format: 'json' }, mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0, ...JSON.parse(options.s3) },
   } });
   const endpoint = await new Promise((resolve, reject) => http.get({ socketPath: daemon.socket, path: '/v1/s3/endpoint' }, (res) => {

@@ -48,7 +48,7 @@ export class ShadowStore {
   private readonly listAll: Database.Statement<[], Row>;
   private readonly listThing: Database.Statement<[string], Row>;
 
-  constructor(private readonly store: Store) {
+  constructor(store: Store) {
     store.migrate('shadows', shadowMigrations);
     const db = store.db;
     this.select = db.prepare<[string, string], StoredRow>('SELECT version, state, metadata, updated_at, deleted_at FROM shadows WHERE thing = ? AND name = ?').raw();

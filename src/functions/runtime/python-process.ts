@@ -50,7 +50,7 @@ export class PythonInstance {
   private child: ChildProcess | undefined;
   private starting: { ready: () => void; fail: (payload: LambdaErrorPayload) => void } | undefined;
 
-  private constructor(private readonly options: PythonOptions, private readonly server: Server, private readonly socketDir: string) {
+  private constructor(options: PythonOptions, private readonly server: Server, private readonly socketDir: string) {
     this.logStreamName = options.logStreamName;
   }
 
