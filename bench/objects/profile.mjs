@@ -12,6 +12,16 @@ import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { loadBoardProfile } from '../lib/brokers.mjs';
 import { S3BenchClient } from './s3-client.mjs';
 
+/**
+ * The daemon's read and write system calls so far (all threads: SQLite's pages, sockets, files) and
+ * bytes written: counts, unlike CPU time, that a shared machine does not blur.
+ */
+function ioCounts(pid) {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  const field = (name) => Number(new RegExp(`^${name}: (\\d+)`, 'm').exec(io)[1]);
+  return { reads: field('syscr'), writes: field('syscw'), written: field('wchar') };
+}
+
 /** utime+stime in ms of the main thread of `pid` and of all its other threads (thread pool, V8, SQLite's fsync). */
 function threadCpuMs(pid) {
   const byName = new Map();
@@ -70,6 +80,7 @@ try {
   await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
   const cpuBefore = cpuMsOf(daemon.pid);
   const threadsBefore = threadCpuMs(daemon.pid);
+  const ioBefore = ioCounts(daemon.pid);
   const until = Date.now() + Number(options.seconds) * 1000;
   const clientBefore = process.cpuUsage();
   let ok = 0;
@@ -87,12 +98,14 @@ try {
   await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
   const cpuMs = cpuMsOf(daemon.pid) - cpuBefore;
   const threadsAfter = threadCpuMs(daemon.pid);
+  const io = ioCounts(daemon.pid);
+  const ioPerOp = `read calls ${((io.reads - ioBefore.reads) / ok).toFixed(1)}, write calls ${((io.writes - ioBefore.writes) / ok).toFixed(1)}, written ${((io.written - ioBefore.written) / ok / 1024).toFixed(1)} KiB`;
   const peakRss = /VmHWM:\s*(\d+)/.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))?.[1];
   const byThread = [...threadsAfter].map(([name, ms]) => `${name} ${((ms - (threadsBefore.get(name) ?? 0)) * 1000 / ok).toFixed(0)}`).join(', ');
   s3.close();
   await stopChild(daemon.child);
   if (options.plain) {
-    console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}), bench client ${clientUs.toFixed(0)} µs/op, daemon peak RSS ${(Number(peakRss) / 1024).toFixed(1)} MiB; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+    console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}), bench client ${clientUs.toFixed(0)} µs/op, daemon per op: ${ioPerOp}, daemon peak RSS ${(Number(peakRss) / 1024).toFixed(1)} MiB; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
     process.exit(0);
   }
   const file = readdirSync(profiles).find((name) => name.endsWith('.cpuprofile'));

@@ -33,7 +33,7 @@ export interface ObjectRecord {
   fileIno?: number;
   fileMtimeMs?: number;
   /**
-   * The content is in SQLite (object_contents), committed with the metadata: a small body. Its share
+   * The content is in SQLite (object_bodies), committed with the metadata: a small body. Its share
    * file is a copy written after the commit (ShareCopies); a blob of it has no file at all.
    */
   inline?: true;
@@ -229,6 +229,27 @@ export const objectMigrations = [
    CREATE TRIGGER object_contents_on_delete AFTER DELETE ON objects BEGIN
      DELETE FROM object_contents WHERE bucket = OLD.bucket AND key = OLD.key;
    END;`,
+  // Small bodies in the order written (a rowid table), each object pointing at its own: a PUT appends
+  // to the table's last page, which one transaction's PUTs share, instead of going in among the keys
+  // (object_contents was in key order: a page of its own to find, read and write back per PUT).
+  `CREATE TABLE object_bodies (id INTEGER PRIMARY KEY, content BLOB NOT NULL);
+   ALTER TABLE objects ADD COLUMN body INTEGER;
+   UPDATE objects SET body = numbered.id
+     FROM (SELECT bucket, key, row_number() OVER (ORDER BY bucket, key) AS id FROM object_contents) AS numbered
+     WHERE numbered.bucket = objects.bucket AND numbered.key = objects.key;
+   INSERT INTO object_bodies (id, content)
+     SELECT objects.body, object_contents.content FROM objects JOIN object_contents USING (bucket, key) WHERE objects.body IS NOT NULL;
+   DROP TRIGGER object_contents_on_insert;
+   DROP TRIGGER object_contents_on_delete;
+   DROP TABLE object_contents;
+   -- the body goes with its object: replaced (INSERT OR REPLACE deletes the old row without firing
+   -- delete triggers, as recursive_triggers is off) or deleted
+   CREATE TRIGGER object_bodies_on_replace BEFORE INSERT ON objects BEGIN
+     DELETE FROM object_bodies WHERE id = (SELECT body FROM objects WHERE bucket = NEW.bucket AND key = NEW.key);
+   END;
+   CREATE TRIGGER object_bodies_on_delete AFTER DELETE ON objects WHEN OLD.body IS NOT NULL BEGIN
+     DELETE FROM object_bodies WHERE id = OLD.body;
+   END;`,
 ];
 
 /**
@@ -295,12 +316,12 @@ export class ObjectStore {
       shareFileOf: db.prepare('SELECT size, blob, file_ino, file_mtime_ms, inline FROM objects WHERE bucket = ? AND key = ?'),
       upsertObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms)
         VALUES (@bucket, @key, @size, @etag, @content_type, @metadata, @last_modified, @blob, @file_ino, @file_mtime_ms)`),
-      upsertInlineObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms, inline)
-        VALUES (@bucket, @key, @size, @etag, @content_type, @metadata, @last_modified, @blob, @file_ino, @file_mtime_ms, 1)`),
-      upsertContent: db.prepare('INSERT OR REPLACE INTO object_contents (bucket, key, content) VALUES (?, ?, ?)'),
+      upsertInlineObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms, inline, body)
+        VALUES (@bucket, @key, @size, @etag, @content_type, @metadata, @last_modified, @blob, @file_ino, @file_mtime_ms, 1, @body)`),
+      insertBody: db.prepare('INSERT INTO object_bodies (content) VALUES (?)'),
       // GetObject of a small object: the metadata and the content held in SQLite in one statement
-      objectWithContent: db.prepare(`SELECT objects.*, object_contents.content FROM objects
-        LEFT JOIN object_contents ON objects.inline = 1 AND object_contents.bucket = objects.bucket AND object_contents.key = objects.key
+      objectWithContent: db.prepare(`SELECT objects.*, object_bodies.content FROM objects
+        LEFT JOIN object_bodies ON object_bodies.id = objects.body
         WHERE objects.bucket = ? AND objects.key = ?`),
       deleteObject: db.prepare('DELETE FROM objects WHERE bucket = ? AND key = ?'),
       keysFrom: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key >= ? ORDER BY key LIMIT ?'),
@@ -894,8 +915,8 @@ export class ObjectStore {
       const intents: FileIntent[] = previous?.blob && !previous.inline ? [{ op: 'remove', target: this.contentPath(previous) }] : [];
       await this.commitWithIntents(intents, (_, recordChange) => {
         if (!this.bucket(bucket)) throw errors.noSuchBucket(bucket);
-        this.statements.upsertInlineObject.run(rowOf(record));
-        this.statements.upsertContent.run(bucket, key, content.data);
+        const body = this.statements.insertBody.run(content.data).lastInsertRowid;
+        this.statements.upsertInlineObject.run({ ...rowOf(record), body });
         recordChange(bucket, options.eventName, { key, size: record.size, etag: record.etag }, options.origin);
       }, (events) => (record.blob ? this.changes.release(events) : this.shareCopies.schedule(bucket, key, events, storeFileOf(previous), { etag: record.etag, data: content.data })));
       return record;

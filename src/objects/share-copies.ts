@@ -107,7 +107,7 @@ export class ShareCopies {
     const pendingRow = 'bucket = ? AND key = ? AND etag = ? AND inline = 1 AND blob IS NULL AND file_ino IS NULL';
     this.statements = {
       toCopy: db.prepare('SELECT etag, last_modified FROM objects WHERE bucket = ? AND key = ? AND inline = 1 AND blob IS NULL AND file_ino IS NULL'),
-      content: db.prepare('SELECT content FROM object_contents WHERE bucket = ? AND key = ?'),
+      content: db.prepare('SELECT content FROM object_bodies WHERE id = (SELECT body FROM objects WHERE bucket = ? AND key = ?)'),
       recordCopy: db.prepare(`UPDATE objects SET file_ino = ?, file_mtime_ms = ? WHERE ${pendingRow}`),
       // file_ino 0 matches no file: the share adopts the local program's file once it settles
       leaveLocalFile: db.prepare(`UPDATE objects SET file_ino = 0, file_mtime_ms = 0 WHERE ${pendingRow}`),
