@@ -65,7 +65,7 @@ describe('group commit', () => {
     await expect(pending).resolves.toBeDefined();
   });
 
-  it('settles a write only after a log sync that started after its commit; one sync covers what committed before it', async () => {
+  it('settles a write only after a log sync that started after its commit; writes made while the log syncs commit together after it', async () => {
     const store = openStore();
     const syncs: Array<(error: Error | null) => void> = [];
     const commit = new GroupCommit(store.db, (done) => syncs.push(done));
@@ -77,14 +77,19 @@ describe('group commit', () => {
     const second = commit.run(() => insert.run('second')).then(() => settled.push('second'));
     const third = commit.run(() => insert.run('third')).then(() => settled.push('third'));
     await new Promise((resolve) => setImmediate(resolve));
-    // Committed and visible, but not acknowledged: the running sync may predate their commit.
-    expect((store.db.prepare('SELECT COUNT(*) AS n FROM items').get() as { n: number }).n).toBe(3);
+    // Held while the log syncs: a commit now would wait for the next sync all the same.
+    expect((store.db.prepare('SELECT COUNT(*) AS n FROM items').get() as { n: number }).n).toBe(1);
     expect(syncs).toHaveLength(1);
     expect(settled).toEqual([]);
     syncs[0](null);
     await first;
     expect(settled).toEqual(['first']);
+    await new Promise((resolve) => setImmediate(resolve));
+    // Both in one transaction, then a sync of their own before they settle.
+    expect((store.db.prepare('SELECT COUNT(*) AS n FROM items').get() as { n: number }).n).toBe(3);
+    expect(commit.stats.transactions).toBe(2);
     expect(syncs).toHaveLength(2);
+    expect(settled).toEqual(['first']);
     const drained = commit.drain();
     syncs[1](null);
     await Promise.all([second, third, drained]);

@@ -33,9 +33,9 @@ export type SyncLog = (done: (error: Error | null) => void) => void;
  * after that COMMIT — so an acknowledgement sent from `.then()` is for data on
  * disk, and a burst of writes costs one fsync instead of one each.
  *
- * The fsync runs on libuv's thread pool while the next ticks' transactions
- * commit, and one fsync covers every transaction committed before it started:
- * the main thread never waits for the disk.
+ * The fsync runs on libuv's thread pool, so the main thread never waits for
+ * the disk; the writes queued meanwhile commit in one transaction once it is
+ * done, and the next fsync covers them.
  *
  * A write must only touch the database (it may be replayed never, but it runs
  * inside a savepoint): if it throws, only its own changes are rolled back and
@@ -70,11 +70,19 @@ export class GroupCommit {
   run<T>(write: () => T, options?: WriteOptions): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ write, resolve, reject, singleStatement: options?.singleStatement === true });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
+      this.scheduleFlush();
     });
+  }
+
+  /**
+   * The next transaction at the next setImmediate; while the log is being synced, once that sync is
+   * done: writes committed meanwhile would wait for the next sync anyway, and one transaction takes
+   * them all (fewer pages written: the pages they share are written once).
+   */
+  private scheduleFlush(): void {
+    if (this.scheduled || this.syncing) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
   }
 
   /** Resolves when everything queued so far is committed and synced (or failed). */
@@ -112,6 +120,7 @@ export class GroupCommit {
     this.syncLog!((error) => {
       this.syncing = false;
       for (const settle of settles) settle(error);
+      if (this.pending.length > 0) this.scheduleFlush();
       this.syncCommitted();
       this.wakeIdleWaiters();
     });
