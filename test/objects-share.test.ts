@@ -265,3 +265,28 @@ describe('file share beyond s3.share.maxWatchedDirectories', () => {
     expect(limited.logs.filter((entry) => /maxWatchedDirectories reached/.test(entry.msg))).toHaveLength(1);
   });
 });
+
+describe('file share of a new bucket', () => {
+  // no periodic scan within the test: a new bucket's directory is watched when the bucket is created
+  let quiet: TestDaemon;
+  let quietS3: S3Client;
+
+  beforeAll(async () => {
+    quiet = await TestDaemon.start({ config: { s3: { share: { ...config.s3.share, scanIntervalMs: 3_600_000 } } } });
+    quietS3 = s3Client(quiet, await addKey(quiet));
+  });
+
+  afterAll(async () => {
+    await quiet?.cleanup();
+  });
+
+  it('adopts a file written into a bucket created a moment before', async () => {
+    await quietS3.send(new CreateBucketCommand({ Bucket: 'fresh-bucket' }));
+    const head = () => quietS3.send(new HeadObjectCommand({ Bucket: 'fresh-bucket', Key: 'first.txt' })).catch((error) => ({ missing: error.name as string }));
+    writeFileSync(join(quiet.dataDir, 'share', 'fresh-bucket', 'first.txt'), 'new');
+    expect(await eventually(async () => {
+      const found = await head();
+      return !('missing' in found) && found;
+    })).toMatchObject({ ETag: `"${md5('new')}"` });
+  });
+});

@@ -296,6 +296,8 @@ export class ObjectStore {
   private readonly statements;
   private readonly shareCopies: ShareCopies;
   private readonly knownBuckets = new Map<string, BucketRecord>();
+  /** Told when a bucket was created or deleted (the file share watches its directory, or forgets it). */
+  private bucketsChangedListener: (() => void) | undefined;
 
   constructor(private readonly store: Store, readonly shareRoot: string, private readonly changes: ChangeLog, private readonly limits: StoreLimits, private readonly log: Logger) {
     this.db = store.db;
@@ -431,7 +433,12 @@ export class ObjectStore {
       if (this.bucket(name)) throw errors.bucketAlreadyOwnedByYou(name);
       this.statements.insertBucket.run(name, createdAt);
     });
+    this.bucketsChangedListener?.();
     return { name, createdAt };
+  }
+
+  onBucketsChanged(listener: (() => void) | undefined): void {
+    this.bucketsChangedListener = listener;
   }
 
   /** BucketNotEmpty while it has objects or multipart uploads in progress (as S3). */
@@ -445,6 +452,7 @@ export class ObjectStore {
     // after the commit: a check meanwhile still found the bucket
     this.knownBuckets.delete(name);
     await removeEmptyTree(join(this.shareRoot, name));
+    this.bucketsChangedListener?.();
   }
 
   /** The bucket's notification configuration as stored (JSON), or undefined. */

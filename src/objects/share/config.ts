@@ -9,7 +9,7 @@ export const shareSchema = z.strictObject({
   settleMs: positiveInt(2000, 'milliseconds ≥ 1'),
   /**
    * How often the directories without an inotify watch (beyond `maxWatchedDirectories`, or refused by
-   * the kernel) are scanned, and new buckets looked for. Each such scan lstats every file under them.
+   * the kernel) are scanned. Each such scan lstats every file under them.
    */
   scanIntervalMs: positiveInt(5000, 'milliseconds ≥ 1'),
   /**

@@ -96,14 +96,22 @@ export class FileShare {
     this.stopped = false;
     this.fullScanAt = Date.now();
     this.wake(this.fullScanAt);
+    this.objects.onBucketsChanged(() => this.lookForBuckets());
   }
 
   async stop(): Promise<void> {
+    this.objects.onBucketsChanged(undefined);
     this.stopped = true;
     clearTimeout(this.timer);
     await this.working;
     for (const directory of this.watched.values()) directory.watcher.close();
     this.watched.clear();
+  }
+
+  /** A bucket was created or deleted: the periodic scan, which watches new buckets and forgets deleted ones, runs now. */
+  private lookForBuckets(): void {
+    this.periodicScanAt = Math.min(this.periodicScanAt, Date.now());
+    this.wake(this.periodicScanAt);
   }
 
   /** Runs the next due work (one at a time: the scans and the looks at dirty paths never overlap), then sleeps until the next. */
