@@ -290,3 +290,43 @@ describe('file share of a new bucket', () => {
     })).toMatchObject({ ETag: `"${md5('new')}"` });
   });
 });
+
+describe('file share past its bound of changed paths waiting', () => {
+  // a long settle time: every file of the burst is still waiting when the bound (16,384) is passed
+  let burst: TestDaemon;
+  let burstS3: S3Client;
+
+  beforeAll(async () => {
+    burst = await TestDaemon.start({ config: { s3: { share: { ...config.s3.share, settleMs: 3000 } } } });
+    burstS3 = s3Client(burst, await addKey(burst));
+    await burstS3.send(new CreateBucketCommand({ Bucket: 'burst' }));
+  });
+
+  afterAll(async () => {
+    await burst?.cleanup();
+  });
+
+  it('drops them for a scan of the whole share, which adopts every file', async () => {
+    const dir = join(burst.dataDir, 'share', 'burst', 'frames');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'first.txt'), 'first');
+    // adopted once its directory was looked at, walked and watched: the burst's files then have events
+    await eventually(() => burstS3.send(new HeadObjectCommand({ Bucket: 'burst', Key: 'frames/first.txt' })).catch(() => false), 15_000, 200);
+    const files = 17_000;
+    for (let i = 0; i < files; i++) writeFileSync(join(dir, `f${i}.txt`), `frame ${i}`);
+    const count = async () => {
+      let keys = 0;
+      let token: string | undefined;
+      for (let page = 0; page < 20; page++) {
+        const listed = await burstS3.send(new ListObjectsV2Command({ Bucket: 'burst', ContinuationToken: token }));
+        keys += listed.KeyCount ?? 0;
+        token = listed.NextContinuationToken;
+        if (!token) break;
+      }
+      return keys;
+    };
+    await eventually(async () => (await count()) === files + 1, 90_000, 1000);
+    expect(burst.logs.filter((entry) => /too many changed paths waiting/.test(entry.msg))).toHaveLength(1);
+    expect(await burstS3.send(new HeadObjectCommand({ Bucket: 'burst', Key: 'frames/f16999.txt' }))).toMatchObject({ ETag: `"${md5('frame 16999')}"` });
+  }, 120_000);
+});

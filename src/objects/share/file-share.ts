@@ -24,6 +24,10 @@ const MAX_UNWATCHED_TREES = 1024;
 const LOOKS_PER_TURN = 64;
 // Names of one directory held to compare it with the index; a larger directory's indexed entries are lstat-ed instead.
 const MAX_COMPARED_NAMES = 10000;
+// Files imported at once: each is a few thread-pool round trips and a commit, which a burst (a
+// camera's card copied in) would otherwise wait for one by one (17,000 small files: ~45 s one at a
+// time, ~17 s eight at a time, in the tests here).
+const PARALLEL_ADOPTIONS = 8;
 
 /** A directory of a bucket, and the key prefix of its entries (`''` or ending in `/`). */
 interface Place {
@@ -89,6 +93,8 @@ export class FileShare {
   private fullScans = 0;
   private periodicScanAt = 0;
   private readonly loggedOnce = new Set<string>();
+  /** Imports under way, by path: `work` waits for them before it ends. */
+  private readonly adoptions = new Map<string, Promise<void>>();
 
   constructor(private readonly objects: ObjectStore, private readonly config: ShareConfig, private readonly log: Logger) {}
 
@@ -148,6 +154,7 @@ export class FileShare {
       await this.periodicScan();
     }
     await this.lookAtDuePaths();
+    while (this.adoptions.size) await Promise.race(this.adoptions.values());
   }
 
   /** Every bucket's tree: watches it, adopts settled files, forgets the objects of deleted ones. */
@@ -364,12 +371,21 @@ export class FileShare {
   }
 
   private async adoptFile(bucket: string, key: string, path: string, file: Stats): Promise<void> {
+    // being imported: a change after the import's look has an event of its own, looked at later
+    if (this.adoptions.has(path)) return;
     const owner = this.objects.shareFileOwner(bucket, key, file);
     if (owner === 'store') return;
     if (owner === 'copy pending') return this.markDirty(path, bucket, key, Date.now() + this.config.settleMs);
     const changedAt = Math.max(file.mtimeMs, file.ctimeMs);
     // no writer changed the file (content: mtime; metadata, renames: ctime, which no program can set back) for settleMs
     if (Date.now() - changedAt < this.config.settleMs) return this.markDirty(path, bucket, key, changedAt + this.config.settleMs);
+    while (this.adoptions.size >= PARALLEL_ADOPTIONS) await Promise.race(this.adoptions.values());
+    const adoption = this.importFile(bucket, key, path).finally(() => this.adoptions.delete(path));
+    this.adoptions.set(path, adoption);
+  }
+
+  /** Never rejects: a file that changed while it was read is looked at again once settled; other failures are logged. */
+  private async importFile(bucket: string, key: string, path: string): Promise<void> {
     try {
       const object = await this.objects.importFile(bucket, key, this.origin());
       this.log.debug({ bucket, key, size: object.size }, 'file share: file adopted as an object');
