@@ -235,22 +235,26 @@ describe('file share', () => {
   });
 });
 
+/** For a describe block: a daemon of its own with these share settings over the file's (and `bucket`, if named), and an S3 client of it. */
+function ownDaemon(share: Record<string, unknown>, bucket?: string): { daemon: () => TestDaemon; s3: () => S3Client } {
+  let daemon: TestDaemon;
+  let client: S3Client;
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { s3: { share: { ...config.s3.share, ...share } } } });
+    client = s3Client(daemon, await addKey(daemon));
+    if (bucket) await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  });
+  afterAll(async () => {
+    await daemon?.cleanup();
+  });
+  return { daemon: () => daemon, s3: () => client };
+}
+
 describe('file share beyond s3.share.maxWatchedDirectories', () => {
   // only the bucket's directory has a watch: its subdirectories are scanned every scanIntervalMs
-  let limited: TestDaemon;
-  let limitedS3: S3Client;
-  const limitedFile = (key: string) => join(limited.dataDir, 'share', BUCKET, key);
-  const limitedHead = (key: string) => limitedS3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })).catch((error) => ({ missing: error.name as string }));
-
-  beforeAll(async () => {
-    limited = await TestDaemon.start({ config: { s3: { share: { ...config.s3.share, maxWatchedDirectories: 1 } } } });
-    limitedS3 = s3Client(limited, await addKey(limited));
-    await limitedS3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-  });
-
-  afterAll(async () => {
-    await limited?.cleanup();
-  });
+  const own = ownDaemon({ maxWatchedDirectories: 1 }, BUCKET);
+  const limitedFile = (key: string) => join(own.daemon().dataDir, 'share', BUCKET, key);
+  const limitedHead = (key: string) => own.s3().send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })).catch((error) => ({ missing: error.name as string }));
 
   it('adopts files in directories without a watch, and forgets them when deleted, through the periodic scan', async () => {
     mkdirSync(limitedFile('unwatched/deeper'), { recursive: true });
@@ -262,28 +266,18 @@ describe('file share beyond s3.share.maxWatchedDirectories', () => {
     rmSync(limitedFile('unwatched/deeper/reading.txt'));
     await eventually(async () => 'missing' in await limitedHead('unwatched/deeper/reading.txt'));
     expect(await limitedHead('unwatched/deeper/later.txt')).toMatchObject({ ETag: `"${md5('scanned later')}"` });
-    expect(limited.logs.filter((entry) => /maxWatchedDirectories reached/.test(entry.msg))).toHaveLength(1);
+    expect(own.daemon().logs.filter((entry) => /maxWatchedDirectories reached/.test(entry.msg))).toHaveLength(1);
   });
 });
 
 describe('file share of a new bucket', () => {
   // no periodic scan within the test: a new bucket's directory is watched when the bucket is created
-  let quiet: TestDaemon;
-  let quietS3: S3Client;
-
-  beforeAll(async () => {
-    quiet = await TestDaemon.start({ config: { s3: { share: { ...config.s3.share, scanIntervalMs: 3_600_000 } } } });
-    quietS3 = s3Client(quiet, await addKey(quiet));
-  });
-
-  afterAll(async () => {
-    await quiet?.cleanup();
-  });
+  const own = ownDaemon({ scanIntervalMs: 3_600_000 });
 
   it('adopts a file written into a bucket created a moment before', async () => {
-    await quietS3.send(new CreateBucketCommand({ Bucket: 'fresh-bucket' }));
-    const head = () => quietS3.send(new HeadObjectCommand({ Bucket: 'fresh-bucket', Key: 'first.txt' })).catch((error) => ({ missing: error.name as string }));
-    writeFileSync(join(quiet.dataDir, 'share', 'fresh-bucket', 'first.txt'), 'new');
+    await own.s3().send(new CreateBucketCommand({ Bucket: 'fresh-bucket' }));
+    const head = () => own.s3().send(new HeadObjectCommand({ Bucket: 'fresh-bucket', Key: 'first.txt' })).catch((error) => ({ missing: error.name as string }));
+    writeFileSync(join(own.daemon().dataDir, 'share', 'fresh-bucket', 'first.txt'), 'new');
     expect(await eventually(async () => {
       const found = await head();
       return !('missing' in found) && found;
@@ -293,21 +287,11 @@ describe('file share of a new bucket', () => {
 
 describe('file share past its bound of changed paths waiting', () => {
   // a long settle time: every file of the burst is still waiting when the bound (16,384) is passed
-  let burst: TestDaemon;
-  let burstS3: S3Client;
-
-  beforeAll(async () => {
-    burst = await TestDaemon.start({ config: { s3: { share: { ...config.s3.share, settleMs: 3000 } } } });
-    burstS3 = s3Client(burst, await addKey(burst));
-    await burstS3.send(new CreateBucketCommand({ Bucket: 'burst' }));
-  });
-
-  afterAll(async () => {
-    await burst?.cleanup();
-  });
+  const own = ownDaemon({ settleMs: 3000 }, 'burst');
 
   it('drops them for a scan of the whole share, which adopts every file', async () => {
-    const dir = join(burst.dataDir, 'share', 'burst', 'frames');
+    const burstS3 = own.s3();
+    const dir = join(own.daemon().dataDir, 'share', 'burst', 'frames');
     mkdirSync(dir);
     writeFileSync(join(dir, 'first.txt'), 'first');
     // adopted once its directory was looked at, walked and watched: the burst's files then have events
@@ -326,7 +310,7 @@ describe('file share past its bound of changed paths waiting', () => {
       return keys;
     };
     await eventually(async () => (await count()) === files + 1, 90_000, 1000);
-    expect(burst.logs.filter((entry) => /too many changed paths waiting/.test(entry.msg))).toHaveLength(1);
+    expect(own.daemon().logs.filter((entry) => /too many changed paths waiting/.test(entry.msg))).toHaveLength(1);
     expect(await burstS3.send(new HeadObjectCommand({ Bucket: 'burst', Key: 'frames/f16999.txt' }))).toMatchObject({ ETag: `"${md5('frame 16999')}"` });
   }, 120_000);
 });
