@@ -193,14 +193,17 @@ export class ShareCopies {
       const batch: Prepared[] = [];
       for (const item of items) {
         const release = await this.context.locks.acquire(`${item.bucket}/${item.key}`);
-        const prepared: Prepared = { bucket: item.bucket, key: item.key, events: item.events, release };
-        batch.push(prepared);
-        try {
-          this.prepare(prepared, item);
-        } catch (error) {
-          this.context.log.warn({ err: error, bucket: item.bucket, key: item.key }, 'could not write the share file of an object held in the database; written at the next start');
-        }
+        batch.push({ bucket: item.bucket, key: item.key, events: item.events, release });
       }
+      // the batch's rows read in one transaction: SQLite locks the database once, where a read of its
+      // own costs four fcntl calls
+      this.context.store.db.transaction(() => batch.forEach((prepared, index) => {
+        try {
+          this.prepare(prepared, items[index]);
+        } catch (error) {
+          this.context.log.warn({ err: error, bucket: prepared.bucket, key: prepared.key }, 'could not write the share file of an object held in the database; written at the next start');
+        }
+      }))();
       this.wakeRoomWaiters();
       const jobs = batch.filter((prepared) => prepared.job);
       const results = jobs.length === 0 ? [] : await this.thread.copy(jobs.map((prepared) => prepared.job!)).catch((error: Error) => {
