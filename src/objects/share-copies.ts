@@ -106,8 +106,8 @@ export class ShareCopies {
     const db = context.store.db;
     const pendingRow = 'bucket = ? AND key = ? AND etag = ? AND inline = 1 AND blob IS NULL AND file_ino IS NULL';
     this.statements = {
-      toCopy: db.prepare('SELECT etag, last_modified FROM objects WHERE bucket = ? AND key = ? AND inline = 1 AND blob IS NULL AND file_ino IS NULL'),
-      content: db.prepare('SELECT content FROM object_bodies WHERE id = (SELECT body FROM objects WHERE bucket = ? AND key = ?)'),
+      toCopy: db.prepare('SELECT etag, last_modified, body FROM objects WHERE bucket = ? AND key = ? AND inline = 1 AND blob IS NULL AND file_ino IS NULL'),
+      content: db.prepare('SELECT content FROM object_bodies WHERE id = ?'),
       recordCopy: db.prepare(`UPDATE objects SET file_ino = ?, file_mtime_ms = ? WHERE ${pendingRow}`),
       // file_ino 0 matches no file: the share adopts the local program's file once it settles
       leaveLocalFile: db.prepare(`UPDATE objects SET file_ino = 0, file_mtime_ms = 0 WHERE ${pendingRow}`),
@@ -237,11 +237,11 @@ export class ShareCopies {
     const { bucket, key } = prepared;
     const held = item.content;
     this.letGo(item);
-    const row = this.statements.toCopy.get(bucket, key) as { etag: string; last_modified: number } | undefined;
+    const row = this.statements.toCopy.get(bucket, key) as { etag: string; last_modified: number; body: number } | undefined;
     // deleted, replaced by a file, or copied already
     if (!row) return;
     // the held content is copied: its memory goes to the thread, and the request's buffers may share it
-    const content = held?.etag === row.etag ? new Uint8Array(held.data) : (this.statements.content.get(bucket, key) as { content: Buffer }).content;
+    const content = held?.etag === row.etag ? new Uint8Array(held.data) : (this.statements.content.get(row.body) as { content: Buffer }).content;
     prepared.etag = row.etag;
     prepared.size = content.length;
     const placed = this.placed.get(`${bucket}/${key}`);
