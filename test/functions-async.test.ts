@@ -1,10 +1,11 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { collectMessages, connectClient, outpost } from './helpers/mqtt.js';
 import { FIXTURES, template, writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
+import { jsonLines } from './helpers/json-lines.js';
 
 interface Line { id: number; phase: 'start' | 'done'; requestId: string; at: number }
 
@@ -20,7 +21,7 @@ describe('functions: durable asynchronous queue, retries and the dead-letter que
   let files = 0;
   /** A fresh file for one test's handler lines. */
   const newFile = () => join(out.dir, `lines-${++files}.jsonl`);
-  const lines = (file: string): Line[] => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
+  const lines = (file: string) => jsonLines<Line>(file);
   const invokeAsync = (name: string, payload: unknown) => outpost(daemon.socket, ['--json', 'invoke', name, '--async', '--payload', JSON.stringify(payload)]);
   const deadLetters = async (name?: string) => JSON.parse((await outpost(daemon.socket, ['--json', 'dlq', 'ls', ...(name ? [name] : [])])).stdout).deadLetters as any[];
 

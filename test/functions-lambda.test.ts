@@ -1,11 +1,12 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
 import { invoke, template, writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
+import { jsonLines } from './helpers/json-lines.js';
 
 // The real interpreter behind `python3` (a pyenv shim needs more environment than a function gets).
 const PYTHON = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
@@ -28,7 +29,7 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect(run, run.stderr).toMatchObject({ code: 0 });
   };
   // Each line a JSON value a handler appended.
-  const lines = (file: string): any[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line)) : []);
+  const lines = jsonLines;
 
   beforeAll(async () => {
     daemon = await TestDaemon.start({

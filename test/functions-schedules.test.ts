@@ -1,4 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSchedule, yearMatches } from '../src/functions/schedules.js';
@@ -6,6 +5,7 @@ import { TestDaemon } from './helpers/daemon.js';
 import { outpost } from './helpers/mqtt.js';
 import { writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
+import { jsonLines } from './helpers/json-lines.js';
 
 const TICKER = `const { appendFileSync } = require('node:fs');
 exports.handler = async (event) => { appendFileSync(process.env.OUT, JSON.stringify(event) + '\\n'); return 'ok'; };
@@ -17,7 +17,7 @@ function scheduled(name: string, out: string, events: Record<string, unknown>): 
   } } } });
 }
 
-const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').map((line) => JSON.parse(line)) : []);
+const lines = jsonLines;
 
 describe('schedule expressions (EventBridge syntax)', () => {
   it('parses rate with EventBridge singular/plural rules', () => {

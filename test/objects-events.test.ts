@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteObjectCommand,
@@ -12,6 +12,7 @@ import { addKey, s3Client } from './helpers/objects.js';
 import { outpost } from './helpers/mqtt.js';
 import { writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
+import { jsonLines } from './helpers/json-lines.js';
 
 /** A function appending each event it gets, one JSON line, to $OUT. */
 const RECORDER = 'const fs = require("node:fs");\nexports.handler = async (event) => { fs.appendFileSync(process.env.OUT, JSON.stringify(event) + "\\n"); };\n';
@@ -21,7 +22,7 @@ describe('object events: S3 event records to functions and the local bus', () =>
   let s3: S3Client;
   let fn: { dir: string; remove: () => void };
   const outFile = () => join(fn.dir, 'events.jsonl');
-  const linesOf = (file: string): any[] => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((line) => JSON.parse(line)) : []);
+  const linesOf = jsonLines;
   const events = () => linesOf(outFile());
 
   beforeAll(async () => {
