@@ -50,6 +50,21 @@ export function memOf(pid) {
   }
 }
 
+/**
+ * The machine's CPU ticks so far, all cores: `steal` is time the hypervisor gave this VM's virtual
+ * CPUs to others (a shared host), `total` all of it; the share stolen over a round says how much
+ * a figure from a shared machine may be off.
+ */
+export function cpuTicks() {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  return { steal: fields[7] ?? 0, total: fields.reduce((sum, ticks) => sum + ticks, 0) };
+}
+
+/** Per cent of the CPU time between two cpuTicks() that the hypervisor stole. */
+export function stolenPercent(before, after) {
+  return Math.round((100 * (after.steal - before.steal)) / Math.max(1, after.total - before.total));
+}
+
 let clkTck = 0;
 /** utime+stime of a whole process (all threads) in milliseconds, or null. */
 export function cpuMsOf(pid) {

@@ -22,14 +22,17 @@ function ioCounts(pid) {
   return { reads: field('syscr'), writes: field('syscw'), written: field('wchar') };
 }
 
-/** utime+stime in ms of the main thread of `pid` and of all its other threads (thread pool, V8, SQLite's fsync). */
+/**
+ * utime+stime in ms of the main thread of `pid` and of its other threads by name: libuv's pool
+ * (fsyncs, file I/O), V8's (GC, compilers), worker threads (the share copies).
+ */
 function threadCpuMs(pid) {
   const byName = new Map();
   const tick = 10; // USER_HZ 100
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = tid === String(pid) ? 'main' : 'other threads';
+      const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+$/, '');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) * tick);
     } catch { /* the thread ended */ }
@@ -39,6 +42,8 @@ function threadCpuMs(pid) {
 
 const { values: options } = parseArgs({ options: {
   op: { type: 'string', default: 'put' }, seconds: { type: 'string', default: '4' }, top: { type: 'string', default: '30' },
+  // seconds of the same operations first, not measured: the daemon's JIT compiles its hot code in the first seconds
+  warmup: { type: 'string', default: '0' },
   // also: the self time under this function of the daemon (e.g. commitBatch), or in and under the
   // functions of this file of dist/ (e.g. objects/share/file-share.js), with its total
   under: { type: 'string' },
@@ -77,20 +82,26 @@ try {
   if (options.op === 'get') for (let i = 0; i < keys; i += connections) await Promise.all(Array.from({ length: connections }, (_, j) => s3.request('PUT', `/bench/k${i + j}`, { body })));
   // the share copies of the keys just written, and the file share's look at them once settled (2 s),
   // are the PUTs' work, not the GETs'
+  /** `connections` loops of the operation for `seconds`; the number of 2xx answers. */
+  const round = async (seconds, name) => {
+    const until = Date.now() + seconds * 1000;
+    let answered = 0;
+    await Promise.all(Array.from({ length: connections }, async (_, worker) => {
+      for (let i = 0; Date.now() < until; i++) {
+        const key = `/bench/k${(worker * 7919 + i * connections) % keys}`;
+        const { status } = options.op === 'get' ? await s3.request('GET', key) : await s3.request('PUT', `/bench/${name}${worker}-${i}`, { body });
+        if (status < 300) answered++;
+      }
+    }));
+    return answered;
+  };
+  if (Number(options.warmup) > 0) await round(Number(options.warmup), 'warm');
   await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
   const cpuBefore = cpuMsOf(daemon.pid);
   const threadsBefore = threadCpuMs(daemon.pid);
   const ioBefore = ioCounts(daemon.pid);
-  const until = Date.now() + Number(options.seconds) * 1000;
   const clientBefore = process.cpuUsage();
-  let ok = 0;
-  await Promise.all(Array.from({ length: connections }, async (_, worker) => {
-    for (let i = 0; Date.now() < until; i++) {
-      const key = `/bench/k${(worker * 7919 + i * connections) % keys}`;
-      const { status } = options.op === 'get' ? await s3.request('GET', key) : await s3.request('PUT', `/bench/w${worker}-${i}`, { body });
-      if (status < 300) ok++;
-    }
-  }));
+  const ok = await round(Number(options.seconds), 'w');
   const client = process.cpuUsage(clientBefore);
   const clientUs = (client.user + client.system) / ok;
   // a PUT's work goes on after its answer (the share copy of a small object, the file share's look

@@ -4,7 +4,7 @@
 // the first ListObjectsV2 page in a bucket of 1,000,000 keys. Runs dist/bin/outpostd.js (npm run
 // build first). Prints figures and PASS/MISS against the targets; exits 0 whatever the figures are.
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -12,13 +12,16 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { cpuMsOf, freePort, memOf, stopChild, track, installExitHooks, waitForIdle, waitForPort } from '../lib/proc.mjs';
+import { cpuMsOf, cpuTicks, stolenPercent, freePort, memOf, stopChild, track, installExitHooks, waitForIdle, waitForPort } from '../lib/proc.mjs';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { loadBoardProfile } from '../lib/brokers.mjs';
 import { S3BenchClient } from './s3-client.mjs';
 
 const { values: options } = parseArgs({ options: {
   seconds: { type: 'string', default: '5' },
+  // seconds of each small round's operations first, not counted: a server in JavaScript (outpostd,
+  // s3rver) compiles its hot code in its first seconds, which is not what it does for months
+  warmup: { type: 'string', default: '5' },
   connections: { type: 'string', default: '16' },
   'large-mib': { type: 'string', default: '64' },
   'large-rounds': { type: 'string', default: '2' },
@@ -34,6 +37,7 @@ const { values: options } = parseArgs({ options: {
   board: { type: 'string', default: 'minimal-128mb' },
 } });
 const SECONDS = Number(options.seconds);
+const WARMUP_SECONDS = Number(options.warmup);
 const CONNECTIONS = Number(options.connections);
 const LARGE = Number(options['large-mib']) * 1024 * 1024;
 const LARGE_ROUNDS = Number(options['large-rounds']);
@@ -90,6 +94,7 @@ const ROUND_QUIET_MS = 2500;
 
 async function closedLoop(pid, operation, seconds = SECONDS) {
   const cpuBefore = cpuMsOf(pid);
+  const ticksBefore = cpuTicks();
   const until = Date.now() + seconds * 1000;
   let ok = 0;
   let failed = 0;
@@ -102,8 +107,9 @@ async function closedLoop(pid, operation, seconds = SECONDS) {
     }
   }));
   const opsPerSecond = Math.round(ok / ((Date.now() - started) / 1000));
+  const stolen = stolenPercent(ticksBefore, cpuTicks());
   await waitForIdle(pid, { quietMs: ROUND_QUIET_MS, maxCpuMs: 20 });
-  return { opsPerSecond, cpuMsPerOp: Math.round(((cpuMsOf(pid) - cpuBefore) / Math.max(1, ok)) * 100) / 100, failed };
+  return { opsPerSecond, cpuMsPerOp: Math.round(((cpuMsOf(pid) - cpuBefore) / Math.max(1, ok)) * 100) / 100, failed, stolen };
 }
 
 function writeLarge(size) {
@@ -150,7 +156,24 @@ async function largeTransfers(client, pid, dir, size, rounds) {
   }
   const mbps = (name) => Math.round((size * rounds) / 1e6 / (ms[name] / 1000));
   const perMiB = (name) => Math.round((cpuMs[name] / ((size * rounds) / 1048576)) * 100) / 100;
-  return { putMBps: mbps('put'), getMBps: mbps('get'), rawWriteMBps: mbps('rawWrite'), rawReadMBps: mbps('rawRead'), putCpuMsPerMiB: perMiB('put'), getCpuMsPerMiB: perMiB('get') };
+  return { md5MBps: md5MBps(size), putMBps: mbps('put'), getMBps: mbps('get'), rawWriteMBps: mbps('rawWrite'), rawReadMBps: mbps('rawRead'), putCpuMsPerMiB: perMiB('put'), getCpuMsPerMiB: perMiB('get') };
+}
+
+/**
+ * MB/s of an MD5 over `size` bytes on one core of this machine: an object's ETag is the MD5 of its
+ * content, taken as the body arrives, so no PUT outruns it (its three best of five runs).
+ */
+function md5MBps(size) {
+  const times = [];
+  for (let run = 0; run < 5; run++) {
+    const started = process.hrtime.bigint();
+    const hash = createHash('md5');
+    for (let hashed = 0; hashed < size; hashed += CHUNK.length) hash.update(CHUNK.subarray(0, Math.min(CHUNK.length, size - hashed)));
+    hash.digest();
+    times.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  const best = times.sort((a, b) => a - b).slice(0, 3);
+  return Math.round(size / 1e6 / (best.reduce((sum, ms) => sum + ms, 0) / best.length / 1000));
 }
 
 /** What the disk gives a plain program: `size` bytes written in 1 MiB chunks, then fsynced. */
@@ -200,19 +223,27 @@ async function measure(server) {
   const client = new S3BenchClient({ port: server.port, accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey, connections: CONNECTIONS });
   const created = await client.request('PUT', '/bench');
   if (created.status !== 200 && created.status !== 409) throw new Error(`${server.name}: CreateBucket answered ${created.status}`);
-  log(`${server.name}: 4 KiB PUT for ${SECONDS} s at ${CONNECTIONS} connections`);
+  log(`${server.name}: 4 KiB PUT for ${WARMUP_SECONDS} s (warm-up) and ${SECONDS} s at ${CONNECTIONS} connections`);
+  const putRound = (prefix) => (worker, i) => client.request('PUT', `/bench/${prefix}/${worker}-${i}`, { body: SMALL });
+  const putCold = WARMUP_SECONDS > 0 ? await closedLoop(server.pid, putRound('warm'), WARMUP_SECONDS) : undefined;
   const written = new Array(CONNECTIONS).fill(0);
   const put = await closedLoop(server.pid, (worker, i) => {
     written[worker] = i + 1;
-    return client.request('PUT', `/bench/small/${worker}-${i}`, { body: SMALL });
+    return putRound('small')(worker, i);
   });
-  log(`${server.name}: 4 KiB GET for ${SECONDS} s`);
-  const get = await closedLoop(server.pid, (worker, i) => client.request('GET', `/bench/small/${worker}-${i % Math.max(1, written[worker] - 1)}`));
+  log(`${server.name}: 4 KiB GET for ${WARMUP_SECONDS} s (warm-up) and ${SECONDS} s`);
+  const getRound = (worker, i) => client.request('GET', `/bench/small/${worker}-${i % Math.max(1, written[worker] - 1)}`);
+  const getCold = WARMUP_SECONDS > 0 ? await closedLoop(server.pid, getRound, WARMUP_SECONDS) : undefined;
+  const get = await closedLoop(server.pid, getRound);
   // the high-water mark of the small rounds: 16 connections of writes, their share copies, reads
   const smallPeakRssMiB = Math.round(Number(/VmHWM:\s*(\d+)/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))?.[1]) / 1024 * 10) / 10;
   log(`${server.name}: ${LARGE / 1048576} MiB PUT and GET × ${LARGE_ROUNDS}`);
   const large = await largeTransfers(client, server.pid, server.dir, LARGE, LARGE_ROUNDS);
-  const result = { putOps: put.opsPerSecond, getOps: get.opsPerSecond, putCpuMs: put.cpuMsPerOp, getCpuMs: get.cpuMsPerOp, failed: put.failed + get.failed, smallPeakRssMiB, ...large };
+  const result = {
+    putOps: put.opsPerSecond, getOps: get.opsPerSecond, putCpuMs: put.cpuMsPerOp, getCpuMs: get.cpuMsPerOp,
+    putOpsCold: putCold?.opsPerSecond, getOpsCold: getCold?.opsPerSecond, putStolen: put.stolen, getStolen: get.stolen,
+    failed: put.failed + get.failed + (putCold?.failed ?? 0) + (getCold?.failed ?? 0), smallPeakRssMiB, ...large,
+  };
   client.close();
   return result;
 }
@@ -281,17 +312,24 @@ if (options.json) {
 } else {
   const o = results.outpostd;
   const s = results.s3rver;
-  const lines = ['', `objects bench: ${CONNECTIONS} connections, ${SECONDS} s per small round, ${LARGE / 1048576} MiB × ${LARGE_ROUNDS} large, outpostd profile ${BOARD?.name ?? 'none'}`, ''];
+  const lines = ['', `objects bench: ${CONNECTIONS} connections, ${SECONDS} s per small round after ${WARMUP_SECONDS} s of warm-up, ${LARGE / 1048576} MiB × ${LARGE_ROUNDS} large, outpostd profile ${BOARD?.name ?? 'none'}`, ''];
   lines.push('| | outpostd | s3rver | ratio |', '| --- | --- | --- | --- |');
   const row = (label, a, b, unit) => lines.push(`| ${label} | ${a ?? '-'} ${unit} | ${b ?? '-'} ${unit} | ${a && b ? `${(a / b).toFixed(1)}×` : '-'} |`);
   row('4 KiB PUT', o?.putOps, s?.putOps, 'ops/s');
   row('4 KiB GET', o?.getOps, s?.getOps, 'ops/s');
+  if (WARMUP_SECONDS > 0) {
+    row(`4 KiB PUT, first ${WARMUP_SECONDS} s (warm-up)`, o?.putOpsCold, s?.putOpsCold, 'ops/s');
+    row(`4 KiB GET, first ${WARMUP_SECONDS} s (warm-up)`, o?.getOpsCold, s?.getOpsCold, 'ops/s');
+  }
+  lines.push(`| 4 KiB PUT / GET, CPU stolen by the host | ${o?.putStolen ?? '-'} / ${o?.getStolen ?? '-'} % | ${s?.putStolen ?? '-'} / ${s?.getStolen ?? '-'} % | |`);
   lines.push(`| 4 KiB PUT, server CPU | ${o?.putCpuMs ?? '-'} ms/op | ${s?.putCpuMs ?? '-'} ms/op | |`, `| 4 KiB GET, server CPU | ${o?.getCpuMs ?? '-'} ms/op | ${s?.getCpuMs ?? '-'} ms/op | |`);
   row(`${LARGE / 1048576} MiB PUT`, o?.putMBps, s?.putMBps, 'MB/s');
   row(`${LARGE / 1048576} MiB GET`, o?.getMBps, s?.getMBps, 'MB/s');
   lines.push(`| ${LARGE / 1048576} MiB PUT, server CPU | ${o?.putCpuMsPerMiB ?? '-'} ms/MiB | ${s?.putCpuMsPerMiB ?? '-'} ms/MiB | |`, `| ${LARGE / 1048576} MiB GET, server CPU | ${o?.getCpuMsPerMiB ?? '-'} ms/MiB | ${s?.getCpuMsPerMiB ?? '-'} ms/MiB | |`);
   lines.push('', ...SERVERS.filter((name) => results[name]).map((name) => `${name}: peak RSS through the small rounds ${results[name].smallPeakRssMiB} MiB`));
-  lines.push('', ...SERVERS.filter((name) => results[name]).map((name) => `raw disk, same size, in ${name}'s directory between its transfers: write+fsync ${results[name].rawWriteMBps} MB/s, read ${results[name].rawReadMBps} MB/s`), '');
+  lines.push('', ...SERVERS.filter((name) => results[name]).map((name) => `raw disk, same size, in ${name}'s directory between its transfers: write+fsync ${results[name].rawWriteMBps} MB/s, read ${results[name].rawReadMBps} MB/s`));
+  if (o) lines.push(`MD5 (the ETag) of ${LARGE / 1048576} MiB on one core of this machine: ${o.md5MBps} MB/s, ${Math.round((100 * o.md5MBps) / o.rawWriteMBps)} % of raw write: no PUT can be faster`);
+  lines.push('');
   if (o) {
     lines.push(`${verdict(o.putOps >= 3000)} 4 KiB PUT ≥ 3,000 ops/s (${o.putOps})`);
     lines.push(`${verdict(o.getOps >= 5000)} 4 KiB GET ≥ 5,000 ops/s (${o.getOps})`);
