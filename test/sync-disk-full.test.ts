@@ -1,24 +1,11 @@
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
+import { fillLeaving, mountTmpfs, unmountTmpfs } from './helpers/tmpfs.js';
 
 const MiB = 1024 * 1024;
-
-/** A small tmpfs as the data directory; undefined where mounting is not permitted (not root). */
-function mountTmpfs(sizeMiB: number): string | undefined {
-  const dir = mkdtempSync(join(tmpdir(), 'outpost-full-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m`, 'tmpfs', dir], { stdio: 'ignore' });
-    return dir;
-  } catch {
-    rmSync(dir, { recursive: true, force: true });
-    return undefined;
-  }
-}
 
 const mountPoint = mountTmpfs(24);
 
@@ -35,15 +22,12 @@ describe.skipIf(!mountPoint)('sync with a full disk (tmpfs data directory)', () 
 
   afterAll(async () => {
     await daemon?.stop();
-    execFileSync('umount', [mountPoint!]);
-    rmSync(mountPoint!, { recursive: true, force: true });
+    unmountTmpfs(mountPoint!);
   });
 
   it('stays up, counts what it could not store, and stores again once space returns', async () => {
     // Leave ~3 MiB free, then fill it with 4 KiB messages.
-    const filler = join(mountPoint!, 'filler');
-    const { bavail, bsize } = statfsSync(mountPoint!);
-    writeFileSync(filler, Buffer.alloc(Math.max(0, bavail * bsize - 3 * MiB)));
+    const filler = fillLeaving(mountPoint!, 3 * MiB);
     const device = await connectClient(daemon.mqttUrl, { clientId: 'filler' });
     const payload = Buffer.alloc(4096, 7);
     let sent = 0;

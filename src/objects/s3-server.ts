@@ -128,6 +128,7 @@ export class S3Server {
   private async fail(req: IncomingMessage, res: ServerResponse, error: unknown, resource: string, requestId: string): Promise<void> {
     const s3 = toS3Error(error);
     if (s3.code === 'InternalError') this.log.error({ err: error, method: req.method, url: req.url }, 's3 request failed');
+    else if (s3.code === 'InsufficientStorage') this.log.warn({ err: error, method: req.method, url: req.url }, 's3 request refused: the disk is full');
     if (res.headersSent) {
       res.destroy();
       return;
@@ -189,11 +190,15 @@ async function discardSmallBody(req: IncomingMessage): Promise<boolean> {
   });
 }
 
+/** A file system's (ENOSPC; EDQUOT: the user's quota) or SQLite's (SQLITE_FULL) word for a full disk. */
+const DISK_FULL = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
+
 function toS3Error(error: unknown): S3Error {
   if (error instanceof S3Error) return error;
   if (error instanceof AuthError) return new S3Error(error.code, error.status, error.message, error.details);
   const code = (error as NodeJS.ErrnoException).code;
   // the client went away mid-body, or sent less than it announced
   if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (error as Error)?.message === 'aborted') return errors.incompleteBody();
+  if (code !== undefined && DISK_FULL.has(code)) return errors.insufficientStorage();
   return errors.internalError();
 }

@@ -23,6 +23,13 @@ const BATCH = 128;
  * copies not recorded yet are written again at startup.
  */
 const SYNC_INTERVAL_MS = 200;
+/**
+ * After a copy could not be written or recorded (a full or read-only share, a worker that died),
+ * the objects still pending are tried again after this long, doubling up to RETRY_MAX_MS while
+ * they keep failing: a share that fills up gets its files once space returns, not at the next start.
+ */
+const RETRY_FIRST_MS = 5_000;
+const RETRY_MAX_MS = 300_000;
 
 export interface ShareCopiesContext {
   store: Store;
@@ -96,6 +103,8 @@ export class ShareCopies {
   private recording: Promise<void> | undefined;
   private lastSyncAt = 0;
   private roomWaiters: Array<() => void> = [];
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelayMs = RETRY_FIRST_MS;
   private readonly thread = new ShareCopyThread();
   /** Temporary file names: a random prefix per run and a counter. */
   private readonly tempPrefix = randomBytes(6).toString('hex');
@@ -151,17 +160,43 @@ export class ShareCopies {
 
   /** At startup: writes the copies a crash left pending; resolves with how many were. */
   async recover(): Promise<number> {
-    const rows = this.statements.pendingCopies.all() as Array<{ bucket: string; key: string }>;
-    for (const { bucket, key } of rows) this.pending.set(`${bucket}/${key}`, { bucket, key, events: [], replaces: [], afterCrash: true });
-    this.kick();
+    const count = this.schedulePendingRows();
     await this.drain();
+    return count;
+  }
+
+  /** Waits until no copy is pending, under way or unrecorded; then lets the thread go (and gives up a retry). */
+  async drain(): Promise<void> {
+    while (this.running || this.recording) await (this.running ?? this.recording);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    await this.thread.stop();
+  }
+
+  /**
+   * Schedules the copy of every row still pending (file_ino NULL), not already scheduled; how many.
+   * As after a crash: the store's own copy may be in place without its record, told by its mtime.
+   */
+  private schedulePendingRows(): number {
+    const rows = this.statements.pendingCopies.all() as Array<{ bucket: string; key: string }>;
+    for (const { bucket, key } of rows) {
+      const id = `${bucket}/${key}`;
+      if (!this.pending.has(id)) this.pending.set(id, { bucket, key, events: [], replaces: [], afterCrash: true });
+    }
+    this.kick();
     return rows.length;
   }
 
-  /** Waits until no copy is pending, under way or unrecorded; then lets the thread go. */
-  async drain(): Promise<void> {
-    while (this.running || this.recording) await (this.running ?? this.recording);
-    await this.thread.stop();
+  /** A copy failed to be written or recorded: its row stays pending, and is tried again later. */
+  private retryLater(): void {
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      // the rows of copies under way are pending too: only once none is
+      if (this.running || this.recording) return this.retryLater();
+      this.retryDelayMs = Math.min(RETRY_MAX_MS, this.retryDelayMs * 2);
+      this.schedulePendingRows();
+    }, this.retryDelayMs).unref();
   }
 
   private hasRoom(): boolean {
@@ -178,7 +213,10 @@ export class ShareCopies {
   private kick(): void {
     if (this.running) return;
     this.running = this.copyAll()
-      .catch((error) => this.context.log.error({ err: error }, 'share copies failed; pending ones are written at the next start'))
+      .catch((error) => {
+        this.context.log.error({ err: error }, 'share copies failed; pending ones are tried again later');
+        this.retryLater();
+      })
       .finally(() => {
         this.running = undefined;
         if (this.pending.size) this.kick();
@@ -207,7 +245,8 @@ export class ShareCopies {
       this.wakeRoomWaiters();
       const jobs = batch.filter((prepared) => prepared.job);
       const results = jobs.length === 0 ? [] : await this.thread.copy(jobs.map((prepared) => prepared.job!)).catch((error: Error) => {
-        this.context.log.warn({ err: error }, 'could not write share files of objects held in the database; written at the next start');
+        this.context.log.warn({ err: error }, 'could not write share files of objects held in the database; tried again later');
+        this.retryLater();
         return [];
       });
       jobs.forEach((prepared, index) => {
@@ -218,7 +257,8 @@ export class ShareCopies {
           this.placed.set(`${prepared.bucket}/${prepared.key}`, { ino: result.ino, size: prepared.size!, mtimeMs: result.mtimeMs });
           prepared.outcome = { ...object, kind: 'copied', target: prepared.job!.target, ino: result.ino, mtimeMs: result.mtimeMs };
         } else if (result.kind === 'failed') {
-          this.context.log.warn({ bucket: prepared.bucket, key: prepared.key, error: result.message }, 'could not write the share file of an object held in the database; written at the next start');
+          this.context.log.warn({ bucket: prepared.bucket, key: prepared.key, error: result.message }, 'could not write the share file of an object held in the database; tried again later');
+          this.retryLater();
         } else {
           prepared.outcome = { ...object, kind: result.kind };
         }
@@ -258,7 +298,10 @@ export class ShareCopies {
   private startRecording(): void {
     if (this.recording || this.unrecorded.length === 0) return;
     this.recording = this.syncAndRecord()
-      .catch((error) => this.context.log.warn({ err: error }, 'could not record share copies; written again at the next start'))
+      .catch((error) => {
+        this.context.log.warn({ err: error }, 'could not record share copies; written again later');
+        this.retryLater();
+      })
       .finally(() => {
         this.recording = undefined;
         this.wakeRoomWaiters();
@@ -281,7 +324,7 @@ export class ShareCopies {
     const copied = outcomes.filter((outcome) => outcome.kind === 'copied');
     if (copied.length) {
       await this.thread.sync(this.context.tmpDir, copied.map((outcome) => outcome.target)).catch((error) => {
-        // their rows stay pending: the copies are written again at the next start
+        // their rows stay pending: the copies are written again (retryLater)
         for (const outcome of copied) this.placed.delete(`${outcome.bucket}/${outcome.key}`);
         throw error;
       });
@@ -301,5 +344,7 @@ export class ShareCopies {
         else this.statements.keepAsBlob.run(randomBytes(16).toString('hex'), ...row);
       }
     });
+    // copies go through again: the next failure is tried again soon
+    if (!this.retryTimer) this.retryDelayMs = RETRY_FIRST_MS;
   }
 }

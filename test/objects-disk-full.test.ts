@@ -1,0 +1,128 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDaemon } from './helpers/daemon.js';
+import { eventually } from './helpers/eventually.js';
+import { addKey, s3Client } from './helpers/objects.js';
+import { fillLeaving, mountTmpfs, unmountTmpfs } from './helpers/tmpfs.js';
+
+// A gateway's disk fills up (cameras keep writing): writes are refused with 507 InsufficientStorage,
+// nothing acknowledged is lost, nothing half-written is left, and writing works again once space returns.
+const MiB = 1024 * 1024;
+const BUCKET = 'cam';
+
+async function failureOf(promise: Promise<unknown>): Promise<{ code: string; status: number | undefined; message: string }> {
+  const error: any = await promise.then(() => undefined, (caught) => caught);
+  if (!error) throw new Error('the request succeeded');
+  return { code: error.name, status: error.$metadata?.httpStatusCode, message: error.message };
+}
+
+async function contentOf(s3: S3Client, key: string): Promise<Buffer> {
+  const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+  return Buffer.from(await got.Body!.transformToByteArray());
+}
+
+const dataMount = mountTmpfs(40);
+
+describe.skipIf(!dataMount)('objects with a full data directory (tmpfs)', () => {
+  let daemon: TestDaemon;
+  let s3: S3Client;
+
+  beforeAll(async () => {
+    mkdirSync(join(dataMount!, 'data'));
+    daemon = await TestDaemon.start({ dataDir: join(dataMount!, 'data') });
+    s3 = s3Client(daemon, await addKey(daemon));
+    await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  });
+
+  afterAll(async () => {
+    await daemon?.stop();
+    unmountTmpfs(dataMount!);
+  });
+
+  it('refuses writes with 507 InsufficientStorage, keeps every acknowledged object, and writes again once space returns', async () => {
+    const first = Buffer.alloc(4096, 1);
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'before-full', Body: first }));
+    const filler = fillLeaving(dataMount!, 1 * MiB);
+
+    // a large object's file does not fit
+    const large = await failureOf(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'large', Body: Buffer.alloc(4 * MiB, 2) })));
+    expect(large).toEqual({ code: 'InsufficientStorage', status: 507, message: expect.stringContaining('not enough space left') });
+    // its temporary file is gone: the space it took is free again
+    expect(readdirSync(join(dataMount!, 'data', 'share', '.outpost', 'tmp'))).toEqual([]);
+
+    // small objects (in SQLite) until the database cannot grow either
+    const acknowledged: string[] = [];
+    let refused: Awaited<ReturnType<typeof failureOf>> | undefined;
+    for (let i = 0; i < 2000 && !refused; i++) {
+      const key = `small-${i}`;
+      try {
+        await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.alloc(4096, i % 256) }));
+        acknowledged.push(key);
+      } catch (error: any) {
+        refused = { code: error.name, status: error.$metadata?.httpStatusCode, message: error.message };
+      }
+    }
+    expect(refused).toMatchObject({ code: 'InsufficientStorage', status: 507 });
+    const refusedKey = `small-${acknowledged.length}`;
+
+    // every object acknowledged is there, whole; the refused ones are not, not even in the listing
+    expect((await contentOf(s3, 'before-full')).equals(first)).toBe(true);
+    for (const [i, key] of acknowledged.entries()) expect((await contentOf(s3, key)).equals(Buffer.alloc(4096, i % 256))).toBe(true);
+    expect((await failureOf(s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'large' })))).code).toBe('NoSuchKey');
+    expect((await failureOf(s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: refusedKey })))).code).toBe('NoSuchKey');
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }));
+    expect(listed.Contents!.map((object) => object.Key).sort()).toEqual(['before-full', ...acknowledged].sort());
+    expect(daemon.process.exitCode).toBeNull();
+
+    rmSync(filler);
+    const body = Buffer.alloc(4 * MiB, 3);
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'large', Body: body }));
+    // Buffer.equals: vitest's deep equality takes seconds over megabytes
+    expect((await contentOf(s3, 'large')).equals(body)).toBe(true);
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: refusedKey, Body: Buffer.from('now') }));
+    expect((await contentOf(s3, refusedKey)).toString()).toBe('now');
+  }, 120_000);
+});
+
+const shareMount = mountTmpfs(16);
+
+describe.skipIf(!shareMount)('objects with a full file share (tmpfs share root)', () => {
+  let daemon: TestDaemon;
+  let s3: S3Client;
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { s3: { shareRoot: join(shareMount!, 'share') } } });
+    s3 = s3Client(daemon, await addKey(daemon));
+    await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  });
+
+  afterAll(async () => {
+    await daemon?.stop();
+    await daemon?.cleanup();
+    unmountTmpfs(shareMount!);
+  });
+
+  it('keeps small objects written while the share is full, and writes their files once space returns, without a restart', async () => {
+    const filler = fillLeaving(shareMount!, 0);
+    // a large object is a file under the share root: refused
+    const large = await failureOf(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'large.bin', Body: Buffer.alloc(2 * MiB, 1) })));
+    expect(large).toMatchObject({ code: 'InsufficientStorage', status: 507 });
+    // small ones are held in SQLite (another disk here): acknowledged, served, their share files pending
+    const keys = Array.from({ length: 10 }, (_, i) => `yard/photo-${i}.jpg`);
+    for (const [i, key] of keys.entries()) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: `jpeg ${i}` }));
+    for (const [i, key] of keys.entries()) expect((await contentOf(s3, key)).toString()).toBe(`jpeg ${i}`);
+    const shareFile = (key: string) => join(shareMount!, 'share', BUCKET, key);
+    expect(keys.filter((key) => existsSync(shareFile(key)))).toEqual([]);
+    await eventually(() => daemon.logs.some((entry) => /could not write the share file/.test(entry.msg)), 10_000, 100);
+
+    rmSync(filler);
+    // tried again after 5 s: every file in place, nothing of the failed attempts left behind
+    await eventually(() => keys.every((key) => existsSync(shareFile(key))), 20_000, 200);
+    for (const [i, key] of keys.entries()) expect(readFileSync(shareFile(key), 'utf8')).toBe(`jpeg ${i}`);
+    expect(readdirSync(join(shareMount!, 'share', BUCKET)).sort()).toEqual(['yard']);
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'large.bin', Body: Buffer.alloc(2 * MiB, 1) }));
+    expect(readFileSync(shareFile('large.bin')).length).toBe(2 * MiB);
+  }, 60_000);
+});
