@@ -54,6 +54,8 @@ interface Claim {
   signature: string;
   /** x-amz-date (or Date) in ISO 8601 basic form, as the string to sign carries it. */
   timestamp: string;
+  /** The same instant in milliseconds since the epoch. */
+  signedAt: number;
   /** Seconds of validity of a presigned URL; undefined for the Authorization header. */
   expires?: number;
 }
@@ -171,22 +173,23 @@ function headerClaim(req: IncomingMessage, authorization: string): Claim {
   const scope = credential.split('/');
   if (scope.length !== 5 || scope.some((part) => part === '')) throw headerMalformed(`the Credential is mal-formed; ${CREDENTIAL_FORM}`);
 
-  const timestamp = headerTimestamp(req);
+  const { timestamp, signedAt } = headerTimestamp(req);
   if (scope[1] !== timestamp.slice(0, 8)) throw headerMalformed('Invalid credential date. Date is not the same as X-Amz-Date.');
   return {
     accessKeyId: scope[0], date: scope[1], region: scope[2], service: scope[3], terminator: scope[4],
-    signedHeaders: signedHeaders.split(';'), signature, timestamp,
+    signedHeaders: signedHeaders.split(';'), signature, timestamp, signedAt,
   };
 }
 
-/** x-amz-date, else the Date header, as ISO 8601 basic (the string to sign's form). */
-function headerTimestamp(req: IncomingMessage): string {
+/** x-amz-date, else the Date header, as ISO 8601 basic (the string to sign's form), and as epoch milliseconds. */
+function headerTimestamp(req: IncomingMessage): { timestamp: string; signedAt: number } {
   const amzDate = req.headers['x-amz-date'];
   if (typeof amzDate === 'string') {
-    if (parseAmzDate(amzDate) !== undefined) return amzDate;
+    const signedAt = parseAmzDate(amzDate);
+    if (signedAt !== undefined) return { timestamp: amzDate, signedAt };
   } else if (req.headers.date !== undefined) {
     const millis = Date.parse(req.headers.date);
-    if (!Number.isNaN(millis)) return new Date(millis).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+    if (!Number.isNaN(millis)) return { timestamp: new Date(millis).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, ''), signedAt: millis };
   }
   throw new AuthError('AccessDenied', 'AWS authentication requires a valid Date or x-amz-date header', 403);
 }
@@ -215,7 +218,8 @@ function presignedClaim(queryValue: (name: string) => string | undefined): Claim
   if (algorithm !== ALGORITHM) throw queryMalformed(`X-Amz-Algorithm only supports "${ALGORITHM}"`);
   const scope = credential.split('/');
   if (scope.length !== 5 || scope.some((part) => part === '')) throw queryMalformed(`Error parsing the X-Amz-Credential parameter; the Credential is mal-formed; ${CREDENTIAL_FORM}`);
-  if (parseAmzDate(timestamp) === undefined) throw queryMalformed('X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd\'T\'HHmmss\'Z\'"');
+  const signedAt = parseAmzDate(timestamp);
+  if (signedAt === undefined) throw queryMalformed('X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd\'T\'HHmmss\'Z\'"');
   if (!/^\d+$/.test(expires)) throw queryMalformed(/^-\d+$/.test(expires) ? 'X-Amz-Expires must be non-negative' : 'X-Amz-Expires should be a number');
   const seconds = Number(expires);
   if (seconds > MAX_PRESIGNED_EXPIRES) {
@@ -224,7 +228,7 @@ function presignedClaim(queryValue: (name: string) => string | undefined): Claim
   if (scope[1] !== timestamp.slice(0, 8)) throw queryMalformed(`Invalid credential date "${scope[1]}". This date is not the same as X-Amz-Date: "${timestamp.slice(0, 8)}".`);
   return {
     accessKeyId: scope[0], date: scope[1], region: scope[2], service: scope[3], terminator: scope[4],
-    signedHeaders: signedHeaders.split(';'), signature, timestamp, expires: seconds,
+    signedHeaders: signedHeaders.split(';'), signature, timestamp, signedAt, expires: seconds,
   };
 }
 
@@ -243,7 +247,7 @@ export function checkScope(claim: Pick<Claim, 'region' | 'service' | 'terminator
 }
 
 function checkTime(claim: Claim, now: number): void {
-  const signedAt = parseAmzDate(claim.timestamp)!;
+  const { signedAt } = claim;
   const serverTime = () => new Date(now).toISOString().replace(/\.\d{3}/, '');
   if (claim.expires === undefined) {
     if (Math.abs(now - signedAt) > MAX_SKEW_MS) {
