@@ -109,17 +109,20 @@ describe.skipIf(!shareMount)('objects with a full file share (tmpfs share root)'
     // a large object is a file under the share root: refused
     const large = await failureOf(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'large.bin', Body: Buffer.alloc(2 * MiB, 1) })));
     expect(large).toMatchObject({ code: 'InsufficientStorage', status: 507 });
-    // small ones are held in SQLite (another disk here): acknowledged, served, their share files pending
-    const keys = Array.from({ length: 10 }, (_, i) => `yard/photo-${i}.jpg`);
-    for (const [i, key] of keys.entries()) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: `jpeg ${i}` }));
-    for (const [i, key] of keys.entries()) expect((await contentOf(s3, key)).toString()).toBe(`jpeg ${i}`);
+    // small ones are held in SQLite (another disk here): acknowledged, served, their share files
+    // pending; more than the 1,024 copies tried again at once (a page at a time)
+    const keys = Array.from({ length: 1100 }, (_, i) => `yard/photo-${i}.jpg`);
+    for (let i = 0; i < keys.length; i += 20) {
+      await Promise.all(keys.slice(i, i + 20).map((key, j) => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: `jpeg ${i + j}` }))));
+    }
+    for (const i of [0, 1023, 1099]) expect((await contentOf(s3, keys[i])).toString()).toBe(`jpeg ${i}`);
     const shareFile = (key: string) => join(shareMount!, 'share', BUCKET, key);
     expect(keys.filter((key) => existsSync(shareFile(key)))).toEqual([]);
     await eventually(() => daemon.logs.some((entry) => /could not write the share file/.test(entry.msg)), 10_000, 100);
 
     rmSync(filler);
     // tried again after 5 s: every file in place, nothing of the failed attempts left behind
-    await eventually(() => keys.every((key) => existsSync(shareFile(key))), 20_000, 200);
+    await eventually(() => keys.every((key) => existsSync(shareFile(key))), 30_000, 250);
     for (const [i, key] of keys.entries()) expect(readFileSync(shareFile(key), 'utf8')).toBe(`jpeg ${i}`);
     expect(readdirSync(join(shareMount!, 'share', BUCKET)).sort()).toEqual(['yard']);
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'large.bin', Body: Buffer.alloc(2 * MiB, 1) }));

@@ -104,6 +104,9 @@ export class ShareCopies {
   private lastSyncAt = 0;
   private roomWaiters: Array<() => void> = [];
   private retryTimer: NodeJS.Timeout | undefined;
+  /** The last row of the page of pending rows scheduled last, while more may follow it. */
+  private pendingRowsAfter: { bucket: string; key: string } | undefined;
+  private stopping = false;
   private retryDelayMs = RETRY_FIRST_MS;
   private readonly thread = new ShareCopyThread();
   /** Temporary file names: a random prefix per run and a counter. */
@@ -121,7 +124,10 @@ export class ShareCopies {
       // file_ino 0 matches no file: the share adopts the local program's file once it settles
       leaveLocalFile: db.prepare(`UPDATE objects SET file_ino = 0, file_mtime_ms = 0 WHERE ${pendingRow}`),
       keepAsBlob: db.prepare(`UPDATE objects SET blob = ? WHERE ${pendingRow}`),
-      pendingCopies: db.prepare('SELECT bucket, key FROM objects WHERE inline = 1 AND blob IS NULL AND file_ino IS NULL'),
+      // a page of them in key order, from the partial index objects_pending_copies
+      pendingCopies: db.prepare(`SELECT bucket, key FROM objects WHERE inline = 1 AND blob IS NULL AND file_ino IS NULL AND (bucket, key) > (?, ?)
+        ORDER BY bucket, key LIMIT ${MAX_PENDING}`),
+      countPendingCopies: db.prepare('SELECT count(*) AS count FROM objects WHERE inline = 1 AND blob IS NULL AND file_ino IS NULL'),
     };
   }
 
@@ -160,42 +166,57 @@ export class ShareCopies {
 
   /** At startup: writes the copies a crash left pending; resolves with how many were. */
   async recover(): Promise<number> {
-    const count = this.schedulePendingRows();
-    await this.drain();
+    const { count } = this.statements.countPendingCopies.get() as { count: number };
+    this.schedulePendingRows();
+    // every page of them: the next is scheduled as one is done
+    await this.settled();
+    await this.thread.stop();
     return count;
   }
 
-  /** Waits until no copy is pending, under way or unrecorded; then lets the thread go (and gives up a retry). */
+  /**
+   * At stop: waits for the copies under way (what is left is written at the next start), then lets
+   * the thread go; no more pages of pending rows, no retry.
+   */
   async drain(): Promise<void> {
-    while (this.running || this.recording) await (this.running ?? this.recording);
+    this.stopping = true;
+    this.pendingRowsAfter = undefined;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    await this.settled();
     await this.thread.stop();
   }
 
+  /** Resolves once no copy is pending, under way or unrecorded. */
+  private async settled(): Promise<void> {
+    while (this.running || this.recording) await (this.running ?? this.recording);
+  }
+
   /**
-   * Schedules the copy of every row still pending (file_ino NULL), not already scheduled; how many.
-   * As after a crash: the store's own copy may be in place without its record, told by its mtime.
+   * Schedules the copies of the rows still pending (file_ino NULL) not already scheduled, a page of
+   * MAX_PENDING at a time (the next once these are done: memory stays bounded however many a full
+   * share left behind). As after a crash: the store's own copy may be in place without its record,
+   * told by its mtime.
    */
-  private schedulePendingRows(): number {
-    const rows = this.statements.pendingCopies.all() as Array<{ bucket: string; key: string }>;
+  private schedulePendingRows(after = this.pendingRowsAfter): void {
+    const rows = this.statements.pendingCopies.all(after?.bucket ?? '', after?.key ?? '') as Array<{ bucket: string; key: string }>;
     for (const { bucket, key } of rows) {
       const id = `${bucket}/${key}`;
       if (!this.pending.has(id)) this.pending.set(id, { bucket, key, events: [], replaces: [], afterCrash: true });
     }
+    this.pendingRowsAfter = rows.length === MAX_PENDING ? rows[rows.length - 1] : undefined;
     this.kick();
-    return rows.length;
   }
 
   /** A copy failed to be written or recorded: its row stays pending, and is tried again later. */
   private retryLater(): void {
-    if (this.retryTimer) return;
+    if (this.retryTimer || this.stopping) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       // the rows of copies under way are pending too: only once none is
       if (this.running || this.recording) return this.retryLater();
       this.retryDelayMs = Math.min(RETRY_MAX_MS, this.retryDelayMs * 2);
-      this.schedulePendingRows();
+      this.schedulePendingRows(undefined);
     }, this.retryDelayMs).unref();
   }
 
@@ -220,6 +241,7 @@ export class ShareCopies {
       .finally(() => {
         this.running = undefined;
         if (this.pending.size) this.kick();
+        else if (this.pendingRowsAfter) this.schedulePendingRows();
       });
   }
 
