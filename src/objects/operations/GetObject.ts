@@ -7,12 +7,13 @@ import type { Operation } from './context.js';
 const ONE_READ_BYTES = 256 * 1024;
 
 /**
- * A larger body streams through two buffers of this size: each read and write is a round trip
+ * A larger body streams through READ_BUFFERS buffers of this size: each read and write is a round trip
  * through the thread pool or the event loop, which on a busy machine waits for a core, so fewer
  * and larger ones keep the transfer going (64 MiB GET from the page cache at load 8-11: 80-450
  * MB/s with 256 KiB, 490-1200 MB/s with 1 MiB; 4 MiB was no faster).
  */
 const STREAM_READ_BYTES = 1024 * 1024;
+const READ_BUFFERS = 3;
 
 /** Up to this size an object is read synchronously (ObjectStore.readSmall): a short hold of the event loop. */
 const SMALL_OBJECT_BYTES = 64 * 1024;
@@ -49,25 +50,37 @@ export const getObject: Operation = async (request, res, context) => {
 };
 
 /**
- * Sends `length` bytes from `start`: the next read fills one buffer while the other is being
- * written, and a buffer is reused only once its write was flushed. Memory stays at two buffers
- * whatever the object's size, with no garbage for the collector to catch up with.
+ * Sends `length` bytes from `start` through READ_BUFFERS reused buffers: while one is being written
+ * to the socket, the next chunks are already being read, two reads in flight (the disk serves two
+ * at once faster than one after the other: 80-84 % of the raw sequential read against 71-80 % with
+ * one read ahead, here). A buffer is read into again only once its write was flushed, so memory
+ * stays at three buffers whatever the object's size, with no garbage for the collector.
  */
 async function streamRange(file: FileHandle, res: ServerResponse, start: number, length: number): Promise<void> {
   const bufferBytes = Math.min(STREAM_READ_BYTES, length);
-  const buffers = [Buffer.allocUnsafe(bufferBytes), Buffer.allocUnsafe(bufferBytes)];
+  const chunks = Math.ceil(length / bufferBytes);
+  const buffers = Array.from({ length: Math.min(READ_BUFFERS, chunks) }, () => Buffer.allocUnsafe(bufferBytes));
+  const reads: Array<Promise<{ bytesRead: number }>> = [];
+  const startRead = (chunk: number) => {
+    const read = file.read(buffers[chunk % READ_BUFFERS], 0, Math.min(bufferBytes, length - chunk * bufferBytes), start + chunk * bufferBytes);
+    // awaited in its turn; a read left behind when the client went away must not count as an
+    // unhandled rejection, which would end the daemon (the handle's close waits for it)
+    read.catch(() => undefined);
+    reads[chunk] = read;
+  };
+  for (let chunk = 0; chunk < Math.min(READ_BUFFERS - 1, chunks); chunk++) startRead(chunk);
   let flushed: Promise<void> = Promise.resolve();
-  for (let offset = 0, turn = 0; offset < length; turn++) {
-    const buffer = buffers[turn % 2];
-    const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, length - offset), start + offset);
+  for (let chunk = 0; chunk < chunks; chunk++) {
+    const { bytesRead } = await reads[chunk];
     if (bytesRead === 0) throw new Error('the file ended before the object did');
     await flushed;
     if (res.destroyed) return;
+    // the buffer of the previous chunk is free again: the read after the next goes into it
+    if (chunk + READ_BUFFERS - 1 < chunks) startRead(chunk + READ_BUFFERS - 1);
+    const buffer = buffers[chunk % READ_BUFFERS];
     flushed = new Promise((resolve, reject) => res.write(buffer.subarray(0, bytesRead), (error) => (error ? reject(error) : resolve())));
-    // Awaited after the next read; until then a failed write (the client went away) must not count
-    // as an unhandled rejection, which would end the daemon.
+    // awaited after the next read, likewise
     flushed.catch(() => undefined);
-    offset += bytesRead;
   }
   await flushed;
   res.end();
