@@ -46,7 +46,7 @@ export class Daemon {
     const { config, dataDir } = loaded;
     mkdirSync(dataDir, { recursive: true, mode: 0o750 });
     this.store = new Store({ file: join(dataDir, 'outpost.db'), ...config.store });
-    this.metrics = createMetricsRegistry(() => this.store.sizeBytes());
+    this.metrics = createMetricsRegistry(() => this.store.sizeBytes(), dataDir);
     this.notifier = new SystemdNotifier(log);
     this.http = new HttpServer(config.http.host, config.http.port, log.child({ service: 'http' }));
     const accessKeys = new AccessKeys(this.store);

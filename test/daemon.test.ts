@@ -15,6 +15,10 @@ describe('outpostd process', () => {
         'outpost_mqtt_dropped_total', 'outpost_db_size_bytes', 'outpost_process_resident_memory_bytes', 'outpost_nodejs_eventloop_lag_seconds']) {
         expect(metrics).toContain(name);
       }
+      // the space left where the data directory and the share root are (both in the test's temporary directory)
+      for (const name of ['outpost_data_dir_free_bytes', 'outpost_s3_share_free_bytes']) {
+        expect(Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1])).toBeGreaterThan(0);
+      }
       expect((await fetch(`${base}/nope`)).status).toBe(404);
     } finally {
       await daemon.cleanup();

@@ -105,7 +105,13 @@ describe.skipIf(!shareMount)('objects with a full file share (tmpfs share root)'
   });
 
   it('keeps small objects written while the share is full, and writes their files once space returns, without a restart', async () => {
+    const freeOnShare = async () => {
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      return Number(/^outpost_s3_share_free_bytes (\S+)$/m.exec(metrics)?.[1]);
+    };
+    expect(await freeOnShare()).toBeGreaterThan(8 * MiB);
     const filler = fillLeaving(shareMount!, 0);
+    expect(await freeOnShare()).toBeLessThan(MiB);
     // a large object is a file under the share root: refused
     const large = await failureOf(s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'large.bin', Body: Buffer.alloc(2 * MiB, 1) })));
     expect(large).toMatchObject({ code: 'InsufficientStorage', status: 507 });

@@ -1,10 +1,24 @@
+import { statfsSync } from 'node:fs';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
- * The daemon's Prometheus registry: process figures (RSS, event-loop lag, heap)
- * under `outpost_`, the database size, and whatever services add.
+ * Bytes an unprivileged writer may still use on the filesystem of `path` (statfs: available
+ * blocks); NaN while it cannot be told (the path is gone): a scrape must not fail, nor show 0.
  */
-export function createMetricsRegistry(databaseSize: () => number): Registry {
+export function freeBytes(path: string): number {
+  try {
+    const { bavail, bsize } = statfsSync(path);
+    return bavail * bsize;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * The daemon's Prometheus registry: process figures (RSS, event-loop lag, heap)
+ * under `outpost_`, the database size, the space left for it, and whatever services add.
+ */
+export function createMetricsRegistry(databaseSize: () => number, dataDir: string): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'outpost_' });
   new Gauge({
@@ -13,6 +27,14 @@ export function createMetricsRegistry(databaseSize: () => number): Registry {
     registers: [registry],
     collect() {
       this.set(databaseSize());
+    },
+  });
+  new Gauge({
+    name: 'outpost_data_dir_free_bytes',
+    help: "Space left on the data directory's filesystem (the database, the sync buffer): alert before it runs out",
+    registers: [registry],
+    collect() {
+      this.set(freeBytes(dataDir));
     },
   });
   return registry;

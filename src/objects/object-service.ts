@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Counter, Gauge } from 'prom-client';
 import type { Logger } from 'pino';
+import { freeBytes } from '../metrics/registry.js';
 import { localUrl, type Listener, type Service, type ServiceContext, type ServiceHealth } from '../service.js';
 import { registerObjectAdminRoutes } from './admin-routes.js';
 import { ObjectEvents } from './events.js';
@@ -36,6 +37,8 @@ export class ObjectService implements Service {
     const service = this;
     new Gauge({ name: 'outpost_s3_pending_events', help: 'Object events not yet delivered to functions and the bus', registers,
       collect() { this.set(service.events?.pending ?? 0); } });
+    new Gauge({ name: 'outpost_s3_share_free_bytes', help: "Space left on the share root's filesystem (larger objects, share files): writes get 507 when it runs out", registers,
+      collect() { this.set(freeBytes(service.shareRoot)); } });
     registerObjectAdminRoutes(context.admin, {
       objects: () => this.store(),
       functions: context.functions,
