@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import {
@@ -140,6 +140,27 @@ describe('file share', () => {
     await eventually(async () => { const found = await head('config.json'); return !('missing' in found) && found.ETag === `"${md5('{"v":2}')}"`; });
     await eventually(() => eventsFor('config.json').length === 2);
     expect(eventsFor('config.json').map((event) => event.userIdentity.principalId)).toEqual([`AWS:${credentials.accessKeyId}`, 'outpost:file-share']);
+  });
+
+  it('adopts a file a local program renames over the copy of an S3 PUT the moment it is in place', async () => {
+    // the store's rename and the program's are the same kind of watch event: only the store's is passed over
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'renamed-over/first.txt', Body: 'makes the directory' }));
+    // until the new directory is watched
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 300));
+    for (const round of [1, 2, 3]) {
+      const key = `renamed-over/${round}.txt`;
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'from S3' }));
+      await eventually(() => existsSync(shareFile(key)) && readFileSync(shareFile(key), 'utf8') === 'from S3', 8000, 1);
+      const temporary = join(daemon.dataDir, 'share', BUCKET, 'renamed-over', `.${round}.partial`);
+      writeFileSync(temporary, `local ${round}`);
+      renameSync(temporary, shareFile(key));
+    }
+    for (const round of [1, 2, 3]) {
+      const key = `renamed-over/${round}.txt`;
+      await eventually(async () => { const found = await head(key); return !('missing' in found) && found.ETag === `"${md5(`local ${round}`)}"`; });
+      await eventually(() => eventsFor(key).length === 2);
+      expect(eventsFor(key).map((event) => event.userIdentity.principalId)).toEqual([`AWS:${credentials.accessKeyId}`, 'outpost:file-share']);
+    }
   });
 
   it('leaves dot-files (editors\', rsync\'s and Samba\'s temporary files) and symbolic links alone', async () => {

@@ -39,6 +39,17 @@ export interface ObjectRecord {
   inline?: true;
 }
 
+/**
+ * The share copies the store renames into place, announced before the rename: each makes one
+ * watch event (IN_MOVED_TO), which the file share need not look at.
+ */
+export interface ShareRenames {
+  /** A file of the store's is about to be renamed onto `path`. */
+  renaming(path: string): void;
+  /** The rename announced did not happen, or may not have (a local program's file was there, the copy failed). */
+  notRenamed(path: string): void;
+}
+
 export interface BucketRecord {
   name: string;
   createdAt: number;
@@ -298,6 +309,8 @@ export class ObjectStore {
   private readonly knownBuckets = new Map<string, BucketRecord>();
   /** Told when a bucket was created or deleted (the file share watches its directory, or forgets it). */
   private bucketsChangedListener: (() => void) | undefined;
+  /** Told of the share copies about to be renamed into place (the file share knows their events for the store's). */
+  private shareRenamesListener: ShareRenames | undefined;
 
   constructor(private readonly store: Store, readonly shareRoot: string, private readonly changes: ChangeLog, private readonly limits: StoreLimits, private readonly log: Logger) {
     this.db = store.db;
@@ -351,6 +364,10 @@ export class ObjectStore {
     this.shareCopies = new ShareCopies({
       store, locks: this.locks, changes, tmpDir: this.tmpDir, log,
       sharePath: (bucket, key) => sharePath(shareRoot, bucket, key),
+      renames: {
+        renaming: (path) => this.shareRenamesListener?.renaming(path),
+        notRenamed: (path) => this.shareRenamesListener?.notRenamed(path),
+      },
     });
   }
 
@@ -439,6 +456,10 @@ export class ObjectStore {
 
   onBucketsChanged(listener: (() => void) | undefined): void {
     this.bucketsChangedListener = listener;
+  }
+
+  onShareRenames(listener: ShareRenames | undefined): void {
+    this.shareRenamesListener = listener;
   }
 
   /** BucketNotEmpty while it has objects or multipart uploads in progress (as S3). */

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import type { KeyLocks } from './key-locks.js';
-import type { ChangeLog } from './object-store.js';
+import type { ChangeLog, ShareRenames } from './object-store.js';
 import { ShareCopyThread } from './share-copy-thread.js';
 import type { CopyJob, StoreFile } from './share-copy-worker.js';
 
@@ -39,6 +39,8 @@ export interface ShareCopiesContext {
   tmpDir: string;
   log: Logger;
   sharePath(bucket: string, key: string): string;
+  /** Told of each copy's rename before it, and when it did not happen. */
+  renames: ShareRenames;
 }
 
 /** What became of one object's copy, recorded with the others of its batch in one commit. */
@@ -266,6 +268,7 @@ export class ShareCopies {
       }))();
       this.wakeRoomWaiters();
       const jobs = batch.filter((prepared) => prepared.job);
+      for (const prepared of jobs) this.context.renames.renaming(prepared.job!.target);
       const results = jobs.length === 0 ? [] : await this.thread.copy(jobs.map((prepared) => prepared.job!)).catch((error: Error) => {
         this.context.log.warn({ err: error }, 'could not write share files of objects held in the database; tried again later');
         this.retryLater();
@@ -273,6 +276,7 @@ export class ShareCopies {
       });
       jobs.forEach((prepared, index) => {
         const result = results[index];
+        if (result?.kind !== 'copied') this.context.renames.notRenamed(prepared.job!.target);
         if (!result) return;
         const object = { bucket: prepared.bucket, key: prepared.key, etag: prepared.etag! };
         if (result.kind === 'copied') {

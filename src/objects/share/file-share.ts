@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { lstatSync, watch, type Dirent, type FSWatcher, type Stats } from 'node:fs';
+import { lstatSync, watch, type Dirent, type FSWatcher, type Stats, type WatchEventType } from 'node:fs';
 import { lstat, opendir, stat } from 'node:fs/promises';
-import { join, sep } from 'node:path';
+import { basename, dirname, join, sep } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { FileChangedError, type ChangeOrigin, type ListResult, type ObjectStore } from '../object-store.js';
@@ -28,6 +28,12 @@ const MAX_COMPARED_NAMES = 10000;
 // camera's card copied in) would otherwise wait for one by one (17,000 small files: ~45 s one at a
 // time, ~17 s eight at a time, in the tests here).
 const PARALLEL_ADOPTIONS = 8;
+// Renames of the store's share copies announced and whose watch event has not come yet. Past it
+// the next ones are not announced: their events are looked at as any other (an lstat and an index lookup).
+const MAX_STORE_RENAMES = 4096;
+// An announced rename's event comes within this long, else the announcement is dropped: one whose
+// event never came (the directory's watch replaced meanwhile) must not hide a local program's rename.
+const STORE_RENAME_EVENT_MS = 2000;
 
 /** A directory of a bucket, and the key prefix of its entries (`''` or ending in `/`). */
 interface Place {
@@ -63,8 +69,9 @@ interface DirtyPath {
  * Its cost follows what changes, not the size of the tree. Every directory has an inotify watch
  * (`fs.watch`, one per directory: inotify is not recursive); an event marks its path dirty, and a
  * dirty path is looked at once a write at the time of the event has settled: a file is adopted (the
- * store's own files, such as the copies of S3 PUTs renamed into place, cost one lstat and one index
- * lookup), a missing path's objects are forgotten, a new directory is watched and walked.
+ * store's own files, such as large objects renamed into place, cost one lstat and one index lookup),
+ * a missing path's objects are forgotten, a new directory is watched and walked. The rename events of
+ * the copies of small objects, which the store announces (ObjectStore.onShareRenames), are passed over.
  *
  * Bounds: `maxWatchedDirectories` watches; the directories beyond them, or those the kernel refuses
  * a watch (ENOSPC past fs.inotify.max_user_watches, EMFILE), are scanned every `scanIntervalMs`
@@ -95,6 +102,8 @@ export class FileShare {
   private readonly loggedOnce = new Set<string>();
   /** Imports under way, by path: `work` waits for them before it ends. */
   private readonly adoptions = new Map<string, Promise<void>>();
+  /** By path: the store's share copies about to be renamed there (ObjectStore.onShareRenames), and when the last was announced. */
+  private readonly storeRenames = new Map<string, { count: number; at: number }>();
 
   constructor(private readonly objects: ObjectStore, private readonly config: ShareConfig, private readonly log: Logger) {}
 
@@ -103,10 +112,13 @@ export class FileShare {
     this.fullScanAt = Date.now();
     this.wake(this.fullScanAt);
     this.objects.onBucketsChanged(() => this.lookForBuckets());
+    this.objects.onShareRenames({ renaming: (path) => this.storeRenaming(path), notRenamed: (path) => this.storeNotRenamed(path) });
   }
 
   async stop(): Promise<void> {
     this.objects.onBucketsChanged(undefined);
+    this.objects.onShareRenames(undefined);
+    this.storeRenames.clear();
     this.stopped = true;
     clearTimeout(this.timer);
     await this.working;
@@ -300,7 +312,7 @@ export class FileShare {
     }
     let watcher: FSWatcher;
     try {
-      watcher = watch(dir, { persistent: false }, (_, name) => this.changed(dir, name));
+      watcher = watch(dir, { persistent: false }, (eventType, name) => this.changed(dir, name, eventType));
     } catch (error) {
       this.logOnce('refused', { err: error, dir },
         'file share: a directory cannot be watched (ENOSPC: raise fs.inotify.max_user_watches); the directories without a watch are scanned every s3.share.scanIntervalMs');
@@ -316,7 +328,7 @@ export class FileShare {
   }
 
   /** A watch event: the entry `name` of `dir` was created, written, renamed or deleted. */
-  private changed(dir: string, name: string | null): void {
+  private changed(dir: string, name: string | null, eventType: WatchEventType): void {
     const place = this.watched.get(dir);
     if (!place) return;
     // no name: inotify could not say which entry; the periodic scan walks the directory once
@@ -325,7 +337,47 @@ export class FileShare {
       return;
     }
     if (name.startsWith('.')) return;
-    this.markDirty(join(dir, name), place.bucket, `${place.prefix}${name}`, Date.now() + this.config.settleMs);
+    const path = join(dir, name);
+    // the store's own copy of an S3 write renamed into place (IN_MOVED_TO): nothing to adopt
+    if (eventType === 'rename' && this.isStoreRename(path)) return;
+    this.markDirty(path, place.bucket, `${place.prefix}${name}`, Date.now() + this.config.settleMs);
+  }
+
+  /** The store is about to rename a share copy onto `path`: its event is to be expected, where a watch will see it. */
+  private storeRenaming(path: string): void {
+    if (!this.watched.has(dirname(path))) return;
+    const announced = this.storeRenames.get(path);
+    if (announced) {
+      announced.count++;
+      announced.at = Date.now();
+      return;
+    }
+    if (this.storeRenames.size >= MAX_STORE_RENAMES) this.dropStaleStoreRenames();
+    if (this.storeRenames.size < MAX_STORE_RENAMES) this.storeRenames.set(path, { count: 1, at: Date.now() });
+  }
+
+  /**
+   * An announced rename did not happen (a local program's file is there), or may not have: the path
+   * is looked at as after any change, in case the event taken for the store's was a local program's.
+   */
+  private storeNotRenamed(path: string): void {
+    const announced = this.storeRenames.get(path);
+    if (announced && --announced.count === 0) this.storeRenames.delete(path);
+    const place = this.watched.get(dirname(path));
+    if (place) this.markDirty(path, place.bucket, `${place.prefix}${basename(path)}`, Date.now() + this.config.settleMs);
+  }
+
+  /** Whether a rename event at `path` is one the store announced (and not long ago); takes it. */
+  private isStoreRename(path: string): boolean {
+    const announced = this.storeRenames.get(path);
+    if (!announced) return false;
+    if (--announced.count === 0) this.storeRenames.delete(path);
+    return Date.now() - announced.at <= STORE_RENAME_EVENT_MS;
+  }
+
+  private dropStaleStoreRenames(): void {
+    const now = Date.now();
+    for (const [path, announced] of this.storeRenames) if (now - announced.at > STORE_RENAME_EVENT_MS) this.storeRenames.delete(path);
   }
 
   /** A path to look at when `due`; one already waiting keeps its turn (it is looked at again if it has not settled then). */
