@@ -507,4 +507,16 @@ describe('S3 API with the AWS SDK v3', () => {
       expect(bytes.equals(content.subarray(first, last + 1))).toBe(true);
     }
   });
+
+  it('hashes large bodies uploaded at the same time each on its own, and refuses one whose Content-MD5 is wrong', async () => {
+    // from 1 MiB the MD5 is computed in a thread of its own, which the uploads take turns in
+    const bodies = Array.from({ length: 3 }, (_, i) => randomBytes(3 * 1024 * 1024 + i * 1000));
+    const puts = await Promise.all(bodies.map((body, i) => s3.send(new PutObjectCommand({ Bucket: 'photos', Key: `together-${i}.bin`, Body: body }))));
+    expect(puts.map((put) => put.ETag)).toEqual(bodies.map((body) => `"${createHash('md5').update(body).digest('hex')}"`));
+    const wrong = createHash('md5').update(bodies[1]).digest('base64');
+    expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'large-md5-bad.bin', Body: bodies[0], ContentMD5: wrong }))))
+      .toMatchObject({ code: 'BadDigest', status: 400 });
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'large-md5-bad.bin' })))).toMatchObject({ status: 404 });
+    expect(existsSync(join(daemon.dataDir, 'share', 'photos', 'large-md5-bad.bin'))).toBe(false);
+  });
 });

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { close, closeSync, constants, fdatasync, fstat, fstatSync, open as openFd, openSync, readSync, write, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
@@ -12,6 +13,7 @@ import { KeyLocks } from './key-locks.js';
 import { ShareCopies, type StoreFile } from './share-copies.js';
 import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
 import { collectBodyGarbage } from './body-garbage.js';
+import { ContentHashThread, type BodyHash } from './content-hash.js';
 
 /** What S3 keeps of an object besides its content. */
 export interface ObjectRecord {
@@ -272,6 +274,13 @@ const WRITE_BUFFER_BYTES = 256 * 1024;
 /** A large body's writeback starts after this many bytes rather than at its end (FileWriter). */
 const FLUSH_AHEAD_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Bodies of at least this size (or of no announced size) are hashed in the content hash thread, from
+ * the write buffers: the round trips cost more than they spare the event loop below it. Not on a
+ * board of one core, where the thread would only add its ~15 % more CPU per MiB.
+ */
+const HASH_OFF_THREAD_BYTES = availableParallelism() > 1 ? 1024 * 1024 : Infinity;
+
 /** Buckets existingBucket remembers (cleared when full: a gateway has a few). */
 const KNOWN_BUCKETS = 1024;
 
@@ -306,6 +315,7 @@ export class ObjectStore {
   private readonly uploadDir: string;
   private readonly statements;
   private readonly shareCopies: ShareCopies;
+  private readonly contentHashes = new ContentHashThread();
   private readonly knownBuckets = new Map<string, BucketRecord>();
   /** Told when a bucket was created or deleted (the file share watches its directory, or forgets it). */
   private bucketsChangedListener: (() => void) | undefined;
@@ -408,6 +418,7 @@ export class ObjectStore {
   /** Waits for the share copies under way (at stop; what is left is written at the next start). */
   async close(): Promise<void> {
     await this.shareCopies.drain();
+    await this.contentHashes.stop();
   }
 
   // ── buckets ────────────────────────────────────────────────────────────────────────────────
@@ -844,24 +855,27 @@ export class ObjectStore {
     // closed once only: a number closed twice may meanwhile name another file
     let closing: Promise<void> | undefined;
     const closeFile = () => (closing ??= fdClose(fd));
-    const hash = createHash('md5');
-    const writer = new FileWriter(fd, expectedSize);
+    const offThread = expectedSize === undefined || expectedSize >= HASH_OFF_THREAD_BYTES ? this.contentHashes.body() : undefined;
+    const hash = offThread ? undefined : createHash('md5');
+    const writer = new FileWriter(fd, expectedSize, offThread);
     let size = 0;
     try {
       for await (const chunk of body) {
         size += chunk.length;
         checkGrowingBody(size, maxSize, expectedSize);
-        hash.update(chunk);
+        hash?.update(chunk);
         const full = writer.append(chunk);
         if (full) await full;
       }
-      const md5 = hash.digest();
+      await writer.writeRest();
+      const md5 = offThread ? await offThread.digest() : hash!.digest();
       checkWholeBody(size, md5, checks);
-      await writer.finish();
+      await writer.sync();
       const stats = await fdStat(fd);
       await closeFile();
       return { path, size, md5, etag: md5.toString('hex'), ino: stats.ino, mtimeMs: stats.mtimeMs };
     } catch (error) {
+      offThread?.discard();
       await writer.settle();
       await closeFile().catch(() => undefined);
       await rm(path, { force: true });
@@ -1069,79 +1083,105 @@ function openForReading(path: string): number {
 const NOATIME = constants.O_NOATIME ?? 0;
 
 /**
- * Appends a body to a new file through two buffers of its own: the caller's chunks are copied into
- * one while the other is being written, one write in flight. Writing from the same two buffers,
+ * Appends a body to a new file through buffers of its own: the caller's chunks are copied into one
+ * while the ones before are being written, one write in flight. Writing from the same few buffers,
  * not from the chunks themselves, spares the thread pool touching each chunk's fresh memory on
  * another core: `perf` of a 64 MiB PUT (bench/objects) put the pool's writes at 1.4× the CPU of
  * the MD5 when they gathered the chunks, 0.65× from two reused buffers, and the copy costs the
- * main thread less than that. Starts the disk's writeback early: each time
- * FLUSH_AHEAD_BYTES more were written, an fdatasync runs in the background, so the last one has
- * only the tail left to flush instead of the whole object. What it wrote counts towards the next
- * collection of dead body chunks (collectBodyGarbage).
+ * main thread less than that. With `hash` (a large body) each buffer is also hashed in the content
+ * hash thread, from the same memory, while the next ones fill: four buffers, so that neither the
+ * hash nor the write waits for the other's slower moments. Starts the disk's writeback early: each
+ * time FLUSH_AHEAD_BYTES more were written, an fdatasync runs in the background, so the last one
+ * has only the tail left to flush instead of the whole object. What it wrote counts towards the
+ * next collection of dead body chunks (collectBodyGarbage).
  */
 class FileWriter {
-  private readonly buffers: [Buffer, Buffer];
+  private readonly buffers: Buffer[];
+  /** The buffers' memory, shared with the content hash thread when the body is hashed there. */
+  private readonly memory: ArrayBufferLike[];
+  /** Per buffer: settles once its last write (and hash) is done, and it may be filled again. */
+  private readonly free: Array<Promise<void>>;
   private filling = 0;
   private filled = 0;
+  /** The last write started: the next follows it (they append in order). */
   private writing: Promise<void> = Promise.resolve();
   private flushing: Promise<void> | undefined;
   private written = 0;
   private flushedUpTo = 0;
-  /** A failed write or background flush, thrown by the next write or by finish. */
+  /** A failed write, hash or background flush, thrown by the next append or by writeRest. */
   private failure: { error: unknown } | undefined;
 
-  /** `expectedSize`, when the body announced one, sizes the buffers of a body smaller than them. */
-  constructor(private readonly fd: number, expectedSize: number | undefined) {
+  /**
+   * `expectedSize`, when the body announced one, sizes the buffers of a body smaller than them.
+   * `hash`: each buffer is hashed there as it is written, and filled again once both are done.
+   */
+  constructor(private readonly fd: number, expectedSize: number | undefined, private readonly hash?: BodyHash) {
     const bytes = Math.max(1, Math.min(WRITE_BUFFER_BYTES, expectedSize ?? WRITE_BUFFER_BYTES));
-    this.buffers = [Buffer.allocUnsafeSlow(bytes), Buffer.allocUnsafeSlow(bytes)];
+    this.memory = Array.from({ length: hash ? 4 : 2 }, () => (hash ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes)));
+    this.buffers = this.memory.map((memory) => Buffer.from(memory));
+    this.free = this.memory.map(() => Promise.resolve());
   }
 
   /**
    * Copies `chunk` in; when that fills the buffer, returns a promise to await before the next
-   * append (the write before the one it starts is done, its buffer free again).
+   * append (the buffer to fill next is free again).
    */
   append(chunk: Buffer): Promise<void> | undefined {
     const buffer = this.buffers[this.filling];
     const copied = chunk.copy(buffer, this.filled);
     this.filled += copied;
     if (this.filled < buffer.length) return undefined;
-    const full = this.startWrite();
+    const free = this.startWrite();
     // the rest of a chunk longer than what was left of the buffer goes into the next one once it is free
-    return copied === chunk.length ? full : full.then(() => this.append(chunk.subarray(copied)));
+    return copied === chunk.length ? free : free.then(() => this.append(chunk.subarray(copied)));
   }
 
-  /** Writes what is left and makes the whole file durable. */
-  async finish(): Promise<void> {
-    if (this.filled > 0) await this.startWrite();
+  /** Writes (and hashes) what is left. */
+  async writeRest(): Promise<void> {
+    if (this.filled > 0) void this.startWrite().catch(() => undefined);
     await this.settle();
     if (this.failure) throw this.failure.error;
+  }
+
+  /** Makes the whole file durable (once written). */
+  async sync(): Promise<void> {
     await fdDatasync(this.fd);
   }
 
-  /** Waits for the write and flush in flight: the descriptor must not close under them. */
+  /** Waits for the writes, hashes and flush in flight: the descriptor must not close under them, nor the hash go. */
   async settle(): Promise<void> {
-    await this.writing;
+    await Promise.all(this.free);
     await this.flushing;
   }
 
-  /** Waits for the write before (they append in order, and its buffer is the next to fill), then starts this one. */
-  private async startWrite(): Promise<void> {
-    const buffer = this.buffers[this.filling];
+  /** Starts writing (and hashing) the buffer just filled; resolves once the next one to fill is free. */
+  private startWrite(): Promise<void> {
+    const index = this.filling;
     const bytes = this.filled;
-    this.filling = 1 - this.filling;
+    this.filling = (index + 1) % this.buffers.length;
     this.filled = 0;
-    await this.writing;
-    if (this.failure) throw this.failure.error;
-    this.writing = writeFully(this.fd, buffer, bytes).then(() => {
-      collectBodyGarbage(bytes);
-      this.written += bytes;
-      if (!this.flushing && this.written - this.flushedUpTo >= FLUSH_AHEAD_BYTES) {
-        this.flushedUpTo = this.written;
-        this.flushing = fdDatasync(this.fd)
-          .catch((error: unknown) => { this.failure ??= { error }; })
-          .finally(() => { this.flushing = undefined; });
-      }
-    }, (error: unknown) => { this.failure ??= { error }; });
+    const write = this.writing.then(async () => {
+      if (this.failure) return;
+      await writeFully(this.fd, this.buffers[index], bytes);
+      this.wrote(bytes);
+    });
+    const hashed = this.hash?.update(this.memory[index] as SharedArrayBuffer, bytes);
+    this.writing = write.catch(() => undefined);
+    this.free[index] = (hashed ? Promise.all([write, hashed]) : write).then(() => undefined, (error: unknown) => { this.failure ??= { error }; });
+    return this.free[this.filling].then(() => {
+      if (this.failure) throw this.failure.error;
+    });
+  }
+
+  private wrote(bytes: number): void {
+    collectBodyGarbage(bytes);
+    this.written += bytes;
+    if (!this.flushing && this.written - this.flushedUpTo >= FLUSH_AHEAD_BYTES) {
+      this.flushedUpTo = this.written;
+      this.flushing = fdDatasync(this.fd)
+        .catch((error: unknown) => { this.failure ??= { error }; })
+        .finally(() => { this.flushing = undefined; });
+    }
   }
 }
 

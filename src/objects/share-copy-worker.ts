@@ -2,10 +2,10 @@
 // calls (create, write, set times, rename) that cost ~60 µs when made synchronously in a row, where
 // the same calls as thread-pool round trips from the event loop cost ~250 µs of CPU here (every
 // call wakes a pool thread and then the loop). Creating a file can also wait for the filesystem's
-// journal, which the event loop must not. Only Node's built-ins (and share-paths) are loaded: the thread stays small.
+// journal, which the event loop must not. Only Node's built-ins (and share-paths, request-thread) are loaded: the thread stays small.
 import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, lstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
-import { parentPort } from 'node:worker_threads';
+import { answerRequests, type ThreadReply } from './request-thread.js';
 import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
 
 /** A share file the store wrote (inode, size, mtime), which a newer version's copy replaces. */
@@ -42,11 +42,11 @@ export type CopyResult =
   | { kind: 'failed'; message: string };
 
 export type ShareCopyRequest =
-  | { id: number; kind: 'copy'; jobs: CopyJob[] }
+  | { kind: 'copy'; jobs: CopyJob[] }
   /** Makes the copies at `paths` (and their renames) durable, an fdatasync each (where syncfs is not to be had). */
-  | { id: number; kind: 'sync'; paths: string[] };
+  | { kind: 'sync'; paths: string[] };
 
-export type ShareCopyReply = { id: number; results?: CopyResult[]; error?: string };
+export type ShareCopyReply = ThreadReply & { results?: CopyResult[] };
 
 /** File times come from a clock that lags the wall clock by up to a tick (10 ms at HZ=100). */
 const FILE_CLOCK_SLACK_MS = 10;
@@ -151,15 +151,7 @@ function syncPath(path: string, dataOnly: boolean): void {
   }
 }
 
-parentPort?.on('message', (request: ShareCopyRequest) => {
-  try {
-    if (request.kind === 'copy') {
-      parentPort!.postMessage({ id: request.id, results: request.jobs.map(copyFile) } satisfies ShareCopyReply);
-    } else {
-      syncCopies(request.paths);
-      parentPort!.postMessage({ id: request.id } satisfies ShareCopyReply);
-    }
-  } catch (error) {
-    parentPort!.postMessage({ id: request.id, error: (error as Error).message } satisfies ShareCopyReply);
-  }
+answerRequests<ShareCopyRequest & { id: number }>((request) => {
+  if (request.kind === 'copy') return { reply: { results: request.jobs.map(copyFile) } };
+  syncCopies(request.paths);
 });

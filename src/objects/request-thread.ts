@@ -1,0 +1,100 @@
+import { parentPort, Worker, type ResourceLimits } from 'node:worker_threads';
+
+/** A thread nobody asked anything for this long ends: an idle gateway does not keep its ~3 MB. */
+const IDLE_MS = 10_000;
+
+/** What every reply carries: the request's id, and the error message when it failed. */
+export interface ThreadReply {
+  id: number;
+  error?: string;
+}
+
+type Pending<Reply> = { resolve: (reply: Reply) => void; reject: (error: Error) => void };
+
+/**
+ * A worker thread answering requests (`answerRequests` in `main`), started on the first request and
+ * ended when idle. Requests run one after another in the thread, in the order made; if the thread
+ * dies, the requests in flight reject and the next request starts a new one.
+ */
+export class RequestThread<Request extends object, Reply extends ThreadReply> {
+  private worker: Worker | undefined;
+  private readonly inFlight = new Map<number, Pending<Reply>>();
+  private nextId = 1;
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  /** `onIdle`: called as the idle thread ends (what goes with it may go too). */
+  constructor(private readonly main: URL, private readonly resourceLimits: ResourceLimits, private readonly onIdle: () => void = () => undefined) {}
+
+  /** `transfer`: memory handed over to the thread rather than copied (gone from here once sent). */
+  request(request: Request, transfer: ArrayBuffer[] = []): Promise<Reply> {
+    clearTimeout(this.idleTimer);
+    const worker = this.started();
+    worker.ref();
+    const id = this.nextId++;
+    return new Promise<Reply>((resolve, reject) => {
+      this.inFlight.set(id, { resolve, reject });
+      worker.postMessage({ ...request, id }, transfer);
+    });
+  }
+
+  /** A request nobody waits for an answer to (the thread sends none). */
+  tell(request: Request): void {
+    this.worker?.postMessage({ ...request, id: 0 });
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.idleTimer);
+    const worker = this.worker;
+    this.worker = undefined;
+    await worker?.terminate();
+  }
+
+  private started(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(this.main, { env: {}, resourceLimits: this.resourceLimits });
+    worker.on('message', (reply: Reply) => {
+      const pending = this.inFlight.get(reply.id);
+      this.inFlight.delete(reply.id);
+      if (this.inFlight.size === 0) this.idle(worker);
+      if (reply.error !== undefined) pending?.reject(new Error(reply.error));
+      else pending?.resolve(reply);
+    });
+    const failAll = (error: Error) => {
+      if (this.worker === worker) this.worker = undefined;
+      for (const pending of this.inFlight.values()) pending.reject(error);
+      this.inFlight.clear();
+    };
+    worker.on('error', failAll);
+    worker.on('exit', (code) => failAll(new Error(`a worker thread of the object store exited (${code})`)));
+    this.worker = worker;
+    return worker;
+  }
+
+  private idle(worker: Worker): void {
+    worker.unref();
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.worker !== worker || this.inFlight.size) return;
+      this.worker = undefined;
+      this.onIdle();
+      void worker.terminate();
+    }, IDLE_MS);
+    this.idleTimer.unref();
+  }
+}
+
+/**
+ * In the worker thread: answers each request with what `handle` returns (and its id; `transfer`
+ * names memory handed back rather than copied), or with the error it threw. Requests with id 0
+ * (RequestThread.tell) get no answer.
+ */
+export function answerRequests<Request extends { id: number }>(handle: (request: Request) => { reply?: object; transfer?: ArrayBuffer[] } | void): void {
+  parentPort?.on('message', (request: Request) => {
+    try {
+      const answer = handle(request);
+      if (request.id !== 0) parentPort!.postMessage({ ...answer?.reply, id: request.id }, answer?.transfer ?? []);
+    } catch (error) {
+      if (request.id !== 0) parentPort!.postMessage({ id: request.id, error: (error as Error).message });
+    }
+  });
+}
