@@ -83,7 +83,8 @@ describe('S3 API: hostile and malformed input', () => {
 
   it('writes nothing when the body is shorter than Content-Length and the client goes away', async () => {
     // cut early, and cut once writes and early flushes of a large body are under way
-    for (const [sent, announced] of [[1000, 100_000], [12 * 1024 * 1024, 32 * 1024 * 1024]]) {
+    // (a small body, read from the request itself; a larger one; one larger still, cut mid-writes)
+    for (const [sent, announced] of [[1000, 60_000], [1000, 100_000], [12 * 1024 * 1024, 32 * 1024 * 1024]]) {
       const result = await send({ method: 'PUT', path: '/hostile/truncated.bin', body: randomBytes(sent), announcedLength: announced }, true);
       expect([0, 400]).toContain(result.status);
       expect((await send({ method: 'HEAD', path: '/hostile/truncated.bin' })).status).toBe(404);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { cpuMsOf, installExitHooks, stopChild, waitForIdle } from '../lib/proc.mjs';
+import { cpuMsOf, installExitHooks, onExit, stopChild, waitForIdle } from '../lib/proc.mjs';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { loadBoardProfile } from '../lib/brokers.mjs';
 import { S3BenchClient } from './s3-client.mjs';
@@ -62,117 +62,115 @@ const { values: options } = parseArgs({ options: {
 } });
 installExitHooks();
 const work = mkdtempSync(join(tmpdir(), 'outpost-profile-objects-'));
+// at every exit (--plain's too): large PUTs leave gigabytes in it
+onExit(() => rmSync(work, { recursive: true, force: true }));
 const profiles = join(work, 'profiles');
-try {
-  const board = options.board === 'none' ? null : await loadBoardProfile(options.board);
-  const daemon = await spawnOutpostd({ dir: work, ...(options.dist ? { dist: options.dist } : {}), board, nodeArgs: [...options['node-args'].split(' ').filter(Boolean), ...(options.plain ? [] : ['--cpu-prof', `--cpu-prof-dir=${profiles}`])], config: {
-    log: { level: 'warn', format: 'json' }, mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0, ...JSON.parse(options.s3) },
-  } });
-  const endpoint = await new Promise((resolve, reject) => http.get({ socketPath: daemon.socket, path: '/v1/s3/endpoint' }, (res) => {
-    let text = '';
-    res.on('data', (chunk) => { text += chunk; });
-    res.on('end', () => resolve(JSON.parse(text)));
-  }).on('error', reject));
-  const s3 = new S3BenchClient({ port: daemon.port('s3'), accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey });
-  await s3.request('PUT', '/bench');
-  const body = randomBytes(Number(options.size));
-  const connections = Number(options.connections);
-  // GETs read keys written first: up to 2,000, and no more than 256 MiB of them (4 of 64 MiB)
-  const keys = Math.max(connections, Math.min(2000, Math.floor(2 ** 28 / body.length)));
-  if (options.op === 'get') for (let i = 0; i < keys; i += connections) await Promise.all(Array.from({ length: connections }, (_, j) => s3.request('PUT', `/bench/k${i + j}`, { body })));
-  // the share copies of the keys just written, and the file share's look at them once settled (2 s),
-  // are the PUTs' work, not the GETs'
-  /** `connections` loops of the operation for `seconds`; the number of 2xx answers. */
-  const round = async (seconds, name) => {
-    const until = Date.now() + seconds * 1000;
-    let answered = 0;
-    await Promise.all(Array.from({ length: connections }, async (_, worker) => {
-      for (let i = 0; Date.now() < until; i++) {
-        const key = `/bench/k${(worker * 7919 + i * connections) % keys}`;
-        const { status } = options.op === 'get' ? await s3.request('GET', key) : await s3.request('PUT', `/bench/${name}${worker}-${i}`, { body });
-        if (status < 300) answered++;
-      }
-    }));
-    return answered;
-  };
-  if (Number(options.warmup) > 0) await round(Number(options.warmup), 'warm');
-  await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
-  const cpuBefore = cpuMsOf(daemon.pid);
-  const threadsBefore = threadCpuMs(daemon.pid);
-  const ioBefore = ioCounts(daemon.pid);
-  const clientBefore = process.cpuUsage();
-  const ok = await round(Number(options.seconds), 'w');
-  const client = process.cpuUsage(clientBefore);
-  const clientUs = (client.user + client.system) / ok;
-  // a PUT's work goes on after its answer (the share copy of a small object, the file share's look
-  // at it once settled): counted until idle
-  await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
-  const cpuMs = cpuMsOf(daemon.pid) - cpuBefore;
-  const threadsAfter = threadCpuMs(daemon.pid);
-  const io = ioCounts(daemon.pid);
-  const ioPerOp = `read calls ${((io.reads - ioBefore.reads) / ok).toFixed(1)}, write calls ${((io.writes - ioBefore.writes) / ok).toFixed(1)}, written ${((io.written - ioBefore.written) / ok / 1024).toFixed(1)} KiB`;
-  const peakRss = /VmHWM:\s*(\d+)/.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))?.[1];
-  const byThread = [...threadsAfter].map(([name, ms]) => `${name} ${((ms - (threadsBefore.get(name) ?? 0)) * 1000 / ok).toFixed(0)}`).join(', ');
-  s3.close();
-  await stopChild(daemon.child);
-  if (options.plain) {
-    console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}), bench client ${clientUs.toFixed(0)} µs/op, daemon per op: ${ioPerOp}, daemon peak RSS ${(Number(peakRss) / 1024).toFixed(1)} MiB; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
-    process.exit(0);
+const board = options.board === 'none' ? null : await loadBoardProfile(options.board);
+const daemon = await spawnOutpostd({ dir: work, ...(options.dist ? { dist: options.dist } : {}), board, nodeArgs: [...options['node-args'].split(' ').filter(Boolean), ...(options.plain ? [] : ['--cpu-prof', `--cpu-prof-dir=${profiles}`])], config: {
+  log: { level: 'warn', format: 'json' }, mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0, ...JSON.parse(options.s3) },
+} });
+const endpoint = await new Promise((resolve, reject) => http.get({ socketPath: daemon.socket, path: '/v1/s3/endpoint' }, (res) => {
+  let text = '';
+  res.on('data', (chunk) => { text += chunk; });
+  res.on('end', () => resolve(JSON.parse(text)));
+}).on('error', reject));
+const s3 = new S3BenchClient({ port: daemon.port('s3'), accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey });
+await s3.request('PUT', '/bench');
+const body = randomBytes(Number(options.size));
+const connections = Number(options.connections);
+// GETs read keys written first: up to 2,000, and no more than 256 MiB of them (4 of 64 MiB)
+const keys = Math.max(connections, Math.min(2000, Math.floor(2 ** 28 / body.length)));
+if (options.op === 'get') for (let i = 0; i < keys; i += connections) await Promise.all(Array.from({ length: connections }, (_, j) => s3.request('PUT', `/bench/k${i + j}`, { body })));
+// the share copies of the keys just written, and the file share's look at them once settled (2 s),
+// are the PUTs' work, not the GETs'
+/** `connections` loops of the operation for `seconds`; the number of 2xx answers. */
+const round = async (seconds, name) => {
+  const until = Date.now() + seconds * 1000;
+  let answered = 0;
+  await Promise.all(Array.from({ length: connections }, async (_, worker) => {
+    for (let i = 0; Date.now() < until; i++) {
+      const key = `/bench/k${(worker * 7919 + i * connections) % keys}`;
+      const { status } = options.op === 'get' ? await s3.request('GET', key) : await s3.request('PUT', `/bench/${name}${worker}-${i}`, { body });
+      if (status < 300) answered++;
+    }
+  }));
+  return answered;
+};
+if (Number(options.warmup) > 0) await round(Number(options.warmup), 'warm');
+await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
+const cpuBefore = cpuMsOf(daemon.pid);
+const threadsBefore = threadCpuMs(daemon.pid);
+const ioBefore = ioCounts(daemon.pid);
+const clientBefore = process.cpuUsage();
+const ok = await round(Number(options.seconds), 'w');
+const client = process.cpuUsage(clientBefore);
+const clientUs = (client.user + client.system) / ok;
+// a PUT's work goes on after its answer (the share copy of a small object, the file share's look
+// at it once settled): counted until idle
+await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
+const cpuMs = cpuMsOf(daemon.pid) - cpuBefore;
+const threadsAfter = threadCpuMs(daemon.pid);
+const io = ioCounts(daemon.pid);
+const ioPerOp = `read calls ${((io.reads - ioBefore.reads) / ok).toFixed(1)}, write calls ${((io.writes - ioBefore.writes) / ok).toFixed(1)}, written ${((io.written - ioBefore.written) / ok / 1024).toFixed(1)} KiB`;
+const peakRss = /VmHWM:\s*(\d+)/.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))?.[1];
+const byThread = [...threadsAfter].map(([name, ms]) => `${name} ${((ms - (threadsBefore.get(name) ?? 0)) * 1000 / ok).toFixed(0)}`).join(', ');
+s3.close();
+await stopChild(daemon.child);
+if (options.plain) {
+  console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}), bench client ${clientUs.toFixed(0)} µs/op, daemon per op: ${ioPerOp}, daemon peak RSS ${(Number(peakRss) / 1024).toFixed(1)} MiB; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+  process.exit(0);
+}
+const file = readdirSync(profiles).find((name) => name.endsWith('.cpuprofile'));
+const profile = JSON.parse(readFileSync(join(profiles, file), 'utf8'));
+const self = new Map();
+const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+const dt = new Map();
+for (let i = 0; i < profile.samples.length; i++) dt.set(profile.samples[i], (dt.get(profile.samples[i]) ?? 0) + (profile.timeDeltas[i] ?? 0));
+let total = 0;
+for (const [id, micros] of dt) {
+  const { callFrame } = byId.get(id);
+  const name = `${callFrame.functionName || '(anonymous)'} ${callFrame.url.replace(/^.*\/(node_modules|dist|node:)/, '$1')}:${callFrame.lineNumber + 1}`;
+  self.set(name, (self.get(name) ?? 0) + micros);
+  total += micros;
+}
+console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+for (const [name, micros] of [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(options.top))) {
+  console.log(`${(100 * micros / total).toFixed(1).padStart(5)} %  ${name}`);
+}
+// inclusive time of the daemon's own functions (each counted once per sample, however deep the recursion)
+const parent = new Map();
+for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+const inclusive = new Map();
+for (const [id, micros] of dt) {
+  const seen = new Set();
+  for (let at = id; at !== undefined; at = parent.get(at)) {
+    const { callFrame } = byId.get(at);
+    if (!/\/dist\//.test(callFrame.url)) continue;
+    const name = `${callFrame.functionName || '(anonymous)'} ${callFrame.url.replace(/^.*\/dist\//, '')}:${callFrame.lineNumber + 1}`;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    inclusive.set(name, (inclusive.get(name) ?? 0) + micros);
   }
-  const file = readdirSync(profiles).find((name) => name.endsWith('.cpuprofile'));
-  const profile = JSON.parse(readFileSync(join(profiles, file), 'utf8'));
-  const self = new Map();
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
-  const dt = new Map();
-  for (let i = 0; i < profile.samples.length; i++) dt.set(profile.samples[i], (dt.get(profile.samples[i]) ?? 0) + (profile.timeDeltas[i] ?? 0));
-  let total = 0;
+}
+if (options.under) {
+  const underFile = options.under.endsWith('.js');
+  const matches = (callFrame) => (underFile ? callFrame.url.endsWith(`/dist/${options.under}`) : callFrame.functionName === options.under);
+  const under = new Map();
+  let underTotal = 0;
   for (const [id, micros] of dt) {
+    let inside = false;
+    for (let at = underFile ? id : parent.get(id); at !== undefined && !inside; at = parent.get(at)) inside = matches(byId.get(at).callFrame);
+    if (!inside) continue;
+    underTotal += micros;
     const { callFrame } = byId.get(id);
     const name = `${callFrame.functionName || '(anonymous)'} ${callFrame.url.replace(/^.*\/(node_modules|dist|node:)/, '$1')}:${callFrame.lineNumber + 1}`;
-    self.set(name, (self.get(name) ?? 0) + micros);
-    total += micros;
+    under.set(name, (under.get(name) ?? 0) + micros);
   }
-  console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
-  for (const [name, micros] of [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(options.top))) {
-    console.log(`${(100 * micros / total).toFixed(1).padStart(5)} %  ${name}`);
-  }
-  // inclusive time of the daemon's own functions (each counted once per sample, however deep the recursion)
-  const parent = new Map();
-  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
-  const inclusive = new Map();
-  for (const [id, micros] of dt) {
-    const seen = new Set();
-    for (let at = id; at !== undefined; at = parent.get(at)) {
-      const { callFrame } = byId.get(at);
-      if (!/\/dist\//.test(callFrame.url)) continue;
-      const name = `${callFrame.functionName || '(anonymous)'} ${callFrame.url.replace(/^.*\/dist\//, '')}:${callFrame.lineNumber + 1}`;
-      if (seen.has(name)) continue;
-      seen.add(name);
-      inclusive.set(name, (inclusive.get(name) ?? 0) + micros);
-    }
-  }
-  if (options.under) {
-    const underFile = options.under.endsWith('.js');
-    const matches = (callFrame) => (underFile ? callFrame.url.endsWith(`/dist/${options.under}`) : callFrame.functionName === options.under);
-    const under = new Map();
-    let underTotal = 0;
-    for (const [id, micros] of dt) {
-      let inside = false;
-      for (let at = underFile ? id : parent.get(id); at !== undefined && !inside; at = parent.get(at)) inside = matches(byId.get(at).callFrame);
-      if (!inside) continue;
-      underTotal += micros;
-      const { callFrame } = byId.get(id);
-      const name = `${callFrame.functionName || '(anonymous)'} ${callFrame.url.replace(/^.*\/(node_modules|dist|node:)/, '$1')}:${callFrame.lineNumber + 1}`;
-      under.set(name, (under.get(name) ?? 0) + micros);
-    }
-    console.log(`\nself time under ${options.under}, per operation: ${(underTotal / ok).toFixed(1)} µs in all`);
-    for (const [name, micros] of [...under].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`${(micros / ok).toFixed(0).padStart(6)} µs  ${name}`);
-  }
-  console.log('\ninclusive, per operation:');
-  for (const [name, micros] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, Number(options.top))) {
-    console.log(`${(micros / ok).toFixed(0).padStart(6)} µs  ${name}`);
-  }
-} finally {
-  rmSync(work, { recursive: true, force: true });
+  console.log(`\nself time under ${options.under}, per operation: ${(underTotal / ok).toFixed(1)} µs in all`);
+  for (const [name, micros] of [...under].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`${(micros / ok).toFixed(0).padStart(6)} µs  ${name}`);
+}
+console.log('\ninclusive, per operation:');
+for (const [name, micros] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, Number(options.top))) {
+  console.log(`${(micros / ok).toFixed(0).padStart(6)} µs  ${name}`);
 }
 process.exit(0);
