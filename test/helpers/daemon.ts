@@ -20,6 +20,9 @@ export interface DaemonOptions {
   startTimeoutMs?: number;
 }
 
+/** How long stop() waits for the daemon to exit after SIGTERM (it exits within 5 s by itself). */
+const STOP_WAIT_MS = 15_000;
+
 /** A real outpostd child process on free loopback ports, with its JSON log lines collected. */
 export class TestDaemon {
   readonly logs: any[] = [];
@@ -85,10 +88,21 @@ export class TestDaemon {
     return this.listeners.find((l) => l.name === 'admin')!.host;
   }
 
-  /** SIGTERM and wait; resolves with the exit code. */
+  /**
+   * SIGTERM and wait; resolves with the exit code. The daemon gives itself 5 s to stop; one still
+   * running STOP_WAIT_MS after the signal is killed, and the wait fails with its last log lines
+   * (rather than the test's hook timing out with nothing to go on).
+   */
   async stop(): Promise<number | null> {
     if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill('SIGTERM');
-    return this.exitCode;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), STOP_WAIT_MS); });
+    const exited = await Promise.race([this.exitCode, late]);
+    clearTimeout(timer);
+    if (exited !== 'late') return exited;
+    this.process.kill('SIGKILL');
+    await this.exitCode;
+    throw new Error(`outpostd did not exit within ${STOP_WAIT_MS} ms of SIGTERM; its last log lines:\n${this.logs.slice(-15).map((entry) => JSON.stringify(entry)).join('\n')}`);
   }
 
   /** kill -9: no chance to flush anything. */
