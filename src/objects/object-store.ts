@@ -1096,9 +1096,8 @@ const NOATIME = constants.O_NOATIME ?? 0;
  * next collection of dead body chunks (collectBodyGarbage).
  */
 class FileWriter {
+  /** Over memory shared with the content hash thread when the body is hashed there. */
   private readonly buffers: Buffer[];
-  /** The buffers' memory, shared with the content hash thread when the body is hashed there. */
-  private readonly memory: ArrayBufferLike[];
   /** Per buffer: settles once its last write (and hash) is done, and it may be filled again. */
   private readonly free: Array<Promise<void>>;
   private filling = 0;
@@ -1117,9 +1116,8 @@ class FileWriter {
    */
   constructor(private readonly fd: number, expectedSize: number | undefined, private readonly hash?: BodyHash) {
     const bytes = Math.max(1, Math.min(WRITE_BUFFER_BYTES, expectedSize ?? WRITE_BUFFER_BYTES));
-    this.memory = Array.from({ length: hash ? 4 : 2 }, () => (hash ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes)));
-    this.buffers = this.memory.map((memory) => Buffer.from(memory));
-    this.free = this.memory.map(() => Promise.resolve());
+    this.buffers = Array.from({ length: hash ? 4 : 2 }, () => Buffer.from(hash ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes)));
+    this.free = this.buffers.map(() => Promise.resolve());
   }
 
   /**
@@ -1165,7 +1163,7 @@ class FileWriter {
       await writeFully(this.fd, this.buffers[index], bytes);
       this.wrote(bytes);
     });
-    const hashed = this.hash?.update(this.memory[index] as SharedArrayBuffer, bytes);
+    const hashed = this.hash?.update(this.buffers[index].buffer as SharedArrayBuffer, bytes);
     this.writing = write.catch(() => undefined);
     this.free[index] = (hashed ? Promise.all([write, hashed]) : write).then(() => undefined, (error: unknown) => { this.failure ??= { error }; });
     return this.free[this.filling].then(() => {

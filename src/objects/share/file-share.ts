@@ -363,8 +363,7 @@ export class FileShare {
   private storeNotRenamed(path: string): void {
     const announced = this.storeRenames.get(path);
     if (announced && --announced.count === 0) this.storeRenames.delete(path);
-    const place = this.watched.get(dirname(path));
-    if (place) this.markDirty(path, place.bucket, `${place.prefix}${basename(path)}`, Date.now() + this.config.settleMs);
+    this.changed(dirname(path), basename(path), 'change');
   }
 
   /** Whether a rename event at `path` is one the store announced (and not long ago); takes it. */
