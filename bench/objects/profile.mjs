@@ -66,13 +66,26 @@ const work = mkdtempSync(join(tmpdir(), 'outpost-profile-objects-'));
 onExit(() => rmSync(work, { recursive: true, force: true }));
 const profiles = join(work, 'profiles');
 const board = options.board === 'none' ? null : await loadBoardProfile(options.board);
+// the HTTP port (off on small boards) only for /metrics, read once before the measured round and once after
 const daemon = await spawnOutpostd({ dir: work, ...(options.dist ? { dist: options.dist } : {}), board, nodeArgs: [...options['node-args'].split(' ').filter(Boolean), ...(options.plain ? [] : ['--cpu-prof', `--cpu-prof-dir=${profiles}`])], config: {
-  log: { level: 'warn', format: 'json' }, mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0, ...JSON.parse(options.s3) },
+  log: { level: 'warn', format: 'json' }, mqtt: { host: '127.0.0.1', port: 0 }, http: { enabled: true, host: '127.0.0.1', port: 0 }, s3: { host: '127.0.0.1', port: 0, ...JSON.parse(options.s3) },
 } });
 const endpoint = await new Promise((resolve, reject) => http.get({ socketPath: daemon.socket, path: '/v1/s3/endpoint' }, (res) => {
   let text = '';
   res.on('data', (chunk) => { text += chunk; });
   res.on('end', () => resolve(JSON.parse(text)));
+}).on('error', reject));
+/**
+ * The daemon's event loop delay (prom-client's monitorEventLoopDelay, reset at every scrape) in ms
+ * since the last call: how long the loop stopped at most, e.g. in a checkpoint, and its p99.
+ */
+const loopDelay = () => new Promise((resolve, reject) => http.get({ port: daemon.port('http'), host: '127.0.0.1', path: '/metrics' }, (res) => {
+  let text = '';
+  res.on('data', (chunk) => { text += chunk; });
+  res.on('end', () => {
+    const value = (name) => Number(new RegExp(`^outpost_nodejs_eventloop_lag_${name}_seconds(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1]) * 1000;
+    resolve({ maxMs: value('max'), p99Ms: value('p99') });
+  });
 }).on('error', reject));
 const s3 = new S3BenchClient({ port: daemon.port('s3'), accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey });
 await s3.request('PUT', '/bench');
@@ -102,8 +115,10 @@ const cpuBefore = cpuMsOf(daemon.pid);
 const threadsBefore = threadCpuMs(daemon.pid);
 const ioBefore = ioCounts(daemon.pid);
 const clientBefore = process.cpuUsage();
+await loopDelay();
 const ok = await round(Number(options.seconds), 'w');
 const client = process.cpuUsage(clientBefore);
+const delay = await loopDelay();
 const clientUs = (client.user + client.system) / ok;
 // a PUT's work goes on after its answer (the share copy of a small object, the file share's look
 // at it once settled): counted until idle
@@ -117,7 +132,7 @@ const byThread = [...threadsAfter].map(([name, ms]) => `${name} ${((ms - (thread
 s3.close();
 await stopChild(daemon.child);
 if (options.plain) {
-  console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}), bench client ${clientUs.toFixed(0)} µs/op, daemon per op: ${ioPerOp}, daemon peak RSS ${(Number(peakRss) / 1024).toFixed(1)} MiB; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+  console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}), bench client ${clientUs.toFixed(0)} µs/op, daemon per op: ${ioPerOp}, daemon peak RSS ${(Number(peakRss) / 1024).toFixed(1)} MiB, event loop delay max ${delay.maxMs.toFixed(1)} ms, p99 ${delay.p99Ms.toFixed(1)} ms; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
   process.exit(0);
 }
 const file = readdirSync(profiles).find((name) => name.endsWith('.cpuprofile'));
