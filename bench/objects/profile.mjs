@@ -23,21 +23,14 @@ function ioCounts(pid) {
 }
 
 /**
- * utime+stime in ms of the main thread of `pid` and of its other threads by name: libuv's pool
- * (fsyncs, file I/O), V8's (GC, compilers), worker threads (the share copies).
+ * utime+stime in ms of the main thread of `pid`; the rest of the process's CPU is its other
+ * threads' (libuv's pool: fsyncs, file I/O; V8's: GC, compilers; the worker threads), counted by
+ * the process even for threads that ended meanwhile (an idle worker thread ends after 10 s).
  */
-function threadCpuMs(pid) {
-  const byName = new Map();
-  const tick = 10; // USER_HZ 100
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+$/, '');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) * tick);
-    } catch { /* the thread ended */ }
-  }
-  return byName;
+function mainThreadCpuMs(pid) {
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10; // USER_HZ 100
 }
 
 const { values: options } = parseArgs({ options: {
@@ -112,7 +105,7 @@ const round = async (seconds, name) => {
 if (Number(options.warmup) > 0) await round(Number(options.warmup), 'warm');
 await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
 const cpuBefore = cpuMsOf(daemon.pid);
-const threadsBefore = threadCpuMs(daemon.pid);
+const mainBefore = mainThreadCpuMs(daemon.pid);
 const ioBefore = ioCounts(daemon.pid);
 const clientBefore = process.cpuUsage();
 await loopDelay();
@@ -124,11 +117,11 @@ const clientUs = (client.user + client.system) / ok;
 // at it once settled): counted until idle
 await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
 const cpuMs = cpuMsOf(daemon.pid) - cpuBefore;
-const threadsAfter = threadCpuMs(daemon.pid);
+const mainMs = mainThreadCpuMs(daemon.pid) - mainBefore;
 const io = ioCounts(daemon.pid);
 const ioPerOp = `read calls ${((io.reads - ioBefore.reads) / ok).toFixed(1)}, write calls ${((io.writes - ioBefore.writes) / ok).toFixed(1)}, written ${((io.written - ioBefore.written) / ok / 1024).toFixed(1)} KiB`;
 const peakRss = /VmHWM:\s*(\d+)/.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))?.[1];
-const byThread = [...threadsAfter].map(([name, ms]) => `${name} ${((ms - (threadsBefore.get(name) ?? 0)) * 1000 / ok).toFixed(0)}`).join(', ');
+const byThread = `main ${(mainMs * 1000 / ok).toFixed(0)}, others ${((cpuMs - mainMs) * 1000 / ok).toFixed(0)}`;
 s3.close();
 await stopChild(daemon.child);
 if (options.plain) {
