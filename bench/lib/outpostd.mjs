@@ -7,7 +7,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { boardBenchConfig, REPO_ROOT } from './brokers.mjs';
-import { tail } from './proc.mjs';
+import { tail, track } from './proc.mjs';
 
 /** One JSON GET over a Unix socket; resolves with {status, body}, rejects when nothing answers. */
 function getJson(socketPath, path) {
@@ -42,8 +42,9 @@ export async function spawnOutpostd({ dir, config, nodeArgs = [], board = null, 
     Object.assign(env, board.environment);
     if (board.nodeOptions.length) env.NODE_OPTIONS = board.nodeOptions.join(' ');
   }
-  const child = spawn(process.execPath, [...(board?.nodeArgs ?? []), ...nodeArgs, join(dist, 'bin', 'outpostd.js'), '--config', configFile, '--data-dir', dataDir],
-    { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: REPO_ROOT });
+  // tracked: killed when the bench exits, also on an uncaught error (installExitHooks)
+  const child = track(spawn(process.execPath, [...(board?.nodeArgs ?? []), ...nodeArgs, join(dist, 'bin', 'outpostd.js'), '--config', configFile, '--data-dir', dataDir],
+    { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: REPO_ROOT }));
   const logs = [tail(child.stdout), tail(child.stderr)];
   let exited = null;
   child.once('exit', (code, signal) => { exited = signal ?? `code ${code}`; });
