@@ -4,7 +4,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { createHash, createHmac } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
@@ -355,15 +355,19 @@ print(urllib.request.urlopen(url).status)
 
   it('accepts the AWS CLI\'s aws s3 cp and aws s3api calls', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'outpost-sigv4-'));
-    writeFileSync(join(dir, 'reading 1.csv'), 'time,value\n1,2\n');
-    const copied = await run('/usr/bin/aws', ['--endpoint-url', endpoint, 's3', 'cp', join(dir, 'reading 1.csv'), 's3://photos/logs/reading 1.csv']);
-    expect(copied, copied.stderr).toMatchObject({ code: 0 });
-    expect(seen).toMatchObject({ accessKeyId: KEY.accessKeyId, body: 'time,value\n1,2\n' });
-    const listed = await run('/usr/bin/aws', ['--endpoint-url', endpoint, 's3api', 'list-objects-v2', '--bucket', 'photos', '--prefix', 'logs/r é']);
-    expect(listed, listed.stderr).toMatchObject({ code: 0 });
-    const refused = await run('/usr/bin/aws', ['--endpoint-url', endpoint, 's3api', 'head-bucket', '--bucket', 'photos'], { AWS_SECRET_ACCESS_KEY: WRONG.secretAccessKey });
-    expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toContain('403');
+    try {
+      writeFileSync(join(dir, 'reading 1.csv'), 'time,value\n1,2\n');
+      const copied = await run('/usr/bin/aws', ['--endpoint-url', endpoint, 's3', 'cp', join(dir, 'reading 1.csv'), 's3://photos/logs/reading 1.csv']);
+      expect(copied, copied.stderr).toMatchObject({ code: 0 });
+      expect(seen).toMatchObject({ accessKeyId: KEY.accessKeyId, body: 'time,value\n1,2\n' });
+      const listed = await run('/usr/bin/aws', ['--endpoint-url', endpoint, 's3api', 'list-objects-v2', '--bucket', 'photos', '--prefix', 'logs/r é']);
+      expect(listed, listed.stderr).toMatchObject({ code: 0 });
+      const refused = await run('/usr/bin/aws', ['--endpoint-url', endpoint, 's3api', 'head-bucket', '--bucket', 'photos'], { AWS_SECRET_ACCESS_KEY: WRONG.secretAccessKey });
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain('403');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OUTPOSTD } from './helpers/daemon.js';
@@ -10,7 +10,11 @@ function runWithConfig(yaml: string, ...extra: string[]) {
   const dir = mkdtempSync(join(tmpdir(), 'outpost-config-'));
   const file = join(dir, 'outpost.yaml');
   writeFileSync(file, yaml);
-  return spawnSync(process.execPath, [OUTPOSTD, '--config', file, '--data-dir', dir, ...extra], { encoding: 'utf8', timeout: 10_000 });
+  try {
+    return spawnSync(process.execPath, [OUTPOSTD, '--config', file, '--data-dir', dir, ...extra], { encoding: 'utf8', timeout: 10_000 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 describe('configuration', () => {

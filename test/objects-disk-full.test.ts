@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { addKey, s3Client } from './helpers/objects.js';
-import { fillLeaving, mountTmpfs, unmountTmpfs } from './helpers/tmpfs.js';
+import { canMountTmpfs, fillLeaving, mountTmpfs, unmountTmpfs } from './helpers/tmpfs.js';
 
 // A gateway's disk fills up (cameras keep writing): writes are refused with 507 InsufficientStorage,
 // nothing acknowledged is lost, nothing half-written is left, and writing works again once space returns.
@@ -23,13 +23,15 @@ async function contentOf(s3: S3Client, key: string): Promise<Buffer> {
   return Buffer.from(await got.Body!.transformToByteArray());
 }
 
-const dataMount = mountTmpfs(40);
+const mountable = canMountTmpfs();
 
-describe.skipIf(!dataMount)('objects with a full data directory (tmpfs)', () => {
+describe.skipIf(!mountable)('objects with a full data directory (tmpfs)', () => {
   let daemon: TestDaemon;
   let s3: S3Client;
+  let dataMount: string | undefined;
 
   beforeAll(async () => {
+    dataMount = mountTmpfs(40);
     mkdirSync(join(dataMount!, 'data'));
     daemon = await TestDaemon.start({ dataDir: join(dataMount!, 'data') });
     s3 = s3Client(daemon, await addKey(daemon));
@@ -38,7 +40,7 @@ describe.skipIf(!dataMount)('objects with a full data directory (tmpfs)', () => 
 
   afterAll(async () => {
     await daemon?.stop();
-    unmountTmpfs(dataMount!);
+    if (dataMount) unmountTmpfs(dataMount);
   });
 
   it('refuses writes with 507 InsufficientStorage, keeps every acknowledged object, and writes again once space returns', async () => {
@@ -86,13 +88,13 @@ describe.skipIf(!dataMount)('objects with a full data directory (tmpfs)', () => 
   }, 120_000);
 });
 
-const shareMount = mountTmpfs(16);
-
-describe.skipIf(!shareMount)('objects with a full file share (tmpfs share root)', () => {
+describe.skipIf(!mountable)('objects with a full file share (tmpfs share root)', () => {
   let daemon: TestDaemon;
   let s3: S3Client;
+  let shareMount: string | undefined;
 
   beforeAll(async () => {
+    shareMount = mountTmpfs(16);
     daemon = await TestDaemon.start({ config: { s3: { shareRoot: join(shareMount!, 'share') } } });
     s3 = s3Client(daemon, await addKey(daemon));
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
@@ -101,7 +103,7 @@ describe.skipIf(!shareMount)('objects with a full file share (tmpfs share root)'
   afterAll(async () => {
     await daemon?.stop();
     await daemon?.cleanup();
-    unmountTmpfs(shareMount!);
+    if (shareMount) unmountTmpfs(shareMount);
   });
 
   it('keeps small objects written while the share is full, and writes their files once space returns, without a restart', async () => {

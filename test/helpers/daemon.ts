@@ -47,7 +47,14 @@ export class TestDaemon {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const daemon = new TestDaemon(child, dataDir, configFile);
-    await daemon.waitReady(options.startTimeoutMs ?? 15_000);
+    try {
+      await daemon.waitReady(options.startTimeoutMs ?? 15_000);
+    } catch (error) {
+      // a daemon that never got ready is not left running, nor the data directory made for it
+      await daemon.kill();
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+      throw error;
+    }
     return daemon;
   }
 

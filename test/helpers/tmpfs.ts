@@ -3,6 +3,17 @@ import { mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/**
+ * Whether a tmpfs can be mounted here (root), found by mounting one and unmounting it at once: a
+ * test file decides at collection whether to skip, and mounts in its beforeAll, whose afterAll
+ * unmounts. (A mount made at collection stays when the tests are filtered out and no hook runs.)
+ */
+export function canMountTmpfs(): boolean {
+  const dir = mountTmpfs(1);
+  if (dir) unmountTmpfs(dir);
+  return dir !== undefined;
+}
+
 /** A small tmpfs to fill up; undefined where mounting is not permitted (not root). */
 export function mountTmpfs(sizeMiB: number): string | undefined {
   const dir = mkdtempSync(join(tmpdir(), 'outpost-full-'));
