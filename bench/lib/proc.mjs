@@ -66,13 +66,16 @@ export function stolenPercent(before, after) {
 }
 
 let clkTck = 0;
-/** utime+stime of a whole process (all threads) in milliseconds, or null. */
-export function cpuMsOf(pid) {
+/**
+ * utime+stime in milliseconds of a whole process (all threads, also those that ended), or of one
+ * of its threads (`tid`: the main thread's is the pid), or null.
+ */
+export function cpuMsOf(pid, tid) {
   if (!clkTck) {
     try { clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100; } catch { clkTck = 100; }
   }
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     // fields after the parenthesised comm; utime and stime are fields 14 and 15
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(rest[11]) + Number(rest[12]);

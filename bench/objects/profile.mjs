@@ -22,17 +22,6 @@ function ioCounts(pid) {
   return { reads: field('syscr'), writes: field('syscw'), written: field('wchar') };
 }
 
-/**
- * utime+stime in ms of the main thread of `pid`; the rest of the process's CPU is its other
- * threads' (libuv's pool: fsyncs, file I/O; V8's: GC, compilers; the worker threads), counted by
- * the process even for threads that ended meanwhile (an idle worker thread ends after 10 s).
- */
-function mainThreadCpuMs(pid) {
-  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10; // USER_HZ 100
-}
-
 const { values: options } = parseArgs({ options: {
   op: { type: 'string', default: 'put' }, seconds: { type: 'string', default: '4' }, top: { type: 'string', default: '30' },
   // seconds of the same operations first, not measured: the daemon's JIT compiles its hot code in the first seconds
@@ -63,23 +52,22 @@ const board = options.board === 'none' ? null : await loadBoardProfile(options.b
 const daemon = await spawnOutpostd({ dir: work, ...(options.dist ? { dist: options.dist } : {}), board, nodeArgs: [...options['node-args'].split(' ').filter(Boolean), ...(options.plain ? [] : ['--cpu-prof', `--cpu-prof-dir=${profiles}`])], config: {
   log: { level: 'warn', format: 'json' }, mqtt: { host: '127.0.0.1', port: 0 }, http: { enabled: true, host: '127.0.0.1', port: 0 }, s3: { host: '127.0.0.1', port: 0, ...JSON.parse(options.s3) },
 } });
-const endpoint = await new Promise((resolve, reject) => http.get({ socketPath: daemon.socket, path: '/v1/s3/endpoint' }, (res) => {
+/** The body of a GET to the daemon (`request`: http.get's options). */
+const getText = (request) => new Promise((resolve, reject) => http.get(request, (res) => {
   let text = '';
   res.on('data', (chunk) => { text += chunk; });
-  res.on('end', () => resolve(JSON.parse(text)));
+  res.on('end', () => resolve(text));
 }).on('error', reject));
+const endpoint = JSON.parse(await getText({ socketPath: daemon.socket, path: '/v1/s3/endpoint' }));
 /**
  * The daemon's event loop delay (prom-client's monitorEventLoopDelay, reset at every scrape) in ms
  * since the last call: how long the loop stopped at most, e.g. in a checkpoint, and its p99.
  */
-const loopDelay = () => new Promise((resolve, reject) => http.get({ port: daemon.port('http'), host: '127.0.0.1', path: '/metrics' }, (res) => {
-  let text = '';
-  res.on('data', (chunk) => { text += chunk; });
-  res.on('end', () => {
-    const value = (name) => Number(new RegExp(`^outpost_nodejs_eventloop_lag_${name}_seconds(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1]) * 1000;
-    resolve({ maxMs: value('max'), p99Ms: value('p99') });
-  });
-}).on('error', reject));
+const loopDelay = async () => {
+  const text = await getText({ port: daemon.port('http'), host: '127.0.0.1', path: '/metrics' });
+  const value = (name) => Number(new RegExp(`^outpost_nodejs_eventloop_lag_${name}_seconds(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1]) * 1000;
+  return { maxMs: value('max'), p99Ms: value('p99') };
+};
 const s3 = new S3BenchClient({ port: daemon.port('s3'), accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey });
 await s3.request('PUT', '/bench');
 const body = randomBytes(Number(options.size));
@@ -105,7 +93,9 @@ const round = async (seconds, name) => {
 if (Number(options.warmup) > 0) await round(Number(options.warmup), 'warm');
 await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
 const cpuBefore = cpuMsOf(daemon.pid);
-const mainBefore = mainThreadCpuMs(daemon.pid);
+// the main thread's; the rest of the process's CPU is its other threads' (libuv's pool: fsyncs,
+// file I/O; V8's: GC, compilers; the worker threads, also those that ended meanwhile)
+const mainBefore = cpuMsOf(daemon.pid, daemon.pid);
 const ioBefore = ioCounts(daemon.pid);
 const clientBefore = process.cpuUsage();
 await loopDelay();
@@ -117,7 +107,7 @@ const clientUs = (client.user + client.system) / ok;
 // at it once settled): counted until idle
 await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
 const cpuMs = cpuMsOf(daemon.pid) - cpuBefore;
-const mainMs = mainThreadCpuMs(daemon.pid) - mainBefore;
+const mainMs = cpuMsOf(daemon.pid, daemon.pid) - mainBefore;
 const io = ioCounts(daemon.pid);
 const ioPerOp = `read calls ${((io.reads - ioBefore.reads) / ok).toFixed(1)}, write calls ${((io.writes - ioBefore.writes) / ok).toFixed(1)}, written ${((io.written - ioBefore.written) / ok / 1024).toFixed(1)} KiB`;
 const peakRss = /VmHWM:\s*(\d+)/.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))?.[1];
