@@ -5,8 +5,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { TestDaemon } from './helpers/daemon.js';
+import { ROOT, TestDaemon } from './helpers/daemon.js';
 import { addKey, awsEnv, s3Endpoint } from './helpers/objects.js';
+import { template, writePackage } from './helpers/functions.js';
+import { outpost } from './helpers/mqtt.js';
 
 const run = promisify(execFile);
 const md5 = (data: Buffer | string) => createHash('md5').update(data).digest('hex');
@@ -15,6 +17,8 @@ describe('S3 API with the AWS CLI and boto3', () => {
   let daemon: TestDaemon;
   let env: NodeJS.ProcessEnv;
   let work: string;
+  /** A deployed function, the target of the notification configurations. */
+  let fn: { dir: string; remove: () => void };
   const aws = async (...args: string[]) => {
     try {
       const { stdout } = await run('/usr/bin/aws', ['--endpoint-url', s3Endpoint(daemon), ...args], { env, maxBuffer: 16 * 1024 * 1024, timeout: 60_000 });
@@ -29,9 +33,12 @@ describe('S3 API with the AWS CLI and boto3', () => {
     daemon = await TestDaemon.start({ config: {} });
     env = awsEnv(daemon, await addKey(daemon));
     work = mkdtempSync(join(tmpdir(), 'outpost-s3-clients-'));
+    fn = writePackage({ 'index.js': 'exports.handler = async () => {};\n', 'template.yaml': template('OnObject', { Handler: 'index.handler' }) });
+    expect(await outpost(daemon.socket, ['deploy', fn.dir])).toMatchObject({ code: 0 });
   });
   afterAll(async () => {
     await daemon.cleanup();
+    fn?.remove();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -111,6 +118,102 @@ describe('S3 API with the AWS CLI and boto3', () => {
     expect(nobucket.stderr).toContain('NoSuchBucket');
   }, 60_000);
 
+  it('aws s3api: every other operation, its conditions and its errors', async () => {
+    const api = (...args: string[]) => aws('s3api', ...args);
+    const json = async (...args: string[]) => {
+      const ran = await api(...args);
+      expect(ran.code, ran.stderr).toBe(0);
+      return ran.stdout.trim() ? JSON.parse(ran.stdout) : {};
+    };
+    const B = ['--bucket', 'cli-ops'];
+    await json('create-bucket', ...B);
+    const source = join(work, 'source.txt');
+    writeFileSync(source, '0123456789');
+    const { ETag: etag } = await json('put-object', ...B, '--key', 'source.txt', '--body', source, '--content-type', 'text/plain', '--metadata', 'origin=cli');
+    expect(etag).toBe(`"${md5('0123456789')}"`);
+    const part = join(work, 'part.bin');
+    const partContent = randomBytes(5 * 1024 * 1024);
+    writeFileSync(part, partContent);
+    const notification = join(work, 'notification.json');
+    const rule = {
+      Id: 'texts', LambdaFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:OnObject', Events: ['s3:ObjectCreated:*'],
+      Filter: { Key: { FilterRules: [{ Name: 'Prefix', Value: 'in/' }] } },
+    };
+    writeFileSync(notification, JSON.stringify({ LambdaFunctionConfigurations: [rule] }));
+
+    // independent chains, run side by side: each CLI run costs ~1.5 s of CPU
+    const [buckets, heads, conditional, overridden, copied, multipart, aborted, notified, expired, wrongSecret] = await Promise.all([
+      json('list-buckets'),
+      Promise.all([api('head-bucket', ...B), api('head-bucket', '--bucket', 'cli-no-such-bucket')]),
+      Promise.all([
+        api('get-object', ...B, '--key', 'source.txt', '--if-none-match', etag, join(work, 'c1')),
+        api('get-object', ...B, '--key', 'source.txt', '--if-match', '"0000"', join(work, 'c2')),
+        api('get-object', ...B, '--key', 'source.txt', '--if-unmodified-since', '2000-01-01T00:00:00Z', join(work, 'c3')),
+      ]),
+      json('get-object', ...B, '--key', 'source.txt', '--response-content-type', 'application/json', '--response-content-disposition', 'inline', join(work, 'o1')),
+      (async () => {
+        await json('copy-object', ...B, '--key', 'copy.txt', '--copy-source', 'cli-ops/source.txt', '--metadata-directive', 'REPLACE', '--metadata', 'origin=copy',
+          '--content-type', 'application/octet-stream');
+        return json('head-object', ...B, '--key', 'copy.txt');
+      })(),
+      (async () => {
+        const { UploadId } = await json('create-multipart-upload', ...B, '--key', 'multi.bin');
+        const upload = [...B, '--key', 'multi.bin', '--upload-id', UploadId];
+        const [first, second] = await Promise.all([
+          json('upload-part', ...upload, '--part-number', '1', '--body', part),
+          json('upload-part-copy', ...upload, '--part-number', '2', '--copy-source', 'cli-ops/source.txt', '--copy-source-range', 'bytes=0-3'),
+        ]);
+        const [parts, uploads] = await Promise.all([json('list-parts', ...upload), json('list-multipart-uploads', ...B)]);
+        const partsFile = join(work, 'parts.json');
+        writeFileSync(partsFile, JSON.stringify({ Parts: [{ PartNumber: 1, ETag: first.ETag }, { PartNumber: 2, ETag: second.CopyPartResult.ETag }] }));
+        const completed = await json('complete-multipart-upload', ...upload, '--multipart-upload', `file://${partsFile}`);
+        return { parts, uploads, completed, uploadId: UploadId };
+      })(),
+      (async () => {
+        const { UploadId } = await json('create-multipart-upload', ...B, '--key', 'gone.bin');
+        await json('abort-multipart-upload', ...B, '--key', 'gone.bin', '--upload-id', UploadId);
+        return api('list-parts', ...B, '--key', 'gone.bin', '--upload-id', UploadId);
+      })(),
+      (async () => {
+        await json('put-bucket-notification-configuration', ...B, '--notification-configuration', `file://${notification}`);
+        return json('get-bucket-notification-configuration', ...B);
+      })(),
+      (async () => {
+        const url = (await aws('s3', 'presign', 's3://cli-ops/source.txt', '--expires-in', '1')).stdout.trim();
+        await new Promise((resolve) => setTimeout(resolve, 2100));
+        const response = await fetch(url);
+        return [response.status, await response.text()];
+      })(),
+      run('/usr/bin/aws', ['--endpoint-url', s3Endpoint(daemon), 's3api', 'list-objects-v2', ...B], { env: { ...env, AWS_SECRET_ACCESS_KEY: 'not-the-secret' } })
+        .then(() => 'listed', (error: { stderr: string }) => error.stderr),
+    ]);
+    expect(buckets.Buckets.map((bucket: any) => bucket.Name)).toContain('cli-ops');
+    expect(heads.map((head) => head.code === 0 || head.stderr)).toEqual([true, expect.stringContaining('(404)')]);
+    expect(conditional.map((ran) => ran.stderr)).toEqual([
+      expect.stringContaining('(304)'), expect.stringContaining('(PreconditionFailed)'), expect.stringContaining('(PreconditionFailed)'),
+    ]);
+    expect(overridden).toMatchObject({ ContentType: 'application/json', ContentDisposition: 'inline', ETag: etag, Metadata: { origin: 'cli' } });
+    expect(copied).toMatchObject({ ContentType: 'application/octet-stream', Metadata: { origin: 'copy' }, ETag: etag });
+    const partMd5s = [md5(partContent), md5('0123')];
+    expect(multipart.parts.Parts.map((p: any) => [p.PartNumber, p.Size, p.ETag])).toEqual([[1, partContent.length, `"${partMd5s[0]}"`], [2, 4, `"${partMd5s[1]}"`]]);
+    expect(multipart.uploads.Uploads.map((u: any) => [u.Key, u.UploadId])).toEqual([['multi.bin', multipart.uploadId]]);
+    const multipartEtag = `"${md5(Buffer.concat(partMd5s.map((hex) => Buffer.from(hex, 'hex'))))}-2"`;
+    expect(multipart.completed).toMatchObject({ Bucket: 'cli-ops', Key: 'multi.bin', ETag: multipartEtag });
+    expect(aborted.stderr).toContain('(NoSuchUpload)');
+    expect(notified).toEqual({ LambdaFunctionConfigurations: [rule] });
+    expect(expired[0]).toBe(403);
+    expect(expired[1]).toContain('<Code>AccessDenied</Code><Message>Request has expired</Message>');
+    expect(wrongSecret).toContain('(SignatureDoesNotMatch)');
+
+    const whole = join(work, 'multi.back');
+    await json('get-object', ...B, '--key', 'multi.bin', whole);
+    expect(readFileSync(whole).equals(Buffer.concat([partContent, Buffer.from('0123')]))).toBe(true);
+    expect((await api('delete-bucket', ...B)).stderr).toContain('(BucketNotEmpty)');
+    await Promise.all(['source.txt', 'copy.txt', 'multi.bin', 'never-there.txt'].map((key) => json('delete-object', ...B, '--key', key)));
+    await json('delete-bucket', ...B);
+    expect((await api('head-bucket', ...B)).stderr).toContain('(404)');
+  }, 120_000);
+
   it('boto3: buckets, objects, paginated listing, multipart upload_file, copy, presigned URL, errors', async () => {
     const script = `
 import boto3, botocore, json, os, sys, urllib.request, hashlib
@@ -155,5 +258,44 @@ print(json.dumps(out))
     expect(out.presigned).toBe('hello from boto3');
     expect(out.error).toEqual(['NoSuchKey', 404]);
     expect(out.again).toBe('BucketAlreadyOwnedByYou');
+  }, 60_000);
+
+  it('boto3: every other operation, its conditions and its errors', async () => {
+    const { stdout } = await run('/usr/bin/python3', [join(ROOT, 'test', 'fixtures', 's3-clients', 'boto3_operations.py'), join(work, 'py-ops.bin'), 'OnObject'],
+      { env, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 });
+    const etag = `"${md5('0123456789')}"`;
+    const quotedMd5 = expect.stringMatching(/^"[0-9a-f]{32}"$/);
+    const notFound = ['404', 404];
+    const notModified = ['304', 304];
+    expect(JSON.parse(stdout)).toEqual({
+      listBuckets: true, headBucket: 200, headMissingBucket: notFound, location: null,
+      invalidName: ['InvalidBucketName', 400], again: ['BucketAlreadyOwnedByYou', 409],
+      putETag: etag, badDigest: ['BadDigest', 400], badDigestWroteNothing: notFound,
+      range: ['345', 'bytes 3-5/10', 206], badRange: ['InvalidRange', 416],
+      ifMatch: '0123456789', ifMatchOther: ['PreconditionFailed', 412], ifNoneMatch: notModified,
+      ifModifiedSince: notModified, ifUnmodifiedSince: ['PreconditionFailed', 412],
+      overrides: ['application/json', 'attachment; filename="t.json"', 'no-store'],
+      head: [10, 'text/plain', { source: 'boto3' }, etag],
+      noSuchKey: ['NoSuchKey', 404], headNoSuchKey: notFound, noSuchBucket: ['NoSuchBucket', 404], longKey: ['KeyTooLongError', 400],
+      copies: [[{ source: 'boto3' }, 'text/plain'], [{ source: 'replaced' }, 'application/octet-stream', etag]],
+      uploadPartCopy: '23456', postObject: [204, 'from a form'],
+      v2: [['list/a b.txt', 'list/café.txt', 'list/z'], ['list/sub/'], 4],
+      startAfter: ['list/sub/2', 'list/z'],
+      v1: [['list/a b.txt', 'list/café.txt'], true, ['list/sub/1', 'list/sub/2']],
+      v1NextMarker: [true, 'list/café.txt'],
+      versioning: {}, versions: [['dir/ten.txt', 'null', true, etag]],
+      listParts: [[1, 5 * 1024 * 1024, quotedMd5], [2, 4, `"${md5('tail')}"`]], listUploads: [['multi.bin', true]],
+      invalidPartOrder: ['InvalidPartOrder', 400], invalidPart: ['InvalidPart', 400],
+      completed: [true, 'application/x-test', true], entityTooSmall: ['EntityTooSmall', 400],
+      aborted: [['NoSuchUpload', 404], notFound, []],
+      notification: [{
+        Id: 'texts', LambdaFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:OnObject', Events: ['s3:ObjectCreated:*'],
+        Filter: { Key: { FilterRules: [{ Name: 'Prefix', Value: 'in/' }, { Name: 'Suffix', Value: '.txt' }] } },
+      }],
+      notificationUnknownFunction: ['InvalidArgument', 400],
+      presignedPut: 200, presignedGet: [200, 'via a presigned PUT'], presignedExpired: [403, 'AccessDenied'],
+      wrongSecret: ['SignatureDoesNotMatch', 403], unknownKey: ['InvalidAccessKeyId', 403],
+      bucketNotEmpty: ['BucketNotEmpty', 409], deleteObject: [204, 204], deleteObjects: true, deletedBucket: notFound,
+    });
   }, 60_000);
 });

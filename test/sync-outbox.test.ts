@@ -82,9 +82,8 @@ describe('sync outbox bounds', () => {
     expect(rule(await status(daemon), 'b').backlog).toBe(1);
   });
 
-  // The bus drops a durable handler's rejection (mqemitter's parallel delivery ignores listener
-  // errors), so the device still gets its PUBACK: reported to the lead with the fix in
-  // src/broker/broker-service.ts. This passes while that bug exists; flip it to it() once fixed.
+  // mqemitter ignores a listener's error, so a refusing durable subscriber closes the publisher
+  // before aedes sends the PUBACK it holds (BrokerService.subscribe): the device resends.
   it('reject-new: the device gets no PUBACK for the refused message', async () => {
     const { device } = await gateway([{ name: 'b2', from: 'b/#', overflow: 'reject-new' }]);
     for (let i = 0; i < 10; i++) await device.publishAsync('b/1', payload(i), { qos: 1 });
