@@ -278,7 +278,7 @@ print(json.dumps(out))
       head: [10, 'text/plain', { source: 'boto3' }, etag],
       noSuchKey: ['NoSuchKey', 404], headNoSuchKey: notFound, noSuchBucket: ['NoSuchBucket', 404], longKey: ['KeyTooLongError', 400],
       copies: [[{ source: 'boto3' }, 'text/plain'], [{ source: 'replaced' }, 'application/octet-stream', etag]],
-      uploadPartCopy: '23456', postObject: [204, 'from a form'],
+      uploadPartCopy: '23456', postObject: [204, 'from a form'], virtualHost: ['by host name', ['vhost/by host.txt']],
       v2: [['list/a b.txt', 'list/café.txt', 'list/z'], ['list/sub/'], 4],
       startAfter: ['list/sub/2', 'list/z'],
       v1: [['list/a b.txt', 'list/café.txt'], true, ['list/sub/1', 'list/sub/2']],
