@@ -33,7 +33,8 @@ describe.skipIf(!mountable)('objects with a full data directory (tmpfs)', () => 
   beforeAll(async () => {
     dataMount = mountTmpfs(40);
     mkdirSync(join(dataMount!, 'data'));
-    daemon = await TestDaemon.start({ dataDir: join(dataMount!, 'data') });
+    // config: free ports, as other test files run daemons meanwhile
+    daemon = await TestDaemon.start({ dataDir: join(dataMount!, 'data'), config: {} });
     s3 = s3Client(daemon, await addKey(daemon));
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   });

@@ -31,7 +31,8 @@ describe('objects written before small bodies moved to object_bodies (objects sc
     }
     await old.close();
 
-    const daemon = await TestDaemon.start({ dataDir });
+    // config: free ports, as other test files run daemons meanwhile
+    const daemon = await TestDaemon.start({ dataDir, config: {} });
     try {
       const s3 = s3Client(daemon, await addKey(daemon));
       for (const [key, text] of Object.entries(contents)) {

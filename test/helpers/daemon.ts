@@ -76,7 +76,9 @@ export class TestDaemon {
       });
       this.process.once('exit', (code) => {
         clearTimeout(timer);
-        reject(new Error(`outpostd exited with ${code} before ready; stderr: ${stderr}`));
+        // a failed start is logged (JSON on stdout), not written to stderr
+        const lastLogs = this.logs.slice(-5).map((entry) => JSON.stringify(entry)).join('\n');
+        reject(new Error(`outpostd exited with ${code} before ready; stderr: ${stderr}; last log lines:\n${lastLogs}`));
       });
     });
   }
