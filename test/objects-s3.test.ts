@@ -139,6 +139,33 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(existsSync(join(daemon.dataDir, 'share', 'photos', 'crc64-wrong.bin'))).toBe(false);
   });
 
+  it('keeps the checksum a PUT was made with and returns it in checksum mode, for the whole object only; a copy keeps it', async () => {
+    const small = Buffer.from('checked end to end');
+    const large = randomBytes(300_000);
+    // the SDK's default (CRC32 in a trailer) on a small body, SHA-256 on one stored as a file
+    const putSmall = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'sum/small.txt', Body: small }));
+    expect(putSmall).toMatchObject({ ChecksumCRC32: expect.stringMatching(/^[A-Za-z0-9+/]{6}==$/), ChecksumType: 'FULL_OBJECT' });
+    const sha256 = createHash('sha256').update(large).digest('base64');
+    expect(await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'sum/large.bin', Body: large, ChecksumAlgorithm: 'SHA256' })))
+      .toMatchObject({ ChecksumSHA256: sha256, ChecksumType: 'FULL_OBJECT' });
+    // ChecksumMode ENABLED: the SDK also checks the body it reads against the checksum
+    const gotSmall = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'sum/small.txt', ChecksumMode: 'ENABLED' }));
+    expect(gotSmall).toMatchObject({ ChecksumCRC32: putSmall.ChecksumCRC32, ChecksumType: 'FULL_OBJECT' });
+    expect(await gotSmall.Body!.transformToString()).toBe(small.toString());
+    const gotLarge = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'sum/large.bin', ChecksumMode: 'ENABLED' }));
+    expect(gotLarge).toMatchObject({ ChecksumSHA256: sha256, ChecksumType: 'FULL_OBJECT' });
+    expect(Buffer.from(await gotLarge.Body!.transformToByteArray()).equals(large)).toBe(true);
+    expect(await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'sum/large.bin', ChecksumMode: 'ENABLED' }))).toMatchObject({ ChecksumSHA256: sha256 });
+    // not asked for, or a part of the object: none
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'sum/large.bin' }))).ChecksumSHA256).toBeUndefined();
+    const ranged = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'sum/large.bin', ChecksumMode: 'ENABLED', Range: 'bytes=0-99' }));
+    expect([ranged.ChecksumSHA256, ranged.ChecksumType, (await ranged.Body!.transformToByteArray()).length]).toEqual([undefined, undefined, 100]);
+
+    const copied = await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'sum/copy.bin', CopySource: 'photos/sum/large.bin' }));
+    expect(copied.CopyObjectResult).toMatchObject({ ChecksumSHA256: sha256, ChecksumType: 'FULL_OBJECT' });
+    expect(await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'sum/copy.bin', ChecksumMode: 'ENABLED' }))).toMatchObject({ ChecksumSHA256: sha256 });
+  });
+
   it('checks Content-MD5 and If-None-Match: * on PUT, writing nothing when they fail', async () => {
     const body = Buffer.from('checked content');
     const md5 = createHash('md5').update(body).digest('base64');

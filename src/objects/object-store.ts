@@ -27,6 +27,12 @@ export interface ObjectRecord {
   metadata: Record<string, string>;
   /** Stored response headers: Cache-Control, Content-Disposition, Content-Encoding, Content-Language, Expires. */
   headers: Record<string, string>;
+  /**
+   * The full-object checksums the client uploaded the content with and the server verified
+   * (x-amz-checksum-crc32|crc32c|crc64nvme|sha1|sha256, base64 by lower-case algorithm name):
+   * returned on GET and HEAD asked with x-amz-checksum-mode: ENABLED. None for multipart objects.
+   */
+  checksums?: Record<string, string>;
   /** Epoch milliseconds. */
   lastModified: number;
   /** undefined: the content is the share file `<shareRoot>/<bucket>/<key>`; else a hidden blob's name. */
@@ -87,6 +93,11 @@ export interface WriteOptions {
   contentType: string;
   metadata?: Record<string, string>;
   headers?: Record<string, string>;
+  /**
+   * The checksums of the content (ObjectRecord.checksums), read when the body has ended: the
+   * request's verifier fills them in as the body streams.
+   */
+  checksums?: Record<string, string>;
   /** Content-MD5 (base64) to check; BadDigest when it differs. */
   contentMd5?: string;
   /** The announced length; IncompleteBody when the body is shorter, EntityTooLarge beyond the limit. */
@@ -896,7 +907,7 @@ export class ObjectStore {
         const asFile = await this.prepareSharePath(bucket, key);
         const record: ObjectRecord = {
           bucket, key, size: content.size, etag: content.etag, contentType: options.contentType,
-          metadata: options.metadata ?? {}, headers: options.headers ?? {}, lastModified: Date.now(),
+          metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...checksumsOf(options), lastModified: Date.now(),
           ...(asFile ? { fileIno: content.ino, fileMtimeMs: content.mtimeMs } : { blob: randomBytes(16).toString('hex') }),
         };
         const intents: FileIntent[] = [{
@@ -950,7 +961,7 @@ export class ObjectStore {
       if (options.ifNoneMatch === '*' && previous) throw errors.preconditionFailed('If-None-Match');
       const record: ObjectRecord = {
         bucket, key, size: content.data.length, etag: content.etag, contentType: options.contentType,
-        metadata: options.metadata ?? {}, headers: options.headers ?? {}, lastModified: Date.now(), inline: true,
+        metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...checksumsOf(options), lastModified: Date.now(), inline: true,
         // a key that cannot be a file keeps its content in SQLite only
         ...(keyCanBeFile(key) ? {} : { blob: randomBytes(16).toString('hex') }),
       };
@@ -1323,12 +1334,19 @@ function isCode(error: unknown, ...codes: string[]): boolean {
   return codes.includes((error as NodeJS.ErrnoException).code ?? '');
 }
 
-function metadataJson(metadata: Record<string, string>, headers: Record<string, string>): string | null {
-  return Object.keys(metadata).length || Object.keys(headers).length ? JSON.stringify({ metadata, headers }) : null;
+/** The metadata column: user metadata, stored headers and (objects only) checksums, null when all are empty. */
+function metadataJson(metadata: Record<string, string>, headers: Record<string, string>, checksums?: Record<string, string>): string | null {
+  if (!Object.keys(metadata).length && !Object.keys(headers).length && !checksums) return null;
+  return JSON.stringify(checksums ? { metadata, headers, checksums } : { metadata, headers });
 }
 
-function parseMetadata(json: string | null): { metadata: Record<string, string>; headers: Record<string, string> } {
+function parseMetadata(json: string | null): { metadata: Record<string, string>; headers: Record<string, string>; checksums?: Record<string, string> } {
   return json ? JSON.parse(json) : { metadata: {}, headers: {} };
+}
+
+/** The write's checksums as a record's field: none when the client sent none. */
+function checksumsOf(options: Pick<WriteOptions, 'checksums'>): { checksums?: Record<string, string> } {
+  return options.checksums && Object.keys(options.checksums).length ? { checksums: { ...options.checksums } } : {};
 }
 
 function recordOf(row: ObjectRow): ObjectRecord {
@@ -1344,7 +1362,7 @@ function recordOf(row: ObjectRow): ObjectRecord {
 function rowOf(record: ObjectRecord): ObjectRow {
   return {
     bucket: record.bucket, key: record.key, size: record.size, etag: record.etag, content_type: record.contentType,
-    metadata: metadataJson(record.metadata, record.headers), last_modified: record.lastModified, blob: record.blob ?? null,
+    metadata: metadataJson(record.metadata, record.headers, record.checksums), last_modified: record.lastModified, blob: record.blob ?? null,
     file_ino: record.fileIno ?? null, file_mtime_ms: record.fileMtimeMs ?? null,
   };
 }

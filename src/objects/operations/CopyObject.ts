@@ -3,7 +3,7 @@ import { el, isoTime } from '../xml.js';
 import { changeOrigin, header, quoted, sendXml, smallBody, storedHeaders, userMetadata, type Operation } from './context.js';
 import { copySource, openCopySource } from './copying.js';
 import { checkCopySourceConditions } from './reading.js';
-import { checkEventQueue, contentType } from './writing.js';
+import { checkEventQueue, checksumElements, contentType } from './writing.js';
 
 /**
  * S3 CopyObject: x-amz-copy-source names `bucket/key`, x-amz-copy-source-if-* are conditions on it;
@@ -29,11 +29,13 @@ export const copyObject: Operation = async (request, res, context) => {
       contentType: replace ? contentType(request) : original.contentType,
       metadata: replace ? userMetadata(request.headers) : original.metadata,
       headers: replace ? storedHeaders(request.headers) : original.headers,
+      // the same content: its checksums hold for the copy
+      checksums: original.checksums,
       expectedSize: original.size,
       eventName: 'ObjectCreated:Copy',
       origin: changeOrigin(request),
     });
-    sendXml(res, 200, 'CopyObjectResult', [el('LastModified', isoTime(copied.lastModified)), el('ETag', quoted(copied.etag))]);
+    sendXml(res, 200, 'CopyObjectResult', [el('LastModified', isoTime(copied.lastModified)), el('ETag', quoted(copied.etag)), ...checksumElements(copied.checksums)]);
   } finally {
     await sourceContent.close();
   }

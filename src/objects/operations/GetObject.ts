@@ -30,7 +30,7 @@ export const getObject: Operation = async (request, res, context) => {
     const range = byteRange(request, object.size);
     const start = range?.start ?? 0;
     const length = range ? range.end - range.start + 1 : object.size;
-    const headers = responseHeaders(request, object);
+    const headers = responseHeaders(request, object, !range);
     headers['Content-Length'] = length;
     if (range) res.writeHead(206, { ...headers, 'Content-Range': `bytes ${range.start}-${range.end}/${object.size}` });
     else res.writeHead(200, headers);

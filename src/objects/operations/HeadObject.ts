@@ -6,7 +6,7 @@ export const headObject: Operation = (request, res, context) => {
   const object = context.objects.existingObject(request.bucket, request.key);
   checkConditions(request, object);
   const range = byteRange(request, object.size);
-  const headers = responseHeaders(request, object);
+  const headers = responseHeaders(request, object, !range);
   if (range) {
     sendEmpty(res, 206, { ...headers, 'Content-Length': range.end - range.start + 1, 'Content-Range': `bytes ${range.start}-${range.end}/${object.size}` });
   } else {

@@ -15,11 +15,12 @@ export const putObject: Operation = async (request, res, context) => {
     contentType: contentType(request),
     metadata: userMetadata(request.headers),
     headers: storedHeaders(request.headers),
+    checksums: request.checksums,
     contentMd5: contentMd5(request),
     expectedSize: announcedLength(request),
     ifNoneMatch,
     eventName: 'ObjectCreated:Put',
     origin: changeOrigin(request),
   });
-  sendEmpty(res, 200, { ETag: quoted(object.etag), ...checksumHeaders(request) });
+  sendEmpty(res, 200, { ETag: quoted(object.etag), ...checksumHeaders(object.checksums, 'object') });
 };

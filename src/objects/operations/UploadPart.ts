@@ -7,7 +7,7 @@ export const uploadPart: Operation = async (request, res, context) => {
   const partNumber = partNumberOf(request);
   const upload = context.objects.existingUpload(request.bucket, request.key, request.query.get('uploadId') ?? '');
   const part = await context.objects.putPart(upload, partNumber, request.body, { contentMd5: contentMd5(request), expectedSize: announcedLength(request) });
-  sendEmpty(res, 200, { ETag: quoted(part.etag), ...checksumHeaders(request) });
+  sendEmpty(res, 200, { ETag: quoted(part.etag), ...checksumHeaders(request.checksums, 'part') });
 };
 
 /** The partNumber query parameter, 1-10,000 (InvalidArgument otherwise). */

@@ -18,7 +18,7 @@ export interface S3Request {
   body: Readable;
   /** Decoded content length, when announced. */
   contentLength: number | undefined;
-  /** Checksums verified once `body` ended (crc32, crc32c, sha1, sha256 → base64). */
+  /** Checksums verified once `body` ended (crc32, crc32c, crc64nvme, sha1, sha256 → base64). */
   checksums: Record<string, string>;
   /** undefined for an anonymous request. */
   accessKeyId: string | undefined;

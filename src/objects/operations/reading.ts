@@ -1,6 +1,7 @@
 import { errors, S3Error } from '../errors.js';
 import type { ObjectRecord } from '../object-store.js';
 import { header, objectHeaders, quoted, type S3Request } from './context.js';
+import { checksumHeaders } from './writing.js';
 
 /** Whether an If-Match / If-None-Match list names the object's ETag (`*` names any). */
 function etagListed(list: string, etag: string): boolean {
@@ -103,9 +104,14 @@ const OVERRIDES: Record<string, string> = {
   'response-content-encoding': 'content-encoding',
 };
 
-/** The object's response headers with the request's `response-*` overrides applied. */
-export function responseHeaders(request: S3Request, object: ObjectRecord): Record<string, string | number> {
+/**
+ * The object's response headers with the request's `response-*` overrides applied, and its
+ * checksums when asked for with x-amz-checksum-mode: ENABLED and the whole object is sent (S3
+ * sends none with a part of it: they would not match).
+ */
+export function responseHeaders(request: S3Request, object: ObjectRecord, whole: boolean): Record<string, string | number> {
   const headers = objectHeaders(object);
+  if (whole && object.checksums && header(request, 'x-amz-checksum-mode') === 'ENABLED') Object.assign(headers, checksumHeaders(object.checksums, 'object'));
   if (request.query.size === 0) return headers;
   for (const [parameter, name] of Object.entries(OVERRIDES)) {
     const value = request.query.get(parameter);

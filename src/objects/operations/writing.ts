@@ -1,5 +1,6 @@
 import { DEFAULT_CONTENT_TYPE } from '../content-type.js';
 import { errors } from '../errors.js';
+import { el } from '../xml.js';
 import { header, type OperationContext, type S3Request } from './context.js';
 
 /** The Content-MD5 to check, after checking it is an MD5 at all (InvalidDigest). */
@@ -25,7 +26,19 @@ export function checkEventQueue(context: OperationContext): void {
   if (context.events.full) throw errors.slowDown();
 }
 
-/** The checksums the client sent and the verifier checked, echoed as S3 does (x-amz-checksum-*). */
-export function checksumHeaders(request: S3Request): Record<string, string> {
-  return Object.fromEntries(Object.entries(request.checksums).map(([algorithm, value]) => [`x-amz-checksum-${algorithm}`, value]));
+/**
+ * Checksums as S3 answers them (x-amz-checksum-*): UploadPart echoes the part's; an object's
+ * (PutObject's answer, GetObject and HeadObject in checksum mode) come with x-amz-checksum-type.
+ */
+export function checksumHeaders(checksums: Record<string, string> | undefined, of: 'part' | 'object'): Record<string, string> {
+  if (!checksums || Object.keys(checksums).length === 0) return {};
+  const headers: Record<string, string> = Object.fromEntries(Object.entries(checksums).map(([algorithm, value]) => [`x-amz-checksum-${algorithm}`, value]));
+  if (of === 'object') headers['x-amz-checksum-type'] = 'FULL_OBJECT';
+  return headers;
+}
+
+/** An object's checksums as XML elements (CopyObjectResult): ChecksumType, then ChecksumCRC32 and the like. */
+export function checksumElements(checksums: Record<string, string> | undefined): string[] {
+  if (!checksums || Object.keys(checksums).length === 0) return [];
+  return [el('ChecksumType', 'FULL_OBJECT'), ...Object.entries(checksums).map(([algorithm, value]) => el(`Checksum${algorithm.toUpperCase()}`, value))];
 }
