@@ -150,6 +150,13 @@ describe('object events: S3 event records to functions and the local bus', () =>
     expect(readFileSync(target, 'utf8')).toBe('line one\n');
     const absent = await outpost(daemon.socket, ['objects', 'get', 'logs', 'nope', target]);
     expect(absent).toMatchObject({ code: 1, stderr: 'outpost: NoSuchKey: The specified key does not exist.\n' });
+    // files that cannot be read or written: the system's error, no stack trace, nothing uploaded or left behind
+    expect(await outpost(daemon.socket, ['objects', 'put', join(fn.dir, 'missing.log'), 'logs'])).toMatchObject({
+      code: 1, stderr: `outpost: ENOENT: no such file or directory, open '${join(fn.dir, 'missing.log')}'\n` });
+    expect(await outpost(daemon.socket, ['objects', 'put', fn.dir, 'logs', 'dir'])).toMatchObject({ code: 1, stderr: `outpost: ${fn.dir} is not a regular file\n` });
+    expect(await outpost(daemon.socket, ['objects', 'get', 'logs', 'gw/today.log', join(fn.dir, 'no-dir', 'x.log')])).toMatchObject({
+      code: 1, stderr: `outpost: ENOENT: no such file or directory, open '${join(fn.dir, 'no-dir', 'x.log')}'\n` });
+    expect(JSON.parse((await outpost(daemon.socket, ['--json', 'objects', 'ls', 'logs'])).stdout).objects.map((o: any) => o.key)).toEqual(['gw/today.log']);
     expect((await outpost(daemon.socket, ['objects', 'rm', 'logs', 'gw/today.log'])).stdout).toBe('deleted logs/gw/today.log\n');
     expect((await outpost(daemon.socket, ['buckets', 'notify', 'logs', '--clear'])).stdout).toBe('no notification rules on logs\n');
     expect((await outpost(daemon.socket, ['buckets', 'rm', 'logs'])).stdout).toBe('deleted bucket logs\n');

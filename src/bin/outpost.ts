@@ -36,7 +36,12 @@ registerDevices(program, cliContext);
 try {
   await program.parseAsync();
 } catch (error) {
-  const message = error instanceof CliError ? error.message : `unexpected error: ${(error as Error).stack ?? error}`;
+  const message = error instanceof CliError || isSystemError(error) ? (error as Error).message : `unexpected error: ${(error as Error).stack ?? error}`;
   process.stderr.write(`outpost: ${message}\n`);
   process.exit(1);
+}
+
+/** A file the command was given that cannot be read or written: "ENOENT: no such file or directory, open 'x'". */
+function isSystemError(error: unknown): boolean {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' && typeof (error as NodeJS.ErrnoException).syscall === 'string';
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -106,9 +106,10 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
     .option('--content-type <type>', 'Content-Type of the object')
     .action(async (file: string, bucket: string, key: string | undefined, options: { contentType?: string }, command: Command) => {
       if (file === '-' && !key) throw new CliError('give a KEY when reading stdin');
+      const upload = file === '-' ? undefined : openUpload(file);
       const { s3, commands } = await s3Of(cli, command);
-      const size = file === '-' ? undefined : statSync(file).size;
-      const source = file === '-' ? process.stdin : createReadStream(file);
+      const size = upload?.size;
+      const source = upload ? createReadStream(file, { fd: upload.fd }) : process.stdin;
       const body = size !== undefined && size >= PROGRESS_FROM_BYTES && process.stderr.isTTY ? source.pipe(progress(size)) : source;
       const objectKey = key ?? basename(file);
       const put = await s3.send(new commands.PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: size, ContentType: options.contentType }))
@@ -126,8 +127,12 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
         const size = got.ContentLength ?? 0;
         const stages: Array<NodeJS.ReadableStream | Transform | Writable> = [got.Body as Readable];
         if (target !== '-' && size >= PROGRESS_FROM_BYTES && process.stderr.isTTY) stages.push(progress(size));
-        stages.push(target === '-' ? process.stdout : createWriteStream(target));
-        await pipeline(stages as [Readable, ...Writable[]]);
+        stages.push(target === '-' ? process.stdout : createWriteStream(target, { fd: openSync(target, 'w', 0o644) }));
+        await pipeline(stages as [Readable, ...Writable[]]).catch((error) => {
+          // no partial download left behind
+          if (target !== '-') rmSync(target, { force: true });
+          throw error;
+        });
         if (target !== '-') cli.print(command, { bucket, key, file: target, size }, () => `downloaded ${bucket}/${key} to ${target} (${formatBytes(size)})`);
       } finally {
         s3.destroy();
@@ -145,6 +150,18 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
       }
       cli.print(command, { deleted: keys }, () => keys.map((key) => `deleted ${bucket}/${key}`).join('\n'));
     });
+}
+
+/**
+ * A file to upload, opened before anything is sent: one that is missing or unreadable fails with
+ * its system error, a directory or device is refused.
+ */
+function openUpload(file: string): { fd: number; size: number } {
+  const fd = openSync(file, 'r');
+  const stats = fstatSync(fd);
+  if (stats.isFile()) return { fd, size: stats.size };
+  closeSync(fd);
+  throw new CliError(`${file} is not a regular file`);
 }
 
 /**
