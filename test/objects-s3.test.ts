@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
@@ -450,6 +451,66 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(await failure(s3.send(new UploadPartCommand({ Bucket: 'photos', Key: 'small', UploadId: small.UploadId, PartNumber: 3, Body: 'x' }))))
       .toMatchObject({ code: 'NoSuchUpload', status: 404 });
     expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'small' })))).toMatchObject({ status: 404 });
+  });
+
+  it('gives a multipart object the checksum its upload asked for: COMPOSITE of the parts\' checksums, or FULL_OBJECT of the content', async () => {
+    const parts = [randomBytes(MIN_PART), randomBytes(1000)];
+    const crc32Of = (data: Buffer) => {
+      const value = Buffer.alloc(4);
+      value.writeUInt32BE(crc32(data));
+      return value;
+    };
+    const upload = async (Key: string, algorithm: 'CRC32' | 'CRC64NVME') => {
+      const created = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key, ChecksumAlgorithm: algorithm }));
+      const uploaded = [];
+      for (const [index, Body] of parts.entries()) {
+        uploaded.push(await s3.send(new UploadPartCommand({ Bucket: 'photos', Key, UploadId: created.UploadId, PartNumber: index + 1, Body, ChecksumAlgorithm: algorithm })));
+      }
+      return { created, uploaded };
+    };
+
+    // COMPOSITE, CRC32's default: the CRC32 of the parts' CRC32s, then -N
+    const composite = await upload('sum/composite.bin', 'CRC32');
+    expect(composite.created).toMatchObject({ ChecksumAlgorithm: 'CRC32', ChecksumType: 'COMPOSITE' });
+    const partCrcs = parts.map((part) => crc32Of(part).toString('base64'));
+    expect(composite.uploaded.map((part) => part.ChecksumCRC32)).toEqual(partCrcs);
+    const UploadId = composite.created.UploadId;
+    const listed = await s3.send(new ListPartsCommand({ Bucket: 'photos', Key: 'sum/composite.bin', UploadId }));
+    expect(listed).toMatchObject({ ChecksumAlgorithm: 'CRC32', ChecksumType: 'COMPOSITE' });
+    expect(listed.Parts!.map((part) => part.ChecksumCRC32)).toEqual(partCrcs);
+    const completed = (checksums: string[]) => s3.send(new CompleteMultipartUploadCommand({ Bucket: 'photos', Key: 'sum/composite.bin', UploadId,
+      MultipartUpload: { Parts: composite.uploaded.map((part, index) => ({ PartNumber: index + 1, ETag: part.ETag, ChecksumCRC32: checksums[index] })) } }));
+    expect(await failure(completed([partCrcs[0], 'AAAAAA==']))).toMatchObject({ code: 'InvalidPart', status: 400 });
+    const expected = `${crc32Of(Buffer.concat(parts.map(crc32Of))).toString('base64')}-2`;
+    expect(await completed(partCrcs)).toMatchObject({ ChecksumCRC32: expected, ChecksumType: 'COMPOSITE' });
+    // the SDK leaves a composite checksum unchecked: it is not of the content
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'sum/composite.bin', ChecksumMode: 'ENABLED' }));
+    expect(got).toMatchObject({ ChecksumCRC32: expected, ChecksumType: 'COMPOSITE' });
+    expect(Buffer.from(await got.Body!.transformToByteArray()).equals(Buffer.concat(parts))).toBe(true);
+    // a copy is not in parts: a composite checksum does not hold for it
+    await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'sum/composite-copy.bin', CopySource: 'photos/sum/composite.bin' }));
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'sum/composite-copy.bin', ChecksumMode: 'ENABLED' }))).ChecksumCRC32).toBeUndefined();
+
+    // FULL_OBJECT, CRC64NVME's only type: the CRC64NVME of the whole content, as a PutObject of it has
+    const full = await upload('sum/full.bin', 'CRC64NVME');
+    expect(full.created).toMatchObject({ ChecksumAlgorithm: 'CRC64NVME', ChecksumType: 'FULL_OBJECT' });
+    const whole = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'sum/whole.bin', Body: Buffer.concat(parts), ChecksumAlgorithm: 'CRC64NVME' }));
+    const fullDone = await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'photos', Key: 'sum/full.bin', UploadId: full.created.UploadId,
+      MultipartUpload: { Parts: full.uploaded.map((part, index) => ({ PartNumber: index + 1, ETag: part.ETag, ChecksumCRC64NVME: part.ChecksumCRC64NVME })) } }));
+    expect(fullDone).toMatchObject({ ChecksumCRC64NVME: whole.ChecksumCRC64NVME, ChecksumType: 'FULL_OBJECT' });
+    const gotFull = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'sum/full.bin', ChecksumMode: 'ENABLED' }));
+    expect(gotFull).toMatchObject({ ChecksumCRC64NVME: whole.ChecksumCRC64NVME, ChecksumType: 'FULL_OBJECT' });
+    expect(Buffer.from(await gotFull.Body!.transformToByteArray()).equals(Buffer.concat(parts))).toBe(true);
+
+    // a part with another algorithm's checksum, and combinations S3 does not have
+    const other = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key: 'sum/other.bin', ChecksumAlgorithm: 'CRC64NVME' }));
+    expect(await failure(s3.send(new UploadPartCommand({ Bucket: 'photos', Key: 'sum/other.bin', UploadId: other.UploadId, PartNumber: 1, Body: 'x', ChecksumAlgorithm: 'SHA256' }))))
+      .toMatchObject({ code: 'InvalidRequest', status: 400, message: 'Checksum Type mismatch occurred, expected checksum Type: crc64nvme, actual checksum Type: sha256' });
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: 'photos', Key: 'sum/other.bin', UploadId: other.UploadId }));
+    for (const [algorithm, type] of [['SHA256', 'FULL_OBJECT'], ['CRC64NVME', 'COMPOSITE']] as const) {
+      expect(await failure(s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key: 'sum/refused.bin', ChecksumAlgorithm: algorithm, ChecksumType: type }))))
+        .toMatchObject({ code: 'InvalidRequest', status: 400 });
+    }
   });
 
   it('serves presigned GET and PUT URLs and refuses expired ones', async () => {

@@ -14,6 +14,7 @@ import { ShareCopies, type StoreFile } from './share-copies.js';
 import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
 import { collectBodyGarbage } from './body-garbage.js';
 import { ContentHashThread, type BodyHash } from './content-hash.js';
+import { runningChecksum, type ChecksumAlgorithm, type RunningChecksum } from '../auth/checksums.js';
 
 /** What S3 keeps of an object besides its content. */
 export interface ObjectRecord {
@@ -133,14 +134,34 @@ export interface UploadRecord {
   contentType: string;
   metadata: Record<string, string>;
   headers: Record<string, string>;
+  /** x-amz-checksum-algorithm and x-amz-checksum-type of CreateMultipartUpload: the object's checksum and how it is made. */
+  checksum?: UploadChecksum;
   initiated: number;
+}
+
+/**
+ * A multipart object's checksum: COMPOSITE, the checksum of the parts' checksums with `-N`;
+ * FULL_OBJECT, the checksum of the whole content (CRCs only).
+ */
+export interface UploadChecksum {
+  algorithm: ChecksumAlgorithm;
+  type: 'COMPOSITE' | 'FULL_OBJECT';
 }
 
 export interface PartRecord {
   partNumber: number;
   size: number;
   etag: string;
+  /** The part's checksum (base64) in its upload's algorithm, when the upload has one. */
+  checksum?: string;
   lastModified: number;
+}
+
+/** A part named in CompleteMultipartUpload: its number, ETag and (optional) checksum in the upload's algorithm. */
+export interface RequestedPart {
+  partNumber: number;
+  etag: string;
+  checksum?: string;
 }
 
 export interface StoreLimits {
@@ -274,6 +295,8 @@ export const objectMigrations = [
    CREATE TRIGGER object_bodies_on_delete AFTER DELETE ON objects WHEN OLD.body IS NOT NULL BEGIN
      DELETE FROM object_bodies WHERE id = OLD.body;
    END;`,
+  // Multipart uploads with a checksum algorithm (UploadRecord.checksum, in the upload's metadata): each part's checksum.
+  'ALTER TABLE object_parts ADD COLUMN checksum TEXT;',
 ];
 
 /**
@@ -377,10 +400,10 @@ export class ObjectStore {
       uploadsInitiatedBefore: db.prepare('SELECT * FROM object_uploads WHERE initiated < ? ORDER BY initiated LIMIT ?'),
       uploadsOf: db.prepare(`SELECT * FROM object_uploads WHERE bucket = ? AND key >= ? AND (key > ? OR upload_id > ?)
         ORDER BY key, upload_id LIMIT ?`),
-      upsertPart: db.prepare(`INSERT OR REPLACE INTO object_parts (upload_id, part_number, size, etag, last_modified)
-        VALUES (?, ?, ?, ?, ?)`),
-      parts: db.prepare('SELECT part_number, size, etag, last_modified FROM object_parts WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?'),
-      allParts: db.prepare('SELECT part_number, size, etag, last_modified FROM object_parts WHERE upload_id = ? ORDER BY part_number'),
+      upsertPart: db.prepare(`INSERT OR REPLACE INTO object_parts (upload_id, part_number, size, etag, last_modified, checksum)
+        VALUES (?, ?, ?, ?, ?, ?)`),
+      parts: db.prepare('SELECT part_number, size, etag, last_modified, checksum FROM object_parts WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?'),
+      allParts: db.prepare('SELECT part_number, size, etag, last_modified, checksum FROM object_parts WHERE upload_id = ? ORDER BY part_number'),
     };
     this.shareCopies = new ShareCopies({
       store, locks: this.locks, changes, tmpDir: this.tmpDir, log,
@@ -745,17 +768,17 @@ export class ObjectStore {
 
   // ── multipart uploads ──────────────────────────────────────────────────────────────────────
 
-  async createUpload(bucket: string, key: string, options: Pick<WriteOptions, 'contentType' | 'metadata' | 'headers'>): Promise<UploadRecord> {
+  async createUpload(bucket: string, key: string, options: Pick<WriteOptions, 'contentType' | 'metadata' | 'headers'> & { checksum?: UploadChecksum }): Promise<UploadRecord> {
     checkKey(key);
     this.existingBucket(bucket);
     const upload: UploadRecord = {
       uploadId: randomBytes(24).toString('base64url'), bucket, key, contentType: options.contentType,
-      metadata: options.metadata ?? {}, headers: options.headers ?? {}, initiated: Date.now(),
+      metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...(options.checksum ? { checksum: options.checksum } : {}), initiated: Date.now(),
     };
     await mkdir(join(this.uploadDir, upload.uploadId), { mode: 0o750 });
     await this.store.commit.run(() => this.statements.insertUpload.run({
       upload_id: upload.uploadId, bucket, key, content_type: upload.contentType,
-      metadata: metadataJson(upload.metadata, upload.headers), initiated: upload.initiated,
+      metadata: metadataJson(upload.metadata, upload.headers, upload.checksum ? { checksum: upload.checksum } : undefined), initiated: upload.initiated,
     }));
     return upload;
   }
@@ -767,13 +790,15 @@ export class ObjectStore {
     return uploadOf(row);
   }
 
+  /** Stores a part; with the upload's checksum algorithm, its checksum computed on the way (whether the client sent it or not). */
   async putPart(upload: UploadRecord, partNumber: number, body: AsyncIterable<Buffer>, options: Pick<WriteOptions, 'contentMd5' | 'expectedSize'>): Promise<PartRecord> {
-    const content = await this.receive(body, options);
-    const part: PartRecord = { partNumber, size: content.size, etag: content.etag, lastModified: Date.now() };
+    const checksum = upload.checksum && runningChecksum(upload.checksum.algorithm);
+    const content = await this.receive(checksum ? checksummed(body, checksum) : body, options);
+    const part: PartRecord = { partNumber, size: content.size, etag: content.etag, ...(checksum ? { checksum: checksum.digest() } : {}), lastModified: Date.now() };
     const target = join(this.uploadDir, upload.uploadId, String(partNumber));
     await this.locks.with(`upload:${upload.uploadId}`, () => this.commitWithIntents([{ op: 'rename', source: content.path, target }], () => {
       if (!this.statements.upload.get(upload.uploadId)) throw errors.noSuchUpload(upload.uploadId);
-      this.statements.upsertPart.run(upload.uploadId, partNumber, part.size, part.etag, part.lastModified);
+      this.statements.upsertPart.run(upload.uploadId, partNumber, part.size, part.etag, part.lastModified, part.checksum ?? null);
     })).catch(async (error) => {
       await rm(content.path, { force: true });
       throw error;
@@ -782,8 +807,7 @@ export class ObjectStore {
   }
 
   parts(uploadId: string, after: number, limit: number): PartRecord[] {
-    return (this.statements.parts.all(uploadId, after, limit) as Array<{ part_number: number; size: number; etag: string; last_modified: number }>)
-      .map(partOf);
+    return (this.statements.parts.all(uploadId, after, limit) as PartRow[]).map(partOf);
   }
 
   uploads(bucket: string, prefix: string, keyMarker: string, uploadIdMarker: string, limit: number): UploadRecord[] {
@@ -793,35 +817,42 @@ export class ObjectStore {
   }
 
   /**
-   * CompleteMultipartUpload: checks the list (ascending, each part uploaded with that ETag, all
-   * but the last at least the minimum size), concatenates the parts into one file and installs it.
+   * CompleteMultipartUpload: checks the list (ascending, each part uploaded with that ETag and,
+   * where given, that checksum; all but the last at least the minimum size), concatenates the
+   * parts into one file and installs it, with the upload's checksum of them.
    */
-  async completeUpload(upload: UploadRecord, requested: Array<{ partNumber: number; etag: string }>, origin: ChangeOrigin): Promise<ObjectRecord> {
+  async completeUpload(upload: UploadRecord, requested: RequestedPart[], origin: ChangeOrigin): Promise<ObjectRecord> {
     if (requested.length === 0) throw errors.malformedXml();
     // parts do not change under the concatenation, nor come back after it
     return this.locks.with(`upload:${upload.uploadId}`, () => this.concatenateParts(upload, requested, origin));
   }
 
-  private async concatenateParts(upload: UploadRecord, requested: Array<{ partNumber: number; etag: string }>, origin: ChangeOrigin): Promise<ObjectRecord> {
+  private async concatenateParts(upload: UploadRecord, requested: RequestedPart[], origin: ChangeOrigin): Promise<ObjectRecord> {
     if (!this.statements.upload.get(upload.uploadId)) throw errors.noSuchUpload(upload.uploadId);
-    const stored = new Map((this.statements.allParts.all(upload.uploadId) as Array<{ part_number: number; size: number; etag: string; last_modified: number }>)
-      .map((row) => [row.part_number, partOf(row)]));
+    const stored = new Map((this.statements.allParts.all(upload.uploadId) as PartRow[]).map((row) => [row.part_number, partOf(row)]));
     const parts: PartRecord[] = [];
     for (const [index, wanted] of requested.entries()) {
       if (index > 0 && wanted.partNumber <= requested[index - 1].partNumber) throw errors.invalidPartOrder();
       const part = stored.get(wanted.partNumber);
       if (!part || part.etag !== wanted.etag.replace(/"/g, '')) throw errors.invalidPart(wanted.partNumber, wanted.etag);
+      // S3 CompleteMultipartUpload: a part's checksum, when given, must be the one it was uploaded with
+      if (wanted.checksum !== undefined && part.checksum !== undefined && wanted.checksum !== part.checksum) throw errors.invalidPart(wanted.partNumber, wanted.etag);
       parts.push(part);
     }
     for (const part of parts.slice(0, -1)) {
       if (part.size < this.limits.minPartBytes) throw errors.entityTooSmall(part.size, this.limits.minPartBytes);
     }
     const partDir = join(this.uploadDir, upload.uploadId);
-    const content = await this.receive(concatenate(parts.map((part) => join(partDir, String(part.partNumber)))));
+    // parts stored before the upload's algorithm was kept have no checksum: then the object has none
+    const checksum = upload.checksum && parts.every((part) => part.checksum !== undefined) ? upload.checksum : undefined;
+    const whole = checksum?.type === 'FULL_OBJECT' ? runningChecksum(checksum.algorithm) : undefined;
+    const contents = concatenate(parts.map((part) => join(partDir, String(part.partNumber))));
+    const content = await this.receive(whole ? checksummed(contents, whole) : contents);
     const md5s = Buffer.concat(parts.map((part) => Buffer.from(part.etag, 'hex')));
     const etag = `${createHash('md5').update(md5s).digest('hex')}-${parts.length}`;
     return this.install(upload.bucket, upload.key, { ...content, etag }, {
       contentType: upload.contentType, metadata: upload.metadata, headers: upload.headers,
+      ...(checksum ? { checksums: { [checksum.algorithm]: whole ? whole.digest() : compositeChecksum(checksum.algorithm, parts) } } : {}),
       eventName: 'ObjectCreated:CompleteMultipartUpload', origin,
     }, (intents) => {
       if (!this.statements.upload.get(upload.uploadId)) throw errors.noSuchUpload(upload.uploadId);
@@ -1334,14 +1365,32 @@ function isCode(error: unknown, ...codes: string[]): boolean {
   return codes.includes((error as NodeJS.ErrnoException).code ?? '');
 }
 
-/** The metadata column: user metadata, stored headers and (objects only) checksums, null when all are empty. */
-function metadataJson(metadata: Record<string, string>, headers: Record<string, string>, checksums?: Record<string, string>): string | null {
-  if (!Object.keys(metadata).length && !Object.keys(headers).length && !checksums) return null;
-  return JSON.stringify(checksums ? { metadata, headers, checksums } : { metadata, headers });
+/**
+ * The metadata column: user metadata, stored headers and the checksum fields (an object's
+ * `checksums`, an upload's `checksum`); null when all are empty.
+ */
+function metadataJson(metadata: Record<string, string>, headers: Record<string, string>, checksum?: { checksums: Record<string, string> } | { checksum: UploadChecksum }): string | null {
+  if (!Object.keys(metadata).length && !Object.keys(headers).length && !checksum) return null;
+  return JSON.stringify({ metadata, headers, ...checksum });
 }
 
-function parseMetadata(json: string | null): { metadata: Record<string, string>; headers: Record<string, string>; checksums?: Record<string, string> } {
+function parseMetadata(json: string | null): { metadata: Record<string, string>; headers: Record<string, string>; checksums?: Record<string, string>; checksum?: UploadChecksum } {
   return json ? JSON.parse(json) : { metadata: {}, headers: {} };
+}
+
+/** The body as it goes by, added to `checksum`. */
+async function* checksummed(body: AsyncIterable<Buffer>, checksum: RunningChecksum): AsyncIterable<Buffer> {
+  for await (const chunk of body) {
+    checksum.update(chunk);
+    yield chunk;
+  }
+}
+
+/** S3's COMPOSITE checksum of a multipart object: the checksum of the parts' checksums (binary, in order), then `-N`. */
+function compositeChecksum(algorithm: ChecksumAlgorithm, parts: PartRecord[]): string {
+  const checksum = runningChecksum(algorithm);
+  for (const part of parts) checksum.update(Buffer.from(part.checksum!, 'base64'));
+  return `${checksum.digest()}-${parts.length}`;
 }
 
 /** The write's checksums as a record's field: none when the client sent none. */
@@ -1362,7 +1411,7 @@ function recordOf(row: ObjectRow): ObjectRecord {
 function rowOf(record: ObjectRecord): ObjectRow {
   return {
     bucket: record.bucket, key: record.key, size: record.size, etag: record.etag, content_type: record.contentType,
-    metadata: metadataJson(record.metadata, record.headers, record.checksums), last_modified: record.lastModified, blob: record.blob ?? null,
+    metadata: metadataJson(record.metadata, record.headers, record.checksums ? { checksums: record.checksums } : undefined), last_modified: record.lastModified, blob: record.blob ?? null,
     file_ino: record.fileIno ?? null, file_mtime_ms: record.fileMtimeMs ?? null,
   };
 }
@@ -1374,7 +1423,15 @@ function uploadOf(row: UploadRow): UploadRecord {
   };
 }
 
-function partOf(row: { part_number: number; size: number; etag: string; last_modified: number }): PartRecord {
-  return { partNumber: row.part_number, size: row.size, etag: row.etag, lastModified: row.last_modified };
+interface PartRow {
+  part_number: number;
+  size: number;
+  etag: string;
+  last_modified: number;
+  checksum: string | null;
+}
+
+function partOf(row: PartRow): PartRecord {
+  return { partNumber: row.part_number, size: row.size, etag: row.etag, ...(row.checksum !== null ? { checksum: row.checksum } : {}), lastModified: row.last_modified };
 }
 

@@ -1,7 +1,8 @@
 import { errors } from '../errors.js';
 import { el, parseXml } from '../xml.js';
 import { changeOrigin, quoted, sendXml, smallBody, type Operation } from './context.js';
-import { checkEventQueue } from './writing.js';
+import type { RequestedPart } from '../object-store.js';
+import { checkEventQueue, checksumElements } from './writing.js';
 
 /**
  * S3 CompleteMultipartUpload: the listed parts, ascending, become the object; its ETag is the MD5
@@ -11,9 +12,12 @@ export const completeMultipartUpload: Operation = async (request, res, context) 
   const upload = context.objects.existingUpload(request.bucket, request.key, request.query.get('uploadId') ?? '');
   const parsed = (await parseXml(await smallBody(request)))?.CompleteMultipartUpload;
   if (!parsed || typeof parsed !== 'object') throw errors.malformedXml();
-  const parts = ((parsed.Part ?? []) as Array<{ PartNumber?: unknown; ETag?: unknown }>).map((part) => {
+  // S3 CompleteMultipartUpload: Part/Checksum<ALGORITHM> of the upload's algorithm is checked against the part's
+  const checksumElement = upload.checksum && `Checksum${upload.checksum.algorithm.toUpperCase()}`;
+  const parts = ((parsed.Part ?? []) as Array<Record<string, unknown>>).map((part): RequestedPart => {
     if (typeof part?.PartNumber !== 'string' || !/^\d{1,5}$/.test(part.PartNumber) || typeof part.ETag !== 'string') throw errors.malformedXml();
-    return { partNumber: Number(part.PartNumber), etag: part.ETag };
+    const checksum = checksumElement ? part[checksumElement] : undefined;
+    return { partNumber: Number(part.PartNumber), etag: part.ETag, ...(typeof checksum === 'string' ? { checksum } : {}) };
   });
   checkEventQueue(context);
   const object = await context.objects.completeUpload(upload, parts, changeOrigin(request));
@@ -22,5 +26,6 @@ export const completeMultipartUpload: Operation = async (request, res, context) 
     el('Bucket', request.bucket),
     el('Key', request.key),
     el('ETag', quoted(object.etag)),
+    ...checksumElements(object.checksums, 'object'),
   ]);
 };

@@ -3,7 +3,7 @@ import { el, isoTime } from '../xml.js';
 import { changeOrigin, header, quoted, sendXml, smallBody, storedHeaders, userMetadata, type Operation } from './context.js';
 import { copySource, openCopySource } from './copying.js';
 import { checkCopySourceConditions } from './reading.js';
-import { checkEventQueue, checksumElements, contentType } from './writing.js';
+import { checkEventQueue, checksumElements, contentType, wholeContentChecksums } from './writing.js';
 
 /**
  * S3 CopyObject: x-amz-copy-source names `bucket/key`, x-amz-copy-source-if-* are conditions on it;
@@ -30,12 +30,12 @@ export const copyObject: Operation = async (request, res, context) => {
       metadata: replace ? userMetadata(request.headers) : original.metadata,
       headers: replace ? storedHeaders(request.headers) : original.headers,
       // the same content: its checksums hold for the copy
-      checksums: original.checksums,
+      checksums: wholeContentChecksums(original.checksums),
       expectedSize: original.size,
       eventName: 'ObjectCreated:Copy',
       origin: changeOrigin(request),
     });
-    sendXml(res, 200, 'CopyObjectResult', [el('LastModified', isoTime(copied.lastModified)), el('ETag', quoted(copied.etag)), ...checksumElements(copied.checksums)]);
+    sendXml(res, 200, 'CopyObjectResult', [el('LastModified', isoTime(copied.lastModified)), el('ETag', quoted(copied.etag)), ...checksumElements(copied.checksums, 'object')]);
   } finally {
     await sourceContent.close();
   }

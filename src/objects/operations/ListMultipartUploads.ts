@@ -24,6 +24,7 @@ export const listMultipartUploads: Operation = (request, res, context) => {
     ...uploads.map((upload) => el('Upload', [
       el('Key', upload.key), el('UploadId', upload.uploadId), el('Initiator', OWNER), el('Owner', OWNER),
       el('StorageClass', 'STANDARD'), el('Initiated', isoTime(upload.initiated)),
+      ...(upload.checksum ? [el('ChecksumAlgorithm', upload.checksum.algorithm.toUpperCase()), el('ChecksumType', upload.checksum.type)] : []),
     ])),
   ]);
 };

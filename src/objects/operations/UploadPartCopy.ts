@@ -2,7 +2,8 @@ import { el, isoTime } from '../xml.js';
 import { quoted, sendXml, smallBody, type Operation } from './context.js';
 import { copySource, copySourceRange, openCopySource } from './copying.js';
 import { checkCopySourceConditions } from './reading.js';
-import { partNumberOf } from './UploadPart.js';
+import { partChecksums, partNumberOf } from './UploadPart.js';
+import { checksumElements } from './writing.js';
 
 /**
  * S3 UploadPartCopy: the part's content is the source object named by x-amz-copy-source, or the
@@ -23,7 +24,7 @@ export const uploadPartCopy: Operation = async (request, res, context) => {
     const length = range.end - range.start + 1;
     const part = await context.objects.putPart(upload, partNumber, sourceContent.read(range.start, range.end), { expectedSize: length });
     // S3 UploadPartCopy: CopyPartResult (ETag, LastModified)
-    sendXml(res, 200, 'CopyPartResult', [el('ETag', quoted(part.etag)), el('LastModified', isoTime(part.lastModified))]);
+    sendXml(res, 200, 'CopyPartResult', [el('ETag', quoted(part.etag)), el('LastModified', isoTime(part.lastModified)), ...checksumElements(partChecksums(upload, part), 'part')]);
   } finally {
     await sourceContent.close();
   }

@@ -27,18 +27,32 @@ export function checkEventQueue(context: OperationContext): void {
 }
 
 /**
- * Checksums as S3 answers them (x-amz-checksum-*): UploadPart echoes the part's; an object's
- * (PutObject's answer, GetObject and HeadObject in checksum mode) come with x-amz-checksum-type.
+ * Checksums as S3 answers them (x-amz-checksum-*): a part's alone; an object's (PutObject's answer,
+ * GetObject and HeadObject in checksum mode) with x-amz-checksum-type.
  */
 export function checksumHeaders(checksums: Record<string, string> | undefined, of: 'part' | 'object'): Record<string, string> {
   if (!checksums || Object.keys(checksums).length === 0) return {};
   const headers: Record<string, string> = Object.fromEntries(Object.entries(checksums).map(([algorithm, value]) => [`x-amz-checksum-${algorithm}`, value]));
-  if (of === 'object') headers['x-amz-checksum-type'] = 'FULL_OBJECT';
+  if (of === 'object') headers['x-amz-checksum-type'] = checksumType(checksums);
   return headers;
 }
 
-/** An object's checksums as XML elements (CopyObjectResult): ChecksumType, then ChecksumCRC32 and the like. */
-export function checksumElements(checksums: Record<string, string> | undefined): string[] {
+/** Checksums of the whole content, which hold for a copy of it: not a multipart object's COMPOSITE one. */
+export function wholeContentChecksums(checksums: Record<string, string> | undefined): Record<string, string> | undefined {
+  return checksums && checksumType(checksums) === 'FULL_OBJECT' ? checksums : undefined;
+}
+
+/** A multipart object's COMPOSITE checksum ends in `-N` (base64 has no '-'); any other is of the whole content. */
+function checksumType(checksums: Record<string, string>): 'COMPOSITE' | 'FULL_OBJECT' {
+  return Object.values(checksums).some((value) => value.includes('-')) ? 'COMPOSITE' : 'FULL_OBJECT';
+}
+
+/**
+ * Checksums as XML elements (ChecksumCRC32 and the like): a part's alone (ListParts, CopyPartResult);
+ * an object's (CopyObjectResult, CompleteMultipartUploadResult) after its ChecksumType.
+ */
+export function checksumElements(checksums: Record<string, string> | undefined, of: 'part' | 'object'): string[] {
   if (!checksums || Object.keys(checksums).length === 0) return [];
-  return [el('ChecksumType', 'FULL_OBJECT'), ...Object.entries(checksums).map(([algorithm, value]) => el(`Checksum${algorithm.toUpperCase()}`, value))];
+  const values = Object.entries(checksums).map(([algorithm, value]) => el(`Checksum${algorithm.toUpperCase()}`, value));
+  return of === 'object' ? [el('ChecksumType', checksumType(checksums)), ...values] : values;
 }
