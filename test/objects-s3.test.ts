@@ -495,8 +495,13 @@ describe('S3 API with the AWS SDK v3', () => {
     const full = await upload('sum/full.bin', 'CRC64NVME');
     expect(full.created).toMatchObject({ ChecksumAlgorithm: 'CRC64NVME', ChecksumType: 'FULL_OBJECT' });
     const whole = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'sum/whole.bin', Body: Buffer.concat(parts), ChecksumAlgorithm: 'CRC64NVME' }));
-    const fullDone = await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'photos', Key: 'sum/full.bin', UploadId: full.created.UploadId,
+    // the object's checksum sent with the completion must be the content's
+    const completeFull = (ChecksumCRC64NVME: string) => s3.send(new CompleteMultipartUploadCommand({ Bucket: 'photos', Key: 'sum/full.bin', UploadId: full.created.UploadId,
+      ChecksumCRC64NVME, ChecksumType: 'FULL_OBJECT',
       MultipartUpload: { Parts: full.uploaded.map((part, index) => ({ PartNumber: index + 1, ETag: part.ETag, ChecksumCRC64NVME: part.ChecksumCRC64NVME })) } }));
+    expect(await failure(completeFull('AAAAAAAAAAA='))).toMatchObject({ code: 'BadDigest', status: 400, message: 'The CRC64NVME you specified did not match the calculated checksum.' });
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'sum/full.bin' })))).toMatchObject({ status: 404 });
+    const fullDone = await completeFull(whole.ChecksumCRC64NVME!);
     expect(fullDone).toMatchObject({ ChecksumCRC64NVME: whole.ChecksumCRC64NVME, ChecksumType: 'FULL_OBJECT' });
     const gotFull = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'sum/full.bin', ChecksumMode: 'ENABLED' }));
     expect(gotFull).toMatchObject({ ChecksumCRC64NVME: whole.ChecksumCRC64NVME, ChecksumType: 'FULL_OBJECT' });

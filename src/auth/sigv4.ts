@@ -25,6 +25,11 @@ export interface VerifyOptions {
   now?: () => number;
   /** The region the credential scope must name (AuthorizationHeaderMalformed otherwise); any region when unset. */
   region?: string;
+  /**
+   * false: x-amz-checksum-* headers are not the body's but the operation's (S3
+   * CompleteMultipartUpload: the object's checksum), left to it to check.
+   */
+  bodyChecksums?: boolean;
 }
 
 export interface VerifiedRequest {
@@ -86,7 +91,7 @@ export function verifyRequest(req: IncomingMessage, options: VerifyOptions): Ver
   const query = queryPairs(questionMark < 0 ? '' : target.slice(questionMark + 1));
 
   const claim = readClaim(req, query);
-  if (!claim) return { accessKeyId: undefined, ...plainBody(req, headerChecksums(req), undefined) };
+  if (!claim) return { accessKeyId: undefined, ...plainBody(req, headerChecksums(req, options), undefined) };
 
   const secret = options.secretOf(claim.accessKeyId);
   if (secret === undefined) throw new AuthError('InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.', 403, { AWSAccessKeyId: claim.accessKeyId });
@@ -94,7 +99,7 @@ export function verifyRequest(req: IncomingMessage, options: VerifyOptions): Ver
   checkTime(claim, options.now?.() ?? Date.now());
   checkEverythingSigned(req, claim);
 
-  const payload = declaredPayload(req, claim, options.service);
+  const payload = declaredPayload(req, claim, options);
   const scope: SigningScope = {
     timestamp: claim.timestamp,
     scope: `${claim.date}/${claim.region}/${claim.service}/${claim.terminator}`,
@@ -290,9 +295,9 @@ type Payload =
   | { kind: 'computed'; checksums: ChecksumClaim[] }
   | { kind: 'chunked'; signedAs: string; signedChunks: boolean; decodedLength: number; trailer: ChecksumAlgorithm | undefined; checksums: ChecksumClaim[] };
 
-function declaredPayload(req: IncomingMessage, claim: Claim, service: string): Payload {
+function declaredPayload(req: IncomingMessage, claim: Claim, { service, ...options }: VerifyOptions): Payload {
   const declared = singleHeader(req, 'x-amz-content-sha256');
-  const checksums = headerChecksums(req);
+  const checksums = headerChecksums(req, options);
   if (declared === undefined) {
     if (claim.expires !== undefined) return { kind: 'unsigned', signedAs: service === 's3' ? UNSIGNED_PAYLOAD : EMPTY_SHA256, checksums };
     if (service === 's3') throw new AuthError('InvalidRequest', 'Missing required header for this request: x-amz-content-sha256', 400);
@@ -324,8 +329,9 @@ function bodyIsEmpty(req: IncomingMessage): boolean {
 }
 
 /** x-amz-checksum-* request headers, each checked against the body. */
-function headerChecksums(req: IncomingMessage): ChecksumClaim[] {
+function headerChecksums(req: IncomingMessage, options: Pick<VerifyOptions, 'bodyChecksums'>): ChecksumClaim[] {
   const claims: ChecksumClaim[] = [];
+  if (options.bodyChecksums === false) return claims;
   for (const [name, value] of Object.entries(req.headers)) {
     const algorithm = checksumHeaderAlgorithm(name);
     if (!algorithm || typeof value !== 'string') continue;

@@ -14,7 +14,7 @@ import { ShareCopies, type StoreFile } from './share-copies.js';
 import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
 import { collectBodyGarbage } from './body-garbage.js';
 import { ContentHashThread, type BodyHash } from './content-hash.js';
-import { runningChecksum, type ChecksumAlgorithm, type RunningChecksum } from '../auth/checksums.js';
+import { checksumMismatch, runningChecksum, type ChecksumAlgorithm, type RunningChecksum } from '../auth/checksums.js';
 
 /** What S3 keeps of an object besides its content. */
 export interface ObjectRecord {
@@ -821,13 +821,13 @@ export class ObjectStore {
    * where given, that checksum; all but the last at least the minimum size), concatenates the
    * parts into one file and installs it, with the upload's checksum of them.
    */
-  async completeUpload(upload: UploadRecord, requested: RequestedPart[], origin: ChangeOrigin): Promise<ObjectRecord> {
+  async completeUpload(upload: UploadRecord, requested: RequestedPart[], origin: ChangeOrigin, expectedChecksum?: string): Promise<ObjectRecord> {
     if (requested.length === 0) throw errors.malformedXml();
     // parts do not change under the concatenation, nor come back after it
-    return this.locks.with(`upload:${upload.uploadId}`, () => this.concatenateParts(upload, requested, origin));
+    return this.locks.with(`upload:${upload.uploadId}`, () => this.concatenateParts(upload, requested, origin, expectedChecksum));
   }
 
-  private async concatenateParts(upload: UploadRecord, requested: RequestedPart[], origin: ChangeOrigin): Promise<ObjectRecord> {
+  private async concatenateParts(upload: UploadRecord, requested: RequestedPart[], origin: ChangeOrigin, expectedChecksum: string | undefined): Promise<ObjectRecord> {
     if (!this.statements.upload.get(upload.uploadId)) throw errors.noSuchUpload(upload.uploadId);
     const stored = new Map((this.statements.allParts.all(upload.uploadId) as PartRow[]).map((row) => [row.part_number, partOf(row)]));
     const parts: PartRecord[] = [];
@@ -848,11 +848,16 @@ export class ObjectStore {
     const whole = checksum?.type === 'FULL_OBJECT' ? runningChecksum(checksum.algorithm) : undefined;
     const contents = concatenate(parts.map((part) => join(partDir, String(part.partNumber))));
     const content = await this.receive(whole ? checksummed(contents, whole) : contents);
+    const checksumValue = checksum && (whole ? whole.digest() : compositeChecksum(checksum.algorithm, parts));
+    if (checksum && expectedChecksum !== undefined && expectedChecksum !== checksumValue) {
+      await rm(content.path, { force: true });
+      throw checksumMismatch(checksum.algorithm);
+    }
     const md5s = Buffer.concat(parts.map((part) => Buffer.from(part.etag, 'hex')));
     const etag = `${createHash('md5').update(md5s).digest('hex')}-${parts.length}`;
     return this.install(upload.bucket, upload.key, { ...content, etag }, {
       contentType: upload.contentType, metadata: upload.metadata, headers: upload.headers,
-      ...(checksum ? { checksums: { [checksum.algorithm]: whole ? whole.digest() : compositeChecksum(checksum.algorithm, parts) } } : {}),
+      ...(checksum ? { checksums: { [checksum.algorithm]: checksumValue! } } : {}),
       eventName: 'ObjectCreated:CompleteMultipartUpload', origin,
     }, (intents) => {
       if (!this.statements.upload.get(upload.uploadId)) throw errors.noSuchUpload(upload.uploadId);

@@ -35,6 +35,8 @@ export interface Route {
    * ListBuckets); 'form' is authorized by the operation (a POST upload is signed in its body).
    */
   access: 'read' | 'write' | 'signed' | 'form';
+  /** Its x-amz-checksum-* headers are the object's checksum, not the request body's (VerifyOptions.bodyChecksums). */
+  objectChecksumHeaders?: true;
 }
 
 const r = (name: string, operation: Operation, access: Route['access']): Route => ({ name, operation, access });
@@ -85,7 +87,7 @@ export function route(method: string, bucket: string, key: string, query: URLSea
       return headers['x-amz-copy-source'] !== undefined ? r('CopyObject', copyObject, 'write') : r('PutObject', putObject, 'write');
     case 'POST':
       if (query.has('uploads')) return r('CreateMultipartUpload', createMultipartUpload, 'write');
-      if (query.has('uploadId')) return r('CompleteMultipartUpload', completeMultipartUpload, 'write');
+      if (query.has('uploadId')) return { ...r('CompleteMultipartUpload', completeMultipartUpload, 'write'), objectChecksumHeaders: true };
       break;
     case 'DELETE': return query.has('uploadId') ? r('AbortMultipartUpload', abortMultipartUpload, 'write') : r('DeleteObject', deleteObject, 'write');
   }

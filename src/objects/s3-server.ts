@@ -74,7 +74,7 @@ export class S3Server {
       const { route } = await (this.routes ??= import('./routes.js'));
       const found = route(req.method ?? 'GET', address.bucket, address.key, address.query, req.headers);
       operationName = found.name;
-      const verified = verifyRequest(req, this.verifyOptions);
+      const verified = verifyRequest(req, found.objectChecksumHeaders ? { ...this.verifyOptions, bodyChecksums: false } : this.verifyOptions);
       const request: S3Request = {
         method: req.method ?? 'GET', bucket: address.bucket, key: address.key, query: address.query, headers: req.headers,
         body: verified.body, contentLength: verified.contentLength, checksums: verified.checksums, accessKeyId: verified.accessKeyId,

@@ -1,6 +1,6 @@
 import { errors } from '../errors.js';
 import { el, parseXml } from '../xml.js';
-import { changeOrigin, quoted, sendXml, smallBody, type Operation } from './context.js';
+import { changeOrigin, header, quoted, sendXml, smallBody, type Operation } from './context.js';
 import type { RequestedPart } from '../object-store.js';
 import { checkEventQueue, checksumElements } from './writing.js';
 
@@ -20,7 +20,9 @@ export const completeMultipartUpload: Operation = async (request, res, context) 
     return { partNumber: Number(part.PartNumber), etag: part.ETag, ...(typeof checksum === 'string' ? { checksum } : {}) };
   });
   checkEventQueue(context);
-  const object = await context.objects.completeUpload(upload, parts, changeOrigin(request));
+  // the object's checksum, which the joined parts must have (BadDigest otherwise)
+  const expectedChecksum = upload.checksum && header(request, `x-amz-checksum-${upload.checksum.algorithm}`);
+  const object = await context.objects.completeUpload(upload, parts, changeOrigin(request), expectedChecksum);
   sendXml(res, 200, 'CompleteMultipartUploadResult', [
     el('Location', `${request.origin}/${request.bucket}/${encodeURI(request.key)}`),
     el('Bucket', request.bucket),
