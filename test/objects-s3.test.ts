@@ -165,6 +165,13 @@ describe('S3 API with the AWS SDK v3', () => {
     const copied = await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'sum/copy.bin', CopySource: 'photos/sum/large.bin' }));
     expect(copied.CopyObjectResult).toMatchObject({ ChecksumSHA256: sha256, ChecksumType: 'FULL_OBJECT' });
     expect(await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'sum/copy.bin', ChecksumMode: 'ENABLED' }))).toMatchObject({ ChecksumSHA256: sha256 });
+    // listings name the algorithm, not the value
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'photos', Prefix: 'sum/' }));
+    expect(listed.Contents!.map((object) => [object.Key, object.ChecksumAlgorithm, object.ChecksumType])).toEqual([
+      ['sum/copy.bin', ['SHA256'], 'FULL_OBJECT'], ['sum/large.bin', ['SHA256'], 'FULL_OBJECT'], ['sum/small.txt', ['CRC32'], 'FULL_OBJECT'],
+    ]);
+    const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: 'photos', Prefix: 'sum/small' }));
+    expect(versions.Versions!.map((version) => version.ChecksumAlgorithm)).toEqual([['CRC32']]);
   });
 
   it('checks Content-MD5 and If-None-Match: * on PUT, writing nothing when they fail', async () => {

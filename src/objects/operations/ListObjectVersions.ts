@@ -1,6 +1,6 @@
 import { el, isoTime } from '../xml.js';
 import { OWNER, quoted, sendXml, type Operation } from './context.js';
-import { commonPrefixes, echoed, listParameters } from './listing.js';
+import { checksumAlgorithmElements, commonPrefixes, echoed, listParameters } from './listing.js';
 
 /** S3 ListObjectVersions of an unversioned bucket: each current object once, VersionId `null`, IsLatest. */
 export const listObjectVersions: Operation = (request, res, context) => {
@@ -28,6 +28,7 @@ export const listObjectVersions: Operation = (request, res, context) => {
       el('Size', object.size),
       el('Owner', OWNER),
       el('StorageClass', 'STANDARD'),
+      ...checksumAlgorithmElements(object),
     ])),
     ...commonPrefixes(page.commonPrefixes, parameters),
     echo.encodingType,

@@ -2,6 +2,7 @@ import { errors } from '../errors.js';
 import type { ObjectRecord } from '../object-store.js';
 import { el, isoTime } from '../xml.js';
 import { integerParameter, OWNER, quoted, type S3Request } from './context.js';
+import { checksumType } from './writing.js';
 
 /** S3 returns at most 1,000 entries a page whatever max-keys asks for. */
 export const MAX_PAGE = 1000;
@@ -43,7 +44,14 @@ export function contents(object: ObjectRecord, parameters: ListParameters, withO
     el('Size', object.size),
     ...(withOwner ? [el('Owner', OWNER)] : []),
     el('StorageClass', 'STANDARD'),
+    ...checksumAlgorithmElements(object),
   ]);
+}
+
+/** S3 listings name the algorithm and type of an object's checksum, not its value. */
+export function checksumAlgorithmElements({ checksums }: ObjectRecord): string[] {
+  if (!checksums || Object.keys(checksums).length === 0) return [];
+  return [...Object.keys(checksums).map((algorithm) => el('ChecksumAlgorithm', algorithm.toUpperCase())), el('ChecksumType', checksumType(checksums))];
 }
 
 export function commonPrefixes(prefixes: string[], parameters: ListParameters): string[] {

@@ -43,7 +43,7 @@ export function wholeContentChecksums(checksums: Record<string, string> | undefi
 }
 
 /** A multipart object's COMPOSITE checksum ends in `-N` (base64 has no '-'); any other is of the whole content. */
-function checksumType(checksums: Record<string, string>): 'COMPOSITE' | 'FULL_OBJECT' {
+export function checksumType(checksums: Record<string, string>): 'COMPOSITE' | 'FULL_OBJECT' {
   return Object.values(checksums).some((value) => value.includes('-')) ? 'COMPOSITE' : 'FULL_OBJECT';
 }
 
