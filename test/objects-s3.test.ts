@@ -525,6 +525,33 @@ describe('S3 API with the AWS SDK v3', () => {
     }
   });
 
+  it('reads a multipart object part by part (partNumber), part 1 of another object whole, and refuses parts it does not have', async () => {
+    const parts = [randomBytes(MIN_PART), randomBytes(MIN_PART + 7), randomBytes(333)];
+    const Key = 'by-part.bin';
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key }));
+    const uploaded = [];
+    for (const [index, Body] of parts.entries()) uploaded.push(await s3.send(new UploadPartCommand({ Bucket: 'photos', Key, UploadId, PartNumber: index + 1, Body })));
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'photos', Key, UploadId, MultipartUpload: { Parts: uploaded.map((part, index) => ({ PartNumber: index + 1, ETag: part.ETag })) } }));
+    let start = 0;
+    for (const [index, content] of parts.entries()) {
+      const got = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key, PartNumber: index + 1 }));
+      const range = `bytes ${start}-${start + content.length - 1}/${Buffer.concat(parts).length}`;
+      expect([got.$metadata.httpStatusCode, got.PartsCount, got.ContentLength, got.ContentRange]).toEqual([206, 3, content.length, range]);
+      expect(Buffer.from(await got.Body!.transformToByteArray()).equals(content)).toBe(true);
+      const head = await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key, PartNumber: index + 1 }));
+      expect([head.PartsCount, head.ContentLength, head.ContentRange]).toEqual([3, content.length, range]);
+      start += content.length;
+    }
+    expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key, PartNumber: 4 })))).toMatchObject({ code: 'InvalidPart', status: 400 });
+    expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key, PartNumber: 1, Range: 'bytes=0-1' }))))
+      .toMatchObject({ code: 'InvalidRequest', status: 400, message: 'Cannot specify both Range header and partNumber query parameter' });
+
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'single.txt', Body: 'in one piece' }));
+    const whole = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'single.txt', PartNumber: 1 }));
+    expect([whole.$metadata.httpStatusCode, whole.PartsCount, await whole.Body!.transformToString()]).toEqual([200, undefined, 'in one piece']);
+    expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'single.txt', PartNumber: 2 })))).toMatchObject({ code: 'InvalidPart', status: 400 });
+  });
+
   it('serves presigned GET and PUT URLs and refuses expired ones', async () => {
     const putUrl = await getSignedUrl(s3, new PutObjectCommand({ Bucket: 'photos', Key: 'presigned.txt' }), { expiresIn: 60 });
     expect((await fetch(putUrl, { method: 'PUT', body: 'via presigned url' })).status).toBe(200);

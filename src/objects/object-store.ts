@@ -34,6 +34,8 @@ export interface ObjectRecord {
    * returned on GET and HEAD asked with x-amz-checksum-mode: ENABLED. None for multipart objects.
    */
   checksums?: Record<string, string>;
+  /** A multipart object's part sizes in order: GetObject and HeadObject read a part by its number (`partNumber`). */
+  parts?: number[];
   /** Epoch milliseconds. */
   lastModified: number;
   /** undefined: the content is the share file `<shareRoot>/<bucket>/<key>`; else a hidden blob's name. */
@@ -778,7 +780,7 @@ export class ObjectStore {
     await mkdir(join(this.uploadDir, upload.uploadId), { mode: 0o750 });
     await this.store.commit.run(() => this.statements.insertUpload.run({
       upload_id: upload.uploadId, bucket, key, content_type: upload.contentType,
-      metadata: metadataJson(upload.metadata, upload.headers, upload.checksum ? { checksum: upload.checksum } : undefined), initiated: upload.initiated,
+      metadata: metadataJson(upload.metadata, upload.headers, { checksum: upload.checksum }), initiated: upload.initiated,
     }));
     return upload;
   }
@@ -858,6 +860,7 @@ export class ObjectStore {
     return this.install(upload.bucket, upload.key, { ...content, etag }, {
       contentType: upload.contentType, metadata: upload.metadata, headers: upload.headers,
       ...(checksum ? { checksums: { [checksum.algorithm]: checksumValue! } } : {}),
+      parts: parts.map((part) => part.size),
       eventName: 'ObjectCreated:CompleteMultipartUpload', origin,
     }, (intents) => {
       if (!this.statements.upload.get(upload.uploadId)) throw errors.noSuchUpload(upload.uploadId);
@@ -934,7 +937,7 @@ export class ObjectStore {
    * Moves received content into place under the key's lock: decides file or blob, commits the
    * metadata, the event, `extra` writes and the file intents in one transaction, then applies them.
    */
-  private async install(bucket: string, key: string, content: ReceivedContent, options: Omit<WriteOptions, 'expectedSize' | 'contentMd5'>,
+  private async install(bucket: string, key: string, content: ReceivedContent, options: Omit<WriteOptions, 'expectedSize' | 'contentMd5'> & Pick<ObjectRecord, 'parts'>,
     extra: (intents: FileIntent[]) => void): Promise<ObjectRecord> {
     try {
       return await this.locks.with(`${bucket}/${key}`, async () => {
@@ -943,7 +946,8 @@ export class ObjectStore {
         const asFile = await this.prepareSharePath(bucket, key);
         const record: ObjectRecord = {
           bucket, key, size: content.size, etag: content.etag, contentType: options.contentType,
-          metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...checksumsOf(options), lastModified: Date.now(),
+          metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...checksumsOf(options), ...(options.parts ? { parts: options.parts } : {}),
+          lastModified: Date.now(),
           ...(asFile ? { fileIno: content.ino, fileMtimeMs: content.mtimeMs } : { blob: randomBytes(16).toString('hex') }),
         };
         const intents: FileIntent[] = [{
@@ -1370,16 +1374,17 @@ function isCode(error: unknown, ...codes: string[]): boolean {
   return codes.includes((error as NodeJS.ErrnoException).code ?? '');
 }
 
-/**
- * The metadata column: user metadata, stored headers and the checksum fields (an object's
- * `checksums`, an upload's `checksum`); null when all are empty.
- */
-function metadataJson(metadata: Record<string, string>, headers: Record<string, string>, checksum?: { checksums: Record<string, string> } | { checksum: UploadChecksum }): string | null {
-  if (!Object.keys(metadata).length && !Object.keys(headers).length && !checksum) return null;
-  return JSON.stringify({ metadata, headers, ...checksum });
+/** What the metadata column keeps besides user metadata and stored headers: an object's checksums and part sizes, an upload's checksum. */
+type MetadataExtras = Pick<ObjectRecord, 'checksums' | 'parts'> & Pick<UploadRecord, 'checksum'>;
+
+/** The metadata column: user metadata, stored headers and the extras that are set; null when all are empty. */
+function metadataJson(metadata: Record<string, string>, headers: Record<string, string>, extras: MetadataExtras = {}): string | null {
+  const set = Object.fromEntries(Object.entries(extras).filter(([, value]) => value !== undefined));
+  if (!Object.keys(metadata).length && !Object.keys(headers).length && !Object.keys(set).length) return null;
+  return JSON.stringify({ metadata, headers, ...set });
 }
 
-function parseMetadata(json: string | null): { metadata: Record<string, string>; headers: Record<string, string>; checksums?: Record<string, string>; checksum?: UploadChecksum } {
+function parseMetadata(json: string | null): { metadata: Record<string, string>; headers: Record<string, string> } & MetadataExtras {
   return json ? JSON.parse(json) : { metadata: {}, headers: {} };
 }
 
@@ -1416,7 +1421,7 @@ function recordOf(row: ObjectRow): ObjectRecord {
 function rowOf(record: ObjectRecord): ObjectRow {
   return {
     bucket: record.bucket, key: record.key, size: record.size, etag: record.etag, content_type: record.contentType,
-    metadata: metadataJson(record.metadata, record.headers, record.checksums ? { checksums: record.checksums } : undefined), last_modified: record.lastModified, blob: record.blob ?? null,
+    metadata: metadataJson(record.metadata, record.headers, { checksums: record.checksums, parts: record.parts }), last_modified: record.lastModified, blob: record.blob ?? null,
     file_ino: record.fileIno ?? null, file_mtime_ms: record.fileMtimeMs ?? null,
   };
 }

@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
-import { byteRange, checkConditions, responseHeaders } from './reading.js';
+import { checkConditions, requestedExtent, responseHeaders } from './reading.js';
 import type { Operation } from './context.js';
 
 /** Up to this size a body is read in one call and sent in one write. */
@@ -27,11 +27,12 @@ export const getObject: Operation = async (request, res, context) => {
   const { object, file } = small ? { object: small.object, file: undefined } : await context.objects.open(request.bucket, request.key);
   try {
     checkConditions(request, object);
-    const range = byteRange(request, object.size);
+    const { range, partsCount } = requestedExtent(request, object);
     const start = range?.start ?? 0;
-    const length = range ? range.end - range.start + 1 : object.size;
-    const headers = responseHeaders(request, object, !range);
+    const length = range ? range.end - range.start + 1 : partsCount ? 0 : object.size;
+    const headers = responseHeaders(request, object, !range && !partsCount);
     headers['Content-Length'] = length;
+    if (partsCount) headers['x-amz-mp-parts-count'] = partsCount;
     if (range) res.writeHead(206, { ...headers, 'Content-Range': `bytes ${range.start}-${range.end}/${object.size}` });
     else res.writeHead(200, headers);
     if (small) {

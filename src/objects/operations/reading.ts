@@ -2,6 +2,7 @@ import { errors, S3Error } from '../errors.js';
 import type { ObjectRecord } from '../object-store.js';
 import { header, objectHeaders, quoted, type S3Request } from './context.js';
 import { checksumHeaders } from './writing.js';
+import { partNumberOf } from './UploadPart.js';
 
 /** Whether an If-Match / If-None-Match list names the object's ETag (`*` names any). */
 function etagListed(list: string, etag: string): boolean {
@@ -92,6 +93,35 @@ export function byteRange(request: S3Request, size: number): { start: number; en
   if (match[2] !== '' && Number(match[2]) < start) return undefined;
   if (start >= size) throw errors.invalidRange(size, range);
   return { start, end };
+}
+
+/** What GetObject and HeadObject send of an object: all of it, or a byte range of it (`Range`, or a part of a multipart object). */
+export interface Extent {
+  range?: { start: number; end: number };
+  /** A multipart object's count of parts, answered (x-amz-mp-parts-count) when a part was asked for. */
+  partsCount?: number;
+}
+
+/**
+ * The extent a GET or HEAD asks for: `partNumber` (S3: the bytes of that part of a multipart
+ * object; part 1 of any other object is all of it; a part it does not have is InvalidPart), else
+ * the `Range` header (byteRange). Both at once is InvalidRequest.
+ */
+export function requestedExtent(request: S3Request, object: ObjectRecord): Extent {
+  if (!request.query.has('partNumber')) return { range: byteRange(request, object.size) };
+  if (header(request, 'range') !== undefined) throw errors.invalidRequest('Cannot specify both Range header and partNumber query parameter');
+  const partNumber = partNumberOf(request);
+  const parts = object.parts;
+  if (!parts) {
+    // a multipart object completed before part sizes were kept: its parts cannot be told apart
+    if (object.etag.includes('-')) throw errors.notImplemented('partNumber');
+    if (partNumber !== 1) throw errors.invalidPart(partNumber);
+    return {};
+  }
+  if (partNumber > parts.length) throw errors.invalidPart(partNumber);
+  const start = parts.slice(0, partNumber - 1).reduce((sum, size) => sum + size, 0);
+  const size = parts[partNumber - 1];
+  return size === 0 ? { partsCount: parts.length } : { range: { start, end: start + size - 1 }, partsCount: parts.length };
 }
 
 // GetObject: response-* query parameters override these response headers.
