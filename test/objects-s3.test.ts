@@ -552,6 +552,37 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'single.txt', PartNumber: 2 })))).toMatchObject({ code: 'InvalidPart', status: 400 });
   });
 
+  it('refuses what it does not do rather than storing the object without it: encryption, object lock, tags, ACLs; and version ids other than null', async () => {
+    const refusals: Array<[string, Record<string, unknown>, { code: string; status: number; message?: string }]> = [
+      ['SSE-S3', { ServerSideEncryption: 'AES256' }, { code: 'NotImplemented', status: 501 }],
+      ['SSE-KMS', { ServerSideEncryption: 'aws:kms' }, { code: 'NotImplemented', status: 501 }],
+      ['SSE-C', { SSECustomerAlgorithm: 'AES256', SSECustomerKey: 'k'.repeat(32) }, { code: 'NotImplemented', status: 501 }],
+      ['object lock', { ObjectLockMode: 'GOVERNANCE', ObjectLockRetainUntilDate: new Date(Date.now() + 86_400_000) },
+        { code: 'InvalidRequest', status: 400, message: 'Bucket is missing Object Lock Configuration' }],
+      ['tags', { Tagging: 'project=gate' }, { code: 'NotImplemented', status: 501 }],
+      ['a public ACL', { ACL: 'public-read' }, { code: 'AccessControlListNotSupported', status: 400, message: 'The bucket does not allow ACLs' }],
+    ];
+    for (const [what, extra, refusal] of refusals) {
+      expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'refused.txt', Body: 'x', ...extra }))), what).toMatchObject(refusal);
+      expect(await failure(s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key: 'refused.txt', ...extra }))), what).toMatchObject(refusal);
+    }
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'refused.txt' })))).toMatchObject({ status: 404 });
+    // the owner's own ACLs change nothing, and are taken
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'owned.txt', Body: 'mine', ACL: 'bucket-owner-full-control' }));
+
+    // buckets are unversioned: an object's one version is "null"
+    expect(await (await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'owned.txt', VersionId: 'null' }))).Body!.transformToString()).toBe('mine');
+    const wrongVersion = { code: 'InvalidArgument', status: 400, message: 'Invalid version id specified' };
+    expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'owned.txt', VersionId: '3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY' })))).toMatchObject(wrongVersion);
+    expect(await failure(s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'owned.txt', VersionId: '3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY' })))).toMatchObject(wrongVersion);
+    const deleted = await s3.send(new DeleteObjectsCommand({ Bucket: 'photos', Delete: { Objects: [{ Key: 'owned.txt', VersionId: 'not-a-version' }] } }));
+    expect(deleted.Errors).toEqual([{ Key: 'owned.txt', Code: 'InvalidArgument', Message: 'Invalid version id specified' }]);
+    // still there
+    expect(await (await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'owned.txt' }))).Body!.transformToString()).toBe('mine');
+    await s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'owned.txt', VersionId: 'null' }));
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'owned.txt' })))).toMatchObject({ status: 404 });
+  });
+
   it('serves presigned GET and PUT URLs and refuses expired ones', async () => {
     const putUrl = await getSignedUrl(s3, new PutObjectCommand({ Bucket: 'photos', Key: 'presigned.txt' }), { expiresIn: 60 });
     expect((await fetch(putUrl, { method: 'PUT', body: 'via presigned url' })).status).toBe(200);

@@ -3,7 +3,7 @@ import { el, isoTime } from '../xml.js';
 import { changeOrigin, header, quoted, sendXml, smallBody, storedHeaders, userMetadata, type Operation } from './context.js';
 import { copySource, openCopySource } from './copying.js';
 import { checkCopySourceConditions } from './reading.js';
-import { checkEventQueue, checksumElements, contentType, wholeContentChecksums } from './writing.js';
+import { checkEventQueue, checksumElements, checkWriteHeaders, contentType, wholeContentChecksums } from './writing.js';
 
 /**
  * S3 CopyObject: x-amz-copy-source names `bucket/key`, x-amz-copy-source-if-* are conditions on it;
@@ -11,6 +11,7 @@ import { checkEventQueue, checksumElements, contentType, wholeContentChecksums }
  */
 export const copyObject: Operation = async (request, res, context) => {
   await smallBody(request);
+  checkWriteHeaders(request);
   const source = copySource(request);
   context.authorize(request, source.bucket, 'read');
   const directive = header(request, 'x-amz-metadata-directive') ?? 'COPY';

@@ -3,13 +3,14 @@ import { errors } from '../errors.js';
 import type { UploadChecksum } from '../object-store.js';
 import { el } from '../xml.js';
 import { header, sendXml, storedHeaders, userMetadata, type Operation, type S3Request } from './context.js';
-import { contentType } from './writing.js';
+import { checkWriteHeaders, contentType } from './writing.js';
 
 /**
  * S3 CreateMultipartUpload: the metadata is taken now and given to the object on completion, and
  * with x-amz-checksum-algorithm the kind of checksum it will have (x-amz-checksum-type).
  */
 export const createMultipartUpload: Operation = async (request, res, context) => {
+  checkWriteHeaders(request);
   const checksum = uploadChecksum(request);
   const upload = await context.objects.createUpload(request.bucket, request.key, {
     contentType: contentType(request), metadata: userMetadata(request.headers), headers: storedHeaders(request.headers), checksum,

@@ -1,5 +1,5 @@
 import { changeOrigin, header, sendEmpty, type Operation } from './context.js';
-import { deleteCondition } from './reading.js';
+import { checkVersionId, deleteCondition } from './reading.js';
 import { checkEventQueue } from './writing.js';
 
 /**
@@ -9,6 +9,8 @@ import { checkEventQueue } from './writing.js';
  */
 export const deleteObject: Operation = async (request, res, context) => {
   context.objects.existingBucket(request.bucket);
+  // a version id that is not the object's deletes nothing: refused
+  checkVersionId(request.query.get('versionId'));
   checkEventQueue(context);
   await context.objects.remove(request.bucket, request.key, changeOrigin(request), deleteCondition(header(request, 'if-match'), request.key));
   sendEmpty(res, 204);

@@ -2,7 +2,7 @@ import { errors, S3Error } from '../errors.js';
 import { checkKey } from '../names.js';
 import { el, parseXml } from '../xml.js';
 import { changeOrigin, sendXml, smallBody, type Operation } from './context.js';
-import { deleteCondition } from './reading.js';
+import { checkVersionId, deleteCondition } from './reading.js';
 import { checkEventQueue, contentMd5 } from './writing.js';
 import { createHash } from 'node:crypto';
 
@@ -19,16 +19,18 @@ export const deleteObjects: Operation = async (request, res, context) => {
   }
   const parsed = (await parseXml(text))?.Delete;
   if (!parsed || typeof parsed !== 'object') throw errors.malformedXml();
-  const objects = (parsed.Object ?? []) as Array<{ Key?: unknown; ETag?: unknown }>;
-  if (objects.length === 0 || objects.length > 1000 || objects.some((object) => typeof object?.Key !== 'string' || !['string', 'undefined'].includes(typeof object.ETag))) {
+  const objects = (parsed.Object ?? []) as Array<{ Key?: unknown; ETag?: unknown; VersionId?: unknown }>;
+  if (objects.length === 0 || objects.length > 1000 || objects.some((object) => typeof object?.Key !== 'string'
+    || !['string', 'undefined'].includes(typeof object.ETag) || !['string', 'undefined'].includes(typeof object.VersionId))) {
     throw errors.malformedXml();
   }
   const quiet = parsed.Quiet === 'true';
   checkEventQueue(context);
-  const results = await Promise.all(objects.map(async ({ Key, ETag }) => {
+  const results = await Promise.all(objects.map(async ({ Key, ETag, VersionId }) => {
     const key = Key as string;
     try {
       checkKey(key);
+      checkVersionId(VersionId as string | undefined);
       await context.objects.remove(request.bucket, key, changeOrigin(request), deleteCondition(ETag as string | undefined, key));
       return quiet ? '' : el('Deleted', [el('Key', key)]);
     } catch (error) {

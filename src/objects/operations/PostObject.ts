@@ -5,7 +5,7 @@ import { checkPolicy, parsePolicy } from '../post-policy.js';
 import { missingField } from '../../auth/sigv4-post.js';
 import { el } from '../xml.js';
 import { changeOrigin, header, quoted, sendEmpty, sendXml, storedHeaders, userMetadata, type Operation, type S3Request } from './context.js';
-import { checkEventQueue, contentMd5, contentType } from './writing.js';
+import { checkEventQueue, checkWriteHeaders, contentMd5, contentType } from './writing.js';
 
 /** S3 POST Object: the form fields before the file are at most this long (MaxPostPreDataLengthExceeded). */
 const MAX_FIELD_BYTES = 20 * 1024;
@@ -25,6 +25,8 @@ export const postObject: Operation = async (request, res, context) => {
   // the form's fields in place of headers: the PutObject steps read them from there
   const asPut: S3Request = { ...request, accessKeyId: signer, headers: Object.fromEntries(form.fields) };
   context.authorize(asPut, request.bucket, 'write');
+  // the form's `acl` and `tagging` fields stand for x-amz-acl and x-amz-tagging
+  checkWriteHeaders({ ...asPut, headers: { ...asPut.headers, 'x-amz-acl': form.fields.get('acl'), 'x-amz-tagging': form.fields.get('tagging') } });
   context.objects.existingBucket(request.bucket);
   const { file } = form;
   if (!file) throw errors.invalidArgument('POST requires exactly one file upload per request.', 'file', '0');

@@ -1,6 +1,6 @@
 import { header, changeOrigin, quoted, sendEmpty, storedHeaders, userMetadata, type Operation } from './context.js';
 import { errors } from '../errors.js';
-import { announcedLength, checkEventQueue, checksumHeaders, contentMd5, contentType } from './writing.js';
+import { announcedLength, checkEventQueue, checksumHeaders, checkWriteHeaders, contentMd5, contentType } from './writing.js';
 
 /**
  * S3 PutObject: the body streams to a temporary file (Content-MD5 and checksums checked on the
@@ -10,6 +10,7 @@ export const putObject: Operation = async (request, res, context) => {
   const ifNoneMatch = header(request, 'if-none-match');
   if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw errors.notImplemented('If-None-Match');
   if (header(request, 'if-match') !== undefined) throw errors.notImplemented('If-Match');
+  checkWriteHeaders(request);
   checkEventQueue(context);
   const object = await context.objects.put(request.bucket, request.key, request.body, {
     contentType: contentType(request),

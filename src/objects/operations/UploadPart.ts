@@ -2,12 +2,13 @@ import { errors } from '../errors.js';
 import type { PartRecord, UploadRecord } from '../object-store.js';
 import { checksumHeaderAlgorithm } from '../../auth/checksums.js';
 import { header, quoted, sendEmpty, type Operation, type S3Request } from './context.js';
-import { announcedLength, checksumHeaders, contentMd5 } from './writing.js';
+import { announcedLength, checksumHeaders, checkWriteHeaders, contentMd5 } from './writing.js';
 
 /** S3 UploadPart: part numbers 1-10,000; a part uploaded again replaces the earlier one. */
 export const uploadPart: Operation = async (request, res, context) => {
   const partNumber = partNumberOf(request);
   const upload = context.objects.existingUpload(request.bucket, request.key, request.query.get('uploadId') ?? '');
+  checkWriteHeaders(request);
   checkPartChecksumAlgorithm(request, upload);
   const part = await context.objects.putPart(upload, partNumber, request.body, { contentMd5: contentMd5(request), expectedSize: announcedLength(request) });
   sendEmpty(res, 200, { ETag: quoted(part.etag), ...checksumHeaders(partChecksums(upload, part) ?? request.checksums, 'part') });

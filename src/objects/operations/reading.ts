@@ -4,6 +4,12 @@ import { header, objectHeaders, quoted, type S3Request } from './context.js';
 import { checksumHeaders } from './writing.js';
 import { partNumberOf } from './UploadPart.js';
 
+/** Buckets are unversioned: an object's one version is `null`; any other version id is InvalidArgument (S3). */
+export function checkVersionId(versionId: string | null | undefined): void {
+  if (versionId === null || versionId === undefined || versionId === 'null') return;
+  throw errors.invalidArgument('Invalid version id specified', 'versionId', versionId);
+}
+
 /** Whether an If-Match / If-None-Match list names the object's ETag (`*` names any). */
 function etagListed(list: string, etag: string): boolean {
   return list.split(',').map((item) => item.trim().replace(/^W\//, '')).some((item) => item === '*' || item === quoted(etag) || item === etag);

@@ -1,5 +1,5 @@
 import { DEFAULT_CONTENT_TYPE } from '../content-type.js';
-import { errors } from '../errors.js';
+import { errors, S3Error } from '../errors.js';
 import { el } from '../xml.js';
 import { header, type OperationContext, type S3Request } from './context.js';
 
@@ -55,4 +55,28 @@ export function checksumElements(checksums: Record<string, string> | undefined, 
   if (!checksums || Object.keys(checksums).length === 0) return [];
   const values = Object.entries(checksums).map(([algorithm, value]) => el(`Checksum${algorithm.toUpperCase()}`, value));
   return of === 'object' ? [el('ChecksumType', checksumType(checksums)), ...values] : values;
+}
+
+/** Headers of server-side encryption, which the gateway does not do (SSE-S3, SSE-KMS, SSE-C; of a copy's source too). */
+const ENCRYPTION_HEADERS = ['x-amz-server-side-encryption', 'x-amz-server-side-encryption-aws-kms-key-id', 'x-amz-server-side-encryption-customer-algorithm',
+  'x-amz-copy-source-server-side-encryption-customer-algorithm'];
+const OBJECT_LOCK_HEADERS = ['x-amz-object-lock-mode', 'x-amz-object-lock-retain-until-date', 'x-amz-object-lock-legal-hold'];
+/** Canned ACLs a bucket whose objects all belong to its owner takes (S3's default Object Ownership, "bucket owner enforced"). */
+const OWNER_ACLS = ['private', 'bucket-owner-full-control'];
+
+/**
+ * Refuses a write asking for what the gateway does not do, rather than storing the object without
+ * it while the client believes it done: encryption (NotImplemented), object lock (as S3 answers for
+ * a bucket without it), tags (NotImplemented), and ACLs other than the owner's (as S3 answers for
+ * a bucket that does not allow ACLs).
+ */
+export function checkWriteHeaders(request: S3Request): void {
+  const encryption = ENCRYPTION_HEADERS.find((name) => request.headers[name] !== undefined);
+  if (encryption) throw errors.notImplemented(encryption);
+  if (OBJECT_LOCK_HEADERS.some((name) => request.headers[name] !== undefined)) throw errors.invalidRequest('Bucket is missing Object Lock Configuration');
+  if (request.headers['x-amz-tagging'] !== undefined) throw errors.notImplemented('x-amz-tagging');
+  const acl = header(request, 'x-amz-acl');
+  if ((acl !== undefined && !OWNER_ACLS.includes(acl)) || Object.keys(request.headers).some((name) => name.startsWith('x-amz-grant-'))) {
+    throw new S3Error('AccessControlListNotSupported', 400, 'The bucket does not allow ACLs');
+  }
 }
