@@ -44,7 +44,8 @@ const r = (name: string, operation: Operation, access: Route['access']): Route =
 /** Sub-resources of S3 this gateway does not have (ACLs, policies, tagging, …): NotImplemented rather than a wrong answer. */
 const UNSUPPORTED = ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'replication', 'encryption', 'object-lock',
   'retention', 'legal-hold', 'torrent', 'restore', 'select', 'accelerate', 'analytics', 'inventory', 'metrics', 'requestPayment',
-  'ownershipControls', 'publicAccessBlock', 'intelligent-tiering', 'attributes'];
+  'ownershipControls', 'publicAccessBlock', 'intelligent-tiering', 'attributes', 'policyStatus', 'renameObject', 'session', 'metadataTable',
+  'metadataConfiguration'];
 
 /** The operation a request names, by method, bucket, key and sub-resource (S3 API Reference). */
 export function route(method: string, bucket: string, key: string, query: URLSearchParams, headers: IncomingHttpHeaders): Route {
