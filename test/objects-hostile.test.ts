@@ -121,7 +121,10 @@ describe('S3 API: hostile and malformed input', () => {
       [{ method: 'PUT', path: '/Invalid_Bucket' }, 400, 'InvalidBucketName'],
       [{ method: 'PUT', path: `/hostile/${'k'.repeat(1025)}`, body: 'x' }, 400, 'KeyTooLongError'],
       [{ method: 'PUT', path: '/hostile/a/%00/b', body: 'x' }, 400, 'InvalidArgument'],
+      [{ method: 'PUT', path: '/hostile/renamed', query: { renameObject: '' }, headers: { 'x-amz-rename-source': '/hostile/md5.txt' } }, 501, 'NotImplemented'],
+      [{ method: 'GET', path: '/hostile/whole.txt', query: { partNumber: '0' } }, 400, 'InvalidArgument'],
     ];
+    expect((await send({ method: 'PUT', path: '/hostile/whole.txt', body: 'whole' })).status).toBe(200);
     for (const [request, status, code] of cases) {
       const result = await send(request);
       expect({ path: request.path, status: result.status, code: /<Code>(\w+)<\/Code>/.exec(result.body)?.[1] }).toEqual({ path: request.path, status, code });
@@ -132,6 +135,7 @@ describe('S3 API: hostile and malformed input', () => {
     const complete = await send({ method: 'POST', path: '/hostile/multi', query: { uploadId }, body: '<CompleteMultipartUpload><Part><PartNumber>x</PartNumber></Part>' });
     expect(complete.body).toContain('<Code>MalformedXML</Code>');
     expect((await send({ method: 'HEAD', path: '/hostile/multi' })).status).toBe(404);
+    expect((await send({ method: 'HEAD', path: '/hostile/renamed' })).status).toBe(404);
   });
 
   it('ignores ranges it cannot parse and serves the whole object', async () => {
