@@ -566,7 +566,19 @@ describe('S3 API with the AWS SDK v3', () => {
       expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'refused.txt', Body: 'x', ...extra }))), what).toMatchObject(refusal);
       expect(await failure(s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key: 'refused.txt', ...extra }))), what).toMatchObject(refusal);
     }
+    expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'refused.txt', Body: 'x', StorageClass: 'COLD' as never }))))
+      .toMatchObject({ code: 'InvalidStorageClass', status: 400 });
     expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'refused.txt' })))).toMatchObject({ status: 404 });
+    const bucketRefusals: Array<[Record<string, unknown>, { code: string; status: number }]> = [
+      [{ ObjectLockEnabledForBucket: true }, { code: 'NotImplemented', status: 501 }],
+      [{ ObjectOwnership: 'ObjectWriter' }, { code: 'NotImplemented', status: 501 }],
+      [{ ACL: 'public-read' }, { code: 'InvalidBucketAclWithObjectOwnership', status: 400 }],
+      [{ CreateBucketConfiguration: { LocationConstraint: 'eu-west-1' } }, { code: 'IllegalLocationConstraintException', status: 400 }],
+    ];
+    for (const [extra, refusal] of bucketRefusals) {
+      expect(await failure(s3.send(new CreateBucketCommand({ Bucket: 'refused-bucket', ...extra }))), JSON.stringify(extra)).toMatchObject(refusal);
+    }
+    expect(await failure(s3.send(new HeadBucketCommand({ Bucket: 'refused-bucket' })))).toMatchObject({ status: 404 });
     // the owner's own ACLs change nothing, and are taken
     await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'owned.txt', Body: 'mine', ACL: 'bucket-owner-full-control' }));
 

@@ -1,8 +1,38 @@
-import { sendEmpty, smallBody, type Operation } from './context.js';
+import { S3Error, errors } from '../errors.js';
+import { parseXml } from '../xml.js';
+import { header, sendEmpty, smallBody, type Operation, type S3Request } from './context.js';
+import { OWNER_ACLS } from './writing.js';
 
-/** S3 CreateBucket: a CreateBucketConfiguration body (LocationConstraint) is accepted and ignored — the gateway is one region. */
+/**
+ * S3 CreateBucket: the gateway is one region, which a CreateBucketConfiguration's LocationConstraint
+ * may name; a bucket it cannot make as asked (object lock, ACLs, another object ownership) is
+ * refused rather than made without it.
+ */
 export const createBucket: Operation = async (request, res, context) => {
-  await smallBody(request);
+  const body = await smallBody(request);
+  checkBucketHeaders(request);
+  if (body.trim()) checkLocationConstraint(await parseXml(body), context.config.region);
   await context.objects.createBucket(request.bucket);
   sendEmpty(res, 200, { Location: `/${request.bucket}` });
 };
+
+function checkBucketHeaders(request: S3Request): void {
+  if (header(request, 'x-amz-bucket-object-lock-enabled')?.toLowerCase() === 'true') throw errors.notImplemented('x-amz-bucket-object-lock-enabled');
+  const ownership = header(request, 'x-amz-object-ownership');
+  if (ownership !== undefined && ownership !== 'BucketOwnerEnforced') throw errors.notImplemented('x-amz-object-ownership');
+  const acl = header(request, 'x-amz-acl');
+  if ((acl !== undefined && !OWNER_ACLS.includes(acl)) || Object.keys(request.headers).some((name) => name.startsWith('x-amz-grant-'))) {
+    throw new S3Error('InvalidBucketAclWithObjectOwnership', 400, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting");
+  }
+}
+
+/** A LocationConstraint naming another region than the gateway's (IllegalLocationConstraintException). */
+function checkLocationConstraint(parsed: Record<string, any> | undefined, region: string): void {
+  const configuration = parsed?.CreateBucketConfiguration;
+  if (configuration === undefined) throw errors.malformedXml();
+  const constraint = typeof configuration === 'object' ? configuration.LocationConstraint : undefined;
+  if (typeof constraint === 'string' && constraint !== '' && constraint !== region) {
+    throw new S3Error('IllegalLocationConstraintException', 400,
+      `The ${constraint} location constraint is incompatible for the region specific endpoint this request was sent to.`);
+  }
+}

@@ -61,8 +61,11 @@ export function checksumElements(checksums: Record<string, string> | undefined, 
 const ENCRYPTION_HEADERS = ['x-amz-server-side-encryption', 'x-amz-server-side-encryption-aws-kms-key-id', 'x-amz-server-side-encryption-customer-algorithm',
   'x-amz-copy-source-server-side-encryption-customer-algorithm'];
 const OBJECT_LOCK_HEADERS = ['x-amz-object-lock-mode', 'x-amz-object-lock-retain-until-date', 'x-amz-object-lock-legal-hold'];
+/** S3's storage classes: any is taken (the gateway has one, listed as STANDARD), another name is InvalidStorageClass. */
+const STORAGE_CLASSES = ['STANDARD', 'REDUCED_REDUNDANCY', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER', 'DEEP_ARCHIVE', 'OUTPOSTS',
+  'GLACIER_IR', 'SNOW', 'EXPRESS_ONEZONE', 'FSX_OPENZFS', 'FSX_ONTAP'];
 /** Canned ACLs a bucket whose objects all belong to its owner takes (S3's default Object Ownership, "bucket owner enforced"). */
-const OWNER_ACLS = ['private', 'bucket-owner-full-control'];
+export const OWNER_ACLS = ['private', 'bucket-owner-full-control'];
 
 /**
  * Refuses a write asking for what the gateway does not do, rather than storing the object without
@@ -75,6 +78,8 @@ export function checkWriteHeaders(request: S3Request): void {
   if (encryption) throw errors.notImplemented(encryption);
   if (OBJECT_LOCK_HEADERS.some((name) => request.headers[name] !== undefined)) throw errors.invalidRequest('Bucket is missing Object Lock Configuration');
   if (request.headers['x-amz-tagging'] !== undefined) throw errors.notImplemented('x-amz-tagging');
+  const storageClass = header(request, 'x-amz-storage-class');
+  if (storageClass !== undefined && !STORAGE_CLASSES.includes(storageClass)) throw new S3Error('InvalidStorageClass', 400, 'The storage class you specified is not valid', { StorageClassRequested: storageClass });
   const acl = header(request, 'x-amz-acl');
   if ((acl !== undefined && !OWNER_ACLS.includes(acl)) || Object.keys(request.headers).some((name) => name.startsWith('x-amz-grant-'))) {
     throw new S3Error('AccessControlListNotSupported', 400, 'The bucket does not allow ACLs');
