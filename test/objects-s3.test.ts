@@ -189,6 +189,32 @@ describe('S3 API with the AWS SDK v3', () => {
     await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'fresh.txt', Body: 'new', IfNoneMatch: '*' }));
   });
 
+  it('writes conditionally with If-Match (S3 conditional writes): 412 over another version, 404 where there is none; multipart completions too', async () => {
+    const first = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'config.json', Body: '{"v":1}' }));
+    // a writer that read version 1 replaces it; a second writer that read version 1 too is refused
+    const second = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'config.json', Body: '{"v":2}', IfMatch: first.ETag }));
+    expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'config.json', Body: '{"v":"lost"}', IfMatch: first.ETag }))))
+      .toMatchObject({ code: 'PreconditionFailed', status: 412 });
+    expect(await (await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'config.json' }))).Body!.transformToString()).toBe('{"v":2}');
+    expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'no-config.json', Body: '{}', IfMatch: second.ETag }))))
+      .toMatchObject({ code: 'NoSuchKey', status: 404 });
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'no-config.json' })))).toMatchObject({ status: 404 });
+
+    const complete = async (Key: string, conditions: { IfMatch?: string; IfNoneMatch?: string }) => {
+      const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key }));
+      const part = await s3.send(new UploadPartCommand({ Bucket: 'photos', Key, UploadId, PartNumber: 1, Body: 'one part' }));
+      const completion = () => s3.send(new CompleteMultipartUploadCommand({ Bucket: 'photos', Key, UploadId, ...conditions, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
+      return { completion, UploadId };
+    };
+    const taken = await complete('config.json', { IfNoneMatch: '*' });
+    expect(await failure(taken.completion())).toMatchObject({ code: 'PreconditionFailed', status: 412 });
+    // the upload stays, to be completed otherwise or aborted
+    expect((await s3.send(new ListPartsCommand({ Bucket: 'photos', Key: 'config.json', UploadId: taken.UploadId }))).Parts).toHaveLength(1);
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: 'photos', Key: 'config.json', UploadId: taken.UploadId }));
+    expect((await (await complete('config.json', { IfMatch: second.ETag })).completion()).ETag).toMatch(/-1"$/);
+    expect(await (await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'config.json' }))).Body!.transformToString()).toBe('one part');
+  });
+
   it('refuses keys over 1,024 bytes, with NUL or with . and .. segments', async () => {
     expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'k'.repeat(1025), Body: 'x' }))))
       .toMatchObject({ code: 'KeyTooLongError', status: 400 });

@@ -92,6 +92,9 @@ export interface ChangeOrigin {
   requestId: string;
 }
 
+/** A check of the object a write or delete replaces (undefined: none), made under the key's lock; it throws to refuse. */
+export type Condition = (current: ObjectRecord | undefined) => void;
+
 export interface WriteOptions {
   contentType: string;
   metadata?: Record<string, string>;
@@ -105,8 +108,8 @@ export interface WriteOptions {
   contentMd5?: string;
   /** The announced length; IncompleteBody when the body is shorter, EntityTooLarge beyond the limit. */
   expectedSize?: number;
-  /** `If-None-Match: *`: only if no object has this key (PreconditionFailed otherwise). */
-  ifNoneMatch?: string;
+  /** Checked against the object the write replaces (If-None-Match, If-Match), under the key's lock. */
+  condition?: Condition;
   /** A POST policy's content-length-range: EntityTooSmall / EntityTooLarge outside it (inclusive). */
   sizeRange?: { min: number; max: number };
   eventName: CreatedEvent;
@@ -164,6 +167,12 @@ export interface RequestedPart {
   partNumber: number;
   etag: string;
   checksum?: string;
+}
+
+/** What CompleteMultipartUpload checks besides the parts: the object's checksum (x-amz-checksum-*), and If-Match / If-None-Match. */
+export interface CompletionChecks {
+  expectedChecksum?: string;
+  condition?: Condition;
 }
 
 export interface StoreLimits {
@@ -637,7 +646,7 @@ export class ObjectStore {
    * idempotent). `condition` sees the object (or undefined) under the key's lock and throws to
    * refuse (conditional deletes). Resolves with whether an object was deleted.
    */
-  async remove(bucket: string, key: string, origin: ChangeOrigin, condition?: (object: ObjectRecord | undefined) => void): Promise<boolean> {
+  async remove(bucket: string, key: string, origin: ChangeOrigin, condition?: Condition): Promise<boolean> {
     return this.locks.with(`${bucket}/${key}`, async () => {
       const previous = this.object(bucket, key);
       condition?.(previous);
@@ -823,13 +832,13 @@ export class ObjectStore {
    * where given, that checksum; all but the last at least the minimum size), concatenates the
    * parts into one file and installs it, with the upload's checksum of them.
    */
-  async completeUpload(upload: UploadRecord, requested: RequestedPart[], origin: ChangeOrigin, expectedChecksum?: string): Promise<ObjectRecord> {
+  async completeUpload(upload: UploadRecord, requested: RequestedPart[], origin: ChangeOrigin, checks: CompletionChecks = {}): Promise<ObjectRecord> {
     if (requested.length === 0) throw errors.malformedXml();
     // parts do not change under the concatenation, nor come back after it
-    return this.locks.with(`upload:${upload.uploadId}`, () => this.concatenateParts(upload, requested, origin, expectedChecksum));
+    return this.locks.with(`upload:${upload.uploadId}`, () => this.concatenateParts(upload, requested, origin, checks));
   }
 
-  private async concatenateParts(upload: UploadRecord, requested: RequestedPart[], origin: ChangeOrigin, expectedChecksum: string | undefined): Promise<ObjectRecord> {
+  private async concatenateParts(upload: UploadRecord, requested: RequestedPart[], origin: ChangeOrigin, { expectedChecksum, condition }: CompletionChecks): Promise<ObjectRecord> {
     if (!this.statements.upload.get(upload.uploadId)) throw errors.noSuchUpload(upload.uploadId);
     const stored = new Map((this.statements.allParts.all(upload.uploadId) as PartRow[]).map((row) => [row.part_number, partOf(row)]));
     const parts: PartRecord[] = [];
@@ -858,7 +867,7 @@ export class ObjectStore {
     const md5s = Buffer.concat(parts.map((part) => Buffer.from(part.etag, 'hex')));
     const etag = `${createHash('md5').update(md5s).digest('hex')}-${parts.length}`;
     return this.install(upload.bucket, upload.key, { ...content, etag }, {
-      contentType: upload.contentType, metadata: upload.metadata, headers: upload.headers,
+      contentType: upload.contentType, metadata: upload.metadata, headers: upload.headers, condition,
       ...(checksum ? { checksums: { [checksum.algorithm]: checksumValue! } } : {}),
       parts: parts.map((part) => part.size),
       eventName: 'ObjectCreated:CompleteMultipartUpload', origin,
@@ -942,7 +951,7 @@ export class ObjectStore {
     try {
       return await this.locks.with(`${bucket}/${key}`, async () => {
         const previous = this.object(bucket, key);
-        if (options.ifNoneMatch === '*' && previous) throw errors.preconditionFailed('If-None-Match');
+        options.condition?.(previous);
         const asFile = await this.prepareSharePath(bucket, key);
         const record: ObjectRecord = {
           bucket, key, size: content.size, etag: content.etag, contentType: options.contentType,
@@ -998,7 +1007,7 @@ export class ObjectStore {
     await this.shareCopies.room();
     return this.locks.with(`${bucket}/${key}`, async () => {
       const previous = this.object(bucket, key);
-      if (options.ifNoneMatch === '*' && previous) throw errors.preconditionFailed('If-None-Match');
+      options.condition?.(previous);
       const record: ObjectRecord = {
         bucket, key, size: content.data.length, etag: content.etag, contentType: options.contentType,
         metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...checksumsOf(options), lastModified: Date.now(), inline: true,

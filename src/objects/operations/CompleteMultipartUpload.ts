@@ -2,6 +2,7 @@ import { errors } from '../errors.js';
 import { el, parseXml } from '../xml.js';
 import { changeOrigin, header, quoted, sendXml, smallBody, type Operation } from './context.js';
 import type { RequestedPart } from '../object-store.js';
+import { writeCondition } from './reading.js';
 import { checkEventQueue, checksumElements } from './writing.js';
 
 /**
@@ -22,7 +23,7 @@ export const completeMultipartUpload: Operation = async (request, res, context) 
   checkEventQueue(context);
   // the object's checksum, which the joined parts must have (BadDigest otherwise)
   const expectedChecksum = upload.checksum && header(request, `x-amz-checksum-${upload.checksum.algorithm}`);
-  const object = await context.objects.completeUpload(upload, parts, changeOrigin(request), expectedChecksum);
+  const object = await context.objects.completeUpload(upload, parts, changeOrigin(request), { expectedChecksum, condition: writeCondition(request) });
   sendXml(res, 200, 'CompleteMultipartUploadResult', [
     el('Location', `${request.origin}/${request.bucket}/${encodeURI(request.key)}`),
     el('Bucket', request.bucket),

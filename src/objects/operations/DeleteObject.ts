@@ -1,5 +1,5 @@
 import { changeOrigin, header, sendEmpty, type Operation } from './context.js';
-import { checkVersionId, deleteCondition } from './reading.js';
+import { checkVersionId, ifMatchCondition } from './reading.js';
 import { checkEventQueue } from './writing.js';
 
 /**
@@ -12,6 +12,6 @@ export const deleteObject: Operation = async (request, res, context) => {
   // a version id that is not the object's deletes nothing: refused
   checkVersionId(request.query.get('versionId'));
   checkEventQueue(context);
-  await context.objects.remove(request.bucket, request.key, changeOrigin(request), deleteCondition(header(request, 'if-match'), request.key));
+  await context.objects.remove(request.bucket, request.key, changeOrigin(request), ifMatchCondition(header(request, 'if-match'), request.key));
   sendEmpty(res, 204);
 };

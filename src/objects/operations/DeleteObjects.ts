@@ -2,7 +2,7 @@ import { errors, S3Error } from '../errors.js';
 import { checkKey } from '../names.js';
 import { el, parseXml } from '../xml.js';
 import { changeOrigin, sendXml, smallBody, type Operation } from './context.js';
-import { checkVersionId, deleteCondition } from './reading.js';
+import { checkVersionId, ifMatchCondition } from './reading.js';
 import { checkEventQueue, contentMd5 } from './writing.js';
 import { createHash } from 'node:crypto';
 
@@ -31,7 +31,7 @@ export const deleteObjects: Operation = async (request, res, context) => {
     try {
       checkKey(key);
       checkVersionId(VersionId as string | undefined);
-      await context.objects.remove(request.bucket, key, changeOrigin(request), deleteCondition(ETag as string | undefined, key));
+      await context.objects.remove(request.bucket, key, changeOrigin(request), ifMatchCondition(ETag as string | undefined, key));
       return quiet ? '' : el('Deleted', [el('Key', key)]);
     } catch (error) {
       const s3 = error instanceof S3Error ? error : errors.internalError();

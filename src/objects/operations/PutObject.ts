@@ -1,5 +1,5 @@
-import { header, changeOrigin, quoted, sendEmpty, storedHeaders, userMetadata, type Operation } from './context.js';
-import { errors } from '../errors.js';
+import { changeOrigin, quoted, sendEmpty, storedHeaders, userMetadata, type Operation } from './context.js';
+import { writeCondition } from './reading.js';
 import { announcedLength, checkEventQueue, checksumHeaders, checkWriteHeaders, contentMd5, contentType } from './writing.js';
 
 /**
@@ -7,9 +7,7 @@ import { announcedLength, checkEventQueue, checksumHeaders, checkWriteHeaders, c
  * way), then the object is installed and acknowledged once its metadata and event are committed.
  */
 export const putObject: Operation = async (request, res, context) => {
-  const ifNoneMatch = header(request, 'if-none-match');
-  if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw errors.notImplemented('If-None-Match');
-  if (header(request, 'if-match') !== undefined) throw errors.notImplemented('If-Match');
+  const condition = writeCondition(request);
   checkWriteHeaders(request);
   checkEventQueue(context);
   const object = await context.objects.put(request.bucket, request.key, request.body, {
@@ -19,7 +17,7 @@ export const putObject: Operation = async (request, res, context) => {
     checksums: request.checksums,
     contentMd5: contentMd5(request),
     expectedSize: announcedLength(request),
-    ifNoneMatch,
+    condition,
     eventName: 'ObjectCreated:Put',
     origin: changeOrigin(request),
   });

@@ -1,5 +1,5 @@
 import { errors, S3Error } from '../errors.js';
-import type { ObjectRecord } from '../object-store.js';
+import type { Condition, ObjectRecord } from '../object-store.js';
 import { header, objectHeaders, quoted, type S3Request } from './context.js';
 import { checksumHeaders } from './writing.js';
 import { partNumberOf } from './UploadPart.js';
@@ -62,15 +62,32 @@ function failedCondition(request: S3Request, object: ObjectRecord, prefix: strin
 }
 
 /**
- * S3 conditional deletes (DeleteObject's If-Match, DeleteObjects' ETag element): the ETag the
- * object must have (`*`: any, it must exist); 412 PreconditionFailed when it has another, 404
- * NoSuchKey when there is none. undefined without one: an unconditional delete.
+ * S3 conditional deletes and writes (If-Match of DeleteObject, PutObject and
+ * CompleteMultipartUpload; DeleteObjects' ETag element): the ETag the object must have (`*`: any,
+ * it must exist); 412 PreconditionFailed when it has another, 404 NoSuchKey when there is none.
+ * undefined without one: an unconditional request.
  */
-export function deleteCondition(ifMatch: string | undefined, key: string): ((object: ObjectRecord | undefined) => void) | undefined {
+export function ifMatchCondition(ifMatch: string | undefined, key: string): Condition | undefined {
   if (ifMatch === undefined) return undefined;
   return (object) => {
     if (!object) throw errors.noSuchKey(key);
     if (!etagListed(ifMatch, object.etag)) throw errors.preconditionFailed('If-Match');
+  };
+}
+
+/**
+ * S3 conditional writes (PutObject, CompleteMultipartUpload): `If-None-Match: *`, only where no
+ * object is (412 PreconditionFailed otherwise; another value is NotImplemented, as in S3), and
+ * If-Match (ifMatchCondition).
+ */
+export function writeCondition(request: S3Request): Condition | undefined {
+  const ifNoneMatch = header(request, 'if-none-match');
+  if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw errors.notImplemented('If-None-Match');
+  const ifMatch = ifMatchCondition(header(request, 'if-match'), request.key);
+  if (ifNoneMatch === undefined) return ifMatch;
+  return (object) => {
+    if (object) throw errors.preconditionFailed('If-None-Match');
+    ifMatch?.(object);
   };
 }
 
