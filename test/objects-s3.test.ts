@@ -612,6 +612,8 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(await (await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'owned.txt', VersionId: 'null' }))).Body!.transformToString()).toBe('mine');
     const wrongVersion = { code: 'InvalidArgument', status: 400, message: 'Invalid version id specified' };
     expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'owned.txt', VersionId: '3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY' })))).toMatchObject(wrongVersion);
+    expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'owned.txt', SSECustomerAlgorithm: 'AES256', SSECustomerKey: 'k'.repeat(32) }))))
+      .toMatchObject({ code: 'InvalidRequest', status: 400, message: 'The encryption parameters are not applicable to this object.' });
     expect(await failure(s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'owned.txt', VersionId: '3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY' })))).toMatchObject(wrongVersion);
     const deleted = await s3.send(new DeleteObjectsCommand({ Bucket: 'photos', Delete: { Objects: [{ Key: 'owned.txt', VersionId: 'not-a-version' }] } }));
     expect(deleted.Errors).toEqual([{ Key: 'owned.txt', Code: 'InvalidArgument', Message: 'Invalid version id specified' }]);

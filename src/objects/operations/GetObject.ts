@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
-import { checkConditions, checkVersionId, requestedExtent, responseHeaders } from './reading.js';
+import { checkConditions, checkReadRequest, requestedExtent, responseHeaders } from './reading.js';
 import type { Operation } from './context.js';
 
 /** Up to this size a body is read in one call and sent in one write. */
@@ -23,8 +23,7 @@ const SMALL_OBJECT_BYTES = 64 * 1024;
  * once; a larger one streams from its file.
  */
 export const getObject: Operation = async (request, res, context) => {
-  // the query is read only when there is one: a plain GET's path stays short
-  if (request.query.size) checkVersionId(request.query.get('versionId'));
+  checkReadRequest(request);
   const small = context.objects.readSmall(request.bucket, request.key, SMALL_OBJECT_BYTES);
   const { object, file } = small ? { object: small.object, file: undefined } : await context.objects.open(request.bucket, request.key);
   try {

@@ -1,9 +1,9 @@
-import { checkConditions, checkVersionId, requestedExtent, responseHeaders } from './reading.js';
+import { checkConditions, checkReadRequest, requestedExtent, responseHeaders } from './reading.js';
 import { sendEmpty, type Operation } from './context.js';
 
 /** S3 HeadObject: GetObject's headers (conditions and Range included) without the content. */
 export const headObject: Operation = (request, res, context) => {
-  checkVersionId(request.query.get('versionId'));
+  checkReadRequest(request);
   const object = context.objects.existingObject(request.bucket, request.key);
   checkConditions(request, object);
   const { range, partsCount } = requestedExtent(request, object);

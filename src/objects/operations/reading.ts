@@ -10,6 +10,17 @@ export function checkVersionId(versionId: string | null | undefined): void {
   throw errors.invalidArgument('Invalid version id specified', 'versionId', versionId);
 }
 
+/**
+ * GetObject and HeadObject: the version asked for (checkVersionId), and no SSE-C key, which S3
+ * refuses for an object not stored with one (as none is here).
+ */
+export function checkReadRequest(request: S3Request): void {
+  if (request.query.size) checkVersionId(request.query.get('versionId'));
+  if (request.headers['x-amz-server-side-encryption-customer-algorithm'] !== undefined) {
+    throw errors.invalidRequest('The encryption parameters are not applicable to this object.');
+  }
+}
+
 /** Whether an If-Match / If-None-Match list names the object's ETag (`*` names any). */
 function etagListed(list: string, etag: string): boolean {
   return list.split(',').map((item) => item.trim().replace(/^W\//, '')).some((item) => item === '*' || item === quoted(etag) || item === etag);
