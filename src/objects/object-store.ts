@@ -29,9 +29,10 @@ export interface ObjectRecord {
   /** Stored response headers: Cache-Control, Content-Disposition, Content-Encoding, Content-Language, Expires. */
   headers: Record<string, string>;
   /**
-   * The full-object checksums the client uploaded the content with and the server verified
-   * (x-amz-checksum-crc32|crc32c|crc64nvme|sha1|sha256, base64 by lower-case algorithm name):
-   * returned on GET and HEAD asked with x-amz-checksum-mode: ENABLED. None for multipart objects.
+   * The checksums of the content the client uploaded it with and the server verified
+   * (x-amz-checksum-crc32|crc32c|crc64nvme|sha1|sha256, base64 by lower-case algorithm name), or a
+   * multipart object's (UploadChecksum: a COMPOSITE one ends in `-N`): returned on GET and HEAD
+   * asked with x-amz-checksum-mode: ENABLED.
    */
   checksums?: Record<string, string>;
   /** A multipart object's part sizes in order: GetObject and HeadObject read a part by its number (`partNumber`). */
