@@ -165,6 +165,14 @@ describe('S3 API with the AWS SDK v3', () => {
     const copied = await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'sum/copy.bin', CopySource: 'photos/sum/large.bin' }));
     expect(copied.CopyObjectResult).toMatchObject({ ChecksumSHA256: sha256, ChecksumType: 'FULL_OBJECT' });
     expect(await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'sum/copy.bin', ChecksumMode: 'ENABLED' }))).toMatchObject({ ChecksumSHA256: sha256 });
+    // a copy asked for another algorithm gets that one, made as the content is copied
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(large));
+    const recomputed = await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'sum/crc-copy.bin', CopySource: 'photos/sum/large.bin', ChecksumAlgorithm: 'CRC32' }));
+    expect(recomputed.CopyObjectResult).toMatchObject({ ChecksumCRC32: crc.toString('base64'), ChecksumType: 'FULL_OBJECT' });
+    const crcCopy = await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'sum/crc-copy.bin', ChecksumMode: 'ENABLED' }));
+    expect([crcCopy.ChecksumCRC32, crcCopy.ChecksumSHA256]).toEqual([crc.toString('base64'), undefined]);
+    await s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'sum/crc-copy.bin' }));
     // listings name the algorithm, not the value
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'photos', Prefix: 'sum/' }));
     expect(listed.Contents!.map((object) => [object.Key, object.ChecksumAlgorithm, object.ChecksumType])).toEqual([

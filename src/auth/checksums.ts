@@ -28,6 +28,14 @@ export function checksumHeaderAlgorithm(headerName: string): ChecksumAlgorithm |
   return isChecksumAlgorithm(algorithm) ? algorithm : undefined;
 }
 
+/** The body as it goes by, added to `checksum`. */
+export async function* checksummed(body: AsyncIterable<Buffer>, checksum: RunningChecksum): AsyncIterable<Buffer> {
+  for await (const chunk of body) {
+    checksum.update(chunk);
+    yield chunk;
+  }
+}
+
 export function runningChecksum(algorithm: ChecksumAlgorithm): RunningChecksum {
   switch (algorithm) {
     case 'crc32': {

@@ -14,7 +14,7 @@ import { ShareCopies, type StoreFile } from './share-copies.js';
 import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
 import { collectBodyGarbage } from './body-garbage.js';
 import { ContentHashThread, type BodyHash } from './content-hash.js';
-import { checksumMismatch, runningChecksum, type ChecksumAlgorithm, type RunningChecksum } from '../auth/checksums.js';
+import { checksummed, checksumMismatch, runningChecksum, type ChecksumAlgorithm } from '../auth/checksums.js';
 
 /** What S3 keeps of an object besides its content. */
 export interface ObjectRecord {
@@ -1396,14 +1396,6 @@ function metadataJson(metadata: Record<string, string>, headers: Record<string, 
 
 function parseMetadata(json: string | null): { metadata: Record<string, string>; headers: Record<string, string> } & MetadataExtras {
   return json ? JSON.parse(json) : { metadata: {}, headers: {} };
-}
-
-/** The body as it goes by, added to `checksum`. */
-async function* checksummed(body: AsyncIterable<Buffer>, checksum: RunningChecksum): AsyncIterable<Buffer> {
-  for await (const chunk of body) {
-    checksum.update(chunk);
-    yield chunk;
-  }
 }
 
 /** S3's COMPOSITE checksum of a multipart object: the checksum of the parts' checksums (binary, in order), then `-N`. */

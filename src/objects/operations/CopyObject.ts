@@ -3,7 +3,8 @@ import { el, isoTime } from '../xml.js';
 import { changeOrigin, header, quoted, sendXml, smallBody, storedHeaders, userMetadata, type Operation } from './context.js';
 import { copySource, openCopySource } from './copying.js';
 import { checkCopySourceConditions } from './reading.js';
-import { checkEventQueue, checksumElements, checkWriteHeaders, contentType, wholeContentChecksums } from './writing.js';
+import { checkEventQueue, checksumAlgorithmOf, checksumElements, checkWriteHeaders, contentType, wholeContentChecksums } from './writing.js';
+import { checksummed, runningChecksum, type ChecksumAlgorithm } from '../../auth/checksums.js';
 
 /**
  * S3 CopyObject: x-amz-copy-source names `bucket/key`, x-amz-copy-source-if-* are conditions on it;
@@ -19,6 +20,7 @@ export const copyObject: Operation = async (request, res, context) => {
   if (source.bucket === request.bucket && source.key === request.key && directive === 'COPY') {
     throw errors.invalidRequest("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.");
   }
+  const algorithm = checksumAlgorithmOf(request);
   checkEventQueue(context);
   context.objects.existingBucket(request.bucket);
   const sourceContent = await openCopySource(context.objects, source);
@@ -26,12 +28,15 @@ export const copyObject: Operation = async (request, res, context) => {
   try {
     checkCopySourceConditions(request, original);
     const replace = directive === 'REPLACE';
-    const copied = await context.objects.put(request.bucket, request.key, sourceContent.read(0, original.size - 1), {
+    // x-amz-checksum-algorithm: a checksum of that algorithm made as the content is copied, else the source's
+    const checksums: Record<string, string> = {};
+    const content = sourceContent.read(0, original.size - 1);
+    const copied = await context.objects.put(request.bucket, request.key, algorithm ? checksumInto(content, algorithm, checksums) : content, {
       contentType: replace ? contentType(request) : original.contentType,
       metadata: replace ? userMetadata(request.headers) : original.metadata,
       headers: replace ? storedHeaders(request.headers) : original.headers,
-      // the same content: its checksums hold for the copy
-      checksums: wholeContentChecksums(original.checksums),
+      // the same content: the source's checksums hold for the copy
+      checksums: algorithm ? checksums : wholeContentChecksums(original.checksums),
       expectedSize: original.size,
       eventName: 'ObjectCreated:Copy',
       origin: changeOrigin(request),
@@ -41,3 +46,10 @@ export const copyObject: Operation = async (request, res, context) => {
     await sourceContent.close();
   }
 };
+
+/** The body as it goes by; once it has ended, its checksum of `algorithm` in `into` (which put reads then). */
+async function* checksumInto(body: AsyncIterable<Buffer>, algorithm: ChecksumAlgorithm, into: Record<string, string>): AsyncIterable<Buffer> {
+  const running = runningChecksum(algorithm);
+  yield* checksummed(body, running);
+  into[algorithm] = running.digest();
+}

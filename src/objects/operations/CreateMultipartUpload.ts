@@ -1,9 +1,9 @@
-import { CHECKSUM_ALGORITHMS, type ChecksumAlgorithm } from '../../auth/checksums.js';
+import type { ChecksumAlgorithm } from '../../auth/checksums.js';
 import { errors } from '../errors.js';
 import type { UploadChecksum } from '../object-store.js';
 import { el } from '../xml.js';
 import { header, sendXml, storedHeaders, userMetadata, type Operation, type S3Request } from './context.js';
-import { checkWriteHeaders, contentType } from './writing.js';
+import { checksumAlgorithmOf, checkWriteHeaders, contentType } from './writing.js';
 
 /**
  * S3 CreateMultipartUpload: the metadata is taken now and given to the object on completion, and
@@ -29,15 +29,11 @@ const UPLOAD_CHECKSUM_TYPES: Record<ChecksumAlgorithm, Array<UploadChecksum['typ
 };
 
 function uploadChecksum(request: S3Request): UploadChecksum | undefined {
-  const algorithmText = header(request, 'x-amz-checksum-algorithm');
+  const algorithm = checksumAlgorithmOf(request);
   const typeText = header(request, 'x-amz-checksum-type');
-  if (algorithmText === undefined) {
+  if (algorithm === undefined) {
     if (typeText !== undefined) throw errors.invalidRequest('The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.');
     return undefined;
-  }
-  const algorithm = algorithmText.toLowerCase() as ChecksumAlgorithm;
-  if (!CHECKSUM_ALGORITHMS.includes(algorithm)) {
-    throw errors.invalidRequest(`Checksum algorithm provided is unsupported. Please try again with any of the valid types: [${CHECKSUM_ALGORITHMS.map((name) => name.toUpperCase()).join(', ')}]`);
   }
   const types = UPLOAD_CHECKSUM_TYPES[algorithm];
   const type = (typeText?.toUpperCase() ?? types[0]) as UploadChecksum['type'];

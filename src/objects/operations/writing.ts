@@ -1,6 +1,7 @@
 import { DEFAULT_CONTENT_TYPE } from '../content-type.js';
 import { errors, S3Error } from '../errors.js';
 import { el } from '../xml.js';
+import { CHECKSUM_ALGORITHMS, type ChecksumAlgorithm } from '../../auth/checksums.js';
 import { header, type OperationContext, type S3Request } from './context.js';
 
 /** The Content-MD5 to check, after checking it is an MD5 at all (InvalidDigest). */
@@ -84,4 +85,15 @@ export function checkWriteHeaders(request: S3Request): void {
   if ((acl !== undefined && !OWNER_ACLS.includes(acl)) || Object.keys(request.headers).some((name) => name.startsWith('x-amz-grant-'))) {
     throw new S3Error('AccessControlListNotSupported', 400, 'The bucket does not allow ACLs');
   }
+}
+
+/** x-amz-checksum-algorithm (CreateMultipartUpload, CopyObject): the checksum S3 is to make of the object; another name is InvalidRequest. */
+export function checksumAlgorithmOf(request: S3Request): ChecksumAlgorithm | undefined {
+  const text = header(request, 'x-amz-checksum-algorithm');
+  if (text === undefined) return undefined;
+  const algorithm = text.toLowerCase() as ChecksumAlgorithm;
+  if (!CHECKSUM_ALGORITHMS.includes(algorithm)) {
+    throw errors.invalidRequest(`Checksum algorithm provided is unsupported. Please try again with any of the valid types: [${CHECKSUM_ALGORITHMS.map((name) => name.toUpperCase()).join(', ')}]`);
+  }
+  return algorithm;
 }
