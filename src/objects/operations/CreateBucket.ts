@@ -1,7 +1,7 @@
 import { S3Error, errors } from '../errors.js';
 import { parseXml } from '../xml.js';
 import { header, sendEmpty, smallBody, type Operation, type S3Request } from './context.js';
-import { OWNER_ACLS } from './writing.js';
+import { asksForAcl } from './writing.js';
 
 /**
  * S3 CreateBucket: the gateway is one region, which a CreateBucketConfiguration's LocationConstraint
@@ -20,10 +20,7 @@ function checkBucketHeaders(request: S3Request): void {
   if (header(request, 'x-amz-bucket-object-lock-enabled')?.toLowerCase() === 'true') throw errors.notImplemented('x-amz-bucket-object-lock-enabled');
   const ownership = header(request, 'x-amz-object-ownership');
   if (ownership !== undefined && ownership !== 'BucketOwnerEnforced') throw errors.notImplemented('x-amz-object-ownership');
-  const acl = header(request, 'x-amz-acl');
-  if ((acl !== undefined && !OWNER_ACLS.includes(acl)) || Object.keys(request.headers).some((name) => name.startsWith('x-amz-grant-'))) {
-    throw new S3Error('InvalidBucketAclWithObjectOwnership', 400, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting");
-  }
+  if (asksForAcl(request)) throw new S3Error('InvalidBucketAclWithObjectOwnership', 400, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting");
 }
 
 /** A LocationConstraint naming another region than the gateway's (IllegalLocationConstraintException). */

@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
-import { checkConditions, checkReadRequest, requestedExtent, responseHeaders } from './reading.js';
+import { checkConditions, checkReadRequest, readAnswer } from './reading.js';
 import type { Operation } from './context.js';
 
 /** Up to this size a body is read in one call and sent in one write. */
@@ -28,14 +28,8 @@ export const getObject: Operation = async (request, res, context) => {
   const { object, file } = small ? { object: small.object, file: undefined } : await context.objects.open(request.bucket, request.key);
   try {
     checkConditions(request, object);
-    const { range, partsCount } = requestedExtent(request, object);
-    const start = range?.start ?? 0;
-    const length = range ? range.end - range.start + 1 : partsCount ? 0 : object.size;
-    const headers = responseHeaders(request, object, !range && !partsCount);
-    headers['Content-Length'] = length;
-    if (partsCount) headers['x-amz-mp-parts-count'] = partsCount;
-    if (range) res.writeHead(206, { ...headers, 'Content-Range': `bytes ${range.start}-${range.end}/${object.size}` });
-    else res.writeHead(200, headers);
+    const { status, headers, start, length } = readAnswer(request, object);
+    res.writeHead(status, headers);
     if (small) {
       res.end(small.content.subarray(start, start + length));
       return;

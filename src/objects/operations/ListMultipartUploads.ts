@@ -1,5 +1,6 @@
 import { el, isoTime } from '../xml.js';
 import { integerParameter, OWNER, sendXml, type Operation } from './context.js';
+import { uploadChecksumElements } from './UploadPart.js';
 
 /** S3 ListMultipartUploads: uploads in progress by key, then upload id; prefix and markers (no delimiter grouping). */
 export const listMultipartUploads: Operation = (request, res, context) => {
@@ -24,7 +25,7 @@ export const listMultipartUploads: Operation = (request, res, context) => {
     ...uploads.map((upload) => el('Upload', [
       el('Key', upload.key), el('UploadId', upload.uploadId), el('Initiator', OWNER), el('Owner', OWNER),
       el('StorageClass', 'STANDARD'), el('Initiated', isoTime(upload.initiated)),
-      ...(upload.checksum ? [el('ChecksumAlgorithm', upload.checksum.algorithm.toUpperCase()), el('ChecksumType', upload.checksum.type)] : []),
+      ...uploadChecksumElements(upload),
     ])),
   ]);
 };

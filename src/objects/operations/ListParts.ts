@@ -1,6 +1,6 @@
 import { el, isoTime } from '../xml.js';
 import { integerParameter, OWNER, quoted, sendXml, type Operation } from './context.js';
-import { partChecksums } from './UploadPart.js';
+import { partChecksums, uploadChecksumElements } from './UploadPart.js';
 import { checksumElements } from './writing.js';
 
 /** S3 ListParts: up to max-parts (1,000) parts after part-number-marker. */
@@ -22,7 +22,7 @@ export const listParts: Operation = (request, res, context) => {
     el('NextPartNumberMarker', parts.at(-1)?.partNumber ?? 0),
     el('MaxParts', maxParts),
     el('IsTruncated', truncated),
-    ...(upload.checksum ? [el('ChecksumAlgorithm', upload.checksum.algorithm.toUpperCase()), el('ChecksumType', upload.checksum.type)] : []),
+    ...uploadChecksumElements(upload),
     ...parts.map((part) => el('Part', [
       el('PartNumber', part.partNumber), el('LastModified', isoTime(part.lastModified)), el('ETag', quoted(part.etag)), el('Size', part.size),
       ...checksumElements(partChecksums(upload, part), 'part'),

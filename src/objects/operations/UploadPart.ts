@@ -2,7 +2,7 @@ import { errors } from '../errors.js';
 import type { PartRecord, UploadRecord } from '../object-store.js';
 import { checksumHeaderAlgorithm } from '../../auth/checksums.js';
 import { header, quoted, sendEmpty, type Operation, type S3Request } from './context.js';
-import { announcedLength, checksumHeaders, checkWriteHeaders, contentMd5 } from './writing.js';
+import { announcedLength, checksumHeaders, checksumKindElements, checkWriteHeaders, contentMd5 } from './writing.js';
 
 /** S3 UploadPart: part numbers 1-10,000; a part uploaded again replaces the earlier one. */
 export const uploadPart: Operation = async (request, res, context) => {
@@ -23,6 +23,11 @@ function checkPartChecksumAlgorithm(request: S3Request, upload: UploadRecord): v
   const declared = [...Object.keys(request.headers), header(request, 'x-amz-trailer') ?? ''].map(checksumHeaderAlgorithm);
   const other = declared.find((algorithm) => algorithm !== undefined && algorithm !== upload.checksum!.algorithm);
   if (other) throw errors.invalidRequest(`Checksum Type mismatch occurred, expected checksum Type: ${upload.checksum.algorithm}, actual checksum Type: ${other}`);
+}
+
+/** The algorithm and type of an upload's checksum (ListParts, ListMultipartUploads); none without one. */
+export function uploadChecksumElements(upload: UploadRecord): string[] {
+  return upload.checksum ? checksumKindElements([upload.checksum.algorithm], upload.checksum.type) : [];
 }
 
 /** A part's checksum by its upload's algorithm (none without one). */

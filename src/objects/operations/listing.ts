@@ -2,7 +2,7 @@ import { errors } from '../errors.js';
 import type { ObjectRecord } from '../object-store.js';
 import { el, isoTime } from '../xml.js';
 import { integerParameter, OWNER, quoted, type S3Request } from './context.js';
-import { checksumType } from './writing.js';
+import { checksumKindElements, checksumType } from './writing.js';
 
 /** S3 returns at most 1,000 entries a page whatever max-keys asks for. */
 export const MAX_PAGE = 1000;
@@ -51,7 +51,7 @@ export function contents(object: ObjectRecord, parameters: ListParameters, withO
 /** S3 listings name the algorithm and type of an object's checksum, not its value. */
 export function checksumAlgorithmElements({ checksums }: ObjectRecord): string[] {
   if (!checksums || Object.keys(checksums).length === 0) return [];
-  return [...Object.keys(checksums).map((algorithm) => el('ChecksumAlgorithm', algorithm.toUpperCase())), el('ChecksumType', checksumType(checksums))];
+  return checksumKindElements(Object.keys(checksums), checksumType(checksums));
 }
 
 export function commonPrefixes(prefixes: string[], parameters: ListParameters): string[] {

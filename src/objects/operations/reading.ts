@@ -129,19 +129,33 @@ export function byteRange(request: S3Request, size: number): { start: number; en
   return { start, end };
 }
 
-/** What GetObject and HeadObject send of an object: all of it, or a byte range of it (`Range`, or a part of a multipart object). */
-export interface Extent {
-  range?: { start: number; end: number };
-  /** A multipart object's count of parts, answered (x-amz-mp-parts-count) when a part was asked for. */
-  partsCount?: number;
+/** What GetObject and HeadObject answer: the status and headers, and the bytes of the object to send. */
+export interface ReadAnswer {
+  status: 200 | 206;
+  headers: Record<string, string | number>;
+  start: number;
+  length: number;
 }
 
 /**
- * The extent a GET or HEAD asks for: `partNumber` (S3: the bytes of that part of a multipart
- * object; part 1 of any other object is all of it; a part it does not have is InvalidPart), else
- * the `Range` header (byteRange). Both at once is InvalidRequest.
+ * The answer to a GET or HEAD: all of the object, or the bytes it asks for, by `partNumber` (S3:
+ * that part of a multipart object, with x-amz-mp-parts-count; part 1 of any other object is all of
+ * it; a part it does not have is InvalidPart) or else by `Range` (byteRange); both at once is
+ * InvalidRequest. Checksums go only with the whole object (responseHeaders).
  */
-export function requestedExtent(request: S3Request, object: ObjectRecord): Extent {
+export function readAnswer(request: S3Request, object: ObjectRecord): ReadAnswer {
+  const { range, partsCount } = requestedExtent(request, object);
+  const headers = responseHeaders(request, object, !range && partsCount === undefined);
+  if (partsCount !== undefined) headers['x-amz-mp-parts-count'] = partsCount;
+  // a part of no bytes (a multipart object's empty last part) has no range
+  const length = range ? range.end - range.start + 1 : partsCount === undefined ? object.size : 0;
+  headers['Content-Length'] = length;
+  if (!range) return { status: 200, headers, start: 0, length };
+  headers['Content-Range'] = `bytes ${range.start}-${range.end}/${object.size}`;
+  return { status: 206, headers, start: range.start, length };
+}
+
+function requestedExtent(request: S3Request, object: ObjectRecord): { range?: { start: number; end: number }; partsCount?: number } {
   if (!request.query.has('partNumber')) return { range: byteRange(request, object.size) };
   if (header(request, 'range') !== undefined) throw errors.invalidRequest('Cannot specify both Range header and partNumber query parameter');
   const partNumber = partNumberOf(request);
@@ -173,7 +187,7 @@ const OVERRIDES: Record<string, string> = {
  * checksums when asked for with x-amz-checksum-mode: ENABLED and the whole object is sent (S3
  * sends none with a part of it: they would not match).
  */
-export function responseHeaders(request: S3Request, object: ObjectRecord, whole: boolean): Record<string, string | number> {
+function responseHeaders(request: S3Request, object: ObjectRecord, whole: boolean): Record<string, string | number> {
   const headers = objectHeaders(object);
   if (whole && object.checksums && header(request, 'x-amz-checksum-mode') === 'ENABLED') Object.assign(headers, checksumHeaders(object.checksums, 'object'));
   if (request.query.size === 0) return headers;

@@ -58,6 +58,11 @@ export function checksumElements(checksums: Record<string, string> | undefined, 
   return of === 'object' ? [el('ChecksumType', checksumType(checksums)), ...values] : values;
 }
 
+/** A checksum's algorithm(s) and type without its value, as listings, ListParts and ListMultipartUploads name it. */
+export function checksumKindElements(algorithms: string[], type: 'COMPOSITE' | 'FULL_OBJECT'): string[] {
+  return [...algorithms.map((algorithm) => el('ChecksumAlgorithm', algorithm.toUpperCase())), el('ChecksumType', type)];
+}
+
 /** Headers of server-side encryption, which the gateway does not do (SSE-S3, SSE-KMS, SSE-C; of a copy's source too). */
 const ENCRYPTION_HEADERS = ['x-amz-server-side-encryption', 'x-amz-server-side-encryption-aws-kms-key-id', 'x-amz-server-side-encryption-customer-algorithm',
   'x-amz-copy-source-server-side-encryption-customer-algorithm'];
@@ -66,7 +71,13 @@ const OBJECT_LOCK_HEADERS = ['x-amz-object-lock-mode', 'x-amz-object-lock-retain
 const STORAGE_CLASSES = ['STANDARD', 'REDUCED_REDUNDANCY', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER', 'DEEP_ARCHIVE', 'OUTPOSTS',
   'GLACIER_IR', 'SNOW', 'EXPRESS_ONEZONE', 'FSX_OPENZFS', 'FSX_ONTAP'];
 /** Canned ACLs a bucket whose objects all belong to its owner takes (S3's default Object Ownership, "bucket owner enforced"). */
-export const OWNER_ACLS = ['private', 'bucket-owner-full-control'];
+const OWNER_ACLS = ['private', 'bucket-owner-full-control'];
+
+/** Whether a request asks for an ACL other than the owner's (a canned one, or an x-amz-grant-*): buckets here have no ACLs. */
+export function asksForAcl(request: S3Request): boolean {
+  const acl = header(request, 'x-amz-acl');
+  return (acl !== undefined && !OWNER_ACLS.includes(acl)) || Object.keys(request.headers).some((name) => name.startsWith('x-amz-grant-'));
+}
 
 /**
  * Refuses a write asking for what the gateway does not do, rather than storing the object without
@@ -81,10 +92,7 @@ export function checkWriteHeaders(request: S3Request): void {
   if (request.headers['x-amz-tagging'] !== undefined) throw errors.notImplemented('x-amz-tagging');
   const storageClass = header(request, 'x-amz-storage-class');
   if (storageClass !== undefined && !STORAGE_CLASSES.includes(storageClass)) throw new S3Error('InvalidStorageClass', 400, 'The storage class you specified is not valid', { StorageClassRequested: storageClass });
-  const acl = header(request, 'x-amz-acl');
-  if ((acl !== undefined && !OWNER_ACLS.includes(acl)) || Object.keys(request.headers).some((name) => name.startsWith('x-amz-grant-'))) {
-    throw new S3Error('AccessControlListNotSupported', 400, 'The bucket does not allow ACLs');
-  }
+  if (asksForAcl(request)) throw new S3Error('AccessControlListNotSupported', 400, 'The bucket does not allow ACLs');
 }
 
 /** x-amz-checksum-algorithm (CreateMultipartUpload, CopyObject): the checksum S3 is to make of the object; another name is InvalidRequest. */
