@@ -158,7 +158,8 @@ describe('S3 API with the AWS CLI and boto3', () => {
       })(),
       (async () => {
         const { UploadId } = await json('create-multipart-upload', ...B, '--key', 'multi.bin');
-        const upload = [...B, '--key', 'multi.bin', '--upload-id', UploadId];
+        // `=`: an upload id may start with '-', which the CLI would take for an option
+        const upload = [...B, '--key', 'multi.bin', `--upload-id=${UploadId}`];
         const [first, second] = await Promise.all([
           json('upload-part', ...upload, '--part-number', '1', '--body', part),
           json('upload-part-copy', ...upload, '--part-number', '2', '--copy-source', 'cli-ops/source.txt', '--copy-source-range', 'bytes=0-3'),
@@ -171,8 +172,8 @@ describe('S3 API with the AWS CLI and boto3', () => {
       })(),
       (async () => {
         const { UploadId } = await json('create-multipart-upload', ...B, '--key', 'gone.bin');
-        await json('abort-multipart-upload', ...B, '--key', 'gone.bin', '--upload-id', UploadId);
-        return api('list-parts', ...B, '--key', 'gone.bin', '--upload-id', UploadId);
+        await json('abort-multipart-upload', ...B, '--key', 'gone.bin', `--upload-id=${UploadId}`);
+        return api('list-parts', ...B, '--key', 'gone.bin', `--upload-id=${UploadId}`);
       })(),
       (async () => {
         await json('put-bucket-notification-configuration', ...B, '--notification-configuration', `file://${notification}`);
