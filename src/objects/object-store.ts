@@ -784,7 +784,8 @@ export class ObjectStore {
     checkKey(key);
     this.existingBucket(bucket);
     const upload: UploadRecord = {
-      uploadId: randomBytes(24).toString('base64url'), bucket, key, contentType: options.contentType,
+      // hex: an id starting with '-' would be taken for an option by the AWS CLI (--upload-id -x…)
+      uploadId: randomBytes(24).toString('hex'), bucket, key, contentType: options.contentType,
       metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...(options.checksum ? { checksum: options.checksum } : {}), initiated: Date.now(),
     };
     await mkdir(join(this.uploadDir, upload.uploadId), { mode: 0o750 });
