@@ -5,13 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OUTPOST, TestDaemon } from './helpers/daemon.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
 import { FAULT_CASES, FIXTURES, invoke, template, writePackage } from './helpers/functions.js';
+import { jsonLines } from './helpers/json-lines.js';
 import { eventually } from './helpers/eventually.js';
 
 describe('functions: deploy, invoke, faults, triggers', () => {
   let daemon: TestDaemon;
   /** Where the MQTT-triggered function appends each event it got. */
   let eventsFile = '';
-  const readEvents = () => (existsSync(eventsFile) ? readFileSync(eventsFile, 'utf8').trim().split('\n').map((line) => JSON.parse(line)) : []);
+  const readEvents = () => jsonLines(eventsFile);
   const cleanups: Array<() => void> = [];
 
   beforeAll(async () => {
