@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
 import { FIXTURES, invoke, template, writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
+import { jsonLines } from './helpers/json-lines.js';
 
 // The real interpreter behind `python3` (a pyenv shim needs more environment than a function gets).
 const PYTHON = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
@@ -86,7 +87,10 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     } finally {
       client.end(true);
     }
-    const lines = await eventually(() => existsSync(out) && readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line)));
+    const lines = await eventually(() => {
+      const written = jsonLines(out);
+      return written.length > 0 && written;
+    });
     expect(lines).toEqual([{ event: { out, v: 1 }, subject: 'py/s1/reading' }]);
   });
 
