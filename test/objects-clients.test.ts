@@ -168,7 +168,8 @@ describe('S3 API with the AWS CLI and boto3', () => {
         const partsFile = join(work, 'parts.json');
         writeFileSync(partsFile, JSON.stringify({ Parts: [{ PartNumber: 1, ETag: first.ETag }, { PartNumber: 2, ETag: second.CopyPartResult.ETag }] }));
         const completed = await json('complete-multipart-upload', ...upload, '--multipart-upload', `file://${partsFile}`);
-        return { parts, uploads, completed, uploadId: UploadId };
+        const attributes = await json('get-object-attributes', ...B, '--key', 'multi.bin', '--object-attributes', 'ETag', 'ObjectParts', 'ObjectSize');
+        return { parts, uploads, completed, attributes, uploadId: UploadId };
       })(),
       (async () => {
         const { UploadId } = await json('create-multipart-upload', ...B, '--key', 'gone.bin');
@@ -200,6 +201,7 @@ describe('S3 API with the AWS CLI and boto3', () => {
     expect(multipart.uploads.Uploads.map((u: any) => [u.Key, u.UploadId])).toEqual([['multi.bin', multipart.uploadId]]);
     const multipartEtag = `"${md5(Buffer.concat(partMd5s.map((hex) => Buffer.from(hex, 'hex'))))}-2"`;
     expect(multipart.completed).toMatchObject({ Bucket: 'cli-ops', Key: 'multi.bin', ETag: multipartEtag });
+    expect(multipart.attributes).toMatchObject({ ETag: multipartEtag.replace(/"/g, ''), ObjectParts: { TotalPartsCount: 2 }, ObjectSize: partContent.length + 4 });
     expect(aborted.stderr).toContain('(NoSuchUpload)');
     expect(notified).toEqual({ LambdaFunctionConfigurations: [rule] });
     expect(expired[0]).toBe(403);
@@ -287,7 +289,7 @@ print(json.dumps(out))
       versioning: {}, versions: [['dir/ten.txt', 'null', true, etag]],
       listParts: [[1, 5 * 1024 * 1024, quotedMd5], [2, 4, `"${md5('tail')}"`]], listUploads: [['multi.bin', true]],
       invalidPartOrder: ['InvalidPartOrder', 400], invalidPart: ['InvalidPart', 400],
-      completed: [true, 'application/x-test', true], entityTooSmall: ['EntityTooSmall', 400],
+      completed: [true, 'application/x-test', true], attributes: [true, { TotalPartsCount: 2 }, 5 * 1024 * 1024 + 4], entityTooSmall: ['EntityTooSmall', 400],
       aborted: [['NoSuchUpload', 404], notFound, []],
       notification: [{
         Id: 'texts', LambdaFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:OnObject', Events: ['s3:ObjectCreated:*'],

@@ -6,7 +6,7 @@ import { Agent } from 'node:http';
 import { join } from 'node:path';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand,
-  DeleteBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, GetBucketLocationCommand, GetBucketVersioningCommand, GetObjectCommand,
+  DeleteBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, GetBucketLocationCommand, GetBucketVersioningCommand, GetObjectAttributesCommand, GetObjectCommand,
   HeadBucketCommand, HeadObjectCommand, ListBucketsCommand, ListMultipartUploadsCommand, ListObjectsCommand, ListObjectsV2Command,
   ListObjectVersionsCommand, ListPartsCommand, PutObjectCommand, UploadPartCommand, UploadPartCopyCommand, type S3Client, S3ServiceException,
 } from '@aws-sdk/client-s3';
@@ -528,6 +528,33 @@ describe('S3 API with the AWS SDK v3', () => {
     const got = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'sum/composite.bin', ChecksumMode: 'ENABLED' }));
     expect(got).toMatchObject({ ChecksumCRC32: expected, ChecksumType: 'COMPOSITE' });
     expect(Buffer.from(await got.Body!.transformToByteArray()).equals(Buffer.concat(parts))).toBe(true);
+    // a part read by its number comes with its own checksum, which the SDK checks against it
+    for (const [index, part] of parts.entries()) {
+      const gotPart = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'sum/composite.bin', PartNumber: index + 1, ChecksumMode: 'ENABLED' }));
+      expect(gotPart.ChecksumCRC32).toBe(partCrcs[index]);
+      expect(Buffer.from(await gotPart.Body!.transformToByteArray()).equals(part)).toBe(true);
+    }
+    // GetObjectAttributes: the checksums of the object and of its parts without reading it; ETag unquoted, as S3 sends it there
+    const attributes = await s3.send(new GetObjectAttributesCommand({ Bucket: 'photos', Key: 'sum/composite.bin',
+      ObjectAttributes: ['ETag', 'Checksum', 'ObjectParts', 'StorageClass', 'ObjectSize'] }));
+    expect(attributes).toMatchObject({
+      ETag: got.ETag!.replace(/"/g, ''), StorageClass: 'STANDARD', ObjectSize: Buffer.concat(parts).length,
+      Checksum: { ChecksumCRC32: expected, ChecksumType: 'COMPOSITE' },
+      ObjectParts: { TotalPartsCount: 2, PartNumberMarker: '0', NextPartNumberMarker: '2', MaxParts: 1000, IsTruncated: false,
+        Parts: parts.map((part, index) => ({ PartNumber: index + 1, Size: part.length, ChecksumCRC32: partCrcs[index] })) },
+    });
+    expect(attributes.LastModified?.getTime()).toBe(got.LastModified?.getTime());
+    const page = await s3.send(new GetObjectAttributesCommand({ Bucket: 'photos', Key: 'sum/composite.bin', ObjectAttributes: ['ObjectParts'], MaxParts: 1, PartNumberMarker: '1' }));
+    expect(page.ObjectParts).toMatchObject({ TotalPartsCount: 2, PartNumberMarker: '1', NextPartNumberMarker: '2', MaxParts: 1, IsTruncated: false,
+      Parts: [{ PartNumber: 2, Size: parts[1].length, ChecksumCRC32: partCrcs[1] }] });
+    expect([page.ETag, page.Checksum, page.ObjectSize]).toEqual([undefined, undefined, undefined]);
+    // named attributes only, and S3's refusals of none or an unknown one
+    expect(await failure(s3.send(new GetObjectAttributesCommand({ Bucket: 'photos', Key: 'sum/composite.bin', ObjectAttributes: [] }))))
+      .toMatchObject({ code: 'InvalidRequest', status: 400, message: 'The x-amz-object-attributes header specifying the attributes to be retrieved is either missing or empty' });
+    expect(await failure(s3.send(new GetObjectAttributesCommand({ Bucket: 'photos', Key: 'sum/composite.bin', ObjectAttributes: ['ETag', 'Size' as 'ETag'] }))))
+      .toMatchObject({ code: 'InvalidArgument', status: 400, message: 'Invalid attribute name specified.' });
+    expect(await failure(s3.send(new GetObjectAttributesCommand({ Bucket: 'photos', Key: 'sum/none.bin', ObjectAttributes: ['ETag'] }))))
+      .toMatchObject({ code: 'NoSuchKey', status: 404 });
     // a copy is not in parts: a composite checksum does not hold for it
     await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'sum/composite-copy.bin', CopySource: 'photos/sum/composite.bin' }));
     expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'sum/composite-copy.bin', ChecksumMode: 'ENABLED' }))).ChecksumCRC32).toBeUndefined();
@@ -547,6 +574,13 @@ describe('S3 API with the AWS SDK v3', () => {
     const gotFull = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'sum/full.bin', ChecksumMode: 'ENABLED' }));
     expect(gotFull).toMatchObject({ ChecksumCRC64NVME: whole.ChecksumCRC64NVME, ChecksumType: 'FULL_OBJECT' });
     expect(Buffer.from(await gotFull.Body!.transformToByteArray()).equals(Buffer.concat(parts))).toBe(true);
+    const fullAttributes = await s3.send(new GetObjectAttributesCommand({ Bucket: 'photos', Key: 'sum/full.bin', ObjectAttributes: ['Checksum', 'ObjectParts'] }));
+    expect(fullAttributes).toMatchObject({ Checksum: { ChecksumCRC64NVME: whole.ChecksumCRC64NVME, ChecksumType: 'FULL_OBJECT' },
+      ObjectParts: { TotalPartsCount: 2, Parts: full.uploaded.map((part, index) => ({ PartNumber: index + 1, ChecksumCRC64NVME: part.ChecksumCRC64NVME })) } });
+    // an object not in parts has none to list
+    const wholeAttributes = await s3.send(new GetObjectAttributesCommand({ Bucket: 'photos', Key: 'sum/whole.bin', ObjectAttributes: ['Checksum', 'ObjectParts', 'ObjectSize'] }));
+    expect(wholeAttributes).toMatchObject({ Checksum: { ChecksumCRC64NVME: whole.ChecksumCRC64NVME, ChecksumType: 'FULL_OBJECT' }, ObjectSize: Buffer.concat(parts).length });
+    expect(wholeAttributes.ObjectParts).toBeUndefined();
 
     // a part with another algorithm's checksum, and combinations S3 does not have
     const other = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key: 'sum/other.bin', ChecksumAlgorithm: 'CRC64NVME' }));
@@ -577,6 +611,9 @@ describe('S3 API with the AWS SDK v3', () => {
       start += content.length;
     }
     expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key, PartNumber: 4 })))).toMatchObject({ code: 'InvalidPart', status: 400 });
+    // uploaded without checksums: S3 counts its parts and lists none
+    const attributes = await s3.send(new GetObjectAttributesCommand({ Bucket: 'photos', Key, ObjectAttributes: ['ObjectParts', 'Checksum'] }));
+    expect([attributes.ObjectParts, attributes.Checksum]).toEqual([{ TotalPartsCount: 3 }, undefined]);
     expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key, PartNumber: 1, Range: 'bytes=0-1' }))))
       .toMatchObject({ code: 'InvalidRequest', status: 400, message: 'Cannot specify both Range header and partNumber query parameter' });
 

@@ -37,6 +37,11 @@ export interface ObjectRecord {
   checksums?: Record<string, string>;
   /** A multipart object's part sizes in order: GetObject and HeadObject read a part by its number (`partNumber`). */
   parts?: number[];
+  /**
+   * A multipart object's part checksums in order (base64, of the algorithm of its checksum), when it
+   * has one: sent with a part read by its number, and listed by GetObjectAttributes.
+   */
+  partChecksums?: string[];
   /** Epoch milliseconds. */
   lastModified: number;
   /** undefined: the content is the share file `<shareRoot>/<bucket>/<key>`; else a hidden blob's name. */
@@ -872,6 +877,7 @@ export class ObjectStore {
       contentType: upload.contentType, metadata: upload.metadata, headers: upload.headers, condition,
       ...(checksum ? { checksums: { [checksum.algorithm]: checksumValue! } } : {}),
       parts: parts.map((part) => part.size),
+      ...(checksum ? { partChecksums: parts.map((part) => part.checksum!) } : {}),
       eventName: 'ObjectCreated:CompleteMultipartUpload', origin,
     }, (intents) => {
       if (!this.statements.upload.get(upload.uploadId)) throw errors.noSuchUpload(upload.uploadId);
@@ -948,7 +954,7 @@ export class ObjectStore {
    * Moves received content into place under the key's lock: decides file or blob, commits the
    * metadata, the event, `extra` writes and the file intents in one transaction, then applies them.
    */
-  private async install(bucket: string, key: string, content: ReceivedContent, options: Omit<WriteOptions, 'expectedSize' | 'contentMd5'> & Pick<ObjectRecord, 'parts'>,
+  private async install(bucket: string, key: string, content: ReceivedContent, options: Omit<WriteOptions, 'expectedSize' | 'contentMd5'> & Pick<ObjectRecord, 'parts' | 'partChecksums'>,
     extra: (intents: FileIntent[]) => void): Promise<ObjectRecord> {
     try {
       return await this.locks.with(`${bucket}/${key}`, async () => {
@@ -957,7 +963,8 @@ export class ObjectStore {
         const asFile = await this.prepareSharePath(bucket, key);
         const record: ObjectRecord = {
           bucket, key, size: content.size, etag: content.etag, contentType: options.contentType,
-          metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...checksumsOf(options), ...(options.parts ? { parts: options.parts } : {}),
+          metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...checksumsOf(options),
+          ...(options.parts ? { parts: options.parts } : {}), ...(options.partChecksums ? { partChecksums: options.partChecksums } : {}),
           lastModified: Date.now(),
           ...(asFile ? { fileIno: content.ino, fileMtimeMs: content.mtimeMs } : { blob: randomBytes(16).toString('hex') }),
         };
@@ -1385,8 +1392,8 @@ function isCode(error: unknown, ...codes: string[]): boolean {
   return codes.includes((error as NodeJS.ErrnoException).code ?? '');
 }
 
-/** What the metadata column keeps besides user metadata and stored headers: an object's checksums and part sizes, an upload's checksum. */
-type MetadataExtras = Pick<ObjectRecord, 'checksums' | 'parts'> & Pick<UploadRecord, 'checksum'>;
+/** What the metadata column keeps besides user metadata and stored headers: an object's checksums and parts, an upload's checksum. */
+type MetadataExtras = Pick<ObjectRecord, 'checksums' | 'parts' | 'partChecksums'> & Pick<UploadRecord, 'checksum'>;
 
 /** The metadata column: user metadata, stored headers and the extras that are set; null when all are empty. */
 function metadataJson(metadata: Record<string, string>, headers: Record<string, string>, extras: MetadataExtras = {}): string | null {
@@ -1424,7 +1431,7 @@ function recordOf(row: ObjectRow): ObjectRecord {
 function rowOf(record: ObjectRecord): ObjectRow {
   return {
     bucket: record.bucket, key: record.key, size: record.size, etag: record.etag, content_type: record.contentType,
-    metadata: metadataJson(record.metadata, record.headers, { checksums: record.checksums, parts: record.parts }), last_modified: record.lastModified, blob: record.blob ?? null,
+    metadata: metadataJson(record.metadata, record.headers, { checksums: record.checksums, parts: record.parts, partChecksums: record.partChecksums }), last_modified: record.lastModified, blob: record.blob ?? null,
     file_ino: record.fileIno ?? null, file_mtime_ms: record.fileMtimeMs ?? null,
   };
 }

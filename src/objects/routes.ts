@@ -11,6 +11,7 @@ import { listObjects } from './operations/ListObjects.js';
 import { listObjectsV2 } from './operations/ListObjectsV2.js';
 import { listObjectVersions } from './operations/ListObjectVersions.js';
 import { getObject } from './operations/GetObject.js';
+import { getObjectAttributes } from './operations/GetObjectAttributes.js';
 import { headObject } from './operations/HeadObject.js';
 import { putObject } from './operations/PutObject.js';
 import { copyObject } from './operations/CopyObject.js';
@@ -41,7 +42,7 @@ export interface Route {
 
 const r = (name: string, operation: Operation, access: Route['access']): Route => ({ name, operation, access });
 
-/** Sub-resources of S3 this gateway does not have (ACLs, policies, tagging, …): NotImplemented rather than a wrong answer. */
+/** Sub-resources of S3 this gateway does not have (ACLs, policies, tagging, …; `attributes` but to GET an object's): NotImplemented rather than a wrong answer. */
 const UNSUPPORTED = ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'replication', 'encryption', 'object-lock',
   'retention', 'legal-hold', 'torrent', 'restore', 'select', 'accelerate', 'analytics', 'inventory', 'metrics', 'requestPayment',
   'ownershipControls', 'publicAccessBlock', 'intelligent-tiering', 'attributes', 'policyStatus', 'renameObject', 'session', 'metadataTable',
@@ -49,6 +50,7 @@ const UNSUPPORTED = ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website',
 
 /** The operation a request names, by method, bucket, key and sub-resource (S3 API Reference). */
 export function route(method: string, bucket: string, key: string, query: URLSearchParams, headers: IncomingHttpHeaders): Route {
+  if (key && method === 'GET' && query.has('attributes')) return r('GetObjectAttributes', getObjectAttributes, 'read');
   // most requests have no query at all
   const unsupported = query.size > 0 ? UNSUPPORTED.find((name) => query.has(name)) : undefined;
   if (unsupported) throw errors.notImplemented(`?${unsupported}`);

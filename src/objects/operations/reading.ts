@@ -141,21 +141,22 @@ export interface ReadAnswer {
  * The answer to a GET or HEAD: all of the object, or the bytes it asks for, by `partNumber` (S3:
  * that part of a multipart object, with x-amz-mp-parts-count; part 1 of any other object is all of
  * it; a part it does not have is InvalidPart) or else by `Range` (byteRange); both at once is
- * InvalidRequest. Checksums go only with the whole object (responseHeaders).
+ * InvalidRequest. Checksums go with the whole object, or a part with its own (responseHeaders).
  */
 export function readAnswer(request: S3Request, object: ObjectRecord): ReadAnswer {
-  const { range, partsCount } = requestedExtent(request, object);
-  const headers = responseHeaders(request, object, !range && partsCount === undefined);
-  if (partsCount !== undefined) headers['x-amz-mp-parts-count'] = partsCount;
+  const { range, part } = requestedExtent(request, object);
+  const headers = responseHeaders(request, object, part ? part.number : range ? undefined : 'whole');
+  if (part) headers['x-amz-mp-parts-count'] = part.count;
   // a part of no bytes (a multipart object's empty last part) has no range
-  const length = range ? range.end - range.start + 1 : partsCount === undefined ? object.size : 0;
+  const length = range ? range.end - range.start + 1 : part ? 0 : object.size;
   headers['Content-Length'] = length;
   if (!range) return { status: 200, headers, start: 0, length };
   headers['Content-Range'] = `bytes ${range.start}-${range.end}/${object.size}`;
   return { status: 206, headers, start: range.start, length };
 }
 
-function requestedExtent(request: S3Request, object: ObjectRecord): { range?: { start: number; end: number }; partsCount?: number } {
+/** The bytes a GET or HEAD asks for (undefined: all), and the part of a multipart object they are, by number and of how many. */
+function requestedExtent(request: S3Request, object: ObjectRecord): { range?: { start: number; end: number }; part?: { number: number; count: number } } {
   if (!request.query.has('partNumber')) return { range: byteRange(request, object.size) };
   if (header(request, 'range') !== undefined) throw errors.invalidRequest('Cannot specify both Range header and partNumber query parameter');
   const partNumber = partNumberOf(request);
@@ -169,7 +170,8 @@ function requestedExtent(request: S3Request, object: ObjectRecord): { range?: { 
   if (partNumber > parts.length) throw errors.invalidPart(partNumber);
   const start = parts.slice(0, partNumber - 1).reduce((sum, size) => sum + size, 0);
   const size = parts[partNumber - 1];
-  return size === 0 ? { partsCount: parts.length } : { range: { start, end: start + size - 1 }, partsCount: parts.length };
+  const part = { number: partNumber, count: parts.length };
+  return size === 0 ? { part } : { range: { start, end: start + size - 1 }, part };
 }
 
 // GetObject: response-* query parameters override these response headers.
@@ -183,17 +185,25 @@ const OVERRIDES: Record<string, string> = {
 };
 
 /**
- * The object's response headers with the request's `response-*` overrides applied, and its
- * checksums when asked for with x-amz-checksum-mode: ENABLED and the whole object is sent (S3
- * sends none with a part of it: they would not match).
+ * The object's response headers with the request's `response-*` overrides applied, and, asked for
+ * with x-amz-checksum-mode: ENABLED, the checksums of what is sent: the object's when it is sent
+ * whole, a multipart object's part's own when that part is (`sent`: its number); none with a range
+ * (S3: they would not match).
  */
-function responseHeaders(request: S3Request, object: ObjectRecord, whole: boolean): Record<string, string | number> {
+function responseHeaders(request: S3Request, object: ObjectRecord, sent: 'whole' | number | undefined): Record<string, string | number> {
   const headers = objectHeaders(object);
-  if (whole && object.checksums && header(request, 'x-amz-checksum-mode') === 'ENABLED') Object.assign(headers, checksumHeaders(object.checksums, 'object'));
+  if (sent !== undefined && header(request, 'x-amz-checksum-mode') === 'ENABLED') Object.assign(headers, sentChecksumHeaders(object, sent));
   if (request.query.size === 0) return headers;
   for (const [parameter, name] of Object.entries(OVERRIDES)) {
     const value = request.query.get(parameter);
     if (value !== null) headers[name] = value;
   }
   return headers;
+}
+
+function sentChecksumHeaders(object: ObjectRecord, sent: 'whole' | number): Record<string, string> {
+  if (sent === 'whole') return checksumHeaders(object.checksums, 'object');
+  const value = object.partChecksums?.[sent - 1];
+  // a multipart object has one checksum, of its parts' algorithm
+  return value === undefined ? {} : checksumHeaders({ [Object.keys(object.checksums!)[0]]: value }, 'part');
 }
