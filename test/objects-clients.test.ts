@@ -13,7 +13,7 @@ import { outpost } from './helpers/mqtt.js';
 const run = promisify(execFile);
 const md5 = (data: Buffer | string) => createHash('md5').update(data).digest('hex');
 
-describe('S3 API with the AWS CLI and boto3', () => {
+describe('S3 API with the AWS CLI, boto3, rclone and s3cmd', () => {
   let daemon: TestDaemon;
   let env: NodeJS.ProcessEnv;
   let work: string;
@@ -301,4 +301,64 @@ print(json.dumps(out))
       bucketNotEmpty: ['BucketNotEmpty', 409], deleteObject: [204, 204], deleteObjects: true, deletedBucket: notFound,
     });
   }, 60_000);
+  it('rclone and s3cmd, as found on gateways: multipart copies, checks by MD5, syncs both ways, server-side moves, purges', async () => {
+    const source = join(work, 'tools-source');
+    mkdirSync(join(source, 'sub'), { recursive: true });
+    // 11 MiB in 5 MiB parts: three parts for both tools
+    const files: Record<string, Buffer> = { 'sub/big.bin': randomBytes(11 * 1024 * 1024), 'a b.txt': Buffer.from('spaced\n'), 'café.txt': Buffer.from('accented\n') };
+    for (const [name, content] of Object.entries(files)) writeFileSync(join(source, name), content);
+    const endpoint = s3Endpoint(daemon);
+    const { AWS_ACCESS_KEY_ID: id, AWS_SECRET_ACCESS_KEY: secret } = env;
+    writeFileSync(join(work, 'rclone.conf'),
+      `[gw]\ntype = s3\nprovider = Other\naccess_key_id = ${id}\nsecret_access_key = ${secret}\nendpoint = ${endpoint}\nregion = us-east-1\n`);
+    writeFileSync(join(work, 's3cfg'), ['[default]', `access_key = ${id}`, `secret_key = ${secret}`, `host_base = ${new URL(endpoint).host}`,
+      `host_bucket = ${new URL(endpoint).host}`, 'use_https = False', 'signature_v2 = False', 'bucket_location = us-east-1', ''].join('\n'));
+    // only PATH and HOME: rclone refuses a plain-HTTP endpoint while AWS_CA_BUNDLE is set
+    const toolEnv = { PATH: process.env.PATH, HOME: work };
+    const rclone = async (...args: string[]) => (await run('rclone', ['--config', join(work, 'rclone.conf'), ...args], { env: toolEnv, timeout: 60_000 })).stdout;
+    const s3cmd = async (...args: string[]) => (await run('s3cmd', ['-c', join(work, 's3cfg'), ...args], { env: toolEnv, timeout: 60_000 })).stdout;
+    const md5sums = (listing: string) => Object.fromEntries(listing.trim().split('\n').map((line) => line.split(/ {2}/)).map(([sum, name]) => [name, sum]));
+    const expectedSums = (prefix: string) => Object.fromEntries(Object.entries(files).map(([name, content]) => [`${prefix}${name}`, md5(content)]));
+
+    const [rcloned, s3cmded] = await Promise.all([
+      (async () => {
+        await rclone('mkdir', 'gw:rclone-bucket');
+        await rclone('copy', source, 'gw:rclone-bucket/dir', '--s3-upload-cutoff', '5M', '--s3-chunk-size', '5M');
+        // check compares sizes and MD5s (of a multipart object, the one rclone keeps in its metadata): exit 0 when all match
+        await rclone('check', source, 'gw:rclone-bucket/dir');
+        const sums = md5sums(await rclone('md5sum', 'gw:rclone-bucket'));
+        const down = join(work, 'rclone-down');
+        await rclone('sync', 'gw:rclone-bucket/dir', down);
+        const downloaded = Object.keys(files).every((name) => readFileSync(join(down, name)).equals(files[name]));
+        await rclone('moveto', 'gw:rclone-bucket/dir/sub/big.bin', 'gw:rclone-bucket/moved.bin');
+        const afterMove = (await rclone('lsf', '-R', '--files-only', 'gw:rclone-bucket')).trim().split('\n').sort();
+        await rclone('purge', 'gw:rclone-bucket');
+        return { sums, downloaded, afterMove, buckets: await rclone('lsd', 'gw:') };
+      })(),
+      (async () => {
+        await s3cmd('mb', 's3://s3cmd-bucket');
+        await s3cmd('put', '--multipart-chunk-size-mb=5', join(source, 'sub/big.bin'), 's3://s3cmd-bucket/big.bin');
+        await s3cmd('get', '--force', 's3://s3cmd-bucket/big.bin', join(work, 's3cmd-big.bin'));
+        await s3cmd('sync', `${source}/`, 's3://s3cmd-bucket/sync/');
+        await s3cmd('mv', 's3://s3cmd-bucket/sync/a b.txt', 's3://s3cmd-bucket/moved.txt');
+        const listing = await s3cmd('ls', '--recursive', 's3://s3cmd-bucket');
+        await s3cmd('del', '--recursive', '--force', 's3://s3cmd-bucket');
+        await s3cmd('rb', 's3://s3cmd-bucket');
+        return { downloaded: readFileSync(join(work, 's3cmd-big.bin')).equals(files['sub/big.bin']), listing, buckets: await s3cmd('ls') };
+      })(),
+    ]);
+    expect(rcloned.sums).toEqual(expectedSums('dir/'));
+    expect(rcloned.downloaded).toBe(true);
+    expect(rcloned.afterMove).toEqual(['dir/a b.txt', 'dir/café.txt', 'moved.bin']);
+    expect(rcloned.buckets).not.toContain('rclone-bucket');
+    expect(s3cmded.downloaded).toBe(true);
+    const listed = s3cmded.listing.trim().split('\n').map((line) => line.split(/\s+/).slice(2));
+    expect(listed).toEqual([
+      [String(files['sub/big.bin'].length), 's3://s3cmd-bucket/big.bin'],
+      [String(files['a b.txt'].length), 's3://s3cmd-bucket/moved.txt'],
+      [String(files['café.txt'].length), 's3://s3cmd-bucket/sync/café.txt'],
+      [String(files['sub/big.bin'].length), 's3://s3cmd-bucket/sync/sub/big.bin'],
+    ]);
+    expect(s3cmded.buckets).not.toContain('s3cmd-bucket');
+  }, 90_000);
 });

@@ -424,6 +424,12 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(quiet.Deleted).toBeUndefined();
     expect(quiet.Errors).toEqual([{ Key: 'a/../b', Code: 'InvalidArgument', Message: 'Object key must not contain "." or ".." path segments' }]);
     expect(existsSync(join(daemon.dataDir, 'share', 'photos', 'del'))).toBe(false);
+    // keys the SDK writes with character references in the XML (a newline as &#x0A;), as Go clients write '"' (&#34;)
+    const odd = ['odd/line\nbreak', 'odd/"quoted"', "odd/it's & <that>"];
+    for (const Key of odd) await s3.send(new PutObjectCommand({ Bucket: 'photos', Key, Body: 'x' }));
+    const oddDeleted = await s3.send(new DeleteObjectsCommand({ Bucket: 'photos', Delete: { Objects: odd.map((Key) => ({ Key })) } }));
+    expect(oddDeleted.Deleted!.map((d) => d.Key).sort()).toEqual([...odd].sort());
+    expect((await s3.send(new ListObjectsV2Command({ Bucket: 'photos', Prefix: 'odd/' }))).KeyCount).toBe(0);
   });
 
   it('deletes conditionally with If-Match, as S3: 412 on another ETag, 404 when there is no object', async () => {

@@ -1,4 +1,4 @@
-import type { XMLParser } from 'fast-xml-parser';
+import type { X2jOptions, XMLParser } from 'fast-xml-parser';
 
 const S3_NAMESPACE = 'http://s3.amazonaws.com/doc/2006-03-01/';
 
@@ -21,6 +21,39 @@ export function document(root: string, children: string[]): string {
 
 let parser: XMLParser | undefined;
 
+// XML 1.0 §4.6: the predefined entities; a request has no DTD, so no others
+const PREDEFINED_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+
+/**
+ * XML 1.0 §2.2 Char: what a character reference may stand for. Clients escape characters with
+ * them: Go's encoding/xml writes `"` as `&#34;` (rclone, the Go SDKs), the JS SDK a newline as `&#x0A;`.
+ */
+function isXmlChar(codePoint: number): boolean {
+  return codePoint === 0x9 || codePoint === 0xa || codePoint === 0xd || (codePoint >= 0x20 && codePoint <= 0xd7ff)
+    || (codePoint >= 0xe000 && codePoint <= 0xfffd) || (codePoint >= 0x10000 && codePoint <= 0x10ffff);
+}
+
+/** A reference's text (XML 1.0 §4.1); an undefined entity or a reference to no Char throws, which is MalformedXML. */
+function referenced(name: string): string {
+  if (!name.startsWith('#')) {
+    const text = PREDEFINED_ENTITIES[name];
+    if (text === undefined) throw new Error(`undefined entity &${name};`);
+    return text;
+  }
+  const codePoint = name[1] === 'x' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
+  if (!isXmlChar(codePoint)) throw new Error(`character reference &${name}; is not an XML character`);
+  return String.fromCodePoint(codePoint);
+}
+
+/** The parser's entity decoding: the predefined entities and character references, nothing a DOCTYPE declares. */
+const entityDecoder: NonNullable<X2jOptions['entityDecoder']> = {
+  decode: (text) => (text.includes('&') ? text.replace(/&(#x[0-9a-fA-F]{1,6}|#[0-9]{1,7}|[A-Za-z][\w.-]*);/g, (_, name: string) => referenced(name)) : text),
+  setExternalEntities: () => undefined,
+  addInputEntities: () => undefined,
+  reset: () => undefined,
+  setXmlVersion: () => undefined,
+};
+
 /**
  * Parses a request body (DeleteObjects, CompleteMultipartUpload, notification configuration);
  * the parser is loaded on first use. Elements that may repeat are always arrays. MalformedXML is
@@ -31,7 +64,7 @@ export async function parseXml(text: string): Promise<Record<string, any> | unde
     const { XMLParser } = await import('fast-xml-parser');
     const repeated = new Set(['Object', 'Part', 'CloudFunctionConfiguration', 'LambdaFunctionConfiguration', 'TopicConfiguration', 'QueueConfiguration', 'Event', 'FilterRule']);
     parser = new XMLParser({
-      ignoreAttributes: true, removeNSPrefix: true, parseTagValue: false, trimValues: false, processEntities: true,
+      ignoreAttributes: true, removeNSPrefix: true, parseTagValue: false, trimValues: false, processEntities: true, entityDecoder,
       isArray: (name) => repeated.has(name),
     });
   }
