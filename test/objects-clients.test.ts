@@ -13,7 +13,7 @@ import { outpost } from './helpers/mqtt.js';
 const run = promisify(execFile);
 const md5 = (data: Buffer | string) => createHash('md5').update(data).digest('hex');
 
-describe('S3 API with the AWS CLI, boto3, rclone and s3cmd', () => {
+describe('S3 API with the AWS CLI, boto3, rclone, s3cmd and restic', () => {
   let daemon: TestDaemon;
   let env: NodeJS.ProcessEnv;
   let work: string;
@@ -301,7 +301,7 @@ print(json.dumps(out))
       bucketNotEmpty: ['BucketNotEmpty', 409], deleteObject: [204, 204], deleteObjects: true, deletedBucket: notFound,
     });
   }, 60_000);
-  it('rclone and s3cmd, as found on gateways: multipart copies, checks by MD5, syncs both ways, server-side moves, purges', async () => {
+  it('rclone, s3cmd and restic, as found on gateways: multipart copies, checks by MD5, syncs both ways, server-side moves, backups', async () => {
     const source = join(work, 'tools-source');
     mkdirSync(join(source, 'sub'), { recursive: true });
     // 11 MiB in 5 MiB parts: three parts for both tools
@@ -317,10 +317,12 @@ print(json.dumps(out))
     const toolEnv = { PATH: process.env.PATH, HOME: work };
     const rclone = async (...args: string[]) => (await run('rclone', ['--config', join(work, 'rclone.conf'), ...args], { env: toolEnv, timeout: 60_000 })).stdout;
     const s3cmd = async (...args: string[]) => (await run('s3cmd', ['-c', join(work, 's3cfg'), ...args], { env: toolEnv, timeout: 60_000 })).stdout;
+    const restic = async (...args: string[]) => (await run('restic', ['--repo', `s3:${endpoint}/restic-bucket`, '--no-cache', ...args], {
+      env: { ...toolEnv, AWS_ACCESS_KEY_ID: id, AWS_SECRET_ACCESS_KEY: secret, RESTIC_PASSWORD: 'a repository password' }, timeout: 60_000 })).stdout;
     const md5sums = (listing: string) => Object.fromEntries(listing.trim().split('\n').map((line) => line.split(/ {2}/)).map(([sum, name]) => [name, sum]));
     const expectedSums = (prefix: string) => Object.fromEntries(Object.entries(files).map(([name, content]) => [`${prefix}${name}`, md5(content)]));
 
-    const [rcloned, s3cmded] = await Promise.all([
+    const [rcloned, s3cmded, resticked] = await Promise.all([
       (async () => {
         await rclone('mkdir', 'gw:rclone-bucket');
         await rclone('copy', source, 'gw:rclone-bucket/dir', '--s3-upload-cutoff', '5M', '--s3-chunk-size', '5M');
@@ -346,6 +348,24 @@ print(json.dumps(out))
         await s3cmd('rb', 's3://s3cmd-bucket');
         return { downloaded: readFileSync(join(work, 's3cmd-big.bin')).equals(files['sub/big.bin']), listing, buckets: await s3cmd('ls') };
       })(),
+      (async () => {
+        // a tree of its own: the second backup has a file more, which the other tools must not see
+        const backedUp = join(work, 'restic-source');
+        mkdirSync(backedUp);
+        writeFileSync(join(backedUp, 'big.bin'), files['sub/big.bin']);
+        await restic('init');
+        await restic('backup', backedUp);
+        writeFileSync(join(backedUp, 'later.txt'), 'written later\n');
+        await restic('backup', backedUp);
+        const restored = join(work, 'restic-restored');
+        await restic('restore', 'latest', '--target', restored);
+        const restoredSame = readFileSync(join(restored, backedUp, 'big.bin')).equals(files['sub/big.bin'])
+          && readFileSync(join(restored, backedUp, 'later.txt'), 'utf8') === 'written later\n';
+        await restic('forget', '--keep-last', '1', '--prune');
+        // every pack read back and checked against its hash
+        const checked = await restic('check', '--read-data');
+        return { restoredSame, snapshots: JSON.parse(await restic('snapshots', '--json')).length, checked };
+      })(),
     ]);
     expect(rcloned.sums).toEqual(expectedSums('dir/'));
     expect(rcloned.downloaded).toBe(true);
@@ -360,5 +380,6 @@ print(json.dumps(out))
       [String(files['sub/big.bin'].length), 's3://s3cmd-bucket/sync/sub/big.bin'],
     ]);
     expect(s3cmded.buckets).not.toContain('s3cmd-bucket');
+    expect(resticked).toMatchObject({ restoredSame: true, snapshots: 1, checked: expect.stringContaining('no errors were found') });
   }, 90_000);
 });
