@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { MqttClient } from 'mqtt';
-import { CreateBucketCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, awsEnv, s3Client, s3Endpoint, type S3Credentials } from './helpers/objects.js';
 import { addThing, collectMessages, connectClient, subscribeGranted } from './helpers/mqtt.js';
@@ -171,5 +172,29 @@ print(json.dumps(s3.generate_presigned_post('forms', 'uploads/\${filename}', Fie
       { status: 400, code: 'MalformedPOSTRequest' });
     expect(existsSync(share('denied'))).toBe(false);
     expect(existsSync(share('elsewhere'))).toBe(false);
+  });
+  it('checks and keeps the checksums a form names (x-amz-checksum-*), and computes the one x-amz-checksum-algorithm asks for', async () => {
+    const content = randomBytes(100_000);
+    const sha256 = createHash('sha256').update(content).digest('base64');
+    const form = (key: string, fields: Record<string, string>) => signedForm(credentials, 'forms', { key, ...fields },
+      [{ key }, ...Object.entries(fields).map(([name, value]) => ({ [name]: value }))]);
+    const checked = await post(endpoint, 'forms', form('sums/checked.bin', { 'x-amz-checksum-sha256': sha256 }), { content });
+    expect([checked.status, checked.headers.get('x-amz-checksum-sha256')]).toEqual([204, sha256]);
+    // the SDK checks the download against it
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'forms', Key: 'sums/checked.bin', ChecksumMode: 'ENABLED' }));
+    expect([got.ChecksumSHA256, got.ChecksumType]).toEqual([sha256, 'FULL_OBJECT']);
+    expect(Buffer.from(await got.Body!.transformToByteArray()).equals(content)).toBe(true);
+
+    const computed = await post(endpoint, 'forms', form('sums/computed.bin', { 'x-amz-checksum-algorithm': 'CRC32' }), { content });
+    const crc32 = Buffer.alloc(4);
+    crc32.writeUInt32BE(zlibCrc32(content));
+    expect([computed.status, computed.headers.get('x-amz-checksum-crc32')]).toEqual([204, crc32.toString('base64')]);
+
+    const wrong = await post(endpoint, 'forms', form('sums/wrong.bin', { 'x-amz-checksum-sha256': createHash('sha256').update('other').digest('base64') }), { content });
+    expect(await errorOf(wrong)).toEqual({ status: 400, code: 'BadDigest', message: 'The SHA256 you specified did not match the calculated checksum.' });
+    const malformed = await post(endpoint, 'forms', form('sums/malformed.bin', { 'x-amz-checksum-sha256': 'not base64 of 32 bytes' }), { content });
+    expect(await errorOf(malformed)).toEqual({ status: 400, code: 'InvalidRequest', message: 'Value for x-amz-checksum-sha256 header is invalid.' });
+    expect(existsSync(share('sums', 'wrong.bin'))).toBe(false);
+    expect(existsSync(share('sums', 'malformed.bin'))).toBe(false);
   });
 });

@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import { crc32 } from 'node:zlib';
 import { AuthError } from './sigv4.js';
 
@@ -26,6 +27,24 @@ export function checksumHeaderAlgorithm(headerName: string): ChecksumAlgorithm |
   if (!name.startsWith('x-amz-checksum-')) return undefined;
   const algorithm = name.slice('x-amz-checksum-'.length);
   return isChecksumAlgorithm(algorithm) ? algorithm : undefined;
+}
+
+/** A checksum a request claims for its content: the x-amz-checksum-* header (or form field) and its base64 value. */
+export interface ChecksumClaim {
+  algorithm: ChecksumAlgorithm;
+  expected: string;
+}
+
+/** The x-amz-checksum-* headers (or POST form fields) of a request, each value checked for its form (InvalidRequest). */
+export function checksumClaims(headers: IncomingHttpHeaders | Record<string, string>): ChecksumClaim[] {
+  const claims: ChecksumClaim[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    const algorithm = checksumHeaderAlgorithm(name);
+    if (!algorithm || typeof value !== 'string') continue;
+    checkChecksumValue(algorithm, value);
+    claims.push({ algorithm, expected: value });
+  }
+  return claims;
 }
 
 /** The body as it goes by, added to `checksum`. */

@@ -5,7 +5,7 @@ import {
   ALGORITHM, EMPTY_SHA256, canonicalHeaders, canonicalQuery, canonicalRequest, canonicalUris, hmacHex, queryPairs, sameSignature, signingKey, stringToSign,
   type SigningScope,
 } from './sigv4-canonical.js';
-import { checkChecksumValue, checksumHeaderAlgorithm, type ChecksumAlgorithm } from './checksums.js';
+import { checksumClaims, checksumHeaderAlgorithm, type ChecksumAlgorithm, type ChecksumClaim } from './checksums.js';
 import { AwsChunkedDecoder } from './chunked.js';
 import { VerifiedBody } from './sigv4-body.js';
 
@@ -285,11 +285,6 @@ function checkEverythingSigned(req: IncomingMessage, claim: Claim): void {
 
 // --- the payload: what x-amz-content-sha256 declares, and the body stream that checks it ---
 
-interface ChecksumClaim {
-  algorithm: ChecksumAlgorithm;
-  expected: string;
-}
-
 type Payload =
   | { kind: 'unsigned' | 'sha256'; signedAs: string; checksums: ChecksumClaim[] }
   | { kind: 'computed'; checksums: ChecksumClaim[] }
@@ -330,15 +325,7 @@ function bodyIsEmpty(req: IncomingMessage): boolean {
 
 /** x-amz-checksum-* request headers, each checked against the body. */
 function headerChecksums(req: IncomingMessage, options: Pick<VerifyOptions, 'bodyChecksums'>): ChecksumClaim[] {
-  const claims: ChecksumClaim[] = [];
-  if (options.bodyChecksums === false) return claims;
-  for (const [name, value] of Object.entries(req.headers)) {
-    const algorithm = checksumHeaderAlgorithm(name);
-    if (!algorithm || typeof value !== 'string') continue;
-    checkChecksumValue(algorithm, value);
-    claims.push({ algorithm, expected: value });
-  }
-  return claims;
+  return options.bodyChecksums === false ? [] : checksumClaims(req.headers);
 }
 
 /** x-amz-trailer names the checksum header that follows the last chunk (the SDKs send one, or none). */

@@ -3,8 +3,7 @@ import { el, isoTime } from '../xml.js';
 import { changeOrigin, header, quoted, sendXml, smallBody, storedHeaders, userMetadata, type Operation } from './context.js';
 import { copySource, openCopySource } from './copying.js';
 import { checkCopySourceConditions } from './reading.js';
-import { checkEventQueue, checksumAlgorithmOf, checksumElements, checkWriteHeaders, contentType, wholeContentChecksums } from './writing.js';
-import { checksummed, runningChecksum, type ChecksumAlgorithm } from '../../auth/checksums.js';
+import { checkEventQueue, checksumAlgorithmOf, checksumElements, checksumInto, checkWriteHeaders, contentType, wholeContentChecksums } from './writing.js';
 
 /**
  * S3 CopyObject: x-amz-copy-source names `bucket/key`, x-amz-copy-source-if-* are conditions on it;
@@ -46,10 +45,3 @@ export const copyObject: Operation = async (request, res, context) => {
     await sourceContent.close();
   }
 };
-
-/** The body as it goes by; once it has ended, its checksum of `algorithm` in `into` (which put reads then). */
-async function* checksumInto(body: AsyncIterable<Buffer>, algorithm: ChecksumAlgorithm, into: Record<string, string>): AsyncIterable<Buffer> {
-  const running = runningChecksum(algorithm);
-  yield* checksummed(body, running);
-  into[algorithm] = running.digest();
-}

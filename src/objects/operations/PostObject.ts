@@ -5,7 +5,8 @@ import { checkPolicy, parsePolicy } from '../post-policy.js';
 import { missingField } from '../../auth/sigv4-post.js';
 import { el } from '../xml.js';
 import { changeOrigin, header, quoted, sendEmpty, sendXml, storedHeaders, userMetadata, type Operation, type S3Request } from './context.js';
-import { checkEventQueue, checkWriteHeaders, contentMd5, contentType } from './writing.js';
+import { checkEventQueue, checksumAlgorithmOf, checksumHeaders, checksumInto, checkWriteHeaders, contentMd5, contentType } from './writing.js';
+import { checksumClaims, type ChecksumAlgorithm } from '../../auth/checksums.js';
 
 /** S3 POST Object: the form fields before the file are at most this long (MaxPostPreDataLengthExceeded). */
 const MAX_FIELD_BYTES = 20 * 1024;
@@ -34,18 +35,34 @@ export const postObject: Operation = async (request, res, context) => {
   const fields = new Map(form.fields).set('key', key);
   const policy = form.fields.get('policy');
   const sizeRange = policy === undefined ? undefined : checkPolicy(parsePolicy(policy), fields, request.bucket, Date.now());
-  const object = await context.objects.put(request.bucket, key, file.content, {
+  const checksums: Record<string, string> = {};
+  const content = formChecksums(asPut).reduce((body, { algorithm, expected }) => checksumInto(body, algorithm, checksums, expected), file.content);
+  const object = await context.objects.put(request.bucket, key, content, {
     contentType: contentType(asPut),
     metadata: userMetadata(asPut.headers),
     headers: storedHeaders(asPut.headers),
+    checksums,
     contentMd5: contentMd5(asPut),
     sizeRange,
     eventName: 'ObjectCreated:Post',
     origin: changeOrigin(asPut),
   });
   await form.discardRest();
-  respond(res, form.fields, { location: `${request.origin}/${request.bucket}/${encodeURIComponent(key)}`, bucket: request.bucket, key, etag: quoted(object.etag) });
+  respond(res, form.fields, { location: `${request.origin}/${request.bucket}/${encodeURIComponent(key)}`, bucket: request.bucket, key, etag: quoted(object.etag) },
+    checksumHeaders(object.checksums, 'object'));
 };
+
+/**
+ * The checksums a form asks for, as PutObject's headers do: each `x-amz-checksum-<algorithm>` field
+ * checked against the file (BadDigest) and kept with the object, and `x-amz-checksum-algorithm`
+ * without its value (as minio-go's post policies send it too) computed and kept.
+ */
+function formChecksums(asPut: S3Request): Array<{ algorithm: ChecksumAlgorithm; expected?: string }> {
+  const claims: Array<{ algorithm: ChecksumAlgorithm; expected?: string }> = checksumClaims(asPut.headers);
+  const asked = checksumAlgorithmOf(asPut);
+  if (asked && !claims.some((claim) => claim.algorithm === asked)) claims.push({ algorithm: asked });
+  return claims;
+}
 
 /** The `key` field, `${filename}` standing for the file's name (S3 POST Object). */
 function objectKey(form: Form, filename: string): string {
@@ -59,8 +76,9 @@ function objectKey(form: Form, filename: string): string {
  * appended to its query; otherwise success_action_status 200 (empty), 201 (a PostResponse
  * document) or 204, the default for any other value.
  */
-function respond(res: ServerResponse, fields: ReadonlyMap<string, string>, stored: { location: string; bucket: string; key: string; etag: string }): void {
-  const headers = { ETag: stored.etag, Location: stored.location };
+function respond(res: ServerResponse, fields: ReadonlyMap<string, string>, stored: { location: string; bucket: string; key: string; etag: string },
+  checksums: Record<string, string>): void {
+  const headers = { ETag: stored.etag, Location: stored.location, ...checksums };
   const redirect = redirectUrl(fields.get('success_action_redirect') ?? fields.get('redirect'));
   if (redirect) {
     for (const [name, value] of Object.entries({ bucket: stored.bucket, key: stored.key, etag: stored.etag })) redirect.searchParams.append(name, value);

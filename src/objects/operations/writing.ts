@@ -1,7 +1,7 @@
 import { DEFAULT_CONTENT_TYPE } from '../content-type.js';
 import { errors, S3Error } from '../errors.js';
 import { el } from '../xml.js';
-import { CHECKSUM_ALGORITHMS, type ChecksumAlgorithm } from '../../auth/checksums.js';
+import { CHECKSUM_ALGORITHMS, checksummed, checksumMismatch, runningChecksum, type ChecksumAlgorithm } from '../../auth/checksums.js';
 import { header, type OperationContext, type S3Request } from './context.js';
 
 /** The Content-MD5 to check, after checking it is an MD5 at all (InvalidDigest). */
@@ -36,6 +36,18 @@ export function checksumHeaders(checksums: Record<string, string> | undefined, o
   const headers: Record<string, string> = Object.fromEntries(Object.entries(checksums).map(([algorithm, value]) => [`x-amz-checksum-${algorithm}`, value]));
   if (of === 'object') headers['x-amz-checksum-type'] = checksumType(checksums);
   return headers;
+}
+
+/**
+ * The body as it goes by; once it has ended, its checksum of `algorithm` in `into` (which put reads
+ * then), or BadDigest where it is not `expected` (the store then writes nothing).
+ */
+export async function* checksumInto(body: AsyncIterable<Buffer>, algorithm: ChecksumAlgorithm, into: Record<string, string>, expected?: string): AsyncIterable<Buffer> {
+  const running = runningChecksum(algorithm);
+  yield* checksummed(body, running);
+  const computed = running.digest();
+  if (expected !== undefined && computed !== expected) throw checksumMismatch(algorithm);
+  into[algorithm] = computed;
 }
 
 /** Checksums of the whole content, which hold for a copy of it: not a multipart object's COMPOSITE one. */
