@@ -34,6 +34,11 @@ interface RawRequest {
   announcedLength?: number;
 }
 
+/** Ten entities each ten times the one before: 10^9 "lol"s if a parser expanded them. */
+const BILLION_LAUGHS = '<?xml version="1.0"?><!DOCTYPE Delete [<!ENTITY l0 "lol">'
+  + Array.from({ length: 9 }, (_, index) => `<!ENTITY l${index + 1} "${`&l${index};`.repeat(10)}">`).join('')
+  + ']><Delete><Object><Key>&l9;</Key></Object></Delete>';
+
 describe('S3 API: hostile and malformed input', () => {
   let daemon: TestDaemon;
   let credentials: S3Credentials;
@@ -113,6 +118,10 @@ describe('S3 API: hostile and malformed input', () => {
       [{ method: 'PUT', path: '/hostile/md5.txt', body: 'x', headers: { 'content-md5': 'not-base64-md5' } }, 400, 'InvalidDigest'],
       [{ method: 'POST', path: '/hostile', query: { delete: '' }, body: '<Delete><Object><Key>a</Key></Object>' }, 400, 'MalformedXML'],
       [{ method: 'POST', path: '/hostile', query: { delete: '' }, body: '<Delete></Delete>' }, 400, 'MalformedXML'],
+      // entities a DOCTYPE declares are not expanded ("billion laughs"), nor HTML's; a reference to no XML character is refused
+      [{ method: 'POST', path: '/hostile', query: { delete: '' }, body: BILLION_LAUGHS }, 400, 'MalformedXML'],
+      [{ method: 'POST', path: '/hostile', query: { delete: '' }, body: '<Delete><Object><Key>a&nbsp;b</Key></Object></Delete>' }, 400, 'MalformedXML'],
+      [{ method: 'POST', path: '/hostile', query: { delete: '' }, body: '<Delete><Object><Key>a&#0;b</Key></Object></Delete>' }, 400, 'MalformedXML'],
       [{ method: 'GET', path: '/hostile', query: { 'list-type': '2', 'max-keys': 'many' } }, 400, 'InvalidArgument'],
       [{ method: 'GET', path: '/hostile', query: { 'list-type': '2', 'encoding-type': 'base64' } }, 400, 'InvalidArgument'],
       [{ method: 'GET', path: '/hostile', query: { acl: '' } }, 501, 'NotImplemented'],
