@@ -171,4 +171,45 @@ describe('S3 API: hostile and malformed input', () => {
     expect((await send({ method: 'PUT', path: '/hostile/after-fuzz.txt', body: 'still fine' })).status).toBe(200);
     expect((await send({ method: 'GET', path: '/hostile/after-fuzz.txt' })).body).toBe('still fine');
   });
+  it('asks for the body (100 Continue) only once a request is allowed: a refused upload is refused before it is sent', async () => {
+    const port = daemon.port('s3');
+    const body = randomBytes(2 * 1024 * 1024);
+    /** A PUT with Expect: 100-continue, its body sent only after a 100: the responses as received, and whether the body went. */
+    const putExpecting = async (as: SignatureV4, path: string) => {
+      const signed = await as.sign({ method: 'PUT', protocol: 'http:', hostname: '127.0.0.1', port, path, query: {}, headers: {
+        host: `127.0.0.1:${port}`, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'content-length': String(body.length), expect: '100-continue' } });
+      const head = `PUT ${path} HTTP/1.1\r\n${Object.entries(signed.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')}connection: close\r\n\r\n`;
+      return new Promise<{ response: string; bodySent: boolean }>((resolve) => {
+        const socket = connect(port, '127.0.0.1');
+        let response = '';
+        let bodySent = false;
+        socket.on('data', (chunk) => {
+          response += chunk;
+          if (!bodySent && response.startsWith('HTTP/1.1 100 Continue\r\n\r\n')) {
+            bodySent = true;
+            socket.write(body);
+          }
+        });
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve({ response, bodySent }));
+        socket.write(head);
+      });
+    };
+    const allowed = await putExpecting(signer, '/hostile/continued.bin');
+    expect(allowed.bodySent).toBe(true);
+    expect(allowed.response).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+    expect(allowed.response.toLowerCase()).toContain(`etag: "${createHash('md5').update(body).digest('hex')}"`);
+
+    const reader = new SignatureV4({ service: 's3', region: 'us-east-1', credentials: await addKey(daemon, ['--read', 'hostile']), sha256: Sha256 as never,
+      uriEscapePath: false, applyChecksum: false });
+    const wrongSecret = new SignatureV4({ service: 's3', region: 'us-east-1', credentials: { ...credentials, secretAccessKey: 'not-the-secret' }, sha256: Sha256 as never,
+      uriEscapePath: false, applyChecksum: false });
+    for (const [as, code] of [[reader, 'AccessDenied'], [wrongSecret, 'SignatureDoesNotMatch']] as const) {
+      const refused = await putExpecting(as, '/hostile/refused-early.bin');
+      expect(refused.bodySent).toBe(false);
+      expect(refused.response).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+      expect(refused.response).toContain(`<Code>${code}</Code>`);
+    }
+    expect((await send({ method: 'HEAD', path: '/hostile/refused-early.bin' })).status).toBe(404);
+  });
 });

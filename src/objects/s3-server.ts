@@ -36,10 +36,14 @@ export class S3Server {
   }
 
   async start(): Promise<void> {
-    const handler = (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res);
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res, false);
     const server = this.config.tls.enabled
       ? createHttpsServer({ cert: readFileSync(this.config.tls.cert!), key: readFileSync(this.config.tls.key!) }, handler)
       : createHttpServer(handler);
+    // Expect: 100-continue (the AWS CLI and boto3 send it with bodies over 1 MB): the body is asked
+    // for only once the request is authenticated, authorized and routed, so a refused upload is
+    // refused before it is sent, as S3 does, rather than after (Node would answer 100 at once).
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res, true));
     // Large uploads take as long as they take; an idle socket does not.
     server.requestTimeout = 0;
     server.headersTimeout = 30_000;
@@ -61,13 +65,15 @@ export class S3Server {
     await closeServer(server, graceMs);
   }
 
-  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** One request; `awaitsContinue`: its client waits for 100 Continue before it sends the body. */
+  private async serve(req: IncomingMessage, res: ServerResponse, awaitsContinue: boolean): Promise<void> {
     const requestId = nextRequestId();
     res.setHeader('x-amz-request-id', requestId);
     res.setHeader('x-amz-id-2', Buffer.from(`outpost/${requestId}`).toString('base64'));
     res.setHeader('Server', 'Outpost');
     let operationName = 'Unknown';
     let resource = '/';
+    let bodyAsked = !awaitsContinue;
     try {
       const address = this.address(req);
       resource = `/${address.bucket}${address.bucket && address.key ? `/${address.key}` : ''}`;
@@ -82,9 +88,13 @@ export class S3Server {
       };
       if (found.access === 'read' || found.access === 'write') this.authorize(request, address.bucket, found.access);
       else if (found.access === 'signed' && !request.accessKeyId) throw errors.accessDenied();
+      if (!bodyAsked) {
+        res.writeContinue();
+        bodyAsked = true;
+      }
       await (found.operation as Operation)(request, res, this.context);
     } catch (error) {
-      await this.fail(req, res, error, resource, requestId);
+      await this.fail(req, res, error, resource, requestId, bodyAsked);
     } finally {
       this.requests(operationName, res.statusCode);
     }
@@ -125,7 +135,7 @@ export class S3Server {
   }
 
   /** Renders an error as S3 does: XML with Code, Message, the resource and the request id; HEAD gets only the status. */
-  private async fail(req: IncomingMessage, res: ServerResponse, error: unknown, resource: string, requestId: string): Promise<void> {
+  private async fail(req: IncomingMessage, res: ServerResponse, error: unknown, resource: string, requestId: string, bodyAsked: boolean): Promise<void> {
     const s3 = toS3Error(error);
     if (s3.code === 'InternalError') this.log.error({ err: error, method: req.method, url: req.url }, 's3 request failed');
     else if (s3.code === 'InsufficientStorage') this.log.warn({ err: error, method: req.method, url: req.url }, 's3 request refused: the disk is full');
@@ -134,7 +144,9 @@ export class S3Server {
       return;
     }
     // A large unread body would be read and thrown away to keep the connection; close it instead.
-    if (!(await discardSmallBody(req))) res.setHeader('Connection', 'close');
+    // A body never asked for (no 100 Continue) is not coming: the connection closes, as the client
+    // may still send it (RFC 9110 §10.1.1).
+    if (!bodyAsked || !(await discardSmallBody(req))) res.setHeader('Connection', 'close');
     for (const [name, value] of Object.entries(s3.headers)) res.setHeader(name, value);
     if (req.method === 'HEAD' || s3.status === 304) {
       res.writeHead(s3.status);
