@@ -1,8 +1,8 @@
 import { errors } from '../errors.js';
 import type { ObjectRecord } from '../object-store.js';
 import { el } from '../xml.js';
-import { header, sendXml, type Operation, type S3Request } from './context.js';
-import { checkReadRequest } from './reading.js';
+import { header, integerParameter, sendXml, type Operation, type S3Request } from './context.js';
+import { checkReadRequest, partChecksum } from './reading.js';
 import { checksumElements } from './writing.js';
 
 /** What x-amz-object-attributes may name, in the order S3 answers them. */
@@ -55,29 +55,19 @@ function objectParts(object: ObjectRecord, request: S3Request): string {
   if (count === undefined) return '';
   if (!object.parts || !object.partChecksums) return el('ObjectParts', [el('PartsCount', count)]);
   const maxParts = maxPartsOf(request);
-  const marker = partNumberMarker(request);
-  const algorithm = Object.keys(object.checksums!)[0];
-  const listed = object.partChecksums.slice(marker, marker + maxParts).map((checksum, index) => ({ number: marker + index + 1, size: object.parts![marker + index], checksum }));
+  const marker = integerParameter(request, 'x-amz-part-number-marker', 0, 'Provided part-number-marker not an integer or within integer range', 'header');
+  const listed = Array.from({ length: Math.max(0, Math.min(count - marker, maxParts)) }, (_, index) => marker + index + 1);
   return el('ObjectParts', [
     el('PartsCount', count),
     el('PartNumberMarker', marker),
-    el('NextPartNumberMarker', listed.at(-1)?.number ?? marker),
+    el('NextPartNumberMarker', listed.at(-1) ?? marker),
     el('MaxParts', maxParts),
     el('IsTruncated', marker + listed.length < count),
-    ...listed.map((part) => el('Part', [el('PartNumber', part.number), el('Size', part.size), ...checksumElements({ [algorithm]: part.checksum }, 'part')])),
+    ...listed.map((number) => el('Part', [el('PartNumber', number), el('Size', object.parts![number - 1]), ...checksumElements(partChecksum(object, number), 'part')])),
   ]);
 }
 
 function maxPartsOf(request: S3Request): number {
   const text = header(request, 'x-amz-max-parts');
   return text !== undefined && /^\d{1,10}$/.test(text) ? Math.min(Number(text), 1000) : 1000;
-}
-
-function partNumberMarker(request: S3Request): number {
-  const text = header(request, 'x-amz-part-number-marker');
-  if (text === undefined || text === '') return 0;
-  if (!/^\d{1,10}$/.test(text) || Number(text) > 2147483647) {
-    throw errors.invalidArgument('Provided part-number-marker not an integer or within integer range', 'x-amz-part-number-marker', text);
-  }
-  return Number(text);
 }

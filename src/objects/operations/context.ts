@@ -127,10 +127,10 @@ export async function smallBody(request: S3Request, limit = 4 * 1024 * 1024): Pr
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** A non-negative integer query parameter, else InvalidArgument naming it. */
-export function integerParameter(request: S3Request, name: string, fallback: number, message: string): number {
-  const text = request.query.get(name);
-  if (text === null || text === '') return fallback;
+/** A non-negative integer query parameter (or header), else InvalidArgument naming it. */
+export function integerParameter(request: S3Request, name: string, fallback: number, message: string, from: 'query' | 'header' = 'query'): number {
+  const text = from === 'query' ? request.query.get(name) : header(request, name);
+  if (text === null || text === undefined || text === '') return fallback;
   if (!/^\d{1,10}$/.test(text) || Number(text) > 2147483647) throw errors.invalidArgument(message, name, text);
   return Number(text);
 }

@@ -202,8 +202,11 @@ function responseHeaders(request: S3Request, object: ObjectRecord, sent: 'whole'
 }
 
 function sentChecksumHeaders(object: ObjectRecord, sent: 'whole' | number): Record<string, string> {
-  if (sent === 'whole') return checksumHeaders(object.checksums, 'object');
-  const value = object.partChecksums?.[sent - 1];
-  // a multipart object has one checksum, of its parts' algorithm
-  return value === undefined ? {} : checksumHeaders({ [Object.keys(object.checksums!)[0]]: value }, 'part');
+  return sent === 'whole' ? checksumHeaders(object.checksums, 'object') : checksumHeaders(partChecksum(object, sent), 'part');
+}
+
+/** A multipart object's part's checksum (by number), keyed by the algorithm of the object's one checksum; undefined where it kept none. */
+export function partChecksum(object: ObjectRecord, partNumber: number): Record<string, string> | undefined {
+  const value = object.partChecksums?.[partNumber - 1];
+  return value === undefined ? undefined : { [Object.keys(object.checksums!)[0]]: value };
 }
