@@ -287,6 +287,8 @@ print(json.dumps(out))
       v1: [['list/a b.txt', 'list/café.txt'], true, ['list/sub/1', 'list/sub/2']],
       v1NextMarker: [true, 'list/café.txt'],
       versioning: {}, versions: [['dir/ten.txt', 'null', true, etag]],
+      configurations: [['CanonicalUser:FULL_CONTROL'], ['NoSuchBucketPolicy', 404], ['NoSuchCORSConfiguration', 404], ['NoSuchLifecycleConfiguration', 404],
+        'BucketOwnerEnforced', [], ['AccessControlListNotSupported', 400]],
       listParts: [[1, 5 * 1024 * 1024, quotedMd5], [2, 4, `"${md5('tail')}"`]], listUploads: [['multi.bin', true]],
       invalidPartOrder: ['InvalidPartOrder', 400], invalidPart: ['InvalidPart', 400],
       completed: [true, 'application/x-test', true], attributes: [true, { TotalPartsCount: 2 }, 5 * 1024 * 1024 + 4], entityTooSmall: ['EntityTooSmall', 400],
@@ -344,9 +346,11 @@ print(json.dumps(out))
         await s3cmd('sync', `${source}/`, 's3://s3cmd-bucket/sync/');
         await s3cmd('mv', 's3://s3cmd-bucket/sync/a b.txt', 's3://s3cmd-bucket/moved.txt');
         const listing = await s3cmd('ls', '--recursive', 's3://s3cmd-bucket');
+        // `info` reads the bucket's and the object's ACL, policy, CORS, lifecycle and payer
+        const info = [await s3cmd('info', 's3://s3cmd-bucket'), await s3cmd('info', 's3://s3cmd-bucket/big.bin')];
         await s3cmd('del', '--recursive', '--force', 's3://s3cmd-bucket');
         await s3cmd('rb', 's3://s3cmd-bucket');
-        return { downloaded: readFileSync(join(work, 's3cmd-big.bin')).equals(files['sub/big.bin']), listing, buckets: await s3cmd('ls') };
+        return { downloaded: readFileSync(join(work, 's3cmd-big.bin')).equals(files['sub/big.bin']), listing, info, buckets: await s3cmd('ls') };
       })(),
       (async () => {
         // a tree of its own: the second backup has a file more, which the other tools must not see
@@ -380,6 +384,8 @@ print(json.dumps(out))
       [String(files['sub/big.bin'].length), 's3://s3cmd-bucket/sync/sub/big.bin'],
     ]);
     expect(s3cmded.buckets).not.toContain('s3cmd-bucket');
+    for (const info of s3cmded.info) expect(info).toMatch(/Policy:\s+none[\s\S]*CORS:\s+none[\s\S]*ACL:\s+outpost: FULL_CONTROL/);
+    expect(s3cmded.info[0]).toMatch(/Payer:\s+BucketOwner/);
     expect(resticked).toMatchObject({ restoredSame: true, snapshots: 1, checked: expect.stringContaining('no errors were found') });
   }, 90_000);
 });

@@ -9,6 +9,13 @@ import {
   DeleteBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, GetBucketLocationCommand, GetBucketVersioningCommand, GetObjectAttributesCommand, GetObjectCommand,
   HeadBucketCommand, HeadObjectCommand, ListBucketsCommand, ListMultipartUploadsCommand, ListObjectsCommand, ListObjectsV2Command,
   ListObjectVersionsCommand, ListPartsCommand, PutObjectCommand, UploadPartCommand, UploadPartCopyCommand, type S3Client, S3ServiceException,
+  GetBucketAclCommand, GetObjectAclCommand, GetBucketOwnershipControlsCommand, PutBucketAclCommand, PutObjectAclCommand, GetBucketPolicyCommand,
+  GetBucketPolicyStatusCommand, GetBucketCorsCommand, GetBucketLifecycleConfigurationCommand, GetBucketTaggingCommand, GetBucketWebsiteCommand,
+  GetBucketReplicationCommand, GetBucketEncryptionCommand, GetObjectLockConfigurationCommand, GetPublicAccessBlockCommand, GetBucketLoggingCommand,
+  GetBucketAccelerateConfigurationCommand, GetBucketRequestPaymentCommand, DeleteBucketPolicyCommand, DeleteBucketCorsCommand,
+  DeleteBucketLifecycleCommand, DeleteBucketTaggingCommand, DeleteBucketWebsiteCommand, DeleteBucketEncryptionCommand,
+  DeletePublicAccessBlockCommand, DeleteBucketReplicationCommand, GetObjectTaggingCommand, DeleteObjectTaggingCommand, GetObjectRetentionCommand,
+  PutObjectLegalHoldCommand, PutBucketTaggingCommand, PutObjectTaggingCommand, PutBucketPolicyCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { TestDaemon } from './helpers/daemon.js';
@@ -674,6 +681,76 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'owned.txt' })))).toMatchObject({ status: 404 });
   });
 
+  it('reads ACLs, tags and the configurations a bucket here never has as S3 answers for one without them; setting them is refused', async () => {
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'configured.txt', Body: 'x' }));
+    // ACLs are disabled, as S3's default Object Ownership has them: reading shows the owner's full control
+    const ownerOnly = {
+      Owner: { ID: '000000000000', DisplayName: 'outpost' },
+      Grants: [{ Grantee: { ID: '000000000000', DisplayName: 'outpost', Type: 'CanonicalUser' as const }, Permission: 'FULL_CONTROL' as const }],
+    };
+    expect(await s3.send(new GetBucketAclCommand({ Bucket: 'photos' }))).toMatchObject(ownerOnly);
+    expect(await s3.send(new GetObjectAclCommand({ Bucket: 'photos', Key: 'configured.txt' }))).toMatchObject(ownerOnly);
+    expect((await s3.send(new GetBucketOwnershipControlsCommand({ Bucket: 'photos' }))).OwnershipControls).toEqual({ Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] });
+    await s3.send(new PutBucketAclCommand({ Bucket: 'photos', ACL: 'private' }));
+    await s3.send(new PutObjectAclCommand({ Bucket: 'photos', Key: 'configured.txt', ACL: 'bucket-owner-full-control' }));
+    const aclsDisabled = { code: 'AccessControlListNotSupported', status: 400, message: 'The bucket does not allow ACLs' };
+    expect(await failure(s3.send(new PutBucketAclCommand({ Bucket: 'photos', ACL: 'public-read' })))).toMatchObject(aclsDisabled);
+    expect(await failure(s3.send(new PutObjectAclCommand({ Bucket: 'photos', Key: 'configured.txt', GrantRead: 'uri=http://acs.amazonaws.com/groups/global/AllUsers' }))))
+      .toMatchObject(aclsDisabled);
+    // the ACL there is, as a document (s3cmd's cp and mv send the source's), changes nothing and is taken; one more grant is not
+    await s3.send(new PutObjectAclCommand({ Bucket: 'photos', Key: 'configured.txt', AccessControlPolicy: ownerOnly }));
+    const publicGrant = { Grantee: { URI: 'http://acs.amazonaws.com/groups/global/AllUsers', Type: 'Group' as const }, Permission: 'READ' as const };
+    expect(await failure(s3.send(new PutBucketAclCommand({ Bucket: 'photos', AccessControlPolicy: { ...ownerOnly, Grants: [...ownerOnly.Grants, publicGrant] } }))))
+      .toMatchObject(aclsDisabled);
+    expect(await failure(s3.send(new PutBucketAclCommand({ Bucket: 'photos', AccessControlPolicy: { Owner: ownerOnly.Owner, Grants: [] } })))).toMatchObject(aclsDisabled);
+
+    const missing: Array<[string, Promise<unknown>, string, string]> = [
+      ['policy', s3.send(new GetBucketPolicyCommand({ Bucket: 'photos' })), 'NoSuchBucketPolicy', 'The bucket policy does not exist'],
+      ['policy status', s3.send(new GetBucketPolicyStatusCommand({ Bucket: 'photos' })), 'NoSuchBucketPolicy', 'The bucket policy does not exist'],
+      ['CORS', s3.send(new GetBucketCorsCommand({ Bucket: 'photos' })), 'NoSuchCORSConfiguration', 'The CORS configuration does not exist'],
+      ['lifecycle', s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'photos' })), 'NoSuchLifecycleConfiguration', 'The lifecycle configuration does not exist'],
+      ['tags', s3.send(new GetBucketTaggingCommand({ Bucket: 'photos' })), 'NoSuchTagSet', 'The TagSet does not exist'],
+      ['website', s3.send(new GetBucketWebsiteCommand({ Bucket: 'photos' })), 'NoSuchWebsiteConfiguration', 'The specified bucket does not have a website configuration'],
+      ['replication', s3.send(new GetBucketReplicationCommand({ Bucket: 'photos' })), 'ReplicationConfigurationNotFoundError', 'The replication configuration was not found'],
+      ['encryption', s3.send(new GetBucketEncryptionCommand({ Bucket: 'photos' })), 'ServerSideEncryptionConfigurationNotFoundError',
+        'The server side encryption configuration was not found'],
+      ['object lock', s3.send(new GetObjectLockConfigurationCommand({ Bucket: 'photos' })), 'ObjectLockConfigurationNotFoundError',
+        'Object Lock configuration does not exist for this bucket'],
+      ['public access block', s3.send(new GetPublicAccessBlockCommand({ Bucket: 'photos' })), 'NoSuchPublicAccessBlockConfiguration',
+        'The public access block configuration was not found'],
+    ];
+    for (const [what, command, code, message] of missing) expect(await failure(command), what).toMatchObject({ code, status: 404, message });
+    expect((await s3.send(new GetBucketLoggingCommand({ Bucket: 'photos' }))).LoggingEnabled).toBeUndefined();
+    expect((await s3.send(new GetBucketAccelerateConfigurationCommand({ Bucket: 'photos' }))).Status).toBeUndefined();
+    expect((await s3.send(new GetBucketRequestPaymentCommand({ Bucket: 'photos' }))).Payer).toBe('BucketOwner');
+    // deleting a configuration there is none of succeeds, as in S3
+    for (const command of [new DeleteBucketPolicyCommand({ Bucket: 'photos' }), new DeleteBucketCorsCommand({ Bucket: 'photos' }),
+      new DeleteBucketLifecycleCommand({ Bucket: 'photos' }), new DeleteBucketTaggingCommand({ Bucket: 'photos' }),
+      new DeleteBucketWebsiteCommand({ Bucket: 'photos' }), new DeleteBucketEncryptionCommand({ Bucket: 'photos' }),
+      new DeletePublicAccessBlockCommand({ Bucket: 'photos' }), new DeleteBucketReplicationCommand({ Bucket: 'photos' })]) {
+      expect((await s3.send(command as never) as { $metadata: { httpStatusCode?: number } }).$metadata.httpStatusCode).toBe(204);
+    }
+    // objects have no tags, and the bucket no Object Lock
+    expect((await s3.send(new GetObjectTaggingCommand({ Bucket: 'photos', Key: 'configured.txt' }))).TagSet).toEqual([]);
+    await s3.send(new DeleteObjectTaggingCommand({ Bucket: 'photos', Key: 'configured.txt' }));
+    const noLock = { code: 'InvalidRequest', status: 400, message: 'Bucket is missing Object Lock Configuration' };
+    expect(await failure(s3.send(new GetObjectRetentionCommand({ Bucket: 'photos', Key: 'configured.txt' })))).toMatchObject(noLock);
+    expect(await failure(s3.send(new PutObjectLegalHoldCommand({ Bucket: 'photos', Key: 'configured.txt', LegalHold: { Status: 'ON' } })))).toMatchObject(noLock);
+    // setting a configuration the gateway would not honour is refused
+    expect(await failure(s3.send(new PutBucketTaggingCommand({ Bucket: 'photos', Tagging: { TagSet: [{ Key: 'site', Value: 'farm' }] } }))))
+      .toMatchObject({ code: 'NotImplemented', status: 501 });
+    expect(await failure(s3.send(new PutObjectTaggingCommand({ Bucket: 'photos', Key: 'configured.txt', Tagging: { TagSet: [{ Key: 'site', Value: 'farm' }] } }))))
+      .toMatchObject({ code: 'NotImplemented', status: 501 });
+    expect(await failure(s3.send(new PutBucketPolicyCommand({ Bucket: 'photos', Policy: '{"Version":"2012-10-17","Statement":[]}' }))))
+      .toMatchObject({ code: 'NotImplemented', status: 501 });
+    // of a missing bucket or object: NoSuchBucket, NoSuchKey
+    expect(await failure(s3.send(new GetBucketAclCommand({ Bucket: 'no-such-bucket' })))).toMatchObject({ code: 'NoSuchBucket', status: 404 });
+    expect(await failure(s3.send(new GetBucketCorsCommand({ Bucket: 'no-such-bucket' })))).toMatchObject({ code: 'NoSuchBucket', status: 404 });
+    expect(await failure(s3.send(new GetObjectAclCommand({ Bucket: 'photos', Key: 'no-such-key' })))).toMatchObject({ code: 'NoSuchKey', status: 404 });
+    expect(await failure(s3.send(new GetObjectTaggingCommand({ Bucket: 'photos', Key: 'no-such-key' })))).toMatchObject({ code: 'NoSuchKey', status: 404 });
+    expect(await (await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'configured.txt' }))).Body!.transformToString()).toBe('x');
+  });
+
   it('serves presigned GET and PUT URLs and refuses expired ones', async () => {
     const putUrl = await getSignedUrl(s3, new PutObjectCommand({ Bucket: 'photos', Key: 'presigned.txt' }), { expiresIn: 60 });
     expect((await fetch(putUrl, { method: 'PUT', body: 'via presigned url' })).status).toBe(200);
@@ -719,6 +796,10 @@ describe('S3 API with the AWS SDK v3', () => {
     const anonymous = await fetch(`${s3Endpoint(daemon)}/public/notice.txt`);
     expect(await anonymous.text()).toBe('open to all');
     expect((await fetch(`${s3Endpoint(daemon)}/public/notice.txt`, { method: 'PUT', body: 'x' })).status).toBe(403);
+    // its objects and their listing are public, not its configuration
+    expect((await fetch(`${s3Endpoint(daemon)}/public?list-type=2`)).status).toBe(200);
+    for (const configuration of ['acl', 'notification', 'policy']) expect((await fetch(`${s3Endpoint(daemon)}/public?${configuration}`)).status, configuration).toBe(403);
+    expect((await fetch(`${s3Endpoint(daemon)}/public/notice.txt?acl`)).status).toBe(403);
     const closed = await fetch(`${s3Endpoint(daemon)}/photos/digits.txt`);
     expect(closed.status).toBe(403);
     const text = await closed.text();

@@ -27,6 +27,10 @@ import { listParts } from './operations/ListParts.js';
 import { listMultipartUploads } from './operations/ListMultipartUploads.js';
 import { getBucketNotificationConfiguration } from './operations/GetBucketNotificationConfiguration.js';
 import { putBucketNotificationConfiguration } from './operations/PutBucketNotificationConfiguration.js';
+import { getBucketAcl, getObjectAcl, putBucketAcl, putObjectAcl } from './operations/acl.js';
+import {
+  ABSENT_CONFIGURATIONS, deleteAbsent, deleteObjectTagging, getObjectTagging, objectLockAbsent, readAbsent,
+} from './operations/absent-configurations.js';
 
 export interface Route {
   name: string;
@@ -38,22 +42,37 @@ export interface Route {
   access: 'read' | 'write' | 'signed' | 'form';
   /** Its x-amz-checksum-* headers are the object's checksum, not the request body's (VerifyOptions.bodyChecksums). */
   objectChecksumHeaders?: true;
+  /**
+   * It reads or changes a configuration (an ACL, tags, notifications, …): refused to anonymous
+   * callers even in a public-read bucket, whose public access is to its objects and their listing.
+   */
+  configuration?: true;
 }
 
 const r = (name: string, operation: Operation, access: Route['access']): Route => ({ name, operation, access });
+const c = (name: string, operation: Operation, access: 'read' | 'write'): Route => ({ name, operation, access, configuration: true });
 
-/** Sub-resources of S3 this gateway does not have (ACLs, policies, tagging, …; `attributes` but to GET an object's): NotImplemented rather than a wrong answer. */
+/**
+ * Sub-resources of S3 this gateway does not have (setting the configurations of absent-configurations.ts, tags,
+ * analytics, …; `attributes` but to GET an object's): NotImplemented rather than a wrong answer.
+ */
 const UNSUPPORTED = ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'replication', 'encryption', 'object-lock',
   'retention', 'legal-hold', 'torrent', 'restore', 'select', 'accelerate', 'analytics', 'inventory', 'metrics', 'requestPayment',
   'ownershipControls', 'publicAccessBlock', 'intelligent-tiering', 'attributes', 'policyStatus', 'renameObject', 'session', 'metadataTable',
   'metadataConfiguration'];
 
+const ABSENT = ABSENT_CONFIGURATIONS.map((configuration) => ({ ...configuration, read: readAbsent(configuration) }));
+
 /** The operation a request names, by method, bucket, key and sub-resource (S3 API Reference). */
 export function route(method: string, bucket: string, key: string, query: URLSearchParams, headers: IncomingHttpHeaders): Route {
   if (key && method === 'GET' && query.has('attributes')) return r('GetObjectAttributes', getObjectAttributes, 'read');
   // most requests have no query at all
-  const unsupported = query.size > 0 ? UNSUPPORTED.find((name) => query.has(name)) : undefined;
-  if (unsupported) throw errors.notImplemented(`?${unsupported}`);
+  if (query.size > 0) {
+    const configuration = bucket ? configurationRoute(method, key, query) : undefined;
+    if (configuration) return configuration;
+    const unsupported = UNSUPPORTED.find((name) => query.has(name));
+    if (unsupported) throw errors.notImplemented(`?${unsupported}`);
+  }
   if (!bucket) {
     if (method === 'GET') return r('ListBuckets', listBuckets, 'signed');
     throw errors.methodNotAllowed(method);
@@ -65,12 +84,12 @@ export function route(method: string, bucket: string, key: string, query: URLSea
         if (query.has('versioning')) return r('GetBucketVersioning', getBucketVersioning, 'read');
         if (query.has('versions')) return r('ListObjectVersions', listObjectVersions, 'read');
         if (query.has('uploads')) return r('ListMultipartUploads', listMultipartUploads, 'read');
-        if (query.has('notification')) return r('GetBucketNotificationConfiguration', getBucketNotificationConfiguration, 'read');
+        if (query.has('notification')) return c('GetBucketNotificationConfiguration', getBucketNotificationConfiguration, 'read');
         if (query.get('list-type') === '2') return r('ListObjectsV2', listObjectsV2, 'read');
         return r('ListObjects', listObjects, 'read');
       case 'HEAD': return r('HeadBucket', headBucket, 'read');
       case 'PUT':
-        if (query.has('notification')) return r('PutBucketNotificationConfiguration', putBucketNotificationConfiguration, 'write');
+        if (query.has('notification')) return c('PutBucketNotificationConfiguration', putBucketNotificationConfiguration, 'write');
         if (query.has('versioning')) throw errors.notImplemented('?versioning');
         return r('CreateBucket', createBucket, 'write');
       case 'DELETE': return r('DeleteBucket', deleteBucket, 'write');
@@ -97,3 +116,27 @@ export function route(method: string, bucket: string, key: string, query: URLSea
   throw errors.methodNotAllowed(method);
 }
 
+
+/**
+ * ACLs (disabled, as with S3's default Object Ownership), tags, Object Lock and the configurations a
+ * bucket here never has: what S3 answers for a bucket or object without them. Undefined for the
+ * rest, setting those configurations among them.
+ */
+function configurationRoute(method: string, key: string, query: URLSearchParams): Route | undefined {
+  if (key) {
+    if (query.has('acl')) return method === 'GET' ? c('GetObjectAcl', getObjectAcl, 'read') : method === 'PUT' ? c('PutObjectAcl', putObjectAcl, 'write') : undefined;
+    if (query.has('tagging')) {
+      return method === 'GET' ? c('GetObjectTagging', getObjectTagging, 'read') : method === 'DELETE' ? c('DeleteObjectTagging', deleteObjectTagging, 'write') : undefined;
+    }
+    for (const [name, operation] of [['retention', 'ObjectRetention'], ['legal-hold', 'ObjectLegalHold']]) {
+      if (!query.has(name)) continue;
+      return method === 'GET' ? c(`Get${operation}`, objectLockAbsent, 'read') : method === 'PUT' ? c(`Put${operation}`, objectLockAbsent, 'write') : undefined;
+    }
+    return undefined;
+  }
+  if (query.has('acl')) return method === 'GET' ? c('GetBucketAcl', getBucketAcl, 'read') : method === 'PUT' ? c('PutBucketAcl', putBucketAcl, 'write') : undefined;
+  const absent = ABSENT.find((configuration) => query.has(configuration.query));
+  if (method === 'GET' && absent) return c(absent.get, absent.read, 'read');
+  if (method === 'DELETE' && absent?.delete) return c(absent.delete, deleteAbsent, 'write');
+  return undefined;
+}

@@ -86,7 +86,7 @@ export class S3Server {
         body: verified.body, contentLength: verified.contentLength, checksums: verified.checksums, accessKeyId: verified.accessKeyId,
         requestId, sourceIp: req.socket.remoteAddress ?? '', origin: address.origin,
       };
-      if (found.access === 'read' || found.access === 'write') this.authorize(request, address.bucket, found.access);
+      if (found.access === 'read' || found.access === 'write') this.authorize(request, address.bucket, found.access, found.configuration === true);
       else if (found.access === 'signed' && !request.accessKeyId) throw errors.accessDenied();
       if (!bodyAsked) {
         res.writeContinue();
@@ -100,10 +100,10 @@ export class S3Server {
     }
   }
 
-  /** Anonymous requests may only read buckets configured public-read; signed ones need a grant. */
-  private authorize(request: S3Request, bucket: string, action: 'read' | 'write'): void {
+  /** Anonymous requests may only read buckets configured public-read (not their configuration); signed ones need a grant. */
+  private authorize(request: S3Request, bucket: string, action: 'read' | 'write', configuration = false): void {
     if (request.accessKeyId === undefined) {
-      if (action === 'read' && this.config.publicReadBuckets.includes(bucket)) return;
+      if (action === 'read' && !configuration && this.config.publicReadBuckets.includes(bucket)) return;
       throw errors.accessDenied();
     }
     if (!this.accessKeys.allows(request.accessKeyId, bucket, action)) throw errors.accessDenied();

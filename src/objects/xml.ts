@@ -55,14 +55,14 @@ const entityDecoder: NonNullable<X2jOptions['entityDecoder']> = {
 };
 
 /**
- * Parses a request body (DeleteObjects, CompleteMultipartUpload, notification configuration);
+ * Parses a request body (DeleteObjects, CompleteMultipartUpload, notification configuration, ACLs);
  * the parser is loaded on first use. Elements that may repeat are always arrays. MalformedXML is
  * the caller's to throw on undefined.
  */
 export async function parseXml(text: string): Promise<Record<string, any> | undefined> {
   if (!parser) {
     const { XMLParser } = await import('fast-xml-parser');
-    const repeated = new Set(['Object', 'Part', 'CloudFunctionConfiguration', 'LambdaFunctionConfiguration', 'TopicConfiguration', 'QueueConfiguration', 'Event', 'FilterRule']);
+    const repeated = new Set(['Object', 'Part', 'CloudFunctionConfiguration', 'LambdaFunctionConfiguration', 'TopicConfiguration', 'QueueConfiguration', 'Event', 'FilterRule', 'Grant']);
     parser = new XMLParser({
       ignoreAttributes: true, removeNSPrefix: true, parseTagValue: false, trimValues: false, processEntities: true, entityDecoder,
       isArray: (name) => repeated.has(name),

@@ -42,8 +42,10 @@ export interface OperationContext {
 
 export type Operation = (request: S3Request, res: ServerResponse, context: OperationContext) => Promise<void> | void;
 
-/** The owner every listing shows: the gateway has one account. */
-export const OWNER = [el('ID', '000000000000'), el('DisplayName', 'outpost')];
+/** The canonical user id of the gateway's one account, which owns every bucket and object. */
+export const OWNER_ID = '000000000000';
+/** The owner every listing shows. */
+export const OWNER = [el('ID', OWNER_ID), el('DisplayName', 'outpost')];
 
 export function changeOrigin(request: S3Request): ChangeOrigin {
   return { principalId: request.accessKeyId ? `AWS:${request.accessKeyId}` : 'anonymous', sourceIp: request.sourceIp, requestId: request.requestId };
