@@ -15,7 +15,7 @@ import {
   GetBucketAccelerateConfigurationCommand, GetBucketRequestPaymentCommand, DeleteBucketPolicyCommand, DeleteBucketCorsCommand,
   DeleteBucketLifecycleCommand, DeleteBucketTaggingCommand, DeleteBucketWebsiteCommand, DeleteBucketEncryptionCommand,
   DeletePublicAccessBlockCommand, DeleteBucketReplicationCommand, GetObjectTaggingCommand, DeleteObjectTaggingCommand, GetObjectRetentionCommand,
-  PutObjectLegalHoldCommand, PutBucketTaggingCommand, PutObjectTaggingCommand, PutBucketPolicyCommand,
+  PutObjectLegalHoldCommand, PutBucketTaggingCommand, PutObjectTaggingCommand, PutBucketPolicyCommand, paginateListBuckets,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { TestDaemon } from './helpers/daemon.js';
@@ -56,6 +56,17 @@ describe('S3 API with the AWS SDK v3', () => {
     const listed = await s3.send(new ListBucketsCommand({}));
     expect(listed.Buckets!.map((bucket) => bucket.Name)).toEqual(['photos', 'scratch']);
     expect(listed.Buckets![0].CreationDate).toBeInstanceOf(Date);
+    expect(listed.ContinuationToken).toBeUndefined();
+    // pages of max-buckets, by prefix and region, as the SDK's paginator asks for them
+    await s3.send(new CreateBucketCommand({ Bucket: 'scratch-2' }));
+    const pages = [];
+    for await (const page of paginateListBuckets({ client: s3, pageSize: 1 }, {})) pages.push(page.Buckets!.map((bucket) => [bucket.Name, bucket.BucketRegion]));
+    expect(pages).toEqual([[['photos', 'us-east-1']], [['scratch', 'us-east-1']], [['scratch-2', 'us-east-1']]]);
+    expect((await s3.send(new ListBucketsCommand({ Prefix: 'scr' }))).Buckets!.map((bucket) => bucket.Name)).toEqual(['scratch', 'scratch-2']);
+    expect((await s3.send(new ListBucketsCommand({ BucketRegion: 'eu-west-1' }))).Buckets ?? []).toEqual([]);
+    expect(await failure(s3.send(new ListBucketsCommand({ MaxBuckets: 0 })))).toMatchObject({ code: 'InvalidArgument', status: 400 });
+    expect(await failure(s3.send(new ListBucketsCommand({ ContinuationToken: 'not-ours' })))).toMatchObject({ code: 'InvalidArgument', status: 400 });
+    await s3.send(new DeleteBucketCommand({ Bucket: 'scratch-2' }));
     expect((await s3.send(new HeadBucketCommand({ Bucket: 'scratch' }))).$metadata.httpStatusCode).toBe(200);
     expect((await s3.send(new GetBucketLocationCommand({ Bucket: 'scratch' }))).LocationConstraint).toBeUndefined();
     expect((await s3.send(new GetBucketVersioningCommand({ Bucket: 'scratch' }))).Status).toBeUndefined();

@@ -1,7 +1,6 @@
-import { errors } from '../errors.js';
 import { el } from '../xml.js';
 import { sendXml, type Operation } from './context.js';
-import { commonPrefixes, contents, echoed, listParameters } from './listing.js';
+import { commonPrefixes, contents, decodeToken, echoed, encodeToken, listParameters } from './listing.js';
 
 /**
  * S3 ListObjectsV2: a page of the key index. The continuation token is the last entry of the
@@ -31,16 +30,3 @@ export const listObjectsV2: Operation = (request, res, context) => {
     startAfter ? el('StartAfter', parameters.encode(startAfter)) : '',
   ]);
 };
-
-function encodeToken(last: string): string {
-  return Buffer.from(`1:${last}`).toString('base64');
-}
-
-// ListObjectsV2: ContinuationToken is opaque; one we did not issue is refused as S3 refuses it.
-function decodeToken(token: string): string {
-  const text = Buffer.from(token, 'base64').toString('utf8');
-  if (!text.startsWith('1:') || Buffer.from(text).toString('base64') !== token) {
-    throw errors.invalidArgument('The continuation token provided is incorrect', 'continuation-token', token);
-  }
-  return text.slice(2);
-}

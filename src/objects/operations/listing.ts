@@ -7,6 +7,20 @@ import { checksumKindElements, checksumType } from './writing.js';
 /** S3 returns at most 1,000 entries a page whatever max-keys asks for. */
 export const MAX_PAGE = 1000;
 
+/** A continuation token (ListObjectsV2, ListBuckets): the last entry of the page before, opaque to the client. */
+export function encodeToken(last: string): string {
+  return Buffer.from(`1:${last}`).toString('base64');
+}
+
+// S3 ListObjectsV2, ListBuckets: ContinuationToken is opaque; one we did not issue is refused as S3 refuses it.
+export function decodeToken(token: string): string {
+  const text = Buffer.from(token, 'base64').toString('utf8');
+  if (!text.startsWith('1:') || Buffer.from(text).toString('base64') !== token) {
+    throw errors.invalidArgument('The continuation token provided is incorrect', 'continuation-token', token);
+  }
+  return text.slice(2);
+}
+
 /** The parameters the three listings share: prefix, delimiter, max-keys and encoding-type. */
 export interface ListParameters {
   prefix: string;
