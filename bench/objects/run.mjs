@@ -5,7 +5,7 @@
 // build first). Prints figures and PASS/MISS against the targets; exits 0 whatever the figures are.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -176,6 +176,28 @@ function md5MBps(size) {
   return Math.round(size / 1e6 / (best.reduce((sum, ms) => sum + ms, 0) / best.length / 1000));
 }
 
+/**
+ * CPU µs (mostly the kernel's) of creating a 4 KiB file as a share copy does (a new file written,
+ * closed and renamed into place), 500 times in a directory of its own under `dir`: on this
+ * machine's ext4 it is ~30-100 µs on a rested file system and up to ~700 µs within a few minutes of
+ * mass deletions (ext4 passes over recently freed inodes), e.g. right after another bench run
+ * deleted its files. Every small PUT of both servers creates such a file: a round's ops/s follow it.
+ */
+function fileCreationUs(dir) {
+  const files = join(dir, 'file-creation');
+  mkdirSync(files);
+  const count = 500;
+  const before = process.cpuUsage();
+  for (let i = 0; i < count; i++) {
+    const fd = openSync(join(files, `${i}.tmp`), 'wx');
+    writeSync(fd, SMALL);
+    closeSync(fd);
+    renameSync(join(files, `${i}.tmp`), join(files, String(i)));
+  }
+  const used = process.cpuUsage(before);
+  return Math.round((used.user + used.system) / count);
+}
+
 /** What the disk gives a plain program: `size` bytes written in 1 MiB chunks, then fsynced. */
 function rawWrite(file, size) {
   const fd = openSync(file, 'w');
@@ -223,6 +245,7 @@ async function measure(server) {
   const client = new S3BenchClient({ port: server.port, accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey, connections: CONNECTIONS });
   const created = await client.request('PUT', '/bench');
   if (created.status !== 200 && created.status !== 409) throw new Error(`${server.name}: CreateBucket answered ${created.status}`);
+  const fileCreationCpuUs = fileCreationUs(server.dir);
   log(`${server.name}: 4 KiB PUT for ${WARMUP_SECONDS} s (warm-up) and ${SECONDS} s at ${CONNECTIONS} connections`);
   const putRound = (prefix) => (worker, i) => client.request('PUT', `/bench/${prefix}/${worker}-${i}`, { body: SMALL });
   const putCold = WARMUP_SECONDS > 0 ? await closedLoop(server.pid, putRound('warm'), WARMUP_SECONDS) : undefined;
@@ -242,7 +265,7 @@ async function measure(server) {
   const result = {
     putOps: put.opsPerSecond, getOps: get.opsPerSecond, putCpuMs: put.cpuMsPerOp, getCpuMs: get.cpuMsPerOp,
     putOpsCold: putCold?.opsPerSecond, getOpsCold: getCold?.opsPerSecond, putStolen: put.stolen, getStolen: get.stolen,
-    failed: put.failed + get.failed + (putCold?.failed ?? 0) + (getCold?.failed ?? 0), smallPeakRssMiB, ...large,
+    failed: put.failed + get.failed + (putCold?.failed ?? 0) + (getCold?.failed ?? 0), smallPeakRssMiB, fileCreationCpuUs, ...large,
   };
   client.close();
   return result;
@@ -328,6 +351,7 @@ if (options.json) {
   lines.push(`| ${LARGE / 1048576} MiB PUT, server CPU | ${o?.putCpuMsPerMiB ?? '-'} ms/MiB | ${s?.putCpuMsPerMiB ?? '-'} ms/MiB | |`, `| ${LARGE / 1048576} MiB GET, server CPU | ${o?.getCpuMsPerMiB ?? '-'} ms/MiB | ${s?.getCpuMsPerMiB ?? '-'} ms/MiB | |`);
   lines.push('', ...SERVERS.filter((name) => results[name]).map((name) => `${name}: peak RSS through the small rounds ${results[name].smallPeakRssMiB} MiB`));
   lines.push('', ...SERVERS.filter((name) => results[name]).map((name) => `raw disk, same size, in ${name}'s directory between its transfers: write+fsync ${results[name].rawWriteMBps} MB/s, read ${results[name].rawReadMBps} MB/s`));
+  lines.push(...SERVERS.filter((name) => results[name]).map((name) => `a 4 KiB file created and renamed into place in ${name}'s directory before its small rounds: ${results[name].fileCreationCpuUs} µs of CPU (each small PUT creates one)`));
   if (o) lines.push(`MD5 (the ETag) of ${LARGE / 1048576} MiB on one core of this machine: ${o.md5MBps} MB/s, ${Math.round((100 * o.md5MBps) / o.rawWriteMBps)} % of raw write: no PUT can be faster`);
   lines.push('');
   if (o) {

@@ -61,7 +61,7 @@ const UNSUPPORTED = ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website',
   'ownershipControls', 'publicAccessBlock', 'intelligent-tiering', 'attributes', 'policyStatus', 'renameObject', 'session', 'metadataTable',
   'metadataConfiguration'];
 
-const ABSENT = ABSENT_CONFIGURATIONS.map((configuration) => ({ ...configuration, read: readAbsent(configuration) }));
+const ABSENT = ABSENT_CONFIGURATIONS.map((configuration) => ({ ...configuration, operation: readAbsent(configuration) }));
 
 /** The operation a request names, by method, bucket, key and sub-resource (S3 API Reference). */
 export function route(method: string, bucket: string, key: string, query: URLSearchParams, headers: IncomingHttpHeaders): Route {
@@ -116,7 +116,6 @@ export function route(method: string, bucket: string, key: string, query: URLSea
   throw errors.methodNotAllowed(method);
 }
 
-
 /**
  * ACLs (disabled, as with S3's default Object Ownership), tags, Object Lock and the configurations a
  * bucket here never has: what S3 answers for a bucket or object without them. Undefined for the
@@ -128,15 +127,15 @@ function configurationRoute(method: string, key: string, query: URLSearchParams)
     if (query.has('tagging')) {
       return method === 'GET' ? c('GetObjectTagging', getObjectTagging, 'read') : method === 'DELETE' ? c('DeleteObjectTagging', deleteObjectTagging, 'write') : undefined;
     }
-    for (const [name, operation] of [['retention', 'ObjectRetention'], ['legal-hold', 'ObjectLegalHold']]) {
+    for (const [name, subject] of [['retention', 'ObjectRetention'], ['legal-hold', 'ObjectLegalHold']]) {
       if (!query.has(name)) continue;
-      return method === 'GET' ? c(`Get${operation}`, objectLockAbsent, 'read') : method === 'PUT' ? c(`Put${operation}`, objectLockAbsent, 'write') : undefined;
+      return method === 'GET' ? c(`Get${subject}`, objectLockAbsent, 'read') : method === 'PUT' ? c(`Put${subject}`, objectLockAbsent, 'write') : undefined;
     }
     return undefined;
   }
   if (query.has('acl')) return method === 'GET' ? c('GetBucketAcl', getBucketAcl, 'read') : method === 'PUT' ? c('PutBucketAcl', putBucketAcl, 'write') : undefined;
   const absent = ABSENT.find((configuration) => query.has(configuration.query));
-  if (method === 'GET' && absent) return c(absent.get, absent.read, 'read');
+  if (method === 'GET' && absent) return c(absent.get, absent.operation, 'read');
   if (method === 'DELETE' && absent?.delete) return c(absent.delete, deleteAbsent, 'write');
   return undefined;
 }
