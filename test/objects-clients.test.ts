@@ -142,7 +142,7 @@ describe('S3 API with the AWS CLI, boto3, rclone, s3cmd and restic', () => {
     writeFileSync(notification, JSON.stringify({ LambdaFunctionConfigurations: [rule] }));
 
     // independent chains, run side by side: each CLI run costs ~1.5 s of CPU
-    const [buckets, heads, conditional, overridden, copied, multipart, aborted, notified, expired, wrongSecret] = await Promise.all([
+    const [buckets, heads, conditional, overridden, copied, multipart, aborted, notified, expired, wrongSecret, configurations] = await Promise.all([
       json('list-buckets'),
       Promise.all([api('head-bucket', ...B), api('head-bucket', '--bucket', 'cli-no-such-bucket')]),
       Promise.all([
@@ -188,6 +188,7 @@ describe('S3 API with the AWS CLI, boto3, rclone, s3cmd and restic', () => {
       })(),
       run('/usr/bin/aws', ['--endpoint-url', s3Endpoint(daemon), 's3api', 'list-objects-v2', ...B], { env: { ...env, AWS_SECRET_ACCESS_KEY: 'not-the-secret' } })
         .then(() => 'listed', (error: { stderr: string }) => error.stderr),
+      Promise.all([json('get-bucket-acl', ...B), api('get-public-access-block', ...B), json('get-object-tagging', ...B, '--key', 'source.txt')]),
     ]);
     expect(buckets.Buckets.map((bucket: any) => bucket.Name)).toContain('cli-ops');
     expect(heads.map((head) => head.code === 0 || head.stderr)).toEqual([true, expect.stringContaining('(404)')]);
@@ -207,6 +208,10 @@ describe('S3 API with the AWS CLI, boto3, rclone, s3cmd and restic', () => {
     expect(expired[0]).toBe(403);
     expect(expired[1]).toContain('<Code>AccessDenied</Code><Message>Request has expired</Message>');
     expect(wrongSecret).toContain('(SignatureDoesNotMatch)');
+    const [acl, publicAccessBlock, tagging] = configurations;
+    expect(acl.Grants).toEqual([{ Grantee: { DisplayName: 'outpost', ID: '000000000000', Type: 'CanonicalUser' }, Permission: 'FULL_CONTROL' }]);
+    expect(publicAccessBlock.stderr).toContain('(NoSuchPublicAccessBlockConfiguration)');
+    expect(tagging).toEqual({ TagSet: [] });
 
     const whole = join(work, 'multi.back');
     await json('get-object', ...B, '--key', 'multi.bin', whole);
