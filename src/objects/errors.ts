@@ -24,6 +24,8 @@ export const errors = {
   invalidArgument: (message: string, name?: string, value?: string) =>
     new S3Error('InvalidArgument', 400, message, name !== undefined ? { ArgumentName: name, ArgumentValue: value ?? '' } : {}),
   invalidRequest: (message: string) => new S3Error('InvalidRequest', 400, message),
+  // what S3 answers to Object Lock asked of a bucket without it, as every bucket here is
+  noObjectLock: () => new S3Error('InvalidRequest', 400, 'Bucket is missing Object Lock Configuration'),
   invalidRange: (size: number, range: string) => new S3Error('InvalidRange', 416, 'The requested range is not satisfiable',
     { RangeRequested: range, ActualObjectSize: String(size) }, { 'Content-Range': `bytes */${size}` }),
   // UploadPartCopy: a copy-source range past the source's end (no Content-Range: nothing is being served)

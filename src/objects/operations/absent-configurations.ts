@@ -1,4 +1,4 @@
-import { S3Error } from '../errors.js';
+import { errors, S3Error } from '../errors.js';
 import { el } from '../xml.js';
 import { sendEmpty, sendXml, type Operation } from './context.js';
 import { checkVersionId } from './reading.js';
@@ -77,5 +77,5 @@ export const deleteObjectTagging: Operation = (request, res, context) => {
 /** S3 Get/PutObjectRetention and Get/PutObjectLegalHold in a bucket without Object Lock. */
 export const objectLockAbsent: Operation = (request, _res, context) => {
   context.objects.existingBucket(request.bucket);
-  throw new S3Error('InvalidRequest', 400, 'Bucket is missing Object Lock Configuration');
+  throw errors.noObjectLock();
 };

@@ -100,7 +100,7 @@ export function asksForAcl(request: S3Request): boolean {
 export function checkWriteHeaders(request: S3Request): void {
   const encryption = ENCRYPTION_HEADERS.find((name) => request.headers[name] !== undefined);
   if (encryption) throw errors.notImplemented(encryption);
-  if (OBJECT_LOCK_HEADERS.some((name) => request.headers[name] !== undefined)) throw errors.invalidRequest('Bucket is missing Object Lock Configuration');
+  if (OBJECT_LOCK_HEADERS.some((name) => request.headers[name] !== undefined)) throw errors.noObjectLock();
   if (request.headers['x-amz-tagging'] !== undefined) throw errors.notImplemented('x-amz-tagging');
   const storageClass = header(request, 'x-amz-storage-class');
   if (storageClass !== undefined && !STORAGE_CLASSES.includes(storageClass)) throw new S3Error('InvalidStorageClass', 400, 'The storage class you specified is not valid', { StorageClassRequested: storageClass });
