@@ -807,6 +807,13 @@ describe('S3 API with the AWS SDK v3', () => {
     const anonymous = await fetch(`${s3Endpoint(daemon)}/public/notice.txt`);
     expect(await anonymous.text()).toBe('open to all');
     expect((await fetch(`${s3Endpoint(daemon)}/public/notice.txt`, { method: 'PUT', body: 'x' })).status).toBe(403);
+    // its policy says so, to whoever asks whether it is public; it is the daemon's configuration, not the API's to delete
+    const policy = JSON.parse((await s3.send(new GetBucketPolicyCommand({ Bucket: 'public' }))).Policy!);
+    expect(policy.Statement).toEqual([expect.objectContaining({ Effect: 'Allow', Principal: '*', Resource: ['arn:aws:s3:::public', 'arn:aws:s3:::public/*'],
+      Action: expect.arrayContaining(['s3:GetObject', 's3:ListBucket']) })]);
+    expect((await s3.send(new GetBucketPolicyStatusCommand({ Bucket: 'public' }))).PolicyStatus).toEqual({ IsPublic: true });
+    expect(await failure(s3.send(new DeleteBucketPolicyCommand({ Bucket: 'public' })))).toMatchObject({ code: 'NotImplemented', status: 501 });
+    expect((await s3.send(new GetBucketPolicyStatusCommand({ Bucket: 'public' }))).PolicyStatus).toEqual({ IsPublic: true });
     // its objects and their listing are public, not its configuration
     expect((await fetch(`${s3Endpoint(daemon)}/public?list-type=2`)).status).toBe(200);
     for (const configuration of ['acl', 'notification', 'policy']) expect((await fetch(`${s3Endpoint(daemon)}/public?${configuration}`)).status, configuration).toBe(403);

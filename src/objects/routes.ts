@@ -28,6 +28,7 @@ import { listMultipartUploads } from './operations/ListMultipartUploads.js';
 import { getBucketNotificationConfiguration } from './operations/GetBucketNotificationConfiguration.js';
 import { putBucketNotificationConfiguration } from './operations/PutBucketNotificationConfiguration.js';
 import { getBucketAcl, getObjectAcl, putBucketAcl, putObjectAcl } from './operations/acl.js';
+import { deleteBucketPolicy, getBucketPolicy, getBucketPolicyStatus } from './operations/bucket-policy.js';
 import {
   ABSENT_CONFIGURATIONS, deleteAbsent, deleteObjectTagging, getObjectTagging, objectLockAbsent, readAbsent,
 } from './operations/absent-configurations.js';
@@ -134,6 +135,8 @@ function configurationRoute(method: string, key: string, query: URLSearchParams)
     return undefined;
   }
   if (query.has('acl')) return method === 'GET' ? c('GetBucketAcl', getBucketAcl, 'read') : method === 'PUT' ? c('PutBucketAcl', putBucketAcl, 'write') : undefined;
+  if (query.has('policy')) return method === 'GET' ? c('GetBucketPolicy', getBucketPolicy, 'read') : method === 'DELETE' ? c('DeleteBucketPolicy', deleteBucketPolicy, 'write') : undefined;
+  if (query.has('policyStatus')) return method === 'GET' ? c('GetBucketPolicyStatus', getBucketPolicyStatus, 'read') : undefined;
   const absent = ABSENT.find((configuration) => query.has(configuration.query));
   if (method === 'GET' && absent) return c(absent.get, absent.operation, 'read');
   if (method === 'DELETE' && absent?.delete) return c(absent.delete, deleteAbsent, 'write');
