@@ -30,7 +30,7 @@ import { putBucketNotificationConfiguration } from './operations/PutBucketNotifi
 import { getBucketAcl, getObjectAcl, putBucketAcl, putObjectAcl } from './operations/acl.js';
 import { deleteBucketPolicy, getBucketPolicy, getBucketPolicyStatus } from './operations/bucket-policy.js';
 import {
-  ABSENT_CONFIGURATIONS, deleteAbsent, deleteObjectTagging, getObjectTagging, objectLockAbsent, readAbsent,
+  ABSENT_CONFIGURATIONS, deleteAbsent, deleteObjectTagging, getObjectTagging, objectLockAbsent,
 } from './operations/absent-configurations.js';
 
 export interface Route {
@@ -61,8 +61,6 @@ const UNSUPPORTED = ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website',
   'retention', 'legal-hold', 'torrent', 'restore', 'select', 'accelerate', 'analytics', 'inventory', 'metrics', 'requestPayment',
   'ownershipControls', 'publicAccessBlock', 'intelligent-tiering', 'attributes', 'policyStatus', 'renameObject', 'session', 'metadataTable',
   'metadataConfiguration'];
-
-const ABSENT = ABSENT_CONFIGURATIONS.map((configuration) => ({ ...configuration, operation: readAbsent(configuration) }));
 
 /** The operation a request names, by method, bucket, key and sub-resource (S3 API Reference). */
 export function route(method: string, bucket: string, key: string, query: URLSearchParams, headers: IncomingHttpHeaders): Route {
@@ -137,7 +135,7 @@ function configurationRoute(method: string, key: string, query: URLSearchParams)
   if (query.has('acl')) return method === 'GET' ? c('GetBucketAcl', getBucketAcl, 'read') : method === 'PUT' ? c('PutBucketAcl', putBucketAcl, 'write') : undefined;
   if (query.has('policy')) return method === 'GET' ? c('GetBucketPolicy', getBucketPolicy, 'read') : method === 'DELETE' ? c('DeleteBucketPolicy', deleteBucketPolicy, 'write') : undefined;
   if (query.has('policyStatus')) return method === 'GET' ? c('GetBucketPolicyStatus', getBucketPolicyStatus, 'read') : undefined;
-  const absent = ABSENT.find((configuration) => query.has(configuration.query));
+  const absent = ABSENT_CONFIGURATIONS.find((configuration) => query.has(configuration.query));
   if (method === 'GET' && absent) return c(absent.get, absent.operation, 'read');
   if (method === 'DELETE' && absent?.delete) return c(absent.delete, deleteAbsent, 'write');
   return undefined;

@@ -6,6 +6,7 @@ import { decodeToken, encodeToken } from './listing.js';
 // S3 ListBuckets: max-buckets is 1-10,000, and 10,000 the page size when only the other parameters are given
 const MAX_BUCKETS = 10_000;
 const PAGING_PARAMETERS = ['max-buckets', 'continuation-token', 'prefix', 'bucket-region'];
+const MAX_BUCKETS_RANGE = 'Argument max-buckets must be an integer between 1 and 10000';
 
 /**
  * S3 ListBuckets: the buckets the signer may read, in name order (ObjectStore.buckets); `prefix`, `bucket-region` (all of
@@ -21,8 +22,8 @@ export const listBuckets: Operation = (request, res, context) => {
     }
   };
   const paged = PAGING_PARAMETERS.some((name) => request.query.has(name));
-  const maxBuckets = integerParameter(request, 'max-buckets', MAX_BUCKETS, 'Argument max-buckets must be an integer between 1 and 10000');
-  if (maxBuckets < 1 || maxBuckets > MAX_BUCKETS) throw errors.invalidArgument('Argument max-buckets must be an integer between 1 and 10000', 'max-buckets', String(maxBuckets));
+  const maxBuckets = integerParameter(request, 'max-buckets', MAX_BUCKETS, MAX_BUCKETS_RANGE);
+  if (maxBuckets < 1 || maxBuckets > MAX_BUCKETS) throw errors.invalidArgument(MAX_BUCKETS_RANGE, 'max-buckets', String(maxBuckets));
   const token = request.query.get('continuation-token');
   const after = token !== null ? decodeToken(token) : '';
   const prefix = request.query.get('prefix') ?? '';

@@ -21,7 +21,7 @@ interface AbsentConfiguration {
   read: { missing: [code: string, message: string] } | { document: [root: string, children: string[]] };
 }
 
-export const ABSENT_CONFIGURATIONS: AbsentConfiguration[] = [
+const CONFIGURATIONS: AbsentConfiguration[] = [
   { query: 'cors', get: 'GetBucketCors', delete: 'DeleteBucketCors', read: { missing: ['NoSuchCORSConfiguration', 'The CORS configuration does not exist'] } },
   { query: 'lifecycle', get: 'GetBucketLifecycleConfiguration', delete: 'DeleteBucketLifecycle',
     read: { missing: ['NoSuchLifecycleConfiguration', 'The lifecycle configuration does not exist'] } },
@@ -44,7 +44,10 @@ export const ABSENT_CONFIGURATIONS: AbsentConfiguration[] = [
     read: { document: ['OwnershipControls', [el('Rule', [el('ObjectOwnership', 'BucketOwnerEnforced')])]] } },
 ];
 
-export function readAbsent(configuration: AbsentConfiguration): Operation {
+/** Each of them with the operation that reads it. */
+export const ABSENT_CONFIGURATIONS = CONFIGURATIONS.map((configuration) => ({ ...configuration, operation: readAbsent(configuration) }));
+
+function readAbsent(configuration: AbsentConfiguration): Operation {
   const { read } = configuration;
   return (request, res, context) => {
     context.objects.existingBucket(request.bucket);

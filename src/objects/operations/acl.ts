@@ -13,10 +13,10 @@ import { asksForAcl } from './writing.js';
  */
 
 // S3 GetBucketAcl / GetObjectAcl: the Grantee carries its type as an xsi:type attribute
-const OWNER_FULL_CONTROL = el('AccessControlList', [el('Grant', [
+const OWNER_FULL_CONTROL = [el('Owner', OWNER), el('AccessControlList', [el('Grant', [
   `<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser">${OWNER.join('')}</Grantee>`,
   el('Permission', 'FULL_CONTROL'),
-])]);
+])])];
 
 const aclsDisabled = () => new S3Error('AccessControlListNotSupported', 400, 'The bucket does not allow ACLs');
 
@@ -27,8 +27,8 @@ const aclsDisabled = () => new S3Error('AccessControlListNotSupported', 400, 'Th
  * then needs `--acl-private`). Any other ACL is AccessControlListNotSupported.
  */
 async function checkOwnerAcl(request: S3Request): Promise<void> {
-  const body = await smallBody(request, 64 * 1024);
   if (asksForAcl(request)) throw aclsDisabled();
+  const body = await smallBody(request, 64 * 1024);
   if (body.trim() === '') {
     if (request.headers['x-amz-acl'] === undefined) throw new S3Error('MissingSecurityHeader', 400, 'Your request was missing a required header', { MissingHeaderName: 'x-amz-acl' });
     return;
@@ -45,13 +45,13 @@ async function checkOwnerAcl(request: S3Request): Promise<void> {
 
 export const getBucketAcl: Operation = (request, res, context) => {
   context.objects.existingBucket(request.bucket);
-  sendXml(res, 200, 'AccessControlPolicy', [el('Owner', OWNER), OWNER_FULL_CONTROL]);
+  sendXml(res, 200, 'AccessControlPolicy', OWNER_FULL_CONTROL);
 };
 
 export const getObjectAcl: Operation = (request, res, context) => {
   checkVersionId(request.query.get('versionId'));
   context.objects.existingObject(request.bucket, request.key);
-  sendXml(res, 200, 'AccessControlPolicy', [el('Owner', OWNER), OWNER_FULL_CONTROL]);
+  sendXml(res, 200, 'AccessControlPolicy', OWNER_FULL_CONTROL);
 };
 
 export const putBucketAcl: Operation = async (request, res, context) => {
