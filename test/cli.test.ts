@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { OUTPOST, TestDaemon } from './helpers/daemon.js';
+import { OUTPOST, ROOT, TestDaemon } from './helpers/daemon.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
 
 describe('outpost admin CLI', () => {
@@ -60,6 +60,13 @@ describe('outpost admin CLI', () => {
     const result = await outpost('/tmp/outpost-nonexistent.sock', ['status']);
     expect(result.code).toBe(1);
     expect(result.stderr).toBe('outpost: cannot reach outpostd at /tmp/outpost-nonexistent.sock: is outpostd running?\n');
+  });
+
+  it('runs as the README runs it: `npx outpost` from the project root', () => {
+    // npx executes the package's own bin file: it must be executable after `npm run build`
+    const result = spawnSync('npx', ['--no-install', 'outpost', '--socket', daemon.socket, 'status'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(/outpostd \d+\.\d+\.\d+ \(pid \d+\) running/);
   });
 
   it('documents every command in --help', () => {

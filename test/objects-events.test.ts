@@ -133,7 +133,7 @@ describe('object events: S3 event records to functions and the local bus', () =>
     expect(notify.stdout).toContain('logs-in');
     const missing = await outpost(daemon.socket, ['buckets', 'notify', 'logs', '--function', 'Nope']);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain('Unable to validate the following destination configurations');
+    expect(missing.stderr).toBe('outpost: InvalidArgument: Unable to validate the following destination configurations (Nope: The destination function does not exist)\n');
     const listed = JSON.parse((await outpost(daemon.socket, ['--json', 'buckets', 'ls'])).stdout);
     expect(listed.buckets.map((b: any) => [b.name, b.rules])).toEqual([['cameras', 1], ['logs', 1]]);
 

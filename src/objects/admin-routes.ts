@@ -79,7 +79,11 @@ async function asAdminError<T>(work: () => T | Promise<T>): Promise<{ body: T }>
   try {
     return { body: await work() };
   } catch (error) {
-    if (error instanceof S3Error) throw new AdminError(error.status, `${error.code}: ${error.message}`);
+    if (error instanceof S3Error) {
+      // S3's InvalidArgument says what was refused in ArgumentName and why in ArgumentValue
+      const { ArgumentName: name, ArgumentValue: why } = error.extra;
+      throw new AdminError(error.status, `${error.code}: ${error.message}${name ? ` (${name}${why ? `: ${why}` : ''})` : ''}`);
+    }
     throw error;
   }
 }
