@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client, S3ServiceException, UploadPartCommand,
+  CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand, ListMultipartUploadsCommand, PutObjectCommand,
+  type S3Client, S3ServiceException, UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client } from './helpers/objects.js';
@@ -14,7 +15,7 @@ describe('abandoned multipart uploads', () => {
   const partsDir = () => join(daemon.dataDir, 'share', '.outpost', 'uploads');
 
   beforeAll(async () => {
-    daemon = await TestDaemon.start({ config: { s3: { abortIncompleteUploadsAfterSeconds: 2, minPartBytes: 1024 } } });
+    daemon = await TestDaemon.start({ config: { s3: { abortIncompleteUploadsAfterSeconds: 2, minPartBytes: 1024, maxObjectBytes: 4096 } } });
     s3 = s3Client(daemon, await addKey(daemon));
     await s3.send(new CreateBucketCommand({ Bucket: 'uploads' }));
   });
@@ -41,5 +42,20 @@ describe('abandoned multipart uploads', () => {
       expect(error).toBeInstanceOf(S3ServiceException);
       expect((error as S3ServiceException).name).toBe('NoSuchUpload');
     }
+  });
+
+  it('limit each request body to s3.maxObjectBytes, not the object they make', async () => {
+    const refused = await s3.send(new PutObjectCommand({ Bucket: 'uploads', Key: 'whole.bin', Body: Buffer.alloc(5000, 1) })).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ name: 'EntityTooLarge' });
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'uploads', Key: 'parts.bin' }));
+    const parts = [];
+    for (const PartNumber of [1, 2, 3]) {
+      const { ETag } = await s3.send(new UploadPartCommand({ Bucket: 'uploads', Key: 'parts.bin', UploadId, PartNumber, Body: Buffer.alloc(3000, PartNumber) }));
+      parts.push({ PartNumber, ETag });
+    }
+    const done = await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'uploads', Key: 'parts.bin', UploadId, MultipartUpload: { Parts: parts } }));
+    expect(done.ETag).toMatch(/-3"$/);
+    const got = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: 'uploads', Key: 'parts.bin' }))).Body!.transformToByteArray());
+    expect(got).toEqual(Buffer.concat([1, 2, 3].map((n) => Buffer.alloc(3000, n))));
   });
 });

@@ -868,7 +868,7 @@ export class ObjectStore {
     const checksum = upload.checksum && parts.every((part) => part.checksum !== undefined) ? upload.checksum : undefined;
     const whole = checksum?.type === 'FULL_OBJECT' ? runningChecksum(checksum.algorithm) : undefined;
     const contents = concatenate(parts.map((part) => join(partDir, String(part.partNumber))));
-    const content = await this.receive(whole ? checksummed(contents, whole) : contents, {}, { md5: false });
+    const content = await this.receive(whole ? checksummed(contents, whole) : contents, {}, { fromParts: true });
     const checksumValue = checksum && (whole ? whole.digest() : compositeChecksum(checksum.algorithm, parts));
     if (checksum && expectedChecksum !== undefined && expectedChecksum !== checksumValue) {
       await rm(content.path, { force: true });
@@ -916,11 +916,15 @@ export class ObjectStore {
 
   /** Writes a body to a fsynced temporary file, hashing it on the way; checks length, size limits and Content-MD5. */
   private async receive(body: AsyncIterable<Buffer>, checks: Pick<WriteOptions, 'expectedSize' | 'contentMd5' | 'sizeRange'>): Promise<ReceivedContent>;
-  /** `md5: false`: the content's MD5 is not needed (a multipart object's ETag is made of its parts'). */
-  private async receive(body: AsyncIterable<Buffer>, checks: Record<string, never>, options: { md5: false }): Promise<Omit<ReceivedContent, 'etag'>>;
-  private async receive(body: AsyncIterable<Buffer>, checks: Pick<WriteOptions, 'expectedSize' | 'contentMd5' | 'sizeRange'>, options = { md5: true }): Promise<Partial<ReceivedContent>> {
+  /**
+   * `fromParts`: the content of a multipart upload's parts, each received and checked already. Its
+   * MD5 is not needed (the object's ETag is made of theirs), and maxObjectBytes, a limit on one
+   * request's body, is not its limit (S3 takes objects up to 5 TiB in parts of up to 5 GiB).
+   */
+  private async receive(body: AsyncIterable<Buffer>, checks: Record<string, never>, options: { fromParts: true }): Promise<Omit<ReceivedContent, 'etag'>>;
+  private async receive(body: AsyncIterable<Buffer>, checks: Pick<WriteOptions, 'expectedSize' | 'contentMd5' | 'sizeRange'>, { fromParts = false } = {}): Promise<Partial<ReceivedContent>> {
     const { expectedSize, sizeRange } = checks;
-    const maxSize = Math.min(this.limits.maxObjectBytes, sizeRange?.max ?? Infinity);
+    const maxSize = fromParts ? Infinity : Math.min(this.limits.maxObjectBytes, sizeRange?.max ?? Infinity);
     if (expectedSize !== undefined && expectedSize > this.limits.maxObjectBytes) throw errors.entityTooLarge(expectedSize, this.limits.maxObjectBytes);
     const path = join(this.tmpDir, randomBytes(12).toString('hex'));
     // plain descriptors: a FileHandle's promises cost a third more CPU per call
@@ -928,8 +932,8 @@ export class ObjectStore {
     // closed once only: a number closed twice may meanwhile name another file
     let closing: Promise<void> | undefined;
     const closeFile = () => (closing ??= fdClose(fd));
-    const offThread = options.md5 && (expectedSize === undefined || expectedSize >= HASH_OFF_THREAD_BYTES) ? this.contentHashes.body() : undefined;
-    const hash = offThread || !options.md5 ? undefined : createHash('md5');
+    const offThread = !fromParts && (expectedSize === undefined || expectedSize >= HASH_OFF_THREAD_BYTES) ? this.contentHashes.body() : undefined;
+    const hash = offThread || fromParts ? undefined : createHash('md5');
     const writer = new FileWriter(fd, expectedSize, offThread);
     let size = 0;
     try {
