@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { request } from 'node:http';
+import { createHash } from 'node:crypto';
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client } from './helpers/objects.js';
 
@@ -48,5 +49,21 @@ describe('S3 API: clients that go away mid-download', () => {
     await s3.send(new PutObjectCommand({ Bucket: 'big', Key: 'after', Body: 'still serving' }));
     const after = await s3.send(new GetObjectCommand({ Bucket: 'big', Key: 'after' }));
     expect(await after.Body!.transformToString()).toBe('still serving');
+  });
+
+  it('send every reader its own bytes while many read at once and some go away (the large read buffers are shared)', async () => {
+    const objects = [1, 2, 3, 4, 5, 6].map((n) => Buffer.alloc(5 << 20, n));
+    await Promise.all(objects.map((body, i) => s3.send(new PutObjectCommand({ Bucket: 'big', Key: `many/${i}`, Body: body }))));
+    const md5 = (data: Uint8Array) => createHash('md5').update(data).digest('hex');
+    for (let round = 0; round < 3; round++) {
+      const dropped = objects.map(async (_, i) => readThenDrop(await getSignedUrl(s3, new GetObjectCommand({ Bucket: 'big', Key: `many/${i}` }), { expiresIn: 60 }), 1_500_000));
+      const whole = objects.map(async (_, i) => {
+        const got = await s3.send(new GetObjectCommand({ Bucket: 'big', Key: `many/${i}`, Range: round === 1 ? 'bytes=100-4000000' : undefined }));
+        return md5(await got.Body!.transformToByteArray());
+      });
+      const sums = await Promise.all(whole);
+      await Promise.all(dropped);
+      expect(sums).toEqual(objects.map((body) => md5(round === 1 ? body.subarray(100, 4_000_001) : body)));
+    }
   });
 });

@@ -15,6 +15,16 @@ const ONE_READ_BYTES = 256 * 1024;
 const STREAM_READ_BYTES = 1024 * 1024;
 const READ_BUFFERS = 3;
 
+/**
+ * Bodies stream through the large buffers above while at most FAST_STREAMS do, the others through
+ * buffers of SHARED_READ_BYTES: memory stays bounded however many readers there are (an `aws s3 cp`
+ * download reads 10 ranges of 8 MiB at once: 3 MiB each took the daemon's RSS past 125 MiB). The
+ * large buffers are kept for the next GETs, and let go after IDLE_BUFFERS_MS without one.
+ */
+const FAST_STREAMS = 2;
+const SHARED_READ_BYTES = 128 * 1024;
+const IDLE_BUFFERS_MS = 10_000;
+
 /** Up to this size an object is read synchronously (ObjectStore.readSmall): a short hold of the event loop. */
 const SMALL_OBJECT_BYTES = 64 * 1024;
 
@@ -53,9 +63,17 @@ export const getObject: Operation = async (request, res, context) => {
  * stays at three buffers whatever the object's size, with no garbage for the collector.
  */
 async function streamRange(file: FileHandle, res: ServerResponse, start: number, length: number): Promise<void> {
-  const bufferBytes = Math.min(STREAM_READ_BYTES, length);
+  const lent = streamBuffers.lend();
+  try {
+    await streamThrough(lent.buffers, file, res, start, length);
+  } finally {
+    lent.giveBack();
+  }
+}
+
+async function streamThrough(buffers: Buffer[], file: FileHandle, res: ServerResponse, start: number, length: number): Promise<void> {
+  const bufferBytes = Math.min(buffers[0].length, length);
   const chunks = Math.ceil(length / bufferBytes);
-  const buffers = Array.from({ length: Math.min(READ_BUFFERS, chunks) }, () => Buffer.allocUnsafe(bufferBytes));
   const reads: Array<Promise<{ bytesRead: number }>> = [];
   const startRead = (chunk: number) => {
     const read = file.read(buffers[chunk % READ_BUFFERS], 0, Math.min(bufferBytes, length - chunk * bufferBytes), start + chunk * bufferBytes);
@@ -66,18 +84,53 @@ async function streamRange(file: FileHandle, res: ServerResponse, start: number,
   };
   for (let chunk = 0; chunk < Math.min(READ_BUFFERS - 1, chunks); chunk++) startRead(chunk);
   let flushed: Promise<void> = Promise.resolve();
-  for (let chunk = 0; chunk < chunks; chunk++) {
-    const { bytesRead } = await reads[chunk];
-    if (bytesRead === 0) throw new Error('the file ended before the object did');
+  try {
+    for (let chunk = 0; chunk < chunks; chunk++) {
+      const { bytesRead } = await reads[chunk];
+      if (bytesRead === 0) throw new Error('the file ended before the object did');
+      await flushed;
+      if (res.destroyed) return;
+      // the buffer of the previous chunk is free again: the read after the next goes into it
+      if (chunk + READ_BUFFERS - 1 < chunks) startRead(chunk + READ_BUFFERS - 1);
+      const buffer = buffers[chunk % READ_BUFFERS];
+      flushed = new Promise((resolve, reject) => res.write(buffer.subarray(0, bytesRead), (error) => (error ? reject(error) : resolve())));
+      // awaited after the next read, likewise
+      flushed.catch(() => undefined);
+    }
     await flushed;
-    if (res.destroyed) return;
-    // the buffer of the previous chunk is free again: the read after the next goes into it
-    if (chunk + READ_BUFFERS - 1 < chunks) startRead(chunk + READ_BUFFERS - 1);
-    const buffer = buffers[chunk % READ_BUFFERS];
-    flushed = new Promise((resolve, reject) => res.write(buffer.subarray(0, bytesRead), (error) => (error ? reject(error) : resolve())));
-    // awaited after the next read, likewise
-    flushed.catch(() => undefined);
+    res.end();
+  } catch (error) {
+    // the headers are out: a body that cannot be sent whole is cut off (and its pending write let go)
+    res.destroy();
+    throw error;
+  } finally {
+    // the buffers serve another body next: nothing may still read into them or write from them
+    await Promise.allSettled([...reads, flushed]);
   }
-  await flushed;
-  res.end();
 }
+
+/** The large buffers, lent to FAST_STREAMS bodies at a time (see there). */
+class StreamBuffers {
+  private readonly idle: Buffer[][] = [];
+  private fastStreams = 0;
+  private letGo: NodeJS.Timeout | undefined;
+
+  lend(): { buffers: Buffer[]; giveBack(): void } {
+    if (this.fastStreams >= FAST_STREAMS) {
+      return { buffers: Array.from({ length: READ_BUFFERS }, () => Buffer.allocUnsafe(SHARED_READ_BYTES)), giveBack: () => undefined };
+    }
+    this.fastStreams++;
+    const buffers = this.idle.pop() ?? Array.from({ length: READ_BUFFERS }, () => Buffer.allocUnsafeSlow(STREAM_READ_BYTES));
+    return {
+      buffers,
+      giveBack: () => {
+        this.fastStreams--;
+        this.idle.push(buffers);
+        clearTimeout(this.letGo);
+        this.letGo = setTimeout(() => { this.idle.length = 0; }, IDLE_BUFFERS_MS).unref();
+      },
+    };
+  }
+}
+
+const streamBuffers = new StreamBuffers();

@@ -1,0 +1,83 @@
+// outpostd's memory under the AWS CLI's own transfers: `aws s3 cp` of a large file (multipart, up to
+// 10 parts at once, each an aws-chunked body with a CRC trailer, sent in 8 KiB writes) and back.
+// Prints, per round, the peak VmRSS and, after it, VmRSS with malloc's heap ([heap]) apart, then
+// VmRSS once the daemon has been idle. `node bench/objects/aws-cli-rss.mjs [--rounds 3 --mib 64]`.
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { installExitHooks, memOf, onExit, stopChild } from '../lib/proc.mjs';
+import { spawnOutpostd } from '../lib/outpostd.mjs';
+import { loadBoardProfile } from '../lib/brokers.mjs';
+
+const { values: options } = parseArgs({ options: {
+  rounds: { type: 'string', default: '3' }, mib: { type: 'string', default: '64' },
+  // outpostd as this board profile runs it (firmware-configs/boards/NAME.yaml); "none": bare
+  board: { type: 'string', default: 'minimal-128mb' },
+  aws: { type: 'string', default: 'aws' }, dist: { type: 'string' },
+  // seconds without requests before the last reading
+  idle: { type: 'string', default: '15' },
+} });
+installExitHooks();
+const work = mkdtempSync(join(tmpdir(), 'outpost-aws-cli-rss-'));
+onExit(() => rmSync(work, { recursive: true, force: true }));
+const board = options.board === 'none' ? null : await loadBoardProfile(options.board);
+const daemon = await spawnOutpostd({ dir: work, board, ...(options.dist ? { dist: options.dist } : {}), config: {
+  log: { level: 'warn', format: 'json' }, mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0 },
+} });
+// the key the daemon keeps for its CLI: full access
+const endpoint = await new Promise((resolve, reject) => http.get({ socketPath: daemon.socket, path: '/v1/s3/endpoint' }, (res) => {
+  let text = '';
+  res.on('data', (chunk) => { text += chunk; });
+  res.on('end', () => resolve(JSON.parse(text)));
+}).on('error', reject));
+
+const file = join(work, 'upload.bin');
+writeFileSync(file, randomBytes(Number(options.mib) * 1024 * 1024));
+const env = {
+  ...process.env, AWS_ACCESS_KEY_ID: endpoint.accessKeyId, AWS_SECRET_ACCESS_KEY: endpoint.secretAccessKey, AWS_DEFAULT_REGION: endpoint.region,
+  AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+};
+const aws = (...args) => new Promise((resolve, reject) => {
+  const child = spawn(options.aws, ['--endpoint-url', `http://127.0.0.1:${daemon.port('s3')}`, ...args], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  child.on('error', reject);
+  child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`aws ${args.join(' ')} exited with ${code}`))));
+});
+const mib = (bytes) => (bytes / 1048576).toFixed(1);
+/** Resident KiB of malloc's main heap: memory freed there stays resident unless it is at the heap's top. */
+const mallocHeapBytes = () => {
+  let inHeap = false;
+  let bytes = 0;
+  for (const line of readFileSync(`/proc/${daemon.pid}/smaps`, 'utf8').split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inHeap = line.endsWith('[heap]');
+    else if (inHeap && line.startsWith('Rss:')) bytes += Number(line.split(/\s+/)[1]) * 1024;
+  }
+  return bytes;
+};
+async function peakDuring(work) {
+  let peak = memOf(daemon.pid).rss;
+  const timer = setInterval(() => { peak = Math.max(peak, memOf(daemon.pid).rss ?? 0); }, 20);
+  try {
+    await work();
+  } finally {
+    clearInterval(timer);
+  }
+  return peak;
+}
+
+const lines = [`outpostd (${options.board}), aws s3 cp of ${options.mib} MiB up and down, ${options.rounds} rounds`,
+  `at start: RSS ${mib(memOf(daemon.pid).rss)} MiB, malloc heap ${mib(mallocHeapBytes())} MiB`];
+await aws('s3api', 'create-bucket', '--bucket', 'bench');
+for (let round = 1; round <= Number(options.rounds); round++) {
+  const up = await peakDuring(() => aws('s3', 'cp', file, `s3://bench/round-${round}.bin`, '--quiet'));
+  const down = await peakDuring(() => aws('s3', 'cp', `s3://bench/round-${round}.bin`, join(work, 'download.bin'), '--quiet'));
+  lines.push(`round ${round}: peak RSS up ${mib(up)} MiB, down ${mib(down)} MiB; after: RSS ${mib(memOf(daemon.pid).rss)} MiB, malloc heap ${mib(mallocHeapBytes())} MiB`);
+}
+await sleep(Number(options.idle) * 1000);
+lines.push(`after ${options.idle} s idle: RSS ${mib(memOf(daemon.pid).rss)} MiB, malloc heap ${mib(mallocHeapBytes())} MiB`);
+console.log(lines.join('\n'));
+await stopChild(daemon.child);
