@@ -1331,7 +1331,7 @@ interface ReceivedContent {
 /**
  * The files' contents one after the other, read into one buffer reused for every read: each chunk
  * yielded is valid until the next is asked for (receive copies it out first). A read stream would
- * make a new 1 MiB buffer per read, garbage that piled up to tens of MiB under an \`aws s3 cp\`.
+ * make a new 1 MiB buffer per read, garbage that piled up to tens of MiB under an `aws s3 cp`.
  */
 async function* concatenate(paths: string[]): AsyncIterable<Buffer> {
   const buffer = Buffer.allocUnsafeSlow(CONCATENATE_READ_BYTES);
