@@ -63,5 +63,7 @@ export async function spawnOutpostd({ dir, config, nodeArgs = [], board = null, 
     else await sleep(100);
   }
   const port = (name) => listeners.find((listener) => listener.name === name)?.port;
-  return { child, pid: child.pid, dir, dataDir, socket, listeners, port, output, exited: () => exited };
+  /** The JSON body of a GET of the admin API (e.g. '/v1/s3/endpoint': the key the daemon keeps for its CLI). */
+  const admin = async (path) => (await getJson(socket, path)).body;
+  return { child, pid: child.pid, dir, dataDir, socket, listeners, port, admin, output, exited: () => exited };
 }

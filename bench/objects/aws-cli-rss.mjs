@@ -3,7 +3,6 @@
 // Prints, per round, the peak VmRSS and, after it, VmRSS with malloc's heap ([heap]) apart, then
 // VmRSS once the daemon has been idle. `node bench/objects/aws-cli-rss.mjs [--rounds 3 --mib 64]`.
 import { spawn } from 'node:child_process';
-import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -30,11 +29,7 @@ const daemon = await spawnOutpostd({ dir: work, board, ...(options.dist ? { dist
   log: { level: 'warn', format: 'json' }, mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0 },
 } });
 // the key the daemon keeps for its CLI: full access
-const endpoint = await new Promise((resolve, reject) => http.get({ socketPath: daemon.socket, path: '/v1/s3/endpoint' }, (res) => {
-  let text = '';
-  res.on('data', (chunk) => { text += chunk; });
-  res.on('end', () => resolve(JSON.parse(text)));
-}).on('error', reject));
+const endpoint = await daemon.admin('/v1/s3/endpoint');
 
 const file = join(work, 'upload.bin');
 writeFileSync(file, randomBytes(Number(options.mib) * 1024 * 1024));

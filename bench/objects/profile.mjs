@@ -58,7 +58,7 @@ const getText = (request) => new Promise((resolve, reject) => http.get(request, 
   res.on('data', (chunk) => { text += chunk; });
   res.on('end', () => resolve(text));
 }).on('error', reject));
-const endpoint = JSON.parse(await getText({ socketPath: daemon.socket, path: '/v1/s3/endpoint' }));
+const endpoint = await daemon.admin('/v1/s3/endpoint');
 /**
  * The daemon's event loop delay (prom-client's monitorEventLoopDelay, reset at every scrape) in ms
  * since the last call: how long the loop stopped at most, e.g. in a checkpoint, and its p99.

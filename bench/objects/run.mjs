@@ -6,7 +6,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,23 +51,13 @@ const CHUNK = randomBytes(1024 * 1024);
 const READ_BUFFER = Buffer.alloc(CHUNK.length);
 installExitHooks();
 
-function adminGet(socketPath, path) {
-  return new Promise((resolve, reject) => {
-    http.get({ socketPath, path }, (res) => {
-      let text = '';
-      res.on('data', (chunk) => { text += chunk; });
-      res.on('end', () => resolve(JSON.parse(text)));
-    }).on('error', reject);
-  });
-}
-
 async function startOutpostd(dir) {
   const daemon = await spawnOutpostd({ dir, ...(options.dist ? { dist: options.dist } : {}), board: BOARD, nodeArgs: options['node-args'].split(' ').filter(Boolean), config: {
     log: { level: 'warn', format: 'json' },
     mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0 },
   } });
   // the key the daemon keeps for its CLI: full access
-  const endpoint = await adminGet(daemon.socket, '/v1/s3/endpoint');
+  const endpoint = await daemon.admin('/v1/s3/endpoint');
   return { name: 'outpostd', pid: daemon.pid, child: daemon.child, dir, port: daemon.port('s3'), accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey };
 }
 
