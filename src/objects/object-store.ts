@@ -13,6 +13,8 @@ import { KeyLocks } from './key-locks.js';
 import { ShareCopies, type StoreFile } from './share-copies.js';
 import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
 import { collectBodyGarbage } from './body-garbage.js';
+import { BodyTurns } from './body-turns.js';
+import { BufferSets, type LentBuffers } from './buffer-sets.js';
 import { ContentHashThread, type BodyHash } from './content-hash.js';
 import { checksummed, checksumMismatch, runningChecksum, type ChecksumAlgorithm } from '../auth/checksums.js';
 
@@ -328,12 +330,25 @@ const CONCATENATE_READ_BYTES = 1024 * 1024;
 /** A large body's writeback starts after this many bytes rather than at its end (FileWriter). */
 const FLUSH_AHEAD_BYTES = 8 * 1024 * 1024;
 
+/** Request bodies of at least this size (or of no announced size) are read BODIES_AT_ONCE at a time (BodyTurns). */
+const LARGE_BODY_BYTES = 1024 * 1024;
+const BODIES_AT_ONCE = 2;
+
 /**
  * Bodies of at least this size (or of no announced size) are hashed in the content hash thread, from
  * the write buffers: the round trips cost more than they spare the event loop below it. Not on a
  * board of one core, where the thread would only add its ~15 % more CPU per MiB.
  */
 const HASH_OFF_THREAD_BYTES = availableParallelism() > 1 ? 1024 * 1024 : Infinity;
+
+/**
+ * The write buffers of bodies hashed in the thread, kept for the next ones (BufferSets): the
+ * thread's references to a body's memory last until its own collector runs, which it seldom does,
+ * so a new set per body held 16 MiB of them through an `aws s3 cp` of 64 MiB (10 parts at once,
+ * `heaptrack`). Twice the bodies read at once: a body whose sender stalled keeps its set while
+ * the next one reads; more at once get sets of their own.
+ */
+const hashedWriteBuffers = new BufferSets(2 * BODIES_AT_ONCE, () => Array.from({ length: 4 }, () => Buffer.from(new SharedArrayBuffer(WRITE_BUFFER_BYTES))));
 
 /** Buckets existingBucket remembers (cleared when full: a gateway has a few). */
 const KNOWN_BUCKETS = 1024;
@@ -370,6 +385,7 @@ export class ObjectStore {
   private readonly statements;
   private readonly shareCopies: ShareCopies;
   private readonly contentHashes = new ContentHashThread();
+  private readonly bodyTurns = new BodyTurns(BODIES_AT_ONCE);
   private readonly knownBuckets = new Map<string, BucketRecord>();
   /** Told when a bucket was created or deleted (the file share watches its directory, or forgets it). */
   private bucketsChangedListener: (() => void) | undefined;
@@ -932,18 +948,24 @@ export class ObjectStore {
     // closed once only: a number closed twice may meanwhile name another file
     let closing: Promise<void> | undefined;
     const closeFile = () => (closing ??= fdClose(fd));
+    // a request's body (not parts read from their files) that is large, or of unknown size, takes turns with the others
+    const turn = !fromParts && (expectedSize === undefined || expectedSize >= LARGE_BODY_BYTES) ? await this.bodyTurns.take() : undefined;
     const offThread = !fromParts && (expectedSize === undefined || expectedSize >= HASH_OFF_THREAD_BYTES) ? this.contentHashes.body() : undefined;
     const hash = offThread || fromParts ? undefined : createHash('md5');
     const writer = new FileWriter(fd, expectedSize, offThread);
     let size = 0;
     try {
       for await (const chunk of body) {
+        const inTurn = turn?.arrived(chunk.length);
+        if (inTurn) await inTurn;
         size += chunk.length;
         checkGrowingBody(size, maxSize, expectedSize);
         hash?.update(chunk);
         const full = writer.append(chunk);
         if (full) await full;
+        turn?.waiting();
       }
+      turn?.leave();
       await writer.writeRest();
       const md5 = offThread ? await offThread.digest() : hash?.digest();
       checkWholeBody(size, md5, checks);
@@ -957,6 +979,9 @@ export class ObjectStore {
       await closeFile().catch(() => undefined);
       await rm(path, { force: true });
       throw error;
+    } finally {
+      turn?.leave();
+      writer.release();
     }
   }
 
@@ -1177,6 +1202,7 @@ const NOATIME = constants.O_NOATIME ?? 0;
 class FileWriter {
   /** Over memory shared with the content hash thread when the body is hashed there. */
   private readonly buffers: Buffer[];
+  private lent: LentBuffers | undefined;
   /** Per buffer: settles once its last write (and hash) is done, and it may be filled again. */
   private readonly free: Array<Promise<void>>;
   private filling = 0;
@@ -1195,7 +1221,8 @@ class FileWriter {
    */
   constructor(private readonly fd: number, expectedSize: number | undefined, private readonly hash?: BodyHash) {
     const bytes = Math.max(1, Math.min(WRITE_BUFFER_BYTES, expectedSize ?? WRITE_BUFFER_BYTES));
-    this.buffers = Array.from({ length: hash ? 4 : 2 }, () => Buffer.from(hash ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes)));
+    this.lent = hash && bytes === WRITE_BUFFER_BYTES ? hashedWriteBuffers.lend() : undefined;
+    this.buffers = this.lent?.buffers ?? Array.from({ length: hash ? 4 : 2 }, () => Buffer.from(hash ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes)));
     this.free = this.buffers.map(() => Promise.resolve());
   }
 
@@ -1229,6 +1256,12 @@ class FileWriter {
   async settle(): Promise<void> {
     await Promise.all(this.free);
     await this.flushing;
+  }
+
+  /** Once settled: the buffers serve the next body. */
+  release(): void {
+    this.lent?.giveBack();
+    this.lent = undefined;
   }
 
   /** Starts writing (and hashing) the buffer just filled; resolves once the next one to fill is free. */

@@ -1,5 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
+import { BufferSets } from '../buffer-sets.js';
 import { checkConditions, checkReadRequest, readAnswer } from './reading.js';
 import type { Operation } from './context.js';
 
@@ -19,11 +20,10 @@ const READ_BUFFERS = 3;
  * Bodies stream through the large buffers above while at most FAST_STREAMS do, the others through
  * buffers of SHARED_READ_BYTES: memory stays bounded however many readers there are (an `aws s3 cp`
  * download reads 10 ranges of 8 MiB at once: 3 MiB each took the daemon's RSS past 125 MiB). The
- * large buffers are kept for the next GETs, and let go after IDLE_BUFFERS_MS without one.
+ * large buffers are kept for the next GETs (BufferSets).
  */
 const FAST_STREAMS = 2;
 const SHARED_READ_BYTES = 128 * 1024;
-const IDLE_BUFFERS_MS = 10_000;
 
 /** Up to this size an object is read synchronously (ObjectStore.readSmall): a short hold of the event loop. */
 const SMALL_OBJECT_BYTES = 64 * 1024;
@@ -110,27 +110,6 @@ async function streamThrough(buffers: Buffer[], file: FileHandle, res: ServerRes
 }
 
 /** The large buffers, lent to FAST_STREAMS bodies at a time (see there). */
-class StreamBuffers {
-  private readonly idle: Buffer[][] = [];
-  private fastStreams = 0;
-  private letGo: NodeJS.Timeout | undefined;
-
-  lend(): { buffers: Buffer[]; giveBack(): void } {
-    if (this.fastStreams >= FAST_STREAMS) {
-      return { buffers: Array.from({ length: READ_BUFFERS }, () => Buffer.allocUnsafe(SHARED_READ_BYTES)), giveBack: () => undefined };
-    }
-    this.fastStreams++;
-    const buffers = this.idle.pop() ?? Array.from({ length: READ_BUFFERS }, () => Buffer.allocUnsafeSlow(STREAM_READ_BYTES));
-    return {
-      buffers,
-      giveBack: () => {
-        this.fastStreams--;
-        this.idle.push(buffers);
-        clearTimeout(this.letGo);
-        this.letGo = setTimeout(() => { this.idle.length = 0; }, IDLE_BUFFERS_MS).unref();
-      },
-    };
-  }
-}
-
-const streamBuffers = new StreamBuffers();
+const streamBuffers = new BufferSets(FAST_STREAMS,
+  () => Array.from({ length: READ_BUFFERS }, () => Buffer.allocUnsafeSlow(STREAM_READ_BYTES)),
+  () => Array.from({ length: READ_BUFFERS }, () => Buffer.allocUnsafe(SHARED_READ_BYTES)));

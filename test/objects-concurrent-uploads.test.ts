@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { TestDaemon } from './helpers/daemon.js';
+import { addKey, s3Client } from './helpers/objects.js';
+
+const md5 = (data: Uint8Array) => createHash('md5').update(data).digest('hex');
+
+/** A presigned PUT of `body` that sends its first `before` bytes now and the rest when told. */
+function stalledPut(url: string, body: Buffer, before: number): { request: ClientRequest; finish(): void; answer: Promise<IncomingMessage> } {
+  const put = request(url, { method: 'PUT', headers: { 'content-length': body.length } });
+  const answer = new Promise<IncomingMessage>((resolve, reject) => {
+    put.on('response', resolve);
+    put.on('error', reject);
+  });
+  put.write(body.subarray(0, before));
+  return { request: put, finish: () => put.end(body.subarray(before)), answer };
+}
+
+describe('S3 API: large uploads at the same time', () => {
+  let daemon: TestDaemon;
+  let s3: S3Client;
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: {} });
+    s3 = s3Client(daemon, await addKey(daemon));
+    await s3.send(new CreateBucketCommand({ Bucket: 'many' }));
+  });
+  afterAll(async () => {
+    s3?.destroy();
+    await daemon.cleanup();
+  });
+
+  const contentOf = async (key: string) => md5(await (await s3.send(new GetObjectCommand({ Bucket: 'many', Key: key }))).Body!.transformToByteArray());
+
+  it('store every body whole, however many arrive at once and however long they are (they are read a few at a time)', async () => {
+    // more at once than are read at once, each longer than one turn of reading
+    const bodies = Array.from({ length: 5 }, (_, i) => randomBytes((9 << 20) + i * 1000));
+    const answers = await Promise.all(bodies.map((body, i) => s3.send(new PutObjectCommand({ Bucket: 'many', Key: `big/${i}`, Body: body }))));
+    expect(answers.map((answer) => answer.ETag)).toEqual(bodies.map((body) => `"${md5(body)}"`));
+    for (const [i, body] of bodies.entries()) expect(await contentOf(`big/${i}`)).toBe(md5(body));
+  });
+
+  it('do not wait for senders that stall mid-body, which complete once they go on', async () => {
+    const stalledBodies = Array.from({ length: 3 }, () => randomBytes(3 << 20));
+    const stalled = await Promise.all(stalledBodies.map(async (body, i) =>
+      stalledPut(await getSignedUrl(s3, new PutObjectCommand({ Bucket: 'many', Key: `stalled/${i}` }), { expiresIn: 60 }), body, 100_000)));
+    try {
+      // three senders stalled, more than the bodies read at once: others are still stored meanwhile
+      const others = Array.from({ length: 3 }, () => randomBytes(2 << 20));
+      await Promise.all(others.map((body, i) => s3.send(new PutObjectCommand({ Bucket: 'many', Key: `meanwhile/${i}`, Body: body }))));
+      for (const [i, body] of others.entries()) expect(await contentOf(`meanwhile/${i}`)).toBe(md5(body));
+      for (const put of stalled) put.finish();
+      const answers = await Promise.all(stalled.map((put) => put.answer));
+      expect(answers.map((answer) => [answer.statusCode, answer.headers.etag])).toEqual(stalledBodies.map((body) => [200, `"${md5(body)}"`]));
+      for (const [i, body] of stalledBodies.entries()) expect(await contentOf(`stalled/${i}`)).toBe(md5(body));
+    } finally {
+      for (const put of stalled) put.request.destroy();
+    }
+  });
+
+  it('go on serving others when a sender leaves mid-body', async () => {
+    const left = await Promise.all([0, 1, 2].map(async (i) =>
+      stalledPut(await getSignedUrl(s3, new PutObjectCommand({ Bucket: 'many', Key: `left/${i}` }), { expiresIn: 60 }), randomBytes(3 << 20), 200_000)));
+    for (const put of left) {
+      put.answer.catch(() => undefined);
+      put.request.destroy();
+    }
+    const body = randomBytes(4 << 20);
+    expect((await s3.send(new PutObjectCommand({ Bucket: 'many', Key: 'after-left', Body: body }))).ETag).toBe(`"${md5(body)}"`);
+    await expect(s3.send(new GetObjectCommand({ Bucket: 'many', Key: 'left/0' }))).rejects.toMatchObject({ name: 'NoSuchKey' });
+  });
+});
