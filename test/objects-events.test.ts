@@ -161,4 +161,24 @@ describe('object events: S3 event records to functions and the local bus', () =>
     expect((await outpost(daemon.socket, ['buckets', 'notify', 'logs', '--clear'])).stdout).toBe('no notification rules on logs\n');
     expect((await outpost(daemon.socket, ['buckets', 'rm', 'logs'])).stdout).toBe('deleted bucket logs\n');
   });
+
+  it('takes objects with outpost objects as the AWS CLI names them: s3://BUCKET/KEY, or BUCKET/KEY', async () => {
+    expect((await outpost(daemon.socket, ['buckets', 'create', 'logs'])).code).toBe(0);
+    const local = join(fn.dir, 'today.log');
+    writeFileSync(local, 'line one\n');
+    const target = join(fn.dir, 'again.log');
+    // a KEY ending in / takes the file's name
+    expect((await outpost(daemon.socket, ['objects', 'put', local, 's3://logs/gw/'])).stdout).toMatch(/^uploaded logs\/gw\/today.log "[0-9a-f]{32}"\n$/);
+    expect((await outpost(daemon.socket, ['objects', 'put', local, 'logs/gw/copy.log'])).stdout).toMatch(/^uploaded logs\/gw\/copy.log /);
+    expect(await outpost(daemon.socket, ['objects', 'put', local, 'logs/gw/a.log', 'b.log'])).toMatchObject({
+      code: 1, stderr: 'outpost: give the key either in logs/gw/a.log or as an argument, not both\n' });
+    const listed = (await outpost(daemon.socket, ['objects', 'ls', 's3://logs/gw/c'])).stdout;
+    expect(listed).toContain('gw/copy.log');
+    expect(listed).not.toContain('gw/today.log');
+    expect((await outpost(daemon.socket, ['objects', 'get', 's3://logs/gw/copy.log', target])).code).toBe(0);
+    expect(readFileSync(target, 'utf8')).toBe('line one\n');
+    expect((await outpost(daemon.socket, ['objects', 'rm', 's3://logs/gw/today.log', 'logs/gw/copy.log'])).stdout).toBe('deleted logs/gw/today.log\ndeleted logs/gw/copy.log\n');
+    expect(JSON.parse((await outpost(daemon.socket, ['--json', 'objects', 'ls', 'logs'])).stdout).objects).toEqual([]);
+    expect((await outpost(daemon.socket, ['buckets', 'rm', 'logs'])).stdout).toBe('deleted bucket logs\n');
+  });
 });

@@ -826,6 +826,21 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(closed.headers.get('x-amz-request-id')).toMatch(/^[0-9A-F]{16}$/);
   });
 
+  it('refuses requests that expect the bucket (or a copy\'s source bucket) to belong to another account, changing nothing', async () => {
+    const other = '111122223333';
+    expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'owned.txt', Body: 'x', ExpectedBucketOwner: other })))).toMatchObject({ code: 'AccessDenied', status: 403 });
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'owned.txt' })))).toMatchObject({ status: 404 });
+    expect(await failure(s3.send(new ListObjectsV2Command({ Bucket: 'photos', ExpectedBucketOwner: other })))).toMatchObject({ code: 'AccessDenied', status: 403 });
+    expect(await failure(s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'owned.txt', CopySource: 'photos/digits.txt', ExpectedSourceBucketOwner: other }))))
+      .toMatchObject({ code: 'AccessDenied', status: 403 });
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'owned.txt' })))).toMatchObject({ status: 404 });
+    // the gateway's own account, as ListBuckets shows it
+    const owner = (await s3.send(new ListBucketsCommand({}))).Owner!.ID!;
+    await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'owned.txt', CopySource: 'photos/digits.txt', ExpectedBucketOwner: owner, ExpectedSourceBucketOwner: owner }));
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'owned.txt', ExpectedBucketOwner: owner }))).ContentLength).toBeGreaterThan(0);
+    await s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'owned.txt', ExpectedBucketOwner: owner }));
+  });
+
   it('refuses a wrong signature with SignatureDoesNotMatch', async () => {
     const forged = s3Client(daemon, { accessKeyId: credentials.accessKeyId, secretAccessKey: 'x'.repeat(40) });
     try {

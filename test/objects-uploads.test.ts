@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand, ListMultipartUploadsCommand, PutObjectCommand,
-  type S3Client, S3ServiceException, UploadPartCommand,
+  CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand,
+  type S3Client, S3ServiceException, UploadPartCommand, UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client } from './helpers/objects.js';
@@ -57,5 +57,19 @@ describe('abandoned multipart uploads', () => {
     expect(done.ETag).toMatch(/-3"$/);
     const got = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: 'uploads', Key: 'parts.bin' }))).Body!.transformToByteArray());
     expect(got).toEqual(Buffer.concat([1, 2, 3].map((n) => Buffer.alloc(3000, n))));
+
+    // such an object is copied in parts, as S3 wants one over 5 GiB copied
+    const copy = await s3.send(new CopyObjectCommand({ Bucket: 'uploads', Key: 'copy.bin', CopySource: 'uploads/parts.bin' })).catch((error: unknown) => error);
+    expect(copy).toMatchObject({ name: 'InvalidRequest', message: 'The specified copy source is larger than the maximum allowable size for a copy source: 4096' });
+    await expect(s3.send(new HeadObjectCommand({ Bucket: 'uploads', Key: 'copy.bin' }))).rejects.toMatchObject({ name: 'NotFound' });
+    const inParts = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'uploads', Key: 'copy.bin' }));
+    const copiedParts = [];
+    for (const [PartNumber, range] of [[1, 'bytes=0-4095'], [2, 'bytes=4096-8191'], [3, 'bytes=8192-8999']] as const) {
+      const { CopyPartResult } = await s3.send(new UploadPartCopyCommand({ Bucket: 'uploads', Key: 'copy.bin', UploadId: inParts.UploadId, PartNumber, CopySource: 'uploads/parts.bin', CopySourceRange: range }));
+      copiedParts.push({ PartNumber, ETag: CopyPartResult!.ETag });
+    }
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'uploads', Key: 'copy.bin', UploadId: inParts.UploadId, MultipartUpload: { Parts: copiedParts } }));
+    const copied = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: 'uploads', Key: 'copy.bin' }))).Body!.transformToByteArray());
+    expect(copied).toEqual(got);
   });
 });

@@ -13,6 +13,7 @@ import { KeyLocks } from './key-locks.js';
 import { ShareCopies, type StoreFile } from './share-copies.js';
 import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
 import { collectBodyGarbage } from './body-garbage.js';
+import { fileChunks } from './file-chunks.js';
 import { BodyTurns } from './body-turns.js';
 import { BufferSets, type LentBuffers } from './buffer-sets.js';
 import { ContentHashThread, type BodyHash } from './content-hash.js';
@@ -324,9 +325,6 @@ export const objectMigrations = [
  */
 const WRITE_BUFFER_BYTES = 256 * 1024;
 
-/** Each read of a part's file when CompleteMultipartUpload concatenates them (concatenate). */
-const CONCATENATE_READ_BYTES = 1024 * 1024;
-
 /** A large body's writeback starts after this many bytes rather than at its end (FileWriter). */
 const FLUSH_AHEAD_BYTES = 8 * 1024 * 1024;
 
@@ -392,7 +390,7 @@ export class ObjectStore {
   /** Told of the share copies about to be renamed into place (the file share knows their events for the store's). */
   private shareRenamesListener: ShareRenames | undefined;
 
-  constructor(private readonly store: Store, readonly shareRoot: string, private readonly changes: ChangeLog, private readonly limits: StoreLimits, private readonly log: Logger) {
+  constructor(private readonly store: Store, readonly shareRoot: string, private readonly changes: ChangeLog, readonly limits: StoreLimits, private readonly log: Logger) {
     this.db = store.db;
     this.tmpDir = join(shareRoot, STORE_FOLDER, 'tmp');
     this.blobDir = join(shareRoot, STORE_FOLDER, 'blobs');
@@ -883,7 +881,7 @@ export class ObjectStore {
     // parts stored before the upload's algorithm was kept have no checksum: then the object has none
     const checksum = upload.checksum && parts.every((part) => part.checksum !== undefined) ? upload.checksum : undefined;
     const whole = checksum?.type === 'FULL_OBJECT' ? runningChecksum(checksum.algorithm) : undefined;
-    const contents = concatenate(parts.map((part) => join(partDir, String(part.partNumber))));
+    const contents = concatenate(parts.map((part) => ({ path: join(partDir, String(part.partNumber)), size: part.size })));
     const content = await this.receive(whole ? checksummed(contents, whole) : contents, {}, { fromParts: true });
     const checksumValue = checksum && (whole ? whole.digest() : compositeChecksum(checksum.algorithm, parts));
     if (checksum && expectedChecksum !== undefined && expectedChecksum !== checksumValue) {
@@ -1361,21 +1359,12 @@ interface ReceivedContent {
   mtimeMs: number;
 }
 
-/**
- * The files' contents one after the other, read into one buffer reused for every read: each chunk
- * yielded is valid until the next is asked for (receive copies it out first). A read stream would
- * make a new 1 MiB buffer per read, garbage that piled up to tens of MiB under an `aws s3 cp`.
- */
-async function* concatenate(paths: string[]): AsyncIterable<Buffer> {
-  const buffer = Buffer.allocUnsafeSlow(CONCATENATE_READ_BYTES);
-  for (const path of paths) {
+/** The files' contents one after the other (fileChunks: each chunk valid until the next is asked for). */
+async function* concatenate(files: Array<{ path: string; size: number }>): AsyncIterable<Buffer> {
+  for (const { path, size } of files) {
     const fd = await fdOpen(path, constants.O_RDONLY | NOATIME);
     try {
-      for (;;) {
-        const { bytesRead } = await fdRead(fd, buffer, 0, buffer.length, null);
-        if (bytesRead === 0) break;
-        yield buffer.subarray(0, bytesRead);
-      }
+      yield* fileChunks((buffer, offset, length, position) => fdRead(fd, buffer, offset, length, position), 0, size - 1);
     } finally {
       await fdClose(fd);
     }

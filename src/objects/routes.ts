@@ -33,6 +33,9 @@ import {
   ABSENT_CONFIGURATIONS, deleteAbsent, deleteObjectTagging, getObjectTagging, objectLockAbsent,
 } from './operations/absent-configurations.js';
 
+// a step of every request, loaded with the operations (s3-server.ts)
+export { checkExpectedOwners } from './operations/context.js';
+
 export interface Route {
   name: string;
   operation: Operation;

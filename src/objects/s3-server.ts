@@ -77,7 +77,7 @@ export class S3Server {
     try {
       const address = this.address(req);
       resource = `/${address.bucket}${address.bucket && address.key ? `/${address.key}` : ''}`;
-      const { route } = await (this.routes ??= import('./routes.js'));
+      const { route, checkExpectedOwners } = await (this.routes ??= import('./routes.js'));
       const found = route(req.method ?? 'GET', address.bucket, address.key, address.query, req.headers);
       operationName = found.name;
       const verified = verifyRequest(req, found.objectChecksumHeaders ? { ...this.verifyOptions, bodyChecksums: false } : this.verifyOptions);
@@ -88,6 +88,7 @@ export class S3Server {
       };
       if (found.access === 'read' || found.access === 'write') this.authorize(request, address.bucket, found.access, found.configuration === true);
       else if (found.access === 'signed' && !request.accessKeyId) throw errors.accessDenied();
+      checkExpectedOwners(request);
       if (!bodyAsked) {
         res.writeContinue();
         bodyAsked = true;

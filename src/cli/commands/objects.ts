@@ -84,9 +84,10 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
   const objects = program.command('objects').description('objects of the S3-compatible store, over its S3 API');
 
   objects.command('ls <bucket> [prefix]')
-    .description('list objects (all pages)')
+    .description('list objects (all pages); BUCKET/PREFIX and s3://BUCKET/PREFIX work too')
     .option('--delimiter <delimiter>', 'group keys by this (e.g. "/")')
-    .action(async (bucket: string, prefix: string | undefined, options: { delimiter?: string }, command: Command) => {
+    .action(async (address: string, prefixArgument: string | undefined, options: { delimiter?: string }, command: Command) => {
+      const { bucket, key: prefix = prefixArgument } = objectAddress(address, prefixArgument);
       const { s3, commands } = await s3Of(cli, command);
       const entries: Array<{ key: string; size?: number; lastModified?: string; etag?: string }> = [];
       let token: string | undefined;
@@ -102,9 +103,12 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
     });
 
   objects.command('put <file> <bucket> [key]')
-    .description('upload a file (key: the file name); "-" reads stdin')
+    .description('upload a file (key: the file name); "-" reads stdin; BUCKET/KEY and s3://BUCKET/KEY work too, a KEY ending in "/" gets the file name')
     .option('--content-type <type>', 'Content-Type of the object')
-    .action(async (file: string, bucket: string, key: string | undefined, options: { contentType?: string }, command: Command) => {
+    .action(async (file: string, address: string, keyArgument: string | undefined, options: { contentType?: string }, command: Command) => {
+      const { bucket, key: named = keyArgument } = objectAddress(address, keyArgument);
+      // as `aws s3 cp FILE s3://BUCKET/DIR/` names it
+      const key = named?.endsWith('/') && file !== '-' ? named + basename(file) : named;
       if (file === '-' && !key) throw new CliError('give a KEY when reading stdin');
       const upload = file === '-' ? undefined : openUpload(file);
       const { s3, commands } = await s3Of(cli, command);
@@ -117,9 +121,15 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
       cli.print(command, { bucket, key: objectKey, etag: put.ETag }, () => `uploaded ${bucket}/${objectKey} ${put.ETag}`);
     });
 
-  objects.command('get <bucket> <key> [file]')
-    .description('download an object (file: the key\'s last segment); "-" writes stdout')
-    .action(async (bucket: string, key: string, file: string | undefined, _options, command: Command) => {
+  objects.command('get <bucket> [key] [file]')
+    .description('download an object (file: the key\'s last segment); "-" writes stdout; BUCKET/KEY [FILE] and s3://BUCKET/KEY [FILE] work too')
+    .action(async (address: string, second: string | undefined, third: string | undefined, _options, command: Command) => {
+      const inAddress = objectAddress(address, undefined);
+      const bucket = inAddress.bucket;
+      // with the key in the address, the next argument is the file
+      const [key, file] = inAddress.key === undefined ? [second, third] : [inAddress.key, second];
+      if (inAddress.key !== undefined && third !== undefined) throw new CliError(`too many arguments: the key is in ${address}`);
+      if (!key) throw new CliError('give the KEY of the object');
       const { s3, commands } = await s3Of(cli, command);
       try {
         const got = await s3.send(new commands.GetObjectCommand({ Bucket: bucket, Key: key }));
@@ -139,17 +149,39 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
       }
     });
 
-  objects.command('rm <bucket> <keys...>')
-    .description('delete objects')
-    .action(async (bucket: string, keys: string[], _options, command: Command) => {
+  objects.command('rm <bucket> [keys...]')
+    .description('delete objects: BUCKET KEY..., or BUCKET/KEY... and s3://BUCKET/KEY...')
+    .action(async (address: string, more: string[], _options, command: Command) => {
+      const first = objectAddress(address, undefined);
+      const targets = first.key === undefined
+        ? more.map((key) => ({ bucket: first.bucket, key }))
+        : [first, ...more.map((other) => objectAddress(other, undefined))].map(({ bucket, key }) => {
+          if (key === undefined) throw new CliError(`no key in ${bucket}: give BUCKET/KEY`);
+          return { bucket, key };
+        });
+      if (targets.length === 0) throw new CliError('give the KEY of the object');
       const { s3, commands } = await s3Of(cli, command);
       try {
-        for (const key of keys) await s3.send(new commands.DeleteObjectCommand({ Bucket: bucket, Key: key }));
+        for (const { bucket, key } of targets) await s3.send(new commands.DeleteObjectCommand({ Bucket: bucket, Key: key }));
       } finally {
         s3.destroy();
       }
-      cli.print(command, { deleted: keys }, () => keys.map((key) => `deleted ${bucket}/${key}`).join('\n'));
+      cli.print(command, { deleted: targets.map(({ key }) => key), objects: targets }, () => targets.map(({ bucket, key }) => `deleted ${bucket}/${key}`).join('\n'));
     });
+}
+
+/**
+ * A bucket, or an object's address as `aws s3` takes it: `s3://BUCKET/KEY` or `BUCKET/KEY` (a bucket
+ * name has no "/"). `separateKey`: the key (or prefix) given as an argument of its own as well,
+ * refused alongside one in the address.
+ */
+function objectAddress(address: string, separateKey: string | undefined): { bucket: string; key?: string } {
+  const path = address.startsWith('s3://') ? address.slice('s3://'.length) : address;
+  const slash = path.indexOf('/');
+  if (slash < 0) return { bucket: path };
+  if (separateKey !== undefined) throw new CliError(`give the key either in ${address} or as an argument, not both`);
+  const key = path.slice(slash + 1);
+  return { bucket: path.slice(0, slash), ...(key ? { key } : {}) };
 }
 
 /**

@@ -26,6 +26,9 @@ export const copyObject: Operation = async (request, res, context) => {
   const original = sourceContent.object;
   try {
     checkCopySourceConditions(request, original);
+    // S3 CopyObject: a larger source is copied in parts, by UploadPartCopy
+    const { maxObjectBytes } = context.objects.limits;
+    if (original.size > maxObjectBytes) throw errors.invalidRequest(`The specified copy source is larger than the maximum allowable size for a copy source: ${maxObjectBytes}`);
     const replace = directive === 'REPLACE';
     // x-amz-checksum-algorithm: a checksum of that algorithm made as the content is copied, else the source's
     const checksums: Record<string, string> = {};

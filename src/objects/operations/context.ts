@@ -47,6 +47,18 @@ export const OWNER_ID = '000000000000';
 /** The owner every listing shows. */
 export const OWNER = [el('ID', OWNER_ID), el('DisplayName', 'outpost')];
 
+/**
+ * x-amz-expected-bucket-owner (the request's bucket) and x-amz-source-expected-bucket-owner (a
+ * copy's source): a client that names another account than the gateway's is refused, as S3 refuses
+ * it, with 403 AccessDenied, before anything is read or written.
+ */
+export function checkExpectedOwners(request: S3Request): void {
+  for (const name of ['x-amz-expected-bucket-owner', 'x-amz-source-expected-bucket-owner']) {
+    const expected = header(request, name);
+    if (expected !== undefined && expected !== OWNER_ID) throw errors.accessDenied();
+  }
+}
+
 export function changeOrigin(request: S3Request): ChangeOrigin {
   return { principalId: request.accessKeyId ? `AWS:${request.accessKeyId}` : 'anonymous', sourceIp: request.sourceIp, requestId: request.requestId };
 }

@@ -1,5 +1,5 @@
-import { Readable } from 'node:stream';
 import { errors } from '../errors.js';
+import { fileChunks } from '../file-chunks.js';
 import { checkKey } from '../names.js';
 import type { ObjectRecord, ObjectStore } from '../object-store.js';
 import { header, type S3Request } from './context.js';
@@ -43,8 +43,8 @@ export function copySourceRange(request: S3Request, size: number): { start: numb
 /** A copy source's record and a way to read bytes of it; close() once the copy is done. */
 export interface CopySourceContent {
   object: ObjectRecord;
-  /** Bytes start..end (inclusive); an empty range is an empty stream. */
-  read(start: number, end: number): Readable;
+  /** Bytes start..end (inclusive), each chunk valid until the next is asked for (fileChunks); an empty range has none. */
+  read(start: number, end: number): AsyncIterable<Buffer>;
   close(): Promise<void>;
 }
 
@@ -52,13 +52,18 @@ export interface CopySourceContent {
 export async function openCopySource(objects: ObjectStore, source: { bucket: string; key: string }): Promise<CopySourceContent> {
   const stored = objects.readSmall(source.bucket, source.key, 0);
   if (stored) {
-    return { object: stored.object, read: (start, end) => Readable.from([stored.content.subarray(start, end + 1)]), close: async () => undefined };
+    return {
+      object: stored.object,
+      read: async function* (start, end) {
+        if (end >= start) yield stored.content.subarray(start, end + 1);
+      },
+      close: async () => undefined,
+    };
   }
   const { object, file } = await objects.open(source.bucket, source.key);
   return {
     object,
-    // an empty range has no byte to start a file stream at
-    read: (start, end) => (end < start ? Readable.from([]) : file.createReadStream({ autoClose: false, start, end, highWaterMark: 1024 * 1024 })),
+    read: (start, end) => fileChunks((buffer, offset, length, position) => file.read(buffer, offset, length, position), start, end),
     close: () => file.close(),
   };
 }
