@@ -11,10 +11,11 @@ const TURN_BYTES = 8 * 1024 * 1024;
 const STALL_MS = 50;
 
 /**
- * One body's turn. Its reader calls `arrived` with each chunk and awaits what it returns, if
- * anything, before using the chunk (the body lost its turn while its sender stalled, or had its
- * TURN_BYTES while others wait); `waiting` once done with a chunk, just before awaiting the next;
- * `leave` once the body has been read, failed or was abandoned.
+ * One body's turn, taken just before its reader awaits the first chunk. The reader calls `arrived`
+ * with each chunk and awaits what it returns, if anything, before using the chunk (the body lost
+ * its turn while its sender stalled, or had its TURN_BYTES while others wait); `waiting` once done
+ * with a chunk, just before awaiting the next; `leave` once the body has been read, failed or was
+ * abandoned.
  */
 export interface BodyTurn {
   arrived(bytes: number): Promise<void> | undefined;
@@ -50,6 +51,8 @@ export class BodyTurns {
   async take(): Promise<BodyTurn> {
     const place: Place = { holding: false, waitingForDataSince: undefined, inTurn: 0 };
     await this.enter(place);
+    // its first chunk is next: a sender that sends none stalls as much as one that stops
+    place.waitingForDataSince = performance.now();
     return {
       arrived: (bytes) => {
         place.waitingForDataSince = undefined;
