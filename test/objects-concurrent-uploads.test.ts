@@ -39,8 +39,23 @@ describe('S3 API: large uploads at the same time', () => {
   it('store every body whole, however many arrive at once and however long they are (they are read a few at a time)', async () => {
     // more at once than are read at once, each longer than one turn of reading
     const bodies = Array.from({ length: 5 }, (_, i) => randomBytes((9 << 20) + i * 1000));
-    const answers = await Promise.all(bodies.map((body, i) => s3.send(new PutObjectCommand({ Bucket: 'many', Key: `big/${i}`, Body: body }))));
+    // how many wait for their turn, as /metrics tells, sampled while they are sent
+    const bodiesWaiting = async () => Number(/^outpost_s3_bodies_waiting (\S+)$/m.exec(await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text())?.[1]);
+    const waiting: number[] = [];
+    let sending = true;
+    const sampling = (async () => {
+      while (sending) {
+        waiting.push(await bodiesWaiting());
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })();
+    const answers = await Promise.all(bodies.map((body, i) => s3.send(new PutObjectCommand({ Bucket: 'many', Key: `big/${i}`, Body: body }))))
+      .finally(() => { sending = false; });
+    await sampling;
     expect(answers.map((answer) => answer.ETag)).toEqual(bodies.map((body) => `"${md5(body)}"`));
+    expect(Math.max(...waiting)).toBeGreaterThan(0);
+    expect(waiting.every((count) => count >= 0 && count <= 3)).toBe(true);
+    expect(await bodiesWaiting()).toBe(0);
     for (const [i, body] of bodies.entries()) expect(await contentOf(`big/${i}`)).toBe(md5(body));
   });
 

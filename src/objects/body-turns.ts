@@ -47,6 +47,11 @@ export class BodyTurns {
 
   constructor(private readonly atOnce: number) {}
 
+  /** Bodies waiting for a turn now (those whose sender stalled are not waiting on the gateway). */
+  get waiting(): number {
+    return this.queue.length;
+  }
+
   /** Waits for a turn for one body. */
   async take(): Promise<BodyTurn> {
     const place: Place = { holding: false, waitingForDataSince: undefined, inTurn: 0 };

@@ -37,6 +37,8 @@ export class ObjectService implements Service {
     const service = this;
     new Gauge({ name: 'outpost_s3_pending_events', help: 'Object events not yet delivered to functions and the bus', registers,
       collect() { this.set(service.events?.pending ?? 0); } });
+    new Gauge({ name: 'outpost_s3_bodies_waiting', help: 'Request bodies of 1 MiB or more waiting, paused, for their turn to be read (two are read at a time)', registers,
+      collect() { this.set(service.objects?.bodyTurns.waiting ?? 0); } });
     new Gauge({ name: 'outpost_s3_share_free_bytes', help: "Space left on the share root's filesystem (larger objects, share files): writes get 507 when it runs out", registers,
       collect() { this.set(freeBytes(service.shareRoot)); } });
     registerObjectAdminRoutes(context.admin, {

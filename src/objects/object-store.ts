@@ -383,7 +383,7 @@ export class ObjectStore {
   private readonly statements;
   private readonly shareCopies: ShareCopies;
   private readonly contentHashes = new ContentHashThread();
-  private readonly bodyTurns = new BodyTurns(BODIES_AT_ONCE);
+  readonly bodyTurns = new BodyTurns(BODIES_AT_ONCE);
   private readonly knownBuckets = new Map<string, BucketRecord>();
   /** Told when a bucket was created or deleted (the file share watches its directory, or forgets it). */
   private bucketsChangedListener: (() => void) | undefined;
