@@ -74,7 +74,45 @@ describe('S3 API: large uploads at the same time', () => {
       expect(answers.map((answer) => [answer.statusCode, answer.headers.etag])).toEqual(stalledBodies.map((body) => [200, `"${md5(body)}"`]));
       for (const [i, body] of stalledBodies.entries()) expect(await contentOf(`stalled/${i}`)).toBe(md5(body));
     } finally {
-      for (const put of stalled) put.request.destroy();
+      for (const put of stalled) {
+        put.answer.catch(() => undefined);
+        put.request.destroy();
+      }
+    }
+  });
+
+  it('do not wait for slow senders to finish: those take turns of bounded time', async () => {
+    // three senders trickling a body, never pausing long enough to count as stalled
+    const slowBodies = Array.from({ length: 3 }, () => randomBytes(6 << 20));
+    const slow = await Promise.all(slowBodies.map(async (body, i) =>
+      stalledPut(await getSignedUrl(s3, new PutObjectCommand({ Bucket: 'many', Key: `slow/${i}` }), { expiresIn: 60 }), body, 0)));
+    let sent = 0;
+    let othersDone = false;
+    const trickle = (async () => {
+      // 16 KiB from each every 10 ms, until the others are stored (or all but the end of the bodies was sent)
+      while (!othersDone && sent + 16_384 < slowBodies[0].length) {
+        for (const [i, put] of slow.entries()) put.request.write(slowBodies[i].subarray(sent, sent + 16_384));
+        sent += 16_384;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })();
+    try {
+      const other = randomBytes(2 << 20);
+      await s3.send(new PutObjectCommand({ Bucket: 'many', Key: 'beside-slow', Body: other }));
+      othersDone = true;
+      await trickle;
+      // stored while the slow ones were still sending
+      expect(sent + 16_384).toBeLessThan(slowBodies[0].length);
+      expect(await contentOf('beside-slow')).toBe(md5(other));
+      for (const [i, put] of slow.entries()) put.request.end(slowBodies[i].subarray(sent));
+      const answers = await Promise.all(slow.map((put) => put.answer));
+      expect(answers.map((answer) => [answer.statusCode, answer.headers.etag])).toEqual(slowBodies.map((body) => [200, `"${md5(body)}"`]));
+    } finally {
+      othersDone = true;
+      for (const put of slow) {
+        put.answer.catch(() => undefined);
+        put.request.destroy();
+      }
     }
   });
 

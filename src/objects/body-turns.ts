@@ -1,8 +1,10 @@
 /**
- * A body that has had this much in its turn gives way to a waiting one (and waits for a turn
- * again): one `aws s3 cp` part. Each turn ends with its body paused, its last socket reads kept.
+ * A body that has had this much in its turn, or had it this long, gives way to a waiting one (and
+ * waits for a turn again): one `aws s3 cp` part from a fast sender, a slow sender's share of time.
+ * Each turn ends with its body paused, its last socket reads kept.
  */
 const TURN_BYTES = 8 * 1024 * 1024;
+const TURN_MS = 500;
 
 /**
  * A body whose sender has sent nothing for this long loses its turn to a waiting one, and waits
@@ -13,7 +15,7 @@ const STALL_MS = 50;
 /**
  * One body's turn, taken just before its reader awaits the first chunk. The reader calls `arrived`
  * with each chunk and awaits what it returns, if anything, before using the chunk (the body lost
- * its turn while its sender stalled, or had its TURN_BYTES while others wait); `waiting` once done
+ * its turn while its sender stalled, or had its TURN_BYTES or TURN_MS while others wait); `waiting` once done
  * with a chunk, just before awaiting the next; `leave` once the body has been read, failed or was
  * abandoned.
  */
@@ -27,7 +29,9 @@ interface Place {
   holding: boolean;
   /** When it started waiting for its sender's next chunk, while it does. */
   waitingForDataSince: number | undefined;
+  /** Bytes had in this turn, and when it began. */
   inTurn: number;
+  turnSince: number;
   wake?: () => void;
 }
 
@@ -54,7 +58,7 @@ export class BodyTurns {
 
   /** Waits for a turn for one body. */
   async take(): Promise<BodyTurn> {
-    const place: Place = { holding: false, waitingForDataSince: undefined, inTurn: 0 };
+    const place: Place = { holding: false, waitingForDataSince: undefined, inTurn: 0, turnSince: 0 };
     await this.enter(place);
     // its first chunk is next: a sender that sends none stalls as much as one that stops
     place.waitingForDataSince = performance.now();
@@ -62,7 +66,7 @@ export class BodyTurns {
       arrived: (bytes) => {
         place.waitingForDataSince = undefined;
         if (!place.holding) return this.enter(place);
-        if (place.inTurn < TURN_BYTES || this.queue.length === 0) {
+        if (this.queue.length === 0 || (place.inTurn < TURN_BYTES && performance.now() - place.turnSince < TURN_MS)) {
           place.inTurn += bytes;
           return undefined;
         }
@@ -99,6 +103,7 @@ export class BodyTurns {
   private hold(place: Place): void {
     place.holding = true;
     place.inTurn = 0;
+    place.turnSince = performance.now();
     this.holders.add(place);
   }
 
