@@ -5,7 +5,7 @@ import type { Store } from '../store/store.js';
 import type { ChangeLog, ChangeOrigin, ObjectEventName } from './object-store.js';
 import { errors } from './errors.js';
 
-/** The account every local ARN names, as LocalStack and SAM local do. */
+/** The gateway's one account: every local ARN names it, as LocalStack and SAM local do, and it owns every bucket and object. */
 export const LOCAL_ACCOUNT = '000000000000';
 
 /** One CloudFunctionConfiguration / LambdaFunctionConfiguration of a bucket's notification configuration. */

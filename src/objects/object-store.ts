@@ -14,7 +14,7 @@ import { ShareCopies, type StoreFile } from './share-copies.js';
 import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
 import { collectBodyGarbage } from './body-garbage.js';
 import { fileChunks } from './file-chunks.js';
-import { BodyTurns } from './body-turns.js';
+import { BodyTurns, type BodyTurn } from './body-turns.js';
 import { BufferSets, type LentBuffers } from './buffer-sets.js';
 import { ContentHashThread, type BodyHash } from './content-hash.js';
 import { checksummed, checksumMismatch, runningChecksum, type ChecksumAlgorithm } from '../auth/checksums.js';
@@ -946,13 +946,16 @@ export class ObjectStore {
     // closed once only: a number closed twice may meanwhile name another file
     let closing: Promise<void> | undefined;
     const closeFile = () => (closing ??= fdClose(fd));
-    // a request's body (not parts read from their files) that is large, or of unknown size, takes turns with the others
-    const turn = !fromParts && (expectedSize === undefined || expectedSize >= LARGE_BODY_BYTES) ? await this.bodyTurns.take() : undefined;
-    const offThread = !fromParts && (expectedSize === undefined || expectedSize >= HASH_OFF_THREAD_BYTES) ? this.contentHashes.body() : undefined;
-    const hash = offThread || fromParts ? undefined : createHash('md5');
-    const writer = new FileWriter(fd, expectedSize, offThread);
+    let turn: BodyTurn | undefined;
+    let offThread: BodyHash | undefined;
+    let writer: FileWriter | undefined;
     let size = 0;
     try {
+      // a large body, or one of unknown size, takes turns with the others (not parts concatenated from their files)
+      if (!fromParts && (expectedSize === undefined || expectedSize >= LARGE_BODY_BYTES)) turn = await this.bodyTurns.take();
+      if (!fromParts && (expectedSize === undefined || expectedSize >= HASH_OFF_THREAD_BYTES)) offThread = this.contentHashes.body();
+      const hash = offThread || fromParts ? undefined : createHash('md5');
+      writer = new FileWriter(fd, expectedSize, offThread);
       for await (const chunk of body) {
         const inTurn = turn?.arrived(chunk.length);
         if (inTurn) await inTurn;
@@ -973,13 +976,13 @@ export class ObjectStore {
       return { path, size, ...(md5 ? { etag: md5.toString('hex') } : {}), ino: stats.ino, mtimeMs: stats.mtimeMs };
     } catch (error) {
       offThread?.discard();
-      await writer.settle();
+      await writer?.settle();
       await closeFile().catch(() => undefined);
       await rm(path, { force: true });
       throw error;
     } finally {
       turn?.leave();
-      writer.release();
+      writer?.release();
     }
   }
 
