@@ -328,16 +328,16 @@ const WRITE_BUFFER_BYTES = 256 * 1024;
 /** A large body's writeback starts after this many bytes rather than at its end (FileWriter). */
 const FLUSH_AHEAD_BYTES = 8 * 1024 * 1024;
 
-/** Request bodies of at least this size (or of no announced size) are read BODIES_AT_ONCE at a time (BodyTurns). */
+/**
+ * Bodies of at least this size (or of no announced size) are large: read BODIES_AT_ONCE at a time
+ * (BodyTurns), and hashed in the content hash thread from the write buffers (HASH_OFF_THREAD); below
+ * it the thread's round trips cost more than they spare the event loop.
+ */
 const LARGE_BODY_BYTES = 1024 * 1024;
 const BODIES_AT_ONCE = 2;
 
-/**
- * Bodies of at least this size (or of no announced size) are hashed in the content hash thread, from
- * the write buffers: the round trips cost more than they spare the event loop below it. Not on a
- * board of one core, where the thread would only add its ~15 % more CPU per MiB.
- */
-const HASH_OFF_THREAD_BYTES = availableParallelism() > 1 ? 1024 * 1024 : Infinity;
+/** Not on a board of one core, where the content hash thread would only add its ~15 % more CPU per MiB. */
+const HASH_OFF_THREAD = availableParallelism() > 1;
 
 /**
  * The write buffers of bodies hashed in the thread, kept for the next ones (BufferSets): the
@@ -951,9 +951,10 @@ export class ObjectStore {
     let writer: FileWriter | undefined;
     let size = 0;
     try {
-      // a large body, or one of unknown size, takes turns with the others (not parts concatenated from their files)
-      if (!fromParts && (expectedSize === undefined || expectedSize >= LARGE_BODY_BYTES)) turn = await this.bodyTurns.take();
-      if (!fromParts && (expectedSize === undefined || expectedSize >= HASH_OFF_THREAD_BYTES)) offThread = this.contentHashes.body();
+      // not parts concatenated from their files: they were read, checked and hashed already
+      const large = !fromParts && (expectedSize === undefined || expectedSize >= LARGE_BODY_BYTES);
+      if (large) turn = await this.bodyTurns.take();
+      if (large && HASH_OFF_THREAD) offThread = this.contentHashes.body();
       const hash = offThread || fromParts ? undefined : createHash('md5');
       writer = new FileWriter(fd, expectedSize, offThread);
       for await (const chunk of body) {
