@@ -10,8 +10,14 @@ import { runInNewContext } from 'node:vm';
  * 0.8 ms each in bench/objects). With the board profiles' malloc threshold above 64 KiB a 1 GiB PUT
  * grew RSS by only 2.3-2.7 MiB without it, but cost more CPU (6.0-7.1 against 5.2-5.3 ms/MiB):
  * the collections V8 chose instead were the larger ones.
+ *
+ * Every MiB rather than every 4: small reads (the AWS CLI sends its bodies in 8 KiB writes) land in
+ * malloc's main heap, and what is still in use when it grows keeps it from shrinking. Through three
+ * rounds of `aws s3 cp` of 64 MiB (bench/objects/aws-cli-rss.mjs) its heap peaked at 11-16 instead
+ * of 15-24 MiB and RSS at 102-106 instead of 106-110 MiB, for the same CPU per MiB (4.5-4.8 ms in
+ * run.mjs; every 512 KiB cost 5 % more).
  */
-const COLLECT_EVERY_BYTES = 4 * 1024 * 1024;
+const COLLECT_EVERY_BYTES = 1024 * 1024;
 
 let uncollected = 0;
 /** Made on the first collection: a daemon that never receives a large body keeps no extra context. */
