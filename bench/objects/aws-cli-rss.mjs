@@ -1,7 +1,8 @@
 // outpostd's memory under the AWS CLI's own transfers: `aws s3 cp` of a large file (multipart, up to
 // 10 parts at once, each an aws-chunked body with a CRC trailer, sent in 8 KiB writes) and back.
-// Prints, per round, the peak VmRSS and, after it, VmRSS with malloc's heap ([heap]) apart, then
-// VmRSS once the daemon has been idle. `node bench/objects/aws-cli-rss.mjs [--rounds 3 --mib 64]`.
+// Prints, per round, the peak VmRSS and what it was made of (file-backed pages: node's own and its
+// libraries'; malloc's main heap; other anonymous memory: V8's heaps, large buffers, thread arenas
+// and stacks), VmRSS after it with malloc's heap apart, then VmRSS once the daemon has been idle. `node bench/objects/aws-cli-rss.mjs [--rounds 3 --mib 64]`.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -43,25 +44,41 @@ const aws = (...args) => new Promise((resolve, reject) => {
   child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`aws ${args.join(' ')} exited with ${code}`))));
 });
 const mib = (bytes) => (bytes / 1048576).toFixed(1);
-/** Resident KiB of malloc's main heap: memory freed there stays resident unless it is at the heap's top. */
-const mallocHeapBytes = () => {
-  let inHeap = false;
-  let bytes = 0;
+/**
+ * Resident bytes by kind of mapping: `file` (the node binary's and libraries' pages), `heap`
+ * (malloc's main heap: memory freed there stays resident unless it is at the heap's top) and `anon`
+ * (the rest: V8's heaps, buffers of their own mmap, other threads' malloc arenas, stacks).
+ */
+const residentByKind = () => {
+  const bytes = { file: 0, heap: 0, anon: 0 };
+  let kind = 'anon';
   for (const line of readFileSync(`/proc/${daemon.pid}/smaps`, 'utf8').split('\n')) {
-    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inHeap = line.endsWith('[heap]');
-    else if (inHeap && line.startsWith('Rss:')) bytes += Number(line.split(/\s+/)[1]) * 1024;
+    const mapping = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (mapping) kind = mapping[1] === '[heap]' ? 'heap' : mapping[1].startsWith('/') ? 'file' : 'anon';
+    else if (line.startsWith('Rss:')) bytes[kind] += Number(line.split(/\s+/)[1]) * 1024;
   }
   return bytes;
 };
+const mallocHeapBytes = () => residentByKind().heap;
+/**
+ * The peak VmRSS while `work` runs (sampled every 20 ms), and its make-up read from smaps right
+ * after that sample: a spike gone within that reading (a few ms) shows there as a smaller total.
+ */
 async function peakDuring(work) {
   let peak = memOf(daemon.pid).rss;
-  const timer = setInterval(() => { peak = Math.max(peak, memOf(daemon.pid).rss ?? 0); }, 20);
+  let madeOf = residentByKind();
+  const timer = setInterval(() => {
+    const rss = memOf(daemon.pid).rss ?? 0;
+    if (rss <= peak) return;
+    peak = rss;
+    madeOf = residentByKind();
+  }, 20);
   try {
     await work();
   } finally {
     clearInterval(timer);
   }
-  return peak;
+  return { peak, madeOf };
 }
 
 const lines = [`outpostd (${options.board}), aws s3 cp of ${options.mib} MiB up and down, ${options.rounds} rounds`,
@@ -70,7 +87,9 @@ await aws('s3api', 'create-bucket', '--bucket', 'bench');
 for (let round = 1; round <= Number(options.rounds); round++) {
   const up = await peakDuring(() => aws('s3', 'cp', file, `s3://bench/round-${round}.bin`, '--quiet'));
   const down = await peakDuring(() => aws('s3', 'cp', `s3://bench/round-${round}.bin`, join(work, 'download.bin'), '--quiet'));
-  lines.push(`round ${round}: peak RSS up ${mib(up)} MiB, down ${mib(down)} MiB; after: RSS ${mib(memOf(daemon.pid).rss)} MiB, malloc heap ${mib(mallocHeapBytes())} MiB`);
+  const madeOf = ({ file, heap, anon }) => `${mib(file + heap + anon)} = file-backed ${mib(file)} + malloc heap ${mib(heap)} + other anonymous ${mib(anon)}`;
+  lines.push(`round ${round}: peak RSS up ${mib(up.peak)} MiB, down ${mib(down.peak)} MiB; after: RSS ${mib(memOf(daemon.pid).rss)} MiB, malloc heap ${mib(mallocHeapBytes())} MiB`,
+    `  made of (smaps) up: ${madeOf(up.madeOf)} MiB; down: ${madeOf(down.madeOf)} MiB`);
 }
 await sleep(Number(options.idle) * 1000);
 lines.push(`after ${options.idle} s idle: RSS ${mib(memOf(daemon.pid).rss)} MiB, malloc heap ${mib(mallocHeapBytes())} MiB`);
