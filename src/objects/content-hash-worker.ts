@@ -5,8 +5,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { answerRequests, type ThreadReply } from './request-thread.js';
 
 export type ContentHashRequest =
-  /** The next `bytes` of body `body`, in memory shared with the event loop (not to be changed until answered). */
-  | { kind: 'update'; body: number; memory: SharedArrayBuffer; bytes: number }
+  /** The next `bytes` of body `body`, at `offset` in memory shared with the event loop (not to be changed until answered). */
+  | { kind: 'update'; body: number; memory: SharedArrayBuffer; offset: number; bytes: number }
   /** The MD5 of everything body `body` was updated with; its state is gone afterwards. */
   | { kind: 'digest'; body: number }
   /** Forgets body `body` (a failed upload). */
@@ -20,7 +20,7 @@ answerRequests<ContentHashRequest & { id: number }>((request) => {
   if (request.kind === 'update') {
     let hash = hashes.get(request.body);
     if (!hash) hashes.set(request.body, (hash = createHash('md5')));
-    hash.update(new Uint8Array(request.memory, 0, request.bytes));
+    hash.update(new Uint8Array(request.memory, request.offset, request.bytes));
     return;
   }
   const hash = hashes.get(request.body);

@@ -3,8 +3,8 @@ import type { ContentHashReply, ContentHashRequest } from './content-hash-worker
 
 /** The MD5 of one body, computed in the content hash thread from memory shared with it. */
 export interface BodyHash {
-  /** Hashes the next `bytes` of `memory`; resolves once the thread is done with it (it may be refilled). */
-  update(memory: SharedArrayBuffer, bytes: number): Promise<void>;
+  /** Hashes `chunk`, a view of shared memory; resolves once the thread is done with it (it may be refilled). */
+  update(chunk: Uint8Array): Promise<void>;
   digest(): Promise<Buffer>;
   /** The body failed: its state in the thread goes. */
   discard(): void;
@@ -22,8 +22,8 @@ export class ContentHashThread {
   body(): BodyHash {
     const body = this.nextBody++;
     return {
-      update: async (memory, bytes) => {
-        await this.thread.request({ kind: 'update', body, memory, bytes });
+      update: async (chunk) => {
+        await this.thread.request({ kind: 'update', body, memory: chunk.buffer as SharedArrayBuffer, offset: chunk.byteOffset, bytes: chunk.byteLength });
       },
       digest: async () => {
         const { md5 } = await this.thread.request({ kind: 'digest', body });

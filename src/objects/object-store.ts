@@ -346,7 +346,7 @@ const HASH_OFF_THREAD = availableParallelism() > 1;
  * `heaptrack`). Twice the bodies read at once: a body whose sender stalled keeps its set while
  * the next one reads; more at once get sets of their own.
  */
-const hashedWriteBuffers = new BufferSets(2 * BODIES_AT_ONCE, () => Array.from({ length: 4 }, () => Buffer.from(new SharedArrayBuffer(WRITE_BUFFER_BYTES))));
+const hashedWriteBuffers = new BufferSets(2 * BODIES_AT_ONCE, 4, WRITE_BUFFER_BYTES, () => Array.from({ length: 4 }, () => Buffer.from(new SharedArrayBuffer(WRITE_BUFFER_BYTES))));
 
 /** Buckets existingBucket remembers (cleared when full: a gateway has a few). */
 const KNOWN_BUCKETS = 1024;
@@ -1277,7 +1277,7 @@ class FileWriter {
       await writeFully(this.fd, this.buffers[index], bytes);
       this.wrote(bytes);
     });
-    const hashed = this.hash?.update(this.buffers[index].buffer as SharedArrayBuffer, bytes);
+    const hashed = this.hash?.update(this.buffers[index].subarray(0, bytes));
     this.writing = write.catch(() => undefined);
     this.free[index] = (hashed ? Promise.all([write, hashed]) : write).then(() => undefined, (error: unknown) => { this.failure ??= { error }; });
     return this.free[this.filling].then(() => {

@@ -20,7 +20,7 @@ const READ_BUFFERS = 3;
  * Bodies stream through the large buffers above while at most FAST_STREAMS do, the others through
  * buffers of SHARED_READ_BYTES: memory stays bounded however many readers there are (an `aws s3 cp`
  * download reads 10 ranges of 8 MiB at once: 3 MiB each took the daemon's RSS past 125 MiB). The
- * large buffers are kept for the next GETs (BufferSets).
+ * large buffers are kept for the next large bodies, GETs or uploads (BufferSets).
  */
 const FAST_STREAMS = 2;
 const SHARED_READ_BYTES = 128 * 1024;
@@ -110,6 +110,5 @@ async function streamThrough(buffers: Buffer[], file: FileHandle, res: ServerRes
 }
 
 /** The large buffers, lent to FAST_STREAMS bodies at a time (see there). */
-const streamBuffers = new BufferSets(FAST_STREAMS,
-  () => Array.from({ length: READ_BUFFERS }, () => Buffer.allocUnsafeSlow(STREAM_READ_BYTES)),
+const streamBuffers = new BufferSets(FAST_STREAMS, READ_BUFFERS, STREAM_READ_BYTES,
   () => Array.from({ length: READ_BUFFERS }, () => Buffer.allocUnsafe(SHARED_READ_BYTES)));
