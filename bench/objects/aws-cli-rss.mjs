@@ -2,7 +2,8 @@
 // 10 parts at once, each an aws-chunked body with a CRC trailer, sent in 8 KiB writes) and back.
 // Prints, per round, the peak VmRSS and what it was made of (file-backed pages: node's own and its
 // libraries'; malloc's main heap; other anonymous memory: V8's heaps, large buffers, thread arenas
-// and stacks), VmRSS after it with malloc's heap apart, then VmRSS once the daemon has been idle. `node bench/objects/aws-cli-rss.mjs [--rounds 3 --mib 64]`.
+// and stacks), VmRSS after it with malloc's heap apart, then VmRSS once the daemon has been idle.
+// `node bench/objects/aws-cli-rss.mjs [--rounds 3 --mib 64]`.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -60,6 +61,7 @@ const residentByKind = () => {
   return bytes;
 };
 const mallocHeapBytes = () => residentByKind().heap;
+const makeUp = ({ file, heap, anon }) => `${mib(file + heap + anon)} = file-backed ${mib(file)} + malloc heap ${mib(heap)} + other anonymous ${mib(anon)}`;
 /**
  * The peak VmRSS while `work` runs (sampled every 20 ms), and its make-up read from smaps right
  * after that sample: a spike gone within that reading (a few ms) shows there as a smaller total.
@@ -87,9 +89,8 @@ await aws('s3api', 'create-bucket', '--bucket', 'bench');
 for (let round = 1; round <= Number(options.rounds); round++) {
   const up = await peakDuring(() => aws('s3', 'cp', file, `s3://bench/round-${round}.bin`, '--quiet'));
   const down = await peakDuring(() => aws('s3', 'cp', `s3://bench/round-${round}.bin`, join(work, 'download.bin'), '--quiet'));
-  const madeOf = ({ file, heap, anon }) => `${mib(file + heap + anon)} = file-backed ${mib(file)} + malloc heap ${mib(heap)} + other anonymous ${mib(anon)}`;
   lines.push(`round ${round}: peak RSS up ${mib(up.peak)} MiB, down ${mib(down.peak)} MiB; after: RSS ${mib(memOf(daemon.pid).rss)} MiB, malloc heap ${mib(mallocHeapBytes())} MiB`,
-    `  made of (smaps) up: ${madeOf(up.madeOf)} MiB; down: ${madeOf(down.madeOf)} MiB`);
+    `  made of (smaps) up: ${makeUp(up.madeOf)} MiB; down: ${makeUp(down.madeOf)} MiB`);
 }
 await sleep(Number(options.idle) * 1000);
 lines.push(`after ${options.idle} s idle: RSS ${mib(memOf(daemon.pid).rss)} MiB, malloc heap ${mib(mallocHeapBytes())} MiB`);

@@ -13,7 +13,8 @@ export const SLAB_BYTES = 1024 * 1024;
 /**
  * Slabs no set uses now, shared by every BufferSets: uploads and downloads that take turns reuse
  * the same memory (an `aws s3 cp` up, then down, then up again held both kinds of sets at once).
- * Shared memory, so that a set may be hashed in a thread.
+ * Shared memory, so that a set may be hashed in a thread. Only slabs of sets given back come here:
+ * never more than the pooled sets of every BufferSets hold at once.
  */
 const idleSlabs: SharedArrayBuffer[] = [];
 let letGo: NodeJS.Timeout | undefined;

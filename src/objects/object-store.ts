@@ -328,6 +328,9 @@ const WRITE_BUFFER_BYTES = 256 * 1024;
 /** A large body's writeback starts after this many bytes rather than at its end (FileWriter). */
 const FLUSH_AHEAD_BYTES = 8 * 1024 * 1024;
 
+/** Write buffers of a body hashed in the content hash thread (FileWriter). */
+const HASHED_WRITE_BUFFERS = 4;
+
 /**
  * Bodies of at least this size (or of no announced size) are large: read BODIES_AT_ONCE at a time
  * (BodyTurns), and hashed in the content hash thread from the write buffers (HASH_OFF_THREAD); below
@@ -346,7 +349,15 @@ const HASH_OFF_THREAD = availableParallelism() > 1;
  * `heaptrack`). Twice the bodies read at once: a body whose sender stalled keeps its set while
  * the next one reads; more at once get sets of their own.
  */
-const hashedWriteBuffers = new BufferSets(2 * BODIES_AT_ONCE, 4, WRITE_BUFFER_BYTES, () => Array.from({ length: 4 }, () => Buffer.from(new SharedArrayBuffer(WRITE_BUFFER_BYTES))));
+const hashedWriteBuffers = new BufferSets(2 * BODIES_AT_ONCE, HASHED_WRITE_BUFFERS, WRITE_BUFFER_BYTES, () => writeBuffers(true, WRITE_BUFFER_BYTES));
+
+/**
+ * A FileWriter's buffers of `bytes`, when not lent: two (one filled while the other is written), or
+ * four in memory shared with the content hash thread when `hashed` (two more while those are hashed).
+ */
+function writeBuffers(hashed: boolean, bytes: number): Buffer[] {
+  return Array.from({ length: hashed ? HASHED_WRITE_BUFFERS : 2 }, () => Buffer.from(hashed ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes)));
+}
 
 /** Buckets existingBucket remembers (cleared when full: a gateway has a few). */
 const KNOWN_BUCKETS = 1024;
@@ -1224,7 +1235,7 @@ class FileWriter {
   constructor(private readonly fd: number, expectedSize: number | undefined, private readonly hash?: BodyHash) {
     const bytes = Math.max(1, Math.min(WRITE_BUFFER_BYTES, expectedSize ?? WRITE_BUFFER_BYTES));
     this.lent = hash && bytes === WRITE_BUFFER_BYTES ? hashedWriteBuffers.lend() : undefined;
-    this.buffers = this.lent?.buffers ?? Array.from({ length: hash ? 4 : 2 }, () => Buffer.from(hash ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes)));
+    this.buffers = this.lent?.buffers ?? writeBuffers(hash !== undefined, bytes);
     this.free = this.buffers.map(() => Promise.resolve());
   }
 
