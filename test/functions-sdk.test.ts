@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, TestDaemon } from './helpers/daemon.js';
@@ -85,5 +86,63 @@ describe('functions: unmodified AWS SDK v3 clients reach the gateway', () => {
     }
     const tooLarge = await post('/topics/a', 'x'.repeat(128 * 1024 + 1));
     expect(tooLarge.status).toBe(413);
+  });
+
+  it('asks for a body (100 Continue) only when it reads it: a request refused before is refused before its body is sent', async () => {
+    /**
+     * One request over its own connection, its body sent only after a 100 Continue (or at once
+     * without `Expect`): what came back by the time the server closed the connection, and whether the body went.
+     */
+    const exchange = (path: string, body: Buffer, headers: Record<string, string>) => new Promise<{ response: string; bodySent: boolean }>((resolve, reject) => {
+      const socket = connect(httpPort, '127.0.0.1');
+      const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no answer to ${path} within 10 s`)); }, 10_000);
+      let response = '';
+      let bodySent = false;
+      const sendBody = () => { bodySent = true; socket.write(body); };
+      socket.on('data', (chunk) => {
+        response += chunk;
+        if (!bodySent && response.startsWith('HTTP/1.1 100 Continue\r\n\r\n')) sendBody();
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => { clearTimeout(timer); resolve({ response, bodySent }); });
+      const head = Object.entries({ host: `127.0.0.1:${httpPort}`, 'content-length': String(body.length), ...headers }).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+      socket.write(`POST ${path} HTTP/1.1\r\n${head}\r\n`);
+      if (!('expect' in headers)) sendBody();
+    });
+    const invocations = '/2015-03-31/functions/SdkUser/invocations';
+    const expecting = { expect: '100-continue' };
+
+    const allowed = await exchange(invocations, Buffer.from('{"envOnly":true}'), { ...expecting, connection: 'close' });
+    expect(allowed.bodySent).toBe(true);
+    expect(allowed.response).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+    expect(allowed.response).toContain('"hasSecret":true');
+    const published = await exchange('/topics/continued', Buffer.from('hello'), { ...expecting, connection: 'close' });
+    expect(published.response).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+
+    // refused without a 100: the client never sends the body, and the server closes the connection
+    const overLimit = Buffer.alloc(6 * 1024 * 1024 + 1, 'x');
+    const tooLarge = await exchange(invocations, overLimit, expecting);
+    expect(tooLarge.bodySent).toBe(false);
+    expect(tooLarge.response).toMatch(/^HTTP\/1\.1 413 Payload Too Large\r\n/);
+    expect(tooLarge.response.toLowerCase()).toContain('x-amzn-errortype: requesttoolargeexception');
+    expect(tooLarge.response.toLowerCase()).toContain('connection: close');
+    for (const [path, status] of [['/nowhere', '404 Not Found'], ['/topics/a%2F%2B', '400 Bad Request']]) {
+      const refused = await exchange(path, Buffer.from('x'), expecting);
+      expect(refused.bodySent, path).toBe(false);
+      expect(refused.response, path).toMatch(new RegExp(`^HTTP/1\\.1 ${status}\\r\\n`));
+    }
+    // without Expect, a body announced over the limit is refused as it arrives, not read first
+    const announced = await new Promise<string>((resolve, reject) => {
+      const socket = connect(httpPort, '127.0.0.1');
+      const timer = setTimeout(() => { socket.destroy(); reject(new Error('no 413 within 10 s')); }, 10_000);
+      let response = '';
+      socket.on('data', (chunk) => {
+        response += chunk;
+        if (response.includes('\r\n\r\n')) { clearTimeout(timer); socket.destroy(); resolve(response); }
+      });
+      socket.on('error', () => undefined);
+      socket.write(`POST ${invocations} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: ${1024 * 1024 * 1024}\r\n\r\n{`);
+    });
+    expect(announced).toMatch(/^HTTP\/1\.1 413 Payload Too Large\r\n/);
   });
 });

@@ -1,10 +1,53 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 
+/** Up to this much of a refused request's body is read and dropped rather than the connection closed. */
+export const DISCARDED_BODY_BYTES = 1024 * 1024;
+
+/** The response of each request on the port, and whether its client waits for 100 Continue before it sends the body. */
+const exchanges = new WeakMap<IncomingMessage, { res: ServerResponse; held: boolean }>();
+
 /**
- * A request body up to `limit` bytes. A larger one is read to its end (so the answer reaches the
- * client) but not kept, and rejected with `tooLarge()`.
+ * Every request on the port, before its route: `held` for `Expect: 100-continue`, whose body is
+ * asked for only when a route reads it (`readLimited`), so that a request refused before
+ * (unknown route, bad signature, too large) is refused before its body is sent. Answered without
+ * asking, the connection closes: the client may send the body anyway once it tires of waiting
+ * (RFC 9110 §10.1.1), and that must not be read as the next request.
  */
-export function readLimited(body: Readable, limit: number, tooLarge: () => Error): Promise<Buffer> {
+export function trackBody(req: IncomingMessage, res: ServerResponse, held: boolean): void {
+  exchanges.set(req, { res, held });
+  if (held) res.setHeader('Connection', 'close');
+}
+
+function askForBody(req: IncomingMessage): void {
+  const exchange = exchanges.get(req);
+  if (!exchange?.held) return;
+  exchange.held = false;
+  if (exchange.res.headersSent) return;
+  exchange.res.removeHeader('Connection');
+  exchange.res.writeContinue();
+}
+
+/**
+ * A body announced over the limit is refused unread when its client has not sent it (held) or
+ * when it is large; the connection then closes, as what is left of it is not to be read as a request.
+ */
+function refusedUnread(req: IncomingMessage, limit: number): boolean {
+  const announced = Number(req.headers['content-length']);
+  const exchange = exchanges.get(req);
+  if (!(announced > limit) || !(exchange?.held || announced > DISCARDED_BODY_BYTES)) return false;
+  if (exchange && !exchange.res.headersSent) exchange.res.setHeader('Connection', 'close');
+  return true;
+}
+
+/**
+ * The body of `req` up to `limit` bytes, read from `body` (the request itself, or a stream that
+ * verifies it). A larger one is refused with `tooLarge()`: unread if announced so (refusedUnread),
+ * else read to its end (so the answer reaches the client) but not kept.
+ */
+export function readLimited(req: IncomingMessage, limit: number, tooLarge: () => Error, body: Readable = req): Promise<Buffer> {
+  if (refusedUnread(req, limit)) return Promise.reject(tooLarge());
+  askForBody(req);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

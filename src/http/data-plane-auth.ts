@@ -41,7 +41,7 @@ export interface DataPlaneAuthOptions {
 export class DataPlaneAuth {
   constructor(private readonly options: DataPlaneAuthOptions) {}
 
-  /** The caller and the verified body (at most `limit` bytes; a larger one is drained and refused). */
+  /** The caller and the verified body (at most `limit` bytes; a larger one is refused). */
   async authenticate(req: IncomingMessage, limit: number): Promise<{ caller: DataPlaneCaller; body: Buffer }> {
     const { accessKeys, mode } = this.options;
     let verified;
@@ -61,7 +61,7 @@ export class DataPlaneAuth {
       caller = 'service' in identity ? { kind: 'service', name: identity.service } : { kind: 'thing', thing: identity.thing };
     }
     // The signature covers the body's hash: it is only proven once the body has been read.
-    const body = await readLimited(verified.body, limit, () => new BodyTooLargeError()).catch((error) => { throw asAuthError(error); });
+    const body = await readLimited(req, limit, () => new BodyTooLargeError(), verified.body).catch((error) => { throw asAuthError(error); });
     return { caller, body };
   }
 

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { trackBody } from './body.js';
 import { Router } from './router.js';
 import type { Listener } from '../service.js';
 
@@ -17,7 +18,8 @@ export class HttpServer {
   constructor(private readonly host: string, private readonly port: number, private readonly log: Logger) {}
 
   async start(): Promise<void> {
-    const server = createServer((req, res) => void this.serve(req, res));
+    const server = createServer((req, res) => void this.serve(req, res, false));
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res, true));
     server.headersTimeout = 10_000;
     server.requestTimeout = 60_000;
     await new Promise<void>((resolve, reject) => {
@@ -40,7 +42,9 @@ export class HttpServer {
     await closeServer(server, 2000);
   }
 
-  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** `awaitsContinue`: the client sent `Expect: 100-continue` and waits for it before the body. */
+  private async serve(req: IncomingMessage, res: ServerResponse, awaitsContinue: boolean): Promise<void> {
+    trackBody(req, res, awaitsContinue);
     const url = new URL(req.url ?? '/', 'http://localhost');
     const found = this.routes.match(req.method ?? 'GET', url.pathname);
     try {

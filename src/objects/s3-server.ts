@@ -9,6 +9,7 @@ import type { AccessKeys } from '../auth/access-keys.js';
 import type { S3Config } from './config.js';
 import { errors, S3Error } from './errors.js';
 import { document, el } from './xml.js';
+import { DISCARDED_BODY_BYTES } from '../http/body.js';
 import { closeServer } from '../http/server.js';
 import type { Operation, OperationContext, S3Request } from './operations/context.js';
 
@@ -177,9 +178,6 @@ function nextRequestId(): string {
   requestCounter = (requestCounter + 1) >>> 0;
   return REQUEST_ID_PREFIX + requestCounter.toString(16).toUpperCase().padStart(8, '0');
 }
-
-/** Up to this much of a refused request's body is read and dropped rather than the connection closed. */
-const DISCARDED_BODY_BYTES = 1024 * 1024;
 
 /**
  * Reads what is left of a small request body (a form refused after its fields, a PUT refused
