@@ -9,20 +9,23 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { installExitHooks, memOf, onExit, stopChild } from '../lib/proc.mjs';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { loadBoardProfile } from '../lib/brokers.mjs';
+import { benchArgs } from '../lib/args.mjs';
 
-const { values: options } = parseArgs({ options: {
-  rounds: { type: 'string', default: '3' }, mib: { type: 'string', default: '64' },
-  // outpostd as this board profile runs it (firmware-configs/boards/NAME.yaml); "none": bare
-  board: { type: 'string', default: 'minimal-128mb' },
-  aws: { type: 'string', default: 'aws' }, dist: { type: 'string' },
-  // seconds without requests before the last reading
-  idle: { type: 'string', default: '15' },
-} });
+const options = benchArgs(`usage: node bench/objects/aws-cli-rss.mjs [options]
+
+outpostd's RSS under \`aws s3 cp\` of a large file up and down, round after round: each round's
+peak and what it is made of (file-backed, malloc heap, other anonymous memory).`, {
+  rounds: { type: 'string', default: '3', help: 'rounds of one upload and one download' },
+  mib: { type: 'string', default: '64', help: 'size of the file, MiB' },
+  board: { type: 'string', default: 'minimal-128mb', help: 'outpostd as board profile firmware-configs/boards/NAME.yaml runs it; "none": bare' },
+  aws: { type: 'string', default: 'aws', help: 'the AWS CLI to run' },
+  dist: { type: 'string', help: 'another build of outpostd to measure (e.g. an earlier commit\'s dist/)' },
+  idle: { type: 'string', default: '15', help: 'seconds without requests before the last reading' },
+});
 installExitHooks();
 const work = mkdtempSync(join(tmpdir(), 'outpost-aws-cli-rss-'));
 onExit(() => rmSync(work, { recursive: true, force: true }));

@@ -5,9 +5,9 @@
 import { fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import { parseArgs } from 'node:util';
 import { cpuMsOf, installExitHooks, stopChild } from '../lib/proc.mjs';
 import { S3BenchClient } from './s3-client.mjs';
+import { benchArgs } from '../lib/args.mjs';
 
 if (process.argv[2] === '--serve') {
   const server = http.createServer((req, res) => {
@@ -20,7 +20,11 @@ if (process.argv[2] === '--serve') {
   });
   server.listen(0, '127.0.0.1', () => process.send(server.address().port));
 } else {
-  const { values: options } = parseArgs({ options: { seconds: { type: 'string', default: '5' } } });
+  const options = benchArgs(`usage: node bench/objects/bare-http.mjs [options]
+
+The floor of run.mjs's 4 KiB PUTs: a bare Node HTTP server that answers them with an MD5, the same client.`, {
+    seconds: { type: 'string', default: '5', help: 'seconds of PUTs, measured' },
+  });
   installExitHooks();
   const child = fork(new URL(import.meta.url).pathname, ['--serve']);
   const port = await new Promise((resolve) => child.once('message', resolve));

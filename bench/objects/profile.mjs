@@ -5,12 +5,12 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { cpuMsOf, installExitHooks, onExit, stopChild, waitForIdle } from '../lib/proc.mjs';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { loadBoardProfile } from '../lib/brokers.mjs';
 import { S3BenchClient } from './s3-client.mjs';
+import { benchArgs } from '../lib/args.mjs';
 
 /**
  * The daemon's read and write system calls so far (all threads: SQLite's pages, sockets, files) and
@@ -22,26 +22,24 @@ function ioCounts(pid) {
   return { reads: field('syscr'), writes: field('syscw'), written: field('wchar') };
 }
 
-const { values: options } = parseArgs({ options: {
-  op: { type: 'string', default: 'put' }, seconds: { type: 'string', default: '4' }, top: { type: 'string', default: '30' },
-  // seconds of the same operations first, not measured: the daemon's JIT compiles its hot code in the first seconds
-  warmup: { type: 'string', default: '0' },
-  // also: the self time under this function of the daemon (e.g. commitBatch), or in and under the
-  // functions of this file of dist/ (e.g. objects/share/file-share.js), with its total
-  under: { type: 'string' },
-  // another build to compare with (e.g. of an earlier commit)
-  dist: { type: 'string' },
-  // no profiler: only the CPU per operation, without the profiler's own cost
-  plain: { type: 'boolean', default: false },
-  // body bytes and concurrent connections, e.g. --size 67108864 --connections 1 for large PUTs
-  size: { type: 'string', default: '4096' }, connections: { type: 'string', default: '16' },
-  // JSON merged into the s3 section, e.g. '{"share":{"watch":false}}'
-  s3: { type: 'string', default: '{}' },
-  // outpostd as this board profile (firmware-configs/boards/NAME.yaml) runs it, as run.mjs does; "none": bare
-  board: { type: 'string', default: 'none' },
-  // more node flags for outpostd, e.g. --perf-basic-prof for `perf record`
-  'node-args': { type: 'string', default: '' },
-} });
+const options = benchArgs(`usage: node bench/objects/profile.mjs [options]
+
+A CPU profile of outpostd under PUTs or GETs: the functions with the most self time, the
+inclusive time per operation, and the daemon's CPU per operation (by thread with --plain).`, {
+  op: { type: 'string', default: 'put', help: 'put or get' },
+  seconds: { type: 'string', default: '4', help: 'seconds of operations, measured' },
+  top: { type: 'string', default: '30', help: 'functions listed' },
+  // the daemon's JIT compiles its hot code in the first seconds
+  warmup: { type: 'string', default: '0', help: 'seconds of the same operations first, not measured' },
+  under: { type: 'string', help: 'also the self time under this function of the daemon (e.g. commitBatch), or in and under the functions of this file of dist/ (e.g. objects/share/file-share.js), with its total' },
+  dist: { type: 'string', help: 'another build to measure (e.g. an earlier commit\'s dist/)' },
+  plain: { type: 'boolean', default: false, help: 'no profiler: only the CPU per operation, without the profiler\'s own cost' },
+  size: { type: 'string', default: '4096', help: 'body bytes (e.g. 67108864 with --connections 1 for large PUTs)' },
+  connections: { type: 'string', default: '16', help: 'concurrent connections' },
+  s3: { type: 'string', default: '{}', help: 'JSON merged into the s3 config section, e.g. \'{"share":{"watch":false}}\'' },
+  board: { type: 'string', default: 'none', help: 'outpostd as board profile firmware-configs/boards/NAME.yaml runs it, as run.mjs does; "none": bare' },
+  'node-args': { type: 'string', default: '', help: 'more node flags for outpostd, space-separated; one starting with dashes needs "=" (--node-args=--perf-basic-prof)' },
+});
 installExitHooks();
 const work = mkdtempSync(join(tmpdir(), 'outpost-profile-objects-'));
 // at every exit (--plain's too): large PUTs leave gigabytes in it

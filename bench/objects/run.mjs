@@ -9,32 +9,31 @@ import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, re
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { cpuMsOf, cpuTicks, stolenPercent, freePort, memOf, stopChild, track, installExitHooks, waitForIdle, waitForPort } from '../lib/proc.mjs';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { loadBoardProfile } from '../lib/brokers.mjs';
+import { benchArgs } from '../lib/args.mjs';
 import { S3BenchClient } from './s3-client.mjs';
 
-const { values: options } = parseArgs({ options: {
-  seconds: { type: 'string', default: '5' },
-  // seconds of each small round's operations first, not counted: a server in JavaScript (outpostd,
-  // s3rver) compiles its hot code in its first seconds, which is not what it does for months
-  warmup: { type: 'string', default: '5' },
-  connections: { type: 'string', default: '16' },
-  'large-mib': { type: 'string', default: '64' },
-  'large-rounds': { type: 'string', default: '2' },
-  'rss-mib': { type: 'string', default: '1024' },
-  'list-keys': { type: 'string', default: '1000000' },
-  servers: { type: 'string', default: 'outpostd,s3rver' },
-  json: { type: 'boolean', default: false },
-  // another build of outpostd to measure (e.g. an earlier commit's dist/)
-  dist: { type: 'string' },
-  // node flags for outpostd, space-separated (e.g. "--max-semi-space-size=1")
-  'node-args': { type: 'string', default: '' },
-  // outpostd as this board profile (firmware-configs/boards/NAME.yaml) runs it; "none": bare
-  board: { type: 'string', default: 'minimal-128mb' },
-} });
+const options = benchArgs(`usage: node bench/objects/run.mjs [options]
+
+4 KiB PUT and GET ops/s, 64 MiB PUT and GET MB/s, RSS over a 1 GiB PUT and GET and the first
+ListObjectsV2 page of 1,000,000 keys, outpostd against s3rver with the same client (README.md).`, {
+  seconds: { type: 'string', default: '5', help: 'seconds of each small round, measured' },
+  // a server in JavaScript (outpostd, s3rver) compiles its hot code in its first seconds, which is not what it does for months
+  warmup: { type: 'string', default: '5', help: 'seconds of each small round\'s operations first, not counted' },
+  connections: { type: 'string', default: '16', help: 'concurrent connections of the small rounds' },
+  'large-mib': { type: 'string', default: '64', help: 'size of the large objects, MiB' },
+  'large-rounds': { type: 'string', default: '2', help: 'large PUTs and GETs per server, timed together' },
+  'rss-mib': { type: 'string', default: '1024', help: 'size of the object whose PUT and GET RSS growth is measured, MiB; 0: not measured' },
+  'list-keys': { type: 'string', default: '1000000', help: 'keys in the bucket listed; 0: not measured' },
+  servers: { type: 'string', default: 'outpostd,s3rver', help: 'servers to measure, comma-separated' },
+  json: { type: 'boolean', default: false, help: 'print one JSON document instead of the tables' },
+  dist: { type: 'string', help: 'another build of outpostd to measure (e.g. an earlier commit\'s dist/)' },
+  'node-args': { type: 'string', default: '', help: 'node flags for outpostd, space-separated (e.g. "--max-semi-space-size=1")' },
+  board: { type: 'string', default: 'minimal-128mb', help: 'outpostd as board profile firmware-configs/boards/NAME.yaml runs it; "none": bare' },
+});
 const SECONDS = Number(options.seconds);
 const WARMUP_SECONDS = Number(options.warmup);
 const CONNECTIONS = Number(options.connections);

@@ -9,13 +9,16 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchArgs } from '../lib/args.mjs';
 
-const { values: options } = parseArgs({ options: {
-  updates: { type: 'string', default: '100000' },
-  things: { type: 'string', default: '1000' },
-  batch: { type: 'string', default: '200' },
-} });
+const options = benchArgs(`usage: node bench/shadows/in-process.mjs [options]
+
+The shadow service's own CPU per update, in this process: its MQTT handler against a real Store,
+without the broker or sockets.`, {
+  updates: { type: 'string', default: '100000', help: 'updates, measured' },
+  things: { type: 'string', default: '1000', help: 'things they are spread over' },
+  batch: { type: 'string', default: '200', help: 'updates per event-loop turn' },
+});
 const UPDATES = Number(options.updates);
 const THINGS = Number(options.things);
 const BATCH = Number(options.batch);

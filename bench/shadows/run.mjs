@@ -7,21 +7,23 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { cpuMsOf } from '../lib/proc.mjs';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { ShadowClient } from './clients.mjs';
+import { benchArgs } from '../lib/args.mjs';
 
-const { values: options } = parseArgs({ options: {
-  clients: { type: 'string', default: '20' },
-  things: { type: 'string', default: '1000' },
-  updates: { type: 'string', default: '40000' },
-  window: { type: 'string', default: '10' },
-  rate: { type: 'string', default: '1000' },
-  seconds: { type: 'string', default: '10' },
-  json: { type: 'boolean', default: false },
-  'cpu-prof': { type: 'string' },
-} });
+const options = benchArgs(`usage: node bench/shadows/run.mjs [options]
+
+Durable shadow updates per second over MQTT, and publish→/update/accepted latency at a steady rate.`, {
+  clients: { type: 'string', default: '20', help: 'MQTT clients' },
+  things: { type: 'string', default: '1000', help: 'things the updates are spread over' },
+  updates: { type: 'string', default: '40000', help: 'updates of the throughput round (closed loop)' },
+  window: { type: 'string', default: '10', help: 'updates in flight per client in the throughput round' },
+  rate: { type: 'string', default: '1000', help: 'updates per second of the latency round (open loop)' },
+  seconds: { type: 'string', default: '10', help: 'seconds of the latency round' },
+  json: { type: 'boolean', default: false, help: 'print one JSON document instead of the tables' },
+  'cpu-prof': { type: 'string', help: 'write a CPU profile of outpostd into this directory' },
+});
 const CLIENTS = Number(options.clients);
 const THINGS = Number(options.things);
 const UPDATES = Number(options.updates);

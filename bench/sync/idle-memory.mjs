@@ -10,19 +10,19 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { MOSQUITTO_BIN, REPO_ROOT, loadBoardProfile } from '../lib/brokers.mjs';
 import { freePort, memOf, stopChild, waitForPort } from '../lib/proc.mjs';
+import { benchArgs } from '../lib/args.mjs';
 
-const { values: args } = parseArgs({
-  options: {
-    settle: { type: 'string', default: '10' },
-    samples: { type: 'string', default: '10' },
-    board: { type: 'string', default: 'minimal-128mb' },
-  },
+const args = benchArgs(`usage: node bench/sync/idle-memory.mjs [options]
+
+Idle RSS of outpostd without a cloud, with sync rules, with cloud.mqtt, with cloud.s3 and after one upload.`, {
+  settle: { type: 'string', default: '10', help: 'seconds left idle before the samples' },
+  samples: { type: 'string', default: '10', help: 'RSS samples, one a second; the median is reported' },
+  board: { type: 'string', default: 'minimal-128mb', help: 'outpostd as board profile firmware-configs/boards/NAME.yaml runs it; "none": bare' },
 });
 const board = args.board === 'none' ? undefined : await loadBoardProfile(args.board);
 if (board) Object.assign(process.env, board.environment);

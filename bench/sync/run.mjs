@@ -16,23 +16,24 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { MOSQUITTO_BIN, REPO_ROOT, loadBoardProfile } from '../lib/brokers.mjs';
 import { cpuMsOf, freePort, memOf, stopChild, waitForPort } from '../lib/proc.mjs';
+import { benchArgs } from '../lib/args.mjs';
 
-const { values: args } = parseArgs({
-  options: {
-    messages: { type: 'string', default: '200000' },
-    payload: { type: 'string', default: '100' },
-    envelope: { type: 'boolean', default: false },
-    'in-flight': { type: 'string', default: '1000' },
-    'drain-rate': { type: 'string', default: '0' },
-    board: { type: 'string', default: 'minimal-128mb' },
-    prefill: { type: 'boolean', default: false },
-    'no-drain': { type: 'boolean', default: false },
-  },
+const args = benchArgs(`usage: node bench/sync/run.mjs [options]
+
+Messages buffered while the cloud broker is down, then the drain to it once it is up, with a
+live message every 100 ms meanwhile: buffering rate, drain msgs/s, live latency, RSS.`, {
+  messages: { type: 'string', default: '200000', help: 'messages buffered' },
+  payload: { type: 'string', default: '100', help: 'payload bytes' },
+  envelope: { type: 'boolean', default: false, help: 'the rule wraps payloads in the id envelope (id: envelope) instead of sending them raw' },
+  'in-flight': { type: 'string', default: '1000', help: 'cloud.mqtt.maxInFlight' },
+  'drain-rate': { type: 'string', default: '0', help: 'sync.drainRate, messages per second; 0: unlimited' },
+  board: { type: 'string', default: 'minimal-128mb', help: 'outpostd as board profile firmware-configs/boards/NAME.yaml runs it; "none": bare' },
+  prefill: { type: 'boolean', default: false, help: 'write the backlog straight into the outbox table while outpostd is stopped (for millions)' },
+  'no-drain': { type: 'boolean', default: false, help: 'stop after measuring RSS with the backlog buffered' },
 });
 // The board profile's V8 flags and environment, as systemd would run the daemon there.
 const board = args.board === 'none' ? undefined : await loadBoardProfile(args.board);
