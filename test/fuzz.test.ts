@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
 import mqttPacket from 'mqtt-packet';
 import { TestDaemon } from './helpers/daemon.js';
-import { collectMessages, connectClient } from './helpers/mqtt.js';
+import { collectMessages, connectClient, outpost } from './helpers/mqtt.js';
+import { template, writePackage } from './helpers/functions.js';
 
 const ITERATIONS = 3000;
 const CONCURRENCY = 16;
@@ -105,6 +106,143 @@ describe('fuzzing the MQTT listener', () => {
       publisher.end(true);
     } finally {
       await daemon.cleanup();
+    }
+  });
+});
+
+/** One HTTP exchange over its own connection: the status of the first final answer, or undefined when none came (the connection closed, or 3 s passed). */
+function exchange(port: number, head: string, body: Buffer, sendBody: 'now' | 'after 100'): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    let settled = false;
+    const settle = (status: number | undefined) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(status);
+    };
+    const timer = setTimeout(() => settle(undefined), 3000);
+    socket.on('data', (chunk) => {
+      received += chunk.toString('latin1');
+      if (sendBody === 'after 100' && received.startsWith('HTTP/1.1 100 Continue\r\n\r\n')) {
+        received = received.slice('HTTP/1.1 100 Continue\r\n\r\n'.length);
+        sendBody = 'now';
+        socket.write(body);
+      }
+      const status = /^HTTP\/1\.1 (\d{3}) /.exec(received);
+      if (status && status[1] !== '100' && received.includes('\r\n\r\n')) settle(Number(status[1]));
+    });
+    socket.on('error', () => settle(undefined));
+    socket.on('close', () => settle(undefined));
+    socket.on('connect', () => {
+      socket.write(head);
+      if (sendBody === 'now') socket.write(body);
+    });
+  });
+}
+
+describe('fuzzing the HTTP port (shadow REST API, IoT Data Plane Publish, Lambda Invoke)', () => {
+  it('answers 300 fuzzed requests without a server error, changes no other thing\'s shadow and keeps serving', { timeout: 120_000 }, async () => {
+    const pkg = writePackage({ 'template.yaml': template('Echo', { Handler: 'index.handler', Timeout: 3 }), 'index.js': 'exports.handler = async (event, context) => ({ event, clientContext: context.clientContext ?? null });' });
+    const daemon = await TestDaemon.start({ config: { http: { port: 0, auth: 'none' } } });
+    try {
+      expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+      const port = daemon.port('http');
+      const sentinel = await fetch(`http://127.0.0.1:${port}/things/sentinel/shadow`, { method: 'POST', body: JSON.stringify({ state: { reported: { untouched: true } } }) });
+      expect(sentinel.status).toBe(200);
+      // the document without its `timestamp`, the time of the answer
+      const sentinelShadow = async () => {
+        const { state, metadata, version } = await (await fetch(`http://127.0.0.1:${port}/things/sentinel/shadow`)).json();
+        return { state, metadata, version };
+      };
+      const before = await sentinelShadow();
+
+      const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9);
+      const random = prng(seed);
+      const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)];
+      const things = ['fuzz', 'fuzz-2', 'x'.repeat(200), '%00', '..', 'a%2Fb', '$aws', '%E2%82', 'caf%C3%A9', ''];
+      const paths = () => pick([
+        () => `/things/${pick(things)}/shadow${pick(['', '?name=a', '?name=bad.name', `?name=${'n'.repeat(80)}`, '?name=%zz', '?name='])}`,
+        () => `/topics/${pick(['a', 'a/b', 'a%2F%2B', '%23', '', '$aws/things/fuzz/shadow/update', 'x'.repeat(300)])}${pick(['', '?qos=1', '?qos=2', '?qos=-1', '?retain=true', '?retain=maybe', '?qos=1&retain=false'])}`,
+        () => `/2015-03-31/functions/${pick(['Echo', 'Nope', 'Echo:1', 'Echo%3A%24LATEST', '', '%zz'])}/invocations${pick(['', '?Qualifier=$LATEST', '?Qualifier=99', '?Qualifier=', '?Qualifier=%zz'])}`,
+        () => `/api/things/shadow/ListNamedShadowsForThing/${pick(things)}${pick(['', '?pageSize=0', '?pageSize=3', '?pageSize=abc', '?nextToken=garbage', '?pageSize=1&nextToken=%zz'])}`,
+        () => pick(['/healthz', '/metrics', '/', '/things', '/things//shadow', '/%', `/${'z'.repeat(9000)}`, '/2015-03-31/functions']),
+      ])();
+      const nested = (depth: number) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+      const bodies = () => pick([
+        () => JSON.stringify({ state: { reported: { n: Math.floor(random() * 1000) }, desired: pick([null, { on: true }, { deep: JSON.parse(nested(3)) }]) } }),
+        () => JSON.stringify({ state: { desired: null }, version: pick([1, 0, -1, 2 ** 53, 'one']) }),
+        () => JSON.stringify({ state: null, clientToken: 'x'.repeat(pick([10, 65])) }),
+        () => nested(pick([5, 50, 5000])),
+        () => '{"state":{"reported":' + '['.repeat(3000) + ']'.repeat(3000) + '}}',
+        () => pick(['', '{', 'null', '[]', '"string"', '{"state":{}}', '\u0000', '{"a":1}{"b":2}']),
+        () => Buffer.from(Array.from({ length: Math.floor(random() * 2000) }, () => Math.floor(random() * 256))).toString('latin1'),
+        () => JSON.stringify({ blob: 'x'.repeat(pick([9000, 140_000, 300_000])) }),
+      ])();
+      const method = () => pick(['GET', 'POST', 'DELETE', 'PUT', 'PATCH', 'HEAD', 'OPTIONS']);
+      const extraHeaders = () => [
+        pick(['', 'content-type: application/json\r\n', 'content-type: text/plain; charset=utf-16\r\n']),
+        pick(['', 'x-amz-invocation-type: Event\r\n', 'x-amz-invocation-type: DryRun\r\n', 'x-amz-invocation-type: Bogus\r\n']),
+        pick(['', 'x-amz-log-type: Tail\r\n', 'x-amz-log-type: All\r\n']),
+        pick(['', `x-amz-client-context: ${Buffer.from('{"custom":{"k":1}}').toString('base64')}\r\n`, 'x-amz-client-context: !!notbase64\r\n', `x-amz-client-context: ${Buffer.from('[1').toString('base64')}\r\n`]),
+        pick(['', '', 'authorization: AWS4-HMAC-SHA256 Credential=garbage\r\n', 'x-amz-date: yesterday\r\n']),
+      ].join('');
+
+      /** Requests the port serves: each fuzzed request is one of them, half the time with one part replaced by a random one. */
+      const validRequests = () => pick([
+        () => ({ verb: 'POST', path: `/things/${pick(['fuzz', 'fuzz-2'])}/shadow${pick(['', '?name=a'])}`, body: JSON.stringify({ state: { reported: { n: Math.floor(random() * 1000) } }, clientToken: 'c' }), headers: '' }),
+        () => ({ verb: 'GET', path: `/things/fuzz/shadow${pick(['', '?name=a'])}`, body: '', headers: '' }),
+        () => ({ verb: 'DELETE', path: `/things/fuzz-2/shadow${pick(['', '?name=a'])}`, body: '', headers: '' }),
+        () => ({ verb: 'GET', path: '/api/things/shadow/ListNamedShadowsForThing/fuzz?pageSize=2', body: '', headers: '' }),
+        () => ({ verb: 'POST', path: `/topics/fuzz/${pick(['a', 'b'])}${pick(['', '?qos=1', '?retain=true'])}`, body: Buffer.from(Array.from({ length: Math.floor(random() * 200) }, () => Math.floor(random() * 256))).toString('latin1'), headers: '' }),
+        () => ({ verb: 'POST', path: '/2015-03-31/functions/Echo/invocations', body: JSON.stringify({ n: random() }), headers: pick(['', 'x-amz-invocation-type: Event\r\n', 'x-amz-log-type: Tail\r\n']) }),
+      ])();
+      const mutations = [
+        (request: { verb: string; path: string; body: string; headers: string }) => ({ ...request, verb: method() }),
+        (request: { verb: string; path: string; body: string; headers: string }) => ({ ...request, path: paths() }),
+        (request: { verb: string; path: string; body: string; headers: string }) => ({ ...request, body: bodies() }),
+        (request: { verb: string; path: string; body: string; headers: string }) => ({ ...request, headers: extraHeaders() }),
+      ];
+
+      let sent = 0;
+      const statuses = new Map<number | undefined, number>();
+      const serverErrors: string[] = [];
+      const worker = async () => {
+        while (sent < 300) {
+          sent++;
+          const request = random() < 0.5 ? pick(mutations)(validRequests()) : validRequests();
+          const body = Buffer.from(request.body, 'latin1');
+          // a Content-Length that lies now and then (the request times out or ends early: no answer is fine, a 5xx is not)
+          const length = random() < 0.85 ? body.length : pick([body.length + 10, Math.max(0, body.length - 1), 7 * 1024 * 1024]);
+          const expectContinue = random() < 0.2;
+          let head = `${request.verb} ${request.path} HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-length: ${length}\r\n${request.headers}${expectContinue ? 'expect: 100-continue\r\n' : ''}connection: close\r\n\r\n`;
+          // now and then a head with a flipped bit: the parser's 400, never a crash
+          if (random() < 0.05) {
+            const bytes = Buffer.from(head, 'latin1');
+            bytes[Math.floor(random() * bytes.length)] ^= 1 << Math.floor(random() * 8);
+            head = bytes.toString('latin1');
+          }
+          const status = await exchange(port, head, body, expectContinue ? 'after 100' : 'now');
+          statuses.set(status, (statuses.get(status) ?? 0) + 1);
+          if (status !== undefined && status >= 500) serverErrors.push(`${status} ${request.verb} ${request.path.slice(0, 120)} (${length} bytes announced, ${body.length} sent${expectContinue ? ', after 100' : ''})`);
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, worker));
+      expect(serverErrors, `seed ${seed}`).toEqual([]);
+      // most requests reached a route and were served, not only refused
+      expect(statuses.get(200) ?? 0, `seed ${seed}: ${JSON.stringify([...statuses])}`).toBeGreaterThanOrEqual(50);
+      expect(daemon.process.exitCode, `daemon died (seed ${seed})`).toBeNull();
+
+      expect(await sentinelShadow(), `seed ${seed}`).toEqual(before);
+      const updated = await fetch(`http://127.0.0.1:${port}/things/after-fuzz/shadow`, { method: 'POST', body: JSON.stringify({ state: { reported: { ok: true } } }) });
+      expect(updated.status, `seed ${seed}`).toBe(200);
+      const invoked = await fetch(`http://127.0.0.1:${port}/2015-03-31/functions/Echo/invocations`, { method: 'POST', body: '{"still":"serving"}' });
+      expect(await invoked.json(), `seed ${seed}`).toMatchObject({ event: { still: 'serving' } });
+    } finally {
+      await daemon.cleanup();
+      pkg.remove();
     }
   });
 });
