@@ -4,22 +4,11 @@ import mqttPacket from 'mqtt-packet';
 import { TestDaemon } from './helpers/daemon.js';
 import { collectMessages, connectClient, outpost } from './helpers/mqtt.js';
 import { template, writePackage } from './helpers/functions.js';
+import { fuzzSeed, prng } from './helpers/fuzz.js';
 
 const ITERATIONS = 3000;
 const CONCURRENCY = 16;
 const TIME_BUDGET_MS = 90_000;
-
-/** A small deterministic PRNG so a failure can be replayed from its seed. */
-function prng(seed: number) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const validConnect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'fuzz', keepalive: 10 } as any);
 const templates: Buffer[] = [
@@ -79,7 +68,7 @@ describe('fuzzing the MQTT listener', () => {
   it(`survives ${ITERATIONS} random and truncated packets and keeps serving`, { timeout: TIME_BUDGET_MS + 30_000 }, async () => {
     const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true } } });
     try {
-      const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9);
+      const seed = fuzzSeed();
       const random = prng(seed);
       const port = daemon.port('mqtt');
       const started = Date.now();
@@ -159,7 +148,7 @@ describe('fuzzing the HTTP port (shadow REST API, IoT Data Plane Publish, Lambda
       };
       const before = await sentinelShadow();
 
-      const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9);
+      const seed = fuzzSeed();
       const random = prng(seed);
       const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)];
       const things = ['fuzz', 'fuzz-2', 'x'.repeat(200), '%00', '..', 'a%2Fb', '$aws', '%E2%82', 'caf%C3%A9', ''];
