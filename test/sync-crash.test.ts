@@ -107,4 +107,53 @@ describe('sync under link flapping and kill -9', () => {
       await cloud.destroy();
     }
   }, 120_000);
+
+  it('loses no message published over HTTP (IoT Data Plane Publish, QoS 1) that was answered 200 before a kill -9', async () => {
+    const cloud = await CloudBroker.create();
+    await cloud.start();
+    const subscriber = await CloudSubscriber.connect(cloud.url, 'gw/#', 'cloud-collector-http');
+    // the cloud is down while the messages are published: they wait in the outbox
+    await cloud.stop();
+    const config = {
+      http: { port: 0, auth: 'none' },
+      cloud: { mqtt: { url: cloud.url, clientId: 'gw-http', reconnectMinMs: 100, reconnectMaxMs: 500 } },
+      sync: { outbound: [{ name: 'seq', from: 'seq/#', to: 'gw/${topic}', id: 'none' }] },
+    };
+    let daemon = await TestDaemon.start({ config });
+    const acknowledged: number[] = [];
+    let killed = false;
+    try {
+      const port = daemon.port('http');
+      const publishers = Array.from({ length: 4 }, async (_, lane) => {
+        for (let seq = lane; !killed && seq < 40_000; seq += 4) {
+          try {
+            const answer = await fetch(`http://127.0.0.1:${port}/topics/seq%2Fhttp?qos=1`, { method: 'POST', body: String(seq), signal: AbortSignal.timeout(3000) });
+            if (answer.status === 200 && !killed) acknowledged.push(seq);
+          } catch {
+            return; // no answer: the daemon is gone
+          }
+        }
+      });
+      await sleep(1500);
+      await daemon.kill();
+      killed = true;
+      await Promise.all(publishers);
+
+      await cloud.start();
+      daemon = await TestDaemon.start({ config, dataDir: daemon.dataDir });
+      await eventually(async () => {
+        const status = JSON.parse((await outpost(daemon.socket, ['sync', 'status', '--json'])).stdout);
+        return status.online && status.outbox.items === 0;
+      }, 30_000, 200);
+      await eventually(() => subscriber.messages.length >= acknowledged.length, 10_000).catch(() => undefined);
+      const delivered = new Set(subscriber.messages.filter((m) => m.topic === 'gw/seq/http').map((m) => Number(m.payload)));
+      expect(acknowledged.filter((seq) => !delivered.has(seq))).toEqual([]);
+      expect(acknowledged.length).toBeGreaterThan(50);
+    } finally {
+      killed = true;
+      await subscriber.end();
+      await daemon.cleanup();
+      await cloud.destroy();
+    }
+  }, 90_000);
 });
