@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { connectClient } from './helpers/mqtt.js';
@@ -20,6 +21,20 @@ describe('outpostd process', () => {
         expect(Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1])).toBeGreaterThan(0);
       }
       expect((await fetch(`${base}/nope`)).status).toBe(404);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+
+  it('sleeps when idle: its event loop wakes a few times a second at most, not a hundred', async () => {
+    const daemon = await TestDaemon.start({ config: {} });
+    try {
+      // each wake-up of the main thread from epoll_wait is one voluntary context switch
+      const wakeUps = () => Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${daemon.process.pid}/task/${daemon.process.pid}/status`, 'utf8'))![1]);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      const before = wakeUps();
+      await new Promise((resolve) => setTimeout(resolve, 5000));
+      expect(wakeUps() - before).toBeLessThan(50);
     } finally {
       await daemon.cleanup();
     }
