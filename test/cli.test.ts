@@ -26,6 +26,11 @@ describe('outpost admin CLI', () => {
     const duplicate = await outpost(daemon.socket, ['things', 'add', 'pump-7', '--password-stdin'], 'pw');
     expect(duplicate.code).toBe(1);
     expect(duplicate.stderr).toBe('outpost: thing pump-7 already exists\n');
+    // two adds of one name at once (each hashes its password meanwhile): one is added, the other refused the same way
+    const racing = await Promise.all([1, 2].map(() => outpost(daemon.socket, ['things', 'add', 'racer', '--password-stdin'], 'pw')));
+    expect(racing.map((run) => run.code).sort()).toEqual([0, 1]);
+    expect(racing.find((run) => run.code === 1)!.stderr).toBe('outpost: thing racer already exists\n');
+    expect((await outpost(daemon.socket, ['things', 'rm', 'racer'])).code).toBe(0);
     const bad = await outpost(daemon.socket, ['things', 'add', 'bad/name', '--password-stdin'], 'pw');
     expect(bad.stderr).toContain('invalid thing name');
 

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import mqttPacket from 'mqtt-packet';
 import { TestDaemon } from './helpers/daemon.js';
 import { collectMessages, connectClient, outpost } from './helpers/mqtt.js';
@@ -232,6 +236,124 @@ describe('fuzzing the HTTP port (shadow REST API, IoT Data Plane Publish, Lambda
     } finally {
       await daemon.cleanup();
       pkg.remove();
+    }
+  });
+});
+
+/** One request to the admin API over its Unix socket: the status, or undefined when none came within 10 s. */
+function adminRequest(socketPath: string, method: string, path: string, body: string | undefined): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath, method, path, headers: body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: 10_000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+      res.on('error', () => resolve(res.statusCode));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+    req.end(body);
+  });
+}
+
+describe('fuzzing the admin API', () => {
+  it('answers 400 random requests to its routes with no internal error, and keeps serving', { timeout: 120_000 }, async () => {
+    const brokenPackage = mkdtempSync(join(tmpdir(), 'outpost-fuzz-fn-'));
+    writeFileSync(join(brokenPackage, 'template.yaml'), 'Resources: [this is: not, a template');
+    const echo = writePackage({ 'template.yaml': template('Echo', { Handler: 'index.handler', Timeout: 3 }), 'index.js': 'exports.handler = async (event) => event;' });
+    const daemon = await TestDaemon.start({ config: {} });
+    try {
+      expect(await outpost(daemon.socket, ['deploy', echo.dir])).toMatchObject({ code: 0 });
+      const seed = fuzzSeed();
+      const random = prng(seed);
+      const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)];
+      const names = ['fuzz', 'fuzz-2', 'Echo', '%zz', '..', 'a%2Fb', 'x'.repeat(300), '%00', 'caf%C3%A9', '-', ''];
+      const routes = [
+        'GET /v1/status', 'GET /v1/things', 'GET /v1/things/:n', 'POST /v1/things', 'DELETE /v1/things/:n', 'PUT /v1/things/:n/password',
+        'PUT /v1/things/:n/policy', 'GET /v1/clients', 'GET /v1/shadows', 'GET /v1/shadows/:n', 'POST /v1/shadows/:n', 'DELETE /v1/shadows/:n',
+        'GET /v1/functions', 'POST /v1/functions', 'GET /v1/functions/:n', 'PUT /v1/functions/:n/aliases/:n', 'DELETE /v1/functions/:n/aliases/:n',
+        'POST /v1/functions/:n/rollback', 'GET /v1/functions/:n/logs', 'DELETE /v1/functions/:n', 'GET /v1/dlq', 'POST /v1/dlq/replay', 'DELETE /v1/dlq',
+        'GET /v1/buckets', 'POST /v1/buckets', 'DELETE /v1/buckets/:n', 'GET /v1/buckets/:n/notification', 'POST /v1/buckets/:n/notification',
+        'GET /v1/s3/keys', 'POST /v1/s3/keys', 'DELETE /v1/s3/keys/:n', 'GET /v1/s3/endpoint', 'GET /v1/sync', 'POST /v1/sync/pause',
+        'POST /v1/sync/resume', 'GET /v1/sync/dlq', 'POST /v1/sync/dlq/retry', 'GET /v1/devices', 'GET /v1/devices/:n', 'GET /v1/nowhere',
+      ];
+      const queries = ['', '?thing=fuzz', '?name=a', '?name=bad.name', '?function=Echo', '?limit=-1', '?limit=abc', '?tail=1e9', '?since=yesterday', '?%zz=1'];
+      // the fields the routes read, so that random bodies get past "expected a JSON object" into the checks behind it
+      const fields = ['name', 'password', 'policy', 'publish', 'subscribe', 'clientIds', 'path', 'version', 'to', 'description', 'grants', 'bucket',
+        'access', 'thing', 'ids', 'id', 'state', 'desired', 'reported', 'clientToken', 'function', 'events', 'prefix', 'suffix', 'rules', 'payload', 'all'];
+      const safePaths = ['/nonexistent/package', 'relative/dir', '', '/etc/hostname', brokenPackage, `${brokenPackage}/template.yaml`];
+      const value = (depth: number): unknown => {
+        switch (Math.floor(random() * (depth > 2 ? 6 : 8))) {
+          case 0: return pick(['', 'fuzz', 'x'.repeat(5000), '*', 'a/+/#', '$aws/things/fuzz/#', '\u0000', '../..', 's3:ObjectCreated:*', 'read', 'write']);
+          case 1: return pick([0, -1, 1.5, 2 ** 53, 1e308, Number.MAX_SAFE_INTEGER]);
+          case 2: return random() < 0.5;
+          case 3: return null;
+          case 4: return pick(['fuzz', 'Echo', '1', '$LATEST']);
+          case 5: return pick([[], ['*'], ['a/#', 7], [null]]);
+          case 6: return Array.from({ length: Math.floor(random() * 4) }, () => value(depth + 1));
+          default: return Object.fromEntries(Array.from({ length: Math.floor(random() * 4) }, () => [pick(fields), value(depth + 1)]));
+        }
+      };
+      const body = (): string | undefined => pick([
+        () => undefined,
+        () => JSON.stringify(Object.fromEntries(Array.from({ length: Math.floor(random() * 5) }, () => {
+          const field = pick(fields);
+          return [field, field === 'path' ? pick(safePaths) : value(0)];
+        }))),
+        () => JSON.stringify(value(0)),
+        () => pick(['{', 'null', '[]', '"s"', '{"a":1}{', '\u0000', '{"name":'.repeat(200)]),
+      ])();
+
+      type AdminCall = { method: string; path: string; body?: Record<string, unknown> | string };
+      /** Calls the CLI makes, with valid arguments; each fuzzed call is one of them, most with one part replaced by a random one. */
+      const validCalls = (name = pick(['fuzz', 'fuzz-2'])): AdminCall => pick<() => AdminCall>([
+        () => ({ method: 'POST', path: '/v1/things', body: { name, password: 'pw-123456' } }),
+        () => ({ method: 'PUT', path: `/v1/things/${name}/policy`, body: { policy: pick([null, { publish: ['fuzz/#'], subscribe: ['fuzz/+/x'], clientIds: [name] }]) } }),
+        () => ({ method: 'PUT', path: `/v1/things/${name}/password`, body: { password: 'another-password' } }),
+        () => ({ method: 'DELETE', path: `/v1/things/${name}` }),
+        () => ({ method: 'POST', path: '/v1/buckets', body: { name: `${name}-bucket` } }),
+        () => ({ method: 'POST', path: `/v1/buckets/${name}-bucket/notification`, body: pick([{ clear: true }, { function: 'Echo', events: ['s3:ObjectCreated:*'], prefix: 'in/', suffix: '.jpg', id: 'r1' }]) }),
+        () => ({ method: 'DELETE', path: `/v1/buckets/${name}-bucket` }),
+        () => ({ method: 'POST', path: '/v1/s3/keys', body: pick([{ grants: [{ bucket: '*', permission: pick(['read', 'read-write']) }], description: 'fuzz' }, { thing: name }]) }),
+        () => ({ method: 'POST', path: `/v1/shadows/${name}${pick(['', '?name=a'])}`, body: { state: { reported: { n: Math.floor(random() * 100) } } } }),
+        () => ({ method: 'DELETE', path: `/v1/shadows/${name}?name=a` }),
+        () => ({ method: 'PUT', path: '/v1/functions/Echo/aliases/live', body: { version: 1 } }),
+        () => ({ method: 'POST', path: '/v1/functions/Echo/rollback', body: {} }),
+        () => ({ method: 'POST', path: '/v1/dlq/replay', body: { all: true } }),
+        () => ({ method: 'GET', path: `/v1/functions/Echo/logs${pick(['', '?tail=5'])}` }),
+      ])();
+      const mutated = (call: AdminCall): AdminCall => {
+        const fields = call.body && typeof call.body === 'object' ? Object.keys(call.body) : [];
+        switch (Math.floor(random() * 5)) {
+          case 0: return fields.length ? { ...call, body: { ...(call.body as object), [pick(fields)]: value(0) } } : call;
+          case 1: return fields.length ? { ...call, body: Object.fromEntries(Object.entries(call.body as object).filter(([field]) => field !== pick(fields))) } : call;
+          case 2: return { ...call, body: body() };
+          case 3: return validCalls(pick(names));
+          default: { const [method, template] = pick(routes).split(' '); return { method, path: template.replace(/:n/g, () => pick(names)) + pick(queries), body: body() }; }
+        }
+      };
+
+      const internalErrors: string[] = [];
+      let served = 0;
+      let sent = 0;
+      const worker = async () => {
+        while (sent < 400) {
+          sent++;
+          const call = random() < 0.3 ? validCalls() : mutated(validCalls());
+          const requestBody = call.body === undefined || typeof call.body === 'string' ? call.body : JSON.stringify(call.body);
+          const status = await adminRequest(daemon.socket, call.method, call.path, requestBody);
+          if (status !== undefined && status < 300) served++;
+          if (status === undefined || status >= 500) internalErrors.push(`${status ?? 'no answer'} ${call.method} ${call.path.slice(0, 120)} ${requestBody?.slice(0, 200) ?? ''}`);
+        }
+      };
+      await Promise.all(Array.from({ length: 4 }, worker));
+      expect(internalErrors, `seed ${seed}`).toEqual([]);
+      // a good share of them got past the checks and did what they asked
+      expect(served, `seed ${seed}`).toBeGreaterThanOrEqual(60);
+      expect(daemon.process.exitCode, `daemon died (seed ${seed})`).toBeNull();
+      expect(await outpost(daemon.socket, ['status'])).toMatchObject({ code: 0 });
+    } finally {
+      await daemon.cleanup();
+      echo.remove();
+      rmSync(brokenPackage, { recursive: true, force: true });
     }
   });
 });

@@ -60,15 +60,23 @@ export class ThingRegistry {
 
   async add(name: string, credentials: { password?: string; certificatePem?: string; fingerprint?: string }): Promise<Thing> {
     if (!THING_NAME.test(name)) throw new ThingError(400, `invalid thing name "${name}": expected 1-128 characters of [a-zA-Z0-9:_-]`);
-    if (this.select.get(name)) throw new ThingError(409, `thing ${name} already exists`);
     const fingerprint = credentials.certificatePem ? certificateFingerprint(credentials.certificatePem)
       : credentials.fingerprint ? normaliseFingerprint(credentials.fingerprint) : null;
-    if (fingerprint && this.selectByFingerprint.get(fingerprint)) throw new ThingError(409, 'that certificate is already registered to another thing');
+    this.checkUnused(name, fingerprint);
     const passwordHash = credentials.password === undefined ? null : await hashPassword(credentials.password);
-    await this.store.commit.run(() => this.store.db
-      .prepare('INSERT INTO things (name, password_hash, cert_fingerprint, policy, created_at) VALUES (?, ?, ?, NULL, ?)')
-      .run(name, passwordHash, fingerprint, Date.now()));
-    return this.get(name)!;
+    const createdAt = Date.now();
+    await this.store.commit.run(() => {
+      // again in the transaction: an add of the same name or certificate may have come while the password was hashed
+      this.checkUnused(name, fingerprint);
+      this.store.db.prepare('INSERT INTO things (name, password_hash, cert_fingerprint, policy, created_at) VALUES (?, ?, ?, NULL, ?)')
+        .run(name, passwordHash, fingerprint, createdAt);
+    });
+    return { name, hasPassword: passwordHash !== null, certFingerprint: fingerprint, policy: null, createdAt };
+  }
+
+  private checkUnused(name: string, fingerprint: string | null): void {
+    if (this.select.get(name)) throw new ThingError(409, `thing ${name} already exists`);
+    if (fingerprint && this.selectByFingerprint.get(fingerprint)) throw new ThingError(409, 'that certificate is already registered to another thing');
   }
 
   async remove(name: string): Promise<void> {
