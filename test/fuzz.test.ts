@@ -255,7 +255,7 @@ function adminRequest(socketPath: string, method: string, path: string, body: st
 }
 
 describe('fuzzing the admin API', () => {
-  it('answers 400 random requests to its routes with no internal error, and keeps serving', { timeout: 120_000 }, async () => {
+  it('answers 400 calls the CLI makes, most with one part replaced by a random one, with no internal error, and keeps serving', { timeout: 120_000 }, async () => {
     const brokenPackage = mkdtempSync(join(tmpdir(), 'outpost-fuzz-fn-'));
     writeFileSync(join(brokenPackage, 'template.yaml'), 'Resources: [this is: not, a template');
     const echo = writePackage({ 'template.yaml': template('Echo', { Handler: 'index.handler', Timeout: 3 }), 'index.js': 'exports.handler = async (event) => event;' });
