@@ -59,6 +59,10 @@ export interface ObjectRecord {
   inline?: true;
 }
 
+/** An object and its content: in memory when held in SQLite, else an open handle on its file. */
+export type OpenedObject = ObjectInMemory | { object: ObjectRecord; file: FileHandle; content?: undefined };
+export interface ObjectInMemory { object: ObjectRecord; content: Buffer; file?: undefined }
+
 /**
  * The share copies the store renames into place, announced before the rename: each makes one
  * watch event (IN_MOVED_TO), which the file share need not look at.
@@ -605,12 +609,16 @@ export class ObjectStore {
   }
 
   /**
-   * The object and an open handle on its content, taken together so that a concurrent overwrite
-   * cannot pair the new metadata with the old content; the caller closes the handle.
+   * The object and its content, taken together under the key's lock so that a concurrent overwrite
+   * cannot pair the new metadata with the old content: content held in SQLite as a buffer, any
+   * other as an open handle on its file, which the caller closes.
    */
-  async open(bucket: string, key: string): Promise<{ object: ObjectRecord; file: FileHandle }> {
+  async open(bucket: string, key: string): Promise<OpenedObject> {
     return this.locks.with(`${bucket}/${key}`, async () => {
-      const object = this.existingObject(bucket, key);
+      // a write that held the lock may have left content in SQLite, whose share file may not be written yet
+      const stored = this.readStored(bucket, key);
+      if (stored.content) return stored;
+      const { object } = stored;
       const file = await open(this.contentPath(object), constants.O_RDONLY).catch((error) => {
         if (isCode(error, 'ENOENT', 'ENOTDIR', 'EISDIR') && !object.blob) throw errors.changedInShare(key);
         throw error;
@@ -634,12 +642,10 @@ export class ObjectStore {
    * SQLite comes from there, whatever its size. undefined when the object is larger or a write of it
    * is under way (then `open` waits for the write).
    */
-  readSmall(bucket: string, key: string, maxBytes: number): { object: ObjectRecord; content: Buffer } | undefined {
-    const row = this.statements.objectWithContent.get(bucket, key) as (ObjectRow & { content: Buffer | null }) | undefined;
-    if (!row) throw this.missingObject(bucket, key);
-    const object = recordOf(row);
-    // content held in SQLite is the object's whatever its share file holds (read with the metadata)
-    if (object.inline) return { object, content: row.content! };
+  readSmall(bucket: string, key: string, maxBytes: number): ObjectInMemory | undefined {
+    const stored = this.readStored(bucket, key);
+    if (stored.content) return stored;
+    const { object } = stored;
     if (this.locks.held(`${bucket}/${key}`) || object.size > maxBytes) return undefined;
     let fd: number;
     try {
@@ -661,6 +667,14 @@ export class ObjectStore {
     } finally {
       closeSync(fd);
     }
+  }
+
+  /** The object, with its content when that is held in SQLite (read with the metadata: it is the object's whatever its share file holds). */
+  private readStored(bucket: string, key: string): ObjectInMemory | { object: ObjectRecord; content?: undefined } {
+    const row = this.statements.objectWithContent.get(bucket, key) as (ObjectRow & { content: Buffer | null }) | undefined;
+    if (!row) throw this.missingObject(bucket, key);
+    const object = recordOf(row);
+    return object.inline ? { object, content: row.content! } : { object };
   }
 
   /** Streams `body` into a new object (PutObject, CopyObject). */

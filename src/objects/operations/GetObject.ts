@@ -34,14 +34,14 @@ const SMALL_OBJECT_BYTES = 64 * 1024;
  */
 export const getObject: Operation = async (request, res, context) => {
   checkReadRequest(request);
-  const small = context.objects.readSmall(request.bucket, request.key, SMALL_OBJECT_BYTES);
-  const { object, file } = small ? { object: small.object, file: undefined } : await context.objects.open(request.bucket, request.key);
+  const { object, content, file } = context.objects.readSmall(request.bucket, request.key, SMALL_OBJECT_BYTES)
+    ?? await context.objects.open(request.bucket, request.key);
   try {
     checkConditions(request, object);
     const { status, headers, start, length } = readAnswer(request, object);
     res.writeHead(status, headers);
-    if (small) {
-      res.end(small.content.subarray(start, start + length));
+    if (content) {
+      res.end(content.subarray(start, start + length));
       return;
     }
     if (length <= ONE_READ_BYTES) {

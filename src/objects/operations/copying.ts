@@ -50,17 +50,16 @@ export interface CopySourceContent {
 
 /** Opens a copy source: content held in SQLite is copied from there, any other streams from its file. */
 export async function openCopySource(objects: ObjectStore, source: { bucket: string; key: string }): Promise<CopySourceContent> {
-  const stored = objects.readSmall(source.bucket, source.key, 0);
-  if (stored) {
+  const { object, content, file } = objects.readSmall(source.bucket, source.key, 0) ?? await objects.open(source.bucket, source.key);
+  if (content) {
     return {
-      object: stored.object,
+      object,
       read: async function* (start, end) {
-        if (end >= start) yield stored.content.subarray(start, end + 1);
+        if (end >= start) yield content.subarray(start, end + 1);
       },
       close: async () => undefined,
     };
   }
-  const { object, file } = await objects.open(source.bucket, source.key);
   return {
     object,
     read: (start, end) => fileChunks((buffer, offset, length, position) => file.read(buffer, offset, length, position), start, end),
