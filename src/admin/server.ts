@@ -5,6 +5,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AdminError, type AdminRouter } from './router.js';
 import type { Listener } from '../service.js';
+import { closeTimedOutConnectionsAfterReads } from '../http/server.js';
 
 // A synchronous invoke carries up to 6 MB of payload, plus the request around it.
 const MAX_BODY_BYTES = 7 * 1024 * 1024;
@@ -133,6 +134,7 @@ function parseJson(chunks: Buffer[], size: number): unknown {
 }
 
 function listen(server: Server, where: { path: string } | { host: string; port: number }): Promise<void> {
+  closeTimedOutConnectionsAfterReads(server);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(where, () => {

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { trackBody } from './body.js';
 import { Router } from './router.js';
@@ -22,6 +23,7 @@ export class HttpServer {
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res, true));
     server.headersTimeout = 10_000;
     server.requestTimeout = 60_000;
+    closeTimedOutConnectionsAfterReads(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.port, this.host, () => resolve());
@@ -60,6 +62,23 @@ export class HttpServer {
       else res.destroy();
     }
   }
+}
+
+/**
+ * Closes a connection whose timeout fired (keep-alive's, or `server.timeout`) only if nothing was
+ * read on it meanwhile. Node runs due timers before it reads sockets, so after the event loop was
+ * busy (a large write, a collection), a request that reached a keep-alive connection just before its
+ * timeout would be found only after the timer closed the connection, and its client would see a
+ * reset instead of an answer; the check waits until this turn's reads are done.
+ */
+export function closeTimedOutConnectionsAfterReads(server: Server): void {
+  // a listener of the server's 'timeout' takes over Node's destroy of the socket
+  server.on('timeout', (socket: Socket) => {
+    const bytesRead = socket.bytesRead;
+    setImmediate(() => {
+      if (socket.bytesRead === bytesRead) socket.destroy();
+    });
+  });
 }
 
 /** Stops accepting and closes idle connections; requests in flight get `graceMs` to finish. */
