@@ -1,10 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand,
+  ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand, UploadPartCommand, type S3Client,
+} from '@aws-sdk/client-s3';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client } from './helpers/objects.js';
+import { fuzzSeed, prng } from './helpers/fuzz.js';
 
 const md5 = (data: Uint8Array) => createHash('md5').update(data).digest('hex');
 
@@ -126,5 +132,59 @@ describe('S3 API: large uploads at the same time', () => {
     const body = randomBytes(4 << 20);
     expect((await s3.send(new PutObjectCommand({ Bucket: 'many', Key: 'after-left', Body: body }))).ETag).toBe(`"${md5(body)}"`);
     await expect(s3.send(new GetObjectCommand({ Bucket: 'many', Key: 'left/0' }))).rejects.toMatchObject({ name: 'NoSuchKey' });
+  });
+  it('end each multipart upload raced by its own parts, completions and aborts completed whole or gone, its parts removed either way', async () => {
+    const seed = fuzzSeed();
+    const random = prng(seed);
+    const minimumPart = Buffer.alloc(5 << 20);
+    // a part of the minimum size whose content its first bytes tell apart
+    const bigPart = (tag: string) => Buffer.concat([Buffer.from(tag), minimumPart.subarray(tag.length)]);
+    const failure = (error: { name?: string; message?: string; $metadata?: { httpStatusCode?: number } }) => ({ failed: error.name ?? 'unknown', status: error.$metadata?.httpStatusCode ?? 0, message: error.message });
+    const settle = <T>(call: Promise<T>) => call.then((value) => ({ value }), failure);
+    for (let round = 0; round < 8; round++) {
+      const Key = `raced/${round}`;
+      const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'many', Key }));
+      const upload = { Bucket: 'many', Key, UploadId };
+      const uploadPart = (PartNumber: number, Body: Buffer) => settle(s3.send(new UploadPartCommand({ ...upload, PartNumber, Body })).then((answer) => ({ etag: answer.ETag!, body: Body })));
+      // part 1 twice at once with different contents, part 2 once
+      const firstParts = await Promise.all([uploadPart(1, bigPart(`A${round}`)), uploadPart(1, bigPart(`B${round}`)), uploadPart(2, Buffer.from(`C${round}`))]);
+      const stored = firstParts.map((part) => ('value' in part ? part.value : undefined));
+      expect(stored.every(Boolean), `seed ${seed}: ${JSON.stringify(firstParts)}`).toBe(true);
+      // either of part 1's ETags: one is stale, which only the last upload of it matches
+      const named = [stored[random() < 0.5 ? 0 : 1]!, stored[2]!];
+      const [completed, aborted, ...others] = await Promise.all([
+        settle(s3.send(new CompleteMultipartUploadCommand({ ...upload, MultipartUpload: { Parts: named.map((part, index) => ({ PartNumber: index + 1, ETag: part.etag })) } }))),
+        random() < 0.5 ? settle(s3.send(new AbortMultipartUploadCommand(upload))) : Promise.resolve(undefined),
+        random() < 0.5 ? uploadPart(2, Buffer.from(`D${round}`)) : Promise.resolve(undefined),
+        settle(s3.send(new ListPartsCommand(upload))),
+        settle(s3.send(new CompleteMultipartUploadCommand({ ...upload, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: named[0].etag }] } }))),
+      ]);
+      const outcomes = [completed, aborted, ...others].filter(Boolean);
+      // each answered as S3 answers such races: done, or the upload or part gone or stale
+      for (const outcome of outcomes) {
+        if ('failed' in outcome!) expect(['NoSuchUpload', 'InvalidPart'], `seed ${seed}: ${JSON.stringify(outcomes)}`).toContain(outcome.failed);
+      }
+      const object = await s3.send(new GetObjectCommand({ Bucket: 'many', Key })).then(
+        async (answer) => ({ etag: answer.ETag, content: Buffer.from(await answer.Body!.transformToByteArray()) }), failure);
+      const completions = [{ outcome: completed, parts: named }, { outcome: others[2], parts: [named[0]] }]
+        .flatMap(({ outcome, parts }) => ('value' in outcome! ? [{ etag: (outcome.value as { ETag?: string }).ETag, parts }] : []));
+      if (completions.length === 0) {
+        expect(object, `seed ${seed}`).toMatchObject({ failed: 'NoSuchKey' });
+        continue;
+      }
+      // the object is the parts a completion named, with their multipart ETag
+      expect('content' in object, `seed ${seed}: ${JSON.stringify(outcomes)}`).toBe(true);
+      const { etag, content } = object as { etag: string; content: Buffer };
+      const completion = completions.find((candidate) => candidate.etag === etag);
+      expect(completion, `seed ${seed}: ${etag} ${JSON.stringify(outcomes)}`).toBeDefined();
+      const partMd5s = Buffer.concat(completion!.parts.map((part) => Buffer.from(part.etag.replace(/"/g, ''), 'hex')));
+      expect(etag, `seed ${seed}`).toBe(`"${md5(partMd5s)}-${completion!.parts.length}"`);
+      expect(md5(content), `seed ${seed}`).toBe(md5(Buffer.concat(completion!.parts.map((part) => part.body))));
+    }
+    // every upload completed or aborted, and no part left on disk; one completed or failed is aborted now
+    for (const upload of (await s3.send(new ListMultipartUploadsCommand({ Bucket: 'many', Prefix: 'raced/' }))).Uploads ?? []) {
+      await s3.send(new AbortMultipartUploadCommand({ Bucket: 'many', Key: upload.Key, UploadId: upload.UploadId }));
+    }
+    expect(readdirSync(join(daemon.dataDir, 'share', '.outpost', 'uploads')), `seed ${seed}`).toEqual([]);
   });
 });

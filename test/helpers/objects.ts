@@ -1,5 +1,5 @@
 import { S3Client } from '@aws-sdk/client-s3';
-import type { Agent } from 'node:http';
+import { Agent } from 'node:http';
 import type { TestDaemon } from './daemon.js';
 import { outpost } from './mqtt.js';
 
@@ -28,8 +28,18 @@ export function s3Client(daemon: TestDaemon, credentials: S3Credentials, options
     forcePathStyle: options.forcePathStyle ?? true,
     credentials,
     maxAttempts: 1,
-    ...(options.httpAgent ? { requestHandler: { httpAgent: options.httpAgent } } : {}),
+    requestHandler: { httpAgent: options.httpAgent ?? hintedKeepAlive() },
   });
+}
+
+/**
+ * Keep-alive sockets closed once idle for the time the server's Keep-Alive header gives (less a
+ * second), as Node's agent does only when it has a timeout of its own: a request sent on a socket
+ * the server is closing at that moment is reset (RFC 9112 §9.3.1 leaves the retry to the client,
+ * which these clients, at one attempt, do not make).
+ */
+function hintedKeepAlive(): Agent {
+  return new Agent({ keepAlive: true, maxSockets: 50, timeout: 60_000 });
 }
 
 /** Environment for the AWS CLI and boto3 (no config files, no IMDS lookups). */
