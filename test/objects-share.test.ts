@@ -3,13 +3,14 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import {
-  CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutBucketNotificationConfigurationCommand, PutObjectCommand, type S3Client,
+  CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutBucketNotificationConfigurationCommand, PutObjectCommand, type S3Client,
 } from '@aws-sdk/client-s3';
 import { TestDaemon } from './helpers/daemon.js';
 import { outpost } from './helpers/mqtt.js';
 import { template, writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 import { addKey, s3Client, type S3Credentials } from './helpers/objects.js';
+import { fuzzSeed, prng } from './helpers/fuzz.js';
 
 // The file share against the real daemon: files written and deleted by "local programs" (this test,
 // with plain fs calls) become objects and run the bucket's notification function, as S3 PUTs do;
@@ -237,6 +238,65 @@ describe('file share', () => {
       expect(eventsFor(key).map((event) => event.userIdentity.principalId)).toEqual([`AWS:${credentials.accessKeyId}`]);
       expect(readFileSync(shareFile(key), 'utf8')).toBe(`body of ${key}`);
     }
+  });
+
+  it('settles S3 writes and deletes racing local writes, renames and deletions of the same keys into objects that are their files', async () => {
+    const seed = fuzzSeed();
+    const random = prng(seed);
+    const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)];
+    const keys = ['raced/a.bin', 'raced/b.bin', 'raced/c/d.bin'];
+    // both sides of the size kept in SQLite (64 KiB): a small object's file is a copy written after its commit
+    const content = (tag: string) => Buffer.concat([Buffer.from(tag), Buffer.alloc(pick([0, 100, 70_000]), tag)]);
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'raced/c/made.txt', Body: 'makes the directories' }));
+    // until the new directories are watched
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 300));
+    const failures: string[] = [];
+    const s3Writer = async (writer: number) => {
+      for (let round = 0; round < 25; round++) {
+        const key = pick(keys);
+        const call = random() < 0.75
+          ? s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: content(`s3-${writer}-${round}`) }))
+          : s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
+        // the share may be changing the key: S3's 503 (retry later) is an answer, not a failure
+        await call.catch((error) => { if (error.name !== 'ServiceUnavailable') failures.push(`${key}: ${error.name} ${error.message}`); });
+      }
+    };
+    const localWriter = async () => {
+      for (let round = 0; round < 60; round++) {
+        const path = shareFile(pick(keys));
+        try {
+          const action = random();
+          if (action < 0.4) writeFileSync(path, content(`local-${round}`));
+          else if (action < 0.8) {
+            const temporary = join(path, '..', `.local-${round}.partial`);
+            writeFileSync(temporary, content(`renamed-${round}`));
+            renameSync(temporary, path);
+          } else rmSync(path, { force: true });
+        } catch (error) {
+          failures.push(`${path}: ${(error as Error).message}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, random() * 20));
+      }
+    };
+    await Promise.all([s3Writer(1), s3Writer(2), localWriter()]);
+    expect(failures, `seed ${seed}`).toEqual([]);
+
+    // once settled, each key's object is its file: both there with the same content and its MD5 as ETag, or neither
+    const state = async (key: string) => {
+      const file = existsSync(shareFile(key)) ? md5(readFileSync(shareFile(key))) : 'none';
+      const object = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key })).then(
+        async (answer) => ({ etag: answer.ETag, content: md5(Buffer.from(await answer.Body!.transformToByteArray())) }),
+        (error) => ({ etag: error.name as string, content: 'none' }));
+      return { key, file, object };
+    };
+    const settled = (found: Awaited<ReturnType<typeof state>>) => found.file === found.object.content
+      && (found.file === 'none' ? found.object.etag === 'NoSuchKey' : found.object.etag === `"${found.file}"`);
+    let last: unknown;
+    await eventually(async () => {
+      const states = await Promise.all(keys.map(state));
+      last = states;
+      return states.every(settled);
+    }, 10_000, 200).catch(() => { throw new Error(`seed ${seed}: not settled: ${JSON.stringify(last)}`); });
   });
 
   it('loses no file and no event when killed (-9) while adopting a burst of files', async () => {
