@@ -112,4 +112,43 @@ describe('functions: versions, aliases, rollback and the Lambda Invoke API', () 
       failing.remove();
     }
   });
+  it('answers every invocation of $LATEST while versions are deployed and rolled back, switching each caller over once per change', async () => {
+    const four = versionPackage('four');
+    packages.push(four);
+    let changing = true;
+    const failures: string[] = [];
+    const caller = async () => {
+      const tags: string[] = [];
+      for (let call = 0; call < 1000 && changing; call++) {
+        const answer = await lambda('Versions');
+        const text = await answer.text();
+        if (answer.status !== 200 || answer.headers.get('x-amz-function-error')) failures.push(`${answer.status} ${text}`);
+        else tags.push(JSON.parse(text).tag);
+      }
+      return tags;
+    };
+    const changes = ['deploy', 'rollback', 'rollback --to new', 'rollback', 'rollback --to new'];
+    const change = async () => {
+      try {
+        expect((await cli('deploy', four.dir)).code).toBe(0);
+        const { version } = JSON.parse((await cli('--json', 'functions', 'info', 'Versions')).stdout);
+        for (const args of [[], ['--to', String(version)], [], ['--to', String(version)]]) {
+          expect((await cli('functions', 'rollback', 'Versions', ...args)).code).toBe(0);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      } finally {
+        changing = false;
+      }
+    };
+    // as many callers as the instances a function may run (functions.maxInstances): none is throttled
+    const [first, second] = await Promise.all([caller(), caller(), change()]);
+    expect(failures).toEqual([]);
+    for (const tags of [first, second]) {
+      // once $LATEST moved, the version it left answers no more: a caller's answers change at most once per change
+      const switches = tags.filter((tag, index) => index > 0 && tag !== tags[index - 1]).length;
+      expect(switches, tags.join(' ')).toBeLessThanOrEqual(changes.length);
+      expect(new Set(tags)).toContain('four');
+      expect(new Set(tags).size).toBe(2);
+    }
+  });
 });
