@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { OUTPOST, ROOT, TestDaemon } from './helpers/daemon.js';
-import { connectClient, outpost } from './helpers/mqtt.js';
+import { adminRequest, connectClient, outpost } from './helpers/mqtt.js';
 
 describe('outpost admin CLI', () => {
   let daemon: TestDaemon;
@@ -40,6 +40,17 @@ describe('outpost admin CLI', () => {
     expect(policy.stdout).toContain('subscribe:  things/${thing}/#');
     const invalid = await outpost(daemon.socket, ['things', 'policy', 'pump-7', '--publish', 'a/#/b']);
     expect(invalid.stderr).toContain('invalid topic filter "a/#/b"');
+    // two changes of different lists at the same time: both are kept
+    for (let round = 1; round <= 10; round++) {
+      const changes = await Promise.all([
+        { subscribe: ['things/${thing}/#', `alarms/${round}/#`] },
+        { clientIds: ['pump-7', `pump-7-${round}`] },
+      ].map((policy) => adminRequest(daemon.socket, 'PUT', '/v1/things/pump-7/policy', JSON.stringify({ policy }))));
+      expect(changes.map((answer) => answer?.status)).toEqual([200, 200]);
+      expect(JSON.parse((await outpost(daemon.socket, ['things', 'ls', '--json'])).stdout).things[0].policy).toEqual({
+        publish: ['pumps/${thing}/#'], subscribe: ['things/${thing}/#', `alarms/${round}/#`], clientIds: ['pump-7', `pump-7-${round}`],
+      });
+    }
 
     const listed = JSON.parse((await outpost(daemon.socket, ['things', 'ls', '--json'])).stdout);
     expect(listed.things).toMatchObject([{ name: 'pump-7', hasPassword: true, policy: { publish: ['pumps/${thing}/#'] } }]);

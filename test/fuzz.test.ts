@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqttPacket from 'mqtt-packet';
 import { TestDaemon } from './helpers/daemon.js';
-import { collectMessages, connectClient, outpost } from './helpers/mqtt.js';
+import { adminRequest, collectMessages, connectClient, outpost } from './helpers/mqtt.js';
 import { template, writePackage } from './helpers/functions.js';
 import { fuzzSeed, prng } from './helpers/fuzz.js';
 
@@ -240,20 +239,6 @@ describe('fuzzing the HTTP port (shadow REST API, IoT Data Plane Publish, Lambda
   });
 });
 
-/** One request to the admin API over its Unix socket: the status, or undefined when none came within 10 s. */
-function adminRequest(socketPath: string, method: string, path: string, body: string | undefined): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    const req = request({ socketPath, method, path, headers: body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: 10_000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-      res.on('error', () => resolve(res.statusCode));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(undefined));
-    req.end(body);
-  });
-}
-
 describe('fuzzing the admin API', () => {
   it('answers 400 calls the CLI makes, most with one part replaced by a random one, with no internal error, and keeps serving', { timeout: 120_000 }, async () => {
     const brokenPackage = mkdtempSync(join(tmpdir(), 'outpost-fuzz-fn-'));
@@ -339,7 +324,7 @@ describe('fuzzing the admin API', () => {
           sent++;
           const call = random() < 0.3 ? validCalls() : mutated(validCalls());
           const requestBody = call.body === undefined || typeof call.body === 'string' ? call.body : JSON.stringify(call.body);
-          const status = await adminRequest(daemon.socket, call.method, call.path, requestBody);
+          const status = (await adminRequest(daemon.socket, call.method, call.path, requestBody))?.status;
           if (status !== undefined && status < 300) served++;
           if (status === undefined || status >= 500) internalErrors.push(`${status ?? 'no answer'} ${call.method} ${call.path.slice(0, 120)} ${requestBody?.slice(0, 200) ?? ''}`);
         }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import {
-  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand,
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteBucketCommand, GetObjectCommand,
   ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand, UploadPartCommand, type S3Client,
 } from '@aws-sdk/client-s3';
 import { readdirSync } from 'node:fs';
@@ -186,5 +186,22 @@ describe('S3 API: large uploads at the same time', () => {
       await s3.send(new AbortMultipartUploadCommand({ Bucket: 'many', Key: upload.Key, UploadId: upload.UploadId }));
     }
     expect(readdirSync(join(daemon.dataDir, 'share', '.outpost', 'uploads')), `seed ${seed}`).toEqual([]);
+  });
+  it('never start a multipart upload in a bucket deleted at the same time', async () => {
+    for (let round = 0; round < 15; round++) {
+      await s3.send(new CreateBucketCommand({ Bucket: 'fleeting' }));
+      const [created, deleted] = await Promise.all([
+        s3.send(new CreateMultipartUploadCommand({ Bucket: 'fleeting', Key: `k${round}` })).then((answer) => answer.UploadId, (error) => error.name as string),
+        s3.send(new DeleteBucketCommand({ Bucket: 'fleeting' })).then(() => 'deleted', (error) => error.name as string),
+      ]);
+      // one or the other: an upload keeps its bucket from being deleted (BucketNotEmpty), a deleted bucket takes none (NoSuchBucket)
+      if (deleted === 'deleted') expect(created, `round ${round}`).toBe('NoSuchBucket');
+      else {
+        expect(deleted, `round ${round}`).toBe('BucketNotEmpty');
+        await s3.send(new AbortMultipartUploadCommand({ Bucket: 'fleeting', Key: `k${round}`, UploadId: created }));
+        await s3.send(new DeleteBucketCommand({ Bucket: 'fleeting' }));
+      }
+    }
+    expect(readdirSync(join(daemon.dataDir, 'share', '.outpost', 'uploads'))).toEqual([]);
   });
 });

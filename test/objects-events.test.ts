@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client } from './helpers/objects.js';
-import { outpost } from './helpers/mqtt.js';
+import { adminRequest, outpost } from './helpers/mqtt.js';
 import { writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 import { jsonLines } from './helpers/json-lines.js';
@@ -136,6 +136,14 @@ describe('object events: S3 event records to functions and the local bus', () =>
     expect(missing.stderr).toBe('outpost: InvalidArgument: Unable to validate the following destination configurations (Nope: The destination function does not exist)\n');
     const listed = JSON.parse((await outpost(daemon.socket, ['--json', 'buckets', 'ls'])).stdout);
     expect(listed.buckets.map((b: any) => [b.name, b.rules])).toEqual([['cameras', 1], ['logs', 1]]);
+    // rules added at the same time are all kept
+    const added = await Promise.all(['a', 'b', 'c', 'd'].map((id) => adminRequest(daemon.socket, 'POST', '/v1/buckets/logs/notification',
+      JSON.stringify({ function: 'OnUpload', prefix: `${id}/`, id: `at-once-${id}` }))));
+    expect(added.map((answer) => answer?.status)).toEqual([200, 200, 200, 200]);
+    const rules = JSON.parse((await outpost(daemon.socket, ['--json', 'buckets', 'notify', 'logs'])).stdout).rules;
+    expect(rules.map((rule: any) => rule.id).sort()).toEqual(['at-once-a', 'at-once-b', 'at-once-c', 'at-once-d', 'logs-in']);
+    expect((await outpost(daemon.socket, ['buckets', 'notify', 'logs', '--clear'])).code).toBe(0);
+    expect((await outpost(daemon.socket, ['buckets', 'notify', 'logs', '--function', 'OnUpload', '--events', 's3:ObjectCreated:Put', '--suffix', '.log', '--id', 'logs-in'])).code).toBe(0);
 
     const local = join(fn.dir, 'today.log');
     writeFileSync(local, 'line one\n');

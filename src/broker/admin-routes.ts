@@ -42,13 +42,12 @@ export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerSer
   router.add('PUT', '/v1/things/:name/policy', ({ params, body }) => mapThingErrors(async () => {
     const request = objectBody(body);
     if (!('policy' in request)) throw new AdminError(400, 'expected "policy" (object, or null for the default policy)');
-    const thing = things().get(params.name);
-    if (!thing) throw new AdminError(404, `no such thing: ${params.name}`);
-    if (request.policy === null) return { body: await things().setPolicy(params.name, null) };
+    if (!things().get(params.name)) throw new AdminError(404, `no such thing: ${params.name}`);
+    if (request.policy === null) return { body: await things().setPolicy(params.name, () => null) };
     if (typeof request.policy !== 'object' || Array.isArray(request.policy)) throw new AdminError(400, 'expected "policy" to be an object or null');
-    // Lists the request leaves out keep their current values (own policy, else the default).
+    // Lists the request leaves out keep their current values (own policy, else the default), as they are when written.
     const given = Object.fromEntries(Object.entries(request.policy as object).filter(([, value]) => value !== undefined));
-    return { body: await things().setPolicy(params.name, { ...(thing.policy ?? broker.defaultPolicy), ...given }) };
+    return { body: await things().setPolicy(params.name, (current) => ({ ...(current ?? broker.defaultPolicy), ...given })) };
   }));
 
   router.add('GET', '/v1/clients', () => ({ body: { clients: broker.clients() } }));

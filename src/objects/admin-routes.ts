@@ -5,7 +5,7 @@ import type { FunctionInvoker } from '../service.js';
 import { S3Error } from './errors.js';
 import { EVENT_TYPES, functionNameOf, validateRules, type NotificationRule } from './events.js';
 import type { ObjectStore } from './object-store.js';
-import { rulesOf, storeRules } from './operations/notification-rules.js';
+import { changeRules, rulesOf } from './operations/notification-rules.js';
 
 interface Dependencies {
   objects: () => ObjectStore;
@@ -42,9 +42,13 @@ export function registerObjectAdminRoutes(router: AdminRouter, deps: Dependencie
   router.add('POST', '/v1/buckets/:name/notification', ({ params, body }) => asAdminError(async () => {
     const fields = objectBody(body);
     deps.objects().existingBucket(params.name);
-    const rules = fields.clear === true ? [] : withRule(rulesOf(deps.objects(), params.name), ruleOf(fields));
-    validateRules(rules, deps.functions);
-    await storeRules(deps.objects(), params.name, rules);
+    const rule = fields.clear === true ? undefined : ruleOf(fields);
+    // added to the rules as they are when written: another change at the same time is kept
+    const rules = await changeRules(deps.objects(), params.name, (current) => {
+      const changed = rule ? withRule(current, rule) : [];
+      validateRules(changed, deps.functions);
+      return changed;
+    });
     return { rules };
   }));
 

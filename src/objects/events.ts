@@ -182,15 +182,28 @@ export class ObjectEvents implements ChangeLog {
     }
     this.delivering = true;
     this.kickedMeanwhile = false;
-    void this.deliverAll().finally(() => {
-      this.delivering = false;
-      if (this.kickedMeanwhile) this.kick();
-    });
+    void this.deliverAll()
+      .catch((error) => {
+        // the deliveries could not be recorded (a full disk): they stay pending, tried again later
+        this.log.error({ err: error }, 'object events could not be recorded as delivered; retrying');
+        this.retryLater();
+      })
+      .finally(() => {
+        this.delivering = false;
+        if (this.kickedMeanwhile) this.kick();
+      });
   }
 
   stop(): void {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+  }
+
+  /** Kicks again later, backing off up to 30 s. */
+  private retryLater(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.kick(), this.retryDelayMs);
+    this.retryDelayMs = Math.min(this.retryDelayMs * 2, 30_000);
   }
 
   private async deliverAll(): Promise<void> {
@@ -216,9 +229,8 @@ export class ObjectEvents implements ChangeLog {
       const done = outcomes.filter((left) => left.length === 0).length;
       this.pendingCount -= done;
       if (done < rows.length) {
-        // a function's queue is full: try again later, backing off up to 30 s
-        this.retryTimer = setTimeout(() => this.kick(), this.retryDelayMs);
-        this.retryDelayMs = Math.min(this.retryDelayMs * 2, 30_000);
+        // a function's queue is full
+        this.retryLater();
         return;
       }
       this.retryDelayMs = 500;

@@ -576,10 +576,17 @@ export class ObjectStore {
     return row?.notification ?? undefined;
   }
 
-  async setNotification(bucket: string, configuration: string | undefined): Promise<void> {
-    await this.store.commit.run(() => {
-      const changed = this.statements.setNotification.run(configuration ?? null, bucket).changes;
-      if (!changed) throw errors.noSuchBucket(bucket);
+  /**
+   * Replaces the bucket's notification configuration (JSON) by what `change` makes of the stored one,
+   * read in the write's transaction: two changes at once both count (or `change` throws and none is made).
+   */
+  async changeNotification<T>(bucket: string, change: (current: string | undefined) => { configuration: string | undefined; result: T }): Promise<T> {
+    return this.store.commit.run(() => {
+      const row = this.statements.notification.get(bucket) as { notification: string | null } | undefined;
+      if (!row) throw errors.noSuchBucket(bucket);
+      const { configuration, result } = change(row.notification ?? undefined);
+      this.statements.setNotification.run(configuration ?? null, bucket);
+      return result;
     });
   }
 
@@ -743,6 +750,8 @@ export class ObjectStore {
       };
       const intents: FileIntent[] = previous?.blob ? [{ op: 'remove', target: this.contentPath(previous) }] : [];
       await this.commitWithIntents(intents, (_, recordChange) => {
+        // a DeleteBucket may have committed while the file was hashed
+        if (!this.bucket(bucket)) throw errors.noSuchBucket(bucket);
         this.statements.upsertObject.run(rowOf(record));
         recordChange(bucket, 'ObjectCreated:Put', { key, size: record.size, etag }, origin);
       });
@@ -835,11 +844,19 @@ export class ObjectStore {
       uploadId: randomBytes(24).toString('hex'), bucket, key, contentType: options.contentType,
       metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...(options.checksum ? { checksum: options.checksum } : {}), initiated: Date.now(),
     };
-    await mkdir(join(this.uploadDir, upload.uploadId), { mode: 0o750 });
-    await this.store.commit.run(() => this.statements.insertUpload.run({
-      upload_id: upload.uploadId, bucket, key, content_type: upload.contentType,
-      metadata: metadataJson(upload.metadata, upload.headers, { checksum: upload.checksum }), initiated: upload.initiated,
-    }));
+    const partDir = join(this.uploadDir, upload.uploadId);
+    await mkdir(partDir, { mode: 0o750 });
+    await this.store.commit.run(() => {
+      // a DeleteBucket may have committed meanwhile
+      if (!this.bucket(bucket)) throw errors.noSuchBucket(bucket);
+      this.statements.insertUpload.run({
+        upload_id: upload.uploadId, bucket, key, content_type: upload.contentType,
+        metadata: metadataJson(upload.metadata, upload.headers, { checksum: upload.checksum }), initiated: upload.initiated,
+      });
+    }).catch(async (error) => {
+      await rm(partDir, { recursive: true, force: true });
+      throw error;
+    });
     return upload;
   }
 

@@ -1,5 +1,6 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { execFile, spawn } from 'node:child_process';
+import { request } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import mqttPacket from 'mqtt-packet';
 import { OUTPOST } from './daemon.js';
@@ -63,6 +64,22 @@ export async function messagesWithin(client: MqttClient, ms: number): Promise<st
   await new Promise((resolve) => setTimeout(resolve, ms));
   client.off('message', onMessage);
   return topics;
+}
+
+/** One request to the admin API over its Unix socket, as the CLI makes it: status and body text, or undefined when no answer came within 10 s. */
+export function adminRequest(socketPath: string, method: string, path: string, body?: string): Promise<{ status: number; body: string } | undefined> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath, method, path, headers: body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: 10_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => { text += chunk; });
+      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+      res.on('error', () => resolve({ status: res.statusCode!, body: text }));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+    req.end(body);
+  });
 }
 
 /** Runs the admin CLI against a daemon's socket; resolves with stdout, stderr and the exit code. */

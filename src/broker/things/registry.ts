@@ -92,21 +92,18 @@ export class ThingRegistry {
     this.verifier.forget(name);
   }
 
-  /** Replaces the thing's policy; null returns it to the configured default. */
-  async setPolicy(name: string, policy: unknown): Promise<Thing> {
-    let stored: string | null = null;
-    if (policy !== null) {
-      const parsed = policySchema.safeParse(policy);
-      if (!parsed.success) {
-        throw new ThingError(400, `invalid policy: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || 'policy'}: ${issue.message}`).join('; ')}`);
-      }
-      const bad = [...parsed.data.publish, ...parsed.data.subscribe].find((filter) => !isValidFilter(filter));
-      if (bad !== undefined) throw new ThingError(400, `invalid topic filter "${bad}"`);
-      stored = JSON.stringify(parsed.data);
-    }
-    const result = await this.store.commit.run(() => this.store.db.prepare('UPDATE things SET policy = ? WHERE name = ?').run(stored, name));
-    if (result.changes === 0) throw new ThingError(404, `no such thing: ${name}`);
-    return this.get(name)!;
+  /**
+   * Replaces the thing's policy by what `change` makes of its current one (null: its own is none),
+   * read in the write's transaction, so that two changes at once both count; null returns it to the
+   * configured default.
+   */
+  async setPolicy(name: string, change: (current: Policy | null) => unknown): Promise<Thing> {
+    return this.store.commit.run(() => {
+      const thing = this.get(name);
+      if (!thing) throw new ThingError(404, `no such thing: ${name}`);
+      this.store.db.prepare('UPDATE things SET policy = ? WHERE name = ?').run(policyText(change(thing.policy)), name);
+      return this.get(name)!;
+    });
   }
 
   /** The thing if `password` is its password; undefined for an unknown thing or a wrong password. */
@@ -140,4 +137,16 @@ function normaliseFingerprint(fingerprint: string): string {
   const hex = fingerprint.replace(/^sha256 fingerprint=/i, '').replace(/[^0-9a-f]/gi, '').toUpperCase();
   if (hex.length !== 64) throw new ThingError(400, 'expected a SHA-256 fingerprint (64 hex digits)');
   return hex.match(/../g)!.join(':');
+}
+
+/** A policy as stored (JSON), once valid; null for none. */
+function policyText(policy: unknown): string | null {
+  if (policy === null) return null;
+  const parsed = policySchema.safeParse(policy);
+  if (!parsed.success) {
+    throw new ThingError(400, `invalid policy: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || 'policy'}: ${issue.message}`).join('; ')}`);
+  }
+  const bad = [...parsed.data.publish, ...parsed.data.subscribe].find((filter) => !isValidFilter(filter));
+  if (bad !== undefined) throw new ThingError(400, `invalid topic filter "${bad}"`);
+  return JSON.stringify(parsed.data);
 }

@@ -3,7 +3,7 @@ import { errors } from '../errors.js';
 import { functionNameOf, validateRules, type NotificationRule } from '../events.js';
 import { parseXml } from '../xml.js';
 import { sendEmpty, smallBody, type Operation } from './context.js';
-import { storeRules } from './notification-rules.js';
+import { changeRules } from './notification-rules.js';
 
 /**
  * S3 PutBucketNotificationConfiguration with function targets (CloudFunctionConfiguration or
@@ -21,7 +21,8 @@ export const putBucketNotificationConfiguration: Operation = async (request, res
   const rules = [...(configuration.CloudFunctionConfiguration ?? []), ...(configuration.LambdaFunctionConfiguration ?? [])]
     .map((element: Record<string, any>) => ruleOf(element));
   validateRules(rules, context.functions);
-  await storeRules(context.objects, request.bucket, rules);
+  // S3: the configuration replaces the bucket's whole one
+  await changeRules(context.objects, request.bucket, () => rules);
   sendEmpty(res, 200);
 };
 

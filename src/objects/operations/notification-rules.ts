@@ -7,7 +7,10 @@ export function rulesOf(objects: ObjectStore, bucket: string): NotificationRule[
   return stored ? (JSON.parse(stored) as NotificationRule[]) : [];
 }
 
-/** Replaces the bucket's rules; none removes them. */
-export function storeRules(objects: ObjectStore, bucket: string, rules: NotificationRule[]): Promise<void> {
-  return objects.setNotification(bucket, rules.length ? JSON.stringify(rules) : undefined);
+/** Replaces the bucket's rules by what `change` makes of the stored ones (read in the write's transaction); none removes them. */
+export function changeRules(objects: ObjectStore, bucket: string, change: (current: NotificationRule[]) => NotificationRule[]): Promise<NotificationRule[]> {
+  return objects.changeNotification(bucket, (stored) => {
+    const rules = change(stored ? (JSON.parse(stored) as NotificationRule[]) : []);
+    return { configuration: rules.length ? JSON.stringify(rules) : undefined, result: rules };
+  });
 }
