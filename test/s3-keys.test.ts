@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestDaemon } from './helpers/daemon.js';
-import { outpost } from './helpers/mqtt.js';
+import { adminRequest, outpost } from './helpers/mqtt.js';
 
 describe('outpost s3 keys', () => {
   let daemon: TestDaemon;
@@ -51,5 +51,9 @@ describe('outpost s3 keys', () => {
     const again = await outpost(daemon.socket, ['s3', 'keys', 'rm', key.accessKeyId]);
     expect(again.code).toBe(1);
     expect(again.stderr).toBe(`outpost: no such access key: ${key.accessKeyId}\n`);
+    // two removals at once: one removes it, the other finds none
+    const raced = JSON.parse((await outpost(daemon.socket, ['s3', 'keys', 'add', '--read', 'logs', '--json'])).stdout);
+    const removals = await Promise.all([1, 2].map(() => adminRequest(daemon.socket, 'DELETE', `/v1/s3/keys/${raced.accessKeyId}`)));
+    expect(removals.map((answer) => answer?.status).sort()).toEqual([200, 404]);
   });
 });

@@ -16,18 +16,23 @@ const limits = { maxDocumentBytes: 8192, maxDepth: 6, maxPayloadBytes: 65536, ma
 const dirs: string[] = [];
 afterEach(() => { for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true }); });
 
-function open(): { store: Store; context: OperationContext } {
+function open(): { store: Store; context: OperationContext; announced: string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'outpost-shadow-store-'));
   dirs.push(dir);
   const store = new Store({ file: join(dir, 'test.db'), synchronous: 'full', cacheSizeKb: 1024 });
-  return { store, context: { shadows: new ShadowStore(store), commit: store.commit, limits, now: () => 1_700_000_000 } };
+  const announced: string[] = [];
+  const announce = {
+    updated: async (address: { thing: string }, result: { stored: { version: number } }) => { announced.push(`${address.thing} ${result.stored.version}`); },
+    deleted: async (address: { thing: string }) => { announced.push(`${address.thing} deleted`); },
+  };
+  return { store, announced, context: { shadows: new ShadowStore(store), commit: store.commit, limits, now: () => 1_700_000_000, announce: announce as unknown as OperationContext['announce'] } };
 }
 
 const reported = (value: number, version?: number) => ({ state: { reported: { value } }, ...(version !== undefined ? { version } : {}) });
 
 describe('shadow writes in group commit', () => {
   it('refuses an update in the middle of a batch without touching the shadow or the batch', async () => {
-    const { store, context } = open();
+    const { store, context, announced } = open();
     await updateShadow({ thing: 'a', name: '' }, reported(1), context);
     const commits = store.commit.stats.transactions;
     const results = await Promise.allSettled([
@@ -42,6 +47,8 @@ describe('shadow writes in group commit', () => {
     expect(context.shadows.read('a', '')).toMatchObject({ version: 2, state: '{"reported":{"value":2}}' });
     expect(context.shadows.read('b', 'named')).toMatchObject({ version: 1, state: '{"reported":{"value":3}}' });
     expect(context.shadows.read('missing', '')).toBeUndefined();
+    // what was accepted is published in commit order, what was refused not at all
+    expect(announced).toEqual(['a 1', 'a 2', 'b 1']);
     await store.close();
   });
 

@@ -90,9 +90,10 @@ export class AccessKeys {
   /** False when there is no such key. */
   async remove(accessKeyId: string): Promise<boolean> {
     if (!this.keys.has(accessKeyId)) return false;
-    await this.store.commit.run(() => this.store.db.prepare('DELETE FROM access_keys WHERE access_key_id = ?').run(accessKeyId));
+    // of two removals at once, the second finds no row
+    const { changes } = await this.store.commit.run(() => this.store.db.prepare('DELETE FROM access_keys WHERE access_key_id = ?').run(accessKeyId));
     this.keys.delete(accessKeyId);
-    return true;
+    return changes > 0;
   }
 
   secretOf(accessKeyId: string): string | undefined {

@@ -1,7 +1,5 @@
 import { AdminError, type AdminRouter } from '../admin/router.js';
-import type { LocalBus } from '../bus.js';
 import { ShadowError } from './errors.js';
-import { publishDeleted, publishUpdate } from './mqtt.js';
 import { CLASSIC } from './store.js';
 import type { OperationContext, ShadowAddress } from './operations/context.js';
 import { getShadow } from './operations/get.js';
@@ -9,7 +7,7 @@ import { updateShadow } from './operations/update.js';
 import { deleteShadow } from './operations/delete.js';
 
 /** `/v1/shadows` on the admin API, for `outpost shadow`: the same operations as MQTT and HTTP. */
-export function registerShadowAdminRoutes(router: AdminRouter, context: OperationContext, bus: LocalBus): void {
+export function registerShadowAdminRoutes(router: AdminRouter, context: OperationContext): void {
   const address = (params: Record<string, string>, query: URLSearchParams): ShadowAddress => ({ thing: params.thing, name: query.get('name') ?? CLASSIC });
 
   router.add('GET', '/v1/shadows', ({ query }) => ({ body: { shadows: context.shadows.summaries(query.get('thing') ?? undefined) } }));
@@ -18,16 +16,16 @@ export function registerShadowAdminRoutes(router: AdminRouter, context: Operatio
 
   router.add('POST', '/v1/shadows/:thing', ({ params, query, body }) => asAdminError(async () => {
     const target = address(params, query);
-    const result = await updateShadow(target, body, context);
-    await publishUpdate(bus, target, result);
+    const { result, published } = await updateShadow(target, body, context);
+    await published;
     // The admin router writes objects: the CLI shows the accepted document, not its text.
     return JSON.parse(result.accepted);
   }));
 
   router.add('DELETE', '/v1/shadows/:thing', ({ params, query }) => asAdminError(async () => {
     const target = address(params, query);
-    const document = await deleteShadow(target, {}, context);
-    await publishDeleted(bus, target, document);
+    const { document, published } = await deleteShadow(target, {}, context);
+    await published;
     return document;
   }));
 }

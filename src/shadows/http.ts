@@ -1,11 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { LocalBus } from '../bus.js';
 import type { Router } from '../http/router.js';
 import type { HttpHandler } from '../http/server.js';
 import { decodePayload } from './document.js';
 import { asShadowError, errors, ShadowError } from './errors.js';
-import { publishDeleted, publishUpdate, requestTopic } from './mqtt.js';
+import { requestTopic } from './mqtt.js';
 import { CLASSIC } from './store.js';
 import type { OperationContext, ShadowAddress } from './operations/context.js';
 import { getShadow } from './operations/get.js';
@@ -21,7 +20,7 @@ import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../ht
  * callers get the error in the response only). Callers are held to the broker policy as if they
  * had published the request on its MQTT topic (see DataPlaneAuth).
  */
-export function registerShadowHttpRoutes(router: Router<HttpHandler>, context: OperationContext, bus: LocalBus, auth: DataPlaneAuth, log: Logger): void {
+export function registerShadowHttpRoutes(router: Router<HttpHandler>, context: OperationContext, auth: DataPlaneAuth, log: Logger): void {
   const address = (params: Record<string, string>, url: URL): ShadowAddress => ({ thing: params.thing, name: url.searchParams.get('name') ?? CLASSIC });
   /** The verified body of a caller allowed to publish on the operation's MQTT topic. */
   const authorized = async (req: IncomingMessage, target: ShadowAddress, operation: 'get' | 'update' | 'delete'): Promise<Buffer> => {
@@ -39,17 +38,13 @@ export function registerShadowHttpRoutes(router: Router<HttpHandler>, context: O
   router.add('POST', '/things/:thing/shadow', (req, res, params, url) => answer(res, log, async () => {
     const target = address(params, url);
     const body = decodePayload(await authorized(req, target, 'update'), context.limits);
-    const result = await updateShadow(target, body, context);
-    publishUpdate(bus, target, result).catch((error) => log.warn({ err: error }, 'could not publish a shadow update'));
-    return result.accepted;
+    return (await updateShadow(target, body, context)).result.accepted;
   }));
 
   router.add('DELETE', '/things/:thing/shadow', (req, res, params, url) => answer(res, log, async () => {
     const target = address(params, url);
     await authorized(req, target, 'delete');
-    const document = await deleteShadow(target, {}, context);
-    publishDeleted(bus, target, document).catch((error) => log.warn({ err: error }, 'could not publish a shadow delete'));
-    return document;
+    return (await deleteShadow(target, {}, context)).document;
   }));
 
   router.add('GET', '/api/things/shadow/ListNamedShadowsForThing/:thing', (req, res, params, url) => answer(res, log, async () => {

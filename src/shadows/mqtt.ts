@@ -139,12 +139,12 @@ export class ShadowMqtt {
         return () => publish(this.bus, responseTopic(request, 'get', 'accepted'), document);
       }
       case 'update': {
-        const result = await updateShadow(request, body, this.context);
-        return () => publishUpdate(this.bus, request, result);
+        const { published } = await updateShadow(request, body, this.context);
+        return () => published;
       }
       case 'delete': {
-        const document = await deleteShadow(request, body, this.context);
-        return () => publishDeleted(this.bus, request, document);
+        const { published } = await deleteShadow(request, body, this.context);
+        return () => published;
       }
     }
   }

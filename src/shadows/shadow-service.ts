@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
 import { registerShadowAdminRoutes } from './admin-routes.js';
 import { registerShadowHttpRoutes } from './http.js';
-import { ShadowMqtt } from './mqtt.js';
+import { publishDeleted, publishUpdate, ShadowMqtt } from './mqtt.js';
 import { ShadowStore } from './store.js';
 import type { OperationContext } from './operations/context.js';
 
@@ -26,10 +26,14 @@ export class ShadowService implements Service {
       commit: store.commit,
       limits,
       now: () => Math.floor(Date.now() / 1000),
+      announce: {
+        updated: (address, result) => publishUpdate(bus, address, result).catch((error) => this.log.warn({ err: error, thing: address.thing }, 'could not publish a shadow update')),
+        deleted: (address, document) => publishDeleted(bus, address, document).catch((error) => this.log.warn({ err: error, thing: address.thing }, 'could not publish a shadow delete')),
+      },
     };
     this.mqtt = new ShadowMqtt(bus, operations, maxInFlightPerClient, this.log);
-    registerShadowHttpRoutes(context.http, operations, bus, context.dataPlaneAuth, this.log);
-    registerShadowAdminRoutes(context.admin, operations, bus);
+    registerShadowHttpRoutes(context.http, operations, context.dataPlaneAuth, this.log);
+    registerShadowAdminRoutes(context.admin, operations);
   }
 
   async start(): Promise<void> {

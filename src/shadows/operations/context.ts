@@ -1,5 +1,5 @@
 import type { GroupCommit } from '../../store/group-commit.js';
-import type { ShadowLimits, StoredShadow } from '../document.js';
+import type { JsonObject, ShadowLimits, StoredShadow, UpdateResult } from '../document.js';
 import { validateShadowName, validateThingName } from '../document.js';
 import type { ShadowStore } from '../store.js';
 import { CLASSIC } from '../store.js';
@@ -12,6 +12,14 @@ export interface OperationContext {
   limits: ShadowLimits;
   /** Epoch seconds, the unit of AWS's `timestamp` fields. */
   now: () => number;
+  /**
+   * Publishes what a committed update or delete produces; called in commit order, so that
+   * subscribers see versions in the order they were given. Settles once the bus has taken it, never rejects.
+   */
+  announce: {
+    updated(address: ShadowAddress, result: UpdateResult): Promise<void>;
+    deleted(address: ShadowAddress, document: JsonObject): Promise<void>;
+  };
 }
 
 /** A thing's classic shadow (name '') or one of its named shadows. */

@@ -2,10 +2,12 @@ import { deleteDocument, parseTokenRequest, type JsonObject } from '../document.
 import { checkAddress, existingShadow, type OperationContext, type ShadowAddress } from './context.js';
 
 /** DeleteThingShadow: a soft delete that keeps the version for a re-created shadow to continue. */
-export function deleteShadow(address: ShadowAddress, body: unknown, context: OperationContext): Promise<JsonObject> {
+export function deleteShadow(address: ShadowAddress, body: unknown, context: OperationContext): Promise<{ document: JsonObject; published: Promise<void> }> {
   checkAddress(address, context.limits);
   const request = parseTokenRequest(body, context.limits);
-  return context.commit.run(() => softDelete(address, request.clientToken, context), { singleStatement: true });
+  // published in commit order, as updates are
+  return context.commit.run(() => softDelete(address, request.clientToken, context), { singleStatement: true })
+    .then((document) => ({ document, published: context.announce.deleted(address, document) }));
 }
 
 function softDelete(address: ShadowAddress, clientToken: string | undefined, context: OperationContext): JsonObject {

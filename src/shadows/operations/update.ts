@@ -5,11 +5,13 @@ import { checkAddress, type OperationContext, type ShadowAddress } from './conte
  * UpdateThingShadow: validate the whole request first, then read, merge and write in one
  * group-commit write, so the result exists only once it is on disk.
  */
-export function updateShadow(address: ShadowAddress, body: unknown, context: OperationContext): Promise<UpdateResult> {
+export function updateShadow(address: ShadowAddress, body: unknown, context: OperationContext): Promise<{ result: UpdateResult; published: Promise<void> }> {
   checkAddress(address, context.limits);
   const request = parseUpdateRequest(body, context.limits);
-  // Everything that may refuse the update runs before its one upsert.
-  return context.commit.run(() => mergeAndStore(address, request, context), { singleStatement: true });
+  // Everything that may refuse the update runs before its one upsert. Published from a callback on
+  // the commit itself: however many steps each caller awaits after, versions go out in order.
+  return context.commit.run(() => mergeAndStore(address, request, context), { singleStatement: true })
+    .then((result) => ({ result, published: context.announce.updated(address, result) }));
 }
 
 function mergeAndStore(address: ShadowAddress, request: UpdateRequest, context: OperationContext): UpdateResult {
