@@ -189,10 +189,9 @@ describe('S3 API: hostile and malformed input', () => {
     // bodies on both sides of the size kept in SQLite (64 KiB), of letters: the raw client reads answers as text
     const content = () => Buffer.from(Array.from({ length: pick([0, 10, 4096, 65_536, 65_537, 200_000]) }, () => 97 + Math.floor(random() * 26)));
     const md5 = (body: Buffer) => createHash('md5').update(body).digest('base64');
-    type Call = RawRequest;
-    const validCalls = (): Call => {
+    const validCalls = (): RawRequest => {
       const key = pick(keys);
-      return pick<() => Call>([
+      return pick<() => RawRequest>([
         () => { const body = content(); return { method: 'PUT', path: `/fuzzed/${key}`, body, headers: { 'content-md5': md5(body), 'content-type': 'text/plain', 'x-amz-meta-n': String(body.length) } }; },
         () => ({ method: 'PUT', path: `/fuzzed/${key}`, body: content(), headers: { 'if-none-match': '*' } }),
         () => ({ method: 'GET', path: `/fuzzed/${key}`, headers: pick([{}, { range: 'bytes=0-99' }, { range: 'bytes=-10' }]) }),
@@ -204,7 +203,7 @@ describe('S3 API: hostile and malformed input', () => {
       ])();
     };
     const junk = () => pick(['', '*', 'bytes=5-2', 'bytes=abc', '"nope"', 'x'.repeat(3000), '\u00ff', 'COPY', '/fuzzed/../etc', 'null', '-1']);
-    const mutated = (call: Call): Call => {
+    const mutated = (call: RawRequest): RawRequest => {
       const headers = Object.keys(call.headers ?? {});
       switch (Math.floor(random() * 5)) {
         case 0: return headers.length ? { ...call, headers: { ...call.headers, [pick(headers)]: junk() } } : call;

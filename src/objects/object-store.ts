@@ -580,13 +580,11 @@ export class ObjectStore {
    * Replaces the bucket's notification configuration (JSON) by what `change` makes of the stored one,
    * read in the write's transaction: two changes at once both count (or `change` throws and none is made).
    */
-  async changeNotification<T>(bucket: string, change: (current: string | undefined) => { configuration: string | undefined; result: T }): Promise<T> {
-    return this.store.commit.run(() => {
+  async changeNotification(bucket: string, change: (current: string | undefined) => string | undefined): Promise<void> {
+    await this.store.commit.run(() => {
       const row = this.statements.notification.get(bucket) as { notification: string | null } | undefined;
       if (!row) throw errors.noSuchBucket(bucket);
-      const { configuration, result } = change(row.notification ?? undefined);
-      this.statements.setNotification.run(configuration ?? null, bucket);
-      return result;
+      this.statements.setNotification.run(change(row.notification ?? undefined) ?? null, bucket);
     });
   }
 
