@@ -41,6 +41,34 @@ class Connection {
   }
 }
 
+/**
+ * A client that sends its whole request, body and all, before it reads (as Python's http.client and
+ * much device code do): resolves with the answer's status line and body, or the error that ended it.
+ */
+async function sendAllThenRead(where: { port: number } | { path: string }, head: string, bodyBytes: number): Promise<string> {
+  // it goes on sending after the server's FIN, as a client busy writing does
+  const socket = connect({ ...('port' in where ? { port: where.port, host: '127.0.0.1' } : { path: where.path }), allowHalfOpen: true });
+  let received = '';
+  let failed: string | undefined;
+  socket.on('data', (chunk) => { received += chunk; });
+  socket.on('error', (error: NodeJS.ErrnoException) => { failed ??= error.code ?? error.message; });
+  const closed = once(socket, 'close');
+  try {
+    await once(socket, 'connect');
+    socket.write(`${head}Content-Length: ${bodyBytes}\r\nConnection: close\r\n\r\n`);
+    const chunk = Buffer.alloc(1 << 20, 0x7b);
+    for (let sent = 0; sent < bodyBytes && !failed; sent += chunk.length) {
+      const part = chunk.subarray(0, Math.min(chunk.length, bodyBytes - sent));
+      await new Promise((resolve) => socket.write(part, resolve));
+    }
+    socket.end();
+    await Promise.race([closed, sleep(10_000)]);
+    return failed ?? received.replace(/\r\n[^]*\r\n\r\n/, ' ');
+  } finally {
+    socket.destroy();
+  }
+}
+
 describe('keep-alive connections', () => {
   let daemon: TestDaemon;
 
@@ -86,5 +114,20 @@ describe('keep-alive connections', () => {
     } finally {
       connection.close();
     }
+  });
+
+  it('end after a refused body with its answer, not a reset, when the client sends the whole body before reading', async () => {
+    const mib = 1024 * 1024;
+    // S3: a bad signature, refused before a body too large to read and keep the connection for
+    const s3 = await sendAllThenRead({ port: daemon.port('s3') }, 'PUT /bucket/key HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+      + 'Authorization: AWS4-HMAC-SHA256 Credential=AKIANOSUCHKEY/20261204/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00\r\n'
+      + 'x-amz-date: 20261204T000000Z\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\n', 24 * mib);
+    expect(s3).toMatch(/^HTTP\/1\.1 403 Forbidden .*<Code>(InvalidAccessKeyId|RequestTimeTooSkewed)<\/Code>/s);
+    // the HTTP port: an unsigned shadow update
+    const http = await sendAllThenRead({ port: daemon.port('http') }, 'POST /things/t1/shadow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n', 24 * mib);
+    expect(http).toMatch(/^HTTP\/1\.1 401 Unauthorized /);
+    // the admin API: a body over its limit
+    const admin = await sendAllThenRead({ path: daemon.socket }, 'POST /v1/things HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n', 24 * mib);
+    expect(admin).toMatch(/^HTTP\/1\.1 413 Payload Too Large .*request body over/s);
   });
 });

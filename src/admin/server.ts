@@ -5,7 +5,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AdminError, type AdminRouter } from './router.js';
 import type { Listener } from '../service.js';
-import { closeTimedOutConnectionsAfterReads } from '../http/server.js';
+import { closeConnectionsCleanly } from '../http/server.js';
 
 // A synchronous invoke carries up to 6 MB of payload, plus the request around it.
 const MAX_BODY_BYTES = 7 * 1024 * 1024;
@@ -68,7 +68,7 @@ export class AdminServer {
         res.setHeader('Allow', found.allowed.join(', '));
         throw new AdminError(405, `${req.method} is not allowed on ${url.pathname}`);
       }
-      const body = await readJsonBody(req);
+      const body = await readJsonBody(req, res);
       const result = await found.handler({ method: req.method ?? 'GET', path: url.pathname, params: found.params, query: url.searchParams, body });
       send(res, result.status ?? 200, result.body ?? {});
     } catch (error) {
@@ -95,10 +95,10 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
- * The request's JSON body (undefined when empty). Past MAX_BODY_BYTES the request is destroyed and
- * refused with 413. Events rather than `for await`: an async iterator costs more than a small body.
+ * The request's JSON body (undefined when empty). Past MAX_BODY_BYTES it is refused with 413 and
+ * the connection closes after the answer. Events rather than `for await`: an async iterator costs more than a small body.
  */
-function readJsonBody(req: IncomingMessage): Promise<unknown> {
+function readJsonBody(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -106,7 +106,8 @@ function readJsonBody(req: IncomingMessage): Promise<unknown> {
       size += chunk.length;
       if (size <= MAX_BODY_BYTES) return void chunks.push(chunk);
       req.off('data', onData);
-      req.destroy();
+      // the rest is read and dropped after the answer (closeConnectionsCleanly), not kept
+      res.setHeader('Connection', 'close');
       reject(new AdminError(413, `request body over ${MAX_BODY_BYTES} bytes`));
     };
     req.on('data', onData);
@@ -134,7 +135,7 @@ function parseJson(chunks: Buffer[], size: number): unknown {
 }
 
 function listen(server: Server, where: { path: string } | { host: string; port: number }): Promise<void> {
-  closeTimedOutConnectionsAfterReads(server);
+  closeConnectionsCleanly(server);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(where, () => {

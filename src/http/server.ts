@@ -23,7 +23,7 @@ export class HttpServer {
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res, true));
     server.headersTimeout = 10_000;
     server.requestTimeout = 60_000;
-    closeTimedOutConnectionsAfterReads(server);
+    closeConnectionsCleanly(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.port, this.host, () => resolve());
@@ -65,13 +65,22 @@ export class HttpServer {
 }
 
 /**
+ * How a connection ends, on each of the daemon's HTTP servers: never with a reset its client could
+ * have been spared (call after the server's own 'request' and 'checkContinue' listeners are on).
+ */
+export function closeConnectionsCleanly(server: Server): void {
+  closeTimedOutConnectionsAfterReads(server);
+  lingerAfterUnreadBodies(server);
+}
+
+/**
  * Closes a connection whose timeout fired (keep-alive's, or `server.timeout`) only if nothing was
  * read on it meanwhile. Node runs due timers before it reads sockets, so after the event loop was
  * busy (a large write, a collection), a request that reached a keep-alive connection just before its
  * timeout would be found only after the timer closed the connection, and its client would see a
  * reset instead of an answer; the check waits until this turn's reads are done.
  */
-export function closeTimedOutConnectionsAfterReads(server: Server): void {
+function closeTimedOutConnectionsAfterReads(server: Server): void {
   // a listener of the server's 'timeout' takes over Node's destroy of the socket
   server.on('timeout', (socket: Socket) => {
     const bytesRead = socket.bytesRead;
@@ -79,6 +88,66 @@ export function closeTimedOutConnectionsAfterReads(server: Server): void {
       if (socket.bytesRead === bytesRead) socket.destroy();
     });
   });
+}
+
+/** A lingering close reads what the client still sends for at most this long... */
+const LINGER_MAX_MS = 30_000;
+/** ...and stops once nothing came for this long (Apache's lingering close: 30 s, 2 s). */
+const LINGER_IDLE_MS = 2_000;
+
+/** A socket's destroySoon, which Node's HTTP server calls once the last answer on the connection is written. */
+type DestroySoon = (this: Socket) => void;
+
+/**
+ * A request refused before its body was read (a bad signature, a body over the limit) is answered
+ * with `Connection: close`. Closing a socket with unread data resets it, and the reset throws away
+ * the answer at a client that sends its whole body before it reads (Python's http.client, most
+ * device code): it would see a broken pipe instead of the error. So such a connection is closed as
+ * a web server's lingering close does: the answer, then FIN, then what the client still sends is
+ * read and dropped until its body ends, it closes, or it goes quiet (LINGER_IDLE_MS, LINGER_MAX_MS).
+ */
+function lingerAfterUnreadBodies(server: Server): void {
+  const current = new WeakMap<Socket, IncomingMessage>();
+  const remember = (req: IncomingMessage) => {
+    const socket = req.socket;
+    if (!current.has(socket)) {
+      const destroySoon = (socket as Socket & { destroySoon?: DestroySoon }).destroySoon;
+      if (typeof destroySoon !== 'function') return;
+      (socket as Socket & { destroySoon: DestroySoon }).destroySoon = function lingerUnlessRead(this: Socket) {
+        const req = current.get(this);
+        if (!req || req.complete || req.destroyed) destroySoon.call(this);
+        else linger(this, req);
+      };
+    }
+    current.set(socket, req);
+  };
+  server.prependListener('request', remember);
+  // a server that answers Expect: 100-continue itself gets such requests there instead
+  if (server.listenerCount('checkContinue') > 0) server.prependListener('checkContinue', remember);
+}
+
+function linger(socket: Socket, req: IncomingMessage): void {
+  if (socket.writable) socket.end();
+  let readBefore = socket.bytesRead;
+  let lingered = 0;
+  const close = () => {
+    clearInterval(watch);
+    // the answer may still be on its way out: FIN after it, then close
+    if (socket.writableFinished) socket.destroy();
+    else socket.once('finish', () => socket.destroy());
+  };
+  const watch = setInterval(() => {
+    lingered += LINGER_IDLE_MS;
+    if (socket.bytesRead === readBefore || lingered >= LINGER_MAX_MS) close();
+    readBefore = socket.bytesRead;
+  }, LINGER_IDLE_MS);
+  // the rest of the body is read and dropped, whoever was reading it (as Node's server does with an
+  // answered request's body nobody read), so that it ends
+  req.unpipe();
+  req.removeAllListeners('data');
+  req.once('end', close);
+  req.resume();
+  socket.once('close', () => clearInterval(watch));
 }
 
 /** Stops accepting and closes idle connections; requests in flight get `graceMs` to finish. */

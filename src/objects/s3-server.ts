@@ -10,7 +10,7 @@ import type { S3Config } from './config.js';
 import { errors, S3Error } from './errors.js';
 import { document, el } from './xml.js';
 import { DISCARDED_BODY_BYTES } from '../http/body.js';
-import { closeServer, closeTimedOutConnectionsAfterReads } from '../http/server.js';
+import { closeServer, closeConnectionsCleanly } from '../http/server.js';
 import type { Operation, OperationContext, S3Request } from './operations/context.js';
 
 /** The S3 API on its own port: addressing, authentication, routing to one operation, errors as S3 renders them. */
@@ -49,7 +49,7 @@ export class S3Server {
     server.requestTimeout = 0;
     server.headersTimeout = 30_000;
     server.timeout = 120_000;
-    closeTimedOutConnectionsAfterReads(server);
+    closeConnectionsCleanly(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.config.port, this.config.host, () => resolve());
