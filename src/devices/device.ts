@@ -85,6 +85,8 @@ export class Device {
   /** The clientToken of our pending shadow get. */
   private shadowToken: string | undefined;
   private shadowRequests = 0;
+  /** The shadow version of the last desired state applied (applyDesired). */
+  private desiredVersion: number | undefined;
   private publishesInFlight = 0;
   private readonly stats: DeviceStats;
 
@@ -127,6 +129,7 @@ export class Device {
     if (commands && this.thing && shadow.desired) {
       this.unsubscribers.push(await bus.subscribe(`$aws/things/${this.thing}/shadow/update/delta`, (message) => this.onDelta(message.payload)));
       this.unsubscribers.push(await bus.subscribe(`$aws/things/${this.thing}/shadow/get/accepted`, (message) => this.onShadowDocument(message.payload)));
+      this.unsubscribers.push(await bus.subscribe(`$aws/things/${this.thing}/shadow/delete/accepted`, () => { this.desiredVersion = undefined; }));
     }
     void this.connect();
   }
@@ -349,10 +352,10 @@ export class Device {
 
   /** The answer to our own get only (other clients' gets are answered on the same topic). */
   private onShadowDocument(payload: Buffer): void {
-    const document = parseObject(payload) as { clientToken?: unknown; state?: { delta?: unknown } } | undefined;
+    const document = parseObject(payload) as { clientToken?: unknown; version?: unknown; state?: { delta?: unknown } } | undefined;
     if (!document || document.clientToken !== this.shadowToken) return;
     this.shadowToken = undefined;
-    this.applyDesired(document.state?.delta);
+    this.applyDesired(document.state?.delta, document.version);
   }
 
   /** Our update refused (document too large, too deep): shown as the device's last error. */
@@ -364,11 +367,25 @@ export class Device {
   }
 
   private onDelta(payload: Buffer): void {
-    this.applyDesired((parseObject(payload) as { state?: unknown } | undefined)?.state);
+    const delta = parseObject(payload) as { version?: unknown; state?: unknown } | undefined;
+    this.applyDesired(delta?.state, delta?.version);
   }
 
-  private applyDesired(state: unknown): void {
+  /**
+   * A desired state older than one already seen is dropped, as AWS advises devices to do with the
+   * shadow's version: a get answered before an update but arriving after its delta must not undo it.
+   * The same version again is applied (the catch-up after a reconnect); a deleted shadow's versions
+   * may start again, so its deletion forgets the last one.
+   */
+  private applyDesired(state: unknown, version: unknown): void {
     if (typeof state !== 'object' || state === null || Array.isArray(state)) return;
+    if (typeof version === 'number') {
+      if (this.desiredVersion !== undefined && version < this.desiredVersion) {
+        this.options.log.info({ device: this.name, thing: this.thing, version, applied: this.desiredVersion }, 'older desired state dropped');
+        return;
+      }
+      this.desiredVersion = version;
+    }
     this.enqueue(commandsOf(state as Record<string, unknown>, 'shadow'));
   }
 
