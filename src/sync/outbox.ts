@@ -101,6 +101,8 @@ export class Outbox {
   backlogCount = 0;
   backlogBytes = 0;
   private watermark = 0;
+  /** Called when the outbox goes from empty to holding an item, inside the write's transaction: it may only schedule work. */
+  onItems: () => void = () => {};
   /** Messages refused because the write failed (disk full): counted as rejected, in memory only — the disk is what failed. */
   private readonly notStored = new Map<string, number>();
   private readonly statements: ReturnType<typeof prepare>;
@@ -362,6 +364,7 @@ export class Outbox {
     this.bytesByPriority[item.priority] += item.bytes;
     this.totalBytes += item.bytes;
     this.totalCount++;
+    if (this.totalCount === 1) this.onItems();
   }
 
   private removed(item: Removed): void {

@@ -53,8 +53,14 @@ export class DrainRates {
     for (const lane of ['live', 'backlog'] as const) {
       const current = sender.ackedSinceSample[lane] / seconds;
       sender.ackedSinceSample[lane] = 0;
-      this.rates[lane] = this.rates[lane] === 0 ? current : 0.5 * this.rates[lane] + 0.5 * current;
+      const smoothed = this.rates[lane] === 0 ? current : 0.5 * this.rates[lane] + 0.5 * current;
+      // a rate that shows as 0.0 (status rounds to tenths) is 0, so that an idle agent stops sampling
+      this.rates[lane] = smoothed < 0.05 ? 0 : smoothed;
     }
+  }
+
+  get settled(): boolean {
+    return this.rates.live === 0 && this.rates.backlog === 0;
   }
 }
 

@@ -17,8 +17,8 @@ import { UploadState } from './objects/upload-state.js';
 import { connectS3, type LocalS3, type S3Endpoints } from './objects/s3-endpoints.js';
 
 const SWEEP_INTERVAL_MS = 1000;
-/** How often this boot's monotonic time is recorded: at most this much of an item's age is lost to a power cut. */
-const HEARTBEAT_INTERVAL_MS = 5000;
+/** Every this many sweeps this boot's monotonic time is recorded: at most 5 s of an item's age is lost to a power cut. */
+const SWEEPS_PER_HEARTBEAT = 5;
 
 /**
  * The sync agent (issue 6): a durable outbox in SQLite between the local bus and the cloud MQTT
@@ -40,7 +40,8 @@ export class SyncService implements Service {
   /** Only with sync.objects rules. */
   private readonly objects: { bridge: ObjectBridge; uploader: ObjectUploader } | undefined;
   private readonly rates = new DrainRates();
-  private timers: NodeJS.Timeout[] = [];
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeps = 0;
   private running = false;
 
   constructor(private readonly context: ServiceContext) {
@@ -97,17 +98,14 @@ export class SyncService implements Service {
       this.objects.uploader.start();
     }
     this.link.start();
-    this.timers = [
-      setInterval(() => this.sweep(), SWEEP_INTERVAL_MS),
-      setInterval(() => this.heartbeat(), HEARTBEAT_INTERVAL_MS),
-    ];
-    for (const timer of this.timers) timer.unref();
     this.running = true;
+    this.outbox.onItems = () => this.startSweeping();
+    if (this.outbox.totalCount > 0) this.startSweeping();
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    for (const timer of this.timers) clearInterval(timer);
+    this.stopSweeping();
     await this.outbound.stop();
     await this.objects?.bridge.stop();
     await this.objects?.uploader.stop();
@@ -179,15 +177,31 @@ export class SyncService implements Service {
     return connectS3(this.context.config.cloud.s3, local);
   }
 
-  /** Ages only matter while there are items: an idle gateway does not write every few seconds (SD card wear). */
-  private heartbeat(): void {
-    if (this.outbox.totalCount === 0) return;
-    this.context.store.commit.run(() => this.outbox.heartbeat()).catch((error) => this.log.warn({ err: error }, 'could not record the sync heartbeat'));
+  /**
+   * The sweep runs only while the outbox holds items or its drain rates are still falling: an idle
+   * gateway's event loop sleeps, and it writes nothing every few seconds (SD card wear).
+   */
+  private startSweeping(): void {
+    if (!this.running || this.sweepTimer) return;
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
   }
 
-  /** Once a second: drop what outlived its TTL, and sample the drain rates. */
+  private stopSweeping(): void {
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+  }
+
+  /** Once a second: sample the drain rates, record the heartbeat now and then, drop what outlived its TTL. */
   private sweep(): void {
     this.rates.sample(this.sender, SWEEP_INTERVAL_MS / 1000);
+    if (this.outbox.totalCount === 0) {
+      if (this.rates.settled) this.stopSweeping();
+      return;
+    }
+    if (++this.sweeps % SWEEPS_PER_HEARTBEAT === 0) {
+      this.context.store.commit.run(() => this.outbox.heartbeat()).catch((error) => this.log.warn({ err: error }, 'could not record the sync heartbeat'));
+    }
     if (!this.outbox.hasExpired()) return;
     this.context.store.commit.run(() => this.outbox.expire()).then(
       (expired) => { if (expired > 0) this.log.info({ expired }, 'sync items expired'); },
