@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
-import { collectMessages, connectClient, outpost } from './helpers/mqtt.js';
+import { adminRequest, collectMessages, connectClient, outpost } from './helpers/mqtt.js';
 import { FIXTURES, template, writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 import { jsonLines } from './helpers/json-lines.js';
@@ -160,6 +160,33 @@ describe('functions: durable asynchronous queue, retries and the dead-letter que
       bad.remove();
     }
   });
+
+  it('leaves no queued event of a function removed while its dead letters are replayed and events are sent to it', async () => {
+    const doomed = writePackage({
+      'template.yaml': template('Doomed', { Handler: 'index.handler', EventInvokeConfig: { MaximumRetryAttempts: 0 } }),
+      'index.js': 'exports.handler = async () => { throw new Error("doomed"); };\n',
+    });
+    const asyncEvents = async () => JSON.parse((await outpost(daemon.socket, ['--json', 'status'])).stdout).services.functions.asyncEvents;
+    try {
+      for (let round = 0; round < 4; round++) {
+        expect(await outpost(daemon.socket, ['deploy', doomed.dir])).toMatchObject({ code: 0 });
+        for (let i = 0; i < 3; i++) expect((await invokeAsync('Doomed', { round, i })).code).toBe(0);
+        await eventually(async () => (await deadLetters('Doomed')).length >= 3, 10_000);
+        // the removal lands at a different point of the replay's and the invoke's commits each round
+        const answers = await Promise.all([
+          adminRequest(daemon.socket, 'POST', '/v1/dlq/replay', JSON.stringify({ all: true, function: 'Doomed' })),
+          adminRequest(daemon.socket, 'POST', '/v1/functions/Doomed/invocations', JSON.stringify({ invocationType: 'Event' })),
+          new Promise((resolve) => setTimeout(resolve, round)).then(() => adminRequest(daemon.socket, 'DELETE', '/v1/functions/Doomed')),
+        ]);
+        expect(answers.map((answer) => answer?.status)).toEqual([200, expect.any(Number), 200]);
+        expect([200, 404, 429]).toContain(answers[1]!.status);
+        expect(await asyncEvents()).toEqual({ queued: 0, running: 0 });
+        await outpost(daemon.socket, ['dlq', 'purge', 'Doomed']);
+      }
+    } finally {
+      doomed.remove();
+    }
+  }, 60_000);
 
   it('runs every queued event after kill -9, the one in flight again (at least once)', async () => {
     const file = newFile();

@@ -96,12 +96,15 @@ export class AsyncQueue {
   /** Dead letters deleted because a function had `dlqLength` of them. */
   trimmedDeadLetters = 0;
   /** New events and succeeded ones: each tick's inserts and deletes are one write each. */
-  private readonly inserts: TickBatch<{ name: string; invocation: Invocation; source: EventSource; now: number }, number>;
+  private readonly inserts: TickBatch<{ name: string; invocation: Invocation; source: EventSource; now: number }, number | null>;
   private readonly deletes: TickBatch<number, void>;
 
   constructor(private readonly deps: AsyncQueueDeps) {
     const { store, commit } = deps;
-    this.inserts = new TickBatch(commit, (rows) => rows.map(({ name, invocation, source, now }) => store.insert(name, invocation.event, invocation.clientContext, invocation.qualifier, source, now, invocation.hops)));
+    // a function removed while its event waited for the batch gets none (null): its removal deleted the queued ones
+    this.inserts = new TickBatch(commit, (rows) => rows.map(({ name, invocation, source, now }) => (deps.latest(name)
+      ? store.insert(name, invocation.event, invocation.clientContext, invocation.qualifier, source, now, invocation.hops)
+      : null)));
     this.deletes = new TickBatch(commit, (ids) => ids.map((id) => store.delete(id)));
   }
 
@@ -128,12 +131,16 @@ export class AsyncQueue {
       throw apiErrors.tooManyRequests();
     }
     lane.accepting++;
-    let id: number;
+    let id: number | null;
     const now = Date.now();
     try {
       id = await this.inserts.add({ name: version.name, invocation, source, now });
     } finally {
       lane.accepting--;
+    }
+    if (id === null) {
+      this.pump(version.name);
+      throw apiErrors.notFound(version.name);
     }
     if (this.deps.latest(version.name)) {
       const event: QueuedEvent = {
@@ -184,18 +191,21 @@ export class AsyncQueue {
       accepted.push(letter);
     }
     for (const letter of accepted) this.lane(letter.function).accepting++;
-    let ids: Array<number | undefined>;
+    let ids: Array<number | 'removed' | undefined>;
     try {
-      ids = await this.deps.commit.run(() => accepted.map((letter) => this.deps.store.replay(letter, Date.now())));
+      // the function is looked up again inside the write: one removed meanwhile gets no events
+      ids = await this.deps.commit.run(() => accepted.map((letter) => (this.deps.latest(letter.function) ? this.deps.store.replay(letter, Date.now()) : 'removed')));
     } finally {
       for (const letter of accepted) this.lane(letter.function).accepting--;
     }
     const replayed: Array<{ id: number; eventId: number }> = [];
     accepted.forEach((letter, i) => {
       const eventId = ids[i];
+      if (eventId === 'removed') { skipped.push({ id: letter.id, reason: `Function not found: ${letter.function}` }); return; }
       if (eventId === undefined) { skipped.push({ id: letter.id, reason: 'already replayed or purged' }); return; }
       replayed.push({ id: letter.id, eventId });
-      this.lane(letter.function).waiting.insert({ id: eventId, due: Date.now(), enqueuedAt: Date.now() });
+      // removed since the write: its removal deleted the event
+      if (this.deps.latest(letter.function)) this.lane(letter.function).waiting.insert({ id: eventId, due: Date.now(), enqueuedAt: Date.now() });
     });
     for (const name of new Set(accepted.map((letter) => letter.function))) this.pump(name);
     return { replayed, skipped };
@@ -241,7 +251,12 @@ export class AsyncQueue {
   private pump(name: string): void {
     const lane = this.lanes.get(name);
     const version = this.deps.latest(name);
-    if (!lane || !version || this.stopped) return;
+    if (!lane || this.stopped) return;
+    if (!version) {
+      // a removed function's lane, kept by the work that was under way, goes with the last of it
+      if (lane.running === 0 && lane.accepting === 0) this.lanes.delete(name);
+      return;
+    }
     const instances = version.spec.reservedConcurrency ?? this.deps.config.maxInstances;
     if (instances === 0) return this.ageOutThrottled(name, lane, version);
     // Each instance is handed a batch of events at once (runtime/pool.ts); a Python one takes them one by one from its pool's queue.
