@@ -3,7 +3,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import {
-  CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutBucketNotificationConfigurationCommand, PutObjectCommand, type S3Client,
+  CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, HeadBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutBucketNotificationConfigurationCommand, PutObjectCommand, type S3Client,
 } from '@aws-sdk/client-s3';
 import { TestDaemon } from './helpers/daemon.js';
 import { outpost } from './helpers/mqtt.js';
@@ -363,6 +363,21 @@ describe('file share of a new bucket', () => {
       const found = await head();
       return !('missing' in found) && found;
     })).toMatchObject({ ETag: `"${md5('new')}"` });
+  });
+
+  it('keeps the directory of a bucket deleted and created again at the same moment', async () => {
+    const outcome = (sent: Promise<unknown>) => sent.then(() => 'ok', (error: Error) => error.name);
+    const create = () => outcome(own.s3().send(new CreateBucketCommand({ Bucket: 'flip-bucket' })));
+    for (let round = 0; round < 20; round++) {
+      await create();
+      // the creation arrives while the deletion commits or removes the directory, or after
+      const answers = await Promise.all([
+        outcome(own.s3().send(new DeleteBucketCommand({ Bucket: 'flip-bucket' }))),
+        new Promise((resolve) => setTimeout(resolve, round % 4)).then(create),
+      ]);
+      const exists = await own.s3().send(new HeadBucketCommand({ Bucket: 'flip-bucket' })).then(() => true, () => false);
+      if (exists) expect(existsSync(join(own.daemon().dataDir, 'share', 'flip-bucket')), `round ${round}: ${answers.join(', ')}`).toBe(true);
+    }
   });
 });
 

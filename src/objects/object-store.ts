@@ -537,15 +537,18 @@ export class ObjectStore {
   async createBucket(name: string): Promise<BucketRecord> {
     checkBucketName(name);
     if (this.bucket(name)) throw errors.bucketAlreadyOwnedByYou(name);
-    // The directory first: a crash leaves at most an empty directory, never a bucket without one.
-    await mkdir(join(this.shareRoot, name), { recursive: true, mode: 0o775 });
-    const createdAt = Date.now();
-    await this.store.commit.run(() => {
-      if (this.bucket(name)) throw errors.bucketAlreadyOwnedByYou(name);
-      this.statements.insertBucket.run(name, createdAt);
+    // one at a time with a deletion of the same name: its removal of the directory must not follow this mkdir
+    return this.locks.with(bucketLock(name), async () => {
+      // The directory first: a crash leaves at most an empty directory, never a bucket without one.
+      await mkdir(join(this.shareRoot, name), { recursive: true, mode: 0o775 });
+      const createdAt = Date.now();
+      await this.store.commit.run(() => {
+        if (this.bucket(name)) throw errors.bucketAlreadyOwnedByYou(name);
+        this.statements.insertBucket.run(name, createdAt);
+      });
+      this.bucketsChangedListener?.();
+      return { name, createdAt };
     });
-    this.bucketsChangedListener?.();
-    return { name, createdAt };
   }
 
   onBucketsChanged(listener: (() => void) | undefined): void {
@@ -559,14 +562,16 @@ export class ObjectStore {
   /** BucketNotEmpty while it has objects or multipart uploads in progress (as S3). */
   async deleteBucket(name: string): Promise<void> {
     this.existingBucket(name);
-    await this.store.commit.run(() => {
-      if (!this.bucket(name)) throw errors.noSuchBucket(name);
-      if (this.statements.anyObject.get(name) || this.statements.anyUpload.get(name)) throw errors.bucketNotEmpty(name);
-      this.statements.deleteBucket.run(name);
+    await this.locks.with(bucketLock(name), async () => {
+      await this.store.commit.run(() => {
+        if (!this.bucket(name)) throw errors.noSuchBucket(name);
+        if (this.statements.anyObject.get(name) || this.statements.anyUpload.get(name)) throw errors.bucketNotEmpty(name);
+        this.statements.deleteBucket.run(name);
+      });
+      // after the commit: a check meanwhile still found the bucket
+      this.knownBuckets.delete(name);
+      await removeEmptyTree(join(this.shareRoot, name));
     });
-    // after the commit: a check meanwhile still found the bucket
-    this.knownBuckets.delete(name);
-    await removeEmptyTree(join(this.shareRoot, name));
     this.bucketsChangedListener?.();
   }
 
@@ -1431,6 +1436,11 @@ function storeFileOf(object: ObjectRecord | undefined): StoreFile | undefined {
 }
 
 /** An object held in SQLite whose share file is not written (or not durable) yet. */
+/** The lock of a bucket's creation and deletion: bucket names hold no `/` or `:`, so it is no object's (`bucket/key`) or upload's (`upload:id`). */
+function bucketLock(name: string): string {
+  return `bucket:${name}`;
+}
+
 function copyPending(object: ObjectRecord): boolean {
   return !!object.inline && !object.blob && object.fileIno === undefined;
 }
