@@ -3,6 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestDaemon } from './helpers/daemon.js';
+import { adminRequest } from './helpers/mqtt.js';
 
 /** One keep-alive connection: sends a request, resolves with the next complete answer's status line, or the error that closed it. */
 class Connection {
@@ -43,9 +44,10 @@ class Connection {
 
 /**
  * A client that sends its whole request, body and all, before it reads (as Python's http.client and
- * much device code do): resolves with the answer's status line and body, or the error that ended it.
+ * much device code do), and `then` after it (a request pipelined behind): resolves with all it
+ * received, or the error that ended it.
  */
-async function sendAllThenRead(where: { port: number } | { path: string }, head: string, bodyBytes: number): Promise<string> {
+async function sendAllThenRead(where: { port: number } | { path: string }, head: string, bodyBytes: number, then = ''): Promise<string> {
   // it goes on sending after the server's FIN, as a client busy writing does
   const socket = connect({ ...('port' in where ? { port: where.port, host: '127.0.0.1' } : { path: where.path }), allowHalfOpen: true });
   let received = '';
@@ -55,15 +57,15 @@ async function sendAllThenRead(where: { port: number } | { path: string }, head:
   const closed = once(socket, 'close');
   try {
     await once(socket, 'connect');
-    socket.write(`${head}Content-Length: ${bodyBytes}\r\nConnection: close\r\n\r\n`);
+    socket.write(`${head}Content-Length: ${bodyBytes}\r\n\r\n`);
     const chunk = Buffer.alloc(1 << 20, 0x7b);
     for (let sent = 0; sent < bodyBytes && !failed; sent += chunk.length) {
       const part = chunk.subarray(0, Math.min(chunk.length, bodyBytes - sent));
       await new Promise((resolve) => socket.write(part, resolve));
     }
-    socket.end();
+    socket.end(then);
     await Promise.race([closed, sleep(10_000)]);
-    return failed ?? received.replace(/\r\n[^]*\r\n\r\n/, ' ');
+    return failed ?? received;
   } finally {
     socket.destroy();
   }
@@ -122,12 +124,21 @@ describe('keep-alive connections', () => {
     const s3 = await sendAllThenRead({ port: daemon.port('s3') }, 'PUT /bucket/key HTTP/1.1\r\nHost: 127.0.0.1\r\n'
       + 'Authorization: AWS4-HMAC-SHA256 Credential=AKIANOSUCHKEY/20261204/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00\r\n'
       + 'x-amz-date: 20261204T000000Z\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\n', 24 * mib);
-    expect(s3).toMatch(/^HTTP\/1\.1 403 Forbidden .*<Code>(InvalidAccessKeyId|RequestTimeTooSkewed)<\/Code>/s);
+    expect(s3).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n.*<Code>(InvalidAccessKeyId|RequestTimeTooSkewed)<\/Code>/s);
     // the HTTP port: an unsigned shadow update
     const http = await sendAllThenRead({ port: daemon.port('http') }, 'POST /things/t1/shadow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n', 24 * mib);
-    expect(http).toMatch(/^HTTP\/1\.1 401 Unauthorized /);
+    expect(http).toMatch(/^HTTP\/1\.1 401 Unauthorized\r\n/);
+    // a small body refused unread is read and dropped, and the connection goes on
+    const kept = await sendAllThenRead({ port: daemon.port('http') }, 'POST /things/t1/shadow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n', mib / 2,
+      'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    expect(kept).toMatch(/^HTTP\/1\.1 401 Unauthorized\r\n.*HTTP\/1\.1 200 OK\r\n/s);
     // the admin API: a body over its limit
-    const admin = await sendAllThenRead({ path: daemon.socket }, 'POST /v1/things HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n', 24 * mib);
-    expect(admin).toMatch(/^HTTP\/1\.1 413 Payload Too Large .*request body over/s);
+    // the admin API: a body over its limit, and a request pipelined behind it, which is not served
+    const thing = JSON.stringify({ name: 'pipelined', password: 'pw' });
+    const admin = await sendAllThenRead({ path: daemon.socket }, 'POST /v1/things HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n', 24 * mib,
+      `POST /v1/things HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${thing.length}\r\n\r\n${thing}`);
+    expect(admin).toMatch(/^HTTP\/1\.1 413 Payload Too Large\r\n.*request body over/s);
+    expect(admin).not.toContain('201 Created');
+    expect((await adminRequest(daemon.socket, 'GET', '/v1/things/pipelined'))?.status).toBe(404);
   });
 });

@@ -106,6 +106,7 @@ function readJsonBody(req: IncomingMessage, res: ServerResponse): Promise<unknow
       size += chunk.length;
       if (size <= MAX_BODY_BYTES) return void chunks.push(chunk);
       req.off('data', onData);
+      chunks.length = 0;
       // the rest is read and dropped after the answer (closeConnectionsCleanly), not kept
       res.setHeader('Connection', 'close');
       reject(new AdminError(413, `request body over ${MAX_BODY_BYTES} bytes`));

@@ -85,7 +85,7 @@ export class Device {
   /** The clientToken of our pending shadow get. */
   private shadowToken: string | undefined;
   private shadowRequests = 0;
-  /** The shadow version of the last desired state applied (applyDesired). */
+  /** The newest shadow version whose desired state was applied, or read with none to apply (applyDesired). */
   private desiredVersion: number | undefined;
   private publishesInFlight = 0;
   private readonly stats: DeviceStats;
@@ -378,14 +378,15 @@ export class Device {
    * may start again, so its deletion forgets the last one.
    */
   private applyDesired(state: unknown, version: unknown): void {
-    if (typeof state !== 'object' || state === null || Array.isArray(state)) return;
     if (typeof version === 'number') {
       if (this.desiredVersion !== undefined && version < this.desiredVersion) {
         this.options.log.info({ device: this.name, thing: this.thing, version, applied: this.desiredVersion }, 'older desired state dropped');
         return;
       }
+      // also a shadow read with no delta: a delta older than it is stale too
       this.desiredVersion = version;
     }
+    if (typeof state !== 'object' || state === null || Array.isArray(state)) return;
     this.enqueue(commandsOf(state as Record<string, unknown>, 'shadow'));
   }
 

@@ -149,8 +149,9 @@ export class AsyncQueue {
         ...(invocation.qualifier !== undefined ? { qualifier: invocation.qualifier } : {}),
       };
       lane.waiting.insert({ id, due: Date.now(), enqueuedAt: now, event });
-      this.pump(version.name);
     }
+    // also for a function removed since the write: its lane goes
+    this.pump(version.name);
     return id;
   }
 

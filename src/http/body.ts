@@ -34,10 +34,25 @@ function askForBody(req: IncomingMessage): void {
  */
 function refusedUnread(req: IncomingMessage, limit: number): boolean {
   const announced = Number(req.headers['content-length']);
-  const exchange = exchanges.get(req);
-  if (!(announced > limit) || !(exchange?.held || announced > DISCARDED_BODY_BYTES)) return false;
-  if (exchange && !exchange.res.headersSent) exchange.res.setHeader('Connection', 'close');
+  if (!(announced > limit) || !(exchanges.get(req)?.held || announced > DISCARDED_BODY_BYTES)) return false;
+  closeAfterAnswer(req);
   return true;
+}
+
+/**
+ * A request refused before its body was read (its signer unknown): a body the client holds back
+ * (100-continue) or a large one (or one of unknown length) closes the connection after the answer,
+ * rather than being read to its end to keep it; a small one is read and dropped.
+ */
+export function refusingUnreadBody(req: IncomingMessage): void {
+  if (req.complete) return;
+  const announced = Number(req.headers['content-length']);
+  if (exchanges.get(req)?.held || !(announced <= DISCARDED_BODY_BYTES)) closeAfterAnswer(req);
+}
+
+function closeAfterAnswer(req: IncomingMessage): void {
+  const exchange = exchanges.get(req);
+  if (exchange && !exchange.res.headersSent) exchange.res.setHeader('Connection', 'close');
 }
 
 /**

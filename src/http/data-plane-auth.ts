@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { AccessKeys } from '../auth/access-keys.js';
-import { AuthError, verifyRequest } from '../auth/sigv4.js';
+import { AuthError, verifyRequest, type VerifiedRequest } from '../auth/sigv4.js';
 import type { LocalBus } from '../bus.js';
-import { readLimited } from './body.js';
+import { readLimited, refusingUnreadBody } from './body.js';
 
 /** Who made a data plane request. */
 export type DataPlaneCaller =
@@ -43,6 +43,21 @@ export class DataPlaneAuth {
 
   /** The caller and the verified body (at most `limit` bytes; a larger one is refused). */
   async authenticate(req: IncomingMessage, limit: number): Promise<{ caller: DataPlaneCaller; body: Buffer }> {
+    let caller: DataPlaneCaller;
+    let verified: VerifiedRequest;
+    try {
+      ({ caller, verified } = this.identify(req));
+    } catch (error) {
+      refusingUnreadBody(req);
+      throw error;
+    }
+    // The signature covers the body's hash: it is only proven once the body has been read.
+    const body = await readLimited(req, limit, () => new BodyTooLargeError(), verified.body).catch((error) => { throw asAuthError(error); });
+    return { caller, body };
+  }
+
+  /** Who signed the request (SigV4, before its body is read), or a DataPlaneAuthError. */
+  private identify(req: IncomingMessage): { caller: DataPlaneCaller; verified: VerifiedRequest } {
     const { accessKeys, mode } = this.options;
     let verified;
     try {
@@ -51,18 +66,13 @@ export class DataPlaneAuth {
       throw asAuthError(error);
     }
     const { accessKeyId } = verified;
-    let caller: DataPlaneCaller;
     if (accessKeyId === undefined) {
       if (mode !== 'none') throw new DataPlaneAuthError(401, 'Unauthorized');
-      caller = { kind: 'anonymous' };
-    } else {
-      const identity = accessKeys.dataPlaneIdentity(accessKeyId);
-      if (!identity) throw new DataPlaneAuthError(403, 'Forbidden');
-      caller = 'service' in identity ? { kind: 'service', name: identity.service } : { kind: 'thing', thing: identity.thing };
+      return { caller: { kind: 'anonymous' }, verified };
     }
-    // The signature covers the body's hash: it is only proven once the body has been read.
-    const body = await readLimited(req, limit, () => new BodyTooLargeError(), verified.body).catch((error) => { throw asAuthError(error); });
-    return { caller, body };
+    const identity = accessKeys.dataPlaneIdentity(accessKeyId);
+    if (!identity) throw new DataPlaneAuthError(403, 'Forbidden');
+    return { caller: 'service' in identity ? { kind: 'service', name: identity.service } : { kind: 'thing', thing: identity.thing }, verified };
   }
 
   /** Throws 403 Forbidden unless the caller may publish on `topic`. */

@@ -66,7 +66,7 @@ export class HttpServer {
 
 /**
  * How a connection ends, on each of the daemon's HTTP servers: never with a reset its client could
- * have been spared (call after the server's own 'request' and 'checkContinue' listeners are on).
+ * have been spared. Call it once the server's own 'checkContinue' listener, if any, is on.
  */
 export function closeConnectionsCleanly(server: Server): void {
   closeTimedOutConnectionsAfterReads(server);
@@ -108,7 +108,7 @@ type DestroySoon = (this: Socket) => void;
  */
 function lingerAfterUnreadBodies(server: Server): void {
   const current = new WeakMap<Socket, IncomingMessage>();
-  const remember = (req: IncomingMessage) => {
+  const remember = (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket;
     if (!current.has(socket)) {
       const destroySoon = (socket as Socket & { destroySoon?: DestroySoon }).destroySoon;
@@ -120,10 +120,23 @@ function lingerAfterUnreadBodies(server: Server): void {
       };
     }
     current.set(socket, req);
+    if (!req.complete) res.once('finish', () => drainUnreadBody(req));
   };
   server.prependListener('request', remember);
   // a server that answers Expect: 100-continue itself gets such requests there instead
   if (server.listenerCount('checkContinue') > 0) server.prependListener('checkContinue', remember);
+}
+
+/**
+ * What is left of an answered request's body is read and dropped, so that the connection goes on
+ * (keep-alive) or lingers to its close. Node does that itself only for a body nobody started to
+ * read: one piped into a verifying stream that was then left (a request refused after its
+ * signature was checked) would stay unread, its connection stalled until its timeout reset it.
+ */
+function drainUnreadBody(req: IncomingMessage): void {
+  if (req.complete || req.destroyed) return;
+  req.unpipe();
+  req.resume();
 }
 
 function linger(socket: Socket, req: IncomingMessage): void {
