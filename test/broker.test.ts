@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { TestDaemon } from './helpers/daemon.js';
-import { RawMqtt, outpost, subscribeGranted, addThing, collectMessages, connectAndCollect, connectClient, messagesWithin, mosquittoClient } from './helpers/mqtt.js';
+import { RawMqtt, adminRequest, outpost, subscribeGranted, addThing, collectMessages, connectAndCollect, connectClient, messagesWithin, mosquittoClient } from './helpers/mqtt.js';
 
 describe('broker with authentication (config file: anonymous off)', () => {
   let daemon: TestDaemon;
@@ -40,6 +40,29 @@ describe('broker with authentication (config file: anonymous off)', () => {
       .rejects.toMatchObject({ code: 4 });
     await expect(connectClient(daemon.mqttUrl, { clientId: 'anon' })).rejects.toMatchObject({ code: 5 });
   });
+
+  it('does not admit a thing removed while its login waited for the password check', async () => {
+    await addThing(daemon.socket, 'doomed', 'pw');
+    const outcome = (connecting: Promise<MqttClient>) => connecting.then((client) => { client.end(true); return 'admitted'; }, (error: { code?: number }) => `refused ${error.code}`);
+    // wrong passwords ahead of it: their scrypt runs (tens of ms each) keep the right one waiting
+    const ahead = Array.from({ length: 30 }, (_, i) => outcome(connectClient(daemon.mqttUrl, { clientId: `ahead-${i}`, username: 'doomed', password: `wrong-${i}`, connectTimeout: 30_000 })));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const waiting = outcome(connectClient(daemon.mqttUrl, { clientId: 'doomed', username: 'doomed', password: 'pw', connectTimeout: 30_000 }));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await adminRequest(daemon.socket, 'DELETE', '/v1/things/doomed'))?.status).toBe(200);
+    expect(await waiting).toBe('refused 4');
+    expect(new Set(await Promise.all(ahead))).toEqual(new Set(['refused 4']));
+  }, 30_000);
+
+  it('refuses logins beyond those waiting for a password check with CONNACK 3, and counts them', async () => {
+    const outcomes = await Promise.all(Array.from({ length: 200 }, (_, i) => connectClient(daemon.mqttUrl, { clientId: `flood-${i}`, username: 'sensor-1', password: `wrong-${i}`, connectTimeout: 60_000 })
+      .then((client) => { client.end(true); return 'admitted'; }, (error: { code?: number }) => `refused ${error.code}`)));
+    const counts = outcomes.reduce((all, outcome) => ({ ...all, [outcome]: (all[outcome] ?? 0) + 1 }), {} as Record<string, number>);
+    expect(Object.keys(counts).sort()).toEqual(['refused 3', 'refused 4']);
+    expect(counts['refused 3']).toBeGreaterThan(0);
+    const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`outpost_mqtt_connections_refused_total\\{reason="server_unavailable"\\} ${counts['refused 3']}\\b`));
+  }, 60_000);
 
   it('refuses a client id outside the thing policy', async () => {
     await expect(connectClient(daemon.mqttUrl, { clientId: 'someone-else', username: 'sensor-1', password: 's3cret' }))

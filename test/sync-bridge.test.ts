@@ -24,6 +24,8 @@ describe('sync bridge to a Mosquitto cloud', () => {
           outbound: [
             { name: 'telemetry', from: 'sensors/#', to: 'gw1/${topic}' },
             { name: 'raw', from: 'raw/#', to: 'gw1/raw/${id}', id: 'none', liveFirst: false },
+            // also matches what the inbound rule publishes: those are not sent back
+            { name: 'replies', from: 'cloud/#', to: 'gw1/replies/${topic}' },
           ],
           inbound: [{ name: 'commands', from: 'cmd/#', to: 'cloud/${topic}' }],
         },
@@ -113,16 +115,27 @@ describe('sync bridge to a Mosquitto cloud', () => {
     }
   });
 
-  it('delivers cloud messages of inbound rules to local subscribers', async () => {
+  it('delivers cloud messages of inbound rules to local subscribers, and does not send them back', async () => {
     const local = await connectClient(daemon.mqttUrl, { clientId: 'listener' });
+    const replies = await CloudSubscriber.connect(cloud.url, 'gw1/replies/#', 'cloud-replies');
     try {
       await local.subscribeAsync('cloud/#', { qos: 1 });
-      const received = collectMessages(local, 1);
+      const received = collectMessages(local, 2);
       const publisher = await connectClient(cloud.url, { clientId: 'cloud-app' });
       await publisher.publishAsync('cmd/valve', '{"open":true}', { qos: 1 });
       publisher.end(true);
-      expect(await received).toEqual([expect.objectContaining({ topic: 'cloud/cmd/valve', payload: '{"open":true}' })]);
+      // a local client's message on the same topic is the outbound rule's to send
+      await device.publishAsync('cloud/cmd/valve', '{"open":"local"}', { qos: 1 });
+      expect(await received).toEqual([
+        expect.objectContaining({ topic: 'cloud/cmd/valve', payload: '{"open":true}' }),
+        expect.objectContaining({ topic: 'cloud/cmd/valve', payload: '{"open":"local"}' }),
+      ]);
+      await eventually(() => replies.messages.length > 0, 5000);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      // one message, the local client's (in its envelope)
+      expect(replies.messages.map((message) => message.payload.includes('local'))).toEqual([true]);
     } finally {
+      await replies.end();
       local.end(true);
     }
   });

@@ -84,8 +84,9 @@ describe('sync outbox bounds', () => {
 
   // mqemitter ignores a listener's error, so a refusing durable subscriber closes the publisher
   // before aedes sends the PUBACK it holds (BrokerService.subscribe): the device resends.
-  it('reject-new: the device gets no PUBACK for the refused message', async () => {
+  it('reject-new: the device gets no PUBACK for the refused message, also one with subscriptions (its close takes longer)', async () => {
     const { device } = await gateway([{ name: 'b2', from: 'b/#', overflow: 'reject-new' }]);
+    await device.subscribeAsync('commands/#', { qos: 1 });
     for (let i = 0; i < 10; i++) await device.publishAsync('b/1', payload(i), { qos: 1 });
     const outcome = await Promise.race([
       device.publishAsync('b/1', payload(10), { qos: 1 }).then(() => 'acknowledged', () => 'refused'),

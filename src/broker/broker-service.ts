@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
@@ -83,6 +84,10 @@ export class BrokerService implements Service, LocalBus {
         done(null);
       },
     });
+    // aedes emits 'error' when its persistence fails outside a client's request (the periodic clean-up
+    // of wills, a subscription lookup): logged, as an emitter's 'error' without a listener would end the daemon
+    // (aedes' typings leave the event out)
+    (this.broker as unknown as EventEmitter).on('error', (error: Error) => this.log.error({ err: error }, 'broker persistence failed'));
     this.broker.on('clientError', (client: Client, error: Error) => this.log.debug({ clientId: client.id, err: error.message }, 'client error'));
     this.broker.on('connectionError', (client: Client, error: Error) => this.log.debug({ clientId: client.id, err: error.message }, 'connection error'));
     this.broker.on('keepaliveTimeout', (client: Client) => this.log.info({ clientId: client.id }, 'keep-alive timeout'));

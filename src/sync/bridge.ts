@@ -17,26 +17,25 @@ export class OutboxFullError extends Error {
 
 /**
  * Local messages an inbound rule published, so an outbound rule whose filter also matches them
- * does not send them straight back to the cloud. Counted per topic, consumed as they come by.
+ * does not send them straight back to the cloud. Told by their payload's Buffer, which the bus hands
+ * to its subscribers as published: the daemon's other publishes to the same topic meanwhile (a
+ * function's, a device's telemetry) are not taken for echoes.
  */
 export class EchoGuard {
-  private readonly expected = new Map<string, number>();
+  private readonly expected = new Set<Buffer>();
 
-  expect(topic: string): void {
-    this.expected.set(topic, (this.expected.get(topic) ?? 0) + 1);
+  expect(payload: Buffer): void {
+    this.expected.add(payload);
   }
 
   /** Whether this is one of ours (only the daemon's own publishes, which have no client id, can be). */
   isEcho(message: BusMessage): boolean {
-    if (message.clientId !== undefined) return false;
-    return this.expected.has(message.topic);
+    return message.clientId === undefined && this.expected.has(message.payload);
   }
 
   /** The bus delivered it to every rule, or the publish failed. */
-  settled(topic: string): void {
-    const left = (this.expected.get(topic) ?? 1) - 1;
-    if (left <= 0) this.expected.delete(topic);
-    else this.expected.set(topic, left);
+  settled(payload: Buffer): void {
+    this.expected.delete(payload);
   }
 }
 
@@ -123,13 +122,14 @@ export class InboundBridge {
       return;
     }
     const topic = renderTemplate(rule.to, { topic: packet.topic, clientId: '' });
-    this.echoes.expect(topic);
-    this.bus.publish({ topic, payload: Buffer.from(packet.payload), qos: rule.qos as 0 | 1 })
+    const payload = Buffer.from(packet.payload);
+    this.echoes.expect(payload);
+    this.bus.publish({ topic, payload, qos: rule.qos as 0 | 1 })
       .then(() => done(), (error: Error) => {
         this.log.warn({ err: error, topic }, 'could not publish a cloud message locally');
         done(error);
       })
-      .finally(() => this.echoes.settled(topic));
+      .finally(() => this.echoes.settled(payload));
   }
 
   /** Subscribes to the rules' filters on a new connection. */

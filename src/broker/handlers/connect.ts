@@ -4,10 +4,12 @@ import type { Config } from '../../config/schema.js';
 import { bindPolicy, clientIdAllowed } from '../policy.js';
 import { remoteAddress, type Session, type Sessions } from '../sessions.js';
 import type { Thing, ThingRegistry } from '../things/registry.js';
+import { VerifierBusyError } from '../things/password.js';
 import type { BrokerMetrics, RefusalReason } from '../metrics.js';
 
 // CONNACK return codes, MQTT 3.1.1 table 3.1.
 const IDENTIFIER_REJECTED = 2;
+const SERVER_UNAVAILABLE = 3;
 const BAD_USERNAME_OR_PASSWORD = 4;
 const NOT_AUTHORIZED = 5;
 
@@ -91,9 +93,15 @@ function identifyByCertificate({ things, mqtt }: ConnectDeps, client: Client): I
 
 async function identifyByPassword({ things }: ConnectDeps, username: string | undefined, password: Buffer | undefined): Promise<Identity | undefined> {
   if (username === undefined && password === undefined) return undefined;
-  const thing = username !== undefined && password !== undefined
-    ? await things.checkPassword(withoutSdkMetadata(username), password.toString('utf8'))
-    : undefined;
+  let thing;
+  try {
+    thing = username !== undefined && password !== undefined
+      ? await things.checkPassword(withoutSdkMetadata(username), password.toString('utf8'))
+      : undefined;
+  } catch (error) {
+    if (error instanceof VerifierBusyError) throw refuse(SERVER_UNAVAILABLE, `password checks busy: ${error.message}`);
+    throw error;
+  }
   if (!thing) throw refuse(BAD_USERNAME_OR_PASSWORD, 'bad user name or password');
   return { thing, via: 'password' };
 }
@@ -128,6 +136,7 @@ function bindSession({ mqtt }: ConnectDeps, client: Client, identity: Identity):
 function reasonLabel(returnCode: number | undefined): RefusalReason {
   switch (returnCode) {
     case IDENTIFIER_REJECTED: return 'identifier_rejected';
+    case SERVER_UNAVAILABLE: return 'server_unavailable';
     case BAD_USERNAME_OR_PASSWORD: return 'bad_credentials';
     default: return 'not_authorized';
   }

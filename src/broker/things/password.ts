@@ -29,27 +29,40 @@ async function checkHash(password: string, encoded: string): Promise<boolean> {
   return key.length === expected.length && timingSafeEqual(key, expected);
 }
 
+/** Thrown by PasswordVerifier.verify when too many checks already wait for their scrypt run. */
+export class VerifierBusyError extends Error {}
+
 /**
  * Verifies passwords one scrypt at a time (bounding memory on a small board) and
  * remembers recent successes as a salted SHA-256 so a device that reconnects
- * every few seconds costs microseconds, not a scrypt run.
+ * every few seconds costs microseconds, not a scrypt run. At most `maxWaiting`
+ * checks wait their turn (a few seconds of scrypt runs on a Pi): beyond, a check
+ * is refused at once, so a flood of logins cannot queue without bound.
  */
 export class PasswordVerifier {
   private readonly recent = new Map<string, Buffer>();
   private queue: Promise<unknown> = Promise.resolve();
+  private waiting = 0;
   private readonly pepper = randomBytes(16);
 
-  constructor(private readonly maxRemembered = 4096) {}
+  constructor(private readonly maxRemembered = 4096, private readonly maxWaiting = 128) {}
 
   async verify(thing: string, password: string, encoded: string): Promise<boolean> {
     const fingerprint = createHash('sha256').update(this.pepper).update(encoded).update('\0').update(password).digest();
-    const remembered = this.recent.get(thing);
-    if (remembered && timingSafeEqual(remembered, fingerprint)) return true;
-    const result = this.queue.then(() => checkHash(password, encoded));
+    if (this.remembers(thing, fingerprint)) return true;
+    if (this.waiting >= this.maxWaiting) throw new VerifierBusyError(`${this.waiting} password checks are waiting`);
+    this.waiting++;
+    // a check of the same password that succeeded meanwhile (the device's own retry) spares this one its run
+    const result = this.queue.then(() => this.remembers(thing, fingerprint) || checkHash(password, encoded)).finally(() => { this.waiting--; });
     this.queue = result.catch(() => false);
     const ok = await result;
     if (ok) this.remember(thing, fingerprint);
     return ok;
+  }
+
+  private remembers(thing: string, fingerprint: Buffer): boolean {
+    const remembered = this.recent.get(thing);
+    return remembered !== undefined && timingSafeEqual(remembered, fingerprint);
   }
 
   forget(thing: string): void {

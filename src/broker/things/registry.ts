@@ -106,11 +106,17 @@ export class ThingRegistry {
     });
   }
 
-  /** The thing if `password` is its password; undefined for an unknown thing or a wrong password. */
+  /**
+   * The thing if `password` is its password; undefined for an unknown thing or a wrong password.
+   * The check may wait its turn (scrypt): the thing is read again after it, so one removed, given
+   * another password or another policy meanwhile is not admitted as it was.
+   */
   async checkPassword(name: string, password: string): Promise<Thing | undefined> {
     const row = this.select.get(name);
     if (!row?.password_hash) return undefined;
-    return (await this.verifier.verify(name, password, row.password_hash)) ? toThing(row) : undefined;
+    if (!(await this.verifier.verify(name, password, row.password_hash))) return undefined;
+    const now = this.select.get(name);
+    return now?.password_hash === row.password_hash ? toThing(now) : undefined;
   }
 }
 
