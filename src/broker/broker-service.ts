@@ -146,6 +146,8 @@ export class BrokerService implements Service, LocalBus {
       const message: BusMessage = { topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, retain: packet.retain, clientId: (packet as { clientId?: string }).clientId };
       const handled = Promise.resolve().then(() => handler(message));
       if (options.durable) {
+        // the connection that sent it, now: after the handler, the client id may be another's (a takeover)
+        const publisher = message.clientId === undefined ? undefined : (broker as unknown as { clients: Record<string, Client | undefined> }).clients[message.clientId];
         handled.then(() => done(), (error: Error) => {
           const { brokerId, brokerCounter: counter } = packet as { brokerId?: string; brokerCounter?: number };
           if (message.clientId === undefined && brokerId === broker.id && counter !== undefined && this.ownPublishRefusals.has(counter)) {
@@ -154,7 +156,6 @@ export class BrokerService implements Service, LocalBus {
             return;
           }
           // mqemitter ignores a listener's error: close the publisher before aedes sends the PUBACK it holds, so it resends.
-          const publisher = message.clientId === undefined ? undefined : (broker as unknown as { clients: Record<string, Client | undefined> }).clients[message.clientId];
           publisher?.close();
           this.log.warn({ err: error, topic: packet.topic, clientId: message.clientId }, 'a durable subscriber refused a message; publisher disconnected');
           done();

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { CloudClient } from './cloud-client.js';
 import type { BusMessage, LocalBus } from '../bus.js';
@@ -28,20 +29,26 @@ const keyOf = (thing: string, name: string | undefined) => `${thing}\u0000${name
 
 /** Requests on the AWS IoT shadow topics of one broker, answered by clientToken. */
 class ShadowChannel {
-  private readonly pending = new Map<string, { resolve: (response: ShadowResponse) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<string, { topic: string; resolve: (response: ShadowResponse) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
   private tokens = 0;
+  /**
+   * Tokens of a channel of their own: a persistent cloud session may deliver, on a new connection,
+   * the answer to a request of the last one, which must not settle a new request.
+   */
+  private readonly tokenPrefix = `outpost-sync-${randomBytes(4).toString('hex')}-`;
 
   constructor(private readonly side: string, private readonly publish: (topic: string, payload: string) => Promise<void>) {}
 
   request(rule: ShadowRule, operation: 'get' | 'update', body: Record<string, unknown>): Promise<ShadowResponse> {
-    const clientToken = `outpost-sync-${++this.tokens}`;
+    const clientToken = `${this.tokenPrefix}${++this.tokens}`;
+    const topic = `${shadowPrefix(rule)}/${operation}`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(clientToken);
         reject(new Error(`no answer from the ${this.side} shadow ${operation} in ${REQUEST_TIMEOUT_MS / 1000} s`));
       }, REQUEST_TIMEOUT_MS);
-      this.pending.set(clientToken, { resolve, reject, timer });
-      this.publish(`${shadowPrefix(rule)}/${operation}`, JSON.stringify({ ...body, clientToken })).catch((error: Error) => {
+      this.pending.set(clientToken, { topic, resolve, reject, timer });
+      this.publish(topic, JSON.stringify({ ...body, clientToken })).catch((error: Error) => {
         clearTimeout(timer);
         this.pending.delete(clientToken);
         reject(error);
@@ -60,7 +67,8 @@ class ShadowChannel {
       return;
     }
     const waiting = typeof body.clientToken === 'string' ? this.pending.get(body.clientToken) : undefined;
-    if (!waiting) return;
+    // the answer of its own shadow and operation (`<request topic>/accepted|rejected`)
+    if (!waiting || topic !== `${waiting.topic}/${outcome}`) return;
     clearTimeout(waiting.timer);
     this.pending.delete(body.clientToken);
     waiting.resolve({ outcome, body });
