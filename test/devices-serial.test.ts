@@ -410,7 +410,8 @@ describe('serial devices over socat pseudo-terminals', () => {
     expect(await nextMessage('devices/meter1/commands/reply', (body) => body.key === 'relay')).toMatchObject({ status: 'ok' });
     expect(await nextMessage('devices/meter1/commands/reply', (body) => body.key === 'limit')).toMatchObject({ status: 'ok' });
     expect(slave.writes).toEqual(expect.arrayContaining([{ address: 10, values: [1] }, { address: 12, values: [0xffff, 0xfb1e] }]));
-    expect(await nextMessage('devices/meter1/telemetry', (body) => body.relay === 1)).toMatchObject({ limit: -12.5 });
+    // the two registers are written one after the other: a poll between them reads only the first
+    expect(await nextMessage('devices/meter1/telemetry', (body) => body.relay === 1 && body.limit === -12.5)).toMatchObject({ relay: 1, limit: -12.5 });
 
     await shadows.request('$aws/things/meter/shadow/update', { state: { desired: { relay: 0 } } });
     await eventually(() => slave.holding[10] === 0 && slave.writes.some((write) => write.address === 10 && write.values[0] === 0));
