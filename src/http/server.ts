@@ -154,12 +154,10 @@ function linger(socket: Socket, req: IncomingMessage): void {
     if (socket.bytesRead === readBefore || lingered >= LINGER_MAX_MS) close();
     readBefore = socket.bytesRead;
   }, LINGER_IDLE_MS);
-  // the rest of the body is read and dropped, whoever was reading it (as Node's server does with an
-  // answered request's body nobody read), so that it ends
-  req.unpipe();
+  // the rest of the body is read and dropped, whoever was reading it, so that it ends
   req.removeAllListeners('data');
   req.once('end', close);
-  req.resume();
+  drainUnreadBody(req);
   socket.once('close', () => clearInterval(watch));
 }
 

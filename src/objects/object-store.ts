@@ -1435,12 +1435,12 @@ function storeFileOf(object: ObjectRecord | undefined): StoreFile | undefined {
   return { ino: object.fileIno, size: object.size, mtimeMs: object.fileMtimeMs };
 }
 
-/** An object held in SQLite whose share file is not written (or not durable) yet. */
 /** The lock of a bucket's creation and deletion: bucket names hold no `/` or `:`, so it is no object's (`bucket/key`) or upload's (`upload:id`). */
 function bucketLock(name: string): string {
   return `bucket:${name}`;
 }
 
+/** An object held in SQLite whose share file is not written (or not durable) yet. */
 function copyPending(object: ObjectRecord): boolean {
   return !!object.inline && !object.blob && object.fileIno === undefined;
 }
