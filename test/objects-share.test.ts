@@ -381,6 +381,27 @@ describe('file share of a new bucket', () => {
   });
 });
 
+describe('file share with a settle time shorter than the recording of share copies', () => {
+  // the look at a deleted file comes before the copy of the object's S3 write is recorded (at most one sync every 200 ms)
+  const own = ownDaemon({ settleMs: 20 }, 'quick');
+
+  it('removes the object of a share copy deleted before the copy was recorded', async () => {
+    const client = own.s3();
+    const file = (key: string) => join(own.daemon().dataDir, 'share', 'quick', key);
+    const quickHead = (key: string) => client.send(new HeadObjectCommand({ Bucket: 'quick', Key: key })).catch((error) => ({ missing: error.name as string }));
+    for (let round = 0; round < 5; round++) {
+      const key = `early-${round}.txt`;
+      // a sync just made: the next copy's record waits for the rest of its interval
+      await client.send(new PutObjectCommand({ Bucket: 'quick', Key: `warm-${round}.txt`, Body: 'warm' }));
+      await client.send(new PutObjectCommand({ Bucket: 'quick', Key: key, Body: `deleted by a local program ${round}` }));
+      await eventually(() => existsSync(file(key)), 2_000, 1);
+      rmSync(file(key));
+      await eventually(async () => 'missing' in await quickHead(key), 5_000, 50)
+        .catch(() => { throw new Error(`round ${round}: the object of the deleted file is still there`); });
+    }
+  });
+});
+
 describe('file share past its bound of changed paths waiting', () => {
   // a long settle time: every file of the burst is still waiting when the bound (16,384) is passed,
   // even when a busy machine takes seconds to write them (3 s was too short once, on a CI run beside benchmarks)

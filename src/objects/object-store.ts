@@ -765,18 +765,21 @@ export class ObjectStore {
   /**
    * For the file share's watcher: a share file was deleted by a local program. Removes the object
    * whose content that file was (not one stored as a blob) and records `ObjectRemoved:Delete`.
+   * `copy pending`: a small object's copy is not recorded yet, and the file gone may be that copy
+   * (placed, then deleted) or not written yet: look again once it is recorded.
    */
-  async forgetFile(bucket: string, key: string, origin: ChangeOrigin): Promise<boolean> {
+  async forgetFile(bucket: string, key: string, origin: ChangeOrigin): Promise<'forgotten' | 'kept' | 'copy pending'> {
     return this.locks.with(`${bucket}/${key}`, async () => {
       const previous = this.object(bucket, key);
-      if (!previous || previous.blob || copyPending(previous)) return false;
+      if (!previous || previous.blob) return 'kept';
+      if (copyPending(previous)) return 'copy pending';
       const stillThere = await stat(this.contentPath(previous)).catch(() => undefined);
-      if (stillThere) return false;
+      if (stillThere) return 'kept';
       await this.commitWithIntents([], (_, record) => {
         this.statements.deleteObject.run(bucket, key);
         record(bucket, 'ObjectRemoved:Delete', { key }, origin);
       });
-      return true;
+      return 'forgotten';
     });
   }
 

@@ -5,6 +5,7 @@ import { basename, dirname, join, sep } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { FileChangedError, type ChangeOrigin, type ListResult, type ObjectStore } from '../object-store.js';
+import { sharePath } from '../names.js';
 import type { ShareConfig } from './config.js';
 
 /** The principal of the events of files written or deleted by local programs. */
@@ -268,7 +269,7 @@ export class FileShare {
     for (const page of this.indexPages(bucket, prefix, '/')) {
       for (const object of page.objects) {
         if (this.stopped) return;
-        if (!object.blob && await missing(object.key.slice(prefix.length))) await this.objects.forgetFile(bucket, object.key, this.origin());
+        if (!object.blob && await missing(object.key.slice(prefix.length))) await this.forget(bucket, object.key);
       }
       for (const commonPrefix of page.commonPrefixes) {
         if (this.stopped) return;
@@ -282,7 +283,7 @@ export class FileShare {
     for (const page of this.indexPages(bucket, prefix, '')) {
       for (const object of page.objects) {
         if (this.stopped) return;
-        if (!object.blob) await this.objects.forgetFile(bucket, object.key, this.origin());
+        if (!object.blob) await this.forget(bucket, object.key);
       }
     }
   }
@@ -413,11 +414,22 @@ export class FileShare {
         this.unwatchTree(path);
         await this.forgetTree(bucket, `${key}/`);
       }
-      await this.objects.forgetFile(bucket, key, this.origin());
+      await this.forget(bucket, key);
     } else if (found.isDirectory()) {
       if (this.watched.get(path)?.ino !== found.ino) await this.scanTree(bucket, path, `${key}/`, -Infinity, true, Date.now());
     } else if (found.isFile()) {
       await this.adoptFile(bucket, key, path, found);
+    }
+  }
+
+  /**
+   * Forgets the object of a file that is gone. One whose share copy is not recorded yet is looked at
+   * again later, like a file that has not settled: the copy may have been placed and deleted since,
+   * and once recorded it would otherwise stand for a file nobody will tell the share about.
+   */
+  private async forget(bucket: string, key: string): Promise<void> {
+    if (await this.objects.forgetFile(bucket, key, this.origin()) === 'copy pending') {
+      this.markDirty(sharePath(this.objects.shareRoot, bucket, key), bucket, key, Date.now() + this.config.settleMs);
     }
   }
 
