@@ -364,9 +364,9 @@ describe('serial devices over socat pseudo-terminals', () => {
     const document = await shadows.request('$aws/things/greenhouse/shadow/get');
     expect(document.body.state.delta).toBeUndefined();
 
-    // a delta older than the state applied (a redelivery, a get answered before it) is dropped
+    // a delta a client publishes is the broker's to drop (AWS allows only subscribing to it): never a command
     pairs.arduino.received = Buffer.alloc(0);
-    client.publish('$aws/things/greenhouse/shadow/update/delta', JSON.stringify({ version: 1, timestamp: 1, state: { fan: 'off' } }), { qos: 1 });
+    client.publish('$aws/things/greenhouse/shadow/update/delta', JSON.stringify({ version: 1e15, timestamp: 1, state: { fan: 'off' } }), { qos: 1 });
     await shadows.request('$aws/things/greenhouse/shadow/update', { state: { desired: { fan: 'auto' } } });
     await pairs.arduino.receivedText(/SET fan auto\n/);
     expect(pairs.arduino.received.toString()).not.toContain('SET fan off');

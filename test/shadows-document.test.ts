@@ -74,6 +74,8 @@ describe('shadow documents: updates, metadata, versions', () => {
     const record = update(undefined, { state: { desired: { a: 1 }, reported: { b: 2 } } }).record;
     const next = update(record, { state: null });
     expect(next.record).toMatchObject({ state: {}, metadata: {}, version: 2 });
+    // echoed as sent, as AWS does (clients test the accepted state for null)
+    expect(next.accepted).toMatchObject({ state: null, version: 2 });
     expect(getDocument(next.record, T0)).toEqual({ state: {}, metadata: {}, version: 2, timestamp: T0 });
   });
 
@@ -195,6 +197,9 @@ describe('shadow documents: request validation with AWS error codes and messages
   it('400 "State contains an invalid node"', () => {
     expect(bad({ state: { delta: {} } })).toEqual({ code: 400, message: 'State contains an invalid node' });
     expect(bad({ state: { reported: { huge: Infinity } } })).toEqual({ code: 400, message: 'State contains an invalid node' });
+    // AWS: "Arrays can't have null values"
+    expect(bad({ state: { desired: { colors: [null, 'RED'] } } })).toEqual({ code: 400, message: 'State contains an invalid node' });
+    expect(bad({ state: { reported: { rows: [[1], [2, null]] } } })).toEqual({ code: 400, message: 'State contains an invalid node' });
   });
   it('400 "Invalid version"', () => {
     for (const version of ['1', -1, 1.5, null, 2 ** 60]) expect(bad({ state: {}, version })).toEqual({ code: 400, message: 'Invalid version' });

@@ -122,6 +122,28 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     expect((await lamp.request(`${classic('lamp')}/get`)).body.state.reported.owner).toBe('lamp');
   });
 
+  it('drops what a client publishes on the service\'s answer topics, serves no empty shadow name, and deletes whatever the delete message holds', async () => {
+    const owner = await connectThing('fan', 'fan-watcher', [`${classic('fan')}/#`, `${named('fan', '+')}/#`]);
+    await owner.request(`${classic('fan')}/update`, { state: { desired: { speed: 1 } } });
+    const forger = await connectThing('fan', 'fan-forger', []);
+    const seen = messagesWithin(owner.client, 500);
+    // AWS reserved topics: accepted, rejected, delta and documents are for subscribing only
+    for (const answer of ['update/delta', 'update/accepted', 'get/accepted', 'delete/rejected', 'update/documents']) {
+      await forger.client.publishAsync(`${classic('fan')}/${answer}`, JSON.stringify({ version: 1e15, state: { speed: 9 } }), { qos: 1 });
+      await forger.client.publishAsync(`${named('fan', 'cfg')}/${answer}`, JSON.stringify({ state: {} }), { qos: 1 });
+    }
+    // `name//` names no shadow (not the classic one, which a policy granting `shadow/name/+/update` only must keep closed)
+    await forger.client.publishAsync(`$aws/things/fan/shadow/name//update`, JSON.stringify({ state: { desired: { speed: 7 } } }), { qos: 1 });
+    expect(new Set(await seen)).toEqual(new Set([`$aws/things/fan/shadow/name//update`]));
+    expect((await owner.request(`${classic('fan')}/get`)).body.state.desired).toEqual({ speed: 1 });
+
+    // AWS /delete: "The content of the message is ignored"; a clientToken that can be read is echoed
+    await owner.client.publishAsync(`${classic('fan')}/delete`, 'not json', { qos: 1 });
+    expect(await owner.nextEvent(`${classic('fan')}/delete/accepted`)).toMatchObject({ version: expect.any(Number) });
+    await owner.request(`${classic('fan')}/update`, { state: { desired: { speed: 2 } } });
+    expect(await owner.request(`${classic('fan')}/delete`, { clientToken: 'del', extra: [null] })).toMatchObject({ outcome: 'accepted', body: { clientToken: 'del' } });
+  });
+
   it('rejects hostile input with the right error, changes nothing and keeps serving', async () => {
     const topic = classic('hostile');
     const hostile = await connectThing('hostile', 'hostile', [`${topic}/#`]);
@@ -141,6 +163,7 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
       [JSON.stringify({ state: { reported: { blob: 'x'.repeat(9000) } } }), 413, 'The payload exceeds the maximum size allowed'],
       [JSON.stringify({ state: { reported: { blob: 'x'.repeat(70_000) } } }), 413, 'The payload exceeds the maximum size allowed'],
       ['[]', 400, 'Invalid JSON'],
+      ['{"state":{"desired":{"colors":[null,"RED"]}}}', 400, 'State contains an invalid node'],
     ];
     for (const [payload, code, message] of cases) {
       hostile.client.publish(`${topic}/update`, payload, { qos: 1 });

@@ -4,6 +4,7 @@ import type { LocalBus } from '../bus.js';
 import type { Router } from '../http/router.js';
 import type { HttpHandler } from '../http/server.js';
 import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../http/data-plane-auth.js';
+import { isDaemonOnlyTopic } from './topic.js';
 
 // AWS IoT Core's limits: a message of at most 128 KB, a topic of at most 256 bytes.
 const MAX_PAYLOAD_BYTES = 128 * 1024;
@@ -20,14 +21,15 @@ class PublishError extends Error {
  * using it) can publish on the local bus: `POST /topics/{topic}?qos=0|1&retain=true|false`, the body
  * the payload. Answers 200 with an empty body once the bus took the message (for QoS 1, once every
  * durable subscriber, such as a function trigger, has committed it). A caller signing as a thing
- * is held to that thing's publish policy; the daemon's own `$outpost/` topics are never open to it.
+ * is held to that thing's publish policy; the daemon's own topics (`$outpost/`, `$SYS/`, the shadow
+ * service's answers) are never open to it.
  */
 export function registerDataPlanePublish(http: Router<HttpHandler>, bus: LocalBus, auth: DataPlaneAuth, log: Logger): void {
   http.add('POST', '/topics/:topic', async (req, res, params, url) => {
     try {
       const message = { topic: checkTopic(params.topic), qos: qosOf(url.searchParams.get('qos')), retain: retainOf(url.searchParams.get('retain')) };
       const { caller, body: payload } = await auth.authenticate(req, MAX_PAYLOAD_BYTES);
-      if (caller.kind !== 'service' && message.topic.startsWith('$outpost/')) throw new DataPlaneAuthError(403, 'Forbidden');
+      if (caller.kind !== 'service' && isDaemonOnlyTopic(message.topic)) throw new DataPlaneAuthError(403, 'Forbidden');
       auth.requirePublish(caller, message.topic);
       await bus.publish({ ...message, payload });
       res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 0 }).end();

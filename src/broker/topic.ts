@@ -26,6 +26,20 @@ export function levelsMatch(filterLevels: readonly string[], topic: string): boo
   return start > topic.length;
 }
 
+/** Topic prefixes that only the daemon itself publishes to. */
+const DAEMON_PREFIXES = ['$SYS/', '$outpost/'];
+/**
+ * The shadow service's answers and notices, which AWS IoT's reserved topics open to clients for
+ * subscribing only: a client's publish there would be taken for the service's (a device acting on
+ * a forged `/update/delta`).
+ */
+const SHADOW_RESPONSE = /^\$aws\/things\/[^/]+\/shadow\/(?:name\/[^/]+\/)?(?:get|update|delete)\/(?:accepted|rejected|delta|documents)$/;
+
+/** Whether only the daemon may publish on `topic`, whatever a client's policy says. */
+export function isDaemonOnlyTopic(topic: string): boolean {
+  return DAEMON_PREFIXES.some((prefix) => topic.startsWith(prefix)) || SHADOW_RESPONSE.test(topic);
+}
+
 /** Is every topic that `requested` can match also matched by `allowed`? Used to authorise SUBSCRIBE filters. */
 export function filterCovers(allowed: string, requested: string): boolean {
   // A filter starting with a wildcard never reaches '$' topics, so it cannot grant a '$' subscription.

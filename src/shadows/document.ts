@@ -159,6 +159,8 @@ function checkContent(container: JsonObject | Json[], level: number, maxDepth: n
   if (values.length > 0 && level + 1 > maxDepth) throw errors.tooDeep(maxDepth);
   for (const value of values) {
     if (typeof value === 'number' && !Number.isFinite(value)) throw errors.invalidNode();
+    // AWS: "Arrays can't have null values"
+    if (value === null && Array.isArray(container)) throw errors.invalidNode();
     if (value !== null && typeof value === 'object') checkContent(value, level + 1, maxDepth);
   }
 }
@@ -226,7 +228,8 @@ export function applyUpdate(previous: StoredShadow | undefined, request: UpdateR
   for (const section of SECTIONS) {
     if (Object.hasOwn(requestState, section)) echoedMetadata[section] = metadataOf(requestState[section] as Json, now);
   }
-  const accepted = `{"state":${JSON.stringify(requestState)},"metadata":${JSON.stringify(echoedMetadata)},"version":${version},"timestamp":${now}${token}}`;
+  // `"state": null` is echoed as sent (AWS), its metadata as of both sections cleared
+  const accepted = `{"state":${JSON.stringify(request.state)},"metadata":${JSON.stringify(echoedMetadata)},"version":${version},"timestamp":${now}${token}}`;
   const previousSnapshot = alive ? `"previous":${snapshotText(alive)},` : '';
   const documents = `{${previousSnapshot}"current":${snapshotText(next)},"timestamp":${now}${token}}`;
   const delta = deltaDocument({ state, metadata });

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { BusMessage, LocalBus } from '../bus.js';
-import { clientTokenOf, decodePayload, type JsonObject, type UpdateResult } from './document.js';
+import { clientTokenOf, decodePayload, type JsonObject, type ShadowLimits, type UpdateResult } from './document.js';
 import { asShadowError, errorDocument, errors } from './errors.js';
 import { CLASSIC } from './store.js';
 import type { OperationContext, ShadowAddress } from './operations/context.js';
@@ -22,6 +22,8 @@ export function parseRequestTopic(topic: string): ShadowRequestTopic | undefined
   if (levels[0] !== '$aws' || levels[1] !== 'things' || levels[3] !== 'shadow') return undefined;
   const [operation, name] = levels.length === 5 ? [levels[4], CLASSIC] : levels.length === 7 && levels[4] === 'name' ? [levels[6], levels[5]] : [];
   if (operation !== 'get' && operation !== 'update' && operation !== 'delete') return undefined;
+  // `name//update` names no shadow: not the classic one, which a policy granting `name/+/update` would open
+  if (levels.length === 7 && name === CLASSIC) return undefined;
   return { thing: levels[2], name: name!, operation };
 }
 
@@ -58,6 +60,15 @@ export function publishDeleted(bus: LocalBus, address: ShadowAddress, document: 
 function publish(bus: LocalBus, topic: string, document: string | JsonObject | Record<string, unknown>): Promise<void> {
   if (!bus.hasSubscribers(topic)) return Promise.resolve();
   return bus.publish({ topic, payload: typeof document === 'string' ? document : JSON.stringify(document), qos: 1 });
+}
+
+/** AWS /delete: "The content of the message is ignored", but for a clientToken to echo where one can be read. */
+function decodedOrEmpty(payload: Buffer, limits: ShadowLimits): unknown {
+  try {
+    return decodePayload(payload, limits);
+  } catch {
+    return {};
+  }
 }
 
 /**
@@ -120,7 +131,7 @@ export class ShadowMqtt {
     let clientToken: string | undefined;
     let answer: () => Promise<void>;
     try {
-      const body = decodePayload(payload, this.context.limits);
+      const body = request.operation === 'delete' ? decodedOrEmpty(payload, this.context.limits) : decodePayload(payload, this.context.limits);
       clientToken = clientTokenOf(body, this.context.limits);
       answer = await this.perform(request, body);
     } catch (error) {

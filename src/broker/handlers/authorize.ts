@@ -1,6 +1,6 @@
 import type { AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes';
 import { mayPublish, maySubscribe } from '../policy.js';
-import { isValidFilter, topicMatches } from '../topic.js';
+import { isDaemonOnlyTopic, isValidFilter, topicMatches } from '../topic.js';
 import type { Sessions } from '../sessions.js';
 import type { BrokerMetrics } from '../metrics.js';
 
@@ -11,8 +11,6 @@ import type { BrokerMetrics } from '../metrics.js';
  */
 export const DROPPED_TOPIC = '$outpost/dropped';
 
-/** Topic prefixes that only the daemon itself publishes to. */
-const RESERVED_PREFIXES = ['$SYS/', '$outpost/'];
 
 interface AuthorizeDeps {
   sessions: Sessions;
@@ -26,7 +24,7 @@ export function createAuthorizePublish({ sessions, metrics }: AuthorizeDeps) {
     metrics.messagesIn++;
     const session = sessions.get(client);
     const allowed = session !== undefined
-      && !RESERVED_PREFIXES.some((prefix) => packet.topic.startsWith(prefix))
+      && !isDaemonOnlyTopic(packet.topic)
       && mayPublish(session.policy, packet.topic);
     if (!allowed) {
       metrics.dropped.not_authorized++;
