@@ -177,7 +177,7 @@ export class PythonInstance {
       'Lambda-Runtime-Invoked-Function-Arn': message.context.invokedFunctionArn,
       'Lambda-Runtime-Trace-Id': `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${message.requestId.replaceAll('-', '').slice(0, 24)};Sampled=0`,
     };
-    if (message.context.clientContext !== undefined) headers['Lambda-Runtime-Client-Context'] = JSON.stringify(message.context.clientContext);
+    if (message.context.clientContext !== undefined) headers['Lambda-Runtime-Client-Context'] = asciiJson(message.context.clientContext);
     response.writeHead(200, headers).end(message.event);
   }
 
@@ -240,6 +240,15 @@ function errorPayload(body: Buffer, typeHeader: string | string[] | undefined): 
     // fall through
   }
   return { errorType: fallbackType, errorMessage: body.toString('utf8').slice(0, 1000) };
+}
+
+/**
+ * JSON a header can carry: Node refuses a header value with characters past Latin-1 or controls
+ * (ERR_INVALID_CHAR), and an MQTT topic in the client context (`sensors/温度`) may hold either.
+ * Escaped as \uXXXX, the JSON reads back the same.
+ */
+function asciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function answer(response: ServerResponse, status: number, errorType?: string, errorMessage?: string): void {
