@@ -240,6 +240,27 @@ describe('file share', () => {
     }
   });
 
+  it('keeps the last of bursts of S3 PUTs of the same keys, as object and as file', async () => {
+    // the copy of each version is placed while the next is committed and the previous ones' are recorded
+    const keys = Array.from({ length: 8 }, (_, i) => `bursts/key-${i}.txt`);
+    const last = new Map<string, string>();
+    await Promise.all(keys.map(async (key) => {
+      for (let version = 0; version < 60; version++) {
+        const body = `${key} version ${version}`;
+        await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
+        last.set(key, body);
+      }
+    }));
+    // past the settle time, when a file taken for a local program's would have been adopted
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 1000));
+    for (const key of keys) {
+      const object = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+      expect(await object.Body!.transformToString(), key).toBe(last.get(key));
+      expect(readFileSync(shareFile(key), 'utf8'), key).toBe(last.get(key));
+    }
+    expect(keys.flatMap((key) => eventsFor(key)).filter((event) => event.userIdentity.principalId !== `AWS:${credentials.accessKeyId}`)).toEqual([]);
+  });
+
   it('settles S3 writes and deletes racing local writes, renames and deletions of the same keys into objects that are their files', async () => {
     const seed = fuzzSeed();
     const random = prng(seed);

@@ -43,8 +43,11 @@ export interface ShareCopiesContext {
   renames: ShareRenames;
 }
 
-/** What became of one object's copy, recorded with the others of its batch in one commit. */
-type Outcome = { bucket: string; key: string; etag: string } & (
+/**
+ * What became of one object's copy, recorded with the others of its batch in one commit; `body`
+ * (its content's row, one per write) tells the version, where two writes may share an ETag.
+ */
+type Outcome = { bucket: string; key: string; body: number } & (
   /** Renamed into place at `target`. */
   | { kind: 'copied'; target: string; ino: number; mtimeMs: number }
   /** A local program wrote the path after the S3 write: its file stays, for the share to adopt. */
@@ -72,7 +75,7 @@ interface Prepared {
   key: string;
   events: number[];
   release: () => void;
-  etag?: string;
+  body?: number;
   size?: number;
   /** undefined: nothing to copy (deleted, replaced by a file, copied already) or the row could not be read. */
   job?: CopyJob;
@@ -118,7 +121,7 @@ export class ShareCopies {
 
   constructor(private readonly context: ShareCopiesContext) {
     const db = context.store.db;
-    const pendingRow = 'bucket = ? AND key = ? AND etag = ? AND inline = 1 AND blob IS NULL AND file_ino IS NULL';
+    const pendingRow = 'bucket = ? AND key = ? AND body = ? AND inline = 1 AND blob IS NULL AND file_ino IS NULL';
     this.statements = {
       toCopy: db.prepare('SELECT etag, last_modified, body FROM objects WHERE bucket = ? AND key = ? AND inline = 1 AND blob IS NULL AND file_ino IS NULL'),
       content: db.prepare('SELECT content FROM object_bodies WHERE id = ?'),
@@ -278,7 +281,7 @@ export class ShareCopies {
         const result = results[index];
         if (result?.kind !== 'copied') this.context.renames.notRenamed(prepared.job!.target);
         if (!result) return;
-        const object = { bucket: prepared.bucket, key: prepared.key, etag: prepared.etag! };
+        const object = { bucket: prepared.bucket, key: prepared.key, body: prepared.body! };
         if (result.kind === 'copied') {
           this.placed.set(`${prepared.bucket}/${prepared.key}`, { ino: result.ino, size: prepared.size!, mtimeMs: result.mtimeMs });
           prepared.outcome = { ...object, kind: 'copied', target: prepared.job!.target, ino: result.ino, mtimeMs: result.mtimeMs };
@@ -308,7 +311,7 @@ export class ShareCopies {
     if (!row) return;
     // the held content is copied: its memory goes to the thread, and the request's buffers may share it
     const content = held?.etag === row.etag ? new Uint8Array(held.data) : (this.statements.content.get(row.body) as { content: Buffer }).content;
-    prepared.etag = row.etag;
+    prepared.body = row.body;
     prepared.size = content.length;
     const placed = this.placed.get(`${bucket}/${key}`);
     prepared.job = {
@@ -363,11 +366,13 @@ export class ShareCopies {
         // a newer version waits for its own copy, which will be the one recorded (and replaces this one)
         if (recorded.has(id) || this.pending.has(id)) continue;
         recorded.add(id);
-        this.placed.delete(id);
-        const row = [outcome.bucket, outcome.key, outcome.etag];
-        if (outcome.kind === 'copied') this.statements.recordCopy.run(outcome.ino, outcome.mtimeMs, ...row);
-        else if (outcome.kind === 'local') this.statements.leaveLocalFile.run(...row);
-        else this.statements.keepAsBlob.run(randomBytes(16).toString('hex'), ...row);
+        const row = [outcome.bucket, outcome.key, outcome.body];
+        const { changes } = outcome.kind === 'copied' ? this.statements.recordCopy.run(outcome.ino, outcome.mtimeMs, ...row)
+          : outcome.kind === 'local' ? this.statements.leaveLocalFile.run(...row)
+            : this.statements.keepAsBlob.run(randomBytes(16).toString('hex'), ...row);
+        // A newer write's copy, pending, is still to replace the file placed: it stays the store's
+        // until then (else it looks like a local program's, written after that write, and is kept).
+        if (changes > 0 || this.statements.toCopy.get(outcome.bucket, outcome.key) === undefined) this.placed.delete(id);
       }
     });
     // copies go through again: the next failure is tried again soon
