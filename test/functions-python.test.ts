@@ -98,6 +98,35 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect((await invoke(daemon.socket, 'PyEcho', { after: true })).code).toBe(0);
   });
 
+  it('runs the next event on a fresh process when the warm one died while idle', async () => {
+    const first = await invoke(daemon.socket, 'PyCrash', {});
+    expect(first.code).toBe(0);
+    process.kill(first.result.payload.pid, 'SIGKILL');
+    await eventually(() => { try { process.kill(first.result.payload.pid, 0); return false; } catch { return true; } });
+    const started = Date.now();
+    const next = await invoke(daemon.socket, 'PyCrash', {});
+    expect(next.code, JSON.stringify(next.result)).toBe(0);
+    expect(next.result.payload.pid).not.toBe(first.result.payload.pid);
+    // not after the function's timeout: the dead process was not handed the event
+    expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  it('settles the events waiting for a numbered version\'s process when the function is removed', async () => {
+    const pkg = writePackage({
+      'template.yaml': template('PyLeaving', { Handler: 'app.handler', Runtime: 'python3.11', Timeout: 10 }),
+      'app.py': 'import time\ndef handler(event, context):\n  time.sleep(2)\n  return event\n',
+    });
+    cleanups.push(pkg.remove);
+    expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+    // one process, one event at a time: the rest wait in the version's pool
+    const sent = await Promise.all(Array.from({ length: 6 }, (_, i) => outpost(daemon.socket, ['invoke', 'PyLeaving:1', '--async', '--payload', JSON.stringify({ i })])));
+    expect(sent.map((run) => run.code)).toEqual([0, 0, 0, 0, 0, 0]);
+    const asyncEvents = async () => JSON.parse((await outpost(daemon.socket, ['--json', 'status'])).stdout).services.functions.asyncEvents;
+    await eventually(async () => (await asyncEvents()).running > 1);
+    expect(await outpost(daemon.socket, ['functions', 'rm', 'PyLeaving'])).toMatchObject({ code: 0 });
+    await eventually(async () => { const events = await asyncEvents(); return events.queued === 0 && events.running === 0; }, 10_000, 200);
+  });
+
   it('refuses a deploy whose Python handler does not load, naming the error', async () => {
     const cases: Array<[Record<string, string>, string, string]> = [
       [{ 'app.py': 'def other(e, c):\n  return 1\n' }, 'app.handler', "Runtime.HandlerNotFound: Handler 'handler' missing on module 'app'"],

@@ -152,8 +152,13 @@ export class FunctionPool {
     });
   }
 
-  /** Takes over the events a replaced pool had waiting. */
+  /** Takes over the events a replaced pool had waiting (passed on, or refused, if this one was replaced meanwhile too). */
   adopt(waiting: QueuedInvocation[]): void {
+    if (this.retired) {
+      if (this.successor) this.successor.adopt(waiting);
+      else refuse(waiting);
+      return;
+    }
     this.queue.push(...waiting);
     this.scheduleDispatch();
   }
@@ -209,8 +214,10 @@ export class FunctionPool {
     return this.active.size + this.starting;
   }
 
+  /** The warm instance used last; one that died while idle (a Python process killed) is dropped. */
   private takeIdle(): ExecutionEnvironment | undefined {
-    return this.idle.pop()?.instance;
+    for (let idle = this.idle.pop(); idle; idle = this.idle.pop()) if (idle.instance.alive) return idle.instance;
+    return undefined;
   }
 
   /** Dispatches once per tick: the events accepted meanwhile go out together. */
@@ -302,7 +309,7 @@ export class FunctionPool {
       // The environment ended before this one's turn: it waits for another.
       if (!this.retired) this.queue.unshift({ invocation, resolve, reject });
       else if (this.successor) this.successor.adopt([{ invocation, resolve, reject }]);
-      else reject(apiErrors.stopping());
+      else refuse([{ invocation, resolve, reject }]);
       this.afterRun();
       return;
     }
@@ -470,4 +477,9 @@ export class FunctionPool {
 function lastBytes(text: string, limit: number): Buffer {
   const bytes = Buffer.from(text, 'utf8');
   return bytes.length <= limit ? bytes : bytes.subarray(bytes.length - limit);
+}
+
+/** Events of a function that is going: refused as the service stopping (503). */
+export function refuse(waiting: QueuedInvocation[]): void {
+  for (const { reject } of waiting) reject(apiErrors.stopping());
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
-import { InitError, type InvokeOutcome, type WorkerOptions } from './node-worker.js';
+import { InitError, NOT_RUN, type InvokeOutcome, type WorkerOptions } from './node-worker.js';
 import { TAIL_BYTES, type InvokeMessage } from './protocol.js';
 
 /** The bundled bootstrap (copied next to this file into dist by `npm run build`). */
@@ -109,7 +109,9 @@ export class PythonInstance {
   }
 
   /** Runs one invocation (one at a time: `onStart` runs at once); the process is killed if it does not answer by its deadline. */
-  invoke(message: InvokeMessage, timeoutSeconds: number, onStart?: () => void): Promise<InvokeOutcome> {
+  invoke(message: InvokeMessage, timeoutSeconds: number, onStart?: () => void): Promise<InvokeOutcome | typeof NOT_RUN> {
+    // gone since it was handed the event: another instance runs it
+    if (!this.alive) return Promise.resolve(NOT_RUN);
     onStart?.();
     return new Promise((resolve) => {
       const deadline = Date.now() + message.timeoutMs;

@@ -3,9 +3,8 @@ import type { Logger } from 'pino';
 import { functionRoot } from '../bundle.js';
 import { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
-import { apiErrors } from '../errors.js';
 import { SpareThread } from './node-worker.js';
-import { FunctionPool, type Invocation, type InvokeResult, type PoolLimits, type PoolStats, type QueuedInvocation } from './pool.js';
+import { FunctionPool, refuse, type Invocation, type InvokeResult, type PoolLimits, type PoolStats } from './pool.js';
 import type { FunctionMetrics } from '../metrics.js';
 
 export interface RuntimeLimits extends PoolLimits {
@@ -98,7 +97,7 @@ export class FunctionRuntime {
     this.dropStaged(name);
     refuse(this.pools.get(name)?.retire() ?? []);
     this.pools.delete(name);
-    for (const pool of this.versionPools.get(name)?.values() ?? []) pool.retire();
+    for (const pool of this.versionPools.get(name)?.values() ?? []) refuse(pool.retire());
     this.versionPools.delete(name);
     this.outputs.get(name)?.finish();
     this.outputs.delete(name);
@@ -155,8 +154,4 @@ export class FunctionRuntime {
     }
     return output;
   }
-}
-
-function refuse(waiting: QueuedInvocation[]): void {
-  for (const { reject } of waiting) reject(apiErrors.stopping());
 }
