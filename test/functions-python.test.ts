@@ -127,6 +127,32 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     await eventually(async () => { const events = await asyncEvents(); return events.queued === 0 && events.running === 0; }, 10_000, 200);
   });
 
+  it('passes on a response that is not JSON (json.dumps writes NaN), once, to the caller and to the OnSuccess destination', async () => {
+    const out = join(daemon.dataDir, 'py-nan-runs.txt');
+    const pkg = writePackage({
+      'template.yaml': template('PyNaN', {
+        Handler: 'app.handler', Runtime: 'python3.11',
+        EventInvokeConfig: { DestinationConfig: { OnSuccess: { Type: 'MQTT', Destination: 'py/nan/records' } } },
+      }),
+      'app.py': `def handler(event, context):\n  open(${JSON.stringify(out)}, 'a').write('run\\n')\n  return float('nan')\n`,
+    });
+    cleanups.push(pkg.remove);
+    expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+    expect((await invoke(daemon.socket, 'PyNaN', {})).result).toMatchObject({ statusCode: 200, payload: 'NaN' });
+    const watcher = await connectClient(daemon.mqttUrl, { clientId: 'py-nan-watcher' });
+    try {
+      const record = new Promise<any>((resolve) => watcher.on('message', (_topic, payload) => resolve(JSON.parse(payload.toString()))));
+      await watcher.subscribeAsync('py/nan/records', { qos: 1 });
+      expect((await outpost(daemon.socket, ['invoke', 'PyNaN', '--async'])).code).toBe(0);
+      expect(await record).toMatchObject({ requestContext: { condition: 'Success', approximateInvokeCount: 1 }, responsePayload: 'NaN' });
+      // run once each: the record's failure was not taken for the event's
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      expect(readFileSync(out, 'utf8')).toBe('run\nrun\n');
+    } finally {
+      watcher.end(true);
+    }
+  });
+
   it('refuses a deploy whose Python handler does not load, naming the error', async () => {
     const cases: Array<[Record<string, string>, string, string]> = [
       [{ 'app.py': 'def other(e, c):\n  return 1\n' }, 'app.handler', "Runtime.HandlerNotFound: Handler 'handler' missing on module 'app'"],

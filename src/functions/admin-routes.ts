@@ -2,6 +2,7 @@ import { AdminError, type AdminRouter } from '../admin/router.js';
 import { apiErrors, FunctionApiError } from './errors.js';
 import type { FunctionService } from './function-service.js';
 import type { FunctionVersion } from './store.js';
+import { responseValue } from './json.js';
 
 /** `/v1/functions` on the admin API, for `outpost deploy`, `outpost functions` and `outpost invoke`. */
 export function registerFunctionAdminRoutes(router: AdminRouter, service: FunctionService): void {
@@ -79,7 +80,7 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
       requestId: result.requestId,
       ...(result.functionError ? { functionError: result.functionError } : {}),
       ...(result.logResult !== undefined ? { logResult: result.logResult } : {}),
-      payload: JSON.parse(result.payload) as unknown,
+      payload: responseValue(result.payload),
     };
   }));
 }

@@ -13,6 +13,7 @@ import type { FunctionRuntime, Target } from './runtime/runtime.js';
 import type { FunctionVersion } from './store.js';
 import { functionArn } from './arn.js';
 import type { Destination } from './template.js';
+import { responseValue } from './json.js';
 
 export interface AsyncQueueConfig {
   maxInstances: number;
@@ -382,7 +383,7 @@ export class AsyncQueue {
       ...(result
         ? {
           responseContext: { statusCode: 200, executedVersion: result.executedVersion, ...(result.functionError ? { functionError: result.functionError } : {}) },
-          responsePayload: JSON.parse(result.payload) as unknown,
+          responsePayload: responseValue(result.payload),
         }
         : { responsePayload: error }),
     });
