@@ -434,8 +434,9 @@ export class FileShare {
   }
 
   private async adoptFile(bucket: string, key: string, path: string, file: Stats): Promise<void> {
-    // being imported: a change after the import's look has an event of its own, looked at later
-    if (this.adoptions.has(path)) return;
+    // being imported: looked at again once settled, in case it changed after the import's look (its
+    // event's look may have come, and been passed over here, while the import's commit was slow)
+    if (this.adoptions.has(path)) return this.markDirty(path, bucket, key, Date.now() + this.config.settleMs);
     const owner = this.objects.shareFileOwner(bucket, key, file);
     if (owner === 'store') return;
     if (owner === 'copy pending') return this.markDirty(path, bucket, key, Date.now() + this.config.settleMs);
