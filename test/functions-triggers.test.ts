@@ -54,6 +54,50 @@ describe('functions: MQTT triggers are durable', () => {
     }, 60_000);
     expect(missing).toEqual([]);
   });
+
+  it('runs every event whose PUBACK the device got while the function is deployed again and again', { timeout: 60_000 }, async () => {
+    const running = daemon ?? (daemon = await TestDaemon.start({ config: CONFIG }));
+    expect(await outpost(running.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+    // the same trigger, another handler file each time: a new version
+    const again = (round: number) => writePackage({
+      'template.yaml': template('OnReading', {
+        Handler: 'index.handler',
+        Environment: { Variables: { OUT_FILE: join(out.dir, 'seen.txt') } },
+        Events: { Reading: { Type: 'MQTT', Properties: { Topic: 'readings/+' } } },
+      }),
+      'index.js': `// round ${round}\nconst fs = require("node:fs");\nexports.handler = async (event) => { fs.appendFileSync(process.env.OUT_FILE, event.seq + "\\n"); };\n`,
+    });
+    const client = await connectClient(running.mqttUrl, { clientId: 'redeploy-pub' });
+    const acked: number[] = [];
+    let publishing = true;
+    const publisher = (async () => {
+      for (let seq = 1_000_000; publishing && seq < 1_010_000; seq++) {
+        await client.publishAsync(`readings/${seq}`, JSON.stringify({ seq }), { qos: 1 });
+        acked.push(seq);
+      }
+    })();
+    try {
+      for (let round = 0; round < 4; round++) {
+        const pkgAgain = again(round);
+        try {
+          expect(await outpost(running.socket, ['deploy', pkgAgain.dir])).toMatchObject({ code: 0 });
+        } finally {
+          pkgAgain.remove();
+        }
+      }
+    } finally {
+      publishing = false;
+      await publisher;
+      client.end(true);
+    }
+    expect(acked.length).toBeGreaterThan(100);
+    const missing = await eventually(() => {
+      const got = seen();
+      const lost = acked.filter((seq) => !got.has(seq));
+      return lost.length === 0 ? lost : undefined;
+    }, 30_000).catch(() => acked.filter((seq) => !seen().has(seq)));
+    expect(missing).toEqual([]);
+  });
 });
 
 describe('functions: Outputs of MQTT triggers', () => {

@@ -95,14 +95,15 @@ export class FunctionService implements Service, FunctionInvoker {
   }
 
   async start(): Promise<void> {
+    // Events queued before a stop or crash, those in flight included, run again; recovered before
+    // any is taken, so none is loaded twice, and taken before the triggers subscribe.
+    const recovered = this.queue.recover();
+    if (recovered > 0) this.log.info({ events: recovered }, 'asynchronous events recovered');
+    this.running = true;
     for (const version of this.latest.values()) {
       await this.triggers.set(version.name, version.spec.topics);
       await this.schedules.set(version.name, version.spec.schedules ?? []);
     }
-    this.running = true;
-    // Events queued before a stop or crash, those in flight included, run again.
-    const recovered = this.queue.recover();
-    if (recovered > 0) this.log.info({ events: recovered }, 'asynchronous events recovered');
   }
 
   async stop(): Promise<void> {
@@ -351,7 +352,8 @@ export class FunctionService implements Service, FunctionInvoker {
     try {
       await this.invoke(name, invocation, 'Event', 'mqtt');
     } catch (error) {
-      if (!(error instanceof FunctionApiError)) throw error;
+      // stopping (503): refused, so the device gets no PUBACK and sends it again to the next start
+      if (!(error instanceof FunctionApiError) || error.status === 503) throw error;
       this.droppedEvents++;
       this.log.warn({ function: name, topic: message.topic, reason: error.message }, 'MQTT event dropped');
     }

@@ -6,22 +6,31 @@ import type { BusMessage, LocalBus } from '../bus.js';
  * device's PUBACK waits for `onMessage`'s promise, which resolves once the event is committed.
  */
 export class MqttTriggers {
-  private readonly subscriptions = new Map<string, Array<() => Promise<void>>>();
+  /** Per function, the unsubscribe of each topic filter it is subscribed to. */
+  private readonly subscriptions = new Map<string, Map<string, () => Promise<void>>>();
 
   constructor(private readonly bus: LocalBus, private readonly onMessage: (name: string, message: BusMessage) => Promise<void>) {}
 
-  /** Replaces the function's subscriptions with `topics`. */
+  /**
+   * Makes the function's subscriptions `topics`: the new ones first, then the ones gone go. A topic
+   * kept keeps its subscription, so a redeploy has no moment without one (a message then would be
+   * acknowledged and reach no function).
+   */
   async set(name: string, topics: string[]): Promise<void> {
-    await this.remove(name);
-    const unsubscribers: Array<() => Promise<void>> = [];
-    this.subscriptions.set(name, unsubscribers);
-    for (const topic of topics) unsubscribers.push(await this.bus.subscribe(topic, (message) => this.onMessage(name, message), { durable: true }));
+    const current = this.subscriptions.get(name) ?? new Map<string, () => Promise<void>>();
+    this.subscriptions.set(name, current);
+    for (const topic of new Set(topics)) {
+      if (!current.has(topic)) current.set(topic, await this.bus.subscribe(topic, (message) => this.onMessage(name, message), { durable: true }));
+    }
+    const gone = [...current].filter(([topic]) => !topics.includes(topic));
+    for (const [topic] of gone) current.delete(topic);
+    await Promise.all(gone.map(([, unsubscribe]) => unsubscribe().catch(() => undefined)));
   }
 
   async remove(name: string): Promise<void> {
-    const unsubscribers = this.subscriptions.get(name) ?? [];
+    const current = this.subscriptions.get(name);
     this.subscriptions.delete(name);
-    await Promise.all(unsubscribers.map((unsubscribe) => unsubscribe().catch(() => undefined)));
+    await Promise.all([...current?.values() ?? []].map((unsubscribe) => unsubscribe().catch(() => undefined)));
   }
 
   async stop(): Promise<void> {
