@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
@@ -151,6 +151,25 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     } finally {
       watcher.end(true);
     }
+  });
+
+  it('keeps running a function whose log cannot be written, its output dropped, and writes it again once it can', async () => {
+    // a directory where the log file should be: every write of the log fails
+    const logFile = join(daemon.dataDir, 'functions', 'PyChatty', 'logs', 'function.log');
+    mkdirSync(logFile, { recursive: true });
+    const pkg = writePackage({
+      'template.yaml': template('PyChatty', { Handler: 'app.handler', Runtime: 'python3.11', Timeout: 5 }),
+      // more than a pipe holds (64 KiB): a process whose output nobody reads stops
+      'app.py': "def handler(event, context):\n  print('x' * 200_000)\n  return event['n']\n",
+    });
+    cleanups.push(pkg.remove);
+    expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+    for (let n = 0; n < 3; n++) expect((await invoke(daemon.socket, 'PyChatty', { n })).result).toMatchObject({ payload: n });
+    expect(daemon.logs.filter((entry) => entry.function === 'PyChatty' && /cannot write the function log/.test(entry.msg))).toHaveLength(1);
+    // once it can be written again (space freed), it is
+    rmSync(logFile, { recursive: true });
+    expect((await invoke(daemon.socket, 'PyChatty', { n: 3 })).result).toMatchObject({ payload: 3 });
+    await eventually(() => existsSync(logFile) && /REPORT RequestId/.test(readFileSync(logFile, 'utf8')));
   });
 
   it('refuses a deploy whose Python handler does not load, naming the error', async () => {

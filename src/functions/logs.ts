@@ -17,7 +17,9 @@ const MAX_BATCH_BYTES = 64 * 1024;
  * A function's log file: its console output and the START/END/REPORT lines, appended; at
  * `maxBytes` the file becomes `<file>.1` (replacing the previous one) and a new one starts,
  * so a chatty function uses at most twice `maxBytes` of disk. What arrives within BATCH_MS
- * is written together.
+ * is written together. What cannot be written (a full disk) is dropped, the failure told to
+ * `onFailure` once until a write succeeds again: the stream stays open, since the function's
+ * output is piped into it and would otherwise stop the function once its pipe is full.
  */
 export class RotatingLog extends Writable {
   private fd: number | undefined;
@@ -26,8 +28,10 @@ export class RotatingLog extends Writable {
   private lines = '';
   /** Set while a batch is being collected (the stream is corked until it fires). */
   private batchTimer: NodeJS.Timeout | undefined;
+  /** Since the last write failed, until one succeeds. */
+  private failing = false;
 
-  constructor(private readonly file: string, private readonly maxBytes: number) {
+  constructor(private readonly file: string, private readonly maxBytes: number, private readonly onFailure: (error: Error) => void) {
     super({ decodeStrings: true });
     mkdirSync(dirname(file), { recursive: true, mode: 0o750 });
   }
@@ -81,15 +85,28 @@ export class RotatingLog extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    const done = (error?: Error | null) => (error ? this.dropped(error, callback) : this.written(callback));
     this.ensureOpen((openError) => {
-      if (openError) return callback(openError);
+      if (openError) return done(openError);
       write(this.fd!, chunk, (writeError) => {
-        if (writeError) return callback(writeError);
+        if (writeError) return done(writeError);
         this.size += chunk.length;
-        if (this.size >= this.maxBytes) this.rotate(callback);
-        else callback();
+        if (this.size >= this.maxBytes) this.rotate(done);
+        else done();
       });
     });
+  }
+
+  private written(callback: () => void): void {
+    this.failing = false;
+    callback();
+  }
+
+  /** The chunk is lost; the file is opened again for the next one (it may have been removed meanwhile). */
+  private dropped(error: Error, callback: () => void): void {
+    if (!this.failing) this.onFailure(error);
+    this.failing = true;
+    this.closeFile(() => callback());
   }
 
   /** A batch, and what arrived while a write was in flight, goes out as one write. */

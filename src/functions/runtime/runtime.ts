@@ -148,8 +148,9 @@ export class FunctionRuntime {
   private output(name: string): RotatingLog {
     let output = this.outputs.get(name);
     if (!output) {
-      output = new RotatingLog(join(functionRoot(this.dataDir, name), 'logs', 'function.log'), this.limits.logFileBytes);
-      output.on('error', (error) => this.log.warn({ err: error, function: name }, 'cannot write the function log'));
+      const failed = (error: Error) => this.log.warn({ err: error, function: name }, 'cannot write the function log; its output is dropped until it can');
+      output = new RotatingLog(join(functionRoot(this.dataDir, name), 'logs', 'function.log'), this.limits.logFileBytes, failed);
+      output.on('error', failed);
       this.outputs.set(name, output);
     }
     return output;
