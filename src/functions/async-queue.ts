@@ -143,13 +143,17 @@ export class AsyncQueue {
       this.pump(version.name);
       throw apiErrors.notFound(version.name);
     }
-    if (this.deps.latest(version.name)) {
-      const event: QueuedEvent = {
+    const latest = this.deps.latest(version.name);
+    if (latest) {
+      // The payload is kept only for an event that runs at once; one that waits is read back from
+      // SQLite when its turn comes, so a full queue (queueLength events of up to 1 MiB each) costs ids only.
+      const runsNow = lane.waiting.length === 0 && lane.running < this.inFlightLimit(latest);
+      const event: QueuedEvent | undefined = runsNow ? {
         id, name: version.name, event: invocation.event, source, enqueuedAt: now, attempts: 0, nextAttemptAt: now, hops: invocation.hops ?? 0,
         ...(invocation.clientContext !== undefined ? { clientContext: invocation.clientContext } : {}),
         ...(invocation.qualifier !== undefined ? { qualifier: invocation.qualifier } : {}),
-      };
-      lane.waiting.insert({ id, due: Date.now(), enqueuedAt: now, event });
+      } : undefined;
+      lane.waiting.insert({ id, due: Date.now(), enqueuedAt: now, ...(event ? { event } : {}) });
     }
     // also for a function removed since the write: its lane goes
     this.pump(version.name);
@@ -259,10 +263,8 @@ export class AsyncQueue {
       if (lane.running === 0 && lane.accepting === 0) this.lanes.delete(name);
       return;
     }
-    const instances = version.spec.reservedConcurrency ?? this.deps.config.maxInstances;
-    if (instances === 0) return this.ageOutThrottled(name, lane, version);
-    // Each instance is handed a batch of events at once (runtime/pool.ts); a Python one takes them one by one from its pool's queue.
-    const limit = instances * NODE_EVENTS_IN_FLIGHT;
+    if ((version.spec.reservedConcurrency ?? this.deps.config.maxInstances) === 0) return this.ageOutThrottled(name, lane, version);
+    const limit = this.inFlightLimit(version);
     const now = Date.now();
     while (lane.running < limit && lane.waiting.length > 0 && lane.waiting.first()!.due <= now) {
       const { id, event } = lane.waiting.shift()!;
@@ -286,6 +288,11 @@ export class AsyncQueue {
         this.pump(name);
       }, next.due - now).unref();
     }
+  }
+
+  /** Events of the function run at once: each instance is handed a batch (runtime/pool.ts); a Python one takes them one by one from its pool's queue. */
+  private inFlightLimit(version: FunctionVersion): number {
+    return (version.spec.reservedConcurrency ?? this.deps.config.maxInstances) * NODE_EVENTS_IN_FLIGHT;
   }
 
   /**
