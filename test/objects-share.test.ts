@@ -220,6 +220,21 @@ describe('file share', () => {
     expect(eventsFor('watched/new/nested/reading.json').map((event) => event.eventName)).toEqual(['ObjectCreated:Put', 'ObjectRemoved:Delete']);
   });
 
+  it('watches a directory deleted and made again at once (its inode number may be reused)', async () => {
+    for (let round = 0; round < 3; round++) {
+      const dir = `remade-${round}`;
+      mkdirSync(shareFile(dir));
+      writeFileSync(shareFile(`${dir}/before.txt`), 'before');
+      await eventually(async () => !('missing' in await head(`${dir}/before.txt`)));
+      rmSync(shareFile(dir), { recursive: true });
+      mkdirSync(shareFile(dir));
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 300));
+      writeFileSync(shareFile(`${dir}/after.txt`), 'after');
+      await eventually(async () => !('missing' in await head(`${dir}/after.txt`)) && 'missing' in await head(`${dir}/before.txt`), 5_000)
+        .catch(() => { throw new Error(`round ${round}: the file written into the new directory was not adopted, or the old one not forgotten`); });
+    }
+  });
+
   it('removes the objects of a directory a local program deletes whole', async () => {
     mkdirSync(shareFile('old-run/day-1'), { recursive: true });
     writeFileSync(shareFile('old-run/day-1/a.csv'), 'a');

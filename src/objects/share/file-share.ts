@@ -59,6 +59,11 @@ interface DirtyPath {
   key: string;
   /** When to look at it: once a file changed at the time of the event has settled. */
   due: number;
+  /**
+   * It was created, deleted or moved (a 'rename' event): a directory found there is another one,
+   * whose watch is made anew, even with the old one's inode number (freed by a deletion and reused).
+   */
+  replaced: boolean;
 }
 
 /**
@@ -341,7 +346,7 @@ export class FileShare {
     const path = join(dir, name);
     // the store's own copy of an S3 write renamed into place (IN_MOVED_TO): nothing to adopt
     if (eventType === 'rename' && this.isStoreRename(path)) return;
-    this.markDirty(path, place.bucket, `${place.prefix}${name}`, Date.now() + this.config.settleMs);
+    this.markDirty(path, place.bucket, `${place.prefix}${name}`, Date.now() + this.config.settleMs, eventType === 'rename');
   }
 
   /** The store is about to rename a share copy onto `path`: its event is to be expected, where a watch will see it. */
@@ -381,8 +386,12 @@ export class FileShare {
   }
 
   /** A path to look at when `due`; one already waiting keeps its turn (it is looked at again if it has not settled then). */
-  private markDirty(path: string, bucket: string, key: string, due: number): void {
-    if (this.dirty.has(path)) return;
+  private markDirty(path: string, bucket: string, key: string, due: number, replaced = false): void {
+    const waiting = this.dirty.get(path);
+    if (waiting) {
+      waiting.replaced ||= replaced;
+      return;
+    }
     if (this.dirty.size >= MAX_DIRTY_PATHS) {
       this.logOnce('dirty', { maxDirtyPaths: MAX_DIRTY_PATHS }, 'file share: too many changed paths waiting; the whole share is scanned instead');
       this.dirty.clear();
@@ -391,24 +400,24 @@ export class FileShare {
       this.wake(this.fullScanAt);
       return;
     }
-    this.dirty.set(path, { bucket, key, due });
+    this.dirty.set(path, { bucket, key, due, replaced });
     this.wake(due);
   }
 
   private async lookAtDuePaths(): Promise<void> {
     let looked = 0;
-    for (const [path, { bucket, key, due }] of this.dirty) {
+    for (const [path, { bucket, key, due, replaced }] of this.dirty) {
       if (this.stopped || due > Date.now()) return;
       this.dirty.delete(path);
       const found = lstatOfChangedPath(path);
-      if (found !== null) await this.lookAt(path, bucket, key, found);
+      if (found !== null) await this.lookAt(path, bucket, key, found, replaced);
       // most looks end without I/O (the store's own files): let requests run between batches of them
       if (++looked % LOOKS_PER_TURN === 0) await setImmediate();
     }
   }
 
   /** A file is adopted once settled; a new directory is watched and walked; a missing path's objects are forgotten. */
-  private async lookAt(path: string, bucket: string, key: string, found: Stats | undefined): Promise<void> {
+  private async lookAt(path: string, bucket: string, key: string, found: Stats | undefined, replaced = false): Promise<void> {
     if (!found) {
       if (this.watched.has(path) || this.unwatchedTrees.has(path)) {
         this.unwatchTree(path);
@@ -416,6 +425,7 @@ export class FileShare {
       }
       await this.forget(bucket, key);
     } else if (found.isDirectory()) {
+      if (replaced) this.unwatchTree(path);
       if (this.watched.get(path)?.ino !== found.ino) await this.scanTree(bucket, path, `${key}/`, -Infinity, true, Date.now());
     } else if (found.isFile()) {
       await this.adoptFile(bucket, key, path, found);
