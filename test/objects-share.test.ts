@@ -235,6 +235,21 @@ describe('file share', () => {
     }
   });
 
+  it('follows a file replaced by a directory of the same name, and a directory by a file', async () => {
+    mkdirSync(shareFile('typed'), { recursive: true });
+    writeFileSync(shareFile('typed/p'), 'a file first');
+    mkdirSync(shareFile('typed/d'));
+    writeFileSync(shareFile('typed/d/x.txt'), 'in a directory first');
+    await eventually(async () => !('missing' in await head('typed/p')) && !('missing' in await head('typed/d/x.txt')));
+    rmSync(shareFile('typed/p'));
+    mkdirSync(shareFile('typed/p'));
+    writeFileSync(shareFile('typed/p/inner.txt'), 'now a directory');
+    rmSync(shareFile('typed/d'), { recursive: true });
+    writeFileSync(shareFile('typed/d'), 'now a file');
+    await eventually(async () => 'missing' in await head('typed/p') && !('missing' in await head('typed/p/inner.txt'))
+      && 'missing' in await head('typed/d/x.txt') && (await head('typed/d') as { ETag?: string }).ETag === `"${md5('now a file')}"`);
+  });
+
   it('removes the objects of a directory a local program deletes whole', async () => {
     mkdirSync(shareFile('old-run/day-1'), { recursive: true });
     writeFileSync(shareFile('old-run/day-1/a.csv'), 'a');

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { close, closeSync, constants, fdatasync, fstat, fstatSync, open as openFd, openSync, read, readSync, write, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
-import { mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import type { Logger } from 'pino';
@@ -773,8 +773,9 @@ export class ObjectStore {
       const previous = this.object(bucket, key);
       if (!previous || previous.blob) return 'kept';
       if (copyPending(previous)) return 'copy pending';
-      const stillThere = await stat(this.contentPath(previous)).catch(() => undefined);
-      if (stillThere) return 'kept';
+      // a directory (or a link) of the same name is not the object's file
+      const stillThere = await lstat(this.contentPath(previous)).catch(() => undefined);
+      if (stillThere?.isFile()) return 'kept';
       await this.commitWithIntents([], (_, record) => {
         this.statements.deleteObject.run(bucket, key);
         record(bucket, 'ObjectRemoved:Delete', { key }, origin);

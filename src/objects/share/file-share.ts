@@ -229,11 +229,15 @@ export class FileShare {
    * is the top of a tree for the periodic scan.
    */
   private async scanTree(bucket: string, dir: string, prefix: string, since: number, parentWatched: boolean, started: number): Promise<void> {
-    let directory: Stats;
+    let directory: Stats | undefined;
     try {
       directory = await stat(dir);
     } catch {
-      if (prefix) await this.forgetTree(bucket, prefix); // the directory went away meanwhile
+      // the directory went away meanwhile
+    }
+    if (!directory?.isDirectory()) {
+      // gone, or a file now in its place
+      if (prefix) await this.forgetTree(bucket, prefix);
       return;
     }
     // watched before its entries are read: a file created meanwhile has its event
@@ -246,10 +250,10 @@ export class FileShare {
       return;
     }
     const changed = Math.max(directory.mtimeMs, directory.ctimeMs) >= since;
-    let names: Set<string> | undefined = changed ? new Set() : undefined;
+    let names: Map<string, boolean> | undefined = changed ? new Map() : undefined;
     for await (const entry of entries) {
       if (this.stopped) break;
-      if (names) names.add(entry.name);
+      if (names) names.set(entry.name, entry.isDirectory());
       if (names && names.size > MAX_COMPARED_NAMES) names = undefined;
       if (skipped(entry)) continue;
       const key = `${prefix}${entry.name}`;
@@ -266,19 +270,24 @@ export class FileShare {
 
   /**
    * Forgets the objects of a directory (and of its subdirectories) that are no longer in it: the
-   * index's entries for the directory's prefix against `names`, its entries as read; without them
-   * (a directory too large to hold its names) each indexed entry is lstat-ed.
+   * index's entries for the directory's prefix against `names`, its entries as read (name → is a
+   * directory); without them (a directory too large to hold its names) each indexed entry is
+   * lstat-ed. A key's file is missing where a directory took its name, and a prefix's directory where a file did.
    */
-  private async forgetMissing(bucket: string, dir: string, prefix: string, names: Set<string> | undefined): Promise<void> {
-    const missing = async (name: string) => (names ? !names.has(name) : !(await lstat(join(dir, name)).catch(() => undefined)));
+  private async forgetMissing(bucket: string, dir: string, prefix: string, names: Map<string, boolean> | undefined): Promise<void> {
+    const missing = async (name: string, directory: boolean) => {
+      if (names) return names.get(name) !== directory;
+      const found = await lstat(join(dir, name)).catch(() => undefined);
+      return !found || found.isDirectory() !== directory;
+    };
     for (const page of this.indexPages(bucket, prefix, '/')) {
       for (const object of page.objects) {
         if (this.stopped) return;
-        if (!object.blob && await missing(object.key.slice(prefix.length))) await this.forget(bucket, object.key);
+        if (!object.blob && await missing(object.key.slice(prefix.length), false)) await this.forget(bucket, object.key);
       }
       for (const commonPrefix of page.commonPrefixes) {
         if (this.stopped) return;
-        if (await missing(commonPrefix.slice(prefix.length, -1))) await this.forgetTree(bucket, commonPrefix);
+        if (await missing(commonPrefix.slice(prefix.length, -1), true)) await this.forgetTree(bucket, commonPrefix);
       }
     }
   }
@@ -425,9 +434,16 @@ export class FileShare {
       }
       await this.forget(bucket, key);
     } else if (found.isDirectory()) {
+      // the object of a file this directory took the place of
+      await this.forget(bucket, key);
       if (replaced) this.unwatchTree(path);
       if (this.watched.get(path)?.ino !== found.ino) await this.scanTree(bucket, path, `${key}/`, -Infinity, true, Date.now());
     } else if (found.isFile()) {
+      // the objects of a directory this file took the place of
+      if (this.watched.has(path) || this.unwatchedTrees.has(path)) {
+        this.unwatchTree(path);
+        await this.forgetTree(bucket, `${key}/`);
+      }
       await this.adoptFile(bucket, key, path, found);
     }
   }
