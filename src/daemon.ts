@@ -45,7 +45,11 @@ export class Daemon {
   constructor(private readonly loaded: LoadedConfig, private readonly log: Logger) {
     const { config, dataDir } = loaded;
     mkdirSync(dataDir, { recursive: true, mode: 0o750 });
-    this.store = new Store({ file: join(dataDir, 'outpost.db'), ...config.store });
+    this.store = new Store({ file: join(dataDir, 'outpost.db'), ...config.store, onSyncFailure: (error) => {
+      // EX_IOERR: systemd starts the daemon again, and SQLite recovers what is on disk
+      log.fatal({ err: error }, 'the database log could not be synced to disk: what was written since may not be there; exiting');
+      process.exit(74);
+    } });
     this.metrics = createMetricsRegistry(() => this.store.sizeBytes(), dataDir);
     this.notifier = new SystemdNotifier(log);
     this.http = new HttpServer(config.http.host, config.http.port, log.child({ service: 'http' }));

@@ -48,6 +48,26 @@ describe('group commit', () => {
     await store.close();
   });
 
+  it('refuses every write once a sync of the log failed, and says so once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-store-'));
+    dirs.push(dir);
+    const store = openStore(dir);
+    const failures: Error[] = [];
+    let failNext = false;
+    // the log's fsync, failing when told to (an I/O error of the disk)
+    const commit = new GroupCommit(store.db, (done) => setImmediate(() => done(failNext ? Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }) : null)), (error) => failures.push(error));
+    const insert = store.db.prepare('INSERT INTO items (value) VALUES (?)');
+    await commit.run(() => insert.run('before'));
+    failNext = true;
+    const during = await Promise.allSettled([commit.run(() => insert.run('a')), commit.run(() => insert.run('b'))]);
+    expect(during.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected']);
+    failNext = false;
+    await expect(commit.run(() => insert.run('after'))).rejects.toThrow('EIO');
+    expect(failures.map((error) => error.message)).toEqual(['EIO: i/o error, fdatasync']);
+    expect(store.db.prepare('SELECT value FROM items WHERE value = ?').get('after')).toBeUndefined();
+    await store.close();
+  });
+
   it('applies migrations once and refuses a newer schema', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'outpost-store-'));
     const first = openStore(dir);

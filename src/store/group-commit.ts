@@ -41,6 +41,12 @@ export type SyncLog = (done: (error: Error | null) => void) => void;
  * inside a savepoint): if it throws, only its own changes are rolled back and
  * only its own promise rejects. A failure that ends the whole transaction (SQLite
  * rolls back by itself on a full disk or an I/O error) rejects the whole batch.
+ *
+ * A failed fsync is final: Linux may have dropped the log's unwritten pages and reports the
+ * error once, so a later fsync that succeeds says nothing of them, and SQLite's recovery stops at
+ * the first missing frame, losing what was committed after it too. Every write waiting, and every
+ * one after, is refused, and `onSyncFailure` is told (the daemon exits, so that a restart recovers
+ * from what is on disk).
  */
 export class GroupCommit {
   private pending: PendingWrite[] = [];
@@ -55,9 +61,11 @@ export class GroupCommit {
   /** Committed transactions whose promises wait for the next fsync. */
   private unsynced: Array<(error: Error | null) => void> = [];
   private syncing = false;
+  /** The failed sync of the log, after which nothing is committed. */
+  private syncFailure: Error | undefined;
   readonly stats: CommitStats = { transactions: 0, writes: 0, failedWrites: 0, failedCommits: 0 };
 
-  constructor(private readonly db: Database.Database, private readonly syncLog?: SyncLog) {
+  constructor(private readonly db: Database.Database, private readonly syncLog?: SyncLog, private readonly onSyncFailure?: (error: Error) => void) {
     this.begin = db.prepare('BEGIN IMMEDIATE');
     this.commitStatement = db.prepare('COMMIT');
     this.rollback = db.prepare('ROLLBACK');
@@ -68,6 +76,7 @@ export class GroupCommit {
 
   /** Queues `write` for this tick's transaction; resolves with its result once committed. */
   run<T>(write: () => T, options?: WriteOptions): Promise<T> {
+    if (this.syncFailure) return Promise.reject(this.syncFailure);
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ write, resolve, reject, singleStatement: options?.singleStatement === true });
       this.scheduleFlush();
@@ -119,6 +128,7 @@ export class GroupCommit {
     this.syncing = true;
     this.syncLog!((error) => {
       this.syncing = false;
+      if (error) this.failSync(error);
       for (const settle of settles) settle(error);
       if (this.pending.length > 0) this.scheduleFlush();
       this.syncCommitted();
@@ -126,7 +136,24 @@ export class GroupCommit {
     });
   }
 
+  /** Refuses what waits and what comes (see the class comment), once. */
+  private failSync(error: Error): void {
+    if (this.syncFailure) return;
+    this.syncFailure = error;
+    const pending = this.pending;
+    const unsynced = this.unsynced;
+    this.pending = [];
+    this.unsynced = [];
+    for (const write of pending) write.reject(error);
+    for (const settle of unsynced) settle(error);
+    this.onSyncFailure?.(error);
+  }
+
   private commitBatch(batch: PendingWrite[]): void {
+    if (this.syncFailure) {
+      this.failAll(batch, this.syncFailure);
+      return;
+    }
     const outcomes: Array<{ ok: boolean; value: unknown }> = new Array(batch.length);
     const isolate = batch.length > 1;
     try {

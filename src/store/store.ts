@@ -8,6 +8,8 @@ export interface StoreOptions {
   file: string;
   synchronous: 'full' | 'normal';
   cacheSizeKb: number;
+  /** The log could not be synced to disk: nothing more is committed (GroupCommit), and the process should end. */
+  onSyncFailure?: (error: Error) => void;
 }
 
 /**
@@ -50,7 +52,7 @@ export class Store {
     this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
       service TEXT NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL,
       PRIMARY KEY (service, version))`);
-    this.commit = new GroupCommit(this.db, options.synchronous === 'full' ? this.walSync() : undefined);
+    this.commit = new GroupCommit(this.db, options.synchronous === 'full' ? this.walSync() : undefined, options.onSyncFailure);
   }
 
   /** fdatasync of the write-ahead log, which SQLite keeps (same inode) while the connection is open. */
