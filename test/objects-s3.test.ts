@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand,
@@ -112,6 +113,20 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'missing' })))).toMatchObject({ status: 404 });
     expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'no-bucket', Key: 'x' })))).toMatchObject({ code: 'NoSuchBucket', status: 404 });
   });
+
+  it('gives a large body that pauses longer than the hashing thread\'s idle time the MD5 of all of it', async () => {
+    const halves = [randomBytes(1024 * 1024), randomBytes(1024 * 1024)];
+    // past the hashing thread's 10 s idle time between the halves (the server waits up to 120 s for data)
+    const body = Readable.from((async function* () {
+      yield halves[0];
+      await new Promise((resolve) => setTimeout(resolve, 11_000));
+      yield halves[1];
+    })());
+    const put = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'slow/paused.bin', Body: body, ContentLength: 2 * 1024 * 1024 }));
+    const md5 = createHash('md5').update(halves[0]).update(halves[1]).digest('hex');
+    expect(put.ETag).toBe(`"${md5}"`);
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'slow/paused.bin' }))).ETag).toBe(`"${md5}"`);
+  }, 30_000);
 
   it('serves byte ranges and refuses unsatisfiable ones with InvalidRange', async () => {
     await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'digits.txt', Body: '0123456789' }));

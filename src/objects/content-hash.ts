@@ -15,21 +15,49 @@ export interface BodyHash {
  * idle: ~3 MB while it runs. Bodies hashed at the same time take turns in it, each in order.
  */
 export class ContentHashThread {
+  /**
+   * Bodies from `body()` to their digest or discard. Their running hashes live in the thread, so it
+   * is not ended while one is open, however slowly its body comes (a sender pausing for more than the
+   * thread's idle time would otherwise get the MD5 of what came after the pause only).
+   */
+  private open = 0;
   private readonly thread = new RequestThread<ContentHashRequest, ContentHashReply>(new URL('./content-hash-worker.js', import.meta.url),
-    { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 });
+    { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 }, undefined, () => this.open > 0);
   private nextBody = 1;
 
   body(): BodyHash {
     const body = this.nextBody++;
+    this.open++;
+    let closed = false;
+    const close = () => {
+      if (!closed) this.open--;
+      closed = true;
+    };
+    let generation: number | undefined;
+    // one thread holds the body's running hash: if it died, one started since has not seen the body's start
+    const ask = (request: ContentHashRequest) => {
+      const answered = this.thread.request(request);
+      generation ??= this.thread.generation;
+      if (generation === this.thread.generation) return answered;
+      answered.catch(() => undefined);
+      return Promise.reject(new Error('the content hash thread ended during the body; its MD5 cannot be known'));
+    };
     return {
       update: async (chunk) => {
-        await this.thread.request({ kind: 'update', body, memory: chunk.buffer as SharedArrayBuffer, offset: chunk.byteOffset, bytes: chunk.byteLength });
+        await ask({ kind: 'update', body, memory: chunk.buffer as SharedArrayBuffer, offset: chunk.byteOffset, bytes: chunk.byteLength });
       },
       digest: async () => {
-        const { md5 } = await this.thread.request({ kind: 'digest', body });
-        return Buffer.from(md5!.buffer, md5!.byteOffset, md5!.byteLength);
+        try {
+          const { md5 } = await ask({ kind: 'digest', body });
+          return Buffer.from(md5!.buffer, md5!.byteOffset, md5!.byteLength);
+        } finally {
+          close();
+        }
       },
-      discard: () => this.thread.tell({ kind: 'discard', body }),
+      discard: () => {
+        close();
+        this.thread.tell({ kind: 'discard', body });
+      },
     };
   }
 

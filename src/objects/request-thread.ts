@@ -21,9 +21,15 @@ export class RequestThread<Request extends object, Reply extends ThreadReply> {
   private readonly inFlight = new Map<number, Pending<Reply>>();
   private nextId = 1;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** Counts the threads started: state kept in one is not in the next. */
+  generation = 0;
 
-  /** `onIdle`: called as the idle thread ends (what goes with it may go too). */
-  constructor(private readonly main: URL, private readonly resourceLimits: ResourceLimits, private readonly onIdle: () => void = () => undefined) {}
+  /**
+   * `onIdle`: called as the idle thread ends (what goes with it may go too). `holding`: whether the
+   * thread keeps state between requests that is still wanted (it is not ended then, however long idle).
+   */
+  constructor(private readonly main: URL, private readonly resourceLimits: ResourceLimits, private readonly onIdle: () => void = () => undefined,
+    private readonly holding: () => boolean = () => false) {}
 
   /** `transfer`: memory handed over to the thread rather than copied (gone from here once sent). */
   request(request: Request, transfer: ArrayBuffer[] = []): Promise<Reply> {
@@ -67,6 +73,7 @@ export class RequestThread<Request extends object, Reply extends ThreadReply> {
     worker.on('error', failAll);
     worker.on('exit', (code) => failAll(new Error(`a worker thread of the object store exited (${code})`)));
     this.worker = worker;
+    this.generation++;
     return worker;
   }
 
@@ -75,6 +82,7 @@ export class RequestThread<Request extends object, Reply extends ThreadReply> {
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
       if (this.worker !== worker || this.inFlight.size) return;
+      if (this.holding()) return this.idle(worker);
       this.worker = undefined;
       this.onIdle();
       void worker.terminate();
