@@ -12,6 +12,9 @@ function random(seed: number): () => number {
   };
 }
 
+/** S3's order of keys: by their UTF-8 bytes (JS's < compares UTF-16 units, another order past U+FFFF). */
+const utf8Order = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
 /** What S3 answers: entries (keys and common prefixes) after `startAfter`, in UTF-8 byte order. */
 function expectedListing(keys: string[], prefix: string, delimiter: string, startAfter: string): string[] {
   const entries = new Set<string>();
@@ -19,9 +22,9 @@ function expectedListing(keys: string[], prefix: string, delimiter: string, star
     if (!key.startsWith(prefix)) continue;
     const cut = delimiter ? key.indexOf(delimiter, prefix.length) : -1;
     const entry = cut >= 0 ? key.slice(0, cut + delimiter.length) : key;
-    if (entry > startAfter || (cut < 0 && key > startAfter)) entries.add(entry);
+    if (utf8Order(entry, startAfter) > 0) entries.add(entry);
   }
-  return [...entries].filter((entry) => entry > startAfter).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  return [...entries].sort(utf8Order);
 }
 
 describe('listings match a model of S3 listing', () => {
@@ -34,7 +37,8 @@ describe('listings match a model of S3 listing', () => {
     s3 = s3Client(daemon, await addKey(daemon));
     await s3.send(new CreateBucketCommand({ Bucket: 'model' }));
     const next = random(7);
-    const alphabet = ['a', 'b', '/', '-', 'é', 'z', '0'];
+    // 😀 (past U+FFFF) and ﬀ (U+FB00) sort one way in UTF-8 and the other in UTF-16
+    const alphabet = ['a', 'b', '/', '-', 'é', 'z', '0', '😀', 'ﬀ'];
     while (keys.size < 250) {
       const length = 1 + Math.floor(next() * 7);
       let key = '';
@@ -55,8 +59,9 @@ describe('listings match a model of S3 listing', () => {
 
   it('pages through ListObjectsV2 and ListObjects exactly as the model lists', async () => {
     const next = random(11);
-    const prefixes = ['', 'a', 'a/', 'b', '/', 'é', 'z/a'];
-    const delimiters = ['', '/', '-', 'a'];
+    const prefixes = ['', 'a', 'a/', 'b', '/', 'é', 'z/a', '😀', 'ﬀ'];
+    // a delimiter past U+FFFF: a common prefix ending in a surrogate pair
+    const delimiters = ['', '/', '-', 'a', '😀', 'ﬀ'];
     for (let round = 0; round < 40; round++) {
       const prefix = prefixes[Math.floor(next() * prefixes.length)];
       const delimiter = delimiters[Math.floor(next() * delimiters.length)];
@@ -73,7 +78,7 @@ describe('listings match a model of S3 listing', () => {
         token = answer.NextContinuationToken;
         if (!answer.IsTruncated) break;
       }
-      const sort = (list: string[]) => [...list].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      const sort = (list: string[]) => [...list].sort(utf8Order);
       expect({ prefix, delimiter, maxKeys, entries: sort(v2) }).toEqual({ prefix, delimiter, maxKeys, entries: expected });
       expect(new Set(v2).size).toBe(v2.length);
 
@@ -94,12 +99,26 @@ describe('listings match a model of S3 listing', () => {
   it('resumes after any start-after, a key or not', async () => {
     const next = random(13);
     for (let round = 0; round < 30; round++) {
-      const startAfter = [...keys][Math.floor(next() * keys.size)].slice(0, 1 + Math.floor(next() * 3));
+      // whole code points: half a surrogate pair is no string a client can send
+      const startAfter = [...[...keys][Math.floor(next() * keys.size)]].slice(0, 1 + Math.floor(next() * 3)).join('');
       const delimiter = next() < 0.5 ? '/' : '';
       const answer = await s3.send(new ListObjectsV2Command({ Bucket: 'model', StartAfter: startAfter, Delimiter: delimiter || undefined }));
-      const entries = [...(answer.Contents ?? []).map((o) => o.Key!), ...(answer.CommonPrefixes ?? []).map((p) => p.Prefix!)]
-        .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      const entries = [...(answer.Contents ?? []).map((o) => o.Key!), ...(answer.CommonPrefixes ?? []).map((p) => p.Prefix!)].sort(utf8Order);
       expect({ startAfter, delimiter, entries }).toEqual({ startAfter, delimiter, entries: expectedListing([...keys], '', delimiter, startAfter) });
     }
+  });
+
+  it('lists keys holding U+FFFF with it as the delimiter (encoding-type=url), page by page', async () => {
+    const odd = ['odd/a\uFFFFx', 'odd/a\uFFFFy', 'odd/b\uFFFF', 'odd/c'];
+    for (const Key of odd) await s3.send(new PutObjectCommand({ Bucket: 'model', Key, Body: Key }));
+    const listed: string[] = [];
+    let token: string | undefined;
+    for (let page = 0; page < 10; page++) {
+      const answer = await s3.send(new ListObjectsV2Command({ Bucket: 'model', Prefix: 'odd/', Delimiter: '\uFFFF', EncodingType: 'url', MaxKeys: 1, ContinuationToken: token }));
+      listed.push(...[...(answer.Contents ?? []).map((o) => o.Key!), ...(answer.CommonPrefixes ?? []).map((p) => p.Prefix!)].map(decodeURIComponent));
+      token = answer.NextContinuationToken;
+      if (!answer.IsTruncated) break;
+    }
+    expect(listed).toEqual(['odd/a\uFFFF', 'odd/b\uFFFF', 'odd/c']);
   });
 });

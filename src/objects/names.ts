@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { errors } from './errors.js';
 
 /** S3: "Object key names … up to 1,024 bytes long" (UTF-8). */
-const MAX_KEY_BYTES = 1024;
+export const MAX_KEY_BYTES = 1024;
 /** Linux NAME_MAX: longer path segments cannot be file names. */
 const MAX_SEGMENT_BYTES = 255;
 

@@ -7,7 +7,7 @@ import { dirname, join, sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import { errors, S3Error } from './errors.js';
-import { checkBucketName, checkKey, keyCanBeFile, sharePath } from './names.js';
+import { checkBucketName, checkKey, keyCanBeFile, MAX_KEY_BYTES, sharePath } from './names.js';
 import { guessContentType } from './content-type.js';
 import { KeyLocks } from './key-locks.js';
 import { ShareCopies, type StoreFile } from './share-copies.js';
@@ -803,8 +803,9 @@ export class ObjectStore {
     const { prefix, delimiter, startAfter, maxKeys } = options;
     const result: ListResult = { objects: [], commonPrefixes: [], isTruncated: false };
     if (maxKeys <= 0) return result;
-    let cursor = startAfter >= prefix ? startAfter : prefix;
-    let inclusive = startAfter < prefix;
+    // S3 and SQLite order keys by their UTF-8 bytes, which JS's < does not follow past U+FFFF
+    let cursor = utf8Compare(startAfter, prefix) >= 0 ? startAfter : prefix;
+    let inclusive = cursor !== startAfter;
     const page = 256;
     for (;;) {
       const rows = (inclusive ? this.statements.keysFrom : this.statements.keysAfter).all(bucket, cursor, page) as ObjectRow[];
@@ -813,10 +814,10 @@ export class ObjectStore {
         if (!row.key.startsWith(prefix)) return result;
         const cut = delimiter ? row.key.indexOf(delimiter, prefix.length) : -1;
         const entry = cut >= 0 ? row.key.slice(0, cut + delimiter.length) : row.key;
-        if (cut >= 0 && entry <= startAfter) {
+        if (cut >= 0 && utf8Compare(entry, startAfter) <= 0) {
           // a common prefix the previous page ended with: skip all its keys at once
-          cursor = successor(entry);
-          inclusive = true;
+          cursor = pastPrefix(entry);
+          inclusive = false;
           jumped = true;
           break;
         }
@@ -832,8 +833,8 @@ export class ObjectStore {
           continue;
         }
         result.commonPrefixes.push(entry);
-        cursor = successor(entry);
-        inclusive = true;
+        cursor = pastPrefix(entry);
+        inclusive = false;
         jumped = true;
         break;
       }
@@ -1425,8 +1426,18 @@ async function* concatenate(files: Array<{ path: string; size: number }>): Async
 }
 
 /** The smallest string after every string that starts with `prefix` (ends with a BMP delimiter). */
-function successor(prefix: string): string {
-  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+/**
+ * A key after every key starting with `prefix`, in UTF-8 byte order: the prefix followed by more
+ * of the last code point (U+10FFFF) than any key has room for. (Adding one to the prefix's last
+ * UTF-16 unit does not do: U+FFFF wraps to U+0000, a surrogate becomes U+FFFD, both sorting
+ * before the prefix, and the listing would read the same keys again forever.)
+ */
+function pastPrefix(prefix: string): string {
+  return prefix + '\u{10FFFF}'.repeat(MAX_KEY_BYTES / 4);
+}
+
+function utf8Compare(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
 function sameFile(a: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>, b: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>): boolean {
