@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { MqttClient } from 'mqtt';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, awsEnv, s3Client, s3Endpoint, type S3Credentials } from './helpers/objects.js';
 import { addThing, collectMessages, connectClient, subscribeGranted } from './helpers/mqtt.js';
@@ -126,6 +127,24 @@ print(json.dumps(s3.generate_presigned_post('forms', 'uploads/\${filename}', Fie
     expect(redirected.status).toBe(303);
     expect(redirected.headers.get('location')).toBe(`http://example.test/done?from=form&bucket=forms&key=moved.txt&etag=%22${md5('moved')}%22`);
     expect(readFileSync(share('moved.txt'), 'utf8')).toBe('moved');
+  });
+
+  it('sends back metadata fields past Latin-1 as the bytes of their UTF-8, as when they come in headers, and refuses line breaks in them', async () => {
+    const fields = { key: 'unicode/report.pdf', 'x-amz-meta-title': '日本の報告', 'content-disposition': 'attachment; filename="日本.pdf"' };
+    const conditions = [['starts-with', '$key', 'unicode/'], ['starts-with', '$x-amz-meta-title', ''], ['starts-with', '$content-disposition', '']];
+    const stored = await post(endpoint, 'forms', signedForm(credentials, 'forms', fields, conditions), { content: 'pdf bytes' });
+    expect(stored.status).toBe(204);
+    for (const method of ['GET', 'HEAD']) {
+      const answer = await fetch(await getSignedUrl(s3, method === 'GET' ? new GetObjectCommand({ Bucket: 'forms', Key: 'unicode/report.pdf' }) : new HeadObjectCommand({ Bucket: 'forms', Key: 'unicode/report.pdf' })), { method });
+      expect(answer.status).toBe(200);
+      // fetch reads header bytes as latin1
+      const utf8 = (name: string) => Buffer.from(answer.headers.get(name)!, 'latin1').toString('utf8');
+      expect(utf8('x-amz-meta-title')).toBe('日本の報告');
+      expect(utf8('content-disposition')).toBe('attachment; filename="日本.pdf"');
+    }
+    const broken = await post(endpoint, 'forms', signedForm(credentials, 'forms', { ...fields, key: 'unicode/broken.pdf', 'x-amz-meta-title': 'two\r\nlines' }, conditions), { content: 'x' });
+    expect(await errorOf(broken)).toMatchObject({ status: 400, code: 'InvalidArgument' });
+    expect(await s3.send(new HeadObjectCommand({ Bucket: 'forms', Key: 'unicode/broken.pdf' })).catch((error) => error.name)).toBe('NotFound');
   });
 
   it('refuses forms the policy does not allow, with S3\'s errors, and stores nothing', async () => {

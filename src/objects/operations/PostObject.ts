@@ -4,7 +4,7 @@ import { formBoundary, readForm, type Form } from '../form-data.js';
 import { checkPolicy, parsePolicy } from '../post-policy.js';
 import { missingField } from '../../auth/sigv4-post.js';
 import { el } from '../xml.js';
-import { changeOrigin, header, quoted, sendEmpty, sendXml, storedHeaders, userMetadata, type Operation, type S3Request } from './context.js';
+import { changeOrigin, header, quoted, sendEmpty, sendXml, STORED_HEADERS, storedHeaders, userMetadata, type Operation, type S3Request } from './context.js';
 import { checkEventQueue, checksumAlgorithmOf, checksumHeaders, checksumInto, checkWriteHeaders, contentMd5, contentType } from './writing.js';
 import { checksumClaims, type ChecksumAlgorithm } from '../../auth/checksums.js';
 
@@ -24,7 +24,7 @@ export const postObject: Operation = async (request, res, context) => {
   const form = await readForm(request.body, boundary, MAX_FIELD_BYTES);
   const signer = context.formSigner(form.fields) ?? request.accessKeyId;
   // the form's fields in place of headers: the PutObject steps read them from there
-  const asPut: S3Request = { ...request, accessKeyId: signer, headers: Object.fromEntries(form.fields) };
+  const asPut: S3Request = { ...request, accessKeyId: signer, headers: fieldsAsHeaders(form.fields) };
   context.authorize(asPut, request.bucket, 'write');
   // the form's `acl` and `tagging` fields stand for x-amz-acl and x-amz-tagging
   checkWriteHeaders({ ...asPut, headers: { ...asPut.headers, 'x-amz-acl': form.fields.get('acl'), 'x-amz-tagging': form.fields.get('tagging') } });
@@ -62,6 +62,26 @@ function formChecksums(asPut: S3Request): Array<{ algorithm: ChecksumAlgorithm; 
   const asked = checksumAlgorithmOf(asPut);
   if (asked && !claims.some((claim) => claim.algorithm === asked)) claims.push({ algorithm: asked });
   return claims;
+}
+
+/**
+ * The form's fields as the headers of a PutObject. A header's value is bytes (Node reads and writes
+ * them as latin1), a field's UTF-8 text: a field is taken as the bytes of its UTF-8, so metadata
+ * such as `filename="日本.pdf"` is sent back on GET as it would be had it come in a header (the
+ * text itself cannot be: Node refuses a header value past U+00FF). A line break cannot be in a
+ * header at all: refused in a field that becomes one.
+ */
+function fieldsAsHeaders(fields: ReadonlyMap<string, string>): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of fields) {
+    if (becomesHeader(name) && /[\r\n\0]/.test(value)) throw errors.invalidArgument(`${name}: a header value cannot hold a line break`, name, value);
+    headers[name] = Buffer.from(value, 'utf8').toString('latin1');
+  }
+  return headers;
+}
+
+function becomesHeader(name: string): boolean {
+  return name.startsWith('x-amz-meta-') || name === 'content-type' || STORED_HEADERS.includes(name);
 }
 
 /** The `key` field, `${filename}` standing for the file's name (S3 POST Object). */

@@ -75,7 +75,7 @@ export function sendEmpty(res: ServerResponse, status: number, headers: Record<s
 export const quoted = (etag: string) => `"${etag}"`;
 
 /** Headers S3 stores with an object and returns on GET and HEAD. */
-const STORED_HEADERS = ['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'];
+export const STORED_HEADERS = ['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'];
 
 /** S3's limit on user metadata: 2 KB of names and values. */
 const MAX_METADATA_BYTES = 2048;
