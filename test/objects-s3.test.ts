@@ -161,6 +161,14 @@ describe('S3 API with the AWS SDK v3', () => {
     const got = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'cond.txt', ResponseContentType: 'text/x-test',
       ResponseContentDisposition: 'attachment; filename="c.txt"', ResponseCacheControl: 'no-store' }));
     expect(got).toMatchObject({ ContentType: 'text/x-test', ContentDisposition: 'attachment; filename="c.txt"', CacheControl: 'no-store' });
+    // past Latin-1: sent as the bytes of its UTF-8 (fetch reads them as latin1); a line break is refused
+    const url = (disposition: string) => getSignedUrl(s3, new GetObjectCommand({ Bucket: 'photos', Key: 'cond.txt', ResponseContentDisposition: disposition }));
+    const unicode = await fetch(await url('attachment; filename="日本.txt"'));
+    expect(unicode.status).toBe(200);
+    expect(Buffer.from(unicode.headers.get('content-disposition')!, 'latin1').toString('utf8')).toBe('attachment; filename="日本.txt"');
+    const injected = await fetch(await url('attachment\r\nx-injected: 1'));
+    expect(injected.status).toBe(400);
+    expect(injected.headers.get('x-injected')).toBeNull();
   });
 
   it('verifies the CRC64NVME checksum the SDK sends when asked for it', async () => {

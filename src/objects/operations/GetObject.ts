@@ -46,7 +46,9 @@ export const getObject: Operation = async (request, res, context) => {
     }
     if (length <= ONE_READ_BYTES) {
       const { buffer, bytesRead } = await file!.read(Buffer.allocUnsafe(length), 0, length, start);
-      res.end(bytesRead === length ? buffer : buffer.subarray(0, bytesRead));
+      // a file cut short since it was opened (a local program's doing): cut off, not left waiting for the rest
+      if (bytesRead < length) res.destroy();
+      else res.end(buffer);
       return;
     }
     await streamRange(file!, res, start, length);
@@ -75,8 +77,9 @@ async function streamThrough(buffers: Buffer[], file: FileHandle, res: ServerRes
   const bufferBytes = Math.min(buffers[0].length, length);
   const chunks = Math.ceil(length / bufferBytes);
   const reads: Array<Promise<{ bytesRead: number }>> = [];
+  const chunkBytes = (chunk: number) => Math.min(bufferBytes, length - chunk * bufferBytes);
   const startRead = (chunk: number) => {
-    const read = file.read(buffers[chunk % READ_BUFFERS], 0, Math.min(bufferBytes, length - chunk * bufferBytes), start + chunk * bufferBytes);
+    const read = file.read(buffers[chunk % READ_BUFFERS], 0, chunkBytes(chunk), start + chunk * bufferBytes);
     // awaited in its turn; a read left behind when the client went away must not count as an
     // unhandled rejection, which would end the daemon (the handle's close waits for it)
     read.catch(() => undefined);
@@ -87,7 +90,8 @@ async function streamThrough(buffers: Buffer[], file: FileHandle, res: ServerRes
   try {
     for (let chunk = 0; chunk < chunks; chunk++) {
       const { bytesRead } = await reads[chunk];
-      if (bytesRead === 0) throw new Error('the file ended before the object did');
+      // a regular file reads short only at its end: cut short since it was opened
+      if (bytesRead < chunkBytes(chunk)) throw new Error('the file ended before the object did');
       await flushed;
       if (res.destroyed) return;
       // the buffer of the previous chunk is free again: the read after the next goes into it

@@ -4,7 +4,7 @@ import { formBoundary, readForm, type Form } from '../form-data.js';
 import { checkPolicy, parsePolicy } from '../post-policy.js';
 import { missingField } from '../../auth/sigv4-post.js';
 import { el } from '../xml.js';
-import { changeOrigin, header, quoted, sendEmpty, sendXml, STORED_HEADERS, storedHeaders, userMetadata, type Operation, type S3Request } from './context.js';
+import { asHeaderValue, changeOrigin, header, quoted, sendEmpty, sendXml, STORED_HEADERS, storedHeaders, userMetadata, type Operation, type S3Request } from './context.js';
 import { checkEventQueue, checksumAlgorithmOf, checksumHeaders, checksumInto, checkWriteHeaders, contentMd5, contentType } from './writing.js';
 import { checksumClaims, type ChecksumAlgorithm } from '../../auth/checksums.js';
 
@@ -65,18 +65,13 @@ function formChecksums(asPut: S3Request): Array<{ algorithm: ChecksumAlgorithm; 
 }
 
 /**
- * The form's fields as the headers of a PutObject. A header's value is bytes (Node reads and writes
- * them as latin1), a field's UTF-8 text: a field is taken as the bytes of its UTF-8, so metadata
- * such as `filename="日本.pdf"` is sent back on GET as it would be had it come in a header (the
- * text itself cannot be: Node refuses a header value past U+00FF). A line break cannot be in a
- * header at all: refused in a field that becomes one.
+ * The form's fields as the headers of a PutObject: those stored and sent back as headers (metadata,
+ * Content-Type, Content-Disposition, …) as header values, so `filename="日本.pdf"` is sent back on
+ * GET as it would be had it come in a header.
  */
 function fieldsAsHeaders(fields: ReadonlyMap<string, string>): Record<string, string> {
   const headers: Record<string, string> = {};
-  for (const [name, value] of fields) {
-    if (becomesHeader(name) && /[\r\n\0]/.test(value)) throw errors.invalidArgument(`${name}: a header value cannot hold a line break`, name, value);
-    headers[name] = Buffer.from(value, 'utf8').toString('latin1');
-  }
+  for (const [name, value] of fields) headers[name] = becomesHeader(name) ? asHeaderValue(name, value) : value;
   return headers;
 }
 

@@ -108,6 +108,16 @@ export function storedHeaders(headers: IncomingHttpHeaders): Record<string, stri
   return stored;
 }
 
+/**
+ * Text (a form field, a query parameter) as a header value. A header's value is bytes, which Node
+ * reads and writes as latin1 and refuses past U+00FF: the text goes as the bytes of its UTF-8, as a
+ * client sending it in a header sends it. A line break cannot be in a header (InvalidArgument).
+ */
+export function asHeaderValue(name: string, text: string): string {
+  if (/[\r\n\0]/.test(text)) throw errors.invalidArgument(`${name}: a header value cannot hold a line break`, name, text);
+  return Buffer.from(text, 'utf8').toString('latin1');
+}
+
 /** The response headers describing an object (GetObject, HeadObject). */
 export function objectHeaders(object: ObjectRecord): Record<string, string | number> {
   const headers: Record<string, string | number> = {

@@ -1,6 +1,6 @@
 import { errors, S3Error } from '../errors.js';
 import type { Condition, ObjectRecord } from '../object-store.js';
-import { header, objectHeaders, quoted, type S3Request } from './context.js';
+import { asHeaderValue, header, objectHeaders, quoted, type S3Request } from './context.js';
 import { checksumHeaders } from './writing.js';
 import { partNumberOf } from './UploadPart.js';
 
@@ -196,7 +196,7 @@ function responseHeaders(request: S3Request, object: ObjectRecord, sent: 'whole'
   if (request.query.size === 0) return headers;
   for (const [parameter, name] of Object.entries(OVERRIDES)) {
     const value = request.query.get(parameter);
-    if (value !== null) headers[name] = value;
+    if (value !== null) headers[name] = asHeaderValue(parameter, value);
   }
   return headers;
 }
