@@ -510,6 +510,9 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(listedParts.Parts!.map((p) => [p.PartNumber, p.Size, p.ETag])).toEqual(parts.map((p, i) => [i + 1, p.length, etags[i]]));
     const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: 'photos' }));
     expect(uploads.Uploads!.map((u) => [u.Key, u.UploadId])).toEqual([[Key, UploadId]]);
+    // S3: after key-marker alone, only keys greater than it; with upload-id-marker, that key's later uploads too
+    expect((await s3.send(new ListMultipartUploadsCommand({ Bucket: 'photos', KeyMarker: Key }))).Uploads).toBeUndefined();
+    expect((await s3.send(new ListMultipartUploadsCommand({ Bucket: 'photos', KeyMarker: Key, UploadIdMarker: '0' }))).Uploads!.map((u) => u.UploadId)).toEqual([UploadId]);
 
     expect(await failure(s3.send(new CompleteMultipartUploadCommand({ Bucket: 'photos', Key, UploadId,
       MultipartUpload: { Parts: [{ PartNumber: 2, ETag: etags[1] }, { PartNumber: 1, ETag: etags[0] }] } })))).toMatchObject({ code: 'InvalidPartOrder', status: 400 });

@@ -447,8 +447,9 @@ export class ObjectStore {
       deleteUpload: db.prepare('DELETE FROM object_uploads WHERE upload_id = ?'),
       uploadIds: db.prepare('SELECT upload_id FROM object_uploads'),
       uploadsInitiatedBefore: db.prepare('SELECT * FROM object_uploads WHERE initiated < ? ORDER BY initiated LIMIT ?'),
-      uploadsOf: db.prepare(`SELECT * FROM object_uploads WHERE bucket = ? AND key >= ? AND (key > ? OR upload_id > ?)
-        ORDER BY key, upload_id LIMIT ?`),
+      // S3 ListMultipartUploads: after key-marker; uploads of that key itself only after an upload-id-marker
+      uploadsOf: db.prepare(`SELECT * FROM object_uploads WHERE bucket = @bucket AND key >= @from
+        AND (key > @keyMarker OR (@uploadIdMarker <> '' AND upload_id > @uploadIdMarker)) ORDER BY key, upload_id LIMIT @limit`),
       upsertPart: db.prepare(`INSERT OR REPLACE INTO object_parts (upload_id, part_number, size, etag, last_modified, checksum)
         VALUES (?, ?, ?, ?, ?, ?)`),
       parts: db.prepare('SELECT part_number, size, etag, last_modified, checksum FROM object_parts WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?'),
@@ -896,8 +897,8 @@ export class ObjectStore {
   }
 
   uploads(bucket: string, prefix: string, keyMarker: string, uploadIdMarker: string, limit: number): UploadRecord[] {
-    const from = keyMarker > prefix ? keyMarker : prefix;
-    const rows = this.statements.uploadsOf.all(bucket, from, keyMarker, uploadIdMarker, limit * 4 + 1) as UploadRow[];
+    const from = utf8Compare(keyMarker, prefix) > 0 ? keyMarker : prefix;
+    const rows = this.statements.uploadsOf.all({ bucket, from, keyMarker, uploadIdMarker, limit: limit * 4 + 1 }) as UploadRow[];
     return rows.filter((row) => row.key.startsWith(prefix)).slice(0, limit + 1).map(uploadOf);
   }
 
