@@ -223,7 +223,18 @@ interface UploadRow {
  * crash interrupted it. `remove` takes a file only (a directory in its place is some other
  * objects' and stays); `removeTree` is for the store's own folders (an upload's parts).
  */
-type FileIntent = RenameIntent | { op: 'remove'; target: string } | { op: 'removeTree'; target: string };
+type FileIntent = RenameIntent | RemoveIntent | { op: 'removeTree'; target: string };
+
+/**
+ * A file removed; `object` names the deleted object whose share file it is. Redone at startup, the
+ * removal is skipped when that key is an object again: the file there is the later write's (an intent
+ * whose record could not be forgotten, on a full disk, stays to be redone after such a write).
+ */
+interface RemoveIntent {
+  op: 'remove';
+  target: string;
+  object?: { bucket: string; key: string };
+}
 
 /** A rename into place; `object` names the object whose content it is when the target is its share file. */
 interface RenameIntent {
@@ -711,7 +722,7 @@ export class ObjectStore {
       condition?.(previous);
       if (!previous) return false;
       // an inline blob has no file
-      const intents: FileIntent[] = previous.inline && previous.blob ? [] : [{ op: 'remove', target: this.contentPath(previous) }];
+      const intents: FileIntent[] = previous.inline && previous.blob ? [] : [{ op: 'remove', target: this.contentPath(previous), ...(previous.blob ? {} : { object: { bucket, key } }) }];
       await this.commitWithIntents(intents, (_, record) => {
         this.statements.deleteObject.run(bucket, key);
         record(bucket, 'ObjectRemoved:Delete', { key }, origin);
@@ -1183,6 +1194,7 @@ export class ObjectStore {
       return;
     }
     if (intent.op === 'remove') {
+      if (recovering && intent.object && this.object(intent.object.bucket, intent.object.key)) return;
       await rm(intent.target, { force: true }).catch((error) => {
         if (!isCode(error, 'EISDIR', 'ERR_FS_EISDIR', 'ENOTDIR')) throw error;
       });
