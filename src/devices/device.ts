@@ -99,7 +99,8 @@ export class Device {
     this.tokenPrefix = `outpost-device-${this.name}-`;
     const { framing, parser } = this.profile;
     if (framing.type === 'modbus') {
-      this.modbus = new ModbusMaster((frame) => this.write(frame), framing.responseTimeoutMs, (bytes) => this.stats.parseError(`${bytes} bytes of noise between Modbus answers`));
+      this.modbus = new ModbusMaster((frame) => this.write(frame), framing.responseTimeoutMs, characterMs(this.profile.port),
+        (bytes) => this.stats.parseError(`${bytes} bytes of noise between Modbus answers`));
       this.push = (chunk) => this.modbus!.push(chunk);
       this.resetFraming = () => this.modbus!.abort('port lost');
     } else {
@@ -457,4 +458,9 @@ function parseObject(payload: Buffer): Record<string, unknown> | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** One character's time on the line: a start bit, the data bits, a parity bit if any, the stop bits. */
+function characterMs(port: { baudRate: number; dataBits: number; parity: string; stopBits: number }): number {
+  return ((1 + port.dataBits + (port.parity === 'none' ? 0 : 1) + port.stopBits) * 1000) / port.baudRate;
 }

@@ -16,7 +16,13 @@ export class ModbusMaster {
   /** Requests wait here for the line; bounded by the poll (one at a time) plus the device's command queue. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly write: (frame: Buffer) => void, private readonly responseTimeoutMs: number, private readonly onNoise: (bytes: number) => void) {}
+  /**
+   * `responseTimeoutMs`: how long the device may take to answer, counted once the request is on the
+   * line and before the answer is (`charMs`, one character's time at the line's speed): at 2400 baud
+   * a 74-register answer alone takes 640 ms.
+   */
+  constructor(private readonly write: (frame: Buffer) => void, private readonly responseTimeoutMs: number, private readonly charMs: number,
+    private readonly onNoise: (bytes: number) => void) {}
 
   /** Sends a request once the line is free; resolves with the answer's data, rejects with a ParseError (CRC, exception, timeout). */
   transact(request: ModbusRequest): Promise<Buffer> {
@@ -49,11 +55,12 @@ export class ModbusMaster {
   private async send(request: ModbusRequest): Promise<Buffer> {
     const quiet = this.quietUntil - Date.now();
     if (quiet > 0) await new Promise((resolve) => setTimeout(resolve, quiet));
+    const timeoutMs = Math.ceil(this.responseTimeoutMs + (request.frame.length + request.responseLength) * this.charMs);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.quietUntil = Date.now() + this.responseTimeoutMs;
-        this.current?.settle(new ParseError(`no Modbus answer within ${this.responseTimeoutMs} ms`));
-      }, this.responseTimeoutMs);
+        this.current?.settle(new ParseError(`no Modbus answer within ${timeoutMs} ms`));
+      }, timeoutMs);
       this.current = {
         request, received: Buffer.alloc(0),
         settle: (error, data) => {

@@ -61,7 +61,7 @@ const framingSchema = z.discriminatedUnion('type', [
     unitId: range('expected a unit id 1-247', 1, 247),
     /** How often all registers are read. */
     pollIntervalMs: positiveInt(1000, 'milliseconds ≥ 1'),
-    /** A request without a complete answer by then counts as a timeout. */
+    /** The device's time to answer, besides the request's and the answer's time on the line; past it, a timeout. */
     responseTimeoutMs: positiveInt(500, 'milliseconds ≥ 1'),
   }),
 ], { errorMap: () => ({ message: 'expected type lines, fixed or modbus' }) });
