@@ -86,6 +86,13 @@ describe('device profiles', () => {
     expect(third.stdout).toContain('  parser.type: expected framing type modbus and parser type modbus together');
     expect(third.stdout).toContain('  parser.registers.0.writable: expected writable only on holding registers');
 
+    // replies (or readings) published where commands are taken would come back as commands, without end
+    writeFileSync(file, yaml.dump({ framing: { type: 'lines' }, parser: { type: 'json' }, telemetry: { topic: 'devices/${device}/io' },
+      commands: { topic: 'devices/${device}/io', replyTopic: 'devices/${device}/io' } }));
+    const fourth = await run([OUTPOST, 'devices', 'check', file]);
+    expect(fourth.stdout).toContain('  commands.replyTopic: expected a topic outside commands.topic: what is published there would be taken for commands');
+    expect(fourth.stdout).toContain('  telemetry.topic: expected a topic outside commands.topic: what is published there would be taken for commands');
+
     writeFileSync(file, 'framing: [unclosed');
     expect((await run([OUTPOST, 'devices', 'check', file])).stdout).toContain(`${file}: invalid YAML`);
     expect((await run([OUTPOST, 'devices', 'check', join(dir, 'missing.yaml')])).stdout).toContain('no such profile file');

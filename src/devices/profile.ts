@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import { z } from 'zod/v3';
 import { bool, integer, oneOf, path, positiveInt, text } from '../config/fields.js';
+import { topicMatches } from '../broker/topic.js';
 import { ConfigError, formatConfigIssues } from '../config/load.js';
 
 // A device profile (firmware-configs/devices/*.yaml): how to open the port, cut the byte stream
@@ -155,6 +156,16 @@ export const profileSchema = z.strictObject({
         context.addIssue({ code: 'custom', path: ['parser', 'registers', index, 'writable'], message: 'expected writable only on holding registers' });
       }
     });
+  }
+  if (profile.commands) {
+    // what the device service publishes where it takes commands would come back to it as commands, without end
+    const sample = (template: string) => template.replaceAll('${device}', 'device').replaceAll('${thing}', 'thing');
+    const published: Array<[string[], string]> = [[['commands', 'replyTopic'], profile.commands.replyTopic], [['telemetry', 'topic'], profile.telemetry.topic]];
+    for (const [path, template] of published) {
+      if (topicMatches(sample(profile.commands.topic), sample(template))) {
+        context.addIssue({ code: 'custom', path, message: 'expected a topic outside commands.topic: what is published there would be taken for commands' });
+      }
+    }
   }
   for (const key of ['ack', 'error'] as const) {
     const source = profile.commands?.[key];
