@@ -262,6 +262,8 @@ export class Device {
   }
 
   private emit(reading: Reading): void {
+    // a poll cycle or the port's last bytes may end after stop(): the broker may be gone
+    if (this.stopped) return;
     const { telemetry } = this.profile;
     if (telemetry.enabled) {
       if (this.publishesInFlight >= MAX_PUBLISHES_IN_FLIGHT) {
@@ -277,10 +279,14 @@ export class Device {
     this.reported?.offer(reading);
   }
 
-  private updateShadow(state: Reading): Promise<void> {
+  private async updateShadow(state: Reading): Promise<void> {
     const payload = JSON.stringify({ state: { reported: state }, clientToken: `${this.tokenPrefix}${++this.shadowRequests}` });
-    return this.options.bus.publish({ topic: `$aws/things/${this.thing}/shadow/update`, payload, qos: 1 })
-      .catch((error: Error) => this.options.log.warn({ device: this.name, err: error.message }, 'shadow update failed'));
+    try {
+      // awaited inside: a bus that is stopping throws at once
+      await this.options.bus.publish({ topic: `$aws/things/${this.thing}/shadow/update`, payload, qos: 1 });
+    } catch (error) {
+      this.options.log.warn({ device: this.name, err: (error as Error).message }, 'shadow update failed');
+    }
   }
 
   // --- Modbus: poll the register map -----------------------------------------------------------
@@ -440,7 +446,8 @@ export class Device {
 
   private reply(body: Record<string, unknown>): void {
     const spec = this.profile.commands;
-    if (!spec) return;
+    // commands still queued at stop() end after it, when the broker may be gone
+    if (!spec || this.stopped) return;
     this.options.bus.publish({ topic: this.topic(spec.replyTopic), payload: JSON.stringify({ device: this.name, ...body }), qos: 1 })
       .catch((error: Error) => this.options.log.warn({ device: this.name, err: error.message }, 'command reply failed'));
   }

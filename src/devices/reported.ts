@@ -17,10 +17,12 @@ export class ReportedThrottle {
   private sending = false;
   /** A confirmed value is waiting for the update in flight: it goes next, whatever the interval. */
   private urgent = false;
+  private stopped = false;
 
   constructor(private readonly minIntervalMs: number, private readonly changeThreshold: number, private readonly send: (state: Reading) => Promise<void>) {}
 
   offer(reading: Reading): void {
+    if (this.stopped) return;
     for (const [key, value] of Object.entries(reading)) {
       if (!this.lastReported.has(key) && this.lastReported.size + Object.keys(this.pending).length >= MAX_KEYS) continue;
       if (this.changed(key, value)) this.pending[key] = value;
@@ -31,6 +33,7 @@ export class ReportedThrottle {
 
   /** Values the device confirmed (a command's ack) are reported at once, whatever the interval. */
   confirm(state: Reading): void {
+    if (this.stopped) return;
     Object.assign(this.pending, state);
     this.urgent = true;
     this.flush();
@@ -38,6 +41,7 @@ export class ReportedThrottle {
 
   /** Drops what is held back: nothing is sent after this. */
   stop(): void {
+    this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
     this.pending = {};
