@@ -18,6 +18,8 @@ import { TextCommand } from './text-command.js';
 
 /** Readings handed to the bus and not yet delivered; beyond this a reading is dropped (counted), not queued. */
 const MAX_PUBLISHES_IN_FLIGHT = 64;
+/** A connection that lasted this long was a working one: after it, reconnecting starts again at retryInitialMs. */
+const HELD_CONNECTION_MS = 5000;
 
 export interface DeviceOptions {
   instance: DeviceInstanceConfig;
@@ -67,6 +69,8 @@ export class Device {
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs: number;
+  /** When the open port was opened. */
+  private connectedAt = 0;
   /** The first failed attempt of an outage is logged as a warning, the retries at debug level. */
   private missingLogged = false;
   private readonly push: (chunk: Buffer) => void;
@@ -191,7 +195,7 @@ export class Device {
       }
       this.connection = connection;
       this.portPath = path;
-      this.retryDelayMs = this.options.retryInitialMs;
+      this.connectedAt = Date.now();
       this.missingLogged = false;
       this.stats.connected(true);
       this.options.log.info({ device: this.name, port: path }, 'device connected');
@@ -209,6 +213,9 @@ export class Device {
 
   private onLost(error: Error): void {
     if (!this.connection) return;
+    // the wait starts over only after a connection that held: a port that opens and fails at once
+    // (a flaky adapter) is not reopened every retryInitialMs for ever
+    if (Date.now() - this.connectedAt >= HELD_CONNECTION_MS) this.retryDelayMs = this.options.retryInitialMs;
     this.options.log.warn({ device: this.name, port: this.portPath, err: error.message }, 'device lost; retrying');
     this.stats.lastError = `lost: ${error.message}`;
     this.missingLogged = true;
