@@ -118,6 +118,21 @@ describe('keep-alive connections', () => {
     }
   });
 
+  it('answer a request target that is no path (or one a URL parser reads a host in) with 400 or 404, and go on serving', async () => {
+    const healthz = 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
+    // `//[` made the URL parser throw outside the handler's try: the daemon ended (exit 70)
+    const broken = await sendAllThenRead({ port: daemon.port('http') }, 'GET //[ HTTP/1.1\r\nHost: 127.0.0.1\r\n', 0, healthz);
+    expect(broken).toMatch(/^HTTP\/1\.1 404 Not Found\r\n.*HTTP\/1\.1 200 OK\r\n/s);
+    const star = await sendAllThenRead({ port: daemon.port('http') }, 'OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n', 0, healthz);
+    expect(star).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n.*HTTP\/1\.1 200 OK\r\n/s);
+    // routed by the path as sent, not as `/healthz` under a host `evil`
+    const hosted = await sendAllThenRead({ port: daemon.port('http') }, 'GET //evil/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n', 0, healthz);
+    expect(hosted).toMatch(/^HTTP\/1\.1 404 Not Found\r\n.*HTTP\/1\.1 200 OK\r\n/s);
+    const admin = await sendAllThenRead({ path: daemon.socket }, 'OPTIONS * HTTP/1.1\r\nHost: localhost\r\n', 0);
+    expect(admin).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(daemon.process.exitCode).toBeNull();
+  });
+
   it('end after a refused body with its answer, not a reset, when the client sends the whole body before reading', async () => {
     const mib = 1024 * 1024;
     // S3: a bad signature, refused before a body too large to read and keep the connection for
@@ -132,7 +147,6 @@ describe('keep-alive connections', () => {
     const kept = await sendAllThenRead({ port: daemon.port('http') }, 'POST /things/t1/shadow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n', mib / 2,
       'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
     expect(kept).toMatch(/^HTTP\/1\.1 401 Unauthorized\r\n.*HTTP\/1\.1 200 OK\r\n/s);
-    // the admin API: a body over its limit
     // the admin API: a body over its limit, and a request pipelined behind it, which is not served
     const thing = JSON.stringify({ name: 'pipelined', password: 'pw' });
     const admin = await sendAllThenRead({ path: daemon.socket }, 'POST /v1/things HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n', 24 * mib,

@@ -5,7 +5,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AdminError, type AdminRouter } from './router.js';
 import type { Listener } from '../service.js';
-import { closeConnectionsCleanly } from '../http/server.js';
+import { closeConnectionsCleanly, requestUrl } from '../http/server.js';
 
 // A synchronous invoke carries up to 6 MB of payload, plus the request around it.
 const MAX_BODY_BYTES = 7 * 1024 * 1024;
@@ -61,7 +61,8 @@ export class AdminServer {
   private async serve(req: IncomingMessage, res: ServerResponse, needsToken: boolean): Promise<void> {
     try {
       if (needsToken && !this.hasToken(req)) throw new AdminError(401, 'missing or wrong bearer token');
-      const url = new URL(req.url ?? '/', 'http://admin');
+      const url = requestUrl(req.url);
+      if (!url) throw new AdminError(400, 'the request target is not a path');
       const found = this.router.match(req.method ?? 'GET', url.pathname);
       if (!found) throw new AdminError(404, `no such admin endpoint: ${req.method} ${url.pathname}`);
       if ('allowed' in found) {

@@ -47,9 +47,10 @@ export class HttpServer {
   /** `awaitsContinue`: the client sent `Expect: 100-continue` and waits for it before the body. */
   private async serve(req: IncomingMessage, res: ServerResponse, awaitsContinue: boolean): Promise<void> {
     trackBody(req, res, awaitsContinue);
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const found = this.routes.match(req.method ?? 'GET', url.pathname);
     try {
+      const url = requestUrl(req.url);
+      if (!url) return sendJson(res, 400, { message: 'Bad Request: the request target is not a path' });
+      const found = this.routes.match(req.method ?? 'GET', url.pathname);
       if (!found) return sendJson(res, 404, { message: `Not Found: ${url.pathname}` });
       if ('allowed' in found) {
         res.setHeader('Allow', found.allowed.join(', '));
@@ -57,10 +58,25 @@ export class HttpServer {
       }
       await found.handler(req, res, found.params, url);
     } catch (error) {
-      this.log.error({ err: error, url: req.url }, 'http request failed');
+      // the path only: a presigned URL's query is a credential until it expires
+      this.log.error({ err: error, path: req.url?.split('?')[0] }, 'http request failed');
       if (!res.headersSent) sendJson(res, 500, { message: 'Internal Server Error' });
       else res.destroy();
     }
+  }
+}
+
+/**
+ * The request target as a URL, its path as sent: `//x/y` is the path `//x/y` (a URL parser reads a
+ * host `x` in it, which the path signed and the path routed must not differ by, and `//[` makes it
+ * throw). undefined: not a path (RFC 9112 §3.2: origin-form; the absolute form is for proxies).
+ */
+export function requestUrl(target = '/'): URL | undefined {
+  if (!target.startsWith('/')) return undefined;
+  try {
+    return new URL(`http://localhost${target}`);
+  } catch {
+    return undefined;
   }
 }
 
