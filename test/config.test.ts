@@ -37,6 +37,12 @@ describe('configuration', () => {
     expect(() => validateConfig({ log: { level: 'loud' } }, 'test')).toThrow(/log\.level: expected one of/);
     expect(() => validateConfig({ mqtt: { tls: { enabled: true } } }, 'test')).toThrow(/mqtt\.tls: expected "cert" and "key"/);
     expect(() => validateConfig({ functions: { anything: 1 } }, 'test')).toThrow(/functions\.anything: unknown key/);
+    // values the services could not run with: MQTT's 16-bit keep-alive and packet ids, an object rule without a cloud bucket
+    expect(() => validateConfig({ cloud: { mqtt: { keepalive: 70000 } } }, 'test')).toThrow(/cloud\.mqtt\.keepalive: expected seconds 1-65535, got 70000/);
+    expect(() => validateConfig({ cloud: { mqtt: { maxInFlight: 70000 } } }, 'test')).toThrow(/cloud\.mqtt\.maxInFlight: expected a message count 1-60000, got 70000/);
+    expect(() => validateConfig({ sync: { objects: [{ name: 'photos', from: 'camera' }] } }, 'test'))
+      .toThrow(/sync\.objects\.0\.to: expected a cloud bucket\[\/prefix\] here or in cloud\.s3\.bucket/);
+    expect(() => validateConfig({ cloud: { s3: { bucket: 'fleet' } }, sync: { objects: [{ name: 'photos', from: 'camera' }] } }, 'test')).not.toThrow();
   });
 
   it('reports invalid YAML', () => {

@@ -161,6 +161,13 @@ export const configSchema = z.strictObject({
   sync: syncSchema.default({}),
   functions: functionsSchema.default({}),
   devices: devicesSchema.default({}),
+}).superRefine((config, context) => {
+  // an object rule's cloud bucket: its own `to`, else cloud.s3.bucket
+  config.sync.objects.forEach((rule, index) => {
+    if (rule.to === undefined && config.cloud.s3.bucket === undefined) {
+      context.addIssue({ code: 'custom', path: ['sync', 'objects', index, 'to'], message: 'expected a cloud bucket[/prefix] here or in cloud.s3.bucket' });
+    }
+  });
 });
 
 export type Config = z.infer<typeof configSchema>;

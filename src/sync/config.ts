@@ -32,7 +32,7 @@ const cloudMqttSchema = z.strictObject({
   /** CA bundle (PEM) the cloud's certificate must chain to; default: Node's built-in roots. */
   ca: path.optional(),
   /** Seconds between PINGREQs; a silent link is declared down after 1.5× this. */
-  keepalive: positiveInt(30, 'seconds ≥ 1'),
+  keepalive: integer('expected seconds 1-65535').min(1, { message: 'expected seconds 1-65535' }).max(65535, { message: 'expected seconds 1-65535' }).default(30),
   /** MQTT 3.1.1 (4) or 5; with 5 a PUBACK reason code ≥ 0x80 dead-letters the message at once. */
   protocolVersion: z.union([z.literal(4), z.literal(5)], { errorMap: () => ({ message: 'expected 4 or 5' }) }).default(4),
   /** Seconds a connection attempt may take before it counts as failed. */
@@ -41,7 +41,8 @@ const cloudMqttSchema = z.strictObject({
   reconnectMinMs: positiveInt(1000, 'milliseconds ≥ 1'),
   reconnectMaxMs: positiveInt(60000, 'milliseconds ≥ 1'),
   /** QoS 1 publishes awaiting their PUBACK at once; more in flight drains faster over a slow round trip. */
-  maxInFlight: positiveInt(256, 'message count ≥ 1'),
+  // packet identifiers are 16 bits, shared with shadow and subscribe requests
+  maxInFlight: integer('expected a message count 1-60000').min(1, { message: 'expected a message count 1-60000' }).max(60000, { message: 'expected a message count 1-60000' }).default(256),
   /** A message larger than this (topic + payload) is dead-lettered instead of sent; AWS IoT Core allows 128 KiB. */
   maxMessageBytes: positiveInt(131072, 'bytes ≥ 1'),
 }).refine((mqtt) => (mqtt.cert === undefined) === (mqtt.key === undefined), { message: 'expected both "cert" and "key" or neither' })

@@ -111,7 +111,8 @@ export class S3Client {
       `<Part><PartNumber>${part.partNumber}</PartNumber><ETag>${escapeXml(part.etag)}</ETag></Part>`).join('')}</CompleteMultipartUpload>`);
     const xml = await text(await this.send({ method: 'POST', bucket, key, query: { uploadId }, body, headers: { 'content-type': 'application/xml' }, signal }));
     const code = xmlValue(xml, 'Code');
-    if (code) throw new S3RequestError(code, xmlValue(xml, 'Message') ?? code, 200);
+    // an error found after the 200 went out is the server's (AWS: retry the request): not the object's
+    if (code) throw new S3RequestError(code, xmlValue(xml, 'Message') ?? code, 500);
     return xmlValue(xml, 'ETag');
   }
 

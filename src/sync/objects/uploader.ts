@@ -15,7 +15,10 @@ const ORPHAN_SWEEP_MS = 60_000;
 const EXPIRED_WAIT_MS = 1000;
 // S3 error codes that say "not now" rather than "never" (besides 5xx, 429 and no answer at all);
 // RequestTimeTooSkewed also teaches the client the server's time for the next attempt.
-const TRANSIENT_ERRORS = new Set(['SlowDown', 'RequestTimeout', 'RequestTimeTooSkewed', 'Throttling', 'ThrottlingException', 'ExpiredToken']);
+// The cloud's answers that say nothing of the object: a busy server, a clock, and the credentials
+// (wrong or expired keys refuse every object alike: dead-lettering them would empty the outbox).
+const TRANSIENT_ERRORS = new Set(['SlowDown', 'RequestTimeout', 'RequestTimeTooSkewed', 'Throttling', 'ThrottlingException',
+  'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired', 'InvalidAccessKeyId', 'SignatureDoesNotMatch']);
 
 export interface UploadStatus {
   online: boolean;
@@ -88,18 +91,24 @@ export class ObjectUploader {
 
   private async loop(): Promise<void> {
     while (!this.stopped) {
-      const item = this.paused ? undefined : this.outbox.nextObject();
-      if (!item) {
-        this.idle = true;
-        await this.sleep();
-        this.idle = false;
-        continue;
+      try {
+        const item = this.paused ? undefined : this.outbox.nextObject();
+        if (!item) {
+          this.idle = true;
+          await this.sleep();
+          this.idle = false;
+          continue;
+        }
+        if (this.outbox.isExpired(item)) {
+          await this.sleep(EXPIRED_WAIT_MS);
+          continue;
+        }
+        await this.upload(item);
+      } catch (error) {
+        // the outbox could not be read (an I/O error, a row that does not parse): tried again, never an unhandled rejection
+        this.log.error({ err: error }, 'object uploads failed; trying again');
+        await this.backoff();
       }
-      if (this.outbox.isExpired(item)) {
-        await this.sleep(EXPIRED_WAIT_MS);
-        continue;
-      }
-      await this.upload(item);
     }
   }
 
@@ -246,12 +255,15 @@ export class ObjectUploader {
     this.log.info('cloud S3 reachable');
   }
 
+  /** Logged when it starts and whenever the reason changes (a gateway that never reached the cloud says why). */
   private unreachable(reason: string): void {
+    const news = this.status.online || this.status.lastError !== reason;
     this.status.lastError = reason;
-    if (!this.status.online) return;
-    this.status.online = false;
-    this.status.since = new Date(this.wallMs()).toISOString();
-    this.log.warn({ reason }, 'cloud S3 unreachable; uploads wait');
+    if (this.status.online) {
+      this.status.online = false;
+      this.status.since = new Date(this.wallMs()).toISOString();
+    }
+    if (news) this.log.warn({ reason }, 'cloud S3 unreachable; uploads wait');
   }
 
   /** Full jitter: uniform in [min, min(max, min·2ⁿ)] after the n-th consecutive failure. */
