@@ -395,6 +395,17 @@ describe('SigV4 for the IoT data plane (service iotdata: double-encoded paths)',
     expect(wrong.status).toBe(403);
     expect(JSON.parse(wrong.body).message).toBe(SIGNATURE_MISMATCH);
   });
+
+  it('checks the body of a presigned request against the hash it was signed with', async () => {
+    const signer = new SignatureV4({ credentials: KEY, region: 'us-east-1', service: 'iotdata', sha256: Sha256, uriEscapePath: true });
+    const presigned = await signer.presign({ method: 'POST', protocol: 'http:', hostname: '127.0.0.1', port, path: '/topics/a', query: { qos: '1' },
+      headers: { host: `127.0.0.1:${port}` }, body: 'hello' }, { expiresIn: 60 });
+    const url = `${endpoint}${presigned.path}?${new URLSearchParams(presigned.query as Record<string, string>)}`;
+    expect((await fetch(url, { method: 'POST', body: 'hello' })).status).toBe(200);
+    expect(seen!.body).toBe('hello');
+    // the same URL with another body: not what was signed (it went through unchecked)
+    expect((await fetch(url, { method: 'POST', body: 'forged' })).status).toBe(403);
+  });
 });
 
 describe('presigned URLs', () => {

@@ -294,8 +294,12 @@ function declaredPayload(req: IncomingMessage, claim: Claim, { service, ...optio
   const declared = singleHeader(req, 'x-amz-content-sha256');
   const checksums = headerChecksums(req, options);
   if (declared === undefined) {
-    if (claim.expires !== undefined) return { kind: 'unsigned', signedAs: service === 's3' ? UNSIGNED_PAYLOAD : EMPTY_SHA256, checksums };
-    if (service === 's3') throw new AuthError('InvalidRequest', 'Missing required header for this request: x-amz-content-sha256', 400);
+    if (service === 's3') {
+      // S3's presigned URLs sign UNSIGNED-PAYLOAD
+      if (claim.expires !== undefined) return { kind: 'unsigned', signedAs: UNSIGNED_PAYLOAD, checksums };
+      throw new AuthError('InvalidRequest', 'Missing required header for this request: x-amz-content-sha256', 400);
+    }
+    // other services sign the body's hash, presigned or not: checked once the body is read
     if (bodyIsEmpty(req)) return { kind: 'sha256', signedAs: EMPTY_SHA256, checksums };
     return { kind: 'computed', checksums };
   }
