@@ -93,6 +93,7 @@ export class Daemon {
     this.log.info('stopping');
     await this.adminServer.stop();
     await this.http.stop();
+    for (const service of this.services) await service.beforeStop?.().catch((error: unknown) => this.log.error({ err: error, service: service.name }, 'service failed to prepare its stop'));
     for (const service of [...this.services].reverse()) {
       try {
         await service.stop();

@@ -65,6 +65,12 @@ export interface FunctionInvoker {
 export interface Service {
   readonly name: string;
   start(): Promise<void>;
+  /**
+   * Before any service stops: ends the work that leans on services stopped before this one (sync's
+   * uploads read the local object store, which stops first), so that their wait does not eat the
+   * daemon's stop deadline.
+   */
+  beforeStop?(): Promise<void>;
   /** Stops accepting new work and drains what is in flight. */
   stop(): Promise<void>;
   health(): ServiceHealth;

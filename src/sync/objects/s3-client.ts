@@ -116,8 +116,8 @@ export class S3Client {
     return xmlValue(xml, 'ETag');
   }
 
-  async abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void> {
-    (await this.send({ method: 'DELETE', bucket, key, query: { uploadId } })).resume();
+  async abortMultipartUpload(bucket: string, key: string, uploadId: string, signal?: AbortSignal): Promise<void> {
+    (await this.send({ method: 'DELETE', bucket, key, query: { uploadId }, signal })).resume();
   }
 
   destroy(): void {

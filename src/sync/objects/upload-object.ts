@@ -146,9 +146,9 @@ export async function deleteLocalCopy(ref: ObjectRef, context: Pick<UploadContex
 }
 
 /** Aborts a multipart upload in the cloud (its item left the outbox); a missing upload is fine. */
-export async function abortUpload(s3: S3Endpoints, upload: { bucket: string; key: string; uploadId: string }): Promise<void> {
+export async function abortUpload(s3: S3Endpoints, upload: { bucket: string; key: string; uploadId: string }, signal?: AbortSignal): Promise<void> {
   try {
-    await s3.cloud.abortMultipartUpload(upload.bucket, upload.key, upload.uploadId);
+    await s3.cloud.abortMultipartUpload(upload.bucket, upload.key, upload.uploadId, signal);
   } catch (error) {
     if ((error as Error).name !== 'NoSuchUpload') throw error;
   }

@@ -216,7 +216,7 @@ export class ObjectUploader {
 
   private async abortCloudUpload(upload: { bucket: string; key: string; uploadId: string }): Promise<void> {
     try {
-      await abortUpload(await this.s3(), upload);
+      await abortUpload(await this.s3(), upload, this.abort.signal);
     } catch (error) {
       this.log.warn({ err: error, upload }, 'could not abort a multipart upload in the cloud; a lifecycle rule there can remove it');
     }
@@ -228,7 +228,7 @@ export class ObjectUploader {
     this.orphansSweptAt = performance.now();
     for (const orphan of this.uploads.orphans()) {
       try {
-        await abortUpload(s3, orphan);
+        await abortUpload(s3, orphan, this.abort.signal);
         await this.commit.run(() => this.uploads.forget(orphan.itemId));
       } catch (error) {
         // Not this item's failure: tried again at the next sweep.
