@@ -164,7 +164,8 @@ export class ObjectUploader {
     const reason = `${(error as Error).name}: ${(error as Error).message}`;
     try {
       if (error instanceof ObjectGone) {
-        await this.commit.run(() => this.done(item));
+        // its multipart upload stays known until aborted
+        await this.commit.run(() => this.outbox.acknowledge([item]));
         await this.abandonUpload(item);
         this.status.superseded++;
         this.log.info({ rule: item.rule, object: item.localTopic, reason: error.message }, 'upload skipped');
@@ -193,32 +194,26 @@ export class ObjectUploader {
 
   private async deadLetter(item: OutboxItem, reason: string): Promise<void> {
     this.activity.failed(item.rule, reason);
-    const multipart = this.uploads.of(item.id);
-    const moved = await this.commit.run(() => {
-      const letter = this.outbox.deadLetter(item.id, reason);
-      this.uploads.forget(item.id);
-      return letter;
-    });
+    const moved = await this.commit.run(() => this.outbox.deadLetter(item.id, reason));
     if (moved) this.log.warn({ rule: item.rule, object: item.localTopic, reason }, 'object upload dead-lettered');
-    if (!multipart) return;
-    const ref = JSON.parse(item.payload.toString('utf8')) as ObjectRef;
-    await this.abortCloudUpload({ bucket: ref.cloudBucket, key: ref.cloudKey, uploadId: multipart.uploadId });
+    await this.abandonUpload(item);
   }
 
-  /** The multipart upload of an item that will not be completed: aborted in the cloud (the parts cost storage there). */
+  /**
+   * The multipart upload of an item that left the outbox uncompleted: aborted in the cloud (the parts
+   * cost storage there), then forgotten. One that cannot be aborted now is known still, and the
+   * orphan sweep tries again (abortOrphans).
+   */
   private async abandonUpload(item: OutboxItem): Promise<void> {
     const multipart = this.uploads.of(item.id);
     if (!multipart) return;
     const ref = JSON.parse(item.payload.toString('utf8')) as ObjectRef;
-    await this.commit.run(() => this.uploads.forget(item.id));
-    await this.abortCloudUpload({ bucket: ref.cloudBucket, key: ref.cloudKey, uploadId: multipart.uploadId });
-  }
-
-  private async abortCloudUpload(upload: { bucket: string; key: string; uploadId: string }): Promise<void> {
+    const upload = { bucket: ref.cloudBucket, key: ref.cloudKey, uploadId: multipart.uploadId };
     try {
       await abortUpload(await this.s3(), upload, this.abort.signal);
+      await this.commit.run(() => this.uploads.forget(item.id));
     } catch (error) {
-      this.log.warn({ err: error, upload }, 'could not abort a multipart upload in the cloud; a lifecycle rule there can remove it');
+      this.log.warn({ err: error, upload }, 'could not abort a multipart upload in the cloud; tried again later');
     }
   }
 
