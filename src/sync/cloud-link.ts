@@ -46,7 +46,10 @@ export interface LinkState {
 export interface LinkHandlers {
   /** A connection is up (CONNACK received); `client` is valid until `onDown`. */
   onUp(client: CloudClient): void;
-  /** `byPeer`: the connection broke or the cloud closed it, rather than this side stopping. */
+  /**
+   * `byPeer`: the cloud closed the connection, or it broke in a way that may be the cloud's (a reset),
+   * rather than this side stopping it or the network failing (a timeout, an unreachable route).
+   */
   onDown(byPeer: boolean): void;
 }
 
@@ -109,15 +112,18 @@ export class CloudLink {
       this.log.info({ url: this.config.url }, 'cloud link up');
       this.handlers.onUp(client);
     });
+    let networkFailed = false;
     client.on('error', (error) => {
       this.state.lastError = error.message;
+      if (isNetworkFailure(error)) networkFailed = true;
     });
     client.once('close', () => {
       if (this.client !== client) return;
       this.client = undefined;
       client.end(true);
       if (wasUp) this.log.warn({ reason: this.state.lastError }, 'cloud link down');
-      this.down(wasUp ? undefined : this.state.lastError ?? 'connection closed before CONNACK', true);
+      // a dead network is no refusal: the publish in flight is not to blame for it
+      this.down(wasUp ? undefined : this.state.lastError ?? 'connection closed before CONNACK', !networkFailed);
       this.scheduleReconnect();
     });
   }
@@ -157,4 +163,11 @@ export class CloudLink {
       clean: false,
     };
   }
+}
+
+/** Errors of the network (a dropped cellular link, a silent route), not of the cloud's doing. */
+const NETWORK_FAILURES = new Set(['ETIMEDOUT', 'ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN', 'EAI_AGAIN']);
+
+function isNetworkFailure(error: Error): boolean {
+  return NETWORK_FAILURES.has((error as NodeJS.ErrnoException).code ?? '') || /keepalive timeout/i.test(error.message);
 }
