@@ -263,6 +263,11 @@ describe('SigV4 Authorization header', () => {
     const response = await send('GET', '/photos/a.txt', { ...signed.headers as Record<string, string>, 'x-amz-meta-injected': 'yes' });
     expect([response.status, codeOf(response), messageOf(response)]).toEqual([403, 'AccessDenied', 'There were headers present in the request which were not signed']);
     expect(response.body).toContain('<HeadersNotSigned>x-amz-meta-injected</HeadersNotSigned>');
+    // a name listed as `Host` signs no Host header's value (the canonical request takes names as listed)
+    const upper = (signed.headers as Record<string, string>).authorization.replace('SignedHeaders=host;', 'SignedHeaders=Host;');
+    const hostless = await send('GET', '/photos/a.txt', { ...signed.headers as Record<string, string>, authorization: upper });
+    expect([hostless.status, codeOf(hostless)]).toEqual([403, 'AccessDenied']);
+    expect(hostless.body).toContain('<HeadersNotSigned>host</HeadersNotSigned>');
   });
 
   it('answers every mangled Authorization, date and payload header with a specific 4xx, never a crash', async () => {

@@ -274,9 +274,13 @@ function checkTime(claim: Claim, now: number): void {
   }
 }
 
-/** The Host and every x-amz-* header the request carries must be covered by the signature (a proxy could add them otherwise). */
+/**
+ * The Host and every x-amz-* header the request carries must be covered by the signature (a proxy
+ * could add them otherwise). Names are taken as listed, as the canonical request takes them: a
+ * `Host` (SigV4 lists lowercase names) signs no Host header's value, so it covers nothing.
+ */
 function checkEverythingSigned(req: IncomingMessage, claim: Claim): void {
-  const signed = new Set(claim.signedHeaders.map((name) => name.toLowerCase()));
+  const signed = new Set(claim.signedHeaders);
   const unsigned = Object.keys(req.headers).filter((name) => (name === 'host' || name.startsWith('x-amz-')) && !signed.has(name));
   if (unsigned.length > 0) {
     throw new AuthError('AccessDenied', 'There were headers present in the request which were not signed', 403, { HeadersNotSigned: unsigned.join(', ') });
