@@ -212,6 +212,23 @@ describe('sync: objects to cloud S3', () => {
     }
   });
 
+  it('keeps the local copy for another rule that uploads the same object, whichever rule deletes after upload', async () => {
+    await cloud.up();
+    // the deleting rule's item comes first: its deletion would leave the other rule's read nothing ("superseded")
+    const { daemon, s3 } = await startGateway(gatewayConfig(cloud, [
+      { name: 'move', from: 'twice', to: 'cloud/moved/', deleteAfterUpload: true },
+      { name: 'copy', from: 'twice', to: 'cloud/copied/' },
+    ]));
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: 'twice' }));
+      await put(s3, 'twice', 'reading.csv', 'a,b\n1,2\n');
+      await eventually(async () => { const keys = await cloud.keys('cloud'); return keys.includes('moved/reading.csv') && keys.includes('copied/reading.csv'); }, 10_000);
+      expect((await syncStatus(daemon)).rules.find((rule: any) => rule.rule === 'copy')).toMatchObject({ backlog: 0, delivered: 1 });
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+
   it('dead-letters an object whose cloud ETag never matches, and one the cloud refuses, without blocking the rest', async () => {
     await cloud.up();
     cloud.corruptEtag = (key) => key.includes('corrupt');

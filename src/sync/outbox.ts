@@ -345,6 +345,11 @@ export class Outbox {
     return this.statements.nextObject.get() as OutboxItem | undefined;
   }
 
+  /** Whether an upload of the local object `bucket/key` is still queued (another rule's, once this one's is done). */
+  objectQueued(localTopic: string): boolean {
+    return this.statements.objectQueued.get(localTopic) !== undefined;
+  }
+
   /** Whether the item is still in the outbox (not evicted, expired or dead-lettered meanwhile). */
   holds(id: number): boolean {
     return this.statements.hasItem.get(id) !== undefined;
@@ -422,6 +427,7 @@ function prepare(db: Database.Database) {
     backlog: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE priority = ? AND id > ? AND (live = 0 OR id <= ?) AND kind = 'message' ORDER BY id LIMIT ?`),
     // Through the partial index sync_outbox_objects: uploads never scan the messages.
     nextObject: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE kind = 'object' ORDER BY priority DESC, id LIMIT 1`),
+    objectQueued: db.prepare(`SELECT 1 FROM sync_outbox WHERE kind = 'object' AND local_topic = ? LIMIT 1`),
     hasItem: db.prepare('SELECT 1 FROM sync_outbox WHERE id = ?'),
     count: {
       dropped: counter('dropped'), rejected: counter('rejected'), expired: counter('expired'), dead_lettered: counter('dead_lettered'),

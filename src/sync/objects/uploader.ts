@@ -124,7 +124,11 @@ export class ObjectUploader {
       this.status.uploaded++;
       this.activity.succeeded(item.rule);
       this.log.debug({ rule: item.rule, object: item.localTopic, to: item.cloudTopic, bytes: ref.size }, 'object uploaded');
-      if (ref.deleteAfterUpload) await this.deleteLocalCopy(s3, ref);
+      if (ref.deleteAfterUpload) {
+        // another rule's upload of it still to come reads it then: deleted, it would be taken for superseded
+        if (this.outbox.objectQueued(item.localTopic)) this.log.info({ object: item.localTopic }, 'local copy kept: another rule still uploads it');
+        else await this.deleteLocalCopy(s3, ref);
+      }
     } catch (error) {
       await this.failed(item, error);
     } finally {
