@@ -7,6 +7,8 @@ export const integer = (expected: string) => z.number({ invalid_type_error: expe
 export const port = (fallback: number) =>
   integer('expected integer 0-65535').min(0, { message: 'expected integer 0-65535' })
     .max(65535, { message: 'expected integer 0-65535' }).default(fallback);
+/** An integer from `min` to `max`, every refusal saying `expected`. */
+export const range = (expected: string, min: number, max: number) => integer(expected).min(min, { message: expected }).max(max, { message: expected });
 export const text = (expected: string) => z.string({ invalid_type_error: expected, required_error: expected }).min(1, { message: expected });
 export const host = (fallback: string) => text('expected a bind address (e.g. "127.0.0.1")').default(fallback);
 export const bool = (fallback: boolean) => z.boolean({ invalid_type_error: 'expected true or false' }).default(fallback);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import { z } from 'zod/v3';
-import { bool, integer, oneOf, path, positiveInt, text } from '../config/fields.js';
+import { bool, integer, oneOf, path, positiveInt, range, text } from '../config/fields.js';
 import { topicMatches } from '../broker/topic.js';
 import { ConfigError, formatConfigIssues } from '../config/load.js';
 
@@ -9,7 +9,6 @@ import { ConfigError, formatConfigIssues } from '../config/load.js';
 // into frames, turn frames into readings, and where readings and commands go. docs/devices.md
 // documents every key.
 
-const range = (expected: string, min: number, max: number) => integer(expected).min(min, { message: expected }).max(max, { message: expected });
 const usbId = z.string({ invalid_type_error: 'expected 4 hex digits (e.g. "1546")', required_error: 'expected 4 hex digits (e.g. "1546")' })
   .regex(/^[0-9a-fA-F]{4}$/, { message: 'expected 4 hex digits (e.g. "1546")' }).transform((id) => id.toLowerCase());
 const name = text('expected a reading name of letters, digits or "_"').regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, { message: 'expected a reading name of letters, digits or "_"' });

@@ -147,6 +147,7 @@ export class AsyncQueue {
     if (latest) {
       // The payload is kept only for an event that runs at once; one that waits is read back from
       // SQLite when its turn comes, so a full queue (queueLength events of up to 1 MiB each) costs ids only.
+      // as pump admits it, which runs next
       const runsNow = lane.waiting.length === 0 && lane.running < this.inFlightLimit(latest);
       const event: QueuedEvent | undefined = runsNow ? {
         id, name: version.name, event: invocation.event, source, enqueuedAt: now, attempts: 0, nextAttemptAt: now, hops: invocation.hops ?? 0,
@@ -263,8 +264,8 @@ export class AsyncQueue {
       if (lane.running === 0 && lane.accepting === 0) this.lanes.delete(name);
       return;
     }
-    if ((version.spec.reservedConcurrency ?? this.deps.config.maxInstances) === 0) return this.ageOutThrottled(name, lane, version);
     const limit = this.inFlightLimit(version);
+    if (limit === 0) return this.ageOutThrottled(name, lane, version);
     const now = Date.now();
     while (lane.running < limit && lane.waiting.length > 0 && lane.waiting.first()!.due <= now) {
       const { id, event } = lane.waiting.shift()!;

@@ -19,10 +19,11 @@ export class MqttTriggers {
   async set(name: string, topics: string[]): Promise<void> {
     const current = this.subscriptions.get(name) ?? new Map<string, () => Promise<void>>();
     this.subscriptions.set(name, current);
-    for (const topic of new Set(topics)) {
+    const wanted = new Set(topics);
+    for (const topic of wanted) {
       if (!current.has(topic)) current.set(topic, await this.bus.subscribe(topic, (message) => this.onMessage(name, message), { durable: true }));
     }
-    const gone = [...current].filter(([topic]) => !topics.includes(topic));
+    const gone = [...current].filter(([topic]) => !wanted.has(topic));
     for (const [topic] of gone) current.delete(topic);
     await Promise.all(gone.map(([, unsubscribe]) => unsubscribe().catch(() => undefined)));
   }

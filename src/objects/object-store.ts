@@ -826,7 +826,8 @@ export class ObjectStore {
         if (!row.key.startsWith(prefix)) return result;
         const cut = delimiter ? row.key.indexOf(delimiter, prefix.length) : -1;
         const entry = cut >= 0 ? row.key.slice(0, cut + delimiter.length) : row.key;
-        if (cut >= 0 && utf8Compare(entry, startAfter) <= 0) {
+        // every row sorts after startAfter: its common prefix is not after it only when startAfter is in it
+        if (cut >= 0 && startAfter.startsWith(entry)) {
           // a common prefix the previous page ended with: skip all its keys at once
           cursor = pastPrefix(entry);
           inclusive = false;

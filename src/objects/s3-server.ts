@@ -140,10 +140,9 @@ export class S3Server {
   /** Renders an error as S3 does: XML with Code, Message, the resource and the request id; HEAD gets only the status. */
   private async fail(req: IncomingMessage, res: ServerResponse, error: unknown, resource: string, requestId: string, bodyAsked: boolean): Promise<void> {
     const s3 = toS3Error(error);
-    // the path only: a presigned URL's query is a credential until it expires
-    const path = req.url?.split('?')[0];
-    if (s3.code === 'InternalError') this.log.error({ err: error, method: req.method, path }, 's3 request failed');
-    else if (s3.code === 'InsufficientStorage') this.log.warn({ err: error, method: req.method, path }, 's3 request refused: the disk is full');
+    // the resource, not the URL: a presigned URL's query is a credential until it expires
+    if (s3.code === 'InternalError') this.log.error({ err: error, method: req.method, resource }, 's3 request failed');
+    else if (s3.code === 'InsufficientStorage') this.log.warn({ err: error, method: req.method, resource }, 's3 request refused: the disk is full');
     if (res.headersSent) {
       res.destroy();
       return;

@@ -150,10 +150,6 @@ export class GroupCommit {
   }
 
   private commitBatch(batch: PendingWrite[]): void {
-    if (this.syncFailure) {
-      this.failAll(batch, this.syncFailure);
-      return;
-    }
     const outcomes: Array<{ ok: boolean; value: unknown }> = new Array(batch.length);
     const isolate = batch.length > 1;
     try {

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod/v3';
 import { isValidFilter } from '../broker/topic.js';
-import { bool, integer, oneOf, path, positiveInt, text } from '../config/fields.js';
+import { bool, integer, oneOf, path, positiveInt, range, text } from '../config/fields.js';
 
 function isCloudUrl(text: string): boolean {
   try {
@@ -17,7 +17,7 @@ const topicTemplate = text('expected a topic template (e.g. "gateways/gw1/${topi
   .refine((template) => !/[+#\u0000]/.test(template), { message: 'expected a topic template without "+", "#" or U+0000' });
 const nonNegative = (fallback: number, what: string) =>
   integer(`expected ${what}`).min(0, { message: `expected ${what}` }).default(fallback);
-const qos = integer('expected QoS 0 or 1').min(0, { message: 'expected QoS 0 or 1' }).max(1, { message: 'expected QoS 0 or 1' });
+const qos = range('expected QoS 0 or 1', 0, 1);
 
 const cloudMqttSchema = z.strictObject({
   /** The cloud broker: mqtt://, mqtts://, ws:// or wss:// host[:port][/path]; without it the sync agent buffers and never connects. */
@@ -32,7 +32,7 @@ const cloudMqttSchema = z.strictObject({
   /** CA bundle (PEM) the cloud's certificate must chain to; default: Node's built-in roots. */
   ca: path.optional(),
   /** Seconds between PINGREQs; a silent link is declared down after 1.5× this. */
-  keepalive: integer('expected seconds 1-65535').min(1, { message: 'expected seconds 1-65535' }).max(65535, { message: 'expected seconds 1-65535' }).default(30),
+  keepalive: range('expected seconds 1-65535', 1, 65535).default(30),
   /** MQTT 3.1.1 (4) or 5; with 5 a PUBACK reason code ≥ 0x80 dead-letters the message at once. */
   protocolVersion: z.union([z.literal(4), z.literal(5)], { errorMap: () => ({ message: 'expected 4 or 5' }) }).default(4),
   /** Seconds a connection attempt may take before it counts as failed. */
@@ -42,7 +42,7 @@ const cloudMqttSchema = z.strictObject({
   reconnectMaxMs: positiveInt(60000, 'milliseconds ≥ 1'),
   /** QoS 1 publishes awaiting their PUBACK at once; more in flight drains faster over a slow round trip. */
   // packet identifiers are 16 bits, shared with shadow and subscribe requests
-  maxInFlight: integer('expected a message count 1-60000').min(1, { message: 'expected a message count 1-60000' }).max(60000, { message: 'expected a message count 1-60000' }).default(256),
+  maxInFlight: range('expected a message count 1-60000', 1, 60000).default(256),
   /** A message larger than this (topic + payload) is dead-lettered instead of sent; AWS IoT Core allows 128 KiB. */
   maxMessageBytes: positiveInt(131072, 'bytes ≥ 1'),
 }).refine((mqtt) => (mqtt.cert === undefined) === (mqtt.key === undefined), { message: 'expected both "cert" and "key" or neither' })
@@ -65,8 +65,7 @@ const cloudS3Schema = z.strictObject({
   /** Path-style URLs (endpoint/bucket/key), which most self-hosted S3 servers need. */
   forcePathStyle: bool(false),
   /** Objects larger than this are uploaded in parts of this size (S3: 5 MiB to 5 GiB), each resumable after a restart. */
-  partBytes: integer('expected bytes from 5 MiB (5242880) to 5 GiB').min(MIN_PART_BYTES, { message: 'expected bytes from 5 MiB (5242880) to 5 GiB' })
-    .max(5 * 1024 ** 3, { message: 'expected bytes from 5 MiB (5242880) to 5 GiB' }).default(8 * 1024 * 1024),
+  partBytes: range('expected bytes from 5 MiB (5242880) to 5 GiB', MIN_PART_BYTES, 5 * 1024 ** 3).default(8 * 1024 * 1024),
   /** Upload bandwidth cap over all uploads (a token bucket on the bytes sent); 0: none. */
   maxBytesPerSecond: nonNegative(0, 'bytes per second ≥ 0'),
   /**
@@ -99,7 +98,7 @@ const outboundRuleSchema = z.strictObject({
   /** QoS on the cloud link; with 0 an item leaves the outbox when it is written to the socket. */
   qos: qos.default(1),
   /** 0-9; higher drains first and is dropped last by drop-lowest-priority. */
-  priority: integer('expected a priority 0-9').min(0, { message: 'expected a priority 0-9' }).max(9, { message: 'expected a priority 0-9' }).default(5),
+  priority: range('expected a priority 0-9', 0, 9).default(5),
   /** Seconds an item may wait (monotonic age, see docs/sync.md); 0: until sync.maxAgeSeconds. */
   ttlSeconds: nonNegative(0, 'seconds ≥ 0'),
   /** What happens when the outbox is full (sync.maxBytes). */
@@ -136,7 +135,7 @@ const objectRuleSchema = z.strictObject({
   from: bucketAndPrefix('a local "bucket" or "bucket/prefix"'),
   /** Cloud bucket and key prefix put before the local key; default: cloud.s3.bucket and cloud.s3.prefix. */
   to: bucketAndPrefix('a cloud "bucket" or "bucket/prefix"').optional(),
-  priority: integer('expected a priority 0-9').min(0, { message: 'expected a priority 0-9' }).max(9, { message: 'expected a priority 0-9' }).default(5),
+  priority: range('expected a priority 0-9', 0, 9).default(5),
   /** Seconds an upload may wait (monotonic age); 0: until sync.maxAgeSeconds. */
   ttlSeconds: nonNegative(0, 'seconds ≥ 0'),
   /** When the outbox is full (sync.maxBytes); reject-new refuses the event, see docs/sync.md. */

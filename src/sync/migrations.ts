@@ -64,4 +64,6 @@ export const syncMigrations: Migrations = [
   CREATE TABLE sync_uploads (item_id INTEGER PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, upload_id TEXT NOT NULL, part_bytes INTEGER NOT NULL);
   CREATE TABLE sync_upload_parts (item_id INTEGER NOT NULL, part_number INTEGER NOT NULL, etag TEXT NOT NULL, md5 TEXT NOT NULL,
     PRIMARY KEY (item_id, part_number));`,
+  // An upload deleting its local copy asks whether another rule's upload of that object is queued.
+  `CREATE INDEX sync_outbox_object_topics ON sync_outbox (local_topic) WHERE kind = 'object';`,
 ];

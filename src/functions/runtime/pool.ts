@@ -308,8 +308,7 @@ export class FunctionPool {
     if (outcome === NOT_RUN) {
       // The environment ended before this one's turn: it waits for another.
       if (!this.retired) this.queue.unshift({ invocation, resolve, reject });
-      else if (this.successor) this.successor.adopt([{ invocation, resolve, reject }]);
-      else refuse([{ invocation, resolve, reject }]);
+      else this.adopt([{ invocation, resolve, reject }]);
       this.afterRun();
       return;
     }

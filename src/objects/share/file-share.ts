@@ -427,23 +427,21 @@ export class FileShare {
 
   /** A file is adopted once settled; a new directory is watched and walked; a missing path's objects are forgotten. */
   private async lookAt(path: string, bucket: string, key: string, found: Stats | undefined, replaced = false): Promise<void> {
+    // a directory gone, or a file in its place: its objects go
+    if (!found?.isDirectory() && (this.watched.has(path) || this.unwatchedTrees.has(path))) {
+      this.unwatchTree(path);
+      await this.forgetTree(bucket, `${key}/`);
+    }
     if (!found) {
-      if (this.watched.has(path) || this.unwatchedTrees.has(path)) {
-        this.unwatchTree(path);
-        await this.forgetTree(bucket, `${key}/`);
-      }
       await this.forget(bucket, key);
     } else if (found.isDirectory()) {
-      // the object of a file this directory took the place of
-      await this.forget(bucket, key);
-      if (replaced) this.unwatchTree(path);
+      if (replaced) {
+        // made anew: the object of a file whose name it took goes, and its watch is made again
+        await this.forget(bucket, key);
+        this.unwatchTree(path);
+      }
       if (this.watched.get(path)?.ino !== found.ino) await this.scanTree(bucket, path, `${key}/`, -Infinity, true, Date.now());
     } else if (found.isFile()) {
-      // the objects of a directory this file took the place of
-      if (this.watched.has(path) || this.unwatchedTrees.has(path)) {
-        this.unwatchTree(path);
-        await this.forgetTree(bucket, `${key}/`);
-      }
       await this.adoptFile(bucket, key, path, found);
     }
   }
