@@ -1,9 +1,9 @@
 import './log/quiet-debug.js';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { makeDirectoriesSync } from './store/durable-directories.js';
 import type { LoadedConfig } from './config/load.js';
 import { Store } from './store/store.js';
 import { createMetricsRegistry } from './metrics/registry.js';
@@ -44,7 +44,7 @@ export class Daemon {
 
   constructor(private readonly loaded: LoadedConfig, private readonly log: Logger) {
     const { config, dataDir } = loaded;
-    mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+    makeDirectoriesSync(dataDir, 0o750);
     this.store = new Store({ file: join(dataDir, 'outpost.db'), ...config.store, onSyncFailure: (error) => {
       // EX_IOERR: systemd starts the daemon again, and SQLite recovers what is on disk
       log.fatal({ err: error }, 'the database log could not be synced to disk: what was written since may not be there; exiting');

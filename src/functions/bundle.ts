@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
+import { makeDirectories, syncPath } from '../store/durable-directories.js';
 import { apiErrors } from './errors.js';
 import type { FunctionSpec } from './template.js';
 
@@ -28,18 +29,21 @@ export function functionRoot(dataDir: string, name: string): string {
 export async function stageCode(spec: FunctionSpec, codeDir: string, dataDir: string): Promise<StagedCode> {
   const root = functionRoot(dataDir, spec.name);
   const staging = join(root, `.staging-${randomBytes(6).toString('hex')}`);
-  await mkdir(staging, { recursive: true, mode: 0o750 });
+  await makeDirectories(staging, 0o750);
   try {
     const hash = createHash('sha256').update(JSON.stringify(spec));
     const files = await listFiles(codeDir);
+    const directories = new Set<string>();
     let total = 0;
     for (const file of files) {
       const content = await readFile(join(codeDir, file));
       total += content.length;
       if (total > MAX_CODE_BYTES) throw apiErrors.invalidParameter(`${spec.name}: code is larger than ${MAX_CODE_BYTES} bytes`);
       hash.update(`${file}\0${content.length}\0`).update(content);
-      await mkdir(join(staging, file, '..'), { recursive: true });
-      await writeFile(join(staging, file), content);
+      const fileDir = dirname(join(staging, file));
+      await mkdir(fileDir, { recursive: true });
+      for (let dir = fileDir; dir.startsWith(staging); dir = dirname(dir)) directories.add(dir);
+      await writeFile(join(staging, file), content, { mode: 0o644 });
     }
     const digest = hash.digest('hex');
     const dir = join(root, digest);
@@ -47,7 +51,11 @@ export async function stageCode(spec: FunctionSpec, codeDir: string, dataDir: st
       await rm(staging, { recursive: true, force: true });
       return { hash: digest, dir, created: false };
     }
+    // the version is recorded once this returns: a power cut must not leave its code empty or partial
+    for (const file of files) await syncPath(join(staging, file));
+    for (const stagedDir of directories) await syncPath(stagedDir);
     await rename(staging, dir);
+    await syncPath(root);
     return { hash: digest, dir, created: true };
   } catch (error) {
     await rm(staging, { recursive: true, force: true });

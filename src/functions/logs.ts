@@ -1,6 +1,7 @@
-import { close, fstat, mkdirSync, open, rename, write } from 'node:fs';
+import { close, fstat, open, rename, write } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { makeDirectoriesSync } from '../store/durable-directories.js';
 import { Writable } from 'node:stream';
 
 type WriteCallback = (error: Error | null | undefined) => void;
@@ -33,7 +34,7 @@ export class RotatingLog extends Writable {
 
   constructor(private readonly file: string, private readonly maxBytes: number, private readonly onFailure: (error: Error) => void) {
     super({ decodeStrings: true });
-    mkdirSync(dirname(file), { recursive: true, mode: 0o750 });
+    makeDirectoriesSync(dirname(file), 0o750);
   }
 
   /**

@@ -1,8 +1,8 @@
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Counter, Gauge } from 'prom-client';
 import type { Logger } from 'pino';
 import { freeBytes } from '../metrics/registry.js';
+import { makeDirectories } from '../store/durable-directories.js';
 import { localUrl, type Listener, type Service, type ServiceContext, type ServiceHealth } from '../service.js';
 import { registerObjectAdminRoutes } from './admin-routes.js';
 import { ObjectEvents } from './events.js';
@@ -74,7 +74,7 @@ export class ObjectService implements Service {
   async start(): Promise<void> {
     const { config, store, log } = this.context;
     const s3 = config.s3;
-    await mkdir(join(this.shareRoot, STORE_FOLDER), { recursive: true, mode: 0o750 });
+    await makeDirectories(join(this.shareRoot, STORE_FOLDER), 0o750);
     store.migrate('objects', objectMigrations);
     const serviceLog = log.child({ service: 'objects' });
     const events = new ObjectEvents(store, (bucket) => rulesOf(this.store(), bucket), s3.region, this.context.bus, this.context.functions, s3.maxPendingEvents, serviceLog);

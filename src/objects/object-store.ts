@@ -1,11 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { close, closeSync, constants, fdatasync, fstat, fstatSync, open as openFd, openSync, read, readSync, write, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
-import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
+import { makeDirectories, syncPath } from '../store/durable-directories.js';
 import { errors, S3Error } from './errors.js';
 import { checkBucketName, checkKey, keyCanBeFile, MAX_KEY_BYTES, sharePath } from './names.js';
 import { guessContentType } from './content-type.js';
@@ -478,7 +479,7 @@ export class ObjectStore {
 
   /** Repairs what a crash interrupted: redoes committed file intents, deletes uncommitted temporary files, orphan blobs and parts. */
   async recover(): Promise<void> {
-    for (const dir of [this.tmpDir, this.blobDir, this.uploadDir]) await mkdir(dir, { recursive: true, mode: 0o750 });
+    for (const dir of [this.tmpDir, this.blobDir, this.uploadDir]) await makeDirectories(dir, 0o750);
     const intents = this.statements.intents.all() as Array<{ id: number; intent: string }>;
     const redone: number[] = [];
     const kept = new Set<string>();
@@ -552,7 +553,7 @@ export class ObjectStore {
     // one at a time with a deletion of the same name: its removal of the directory must not follow this mkdir
     return this.locks.with(bucketLock(name), async () => {
       // The directory first: a crash leaves at most an empty directory, never a bucket without one.
-      await mkdir(join(this.shareRoot, name), { recursive: true, mode: 0o775 });
+      await makeDirectories(join(this.shareRoot, name), 0o775);
       const createdAt = Date.now();
       await this.store.commit.run(() => {
         if (this.bucket(name)) throw errors.bucketAlreadyOwnedByYou(name);
@@ -866,7 +867,8 @@ export class ObjectStore {
       metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...(options.checksum ? { checksum: options.checksum } : {}), initiated: Date.now(),
     };
     const partDir = join(this.uploadDir, upload.uploadId);
-    await mkdir(partDir, { mode: 0o750 });
+    // its parts' renames are synced in it, its own entry here
+    await makeDirectories(partDir, 0o750);
     await this.store.commit.run(() => {
       // a DeleteBucket may have committed meanwhile
       if (!this.bucket(bucket)) throw errors.noSuchBucket(bucket);
@@ -1148,7 +1150,7 @@ export class ObjectStore {
     if (parent === BLOCKED) return false;
     if (!parent?.isDirectory()) {
       try {
-        await mkdir(dirname(path), { recursive: true, mode: 0o775 });
+        await makeDirectories(dirname(path), 0o775);
       } catch (error) {
         if (cannotBeDirectory(error)) return false;
         throw error;
@@ -1379,7 +1381,7 @@ async function renameInto(source: string, target: string): Promise<void> {
     await rename(source, target);
   } catch (error) {
     if (!isCode(error, 'ENOENT')) throw error;
-    await mkdir(dirname(target), { recursive: true, mode: 0o775 });
+    await makeDirectories(dirname(target), 0o775);
     await rename(source, target);
   }
 }
@@ -1397,8 +1399,7 @@ class DirectorySyncs {
     if (!next) {
       next = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
         this.waiting.delete(dir);
-        const directory = await open(dir, constants.O_RDONLY);
-        try { await directory.sync(); } finally { await directory.close(); }
+        await syncPath(dir);
       });
       this.waiting.set(dir, next);
     }

@@ -3,8 +3,9 @@
 // the same calls as thread-pool round trips from the event loop cost ~250 µs of CPU here (every
 // call wakes a pool thread and then the loop). Creating a file can also wait for the filesystem's
 // journal, which the event loop must not. Only Node's built-ins (and share-paths, request-thread) are loaded: the thread stays small.
-import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, lstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
+import { makeDirectoriesSync } from '../store/durable-directories.js';
 import { answerRequests, type ThreadReply } from './request-thread.js';
 import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
 
@@ -95,7 +96,7 @@ function fileAt(target: string): Stats | undefined | typeof BLOCKED {
   if (parent === BLOCKED) return BLOCKED;
   if (!parent?.isDirectory()) {
     try {
-      mkdirSync(dirname(target), { recursive: true, mode: 0o775 });
+      makeDirectoriesSync(dirname(target), 0o775);
     } catch (error) {
       if (cannotBeDirectory(error)) return BLOCKED;
       throw error;
@@ -110,7 +111,7 @@ function renameInPlace(job: CopyJob): void {
   } catch (error) {
     // its directory went meanwhile (a delete removed it as empty)
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    mkdirSync(dirname(job.target), { recursive: true, mode: 0o775 });
+    makeDirectoriesSync(dirname(job.target), 0o775);
     renameSync(job.temp, job.target);
   }
 }

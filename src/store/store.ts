@@ -1,5 +1,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, closeSync, fdatasync, openSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { syncPathSync } from './durable-directories.js';
 import { GroupCommit, type SyncLog } from './group-commit.js';
 
 export type Db = Database.Database;
@@ -34,7 +36,10 @@ export class Store {
     this.db = new Database(options.file);
     // It holds password hashes and the access keys' secrets; SQLite gives -wal and -shm the same mode.
     chmodSync(options.file, 0o600);
-    this.db.pragma('journal_mode = WAL');
+    const journalMode = this.db.pragma('journal_mode = WAL', { simple: true });
+    // every durability promise rests on the log (group commit syncs it); a filesystem without the
+    // shared memory it needs (some network mounts) answers another mode
+    if (journalMode !== 'wal') throw new Error(`${options.file}: SQLite cannot keep a write-ahead log here (journal mode ${String(journalMode)}); put the data directory on a local filesystem`);
     // synchronous=full is kept by group commit rather than by SQLite: SQLite's NORMAL writes the
     // log without fsync, and GroupCommit settles a write only after an fdatasync of the log,
     // made on the thread pool, so the event loop never blocks on the disk. Checkpoints still
@@ -52,6 +57,8 @@ export class Store {
     this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
       service TEXT NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL,
       PRIMARY KEY (service, version))`);
+    // the log file may have just been made: its entry is durable once its directory is
+    syncPathSync(dirname(resolve(options.file)));
     this.commit = new GroupCommit(this.db, options.synchronous === 'full' ? this.walSync() : undefined, options.onSyncFailure);
   }
 

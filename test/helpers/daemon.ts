@@ -18,6 +18,11 @@ export interface DaemonOptions {
   dataDir?: string;
   env?: NodeJS.ProcessEnv;
   startTimeoutMs?: number;
+  /**
+   * A command the daemon runs under (e.g. strace and its options). `process` is then the wrapper's;
+   * stopping it may leave the daemon running (strace detaches), so signal the daemon, its child.
+   */
+  wrapper?: string[];
 }
 
 /** How long stop() waits for the daemon to exit after SIGTERM (it exits within 5 s by itself). */
@@ -42,7 +47,8 @@ export class TestDaemon {
       writeFileSync(configFile, yaml.dump(withFreePorts(options.config)));
       args.push('--config', configFile);
     }
-    const child = spawn(process.execPath, args, {
+    const [command, ...commandArgs] = [...(options.wrapper ?? []), process.execPath, ...args];
+    const child = spawn(command, commandArgs, {
       env: { ...process.env, NOTIFY_SOCKET: '', OUTPOST_CONFIG: '', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
