@@ -82,6 +82,36 @@ describe('wills', () => {
   });
 });
 
+describe('wills refused at CONNECT', () => {
+  let daemon: TestDaemon;
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: {} });
+    await addThing(daemon.socket, 'lamp', 'pw', { publish: ['lamp/#'], subscribe: ['lamp/#', '$aws/things/lamp/shadow/#'], clientIds: ['lamp*'] });
+  });
+  afterAll(async () => { await daemon.cleanup(); });
+
+  async function connackOf(clientId: string, will: { topic: string; payload: Buffer; qos: 0 | 1 | 2; retain: boolean }): Promise<number | undefined> {
+    const raw = await RawMqtt.open(daemon.port('mqtt'));
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId, keepalive: 30, username: 'lamp', password: Buffer.from('pw'), will });
+    const connack = await raw.waitFor((packet) => packet.cmd === 'connack');
+    expect(await raw.waitClosed(connack?.returnCode === 0 ? 300 : 5000)).toBe(connack?.returnCode !== 0);
+    raw.end();
+    return connack?.returnCode;
+  }
+
+  it('refuses a will its policy does not let the client publish, or on a daemon-only topic, with CONNACK 5; closes on a will topic with wildcards', async () => {
+    const payload = Buffer.from('{"state":{"power":"on"}}');
+    // AWS IoT and Mosquitto refuse the connection: a will kept until a kill -9 would be published unchecked at the next start
+    expect(await connackOf('lamp-1', { topic: 'other/thing', payload, qos: 1, retain: true })).toBe(5);
+    expect(await connackOf('lamp-2', { topic: '$aws/things/lamp/shadow/update/delta', payload, qos: 1, retain: true })).toBe(5);
+    // MQTT-3.3.2-2: a will topic is a topic name, published as one
+    expect(await connackOf('lamp-3', { topic: 'lamp/#', payload, qos: 1, retain: true })).toBeUndefined();
+    expect(await connackOf('lamp-4', { topic: 'lamp/status', payload, qos: 1, retain: true })).toBe(0);
+    const listed = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+    expect(listed).toMatch(/outpost_mqtt_connections_refused_total\{reason="not_authorized"\} 2/);
+  });
+});
+
 describe('systemd notification', () => {
   it('sends READY=1 once listening, WATCHDOG=1 at half the interval, and STOPPING=1', async () => {
     const unixDgram = createRequire(import.meta.url)('unix-dgram');

@@ -111,4 +111,54 @@ describe('broker packet parsing', () => {
     await still.publishAsync('parse/after', 'ok', { qos: 1 });
     still.end(true);
   });
+
+  it('closes the connection of packets mqtt-packet takes but MQTT 3.1.1 forbids, on either parser, and delivers none of them', async () => {
+    const publish = (topic: Buffer, flags: number, messageId?: number) => {
+      const id = messageId === undefined ? Buffer.alloc(0) : Buffer.from([messageId >> 8, messageId & 0xff]);
+      const body = Buffer.concat([Buffer.from([topic.length >> 8, topic.length & 0xff]), topic, id, Buffer.from('x')]);
+      return Buffer.concat([Buffer.from([0x30 | flags, body.length]), body]);
+    };
+    const subscribe = mqttPacket.generate({ cmd: 'subscribe', messageId: 9, subscriptions: [{ topic: 'parse/elsewhere', qos: 0 }] });
+    const violations: Array<[string, Buffer]> = [
+      ['ill-formed UTF-8 in a topic (MQTT-1.5.3-1)', publish(Buffer.from([0x70, 0x61, 0x72, 0x73, 0x65, 0x2f, 0xff, 0xfe]), 0)],
+      ['U+0000 in a topic (MQTT-1.5.3-2)', publish(Buffer.from('parse/a\u0000b'), 2, 7)],
+      ['DUP on QoS 0 (MQTT-3.3.1-2)', publish(Buffer.from('parse/dup0'), 0x08)],
+      ['packet identifier 0 (MQTT-2.3.1-1)', publish(Buffer.from('parse/id0'), 2, 0)],
+      ['UNSUBSCRIBE without a filter (MQTT-3.10.3-2)', Buffer.from([0xa2, 0x02, 0x00, 0x05])],
+      ['ill-formed UTF-8 in a filter', Buffer.from([0x82, 0x09, 0x00, 0x0a, 0x00, 0x04, 0x70, 0x2f, 0xc3, 0x28, 0x00])],
+    ];
+    received.length = 0;
+    for (const [name, bad] of violations) {
+      // alone, where the broker's own parser reads a PUBLISH, and after a SUBSCRIBE in the same read, where mqtt-packet does
+      for (const write of [bad, Buffer.concat([subscribe, bad])]) {
+        const raw = await connectRaw('parse-violation');
+        raw.socket.write(write);
+        expect(await raw.waitClosed(), name).toBe(true);
+      }
+    }
+    for (const [clientId, level] of [[Buffer.from([0x63, 0xff]), 4], [Buffer.from('parse-level-6'), 6]] as const) {
+      const raw = await RawMqtt.open(daemon.port('mqtt'));
+      const payload = Buffer.concat([Buffer.from([0x00, 0x04]), Buffer.from('MQTT'), Buffer.from([level, 0x02, 0x00, 0x1e, 0x00, clientId.length]), clientId]);
+      raw.socket.write(Buffer.concat([Buffer.from([0x10, payload.length]), payload]));
+      expect(await raw.waitClosed()).toBe(true);
+      // MQTT-3.1.2-2: a protocol level the server does not support gets CONNACK 0x01 before the close
+      expect(raw.packets.find((packet) => packet.cmd === 'connack')?.returnCode).toBe(level === 6 ? 1 : undefined);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(received).toEqual([]);
+  });
+
+  it('does not pass a publisher\'s DUP flag on to subscribers (MQTT-3.3.1-3)', async () => {
+    received.length = 0;
+    const flags: boolean[] = [];
+    const watch = (_topic: string, _payload: Buffer, packet: { dup: boolean }) => flags.push(packet.dup);
+    subscriber.on('message', watch);
+    const raw = await connectRaw('parse-dup');
+    raw.send({ cmd: 'publish', topic: 'parse/dup1', payload: Buffer.from('again'), qos: 1, messageId: 3, dup: true, retain: false });
+    await raw.waitFor((packet) => packet.cmd === 'puback');
+    await receivedCount(1);
+    subscriber.off('message', watch);
+    raw.end();
+    expect(flags).toEqual([false]);
+  });
 });

@@ -12,6 +12,7 @@ import { createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscrib
 import { OutgoingWrites } from './handlers/outgoing-writes.js';
 import { limitPacketSize } from './handlers/packet-size.js';
 import { parsePublishesDirectly } from './handlers/incoming-parse.js';
+import { refuseMalformedPackets } from './handlers/malformed-packets.js';
 import { MqttListeners } from './listeners.js';
 import { publishOrphanedWills } from './handlers/orphaned-wills.js';
 import { randomUUID } from 'node:crypto';
@@ -229,6 +230,7 @@ export class BrokerService implements Service, LocalBus {
     limitPacketSize(client, this.context.config.mqtt.maxPacketSize, () => {
       this.metrics.refused.packet_too_large++;
     });
+    refuseMalformedPackets(client);
     parsePublishesDirectly(client, this.context.config.mqtt.maxPacketSize);
     this.outgoing.manage(client);
   }

@@ -58,6 +58,11 @@ export function filterCovers(allowed: string, requested: string): boolean {
   return allowedLevels.length === requestedLevels.length;
 }
 
+/** MQTT-4.7.3-1: at least one character; MQTT-3.3.2-2: no wildcards (a will's topic is published as one). */
+export function isValidTopicName(topic: string): boolean {
+  return topic.length > 0 && !topic.includes('+') && !topic.includes('#') && !topic.includes('\u0000');
+}
+
 /** MQTT-4.7.1: '#' only as the whole last level, '+' only as a whole level; no empty filter, no NUL. */
 export function isValidFilter(filter: string): boolean {
   if (filter.length === 0 || filter.includes('\u0000')) return false;

@@ -19,9 +19,11 @@ interface AuthorizeDeps {
 
 export function createAuthorizePublish({ sessions, metrics }: AuthorizeDeps) {
   return (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void) => {
-    // client is null for a will published on behalf of a client that is gone; it was authorised when stored.
+    // client is null for a will published on behalf of a client that is gone; it was authorised at CONNECT.
     if (client === null) return callback(null);
     metrics.messagesIn++;
+    // MQTT-3.3.1-3: a subscriber's copy carries its own DUP flag, not the publisher's
+    packet.dup = false;
     const session = sessions.get(client);
     const allowed = session !== undefined
       && !isDaemonOnlyTopic(packet.topic)

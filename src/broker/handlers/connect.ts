@@ -1,7 +1,8 @@
 import type { TLSSocket } from 'node:tls';
 import type { AuthenticateError, Client, ConnectPacket } from 'aedes';
 import type { Config } from '../../config/schema.js';
-import { bindPolicy, clientIdAllowed } from '../policy.js';
+import { bindPolicy, clientIdAllowed, mayPublish } from '../policy.js';
+import { isDaemonOnlyTopic, isValidTopicName } from '../topic.js';
 import { remoteAddress, type Session, type Sessions } from '../sessions.js';
 import type { Thing, ThingRegistry } from '../things/registry.js';
 import { VerifierBusyError } from '../things/password.js';
@@ -27,6 +28,8 @@ function refuse(returnCode: number, reason: string): AuthenticateError {
 /** aedes replaces an empty client id before authenticate runs, so note it here. */
 export function createPreConnect({ sessions }: ConnectDeps) {
   return (client: Client, packet: ConnectPacket, callback: (error: Error | null, success: boolean) => void) => {
+    // a protocol violation, which closes the connection without a CONNACK (Mosquitto does the same)
+    if (packet.will && !isValidTopicName(packet.will.topic)) return callback(new Error(`will topic "${packet.will.topic}" is not a topic name`), false);
     if (packet.clientId === '' && packet.clean === false) sessions.emptyPersistentIds.add(client);
     callback(null, true);
   };
@@ -55,7 +58,21 @@ async function authenticate(deps: ConnectDeps, client: Client, username: string 
   const identity = identifyByCertificate(deps, client)
     ?? await identifyByPassword(deps, username, password)
     ?? identifyAnonymous(deps);
-  return bindSession(deps, client, identity);
+  const session = bindSession(deps, client, identity);
+  refuseUnauthorizedWill(client, session);
+  return session;
+}
+
+/**
+ * A will the client could not publish itself is refused with the connection (CONNACK 0x05), as AWS
+ * IoT and Mosquitto do: dropping it only when it is published would not do, as a will left by a
+ * daemon that was killed is published at the next start, with no client to check it against.
+ */
+function refuseUnauthorizedWill(client: Client, session: Session): void {
+  const will = (client as unknown as { _will?: { topic: string } })._will;
+  if (will && (isDaemonOnlyTopic(will.topic) || !mayPublish(session.policy, will.topic))) {
+    throw refuse(NOT_AUTHORIZED, `will topic "${will.topic}" not allowed by the policy`);
+  }
 }
 
 // MQTT-3.1.3-8: a zero-length client id needs clean session 1, else CONNACK 0x02.

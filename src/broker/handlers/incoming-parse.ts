@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createRequire } from 'node:module';
 import type { Client } from 'aedes';
 
@@ -48,6 +49,8 @@ export function parsePublishesDirectly(client: Client, maxPacketSize: number): v
         return 0;
       }
       if (end === NOT_MINE) break;
+      // a packet refused as it was emitted (refuseMalformedPackets): the connection is closing
+      if (this.error !== null) return 0;
       offset = end;
     }
     return offset === buf.length ? 0 : parseWithMqttPacket.call(this, offset === 0 ? buf : buf.subarray(offset));
@@ -88,13 +91,16 @@ function parseOne(parser: MqttPacketParser, buf: Buffer, offset: number, maxPack
   const topicLength = buf.readUInt16BE(position);
   const topicEnd = position + 2 + topicLength;
   if (topicEnd + idBytes > end) return NOT_MINE;
+  // ill-formed UTF-8 or U+0000 in the topic: mqtt-packet's string parsing refuses it (refuseMalformedPackets)
+  const topicBytes = buf.subarray(position + 2, topicEnd);
+  if (!isUtf8(topicBytes) || topicBytes.includes(0)) return NOT_MINE;
   const packet = new Packet();
   packet.cmd = 'publish';
   packet.retain = (header & 0x01) !== 0;
   packet.qos = qos;
   packet.dup = (header & 0x08) !== 0;
   packet.length = length;
-  packet.topic = buf.toString('utf8', position + 2, topicEnd);
+  packet.topic = topicBytes.toString('utf8');
   if (qos > 0) packet.messageId = buf.readUInt16BE(topicEnd);
   packet.payload = buf.subarray(topicEnd + idBytes, end);
   parser.emit('packet', packet);
