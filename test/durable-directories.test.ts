@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { CreateBucketCommand, CreateMultipartUploadCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, CreateMultipartUploadCommand, DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
@@ -15,16 +15,20 @@ interface Trace {
   made: Array<{ path: string; line: number }>;
   /** Paths fsynced (files and directories), with the trace line of each. */
   synced: Array<{ path: string; line: number }>;
+  /** Files removed. */
+  unlinked: Array<{ path: string; line: number }>;
 }
 
 /** The daemon's mkdir and fsync calls, all threads, from `strace -f -y` (descriptors shown as their paths). */
 function readTrace(file: string): Trace {
-  const trace: Trace = { made: [], synced: [] };
+  const trace: Trace = { made: [], synced: [], unlinked: [] };
   readFileSync(file, 'utf8').split('\n').forEach((text, line) => {
     const made = /\bmkdir(?:at)?\((?:AT_FDCWD(?:<[^>]*>)?, )?"([^"]+)", [^)]*\) = 0/.exec(text);
     if (made) trace.made.push({ path: made[1], line });
     const synced = /\b(?:fsync|fdatasync)\(\d+<([^>]+)>\) = 0/.exec(text);
     if (synced) trace.synced.push({ path: synced[1], line });
+    const unlinked = /\bunlink(?:at)?\((?:AT_FDCWD(?:<[^>]*>)?, )?"([^"]+)"(?:, 0)?\) = 0/.exec(text);
+    if (unlinked) trace.unlinked.push({ path: unlinked[1], line });
   });
   return trace;
 }
@@ -60,12 +64,14 @@ describe.skipIf(!straceWorks)('durable directories (strace of the daemon)', () =
     mkdirSync(dataDir);
     daemon = await TestDaemon.start({
       dataDir, config: {}, startTimeoutMs: 60_000,
-      wrapper: ['strace', '-f', '-y', '-qq', '-e', 'trace=mkdir,mkdirat,fsync,fdatasync', '-o', traceFile],
+      wrapper: ['strace', '-f', '-y', '-qq', '-e', 'trace=mkdir,mkdirat,fsync,fdatasync,unlink,unlinkat', '-o', traceFile],
     });
     const client = s3Client(daemon, await addKey(daemon));
     await client.send(new CreateBucketCommand({ Bucket: 'durable' }));
     // a body larger than a small object's (held in SQLite): its file is renamed into new directories
     await client.send(new PutObjectCommand({ Bucket: 'durable', Key: 'x/y/large.bin', Body: Buffer.alloc(1 << 20, 1) }));
+    await client.send(new PutObjectCommand({ Bucket: 'durable', Key: 'x/y/deleted.bin', Body: Buffer.alloc(1 << 20, 2) }));
+    await client.send(new DeleteObjectCommand({ Bucket: 'durable', Key: 'x/y/deleted.bin' }));
     await client.send(new CreateMultipartUploadCommand({ Bucket: 'durable', Key: 'parts.bin' }));
     const deployed = await outpost(daemon.socket, ['deploy', code.dir]);
     expect(deployed.code, deployed.stderr).toBe(0);
@@ -96,6 +102,13 @@ describe.skipIf(!straceWorks)('durable directories (strace of the daemon)', () =
     expect(paths.some((path) => path.includes('/functions/Durable/.staging-'))).toBe(true);
     const unsynced = made.filter((entry) => !syncedAfter(trace, dirname(entry.path), entry.line)).map((entry) => entry.path);
     expect(unsynced).toEqual([]);
+  });
+
+  it('syncs the directory of a deleted object\'s file before the delete is acknowledged', () => {
+    const file = join(dataDir, 'share', 'durable', 'x', 'y', 'deleted.bin');
+    const unlinked = trace.unlinked.find((entry) => entry.path === file);
+    expect(unlinked).toBeDefined();
+    expect(syncedAfter(trace, dirname(file), unlinked!.line)).toBe(true);
   });
 
   it('syncs a new function version\'s files and directories before it is recorded', () => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client, type S3Credentials } from './helpers/objects.js';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { eventually } from './helpers/eventually.js';
 import { fuzzSeed, prng } from './helpers/fuzz.js';
 
@@ -283,4 +283,33 @@ describe('S3 API: hostile and malformed input', () => {
     }
     expect((await send({ method: 'HEAD', path: '/hostile/refused-early.bin' })).status).toBe(404);
   });
+});
+
+describe('S3 API: XML bodies of many small elements, on a board-sized heap', () => {
+  let daemon: TestDaemon;
+  let client: ReturnType<typeof s3Client>;
+
+  beforeAll(async () => {
+    // the minimal-128mb board's heap: a parser's tree of a 4 MiB body of tiny elements took all of it
+    daemon = await TestDaemon.start({ config: {}, env: { NODE_OPTIONS: '--max-old-space-size=48' } });
+    client = s3Client(daemon, await addKey(daemon));
+    await client.send(new CreateBucketCommand({ Bucket: 'elements' }));
+  });
+  afterAll(async () => { await daemon.cleanup(); });
+
+  it('answers MalformedXML to a DeleteObjects or CompleteMultipartUpload with more elements than S3 allows, and stays up', async () => {
+    const manyKeys = Array.from({ length: 140_000 }, () => ({ Key: 'a' }));
+    await expect(client.send(new DeleteObjectsCommand({ Bucket: 'elements', Delete: { Objects: manyKeys } }))).rejects.toMatchObject({ name: 'MalformedXML' });
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: 'elements', Key: 'parts.bin' }));
+    const manyParts = Array.from({ length: 75_000 }, (_, index) => ({ PartNumber: (index % 10_000) + 1, ETag: '"0"' }));
+    await expect(client.send(new CompleteMultipartUploadCommand({ Bucket: 'elements', Key: 'parts.bin', UploadId, MultipartUpload: { Parts: manyParts } })))
+      .rejects.toMatchObject({ name: 'MalformedXML' });
+    // the largest valid documents still parse: 1,000 keys; 10,000 parts (answered InvalidPart: none was uploaded)
+    const deleted = await client.send(new DeleteObjectsCommand({ Bucket: 'elements', Delete: { Objects: Array.from({ length: 1000 }, (_, index) => ({ Key: `k${index}` })) } }));
+    expect(deleted.Deleted).toHaveLength(1000);
+    const tenThousand = Array.from({ length: 10_000 }, (_, index) => ({ PartNumber: index + 1, ETag: '"0123456789abcdef0123456789abcdef"', ChecksumCRC32: 'AAAAAA==' }));
+    await expect(client.send(new CompleteMultipartUploadCommand({ Bucket: 'elements', Key: 'parts.bin', UploadId, MultipartUpload: { Parts: tenThousand } })))
+      .rejects.toMatchObject({ name: 'InvalidPart' });
+    expect(daemon.process.exitCode).toBeNull();
+  }, 60_000);
 });

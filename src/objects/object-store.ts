@@ -1201,6 +1201,12 @@ export class ObjectStore {
       await rm(intent.target, { force: true }).catch((error) => {
         if (!isCode(error, 'EISDIR', 'ERR_FS_EISDIR', 'ENOTDIR')) throw error;
       });
+      // the intent is forgotten next, so the unlink must be on disk first (else a power cut brings
+      // the file back, and the share imports it as an object again); a directory gone meanwhile
+      // was emptied and removed by another key's delete
+      await this.directorySyncs.sync(dirname(intent.target)).catch((error) => {
+        if (!isCode(error, 'ENOENT', 'ENOTDIR')) throw error;
+      });
       return;
     }
     try {

@@ -55,11 +55,26 @@ const entityDecoder: NonNullable<X2jOptions['entityDecoder']> = {
 };
 
 /**
+ * How many tags (and comments, declarations) a document may hold: the parser's tree costs ~650 bytes
+ * of heap per element while it is built, so a 4 MiB body of tiny elements would take the daemon's
+ * whole heap. A document is its operation's largest valid one, counted as open and close tags.
+ */
+export const MAX_MARKUP = {
+  /** 1,000 objects (S3's limit) of Object, Key, VersionId, ETag, LastModifiedTime, Size */
+  deleteObjects: 2 * (1000 * 6 + 8),
+  /** 10,000 parts of Part, PartNumber, ETag and one checksum (the upload's algorithm) */
+  completeMultipartUpload: 2 * (10_000 * 4 + 8),
+  /** bucket configurations: CreateBucket, notification rules, ACLs */
+  configuration: 4_000,
+} as const;
+
+/**
  * Parses a request body (DeleteObjects, CompleteMultipartUpload, notification configuration, ACLs);
  * the parser is loaded on first use. Elements that may repeat are always arrays. MalformedXML is
- * the caller's to throw on undefined.
+ * the caller's to throw on undefined, as for a document with more markup than `maxMarkup`.
  */
-export async function parseXml(text: string): Promise<Record<string, any> | undefined> {
+export async function parseXml(text: string, maxMarkup: number): Promise<Record<string, any> | undefined> {
+  if (!markupWithin(text, maxMarkup)) return undefined;
   if (!parser) {
     const { XMLParser } = await import('fast-xml-parser');
     const repeated = new Set(['Object', 'Part', 'CloudFunctionConfiguration', 'LambdaFunctionConfiguration', 'TopicConfiguration', 'QueueConfiguration', 'Event', 'FilterRule', 'Grant']);
@@ -74,6 +89,15 @@ export async function parseXml(text: string): Promise<Record<string, any> | unde
   } catch {
     return undefined;
   }
+}
+
+/** Whether the text holds at most `limit` '<' (every tag, comment and declaration starts with one; text escapes it). */
+function markupWithin(text: string, limit: number): boolean {
+  let count = 0;
+  for (let at = text.indexOf('<'); at !== -1; at = text.indexOf('<', at + 1)) {
+    if (++count > limit) return false;
+  }
+  return true;
 }
 
 /** ISO 8601 with milliseconds, as S3 writes timestamps in XML. */

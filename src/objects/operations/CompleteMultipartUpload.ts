@@ -1,5 +1,5 @@
 import { errors } from '../errors.js';
-import { el, parseXml } from '../xml.js';
+import { el, MAX_MARKUP, parseXml } from '../xml.js';
 import { changeOrigin, header, quoted, sendXml, smallBody, type Operation } from './context.js';
 import type { RequestedPart } from '../object-store.js';
 import { writeCondition } from './reading.js';
@@ -11,7 +11,7 @@ import { checkEventQueue, checksumElements } from './writing.js';
  */
 export const completeMultipartUpload: Operation = async (request, res, context) => {
   const upload = context.objects.existingUpload(request.bucket, request.key, request.query.get('uploadId') ?? '');
-  const parsed = (await parseXml(await smallBody(request)))?.CompleteMultipartUpload;
+  const parsed = (await parseXml(await smallBody(request), MAX_MARKUP.completeMultipartUpload))?.CompleteMultipartUpload;
   if (!parsed || typeof parsed !== 'object') throw errors.malformedXml();
   // S3 CompleteMultipartUpload: Part/Checksum<ALGORITHM> of the upload's algorithm is checked against the part's
   const checksumElement = upload.checksum && `Checksum${upload.checksum.algorithm.toUpperCase()}`;

@@ -1,5 +1,5 @@
 import { S3Error, errors } from '../errors.js';
-import { parseXml } from '../xml.js';
+import { MAX_MARKUP, parseXml } from '../xml.js';
 import { header, sendEmpty, smallBody, type Operation, type S3Request } from './context.js';
 import { asksForAcl } from './writing.js';
 
@@ -11,7 +11,7 @@ import { asksForAcl } from './writing.js';
 export const createBucket: Operation = async (request, res, context) => {
   const body = await smallBody(request);
   checkBucketHeaders(request);
-  if (body.trim()) checkLocationConstraint(await parseXml(body), context.config.region);
+  if (body.trim()) checkLocationConstraint(await parseXml(body, MAX_MARKUP.configuration), context.config.region);
   await context.objects.createBucket(request.bucket);
   sendEmpty(res, 200, { Location: `/${request.bucket}` });
 };

@@ -1,6 +1,6 @@
 import { errors, S3Error } from '../errors.js';
 import { checkKey } from '../names.js';
-import { el, parseXml } from '../xml.js';
+import { el, MAX_MARKUP, parseXml } from '../xml.js';
 import { changeOrigin, sendXml, smallBody, type Operation } from './context.js';
 import { checkVersionId, ifMatchCondition } from './reading.js';
 import { checkEventQueue, contentMd5 } from './writing.js';
@@ -17,7 +17,7 @@ export const deleteObjects: Operation = async (request, res, context) => {
   if (digest !== undefined && createHash('md5').update(text).digest('base64') !== digest) {
     throw errors.badDigest(digest, createHash('md5').update(text).digest('base64'));
   }
-  const parsed = (await parseXml(text))?.Delete;
+  const parsed = (await parseXml(text, MAX_MARKUP.deleteObjects))?.Delete;
   if (!parsed || typeof parsed !== 'object') throw errors.malformedXml();
   const objects = (parsed.Object ?? []) as Array<{ Key?: unknown; ETag?: unknown; VersionId?: unknown }>;
   if (objects.length === 0 || objects.length > 1000 || objects.some((object) => typeof object?.Key !== 'string'

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { errors } from '../errors.js';
 import { functionNameOf, validateRules, type NotificationRule } from '../events.js';
-import { parseXml } from '../xml.js';
+import { MAX_MARKUP, parseXml } from '../xml.js';
 import { sendEmpty, smallBody, type Operation } from './context.js';
 import { changeRules } from './notification-rules.js';
 
@@ -12,7 +12,7 @@ import { changeRules } from './notification-rules.js';
  */
 export const putBucketNotificationConfiguration: Operation = async (request, res, context) => {
   context.objects.existingBucket(request.bucket);
-  const parsed = (await parseXml(await smallBody(request)))?.NotificationConfiguration;
+  const parsed = (await parseXml(await smallBody(request), MAX_MARKUP.configuration))?.NotificationConfiguration;
   if (parsed === undefined) throw errors.malformedXml();
   const configuration = typeof parsed === 'object' ? parsed : {};
   if (configuration.TopicConfiguration || configuration.QueueConfiguration) {

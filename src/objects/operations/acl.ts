@@ -1,5 +1,5 @@
 import { S3Error } from '../errors.js';
-import { el, parseXml } from '../xml.js';
+import { el, MAX_MARKUP, parseXml } from '../xml.js';
 import { LOCAL_ACCOUNT } from '../events.js';
 import { OWNER, sendEmpty, sendXml, smallBody, type Operation, type S3Request } from './context.js';
 import { checkVersionId } from './reading.js';
@@ -34,7 +34,7 @@ async function checkOwnerAcl(request: S3Request): Promise<void> {
     if (request.headers['x-amz-acl'] === undefined) throw new S3Error('MissingSecurityHeader', 400, 'Your request was missing a required header', { MissingHeaderName: 'x-amz-acl' });
     return;
   }
-  const policy = (await parseXml(body))?.AccessControlPolicy;
+  const policy = (await parseXml(body, MAX_MARKUP.configuration))?.AccessControlPolicy;
   if (typeof policy !== 'object' || policy === null) {
     throw new S3Error('MalformedACLError', 400, 'The XML you provided was not well-formed or did not validate against our published schema');
   }
