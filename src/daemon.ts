@@ -52,7 +52,7 @@ export class Daemon {
     } });
     this.metrics = createMetricsRegistry(() => this.store.sizeBytes(), dataDir);
     this.notifier = new SystemdNotifier(log);
-    this.http = new HttpServer(config.http.host, config.http.port, log.child({ service: 'http' }));
+    this.http = new HttpServer(config.http.host, config.http.port, config.http.maxConnections, log.child({ service: 'http' }));
     const accessKeys = new AccessKeys(this.store);
     registerAccessKeyAdminRoutes(this.admin, accessKeys);
     const base = { config, dataDir, store: this.store, log, admin: this.admin, metrics: this.metrics, http: this.http.routes, accessKeys, listeners: () => this.listeners() };

@@ -70,6 +70,8 @@ const httpSchema = z.strictObject({
    * reaches the port (the embedded defaults, on loopback only).
    */
   auth: oneOf(['sigv4', 'none'], 'expected "sigv4" or "none"').default('sigv4'),
+  /** Connections open at once; one beyond it is closed as it is accepted. */
+  maxConnections: positiveInt(64, 'connection count ≥ 1'),
 });
 
 const adminSchema = z.strictObject({

@@ -16,13 +16,14 @@ export class HttpServer {
   private server: Server | undefined;
   private boundPort = 0;
 
-  constructor(private readonly host: string, private readonly port: number, private readonly log: Logger) {}
+  constructor(private readonly host: string, private readonly port: number, private readonly maxConnections: number, private readonly log: Logger) {}
 
   async start(): Promise<void> {
-    const server = createServer((req, res) => void this.serve(req, res, false));
+    const server = createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => void this.serve(req, res, false));
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res, true));
     server.headersTimeout = 10_000;
     server.requestTimeout = 60_000;
+    limitConnections(server, this.maxConnections, this.log);
     closeConnectionsCleanly(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -78,6 +79,26 @@ export function requestUrl(target = '/'): URL | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** How often timed-out header reads are looked for (Node's default, 30 s, lets one hold its socket twice its timeout). */
+export const CONNECTIONS_CHECKING_INTERVAL_MS = 2_000;
+
+/**
+ * At most `max` sockets at once, each holding up to Node's 16 KiB of headers while they arrive: Node
+ * closes a socket beyond it as it is accepted. Refusals are logged at most once a minute.
+ */
+export function limitConnections(server: Server, max: number, log: Logger): void {
+  server.maxConnections = max;
+  let refused = 0;
+  let loggedAt = 0;
+  server.on('drop', () => {
+    refused++;
+    if (Date.now() - loggedAt < 60_000) return;
+    log.warn({ refused, maxConnections: max }, 'connections refused: maxConnections reached');
+    loggedAt = Date.now();
+    refused = 0;
+  });
 }
 
 /**

@@ -31,6 +31,8 @@ export const s3Schema = z.strictObject({
    * and their parts removed, as an S3 lifecycle AbortIncompleteMultipartUpload rule does (default 7 days).
    */
   abortIncompleteUploadsAfterSeconds: positiveInt(7 * 24 * 3600, 'seconds ≥ 1'),
+  /** Connections open at once; one beyond it is closed as it is accepted (each holds up to 16 KiB of headers while they arrive). */
+  maxConnections: positiveInt(128, 'connection count ≥ 1'),
   /** Events waiting for delivery to functions and the bus; beyond it writes are refused (503 SlowDown) until they drain. */
   maxPendingEvents: positiveInt(100000, 'event count ≥ 1'),
   /** The file share over `shareRoot` (docs/file-share.md). */

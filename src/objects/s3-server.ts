@@ -10,7 +10,7 @@ import type { S3Config } from './config.js';
 import { errors, S3Error } from './errors.js';
 import { document, el } from './xml.js';
 import { DISCARDED_BODY_BYTES } from '../http/body.js';
-import { closeServer, closeConnectionsCleanly } from '../http/server.js';
+import { closeServer, closeConnectionsCleanly, CONNECTIONS_CHECKING_INTERVAL_MS, limitConnections } from '../http/server.js';
 import type { Operation, OperationContext, S3Request } from './operations/context.js';
 
 /** The S3 API on its own port: addressing, authentication, routing to one operation, errors as S3 renders them. */
@@ -38,17 +38,19 @@ export class S3Server {
 
   async start(): Promise<void> {
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res, false);
+    const options = { connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS };
     const server = this.config.tls.enabled
-      ? createHttpsServer({ cert: readFileSync(this.config.tls.cert!), key: readFileSync(this.config.tls.key!) }, handler)
-      : createHttpServer(handler);
+      ? createHttpsServer({ ...options, cert: readFileSync(this.config.tls.cert!), key: readFileSync(this.config.tls.key!) }, handler)
+      : createHttpServer(options, handler);
     // Expect: 100-continue (the AWS CLI and boto3 send it with bodies over 1 MB): the body is asked
     // for only once the request is authenticated, authorized and routed, so a refused upload is
     // refused before it is sent, as S3 does, rather than after (Node would answer 100 at once).
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res, true));
     // Large uploads take as long as they take; an idle socket does not.
     server.requestTimeout = 0;
-    server.headersTimeout = 30_000;
+    server.headersTimeout = 10_000;
     server.timeout = 120_000;
+    limitConnections(server, this.config.maxConnections, this.log);
     closeConnectionsCleanly(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
