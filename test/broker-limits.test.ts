@@ -134,3 +134,69 @@ describe('systemd notification', () => {
     }
   });
 });
+
+describe('subscription limits', () => {
+  let daemon: TestDaemon;
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxSubscriptionsPerClient: 3, maxSubscriptions: 8 } } });
+  });
+  afterAll(async () => { await daemon.cleanup(); });
+
+  let messageId = 0;
+  async function connectRaw(clientId: string, clean: boolean): Promise<RawMqtt> {
+    const raw = await RawMqtt.open(daemon.port('mqtt'));
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId, keepalive: 30 });
+    expect((await raw.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
+    return raw;
+  }
+  async function granted(raw: RawMqtt, filters: string[]): Promise<number[]> {
+    const id = ++messageId;
+    raw.send({ cmd: 'subscribe', messageId: id, subscriptions: filters.map((topic) => ({ topic, qos: 1 })) });
+    return (await raw.waitFor((packet) => packet.cmd === 'suback' && packet.messageId === id))?.granted;
+  }
+
+  it('answers SUBACK 0x80 for filters beyond a client\'s and the broker\'s limits, counting persistent sessions\' stored filters, and frees them on unsubscribe and disconnect', async () => {
+    const persistent = await connectRaw('limits-persistent', false);
+    expect(await granted(persistent, ['a/1', 'a/2', 'a/3', 'a/4'])).toEqual([1, 1, 1, 128]);
+    // a filter the client holds already is not a new one
+    expect(await granted(persistent, ['a/1'])).toEqual([1]);
+    // the persistent session's three count twice (aedes' router and the store), so 6 of 8 are taken
+    const clean = await connectRaw('limits-clean', true);
+    expect(await granted(clean, ['b/1', 'b/2', 'b/3'])).toEqual([1, 1, 128]);
+    persistent.end();
+    await persistent.waitClosed();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await granted(clean, ['b/3'])).toEqual([1]);
+    clean.send({ cmd: 'unsubscribe', messageId: ++messageId, unsubscriptions: ['b/1'] });
+    await clean.waitFor((packet) => packet.cmd === 'unsuback');
+    expect(await granted(clean, ['b/4'])).toEqual([1]);
+    const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+    expect(metrics).toMatch(/outpost_mqtt_subscriptions_refused_total\{reason="per_client_limit"\} 1/);
+    expect(metrics).toMatch(/outpost_mqtt_subscriptions_refused_total\{reason="broker_limit"\} 1/);
+    clean.end();
+  });
+
+  it('keeps no filter a persistent session was refused: nothing queued on it while offline reaches the client after it reconnects', async () => {
+    await addThing(daemon.socket, 'holder', 'pw', { publish: ['things/holder/#'], subscribe: ['things/holder/#'], clientIds: ['holder*'] });
+    const connect = async () => {
+      const raw = await RawMqtt.open(daemon.port('mqtt'));
+      raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: 'holder-1', keepalive: 30, username: 'holder', password: Buffer.from('pw') });
+      expect((await raw.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
+      return raw;
+    };
+    const holder = await connect();
+    // refused by the policy, in the same SUBSCRIBE as a granted filter (aedes stored both)
+    expect(await granted(holder, ['things/holder/inbox', 'secret/#'])).toEqual([1, 128]);
+    holder.end();
+    await holder.waitClosed();
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'limits-publisher' });
+    await publisher.publishAsync('secret/plans', 'not for holder', { qos: 1 });
+    await publisher.publishAsync('things/holder/inbox', 'for holder', { qos: 1 });
+    publisher.end(true);
+    const again = await connect();
+    await again.waitFor((packet) => packet.cmd === 'publish' && packet.topic === 'things/holder/inbox');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(again.packets.filter((packet) => packet.cmd === 'publish').map((packet) => packet.topic)).toEqual(['things/holder/inbox']);
+    again.end();
+  });
+});

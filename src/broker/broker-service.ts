@@ -68,7 +68,13 @@ export class BrokerService implements Service, LocalBus {
 
   async start(): Promise<void> {
     const { mqtt } = this.context.config;
-    const deps = { mqtt, things: this.things, sessions: this.sessions, metrics: this.metrics };
+    const deps = {
+      mqtt, things: this.things, sessions: this.sessions, metrics: this.metrics,
+      storedFilters: () => this.persistence.storedFilters,
+      forgetStoredFilter: (client: Client, filter: string) => {
+        this.persistence.removeSubscriptions(client, [filter]).catch((error: Error) => this.log.error({ err: error, clientId: client.id, filter }, 'could not drop a refused stored subscription'));
+      },
+    };
     this.broker = await Aedes.createBroker({
       // A fresh id per run marks the previous run's wills as orphaned (see publishOrphanedWills).
       id: `outpost-${randomUUID()}`,
@@ -91,6 +97,7 @@ export class BrokerService implements Service, LocalBus {
     (this.broker as unknown as EventEmitter).on('error', (error: Error) => this.log.error({ err: error }, 'broker persistence failed'));
     this.broker.on('clientError', (client: Client, error: Error) => this.log.debug({ clientId: client.id, err: error.message }, 'client error'));
     this.broker.on('connectionError', (client: Client, error: Error) => this.log.debug({ clientId: client.id, err: error.message }, 'connection error'));
+    this.broker.on('unsubscribe', (filters: string[], client: Client) => this.sessions.removeFilters(client, filters));
     this.broker.on('keepaliveTimeout', (client: Client) => this.log.info({ clientId: client.id }, 'keep-alive timeout'));
     const wills = await publishOrphanedWills(this.broker, this.persistence);
     if (wills > 0) this.log.info({ wills }, 'published wills of clients cut off by the previous run');
@@ -227,6 +234,8 @@ export class BrokerService implements Service, LocalBus {
       return;
     }
     const client = broker.handle(stream, request);
+    // on the socket's close rather than aedes' clientDisconnect, which a client taken over may not get
+    stream.once('close', () => this.sessions.closed(client));
     limitPacketSize(client, this.context.config.mqtt.maxPacketSize, () => {
       this.metrics.refused.packet_too_large++;
     });

@@ -1,6 +1,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 export type DropReason = 'not_authorized' | 'queue_full' | 'retained_limit';
+export type SubscriptionRefusal = 'per_client_limit' | 'broker_limit';
 export type RefusalReason = 'identifier_rejected' | 'server_unavailable' | 'bad_credentials' | 'not_authorized' | 'max_connections' | 'packet_too_large';
 
 /**
@@ -11,6 +12,7 @@ export class BrokerMetrics {
   messagesIn = 0;
   messagesOut = 0;
   readonly dropped: Record<DropReason, number> = { not_authorized: 0, queue_full: 0, retained_limit: 0 };
+  readonly refusedSubscriptions: Record<SubscriptionRefusal, number> = { per_client_limit: 0, broker_limit: 0 };
   readonly refused: Record<RefusalReason, number> = { identifier_rejected: 0, server_unavailable: 0, bad_credentials: 0, not_authorized: 0, max_connections: 0, packet_too_large: 0 };
 
   constructor(registry: Registry, live: { connections: () => number; bytesIn: () => number; bytesOut: () => number }) {
@@ -28,6 +30,10 @@ export class BrokerMetrics {
     new Counter({
       name: 'outpost_mqtt_connections_refused_total', help: 'Connections refused or closed by the broker, by reason', labelNames: ['reason'] as const, registers,
       collect() { for (const [reason, count] of Object.entries(metrics.refused)) setCounter(this, count, { reason }); },
+    });
+    new Counter({
+      name: 'outpost_mqtt_subscriptions_refused_total', help: 'Filters answered SUBACK 0x80 for a subscription limit, by limit', labelNames: ['reason'] as const, registers,
+      collect() { for (const [reason, count] of Object.entries(metrics.refusedSubscriptions)) setCounter(this, count, { reason }); },
     });
   }
 }

@@ -15,6 +15,8 @@ export interface Session {
    * correctness.
    */
   leadingWildcard?: boolean;
+  /** The filters the connection holds (granted, not unsubscribed): bounded by mqtt.maxSubscriptionsPerClient. */
+  filters: Set<string>;
 }
 
 /** Sessions by aedes client, kept beside aedes' own state so both go away together. */
@@ -22,6 +24,8 @@ export class Sessions {
   private readonly byClient = new WeakMap<Client, Session>();
   /** Zero-length client id with clean session 0, noticed in preConnect (aedes replaces the id before authenticate). */
   readonly emptyPersistentIds = new WeakSet<Client>();
+  /** Filters held by connected clients, all sessions together: each costs ~1 KiB of heap in aedes' router. */
+  liveFilters = 0;
 
   set(client: Client, session: Session): void {
     this.byClient.set(client, session);
@@ -29,6 +33,25 @@ export class Sessions {
 
   get(client: Client | null | undefined): Session | undefined {
     return client ? this.byClient.get(client) : undefined;
+  }
+
+  addFilter(session: Session, filter: string): void {
+    if (session.filters.has(filter)) return;
+    session.filters.add(filter);
+    this.liveFilters++;
+  }
+
+  removeFilters(client: Client, filters: readonly string[]): void {
+    const session = this.byClient.get(client);
+    for (const filter of filters) if (session?.filters.delete(filter)) this.liveFilters--;
+  }
+
+  /** The connection closed: its filters leave aedes' router (a persistent session's stay in the store's). */
+  closed(client: Client): void {
+    const session = this.byClient.get(client);
+    if (!session) return;
+    this.liveFilters -= session.filters.size;
+    session.filters.clear();
   }
 }
 

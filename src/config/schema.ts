@@ -50,6 +50,14 @@ const mqttSchema = z.strictObject({
   maxQueuedMessages: positiveInt(1000, 'message count ≥ 1'),
   /** Seconds a new socket has to send CONNECT. */
   connectTimeout: positiveInt(30, 'seconds ≥ 1'),
+  /** Filters one connection may hold; a SUBSCRIBE beyond it gets SUBACK 0x80 for the filters over (counted). */
+  maxSubscriptionsPerClient: positiveInt(100, 'filter count ≥ 1'),
+  /**
+   * Filters held at once: connected clients' (aedes' router) plus persistent sessions' (the store's
+   * index; a connected persistent client's count in both), ~1 KiB of heap each. Beyond it a new
+   * filter gets SUBACK 0x80 (counted).
+   */
+  maxSubscriptions: positiveInt(10000, 'filter count ≥ 1'),
   /** Retained messages kept at most; a new retained topic beyond it is not retained (and counted). */
   maxRetained: positiveInt(100000, 'message count ≥ 1'),
   tls: tlsSchema.default({}),

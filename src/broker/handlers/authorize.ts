@@ -2,7 +2,9 @@ import type { AedesPublishPacket, Client, PublishPacket, Subscription } from 'ae
 import { mayPublish, maySubscribe } from '../policy.js';
 import { isDaemonOnlyTopic, isValidFilter, topicMatches } from '../topic.js';
 import type { Sessions } from '../sessions.js';
+import { markRefused } from '../refused-subscriptions.js';
 import type { BrokerMetrics } from '../metrics.js';
+import type { Config } from '../../config/schema.js';
 
 /**
  * Where a refused PUBLISH goes. MQTT-3.3.5-2 lets the server acknowledge a
@@ -15,6 +17,11 @@ export const DROPPED_TOPIC = '$outpost/dropped';
 interface AuthorizeDeps {
   sessions: Sessions;
   metrics: BrokerMetrics;
+  mqtt: Pick<Config['mqtt'], 'maxSubscriptionsPerClient' | 'maxSubscriptions'>;
+  /** Filters the persistence holds for persistent sessions. */
+  storedFilters: () => number;
+  /** Drops a persistent session's stored filter (one restored at reconnect that its policy no longer allows). */
+  forgetStoredFilter: (client: Client, filter: string) => void;
 }
 
 export function createAuthorizePublish({ sessions, metrics }: AuthorizeDeps) {
@@ -42,16 +49,34 @@ export function createAuthorizePublish({ sessions, metrics }: AuthorizeDeps) {
  * Of the daemon's own `$outpost/` topics only dead letters and object events may be watched, by a
  * policy that names them.
  */
-export function createAuthorizeSubscribe({ sessions }: AuthorizeDeps) {
+export function createAuthorizeSubscribe({ sessions, metrics, mqtt, storedFilters, forgetStoredFilter }: AuthorizeDeps) {
+  const refuse = (client: Client, subscription: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void) => {
+    markRefused(subscription);
+    if (!client.clean) forgetStoredFilter(client, subscription.topic);
+    callback(null, null);
+  };
   return (client: Client, subscription: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void) => {
     const session = sessions.get(client);
-    const allowed = session !== undefined
+    const allowed = session !== undefined && !client.closed
       && isValidFilter(subscription.topic)
       && (!subscription.topic.startsWith('$outpost/') || subscription.topic.startsWith('$outpost/dlq/') || subscription.topic.startsWith('$outpost/objects/'))
       && maySubscribe(session.policy, subscription.topic);
+    if (!allowed) return refuse(client, subscription, callback);
+    if (!session.filters.has(subscription.topic)) {
+      if (session.filters.size >= mqtt.maxSubscriptionsPerClient) {
+        metrics.refusedSubscriptions.per_client_limit++;
+        return refuse(client, subscription, callback);
+      }
+      // memory, not policy: aedes' router and the store's index each cost ~1 KiB of heap per filter
+      if (sessions.liveFilters + storedFilters() >= mqtt.maxSubscriptions) {
+        metrics.refusedSubscriptions.broker_limit++;
+        return refuse(client, subscription, callback);
+      }
+      sessions.addFilter(session, subscription.topic);
+    }
     // Restored subscriptions of a persistent session pass through here too.
-    if (allowed && (subscription.topic.startsWith('+') || subscription.topic.startsWith('#'))) session.leadingWildcard = true;
-    callback(null, allowed ? subscription : null);
+    if (subscription.topic.startsWith('+') || subscription.topic.startsWith('#')) session.leadingWildcard = true;
+    callback(null, subscription);
   };
 }
 

@@ -139,7 +139,7 @@ function identifyAnonymous({ mqtt }: ConnectDeps): Identity {
 }
 
 function bindSession({ mqtt }: ConnectDeps, client: Client, identity: Identity): Session {
-  const base = { address: remoteAddress(client), since: Date.now(), via: identity.via };
+  const base = { address: remoteAddress(client), since: Date.now(), via: identity.via, filters: new Set<string>() };
   if (!identity.thing) {
     return { ...base, thing: null, policy: bindPolicy(mqtt.anonymousPolicy, null, client.id) };
   }

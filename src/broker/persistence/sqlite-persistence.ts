@@ -13,6 +13,7 @@ import {
 } from './packet-codec.js';
 import { topicRange, type TopicRange } from './topic-filter.js';
 import { levelsMatch } from '../topic.js';
+import { wasRefused } from '../refused-subscriptions.js';
 
 export type { Packet } from './packet-codec.js';
 
@@ -148,6 +149,8 @@ export class SqlitePersistence {
   private readonly statements: Statements;
 
   private readonly subscriptions = new Map<string, Map<string, SubscriptionRecord>>();
+  /** The filters of every persistent session, held here (and in the trie) whether its client is connected or not. */
+  storedFilters = 0;
   private readonly trie = new QlobberSub(TRIE_OPTIONS);
   private readonly queueLengths = new Map<string, number>();
   private readonly durableIncoming = new Map<string, Set<number>>();
@@ -272,7 +275,8 @@ export class SqlitePersistence {
   async addSubscriptions(client: PersistenceClient, subs: readonly Subscription[]): Promise<void> {
     const clientId = client.id;
     // Copied now: aedes rewrites each entry's qos to the granted one after this resolves.
-    const added = subs.map((sub) => ({ topic: sub.topic, record: subscriptionRecord(sub) }));
+    const added = subs.filter((sub) => !wasRefused(sub)).map((sub) => ({ topic: sub.topic, record: subscriptionRecord(sub) }));
+    if (added.length === 0) return;
     await this.durable([clientId], () => {
       for (const { topic, record } of added) {
         // MQTT-3.8.4-3: a filter the client already has replaces that subscription.
@@ -342,6 +346,7 @@ export class SqlitePersistence {
     } else if (previous !== undefined && previous.qos > 0) {
       this.trie.remove(topic, { clientId, topic });
     }
+    if (previous === undefined) this.storedFilters++;
     stored.set(topic, record);
   }
 
@@ -351,6 +356,7 @@ export class SqlitePersistence {
     if (stored === undefined || previous === undefined) return;
     if (previous.qos > 0) this.trie.remove(topic, { clientId, topic });
     stored.delete(topic);
+    this.storedFilters--;
     if (stored.size === 0) this.subscriptions.delete(clientId);
   }
 
@@ -634,6 +640,7 @@ export class SqlitePersistence {
     const s = this.statements;
     this.subscriptions.clear();
     this.trie.clear();
+    this.storedFilters = 0;
     for (const row of s.allSubscriptions.iterate()) {
       this.mirrorSubscription(row.client_id, row.topic, {
         qos: row.qos,
