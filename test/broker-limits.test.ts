@@ -200,3 +200,46 @@ describe('subscription limits', () => {
     again.end();
   });
 });
+
+describe('the QoS a subscriber gets', () => {
+  let daemon: TestDaemon;
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true } } });
+  });
+  afterAll(async () => { await daemon.cleanup(); });
+
+  async function subscriber(clientId: string, clean: boolean, filters: Record<string, 0 | 1 | 2>): Promise<RawMqtt> {
+    const raw = await RawMqtt.open(daemon.port('mqtt'));
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId, keepalive: 30 });
+    expect((await raw.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
+    if (Object.keys(filters).length > 0) {
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: Object.entries(filters).map(([topic, qos]) => ({ topic, qos })) });
+      expect((await raw.waitFor((packet) => packet.cmd === 'suback'))?.granted).toEqual(Object.values(filters));
+    }
+    return raw;
+  }
+  async function publishQos2(topic: string): Promise<void> {
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: `qos-publisher-${topic.replace(/\//g, '-')}` });
+    await publisher.publishAsync(topic, 'exactly once', { qos: 2 });
+    publisher.end(true);
+  }
+  const deliveredQos = async (raw: RawMqtt, topic: string) => (await raw.waitFor((packet) => packet.cmd === 'publish' && packet.topic === topic))?.qos;
+
+  it('is the publication\'s, at most the highest granted among the matching filters (MQTT-3.3.5-1, MQTT-3.8.4-6), online and queued while offline', async () => {
+    // a wildcard filter granted QoS 1 does not get a QoS 2 publication at QoS 2
+    const wildcard = await subscriber('qos-wildcard', true, { 'qa/+': 1 });
+    // overlapping filters: the highest grant wins, whichever the router calls first
+    const overlapping = await subscriber('qos-overlapping', true, { 'qb/#': 0, 'qb/+': 2 });
+    const persistent = await subscriber('qos-persistent', false, { 'qc/#': 1 });
+    persistent.end();
+    await persistent.waitClosed();
+    await publishQos2('qa/x');
+    await publishQos2('qb/x');
+    await publishQos2('qc/x');
+    expect(await deliveredQos(wildcard, 'qa/x')).toBe(1);
+    expect(await deliveredQos(overlapping, 'qb/x')).toBe(2);
+    const back = await subscriber('qos-persistent', false, {});
+    expect(await deliveredQos(back, 'qc/x')).toBe(1);
+    for (const raw of [wildcard, overlapping, back]) raw.end();
+  });
+});

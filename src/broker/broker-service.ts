@@ -8,7 +8,7 @@ import { ThingRegistry } from './things/registry.js';
 import { Sessions } from './sessions.js';
 import { BrokerMetrics } from './metrics.js';
 import { createAuthenticate, createPreConnect } from './handlers/connect.js';
-import { createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscribe } from './handlers/authorize.js';
+import { createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscribe, deliverAtGrantedQos } from './handlers/authorize.js';
 import { OutgoingWrites } from './handlers/outgoing-writes.js';
 import { limitPacketSize } from './handlers/packet-size.js';
 import { parsePublishesDirectly } from './handlers/incoming-parse.js';
@@ -240,6 +240,7 @@ export class BrokerService implements Service, LocalBus {
       this.metrics.refused.packet_too_large++;
     });
     refuseMalformedPackets(client);
+    deliverAtGrantedQos(client);
     parsePublishesDirectly(client, this.context.config.mqtt.maxPacketSize);
     this.outgoing.manage(client);
   }

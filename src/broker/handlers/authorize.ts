@@ -92,9 +92,43 @@ export function createAuthorizeForward({ sessions, metrics }: AuthorizeDeps) {
       if (topic === DROPPED_TOPIC) return null;
       if (sessions.get(client)?.leadingWildcard && !deliveredByNamedFilter(client, topic)) return null;
     }
+    // MQTT-3.3.5-1, MQTT-3.8.4-6: the publication's QoS, at most the highest the client was granted
+    // among its matching filters (aedes only looks for a filter equal to the topic). The packet is
+    // this delivery's own copy.
+    if (packet.qos > 0) packet.qos = Math.min(packet.qos, grantedQos(client, topic)) as AedesPublishPacket['qos'];
     metrics.messagesOut++;
     return packet;
   };
+}
+
+/**
+ * aedes delivers a publication to a client once, through whichever of its matching subscriptions
+ * the router calls first; a QoS 0 one would send it at QoS 0 although another grants more. Such a
+ * delivery is sent on through the QoS path, where authorizeForward sets the QoS. Call it before the
+ * client's first SUBSCRIBE: aedes takes the deliver function when a subscription is added.
+ */
+export function deliverAtGrantedQos(client: Client): void {
+  const target = client as unknown as { deliver0: Deliver; deliverQoS: Deliver };
+  const deliverQoS0 = target.deliver0;
+  target.deliver0 = (packet, callback) => {
+    if (packet.qos > 0 && grantedQos(client, packet.topic) > 0) return target.deliverQoS(packet, callback);
+    return deliverQoS0(packet, callback);
+  };
+}
+
+type Deliver = (packet: AedesPublishPacket, callback: () => void) => void;
+
+/** The highest QoS among the client's filters matching `topic` (leading wildcards never match a `$` topic: MQTT-4.7.2-1). */
+function grantedQos(client: Client, topic: string): number {
+  const subscriptions = (client as unknown as { subscriptions: Record<string, { qos: number }> }).subscriptions;
+  const dollar = topic.charCodeAt(0) === 36;
+  let granted = 0;
+  for (const filter in subscriptions) {
+    const first = filter.charCodeAt(0);
+    if (dollar && (first === 43 || first === 35)) continue;
+    if (subscriptions[filter].qos > granted && topicMatches(filter, topic)) granted = subscriptions[filter].qos;
+  }
+  return granted;
 }
 
 /**
