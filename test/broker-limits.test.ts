@@ -243,3 +243,36 @@ describe('the QoS a subscriber gets', () => {
     for (const raw of [wildcard, overlapping, back]) raw.end();
   });
 });
+
+describe('a subscriber that stops reading', () => {
+  let daemon: TestDaemon;
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxClientBacklogBytes: 262144 } } });
+  });
+  afterAll(async () => { await daemon.cleanup(); });
+
+  it('loses live QoS 0 messages beyond mqtt.maxClientBacklogBytes (counted) and holds up no one else', async () => {
+    const stalled = await RawMqtt.open(daemon.port('mqtt'));
+    stalled.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'stalled', keepalive: 0 });
+    expect((await stalled.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
+    stalled.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'firehose/#', qos: 0 }] });
+    await stalled.waitFor((packet) => packet.cmd === 'suback');
+    stalled.socket.pause();
+    const watcher = await connectClient(daemon.mqttUrl, { clientId: 'watcher' });
+    await watcher.subscribeAsync('alarm/#', { qos: 1 });
+    const alarm = collectMessages(watcher, 1);
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'firehose' });
+    // far more than the loopback socket's buffers take: the rest waits in the daemon, or is dropped
+    const chunk = Buffer.alloc(60 * 1024, 7);
+    for (let i = 0; i < 400; i++) publisher.publish('firehose/data', chunk, { qos: 0 });
+    await publisher.publishAsync('alarm/door', 'open', { qos: 1 });
+    // before: delivery to everyone waited for the stalled socket to drain (30 s), PUBACK included
+    const delivered = await Promise.race([alarm.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000))]);
+    expect(delivered).toBe(true);
+    const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+    expect(Number(/outpost_mqtt_dropped_total\{reason="slow_consumer"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(0);
+    publisher.end(true);
+    watcher.end(true);
+    stalled.end();
+  }, 30_000);
+});

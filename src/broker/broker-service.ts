@@ -38,7 +38,7 @@ export class BrokerService implements Service, LocalBus {
   private readonly sessions = new Sessions();
   private readonly metrics: BrokerMetrics;
   private readonly persistence: SqlitePersistence;
-  private readonly outgoing = new OutgoingWrites();
+  private readonly outgoing: OutgoingWrites;
   private readonly listenersSet: MqttListeners;
   private readonly log: Logger;
   private broker: Aedes | undefined;
@@ -57,6 +57,7 @@ export class BrokerService implements Service, LocalBus {
         this.metrics.dropped[reason === 'queue-full' ? 'queue_full' : 'retained_limit']++;
       },
     });
+    this.outgoing = new OutgoingWrites(config.mqtt.maxClientBacklogBytes, () => { this.metrics.dropped.slow_consumer++; });
     this.listenersSet = new MqttListeners(config.mqtt, (stream, _socket, request) => this.accept(stream, request), (reason) => this.metrics.refused[reason]++);
     this.metrics = new BrokerMetrics(context.metrics, {
       connections: () => this.listenersSet.connections(),
@@ -80,7 +81,9 @@ export class BrokerService implements Service, LocalBus {
       id: `outpost-${randomUUID()}`,
       persistence: this.persistence,
       connectTimeout: mqtt.connectTimeout * 1000,
-      drainTimeout: 30_000,
+      // a client whose socket takes QoS 1/2 messages no more for this long is cut off (QoS 0 ones
+      // are dropped at maxClientBacklogBytes instead): aedes delivers nothing to anyone meanwhile
+      drainTimeout: 10_000,
       preConnect: createPreConnect(deps),
       authenticate: createAuthenticate(deps),
       authorizePublish: createAuthorizePublish(deps),

@@ -50,6 +50,12 @@ const mqttSchema = z.strictObject({
   maxQueuedMessages: positiveInt(1000, 'message count ≥ 1'),
   /** Seconds a new socket has to send CONNECT. */
   connectTimeout: positiveInt(30, 'seconds ≥ 1'),
+  /**
+   * Bytes that may wait unsent to one client (its socket's buffer included) before a QoS 0 message
+   * to it is dropped (counted as slow_consumer); a client that takes no QoS 1/2 message for 10 s is
+   * disconnected. Without it one client that stops reading stalls delivery to everyone.
+   */
+  maxClientBacklogBytes: positiveInt(1024 * 1024, 'bytes ≥ 1'),
   /** Filters one connection may hold; a SUBSCRIBE beyond it gets SUBACK 0x80 for the filters over (counted). */
   maxSubscriptionsPerClient: positiveInt(100, 'filter count ≥ 1'),
   /**

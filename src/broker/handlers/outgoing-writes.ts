@@ -8,6 +8,7 @@ interface Writable {
   destroyed?: boolean;
   writable?: boolean;
   writableNeedDrain?: boolean;
+  writableLength?: number;
 }
 
 const mqttPacket = createRequire(import.meta.url)('mqtt-packet') as { writeToStream: WriteToStream; generate: (packet: Packet, opts?: unknown) => Buffer };
@@ -50,6 +51,7 @@ function encode(packet: Packet, opts: unknown): Buffer {
 
 interface Connection {
   pending: Buffer[];
+  pendingBytes: number;
   /** QoS 1 PUBACKs waiting for their message to be durable, by message id. */
   heldPubacks: Set<number>;
 }
@@ -72,7 +74,11 @@ export class OutgoingWrites {
   private dirty = new Set<Writable>();
   private flushScheduled = false;
 
-  constructor() {
+  /**
+   * `maxBacklogBytes`: what may wait unsent for one connection (its socket's buffer and this
+   * turn's packets) before a live QoS 0 PUBLISH to it is dropped (`onSlowDrop`) rather than queued.
+   */
+  constructor(private readonly maxBacklogBytes: number, private readonly onSlowDrop: () => void) {
     const connections = this.connections;
     mqttPacket.writeToStream = (packet, stream, opts) => {
       const connection = connections.get(stream as object);
@@ -81,12 +87,20 @@ export class OutgoingWrites {
         connection.heldPubacks.add(packet.messageId);
         return true;
       }
+      if (packet.cmd === 'publish' && !packet.qos && !packet.retain) {
+        // A live QoS 0 message never makes aedes wait for this socket (it would hold every other
+        // delivery meanwhile); at most once, it is dropped when too much waits for the client.
+        // Retained ones, sent on SUBSCRIBE from a stream of their own, still wait for the socket.
+        if (this.backlog(stream as Writable, connection) >= this.maxBacklogBytes) this.onSlowDrop();
+        else this.enqueue(stream as Writable, connection, encode(packet, opts));
+        return true;
+      }
       return this.enqueue(stream as Writable, connection, encode(packet, opts));
     };
   }
 
   manage(client: Client): void {
-    this.connections.set(client.conn, { pending: [], heldPubacks: new Set() });
+    this.connections.set(client.conn, { pending: [], pendingBytes: 0, heldPubacks: new Set() });
   }
 
   /** The `published` hook: the packet is durable now, so its PUBACK may go. */
@@ -103,8 +117,13 @@ export class OutgoingWrites {
     mqttPacket.writeToStream = writeToStream;
   }
 
+  private backlog(stream: Writable, connection: Connection): number {
+    return (stream.writableLength ?? 0) + connection.pendingBytes;
+  }
+
   private enqueue(stream: Writable, connection: Connection, bytes: Buffer): boolean {
     connection.pending.push(bytes);
+    connection.pendingBytes += bytes.length;
     this.dirty.add(stream);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -122,6 +141,7 @@ export class OutgoingWrites {
       if (!connection) continue;
       const pending = connection.pending;
       connection.pending = [];
+      connection.pendingBytes = 0;
       if (stream.destroyed || stream.writable === false) continue;
       // One buffer, one write: cheaper than a writev of many small pieces.
       stream.write(pending.length === 1 ? pending[0] : Buffer.concat(pending));
