@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -31,9 +31,9 @@ export class AdminServer {
     removeStaleSocket(socketPath);
     const unix = createServer((req, res) => void this.serve(req, res, false));
     await listen(unix, { path: socketPath });
-    chmodSync(socketPath, 0o660);
-    if (this.options.group) chownSync(socketPath, process.getuid!(), groupId(this.options.group));
     this.servers.push(unix);
+    chmodSync(socketPath, 0o660);
+    if (this.options.group) giveToGroup(socketPath, this.options.group);
     this.bound.push({ name: 'admin', protocol: 'http+unix', host: socketPath, port: 0 });
 
     if (this.options.tcp) {
@@ -152,8 +152,31 @@ function removeStaleSocket(path: string): void {
   if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
 }
 
+/**
+ * Gives the socket to admin.group. A socket made by a daemon already running as that group (the
+ * unit's Group=outpost) has it: no chown then, which matters because the unit's system call
+ * filter (~@privileged, which holds @chown) refuses every chown with EPERM.
+ */
+function giveToGroup(path: string, group: string): void {
+  const gid = groupId(group);
+  if (statSync(path).gid === gid) return;
+  try {
+    chownSync(path, process.getuid!(), gid);
+  } catch (error) {
+    throw new Error(`cannot give the admin socket ${path} to group ${group} (admin.group): ${(error as Error).message}; `
+      + 'run the daemon with that group (Group= in its unit), or leave admin.group unset', { cause: error });
+  }
+}
+
 function groupId(group: string): number {
   if (/^\d+$/.test(group)) return Number(group);
-  const entry = execFileSync('getent', ['group', group], { encoding: 'utf8' }).trim();
+  let entry: string;
+  try {
+    entry = execFileSync('getent', ['group', group], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch (error) {
+    // getent exits 2 for a group it does not know
+    if ((error as { status?: number }).status === 2) throw new Error(`admin.group ${group}: no such group`);
+    throw new Error(`admin.group ${group}: cannot look it up with getent: ${(error as Error).message}`, { cause: error });
+  }
   return Number(entry.split(':')[2]);
 }
