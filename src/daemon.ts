@@ -6,6 +6,7 @@ import type { Registry } from 'prom-client';
 import { makeDirectoriesSync } from './store/durable-directories.js';
 import type { LoadedConfig } from './config/load.js';
 import { Store } from './store/store.js';
+import { DataDirLock } from './store/data-dir-lock.js';
 import { createMetricsRegistry } from './metrics/registry.js';
 import { AdminRouter } from './admin/router.js';
 import { AdminServer } from './admin/server.js';
@@ -34,6 +35,7 @@ type State = 'starting' | 'running' | 'stopping' | 'stopped';
 export class Daemon {
   private state: State = 'starting';
   private readonly startedAt = Date.now();
+  private readonly lock: DataDirLock;
   private readonly store: Store;
   private readonly metrics: Registry;
   private readonly admin = new AdminRouter();
@@ -45,6 +47,9 @@ export class Daemon {
   constructor(private readonly loaded: LoadedConfig, private readonly log: Logger) {
     const { config, dataDir } = loaded;
     makeDirectoriesSync(dataDir, 0o750);
+    // before anything in the data directory is opened: two daemons on one database and one socket
+    // would each take the other's clients, and the second would remove the first one's socket
+    this.lock = DataDirLock.take(dataDir);
     this.store = new Store({ file: join(dataDir, 'outpost.db'), ...config.store, onSyncFailure: (error) => {
       // EX_IOERR: systemd starts the daemon again, and SQLite recovers what is on disk
       log.fatal({ err: error }, 'the database log could not be synced to disk: what was written since may not be there; exiting');
@@ -102,6 +107,7 @@ export class Daemon {
       }
     }
     await this.store.close();
+    this.lock.release();
     this.notifier.close();
     this.state = 'stopped';
     this.log.info('stopped');

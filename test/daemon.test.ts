@@ -1,7 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
-import { connectClient } from './helpers/mqtt.js';
+import { adminRequest, connectClient } from './helpers/mqtt.js';
+
+/** Whether the daemon's admin API answers on its socket. */
+async function answersOn(socket: string): Promise<boolean> {
+  return (await adminRequest(socket, 'GET', '/v1/status'))?.status === 200;
+}
 
 describe('outpostd process', () => {
   it('serves /healthz and Prometheus /metrics', async () => {
@@ -58,5 +65,48 @@ describe('outpostd process', () => {
     } finally {
       await first.cleanup();
     }
+  });
+
+  it('refuses to start on a data directory another daemon runs on, and leaves that one alone', async () => {
+    const first = await TestDaemon.start({ config: {} });
+    try {
+      // other ports (all 0), same database and same admin socket path
+      const second = TestDaemon.start({ dataDir: first.dataDir, config: {} });
+      await expect(second).rejects.toThrow(/exited with 1/);
+      await expect(second).rejects.toThrow(`another outpostd is running on ${first.dataDir}`);
+      expect(await answersOn(first.socket)).toBe(true);
+      expect(first.logs.some((entry) => entry.level >= 50)).toBe(false);
+    } finally {
+      await first.cleanup();
+    }
+  });
+
+  it('starts on the data directory of a daemon killed with -9 (its lock and socket are gone with it)', async () => {
+    const first = await TestDaemon.start({ config: {} });
+    await first.kill();
+    const second = await TestDaemon.start({ dataDir: first.dataDir, config: {} });
+    try {
+      expect(await answersOn(second.socket)).toBe(true);
+    } finally {
+      await second.cleanup();
+    }
+  });
+
+  it('refuses to take over the admin socket of a daemon that answers on it', async () => {
+    const first = await TestDaemon.start({ config: {} });
+    const otherDataDir = mkdtempSync(join(tmpdir(), 'outpost-test-'));
+    try {
+      const second = TestDaemon.start({ dataDir: otherDataDir, config: { admin: { socket: first.socket } } });
+      await expect(second).rejects.toThrow(/exited with 1/);
+      await expect(second).rejects.toThrow(`another outpostd is running: its admin socket ${first.socket} answers`);
+      expect(await answersOn(first.socket)).toBe(true);
+    } finally {
+      await first.cleanup();
+      rmSync(otherDataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('names admin.group when it cannot give the socket to it', async () => {
+    await expect(TestDaemon.start({ config: { admin: { group: 'no-such-outpost-group' } } })).rejects.toThrow('admin.group no-such-outpost-group: no such group');
   });
 });

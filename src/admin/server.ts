@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { chmodSync, chownSync, existsSync, lstatSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, statSync, unlinkSync, type Stats } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { connect } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AdminError, type AdminRouter } from './router.js';
@@ -9,6 +10,8 @@ import { closeConnectionsCleanly, requestUrl } from '../http/server.js';
 
 // A synchronous invoke carries up to 6 MB of payload, plus the request around it.
 const MAX_BODY_BYTES = 7 * 1024 * 1024;
+/** A live daemon's socket accepts at once (the kernel does it); one this slow is taken as live too. */
+const PROBE_TIMEOUT_MS = 2000;
 
 export interface AdminServerOptions {
   socketPath: string;
@@ -28,7 +31,7 @@ export class AdminServer {
 
   async start(): Promise<void> {
     const { socketPath } = this.options;
-    removeStaleSocket(socketPath);
+    await removeStaleSocket(socketPath);
     const unix = createServer((req, res) => void this.serve(req, res, false));
     await listen(unix, { path: socketPath });
     this.servers.push(unix);
@@ -147,9 +150,43 @@ function listen(server: Server, where: { path: string } | { host: string; port: 
   });
 }
 
-/** A socket file left by a killed daemon would make listen() fail with EADDRINUSE. */
-function removeStaleSocket(path: string): void {
-  if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
+/**
+ * A socket file left by a killed daemon would make listen() fail with EADDRINUSE, so it goes; one
+ * that answers belongs to a daemon still running (another data directory, the same admin.socket)
+ * and is never removed: that daemon would lose its admin API without noticing.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  let stats: Stats;
+  try {
+    stats = lstatSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  if (!stats.isSocket()) return;
+  if (await answers(path)) throw new Error(`another outpostd is running: its admin socket ${path} answers (admin.socket); stop it first, or give this one another admin.socket`);
+  unlinkSync(path);
+}
+
+/** Whether something listens on the Unix socket `path`; only a refused connection means nobody does. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ path });
+    const done = (result: boolean | Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (result instanceof Error) reject(result);
+      else resolve(result);
+    };
+    const timer = setTimeout(() => done(true), PROBE_TIMEOUT_MS);
+    socket.once('connect', () => done(true));
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      // EAGAIN: its backlog is full, so something listens; anything else (EACCES) is no answer to act on
+      if (error.code === 'ECONNREFUSED') done(false);
+      else if (error.code === 'EAGAIN') done(true);
+      else done(new Error(`cannot tell whether the admin socket ${path} is still in use: ${error.message}`));
+    });
+  });
 }
 
 /**

@@ -60,7 +60,9 @@ if (options['print-config']) {
 }
 
 const log = createLogger(loaded.config.log);
-const daemon = new Daemon(loaded, log);
+// Made in the try below: a construction that fails (another daemon holds the data directory, the
+// database cannot be opened) is a failed start like any other, logged and exit code 1.
+let daemon: Daemon | undefined;
 
 let stopping = false;
 function shutdown(signal: string): void {
@@ -74,7 +76,7 @@ function shutdown(signal: string): void {
     log.error('did not stop within 5 s: exiting');
     process.exit(1);
   }, STOP_DEADLINE_MS).unref();
-  daemon.stop().then(() => process.exit(0), (error) => {
+  (daemon?.stop() ?? Promise.resolve()).then(() => process.exit(0), (error) => {
     log.error({ err: error }, 'error while stopping');
     process.exit(1);
   });
@@ -87,9 +89,10 @@ process.on('uncaughtException', (error) => {
 });
 
 try {
+  daemon = new Daemon(loaded, log);
   await daemon.start();
 } catch (error) {
   log.fatal({ err: error }, `failed to start: ${(error as Error).message}`);
-  await daemon.stop().catch(() => undefined);
+  await daemon?.stop().catch(() => undefined);
   process.exit(1);
 }
