@@ -68,7 +68,8 @@ describe('systemd/outpost.service', () => {
     expect(one('TimeoutStopSec')).toMatch(/^\d+s?$/);
     // SIGTERM drains within 5 s: the stop timeout must leave room for that.
     expect(Number.parseInt(one('TimeoutStopSec'), 10)).toBeGreaterThanOrEqual(10);
-    expect(service.get('Environment')).toContain('OUTPOST_SOCKET=/run/outpost/admin.sock');
+    // the daemon reads admin.socket, never $OUTPOST_SOCKET: that is the CLI's, set by its wrapper
+    expect(service.get('Environment')?.some((value) => value.startsWith('OUTPOST_SOCKET='))).toBe(false);
     expect(unit.get('Install')?.get('WantedBy')).toEqual(['multi-user.target']);
     expect(unit.get('Unit')?.get('After')?.join(' ')).toContain('network-online.target');
   });
@@ -81,6 +82,10 @@ describe('systemd/outpost.service', () => {
     expect(one('RuntimeDirectory')).toBe('outpost');
     expect(one('RuntimeDirectoryMode')).toBe('0750');
     expect(one('ConfigurationDirectory')).toBe('outpost');
+    // as the installer makes /etc/outpost (and its tmpfiles.d entry keeps it)
+    const installer = readFileSync(join(repo, 'systemd', 'install.sh'), 'utf8');
+    expect(one('ConfigurationDirectoryMode')).toBe(/ensure_dir "\$CONFIG_DIR" (\d+)/.exec(installer)?.[1]);
+    expect(one('ConfigurationDirectoryMode')).toBe(/^d \$CONFIG_DIR (\d+) /m.exec(installer)?.[1]);
   });
 
   it('is hardened without breaking V8 or the serial ports', () => {
