@@ -14,6 +14,9 @@ set -euo pipefail
 readonly UNIT_NAME=outpost.service
 readonly SERVICE_USER=outpost
 readonly SERVICE_GROUP=outpost
+# Owns file share directories others write to (docs/file-share.md). Not $SERVICE_GROUP: that one
+# also owns the admin socket, and a program in it controls the gateway (deploys functions).
+readonly SHARE_GROUP=outpost-share
 readonly CONFIG_DIR=/etc/outpost
 readonly CONFIG_FILE=/etc/outpost/outpost.yaml
 readonly STATE_DIR=/var/lib/outpost
@@ -78,8 +81,8 @@ Options:
   --dry-run        print what would change, change nothing
   --uninstall      remove the service and the application; keeps /etc/outpost,
                    /var/lib/outpost and the outpost user
-  --purge          with --uninstall: also remove /etc/outpost, /var/lib/outpost
-                   and the outpost user and group
+  --purge          with --uninstall: also remove /etc/outpost, /var/lib/outpost,
+                   the outpost user and the groups outpost and outpost-share
   -h, --help       this help
 EOF
 }
@@ -392,9 +395,11 @@ ensure_user() {
 # Outpost service account, written by Outpost's install.sh (systemd-sysusers(8)).
 u $SERVICE_USER - "Outpost IoT gateway" $STATE_DIR /usr/sbin/nologin
 m $SERVICE_USER dialout
+g $SHARE_GROUP -
+m $SERVICE_USER $SHARE_GROUP
 EOF
   if [[ -n $ROOT ]]; then
-    say "skipped (--root): useradd --system $SERVICE_USER; usermod -aG dialout $SERVICE_USER (systemd-sysusers does it at boot)"
+    say "skipped (--root): useradd --system $SERVICE_USER; groupadd --system $SHARE_GROUP; usermod -aG dialout,$SHARE_GROUP $SERVICE_USER (systemd-sysusers does it at boot)"
     return 0
   fi
   if ! getent group "$SERVICE_GROUP" >/dev/null; then
@@ -405,6 +410,14 @@ EOF
     changed "create user $SERVICE_USER"
     system_cmd useradd --system --gid "$SERVICE_GROUP" --home-dir "$STATE_DIR" --no-create-home \
       --shell /usr/sbin/nologin --comment "Outpost IoT gateway" "$SERVICE_USER"
+  fi
+  if ! getent group "$SHARE_GROUP" >/dev/null; then
+    changed "create group $SHARE_GROUP"
+    system_cmd groupadd --system "$SHARE_GROUP"
+  fi
+  if ! id -nG "$SERVICE_USER" 2>/dev/null | tr ' ' '\n' | grep -qx "$SHARE_GROUP"; then
+    changed "add $SERVICE_USER to group $SHARE_GROUP"
+    system_cmd usermod -aG "$SHARE_GROUP" "$SERVICE_USER"
   fi
   if getent group dialout >/dev/null; then
     if ! id -nG "$SERVICE_USER" 2>/dev/null | tr ' ' '\n' | grep -qx dialout; then
@@ -616,7 +629,7 @@ do_uninstall() {
     remove_path "$STATE_DIR"
     remove_path "$RUNTIME_DIR"
     if [[ -n $ROOT ]]; then
-      say "skipped (--root): userdel $SERVICE_USER; groupdel $SERVICE_GROUP"
+      say "skipped (--root): userdel $SERVICE_USER; groupdel $SERVICE_GROUP; groupdel $SHARE_GROUP"
     else
       if getent passwd "$SERVICE_USER" >/dev/null; then
         changed "delete user $SERVICE_USER"
@@ -625,6 +638,10 @@ do_uninstall() {
       if getent group "$SERVICE_GROUP" >/dev/null; then
         changed "delete group $SERVICE_GROUP"
         system_cmd groupdel "$SERVICE_GROUP"
+      fi
+      if getent group "$SHARE_GROUP" >/dev/null; then
+        changed "delete group $SHARE_GROUP"
+        system_cmd groupdel "$SHARE_GROUP"
       fi
     fi
   else

@@ -187,6 +187,9 @@ describe('install.sh --root', SLOW, () => {
     // Boot-time helpers for images: the user and the config's ownership.
     expect(readFileSync(join(root, 'etc/sysusers.d/outpost.conf'), 'utf8')).toMatch(/^u outpost .*\/usr\/sbin\/nologin$/m);
     expect(readFileSync(join(root, 'etc/sysusers.d/outpost.conf'), 'utf8')).toMatch(/^m outpost dialout$/m);
+    // share writers get their own group, not outpost (which owns the admin socket); the daemon is in it
+    expect(readFileSync(join(root, 'etc/sysusers.d/outpost.conf'), 'utf8')).toMatch(/^g outpost-share -$/m);
+    expect(readFileSync(join(root, 'etc/sysusers.d/outpost.conf'), 'utf8')).toMatch(/^m outpost outpost-share$/m);
     expect(readFileSync(join(root, 'etc/tmpfiles.d/outpost.conf'), 'utf8')).toContain('z /etc/outpost/outpost.yaml 0640 root outpost');
     expect(readFileSync(join(root, 'usr/local/bin/outpost'), 'utf8')).toContain('/opt/outpost/dist/bin/outpost.js');
 
@@ -231,6 +234,7 @@ describe('install.sh --root', SLOW, () => {
     expect(passwd).toMatch(/^outpost:x:\d+:\d+:[^:]*:\/var\/lib\/outpost:\/usr\/sbin\/nologin$/m);
     const group = readFileSync(join(boot, 'etc/group'), 'utf8');
     expect(group).toMatch(/^dialout:x:20:outpost$/m);
+    expect(group).toMatch(/^outpost-share:x:\d+:outpost$/m);
     const gid = Number(/^outpost:x:(\d+):/m.exec(group)?.[1]);
 
     const tmpfiles = spawnSync(TMPFILES!, [`--root=${boot}`, '--create', join(root, 'etc/tmpfiles.d/outpost.conf')], { encoding: 'utf8', timeout: 60_000 });
