@@ -14,6 +14,7 @@ import { IoTDataPlaneClient, PublishCommand, UpdateThingShadowCommand } from '@a
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { eventually } from './helpers/eventually.js';
+import { Sha256 } from './helpers/sigv4.js';
 import { AuthError, verifyRequest, type VerifyOptions } from '../src/auth/sigv4.js';
 import { uriEncode, uriEncodeText } from '../src/auth/sigv4-canonical.js';
 
@@ -21,14 +22,6 @@ import { uriEncode, uriEncodeText } from '../src/auth/sigv4-canonical.js';
 
 const KEY = { accessKeyId: 'AKIAOUTPOSTTESTKEY01', secretAccessKey: 'outpost/test/secret/0123456789abcdefghij' };
 const WRONG = { accessKeyId: KEY.accessKeyId, secretAccessKey: 'not-the-secret-at-all-0123456789abcdefgh' };
-
-class Sha256 {
-  private hash;
-  constructor(secret?: string | Uint8Array) { this.hash = secret ? createHmac('sha256', secret) : createHash('sha256'); }
-  update(data: string | Uint8Array): void { this.hash.update(data); }
-  async digest(): Promise<Uint8Array> { return new Uint8Array(this.hash.digest()); }
-  reset(): void {}
-}
 
 interface Seen {
   accessKeyId: string | undefined;

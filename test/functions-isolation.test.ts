@@ -28,7 +28,8 @@ describe('functions: isolation: process and memory limits', () => {
   });
 
   beforeAll(async () => {
-    daemon = await TestDaemon.start({ config: { functions: { pythonPath: PYTHON, idleTimeoutSeconds: 60 } } });
+    // Not UTC, so that a function's time zone shows whose it is.
+    daemon = await TestDaemon.start({ config: { functions: { pythonPath: PYTHON, idleTimeoutSeconds: 60 } }, env: { TZ: 'America/New_York' } });
     const deployed = await outpost(daemon.socket, ['deploy', pkg.dir]);
     expect(deployed, deployed.stderr).toMatchObject({ code: 0 });
   });
@@ -75,6 +76,70 @@ describe('functions: isolation: process and memory limits', () => {
     const failed = await invoke(daemon.socket, 'PyAllocate', { mb: 256 });
     expect(failed.result).toMatchObject({ functionError: 'Unhandled', payload: { errorType: 'MemoryError' } });
     expect((await invoke(daemon.socket, 'PyAllocate', { mb: 16 })).result.payload).toEqual({ allocated: 16 });
+  });
+
+  it('answers null once the event loop is empty before the handler answered (no promise and no callback, or a promise nothing settles), in a thread and a process', async () => {
+    const plain = writePackage({
+      'template.yaml': JSON.stringify({
+        Resources: {
+          PlainThread: { Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', Handler: 'plain.handler', Timeout: 1 } },
+          PlainProcess: { Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', Handler: 'plain.handler', Timeout: 1 }, Metadata: { Outpost: { Isolation: 'process' } } },
+        },
+      }),
+      'plain.js': [
+        'exports.handler = (event, context, callback) => {',
+        '  switch (event.mode) {',
+        '    case "value": return { ignored: true };',
+        '    case "log": console.log("only logs", event); return;',
+        '    case "read": require("node:fs").readFile(__filename, () => console.log("read")); return "ignored";',
+        '    case "later": setTimeout(() => callback(null, "called back"), 200); return "ignored";',
+        '    case "forever": setInterval(() => undefined, 100); return "ignored";',
+        '    case "unsettled": return new Promise(() => undefined);',
+        '  }',
+        '};',
+        '',
+      ].join('\n'),
+    });
+    try {
+      expect(await outpost(daemon.socket, ['deploy', plain.dir])).toMatchObject({ code: 0 });
+      for (const name of ['PlainThread', 'PlainProcess']) {
+        for (const mode of ['value', 'log', 'read', 'unsettled']) expect((await invoke(daemon.socket, name, { mode })).result, `${name} ${mode}`).toMatchObject({ statusCode: 200, payload: null });
+        // a callback called while something is pending answers instead
+        expect((await invoke(daemon.socket, name, { mode: 'later' })).result, name).toMatchObject({ payload: 'called back' });
+        // an event loop that never empties times out, as on Lambda
+        expect((await invoke(daemon.socket, name, { mode: 'forever' })).result.payload, name).toMatchObject({ errorType: 'Sandbox.Timedout' });
+        expect((await invoke(daemon.socket, name, { mode: 'value' })).result, `${name} after a timeout`).toMatchObject({ payload: null });
+      }
+    } finally {
+      plain.remove();
+    }
+  });
+
+  it('sets TZ=:UTC for functions: processes run in UTC; a thread keeps the daemon\'s zone (documented), which its TZ does not move', async () => {
+    const zones = writePackage({
+      'template.yaml': JSON.stringify({
+        Resources: {
+          ZoneThread: { Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', Handler: 'zone.handler' } },
+          ZoneProcess: { Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', Handler: 'zone.handler' }, Metadata: { Outpost: { Isolation: 'process' } } },
+          ZonePython: { Type: 'AWS::Serverless::Function', Properties: { Runtime: 'python3.12', Handler: 'zone.handler' } },
+        },
+      }),
+      // minutes west of UTC on 1 January 2024: 300 in New York
+      'zone.js': 'exports.handler = async () => ({ tz: process.env.TZ, offset: new Date(2024, 0, 1).getTimezoneOffset() });\n',
+      'zone.py': 'import os, time\ndef handler(event, context):\n    return {"tz": os.environ.get("TZ"), "offset": time.timezone // 60}\n',
+    });
+    try {
+      expect(await outpost(daemon.socket, ['deploy', zones.dir])).toMatchObject({ code: 0 });
+      expect((await invoke(daemon.socket, 'ZoneProcess')).result.payload).toEqual({ tz: ':UTC', offset: 0 });
+      expect((await invoke(daemon.socket, 'ZonePython')).result.payload).toEqual({ tz: ':UTC', offset: 0 });
+      expect((await invoke(daemon.socket, 'ZoneThread')).result.payload).toEqual({ tz: ':UTC', offset: 300 });
+      // a thread started after one had TZ set still has the daemon's zone: the process's is unchanged
+      expect(await outpost(daemon.socket, ['functions', 'rm', 'ZoneThread'])).toMatchObject({ code: 0 });
+      expect(await outpost(daemon.socket, ['deploy', zones.dir])).toMatchObject({ code: 0 });
+      expect((await invoke(daemon.socket, 'ZoneThread')).result.payload).toEqual({ tz: ':UTC', offset: 300 });
+    } finally {
+      zones.remove();
+    }
   });
 
   it('refuses Isolation: thread for Python and unknown isolation values, naming the key', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
-import { invoke, template, writePackage } from './helpers/functions.js';
+import { invoke, lambdaInvoke, template, thingKey, writePackage, type AccessKey, type LambdaRequest } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 import { jsonLines } from './helpers/json-lines.js';
 
@@ -18,10 +18,8 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
   const out = writePackage({});
   const cleanups: Array<() => void> = [() => out.remove()];
   const cli = (...args: string[]) => outpost(daemon.socket, args);
-  const lambda = (name: string, init: { body?: string; headers?: Record<string, string>; query?: string } = {}) =>
-    fetch(`http://127.0.0.1:${daemon.port('http')}/2015-03-31/functions/${encodeURIComponent(name)}/invocations${init.query ?? ''}`, {
-      method: 'POST', body: init.body ?? '{}', headers: init.headers ?? {},
-    });
+  let key: AccessKey;
+  const lambda = (name: string, request?: LambdaRequest) => lambdaInvoke(daemon.port('http'), key, name, request);
   const deploy = async (files: Record<string, string>) => {
     const pkg = writePackage(files);
     cleanups.push(pkg.remove);
@@ -38,6 +36,7 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
         functions: { pythonPath: PYTHON, idleTimeoutSeconds: 60, maxRetryAttempts: 0, retryDelaysSeconds: [1, 1] },
       },
     });
+    key = await thingKey(daemon.socket, 'invoker');
   });
 
   afterAll(async () => {
@@ -75,7 +74,7 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     const aws = await new Promise<string>((resolve, reject) => execFile('/usr/bin/aws', [
       'lambda', 'invoke', '--function-name', 'Chatty', '--log-type', 'Tail', '--cli-binary-format', 'raw-in-base64-out',
       '--payload', '{"who":"aws"}', '--endpoint-url', `http://127.0.0.1:${daemon.port('http')}`, '--region', 'local', result,
-    ], { env: { ...process.env, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' }, timeout: 30_000 },
+    ], { env: { ...process.env, AWS_ACCESS_KEY_ID: key.accessKeyId, AWS_SECRET_ACCESS_KEY: key.secretAccessKey, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' }, timeout: 30_000 },
     (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout))));
     expect(Buffer.from(JSON.parse(aws).LogResult, 'base64').toString('utf8')).toContain('hello from aws');
     expect(JSON.parse(readFileSync(result, 'utf8'))).toEqual({ ok: true });
@@ -96,6 +95,68 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect(response.status).toBe(200);
     const log = Buffer.from(response.headers.get('x-amz-log-result')!, 'base64').toString('utf8');
     expect(log).toMatch(/^START RequestId: [\s\S]*python says tail\n[\s\S]*END RequestId: [\s\S]*REPORT RequestId: /);
+  });
+
+  it('holds the Invoke API to SigV4 (service lambda) as the shadow routes: unsigned, badly signed and thing-less keys are refused', async () => {
+    await deploy({
+      'template.yaml': template('Guarded', { Handler: 'index.handler' }),
+      'index.js': 'exports.handler = async () => "ran";\n',
+    });
+    const port = daemon.port('http');
+    const refused = async (response: Response, status: number, type: string) => {
+      expect(response.status, type).toBe(status);
+      expect(response.headers.get('x-amzn-errortype')).toBe(type);
+      expect(await response.json()).toMatchObject({ Type: 'User' });
+    };
+    await refused(await lambdaInvoke(port, undefined, 'Guarded'), 401, 'UnrecognizedClientException');
+    await refused(await lambdaInvoke(port, undefined, 'Guarded', { headers: { 'X-Amz-Invocation-Type': 'Event' } }), 401, 'UnrecognizedClientException');
+    await refused(await lambdaInvoke(port, { ...key, secretAccessKey: 'not-the-secret-at-all-0123456789abcdefgh' }, 'Guarded'), 401, 'UnrecognizedClientException');
+    // An S3 key bound to no thing is no data plane identity.
+    const s3Only = JSON.parse((await cli('s3', 'keys', 'add', '--read', '*', '--json')).stdout);
+    await refused(await lambdaInvoke(port, s3Only, 'Guarded'), 403, 'AccessDeniedException');
+    // The shadow routes on the same port refuse the unsigned the same way.
+    expect((await fetch(`http://127.0.0.1:${port}/things/invoker/shadow`)).status).toBe(401);
+    const signed = await lambdaInvoke(port, key, 'Guarded');
+    expect(signed.status).toBe(200);
+    expect(await signed.text()).toBe('"ran"');
+  });
+
+  it('keeps an asynchronous event\'s request id across its retries, and answers it as x-amzn-RequestId (202 and 200)', async () => {
+    const file = join(out.dir, 'retried.jsonl');
+    await deploy({
+      'template.yaml': template('Retried', { Handler: 'index.handler', EventInvokeConfig: { MaximumRetryAttempts: 1 } }),
+      'index.js': `const fs = require("node:fs");\nexports.handler = async (event, context) => { fs.appendFileSync(${JSON.stringify(file)}, JSON.stringify(context.awsRequestId) + "\\n"); if (event.fail) throw new Error("again"); return context.awsRequestId; };\n`,
+    });
+    const queued = await lambda('Retried', { body: '{"fail":true}', headers: { 'X-Amz-Invocation-Type': 'Event' } });
+    expect(queued.status).toBe(202);
+    const requestId = queued.headers.get('x-amzn-requestid');
+    expect(requestId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    // the first attempt and its retry (1 s later: retryDelaysSeconds)
+    expect(await eventually(() => { const got = lines(file); return got.length === 2 ? got : undefined; })).toEqual([requestId, requestId]);
+    const sync = await lambda('Retried');
+    expect(sync.headers.get('x-amzn-requestid')).toBe(await sync.json());
+  });
+
+  it('gives a Python handler context.client_context and context.identity as objects, as Lambda\'s Python runtime', async () => {
+    await deploy({
+      'template.yaml': template('PyContext', { Handler: 'app.handler', Runtime: 'python3.12' }),
+      'app.py': [
+        'def handler(event, context):',
+        '    client = context.client_context.client',
+        '    return {',
+        '        "installation_id": client.installation_id, "app_version_name": client.app_version_name,',
+        '        "custom": context.client_context.custom, "env": context.client_context.env,',
+        '        "identity": [context.identity.cognito_identity_id, context.identity.cognito_identity_pool_id],',
+        '    }',
+        '',
+      ].join('\n'),
+    });
+    const clientContext = { client: { installation_id: 'install-1', app_title: 'Yard' }, custom: { zone: 'north' }, env: { platform: 'linux' } };
+    const response = await lambda('PyContext', { headers: { 'X-Amz-Client-Context': Buffer.from(JSON.stringify(clientContext)).toString('base64') } });
+    expect(response.headers.get('x-amz-function-error')).toBeNull();
+    expect(await response.json()).toEqual({
+      installation_id: 'install-1', app_version_name: null, custom: { zone: 'north' }, env: { platform: 'linux' }, identity: [null, null],
+    });
   });
 
   it('splits an alias\'s invocations between two versions by RoutingConfig weight', async () => {

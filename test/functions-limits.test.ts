@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { outpost } from './helpers/mqtt.js';
-import { invoke, writePackage } from './helpers/functions.js';
+import { invoke, lambdaInvoke, thingKey, writePackage, type AccessKey } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 
 // As functions-python.test.ts: the real interpreter behind `python3`.
@@ -16,6 +16,7 @@ const fn = (properties: Record<string, unknown>, metadata?: Record<string, unkno
 
 describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
   let daemon: TestDaemon;
+  let key: AccessKey;
   const pkg = writePackage({
     'template.yaml': JSON.stringify({
       Resources: {
@@ -43,6 +44,7 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
     const templateFile = join(pkg.dir, 'template.yaml');
     writeFileSync(templateFile, readFileSync(templateFile, 'utf8').replace('"FLAG":""', `"FLAG":${JSON.stringify(flag)}`).replace('"INITS":""', `"INITS":${JSON.stringify(inits)}`));
     daemon = await TestDaemon.start({ config: { functions: { pythonPath: PYTHON, idleTimeoutSeconds: 60, maxEventAgeSeconds: 2 } } });
+    key = await thingKey(daemon.socket, 'invoker');
     const deployed = await outpost(daemon.socket, ['deploy', pkg.dir]);
     expect(deployed, deployed.stderr).toMatchObject({ code: 0 });
   });
@@ -57,7 +59,7 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
     writeFileSync(flag, '');
     // Over HTTP: quick enough that all six fall within the first backoff (1 s).
     for (let i = 0; i < 6; i++) {
-      const failed = await fetch(`http://127.0.0.1:${daemon.port('http')}/2015-03-31/functions/Flaky/invocations`, { method: 'POST', body: '{}' });
+      const failed = await lambdaInvoke(daemon.port('http'), key, 'Flaky');
       expect(failed.headers.get('x-amz-function-error'), `attempt ${i}`).toBe('Unhandled');
       expect(await failed.json(), `attempt ${i}`).toMatchObject({ errorType: 'Error', errorMessage: 'config missing' });
     }

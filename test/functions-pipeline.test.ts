@@ -22,7 +22,8 @@ exports.handler = async (event, context) => {
   fs.appendFileSync(process.env.OUT_FILE, JSON.stringify(line) + "\\n");
   try {
     if (event.exit) process.exit(3);
-    if (event.hang) await new Promise(() => {});
+    // a timer pending for ever: with an empty event loop the invocation would answer null, as on Lambda
+    if (event.hang) await new Promise(() => setInterval(() => undefined, 1000));
     await new Promise((resolve) => setTimeout(resolve, event.sleepMs ?? 0));
     return null;
   } finally {

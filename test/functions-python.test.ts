@@ -172,11 +172,44 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     await eventually(() => existsSync(logFile) && /REPORT RequestId/.test(readFileSync(logFile, 'utf8')));
   });
 
+  it('marshals a Decimal as a number, and reports a response\'s real size and a process killed by a signal as Lambda does', async () => {
+    const pkg = writePackage({
+      'template.yaml': template('PyMarshal', { Handler: 'app.handler', Runtime: 'python3.12' }),
+      'app.py': [
+        'import decimal, os, signal',
+        'def handler(event, context):',
+        '    if event["mode"] == "decimal":',
+        '        return {"price": decimal.Decimal("3.14159"), "count": decimal.Decimal("10")}',
+        '    if event["mode"] == "set":',
+        '        return {1, 2}',
+        '    if event["mode"] == "big":',
+        '        return "x" * (7 * 1024 * 1024)',
+        '    os.kill(os.getpid(), signal.SIGKILL)',
+        '',
+      ].join('\n'),
+    });
+    cleanups.push(pkg.remove);
+    expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+    expect((await invoke(daemon.socket, 'PyMarshal', { mode: 'decimal' })).result).toMatchObject({ payload: { price: 3.14159, count: 10 } });
+    // other values json cannot write still fail as before
+    expect((await invoke(daemon.socket, 'PyMarshal', { mode: 'set' })).result.payload).toMatchObject({
+      errorType: 'Runtime.MarshalError', errorMessage: 'Unable to marshal response: Object of type set is not JSON serializable',
+    });
+    // 7 MiB of x and the two quotes around them
+    expect((await invoke(daemon.socket, 'PyMarshal', { mode: 'big' })).result.payload).toEqual({
+      errorType: 'Function.ResponseSizeTooLarge', errorMessage: 'Response payload size (7340034 bytes) exceeded maximum allowed payload size (6291456 bytes).',
+    });
+    const killed = await invoke(daemon.socket, 'PyMarshal', { mode: 'kill' });
+    expect(killed.result.payload).toEqual({ errorType: 'Runtime.ExitError', errorMessage: `RequestId: ${killed.result.requestId} Error: Runtime exited with error: signal: killed` });
+  });
+
   it('refuses a deploy whose Python handler does not load, naming the error', async () => {
     const cases: Array<[Record<string, string>, string, string]> = [
       [{ 'app.py': 'def other(e, c):\n  return 1\n' }, 'app.handler', "Runtime.HandlerNotFound: Handler 'handler' missing on module 'app'"],
       [{ 'app.py': 'x = 1\n' }, 'nope.handler', "Runtime.ImportModuleError: Unable to import module 'nope': No module named 'nope'"],
       [{ 'app.py': 'def handler(e, c)\n  return 1\n' }, 'app.handler', "Runtime.UserCodeSyntaxError: Syntax error in module 'app'"],
+      // an ImportError that is no ModuleNotFoundError
+      [{ 'app.py': 'from os import nonexistent_name\n' }, 'app.handler', "Runtime.ImportModuleError: Unable to import module 'app': cannot import name 'nonexistent_name' from 'os'"],
     ];
     for (const [files, handler, error] of cases) {
       const pkg = writePackage({ 'template.yaml': template('PyBad', { Handler: handler, Runtime: 'python3.11' }), ...files });

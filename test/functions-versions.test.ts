@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { outpost } from './helpers/mqtt.js';
-import { invoke, template, writePackage } from './helpers/functions.js';
+import { invoke, lambdaInvoke, template, thingKey, writePackage, type AccessKey, type LambdaRequest } from './helpers/functions.js';
 
 /** A package whose handler answers its version tag, the version Lambda says it runs, and the invoked ARN. */
 const versionPackage = (tag: string, handlerSource?: string) => writePackage({
@@ -13,13 +13,12 @@ describe('functions: versions, aliases, rollback and the Lambda Invoke API', () 
   let daemon: TestDaemon;
   const packages = [versionPackage('one'), versionPackage('two'), versionPackage('three'), versionPackage('broken', 'exports.handler = async () => {\n')];
   const cli = (...args: string[]) => outpost(daemon.socket, args);
-  const lambda = (name: string, init: { body?: string; headers?: Record<string, string>; query?: string } = {}) =>
-    fetch(`http://127.0.0.1:${daemon.port('http')}/2015-03-31/functions/${encodeURIComponent(name)}/invocations${init.query ?? ''}`, {
-      method: 'POST', body: init.body ?? '{}', headers: init.headers ?? {},
-    });
+  let key: AccessKey;
+  const lambda = (name: string, request?: LambdaRequest) => lambdaInvoke(daemon.port('http'), key, name, request);
 
   beforeAll(async () => {
     daemon = await TestDaemon.start({ config: { functions: { idleTimeoutSeconds: 60 } } });
+    key = await thingKey(daemon.socket, 'invoker');
     for (const pkg of packages.slice(0, 3)) expect((await cli('deploy', pkg.dir)).code).toBe(0);
   });
 

@@ -97,14 +97,14 @@ export class AsyncQueue {
   /** Dead letters deleted because a function had `dlqLength` of them. */
   trimmedDeadLetters = 0;
   /** New events and succeeded ones: each tick's inserts and deletes are one write each. */
-  private readonly inserts: TickBatch<{ name: string; invocation: Invocation; source: EventSource; now: number }, number | null>;
+  private readonly inserts: TickBatch<{ name: string; invocation: Invocation; source: EventSource; now: number; requestId: string }, number | null>;
   private readonly deletes: TickBatch<number, void>;
 
   constructor(private readonly deps: AsyncQueueDeps) {
     const { store, commit } = deps;
     // a function removed while its event waited for the batch gets none (null): its removal deleted the queued ones
-    this.inserts = new TickBatch(commit, (rows) => rows.map(({ name, invocation, source, now }) => (deps.latest(name)
-      ? store.insert(name, invocation.event, invocation.clientContext, invocation.qualifier, source, now, invocation.hops)
+    this.inserts = new TickBatch(commit, (rows) => rows.map(({ name, invocation, source, now, requestId }) => (deps.latest(name)
+      ? store.insert(name, invocation.event, invocation.clientContext, invocation.qualifier, source, now, requestId, invocation.hops)
       : null)));
     this.deletes = new TickBatch(commit, (ids) => ids.map((id) => store.delete(id)));
   }
@@ -123,8 +123,11 @@ export class AsyncQueue {
     return count;
   }
 
-  /** Commits the event, then accepts it (resolves with its id); 429 when the function's queue is full. */
-  async enqueue(version: FunctionVersion, invocation: Invocation, source: EventSource): Promise<number> {
+  /**
+   * Commits the event, then accepts it (resolves with its id and request id, which each of its
+   * attempts keeps, as on Lambda); 429 when the function's queue is full.
+   */
+  async enqueue(version: FunctionVersion, invocation: Invocation, source: EventSource): Promise<{ eventId: number; requestId: string }> {
     if (this.stopped) throw apiErrors.stopping();
     const lane = this.lane(version.name);
     if (this.size(lane) >= this.deps.config.queueLength) {
@@ -134,8 +137,9 @@ export class AsyncQueue {
     lane.accepting++;
     let id: number | null;
     const now = Date.now();
+    const requestId = randomUUID();
     try {
-      id = await this.inserts.add({ name: version.name, invocation, source, now });
+      id = await this.inserts.add({ name: version.name, invocation, source, now, requestId });
     } finally {
       lane.accepting--;
     }
@@ -150,7 +154,7 @@ export class AsyncQueue {
       // as pump admits it, which runs next
       const runsNow = lane.waiting.length === 0 && lane.running < this.inFlightLimit(latest);
       const event: QueuedEvent | undefined = runsNow ? {
-        id, name: version.name, event: invocation.event, source, enqueuedAt: now, attempts: 0, nextAttemptAt: now, hops: invocation.hops ?? 0,
+        id, name: version.name, event: invocation.event, source, enqueuedAt: now, attempts: 0, nextAttemptAt: now, hops: invocation.hops ?? 0, requestId,
         ...(invocation.clientContext !== undefined ? { clientContext: invocation.clientContext } : {}),
         ...(invocation.qualifier !== undefined ? { qualifier: invocation.qualifier } : {}),
       } : undefined;
@@ -158,7 +162,7 @@ export class AsyncQueue {
     }
     // also for a function removed since the write: its lane goes
     this.pump(version.name);
-    return id;
+    return { eventId: id, requestId };
   }
 
   /** Events of the function not yet run to success or dead-lettered. */
@@ -330,6 +334,7 @@ export class AsyncQueue {
       const runtime = await this.deps.runtime();
       const invocation: Invocation = {
         event: event.event,
+        requestId: event.requestId,
         ...(event.clientContext !== undefined ? { clientContext: event.clientContext } : {}),
         ...(event.qualifier !== undefined ? { qualifier: event.qualifier } : {}),
       };
@@ -381,7 +386,7 @@ export class AsyncQueue {
       version: '1.0',
       timestamp: new Date().toISOString(),
       requestContext: {
-        requestId: result?.requestId ?? randomUUID(),
+        requestId: event.requestId,
         functionArn: functionArn(event.name, event.qualifier ?? '$LATEST'),
         condition,
         approximateInvokeCount: invokeCount,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { Store } from '../store/store.js';
 
@@ -26,6 +27,8 @@ export interface QueuedEvent {
   lastError?: ErrorSummary;
   /** Invocations before this one in its chain of destination records: 0 for an event from anywhere else. */
   hops: number;
+  /** The awsRequestId of each of its attempts, given when it was accepted. */
+  requestId: string;
 }
 
 /** A row of `function_dead_letters`, as listed and as published on `$outpost/dlq/{function}`. */
@@ -46,7 +49,7 @@ export interface DeadLetter {
 
 interface EventRow {
   id: number; name: string; event: string; client_context: string | null; qualifier: string | null; source: EventSource; enqueued_at: number;
-  attempts: number; next_attempt_at: number; last_error: string | null; hops: number;
+  attempts: number; next_attempt_at: number; last_error: string | null; hops: number; request_id: string;
 }
 interface DeadLetterRow {
   id: number; name: string; event: string; client_context: string | null; qualifier: string | null; source: EventSource; enqueued_at: number;
@@ -76,8 +79,8 @@ export class AsyncEventStore {
 
   constructor(store: Store) {
     const db = store.db;
-    this.insertEvent = db.prepare(`INSERT INTO function_events (name, event, client_context, qualifier, source, enqueued_at, next_attempt_at, hops)
-      VALUES (@name, @event, @clientContext, @qualifier, @source, @now, @now, @hops)`);
+    this.insertEvent = db.prepare(`INSERT INTO function_events (name, event, client_context, qualifier, source, enqueued_at, next_attempt_at, hops, request_id)
+      VALUES (@name, @event, @clientContext, @qualifier, @source, @now, @now, @hops, @requestId)`);
     this.selectEvent = db.prepare('SELECT * FROM function_events WHERE id = ?');
     this.selectPending = db.prepare('SELECT id, name, next_attempt_at, enqueued_at FROM function_events ORDER BY name, next_attempt_at, id');
     this.deleteEvent = db.prepare('DELETE FROM function_events WHERE id = ?');
@@ -99,9 +102,9 @@ export class AsyncEventStore {
   }
 
   /** Write: records an accepted event, due now; returns its id. */
-  insert(name: string, event: string, clientContext: unknown, qualifier: string | undefined, source: EventSource, now: number, hops = 0): number {
+  insert(name: string, event: string, clientContext: unknown, qualifier: string | undefined, source: EventSource, now: number, requestId: string, hops = 0): number {
     const clientContextText = clientContext === undefined ? null : JSON.stringify(clientContext);
-    return Number(this.insertEvent.run({ name, event, clientContext: clientContextText, qualifier: qualifier ?? null, source, now, hops }).lastInsertRowid);
+    return Number(this.insertEvent.run({ name, event, clientContext: clientContextText, qualifier: qualifier ?? null, source, now, hops, requestId }).lastInsertRowid);
   }
 
   get(id: number): QueuedEvent | undefined {
@@ -157,10 +160,10 @@ export class AsyncEventStore {
     return this.countDeadLetters.get()!.n;
   }
 
-  /** Write: puts a dead letter back on the queue as a fresh event (new id, age and attempts, a chain of its own). */
+  /** Write: puts a dead letter back on the queue as a fresh event (new id, request id, age and attempts, a chain of its own). */
   replay(letter: DeadLetter, now: number): number | undefined {
     if (this.deleteDeadLetter.run(letter.id).changes === 0) return undefined;
-    return this.insert(letter.function, JSON.stringify(letter.event), letter.clientContext, letter.qualifier, 'replay', now);
+    return this.insert(letter.function, JSON.stringify(letter.event), letter.clientContext, letter.qualifier, 'replay', now, randomUUID());
   }
 
   /** Write: deletes the dead letters of one function, or all; returns how many. */
@@ -172,7 +175,7 @@ export class AsyncEventStore {
 function toEvent(row: EventRow): QueuedEvent {
   return {
     id: row.id, name: row.name, event: row.event, source: row.source, enqueuedAt: row.enqueued_at, attempts: row.attempts,
-    nextAttemptAt: row.next_attempt_at, hops: row.hops,
+    nextAttemptAt: row.next_attempt_at, hops: row.hops, requestId: row.request_id,
     ...(row.client_context !== null ? { clientContext: JSON.parse(row.client_context) as unknown } : {}),
     ...(row.qualifier !== null ? { qualifier: row.qualifier } : {}),
     ...(row.last_error !== null ? { lastError: JSON.parse(row.last_error) as ErrorSummary } : {}),

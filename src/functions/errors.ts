@@ -42,11 +42,12 @@ export const runtimeErrors = {
     errorType: 'Sandbox.Timedout',
     errorMessage: `Error: Init phase timed out after ${seconds.toFixed(2)} seconds`,
   }),
-  exited: (requestId: string, code: number): LambdaErrorPayload => ({
+  /** `how`: the exit code, or the signal that ended the process. */
+  exited: (requestId: string, how: number | NodeJS.Signals): LambdaErrorPayload => ({
     errorType: 'Runtime.ExitError',
-    errorMessage: code === 0
+    errorMessage: how === 0
       ? `RequestId: ${requestId} Error: Runtime exited without providing a reason`
-      : `RequestId: ${requestId} Error: Runtime exited with error: exit status ${code}`,
+      : `RequestId: ${requestId} Error: Runtime exited with error: ${typeof how === 'number' ? `exit status ${how}` : `signal: ${signalText(how)}`}`,
   }),
   outOfMemory: (requestId: string): LambdaErrorPayload => ({
     errorType: 'Runtime.OutOfMemory',
@@ -57,3 +58,16 @@ export const runtimeErrors = {
     errorMessage: `Response payload size (${size} bytes) exceeded maximum allowed payload size (${limit} bytes).`,
   }),
 };
+
+/**
+ * A signal as Lambda's runtime (written in Go) words it, `signal: killed`: Go's descriptions of the
+ * signals a function's process may die of; others by name.
+ */
+function signalText(signal: NodeJS.Signals): string {
+  const words: Partial<Record<NodeJS.Signals, string>> = {
+    SIGKILL: 'killed', SIGTERM: 'terminated', SIGSEGV: 'segmentation fault', SIGABRT: 'aborted', SIGBUS: 'bus error',
+    SIGILL: 'illegal instruction', SIGFPE: 'floating point exception', SIGINT: 'interrupt', SIGHUP: 'hangup', SIGQUIT: 'quit',
+    SIGPIPE: 'broken pipe', SIGALRM: 'alarm clock', SIGUSR1: 'user defined signal 1', SIGUSR2: 'user defined signal 2',
+  };
+  return words[signal] ?? signal;
+}

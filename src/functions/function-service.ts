@@ -91,7 +91,7 @@ export class FunctionService implements Service, FunctionInvoker {
     this.triggers = new MqttTriggers(context.bus, (name, message) => this.onTriggerMessage(name, message));
     this.schedules = new Schedules(context.config.functions.scheduleClockScale, this.log, (name, schedule, now) => this.onSchedule(name, schedule, now));
     registerFunctionAdminRoutes(context.admin, this);
-    registerLambdaInvokeRoute(context.http, this, this.log);
+    registerLambdaInvokeRoute(context.http, this, context.dataPlaneAuth, this.log);
   }
 
   async start(): Promise<void> {
@@ -263,8 +263,8 @@ export class FunctionService implements Service, FunctionInvoker {
    * durable queue and then answered with its id (429 when the function's queue is full).
    */
   async invoke(name: string, invocation: Invocation, type: 'RequestResponse'): Promise<InvokeResult>;
-  async invoke(name: string, invocation: Invocation, type: 'Event', source?: EventSource): Promise<{ eventId: number }>;
-  async invoke(name: string, invocation: Invocation, type: InvocationType, source: EventSource = 'invoke'): Promise<InvokeResult | { eventId: number }> {
+  async invoke(name: string, invocation: Invocation, type: 'Event', source?: EventSource): Promise<{ eventId: number; requestId: string }>;
+  async invoke(name: string, invocation: Invocation, type: InvocationType, source: EventSource = 'invoke'): Promise<InvokeResult | { eventId: number; requestId: string }> {
     if (!this.running) throw apiErrors.stopping();
     const { version, target, qualifier } = this.resolveVersion(name, invocation.qualifier);
     if (qualifier !== undefined) invocation = { ...invocation, qualifier };
@@ -272,7 +272,7 @@ export class FunctionService implements Service, FunctionInvoker {
     if (Buffer.byteLength(invocation.event) > limit) throw apiErrors.payloadTooLarge(limit);
     if (type === 'Event') {
       // The queue keeps the qualifier: an alias is resolved when the event runs (and each retry).
-      return { eventId: await this.queue.enqueue(version, invocation, source) };
+      return this.queue.enqueue(version, invocation, source);
     }
     const runtime = await this.runtime();
     return runtime.invoke(version, invocation, target);

@@ -2,10 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Router } from '../http/router.js';
 import type { HttpHandler } from '../http/server.js';
+import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../http/data-plane-auth.js';
 import { apiErrors, FunctionApiError } from './errors.js';
 import type { FunctionService } from './function-service.js';
 import { isJson } from './json.js';
-import { readLimited } from '../http/body.js';
 
 // Lambda's limit on a synchronous request; an Event is held to its own, smaller limit by the service.
 const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
@@ -13,18 +13,25 @@ const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
 /**
  * Lambda's Invoke operation on the HTTP port, so `@aws-sdk/client-lambda` and `aws lambda invoke`
  * pointed at the gateway work: `POST /2015-03-31/functions/{FunctionName}/invocations?Qualifier=`.
- * No authentication yet, as the shadow routes: the HTTP port binds 127.0.0.1 by default.
+ * Authenticated as the other data plane routes (`http.auth`): SigV4 for service `lambda` with a
+ * thing's key or the functions' own, unsigned only with `http.auth: none`. Any such caller may
+ * invoke any function: a thing's broker policy names topics, and an invocation has none.
  */
-export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: FunctionService, log: Logger): void {
-  router.add('POST', '/2015-03-31/functions/:name/invocations', (req, res, params, url) => invokeOperation(req, res, params.name, url, service)
+export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: FunctionService, auth: DataPlaneAuth, log: Logger): void {
+  router.add('POST', '/2015-03-31/functions/:name/invocations', (req, res, params, url) => invokeOperation(req, res, params.name, url, service, auth)
     .catch((error: unknown) => {
-      const apiError = error instanceof FunctionApiError ? error : new FunctionApiError(500, 'ServiceException', 'Internal error');
+      const apiError = error instanceof FunctionApiError ? error
+        : error instanceof DataPlaneAuthError ? authError(error)
+          : error instanceof BodyTooLargeError ? apiErrors.payloadTooLarge(MAX_REQUEST_BYTES)
+            : new FunctionApiError(500, 'ServiceException', 'Internal error');
       if (apiError.status >= 500) log.error({ err: error, function: params.name }, 'Lambda Invoke failed');
       sendError(res, apiError);
     }));
 }
 
-async function invokeOperation(req: IncomingMessage, res: ServerResponse, name: string, url: URL, service: FunctionService): Promise<void> {
+async function invokeOperation(req: IncomingMessage, res: ServerResponse, name: string, url: URL, service: FunctionService, auth: DataPlaneAuth): Promise<void> {
+  // Lambda proves who calls before it looks at the request; the signature covers the body, read here.
+  const { body } = await auth.authenticate(req, MAX_REQUEST_BYTES, 'lambda');
   // Lambda Invoke: X-Amz-Invocation-Type RequestResponse (default) | Event | DryRun.
   const type = header(req, 'x-amz-invocation-type') ?? 'RequestResponse';
   if (type !== 'RequestResponse' && type !== 'Event' && type !== 'DryRun') {
@@ -36,7 +43,6 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, name: 
     throw apiErrors.invalidParameter(`1 validation error detected: Value '${logType}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]`);
   }
   const qualifier = url.searchParams.get('Qualifier') ?? undefined;
-  const body = await readLimited(req, MAX_REQUEST_BYTES, () => apiErrors.payloadTooLarge(MAX_REQUEST_BYTES));
   const event = body.length === 0 ? '{}' : body.toString('utf8');
   if (!isJson(event)) throw apiErrors.invalidPayload();
   const clientContext = decodeClientContext(header(req, 'x-amz-client-context'));
@@ -48,8 +54,9 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, name: 
   }
   if (type === 'Event') {
     // 202 only once the event is committed to the durable queue.
-    await service.invoke(name, invocation, 'Event');
-    res.writeHead(202, { 'Content-Length': 0 }).end();
+    const { requestId } = await service.invoke(name, invocation, 'Event');
+    // The request id each attempt of the event runs with (context.awsRequestId), as Lambda's answer carries it.
+    res.writeHead(202, { 'Content-Length': 0, 'x-amzn-RequestId': requestId }).end();
     return;
   }
   const result = await service.invoke(name, { ...invocation, ...(logType === 'Tail' ? { tail: true } : {}) }, 'RequestResponse');
@@ -70,6 +77,13 @@ function decodeClientContext(value: string | undefined): unknown {
   const text = Buffer.from(value, 'base64').toString('utf8');
   if (!isJson(text)) throw new FunctionApiError(400, 'InvalidRequestContentException', 'Client context must be a valid Base64-encoded JSON object.');
   return JSON.parse(text) as unknown;
+}
+
+/** A caller not proven (401) or not allowed (403), with the exception names Lambda's clients know. */
+function authError(error: DataPlaneAuthError): FunctionApiError {
+  return error.status === 401
+    ? new FunctionApiError(401, 'UnrecognizedClientException', 'The security token included in the request is invalid.')
+    : new FunctionApiError(403, 'AccessDeniedException', 'The access key is not allowed to invoke functions.');
 }
 
 /** Lambda's REST error: the exception name in x-amzn-ErrorType and the body's Type, and the message. */

@@ -64,6 +64,10 @@ export const functionMigrations: Migrations = [
   ALTER TABLE function_aliases ADD COLUMN additional_weight REAL`,
   // 5: how many invocations came before an event in its chain of destination records (async-queue.ts: MAX_CHAIN_INVOCATIONS).
   'ALTER TABLE function_events ADD COLUMN hops INTEGER NOT NULL DEFAULT 0',
+  // 6: an event's request id, the same for each of its attempts as on Lambda; events queued before get a random UUID (version 4) here.
+  `ALTER TABLE function_events ADD COLUMN request_id TEXT;
+  UPDATE function_events SET request_id = lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-'
+    || substr('89ab', 1 + abs(random()) % 4, 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))`,
 ];
 
 /** An alias: its version, and with a routing configuration a second version that gets `weight` (0–1) of the invocations. */

@@ -33,7 +33,7 @@ export interface DataPlaneAuthOptions {
 
 /**
  * Authentication and authorisation of the AWS IoT data plane on the HTTP port, as the AWS SDK's
- * IoT Data Plane client signs it (SigV4, service `iotdata`). A signed request is verified whatever
+ * IoT Data Plane client signs it (SigV4, service `iotdata`; Lambda's Invoke signs as `lambda`). A signed request is verified whatever
  * the mode; an unsigned one is served only with `http.auth: none`. What a caller may do is asked
  * as MQTT asks it: may it publish on the topic the operation stands for
  * (`$aws/things/{thing}/shadow/update`, the topic of a publish, …)?
@@ -41,12 +41,12 @@ export interface DataPlaneAuthOptions {
 export class DataPlaneAuth {
   constructor(private readonly options: DataPlaneAuthOptions) {}
 
-  /** The caller and the verified body (at most `limit` bytes; a larger one is refused). */
-  async authenticate(req: IncomingMessage, limit: number): Promise<{ caller: DataPlaneCaller; body: Buffer }> {
+  /** The caller and the verified body (at most `limit` bytes; a larger one is refused); `service`: the one the request is signed for. */
+  async authenticate(req: IncomingMessage, limit: number, service: 'iotdata' | 'lambda' = 'iotdata'): Promise<{ caller: DataPlaneCaller; body: Buffer }> {
     let caller: DataPlaneCaller;
     let verified: VerifiedRequest;
     try {
-      ({ caller, verified } = this.identify(req));
+      ({ caller, verified } = this.identify(req, service));
     } catch (error) {
       refusingUnreadBody(req);
       throw error;
@@ -57,11 +57,11 @@ export class DataPlaneAuth {
   }
 
   /** Who signed the request (SigV4, before its body is read), or a DataPlaneAuthError. */
-  private identify(req: IncomingMessage): { caller: DataPlaneCaller; verified: VerifiedRequest } {
+  private identify(req: IncomingMessage, service: string): { caller: DataPlaneCaller; verified: VerifiedRequest } {
     const { accessKeys, mode } = this.options;
     let verified;
     try {
-      verified = verifyRequest(req, { service: 'iotdata', secretOf: (id) => accessKeys.secretOf(id) });
+      verified = verifyRequest(req, { service, secretOf: (id) => accessKeys.secretOf(id) });
     } catch (error) {
       throw asAuthError(error);
     }

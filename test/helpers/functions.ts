@@ -2,8 +2,10 @@ import { expect } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { ROOT } from './daemon.js';
-import { outpost } from './mqtt.js';
+import { addThing, outpost } from './mqtt.js';
+import { Sha256 } from './sigv4.js';
 
 export const FIXTURES = join(ROOT, 'test', 'fixtures', 'functions');
 
@@ -26,6 +28,42 @@ export function template(name: string, properties: Record<string, unknown>): str
 export async function invoke(socket: string, name: string, payload: unknown = {}): Promise<{ code: number; stderr: string; result: any }> {
   const run = await outpost(socket, ['--json', 'invoke', name, '--payload', JSON.stringify(payload)]);
   return { code: run.code, stderr: run.stderr, result: run.stdout ? JSON.parse(run.stdout) : undefined };
+}
+
+export interface AccessKey {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/** A new thing and an access key bound to it (`outpost s3 keys add --thing`): what signs data plane requests under `http.auth: sigv4`. */
+export async function thingKey(socket: string, thing: string): Promise<AccessKey> {
+  await addThing(socket, thing, 'unused-password');
+  const added = await outpost(socket, ['s3', 'keys', 'add', '--thing', thing, '--json']);
+  if (added.code !== 0) throw new Error(`s3 keys add failed: ${added.stderr}`);
+  return JSON.parse(added.stdout) as AccessKey;
+}
+
+export interface LambdaRequest {
+  body?: string;
+  headers?: Record<string, string>;
+  /** `?Qualifier=…` */
+  query?: string;
+}
+
+/**
+ * Lambda's Invoke API on the daemon's HTTP port, `POST /2015-03-31/functions/NAME/invocations`,
+ * signed as the AWS SDK signs it (SigV4, service `lambda`) with `key`; unsigned without one.
+ */
+export async function lambdaInvoke(port: number, key: AccessKey | undefined, name: string, request: LambdaRequest = {}): Promise<Response> {
+  const path = `/2015-03-31/functions/${encodeURIComponent(name)}/invocations`;
+  const body = request.body ?? '{}';
+  let headers = request.headers ?? {};
+  if (key) {
+    const signer = new SignatureV4({ credentials: key, region: 'local', service: 'lambda', sha256: Sha256, uriEscapePath: true });
+    const query = Object.fromEntries(new URLSearchParams(request.query ?? ''));
+    ({ headers } = await signer.sign({ method: 'POST', protocol: 'http:', hostname: '127.0.0.1', port, path, query, headers: { host: `127.0.0.1:${port}`, ...headers }, body }));
+  }
+  return fetch(`http://127.0.0.1:${port}${path}${request.query ?? ''}`, { method: 'POST', body, headers });
 }
 
 /**

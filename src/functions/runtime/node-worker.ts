@@ -1,5 +1,4 @@
 import { fork } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Writable } from 'node:stream';
@@ -132,7 +131,7 @@ function processHost(options: WorkerOptions): NodeHost {
       // V8 aborts the process when the heap limit is reached.
       child.on('exit', (code, signal) => onEnd((requestId) => (signal === 'SIGABRT'
         ? runtimeErrors.outOfMemory(requestId)
-        : runtimeErrors.exited(requestId, code ?? 128 + (signal ? osConstants.signals[signal] : 0)))));
+        : runtimeErrors.exited(requestId, signal ?? code ?? 0))));
     },
   };
 }

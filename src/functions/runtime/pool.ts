@@ -32,6 +32,8 @@ export interface Invocation {
   tail?: boolean;
   /** An invocation record sent to a destination function: how many invocations came before it in its chain (see async-queue.ts). */
   hops?: number;
+  /** An asynchronous event's request id, the same for each of its attempts (async-queue.ts); else a new one per invocation. */
+  requestId?: string;
 }
 
 export interface InvokeResult {
@@ -267,8 +269,8 @@ export class FunctionPool {
         return;
       }
       const initMs = performance.now() - began;
-      for (const { resolve } of items) {
-        const requestId = randomUUID();
+      for (const { invocation, resolve } of items) {
+        const requestId = invocation.requestId ?? randomUUID();
         this.output.line(`START RequestId: ${requestId} Version: ${this.label}\n`);
         this.report(requestId, began, initMs, { ok: false, error: error.payload }, undefined);
         resolve({ requestId, executedVersion: this.label, payload: JSON.stringify(error.payload), functionError: 'Unhandled' });
@@ -287,7 +289,7 @@ export class FunctionPool {
   }
 
   private async runOne(instance: ExecutionEnvironment, { invocation, resolve, reject }: QueuedInvocation, cold: { began: number; initMs: number } | undefined): Promise<void> {
-    const requestId = randomUUID();
+    const requestId = invocation.requestId ?? randomUUID();
     let started = cold?.began ?? performance.now();
     const startLine = `START RequestId: ${requestId} Version: ${this.label}\n`;
     let outcome: InvokeOutcome | typeof NOT_RUN;
@@ -410,6 +412,8 @@ export class FunctionPool {
     return {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       LANG: 'en_US.UTF-8',
+      // Lambda's functions run in UTC; a worker thread keeps the daemon's zone whatever it says (docs/functions.md).
+      TZ: ':UTC',
       ...this.limits.gatewayEnvironment(),
       ...spec.environment,
       AWS_REGION: REGION,

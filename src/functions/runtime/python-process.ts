@@ -104,7 +104,7 @@ export class PythonInstance {
       child.stdout!.on('data', keepTail);
       child.stderr!.on('data', keepTail);
       child.once('error', (error) => instance.ended({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot start ${options.pythonPath}: ${error.message}` }));
-      child.once('exit', (code, signal) => instance.ended(runtimeErrors.exited(instance.current?.message.requestId ?? '(init)', code ?? (signal ? 128 : 0))));
+      child.once('exit', (code, signal) => instance.ended(runtimeErrors.exited(instance.current?.message.requestId ?? '(init)', signal ?? code ?? 0)));
     });
   }
 
@@ -196,11 +196,11 @@ export class PythonInstance {
     const invocation = /^\/2018-06-01\/runtime\/invocation\/([^/]+)\/(response|error)$/.exec(path);
     const initError = path === `${API}/init/error`;
     if (request.method !== 'POST' || (!invocation && !initError)) return void answer(response, 404, 'NotFound', `no route ${request.method} ${path}`);
-    readBody(request).then((body) => {
+    readBody(request).then(({ size, body }) => {
       if (body === undefined) {
         answer(response, 413, 'RequestEntityTooLarge', `payload larger than ${MAX_BODY_BYTES} bytes`);
         if (invocation && this.current?.message.requestId === invocation[1]) {
-          this.current.settle({ ok: false, error: runtimeErrors.responseTooLarge(MAX_BODY_BYTES + 1, MAX_BODY_BYTES) });
+          this.current.settle({ ok: false, error: runtimeErrors.responseTooLarge(size, MAX_BODY_BYTES) });
         }
         return;
       }
@@ -258,22 +258,20 @@ function answer(response: ServerResponse, status: number, errorType?: string, er
   response.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
 }
 
-/** The request body, or undefined when it is larger than MAX_BODY_BYTES. */
-function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
+/**
+ * The request body and its size; no body when it is larger than MAX_BODY_BYTES: such a one is read
+ * to its end, not kept, so that the error tells its size as Lambda's does.
+ */
+function readBody(request: IncomingMessage): Promise<{ size: number; body?: Buffer }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        request.removeAllListeners('data');
-        request.resume();
-        resolve(undefined);
-        return;
-      }
-      chunks.push(chunk);
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+      else chunks.length = 0;
     });
-    request.on('end', () => resolve(size > MAX_BODY_BYTES ? undefined : Buffer.concat(chunks)));
+    request.on('end', () => resolve(size > MAX_BODY_BYTES ? { size } : { size, body: Buffer.concat(chunks) }));
     request.on('error', reject);
   });
 }

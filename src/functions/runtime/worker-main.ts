@@ -11,6 +11,8 @@ import type { LambdaErrorPayload } from '../errors.js';
 import { TAIL_BYTES, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 
 type Handler = (event: unknown, context: unknown, callback: (error?: unknown, result?: unknown) => void) => unknown;
+/** How an invocation ended: the handler's value, or what it failed with. */
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 let currentRequestId: string | undefined;
 
@@ -121,18 +123,50 @@ function resolvePath(root: unknown, path: string[]): unknown {
   return value;
 }
 
+/** The connection to the daemon: it keeps the event loop alive while the environment waits for invocations. */
+const channel = parentPort ?? process.channel!;
+
+/**
+ * Calls `onEmpty` once nothing but the connection to the daemon keeps the event loop alive: the
+ * connection is unref'd meanwhile, so that Node emits 'beforeExit' when the loop runs dry (in a
+ * worker thread as in a process). The returned function cancels the wait and refs it again.
+ */
+function whenLoopEmpty(onEmpty: () => void): () => void {
+  const listener = () => {
+    cancel();
+    onEmpty();
+  };
+  const cancel = () => {
+    process.removeListener('beforeExit', listener);
+    channel.ref();
+  };
+  process.once('beforeExit', listener);
+  channel.unref();
+  return cancel;
+}
+
 /**
  * Runs the handler the way Lambda does: the first of a returned promise, the callback, or
- * context.succeed/fail/done settles the invocation; later ones are ignored.
+ * context.succeed/fail/done settles the invocation; later ones are ignored. Once the event loop is
+ * empty before any of them, the invocation answers null, as Lambda's runtime does (its 'beforeExit'
+ * listener): a handler that returned no promise and never called back (what it returned is
+ * ignored), or one whose promise nothing is left to settle.
  */
-function runHandler(handler: Handler, message: InvokeMessage, deadline: number): Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }> {
+function runHandler(handler: Handler, message: InvokeMessage, deadline: number): Promise<Outcome> {
   return new Promise((resolve) => {
     let settled = false;
-    const succeed = (value: unknown) => { if (!settled) { settled = true; resolve({ ok: true, value }); } };
-    const fail = (error: unknown) => { if (!settled) { settled = true; resolve({ ok: false, error }); } };
+    let stopWaiting: (() => void) | undefined;
+    const settle = (outcome: Outcome) => {
+      if (settled) return;
+      settled = true;
+      stopWaiting?.();
+      resolve(outcome);
+    };
+    const succeed = (value: unknown) => settle({ ok: true, value });
+    const fail = (error: unknown) => settle({ ok: false, error });
     const done = (error?: unknown, value?: unknown) => (error != null ? fail(error) : succeed(value));
     const context = {
-      // Worker threads cannot see their own event loop drain: a callback answers at once, as if this were false.
+      // Not honoured yet: a callback answers at once, as if this were false (see docs/functions.md).
       callbackWaitsForEmptyEventLoop: true,
       ...message.context,
       awsRequestId: message.requestId,
@@ -143,6 +177,7 @@ function runHandler(handler: Handler, message: InvokeMessage, deadline: number):
     try {
       const returned = handler(JSON.parse(message.event), context, done);
       if (returned && typeof (returned as Promise<unknown>).then === 'function') (returned as Promise<unknown>).then(succeed, fail);
+      if (!settled) stopWaiting = whenLoopEmpty(() => succeed(null));
     } catch (error) {
       fail(error);
     }

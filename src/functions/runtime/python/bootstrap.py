@@ -98,15 +98,40 @@ class LambdaError(Exception):
         self.error_type = error_type
 
 
+def object_from(cls, document):
+    """An instance of `cls` whose attributes (its __slots__) are the document's keys of those names, None when absent."""
+    instance = cls()
+    for name in cls.__slots__:
+        setattr(instance, name, document.get(name))
+    return instance
+
+
+# context.identity and context.client_context as the Python runtime (awslambdaric) builds them:
+# objects with these attributes, not dictionaries.
+class CognitoIdentity:
+    __slots__ = ['cognito_identity_id', 'cognito_identity_pool_id']
+
+
+class Client:
+    __slots__ = ['installation_id', 'app_title', 'app_version_name', 'app_version_code', 'app_package_name']
+
+
 class ClientContext:
-    def __init__(self, document):
-        self.client = document.get('client')
-        self.custom = document.get('custom', document.get('Custom'))
-        self.env = document.get('env')
+    __slots__ = ['custom', 'env', 'client']
+
+    @classmethod
+    def parse(cls, document):
+        context = object_from(cls, document)
+        # MQTT triggers name it `Custom` (the Node.js context passes the document as it is).
+        if context.custom is None:
+            context.custom = document.get('Custom')
+        if context.client is not None:
+            context.client = object_from(Client, context.client)
+        return context
 
 
 class LambdaContext:
-    def __init__(self, request_id, deadline_ms, invoked_function_arn, client_context):
+    def __init__(self, request_id, deadline_ms, invoked_function_arn, client_context, cognito_identity):
         self.aws_request_id = request_id
         self.function_name = os.environ.get('AWS_LAMBDA_FUNCTION_NAME')
         self.function_version = os.environ.get('AWS_LAMBDA_FUNCTION_VERSION')
@@ -114,12 +139,26 @@ class LambdaContext:
         self.memory_limit_in_mb = os.environ.get('AWS_LAMBDA_FUNCTION_MEMORY_SIZE')
         self.log_group_name = os.environ.get('AWS_LAMBDA_LOG_GROUP_NAME')
         self.log_stream_name = os.environ.get('AWS_LAMBDA_LOG_STREAM_NAME')
-        self.identity = None
+        # Always an object; its attributes are None without a Cognito identity.
+        self.identity = CognitoIdentity()
+        self.identity.cognito_identity_id = cognito_identity.get('cognitoIdentityId')
+        self.identity.cognito_identity_pool_id = cognito_identity.get('cognitoIdentityPoolId')
         self.client_context = client_context
         self._deadline_ms = deadline_ms
 
     def get_remaining_time_in_millis(self):
         return max(self._deadline_ms - int(time.time() * 1000), 0)
+
+
+class ResponseEncoder(json.JSONEncoder):
+    """The Python runtime's marshaller: a Decimal (as boto3 reads DynamoDB numbers) is a JSON number, as a float writes it."""
+
+    def default(self, value):
+        # Only a handler that imported decimal can return a Decimal: the bootstrap need not import it (a faster start).
+        decimal = sys.modules.get('decimal')
+        if decimal is not None and isinstance(value, decimal.Decimal):
+            return float('nan') if value.is_nan() else float(value)
+        return super().default(value)
 
 
 def error_document(error, request_id=None):
@@ -142,7 +181,8 @@ def load_handler(handler):
     module_name = module_path.replace('/', '.')
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
+    # ImportError, not only ModuleNotFoundError: `from os import missing` fails the import as well.
+    except ImportError as error:
         raise LambdaError('Runtime.ImportModuleError', "Unable to import module '%s': %s" % (module_path, error)) from None
     except SyntaxError as error:
         raise LambdaError('Runtime.UserCodeSyntaxError', "Syntax error in module '%s': %s" % (module_path, error)) from None
@@ -202,11 +242,13 @@ def main():
         request_id = headers.get('Lambda-Runtime-Aws-Request-Id')
         RequestIdFilter.request_id = request_id
         client_context = headers.get('Lambda-Runtime-Client-Context')
+        cognito_identity = headers.get('Lambda-Runtime-Cognito-Identity')
         context = LambdaContext(
             request_id,
             int(headers.get('Lambda-Runtime-Deadline-Ms', '0')),
             headers.get('Lambda-Runtime-Invoked-Function-Arn'),
-            ClientContext(json.loads(client_context)) if client_context else None,
+            ClientContext.parse(json.loads(client_context)) if client_context else None,
+            json.loads(cognito_identity) if cognito_identity else {},
         )
         try:
             result = handler(json.loads(body or b'null'), context)
@@ -215,7 +257,7 @@ def main():
             api.post_json('/invocation/%s/error' % request_id, document, document['errorType'])
             continue
         try:
-            payload = json.dumps(result).encode('utf-8')
+            payload = json.dumps(result, cls=ResponseEncoder).encode('utf-8')
         except (TypeError, ValueError) as error:
             document = {'errorMessage': 'Unable to marshal response: %s' % error, 'errorType': 'Runtime.MarshalError', 'requestId': request_id, 'stackTrace': []}
             api.post_json('/invocation/%s/error' % request_id, document, document['errorType'])
