@@ -1,13 +1,25 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { OUTPOST, ROOT, TestDaemon } from './helpers/daemon.js';
-import { adminRequest, connectClient, outpost } from './helpers/mqtt.js';
+import { adminRequest, connectClient, outpost, runOutpost } from './helpers/mqtt.js';
+
+const TOKEN = 'cli-test-token-0123456789';
 
 describe('outpost admin CLI', () => {
   let daemon: TestDaemon;
-  beforeAll(async () => { daemon = await TestDaemon.start({ config: {} }); });
-  afterAll(async () => { await daemon.cleanup(); });
+  let scratch: string;
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { admin: { tcp: { enabled: true, host: '127.0.0.1', port: 0, token: TOKEN } } } });
+    scratch = mkdtempSync(join(tmpdir(), 'outpost-cli-'));
+  });
+  afterAll(async () => {
+    await daemon.cleanup();
+    rmSync(scratch, { recursive: true, force: true });
+  });
 
   it('shows status with services, listeners and their chosen ports', async () => {
     const table = await outpost(daemon.socket, ['status']);
@@ -90,5 +102,109 @@ describe('outpost admin CLI', () => {
     for (const command of ['status', 'things', 'clients']) expect(help).toContain(command);
     const things = spawnSync(process.execPath, [OUTPOST, 'things', '--help'], { encoding: 'utf8' }).stdout;
     for (const command of ['ls', 'show', 'add', 'passwd', 'rm', 'policy']) expect(things).toContain(command);
+  });
+
+  it('uploads standard input of any size, spooled to a file it removes ($TMPDIR)', async () => {
+    expect((await outpost(daemon.socket, ['buckets', 'create', 'piped'])).code).toBe(0);
+    const spool = mkdtempSync(join(scratch, 'tmpdir-'));
+    const hello = await runOutpost(['--socket', daemon.socket, 'objects', 'put', '-', 'piped/hello'], { stdin: 'hello\n', env: { TMPDIR: spool } });
+    expect(hello.stderr).toBe('');
+    expect(hello.code).toBe(0);
+    expect((await outpost(daemon.socket, ['objects', 'get', 'piped/hello', '-'])).stdout).toBe('hello\n');
+    const large = randomBytes(3 * 1024 * 1024);
+    const put = await runOutpost(['--socket', daemon.socket, 'objects', 'put', '-', 's3://piped/large.bin'], { stdin: large, env: { TMPDIR: spool } });
+    expect(put.code).toBe(0);
+    expect(readdirSync(spool)).toEqual([]);
+    const file = join(scratch, 'large.bin');
+    expect((await outpost(daemon.socket, ['objects', 'get', 'piped/large.bin', file])).code).toBe(0);
+    expect(readFileSync(file).equals(large)).toBe(true);
+  });
+
+  it('replaces a local file only once a download is complete', async () => {
+    expect((await outpost(daemon.socket, ['buckets', 'create', 'replace'])).code).toBe(0);
+    const content = randomBytes(1024 * 1024);
+    const source = join(scratch, 'source.bin');
+    writeFileSync(source, content);
+    expect((await outpost(daemon.socket, ['objects', 'put', source, 'replace/blob'])).code).toBe(0);
+    const dir = mkdtempSync(join(scratch, 'target-'));
+    const target = join(dir, 'precious.txt');
+    writeFileSync(target, 'the only copy\n');
+    // a file size limit (as a full disk) makes the download fail after it started writing
+    const limited = spawnSync('sh', ['-c', 'ulimit -f 128 && exec "$@"', 'sh', process.execPath, OUTPOST, '--socket', daemon.socket, 'objects', 'get', 'replace/blob', target],
+      { encoding: 'utf8', timeout: 20_000 });
+    expect(limited.status).toBe(1);
+    expect(limited.stderr).toBe('outpost: EFBIG: file too large, write\n');
+    expect(readFileSync(target, 'utf8')).toBe('the only copy\n');
+    expect(readdirSync(dir)).toEqual(['precious.txt']);
+    expect((await outpost(daemon.socket, ['objects', 'get', 'replace/blob', target])).code).toBe(0);
+    expect(readFileSync(target).equals(content)).toBe(true);
+    expect(readdirSync(dir)).toEqual(['precious.txt']);
+  });
+
+  it('ends quietly when the reader of its output goes away (| head)', async () => {
+    expect((await outpost(daemon.socket, ['buckets', 'create', 'headed'])).code).toBe(0);
+    const source = join(scratch, 'headed.bin');
+    writeFileSync(source, randomBytes(4 * 1024 * 1024));
+    expect((await outpost(daemon.socket, ['objects', 'put', source, 'headed/big'])).code).toBe(0);
+    const child = spawn(process.execPath, [OUTPOST, '--socket', daemon.socket, 'objects', 'get', 'headed/big', '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => { stderr += chunk; });
+    // as `head -c 10` does: read once, then close the pipe
+    child.stdout.once('data', () => child.stdout.destroy());
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    clearTimeout(timer);
+    expect(stderr).toBe('');
+    expect(code).toBe(141);
+  });
+
+  it('takes --url http://HOST:PORT only, and says so', async () => {
+    const url = `http://127.0.0.1:${daemon.port('admin-tcp')}`;
+    const status = await runOutpost(['--url', url, '--token', TOKEN, 'status']);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/outpostd \d+\.\d+\.\d+ \(pid \d+\) running/);
+    // https would be taken as plain HTTP, with the token in the clear; no scheme is no URL at all
+    const refused = [`https://127.0.0.1:${daemon.port('admin-tcp')}`, 'ftp://127.0.0.1:21', `127.0.0.1:${daemon.port('admin-tcp')}`, 'localhost:8081'];
+    const runs = await Promise.all(refused.map((given) => runOutpost(['--url', given, '--token', TOKEN, 'status'])));
+    expect(runs.map((run) => ({ code: run.code, stdout: run.stdout, stderr: run.stderr }))).toEqual(refused.map((given) => ({
+      code: 2, stdout: '', stderr: expect.stringContaining(`error: option '--url <url>' argument '${given}' is invalid. expected http://HOST:PORT`),
+    })));
+    const fromEnvironment = await runOutpost(['status'], { env: { OUTPOST_URL: 'localhost:8081', OUTPOST_TOKEN: TOKEN } });
+    expect(fromEnvironment.code).toBe(1);
+    expect(fromEnvironment.stderr).toBe('outpost: $OUTPOST_URL=localhost:8081: expected http://HOST:PORT (outpostd\'s admin.tcp listener speaks plain HTTP)\n');
+  });
+
+  it('takes --socket over $OUTPOST_URL', async () => {
+    const run = await runOutpost(['--socket', daemon.socket, 'status'], { env: { OUTPOST_URL: 'http://127.0.0.1:1', OUTPOST_TOKEN: TOKEN } });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const both = await runOutpost(['--socket', daemon.socket, '--url', 'http://127.0.0.1:1', 'status']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("error: option '--url <url>' cannot be used with option '--socket <path>'");
+  });
+
+  it('exits 1 when a dead letter asked for is not retried', async () => {
+    const retry = await outpost(daemon.socket, ['sync', 'dlq', 'retry', '5']);
+    expect(retry.stdout).toBe('retried 0\n');
+    expect(retry.stderr).toBe('outpost: skipped 5: no such dead letter\n');
+    expect(retry.code).toBe(1);
+  });
+
+  it('exits 2 on a wrong command line, naming the flag of a bad value', async () => {
+    const cases: Array<[string[], string]> = [
+      [['status', '--bogus'], "error: unknown option '--bogus'"],
+      [['things', 'add'], "error: missing required argument 'name'"],
+      [['sync'], 'Usage: outpost sync [options] [command]'],
+      [['logs', 'fn', '-n', 'abc'], "error: option '-n, --lines <count>' argument 'abc' is invalid. expected an integer 1-10000"],
+      [['sync', 'dlq', 'ls', '-n', '0'], "error: option '-n, --limit <count>' argument '0' is invalid. expected an integer 1-10000"],
+      [['shadow', 'update', 'pump', '--desired', '{}', '--if-version', 'x'], "error: option '--if-version <n>' argument 'x' is invalid. expected an integer of at least 0"],
+      [['sync', 'dlq', 'retry', 'x'], 'outpost: expected a dead-letter ID, or --all'],
+    ];
+    const runs = await Promise.all(cases.map(([args]) => outpost(daemon.socket, args)));
+    expect(runs.map((run, i) => ({ args: cases[i][0], code: run.code, stderr: run.stderr })))
+      .toEqual(cases.map(([args, message]) => ({ args, code: 2, stderr: expect.stringContaining(message) })));
+    const help = spawnSync(process.execPath, [OUTPOST, '--help'], { encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/Exit status:\n {2}0 +done\n {2}1 +refused by the daemon.*\n {2}2 +wrong command line/);
   });
 });

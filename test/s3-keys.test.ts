@@ -35,7 +35,7 @@ describe('outpost s3 keys', () => {
 
   it('refuses keys without grants or with invalid ones, and removes keys', async () => {
     const none = await outpost(daemon.socket, ['s3', 'keys', 'add']);
-    expect(none.code).toBe(1);
+    expect(none.code).toBe(2);
     expect(none.stderr).toContain('give at least one --read BUCKET, --read-write BUCKET ("*" for every bucket) or --thing NAME');
     const invalid = await outpost(daemon.socket, ['s3', 'keys', 'add', '--read', 'Not_A_Bucket']);
     expect(invalid.stderr).toBe('outpost: grants[0].bucket: expected a bucket name or "*"\n');

@@ -170,7 +170,8 @@ describe('sync bridge to a Mosquitto cloud', () => {
       await expect(callAdmin({ socket: daemon.socket }, method, path, body)).rejects.toThrow(message);
     }
     const retried = await outpost(daemon.socket, ['sync', 'dlq', 'retry', '999999']);
-    expect(retried.stdout).toContain('skipped 999999: no such dead letter');
+    expect(retried.stderr).toBe('outpost: skipped 999999: no such dead letter\n');
+    expect(retried.code).toBe(1);
     const cli = await outpost(daemon.socket, ['sync', 'dlq', 'retry']);
     expect(cli.code).not.toBe(0);
     expect(cli.stderr).toContain('expected a dead-letter ID, or --all');

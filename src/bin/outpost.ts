@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
-import { CliError } from '../cli/admin-client.js';
+import { Command, Option } from 'commander';
+import { CliError, UsageError } from '../cli/admin-client.js';
 import { cliContext } from '../cli/context.js';
+import { urlOption } from '../cli/options.js';
 import { registerStatus } from '../cli/commands/status.js';
 import { registerThings } from '../cli/commands/things.js';
 import { registerClients } from '../cli/commands/clients.js';
@@ -13,15 +14,32 @@ import { registerSync } from '../cli/commands/sync.js';
 import { registerDevices } from '../cli/commands/devices.js';
 import { VERSION } from '../daemon.js';
 
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+// The reader of stdout went away (`outpost objects get B/K - | head -c 10`): end quietly with
+// 128 + SIGPIPE, the status cat, git and the other Unix tools end with there (SIGPIPE kills them;
+// Node ignores it), so a `set -o pipefail` script sees outpost as it sees them. The aws CLI has no
+// settled answer (it prints "[Errno 32] Broken pipe" and exits 255 or 120; its pending fix: 141).
+const EXIT_BROKEN_PIPE = 141;
+
 const program = new Command('outpost')
   .description('Admin CLI for outpostd, the Outpost IoT edge gateway daemon')
   .version(VERSION)
   .option('--socket <path>', 'admin socket (default: $OUTPOST_SOCKET, /run/outpost/admin.sock when present, else ./data/admin.sock)')
-  .option('--url <url>', 'admin API over TCP instead of the socket (admin.tcp in the daemon config; or $OUTPOST_URL)')
+  .addOption(new Option('--url <url>', 'admin API over TCP instead of the socket: http://HOST:PORT (admin.tcp in the daemon config; or $OUTPOST_URL)')
+    .argParser(urlOption).conflicts('socket'))
   .option('--token <token>', 'bearer token for --url (or $OUTPOST_TOKEN)')
   .option('--json', 'print JSON for scripts instead of tables')
   .showHelpAfterError()
-  .configureHelp({ showGlobalOptions: true });
+  .configureHelp({ showGlobalOptions: true })
+  // set before the subcommands are added: they inherit it
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE))
+  .addHelpText('after', `
+Exit status:
+  0    done
+  ${EXIT_FAILURE}    refused by the daemon, daemon unreachable, function or transfer failed
+  ${EXIT_USAGE}    wrong command line: unknown command or option, missing or invalid argument
+  ${EXIT_BROKEN_PIPE}  the reader of the output went away (e.g. \`outpost objects get B/K - | head\`)`);
 
 registerStatus(program, cliContext);
 registerThings(program, cliContext);
@@ -33,12 +51,18 @@ registerS3Keys(program, cliContext);
 registerSync(program, cliContext);
 registerDevices(program, cliContext);
 
+process.stdout.on('error', (error: NodeJS.ErrnoException) => (error.code === 'EPIPE' ? process.exit(EXIT_BROKEN_PIPE) : fail(error)));
+
 try {
   await program.parseAsync();
 } catch (error) {
+  fail(error);
+}
+
+function fail(error: unknown): never {
   const message = error instanceof CliError || isSystemError(error) ? (error as Error).message : `unexpected error: ${(error as Error).stack ?? error}`;
   process.stderr.write(`outpost: ${message}\n`);
-  process.exit(1);
+  process.exit(error instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE);
 }
 
 /** A file the command was given that cannot be read or written: "ENOENT: no such file or directory, open 'x'". */

@@ -1,13 +1,24 @@
-import { request } from 'node:http';
+import { request, type ClientRequest } from 'node:http';
 import { existsSync } from 'node:fs';
+import type { Socket } from 'node:net';
 
 export const SYSTEMD_SOCKET = '/run/outpost/admin.sock';
 export const CHECKOUT_SOCKET = 'data/admin.sock';
 
-export interface Connection {
-  socket?: string;
-  url?: string;
-  token?: string;
+/** How long a request may wait for a connection, and an ordinary request for its answer. */
+const ANSWER_TIMEOUT_SECONDS = 15;
+// A request that waits for its answer without a limit still notices a peer that went away (TCP only).
+const KEEPALIVE_IDLE_MS = 30_000;
+
+/** The admin socket, or the admin API over TCP (admin.tcp) with its bearer token. */
+export type Connection = { socket: string } | { url: URL; token?: string };
+
+export interface CallOptions {
+  /**
+   * Wait for the answer however long it takes: an invocation runs up to its function's Timeout
+   * (900 s at most) after waiting for an instance, a deploy as long as installing its packages takes.
+   */
+  waitForAnswer?: boolean;
 }
 
 /** Thrown for anything that should end the CLI with a one-line reason and exit code 1. */
@@ -15,28 +26,44 @@ export class CliError extends Error {
   override name = 'CliError';
 }
 
+/** A command line the CLI cannot run (exit code 2, as commander's own usage errors). */
+export class UsageError extends CliError {
+  override name = 'UsageError';
+}
+
 /** --socket, then $OUTPOST_SOCKET, then the systemd socket if present, then ./data/admin.sock (npm start). */
 export function resolveSocket(given: string | undefined): string {
   return given ?? process.env.OUTPOST_SOCKET ?? (existsSync(SYSTEMD_SOCKET) ? SYSTEMD_SOCKET : CHECKOUT_SOCKET);
 }
 
+/**
+ * The admin API's address as --url or $OUTPOST_URL gives it. Only http: the daemon's admin.tcp
+ * listener speaks plain HTTP, and an https:// taken as http:// would send the token unencrypted.
+ */
+export function parseAdminUrl(text: string): URL {
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  if (url?.protocol !== 'http:' || !url.hostname) throw new Error('expected http://HOST:PORT (outpostd\'s admin.tcp listener speaks plain HTTP)');
+  return url;
+}
+
 /** One JSON request to the admin API; refusals become a CliError carrying the daemon's reason. */
-export function callAdmin<T = any>(connection: Connection, method: string, path: string, body?: unknown): Promise<T> {
+export function callAdmin<T = any>(connection: Connection, method: string, path: string, body?: unknown, options: CallOptions = {}): Promise<T> {
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-  const target = connection.url ? new URL(path, connection.url) : undefined;
-  const socketPath = target ? undefined : resolveSocket(connection.socket);
+  const target = 'url' in connection ? new URL(path, connection.url) : undefined;
+  const where = 'url' in connection ? connection.url.origin : connection.socket;
   return new Promise((resolve, reject) => {
     const req = request({
-      socketPath,
+      socketPath: 'socket' in connection ? connection.socket : undefined,
       host: target?.hostname,
       port: target?.port,
       path: target ? target.pathname + target.search : path,
       method,
       headers: {
         ...(payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {}),
-        ...(connection.token ? { Authorization: `Bearer ${connection.token}` } : {}),
+        ...('token' in connection && connection.token ? { Authorization: `Bearer ${connection.token}` } : {}),
       },
-      timeout: 15_000,
+      // from the start: it bounds the wait for a connection as well
+      timeout: ANSWER_TIMEOUT_SECONDS * 1000,
     }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -52,13 +79,62 @@ export function callAdmin<T = any>(connection: Connection, method: string, path:
         resolve(parsed as T);
       });
     });
-    req.on('timeout', () => req.destroy(new Error('timed out after 15 s')));
-    req.on('error', (error: NodeJS.ErrnoException) => {
-      const where = socketPath ?? connection.url;
-      const why = error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? 'is outpostd running?'
-        : error.code === 'EACCES' ? 'permission denied: are you in the outpost group?' : error.message;
-      reject(new CliError(`cannot reach outpostd at ${where}: ${why}`));
+    const connected = whenConnected(req, (socket) => {
+      if (!options.waitForAnswer) return;
+      socket.setTimeout(0);
+      socket.setKeepAlive(true, KEEPALIVE_IDLE_MS);
     });
+    req.on('timeout', () => req.destroy(new TimedOut()));
+    req.on('error', (error: NodeJS.ErrnoException) => reject(requestFailure(error, where, connected())));
     req.end(payload);
   });
+}
+
+/** The socket's timeout fired: before it connected, or while the request waited for its answer. */
+class TimedOut extends Error {}
+
+/** Runs `then` once the request's socket is connected; the returned function tells whether it is. */
+function whenConnected(req: ClientRequest, then: (socket: Socket) => void): () => boolean {
+  let connected = false;
+  req.on('socket', (socket: Socket) => {
+    const onConnect = () => {
+      connected = true;
+      then(socket);
+    };
+    if (socket.connecting) socket.once('connect', onConnect);
+    else onConnect();
+  });
+  return () => connected;
+}
+
+/**
+ * Why a request failed, in the user's terms: a daemon that could not be reached is not one that
+ * was reached and then did not answer (a timeout then is the daemon's, not the connection's).
+ */
+function requestFailure(error: NodeJS.ErrnoException, where: string, connected: boolean): CliError {
+  if (error instanceof TimedOut) {
+    return new CliError(connected ? `outpostd did not answer within ${ANSWER_TIMEOUT_SECONDS} s (at ${where})`
+      : `cannot reach outpostd at ${where}: no connection within ${ANSWER_TIMEOUT_SECONDS} s`);
+  }
+  if (connected) return new CliError(`outpostd at ${where} closed the connection without an answer: ${error.message}`);
+  const why = error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? 'is outpostd running?'
+    : error.code === 'EACCES' ? 'permission denied: are you in the outpost group?' : error.message;
+  return new CliError(`cannot reach outpostd at ${where}: ${why}`);
+}
+
+/**
+ * A request for several things that the daemon did only in part (dead letters not retried): the
+ * command fails with each reason and the things it held back (the first few of each).
+ */
+export function failIfSkipped(skipped: ReadonlyArray<{ id: number; reason: string }>): void {
+  if (skipped.length === 0) return;
+  const byReason = new Map<string, number[]>();
+  for (const { id, reason } of skipped) {
+    const ids = byReason.get(reason) ?? [];
+    ids.push(id);
+    byReason.set(reason, ids);
+  }
+  const shown = 10;
+  throw new CliError([...byReason].map(([reason, ids]) =>
+    `skipped ${ids.slice(0, shown).join(', ')}${ids.length > shown ? ` and ${ids.length - shown} more` : ''}: ${reason}`).join('; '));
 }

@@ -83,14 +83,20 @@ export function adminRequest(socketPath: string, method: string, path: string, b
 }
 
 /** Runs the admin CLI against a daemon's socket; resolves with stdout, stderr and the exit code. */
-export function outpost(socket: string, args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+export function outpost(socket: string, args: string[], stdin?: string | Buffer): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runOutpost(['--socket', socket, ...args], { stdin });
+}
+
+/** Runs the admin CLI with exactly these arguments, `env` added to the environment; killed after `timeoutMs`. */
+export function runOutpost(args: string[], options: { stdin?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { stdin, env, timeoutMs = 20_000 } = options;
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [OUTPOST, '--socket', socket, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [OUTPOST, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => { stdout += chunk; });
     child.stderr.on('data', (chunk) => { stderr += chunk; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout, stderr });

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { CliError } from '../admin-client.js';
+import { CliError, failIfSkipped, UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
+import { integerOption } from '../options.js';
 import { formatTable } from '../table.js';
 
 interface FunctionSummary {
@@ -41,7 +42,7 @@ function readPayload(option: string | undefined): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {
-    throw new CliError(`--payload is not valid JSON: ${text.slice(0, 200)}`);
+    throw new UsageError(`--payload is not valid JSON: ${text.slice(0, 200)}`);
   }
 }
 
@@ -73,7 +74,7 @@ export function registerFunctions(program: Command, cli: CliContext): void {
   program.command('deploy <path>')
     .description('deploy the functions of a directory with a SAM template.yaml, or a .zip of one (all or none; a failed deploy keeps the old versions)')
     .action(async (path: string, _options, command: Command) => {
-      const body = await cli.call<{ deployed: DeployOutcome[] }>(command, 'POST', '/v1/functions', { path: resolve(path) });
+      const body = await cli.call<{ deployed: DeployOutcome[] }>(command, 'POST', '/v1/functions', { path: resolve(path) }, { waitForAnswer: true });
       cli.print(command, body, () => body.deployed.map((d) => d.unchanged
         ? `${d.name}: unchanged at version ${d.version} (${shortHash(d.hash)})`
         : `${d.name}: deployed version ${d.version} (${shortHash(d.hash)})`).join('\n'));
@@ -106,11 +107,11 @@ export function registerFunctions(program: Command, cli: CliContext): void {
         const body = await cli.call(command, 'DELETE', path);
         return cli.print(command, body, () => `removed alias ${name}:${alias}`);
       }
-      if (version === undefined || !/^\d+$/.test(version)) throw new CliError('expected a version number (or --rm)');
+      if (version === undefined || !/^\d+$/.test(version)) throw new UsageError('expected a version number (or --rm)');
       let additionalVersionWeights: Record<string, number> | undefined;
       if (options.weight !== undefined) {
         const match = /^(\d+)=([0-9.]+)$/.exec(options.weight);
-        if (!match || Number.isNaN(Number(match[2]))) throw new CliError(`--weight: expected VERSION=WEIGHT (e.g. 4=0.1), got ${options.weight}`);
+        if (!match || Number.isNaN(Number(match[2]))) throw new UsageError(`--weight: expected VERSION=WEIGHT (e.g. 4=0.1), got ${options.weight}`);
         additionalVersionWeights = { [match[1]]: Number(match[2]) };
       }
       const body = await cli.call<{ version: number; additionalVersionWeights?: Record<string, number> }>(command, 'PUT', path,
@@ -121,10 +122,9 @@ export function registerFunctions(program: Command, cli: CliContext): void {
 
   functions.command('rollback <name>')
     .description('point $LATEST back at the previous version, or at --to V (checked like a deploy first)')
-    .option('--to <version>', 'the version to go back to')
-    .action(async (name: string, options: { to?: string }, command: Command) => {
-      if (options.to !== undefined && !/^\d+$/.test(options.to)) throw new CliError('--to: expected a version number');
-      const body = await cli.call<{ from: number; to: number }>(command, 'POST', `${functionPath(name)}/rollback`, options.to === undefined ? {} : { to: Number(options.to) });
+    .option('--to <version>', 'the version to go back to', integerOption(1))
+    .action(async (name: string, options: { to?: number }, command: Command) => {
+      const body = await cli.call<{ from: number; to: number }>(command, 'POST', `${functionPath(name)}/rollback`, options.to === undefined ? {} : { to: options.to });
       cli.print(command, body, () => `${name}: $LATEST is version ${body.to} (was ${body.from})`);
     });
 
@@ -137,10 +137,10 @@ export function registerFunctions(program: Command, cli: CliContext): void {
 
   program.command('logs <name>')
     .description("a function's log: console output and the START/END/REPORT lines of each invocation")
-    .option('-n, --lines <count>', 'how many of the last lines to print', '100')
+    .option('-n, --lines <count>', 'how many of the last lines to print (at most 10000)', integerOption(1, 10_000), 100)
     .option('-f, --follow', 'keep printing new lines as they are written (Ctrl-C to stop)')
-    .action(async (name: string, options: { lines: string; follow?: boolean }, command: Command) => {
-      let chunk = await cli.call<{ text: string; offset: number }>(command, 'GET', `${functionPath(name)}/logs?lines=${encodeURIComponent(options.lines)}`);
+    .action(async (name: string, options: { lines: number; follow?: boolean }, command: Command) => {
+      let chunk = await cli.call<{ text: string; offset: number }>(command, 'GET', `${functionPath(name)}/logs?lines=${options.lines}`);
       process.stdout.write(chunk.text);
       while (options.follow) {
         await new Promise((resolve) => setTimeout(resolve, 500));
@@ -156,10 +156,11 @@ export function registerFunctions(program: Command, cli: CliContext): void {
     .option('--log-type <type>', 'Tail: also print the end of the invocation\'s log (its last 4 KB) to stderr; --json gives it as logResult, base64', 'None')
     .action(async (name: string, options: { payload?: string; async?: boolean; logType: string }, command: Command) => {
       const payload = readPayload(options.payload);
-      if (options.logType !== 'None' && options.logType !== 'Tail') throw new CliError(`--log-type: expected None or Tail, got ${options.logType}`);
-      if (options.logType === 'Tail' && options.async) throw new CliError('--log-type Tail: only for synchronous invocations, not with --async');
+      if (options.logType !== 'None' && options.logType !== 'Tail') throw new UsageError(`--log-type: expected None or Tail, got ${options.logType}`);
+      if (options.logType === 'Tail' && options.async) throw new UsageError('--log-type Tail: only for synchronous invocations, not with --async');
       const result = await cli.call<InvokeResult>(command, 'POST', `${functionPath(name)}/invocations`,
-        { payload, invocationType: options.async ? 'Event' : 'RequestResponse', ...(options.logType === 'Tail' ? { logType: 'Tail' } : {}) });
+        { payload, invocationType: options.async ? 'Event' : 'RequestResponse', ...(options.logType === 'Tail' ? { logType: 'Tail' } : {}) },
+        { waitForAnswer: !options.async });
       cli.print(command, result, () => (options.async ? `queued as event ${result.eventId} (${result.statusCode})` : JSON.stringify(result.payload)));
       if (result.logResult !== undefined && !command.optsWithGlobals<{ json?: boolean }>().json) process.stderr.write(Buffer.from(result.logResult, 'base64').toString('utf8'));
       if (result.functionError) {
@@ -197,13 +198,13 @@ function registerDeadLetters(program: Command, cli: CliContext): void {
       let request: Record<string, unknown>;
       if (options.all) request = { all: true, ...(target !== undefined ? { function: target } : {}) };
       else if (target !== undefined && /^\d+$/.test(target)) request = { id: Number(target) };
-      else throw new CliError('expected a dead-letter ID, or --all [FUNCTION]');
+      else throw new UsageError('expected a dead-letter ID, or --all [FUNCTION]');
       const body = await cli.call<ReplayOutcome>(command, 'POST', '/v1/dlq/replay', request);
       cli.print(command, body, () => [
         `replayed ${body.replayed.length}`,
         ...body.replayed.map((r) => `  ${r.id} -> event ${r.eventId}`),
-        ...body.skipped.map((r) => `skipped ${r.id}: ${r.reason}`),
       ].join('\n'));
+      failIfSkipped(body.skipped);
     });
 
   dlq.command('purge [function]')

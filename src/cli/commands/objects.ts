@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
-import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, rmSync } from 'node:fs';
-import { basename } from 'node:path';
-import { Readable, Transform, type Writable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { closeSync, createReadStream, createWriteStream, fchmodSync, fstatSync, openSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { CliError } from '../admin-client.js';
+import { CliError, UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
 import { formatBytes, formatTable } from '../table.js';
 
@@ -73,7 +75,7 @@ function registerBuckets(program: Command, cli: CliContext): void {
       let body: { rules: Rule[] };
       if (options.clear) body = await cli.call(command, 'POST', path, { clear: true });
       else if (options.function) body = await cli.call(command, 'POST', path, { function: options.function, events: options.events, prefix: options.prefix, suffix: options.suffix, id: options.id });
-      else if (options.events || options.prefix || options.suffix || options.id) throw new CliError('give --function NAME to add a rule (or --clear)');
+      else if (options.events || options.prefix || options.suffix || options.id) throw new UsageError('give --function NAME to add a rule (or --clear)');
       else body = await cli.call(command, 'GET', path);
       cli.print(command, body, () => body.rules.length === 0 ? `no notification rules on ${bucket}` : formatTable(['ID', 'FUNCTION', 'EVENTS', 'PREFIX', 'SUFFIX'],
         body.rules.map((r) => [r.id, r.functionArn, r.events.join(','), r.prefix ?? '-', r.suffix ?? '-'])));
@@ -109,12 +111,14 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
       const { bucket, key: named = keyArgument } = objectAddress(address, keyArgument);
       // as `aws s3 cp FILE s3://BUCKET/DIR/` names it
       const key = named?.endsWith('/') && file !== '-' ? named + basename(file) : named;
-      if (file === '-' && !key) throw new CliError('give a KEY when reading stdin');
+      if (file === '-' && !key) throw new UsageError('give a KEY when reading stdin');
       const upload = file === '-' ? undefined : openUpload(file);
       const { s3, commands } = await s3Of(cli, command);
-      const size = upload?.size;
-      const source = upload ? createReadStream(file, { fd: upload.fd }) : process.stdin;
-      const body = size !== undefined && size >= PROGRESS_FROM_BYTES && process.stderr.isTTY ? source.pipe(progress(size)) : source;
+      // read once the daemon is known to be there
+      const { fd, size } = upload ?? await spoolStdin();
+      // from the start: a spooled file's offset is at its end
+      const source = createReadStream(file, { fd, start: 0 });
+      const body = size >= PROGRESS_FROM_BYTES && process.stderr.isTTY ? source.pipe(progress(size)) : source;
       const objectKey = key ?? basename(file);
       const put = await s3.send(new commands.PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: size, ContentType: options.contentType }))
         .finally(() => s3.destroy());
@@ -128,22 +132,19 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
       const bucket = inAddress.bucket;
       // with the key in the address, the next argument is the file
       const [key, file] = inAddress.key === undefined ? [second, third] : [inAddress.key, second];
-      if (inAddress.key !== undefined && third !== undefined) throw new CliError(`too many arguments: the key is in ${address}`);
-      if (!key) throw new CliError('give the KEY of the object');
+      if (inAddress.key !== undefined && third !== undefined) throw new UsageError(`too many arguments: the key is in ${address}`);
+      if (!key) throw new UsageError('give the KEY of the object');
       const { s3, commands } = await s3Of(cli, command);
       try {
         const got = await s3.send(new commands.GetObjectCommand({ Bucket: bucket, Key: key }));
         const target = file ?? basename(key);
         const size = got.ContentLength ?? 0;
-        const stages: Array<NodeJS.ReadableStream | Transform | Writable> = [got.Body as Readable];
-        if (target !== '-' && size >= PROGRESS_FROM_BYTES && process.stderr.isTTY) stages.push(progress(size));
-        stages.push(target === '-' ? process.stdout : createWriteStream(target, { fd: openSync(target, 'w', 0o644) }));
-        await pipeline(stages as [Readable, ...Writable[]]).catch((error) => {
-          // no partial download left behind
-          if (target !== '-') rmSync(target, { force: true });
-          throw error;
-        });
-        if (target !== '-') cli.print(command, { bucket, key, file: target, size }, () => `downloaded ${bucket}/${key} to ${target} (${formatBytes(size)})`);
+        if (target === '-') {
+          await pipeline(got.Body as Readable, process.stdout);
+          return;
+        }
+        await download(got.Body as Readable, target, size >= PROGRESS_FROM_BYTES && process.stderr.isTTY ? progress(size) : undefined);
+        cli.print(command, { bucket, key, file: target, size }, () => `downloaded ${bucket}/${key} to ${target} (${formatBytes(size)})`);
       } finally {
         s3.destroy();
       }
@@ -156,10 +157,10 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
       const targets = first.key === undefined
         ? more.map((key) => ({ bucket: first.bucket, key }))
         : [first, ...more.map((other) => objectAddress(other, undefined))].map(({ bucket, key }) => {
-          if (key === undefined) throw new CliError(`no key in ${bucket}: give BUCKET/KEY`);
+          if (key === undefined) throw new UsageError(`no key in ${bucket}: give BUCKET/KEY`);
           return { bucket, key };
         });
-      if (targets.length === 0) throw new CliError('give the KEY of the object');
+      if (targets.length === 0) throw new UsageError('give the KEY of the object');
       const { s3, commands } = await s3Of(cli, command);
       try {
         for (const { bucket, key } of targets) await s3.send(new commands.DeleteObjectCommand({ Bucket: bucket, Key: key }));
@@ -179,7 +180,7 @@ function objectAddress(address: string, separateKey: string | undefined): { buck
   const path = address.startsWith('s3://') ? address.slice('s3://'.length) : address;
   const slash = path.indexOf('/');
   if (slash < 0) return { bucket: path };
-  if (separateKey !== undefined) throw new CliError(`give the key either in ${address} or as an argument, not both`);
+  if (separateKey !== undefined) throw new UsageError(`give the key either in ${address} or as an argument, not both`);
   const key = path.slice(slash + 1);
   return { bucket: path.slice(0, slash), ...(key ? { key } : {}) };
 }
@@ -194,6 +195,59 @@ function openUpload(file: string): { fd: number; size: number } {
   if (stats.isFile()) return { fd, size: stats.size };
   closeSync(fd);
   throw new CliError(`${file} is not a regular file`);
+}
+
+/**
+ * Standard input copied to a temporary file: PutObject is sent with its length, which a pipe has
+ * only at its end, and a file holds input of any size where memory would not ($TMPDIR chooses
+ * where). The file is unlinked as soon as it is open, so it is gone however the CLI ends.
+ */
+async function spoolStdin(): Promise<{ fd: number; size: number }> {
+  const path = join(tmpdir(), `outpost-stdin-${randomBytes(8).toString('hex')}`);
+  const fd = openSync(path, 'wx+', 0o600);
+  unlinkSync(path);
+  try {
+    await pipeline(process.stdin, createWriteStream(path, { fd, autoClose: false }));
+    return { fd, size: fstatSync(fd).size };
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
+
+/**
+ * Writes a download to a new file next to TARGET and renames it over TARGET once complete, as
+ * `aws s3 cp` does: a failed download leaves a TARGET that existed as it was, and no partial file.
+ * A file replaced keeps its permissions, as it did when it was written in place.
+ */
+async function download(body: Readable, target: string, progressBar: Transform | undefined): Promise<void> {
+  const partial = `${target}.outpost-${randomBytes(4).toString('hex')}.part`;
+  const replaced = statSync(target, { throwIfNoEntry: false });
+  const fd = openNamed(partial, target);
+  try {
+    if (replaced?.isFile()) fchmodSync(fd, replaced.mode & 0o7777);
+    const out = createWriteStream(partial, { fd });
+    await (progressBar ? pipeline(body, progressBar, out) : pipeline(body, out));
+    renameSync(partial, target);
+  } catch (error) {
+    rmSync(partial, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Opens the new file of a download; a failure reads as one of the target the user named
+ * ("ENOENT: no such file or directory, open 'no-dir/x.log'"), not of a file they never heard of.
+ */
+function openNamed(partial: string, target: string): number {
+  try {
+    return openSync(partial, 'wx', 0o644);
+  } catch (error) {
+    const failure = error as NodeJS.ErrnoException;
+    failure.message = failure.message.replace(partial, target);
+    failure.path = target;
+    throw failure;
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { CliError } from '../admin-client.js';
+import { UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
 import { formatTable } from '../table.js';
 
@@ -34,7 +34,7 @@ export function registerS3Keys(program: Command, cli: CliContext): void {
         ...(options.readWrite ?? []).map((bucket) => ({ bucket, permission: 'read-write' })),
         ...(options.read ?? []).map((bucket) => ({ bucket, permission: 'read' })),
       ];
-      if (grants.length === 0 && !options.thing) throw new CliError('give at least one --read BUCKET, --read-write BUCKET ("*" for every bucket) or --thing NAME');
+      if (grants.length === 0 && !options.thing) throw new UsageError('give at least one --read BUCKET, --read-write BUCKET ("*" for every bucket) or --thing NAME');
       const key = await cli.call<AccessKey>(command, 'POST', '/v1/s3/keys', { grants: options.thing && grants.length === 0 ? undefined : grants, thing: options.thing, description: options.description });
       cli.print(command, key, () => [
         `access key id:      ${key.accessKeyId}`,

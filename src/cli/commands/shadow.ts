@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { CliError } from '../admin-client.js';
+import { UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
+import { integerOption } from '../options.js';
 import { formatTable } from '../table.js';
 
 interface ShadowSummary { thing: string; name: string | null; version: number; timestamp: number }
@@ -17,7 +18,7 @@ function parseJsonOption(option: string, text: string): Json {
   try {
     return JSON.parse(text) as Json;
   } catch {
-    throw new CliError(`${option} is not valid JSON: ${text}`);
+    throw new UsageError(`${option} is not valid JSON: ${text}`);
   }
 }
 
@@ -54,9 +55,9 @@ export function registerShadow(program: Command, cli: CliContext): void {
     .option('--name <shadow>', 'a named shadow instead of the classic one')
     .option('--desired <json>', 'fields of the desired state, e.g. \'{"color":"red"}\'')
     .option('--reported <json>', 'fields of the reported state')
-    .option('--if-version <n>', 'apply only if the shadow is at this version (else 409)', (value) => Number(value))
+    .option('--if-version <n>', 'apply only if the shadow is at this version (else 409)', integerOption(0))
     .action(async (thing: string, options: { name?: string; desired?: string; reported?: string; ifVersion?: number }, command: Command) => {
-      if (options.desired === undefined && options.reported === undefined) throw new CliError('give --desired JSON and/or --reported JSON');
+      if (options.desired === undefined && options.reported === undefined) throw new UsageError('give --desired JSON and/or --reported JSON');
       const state: Record<string, Json> = {};
       if (options.desired !== undefined) state.desired = parseJsonOption('--desired', options.desired);
       if (options.reported !== undefined) state.reported = parseJsonOption('--reported', options.reported);

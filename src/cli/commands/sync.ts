@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { CliError } from '../admin-client.js';
+import { failIfSkipped, UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
+import { integerOption } from '../options.js';
 import { formatBytes, formatDuration, formatTable } from '../table.js';
 import type { SyncStatus } from '../../sync/status.js';
 import type { UploadStatus } from '../../sync/objects/uploader.js';
@@ -66,9 +67,9 @@ export function registerSync(program: Command, cli: CliContext): void {
 
   dlq.command('ls')
     .description('list dead letters, oldest first, with the reason')
-    .option('-n, --limit <count>', 'at most this many', '100')
-    .action(async (options: { limit: string }, command: Command) => {
-      const body = await cli.call<{ deadLetters: DeadLetter[] }>(command, 'GET', `/v1/sync/dlq?limit=${encodeURIComponent(options.limit)}`);
+    .option('-n, --limit <count>', 'at most this many (up to 10000)', integerOption(1, 10_000), 100)
+    .action(async (options: { limit: number }, command: Command) => {
+      const body = await cli.call<{ deadLetters: DeadLetter[] }>(command, 'GET', `/v1/sync/dlq?limit=${options.limit}`);
       cli.print(command, body, () => formatTable(['ID', 'RULE', 'TOPIC', 'BYTES', 'FAILED', 'REASON'],
         body.deadLetters.map((d) => [d.id, d.rule, d.cloudTopic, d.bytes, d.failedAt, d.reason])));
     });
@@ -80,8 +81,9 @@ export function registerSync(program: Command, cli: CliContext): void {
       let request: Record<string, unknown>;
       if (options.all) request = { all: true };
       else if (id !== undefined && /^\d+$/.test(id)) request = { id: Number(id) };
-      else throw new CliError('expected a dead-letter ID, or --all');
+      else throw new UsageError('expected a dead-letter ID, or --all');
       const body = await cli.call<RetryOutcome>(command, 'POST', '/v1/sync/dlq/retry', request);
-      cli.print(command, body, () => [`retried ${body.retried.length}`, ...body.skipped.map((s) => `skipped ${s.id}: ${s.reason}`)].join('\n'));
+      cli.print(command, body, () => `retried ${body.retried.length}`);
+      failIfSkipped(body.skipped);
     });
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { CliError } from '../admin-client.js';
+import { CliError, UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
 import { formatTable } from '../table.js';
 
@@ -15,7 +15,7 @@ interface Thing {
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 async function readPasswordFromStdin(): Promise<string> {
-  if (process.stdin.isTTY) throw new CliError('--password-stdin reads the password from a pipe, e.g. printf %s "$PASS" | outpost things add NAME --password-stdin');
+  if (process.stdin.isTTY) throw new UsageError('--password-stdin reads the password from a pipe, e.g. printf %s "$PASS" | outpost things add NAME --password-stdin');
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
@@ -57,7 +57,7 @@ export function registerThings(program: Command, cli: CliContext): void {
     .option('--cert <file>', "the thing's client certificate (PEM); its SHA-256 fingerprint identifies the thing over TLS")
     .option('--fingerprint <sha256>', 'register a client certificate by its SHA-256 fingerprint instead of the file')
     .action(async (name: string, options: { passwordStdin?: boolean; cert?: string; fingerprint?: string }, command: Command) => {
-      if (!options.passwordStdin && !options.cert && !options.fingerprint) throw new CliError('give --password-stdin, --cert FILE or --fingerprint SHA256');
+      if (!options.passwordStdin && !options.cert && !options.fingerprint) throw new UsageError('give --password-stdin, --cert FILE or --fingerprint SHA256');
       const password = options.passwordStdin ? await readPasswordFromStdin() : undefined;
       let certificatePem: string | undefined;
       if (options.cert) {
@@ -96,7 +96,7 @@ export function registerThings(program: Command, cli: CliContext): void {
     .action(async (name: string, options: { publish?: string[]; subscribe?: string[]; clientId?: string[]; default?: boolean }, command: Command) => {
       const changes = { publish: options.publish, subscribe: options.subscribe, clientIds: options.clientId };
       if (!options.default && Object.values(changes).every((list) => list === undefined)) {
-        throw new CliError('give --publish, --subscribe, --client-id or --default');
+        throw new UsageError('give --publish, --subscribe, --client-id or --default');
       }
       const thing = await cli.call<Thing>(command, 'PUT', `/v1/things/${encodeURIComponent(name)}/policy`, { policy: options.default ? null : changes });
       cli.print(command, thing, () => thing.policy
