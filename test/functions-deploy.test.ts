@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
@@ -75,5 +75,31 @@ describe('functions: .zip packages', () => {
     }
     expect((await cli('functions', 'info', 'Evil')).code).toBe(1);
     expect((await cli('deploy', join(work.dir, 'missing.zip'))).stderr).toContain('missing.zip: cannot read');
+  });
+});
+
+describe('functions: what a deploy cut short by a crash leaves behind', () => {
+  it('is removed at the next start: staging and unpacking directories, code no version records, a function that does not exist', async () => {
+    let daemon = await TestDaemon.start({ config: {} });
+    const code = writePackage({ 'template.yaml': template('Kept', { Handler: 'app.handler' }), 'app.js': 'exports.handler = async () => "kept";\n' });
+    try {
+      expect((await outpost(daemon.socket, ['deploy', code.dir])).code).toBe(0);
+      await daemon.kill();
+      const functions = join(daemon.dataDir, 'functions');
+      const [recorded] = readdirSync(join(functions, 'Kept')).filter((name) => /^[0-9a-f]{64}$/.test(name));
+      const leftovers = [join(functions, 'Kept', '.staging-0a1b2c'), join(functions, 'Kept', 'f'.repeat(64)), join(functions, '.unpack-x1y2z3'), join(functions, 'Gone', 'e'.repeat(64))];
+      for (const dir of leftovers) {
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, 'app.js'), 'left behind');
+      }
+      daemon = await TestDaemon.start({ config: {}, dataDir: daemon.dataDir });
+      for (const dir of leftovers) expect(existsSync(dir), dir).toBe(false);
+      expect(existsSync(join(functions, 'Gone'))).toBe(false);
+      expect(existsSync(join(functions, 'Kept', recorded))).toBe(true);
+      expect((await invoke(daemon.socket, 'Kept')).result.payload).toBe('kept');
+    } finally {
+      await daemon.cleanup();
+      code.remove();
+    }
   });
 });

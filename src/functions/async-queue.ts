@@ -457,15 +457,17 @@ export class AsyncQueue {
   }
 
   /**
-   * Moves the event to the DLQ, then publishes the dead letter on `$outpost/dlq/{function}` and sends
-   * the invocation record to the OnFailure destination of `version` (the one that ran it; else `$LATEST`).
+   * Sends the invocation record to the OnFailure destination of `version` (the one that ran it; else
+   * `$LATEST`), then moves the event to the DLQ and publishes the dead letter on
+   * `$outpost/dlq/{function}`. The record goes first, as OnSuccess's does: a crash before the move
+   * sends it again (at least once), where one after a move made first would lose it.
    */
   private async deadLetter(event: QueuedEvent, reason: DeadLetterReason, error: ErrorSummary, version?: FunctionVersion, result?: InvokeResult): Promise<void> {
     const { store, commit, bus, log, config } = this.deps;
-    const moved = await commit.run(() => store.deadLetter(event, reason, error, config.dlqLength, Date.now()));
-    if (!moved) return;
     const onFailure = (version ?? this.deps.latest(event.name))?.spec.destinations?.onFailure;
     await this.sendRecord(onFailure, event, reason, event.attempts, result, error);
+    const moved = await commit.run(() => store.deadLetter(event, reason, error, config.dlqLength, Date.now()));
+    if (!moved) return;
     this.trimmedDeadLetters += moved.trimmed;
     log.warn({ function: event.name, eventId: event.id, deadLetter: moved.letter.id, reason, attempts: event.attempts, error }, 'asynchronous event sent to the dead-letter queue');
     await bus.publish({ topic: dlqTopic(event.name), payload: JSON.stringify(moved.letter), qos: 1 })

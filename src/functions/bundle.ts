@@ -63,6 +63,36 @@ export async function stageCode(spec: FunctionSpec, codeDir: string, dataDir: st
   }
 }
 
+/**
+ * What a deploy or a removal cut short by a crash left under `<dataDir>/functions`: unpacked
+ * packages, staging directories, code directories no version records (staged, not yet recorded),
+ * and the directories of functions that no longer exist. `hashesOf` gives a function's recorded
+ * code hashes, undefined for a function that does not exist. Run before any deploy can start.
+ */
+export async function sweepLeftoverCode(dataDir: string, hashesOf: (name: string) => Set<string> | undefined): Promise<string[]> {
+  const functionsDir = join(dataDir, 'functions');
+  const removed: string[] = [];
+  const remove = async (path: string) => {
+    await rm(path, { recursive: true, force: true });
+    removed.push(path);
+  };
+  for (const entry of await readdir(functionsDir, { withFileTypes: true }).catch(() => [])) {
+    if (!entry.isDirectory()) continue;
+    const path = join(functionsDir, entry.name);
+    const hashes = entry.name.startsWith('.') ? undefined : hashesOf(entry.name);
+    if (!hashes) {
+      await remove(path);
+      continue;
+    }
+    for (const inner of await readdir(path, { withFileTypes: true })) {
+      if (inner.isDirectory() && (inner.name.startsWith('.staging-') || (/^[0-9a-f]{64}$/.test(inner.name) && !hashes.has(inner.name)))) {
+        await remove(join(path, inner.name));
+      }
+    }
+  }
+  return removed;
+}
+
 /** Regular files under `dir`, relative and sorted so the hash does not depend on directory order. */
 async function listFiles(dir: string): Promise<string[]> {
   const found: string[] = [];

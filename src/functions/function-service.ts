@@ -8,7 +8,7 @@ import { registerLambdaInvokeRoute } from './http-invoke.js';
 import { AsyncQueue, DEAD_LETTER_PAGE } from './async-queue.js';
 import { AsyncEventStore, type DeadLetter, type EventSource } from './async-store.js';
 import { ACCOUNT, REGION } from './arn.js';
-import { functionRoot } from './bundle.js';
+import { functionRoot, sweepLeftoverCode } from './bundle.js';
 import { readLog, type LogChunk } from './logs.js';
 import { FunctionMetrics } from './metrics.js';
 import { apiErrors, FunctionApiError } from './errors.js';
@@ -95,6 +95,11 @@ export class FunctionService implements Service, FunctionInvoker {
   }
 
   async start(): Promise<void> {
+    const leftovers = await sweepLeftoverCode(this.context.dataDir, (name) => {
+      const versions = this.functions.versions(name);
+      return versions.length > 0 ? new Set(versions.map((version) => version.hash)) : undefined;
+    });
+    if (leftovers.length > 0) this.log.info({ removed: leftovers }, 'removed code a deploy or removal cut short left behind');
     // Events queued before a stop or crash, those in flight included, run again; recovered before
     // any is taken, so none is loaded twice, and taken before the triggers subscribe.
     const recovered = this.queue.recover();
