@@ -116,3 +116,43 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
     expect(letters).toEqual([expect.objectContaining({ function: 'Closed', event: { n: 1 }, attempts: 0, reason: 'EventAgeExceeded', errorType: 'TooManyRequestsException', errorMessage: 'Rate Exceeded.' })]);
   });
 });
+
+describe('functions: an answer over 6 MB, on a board-sized heap', () => {
+  let daemon: TestDaemon;
+  const pkg = writePackage({
+    'template.yaml': JSON.stringify({
+      Resources: {
+        Loud: fn({ Handler: 'loud.handler', MemorySize: 256 }),
+        LoudProcess: fn({ Handler: 'loud.handler', MemorySize: 256 }, { Outpost: { Isolation: 'process' } }),
+      },
+    }),
+    'loud.js': 'exports.handler = async (event) => "y".repeat(event.mb * 1024 * 1024);\n',
+  });
+
+  beforeAll(async () => {
+    // the minimal-128mb board's heap (which caps thread functions' heaps too: nodejs/node#43991): a
+    // 12 MB answer copied into the daemon, twice, took all of it
+    daemon = await TestDaemon.start({ config: {}, env: { NODE_OPTIONS: '--max-old-space-size=48' } });
+    const deployed = await outpost(daemon.socket, ['deploy', pkg.dir]);
+    expect(deployed, deployed.stderr).toMatchObject({ code: 0 });
+  });
+  afterAll(async () => {
+    await daemon.cleanup();
+    pkg.remove();
+  });
+
+  it('is refused in the function\'s environment with Function.ResponseSizeTooLarge, threads and processes alike, and the daemon stays up', async () => {
+    for (const name of ['Loud', 'LoudProcess']) {
+      for (let round = 0; round < 2; round++) {
+        const { result, stderr } = await invoke(daemon.socket, name, { mb: 12 });
+        expect(result, stderr).toBeDefined();
+        expect(result.payload).toEqual({
+          errorType: 'Function.ResponseSizeTooLarge',
+          errorMessage: `Response payload size (${12 * 1024 * 1024 + 2} bytes) exceeded maximum allowed payload size (6291456 bytes).`,
+        });
+      }
+    }
+    expect((await invoke(daemon.socket, 'Loud', { mb: 1 })).result.payload).toHaveLength(1024 * 1024);
+    expect(daemon.process.exitCode).toBeNull();
+  }, 60_000);
+});

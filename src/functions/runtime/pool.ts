@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { functionArn, REGION } from '../arn.js';
-import { apiErrors, runtimeErrors, type LambdaErrorPayload } from '../errors.js';
+import { apiErrors, type LambdaErrorPayload } from '../errors.js';
 import type { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
 import { InitError, NodeWorkerInstance, NOT_RUN, SpareThread, type ExecutionEnvironment, type InvokeOutcome } from './node-worker.js';
@@ -10,7 +10,6 @@ import { PYTHON_RUNTIME_DIR, PythonInstance } from './python-process.js';
 import { NODE_EVENTS_IN_FLIGHT, TAIL_BYTES, type InvokeMessage } from './protocol.js';
 
 // Lambda's limit on a synchronous response.
-const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
 const RUNTIME_DIR = fileURLToPath(new URL('.', import.meta.url));
 
 export interface PoolLimits {
@@ -314,8 +313,6 @@ export class FunctionPool {
       this.afterRun();
       return;
     }
-    const size = outcome.ok ? Buffer.byteLength(outcome.payload) : 0;
-    if (size > MAX_RESPONSE_BYTES) outcome = { ok: false, error: runtimeErrors.responseTooLarge(size, MAX_RESPONSE_BYTES) };
     const endLines = this.report(requestId, started, cold?.initMs, outcome, instance.maxMemoryBytes());
     this.afterRun();
     // Lambda's LogResult: the invocation's log from START to REPORT, its last 4 KB.

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import { InitError, NOT_RUN, type InvokeOutcome, type WorkerOptions } from './node-worker.js';
-import { TAIL_BYTES, type InvokeMessage } from './protocol.js';
+import { MAX_RESPONSE_BYTES, TAIL_BYTES, type InvokeMessage } from './protocol.js';
 
 /** The bundled bootstrap (copied next to this file into dist by `npm run build`). */
 export const PYTHON_RUNTIME_DIR = fileURLToPath(new URL('./python/', import.meta.url));
@@ -16,7 +16,6 @@ const API = '/2018-06-01/runtime';
 // As node-worker.ts: the init phase of an environment is bounded.
 const INIT_TIMEOUT_SECONDS = 10;
 // Lambda's limit on a synchronous response; a bigger body is not buffered.
-const MAX_BODY_BYTES = 6 * 1024 * 1024;
 
 export interface PythonOptions extends WorkerOptions {
   pythonPath: string;
@@ -198,9 +197,9 @@ export class PythonInstance {
     if (request.method !== 'POST' || (!invocation && !initError)) return void answer(response, 404, 'NotFound', `no route ${request.method} ${path}`);
     readBody(request).then(({ size, body }) => {
       if (body === undefined) {
-        answer(response, 413, 'RequestEntityTooLarge', `payload larger than ${MAX_BODY_BYTES} bytes`);
+        answer(response, 413, 'RequestEntityTooLarge', `payload larger than ${MAX_RESPONSE_BYTES} bytes`);
         if (invocation && this.current?.message.requestId === invocation[1]) {
-          this.current.settle({ ok: false, error: runtimeErrors.responseTooLarge(size, MAX_BODY_BYTES) });
+          this.current.settle({ ok: false, error: runtimeErrors.responseTooLarge(size, MAX_RESPONSE_BYTES) });
         }
         return;
       }
@@ -259,7 +258,7 @@ function answer(response: ServerResponse, status: number, errorType?: string, er
 }
 
 /**
- * The request body and its size; no body when it is larger than MAX_BODY_BYTES: such a one is read
+ * The request body and its size; no body when it is larger than MAX_RESPONSE_BYTES: such a one is read
  * to its end, not kept, so that the error tells its size as Lambda's does.
  */
 function readBody(request: IncomingMessage): Promise<{ size: number; body?: Buffer }> {
@@ -268,10 +267,10 @@ function readBody(request: IncomingMessage): Promise<{ size: number; body?: Buff
     let size = 0;
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+      if (size <= MAX_RESPONSE_BYTES) chunks.push(chunk);
       else chunks.length = 0;
     });
-    request.on('end', () => resolve(size > MAX_BODY_BYTES ? { size } : { size, body: Buffer.concat(chunks) }));
+    request.on('end', () => resolve(size > MAX_RESPONSE_BYTES ? { size } : { size, body: Buffer.concat(chunks) }));
     request.on('error', reject);
   });
 }

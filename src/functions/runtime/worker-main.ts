@@ -7,8 +7,8 @@ import { pathToFileURL } from 'node:url';
 import { format, types } from 'node:util';
 import { getHeapStatistics } from 'node:v8';
 import { parentPort } from 'node:worker_threads';
-import type { LambdaErrorPayload } from '../errors.js';
-import { TAIL_BYTES, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
+import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
+import { MAX_RESPONSE_BYTES, TAIL_BYTES, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 
 type Handler = (event: unknown, context: unknown, callback: (error?: unknown, result?: unknown) => void) => unknown;
 /** How an invocation ended: the handler's value, or what it failed with. */
@@ -206,6 +206,12 @@ async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
     payload = JSON.stringify(outcome.value) ?? 'null';
   } catch (error) {
     post({ type: 'error', requestId: message.requestId, error: { errorType: 'Runtime.MalformedHandlerResponse', errorMessage: `Unable to stringify response body: ${(error as Error).message}` }, memoryBytes: memoryBytes(), ...takeTail() });
+    return;
+  }
+  // checked here: posted, a 20 MB answer would be copied into the daemon's heap before it could be refused
+  const size = Buffer.byteLength(payload);
+  if (size > MAX_RESPONSE_BYTES) {
+    post({ type: 'error', requestId: message.requestId, error: runtimeErrors.responseTooLarge(size, MAX_RESPONSE_BYTES), memoryBytes: memoryBytes(), ...takeTail() });
     return;
   }
   post({ type: 'result', requestId: message.requestId, payload, memoryBytes: memoryBytes(), ...takeTail() });
