@@ -97,7 +97,8 @@ describe('durability', () => {
 
     const restored = await collect<Packet>(after.outgoingStream(persistent('sink')));
     expect(restored).toEqual([
-      { ...queued[0], messageId: 1 },
+      // sent before: a duplicate now (MQTT-3.3.1-1)
+      { ...queued[0], messageId: 1, dup: true },
       { ...queued[1], messageId: undefined },
       { cmd: 'pubrel', messageId: 3 },
       { ...queued[3], messageId: undefined },

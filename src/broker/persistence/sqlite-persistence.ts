@@ -458,7 +458,12 @@ export class SqlitePersistence {
     // and reading them here too would deliver them twice.
     for (let after = 0; ;) {
       const page = this.statements.outgoingPage.all(clientId, after, last, PAGE_SIZE);
-      for (const row of page) yield outgoingFromRow(row);
+      for (const row of page) {
+        const packet = outgoingFromRow(row);
+        // MQTT-3.3.1-1: a PUBLISH given a packet identifier was (or may have been) sent: sent again, it is a duplicate
+        if (packet.cmd === 'publish' && row.message_id !== null) packet.dup = true;
+        yield packet;
+      }
       if (page.length < PAGE_SIZE) return;
       after = page[page.length - 1].id;
     }
