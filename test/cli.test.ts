@@ -27,6 +27,9 @@ describe('outpost admin CLI', () => {
     expect(table.stdout).toMatch(/outpostd \d+\.\d+\.\d+ \(pid \d+\) running/);
     expect(table.stdout).toContain(`127.0.0.1:${daemon.port('mqtt')}`);
     expect(table.stdout).toMatch(/broker\s+ok/);
+    // each service's figures, as --json has them (the counters README and docs/functions.md point to)
+    expect(table.stdout).toMatch(/functions\s+ok\s+functions \d+; droppedEvents 0; throttledEvents 0; deadLetters 0/);
+    expect(table.stdout).toMatch(/sync\s+ok\s+online (true|false); outboxItems 0/);
     const json = JSON.parse((await outpost(daemon.socket, ['status', '--json'])).stdout);
     expect(json.listeners.find((l: any) => l.name === 'http').port).toBe(daemon.port('http'));
     expect(json.rssBytes).toBeGreaterThan(0);

@@ -11,7 +11,7 @@ interface StatusBody {
   dataDir: string;
   config: string;
   dbSizeBytes: number;
-  services: Record<string, { ok: boolean; detail?: string; connectedClients?: number; queued?: { sessions: number; messages: number }; dropped?: Record<string, number> }>;
+  services: Record<string, { ok: boolean; detail?: string; connectedClients?: number; queued?: { sessions: number; messages: number }; [counter: string]: unknown }>;
   listeners: Array<{ name: string; protocol: string; host: string; port: number }>;
 }
 
@@ -30,11 +30,29 @@ export function registerStatus(program: Command, cli: CliContext): void {
           `clients:   ${broker?.connectedClients ?? 0} connected; ${broker?.queued?.messages ?? 0} messages queued for ${broker?.queued?.sessions ?? 0} persistent sessions`,
           '',
           formatTable(['SERVICE', 'STATE', 'DETAIL'], Object.entries(status.services).map(([name, s]) =>
-            [name, s.ok ? 'ok' : 'down', s.detail ?? (s.dropped ? `dropped: ${Object.entries(s.dropped).map(([k, v]) => `${k} ${v}`).join(', ')}` : '')])),
+            [name, s.ok ? 'ok' : 'down', s.detail ?? serviceFigures(s)])),
           formatTable(['LISTENER', 'PROTOCOL', 'ADDRESS'], status.listeners.map((l) =>
             [l.name, l.protocol, l.port ? `${l.host}:${l.port}` : l.host])),
         ];
         return lines.join('\n');
       });
     });
+}
+
+/**
+ * A service's figures as `--json` has them, on one line: its own values, then each group of counts
+ * (dropped, refused, …) with only the counts that are not zero.
+ */
+function serviceFigures(service: Record<string, unknown>): string {
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(service)) {
+    if (key === 'ok') continue;
+    if (value !== null && typeof value === 'object') {
+      const counts = Object.entries(value).filter(([, count]) => count !== 0).map(([name, count]) => `${name} ${String(count)}`);
+      if (counts.length > 0) parts.push(`${key}: ${counts.join(', ')}`);
+    } else {
+      parts.push(`${key} ${String(value)}`);
+    }
+  }
+  return parts.join('; ');
 }
