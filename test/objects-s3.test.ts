@@ -496,6 +496,38 @@ describe('S3 API with the AWS SDK v3', () => {
     expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'cond-del/kept' }))).ETag).toBe(kept.ETag);
   });
 
+  it('lists uploads in progress by key, a key\'s by initiation time, with a delimiter\'s common prefixes, page by page', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'pending' }));
+    const started: Array<[string, string]> = [];
+    for (const Key of ['top.bin', 'logs/2026/b.bin', 'top.bin', 'logs/x.bin', 'logs/2026/a.bin', 'top.bin']) {
+      started.push([Key, (await s3.send(new CreateMultipartUploadCommand({ Bucket: 'pending', Key }))).UploadId!]);
+      // distinct initiation times: a key's uploads are listed in that order, not by their random ids
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const expected = [...started].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const pages: Array<Array<[string, string]>> = [];
+    let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+    for (let page = 0; page < 10; page++) {
+      const listed = await s3.send(new ListMultipartUploadsCommand({ Bucket: 'pending', MaxUploads: 2, ...markers }));
+      pages.push((listed.Uploads ?? []).map((upload) => [upload.Key!, upload.UploadId!]));
+      if (!listed.IsTruncated) break;
+      markers = { KeyMarker: listed.NextKeyMarker, UploadIdMarker: listed.NextUploadIdMarker };
+    }
+    expect(pages.map((page) => page.length)).toEqual([2, 2, 2]);
+    expect(pages.flat()).toEqual(expected);
+    const rolled = await s3.send(new ListMultipartUploadsCommand({ Bucket: 'pending', Delimiter: '/' }));
+    expect(rolled.CommonPrefixes).toEqual([{ Prefix: 'logs/' }]);
+    expect(rolled.Uploads!.map((upload) => upload.Key)).toEqual(['top.bin', 'top.bin', 'top.bin']);
+    const inLogs = await s3.send(new ListMultipartUploadsCommand({ Bucket: 'pending', Delimiter: '/', Prefix: 'logs/' }));
+    expect([inLogs.CommonPrefixes, inLogs.Uploads!.map((upload) => upload.Key)]).toEqual([[{ Prefix: 'logs/2026/' }], ['logs/x.bin']]);
+    // a common prefix counts as one entry, and the next page starts after all of it
+    const first = await s3.send(new ListMultipartUploadsCommand({ Bucket: 'pending', Delimiter: '/', MaxUploads: 1 }));
+    expect([first.CommonPrefixes, first.Uploads, first.IsTruncated, first.NextKeyMarker, first.NextUploadIdMarker]).toEqual([[{ Prefix: 'logs/' }], undefined, true, 'logs/', '']);
+    const second = await s3.send(new ListMultipartUploadsCommand({ Bucket: 'pending', Delimiter: '/', MaxUploads: 5, KeyMarker: 'logs/' }));
+    expect([second.CommonPrefixes, second.Uploads!.length, second.IsTruncated]).toEqual([undefined, 3, false]);
+    for (const [Key, UploadId] of started) await s3.send(new AbortMultipartUploadCommand({ Bucket: 'pending', Key, UploadId }));
+  });
+
   it('uploads in parts: list, complete with the multipart ETag, abort, and the part rules', async () => {
     const Key = 'big/video.bin';
     const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key, ContentType: 'video/mp4', Metadata: { cam: 'gate' } }));

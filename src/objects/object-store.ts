@@ -146,6 +146,22 @@ export interface ListResult {
   last?: string;
 }
 
+export interface UploadListOptions {
+  prefix: string;
+  delimiter: string;
+  keyMarker: string;
+  uploadIdMarker: string;
+  maxUploads: number;
+}
+
+export interface UploadListing {
+  uploads: UploadRecord[];
+  commonPrefixes: string[];
+  isTruncated: boolean;
+  /** The last entry listed: an upload (key and id) or a common prefix (key only). */
+  last?: { key: string; uploadId?: string };
+}
+
 export interface UploadRecord {
   uploadId: string;
   bucket: string;
@@ -459,9 +475,9 @@ export class ObjectStore {
       deleteUpload: db.prepare('DELETE FROM object_uploads WHERE upload_id = ?'),
       uploadIds: db.prepare('SELECT upload_id FROM object_uploads'),
       uploadsInitiatedBefore: db.prepare('SELECT * FROM object_uploads WHERE initiated < ? ORDER BY initiated LIMIT ?'),
-      // S3 ListMultipartUploads: after key-marker; uploads of that key itself only after an upload-id-marker
-      uploadsOf: db.prepare(`SELECT * FROM object_uploads WHERE bucket = @bucket AND key >= @from
-        AND (key > @keyMarker OR (@uploadIdMarker <> '' AND upload_id > @uploadIdMarker)) ORDER BY key, upload_id LIMIT @limit`),
+      // S3 ListMultipartUploads: by key, a key's uploads by initiation time
+      uploadsAfter: db.prepare(`SELECT * FROM object_uploads WHERE bucket = @bucket AND (key, initiated, upload_id) > (@key, @initiated, @uploadId)
+        ORDER BY key, initiated, upload_id LIMIT @limit`),
       upsertPart: db.prepare(`INSERT OR REPLACE INTO object_parts (upload_id, part_number, size, etag, last_modified, checksum)
         VALUES (?, ?, ?, ?, ?, ?)`),
       parts: db.prepare('SELECT part_number, size, etag, last_modified, checksum FROM object_parts WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?'),
@@ -910,10 +926,55 @@ export class ObjectStore {
     return (this.statements.parts.all(uploadId, after, limit) as PartRow[]).map(partOf);
   }
 
-  uploads(bucket: string, prefix: string, keyMarker: string, uploadIdMarker: string, limit: number): UploadRecord[] {
-    const from = utf8Compare(keyMarker, prefix) > 0 ? keyMarker : prefix;
-    const rows = this.statements.uploadsOf.all({ bucket, from, keyMarker, uploadIdMarker, limit: limit * 4 + 1 }) as UploadRow[];
-    return rows.filter((row) => row.key.startsWith(prefix)).slice(0, limit + 1).map(uploadOf);
+  /**
+   * S3 ListMultipartUploads: uploads in progress by key, a key's by initiation time, after
+   * key-marker (and, of that key, after upload-id-marker; one gone since: after its id), with keys
+   * holding the delimiter after the prefix rolled up into common prefixes, as a listing of objects.
+   */
+  uploads(bucket: string, options: UploadListOptions): UploadListing {
+    const { prefix, delimiter, keyMarker, uploadIdMarker, maxUploads } = options;
+    const listing: UploadListing = { uploads: [], commonPrefixes: [], isTruncated: false };
+    if (maxUploads <= 0) return listing;
+    const marker = keyMarker && uploadIdMarker ? this.statements.upload.get(uploadIdMarker) as UploadRow | undefined : undefined;
+    const markerFound = marker !== undefined && marker.bucket === bucket && marker.key === keyMarker;
+    // a cursor (key, initiated, upload id): every upload after it is a candidate
+    let cursor = { key: prefix, initiated: -1, uploadId: '' };
+    if (keyMarker && utf8Compare(keyMarker, prefix) >= 0) {
+      cursor = markerFound ? { key: keyMarker, initiated: marker.initiated, uploadId: marker.upload_id }
+        : { key: keyMarker, initiated: uploadIdMarker ? -1 : Number.MAX_SAFE_INTEGER, uploadId: '' };
+    }
+    const page = 256;
+    for (;;) {
+      const rows = this.statements.uploadsAfter.all({ bucket, ...cursor, limit: page }) as UploadRow[];
+      let jumped = false;
+      for (const row of rows) {
+        if (!row.key.startsWith(prefix)) return listing;
+        cursor = { key: row.key, initiated: row.initiated, uploadId: row.upload_id };
+        // S3 ListMultipartUploads: an upload-id-marker of an upload gone since: that key's uploads with a greater id
+        if (uploadIdMarker && !markerFound && row.key === keyMarker && row.upload_id <= uploadIdMarker) continue;
+        const cut = delimiter ? row.key.indexOf(delimiter, prefix.length) : -1;
+        const entry = cut >= 0 ? row.key.slice(0, cut + delimiter.length) : row.key;
+        const listedBefore = cut >= 0 && keyMarker.startsWith(entry);
+        if (!listedBefore && listing.uploads.length + listing.commonPrefixes.length === maxUploads) {
+          listing.isTruncated = true;
+          return listing;
+        }
+        if (cut < 0) {
+          listing.uploads.push(uploadOf(row));
+          listing.last = { key: row.key, uploadId: row.upload_id };
+          continue;
+        }
+        if (!listedBefore) {
+          listing.commonPrefixes.push(entry);
+          listing.last = { key: entry };
+        }
+        // every upload under the common prefix at once
+        cursor = { key: pastPrefix(entry), initiated: -1, uploadId: '' };
+        jumped = true;
+        break;
+      }
+      if (!jumped && rows.length < page) return listing;
+    }
   }
 
   /**
@@ -1446,7 +1507,6 @@ async function* concatenate(files: Array<{ path: string; size: number }>): Async
   }
 }
 
-/** The smallest string after every string that starts with `prefix` (ends with a BMP delimiter). */
 /**
  * A key after every key starting with `prefix`, in UTF-8 byte order: the prefix followed by more
  * of the last code point (U+10FFFF) than any key has room for. (Adding one to the prefix's last

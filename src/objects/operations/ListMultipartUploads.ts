@@ -1,31 +1,37 @@
 import { el, isoTime } from '../xml.js';
-import { integerParameter, OWNER, sendXml, type Operation } from './context.js';
+import { OWNER, sendXml, type Operation } from './context.js';
+import { commonPrefixes, echoed, listParameters } from './listing.js';
 import { uploadChecksumElements } from './UploadPart.js';
 
-/** S3 ListMultipartUploads: uploads in progress by key, then upload id; prefix and markers (no delimiter grouping). */
+/**
+ * S3 ListMultipartUploads: uploads in progress by key, a key's by initiation time; prefix,
+ * delimiter (CommonPrefixes), key-marker and upload-id-marker, max-uploads, encoding-type=url.
+ */
 export const listMultipartUploads: Operation = (request, res, context) => {
   context.objects.existingBucket(request.bucket);
-  const maxUploads = Math.min(integerParameter(request, 'max-uploads', 1000, 'Provided max-uploads not an integer or within integer range'), 1000);
-  const prefix = request.query.get('prefix') ?? '';
+  const parameters = listParameters(request, 'max-uploads');
   const keyMarker = request.query.get('key-marker') ?? '';
-  const uploadIdMarker = request.query.get('upload-id-marker') ?? '';
-  const found = context.objects.uploads(request.bucket, prefix, keyMarker, uploadIdMarker, maxUploads);
-  const uploads = found.slice(0, maxUploads);
-  const truncated = found.length > maxUploads;
-  const last = uploads.at(-1);
+  // S3 ListMultipartUploads: upload-id-marker is ignored without a key-marker
+  const uploadIdMarker = keyMarker ? request.query.get('upload-id-marker') ?? '' : '';
+  const listing = context.objects.uploads(request.bucket, { ...parameters, keyMarker, uploadIdMarker, maxUploads: parameters.maxKeys });
+  const next = listing.isTruncated ? listing.last : undefined;
+  const echo = echoed(parameters, 'MaxUploads');
   sendXml(res, 200, 'ListMultipartUploadsResult', [
     el('Bucket', request.bucket),
-    el('KeyMarker', keyMarker),
+    el('KeyMarker', parameters.encode(keyMarker)),
     el('UploadIdMarker', uploadIdMarker),
-    el('NextKeyMarker', truncated && last ? last.key : ''),
-    el('NextUploadIdMarker', truncated && last ? last.uploadId : ''),
-    prefix ? el('Prefix', prefix) : '',
-    el('MaxUploads', maxUploads),
-    el('IsTruncated', truncated),
-    ...uploads.map((upload) => el('Upload', [
-      el('Key', upload.key), el('UploadId', upload.uploadId), el('Initiator', OWNER), el('Owner', OWNER),
+    el('NextKeyMarker', next ? parameters.encode(next.key) : ''),
+    parameters.prefix ? echo.prefix : '',
+    echo.delimiter,
+    el('NextUploadIdMarker', next?.uploadId ?? ''),
+    echo.maxKeys,
+    el('IsTruncated', listing.isTruncated),
+    ...listing.uploads.map((upload) => el('Upload', [
+      el('Key', parameters.encode(upload.key)), el('UploadId', upload.uploadId), el('Initiator', OWNER), el('Owner', OWNER),
       el('StorageClass', 'STANDARD'), el('Initiated', isoTime(upload.initiated)),
       ...uploadChecksumElements(upload),
     ])),
+    ...commonPrefixes(listing.commonPrefixes, parameters),
+    echo.encodingType,
   ]);
 };
