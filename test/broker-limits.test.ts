@@ -242,6 +242,22 @@ describe('the QoS a subscriber gets', () => {
     expect(await deliveredQos(back, 'qc/x')).toBe(1);
     for (const raw of [wildcard, overlapping, back]) raw.end();
   });
+
+  it('is sent again with DUP set, after a reconnect, when the client had not acknowledged it (MQTT-3.3.1-1, MQTT-4.4.0-1)', async () => {
+    const unacknowledging = await subscriber('qos-redelivered', false, { 'qd/#': 1 });
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'qos-publisher-qd' });
+    await publisher.publishAsync('qd/x', 'again', { qos: 1 });
+    publisher.end(true);
+    const first = await unacknowledging.waitFor((packet) => packet.cmd === 'publish');
+    expect([first?.qos, first?.dup]).toEqual([1, false]);
+    // no PUBACK: the session keeps the message
+    unacknowledging.end();
+    await unacknowledging.waitClosed();
+    const back = await subscriber('qos-redelivered', false, {});
+    const again = await back.waitFor((packet) => packet.cmd === 'publish');
+    expect([again?.topic, again?.messageId, again?.dup]).toEqual(['qd/x', first?.messageId, true]);
+    back.end();
+  });
 });
 
 describe('a subscriber that stops reading', () => {

@@ -90,6 +90,7 @@ export class BrokerService implements Service, LocalBus {
       authorizeSubscribe: createAuthorizeSubscribe(deps),
       authorizeForward: createAuthorizeForward(deps),
       published: (packet: AedesPublishPacket, client: Client, done: (error?: Error | null) => void) => {
+        if (client && packet.qos === 2 && packet.messageId !== undefined && !client.clean) this.persistence.markIncomingPublished(client.id, packet.messageId);
         this.outgoing.release(packet, client);
         done(null);
       },

@@ -95,7 +95,12 @@ export function createAuthorizeForward({ sessions, metrics }: AuthorizeDeps) {
     // MQTT-3.3.5-1, MQTT-3.8.4-6: the publication's QoS, at most the highest the client was granted
     // among its matching filters (aedes only looks for a filter equal to the topic). The packet is
     // this delivery's own copy.
-    if (packet.qos > 0) packet.qos = Math.min(packet.qos, grantedQos(client, topic)) as AedesPublishPacket['qos'];
+    if (packet.qos > 0) {
+      packet.qos = Math.min(packet.qos, grantedQos(client, topic)) as AedesPublishPacket['qos'];
+      // A packet identifier already here is one a session's queue kept from an earlier send (aedes
+      // gives a live delivery its identifier after this): sent again, it is a duplicate (MQTT-3.3.1-1)
+      if (packet.messageId !== undefined && packet.qos > 0) packet.dup = true;
+    }
     metrics.messagesOut++;
     return packet;
   };

@@ -154,6 +154,13 @@ export class SqlitePersistence {
   private readonly trie = new QlobberSub(TRIE_OPTIONS);
   private readonly queueLengths = new Map<string, number>();
   private readonly durableIncoming = new Map<string, Set<number>>();
+  /**
+   * Of those, the ones whose publish completed in this run (markIncomingPublished). A stored QoS 2
+   * PUBLISH is stored before aedes publishes it, in an earlier commit: one a crash stopped in
+   * between is not taken for a duplicate when its sender sends it again, or it would never be
+   * published. (One published before the crash is published again: a duplicate, not a loss.)
+   */
+  private readonly publishedIncoming = new Map<string, Set<number>>();
   private readonly volatileIncoming = new Map<string, Map<number, PacketColumns>>();
   private readonly willClients = new Set<string>();
   private retainedCount = 0;
@@ -458,12 +465,7 @@ export class SqlitePersistence {
     // and reading them here too would deliver them twice.
     for (let after = 0; ;) {
       const page = this.statements.outgoingPage.all(clientId, after, last, PAGE_SIZE);
-      for (const row of page) {
-        const packet = outgoingFromRow(row);
-        // MQTT-3.3.1-1: a PUBLISH given a packet identifier was (or may have been) sent: sent again, it is a duplicate
-        if (packet.cmd === 'publish' && row.message_id !== null) packet.dup = true;
-        yield packet;
-      }
+      for (const row of page) yield outgoingFromRow(row);
       if (page.length < PAGE_SIZE) return;
       after = page[page.length - 1].id;
     }
@@ -510,7 +512,9 @@ export class SqlitePersistence {
     // aedes handles a socket read's packets concurrently: a retransmission may
     // ask before the first copy's store has committed.
     await this.settled(clientId);
-    if (messageId !== undefined && this.durableIncoming.get(clientId)?.has(messageId)) {
+    // a PUBREL asks for the stored packet; a PUBLISH sent again, whether it was published
+    const known = packet.cmd === 'publish' ? this.publishedIncoming : this.durableIncoming;
+    if (messageId !== undefined && known.get(clientId)?.has(messageId)) {
       const row = this.statements.incomingByMessageId.get(clientId, messageId);
       if (row !== undefined) return aedesPacketFromColumns(row);
     }
@@ -529,9 +533,11 @@ export class SqlitePersistence {
     if (!this.durableIncoming.get(clientId)?.has(messageId) && !this.pendingWrites.has(clientId)) throw noSuchPacket();
     const deleted = await this.durable([clientId], () => {
       if (this.statements.deleteIncoming.run(clientId, messageId).changes === 0) return false;
-      const stored = this.durableIncoming.get(clientId);
-      stored?.delete(messageId);
-      if (stored?.size === 0) this.durableIncoming.delete(clientId);
+      for (const tracked of [this.durableIncoming, this.publishedIncoming]) {
+        const stored = tracked.get(clientId);
+        stored?.delete(messageId);
+        if (stored?.size === 0) tracked.delete(clientId);
+      }
       return true;
     });
     if (!deleted) throw noSuchPacket();
@@ -545,7 +551,16 @@ export class SqlitePersistence {
     await this.durable([clientId], () => {
       this.statements.deleteClientIncoming.run(clientId);
       this.durableIncoming.delete(clientId);
+      this.publishedIncoming.delete(clientId);
     });
+  }
+
+  /** aedes' `published` hook for a QoS 2 PUBLISH of a persistent session: what it stored is published now. */
+  markIncomingPublished(clientId: string, messageId: number): void {
+    if (!this.durableIncoming.get(clientId)?.has(messageId)) return;
+    let published = this.publishedIncoming.get(clientId);
+    if (published === undefined) this.publishedIncoming.set(clientId, published = new Set());
+    published.add(messageId);
   }
 
   // --- wills ---------------------------------------------------------------
@@ -658,6 +673,7 @@ export class SqlitePersistence {
     this.queueLengths.clear();
     for (const row of s.queueLengths.iterate()) this.queueLengths.set(row.client_id, row.length);
     this.durableIncoming.clear();
+    this.publishedIncoming.clear();
     for (const row of s.allIncomingKeys.iterate()) {
       let stored = this.durableIncoming.get(row.client_id);
       if (stored === undefined) this.durableIncoming.set(row.client_id, stored = new Set());
