@@ -239,7 +239,9 @@ describe('the QoS a subscriber gets', () => {
     expect(await deliveredQos(wildcard, 'qa/x')).toBe(1);
     expect(await deliveredQos(overlapping, 'qb/x')).toBe(2);
     const back = await subscriber('qos-persistent', false, {});
-    expect(await deliveredQos(back, 'qc/x')).toBe(1);
+    const queued = await back.waitFor((packet) => packet.cmd === 'publish' && packet.topic === 'qc/x');
+    // queued while the client was away, sent for the first time: no duplicate (MQTT-3.3.1-1)
+    expect([queued?.qos, queued?.dup]).toEqual([1, false]);
     for (const raw of [wildcard, overlapping, back]) raw.end();
   });
 
@@ -291,4 +293,40 @@ describe('a subscriber that stops reading', () => {
     watcher.end(true);
     stalled.end();
   }, 30_000);
+});
+
+describe('subscription limits and persistent sessions coming back', () => {
+  let daemon: TestDaemon;
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxSubscriptions: 6 } } });
+  });
+  afterAll(async () => { await daemon.cleanup(); });
+
+  async function persistentClient(clientId: string, filters: string[]): Promise<RawMqtt> {
+    const raw = await RawMqtt.open(daemon.port('mqtt'));
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId, keepalive: 30 });
+    expect((await raw.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
+    if (filters.length > 0) {
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: filters.map((topic) => ({ topic, qos: 1 })) });
+      expect((await raw.waitFor((packet) => packet.cmd === 'suback'))?.granted).toEqual(filters.map(() => 1));
+    }
+    return raw;
+  }
+
+  it('restores the filters a session holds whatever the limits are at its return, and delivers on them', async () => {
+    for (const [clientId, filters] of [['back-a', ['a/1', 'a/2']], ['back-b', ['b/1', 'b/2']]] as const) {
+      const raw = await persistentClient(clientId, [...filters]);
+      raw.end();
+      await raw.waitClosed();
+    }
+    // four stored; back, both count twice (router and store): eight, over the limit of six
+    const a = await persistentClient('back-a', []);
+    const b = await persistentClient('back-b', []);
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'back-publisher' });
+    await publisher.publishAsync('b/2', 'still there', { qos: 1 });
+    publisher.end(true);
+    expect((await b.waitFor((packet) => packet.cmd === 'publish'))?.topic).toBe('b/2');
+    a.end();
+    b.end();
+  });
 });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OUTPOST, ROOT, TestDaemon } from './helpers/daemon.js';
@@ -142,6 +142,14 @@ describe('outpost admin CLI', () => {
     expect((await outpost(daemon.socket, ['objects', 'get', 'replace/blob', target])).code).toBe(0);
     expect(readFileSync(target).equals(content)).toBe(true);
     expect(readdirSync(dir)).toEqual(['precious.txt']);
+    // a target that is no regular file is written through, not replaced: /dev/null, a symlink
+    expect((await outpost(daemon.socket, ['objects', 'get', 'replace/blob', '/dev/null'])).code).toBe(0);
+    expect(lstatSync('/dev/null').isCharacterDevice()).toBe(true);
+    const link = join(dir, 'link.bin');
+    symlinkSync(target, link);
+    writeFileSync(target, 'before\n');
+    expect((await outpost(daemon.socket, ['objects', 'get', 'replace/blob', link])).code).toBe(0);
+    expect([lstatSync(link).isSymbolicLink(), readFileSync(target).equals(content)]).toEqual([true, true]);
   });
 
   it('ends quietly when the reader of its output goes away (| head)', async () => {

@@ -69,11 +69,16 @@ export class BrokerService implements Service, LocalBus {
 
   async start(): Promise<void> {
     const { mqtt } = this.context.config;
+    const persistence = this.persistence;
     const deps = {
       mqtt, things: this.things, sessions: this.sessions, metrics: this.metrics,
-      storedFilters: () => this.persistence.storedFilters,
-      forgetStoredFilter: (client: Client, filter: string) => {
-        this.persistence.removeSubscriptions(client, [filter]).catch((error: Error) => this.log.error({ err: error, clientId: client.id, filter }, 'could not drop a refused stored subscription'));
+      store: {
+        get storedFilters() { return persistence.storedFilters; },
+        storesFilter: (clientId: string, filter: string) => persistence.storesFilter(clientId, filter),
+        forgetFilter: (client: Client, filter: string) => {
+          persistence.removeSubscriptions(client, [filter]).catch((error: Error) => this.log.error({ err: error, clientId: client.id, filter }, 'could not drop a stored subscription its policy no longer allows'));
+        },
+        takeResent: (clientId: string, messageId: number) => persistence.takeResent(clientId, messageId),
       },
     };
     this.broker = await Aedes.createBroker({
@@ -90,7 +95,6 @@ export class BrokerService implements Service, LocalBus {
       authorizeSubscribe: createAuthorizeSubscribe(deps),
       authorizeForward: createAuthorizeForward(deps),
       published: (packet: AedesPublishPacket, client: Client, done: (error?: Error | null) => void) => {
-        if (client && packet.qos === 2 && packet.messageId !== undefined && !client.clean) this.persistence.markIncomingPublished(client.id, packet.messageId);
         this.outgoing.release(packet, client);
         done(null);
       },

@@ -465,7 +465,8 @@ export class AsyncQueue {
   private async deadLetter(event: QueuedEvent, reason: DeadLetterReason, error: ErrorSummary, version?: FunctionVersion, result?: InvokeResult): Promise<void> {
     const { store, commit, bus, log, config } = this.deps;
     const onFailure = (version ?? this.deps.latest(event.name))?.spec.destinations?.onFailure;
-    await this.sendRecord(onFailure, event, reason, event.attempts, result, error);
+    // an event removed meanwhile (with its function) gets no record
+    if (store.get(event.id)) await this.sendRecord(onFailure, event, reason, event.attempts, result, error);
     const moved = await commit.run(() => store.deadLetter(event, reason, error, config.dlqLength, Date.now()));
     if (!moved) return;
     this.trimmedDeadLetters += moved.trimmed;

@@ -1,6 +1,6 @@
 import type { AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes';
 import { mayPublish, maySubscribe } from '../policy.js';
-import { isDaemonOnlyTopic, isValidFilter, topicMatches } from '../topic.js';
+import { isDaemonOnlyTopic, isValidFilter, levelsMatch, topicMatches } from '../topic.js';
 import type { Sessions } from '../sessions.js';
 import { markRefused } from '../refused-subscriptions.js';
 import type { BrokerMetrics } from '../metrics.js';
@@ -18,10 +18,16 @@ interface AuthorizeDeps {
   sessions: Sessions;
   metrics: BrokerMetrics;
   mqtt: Pick<Config['mqtt'], 'maxSubscriptionsPerClient' | 'maxSubscriptions'>;
-  /** Filters the persistence holds for persistent sessions. */
-  storedFilters: () => number;
-  /** Drops a persistent session's stored filter (one restored at reconnect that its policy no longer allows). */
-  forgetStoredFilter: (client: Client, filter: string) => void;
+  /** The persistence of persistent sessions: what it stores, and what it sends again. */
+  store: {
+    /** Filters held for persistent sessions. */
+    readonly storedFilters: number;
+    storesFilter(clientId: string, filter: string): boolean;
+    /** Drops a stored filter (its policy no longer allows it). */
+    forgetFilter(client: Client, filter: string): void;
+    /** Whether this queued PUBLISH of the client was sent before (it is being sent again), asked once. */
+    takeResent(clientId: string, messageId: number): boolean;
+  };
 }
 
 export function createAuthorizePublish({ sessions, metrics }: AuthorizeDeps) {
@@ -49,33 +55,40 @@ export function createAuthorizePublish({ sessions, metrics }: AuthorizeDeps) {
  * Of the daemon's own `$outpost/` topics only dead letters and object events may be watched, by a
  * policy that names them.
  */
-export function createAuthorizeSubscribe({ sessions, metrics, mqtt, storedFilters, forgetStoredFilter }: AuthorizeDeps) {
-  const refuse = (client: Client, subscription: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void) => {
-    markRefused(subscription);
-    if (!client.clean) forgetStoredFilter(client, subscription.topic);
-    callback(null, null);
-  };
+export function createAuthorizeSubscribe({ sessions, metrics, mqtt, store }: AuthorizeDeps) {
   return (client: Client, subscription: Subscription, callback: (error: Error | null, subscription?: Subscription | null) => void) => {
+    const refuse = () => {
+      markRefused(subscription);
+      callback(null, null);
+    };
     const session = sessions.get(client);
-    const allowed = session !== undefined && !client.closed
-      && isValidFilter(subscription.topic)
-      && (!subscription.topic.startsWith('$outpost/') || subscription.topic.startsWith('$outpost/dlq/') || subscription.topic.startsWith('$outpost/objects/'))
-      && maySubscribe(session.policy, subscription.topic);
-    if (!allowed) return refuse(client, subscription, callback);
-    if (!session.filters.has(subscription.topic)) {
+    // closing meanwhile: nothing to grant, and nothing stored to change
+    if (session === undefined || client.closed) return refuse();
+    const filter = subscription.topic;
+    const stored = !client.clean && store.storesFilter(client.id, filter);
+    const allowed = isValidFilter(filter)
+      && (!filter.startsWith('$outpost/') || filter.startsWith('$outpost/dlq/') || filter.startsWith('$outpost/objects/'))
+      && maySubscribe(session.policy, filter);
+    if (!allowed) {
+      // a stored filter restored at reconnect that the policy no longer allows: dropped for good
+      if (stored) store.forgetFilter(client, filter);
+      return refuse();
+    }
+    // the limits bound new filters; one a persistent session holds already is kept whatever they are now
+    if (!session.filters.has(filter) && !stored) {
       if (session.filters.size >= mqtt.maxSubscriptionsPerClient) {
         metrics.refusedSubscriptions.per_client_limit++;
-        return refuse(client, subscription, callback);
+        return refuse();
       }
       // memory, not policy: aedes' router and the store's index each cost ~1 KiB of heap per filter
-      if (sessions.liveFilters + storedFilters() >= mqtt.maxSubscriptions) {
+      if (sessions.liveFilters + store.storedFilters >= mqtt.maxSubscriptions) {
         metrics.refusedSubscriptions.broker_limit++;
-        return refuse(client, subscription, callback);
+        return refuse();
       }
-      sessions.addFilter(session, subscription.topic);
     }
+    sessions.addFilter(session, filter);
     // Restored subscriptions of a persistent session pass through here too.
-    if (subscription.topic.startsWith('+') || subscription.topic.startsWith('#')) session.leadingWildcard = true;
+    if (filter.startsWith('+') || filter.startsWith('#')) session.leadingWildcard = true;
     callback(null, subscription);
   };
 }
@@ -85,7 +98,7 @@ export function createAuthorizeSubscribe({ sessions, metrics, mqtt, storedFilter
  * keeps `$` topics from subscribers who only match them through a leading
  * wildcard (MQTT-4.7.2-1), which aedes' matcher would otherwise deliver.
  */
-export function createAuthorizeForward({ sessions, metrics }: AuthorizeDeps) {
+export function createAuthorizeForward({ sessions, metrics, store }: AuthorizeDeps) {
   return (client: Client, packet: AedesPublishPacket): AedesPublishPacket | null => {
     const topic = packet.topic;
     if (topic.charCodeAt(0) === 36 /* $ */) {
@@ -96,10 +109,16 @@ export function createAuthorizeForward({ sessions, metrics }: AuthorizeDeps) {
     // among its matching filters (aedes only looks for a filter equal to the topic). The packet is
     // this delivery's own copy.
     if (packet.qos > 0) {
-      packet.qos = Math.min(packet.qos, grantedQos(client, topic)) as AedesPublishPacket['qos'];
-      // A packet identifier already here is one a session's queue kept from an earlier send (aedes
-      // gives a live delivery its identifier after this): sent again, it is a duplicate (MQTT-3.3.1-1)
-      if (packet.messageId !== undefined && packet.qos > 0) packet.dup = true;
+      const granted = grantedQos(client, topic);
+      // Only a session's queue hands a packet here with its identifier (live deliveries get theirs
+      // after this): one no filter of the client's takes any more (its policy dropped it) is dropped
+      // from the queue (aedes clears it on null), not sent at QoS 0 and kept for ever. A client
+      // closing meanwhile had its filters refused as it restored them: its queue stays as it is.
+      const queued = packet.messageId !== undefined;
+      if (queued && granted === 0) return client.closed ? packet : null;
+      packet.qos = Math.min(packet.qos, granted) as AedesPublishPacket['qos'];
+      // MQTT-3.3.1-1: one sent before the client went away is a duplicate now
+      if (queued && store.takeResent(client.id, packet.messageId!)) packet.dup = true;
     }
     metrics.messagesOut++;
     return packet;
@@ -123,15 +142,19 @@ export function deliverAtGrantedQos(client: Client): void {
 
 type Deliver = (packet: AedesPublishPacket, callback: () => void) => void;
 
-/** The highest QoS among the client's filters matching `topic` (leading wildcards never match a `$` topic: MQTT-4.7.2-1). */
+/** aedes' subscription objects, each with its filter split into levels once (this runs for every delivery at QoS > 0). */
+const filterLevels = new WeakMap<object, string[]>();
+
+/** The highest QoS among the client's filters matching `topic` (leading wildcards never match a `$` topic: MQTT-4.7.2-1, in levelsMatch). */
 function grantedQos(client: Client, topic: string): number {
   const subscriptions = (client as unknown as { subscriptions: Record<string, { qos: number }> }).subscriptions;
-  const dollar = topic.charCodeAt(0) === 36;
   let granted = 0;
   for (const filter in subscriptions) {
-    const first = filter.charCodeAt(0);
-    if (dollar && (first === 43 || first === 35)) continue;
-    if (subscriptions[filter].qos > granted && topicMatches(filter, topic)) granted = subscriptions[filter].qos;
+    const subscription = subscriptions[filter];
+    if (subscription.qos <= granted) continue;
+    let levels = filterLevels.get(subscription);
+    if (levels === undefined) filterLevels.set(subscription, levels = filter.split('/'));
+    if (levelsMatch(levels, topic)) granted = subscription.qos;
   }
   return granted;
 }

@@ -155,12 +155,14 @@ export class SqlitePersistence {
   private readonly queueLengths = new Map<string, number>();
   private readonly durableIncoming = new Map<string, Set<number>>();
   /**
-   * Of those, the ones whose publish completed in this run (markIncomingPublished). A stored QoS 2
-   * PUBLISH is stored before aedes publishes it, in an earlier commit: one a crash stopped in
+   * Of those, the ones stored in this run, whose publish this process makes right after. aedes
+   * stores a QoS 2 PUBLISH and publishes it in a later commit: one stored by a run that crashed in
    * between is not taken for a duplicate when its sender sends it again, or it would never be
    * published. (One published before the crash is published again: a duplicate, not a loss.)
    */
-  private readonly publishedIncoming = new Map<string, Set<number>>();
+  private readonly incomingThisRun = new Map<string, Set<number>>();
+  /** Queued PUBLISHes read back for a client that had been sent them (they had an identifier): sent again, they are duplicates. */
+  private readonly resent = new Map<string, Set<number>>();
   private readonly volatileIncoming = new Map<string, Map<number, PacketColumns>>();
   private readonly willClients = new Set<string>();
   private retainedCount = 0;
@@ -282,9 +284,11 @@ export class SqlitePersistence {
   async addSubscriptions(client: PersistenceClient, subs: readonly Subscription[]): Promise<void> {
     const clientId = client.id;
     // Copied now: aedes rewrites each entry's qos to the granted one after this resolves.
-    const added = subs.filter((sub) => !wasRefused(sub)).map((sub) => ({ topic: sub.topic, record: subscriptionRecord(sub) }));
-    if (added.length === 0) return;
+    const requested = subs.map((sub) => ({ sub, topic: sub.topic, record: subscriptionRecord(sub) }));
     await this.durable([clientId], () => {
+      // aedes hands every filter of the SUBSCRIBE to each granted one's store: the refused are known
+      // by the commit, the whole packet having been authorized in the turn it arrived
+      const added = requested.filter(({ sub }) => !wasRefused(sub));
       for (const { topic, record } of added) {
         // MQTT-3.8.4-3: a filter the client already has replaces that subscription.
         this.statements.upsertSubscription.run(
@@ -327,6 +331,24 @@ export class SqlitePersistence {
   }
 
   /** Whether a persistent session subscribes at QoS > 0 to a filter matching `topic`. */
+  storesFilter(clientId: string, filter: string): boolean {
+    return this.subscriptions.get(clientId)?.has(filter) ?? false;
+  }
+
+  /** Whether the queued PUBLISH `messageId` read back for `clientId` had been sent before; forgotten once asked. */
+  takeResent(clientId: string, messageId: number): boolean {
+    const ids = this.resent.get(clientId);
+    if (!ids?.delete(messageId)) return false;
+    if (ids.size === 0) this.resent.delete(clientId);
+    return true;
+  }
+
+  private noteResent(clientId: string, messageId: number): void {
+    let ids = this.resent.get(clientId);
+    if (ids === undefined) this.resent.set(clientId, ids = new Set());
+    ids.add(messageId);
+  }
+
   hasSubscriptionFor(topic: string): boolean {
     return this.trie.subscriptionsCount > 0 && this.trie.match(topic).length > 0;
   }
@@ -465,7 +487,10 @@ export class SqlitePersistence {
     // and reading them here too would deliver them twice.
     for (let after = 0; ;) {
       const page = this.statements.outgoingPage.all(clientId, after, last, PAGE_SIZE);
-      for (const row of page) yield outgoingFromRow(row);
+      for (const row of page) {
+        if (row.message_id !== null && row.cmd === 'publish') this.noteResent(clientId, row.message_id);
+        yield outgoingFromRow(row);
+      }
       if (page.length < PAGE_SIZE) return;
       after = page[page.length - 1].id;
     }
@@ -498,9 +523,11 @@ export class SqlitePersistence {
     const keyed = { client_id: clientId, ...row };
     await this.durable([clientId], () => {
       this.statements.upsertIncoming.run(keyed);
-      let stored = this.durableIncoming.get(clientId);
-      if (stored === undefined) this.durableIncoming.set(clientId, stored = new Set());
-      stored.add(messageId);
+      for (const tracked of [this.durableIncoming, this.incomingThisRun]) {
+        let stored = tracked.get(clientId);
+        if (stored === undefined) tracked.set(clientId, stored = new Set());
+        stored.add(messageId);
+      }
     });
   }
 
@@ -513,7 +540,7 @@ export class SqlitePersistence {
     // ask before the first copy's store has committed.
     await this.settled(clientId);
     // a PUBREL asks for the stored packet; a PUBLISH sent again, whether it was published
-    const known = packet.cmd === 'publish' ? this.publishedIncoming : this.durableIncoming;
+    const known = packet.cmd === 'publish' ? this.incomingThisRun : this.durableIncoming;
     if (messageId !== undefined && known.get(clientId)?.has(messageId)) {
       const row = this.statements.incomingByMessageId.get(clientId, messageId);
       if (row !== undefined) return aedesPacketFromColumns(row);
@@ -533,7 +560,7 @@ export class SqlitePersistence {
     if (!this.durableIncoming.get(clientId)?.has(messageId) && !this.pendingWrites.has(clientId)) throw noSuchPacket();
     const deleted = await this.durable([clientId], () => {
       if (this.statements.deleteIncoming.run(clientId, messageId).changes === 0) return false;
-      for (const tracked of [this.durableIncoming, this.publishedIncoming]) {
+      for (const tracked of [this.durableIncoming, this.incomingThisRun]) {
         const stored = tracked.get(clientId);
         stored?.delete(messageId);
         if (stored?.size === 0) tracked.delete(clientId);
@@ -551,16 +578,8 @@ export class SqlitePersistence {
     await this.durable([clientId], () => {
       this.statements.deleteClientIncoming.run(clientId);
       this.durableIncoming.delete(clientId);
-      this.publishedIncoming.delete(clientId);
+      this.incomingThisRun.delete(clientId);
     });
-  }
-
-  /** aedes' `published` hook for a QoS 2 PUBLISH of a persistent session: what it stored is published now. */
-  markIncomingPublished(clientId: string, messageId: number): void {
-    if (!this.durableIncoming.get(clientId)?.has(messageId)) return;
-    let published = this.publishedIncoming.get(clientId);
-    if (published === undefined) this.publishedIncoming.set(clientId, published = new Set());
-    published.add(messageId);
   }
 
   // --- wills ---------------------------------------------------------------
@@ -673,7 +692,7 @@ export class SqlitePersistence {
     this.queueLengths.clear();
     for (const row of s.queueLengths.iterate()) this.queueLengths.set(row.client_id, row.length);
     this.durableIncoming.clear();
-    this.publishedIncoming.clear();
+    this.incomingThisRun.clear();
     for (const row of s.allIncomingKeys.iterate()) {
       let stored = this.durableIncoming.get(row.client_id);
       if (stored === undefined) this.durableIncoming.set(row.client_id, stored = new Set());

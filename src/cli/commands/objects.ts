@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fchmodSync, fstatSync, openSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fchmodSync, fstatSync, lstatSync, openSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -218,11 +218,18 @@ async function spoolStdin(): Promise<{ fd: number; size: number }> {
 /**
  * Writes a download to a new file next to TARGET and renames it over TARGET once complete, as
  * `aws s3 cp` does: a failed download leaves a TARGET that existed as it was, and no partial file.
- * A file replaced keeps its permissions, as it did when it was written in place.
+ * A file replaced keeps its permissions, as it did when it was written in place. A TARGET that is
+ * not a regular file is written to.
  */
 async function download(body: Readable, target: string, progressBar: Transform | undefined): Promise<void> {
+  const replaced = lstatSync(target, { throwIfNoEntry: false });
+  // /dev/null, a FIFO, a symlink: written through, as before, not replaced by a file
+  if (replaced && !replaced.isFile()) {
+    const out = createWriteStream(target);
+    await (progressBar ? pipeline(body, progressBar, out) : pipeline(body, out));
+    return;
+  }
   const partial = `${target}.outpost-${randomBytes(4).toString('hex')}.part`;
-  const replaced = statSync(target, { throwIfNoEntry: false });
   const fd = openNamed(partial, target);
   try {
     if (replaced?.isFile()) fchmodSync(fd, replaced.mode & 0o7777);

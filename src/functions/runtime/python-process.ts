@@ -15,7 +15,6 @@ const BOOTSTRAP = `${PYTHON_RUNTIME_DIR}bootstrap.py`;
 const API = '/2018-06-01/runtime';
 // As node-worker.ts: the init phase of an environment is bounded.
 const INIT_TIMEOUT_SECONDS = 10;
-// Lambda's limit on a synchronous response; a bigger body is not buffered.
 
 export interface PythonOptions extends WorkerOptions {
   pythonPath: string;

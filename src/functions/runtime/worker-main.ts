@@ -126,22 +126,28 @@ function resolvePath(root: unknown, path: string[]): unknown {
 /** The connection to the daemon: it keeps the event loop alive while the environment waits for invocations. */
 const channel = parentPort ?? process.channel!;
 
+/** What the invocations waiting for the event loop to run dry do then (an environment may serve several at once). */
+const waitingForEmptyLoop = new Set<() => void>();
+process.on('beforeExit', () => {
+  for (const onEmpty of [...waitingForEmptyLoop]) onEmpty();
+});
+
 /**
  * Calls `onEmpty` once nothing but the connection to the daemon keeps the event loop alive: the
- * connection is unref'd meanwhile, so that Node emits 'beforeExit' when the loop runs dry (in a
- * worker thread as in a process). The returned function cancels the wait and refs it again.
+ * connection is unref'd while any invocation waits, so that Node emits 'beforeExit' when the loop
+ * runs dry (in a worker thread as in a process). The returned function cancels the wait; the
+ * connection is ref'd again once none waits (ref and unref do not count).
  */
 function whenLoopEmpty(onEmpty: () => void): () => void {
-  const listener = () => {
+  const waiter = () => {
     cancel();
     onEmpty();
   };
   const cancel = () => {
-    process.removeListener('beforeExit', listener);
-    channel.ref();
+    if (waitingForEmptyLoop.delete(waiter) && waitingForEmptyLoop.size === 0) channel.ref();
   };
-  process.once('beforeExit', listener);
-  channel.unref();
+  if (waitingForEmptyLoop.size === 0) channel.unref();
+  waitingForEmptyLoop.add(waiter);
   return cancel;
 }
 
