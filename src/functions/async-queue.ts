@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { MAX_TIMER_MS, steadyNow } from '../steady-clock.js';
 import type { Logger } from 'pino';
 import type { LocalBus } from '../bus.js';
 import { topicMatches } from '../broker/topic.js';
@@ -113,9 +114,12 @@ export class AsyncQueue {
   recover(): number {
     let count = 0;
     const orphans = new Set<string>();
+    // a retry stored by a run whose clock was ahead (a board's stale or stepped time) waits no
+    // longer than the longest retry delay from now
+    const latestDue = steadyNow() + Math.max(...this.deps.config.retryDelaysSeconds) * 1000;
     for (const { id, name, due, enqueuedAt } of this.deps.store.pending()) {
       if (!this.deps.latest(name)) { orphans.add(name); continue; }
-      this.lane(name).waiting.insert({ id, due, enqueuedAt });
+      this.lane(name).waiting.insert({ id, due: Math.min(due, latestDue), enqueuedAt });
       count++;
     }
     for (const name of orphans) void this.deps.commit.run(() => this.deps.store.removeFunction(name)).catch(() => undefined);
@@ -136,7 +140,7 @@ export class AsyncQueue {
     }
     lane.accepting++;
     let id: number | null;
-    const now = Date.now();
+    const now = steadyNow();
     const requestId = randomUUID();
     try {
       id = await this.inserts.add({ name: version.name, invocation, source, now, requestId });
@@ -158,7 +162,7 @@ export class AsyncQueue {
         ...(invocation.clientContext !== undefined ? { clientContext: invocation.clientContext } : {}),
         ...(invocation.qualifier !== undefined ? { qualifier: invocation.qualifier } : {}),
       } : undefined;
-      lane.waiting.insert({ id, due: Date.now(), enqueuedAt: now, ...(event ? { event } : {}) });
+      lane.waiting.insert({ id, due: steadyNow(), enqueuedAt: now, ...(event ? { event } : {}) });
     }
     // also for a function removed since the write: its lane goes
     this.pump(version.name);
@@ -205,7 +209,7 @@ export class AsyncQueue {
     let ids: Array<number | 'removed' | undefined>;
     try {
       // the function is looked up again inside the write: one removed meanwhile gets no events
-      ids = await this.deps.commit.run(() => accepted.map((letter) => (this.deps.latest(letter.function) ? this.deps.store.replay(letter, Date.now()) : 'removed')));
+      ids = await this.deps.commit.run(() => accepted.map((letter) => (this.deps.latest(letter.function) ? this.deps.store.replay(letter, steadyNow()) : 'removed')));
     } finally {
       for (const letter of accepted) this.lane(letter.function).accepting--;
     }
@@ -216,7 +220,7 @@ export class AsyncQueue {
       if (eventId === undefined) { skipped.push({ id: letter.id, reason: 'already replayed or purged' }); return; }
       replayed.push({ id: letter.id, eventId });
       // removed since the write: its removal deleted the event
-      if (this.deps.latest(letter.function)) this.lane(letter.function).waiting.insert({ id: eventId, due: Date.now(), enqueuedAt: Date.now() });
+      if (this.deps.latest(letter.function)) this.lane(letter.function).waiting.insert({ id: eventId, due: steadyNow(), enqueuedAt: steadyNow() });
     });
     for (const name of new Set(accepted.map((letter) => letter.function))) this.pump(name);
     return { replayed, skipped };
@@ -270,7 +274,7 @@ export class AsyncQueue {
     }
     const limit = this.inFlightLimit(version);
     if (limit === 0) return this.ageOutThrottled(name, lane, version);
-    const now = Date.now();
+    const now = steadyNow();
     while (lane.running < limit && lane.waiting.length > 0 && lane.waiting.first()!.due <= now) {
       const { id, event } = lane.waiting.shift()!;
       lane.running++;
@@ -291,7 +295,7 @@ export class AsyncQueue {
         lane.timer = undefined;
         lane.timerDue = undefined;
         this.pump(name);
-      }, next.due - now).unref();
+      }, Math.min(MAX_TIMER_MS, next.due - now)).unref();
     }
   }
 
@@ -327,7 +331,7 @@ export class AsyncQueue {
       }
       const maxRetries = version.spec.maxRetryAttempts ?? this.deps.config.maxRetryAttempts;
       const maxAgeMs = (version.spec.maxEventAgeSeconds ?? this.deps.config.maxEventAgeSeconds) * 1000;
-      if (Date.now() - event.enqueuedAt > maxAgeMs) {
+      if (steadyNow() - event.enqueuedAt > maxAgeMs) {
         await this.deadLetter(event, 'EventAgeExceeded', event.lastError ?? ageError(maxAgeMs), version);
         return;
       }
@@ -356,7 +360,7 @@ export class AsyncQueue {
         return;
       }
       const delays = this.deps.config.retryDelaysSeconds;
-      const due = Date.now() + delays[Math.min(attempts, delays.length) - 1] * 1000;
+      const due = steadyNow() + delays[Math.min(attempts, delays.length) - 1] * 1000;
       if (due - event.enqueuedAt > maxAgeMs) {
         await this.deadLetter(failed, 'EventAgeExceeded', error, version, result);
         return;
@@ -367,7 +371,7 @@ export class AsyncQueue {
       if (this.stopped || (error instanceof FunctionApiError && error.status === 503)) return;
       // Not the function's fault (a commit that failed): the attempt does not count.
       log.error({ err: error, function: name, eventId: id }, 'cannot dispatch an asynchronous event; trying again');
-      this.requeue(name, id, Date.now() + HICCUP_DELAY_MS, fresh?.enqueuedAt ?? Date.now());
+      this.requeue(name, id, steadyNow() + HICCUP_DELAY_MS, fresh?.enqueuedAt ?? steadyNow());
     }
   }
 
@@ -434,7 +438,7 @@ export class AsyncQueue {
    */
   private ageOutThrottled(name: string, lane: Lane, version: FunctionVersion): void {
     const maxAgeMs = (version.spec.maxEventAgeSeconds ?? this.deps.config.maxEventAgeSeconds) * 1000;
-    const now = Date.now();
+    const now = steadyNow();
     const expired = lane.waiting.remove((waiting) => now - waiting.enqueuedAt >= maxAgeMs);
     for (const { id, event } of expired) {
       const queued = event ?? this.deps.store.get(id);
@@ -453,7 +457,7 @@ export class AsyncQueue {
       lane.timer = undefined;
       lane.timerDue = undefined;
       this.pump(name);
-    }, Math.max(0, nextExpiry - now)).unref();
+    }, Math.min(MAX_TIMER_MS, Math.max(0, nextExpiry - now))).unref();
   }
 
   /**

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { MAX_TIMER_MS } from '../steady-clock.js';
 import type { Logger } from 'pino';
 
 /** A Schedule event of a template: EventBridge's `rate(...)` or `cron(...)`, and the optional constant Input. */
@@ -131,26 +132,57 @@ export function scheduledEvent(rule: string, now: Date, region: string, account:
 
 interface Stoppable { stop(): void }
 
-// Node's timers take at most 2^31-1 ms (about 24.8 days); rate(30 days) waits in steps.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Calls `fn` every `ms` milliseconds (any length), first after `ms`. */
+/**
+ * Calls `fn` every `ms` milliseconds (any length), first after `ms`, on the monotonic clock: a
+ * board without a real-time clock has its wall clock stepped by NTP, which must neither stall
+ * a rate (a step back) nor bring its next firing forward.
+ */
 function every(ms: number, fn: () => void): Stoppable {
   let timer: NodeJS.Timeout | undefined;
-  let due = Date.now() + ms;
+  // rate(30 days) waits in steps of MAX_TIMER_MS
+  let due = performance.now() + ms;
   const arm = () => {
     timer = setTimeout(() => {
-      if (Date.now() >= due) {
+      const now = performance.now();
+      if (now >= due) {
         // After a stall (a suspended board), one firing and back on the beat: no burst of missed ones.
-        due = due + ms > Date.now() ? due + ms : Date.now() + ms;
+        due = due + ms > now ? due + ms : now + ms;
         fn();
       }
       arm();
-    }, Math.min(MAX_TIMER_MS, Math.max(0, due - Date.now()))).unref();
+    }, Math.min(MAX_TIMER_MS, Math.max(0, due - performance.now()))).unref();
   };
   arm();
   return { stop: () => clearTimeout(timer) };
 }
+
+/**
+ * Calls `fn` with each wall-clock minute `matches`, looked at once a minute on the minute: a step
+ * of the clock is followed within a minute, and the minutes it skips are not made up (node-cron
+ * lists every minute it missed, in one go: a year's step took a board's whole heap).
+ */
+function everyMatchingMinute(matches: (minute: Date) => boolean, fn: (minute: Date) => void): Stoppable {
+  let timer: NodeJS.Timeout | undefined;
+  let lastMinute: number | undefined;
+  const arm = () => {
+    const now = Date.now();
+    timer = setTimeout(tick, MINUTE_MS - (now % MINUTE_MS)).unref();
+  };
+  const tick = () => {
+    const minute = Math.floor(Date.now() / MINUTE_MS) * MINUTE_MS;
+    if (minute !== lastMinute) {
+      lastMinute = minute;
+      const date = new Date(minute);
+      if (matches(date)) fn(date);
+    }
+    arm();
+  };
+  arm();
+  return { stop: () => clearTimeout(timer) };
+}
+
+const MINUTE_MS = 60_000;
 
 /**
  * The schedules of the deployed functions: `rate` ones on a timer from the deploy (or daemon
@@ -190,12 +222,14 @@ export class Schedules {
       if (parsed.kind === 'rate') {
         started.push(every(Math.max(1, Math.round(parsed.ms / this.clockScale)), () => this.fire(name, schedule, new Date())));
       } else {
-        const { schedule: cronSchedule } = await import('node-cron');
+        // node-cron matches the expression; the minutes are counted here (everyMatchingMinute)
+        const { createTask } = await import('node-cron');
         const { years } = parsed;
-        const task = cronSchedule(parsed.pattern, ({ date }) => {
-          if (yearMatches(years, date.getUTCFullYear())) this.fire(name, schedule, date);
-        }, { timezone: 'UTC', name: `${schedule.rule}`, noOverlap: false, suppressMissedWarning: true });
-        started.push({ stop: () => void task.destroy() });
+        const matcher = createTask(parsed.pattern, () => undefined, { timezone: 'UTC', name: `${schedule.rule}` });
+        const minutes = everyMatchingMinute((minute) => matcher.match(minute) && yearMatches(years, minute.getUTCFullYear()),
+          (minute) => this.fire(name, schedule, minute));
+        // node-cron keeps every task it made in a registry until it is destroyed
+        started.push({ stop: () => { minutes.stop(); void matcher.destroy(); } });
       }
     }
     // A newer set() or remove() for the same function happened while node-cron loaded.

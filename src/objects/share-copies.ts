@@ -345,11 +345,12 @@ export class ShareCopies {
    * left in place, a key kept as a blob in SQLite only.
    */
   private async syncAndRecord(): Promise<void> {
-    const wait = this.lastSyncAt + SYNC_INTERVAL_MS - Date.now();
+    // the monotonic clock: a wall clock stepped back a day made this wait a day, and every small PUT with it
+    const wait = this.lastSyncAt + SYNC_INTERVAL_MS - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     const outcomes = this.unrecorded;
     this.unrecorded = [];
-    this.lastSyncAt = Date.now();
+    this.lastSyncAt = performance.now();
     const copied = outcomes.filter((outcome) => outcome.kind === 'copied');
     if (copied.length) {
       await this.thread.sync(this.context.tmpDir, copied.map((outcome) => outcome.target)).catch((error) => {

@@ -1,0 +1,96 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDaemon } from './helpers/daemon.js';
+import { outpost } from './helpers/mqtt.js';
+import { writePackage } from './helpers/functions.js';
+import { eventually } from './helpers/eventually.js';
+import { jsonLines } from './helpers/json-lines.js';
+
+/** Debian's libfaketime (package libfaketime, pulled in by faketime), wherever the architecture puts it. */
+const LIBFAKETIME = (() => {
+  try {
+    return execFileSync('dpkg', ['-L', 'libfaketime'], { encoding: 'utf8' }).split('\n').find((path) => path.endsWith('/libfaketime.so.1') && existsSync(path));
+  } catch {
+    return undefined;
+  }
+})();
+
+const TICKER = `const { appendFileSync } = require('node:fs');
+exports.handler = async (event) => { appendFileSync(process.env.OUT, JSON.stringify(event) + '\\n'); return 'ok'; };
+`;
+
+// A board without a real-time clock starts on a stale time, and NTP steps it later, by months or
+// years. The daemon runs under libfaketime, its wall clock read from a file the test rewrites; the
+// monotonic clock and timers run true, as under a real step.
+describe.skipIf(!LIBFAKETIME)('wall-clock steps (libfaketime)', () => {
+  const work = mkdtempSync(join(tmpdir(), 'outpost-clock-'));
+  const clockFile = join(work, 'clock');
+  const out = join(work, 'cron.jsonl');
+  const slowOut = join(work, 'slow.jsonl');
+  const code = writePackage({
+    'template.yaml': JSON.stringify({ Resources: { EveryMinute: { Type: 'AWS::Serverless::Function', Properties: {
+      Handler: 'index.handler', Runtime: 'nodejs20.x', Environment: { Variables: { OUT: out } },
+      Events: { Tick: { Type: 'Schedule', Properties: { Schedule: 'cron(* * * * ? *)' } } },
+    } }, OneAtATime: { Type: 'AWS::Serverless::Function', Properties: {
+      Handler: 'slow.handler', Runtime: 'nodejs20.x', Environment: { Variables: { SLOW_OUT: slowOut } }, ReservedConcurrentExecutions: 1,
+    } } } }),
+    'index.js': TICKER,
+    'slow.js': `const { appendFileSync } = require('node:fs');
+exports.handler = async (event) => { await new Promise((r) => setTimeout(r, 1500)); appendFileSync(process.env.SLOW_OUT, JSON.stringify(event) + '\\n'); return 'ok'; };
+`,
+  });
+  let daemon: TestDaemon;
+  let started = 0;
+
+  /** '@' names the time the process started at: to read `wall` now, the start moves back by the time run since. */
+  const setClock = (wall: number) => {
+    const startedAt = new Date(wall - (Date.now() - started)).toISOString().replace('T', ' ').slice(0, 19);
+    writeFileSync(clockFile, `@${startedAt}\n`);
+  };
+
+  beforeAll(async () => {
+    // '@' starts the clock there and lets it run; a minute ends 6 s after the start
+    writeFileSync(clockFile, '@2026-06-01 11:59:54\n');
+    started = Date.now();
+    daemon = await TestDaemon.start({
+      config: {}, startTimeoutMs: 30_000,
+      env: { TZ: 'UTC', LD_PRELOAD: LIBFAKETIME, FAKETIME_TIMESTAMP_FILE: clockFile, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' },
+    });
+    const deployed = await outpost(daemon.socket, ['deploy', code.dir]);
+    expect(deployed.code, deployed.stderr).toBe(0);
+  }, 60_000);
+
+  afterAll(async () => {
+    await daemon?.cleanup();
+    code.remove();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('fires a cron schedule on the minute, and once on the first minute after the clock steps a year ahead, staying up', async () => {
+    await eventually(() => existsSync(out) && jsonLines(out).length >= 1, 20_000);
+    expect(jsonLines(out)[0].time).toBe('2026-06-01T12:00:00Z');
+    // node-cron listed every minute a step skipped, in one go: a year's took the daemon's heap
+    setClock(Date.parse('2027-06-01T12:00:54Z'));
+    // the minute's timer was armed before the step: within a minute of it
+    await eventually(() => jsonLines(out).some((event: { time: string }) => event.time.startsWith('2027-')), 75_000);
+    const stepped = jsonLines(out).filter((event: { time: string }) => event.time.startsWith('2027-'));
+    expect(stepped.length).toBe(1);
+    expect((await fetch(`http://127.0.0.1:${daemon.port('http')}/healthz`)).status).toBe(200);
+  }, 120_000);
+
+  it('runs the asynchronous events queued before a step of years: none is taken for too old', async () => {
+    for (let n = 0; n < 4; n++) {
+      const sent = await outpost(daemon.socket, ['invoke', 'OneAtATime', '--async', '--payload', JSON.stringify({ n })]);
+      expect(sent.code, sent.stderr).toBe(0);
+    }
+    // the default maximum event age is 6 hours: measured on the wall clock, all four were a year old
+    setClock(Date.parse('2028-06-01T12:00:00Z'));
+    await eventually(() => existsSync(slowOut) && jsonLines(slowOut).length === 4, 30_000);
+    expect(jsonLines(slowOut).map((event: { n: number }) => event.n).sort()).toEqual([0, 1, 2, 3]);
+    const letters = await outpost(daemon.socket, ['--json', 'dlq', 'ls']);
+    expect(JSON.parse(letters.stdout).deadLetters ?? JSON.parse(letters.stdout)).toHaveLength(0);
+  }, 60_000);
+});
