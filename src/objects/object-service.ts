@@ -3,6 +3,7 @@ import { Counter, Gauge } from 'prom-client';
 import type { Logger } from 'pino';
 import { freeBytes } from '../metrics/registry.js';
 import { makeDirectories } from '../store/durable-directories.js';
+import { steadyNow } from '../steady-clock.js';
 import { localUrl, type Listener, type Service, type ServiceContext, type ServiceHealth } from '../service.js';
 import { registerObjectAdminRoutes } from './admin-routes.js';
 import { ObjectEvents } from './events.js';
@@ -112,7 +113,9 @@ export class ObjectService implements Service {
     const sweep = async () => {
       if (this.stopped) return;
       try {
-        const aborted = await objects.abortUploadsInitiatedBefore(Date.now() - lifetimeMs);
+        // the steady clock: NTP stepping a board's clock ahead by more than the lifetime aborted
+        // every upload in progress (an upload begun after such a step waits for a restart instead)
+        const aborted = await objects.abortUploadsInitiatedBefore(steadyNow() - lifetimeMs);
         if (aborted) log.info({ aborted }, 'aborted multipart uploads left incomplete past s3.abortIncompleteUploadsAfterSeconds');
       } catch (error) {
         log.warn({ err: error }, 'could not abort expired multipart uploads; trying again later');
