@@ -93,5 +93,4 @@ exports.handler = async (event) => { await new Promise((r) => setTimeout(r, 1500
     const letters = await outpost(daemon.socket, ['--json', 'dlq', 'ls']);
     expect(JSON.parse(letters.stdout).deadLetters ?? JSON.parse(letters.stdout)).toHaveLength(0);
   }, 60_000);
-
 });
