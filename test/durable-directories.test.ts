@@ -1,9 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CreateBucketCommand, CreateMultipartUploadCommand, DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { straceWorks } from './helpers/strace.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { outpost } from './helpers/mqtt.js';
@@ -37,14 +37,6 @@ function syncedAfter(trace: Trace, path: string, line: number): boolean {
   return trace.synced.some((synced) => synced.path === path && synced.line > line);
 }
 
-const straceWorks = (() => {
-  try {
-    execFileSync('strace', ['-f', '-o', '/dev/null', 'true'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 // A power cut keeps a new directory (and the files renamed into it) only if the directory holding
 // its entry was fsynced. The daemon runs under strace; the test reads which calls it made.

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, TestDaemon } from './helpers/daemon.js';
+import { straceWorks } from './helpers/strace.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
 import { FIXTURES, invoke } from './helpers/functions.js';
 import { addKey, s3Client } from './helpers/objects.js';
@@ -37,14 +38,6 @@ const PYTHON = [execFileSync('python3', ['-c', 'import sys; print(sys.executable
   }
 });
 
-const straceWorks = (() => {
-  try {
-    execFileSync('strace', ['-f', '-o', '/dev/null', 'true'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 /** The system calls of a systemd group (`@file-system`), nested groups expanded; a plain name is itself. */
 function expand(entry: string, seen = new Set<string>()): string[] {
