@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import {
@@ -92,6 +92,14 @@ describe('file share', () => {
       userIdentity: { principalId: 'outpost:file-share' },
       s3: { bucket: { name: BUCKET }, object: { key: 'yard/2024-06-01/cam+1.txt', size: 16, eTag: md5('motion at 12:00\n') } },
     });
+  });
+
+  it('adopts a file whose modification time is in the future (copied with its times from a computer whose clock is ahead)', async () => {
+    writeFileSync(shareFile('ahead.txt'), 'from the future\n');
+    const tomorrow = new Date(Date.now() + 24 * 3600_000);
+    utimesSync(shareFile('ahead.txt'), tomorrow, tomorrow);
+    const object = await eventually(async () => { const found = await head('ahead.txt'); return 'missing' in found ? undefined : found; });
+    expect(object).toMatchObject({ ETag: `"${md5('from the future\n')}"` });
   });
 
   it('waits until a file is no longer written to, and adopts it once, whole', async () => {

@@ -464,8 +464,11 @@ export class FileShare {
     const owner = this.objects.shareFileOwner(bucket, key, file);
     if (owner === 'store') return;
     if (owner === 'copy pending') return this.markDirty(path, bucket, key, Date.now() + this.config.settleMs);
-    const changedAt = Math.max(file.mtimeMs, file.ctimeMs);
-    // no writer changed the file (content: mtime; metadata, renames: ctime, which no program can set back) for settleMs
+    // no writer changed the file for settleMs: its ctime (every write, rename or change of its times
+    // moves it, and no program can set it), not its mtime, which `cp -p` or `rsync -t` from a
+    // computer whose clock is ahead sets in the future; one later than now (the clock stepped back)
+    // counts from now
+    const changedAt = Math.min(file.ctimeMs, Date.now());
     if (Date.now() - changedAt < this.config.settleMs) return this.markDirty(path, bucket, key, changedAt + this.config.settleMs);
     while (this.adoptions.size >= PARALLEL_ADOPTIONS) await Promise.race(this.adoptions.values());
     const adoption = this.importFile(bucket, key, path).finally(() => this.adoptions.delete(path));
