@@ -145,7 +145,8 @@ describe('broker packet parsing', () => {
       expect(raw.packets.find((packet) => packet.cmd === 'connack')?.returnCode).toBe(level === 6 ? 1 : undefined);
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(received).toEqual([]);
+    // (the test before publishes parse/after at its end, which may arrive after the reset above)
+    expect(received.filter((message) => message.topic !== 'parse/after')).toEqual([]);
   });
 
   it('does not pass a publisher\'s DUP flag on to subscribers (MQTT-3.3.1-3)', async () => {
