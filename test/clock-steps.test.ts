@@ -70,8 +70,9 @@ exports.handler = async (event) => { await new Promise((r) => setTimeout(r, 1500
   });
 
   it('fires a cron schedule on the minute, and once on the first minute after the clock steps a year ahead, staying up', async () => {
-    await eventually(() => existsSync(out) && jsonLines(out).length >= 1, 20_000);
-    expect(jsonLines(out)[0].time).toBe('2026-06-01T12:00:00Z');
+    // the first whole minute after the deploy (12:00, or a later one on a slow machine)
+    await eventually(() => existsSync(out) && jsonLines(out).length >= 1, 75_000);
+    expect(jsonLines(out)[0].time).toMatch(/^2026-06-01T12:0\d:00Z$/);
     // node-cron listed every minute a step skipped, in one go: a year's took the daemon's heap
     setClock(Date.parse('2027-06-01T12:00:54Z'));
     // the minute's timer was armed before the step: within a minute of it
@@ -79,7 +80,7 @@ exports.handler = async (event) => { await new Promise((r) => setTimeout(r, 1500
     const stepped = jsonLines(out).filter((event: { time: string }) => event.time.startsWith('2027-'));
     expect(stepped.length).toBe(1);
     expect((await fetch(`http://127.0.0.1:${daemon.port('http')}/healthz`)).status).toBe(200);
-  }, 120_000);
+  }, 180_000);
 
   it('runs the asynchronous events queued before a step of years: none is taken for too old', async () => {
     for (let n = 0; n < 4; n++) {
