@@ -11,6 +11,7 @@ const MAX_ADU = 256;
  */
 export class ModbusMaster {
   /** After a timeout the line stays quiet this long, so a late answer is taken for noise, not for the next request's answer. */
+  /** performance.now(): a step of the wall clock must not silence the line for as long as the step. */
   private quietUntil = 0;
   private current: { request: ModbusRequest; received: Buffer; settle: (error: Error | undefined, data?: Buffer) => void } | undefined;
   /** Requests wait here for the line; bounded by the poll (one at a time) plus the device's command queue. */
@@ -53,12 +54,12 @@ export class ModbusMaster {
   }
 
   private async send(request: ModbusRequest): Promise<Buffer> {
-    const quiet = this.quietUntil - Date.now();
+    const quiet = this.quietUntil - performance.now();
     if (quiet > 0) await new Promise((resolve) => setTimeout(resolve, quiet));
     const timeoutMs = Math.ceil(this.responseTimeoutMs + (request.frame.length + request.responseLength) * this.charMs);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.quietUntil = Date.now() + this.responseTimeoutMs;
+        this.quietUntil = performance.now() + this.responseTimeoutMs;
         this.current?.settle(new ParseError(`no Modbus answer within ${timeoutMs} ms`));
       }, timeoutMs);
       this.current = {

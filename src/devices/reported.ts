@@ -12,7 +12,8 @@ const MAX_KEYS = 256;
 export class ReportedThrottle {
   private readonly lastReported = new Map<string, unknown>();
   private pending: Reading = {};
-  private lastSentAt = 0;
+  /** performance.now(): a step of the wall clock must not hold readings back for as long as the step. */
+  private lastSentAt = -Infinity;
   private timer: NodeJS.Timeout | undefined;
   private sending = false;
   /** A confirmed value is waiting for the update in flight: it goes next, whatever the interval. */
@@ -57,7 +58,7 @@ export class ReportedThrottle {
 
   private flushWhenDue(): void {
     if (this.timer || this.sending || Object.keys(this.pending).length === 0) return;
-    const wait = this.lastSentAt + this.minIntervalMs - Date.now();
+    const wait = this.lastSentAt + this.minIntervalMs - performance.now();
     if (wait <= 0) this.flush();
     else this.timer = setTimeout(() => this.flush(), wait);
   }
@@ -70,7 +71,7 @@ export class ReportedThrottle {
     const state = this.pending;
     this.pending = {};
     for (const [key, value] of Object.entries(state)) this.lastReported.set(key, value);
-    this.lastSentAt = Date.now();
+    this.lastSentAt = performance.now();
     this.sending = true;
     void this.send(state).finally(() => {
       this.sending = false;

@@ -91,12 +91,12 @@ export const CONNECTIONS_CHECKING_INTERVAL_MS = 2_000;
 export function limitConnections(server: Server, max: number, log: Logger): void {
   server.maxConnections = max;
   let refused = 0;
-  let loggedAt = 0;
+  let loggedAt = -Infinity;
   server.on('drop', () => {
     refused++;
-    if (Date.now() - loggedAt < 60_000) return;
+    if (performance.now() - loggedAt < 60_000) return;
     log.warn({ refused, maxConnections: max }, 'connections refused: maxConnections reached');
-    loggedAt = Date.now();
+    loggedAt = performance.now();
     refused = 0;
   });
 }

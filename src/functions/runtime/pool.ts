@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { steadyNow } from '../../steady-clock.js';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { functionArn, REGION } from '../arn.js';
@@ -124,7 +125,7 @@ export class FunctionPool {
     const { failures, lastError, until } = this.initFailures;
     return {
       busy: this.inUse(), idle: this.idle.length, queued: this.queue.length,
-      ...(failures > 0 && lastError ? { initFailures: failures, initError: `${lastError.errorType}: ${lastError.errorMessage}`, ...(until > Date.now() ? { backoffUntil: until } : {}) } : {}),
+      ...(failures > 0 && lastError ? { initFailures: failures, initError: `${lastError.errorType}: ${lastError.errorMessage}`, ...(until > steadyNow() ? { backoffUntil: until } : {}) } : {}),
     };
   }
 
@@ -344,7 +345,8 @@ export class FunctionPool {
    */
   private async startOrBackOff(): Promise<ExecutionEnvironment> {
     const { failures, lastError, until } = this.initFailures;
-    if (lastError && Date.now() < until) throw new InitError(lastError);
+    // the steady clock: a step of the wall clock back must not stretch the backoff by the step
+    if (lastError && steadyNow() < until) throw new InitError(lastError);
     try {
       const instance = await this.startInstance();
       this.initFailures = { failures: 0, until: 0 };
@@ -353,7 +355,7 @@ export class FunctionPool {
       if (!(error instanceof InitError)) throw error;
       const count = failures + 1;
       const backoffMs = count < INIT_FAILURES_BEFORE_BACKOFF ? 0 : Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** (count - INIT_FAILURES_BEFORE_BACKOFF));
-      this.initFailures = { failures: count, lastError: error.payload, until: Date.now() + backoffMs };
+      this.initFailures = { failures: count, lastError: error.payload, until: steadyNow() + backoffMs };
       if (backoffMs > 0) {
         this.log.warn({ function: this.version.name, version: this.label, failures: count, backoffMs, error: error.message }, 'function keeps failing at init; invocations fail at once until the backoff ends');
       }
