@@ -4,11 +4,8 @@ import type { Router } from '../http/router.js';
 import type { HttpHandler } from '../http/server.js';
 import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../http/data-plane-auth.js';
 import { apiErrors, FunctionApiError } from './errors.js';
-import type { FunctionService } from './function-service.js';
+import { MAX_SYNC_PAYLOAD, type FunctionService } from './function-service.js';
 import { isJson } from './json.js';
-
-// Lambda's limit on a synchronous request; an Event is held to its own, smaller limit by the service.
-const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
 
 /**
  * Lambda's Invoke operation on the HTTP port, so `@aws-sdk/client-lambda` and `aws lambda invoke`
@@ -22,7 +19,7 @@ export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: 
     .catch((error: unknown) => {
       const apiError = error instanceof FunctionApiError ? error
         : error instanceof DataPlaneAuthError ? authError(error)
-          : error instanceof BodyTooLargeError ? apiErrors.payloadTooLarge(MAX_REQUEST_BYTES)
+          : error instanceof BodyTooLargeError ? apiErrors.payloadTooLarge(MAX_SYNC_PAYLOAD)
             : new FunctionApiError(500, 'ServiceException', 'Internal error');
       if (apiError.status >= 500) log.error({ err: error, function: params.name }, 'Lambda Invoke failed');
       sendError(res, apiError);
@@ -31,7 +28,7 @@ export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: 
 
 async function invokeOperation(req: IncomingMessage, res: ServerResponse, name: string, url: URL, service: FunctionService, auth: DataPlaneAuth): Promise<void> {
   // Lambda proves who calls before it looks at the request; the signature covers the body, read here.
-  const { body } = await auth.authenticate(req, MAX_REQUEST_BYTES, 'lambda');
+  const { body } = await auth.authenticate(req, MAX_SYNC_PAYLOAD, 'lambda');
   // Lambda Invoke: X-Amz-Invocation-Type RequestResponse (default) | Event | DryRun.
   const type = header(req, 'x-amz-invocation-type') ?? 'RequestResponse';
   if (type !== 'RequestResponse' && type !== 'Event' && type !== 'DryRun') {

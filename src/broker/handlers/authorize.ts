@@ -1,6 +1,6 @@
 import type { AedesPublishPacket, Client, PublishPacket, Subscription } from 'aedes';
 import { mayPublish, maySubscribe } from '../policy.js';
-import { isDaemonOnlyTopic, isValidFilter, levelsMatch, topicMatches } from '../topic.js';
+import { isDaemonOnlyTopic, isValidFilter, levelsMatch } from '../topic.js';
 import type { Sessions } from '../sessions.js';
 import { markRefused } from '../refused-subscriptions.js';
 import type { BrokerMetrics } from '../metrics.js';
@@ -151,12 +151,15 @@ function grantedQos(client: Client, topic: string): number {
   let granted = 0;
   for (const filter in subscriptions) {
     const subscription = subscriptions[filter];
-    if (subscription.qos <= granted) continue;
-    let levels = filterLevels.get(subscription);
-    if (levels === undefined) filterLevels.set(subscription, levels = filter.split('/'));
-    if (levelsMatch(levels, topic)) granted = subscription.qos;
+    if (subscription.qos > granted && levelsMatch(levelsOf(subscription, filter), topic)) granted = subscription.qos;
   }
   return granted;
+}
+
+function levelsOf(subscription: object, filter: string): string[] {
+  let levels = filterLevels.get(subscription);
+  if (levels === undefined) filterLevels.set(subscription, levels = filter.split('/'));
+  return levels;
 }
 
 /**
@@ -165,10 +168,10 @@ function grantedQos(client: Client, topic: string): number {
  * wildcard (the session's `leadingWildcard`).
  */
 function deliveredByNamedFilter(client: Client, topic: string): boolean {
-  const subscriptions = (client as unknown as { subscriptions: Record<string, unknown> }).subscriptions;
+  const subscriptions = (client as unknown as { subscriptions: Record<string, object> }).subscriptions;
   for (const filter in subscriptions) {
     const first = filter.charCodeAt(0);
-    if (first !== 43 && first !== 35 && topicMatches(filter, topic)) return true;
+    if (first !== 43 && first !== 35 && levelsMatch(levelsOf(subscriptions[filter], filter), topic)) return true;
   }
   return false;
 }
