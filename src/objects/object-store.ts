@@ -751,17 +751,20 @@ export class ObjectStore {
 
   /**
    * Adopts a file a local program wrote into the share at `<shareRoot>/<bucket>/<key>` (for the
-   * file share's watcher, once the file has settled): computes its MD5 ETag and size, guesses its
-   * Content-Type from the extension and commits the metadata and an `ObjectCreated:Put` event.
-   * Rejects with FileChangedError when the file changes while it is read (try again later), with
-   * the S3 error of a bad key or a missing bucket.
+   * file share's watcher, once the file `judged` has settled): computes its MD5 ETag and size,
+   * guesses its Content-Type from the extension and commits the metadata and an `ObjectCreated:Put`
+   * event. Resolves undefined when the file is the store's own after all. Rejects with
+   * FileChangedError when the file is not the one judged or changes while it is read (try again
+   * later), with the S3 error of a bad key or a missing bucket.
    */
-  async importFile(bucket: string, key: string, origin: ChangeOrigin): Promise<ObjectRecord> {
+  async importFile(bucket: string, key: string, judged: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>, origin: ChangeOrigin): Promise<ObjectRecord | undefined> {
     checkKey(key);
     this.existingBucket(bucket);
     const path = sharePath(this.shareRoot, bucket, key);
     const before = await stat(path);
-    if (!before.isFile()) throw new FileChangedError(path);
+    // the watcher's look may be old (an lstat that waited behind fsyncs in the thread pool): the
+    // file there now has not been judged settled, nor not the store's
+    if (!before.isFile() || !sameFile(before, judged)) throw new FileChangedError(path);
     const hash = createHash('md5');
     const file = await open(path, constants.O_RDONLY);
     try {
@@ -776,6 +779,9 @@ export class ObjectStore {
       const previous = this.object(bucket, key);
       // an S3 write of the key came after the file: its copy replaces the file shortly
       if (previous && copyPending(previous)) throw new FileChangedError(path);
+      // the copy of an S3 write recorded since the watcher's look
+      const storeFile = storeFileOf(previous);
+      if (storeFile && sameFile(storeFile, after)) return undefined;
       const record: ObjectRecord = {
         bucket, key, size: after.size, etag, contentType: guessContentType(key), metadata: {}, headers: {},
         lastModified: Date.now(), fileIno: after.ino, fileMtimeMs: after.mtimeMs,

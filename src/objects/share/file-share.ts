@@ -471,15 +471,15 @@ export class FileShare {
     const changedAt = Math.min(file.ctimeMs, Date.now());
     if (Date.now() - changedAt < this.config.settleMs) return this.markDirty(path, bucket, key, changedAt + this.config.settleMs);
     while (this.adoptions.size >= PARALLEL_ADOPTIONS) await Promise.race(this.adoptions.values());
-    const adoption = this.importFile(bucket, key, path).finally(() => this.adoptions.delete(path));
+    const adoption = this.importFile(bucket, key, path, file).finally(() => this.adoptions.delete(path));
     this.adoptions.set(path, adoption);
   }
 
   /** Never rejects: a file that changed while it was read is looked at again once settled; other failures are logged. */
-  private async importFile(bucket: string, key: string, path: string): Promise<void> {
+  private async importFile(bucket: string, key: string, path: string, file: Stats): Promise<void> {
     try {
-      const object = await this.objects.importFile(bucket, key, this.origin());
-      this.log.debug({ bucket, key, size: object.size }, 'file share: file adopted as an object');
+      const object = await this.objects.importFile(bucket, key, file, this.origin());
+      if (object) this.log.debug({ bucket, key, size: object.size }, 'file share: file adopted as an object');
     } catch (error) {
       // written to again while it was read: looked at again once it settles
       if (error instanceof FileChangedError) this.markDirty(path, bucket, key, Date.now() + this.config.settleMs);
