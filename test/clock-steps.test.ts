@@ -56,7 +56,7 @@ exports.handler = async (event) => { await new Promise((r) => setTimeout(r, 1500
     writeFileSync(clockFile, '@2026-06-01 11:59:54\n');
     started = Date.now();
     daemon = await TestDaemon.start({
-      config: {}, startTimeoutMs: 30_000,
+      config: { s3: { share: { settleMs: 400 } } }, startTimeoutMs: 30_000,
       env: { TZ: 'UTC', LD_PRELOAD: LIBFAKETIME, FAKETIME_TIMESTAMP_FILE: clockFile, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' },
     });
     const deployed = await outpost(daemon.socket, ['deploy', code.dir]);
@@ -93,5 +93,26 @@ exports.handler = async (event) => { await new Promise((r) => setTimeout(r, 1500
     expect(jsonLines(slowOut).map((event: { n: number }) => event.n).sort()).toEqual([0, 1, 2, 3]);
     const letters = await outpost(daemon.socket, ['--json', 'dlq', 'ls']);
     expect(JSON.parse(letters.stdout).deadLetters ?? JSON.parse(letters.stdout)).toHaveLength(0);
+  }, 60_000);
+
+  it('adopts files written into the share around a step of the clock back by ten minutes', async () => {
+    setClock(Date.now());
+    const created = await outpost(daemon.socket, ['buckets', 'create', 'clock-share']);
+    expect(created.code, created.stderr).toBe(0);
+    const shareFile = (name: string) => join(daemon.dataDir, 'share', 'clock-share', name);
+    await eventually(() => existsSync(join(daemon.dataDir, 'share', 'clock-share')), 10_000);
+    // the new bucket's directory watched (the scan for new buckets runs as one is created)
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // its look was due at the wall time of its write plus the settle time: ten minutes away after
+    // the step, and every path changed after it waited behind it (a step of ten minutes: the CLI
+    // lists over S3, whose signatures stand 15 minutes of skew)
+    writeFileSync(shareFile('before-step.txt'), 'written before the step');
+    setClock(Date.now() - 600_000);
+    writeFileSync(shareFile('after-step.txt'), 'written after the step');
+    const listed = async () => (await outpost(daemon.socket, ['--json', 'objects', 'ls', 'clock-share'])).stdout;
+    await eventually(async () => {
+      const keys = await listed();
+      return keys.includes('before-step.txt') && keys.includes('after-step.txt');
+    }, 15_000);
   }, 60_000);
 });

@@ -6,6 +6,7 @@ import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { FileChangedError, type ChangeOrigin, type ListResult, type ObjectStore } from '../object-store.js';
 import { sharePath } from '../names.js';
+import { MAX_TIMER_MS, steadyNow } from '../../steady-clock.js';
 import type { ShareConfig } from './config.js';
 
 /** The principal of the events of files written or deleted by local programs. */
@@ -57,13 +58,18 @@ interface UnwatchedTree extends Place {
 interface DirtyPath {
   bucket: string;
   key: string;
-  /** When to look at it: once a file changed at the time of the event has settled. */
+  /** When to look at it (steady clock): once a file changed at the time of the event has settled. */
   due: number;
   /**
    * It was created, deleted or moved (a 'rename' event): a directory found there is another one,
    * whose watch is made anew, even with the old one's inode number (freed by a deletion and reused).
    */
-  replaced: boolean;
+  replaced?: boolean;
+  /**
+   * The file's ctime at the look that found it unsettled and set `due` to when it will have
+   * settled: the same then, no writer touched it meanwhile, whatever the wall clock did.
+   */
+  seenCtimeMs?: number;
 }
 
 /**
@@ -115,7 +121,7 @@ export class FileShare {
 
   start(): void {
     this.stopped = false;
-    this.fullScanAt = Date.now();
+    this.fullScanAt = steadyNow();
     this.wake(this.fullScanAt);
     this.objects.onBucketsChanged(() => this.lookForBuckets());
     this.objects.onShareRenames({ renaming: (path) => this.storeRenaming(path), notRenamed: (path) => this.storeNotRenamed(path) });
@@ -134,7 +140,7 @@ export class FileShare {
 
   /** A bucket was created or deleted: the periodic scan, which watches new buckets and forgets deleted ones, runs now. */
   private lookForBuckets(): void {
-    this.periodicScanAt = Math.min(this.periodicScanAt, Date.now());
+    this.periodicScanAt = Math.min(this.periodicScanAt, steadyNow());
     this.wake(this.periodicScanAt);
   }
 
@@ -152,7 +158,7 @@ export class FileShare {
           this.working = undefined;
           this.wake(this.nextDue());
         });
-    }, Math.max(0, at - Date.now()));
+    }, Math.min(MAX_TIMER_MS, Math.max(0, at - steadyNow())));
     this.timer.unref();
   }
 
@@ -163,12 +169,12 @@ export class FileShare {
 
   private async work(): Promise<void> {
     // the next scans are set before this one runs, which may bring them forward (markDirty, addUnwatchedTree)
-    if (Date.now() >= this.fullScanAt) {
-      this.fullScanAt = Date.now() + this.config.fullScanIntervalMs;
-      this.periodicScanAt = Date.now() + this.config.scanIntervalMs;
+    if (steadyNow() >= this.fullScanAt) {
+      this.fullScanAt = steadyNow() + this.config.fullScanIntervalMs;
+      this.periodicScanAt = steadyNow() + this.config.scanIntervalMs;
       await this.fullScan();
-    } else if (Date.now() >= this.periodicScanAt) {
-      this.periodicScanAt = Date.now() + this.config.scanIntervalMs;
+    } else if (steadyNow() >= this.periodicScanAt) {
+      this.periodicScanAt = steadyNow() + this.config.scanIntervalMs;
       await this.periodicScan();
     }
     await this.lookAtDuePaths();
@@ -355,7 +361,7 @@ export class FileShare {
     const path = join(dir, name);
     // the store's own copy of an S3 write renamed into place (IN_MOVED_TO): nothing to adopt
     if (eventType === 'rename' && this.isStoreRename(path)) return;
-    this.markDirty(path, place.bucket, `${place.prefix}${name}`, Date.now() + this.config.settleMs, eventType === 'rename');
+    this.markDirty(path, place.bucket, `${place.prefix}${name}`, steadyNow() + this.config.settleMs, { replaced: eventType === 'rename' });
   }
 
   /** The store is about to rename a share copy onto `path`: its event is to be expected, where a watch will see it. */
@@ -364,11 +370,11 @@ export class FileShare {
     const announced = this.storeRenames.get(path);
     if (announced) {
       announced.count++;
-      announced.at = Date.now();
+      announced.at = steadyNow();
       return;
     }
     if (this.storeRenames.size >= MAX_STORE_RENAMES) this.dropStaleStoreRenames();
-    if (this.storeRenames.size < MAX_STORE_RENAMES) this.storeRenames.set(path, { count: 1, at: Date.now() });
+    if (this.storeRenames.size < MAX_STORE_RENAMES) this.storeRenames.set(path, { count: 1, at: steadyNow() });
   }
 
   /**
@@ -386,47 +392,47 @@ export class FileShare {
     const announced = this.storeRenames.get(path);
     if (!announced) return false;
     if (--announced.count === 0) this.storeRenames.delete(path);
-    return Date.now() - announced.at <= STORE_RENAME_EVENT_MS;
+    return steadyNow() - announced.at <= STORE_RENAME_EVENT_MS;
   }
 
   private dropStaleStoreRenames(): void {
-    const now = Date.now();
+    const now = steadyNow();
     for (const [path, announced] of this.storeRenames) if (now - announced.at > STORE_RENAME_EVENT_MS) this.storeRenames.delete(path);
   }
 
   /** A path to look at when `due`; one already waiting keeps its turn (it is looked at again if it has not settled then). */
-  private markDirty(path: string, bucket: string, key: string, due: number, replaced = false): void {
+  private markDirty(path: string, bucket: string, key: string, due: number, look: Pick<DirtyPath, 'replaced' | 'seenCtimeMs'> = {}): void {
     const waiting = this.dirty.get(path);
     if (waiting) {
-      waiting.replaced ||= replaced;
+      if (look.replaced) waiting.replaced = true;
       return;
     }
     if (this.dirty.size >= MAX_DIRTY_PATHS) {
       this.logOnce('dirty', { maxDirtyPaths: MAX_DIRTY_PATHS }, 'file share: too many changed paths waiting; the whole share is scanned instead');
       this.dirty.clear();
       // once the paths just changed have settled
-      this.fullScanAt = Math.min(this.fullScanAt, Date.now() + this.config.settleMs);
+      this.fullScanAt = Math.min(this.fullScanAt, steadyNow() + this.config.settleMs);
       this.wake(this.fullScanAt);
       return;
     }
-    this.dirty.set(path, { bucket, key, due, replaced });
+    this.dirty.set(path, { bucket, key, due, ...look });
     this.wake(due);
   }
 
   private async lookAtDuePaths(): Promise<void> {
     let looked = 0;
-    for (const [path, { bucket, key, due, replaced }] of this.dirty) {
-      if (this.stopped || due > Date.now()) return;
+    for (const [path, waiting] of this.dirty) {
+      if (this.stopped || waiting.due > steadyNow()) return;
       this.dirty.delete(path);
       const found = lstatOfChangedPath(path);
-      if (found !== null) await this.lookAt(path, bucket, key, found, replaced);
+      if (found !== null) await this.lookAt(path, waiting.bucket, waiting.key, found, waiting);
       // most looks end without I/O (the store's own files): let requests run between batches of them
       if (++looked % LOOKS_PER_TURN === 0) await setImmediate();
     }
   }
 
   /** A file is adopted once settled; a new directory is watched and walked; a missing path's objects are forgotten. */
-  private async lookAt(path: string, bucket: string, key: string, found: Stats | undefined, replaced = false): Promise<void> {
+  private async lookAt(path: string, bucket: string, key: string, found: Stats | undefined, look: Pick<DirtyPath, 'replaced' | 'seenCtimeMs'> = {}): Promise<void> {
     // a directory gone, or a file in its place: its objects go
     if (!found?.isDirectory() && (this.watched.has(path) || this.unwatchedTrees.has(path))) {
       this.unwatchTree(path);
@@ -435,14 +441,14 @@ export class FileShare {
     if (!found) {
       await this.forget(bucket, key);
     } else if (found.isDirectory()) {
-      if (replaced) {
+      if (look.replaced) {
         // made anew: the object of a file whose name it took goes, and its watch is made again
         await this.forget(bucket, key);
         this.unwatchTree(path);
       }
       if (this.watched.get(path)?.ino !== found.ino) await this.scanTree(bucket, path, `${key}/`, -Infinity, true, Date.now());
     } else if (found.isFile()) {
-      await this.adoptFile(bucket, key, path, found);
+      await this.adoptFile(bucket, key, path, found, look.seenCtimeMs);
     }
   }
 
@@ -453,23 +459,27 @@ export class FileShare {
    */
   private async forget(bucket: string, key: string): Promise<void> {
     if (await this.objects.forgetFile(bucket, key, this.origin()) === 'copy pending') {
-      this.markDirty(sharePath(this.objects.shareRoot, bucket, key), bucket, key, Date.now() + this.config.settleMs);
+      this.markDirty(sharePath(this.objects.shareRoot, bucket, key), bucket, key, steadyNow() + this.config.settleMs);
     }
   }
 
-  private async adoptFile(bucket: string, key: string, path: string, file: Stats): Promise<void> {
+  private async adoptFile(bucket: string, key: string, path: string, file: Stats, seenCtimeMs: number | undefined): Promise<void> {
     // being imported: looked at again once settled, in case it changed after the import's look (its
     // event's look may have come, and been passed over here, while the import's commit was slow)
-    if (this.adoptions.has(path)) return this.markDirty(path, bucket, key, Date.now() + this.config.settleMs);
+    if (this.adoptions.has(path)) return this.markDirty(path, bucket, key, steadyNow() + this.config.settleMs);
     const owner = this.objects.shareFileOwner(bucket, key, file);
     if (owner === 'store') return;
-    if (owner === 'copy pending') return this.markDirty(path, bucket, key, Date.now() + this.config.settleMs);
+    if (owner === 'copy pending') return this.markDirty(path, bucket, key, steadyNow() + this.config.settleMs);
     // no writer changed the file for settleMs: its ctime (every write, rename or change of its times
     // moves it, and no program can set it), not its mtime, which `cp -p` or `rsync -t` from a
-    // computer whose clock is ahead sets in the future; one later than now (the clock stepped back)
-    // counts from now
-    const changedAt = Math.min(file.ctimeMs, Date.now());
-    if (Date.now() - changedAt < this.config.settleMs) return this.markDirty(path, bucket, key, changedAt + this.config.settleMs);
+    // computer whose clock is ahead sets in the future. A ctime later than now (the clock stepped
+    // back since the write) cannot say how long ago: the file has settled once a look settleMs
+    // later finds the same ctime. (File times are the wall clock's; looks are due on the steady clock.)
+    const now = Date.now();
+    const unsettledFor = Math.min(file.ctimeMs, now) + this.config.settleMs - now;
+    if (unsettledFor > 0 && file.ctimeMs !== seenCtimeMs) {
+      return this.markDirty(path, bucket, key, steadyNow() + unsettledFor, { seenCtimeMs: file.ctimeMs });
+    }
     while (this.adoptions.size >= PARALLEL_ADOPTIONS) await Promise.race(this.adoptions.values());
     const adoption = this.importFile(bucket, key, path, file).finally(() => this.adoptions.delete(path));
     this.adoptions.set(path, adoption);
@@ -482,7 +492,7 @@ export class FileShare {
       if (object) this.log.debug({ bucket, key, size: object.size }, 'file share: file adopted as an object');
     } catch (error) {
       // written to again while it was read: looked at again once it settles
-      if (error instanceof FileChangedError) this.markDirty(path, bucket, key, Date.now() + this.config.settleMs);
+      if (error instanceof FileChangedError) this.markDirty(path, bucket, key, steadyNow() + this.config.settleMs);
       else if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.reportOnce(path, error, 'file share: file cannot become an object');
     }
   }
@@ -495,7 +505,7 @@ export class FileShare {
     } else {
       this.unwatchedTrees.set(dir, tree);
     }
-    this.periodicScanAt = Math.min(this.periodicScanAt, Date.now() + this.config.scanIntervalMs);
+    this.periodicScanAt = Math.min(this.periodicScanAt, steadyNow() + this.config.scanIntervalMs);
     this.wake(this.periodicScanAt);
   }
 
