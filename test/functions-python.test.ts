@@ -54,6 +54,8 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect(log).toContain("event {'temp': 21.5}\n");
     expect(log).toContain(`[INFO]\t`);
     expect(log).toContain(`\t${result.requestId}\thandled ${result.requestId}\n`);
+    // the handler's lines before the END its answer brings
+    expect(log).toMatch(new RegExp(`\\thandled ${result.requestId}\\n[\\s\\S]*END RequestId: ${result.requestId}\\n`));
     expect(log).toMatch(new RegExp(`REPORT RequestId: ${result.requestId}\\tDuration: [\\d.]+ ms\\t.*Init Duration`));
   });
 

@@ -88,7 +88,13 @@ describe('functions: deploy, invoke, faults, triggers', () => {
     });
     expect(lines).toContain(`START RequestId: ${result.requestId} Version: $LATEST\n`);
     expect(lines).toMatch(new RegExp(`\\d{4}-\\d{2}-\\d{2}T[\\d:.]+Z\\t${result.requestId}\\tINFO\\techo {"logged":true}\\n`));
-    expect(lines).toContain(`END RequestId: ${result.requestId}\n`);
+    // in order, as on Lambda: all the handler's lines before the END its answer brings
+    const chatty = (await invoke(daemon.socket, 'EchoCjs', { moreLines: 50 })).result.requestId;
+    const ordered = await eventually(() => {
+      const text = readFileSync(file, 'utf8');
+      return text.includes(`REPORT RequestId: ${chatty}`) ? text : undefined;
+    });
+    expect(ordered).toMatch(new RegExp(`START RequestId: ${chatty} [^\\n]*\\n[\\s\\S]*\\t${chatty}\\tINFO\\tline 50\\nEND RequestId: ${chatty}\\n`));
     expect(lines).toMatch(new RegExp(`REPORT RequestId: ${result.requestId}\\tDuration: [\\d.]+ ms\\tBilled Duration: \\d+ ms\\tMemory Size: 256 MB`));
   });
 

@@ -40,7 +40,7 @@ export class RotatingLog extends Writable {
   /**
    * Appends the runtime's lines. The function's console output, piped in, goes after the lines
    * appended before it arrived (see `write`), so a START line comes before the output of its
-   * invocation; output written just before an answer may land after END, as it can on Lambda.
+   * invocation, and its END after it (the runtimes hand over their output before their answer).
    */
   line(text: string): void {
     if (this.writableEnded) return;

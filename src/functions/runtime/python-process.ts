@@ -215,9 +215,9 @@ export class PythonInstance {
       const outcome: InvokeOutcome = kind === 'response'
         ? { ok: true, payload: body.length > 0 ? body.toString('utf8') : 'null' }
         : { ok: false, error: errorPayload(body, request.headers['lambda-runtime-function-error-type']) };
-      // With a log tail asked for: what the process printed before answering is in its pipes, read at the next poll.
-      if (current.log === undefined) current.settle(outcome);
-      else setImmediate(() => setImmediate(() => current.settle(outcome)));
+      // What the process printed before answering is in its pipes, read at the next poll: into the
+      // log tail, and into the log before the END line the answer brings.
+      setImmediate(() => setImmediate(() => current.settle(outcome)));
     }, () => response.destroy());
   }
 }

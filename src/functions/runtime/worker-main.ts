@@ -72,16 +72,32 @@ function toErrorPayload(error: unknown): LambdaErrorPayload {
 
 /** What the invocation being served wrote to stdout and stderr, when its caller asked for the log tail. */
 let tail: string | undefined;
+/** Whether stdout or stderr was written since the last flush (outputReachedDaemon). */
+let wroteOutput = false;
 
 /** Keeps a copy of stdout and stderr writes while `tail` is on (the end of it: Lambda returns the last 4 KB). */
 function captureOutput(): void {
   for (const stream of [process.stdout, process.stderr]) {
     const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
     stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      wroteOutput = true;
       if (tail !== undefined) tail = (tail + (typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8'))).slice(-TAIL_BYTES);
       return write(chunk, ...rest);
     }) as typeof stream.write;
   }
+}
+
+/**
+ * Resolves once what the invocation wrote is in the daemon's log stream. A worker thread's stdout
+ * and stderr travel on a port of their own, which the daemon reads apart from the answer's: posted
+ * at once, the answer (and the END and REPORT lines it brings) came before the function's last
+ * lines nearly every time. A thread's stdio write calls back once the daemon has taken the chunk;
+ * a child process's pipe is written synchronously.
+ */
+async function outputReachedDaemon(): Promise<void> {
+  if (!parentPort || !wroteOutput) return;
+  wroteOutput = false;
+  await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write('', () => resolve()))));
 }
 
 /** console.* as Lambda writes it: `timestamp<TAB>requestId<TAB>LEVEL<TAB>message`, into the function's log. */
@@ -202,6 +218,7 @@ async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
   tail = message.tail ? '' : undefined;
   // The daemon's timer for this invocation starts when it learns the previous one ended: a little later than this.
   const outcome = await runHandler(handler, message, Date.now() + message.timeoutMs);
+  await outputReachedDaemon();
   if (!outcome.ok) {
     post({ type: 'error', requestId: message.requestId, error: toErrorPayload(outcome.error), memoryBytes: memoryBytes(), ...takeTail() });
     return;
