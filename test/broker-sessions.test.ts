@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { TestDaemon } from './helpers/daemon.js';
-import { addThing, connectClient } from './helpers/mqtt.js';
+import { RawMqtt, addThing, connectClient } from './helpers/mqtt.js';
 import { fuzzSeed, prng } from './helpers/fuzz.js';
 
 const MESSAGES = 600;
@@ -60,5 +60,39 @@ describe('persistent sessions of a client that keeps reconnecting', () => {
     last?.end(true);
     const missing = Array.from({ length: MESSAGES }, (_, i) => String(i)).filter((payload) => !received.has(payload));
     expect(missing, `seed ${seed}`).toEqual([]);
+  });
+
+  it('tell a client whose session holds only a QoS 2 message not released yet that its session is present, and publish the message on its PUBREL (MQTT-3.2.2-2)', async () => {
+    const subscriber = await connectClient(daemon.mqttUrl, { clientId: 'dev-watch', username: 'dev', password: 'pw' });
+    const received: string[] = [];
+    subscriber.on('message', (_topic, payload) => received.push(payload.toString()));
+    await subscriber.subscribeAsync('d/released', { qos: 2 });
+    const connect = async () => {
+      const raw = await RawMqtt.open(daemon.port('mqtt'));
+      raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: 'dev-publisher-only', username: 'dev', password: Buffer.from('pw'), keepalive: 30 });
+      return { raw, connack: await raw.waitFor((packet) => packet.cmd === 'connack') };
+    };
+
+    const first = await connect();
+    expect(first.connack).toMatchObject({ returnCode: 0, sessionPresent: false });
+    first.raw.send({ cmd: 'publish', topic: 'd/released', payload: Buffer.from('once released'), qos: 2, messageId: 9, dup: false, retain: false });
+    expect(await first.raw.waitFor((packet) => packet.cmd === 'pubrec')).toMatchObject({ messageId: 9 });
+    // the connection drops before the PUBREL
+    first.raw.socket.destroy();
+
+    const second = await connect();
+    // told 0, a client discards its session: the PUBREL would never come
+    expect(second.connack).toMatchObject({ returnCode: 0, sessionPresent: true });
+    second.raw.send({ cmd: 'pubrel', messageId: 9 });
+    expect(await second.raw.waitFor((packet) => packet.cmd === 'pubcomp')).toMatchObject({ messageId: 9 });
+    for (let waited = 0; waited < 5000 && received.length === 0; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(received).toEqual(['once released']);
+    second.raw.socket.destroy();
+
+    // nothing in flight any more, and no subscription: as before, no session to speak of
+    const third = await connect();
+    expect(third.connack).toMatchObject({ returnCode: 0, sessionPresent: false });
+    third.raw.socket.destroy();
+    subscriber.end(true);
   });
 });

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
 import type { BusMessage, LocalBus } from '../bus.js';
 import { SqlitePersistence } from './persistence/sqlite-persistence.js';
+import { reportSessionsInFlight } from './session-present.js';
 import { ThingRegistry } from './things/registry.js';
 import { Sessions } from './sessions.js';
 import { BrokerMetrics } from './metrics.js';
@@ -57,6 +58,7 @@ export class BrokerService implements Service, LocalBus {
         this.metrics.dropped[reason === 'queue-full' ? 'queue_full' : 'retained_limit']++;
       },
     });
+    reportSessionsInFlight(this.persistence);
     this.outgoing = new OutgoingWrites(config.mqtt.maxClientBacklogBytes, () => { this.metrics.dropped.slow_consumer++; });
     this.listenersSet = new MqttListeners(config.mqtt, (stream, _socket, request) => this.accept(stream, request), (reason) => this.metrics.refused[reason]++);
     this.metrics = new BrokerMetrics(context.metrics, {

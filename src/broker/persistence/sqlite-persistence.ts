@@ -197,6 +197,11 @@ export class SqlitePersistence {
     return this.queueLengths.get(clientId) ?? 0;
   }
 
+  /** Whether a persistent session holds messages in flight: queued for its client, or QoS 2 ones from it not released yet. */
+  holdsMessages(clientId: string): boolean {
+    return (this.queueLengths.get(clientId) ?? 0) > 0 || this.durableIncoming.has(clientId);
+  }
+
   /** Persistent sessions with messages stored, and how many messages in all. */
   queuedTotals(): { sessions: number; messages: number } {
     let messages = 0;
