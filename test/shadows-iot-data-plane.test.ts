@@ -67,6 +67,16 @@ describe('the AWS SDK v3 IoT Data Plane client against the HTTP routes', () => {
     expect((await client.send(new ListNamedShadowsForThingCommand({ thingName: 'valve' }))).results).toEqual(['beta', 'gamma']);
   });
 
+  it("signs and serves a shadow name with '$' (AWS: [$a-zA-Z0-9:_-]+), such as the reserved $package", async () => {
+    const updated = await client.send(new UpdateThingShadowCommand({ thingName: 'valve', shadowName: '$package', payload: body({ state: { reported: { agent: '1.2' } } }) }));
+    expect(json(updated.payload)).toMatchObject({ version: 1 });
+    expect(json((await client.send(new GetThingShadowCommand({ thingName: 'valve', shadowName: '$package' }))).payload)).toMatchObject({ state: { reported: { agent: '1.2' } } });
+    const first = await client.send(new ListNamedShadowsForThingCommand({ thingName: 'valve', pageSize: 1 }));
+    expect(first.results).toEqual(['$package']);
+    expect((await client.send(new ListNamedShadowsForThingCommand({ thingName: 'valve', pageSize: 1, nextToken: first.nextToken }))).results).toEqual(['beta']);
+    await client.send(new DeleteThingShadowCommand({ thingName: 'valve', shadowName: '$package' }));
+  });
+
   it("refuses unsigned requests and bad signatures with 401, and with 403 what the signing thing's policy does not allow", async () => {
     const unsigned = await fetch(`http://127.0.0.1:${daemon.port('http')}/things/pump/shadow`);
     expect(unsigned.status).toBe(401);

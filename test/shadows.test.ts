@@ -213,6 +213,30 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     expect((await http(httpPort, 'DELETE', '/things/door/shadow')).status).toBe(404);
   });
 
+  it("serves shadow names with '$' (AWS: [$a-zA-Z0-9:_-]+, as the reserved $package shadow) over MQTT and HTTP, and pages through them", async () => {
+    const lamp = await connectThing('lamp', 'lamp-package', [`${named('lamp', '$package')}/update/accepted`, `${named('lamp', '$package')}/update/rejected`]);
+    const updated = await lamp.request(`${named('lamp', '$package')}/update`, { state: { reported: { firmware: { version: '2.1' } } } });
+    expect(updated).toMatchObject({ outcome: 'accepted', body: { version: 1 } });
+    expect(await http(httpPort, 'GET', '/things/lamp/shadow?name=%24package')).toMatchObject({ status: 200, body: { state: { reported: { firmware: { version: '2.1' } } }, version: 1 } });
+
+    for (const name of ['$package', '$z', 'a']) {
+      expect((await http(httpPort, 'POST', `/things/catalog/shadow?name=${encodeURIComponent(name)}`, JSON.stringify({ state: { reported: { n: name } } }))).status).toBe(200);
+    }
+    // One name a page: every page but the last resumes after a name holding '$'.
+    const listed: string[] = [];
+    let nextToken: string | null = null;
+    for (let page = 0; page < 4; page++) {
+      const query: string = `pageSize=1${nextToken ? `&nextToken=${nextToken}` : ''}`;
+      const answer = await http(httpPort, 'GET', `/api/things/shadow/ListNamedShadowsForThing/catalog?${query}`);
+      expect(answer.status).toBe(200);
+      listed.push(...answer.body.results);
+      nextToken = answer.body.nextToken;
+      if (nextToken === null) break;
+    }
+    expect(listed).toEqual(['$package', '$z', 'a']);
+    expect((await http(httpPort, 'GET', '/things/catalog/shadow?name=%24bad.name')).status).toBe(400);
+  });
+
   it('publishes HTTP updates on the bus like MQTT ones', async () => {
     const lamp = await connectThing('lamp', 'lamp-http', [`${named('lamp', 'remote')}/update/documents`, `${named('lamp', 'remote')}/update/delta`]);
     await http(httpPort, 'POST', '/things/lamp/shadow?name=remote', JSON.stringify({ state: { desired: { on: true } } }));

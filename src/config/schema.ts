@@ -128,7 +128,7 @@ const shadowsSchema = z.strictObject({
   maxClientTokenBytes: positiveInt(64, 'bytes ≥ 1'),
   /** AWS: thing names up to 128 bytes of [a-zA-Z0-9:_-]. */
   maxThingNameBytes: positiveInt(128, 'bytes ≥ 1'),
-  /** AWS: shadow names up to 64 bytes of [a-zA-Z0-9:_-]. */
+  /** AWS: shadow names up to 64 bytes of [$a-zA-Z0-9:_-]. */
   maxShadowNameBytes: positiveInt(64, 'bytes ≥ 1'),
 });
 

@@ -78,14 +78,19 @@ export interface TokenRequest { clientToken?: string }
  */
 export const VERSION_KEPT_AFTER_DELETE_SECONDS = 48 * 3600;
 
-const NAME_PATTERN = /^[a-zA-Z0-9:_-]+$/;
+const THING_NAME_PATTERN = /^[a-zA-Z0-9:_-]+$/;
+/**
+ * AWS IoT data plane API: shadow names match `[$a-zA-Z0-9:_-]+`, one character more than thing
+ * names, for shadows AWS reserves such as the software package catalog's `$package`.
+ */
+export const SHADOW_NAME_PATTERN = /^[$a-zA-Z0-9:_-]+$/;
 
 export function validateThingName(name: string, limits: ShadowLimits): void {
-  if (!NAME_PATTERN.test(name) || name.length > limits.maxThingNameBytes) throw errors.invalidThingName();
+  if (!THING_NAME_PATTERN.test(name) || name.length > limits.maxThingNameBytes) throw errors.invalidThingName();
 }
 
 export function validateShadowName(name: string, limits: ShadowLimits): void {
-  if (!NAME_PATTERN.test(name) || name.length > limits.maxShadowNameBytes) throw errors.invalidShadowName();
+  if (!SHADOW_NAME_PATTERN.test(name) || name.length > limits.maxShadowNameBytes) throw errors.invalidShadowName();
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

@@ -1,4 +1,4 @@
-import { validateThingName } from '../document.js';
+import { SHADOW_NAME_PATTERN, validateThingName } from '../document.js';
 import { errors } from '../errors.js';
 import type { OperationContext } from './context.js';
 
@@ -34,6 +34,6 @@ function parsePageSize(value: string | null | undefined): number {
 
 function decodeToken(token: string): string {
   const name = Buffer.from(token, 'base64url').toString('utf8');
-  if (!/^[a-zA-Z0-9:_-]{1,256}$/.test(name)) throw errors.invalidNextToken();
+  if (!SHADOW_NAME_PATTERN.test(name)) throw errors.invalidNextToken();
   return name;
 }
