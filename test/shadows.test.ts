@@ -195,6 +195,12 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     expect((await http(httpPort, 'POST', '/things/door/shadow', '{oops'))).toMatchObject({ status: 400, body: { code: 400, message: 'Invalid JSON' } });
     expect((await http(httpPort, 'GET', `/things/${'x'.repeat(129)}/shadow`)).status).toBe(400);
     expect((await http(httpPort, 'GET', '/things/door/shadow?name=bad.name')).status).toBe(400);
+    // An empty name names no shadow (AWS: 1-64 characters), not the classic one, as `shadow/name//update` on MQTT
+    for (const method of ['GET', 'POST', 'DELETE']) {
+      const body = method === 'POST' ? JSON.stringify({ state: { desired: { locked: false } } }) : undefined;
+      expect(await http(httpPort, method, '/things/door/shadow?name=', body)).toMatchObject({ status: 400, body: { code: 400, message: 'Invalid shadow name' } });
+    }
+    expect((await http(httpPort, 'GET', '/things/door/shadow')).body).toMatchObject({ state: { desired: { locked: true } }, version: 1 });
 
     for (const name of ['a', 'b', 'c', 'd', 'e']) {
       expect((await http(httpPort, 'POST', `/things/door/shadow?name=${name}`, JSON.stringify({ state: { reported: { n: name } } }))).status).toBe(200);

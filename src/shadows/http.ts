@@ -21,7 +21,12 @@ import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../ht
  * had published the request on its MQTT topic (see DataPlaneAuth).
  */
 export function registerShadowHttpRoutes(router: Router<HttpHandler>, context: OperationContext, auth: DataPlaneAuth, log: Logger): void {
-  const address = (params: Record<string, string>, url: URL): ShadowAddress => ({ thing: params.thing, name: url.searchParams.get('name') ?? CLASSIC });
+  const address = (params: Record<string, string>, url: URL): ShadowAddress => {
+    const name = url.searchParams.get('name');
+    // AWS: a shadow name is 1-64 characters; `?name=` names no shadow, not the classic one
+    if (name === '') throw errors.invalidShadowName();
+    return { thing: params.thing, name: name ?? CLASSIC };
+  };
   /** The verified body of a caller allowed to publish on the operation's MQTT topic. */
   const authorized = async (req: IncomingMessage, target: ShadowAddress, operation: 'get' | 'update' | 'delete'): Promise<Buffer> => {
     const { caller, body } = await auth.authenticate(req, context.limits.maxPayloadBytes);
