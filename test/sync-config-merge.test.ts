@@ -28,6 +28,13 @@ describe('sync configuration', () => {
     expect(() => validateConfig({ sync: { bogus: 1 } }, 'test')).toThrow(/sync\.bogus: unknown key/);
     expect(() => validateConfig({ sync: { inbound: [{ name: 'i', from: 'a/#', to: 'b/#' }] } }, 'test')).toThrow(/sync\.inbound\.0\.to: expected a topic template without/);
   });
+
+  it('takes the shadow names AWS IoT takes, and no longer ones', () => {
+    const shadows = [{ thing: 'pump', name: '$package' }, { thing: 'pump', name: 'n'.repeat(64) }];
+    expect(validateConfig({ sync: { shadows } }, 'test').sync.shadows.map((rule) => rule.name)).toEqual(['$package', 'n'.repeat(64)]);
+    expect(() => validateConfig({ sync: { shadows: [{ thing: 'pump', name: 'n'.repeat(65) }] } }, 'test')).toThrow(/sync\.shadows\.0\.name: expected a shadow name of 1-64/);
+    expect(() => validateConfig({ sync: { shadows: [{ thing: '$pump' }] } }, 'test')).toThrow(/sync\.shadows\.0\.thing: expected a thing name of 1-128/);
+  });
 });
 
 describe('shadow three-way merge', () => {

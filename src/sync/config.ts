@@ -145,13 +145,15 @@ const objectRuleSchema = z.strictObject({
 });
 export type ObjectRule = z.infer<typeof objectRuleSchema>;
 
-const shadowName = (what: string) => text(`expected a ${what} name`).regex(/^[a-zA-Z0-9:_-]{1,128}$/, { message: `expected a ${what} name of letters, digits, ":", "_" or "-"` });
+// AWS IoT names: a thing 1-128 of [a-zA-Z0-9:_-], a shadow 1-64 of [$a-zA-Z0-9:_-] (as the reserved $package)
+const thingName = text('expected a thing name').regex(/^[a-zA-Z0-9:_-]{1,128}$/, { message: 'expected a thing name of 1-128 letters, digits, ":", "_" or "-"' });
+const shadowName = text('expected a shadow name').regex(/^[$a-zA-Z0-9:_-]{1,64}$/, { message: 'expected a shadow name of 1-64 letters, digits, "$", ":", "_" or "-"' });
 
 /** A local shadow kept in sync with the AWS IoT shadow of the same thing (and name) on the cloud broker. */
 const shadowRuleSchema = z.strictObject({
-  thing: shadowName('thing'),
+  thing: thingName,
   /** A named shadow; omit for the classic one. */
-  name: shadowName('shadow').optional(),
+  name: shadowName.optional(),
   /** both: three-way merge (reported: local wins, desired: cloud wins); or one way only. */
   direction: oneOf(['both', 'device-to-cloud', 'cloud-to-device'], 'expected "both", "device-to-cloud" or "cloud-to-device"').default('both'),
 });
