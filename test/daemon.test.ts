@@ -23,6 +23,13 @@ describe('outpostd process', () => {
         'outpost_mqtt_dropped_total', 'outpost_db_size_bytes', 'outpost_process_resident_memory_bytes', 'outpost_nodejs_eventloop_lag_seconds']) {
         expect(metrics).toContain(name);
       }
+      // the event loop's delay, not the interval it is sampled at (1 s) with it: an idle daemon's is a
+      // few ms (the scrape above ended the samples of its start)
+      await new Promise((resolve) => setTimeout(resolve, 3500));
+      const idle = await (await fetch(`${base}/metrics`)).text();
+      for (const figure of ['min', 'max', 'p50', 'p99']) {
+        expect(Number(new RegExp(`^outpost_nodejs_eventloop_lag_${figure}_seconds (\\S+)$`, 'm').exec(idle)?.[1]), figure).toBeLessThan(0.5);
+      }
       // the space left where the data directory and the share root are (both in the test's temporary directory)
       for (const name of ['outpost_data_dir_free_bytes', 'outpost_s3_share_free_bytes']) {
         expect(Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1])).toBeGreaterThan(0);
