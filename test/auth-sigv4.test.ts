@@ -179,6 +179,17 @@ describe('SigV4 Authorization header', () => {
     expect(seen!.accessKeyId).toBe(KEY.accessKeyId);
   });
 
+  it('takes a raw + in the query for a space, as S3 does, and %2B for a plus', async () => {
+    // signed over %20, sent with + (URLSearchParams' form: aws4fetch's presigned URLs, curl scripts);
+    // the handlers read the query the same way (a space)
+    expect((await signedSend('GET', '/photos?list-type=2&prefix=yard%2Fa+b', {})).status).toBe(200);
+    expect((await signedSend('GET', '/photos?list-type=2&prefix=yard%2Fa%2Bb', {})).status).toBe(200);
+    // a plus signed as a plus but sent raw reads as a space: not what was signed
+    const signer = new SignatureV4({ credentials: KEY, region: 'us-east-1', service: 's3', sha256: Sha256, uriEscapePath: false });
+    const signed = await signer.sign({ method: 'GET', protocol: 'http:', hostname: '127.0.0.1', port, path: '/photos', query: { 'list-type': '2', prefix: 'a+b' }, headers: { host: `127.0.0.1:${port}` } });
+    expect((await send('GET', '/photos?list-type=2&prefix=a+b', signed.headers as Record<string, string>)).status).toBe(403);
+  });
+
   it('answers SignatureDoesNotMatch with AWS\'s message and the string to sign for a wrong secret', async () => {
     const refused = await rejection(s3(WRONG).send(new GetObjectCommand({ Bucket: 'photos', Key: 'a.txt' })));
     expect(refused).toMatchObject({ name: 'SignatureDoesNotMatch', message: SIGNATURE_MISMATCH, status: 403 });

@@ -103,14 +103,17 @@ export function canonicalUris(rawPath: string, service: string): string[] {
   return [uriEncodeText(normalized, true)];
 }
 
-/** The query's name/value pairs as sent, decoded (a name without `=` has the value ''). */
+/**
+ * The query's name/value pairs as sent, decoded (a name without `=` has the value ''). A raw `+`
+ * is a space, as S3 takes it (clients that serialize with URLSearchParams send a space signed as
+ * %20 so) and as the handlers read the query; a plus is sent as %2B.
+ */
 export function queryPairs(rawQuery: string): Array<[string, string]> {
   if (rawQuery === '') return [];
+  const decode = (text: string) => percentDecode(text.replaceAll('+', ' ')).toString('utf8');
   return rawQuery.split('&').filter((part) => part !== '').map((part) => {
     const equals = part.indexOf('=');
-    const name = equals < 0 ? part : part.slice(0, equals);
-    const value = equals < 0 ? '' : part.slice(equals + 1);
-    return [percentDecode(name).toString('utf8'), percentDecode(value).toString('utf8')];
+    return equals < 0 ? [decode(part), ''] : [decode(part.slice(0, equals)), decode(part.slice(equals + 1))];
   });
 }
 
