@@ -100,6 +100,7 @@ export class Device {
     this.thing = options.instance.thing;
     this.retryDelayMs = options.retryInitialMs;
     this.stats = new DeviceStats(this.name, options.metrics);
+    options.metrics.add(this.name, this.profile.commands !== undefined);
     this.tokenPrefix = `outpost-device-${this.name}-`;
     const { framing, parser } = this.profile;
     if (framing.type === 'modbus') {

@@ -22,6 +22,18 @@ export class DeviceMetrics {
     });
   }
 
+  /**
+   * A device's series from the start, at 0: a device missing since boot shows as not connected
+   * (an alert on `outpost_device_connected == 0` sees it), and the first frame or error is an
+   * increase rather than a series appearing at 1.
+   */
+  add(device: string, commands: boolean): void {
+    this.up.set({ device }, 0);
+    this.frames.inc({ device }, 0);
+    this.parseErrors.inc({ device }, 0);
+    if (commands) for (const result of ['ok', 'error', 'timeout']) this.commands.inc({ device, result }, 0);
+  }
+
   frame(device: string): void {
     this.frames.inc({ device });
   }

@@ -1,0 +1,101 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { MqttClient } from 'mqtt';
+import yaml from 'js-yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDaemon } from './helpers/daemon.js';
+import { eventually } from './helpers/eventually.js';
+import { connectClient, outpost } from './helpers/mqtt.js';
+import { ModbusSlave, PtyPair } from './helpers/serial.js';
+import { ShadowMqttClient } from './helpers/shadow.js';
+
+// Devices at the edges of their input and of the shadow's life, over socat pseudo-terminals.
+
+const PROFILES: Record<string, unknown> = {
+  relay: {
+    framing: { type: 'lines' },
+    parser: { type: 'json' },
+    shadow: { minIntervalMs: 0 },
+    commands: { template: 'SET ${key} ${value}\n', ack: '^OK ${key}$', timeoutMs: 4000 },
+  },
+  thermostat: {
+    framing: { type: 'modbus', unitId: 3, pollIntervalMs: 200, responseTimeoutMs: 1000 },
+    parser: { type: 'modbus', registers: [{ name: 'setpoint', address: 20, table: 'holding', type: 'float32', writable: true }] },
+    commands: {},
+  },
+};
+
+async function listDevices(socket: string): Promise<Record<string, any>> {
+  const listed = await outpost(socket, ['devices', 'ls', '--json']);
+  expect(listed.code, listed.stderr).toBe(0);
+  return Object.fromEntries(JSON.parse(listed.stdout).devices.map((device: any) => [device.name, device]));
+}
+
+describe('serial devices at the edges', () => {
+  let dir: string;
+  let daemon: TestDaemon;
+  let client: MqttClient;
+  let shadows: ShadowMqttClient;
+  const pairs: Record<string, PtyPair> = {};
+  let slave: ModbusSlave;
+  const replies: any[] = [];
+
+  const nextReply = (predicate: (body: any) => boolean) => eventually(() => {
+    const index = replies.findIndex(predicate);
+    return index >= 0 && replies.splice(index, 1)[0];
+  }, 6000);
+
+  async function reported(): Promise<any> {
+    const answer = await shadows.request('$aws/things/pump-house/shadow/get');
+    return answer.outcome === 'accepted' ? answer.body.state.reported ?? {} : {};
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'outpost-device-edges-'));
+    const profilesDir = join(dir, 'profiles');
+    mkdirSync(profilesDir);
+    for (const [name, profile] of Object.entries(PROFILES)) writeFileSync(join(profilesDir, `${name}.yaml`), yaml.dump(profile));
+    for (const name of Object.keys(PROFILES)) pairs[name] = await PtyPair.create(dir, name);
+    slave = new ModbusSlave(pairs.thermostat, 3);
+    daemon = await TestDaemon.start({
+      config: {
+        mqtt: { allowAnonymous: true, anonymousPolicy: { publish: ['#', '$aws/#'], subscribe: ['#', '$aws/#'] } },
+        devices: {
+          profilesDir, retryInitialMs: 100, retryMaxMs: 400,
+          instances: [
+            { name: 'relay1', profile: 'relay', port: pairs.relay.dev, thing: 'pump-house' },
+            { name: 'thermostat1', profile: 'thermostat', port: pairs.thermostat.dev },
+            { name: 'absent1', profile: 'relay', port: join(dir, 'never-plugged-in') },
+          ],
+        },
+      },
+    });
+    client = await connectClient(daemon.mqttUrl, { clientId: 'observer' });
+    client.on('message', (_topic, payload) => replies.push(JSON.parse(payload.toString())));
+    await client.subscribeAsync('devices/+/commands/reply', { qos: 1 });
+    shadows = await ShadowMqttClient.connect(daemon.mqttUrl, { clientId: 'shadow-reader' }, ['$aws/things/pump-house/shadow/+/+']);
+    await eventually(async () => {
+      const devices = await listDevices(daemon.socket);
+      return devices.relay1.connected && devices.thermostat1.connected;
+    }, 8000);
+  }, 30_000);
+
+  afterAll(async () => {
+    client?.end(true);
+    shadows?.end();
+    expect(await daemon.stop()).toBe(0);
+    await daemon.cleanup();
+    for (const pair of Object.values(pairs)) await pair.unplug().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('shows a device missing since start as not connected in the metrics, with its counters at 0', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+    expect(text).toMatch(/^outpost_device_connected\{device="absent1"\} 0$/m);
+    expect(text).toMatch(/^outpost_device_frames_total\{device="absent1"\} 0$/m);
+    expect(text).toMatch(/^outpost_device_parse_errors_total\{device="absent1"\} 0$/m);
+    expect(text).toMatch(/^outpost_device_commands_total\{device="absent1",result="timeout"\} 0$/m);
+    expect(text).toMatch(/^outpost_device_connected\{device="relay1"\} 1$/m);
+  });
+});
