@@ -98,4 +98,30 @@ describe('serial devices at the edges', () => {
     expect(text).toMatch(/^outpost_device_commands_total\{device="absent1",result="timeout"\} 0$/m);
     expect(text).toMatch(/^outpost_device_connected\{device="relay1"\} 1$/m);
   });
+
+  it('reports steady values and writes desired values again after the shadow was deleted', async () => {
+    await pairs.relay.send('{"door": "closed", "level": 3}\n');
+    await eventually(async () => (await reported()).door === 'closed');
+    expect((await shadows.request('$aws/things/pump-house/shadow/update', { state: { desired: { pump: 'on' } } })).outcome).toBe('accepted');
+    await pairs.relay.receivedText(/SET pump on\n/);
+    await pairs.relay.send('OK pump\n');
+    expect(await nextReply((body) => body.key === 'pump')).toMatchObject({ status: 'ok', source: 'shadow' });
+    await eventually(async () => (await reported()).pump === 'on');
+
+    expect((await shadows.request('$aws/things/pump-house/shadow/delete')).outcome).toBe('accepted');
+    // the same readings again: the new shadow must get them although they did not change
+    await pairs.relay.send('{"door": "closed", "level": 3}\n');
+    await eventually(async () => (await reported()).door === 'closed');
+    expect(await reported()).toMatchObject({ door: 'closed', level: 3 });
+
+    // the same desired value again: the device's setting is not known to the new shadow until written and acknowledged
+    pairs.relay.received = Buffer.alloc(0);
+    expect((await shadows.request('$aws/things/pump-house/shadow/update', { state: { desired: { pump: 'on' } } })).outcome).toBe('accepted');
+    await pairs.relay.receivedText(/SET pump on\n/);
+    await pairs.relay.send('OK pump\n');
+    expect(await nextReply((body) => body.key === 'pump')).toMatchObject({ status: 'ok', source: 'shadow' });
+    await eventually(async () => (await reported()).pump === 'on');
+    const document = await shadows.request('$aws/things/pump-house/shadow/get');
+    expect(document.body.state.delta).toBeUndefined();
+  });
 });

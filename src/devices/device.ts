@@ -131,11 +131,11 @@ export class Device {
     }
     if (this.thing) {
       this.unsubscribers.push(await bus.subscribe(`$aws/things/${this.thing}/shadow/update/rejected`, (message) => this.onShadowRejected(message.payload)));
+      this.unsubscribers.push(await bus.subscribe(`$aws/things/${this.thing}/shadow/delete/accepted`, () => this.onShadowDeleted()));
     }
     if (commands && this.thing && shadow.desired) {
       this.unsubscribers.push(await bus.subscribe(`$aws/things/${this.thing}/shadow/update/delta`, (message) => this.onDelta(message.payload)));
       this.unsubscribers.push(await bus.subscribe(`$aws/things/${this.thing}/shadow/get/accepted`, (message) => this.onShadowDocument(message.payload)));
-      this.unsubscribers.push(await bus.subscribe(`$aws/things/${this.thing}/shadow/delete/accepted`, () => { this.desiredVersion = undefined; }));
     }
     void this.connect();
   }
@@ -379,6 +379,16 @@ export class Device {
     if (typeof answer?.clientToken !== 'string' || !answer.clientToken.startsWith(this.tokenPrefix)) return;
     this.stats.lastError = `shadow update rejected: ${String(answer.message)} (${String(answer.code)})`;
     this.options.log.warn({ device: this.name, thing: this.thing, code: answer.code, reason: answer.message }, 'shadow update rejected');
+  }
+
+  /**
+   * What was reported and applied went with the shadow: the next readings report every value again
+   * (steady ones too), a desired value is written again, and the new shadow's versions may start over.
+   */
+  private onShadowDeleted(): void {
+    this.desiredVersion = undefined;
+    this.reported?.forgetReported();
+    this.commands.forgetApplied();
   }
 
   private onDelta(payload: Buffer): void {

@@ -40,6 +40,11 @@ export class ReportedThrottle {
     this.flush();
   }
 
+  /** The shadow lost what was reported (deleted): every value of the next readings counts as changed. */
+  forgetReported(): void {
+    this.lastReported.clear();
+  }
+
   /** Drops what is held back: nothing is sent after this. */
   stop(): void {
     this.stopped = true;
