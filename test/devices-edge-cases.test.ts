@@ -124,4 +124,22 @@ describe('serial devices at the edges', () => {
     const document = await shadows.request('$aws/things/pump-house/shadow/get');
     expect(document.body.state.delta).toBeUndefined();
   });
+
+  it('refuses a text command whose key or value holds a line break, writing nothing', async () => {
+    pairs.relay.received = Buffer.alloc(0);
+    client.publish('devices/relay1/commands', JSON.stringify({ pump: 'off\nSET heater on', clientToken: 'inject' }), { qos: 1 });
+    expect(await nextReply((body) => body.clientToken === 'inject')).toMatchObject({
+      key: 'pump', status: 'error', error: 'expected a value without line breaks (CR or LF)',
+    });
+    client.publish('devices/relay1/commands', JSON.stringify({ 'heater on\r\nSET pump': 'off', clientToken: 'inject-key' }), { qos: 1 });
+    expect(await nextReply((body) => body.clientToken === 'inject-key')).toMatchObject({
+      status: 'error', error: 'expected a key without line breaks (CR or LF)',
+    });
+    // a command after them is written, and alone
+    client.publish('devices/relay1/commands', JSON.stringify({ light: 'off', clientToken: 'plain' }), { qos: 1 });
+    await pairs.relay.receivedText(/SET light off\n/);
+    await pairs.relay.send('OK light\n');
+    expect(await nextReply((body) => body.clientToken === 'plain')).toMatchObject({ status: 'ok' });
+    expect(pairs.relay.received.toString()).toBe('SET light off\n');
+  });
 });

@@ -27,6 +27,13 @@ export class TextCommand {
       };
     });
     const value = typeof command.value === 'string' ? command.value : JSON.stringify(command.value);
+    // a line break inside the key or value would end the command's line early: the device would
+    // take the rest as a second command of the sender's making, and answer it too
+    const broken = [['key', command.key], ['value', value]].find(([, text]) => /[\r\n]/.test(text));
+    if (broken) {
+      this.settle({ status: 'error', error: `expected a ${broken[0]} without line breaks (CR or LF)` });
+      return;
+    }
     try {
       write(Buffer.from(render(spec.template, { key: command.key, value, ...values }), 'utf8'));
     } catch (error) {
