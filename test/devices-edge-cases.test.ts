@@ -142,4 +142,13 @@ describe('serial devices at the edges', () => {
     expect(await nextReply((body) => body.clientToken === 'plain')).toMatchObject({ status: 'ok' });
     expect(pairs.relay.received.toString()).toBe('SET light off\n');
   });
+
+  it('refuses a float32 register value beyond float32 range instead of writing infinity', async () => {
+    client.publish('devices/thermostat1/commands', JSON.stringify({ setpoint: 1e39, clientToken: 'huge' }), { qos: 1 });
+    expect(await nextReply((body) => body.clientToken === 'huge')).toMatchObject({ status: 'error', error: 'setpoint: 1e+39 is out of range for float32' });
+    client.publish('devices/thermostat1/commands', JSON.stringify({ setpoint: -21.5, clientToken: 'fine' }), { qos: 1 });
+    expect(await nextReply((body) => body.clientToken === 'fine')).toMatchObject({ status: 'ok' });
+    // -21.5 as float32 is 0xC1AC0000: the bad value never reached the device
+    expect(slave.writes).toEqual([{ address: 20, values: [0xc1ac, 0x0000] }]);
+  });
 });

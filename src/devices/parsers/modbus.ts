@@ -136,6 +136,8 @@ export function encodeValue(register: ModbusRegister, value: unknown): number[] 
   const limits = { uint16: [0, 0xffff], int16: [-0x8000, 0x7fff], uint32: [0, 0xffffffff], int32: [-0x80000000, 0x7fffffff] } as const;
   if (register.type === 'float32') {
     bytes.writeFloatBE(raw);
+    // beyond float32's range (±3.4e38) the value would be written as ±Infinity
+    if (!Number.isFinite(bytes.readFloatBE(0))) throw new ParseError(`${register.name}: ${value} is out of range for float32`);
   } else {
     const integer = Math.round(raw);
     const [min, max] = limits[register.type];
