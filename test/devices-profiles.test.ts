@@ -228,4 +228,17 @@ describe('frame parsers against the specifications', () => {
     expect(frames).toBeGreaterThan(50);
     expect(oversized).toBeGreaterThan(0);
   });
+
+  it('keeps a line of exactly maxFrameBytes whose "\\r\\n" is split across two reads', () => {
+    const frames: string[] = [];
+    let oversized = 0;
+    const framer = new LineFramer('\r\n', 10, (frame) => frames.push(frame.toString()), () => { oversized++; });
+    framer.push(Buffer.from('0123456789\r'));
+    framer.push(Buffer.from('\nabc\r\n'));
+    // one byte more is too long, wherever the reads split it
+    framer.push(Buffer.from('0123456789X\r'));
+    framer.push(Buffer.from('\nlast\r\n'));
+    expect(frames).toEqual(['0123456789', 'abc', 'last']);
+    expect(oversized).toBe(1);
+  });
 });

@@ -1,7 +1,7 @@
 /**
- * Cuts a byte stream into delimited frames without ever holding more than `maxFrameBytes` (plus
- * one chunk while scanning): a line that grows past the limit is dropped up to its delimiter and
- * reported as oversized, so noise without delimiters cannot grow the buffer.
+ * Cuts a byte stream into delimited frames without ever holding more than `maxFrameBytes` and a
+ * partial delimiter (plus one chunk while scanning): a line that grows past the limit is dropped up
+ * to its delimiter and reported as oversized, so noise without delimiters cannot grow the buffer.
  */
 export class LineFramer {
   private readonly delimiter: Buffer;
@@ -23,7 +23,9 @@ export class LineFramer {
       else if (frame.length > this.maxFrameBytes) this.onOversized();
       else this.onFrame(frame);
     }
-    if (data.length > this.maxFrameBytes) {
+    // the last bytes may be the start of a delimiter split across reads: a line of maxFrameBytes
+    // followed by half a "\r\n" is not too long yet
+    if (data.length > this.maxFrameBytes + this.delimiter.length - 1) {
       if (!this.discarding) this.onOversized();
       this.discarding = true;
       // Keep a delimiter's worth minus one: the delimiter may be split across chunks.
