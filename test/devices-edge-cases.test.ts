@@ -40,6 +40,7 @@ describe('serial devices at the edges', () => {
   const pairs: Record<string, PtyPair> = {};
   let slave: ModbusSlave;
   const replies: any[] = [];
+  const readings: any[] = [];
 
   const nextReply = (predicate: (body: any) => boolean) => eventually(() => {
     const index = replies.findIndex(predicate);
@@ -72,8 +73,8 @@ describe('serial devices at the edges', () => {
       },
     });
     client = await connectClient(daemon.mqttUrl, { clientId: 'observer' });
-    client.on('message', (_topic, payload) => replies.push(JSON.parse(payload.toString())));
-    await client.subscribeAsync('devices/+/commands/reply', { qos: 1 });
+    client.on('message', (topic, payload) => (topic.endsWith('/reply') ? replies : topic === 'devices/thermostat1/telemetry' ? readings : []).push(JSON.parse(payload.toString())));
+    await client.subscribeAsync(['devices/+/commands/reply', 'devices/+/telemetry'], { qos: 1 });
     shadows = await ShadowMqttClient.connect(daemon.mqttUrl, { clientId: 'shadow-reader' }, ['$aws/things/pump-house/shadow/+/+']);
     await eventually(async () => {
       const devices = await listDevices(daemon.socket);
@@ -150,5 +151,26 @@ describe('serial devices at the edges', () => {
     expect(await nextReply((body) => body.clientToken === 'fine')).toMatchObject({ status: 'ok' });
     // -21.5 as float32 is 0xC1AC0000: the bad value never reached the device
     expect(slave.writes).toEqual([{ address: 20, values: [0xc1ac, 0x0000] }]);
+  });
+
+  it('finds a Modbus answer behind stray bytes on the line, and still refuses one with a bad CRC', async () => {
+    slave.holding.set([0x41b4, 0x0000], 20); // 22.5 as float32
+    // a transceiver glitch before every answer; the second noise byte pair looks like the start of an answer (unit 3, function 03)
+    for (const noise of [[0x00], [0xff, 0x03, 0x03]]) {
+      slave.noiseBeforeAnswer = Buffer.from(noise);
+      const errorsBefore = (await listDevices(daemon.socket)).thermostat1.parseErrors;
+      readings.length = 0;
+      await eventually(() => readings.length >= 2, 6000);
+      expect(readings.at(-1)).toMatchObject({ setpoint: 22.5 });
+      client.publish('devices/thermostat1/commands', JSON.stringify({ setpoint: 23.5, clientToken: `noise-${noise.length}` }), { qos: 1 });
+      expect(await nextReply((body) => body.clientToken === `noise-${noise.length}`)).toMatchObject({ status: 'ok' });
+      slave.holding.set([0x41b4, 0x0000], 20);
+      expect((await listDevices(daemon.socket)).thermostat1.parseErrors).toBe(errorsBefore);
+    }
+    slave.corruptNext = true;
+    const errorsBefore = (await listDevices(daemon.socket)).thermostat1.parseErrors;
+    await eventually(async () => (await listDevices(daemon.socket)).thermostat1.parseErrors > errorsBefore, 6000);
+    expect((await listDevices(daemon.socket)).thermostat1.lastError).toBe('Modbus CRC mismatch');
+    slave.noiseBeforeAnswer = Buffer.alloc(0);
   });
 });

@@ -1,19 +1,26 @@
-import { answerLength, checkAnswer, type ModbusRequest } from './parsers/modbus.js';
+import { answerData, findAnswer, type ModbusRequest } from './parsers/modbus.js';
 import { ParseError } from './parsers/reading.js';
 
 /** The longest Modbus RTU ADU; more buffered bytes can only be noise. */
 const MAX_ADU = 256;
 
 /**
- * Modbus RTU request/response on one line: one request at a time (the bus is half duplex), an
- * answer complete when its expected length arrived, a timeout otherwise. Bytes that arrive with no
- * request outstanding are noise and reported as such.
+ * Modbus RTU request/response on one line: one request at a time (the bus is half duplex), the
+ * answer found among the bytes that arrive (stray bytes before it skipped, frames with a bad CRC
+ * discarded), a timeout otherwise. Bytes that arrive with no request outstanding are noise and
+ * reported as such.
  */
 export class ModbusMaster {
   /** After a timeout the line stays quiet this long, so a late answer is taken for noise, not for the next request's answer. */
   /** performance.now(): a step of the wall clock must not silence the line for as long as the step. */
   private quietUntil = 0;
-  private current: { request: ModbusRequest; received: Buffer; settle: (error: Error | undefined, data?: Buffer) => void } | undefined;
+  private current: {
+    request: ModbusRequest;
+    received: Buffer;
+    /** A complete frame failed its CRC: the timeout reports that rather than no answer at all. */
+    badCrc: boolean;
+    settle: (error: Error | undefined, data?: Buffer) => void;
+  } | undefined;
   /** Requests wait here for the line; bounded by the poll (one at a time) plus the device's command queue. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -38,11 +45,13 @@ export class ModbusMaster {
       this.onNoise(chunk.length);
       return;
     }
-    current.received = Buffer.concat([current.received, chunk]).subarray(0, MAX_ADU);
-    const length = answerLength(current.request, current.received);
-    if (length === 0) return;
+    // an answer not found yet is incomplete, so it starts within the last MAX_ADU bytes
+    current.received = Buffer.concat([current.received, chunk]).subarray(-MAX_ADU);
+    const { answer, badCrc } = findAnswer(current.request, current.received);
+    current.badCrc ||= badCrc;
+    if (!answer) return;
     try {
-      current.settle(undefined, checkAnswer(current.request, current.received.subarray(0, length)));
+      current.settle(undefined, answerData(current.request, answer));
     } catch (error) {
       current.settle(error as Error);
     }
@@ -60,10 +69,10 @@ export class ModbusMaster {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.quietUntil = performance.now() + this.responseTimeoutMs;
-        this.current?.settle(new ParseError(`no Modbus answer within ${timeoutMs} ms`));
+        this.current?.settle(new ParseError(this.current.badCrc ? 'Modbus CRC mismatch' : `no Modbus answer within ${timeoutMs} ms`));
       }, timeoutMs);
       this.current = {
-        request, received: Buffer.alloc(0),
+        request, received: Buffer.alloc(0), badCrc: false,
         settle: (error, data) => {
           clearTimeout(timer);
           this.current = undefined;

@@ -93,6 +93,8 @@ export class ModbusSlave {
   requests = 0;
   /** The next answer goes out with a broken CRC. */
   corruptNext = false;
+  /** Sent before every answer, as some RS-485 adapters glitch when they turn the line around. */
+  noiseBeforeAnswer = Buffer.alloc(0);
   private buffer = Buffer.alloc(0);
 
   constructor(private readonly pair: PtyPair, private readonly unitId: number) {
@@ -115,7 +117,7 @@ export class ModbusSlave {
         answer[answer.length - 1] ^= 0xff;
         this.corruptNext = false;
       }
-      void this.pair.send(answer);
+      void this.pair.send(Buffer.concat([this.noiseBeforeAnswer, answer]));
     }
   }
 

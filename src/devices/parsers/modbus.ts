@@ -61,18 +61,36 @@ export function writeRequest(unitId: number, address: number, words: number[]): 
 }
 
 /** How many bytes of `buffer` make the answer to `request`, once they are all there (0: wait for more). */
-export function answerLength(request: ModbusRequest, buffer: Buffer): number {
+function answerLength(request: ModbusRequest, buffer: Buffer): number {
   if (buffer.length >= 2 && buffer[1] === (request.functionCode | 0x80)) return buffer.length >= 5 ? 5 : 0;
   return buffer.length >= request.responseLength ? request.responseLength : 0;
 }
 
-/** Checks an answer's CRC, address and function; returns the read data bytes (empty for writes). */
-export function checkAnswer(request: ModbusRequest, answer: Buffer): Buffer {
-  const crc = crc16(answer.subarray(0, answer.length - 2));
-  if (answer.readUInt16LE(answer.length - 2) !== crc) throw new ParseError('Modbus CRC mismatch');
-  if (answer[0] !== request.unitId) throw new ParseError(`Modbus answer from unit ${answer[0]}, expected ${request.unitId}`);
+const crcMatches = (frame: Buffer) => frame.readUInt16LE(frame.length - 2) === crc16(frame.subarray(0, frame.length - 2));
+
+/**
+ * The answer to `request` among the bytes received since it was sent: the first complete frame with
+ * the request's unit id and function (or its exception) and a good CRC, wherever it starts. A
+ * stray byte before it (an RS-485 transceiver turning the line around, or the tail of an answer
+ * that came too late) does not spoil it; Modbus over Serial Line §2.5.1.1 has the receiver
+ * discard a frame whose CRC fails. `badCrc`: some complete candidate failed its CRC.
+ */
+export function findAnswer(request: ModbusRequest, buffer: Buffer): { answer?: Buffer; badCrc: boolean } {
+  let badCrc = false;
+  for (let start = buffer.indexOf(request.unitId); start >= 0; start = buffer.indexOf(request.unitId, start + 1)) {
+    const candidate = buffer.subarray(start);
+    if (candidate.length >= 2 && candidate[1] !== request.functionCode && candidate[1] !== (request.functionCode | 0x80)) continue;
+    const length = answerLength(request, candidate);
+    if (length === 0) continue;
+    if (crcMatches(candidate.subarray(0, length))) return { answer: candidate.subarray(0, length), badCrc };
+    badCrc = true;
+  }
+  return { badCrc };
+}
+
+/** The data of an answer `findAnswer` found: the read's data bytes (empty for writes); a ParseError for an exception or a malformed answer. */
+export function answerData(request: ModbusRequest, answer: Buffer): Buffer {
   if (answer[1] === (request.functionCode | 0x80)) throw new ParseError(`Modbus exception ${answer[2]} (${EXCEPTIONS[answer[2]] ?? 'unknown'})`);
-  if (answer[1] !== request.functionCode) throw new ParseError(`Modbus function ${answer[1]}, expected ${request.functionCode}`);
   if (request.functionCode === READ_HOLDING || request.functionCode === READ_INPUT) {
     if (answer[2] !== request.responseLength - 5) throw new ParseError(`Modbus byte count ${answer[2]}, expected ${request.responseLength - 5}`);
     return answer.subarray(3, answer.length - 2);
