@@ -22,6 +22,7 @@ const PROFILES: Record<string, unknown> = {
   thermostat: {
     framing: { type: 'modbus', unitId: 3, pollIntervalMs: 200, responseTimeoutMs: 1000 },
     parser: { type: 'modbus', registers: [{ name: 'setpoint', address: 20, table: 'holding', type: 'float32', writable: true }] },
+    shadow: { minIntervalMs: 0 },
     commands: {},
   },
 };
@@ -47,8 +48,8 @@ describe('serial devices at the edges', () => {
     return index >= 0 && replies.splice(index, 1)[0];
   }, 6000);
 
-  async function reported(): Promise<any> {
-    const answer = await shadows.request('$aws/things/pump-house/shadow/get');
+  async function reported(thing = 'pump-house'): Promise<any> {
+    const answer = await shadows.request(`$aws/things/${thing}/shadow/get`);
     return answer.outcome === 'accepted' ? answer.body.state.reported ?? {} : {};
   }
 
@@ -66,7 +67,7 @@ describe('serial devices at the edges', () => {
           profilesDir, retryInitialMs: 100, retryMaxMs: 400,
           instances: [
             { name: 'relay1', profile: 'relay', port: pairs.relay.dev, thing: 'pump-house' },
-            { name: 'thermostat1', profile: 'thermostat', port: pairs.thermostat.dev },
+            { name: 'thermostat1', profile: 'thermostat', port: pairs.thermostat.dev, thing: 'boiler' },
             { name: 'absent1', profile: 'relay', port: join(dir, 'never-plugged-in') },
           ],
         },
@@ -75,7 +76,7 @@ describe('serial devices at the edges', () => {
     client = await connectClient(daemon.mqttUrl, { clientId: 'observer' });
     client.on('message', (topic, payload) => (topic.endsWith('/reply') ? replies : topic === 'devices/thermostat1/telemetry' ? readings : []).push(JSON.parse(payload.toString())));
     await client.subscribeAsync(['devices/+/commands/reply', 'devices/+/telemetry'], { qos: 1 });
-    shadows = await ShadowMqttClient.connect(daemon.mqttUrl, { clientId: 'shadow-reader' }, ['$aws/things/pump-house/shadow/+/+']);
+    shadows = await ShadowMqttClient.connect(daemon.mqttUrl, { clientId: 'shadow-reader' }, ['$aws/things/pump-house/shadow/+/+', '$aws/things/boiler/shadow/+/+']);
     await eventually(async () => {
       const devices = await listDevices(daemon.socket);
       return devices.relay1.connected && devices.thermostat1.connected;
@@ -172,5 +173,27 @@ describe('serial devices at the edges', () => {
     await eventually(async () => (await listDevices(daemon.socket)).thermostat1.parseErrors > errorsBefore, 6000);
     expect((await listDevices(daemon.socket)).thermostat1.lastError).toBe('Modbus CRC mismatch');
     slave.noiseBeforeAnswer = Buffer.alloc(0);
+  });
+
+  it('writes a desired value again when the device loses it without leaving the port', async () => {
+    const setpoint = () => Buffer.from(new Uint16Array([slave.holding[21], slave.holding[20]]).buffer).readFloatLE(0);
+    readings.length = 0;
+    expect((await shadows.request('$aws/things/boiler/shadow/update', { state: { desired: { setpoint: 19.5 } } })).outcome).toBe('accepted');
+    await eventually(() => readings.some((reading) => reading.setpoint === 19.5), 6000);
+    expect(setpoint()).toBe(19.5);
+    // a power cut resets the meter's registers; its RS-485 adapter stays plugged in
+    slave.holding.set([0, 0], 20);
+    await eventually(() => setpoint() === 19.5, 6000);
+    await eventually(async () => (await reported('boiler')).setpoint === 19.5);
+    expect((await shadows.request('$aws/things/boiler/shadow/get')).body.state.delta).toBeUndefined();
+
+    // 0.1 reads back from float32 as 0.100000001490116: written once, not again on every reading
+    const writesBefore = slave.writes.length;
+    expect((await shadows.request('$aws/things/boiler/shadow/update', { state: { desired: { setpoint: 0.1 } } })).outcome).toBe('accepted');
+    await eventually(() => slave.writes.length > writesBefore, 6000);
+    readings.length = 0;
+    await eventually(() => readings.length >= 5, 6000);
+    expect(readings.at(-1).setpoint).toBeCloseTo(0.1, 6);
+    expect(slave.writes.length).toBe(writesBefore + 1);
   });
 });

@@ -24,8 +24,11 @@ const MAX_APPLIED_KEYS = 256;
 export class CommandQueue {
   private readonly waiting: Command[] = [];
   private running: Command | undefined;
-  /** The value each key was last set to with success on this connection, so a repeated delta is not written again. */
-  private readonly applied = new Map<string, string>();
+  /**
+   * The value each key was last set to with success on this connection, so a repeated delta is not
+   * written again; and the first value the device's readings showed for the key after it (JSON).
+   */
+  private readonly applied = new Map<string, { value: string; readBack?: string }>();
 
   constructor(
     private readonly capacity: number,
@@ -37,7 +40,7 @@ export class CommandQueue {
     // A shadow delta repeats while desired and reported differ (each update of the shadow announces it
     // again): a value already set, or already on its way, is not written twice.
     if (command.source === 'shadow') {
-      if (this.applied.get(command.key) === JSON.stringify(command.value)) return;
+      if (this.applied.get(command.key)?.value === JSON.stringify(command.value)) return;
       if ([this.running, ...this.waiting].some((queued) => queued && sameCommand(queued, command))) return;
     }
     if (this.waiting.length >= this.capacity) {
@@ -71,9 +74,26 @@ export class CommandQueue {
     this.applied.clear();
   }
 
+  /**
+   * A device can lose a setting without leaving the port (an RS-485 meter's power cut resets its
+   * registers): once its readings of a key move away from what they showed after the write, the
+   * next delta for it is written again. Compared with the read-back, not the value written, as a
+   * device may read back a value written differently (float32 0.1, a scaled integer, "ON" as "on"),
+   * which must not rewrite it on every reading.
+   */
+  observe(reading: Record<string, unknown>): void {
+    for (const [key, value] of Object.entries(reading)) {
+      const entry = this.applied.get(key);
+      if (!entry) continue;
+      const json = JSON.stringify(value);
+      if (entry.readBack === undefined) entry.readBack = json;
+      else if (entry.readBack !== json) this.applied.delete(key);
+    }
+  }
+
   private remember(command: Command): void {
     this.applied.delete(command.key);
-    this.applied.set(command.key, JSON.stringify(command.value));
+    this.applied.set(command.key, { value: JSON.stringify(command.value) });
     if (this.applied.size > MAX_APPLIED_KEYS) this.applied.delete(this.applied.keys().next().value!);
   }
 }

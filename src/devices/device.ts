@@ -284,6 +284,7 @@ export class Device {
           .finally(() => this.publishesInFlight--);
       }
     }
+    this.commands.observe(reading);
     this.reported?.offer(reading);
   }
 
