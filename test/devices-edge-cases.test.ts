@@ -19,6 +19,10 @@ const PROFILES: Record<string, unknown> = {
     shadow: { minIntervalMs: 0 },
     commands: { template: 'SET ${key} ${value}\n', ack: '^OK ${key}$', timeoutMs: 4000 },
   },
+  scale: {
+    framing: { type: 'fixed', length: 10 },
+    parser: { type: 'regex', pattern: '^\\s*(?<weight>-?\\d+\\.\\d+)kg(?<stability>[SU])$' },
+  },
   thermostat: {
     framing: { type: 'modbus', unitId: 3, pollIntervalMs: 200, responseTimeoutMs: 1000 },
     parser: { type: 'modbus', registers: [{ name: 'setpoint', address: 20, table: 'holding', type: 'float32', writable: true }] },
@@ -42,6 +46,7 @@ describe('serial devices at the edges', () => {
   let slave: ModbusSlave;
   const replies: any[] = [];
   const readings: any[] = [];
+  const weighings: any[] = [];
 
   const nextReply = (predicate: (body: any) => boolean) => eventually(() => {
     const index = replies.findIndex(predicate);
@@ -68,18 +73,19 @@ describe('serial devices at the edges', () => {
           instances: [
             { name: 'relay1', profile: 'relay', port: pairs.relay.dev, thing: 'pump-house' },
             { name: 'thermostat1', profile: 'thermostat', port: pairs.thermostat.dev, thing: 'boiler' },
+            { name: 'scale1', profile: 'scale', port: pairs.scale.dev },
             { name: 'absent1', profile: 'relay', port: join(dir, 'never-plugged-in') },
           ],
         },
       },
     });
     client = await connectClient(daemon.mqttUrl, { clientId: 'observer' });
-    client.on('message', (topic, payload) => (topic.endsWith('/reply') ? replies : topic === 'devices/thermostat1/telemetry' ? readings : []).push(JSON.parse(payload.toString())));
+    client.on('message', (topic, payload) => (topic.endsWith('/reply') ? replies : topic === 'devices/thermostat1/telemetry' ? readings : topic === 'devices/scale1/telemetry' ? weighings : []).push(JSON.parse(payload.toString())));
     await client.subscribeAsync(['devices/+/commands/reply', 'devices/+/telemetry'], { qos: 1 });
     shadows = await ShadowMqttClient.connect(daemon.mqttUrl, { clientId: 'shadow-reader' }, ['$aws/things/pump-house/shadow/+/+', '$aws/things/boiler/shadow/+/+']);
     await eventually(async () => {
       const devices = await listDevices(daemon.socket);
-      return devices.relay1.connected && devices.thermostat1.connected;
+      return devices.relay1.connected && devices.thermostat1.connected && devices.scale1.connected;
     }, 8000);
   }, 30_000);
 
@@ -195,5 +201,24 @@ describe('serial devices at the edges', () => {
     await eventually(() => readings.length >= 5, 6000);
     expect(readings.at(-1).setpoint).toBeCloseTo(0.1, 6);
     expect(slave.writes.length).toBe(writesBefore + 1);
+  });
+
+  it('realigns fixed-length frames at the device\'s next pause after a connection made mid-record or a lost byte', async () => {
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 600)); // the default gapMs is 200
+    await pairs.scale.send('kgS');                                 // the end of a record printed before outpostd listened
+    await pause();
+    await pairs.scale.send(' 12.345kgS');
+    await pairs.scale.send('  7.000kgU');
+    await eventually(() => weighings.some((weighing) => weighing.weight === 7), 6000);
+    expect(weighings).toEqual([expect.objectContaining({ weight: 12.345, stability: 'S' }), expect.objectContaining({ weight: 7, stability: 'U' })]);
+
+    const before = (await listDevices(daemon.socket)).scale1;
+    await pairs.scale.send('  1.0kgS');                            // two bytes lost to noise
+    await pause();
+    await pairs.scale.send('  3.000kgS');
+    await eventually(() => weighings.some((weighing) => weighing.weight === 3), 6000);
+    const after = (await listDevices(daemon.socket)).scale1;
+    expect(after.parseErrors - before.parseErrors).toBe(1);
+    expect(after.lastError).toBe('partial frame of 8 bytes dropped after 200 ms of silence');
   });
 });

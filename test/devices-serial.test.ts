@@ -36,7 +36,8 @@ const PROFILES: Record<string, unknown> = {
     shadow: { minIntervalMs: 3000, changeThreshold: 0.5 },
   },
   scale: {
-    framing: { type: 'fixed', length: 10 },
+    // a frame is split across two writes below: no pause of a loaded machine between them may drop its first part
+    framing: { type: 'fixed', length: 10, gapMs: 10_000 },
     parser: { type: 'regex', pattern: '^\\s*(?<weight>-?\\d+\\.\\d+)kg(?<stability>[SU])$' },
   },
   meter: {

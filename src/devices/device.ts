@@ -111,7 +111,8 @@ export class Device {
     } else {
       const framer = framing.type === 'lines'
         ? new LineFramer(framing.delimiter, framing.maxFrameBytes, (frame) => this.onFrame(frame), () => this.stats.oversized())
-        : new FixedFramer(framing.length, (frame) => this.onFrame(frame));
+        : new FixedFramer(framing.length, framing.gapMs, (frame) => this.onFrame(frame),
+          (bytes) => this.stats.parseError(`partial frame of ${bytes} bytes dropped after ${framing.gapMs} ms of silence`));
       this.push = (chunk) => framer.push(chunk);
       this.resetFraming = () => framer.reset();
       // The profile schema admits the modbus parser only with modbus framing.

@@ -41,13 +41,27 @@ export class LineFramer {
   }
 }
 
-/** Fixed-length frames, e.g. binary sensors that always send N bytes. */
+/**
+ * Fixed-length frames, e.g. scales that print N-byte records. Nothing in the bytes marks where a
+ * frame starts, so a byte lost to noise (or a connection made mid-record) would shift every later
+ * frame: the device's pauses between records realign them, as a partial frame followed by `gapMs`
+ * of silence is dropped.
+ */
 export class FixedFramer {
   private buffer = Buffer.alloc(0);
+  /** performance.now() of the last chunk: a step of the wall clock is no silence on the line. */
+  private lastChunkAt = 0;
 
-  constructor(private readonly length: number, private readonly onFrame: (frame: Buffer) => void) {}
+  constructor(private readonly length: number, private readonly gapMs: number, private readonly onFrame: (frame: Buffer) => void,
+    private readonly onPartialDropped: (bytes: number) => void) {}
 
   push(chunk: Buffer): void {
+    const now = performance.now();
+    if (this.buffer.length && this.gapMs > 0 && now - this.lastChunkAt > this.gapMs) {
+      this.onPartialDropped(this.buffer.length);
+      this.buffer = Buffer.alloc(0);
+    }
+    this.lastChunkAt = now;
     let data = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
     while (data.length >= this.length) {
       this.onFrame(Buffer.from(data.subarray(0, this.length)));

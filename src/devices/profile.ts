@@ -54,6 +54,8 @@ const framingSchema = z.discriminatedUnion('type', [
     type: z.literal('fixed'),
     /** Every frame is exactly this many bytes. */
     length: range('expected bytes 1-65536', 1, 65536),
+    /** A partial frame followed by this much silence is dropped, so a lost or stray byte misaligns frames only until the device pauses; 0: never. */
+    gapMs: integer('expected milliseconds ≥ 0').min(0, { message: 'expected milliseconds ≥ 0' }).default(200),
   }),
   z.strictObject({
     type: z.literal('modbus'),
