@@ -25,7 +25,12 @@ const PROFILES: Record<string, unknown> = {
   },
   thermostat: {
     framing: { type: 'modbus', unitId: 3, pollIntervalMs: 200, responseTimeoutMs: 1000 },
-    parser: { type: 'modbus', registers: [{ name: 'setpoint', address: 20, table: 'holding', type: 'float32', writable: true }] },
+    parser: {
+      type: 'modbus', registers: [
+        { name: 'setpoint', address: 20, table: 'holding', type: 'float32', writable: true },
+        { name: 'mode', address: 24, table: 'holding', type: 'uint16' },
+      ],
+    },
     shadow: { minIntervalMs: 0 },
     commands: {},
   },
@@ -220,5 +225,18 @@ describe('serial devices at the edges', () => {
     const after = (await listDevices(daemon.socket)).scale1;
     expect(after.parseErrors - before.parseErrors).toBe(1);
     expect(after.lastError).toBe('partial frame of 8 bytes dropped after 200 ms of silence');
+  });
+
+  it('reads a Modbus register map without its gaps from a device that refuses to read addresses it does not have', async () => {
+    // setpoint (20-21) and mode (24) are read in one request that spans 22-23; this thermostat has no 22 or 23
+    slave.holdingPresent = new Set([20, 21, 24]);
+    slave.holding[24] = 4;
+    readings.length = 0;
+    await eventually(() => readings.some((reading) => reading.mode === 4), 6000);
+    const errorsBefore = (await listDevices(daemon.socket)).thermostat1.parseErrors;
+    slave.holding[24] = 5;
+    await eventually(() => readings.some((reading) => reading.mode === 5), 6000);
+    expect(readings.at(-1)).toMatchObject({ mode: 5, setpoint: expect.any(Number) });
+    expect((await listDevices(daemon.socket)).thermostat1.parseErrors).toBe(errorsBefore);
   });
 });

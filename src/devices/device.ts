@@ -6,7 +6,7 @@ import { FixedFramer, LineFramer } from './framing.js';
 import type { DeviceMetrics } from './metrics.js';
 import { ModbusMaster } from './modbus-master.js';
 import { textParser, type TextParser } from './parsers/index.js';
-import { decodeBlock, encodeValue, pollPlan, readRequest, writeRequest, type PollBlock } from './parsers/modbus.js';
+import { decodeBlock, encodeValue, ILLEGAL_DATA_ADDRESS, ModbusException, pollPlan, readRequest, withoutGaps, writeRequest, type PollBlock } from './parsers/modbus.js';
 import { ParseError, type Reading } from './parsers/reading.js';
 import { resolvePortPath } from './port.js';
 import type { Profile } from './profile.js';
@@ -77,6 +77,8 @@ export class Device {
   private readonly resetFraming: () => void;
   private readonly parse: TextParser | undefined;
   private readonly modbus: ModbusMaster | undefined;
+  /** The reads of the register map; a block the device refused for its gaps is replaced by its gap-free runs. */
+  private pollBlocks: PollBlock[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
   /** Bumped on every connection: a poll cycle of an earlier connection that finishes late does not start a second loop. */
   private pollGeneration = 0;
@@ -106,6 +108,7 @@ export class Device {
     if (framing.type === 'modbus') {
       this.modbus = new ModbusMaster((frame) => this.write(frame), framing.responseTimeoutMs, characterMs(this.profile.port),
         (bytes) => this.stats.parseError(`${bytes} bytes of noise between Modbus answers`));
+      if (parser.type === 'modbus') this.pollBlocks = pollPlan(parser.registers);
       this.push = (chunk) => this.modbus!.push(chunk);
       this.resetFraming = () => this.modbus!.abort('port lost');
     } else {
@@ -302,14 +305,13 @@ export class Device {
   // --- Modbus: poll the register map -----------------------------------------------------------
 
   private poll(): void {
-    const { framing, parser } = this.profile;
-    if (framing.type !== 'modbus' || parser.type !== 'modbus') return;
-    const blocks = pollPlan(parser.registers);
+    const { framing } = this.profile;
+    if (framing.type !== 'modbus') return;
     const generation = ++this.pollGeneration;
     const current = () => this.connection !== undefined && !this.stopped && generation === this.pollGeneration;
     const cycle = async () => {
       const reading: Reading = {};
-      for (const block of blocks) {
+      for (const block of [...this.pollBlocks]) {
         const part = await this.readBlock(framing.unitId, block);
         if (part) Object.assign(reading, part);
       }
@@ -330,6 +332,18 @@ export class Device {
       this.stats.frame();
       return decodeBlock(block, data);
     } catch (error) {
+      // Many devices refuse a read that spans addresses they do not have (Modbus Application
+      // Protocol §6.3/§6.4: exception 2): such a block is read without its gaps from then on.
+      const runs = withoutGaps(block);
+      if (error instanceof ModbusException && error.code === ILLEGAL_DATA_ADDRESS && runs.length > 1) {
+        this.options.log.info({ device: this.name, address: block.address, count: block.count, reads: runs.length }, 'Modbus read across a gap refused; reading the registers without the gaps');
+        // a cycle of an earlier connection that ended late may have replaced it already
+        const index = this.pollBlocks.indexOf(block);
+        if (index >= 0) this.pollBlocks.splice(index, 1, ...runs);
+        const reading: Reading = {};
+        for (const run of runs) Object.assign(reading, await this.readBlock(unitId, run));
+        return reading;
+      }
       // A read cut short by the port going away is not the device's fault.
       if (this.connection) this.stats.parseError((error as Error).message);
       return undefined;

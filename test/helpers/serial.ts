@@ -93,6 +93,8 @@ export class ModbusSlave {
   requests = 0;
   /** The next answer goes out with a broken CRC. */
   corruptNext = false;
+  /** Holding registers this meter has; a read that spans one it does not have gets exception 02. Undefined: all. */
+  holdingPresent: Set<number> | undefined;
   /** Sent before every answer, as some RS-485 adapters glitch when they turn the line around. */
   noiseBeforeAnswer = Buffer.alloc(0);
   private buffer = Buffer.alloc(0);
@@ -128,6 +130,10 @@ export class ModbusSlave {
       const count = request.readUInt16BE(4);
       const table = functionCode === 0x03 ? this.holding : this.input;
       if (address + count > table.length) return rtu([unit, functionCode | 0x80, 0x02]);
+      const present = functionCode === 0x03 ? this.holdingPresent : undefined;
+      if (present && Array.from({ length: count }, (_, index) => address + index).some((register) => !present.has(register))) {
+        return rtu([unit, functionCode | 0x80, 0x02]);
+      }
       const data = [...table.subarray(address, address + count)].flatMap((word) => [word >> 8, word & 0xff]);
       return rtu([unit, functionCode, data.length, ...data]);
     }

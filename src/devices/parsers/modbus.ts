@@ -16,6 +16,16 @@ const EXCEPTIONS: Record<number, string> = {
   5: 'acknowledge', 6: 'server device busy', 8: 'memory parity error', 10: 'gateway path unavailable', 11: 'gateway target device failed to respond',
 };
 
+/** Modbus Application Protocol §7: ILLEGAL DATA ADDRESS, e.g. a read that spans an address the device does not have. */
+export const ILLEGAL_DATA_ADDRESS = 2;
+
+/** An exception answer: the slave understood the request and refused it. */
+export class ModbusException extends ParseError {
+  constructor(readonly code: number) {
+    super(`Modbus exception ${code} (${EXCEPTIONS[code] ?? 'unknown'})`);
+  }
+}
+
 /** CRC-16/MODBUS: reflected polynomial 0xA001, initial value 0xFFFF. */
 export function crc16(bytes: Uint8Array): number {
   let crc = 0xffff;
@@ -90,7 +100,7 @@ export function findAnswer(request: ModbusRequest, buffer: Buffer): { answer?: B
 
 /** The data of an answer `findAnswer` found: the read's data bytes (empty for writes); a ParseError for an exception or a malformed answer. */
 export function answerData(request: ModbusRequest, answer: Buffer): Buffer {
-  if (answer[1] === (request.functionCode | 0x80)) throw new ParseError(`Modbus exception ${answer[2]} (${EXCEPTIONS[answer[2]] ?? 'unknown'})`);
+  if (answer[1] === (request.functionCode | 0x80)) throw new ModbusException(answer[2]);
   if (request.functionCode === READ_HOLDING || request.functionCode === READ_INPUT) {
     if (answer[2] !== request.responseLength - 5) throw new ParseError(`Modbus byte count ${answer[2]}, expected ${request.responseLength - 5}`);
     return answer.subarray(3, answer.length - 2);
@@ -127,6 +137,23 @@ export function pollPlan(registers: ModbusRegister[]): PollBlock[] {
     }
   }
   return blocks;
+}
+
+/** A block cut where its registers leave a gap: the reads for a device that refuses to read addresses it does not have. */
+export function withoutGaps(block: PollBlock): PollBlock[] {
+  const runs: PollBlock[] = [];
+  let run: PollBlock | undefined;
+  for (const register of block.registers) {
+    const end = register.address + width(register);
+    if (run && register.address <= run.address + run.count) {
+      run.count = Math.max(run.count, end - run.address);
+      run.registers.push(register);
+    } else {
+      run = { functionCode: block.functionCode, address: register.address, count: width(register), registers: [register] };
+      runs.push(run);
+    }
+  }
+  return runs;
 }
 
 /** The registers of a block, from the data bytes of its answer, scaled. */
