@@ -69,7 +69,7 @@ export class Device {
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs: number;
-  /** When the open port was opened. */
+  /** When the open port was opened; performance.now(): a step of the wall clock back is no shorter connection. */
   private connectedAt = 0;
   /** The first failed attempt of an outage is logged as a warning, the retries at debug level. */
   private missingLogged = false;
@@ -200,7 +200,7 @@ export class Device {
       }
       this.connection = connection;
       this.portPath = path;
-      this.connectedAt = Date.now();
+      this.connectedAt = performance.now();
       this.missingLogged = false;
       this.stats.connected(true);
       this.options.log.info({ device: this.name, port: path }, 'device connected');
@@ -220,7 +220,7 @@ export class Device {
     if (!this.connection) return;
     // the wait starts over only after a connection that held: a port that opens and fails at once
     // (a flaky adapter) is not reopened every retryInitialMs for ever
-    if (Date.now() - this.connectedAt >= HELD_CONNECTION_MS) this.retryDelayMs = this.options.retryInitialMs;
+    if (performance.now() - this.connectedAt >= HELD_CONNECTION_MS) this.retryDelayMs = this.options.retryInitialMs;
     this.options.log.warn({ device: this.name, port: this.portPath, err: error.message }, 'device lost; retrying');
     this.stats.lastError = `lost: ${error.message}`;
     this.missingLogged = true;
