@@ -17,7 +17,7 @@ const PROFILES: Record<string, unknown> = {
     framing: { type: 'lines' },
     parser: { type: 'json' },
     shadow: { minIntervalMs: 0 },
-    commands: { template: 'SET ${key} ${value}\n', ack: '^OK ${key}$', timeoutMs: 4000 },
+    commands: { template: 'SET ${key} ${value}\n', ack: '^OK ${key}$', error: '^ERR ${key}', timeoutMs: 4000 },
   },
   scale: {
     framing: { type: 'fixed', length: 10 },
@@ -238,5 +238,30 @@ describe('serial devices at the edges', () => {
     await eventually(() => readings.some((reading) => reading.mode === 5), 6000);
     expect(readings.at(-1)).toMatchObject({ mode: 5, setpoint: expect.any(Number) });
     expect((await listDevices(daemon.socket)).thermostat1.parseErrors).toBe(errorsBefore);
+  });
+
+  it('writes a desired value the device refused once, not again on every shadow update, until it is set again', async () => {
+    const writes = () => pairs.relay.received.toString().split('\n').filter((line) => line === 'SET mode turbo').length;
+    pairs.relay.received = Buffer.alloc(0);
+    expect((await shadows.request('$aws/things/pump-house/shadow/update', { state: { desired: { mode: 'turbo' } } })).outcome).toBe('accepted');
+    await pairs.relay.receivedText(/SET mode turbo\n/);
+    await pairs.relay.send('ERR mode unsupported\n');
+    expect(await nextReply((body) => body.key === 'mode')).toMatchObject({ status: 'error', response: 'ERR mode unsupported', source: 'shadow' });
+    // every reading updates reported, and every update announces the delta again
+    for (let level = 10; level < 15; level++) {
+      await pairs.relay.send(`{"level": ${level}}\n`);
+      await eventually(async () => (await reported()).level === level);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(writes()).toBe(1);
+    expect(replies.filter((body) => body.key === 'mode')).toEqual([]);
+
+    // set again (a new desired timestamp, in seconds): tried again
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect((await shadows.request('$aws/things/pump-house/shadow/update', { state: { desired: { mode: 'turbo' } } })).outcome).toBe('accepted');
+    await eventually(() => writes() === 2, 6000);
+    await pairs.relay.send('OK mode\n');
+    expect(await nextReply((body) => body.key === 'mode')).toMatchObject({ status: 'ok' });
+    await eventually(async () => (await reported()).mode === 'turbo');
   });
 });

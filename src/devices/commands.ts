@@ -5,6 +5,8 @@ export interface Command {
   source: 'topic' | 'shadow';
   /** Echoed in the reply, as shadow requests echo theirs. */
   clientToken?: string;
+  /** A shadow command: the desired key's metadata (its timestamps), which a client setting it again renews. */
+  desiredMetadata?: string;
 }
 
 export interface CommandResult {
@@ -12,6 +14,8 @@ export interface CommandResult {
   /** The device's answer (the ack or error frame). */
   response?: string;
   error?: string;
+  /** The device or the profile refused the value (not a failure on the way): the same value again gets the same answer. Not in the reply. */
+  refused?: boolean;
 }
 
 /** Keys whose last written value is remembered; the oldest is forgotten beyond this. */
@@ -29,6 +33,8 @@ export class CommandQueue {
    * written again; and the first value the device's readings showed for the key after it (JSON).
    */
   private readonly applied = new Map<string, { value: string; readBack?: string }>();
+  /** Desired values the device refused on this connection, with the metadata they were set with. */
+  private readonly refused = new Map<string, { value: string; desiredMetadata?: string }>();
 
   constructor(
     private readonly capacity: number,
@@ -41,6 +47,9 @@ export class CommandQueue {
     // again): a value already set, or already on its way, is not written twice.
     if (command.source === 'shadow') {
       if (this.applied.get(command.key)?.value === JSON.stringify(command.value)) return;
+      // and a value the device refused is not offered again on every update of the shadow, only once set again
+      const refused = this.refused.get(command.key);
+      if (refused && refused.value === JSON.stringify(command.value) && refused.desiredMetadata === command.desiredMetadata) return;
       if ([this.running, ...this.waiting].some((queued) => queued && sameCommand(queued, command))) return;
     }
     if (this.waiting.length >= this.capacity) {
@@ -65,6 +74,7 @@ export class CommandQueue {
         result = { status: 'error', error: (error as Error).message };
       }
       if (result.status === 'ok') this.remember(command);
+      else if (result.refused && command.source === 'shadow') this.rememberRefused(command);
       this.done(command, result);
     }
   }
@@ -72,6 +82,7 @@ export class CommandQueue {
   /** A device that was away may have lost its settings: after a reconnect every desired value is written again. */
   forgetApplied(): void {
     this.applied.clear();
+    this.refused.clear();
   }
 
   /**
@@ -91,7 +102,14 @@ export class CommandQueue {
     }
   }
 
+  private rememberRefused(command: Command): void {
+    this.refused.delete(command.key);
+    this.refused.set(command.key, { value: JSON.stringify(command.value), desiredMetadata: command.desiredMetadata });
+    if (this.refused.size > MAX_APPLIED_KEYS) this.refused.delete(this.refused.keys().next().value!);
+  }
+
   private remember(command: Command): void {
+    this.refused.delete(command.key);
     this.applied.delete(command.key);
     this.applied.set(command.key, { value: JSON.stringify(command.value) });
     if (this.applied.size > MAX_APPLIED_KEYS) this.applied.delete(this.applied.keys().next().value!);
@@ -107,4 +125,10 @@ export function commandsOf(state: Record<string, unknown>, source: Command['sour
   return Object.entries(state)
     .filter(([key]) => key !== 'clientToken')
     .map(([key, value]) => ({ key, value, source, clientToken }));
+}
+
+/** One command per key of a desired state, with the key's metadata (`desiredMetadata`: `{key: {timestamp}}` of the delta or `metadata.desired`). */
+export function desiredCommands(state: Record<string, unknown>, metadata: unknown): Command[] {
+  const stamps = typeof metadata === 'object' && metadata !== null ? (metadata as Record<string, unknown>) : {};
+  return commandsOf(state, 'shadow').map((command) => ({ ...command, desiredMetadata: JSON.stringify(stamps[command.key]) }));
 }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { LocalBus } from '../bus.js';
 import type { DeviceInstanceConfig } from './config.js';
-import { CommandQueue, commandsOf, type Command, type CommandResult } from './commands.js';
+import { CommandQueue, commandsOf, desiredCommands, type Command, type CommandResult } from './commands.js';
 import { FixedFramer, LineFramer } from './framing.js';
 import type { DeviceMetrics } from './metrics.js';
 import { ModbusMaster } from './modbus-master.js';
@@ -15,6 +15,13 @@ import type { SerialConnection, SerialDriver } from './serial.js';
 import { DeviceStats } from './stats.js';
 import { render } from './template.js';
 import { TextCommand } from './text-command.js';
+
+/**
+ * Modbus exceptions that refuse the request itself (Modbus Application Protocol §7: illegal
+ * function, data address, data value): the same write gets the same answer. Busy or failed
+ * devices (4, 5, 6) may take it later.
+ */
+const REFUSALS = new Set([1, ILLEGAL_DATA_ADDRESS, 3]);
 
 /** Readings handed to the bus and not yet delivered; beyond this a reading is dropped (counted), not queued. */
 const MAX_PUBLISHES_IN_FLIGHT = 64;
@@ -383,10 +390,10 @@ export class Device {
 
   /** The answer to our own get only (other clients' gets are answered on the same topic). */
   private onShadowDocument(payload: Buffer): void {
-    const document = parseObject(payload) as { clientToken?: unknown; version?: unknown; state?: { delta?: unknown } } | undefined;
+    const document = parseObject(payload) as { clientToken?: unknown; version?: unknown; state?: { delta?: unknown }; metadata?: { desired?: unknown } } | undefined;
     if (!document || document.clientToken !== this.shadowToken) return;
     this.shadowToken = undefined;
-    this.applyDesired(document.state?.delta, document.version);
+    this.applyDesired(document.state?.delta, document.metadata?.desired, document.version);
   }
 
   /** Our update refused (document too large, too deep): shown as the device's last error. */
@@ -408,8 +415,8 @@ export class Device {
   }
 
   private onDelta(payload: Buffer): void {
-    const delta = parseObject(payload) as { version?: unknown; state?: unknown } | undefined;
-    this.applyDesired(delta?.state, delta?.version);
+    const delta = parseObject(payload) as { version?: unknown; state?: unknown; metadata?: unknown } | undefined;
+    this.applyDesired(delta?.state, delta?.metadata, delta?.version);
   }
 
   /**
@@ -418,7 +425,7 @@ export class Device {
    * The same version again is applied (the catch-up after a reconnect); a deleted shadow's versions
    * may start again, so its deletion forgets the last one.
    */
-  private applyDesired(state: unknown, version: unknown): void {
+  private applyDesired(state: unknown, metadata: unknown, version: unknown): void {
     if (typeof version === 'number') {
       if (this.desiredVersion !== undefined && version < this.desiredVersion) {
         this.options.log.info({ device: this.name, thing: this.thing, version, applied: this.desiredVersion }, 'older desired state dropped');
@@ -428,7 +435,7 @@ export class Device {
       this.desiredVersion = version;
     }
     if (typeof state !== 'object' || state === null || Array.isArray(state)) return;
-    this.enqueue(commandsOf(state as Record<string, unknown>, 'shadow'));
+    this.enqueue(desiredCommands(state as Record<string, unknown>, metadata));
   }
 
   private async execute(command: Command): Promise<CommandResult> {
@@ -436,19 +443,21 @@ export class Device {
     const { parser, framing } = this.profile;
     if (framing.type === 'modbus' && parser.type === 'modbus') {
       const register = parser.registers.find((candidate) => candidate.name === command.key && candidate.writable);
-      if (!register) return { status: 'error', error: `no writable register "${command.key}"` };
+      if (!register) return { status: 'error', error: `no writable register "${command.key}"`, refused: true };
       let words: number[];
       try {
         words = encodeValue(register, command.value);
       } catch (error) {
-        return { status: 'error', error: (error as Error).message };
+        return { status: 'error', error: (error as Error).message, refused: true };
       }
       this.stats.commandsSent++;
       try {
         await this.modbus!.transact(writeRequest(framing.unitId, register.address, words));
         return { status: 'ok' };
       } catch (error) {
-        return { status: (error as Error).message.startsWith('no Modbus answer') ? 'timeout' : 'error', error: (error as Error).message };
+        const { message } = error as Error;
+        if (message.startsWith('no Modbus answer')) return { status: 'timeout', error: message };
+        return { status: 'error', error: message, refused: error instanceof ModbusException && REFUSALS.has(error.code) };
       }
     }
     return this.writeTextCommand(command);
@@ -468,7 +477,8 @@ export class Device {
     }
   }
 
-  private commandDone(command: Command, result: CommandResult): void {
+  /** `refused` is the queue's to know: the reply keeps its documented fields. */
+  private commandDone(command: Command, { refused, ...result }: CommandResult): void {
     this.stats.commandDone(result.status);
     this.options.log.info({ device: this.name, key: command.key, source: command.source, ...result }, 'device command');
     this.reply({ key: command.key, value: command.value, source: command.source, ...result, clientToken: command.clientToken });

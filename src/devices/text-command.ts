@@ -31,7 +31,7 @@ export class TextCommand {
     // take the rest as a second command of the sender's making, and answer it too
     const broken = [['key', command.key], ['value', value]].find(([, text]) => /[\r\n]/.test(text));
     if (broken) {
-      this.settle({ status: 'error', error: `expected a ${broken[0]} without line breaks (CR or LF)` });
+      this.settle({ status: 'error', error: `expected a ${broken[0]} without line breaks (CR or LF)`, refused: true });
       return;
     }
     try {
@@ -43,7 +43,7 @@ export class TextCommand {
 
   /** True when the frame answered this command (and is not a reading). */
   answer(frame: string): boolean {
-    if (this.error?.test(frame)) this.settle({ status: 'error', response: frame, error: 'device answered with an error' });
+    if (this.error?.test(frame)) this.settle({ status: 'error', response: frame, error: 'device answered with an error', refused: true });
     else if (this.ack.test(frame)) this.settle({ status: 'ok', response: frame });
     else return false;
     return true;
