@@ -19,6 +19,11 @@ const PROFILES: Record<string, unknown> = {
     shadow: { minIntervalMs: 0 },
     commands: { template: 'SET ${key} ${value}\n', ack: '^OK ${key}$', error: '^ERR ${key}', timeoutMs: 4000 },
   },
+  hung: {
+    framing: { type: 'lines' },
+    parser: { type: 'json' },
+    commands: { timeoutMs: 300 },
+  },
   scale: {
     framing: { type: 'fixed', length: 10 },
     parser: { type: 'regex', pattern: '^\\s*(?<weight>-?\\d+\\.\\d+)kg(?<stability>[SU])$' },
@@ -79,6 +84,7 @@ describe('serial devices at the edges', () => {
             { name: 'relay1', profile: 'relay', port: pairs.relay.dev, thing: 'pump-house' },
             { name: 'thermostat1', profile: 'thermostat', port: pairs.thermostat.dev, thing: 'boiler' },
             { name: 'scale1', profile: 'scale', port: pairs.scale.dev },
+            { name: 'hung1', profile: 'hung', port: pairs.hung.dev },
             { name: 'absent1', profile: 'relay', port: join(dir, 'never-plugged-in') },
           ],
         },
@@ -90,7 +96,7 @@ describe('serial devices at the edges', () => {
     shadows = await ShadowMqttClient.connect(daemon.mqttUrl, { clientId: 'shadow-reader' }, ['$aws/things/pump-house/shadow/+/+', '$aws/things/boiler/shadow/+/+']);
     await eventually(async () => {
       const devices = await listDevices(daemon.socket);
-      return devices.relay1.connected && devices.thermostat1.connected && devices.scale1.connected;
+      return devices.relay1.connected && devices.thermostat1.connected && devices.scale1.connected && devices.hung1.connected;
     }, 8000);
   }, 30_000);
 
@@ -263,5 +269,25 @@ describe('serial devices at the edges', () => {
     await pairs.relay.send('OK mode\n');
     expect(await nextReply((body) => body.key === 'mode')).toMatchObject({ status: 'ok' });
     await eventually(async () => (await reported()).mode === 'turbo');
+  });
+
+  it('refuses a command while the device does not take the previous one, rather than queueing it in memory for later', async () => {
+    pairs.hung.stopReading();
+    const statuses: Array<{ status: string; error?: string }> = [];
+    // 64 KiB values: a few fill the ptys' and socat's buffers
+    for (let index = 0; index < 12; index++) {
+      client.publish('devices/hung1/commands', JSON.stringify({ [`k${index}`]: 'x'.repeat(64 * 1024), clientToken: `stall-${index}` }), { qos: 1 });
+      statuses.push(await nextReply((body) => body.clientToken === `stall-${index}`));
+    }
+    const refused = statuses.findIndex((reply) => reply.status === 'error');
+    expect(refused).toBeGreaterThan(0);
+    expect(statuses[refused].error).toBe('port not accepting data: the previous write is still pending');
+    expect(statuses.slice(refused).every((reply) => reply.status === 'error')).toBe(true);
+
+    // the device reads again: it gets the commands that were written, not the ones refused
+    pairs.hung.resumeReading();
+    await eventually(() => pairs.hung.received.toString().split('\n').length - 1 === refused, 6000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(pairs.hung.received.toString().split('\n').map((line) => line.split('=')[0])).toEqual([...Array.from({ length: refused }, (_, index) => `k${index}`), '']);
   });
 });

@@ -3,6 +3,7 @@ import { listingAvailable, type PortInfo } from './port.js';
 
 /** An open serial port as the device needs it. */
 export interface SerialConnection {
+  /** Throws while an earlier write is still pending. */
   write(data: Buffer): void;
   close(): void;
 }
@@ -50,7 +51,12 @@ export async function loadSerialDriver(): Promise<SerialDriver> {
             closing = true;
           });
           resolve({
-            write: (data) => port.write(data),
+            write: (data) => {
+              // A device that stopped reading (hung firmware behind a USB CDC port) leaves writes
+              // pending: one is kept, not one per command or poll in memory, delivered much later
+              if (port.writableLength > 0) throw new Error('port not accepting data: the previous write is still pending');
+              port.write(data);
+            },
             close: () => {
               closing = true;
               if (port.isOpen) port.close(() => undefined);

@@ -58,6 +58,15 @@ export class PtyPair {
     });
   }
 
+  /** The device stops reading, as hung firmware does: once the ptys' and socat's buffers are full, outpostd's writes stall. */
+  stopReading(): void {
+    this.simPort!.pause();
+  }
+
+  resumeReading(): void {
+    this.simPort!.resume();
+  }
+
   /** Answers every chunk outpostd writes (a device's protocol). */
   respond(handler: (chunk: Buffer) => void): void {
     this.onData = handler;
