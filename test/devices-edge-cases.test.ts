@@ -6,8 +6,8 @@ import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
-import { connectClient, outpost } from './helpers/mqtt.js';
-import { ModbusSlave, PtyPair } from './helpers/serial.js';
+import { connectClient } from './helpers/mqtt.js';
+import { ModbusSlave, PtyPair, listDevices } from './helpers/serial.js';
 import { ShadowMqttClient } from './helpers/shadow.js';
 
 // Devices at the edges of their input and of the shadow's life, over socat pseudo-terminals.
@@ -40,12 +40,6 @@ const PROFILES: Record<string, unknown> = {
     commands: {},
   },
 };
-
-async function listDevices(socket: string): Promise<Record<string, any>> {
-  const listed = await outpost(socket, ['devices', 'ls', '--json']);
-  expect(listed.code, listed.stderr).toBe(0);
-  return Object.fromEntries(JSON.parse(listed.stdout).devices.map((device: any) => [device.name, device]));
-}
 
 describe('serial devices at the edges', () => {
   let dir: string;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
-import { ModbusSlave, PtyPair } from './helpers/serial.js';
+import { ModbusSlave, PtyPair, listDevices } from './helpers/serial.js';
 import { ShadowMqttClient } from './helpers/shadow.js';
 
 // --- profiles of the devices under test ---
@@ -62,12 +62,6 @@ function nmea(body: string): string {
   let sum = 0;
   for (const char of body) sum ^= char.charCodeAt(0);
   return `$${body}*${sum.toString(16).toUpperCase().padStart(2, '0')}\r\n`;
-}
-
-async function listDevices(socket: string): Promise<Record<string, any>> {
-  const listed = await outpost(socket, ['devices', 'ls', '--json']);
-  expect(listed.code, listed.stderr).toBe(0);
-  return Object.fromEntries(JSON.parse(listed.stdout).devices.map((device: any) => [device.name, device]));
 }
 
 describe('serial devices over socat pseudo-terminals', () => {

@@ -2,7 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { SerialPort } from 'serialport';
+import { expect } from 'vitest';
 import { eventually } from './eventually.js';
+import { outpost } from './mqtt.js';
 
 // Real pseudo-terminal pairs from socat: outpostd opens the "dev" end as its serial port, the test
 // plays the device on the "sim" end through serialport, as a sensor on a USB adapter would.
@@ -162,4 +164,11 @@ export class ModbusSlave {
     }
     return rtu([unit, functionCode | 0x80, 0x01]);
   }
+}
+
+/** `outpost devices ls --json`, by device name. */
+export async function listDevices(socket: string): Promise<Record<string, any>> {
+  const listed = await outpost(socket, ['devices', 'ls', '--json']);
+  expect(listed.code, listed.stderr).toBe(0);
+  return Object.fromEntries(JSON.parse(listed.stdout).devices.map((device: any) => [device.name, device]));
 }
