@@ -27,6 +27,13 @@ export interface ShadowSyncStatus {
 const shadowPrefix = (rule: { thing: string; name?: string }) => `$aws/things/${rule.thing}/shadow${rule.name ? `/name/${rule.name}` : ''}`;
 const keyOf = (thing: string, name: string | undefined) => `${thing}\u0000${name ?? ''}`;
 
+/** The shadow a `$aws/things/{thing}/shadow[/name/{name}]/…` topic is of (as keyOf), else undefined. */
+function shadowKeyOf(topic: string): string | undefined {
+  const levels = topic.split('/');
+  if (levels.length < 6 || levels[0] !== '$aws' || levels[1] !== 'things' || levels[3] !== 'shadow') return undefined;
+  return levels[4] === 'name' ? keyOf(levels[2], levels[5]) : keyOf(levels[2], undefined);
+}
+
 /** Requests on the AWS IoT shadow topics of one broker, answered by clientToken. */
 class ShadowChannel {
   private readonly pending = new Map<string, { topic: string; resolve: (response: ShadowResponse) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
@@ -123,9 +130,13 @@ export class ShadowSync {
     this.cloud?.failAll('stopping');
   }
 
-  /** Whether a cloud message is for shadow sync (AWS IoT reserved shadow topics). */
+  /**
+   * Whether a cloud message is for shadow sync: a topic of a configured shadow. The rest of
+   * `$aws/things/…` (AWS IoT Jobs, other shadows) is the inbound rules' to deliver.
+   */
   handles(topic: string): boolean {
-    return topic.startsWith('$aws/things/');
+    const key = shadowKeyOf(topic);
+    return key !== undefined && this.rules.has(key);
   }
 
   /** A new cloud connection: subscribe to the shadows' topics there, then a full sync of each. */
@@ -169,10 +180,8 @@ export class ShadowSync {
 
   /** `$aws/things/{thing}/shadow[/name/{name}]/update/documents` of a configured shadow: sync it. */
   private changed(topic: string): void {
-    const levels = topic.split('/');
-    const name = levels.length === 8 && levels[4] === 'name' ? levels[5] : undefined;
-    const key = keyOf(levels[2], name);
-    if (this.rules.has(key)) this.schedule(key);
+    const key = shadowKeyOf(topic);
+    if (key !== undefined && this.rules.has(key)) this.schedule(key);
   }
 
   private schedule(key: string): void {

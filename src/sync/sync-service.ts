@@ -62,7 +62,8 @@ export class SyncService implements Service {
     this.shadows = new ShadowSync(bus, store, sync.shadows, this.clock.wallMs, this.log);
     this.link = new CloudLink(cloud.mqtt, {
       onUp: (client) => {
-        // The AWS IoT shadow topics answer shadow sync; everything else is for the inbound rules.
+        // The configured shadows' topics answer shadow sync; everything else, other `$aws/things/…`
+        // topics such as AWS IoT Jobs included, is for the inbound rules (PUBACK once delivered).
         client.handleMessage = (packet, done) => {
           if (!this.shadows.handles(packet.topic)) return this.inbound.deliver(packet, done);
           this.shadows.fromCloud(packet.topic, Buffer.from(packet.payload));

@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MqttClient } from 'mqtt';
+import { TestDaemon } from './helpers/daemon.js';
+import { eventually } from './helpers/eventually.js';
+import { connectClient, outpost } from './helpers/mqtt.js';
+import { CloudBroker } from './helpers/cloud.js';
+
+const status = async (daemon: TestDaemon) => JSON.parse((await outpost(daemon.socket, ['sync', 'status', '--json'])).stdout);
+
+describe('inbound rules on AWS IoT reserved topics', () => {
+  let cloud: CloudBroker;
+  let daemon: TestDaemon;
+  let local: MqttClient;
+
+  beforeAll(async () => {
+    cloud = await CloudBroker.create();
+    await cloud.start();
+    daemon = await TestDaemon.start({
+      config: {
+        mqtt: { allowAnonymous: true },
+        cloud: { mqtt: { url: cloud.url, clientId: 'gw-jobs', reconnectMinMs: 100, reconnectMaxMs: 400 } },
+        sync: {
+          inbound: [
+            { name: 'commands', from: 'cmd/#', to: 'cloud/${topic}' },
+            // AWS IoT Jobs, as a Greengrass core relays them to local devices
+            { name: 'jobs', from: '$aws/things/gw-jobs/jobs/#' },
+          ],
+          // shadow sync of the same thing uses $aws/things/gw-jobs/shadow/… only
+          shadows: [{ thing: 'gw-jobs' }],
+        },
+      },
+    });
+    local = await connectClient(daemon.mqttUrl, { clientId: 'job-runner' });
+  });
+
+  afterAll(async () => {
+    local?.end(true);
+    await daemon?.cleanup();
+    await cloud?.destroy();
+  });
+
+  it('delivers a cloud message on $aws/things/{thing}/jobs/… to local subscribers', async () => {
+    await eventually(async () => (await status(daemon)).online);
+    const received: Array<{ topic: string; payload: string }> = [];
+    local.on('message', (topic, payload) => received.push({ topic, payload: payload.toString() }));
+    await local.subscribeAsync(['cloud/#', '$aws/things/gw-jobs/jobs/#'], { qos: 1 });
+    const publisher = await connectClient(cloud.url, { clientId: 'aws-iot-jobs' });
+    try {
+      // The rules' filters are subscribed in one SUBSCRIBE: once a command arrives, the jobs filter is in place too.
+      await eventually(async () => {
+        await publisher.publishAsync('cmd/ping', 'ping', { qos: 1 });
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        return received.length > 0;
+      }, 10_000);
+      await publisher.publishAsync('$aws/things/gw-jobs/jobs/notify', '{"jobs":{"QUEUED":[{"jobId":"j1"}]}}', { qos: 1 });
+      await eventually(() => received.some((message) => message.topic.startsWith('$aws/')), 5000).catch(() => undefined);
+      expect(received.filter((message) => message.topic.startsWith('$aws/')))
+        .toEqual([{ topic: '$aws/things/gw-jobs/jobs/notify', payload: '{"jobs":{"QUEUED":[{"jobId":"j1"}]}}' }]);
+    } finally {
+      publisher.end(true);
+    }
+  });
+});
