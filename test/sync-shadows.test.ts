@@ -38,6 +38,14 @@ describe('shadow sync with an AWS IoT-compatible cloud', () => {
       client.end();
     }
   };
+  const remove = async (url: string, topic: string) => {
+    const client = await ShadowMqttClient.connect(url, { clientId: `deleter-${Math.random().toString(36).slice(2)}` }, [`${topic}/delete/+`]);
+    try {
+      expect((await client.request(`${topic}/delete`)).outcome).toBe('accepted');
+    } finally {
+      client.end();
+    }
+  };
   const cloudUrl = () => `mqtt://127.0.0.1:${cloudPort}`;
 
   beforeAll(async () => {
@@ -95,5 +103,21 @@ describe('shadow sync with an AWS IoT-compatible cloud', () => {
     await update(gateway.mqttUrl, NAMED, { reported: { interval: 60 } });
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect((await get(cloudUrl(), NAMED)).state.reported).toBeUndefined();
+  });
+
+  it('syncs a delete on either side at once, as all keys removed, without waiting for a reconnect', async () => {
+    const isEmpty = (document: any) => document === undefined || (document.state?.desired === undefined && document.state?.reported === undefined);
+    await update(cloudUrl(), TOPIC, { desired: { speed: 3 } });
+    await eventually(async () => (await get(gateway.mqttUrl, TOPIC))?.state?.desired?.speed === 3);
+    await remove(cloudUrl(), TOPIC);
+    await eventually(async () => isEmpty(await get(gateway.mqttUrl, TOPIC)), 8000, 200);
+
+    await update(gateway.mqttUrl, TOPIC, { reported: { temp: 30 } });
+    await eventually(async () => (await get(cloudUrl(), TOPIC))?.state?.reported?.temp === 30);
+    await remove(gateway.mqttUrl, TOPIC);
+    await eventually(async () => isEmpty(await get(cloudUrl(), TOPIC)), 8000, 200);
+    const status = JSON.parse((await outpost(gateway.socket, ['sync', 'status', '--json'])).stdout);
+    expect(status.online).toBe(true);
+    expect(status.shadows.find((shadow: any) => shadow.name === null).lastError).toBeNull();
   });
 });

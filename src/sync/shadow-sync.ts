@@ -25,6 +25,11 @@ export interface ShadowSyncStatus {
 }
 
 const shadowPrefix = (rule: { thing: string; name?: string }) => `$aws/things/${rule.thing}/shadow${rule.name ? `/name/${rule.name}` : ''}`;
+/**
+ * A shadow changed: `/update/documents` after an update, `/delete/accepted` after a delete (AWS
+ * IoT publishes no `/documents` for a delete, so without it a delete would wait for the next connect).
+ */
+const isChange = (topic: string) => topic.endsWith('/update/documents') || topic.endsWith('/delete/accepted');
 const keyOf = (thing: string, name: string | undefined) => `${thing}\u0000${name ?? ''}`;
 
 /** The shadow a `$aws/things/{thing}/shadow[/name/{name}]/…` topic is of (as keyOf), else undefined. */
@@ -146,7 +151,7 @@ export class ShadowSync {
       client.publish(topic, payload, { qos: 1 }, (error) => (error ? reject(error) : resolve()));
     }));
     this.cloud = channel;
-    const filters = [...this.rules.values()].flatMap((rule) => [`${shadowPrefix(rule)}/get/+`, `${shadowPrefix(rule)}/update/+`]);
+    const filters = [...this.rules.values()].flatMap((rule) => [`${shadowPrefix(rule)}/get/+`, `${shadowPrefix(rule)}/update/+`, `${shadowPrefix(rule)}/delete/accepted`]);
     client.subscribe(Object.fromEntries(filters.map((filter) => [filter, { qos: 1 as const }])), (error) => {
       if (error) {
         this.log.warn({ err: error }, 'could not subscribe to the cloud shadow topics');
@@ -163,7 +168,7 @@ export class ShadowSync {
 
   fromCloud(topic: string, payload: Buffer): void {
     this.cloud?.receive(topic, payload);
-    if (topic.endsWith('/update/documents')) this.changed(topic);
+    if (isChange(topic)) this.changed(topic);
   }
 
   status(): ShadowSyncStatus[] {
@@ -175,10 +180,10 @@ export class ShadowSync {
 
   private fromLocal(message: BusMessage): void {
     this.local.receive(message.topic, message.payload);
-    if (message.topic.endsWith('/update/documents')) this.changed(message.topic);
+    if (isChange(message.topic)) this.changed(message.topic);
   }
 
-  /** `$aws/things/{thing}/shadow[/name/{name}]/update/documents` of a configured shadow: sync it. */
+  /** A change of a configured shadow (see isChange): sync it. */
   private changed(topic: string): void {
     const key = shadowKeyOf(topic);
     if (key !== undefined && this.rules.has(key)) this.schedule(key);
