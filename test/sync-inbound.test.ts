@@ -61,3 +61,58 @@ describe('inbound rules on AWS IoT reserved topics', () => {
     }
   });
 });
+
+describe('inbound rules over MQTT 5', () => {
+  let cloud: CloudBroker;
+  let daemon: TestDaemon;
+  const config = () => ({
+    mqtt: { allowAnonymous: true },
+    cloud: { mqtt: { url: cloud.url, clientId: 'gw-v5', protocolVersion: 5, reconnectMinMs: 100, reconnectMaxMs: 400 } },
+    sync: { inbound: [{ name: 'commands', from: 'cmd/#', to: 'cloud/${topic}' }] },
+  });
+
+  beforeAll(async () => {
+    cloud = await CloudBroker.create();
+    await cloud.start();
+    daemon = await TestDaemon.start({ config: config() });
+  });
+
+  afterAll(async () => {
+    await daemon?.cleanup();
+    await cloud?.destroy();
+  });
+
+  it('keeps the cloud session while the gateway is away: a command sent meanwhile arrives after it is back', async () => {
+    // A local listener with a persistent session, so that it gets what the gateway delivers while it reconnects.
+    const listener = await connectClient(daemon.mqttUrl, { clientId: 'valve', clean: false });
+    await listener.subscribeAsync('cloud/#', { qos: 1 });
+    const publisher = await connectClient(cloud.url, { clientId: 'cloud-app-v5' });
+    try {
+      const received: string[] = [];
+      listener.on('message', (_topic, payload) => received.push(payload.toString()));
+      await eventually(async () => (await status(daemon)).online);
+      await eventually(async () => {
+        await publisher.publishAsync('cmd/valve', 'first', { qos: 1 });
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        return received.length > 0;
+      }, 10_000);
+      listener.end(true);
+
+      await daemon.stop();
+      await publisher.publishAsync('cmd/valve', 'while away', { qos: 1 });
+      daemon = await TestDaemon.start({ dataDir: daemon.dataDir, config: config() });
+      await eventually(async () => (await status(daemon)).online);
+      const back = await connectClient(daemon.mqttUrl, { clientId: 'valve', clean: false });
+      const payloads: string[] = [];
+      back.on('message', (_topic, payload) => payloads.push(payload.toString()));
+      try {
+        await eventually(() => payloads.includes('while away'), 5000).catch(() => undefined);
+        expect(payloads).toContain('while away');
+      } finally {
+        back.end(true);
+      }
+    } finally {
+      publisher.end(true);
+    }
+  });
+});

@@ -31,6 +31,8 @@ export interface CloudClientOptions {
   protocolVersion: 4 | 5;
   connectTimeout: number;
   clean: boolean;
+  /** MQTT 5 only: how long the cloud keeps the session after the connection ends (mqtt.js's option of the same shape). */
+  properties?: { sessionExpiryInterval: number };
 }
 
 /** An MQTT 5 PUBACK / SUBACK reason code ≥ 0x80, as mqtt.js reports it. */
@@ -75,6 +77,7 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
     this.send({
       cmd: 'connect', protocolId: 'MQTT', protocolVersion: options.protocolVersion, clientId: options.clientId, clean: options.clean,
       keepalive: options.keepalive, username: options.username, password: options.password === undefined ? undefined : Buffer.from(options.password),
+      ...(options.protocolVersion === 5 && options.properties ? { properties: options.properties } : {}),
     });
     this.connectTimer = setTimeout(() => this.fail(new Error(`no CONNACK within ${options.connectTimeout} ms`)), options.connectTimeout);
   }

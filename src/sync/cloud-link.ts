@@ -161,6 +161,10 @@ export class CloudLink {
       connectTimeout: config.connectTimeoutSeconds * 1000,
       // A persistent session: the cloud keeps QoS 1 messages for the inbound rules while the link is down.
       clean: false,
+      // MQTT 5 ends even such a session with the connection unless it has an expiry interval
+      // (MQTT 5 §3.1.2.11.2: absent means 0); 0xFFFFFFFF never expires, as 3.1.1's, and the cloud
+      // may lower it to its own maximum (AWS IoT Core: 1 hour by default).
+      ...(config.protocolVersion === 5 ? { properties: { sessionExpiryInterval: 0xFFFFFFFF } } : {}),
     };
   }
 }
