@@ -36,6 +36,8 @@ export interface OutboxItem {
   qos: 0 | 1;
   /** 1: wrap the payload in the id envelope. */
   envelope: 0 | 1;
+  /** 1: of a liveFirst rule. */
+  live: 0 | 1;
   bytes: number;
   enqueuedWall: number;
   /** Monotonic milliseconds in this boot's frame (older boots' times shifted, see docs/sync.md). */
@@ -78,10 +80,10 @@ interface ItemRow {
   enqueued_wall: number; kind: ItemKind;
 }
 /** What the figures need of an item that leaves the outbox. */
-export interface Removed { id: number; rule: string; priority: number; bytes: number }
+export interface Removed { id: number; rule: string; priority: number; bytes: number; live: number }
 
 // Shifted into this boot's frame by sync_boots (every boot id of the outbox has a row there).
-const ITEM_COLUMNS = `id, rule, priority, cloud_topic AS cloudTopic, local_topic AS localTopic, payload, qos, envelope, bytes,
+const ITEM_COLUMNS = `id, rule, priority, cloud_topic AS cloudTopic, local_topic AS localTopic, payload, qos, envelope, live, bytes,
   enqueued_wall AS enqueuedWall, expires_mono + (SELECT shift_ms FROM sync_boots WHERE sync_boots.boot_id = sync_outbox.boot_id) AS expiresMono`;
 
 /**
@@ -97,10 +99,14 @@ export class Outbox {
   private readonly shifts = new Map<string, number>();
   totalBytes = 0;
   totalCount = 0;
-  /** Items (and bytes) not newer than the watermark set when the current connection came up: the backlog lane. */
-  backlogCount = 0;
-  backlogBytes = 0;
-  private watermark = 0;
+  /**
+   * Items (and bytes) of the live lane: of liveFirst rules, newer than the watermark set when the
+   * current connection came up. The rest is the backlog lane, all of it while offline (the next
+   * connection sends it as backlog).
+   */
+  liveCount = 0;
+  liveBytes = 0;
+  private watermark = Infinity;
   /** Called when the outbox goes from empty to holding an item, inside the write's transaction: it may only schedule work. */
   onItems: () => void = () => {};
   /** Messages refused because the write failed (disk full): counted as rejected, in memory only — the disk is what failed. */
@@ -140,6 +146,9 @@ export class Outbox {
     this.bytesByPriority.fill(0);
     this.totalBytes = 0;
     this.totalCount = 0;
+    const live = Number.isFinite(this.watermark) ? this.statements.liveFigures.get(this.watermark) as { count: number; bytes: number } : { count: 0, bytes: 0 };
+    this.liveCount = live.count;
+    this.liveBytes = live.bytes;
     const rows = this.db.prepare('SELECT rule, priority, COUNT(*) AS count, SUM(bytes) AS bytes FROM sync_outbox GROUP BY rule, priority').all() as Array<{ rule: string; priority: number; count: number; bytes: number }>;
     for (const row of rows) {
       const figures = this.figuresOf(row.rule);
@@ -190,7 +199,7 @@ export class Outbox {
       payload: item.payload, qos: item.qos, envelope: item.envelope ? 1 : 0, bytes, bootId: this.clock.bootId, now,
       expires: ttlMs.length > 0 ? now + Math.min(...ttlMs) : null, wall: this.clock.wallMs(),
     }).lastInsertRowid);
-    this.added({ id, rule: item.rule, priority: item.priority, bytes });
+    this.added({ id, rule: item.rule, priority: item.priority, bytes, live: item.live ? 1 : 0 });
     return { stored: true, id };
   }
 
@@ -305,7 +314,7 @@ export class Outbox {
         wall: letter.enqueued_wall,
       }).lastInsertRowid);
       this.statements.deleteDeadLetter.run(id);
-      this.added({ id: itemId, rule: letter.rule, priority: letter.priority, bytes });
+      this.added({ id: itemId, rule: letter.rule, priority: letter.priority, bytes, live: letter.live });
       retried.push(id);
     }
     return { retried, skipped };
@@ -325,9 +334,16 @@ export class Outbox {
   /** A connection came up: everything in the outbox now is backlog; returns the largest id of it. */
   startBacklog(): number {
     this.watermark = (this.statements.maxId.get() as { id: number | null }).id ?? 0;
-    this.backlogCount = this.totalCount;
-    this.backlogBytes = this.totalBytes;
+    this.liveCount = 0;
+    this.liveBytes = 0;
     return this.watermark;
+  }
+
+  /** The connection ended: everything waits as backlog for the next one. */
+  endLive(): void {
+    this.watermark = Infinity;
+    this.liveCount = 0;
+    this.liveBytes = 0;
   }
 
   /** Live lane: items of liveFirst rules newer than `afterId`, in arrival order. */
@@ -363,6 +379,10 @@ export class Outbox {
   }
 
   private added(item: Removed): void {
+    if (this.inLiveLane(item)) {
+      this.liveCount++;
+      this.liveBytes += item.bytes;
+    }
     const figures = this.figuresOf(item.rule);
     figures.count++;
     figures.bytes += item.bytes;
@@ -373,9 +393,9 @@ export class Outbox {
   }
 
   private removed(item: Removed): void {
-    if (item.id <= this.watermark) {
-      this.backlogCount--;
-      this.backlogBytes -= item.bytes;
+    if (this.inLiveLane(item)) {
+      this.liveCount--;
+      this.liveBytes -= item.bytes;
     }
     const figures = this.figuresOf(item.rule);
     figures.count--;
@@ -383,6 +403,10 @@ export class Outbox {
     this.bytesByPriority[item.priority] -= item.bytes;
     this.totalBytes -= item.bytes;
     this.totalCount--;
+  }
+
+  private inLiveLane(item: Removed): boolean {
+    return item.live === 1 && item.id > this.watermark;
   }
 
   private count(rule: string, counter: Counter, n: number): void {
@@ -401,7 +425,7 @@ function prepare(db: Database.Database) {
   return {
     insert: db.prepare(`INSERT INTO sync_outbox (kind, rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, bytes, boot_id, enqueued_mono, expires_mono, enqueued_wall)
       VALUES (@kind, @rule, @priority, @live, @cloudTopic, @localTopic, @payload, @qos, @envelope, @bytes, @bootId, @now, @expires, @wall)`),
-    delete: db.prepare('DELETE FROM sync_outbox WHERE id = ? RETURNING id, rule, priority, bytes'),
+    delete: db.prepare('DELETE FROM sync_outbox WHERE id = ? RETURNING id, rule, priority, bytes, live'),
     deleteAcknowledged: db.prepare('DELETE FROM sync_outbox WHERE id = ?'),
     oldestOfRule: db.prepare('SELECT id FROM sync_outbox WHERE rule = @rule ORDER BY id LIMIT 64'),
     oldestOfLowestPriority: db.prepare('SELECT id FROM sync_outbox WHERE priority < @priority ORDER BY priority, id LIMIT 64'),
@@ -409,7 +433,7 @@ function prepare(db: Database.Database) {
     // Bounded per sweep (one transaction must not stall the event loop); the next sweep takes the rest.
     expire: db.prepare(`DELETE FROM sync_outbox WHERE id IN (SELECT id FROM sync_outbox
       WHERE boot_id = @bootId AND expires_mono IS NOT NULL AND expires_mono <= @before LIMIT ${EXPIRE_BATCH})
-      RETURNING id, rule, priority, bytes`),
+      RETURNING id, rule, priority, bytes, live`),
     heartbeat: db.prepare('UPDATE sync_boots SET last_seen_mono = ? WHERE boot_id = ?'),
     anyExpired: db.prepare('SELECT 1 FROM sync_outbox WHERE boot_id = @bootId AND expires_mono IS NOT NULL AND expires_mono <= @before LIMIT 1'),
     blame: db.prepare('UPDATE sync_outbox SET attempts = attempts + 1 WHERE id = ? RETURNING attempts'),
@@ -423,6 +447,7 @@ function prepare(db: Database.Database) {
     deleteDeadLetter: db.prepare('DELETE FROM sync_dead_letters WHERE id = ?'),
     countDeadLetters: db.prepare('SELECT COUNT(*) AS n FROM sync_dead_letters'),
     maxId: db.prepare('SELECT MAX(id) AS id FROM sync_outbox'),
+    liveFigures: db.prepare('SELECT COUNT(*) AS count, COALESCE(SUM(bytes), 0) AS bytes FROM sync_outbox WHERE live = 1 AND id > ?'),
     live: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE id > ? AND live = 1 ORDER BY id LIMIT ?`),
     backlog: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE priority = ? AND id > ? AND (live = 0 OR id <= ?) AND kind = 'message' ORDER BY id LIMIT ?`),
     // Through the partial index sync_outbox_objects: uploads never scan the messages.

@@ -112,6 +112,7 @@ export class Sender {
    */
   disconnected(byPeer: boolean): void {
     this.client = undefined;
+    this.outbox.endLive();
     clearTimeout(this.refillTimer);
     const suspect = this.inFlight.values().next().value as InFlight | undefined;
     this.inFlight.clear();

@@ -70,8 +70,8 @@ export function syncStatus(parts: {
 }): SyncStatus {
   const { outbox, sender, rates } = parts;
   const lanes: LaneStatus[] = [
-    { lane: 'live', items: outbox.totalCount - outbox.backlogCount, bytes: outbox.totalBytes - outbox.backlogBytes, drainRate: round(rates.rates.live), etaSeconds: null },
-    { lane: 'backlog', items: outbox.backlogCount, bytes: outbox.backlogBytes, drainRate: round(rates.rates.backlog), etaSeconds: null },
+    { lane: 'live', items: outbox.liveCount, bytes: outbox.liveBytes, drainRate: round(rates.rates.live), etaSeconds: null },
+    { lane: 'backlog', items: outbox.totalCount - outbox.liveCount, bytes: outbox.totalBytes - outbox.liveBytes, drainRate: round(rates.rates.backlog), etaSeconds: null },
   ];
   for (const lane of lanes) lane.etaSeconds = lane.items === 0 ? 0 : lane.drainRate > 0 ? Math.ceil(lane.items / lane.drainRate) : null;
   const names = [...new Set([...parts.ruleNames, ...outbox.rules()])];
