@@ -35,6 +35,21 @@ describe('sync configuration', () => {
     expect(() => validateConfig({ sync: { shadows: [{ thing: 'pump', name: 'n'.repeat(65) }] } }, 'test')).toThrow(/sync\.shadows\.0\.name: expected a shadow name of 1-64/);
     expect(() => validateConfig({ sync: { shadows: [{ thing: '$pump' }] } }, 'test')).toThrow(/sync\.shadows\.0\.thing: expected a thing name of 1-128/);
   });
+
+  it('refuses a shadow listed twice, which would sync with one of the two directions only', () => {
+    expect(() => validateConfig({ sync: { shadows: [{ thing: 'pump' }, { thing: 'pump', direction: 'cloud-to-device' }] } }, 'test'))
+      .toThrow(/sync\.shadows: expected each shadow once \(thing and name\); pump is listed twice/);
+    expect(() => validateConfig({ sync: { shadows: [{ thing: 'pump', name: 'config' }, { thing: 'pump', name: 'config' }] } }, 'test'))
+      .toThrow(/sync\.shadows: expected each shadow once \(thing and name\); pump\/config is listed twice/);
+    expect(validateConfig({ sync: { shadows: [{ thing: 'pump' }, { thing: 'pump', name: 'config' }, { thing: 'fan' }] } }, 'test').sync.shadows).toHaveLength(3);
+  });
+
+  it('refuses a cloud S3 endpoint that is no usable URL instead of failing every upload later', () => {
+    for (const endpoint of ['http://', 'https://exa mple.net', 'https://minio.example.net/s3']) {
+      expect(() => validateConfig({ cloud: { s3: { endpoint } } }, 'test'), endpoint).toThrow(/cloud\.s3\.endpoint: expected an http:\/\/ or https:\/\/ URL/);
+    }
+    expect(validateConfig({ cloud: { s3: { endpoint: 'https://minio.example.net:9000/' } } }, 'test').cloud.s3.endpoint).toBe('https://minio.example.net:9000/');
+  });
 });
 
 describe('shadow three-way merge', () => {

@@ -11,6 +11,15 @@ function isCloudUrl(text: string): boolean {
     return false;
   }
 }
+/** Scheme, host and optional port: the S3 client puts the bucket and key in the path, so a path of the endpoint's own would be dropped. */
+function isS3Endpoint(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return ['http:', 'https:'].includes(url.protocol) && url.hostname !== '' && url.pathname === '/' && url.search === '' && url.hash === '';
+  } catch {
+    return false;
+  }
+}
 const topicFilter = text('expected a topic filter').refine(isValidFilter, { message: 'expected a valid MQTT topic filter' });
 // A template renders to a topic name, so it may not hold wildcards (its ${…} variables cannot add any).
 const topicTemplate = text('expected a topic template (e.g. "gateways/gw1/${topic}")')
@@ -54,7 +63,7 @@ export const MIN_PART_BYTES = 5 * 1024 * 1024;
 /** Where the `sync.objects` rules upload to. */
 const cloudS3Schema = z.strictObject({
   /** An S3-compatible endpoint (MinIO, Ceph, Garage); default: AWS S3 of `region`. */
-  endpoint: text('expected an http:// or https:// URL').regex(/^https?:\/\//, { message: 'expected an http:// or https:// URL' }).optional(),
+  endpoint: text('expected an http:// or https:// URL').refine(isS3Endpoint, { message: 'expected an http:// or https:// URL of a host (and port), without a path' }).optional(),
   region: text('expected a region name').default('us-east-1'),
   bucket: text('expected a bucket name').optional(),
   /** Prepended to every object key in the cloud bucket. */
@@ -172,7 +181,15 @@ export const syncSchema = z.strictObject({
   dlqLength: positiveInt(1000, 'entry count ≥ 1'),
   outbound: z.array(outboundRuleSchema, { invalid_type_error: 'expected a list of rules' }).default([]),
   inbound: z.array(inboundRuleSchema, { invalid_type_error: 'expected a list of rules' }).default([]),
-  shadows: z.array(shadowRuleSchema, { invalid_type_error: 'expected a list of shadows' }).default([]),
+  shadows: z.array(shadowRuleSchema, { invalid_type_error: 'expected a list of shadows' }).default([]).superRefine((shadows, context) => {
+    // one entry per shadow: a second one (another direction, say) would silently replace the first
+    const listed = new Set<string>();
+    for (const shadow of shadows) {
+      const id = shadow.name === undefined ? shadow.thing : `${shadow.thing}/${shadow.name}`;
+      if (listed.has(id)) context.addIssue({ code: 'custom', message: `expected each shadow once (thing and name); ${id} is listed twice` });
+      listed.add(id);
+    }
+  }),
   objects: z.array(objectRuleSchema, { invalid_type_error: 'expected a list of rules' }).default([]),
 }).refine((sync) => new Set([...sync.outbound, ...sync.objects].map((rule) => rule.name)).size === sync.outbound.length + sync.objects.length,
   { message: 'expected unique rule names across outbound and objects' });
