@@ -35,6 +35,15 @@ export interface CloudClientOptions {
   properties?: { sessionExpiryInterval: number };
 }
 
+/** The cloud ended the connection with an MQTT 5 DISCONNECT; `reasonCode` says why (0 when it gave none). */
+export class ServerDisconnect extends Error {
+  override readonly name = 'ServerDisconnect';
+
+  constructor(readonly reasonCode: number) {
+    super(`the cloud sent DISCONNECT${reasonCode ? ` (reason code 0x${reasonCode.toString(16)})` : ''}`);
+  }
+}
+
 /** An MQTT 5 PUBACK / SUBACK reason code ≥ 0x80, as mqtt.js reports it. */
 class ReasonCodeError extends Error {
   constructor(readonly code: number, what: string) {
@@ -128,7 +137,7 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
       case 'publish':
         return this.deliver(packet);
       case 'disconnect':
-        return this.fail(new Error(`the cloud sent DISCONNECT${packet.reasonCode ? ` (reason code 0x${packet.reasonCode.toString(16)})` : ''}`));
+        return this.fail(new ServerDisconnect(packet.reasonCode ?? 0));
       default:
         // PINGRESP: lastHeard is enough.
     }

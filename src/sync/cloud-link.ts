@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { IClientOptions } from 'mqtt';
 import type { CloudConfig } from './config.js';
-import type { CloudClient, CloudClientOptions } from './cloud-client.js';
+import type { CloudClient, CloudClientOptions, ServerDisconnect } from './cloud-client.js';
 
 interface ConnectOptions extends CloudClientOptions {
   cert?: Buffer;
@@ -112,18 +112,18 @@ export class CloudLink {
       this.log.info({ url: this.config.url }, 'cloud link up');
       this.handlers.onUp(client);
     });
-    let networkFailed = false;
+    let refusalRuledOut = false;
     client.on('error', (error) => {
       this.state.lastError = error.message;
-      if (isNetworkFailure(error)) networkFailed = true;
+      if (isNetworkFailure(error) || isDepartureOfTheCloud(error)) refusalRuledOut = true;
     });
     client.once('close', () => {
       if (this.client !== client) return;
       this.client = undefined;
       client.end(true);
       if (wasUp) this.log.warn({ reason: this.state.lastError }, 'cloud link down');
-      // a dead network is no refusal: the publish in flight is not to blame for it
-      this.down(wasUp ? undefined : this.state.lastError ?? 'connection closed before CONNACK', !networkFailed);
+      // a dead network, or a cloud that says it goes for reasons of its own, is no refusal: the publish in flight is not to blame
+      this.down(wasUp ? undefined : this.state.lastError ?? 'connection closed before CONNACK', !refusalRuledOut);
       this.scheduleReconnect();
     });
   }
@@ -174,4 +174,18 @@ const NETWORK_FAILURES = new Set(['ETIMEDOUT', 'ENETUNREACH', 'EHOSTUNREACH', 'E
 
 function isNetworkFailure(error: Error): boolean {
   return NETWORK_FAILURES.has((error as NodeJS.ErrnoException).code ?? '') || /keepalive timeout/i.test(error.message);
+}
+
+/**
+ * MQTT 5 DISCONNECT reason codes (§3.14.2.1) that give a cause other than a packet of ours: normal
+ * disconnection, server busy, server shutting down (a restart, a rolling upgrade), keep alive
+ * timeout, session taken over, topic filter invalid (a SUBSCRIBE's), receive maximum exceeded (the
+ * window, not one message), administrative action, use another server, server moved, the
+ * subscription features not supported, connection rate exceeded, maximum connect time.
+ */
+const DEPARTURES = new Set([0x00, 0x89, 0x8b, 0x8d, 0x8e, 0x8f, 0x93, 0x98, 0x9c, 0x9d, 0x9e, 0x9f, 0xa0, 0xa1, 0xa2]);
+
+// By name: cloud-client.js is loaded only with the first connection (a gateway without a cloud never loads it).
+function isDepartureOfTheCloud(error: Error): boolean {
+  return error.name === 'ServerDisconnect' && DEPARTURES.has((error as ServerDisconnect).reasonCode);
 }

@@ -1,0 +1,103 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createServer, type Server, type Socket } from 'node:net';
+import mqttPacket from 'mqtt-packet';
+import type { MqttClient } from 'mqtt';
+import { TestDaemon } from './helpers/daemon.js';
+import { eventually } from './helpers/eventually.js';
+import { connectClient, outpost } from './helpers/mqtt.js';
+
+const status = async (daemon: TestDaemon) => JSON.parse((await outpost(daemon.socket, ['sync', 'status', '--json'])).stdout);
+
+/**
+ * An MQTT 5 cloud that accepts every connection and ends it with a server DISCONNECT of the given
+ * reason code on the first PUBLISH, which it never acknowledges: the publish is in flight when the
+ * cloud goes, every time.
+ */
+class DisconnectingCloud {
+  connections = 0;
+  private readonly sockets = new Set<Socket>();
+  private constructor(private readonly server: Server, readonly port: number) {}
+
+  static async start(reasonCode: number): Promise<DisconnectingCloud> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const cloud = new DisconnectingCloud(server, (server.address() as { port: number }).port);
+    server.on('connection', (socket) => {
+      cloud.sockets.add(socket);
+      socket.on('close', () => cloud.sockets.delete(socket));
+      socket.on('error', () => undefined);
+      const parser = mqttPacket.parser({ protocolVersion: 5 });
+      const send = (packet: mqttPacket.Packet) => socket.write(mqttPacket.generate(packet, { protocolVersion: 5 }));
+      parser.on('packet', (packet) => {
+        if (packet.cmd === 'connect') {
+          cloud.connections++;
+          send({ cmd: 'connack', sessionPresent: false, reasonCode: 0 });
+        } else if (packet.cmd === 'publish') {
+          send({ cmd: 'disconnect', reasonCode });
+          socket.end();
+        }
+      });
+      socket.on('data', (chunk) => parser.parse(chunk));
+    });
+    return cloud;
+  }
+
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+describe('a cloud that ends the connection with an MQTT 5 DISCONNECT reason code', () => {
+  let cloud: DisconnectingCloud | undefined;
+  let daemon: TestDaemon | undefined;
+  let device: MqttClient | undefined;
+
+  afterEach(async () => {
+    device?.end(true);
+    await daemon?.cleanup();
+    await cloud?.stop();
+  });
+
+  const start = async (reasonCode: number) => {
+    cloud = await DisconnectingCloud.start(reasonCode);
+    daemon = await TestDaemon.start({
+      config: {
+        mqtt: { allowAnonymous: true },
+        cloud: { mqtt: { url: cloud.url, clientId: 'gw-dc', protocolVersion: 5, reconnectMinMs: 50, reconnectMaxMs: 100 } },
+        sync: { maxAttempts: 1, outbound: [{ name: 'telemetry', from: 'sensors/#' }] },
+      },
+    });
+    device = await connectClient(daemon.mqttUrl, { clientId: 'sensor' });
+    await device.publishAsync('sensors/a', '1', { qos: 1 });
+  };
+
+  // 0x8B server shutting down (a broker's restart or rolling upgrade), 0x8E session taken over: nothing the message did.
+  for (const reasonCode of [0x8b, 0x8e]) {
+    it(`blames no message for reason 0x${reasonCode.toString(16)}: it stays in the outbox and goes again`, async () => {
+      await start(reasonCode);
+      // (a dead-lettered message is not sent again: then the connection stays up)
+      const figures = await eventually(async () => {
+        const current = await status(daemon!);
+        return (cloud!.connections >= 4 || current.deadLetters > 0) && current;
+      }, 10_000);
+      expect(figures.deadLetters).toBe(0);
+      expect(figures.outbox.items).toBe(1);
+    });
+  }
+
+  it('still blames the message in flight for a refusal such as 0x87 not authorized', async () => {
+    await start(0x87);
+    const figures = await eventually(async () => {
+      const current = await status(daemon!);
+      return current.deadLetters === 1 && current;
+    }, 10_000);
+    expect(figures.outbox.items).toBe(0);
+    const letters = JSON.parse((await outpost(daemon!.socket, ['sync', 'dlq', 'ls', '--json'])).stdout);
+    expect(JSON.stringify(letters)).toMatch(/ConnectionClosed/);
+  });
+});
