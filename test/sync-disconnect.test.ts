@@ -10,15 +10,15 @@ const status = async (daemon: TestDaemon) => JSON.parse((await outpost(daemon.so
 
 /**
  * An MQTT 5 cloud that accepts every connection and ends it with a server DISCONNECT of the given
- * reason code on the first PUBLISH, which it never acknowledges: the publish is in flight when the
- * cloud goes, every time.
+ * reason code: on the first PUBLISH, which it never acknowledges (the publish is in flight when the
+ * cloud goes, every time), or right after the CONNACK (an overloaded cloud, a session taken over).
  */
 class DisconnectingCloud {
   connections = 0;
   private readonly sockets = new Set<Socket>();
   private constructor(private readonly server: Server, readonly port: number) {}
 
-  static async start(reasonCode: number): Promise<DisconnectingCloud> {
+  static async start(reasonCode: number, after: 'publish' | 'connack' = 'publish'): Promise<DisconnectingCloud> {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const cloud = new DisconnectingCloud(server, (server.address() as { port: number }).port);
@@ -32,6 +32,10 @@ class DisconnectingCloud {
         if (packet.cmd === 'connect') {
           cloud.connections++;
           send({ cmd: 'connack', sessionPresent: false, reasonCode: 0 });
+          if (after === 'connack') {
+            send({ cmd: 'disconnect', reasonCode });
+            socket.end();
+          }
         } else if (packet.cmd === 'publish') {
           send({ cmd: 'disconnect', reasonCode });
           socket.end();
@@ -99,5 +103,28 @@ describe('a cloud that ends the connection with an MQTT 5 DISCONNECT reason code
     expect(figures.outbox.items).toBe(0);
     const letters = JSON.parse((await outpost(daemon!.socket, ['sync', 'dlq', 'ls', '--json'])).stdout);
     expect(JSON.stringify(letters)).toMatch(/ConnectionClosed/);
+  });
+});
+
+describe('reconnecting to a cloud that ends each connection right after accepting it', () => {
+  let cloud: DisconnectingCloud | undefined;
+  let daemon: TestDaemon | undefined;
+
+  afterEach(async () => {
+    await daemon?.cleanup();
+    await cloud?.stop();
+  });
+
+  it('keeps backing off: a CONNACK alone is no success', async () => {
+    cloud = await DisconnectingCloud.start(0x89, 'connack');
+    daemon = await TestDaemon.start({
+      config: { cloud: { mqtt: { url: cloud.url, clientId: 'gw-busy', protocolVersion: 5, reconnectMinMs: 100, reconnectMaxMs: 1600 } } },
+    });
+    await eventually(() => cloud!.connections >= 1, 5000);
+    const first = cloud.connections;
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    // Backing off, 3 s hold about 5 attempts (waits of 100, ≤200, ≤400, ≤800, ≤1600 ms); at the
+    // minimum wait after each CONNACK they held about 25.
+    expect(cloud.connections - first).toBeLessThan(12);
   });
 });

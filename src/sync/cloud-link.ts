@@ -104,9 +104,10 @@ export class CloudLink {
     const client = this.newClient(this.clientOptions());
     this.client = client;
     let wasUp = false;
+    let upSince = 0;
     client.on('connect', () => {
       wasUp = true;
-      this.failures = 0;
+      upSince = performance.now();
       this.state.online = true;
       this.state.since = new Date(this.wallMs()).toISOString();
       this.log.info({ url: this.config.url }, 'cloud link up');
@@ -124,6 +125,10 @@ export class CloudLink {
       if (wasUp) this.log.warn({ reason: this.state.lastError }, 'cloud link down');
       // a dead network, or a cloud that says it goes for reasons of its own, is no refusal: the publish in flight is not to blame
       this.down(wasUp ? undefined : this.state.lastError ?? 'connection closed before CONNACK', !refusalRuledOut);
+      // Only a connection that held is a success: one the cloud ends soon after its CONNACK (overloaded,
+      // the session taken over by a clone with the same client id) is one more failure in a row, or a
+      // fleet would reconnect at reconnectMinMs for as long as it lasts.
+      if (wasUp && performance.now() - upSince >= this.config.reconnectMaxMs) this.failures = 0;
       this.scheduleReconnect();
     });
   }
