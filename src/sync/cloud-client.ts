@@ -64,6 +64,14 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
   /** PUBACK / SUBACK waiters by packet identifier; an Error when the connection ended first. */
   private readonly waiting = new Map<number, (answer: Packet | Error) => void>();
   private nextId = 0;
+  /**
+   * The cloud's Receive Maximum (MQTT 5 CONNACK; 65535 when absent, and for 3.1.1): QoS 1 PUBLISHes
+   * it takes unacknowledged at once (MQTT-3.3.4-9). Those beyond it wait in `held`, in order, for a
+   * PUBACK; the sender's window (cloud.mqtt.maxInFlight) bounds how many.
+   */
+  private receiveMaximum = 65535;
+  private unacknowledged = 0;
+  private held: IPublishPacket[] = [];
   private lastHeard = performance.now();
   private readonly connectTimer: NodeJS.Timeout;
   private pingTimer: NodeJS.Timeout | undefined;
@@ -100,10 +108,23 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
     const messageId = this.allocateId();
     this.waiting.set(messageId, (answer) => {
       if (answer instanceof Error) return done(answer);
+      this.unacknowledged--;
+      this.sendHeld();
       const reason = (answer as { reasonCode?: number }).reasonCode;
       done(reason !== undefined && reason >= 0x80 ? new ReasonCodeError(reason, 'PUBLISH') : undefined);
     });
-    this.send({ cmd: 'publish', topic, payload, qos: 1, messageId, retain: false, dup: false });
+    const packet: IPublishPacket = { cmd: 'publish', topic, payload, qos: 1, messageId, retain: false, dup: false };
+    if (this.unacknowledged < this.receiveMaximum && this.held.length === 0) this.sendPublish(packet);
+    else this.held.push(packet);
+  }
+
+  private sendPublish(packet: IPublishPacket): void {
+    this.unacknowledged++;
+    this.send(packet);
+  }
+
+  private sendHeld(): void {
+    while (this.held.length > 0 && this.unacknowledged < this.receiveMaximum) this.sendPublish(this.held.shift()!);
   }
 
   subscribe(filters: Record<string, { qos: 0 | 1 }>, done: (error?: Error | null) => void): void {
@@ -147,6 +168,7 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
     clearTimeout(this.connectTimer);
     const code = packet.returnCode ?? packet.reasonCode ?? 0;
     if (code !== 0) return this.fail(new Error(`Connection refused: CONNACK code ${code}`));
+    this.receiveMaximum = packet.properties?.receiveMaximum ?? 65535;
     const period = this.options.keepalive * 1000;
     // MQTT-3.1.2-24: the server gives up after 1.5 × keepalive of silence; so does this side.
     if (period > 0) {
@@ -201,6 +223,7 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
     this.emit('close');
     const waiting = [...this.waiting.values()];
     this.waiting.clear();
+    this.held = [];
     for (const waiter of waiting) waiter(new Error('connection closed before the answer'));
   }
 }
