@@ -10,6 +10,12 @@ import { planSync, type StatePatch } from './shadow-merge.js';
 const REQUEST_TIMEOUT_MS = 10_000;
 /** A sync that failed while online is tried again after this long. */
 const RETRY_MS = 5_000;
+/**
+ * Shadow requests in flight at once on the cloud connection: AWS IoT Core answers an 11th with 429
+ * (Device Shadow error messages: "more than 10 in-flight requests on a single connection"), and a
+ * full sync on connect starts a get of every configured shadow at once.
+ */
+const CLOUD_MAX_IN_FLIGHT = 10;
 /** Version conflicts (409) in a row before a sync gives up until the next change or retry. */
 const MAX_CONFLICTS = 3;
 
@@ -48,10 +54,31 @@ class ShadowChannel {
    * the answer to a request of the last one, which must not settle a new request.
    */
   private readonly tokenPrefix = `outpost-sync-${randomBytes(4).toString('hex')}-`;
+  /** Requests waiting for one in flight to settle (beyond maxInFlight), in order. */
+  private readonly queued: Array<{ start: () => void; reject: (error: Error) => void }> = [];
+  private inFlight = 0;
 
-  constructor(private readonly side: string, private readonly publish: (topic: string, payload: string) => Promise<void>) {}
+  constructor(
+    private readonly side: string,
+    private readonly publish: (topic: string, payload: string) => Promise<void>,
+    private readonly maxInFlight = Infinity,
+  ) {}
 
   request(rule: ShadowRule, operation: 'get' | 'update', body: Record<string, unknown>): Promise<ShadowResponse> {
+    return new Promise((resolve, reject) => {
+      const start = () => {
+        this.inFlight++;
+        this.send(rule, operation, body).then(resolve, reject).finally(() => {
+          this.inFlight--;
+          this.queued.shift()?.start();
+        });
+      };
+      if (this.inFlight < this.maxInFlight) start();
+      else this.queued.push({ start, reject });
+    });
+  }
+
+  private send(rule: ShadowRule, operation: 'get' | 'update', body: Record<string, unknown>): Promise<ShadowResponse> {
     const clientToken = `${this.tokenPrefix}${++this.tokens}`;
     const topic = `${shadowPrefix(rule)}/${operation}`;
     return new Promise((resolve, reject) => {
@@ -87,6 +114,7 @@ class ShadowChannel {
   }
 
   failAll(reason: string): void {
+    for (const waiting of this.queued.splice(0)) waiting.reject(new Error(reason));
     for (const [token, waiting] of this.pending) {
       clearTimeout(waiting.timer);
       waiting.reject(new Error(reason));
@@ -149,7 +177,7 @@ export class ShadowSync {
     if (this.rules.size === 0) return;
     const channel = new ShadowChannel('cloud', (topic, payload) => new Promise<void>((resolve, reject) => {
       client.publish(topic, payload, { qos: 1 }, (error) => (error ? reject(error) : resolve()));
-    }));
+    }), CLOUD_MAX_IN_FLIGHT);
     this.cloud = channel;
     const filters = [...this.rules.values()].flatMap((rule) => [`${shadowPrefix(rule)}/get/+`, `${shadowPrefix(rule)}/update/+`, `${shadowPrefix(rule)}/delete/accepted`]);
     client.subscribe(Object.fromEntries(filters.map((filter) => [filter, { qos: 1 as const }])), (error) => {
