@@ -94,8 +94,12 @@ export class ObjectUploader {
       try {
         const item = this.paused ? undefined : this.outbox.nextObject();
         if (!item) {
+          // With nothing to upload, an upload whose item left the outbox is aborted now: the next
+          // upload, which would sweep it, may never come, and its parts cost storage in the cloud.
+          const orphansLeft = !this.paused && !(await this.abortOrphans(true));
           this.idle = true;
-          await this.sleep();
+          // tried again soon while the cloud is unreachable, else (a refusal) at the sweep's pace
+          await (!orphansLeft ? this.sleep() : this.status.online ? this.sleep(ORPHAN_SWEEP_MS) : this.backoff());
           this.idle = false;
           continue;
         }
@@ -116,7 +120,7 @@ export class ObjectUploader {
     const ref = JSON.parse(item.payload.toString('utf8')) as ObjectRef;
     try {
       const s3 = await this.s3();
-      await this.abortOrphans(s3);
+      await this.abortOrphans();
       this.status.current = { rule: item.rule, object: item.localTopic, size: ref.size, sentBytes: 0 };
       await uploadObject(item.id, ref, this.context(s3));
       this.reachable();
@@ -221,20 +225,34 @@ export class ObjectUploader {
     }
   }
 
-  /** Uploads whose item was evicted, expired or dead-lettered by the outbox: aborted in the cloud, at most once a minute. */
-  private async abortOrphans(s3: S3Endpoints): Promise<void> {
-    if (performance.now() - this.orphansSweptAt < ORPHAN_SWEEP_MS) return;
+  /**
+   * Uploads whose item was evicted, expired or dead-lettered by the outbox: aborted in the cloud,
+   * before an upload at most once a minute, with nothing to upload (`now`) at once. False when one
+   * could not be aborted (tried again at the next sweep).
+   */
+  private async abortOrphans(now = false): Promise<boolean> {
+    if (!now && performance.now() - this.orphansSweptAt < ORPHAN_SWEEP_MS) return true;
     this.orphansSweptAt = performance.now();
-    for (const orphan of this.uploads.orphans()) {
+    const orphans = this.uploads.orphans();
+    if (orphans.length === 0) return true;
+    const s3 = await this.s3();
+    for (const orphan of orphans) {
       try {
         await abortUpload(s3, orphan, this.abort.signal);
         await this.commit.run(() => this.uploads.forget(orphan.itemId));
+        this.reachable();
       } catch (error) {
-        // Not this item's failure: tried again at the next sweep.
-        this.log.warn({ err: error, upload: orphan }, 'could not abort a multipart upload whose item left the outbox');
-        return;
+        // Not an item's failure; the cloud being away is said once (unreachable), a refusal each time.
+        if (isTransient(error)) {
+          this.unreachable(`${(error as Error).name}: ${(error as Error).message}`);
+        } else {
+          this.reachable();
+          this.log.warn({ err: error, upload: orphan }, 'could not abort a multipart upload whose item left the outbox');
+        }
+        return false;
       }
     }
+    return true;
   }
 
   /** The clients are made, and the local store's endpoint asked for, on the first upload (a failure counts as the cloud's). */
