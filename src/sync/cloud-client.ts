@@ -21,6 +21,8 @@ export interface CloudClient {
   once(event: 'close', listener: () => void): this;
   /** Closes the connection (`force`: without DISCONNECT, as after a failure). */
   end(force?: boolean): void;
+  /** The MQTT 5 CONNACK's Maximum Packet Size, which no packet to the cloud may exceed (MQTT-3.2.2-15); undefined: no limit known. */
+  readonly maximumPacketSize?: number;
 }
 
 export interface CloudClientOptions {
@@ -70,6 +72,7 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
    * PUBACK; the sender's window (cloud.mqtt.maxInFlight) bounds how many.
    */
   private receiveMaximum = 65535;
+  maximumPacketSize: number | undefined;
   private unacknowledged = 0;
   private held: IPublishPacket[] = [];
   private lastHeard = performance.now();
@@ -169,6 +172,7 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
     const code = packet.returnCode ?? packet.reasonCode ?? 0;
     if (code !== 0) return this.fail(new Error(`Connection refused: CONNACK code ${code}`));
     this.receiveMaximum = packet.properties?.receiveMaximum ?? 65535;
+    this.maximumPacketSize = packet.properties?.maximumPacketSize;
     const period = this.options.keepalive * 1000;
     // MQTT-3.1.2-24: the server gives up after 1.5 × keepalive of silence; so does this side.
     if (period > 0) {

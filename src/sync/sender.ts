@@ -234,12 +234,19 @@ export class Sender {
       void this.deadLetter(item, `MessageTooLarge: ${size} bytes of topic and payload, cloud.mqtt.maxMessageBytes is ${this.options.maxMessageBytes}`);
       return;
     }
+    const client = this.client!;
+    const packetLimit = client.maximumPacketSize;
+    const packetBytes = packetLimit === undefined ? 0 : publishPacketBytes(topic, payload.length, item.qos);
+    if (packetLimit !== undefined && packetBytes > packetLimit) {
+      // MQTT-3.2.2-15: never sent; the cloud would only end the connection (0x95) each time it went
+      void this.deadLetter(item, `MessageTooLarge: a PUBLISH of ${packetBytes} bytes, the cloud's Maximum Packet Size ${packetLimit}`);
+      return;
+    }
     const invalid = invalidTopic(topic);
     if (invalid) {
       void this.deadLetter(item, `InvalidTopic: "${topic}" ${invalid}`);
       return;
     }
-    const client = this.client!;
     this.inFlight.set(item.id, { item, lane });
     client.publish(topic, payload, { qos: item.qos }, (error) => {
       if (this.client !== client || !this.inFlight.has(item.id)) return;
@@ -298,6 +305,13 @@ function envelope(id: string, item: OutboxItem): Buffer {
     payload = { payloadBase64: item.payload.toString('base64') };
   }
   return Buffer.from(JSON.stringify({ id, topic: item.localTopic, ts: item.enqueuedWall, ...payload }));
+}
+
+/** Bytes of an MQTT 5 PUBLISH as the lean client writes it (no properties): fixed header, topic, packet identifier for QoS 1. */
+function publishPacketBytes(topic: string, payloadBytes: number, qos: 0 | 1): number {
+  const remaining = 2 + Buffer.byteLength(topic) + (qos === 1 ? 2 : 0) + 1 + payloadBytes;
+  const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4;
+  return 1 + lengthBytes + remaining;
 }
 
 /** Why a cloud topic cannot be published to (MQTT 3.1.1 §4.7), else undefined. */
