@@ -121,10 +121,19 @@ export class Outbox {
   /** Joins this boot's clock to the previous ones' and loads the figures (a scan of the outbox, once at start). */
   open(): void {
     this.db.transaction(() => this.registerBoot())();
-    for (const row of this.db.prepare('SELECT boot_id, shift_ms FROM sync_boots').all() as Array<{ boot_id: string; shift_ms: number }>) {
-      this.shifts.set(row.boot_id, row.shift_ms);
-    }
     this.reloadFigures();
+    if (this.totalCount === 0) this.db.transaction(() => this.forgetOtherBoots())();
+  }
+
+  /**
+   * Only items' boots need their shift; with the outbox empty every other boot's row goes, or the
+   * table (and the expiry sweep's query per boot, every second) would grow with each reboot.
+   */
+  private forgetOtherBoots(): void {
+    if (this.shifts.size <= 1) return;
+    this.statements.forgetOtherBoots.run(this.clock.bootId);
+    this.shifts.clear();
+    this.shifts.set(this.clock.bootId, 0);
   }
 
   /**
@@ -140,8 +149,12 @@ export class Outbox {
     this.db.prepare('INSERT INTO sync_boots (boot_id, shift_ms, last_seen_mono) VALUES (?, 0, ?)').run(this.clock.bootId, now);
   }
 
-  /** Rebuilds the in-memory figures from the tables (at start, and after a failed commit). */
+  /** Rebuilds the in-memory figures and boot shifts from the tables (at start, and after a failed commit). */
   reloadFigures(): void {
+    this.shifts.clear();
+    for (const row of this.db.prepare('SELECT boot_id, shift_ms FROM sync_boots').all() as Array<{ boot_id: string; shift_ms: number }>) {
+      this.shifts.set(row.boot_id, row.shift_ms);
+    }
     this.figures.clear();
     this.bytesByPriority.fill(0);
     this.totalBytes = 0;
@@ -403,6 +416,7 @@ export class Outbox {
     this.bytesByPriority[item.priority] -= item.bytes;
     this.totalBytes -= item.bytes;
     this.totalCount--;
+    if (this.totalCount === 0) this.forgetOtherBoots();
   }
 
   private inLiveLane(item: Removed): boolean {
@@ -435,6 +449,7 @@ function prepare(db: Database.Database) {
       WHERE boot_id = @bootId AND expires_mono IS NOT NULL AND expires_mono <= @before LIMIT ${EXPIRE_BATCH})
       RETURNING id, rule, priority, bytes, live`),
     heartbeat: db.prepare('UPDATE sync_boots SET last_seen_mono = ? WHERE boot_id = ?'),
+    forgetOtherBoots: db.prepare('DELETE FROM sync_boots WHERE boot_id != ?'),
     anyExpired: db.prepare('SELECT 1 FROM sync_outbox WHERE boot_id = @bootId AND expires_mono IS NOT NULL AND expires_mono <= @before LIMIT 1'),
     blame: db.prepare('UPDATE sync_outbox SET attempts = attempts + 1 WHERE id = ? RETURNING attempts'),
     copyToDeadLetters: db.prepare(`INSERT INTO sync_dead_letters (item_id, kind, rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, enqueued_wall, reason, failed_wall)
