@@ -173,7 +173,8 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
     if (code !== 0) return this.fail(new Error(`Connection refused: CONNACK code ${code}`));
     this.receiveMaximum = packet.properties?.receiveMaximum ?? 65535;
     this.maximumPacketSize = packet.properties?.maximumPacketSize;
-    const period = this.options.keepalive * 1000;
+    // MQTT-3.2.2-21: a Server Keep Alive in the CONNACK replaces the one this side asked for.
+    const period = (packet.properties?.serverKeepAlive ?? this.options.keepalive) * 1000;
     // MQTT-3.1.2-24: the server gives up after 1.5 × keepalive of silence; so does this side.
     if (period > 0) {
       this.pingTimer = setInterval(() => {
