@@ -72,9 +72,9 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
    * PUBACK; the sender's window (cloud.mqtt.maxInFlight) bounds how many.
    */
   private receiveMaximum = 65535;
-  maximumPacketSize: number | undefined;
   private unacknowledged = 0;
   private held: IPublishPacket[] = [];
+  maximumPacketSize: number | undefined;
   private lastHeard = performance.now();
   private readonly connectTimer: NodeJS.Timeout;
   private pingTimer: NodeJS.Timeout | undefined;

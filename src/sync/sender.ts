@@ -236,11 +236,13 @@ export class Sender {
     }
     const client = this.client!;
     const packetLimit = client.maximumPacketSize;
-    const packetBytes = packetLimit === undefined ? 0 : publishPacketBytes(topic, payload.length, item.qos);
-    if (packetLimit !== undefined && packetBytes > packetLimit) {
+    if (packetLimit !== undefined) {
+      const packetBytes = publishPacketBytes(topic, payload.length, item.qos);
       // MQTT-3.2.2-15: never sent; the cloud would only end the connection (0x95) each time it went
-      void this.deadLetter(item, `MessageTooLarge: a PUBLISH of ${packetBytes} bytes, the cloud's Maximum Packet Size ${packetLimit}`);
-      return;
+      if (packetBytes > packetLimit) {
+        void this.deadLetter(item, `MessageTooLarge: a PUBLISH of ${packetBytes} bytes, the cloud's Maximum Packet Size ${packetLimit}`);
+        return;
+      }
     }
     const invalid = invalidTopic(topic);
     if (invalid) {

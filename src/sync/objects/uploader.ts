@@ -242,6 +242,7 @@ export class ObjectUploader {
         await this.commit.run(() => this.uploads.forget(orphan.itemId));
         this.reachable();
       } catch (error) {
+        if (this.stopped) return false;
         // Not an item's failure; the cloud being away is said once (unreachable), a refusal each time.
         if (isTransient(error)) {
           this.unreachable(`${(error as Error).name}: ${(error as Error).message}`);
