@@ -261,11 +261,22 @@ export class ShadowSync {
     const [local, cloud] = await Promise.all([read(this.local, rule), read(cloudChannel, rule)]);
     const plan = planSync(this.base(rule), local.state, cloud.state, rule.direction);
     if (plan.cloud && !(await write(cloudChannel, rule, plan.cloud, cloud.version))) return false;
+    if (plan.cloud && plan.local) {
+      // The cloud holds the merge now, the device's changes in it. Until the local write is done too,
+      // the local state just read is what both sides agree on: from the old base, a local change
+      // made meanwhile (whose local write then conflicts, or a kill -9 in between) would see the
+      // cloud's copy of the device's own earlier value as a change of the cloud's, and lose to it.
+      await this.saveBase(rule, local.state);
+    }
     if (plan.local && !(await write(this.local, rule, plan.local, local.version))) return false;
-    await this.store.commit.run(() => this.store.db.prepare(`INSERT INTO sync_shadows (thing, name, base, synced_at) VALUES (?, ?, ?, ?)
-      ON CONFLICT (thing, name) DO UPDATE SET base = excluded.base, synced_at = excluded.synced_at`)
-      .run(rule.thing, rule.name ?? '', JSON.stringify(plan.base), this.wallMs()));
+    await this.saveBase(rule, plan.base);
     return true;
+  }
+
+  private saveBase(rule: ShadowRule, base: ShadowState): Promise<unknown> {
+    return this.store.commit.run(() => this.store.db.prepare(`INSERT INTO sync_shadows (thing, name, base, synced_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT (thing, name) DO UPDATE SET base = excluded.base, synced_at = excluded.synced_at`)
+      .run(rule.thing, rule.name ?? '', JSON.stringify(base), this.wallMs()));
   }
 
   private base(rule: ShadowRule): ShadowState {

@@ -1,0 +1,97 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDaemon } from './helpers/daemon.js';
+import { eventually } from './helpers/eventually.js';
+import { ShadowMqttClient } from './helpers/shadow.js';
+import { connectClient } from './helpers/mqtt.js';
+import { freePort } from './helpers/cloud.js';
+import { straceWorks } from './helpers/strace.js';
+
+const SHADOW_TOPICS = { allowAnonymous: true, anonymousPolicy: { publish: ['#', '$aws/#'], subscribe: ['#', '$aws/#'] } };
+const TOPIC = '$aws/things/pump/shadow';
+// The cloud (a second outpostd) answers a shadow update only after its log's fdatasync, here held 700 ms:
+// time for the device to change the shadow again between the sync's cloud write and its local write.
+const SLOW_CLOUD = ['strace', '-f', '--seccomp-bpf', '-qq', '-o', '/dev/null', '-e', 'trace=fdatasync', '-e', 'inject=fdatasync:delay_enter=700000'];
+
+describe.skipIf(!straceWorks)('shadow sync when the device changes the shadow again during a sync', () => {
+  let cloudPort: number;
+  let cloud: TestDaemon;
+  let gateway: TestDaemon;
+
+  const get = async (url: string) => {
+    const client = await ShadowMqttClient.connect(url, { clientId: `reader-${Math.random().toString(36).slice(2)}` }, [`${TOPIC}/get/+`]);
+    try {
+      const answer = await client.request(`${TOPIC}/get`);
+      return answer.outcome === 'accepted' ? answer.body.state : undefined;
+    } finally {
+      client.end();
+    }
+  };
+  const update = async (url: string, state: unknown) => {
+    const client = await ShadowMqttClient.connect(url, { clientId: `writer-${Math.random().toString(36).slice(2)}` }, [`${TOPIC}/update/+`]);
+    try {
+      expect((await client.request(`${TOPIC}/update`, { state }, 10_000)).outcome).toBe('accepted');
+    } finally {
+      client.end();
+    }
+  };
+  const cloudUrl = () => `mqtt://127.0.0.1:${cloudPort}`;
+
+  beforeAll(async () => {
+    cloudPort = await freePort();
+    cloud = await TestDaemon.start({ config: { mqtt: { ...SHADOW_TOPICS, port: cloudPort } }, wrapper: SLOW_CLOUD, startTimeoutMs: 60_000 });
+    gateway = await TestDaemon.start({
+      config: {
+        mqtt: SHADOW_TOPICS,
+        cloud: { mqtt: { url: cloudUrl(), clientId: 'gw-race', reconnectMinMs: 100, reconnectMaxMs: 300 } },
+        sync: { shadows: [{ thing: 'pump' }] },
+      },
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    await gateway?.cleanup();
+    if (cloud) {
+      // strace's child is the daemon: stopping strace would leave it running
+      const pid = Number(readFileSync(`/proc/${cloud.process.pid}/task/${cloud.process.pid}/children`, 'utf8').trim().split(' ')[0]);
+      if (pid) process.kill(pid, 'SIGTERM');
+      await cloud.cleanup();
+    }
+  }, 30_000);
+
+  it('keeps the device\'s newest desired value: the cloud\'s copy of its earlier one is no change of the cloud\'s', async () => {
+    await update(cloudUrl(), { desired: { mode: 'a', speed: 1 } });
+    await eventually(async () => (await get(gateway.mqttUrl))?.desired?.speed === 1, 10_000, 100);
+
+    // As the sync writes the device's 'b' to the cloud, the device (a local app) sets 'c'.
+    const watcher = await connectClient(cloudUrl(), { clientId: 'watcher' });
+    const device = await connectClient(gateway.mqttUrl, { clientId: 'hmi' });
+    try {
+      await watcher.subscribeAsync(`${TOPIC}/update`, { qos: 1 });
+      let changedAgain = false;
+      watcher.on('message', (_topic, payload) => {
+        const request = JSON.parse(payload.toString());
+        if (!changedAgain && String(request.clientToken).startsWith('outpost-sync-') && request.state?.desired?.mode === 'b') {
+          changedAgain = true;
+          device.publish(`${TOPIC}/update`, JSON.stringify({ state: { desired: { mode: 'c' } } }), { qos: 1 });
+        }
+      });
+      // Both sides change: the cloud's speed 2 is readable at once, announced only with its answer 700 ms later;
+      // the device's mode 'b' syncs at once, so one sync writes to the cloud (mode) and then locally (speed).
+      const operator = await connectClient(cloudUrl(), { clientId: 'operator' });
+      operator.publish(`${TOPIC}/update`, JSON.stringify({ state: { desired: { speed: 2 } } }), { qos: 1 });
+      await eventually(async () => (await get(cloudUrl()))?.desired?.speed === 2, 5000, 20);
+      operator.end();
+      await update(gateway.mqttUrl, { desired: { mode: 'b' } });
+      await eventually(() => changedAgain, 10_000);
+      const settled = (state: any) => state?.desired?.mode === 'c' && state?.desired?.speed === 2;
+      await eventually(async () => settled(await get(gateway.mqttUrl)) && settled(await get(cloudUrl())), 15_000, 200)
+        .catch(async (error) => {
+          throw new Error(`${error.message}: local ${JSON.stringify(await get(gateway.mqttUrl))}, cloud ${JSON.stringify(await get(cloudUrl()))}`);
+        });
+    } finally {
+      watcher.end(true);
+      device.end(true);
+    }
+  }, 60_000);
+});
