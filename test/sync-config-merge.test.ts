@@ -5,7 +5,7 @@ import { merge3, patch, planSync } from '../src/sync/shadow-merge.js';
 describe('sync configuration', () => {
   it('accepts a full cloud and sync section and fills the defaults', () => {
     const config = validateConfig({
-      cloud: { mqtt: { url: 'mqtts://example.iot.eu-west-1.amazonaws.com:8883', clientId: 'gw1' }, s3: { bucket: 'b', forcePathStyle: true } },
+      cloud: { mqtt: { url: 'mqtts://example.iot.eu-west-1.amazonaws.com:8883', clientId: 'gw1' }, s3: { bucket: 'fleet', forcePathStyle: true } },
       sync: { outbound: [{ name: 'telemetry', from: 'sensors/#', to: 'gw1/${topic}' }], inbound: [{ name: 'cmd', from: 'cmd/#' }], shadows: [{ thing: 'pump' }] },
     }, 'test');
     expect(config.cloud.mqtt).toMatchObject({ keepalive: 30, protocolVersion: 4, reconnectMinMs: 1000, reconnectMaxMs: 60000, maxInFlight: 256 });
@@ -49,6 +49,13 @@ describe('sync configuration', () => {
       expect(() => validateConfig({ cloud: { s3: { endpoint } } }, 'test'), endpoint).toThrow(/cloud\.s3\.endpoint: expected an http:\/\/ or https:\/\/ URL/);
     }
     expect(validateConfig({ cloud: { s3: { endpoint: 'https://minio.example.net:9000/' } } }, 'test').cloud.s3.endpoint).toBe('https://minio.example.net:9000/');
+  });
+
+  it('refuses a default cloud bucket that is no S3 bucket name, as it does a rule\'s', () => {
+    for (const bucket of ['My_Bucket', 'ab', 'fleet/gw-1']) {
+      expect(() => validateConfig({ cloud: { s3: { bucket } } }, 'test'), bucket).toThrow(/cloud\.s3\.bucket: expected a bucket name/);
+    }
+    expect(validateConfig({ cloud: { s3: { bucket: 'fleet.data-1' } } }, 'test').cloud.s3.bucket).toBe('fleet.data-1');
   });
 });
 

@@ -11,6 +11,9 @@ function isCloudUrl(text: string): boolean {
     return false;
   }
 }
+/** An S3 bucket name: 3-63 lowercase letters, digits, "." and "-", starting and ending with a letter or digit. */
+const BUCKET_NAME = '[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]';
+
 /** Scheme, host and optional port: the S3 client puts the bucket and key in the path, so a path of the endpoint's own would be dropped. */
 function isS3Endpoint(text: string): boolean {
   try {
@@ -65,7 +68,7 @@ const cloudS3Schema = z.strictObject({
   /** An S3-compatible endpoint (MinIO, Ceph, Garage); default: AWS S3 of `region`. */
   endpoint: text('expected an http:// or https:// URL').refine(isS3Endpoint, { message: 'expected an http:// or https:// URL of a host (and port), without a path' }).optional(),
   region: text('expected a region name').default('us-east-1'),
-  bucket: text('expected a bucket name').optional(),
+  bucket: text('expected a bucket name').regex(new RegExp(`^${BUCKET_NAME}$`), { message: 'expected a bucket name (3-63 of a-z, 0-9, "." and "-")' }).optional(),
   /** Prepended to every object key in the cloud bucket. */
   prefix: z.string({ invalid_type_error: 'expected a key prefix' }).default(''),
   /** Default: the AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) environment variables. */
@@ -135,7 +138,7 @@ export type InboundRule = z.infer<typeof inboundRuleSchema>;
 
 /** `bucket[/prefix]`: a bucket name, optionally followed by a key prefix. */
 const bucketAndPrefix = (what: string) => text(`expected ${what}`)
-  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/s, { message: `expected ${what}` });
+  .regex(new RegExp(`^${BUCKET_NAME}(\\/.*)?$`, 's'), { message: `expected ${what}` });
 
 /** `local bucket[/prefix] → cloud bucket/prefix`: each object created there is uploaded through the outbox. */
 const objectRuleSchema = z.strictObject({
