@@ -7,6 +7,9 @@ import type { InboundRule, OutboundRule } from './config.js';
 import type { NewItem, Outbox } from './outbox.js';
 import type { RuleActivity } from './activity.js';
 
+/** AWS IoT Core's quota of filters in one SUBSCRIBE ("subscriptions per subscribe request"); it refuses more. */
+const FILTERS_PER_SUBSCRIBE = 8;
+
 /** Thrown to withhold a device's PUBACK when a reject-new rule's outbox is full. */
 export class OutboxFullError extends Error {
   constructor(rule: string) {
@@ -132,11 +135,13 @@ export class InboundBridge {
       .finally(() => this.echoes.settled(payload));
   }
 
-  /** Subscribes to the rules' filters on a new connection. */
+  /** Subscribes to the rules' filters on a new connection, at most FILTERS_PER_SUBSCRIBE in one request. */
   subscribe(client: CloudClient): void {
-    if (this.rules.length === 0) return;
-    client.subscribe(Object.fromEntries(this.rules.map((rule) => [rule.from, { qos: rule.qos as 0 | 1 }])), (error) => {
-      if (error) this.log.warn({ err: error }, 'could not subscribe to the inbound rules on the cloud broker');
-    });
+    for (let first = 0; first < this.rules.length; first += FILTERS_PER_SUBSCRIBE) {
+      const rules = this.rules.slice(first, first + FILTERS_PER_SUBSCRIBE);
+      client.subscribe(Object.fromEntries(rules.map((rule) => [rule.from, { qos: rule.qos as 0 | 1 }])), (error) => {
+        if (error) this.log.warn({ err: error, rules: rules.map((rule) => rule.name) }, 'could not subscribe to inbound rules on the cloud broker');
+      });
+    }
   }
 }

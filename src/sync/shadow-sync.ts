@@ -138,6 +138,8 @@ export class ShadowSync {
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   private readonly local: ShadowChannel;
   private cloud: ShadowChannel | undefined;
+  /** Shadows whose cloud topics the current connection is subscribed to: only those can sync (a request's answer needs it). */
+  private readonly subscribed = new Set<string>();
   private unsubscribe: (() => Promise<void>) | undefined;
 
   constructor(
@@ -179,19 +181,37 @@ export class ShadowSync {
       client.publish(topic, payload, { qos: 1 }, (error) => (error ? reject(error) : resolve()));
     }), CLOUD_MAX_IN_FLIGHT);
     this.cloud = channel;
-    const filters = [...this.rules.values()].flatMap((rule) => [`${shadowPrefix(rule)}/get/+`, `${shadowPrefix(rule)}/update/+`, `${shadowPrefix(rule)}/delete/accepted`]);
-    client.subscribe(Object.fromEntries(filters.map((filter) => [filter, { qos: 1 as const }])), (error) => {
-      if (error) {
-        this.log.warn({ err: error }, 'could not subscribe to the cloud shadow topics');
-        return;
-      }
-      if (this.cloud === channel) for (const key of this.rules.keys()) this.schedule(key);
-    });
+    this.subscribed.clear();
+    // One SUBSCRIBE per shadow: AWS IoT Core takes at most 8 filters in one, and a shadow the cloud
+    // refuses (its policy) must not hold the others back.
+    for (const [key, rule] of this.rules) {
+      const filters = [`${shadowPrefix(rule)}/get/+`, `${shadowPrefix(rule)}/update/+`, `${shadowPrefix(rule)}/delete/accepted`];
+      client.subscribe(Object.fromEntries(filters.map((filter) => [filter, { qos: 1 as const }])), (error) => {
+        if (error) {
+          this.outcomeOf(key).lastError = `could not subscribe to the cloud shadow topics: ${error.message}`;
+          this.log.warn({ thing: rule.thing, shadow: rule.name, err: error }, 'could not subscribe to the cloud shadow topics');
+          return;
+        }
+        if (this.cloud !== channel) return;
+        this.subscribed.add(key);
+        this.schedule(key);
+      });
+    }
+  }
+
+  private outcomeOf(key: string): { lastSync?: string; lastError?: string } {
+    let outcome = this.outcomes.get(key);
+    if (!outcome) {
+      outcome = {};
+      this.outcomes.set(key, outcome);
+    }
+    return outcome;
   }
 
   disconnected(): void {
     this.cloud?.failAll('cloud link down');
     this.cloud = undefined;
+    this.subscribed.clear();
   }
 
   fromCloud(topic: string, payload: Buffer): void {
@@ -218,7 +238,8 @@ export class ShadowSync {
   }
 
   private schedule(key: string): void {
-    if (!this.cloud) return; // the next connect syncs everything
+    // the next connect (or this one's SUBACK) syncs everything
+    if (!this.cloud || !this.subscribed.has(key)) return;
     const running = this.running.get(key);
     if (running) {
       running.again = true;
@@ -237,8 +258,7 @@ export class ShadowSync {
 
   private async syncOnce(key: string): Promise<void> {
     const rule = this.rules.get(key)!;
-    const outcome = this.outcomes.get(key) ?? {};
-    this.outcomes.set(key, outcome);
+    const outcome = this.outcomeOf(key);
     clearTimeout(this.retryTimers.get(key));
     try {
       for (let conflicts = 0; ; conflicts++) {
