@@ -100,6 +100,7 @@ export class OutboundBridge {
       throw error;
     }
     if (outcome.stored) {
+      this.outbox.markDurable(outcome.id);
       this.committed(item.live);
       return;
     }

@@ -107,6 +107,13 @@ export class Outbox {
   liveCount = 0;
   liveBytes = 0;
   private watermark = Infinity;
+  /**
+   * The highest item id known to be on disk: the rows of earlier runs, and those of this one whose
+   * commit's fsync has completed (markDurable). A transaction is readable once committed, before its
+   * fsync: an item sent to the cloud from it, and then undone by a power cut, would have its id given
+   * to another message, which a cloud that drops duplicates by id would drop.
+   */
+  private durableUpTo = 0;
   /** Called when the outbox goes from empty to holding an item, inside the write's transaction: it may only schedule work. */
   onItems: () => void = () => {};
   /** Messages refused because the write failed (disk full): counted as rejected, in memory only — the disk is what failed. */
@@ -123,6 +130,12 @@ export class Outbox {
     this.db.transaction(() => this.registerBoot())();
     this.reloadFigures();
     if (this.totalCount === 0) this.db.transaction(() => this.forgetOtherBoots())();
+    this.durableUpTo = (this.statements.maxId.get() as { id: number | null }).id ?? 0;
+  }
+
+  /** The commit of item `id` (and of every item before it) has been fsynced: the sender may read it. */
+  markDurable(id: number): void {
+    if (id > this.durableUpTo) this.durableUpTo = id;
   }
 
   /**
@@ -303,12 +316,13 @@ export class Outbox {
   }
 
   /** Write: puts dead letters back at the end of the outbox (new ids, no TTL); stops at sync.maxBytes. */
-  retry(ids: readonly number[] | 'all'): { retried: number[]; skipped: Array<{ id: number; reason: string }> } {
+  retry(ids: readonly number[] | 'all'): { retried: number[]; skipped: Array<{ id: number; reason: string }>; lastItemId: number } {
     const letters = ids === 'all'
       ? this.statements.allDeadLetterIds.all() as Array<{ id: number }>
       : ids.map((id) => ({ id }));
     const retried: number[] = [];
     const skipped: Array<{ id: number; reason: string }> = [];
+    let lastItemId = 0;
     for (const { id } of letters) {
       const letter = this.statements.deadLetter.get(id) as (ItemRow & { reason: string }) | undefined;
       if (!letter) {
@@ -329,8 +343,9 @@ export class Outbox {
       this.statements.deleteDeadLetter.run(id);
       this.added({ id: itemId, rule: letter.rule, priority: letter.priority, bytes, live: letter.live });
       retried.push(id);
+      lastItemId = itemId;
     }
-    return { retried, skipped };
+    return { retried, skipped, lastItemId };
   }
 
   deadLetters(limit: number): DeadLetter[] {
@@ -361,12 +376,12 @@ export class Outbox {
 
   /** Live lane: items of liveFirst rules newer than `afterId`, in arrival order. */
   live(afterId: number, limit: number): OutboxItem[] {
-    return this.statements.live.all(afterId, limit) as OutboxItem[];
+    return this.statements.live.all(afterId, this.durableUpTo, limit) as OutboxItem[];
   }
 
   /** Backlog lane of one priority: items after `afterId` that are not live (older than `watermark` or of strict-order rules). */
   backlog(priority: number, afterId: number, watermark: number, limit: number): OutboxItem[] {
-    return this.statements.backlog.all(priority, afterId, watermark, limit) as OutboxItem[];
+    return this.statements.backlog.all(priority, afterId, watermark, this.durableUpTo, limit) as OutboxItem[];
   }
 
   /** The object upload to do next: highest priority first, then in arrival order (so in order per object key). */
@@ -463,8 +478,8 @@ function prepare(db: Database.Database) {
     countDeadLetters: db.prepare('SELECT COUNT(*) AS n FROM sync_dead_letters'),
     maxId: db.prepare('SELECT MAX(id) AS id FROM sync_outbox'),
     liveFigures: db.prepare('SELECT COUNT(*) AS count, COALESCE(SUM(bytes), 0) AS bytes FROM sync_outbox WHERE live = 1 AND id > ?'),
-    live: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE id > ? AND live = 1 ORDER BY id LIMIT ?`),
-    backlog: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE priority = ? AND id > ? AND (live = 0 OR id <= ?) AND kind = 'message' ORDER BY id LIMIT ?`),
+    live: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE id > ? AND id <= ? AND live = 1 ORDER BY id LIMIT ?`),
+    backlog: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE priority = ? AND id > ? AND (live = 0 OR id <= ?) AND id <= ? AND kind = 'message' ORDER BY id LIMIT ?`),
     // Through the partial index sync_outbox_objects: uploads never scan the messages.
     nextObject: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE kind = 'object' ORDER BY priority DESC, id LIMIT 1`),
     objectQueued: db.prepare(`SELECT 1 FROM sync_outbox WHERE kind = 'object' AND local_topic = ? LIMIT 1`),

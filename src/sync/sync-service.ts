@@ -162,7 +162,8 @@ export class SyncService implements Service {
   }
 
   async retry(ids: number[] | 'all'): Promise<{ retried: number[]; skipped: Array<{ id: number; reason: string }> }> {
-    const outcome = await this.context.store.commit.run(() => this.outbox.retry(ids));
+    const { lastItemId, ...outcome } = await this.context.store.commit.run(() => this.outbox.retry(ids));
+    this.outbox.markDurable(lastItemId);
     if (outcome.retried.length > 0) {
       this.sender.wake(true);
       this.sender.wake(false);
