@@ -60,6 +60,27 @@ describe('inbound rules on AWS IoT reserved topics', () => {
       publisher.end(true);
     }
   });
+
+  it('delivers a retained cloud command once, not again after every reconnect of a session the cloud kept', async () => {
+    await eventually(async () => (await status(daemon)).online);
+    const received: string[] = [];
+    local.on('message', (topic, payload) => { if (topic === 'cloud/cmd/valve') received.push(payload.toString()); });
+    await local.subscribeAsync('cloud/cmd/valve', { qos: 1 });
+    const publisher = await connectClient(cloud.url, { clientId: 'aws-iot-retained' });
+    await publisher.publishAsync('cmd/valve', 'open', { qos: 1, retain: true });
+    await publisher.endAsync(true);
+    await eventually(() => received.length === 1, 10_000);
+    // Mosquitto keeps the gateway's session across its restarts: the filters are still subscribed
+    for (let restart = 0; restart < 2; restart++) {
+      await cloud.stop();
+      await eventually(async () => !(await status(daemon)).online, 10_000);
+      await cloud.start();
+      await eventually(async () => (await status(daemon)).online, 10_000);
+    }
+    // a SUBSCRIBE's retained copy comes with its SUBACK, right after the connection is up
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(received).toEqual(['open']);
+  });
 });
 
 describe('inbound rules over MQTT 5', () => {

@@ -111,6 +111,9 @@ export class OutboundBridge {
 
 /** `cloud filter → local topic`: a cloud message is acknowledged once the local broker took it. */
 export class InboundBridge {
+  /** Every filter was granted in the cloud session, as far as this process knows (a restart subscribes again). */
+  private subscribedInSession = false;
+
   constructor(
     private readonly bus: LocalBus,
     private readonly rules: readonly InboundRule[],
@@ -136,12 +139,21 @@ export class InboundBridge {
       .finally(() => this.echoes.settled(payload));
   }
 
-  /** Subscribes to the rules' filters on a new connection, at most FILTERS_PER_SUBSCRIBE in one request. */
-  subscribe(client: CloudClient): void {
+  /**
+   * Subscribes to the rules' filters on a new connection, at most FILTERS_PER_SUBSCRIBE in one
+   * request; not when the cloud kept the session in which this process subscribed them all: a
+   * SUBSCRIBE sends the filters' retained messages again (MQTT-3.8.4-3), and a retained command
+   * would run again after every drop of the link.
+   */
+  subscribe(client: CloudClient, sessionPresent: boolean): void {
+    if (sessionPresent && this.subscribedInSession) return;
+    this.subscribedInSession = false;
+    let waiting = Math.ceil(this.rules.length / FILTERS_PER_SUBSCRIBE);
     for (let first = 0; first < this.rules.length; first += FILTERS_PER_SUBSCRIBE) {
       const rules = this.rules.slice(first, first + FILTERS_PER_SUBSCRIBE);
       client.subscribe(Object.fromEntries(rules.map((rule) => [rule.from, { qos: rule.qos as 0 | 1 }])), (error) => {
         if (error) this.log.warn({ err: error, rules: rules.map((rule) => rule.name) }, 'could not subscribe to inbound rules on the cloud broker');
+        else if (--waiting === 0) this.subscribedInSession = true;
       });
     }
   }

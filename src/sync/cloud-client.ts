@@ -16,7 +16,9 @@ export interface CloudClient {
   subscribe(filters: Record<string, { qos: 0 | 1 }>, done: (error?: Error | null) => void): void;
   /** Each message from the cloud; a QoS 1 message is acknowledged once `done` is called without an error. */
   handleMessage: (packet: { topic: string; payload: Buffer | string }, done: (error?: Error) => void) => void;
-  on(event: 'connect' | 'close', listener: () => void): this;
+  /** `connack`: the cloud's CONNACK, whose sessionPresent says the cloud kept the session (its subscriptions too). */
+  on(event: 'connect', listener: (connack?: { sessionPresent?: boolean }) => void): this;
+  on(event: 'close', listener: () => void): this;
   on(event: 'error', listener: (error: Error) => void): this;
   once(event: 'close', listener: () => void): this;
   /** Closes the connection (`force`: without DISCONNECT, as after a failure). */
@@ -182,7 +184,7 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
         else this.send({ cmd: 'pingreq' });
       }, period);
     }
-    this.emit('connect');
+    this.emit('connect', packet);
   }
 
   private deliver(packet: IPublishPacket): void {

@@ -45,7 +45,8 @@ export interface LinkState {
 
 export interface LinkHandlers {
   /** A connection is up (CONNACK received); `client` is valid until `onDown`. */
-  onUp(client: CloudClient): void;
+  /** `sessionPresent`: the cloud kept the session of the previous connection (MQTT-3.2.2-2). */
+  onUp(client: CloudClient, sessionPresent: boolean): void;
   /**
    * `byPeer`: the cloud closed the connection, or it broke in a way that may be the cloud's (a reset),
    * rather than this side stopping it or the network failing (a timeout, an unreachable route).
@@ -105,13 +106,13 @@ export class CloudLink {
     this.client = client;
     let wasUp = false;
     let upSince = 0;
-    client.on('connect', () => {
+    client.on('connect', (connack) => {
       wasUp = true;
       upSince = performance.now();
       this.state.online = true;
       this.state.since = new Date(this.wallMs()).toISOString();
       this.log.info({ url: this.config.url }, 'cloud link up');
-      this.handlers.onUp(client);
+      this.handlers.onUp(client, connack?.sessionPresent === true);
     });
     let refusalRuledOut = false;
     client.on('error', (error) => {

@@ -61,7 +61,7 @@ export class SyncService implements Service {
     this.inbound = new InboundBridge(bus, sync.inbound, echoes, this.log);
     this.shadows = new ShadowSync(bus, store, sync.shadows, this.clock.wallMs, this.log);
     this.link = new CloudLink(cloud.mqtt, {
-      onUp: (client) => {
+      onUp: (client, sessionPresent) => {
         // The configured shadows' topics answer shadow sync; everything else, other `$aws/things/…`
         // topics such as AWS IoT Jobs included, is for the inbound rules (PUBACK once delivered).
         client.handleMessage = (packet, done) => {
@@ -69,7 +69,7 @@ export class SyncService implements Service {
           this.shadows.fromCloud(packet.topic, Buffer.from(packet.payload));
           done();
         };
-        this.inbound.subscribe(client);
+        this.inbound.subscribe(client, sessionPresent);
         this.shadows.connected(client);
         this.sender.connected(client);
       },
