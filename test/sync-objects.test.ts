@@ -1,11 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
+import { Agent } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { outpost } from './helpers/mqtt.js';
 import { addKey, s3Client } from './helpers/objects.js';
 import { CloudS3, S3RVER_KEY } from './helpers/cloud-s3.js';
+import { makeTestPki } from './helpers/certs.js';
 
 const MiB = 1024 * 1024;
 const md5 = (data: Buffer) => createHash('md5').update(data).digest('hex');
@@ -209,6 +212,27 @@ describe('sync: objects to cloud S3', () => {
       expect((await cloud.body('cloud', 'logs/day-1.log')).toString()).toBe('log of day 1');
     } finally {
       await daemon.cleanup();
+    }
+  });
+
+  it('reads the local object store over HTTPS when s3.tls is on, its certificate issued by a CA the system does not know', async () => {
+    await cloud.up();
+    const pki = makeTestPki('unused');
+    const daemon = await TestDaemon.start({ config: { ...gatewayConfig(cloud, [{ name: 'secure', from: 'secure', to: 'cloud/secure/' }]), s3: { tls: { enabled: true, cert: pki.serverCert, key: pki.serverKey } } } });
+    const s3 = new S3Client({
+      endpoint: `https://127.0.0.1:${daemon.port('s3')}`, region: 'us-east-1', forcePathStyle: true, maxAttempts: 1,
+      credentials: await addKey(daemon), requestHandler: { httpsAgent: new Agent({ ca: readFileSync(pki.caCert) }) },
+    });
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: 'secure' }));
+      await put(s3, 'secure', 'report.csv', 'a,b\n1,2\n');
+      // the uploader waited for the local store for ever: its client refused the daemon's own certificate
+      await eventually(async () => (await cloud.keys('cloud')).includes('secure/report.csv'), 15_000);
+      await expectCloudBody(cloud, 'secure/report.csv', Buffer.from('a,b\n1,2\n'));
+    } finally {
+      s3.destroy();
+      await daemon.cleanup();
+      rmSync(pki.dir, { recursive: true, force: true });
     }
   });
 

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { localUrl, type Listener, type Service, type ServiceContext, type ServiceHealth } from '../service.js';
 import { systemClock, type SyncClock } from './clock.js';
@@ -180,7 +181,12 @@ export class SyncService implements Service {
   private async connectS3(): Promise<S3Endpoints> {
     const listener = this.context.listeners().find((candidate) => candidate.name === 's3');
     if (!listener) throw new Error('this daemon has no object store (s3) to read from');
-    const local: LocalS3 = { endpoint: localUrl(listener), region: this.context.config.s3.region, credentials: await this.context.accessKeys.serviceKey('sync') };
+    const { region, tls } = this.context.config.s3;
+    const local: LocalS3 = {
+      endpoint: localUrl(listener), region, credentials: await this.context.accessKeys.serviceKey('sync'),
+      // its own certificate (the file's first: the rest is its chain), which need not name the loopback address it is reached at
+      ...(tls.enabled && tls.cert ? { certificate: /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/.exec(await readFile(tls.cert, 'utf8'))?.[0] } : {}),
+    };
     return connectS3(this.context.config.cloud.s3, local);
   }
 

@@ -17,6 +17,11 @@ export interface S3ClientOptions {
   region: string;
   forcePathStyle: boolean;
   credentials: S3Credentials;
+  /**
+   * The one certificate (PEM) an https endpoint may present, whoever issued it and whatever names it
+   * carries: the daemon's own S3 port, reached at a loopback address its certificate need not name.
+   */
+  onlyCertificate?: string;
 }
 
 /** An S3 error answer: `name` is its Code (NoSuchBucket, SlowDown…), or the status text of a HEAD. */
@@ -63,7 +68,7 @@ export class S3Client {
   constructor(private readonly options: S3ClientOptions) {
     this.url = new URL(options.endpoint ?? `https://s3.${options.region}.amazonaws.com`);
     const agentOptions = { keepAlive: true, maxSockets: 2 };
-    this.agent = this.url.protocol === 'https:' ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+    this.agent = this.url.protocol === 'https:' ? new HttpsAgent({ ...agentOptions, ...(options.onlyCertificate ? pinnedTo(options.onlyCertificate) : {}) }) : new HttpAgent(agentOptions);
   }
 
   /** S3 GetObject; the body streams from the answer. */
@@ -216,4 +221,13 @@ function xmlValue(xml: string, tag: string): string | undefined {
 
 function escapeXml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&${Object.keys(ENTITIES).find((name) => ENTITIES[name] === c)};`);
+}
+
+/**
+ * TLS options that trust exactly `certificate`: it is the only trust anchor, taken as one even when
+ * a CA issued it (allowPartialTrustChain, Node ≥ 20.18: older ones trust a self-signed one only), so
+ * no other certificate passes, and the host name is not checked against it.
+ */
+function pinnedTo(certificate: string): object {
+  return { ca: certificate, allowPartialTrustChain: true, checkServerIdentity: () => undefined };
 }

@@ -11,6 +11,8 @@ export interface LocalS3 {
   endpoint: string;
   region: string;
   credentials: S3Credentials;
+  /** s3.tls's certificate (PEM), when the local S3 API is https. */
+  certificate?: string;
 }
 
 /** cloud.s3's key, else the standard environment variables (an IAM role's, say, through systemd's environment). */
@@ -25,7 +27,7 @@ function cloudCredentials(cloud: CloudConfig['s3'], env: NodeJS.ProcessEnv): S3C
 /** Both clients, made on the first upload. */
 export function connectS3(cloud: CloudConfig['s3'], local: LocalS3, env: NodeJS.ProcessEnv = process.env): S3Endpoints {
   return {
-    local: new S3Client({ endpoint: local.endpoint, region: local.region, credentials: local.credentials, forcePathStyle: true }),
+    local: new S3Client({ endpoint: local.endpoint, region: local.region, credentials: local.credentials, forcePathStyle: true, onlyCertificate: local.certificate }),
     cloud: new S3Client({ endpoint: cloud.endpoint, region: cloud.region, credentials: cloudCredentials(cloud, env), forcePathStyle: cloud.forcePathStyle }),
   };
 }
