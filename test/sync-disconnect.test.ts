@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createServer, type Server, type Socket } from 'node:net';
-import mqttPacket from 'mqtt-packet';
+import type mqttPacket from 'mqtt-packet';
 import type { MqttClient } from 'mqtt';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
+import { ScriptedCloud, type CloudConnection } from './helpers/scripted-cloud.js';
 
 const status = async (daemon: TestDaemon) => JSON.parse((await outpost(daemon.socket, ['sync', 'status', '--json'])).stdout);
 
@@ -13,46 +13,23 @@ const status = async (daemon: TestDaemon) => JSON.parse((await outpost(daemon.so
  * reason code: on the first PUBLISH, which it never acknowledges (the publish is in flight when the
  * cloud goes, every time), or right after the CONNACK (an overloaded cloud, a session taken over).
  */
-class DisconnectingCloud {
+class DisconnectingCloud extends ScriptedCloud {
   connections = 0;
-  private readonly sockets = new Set<Socket>();
-  private constructor(private readonly server: Server, readonly port: number) {}
 
-  static async start(reasonCode: number, after: 'publish' | 'connack' = 'publish'): Promise<DisconnectingCloud> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const cloud = new DisconnectingCloud(server, (server.address() as { port: number }).port);
-    server.on('connection', (socket) => {
-      cloud.sockets.add(socket);
-      socket.on('close', () => cloud.sockets.delete(socket));
-      socket.on('error', () => undefined);
-      const parser = mqttPacket.parser({ protocolVersion: 5 });
-      const send = (packet: mqttPacket.Packet) => socket.write(mqttPacket.generate(packet, { protocolVersion: 5 }));
-      parser.on('packet', (packet) => {
-        if (packet.cmd === 'connect') {
-          cloud.connections++;
-          send({ cmd: 'connack', sessionPresent: false, reasonCode: 0 });
-          if (after === 'connack') {
-            send({ cmd: 'disconnect', reasonCode });
-            socket.end();
-          }
-        } else if (packet.cmd === 'publish') {
-          send({ cmd: 'disconnect', reasonCode });
-          socket.end();
-        }
-      });
-      socket.on('data', (chunk) => parser.parse(chunk));
-    });
-    return cloud;
+  constructor(private readonly reasonCode: number, private readonly after: 'publish' | 'connack' = 'publish') {
+    super(5);
   }
 
-  get url(): string {
-    return `mqtt://127.0.0.1:${this.port}`;
-  }
-
-  async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise((resolve) => this.server.close(resolve));
+  protected connected(connection: CloudConnection) {
+    return (packet: mqttPacket.Packet) => {
+      if (packet.cmd === 'connect') {
+        this.connections++;
+        connection.send({ cmd: 'connack', sessionPresent: false, reasonCode: 0 });
+        if (this.after === 'connack') connection.disconnect(this.reasonCode);
+      } else if (packet.cmd === 'publish') {
+        connection.disconnect(this.reasonCode);
+      }
+    };
   }
 }
 
@@ -68,7 +45,7 @@ describe('a cloud that ends the connection with an MQTT 5 DISCONNECT reason code
   });
 
   const start = async (reasonCode: number) => {
-    cloud = await DisconnectingCloud.start(reasonCode);
+    cloud = await new DisconnectingCloud(reasonCode).listen();
     daemon = await TestDaemon.start({
       config: {
         mqtt: { allowAnonymous: true },
@@ -116,7 +93,7 @@ describe('reconnecting to a cloud that ends each connection right after acceptin
   });
 
   it('keeps backing off: a CONNACK alone is no success', async () => {
-    cloud = await DisconnectingCloud.start(0x89, 'connack');
+    cloud = await new DisconnectingCloud(0x89, 'connack').listen();
     daemon = await TestDaemon.start({
       config: { cloud: { mqtt: { url: cloud.url, clientId: 'gw-busy', protocolVersion: 5, reconnectMinMs: 100, reconnectMaxMs: 1600 } } },
     });

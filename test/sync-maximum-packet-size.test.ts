@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type Server, type Socket } from 'node:net';
 import mqttPacket from 'mqtt-packet';
 import type { MqttClient } from 'mqtt';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
+import { ScriptedCloud, type CloudConnection } from './helpers/scripted-cloud.js';
 
 const status = async (daemon: TestDaemon) => JSON.parse((await outpost(daemon.socket, ['sync', 'status', '--json'])).stdout);
 const MAXIMUM_PACKET_SIZE = 512;
@@ -13,48 +13,28 @@ const MAXIMUM_PACKET_SIZE = 512;
  * An MQTT 5 cloud that announces a Maximum Packet Size in its CONNACK and, as brokers do, ends the
  * connection with DISCONNECT 0x95 (packet too large) on a larger packet, which it counts.
  */
-class SmallPacketCloud {
+class SmallPacketCloud extends ScriptedCloud {
   readonly received: string[] = [];
   oversized = 0;
-  private readonly sockets = new Set<Socket>();
-  private constructor(private readonly server: Server, readonly port: number) {}
 
-  static async start(): Promise<SmallPacketCloud> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const cloud = new SmallPacketCloud(server, (server.address() as { port: number }).port);
-    server.on('connection', (socket) => {
-      cloud.sockets.add(socket);
-      socket.on('close', () => cloud.sockets.delete(socket));
-      socket.on('error', () => undefined);
-      const parser = mqttPacket.parser({ protocolVersion: 5 });
-      const send = (packet: mqttPacket.Packet) => { if (!socket.destroyed) socket.write(mqttPacket.generate(packet, { protocolVersion: 5 })); };
-      parser.on('packet', (packet) => {
-        if (packet.cmd === 'connect') {
-          send({ cmd: 'connack', sessionPresent: false, reasonCode: 0, properties: { maximumPacketSize: MAXIMUM_PACKET_SIZE } });
-        } else if (packet.cmd === 'publish') {
-          if (mqttPacket.generate(packet, { protocolVersion: 5 }).length > MAXIMUM_PACKET_SIZE) {
-            cloud.oversized++;
-            send({ cmd: 'disconnect', reasonCode: 0x95 });
-            socket.end();
-            return;
-          }
-          cloud.received.push(packet.payload.toString());
-          if (packet.qos === 1) send({ cmd: 'puback', messageId: packet.messageId, reasonCode: 0 });
+  constructor() {
+    super(5);
+  }
+
+  protected connected(connection: CloudConnection) {
+    return (packet: mqttPacket.Packet) => {
+      if (packet.cmd === 'connect') {
+        connection.send({ cmd: 'connack', sessionPresent: false, reasonCode: 0, properties: { maximumPacketSize: MAXIMUM_PACKET_SIZE } });
+      } else if (packet.cmd === 'publish') {
+        if (mqttPacket.generate(packet, { protocolVersion: 5 }).length > MAXIMUM_PACKET_SIZE) {
+          this.oversized++;
+          connection.disconnect(0x95);
+          return;
         }
-      });
-      socket.on('data', (chunk) => parser.parse(chunk));
-    });
-    return cloud;
-  }
-
-  get url(): string {
-    return `mqtt://127.0.0.1:${this.port}`;
-  }
-
-  async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise((resolve) => this.server.close(resolve));
+        this.received.push(packet.payload.toString());
+        if (packet.qos === 1) connection.send({ cmd: 'puback', messageId: packet.messageId, reasonCode: 0 });
+      }
+    };
   }
 }
 
@@ -64,7 +44,7 @@ describe('an MQTT 5 cloud with a Maximum Packet Size', () => {
   let device: MqttClient;
 
   beforeAll(async () => {
-    cloud = await SmallPacketCloud.start();
+    cloud = await new SmallPacketCloud().listen();
     daemon = await TestDaemon.start({
       config: {
         mqtt: { allowAnonymous: true },

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type Server, type Socket } from 'node:net';
-import mqttPacket from 'mqtt-packet';
+import type mqttPacket from 'mqtt-packet';
 import type { MqttClient } from 'mqtt';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
+import { ScriptedCloud, type CloudConnection } from './helpers/scripted-cloud.js';
 
 const status = async (daemon: TestDaemon) => JSON.parse((await outpost(daemon.socket, ['sync', 'status', '--json'])).stdout);
 
@@ -13,52 +13,32 @@ const status = async (daemon: TestDaemon) => JSON.parse((await outpost(daemon.so
  * (MQTT-3.3.4-9): more unacknowledged QoS 1 PUBLISHes than that end the connection with
  * DISCONNECT 0x93. It acknowledges each PUBLISH 20 ms after it came, so several stay in flight.
  */
-class QuotaCloud {
+class QuotaCloud extends ScriptedCloud {
   readonly received: string[] = [];
   overruns = 0;
-  private readonly sockets = new Set<Socket>();
-  private constructor(private readonly server: Server, readonly port: number) {}
 
-  static async start(receiveMaximum: number): Promise<QuotaCloud> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const cloud = new QuotaCloud(server, (server.address() as { port: number }).port);
-    server.on('connection', (socket) => {
-      cloud.sockets.add(socket);
-      socket.on('close', () => cloud.sockets.delete(socket));
-      socket.on('error', () => undefined);
-      const parser = mqttPacket.parser({ protocolVersion: 5 });
-      const send = (packet: mqttPacket.Packet) => { if (!socket.destroyed) socket.write(mqttPacket.generate(packet, { protocolVersion: 5 })); };
-      let unacknowledged = 0;
-      parser.on('packet', (packet) => {
-        if (packet.cmd === 'connect') {
-          send({ cmd: 'connack', sessionPresent: false, reasonCode: 0, properties: { receiveMaximum } });
-        } else if (packet.cmd === 'publish' && packet.qos === 1) {
-          if (++unacknowledged > receiveMaximum) {
-            cloud.overruns++;
-            send({ cmd: 'disconnect', reasonCode: 0x93 });
-            socket.end();
-            return;
-          }
-          cloud.received.push(packet.payload.toString());
-          setTimeout(() => {
-            unacknowledged--;
-            send({ cmd: 'puback', messageId: packet.messageId, reasonCode: 0 });
-          }, 20);
+  constructor(private readonly receiveMaximum: number) {
+    super(5);
+  }
+
+  protected connected(connection: CloudConnection) {
+    let unacknowledged = 0;
+    return (packet: mqttPacket.Packet) => {
+      if (packet.cmd === 'connect') {
+        connection.send({ cmd: 'connack', sessionPresent: false, reasonCode: 0, properties: { receiveMaximum: this.receiveMaximum } });
+      } else if (packet.cmd === 'publish' && packet.qos === 1) {
+        if (++unacknowledged > this.receiveMaximum) {
+          this.overruns++;
+          connection.disconnect(0x93);
+          return;
         }
-      });
-      socket.on('data', (chunk) => parser.parse(chunk));
-    });
-    return cloud;
-  }
-
-  get url(): string {
-    return `mqtt://127.0.0.1:${this.port}`;
-  }
-
-  async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise((resolve) => this.server.close(resolve));
+        this.received.push(packet.payload.toString());
+        setTimeout(() => {
+          unacknowledged--;
+          connection.send({ cmd: 'puback', messageId: packet.messageId, reasonCode: 0 });
+        }, 20);
+      }
+    };
   }
 }
 
@@ -68,7 +48,7 @@ describe('an MQTT 5 cloud with a small Receive Maximum', () => {
   let device: MqttClient;
 
   beforeAll(async () => {
-    cloud = await QuotaCloud.start(5);
+    cloud = await new QuotaCloud(5).listen();
     daemon = await TestDaemon.start({
       config: {
         mqtt: { allowAnonymous: true },

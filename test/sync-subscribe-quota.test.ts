@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type Server, type Socket } from 'node:net';
-import mqttPacket from 'mqtt-packet';
+import type mqttPacket from 'mqtt-packet';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { outpost } from './helpers/mqtt.js';
+import { ScriptedCloud, type CloudConnection } from './helpers/scripted-cloud.js';
 
 /** AWS IoT Core quota: "Maximum number of subscriptions per subscribe request: 8". */
 const FILTERS_PER_SUBSCRIBE = 8;
@@ -13,49 +13,30 @@ const FILTERS_PER_SUBSCRIBE = 8;
  * refused whole (SUBACK 0x80 for each), and so is any filter of a thing its policy does not allow
  * ("pump-denied"). It records every SUBSCRIBE and acknowledges every PUBLISH (shadow requests go unanswered).
  */
-class QuotaCloud {
+class QuotaCloud extends ScriptedCloud {
   readonly subscribes: string[][] = [];
   readonly granted = new Set<string>();
-  private readonly sockets = new Set<Socket>();
-  private constructor(private readonly server: Server, readonly port: number) {}
 
-  static async start(): Promise<QuotaCloud> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const cloud = new QuotaCloud(server, (server.address() as { port: number }).port);
-    server.on('connection', (socket) => {
-      cloud.sockets.add(socket);
-      socket.on('close', () => cloud.sockets.delete(socket));
-      socket.on('error', () => undefined);
-      const parser = mqttPacket.parser({ protocolVersion: 4 });
-      const send = (packet: mqttPacket.Packet) => { if (!socket.destroyed) socket.write(mqttPacket.generate(packet, { protocolVersion: 4 })); };
-      parser.on('packet', (packet) => {
-        if (packet.cmd === 'connect') {
-          send({ cmd: 'connack', sessionPresent: false, returnCode: 0 });
-        } else if (packet.cmd === 'subscribe') {
-          const filters = packet.subscriptions.map((subscription) => subscription.topic);
-          cloud.subscribes.push(filters);
-          const granted = filters.map((filter) => (filters.length > FILTERS_PER_SUBSCRIBE || filter.includes('pump-denied') ? 0x80 : 1));
-          filters.forEach((filter, index) => { if (granted[index] !== 0x80) cloud.granted.add(filter); });
-          send({ cmd: 'suback', messageId: packet.messageId, granted });
-        } else if (packet.cmd === 'publish' && packet.qos === 1) {
-          send({ cmd: 'puback', messageId: packet.messageId });
-        } else if (packet.cmd === 'pingreq') {
-          send({ cmd: 'pingresp' });
-        }
-      });
-      socket.on('data', (chunk) => parser.parse(chunk));
-    });
-    return cloud;
+  constructor() {
+    super(4);
   }
 
-  get url(): string {
-    return `mqtt://127.0.0.1:${this.port}`;
-  }
-
-  async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise((resolve) => this.server.close(resolve));
+  protected connected(connection: CloudConnection) {
+    return (packet: mqttPacket.Packet) => {
+      if (packet.cmd === 'connect') {
+        connection.send({ cmd: 'connack', sessionPresent: false, returnCode: 0 });
+      } else if (packet.cmd === 'subscribe') {
+        const filters = packet.subscriptions.map((subscription) => subscription.topic);
+        this.subscribes.push(filters);
+        const granted = filters.map((filter) => (filters.length > FILTERS_PER_SUBSCRIBE || filter.includes('pump-denied') ? 0x80 : 1));
+        filters.forEach((filter, index) => { if (granted[index] !== 0x80) this.granted.add(filter); });
+        connection.send({ cmd: 'suback', messageId: packet.messageId, granted });
+      } else if (packet.cmd === 'publish' && packet.qos === 1) {
+        connection.send({ cmd: 'puback', messageId: packet.messageId });
+      } else if (packet.cmd === 'pingreq') {
+        connection.send({ cmd: 'pingresp' });
+      }
+    };
   }
 }
 
@@ -66,7 +47,7 @@ describe('subscribing on a cloud with AWS IoT Core\'s SUBSCRIBE quota', () => {
   const commands = Array.from({ length: 10 }, (_, i) => `cmd-${i}/#`);
 
   beforeAll(async () => {
-    cloud = await QuotaCloud.start();
+    cloud = await new QuotaCloud().listen();
     daemon = await TestDaemon.start({
       config: {
         cloud: { mqtt: { url: cloud.url, clientId: 'gw-quota', reconnectMinMs: 100, reconnectMaxMs: 300 } },
