@@ -54,6 +54,49 @@ describe('broker with authentication (config file: anonymous off)', () => {
     expect(new Set(await Promise.all(ahead))).toEqual(new Set(['refused 4']));
   }, 30_000);
 
+  it('closes the connections of a thing removed, given another password or another policy', async () => {
+    // what a connection admitted before the change still gets: the messages of its subscription, or its close
+    const closedOrDelivered = (client: MqttClient) => new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve('still connected, nothing delivered'), 3000);
+      client.once('close', () => { clearTimeout(timer); resolve('closed'); });
+      client.once('message', (topic) => { clearTimeout(timer); resolve(`delivered ${topic}`); });
+    });
+    const sendCommand = async (thing: string) => {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const observer = await connect({ clientId: `observer-${thing}`, username: 'observer', password: 'watch' });
+      await observer.publishAsync(`$aws/things/${thing}/shadow/name/cmd/get`, '{}', { qos: 1 });
+    };
+
+    await addThing(daemon.socket, 'stolen', 'pw');
+    const stolen = await connectClient(daemon.mqttUrl, { clientId: 'stolen', username: 'stolen', password: 'pw' });
+    await stolen.subscribeAsync('$aws/things/stolen/#', { qos: 1 });
+    const removedOutcome = closedOrDelivered(stolen);
+    expect((await adminRequest(daemon.socket, 'DELETE', '/v1/things/stolen'))?.status).toBe(200);
+    await sendCommand('stolen');
+    expect(await removedOutcome).toBe('closed');
+    await expect(connectClient(daemon.mqttUrl, { clientId: 'stolen', username: 'stolen', password: 'pw' })).rejects.toMatchObject({ code: 4 });
+
+    await addThing(daemon.socket, 'rotated', 'old');
+    const rotated = await connectClient(daemon.mqttUrl, { clientId: 'rotated', username: 'rotated', password: 'old' });
+    await rotated.subscribeAsync('$aws/things/rotated/#', { qos: 1 });
+    const rotatedOutcome = closedOrDelivered(rotated);
+    expect((await adminRequest(daemon.socket, 'PUT', '/v1/things/rotated/password', JSON.stringify({ password: 'new' })))?.status).toBe(200);
+    await sendCommand('rotated');
+    expect(await rotatedOutcome).toBe('closed');
+
+    await addThing(daemon.socket, 'narrowed', 'pw');
+    const narrowed = await connectClient(daemon.mqttUrl, { clientId: 'narrowed', username: 'narrowed', password: 'pw' });
+    await narrowed.subscribeAsync('$aws/things/narrowed/#', { qos: 1 });
+    const narrowedOutcome = closedOrDelivered(narrowed);
+    const policy = { publish: ['things/${thing}/#'], subscribe: ['things/${thing}/#'] };
+    expect((await adminRequest(daemon.socket, 'PUT', '/v1/things/narrowed/policy', JSON.stringify({ policy })))?.status).toBe(200);
+    await sendCommand('narrowed');
+    expect(await narrowedOutcome).toBe('closed');
+    // reconnected, it is held to the new policy
+    const again = await connect({ clientId: 'narrowed', username: 'narrowed', password: 'pw' });
+    expect(await subscribeGranted(again, ['$aws/things/narrowed/#', 'things/narrowed/#'])).toEqual([128, 1]);
+  }, 30_000);
+
   it('refuses logins beyond those waiting for a password check with CONNACK 3, and counts them', async () => {
     const outcomes = await Promise.all(Array.from({ length: 200 }, (_, i) => connectClient(daemon.mqttUrl, { clientId: `flood-${i}`, username: 'sensor-1', password: `wrong-${i}`, connectTimeout: 60_000 })
       .then((client) => { client.end(true); return 'admitted'; }, (error: { code?: number }) => `refused ${error.code}`)));

@@ -29,6 +29,7 @@ export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerSer
 
   router.add('DELETE', '/v1/things/:name', ({ params }) => mapThingErrors(async () => {
     await things().remove(params.name);
+    broker.disconnectThing(params.name);
     return { body: { deleted: params.name } };
   }));
 
@@ -36,6 +37,8 @@ export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerSer
     const password = optionalString(objectBody(body), 'password');
     if (!password) throw new AdminError(400, 'expected "password" (non-empty string)');
     await things().setPassword(params.name, password);
+    // a certificate login does not depend on the password
+    broker.disconnectThing(params.name, 'password');
     return { body: { updated: params.name } };
   }));
 
@@ -43,11 +46,18 @@ export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerSer
     const request = objectBody(body);
     if (!('policy' in request)) throw new AdminError(400, 'expected "policy" (object, or null for the default policy)');
     if (!things().get(params.name)) throw new AdminError(404, `no such thing: ${params.name}`);
-    if (request.policy === null) return { body: await things().setPolicy(params.name, () => null) };
-    if (typeof request.policy !== 'object' || Array.isArray(request.policy)) throw new AdminError(400, 'expected "policy" to be an object or null');
-    // Lists the request leaves out keep their current values (own policy, else the default), as they are when written.
-    const given = Object.fromEntries(Object.entries(request.policy as object).filter(([, value]) => value !== undefined));
-    return { body: await things().setPolicy(params.name, (current) => ({ ...(current ?? broker.defaultPolicy), ...given })) };
+    let thing;
+    if (request.policy === null) {
+      thing = await things().setPolicy(params.name, () => null);
+    } else {
+      if (typeof request.policy !== 'object' || Array.isArray(request.policy)) throw new AdminError(400, 'expected "policy" to be an object or null');
+      // Lists the request leaves out keep their current values (own policy, else the default), as they are when written.
+      const given = Object.fromEntries(Object.entries(request.policy as object).filter(([, value]) => value !== undefined));
+      thing = await things().setPolicy(params.name, (current) => ({ ...(current ?? broker.defaultPolicy), ...given }));
+    }
+    // policies are bound at CONNECT: the thing's connections reconnect under the new one
+    broker.disconnectThing(params.name);
+    return { body: thing };
   }));
 
   router.add('GET', '/v1/clients', () => ({ body: { clients: broker.clients() } }));

@@ -6,7 +6,7 @@ import type { BusMessage, LocalBus } from '../bus.js';
 import { SqlitePersistence } from './persistence/sqlite-persistence.js';
 import { reportSessionsInFlight } from './session-present.js';
 import { ThingRegistry } from './things/registry.js';
-import { Sessions } from './sessions.js';
+import { Sessions, type Session } from './sessions.js';
 import { BrokerMetrics } from './metrics.js';
 import { createAuthenticate, createPreConnect } from './handlers/connect.js';
 import { createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscribe, deliverAtGrantedQos } from './handlers/authorize.js';
@@ -192,6 +192,20 @@ export class BrokerService implements Service, LocalBus {
     const registered = this.things.get(thing);
     if (!registered) return false;
     return mayPublish(bindPolicy(registered.policy ?? this.defaultPolicy, thing, thing), topic);
+  }
+
+  /**
+   * Closes the connections admitted as `thing` (only those that logged in `via` one way, when
+   * given). A login is checked once, at CONNECT: without this a thing removed, given another
+   * password or another policy would keep what it was granted for as long as its connection lasts.
+   * The device reconnects under what the thing is now; a persistent session's stored filters are
+   * checked again then.
+   */
+  disconnectThing(thing: string, via?: Session['via']): number {
+    const clients = this.sessions.ofThing(thing, via);
+    for (const client of clients) client.close();
+    if (clients.length > 0) this.log.info({ thing, clients: clients.map((client) => client.id) }, 'disconnected the connections of a changed thing');
+    return clients.length;
   }
 
   private running(): Aedes {

@@ -26,9 +26,22 @@ export class Sessions {
   readonly emptyPersistentIds = new WeakSet<Client>();
   /** Filters held by connected clients, all sessions together: each costs ~1 KiB of heap in aedes' router. */
   liveFilters = 0;
+  /** The connections of each thing, so that a change to the thing reaches the connections already admitted. */
+  private readonly byThing = new Map<string, Set<Client>>();
+  /** Connections whose socket closed: a login that completes after it is not indexed (it would never leave byThing). */
+  private readonly gone = new WeakSet<Client>();
 
   set(client: Client, session: Session): void {
     this.byClient.set(client, session);
+    if (session.thing === null || this.gone.has(client)) return;
+    let clients = this.byThing.get(session.thing);
+    if (!clients) this.byThing.set(session.thing, clients = new Set());
+    clients.add(client);
+  }
+
+  /** The connections admitted as `thing` and still open (those that logged in `via` one way, when given). */
+  ofThing(thing: string, via?: Session['via']): Client[] {
+    return [...this.byThing.get(thing) ?? []].filter((client) => via === undefined || this.byClient.get(client)?.via === via);
   }
 
   get(client: Client | null | undefined): Session | undefined {
@@ -48,8 +61,14 @@ export class Sessions {
 
   /** The connection closed: its filters leave aedes' router (a persistent session's stay in the store's). */
   closed(client: Client): void {
+    this.gone.add(client);
     const session = this.byClient.get(client);
     if (!session) return;
+    if (session.thing !== null) {
+      const clients = this.byThing.get(session.thing);
+      clients?.delete(client);
+      if (clients?.size === 0) this.byThing.delete(session.thing);
+    }
     this.liveFilters -= session.filters.size;
     session.filters.clear();
   }
