@@ -77,6 +77,25 @@ describe('TLS and mutual TLS', () => {
     expect(result.code).toBe(0);
   });
 
+  it('without a ca, trusts no certificate authority: only registered fingerprints name a thing', async () => {
+    // NODE_EXTRA_CA_CERTS stands for the public CAs Node trusts by default, any of which issue client certificates
+    const fingerprintsOnly = await TestDaemon.start({
+      config: { mqtt: { tls: { enabled: true, cert: pki.serverCert, key: pki.serverKey, requireClientCert: true } } },
+      env: { NODE_EXTRA_CA_CERTS: pki.caCert },
+    });
+    try {
+      const registered = await outpost(fingerprintsOnly.socket, ['things', 'add', 'fp-dev', '--cert', pki.selfSignedCert]);
+      expect(registered.code, registered.stderr).toBe(0);
+      const mqtts = `mqtts://127.0.0.1:${fingerprintsOnly.port('mqtts')}`;
+      const client = await connectClient(mqtts, { ca: ca(), cert: readFileSync(pki.selfSignedCert), key: readFileSync(pki.selfSignedKey), clientId: 'fp-dev' });
+      client.end(true);
+      await expect(connectClient(mqtts, { ca: ca(), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey), clientId: 'tls-dev' }))
+        .rejects.toMatchObject({ code: 5 });
+    } finally {
+      await fingerprintsOnly.cleanup();
+    }
+  });
+
   it('refuses clients without a certificate when requireClientCert is set', async () => {
     const strict = await TestDaemon.start({
       config: { mqtt: { tls: { enabled: true, cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert, requireClientCert: true } } },

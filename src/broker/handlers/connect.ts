@@ -87,8 +87,8 @@ interface Identity {
 
 /**
  * A client certificate names the thing by its registered fingerprint, or by its
- * CN when the configured CA signed it. A presented certificate that does neither
- * is refused rather than falling through to weaker checks.
+ * CN when the configured CA (`mqtt.tls.ca`) signed it. A presented certificate
+ * that does neither is refused rather than falling through to weaker checks.
  */
 function identifyByCertificate({ things, mqtt }: ConnectDeps, client: Client): Identity | undefined {
   const socket = client.conn as Partial<TLSSocket>;
@@ -102,7 +102,10 @@ function identifyByCertificate({ things, mqtt }: ConnectDeps, client: Client): I
   if (registered) return { thing: registered, via: 'certificate' };
   const commonName = certificate.subject?.CN;
   const name = Array.isArray(commonName) ? commonName[0] : commonName;
-  if (socket.authorized && name) {
+  // Only the configured CA vouches for a CN. Without one Node verifies the chain against the public
+  // CAs it trusts by default, which issue client certificates to anyone: a certificate is then
+  // known by its registered fingerprint or not at all.
+  if (mqtt.tls.ca !== undefined && socket.authorized && name) {
     return { thing: things.get(name) ?? { name, hasPassword: false, certFingerprint: null, policy: null, createdAt: 0 }, via: 'certificate' };
   }
   throw refuse(NOT_AUTHORIZED, `client certificate not trusted: ${socket.authorizationError ?? 'unknown fingerprint'}`);
