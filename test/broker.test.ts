@@ -112,6 +112,25 @@ describe('broker with authentication (config file: anonymous off)', () => {
       .rejects.toMatchObject({ code: 5 });
   });
 
+  it('refuses a client id of another thing whose name begins with this one\'s, leaving its connection and session alone', async () => {
+    await addThing(daemon.socket, 'greenhouse-1', 'victim');
+    await addThing(daemon.socket, 'greenhouse', 'neighbour');
+    const victim = await connect({ clientId: 'greenhouse-1', username: 'greenhouse-1', password: 'victim', clean: false });
+    await victim.subscribeAsync('things/greenhouse-1/cmd', { qos: 1 });
+    const victimClosed = new Promise<string>((resolve) => {
+      victim.once('close', () => resolve('closed'));
+      setTimeout(() => resolve('open'), 1000);
+    });
+    // `${thing}-*` of thing greenhouse matches both; the longer name owns them
+    for (const clientId of ['greenhouse-1', 'greenhouse-1-backup']) {
+      await expect(connectClient(daemon.mqttUrl, { clientId, username: 'greenhouse', password: 'neighbour', clean: true }))
+        .rejects.toMatchObject({ code: 5 });
+    }
+    expect(await victimClosed).toBe('open');
+    (await connect({ clientId: 'greenhouse-2', username: 'greenhouse', password: 'neighbour' })).end(true);
+    (await connect({ clientId: 'greenhouse-1-backup', username: 'greenhouse-1', password: 'victim' })).end(true);
+  });
+
   it('acknowledges but drops a publish outside the policy, and counts it', async () => {
     const observer = await connect({ clientId: 'observer-2', username: 'observer', password: 'watch' });
     await observer.subscribeAsync('things/#', { qos: 1 });

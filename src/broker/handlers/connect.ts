@@ -141,8 +141,14 @@ function identifyAnonymous({ mqtt }: ConnectDeps): Identity {
   return { thing: null, via: 'anonymous' };
 }
 
-function bindSession({ mqtt }: ConnectDeps, client: Client, identity: Identity): Session {
+function bindSession({ mqtt, things }: ConnectDeps, client: Client, identity: Identity): Session {
   const base = { address: remoteAddress(client), since: Date.now(), via: identity.via, filters: new Set<string>() };
+  // MQTT lets a CONNECT take over the open connection and the persistent session of its client id:
+  // another thing's (or an anonymous client) would cut the owner off and drop or take its session
+  const owner = things.clientIdOwner(client.id);
+  if (owner !== undefined && owner !== identity.thing?.name) {
+    throw refuse(NOT_AUTHORIZED, `client id "${client.id}" belongs to thing ${owner}`);
+  }
   if (!identity.thing) {
     return { ...base, thing: null, policy: bindPolicy(mqtt.anonymousPolicy, null, client.id) };
   }

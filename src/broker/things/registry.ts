@@ -7,6 +7,7 @@ import { hashPassword, PasswordVerifier } from './password.js';
 
 /** AWS IoT thing names: 1-128 of `[a-zA-Z0-9:_-]`. */
 export const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
+const MAX_THING_NAME = 128;
 
 export interface Thing {
   name: string;
@@ -56,6 +57,21 @@ export class ThingRegistry {
   byFingerprint(fingerprint: string): Thing | undefined {
     const row = this.selectByFingerprint.get(normaliseFingerprint(fingerprint));
     return row && toThing(row);
+  }
+
+  /**
+   * The registered thing a client id belongs to: of the things whose name is the id or, followed by
+   * `-`, begins it (the default policy's `${thing}` and `${thing}-*`), the one with the longest name.
+   * Without it thing `greenhouse` could take client id `greenhouse-1` from thing `greenhouse-1`.
+   */
+  clientIdOwner(clientId: string): string | undefined {
+    // names are at most 128 characters: only the prefixes that short are looked up
+    let end = clientId.length <= MAX_THING_NAME ? clientId.length : clientId.lastIndexOf('-', MAX_THING_NAME);
+    for (; end > 0; end = clientId.lastIndexOf('-', end - 1)) {
+      const name = clientId.slice(0, end);
+      if (THING_NAME.test(name) && this.select.get(name)) return name;
+    }
+    return undefined;
   }
 
   async add(name: string, credentials: { password?: string; certificatePem?: string; fingerprint?: string }): Promise<Thing> {
