@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestDaemon } from './helpers/daemon.js';
+import { eventually } from './helpers/eventually.js';
 import { RawMqtt, addThing, collectMessages, connectAndCollect, connectClient } from './helpers/mqtt.js';
 
 describe('broker limits and listeners', () => {
@@ -56,6 +57,39 @@ describe('broker limits and listeners', () => {
     expect(ok.status).toBe(200);
     expect((await ok.json()).state).toBe('running');
   });
+});
+
+describe('CONNECT packets being received', () => {
+  it('hold at most a shared budget: a client that never finishes its CONNECTs cannot fill memory, and others still log in', async () => {
+    const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true } } });
+    const raws: RawMqtt[] = [];
+    try {
+      // each announces a CONNECT near maxPacketSize (256 KiB) and sends part of it, as a slow sender would
+      const announced = 262_000;
+      const header = Buffer.from([0x10, (announced & 0x7f) | 0x80, ((announced >> 7) & 0x7f) | 0x80, announced >> 14]);
+      for (let i = 0; i < 40; i++) {
+        const raw = await RawMqtt.open(daemon.port('mqtt'));
+        raw.send(Buffer.concat([header, Buffer.alloc(100_000, 0x41)]));
+        raws.push(raw);
+      }
+      const closed = await Promise.all(raws.map((raw) => raw.waitClosed(2000)));
+      // 40 of them would hold 10 MB of a small board's memory until connectTimeout
+      expect(closed.filter(Boolean).length).toBeGreaterThan(0);
+      expect(closed.filter((isClosed) => !isClosed).length).toBeGreaterThan(0);
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      expect(metrics).toMatch(/outpost_mqtt_connections_refused_total\{reason="connect_budget"\} [1-9]/);
+      // a CONNECT of the usual size never waits on the budget; a large one (a 60 KB will) does
+      (await connectClient(daemon.mqttUrl, { clientId: 'usual' })).end(true);
+      const connectLarge = () => connectClient(daemon.mqttUrl, { clientId: 'large-will', will: { topic: 'wills/large', payload: Buffer.alloc(60_000, 1), qos: 0, retain: false } });
+      await expect(connectLarge()).rejects.toThrow();
+      // and is taken once the budget is given back, as those connections close
+      for (const raw of raws) raw.end();
+      (await eventually(() => connectLarge().catch(() => undefined))).end(true);
+    } finally {
+      for (const raw of raws) raw.end();
+      await daemon.cleanup();
+    }
+  }, 30_000);
 });
 
 describe('wills', () => {

@@ -11,7 +11,7 @@ import { BrokerMetrics } from './metrics.js';
 import { createAuthenticate, createPreConnect } from './handlers/connect.js';
 import { createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscribe, deliverAtGrantedQos } from './handlers/authorize.js';
 import { OutgoingWrites } from './handlers/outgoing-writes.js';
-import { limitPacketSize } from './handlers/packet-size.js';
+import { ConnectBudget, limitPacketSize } from './handlers/packet-size.js';
 import { parsePublishesDirectly } from './handlers/incoming-parse.js';
 import { refuseMalformedPackets } from './handlers/malformed-packets.js';
 import { MqttListeners } from './listeners.js';
@@ -37,6 +37,7 @@ export class BrokerService implements Service, LocalBus {
   readonly name = 'broker';
   readonly things: ThingRegistry;
   private readonly sessions = new Sessions();
+  private readonly connectBudget = new ConnectBudget();
   private readonly metrics: BrokerMetrics;
   private readonly persistence: SqlitePersistence;
   private readonly outgoing: OutgoingWrites;
@@ -260,8 +261,10 @@ export class BrokerService implements Service, LocalBus {
     const client = broker.handle(stream, request);
     // on the socket's close rather than aedes' clientDisconnect, which a client taken over may not get
     stream.once('close', () => this.sessions.closed(client));
-    limitPacketSize(client, this.context.config.mqtt.maxPacketSize, () => {
-      this.metrics.refused.packet_too_large++;
+    limitPacketSize(client, stream, {
+      maxPacketSize: this.context.config.mqtt.maxPacketSize,
+      connectBudget: this.connectBudget,
+      onRefused: (reason) => { this.metrics.refused[reason]++; },
     });
     refuseMalformedPackets(client);
     deliverAtGrantedQos(client);

@@ -4,6 +4,39 @@ interface MqttPacketParser {
   packet: { length: number };
   _parseLength(): boolean;
   _emitError(error: Error): void;
+  once(event: 'packet', listener: () => void): void;
+}
+
+/** A CONNECT this small never waits on the budget: maxConnections of them hold little. */
+const UNBUDGETED_CONNECT_BYTES = 8 * 1024;
+
+/**
+ * Bytes of larger CONNECT packets being received at once, all connections together. The parser
+ * holds a packet until its last byte: without a bound, clients that never authenticate could each
+ * announce a CONNECT of maxPacketSize and send it slowly, up to maxConnections × 256 KiB of memory
+ * (a 128 MB board's daemon killed for it). A CONNECT carries at most five 64 KiB fields, so a
+ * legitimate one always fits.
+ */
+export class ConnectBudget {
+  private used = 0;
+
+  constructor(private readonly bytes = 8 * 1024 * 1024) {}
+
+  take(bytes: number): boolean {
+    if (this.used + bytes > this.bytes) return false;
+    this.used += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.used -= bytes;
+  }
+}
+
+export interface PacketLimits {
+  maxPacketSize: number;
+  connectBudget: ConnectBudget;
+  onRefused: (reason: 'packet_too_large' | 'connect_budget') => void;
 }
 
 /**
@@ -11,16 +44,39 @@ interface MqttPacketParser {
  * limit — before the parser buffers its body — so one client cannot make the
  * broker hold a 256 MB packet. MQTT 3.1.1 has no error code for it: the
  * connection is closed (MQTT-4.8.0-1 style protocol violation handling).
+ * The first packet (the CONNECT, sent before the client proved anything) is
+ * held only within the shared ConnectBudget, and closes the connection beyond it.
  */
-export function limitPacketSize(client: Client, maxPacketSize: number, onOversize: () => void): void {
+export function limitPacketSize(client: Client, stream: { once(event: 'close', listener: () => void): unknown }, limits: PacketLimits): void {
+  const { maxPacketSize, connectBudget, onRefused } = limits;
   const parser = (client as unknown as { _parser: MqttPacketParser })._parser;
   const parseLength = parser._parseLength;
+  let first = true;
+  let held = 0;
+  const release = () => {
+    connectBudget.give(held);
+    held = 0;
+  };
   parser._parseLength = function parseLengthWithinLimit(this: MqttPacketParser) {
     const complete = parseLength.call(this);
-    if (complete && this.packet.length > maxPacketSize - fixedHeaderSize(this.packet.length)) {
-      onOversize();
+    if (!complete) return complete;
+    if (this.packet.length > maxPacketSize - fixedHeaderSize(this.packet.length)) {
+      onRefused('packet_too_large');
       this._emitError(new Error(`packet of ${this.packet.length} bytes exceeds the maximum packet size of ${maxPacketSize}`));
       return false;
+    }
+    if (first) {
+      first = false;
+      if (this.packet.length > UNBUDGETED_CONNECT_BYTES) {
+        if (!connectBudget.take(this.packet.length)) {
+          onRefused('connect_budget');
+          this._emitError(new Error(`a first packet of ${this.packet.length} bytes does not fit in what CONNECT packets being received may hold`));
+          return false;
+        }
+        held = this.packet.length;
+        this.once('packet', release);
+        stream.once('close', release);
+      }
     }
     return complete;
   };
