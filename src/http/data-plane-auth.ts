@@ -68,6 +68,7 @@ export class DataPlaneAuth {
     const { accessKeyId } = verified;
     if (accessKeyId === undefined) {
       if (mode !== 'none') throw new DataPlaneAuthError(401, 'Unauthorized');
+      if (sentByBrowser(req)) throw new DataPlaneAuthError(403, 'Forbidden: unsigned requests from a web browser are refused');
       return { caller: { kind: 'anonymous' }, verified };
     }
     const identity = accessKeys.dataPlaneIdentity(accessKeyId);
@@ -79,6 +80,19 @@ export class DataPlaneAuth {
   requirePublish(caller: DataPlaneCaller, topic: string): void {
     if (caller.kind === 'thing' && !this.options.bus.thingMayPublish(caller.thing, topic)) throw new DataPlaneAuthError(403, 'Forbidden');
   }
+}
+
+/**
+ * Whether a web browser sent the request. `http.auth: none` trusts whoever reaches the port, meant
+ * as the machine's own programs; a browser on that machine reaches it for any web page it shows,
+ * which may POST anywhere without asking (a cross-site "simple" request) or point its own name at
+ * 127.0.0.1 and read the answers (DNS rebinding). Browsers mark their requests: Origin on every
+ * cross-origin request and every POST, Sec-Fetch-Site on all of them ("none" only for an address
+ * the user typed); the AWS SDKs, curl and devices send neither.
+ */
+function sentByBrowser(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  return req.headers.origin !== undefined || (site !== undefined && site !== 'none');
 }
 
 function asAuthError(error: unknown): unknown {
