@@ -74,7 +74,9 @@ export class Daemon {
     this.adminServer = new AdminServer(this.admin, {
       socketPath: config.admin.socket ?? join(dataDir, 'admin.sock'),
       group: config.admin.group,
-      tcp: config.admin.tcp.enabled ? { host: config.admin.tcp.host, port: config.admin.tcp.port, token: config.admin.tcp.token! } : undefined,
+      tcp: config.admin.tcp.enabled
+        ? { host: config.admin.tcp.host, port: config.admin.tcp.port, token: config.admin.tcp.token!, maxConnections: config.admin.tcp.maxConnections }
+        : undefined,
     }, log.child({ service: 'admin' }));
     this.registerRoutes();
   }

@@ -21,15 +21,19 @@ async function closedWithin(socket: { ended: Promise<void> }, ms: number): Promi
 }
 
 // Each socket holds memory (its headers while they arrive); a board of 128 MB cannot give every
-// client one, so each HTTP port takes a bounded number at once, as the MQTT listener does.
-describe('connection limits of the S3 and HTTP ports', () => {
+// client one, so each HTTP port takes a bounded number at once, as the MQTT listener does (the admin
+// TCP port too: its token is checked only once the headers are in).
+describe('connection limits of the S3, HTTP and admin TCP ports', () => {
   let daemon: TestDaemon;
   beforeAll(async () => {
-    daemon = await TestDaemon.start({ config: { s3: { maxConnections: 3 }, http: { auth: 'none', maxConnections: 2 } } });
+    daemon = await TestDaemon.start({ config: {
+      s3: { maxConnections: 3 }, http: { auth: 'none', maxConnections: 2 },
+      admin: { tcp: { enabled: true, port: 0, token: 'a-token-of-some-length', maxConnections: 2 } },
+    } });
   });
   afterAll(async () => { await daemon.cleanup(); });
 
-  for (const [name, limit] of [['s3', 3], ['http', 2]] as const) {
+  for (const [name, limit] of [['s3', 3], ['http', 2], ['admin-tcp', 2]] as const) {
     it(`closes a connection to the ${name} port beyond ${name}.maxConnections at once, and takes new ones once others end`, async () => {
       const held = await Promise.all(Array.from({ length: limit }, () => halfRequest(daemon.port(name))));
       const beyond = await halfRequest(daemon.port(name));

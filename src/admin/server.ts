@@ -6,7 +6,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AdminError, type AdminRouter } from './router.js';
 import type { Listener } from '../service.js';
-import { closeConnectionsCleanly, requestUrl } from '../http/server.js';
+import { CONNECTIONS_CHECKING_INTERVAL_MS, closeConnectionsCleanly, limitConnections, requestUrl } from '../http/server.js';
 
 // A synchronous invoke carries up to 6 MB of payload, plus the request around it.
 const MAX_BODY_BYTES = 7 * 1024 * 1024;
@@ -16,7 +16,7 @@ const PROBE_TIMEOUT_MS = 2000;
 export interface AdminServerOptions {
   socketPath: string;
   group?: string;
-  tcp?: { host: string; port: number; token: string };
+  tcp?: { host: string; port: number; token: string; maxConnections: number };
 }
 
 /**
@@ -40,8 +40,12 @@ export class AdminServer {
     this.bound.push({ name: 'admin', protocol: 'http+unix', host: socketPath, port: 0 });
 
     if (this.options.tcp) {
-      const { host, port } = this.options.tcp;
-      const tcp = createServer((req, res) => void this.serve(req, res, true));
+      const { host, port, maxConnections } = this.options.tcp;
+      const tcp = createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => void this.serve(req, res, true));
+      // Whoever reaches the port is served up to its token check: as on the HTTP port, the sockets
+      // (each holding up to 16 KiB of headers) are bounded in number and in how long headers may take.
+      tcp.headersTimeout = 10_000;
+      limitConnections(tcp, maxConnections, this.log);
       await listen(tcp, { host, port });
       const address = tcp.address();
       this.servers.push(tcp);

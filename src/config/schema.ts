@@ -99,6 +99,8 @@ const adminSchema = z.strictObject({
     host: host('127.0.0.1'),
     port: port(8081),
     token: z.string({ invalid_type_error: 'expected a token string' }).min(16, { message: 'expected a token of at least 16 characters' }).optional(),
+    /** Connections open at once, the token not yet checked on them; one beyond it is closed as it is accepted. */
+    maxConnections: positiveInt(16, 'connection count ≥ 1'),
   }).refine((tcp) => !tcp.enabled || tcp.token, { message: 'expected "token" when admin.tcp is enabled' }).default({}),
 });
 
