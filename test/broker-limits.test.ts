@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestDaemon } from './helpers/daemon.js';
@@ -38,6 +39,30 @@ describe('broker limits and listeners', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     const again = await connectClient(daemon.mqttUrl, { clientId: 'after-limit' });
     again.end(true);
+  });
+
+  it('bounds the WebSocket port\'s sockets before their upgrade too, and answers a plain HTTP request at once', async () => {
+    const port = daemon.port('mqtt-ws');
+    const halfUpgrade = () => new Promise<Socket & { ended: Promise<boolean> }>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      const ended = new Promise<boolean>((done) => socket.once('close', () => done(true)));
+      socket.on('error', () => undefined);
+      socket.once('connect', () => {
+        socket.write(`GET / HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\nx-padding: ${'x'.repeat(8000)}`);
+        resolve(Object.assign(socket, { ended }));
+      });
+      socket.once('error', reject);
+    });
+    const closedWithin = (socket: { ended: Promise<boolean> }, ms: number) => Promise.race([socket.ended, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))]);
+    const held = await Promise.all([1, 2, 3].map(() => halfUpgrade()));
+    const beyond = await halfUpgrade();
+    expect(await closedWithin(beyond, 2000)).toBe(true);
+    for (const socket of held) expect(await closedWithin(socket, 50)).toBe(false);
+    for (const socket of held) socket.destroy();
+    await Promise.all(held.map((socket) => socket.ended));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const plain = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5000) });
+    expect(plain.status).toBe(426);
   });
 
   it('enforces keep-alive: a silent client is disconnected after 1.5 × its keep-alive', async () => {

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/schema.js';
 import type { Listener } from '../service.js';
+import { CONNECTIONS_CHECKING_INTERVAL_MS } from '../http/server.js';
 
 export type ConnectionHandler = (stream: Duplex, socket: Socket, request?: IncomingMessage) => void;
 
@@ -50,7 +51,15 @@ export class MqttListeners {
     }
     if (mqtt.ws.enabled) {
       const { WebSocketServer, createWebSocketStream } = await import('ws');
-      const server = createHttpServer();
+      const server = createHttpServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS });
+      // Until its upgrade a socket is the HTTP server's, not yet one of `live`: bounded here too, and
+      // given connectTimeout for its upgrade request as a TCP socket has for its CONNECT.
+      server.maxConnections = mqtt.maxConnections;
+      server.on('drop', () => this.onRefused('max_connections'));
+      server.headersTimeout = mqtt.connectTimeout * 1000;
+      server.requestTimeout = mqtt.connectTimeout * 1000;
+      // without a 'request' listener a request that asks no upgrade would hold its socket unanswered
+      server.on('request', (_req, res) => res.writeHead(426, { Connection: 'close', Upgrade: 'websocket' }).end());
       const wss = new WebSocketServer({ server, maxPayload: mqtt.maxPacketSize + 8 });
       wss.on('connection', (ws, request) => {
         const stream = createWebSocketStream(ws);
