@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { TestDaemon } from './helpers/daemon.js';
 import { makeTestPki, type TestPki } from './helpers/certs.js';
 import { subscribeGranted, addThing, collectMessages, connectClient, mosquittoClient, outpost } from './helpers/mqtt.js';
@@ -93,6 +94,33 @@ describe('TLS and mutual TLS', () => {
         .rejects.toMatchObject({ code: 5 });
     } finally {
       await fingerprintsOnly.cleanup();
+    }
+  });
+
+  it('bounds the TLS port\'s sockets during their handshake by mqtt.maxConnections', async () => {
+    const bounded = await TestDaemon.start({
+      config: { mqtt: { maxConnections: 2, tls: { enabled: true, cert: pki.serverCert, key: pki.serverKey } } },
+    });
+    const sockets: Socket[] = [];
+    try {
+      // sockets that never send their ClientHello, as a client that only wants to hold the port does
+      const open = () => new Promise<Socket & { ended: Promise<boolean> }>((resolve, reject) => {
+        const socket = connect(bounded.port('mqtts'), '127.0.0.1');
+        sockets.push(socket);
+        const ended = new Promise<boolean>((done) => socket.once('close', () => done(true)));
+        socket.on('error', () => undefined);
+        socket.once('connect', () => resolve(Object.assign(socket, { ended })));
+        socket.once('error', reject);
+      });
+      const closedWithin = (socket: { ended: Promise<boolean> }, ms: number) => Promise.race([socket.ended, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))]);
+      const held = [await open(), await open()];
+      expect(await closedWithin(await open(), 2000)).toBe(true);
+      for (const socket of held) expect(await closedWithin(socket, 50)).toBe(false);
+      const metrics = await (await fetch(`http://127.0.0.1:${bounded.port('http')}/metrics`)).text();
+      expect(metrics).toMatch(/outpost_mqtt_connections_refused_total\{reason="max_connections"\} 1\b/);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await bounded.cleanup();
     }
   });
 

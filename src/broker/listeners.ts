@@ -47,6 +47,10 @@ export class MqttListeners {
         handshakeTimeout: mqtt.connectTimeout * 1000,
       }, (socket) => this.accept(socket, socket));
       server.on('tlsClientError', (_error, socket) => socket.destroy());
+      // A socket becomes one of `live` once its handshake is done: until then it is bounded here, or
+      // a client could hold any number of them in their handshake for connectTimeout each.
+      server.maxConnections = mqtt.maxConnections;
+      server.on('drop', () => this.onRefused('max_connections'));
       await this.bind('mqtts', 'mqtts', mqtt.tls.host, mqtt.tls.port, server);
     }
     if (mqtt.ws.enabled) {
