@@ -9,7 +9,7 @@ import { ThingRegistry } from './things/registry.js';
 import { Sessions, type Session } from './sessions.js';
 import { BrokerMetrics } from './metrics.js';
 import { createAuthenticate, createPreConnect } from './handlers/connect.js';
-import { createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscribe, deliverAtGrantedQos } from './handlers/authorize.js';
+import { DROPPED_TOPIC, createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscribe, deliverAtGrantedQos } from './handlers/authorize.js';
 import { OutgoingWrites } from './handlers/outgoing-writes.js';
 import { ConnectBudget, limitPacketSize } from './handlers/packet-size.js';
 import { parsePublishesDirectly } from './handlers/incoming-parse.js';
@@ -162,6 +162,10 @@ export class BrokerService implements Service, LocalBus {
   async subscribe(filter: string, handler: (message: BusMessage) => void | Promise<void>, options: { durable?: boolean } = {}): Promise<() => Promise<void>> {
     const broker = this.running();
     const deliver = (packet: AedesPublishPacket, done: (error?: Error) => void) => {
+      // a PUBLISH the policy refused (authorizePublish retargets it there) reaches none of the
+      // daemon's subscribers, whose `#` or `+/…` aedes' matcher lets it reach: a function triggered
+      // by `#` ran with the refused payload
+      if (packet.topic === DROPPED_TOPIC) return done();
       const message: BusMessage = { topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, retain: packet.retain, clientId: (packet as { clientId?: string }).clientId };
       const handled = Promise.resolve().then(() => handler(message));
       if (options.durable) {

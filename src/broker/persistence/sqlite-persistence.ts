@@ -332,7 +332,13 @@ export class SqlitePersistence {
   async subscriptionsByTopic(topic: string): Promise<TopicSubscription[]> {
     // Called for every QoS 1/2 publish: skip the match while no persistent session subscribes at QoS > 0.
     if (this.trie.subscriptionsCount === 0) return [];
-    return this.trie.match(topic);
+    const matches = this.trie.match(topic);
+    // MQTT-4.7.2-1: a filter starting with a wildcard matches no `$` topic. authorizeForward would
+    // drop such a message when it is sent, but queued it took the room of others: a PUBLISH refused
+    // by the policy is one (retargeted to $outpost/dropped), and pushed real messages out of the
+    // queue of every offline session subscribed to `#`.
+    if (topic.charCodeAt(0) !== 36 /* $ */) return matches;
+    return matches.filter((subscription) => subscription.topic[0] !== '+' && subscription.topic[0] !== '#');
   }
 
   /** Whether a persistent session subscribes at QoS > 0 to a filter matching `topic`. */
