@@ -68,13 +68,18 @@ describe('broker with authentication (config file: anonymous off)', () => {
     };
 
     await addThing(daemon.socket, 'stolen', 'pw');
-    const stolen = await connectClient(daemon.mqttUrl, { clientId: 'stolen', username: 'stolen', password: 'pw' });
+    const watcher = await connect({ clientId: 'observer-stolen-will', username: 'observer', password: 'watch' });
+    await watcher.subscribeAsync('things/stolen/#', { qos: 1 });
+    const wills = messagesWithin(watcher, 1500);
+    const stolen = await connectClient(daemon.mqttUrl, { clientId: 'stolen', username: 'stolen', password: 'pw', will: { topic: 'things/stolen/status', payload: Buffer.from('offline'), qos: 1, retain: false } });
     await stolen.subscribeAsync('$aws/things/stolen/#', { qos: 1 });
     const removedOutcome = closedOrDelivered(stolen);
     expect((await adminRequest(daemon.socket, 'DELETE', '/v1/things/stolen'))?.status).toBe(200);
     await sendCommand('stolen');
     expect(await removedOutcome).toBe('closed');
     await expect(connectClient(daemon.mqttUrl, { clientId: 'stolen', username: 'stolen', password: 'pw' })).rejects.toMatchObject({ code: 4 });
+    // its will was granted to what the thing no longer is
+    expect(await wills).toEqual([]);
 
     await addThing(daemon.socket, 'rotated', 'old');
     const rotated = await connectClient(daemon.mqttUrl, { clientId: 'rotated', username: 'rotated', password: 'old' });

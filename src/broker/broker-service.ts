@@ -204,11 +204,15 @@ export class BrokerService implements Service, LocalBus {
    * given). A login is checked once, at CONNECT: without this a thing removed, given another
    * password or another policy would keep what it was granted for as long as its connection lasts.
    * The device reconnects under what the thing is now; a persistent session's stored filters are
-   * checked again then.
+   * checked again then. Its will is not published: it was granted under what the thing no longer is.
    */
   disconnectThing(thing: string, via?: Session['via']): number {
     const clients = this.sessions.ofThing(thing, via);
-    for (const client of clients) client.close();
+    for (const client of clients) {
+      // nothing it was granted outlives the change: not even its will, which aedes publishes as it closes
+      this.sessions.get(client)!.policy = { publish: [], subscribe: [] };
+      client.close();
+    }
     if (clients.length > 0) this.log.info({ thing, clients: clients.map((client) => client.id) }, 'disconnected the connections of a changed thing');
     return clients.length;
   }
