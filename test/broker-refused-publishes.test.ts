@@ -50,6 +50,18 @@ describe('a publish outside the policy', () => {
     expect(events().filter((line) => line.includes('forged'))).toEqual([]);
   });
 
+  it('does not trigger a function subscribed to # with the daemon\'s $ topics, as a client\'s # would not match them (MQTT-4.7.2-1)', async () => {
+    await device.subscribeAsync('$aws/things/valve-1/shadow/update/accepted', { qos: 1 });
+    const accepted = new Promise((resolve) => device.once('message', resolve));
+    await device.publishAsync('$aws/things/valve-1/shadow/update', JSON.stringify({ state: { reported: { marker: 'shadow-marker' } } }), { qos: 1 });
+    await accepted;
+    await device.publishAsync('things/valve-1/state', JSON.stringify({ after: 'shadow' }), { qos: 1 });
+    await eventually(() => events().some((line) => line.includes('"after":"shadow"')));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // the update itself, /update/accepted and /update/documents all went by on $aws/…
+    expect(events().filter((line) => line.includes('shadow-marker'))).toEqual([]);
+  });
+
   it('takes no room in an offline session\'s queue', async () => {
     const observer = await connectClient(daemon.mqttUrl, { clientId: 'observer-1', username: 'observer', password: 'watch', clean: false });
     await observer.subscribeAsync('#', { qos: 1 });

@@ -161,11 +161,14 @@ export class BrokerService implements Service, LocalBus {
 
   async subscribe(filter: string, handler: (message: BusMessage) => void | Promise<void>, options: { durable?: boolean } = {}): Promise<() => Promise<void>> {
     const broker = this.running();
+    // MQTT-4.7.2-1, as for a client: a filter starting with a wildcard matches no `$` topic, which
+    // aedes' matcher lets it reach (a function or sync rule on `#` got every shadow answer, $SYS
+    // event and object event)
+    const leadingWildcard = filter.startsWith('#') || filter.startsWith('+');
     const deliver = (packet: AedesPublishPacket, done: (error?: Error) => void) => {
       // a PUBLISH the policy refused (authorizePublish retargets it there) reaches none of the
-      // daemon's subscribers, whose `#` or `+/…` aedes' matcher lets it reach: a function triggered
-      // by `#` ran with the refused payload
-      if (packet.topic === DROPPED_TOPIC) return done();
+      // daemon's subscribers: a function triggered by `$outpost/#` would run with the refused payload
+      if (packet.topic === DROPPED_TOPIC || (leadingWildcard && packet.topic.charCodeAt(0) === 36 /* $ */)) return done();
       const message: BusMessage = { topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, retain: packet.retain, clientId: (packet as { clientId?: string }).clientId };
       const handled = Promise.resolve().then(() => handler(message));
       if (options.durable) {
