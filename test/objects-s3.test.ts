@@ -865,6 +865,16 @@ describe('S3 API with the AWS SDK v3', () => {
     const anonymous = await fetch(`${s3Endpoint(daemon)}/public/notice.txt`);
     expect(await anonymous.text()).toBe('open to all');
     expect((await fetch(`${s3Endpoint(daemon)}/public/notice.txt`, { method: 'PUT', body: 'x' })).status).toBe(403);
+    // response-* overrides only on a signed request (S3 GetObject): anyone could make a public object's answer say what they like
+    for (const method of ['GET', 'HEAD']) {
+      const overridden = await fetch(`${s3Endpoint(daemon)}/public/notice.txt?response-content-type=text%2Fhtml`, { method });
+      expect([method, overridden.status, overridden.headers.get('content-type')]).toEqual([method, 400, method === 'GET' ? 'application/xml' : null]);
+      if (method === 'GET') {
+        expect(await overridden.text()).toContain('<Code>InvalidRequest</Code><Message>Request specific response headers cannot be used for anonymous GET requests.</Message>');
+      }
+    }
+    const presigned = await fetch(await getSignedUrl(s3, new GetObjectCommand({ Bucket: 'public', Key: 'notice.txt', ResponseContentType: 'text/x-notice' })));
+    expect([presigned.status, presigned.headers.get('content-type'), await presigned.text()]).toEqual([200, 'text/x-notice', 'open to all']);
     // its policy says so, to whoever asks whether it is public; it is the daemon's configuration, not the API's to delete
     const policy = JSON.parse((await s3.send(new GetBucketPolicyCommand({ Bucket: 'public' }))).Policy!);
     expect(policy.Statement).toEqual([expect.objectContaining({ Effect: 'Allow', Principal: '*', Resource: ['arn:aws:s3:::public', 'arn:aws:s3:::public/*'],

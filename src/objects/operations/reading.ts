@@ -11,11 +11,19 @@ export function checkVersionId(versionId: string | null | undefined): void {
 }
 
 /**
- * GetObject and HeadObject: the version asked for (checkVersionId), and no SSE-C key, which S3
- * refuses for an object not stored with one (as none is here).
+ * GetObject and HeadObject: the version asked for (checkVersionId), `response-*` overrides only on
+ * a signed request, and no SSE-C key, which S3 refuses for an object not stored with one (as none
+ * is here).
  */
 export function checkReadRequest(request: S3Request): void {
-  if (request.query.size) checkVersionId(request.query.get('versionId'));
+  if (request.query.size) {
+    checkVersionId(request.query.get('versionId'));
+    // S3 GetObject: the overrides "cannot be used with an unsigned (anonymous) request", or anyone
+    // could make a public object's answer say what they like
+    if (request.accessKeyId === undefined && Object.keys(OVERRIDES).some((parameter) => request.query.has(parameter))) {
+      throw errors.invalidRequest('Request specific response headers cannot be used for anonymous GET requests.');
+    }
+  }
   if (request.headers['x-amz-server-side-encryption-customer-algorithm'] !== undefined) {
     throw errors.invalidRequest('The encryption parameters are not applicable to this object.');
   }
