@@ -3,6 +3,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client, type S3Credentials } from './helpers/objects.js';
@@ -35,6 +36,11 @@ interface RawRequest {
   /** Announce this Content-Length whatever the body is (a truncated body). */
   announcedLength?: number;
 }
+
+const md5Base64 = (body: string | Buffer) => createHash('md5').update(body).digest('base64');
+
+/** A DeleteObjects of `body`, with the Content-MD5 S3 requires of it. */
+const deleteObjects = (body: string, path = '/hostile'): RawRequest => ({ method: 'POST', path, query: { delete: '' }, body, headers: { 'content-md5': md5Base64(body) } });
 
 /** Ten entities each ten times the one before: 10^9 "lol"s if a parser expanded them. */
 const BILLION_LAUGHS = '<?xml version="1.0"?><!DOCTYPE Delete [<!ENTITY l0 "lol">'
@@ -118,12 +124,12 @@ describe('S3 API: hostile and malformed input', () => {
   it('answers malformed requests with the S3 error of each', async () => {
     const cases: Array<[RawRequest, number, string]> = [
       [{ method: 'PUT', path: '/hostile/md5.txt', body: 'x', headers: { 'content-md5': 'not-base64-md5' } }, 400, 'InvalidDigest'],
-      [{ method: 'POST', path: '/hostile', query: { delete: '' }, body: '<Delete><Object><Key>a</Key></Object>' }, 400, 'MalformedXML'],
-      [{ method: 'POST', path: '/hostile', query: { delete: '' }, body: '<Delete></Delete>' }, 400, 'MalformedXML'],
+      [deleteObjects('<Delete><Object><Key>a</Key></Object>'), 400, 'MalformedXML'],
+      [deleteObjects('<Delete></Delete>'), 400, 'MalformedXML'],
       // entities a DOCTYPE declares are not expanded ("billion laughs"), nor HTML's; a reference to no XML character is refused
-      [{ method: 'POST', path: '/hostile', query: { delete: '' }, body: BILLION_LAUGHS }, 400, 'MalformedXML'],
-      [{ method: 'POST', path: '/hostile', query: { delete: '' }, body: '<Delete><Object><Key>a&nbsp;b</Key></Object></Delete>' }, 400, 'MalformedXML'],
-      [{ method: 'POST', path: '/hostile', query: { delete: '' }, body: '<Delete><Object><Key>a&#0;b</Key></Object></Delete>' }, 400, 'MalformedXML'],
+      [deleteObjects(BILLION_LAUGHS), 400, 'MalformedXML'],
+      [deleteObjects('<Delete><Object><Key>a&nbsp;b</Key></Object></Delete>'), 400, 'MalformedXML'],
+      [deleteObjects('<Delete><Object><Key>a&#0;b</Key></Object></Delete>'), 400, 'MalformedXML'],
       [{ method: 'GET', path: '/hostile', query: { 'list-type': '2', 'max-keys': 'many' } }, 400, 'InvalidArgument'],
       [{ method: 'GET', path: '/hostile', query: { 'list-type': '2', 'encoding-type': 'base64' } }, 400, 'InvalidArgument'],
       [{ method: 'GET', path: '/hostile', query: { analytics: '' } }, 501, 'NotImplemented'],
@@ -150,6 +156,25 @@ describe('S3 API: hostile and malformed input', () => {
     expect(complete.body).toContain('<Code>MalformedXML</Code>');
     expect((await send({ method: 'HEAD', path: '/hostile/multi' })).status).toBe(404);
     expect((await send({ method: 'HEAD', path: '/hostile/renamed' })).status).toBe(404);
+  });
+
+  it('refuses a DeleteObjects without Content-MD5 or an x-amz-checksum-*, deleting nothing (S3 DeleteObjects)', async () => {
+    expect((await send({ method: 'PUT', path: '/hostile/kept.txt', body: 'kept' })).status).toBe(200);
+    const body = '<Delete><Object><Key>kept.txt</Key></Object></Delete>';
+    const bare = await send({ method: 'POST', path: '/hostile', query: { delete: '' }, body });
+    expect(bare.status).toBe(400);
+    expect(bare.body).toContain('<Code>InvalidRequest</Code><Message>Missing required header for this request: Content-MD5</Message>');
+    expect((await send({ method: 'HEAD', path: '/hostile/kept.txt' })).status).toBe(200);
+    // a checksum (current SDKs send CRC32 instead of Content-MD5) is as good, and is checked against the body
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    const wrongChecksum = await send({ method: 'POST', path: '/hostile', query: { delete: '' }, body, headers: { 'x-amz-checksum-crc32': 'AAAAAA==' } });
+    expect(wrongChecksum.status).toBe(400);
+    expect((await send({ method: 'HEAD', path: '/hostile/kept.txt' })).status).toBe(200);
+    const checksummed = await send({ method: 'POST', path: '/hostile', query: { delete: '' }, body, headers: { 'x-amz-checksum-crc32': crc.toString('base64') } });
+    expect([checksummed.status, /<Deleted><Key>kept.txt<\/Key><\/Deleted>/.test(checksummed.body)]).toEqual([200, true]);
+    expect((await send({ method: 'HEAD', path: '/hostile/kept.txt' })).status).toBe(404);
+    expect((await send(deleteObjects(body))).status).toBe(200);
   });
 
   it('ignores ranges it cannot parse and serves the whole object', async () => {
@@ -199,7 +224,7 @@ describe('S3 API: hostile and malformed input', () => {
         () => ({ method: 'DELETE', path: `/fuzzed/${key}` }),
         () => ({ method: 'PUT', path: `/fuzzed/${key}`, headers: { 'x-amz-copy-source': `/fuzzed/${pick(keys)}`, 'x-amz-metadata-directive': pick(['COPY', 'REPLACE']) } }),
         () => ({ method: 'GET', path: '/fuzzed', query: { 'list-type': '2', prefix: pick(['', 'k', 'dir/']), delimiter: pick(['', '/']), 'max-keys': pick(['1', '2', '1000']) } }),
-        () => ({ method: 'POST', path: '/fuzzed', query: { delete: '' }, body: `<Delete><Object><Key>${pick(keys)}</Key></Object><Object><Key>${pick(keys)}</Key></Object></Delete>` }),
+        () => deleteObjects(`<Delete><Object><Key>${pick(keys)}</Key></Object><Object><Key>${pick(keys)}</Key></Object></Delete>`, '/fuzzed'),
       ])();
     };
     const junk = () => pick(['', '*', 'bytes=5-2', 'bytes=abc', '"nope"', 'x'.repeat(3000), '\u00ff', 'COPY', '/fuzzed/../etc', 'null', '-1']);
