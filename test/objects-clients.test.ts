@@ -281,7 +281,7 @@ print(json.dumps(out))
       putETag: etag, badDigest: ['BadDigest', 400], badDigestWroteNothing: notFound,
       range: ['345', 'bytes 3-5/10', 206], badRange: ['InvalidRange', 416],
       ifMatch: '0123456789', ifMatchOther: ['PreconditionFailed', 412], ifNoneMatch: notModified,
-      ifModifiedSince: notModified, ifUnmodifiedSince: ['PreconditionFailed', 412],
+      ifModifiedSince: notModified, ifModifiedSinceFuture: 'no error', ifUnmodifiedSince: ['PreconditionFailed', 412],
       overrides: ['application/json', 'attachment; filename="t.json"', 'no-store'],
       head: [10, 'text/plain', { source: 'boto3' }, etag],
       noSuchKey: ['NoSuchKey', 404], headNoSuchKey: notFound, noSuchBucket: ['NoSuchBucket', 404], longKey: ['KeyTooLongError', 400],

@@ -151,8 +151,15 @@ describe('S3 API with the AWS SDK v3', () => {
     expect((await get({ IfNoneMatch: '"0000"' })).$metadata.httpStatusCode).toBe(200);
     const future = new Date(Date.now() + 3600_000);
     const past = new Date(Date.now() - 3600_000);
-    expect(await failure(get({ IfModifiedSince: future }))).toMatchObject({ status: 304 });
     expect((await get({ IfModifiedSince: past })).$metadata.httpStatusCode).toBe(200);
+    // not modified since it was stored; a date later than the server's clock is none the object could be
+    // compared with, and is ignored (S3, RFC 2616 §14.25): a client whose clock runs ahead still sees changes
+    const { LastModified } = await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'cond.txt' }));
+    expect(await failure(get({ IfModifiedSince: LastModified }))).toMatchObject({ status: 304 });
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'cond.txt', IfModifiedSince: LastModified })))).toMatchObject({ status: 304 });
+    expect((await get({ IfModifiedSince: future })).$metadata.httpStatusCode).toBe(200);
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'cond.txt', IfModifiedSince: future }))).$metadata.httpStatusCode).toBe(200);
+    expect(await failure(get({ IfModifiedSince: future, IfNoneMatch: put.ETag }))).toMatchObject({ status: 304 });
     expect(await failure(get({ IfUnmodifiedSince: past }))).toMatchObject({ code: 'PreconditionFailed', status: 412 });
     expect((await get({ IfUnmodifiedSince: future })).$metadata.httpStatusCode).toBe(200);
   });

@@ -40,10 +40,12 @@ const seconds = (epochMs: number) => Math.floor(epochMs / 1000);
 /**
  * GetObject / HeadObject conditions (RFC 7232 order, as S3): a failed If-Match or (without it)
  * If-Unmodified-Since is 412 PreconditionFailed; a matching If-None-Match or (without it) an
- * unchanged If-Modified-Since is 304 Not Modified.
+ * unchanged If-Modified-Since is 304 Not Modified. An If-Modified-Since later than the server's
+ * clock is not a date the object could have been modified since: S3 ignores it and answers 200,
+ * as RFC 2616 §14.25 has it, where a cache with a clock ahead would otherwise never see a change.
  */
 export function checkConditions(request: S3Request, object: ObjectRecord): void {
-  const failed = failedCondition(request, object, '');
+  const failed = failedCondition(request, object, '', Date.now());
   if (failed === 'If-Match' || failed === 'If-Unmodified-Since') throw errors.preconditionFailed(failed);
   if (failed) throw notModified(object);
 }
@@ -53,18 +55,20 @@ export function checkConditions(request: S3Request, object: ObjectRecord): void 
  * every failure is 412 PreconditionFailed (a copy has nothing to answer 304 with).
  */
 export function checkCopySourceConditions(request: S3Request, source: ObjectRecord): void {
-  const failed = failedCondition(request, source, 'x-amz-copy-source-');
+  const failed = failedCondition(request, source, 'x-amz-copy-source-', undefined);
   if (failed) throw errors.preconditionFailed(`x-amz-copy-source-${failed}`);
 }
 
 /**
  * The first condition that does not hold. If-Match decides without If-Unmodified-Since, and
  * If-None-Match without If-Modified-Since, when both of a pair are sent (S3 and RFC 7232).
+ * If-Modified-Since after `now` (when given) is ignored.
  */
-function failedCondition(request: S3Request, object: ObjectRecord, prefix: string): string | undefined {
+function failedCondition(request: S3Request, object: ObjectRecord, prefix: string, now: number | undefined): string | undefined {
   const ifMatch = header(request, `${prefix}if-match`);
   const ifNoneMatch = header(request, `${prefix}if-none-match`);
-  const ifModifiedSince = Date.parse(header(request, `${prefix}if-modified-since`) ?? '');
+  const modifiedSinceSent = Date.parse(header(request, `${prefix}if-modified-since`) ?? '');
+  const ifModifiedSince = now !== undefined && seconds(modifiedSinceSent) > seconds(now) ? NaN : modifiedSinceSent;
   const ifUnmodifiedSince = Date.parse(header(request, `${prefix}if-unmodified-since`) ?? '');
   const modified = seconds(object.lastModified);
   if (ifMatch !== undefined) {
