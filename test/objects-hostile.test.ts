@@ -53,8 +53,8 @@ describe('S3 API: hostile and malformed input', () => {
   let signer: SignatureV4;
   const share = () => join(daemon.dataDir, 'share');
 
-  /** Signs and sends one request over a raw socket; resolves with the status line's code and the body (or 0 when the server closed first). */
-  async function send(request: RawRequest, closeAfterBody = false): Promise<{ status: number; body: string }> {
+  /** Signs and sends one request over a raw socket; resolves with the status line's code, the header lines and the body (or 0 when the server closed first). */
+  async function send(request: RawRequest, closeAfterBody = false): Promise<{ status: number; head: string; body: string }> {
     const port = daemon.port('s3');
     const body = typeof request.body === 'string' ? Buffer.from(request.body) : request.body ?? Buffer.alloc(0);
     const headers: Record<string, string> = {
@@ -75,7 +75,8 @@ describe('S3 API: hostile and malformed input', () => {
       socket.on('error', () => undefined);
       socket.on('close', () => {
         const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1] ?? 0);
-        resolve({ status, body: response.slice(response.indexOf('\r\n\r\n') + 4) });
+        const headEnd = response.indexOf('\r\n\r\n');
+        resolve({ status, head: response.slice(0, headEnd), body: response.slice(headEnd + 4) });
       });
       socket.write(head);
       socket.write(body);
@@ -175,6 +176,20 @@ describe('S3 API: hostile and malformed input', () => {
     expect([checksummed.status, /<Deleted><Key>kept.txt<\/Key><\/Deleted>/.test(checksummed.body)]).toEqual([200, true]);
     expect((await send({ method: 'HEAD', path: '/hostile/kept.txt' })).status).toBe(404);
     expect((await send(deleteObjects(body))).status).toBe(200);
+  });
+
+  it('answers a method the service, a bucket or an object does not take with 405 MethodNotAllowed naming the method, the resource type and, in Allow, the methods it takes', async () => {
+    const cases: Array<[RawRequest, string, string]> = [
+      [{ method: 'POST', path: '/' }, 'SERVICE', 'GET'],
+      [{ method: 'PATCH', path: '/hostile' }, 'BUCKET', 'HEAD, DELETE, POST, GET, PUT'],
+      [{ method: 'PATCH', path: '/hostile/key' }, 'OBJECT', 'HEAD, DELETE, POST, GET, PUT'],
+      [{ method: 'POST', path: '/hostile/key' }, 'OBJECT', 'HEAD, DELETE, POST, GET, PUT'],
+    ];
+    for (const [request, resourceType, allowed] of cases) {
+      const result = await send(request);
+      expect({ request, status: result.status, allow: /^allow: (.*)$/im.exec(result.head)?.[1] }).toEqual({ request, status: 405, allow: allowed });
+      expect(result.body).toContain(`<Code>MethodNotAllowed</Code><Message>The specified method is not allowed against this resource.</Message><Method>${request.method}</Method><ResourceType>${resourceType}</ResourceType>`);
+    }
   });
 
   it('ignores ranges it cannot parse and serves the whole object', async () => {

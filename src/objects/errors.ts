@@ -49,8 +49,10 @@ export const errors = {
   malformedXml: () => new S3Error('MalformedXML', 400, 'The XML you provided was not well-formed or did not validate against our published schema'),
   missingContentLength: () => new S3Error('MissingContentLength', 411, 'You must provide the Content-Length HTTP header.'),
   incompleteBody: () => new S3Error('IncompleteBody', 400, 'You did not provide the number of bytes specified by the Content-Length HTTP header'),
-  methodNotAllowed: (method: string) => new S3Error('MethodNotAllowed', 405, 'The specified method is not allowed against this resource.',
-    { Method: method, ResourceType: 'OBJECT' }),
+  /** A method the addressed resource does not take: the service (`/`), a bucket or an object; Allow names those it does (RFC 9110 §15.5.6). */
+  methodNotAllowed: (method: string, resourceType: 'SERVICE' | 'BUCKET' | 'OBJECT') => new S3Error('MethodNotAllowed', 405,
+    'The specified method is not allowed against this resource.', { Method: method, ResourceType: resourceType },
+    { Allow: resourceType === 'SERVICE' ? 'GET' : 'HEAD, DELETE, POST, GET, PUT' }),
   notImplemented: (what: string) => new S3Error('NotImplemented', 501, 'A header you provided implies functionality that is not implemented', { Header: what }),
   changedInShare: (key: string) => new S3Error('ServiceUnavailable', 503,
     'The object is being changed in the file share; try again once the change has settled.', { Key: key }, { 'Retry-After': '2' }),

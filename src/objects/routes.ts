@@ -77,7 +77,7 @@ export function route(method: string, bucket: string, key: string, query: URLSea
   }
   if (!bucket) {
     if (method === 'GET') return r('ListBuckets', listBuckets, 'signed');
-    throw errors.methodNotAllowed(method);
+    throw errors.methodNotAllowed(method, 'SERVICE');
   }
   if (!key) {
     switch (method) {
@@ -99,7 +99,7 @@ export function route(method: string, bucket: string, key: string, query: URLSea
         if (query.has('delete')) return r('DeleteObjects', deleteObjects, 'write');
         return r('PostObject', postObject, 'form');
     }
-    throw errors.methodNotAllowed(method);
+    throw errors.methodNotAllowed(method, 'BUCKET');
   }
   switch (method) {
     case 'GET': return query.has('uploadId') ? r('ListParts', listParts, 'read') : r('GetObject', getObject, 'read');
@@ -115,7 +115,7 @@ export function route(method: string, bucket: string, key: string, query: URLSea
       break;
     case 'DELETE': return query.has('uploadId') ? r('AbortMultipartUpload', abortMultipartUpload, 'write') : r('DeleteObject', deleteObject, 'write');
   }
-  throw errors.methodNotAllowed(method);
+  throw errors.methodNotAllowed(method, 'OBJECT');
 }
 
 /**
