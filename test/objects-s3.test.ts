@@ -406,6 +406,12 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(replaced).toMatchObject({ ContentType: 'text/x-new', Metadata: { b: '2' } });
     expect(await failure(s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'orig.txt', CopySource: 'photos/orig.txt' }))))
       .toMatchObject({ code: 'InvalidRequest', status: 400 });
+    // onto itself naming a storage class (even its own, as `aws s3 cp --storage-class STANDARD` in place): allowed, metadata kept
+    const inPlace = await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'orig.txt', CopySource: 'photos/orig.txt', StorageClass: 'STANDARD' }));
+    expect(inPlace.CopyObjectResult!.ETag).toBe(copied.CopyObjectResult!.ETag);
+    const recopied = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'orig.txt' }));
+    expect(await recopied.Body!.transformToString()).toBe('original');
+    expect(recopied).toMatchObject({ ContentType: 'text/plain', Metadata: { a: '1' } });
     expect(await failure(s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'x', CopySource: 'photos/none' }))))
       .toMatchObject({ code: 'NoSuchKey', status: 404 });
   });

@@ -16,7 +16,9 @@ export const copyObject: Operation = async (request, res, context) => {
   context.authorize(request, source.bucket, 'read');
   const directive = header(request, 'x-amz-metadata-directive') ?? 'COPY';
   if (directive !== 'COPY' && directive !== 'REPLACE') throw errors.invalidArgument('Unknown metadata directive.', 'x-amz-metadata-directive', directive);
-  if (source.bucket === request.bucket && source.key === request.key && directive === 'COPY') {
+  // S3 CopyObject: a copy onto itself must change the metadata (REPLACE) or name a storage class
+  // (any, even the one it has: `aws s3 cp --storage-class` in place succeeds on S3)
+  if (source.bucket === request.bucket && source.key === request.key && directive === 'COPY' && request.headers['x-amz-storage-class'] === undefined) {
     throw errors.invalidRequest("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.");
   }
   const algorithm = checksumAlgorithmOf(request);
