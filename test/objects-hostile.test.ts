@@ -192,6 +192,18 @@ describe('S3 API: hostile and malformed input', () => {
     }
   });
 
+  it('announces an empty body as Content-Length: 0, not an empty chunked one, as S3 answers PutObject and UploadPart', async () => {
+    const put = await send({ method: 'PUT', path: '/hostile/empty-answer.txt', body: 'x' });
+    const upload = await send({ method: 'POST', path: '/hostile/empty-answer.bin', query: { uploads: '' } });
+    const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(upload.body)![1];
+    const part = await send({ method: 'PUT', path: '/hostile/empty-answer.bin', query: { partNumber: '1', uploadId }, body: 'x' });
+    for (const [operation, result] of [['PutObject', put], ['UploadPart', part]] as const) {
+      expect({ operation, status: result.status, length: /^content-length: (.*)$/im.exec(result.head)?.[1], chunked: /^transfer-encoding:/im.test(result.head) })
+        .toEqual({ operation, status: 200, length: '0', chunked: false });
+    }
+    expect((await send({ method: 'DELETE', path: '/hostile/empty-answer.bin', query: { uploadId } })).status).toBe(204);
+  });
+
   it('ignores ranges it cannot parse and serves the whole object', async () => {
     await send({ method: 'PUT', path: '/hostile/range.txt', body: '0123456789' });
     for (const range of ['bytes=5-2', 'bytes=abc', 'items=0-1', 'bytes=0-1,3-4']) {

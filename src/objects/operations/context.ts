@@ -67,8 +67,14 @@ export function sendXml(res: ServerResponse, status: number, root: string, child
   res.end(body);
 }
 
+/**
+ * A response without a body. Where one could be (not a 204, nor an answer to HEAD, whose
+ * Content-Length is the object's), it is announced as `Content-Length: 0`, as S3 answers a
+ * PutObject or UploadPart; Node would otherwise send an empty chunked body.
+ */
 export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string | number> = {}): void {
-  res.writeHead(status, headers);
+  const bodyless = status === 204 || res.req.method === 'HEAD' || 'Content-Length' in headers;
+  res.writeHead(status, bodyless ? headers : { ...headers, 'Content-Length': 0 });
   res.end();
 }
 
