@@ -74,7 +74,7 @@ describe('S3 API with the AWS SDK v3', () => {
     const again = await failure(s3.send(new CreateBucketCommand({ Bucket: 'scratch' })));
     expect(again).toMatchObject({ code: 'BucketAlreadyOwnedByYou', status: 409 });
     expect(again.requestId).toMatch(/^[0-9A-F]{16}$/);
-    for (const name of ['ab', 'Upper', 'a..b', '192.168.1.1', '-dash', 'xn--punycode', 'a'.repeat(64)]) {
+    for (const name of ['ab', 'Upper', 'a..b', '192.168.1.1', '-dash', 'xn--punycode', 'a'.repeat(64), 'photos.mrap', 'photos-s3alias']) {
       expect(await failure(s3.send(new CreateBucketCommand({ Bucket: name })))).toMatchObject({ code: 'InvalidBucketName', status: 400 });
     }
     expect(existsSync(join(daemon.dataDir, 'share', 'Upper'))).toBe(false);

@@ -20,7 +20,7 @@ export function isBucketName(name: string): boolean {
     && !name.includes('..')
     && !/^\d+\.\d+\.\d+\.\d+$/.test(name)
     && !/^(xn--|sthree-|amzn-s3-demo-)/.test(name)
-    && !/(-s3alias|--ol-s3|--x-s3|--table-s3)$/.test(name);
+    && !/(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$/.test(name);
 }
 
 /**
