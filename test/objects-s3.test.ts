@@ -433,6 +433,23 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(readFileSync(join(daemon.dataDir, 'share', 'photos', 'cond', 'dst.txt'), 'utf8')).toBe('source');
   });
 
+  it('copies conditionally onto the destination with If-None-Match: * and If-Match (S3 conditional writes), writing nothing when they fail', async () => {
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'cond-copy/src.txt', Body: 'source' }));
+    const existing = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'cond-copy/dst.txt', Body: 'kept' }));
+    const copy = (Key: string, conditions: { IfMatch?: string; IfNoneMatch?: string }) =>
+      s3.send(new CopyObjectCommand({ Bucket: 'photos', Key, CopySource: 'photos/cond-copy/src.txt', ...conditions }));
+    expect(await failure(copy('cond-copy/dst.txt', { IfNoneMatch: '*' }))).toMatchObject({ code: 'PreconditionFailed', status: 412 });
+    expect(await failure(copy('cond-copy/dst.txt', { IfMatch: '"0123456789abcdef0123456789abcdef"' }))).toMatchObject({ code: 'PreconditionFailed', status: 412 });
+    expect(await failure(copy('cond-copy/none.txt', { IfMatch: existing.ETag }))).toMatchObject({ code: 'NoSuchKey', status: 404 });
+    expect(await (await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'cond-copy/dst.txt' }))).Body!.transformToString()).toBe('kept');
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'cond-copy/none.txt' })))).toMatchObject({ status: 404 });
+    await copy('cond-copy/dst.txt', { IfMatch: existing.ETag });
+    await copy('cond-copy/fresh.txt', { IfNoneMatch: '*' });
+    for (const Key of ['cond-copy/dst.txt', 'cond-copy/fresh.txt']) {
+      expect(await (await s3.send(new GetObjectCommand({ Bucket: 'photos', Key }))).Body!.transformToString()).toBe('source');
+    }
+  });
+
   it('copies parts from objects with UploadPartCopy: whole, byte ranges, conditions and range errors', async () => {
     const source = randomBytes(3 * MIN_PART + 17);
     await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'parts/source.bin', Body: source }));

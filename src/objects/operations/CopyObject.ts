@@ -2,15 +2,18 @@ import { errors } from '../errors.js';
 import { el, isoTime } from '../xml.js';
 import { changeOrigin, header, quoted, sendXml, smallBody, storedHeaders, userMetadata, type Operation } from './context.js';
 import { copySource, openCopySource } from './copying.js';
-import { checkCopySourceConditions } from './reading.js';
+import { checkCopySourceConditions, writeCondition } from './reading.js';
 import { checkEventQueue, checksumAlgorithmOf, checksumElements, checksumInto, checkWriteHeaders, contentType, wholeContentChecksums } from './writing.js';
 
 /**
- * S3 CopyObject: x-amz-copy-source names `bucket/key`, x-amz-copy-source-if-* are conditions on it;
- * x-amz-metadata-directive COPY (default) keeps the source's metadata, REPLACE takes the request's.
+ * S3 CopyObject: x-amz-copy-source names `bucket/key`, x-amz-copy-source-if-* are conditions on it,
+ * If-Match and If-None-Match on the destination; x-amz-metadata-directive COPY (default) keeps the
+ * source's metadata, REPLACE takes the request's.
  */
 export const copyObject: Operation = async (request, res, context) => {
   await smallBody(request);
+  // S3 CopyObject: If-Match / If-None-Match: * are conditions on the destination, as on PutObject
+  const condition = writeCondition(request);
   checkWriteHeaders(request);
   const source = copySource(request);
   context.authorize(request, source.bucket, 'read');
@@ -42,6 +45,7 @@ export const copyObject: Operation = async (request, res, context) => {
       // the same content: the source's checksums hold for the copy
       checksums: algorithm ? checksums : wholeContentChecksums(original.checksums),
       expectedSize: original.size,
+      condition,
       eventName: 'ObjectCreated:Copy',
       origin: changeOrigin(request),
     });
