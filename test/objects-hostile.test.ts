@@ -190,6 +190,12 @@ describe('S3 API: hostile and malformed input', () => {
       expect({ request, status: result.status, allow: /^allow: (.*)$/im.exec(result.head)?.[1] }).toEqual({ request, status: 405, allow: allowed });
       expect(result.body).toContain(`<Code>MethodNotAllowed</Code><Message>The specified method is not allowed against this resource.</Message><Method>${request.method}</Method><ResourceType>${resourceType}</ResourceType>`);
     }
+    // a method S3 defines nothing for is a request S3 cannot parse: 400 BadRequest, no Allow
+    for (const [method, path] of [['TRACE', '/'], ['PROPFIND', '/hostile'], ['LINK', '/hostile/key']]) {
+      const result = await send({ method, path });
+      expect({ method, status: result.status, allow: /^allow:/im.test(result.head) }).toEqual({ method, status: 400, allow: false });
+      expect(result.body).toContain('<Code>BadRequest</Code><Message>An error occurred when parsing the HTTP request.</Message>');
+    }
   });
 
   it('announces an empty body as Content-Length: 0, not an empty chunked one, as S3 answers PutObject and UploadPart', async () => {

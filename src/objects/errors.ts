@@ -53,6 +53,8 @@ export const errors = {
   methodNotAllowed: (method: string, resourceType: 'SERVICE' | 'BUCKET' | 'OBJECT') => new S3Error('MethodNotAllowed', 405,
     'The specified method is not allowed against this resource.', { Method: method, ResourceType: resourceType },
     { Allow: resourceType === 'SERVICE' ? 'GET' : 'HEAD, DELETE, POST, GET, PUT' }),
+  // a method S3 defines nothing for (TRACE, PROPFIND, ...): S3 cannot parse the request at all, it is not a 405
+  unknownMethod: () => new S3Error('BadRequest', 400, 'An error occurred when parsing the HTTP request.'),
   notImplemented: (what: string) => new S3Error('NotImplemented', 501, 'A header you provided implies functionality that is not implemented', { Header: what }),
   changedInShare: (key: string) => new S3Error('ServiceUnavailable', 503,
     'The object is being changed in the file share; try again once the change has settled.', { Key: key }, { 'Retry-After': '2' }),

@@ -65,8 +65,12 @@ const UNSUPPORTED = ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website',
   'ownershipControls', 'publicAccessBlock', 'intelligent-tiering', 'attributes', 'policyStatus', 'renameObject', 'session', 'metadataTable',
   'metadataConfiguration'];
 
+/** The methods S3 answers for; another is 400 BadRequest, not a 405 naming the methods a resource takes. */
+const S3_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS']);
+
 /** The operation a request names, by method, bucket, key and sub-resource (S3 API Reference). */
 export function route(method: string, bucket: string, key: string, query: URLSearchParams, headers: IncomingHttpHeaders): Route {
+  if (!S3_METHODS.has(method)) throw errors.unknownMethod();
   if (key && method === 'GET' && query.has('attributes')) return r('GetObjectAttributes', getObjectAttributes, 'read');
   // most requests have no query at all
   if (query.size > 0) {
