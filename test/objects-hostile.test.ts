@@ -210,6 +210,32 @@ describe('S3 API: hostile and malformed input', () => {
     expect((await send({ method: 'DELETE', path: '/hostile/empty-answer.bin', query: { uploadId } })).status).toBe(204);
   });
 
+  it('refuses CORS preflights (OPTIONS) as S3 refuses them for a bucket without a CORS configuration, signed or not', async () => {
+    const refusal = (body: string) => ({ code: /<Code>(\w+)<\/Code>/.exec(body)?.[1], message: /<Message>([^<]*)<\/Message>/.exec(body)?.[1],
+      method: /<Method>(\w+)<\/Method>/.exec(body)?.[1], resourceType: /<ResourceType>(\w+)<\/ResourceType>/.exec(body)?.[1] });
+    const origin = { origin: 'https://app.example' };
+    const cases: Array<[RawRequest, number, ReturnType<typeof refusal>]> = [
+      [{ method: 'OPTIONS', path: '/hostile' }, 400, { code: 'BadRequest', message: 'Insufficient information. Origin request header needed.', method: undefined, resourceType: undefined }],
+      [{ method: 'OPTIONS', path: '/hostile/key', headers: { ...origin, 'access-control-request-method': 'PUT' } }, 403,
+        { code: 'AccessForbidden', message: 'CORSResponse: CORS is not enabled for this bucket.', method: 'PUT', resourceType: 'BUCKET' }],
+      [{ method: 'OPTIONS', path: '/hostile', query: { acl: '' }, headers: origin }, 403,
+        { code: 'AccessForbidden', message: 'CORSResponse: CORS is not enabled for this bucket.', method: 'OPTIONS', resourceType: 'BUCKET' }],
+      [{ method: 'OPTIONS', path: '/no-such-bucket/key', headers: { ...origin, 'access-control-request-method': 'GET' } }, 403,
+        { code: 'AccessForbidden', message: 'CORSResponse: Bucket not found', method: 'GET', resourceType: 'BUCKET' }],
+      [{ method: 'OPTIONS', path: '/', headers: origin }, 403, { code: 'AccessForbidden', message: 'CORSResponse: Bucket not found', method: 'OPTIONS', resourceType: 'BUCKET' }],
+      [{ method: 'OPTIONS', path: '/hostile/key', headers: { ...origin, 'access-control-request-method': 'put' } }, 400,
+        { code: 'BadRequest', message: 'Invalid Access-Control-Request-Method: put', method: undefined, resourceType: undefined }],
+    ];
+    for (const [request, status, expected] of cases) {
+      const result = await send(request);
+      expect({ request, status: result.status, ...refusal(result.body) }).toEqual({ request, status, ...expected });
+    }
+    // browsers send preflights unsigned
+    const unsigned = await fetch(`http://127.0.0.1:${daemon.port('s3')}/hostile/key`, { method: 'OPTIONS', headers: { ...origin, 'access-control-request-method': 'GET' } });
+    expect({ status: unsigned.status, ...refusal(await unsigned.text()) })
+      .toEqual({ status: 403, code: 'AccessForbidden', message: 'CORSResponse: CORS is not enabled for this bucket.', method: 'GET', resourceType: 'BUCKET' });
+  });
+
   it('ignores ranges it cannot parse and serves the whole object', async () => {
     await send({ method: 'PUT', path: '/hostile/range.txt', body: '0123456789' });
     for (const range of ['bytes=5-2', 'bytes=abc', 'items=0-1', 'bytes=0-1,3-4']) {

@@ -18,6 +18,7 @@ import { copyObject } from './operations/CopyObject.js';
 import { deleteObject } from './operations/DeleteObject.js';
 import { deleteObjects } from './operations/DeleteObjects.js';
 import { postObject } from './operations/PostObject.js';
+import { optionsObject } from './operations/OptionsObject.js';
 import { createMultipartUpload } from './operations/CreateMultipartUpload.js';
 import { uploadPart } from './operations/UploadPart.js';
 import { uploadPartCopy } from './operations/UploadPartCopy.js';
@@ -41,9 +42,10 @@ export interface Route {
   operation: Operation;
   /**
    * What the signer needs on the addressed bucket; 'signed' only a signature (the service-level
-   * ListBuckets); 'form' is authorized by the operation (a POST upload is signed in its body).
+   * ListBuckets); 'form' is authorized by the operation (a POST upload is signed in its body);
+   * 'none' nothing (a CORS preflight, which browsers send unsigned).
    */
-  access: 'read' | 'write' | 'signed' | 'form';
+  access: 'read' | 'write' | 'signed' | 'form' | 'none';
   /** Its x-amz-checksum-* headers are the object's checksum, not the request body's (VerifyOptions.bodyChecksums). */
   objectChecksumHeaders?: true;
   /**
@@ -71,6 +73,8 @@ const S3_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'PATCH', 'OP
 /** The operation a request names, by method, bucket, key and sub-resource (S3 API Reference). */
 export function route(method: string, bucket: string, key: string, query: URLSearchParams, headers: IncomingHttpHeaders): Route {
   if (!S3_METHODS.has(method)) throw errors.unknownMethod();
+  // S3 answers a preflight before anything else of the request: its sub-resource, its credential
+  if (method === 'OPTIONS') return r('OptionsObject', optionsObject, 'none');
   if (key && method === 'GET' && query.has('attributes')) return r('GetObjectAttributes', getObjectAttributes, 'read');
   // most requests have no query at all
   if (query.size > 0) {
