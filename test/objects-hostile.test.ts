@@ -236,6 +236,23 @@ describe('S3 API: hostile and malformed input', () => {
       .toEqual({ status: 403, code: 'AccessForbidden', message: 'CORSResponse: CORS is not enabled for this bucket.', method: 'GET', resourceType: 'BUCKET' });
   });
 
+  it('refuses a ListObjects parameter of the other version (v1: continuation-token, start-after; v2: marker) rather than ignoring it', async () => {
+    const cases: Array<[Record<string, string>, string, string]> = [
+      [{ 'start-after': 'b' }, 'start-after', 'startAfter only supported in REST.GET.BUCKET with list-type=2'],
+      [{ 'continuation-token': '' }, 'continuation-token', 'continuation-token only supported in REST.GET.BUCKET with list-type=2'],
+      [{ 'list-type': '2', marker: 'b' }, 'marker', 'Marker unsupported with REST.GET.BUCKET in list-type=2'],
+    ];
+    for (const path of ['/hostile', '/no-such-bucket']) {
+      for (const [query, name, message] of cases) {
+        const result = await send({ method: 'GET', path, query });
+        expect({ path, query, status: result.status, body: result.body.replace(/<Resource>.*$/, '') })
+          .toEqual({ path, query, status: 400, body: `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidArgument</Code><Message>${message}</Message><ArgumentName>${name}</ArgumentName>` });
+      }
+    }
+    expect((await send({ method: 'GET', path: '/hostile', query: { marker: 'b' } })).status).toBe(200);
+    expect((await send({ method: 'GET', path: '/hostile', query: { 'list-type': '2', 'start-after': 'b' } })).status).toBe(200);
+  });
+
   it('ignores ranges it cannot parse and serves the whole object', async () => {
     await send({ method: 'PUT', path: '/hostile/range.txt', body: '0123456789' });
     for (const range of ['bytes=5-2', 'bytes=abc', 'items=0-1', 'bytes=0-1,3-4']) {

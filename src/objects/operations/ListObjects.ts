@@ -1,9 +1,10 @@
 import { el } from '../xml.js';
 import { sendXml, type Operation } from './context.js';
-import { commonPrefixes, contents, echoed, listParameters } from './listing.js';
+import { commonPrefixes, contents, echoed, listParameters, refuseOtherVersionParameters } from './listing.js';
 
 /** S3 ListObjects (version 1): resumes after `marker`; NextMarker only with a delimiter, as S3. */
 export const listObjects: Operation = (request, res, context) => {
+  refuseOtherVersionParameters(request, 1);
   context.objects.existingBucket(request.bucket);
   const parameters = listParameters(request);
   const marker = request.query.get('marker') ?? '';

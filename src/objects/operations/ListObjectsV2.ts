@@ -1,12 +1,13 @@
 import { el } from '../xml.js';
 import { sendXml, type Operation } from './context.js';
-import { commonPrefixes, contents, decodeToken, echoed, encodeToken, listParameters } from './listing.js';
+import { commonPrefixes, contents, decodeToken, echoed, encodeToken, listParameters, refuseOtherVersionParameters } from './listing.js';
 
 /**
  * S3 ListObjectsV2: a page of the key index. The continuation token is the last entry of the
  * previous page (a key or a common prefix), so a page never repeats one.
  */
 export const listObjectsV2: Operation = (request, res, context) => {
+  refuseOtherVersionParameters(request, 2);
   context.objects.existingBucket(request.bucket);
   const parameters = listParameters(request);
   const token = request.query.get('continuation-token');

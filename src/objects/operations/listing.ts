@@ -1,4 +1,4 @@
-import { errors } from '../errors.js';
+import { errors, S3Error } from '../errors.js';
 import type { ObjectRecord } from '../object-store.js';
 import { el, isoTime } from '../xml.js';
 import { integerParameter, OWNER, quoted, type S3Request } from './context.js';
@@ -19,6 +19,24 @@ export function decodeToken(token: string): string {
     throw errors.invalidArgument('The continuation token provided is incorrect', 'continuation-token', token);
   }
   return text.slice(2);
+}
+
+/**
+ * The parameters of the other ListObjects version, which S3 refuses rather than ignores (even
+ * empty, and before it looks for the bucket): a client paging with them would otherwise get its
+ * first page again and again. ListObjects (v1) has no continuation-token or start-after, v2 no
+ * marker. InvalidArgument naming the parameter, without its value, in S3's words.
+ */
+const OTHER_VERSION_PARAMETERS = {
+  1: [['continuation-token', 'continuation-token only supported in REST.GET.BUCKET with list-type=2'],
+    ['start-after', 'startAfter only supported in REST.GET.BUCKET with list-type=2']],
+  2: [['marker', 'Marker unsupported with REST.GET.BUCKET in list-type=2']],
+} as const;
+
+export function refuseOtherVersionParameters(request: S3Request, version: 1 | 2): void {
+  for (const [name, message] of OTHER_VERSION_PARAMETERS[version]) {
+    if (request.query.has(name)) throw new S3Error('InvalidArgument', 400, message, { ArgumentName: name });
+  }
 }
 
 /** The parameters the three listings share: prefix, delimiter, max-keys and encoding-type. */
