@@ -253,6 +253,14 @@ describe('S3 API: hostile and malformed input', () => {
     expect((await send({ method: 'GET', path: '/hostile', query: { 'list-type': '2', 'start-after': 'b' } })).status).toBe(200);
   });
 
+  it('echoes the max-keys a listing asked for, uncapped, and reads fetch-owner without case, as S3', async () => {
+    expect((await send({ method: 'PUT', path: '/hostile/listed.txt', body: 'x' })).status).toBe(200);
+    const v2 = await send({ method: 'GET', path: '/hostile', query: { 'list-type': '2', 'max-keys': '5000', 'fetch-owner': 'True', prefix: 'listed' } });
+    expect([v2.status, /<MaxKeys>(\d+)<\/MaxKeys>/.exec(v2.body)?.[1], /<Contents>.*<Owner>.*<\/Contents>/.test(v2.body)]).toEqual([200, '5000', true]);
+    const v1 = await send({ method: 'GET', path: '/hostile', query: { 'max-keys': '2000', prefix: 'listed' } });
+    expect([v1.status, /<MaxKeys>(\d+)<\/MaxKeys>/.exec(v1.body)?.[1]]).toEqual([200, '2000']);
+  });
+
   it('ignores ranges it cannot parse and serves the whole object', async () => {
     await send({ method: 'PUT', path: '/hostile/range.txt', body: '0123456789' });
     for (const range of ['bytes=5-2', 'bytes=abc', 'items=0-1', 'bytes=0-1,3-4']) {

@@ -15,7 +15,7 @@ export const listObjects: Operation = (request, res, context) => {
     echo.prefix,
     el('Marker', parameters.encode(marker)),
     page.isTruncated && parameters.delimiter && page.last !== undefined ? el('NextMarker', parameters.encode(page.last)) : '',
-    echo.maxKeys,
+    el('MaxKeys', parameters.askedMaxKeys),
     echo.delimiter,
     el('IsTruncated', page.isTruncated),
     ...page.objects.map((object) => contents(object, parameters, true)),

@@ -15,13 +15,14 @@ export const listObjectsV2: Operation = (request, res, context) => {
   const resumeAfter = token !== null ? decodeToken(token) : startAfter;
   const page = context.objects.list(request.bucket, { ...parameters, startAfter: resumeAfter });
   const echo = echoed(parameters);
-  const withOwner = request.query.get('fetch-owner') === 'true';
+  // S3 reads fetch-owner without case (True, TRUE)
+  const withOwner = request.query.get('fetch-owner')?.toLowerCase() === 'true';
   sendXml(res, 200, 'ListBucketResult', [
     el('Name', request.bucket),
     echo.prefix,
     page.isTruncated && page.last !== undefined ? el('NextContinuationToken', encodeToken(page.last)) : '',
     el('KeyCount', page.objects.length + page.commonPrefixes.length),
-    echo.maxKeys,
+    el('MaxKeys', parameters.askedMaxKeys),
     echo.delimiter,
     el('IsTruncated', page.isTruncated),
     ...page.objects.map((object) => contents(object, parameters, withOwner)),

@@ -43,7 +43,10 @@ export function refuseOtherVersionParameters(request: S3Request, version: 1 | 2)
 export interface ListParameters {
   prefix: string;
   delimiter: string;
+  /** The entries a page holds at most: the max-keys asked for, at most MAX_PAGE. */
   maxKeys: number;
+  /** max-keys as asked for, which ListObjects and ListObjectsV2 echo uncapped, as S3 does. */
+  askedMaxKeys: number;
   /** encoding-type=url: keys, prefixes and delimiters in the response are URL-encoded. */
   encode: (text: string) => string;
   encodingType: string | undefined;
@@ -57,6 +60,7 @@ export function listParameters(request: S3Request, maxName = 'max-keys'): ListPa
     prefix: request.query.get('prefix') ?? '',
     delimiter: request.query.get('delimiter') ?? '',
     maxKeys: Math.min(maxKeys, MAX_PAGE),
+    askedMaxKeys: maxKeys,
     encode: encodingType ? urlEncodeKey : (text) => text,
     encodingType,
   };
