@@ -261,6 +261,21 @@ describe('S3 API: hostile and malformed input', () => {
     expect([v1.status, /<MaxKeys>(\d+)<\/MaxKeys>/.exec(v1.body)?.[1]]).toEqual([200, '2000']);
   });
 
+  it('encodes keys with encoding-type=url as S3 does: Java\'s URLEncoder, a space as +, slashes kept', async () => {
+    const key = 'form/a b*~!+é.txt';
+    const encoded = 'form/a+b*%7E%21%2B%C3%A9.txt';
+    // the path as SigV4 canonicalizes it: every byte but A-Z a-z 0-9 - _ . ~ escaped
+    const path = `/hostile/${encodeURIComponent(key).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
+    expect((await send({ method: 'PUT', path, body: 'x' })).status).toBe(200);
+    const listed = await send({ method: 'GET', path: '/hostile', query: { 'list-type': '2', prefix: 'form/', 'encoding-type': 'url' } });
+    expect(/<Contents><Key>([^<]*)<\/Key>/.exec(listed.body)?.[1]).toBe(encoded);
+    const upload = await send({ method: 'POST', path, query: { uploads: '' } });
+    const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(upload.body)![1];
+    const uploads = await send({ method: 'GET', path: '/hostile', query: { uploads: '', prefix: 'form/', 'encoding-type': 'url' } });
+    expect(/<Upload><Key>([^<]*)<\/Key>/.exec(uploads.body)?.[1]).toBe(encoded);
+    expect((await send({ method: 'DELETE', path, query: { uploadId } })).status).toBe(204);
+  });
+
   it('ignores ranges it cannot parse and serves the whole object', async () => {
     await send({ method: 'PUT', path: '/hostile/range.txt', body: '0123456789' });
     for (const range of ['bytes=5-2', 'bytes=abc', 'items=0-1', 'bytes=0-1,3-4']) {

@@ -62,8 +62,12 @@ function matches(rule: NotificationRule, eventName: ObjectEventName, key: string
     && (!rule.suffix || key.endsWith(rule.suffix));
 }
 
-/** S3 event records carry keys form-encoded (space → '+'), slashes kept: Java's URLEncoder set. */
-export function eventKey(key: string): string {
+/**
+ * A key form-encoded as S3 encodes it in event records and in listings with encoding-type=url:
+ * Java's URLEncoder (letters, digits and `-_.*` kept, space → '+', every other byte %XX in upper
+ * case), slashes kept.
+ */
+export function formEncodedKey(key: string): string {
   return encodeURIComponent(key).replace(/%20/g, '+').replace(/%2F/g, '/').replace(/[!'()~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
@@ -154,7 +158,7 @@ export class ObjectEvents implements ChangeLog {
         s3SchemaVersion: '1.0',
         bucket: { name: bucket, ownerIdentity: { principalId: LOCAL_ACCOUNT }, arn: `arn:aws:s3:::${bucket}` },
         object: {
-          key: eventKey(object.key),
+          key: formEncodedKey(object.key),
           ...(object.size !== undefined ? { size: object.size, eTag: object.etag } : {}),
           sequencer: this.nextSequencer(),
         },

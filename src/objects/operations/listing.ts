@@ -1,4 +1,5 @@
 import { errors, S3Error } from '../errors.js';
+import { formEncodedKey } from '../events.js';
 import type { ObjectRecord } from '../object-store.js';
 import { el, isoTime } from '../xml.js';
 import { integerParameter, OWNER, quoted, type S3Request } from './context.js';
@@ -47,7 +48,7 @@ export interface ListParameters {
   maxKeys: number;
   /** max-keys as asked for, which ListObjects and ListObjectsV2 echo uncapped, as S3 does. */
   askedMaxKeys: number;
-  /** encoding-type=url: keys, prefixes and delimiters in the response are URL-encoded. */
+  /** encoding-type=url: keys, prefixes and delimiters in the response are form-encoded, as S3 encodes them. */
   encode: (text: string) => string;
   encodingType: string | undefined;
 }
@@ -61,14 +62,9 @@ export function listParameters(request: S3Request, maxName = 'max-keys'): ListPa
     delimiter: request.query.get('delimiter') ?? '',
     maxKeys: Math.min(maxKeys, MAX_PAGE),
     askedMaxKeys: maxKeys,
-    encode: encodingType ? urlEncodeKey : (text) => text,
+    encode: encodingType ? formEncodedKey : (text) => text,
     encodingType,
   };
-}
-
-/** encoding-type=url as S3 applies it: every byte but unreserved characters and '/' percent-encoded. */
-function urlEncodeKey(text: string): string {
-  return encodeURIComponent(text).replace(/%2F/g, '/').replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /** One Contents element. */
