@@ -18,7 +18,7 @@ import { copyObject } from './operations/CopyObject.js';
 import { deleteObject } from './operations/DeleteObject.js';
 import { deleteObjects } from './operations/DeleteObjects.js';
 import { postObject } from './operations/PostObject.js';
-import { optionsObject } from './operations/OptionsObject.js';
+import { optionsObject, S3_METHODS } from './operations/OptionsObject.js';
 import { createMultipartUpload } from './operations/CreateMultipartUpload.js';
 import { uploadPart } from './operations/UploadPart.js';
 import { uploadPartCopy } from './operations/UploadPartCopy.js';
@@ -67,11 +67,9 @@ const UNSUPPORTED = ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website',
   'ownershipControls', 'publicAccessBlock', 'intelligent-tiering', 'attributes', 'policyStatus', 'renameObject', 'session', 'metadataTable',
   'metadataConfiguration'];
 
-/** The methods S3 answers for; another is 400 BadRequest, not a 405 naming the methods a resource takes. */
-const S3_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS']);
-
 /** The operation a request names, by method, bucket, key and sub-resource (S3 API Reference). */
 export function route(method: string, bucket: string, key: string, query: URLSearchParams, headers: IncomingHttpHeaders): Route {
+  // a method S3 does not know is 400 BadRequest, not a 405 naming the methods a resource takes
   if (!S3_METHODS.has(method)) throw errors.unknownMethod();
   // S3 answers a preflight before anything else of the request: its sub-resource, its credential
   if (method === 'OPTIONS') return r('OptionsObject', optionsObject, 'none');

@@ -1,8 +1,11 @@
 import { S3Error } from '../errors.js';
 import { header, type Operation } from './context.js';
 
-/** The methods a preflight may ask about, as S3 takes them (case-sensitive). */
-const PREFLIGHT_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS']);
+/**
+ * The methods S3 answers for, case-sensitive: a preflight may ask about them, and any other
+ * method is a request S3 cannot parse (routes.ts).
+ */
+export const S3_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS']);
 
 /**
  * S3 OPTIONS object (a browser's CORS preflight, never signed): buckets here have no CORS
@@ -13,7 +16,7 @@ const PREFLIGHT_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'PATC
 export const optionsObject: Operation = (request, _res, context) => {
   if (header(request, 'origin') === undefined) throw new S3Error('BadRequest', 400, 'Insufficient information. Origin request header needed.');
   const asked = header(request, 'access-control-request-method');
-  if (asked !== undefined && !PREFLIGHT_METHODS.has(asked)) throw new S3Error('BadRequest', 400, `Invalid Access-Control-Request-Method: ${asked}`);
+  if (asked !== undefined && !S3_METHODS.has(asked)) throw new S3Error('BadRequest', 400, `Invalid Access-Control-Request-Method: ${asked}`);
   const found = request.bucket !== '' && context.objects.bucket(request.bucket) !== undefined;
   throw new S3Error('AccessForbidden', 403, found ? 'CORSResponse: CORS is not enabled for this bucket.' : 'CORSResponse: Bucket not found',
     { Method: asked ?? 'OPTIONS', ResourceType: 'BUCKET' });
