@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestDaemon } from './helpers/daemon.js';
-import { adminRequest, outpost } from './helpers/mqtt.js';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { addThing, adminRequest, outpost } from './helpers/mqtt.js';
+import { s3Client } from './helpers/objects.js';
 
 describe('outpost s3 keys', () => {
   let daemon: TestDaemon;
@@ -55,5 +57,22 @@ describe('outpost s3 keys', () => {
     const raced = JSON.parse((await outpost(daemon.socket, ['s3', 'keys', 'add', '--read', 'logs', '--json'])).stdout);
     const removals = await Promise.all([1, 2].map(() => adminRequest(daemon.socket, 'DELETE', `/v1/s3/keys/${raced.accessKeyId}`)));
     expect(removals.map((answer) => answer?.status).sort()).toEqual([200, 404]);
+  });
+
+  it('deletes the keys bound to a thing with the thing: they no longer sign anything, and a new thing of that name gets none', async () => {
+    await addThing(daemon.socket, 'valve-3', 'pw');
+    const bound = JSON.parse((await outpost(daemon.socket, ['s3', 'keys', 'add', '--thing', 'valve-3', '--read', '*', '--json'])).stdout);
+    const other = JSON.parse((await outpost(daemon.socket, ['s3', 'keys', 'add', '--read', '*', '--json'])).stdout);
+    const listing = (key: { accessKeyId: string; secretAccessKey: string }) => s3Client(daemon, key).send(new ListObjectsV2Command({ Bucket: 'no-such-bucket' })).catch((error: Error) => error.name);
+    expect(await listing(bound)).toBe('NoSuchBucket');
+
+    const removed = await outpost(daemon.socket, ['things', 'rm', 'valve-3']);
+    expect(removed.stdout).toBe(`removed thing valve-3, and its access keys ${bound.accessKeyId}\n`);
+    expect(await listing(bound)).toBe('InvalidAccessKeyId');
+    expect(await listing(other)).toBe('NoSuchBucket');
+    await addThing(daemon.socket, 'valve-3', 'another');
+    const keys = JSON.parse((await outpost(daemon.socket, ['s3', 'keys', 'ls', '--json'])).stdout).keys as Array<{ accessKeyId: string }>;
+    expect(keys.map((key) => key.accessKeyId)).not.toContain(bound.accessKeyId);
+    expect(keys.map((key) => key.accessKeyId)).toContain(other.accessKeyId);
   });
 });

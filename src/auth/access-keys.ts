@@ -96,6 +96,16 @@ export class AccessKeys {
     return changes > 0;
   }
 
+  /**
+   * Deletes the keys the data plane serves as `thing` (when the thing is removed): kept, they would
+   * serve a new thing of the same name, and keep their bucket grants, for whoever held them.
+   */
+  async removeBoundTo(thing: string): Promise<string[]> {
+    const bound = [...this.keys.values()].filter((key) => key.thing === thing).map((key) => key.access_key_id);
+    for (const accessKeyId of bound) await this.remove(accessKeyId);
+    return bound;
+  }
+
   secretOf(accessKeyId: string): string | undefined {
     return this.keys.get(accessKeyId)?.secret;
   }

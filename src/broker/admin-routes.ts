@@ -1,9 +1,10 @@
 import { AdminError, objectBody, optionalString, type AdminRouter } from '../admin/router.js';
+import type { AccessKeys } from '../auth/access-keys.js';
 import type { BrokerService } from './broker-service.js';
 import { ThingError } from './things/registry.js';
 
 /** Things and connected clients on the admin API. */
-export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerService): void {
+export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerService, accessKeys: AccessKeys): void {
   const things = () => broker.things;
 
   router.add('GET', '/v1/things', () => ({ body: { things: things().list() } }));
@@ -30,7 +31,8 @@ export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerSer
   router.add('DELETE', '/v1/things/:name', ({ params }) => mapThingErrors(async () => {
     await things().remove(params.name);
     broker.disconnectThing(params.name);
-    return { body: { deleted: params.name } };
+    const accessKeysDeleted = await accessKeys.removeBoundTo(params.name);
+    return { body: { deleted: params.name, accessKeysDeleted } };
   }));
 
   router.add('PUT', '/v1/things/:name/password', ({ params, body }) => mapThingErrors(async () => {

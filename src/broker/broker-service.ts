@@ -67,7 +67,7 @@ export class BrokerService implements Service, LocalBus {
       bytesIn: () => this.listenersSet.bytesIn(),
       bytesOut: () => this.listenersSet.bytesOut(),
     });
-    registerBrokerAdminRoutes(context.admin, this);
+    registerBrokerAdminRoutes(context.admin, this, context.accessKeys);
   }
 
   async start(): Promise<void> {
