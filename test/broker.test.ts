@@ -112,6 +112,13 @@ describe('broker with authentication (config file: anonymous off)', () => {
     expect(metrics).toMatch(new RegExp(`outpost_mqtt_connections_refused_total\\{reason="server_unavailable"\\} ${counts['refused 3']}\\b`));
   }, 60_000);
 
+  it('checks a login of an unknown thing as a known one\'s, so that its answer does not tell which things exist', async () => {
+    // answered at once, unknown names all got CONNACK 4 however many came; checked in turn, some wait beyond the queue
+    const outcomes = await Promise.all(Array.from({ length: 200 }, (_, i) => connectClient(daemon.mqttUrl, { clientId: `probe-${i}`, username: `no-such-thing-${i}`, password: 'guess', connectTimeout: 60_000 })
+      .then((client) => { client.end(true); return 'admitted'; }, (error: { code?: number }) => `refused ${error.code}`)));
+    expect([...new Set(outcomes)].sort()).toEqual(['refused 3', 'refused 4']);
+  }, 60_000);
+
   it('refuses a client id outside the thing policy', async () => {
     await expect(connectClient(daemon.mqttUrl, { clientId: 'someone-else', username: 'sensor-1', password: 's3cret' }))
       .rejects.toMatchObject({ code: 5 });

@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { policySchema, type Policy } from '../../config/schema.js';
 import type { Store } from '../../store/store.js';
 import { isValidFilter } from '../topic.js';
@@ -36,6 +36,8 @@ export class ThingError extends Error {
 /** The registry of things: identities that may connect, with their credentials and policies. */
 export class ThingRegistry {
   private readonly verifier = new PasswordVerifier();
+  /** What a login of an unknown thing, or of one without a password, is checked against. */
+  private decoyHash: Promise<string> | undefined;
   private readonly select;
   private readonly selectByFingerprint;
 
@@ -129,7 +131,13 @@ export class ThingRegistry {
    */
   async checkPassword(name: string, password: string): Promise<Thing | undefined> {
     const row = this.select.get(name);
-    if (!row?.password_hash) return undefined;
+    if (!row?.password_hash) {
+      // checked against a hash of no thing's all the same: answered at once, an unknown name would
+      // tell a client probing names which things exist (and skip the queue of checks)
+      this.decoyHash ??= hashPassword(randomBytes(32).toString('base64'));
+      await this.verifier.verify(name, password, await this.decoyHash);
+      return undefined;
+    }
     if (!(await this.verifier.verify(name, password, row.password_hash))) return undefined;
     const now = this.select.get(name);
     return now?.password_hash === row.password_hash ? toThing(now) : undefined;
