@@ -9,6 +9,7 @@ import { ThingRegistry } from './things/registry.js';
 import { Sessions, type Session } from './sessions.js';
 import { BrokerMetrics } from './metrics.js';
 import { createAuthenticate, createPreConnect } from './handlers/connect.js';
+import { wildcardSkipsTopic } from './topic.js';
 import { DROPPED_TOPIC, createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscribe, deliverAtGrantedQos } from './handlers/authorize.js';
 import { OutgoingWrites } from './handlers/outgoing-writes.js';
 import { ConnectBudget, limitPacketSize } from './handlers/packet-size.js';
@@ -161,14 +162,12 @@ export class BrokerService implements Service, LocalBus {
 
   async subscribe(filter: string, handler: (message: BusMessage) => void | Promise<void>, options: { durable?: boolean } = {}): Promise<() => Promise<void>> {
     const broker = this.running();
-    // MQTT-4.7.2-1, as for a client: a filter starting with a wildcard matches no `$` topic, which
-    // aedes' matcher lets it reach (a function or sync rule on `#` got every shadow answer, $SYS
-    // event and object event)
-    const leadingWildcard = filter.startsWith('#') || filter.startsWith('+');
     const deliver = (packet: AedesPublishPacket, done: (error?: Error) => void) => {
       // a PUBLISH the policy refused (authorizePublish retargets it there) reaches none of the
       // daemon's subscribers: a function triggered by `$outpost/#` would run with the refused payload
-      if (packet.topic === DROPPED_TOPIC || (leadingWildcard && packet.topic.charCodeAt(0) === 36 /* $ */)) return done();
+      // and, as for a client, a filter starting with a wildcard gets no `$` topic (a function or sync
+      // rule on `#` got every shadow answer, $SYS event and object event)
+      if (packet.topic === DROPPED_TOPIC || wildcardSkipsTopic(filter, packet.topic)) return done();
       const message: BusMessage = { topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, retain: packet.retain, clientId: (packet as { clientId?: string }).clientId };
       const handled = Promise.resolve().then(() => handler(message));
       if (options.durable) {

@@ -6,12 +6,19 @@ export function topicMatches(filter: string, topic: string): boolean {
 }
 
 /**
+ * MQTT-4.7.2-1: a filter starting with a wildcard does not match topics starting with '$' (aedes'
+ * matcher and the persistence's trie would match them). `filter` may be its first level only.
+ */
+export function wildcardSkipsTopic(filter: string, topic: string): boolean {
+  return topic.charCodeAt(0) === 36 /* $ */ && (filter[0] === '+' || filter[0] === '#');
+}
+
+/**
  * `topicMatches` for a filter already split into levels. `+` matches one level,
  * an empty one included, as aedes' matcher does.
  */
 export function levelsMatch(filterLevels: readonly string[], topic: string): boolean {
-  // MQTT-4.7.2-1: a filter starting with a wildcard does not match topics starting with '$'.
-  if (topic.charCodeAt(0) === 36 && (filterLevels[0] === '+' || filterLevels[0] === '#')) return false;
+  if (wildcardSkipsTopic(filterLevels[0], topic)) return false;
   // Walks the topic in place rather than splitting it: this runs for every PUBLISH.
   let start = 0;
   for (let i = 0; i < filterLevels.length; i++) {

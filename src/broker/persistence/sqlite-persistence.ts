@@ -12,7 +12,7 @@ import {
   type PacketColumns,
 } from './packet-codec.js';
 import { topicRange, type TopicRange } from './topic-filter.js';
-import { levelsMatch } from '../topic.js';
+import { levelsMatch, wildcardSkipsTopic } from '../topic.js';
 import { wasRefused } from '../refused-subscriptions.js';
 
 export type { Packet } from './packet-codec.js';
@@ -338,7 +338,7 @@ export class SqlitePersistence {
     // by the policy is one (retargeted to $outpost/dropped), and pushed real messages out of the
     // queue of every offline session subscribed to `#`.
     if (topic.charCodeAt(0) !== 36 /* $ */) return matches;
-    return matches.filter((subscription) => subscription.topic[0] !== '+' && subscription.topic[0] !== '#');
+    return matches.filter((subscription) => !wildcardSkipsTopic(subscription.topic, topic));
   }
 
   /** Whether a persistent session subscribes at QoS > 0 to a filter matching `topic`. */
