@@ -54,6 +54,8 @@ export class Daemon {
       // EX_IOERR: systemd starts the daemon again, and SQLite recovers what is on disk
       log.fatal({ err: error }, 'the database log could not be synced to disk: what was written since may not be there; exiting');
       process.exit(74);
+    }, onCheckpointFailure: (error) => {
+      log.warn({ err: error }, 'the database log could not be checkpointed on its thread; for a minute it is only synced, and SQLite checkpoints it at 64 MiB');
     } });
     this.metrics = createMetricsRegistry(() => this.store.sizeBytes(), dataDir);
     this.notifier = new SystemdNotifier(log);

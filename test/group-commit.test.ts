@@ -1,9 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../src/store/store.js';
 import { GroupCommit } from '../src/store/group-commit.js';
+import { CHECKPOINT_FRAMES } from '../src/store/checkpoints.js';
 
 const dirs: string[] = [];
 function openStore(dir = mkdtempSync(join(tmpdir(), 'outpost-store-'))): Store {
@@ -122,6 +123,49 @@ describe('group commit', () => {
     const commit = new GroupCommit(store.db, (done) => done(new Error('EIO: i/o error, fdatasync')));
     await expect(commit.run(() => store.db.prepare('INSERT INTO items (value) VALUES (?)').run('lost'))).rejects.toThrow('EIO');
     expect(commit.stats.failedCommits).toBe(1);
+    await store.close();
+  });
+
+  /** Writes `rows` rows of 4 KiB (two pages each) through group commit, 64 a tick, and says how large the log grew. */
+  async function writeRows(store: Store, rows: number): Promise<number> {
+    store.migrate('rows', ['CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL)']);
+    const insert = store.db.prepare('INSERT INTO rows (body) VALUES (?)');
+    let largestLog = 0;
+    for (let written = 0; written < rows; written += 64) {
+      await Promise.all(Array.from({ length: 64 }, () => store.commit.run(() => insert.run(Buffer.alloc(4096, written % 251)), { singleStatement: true })));
+      largestLog = Math.max(largestLog, statSync(`${store.file}-wal`).size);
+    }
+    return largestLog;
+  }
+
+  it('checkpoints the log on a thread of its own once it holds 16 MiB, in place of a sync, and the log starts again from its beginning', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-store-'));
+    dirs.push(dir);
+    // the built Store: its thread runs dist/store/checkpoint-worker.js
+    const { Store: BuiltStore } = await import('../dist/store/store.js') as { Store: typeof Store };
+    const failures: Error[] = [];
+    const store = new BuiltStore({ file: join(dir, 'test.db'), synchronous: 'full', cacheSizeKb: 1024, onCheckpointFailure: (error) => failures.push(error) });
+    const largestLog = await writeRows(store, 2 * CHECKPOINT_FRAMES);
+    expect(failures).toEqual([]);
+    expect(store.checkpoints!.stats.checkpoints).toBeGreaterThanOrEqual(1);
+    // SQLite's own checkpoints come at four times that
+    expect(largestLog).toBeLessThan(1.1 * CHECKPOINT_FRAMES * 4096);
+    await store.close();
+    const reopened = new BuiltStore({ file: join(dir, 'test.db'), synchronous: 'full', cacheSizeKb: 1024 });
+    expect((reopened.db.prepare('SELECT COUNT(*) AS n FROM rows').get() as { n: number }).n).toBe(2 * CHECKPOINT_FRAMES);
+    await reopened.close();
+  });
+
+  it('syncs the log as usual when the checkpoint thread cannot run, and says so once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-store-'));
+    dirs.push(dir);
+    // the Store of the TypeScript sources: its thread's checkpoint-worker.js is not there
+    const failures: Error[] = [];
+    const store = new Store({ file: join(dir, 'test.db'), synchronous: 'full', cacheSizeKb: 1024, onCheckpointFailure: (error) => failures.push(error) });
+    await writeRows(store, 2 * CHECKPOINT_FRAMES);
+    expect(failures).toHaveLength(1);
+    expect(store.checkpoints!.stats).toEqual({ checkpoints: 0, failed: 1 });
+    expect((store.db.prepare('SELECT COUNT(*) AS n FROM rows').get() as { n: number }).n).toBe(2 * CHECKPOINT_FRAMES);
     await store.close();
   });
 });

@@ -2,7 +2,7 @@
 // took two thirds of the event loop's time during a large PUT, which now reads the socket and
 // writes the file while this thread hashes. Only Node's built-ins (and request-thread) are loaded.
 import { createHash, type Hash } from 'node:crypto';
-import { answerRequests, type ThreadReply } from './request-thread.js';
+import { answerRequests, type ThreadReply } from '../request-thread.js';
 
 export type ContentHashRequest =
   /** The next `bytes` of body `body`, at `offset` in memory shared with the event loop (not to be changed until answered). */

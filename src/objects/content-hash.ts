@@ -1,4 +1,4 @@
-import { RequestThread } from './request-thread.js';
+import { RequestThread } from '../request-thread.js';
 import type { ContentHashReply, ContentHashRequest } from './content-hash-worker.js';
 
 /** The MD5 of one body, computed in the content hash thread from memory shared with it. */

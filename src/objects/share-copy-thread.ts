@@ -1,7 +1,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
-import { RequestThread } from './request-thread.js';
+import { RequestThread } from '../request-thread.js';
 import type { CopyJob, CopyResult, ShareCopyReply, ShareCopyRequest } from './share-copy-worker.js';
 
 /**

@@ -6,7 +6,7 @@
 import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { makeDirectoriesSync } from '../store/durable-directories.js';
-import { answerRequests, type ThreadReply } from './request-thread.js';
+import { answerRequests, type ThreadReply } from '../request-thread.js';
 import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
 
 /** A share file the store wrote (inode, size, mtime), which a newer version's copy replaces. */

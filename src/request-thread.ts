@@ -71,7 +71,7 @@ export class RequestThread<Request extends object, Reply extends ThreadReply> {
       this.inFlight.clear();
     };
     worker.on('error', failAll);
-    worker.on('exit', (code) => failAll(new Error(`a worker thread of the object store exited (${code})`)));
+    worker.on('exit', (code) => failAll(new Error(`worker thread ${this.main.pathname.split('/').pop()} exited (${code})`)));
     this.worker = worker;
     this.generation++;
     return worker;
