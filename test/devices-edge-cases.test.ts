@@ -28,6 +28,11 @@ const PROFILES: Record<string, unknown> = {
     framing: { type: 'fixed', length: 10 },
     parser: { type: 'regex', pattern: '^\\s*(?<weight>-?\\d+\\.\\d+)kg(?<stability>[SU])$' },
   },
+  chatty: {
+    framing: { type: 'lines', maxFrameBytes: 8192 },
+    parser: { type: 'json' },
+    shadow: { minIntervalMs: 1500 },
+  },
   thermostat: {
     framing: { type: 'modbus', unitId: 3, pollIntervalMs: 200, responseTimeoutMs: 1000 },
     parser: {
@@ -80,6 +85,7 @@ describe('serial devices at the edges', () => {
             { name: 'scale1', profile: 'scale', port: pairs.scale.dev },
             { name: 'hung1', profile: 'hung', port: pairs.hung.dev },
             { name: 'absent1', profile: 'relay', port: join(dir, 'never-plugged-in') },
+            { name: 'chatty1', profile: 'chatty', port: pairs.chatty.dev, thing: 'chatter' },
           ],
         },
       },
@@ -87,10 +93,10 @@ describe('serial devices at the edges', () => {
     client = await connectClient(daemon.mqttUrl, { clientId: 'observer' });
     client.on('message', (topic, payload) => (topic.endsWith('/reply') ? replies : topic === 'devices/thermostat1/telemetry' ? readings : topic === 'devices/scale1/telemetry' ? weighings : []).push(JSON.parse(payload.toString())));
     await client.subscribeAsync(['devices/+/commands/reply', 'devices/+/telemetry'], { qos: 1 });
-    shadows = await ShadowMqttClient.connect(daemon.mqttUrl, { clientId: 'shadow-reader' }, ['$aws/things/pump-house/shadow/+/+', '$aws/things/boiler/shadow/+/+']);
+    shadows = await ShadowMqttClient.connect(daemon.mqttUrl, { clientId: 'shadow-reader' }, ['$aws/things/pump-house/shadow/+/+', '$aws/things/boiler/shadow/+/+', '$aws/things/chatter/shadow/+/+']);
     await eventually(async () => {
       const devices = await listDevices(daemon.socket);
-      return devices.relay1.connected && devices.thermostat1.connected && devices.scale1.connected && devices.hung1.connected;
+      return devices.relay1.connected && devices.thermostat1.connected && devices.scale1.connected && devices.hung1.connected && devices.chatty1.connected;
     }, 8000);
   }, 30_000);
 
@@ -286,4 +292,17 @@ describe('serial devices at the edges', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(pairs.hung.received.toString().split('\n').map((line) => line.split('=')[0])).toEqual([...Array.from({ length: refused }, (_, index) => `k${index}`), '']);
   });
+
+  it('reports up to 256 distinct keys of a device, counting a key held back by the interval once', async () => {
+    const line = (prefix: string, count: number, value: number) => `${JSON.stringify(Object.fromEntries(Array.from({ length: count }, (_, index) => [`${prefix}${index}`, value])))}\n`;
+    await pairs.chatty.send(line('a', 200, 0));
+    await eventually(async () => (await reported('chatter')).a199 === 0, 6000);
+    // within the interval: the 200 known keys are held back with 50 new ones, 250 keys in all
+    await pairs.chatty.send(line('a', 200, 1).slice(0, -2) + line('b', 50, 1).replace('{', ','));
+    await eventually(async () => (await reported('chatter')).b49 === 1, 8000);
+    // 6 more fit under the cap; the rest of a device's new keys are not tracked
+    await pairs.chatty.send(line('c', 10, 1));
+    await eventually(async () => (await reported('chatter')).c5 === 1, 8000);
+    expect(Object.keys(await reported('chatter'))).toHaveLength(256);
+  }, 20_000);
 });

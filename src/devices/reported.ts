@@ -10,6 +10,8 @@ const MAX_KEYS = 256;
  * in flight at a time: what arrives meanwhile is merged into the next.
  */
 export class ReportedThrottle {
+  /** Every key admitted so far, reported or pending: the cap counts each key once. */
+  private readonly keys = new Set<string>();
   private readonly lastReported = new Map<string, unknown>();
   private pending: Reading = {};
   /** performance.now(): a step of the wall clock must not hold readings back for as long as the step. */
@@ -25,7 +27,10 @@ export class ReportedThrottle {
   offer(reading: Reading): void {
     if (this.stopped) return;
     for (const [key, value] of Object.entries(reading)) {
-      if (!this.lastReported.has(key) && this.lastReported.size + Object.keys(this.pending).length >= MAX_KEYS) continue;
+      if (!this.keys.has(key)) {
+        if (this.keys.size >= MAX_KEYS) continue;
+        this.keys.add(key);
+      }
       if (this.changed(key, value)) this.pending[key] = value;
       else delete this.pending[key];
     }
