@@ -149,11 +149,11 @@ describe('device profiles', () => {
       expect((await outpost(idle.socket, ['devices', 'ls'])).stdout).toBe('no devices configured (devices.instances)\n');
       const listed = JSON.parse((await outpost(withDevice.socket, ['devices', 'ls', '--json'])).stdout).devices;
       expect(listed).toMatchObject([
-        { name: 'gps', connected: false, port: null, lastError: expect.stringContaining('absent-tty') },
+        { name: 'gps', connected: false, port: join(dir, 'absent-tty'), portDevice: null, lastError: expect.stringContaining('absent-tty') },
         // Without udevadm (minimal systems) the port list is unavailable: said so, rather than crashing serialport.
-        { name: 'usb-gps', connected: false, lastError: expect.stringMatching(/^(USB matching needs udevadm|no serial port matches USB)/) },
+        { name: 'usb-gps', connected: false, port: 'usb 1546:01a7', portDevice: null, lastError: expect.stringMatching(/^(USB matching needs udevadm|no serial port matches USB)/) },
       ]);
-      expect((await outpost(withDevice.socket, ['devices', 'ls'])).stdout).toMatch(/^gps\s+ublox-gps\s+no\s+-\s+-\s+0\s+0\s+0\s+0\s+0\s+-$/m);
+      expect((await outpost(withDevice.socket, ['devices', 'ls'])).stdout).toMatch(new RegExp(`^gps\\s+ublox-gps\\s+no\\s+${join(dir, 'absent-tty')}\\s+-\\s+0\\s+0\\s+0\\s+0\\s+0\\s+-$`, 'm'));
       expect(withDevice.process.exitCode).toBeNull();
     } finally {
       await idle.cleanup();

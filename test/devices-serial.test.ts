@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
@@ -277,6 +277,7 @@ describe('serial devices over socat pseudo-terminals', () => {
   it('survives unplug and replug: retried with backoff, picked up again when the tty returns, desired state caught up', async () => {
     await pairs.arduino.unplug();
     await eventually(async () => !(await listDevices(daemon.socket)).arduino1.connected);
+    expect((await listDevices(daemon.socket)).arduino1).toMatchObject({ port: pairs.arduino.dev, portDevice: null });
     await shadows.request('$aws/things/greenhouse/shadow/update', { state: { desired: { fan: 'off' } } });
     expect(await nextMessage('devices/arduino1/commands/reply')).toMatchObject({ key: 'fan', value: 'off', status: 'error', error: 'device not connected' });
     await new Promise((resolve) => setTimeout(resolve, 600)); // a few failed attempts to reopen
@@ -291,7 +292,10 @@ describe('serial devices over socat pseudo-terminals', () => {
     expect(await nextMessage('devices/arduino1/telemetry')).toMatchObject({ temperature: 30 });
     await eventually(async () => (await reported('greenhouse')).fan === 'off');
     const status = (await listDevices(daemon.socket)).arduino1;
-    expect(status).toMatchObject({ connected: true, port: pairs.arduino.dev, reconnects: 1 });
+    // the configured path, and the tty its link leads to (as /dev/serial/by-id/… to /dev/ttyUSB0)
+    expect(status).toMatchObject({ connected: true, port: pairs.arduino.dev, portDevice: realpathSync(pairs.arduino.dev), reconnects: 1 });
+    expect(status.portDevice).toMatch(/^\/dev\/pts\/\d+$/);
+    expect((await outpost(daemon.socket, ['devices', 'ls'])).stdout).toMatch(new RegExp(`^arduino1\\s+arduino\\s+yes\\s+${pairs.arduino.dev} -> ${status.portDevice}\\s`, 'm'));
 
     // A polled Modbus meter stops being polled while away and is polled again once back.
     await pairs.meter.unplug();

@@ -1,3 +1,4 @@
+import { realpath } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { LocalBus } from '../bus.js';
 import type { DeviceInstanceConfig } from './config.js';
@@ -8,7 +9,7 @@ import { ModbusMaster } from './modbus-master.js';
 import { textParser, type TextParser } from './parsers/index.js';
 import { decodeBlock, encodeValue, ILLEGAL_DATA_ADDRESS, ModbusException, pollPlan, readRequest, withoutGaps, writeRequest, type PollBlock } from './parsers/modbus.js';
 import { ParseError, type Reading } from './parsers/reading.js';
-import { resolvePortPath } from './port.js';
+import { configuredPort, resolvePortPath } from './port.js';
 import type { Profile } from './profile.js';
 import { ReportedThrottle } from './reported.js';
 import type { SerialConnection, SerialDriver } from './serial.js';
@@ -47,7 +48,10 @@ export interface DeviceStatus {
   description: string | null;
   thing: string | null;
   connected: boolean;
-  port: string | null;
+  /** The port as configured: the instance's or the profile's path, or the profile's USB match (`usb 1546:01a7`). */
+  port: string;
+  /** The device file the port is open on, symlinks (/dev/serial/by-id/…) resolved; null while not connected. */
+  portDevice: string | null;
   lastFrameAt: string | null;
   framesPerSecond: number;
   frames: number;
@@ -72,7 +76,9 @@ export class Device {
   private readonly profile: Profile;
   private readonly thing: string | undefined;
   private connection: SerialConnection | undefined;
+  /** The path the open port was found at (a USB match's listed path), and the device file behind it. */
   private portPath: string | undefined;
+  private portDevice: string | undefined;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs: number;
@@ -169,7 +175,8 @@ export class Device {
       description: this.profile.description ?? null,
       thing: this.thing ?? null,
       connected: this.connection !== undefined,
-      port: this.portPath ?? null,
+      port: configuredPort(this.profile.port, this.options.instance.port),
+      portDevice: this.connection ? this.portDevice ?? null : null,
       lastFrameAt: stats.lastFrameAt ? new Date(stats.lastFrameAt).toISOString() : null,
       framesPerSecond: stats.framesPerSecond(),
       frames: stats.frames,
@@ -197,6 +204,8 @@ export class Device {
     try {
       const path = await resolvePortPath(this.profile.port, instance.port, () => driver.list());
       if (!path) throw new Error(`no serial port matches USB ${JSON.stringify(this.profile.port.usb)}`);
+      // Which tty a by-id or by-path link (or a udev rule's name) leads to; looked up before the open, which a lost port must not follow.
+      const device = await realpath(path).catch(() => path);
       const connection = await driver.open(path, this.profile.port, {
         data: (chunk) => this.push(chunk),
         lost: (error) => this.onLost(error),
@@ -207,6 +216,7 @@ export class Device {
       }
       this.connection = connection;
       this.portPath = path;
+      this.portDevice = device;
       this.connectedAt = performance.now();
       this.missingLogged = false;
       this.stats.connected(true);

@@ -20,6 +20,14 @@ export async function resolvePortPath(port: Profile['port'], override: string | 
   return found?.path;
 }
 
+/** The port as configured, for `outpost devices ls`: a path, or the USB identity a port is matched by. */
+export function configuredPort(port: Profile['port'], override: string | undefined): string {
+  if (override) return override;
+  if (port.path) return port.path;
+  const { vendorId, productId, serialNumber } = port.usb!;
+  return `usb ${vendorId}:${productId ?? '*'}${serialNumber !== undefined ? ` serial ${serialNumber}` : ''}`;
+}
+
 /**
  * serialport lists Linux ports by running `udevadm info -e` and crashes the process (an unhandled
  * 'error' event) when udevadm is missing, as in minimal containers: check first and fail this

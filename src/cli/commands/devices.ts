@@ -11,6 +11,11 @@ function lastFrame(at: string | null): string {
   return `${seconds}s ago`;
 }
 
+/** The configured port, and the tty it is open on when that is another name (a by-id link, a USB match). */
+function portOf(device: DeviceStatus): string {
+  return device.portDevice && device.portDevice !== device.port ? `${device.port} -> ${device.portDevice}` : device.port;
+}
+
 /** outpost devices ls | check FILE… */
 export function registerDevices(program: Command, cli: CliContext): void {
   const devices = program.command('devices').description('serial devices bridged by their profiles (firmware-configs/devices)');
@@ -22,7 +27,7 @@ export function registerDevices(program: Command, cli: CliContext): void {
       cli.print(command, body, () => body.devices.length === 0
         ? 'no devices configured (devices.instances)\n'
         : formatTable(['NAME', 'PROFILE', 'CONNECTED', 'PORT', 'LAST FRAME', 'FRAMES/S', 'FRAMES', 'PARSE ERRORS', 'COMMANDS SENT', 'FAILED', 'THING'],
-          body.devices.map((d) => [d.name, d.profile, d.connected ? 'yes' : 'no', d.port ?? '-', lastFrame(d.lastFrameAt), d.framesPerSecond,
+          body.devices.map((d) => [d.name, d.profile, d.connected ? 'yes' : 'no', portOf(d), lastFrame(d.lastFrameAt), d.framesPerSecond,
             d.frames, d.parseErrors, d.commandsSent, d.commandsFailed, d.thing ?? '-'])));
     });
 
