@@ -98,32 +98,56 @@ describe('device profiles', () => {
     expect((await run([OUTPOST, 'devices', 'check', join(dir, 'missing.yaml')])).stdout).toContain('no such profile file');
   });
 
-  it('refuses to start outpostd on a bad profile or a bad devices section, naming the key', async () => {
+  it('runs the daemon with a device of a bad profile disabled, its reason listed, logged and counted; a bad devices section stops it', async () => {
     const profilesDir = join(dir, 'profiles');
     mkdirSync(profilesDir);
     writeFileSync(join(profilesDir, 'broken.yaml'), yaml.dump({ framing: { type: 'lines' }, parser: { type: 'csv', columns: [] } }));
     writeFileSync(join(profilesDir, 'portless.yaml'), yaml.dump({ framing: { type: 'lines' }, parser: { type: 'json' } }));
-    const start = async (devices: Record<string, unknown>) => {
-      const configFile = join(dir, 'outpost.yaml');
-      writeFileSync(configFile, yaml.dump({ mqtt: { port: 0 }, http: { port: 0 }, s3: { port: 0 }, log: { format: 'json' }, devices: { profilesDir, ...devices } }));
-      return run([OUTPOSTD, '--config', configFile, '--data-dir', join(dir, 'data')]);
-    };
-
-    const broken = await start({ instances: [{ name: 'a', profile: 'broken', port: '/dev/null' }] });
-    expect(broken.code).toBe(1);
-    expect(broken.stdout).toContain(`devices.instances.0.profile: ${join(profilesDir, 'broken.yaml')}: invalid device profile:\\n  parser.columns: expected a list of column names`);
-
-    const portless = await start({ instances: [{ name: 'a', profile: 'portless' }] });
-    expect(portless.stdout).toContain('devices.instances.0.port: expected a port path (profile portless sets neither port.path nor port.usb)');
-
     writeFileSync(join(profilesDir, 'per-thing.yaml'), yaml.dump({ framing: { type: 'lines' }, parser: { type: 'json' }, telemetry: { topic: 'things/${thing}/serial' } }));
-    const thingless = await start({ instances: [{ name: 'a', profile: 'per-thing', port: '/dev/null' }] });
-    expect(thingless.stdout).toContain('devices.instances.0.thing: expected a thing name (profile per-thing uses ${thing} in telemetry.topic)');
+    const daemon = await TestDaemon.start({
+      config: {
+        devices: {
+          profilesDir, retryInitialMs: 50,
+          instances: [
+            { name: 'broken', profile: 'broken', port: '/dev/null' },
+            { name: 'portless', profile: 'portless' },
+            { name: 'thingless', profile: 'per-thing', port: '/dev/null' },
+            { name: 'missing', profile: 'nowhere', port: '/dev/null' },
+            { name: 'good', profile: 'portless', port: join(dir, 'absent-tty') },
+          ],
+        },
+      },
+    });
+    try {
+      const listed = JSON.parse((await outpost(daemon.socket, ['devices', 'ls', '--json'])).stdout).devices;
+      expect(listed).toMatchObject([
+        { name: 'broken', disabled: true, connected: false, lastError: `devices.instances.0.profile: ${join(profilesDir, 'broken.yaml')}: invalid device profile:\n  parser.columns: expected a list of column names` },
+        { name: 'portless', disabled: true, lastError: 'devices.instances.1.port: expected a port path (profile portless sets neither port.path nor port.usb)' },
+        { name: 'thingless', disabled: true, lastError: 'devices.instances.2.thing: expected a thing name (profile per-thing uses ${thing} in telemetry.topic)' },
+        { name: 'missing', disabled: true, lastError: `devices.instances.3.profile: ${join(profilesDir, 'nowhere.yaml')}: no such profile file` },
+        { name: 'good', disabled: false, connected: false, lastError: expect.stringContaining('absent-tty') },
+      ]);
+      const table = (await outpost(daemon.socket, ['devices', 'ls'])).stdout;
+      expect(table).toMatch(/^broken\s+broken\s+disabled\s/m);
+      expect(table).toContain('portless is disabled: devices.instances.1.port: expected a port path');
+      expect(daemon.logs).toContainEqual(expect.objectContaining({ level: 50, device: 'missing', msg: 'device disabled: its profile cannot be used' }));
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      expect(metrics).toMatch(/^outpost_device_disabled\{device="broken"\} 1$/m);
+      expect(metrics).toMatch(/^outpost_device_connected\{device="broken"\} 0$/m);
+      expect(metrics).toMatch(/^outpost_device_disabled\{device="good"\} 0$/m);
+      expect(JSON.parse((await outpost(daemon.socket, ['status', '--json'])).stdout).services.devices).toMatchObject({ ok: true, configured: 5, disabled: 4 });
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+      await daemon.cleanup();
+    }
 
-    const missing = await start({ instances: [{ name: 'a', profile: 'nowhere', port: '/dev/null' }] });
-    expect(missing.stdout).toContain(`devices.instances.0.profile: ${join(profilesDir, 'nowhere.yaml')}: no such profile file`);
-
-    const twice = await start({ instances: [{ name: 'a', profile: 'portless', port: '/dev/null' }, { name: 'a', profile: 'portless', port: '/dev/null', thing: 'bad/thing' }] });
+    // The main config file's own errors stay fatal.
+    const configFile = join(dir, 'outpost.yaml');
+    writeFileSync(configFile, yaml.dump({
+      mqtt: { port: 0 }, http: { port: 0 }, s3: { port: 0 }, log: { format: 'json' },
+      devices: { profilesDir, instances: [{ name: 'a', profile: 'portless', port: '/dev/null' }, { name: 'a', profile: 'portless', port: '/dev/null', thing: 'bad/thing' }] },
+    }));
+    const twice = await run([OUTPOSTD, '--config', configFile, '--data-dir', join(dir, 'data')]);
     expect(twice.code).toBe(2);
     expect(twice.stderr).toContain('devices.instances.1.name: expected a unique device name ("a" is used twice)');
     expect(twice.stderr).toContain('devices.instances.1.thing: expected a thing name of 1-128 [a-zA-Z0-9:_-], got "bad/thing"');

@@ -6,6 +6,7 @@ import { ConfigError } from '../config/load.js';
 import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
 import type { DeviceInstanceConfig, DevicesConfig } from './config.js';
 import type { Device } from './device.js';
+import { DisabledDevice } from './disabled-device.js';
 import type { Profile } from './profile.js';
 
 /** The profiles shipped with Outpost, next to dist/ (and src/) in the package. */
@@ -21,7 +22,7 @@ export class DeviceService implements Service {
   readonly name = 'devices';
   private readonly config: DevicesConfig;
   private readonly log: Logger;
-  private devices: Device[] = [];
+  private devices: Array<Device | DisabledDevice> = [];
 
   constructor(private readonly context: ServiceContext) {
     this.config = context.config.devices;
@@ -40,16 +41,33 @@ export class DeviceService implements Service {
     const [{ loadProfile }, { Device }, { DeviceMetrics }, { loadSerialDriver }] = await Promise.all([
       import('./profile.js'), import('./device.js'), import('./metrics.js'), import('./serial.js'),
     ]);
-    // Every profile is checked before any port is opened: the first bad one stops the daemon, with all of its errors.
-    const profiles = instances.map((instance, index) => this.profileOf(instance, index, loadProfile));
+    // A device whose profile is bad is disabled, with the reason in `outpost devices ls` and the
+    // log: one profile edited on an unattended gateway must not take the broker and shadows down.
+    const profiles = instances.map((instance, index) => {
+      try {
+        return this.profileOf(instance, index, loadProfile);
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        this.log.error({ device: instance.name, err: error.message }, 'device disabled: its profile cannot be used');
+        return error;
+      }
+    });
     const driver = await loadSerialDriver();
     const metrics = new DeviceMetrics(this.context.metrics, () => this.devices.map((device) => [device.name, Date.parse(device.status().lastFrameAt ?? '') || 0]));
-    this.devices = instances.map((instance, index) => new Device({
-      instance, profile: profiles[index], driver, bus: this.context.bus, log: this.log, metrics,
-      retryInitialMs: this.config.retryInitialMs, retryMaxMs: this.config.retryMaxMs, commandQueueLength: this.config.commandQueueLength,
-    }));
+    this.devices = instances.map((instance, index) => {
+      const profile = profiles[index];
+      if (profile instanceof ConfigError) {
+        metrics.disabled(instance.name);
+        return new DisabledDevice(instance, profile.message);
+      }
+      return new Device({
+        instance, profile, driver, bus: this.context.bus, log: this.log, metrics,
+        retryInitialMs: this.config.retryInitialMs, retryMaxMs: this.config.retryMaxMs, commandQueueLength: this.config.commandQueueLength,
+      });
+    });
     for (const device of this.devices) await device.start();
-    this.log.info({ devices: instances.map((instance) => instance.name) }, 'devices started');
+    const disabled = this.devices.filter((device) => device instanceof DisabledDevice).map((device) => device.name);
+    this.log.info({ devices: this.devices.filter((device) => !(device instanceof DisabledDevice)).map((device) => device.name), disabled }, 'devices started');
   }
 
   async stop(): Promise<void> {
@@ -66,7 +84,11 @@ export class DeviceService implements Service {
   }
 
   status(): Record<string, unknown> {
-    return { configured: this.devices.length, connected: this.devices.filter((device) => device.connected).length };
+    return {
+      configured: this.devices.length,
+      connected: this.devices.filter((device) => device.connected).length,
+      disabled: this.devices.filter((device) => device instanceof DisabledDevice).length,
+    };
   }
 
   private profileOf(instance: DeviceInstanceConfig, index: number, loadProfile: (file: string) => Profile): Profile {

@@ -47,6 +47,8 @@ export interface DeviceStatus {
   profile: string;
   description: string | null;
   thing: string | null;
+  /** The profile could not be used: the device is not run, `lastError` says why. */
+  disabled: boolean;
   connected: boolean;
   /** The port as configured: the instance's or the profile's path, or the profile's USB match (`usb 1546:01a7`). */
   port: string;
@@ -174,6 +176,7 @@ export class Device {
       profile: this.options.instance.profile,
       description: this.profile.description ?? null,
       thing: this.thing ?? null,
+      disabled: false,
       connected: this.connection !== undefined,
       port: configuredPort(this.profile.port, this.options.instance.port),
       portDevice: this.connection ? this.portDevice ?? null : null,

@@ -6,6 +6,7 @@ export class DeviceMetrics {
   private readonly parseErrors: Counter<'device'>;
   private readonly commands: Counter<'device' | 'result'>;
   private readonly up: Gauge<'device'>;
+  private readonly disabledDevices: Gauge<'device'>;
 
   constructor(registry: Registry, lastFrames: () => Array<[string, number]>) {
     const registers = [registry];
@@ -13,6 +14,7 @@ export class DeviceMetrics {
     this.parseErrors = new Counter({ name: 'outpost_device_parse_errors_total', help: 'Frames skipped as garbage: bad checksum or CRC, no match, too long, Modbus timeouts and noise', labelNames: ['device'], registers });
     this.commands = new Counter({ name: 'outpost_device_commands_total', help: 'Commands written to a device, by result (ok, error, timeout)', labelNames: ['device', 'result'], registers });
     this.up = new Gauge({ name: 'outpost_device_connected', help: '1 while the device port is open', labelNames: ['device'], registers });
+    this.disabledDevices = new Gauge({ name: 'outpost_device_disabled', help: '1 for a device not run because its profile cannot be used', labelNames: ['device'], registers });
     new Gauge({
       name: 'outpost_device_last_frame_timestamp_seconds', help: 'When the device last sent a frame', labelNames: ['device'], registers,
       collect() {
@@ -29,9 +31,16 @@ export class DeviceMetrics {
    */
   add(device: string, commands: boolean): void {
     this.up.set({ device }, 0);
+    this.disabledDevices.set({ device }, 0);
     this.frames.inc({ device }, 0);
     this.parseErrors.inc({ device }, 0);
     if (commands) for (const result of ['ok', 'error', 'timeout']) this.commands.inc({ device, result }, 0);
+  }
+
+  /** A device that is not run: never connected, and counted as disabled. */
+  disabled(device: string): void {
+    this.up.set({ device }, 0);
+    this.disabledDevices.set({ device }, 1);
   }
 
   frame(device: string): void {

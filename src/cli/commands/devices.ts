@@ -27,8 +27,9 @@ export function registerDevices(program: Command, cli: CliContext): void {
       cli.print(command, body, () => body.devices.length === 0
         ? 'no devices configured (devices.instances)\n'
         : formatTable(['NAME', 'PROFILE', 'CONNECTED', 'PORT', 'LAST FRAME', 'FRAMES/S', 'FRAMES', 'PARSE ERRORS', 'COMMANDS SENT', 'FAILED', 'THING'],
-          body.devices.map((d) => [d.name, d.profile, d.connected ? 'yes' : 'no', portOf(d), lastFrame(d.lastFrameAt), d.framesPerSecond,
-            d.frames, d.parseErrors, d.commandsSent, d.commandsFailed, d.thing ?? '-'])));
+          body.devices.map((d) => [d.name, d.profile, d.disabled ? 'disabled' : d.connected ? 'yes' : 'no', portOf(d), lastFrame(d.lastFrameAt), d.framesPerSecond,
+            d.frames, d.parseErrors, d.commandsSent, d.commandsFailed, d.thing ?? '-']))
+          + body.devices.filter((d) => d.disabled).map((d) => `${d.name} is disabled: ${d.lastError}\n`).join(''));
     });
 
   devices.command('check <files...>')
