@@ -182,6 +182,28 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     expect((await http(httpPort, 'GET', '/things/hostile/shadow')).body.version).toBe(1);
   });
 
+  it('refuses an integer a double cannot hold exactly (beyond ±(2^53-1)) instead of storing it rounded, over MQTT, HTTP and the CLI', async () => {
+    await addThing(daemon.socket, 'odometer', 'pw');
+    const topic = classic('odometer');
+    const odometer = await connectThing('odometer', 'odometer', [`${topic}/#`]);
+    // Strings, keys and fractions of many digits are not integers a double rounds.
+    const fine = '{"state":{"reported":{"km":9007199254740991,"vin":"90071992547409931234","n12345678901234567":1,"tiny":-9007199254740991,"big":1.5e300,"pi":3.14159265358979323846}},"clientToken":"ok"}';
+    expect(await odometer.requestRaw(`${topic}/update`, fine, 'ok')).toMatchObject({ outcome: 'accepted', body: { version: 1 } });
+    const message = (literal: string) => `Integer ${literal} is out of range: beyond ±(2^53-1) it would not be stored exactly; send it as a string`;
+    for (const literal of ['9007199254740993', '-9007199254740992', '18446744073709551615']) {
+      const refused = await odometer.requestRaw(`${topic}/update`, `{"state":{"reported":{"km":${literal}}},"clientToken":"big"}`, 'big');
+      expect(refused).toMatchObject({ outcome: 'rejected', body: { code: 400, message: message(literal), clientToken: 'big' } });
+    }
+    expect(await http(httpPort, 'POST', '/things/odometer/shadow', '{"state":{"desired":{"km":[1,12345678901234567890]}}}'))
+      .toMatchObject({ status: 400, body: { code: 400, message: message('12345678901234567890') } });
+    const cli = await outpost(daemon.socket, ['shadow', 'update', 'odometer', '--reported', '{"km":9007199254740993}']);
+    expect(cli.code).not.toBe(0);
+    expect(cli.stderr).toBe(`outpost: --reported: integer 9007199254740993 is out of range: beyond ±(2^53-1) it would not be stored exactly; send it as a string\n`);
+    const after = await odometer.request(`${topic}/get`);
+    expect(after.body).toMatchObject({ state: { reported: { km: 9007199254740991, vin: '90071992547409931234', big: 1.5e300 } }, version: 1 });
+    expect(after.body.state.desired).toBeUndefined();
+  });
+
   it('serves the IoT data plane shadow routes over HTTP with AWS statuses and bodies', async () => {
     const missing = await http(httpPort, 'GET', '/things/door/shadow');
     expect(missing).toMatchObject({ status: 404, body: { code: 404, message: "No shadow exists with name: 'door'" } });

@@ -4,6 +4,9 @@
  * status and the same body.
  */
 export class ShadowError extends Error {
+  /** The request's clientToken, for a refusal of a request already parsed (its token readable). */
+  clientToken?: string;
+
   constructor(readonly code: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 429 | 500, message: string) {
     super(message);
     this.name = 'ShadowError';
@@ -20,6 +23,7 @@ export const errors = {
   invalidClientToken: () => new ShadowError(400, 'Invalid clientToken'),
   tooDeep: (maxDepth: number) => new ShadowError(400, `JSON contains too many levels of nesting; maximum is ${maxDepth}`),
   invalidNode: () => new ShadowError(400, 'State contains an invalid node'),
+  inexactInteger: (literal: string) => new ShadowError(400, `Integer ${literal} is out of range: beyond ±(2^53-1) it would not be stored exactly; send it as a string`),
   // Names outside AWS's length and character rules: the data plane answers these with 400 too.
   invalidThingName: () => new ShadowError(400, 'Invalid thing name'),
   invalidShadowName: () => new ShadowError(400, 'Invalid shadow name'),

@@ -137,7 +137,7 @@ export class ShadowMqtt {
     } catch (error) {
       const shadowError = asShadowError(error);
       if (shadowError.code === 500) this.log.error({ err: error, topic: requestTopic(request) }, 'shadow request failed');
-      return { published: this.reject(request, shadowError, clientToken) };
+      return { published: this.reject(request, shadowError, clientToken ?? shadowError.clientToken) };
     }
     return { published: answer().catch((error) => this.log.warn({ err: error, topic: requestTopic(request) }, 'could not publish a shadow response')) };
   }

@@ -3,6 +3,7 @@ import { UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
 import { integerOption } from '../options.js';
 import { formatTable } from '../table.js';
+import { inexactIntegers } from '../../shadows/document.js';
 
 interface ShadowSummary { thing: string; name: string | null; version: number; timestamp: number }
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -15,11 +16,16 @@ interface ShadowDocument {
 const shadowPath = (thing: string, name?: string) => `/v1/shadows/${encodeURIComponent(thing)}${name ? `?name=${encodeURIComponent(name)}` : ''}`;
 
 function parseJsonOption(option: string, text: string): Json {
+  let value: Json;
   try {
-    return JSON.parse(text) as Json;
+    value = JSON.parse(text) as Json;
   } catch {
     throw new UsageError(`${option} is not valid JSON: ${text}`);
   }
+  // Parsed here, such an integer would reach the daemon already rounded.
+  const [inexact] = inexactIntegers(text);
+  if (inexact !== undefined) throw new UsageError(`${option}: integer ${inexact} is out of range: beyond ±(2^53-1) it would not be stored exactly; send it as a string`);
+  return value;
 }
 
 /** Leaves of a section as dotted paths; arrays are values, as the delta treats them. */
