@@ -155,6 +155,16 @@ describe('serial devices over socat pseudo-terminals', () => {
     expect(await nextMessage('devices/weather1/telemetry', (body) => body.station === 'south')).toMatchObject({ temperature: 4, humidity: null });
   });
 
+  it('keeps an integer a double would round (a 64-bit counter, a long serial number) as its digits, in telemetry and the shadow', async () => {
+    await pairs.arduino.send('{"odometer": 9007199254740993, "uptime": 9007199254740991, "imei": "353456789012345678"}\n');
+    expect(await nextMessage('devices/arduino1/telemetry', (body) => 'odometer' in body)).toMatchObject({ odometer: '9007199254740993', uptime: 9007199254740991, imei: '353456789012345678' });
+    await eventually(async () => (await reported('greenhouse')).odometer === '9007199254740993');
+    expect(await reported('greenhouse')).toMatchObject({ uptime: 9007199254740991 });
+
+    await pairs.weather.send('east,12345678901234567890,-9007199254740991\n');
+    expect(await nextMessage('devices/weather1/telemetry', (body) => body.station === 'east')).toMatchObject({ station: 'east', temperature: '12345678901234567890', humidity: -9007199254740991 });
+  });
+
   it('throttles shadow updates by minimum interval and change threshold, ending at the newest values', async () => {
     await pairs.thermo.send('{"t": 20, "h": 50}\n');
     await eventually(async () => (await reported('barn')).t === 20);

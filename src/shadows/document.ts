@@ -1,3 +1,4 @@
+import { inexactIntegers } from '../json-integers.js';
 import { errors } from './errors.js';
 
 /**
@@ -118,25 +119,6 @@ export function decodePayload(payload: Buffer, limits: ShadowLimits): unknown {
     throw error;
   }
   return value;
-}
-
-/** A JSON string (skipped whole), or a number. */
-const JSON_TOKEN = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
-
-/**
- * The integer literals of a valid JSON text that a double does not hold exactly, which JSON.parse
- * would silently round (9007199254740993 becomes …992): RFC 8259 §6 makes only integers within
- * ±(2^53-1) interoperable. Refused rather than stored changed. Fractions and exponents are taken
- * as the doubles they denote.
- */
-export function inexactIntegers(text: string): string[] {
-  // Beyond 2^53-1 an integer has 16 digits at least: most documents have no such run and skip the scan.
-  if (!/\d{16}/.test(text)) return [];
-  const found: string[] = [];
-  for (const [token] of text.matchAll(JSON_TOKEN)) {
-    if (token[0] !== '"' && !/[.eE]/.test(token) && !Number.isSafeInteger(Number(token))) found.push(token);
-  }
-  return found;
 }
 
 /** The clientToken of any request, for echoing in an error; undefined when absent or unusable. */

@@ -3,7 +3,7 @@ import { UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
 import { integerOption } from '../options.js';
 import { formatTable } from '../table.js';
-import { inexactIntegers } from '../../shadows/document.js';
+import { inexactIntegers } from '../../json-integers.js';
 
 interface ShadowSummary { thing: string; name: string | null; version: number; timestamp: number }
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };

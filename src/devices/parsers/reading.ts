@@ -1,3 +1,5 @@
+import { isInexactInteger } from '../../json-integers.js';
+
 /** One parsed frame: flat named values, published as a JSON object and merged into `reported`. */
 export type Reading = Record<string, ReadingValue>;
 export type ReadingValue = string | number | boolean | null;
@@ -7,10 +9,14 @@ export class ParseError extends Error {
   override name = 'ParseError';
 }
 
-/** A decimal number stays a number in the reading, anything else stays text ("007" is a number, "" is null). */
+/**
+ * A decimal number stays a number in the reading, anything else stays text ("007" is a number, "" is
+ * null). So does an integer a double would round (a 20-digit serial number): its digits are kept.
+ */
 export function typedValue(text: string): ReadingValue {
   const trimmed = text.trim();
   if (trimmed === '') return null;
   const number = Number(trimmed);
-  return /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(trimmed) && Number.isFinite(number) ? number : trimmed;
+  const decimal = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(trimmed) && Number.isFinite(number);
+  return decimal && !isInexactInteger(trimmed) ? number : trimmed;
 }

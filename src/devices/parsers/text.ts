@@ -1,13 +1,17 @@
+import { quoteInexactIntegers } from '../../json-integers.js';
 import type { ParserSpec } from '../profile.js';
 import { ParseError, typedValue, type Reading, type ReadingValue } from './reading.js';
 
 type Spec<T extends ParserSpec['type']> = Extract<ParserSpec, { type: T }>;
 
-/** JSON lines: each frame one JSON object; nested objects and arrays are kept as their JSON text. */
+/**
+ * JSON lines: each frame one JSON object; nested objects and arrays are kept as their JSON text,
+ * integers a double would round (64-bit counters, serial numbers) as the text of their digits.
+ */
 export function parseJsonLine(frame: string): Reading {
   let value: unknown;
   try {
-    value = JSON.parse(frame);
+    value = JSON.parse(quoteInexactIntegers(frame));
   } catch {
     throw new ParseError('not JSON');
   }
