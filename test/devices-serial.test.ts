@@ -150,6 +150,13 @@ describe('serial devices over socat pseudo-terminals', () => {
     expect(await nextMessage('devices/arduino1/telemetry')).toMatchObject({ temperature: 21.5, humidity: 40, door: 'closed' });
     await eventually(async () => (await reported('greenhouse')).temperature === 21.5);
 
+    // a reading with a timestamp of its own keeps it: when the device measured is its data
+    await pairs.arduino.send('{"temperature": 22, "timestamp": 1700000000}\n');
+    expect(await nextMessage('devices/arduino1/telemetry')).toEqual({ temperature: 22, timestamp: 1700000000 });
+    const before = Date.now();
+    await pairs.arduino.send('{"temperature": 23}\n');
+    expect((await nextMessage('devices/arduino1/telemetry')).timestamp).toBeGreaterThanOrEqual(before);
+
     await pairs.weather.send('north,-3.25,88\r\nsouth,4,\n');
     expect(await nextMessage('devices/weather1/telemetry', (body) => body.station === 'north')).toMatchObject({ temperature: -3.25, humidity: 88 });
     expect(await nextMessage('devices/weather1/telemetry', (body) => body.station === 'south')).toMatchObject({ temperature: 4, humidity: null });

@@ -302,7 +302,8 @@ export class Device {
         this.stats.droppedReadings++;
       } else {
         this.publishesInFlight++;
-        const payload = JSON.stringify({ ...reading, timestamp: Date.now() });
+        // the device's own timestamp (when it measured) is its data: ours only stands in for a missing one
+        const payload = JSON.stringify({ timestamp: Date.now(), ...reading });
         this.options.bus.publish({ topic: this.topic(telemetry.topic), payload, qos: telemetry.qos as 0 | 1 })
           .catch((error: Error) => this.options.log.warn({ device: this.name, err: error.message }, 'telemetry publish failed'))
           .finally(() => this.publishesInFlight--);
