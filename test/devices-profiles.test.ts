@@ -86,6 +86,15 @@ describe('device profiles', () => {
     expect(third.stdout).toContain('  parser.type: expected framing type modbus and parser type modbus together');
     expect(third.stdout).toContain('  parser.registers.0.writable: expected writable only on holding registers');
 
+    // a second reading of one name would overwrite the first in every reading
+    writeFileSync(file, yaml.dump({ framing: { type: 'modbus', unitId: 1 }, parser: { type: 'modbus', registers: [
+      { name: 'power', address: 0, type: 'float32' }, { name: 'energy', address: 65535, type: 'uint32' }, { name: 'power', address: 4 }] } }));
+    const duplicates = await run([OUTPOST, 'devices', 'check', file]);
+    expect(duplicates.stdout).toContain('  parser.registers.2.name: expected a unique register name ("power" is used twice)');
+    expect(duplicates.stdout).toContain('  parser.registers.1.address: expected an address 0-65534 for a uint32 (two registers), got 65535');
+    writeFileSync(file, yaml.dump({ framing: { type: 'lines' }, parser: { type: 'csv', columns: ['station', 'temperature', 'temperature'] } }));
+    expect((await run([OUTPOST, 'devices', 'check', file])).stdout).toContain('  parser.columns.2: expected a unique column name ("temperature" is used twice)');
+
     // replies (or readings) published where commands are taken would come back as commands, without end
     writeFileSync(file, yaml.dump({ framing: { type: 'lines' }, parser: { type: 'json' }, telemetry: { topic: 'devices/${device}/io' },
       commands: { topic: 'devices/${device}/io', replyTopic: 'devices/${device}/io' } }));

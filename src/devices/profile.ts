@@ -156,8 +156,14 @@ export const profileSchema = z.strictObject({
       if (register.writable && register.table !== 'holding') {
         context.addIssue({ code: 'custom', path: ['parser', 'registers', index, 'writable'], message: 'expected writable only on holding registers' });
       }
+      // a 32-bit value takes the register after its address too, and 65535 is the last one
+      if (register.type.endsWith('32') && register.address > 65534) {
+        context.addIssue({ code: 'custom', path: ['parser', 'registers', index, 'address'], message: `expected an address 0-65534 for a ${register.type} (two registers), got ${register.address}` });
+      }
     });
+    uniqueNames(profile.parser.registers.map((register) => register.name), ['parser', 'registers'], 'name', 'register name', context);
   }
+  if (profile.parser.type === 'csv') uniqueNames(profile.parser.columns, ['parser', 'columns'], undefined, 'column name', context);
   if (profile.commands) {
     // what the device service publishes where it takes commands would come back to it as commands, without end
     const sample = (template: string) => template.replaceAll('${device}', 'device').replaceAll('${thing}', 'thing');
@@ -175,6 +181,15 @@ export const profileSchema = z.strictObject({
     }
   }
 });
+
+/** Reading names must differ: a second one of a name would overwrite the first's value in every reading. */
+function uniqueNames(names: string[], path: Array<string | number>, field: string | undefined, what: string, context: z.RefinementCtx): void {
+  const seen = new Set<string>();
+  names.forEach((name, index) => {
+    if (seen.has(name)) context.addIssue({ code: 'custom', path: [...path, index, ...(field ? [field] : [])], message: `expected a unique ${what} ("${name}" is used twice)` });
+    seen.add(name);
+  });
+}
 
 export type Profile = z.infer<typeof profileSchema>;
 export type ModbusRegister = z.infer<typeof registerSchema>;
