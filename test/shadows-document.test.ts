@@ -213,6 +213,13 @@ describe('shadow documents: request validation with AWS error codes and messages
     const nest = (levels: number): unknown => (levels === 0 ? 1 : { n: nest(levels - 1) });
     expect(() => parseUpdateRequest({ state: { desired: nest(6) } }, limits)).not.toThrow();
     expect(bad({ state: { reported: nest(7) } })).toEqual({ code: 400, message: 'JSON contains too many levels of nesting; maximum is 6' });
+    // Counted as AWS's own edge shadow service (Greengrass shadow manager) counts: desired or reported
+    // is level 1, a non-empty object or array one level more; an empty one and a leaf add none.
+    const nestWith = (levels: number, leaf: unknown): unknown => (levels === 0 ? leaf : { n: nestWith(levels - 1, leaf) });
+    expect(() => parseUpdateRequest({ state: { desired: nestWith(6, {}) } }, limits)).not.toThrow();
+    expect(() => parseUpdateRequest({ state: { desired: nestWith(6, []) } }, limits)).not.toThrow();
+    expect(bad({ state: { desired: nestWith(5, [[1]]) } }).code).toBe(400);
+    expect(() => parseUpdateRequest({ state: { desired: nestWith(5, [1]) } }, limits)).not.toThrow();
     const deep = JSON.parse(`{"state":{"desired":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`);
     expect(bad(deep).code).toBe(400);
   });
