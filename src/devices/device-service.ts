@@ -41,24 +41,19 @@ export class DeviceService implements Service {
     const [{ loadProfile }, { Device }, { DeviceMetrics }, { loadSerialDriver }] = await Promise.all([
       import('./profile.js'), import('./device.js'), import('./metrics.js'), import('./serial.js'),
     ]);
-    // A device whose profile is bad is disabled, with the reason in `outpost devices ls` and the
-    // log: one profile edited on an unattended gateway must not take the broker and shadows down.
-    const profiles = instances.map((instance, index) => {
-      try {
-        return this.profileOf(instance, index, loadProfile);
-      } catch (error) {
-        if (!(error instanceof ConfigError)) throw error;
-        this.log.error({ device: instance.name, err: error.message }, 'device disabled: its profile cannot be used');
-        return error;
-      }
-    });
     const driver = await loadSerialDriver();
     const metrics = new DeviceMetrics(this.context.metrics, () => this.devices.map((device) => [device.name, Date.parse(device.status().lastFrameAt ?? '') || 0]));
     this.devices = instances.map((instance, index) => {
-      const profile = profiles[index];
-      if (profile instanceof ConfigError) {
+      let profile: Profile;
+      try {
+        profile = this.profileOf(instance, index, loadProfile);
+      } catch (error) {
+        // One profile edited on an unattended gateway must not take the broker and shadows down:
+        // its device is disabled, the reason in `outpost devices ls`, the log and the metrics.
+        if (!(error instanceof ConfigError)) throw error;
+        this.log.error({ device: instance.name, err: error.message }, 'device disabled: its profile cannot be used');
         metrics.disabled(instance.name);
-        return new DisabledDevice(instance, profile.message);
+        return new DisabledDevice(instance, error.message);
       }
       return new Device({
         instance, profile, driver, bus: this.context.bus, log: this.log, metrics,
@@ -66,8 +61,8 @@ export class DeviceService implements Service {
       });
     });
     for (const device of this.devices) await device.start();
-    const disabled = this.devices.filter((device) => device instanceof DisabledDevice).map((device) => device.name);
-    this.log.info({ devices: this.devices.filter((device) => !(device instanceof DisabledDevice)).map((device) => device.name), disabled }, 'devices started');
+    const names = (disabled: boolean) => this.devices.filter((device) => (device instanceof DisabledDevice) === disabled).map((device) => device.name);
+    this.log.info({ devices: names(false), disabled: names(true) }, 'devices started');
   }
 
   async stop(): Promise<void> {
