@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { MockBinding } from '@serialport/binding-mock';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -139,7 +140,7 @@ describe('device profiles', () => {
       const table = (await outpost(daemon.socket, ['devices', 'ls'])).stdout;
       expect(table).toMatch(/^broken\s+broken\s+disabled\s/m);
       expect(table).toContain('portless is disabled: devices.instances.1.port: expected a port path');
-      expect(daemon.logs).toContainEqual(expect.objectContaining({ level: 50, device: 'missing', msg: 'device disabled: its profile cannot be used' }));
+      expect(daemon.logs).toContainEqual(expect.objectContaining({ level: 50, device: 'missing', msg: 'device disabled' }));
       const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
       expect(metrics).toMatch(/^outpost_device_disabled\{device="broken"\} 1$/m);
       expect(metrics).toMatch(/^outpost_device_connected\{device="broken"\} 0$/m);
@@ -160,6 +161,32 @@ describe('device profiles', () => {
     expect(twice.code).toBe(2);
     expect(twice.stderr).toContain('devices.instances.1.name: expected a unique device name ("a" is used twice)');
     expect(twice.stderr).toContain('devices.instances.1.thing: expected a thing name of 1-128 [a-zA-Z0-9:_-], got "bad/thing"');
+  });
+
+  it('runs the daemon with every device disabled when serialport cannot be loaded, saying why', async () => {
+    // a loader hook in the daemon's process, standing in for a native binding without a build for this CPU
+    const hooks = join(dir, 'no-serialport-hooks.mjs');
+    writeFileSync(hooks, `export async function resolve(specifier, context, next) {
+  if (specifier === 'serialport') throw new Error('No native build was found for platform=linux arch=mips');
+  return next(specifier, context);
+}
+`);
+    const register = join(dir, 'no-serialport.mjs');
+    writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
+    const daemon = await TestDaemon.start({
+      env: { NODE_OPTIONS: `--import ${register}` },
+      config: { devices: { instances: [{ name: 'gps', profile: 'ublox-gps', port: join(dir, 'absent-tty') }] } },
+    });
+    try {
+      const [gps] = JSON.parse((await outpost(daemon.socket, ['devices', 'ls', '--json'])).stdout).devices;
+      expect(gps).toMatchObject({ name: 'gps', disabled: true, connected: false, lastError: expect.stringMatching(/^serial ports unavailable: serialport cannot be loaded: .*No native build was found/) });
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      expect(metrics).toMatch(/^outpost_device_disabled\{device="gps"\} 1$/m);
+      expect(JSON.parse((await outpost(daemon.socket, ['status', '--json'])).stdout).services.broker.ok).toBe(true);
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+      await daemon.cleanup();
+    }
   });
 
   it('does not load serialport in a daemon without devices; keeps looking for devices that are not there', async () => {

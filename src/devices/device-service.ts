@@ -41,20 +41,26 @@ export class DeviceService implements Service {
     const [{ loadProfile }, { Device }, { DeviceMetrics }, { loadSerialDriver }] = await Promise.all([
       import('./profile.js'), import('./device.js'), import('./metrics.js'), import('./serial.js'),
     ]);
-    const driver = await loadSerialDriver();
+    // serialport's native binding may fail to load (no prebuilt binary for the board's CPU, a
+    // damaged install): then the devices cannot run, the rest of outpostd can.
+    const driver = await loadSerialDriver().catch((error: Error) => error);
     const metrics = new DeviceMetrics(this.context.metrics, () => this.devices.map((device) => [device.name, Date.parse(device.status().lastFrameAt ?? '') || 0]));
+    // One profile edited on an unattended gateway must not take the broker and shadows down either:
+    // a device that cannot run is disabled, the reason in `outpost devices ls`, the log and the metrics.
+    const disable = (instance: DeviceInstanceConfig, reason: string) => {
+      this.log.error({ device: instance.name, err: reason }, 'device disabled');
+      metrics.disabled(instance.name);
+      return new DisabledDevice(instance, reason);
+    };
     this.devices = instances.map((instance, index) => {
       let profile: Profile;
       try {
         profile = this.profileOf(instance, index, loadProfile);
       } catch (error) {
-        // One profile edited on an unattended gateway must not take the broker and shadows down:
-        // its device is disabled, the reason in `outpost devices ls`, the log and the metrics.
         if (!(error instanceof ConfigError)) throw error;
-        this.log.error({ device: instance.name, err: error.message }, 'device disabled: its profile cannot be used');
-        metrics.disabled(instance.name);
-        return new DisabledDevice(instance, error.message);
+        return disable(instance, error.message);
       }
+      if (driver instanceof Error) return disable(instance, `serial ports unavailable: serialport cannot be loaded: ${driver.message}`);
       return new Device({
         instance, profile, driver, bus: this.context.bus, log: this.log, metrics,
         retryInitialMs: this.config.retryInitialMs, retryMaxMs: this.config.retryMaxMs, commandQueueLength: this.config.commandQueueLength,
