@@ -12,6 +12,9 @@ import { ShadowMqttClient } from './helpers/shadow.js';
 
 // Devices at the edges of their input and of the shadow's life, over socat pseudo-terminals.
 
+/** The longest device name (64 characters). */
+const LONG_NAME = `sensor-${'x'.repeat(57)}`;
+
 const PROFILES: Record<string, unknown> = {
   relay: {
     framing: { type: 'lines' },
@@ -72,7 +75,7 @@ describe('serial devices at the edges', () => {
     const profilesDir = join(dir, 'profiles');
     mkdirSync(profilesDir);
     for (const [name, profile] of Object.entries(PROFILES)) writeFileSync(join(profilesDir, `${name}.yaml`), yaml.dump(profile));
-    for (const name of Object.keys(PROFILES)) pairs[name] = await PtyPair.create(dir, name);
+    for (const name of [...Object.keys(PROFILES), 'long']) pairs[name] = await PtyPair.create(dir, name);
     slave = new ModbusSlave(pairs.thermostat, 3);
     daemon = await TestDaemon.start({
       config: {
@@ -86,6 +89,7 @@ describe('serial devices at the edges', () => {
             { name: 'hung1', profile: 'hung', port: pairs.hung.dev },
             { name: 'absent1', profile: 'relay', port: join(dir, 'never-plugged-in') },
             { name: 'chatty1', profile: 'chatty', port: pairs.chatty.dev, thing: 'chatter' },
+            { name: LONG_NAME, profile: 'relay', port: pairs.long.dev, thing: 'long-named' },
           ],
         },
       },
@@ -93,10 +97,10 @@ describe('serial devices at the edges', () => {
     client = await connectClient(daemon.mqttUrl, { clientId: 'observer' });
     client.on('message', (topic, payload) => (topic.endsWith('/reply') ? replies : topic === 'devices/thermostat1/telemetry' ? readings : topic === 'devices/scale1/telemetry' ? weighings : []).push(JSON.parse(payload.toString())));
     await client.subscribeAsync(['devices/+/commands/reply', 'devices/+/telemetry'], { qos: 1 });
-    shadows = await ShadowMqttClient.connect(daemon.mqttUrl, { clientId: 'shadow-reader' }, ['$aws/things/pump-house/shadow/+/+', '$aws/things/boiler/shadow/+/+', '$aws/things/chatter/shadow/+/+']);
+    shadows = await ShadowMqttClient.connect(daemon.mqttUrl, { clientId: 'shadow-reader' }, ['$aws/things/pump-house/shadow/+/+', '$aws/things/boiler/shadow/+/+', '$aws/things/chatter/shadow/+/+', '$aws/things/long-named/shadow/+/+']);
     await eventually(async () => {
       const devices = await listDevices(daemon.socket);
-      return devices.relay1.connected && devices.thermostat1.connected && devices.scale1.connected && devices.hung1.connected && devices.chatty1.connected;
+      return devices.relay1.connected && devices.thermostat1.connected && devices.scale1.connected && devices.hung1.connected && devices.chatty1.connected && devices[LONG_NAME].connected;
     }, 8000);
   }, 30_000);
 
@@ -305,4 +309,16 @@ describe('serial devices at the edges', () => {
     await eventually(async () => (await reported('chatter')).c5 === 1, 8000);
     expect(Object.keys(await reported('chatter'))).toHaveLength(256);
   }, 20_000);
+
+  it('reports to the shadow and applies desired state for a device of the longest name, its clientTokens within AWS\'s 64 bytes', async () => {
+    await pairs.long.send('{"level": 7}\n');
+    await eventually(async () => (await reported('long-named')).level === 7, 6000);
+    const update = shadows.events.find((event) => event.topic === '$aws/things/long-named/shadow/update/accepted');
+    expect(update.body.clientToken).toMatch(/^outpost-device-sensor-x{20}~[0-9a-f]{8}:[0-9a-z]+$/);
+    expect(Buffer.byteLength(update.body.clientToken)).toBeLessThanOrEqual(64);
+    expect((await shadows.request('$aws/things/long-named/shadow/update', { state: { desired: { valve: 'open' } } })).outcome).toBe('accepted');
+    await pairs.long.receivedText(/SET valve open\n/);
+    await pairs.long.send('OK valve\n');
+    await eventually(async () => (await reported('long-named')).valve === 'open', 6000);
+  });
 });

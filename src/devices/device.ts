@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { LocalBus } from '../bus.js';
@@ -118,7 +119,7 @@ export class Device {
     this.retryDelayMs = options.retryInitialMs;
     this.stats = new DeviceStats(this.name, options.metrics);
     options.metrics.add(this.name, this.profile.commands !== undefined);
-    this.tokenPrefix = `outpost-device-${this.name}-`;
+    this.tokenPrefix = `outpost-device-${tokenLabel(this.name)}:`;
     const { framing, parser } = this.profile;
     if (framing.type === 'modbus') {
       this.modbus = new ModbusMaster((frame) => this.write(frame), framing.responseTimeoutMs, characterMs(this.profile.port),
@@ -314,7 +315,7 @@ export class Device {
   }
 
   private async updateShadow(state: Reading): Promise<void> {
-    const payload = JSON.stringify({ state: { reported: state }, clientToken: `${this.tokenPrefix}${++this.shadowRequests}` });
+    const payload = JSON.stringify({ state: { reported: state }, clientToken: this.nextToken() });
     try {
       // awaited inside: a bus that is stopping throws at once
       await this.options.bus.publish({ topic: `$aws/things/${this.thing}/shadow/update`, payload, qos: 1 });
@@ -397,7 +398,7 @@ export class Device {
    */
   private catchUpDesired(): void {
     if (!this.profile.commands || !this.thing || !this.profile.shadow.desired) return;
-    this.shadowToken = `${this.tokenPrefix}${++this.shadowRequests}`;
+    this.shadowToken = this.nextToken();
     this.options.bus.publish({ topic: `$aws/things/${this.thing}/shadow/get`, payload: JSON.stringify({ clientToken: this.shadowToken }), qos: 1 })
       .catch((error: Error) => this.options.log.warn({ device: this.name, err: error.message }, 'shadow get failed'));
   }
@@ -408,6 +409,10 @@ export class Device {
     if (!document || document.clientToken !== this.shadowToken) return;
     this.shadowToken = undefined;
     this.applyDesired(document.state?.delta, document.metadata?.desired, document.version);
+  }
+
+  private nextToken(): string {
+    return `${this.tokenPrefix}${(++this.shadowRequests).toString(36)}`;
   }
 
   /** Our update refused (document too large, too deep): shown as the device's last error. */
@@ -513,6 +518,16 @@ export class Device {
   private topic(template: string): string {
     return render(template, { device: this.name, thing: this.thing ?? '' });
   }
+}
+
+/**
+ * The device's name in its shadow clientTokens, which AWS limits to 64 bytes: a name of up to 36
+ * characters as it is, a longer one cut to 27 and told apart by a hash of the whole. With the
+ * prefix, the ':' (never in a name) and a base-36 counter up to 2^53, a token stays within 63 bytes.
+ */
+function tokenLabel(name: string): string {
+  if (name.length <= 36) return name;
+  return `${name.slice(0, 27)}~${createHash('sha256').update(name).digest('hex').slice(0, 8)}`;
 }
 
 /** A JSON object payload, else undefined. */
