@@ -291,6 +291,16 @@ describe('serial devices over socat pseudo-terminals', () => {
     expect(await nextMessage('devices/meter1/commands/reply', (body) => body.key === 'serial')).toMatchObject({ status: 'error', error: 'Modbus exception 2 (illegal data address)' });
   });
 
+  it('reads a float32 register holding NaN (a meter without its sensor) as null, and reports it again once it has a value', async () => {
+    await eventually(async () => (await reported('meter')).power === 200);
+    slave.input.set([0xffff, 0xffff], 2);
+    expect(await nextMessage('devices/meter1/telemetry', (body) => body.power === null)).toMatchObject({ voltage: 230.1, power: null });
+    await eventually(async () => !('power' in (await reported('meter'))));
+    slave.input.set([0x4348, 0x0000], 2);
+    expect(await nextMessage('devices/meter1/telemetry', (body) => body.power === 200)).toMatchObject({ power: 200 });
+    await eventually(async () => (await reported('meter')).power === 200);
+  });
+
   it('survives unplug and replug: retried with backoff, picked up again when the tty returns, desired state caught up', async () => {
     await pairs.arduino.unplug();
     await eventually(async () => !(await listDevices(daemon.socket)).arduino1.connected);

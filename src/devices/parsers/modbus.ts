@@ -168,7 +168,9 @@ export function decodeBlock(block: PollBlock, data: Buffer): Reading {
       : register.type === 'uint32' ? bytes.readUInt32BE(0)
       : register.type === 'int32' ? bytes.readInt32BE(0)
       : bytes.readFloatBE(0);
-    reading[register.name] = scaled(raw, register.scale);
+    // A float32 holding NaN or ±infinity (many meters' word for "no sensor", 0xFFFFFFFF is a NaN) has
+    // no JSON number: it reads as null, no value, as an empty CSV field does.
+    reading[register.name] = Number.isFinite(raw) ? scaled(raw, register.scale) : null;
   }
   return reading;
 }
