@@ -191,7 +191,7 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
 
     // Refused, clearly, changing nothing.
     expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', '2=0.1')).stderr).toContain('version 2 is the alias\'s own version');
-    expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', '9=0.1')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Weighted:9\n');
+    expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', '9=0.1')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Weighted:9\n');
     expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', '1=1.5')).stderr).toContain('expected a weight from 0.0 to 1.0');
     expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', 'one')).stderr).toContain('--weight: expected VERSION=WEIGHT');
     expect(JSON.parse((await cli('--json', 'functions', 'info', 'Weighted')).stdout).aliases).toEqual([{ alias: 'live', version: 1, updatedAt: expect.any(Number) }]);
@@ -219,7 +219,7 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
       { n: 4, tag: 'two', version: '$LATEST', arn },
     ]);
     // An unknown qualifier is refused before anything is queued.
-    expect((await cli('invoke', 'Qualified:nope', '--async')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Qualified:nope\n');
+    expect((await cli('invoke', 'Qualified:nope', '--async')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Qualified:nope\n');
   });
 
   it('sends Lambda\'s invocation records of asynchronous invocations to OnSuccess and OnFailure destinations', async () => {

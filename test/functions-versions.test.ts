@@ -48,11 +48,11 @@ describe('functions: versions, aliases, rollback and the Lambda Invoke API', () 
   });
 
   it('refuses unknown versions and aliases and bad alias names, clearly', async () => {
-    expect((await cli('invoke', 'Versions:9')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Versions:9\n');
-    expect((await cli('invoke', 'Versions:nope')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Versions:nope\n');
-    expect((await cli('functions', 'alias', 'Versions', 'beta', '9')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Versions:9\n');
+    expect((await cli('invoke', 'Versions:9')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Versions:9\n');
+    expect((await cli('invoke', 'Versions:nope')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Versions:nope\n');
+    expect((await cli('functions', 'alias', 'Versions', 'beta', '9')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Versions:9\n');
     expect((await cli('functions', 'alias', 'Versions', '42', '1')).stderr).toContain('InvalidParameterValueException: 42: expected an alias name');
-    expect((await cli('invoke', 'Versions:nope', '--async')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Versions:nope\n');
+    expect((await cli('invoke', 'Versions:nope', '--async')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Versions:nope\n');
     expect(await cli('functions', 'alias', 'Versions', 'old', '1')).toMatchObject({ code: 0 });
     expect(await cli('functions', 'alias', 'Versions', 'old', '--rm')).toMatchObject({ code: 0, stdout: 'removed alias Versions:old\n' });
     expect((await cli('invoke', 'Versions:old')).code).toBe(1);
@@ -90,7 +90,11 @@ describe('functions: versions, aliases, rollback and the Lambda Invoke API', () 
     const missing = await lambda('Nope');
     expect(missing.status).toBe(404);
     expect(missing.headers.get('x-amzn-errortype')).toBe('ResourceNotFoundException');
-    expect(await missing.json()).toEqual({ Type: 'User', message: 'Function not found: Nope' });
+    expect(await missing.json()).toEqual({ Type: 'User', message: 'Function not found: arn:aws:lambda:local:000000000000:function:Nope' });
+    // Lambda names what it did not find by its ARN, qualified as asked.
+    const missingVersion = await lambda('Versions', { query: '?Qualifier=9' });
+    expect(missingVersion.status).toBe(404);
+    expect(await missingVersion.json()).toEqual({ Type: 'User', message: 'Function not found: arn:aws:lambda:local:000000000000:function:Versions:9' });
     const badJson = await lambda('Versions', { body: 'not json' });
     expect(badJson.status).toBe(400);
     expect(badJson.headers.get('x-amzn-errortype')).toBe('InvalidRequestContentException');

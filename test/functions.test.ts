@@ -205,7 +205,7 @@ describe('functions: deploy, invoke, faults, triggers', () => {
     expect(refused.stderr).toContain('Resources.Bad.Properties.Layers: unsupported key');
     expect(refused.stderr).toContain('Resources.Bad.Properties.Timeout: expected seconds 1-900');
     expect(refused.stderr).toContain('Resources.Bad.Properties.Events.Tick.Type: unsupported event type "SQS": expected "MQTT" or "Schedule"');
-    expect((await outpost(daemon.socket, ['functions', 'info', 'Bad'])).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Bad\n');
+    expect((await outpost(daemon.socket, ['functions', 'info', 'Bad'])).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Bad\n');
   });
 
   it('keeps the running version when a new one does not load, and takes a good one atomically', async () => {
@@ -229,7 +229,7 @@ describe('functions: deploy, invoke, faults, triggers', () => {
     expect((await outpost(daemon.socket, ['deploy', v2.dir])).stdout).toMatch(/^Versioned: deployed version 2 /);
     expect((await invoke(daemon.socket, 'Versioned')).result.payload).toBe('v2');
     expect(await outpost(daemon.socket, ['functions', 'rm', 'Versioned'])).toMatchObject({ code: 0, stdout: 'removed Versioned\n' });
-    expect((await invoke(daemon.socket, 'Versioned')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: Versioned\n');
+    expect((await invoke(daemon.socket, 'Versioned')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Versioned\n');
     expect(existsSync(join(daemon.dataDir, 'functions', 'Versioned'))).toBe(false);
   });
 

@@ -1,3 +1,5 @@
+import { functionArn } from './arn.js';
+
 /**
  * Errors of the Lambda Invoke API that refuse a request (the function never ran), with the
  * HTTP status and exception name AWS uses, so `outpost` and the admin API read like `aws lambda`.
@@ -10,7 +12,8 @@ export class FunctionApiError extends Error {
 }
 
 export const apiErrors = {
-  notFound: (name: string) => new FunctionApiError(404, 'ResourceNotFoundException', `Function not found: ${name}`),
+  /** `name`: NAME or NAME:QUALIFIER, named by its ARN as Lambda names it (`Function not found: arn:aws:lambda:…:function:NAME:3`). */
+  notFound: (name: string) => new FunctionApiError(404, 'ResourceNotFoundException', `Function not found: ${functionArn(name)}`),
   // AWS answers a throttled synchronous invoke with this exception and message.
   tooManyRequests: () => new FunctionApiError(429, 'TooManyRequestsException', 'Rate Exceeded.'),
   payloadTooLarge: (limit: number) => new FunctionApiError(413, 'RequestTooLargeException', `Request must be smaller than ${limit} bytes for the InvokeFunction operation`),
