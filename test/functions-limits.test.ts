@@ -93,14 +93,20 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
     }
   });
 
-  it('takes a synchronous payload of almost 6 MB through the admin API, and refuses one over with RequestTooLargeException', async () => {
+  it('takes a synchronous payload of almost 6 MB through the admin API, and refuses one over with RequestEntityTooLargeException; an asynchronous one over 1 MB too', async () => {
     const file = join(pkg.dir, 'big.json');
     writeFileSync(file, JSON.stringify({ text: 'x'.repeat(6 * 1024 * 1024 - 100) }));
     const big = await outpost(daemon.socket, ['--json', 'invoke', 'Size', '--payload', `@${file}`]);
     expect(JSON.parse(big.stdout).payload).toBe(6 * 1024 * 1024 - 100);
     writeFileSync(file, JSON.stringify({ text: 'x'.repeat(6 * 1024 * 1024) }));
     const over = await outpost(daemon.socket, ['invoke', 'Size', '--payload', `@${file}`]);
-    expect(over.stderr).toBe('outpost: RequestTooLargeException: Request must be smaller than 6291456 bytes for the InvokeFunction operation\n');
+    expect(over.stderr).toBe('outpost: RequestEntityTooLargeException: Request must be smaller than 6291456 bytes for the InvokeFunction operation\n');
+    // An Event's limit is 1 MB; Lambda's message gives the size.
+    const event = JSON.stringify({ text: 'x'.repeat(1024 * 1024) });
+    const refused = await lambdaInvoke(daemon.port('http'), key, 'Size', { body: event, headers: { 'X-Amz-Invocation-Type': 'Event' } });
+    expect(refused.status).toBe(413);
+    expect(refused.headers.get('x-amzn-errortype')).toBe('RequestEntityTooLargeException');
+    expect(await refused.json()).toEqual({ Type: 'User', message: `${event.length} byte payload is too large for the Event invocation type (limit 1048576 bytes)` });
   });
 
   it('throttles everything of a function with ReservedConcurrentExecutions: 0: sync 429, async events dead-lettered at their maximum age', async () => {

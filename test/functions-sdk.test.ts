@@ -124,7 +124,7 @@ describe('functions: unmodified AWS SDK v3 clients reach the gateway', () => {
     const tooLarge = await exchange(invocations, overLimit, expecting);
     expect(tooLarge.bodySent).toBe(false);
     expect(tooLarge.response).toMatch(/^HTTP\/1\.1 413 Payload Too Large\r\n/);
-    expect(tooLarge.response.toLowerCase()).toContain('x-amzn-errortype: requesttoolargeexception');
+    expect(tooLarge.response.toLowerCase()).toContain('x-amzn-errortype: requestentitytoolargeexception');
     expect(tooLarge.response.toLowerCase()).toContain('connection: close');
     for (const [path, status] of [['/nowhere', '404 Not Found'], ['/topics/a%2F%2B', '400 Bad Request']]) {
       const refused = await exchange(path, Buffer.from('x'), expecting);

@@ -16,7 +16,9 @@ export const apiErrors = {
   notFound: (name: string) => new FunctionApiError(404, 'ResourceNotFoundException', `Function not found: ${functionArn(name)}`),
   // AWS answers a throttled synchronous invoke with this exception and message.
   tooManyRequests: () => new FunctionApiError(429, 'TooManyRequestsException', 'Rate Exceeded.'),
-  payloadTooLarge: (limit: number) => new FunctionApiError(413, 'RequestTooLargeException', `Request must be smaller than ${limit} bytes for the InvokeFunction operation`),
+  // The exception Lambda sends for an oversized Invoke (its API model calls it RequestTooLargeException), and its messages.
+  requestTooLarge: (limit: number) => new FunctionApiError(413, 'RequestEntityTooLargeException', `Request must be smaller than ${limit} bytes for the InvokeFunction operation`),
+  eventTooLarge: (size: number, limit: number) => new FunctionApiError(413, 'RequestEntityTooLargeException', `${size} byte payload is too large for the Event invocation type (limit ${limit} bytes)`),
   invalidPayload: () => new FunctionApiError(400, 'InvalidRequestContentException', 'Could not parse request body into json'),
   invalidParameter: (message: string) => new FunctionApiError(400, 'InvalidParameterValueException', message),
   deadLetterNotFound: (id: number) => new FunctionApiError(404, 'ResourceNotFoundException', `Dead letter not found: ${id}`),

@@ -274,8 +274,9 @@ export class FunctionService implements Service, FunctionInvoker {
     if (!this.running) throw apiErrors.stopping();
     const { version, target, qualifier } = this.resolveVersion(name, invocation.qualifier);
     if (qualifier !== undefined) invocation = { ...invocation, qualifier };
-    const limit = type === 'Event' ? MAX_ASYNC_PAYLOAD : MAX_SYNC_PAYLOAD;
-    if (Buffer.byteLength(invocation.event) > limit) throw apiErrors.payloadTooLarge(limit);
+    const size = Buffer.byteLength(invocation.event);
+    if (type === 'Event' && size > MAX_ASYNC_PAYLOAD) throw apiErrors.eventTooLarge(size, MAX_ASYNC_PAYLOAD);
+    if (size > MAX_SYNC_PAYLOAD) throw apiErrors.requestTooLarge(MAX_SYNC_PAYLOAD);
     if (type === 'Event') {
       // The queue keeps the qualifier: an alias is resolved when the event runs (and each retry).
       return this.queue.enqueue(version, invocation, source);

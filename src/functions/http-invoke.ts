@@ -19,7 +19,7 @@ export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: 
     .catch((error: unknown) => {
       const apiError = error instanceof FunctionApiError ? error
         : error instanceof DataPlaneAuthError ? authError(error)
-          : error instanceof BodyTooLargeError ? apiErrors.payloadTooLarge(MAX_SYNC_PAYLOAD)
+          : error instanceof BodyTooLargeError ? apiErrors.requestTooLarge(MAX_SYNC_PAYLOAD)
             : new FunctionApiError(500, 'ServiceException', 'Internal error');
       if (apiError.status >= 500) log.error({ err: error, function: params.name }, 'Lambda Invoke failed');
       sendError(res, apiError);
