@@ -112,6 +112,11 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
   it('throttles everything of a function with ReservedConcurrentExecutions: 0: sync 429, async events dead-lettered at their maximum age', async () => {
     const refused = await outpost(daemon.socket, ['invoke', 'Closed']);
     expect(refused).toMatchObject({ code: 1, stderr: 'outpost: TooManyRequestsException: Rate Exceeded.\n' });
+    // Lambda's Reason says which limit: the function's reserved concurrency.
+    const throttled = await lambdaInvoke(daemon.port('http'), key, 'Closed');
+    expect(throttled.status).toBe(429);
+    expect(throttled.headers.get('x-amzn-errortype')).toBe('TooManyRequestsException');
+    expect(await throttled.json()).toEqual({ Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded', Type: 'User', message: 'Rate Exceeded.' });
     const queued = await outpost(daemon.socket, ['--json', 'invoke', 'Closed', '--async', '--payload', '{"n":1}']);
     expect(JSON.parse(queued.stdout)).toMatchObject({ statusCode: 202 });
     // functions.maxEventAgeSeconds is 2 here; the event never runs.

@@ -5,7 +5,8 @@ import { functionArn } from './arn.js';
  * HTTP status and exception name AWS uses, so `outpost` and the admin API read like `aws lambda`.
  */
 export class FunctionApiError extends Error {
-  constructor(readonly status: number, readonly type: string, message: string) {
+  /** `fields`: the exception's members beyond Type and message, in its body (TooManyRequestsException's Reason). */
+  constructor(readonly status: number, readonly type: string, message: string, readonly fields: Record<string, string> = {}) {
     super(message);
     this.name = 'FunctionApiError';
   }
@@ -14,8 +15,8 @@ export class FunctionApiError extends Error {
 export const apiErrors = {
   /** `name`: NAME or NAME:QUALIFIER, named by its ARN as Lambda names it (`Function not found: arn:aws:lambda:…:function:NAME:3`). */
   notFound: (name: string) => new FunctionApiError(404, 'ResourceNotFoundException', `Function not found: ${functionArn(name)}`),
-  // AWS answers a throttled synchronous invoke with this exception and message.
-  tooManyRequests: () => new FunctionApiError(429, 'TooManyRequestsException', 'Rate Exceeded.'),
+  // AWS answers a throttled synchronous invoke with this exception and message, and says which limit in Reason.
+  tooManyRequests: (reason?: ThrottleReason) => new FunctionApiError(429, 'TooManyRequestsException', 'Rate Exceeded.', reason ? { Reason: reason } : {}),
   // The exception Lambda sends for an oversized Invoke (its API model calls it RequestTooLargeException), and its messages.
   requestTooLarge: (limit: number) => new FunctionApiError(413, 'RequestEntityTooLargeException', `Request must be smaller than ${limit} bytes for the InvokeFunction operation`),
   eventTooLarge: (size: number, limit: number) => new FunctionApiError(413, 'RequestEntityTooLargeException', `${size} byte payload is too large for the Event invocation type (limit ${limit} bytes)`),
@@ -24,6 +25,12 @@ export const apiErrors = {
   deadLetterNotFound: (id: number) => new FunctionApiError(404, 'ResourceNotFoundException', `Dead letter not found: ${id}`),
   stopping: () => new FunctionApiError(503, 'ServiceException', 'Outpost is stopping'),
 };
+
+/**
+ * TooManyRequestsException's Reason for a function out of environments: its ReservedConcurrentExecutions,
+ * or (without one) the concurrency every function may use, Lambda's account limit (functions.maxInstances).
+ */
+export type ThrottleReason = 'ReservedFunctionConcurrentInvocationLimitExceeded' | 'ConcurrentInvocationLimitExceeded';
 
 /**
  * What a failed invocation returns as its payload: the Node.js runtime's `{errorType, errorMessage, trace}`,

@@ -86,7 +86,7 @@ function authError(error: DataPlaneAuthError): FunctionApiError {
 /** Lambda's REST error: the exception name in x-amzn-ErrorType and the body's Type, and the message. */
 function sendError(res: ServerResponse, error: FunctionApiError): void {
   if (res.headersSent) return void res.destroy();
-  const text = JSON.stringify({ Type: error.status >= 500 ? 'Service' : 'User', message: error.message });
+  const text = JSON.stringify({ ...error.fields, Type: error.status >= 500 ? 'Service' : 'User', message: error.message });
   res.writeHead(error.status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'x-amzn-ErrorType': error.type });
   res.end(text);
 }

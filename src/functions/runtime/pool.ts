@@ -132,7 +132,9 @@ export class FunctionPool {
   /** RequestResponse: runs now on an instance of its own, or is refused with TooManyRequestsException. */
   invoke(invocation: Invocation): Promise<InvokeResult> {
     if (this.retired) throw apiErrors.stopping();
-    if (this.idle.length === 0 && this.inUse() >= this.limit) throw apiErrors.tooManyRequests();
+    if (this.idle.length === 0 && this.inUse() >= this.limit) {
+      throw apiErrors.tooManyRequests(this.version.spec.reservedConcurrency === undefined ? 'ConcurrentInvocationLimitExceeded' : 'ReservedFunctionConcurrentInvocationLimitExceeded');
+    }
     return new Promise((resolve, reject) => {
       const item = { invocation, resolve, reject };
       const warm = this.takeIdle();
