@@ -82,6 +82,10 @@ describe('functions: versions, aliases, rollback and the Lambda Invoke API', () 
     });
     expect(byArn.headers.get('x-amz-executed-version')).toBe('2');
     expect(await byArn.json()).toMatchObject({ tag: 'two', clientContext: { custom: { from: 'http' } } });
+    // The partial ARN, ACCOUNT:function:NAME[:QUALIFIER], is one of Lambda's FunctionName forms too.
+    const byPartialArn = await lambda('000000000000:function:Versions:2');
+    expect(byPartialArn.status).toBe(200);
+    expect(byPartialArn.headers.get('x-amz-executed-version')).toBe('2');
 
     const queued = await lambda('Versions', { headers: { 'X-Amz-Invocation-Type': 'Event' } });
     expect(queued.status).toBe(202);

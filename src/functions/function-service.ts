@@ -29,13 +29,16 @@ const STOP_GRACE_MS = 3000;
 export type InvocationType = 'RequestResponse' | 'Event';
 
 /** A URL a function reaches a listener at: loopback for a wildcard address. */
-/** Lambda's FunctionName forms: `NAME`, `NAME:QUALIFIER`, `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`. */
+/**
+ * Lambda's FunctionName forms: `NAME`, `NAME:QUALIFIER`, the ARN `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`
+ * and the partial ARN `ACCOUNT:function:NAME[:QUALIFIER]`.
+ */
 export function parseFunctionName(text: string): { name: string; qualifier?: string } {
   // A plain name, as every trigger names its function: no pattern to run per event.
   if (!text.includes(':')) return { name: text };
-  const arn = /^arn:aws[a-z-]*:lambda:[^:]*:[^:]*:function:(.+)$/.exec(text);
+  const arn = /^(?:arn:aws[a-z-]*:lambda:[^:]*:[^:]*|\d{12}):function:(.+)$/.exec(text);
   const [name, qualifier, ...rest] = (arn ? arn[1] : text).split(':');
-  if (rest.length > 0 || qualifier === '') throw apiErrors.invalidParameter(`${text}: expected NAME, NAME:QUALIFIER or a function ARN`);
+  if (rest.length > 0 || qualifier === '') throw apiErrors.invalidParameter(`${text}: expected NAME, NAME:QUALIFIER, a function ARN or a partial ARN (ACCOUNT:function:NAME)`);
   return qualifier === undefined ? { name } : { name, qualifier };
 }
 
