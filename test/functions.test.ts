@@ -208,6 +208,28 @@ describe('functions: deploy, invoke, faults, triggers', () => {
     expect((await outpost(daemon.socket, ['functions', 'info', 'Bad'])).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Bad\n');
   });
 
+  it('refuses environment variables Lambda refuses: names it does not allow, reserved ones, and more than 4 KB together', async () => {
+    const deployWith = async (variables: Record<string, string>) => {
+      const pkg = writePackage({ 'template.yaml': template('Variables', { Handler: 'index.handler', Environment: { Variables: variables } }), 'index.js': 'exports.handler = async () => process.env;\n' });
+      cleanups.push(pkg.remove);
+      return outpost(daemon.socket, ['deploy', pkg.dir]);
+    };
+    const badNames = await deployWith({ 'MY-VAR': 'x', '1ST': 'x', X: 'x', 'A=B': 'x', AWS_ACCESS_KEY: 'x' });
+    expect(badNames.code).toBe(1);
+    for (const name of ['MY-VAR', '1ST', 'X', 'A=B']) {
+      expect(badNames.stderr).toContain(`Variables.Environment.Variables.${name}: expected a name of letters, digits and _ that starts with a letter, at least 2 characters`);
+    }
+    expect(badNames.stderr).toContain('Variables.Environment.Variables.AWS_ACCESS_KEY: reserved by the runtime');
+    const tooBig = await deployWith({ BLOB: 'x'.repeat(4096) });
+    expect(tooBig.stderr).toContain('Variables.Environment.Variables: 4107 bytes, over Lambda\'s limit of 4096 for all variables together');
+    expect((await outpost(daemon.socket, ['functions', 'info', 'Variables'])).code).toBe(1);
+    // Up to the limit, and names such as TZ that Lambda lets a function set, are taken.
+    const taken = await deployWith({ TZ: 'Europe/Paris', BLOB: 'x'.repeat(4096 - 31) });
+    expect(taken, taken.stderr).toMatchObject({ code: 0 });
+    expect((await invoke(daemon.socket, 'Variables')).result.payload).toMatchObject({ TZ: 'Europe/Paris' });
+    expect((await outpost(daemon.socket, ['functions', 'rm', 'Variables'])).code).toBe(0);
+  });
+
   it('keeps the running version when a new one does not load, and takes a good one atomically', async () => {
     const v1 = writePackage({ 'template.yaml': template('Versioned', { Handler: 'index.handler' }), 'index.js': 'exports.handler = async () => "v1";\n' });
     const broken = writePackage({ 'template.yaml': template('Versioned', { Handler: 'index.handler' }), 'index.js': 'exports.handler = async () => {\n' });

@@ -42,9 +42,13 @@ export interface Destination {
 const RESERVED_VARIABLES = new Set([
   '_HANDLER', '_X_AMZN_TRACE_ID', 'AWS_DEFAULT_REGION', 'AWS_REGION', 'AWS_EXECUTION_ENV', 'AWS_LAMBDA_FUNCTION_NAME',
   'AWS_LAMBDA_FUNCTION_MEMORY_SIZE', 'AWS_LAMBDA_FUNCTION_VERSION', 'AWS_LAMBDA_INITIALIZATION_TYPE', 'AWS_LAMBDA_LOG_GROUP_NAME',
-  'AWS_LAMBDA_LOG_STREAM_NAME', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_LAMBDA_RUNTIME_API',
+  'AWS_LAMBDA_LOG_STREAM_NAME', 'AWS_ACCESS_KEY', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_LAMBDA_RUNTIME_API',
   'LAMBDA_TASK_ROOT', 'LAMBDA_RUNTIME_DIR',
 ]);
+// Lambda's EnvironmentVariableName pattern: a letter, then at least one letter, digit or _.
+const VARIABLE_NAME = /^[A-Za-z][A-Za-z0-9_]+$/;
+// Lambda's limit of a function's variables together, measured as their JSON.
+const MAX_VARIABLES_BYTES = 4096;
 
 const text = (expected: string) => z.string({ invalid_type_error: expected, required_error: expected }).min(1, { message: expected });
 const integer = (expected: string, min: number, max: number) =>
@@ -205,8 +209,11 @@ function checkSpec(spec: FunctionSpec): string[] {
   // AWS function names: letters, digits, hyphens and underscores, up to 64 characters.
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(spec.name)) problems.push(`${spec.name}: expected a function name of up to 64 letters, digits, - and _`);
   for (const key of Object.keys(spec.environment)) {
-    if (RESERVED_VARIABLES.has(key)) problems.push(`${spec.name}.Environment.Variables.${key}: reserved by the runtime`);
+    if (!VARIABLE_NAME.test(key)) problems.push(`${spec.name}.Environment.Variables.${key}: expected a name of letters, digits and _ that starts with a letter, at least 2 characters`);
+    else if (RESERVED_VARIABLES.has(key)) problems.push(`${spec.name}.Environment.Variables.${key}: reserved by the runtime`);
   }
+  const variablesBytes = Buffer.byteLength(JSON.stringify(spec.environment));
+  if (variablesBytes > MAX_VARIABLES_BYTES) problems.push(`${spec.name}.Environment.Variables: ${variablesBytes} bytes, over Lambda's limit of ${MAX_VARIABLES_BYTES} for all variables together`);
   return problems;
 }
 
