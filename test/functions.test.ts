@@ -133,6 +133,10 @@ describe('functions: deploy, invoke, faults, triggers', () => {
     expect((await invoke(daemon.socket, 'ContextCjs', { style: 'done' })).result.payload).toEqual({ via: 'done' });
     expect((await invoke(daemon.socket, 'ContextCjs', { style: 'fail' })).result.payload).toMatchObject({ errorType: 'Error', errorMessage: 'context.fail failure' });
     expect((await invoke(daemon.socket, 'ContextCjs', { style: 'done-error' })).result.payload).toEqual({ errorType: 'string', errorMessage: 'a plain string', trace: [] });
+    // A failure without a reason is Lambda's string 'handled'.
+    for (const style of ['fail-empty', 'reject-empty']) {
+      expect((await invoke(daemon.socket, 'ContextCjs', { style })).result, style).toMatchObject({ functionError: 'Unhandled', payload: { errorType: 'string', errorMessage: 'handled', trace: [] } });
+    }
   });
 
   it('runs ES module handlers: .mjs, and .js under "type": "module" with a nested handler path', async () => {

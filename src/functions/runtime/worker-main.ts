@@ -185,7 +185,8 @@ function runHandler(handler: Handler, message: InvokeMessage, deadline: number):
       resolve(outcome);
     };
     const succeed = (value: unknown) => settle({ ok: true, value });
-    const fail = (error: unknown) => settle({ ok: false, error });
+    // Lambda's runtime reports a failure given no reason (context.fail(), a promise rejected with nothing) as the string 'handled'.
+    const fail = (error: unknown) => settle({ ok: false, error: error ?? 'handled' });
     const done = (error?: unknown, value?: unknown) => (error != null ? fail(error) : succeed(value));
     const context = {
       // Not honoured yet: a callback answers at once, as if this were false (see docs/functions.md).
