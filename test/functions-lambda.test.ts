@@ -201,14 +201,16 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     const file = join(out.dir, 'qualified.jsonl');
     const tagged = (tag: string) => ({
       'template.yaml': template('Qualified', { Handler: 'index.handler', Environment: { Variables: { OUT_FILE: file } } }),
-      'index.js': `const fs = require("node:fs");\nexports.handler = async (event, context) => { fs.appendFileSync(process.env.OUT_FILE, JSON.stringify({ n: event.n, tag: ${JSON.stringify(tag)}, version: context.functionVersion, arn: context.invokedFunctionArn }) + "\\n"); };\n`,
+      'index.js': `const fs = require("node:fs");\nexports.handler = async (event, context) => { fs.appendFileSync(process.env.OUT_FILE, JSON.stringify({ n: event.n, tag: ${JSON.stringify(tag)}, version: context.functionVersion, arn: context.invokedFunctionArn, clientContext: context.clientContext }) + "\\n"); };\n`,
     });
     await deploy(tagged('one'));
     await deploy(tagged('two'));
     expect((await cli('functions', 'alias', 'Qualified', 'stable', '1')).code).toBe(0);
     expect((await cli('invoke', 'Qualified:1', '--async', '--payload', '{"n":1}')).code).toBe(0);
     expect((await cli('invoke', 'Qualified:stable', '--async', '--payload', '{"n":2}')).code).toBe(0);
-    expect((await lambda('Qualified', { query: '?Qualifier=stable', body: '{"n":3}', headers: { 'X-Amz-Invocation-Type': 'Event' } })).status).toBe(202);
+    // Lambda passes ClientContext to synchronous invocations only: n 3 runs without it.
+    const clientContext = Buffer.from(JSON.stringify({ custom: { dropped: true } })).toString('base64');
+    expect((await lambda('Qualified', { query: '?Qualifier=stable', body: '{"n":3}', headers: { 'X-Amz-Invocation-Type': 'Event', 'X-Amz-Client-Context': clientContext } })).status).toBe(202);
     expect((await cli('invoke', 'Qualified', '--async', '--payload', '{"n":4}')).code).toBe(0);
     const ran = await eventually(() => { const got = lines(file); return got.length === 4 ? got : undefined; });
     const arn = 'arn:aws:lambda:local:000000000000:function:Qualified';

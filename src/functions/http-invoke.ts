@@ -43,20 +43,20 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, name: 
   const event = body.length === 0 ? '{}' : body.toString('utf8');
   if (!isJson(event)) throw apiErrors.invalidPayload();
   const clientContext = decodeClientContext(header(req, 'x-amz-client-context'));
-  const invocation = { event, ...(qualifier !== undefined ? { qualifier } : {}), ...(clientContext !== undefined ? { clientContext } : {}) };
+  const invocation = { event, ...(qualifier !== undefined ? { qualifier } : {}) };
   if (type === 'DryRun') {
     service.resolveVersion(name, qualifier);
     res.writeHead(204).end();
     return;
   }
   if (type === 'Event') {
-    // 202 only once the event is committed to the durable queue.
+    // 202 only once the event is committed to the durable queue. Lambda passes ClientContext to synchronous invocations only.
     const { requestId } = await service.invoke(name, invocation, 'Event');
     // The request id each attempt of the event runs with (context.awsRequestId), as Lambda's answer carries it.
     res.writeHead(202, { 'Content-Length': 0, 'x-amzn-RequestId': requestId }).end();
     return;
   }
-  const result = await service.invoke(name, { ...invocation, ...(logType === 'Tail' ? { tail: true } : {}) }, 'RequestResponse');
+  const result = await service.invoke(name, { ...invocation, ...(clientContext !== undefined ? { clientContext } : {}), ...(logType === 'Tail' ? { tail: true } : {}) }, 'RequestResponse');
   res.writeHead(200, {
     'Content-Type': 'application/json',
     'Content-Length': Buffer.byteLength(result.payload),
