@@ -69,12 +69,18 @@ describe('functions: schedules', () => {
         EveryMinute: { Type: 'Schedule', Properties: { Schedule: 'rate(1 minute)' } },
         Weekdays: { Type: 'Schedule', Properties: { Schedule: 'cron(0 10 ? * MON-FRI *)' } },
         Off: { Type: 'Schedule', Properties: { Schedule: 'rate(3 minutes)', Enabled: false, Input: '{"off":true}' } },
+        Disabled: { Type: 'Schedule', Properties: { Schedule: 'rate(1 minute)', State: 'DISABLED', Input: '{"off":true}' } },
+        // EventBridge names the rule by Name when given: the event's resources say so.
+        Named: { Type: 'Schedule', Properties: { Schedule: 'rate(1 minute)', State: 'ENABLED', Name: 'ticker.every-minute', Description: 'the named one' } },
       }),
     });
     cleanups.push(pkg.remove);
     const deployed = await outpost(daemon.socket, ['deploy', pkg.dir]);
     expect(deployed, deployed.stderr).toMatchObject({ code: 0 });
-    const events = await eventually(() => lines(out).length >= 2 && lines(out));
+    // Both enabled rules fire; the two disabled ones never do (their Input would show).
+    const rulesOf = (events: any[]) => new Set(events.map((event) => event.resources?.[0] ?? JSON.stringify(event)));
+    const events = await eventually(() => { const got = lines(out); return rulesOf(got).size >= 2 && got; });
+    expect(rulesOf(events)).toEqual(new Set(['arn:aws:events:local:000000000000:rule/Ticker-EveryMinute', 'arn:aws:events:local:000000000000:rule/ticker.every-minute']));
     for (const event of events) {
       expect(event).toEqual({
         version: '0',
@@ -84,7 +90,7 @@ describe('functions: schedules', () => {
         account: '000000000000',
         time: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/),
         region: 'local',
-        resources: ['arn:aws:events:local:000000000000:rule/Ticker-EveryMinute'],
+        resources: [expect.stringMatching(/^arn:aws:events:local:000000000000:rule\/(Ticker-EveryMinute|ticker\.every-minute)$/)],
         detail: {},
       });
     }
@@ -124,8 +130,18 @@ describe('functions: schedules', () => {
       expect(refused.code, expression).toBe(1);
       expect(refused.stderr).toContain(message);
     }
-    const unknown = writePackage({ 'index.js': TICKER, 'template.yaml': scheduled('Bad', '/dev/null', { S: { Type: 'Schedule', Properties: { Schedule: 'rate(1 day)', State: 'ENABLED' } } }) });
+    const unknown = writePackage({ 'index.js': TICKER, 'template.yaml': scheduled('Bad', '/dev/null', { S: { Type: 'Schedule', Properties: { Schedule: 'rate(1 day)', Target: 'x' } } }) });
     cleanups.push(unknown.remove);
-    expect((await outpost(daemon.socket, ['deploy', unknown.dir])).stderr).toContain('Resources.Bad.Properties.Events.S.Properties.State: unsupported key');
+    expect((await outpost(daemon.socket, ['deploy', unknown.dir])).stderr).toContain('Resources.Bad.Properties.Events.S.Properties.Target: unsupported key');
+    const refusedProperties: Array<[Record<string, unknown>, string]> = [
+      [{ State: 'ENABLED', Enabled: true }, 'Resources.Bad.Properties.Events.S.Properties.State: Enabled and State: expected one of them, not both'],
+      [{ State: 'PAUSED' }, 'Resources.Bad.Properties.Events.S.Properties.State: expected ENABLED or DISABLED'],
+      [{ Name: 'no spaces' }, 'Resources.Bad.Properties.Events.S.Properties.Name: expected a rule name of up to 64 letters, digits, ., - and _'],
+    ];
+    for (const [properties, message] of refusedProperties) {
+      const pkg = writePackage({ 'index.js': TICKER, 'template.yaml': scheduled('Bad', '/dev/null', { S: { Type: 'Schedule', Properties: { Schedule: 'rate(1 day)', ...properties } } }) });
+      cleanups.push(pkg.remove);
+      expect((await outpost(daemon.socket, ['deploy', pkg.dir])).stderr).toContain(message);
+    }
   });
 });

@@ -85,9 +85,12 @@ const scheduleEvent = z.strictObject({
     // The target's constant Input: JSON text sent instead of the Scheduled Event.
     Input: z.string({ invalid_type_error: 'expected JSON text' }).refine(isJson, { message: 'expected JSON text' }).optional(),
     Enabled: z.boolean({ invalid_type_error: 'expected true or false' }).optional(),
-    Name: z.string({ invalid_type_error: 'expected a string' }).optional(),
+    // The rule's state, as EventBridge's: SAM takes it or Enabled, not both.
+    State: z.enum(['ENABLED', 'DISABLED'], { errorMap: () => ({ message: 'expected ENABLED or DISABLED' }) }).optional(),
+    // The rule's name (EventBridge's: letters, digits, . - _, up to 64), in the event's resources.
+    Name: text('expected a rule name').regex(/^[A-Za-z0-9._-]{1,64}$/, { message: 'expected a rule name of up to 64 letters, digits, ., - and _' }).optional(),
     Description: z.string({ invalid_type_error: 'expected a string' }).optional(),
-  }),
+  }).refine((properties) => properties.Enabled === undefined || properties.State === undefined, { message: 'Enabled and State: expected one of them, not both', path: ['State'] }),
 });
 const eventSchema = z.object({ Type: text('expected an event type') }).passthrough().superRefine((event, ctx) => {
   const schema = event.Type === 'MQTT' ? mqttEvent : event.Type === 'Schedule' ? scheduleEvent : undefined;
@@ -98,7 +101,7 @@ const eventSchema = z.object({ Type: text('expected an event type') }).passthrou
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['Type'], message: `unsupported event type "${event.Type}": expected "MQTT" or "Schedule"` });
   }
 });
-type EventInput = { Type: string; Properties?: { Topic?: string; OutputTopic?: string; Schedule?: string; Input?: string; Enabled?: boolean } };
+type EventInput = { Type: string; Properties?: { Topic?: string; OutputTopic?: string; Schedule?: string; Input?: string; Enabled?: boolean; State?: string; Name?: string } };
 
 const variableValue = z.union([z.string(), z.number(), z.boolean()], { errorMap: () => ({ message: 'expected a string value' }) });
 
@@ -159,8 +162,8 @@ export function parseTemplate(source: string, file: string): FunctionSpec[] {
     if (isolation === 'thread' && p.Runtime.startsWith('python')) problems.push(`Resources.${logicalId}.Metadata.Outpost.Isolation: python runtimes always run in a process`);
     const name = p.FunctionName ?? logicalId;
     const events = Object.entries(p.Events as Record<string, EventInput>);
-    const schedules = events.filter(([, event]) => event.Type === 'Schedule' && event.Properties?.Enabled !== false)
-      .map(([key, event]) => ({ rule: `${name}-${key}`, expression: event.Properties!.Schedule!, ...(event.Properties!.Input !== undefined ? { input: event.Properties!.Input } : {}) }));
+    const schedules = events.filter(([, event]) => event.Type === 'Schedule' && event.Properties?.Enabled !== false && event.Properties?.State !== 'DISABLED')
+      .map(([key, event]) => ({ rule: event.Properties!.Name ?? `${name}-${key}`, expression: event.Properties!.Schedule!, ...(event.Properties!.Input !== undefined ? { input: event.Properties!.Input } : {}) }));
     const destinations = destinationsOf(p.EventInvokeConfig?.DestinationConfig);
     for (const [condition, target] of Object.entries(destinations ?? {})) {
       // A function that is its own destination would invoke itself forever.
