@@ -94,6 +94,7 @@ describe('functions: versions, aliases, rollback and the Lambda Invoke API', () 
     const missing = await lambda('Nope');
     expect(missing.status).toBe(404);
     expect(missing.headers.get('x-amzn-errortype')).toBe('ResourceNotFoundException');
+    expect(missing.headers.get('x-amzn-requestid')).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     expect(await missing.json()).toEqual({ Type: 'User', message: 'Function not found: arn:aws:lambda:local:000000000000:function:Nope' });
     // Lambda names what it did not find by its ARN, qualified as asked.
     const missingVersion = await lambda('Versions', { query: '?Qualifier=9' });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Router } from '../http/router.js';
@@ -83,11 +84,14 @@ function authError(error: DataPlaneAuthError): FunctionApiError {
     : new FunctionApiError(403, 'AccessDeniedException', 'The access key is not allowed to invoke functions.');
 }
 
-/** Lambda's REST error: the exception name in x-amzn-ErrorType and the body's Type, and the message. */
+/**
+ * Lambda's REST error: the exception name in x-amzn-ErrorType and the body's Type, and the message;
+ * like every Lambda answer, it has a request id of its own (the SDKs' $metadata.requestId).
+ */
 function sendError(res: ServerResponse, error: FunctionApiError): void {
   if (res.headersSent) return void res.destroy();
   const text = JSON.stringify({ ...error.fields, Type: error.status >= 500 ? 'Service' : 'User', message: error.message });
-  res.writeHead(error.status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'x-amzn-ErrorType': error.type });
+  res.writeHead(error.status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'x-amzn-ErrorType': error.type, 'x-amzn-RequestId': randomUUID() });
   res.end(text);
 }
 
