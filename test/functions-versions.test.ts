@@ -100,6 +100,17 @@ describe('functions: versions, aliases, rollback and the Lambda Invoke API', () 
     const missingVersion = await lambda('Versions', { query: '?Qualifier=9' });
     expect(missingVersion.status).toBe(404);
     expect(await missingVersion.json()).toEqual({ Type: 'User', message: 'Function not found: arn:aws:lambda:local:000000000000:function:Versions:9' });
+    // A Qualifier Lambda cannot name (empty, other characters) is a validation error, not a missing version.
+    const badQualifiers: Array<[string, string]> = [
+      ['?Qualifier=', "1 validation error detected: Value '' at 'qualifier' failed to satisfy constraint: Member must have length greater than or equal to 1"],
+      ['?Qualifier=a%20b', "1 validation error detected: Value 'a b' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)"],
+    ];
+    for (const [query, message] of badQualifiers) {
+      const refused = await lambda('Versions', { query });
+      expect(refused.status, query).toBe(400);
+      expect(refused.headers.get('x-amzn-errortype')).toBe('ValidationException');
+      expect(await refused.json()).toEqual({ Type: 'User', message });
+    }
     const badJson = await lambda('Versions', { body: 'not json' });
     expect(badJson.status).toBe(400);
     expect(badJson.headers.get('x-amzn-errortype')).toBe('InvalidRequestContentException');

@@ -40,7 +40,7 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, name: 
   if (logType !== 'None' && logType !== 'Tail') {
     throw apiErrors.invalidParameter(`1 validation error detected: Value '${logType}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]`);
   }
-  const qualifier = url.searchParams.get('Qualifier') ?? undefined;
+  const qualifier = checkedQualifier(url.searchParams.get('Qualifier') ?? undefined);
   const event = body.length === 0 ? '{}' : body.toString('utf8');
   if (!isJson(event)) throw apiErrors.invalidPayload();
   const clientContext = decodeClientContext(header(req, 'x-amz-client-context'));
@@ -67,6 +67,15 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, name: 
     ...(result.logResult !== undefined ? { 'X-Amz-Log-Result': result.logResult } : {}),
   });
   res.end(result.payload);
+}
+
+/** Invoke's Qualifier: 1 to 128 characters of Lambda's pattern, else its ValidationException (a version or alias that does not exist is a 404). */
+function checkedQualifier(qualifier: string | undefined): string | undefined {
+  if (qualifier === undefined || /^[a-zA-Z0-9$_-]{1,128}$/.test(qualifier)) return qualifier;
+  const constraint = qualifier.length === 0 ? 'Member must have length greater than or equal to 1'
+    : qualifier.length > 128 ? 'Member must have length less than or equal to 128'
+      : 'Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)';
+  throw new FunctionApiError(400, 'ValidationException', `1 validation error detected: Value '${qualifier}' at 'qualifier' failed to satisfy constraint: ${constraint}`);
 }
 
 /** X-Amz-Client-Context: base64 of a JSON object, handed to the handler as context.clientContext. */
