@@ -210,6 +210,8 @@ describe('functions: deploy, invoke, faults, triggers', () => {
     expect(refused.stderr).toContain('Resources.Bad.Properties.Timeout: expected seconds 1-900');
     expect(refused.stderr).toContain('Resources.Bad.Properties.Events.Tick.Type: unsupported event type "SQS": expected "MQTT" or "Schedule"');
     expect((await outpost(daemon.socket, ['functions', 'info', 'Bad'])).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Bad\n');
+    // Named by an ARN, it is not wrapped in another.
+    expect((await outpost(daemon.socket, ['functions', 'info', 'arn:aws:lambda:local:000000000000:function:Bad'])).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Bad\n');
   });
 
   it('refuses environment variables Lambda refuses: names it does not allow, reserved ones, and more than 4 KB together', async () => {

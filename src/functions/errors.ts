@@ -13,8 +13,8 @@ export class FunctionApiError extends Error {
 }
 
 export const apiErrors = {
-  /** `name`: NAME or NAME:QUALIFIER, named by its ARN as Lambda names it (`Function not found: arn:aws:lambda:…:function:NAME:3`). */
-  notFound: (name: string) => new FunctionApiError(404, 'ResourceNotFoundException', `Function not found: ${functionArn(name)}`),
+  /** `name`: NAME, NAME:QUALIFIER or an ARN, named by its ARN as Lambda names it (`Function not found: arn:aws:lambda:…:function:NAME:3`). */
+  notFound: (name: string) => new FunctionApiError(404, 'ResourceNotFoundException', `Function not found: ${name.startsWith('arn:') ? name : functionArn(name)}`),
   // AWS answers a throttled synchronous invoke with this exception and message, and says which limit in Reason.
   tooManyRequests: (reason?: ThrottleReason) => new FunctionApiError(429, 'TooManyRequestsException', 'Rate Exceeded.', reason ? { Reason: reason } : {}),
   // The exception Lambda sends for an oversized Invoke (its API model calls it RequestTooLargeException), and its messages.
