@@ -189,7 +189,7 @@ function runHandler(handler: Handler, message: InvokeMessage, deadline: number):
     const fail = (error: unknown) => settle({ ok: false, error: error ?? 'handled' });
     const done = (error?: unknown, value?: unknown) => (error != null ? fail(error) : succeed(value));
     const context = {
-      // Not honoured yet: a callback answers at once, as if this were false (see docs/functions.md).
+      // Not honoured yet: a callback answers at once, as Lambda's does, but the next event does not wait for the event loop to empty (docs/functions.md).
       callbackWaitsForEmptyEventLoop: true,
       ...message.context,
       awsRequestId: message.requestId,
