@@ -159,7 +159,7 @@ describe('functions: an answer over 6 MB, on a board-sized heap', () => {
         expect(result, stderr).toBeDefined();
         expect(result.payload).toEqual({
           errorType: 'Function.ResponseSizeTooLarge',
-          errorMessage: `Response payload size (${12 * 1024 * 1024 + 2} bytes) exceeded maximum allowed payload size (6291456 bytes).`,
+          errorMessage: `Response payload size (${12 * 1024 * 1024 + 2} bytes) exceeded maximum allowed payload size (6291556 bytes).`,
         });
       }
     }

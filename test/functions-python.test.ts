@@ -186,6 +186,8 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
         '        return {1, 2}',
         '    if event["mode"] == "big":',
         '        return "x" * (7 * 1024 * 1024)',
+        '    if event["mode"] == "edge":',
+        '        return "x" * (6 * 1024 * 1024 + 98)',
         '    os.kill(os.getpid(), signal.SIGKILL)',
         '',
       ].join('\n'),
@@ -199,8 +201,10 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     });
     // 7 MiB of x and the two quotes around them
     expect((await invoke(daemon.socket, 'PyMarshal', { mode: 'big' })).result.payload).toEqual({
-      errorType: 'Function.ResponseSizeTooLarge', errorMessage: 'Response payload size (7340034 bytes) exceeded maximum allowed payload size (6291456 bytes).',
+      errorType: 'Function.ResponseSizeTooLarge', errorMessage: 'Response payload size (7340034 bytes) exceeded maximum allowed payload size (6291556 bytes).',
     });
+    // Lambda's response limit is 100 bytes over 6 MiB: an answer of exactly that size is taken.
+    expect((await invoke(daemon.socket, 'PyMarshal', { mode: 'edge' })).result.payload).toHaveLength(6 * 1024 * 1024 + 98);
     const killed = await invoke(daemon.socket, 'PyMarshal', { mode: 'kill' });
     expect(killed.result.payload).toEqual({ errorType: 'Runtime.ExitError', errorMessage: `RequestId: ${killed.result.requestId} Error: Runtime exited with error: signal: killed` });
   });

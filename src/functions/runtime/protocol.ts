@@ -23,8 +23,11 @@ export const NODE_EVENTS_IN_FLIGHT = 16;
 
 /** Lambda's LogResult: the last 4 KB of the invocation's log. */
 export const TAIL_BYTES = 4096;
-/** Lambda's limit of a synchronous response; a Node handler's larger answer never leaves its environment. */
-export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
+/**
+ * Lambda's limit of a synchronous response, 6291556 bytes: 100 more than a request's (its
+ * Function.ResponseSizeTooLarge names it). A Node handler's larger answer never leaves its environment.
+ */
+export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100;
 
 /** One invocation, as the parent sends it (Node.js environments get them in arrays); the event travels as JSON text. */
 export interface InvokeMessage {
