@@ -297,6 +297,7 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
       [{ OnFailure: { Type: 'MQTT', Destination: 'records/+' } }, 'DestinationConfig.OnFailure.Destination: expected an MQTT topic name (no + or # wildcards)'],
       [{ OnFailure: { Type: 'Lambda', Destination: 'not a name' } }, 'DestinationConfig.OnFailure.Destination: expected a function name or ARN'],
       [{ OnSuccess: { Type: 'Lambda', Destination: 'BadDestination' } }, 'DestinationConfig.OnSuccess.Destination: a function cannot be its own destination'],
+      [{ OnFailure: { Type: 'Lambda', Destination: '000000000000:function:BadDestination:live' } }, 'DestinationConfig.OnFailure.Destination: a function cannot be its own destination'],
     ];
     for (const [config, message] of cases) {
       const pkg = bad(config);

@@ -58,8 +58,9 @@ const topicFilter = text('expected an MQTT topic filter').refine(isValidFilter, 
 
 const topicName = text('expected an MQTT topic name').refine((topic) => !/[+#]/.test(topic), { message: 'expected an MQTT topic name (no + or # wildcards)' });
 
-// A function as NAME, NAME:QUALIFIER or its ARN (Lambda's FunctionName forms).
-const FUNCTION_NAME = /^(arn:aws[a-z-]*:lambda:[^:]*:[^:]*:function:)?[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?$/;
+// A function as NAME, NAME:QUALIFIER, its ARN or its partial ARN (Lambda's FunctionName forms).
+const FUNCTION_ARN_PREFIX = /^(arn:aws[a-z-]*:lambda:[^:]*:[^:]*:function:|\d{12}:function:)/;
+const FUNCTION_NAME = new RegExp(`${FUNCTION_ARN_PREFIX.source}?[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?$`);
 
 // DestinationConfig.OnSuccess / OnFailure: Lambda's Type: Lambda, and Type: MQTT standing in for SNS and SQS on a gateway.
 const destinationSchema = z.discriminatedUnion('Type', [
@@ -167,7 +168,7 @@ export function parseTemplate(source: string, file: string): FunctionSpec[] {
     const destinations = destinationsOf(p.EventInvokeConfig?.DestinationConfig);
     for (const [condition, target] of Object.entries(destinations ?? {})) {
       // A function that is its own destination would invoke itself forever.
-      if (target.type === 'Lambda' && target.destination.replace(/^arn:[^:]*:lambda:[^:]*:[^:]*:function:/, '').split(':')[0] === name) {
+      if (target.type === 'Lambda' && target.destination.replace(FUNCTION_ARN_PREFIX, '').split(':')[0] === name) {
         problems.push(`Resources.${logicalId}.Properties.EventInvokeConfig.DestinationConfig.${condition === 'onSuccess' ? 'OnSuccess' : 'OnFailure'}.Destination: a function cannot be its own destination`);
       }
     }
