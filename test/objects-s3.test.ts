@@ -570,6 +570,17 @@ describe('S3 API with the AWS SDK v3', () => {
     }
     const listedParts = await s3.send(new ListPartsCommand({ Bucket: 'photos', Key, UploadId }));
     expect(listedParts.Parts!.map((p) => [p.PartNumber, p.Size, p.ETag])).toEqual(parts.map((p, i) => [i + 1, p.length, etags[i]]));
+    // pages of max-parts until IsTruncated is false, as clients page; max-parts=0 is an empty last page, not one to ask again
+    const paged = [];
+    for (let marker = '0', page = 0; page < 10; page++) {
+      const listed = await s3.send(new ListPartsCommand({ Bucket: 'photos', Key, UploadId, MaxParts: 2, PartNumberMarker: marker }));
+      paged.push(listed.Parts!.map((p) => p.PartNumber));
+      if (!listed.IsTruncated) break;
+      marker = listed.NextPartNumberMarker!;
+    }
+    expect(paged).toEqual([[1, 2], [3]]);
+    const none = await s3.send(new ListPartsCommand({ Bucket: 'photos', Key, UploadId, MaxParts: 0 }));
+    expect([none.Parts, none.MaxParts, none.IsTruncated]).toEqual([undefined, 0, false]);
     const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: 'photos' }));
     expect(uploads.Uploads!.map((u) => [u.Key, u.UploadId])).toEqual([[Key, UploadId]]);
     // S3: after key-marker alone, only keys greater than it; with upload-id-marker, that key's later uploads too
@@ -659,6 +670,8 @@ describe('S3 API with the AWS SDK v3', () => {
     const page = await s3.send(new GetObjectAttributesCommand({ Bucket: 'photos', Key: 'sum/composite.bin', ObjectAttributes: ['ObjectParts'], MaxParts: 1, PartNumberMarker: '1' }));
     expect(page.ObjectParts).toMatchObject({ TotalPartsCount: 2, PartNumberMarker: '1', NextPartNumberMarker: '2', MaxParts: 1, IsTruncated: false,
       Parts: [{ PartNumber: 2, Size: parts[1].length, ChecksumCRC32: partCrcs[1] }] });
+    const noParts = await s3.send(new GetObjectAttributesCommand({ Bucket: 'photos', Key: 'sum/composite.bin', ObjectAttributes: ['ObjectParts'], MaxParts: 0 }));
+    expect([noParts.ObjectParts!.Parts, noParts.ObjectParts!.IsTruncated]).toEqual([undefined, false]);
     expect([page.ETag, page.Checksum, page.ObjectSize]).toEqual([undefined, undefined, undefined]);
     // named attributes only, and S3's refusals of none or an unknown one
     expect(await failure(s3.send(new GetObjectAttributesCommand({ Bucket: 'photos', Key: 'sum/composite.bin', ObjectAttributes: [] }))))

@@ -62,7 +62,8 @@ function objectParts(object: ObjectRecord, request: S3Request): string {
     el('PartNumberMarker', marker),
     el('NextPartNumberMarker', listed.at(-1) ?? marker),
     el('MaxParts', maxParts),
-    el('IsTruncated', marker + listed.length < count),
+    // x-amz-max-parts: 0 is an empty last page, as ListParts' max-parts=0
+    el('IsTruncated', maxParts > 0 && marker + listed.length < count),
     ...listed.map((number) => el('Part', [el('PartNumber', number), el('Size', object.parts![number - 1]), ...checksumElements(partChecksum(object, number), 'part')])),
   ]);
 }

@@ -8,7 +8,9 @@ export const listParts: Operation = (request, res, context) => {
   const upload = context.objects.existingUpload(request.bucket, request.key, request.query.get('uploadId') ?? '');
   const maxParts = Math.min(integerParameter(request, 'max-parts', 1000, 'Provided max-parts not an integer or within integer range'), 1000);
   const marker = integerParameter(request, 'part-number-marker', 0, 'Provided part-number-marker not an integer or within integer range');
-  const found = context.objects.parts(upload.uploadId, marker, maxParts + 1);
+  // S3 ListParts: max-parts=0 is a page of no parts and the last one, as ListObjects' max-keys=0; called
+  // truncated, it sent a client paging by IsTruncated back for the same empty page for ever
+  const found = maxParts === 0 ? [] : context.objects.parts(upload.uploadId, marker, maxParts + 1);
   const parts = found.slice(0, maxParts);
   const truncated = found.length > maxParts;
   sendXml(res, 200, 'ListPartsResult', [
