@@ -190,6 +190,30 @@ describe('S3 API: hostile and malformed input', () => {
       expect({ request, status: result.status, allow: /^allow: (.*)$/im.exec(result.head)?.[1] }).toEqual({ request, status: 405, allow: allowed });
       expect(result.body).toContain(`<Code>MethodNotAllowed</Code><Message>The specified method is not allowed against this resource.</Message><Method>${request.method}</Method><ResourceType>${resourceType}</ResourceType>`);
     }
+    // a sub-resource's: none has a HEAD; ?delete is DeleteObjects, POST only, not a listing; ?versioning is no DeleteBucket
+    expect((await send({ method: 'PUT', path: '/hostile/kept-by-sub-resources.txt', body: 'kept' })).status).toBe(200);
+    const subResources: Array<[RawRequest, string, string]> = [
+      [{ method: 'HEAD', path: '/hostile/kept-by-sub-resources.txt', query: { acl: '' } }, 'ACL', 'GET, PUT'],
+      [{ method: 'HEAD', path: '/hostile/kept-by-sub-resources.txt', query: { tagging: '' } }, 'OBJECT_TAGGING', 'DELETE, GET, PUT'],
+      [{ method: 'HEAD', path: '/hostile/kept-by-sub-resources.txt', query: { uploadId: 'made-up' } }, 'UPLOAD', 'DELETE, POST, GET'],
+      [{ method: 'GET', path: '/hostile/kept-by-sub-resources.txt', query: { uploadId: 'made-up', partNumber: '1' } }, 'PART', 'PUT'],
+      [{ method: 'POST', path: '/hostile/kept-by-sub-resources.txt', query: { tagging: '' } }, 'OBJECT_TAGGING', 'DELETE, GET, PUT'],
+      [{ method: 'HEAD', path: '/hostile', query: { acl: '' } }, 'ACL', 'GET, PUT'],
+      [{ method: 'HEAD', path: '/hostile', query: { location: '' } }, 'LOCATION', 'GET'],
+      [{ method: 'HEAD', path: '/hostile', query: { uploads: '' } }, 'UPLOADS', 'POST, GET'],
+      [{ method: 'GET', path: '/hostile', query: { delete: '' } }, 'MULTI_OBJECT_DELETE', 'POST'],
+      [{ method: 'GET', path: '/no-such-bucket', query: { delete: '' } }, 'MULTI_OBJECT_DELETE', 'POST'],
+      [{ method: 'PUT', path: '/hostile', query: { location: '' } }, 'LOCATION', 'GET'],
+      [{ method: 'DELETE', path: '/hostile', query: { versioning: '' } }, 'VERSIONING', 'GET, PUT'],
+      [{ method: 'DELETE', path: '/hostile', query: { acl: '' } }, 'ACL', 'GET, PUT'],
+    ];
+    for (const [request, resourceType, allowed] of subResources) {
+      const result = await send(request);
+      expect({ request, status: result.status, allow: /^allow: (.*)$/im.exec(result.head)?.[1] }).toEqual({ request, status: 405, allow: allowed });
+      if (request.method !== 'HEAD') expect(result.body).toContain(`<Method>${request.method}</Method><ResourceType>${resourceType}</ResourceType>`);
+    }
+    expect((await send({ method: 'HEAD', path: '/hostile/kept-by-sub-resources.txt' })).status).toBe(200);
+    expect((await send({ method: 'HEAD', path: '/hostile' })).status).toBe(200);
     // a method S3 defines nothing for is a request S3 cannot parse: 400 BadRequest, no Allow
     for (const [method, path] of [['TRACE', '/'], ['PROPFIND', '/hostile'], ['LINK', '/hostile/key']]) {
       const result = await send({ method, path });

@@ -49,10 +49,12 @@ export const errors = {
   malformedXml: () => new S3Error('MalformedXML', 400, 'The XML you provided was not well-formed or did not validate against our published schema'),
   missingContentLength: () => new S3Error('MissingContentLength', 411, 'You must provide the Content-Length HTTP header.'),
   incompleteBody: () => new S3Error('IncompleteBody', 400, 'You did not provide the number of bytes specified by the Content-Length HTTP header'),
-  /** A method the addressed resource does not take: the service (`/`), a bucket or an object; Allow names those it does (RFC 9110 §15.5.6). */
-  methodNotAllowed: (method: string, resourceType: 'SERVICE' | 'BUCKET' | 'OBJECT') => new S3Error('MethodNotAllowed', 405,
-    'The specified method is not allowed against this resource.', { Method: method, ResourceType: resourceType },
-    { Allow: resourceType === 'SERVICE' ? 'GET' : 'HEAD, DELETE, POST, GET, PUT' }),
+  /**
+   * A method the addressed resource does not take: the service (`/`), a bucket, an object or a
+   * sub-resource of them (`?acl`, …); Allow names those it does (RFC 9110 §15.5.6).
+   */
+  methodNotAllowed: (method: string, resourceType: string, allow: readonly string[]) => new S3Error('MethodNotAllowed', 405,
+    'The specified method is not allowed against this resource.', { Method: method, ResourceType: resourceType }, { Allow: allow.join(', ') }),
   // a method S3 defines nothing for (TRACE, PROPFIND, ...): S3 cannot parse the request at all, it is not a 405
   unknownMethod: () => new S3Error('BadRequest', 400, 'An error occurred when parsing the HTTP request.'),
   notImplemented: (what: string) => new S3Error('NotImplemented', 501, 'A header you provided implies functionality that is not implemented', { Header: what }),

@@ -67,6 +67,47 @@ const UNSUPPORTED = ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website',
   'ownershipControls', 'publicAccessBlock', 'intelligent-tiering', 'attributes', 'policyStatus', 'renameObject', 'session', 'metadataTable',
   'metadataConfiguration'];
 
+/** The methods S3 names in Allow for a bucket or an object. */
+const RESOURCE_METHODS = ['HEAD', 'DELETE', 'POST', 'GET', 'PUT'];
+
+interface SubResource {
+  /** The query parameter naming it; PART is named by two. */
+  names: string[];
+  resourceType: string;
+  /** The methods S3 has operations of on it, in the order of its Allow. */
+  methods: string[];
+}
+
+/**
+ * Sub-resources and the methods S3 takes on them: another (a HEAD, which none has, a GET of
+ * `?delete`, a DELETE of `?versioning`) is 405 MethodNotAllowed naming the sub-resource, whose Allow
+ * names those, rather than the bucket's or object's operation of that method without it (a
+ * ListObjects, a DeleteBucket). The first found in a request's query is the one it addresses.
+ */
+const BUCKET_SUB_RESOURCES: SubResource[] = [
+  { names: ['delete'], resourceType: 'MULTI_OBJECT_DELETE', methods: ['POST'] },
+  { names: ['location'], resourceType: 'LOCATION', methods: ['GET'] },
+  { names: ['versions'], resourceType: 'VERSIONS', methods: ['GET'] },
+  { names: ['uploads'], resourceType: 'UPLOADS', methods: ['POST', 'GET'] },
+  { names: ['versioning'], resourceType: 'VERSIONING', methods: ['GET', 'PUT'] },
+  { names: ['acl'], resourceType: 'ACL', methods: ['GET', 'PUT'] },
+  { names: ['notification'], resourceType: 'NOTIFICATION', methods: ['GET', 'PUT'] },
+  { names: ['tagging'], resourceType: 'TAGGING', methods: ['DELETE', 'GET', 'PUT'] },
+  { names: ['policy'], resourceType: 'POLICY', methods: ['DELETE', 'GET', 'PUT'] },
+];
+const OBJECT_SUB_RESOURCES: SubResource[] = [
+  { names: ['delete'], resourceType: 'MULTI_OBJECT_DELETE', methods: ['POST'] },
+  { names: ['uploadId', 'partNumber'], resourceType: 'PART', methods: ['PUT'] },
+  { names: ['uploadId'], resourceType: 'UPLOAD', methods: ['DELETE', 'POST', 'GET'] },
+  { names: ['acl'], resourceType: 'ACL', methods: ['GET', 'PUT'] },
+  { names: ['tagging'], resourceType: 'OBJECT_TAGGING', methods: ['DELETE', 'GET', 'PUT'] },
+];
+
+function refuseSubResourceMethod(method: string, key: string, query: URLSearchParams): void {
+  const addressed = (key ? OBJECT_SUB_RESOURCES : BUCKET_SUB_RESOURCES).find((sub) => sub.names.every((name) => query.has(name)));
+  if (addressed && !addressed.methods.includes(method)) throw errors.methodNotAllowed(method, addressed.resourceType, addressed.methods);
+}
+
 /** The operation a request names, by method, bucket, key and sub-resource (S3 API Reference). */
 export function route(method: string, bucket: string, key: string, query: URLSearchParams, headers: IncomingHttpHeaders): Route {
   // a method S3 does not know is 400 BadRequest, not a 405 naming the methods a resource takes
@@ -76,6 +117,7 @@ export function route(method: string, bucket: string, key: string, query: URLSea
   if (key && method === 'GET' && query.has('attributes')) return r('GetObjectAttributes', getObjectAttributes, 'read');
   // most requests have no query at all
   if (query.size > 0) {
+    if (bucket) refuseSubResourceMethod(method, key, query);
     const configuration = bucket ? configurationRoute(method, key, query) : undefined;
     if (configuration) return configuration;
     const unsupported = UNSUPPORTED.find((name) => query.has(name));
@@ -83,7 +125,7 @@ export function route(method: string, bucket: string, key: string, query: URLSea
   }
   if (!bucket) {
     if (method === 'GET') return r('ListBuckets', listBuckets, 'signed');
-    throw errors.methodNotAllowed(method, 'SERVICE');
+    throw errors.methodNotAllowed(method, 'SERVICE', ['GET']);
   }
   if (!key) {
     switch (method) {
@@ -105,7 +147,7 @@ export function route(method: string, bucket: string, key: string, query: URLSea
         if (query.has('delete')) return r('DeleteObjects', deleteObjects, 'write');
         return r('PostObject', postObject, 'form');
     }
-    throw errors.methodNotAllowed(method, 'BUCKET');
+    throw errors.methodNotAllowed(method, 'BUCKET', RESOURCE_METHODS);
   }
   switch (method) {
     case 'GET': return query.has('uploadId') ? r('ListParts', listParts, 'read') : r('GetObject', getObject, 'read');
@@ -121,7 +163,7 @@ export function route(method: string, bucket: string, key: string, query: URLSea
       break;
     case 'DELETE': return query.has('uploadId') ? r('AbortMultipartUpload', abortMultipartUpload, 'write') : r('DeleteObject', deleteObject, 'write');
   }
-  throw errors.methodNotAllowed(method, 'OBJECT');
+  throw errors.methodNotAllowed(method, 'OBJECT', RESOURCE_METHODS);
 }
 
 /**
