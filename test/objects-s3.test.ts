@@ -255,6 +255,15 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'no-config.json', Body: '{}', IfMatch: second.ETag }))))
       .toMatchObject({ code: 'NoSuchKey', status: 404 });
     expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'no-config.json' })))).toMatchObject({ status: 404 });
+    // both conditions at once S3 does not implement, whether or not an object is there: nothing written
+    for (const Key of ['config.json', 'no-config.json']) {
+      expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key, Body: '{"v":"both"}', IfMatch: second.ETag, IfNoneMatch: '*' }))))
+        .toMatchObject({ code: 'NotImplemented', status: 501 });
+      expect(await failure(s3.send(new CopyObjectCommand({ Bucket: 'photos', Key, CopySource: 'photos/config.json', IfMatch: second.ETag, IfNoneMatch: '*' }))))
+        .toMatchObject({ code: 'NotImplemented', status: 501 });
+    }
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'config.json' }))).ETag).toBe(second.ETag);
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'no-config.json' })))).toMatchObject({ status: 404 });
 
     const complete = async (Key: string, conditions: { IfMatch?: string; IfNoneMatch?: string }) => {
       const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key }));
@@ -267,6 +276,9 @@ describe('S3 API with the AWS SDK v3', () => {
     // the upload stays, to be completed otherwise or aborted
     expect((await s3.send(new ListPartsCommand({ Bucket: 'photos', Key: 'config.json', UploadId: taken.UploadId }))).Parts).toHaveLength(1);
     await s3.send(new AbortMultipartUploadCommand({ Bucket: 'photos', Key: 'config.json', UploadId: taken.UploadId }));
+    const both = await complete('config.json', { IfMatch: second.ETag, IfNoneMatch: '*' });
+    expect(await failure(both.completion())).toMatchObject({ code: 'NotImplemented', status: 501 });
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: 'photos', Key: 'config.json', UploadId: both.UploadId }));
     expect((await (await complete('config.json', { IfMatch: second.ETag })).completion()).ETag).toMatch(/-1"$/);
     expect(await (await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'config.json' }))).Body!.transformToString()).toBe('one part');
   });

@@ -99,18 +99,19 @@ export function ifMatchCondition(ifMatch: string | undefined, key: string): Cond
 }
 
 /**
- * S3 conditional writes (PutObject, CompleteMultipartUpload): `If-None-Match: *`, only where no
- * object is (412 PreconditionFailed otherwise; another value is NotImplemented, as in S3), and
- * If-Match (ifMatchCondition).
+ * S3 conditional writes (PutObject, CompleteMultipartUpload, CopyObject): `If-None-Match: *`, only
+ * where no object is (412 PreconditionFailed otherwise; another value is NotImplemented, as in S3),
+ * or If-Match (ifMatchCondition). Both at once is NotImplemented too, as S3 answers them: they
+ * cannot both hold of one object, so neither a 412 nor a 404 would say what was wrong.
  */
 export function writeCondition(request: S3Request): Condition | undefined {
   const ifNoneMatch = header(request, 'if-none-match');
   if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw errors.notImplemented('If-None-Match');
-  const ifMatch = ifMatchCondition(header(request, 'if-match'), request.key);
-  if (ifNoneMatch === undefined) return ifMatch;
+  const ifMatch = header(request, 'if-match');
+  if (ifNoneMatch === undefined) return ifMatchCondition(ifMatch, request.key);
+  if (ifMatch !== undefined) throw errors.notImplemented('If-Match');
   return (object) => {
     if (object) throw errors.preconditionFailed('If-None-Match');
-    ifMatch?.(object);
   };
 }
 
