@@ -300,6 +300,27 @@ describe('S3 API: hostile and malformed input', () => {
     expect((await send({ method: 'DELETE', path, query: { uploadId } })).status).toBe(204);
   });
 
+  it('answers 304 Not Modified with the validators and the caching headers a 200 would carry, and no body or length (RFC 9110 §15.4.5)', async () => {
+    const stored = { 'cache-control': 'max-age=60', expires: 'Thu, 01 Jan 2037 00:00:00 GMT', 'content-disposition': 'inline' };
+    const put = await send({ method: 'PUT', path: '/hostile/cached.txt', body: 'cached body', headers: stored });
+    const etag = /^etag: (.*)$/im.exec(put.head)![1];
+    for (const method of ['GET', 'HEAD']) {
+      for (const condition of [{ 'if-none-match': etag }, { 'if-modified-since': new Date().toUTCString() }]) {
+        const result = await send({ method, path: '/hostile/cached.txt', headers: condition });
+        const headers = Object.fromEntries(result.head.split('\r\n').slice(1).map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 2)]));
+        expect({ method, status: result.status, body: result.body }).toEqual({ method, status: 304, body: '' });
+        expect(headers).toMatchObject({ etag, 'cache-control': 'max-age=60', expires: stored.expires });
+        expect(headers['last-modified']).toMatch(/GMT$/);
+        expect(headers['x-amz-request-id']).toMatch(/^[0-9A-F]{16}$/);
+        // a 304 carries no body: neither a length of its own nor a chunked one, nor what only describes a body
+        expect([headers['content-length'], headers['transfer-encoding'], headers['content-type'], headers['content-disposition']]).toEqual([undefined, undefined, undefined, undefined]);
+      }
+    }
+    // response-cache-control is what a 200 to the same request would carry, so the 304 too
+    const overridden = await send({ method: 'GET', path: '/hostile/cached.txt', query: { 'response-cache-control': 'no-cache' }, headers: { 'if-none-match': etag } });
+    expect([overridden.status, /^cache-control: (.*)$/im.exec(overridden.head)?.[1]]).toEqual([304, 'no-cache']);
+  });
+
   it('ignores ranges it cannot parse and serves the whole object', async () => {
     await send({ method: 'PUT', path: '/hostile/range.txt', body: '0123456789' });
     for (const range of ['bytes=5-2', 'bytes=abc', 'items=0-1', 'bytes=0-1,3-4']) {

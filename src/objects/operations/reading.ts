@@ -47,7 +47,7 @@ const seconds = (epochMs: number) => Math.floor(epochMs / 1000);
 export function checkConditions(request: S3Request, object: ObjectRecord): void {
   const failed = failedCondition(request, object, '', Date.now());
   if (failed === 'If-Match' || failed === 'If-Unmodified-Since') throw errors.preconditionFailed(failed);
-  if (failed) throw notModified(object);
+  if (failed) throw notModified(request, object);
 }
 
 /**
@@ -115,9 +115,14 @@ export function writeCondition(request: S3Request): Condition | undefined {
   };
 }
 
-/** 304 carries no body; the S3Error path sends only the status and these headers. */
-function notModified(object: ObjectRecord): S3Error {
-  return new S3Error('NotModified', 304, 'Not Modified', {}, { ETag: quoted(object.etag), 'Last-Modified': new Date(object.lastModified).toUTCString() });
+/** What a 304 carries of a 200's headers: its validators and, for caches to refresh theirs, Cache-Control and Expires (RFC 9110 §15.4.5). */
+const NOT_MODIFIED_HEADERS = ['ETag', 'Last-Modified', 'cache-control', 'expires'];
+
+/** 304 carries no body; the S3Error path sends only the status and these headers, with any response-* override a 200 would have. */
+function notModified(request: S3Request, object: ObjectRecord): S3Error {
+  const headers = responseHeaders(request, object, undefined);
+  const kept = NOT_MODIFIED_HEADERS.filter((name) => headers[name] !== undefined).map((name) => [name, String(headers[name])]);
+  return new S3Error('NotModified', 304, 'Not Modified', {}, Object.fromEntries(kept));
 }
 
 /**
