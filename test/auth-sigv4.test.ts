@@ -154,6 +154,17 @@ describe('SigV4 Authorization header', () => {
     expect(seen!.checksums).toEqual({ crc32: crc });
   });
 
+  it('verifies a signature over header values as the bytes sent: the SDK\'s non-ASCII metadata, sent and signed as UTF-8', async () => {
+    await s3().send(new PutObjectCommand({ Bucket: 'photos', Key: 'yard/cam 1.jpg', Body: 'x', Metadata: { place: 'Cour d\'été' } }));
+    expect(Buffer.from(seen!.headers['x-amz-meta-place'] as string, 'latin1').toString('utf8')).toBe('Cour d\'été');
+    // the same bytes with one changed after signing are refused
+    const signed = await new SignatureV4({ credentials: KEY, region: 'us-east-1', service: 's3', sha256: Sha256, uriEscapePath: false }).sign({ method: 'PUT', protocol: 'http:',
+      hostname: '127.0.0.1', port, path: '/photos/a', query: {}, headers: { host: `127.0.0.1:${port}`, 'x-amz-meta-place': 'été', 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } });
+    const sent = (value: string) => ({ ...signed.headers, 'x-amz-meta-place': Buffer.from(value, 'utf8').toString('latin1') } as Record<string, string>);
+    expect((await send('PUT', '/photos/a', sent('été'))).status).toBe(200);
+    expect(codeOf(await send('PUT', '/photos/a', sent('éte')))).toBe('SignatureDoesNotMatch');
+  });
+
   it('canonicalizes keys with reserved and non-ASCII characters as S3 does (single encoding)', async () => {
     for (const key of ["a b/ü!'()*+=&$@,;:~.txt", 'dir//double/./dot/../x', '%41 literal percent', 'emoji-📷']) {
       seen = undefined;

@@ -150,7 +150,8 @@ export function canonicalRequest(method: string, uri: string, query: string, hea
   return `${method}\n${uri}\n${query}\n${headers}\n${signedHeaders.join(';')}\n${payloadHash}`;
 }
 
-export function stringToSign(scope: SigningScope, canonical: string): string {
+/** The canonical request as text, or as the bytes the client signed (a received request's: see verifyRequest). */
+export function stringToSign(scope: SigningScope, canonical: string | Buffer): string {
   return `${ALGORITHM}\n${scope.timestamp}\n${scope.scope}\n${sha256Hex(canonical)}`;
 }
 

@@ -112,7 +112,9 @@ export function verifyRequest(req: IncomingMessage, options: VerifyOptions): Ver
     let first: { canonical: string; toSign: string } | undefined;
     for (const uri of uris) {
       const canonical = canonicalRequest(req.method ?? 'GET', uri, canonicalQueryString, headers, claim.signedHeaders, payloadHash);
-      const toSign = stringToSign(scope, canonical);
+      // Header values are the bytes sent, which Node reads one latin1 character a byte: hashed back
+      // into those bytes, as S3 hashes them, a UTF-8 value (the SDK's non-ASCII metadata) verifies
+      const toSign = stringToSign(scope, Buffer.from(canonical, 'latin1'));
       if (sameSignature(hmacHex(scope.key, toSign), claim.signature)) return undefined;
       first ??= { canonical, toSign };
     }
