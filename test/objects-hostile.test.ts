@@ -321,6 +321,19 @@ describe('S3 API: hostile and malformed input', () => {
     expect([overridden.status, /^cache-control: (.*)$/im.exec(overridden.head)?.[1]]).toEqual([304, 'no-cache']);
   });
 
+  it('limits user metadata to 2 KB of names and values counted in the UTF-8 bytes sent, refusing more with MetadataTooLarge', async () => {
+    // 1000 'é' are 2000 bytes of UTF-8: with the names and 'n', 2048 bytes fit, 2049 do not
+    const metadata = (filler: number) => ({ 'x-amz-meta-note': 'é'.repeat(1000), 'x-amz-meta-n': 'x'.repeat(filler) });
+    const fits = await send({ method: 'PUT', path: '/hostile/meta-fits.txt', body: 'x', headers: metadata(2048 - 2000 - 'note'.length - 'n'.length) });
+    expect(fits.status).toBe(200);
+    const head = await send({ method: 'HEAD', path: '/hostile/meta-fits.txt' });
+    // (send reads the answer as UTF-8)
+    expect(/^x-amz-meta-note: (.*)$/im.exec(head.head)![1]).toBe('é'.repeat(1000));
+    const over = await send({ method: 'PUT', path: '/hostile/meta-over.txt', body: 'x', headers: metadata(2049 - 2000 - 'note'.length - 'n'.length) });
+    expect([over.status, /<Code>(\w+)<\/Code>/.exec(over.body)?.[1]]).toEqual([400, 'MetadataTooLarge']);
+    expect((await send({ method: 'HEAD', path: '/hostile/meta-over.txt' })).status).toBe(404);
+  });
+
   it('ignores ranges it cannot parse and serves the whole object', async () => {
     await send({ method: 'PUT', path: '/hostile/range.txt', body: '0123456789' });
     for (const range of ['bytes=5-2', 'bytes=abc', 'items=0-1', 'bytes=0-1,3-4']) {

@@ -94,7 +94,8 @@ export function userMetadata(headers: IncomingHttpHeaders): Record<string, strin
     if (!name.startsWith('x-amz-meta-') || value === undefined) continue;
     const text = Array.isArray(value) ? value.join(',') : value;
     metadata[name.slice('x-amz-meta-'.length)] = text;
-    bytes += Buffer.byteLength(name) - 'x-amz-meta-'.length + Buffer.byteLength(text);
+    // a header value is its bytes, one latin1 character each (UTF-8 text arrives as the bytes of its UTF-8)
+    bytes += name.length - 'x-amz-meta-'.length + Buffer.byteLength(text, 'latin1');
   }
   if (bytes > MAX_METADATA_BYTES) {
     throw errors.metadataTooLarge(bytes, MAX_METADATA_BYTES);
