@@ -334,6 +334,16 @@ describe('S3 API: hostile and malformed input', () => {
     expect((await send({ method: 'HEAD', path: '/hostile/meta-over.txt' })).status).toBe(404);
   });
 
+  it('copies from a source named in x-amz-copy-source with UTF-8 unencoded, as S3 reads the header\'s bytes', async () => {
+    expect((await send({ method: 'PUT', path: `/hostile/${encodeURIComponent('café du matin.txt')}`, body: 'coffee' })).status).toBe(200);
+    for (const source of ['/hostile/café du matin.txt', 'hostile/caf%C3%A9%20du%20matin.txt', 'hostile/café%20du matin.txt?versionId=null']) {
+      const copied = await send({ method: 'PUT', path: '/hostile/coffee-copy.txt', headers: { 'x-amz-copy-source': source } });
+      expect({ source, status: copied.status }).toEqual({ source, status: 200 });
+      expect((await send({ method: 'GET', path: '/hostile/coffee-copy.txt' })).body).toBe('coffee');
+      expect((await send({ method: 'DELETE', path: '/hostile/coffee-copy.txt' })).status).toBe(204);
+    }
+  });
+
   it('ignores ranges it cannot parse and serves the whole object', async () => {
     await send({ method: 'PUT', path: '/hostile/range.txt', body: '0123456789' });
     for (const range of ['bytes=5-2', 'bytes=abc', 'items=0-1', 'bytes=0-1,3-4']) {

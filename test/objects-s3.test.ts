@@ -426,6 +426,16 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(recopied).toMatchObject({ ContentType: 'text/plain', Metadata: { a: '1' } });
     expect(await failure(s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'x', CopySource: 'photos/none' }))))
       .toMatchObject({ code: 'NoSuchKey', status: 404 });
+    // the source's forms: URL-encoded (a space, a plus, a question mark, UTF-8), with a leading slash, with versionId=null
+    const sourceKey = 'copies/a b+c?d été.txt';
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: sourceKey, Body: 'odd source' }));
+    for (const CopySource of [`photos/${encodeURIComponent(sourceKey)}`, `/photos/${encodeURIComponent(sourceKey)}?versionId=null`]) {
+      await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'copies/from-odd.txt', CopySource }));
+      expect(await (await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'copies/from-odd.txt' }))).Body!.transformToString()).toBe('odd source');
+      await s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'copies/from-odd.txt' }));
+    }
+    expect(await failure(s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'x', CopySource: 'photos/orig.txt?versionId=3HL4kqtJlcpXroDTDmJ' }))))
+      .toMatchObject({ code: 'InvalidArgument', status: 400 });
   });
 
   it('checks x-amz-copy-source-if-* conditions on the source, refusing with 412 and copying nothing', async () => {

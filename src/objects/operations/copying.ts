@@ -4,9 +4,13 @@ import { checkKey } from '../names.js';
 import type { ObjectRecord, ObjectStore } from '../object-store.js';
 import { header, type S3Request } from './context.js';
 
-/** x-amz-copy-source: `bucket/key` (URL-encoded, an optional leading `/`; `?versionId=null` allowed, buckets being unversioned). */
+/**
+ * x-amz-copy-source: `bucket/key` (URL-encoded, an optional leading `/`; `?versionId=null` allowed,
+ * buckets being unversioned). Characters left unencoded are the header's bytes, one latin1 character
+ * each as Node reads them: read as the UTF-8 they are, as S3 reads them.
+ */
 export function copySource(request: S3Request): { bucket: string; key: string } {
-  const raw = header(request, 'x-amz-copy-source') ?? '';
+  const raw = Buffer.from(header(request, 'x-amz-copy-source') ?? '', 'latin1').toString('utf8');
   const [path, query] = raw.split('?', 2);
   if (query !== undefined && query !== 'versionId=null') throw errors.invalidArgument('Invalid version id specified', 'x-amz-copy-source', raw);
   let decoded: string;
