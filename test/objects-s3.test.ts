@@ -114,6 +114,20 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'no-bucket', Key: 'x' })))).toMatchObject({ code: 'NoSuchBucket', status: 404 });
   });
 
+  it('stores x-amz-website-redirect-location and returns it, refusing one that is neither a path nor a URL (InvalidRedirectLocation)', async () => {
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'moved/old.html', Body: '', WebsiteRedirectLocation: '/moved/new.html' }));
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'moved/old.html' }))).WebsiteRedirectLocation).toBe('/moved/new.html');
+    await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'moved/copy.html', CopySource: 'photos/moved/old.html' }));
+    expect((await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'moved/copy.html' }))).WebsiteRedirectLocation).toBe('/moved/new.html');
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key: 'moved/parts.html', WebsiteRedirectLocation: 'https://example.com/x' }));
+    const part = await s3.send(new UploadPartCommand({ Bucket: 'photos', Key: 'moved/parts.html', UploadId, PartNumber: 1, Body: 'x' }));
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'photos', Key: 'moved/parts.html', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'moved/parts.html' }))).WebsiteRedirectLocation).toBe('https://example.com/x');
+    expect(await failure(s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'moved/bad.html', Body: '', WebsiteRedirectLocation: 'moved/new.html' }))))
+      .toMatchObject({ code: 'InvalidRedirectLocation', status: 400 });
+    expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'moved/bad.html' })))).toMatchObject({ status: 404 });
+  });
+
   it('gives a large body that pauses longer than the hashing thread\'s idle time the MD5 of all of it', async () => {
     const halves = [randomBytes(1024 * 1024), randomBytes(1024 * 1024)];
     // past the hashing thread's 10 s idle time between the halves (the server waits up to 120 s for data)

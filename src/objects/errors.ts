@@ -46,6 +46,7 @@ export const errors = {
   invalidPartOrder: () => new S3Error('InvalidPartOrder', 400, 'The list of parts was not in ascending order. Parts must be ordered by part number.'),
   metadataTooLarge: (size: number, maximum: number) => new S3Error('MetadataTooLarge', 400, 'Your metadata headers exceed the maximum allowed metadata size.',
     { Size: String(size), MaxSizeAllowed: String(maximum) }),
+  invalidRedirectLocation: () => new S3Error('InvalidRedirectLocation', 400, "The website redirect location must have a prefix of 'http://' or 'https://' or '/'."),
   malformedXml: () => new S3Error('MalformedXML', 400, 'The XML you provided was not well-formed or did not validate against our published schema'),
   missingContentLength: () => new S3Error('MissingContentLength', 411, 'You must provide the Content-Length HTTP header.'),
   incompleteBody: () => new S3Error('IncompleteBody', 400, 'You did not provide the number of bytes specified by the Content-Length HTTP header'),

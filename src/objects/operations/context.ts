@@ -81,7 +81,7 @@ export function sendEmpty(res: ServerResponse, status: number, headers: Record<s
 export const quoted = (etag: string) => `"${etag}"`;
 
 /** Headers S3 stores with an object and returns on GET and HEAD. */
-export const STORED_HEADERS = ['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'];
+export const STORED_HEADERS = ['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires', 'x-amz-website-redirect-location'];
 
 /** S3's limit on user metadata: 2 KB of names and values. */
 const MAX_METADATA_BYTES = 2048;
@@ -112,6 +112,9 @@ export function storedHeaders(headers: IncomingHttpHeaders): Record<string, stri
     if (name === 'content-encoding') value = value.split(',').map((coding) => coding.trim()).filter((coding) => coding && coding !== 'aws-chunked').join(',');
     if (value) stored[name] = value;
   }
+  // S3 PutObject: x-amz-website-redirect-location is another object of the bucket or a URL
+  const redirect = stored['x-amz-website-redirect-location'];
+  if (redirect !== undefined && !/^(\/|https?:\/\/)/.test(redirect)) throw errors.invalidRedirectLocation();
   return stored;
 }
 
