@@ -206,6 +206,12 @@ describe('S3 API: hostile and malformed input', () => {
       [{ method: 'PUT', path: '/hostile', query: { location: '' } }, 'LOCATION', 'GET'],
       [{ method: 'DELETE', path: '/hostile', query: { versioning: '' } }, 'VERSIONING', 'GET, PUT'],
       [{ method: 'DELETE', path: '/hostile', query: { acl: '' } }, 'ACL', 'GET, PUT'],
+      [{ method: 'HEAD', path: '/hostile', query: { cors: '' } }, 'CORS', 'DELETE, GET, PUT'],
+      [{ method: 'POST', path: '/hostile', query: { publicAccessBlock: '' } }, 'PUBLIC_ACCESS_BLOCK', 'DELETE, GET, PUT'],
+      [{ method: 'DELETE', path: '/hostile', query: { logging: '' } }, 'LOGGING', 'GET, PUT'],
+      [{ method: 'GET', path: '/hostile/kept-by-sub-resources.txt', query: { restore: '' } }, 'RESTORE', 'POST'],
+      [{ method: 'GET', path: '/hostile/kept-by-sub-resources.txt', query: { select: '', 'select-type': '2' } }, 'SELECT', 'POST'],
+      [{ method: 'HEAD', path: '/hostile/kept-by-sub-resources.txt', query: { retention: '' } }, 'RETENTION', 'GET, PUT'],
     ];
     for (const [request, resourceType, allowed] of subResources) {
       const result = await send(request);

@@ -94,6 +94,11 @@ const BUCKET_SUB_RESOURCES: SubResource[] = [
   { names: ['notification'], resourceType: 'NOTIFICATION', methods: ['GET', 'PUT'] },
   { names: ['tagging'], resourceType: 'TAGGING', methods: ['DELETE', 'GET', 'PUT'] },
   { names: ['policy'], resourceType: 'POLICY', methods: ['DELETE', 'GET', 'PUT'] },
+  { names: ['policyStatus'], resourceType: 'POLICY_STATUS', methods: ['GET'] },
+  // the other configurations, by the operations S3 has on each (Get…, Put…, and Delete… where there is one)
+  ...['cors', 'lifecycle', 'website', 'encryption', 'replication', 'publicAccessBlock', 'ownershipControls', 'analytics', 'inventory', 'metrics',
+    'intelligent-tiering'].map((name) => ({ names: [name], resourceType: constantCase(name), methods: ['DELETE', 'GET', 'PUT'] })),
+  ...['logging', 'accelerate', 'requestPayment', 'object-lock'].map((name) => ({ names: [name], resourceType: constantCase(name), methods: ['GET', 'PUT'] })),
 ];
 const OBJECT_SUB_RESOURCES: SubResource[] = [
   { names: ['delete'], resourceType: 'MULTI_OBJECT_DELETE', methods: ['POST'] },
@@ -101,7 +106,17 @@ const OBJECT_SUB_RESOURCES: SubResource[] = [
   { names: ['uploadId'], resourceType: 'UPLOAD', methods: ['DELETE', 'POST', 'GET'] },
   { names: ['acl'], resourceType: 'ACL', methods: ['GET', 'PUT'] },
   { names: ['tagging'], resourceType: 'OBJECT_TAGGING', methods: ['DELETE', 'GET', 'PUT'] },
+  { names: ['retention'], resourceType: 'RETENTION', methods: ['GET', 'PUT'] },
+  { names: ['legal-hold'], resourceType: 'LEGAL_HOLD', methods: ['GET', 'PUT'] },
+  { names: ['restore'], resourceType: 'RESTORE', methods: ['POST'] },
+  { names: ['select'], resourceType: 'SELECT', methods: ['POST'] },
+  { names: ['torrent'], resourceType: 'TORRENT', methods: ['GET'] },
 ];
+
+/** publicAccessBlock → PUBLIC_ACCESS_BLOCK, object-lock → OBJECT_LOCK. */
+function constantCase(name: string): string {
+  return name.replace(/([a-z])([A-Z])/g, '$1_$2').replaceAll('-', '_').toUpperCase();
+}
 
 function refuseSubResourceMethod(method: string, key: string, query: URLSearchParams): void {
   const addressed = (key ? OBJECT_SUB_RESOURCES : BUCKET_SUB_RESOURCES).find((sub) => sub.names.every((name) => query.has(name)));
