@@ -418,6 +418,16 @@ describe('S3 API with the AWS SDK v3', () => {
 
     const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: 'listing', Prefix: 'd/' }));
     expect(versions.Versions!.map((v) => [v.Key, v.VersionId, v.IsLatest])).toEqual([['d/1', 'null', true], ['d/2', 'null', true]]);
+    // pages by key-marker and the version-id-marker (`null`) the page before named; a marker without its key, empty or of no version is refused
+    const firstVersion = await s3.send(new ListObjectVersionsCommand({ Bucket: 'listing', Prefix: 'd/', MaxKeys: 1 }));
+    expect([firstVersion.NextKeyMarker, firstVersion.NextVersionIdMarker]).toEqual(['d/1', 'null']);
+    const nextVersion = await s3.send(new ListObjectVersionsCommand({ Bucket: 'listing', Prefix: 'd/', KeyMarker: 'd/1', VersionIdMarker: 'null' }));
+    expect(nextVersion.Versions!.map((v) => v.Key)).toEqual(['d/2']);
+    for (const [KeyMarker, VersionIdMarker, message] of [[undefined, 'null', 'A version-id marker cannot be specified without a key marker.'],
+      ['d/1', '', 'A version-id marker cannot be empty.'], ['d/1', '3HL4kqtJlcpXroDTDmJ', 'Invalid version id specified']]) {
+      expect(await failure(s3.send(new ListObjectVersionsCommand({ Bucket: 'listing', KeyMarker, VersionIdMarker }))))
+        .toMatchObject({ code: 'InvalidArgument', status: 400, message });
+    }
   });
 
   it('copies objects keeping or replacing metadata', async () => {
