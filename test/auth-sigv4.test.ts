@@ -17,6 +17,7 @@ import { eventually } from './helpers/eventually.js';
 import { Sha256 } from './helpers/sigv4.js';
 import { AuthError, verifyRequest, type VerifyOptions } from '../src/auth/sigv4.js';
 import { uriEncode, uriEncodeText } from '../src/auth/sigv4-canonical.js';
+import { S3Client as SyncS3Client } from '../src/sync/objects/s3-client.js';
 
 // verifyRequest behind a real node:http server, driven by real AWS clients and signers over loopback.
 
@@ -163,6 +164,20 @@ describe('SigV4 Authorization header', () => {
     const sent = (value: string) => ({ ...signed.headers, 'x-amz-meta-place': Buffer.from(value, 'utf8').toString('latin1') } as Record<string, string>);
     expect((await send('PUT', '/photos/a', sent('été'))).status).toBe(200);
     expect(codeOf(await send('PUT', '/photos/a', sent('éte')))).toBe('SignatureDoesNotMatch');
+  });
+
+  it('takes the sync agent\'s uploads of metadata read from the local store: UTF-8 bytes, and values with sequential spaces', async () => {
+    const client = new SyncS3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: KEY });
+    try {
+      // as a HEAD of the local store hands it over: the UTF-8 bytes, one latin1 character each
+      const place = Buffer.from('Cour d\'été', 'utf8').toString('latin1');
+      await client.putObject('photos', 'yard/cam 1.jpg', Readable.from([Buffer.from('x')]), 1, { contentType: 'image/jpeg', metadata: { place, note: 'two  spaces' } });
+      expect(seen!.accessKeyId).toBe(KEY.accessKeyId);
+      expect(Buffer.from(seen!.headers['x-amz-meta-place'] as string, 'latin1').toString('utf8')).toBe('Cour d\'été');
+      expect(seen!.headers['x-amz-meta-note']).toBe('two  spaces');
+    } finally {
+      client.destroy();
+    }
   });
 
   it('canonicalizes keys with reserved and non-ASCII characters as S3 does (single encoding)', async () => {

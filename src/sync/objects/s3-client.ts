@@ -184,10 +184,14 @@ export class S3Client {
     if (this.options.credentials.sessionToken) headers['x-amz-security-token'] = this.options.credentials.sessionToken;
     for (const [name, value] of Object.entries(request.headers ?? {})) if (value !== undefined) headers[name] = String(value).trim();
     const names = Object.keys(headers).sort();
-    const canonical = canonicalRequest(request.method, path, query, names.map((name) => `${name}:${headers[name]}\n`).join(''), names, payloadHash);
+    // SigV4 canonical headers: sequential spaces in a value count as one
+    const canonicalHeaders = names.map((name) => `${name}:${headers[name].replace(/ {2,}/g, ' ')}\n`).join('');
+    const canonical = canonicalRequest(request.method, path, query, canonicalHeaders, names, payloadHash);
     const scope = `${date}/${this.options.region}/s3/aws4_request`;
     const key = signingKey(this.options.credentials.secretAccessKey, date, this.options.region, 's3');
-    const signature = hmacHex(key, stringToSign({ timestamp, scope, key }, canonical));
+    // Node sends a header value one byte a character (latin1), and S3 hashes the bytes it gets: a
+    // metadata value read from the local store (UTF-8 bytes, one character each) is hashed as those bytes
+    const signature = hmacHex(key, stringToSign({ timestamp, scope, key }, Buffer.from(canonical, 'latin1')));
     headers.authorization = `${ALGORITHM} Credential=${this.options.credentials.accessKeyId}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}`;
     return headers;
   }
