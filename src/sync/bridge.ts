@@ -109,10 +109,37 @@ export class OutboundBridge {
   }
 }
 
-/** `cloud filter → local topic`: a cloud message is acknowledged once the local broker took it. */
+/** A failed local publish of a cloud message (e.g. a full disk) is tried again after this, doubling up to INBOUND_RETRY_MAX_MS. */
+const INBOUND_RETRY_MIN_MS = 100;
+const INBOUND_RETRY_MAX_MS = 5000;
+/**
+ * Cloud messages held while their local topic waits for a failed publish to go through. QoS 1 ones
+ * are bounded by what the cloud sends unacknowledged; beyond this the connection is ended, and the
+ * cloud sends the unacknowledged ones again on the next (MQTT-4.4.0-1).
+ */
+const INBOUND_MAX_WAITING = 1000;
+
+interface InboundMessage {
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1;
+  done: () => void;
+}
+
+/**
+ * `cloud filter → local topic`: a cloud message is acknowledged once the local broker took it. One
+ * it cannot take yet (a full disk) is tried again with backoff for as long as the connection lasts,
+ * unacknowledged; the messages behind it for the same local topic wait, in order, and the others
+ * go on (their PUBACKs still leave in the order the messages came, MQTT-4.6.0-2: the client's).
+ */
 export class InboundBridge {
   /** Every filter was granted in the cloud session, as far as this process knows (a restart subscribes again). */
   private subscribedInSession = false;
+  private client: CloudClient | undefined;
+  /** By local topic, the messages still to publish, the first one being published or waiting for its retry. */
+  private readonly queues = new Map<string, InboundMessage[]>();
+  private waiting = 0;
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly bus: LocalBus,
@@ -121,22 +148,77 @@ export class InboundBridge {
     private readonly log: Logger,
   ) {}
 
-  /** A cloud message; mqtt.js sends its PUBACK once `done` is called, i.e. after the local broker took it. */
-  deliver(packet: { topic: string; payload: Buffer | string }, done: (error?: Error) => void): void {
+  /** A cloud message; the client sends its PUBACK once `done` is called, i.e. after the local broker took it. */
+  deliver(packet: { topic: string; payload: Buffer | string }, done: () => void): void {
     const rule = this.rules.find((candidate) => topicMatches(candidate.from, packet.topic));
     if (!rule) {
       done();
       return;
     }
-    const topic = renderTemplate(rule.to, { topic: packet.topic, clientId: '' });
-    const payload = Buffer.from(packet.payload);
-    this.echoes.expect(payload);
-    this.bus.publish({ topic, payload, qos: rule.qos as 0 | 1 })
-      .then(() => done(), (error: Error) => {
-        this.log.warn({ err: error, topic }, 'could not publish a cloud message locally');
-        done(error);
-      })
-      .finally(() => this.echoes.settled(payload));
+    const message: InboundMessage = {
+      topic: renderTemplate(rule.to, { topic: packet.topic, clientId: '' }), payload: Buffer.from(packet.payload), qos: rule.qos as 0 | 1, done,
+    };
+    const queue = this.queues.get(message.topic);
+    if (!queue) {
+      this.queues.set(message.topic, [message]);
+      this.publish(message, this.client, 0);
+      return;
+    }
+    if (++this.waiting > INBOUND_MAX_WAITING) {
+      this.log.warn({ waiting: this.waiting }, 'too many cloud messages wait for a local publish; ending the cloud connection so that the cloud sends them again later');
+      this.client?.end(true);
+      return;
+    }
+    queue.push(message);
+  }
+
+  /** A connection is up: subscribes (see `subscribe`) and delivers its messages. */
+  connected(client: CloudClient, sessionPresent: boolean): void {
+    this.client = client;
+    this.subscribe(client, sessionPresent);
+  }
+
+  /** The unacknowledged messages are dropped: the cloud sends them again on the next connection. */
+  disconnected(): void {
+    this.client = undefined;
+    for (const timer of this.retryTimers) clearTimeout(timer);
+    this.retryTimers.clear();
+    this.queues.clear();
+    this.waiting = 0;
+  }
+
+  private publish(message: InboundMessage, client: CloudClient | undefined, failures: number): void {
+    this.echoes.expect(message.payload);
+    this.bus.publish({ topic: message.topic, payload: message.payload, qos: message.qos })
+      .finally(() => this.echoes.settled(message.payload))
+      .then(() => {
+        if (this.client !== client) return;
+        if (failures > 0) this.log.info({ topic: message.topic, failures }, 'published a cloud message locally after failed attempts');
+        message.done();
+        this.next(message.topic, client);
+      }, (error: Error) => {
+        if (this.client !== client) return;
+        const delay = Math.min(INBOUND_RETRY_MAX_MS, INBOUND_RETRY_MIN_MS * 2 ** Math.min(failures, 16));
+        if (failures === 0) this.log.warn({ err: error, topic: message.topic }, 'could not publish a cloud message locally; retrying, unacknowledged');
+        const timer = setTimeout(() => {
+          this.retryTimers.delete(timer);
+          if (this.client === client) this.publish(message, client, failures + 1);
+        }, delay);
+        this.retryTimers.add(timer);
+      });
+  }
+
+  /** The first message of the topic went through: the next one in its queue goes. */
+  private next(topic: string, client: CloudClient | undefined): void {
+    const queue = this.queues.get(topic)!;
+    queue.shift();
+    const following = queue[0];
+    if (!following) {
+      this.queues.delete(topic);
+      return;
+    }
+    this.waiting--;
+    this.publish(following, client, 0);
   }
 
   /**
@@ -145,7 +227,7 @@ export class InboundBridge {
    * SUBSCRIBE sends the filters' retained messages again (MQTT-3.8.4-3), and a retained command
    * would run again after every drop of the link.
    */
-  subscribe(client: CloudClient, sessionPresent: boolean): void {
+  private subscribe(client: CloudClient, sessionPresent: boolean): void {
     if (sessionPresent && this.subscribedInSession) return;
     this.subscribedInSession = false;
     let waiting = Math.ceil(this.rules.length / FILTERS_PER_SUBSCRIBE);

@@ -14,7 +14,10 @@ export interface CloudClient {
   /** QoS 1: `done` once the cloud's PUBACK arrives; an error with a numeric `code` is an MQTT 5 PUBACK reason ≥ 0x80. */
   publish(topic: string, payload: Buffer | string, options: { qos: 0 | 1 }, done: (error?: Error) => void): void;
   subscribe(filters: Record<string, { qos: 0 | 1 }>, done: (error?: Error | null) => void): void;
-  /** Each message from the cloud; a QoS 1 message is acknowledged once `done` is called without an error. */
+  /**
+   * Each message from the cloud; a QoS 1 message is acknowledged once `done` is called without an
+   * error, after those that came before it (MQTT-4.6.0-2).
+   */
   handleMessage: (packet: { topic: string; payload: Buffer | string }, done: (error?: Error) => void) => void;
   /** `connack`: the cloud's CONNACK, whose sessionPresent says the cloud kept the session (its subscriptions too). */
   on(event: 'connect', listener: (connack?: { sessionPresent?: boolean }) => void): this;
@@ -76,6 +79,8 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
   private receiveMaximum = 65535;
   private unacknowledged = 0;
   private held: IPublishPacket[] = [];
+  /** The cloud's QoS 1 PUBLISHes in the order they came, each with whether it was handled: PUBACKs go in that order (MQTT-4.6.0-2). */
+  private readonly toAcknowledge: Array<{ messageId: number; handled: boolean }> = [];
   maximumPacketSize: number | undefined;
   private lastHeard = performance.now();
   private readonly connectTimer: NodeJS.Timeout;
@@ -188,8 +193,15 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
   }
 
   private deliver(packet: IPublishPacket): void {
+    if (packet.qos === 0) return this.handleMessage(packet, () => undefined);
+    const entry = { messageId: packet.messageId!, handled: false };
+    this.toAcknowledge.push(entry);
     this.handleMessage(packet, (error) => {
-      if (!error && packet.qos === 1 && !this.closed) this.send({ cmd: 'puback', messageId: packet.messageId });
+      if (this.closed) return;
+      // it would hold back every later PUBACK: the cloud sends it again on the next connection (MQTT-4.4.0-1)
+      if (error) return this.fail(error);
+      entry.handled = true;
+      while (this.toAcknowledge[0]?.handled) this.send({ cmd: 'puback', messageId: this.toAcknowledge.shift()!.messageId });
     });
   }
 

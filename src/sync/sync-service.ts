@@ -70,12 +70,13 @@ export class SyncService implements Service {
           this.shadows.fromCloud(packet.topic, Buffer.from(packet.payload));
           done();
         };
-        this.inbound.subscribe(client, sessionPresent);
+        this.inbound.connected(client, sessionPresent);
         this.shadows.connected(client);
         this.sender.connected(client);
       },
       onDown: (byPeer) => {
         this.sender.disconnected(byPeer);
+        this.inbound.disconnected();
         this.shadows.disconnected();
       },
     }, this.log, this.clock.wallMs);
