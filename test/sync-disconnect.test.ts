@@ -105,3 +105,90 @@ describe('reconnecting to a cloud that ends each connection right after acceptin
     expect(cloud.connections - first).toBeLessThan(12);
   });
 });
+
+/**
+ * An MQTT 3.1.1 cloud (no DISCONNECT from the server, no negative PUBACK: it can only close the
+ * socket). `restarts`: its first connections are each closed 300 ms after the CONNACK, whatever is in
+ * flight, with nothing acknowledged (a broker restarting); `refuses`: it closes the connection on a
+ * PUBLISH whose topic contains it (as AWS IoT Core on one it does not authorise), and acknowledges
+ * the others.
+ */
+class ClosingCloud extends ScriptedCloud {
+  connections = 0;
+  readonly acknowledged: string[] = [];
+
+  constructor(private readonly behaviour: { restarts?: number; refuses?: string }) {
+    super(4);
+  }
+
+  protected connected(connection: CloudConnection) {
+    const restarting = ++this.connections <= (this.behaviour.restarts ?? 0);
+    return (packet: mqttPacket.Packet) => {
+      if (packet.cmd === 'connect') {
+        connection.send({ cmd: 'connack', sessionPresent: false, returnCode: 0 });
+        if (restarting) setTimeout(() => connection.socket.end(), 300);
+      } else if (packet.cmd === 'pingreq') {
+        connection.send({ cmd: 'pingresp' });
+      } else if (packet.cmd === 'publish' && !restarting) {
+        if (this.behaviour.refuses && packet.topic.includes(this.behaviour.refuses)) {
+          connection.socket.end();
+          return;
+        }
+        this.acknowledged.push(packet.topic);
+        connection.send({ cmd: 'puback', messageId: packet.messageId });
+      }
+    };
+  }
+}
+
+describe('an MQTT 3.1.1 cloud that closes the connection with a message in flight', () => {
+  let cloud: ClosingCloud | undefined;
+  let daemon: TestDaemon | undefined;
+  let device: MqttClient | undefined;
+
+  afterEach(async () => {
+    device?.end(true);
+    await daemon?.cleanup();
+    await cloud?.stop();
+  });
+
+  const start = async (behaviour: ConstructorParameters<typeof ClosingCloud>[0], maxAttempts: number) => {
+    cloud = await new ClosingCloud(behaviour).listen();
+    daemon = await TestDaemon.start({
+      config: {
+        mqtt: { allowAnonymous: true },
+        cloud: { mqtt: { url: cloud.url, clientId: 'gw-311', reconnectMinMs: 50, reconnectMaxMs: 100 } },
+        sync: { maxAttempts, outbound: [{ name: 'telemetry', from: 'sensors/#', id: 'none' }] },
+      },
+    });
+    device = await connectClient(daemon.mqttUrl, { clientId: 'sensor' });
+  };
+
+  it('dead-letters no message for a restart of the cloud, however often it is in flight then', async () => {
+    await start({ restarts: 8 }, 1);
+    await device!.publishAsync('sensors/a', '1', { qos: 1 });
+    const figures = await eventually(async () => {
+      const current = await status(daemon!);
+      return (cloud!.acknowledged.length > 0 || current.deadLetters > 0) && current;
+    }, 30_000);
+    expect(figures.deadLetters).toBe(0);
+    expect(cloud!.acknowledged).toEqual(['sensors/a']);
+    expect(cloud!.connections).toBeGreaterThan(8);
+  });
+
+  it('dead-letters a message after which the cloud closes the connection every time, and delivers the others', async () => {
+    await start({ refuses: 'forbidden' }, 2);
+    await outpost(daemon!.socket, ['sync', 'pause']);
+    for (const topic of ['sensors/ok1', 'sensors/forbidden', 'sensors/ok2']) await device!.publishAsync(topic, 'x', { qos: 1 });
+    await outpost(daemon!.socket, ['sync', 'resume']);
+    const figures = await eventually(async () => {
+      const current = await status(daemon!);
+      return current.deadLetters === 1 && current.outbox.items === 0 && current;
+    }, 30_000);
+    expect(figures.deadLetters).toBe(1);
+    expect(cloud!.acknowledged).toContain('sensors/ok2');
+    const letters = JSON.parse((await outpost(daemon!.socket, ['sync', 'dlq', 'ls', '--json'])).stdout);
+    expect(JSON.stringify(letters)).toMatch(/ConnectionClosed/);
+    expect(JSON.stringify(letters)).toMatch(/sensors\/forbidden/);
+  });
+});

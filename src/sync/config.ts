@@ -178,7 +178,10 @@ export const syncSchema = z.strictObject({
   maxAgeSeconds: nonNegative(0, 'seconds ≥ 0'),
   /** Backlog items sent per second while new (live) messages go out at once; 0: as fast as the link takes them. */
   drainRate: nonNegative(5000, 'messages per second ≥ 0'),
-  /** Consecutive connections that closed with an item as the oldest unacknowledged one before it is dead-lettered. */
+  /**
+   * Attempts in a row before an item is dead-lettered: connections the cloud closed right after the
+   * item went alone on them (MQTT 3.1.1 refusals, see docs/sync.md), or failed uploads of an object.
+   */
   maxAttempts: positiveInt(10, 'attempt count ≥ 1'),
   /** Dead-letter entries kept; beyond it the oldest is deleted (and counted). */
   dlqLength: positiveInt(1000, 'entry count ≥ 1'),

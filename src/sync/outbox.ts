@@ -305,6 +305,11 @@ export class Outbox {
     return row?.attempts ?? 0;
   }
 
+  /** Write: what made the item suspect turned out not to be its doing; its count starts over. */
+  absolve(id: number): void {
+    this.statements.absolve.run(id);
+  }
+
   /** Write: moves the item to the dead-letter list with the reason; trims the list to sync.dlqLength (trimmed ones count as dropped). */
   deadLetter(id: number, reason: string): boolean {
     if (this.statements.copyToDeadLetters.run({ id, reason, wall: this.clock.wallMs() }).changes === 0) return false;
@@ -394,6 +399,11 @@ export class Outbox {
     return this.statements.objectQueued.get(localTopic) !== undefined;
   }
 
+  /** The item, if it is still in the outbox and durable. */
+  item(id: number): OutboxItem | undefined {
+    return this.statements.item.get(id, this.durableUpTo) as OutboxItem | undefined;
+  }
+
   /** Whether the item is still in the outbox (not evicted, expired or dead-lettered meanwhile). */
   holds(id: number): boolean {
     return this.statements.hasItem.get(id) !== undefined;
@@ -467,6 +477,7 @@ function prepare(db: Database.Database) {
     forgetOtherBoots: db.prepare('DELETE FROM sync_boots WHERE boot_id != ?'),
     anyExpired: db.prepare('SELECT 1 FROM sync_outbox WHERE boot_id = @bootId AND expires_mono IS NOT NULL AND expires_mono <= @before LIMIT 1'),
     blame: db.prepare('UPDATE sync_outbox SET attempts = attempts + 1 WHERE id = ? RETURNING attempts'),
+    absolve: db.prepare('UPDATE sync_outbox SET attempts = 0 WHERE id = ? AND attempts > 0'),
     copyToDeadLetters: db.prepare(`INSERT INTO sync_dead_letters (item_id, kind, rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, enqueued_wall, reason, failed_wall)
       SELECT id, kind, rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, enqueued_wall, @reason, @wall FROM sync_outbox WHERE id = @id`),
     trimDeadLetters: db.prepare(`DELETE FROM sync_dead_letters WHERE id <= COALESCE(
@@ -484,6 +495,7 @@ function prepare(db: Database.Database) {
     nextObject: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE kind = 'object' ORDER BY priority DESC, id LIMIT 1`),
     objectQueued: db.prepare(`SELECT 1 FROM sync_outbox WHERE kind = 'object' AND local_topic = ? LIMIT 1`),
     hasItem: db.prepare('SELECT 1 FROM sync_outbox WHERE id = ?'),
+    item: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE id = ? AND id <= ?`),
     count: {
       dropped: counter('dropped'), rejected: counter('rejected'), expired: counter('expired'), dead_lettered: counter('dead_lettered'),
     },

@@ -15,6 +15,17 @@ const READ_BATCH = 256;
  */
 const ACK_FLUSH_MS = 20;
 const ACK_FLUSH_ITEMS = 4096;
+/**
+ * MQTT 3.1.1 has no negative PUBACK: a cloud that refuses a publish (AWS IoT Core: not authorised,
+ * too large) closes the connection, and so does a cloud that restarts, or whose session another
+ * gateway with the same client id takes over, whatever is in flight. So a close by the cloud with
+ * items unacknowledged only makes the oldest of them the suspect: on the next connection it goes
+ * alone, once that connection has held twice as long as the last one did (bounded by these), and
+ * only a close by the cloud within REFUSAL_WINDOW_MS of it counts against it.
+ */
+const PROBE_QUIET_MIN_MS = 1000;
+const PROBE_QUIET_MAX_MS = 10_000;
+const REFUSAL_WINDOW_MS = 10_000;
 
 export interface SenderOptions {
   clientId: string;
@@ -28,6 +39,12 @@ export interface SenderOptions {
 interface InFlight {
   item: OutboxItem;
   lane: Lane;
+}
+
+/** The item the cloud may have closed a connection for; `sentAt` once it went alone on the current one. */
+interface Suspect {
+  id: number;
+  sentAt?: number;
 }
 
 /** A lane's read position and what it has read ahead. */
@@ -81,6 +98,12 @@ export class Sender {
   private refillTimer: NodeJS.Timeout | undefined;
   private tokens = 0;
   private refilledAt = 0;
+  private suspect: Suspect | undefined;
+  /** The current connection has held long enough for the suspect to go (see PROBE_QUIET_MIN_MS). */
+  private probeDue = false;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private connectedAt = 0;
+  private lastConnectionMs = 0;
   paused = false;
   /** Acknowledged messages per lane since the last rate sample. */
   readonly ackedSinceSample: Record<Lane, number> = { live: 0, backlog: 0 };
@@ -96,6 +119,7 @@ export class Sender {
   /** A connection came up: the outbox as it is now is the backlog; the live lane starts after it. */
   connected(client: CloudClient): void {
     this.client = client;
+    this.connectedAt = performance.now();
     this.watermark = this.outbox.startBacklog();
     this.liveCursor = this.watermark;
     this.backlogCursors.fill(0);
@@ -103,22 +127,31 @@ export class Sender {
     this.backlog.reset();
     this.refilledAt = performance.now();
     this.tokens = 0;
+    if (this.suspect) {
+      const quiet = Math.min(PROBE_QUIET_MAX_MS, Math.max(PROBE_QUIET_MIN_MS, 2 * this.lastConnectionMs));
+      this.probeTimer = setTimeout(() => {
+        this.probeDue = true;
+        this.schedulePump();
+      }, quiet);
+    }
     this.schedulePump();
   }
 
-  /**
-   * The connection ended. When the peer ended it, the oldest unacknowledged item is the likely
-   * cause if the cloud closed it on a refused publish (MQTT 3.1.1 has no negative PUBACK).
-   */
+  /** The connection ended; `byPeer`: the cloud ended it (see REFUSAL_WINDOW_MS), not the network or this side. */
   disconnected(byPeer: boolean): void {
     this.client = undefined;
+    this.lastConnectionMs = performance.now() - this.connectedAt;
     this.outbox.endLive();
     clearTimeout(this.refillTimer);
-    const suspect = this.inFlight.values().next().value as InFlight | undefined;
+    clearTimeout(this.probeTimer);
+    this.probeDue = false;
+    const oldest = this.inFlight.values().next().value as InFlight | undefined;
     this.inFlight.clear();
     this.live.reset();
     this.backlog.reset();
-    if (suspect && byPeer) void this.blame(suspect.item);
+    if (!byPeer) return;
+    if (this.suspect) void this.judge(this.suspect);
+    else if (oldest) this.suspect = { id: oldest.item.id };
   }
 
   /** Something new was committed to the outbox. */
@@ -171,11 +204,27 @@ export class Sender {
 
   private pump(): void {
     if (!this.client || this.paused) return;
+    if (this.suspect && !this.sendSuspect()) return;
     while (this.inFlight.size < this.options.maxInFlight) {
       const next = this.nextLive() ?? this.nextBacklog();
       if (!next) return;
       this.send(next.item, next.lane);
     }
+  }
+
+  /** Sends the suspect alone once the connection held long enough; whether the others may go (no suspect left). */
+  private sendSuspect(): boolean {
+    const suspect = this.suspect!;
+    if (!this.probeDue || suspect.sentAt !== undefined) return false;
+    const item = this.outbox.item(suspect.id);
+    if (item && !this.deleting.has(item.id)) {
+      suspect.sentAt = performance.now();
+      this.send(item, 'backlog');
+      if (this.inFlight.has(item.id)) return false;
+    }
+    // gone meanwhile (acknowledged, expired, dropped, dead-lettered), or dead-lettered just now
+    this.suspect = undefined;
+    return true;
   }
 
   private nextLive(): { item: OutboxItem; lane: Lane } | undefined {
@@ -260,6 +309,7 @@ export class Sender {
       } else if (!error) {
         this.acknowledged(item, lane);
       }
+      if (this.suspect?.id === item.id) this.suspect = undefined;
       this.schedulePump();
     });
   }
@@ -273,11 +323,25 @@ export class Sender {
     this.activity.succeeded(item.rule);
   }
 
-  private async blame(item: OutboxItem): Promise<void> {
+  /**
+   * The cloud closed the connection while the suspect was the one in flight: within REFUSAL_WINDOW_MS
+   * of its going alone, one more attempt (dead-lettered at sync.maxAttempts); otherwise (before it
+   * went, or long after) not its doing, and its count starts over.
+   */
+  private async judge(suspect: Suspect): Promise<void> {
+    const refused = suspect.sentAt !== undefined && performance.now() - suspect.sentAt <= REFUSAL_WINDOW_MS;
+    suspect.sentAt = undefined;
     try {
-      const attempts = await this.commit.run(() => this.outbox.blame(item.id));
-      if (attempts >= this.options.maxAttempts) {
-        await this.deadLetter(item, `ConnectionClosed: the cloud closed the connection ${attempts} times with this message unacknowledged (not authorised, or too large?)`);
+      if (!refused) {
+        this.suspect = undefined;
+        await this.commit.run(() => this.outbox.absolve(suspect.id));
+        return;
+      }
+      const attempts = await this.commit.run(() => this.outbox.blame(suspect.id));
+      const item = attempts >= this.options.maxAttempts ? this.outbox.item(suspect.id) : undefined;
+      if (item) {
+        if (this.suspect === suspect) this.suspect = undefined;
+        await this.deadLetter(item, `ConnectionClosed: the cloud closed the connection right after this message, sent alone, ${attempts} times in a row (not authorised, or too large?)`);
       }
     } catch (error) {
       this.log.error({ err: error }, 'could not count a failed delivery attempt');
