@@ -64,11 +64,13 @@ export class CloudLink {
   private newClient: ((options: ConnectOptions) => CloudClient) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
+  /** Connections in a row that the cloud ended within SHORT_CONNECTION_MS of its CONNACK. */
+  private shortConnections = 0;
   private stopped = false;
   readonly state: LinkState = { online: false, since: new Date().toISOString(), connectAttempts: 0 };
 
   constructor(
-    private readonly config: CloudConfig['mqtt'],
+    private readonly config: CloudConfig['mqtt'] & { clientId: string },
     private readonly handlers: LinkHandlers,
     private readonly log: Logger,
     private readonly wallMs: () => number,
@@ -115,15 +117,18 @@ export class CloudLink {
       this.handlers.onUp(client, connack?.sessionPresent === true);
     });
     let refusalRuledOut = false;
+    let takenOver = false;
     client.on('error', (error) => {
       this.state.lastError = error.message;
       if (isNetworkFailure(error) || isDepartureOfTheCloud(error)) refusalRuledOut = true;
+      takenOver ||= error.name === 'ServerDisconnect' && (error as ServerDisconnect).reasonCode === SESSION_TAKEN_OVER;
     });
     client.once('close', () => {
       if (this.client !== client) return;
       this.client = undefined;
       client.end(true);
       if (wasUp) this.log.warn({ reason: this.state.lastError }, 'cloud link down');
+      if (wasUp) this.noteTakeover(takenOver, !refusalRuledOut && performance.now() - upSince < SHORT_CONNECTION_MS);
       // a dead network, or a cloud that says it goes for reasons of its own, is no refusal: the publish in flight is not to blame
       this.down(wasUp ? undefined : this.state.lastError ?? 'connection closed before CONNACK', !refusalRuledOut);
       // Only a connection that held is a success: one the cloud ends soon after its CONNACK (overloaded,
@@ -132,6 +137,22 @@ export class CloudLink {
       if (wasUp && performance.now() - upSince >= this.config.reconnectMaxMs) this.failures = 0;
       this.scheduleReconnect();
     });
+  }
+
+  /**
+   * Two gateways with one client id (cloned from one image, or configured alike) end each other's
+   * connection for ever (MQTT-3.1.4-2): said plainly in the log and the status, once per series —
+   * by MQTT 5's reason code, or by the cloud closing SHORT_CONNECTIONS_FOR_WARNING connections in a
+   * row soon after accepting them, without a reason (MQTT 3.1.1 gives none).
+   */
+  private noteTakeover(takenOver: boolean, closedSoonWithoutReason: boolean): void {
+    this.shortConnections = closedSoonWithoutReason ? this.shortConnections + 1 : 0;
+    if (!takenOver && this.shortConnections !== SHORT_CONNECTIONS_FOR_WARNING) return;
+    const warning = takenOver
+      ? `the cloud says another client took over the session of client id "${this.config.clientId}"`
+      : `the cloud ended ${SHORT_CONNECTIONS_FOR_WARNING} connections in a row within ${SHORT_CONNECTION_MS / 1000} s of accepting them: is another gateway connected with client id "${this.config.clientId}"?`;
+    this.state.lastError = `${warning} (gateways need a client id each; see cloud.mqtt.clientId)`;
+    this.log.warn({ clientId: this.config.clientId }, this.state.lastError);
   }
 
   private down(error: string | undefined, byPeer: boolean): void {
@@ -174,6 +195,10 @@ export class CloudLink {
     };
   }
 }
+
+const SESSION_TAKEN_OVER = 0x8e;
+const SHORT_CONNECTION_MS = 10_000;
+const SHORT_CONNECTIONS_FOR_WARNING = 3;
 
 /** Errors of the network (a dropped cellular link, a silent route), not of the cloud's doing. */
 const NETWORK_FAILURES = new Set(['ETIMEDOUT', 'ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN', 'EAI_AGAIN']);

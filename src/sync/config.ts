@@ -1,4 +1,3 @@
-import { hostname } from 'node:os';
 import { z } from 'zod/v3';
 import { isValidFilter } from '../broker/topic.js';
 import { bool, integer, oneOf, path, positiveInt, range, text } from '../config/fields.js';
@@ -34,8 +33,11 @@ const qos = range('expected QoS 0 or 1', 0, 1);
 const cloudMqttSchema = z.strictObject({
   /** The cloud broker: mqtt://, mqtts://, ws:// or wss:// host[:port][/path]; without it the sync agent buffers and never connects. */
   url: text('expected an mqtt://, mqtts://, ws:// or wss:// URL').refine(isCloudUrl, { message: 'expected an mqtt://, mqtts://, ws:// or wss:// URL' }).optional(),
-  /** The gateway's client id on the cloud broker (AWS IoT Core: the thing name); also the prefix of every item id. */
-  clientId: text('expected a client id').default(`outpost-${hostname()}`),
+  /**
+   * The gateway's client id on the cloud broker (AWS IoT Core: the thing name); also the prefix of
+   * every item id. Default: one made for this installation on its first start (src/sync/client-id.ts).
+   */
+  clientId: text('expected a client id').optional(),
   username: text('expected a user name').optional(),
   password: text('expected a password').optional(),
   /** Client certificate and key (PEM files) for mutual TLS, e.g. AWS IoT Core on port 8883. */

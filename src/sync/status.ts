@@ -31,6 +31,8 @@ export interface LaneStatus {
 
 export interface SyncStatus {
   enabled: boolean;
+  /** The client id on the cloud broker (configured, or this installation's). */
+  clientId: string;
   online: boolean;
   since: string;
   lastError: string | null;
@@ -65,7 +67,7 @@ export class DrainRates {
 }
 
 export function syncStatus(parts: {
-  enabled: boolean; link: LinkState; sender: Sender; outbox: Outbox; activity: RuleActivity; rates: DrainRates; maxBytes: number; ruleNames: string[]; shadows: ShadowSyncStatus[];
+  enabled: boolean; clientId: string; link: LinkState; sender: Sender; outbox: Outbox; activity: RuleActivity; rates: DrainRates; maxBytes: number; ruleNames: string[]; shadows: ShadowSyncStatus[];
   uploads: UploadStatus | null;
 }): SyncStatus {
   const { outbox, sender, rates } = parts;
@@ -77,6 +79,7 @@ export function syncStatus(parts: {
   const names = [...new Set([...parts.ruleNames, ...outbox.rules()])];
   return {
     enabled: parts.enabled,
+    clientId: parts.clientId,
     online: parts.link.online,
     since: parts.link.since,
     lastError: parts.link.lastError ?? null,

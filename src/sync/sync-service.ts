@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { localUrl, type Listener, type Service, type ServiceContext, type ServiceHealth } from '../service.js';
 import { systemClock, type SyncClock } from './clock.js';
 import { CloudLink } from './cloud-link.js';
+import { installationClientId } from './client-id.js';
 import { syncMigrations } from './migrations.js';
 import { Outbox, type DeadLetter } from './outbox.js';
 import { Sender } from './sender.js';
@@ -31,6 +32,8 @@ export class SyncService implements Service {
   readonly name = 'sync';
   private readonly log: Logger;
   private readonly clock: SyncClock;
+  /** cloud.mqtt.clientId, else this installation's (see installationClientId). */
+  private readonly clientId: string;
   private readonly outbox: Outbox;
   private readonly activity: RuleActivity;
   private readonly sender: Sender;
@@ -50,18 +53,20 @@ export class SyncService implements Service {
     const { sync, cloud } = config;
     this.log = context.log.child({ service: 'sync' });
     this.clock = systemClock();
+    const upgraded = store.db.prepare("SELECT 1 FROM schema_migrations WHERE service = 'sync'").get() !== undefined;
     store.migrate('sync', syncMigrations);
+    this.clientId = cloud.mqtt.clientId ?? installationClientId(store.db, upgraded, this.log);
     this.outbox = new Outbox(store, this.clock, { maxBytes: sync.maxBytes, maxAgeMs: sync.maxAgeSeconds * 1000, dlqLength: sync.dlqLength });
     this.activity = new RuleActivity(this.clock.wallMs);
     this.sender = new Sender(this.outbox, store.commit, this.activity, {
-      clientId: cloud.mqtt.clientId, maxInFlight: cloud.mqtt.maxInFlight, maxMessageBytes: cloud.mqtt.maxMessageBytes,
+      clientId: this.clientId, maxInFlight: cloud.mqtt.maxInFlight, maxMessageBytes: cloud.mqtt.maxMessageBytes,
       drainRate: sync.drainRate, maxAttempts: sync.maxAttempts,
     }, this.log);
     const echoes = new EchoGuard();
     this.outbound = new OutboundBridge(bus, sync.outbound, this.outbox, store.commit, echoes, this.activity, (live) => this.sender.wake(live), this.log);
     this.inbound = new InboundBridge(bus, sync.inbound, echoes, this.log);
     this.shadows = new ShadowSync(bus, store, sync.shadows, this.clock.wallMs, this.log);
-    this.link = new CloudLink(cloud.mqtt, {
+    this.link = new CloudLink({ ...cloud.mqtt, clientId: this.clientId }, {
       onUp: (client, sessionPresent) => {
         // The configured shadows' topics answer shadow sync; everything else, other `$aws/things/…`
         // topics such as AWS IoT Jobs included, is for the inbound rules (PUBACK once delivered).
@@ -138,7 +143,7 @@ export class SyncService implements Service {
   syncStatus(): SyncStatus {
     const { config } = this.context;
     return syncStatus({
-      enabled: config.cloud.mqtt.url !== undefined, link: this.link.state, sender: this.sender, outbox: this.outbox,
+      enabled: config.cloud.mqtt.url !== undefined, clientId: this.clientId, link: this.link.state, sender: this.sender, outbox: this.outbox,
       activity: this.activity, rates: this.rates, maxBytes: config.sync.maxBytes,
       ruleNames: [...config.sync.outbound, ...config.sync.objects].map((rule) => rule.name),
       shadows: this.shadows.status(), uploads: this.objects?.uploader.status ?? null,

@@ -14,7 +14,7 @@ const eta = (seconds: number | null) => (seconds === null ? 'stalled' : formatDu
 
 function statusText(status: SyncStatus): string {
   const link = !status.enabled ? 'no cloud configured (cloud.mqtt.url): buffering only'
-    : `${status.online ? 'online' : 'offline'} since ${status.since}${!status.online && status.lastError ? ` (${status.lastError})` : ''}`;
+    : `${status.online ? 'online' : 'offline'} since ${status.since} as ${status.clientId}${!status.online && status.lastError ? ` (${status.lastError})` : ''}`;
   const head = [
     `cloud     ${link}`,
     `sending   ${status.paused ? 'paused (outpost sync resume)' : 'running'}, ${status.inFlight} in flight`,
