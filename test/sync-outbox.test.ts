@@ -95,6 +95,19 @@ describe('sync outbox bounds', () => {
     expect(outcome).not.toBe('acknowledged');
   });
 
+  it('reject-new: a QoS 0 message that does not fit is counted, and its publisher stays connected (no PUBACK to withhold)', async () => {
+    const { daemon, device } = await gateway([{ name: 'b3', from: 'b/#', overflow: 'reject-new' }]);
+    let closed = false;
+    device.on('close', () => { closed = true; });
+    for (let i = 0; i < 10; i++) await device.publishAsync('b/1', payload(i), { qos: 1 });
+    for (let i = 10; i < 13; i++) await device.publishAsync('b/1', payload(i), { qos: 0 });
+    await eventually(async () => rule(await status(daemon), 'b3').rejected === 3);
+    // a round trip after them: the connection is the same one
+    await device.subscribeAsync('commands/#', { qos: 1 });
+    expect(closed).toBe(false);
+    expect(rule(await status(daemon), 'b3')).toMatchObject({ backlog: 10, rejected: 3 });
+  });
+
   it('drop-lowest-priority: a high-priority item evicts the oldest of a lower priority, else is dropped itself', async () => {
     const { daemon, device } = await gateway([
       { name: 'low', from: 'l/#', priority: 1, overflow: 'drop-oldest' },

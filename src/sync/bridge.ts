@@ -73,7 +73,12 @@ export class OutboundBridge {
     await Promise.all(unsubscribers.map((unsubscribe) => unsubscribe().catch(() => undefined)));
   }
 
-  /** Resolves once committed (the device's PUBACK follows); rejects to withhold it (reject-new when full, or a failed write). */
+  /**
+   * Resolves once committed (the device's PUBACK follows); rejects to withhold it (reject-new when
+   * full, or a failed write), which closes the publisher's connection. Not for QoS 0: there is no
+   * PUBACK to withhold and nothing is sent again, so a closed connection would only cut the device
+   * off (its subscriptions too), on every message while the outbox stays full.
+   */
   private async store(rule: OutboundRule, message: BusMessage): Promise<void> {
     if (this.echoes.isEcho(message)) return;
     const item: NewItem = {
@@ -97,7 +102,8 @@ export class OutboundBridge {
       this.outbox.countNotStored(rule.name);
       this.activity.failed(rule.name, `could not store: ${(error as Error).message}`);
       this.log.error({ err: error, rule: rule.name }, 'could not store a message in the sync outbox');
-      throw error;
+      if (message.qos > 0) throw error;
+      return;
     }
     if (outcome.stored) {
       this.outbox.markDurable(outcome.id);
@@ -105,7 +111,7 @@ export class OutboundBridge {
       return;
     }
     this.activity.failed(rule.name, `outbox full (sync.maxBytes): ${outcome.policy}`);
-    if (outcome.policy === 'reject-new') throw new OutboxFullError(rule.name);
+    if (outcome.policy === 'reject-new' && message.qos > 0) throw new OutboxFullError(rule.name);
   }
 }
 
