@@ -141,6 +141,51 @@ class ClosingCloud extends ScriptedCloud {
   }
 }
 
+/** An MQTT 3.1.1 cloud that closes every connection `holdMs` after accepting it; it notes when each closed and the next came. */
+class CyclingCloud extends ScriptedCloud {
+  readonly waits: number[] = [];
+  private closedAt: number | undefined;
+
+  constructor(private readonly holdMs: number) {
+    super(4);
+  }
+
+  protected connected(connection: CloudConnection) {
+    return (packet: mqttPacket.Packet) => {
+      if (packet.cmd !== 'connect') return;
+      if (this.closedAt !== undefined) this.waits.push(performance.now() - this.closedAt);
+      connection.send({ cmd: 'connack', sessionPresent: false, returnCode: 0 });
+      setTimeout(() => {
+        this.closedAt = performance.now();
+        connection.socket.end();
+      }, this.holdMs);
+    };
+  }
+}
+
+describe('reconnecting after a connection that held', () => {
+  let cloud: CyclingCloud | undefined;
+  let daemon: TestDaemon | undefined;
+
+  afterEach(async () => {
+    await daemon?.cleanup();
+    await cloud?.stop();
+  });
+
+  it('spreads even the first attempt over [min, 2·min] (a fleet that lost its broker at once does not come back at once)', async () => {
+    // each connection holds longer than reconnectMaxMs: a success, so every wait is a first one
+    cloud = await new CyclingCloud(900).listen();
+    daemon = await TestDaemon.start({
+      config: { cloud: { mqtt: { url: cloud.url, clientId: 'gw-cycle', reconnectMinMs: 200, reconnectMaxMs: 800 } } },
+    });
+    await eventually(() => cloud!.waits.length >= 14, 60_000);
+    const waits = cloud.waits.slice(0, 14);
+    // never sooner than min; at exactly min each time they would all fall in [200, 280) (2.7e-6 by chance)
+    expect(Math.min(...waits)).toBeGreaterThanOrEqual(195);
+    expect(waits.some((wait) => wait >= 280)).toBe(true);
+  }, 70_000);
+});
+
 describe('an MQTT 3.1.1 cloud that closes the connection with a message in flight', () => {
   let cloud: ClosingCloud | undefined;
   let daemon: TestDaemon | undefined;

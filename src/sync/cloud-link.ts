@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { IClientOptions } from 'mqtt';
 import type { CloudConfig } from './config.js';
+import { fullJitterMs } from './backoff.js';
 import type { CloudClient, CloudClientOptions, ServerDisconnect } from './cloud-client.js';
 
 interface ConnectOptions extends CloudClientOptions {
@@ -163,13 +164,9 @@ export class CloudLink {
     this.handlers.onDown(byPeer);
   }
 
-  /** Full jitter: uniform in [min, min(max, min·2ⁿ)] after the n-th consecutive failure. */
   private scheduleReconnect(): void {
     if (this.stopped) return;
-    const { reconnectMinMs: min, reconnectMaxMs: max } = this.config;
-    const ceiling = Math.min(max, min * 2 ** Math.min(this.failures, 30));
-    this.failures++;
-    const delay = min + Math.random() * (ceiling - min);
+    const delay = fullJitterMs(this.config.reconnectMinMs, this.config.reconnectMaxMs, ++this.failures);
     this.timer = setTimeout(() => this.attempt(), delay);
   }
 

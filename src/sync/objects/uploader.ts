@@ -5,6 +5,7 @@ import type { Outbox, OutboxItem } from '../outbox.js';
 import type { RuleActivity } from '../activity.js';
 import type { ObjectRef } from './object-bridge.js';
 import { ByteBucket } from './metered-stream.js';
+import { fullJitterMs } from '../backoff.js';
 import type { S3Endpoints } from './s3-endpoints.js';
 import type { UploadState } from './upload-state.js';
 import { abortUpload, deleteLocalCopy, ItemFailed, LocalUnavailable, ObjectGone, statusOf, uploadObject, type UploadContext } from './upload-object.js';
@@ -284,12 +285,8 @@ export class ObjectUploader {
     if (news) this.log.warn({ reason }, 'cloud S3 unreachable; uploads wait');
   }
 
-  /** Full jitter: uniform in [min, min(max, min·2ⁿ)] after the n-th consecutive failure. */
   private backoff(): Promise<void> {
-    const { retryMinMs: min, retryMaxMs: max } = this.options.cloud;
-    const ceiling = Math.min(max, min * 2 ** Math.min(this.failures, 30));
-    this.failures++;
-    return this.sleep(min + Math.random() * (ceiling - min));
+    return this.sleep(fullJitterMs(this.options.cloud.retryMinMs, this.options.cloud.retryMaxMs, ++this.failures));
   }
 
   /** Until woken (or `ms` passed, or stopped). */
