@@ -237,3 +237,65 @@ describe('an MQTT 3.1.1 cloud that closes the connection with a message in fligh
     expect(JSON.stringify(letters)).toMatch(/sensors\/forbidden/);
   });
 });
+
+/**
+ * An MQTT 3.1.1 cloud that never acknowledges a PUBLISH whose topic contains "silent" and keeps the
+ * connection; its first connection that gets a PUBLISH it closes 300 ms later, acknowledging nothing (a restart).
+ */
+class SilentCloud extends ScriptedCloud {
+  readonly acknowledged: string[] = [];
+  private restarted = false;
+
+  constructor() {
+    super(4);
+  }
+
+  protected connected(connection: CloudConnection) {
+    let restarting = false;
+    return (packet: mqttPacket.Packet) => {
+      if (packet.cmd === 'connect') {
+        connection.send({ cmd: 'connack', sessionPresent: false, returnCode: 0 });
+      } else if (packet.cmd === 'pingreq') {
+        connection.send({ cmd: 'pingresp' });
+      } else if (packet.cmd === 'publish') {
+        if (!this.restarted) {
+          this.restarted = restarting = true;
+          setTimeout(() => connection.socket.end(), 300);
+        }
+        if (restarting || packet.topic.includes('silent')) return;
+        this.acknowledged.push(packet.topic);
+        connection.send({ cmd: 'puback', messageId: packet.messageId });
+      }
+    };
+  }
+}
+
+describe('a message the cloud neither acknowledges nor closes the connection for', () => {
+  let cloud: SilentCloud | undefined;
+  let daemon: TestDaemon | undefined;
+  let device: MqttClient | undefined;
+
+  afterEach(async () => {
+    device?.end(true);
+    await daemon?.cleanup();
+    await cloud?.stop();
+  });
+
+  it('does not hold back the others once it went alone after a restart of the cloud', async () => {
+    cloud = await new SilentCloud().listen();
+    daemon = await TestDaemon.start({
+      config: {
+        mqtt: { allowAnonymous: true },
+        cloud: { mqtt: { url: cloud.url, clientId: 'gw-silent', reconnectMinMs: 50, reconnectMaxMs: 100 } },
+        sync: { outbound: [{ name: 'telemetry', from: 'sensors/#', id: 'none' }] },
+      },
+    });
+    device = await connectClient(daemon.mqttUrl, { clientId: 'sensor' });
+    await eventually(async () => (await status(daemon!)).online, 10_000);
+    await outpost(daemon.socket, ['sync', 'pause']);
+    for (const topic of ['sensors/silent', 'sensors/ok']) await device.publishAsync(topic, 'x', { qos: 1 });
+    await outpost(daemon.socket, ['sync', 'resume']);
+    await eventually(() => cloud!.acknowledged.includes('sensors/ok'), 30_000);
+    expect((await status(daemon)).deadLetters).toBe(0);
+  }, 40_000);
+});

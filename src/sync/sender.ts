@@ -220,7 +220,11 @@ export class Sender {
     if (item && !this.deleting.has(item.id)) {
       suspect.sentAt = performance.now();
       this.send(item, 'backlog');
-      if (this.inFlight.has(item.id)) return false;
+      if (this.inFlight.has(item.id)) {
+        // neither acknowledged nor followed by a close: no refusal, and the others must not wait for ever behind it
+        this.probeTimer = setTimeout(() => void this.clear(suspect), REFUSAL_WINDOW_MS);
+        return false;
+      }
     }
     // gone meanwhile (acknowledged, expired, dropped, dead-lettered), or dead-lettered just now
     this.suspect = undefined;
@@ -323,6 +327,13 @@ export class Sender {
     this.activity.succeeded(item.rule);
   }
 
+  private async clear(suspect: Suspect): Promise<void> {
+    if (this.suspect !== suspect) return;
+    this.suspect = undefined;
+    this.schedulePump();
+    await this.commit.run(() => this.outbox.absolve(suspect.id)).catch((error) => this.log.error({ err: error }, 'could not reset a delivery attempt count'));
+  }
+
   /**
    * The cloud closed the connection while the suspect was the one in flight: within REFUSAL_WINDOW_MS
    * of its going alone, one more attempt (dead-lettered at sync.maxAttempts); otherwise (before it
@@ -332,11 +343,7 @@ export class Sender {
     const refused = suspect.sentAt !== undefined && performance.now() - suspect.sentAt <= REFUSAL_WINDOW_MS;
     suspect.sentAt = undefined;
     try {
-      if (!refused) {
-        this.suspect = undefined;
-        await this.commit.run(() => this.outbox.absolve(suspect.id));
-        return;
-      }
+      if (!refused) return await this.clear(suspect);
       const attempts = await this.commit.run(() => this.outbox.blame(suspect.id));
       const item = attempts >= this.options.maxAttempts ? this.outbox.item(suspect.id) : undefined;
       if (item) {
