@@ -108,6 +108,34 @@ describe('sync outbox bounds', () => {
     expect(rule(await status(daemon), 'b3')).toMatchObject({ backlog: 10, rejected: 3 });
   });
 
+  it('bounds the dead letters by bytes too (sync.dlqMaxBytes): too-large messages do not take the disk by their count', async () => {
+    // 1200-byte payloads, dead-lettered as larger than maxMessageBytes: 1200 + 2 × 3 + 64 bytes an entry, 2 fit in 3000
+    const daemon = await TestDaemon.start({
+      config: {
+        mqtt: { allowAnonymous: true },
+        cloud: { mqtt: { url: cloud.url, clientId: 'gw-dlq', reconnectMinMs: 100, reconnectMaxMs: 300, maxMessageBytes: 1000 } },
+        sync: { dlqMaxBytes: 3000, outbound: [{ name: 'big', from: 'z/#', id: 'none' }] },
+      },
+    });
+    daemons.push(daemon);
+    const device = await connectClient(daemon.mqttUrl, { clientId: 'device-dlq' });
+    clients.push(device);
+    await cloud.start();
+    try {
+      await eventually(async () => (await status(daemon)).online, 10_000);
+      for (let i = 0; i < 5; i++) await device.publishAsync('z/1', Buffer.alloc(1200, 48 + i), { qos: 1 });
+      await eventually(async () => rule(await status(daemon), 'big').deadLettered === 5, 10_000);
+    } finally {
+      await cloud.stop();
+    }
+    const letters = JSON.parse((await outpost(daemon.socket, ['sync', 'dlq', 'ls', '--json'])).stdout).deadLetters;
+    // the newest two (item ids in order: the last two of the five)
+    expect(letters).toHaveLength(2);
+    expect(letters[1].itemId - letters[0].itemId).toBe(1);
+    expect((await status(daemon)).deadLetters).toBe(2);
+    expect(rule(await status(daemon), 'big')).toMatchObject({ deadLettered: 5, dropped: 3 });
+  });
+
   it('drop-lowest-priority: a high-priority item evicts the oldest of a lower priority, else is dropped itself', async () => {
     const { daemon, device } = await gateway([
       { name: 'low', from: 'l/#', priority: 1, overflow: 'drop-oldest' },

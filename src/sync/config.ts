@@ -187,6 +187,8 @@ export const syncSchema = z.strictObject({
   maxAttempts: positiveInt(10, 'attempt count ≥ 1'),
   /** Dead-letter entries kept; beyond it the oldest is deleted (and counted). */
   dlqLength: positiveInt(1000, 'entry count ≥ 1'),
+  /** Bytes the dead-letter entries may hold (topics + payload + 64 each, as for sync.maxBytes); beyond it the oldest are deleted (and counted). */
+  dlqMaxBytes: positiveInt(16 * 1024 * 1024, 'bytes ≥ 1'),
   outbound: z.array(outboundRuleSchema, { invalid_type_error: 'expected a list of rules' }).default([]),
   inbound: z.array(inboundRuleSchema, { invalid_type_error: 'expected a list of rules' }).default([]),
   shadows: z.array(shadowRuleSchema, { invalid_type_error: 'expected a list of shadows' }).default([]).superRefine((shadows, context) => {

@@ -59,7 +59,7 @@ export function registerSyncMetrics(registry: Registry, status: () => SyncStatus
     } });
   ruleCounter('outpost_sync_delivered_total', 'Items the cloud acknowledged (since start)', (r) => r.delivered);
   ruleCounter('outpost_sync_dropped_total', 'Items dropped by an overflow policy', (r) => r.dropped);
-  ruleCounter('outpost_sync_rejected_total', 'Messages refused (PUBACK withheld) by reject-new', (r) => r.rejected);
+  ruleCounter('outpost_sync_rejected_total', 'Messages not stored: refused by reject-new (QoS 1: PUBACK withheld), or the write failed', (r) => r.rejected);
   ruleCounter('outpost_sync_expired_total', 'Items whose time-to-live ran out', (r) => r.expired);
   ruleCounter('outpost_sync_dead_lettered_total', 'Items moved to the dead-letter list', (r) => r.deadLettered);
 }

@@ -120,7 +120,7 @@ export class Outbox {
   private readonly notStored = new Map<string, number>();
   private readonly statements: ReturnType<typeof prepare>;
 
-  constructor(store: Store, private readonly clock: SyncClock, private readonly limits: { maxBytes: number; maxAgeMs: number; dlqLength: number }) {
+  constructor(store: Store, private readonly clock: SyncClock, private readonly limits: { maxBytes: number; maxAgeMs: number; dlqLength: number; dlqMaxBytes: number }) {
     this.db = store.db;
     this.statements = prepare(this.db);
   }
@@ -310,13 +310,21 @@ export class Outbox {
     this.statements.absolve.run(id);
   }
 
-  /** Write: moves the item to the dead-letter list with the reason; trims the list to sync.dlqLength (trimmed ones count as dropped). */
+  /**
+   * Write: moves the item to the dead-letter list with the reason; trims the list to sync.dlqLength
+   * entries and sync.dlqMaxBytes (trimmed ones count as dropped): the messages dead-lettered as too
+   * large are the largest, and a count alone would let them take many times sync.maxBytes of disk.
+   */
   deadLetter(id: number, reason: string): boolean {
     if (this.statements.copyToDeadLetters.run({ id, reason, wall: this.clock.wallMs() }).changes === 0) return false;
     const removed = this.statements.delete.get(id) as Removed;
     this.removed(removed);
     this.count(removed.rule, 'dead_lettered', 1);
-    for (const trimmed of this.statements.trimDeadLetters.all(this.limits.dlqLength) as Array<{ rule: string }>) this.count(trimmed.rule, 'dropped', 1);
+    const trimmed = [
+      ...this.statements.trimDeadLetters.all(this.limits.dlqLength),
+      ...this.statements.trimDeadLetterBytes.all(this.limits.dlqMaxBytes),
+    ] as Array<{ rule: string }>;
+    for (const entry of trimmed) this.count(entry.rule, 'dropped', 1);
     return true;
   }
 
@@ -482,6 +490,10 @@ function prepare(db: Database.Database) {
       SELECT id, kind, rule, priority, live, cloud_topic, local_topic, payload, qos, envelope, enqueued_wall, @reason, @wall FROM sync_outbox WHERE id = @id`),
     trimDeadLetters: db.prepare(`DELETE FROM sync_dead_letters WHERE id <= COALESCE(
       (SELECT id FROM sync_dead_letters ORDER BY id DESC LIMIT 1 OFFSET ?), -1) RETURNING rule`),
+    // the newest entries that fit in the bytes, counted as itemBytes does
+    trimDeadLetterBytes: db.prepare(`DELETE FROM sync_dead_letters WHERE id <= COALESCE((SELECT id FROM (
+      SELECT id, SUM(length(CAST(cloud_topic AS BLOB)) + length(CAST(local_topic AS BLOB)) + length(payload) + ${ITEM_OVERHEAD_BYTES}) OVER (ORDER BY id DESC) AS newer
+      FROM sync_dead_letters) WHERE newer > ? ORDER BY id DESC LIMIT 1), -1) RETURNING rule`),
     deadLetters: db.prepare('SELECT * FROM sync_dead_letters ORDER BY id LIMIT ?'),
     deadLetter: db.prepare('SELECT * FROM sync_dead_letters WHERE id = ?'),
     allDeadLetterIds: db.prepare('SELECT id FROM sync_dead_letters ORDER BY id'),

@@ -56,7 +56,7 @@ export class SyncService implements Service {
     const upgraded = store.db.prepare("SELECT 1 FROM schema_migrations WHERE service = 'sync'").get() !== undefined;
     store.migrate('sync', syncMigrations);
     this.clientId = cloud.mqtt.clientId ?? installationClientId(store.db, upgraded, this.log);
-    this.outbox = new Outbox(store, this.clock, { maxBytes: sync.maxBytes, maxAgeMs: sync.maxAgeSeconds * 1000, dlqLength: sync.dlqLength });
+    this.outbox = new Outbox(store, this.clock, { maxBytes: sync.maxBytes, maxAgeMs: sync.maxAgeSeconds * 1000, dlqLength: sync.dlqLength, dlqMaxBytes: sync.dlqMaxBytes });
     this.activity = new RuleActivity(this.clock.wallMs);
     this.sender = new Sender(this.outbox, store.commit, this.activity, {
       clientId: this.clientId, maxInFlight: cloud.mqtt.maxInFlight, maxMessageBytes: cloud.mqtt.maxMessageBytes,
