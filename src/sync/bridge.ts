@@ -119,9 +119,10 @@ export class OutboundBridge {
 const INBOUND_RETRY_MIN_MS = 100;
 const INBOUND_RETRY_MAX_MS = 5000;
 /**
- * Cloud messages held while their local topic waits for a failed publish to go through. QoS 1 ones
- * are bounded by what the cloud sends unacknowledged; beyond this the connection is ended, and the
- * cloud sends the unacknowledged ones again on the next (MQTT-4.4.0-1).
+ * Cloud messages held for a failed publish: waiting for its retry, or behind it on its local topic.
+ * QoS 1 ones are bounded by what the cloud sends unacknowledged, QoS 0 ones (one a topic) are not;
+ * beyond this the connection is ended, and the cloud sends the unacknowledged ones again on the
+ * next (MQTT-4.4.0-1).
  */
 const INBOUND_MAX_WAITING = 1000;
 
@@ -170,12 +171,16 @@ export class InboundBridge {
       this.publish(message, this.client, 0);
       return;
     }
-    if (++this.waiting > INBOUND_MAX_WAITING) {
-      this.log.warn({ waiting: this.waiting }, 'too many cloud messages wait for a local publish; ending the cloud connection so that the cloud sends them again later');
-      this.client?.end(true);
-      return;
-    }
+    if (!this.hold()) return;
     queue.push(message);
+  }
+
+  /** One more message waits (behind another, or for its retry); false when that is too many, and the connection is ended. */
+  private hold(): boolean {
+    if (++this.waiting <= INBOUND_MAX_WAITING) return true;
+    this.log.warn({ waiting: this.waiting }, 'too many cloud messages wait for a local publish; ending the cloud connection so that the cloud sends them again later');
+    this.client?.end(true);
+    return false;
   }
 
   /** A connection is up: subscribes (see `subscribe`) and delivers its messages. */
@@ -199,13 +204,19 @@ export class InboundBridge {
       .finally(() => this.echoes.settled(message.payload))
       .then(() => {
         if (this.client !== client) return;
-        if (failures > 0) this.log.info({ topic: message.topic, failures }, 'published a cloud message locally after failed attempts');
+        if (failures > 0) {
+          this.waiting--;
+          this.log.info({ topic: message.topic, failures }, 'published a cloud message locally after failed attempts');
+        }
         message.done();
         this.next(message.topic, client);
       }, (error: Error) => {
         if (this.client !== client) return;
+        if (failures === 0) {
+          this.log.warn({ err: error, topic: message.topic }, 'could not publish a cloud message locally; retrying, unacknowledged');
+          if (!this.hold()) return;
+        }
         const delay = Math.min(INBOUND_RETRY_MAX_MS, INBOUND_RETRY_MIN_MS * 2 ** Math.min(failures, 16));
-        if (failures === 0) this.log.warn({ err: error, topic: message.topic }, 'could not publish a cloud message locally; retrying, unacknowledged');
         const timer = setTimeout(() => {
           this.retryTimers.delete(timer);
           if (this.client === client) this.publish(message, client, failures + 1);
