@@ -277,6 +277,8 @@ export class Sender {
   private send(item: OutboxItem, lane: Lane): void {
     // Acknowledged on an earlier connection, its deletion not committed yet.
     if (this.deleting.has(item.id)) return;
+    // The suspect, sent alone before the others and still unanswered.
+    if (this.inFlight.has(item.id)) return;
     // Its TTL ran out while it waited: the expiry sweep deletes and counts it.
     if (this.outbox.isExpired(item)) return;
     const id = `${this.options.clientId}:${item.id}`;
