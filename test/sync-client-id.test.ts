@@ -81,6 +81,14 @@ describe('the cloud client id of gateways from one image (same host name)', () =
     expect((await status(upgraded)).clientId).toBe(`outpost-${hostname()}`);
   });
 
+  it('makes its own for an installation that started with a configured client id, once that is removed', async () => {
+    const configured = await start({ machineId: 'machine-a', clientId: 'gw-set' });
+    expect((await status(configured)).clientId).toBe('gw-set');
+    await configured.stop();
+    const unset = await start({ dataDir: configured.dataDir, machineId: 'machine-a' });
+    expect((await status(unset)).clientId).toMatch(/^outpost[0-9a-f]{16}$/);
+  });
+
   it('says so when two gateways are configured with one client id and keep taking over each other\'s session', async () => {
     const first = await start({ machineId: 'a', clientId: 'gw-twin' });
     const second = await start({ machineId: 'b', clientId: 'gw-twin' });
