@@ -299,7 +299,11 @@ describe('a message the cloud neither acknowledges nor closes the connection for
     await outpost(daemon.socket, ['sync', 'pause']);
     for (const topic of ['sensors/silent', 'sensors/ok']) await device.publishAsync(topic, 'x', { qos: 1 });
     await outpost(daemon.socket, ['sync', 'resume']);
+    // held back behind the suspect meanwhile, and the status says why
+    const held = await eventually(async () => (await outpost(daemon!.socket, ['sync', 'status'])).stdout.match(/item (\d+) goes alone first/), 10_000);
+    expect((await status(daemon)).suspect).toBe(Number(held[1]));
     await eventually(() => cloud!.acknowledged.includes('sensors/ok'), 30_000);
+    expect((await status(daemon)).suspect).toBeNull();
     expect((await status(daemon)).deadLetters).toBe(0);
     // sent once on the connection: still in flight when the others went
     expect(cloud.received.filter((topic) => topic === 'sensors/silent')).toHaveLength(1);

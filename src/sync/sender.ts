@@ -170,6 +170,11 @@ export class Sender {
     this.schedulePump();
   }
 
+  /** The item that goes alone before the others (see PROBE_QUIET_MIN_MS), if any. */
+  suspectId(): number | null {
+    return this.suspect?.id ?? null;
+  }
+
   inFlightCount(): number {
     return this.inFlight.size;
   }

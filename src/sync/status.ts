@@ -38,6 +38,8 @@ export interface SyncStatus {
   lastError: string | null;
   paused: boolean;
   inFlight: number;
+  /** The outbox item sent alone before the others: the cloud closed a connection with it unacknowledged (docs/sync.md, Dead letters). */
+  suspect: number | null;
   outbox: { items: number; bytes: number; maxBytes: number };
   deadLetters: number;
   lanes: LaneStatus[];
@@ -85,6 +87,7 @@ export function syncStatus(parts: {
     lastError: parts.link.lastError ?? null,
     paused: sender.paused,
     inFlight: sender.inFlightCount(),
+    suspect: sender.suspectId(),
     outbox: { items: outbox.totalCount, bytes: outbox.totalBytes, maxBytes: parts.maxBytes },
     deadLetters: outbox.deadLetterCount(),
     lanes,

@@ -17,7 +17,8 @@ function statusText(status: SyncStatus): string {
     : `${status.online ? 'online' : 'offline'} since ${status.since} as ${status.clientId}${!status.online && status.lastError ? ` (${status.lastError})` : ''}`;
   const head = [
     `cloud     ${link}`,
-    `sending   ${status.paused ? 'paused (outpost sync resume)' : 'running'}, ${status.inFlight} in flight`,
+    `sending   ${status.paused ? 'paused (outpost sync resume)' : 'running'}, ${status.inFlight} in flight${status.suspect === null ? ''
+      : `; item ${status.suspect} goes alone first (the cloud closed a connection with it unacknowledged)`}`,
     `outbox    ${status.outbox.items} items, ${formatBytes(status.outbox.bytes)} of ${formatBytes(status.outbox.maxBytes)}; ${status.deadLetters} dead letters`,
     ...(status.uploads ? [uploadsText(status.uploads)] : []),
   ].join('\n');
