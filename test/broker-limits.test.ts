@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WebSocket } from 'ws';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { RawMqtt, addThing, collectMessages, connectAndCollect, connectClient } from './helpers/mqtt.js';
@@ -13,7 +14,7 @@ describe('broker limits and listeners', () => {
   beforeAll(async () => {
     daemon = await TestDaemon.start({
       config: {
-        mqtt: { allowAnonymous: true, maxConnections: 3, ws: { enabled: true } },
+        mqtt: { allowAnonymous: true, maxConnections: 3, ws: { enabled: true, allowedOrigins: ['HTTPS://Dashboard.example:8443/'] } },
         admin: { tcp: { enabled: true, port: 0, token: 'a-token-of-some-length' } },
       },
     });
@@ -27,6 +28,25 @@ describe('broker limits and listeners', () => {
     await client.publishAsync('ws/echo', 'over websocket', { qos: 1 });
     expect((await echo)[0].payload).toBe('over websocket');
     client.end(true);
+  });
+
+  it('refuses a WebSocket upgrade from a web page whose origin is not allowed, with 403 before the upgrade', async () => {
+    const url = `ws://127.0.0.1:${daemon.port('mqtt-ws')}`;
+    const upgrade = (origin: string) => new Promise<number>((resolve, reject) => {
+      const socket = new WebSocket(url, 'mqtt', { origin });
+      socket.once('open', () => { socket.terminate(); resolve(101); });
+      socket.once('unexpected-response', (_request, response) => { response.resume(); resolve(response.statusCode!); });
+      socket.once('error', reject);
+    });
+    // a page elsewhere, one of the gateway's own address, and a sandboxed one ("null") are all refused
+    for (const origin of ['http://attacker.example', `http://127.0.0.1:${daemon.port('mqtt-ws')}`, 'null', 'https://dashboard.example:8444']) {
+      expect(await upgrade(origin)).toBe(403);
+    }
+    const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+    expect(metrics).toMatch(/outpost_mqtt_connections_refused_total\{reason="origin_not_allowed"\} 4/);
+    // the page allowed (a browser writes its origin in lower case) talks MQTT; programs sending no Origin always do
+    const dashboard = await connectClient(url, { clientId: 'dashboard', wsOptions: { origin: 'https://dashboard.example:8443' } });
+    dashboard.end(true);
   });
 
   it('refuses connections beyond maxConnections and counts them', async () => {

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { Config } from '../config/schema.js';
 import type { Listener } from '../service.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS } from '../http/server.js';
+import { originAllowed } from './ws-origin.js';
 
 export type ConnectionHandler = (stream: Duplex, socket: Socket, request?: IncomingMessage) => void;
 
@@ -27,7 +28,7 @@ export class MqttListeners {
   constructor(
     private readonly mqtt: Config['mqtt'],
     private readonly onConnection: ConnectionHandler,
-    private readonly onRefused: (reason: 'max_connections') => void,
+    private readonly onRefused: (reason: 'max_connections' | 'origin_not_allowed') => void,
   ) {}
 
   async start(): Promise<void> {
@@ -64,7 +65,15 @@ export class MqttListeners {
       server.requestTimeout = mqtt.connectTimeout * 1000;
       // without a 'request' listener a request that asks no upgrade would hold its socket unanswered
       server.on('request', (_req, res) => res.writeHead(426, { Connection: 'close', Upgrade: 'websocket' }).end());
-      const wss = new WebSocketServer({ server, maxPayload: mqtt.maxPacketSize + 8 });
+      const wss = new WebSocketServer({
+        server,
+        maxPayload: mqtt.maxPacketSize + 8,
+        verifyClient: ({ req }, answer) => {
+          if (originAllowed(req, mqtt.ws.allowedOrigins)) return answer(true);
+          this.onRefused('origin_not_allowed');
+          answer(false, 403, 'Forbidden: this origin is not in mqtt.ws.allowedOrigins');
+        },
+      });
       wss.on('connection', (ws, request) => {
         const stream = createWebSocketStream(ws);
         stream.on('error', () => ws.terminate());

@@ -37,6 +37,27 @@ const tlsSchema = z.strictObject({
   message: 'expected "cert" and "key" when TLS is enabled',
 });
 
+const webOrigin = z.string({ invalid_type_error: 'expected an origin string' }).transform((entry, context) => {
+  const origin = entry === '*' ? entry : serializedOrigin(entry);
+  if (origin === undefined) {
+    context.addIssue({ code: z.ZodIssueCode.custom, message: `expected "*" or an origin such as "https://dashboard.example:8443" (scheme, host and port only)` });
+    return z.NEVER;
+  }
+  return origin;
+});
+
+/** How a browser writes `entry`'s origin in its Origin header (lower case, default port left out); undefined if `entry` is more or less than an origin. */
+function serializedOrigin(entry: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(entry);
+  } catch {
+    return undefined;
+  }
+  const onlyOrigin = url.pathname === '/' && !url.search && !url.hash && !url.username && !url.password;
+  return (url.protocol === 'http:' || url.protocol === 'https:') && onlyOrigin ? url.origin : undefined;
+}
+
 const mqttSchema = z.strictObject({
   host: host('0.0.0.0'),
   port: port(1883),
@@ -71,6 +92,12 @@ const mqttSchema = z.strictObject({
     enabled: bool(false),
     host: host('0.0.0.0'),
     port: port(8083),
+    /**
+     * Web pages (origins, e.g. "https://dashboard.example:8443", or "*" for any) whose scripts may
+     * open MQTT over WebSocket. A browser names the page's origin in every WebSocket upgrade;
+     * devices and other programs send none and are never refused for it.
+     */
+    allowedOrigins: z.array(webOrigin, { invalid_type_error: 'expected a list of origins' }).default([]),
   }).default({}),
 });
 
