@@ -137,6 +137,54 @@ describe('CONNECT packets being received', () => {
   }, 30_000);
 });
 
+describe('WebSocket messages being received before CONNECT', () => {
+  /** Upgrades a raw socket and sends `sent` bytes of a binary message announced as `announced` bytes, as a slow sender would. */
+  const halfSentMessage = (port: number, announced: number, sent: number) => new Promise<Socket & { ended: Promise<boolean> }>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    const ended = new Promise<boolean>((done) => socket.once('close', () => done(true)));
+    socket.on('error', () => undefined);
+    socket.once('error', reject);
+    socket.once('connect', () => socket.write(`GET / HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\nconnection: Upgrade\r\n`
+      + `sec-websocket-key: ${Buffer.alloc(16, 7).toString('base64')}\r\nsec-websocket-version: 13\r\nsec-websocket-protocol: mqtt\r\n\r\n`));
+    socket.once('data', (answer) => {
+      if (!answer.toString().startsWith('HTTP/1.1 101')) return reject(new Error(answer.toString()));
+      const header = Buffer.alloc(14);
+      header[0] = 0x82; // FIN, binary
+      header[1] = 0x80 | 127; // masked, 64-bit length; the mask key stays zeros
+      header.writeBigUInt64BE(BigInt(announced), 2);
+      socket.write(Buffer.concat([header, Buffer.alloc(sent, 0x41)]));
+      resolve(Object.assign(socket, { ended }));
+    });
+  });
+
+  it('hold at most the CONNECT budget together: ws keeps a message until its end, unseen by the CONNECT\'s own bound', async () => {
+    const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, ws: { enabled: true } } } });
+    const sockets: Array<Socket & { ended: Promise<boolean> }> = [];
+    try {
+      const port = daemon.port('mqtt-ws');
+      // 40 messages of nearly maxPacketSize, each 250 KB in: 10 MB of a small board's memory until connectTimeout
+      for (let i = 0; i < 40; i++) sockets.push(await halfSentMessage(port, 262_000, 250_000));
+      const closedWithin = (socket: { ended: Promise<boolean> }) => Promise.race([socket.ended, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000))]);
+      const closed = await Promise.all(sockets.map(closedWithin));
+      expect(closed.filter(Boolean).length).toBeGreaterThan(0);
+      expect(closed.filter((isClosed) => !isClosed).length).toBeGreaterThan(0);
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      expect(metrics).toMatch(/outpost_mqtt_connections_refused_total\{reason="connect_budget"\} [1-9]/);
+      // a usual CONNECT never waits on the budget
+      (await connectClient(`ws://127.0.0.1:${port}`, { clientId: 'usual-ws' })).end(true);
+      // a message over maxPacketSize is refused by its announced length (close 1009), before any of it is buffered
+      const huge = new WebSocket(`ws://127.0.0.1:${port}`, 'mqtt');
+      await new Promise((resolve, reject) => { huge.once('open', resolve); huge.once('error', reject); });
+      const closeCode = new Promise<number>((resolve) => huge.once('close', resolve));
+      huge.send(Buffer.alloc(1024 * 1024, 0x41));
+      expect(await closeCode).toBe(1009);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await daemon.cleanup();
+    }
+  }, 30_000);
+});
+
 describe('wills', () => {
   it('publishes the will of a client cut off by kill -9 once the daemon is back', async () => {
     let daemon = await TestDaemon.start({ config: {} });

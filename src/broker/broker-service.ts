@@ -275,6 +275,7 @@ export class BrokerService implements Service, LocalBus {
       maxPacketSize: this.context.config.mqtt.maxPacketSize,
       connectBudget: this.connectBudget,
       onRefused: (reason) => { this.metrics.refused[reason]++; },
+      framedSocket: request?.socket,
     });
     refuseMalformedPackets(client);
     deliverAtGrantedQos(client);

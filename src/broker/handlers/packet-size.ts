@@ -1,4 +1,5 @@
 import type { Client } from 'aedes';
+import type { Socket } from 'node:net';
 
 interface MqttPacketParser {
   packet: { length: number };
@@ -37,6 +38,13 @@ export interface PacketLimits {
   maxPacketSize: number;
   connectBudget: ConnectBudget;
   onRefused: (reason: 'packet_too_large' | 'connect_budget') => void;
+  /**
+   * The socket under a WebSocket stream. ws holds a message until its last frame is in, before the
+   * parser sees any of it: a client could announce a message of maxPacketSize before CONNECT and
+   * send it slowly, unseen by the CONNECT's announced length. What this socket delivered before the
+   * first packet is budgeted instead.
+   */
+  framedSocket?: Socket;
 }
 
 /**
@@ -48,7 +56,7 @@ export interface PacketLimits {
  * held only within the shared ConnectBudget, and closes the connection beyond it.
  */
 export function limitPacketSize(client: Client, stream: { once(event: 'close', listener: () => void): unknown }, limits: PacketLimits): void {
-  const { maxPacketSize, connectBudget, onRefused } = limits;
+  const { maxPacketSize, connectBudget, onRefused, framedSocket } = limits;
   const parser = (client as unknown as { _parser: MqttPacketParser })._parser;
   const parseLength = parser._parseLength;
   let first = true;
@@ -57,6 +65,32 @@ export function limitPacketSize(client: Client, stream: { once(event: 'close', l
     connectBudget.give(held);
     held = 0;
   };
+  const refuseOverBudget = (bytes: number) => {
+    onRefused('connect_budget');
+    parser._emitError(new Error(`a first packet of ${bytes} bytes does not fit in what CONNECT packets being received may hold`));
+  };
+  if (framedSocket) {
+    let received = 0;
+    const count = (chunk: Buffer) => {
+      received += chunk.length;
+      const wanted = received - UNBUDGETED_CONNECT_BYTES - held;
+      if (wanted <= 0) return;
+      if (!connectBudget.take(wanted)) {
+        framedSocket.off('data', count);
+        refuseOverBudget(received);
+        // the parser may never run again (ws still waits for the message's end): the socket is closed here
+        framedSocket.destroy();
+        return;
+      }
+      held += wanted;
+    };
+    framedSocket.on('data', count);
+    parser.once('packet', () => {
+      framedSocket.off('data', count);
+      release();
+    });
+    stream.once('close', release);
+  }
   parser._parseLength = function parseLengthWithinLimit(this: MqttPacketParser) {
     const complete = parseLength.call(this);
     if (!complete) return complete;
@@ -67,10 +101,9 @@ export function limitPacketSize(client: Client, stream: { once(event: 'close', l
     }
     if (first) {
       first = false;
-      if (this.packet.length > UNBUDGETED_CONNECT_BYTES) {
+      if (this.packet.length > UNBUDGETED_CONNECT_BYTES && !framedSocket) {
         if (!connectBudget.take(this.packet.length)) {
-          onRefused('connect_budget');
-          this._emitError(new Error(`a first packet of ${this.packet.length} bytes does not fit in what CONNECT packets being received may hold`));
+          refuseOverBudget(this.packet.length);
           return false;
         }
         held = this.packet.length;
