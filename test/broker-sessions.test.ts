@@ -96,3 +96,35 @@ describe('persistent sessions of a client that keeps reconnecting', () => {
     subscriber.end(true);
   });
 });
+
+describe('persistent sessions of one thing', () => {
+  it('are at most mqtt.maxPersistentSessionsPerThing, stored or open: one more is refused with CONNACK 2 until one of them ends', async () => {
+    const daemon = await TestDaemon.start({ config: { mqtt: { maxPersistentSessionsPerThing: 3 } } });
+    try {
+      await addThing(daemon.socket, 'minter', 'pw');
+      await addThing(daemon.socket, 'neighbour', 'pw');
+      const as = (thing: string, clientId: string, clean = false) => connectClient(daemon.mqttUrl, { clientId, username: thing, password: 'pw', clean });
+      // two sessions stored with their filters, one open without any
+      for (const id of ['minter-1', 'minter-2']) {
+        const client = await as('minter', id);
+        await client.subscribeAsync('things/minter/cmd', { qos: 1 });
+        client.end(true);
+      }
+      const open = await as('minter', 'minter-3');
+      await expect(as('minter', 'minter-4')).rejects.toMatchObject({ code: 2 });
+      await expect(as('minter', 'minter')).rejects.toMatchObject({ code: 2 });
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      expect(metrics).toMatch(/outpost_mqtt_connections_refused_total\{reason="persistent_session_limit"\} 2/);
+      // its own sessions, a clean session and other things are not held back
+      (await as('minter', 'minter-1')).end(true);
+      (await as('minter', 'minter-4', true)).end(true);
+      (await as('neighbour', 'neighbour-1')).end(true);
+      // a clean session ends the stored one of its client id (MQTT-3.1.2-6), which frees a place
+      (await as('minter', 'minter-2', true)).end(true);
+      (await as('minter', 'minter-4')).end(true);
+      open.end(true);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+});

@@ -78,6 +78,7 @@ export class BrokerService implements Service, LocalBus {
       mqtt, things: this.things, sessions: this.sessions, metrics: this.metrics,
       store: {
         get storedFilters() { return persistence.storedFilters; },
+        storedSessionIds: () => persistence.storedSessionIds(),
         storesFilter: (clientId: string, filter: string) => persistence.storesFilter(clientId, filter),
         forgetFilter: (client: Client, filter: string) => {
           persistence.removeSubscriptions(client, [filter]).catch((error: Error) => this.log.error({ err: error, clientId: client.id, filter }, 'could not drop a stored subscription its policy no longer allows'));

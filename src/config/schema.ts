@@ -85,6 +85,12 @@ const mqttSchema = z.strictObject({
    * filter gets SUBACK 0x80 (counted).
    */
   maxSubscriptions: positiveInt(10000, 'filter count ≥ 1'),
+  /**
+   * Persistent sessions one thing may have stored or open (client ids its policy allows, clean
+   * session 0): a CONNECT that would start one more gets CONNACK 2. Each keeps filters and queues
+   * messages on disk until the client comes back, which a device minting client ids never does.
+   */
+  maxPersistentSessionsPerThing: positiveInt(10, 'session count ≥ 1'),
   /** Retained messages kept at most; a new retained topic beyond it is not retained (and counted). */
   maxRetained: positiveInt(100000, 'message count ≥ 1'),
   tls: tlsSchema.default({}),

@@ -19,10 +19,13 @@ interface ConnectDeps {
   things: ThingRegistry;
   sessions: Sessions;
   metrics: BrokerMetrics;
+  store: { storedSessionIds(): Set<string> };
 }
 
-function refuse(returnCode: number, reason: string): AuthenticateError {
-  return Object.assign(new Error(reason), { returnCode }) as AuthenticateError;
+type Refusal = AuthenticateError & { label?: RefusalReason };
+
+function refuse(returnCode: number, reason: string, label?: RefusalReason): Refusal {
+  return Object.assign(new Error(reason), { returnCode, label }) as Refusal;
 }
 
 /** aedes replaces an empty client id before authenticate runs, so note it here. */
@@ -46,8 +49,8 @@ export function createAuthenticate(deps: ConnectDeps) {
     authenticate(deps, client, username, password).then((session) => {
       deps.sessions.set(client, session);
       done(null, true);
-    }, (error: AuthenticateError) => {
-      deps.metrics.refused[reasonLabel(error.returnCode)]++;
+    }, (error: Refusal) => {
+      deps.metrics.refused[error.label ?? reasonLabel(error.returnCode)]++;
       done(error, false);
     });
   };
@@ -60,7 +63,33 @@ async function authenticate(deps: ConnectDeps, client: Client, username: string 
     ?? identifyAnonymous(deps);
   const session = bindSession(deps, client, identity);
   refuseUnauthorizedWill(client, session);
+  refuseSessionBeyondThingLimit(deps, client, session);
   return session;
+}
+
+/**
+ * A thing keeps at most mqtt.maxPersistentSessionsPerThing persistent sessions, stored or open:
+ * each holds filters against the broker's shared maxSubscriptions and queues messages on disk
+ * until its client comes back, so a device minting client ids (`<thing>-<random>`, clean session
+ * 0) would take them from every other thing. CONNACK 2, "identifier rejected" — the client id is
+ * not allowed by the server (MQTT 3.1.1 table 3.1) — rather than 5, as the thing may connect, and
+ * rather than 3, which says to retry: the thing gets in with a client id of one of its sessions, or
+ * with clean session 1, which also ends the session of that id (MQTT-3.1.2-6).
+ */
+function refuseSessionBeyondThingLimit({ mqtt, things, sessions, store }: ConnectDeps, client: Client, session: Session): void {
+  if (client.clean || session.thing === null) return;
+  const thing = session.thing;
+  const policy = things.get(thing)?.policy ?? mqtt.defaultPolicy;
+  const ofThing = new Set<string>();
+  for (const open of sessions.ofThing(thing)) if (!open.clean) ofThing.add(open.id);
+  // the stored sessions of client ids this thing may take: its policy allows them, and no other thing owns them
+  for (const id of store.storedSessionIds()) {
+    if (clientIdAllowed(policy.clientIds, thing, id) && (things.clientIdOwner(id) ?? thing) === thing) ofThing.add(id);
+  }
+  ofThing.delete(client.id);
+  if (ofThing.size >= mqtt.maxPersistentSessionsPerThing) {
+    throw refuse(IDENTIFIER_REJECTED, `thing ${thing} has ${ofThing.size} persistent sessions, the most mqtt.maxPersistentSessionsPerThing allows`, 'persistent_session_limit');
+  }
 }
 
 /**

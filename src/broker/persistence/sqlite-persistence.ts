@@ -202,6 +202,11 @@ export class SqlitePersistence {
     return (this.queueLengths.get(clientId) ?? 0) > 0 || this.durableIncoming.has(clientId);
   }
 
+  /** The client ids of the persistent sessions that hold anything: filters, queued messages or QoS 2 ones not released. */
+  storedSessionIds(): Set<string> {
+    return new Set([...this.subscriptions.keys(), ...this.queueLengths.keys(), ...this.durableIncoming.keys()]);
+  }
+
   /** Persistent sessions with messages stored, and how many messages in all. */
   queuedTotals(): { sessions: number; messages: number } {
     let messages = 0;
