@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { TestDaemon } from './helpers/daemon.js';
-import { RawMqtt, addThing, connectClient } from './helpers/mqtt.js';
+import { RawMqtt, addThing, adminRequest, connectAndCollect, connectClient } from './helpers/mqtt.js';
+import { eventually } from './helpers/eventually.js';
 import { fuzzSeed, prng } from './helpers/fuzz.js';
 
 const MESSAGES = 600;
@@ -123,6 +124,53 @@ describe('persistent sessions of one thing', () => {
       (await as('minter', 'minter-2', true)).end(true);
       (await as('minter', 'minter-4')).end(true);
       open.end(true);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+});
+
+describe('a persistent session whose client stays away', () => {
+  it('ends after mqtt.persistentSessionExpiry, its queued messages deleted; one whose client is connected does not, from the daemon\'s start on', async () => {
+    const config = { mqtt: { persistentSessionExpiry: 2 } };
+    let daemon = await TestDaemon.start({ config });
+    try {
+      await addThing(daemon.socket, 'sleeper', 'pw');
+      const as = (clientId: string) => ({ clientId, username: 'sleeper', password: 'pw', clean: false });
+      /** Connects, collecting from the first packet on; with CONNACK's Session Present. */
+      const reconnect = (clientId: string) => {
+        const { client, messages } = connectAndCollect(daemon.mqttUrl, as(clientId), 1, 1000);
+        const sessionPresent = new Promise<boolean>((resolve) => client.once('connect', (connack) => resolve(connack.sessionPresent)));
+        return { client, messages: messages.catch(() => []), sessionPresent };
+      };
+      for (const clientId of ['sleeper-away', 'sleeper-staying']) {
+        const client = await connectClient(daemon.mqttUrl, as(clientId));
+        await client.subscribeAsync('things/sleeper/cmd', { qos: 1 });
+        client.end(true);
+      }
+      // after a restart, every stored session counts as away: one whose client is back in time is kept however long it stays
+      await daemon.stop();
+      daemon = await TestDaemon.start({ config, dataDir: daemon.dataDir });
+      const staying = reconnect('sleeper-staying');
+      expect(await staying.sessionPresent).toBe(true);
+      const publisher = await connectClient(daemon.mqttUrl, { clientId: 'sleeper', username: 'sleeper', password: 'pw' });
+      await publisher.publishAsync('things/sleeper/cmd', 'while away', { qos: 1 });
+      const queued = async () => JSON.parse((await adminRequest(daemon.socket, 'GET', '/v1/status'))!.body).services.broker.queued.messages as number;
+      // the message queued for the session away goes with it
+      await eventually(async () => await queued() === 0);
+      const back = reconnect('sleeper-away');
+      expect(await back.sessionPresent).toBe(false);
+      expect(await back.messages).toEqual([]);
+      back.client.end(true);
+      // beyond the expiry and its sweep, connected all along
+      await new Promise((resolve) => setTimeout(resolve, 4500));
+      staying.client.end(true);
+      const resumed = reconnect('sleeper-staying');
+      expect(await resumed.sessionPresent).toBe(true);
+      await publisher.publishAsync('things/sleeper/cmd', 'after', { qos: 1 });
+      expect((await resumed.messages).map((message) => message.payload)).toEqual(['after']);
+      resumed.client.end(true);
+      publisher.end(true);
     } finally {
       await daemon.cleanup();
     }

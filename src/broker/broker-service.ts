@@ -20,6 +20,7 @@ import { publishOrphanedWills } from './handlers/orphaned-wills.js';
 import { randomUUID } from 'node:crypto';
 import { registerBrokerAdminRoutes } from './admin-routes.js';
 import { bindPolicy, mayPublish } from './policy.js';
+import { SessionExpiry } from './session-expiry.js';
 
 export interface ConnectedClient {
   id: string;
@@ -44,6 +45,7 @@ export class BrokerService implements Service, LocalBus {
   private readonly outgoing: OutgoingWrites;
   private readonly listenersSet: MqttListeners;
   private readonly log: Logger;
+  private readonly expiry: SessionExpiry;
   private broker: Aedes | undefined;
   /** The daemon's own publishes in flight, by brokerCounter, with a durable subscriber's refusal if any. */
   private readonly ownPublishRefusals = new Map<number, Error | undefined>();
@@ -68,6 +70,11 @@ export class BrokerService implements Service, LocalBus {
       bytesIn: () => this.listenersSet.bytesIn(),
       bytesOut: () => this.listenersSet.bytesOut(),
     });
+    this.expiry = new SessionExpiry(config.mqtt.persistentSessionExpiry * 1000, this.persistence, (clientId) => {
+      const client = (this.broker as unknown as { clients: Record<string, Client | undefined> } | undefined)?.clients[clientId];
+      return client !== undefined && !client.closed;
+    }, (clientIds) => this.log.info({ clientIds }, 'persistent sessions expired'),
+    (error) => this.log.error({ err: error }, 'could not end expired persistent sessions'));
     registerBrokerAdminRoutes(context.admin, this, context.accessKeys);
   }
 
@@ -94,7 +101,7 @@ export class BrokerService implements Service, LocalBus {
       // a client whose socket takes QoS 1/2 messages no more for this long is cut off (QoS 0 ones
       // are dropped at maxClientBacklogBytes instead): aedes delivers nothing to anyone meanwhile
       drainTimeout: 10_000,
-      preConnect: createPreConnect(deps),
+      preConnect: expiringPreConnect(this.expiry, createPreConnect(deps)),
       authenticate: createAuthenticate(deps),
       authorizePublish: createAuthorizePublish(deps),
       authorizeSubscribe: createAuthorizeSubscribe(deps),
@@ -114,10 +121,12 @@ export class BrokerService implements Service, LocalBus {
     this.broker.on('keepaliveTimeout', (client: Client) => this.log.info({ clientId: client.id }, 'keep-alive timeout'));
     const wills = await publishOrphanedWills(this.broker, this.persistence);
     if (wills > 0) this.log.info({ wills }, 'published wills of clients cut off by the previous run');
+    this.expiry.start();
     await this.listenersSet.start();
   }
 
   async stop(): Promise<void> {
+    this.expiry.stop();
     const listenersClosed = this.listenersSet.stop();
     const broker = this.broker;
     this.broker = undefined;
@@ -271,7 +280,10 @@ export class BrokerService implements Service, LocalBus {
     }
     const client = broker.handle(stream, request);
     // on the socket's close rather than aedes' clientDisconnect, which a client taken over may not get
-    stream.once('close', () => this.sessions.closed(client));
+    stream.once('close', () => {
+      this.sessions.closed(client);
+      if (client.id) this.expiry.left(client.id);
+    });
     limitPacketSize(client, stream, {
       maxPacketSize: this.context.config.mqtt.maxPacketSize,
       connectBudget: this.connectBudget,
@@ -283,4 +295,12 @@ export class BrokerService implements Service, LocalBus {
     parsePublishesDirectly(client, this.context.config.mqtt.maxPacketSize);
     this.outgoing.manage(client);
   }
+}
+
+/** A CONNECT's arrival stops its session's expiry clock, before the login is checked. */
+function expiringPreConnect(expiry: SessionExpiry, preConnect: ReturnType<typeof createPreConnect>): ReturnType<typeof createPreConnect> {
+  return (client, packet, callback) => {
+    if (packet.clientId) expiry.arrived(packet.clientId);
+    preConnect(client, packet, callback);
+  };
 }

@@ -2,7 +2,7 @@
 // memory than v4 on a 128 MB board (measured at daemon idle).
 import { z } from 'zod/v3';
 
-import { bool, host, integer, list, oneOf, path, port, positiveInt, text } from './fields.js';
+import { bool, host, integer, list, oneOf, path, port, positiveInt, range, text } from './fields.js';
 import { s3Schema } from '../objects/config.js';
 import { cloudSchema, syncSchema } from '../sync/config.js';
 import { devicesSchema } from '../devices/config.js';
@@ -91,6 +91,12 @@ const mqttSchema = z.strictObject({
    * messages on disk until the client comes back, which a device minting client ids never does.
    */
   maxPersistentSessionsPerThing: positiveInt(10, 'session count ≥ 1'),
+  /**
+   * Seconds a persistent session is kept while its client is away (counted while the daemon runs;
+   * a restart counts afresh); then its filters and queued messages are deleted. AWS IoT: 1 hour by
+   * default. 0: kept until the client ends it, as Mosquitto does by default.
+   */
+  persistentSessionExpiry: range('expected seconds ≥ 0', 0, 2 ** 31 - 1).default(3600),
   /** Retained messages kept at most; a new retained topic beyond it is not retained (and counted). */
   maxRetained: positiveInt(100000, 'message count ≥ 1'),
   tls: tlsSchema.default({}),

@@ -207,6 +207,25 @@ export class SqlitePersistence {
     return new Set([...this.subscriptions.keys(), ...this.queueLengths.keys(), ...this.durableIncoming.keys()]);
   }
 
+  /** Whether the persistent session of `clientId` holds anything (see storedSessionIds). */
+  holdsSession(clientId: string): boolean {
+    return this.subscriptions.has(clientId) || this.queueLengths.has(clientId) || this.durableIncoming.has(clientId);
+  }
+
+  /** Ends the persistent session of `clientId`, whose client is not connected: its filters, queued messages and QoS 2 ones not released. */
+  async dropSession(clientId: string): Promise<void> {
+    await this.durable([clientId], () => {
+      this.statements.deleteClientSubscriptions.run(clientId);
+      this.statements.deleteClientOutgoing.run(clientId);
+      this.statements.deleteClientIncoming.run(clientId);
+      for (const topic of [...(this.subscriptions.get(clientId)?.keys() ?? [])]) this.unmirrorSubscription(clientId, topic);
+      this.queueLengths.delete(clientId);
+      this.resent.delete(clientId);
+      this.durableIncoming.delete(clientId);
+      this.incomingThisRun.delete(clientId);
+    });
+  }
+
   /** Persistent sessions with messages stored, and how many messages in all. */
   queuedTotals(): { sessions: number; messages: number } {
     let messages = 0;
@@ -768,6 +787,7 @@ function prepareStatements(store: Store) {
       `DELETE FROM broker_outgoing_packets WHERE id =
          (SELECT id FROM broker_outgoing_packets WHERE client_id = ? AND message_id = ? ORDER BY id LIMIT 1)
        RETURNING *`),
+    deleteClientOutgoing: db.prepare<[string]>('DELETE FROM broker_outgoing_packets WHERE client_id = ?'),
     lastOutgoingId: db.prepare<[string], number | null>('SELECT MAX(id) FROM broker_outgoing_packets WHERE client_id = ?').pluck(),
     outgoingPage: db.prepare<[string, number, number, number], OutgoingRow>(
       'SELECT * FROM broker_outgoing_packets WHERE client_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?'),
