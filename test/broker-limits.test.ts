@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
+import mqttPacket from 'mqtt-packet';
 import { RawMqtt, addThing, collectMessages, connectAndCollect, connectClient } from './helpers/mqtt.js';
 
 describe('broker limits and listeners', () => {
@@ -137,9 +138,17 @@ describe('CONNECT packets being received', () => {
   }, 30_000);
 });
 
-describe('WebSocket messages being received before CONNECT', () => {
-  /** Upgrades a raw socket and sends `sent` bytes of a binary message announced as `announced` bytes, as a slow sender would. */
-  const halfSentMessage = (port: number, announced: number, sent: number) => new Promise<Socket & { ended: Promise<boolean> }>((resolve, reject) => {
+describe('WebSocket messages being received before the client is admitted', () => {
+  /** A masked binary frame (the mask key zeros) announcing `announced` bytes of payload, followed by `payload`. */
+  const frame = (announced: number, payload: Buffer) => {
+    const header = Buffer.alloc(14);
+    header[0] = 0x82; // FIN, binary
+    header[1] = 0x80 | 127; // masked, 64-bit length
+    header.writeBigUInt64BE(BigInt(announced), 2);
+    return Buffer.concat([header, payload]);
+  };
+  /** Upgrades a raw socket, sends `first` (whole messages) and then `sent` bytes of a message announced as `announced` bytes, as a slow sender would. */
+  const halfSentMessage = (port: number, announced: number, sent: number, first = Buffer.alloc(0)) => new Promise<Socket & { ended: Promise<boolean> }>((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
     const ended = new Promise<boolean>((done) => socket.once('close', () => done(true)));
     socket.on('error', () => undefined);
@@ -148,14 +157,11 @@ describe('WebSocket messages being received before CONNECT', () => {
       + `sec-websocket-key: ${Buffer.alloc(16, 7).toString('base64')}\r\nsec-websocket-version: 13\r\nsec-websocket-protocol: mqtt\r\n\r\n`));
     socket.once('data', (answer) => {
       if (!answer.toString().startsWith('HTTP/1.1 101')) return reject(new Error(answer.toString()));
-      const header = Buffer.alloc(14);
-      header[0] = 0x82; // FIN, binary
-      header[1] = 0x80 | 127; // masked, 64-bit length; the mask key stays zeros
-      header.writeBigUInt64BE(BigInt(announced), 2);
-      socket.write(Buffer.concat([header, Buffer.alloc(sent, 0x41)]));
+      socket.write(Buffer.concat([first, frame(announced, Buffer.alloc(sent, 0x41))]));
       resolve(Object.assign(socket, { ended }));
     });
   });
+  const closedWithin = (socket: { ended: Promise<boolean> }) => Promise.race([socket.ended, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000))]);
 
   it('hold at most the CONNECT budget together: ws keeps a message until its end, unseen by the CONNECT\'s own bound', async () => {
     const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, ws: { enabled: true } } } });
@@ -164,14 +170,31 @@ describe('WebSocket messages being received before CONNECT', () => {
       const port = daemon.port('mqtt-ws');
       // 40 messages of nearly maxPacketSize, each 250 KB in: 10 MB of a small board's memory until connectTimeout
       for (let i = 0; i < 40; i++) sockets.push(await halfSentMessage(port, 262_000, 250_000));
-      const closedWithin = (socket: { ended: Promise<boolean> }) => Promise.race([socket.ended, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000))]);
       const closed = await Promise.all(sockets.map(closedWithin));
       expect(closed.filter(Boolean).length).toBeGreaterThan(0);
       expect(closed.filter((isClosed) => !isClosed).length).toBeGreaterThan(0);
-      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
-      expect(metrics).toMatch(/outpost_mqtt_connections_refused_total\{reason="connect_budget"\} [1-9]/);
+      const refusedFor = async (reason: string) => {
+        const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+        return Number(new RegExp(`outpost_mqtt_connections_refused_total\\{reason="${reason}"\\} (\\d+)`).exec(metrics)![1]);
+      };
+      const refusedEarlier = await refusedFor('connect_budget');
+      expect(refusedEarlier).toBeGreaterThan(0);
       // a usual CONNECT never waits on the budget
       (await connectClient(`ws://127.0.0.1:${port}`, { clientId: 'usual-ws' })).end(true);
+      for (const socket of sockets) socket.destroy();
+      await Promise.all(sockets.map((socket) => socket.ended));
+      sockets.length = 0;
+      // and neither while the CONNECT's login waits its turn behind others: ws reads on meanwhile
+      await addThing(daemon.socket, 'slow-login', 'pw');
+      const waiting = Array.from({ length: 60 }, (_, i) => connectClient(daemon.mqttUrl, { clientId: `queued-${i}`, username: 'slow-login', password: `wrong-${i}`, connectTimeout: 60_000 }).catch(() => undefined));
+      const connectPacket = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'slow-login', keepalive: 30, username: 'slow-login', password: Buffer.from('pw') });
+      for (let i = 0; i < 40; i++) sockets.push(await halfSentMessage(port, 262_000, 250_000, frame(connectPacket.length, connectPacket)));
+      const closedWaiting = await Promise.all(sockets.map(closedWithin));
+      expect(closedWaiting.filter(Boolean).length).toBeGreaterThan(0);
+      // closed for the budget, not refused for the queue of logins (128 may wait)
+      expect(await refusedFor('connect_budget')).toBeGreaterThan(refusedEarlier);
+      expect(await refusedFor('server_unavailable')).toBe(0);
+      await Promise.all(waiting);
       // a message over maxPacketSize is refused by its announced length (close 1009), before any of it is buffered
       const huge = new WebSocket(`ws://127.0.0.1:${port}`, 'mqtt');
       await new Promise((resolve, reject) => { huge.once('open', resolve); huge.once('error', reject); });

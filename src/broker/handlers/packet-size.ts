@@ -42,7 +42,7 @@ export interface PacketLimits {
    * The socket under a WebSocket stream. ws holds a message until its last frame is in, before the
    * parser sees any of it: a client could announce a message of maxPacketSize before CONNECT and
    * send it slowly, unseen by the CONNECT's announced length. What this socket delivered before the
-   * first packet is budgeted instead.
+   * client was admitted is budgeted instead.
    */
   framedSocket?: Socket;
 }
@@ -65,9 +65,9 @@ export function limitPacketSize(client: Client, stream: { once(event: 'close', l
     connectBudget.give(held);
     held = 0;
   };
-  const refuseOverBudget = (bytes: number) => {
+  const refuseOverBudget = (what: string) => {
     onRefused('connect_budget');
-    parser._emitError(new Error(`a first packet of ${bytes} bytes does not fit in what CONNECT packets being received may hold`));
+    parser._emitError(new Error(`${what} does not fit in what CONNECT packets being received may hold`));
   };
   if (framedSocket) {
     let received = 0;
@@ -77,7 +77,7 @@ export function limitPacketSize(client: Client, stream: { once(event: 'close', l
       if (wanted <= 0) return;
       if (!connectBudget.take(wanted)) {
         framedSocket.off('data', count);
-        refuseOverBudget(received);
+        refuseOverBudget(`${received} bytes received before the client was admitted`);
         // the parser may never run again (ws still waits for the message's end): the socket is closed here
         framedSocket.destroy();
         return;
@@ -85,7 +85,9 @@ export function limitPacketSize(client: Client, stream: { once(event: 'close', l
       held += wanted;
     };
     framedSocket.on('data', count);
-    parser.once('packet', () => {
+    // until the client is admitted: its login may wait its turn for seconds, and meanwhile ws reads
+    // another whole message before the stream's backpressure stops it
+    (client as unknown as { once(event: 'connected', listener: () => void): void }).once('connected', () => {
       framedSocket.off('data', count);
       release();
     });
@@ -103,7 +105,7 @@ export function limitPacketSize(client: Client, stream: { once(event: 'close', l
       first = false;
       if (this.packet.length > UNBUDGETED_CONNECT_BYTES && !framedSocket) {
         if (!connectBudget.take(this.packet.length)) {
-          refuseOverBudget(this.packet.length);
+          refuseOverBudget(`a first packet of ${this.packet.length} bytes`);
           return false;
         }
         held = this.packet.length;
