@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { TestDaemon } from './helpers/daemon.js';
-import { RawMqtt, addThing, adminRequest, connectAndCollect, connectClient } from './helpers/mqtt.js';
+import { RawMqtt, addThing, adminRequest, connectAndCollect, connectClient, outpost } from './helpers/mqtt.js';
 import { eventually } from './helpers/eventually.js';
 import { fuzzSeed, prng } from './helpers/fuzz.js';
 
@@ -171,6 +171,31 @@ describe('a persistent session whose client stays away', () => {
       expect((await resumed.messages).map((message) => message.payload)).toEqual(['after']);
       resumed.client.end(true);
       publisher.end(true);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+});
+
+describe('the persistent sessions of a removed thing', () => {
+  it('are deleted with it: a new thing of the same name gets neither its filters nor its queued messages', async () => {
+    const daemon = await TestDaemon.start({ config: {} });
+    try {
+      await addThing(daemon.socket, 'retired', 'old-pw');
+      const old = await connectClient(daemon.mqttUrl, { clientId: 'retired-1', username: 'retired', password: 'old-pw', clean: false });
+      await old.subscribeAsync('things/retired/cmd', { qos: 1 });
+      old.end(true);
+      const publisher = await connectClient(daemon.mqttUrl, { clientId: 'retired', username: 'retired', password: 'old-pw' });
+      await publisher.publishAsync('things/retired/cmd', 'for the old device', { qos: 1 });
+      publisher.end(true);
+      const removed = await outpost(daemon.socket, ['things', 'rm', 'retired']);
+      expect(removed.stdout).toBe('removed thing retired, its persistent sessions retired-1\n');
+      await addThing(daemon.socket, 'retired', 'new-pw');
+      const { client, messages } = connectAndCollect(daemon.mqttUrl, { clientId: 'retired-1', username: 'retired', password: 'new-pw', clean: false }, 1, 1000);
+      const sessionPresent = new Promise<boolean>((resolve) => client.once('connect', (connack) => resolve(connack.sessionPresent)));
+      expect(await sessionPresent).toBe(false);
+      expect(await messages.catch(() => [])).toEqual([]);
+      client.end(true);
     } finally {
       await daemon.cleanup();
     }

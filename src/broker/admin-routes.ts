@@ -29,10 +29,13 @@ export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerSer
   }));
 
   router.add('DELETE', '/v1/things/:name', ({ params }) => mapThingErrors(async () => {
+    // which client ids were the thing's can only be told while it is registered
+    const sessions = broker.storedSessionsOf(params.name);
     await things().remove(params.name);
     broker.disconnectThing(params.name);
+    await broker.endSessions(sessions);
     const accessKeysDeleted = await accessKeys.removeBoundTo(params.name);
-    return { body: { deleted: params.name, accessKeysDeleted } };
+    return { body: { deleted: params.name, accessKeysDeleted, persistentSessionsDeleted: sessions } };
   }));
 
   router.add('PUT', '/v1/things/:name/password', ({ params, body }) => mapThingErrors(async () => {

@@ -21,6 +21,7 @@ import { randomUUID } from 'node:crypto';
 import { registerBrokerAdminRoutes } from './admin-routes.js';
 import { bindPolicy, mayPublish } from './policy.js';
 import { SessionExpiry } from './session-expiry.js';
+import { sessionsOfThing } from './thing-sessions.js';
 
 export interface ConnectedClient {
   id: string;
@@ -227,6 +228,22 @@ export class BrokerService implements Service, LocalBus {
     }
     if (clients.length > 0) this.log.info({ thing, clients: clients.map((client) => client.id) }, 'disconnected the connections of a changed thing');
     return clients.length;
+  }
+
+  /** The client ids of the persistent sessions stored for `thing` (asked while it is registered). */
+  storedSessionsOf(thing: string): string[] {
+    const policy = this.things.get(thing)?.policy ?? this.defaultPolicy;
+    return sessionsOfThing(thing, policy.clientIds, this.persistence.storedSessionIds(), this.things);
+  }
+
+  /**
+   * Ends these persistent sessions, whose clients are not connected (disconnectThing closed them):
+   * a removed thing's queued messages and filters would otherwise wait for whoever next takes its
+   * client ids — a new thing of the same name, or an anonymous client.
+   */
+  async endSessions(clientIds: string[]): Promise<void> {
+    await Promise.all(clientIds.map((clientId) => this.persistence.dropSession(clientId)));
+    if (clientIds.length > 0) this.log.info({ clientIds }, 'ended the persistent sessions of a removed thing');
   }
 
   private running(): Aedes {

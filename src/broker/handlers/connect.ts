@@ -4,6 +4,7 @@ import type { Config } from '../../config/schema.js';
 import { bindPolicy, clientIdAllowed, mayPublish } from '../policy.js';
 import { isDaemonOnlyTopic, isValidTopicName } from '../topic.js';
 import { remoteAddress, type Session, type Sessions } from '../sessions.js';
+import { sessionsOfThing } from '../thing-sessions.js';
 import type { Thing, ThingRegistry } from '../things/registry.js';
 import { VerifierBusyError } from '../things/password.js';
 import type { BrokerMetrics, RefusalReason } from '../metrics.js';
@@ -82,10 +83,7 @@ function refuseSessionBeyondThingLimit({ mqtt, things, sessions, store }: Connec
   const policy = things.get(thing)?.policy ?? mqtt.defaultPolicy;
   const ofThing = new Set<string>();
   for (const open of sessions.ofThing(thing)) if (!open.clean) ofThing.add(open.id);
-  // the stored sessions of client ids this thing may take: its policy allows them, and no other thing owns them
-  for (const id of store.storedSessionIds()) {
-    if (clientIdAllowed(policy.clientIds, thing, id) && (things.clientIdOwner(id) ?? thing) === thing) ofThing.add(id);
-  }
+  for (const id of sessionsOfThing(thing, policy.clientIds, store.storedSessionIds(), things)) ofThing.add(id);
   ofThing.delete(client.id);
   if (ofThing.size >= mqtt.maxPersistentSessionsPerThing) {
     throw refuse(IDENTIFIER_REJECTED, `thing ${thing} has ${ofThing.size} persistent sessions, the most mqtt.maxPersistentSessionsPerThing allows`, 'persistent_session_limit');

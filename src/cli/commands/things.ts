@@ -81,11 +81,12 @@ export function registerThings(program: Command, cli: CliContext): void {
     });
 
   things.command('rm <name>')
-    .description('remove a thing: its connections are closed, and the access keys bound to it (s3 keys add --thing) deleted')
+    .description('remove a thing: its connections are closed, and its persistent sessions and the access keys bound to it (s3 keys add --thing) deleted')
     .action(async (name: string, _options, command: Command) => {
-      const body = await cli.call(command, 'DELETE', `/v1/things/${encodeURIComponent(name)}`) as { accessKeysDeleted?: string[] };
+      const body = await cli.call(command, 'DELETE', `/v1/things/${encodeURIComponent(name)}`) as { accessKeysDeleted?: string[]; persistentSessionsDeleted?: string[] };
       const keys = body.accessKeysDeleted ?? [];
-      cli.print(command, body, () => `removed thing ${name}${keys.length ? `, and its access keys ${keys.join(', ')}` : ''}\n`);
+      const sessions = body.persistentSessionsDeleted ?? [];
+      cli.print(command, body, () => `removed thing ${name}${sessions.length ? `, its persistent sessions ${sessions.join(', ')}` : ''}${keys.length ? `, and its access keys ${keys.join(', ')}` : ''}\n`);
     });
 
   things.command('policy <name>')
