@@ -480,3 +480,46 @@ describe('subscription limits and persistent sessions coming back', () => {
     b.end();
   });
 });
+
+describe('QoS 2 PUBLISHes awaiting their PUBREL', () => {
+  it('are at most mqtt.maxAwaitingRel per connection and per persistent session: one more closes the connection (counted)', async () => {
+    const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxAwaitingRel: 5 } } });
+    try {
+      const open = async (clientId: string, clean: boolean) => {
+        const raw = await RawMqtt.open(daemon.port('mqtt'));
+        raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId, keepalive: 30 });
+        expect((await raw.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
+        return raw;
+      };
+      /** Sends QoS 2 PUBLISHes (never released) and waits for the PUBREC of each, or the close. */
+      const hold = async (raw: RawMqtt, messageIds: number[]) => {
+        for (const messageId of messageIds) {
+          raw.send({ cmd: 'publish', topic: 'held/qos2', payload: Buffer.alloc(1000, 1), qos: 2, messageId, dup: false, retain: false });
+          await raw.waitFor((packet) => packet.cmd === 'pubrec' && packet.messageId === messageId);
+        }
+      };
+      // each would be held whole until its PUBREL: 1000 of maxPacketSize (aedes' own bound) are 256 MB
+      const hoarder = await open('hoarder', true);
+      await hold(hoarder, [1, 2, 3, 4, 5, 6]);
+      expect(hoarder.packets.filter((packet) => packet.cmd === 'pubrec').map((packet) => packet.messageId)).toEqual([1, 2, 3, 4, 5]);
+      expect(await hoarder.waitClosed()).toBe(true);
+      // a persistent session keeps them across its connections: each connection alone would stay within the bound
+      const first = await open('hoarder-persistent', false);
+      await hold(first, [1, 2, 3]);
+      first.end();
+      await first.waitClosed();
+      const second = await open('hoarder-persistent', false);
+      await hold(second, [4, 5, 6]);
+      expect(second.packets.filter((packet) => packet.cmd === 'pubrec').map((packet) => packet.messageId)).toEqual([4, 5]);
+      expect(await second.waitClosed()).toBe(true);
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      expect(metrics).toMatch(/outpost_mqtt_connections_refused_total\{reason="awaiting_rel_limit"\} 2/);
+      // a client that releases them publishes as many as it likes
+      const released = await connectClient(daemon.mqttUrl, { clientId: 'releasing' });
+      for (let i = 0; i < 12; i++) await released.publishAsync('held/qos2', `message ${i}`, { qos: 2 });
+      released.end(true);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+});

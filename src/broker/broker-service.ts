@@ -3,7 +3,7 @@ import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
 import type { BusMessage, LocalBus } from '../bus.js';
-import { SqlitePersistence } from './persistence/sqlite-persistence.js';
+import { AwaitingRelLimitError, SqlitePersistence } from './persistence/sqlite-persistence.js';
 import { reportSessionsInFlight } from './session-present.js';
 import { ThingRegistry } from './things/registry.js';
 import { Sessions, type Session } from './sessions.js';
@@ -59,6 +59,7 @@ export class BrokerService implements Service, LocalBus {
       store,
       maxQueuedMessages: config.mqtt.maxQueuedMessages,
       maxRetained: config.mqtt.maxRetained,
+      maxAwaitingRel: config.mqtt.maxAwaitingRel,
       onDrop: (reason: 'queue-full' | 'retained-limit') => {
         this.metrics.dropped[reason === 'queue-full' ? 'queue_full' : 'retained_limit']++;
       },
@@ -99,6 +100,8 @@ export class BrokerService implements Service, LocalBus {
       id: `outpost-${randomUUID()}`,
       persistence: this.persistence,
       connectTimeout: mqtt.connectTimeout * 1000,
+      // one connection's QoS 2 PUBLISHes held until their PUBREL (aedes' own bound is 1000 of maxPacketSize each)
+      maxInflightInbound: mqtt.maxAwaitingRel,
       // a client whose socket takes QoS 1/2 messages no more for this long is cut off (QoS 0 ones
       // are dropped at maxClientBacklogBytes instead): aedes delivers nothing to anyone meanwhile
       drainTimeout: 10_000,
@@ -116,7 +119,11 @@ export class BrokerService implements Service, LocalBus {
     // of wills, a subscription lookup): logged, as an emitter's 'error' without a listener would end the daemon
     // (aedes' typings leave the event out)
     (this.broker as unknown as EventEmitter).on('error', (error: Error) => this.log.error({ err: error }, 'broker persistence failed'));
-    this.broker.on('clientError', (client: Client, error: Error) => this.log.debug({ clientId: client.id, err: error.message }, 'client error'));
+    this.broker.on('clientError', (client: Client, error: Error) => {
+      // aedes' refusal of one connection's (a message, no class), or the persistence's of a session's
+      if (error instanceof AwaitingRelLimitError || error.message.startsWith('maxInflightInbound exceeded')) this.metrics.refused.awaiting_rel_limit++;
+      this.log.debug({ clientId: client.id, err: error.message }, 'client error');
+    });
     this.broker.on('connectionError', (client: Client, error: Error) => this.log.debug({ clientId: client.id, err: error.message }, 'connection error'));
     this.broker.on('unsubscribe', (filters: string[], client: Client) => this.sessions.removeFilters(client, filters));
     this.broker.on('keepaliveTimeout', (client: Client) => this.log.info({ clientId: client.id }, 'keep-alive timeout'));

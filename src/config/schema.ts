@@ -97,6 +97,11 @@ const mqttSchema = z.strictObject({
    * default. 0: kept until the client ends it, as Mosquitto does by default.
    */
   persistentSessionExpiry: range('expected seconds ≥ 0', 0, 2 ** 31 - 1).default(3600),
+  /**
+   * QoS 2 PUBLISHes a client may have sent and not yet released (PUBREL), each held whole until
+   * then; one more closes the connection (MQTT 3.1.1 has no code to refuse it). EMQX: 100.
+   */
+  maxAwaitingRel: positiveInt(100, 'message count ≥ 1'),
   /** Retained messages kept at most; a new retained topic beyond it is not retained (and counted). */
   maxRetained: positiveInt(100000, 'message count ≥ 1'),
   tls: tlsSchema.default({}),

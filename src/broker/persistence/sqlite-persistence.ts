@@ -27,6 +27,13 @@ export interface SqlitePersistenceOptions {
   maxRetained: number;
   /** Called, after the commit, once per queued packet dropped and per retained message refused. */
   onDrop?: (reason: DropReason, clientId?: string) => void;
+  /** QoS 2 PUBLISHes one session may hold awaiting their PUBREL; one more is refused with AwaitingRelLimitError. Unbounded when not given. */
+  maxAwaitingRel?: number;
+}
+
+/** A session already holds mqtt.maxAwaitingRel QoS 2 PUBLISHes awaiting their PUBREL: aedes closes the connection. */
+export class AwaitingRelLimitError extends Error {
+  override name = 'AwaitingRelLimitError';
 }
 
 /** The part of an aedes client the persistence looks at. */
@@ -146,6 +153,7 @@ export class SqlitePersistence {
   private readonly maxQueuedMessages: number;
   private readonly maxRetained: number;
   private readonly onDrop: ((reason: DropReason, clientId?: string) => void) | undefined;
+  private readonly maxAwaitingRel: number;
   private readonly statements: Statements;
 
   private readonly subscriptions = new Map<string, Map<string, SubscriptionRecord>>();
@@ -180,6 +188,7 @@ export class SqlitePersistence {
     this.maxQueuedMessages = options.maxQueuedMessages;
     this.maxRetained = options.maxRetained;
     this.onDrop = options.onDrop;
+    this.maxAwaitingRel = options.maxAwaitingRel ?? Infinity;
     this.store.migrate('broker', migrations);
     this.statements = prepareStatements(this.store);
     this.loadMirrors();
@@ -547,6 +556,12 @@ export class SqlitePersistence {
     const clientId = client.id;
     const messageId = packet.messageId;
     if (messageId === undefined) throw new TypeError('incoming packet without a messageId');
+    // aedes bounds one connection's; this, a persistent session's across its connections, each of
+    // which could leave its own unreleased (up to 65535 of maxPacketSize each, on disk)
+    const held = client.clean === true ? this.volatileIncoming.get(clientId) : this.durableIncoming.get(clientId);
+    if (held !== undefined && !held.has(messageId) && held.size >= this.maxAwaitingRel) {
+      throw new AwaitingRelLimitError(`${held.size} QoS 2 PUBLISHes of client ${clientId} already await their PUBREL (mqtt.maxAwaitingRel)`);
+    }
     const row = toAedesPacketColumns(packet, messageId);
     if (client.clean === true) {
       // MQTT-3.1.2-6: a clean session ends with its connection, so its QoS 2 state need not outlive the process.
