@@ -523,3 +523,23 @@ describe('QoS 2 PUBLISHes awaiting their PUBREL', () => {
     }
   });
 });
+
+describe('retained messages', () => {
+  it('hold at most mqtt.maxRetainedBytes of payload together: one beyond is not retained (counted)', async () => {
+    const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxRetainedBytes: 1000 } } });
+    try {
+      const publisher = await connectClient(daemon.mqttUrl, { clientId: 'retainer' });
+      await publisher.publishAsync('kept/a', Buffer.alloc(800, 0x61), { qos: 1, retain: true });
+      await publisher.publishAsync('kept/b', Buffer.alloc(300, 0x62), { qos: 1, retain: true });
+      publisher.end(true);
+      const { client, messages } = connectAndCollect(daemon.mqttUrl, { clientId: 'late-subscriber' }, 2, 1000);
+      await client.subscribeAsync('kept/#', { qos: 1 });
+      expect((await messages.catch((error: Error) => error.message))).toMatch(/^got 1 of 2 messages: \[\{"topic":"kept\/a"/);
+      client.end(true);
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      expect(metrics).toMatch(/outpost_mqtt_dropped_total\{reason="retained_limit"\} 1/);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+});

@@ -247,6 +247,27 @@ describe('retained messages', () => {
     expect(reopenedDrops).toEqual([['retained-limit', undefined]]);
   });
 
+  it('keeps at most maxRetainedBytes of payload: a message beyond it is not retained and removes the one it would replace', async () => {
+    const file = join(dir, 'outpost.db');
+    const { persistence, drops } = await open(file, { maxRetainedBytes: 10 });
+    await persistence.storeRetained(publish('a', '12345', { retain: true }));
+    await persistence.storeRetained(publish('b', '1234', { retain: true }));
+    await persistence.storeRetained(publish('c', '12', { retain: true }));
+    expect(drops).toEqual([['retained-limit', undefined]]);
+    // a replacement counts instead of the message it replaces
+    await persistence.storeRetained(publish('a', '123456', { retain: true }));
+    expect(drops).toHaveLength(1);
+    // a string payload counts as its UTF-8 bytes
+    await persistence.storeRetained({ ...publish('b', ''), payload: 'ééé', retain: true });
+    expect(drops).toHaveLength(2);
+    expect((await collect<Packet>(persistence.createRetainedStream('#'))).map((packet) => packet.topic)).toEqual(['a']);
+    const { persistence: reopened, drops: reopenedDrops } = await open(file, { maxRetainedBytes: 10 });
+    await reopened.storeRetained(publish('d', '12345', { retain: true }));
+    await reopened.storeRetained(publish('e', '1234', { retain: true }));
+    expect(reopenedDrops).toEqual([['retained-limit', undefined]]);
+    expect((await collect<Packet>(reopened.createRetainedStream('#'))).map((packet) => packet.topic)).toEqual(['a', 'e']);
+  });
+
   it('deletes the retained message on an empty payload and does not store it (MQTT-3.3.1-10/11)', async () => {
     const file = join(dir, 'outpost.db');
     const { persistence } = await open(file);

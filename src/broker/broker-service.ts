@@ -59,6 +59,7 @@ export class BrokerService implements Service, LocalBus {
       store,
       maxQueuedMessages: config.mqtt.maxQueuedMessages,
       maxRetained: config.mqtt.maxRetained,
+      maxRetainedBytes: config.mqtt.maxRetainedBytes,
       maxAwaitingRel: config.mqtt.maxAwaitingRel,
       onDrop: (reason: 'queue-full' | 'retained-limit') => {
         this.metrics.dropped[reason === 'queue-full' ? 'queue_full' : 'retained_limit']++;

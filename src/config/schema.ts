@@ -104,6 +104,12 @@ const mqttSchema = z.strictObject({
   maxAwaitingRel: positiveInt(100, 'message count ≥ 1'),
   /** Retained messages kept at most; a new retained topic beyond it is not retained (and counted). */
   maxRetained: positiveInt(100000, 'message count ≥ 1'),
+  /**
+   * Payload bytes of all retained messages together, on disk: without it any client could retain
+   * maxRetained messages of maxPacketSize (25 GB) and fill the disk everything else is kept on.
+   * A retained publish beyond it is not retained and removes the topic's previous one (counted).
+   */
+  maxRetainedBytes: positiveInt(64 * 1024 * 1024, 'bytes ≥ 1'),
   tls: tlsSchema.default({}),
   ws: z.strictObject({
     enabled: bool(false),

@@ -10,6 +10,7 @@ import {
   toColumns,
   type Packet,
   type PacketColumns,
+  type Payload,
 } from './packet-codec.js';
 import { topicRange, type TopicRange } from './topic-filter.js';
 import { levelsMatch, wildcardSkipsTopic } from '../topic.js';
@@ -25,6 +26,8 @@ export interface SqlitePersistenceOptions {
   maxQueuedMessages: number;
   /** Distinct retained topics kept; a retained publish to a new topic beyond it is not retained. */
   maxRetained: number;
+  /** Payload bytes of all retained messages together; a retained publish beyond it is not retained. Unbounded when not given. */
+  maxRetainedBytes?: number;
   /** Called, after the commit, once per queued packet dropped and per retained message refused. */
   onDrop?: (reason: DropReason, clientId?: string) => void;
   /** QoS 2 PUBLISHes one session may hold awaiting their PUBREL; one more is refused with AwaitingRelLimitError. Unbounded when not given. */
@@ -111,6 +114,11 @@ function willFromRow(row: WillRow): Packet {
   return will;
 }
 
+/** Bytes of a stored payload, as the retained bound counts them (a string as its UTF-8, as SQLite keeps TEXT). */
+function payloadBytes(payload: Payload | null): number {
+  return payload === null ? 0 : typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+}
+
 function noSuchPacket(): Error {
   return new Error('no such packet');
 }
@@ -154,6 +162,7 @@ export class SqlitePersistence {
   private readonly maxRetained: number;
   private readonly onDrop: ((reason: DropReason, clientId?: string) => void) | undefined;
   private readonly maxAwaitingRel: number;
+  private readonly maxRetainedBytes: number;
   private readonly statements: Statements;
 
   private readonly subscriptions = new Map<string, Map<string, SubscriptionRecord>>();
@@ -174,6 +183,7 @@ export class SqlitePersistence {
   private readonly volatileIncoming = new Map<string, Map<number, PacketColumns>>();
   private readonly willClients = new Set<string>();
   private retainedCount = 0;
+  private retainedBytes = 0;
 
   private readonly pendingWrites = new Map<string, number>();
   private reloadScheduled = false;
@@ -189,6 +199,7 @@ export class SqlitePersistence {
     this.maxRetained = options.maxRetained;
     this.onDrop = options.onDrop;
     this.maxAwaitingRel = options.maxAwaitingRel ?? Infinity;
+    this.maxRetainedBytes = options.maxRetainedBytes ?? Infinity;
     this.store.migrate('broker', migrations);
     this.statements = prepareStatements(this.store);
     this.loadMirrors();
@@ -260,21 +271,38 @@ export class SqlitePersistence {
     if (topic === undefined) throw new TypeError('retained packet without a topic');
     // MQTT-3.3.1-10, MQTT-3.3.1-11: an empty retained payload removes the retained message and is not stored.
     if (packet.payload === undefined || packet.payload.length === 0) {
-      await this.durable([], () => {
-        if (this.statements.deleteRetained.run(topic).changes > 0) this.retainedCount--;
-      });
+      await this.durable([], () => this.deleteRetained(topic));
       return;
     }
     // Encoded now: aedes goes on using the packet object after this call.
     const row = toColumns(packet);
+    const bytes = payloadBytes(row.payload);
     const stored = await this.durable([], () => {
-      if (this.statements.updateRetained.run(row).changes > 0) return true;
-      if (this.retainedCount >= this.maxRetained) return false;
-      this.statements.insertRetained.run(row);
-      this.retainedCount++;
+      const previous = this.statements.retainedPayloadBytes.get(topic);
+      if (previous === undefined && this.retainedCount >= this.maxRetained) return false;
+      if (this.retainedBytes - (previous ?? 0) + bytes > this.maxRetainedBytes) {
+        // the topic's previous message is not its last any more: a subscriber would take it for the current one
+        this.deleteRetained(topic);
+        return false;
+      }
+      if (previous === undefined) {
+        this.statements.insertRetained.run(row);
+        this.retainedCount++;
+      } else {
+        this.statements.updateRetained.run(row);
+      }
+      this.retainedBytes += bytes - (previous ?? 0);
       return true;
     });
     if (!stored) this.onDrop?.('retained-limit');
+  }
+
+  private deleteRetained(topic: string): void {
+    const previous = this.statements.retainedPayloadBytes.get(topic);
+    if (previous === undefined) return;
+    this.statements.deleteRetained.run(topic);
+    this.retainedCount--;
+    this.retainedBytes -= previous;
   }
 
   createRetainedStream(pattern: string): Readable {
@@ -751,6 +779,7 @@ export class SqlitePersistence {
     this.willClients.clear();
     for (const clientId of s.allWillClients.iterate()) this.willClients.add(clientId);
     this.retainedCount = s.countRetained.get() ?? 0;
+    this.retainedBytes = s.retainedPayloadBytesTotal.get() ?? 0;
   }
 }
 
@@ -761,6 +790,9 @@ function prepareStatements(store: Store) {
   return {
     // retained messages
     countRetained: db.prepare<[], number>('SELECT COUNT(*) FROM broker_retained_messages').pluck(),
+    // CAST: a string payload is kept as TEXT, whose LENGTH counts characters
+    retainedPayloadBytesTotal: db.prepare<[], number>('SELECT COALESCE(SUM(LENGTH(CAST(payload AS BLOB))), 0) FROM broker_retained_messages').pluck(),
+    retainedPayloadBytes: db.prepare<[string], number>('SELECT COALESCE(LENGTH(CAST(payload AS BLOB)), 0) FROM broker_retained_messages WHERE topic = ?').pluck(),
     retainedByTopic: db.prepare<[string], PacketColumns>(`SELECT ${PACKET_COLUMNS} FROM broker_retained_messages WHERE topic = ?`),
     retainedTopicsBetween: db.prepare<[string, string, number], string>(
       'SELECT topic FROM broker_retained_messages WHERE topic > ? AND topic < ? ORDER BY topic LIMIT ?').pluck(),
