@@ -227,9 +227,9 @@ export class SqlitePersistence {
     return new Set([...this.subscriptions.keys(), ...this.queueLengths.keys(), ...this.durableIncoming.keys()]);
   }
 
-  /** Whether the persistent session of `clientId` holds anything (see storedSessionIds). */
+  /** Whether the persistent session of `clientId` holds anything (see storedSessionIds), or is about to: a write for it is being committed. */
   holdsSession(clientId: string): boolean {
-    return this.subscriptions.has(clientId) || this.queueLengths.has(clientId) || this.durableIncoming.has(clientId);
+    return this.subscriptions.has(clientId) || this.queueLengths.has(clientId) || this.durableIncoming.has(clientId) || this.pendingWrites.has(clientId);
   }
 
   /** Ends the persistent session of `clientId`, whose client is not connected: its filters, queued messages and QoS 2 ones not released. */
