@@ -177,6 +177,33 @@ describe('a persistent session whose client stays away', () => {
   });
 });
 
+describe('the expiry of a persistent session', () => {
+  it('goes on while others send CONNECTs for its client id that are refused', async () => {
+    const daemon = await TestDaemon.start({ config: { mqtt: { persistentSessionExpiry: 2 } } });
+    try {
+      await addThing(daemon.socket, 'poked', 'pw');
+      const device = await connectClient(daemon.mqttUrl, { clientId: 'poked-1', username: 'poked', password: 'pw', clean: false });
+      await device.subscribeAsync('things/poked/cmd', { qos: 1 });
+      device.end(true);
+      // for 5 s, a CONNECT naming its client id every 250 ms: a wrong password, or a will topic that is not one (closed before the login)
+      const until = Date.now() + 5000;
+      for (let attempt = 0; attempt < 40 && Date.now() < until; attempt++) {
+        const raw = await RawMqtt.open(daemon.port('mqtt'));
+        const will = attempt % 2 === 0 ? {} : { will: { topic: 'things/poked/#', payload: Buffer.from('x'), qos: 0, retain: false } };
+        raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: 'poked-1', username: 'poked', password: Buffer.from('wrong'), keepalive: 30, ...will });
+        await raw.waitClosed(2000);
+        raw.end();
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      const client = mqtt.connect(daemon.mqttUrl, { clientId: 'poked-1', username: 'poked', password: 'pw', clean: false, reconnectPeriod: 0, protocolVersion: 4 });
+      expect(await new Promise<boolean>((resolve) => client.once('connect', (connack) => resolve(connack.sessionPresent)))).toBe(false);
+      client.end(true);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+});
+
 describe('the persistent sessions of a removed thing', () => {
   it('are deleted with it: a new thing of the same name gets neither its filters nor its queued messages', async () => {
     const daemon = await TestDaemon.start({ config: {} });

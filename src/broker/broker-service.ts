@@ -307,7 +307,7 @@ export class BrokerService implements Service, LocalBus {
     // on the socket's close rather than aedes' clientDisconnect, which a client taken over may not get
     stream.once('close', () => {
       this.sessions.closed(client);
-      if (client.id) this.expiry.left(client.id);
+      this.expiry.left(client, this.sessions.get(client) !== undefined);
     });
     limitPacketSize(client, stream, {
       maxPacketSize: this.context.config.mqtt.maxPacketSize,
@@ -325,7 +325,7 @@ export class BrokerService implements Service, LocalBus {
 /** A CONNECT's arrival stops its session's expiry clock, before the login is checked. */
 function expiringPreConnect(expiry: SessionExpiry, preConnect: ReturnType<typeof createPreConnect>): ReturnType<typeof createPreConnect> {
   return (client, packet, callback) => {
-    if (packet.clientId) expiry.arrived(packet.clientId);
+    if (packet.clientId) expiry.arrived(client, packet.clientId);
     preConnect(client, packet, callback);
   };
 }

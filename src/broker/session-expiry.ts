@@ -17,6 +17,10 @@ export interface ExpiringSessions {
 export class SessionExpiry {
   /** Since when each stored session's client has been away. */
   private readonly awaySince = new Map<string, number>();
+  /** The same, for sessions whose client id a CONNECT being checked names: its login may fail. */
+  private readonly pausedSince = new Map<string, number>();
+  /** The client id each connection's CONNECT named (aedes may not have set the client's id when it refuses one early). */
+  private readonly named = new WeakMap<object, string>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -42,15 +46,27 @@ export class SessionExpiry {
     this.timer = undefined;
   }
 
-  /** A CONNECT for `clientId` arrived: its session is not away, whatever the login's outcome. */
-  arrived(clientId: string): void {
+  /** A CONNECT for `clientId` arrived on `connection`: its session is not away while the login is checked. */
+  arrived(connection: object, clientId: string): void {
+    this.named.set(connection, clientId);
+    const since = this.awaySince.get(clientId);
+    if (since === undefined) return;
     this.awaySince.delete(clientId);
+    this.pausedSince.set(clientId, since);
   }
 
-  /** A connection of `clientId` closed; if nobody else holds the id now, its session (if any) is away from now on. */
-  left(clientId: string): void {
+  /**
+   * `connection` closed; if nobody else holds its client id now, the id's session (if any) is away
+   * from now on — or, when that connection was never admitted, still since it was: anyone could
+   * otherwise keep another's session for ever with CONNECTs that fail.
+   */
+  left(connection: object, admitted: boolean): void {
+    const clientId = this.named.get(connection);
+    if (clientId === undefined) return;
+    const paused = this.pausedSince.get(clientId);
+    this.pausedSince.delete(clientId);
     if (this.expiryMs === 0 || this.present(clientId) || !this.sessions.holdsSession(clientId)) return;
-    this.awaySince.set(clientId, steadyNow());
+    if (admitted || !this.awaySince.has(clientId)) this.awaySince.set(clientId, !admitted && paused !== undefined ? paused : steadyNow());
   }
 
   private sweep(): void {
