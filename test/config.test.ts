@@ -45,6 +45,16 @@ describe('configuration', () => {
     expect(() => validateConfig({ cloud: { s3: { bucket: 'fleet' } }, sync: { objects: [{ name: 'photos', from: 'camera' }] } }, 'test')).not.toThrow();
   });
 
+  it('takes only bare origins (or "*") in mqtt.ws.allowedOrigins, kept as a browser writes them', () => {
+    for (const entry of ['https://dashboard.example/app', 'dashboard.example', 'ftp://dashboard.example', 'https://user@dashboard.example']) {
+      expect(() => validateConfig({ mqtt: { ws: { allowedOrigins: [entry] } } }, 'test'))
+        .toThrow(/mqtt\.ws\.allowedOrigins\.0: expected "\*" or an origin such as "https:\/\/dashboard\.example:8443" \(scheme, host and port only\)/);
+    }
+    expect(validateConfig({ mqtt: { ws: { allowedOrigins: ['HTTPS://Dashboard.Example:443/', 'http://10.0.0.5:8080', '*'] } } }, 'test').mqtt.ws.allowedOrigins)
+      .toEqual(['https://dashboard.example', 'http://10.0.0.5:8080', '*']);
+    expect(() => validateConfig({ mqtt: { persistentSessionExpiry: -1 } }, 'test')).toThrow(/mqtt\.persistentSessionExpiry: expected seconds ≥ 0, got -1/);
+  });
+
   it('reports invalid YAML', () => {
     const result = runWithConfig('mqtt: [\n', '--print-config');
     expect(result.status).toBe(2);
