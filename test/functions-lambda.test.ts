@@ -224,6 +224,35 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect((await cli('invoke', 'Qualified:nope', '--async')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Qualified:nope\n');
   });
 
+  it('takes the next event once the event loop is empty after a callback with callbackWaitsForEmptyEventLoop true, within the timeout', async () => {
+    await deploy({
+      'template.yaml': template('Waiter', { Handler: 'index.handler', Timeout: 1 }),
+      'index.js': [
+        'const environment = Math.random();',
+        'let fired = 0;',
+        'exports.handler = (event, context, callback) => {',
+        '  if (event.op === "timer") setTimeout(() => { fired++; }, 500);',
+        '  if (event.op === "forever") setInterval(() => undefined, 100);',
+        '  if (event.op === "promise") { setTimeout(() => { fired++; }, 10_000); return Promise.resolve("left running"); }',
+        '  callback(null, event.op ? "left running" : { fired, environment });',
+        '};',
+      ].join('\n'),
+    });
+    const call = async (event: object) => (await lambda('Waiter', { body: JSON.stringify(event) })).json();
+    // The callback answers at once; the next event waits for the timer it left.
+    expect(await call({ op: 'timer' })).toBe('left running');
+    const first = await call({});
+    expect(first.fired).toBe(1);
+    // A loop that never empties holds the environment until the timeout only: the next event gets a fresh one.
+    expect(await call({ op: 'forever' })).toBe('left running');
+    const fresh = await call({});
+    expect(fresh).toMatchObject({ fired: 0 });
+    expect(fresh.environment).not.toBe(first.environment);
+    // A promise's answer does not wait (as Lambda's): its environment takes the next event at once.
+    expect(await call({ op: 'promise' })).toBe('left running');
+    expect(await call({})).toMatchObject({ fired: 0, environment: fresh.environment });
+  });
+
   it('sends Lambda\'s invocation records of asynchronous invocations to OnSuccess and OnFailure destinations', async () => {
     const collected = join(out.dir, 'collector.jsonl');
     await deploy({

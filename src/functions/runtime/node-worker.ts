@@ -154,7 +154,12 @@ interface Handed {
 export class NodeWorkerInstance {
   alive = true;
   readonly logStreamName: string;
-  private current: { requestId: string; deadline: number; timedOut: () => LambdaErrorPayload; settle: (outcome: InvokeOutcome) => void } | undefined;
+  /**
+   * The invocation running: `answer` gives its caller the outcome, `finish` lets the next one start;
+   * `settle` does both. A callback's answer with callbackWaitsForEmptyEventLoop true finishes only
+   * once the environment's event loop is empty ('loop-empty'), or ends the environment at the deadline.
+   */
+  private current: { requestId: string; deadline: number; timedOut: () => LambdaErrorPayload; answer: (outcome: InvokeOutcome) => void; finish: () => void; settle: (outcome: InvokeOutcome) => void } | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private starting: { ready: () => void; fail: (error: LambdaErrorPayload) => void } | undefined;
   private readonly host: NodeHost;
@@ -226,15 +231,26 @@ export class NodeWorkerInstance {
     const next = this.line.shift();
     if (!next) return;
     const { message, timeoutSeconds, onStart, resolve } = next;
+    let answered = false;
+    const answer = (outcome: InvokeOutcome) => {
+      if (answered) return;
+      answered = true;
+      resolve(outcome);
+    };
+    const finish = () => {
+      this.current = undefined;
+      if (this.alive) this.startNext();
+      else for (const waiting of this.line.splice(0)) waiting.resolve(NOT_RUN);
+    };
     this.current = {
       requestId: message.requestId,
       deadline: performance.now() + message.timeoutMs,
       timedOut: () => runtimeErrors.timedOut(message.requestId, timeoutSeconds),
+      answer,
+      finish,
       settle: (outcome) => {
-        this.current = undefined;
-        resolve(outcome);
-        if (this.alive) this.startNext();
-        else for (const waiting of this.line.splice(0)) waiting.resolve(NOT_RUN);
+        answer(outcome);
+        finish();
       },
     };
     if (!this.deadlineTimer) this.watchDeadline(message.timeoutMs);
@@ -243,7 +259,7 @@ export class NodeWorkerInstance {
 
   /**
    * One timer per environment, not one per invocation: when it fires it ends the invocation running
-   * if that one is past its deadline, else waits again until that deadline (an environment's
+   * (or waiting for its event loop to empty) if that one is past its deadline, else waits again until that deadline (an environment's
    * invocations share their function's timeout, so a later one's deadline is never earlier). A warm
    * environment so creates a timer at most once per timeout instead of a timer and a clear per invocation.
    */
@@ -264,8 +280,11 @@ export class NodeWorkerInstance {
     if (this.starting) {
       if (message.type === 'ready') this.starting.ready();
       else if (message.type === 'init-error' || message.type === 'fatal') this.starting.fail(message.error);
-    } else if (message.type === 'result' && message.requestId === this.current?.requestId) this.current.settle({ ok: true, payload: message.payload, log: message.log });
-    else if (message.type === 'error' && message.requestId === this.current?.requestId) this.current.settle({ ok: false, error: message.error, log: message.log });
+    } else if ((message.type === 'result' || message.type === 'error') && message.requestId === this.current?.requestId) {
+      const outcome: InvokeOutcome = message.type === 'result' ? { ok: true, payload: message.payload, log: message.log } : { ok: false, error: message.error, log: message.log };
+      if (message.waitsForEmptyLoop) this.current.answer(outcome);
+      else this.current.settle(outcome);
+    } else if (message.type === 'loop-empty' && message.requestId === this.current?.requestId) this.current.finish();
     else if (message.type === 'fatal') {
       this.ended();
       this.settle(message.error);

@@ -11,8 +11,11 @@ import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import { MAX_RESPONSE_BYTES, TAIL_BYTES, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 
 type Handler = (event: unknown, context: unknown, callback: (error?: unknown, result?: unknown) => void) => unknown;
-/** How an invocation ended: the handler's value, or what it failed with. */
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+/**
+ * How an invocation ended: the handler's value, or what it failed with; `waitsForEmptyLoop` when its
+ * callback answered with context.callbackWaitsForEmptyEventLoop true.
+ */
+type Outcome = ({ ok: true; value: unknown } | { ok: false; error: unknown }) & { waitsForEmptyLoop?: boolean };
 
 let currentRequestId: string | undefined;
 
@@ -172,7 +175,9 @@ function whenLoopEmpty(onEmpty: () => void): () => void {
  * context.succeed/fail/done settles the invocation; later ones are ignored. Once the event loop is
  * empty before any of them, the invocation answers null, as Lambda's runtime does (its 'beforeExit'
  * listener): a handler that returned no promise and never called back (what it returned is
- * ignored), or one whose promise nothing is left to settle.
+ * ignored), or one whose promise nothing is left to settle. Only the callback honours
+ * callbackWaitsForEmptyEventLoop, read when it is called: context.succeed/fail/done and a promise
+ * take the next event at once, as Lambda's do.
  */
 function runHandler(handler: Handler, message: InvokeMessage, deadline: number): Promise<Outcome> {
   return new Promise((resolve) => {
@@ -189,7 +194,6 @@ function runHandler(handler: Handler, message: InvokeMessage, deadline: number):
     const fail = (error: unknown) => settle({ ok: false, error: error ?? 'handled' });
     const done = (error?: unknown, value?: unknown) => (error != null ? fail(error) : succeed(value));
     const context = {
-      // Not honoured yet: a callback answers at once, as Lambda's does, but the next event does not wait for the event loop to empty (docs/functions.md).
       callbackWaitsForEmptyEventLoop: true,
       ...message.context,
       awsRequestId: message.requestId,
@@ -197,8 +201,12 @@ function runHandler(handler: Handler, message: InvokeMessage, deadline: number):
       getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
       succeed, fail, done,
     };
+    const callback = (error?: unknown, value?: unknown) => {
+      const waitsForEmptyLoop = context.callbackWaitsForEmptyEventLoop !== false;
+      settle(error != null ? { ok: false, error, waitsForEmptyLoop } : { ok: true, value, waitsForEmptyLoop });
+    };
     try {
-      const returned = handler(JSON.parse(message.event), context, done);
+      const returned = handler(JSON.parse(message.event), context, callback);
       if (returned && typeof (returned as Promise<unknown>).then === 'function') (returned as Promise<unknown>).then(succeed, fail);
       if (!settled) stopWaiting = whenLoopEmpty(() => succeed(null));
     } catch (error) {
@@ -220,8 +228,19 @@ async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
   // The daemon's timer for this invocation starts when it learns the previous one ended: a little later than this.
   const outcome = await runHandler(handler, message, Date.now() + message.timeoutMs);
   await outputReachedDaemon();
+  answer(message, outcome);
+  if (!outcome.waitsForEmptyLoop) return;
+  // Lambda's runtime takes its next event once the loop is empty; the daemon ends the environment if that is past the deadline.
+  await new Promise<void>((resolve) => whenLoopEmpty(resolve));
+  post({ type: 'loop-empty', requestId: message.requestId });
+}
+
+/** Posts the invocation's answer: its result, or its error. */
+function answer(message: InvokeMessage, outcome: Outcome): void {
+  // The daemon starts the next event once told the loop is empty ('loop-empty').
+  const waits = outcome.waitsForEmptyLoop ? { waitsForEmptyLoop: true } : {};
   if (!outcome.ok) {
-    post({ type: 'error', requestId: message.requestId, error: toErrorPayload(outcome.error), memoryBytes: memoryBytes(), ...takeTail() });
+    post({ type: 'error', requestId: message.requestId, error: toErrorPayload(outcome.error), memoryBytes: memoryBytes(), ...waits, ...takeTail() });
     return;
   }
   let payload: string;
@@ -229,16 +248,16 @@ async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
     // Lambda answers `undefined` with null.
     payload = JSON.stringify(outcome.value) ?? 'null';
   } catch (error) {
-    post({ type: 'error', requestId: message.requestId, error: { errorType: 'Runtime.MalformedHandlerResponse', errorMessage: `Unable to stringify response body: ${(error as Error).message}` }, memoryBytes: memoryBytes(), ...takeTail() });
+    post({ type: 'error', requestId: message.requestId, error: { errorType: 'Runtime.MalformedHandlerResponse', errorMessage: `Unable to stringify response body: ${(error as Error).message}` }, memoryBytes: memoryBytes(), ...waits, ...takeTail() });
     return;
   }
   // checked here: posted, a 20 MB answer would be copied into the daemon's heap before it could be refused
   const size = Buffer.byteLength(payload);
   if (size > MAX_RESPONSE_BYTES) {
-    post({ type: 'error', requestId: message.requestId, error: runtimeErrors.responseTooLarge(size, MAX_RESPONSE_BYTES), memoryBytes: memoryBytes(), ...takeTail() });
+    post({ type: 'error', requestId: message.requestId, error: runtimeErrors.responseTooLarge(size, MAX_RESPONSE_BYTES), memoryBytes: memoryBytes(), ...waits, ...takeTail() });
     return;
   }
-  post({ type: 'result', requestId: message.requestId, payload, memoryBytes: memoryBytes(), ...takeTail() });
+  post({ type: 'result', requestId: message.requestId, payload, memoryBytes: memoryBytes(), ...waits, ...takeTail() });
 }
 
 function takeTail(): { log?: string } {
