@@ -59,6 +59,30 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect(log).toMatch(new RegExp(`REPORT RequestId: ${result.requestId}\\tDuration: [\\d.]+ ms\\t.*Init Duration`));
   });
 
+  it('leaves the logging root logger at WARNING, as Lambda\'s Python runtime: logging.info shows once the function lowers the level', async () => {
+    const pkg = writePackage({
+      'template.yaml': template('PyLogging', { Handler: 'app.handler', Runtime: 'python3.11' }),
+      'app.py': [
+        'import logging',
+        'def handler(event, context):',
+        '    logging.info("info before setLevel")',
+        '    logging.warning("warning %s", event["n"])',
+        '    logging.getLogger().setLevel(logging.INFO)',
+        '    logging.info("info after setLevel")',
+        '    return logging.getLogger().level',
+      ].join('\n'),
+    });
+    cleanups.push(pkg.remove);
+    expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+    const { result } = await invoke(daemon.socket, 'PyLogging', { n: 1 });
+    expect(result.payload).toBe(20);
+    const log = readFileSync(join(daemon.dataDir, 'functions', 'PyLogging', 'logs', 'function.log'), 'utf8');
+    expect(log).not.toContain('info before setLevel');
+    expect(log).toMatch(new RegExp(`\\[WARNING\\]\\t\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z\\t${result.requestId}\\twarning 1\\n`));
+    expect(log).toContain(`[INFO]\t`);
+    expect(log).toContain(`\t${result.requestId}\tinfo after setLevel\n`);
+  });
+
   it('answers an exception as {errorType, errorMessage, stackTrace}', async () => {
     const { code, result } = await invoke(daemon.socket, 'PyBoom', { n: 7 });
     expect(code).toBe(1);

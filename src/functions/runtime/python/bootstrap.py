@@ -208,7 +208,8 @@ def setup_logging():
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]
-    root.setLevel(logging.INFO)
+    # Lambda's Python runtime (without advanced logging controls) leaves the root logger at Python's
+    # WARNING: logging.info() shows only once the function lowers it (logger.setLevel(logging.INFO)).
 
 
 def limit_memory():
