@@ -83,12 +83,15 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect(log).toContain(`\t${result.requestId}\tinfo after setLevel\n`);
   });
 
-  it('answers an exception as {errorType, errorMessage, stackTrace}', async () => {
+  it('answers an exception as {errorType, errorMessage, stackTrace}, and logs it as Lambda\'s Python runtime: [ERROR] and the traceback', async () => {
     const { code, result } = await invoke(daemon.socket, 'PyBoom', { n: 7 });
     expect(code).toBe(1);
     expect(result).toMatchObject({ functionError: 'Unhandled', payload: { errorType: 'ValueError', errorMessage: 'boom 7', requestId: result.requestId } });
     expect(result.payload.stackTrace.join('')).toMatch(/app\.py", line \d+, in boom/);
     expect(result.payload.stackTrace.join('')).not.toContain('bootstrap.py');
+    const log = readFileSync(join(daemon.dataDir, 'functions', 'PyBoom', 'logs', 'function.log'), 'utf8');
+    expect(log).toMatch(new RegExp(`\\n\\[ERROR\\] ValueError: boom 7\\nTraceback \\(most recent call last\\):\\n  File "[^"\\n]*app\\.py", line \\d+, in boom\\n    raise ValueError\\([^\\n]*\\nEND RequestId: ${result.requestId}\\n`));
+    expect(log).not.toContain('Invoke Error');
   });
 
   it('kills a process that times out and starts a fresh one; replaces a crashed one', async () => {

@@ -7,6 +7,7 @@ import { apiErrors, type LambdaErrorPayload } from '../errors.js';
 import type { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
 import { InitError, NodeWorkerInstance, NOT_RUN, SpareThread, type ExecutionEnvironment, type InvokeOutcome } from './node-worker.js';
+import { handlerErrorLines } from './error-log.js';
 import { PYTHON_RUNTIME_DIR, PythonInstance } from './python-process.js';
 import { NODE_EVENTS_IN_FLIGHT, TAIL_BYTES, type InvokeMessage } from './protocol.js';
 
@@ -466,7 +467,7 @@ export class FunctionPool {
   /** END and REPORT as Lambda writes them, after an error line when the invocation failed; returns those lines. */
   private report(requestId: string, started: number, initMs: number | undefined, outcome: InvokeOutcome, maxMemoryBytes: number | undefined): string {
     const duration = performance.now() - started - (initMs ?? 0);
-    const lines = `${outcome.ok ? '' : `${new Date().toISOString()}\t${requestId}\tERROR\tInvoke Error \t${JSON.stringify(outcome.error)}\n`}`
+    const lines = `${outcome.ok ? '' : handlerErrorLines(requestId, outcome.error)}`
       + `END RequestId: ${requestId}\nREPORT RequestId: ${requestId}\tDuration: ${duration.toFixed(2)} ms\t`
       + `Billed Duration: ${Math.ceil(duration)} ms\tMemory Size: ${this.version.spec.memorySize} MB`
       + `${maxMemoryBytes !== undefined ? `\tMax Memory Used: ${Math.ceil(maxMemoryBytes / (1024 * 1024))} MB` : ''}`
