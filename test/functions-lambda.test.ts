@@ -224,6 +224,36 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect((await cli('invoke', 'Qualified:nope', '--async')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Qualified:nope\n');
   });
 
+  it('ends REPORT with Status: timeout or Status: error and the error type when the platform ended the invocation, with Init Duration on cold starts', async () => {
+    await deploy({
+      'template.yaml': template('Reporter', { Handler: 'index.handler', Timeout: 1 }),
+      'index.js': [
+        'exports.handler = async (event) => {',
+        '  if (event.op === "hang") return new Promise(() => setInterval(() => undefined, 100));',
+        '  if (event.op === "exit") process.exit(3);',
+        '  return "fine";',
+        '};',
+      ].join('\n'),
+    });
+    const logOf = async (op: string) => {
+      const response = await lambda('Reporter', { body: JSON.stringify({ op }), headers: { 'X-Amz-Log-Type': 'Tail' } });
+      const requestId = response.headers.get('x-amzn-requestid')!;
+      return { requestId, log: Buffer.from(response.headers.get('x-amz-log-result')!, 'base64').toString('utf8') };
+    };
+    const hung = await logOf('hang');
+    expect(hung.log).toMatch(new RegExp(`\\n\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${hung.requestId} Task timed out after 1\\.00 seconds\\nEND RequestId: ${hung.requestId}\\n`));
+    expect(hung.log).toMatch(/\tInit Duration: [\d.]+ ms\tStatus: timeout\n$/);
+    expect(hung.log).not.toContain('Invoke Error');
+    // A fresh environment: cold, no status; then warm.
+    expect((await logOf('fine')).log).toMatch(/\tMemory Size: 128 MB[^\n]*\tInit Duration: [\d.]+ ms\n$/);
+    const warm = (await logOf('fine')).log;
+    expect(warm).not.toContain('Init Duration');
+    expect(warm).not.toContain('Status:');
+    const exited = await logOf('exit');
+    expect(exited.log).toContain(`RequestId: ${exited.requestId} Error: Runtime exited with error: exit status 3\nRuntime.ExitError\nEND RequestId: ${exited.requestId}\n`);
+    expect(exited.log).toMatch(/\tStatus: error\tError Type: Runtime\.ExitError\n$/);
+  });
+
   it('takes the next event once the event loop is empty after a callback with callbackWaitsForEmptyEventLoop true, within the timeout', async () => {
     await deploy({
       'template.yaml': template('Waiter', { Handler: 'index.handler', Timeout: 1 }),

@@ -1,11 +1,36 @@
 import type { LambdaErrorPayload } from '../errors.js';
 
+/** What ended an invocation without its runtime answering: Lambda's platform reports these itself. */
+const PLATFORM_ERRORS = new Set(['Sandbox.Timedout', 'Runtime.ExitError', 'Runtime.OutOfMemory']);
+
+/**
+ * REPORT's end for an invocation the platform ended (Lambda's platform.report status): `Status:
+ * timeout`, or `Status: error` with the error type; nothing for a handler's answer or error.
+ */
+export function reportStatus(error: LambdaErrorPayload | undefined): string {
+  if (!error || !PLATFORM_ERRORS.has(error.errorType)) return '';
+  return error.errorType === 'Sandbox.Timedout' ? '\tStatus: timeout' : `\tStatus: error\tError Type: ${error.errorType}`;
+}
+
+/**
+ * The lines a failed invocation adds to the function's log before END. One the platform ended gets
+ * Lambda's platform lines: `time requestId Task timed out after N.NN seconds`, or the error message
+ * and type (`RequestId: … Error: Runtime exited with error: signal: killed` / `Runtime.ExitError`).
+ */
+export function errorLines(requestId: string, error: LambdaErrorPayload): string {
+  if (!PLATFORM_ERRORS.has(error.errorType)) return handlerErrorLines(requestId, error);
+  // The invocation's timeout (runtimeErrors.timedOut); the init phase's is logged as the other platform errors.
+  const timedOut = /Error: (Task timed out after [\d.]+ seconds)$/.exec(error.errorMessage);
+  if (timedOut) return `${new Date().toISOString()} ${requestId} ${timedOut[1]}\n`;
+  return `${error.errorMessage}\n${error.errorType}\n`;
+}
+
 /**
  * The line a handler's failure adds to the function's log before END, in the form of the runtime
  * that reports it: the Python runtime writes `[ERROR] Type: message` and the traceback (no time or
  * request id), the Node.js runtime `time<TAB>requestId<TAB>ERROR<TAB>Invoke Error <TAB>{json}`.
  */
-export function handlerErrorLines(requestId: string, error: LambdaErrorPayload): string {
+function handlerErrorLines(requestId: string, error: LambdaErrorPayload): string {
   // Only the Python runtime's errors carry stackTrace (LambdaErrorPayload).
   if (error.stackTrace) return pythonErrorLines(error, error.stackTrace);
   return `${new Date().toISOString()}\t${requestId}\tERROR\tInvoke Error \t${JSON.stringify(error)}\n`;

@@ -7,7 +7,7 @@ import { apiErrors, type LambdaErrorPayload } from '../errors.js';
 import type { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
 import { InitError, NodeWorkerInstance, NOT_RUN, SpareThread, type ExecutionEnvironment, type InvokeOutcome } from './node-worker.js';
-import { handlerErrorLines } from './error-log.js';
+import { errorLines, reportStatus } from './error-log.js';
 import { PYTHON_RUNTIME_DIR, PythonInstance } from './python-process.js';
 import { NODE_EVENTS_IN_FLIGHT, TAIL_BYTES, type InvokeMessage } from './protocol.js';
 
@@ -464,14 +464,18 @@ export class FunctionPool {
     return `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[${this.label}]${randomBytes(16).toString('hex')}`;
   }
 
-  /** END and REPORT as Lambda writes them, after an error line when the invocation failed; returns those lines. */
+  /**
+   * END and REPORT as Lambda writes them (Init Duration on a cold start, Status when the platform
+   * ended the invocation), after the error lines when it failed; returns those lines.
+   */
   private report(requestId: string, started: number, initMs: number | undefined, outcome: InvokeOutcome, maxMemoryBytes: number | undefined): string {
     const duration = performance.now() - started - (initMs ?? 0);
-    const lines = `${outcome.ok ? '' : handlerErrorLines(requestId, outcome.error)}`
+    const error = outcome.ok ? undefined : outcome.error;
+    const lines = `${error ? errorLines(requestId, error) : ''}`
       + `END RequestId: ${requestId}\nREPORT RequestId: ${requestId}\tDuration: ${duration.toFixed(2)} ms\t`
       + `Billed Duration: ${Math.ceil(duration)} ms\tMemory Size: ${this.version.spec.memorySize} MB`
       + `${maxMemoryBytes !== undefined ? `\tMax Memory Used: ${Math.ceil(maxMemoryBytes / (1024 * 1024))} MB` : ''}`
-      + `${initMs !== undefined ? `\tInit Duration: ${initMs.toFixed(2)} ms` : ''}\n`;
+      + `${initMs !== undefined ? `\tInit Duration: ${initMs.toFixed(2)} ms` : ''}${reportStatus(error)}\n`;
     this.output.line(lines);
     return lines;
   }
