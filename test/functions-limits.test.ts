@@ -107,6 +107,11 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
     expect(refused.status).toBe(413);
     expect(refused.headers.get('x-amzn-errortype')).toBe('RequestEntityTooLargeException');
     expect(await refused.json()).toEqual({ Type: 'User', message: `${event.length} byte payload is too large for the Event invocation type (limit 1048576 bytes)` });
+    // Over the synchronous limit too: still the Event's message, not the synchronous one.
+    const huge = JSON.stringify({ text: 'x'.repeat(7 * 1024 * 1024) });
+    const hugeRefused = await lambdaInvoke(daemon.port('http'), key, 'Size', { body: huge, headers: { 'X-Amz-Invocation-Type': 'Event' } });
+    expect(hugeRefused.status).toBe(413);
+    expect(await hugeRefused.json()).toEqual({ Type: 'User', message: `${huge.length} byte payload is too large for the Event invocation type (limit 1048576 bytes)` });
   });
 
   it('throttles everything of a function with ReservedConcurrentExecutions: 0: sync 429, async events dead-lettered at their maximum age', async () => {

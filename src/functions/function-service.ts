@@ -22,7 +22,7 @@ import { eventOf, MqttTriggers } from './triggers.js';
 // Lambda's payload limits: 6 MB for a synchronous request, 1 MB for an asynchronous event.
 /** Lambda's limit of a synchronous request (an Event's is smaller). */
 export const MAX_SYNC_PAYLOAD = 6 * 1024 * 1024;
-const MAX_ASYNC_PAYLOAD = 1024 * 1024;
+export const MAX_ASYNC_PAYLOAD = 1024 * 1024;
 // How long running invocations get to finish when the daemon stops (it forces exit after 5 s).
 const STOP_GRACE_MS = 3000;
 

@@ -5,7 +5,7 @@ import type { Router } from '../http/router.js';
 import type { HttpHandler } from '../http/server.js';
 import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../http/data-plane-auth.js';
 import { apiErrors, FunctionApiError } from './errors.js';
-import { MAX_SYNC_PAYLOAD, type FunctionService } from './function-service.js';
+import { MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD, type FunctionService } from './function-service.js';
 import { isJson } from './json.js';
 
 /**
@@ -20,7 +20,7 @@ export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: 
     .catch((error: unknown) => {
       const apiError = error instanceof FunctionApiError ? error
         : error instanceof DataPlaneAuthError ? authError(error)
-          : error instanceof BodyTooLargeError ? apiErrors.requestTooLarge(MAX_SYNC_PAYLOAD)
+          : error instanceof BodyTooLargeError ? bodyTooLarge(req)
             : new FunctionApiError(500, 'ServiceException', 'Internal error');
       if (apiError.status >= 500) log.error({ err: error, function: params.name }, 'Lambda Invoke failed');
       sendError(res, apiError);
@@ -67,6 +67,19 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, name: 
     ...(result.logResult !== undefined ? { 'X-Amz-Log-Result': result.logResult } : {}),
   });
   res.end(result.payload);
+}
+
+/**
+ * A body over the synchronous limit, refused before the invocation type was looked at: an Event gets
+ * the Event invocation type's message, with the size its Content-Length gives (one sent without a
+ * length was not read to its end, and gets the synchronous message).
+ */
+function bodyTooLarge(req: IncomingMessage): FunctionApiError {
+  const size = Number(header(req, 'content-length'));
+  if (header(req, 'x-amz-invocation-type') === 'Event' && Number.isSafeInteger(size) && size > MAX_ASYNC_PAYLOAD) {
+    return apiErrors.eventTooLarge(size, MAX_ASYNC_PAYLOAD);
+  }
+  return apiErrors.requestTooLarge(MAX_SYNC_PAYLOAD);
 }
 
 /** Invoke's Qualifier: 1 to 128 characters of Lambda's pattern, else its ValidationException (a version or alias that does not exist is a 404). */
