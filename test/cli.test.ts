@@ -123,6 +123,17 @@ describe('outpost admin CLI', () => {
     expect(readFileSync(file).equals(large)).toBe(true);
   });
 
+  it('gives a refused upload one line of reason, as every other refusal', async () => {
+    const source = join(scratch, 'refused.txt');
+    writeFileSync(source, 'hello\n');
+    const fromFile = await outpost(daemon.socket, ['objects', 'put', source, 'no-such-bucket/refused.txt']);
+    expect(fromFile.code).toBe(1);
+    expect(fromFile.stderr).toBe('outpost: NoSuchBucket: The specified bucket does not exist\n');
+    const fromStdin = await outpost(daemon.socket, ['objects', 'put', '-', 'no-such-bucket/refused.txt'], 'hello\n');
+    expect(fromStdin.code).toBe(1);
+    expect(fromStdin.stderr).toBe('outpost: NoSuchBucket: The specified bucket does not exist\n');
+  });
+
   it('replaces a local file only once a download is complete', async () => {
     expect((await outpost(daemon.socket, ['buckets', 'create', 'replace'])).code).toBe(0);
     const content = randomBytes(1024 * 1024);

@@ -257,6 +257,8 @@ function openNamed(partial: string, target: string): number {
   }
 }
 
+const silentSdkLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
 /**
  * An S3 client on the daemon's S3 port with the key the daemon keeps for its CLI (handed out on
  * the admin API, which only its operators reach). The SDK is loaded only by these commands.
@@ -269,6 +271,9 @@ async function s3Of(cli: CliContext, command: Command): Promise<{ s3: S3Client; 
   const s3 = new commands.S3Client({
     endpoint: endpoint.endpoint, region: endpoint.region, forcePathStyle: true, maxAttempts: 1,
     credentials: { accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey },
+    // Without a logger the SDK warns on the console of every refused upload ("An error was encountered
+    // in a non-retryable streaming request."); the refusal itself is the one line the CLI prints.
+    logger: silentSdkLogger,
   });
   const send = s3.send.bind(s3) as (command: unknown) => Promise<unknown>;
   // S3 errors read as the CLI's other refusals: "outpost: NoSuchKey: The specified key does not exist."
