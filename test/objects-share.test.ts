@@ -243,6 +243,31 @@ describe('file share', () => {
     }
   });
 
+  it('watches a bucket\'s directory again once it is back after a local program deleted or moved it away', async () => {
+    const bucket = 'remade-bucket';
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    const file = (key: string) => join(daemon.dataDir, 'share', bucket, key);
+    const headIn = (key: string) => s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })).catch((error) => ({ missing: error.name as string }));
+    const makeAgain = [
+      { gone: () => rmSync(file(''), { recursive: true }), back: () => mkdirSync(file('')) },
+      { gone: () => rmSync(file(''), { recursive: true }), back: () => s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'over-s3.txt', Body: 's3' })) },
+      { gone: () => renameSync(file(''), join(daemon.dataDir, 'share', `.${bucket}-moved`)), back: () => mkdirSync(file('')) },
+      // made again at once: the new directory may have the old one's inode number
+      { gone: () => rmSync(file(''), { recursive: true }), back: () => mkdirSync(file('')), atOnce: true },
+    ];
+    for (const [round, { gone, back, atOnce }] of makeAgain.entries()) {
+      writeFileSync(file(`before-${round}.txt`), 'before');
+      await eventually(async () => !('missing' in await headIn(`before-${round}.txt`)));
+      gone();
+      if (!atOnce) await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 300));
+      await back();
+      await eventually(() => existsSync(file('')));
+      writeFileSync(file(`after-${round}.txt`), 'after');
+      await eventually(async () => !('missing' in await headIn(`after-${round}.txt`)) && 'missing' in await headIn(`before-${round}.txt`), 5_000)
+        .catch(() => { throw new Error(`round ${round}: the file written into the bucket's new directory was not adopted, or the old one not forgotten`); });
+    }
+  });
+
   it('follows a file replaced by a directory of the same name, and a directory by a file', async () => {
     mkdirSync(shareFile('typed'), { recursive: true });
     writeFileSync(shareFile('typed/p'), 'a file first');

@@ -204,12 +204,13 @@ export class FileShare {
     const scannedAt = new Map<string, number>();
     for (const { name } of buckets) {
       if (this.stopped) return;
+      const dir = join(this.objects.shareRoot, name);
       const previous = this.fullyScannedAt.get(name);
       const started = Date.now();
-      if (previous === undefined || this.scanEveryBucket) {
-        await this.scanTree(name, join(this.objects.shareRoot, name), '', (previous ?? -Infinity) - TIME_SLACK_MS, true, started);
-      }
-      scannedAt.set(name, previous === undefined || this.scanEveryBucket ? started : previous);
+      // a bucket whose directory lost its watch (deleted or moved away by a local program) is looked for: one stat while it is missing
+      const scanned = previous === undefined || this.scanEveryBucket || (!this.watched.has(dir) && !this.unwatchedTrees.has(dir));
+      if (scanned) await this.scanTree(name, dir, '', (previous ?? -Infinity) - TIME_SLACK_MS, true, started);
+      scannedAt.set(name, scanned ? started : previous);
     }
     this.forgetDeletedBuckets(scannedAt);
     this.fullyScannedAt = scannedAt;
@@ -355,6 +356,15 @@ export class FileShare {
     // no name: inotify could not say which entry; the periodic scan walks the directory once
     if (name === null) {
       this.addUnwatchedTree(dir, { ...place, scannedAt: -Infinity });
+      return;
+    }
+    // A bucket's directory deleted or moved away (IN_DELETE_SELF, IN_MOVE_SELF) comes as a 'rename' of
+    // its own name, as an entry of that name in it would: its watch is dead (even if a new directory
+    // took its path and inode number at once), and the share root has none to see it come back. Its
+    // tree is dropped, and the periodic scan watches and walks it anew once it is there.
+    if (eventType === 'rename' && place.prefix === '' && name === basename(dir)) {
+      this.unwatchTree(dir);
+      this.lookForBuckets();
       return;
     }
     if (name.startsWith('.')) return;
