@@ -435,6 +435,21 @@ describe('file share beyond s3.share.maxWatchedDirectories', () => {
   });
 });
 
+describe('file share with s3.share.maxWatchedDirectories: 0 (scan only)', () => {
+  const own = ownDaemon({ maxWatchedDirectories: 0 }, BUCKET);
+  const scannedFile = (key: string) => join(own.daemon().dataDir, 'share', BUCKET, key);
+  const scannedHead = (key: string) => own.s3().send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })).catch((error) => ({ missing: error.name as string }));
+
+  it('adopts and forgets files through the periodic scan, without warning of a limit reached', async () => {
+    mkdirSync(scannedFile('deeper'), { recursive: true });
+    writeFileSync(scannedFile('deeper/reading.txt'), 'scanned');
+    await eventually(async () => !('missing' in await scannedHead('deeper/reading.txt')));
+    rmSync(scannedFile('deeper/reading.txt'));
+    await eventually(async () => 'missing' in await scannedHead('deeper/reading.txt'));
+    expect(own.daemon().logs.filter((entry) => /maxWatchedDirectories/.test(entry.msg))).toEqual([]);
+  });
+});
+
 describe('file share of a new bucket', () => {
   // no periodic scan within the test: a new bucket's directory is watched when the bucket is created
   const own = ownDaemon({ scanIntervalMs: 3_600_000 });

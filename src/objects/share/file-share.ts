@@ -327,6 +327,8 @@ export class FileShare {
       return true;
     }
     if (current) this.unwatchTree(dir); // another directory was renamed to its path
+    // 0 is "scan only", as configured: nothing to warn of
+    if (this.config.maxWatchedDirectories === 0) return false;
     if (this.watched.size >= this.config.maxWatchedDirectories) {
       this.logOnce('limit', { maxWatchedDirectories: this.config.maxWatchedDirectories },
         'file share: s3.share.maxWatchedDirectories reached; the directories beyond are scanned every s3.share.scanIntervalMs');
