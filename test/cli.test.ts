@@ -4,7 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { OUTPOST, ROOT, TestDaemon } from './helpers/daemon.js';
+import { addKey, s3Client } from './helpers/objects.js';
 import { adminRequest, connectClient, outpost, runOutpost } from './helpers/mqtt.js';
 
 const TOKEN = 'cli-test-token-0123456789';
@@ -121,6 +123,21 @@ describe('outpost admin CLI', () => {
     const file = join(scratch, 'large.bin');
     expect((await outpost(daemon.socket, ['objects', 'get', 'piped/large.bin', file])).code).toBe(0);
     expect(readFileSync(file).equals(large)).toBe(true);
+  });
+
+  it('uploads with the Content-Type given, else the one the key\'s extension names (as aws s3 cp)', async () => {
+    expect((await outpost(daemon.socket, ['buckets', 'create', 'typed'])).code).toBe(0);
+    const source = join(scratch, 'reading.json');
+    writeFileSync(source, '{"t":21.5}\n');
+    expect((await outpost(daemon.socket, ['objects', 'put', source, 'typed/'])).code).toBe(0);
+    expect((await outpost(daemon.socket, ['objects', 'put', '--content-type', 'text/x-reading', source, 'typed/custom'])).code).toBe(0);
+    expect((await outpost(daemon.socket, ['objects', 'put', source, 'typed/no-extension'])).code).toBe(0);
+    const s3 = s3Client(daemon, await addKey(daemon));
+    const typeOf = async (Key: string) => (await s3.send(new HeadObjectCommand({ Bucket: 'typed', Key }))).ContentType;
+    expect(await typeOf('reading.json')).toBe('application/json');
+    expect(await typeOf('custom')).toBe('text/x-reading');
+    expect(await typeOf('no-extension')).toBe('application/octet-stream');
+    s3.destroy();
   });
 
   it('gives a refused upload one line of reason, as every other refusal', async () => {

@@ -6,6 +6,7 @@ import { basename, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { guessContentType } from '../../objects/content-type.js';
 import { CliError, UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
 import { formatBytes, formatTable } from '../table.js';
@@ -106,7 +107,7 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
 
   objects.command('put <file> <bucket> [key]')
     .description('upload a file (key: the file name); "-" reads stdin; BUCKET/KEY and s3://BUCKET/KEY work too, a KEY ending in "/" gets the file name')
-    .option('--content-type <type>', 'Content-Type of the object')
+    .option('--content-type <type>', 'Content-Type of the object (default: from the key\'s extension, as aws s3 cp and the file share guess it)')
     .action(async (file: string, address: string, keyArgument: string | undefined, options: { contentType?: string }, command: Command) => {
       const { bucket, key: named = keyArgument } = objectAddress(address, keyArgument);
       // as `aws s3 cp FILE s3://BUCKET/DIR/` names it
@@ -120,7 +121,7 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
       const source = createReadStream(file, { fd, start: 0 });
       const body = size >= PROGRESS_FROM_BYTES && process.stderr.isTTY ? source.pipe(progress(size)) : source;
       const objectKey = key ?? basename(file);
-      const put = await s3.send(new commands.PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: size, ContentType: options.contentType }))
+      const put = await s3.send(new commands.PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: size, ContentType: options.contentType ?? guessContentType(objectKey) }))
         .finally(() => s3.destroy());
       cli.print(command, { bucket, key: objectKey, etag: put.ETag }, () => `uploaded ${bucket}/${objectKey} ${put.ETag}`);
     });
