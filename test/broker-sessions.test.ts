@@ -228,3 +228,38 @@ describe('the persistent sessions of a removed thing', () => {
     }
   });
 });
+
+describe('the messages queued for a persistent session whose client is away', () => {
+  it('are at most mqtt.maxQueuedBytesPerSession of topic and payload: one that does not fit is dropped (counted), the queue kept, also after a restart', async () => {
+    const config = { mqtt: { maxQueuedBytesPerSession: 10_000 } };
+    let daemon = await TestDaemon.start({ config });
+    const droppedQueueFull = async () => {
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      return Number(/outpost_mqtt_dropped_total\{reason="queue_full"\} (\d+)/.exec(metrics)?.[1]);
+    };
+    const publishAll = async (payloads: string[]) => {
+      const publisher = await connectClient(daemon.mqttUrl, { clientId: 'tank', username: 'tank', password: 'pw' });
+      for (const payload of payloads) await publisher.publishAsync('things/tank/cmd', payload, { qos: 1 });
+      publisher.end(true);
+    };
+    try {
+      await addThing(daemon.socket, 'tank', 'pw');
+      const away = await connectClient(daemon.mqttUrl, { clientId: 'tank-1', username: 'tank', password: 'pw', clean: false });
+      await away.subscribeAsync('things/tank/cmd', { qos: 1 });
+      away.end(true);
+      // 15 bytes of topic each: three of 3000 take 9045; a fourth would not fit, a 900 one does (9960)
+      await publishAll(['a', 'b', 'c', 'd', 'e'].map((name) => name.repeat(name === 'e' ? 900 : 3000)));
+      await eventually(async () => await droppedQueueFull() === 1);
+      await daemon.stop();
+      daemon = await TestDaemon.start({ config, dataDir: daemon.dataDir });
+      // 40 bytes left: counted from what is stored, not afresh
+      await publishAll(['f'.repeat(26), 'g'.repeat(25)]);
+      await eventually(async () => await droppedQueueFull() === 1);
+      const { client, messages } = connectAndCollect(daemon.mqttUrl, { clientId: 'tank-1', username: 'tank', password: 'pw', clean: false }, 5);
+      expect((await messages).map(({ payload }) => `${payload[0]}×${payload.length}`)).toEqual(['a×3000', 'b×3000', 'c×3000', 'e×900', 'g×25']);
+      client.end(true);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+});

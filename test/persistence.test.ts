@@ -214,6 +214,40 @@ describe('outgoing queue bound', () => {
     expect(drops).toEqual([['queue-full', 'c'], ['queue-full', 'c'], ['queue-full', 'c']]);
   });
 
+  it('by bytes (topic and payload) drops the message that does not fit and keeps the queue, freeing what is acknowledged', async () => {
+    // each message counts 1 byte of topic and 4 of payload
+    const { persistence, drops } = await open(join(dir, 'outpost.db'), { maxQueuedBytes: 12 });
+    const first = publish('t', '1111');
+    for (const packet of [first, publish('t', '2222'), publish('t', '3333')]) await persistence.outgoingEnqueue({ clientId: 'c' }, packet);
+    expect(payloads(await collect(persistence.outgoingStream(persistent('c'))))).toEqual(['1111', '2222']);
+    expect(drops).toEqual([['queue-full', 'c']]);
+
+    // a PUBREL replacing a sent PUBLISH keeps no topic or payload; a PUBACK frees its message
+    await persistence.outgoingUpdate(persistent('c'), { ...first, messageId: 7 });
+    await persistence.outgoingUpdate(persistent('c'), { cmd: 'pubrel', messageId: 7 });
+    await persistence.outgoingEnqueue({ clientId: 'c' }, publish('t', '4444'));
+    await persistence.outgoingEnqueue({ clientId: 'c' }, publish('t', '5555'));
+    expect(drops).toEqual([['queue-full', 'c'], ['queue-full', 'c']]);
+    await persistence.outgoingClearMessageId(persistent('c'), { cmd: 'pubcomp', messageId: 7 });
+    await persistence.outgoingEnqueue({ clientId: 'c' }, publish('t', '6'));
+    expect(payloads((await collect<Packet>(persistence.outgoingStream(persistent('c')))).filter((packet) => packet.cmd === 'publish')))
+      .toEqual(['2222', '4444', '6']);
+  });
+
+  it('by bytes holds across a reopen, counted from the stored messages', async () => {
+    const file = join(dir, 'outpost.db');
+    const { persistence: before } = await open(file);
+    for (const payload of ['ü1', '2222']) await before.outgoingEnqueue({ clientId: 'c' }, publish('tö', payload));
+
+    // 3 + 3 and 3 + 4 bytes stored: 13 of 15
+    const { persistence: after, drops } = await open(file, { maxQueuedBytes: 15 });
+    await after.outgoingEnqueue({ clientId: 'c' }, publish('t', '33'));
+    await after.outgoingEnqueue({ clientId: 'c' }, publish('t', '4'));
+
+    expect(payloads(await collect(after.outgoingStream(persistent('c'))))).toEqual(['ü1', '2222', '4']);
+    expect(drops).toEqual([['queue-full', 'c']]);
+  });
+
   it('queues one copy per client however many of its filters match', async () => {
     const { persistence } = await open(join(dir, 'outpost.db'));
     await persistence.addSubscriptions(persistent('c'), [{ topic: 'a/#', qos: 1 }, { topic: 'a/b', qos: 2 }]);

@@ -58,6 +58,7 @@ export class BrokerService implements Service, LocalBus {
     this.persistence = new SqlitePersistence({
       store,
       maxQueuedMessages: config.mqtt.maxQueuedMessages,
+      maxQueuedBytes: config.mqtt.maxQueuedBytesPerSession,
       maxRetained: config.mqtt.maxRetained,
       maxRetainedBytes: config.mqtt.maxRetainedBytes,
       maxAwaitingRel: config.mqtt.maxAwaitingRel,

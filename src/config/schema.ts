@@ -69,6 +69,13 @@ const mqttSchema = z.strictObject({
   maxConnections: positiveInt(1000, 'connection count ≥ 1'),
   /** Per persistent session: queued QoS 1/2 messages kept for an offline client; the oldest is dropped beyond it. */
   maxQueuedMessages: positiveInt(1000, 'message count ≥ 1'),
+  /**
+   * Per persistent session: topic and payload bytes of its queued QoS 1/2 messages, on disk. A
+   * message that does not fit is dropped (counted) and the queue kept, as Mosquitto's
+   * max_queued_bytes does: without it each session could hold maxQueuedMessages × maxPacketSize
+   * (256 MB), ten per thing.
+   */
+  maxQueuedBytesPerSession: positiveInt(8 * 1024 * 1024, 'bytes ≥ 1'),
   /** Seconds a new socket has to send CONNECT. */
   connectTimeout: positiveInt(30, 'seconds ≥ 1'),
   /**

@@ -24,6 +24,8 @@ export interface SqlitePersistenceOptions {
   store: Store;
   /** Outgoing packets kept per persistent session; beyond it the oldest is dropped. */
   maxQueuedMessages: number;
+  /** Topic and payload bytes of one persistent session's outgoing packets; a PUBLISH that does not fit is not queued. Unbounded when not given. */
+  maxQueuedBytes?: number;
   /** Distinct retained topics kept; a retained publish to a new topic beyond it is not retained. */
   maxRetained: number;
   /** Payload bytes of all retained messages together; a retained publish beyond it is not retained. Unbounded when not given. */
@@ -119,6 +121,14 @@ function payloadBytes(payload: Payload | null): number {
   return payload === null ? 0 : typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
 }
 
+/** Bytes of a queued packet, as the queue's byte bound counts them: its topic's and its payload's (QUEUED_BYTES in SQL). */
+function queuedBytes(row: Pick<PacketColumns, 'topic' | 'payload'>): number {
+  return (row.topic === null ? 0 : Buffer.byteLength(row.topic)) + payloadBytes(row.payload);
+}
+
+// CAST: a string is kept as TEXT, whose LENGTH counts characters
+const QUEUED_BYTES = 'COALESCE(LENGTH(CAST(topic AS BLOB)), 0) + COALESCE(LENGTH(CAST(payload AS BLOB)), 0)';
+
 function noSuchPacket(): Error {
   return new Error('no such packet');
 }
@@ -159,6 +169,7 @@ function noSuchPacket(): Error {
 export class SqlitePersistence {
   private readonly store: Store;
   private readonly maxQueuedMessages: number;
+  private readonly maxQueuedBytes: number;
   private readonly maxRetained: number;
   private readonly onDrop: ((reason: DropReason, clientId?: string) => void) | undefined;
   private readonly maxAwaitingRel: number;
@@ -170,6 +181,8 @@ export class SqlitePersistence {
   storedFilters = 0;
   private readonly trie = new QlobberSub(TRIE_OPTIONS);
   private readonly queueLengths = new Map<string, number>();
+  /** Of the same sessions, the queued packets' bytes (queuedBytes). */
+  private readonly queueBytes = new Map<string, number>();
   private readonly durableIncoming = new Map<string, Set<number>>();
   /**
    * Of those, the ones stored in this run, whose publish this process makes right after. aedes
@@ -196,6 +209,7 @@ export class SqlitePersistence {
     }
     this.store = options.store;
     this.maxQueuedMessages = options.maxQueuedMessages;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? Infinity;
     this.maxRetained = options.maxRetained;
     this.onDrop = options.onDrop;
     this.maxAwaitingRel = options.maxAwaitingRel ?? Infinity;
@@ -240,6 +254,7 @@ export class SqlitePersistence {
       this.statements.deleteClientIncoming.run(clientId);
       for (const topic of [...(this.subscriptions.get(clientId)?.keys() ?? [])]) this.unmirrorSubscription(clientId, topic);
       this.queueLengths.delete(clientId);
+      this.queueBytes.delete(clientId);
       this.resent.delete(clientId);
       this.durableIncoming.delete(clientId);
       this.incomingThisRun.delete(clientId);
@@ -475,17 +490,25 @@ export class SqlitePersistence {
     // copy would never be acknowledged and would be redelivered after a restart.
     const clientIds = [...new Set(subs.map((sub) => sub.clientId))];
     const row = { client_id: '', ...toAedesPacketColumns(packet, undefined) };
+    const bytes = queuedBytes(row);
     const drops = await this.durable(clientIds, () => {
       const dropped: Array<{ clientId: string; count: number }> = [];
       for (const clientId of clientIds) {
+        const heldBytes = this.queueBytes.get(clientId) ?? 0;
+        // As Mosquitto's max_queued_bytes: the message that does not fit is dropped, the queue kept.
+        if (heldBytes + bytes > this.maxQueuedBytes) {
+          dropped.push({ clientId, count: 1 });
+          continue;
+        }
         const length = this.queueLengths.get(clientId) ?? 0;
         // Usually one; more if maxQueuedMessages was lowered since the queue filled.
         const excess = length + 1 - this.maxQueuedMessages;
-        const count = excess > 0 ? this.statements.deleteOldestOutgoing.run(clientId, excess).changes : 0;
+        const freed = excess > 0 ? this.statements.deleteOldestOutgoing.all(clientId, excess) : [];
         row.client_id = clientId;
         this.statements.insertOutgoing.run(row);
-        this.queueLengths.set(clientId, length - count + 1);
-        if (count > 0) dropped.push({ clientId, count });
+        this.queueLengths.set(clientId, length - freed.length + 1);
+        this.queueBytes.set(clientId, heldBytes - freed.reduce((sum, freedBytes) => sum + freedBytes, 0) + bytes);
+        if (freed.length > 0) dropped.push({ clientId, count: freed.length });
       }
       return dropped;
     });
@@ -518,6 +541,7 @@ export class SqlitePersistence {
       if (target === undefined) return;
       replacement.id = target.id;
       this.statements.replaceOutgoing.run(replacement);
+      this.queueBytes.set(clientId, (this.queueBytes.get(clientId) ?? 0) - target.bytes + queuedBytes(replacement));
     });
   }
 
@@ -539,7 +563,7 @@ export class SqlitePersistence {
     return this.durable([clientId], () => {
       const row = this.statements.deleteOutgoingByMessageId.get(clientId, messageId);
       if (row === undefined) return undefined;
-      this.shortenQueue(clientId);
+      this.shortenQueue(clientId, queuedBytes(row));
       return outgoingFromRow(row);
     });
   }
@@ -572,10 +596,15 @@ export class SqlitePersistence {
     return this.queueLengths.has(clientId) || this.pendingWrites.has(clientId);
   }
 
-  private shortenQueue(clientId: string): void {
+  private shortenQueue(clientId: string, bytes: number): void {
     const length = (this.queueLengths.get(clientId) ?? 1) - 1;
-    if (length > 0) this.queueLengths.set(clientId, length);
-    else this.queueLengths.delete(clientId);
+    if (length > 0) {
+      this.queueLengths.set(clientId, length);
+      this.queueBytes.set(clientId, (this.queueBytes.get(clientId) ?? bytes) - bytes);
+    } else {
+      this.queueLengths.delete(clientId);
+      this.queueBytes.delete(clientId);
+    }
   }
 
   // --- incoming QoS 2 packets ----------------------------------------------
@@ -768,7 +797,11 @@ export class SqlitePersistence {
       });
     }
     this.queueLengths.clear();
-    for (const row of s.queueLengths.iterate()) this.queueLengths.set(row.client_id, row.length);
+    this.queueBytes.clear();
+    for (const row of s.queueLengths.iterate()) {
+      this.queueLengths.set(row.client_id, row.length);
+      this.queueBytes.set(row.client_id, row.bytes);
+    }
     this.durableIncoming.clear();
     this.incomingThisRun.clear();
     for (const row of s.allIncomingKeys.iterate()) {
@@ -812,21 +845,22 @@ function prepareStatements(store: Store) {
     deleteClientSubscriptions: db.prepare<[string]>('DELETE FROM broker_subscriptions WHERE client_id = ?'),
 
     // outgoing queues
-    queueLengths: db.prepare<[], { client_id: string; length: number }>(
-      'SELECT client_id, COUNT(*) AS length FROM broker_outgoing_packets GROUP BY client_id'),
+    queueLengths: db.prepare<[], { client_id: string; length: number; bytes: number }>(
+      `SELECT client_id, COUNT(*) AS length, SUM(${QUEUED_BYTES}) AS bytes FROM broker_outgoing_packets GROUP BY client_id`),
     insertOutgoing: db.prepare<PacketColumns & { client_id: string }>(
       `INSERT INTO broker_outgoing_packets (client_id, ${PACKET_COLUMNS}) VALUES (@client_id, ${PACKET_VALUES})`),
-    deleteOldestOutgoing: db.prepare<[string, number]>(
+    deleteOldestOutgoing: db.prepare<[string, number], number>(
       `DELETE FROM broker_outgoing_packets WHERE id IN
-         (SELECT id FROM broker_outgoing_packets WHERE client_id = ? ORDER BY id LIMIT ?)`),
+         (SELECT id FROM broker_outgoing_packets WHERE client_id = ? ORDER BY id LIMIT ?)
+       RETURNING ${QUEUED_BYTES}`).pluck(),
     assignMessageId: db.prepare<[number, string, string, number]>(
       `UPDATE broker_outgoing_packets SET message_id = ? WHERE id =
          (SELECT id FROM broker_outgoing_packets WHERE client_id = ? AND broker_id = ? AND broker_counter = ? ORDER BY id LIMIT 1)`),
     // Another broker's packet with this identifier, or any when the update has
     // no brokerId (a PUBREL): a packet of the same broker with another counter
     // is an older user of a wrapped-around identifier, not this one.
-    replaceableOutgoing: db.prepare<{ clientId: string; messageId: number; brokerId: string | null }, { id: number }>(
-      `SELECT id FROM broker_outgoing_packets
+    replaceableOutgoing: db.prepare<{ clientId: string; messageId: number; brokerId: string | null }, { id: number; bytes: number }>(
+      `SELECT id, ${QUEUED_BYTES} AS bytes FROM broker_outgoing_packets
        WHERE client_id = @clientId AND message_id = @messageId AND (@brokerId IS NULL OR broker_id IS NOT @brokerId)
        ORDER BY id LIMIT 1`),
     replaceOutgoing: db.prepare<PacketColumns & { id: number }>(`UPDATE broker_outgoing_packets SET ${PACKET_ASSIGNMENTS} WHERE id = @id`),
