@@ -8,7 +8,7 @@ import { WebSocket } from 'ws';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import mqttPacket from 'mqtt-packet';
-import { RawMqtt, addThing, collectMessages, connectAndCollect, connectClient } from './helpers/mqtt.js';
+import { RawMqtt, addThing, collectMessages, connectAndCollect, connectClient, messagesWithin } from './helpers/mqtt.js';
 
 describe('broker limits and listeners', () => {
   let daemon: TestDaemon;
@@ -226,6 +226,38 @@ describe('wills', () => {
       const { client, messages } = connectAndCollect(daemon.mqttUrl, { clientId: 'willer-watch', username: 'willer', password: 'pw', clean: false }, 1);
       expect((await messages)[0]).toMatchObject({ topic: 'w/status/device', payload: 'gone' });
       client.end(true);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+});
+
+describe('wills left by a kill -9', () => {
+  it('are dropped (counted) at the next start when the configuration no longer lets their client publish them', async () => {
+    let daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true } } });
+    await addThing(daemon.socket, 'plain', 'pw');
+    await addThing(daemon.socket, 'kept', 'pw', { publish: ['things/kept/#'], subscribe: ['#'], clientIds: ['kept*'] });
+    const watcher = await connectClient(daemon.mqttUrl, { clientId: 'kept-watch', username: 'kept', password: 'pw', clean: false });
+    await watcher.subscribeAsync('#', { qos: 1 });
+    watcher.end(true);
+    const will = (topic: string) => ({ topic, payload: Buffer.from(`gone from ${topic}`), qos: 1 as const, retain: false });
+    const devices = await Promise.all([
+      connectClient(daemon.mqttUrl, { clientId: 'anon-device', will: will('status/anon') }),
+      connectClient(daemon.mqttUrl, { clientId: 'plain-1', username: 'plain', password: 'pw', will: will('things/plain/status') }),
+      connectClient(daemon.mqttUrl, { clientId: 'keptsensor', username: 'kept', password: 'pw', will: will('things/kept/status') }),
+    ]);
+    await daemon.kill();
+    for (const device of devices) device.end(true);
+    // anonymous access off, and things without a policy of their own may publish telemetry only
+    daemon = await TestDaemon.start({ config: { mqtt: { defaultPolicy: { publish: ['things/${thing}/telemetry'] } } }, dataDir: daemon.dataDir });
+    try {
+      const { client, messages } = connectAndCollect(daemon.mqttUrl, { clientId: 'kept-watch', username: 'kept', password: 'pw', clean: false }, 1);
+      const topics = messagesWithin(client, 1500);
+      expect((await messages)[0]).toMatchObject({ topic: 'things/kept/status', payload: 'gone from things/kept/status' });
+      expect(await topics).toEqual(['things/kept/status']);
+      client.end(true);
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      expect(metrics).toMatch(/outpost_mqtt_dropped_total\{reason="not_authorized"\} 2\n/);
     } finally {
       await daemon.cleanup();
     }

@@ -62,6 +62,7 @@ export class BrokerService implements Service, LocalBus {
       maxRetained: config.mqtt.maxRetained,
       maxRetainedBytes: config.mqtt.maxRetainedBytes,
       maxAwaitingRel: config.mqtt.maxAwaitingRel,
+      willOwner: (client) => this.sessions.get(client as Client)?.thing ?? null,
       onDrop: (reason: 'queue-full' | 'retained-limit') => {
         this.metrics.dropped[reason === 'queue-full' ? 'queue_full' : 'retained_limit']++;
       },
@@ -129,8 +130,12 @@ export class BrokerService implements Service, LocalBus {
     this.broker.on('connectionError', (client: Client, error: Error) => this.log.debug({ clientId: client.id, err: error.message }, 'connection error'));
     this.broker.on('unsubscribe', (filters: string[], client: Client) => this.sessions.removeFilters(client, filters));
     this.broker.on('keepaliveTimeout', (client: Client) => this.log.info({ clientId: client.id }, 'keep-alive timeout'));
-    const wills = await publishOrphanedWills(this.broker, this.persistence);
-    if (wills > 0) this.log.info({ wills }, 'published wills of clients cut off by the previous run');
+    const wills = await publishOrphanedWills(this.broker, this.persistence, { things: this.things, mqtt });
+    if (wills.published > 0) this.log.info({ wills: wills.published }, 'published wills of clients cut off by the previous run');
+    if (wills.dropped.length > 0) {
+      this.metrics.dropped.not_authorized += wills.dropped.length;
+      this.log.warn({ clientIds: wills.dropped }, 'dropped wills of clients cut off by the previous run that the configuration no longer allows');
+    }
     this.expiry.start();
     await this.listenersSet.start();
   }

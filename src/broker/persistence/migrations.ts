@@ -86,4 +86,9 @@ export const migrations: Migrations = [
     extra_fields BLOB
   );
   `,
+  // The thing a will's client had logged in as ('' for an anonymous client; NULL: stored before this
+  // column), for the will left by a crash to be checked against the configuration of the next start.
+  `
+  ALTER TABLE broker_wills ADD COLUMN thing TEXT;
+  `,
 ];

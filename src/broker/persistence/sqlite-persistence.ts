@@ -32,6 +32,8 @@ export interface SqlitePersistenceOptions {
   maxRetainedBytes?: number;
   /** Called, after the commit, once per queued packet dropped and per retained message refused. */
   onDrop?: (reason: DropReason, clientId?: string) => void;
+  /** The thing a connected client logged in as (null: anonymous), stored with its will and read back as its `thing` ('' for anonymous). */
+  willOwner?: (client: PersistenceClient) => string | null;
   /** QoS 2 PUBLISHes one session may hold awaiting their PUBREL; one more is refused with AwaitingRelLimitError. Unbounded when not given. */
   maxAwaitingRel?: number;
 }
@@ -83,6 +85,7 @@ interface OutgoingRow extends PacketColumns {
 
 interface WillRow extends PacketColumns {
   client_id: string;
+  thing: string | null;
 }
 
 // The same matching options as aedes' own mqemitter, so that a persistent
@@ -113,6 +116,7 @@ function outgoingFromRow(row: OutgoingRow): Packet {
 function willFromRow(row: WillRow): Packet {
   const will = fromColumns(row);
   will.clientId = row.client_id;
+  if (row.thing !== null) will.thing = row.thing;
   return will;
 }
 
@@ -172,6 +176,7 @@ export class SqlitePersistence {
   private readonly maxQueuedBytes: number;
   private readonly maxRetained: number;
   private readonly onDrop: ((reason: DropReason, clientId?: string) => void) | undefined;
+  private readonly willOwner: ((client: PersistenceClient) => string | null) | undefined;
   private readonly maxAwaitingRel: number;
   private readonly maxRetainedBytes: number;
   private readonly statements: Statements;
@@ -212,6 +217,7 @@ export class SqlitePersistence {
     this.maxQueuedBytes = options.maxQueuedBytes ?? Infinity;
     this.maxRetained = options.maxRetained;
     this.onDrop = options.onDrop;
+    this.willOwner = options.willOwner;
     this.maxAwaitingRel = options.maxAwaitingRel ?? Infinity;
     this.maxRetainedBytes = options.maxRetainedBytes ?? Infinity;
     this.store.migrate('broker', migrations);
@@ -701,11 +707,17 @@ export class SqlitePersistence {
     const clientId = client.id;
     packet.brokerId = this.broker.id;
     packet.clientId = clientId;
-    const row = { client_id: clientId, ...toColumns(packet, 'clientId') };
+    const row = { client_id: clientId, thing: this.willThing(client), ...toColumns(packet, 'clientId') };
     await this.durable([clientId], () => {
       this.statements.upsertWill.run(row);
       this.willClients.add(clientId);
     });
+  }
+
+  /** '' for an anonymous client: a NULL thing is a will stored before it was recorded (or without willOwner). */
+  private willThing(client: PersistenceClient): string | null {
+    if (this.willOwner === undefined) return null;
+    return this.willOwner(client) ?? '';
   }
 
   async getWill(client: PersistenceClient): Promise<Packet | undefined> {
@@ -884,8 +896,8 @@ function prepareStatements(store: Store) {
 
     // wills
     allWillClients: db.prepare<[], string>('SELECT client_id FROM broker_wills').pluck(),
-    upsertWill: db.prepare<PacketColumns & { client_id: string }>(
-      `INSERT OR REPLACE INTO broker_wills (client_id, ${PACKET_COLUMNS}) VALUES (@client_id, ${PACKET_VALUES})`),
+    upsertWill: db.prepare<PacketColumns & { client_id: string; thing: string | null }>(
+      `INSERT OR REPLACE INTO broker_wills (client_id, thing, ${PACKET_COLUMNS}) VALUES (@client_id, @thing, ${PACKET_VALUES})`),
     willByClient: db.prepare<[string], WillRow>('SELECT * FROM broker_wills WHERE client_id = ?'),
     deleteWill: db.prepare<[string], WillRow>('DELETE FROM broker_wills WHERE client_id = ? RETURNING *'),
     willsOfOtherBrokers: db.prepare<[string], WillRow>(
