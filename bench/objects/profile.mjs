@@ -6,7 +6,9 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { cpuMsOf, installExitHooks, onExit, stopChild, waitForIdle } from '../lib/proc.mjs';
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cpuMsOf, installExitHooks, onExit, stopChild, tail, track, waitForIdle } from '../lib/proc.mjs';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { loadBoardProfile } from '../lib/brokers.mjs';
 import { S3BenchClient } from './s3-client.mjs';
@@ -39,8 +41,18 @@ inclusive time per operation, and the daemon's CPU per operation (by thread with
   s3: { type: 'string', default: '{}', help: 'JSON merged into the s3 config section, e.g. \'{"share":{"watch":false}}\'' },
   board: { type: 'string', default: 'none', help: 'outpostd as board profile firmware-configs/boards/NAME.yaml runs it, as run.mjs does; "none": bare' },
   'node-args': { type: 'string', default: '', help: 'more node flags for outpostd, space-separated; one starting with dashes needs "=" (--node-args=--perf-basic-prof)' },
+  'sync-ms': { type: 'string', default: '0', help: 'each fsync and fdatasync of the daemon made to take this long more, as on an SD card (strace attached to it: every system call costs more, so compare only runs made with it)' },
 });
 installExitHooks();
+
+/** Attaches strace to every thread of `pid`, delaying its fsyncs and fdatasyncs by `ms`; resolves once attached. */
+async function slowSyncs(pid, ms) {
+  const strace = track(spawn('strace', ['-f', '-qq', '-p', String(pid), '-o', '/dev/null', '-e', 'trace=fsync,fdatasync', '-e', `inject=fsync,fdatasync:delay_enter=${ms * 1000}`], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  const errors = tail(strace.stderr);
+  // strace says nothing once attached with -qq: give it the time to seize the threads
+  await sleep(1000);
+  if (strace.exitCode !== null) throw new Error(`strace could not attach to the daemon: ${errors()}`);
+}
 const work = mkdtempSync(join(tmpdir(), 'outpost-profile-objects-'));
 // at every exit (--plain's too): large PUTs leave gigabytes in it
 onExit(() => rmSync(work, { recursive: true, force: true }));
@@ -50,6 +62,7 @@ const board = options.board === 'none' ? null : await loadBoardProfile(options.b
 const daemon = await spawnOutpostd({ dir: work, ...(options.dist ? { dist: options.dist } : {}), board, nodeArgs: [...options['node-args'].split(' ').filter(Boolean), ...(options.plain ? [] : ['--cpu-prof', `--cpu-prof-dir=${profiles}`])], config: {
   log: { level: 'warn', format: 'json' }, mqtt: { host: '127.0.0.1', port: 0 }, http: { enabled: true, host: '127.0.0.1', port: 0 }, s3: { host: '127.0.0.1', port: 0, ...JSON.parse(options.s3) },
 } });
+if (Number(options['sync-ms']) > 0) await slowSyncs(daemon.pid, Number(options['sync-ms']));
 /** The body of a GET to the daemon (`request`: http.get's options). */
 const getText = (request) => new Promise((resolve, reject) => http.get(request, (res) => {
   let text = '';
