@@ -144,7 +144,7 @@ describe('group commit', () => {
     // the built Store: its thread runs dist/store/checkpoint-worker.js
     const { Store: BuiltStore } = await import('../dist/store/store.js') as { Store: typeof Store };
     const failures: Error[] = [];
-    const store = new BuiltStore({ file: join(dir, 'test.db'), synchronous: 'full', cacheSizeKb: 1024, onCheckpointFailure: (error) => failures.push(error) });
+    const store = new BuiltStore({ file: join(dir, 'test.db'), synchronous: 'full', cacheSizeKb: 1024, checkpointThread: true, onCheckpointFailure: (error) => failures.push(error) });
     const largestLog = await writeRows(store, 2 * CHECKPOINT_FRAMES);
     expect(failures).toEqual([]);
     expect(store.checkpoints!.stats.checkpoints).toBeGreaterThanOrEqual(1);
@@ -161,7 +161,7 @@ describe('group commit', () => {
     dirs.push(dir);
     // the Store of the TypeScript sources: its thread's checkpoint-worker.js is not there
     const failures: Error[] = [];
-    const store = new Store({ file: join(dir, 'test.db'), synchronous: 'full', cacheSizeKb: 1024, onCheckpointFailure: (error) => failures.push(error) });
+    const store = new Store({ file: join(dir, 'test.db'), synchronous: 'full', cacheSizeKb: 1024, checkpointThread: true, onCheckpointFailure: (error) => failures.push(error) });
     await writeRows(store, 2 * CHECKPOINT_FRAMES);
     expect(failures).toHaveLength(1);
     expect(store.checkpoints!.stats).toEqual({ checkpoints: 0, failed: 1 });

@@ -166,6 +166,12 @@ const storeSchema = z.strictObject({
   synchronous: oneOf(['full', 'normal'], 'expected "full" or "normal"').default('full'),
   /** SQLite page cache in KiB. */
   cacheSizeKb: positiveInt(2048, 'KiB ≥ 1'),
+  /**
+   * With `full`: the write-ahead log's checkpoints on a thread of their own (store/checkpoints.ts),
+   * so the event loop never stops for them, for ~10 MB of RSS while the thread runs. Off by
+   * default, for 128 MB boards; the profiles of larger ones turn it on.
+   */
+  checkpointThread: bool(false),
 });
 
 const logSchema = z.strictObject({

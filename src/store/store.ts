@@ -11,6 +11,8 @@ export interface StoreOptions {
   file: string;
   synchronous: 'full' | 'normal';
   cacheSizeKb: number;
+  /** With synchronous 'full': checkpoints on a thread of their own (Checkpoints). */
+  checkpointThread?: boolean;
   /** The log could not be synced to disk: nothing more is committed (GroupCommit), and the process should end. */
   onSyncFailure?: (error: Error) => void;
   /** A checkpoint on its thread failed: the log is synced and SQLite checkpoints it on the event loop for a while. */
@@ -32,7 +34,7 @@ export class Store {
   readonly db: Db;
   readonly commit: GroupCommit;
   readonly file: string;
-  /** With synchronous 'full': the checkpoints made on a thread of their own. */
+  /** With synchronous 'full' and checkpointThread: the checkpoints made on a thread of their own. */
   readonly checkpoints: Checkpoints | undefined;
   private walFd: number | undefined;
 
@@ -54,31 +56,33 @@ export class Store {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     // SQLite checkpoints at the end of a COMMIT, on the event loop, and syncs the log and the
-    // database there. With group commit's syncs, Checkpoints makes them on a thread of its own
-    // every 4,096 pages (16 MiB of log), and SQLite's are a backstop at four times that, for a
-    // checkpoint thread that fails. Without, one every 4,096 pages rather than SQLite's 1,000 stops
-    // the loop a quarter as often (a shadow update storm spent ~2/3 of its COMMIT time in them).
+    // database there. With the checkpoint thread, Checkpoints makes them in place of the group
+    // commit's sync every 4,096 pages (16 MiB of log), and SQLite's are a backstop at four times
+    // that, for a thread that fails. Without, one every 4,096 pages rather than SQLite's 1,000
+    // stops the loop a quarter as often (a shadow update storm spent ~2/3 of its COMMIT time in them).
     // The log stays within journal_size_limit, which truncates it back after a checkpoint.
     const full = options.synchronous === 'full';
-    this.db.pragma(`wal_autocheckpoint = ${full ? 4 * CHECKPOINT_FRAMES : CHECKPOINT_FRAMES}`);
+    const threaded = full && options.checkpointThread === true;
+    this.db.pragma(`wal_autocheckpoint = ${threaded ? 4 * CHECKPOINT_FRAMES : CHECKPOINT_FRAMES}`);
     this.db.pragma('journal_size_limit = 16777216');
     this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
       service TEXT NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL,
       PRIMARY KEY (service, version))`);
     // the log file may have just been made: its entry is durable once its directory is
     syncPathSync(dirname(resolve(options.file)));
-    this.checkpoints = full ? new Checkpoints(this.file, options.onCheckpointFailure ?? (() => undefined)) : undefined;
+    this.checkpoints = threaded ? new Checkpoints(this.file, options.onCheckpointFailure ?? (() => undefined)) : undefined;
     this.commit = new GroupCommit(this.db, full ? this.walSync() : undefined, options.onSyncFailure);
   }
 
   /** The group commit's sync: a checkpoint when the log has grown (it syncs the log first), else an fdatasync of it. */
   private walSync(): SyncLog {
     return (done) => {
-      if (!this.checkpoints!.due()) {
+      const checkpoints = this.checkpoints;
+      if (!checkpoints?.due()) {
         this.fdatasyncWal(done);
         return;
       }
-      this.checkpoints!.run().then(() => done(null), () => this.fdatasyncWal(done));
+      checkpoints.run().then(() => done(null), () => this.fdatasyncWal(done));
     };
   }
 
