@@ -83,7 +83,7 @@ describe('outpost admin CLI', () => {
     const gone = await outpost(daemon.socket, ['things', 'rm', 'pump-7']);
     expect(gone.code).toBe(1);
     expect(gone.stderr).toBe('outpost: no such thing: pump-7\n');
-  });
+  }, 60_000); // thirteen CLI processes, each a Node start: 9-18 s alone, near 30 s on a loaded machine
 
   it('keeps the admin socket to its owner and group (mode 0660)', () => {
     expect(statSync(daemon.socket).mode & 0o777).toBe(0o660);
