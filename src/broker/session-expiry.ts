@@ -66,7 +66,11 @@ export class SessionExpiry {
     const paused = this.pausedSince.get(clientId);
     this.pausedSince.delete(clientId);
     if (this.expiryMs === 0 || this.present(clientId) || !this.sessions.holdsSession(clientId)) return;
-    if (admitted || !this.awaySince.has(clientId)) this.awaySince.set(clientId, !admitted && paused !== undefined ? paused : steadyNow());
+    if (!admitted && this.awaySince.has(clientId)) return;
+    const since = !admitted && paused !== undefined ? paused : steadyNow();
+    this.awaySince.set(clientId, since);
+    // overdue while logins naming it were checked: ends now, not at a sweep that may find the next one in progress
+    if (since <= steadyNow() - this.expiryMs) this.sweep();
   }
 
   private sweep(): void {
