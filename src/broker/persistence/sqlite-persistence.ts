@@ -255,15 +255,12 @@ export class SqlitePersistence {
   /** Ends the persistent session of `clientId`, whose client is not connected: its filters, queued messages and QoS 2 ones not released. */
   async dropSession(clientId: string): Promise<void> {
     await this.durable([clientId], () => {
-      this.statements.deleteClientSubscriptions.run(clientId);
+      this.forgetSubscriptions(clientId);
       this.statements.deleteClientOutgoing.run(clientId);
-      this.statements.deleteClientIncoming.run(clientId);
-      for (const topic of [...(this.subscriptions.get(clientId)?.keys() ?? [])]) this.unmirrorSubscription(clientId, topic);
       this.queueLengths.delete(clientId);
       this.queueBytes.delete(clientId);
       this.resent.delete(clientId);
-      this.durableIncoming.delete(clientId);
-      this.incomingThisRun.delete(clientId);
+      this.forgetIncoming(clientId);
     });
   }
 
@@ -399,10 +396,13 @@ export class SqlitePersistence {
     const clientId = client.id;
     // aedes calls this on every clean-session CONNECT.
     if (!this.subscriptions.has(clientId) && !this.pendingWrites.has(clientId)) return;
-    await this.durable([clientId], () => {
-      this.statements.deleteClientSubscriptions.run(clientId);
-      for (const topic of [...(this.subscriptions.get(clientId)?.keys() ?? [])]) this.unmirrorSubscription(clientId, topic);
-    });
+    await this.durable([clientId], () => this.forgetSubscriptions(clientId));
+  }
+
+  /** Deletes the client's filters, stored and mirrored (inside a durable write). */
+  private forgetSubscriptions(clientId: string): void {
+    this.statements.deleteClientSubscriptions.run(clientId);
+    for (const topic of [...(this.subscriptions.get(clientId)?.keys() ?? [])]) this.unmirrorSubscription(clientId, topic);
   }
 
   async subscriptionsByClient(client: PersistenceClient): Promise<Subscription[]> {
@@ -688,11 +688,14 @@ export class SqlitePersistence {
     const clientId = client.id;
     this.volatileIncoming.delete(clientId);
     if (!this.durableIncoming.has(clientId) && !this.pendingWrites.has(clientId)) return;
-    await this.durable([clientId], () => {
-      this.statements.deleteClientIncoming.run(clientId);
-      this.durableIncoming.delete(clientId);
-      this.incomingThisRun.delete(clientId);
-    });
+    await this.durable([clientId], () => this.forgetIncoming(clientId));
+  }
+
+  /** Deletes the client's stored QoS 2 PUBLISHes awaiting their PUBREL (inside a durable write). */
+  private forgetIncoming(clientId: string): void {
+    this.statements.deleteClientIncoming.run(clientId);
+    this.durableIncoming.delete(clientId);
+    this.incomingThisRun.delete(clientId);
   }
 
   // --- wills ---------------------------------------------------------------
