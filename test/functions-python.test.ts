@@ -8,6 +8,15 @@ import { FIXTURES, invoke, template, writePackage } from './helpers/functions.js
 import { eventually } from './helpers/eventually.js';
 import { jsonLines } from './helpers/json-lines.js';
 
+/** A function's log file once it holds the END line of `requestId` (it is written after the answer). */
+function logThrough(daemon: TestDaemon, name: string, requestId: string): Promise<string> {
+  const file = join(daemon.dataDir, 'functions', name, 'logs', 'function.log');
+  return eventually(() => {
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    return text.includes(`END RequestId: ${requestId}`) ? text : undefined;
+  });
+}
+
 // The real interpreter behind `python3` (a pyenv shim needs more environment than a function gets).
 const PYTHON = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
 
@@ -76,7 +85,7 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
     const { result } = await invoke(daemon.socket, 'PyLogging', { n: 1 });
     expect(result.payload).toBe(20);
-    const log = readFileSync(join(daemon.dataDir, 'functions', 'PyLogging', 'logs', 'function.log'), 'utf8');
+    const log = await logThrough(daemon, 'PyLogging', result.requestId);
     expect(log).not.toContain('info before setLevel');
     expect(log).toMatch(new RegExp(`\\[WARNING\\]\\t\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z\\t${result.requestId}\\twarning 1\\n`));
     expect(log).toContain(`[INFO]\t`);
@@ -89,7 +98,7 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect(result).toMatchObject({ functionError: 'Unhandled', payload: { errorType: 'ValueError', errorMessage: 'boom 7', requestId: result.requestId } });
     expect(result.payload.stackTrace.join('')).toMatch(/app\.py", line \d+, in boom/);
     expect(result.payload.stackTrace.join('')).not.toContain('bootstrap.py');
-    const log = readFileSync(join(daemon.dataDir, 'functions', 'PyBoom', 'logs', 'function.log'), 'utf8');
+    const log = await logThrough(daemon, 'PyBoom', result.requestId);
     expect(log).toMatch(new RegExp(`\\n\\[ERROR\\] ValueError: boom 7\\nTraceback \\(most recent call last\\):\\n  File "[^"\\n]*app\\.py", line \\d+, in boom\\n    raise ValueError\\([^\\n]*\\nEND RequestId: ${result.requestId}\\n`));
     expect(log).not.toContain('Invoke Error');
   });
