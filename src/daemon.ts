@@ -52,10 +52,10 @@ export class Daemon {
     this.lock = DataDirLock.take(dataDir);
     this.store = new Store({ file: join(dataDir, 'outpost.db'), ...config.store, onSyncFailure: (error) => {
       // EX_IOERR: systemd starts the daemon again, and SQLite recovers what is on disk
-      log.fatal({ err: error }, 'the database log could not be synced to disk: what was written since may not be there; exiting');
+      log.fatal({ err: error }, 'the database could not be synced to disk: what was written since may not be there; exiting');
       process.exit(74);
     }, onCheckpointFailure: (error) => {
-      log.warn({ err: error }, 'the database log could not be checkpointed on its thread; for a minute it is only synced, and SQLite checkpoints it at 64 MiB');
+      log.warn({ err: error }, 'the database log could not be checkpointed; for a minute it is only synced, and SQLite checkpoints it at 16 MiB');
     } });
     this.metrics = createMetricsRegistry(() => this.store.sizeBytes(), dataDir);
     this.notifier = new SystemdNotifier(log);

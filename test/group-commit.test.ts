@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../src/store/store.js';
@@ -138,7 +138,73 @@ describe('group commit', () => {
     return largestLog;
   }
 
-  it('checkpoints the log on a thread of its own once it holds 16 MiB, in place of a sync, and the log starts again from its beginning', async () => {
+  it('checkpoints the log on the event loop once it holds 4 MiB, after the sync, and the log starts again from its beginning', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-store-'));
+    dirs.push(dir);
+    const failures: Error[] = [];
+    const store = new Store({ file: join(dir, 'test.db'), synchronous: 'full', cacheSizeKb: 1024, onCheckpointFailure: (error) => failures.push(error) });
+    const largestLog = await writeRows(store, 4 * CHECKPOINT_FRAMES);
+    expect(failures).toEqual([]);
+    expect(store.checkpoints!.stats.checkpoints).toBeGreaterThanOrEqual(3);
+    // SQLite's own checkpoints come at four times that
+    expect(largestLog).toBeLessThan(1.1 * CHECKPOINT_FRAMES * 4096);
+    await store.close();
+    const reopened = new Store({ file: join(dir, 'test.db'), synchronous: 'full', cacheSizeKb: 1024 });
+    expect((reopened.db.prepare('SELECT COUNT(*) AS n FROM rows').get() as { n: number }).n).toBe(4 * CHECKPOINT_FRAMES);
+    await reopened.close();
+  });
+
+  /** A store with a table of rows, and the salts of its log (sqlite.org/walformat.html, WAL header bytes 16-23), which change when the log starts again. */
+  function storeWithRows(dir: string) {
+    const store = new Store({ file: join(dir, 'test.db'), synchronous: 'full', cacheSizeKb: 1024 });
+    store.migrate('rows', ['CREATE TABLE rows (id INTEGER PRIMARY KEY, body BLOB NOT NULL)']);
+    const insert = store.db.prepare('INSERT INTO rows (body) VALUES (?)');
+    const salts = () => {
+      const fd = openSync(`${store.file}-wal`, 'r');
+      const header = Buffer.alloc(8);
+      readSync(fd, header, 0, 8, 16);
+      closeSync(fd);
+      return header.toString('hex');
+    };
+    return { store, insert, salts };
+  }
+
+  it('starts the log again after a checkpoint with a write of one page, so that the next writes do not sync its header on the event loop', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-store-'));
+    dirs.push(dir);
+    const { store, insert, salts } = storeWithRows(dir);
+    for (let i = 0; i < 8; i++) insert.run(Buffer.alloc(4096, i));
+    const before = salts();
+    await store.checkpoints!.run();
+    expect(salts()).not.toBe(before);
+    // the wal-index header's mxFrame (sqlite.org/walformat.html): the log holds that one page
+    const fd = openSync(`${store.file}-shm`, 'r');
+    const index = Buffer.alloc(4);
+    readSync(fd, index, 0, 4, 16);
+    closeSync(fd);
+    expect(index.readUInt32LE(0)).toBe(1);
+    await store.close();
+  });
+
+  it('lets no write start the log again over pages copied into the database before the database is synced', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-store-'));
+    dirs.push(dir);
+    const { store, insert, salts } = storeWithRows(dir);
+    for (let i = 0; i < 8; i++) insert.run(Buffer.alloc(4096, i));
+    const before = salts();
+    // the copy is made at once, the database's sync comes after: a write outside group commit meanwhile
+    const checkpoint = store.checkpoints!.run();
+    insert.run(Buffer.alloc(4096, 9));
+    expect(salts()).toBe(before);
+    await checkpoint;
+    expect(store.checkpoints!.stats.checkpoints).toBe(1);
+    await store.close();
+    const reopened = new Store({ file: join(dir, 'test.db'), synchronous: 'full', cacheSizeKb: 1024 });
+    expect((reopened.db.prepare('SELECT COUNT(*) AS n FROM rows').get() as { n: number }).n).toBe(9);
+    await reopened.close();
+  });
+
+  it('checkpoints the log on a thread of its own once it holds 4 MiB, in place of a sync, and the log starts again from its beginning', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'outpost-store-'));
     dirs.push(dir);
     // the built Store: its thread runs dist/store/checkpoint-worker.js

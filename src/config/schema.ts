@@ -167,9 +167,9 @@ const storeSchema = z.strictObject({
   /** SQLite page cache in KiB. */
   cacheSizeKb: positiveInt(2048, 'KiB ≥ 1'),
   /**
-   * With `full`: the write-ahead log's checkpoints on a thread of their own (store/checkpoints.ts),
-   * so the event loop never stops for them, for ~10 MB of RSS while the thread runs. Off by
-   * default, for 128 MB boards; the profiles of larger ones turn it on.
+   * With `full`: the write-ahead log's copies into the database on a thread of their own
+   * (store/checkpoints.ts) rather than on the event loop (~5 ms per 4 MiB), for ~10 MB of RSS while
+   * the thread runs. Off by default, for 128 MB boards; the profiles of larger ones turn it on.
    */
   checkpointThread: bool(false),
 });

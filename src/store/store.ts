@@ -11,11 +11,11 @@ export interface StoreOptions {
   file: string;
   synchronous: 'full' | 'normal';
   cacheSizeKb: number;
-  /** With synchronous 'full': checkpoints on a thread of their own (Checkpoints). */
+  /** With synchronous 'full': checkpoints on a thread of their own rather than on the event loop (Checkpoints). */
   checkpointThread?: boolean;
   /** The log could not be synced to disk: nothing more is committed (GroupCommit), and the process should end. */
   onSyncFailure?: (error: Error) => void;
-  /** A checkpoint on its thread failed: the log is synced and SQLite checkpoints it on the event loop for a while. */
+  /** A checkpoint failed: for a while the log is only synced, and SQLite checkpoints it at four times the usual size. */
   onCheckpointFailure?: (error: Error) => void;
 }
 
@@ -34,7 +34,7 @@ export class Store {
   readonly db: Db;
   readonly commit: GroupCommit;
   readonly file: string;
-  /** With synchronous 'full' and checkpointThread: the checkpoints made on a thread of their own. */
+  /** With synchronous 'full': the checkpoints made after the group commit's syncs. */
   readonly checkpoints: Checkpoints | undefined;
   private walFd: number | undefined;
 
@@ -55,35 +55,29 @@ export class Store {
     this.db.pragma(`cache_size = -${options.cacheSizeKb}`);
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
-    // SQLite checkpoints at the end of a COMMIT, on the event loop, and syncs the log and the
-    // database there. With the checkpoint thread, Checkpoints makes them in place of the group
-    // commit's sync every 4,096 pages (16 MiB of log), and SQLite's are a backstop at four times
-    // that, for a thread that fails. Without, one every 4,096 pages rather than SQLite's 1,000
-    // stops the loop a quarter as often (a shadow update storm spent ~2/3 of its COMMIT time in them).
-    // The log stays within journal_size_limit, which truncates it back after a checkpoint.
+    // SQLite checkpoints at the end of a COMMIT, on the event loop, syncing the log and the database
+    // there. With synchronous 'full', Checkpoints makes them instead, after the group commit's sync,
+    // every 1,024 pages (4 MiB of log), and SQLite's are a backstop at four times that, for
+    // checkpoints that fail. Without, SQLite's every 4,096 pages rather than its 1,000 stop the loop
+    // a quarter as often. The log stays within journal_size_limit, which truncates it back after a checkpoint.
     const full = options.synchronous === 'full';
-    const threaded = full && options.checkpointThread === true;
-    this.db.pragma(`wal_autocheckpoint = ${threaded ? 4 * CHECKPOINT_FRAMES : CHECKPOINT_FRAMES}`);
+    this.db.pragma(`wal_autocheckpoint = ${4 * CHECKPOINT_FRAMES}`);
     this.db.pragma('journal_size_limit = 16777216');
     this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
       service TEXT NOT NULL, version INTEGER NOT NULL, applied_at INTEGER NOT NULL,
       PRIMARY KEY (service, version))`);
     // the log file may have just been made: its entry is durable once its directory is
     syncPathSync(dirname(resolve(options.file)));
-    this.checkpoints = threaded ? new Checkpoints(this.file, options.onCheckpointFailure ?? (() => undefined)) : undefined;
-    this.commit = new GroupCommit(this.db, full ? this.walSync() : undefined, options.onSyncFailure);
+    this.checkpoints = full ? new Checkpoints(this.file, this.db, (done) => this.fdatasyncWal(done), options.checkpointThread === true, options.onCheckpointFailure ?? (() => undefined)) : undefined;
+    this.commit = new GroupCommit(this.db, this.checkpoints ? this.walSync(this.checkpoints) : undefined, options.onSyncFailure);
   }
 
-  /** The group commit's sync: a checkpoint when the log has grown (it syncs the log first), else an fdatasync of it. */
-  private walSync(): SyncLog {
-    return (done) => {
-      const checkpoints = this.checkpoints;
-      if (!checkpoints?.due()) {
-        this.fdatasyncWal(done);
-        return;
-      }
-      checkpoints.run().then(() => done(null), () => this.fdatasyncWal(done));
-    };
+  /** The group commit's sync: an fdatasync of the log, then a checkpoint when the log has grown. */
+  private walSync(checkpoints: Checkpoints): SyncLog {
+    return (done) => this.fdatasyncWal((error) => {
+      if (error || !checkpoints.due()) done(error);
+      else checkpoints.run().then(() => done(null), done);
+    });
   }
 
   /** fdatasync of the write-ahead log, which SQLite keeps (same inode) while the connection is open. */
@@ -126,7 +120,8 @@ export class Store {
     await this.commit.drain();
     await this.checkpoints?.stop();
     this.db.pragma('wal_checkpoint(TRUNCATE)');
-    if (this.walFd !== undefined) closeSync(this.walFd);
     this.db.close();
+    if (this.walFd !== undefined) closeSync(this.walFd);
+    this.checkpoints?.closeFiles();
   }
 }
