@@ -11,6 +11,7 @@ import { BrokerMetrics } from './metrics.js';
 import { createAuthenticate, createPreConnect } from './handlers/connect.js';
 import { wildcardSkipsTopic } from './topic.js';
 import { DROPPED_TOPIC, createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscribe, deliverAtGrantedQos } from './handlers/authorize.js';
+import { followGrants } from './handlers/overlapping-filters.js';
 import { OutgoingWrites } from './handlers/outgoing-writes.js';
 import { ConnectBudget, limitPacketSize } from './handlers/packet-size.js';
 import { parsePublishesDirectly } from './handlers/incoming-parse.js';
@@ -129,6 +130,7 @@ export class BrokerService implements Service, LocalBus {
     });
     this.broker.on('connectionError', (client: Client, error: Error) => this.log.debug({ clientId: client.id, err: error.message }, 'connection error'));
     this.broker.on('unsubscribe', (filters: string[], client: Client) => this.sessions.removeFilters(client, filters));
+    followGrants(this.broker, this.persistence);
     this.broker.on('keepaliveTimeout', (client: Client) => this.log.info({ clientId: client.id }, 'keep-alive timeout'));
     const wills = await publishOrphanedWills(this.broker, this.persistence, { things: this.things, mqtt });
     if (wills.published > 0) this.log.info({ wills: wills.published }, 'published wills of clients cut off by the previous run');

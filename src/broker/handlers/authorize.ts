@@ -5,6 +5,7 @@ import type { Sessions } from '../sessions.js';
 import { markRefused } from '../refused-subscriptions.js';
 import type { BrokerMetrics } from '../metrics.js';
 import type { Config } from '../../config/schema.js';
+import { grants, highestGrant, keepFromLowering, recordGrant } from './overlapping-filters.js';
 
 /**
  * Where a refused PUBLISH goes. MQTT-3.3.5-2 lets the server acknowledge a
@@ -87,6 +88,7 @@ export function createAuthorizeSubscribe({ sessions, metrics, mqtt, store }: Aut
       }
     }
     sessions.addFilter(session, filter);
+    recordGrant(client, filter, subscription.qos);
     // Restored subscriptions of a persistent session pass through here too.
     if (filter.startsWith('+') || filter.startsWith('#')) session.leadingWildcard = true;
     callback(null, subscription);
@@ -106,10 +108,10 @@ export function createAuthorizeForward({ sessions, metrics, store }: AuthorizeDe
       if (sessions.get(client)?.leadingWildcard && !deliveredByNamedFilter(client, topic)) return null;
     }
     // MQTT-3.3.5-1, MQTT-3.8.4-6: the publication's QoS, at most the highest the client was granted
-    // among its matching filters (aedes only looks for a filter equal to the topic). The packet is
-    // this delivery's own copy.
+    // among its matching filters. The packet is this delivery's own copy.
     if (packet.qos > 0) {
-      const granted = grantedQos(client, topic);
+      const granted = highestGrant(client, topic);
+      keepFromLowering(client, topic, granted);
       // Only a session's queue hands a packet here with its identifier (live deliveries get theirs
       // after this): one no filter of the client's takes any more (its policy dropped it) is dropped
       // from the queue (aedes clears it on null), not sent at QoS 0 and kept for ever. A client
@@ -135,32 +137,12 @@ export function deliverAtGrantedQos(client: Client): void {
   const target = client as unknown as { deliver0: Deliver; deliverQoS: Deliver };
   const deliverQoS0 = target.deliver0;
   target.deliver0 = (packet, callback) => {
-    if (packet.qos > 0 && grantedQos(client, packet.topic) > 0) return target.deliverQoS(packet, callback);
+    if (packet.qos > 0 && highestGrant(client, packet.topic) > 0) return target.deliverQoS(packet, callback);
     return deliverQoS0(packet, callback);
   };
 }
 
 type Deliver = (packet: AedesPublishPacket, callback: () => void) => void;
-
-/** aedes' subscription objects, each with its filter split into levels once (this runs for every delivery at QoS > 0). */
-const filterLevels = new WeakMap<object, string[]>();
-
-/** The highest QoS among the client's filters matching `topic` (leading wildcards never match a `$` topic: MQTT-4.7.2-1, in levelsMatch). */
-function grantedQos(client: Client, topic: string): number {
-  const subscriptions = (client as unknown as { subscriptions: Record<string, { qos: number }> }).subscriptions;
-  let granted = 0;
-  for (const filter in subscriptions) {
-    const subscription = subscriptions[filter];
-    if (subscription.qos > granted && levelsMatch(levelsOf(subscription, filter), topic)) granted = subscription.qos;
-  }
-  return granted;
-}
-
-function levelsOf(subscription: object, filter: string): string[] {
-  let levels = filterLevels.get(subscription);
-  if (levels === undefined) filterLevels.set(subscription, levels = filter.split('/'));
-  return levels;
-}
 
 /**
  * Whether a `$` topic reached this client through a filter that names its
@@ -168,10 +150,9 @@ function levelsOf(subscription: object, filter: string): string[] {
  * wildcard (the session's `leadingWildcard`).
  */
 function deliveredByNamedFilter(client: Client, topic: string): boolean {
-  const subscriptions = (client as unknown as { subscriptions: Record<string, object> }).subscriptions;
-  for (const filter in subscriptions) {
+  for (const [filter, { levels }] of grants(client)) {
     const first = filter.charCodeAt(0);
-    if (first !== 43 && first !== 35 && levelsMatch(levelsOf(subscriptions[filter], filter), topic)) return true;
+    if (first !== 43 && first !== 35 && levelsMatch(levels, topic)) return true;
   }
   return false;
 }
