@@ -442,6 +442,25 @@ describe('the QoS a subscriber gets', () => {
     expect([again?.topic, again?.messageId, again?.dup]).toEqual(['qd/x', first?.messageId, true]);
     back.end();
   });
+
+  it('is sent with RETAIN 0 when a retained publication was queued for the session while the client was away (MQTT-3.3.1-9)', async () => {
+    const away = await subscriber('qos-retained-queued', false, { 'qe/#': 1 });
+    away.end();
+    await away.waitClosed();
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'qos-publisher-qe' });
+    await publisher.publishAsync('qe/x', 'kept and queued', { qos: 1, retain: true });
+    publisher.end(true);
+    const back = await subscriber('qos-retained-queued', false, {});
+    const queued = await back.waitFor((packet) => packet.cmd === 'publish');
+    // it matched a subscription the client held: only one a new SUBSCRIBE brings is sent as retained
+    expect([queued?.topic, queued?.qos, queued?.retain]).toEqual(['qe/x', 1, false]);
+    back.end();
+    const fresh = await subscriber('qos-retained-fresh', true, {});
+    fresh.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'qe/#', qos: 1 }] });
+    const retained = await fresh.waitFor((packet) => packet.cmd === 'publish');
+    expect([retained?.topic, retained?.retain]).toEqual(['qe/x', true]);
+    fresh.end();
+  });
 });
 
 describe('a subscriber that stops reading', () => {

@@ -119,8 +119,13 @@ export function createAuthorizeForward({ sessions, metrics, store }: AuthorizeDe
       const queued = packet.messageId !== undefined;
       if (queued && granted === 0) return client.closed ? packet : null;
       packet.qos = Math.min(packet.qos, granted) as AedesPublishPacket['qos'];
-      // MQTT-3.3.1-1: one sent before the client went away is a duplicate now
-      if (queued && store.takeResent(client.id, packet.messageId!)) packet.dup = true;
+      if (queued) {
+        // MQTT-3.3.1-1: one sent before the client went away is a duplicate now
+        if (store.takeResent(client.id, packet.messageId!)) packet.dup = true;
+        // MQTT-3.3.1-9: it matched a filter the session held, so it is no retained message to this
+        // client however it was published (aedes queues the publication as it came)
+        packet.retain = false;
+      }
     }
     metrics.messagesOut++;
     return packet;
