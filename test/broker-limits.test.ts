@@ -573,6 +573,59 @@ describe('QoS 2 PUBLISHes awaiting their PUBREL', () => {
       await daemon.cleanup();
     }
   });
+
+  it('hold at most mqtt.maxAwaitingRelBytes per connection and per persistent session, and mqtt.maxAwaitingRelBytesInMemory of clean sessions together: one beyond closes the connection (counted)', async () => {
+    const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxAwaitingRelBytes: 10_000, maxAwaitingRelBytesInMemory: 25_000 } } });
+    try {
+      const open = async (clientId: string, clean: boolean) => {
+        const raw = await RawMqtt.open(daemon.port('mqtt'));
+        raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId, keepalive: 30 });
+        expect((await raw.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
+        return raw;
+      };
+      // 4096 bytes of payload and 9 of topic: two fit in 10 000 bytes, three do not
+      const hold = async (raw: RawMqtt, messageIds: number[]) => {
+        for (const messageId of messageIds) {
+          raw.send({ cmd: 'publish', topic: 'held/qos2', payload: Buffer.alloc(4096, 1), qos: 2, messageId, dup: false, retain: false });
+          await raw.waitFor((packet) => packet.cmd === 'pubrec' && packet.messageId === messageId);
+        }
+      };
+      const pubrecs = (raw: RawMqtt) => raw.packets.filter((packet) => packet.cmd === 'pubrec').map((packet) => packet.messageId);
+      const hoarder = await open('bytes-hoarder', true);
+      await hold(hoarder, [1, 2, 3]);
+      expect(pubrecs(hoarder)).toEqual([1, 2]);
+      expect(await hoarder.waitClosed()).toBe(true);
+      // a persistent session keeps them across its connections
+      const first = await open('bytes-persistent', false);
+      await hold(first, [1]);
+      first.end();
+      await first.waitClosed();
+      const second = await open('bytes-persistent', false);
+      await hold(second, [2, 3]);
+      expect(pubrecs(second)).toEqual([2]);
+      expect(await second.waitClosed()).toBe(true);
+      // clean sessions' are in memory: three clients within their own bound fill the shared one
+      const holders = [await open('memory-a', true), await open('memory-b', true), await open('memory-c', true)];
+      for (const holder of holders) await hold(holder, [1, 2]);
+      expect(holders.map(pubrecs)).toEqual([[1, 2], [1, 2], [1, 2]]);
+      const late = await open('memory-late', true);
+      await hold(late, [1]);
+      expect(pubrecs(late)).toEqual([]);
+      expect(await late.waitClosed()).toBe(true);
+      // released, they make room again
+      holders[0].send({ cmd: 'pubrel', messageId: 1 });
+      holders[0].send({ cmd: 'pubrel', messageId: 2 });
+      expect(await holders[0].waitFor((packet) => packet.cmd === 'pubcomp' && packet.messageId === 2)).toBeDefined();
+      const after = await open('memory-after', true);
+      await hold(after, [1]);
+      expect(pubrecs(after)).toEqual([1]);
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      expect(metrics).toMatch(/outpost_mqtt_connections_refused_total\{reason="awaiting_rel_limit"\} 3/);
+      for (const raw of [...holders, after]) raw.end();
+    } finally {
+      await daemon.cleanup();
+    }
+  });
 });
 
 describe('retained messages', () => {

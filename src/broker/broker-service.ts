@@ -63,6 +63,8 @@ export class BrokerService implements Service, LocalBus {
       maxRetained: config.mqtt.maxRetained,
       maxRetainedBytes: config.mqtt.maxRetainedBytes,
       maxAwaitingRel: config.mqtt.maxAwaitingRel,
+      maxAwaitingRelBytes: config.mqtt.maxAwaitingRelBytes,
+      maxAwaitingRelBytesInMemory: config.mqtt.maxAwaitingRelBytesInMemory,
       willOwner: (client) => this.sessions.get(client as Client)?.thing ?? null,
       onDrop: (reason: 'queue-full' | 'retained-limit') => {
         this.metrics.dropped[reason === 'queue-full' ? 'queue_full' : 'retained_limit']++;

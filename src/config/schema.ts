@@ -109,6 +109,18 @@ const mqttSchema = z.strictObject({
    * then; one more closes the connection (MQTT 3.1.1 has no code to refuse it). EMQX: 100.
    */
   maxAwaitingRel: positiveInt(100, 'message count ≥ 1'),
+  /**
+   * Topic and payload bytes of those, per connection and per persistent session: 100 of
+   * maxPacketSize would be 25 MiB each. One that does not fit closes the connection likewise,
+   * unless the client holds none (a lone PUBLISH always fits).
+   */
+  maxAwaitingRelBytes: positiveInt(1024 * 1024, 'bytes ≥ 1'),
+  /**
+   * Of clean sessions, all connections together: theirs are held in memory (a persistent session's
+   * on disk), and maxConnections × maxAwaitingRelBytes is more than a board has. One beyond closes
+   * its connection likewise.
+   */
+  maxAwaitingRelBytesInMemory: positiveInt(8 * 1024 * 1024, 'bytes ≥ 1'),
   /** Retained messages kept at most; a new retained topic beyond it is not retained (and counted). */
   maxRetained: positiveInt(100000, 'message count ≥ 1'),
   /**

@@ -36,9 +36,13 @@ export interface SqlitePersistenceOptions {
   willOwner?: (client: PersistenceClient) => string | null;
   /** QoS 2 PUBLISHes one session may hold awaiting their PUBREL; one more is refused with AwaitingRelLimitError. Unbounded when not given. */
   maxAwaitingRel?: number;
+  /** Their topic and payload bytes (queuedBytes), per session; one that does not fit is refused likewise, unless the session holds none. Unbounded when not given. */
+  maxAwaitingRelBytes?: number;
+  /** Of all clean sessions together, whose are held in memory; one beyond is refused likewise. Unbounded when not given. */
+  maxAwaitingRelBytesInMemory?: number;
 }
 
-/** A session already holds mqtt.maxAwaitingRel QoS 2 PUBLISHes awaiting their PUBREL: aedes closes the connection. */
+/** A session holds as many QoS 2 PUBLISHes awaiting their PUBREL as mqtt.maxAwaitingRel* allow: aedes closes the connection. */
 export class AwaitingRelLimitError extends Error {
   override name = 'AwaitingRelLimitError';
 }
@@ -81,6 +85,12 @@ interface SubscriptionRow {
 interface OutgoingRow extends PacketColumns {
   id: number;
   client_id: string;
+}
+
+/** A clean session's QoS 2 PUBLISH awaiting its PUBREL, with the bytes it counts for. */
+interface VolatileIncoming {
+  row: PacketColumns;
+  bytes: number;
 }
 
 interface WillRow extends PacketColumns {
@@ -178,6 +188,8 @@ export class SqlitePersistence {
   private readonly onDrop: ((reason: DropReason, clientId?: string) => void) | undefined;
   private readonly willOwner: ((client: PersistenceClient) => string | null) | undefined;
   private readonly maxAwaitingRel: number;
+  private readonly maxAwaitingRelBytes: number;
+  private readonly maxAwaitingRelBytesInMemory: number;
   private readonly maxRetainedBytes: number;
   private readonly statements: Statements;
 
@@ -188,7 +200,10 @@ export class SqlitePersistence {
   private readonly queueLengths = new Map<string, number>();
   /** Of the same sessions, the queued packets' bytes (queuedBytes). */
   private readonly queueBytes = new Map<string, number>();
-  private readonly durableIncoming = new Map<string, Set<number>>();
+  /** Persistent sessions' QoS 2 PUBLISHes awaiting their PUBREL: the bytes of each (queuedBytes), by packet identifier. */
+  private readonly durableIncoming = new Map<string, Map<number, number>>();
+  /** Bytes of their stores not committed yet, by client: counted by the byte bound meanwhile, as aedes stores a socket read's PUBLISHes at once. */
+  private readonly incomingBeingStored = new Map<string, number>();
   /**
    * Of those, the ones stored in this run, whose publish this process makes right after. aedes
    * stores a QoS 2 PUBLISH and publishes it in a later commit: one stored by a run that crashed in
@@ -198,7 +213,9 @@ export class SqlitePersistence {
   private readonly incomingThisRun = new Map<string, Set<number>>();
   /** Queued PUBLISHes read back for a client that had been sent them (they had an identifier): sent again, they are duplicates. */
   private readonly resent = new Map<string, Set<number>>();
-  private readonly volatileIncoming = new Map<string, Map<number, PacketColumns>>();
+  private readonly volatileIncoming = new Map<string, Map<number, VolatileIncoming>>();
+  /** Bytes of all of volatileIncoming, held in memory. */
+  private volatileIncomingBytes = 0;
   private readonly willClients = new Set<string>();
   private retainedCount = 0;
   private retainedBytes = 0;
@@ -219,6 +236,8 @@ export class SqlitePersistence {
     this.onDrop = options.onDrop;
     this.willOwner = options.willOwner;
     this.maxAwaitingRel = options.maxAwaitingRel ?? Infinity;
+    this.maxAwaitingRelBytes = options.maxAwaitingRelBytes ?? Infinity;
+    this.maxAwaitingRelBytesInMemory = options.maxAwaitingRelBytesInMemory ?? Infinity;
     this.maxRetainedBytes = options.maxRetainedBytes ?? Infinity;
     this.store.migrate('broker', migrations);
     this.statements = prepareStatements(this.store);
@@ -619,36 +638,71 @@ export class SqlitePersistence {
     const clientId = client.id;
     const messageId = packet.messageId;
     if (messageId === undefined) throw new TypeError('incoming packet without a messageId');
-    // aedes bounds one connection's; this, a persistent session's across its connections, each of
-    // which could leave its own unreleased (up to 65535 of maxPacketSize each, on disk)
-    const held = client.clean === true ? this.volatileIncoming.get(clientId) : this.durableIncoming.get(clientId);
-    if (held !== undefined && !held.has(messageId) && held.size >= this.maxAwaitingRel) {
-      throw new AwaitingRelLimitError(`${held.size} QoS 2 PUBLISHes of client ${clientId} already await their PUBREL (mqtt.maxAwaitingRel)`);
-    }
     const row = toAedesPacketColumns(packet, messageId);
+    const bytes = queuedBytes(row);
     if (client.clean === true) {
+      const held = this.volatileIncoming.get(clientId);
+      const replaced = held?.get(messageId)?.bytes ?? 0;
+      this.refuseBeyondAwaitingRel(clientId, messageId, bytes, held === undefined ? [] : [...held].map(([id, entry]) => [id, entry.bytes]));
+      // each is held in memory until its PUBREL: maxConnections × maxAwaitingRelBytes would be more than a board has
+      if (this.volatileIncomingBytes - replaced + bytes > this.maxAwaitingRelBytesInMemory) {
+        throw new AwaitingRelLimitError(`QoS 2 PUBLISHes of clean sessions awaiting their PUBREL hold ${this.volatileIncomingBytes} bytes; ${bytes} more are beyond mqtt.maxAwaitingRelBytesInMemory`);
+      }
       // MQTT-3.1.2-6: a clean session ends with its connection, so its QoS 2 state need not outlive the process.
-      let stored = this.volatileIncoming.get(clientId);
+      let stored = held;
       if (stored === undefined) this.volatileIncoming.set(clientId, stored = new Map());
-      stored.set(messageId, row);
+      stored.set(messageId, { row, bytes });
+      this.volatileIncomingBytes += bytes - replaced;
       return;
     }
+    const beingStored = this.incomingBeingStored.get(clientId) ?? 0;
+    this.refuseBeyondAwaitingRel(clientId, messageId, bytes, this.durableIncoming.get(clientId) ?? [], beingStored);
+    this.incomingBeingStored.set(clientId, beingStored + bytes);
     const keyed = { client_id: clientId, ...row };
-    await this.durable([clientId], () => {
-      this.statements.upsertIncoming.run(keyed);
-      for (const tracked of [this.durableIncoming, this.incomingThisRun]) {
-        let stored = tracked.get(clientId);
-        if (stored === undefined) tracked.set(clientId, stored = new Set());
-        stored.add(messageId);
-      }
-    });
+    try {
+      await this.durable([clientId], () => {
+        this.statements.upsertIncoming.run(keyed);
+        let held = this.durableIncoming.get(clientId);
+        if (held === undefined) this.durableIncoming.set(clientId, held = new Map());
+        held.set(messageId, bytes);
+        let thisRun = this.incomingThisRun.get(clientId);
+        if (thisRun === undefined) this.incomingThisRun.set(clientId, thisRun = new Set());
+        thisRun.add(messageId);
+      });
+    } finally {
+      const left = (this.incomingBeingStored.get(clientId) ?? bytes) - bytes;
+      if (left > 0) this.incomingBeingStored.set(clientId, left);
+      else this.incomingBeingStored.delete(clientId);
+    }
+  }
+
+  /**
+   * Refuses a QoS 2 PUBLISH its session cannot hold until its PUBREL. aedes bounds one connection's
+   * count; this, a persistent session's across its connections, each of which could leave its own
+   * unreleased, and the bytes: 100 of maxPacketSize are 25 MiB. A lone PUBLISH always fits, so that
+   * no bound refuses one of maxPacketSize outright.
+   */
+  private refuseBeyondAwaitingRel(clientId: string, messageId: number, bytes: number, held: Iterable<[number, number]>, beingStored = 0): void {
+    let others = 0;
+    let heldBytes = beingStored;
+    for (const [id, size] of held) {
+      if (id === messageId) continue;
+      others++;
+      heldBytes += size;
+    }
+    if (others >= this.maxAwaitingRel) {
+      throw new AwaitingRelLimitError(`${others} QoS 2 PUBLISHes of client ${clientId} already await their PUBREL (mqtt.maxAwaitingRel)`);
+    }
+    if ((others > 0 || beingStored > 0) && heldBytes + bytes > this.maxAwaitingRelBytes) {
+      throw new AwaitingRelLimitError(`QoS 2 PUBLISHes of client ${clientId} awaiting their PUBREL hold ${heldBytes} bytes; ${bytes} more are beyond mqtt.maxAwaitingRelBytes`);
+    }
   }
 
   async incomingGetPacket(client: PersistenceClient, packet: Packet): Promise<Packet> {
     const clientId = client.id;
     const messageId = packet.messageId;
     const volatile = messageId === undefined ? undefined : this.volatileIncoming.get(clientId)?.get(messageId);
-    if (volatile !== undefined) return aedesPacketFromColumns(volatile);
+    if (volatile !== undefined) return aedesPacketFromColumns(volatile.row);
     // aedes handles a socket read's packets concurrently: a retransmission may
     // ask before the first copy's store has committed.
     await this.settled(clientId);
@@ -666,8 +720,11 @@ export class SqlitePersistence {
     const messageId = packet.messageId;
     if (messageId === undefined) throw noSuchPacket();
     const volatile = this.volatileIncoming.get(clientId);
-    if (volatile?.delete(messageId)) {
-      if (volatile.size === 0) this.volatileIncoming.delete(clientId);
+    const released = volatile?.get(messageId);
+    if (released !== undefined) {
+      volatile!.delete(messageId);
+      this.volatileIncomingBytes -= released.bytes;
+      if (volatile!.size === 0) this.volatileIncoming.delete(clientId);
       return;
     }
     if (!this.durableIncoming.get(clientId)?.has(messageId) && !this.pendingWrites.has(clientId)) throw noSuchPacket();
@@ -686,6 +743,7 @@ export class SqlitePersistence {
   /** MQTT-3.1.2-6: aedes discards a clean session's QoS 2 dedup state on CONNECT and on disconnect. */
   async cleanIncoming(client: PersistenceClient): Promise<void> {
     const clientId = client.id;
+    for (const { bytes } of this.volatileIncoming.get(clientId)?.values() ?? []) this.volatileIncomingBytes -= bytes;
     this.volatileIncoming.delete(clientId);
     if (!this.durableIncoming.has(clientId) && !this.pendingWrites.has(clientId)) return;
     await this.durable([clientId], () => this.forgetIncoming(clientId));
@@ -821,8 +879,8 @@ export class SqlitePersistence {
     this.incomingThisRun.clear();
     for (const row of s.allIncomingKeys.iterate()) {
       let stored = this.durableIncoming.get(row.client_id);
-      if (stored === undefined) this.durableIncoming.set(row.client_id, stored = new Set());
-      stored.add(row.message_id);
+      if (stored === undefined) this.durableIncoming.set(row.client_id, stored = new Map());
+      stored.set(row.message_id, row.bytes);
     }
     this.willClients.clear();
     for (const clientId of s.allWillClients.iterate()) this.willClients.add(clientId);
@@ -889,7 +947,7 @@ function prepareStatements(store: Store) {
       'SELECT * FROM broker_outgoing_packets WHERE client_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?'),
 
     // incoming QoS 2 packets
-    allIncomingKeys: db.prepare<[], { client_id: string; message_id: number }>('SELECT client_id, message_id FROM broker_incoming_packets'),
+    allIncomingKeys: db.prepare<[], { client_id: string; message_id: number; bytes: number }>(`SELECT client_id, message_id, ${QUEUED_BYTES} AS bytes FROM broker_incoming_packets`),
     upsertIncoming: db.prepare<PacketColumns & { client_id: string }>(
       `INSERT OR REPLACE INTO broker_incoming_packets (client_id, ${PACKET_COLUMNS}) VALUES (@client_id, ${PACKET_VALUES})`),
     incomingByMessageId: db.prepare<[string, number], PacketColumns>(
