@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Store } from '../src/store/store.js';
+import { migrations } from '../src/broker/persistence/migrations.js';
 import { SqlitePersistence, type DropReason, type Packet, type SqlitePersistenceOptions } from '../src/broker/persistence/sqlite-persistence.js';
 
 // What aedes-persistence's abstract suite (test/conformance/) does not cover:
@@ -260,6 +261,19 @@ describe('outgoing queue bound', () => {
 });
 
 describe('retained messages', () => {
+  it('kept on reserved $aws/ topics by an older version are deleted at the upgrade, the others kept', async () => {
+    const file = join(dir, 'outpost.db');
+    const older = new Store({ file, synchronous: 'full', cacheSizeKb: 1024 });
+    stores.push(older);
+    older.migrate('broker', migrations.slice(0, -1));
+    const insert = older.db.prepare('INSERT INTO broker_retained_messages (cmd, topic, payload, qos, retain) VALUES (?, ?, ?, 1, 1)');
+    for (const topic of ['$aws/things/lamp/shadow/update', '$awsome/x', 'lamps/lamp/state']) insert.run('publish', topic, Buffer.from('on'));
+    const { persistence } = await open(file);
+    const topics = async (filter: string) => (await collect<Packet>(persistence.createRetainedStream(filter))).map((packet) => packet.topic);
+    expect(await topics('$aws/#')).toEqual([]);
+    expect([...await topics('$awsome/#'), ...await topics('#')]).toEqual(['$awsome/x', 'lamps/lamp/state']);
+  });
+
   it('refuses a new topic beyond maxRetained but always updates and deletes existing ones', async () => {
     const file = join(dir, 'outpost.db');
     const { persistence, drops } = await open(file, { maxRetained: 2 });

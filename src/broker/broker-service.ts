@@ -15,6 +15,7 @@ import { followGrants } from './handlers/overlapping-filters.js';
 import { OutgoingWrites } from './handlers/outgoing-writes.js';
 import { ConnectBudget, limitPacketSize } from './handlers/packet-size.js';
 import { parsePublishesDirectly } from './handlers/incoming-parse.js';
+import { refuseRetainedOnReservedTopics } from './handlers/reserved-topics.js';
 import { refuseMalformedPackets } from './handlers/malformed-packets.js';
 import { MqttListeners } from './listeners.js';
 import { publishOrphanedWills } from './handlers/orphaned-wills.js';
@@ -113,7 +114,7 @@ export class BrokerService implements Service, LocalBus {
       drainTimeout: 10_000,
       preConnect: expiringPreConnect(this.expiry, createPreConnect(deps)),
       authenticate: createAuthenticate(deps),
-      authorizePublish: createAuthorizePublish(deps),
+      authorizePublish: refuseRetainedOnReservedTopics(createAuthorizePublish(deps), this.metrics),
       authorizeSubscribe: createAuthorizeSubscribe(deps),
       authorizeForward: createAuthorizeForward(deps),
       published: (packet: AedesPublishPacket, client: Client, done: (error?: Error | null) => void) => {

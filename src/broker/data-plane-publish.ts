@@ -4,7 +4,7 @@ import type { LocalBus } from '../bus.js';
 import type { Router } from '../http/router.js';
 import type { HttpHandler } from '../http/server.js';
 import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../http/data-plane-auth.js';
-import { isDaemonOnlyTopic } from './topic.js';
+import { isDaemonOnlyTopic, refusesRetained } from './topic.js';
 
 // AWS IoT Core's limits: a message of at most 128 KB, a topic of at most 256 bytes.
 const MAX_PAYLOAD_BYTES = 128 * 1024;
@@ -28,6 +28,7 @@ export function registerDataPlanePublish(http: Router<HttpHandler>, bus: LocalBu
   http.add('POST', '/topics/:topic', async (req, res, params, url) => {
     try {
       const message = { topic: checkTopic(params.topic), qos: qosOf(url.searchParams.get('qos')), retain: retainOf(url.searchParams.get('retain')) };
+      if (message.retain && refusesRetained(message.topic)) throw invalid(`Invalid retain: a reserved topic (${message.topic}) takes no retained message`);
       const { caller, body: payload } = await auth.authenticate(req, MAX_PAYLOAD_BYTES);
       if (caller.kind !== 'service' && isDaemonOnlyTopic(message.topic)) throw new DataPlaneAuthError(403, 'Forbidden');
       auth.requirePublish(caller, message.topic);

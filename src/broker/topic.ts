@@ -42,6 +42,15 @@ const DAEMON_PREFIXES = ['$SYS/', '$outpost/'];
  */
 const SHADOW_RESPONSE = /^\$aws\/things\/[^/]+\/shadow\/(?:name\/[^/]+\/)?(?:get|update|delete)\/(?:accepted|rejected|delta|documents)$/;
 
+/**
+ * AWS IoT's reserved topics, which take no retained message: "You can't publish to a reserved topic
+ * with the RETAIN flag set" (developer guide, MQTT retained messages). Kept, one would be replayed
+ * to every later subscriber of a shadow topic as if just sent.
+ */
+export function refusesRetained(topic: string): boolean {
+  return topic.startsWith('$aws/');
+}
+
 /** Whether only the daemon may publish on `topic`, whatever a client's policy says. */
 export function isDaemonOnlyTopic(topic: string): boolean {
   return DAEMON_PREFIXES.some((prefix) => topic.startsWith(prefix)) || SHADOW_RESPONSE.test(topic);

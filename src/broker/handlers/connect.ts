@@ -2,7 +2,7 @@ import type { TLSSocket } from 'node:tls';
 import type { AuthenticateError, Client, ConnectPacket } from 'aedes';
 import type { Config } from '../../config/schema.js';
 import { bindPolicy, clientIdAllowed, mayPublish } from '../policy.js';
-import { isDaemonOnlyTopic, isValidTopicName } from '../topic.js';
+import { isDaemonOnlyTopic, isValidTopicName, refusesRetained } from '../topic.js';
 import { remoteAddress, type Session, type Sessions } from '../sessions.js';
 import { sessionsOfThing } from '../thing-sessions.js';
 import type { Thing, ThingRegistry } from '../things/registry.js';
@@ -93,11 +93,12 @@ function refuseSessionBeyondThingLimit({ mqtt, things, sessions, store }: Connec
 /**
  * A will the client could not publish itself is refused with the connection (CONNACK 0x05), as AWS
  * IoT and Mosquitto do: dropping it only when it is published would not do, as a will left by a
- * daemon that was killed is published at the next start, with no client to check it against.
+ * daemon that was killed is published at the next start, with no client to check it against. A
+ * retained will on a reserved topic is one (refusesRetained).
  */
 function refuseUnauthorizedWill(client: Client, session: Session): void {
-  const will = (client as unknown as { _will?: { topic: string } })._will;
-  if (will && (isDaemonOnlyTopic(will.topic) || !mayPublish(session.policy, will.topic))) {
+  const will = (client as unknown as { _will?: { topic: string; retain?: boolean } })._will;
+  if (will && (isDaemonOnlyTopic(will.topic) || (will.retain === true && refusesRetained(will.topic)) || !mayPublish(session.policy, will.topic))) {
     throw refuse(NOT_AUTHORIZED, `will topic "${will.topic}" not allowed by the policy`);
   }
 }

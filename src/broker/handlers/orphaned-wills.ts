@@ -1,7 +1,7 @@
 import { promisify } from 'node:util';
 import type { Aedes, PublishPacket } from 'aedes';
 import { bindPolicy, clientIdAllowed, mayPublish } from '../policy.js';
-import { isDaemonOnlyTopic } from '../topic.js';
+import { isDaemonOnlyTopic, refusesRetained } from '../topic.js';
 import type { ThingRegistry } from '../things/registry.js';
 import type { Config } from '../../config/schema.js';
 
@@ -45,7 +45,7 @@ export async function publishOrphanedWills(broker: Aedes, persistence: WillPersi
 
 /** Whether the will's client could connect with this will under the configuration now (see bindSession, refuseUnauthorizedWill). */
 function mayStillLeave({ things, mqtt }: WillCheckDeps, will: OrphanedWill): boolean {
-  if (isDaemonOnlyTopic(will.topic)) return false;
+  if (isDaemonOnlyTopic(will.topic) || (will.retain && refusesRetained(will.topic))) return false;
   // '' for an anonymous client's; none for one stored before its thing was, whose client id tells
   // (an id a thing owns is never an anonymous client's, see bindSession)
   const thingName = will.thing === undefined ? things.clientIdOwner(will.clientId) : will.thing || undefined;

@@ -91,4 +91,9 @@ export const migrations: Migrations = [
   `
   ALTER TABLE broker_wills ADD COLUMN thing TEXT;
   `,
+  // Reserved topics take no retained message (topic.ts, refusesRetained): those kept before would
+  // be replayed to their later subscribers.
+  `
+  DELETE FROM broker_retained_messages WHERE topic >= '$aws/' AND topic < '$aws0';
+  `,
 ];
