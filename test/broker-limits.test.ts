@@ -628,6 +628,57 @@ describe('QoS 2 PUBLISHes awaiting their PUBREL', () => {
   });
 });
 
+describe('a persistent session\'s messages in flight', () => {
+  it('count against neither queue bound, nor are dropped for the queue\'s room, as Mosquitto\'s max_inflight_messages apart from max_queued_messages', async () => {
+    const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxQueuedMessages: 3, maxQueuedBytesPerSession: 1000 } } });
+    try {
+      const subscribe = async (clientId: string, filter: string) => {
+        const raw = await RawMqtt.open(daemon.port('mqtt'));
+        raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId, keepalive: 30 });
+        expect((await raw.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
+        if (filter) {
+          raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 1 }] });
+          expect((await raw.waitFor((packet) => packet.cmd === 'suback'))?.granted).toEqual([1]);
+        }
+        return raw;
+      };
+      const received = (raw: RawMqtt) => raw.packets.filter((packet) => packet.cmd === 'publish').map((packet) => packet.payload.toString().slice(0, 2));
+      const publisher = await connectClient(daemon.mqttUrl, { clientId: 'inflight-publisher' });
+      const send = async (topic: string, names: string[], bytes = 2) => {
+        for (const name of names) await publisher.publishAsync(topic, name.padEnd(bytes, '.'), { qos: 1 });
+      };
+      // two sent and never acknowledged (in flight) before each subscriber goes away
+      const counted = await subscribe('inflight-count', 'count/t');
+      const bytes = await subscribe('inflight-bytes', 'bytes/t');
+      await send('count/t', ['m1', 'm2']);
+      await send('bytes/t', ['b1', 'b2'], 300);
+      await counted.waitFor(() => received(counted).length === 2);
+      await bytes.waitFor(() => received(bytes).length === 2);
+      counted.end();
+      bytes.end();
+      await counted.waitClosed();
+      await bytes.waitClosed();
+      // offline: three more fit beside them, by count (the oldest queued, not one in flight, goes) and by bytes (3 × 307 of 1000)
+      await send('count/t', ['m3', 'm4', 'm5', 'm6']);
+      await send('bytes/t', ['b3', 'b4', 'b5', 'b6'], 300);
+      publisher.end(true);
+      const countedBack = await subscribe('inflight-count', '');
+      const bytesBack = await subscribe('inflight-bytes', '');
+      await countedBack.waitFor(() => received(countedBack).length === 5);
+      await bytesBack.waitFor(() => received(bytesBack).length === 5);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(received(countedBack)).toEqual(['m1', 'm2', 'm4', 'm5', 'm6']);
+      expect(received(bytesBack)).toEqual(['b1', 'b2', 'b3', 'b4', 'b5']);
+      // the two sent again are the same messages, marked as such (MQTT-3.3.1-1)
+      expect(countedBack.packets.filter((packet) => packet.cmd === 'publish').map((packet) => packet.dup)).toEqual([true, true, false, false, false]);
+      countedBack.end();
+      bytesBack.end();
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+});
+
 describe('retained messages', () => {
   it('hold at most mqtt.maxRetainedBytes of payload together: one beyond is not retained (counted)', async () => {
     const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxRetainedBytes: 1000 } } });

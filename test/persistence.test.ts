@@ -203,6 +203,19 @@ describe('outgoing queue bound', () => {
     expect(drops).toEqual([['queue-full', 'slow'], ['queue-full', 'slow'], ['queue-full', 'fast']]);
   });
 
+  it('leaves out the first maxInflightMessages sent and not acknowledged; those sent beyond count as queued', async () => {
+    const { persistence, drops } = await open(join(dir, 'outpost.db'), { maxQueuedMessages: 2, maxInflightMessages: 1 });
+    const [a, b] = [publish('t', 'a'), publish('t', 'b')];
+    for (const packet of [a, b]) await persistence.outgoingEnqueue({ clientId: 'c' }, packet);
+    await persistence.outgoingUpdate(persistent('c'), { ...a, messageId: 1 });
+    await persistence.outgoingUpdate(persistent('c'), { ...b, messageId: 2 });
+    await persistence.outgoingEnqueue({ clientId: 'c' }, publish('t', 'c'));
+    expect(drops).toEqual([]);
+    await persistence.outgoingEnqueue({ clientId: 'c' }, publish('t', 'd'));
+    expect(payloads(await collect(persistence.outgoingStream(persistent('c'))))).toEqual(['a', 'c', 'd']);
+    expect(drops).toEqual([['queue-full', 'c']]);
+  });
+
   it('holds across a reopen, also when the bound was lowered', async () => {
     const file = join(dir, 'outpost.db');
     const { persistence: before } = await open(file, { maxQueuedMessages: 5 });

@@ -61,6 +61,7 @@ export class BrokerService implements Service, LocalBus {
       store,
       maxQueuedMessages: config.mqtt.maxQueuedMessages,
       maxQueuedBytes: config.mqtt.maxQueuedBytesPerSession,
+      maxInflightMessages: config.mqtt.maxInflightMessages,
       maxRetained: config.mqtt.maxRetained,
       maxRetainedBytes: config.mqtt.maxRetainedBytes,
       maxAwaitingRel: config.mqtt.maxAwaitingRel,

@@ -67,10 +67,21 @@ const mqttSchema = z.strictObject({
   /** Packets larger than this close the connection (MQTT 3.1.1 has no reason code for it). */
   maxPacketSize: positiveInt(262144, 'packet size in bytes ≥ 1'),
   maxConnections: positiveInt(1000, 'connection count ≥ 1'),
-  /** Per persistent session: queued QoS 1/2 messages kept for an offline client; the oldest is dropped beyond it. */
+  /**
+   * Per persistent session: queued QoS 1/2 messages kept for an offline client, besides those in
+   * flight (maxInflightMessages), as Mosquitto's max_queued_messages; the oldest not in flight is
+   * dropped beyond it.
+   */
   maxQueuedMessages: positiveInt(1000, 'message count ≥ 1'),
   /**
-   * Per persistent session: topic and payload bytes of its queued QoS 1/2 messages, on disk. A
+   * Per persistent session: messages sent and not yet acknowledged (PUBACK, PUBCOMP) that count
+   * against neither queue bound and are never dropped for the queue's room, as Mosquitto's
+   * max_inflight_messages (20). Sent beyond it, they count as queued.
+   */
+  maxInflightMessages: positiveInt(20, 'message count ≥ 1'),
+  /**
+   * Per persistent session: topic and payload bytes of its queued QoS 1/2 messages (those in flight
+   * not counted), on disk. A
    * message that does not fit is dropped (counted) and the queue kept, as Mosquitto's
    * max_queued_bytes does: without it each session could hold maxQueuedMessages × maxPacketSize
    * (256 MB), ten per thing.

@@ -22,10 +22,12 @@ export type DropReason = 'queue-full' | 'retained-limit';
 
 export interface SqlitePersistenceOptions {
   store: Store;
-  /** Outgoing packets kept per persistent session; beyond it the oldest is dropped. */
+  /** Outgoing packets kept per persistent session, besides those in flight (maxInflightMessages); beyond it the oldest not in flight is dropped. */
   maxQueuedMessages: number;
-  /** Topic and payload bytes of one persistent session's outgoing packets; a PUBLISH that does not fit is not queued. Unbounded when not given. */
+  /** Topic and payload bytes of one persistent session's outgoing packets, besides those in flight; a PUBLISH that does not fit is not queued. Unbounded when not given. */
   maxQueuedBytes?: number;
+  /** Of a session's outgoing packets sent and not acknowledged, the first this many count against neither queue bound, nor are dropped for its room. None when not given. */
+  maxInflightMessages?: number;
   /** Distinct retained topics kept; a retained publish to a new topic beyond it is not retained. */
   maxRetained: number;
   /** Payload bytes of all retained messages together; a retained publish beyond it is not retained. Unbounded when not given. */
@@ -184,6 +186,7 @@ export class SqlitePersistence {
   private readonly store: Store;
   private readonly maxQueuedMessages: number;
   private readonly maxQueuedBytes: number;
+  private readonly maxInflightMessages: number;
   private readonly maxRetained: number;
   private readonly onDrop: ((reason: DropReason, clientId?: string) => void) | undefined;
   private readonly willOwner: ((client: PersistenceClient) => string | null) | undefined;
@@ -232,6 +235,7 @@ export class SqlitePersistence {
     this.store = options.store;
     this.maxQueuedMessages = options.maxQueuedMessages;
     this.maxQueuedBytes = options.maxQueuedBytes ?? Infinity;
+    this.maxInflightMessages = options.maxInflightMessages ?? 0;
     this.maxRetained = options.maxRetained;
     this.onDrop = options.onDrop;
     this.willOwner = options.willOwner;
@@ -520,15 +524,18 @@ export class SqlitePersistence {
       const dropped: Array<{ clientId: string; count: number }> = [];
       for (const clientId of clientIds) {
         const heldBytes = this.queueBytes.get(clientId) ?? 0;
+        const length = this.queueLengths.get(clientId) ?? 0;
+        const inFlight = length + 1 > this.maxQueuedMessages || heldBytes + bytes > this.maxQueuedBytes
+          ? this.statements.inFlightOutgoing.get(clientId, this.maxInflightMessages)!
+          : { count: 0, bytes: 0 };
         // As Mosquitto's max_queued_bytes: the message that does not fit is dropped, the queue kept.
-        if (heldBytes + bytes > this.maxQueuedBytes) {
+        if (heldBytes - inFlight.bytes + bytes > this.maxQueuedBytes) {
           dropped.push({ clientId, count: 1 });
           continue;
         }
-        const length = this.queueLengths.get(clientId) ?? 0;
         // Usually one; more if maxQueuedMessages was lowered since the queue filled.
-        const excess = length + 1 - this.maxQueuedMessages;
-        const freed = excess > 0 ? this.statements.deleteOldestOutgoing.all(clientId, excess) : [];
+        const excess = length - inFlight.count + 1 - this.maxQueuedMessages;
+        const freed = excess > 0 ? this.statements.deleteOldestQueued.all({ clientId, inFlight: this.maxInflightMessages, excess }) : [];
         row.client_id = clientId;
         this.statements.insertOutgoing.run(row);
         this.queueLengths.set(clientId, length - freed.length + 1);
@@ -922,9 +929,16 @@ function prepareStatements(store: Store) {
       `SELECT client_id, COUNT(*) AS length, SUM(${QUEUED_BYTES}) AS bytes FROM broker_outgoing_packets GROUP BY client_id`),
     insertOutgoing: db.prepare<PacketColumns & { client_id: string }>(
       `INSERT INTO broker_outgoing_packets (client_id, ${PACKET_COLUMNS}) VALUES (@client_id, ${PACKET_VALUES})`),
-    deleteOldestOutgoing: db.prepare<[string, number], number>(
+    // In flight, as Mosquitto's max_inflight_messages: the first `limit` packets sent (they have an
+    // identifier) and not acknowledged. aedes sends all it can at once, so those beyond are queued.
+    inFlightOutgoing: db.prepare<[string, number], { count: number; bytes: number }>(
+      `SELECT COUNT(*) AS count, COALESCE(SUM(bytes), 0) AS bytes FROM
+         (SELECT ${QUEUED_BYTES} AS bytes FROM broker_outgoing_packets WHERE client_id = ? AND message_id IS NOT NULL ORDER BY id LIMIT ?)`),
+    deleteOldestQueued: db.prepare<{ clientId: string; inFlight: number; excess: number }, number>(
       `DELETE FROM broker_outgoing_packets WHERE id IN
-         (SELECT id FROM broker_outgoing_packets WHERE client_id = ? ORDER BY id LIMIT ?)
+         (SELECT id FROM broker_outgoing_packets WHERE client_id = @clientId AND id NOT IN
+            (SELECT id FROM broker_outgoing_packets WHERE client_id = @clientId AND message_id IS NOT NULL ORDER BY id LIMIT @inFlight)
+          ORDER BY id LIMIT @excess)
        RETURNING ${QUEUED_BYTES}`).pluck(),
     assignMessageId: db.prepare<[number, string, string, number]>(
       `UPDATE broker_outgoing_packets SET message_id = ? WHERE id =
