@@ -680,6 +680,26 @@ describe('a persistent session\'s messages in flight', () => {
 });
 
 describe('retained messages', () => {
+  it('count their topic against mqtt.maxRetainedBytes too: retained messages with long topics cannot fill the disk', async () => {
+    const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxRetainedBytes: 1000 } } });
+    try {
+      const publisher = await connectClient(daemon.mqttUrl, { clientId: 'long-topics' });
+      const longTopic = `kept/${'x'.repeat(495)}`;
+      await publisher.publishAsync('kept/a', Buffer.alloc(400, 0x61), { qos: 1, retain: true });
+      // 500 bytes of topic and 100 of payload: 1006 with the 406 above
+      await publisher.publishAsync(longTopic, Buffer.alloc(100, 0x62), { qos: 1, retain: true });
+      publisher.end(true);
+      const { client, messages } = connectAndCollect(daemon.mqttUrl, { clientId: 'long-topics-subscriber' }, 2, 1000);
+      await client.subscribeAsync('kept/#', { qos: 1 });
+      expect((await messages.catch((error: Error) => error.message))).toMatch(/^got 1 of 2 messages: \[\{"topic":"kept\/a"/);
+      client.end(true);
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      expect(metrics).toMatch(/outpost_mqtt_dropped_total\{reason="retained_limit"\} 1/);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+
   it('hold at most mqtt.maxRetainedBytes of payload together: one beyond is not retained (counted)', async () => {
     const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxRetainedBytes: 1000 } } });
     try {

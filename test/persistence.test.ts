@@ -308,9 +308,10 @@ describe('retained messages', () => {
     expect(reopenedDrops).toEqual([['retained-limit', undefined]]);
   });
 
-  it('keeps at most maxRetainedBytes of payload: a message beyond it is not retained and removes the one it would replace', async () => {
+  it('keeps at most maxRetainedBytes of topic and payload: a message beyond it is not retained and removes the one it would replace', async () => {
     const file = join(dir, 'outpost.db');
-    const { persistence, drops } = await open(file, { maxRetainedBytes: 10 });
+    // each topic counts 1 byte
+    const { persistence, drops } = await open(file, { maxRetainedBytes: 12 });
     await persistence.storeRetained(publish('a', '12345', { retain: true }));
     await persistence.storeRetained(publish('b', '1234', { retain: true }));
     await persistence.storeRetained(publish('c', '12', { retain: true }));
@@ -322,7 +323,7 @@ describe('retained messages', () => {
     await persistence.storeRetained({ ...publish('b', ''), payload: 'ééé', retain: true });
     expect(drops).toHaveLength(2);
     expect((await collect<Packet>(persistence.createRetainedStream('#'))).map((packet) => packet.topic)).toEqual(['a']);
-    const { persistence: reopened, drops: reopenedDrops } = await open(file, { maxRetainedBytes: 10 });
+    const { persistence: reopened, drops: reopenedDrops } = await open(file, { maxRetainedBytes: 12 });
     await reopened.storeRetained(publish('d', '12345', { retain: true }));
     await reopened.storeRetained(publish('e', '1234', { retain: true }));
     expect(reopenedDrops).toEqual([['retained-limit', undefined]]);

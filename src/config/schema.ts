@@ -135,8 +135,9 @@ const mqttSchema = z.strictObject({
   /** Retained messages kept at most; a new retained topic beyond it is not retained (and counted). */
   maxRetained: positiveInt(100000, 'message count ≥ 1'),
   /**
-   * Payload bytes of all retained messages together, on disk: without it any client could retain
-   * maxRetained messages of maxPacketSize (25 GB) and fill the disk everything else is kept on.
+   * Topic and payload bytes of all retained messages together, on disk: without it any client
+   * could retain maxRetained messages of maxPacketSize (25 GB) and fill the disk everything else is
+   * kept on; a topic may be 64 KiB.
    * A retained publish beyond it is not retained and removes the topic's previous one (counted).
    */
   maxRetainedBytes: positiveInt(64 * 1024 * 1024, 'bytes ≥ 1'),

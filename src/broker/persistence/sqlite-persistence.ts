@@ -30,7 +30,7 @@ export interface SqlitePersistenceOptions {
   maxInflightMessages?: number;
   /** Distinct retained topics kept; a retained publish to a new topic beyond it is not retained. */
   maxRetained: number;
-  /** Payload bytes of all retained messages together; a retained publish beyond it is not retained. Unbounded when not given. */
+  /** Topic and payload bytes of all retained messages together (storedBytes); a retained publish beyond it is not retained. Unbounded when not given. */
   maxRetainedBytes?: number;
   /** Called, after the commit, once per queued packet dropped and per retained message refused. */
   onDrop?: (reason: DropReason, clientId?: string) => void;
@@ -38,7 +38,7 @@ export interface SqlitePersistenceOptions {
   willOwner?: (client: PersistenceClient) => string | null;
   /** QoS 2 PUBLISHes one session may hold awaiting their PUBREL; one more is refused with AwaitingRelLimitError. Unbounded when not given. */
   maxAwaitingRel?: number;
-  /** Their topic and payload bytes (queuedBytes), per session; one that does not fit is refused likewise, unless the session holds none. Unbounded when not given. */
+  /** Their topic and payload bytes (storedBytes), per session; one that does not fit is refused likewise, unless the session holds none. Unbounded when not given. */
   maxAwaitingRelBytes?: number;
   /** Of all clean sessions together, whose are held in memory; one beyond is refused likewise. Unbounded when not given. */
   maxAwaitingRelBytesInMemory?: number;
@@ -132,18 +132,18 @@ function willFromRow(row: WillRow): Packet {
   return will;
 }
 
-/** Bytes of a stored payload, as the retained bound counts them (a string as its UTF-8, as SQLite keeps TEXT). */
+/** Bytes of a stored payload (a string as its UTF-8, as SQLite keeps TEXT). */
 function payloadBytes(payload: Payload | null): number {
   return payload === null ? 0 : typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
 }
 
-/** Bytes of a queued packet, as the queue's byte bound counts them: its topic's and its payload's (QUEUED_BYTES in SQL). */
-function queuedBytes(row: Pick<PacketColumns, 'topic' | 'payload'>): number {
+/** Bytes of a stored packet, as the byte bounds count them: its topic's and its payload's (STORED_BYTES in SQL). */
+function storedBytes(row: Pick<PacketColumns, 'topic' | 'payload'>): number {
   return (row.topic === null ? 0 : Buffer.byteLength(row.topic)) + payloadBytes(row.payload);
 }
 
 // CAST: a string is kept as TEXT, whose LENGTH counts characters
-const QUEUED_BYTES = 'COALESCE(LENGTH(CAST(topic AS BLOB)), 0) + COALESCE(LENGTH(CAST(payload AS BLOB)), 0)';
+const STORED_BYTES = 'COALESCE(LENGTH(CAST(topic AS BLOB)), 0) + COALESCE(LENGTH(CAST(payload AS BLOB)), 0)';
 
 function noSuchPacket(): Error {
   return new Error('no such packet');
@@ -201,9 +201,9 @@ export class SqlitePersistence {
   storedFilters = 0;
   private readonly trie = new QlobberSub(TRIE_OPTIONS);
   private readonly queueLengths = new Map<string, number>();
-  /** Of the same sessions, the queued packets' bytes (queuedBytes). */
+  /** Of the same sessions, the queued packets' bytes (storedBytes). */
   private readonly queueBytes = new Map<string, number>();
-  /** Persistent sessions' QoS 2 PUBLISHes awaiting their PUBREL: the bytes of each (queuedBytes), by packet identifier. */
+  /** Persistent sessions' QoS 2 PUBLISHes awaiting their PUBREL: the bytes of each (storedBytes), by packet identifier. */
   private readonly durableIncoming = new Map<string, Map<number, number>>();
   /** Bytes of their stores not committed yet, by client: counted by the byte bound meanwhile, as aedes stores a socket read's PUBLISHes at once. */
   private readonly incomingBeingStored = new Map<string, number>();
@@ -317,9 +317,10 @@ export class SqlitePersistence {
     }
     // Encoded now: aedes goes on using the packet object after this call.
     const row = toColumns(packet);
-    const bytes = payloadBytes(row.payload);
+    // the topic too: up to 64 KiB each, maxRetained of them would be 6 GiB beside the payloads
+    const bytes = storedBytes(row);
     const stored = await this.durable([], () => {
-      const previous = this.statements.retainedPayloadBytes.get(topic);
+      const previous = this.statements.retainedBytes.get(topic);
       if (previous === undefined && this.retainedCount >= this.maxRetained) return false;
       if (this.retainedBytes - (previous ?? 0) + bytes > this.maxRetainedBytes) {
         // the topic's previous message is not its last any more: a subscriber would take it for the current one
@@ -339,7 +340,7 @@ export class SqlitePersistence {
   }
 
   private deleteRetained(topic: string): void {
-    const previous = this.statements.retainedPayloadBytes.get(topic);
+    const previous = this.statements.retainedBytes.get(topic);
     if (previous === undefined) return;
     this.statements.deleteRetained.run(topic);
     this.retainedCount--;
@@ -519,7 +520,7 @@ export class SqlitePersistence {
     // copy would never be acknowledged and would be redelivered after a restart.
     const clientIds = [...new Set(subs.map((sub) => sub.clientId))];
     const row = { client_id: '', ...toAedesPacketColumns(packet, undefined) };
-    const bytes = queuedBytes(row);
+    const bytes = storedBytes(row);
     const drops = await this.durable(clientIds, () => {
       const dropped: Array<{ clientId: string; count: number }> = [];
       for (const clientId of clientIds) {
@@ -573,7 +574,7 @@ export class SqlitePersistence {
       if (target === undefined) return;
       replacement.id = target.id;
       this.statements.replaceOutgoing.run(replacement);
-      this.queueBytes.set(clientId, (this.queueBytes.get(clientId) ?? 0) - target.bytes + queuedBytes(replacement));
+      this.queueBytes.set(clientId, (this.queueBytes.get(clientId) ?? 0) - target.bytes + storedBytes(replacement));
     });
   }
 
@@ -595,7 +596,7 @@ export class SqlitePersistence {
     return this.durable([clientId], () => {
       const row = this.statements.deleteOutgoingByMessageId.get(clientId, messageId);
       if (row === undefined) return undefined;
-      this.shortenQueue(clientId, queuedBytes(row));
+      this.shortenQueue(clientId, storedBytes(row));
       return outgoingFromRow(row);
     });
   }
@@ -646,7 +647,7 @@ export class SqlitePersistence {
     const messageId = packet.messageId;
     if (messageId === undefined) throw new TypeError('incoming packet without a messageId');
     const row = toAedesPacketColumns(packet, messageId);
-    const bytes = queuedBytes(row);
+    const bytes = storedBytes(row);
     if (client.clean === true) {
       const held = this.volatileIncoming.get(clientId);
       const replaced = held?.get(messageId)?.bytes ?? 0;
@@ -892,7 +893,7 @@ export class SqlitePersistence {
     this.willClients.clear();
     for (const clientId of s.allWillClients.iterate()) this.willClients.add(clientId);
     this.retainedCount = s.countRetained.get() ?? 0;
-    this.retainedBytes = s.retainedPayloadBytesTotal.get() ?? 0;
+    this.retainedBytes = s.retainedBytesTotal.get() ?? 0;
   }
 }
 
@@ -903,9 +904,8 @@ function prepareStatements(store: Store) {
   return {
     // retained messages
     countRetained: db.prepare<[], number>('SELECT COUNT(*) FROM broker_retained_messages').pluck(),
-    // CAST: a string payload is kept as TEXT, whose LENGTH counts characters
-    retainedPayloadBytesTotal: db.prepare<[], number>('SELECT COALESCE(SUM(LENGTH(CAST(payload AS BLOB))), 0) FROM broker_retained_messages').pluck(),
-    retainedPayloadBytes: db.prepare<[string], number>('SELECT COALESCE(LENGTH(CAST(payload AS BLOB)), 0) FROM broker_retained_messages WHERE topic = ?').pluck(),
+    retainedBytesTotal: db.prepare<[], number>(`SELECT COALESCE(SUM(${STORED_BYTES}), 0) FROM broker_retained_messages`).pluck(),
+    retainedBytes: db.prepare<[string], number>(`SELECT ${STORED_BYTES} FROM broker_retained_messages WHERE topic = ?`).pluck(),
     retainedByTopic: db.prepare<[string], PacketColumns>(`SELECT ${PACKET_COLUMNS} FROM broker_retained_messages WHERE topic = ?`),
     retainedTopicsBetween: db.prepare<[string, string, number], string>(
       'SELECT topic FROM broker_retained_messages WHERE topic > ? AND topic < ? ORDER BY topic LIMIT ?').pluck(),
@@ -926,20 +926,20 @@ function prepareStatements(store: Store) {
 
     // outgoing queues
     queueLengths: db.prepare<[], { client_id: string; length: number; bytes: number }>(
-      `SELECT client_id, COUNT(*) AS length, SUM(${QUEUED_BYTES}) AS bytes FROM broker_outgoing_packets GROUP BY client_id`),
+      `SELECT client_id, COUNT(*) AS length, SUM(${STORED_BYTES}) AS bytes FROM broker_outgoing_packets GROUP BY client_id`),
     insertOutgoing: db.prepare<PacketColumns & { client_id: string }>(
       `INSERT INTO broker_outgoing_packets (client_id, ${PACKET_COLUMNS}) VALUES (@client_id, ${PACKET_VALUES})`),
     // In flight, as Mosquitto's max_inflight_messages: the first `limit` packets sent (they have an
     // identifier) and not acknowledged. aedes sends all it can at once, so those beyond are queued.
     inFlightOutgoing: db.prepare<[string, number], { count: number; bytes: number }>(
       `SELECT COUNT(*) AS count, COALESCE(SUM(bytes), 0) AS bytes FROM
-         (SELECT ${QUEUED_BYTES} AS bytes FROM broker_outgoing_packets WHERE client_id = ? AND message_id IS NOT NULL ORDER BY id LIMIT ?)`),
+         (SELECT ${STORED_BYTES} AS bytes FROM broker_outgoing_packets WHERE client_id = ? AND message_id IS NOT NULL ORDER BY id LIMIT ?)`),
     deleteOldestQueued: db.prepare<{ clientId: string; inFlight: number; excess: number }, number>(
       `DELETE FROM broker_outgoing_packets WHERE id IN
          (SELECT id FROM broker_outgoing_packets WHERE client_id = @clientId AND id NOT IN
             (SELECT id FROM broker_outgoing_packets WHERE client_id = @clientId AND message_id IS NOT NULL ORDER BY id LIMIT @inFlight)
           ORDER BY id LIMIT @excess)
-       RETURNING ${QUEUED_BYTES}`).pluck(),
+       RETURNING ${STORED_BYTES}`).pluck(),
     assignMessageId: db.prepare<[number, string, string, number]>(
       `UPDATE broker_outgoing_packets SET message_id = ? WHERE id =
          (SELECT id FROM broker_outgoing_packets WHERE client_id = ? AND broker_id = ? AND broker_counter = ? ORDER BY id LIMIT 1)`),
@@ -947,7 +947,7 @@ function prepareStatements(store: Store) {
     // no brokerId (a PUBREL): a packet of the same broker with another counter
     // is an older user of a wrapped-around identifier, not this one.
     replaceableOutgoing: db.prepare<{ clientId: string; messageId: number; brokerId: string | null }, { id: number; bytes: number }>(
-      `SELECT id, ${QUEUED_BYTES} AS bytes FROM broker_outgoing_packets
+      `SELECT id, ${STORED_BYTES} AS bytes FROM broker_outgoing_packets
        WHERE client_id = @clientId AND message_id = @messageId AND (@brokerId IS NULL OR broker_id IS NOT @brokerId)
        ORDER BY id LIMIT 1`),
     replaceOutgoing: db.prepare<PacketColumns & { id: number }>(`UPDATE broker_outgoing_packets SET ${PACKET_ASSIGNMENTS} WHERE id = @id`),
@@ -961,7 +961,7 @@ function prepareStatements(store: Store) {
       'SELECT * FROM broker_outgoing_packets WHERE client_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?'),
 
     // incoming QoS 2 packets
-    allIncomingKeys: db.prepare<[], { client_id: string; message_id: number; bytes: number }>(`SELECT client_id, message_id, ${QUEUED_BYTES} AS bytes FROM broker_incoming_packets`),
+    allIncomingKeys: db.prepare<[], { client_id: string; message_id: number; bytes: number }>(`SELECT client_id, message_id, ${STORED_BYTES} AS bytes FROM broker_incoming_packets`),
     upsertIncoming: db.prepare<PacketColumns & { client_id: string }>(
       `INSERT OR REPLACE INTO broker_incoming_packets (client_id, ${PACKET_COLUMNS}) VALUES (@client_id, ${PACKET_VALUES})`),
     incomingByMessageId: db.prepare<[string, number], PacketColumns>(
