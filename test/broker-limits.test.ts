@@ -8,7 +8,7 @@ import { WebSocket } from 'ws';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import mqttPacket from 'mqtt-packet';
-import { RawMqtt, addThing, collectMessages, connectAndCollect, connectClient, messagesWithin } from './helpers/mqtt.js';
+import { RawMqtt, addThing, collectMessages, connectAndCollect, connectClient, messagesWithin, subscribeGranted } from './helpers/mqtt.js';
 
 describe('broker limits and listeners', () => {
   let daemon: TestDaemon;
@@ -494,6 +494,25 @@ describe('a subscriber that stops reading', () => {
     watcher.end(true);
     stalled.end();
   }, 30_000);
+});
+
+describe('a long topic filter', () => {
+  it('gets SUBACK 0x80 beyond mqtt.maxFilterBytes (counted), before it takes any room or memory', async () => {
+    const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxFilterBytes: 64, maxSubscriptionsPerClient: 2 } } });
+    try {
+      const client = await connectClient(daemon.mqttUrl, { clientId: 'long-filters' });
+      const long = `long/${'x'.repeat(59)}`;
+      const longer = `long/${'é'.repeat(30)}`;
+      expect(await subscribeGranted(client, [long, longer])).toEqual([1, 128]);
+      // the refused one took no room among the client's two filters
+      expect(await subscribeGranted(client, ['short/1'])).toEqual([1]);
+      client.end(true);
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      expect(metrics).toMatch(/outpost_mqtt_subscriptions_refused_total\{reason="filter_too_long"\} 1/);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
 });
 
 describe('subscription limits and persistent sessions coming back', () => {

@@ -16,6 +16,7 @@ import { OutgoingWrites } from './handlers/outgoing-writes.js';
 import { ConnectBudget, limitPacketSize } from './handlers/packet-size.js';
 import { parsePublishesDirectly } from './handlers/incoming-parse.js';
 import { refuseRetainedOnReservedTopics } from './handlers/reserved-topics.js';
+import { refuseLongFilters } from './handlers/filter-length.js';
 import { refuseMalformedPackets } from './handlers/malformed-packets.js';
 import { MqttListeners } from './listeners.js';
 import { publishOrphanedWills } from './handlers/orphaned-wills.js';
@@ -116,7 +117,7 @@ export class BrokerService implements Service, LocalBus {
       preConnect: expiringPreConnect(this.expiry, createPreConnect(deps)),
       authenticate: createAuthenticate(deps),
       authorizePublish: refuseRetainedOnReservedTopics(createAuthorizePublish(deps), this.metrics),
-      authorizeSubscribe: createAuthorizeSubscribe(deps),
+      authorizeSubscribe: refuseLongFilters(createAuthorizeSubscribe(deps), { maxFilterBytes: mqtt.maxFilterBytes, metrics: this.metrics, storesFilter: deps.store.storesFilter }),
       authorizeForward: createAuthorizeForward(deps),
       published: (packet: AedesPublishPacket, client: Client, done: (error?: Error | null) => void) => {
         this.outgoing.release(packet, client);

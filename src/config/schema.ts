@@ -95,6 +95,11 @@ const mqttSchema = z.strictObject({
    * disconnected. Without it one client that stops reading stalls delivery to everyone.
    */
   maxClientBacklogBytes: positiveInt(1024 * 1024, 'bytes ≥ 1'),
+  /**
+   * Bytes of one topic filter: a longer one gets SUBACK 0x80 (counted). The subscription limits
+   * count filters, each costing about its length again in memory, and MQTT allows 64 KiB.
+   */
+  maxFilterBytes: positiveInt(1024, 'bytes ≥ 1'),
   /** Filters one connection may hold; a SUBSCRIBE beyond it gets SUBACK 0x80 for the filters over (counted). */
   maxSubscriptionsPerClient: positiveInt(100, 'filter count ≥ 1'),
   /**
