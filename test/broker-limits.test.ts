@@ -86,6 +86,22 @@ describe('broker limits and listeners', () => {
     expect(plain.status).toBe(426);
   });
 
+  it('refuses a client id longer than mqtt.maxClientIdBytes with CONNACK 2 (MQTT-3.1.3-9)', async () => {
+    const connack = async (clientId: string) => {
+      const raw = await RawMqtt.open(daemon.port('mqtt'));
+      raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 30 });
+      const returnCode = (await raw.waitFor((packet) => packet.cmd === 'connack'))?.returnCode;
+      raw.end();
+      await raw.waitClosed();
+      return returnCode;
+    };
+    expect(await connack('c'.repeat(128))).toBe(0);
+    expect(await connack('c'.repeat(129))).toBe(2);
+    expect(await connack('é'.repeat(65))).toBe(2);
+    const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+    expect(metrics).toMatch(/outpost_mqtt_connections_refused_total\{reason="identifier_rejected"\} 2/);
+  });
+
   it('enforces keep-alive: a silent client is disconnected after 1.5 × its keep-alive', async () => {
     const raw = await RawMqtt.open(daemon.port('mqtt'));
     raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'silent', keepalive: 1 });

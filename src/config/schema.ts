@@ -67,6 +67,8 @@ const mqttSchema = z.strictObject({
   /** Packets larger than this close the connection (MQTT 3.1.1 has no reason code for it). */
   maxPacketSize: positiveInt(262144, 'packet size in bytes ≥ 1'),
   maxConnections: positiveInt(1000, 'connection count ≥ 1'),
+  /** Bytes of a client id; a longer one gets CONNACK 2 (MQTT allows 64 KiB, kept for the whole connection). AWS IoT: 128. */
+  maxClientIdBytes: positiveInt(128, 'bytes ≥ 1'),
   /**
    * Per persistent session: queued QoS 1/2 messages kept for an offline client, besides those in
    * flight (maxInflightMessages), as Mosquitto's max_queued_messages; the oldest not in flight is

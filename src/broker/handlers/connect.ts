@@ -59,6 +59,7 @@ export function createAuthenticate(deps: ConnectDeps) {
 
 async function authenticate(deps: ConnectDeps, client: Client, username: string | undefined, password: Buffer | undefined): Promise<Session> {
   rejectEmptyPersistentClientId(deps, client);
+  rejectLongClientId(deps, client);
   const identity = identifyByCertificate(deps, client)
     ?? await identifyByPassword(deps, username, password)
     ?? identifyAnonymous(deps);
@@ -106,6 +107,15 @@ function refuseUnauthorizedWill(client: Client, session: Session): void {
 // MQTT-3.1.3-8: a zero-length client id needs clean session 1, else CONNACK 0x02.
 function rejectEmptyPersistentClientId({ sessions }: ConnectDeps, client: Client): void {
   if (sessions.emptyPersistentIds.has(client)) throw refuse(IDENTIFIER_REJECTED, 'zero-length client id requires clean session');
+}
+
+/**
+ * MQTT-3.1.3-5 lets a server refuse client ids longer than 23 bytes; MQTT 3.1.1 allows 64 KiB, each
+ * kept as long as its connection (and its persistent session, on disk): maxConnections of them
+ * would be 64 MiB. AWS IoT allows 128 bytes. CONNACK 2, identifier rejected (MQTT-3.1.3-9).
+ */
+function rejectLongClientId({ mqtt }: ConnectDeps, client: Client): void {
+  if (Buffer.byteLength(client.id) > mqtt.maxClientIdBytes) throw refuse(IDENTIFIER_REJECTED, `client id longer than mqtt.maxClientIdBytes (${mqtt.maxClientIdBytes})`);
 }
 
 interface Identity {
