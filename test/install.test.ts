@@ -402,6 +402,24 @@ describe('install.sh --dry-run', SLOW, () => {
     expect(readdirSync(root)).toEqual([]);
   });
 
+  it('runs from an unpacked npm tarball, which holds no node_modules but the packages the installer reads', () => {
+    // npm pack of the repo (dist/ as built): the tarball of docs/install.md, for boards too small to build on
+    const packed = spawnSync('npm', ['pack', '--silent', '--pack-destination', work], { cwd: repo, encoding: 'utf8', timeout: 60_000 });
+    expect(packed.status, packed.stderr).toBe(0);
+    const unpacked = join(work, 'tarball');
+    mkdirSync(unpacked);
+    const untar = spawnSync('tar', ['xzf', join(work, packed.stdout.trim().split('\n').pop()!), '-C', unpacked], { encoding: 'utf8' });
+    expect(untar.status, untar.stderr).toBe(0);
+    const root = freshRoot();
+    // from where the tarball was unpacked, as docs/install.md runs it (the installer also looks in the working directory)
+    const run = spawnSync('bash', ['package/systemd/install.sh', '--root', root, '--skip-deps', '--node', process.execPath, '--dry-run'], {
+      cwd: unpacked, encoding: 'utf8', timeout: 120_000,
+    });
+    expect(run.status, `${run.stdout}${run.stderr}`).toBe(0);
+    expect(run.stdout).toContain('would write /etc/outpost/outpost.yaml');
+    expect(readdirSync(root)).toEqual([]);
+  });
+
   it('changes nothing on an installed root, for install and uninstall', () => {
     const root = freshRoot();
     installInto(root, '--board', 'rpi-3');
