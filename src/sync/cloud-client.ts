@@ -19,15 +19,19 @@ export interface CloudClient {
    * error, after those that came before it (MQTT-4.6.0-2).
    */
   handleMessage: (packet: { topic: string; payload: Buffer | string }, done: (error?: Error) => void) => void;
-  /** `connack`: the cloud's CONNACK, whose sessionPresent says the cloud kept the session (its subscriptions too). */
-  on(event: 'connect', listener: (connack?: { sessionPresent?: boolean }) => void): this;
+  /** `connack`: the cloud's CONNACK, whose sessionPresent says the cloud kept the session (its subscriptions too), and MQTT 5 properties its limits. */
+  on(event: 'connect', listener: (connack?: Connack) => void): this;
   on(event: 'close', listener: () => void): this;
   on(event: 'error', listener: (error: Error) => void): this;
   once(event: 'close', listener: () => void): this;
   /** Closes the connection (`force`: without DISCONNECT, as after a failure). */
   end(force?: boolean): void;
-  /** The MQTT 5 CONNACK's Maximum Packet Size, which no packet to the cloud may exceed (MQTT-3.2.2-15); undefined: no limit known. */
-  readonly maximumPacketSize?: number;
+}
+
+/** What the sync agent reads of a CONNACK (mqtt-packet's shape, which mqtt.js passes on too). */
+export interface Connack {
+  sessionPresent?: boolean;
+  properties?: { maximumQoS?: number; retainAvailable?: boolean; maximumPacketSize?: number; receiveMaximum?: number };
 }
 
 export interface CloudClientOptions {
@@ -81,7 +85,6 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
   private held: IPublishPacket[] = [];
   /** The cloud's QoS 1 PUBLISHes in the order they came, each with whether it was handled: PUBACKs go in that order (MQTT-4.6.0-2). */
   private readonly toAcknowledge: Array<{ messageId: number; handled: boolean }> = [];
-  maximumPacketSize: number | undefined;
   private lastHeard = performance.now();
   private readonly connectTimer: NodeJS.Timeout;
   private pingTimer: NodeJS.Timeout | undefined;
@@ -179,7 +182,6 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
     const code = packet.returnCode ?? packet.reasonCode ?? 0;
     if (code !== 0) return this.fail(new Error(`Connection refused: CONNACK code ${code}`));
     this.receiveMaximum = packet.properties?.receiveMaximum ?? 65535;
-    this.maximumPacketSize = packet.properties?.maximumPacketSize;
     // MQTT-3.2.2-21: a Server Keep Alive in the CONNACK replaces the one this side asked for.
     const period = (packet.properties?.serverKeepAlive ?? this.options.keepalive) * 1000;
     // MQTT-3.1.2-24: the server gives up after 1.5 × keepalive of silence; so does this side.

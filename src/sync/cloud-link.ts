@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { IClientOptions } from 'mqtt';
 import type { CloudConfig } from './config.js';
 import { fullJitterMs } from './backoff.js';
-import type { CloudClient, CloudClientOptions, ServerDisconnect } from './cloud-client.js';
+import type { CloudClient, CloudClientOptions, Connack, ServerDisconnect } from './cloud-client.js';
 
 interface ConnectOptions extends CloudClientOptions {
   cert?: Buffer;
@@ -42,12 +42,39 @@ export interface LinkState {
   since: string;
   lastError?: string;
   connectAttempts: number;
+  /** What the cloud's CONNACK allows on the current connection; null while offline. */
+  limits: CloudLimits | null;
+}
+
+/**
+ * The limits an MQTT 5 CONNACK announces (§3.2.2.3) that bind what the gateway sends; an absent
+ * property (and every MQTT 3.1.1 CONNACK) sets none. Receive Maximum is the client's own to honour
+ * (cloud-client.ts); Topic Alias Maximum binds nothing, as the agent sends no topic aliases.
+ */
+export interface CloudLimits {
+  /** MQTT-3.2.2-11: no PUBLISH of a higher QoS (0x9B QoS not supported); AWS IoT Core says 1. */
+  maximumQoS: 0 | 1 | 2;
+  /** MQTT-3.2.2-14: no PUBLISH with RETAIN set when false; the agent never sets it, so nothing depends on it. */
+  retainAvailable: boolean;
+  /** MQTT-3.2.2-15: no packet larger (0x95 Packet too large); null: no limit announced. */
+  maximumPacketSize: number | null;
+}
+
+export function limitsOf(connack: Connack | undefined): CloudLimits {
+  const properties = connack?.properties;
+  return {
+    maximumQoS: properties?.maximumQoS === 0 || properties?.maximumQoS === 1 ? properties.maximumQoS : 2,
+    retainAvailable: properties?.retainAvailable !== false,
+    maximumPacketSize: properties?.maximumPacketSize ?? null,
+  };
 }
 
 export interface LinkHandlers {
-  /** A connection is up (CONNACK received); `client` is valid until `onDown`. */
-  /** `sessionPresent`: the cloud kept the session of the previous connection (MQTT-3.2.2-2). */
-  onUp(client: CloudClient, sessionPresent: boolean): void;
+  /**
+   * A connection is up (CONNACK received); `client` is valid until `onDown`. `sessionPresent`: the
+   * cloud kept the session of the previous connection (MQTT-3.2.2-2); `limits`: what it takes.
+   */
+  onUp(client: CloudClient, sessionPresent: boolean, limits: CloudLimits): void;
   /**
    * `byPeer`: the cloud closed the connection, or it broke in a way that may be the cloud's (a reset),
    * rather than this side stopping it or the network failing (a timeout, an unreachable route).
@@ -68,7 +95,7 @@ export class CloudLink {
   /** Connections in a row that the cloud ended within SHORT_CONNECTION_MS of its CONNACK. */
   private shortConnections = 0;
   private stopped = false;
-  readonly state: LinkState = { online: false, since: new Date().toISOString(), connectAttempts: 0 };
+  readonly state: LinkState = { online: false, since: new Date().toISOString(), connectAttempts: 0, limits: null };
 
   constructor(
     private readonly config: CloudConfig['mqtt'] & { clientId: string },
@@ -114,8 +141,10 @@ export class CloudLink {
       upSince = performance.now();
       this.state.online = true;
       this.state.since = new Date(this.wallMs()).toISOString();
+      const limits = limitsOf(connack);
+      this.state.limits = limits;
       this.log.info({ url: this.config.url }, 'cloud link up');
-      this.handlers.onUp(client, connack?.sessionPresent === true);
+      this.handlers.onUp(client, connack?.sessionPresent === true, limits);
     });
     let refusalRuledOut = false;
     let takenOver = false;
@@ -160,6 +189,7 @@ export class CloudLink {
     if (error) this.state.lastError = error;
     if (!this.state.online) return;
     this.state.online = false;
+    this.state.limits = null;
     this.state.since = new Date(this.wallMs()).toISOString();
     this.handlers.onDown(byPeer);
   }

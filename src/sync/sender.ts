@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { CloudClient } from './cloud-client.js';
+import type { CloudLimits } from './cloud-link.js';
 import type { GroupCommit } from '../store/group-commit.js';
 import type { Outbox, OutboxItem, Removed } from './outbox.js';
 import type { RuleActivity } from './activity.js';
@@ -84,6 +85,7 @@ class LaneReader {
  */
 export class Sender {
   private client: CloudClient | undefined;
+  private limits: CloudLimits | undefined;
   private readonly inFlight = new Map<number, InFlight>();
   private readonly live = new LaneReader();
   private readonly backlog = new LaneReader();
@@ -117,8 +119,9 @@ export class Sender {
   ) {}
 
   /** A connection came up: the outbox as it is now is the backlog; the live lane starts after it. */
-  connected(client: CloudClient): void {
+  connected(client: CloudClient, limits: CloudLimits): void {
     this.client = client;
+    this.limits = limits;
     this.connectedAt = performance.now();
     this.watermark = this.outbox.startBacklog();
     this.liveCursor = this.watermark;
@@ -295,9 +298,11 @@ export class Sender {
       return;
     }
     const client = this.client!;
-    const packetLimit = client.maximumPacketSize;
-    if (packetLimit !== undefined) {
-      const packetBytes = publishPacketBytes(topic, payload.length, item.qos);
+    // MQTT-3.2.2-11: never above the cloud's Maximum QoS (it would end the connection, 0x9B); at QoS 0 the item leaves the outbox once written
+    const qos = Math.min(item.qos, this.limits!.maximumQoS) as 0 | 1;
+    const packetLimit = this.limits!.maximumPacketSize;
+    if (packetLimit !== null) {
+      const packetBytes = publishPacketBytes(topic, payload.length, qos);
       // MQTT-3.2.2-15: never sent; the cloud would only end the connection (0x95) each time it went
       if (packetBytes > packetLimit) {
         void this.deadLetter(item, `MessageTooLarge: a PUBLISH of ${packetBytes} bytes, the cloud's Maximum Packet Size ${packetLimit}`);
@@ -310,7 +315,7 @@ export class Sender {
       return;
     }
     this.inFlight.set(item.id, { item, lane });
-    client.publish(topic, payload, { qos: item.qos }, (error) => {
+    client.publish(topic, payload, { qos }, (error) => {
       if (this.client !== client || !this.inFlight.has(item.id)) return;
       this.inFlight.delete(item.id);
       const code = (error as { code?: unknown } | undefined)?.code;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { CloudClient } from './cloud-client.js';
+import type { CloudLimits } from './cloud-link.js';
 import type { BusMessage, LocalBus } from '../bus.js';
 import type { Store } from '../store/store.js';
 import type { JsonObject, ShadowState } from '../shadows/document.js';
@@ -174,11 +175,15 @@ export class ShadowSync {
     return key !== undefined && this.rules.has(key);
   }
 
-  /** A new cloud connection: subscribe to the shadows' topics there, then a full sync of each. */
-  connected(client: CloudClient): void {
+  /**
+   * A new cloud connection: subscribe to the shadows' topics there, then a full sync of each.
+   * Requests go at QoS 1 unless the cloud takes QoS 0 only (MQTT-3.2.2-11): their answers say whether they arrived.
+   */
+  connected(client: CloudClient, limits: CloudLimits): void {
     if (this.rules.size === 0) return;
+    const qos = Math.min(1, limits.maximumQoS) as 0 | 1;
     const channel = new ShadowChannel('cloud', (topic, payload) => new Promise<void>((resolve, reject) => {
-      client.publish(topic, payload, { qos: 1 }, (error) => (error ? reject(error) : resolve()));
+      client.publish(topic, payload, { qos }, (error) => (error ? reject(error) : resolve()));
     }), CLOUD_MAX_IN_FLIGHT);
     this.cloud = channel;
     this.subscribed.clear();

@@ -1,4 +1,4 @@
-import type { LinkState } from './cloud-link.js';
+import type { CloudLimits, LinkState } from './cloud-link.js';
 import type { Outbox } from './outbox.js';
 import type { RuleActivity } from './activity.js';
 import type { Lane, Sender } from './sender.js';
@@ -36,6 +36,11 @@ export interface SyncStatus {
   online: boolean;
   since: string;
   lastError: string | null;
+  /**
+   * What the cloud's CONNACK allows on the current connection (MQTT 5; 3.1.1 announces nothing);
+   * null while offline. With maximumQoS 0, QoS 1 rules and shadow requests are sent at QoS 0.
+   */
+  cloudLimits: CloudLimits | null;
   paused: boolean;
   inFlight: number;
   /** The outbox item sent alone before the others: the cloud closed a connection with it unacknowledged (docs/sync.md, Dead letters). */
@@ -85,6 +90,7 @@ export function syncStatus(parts: {
     online: parts.link.online,
     since: parts.link.since,
     lastError: parts.link.lastError ?? null,
+    cloudLimits: parts.link.limits,
     paused: sender.paused,
     inFlight: sender.inFlightCount(),
     suspect: sender.suspectId(),

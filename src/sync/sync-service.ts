@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { localUrl, type Listener, type Service, type ServiceContext, type ServiceHealth } from '../service.js';
 import { systemClock, type SyncClock } from './clock.js';
-import { CloudLink } from './cloud-link.js';
+import { CloudLink, type CloudLimits } from './cloud-link.js';
 import { installationClientId } from './client-id.js';
 import { syncMigrations } from './migrations.js';
 import { Outbox, type DeadLetter } from './outbox.js';
@@ -69,7 +69,8 @@ export class SyncService implements Service {
     this.inbound = new InboundBridge(bus, sync.inbound, echoes, this.log);
     this.shadows = new ShadowSync(bus, store, sync.shadows, this.clock.wallMs, this.log);
     this.link = new CloudLink({ ...cloud.mqtt, clientId: this.clientId }, {
-      onUp: (client, sessionPresent) => {
+      onUp: (client, sessionPresent, limits) => {
+        this.noteQosDowngrade(limits);
         // The configured shadows' topics answer shadow sync; everything else, other `$aws/things/…`
         // topics such as AWS IoT Jobs included, is for the inbound rules (PUBACK once delivered).
         client.handleMessage = (packet, done) => {
@@ -78,8 +79,8 @@ export class SyncService implements Service {
           done();
         };
         this.inbound.connected(client, sessionPresent);
-        this.shadows.connected(client);
-        this.sender.connected(client);
+        this.shadows.connected(client, limits);
+        this.sender.connected(client, limits);
       },
       onDown: (byPeer) => {
         this.sender.disconnected(byPeer);
@@ -150,6 +151,16 @@ export class SyncService implements Service {
       ruleNames: [...config.sync.outbound, ...config.sync.objects].map((rule) => rule.name),
       shadows: this.shadows.status(), uploads: this.objects?.uploader.status ?? null,
     });
+  }
+
+  /**
+   * A cloud that takes QoS 0 only (MQTT 5 CONNACK Maximum QoS 0) gets the QoS 1 rules' messages and
+   * the shadow requests at QoS 0: said once per connection, as sync status says it while it lasts.
+   */
+  private noteQosDowngrade(limits: CloudLimits): void {
+    const { outbound, shadows } = this.context.config.sync;
+    if (limits.maximumQoS > 0 || (!outbound.some((rule) => rule.qos === 1) && shadows.length === 0)) return;
+    this.log.warn("the cloud's Maximum QoS is 0: QoS 1 rules and shadow requests are sent at QoS 0, at most once (an item leaves the outbox once written)");
   }
 
   /** Pausing stops sending (the link stays up for inbound rules); it survives restarts. */

@@ -14,7 +14,7 @@ const eta = (seconds: number | null) => (seconds === null ? 'stalled' : formatDu
 
 function statusText(status: SyncStatus): string {
   const link = !status.enabled ? 'no cloud configured (cloud.mqtt.url): buffering only'
-    : `${status.online ? 'online' : 'offline'} since ${status.since} as ${status.clientId}${!status.online && status.lastError ? ` (${status.lastError})` : ''}`;
+    : `${status.online ? 'online' : 'offline'} since ${status.since} as ${status.clientId}${!status.online && status.lastError ? ` (${status.lastError})` : ''}${limitsText(status.cloudLimits)}`;
   const head = [
     `cloud     ${link}`,
     `sending   ${status.paused ? 'paused (outpost sync resume)' : 'running'}, ${status.inFlight} in flight${status.suspect === null ? ''
@@ -31,6 +31,15 @@ function statusText(status: SyncStatus): string {
   const shadows = status.shadows.length === 0 ? '' : `\n${formatTable(['THING', 'SHADOW', 'DIRECTION', 'LAST SYNC', 'LAST ERROR'],
     status.shadows.map((s) => [s.thing, s.name ?? '(classic)', s.direction, orDash(s.lastSync), orDash(s.lastError)]))}`;
   return `${head}\n\n${lanes}\n${rules}${shadows}`;
+}
+
+/** The cloud's CONNACK limits that change what is sent, if any. */
+function limitsText(limits: SyncStatus['cloudLimits']): string {
+  const said = [
+    ...(limits?.maximumQoS === 0 ? ['takes QoS 0 only: QoS 1 rules and shadow requests go at QoS 0'] : []),
+    ...(limits?.maximumPacketSize ? [`packets up to ${limits.maximumPacketSize} bytes (larger messages are dead-lettered)`] : []),
+  ];
+  return said.length === 0 ? '' : `; the cloud ${said.join(', ')}`;
 }
 
 function uploadsText(uploads: UploadStatus): string {
