@@ -134,6 +134,10 @@ describe('sync bridge to a Mosquitto cloud', () => {
       await new Promise((resolve) => setTimeout(resolve, 500));
       // one message, the local client's (in its envelope)
       expect(replies.messages.map((message) => message.payload.includes('local'))).toEqual([true]);
+      // counted for the inbound rule, as outbound rules' deliveries are for theirs
+      const figures = await status(daemon);
+      expect(figures.inbound).toEqual([{ rule: 'commands', delivered: 1, failures: 0, lastSuccess: expect.any(String), lastFailure: null }]);
+      expect((await outpost(daemon.socket, ['sync', 'status'])).stdout).toMatch(/^INBOUND +DELIVERED +FAILURES +LAST SUCCESS +LAST FAILURE\ncommands +1 +0 +\d{4}-\S+ +-$/m);
     } finally {
       await replies.end();
       local.end(true);
@@ -185,5 +189,7 @@ describe('sync bridge to a Mosquitto cloud', () => {
     expect(text).toMatch(/outpost_sync_delivered_total\{rule="telemetry"\} \d+/);
     expect(text).toMatch(/outpost_sync_dead_lettered_total\{rule="telemetry"\} 2/);
     expect(text).toMatch(/outpost_sync_lane_items\{lane="backlog"\} 0/);
+    expect(text).toMatch(/^outpost_sync_inbound_delivered_total\{rule="commands"\} 1$/m);
+    expect(text).toMatch(/^outpost_sync_inbound_failures_total\{rule="commands"\} 0$/m);
   });
 });

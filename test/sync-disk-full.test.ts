@@ -152,12 +152,16 @@ describe.skipIf(!canMountTmpfs())('inbound cloud messages with a full disk (tmpf
     await eventually(() => seenByWatcher.includes('b'), 10_000);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(cloud.acknowledged).toEqual([]);
+    const waiting = (await status(daemon)).inbound[0];
+    expect(waiting).toMatchObject({ rule: 'commands', delivered: 1, lastFailure: { reason: expect.stringMatching(/^could not publish locally: /) } });
+    expect(waiting.failures).toBeGreaterThan(0);
 
     rmSync(filler);
     // tried again on the same connection, not only after the link dropped
     await eventually(() => cloud.acknowledged.length === 3, 20_000);
     expect(cloud.acknowledged).toEqual([1, 2, 3]);
     expect(cloud.connections).toBe(1);
+    expect((await status(daemon)).inbound[0].delivered).toBe(3);
     const keeper = await connectClient(daemon.mqttUrl, { clientId: 'keeper', clean: false });
     const kept: Buffer[] = [];
     keeper.on('message', (_topic, payload) => kept.push(payload));

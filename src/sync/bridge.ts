@@ -127,6 +127,7 @@ const INBOUND_RETRY_MAX_MS = 5000;
 const INBOUND_MAX_WAITING = 1000;
 
 interface InboundMessage {
+  rule: string;
   topic: string;
   payload: Buffer;
   qos: 0 | 1;
@@ -152,6 +153,8 @@ export class InboundBridge {
     private readonly bus: LocalBus,
     private readonly rules: readonly InboundRule[],
     private readonly echoes: EchoGuard,
+    /** Per inbound rule: messages the local broker took, and failed attempts with the last reason. */
+    private readonly activity: RuleActivity,
     private readonly log: Logger,
   ) {}
 
@@ -163,7 +166,7 @@ export class InboundBridge {
       return;
     }
     const message: InboundMessage = {
-      topic: renderTemplate(rule.to, { topic: packet.topic, clientId: '' }), payload: Buffer.from(packet.payload), qos: rule.qos as 0 | 1, done,
+      rule: rule.name, topic: renderTemplate(rule.to, { topic: packet.topic, clientId: '' }), payload: Buffer.from(packet.payload), qos: rule.qos as 0 | 1, done,
     };
     const queue = this.queues.get(message.topic);
     if (!queue) {
@@ -208,10 +211,12 @@ export class InboundBridge {
           this.waiting--;
           this.log.info({ topic: message.topic, failures }, 'published a cloud message locally after failed attempts');
         }
+        this.activity.succeeded(message.rule);
         message.done();
         this.next(message.topic, client);
       }, (error: Error) => {
         if (this.client !== client) return;
+        this.activity.failed(message.rule, `could not publish locally: ${error.message}`);
         if (failures === 0) {
           this.log.warn({ err: error, topic: message.topic }, 'could not publish a cloud message locally; retrying, unacknowledged');
           if (!this.hold()) return;

@@ -62,4 +62,12 @@ export function registerSyncMetrics(registry: Registry, status: () => SyncStatus
   ruleCounter('outpost_sync_rejected_total', 'Messages not stored: refused by reject-new (QoS 1: PUBACK withheld), or the write failed', (r) => r.rejected);
   ruleCounter('outpost_sync_expired_total', 'Items whose time-to-live ran out', (r) => r.expired);
   ruleCounter('outpost_sync_dead_lettered_total', 'Items moved to the dead-letter list', (r) => r.deadLettered);
+
+  const inboundCounter = (name: string, help: string, value: (r: SyncStatus['inbound'][number]) => number) =>
+    new Counter({ name, help, labelNames: rule, registers, collect() {
+      this.reset();
+      for (const entry of current().inbound) this.inc({ rule: entry.rule }, value(entry));
+    } });
+  inboundCounter('outpost_sync_inbound_delivered_total', 'Cloud messages of the inbound rule the local broker took (since start)', (r) => r.delivered);
+  inboundCounter('outpost_sync_inbound_failures_total', 'Failed local publishes of the inbound rule, each retry counted (since start)', (r) => r.failures);
 }

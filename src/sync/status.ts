@@ -1,6 +1,6 @@
 import type { CloudLimits, LinkState } from './cloud-link.js';
 import type { Outbox } from './outbox.js';
-import type { RuleActivity } from './activity.js';
+import type { RuleActivity, RuleOutcomes } from './activity.js';
 import type { Lane, Sender } from './sender.js';
 import type { ShadowSyncStatus } from './shadow-sync.js';
 import type { UploadStatus } from './objects/uploader.js';
@@ -15,6 +15,17 @@ export interface RuleStatus {
   rejected: number;
   expired: number;
   deadLettered: number;
+  lastSuccess: string | null;
+  lastFailure: { at: string; reason: string } | null;
+}
+
+/** An inbound rule (cloud → local bus), since start. */
+export interface InboundRuleStatus {
+  rule: string;
+  /** Cloud messages the local broker took (and the cloud got its PUBACK for). */
+  delivered: number;
+  /** Local publishes that failed (a full disk), each retry counted; the message waits, unacknowledged. */
+  failures: number;
   lastSuccess: string | null;
   lastFailure: { at: string; reason: string } | null;
 }
@@ -49,6 +60,7 @@ export interface SyncStatus {
   deadLetters: number;
   lanes: LaneStatus[];
   rules: RuleStatus[];
+  inbound: InboundRuleStatus[];
   shadows: ShadowSyncStatus[];
   /** Object uploads to cloud S3; null without sync.objects rules. */
   uploads: UploadStatus | null;
@@ -74,7 +86,8 @@ export class DrainRates {
 }
 
 export function syncStatus(parts: {
-  enabled: boolean; clientId: string; link: LinkState; sender: Sender; outbox: Outbox; activity: RuleActivity; rates: DrainRates; maxBytes: number; ruleNames: string[]; shadows: ShadowSyncStatus[];
+  enabled: boolean; clientId: string; link: LinkState; sender: Sender; outbox: Outbox; activity: RuleActivity; rates: DrainRates; maxBytes: number; ruleNames: string[];
+  inbound: Array<{ rule: string } & RuleOutcomes>; shadows: ShadowSyncStatus[];
   uploads: UploadStatus | null;
 }): SyncStatus {
   const { outbox, sender, rates } = parts;
@@ -115,6 +128,13 @@ export function syncStatus(parts: {
         lastFailure: outcomes.lastFailure ?? null,
       };
     }),
+    inbound: parts.inbound.map((outcomes) => ({
+      rule: outcomes.rule,
+      delivered: outcomes.delivered,
+      failures: outcomes.failures,
+      lastSuccess: outcomes.lastSuccessMs === undefined ? null : new Date(outcomes.lastSuccessMs).toISOString(),
+      lastFailure: outcomes.lastFailure ?? null,
+    })),
     shadows: parts.shadows,
     uploads: parts.uploads,
   };

@@ -36,6 +36,7 @@ export class SyncService implements Service {
   private readonly clientId: string;
   private readonly outbox: Outbox;
   private readonly activity: RuleActivity;
+  private readonly inboundActivity: RuleActivity;
   private readonly sender: Sender;
   private readonly link: CloudLink;
   private readonly outbound: OutboundBridge;
@@ -60,13 +61,15 @@ export class SyncService implements Service {
     this.clientId = cloud.mqtt.clientId ?? installationId;
     this.outbox = new Outbox(store, this.clock, { maxBytes: sync.maxBytes, maxAgeMs: sync.maxAgeSeconds * 1000, dlqLength: sync.dlqLength, dlqMaxBytes: sync.dlqMaxBytes });
     this.activity = new RuleActivity(this.clock.wallMs);
+    // apart: an inbound rule may bear the name of an outbound one
+    this.inboundActivity = new RuleActivity(this.clock.wallMs);
     this.sender = new Sender(this.outbox, store.commit, this.activity, {
       clientId: this.clientId, maxInFlight: cloud.mqtt.maxInFlight, maxMessageBytes: cloud.mqtt.maxMessageBytes,
       drainRate: sync.drainRate, maxAttempts: sync.maxAttempts,
     }, this.log);
     const echoes = new EchoGuard();
     this.outbound = new OutboundBridge(bus, sync.outbound, this.outbox, store.commit, echoes, this.activity, (live) => this.sender.wake(live), this.log);
-    this.inbound = new InboundBridge(bus, sync.inbound, echoes, this.log);
+    this.inbound = new InboundBridge(bus, sync.inbound, echoes, this.inboundActivity, this.log);
     this.shadows = new ShadowSync(bus, store, sync.shadows, this.clock.wallMs, this.log);
     this.link = new CloudLink({ ...cloud.mqtt, clientId: this.clientId }, {
       onUp: (client, sessionPresent, limits) => {
@@ -149,6 +152,7 @@ export class SyncService implements Service {
       enabled: config.cloud.mqtt.url !== undefined, clientId: this.clientId, link: this.link.state, sender: this.sender, outbox: this.outbox,
       activity: this.activity, rates: this.rates, maxBytes: config.sync.maxBytes,
       ruleNames: [...config.sync.outbound, ...config.sync.objects].map((rule) => rule.name),
+      inbound: config.sync.inbound.map((rule) => ({ rule: rule.name, ...this.inboundActivity.of(rule.name) })),
       shadows: this.shadows.status(), uploads: this.objects?.uploader.status ?? null,
     });
   }

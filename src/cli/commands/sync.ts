@@ -28,9 +28,12 @@ function statusText(status: SyncStatus): string {
     status.rules.map((rule) => [rule.rule, rule.backlog, formatBytes(rule.backlogBytes), rule.oldestAgeSeconds === null ? '-' : formatDuration(rule.oldestAgeSeconds),
       rule.delivered, rule.dropped, rule.rejected, rule.expired, rule.deadLettered, orDash(rule.lastSuccess),
       rule.lastFailure ? `${rule.lastFailure.at} ${rule.lastFailure.reason}` : '-']));
+  const inbound = status.inbound.length === 0 ? '' : `\n${formatTable(['INBOUND', 'DELIVERED', 'FAILURES', 'LAST SUCCESS', 'LAST FAILURE'],
+    status.inbound.map((rule) => [rule.rule, rule.delivered, rule.failures, orDash(rule.lastSuccess),
+      rule.lastFailure ? `${rule.lastFailure.at} ${rule.lastFailure.reason}` : '-']))}`;
   const shadows = status.shadows.length === 0 ? '' : `\n${formatTable(['THING', 'SHADOW', 'DIRECTION', 'LAST SYNC', 'LAST ERROR'],
     status.shadows.map((s) => [s.thing, s.name ?? '(classic)', s.direction, orDash(s.lastSync), orDash(s.lastError)]))}`;
-  return `${head}\n\n${lanes}\n${rules}${shadows}`;
+  return `${head}\n\n${lanes}\n${rules}${inbound}${shadows}`;
 }
 
 /** The cloud's CONNACK limits that change what is sent, if any. */
