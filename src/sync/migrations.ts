@@ -66,4 +66,7 @@ export const syncMigrations: Migrations = [
     PRIMARY KEY (item_id, part_number));`,
   // An upload deleting its local copy asks whether another rule's upload of that object is queued.
   `CREATE INDEX sync_outbox_object_topics ON sync_outbox (local_topic) WHERE kind = 'object';`,
+  // A CreateMultipartUpload sent and not answered yet (signing time, epoch ms): an answer lost on the
+  // way leaves an upload in the cloud that only ListMultipartUploads can find again.
+  `CREATE TABLE sync_upload_intents (item_id INTEGER PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, requested_wall INTEGER NOT NULL);`,
 ];

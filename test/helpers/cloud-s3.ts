@@ -32,7 +32,7 @@ export class CloudS3 {
   private readonly sockets = new Set<Socket>();
   readonly client: S3Client;
 
-  private constructor(private readonly server: S3rver, private readonly dir: string, private readonly backendPort: number, readonly port: number) {
+  private constructor(private readonly server: S3rver | undefined, private readonly dir: string | undefined, private readonly backendPort: number, readonly port: number) {
     this.client = new S3Client({ endpoint: `http://127.0.0.1:${backendPort}`, region: 'us-east-1', forcePathStyle: true, credentials: { ...S3RVER_KEY } });
   }
 
@@ -42,6 +42,14 @@ export class CloudS3 {
     const server = new S3rver({ port: backendPort, address: '127.0.0.1', directory: dir, silent: true, configureBuckets: buckets.map((name) => ({ name })) });
     await server.run();
     return new CloudS3(server, dir, backendPort, await freePort());
+  }
+
+  /**
+   * The proxy alone, in front of another S3 server on loopback (an outpostd's S3 API, which has the
+   * multipart listing s3rver lacks); `keys` and `body` are s3rver's and do not apply.
+   */
+  static async inFrontOf(backendPort: number): Promise<CloudS3> {
+    return new CloudS3(undefined, undefined, backendPort, await freePort());
   }
 
   get endpoint(): string {
@@ -107,9 +115,10 @@ export class CloudS3 {
   async destroy(): Promise<void> {
     await this.down();
     this.client.destroy();
+    if (!this.server) return;
     const closed = this.server.close();
     (this.server as unknown as { httpServer: Server }).httpServer.closeAllConnections();
     await closed;
-    rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.dir!, { recursive: true, force: true });
   }
 }

@@ -121,6 +121,22 @@ export class S3Client {
     return xmlValue(xml, 'ETag');
   }
 
+  /**
+   * S3 ListMultipartUploads of the keys starting with `prefix`: the first page (up to 1,000 uploads),
+   * each with its key, UploadId and initiation time.
+   */
+  async listMultipartUploads(bucket: string, prefix: string, signal?: AbortSignal): Promise<Array<{ key: string; uploadId: string; initiated: string }>> {
+    const xml = await text(await this.send({ method: 'GET', bucket, key: '', query: { uploads: '', prefix }, signal }));
+    return [...xml.matchAll(/<Upload>(.*?)<\/Upload>/gs)].map(([, upload]) => ({
+      key: xmlValue(upload, 'Key') ?? '', uploadId: xmlValue(upload, 'UploadId') ?? '', initiated: xmlValue(upload, 'Initiated') ?? '',
+    }));
+  }
+
+  /** The time requests are signed with: the local clock, set to the server's by a RequestTimeTooSkewed answer. */
+  signingTimeMs(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
+
   async abortMultipartUpload(bucket: string, key: string, uploadId: string, signal?: AbortSignal): Promise<void> {
     (await this.send({ method: 'DELETE', bucket, key, query: { uploadId }, signal })).resume();
   }
@@ -170,13 +186,14 @@ export class S3Client {
   /** Path-style (endpoint/bucket/key) or virtual-hosted-style (bucket.endpoint/key). */
   private address(bucket: string, key: string): { host: string; path: string } {
     const encodedKey = uriEncodeText(key, true);
-    if (this.options.forcePathStyle) return { host: this.url.host, path: `/${bucket}/${encodedKey}` };
+    // a request on the bucket itself (ListMultipartUploads) has no key, nor its slash
+    if (this.options.forcePathStyle) return { host: this.url.host, path: key === '' ? `/${bucket}` : `/${bucket}/${encodedKey}` };
     return { host: `${bucket}.${this.url.host}`, path: `/${encodedKey}` };
   }
 
   /** SigV4 (service s3) over every header sent. */
   private signed(request: Request, host: string, path: string, query: string): OutgoingHttpHeaders {
-    const timestamp = new Date(Date.now() + this.clockOffsetMs).toISOString().replace(/[-:]|\.\d{3}/g, '');
+    const timestamp = new Date(this.signingTimeMs()).toISOString().replace(/[-:]|\.\d{3}/g, '');
     const date = timestamp.slice(0, 8);
     const payloadHash = request.body === undefined ? EMPTY_SHA256 : request.body instanceof Buffer ? sha256Hex(request.body) : 'UNSIGNED-PAYLOAD';
     const headers: Record<string, string> = { host, 'x-amz-date': timestamp, 'x-amz-content-sha256': payloadHash };

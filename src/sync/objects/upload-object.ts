@@ -5,7 +5,13 @@ import type { ObjectRef } from './object-bridge.js';
 import type { S3Endpoints } from './s3-endpoints.js';
 import { S3RequestError, type ObjectHead } from './s3-client.js';
 import { MeteredStream, type ByteBucket } from './metered-stream.js';
-import type { MultipartState, UploadState } from './upload-state.js';
+import type { MultipartState, UploadIntent, UploadState } from './upload-state.js';
+
+/**
+ * S3 refuses a request signed more than 15 minutes off its own clock (RequestTimeTooSkewed), so an
+ * upload the cloud created for a request is initiated no earlier than this before its signing time.
+ */
+const MAX_CLOCK_SKEW_MS = 15 * 60_000;
 
 /** The local object was deleted or replaced since its event: nothing to upload (a newer event covers a newer version). */
 export class ObjectGone extends Error {}
@@ -67,6 +73,9 @@ async function putWhole(ref: ObjectRef, context: UploadContext): Promise<void> {
 async function createUpload(itemId: number, ref: ObjectRef, context: UploadContext): Promise<MultipartState> {
   const { cloud, local } = context.s3;
   const head = await localRequest(() => local.headObject(ref.bucket, ref.key, quoted(ref.etag), context.signal));
+  // committed first: should the answer be lost (the link cut after the cloud created the upload), the upload is looked for and aborted (findLostUploads)
+  const intent = { itemId, bucket: ref.cloudBucket, key: ref.cloudKey, requestedWall: cloud.signingTimeMs() };
+  await context.commit.run(() => context.uploads.intend(intent));
   const uploadId = await cloud.createMultipartUpload(ref.cloudBucket, ref.cloudKey, head, context.signal);
   const upload: MultipartState = { uploadId, partBytes: context.partBytes, parts: new Map() };
   await context.commit.run(() => context.uploads.begin(itemId, ref.cloudBucket, ref.cloudKey, upload.uploadId, upload.partBytes));
@@ -152,6 +161,19 @@ export async function abortUpload(s3: S3Endpoints, upload: { bucket: string; key
   } catch (error) {
     if ((error as Error).name !== 'NoSuchUpload') throw error;
   }
+}
+
+/**
+ * The uploads a CreateMultipartUpload whose answer was lost may have left in the cloud: S3
+ * ListMultipartUploads of its key, those initiated since its signing time (less the clock skew S3
+ * allows). Another writer's upload of the same key started in that window would be taken too:
+ * the keys under a rule's prefix are taken to be the gateway's own.
+ */
+export async function findLostUploads(s3: S3Endpoints, intent: UploadIntent, signal?: AbortSignal): Promise<Array<{ bucket: string; key: string; uploadId: string }>> {
+  const uploads = await s3.cloud.listMultipartUploads(intent.bucket, intent.key, signal);
+  return uploads
+    .filter((upload) => upload.key === intent.key && Date.parse(upload.initiated) >= intent.requestedWall - MAX_CLOCK_SKEW_MS)
+    .map((upload) => ({ bucket: intent.bucket, key: upload.key, uploadId: upload.uploadId }));
 }
 
 function readLocal(ref: ObjectRef, context: UploadContext, range?: string): Promise<ObjectHead & { body: Readable }> {

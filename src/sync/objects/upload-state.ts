@@ -6,6 +6,15 @@ export interface PartDone {
   md5: string;
 }
 
+/** A CreateMultipartUpload sent whose answer has not been committed (sync_upload_intents). */
+export interface UploadIntent {
+  itemId: number;
+  bucket: string;
+  key: string;
+  /** When it was signed (the S3 client's clock, epoch ms). */
+  requestedWall: number;
+}
+
 export interface MultipartState {
   uploadId: string;
   /** The part size the upload began with (a config change later does not re-cut it). */
@@ -29,6 +38,11 @@ export class UploadState {
       partDone: db.prepare('INSERT OR REPLACE INTO sync_upload_parts (item_id, part_number, etag, md5) VALUES (?, ?, ?, ?)'),
       forgetUpload: db.prepare('DELETE FROM sync_uploads WHERE item_id = ?'),
       forgetParts: db.prepare('DELETE FROM sync_upload_parts WHERE item_id = ?'),
+      intend: db.prepare('INSERT OR REPLACE INTO sync_upload_intents (item_id, bucket, key, requested_wall) VALUES (?, ?, ?, ?)'),
+      intent: db.prepare('SELECT item_id AS itemId, bucket, key, requested_wall AS requestedWall FROM sync_upload_intents WHERE item_id = ?'),
+      forgetIntent: db.prepare('DELETE FROM sync_upload_intents WHERE item_id = ?'),
+      orphanIntents: db.prepare(`SELECT item_id AS itemId, bucket, key, requested_wall AS requestedWall FROM sync_upload_intents
+        WHERE item_id NOT IN (SELECT id FROM sync_outbox) LIMIT 100`),
       // Uploads whose item left the outbox some other way (evicted, expired, dead-lettered): to abort in the cloud.
       orphans: db.prepare(`SELECT item_id AS itemId, bucket, key, upload_id AS uploadId FROM sync_uploads
         WHERE item_id NOT IN (SELECT id FROM sync_outbox) LIMIT 100`),
@@ -43,9 +57,29 @@ export class UploadState {
     return { ...upload, parts };
   }
 
-  /** Write. */
+  /** Write: a CreateMultipartUpload is about to be sent. */
+  intend(intent: UploadIntent): void {
+    this.statements.intend.run(intent.itemId, intent.bucket, intent.key, intent.requestedWall);
+  }
+
+  intentOf(itemId: number): UploadIntent | undefined {
+    return this.statements.intent.get(itemId) as UploadIntent | undefined;
+  }
+
+  /** Write: its lost upload was looked for (and aborted, if found). */
+  forgetIntent(itemId: number): void {
+    this.statements.forgetIntent.run(itemId);
+  }
+
+  /** Intents whose item left the outbox: their lost uploads, if any, to abort. */
+  orphanIntents(): UploadIntent[] {
+    return this.statements.orphanIntents.all() as UploadIntent[];
+  }
+
+  /** Write: the CreateMultipartUpload was answered; its intent is fulfilled. */
   begin(itemId: number, bucket: string, key: string, uploadId: string, partBytes: number): void {
     this.statements.begin.run(itemId, bucket, key, uploadId, partBytes);
+    this.statements.forgetIntent.run(itemId);
   }
 
   /** Write. */
@@ -57,6 +91,7 @@ export class UploadState {
   forget(itemId: number): void {
     this.statements.forgetUpload.run(itemId);
     this.statements.forgetParts.run(itemId);
+    this.statements.forgetIntent.run(itemId);
   }
 
   orphans(): Array<{ itemId: number; bucket: string; key: string; uploadId: string }> {

@@ -7,8 +7,8 @@ import type { ObjectRef } from './object-bridge.js';
 import { ByteBucket } from './metered-stream.js';
 import { fullJitterMs } from '../backoff.js';
 import type { S3Endpoints } from './s3-endpoints.js';
-import type { UploadState } from './upload-state.js';
-import { abortUpload, deleteLocalCopy, ItemFailed, LocalUnavailable, ObjectGone, statusOf, uploadObject, type UploadContext } from './upload-object.js';
+import type { UploadIntent, UploadState } from './upload-state.js';
+import { abortUpload, deleteLocalCopy, findLostUploads, ItemFailed, LocalUnavailable, ObjectGone, statusOf, uploadObject, type UploadContext } from './upload-object.js';
 
 /** How often uploads left behind by evicted, expired or dead-lettered items are aborted in the cloud. */
 const ORPHAN_SWEEP_MS = 60_000;
@@ -122,6 +122,8 @@ export class ObjectUploader {
     try {
       const s3 = await this.s3();
       await this.abortOrphans();
+      const intent = this.uploads.intentOf(item.id);
+      if (intent) await this.abortLostUploads(s3, intent);
       this.status.current = { rule: item.rule, object: item.localTopic, size: ref.size, sentBytes: 0 };
       await uploadObject(item.id, ref, this.context(s3));
       this.reachable();
@@ -235,26 +237,51 @@ export class ObjectUploader {
     if (!now && performance.now() - this.orphansSweptAt < ORPHAN_SWEEP_MS) return true;
     this.orphansSweptAt = performance.now();
     const orphans = this.uploads.orphans();
-    if (orphans.length === 0) return true;
+    const intents = this.uploads.orphanIntents();
+    if (orphans.length === 0 && intents.length === 0) return true;
     const s3 = await this.s3();
-    for (const orphan of orphans) {
-      try {
+    try {
+      for (const orphan of orphans) {
         await abortUpload(s3, orphan, this.abort.signal);
         await this.commit.run(() => this.uploads.forget(orphan.itemId));
         this.reachable();
-      } catch (error) {
-        if (this.stopped) return false;
-        // Not an item's failure; the cloud being away is said once (unreachable), a refusal each time.
-        if (isTransient(error)) {
-          this.unreachable(`${(error as Error).name}: ${(error as Error).message}`);
-        } else {
-          this.reachable();
-          this.log.warn({ err: error, upload: orphan }, 'could not abort a multipart upload whose item left the outbox');
-        }
-        return false;
       }
+      for (const intent of intents) await this.abortLostUploads(s3, intent);
+    } catch (error) {
+      if (this.stopped) return false;
+      // Not an item's failure; the cloud being away is said once (unreachable), a refusal each time.
+      if (isTransient(error)) {
+        this.unreachable(`${(error as Error).name}: ${(error as Error).message}`);
+      } else {
+        this.reachable();
+        this.log.warn({ err: error }, 'could not abort a multipart upload whose item left the outbox');
+      }
+      return false;
     }
     return true;
+  }
+
+  /**
+   * A CreateMultipartUpload of this item that went unanswered (the answer lost on the way, or the
+   * daemon stopped first) may have made an upload nothing else knows of, whose parts would cost
+   * storage for ever: found by ListMultipartUploads and aborted, before the item's next one is made.
+   * A cloud that cannot list them (not implemented, not allowed) is said so and the upload goes on.
+   * A cloud away or busy throws (the item waits).
+   */
+  private async abortLostUploads(s3: S3Endpoints, intent: UploadIntent): Promise<void> {
+    const place = { bucket: intent.bucket, key: intent.key };
+    try {
+      for (const upload of await findLostUploads(s3, intent, this.abort.signal)) {
+        await abortUpload(s3, upload, this.abort.signal);
+        this.log.info({ upload }, 'aborted a multipart upload whose CreateMultipartUpload answer was lost');
+      }
+    } catch (error) {
+      if (isTransient(error) && statusOf(error) !== 501) throw error;
+      this.log.warn({ err: error, ...place },
+        'could not look for (or abort) a multipart upload whose CreateMultipartUpload answer was lost; a lifecycle rule (AbortIncompleteMultipartUpload) removes it, or allow s3:ListBucketMultipartUploads');
+    }
+    await this.commit.run(() => this.uploads.forgetIntent(intent.itemId));
+    this.reachable();
   }
 
   /** The clients are made, and the local store's endpoint asked for, on the first upload (a failure counts as the cloud's). */
