@@ -9,7 +9,7 @@ const mqttPacket = createRequire(import.meta.url)('mqtt-packet') as {
   generate(packet: Packet, options: { protocolVersion: number }): Buffer;
 };
 
-/** What the sync agent uses of an MQTT client: mqtt.js's `MqttClient` fits it too (for ws:// and wss://). */
+/** What the sync agent uses of an MQTT client. */
 export interface CloudClient {
   /** QoS 1: `done` once the cloud's PUBACK arrives; an error with a numeric `code` is an MQTT 5 PUBACK reason ≥ 0x80. */
   publish(topic: string, payload: Buffer | string, options: { qos: 0 | 1 }, done: (error?: Error) => void): void;
@@ -28,7 +28,7 @@ export interface CloudClient {
   end(force?: boolean): void;
 }
 
-/** What the sync agent reads of a CONNACK (mqtt-packet's shape, which mqtt.js passes on too). */
+/** What the sync agent reads of a CONNACK (mqtt-packet's shape). */
 export interface Connack {
   sessionPresent?: boolean;
   properties?: { maximumQoS?: number; retainAvailable?: boolean; maximumPacketSize?: number; receiveMaximum?: number };
@@ -42,7 +42,7 @@ export interface CloudClientOptions {
   protocolVersion: 4 | 5;
   connectTimeout: number;
   clean: boolean;
-  /** MQTT 5 only: how long the cloud keeps the session after the connection ends (mqtt.js's option of the same shape). */
+  /** MQTT 5 only: how long the cloud keeps the session after the connection ends (MQTT 5 §3.1.2.11.2). */
   properties?: { sessionExpiryInterval: number };
 }
 
@@ -55,7 +55,7 @@ export class ServerDisconnect extends Error {
   }
 }
 
-/** An MQTT 5 PUBACK / SUBACK reason code ≥ 0x80, as mqtt.js reports it. */
+/** An MQTT 5 PUBACK / SUBACK reason code ≥ 0x80. */
 class ReasonCodeError extends Error {
   constructor(readonly code: number, what: string) {
     super(`${what} refused with reason code 0x${code.toString(16)}`);
@@ -63,11 +63,11 @@ class ReasonCodeError extends Error {
 }
 
 /**
- * A small MQTT 3.1.1 / 5 client for the cloud link over one TCP or TLS stream, on mqtt-packet
+ * A small MQTT 3.1.1 / 5 client for the cloud link over one TCP, TLS or WebSocket stream, on mqtt-packet
  * (which the local broker already loads): CONNECT, QoS 0/1 PUBLISH both ways, SUBSCRIBE and
  * PINGREQ — all the sync agent needs. One instance is one connection; CloudLink makes a new one
- * per attempt. It replaces mqtt.js for mqtt:// and mqtts://, whose client and streams cost the
- * idle daemon about 9 MB of resident memory while connected.
+ * per attempt. It replaces mqtt.js, whose client and streams cost the idle daemon about 9 MB of
+ * resident memory while connected.
  */
 export class LeanMqttClient extends EventEmitter implements CloudClient {
   handleMessage: CloudClient['handleMessage'] = (_packet, done) => done();
@@ -96,6 +96,8 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
     // First, so that nothing below can leave the socket's errors unhandled (they would end the daemon).
     stream.on('error', (error) => this.fail(error));
     stream.on('close', () => this.closeDown());
+    // The cloud's end of the stream ends the connection (a WebSocket stream would wait for this side's end before its 'close').
+    stream.on('end', () => stream.destroy());
     this.parser = mqttPacket.parser({ protocolVersion: options.protocolVersion });
     this.parser.on('packet', (packet: Packet) => this.received(packet));
     this.parser.on('error', (error: Error) => this.fail(error));

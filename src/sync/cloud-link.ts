@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { IClientOptions } from 'mqtt';
 import type { CloudConfig } from './config.js';
 import { fullJitterMs } from './backoff.js';
 import type { CloudClient, CloudClientOptions, Connack, ServerDisconnect } from './cloud-client.js';
@@ -13,27 +12,30 @@ interface ConnectOptions extends CloudClientOptions {
 
 /**
  * The client for one connection attempt: LeanMqttClient over `node:net` / `node:tls` for mqtt://
- * and mqtts:// (mqtt.js's client and its streams would cost the idle daemon about 9 MB while
- * connected); mqtt.js itself, loaded only then, for ws:// and wss://.
+ * and mqtts://, and over a WebSocket stream (`ws`, which the broker's own WebSocket listener loads)
+ * for ws:// and wss://. mqtt.js's client and its streams would cost the idle daemon about 9 MB
+ * while connected, and over a WebSocket it handles one cloud packet at a time: a cloud message
+ * waiting for its local retry would hold up everything else the cloud sends.
  */
 async function clientFactory(url: string): Promise<(options: ConnectOptions) => CloudClient> {
   const { protocol, hostname, port } = new URL(url);
-  if (protocol === 'mqtt:' || protocol === 'mqtts:') {
-    const { LeanMqttClient } = await import('./cloud-client.js');
-    const host = hostname.replace(/^\[|\]$/g, '');
-    if (protocol === 'mqtt:') {
-      const { createConnection } = await import('node:net');
-      return (options) => new LeanMqttClient(createConnection({ host, port: Number(port || 1883), noDelay: true }), options);
-    }
-    const [{ connect }, { isIP }] = await Promise.all([import('node:tls'), import('node:net')]);
-    // SNI takes host names only (RFC 6066); AWS IoT Core needs it to pick the account's endpoint.
-    const servername = isIP(host) ? undefined : host;
-    return (options) => new LeanMqttClient(connect({ host, port: Number(port || 8883), servername, cert: options.cert, key: options.key, ca: options.ca }).setNoDelay(true), options);
+  const { LeanMqttClient } = await import('./cloud-client.js');
+  if (protocol === 'ws:' || protocol === 'wss:') {
+    const { WebSocket, createWebSocketStream } = await import('ws');
+    // MQTT over WebSocket: the "mqtt" subprotocol, binary frames (MQTT 5 §6)
+    return (options) => new LeanMqttClient(createWebSocketStream(new WebSocket(url, 'mqtt', {
+      cert: options.cert, key: options.key, ca: options.ca, handshakeTimeout: options.connectTimeout, perMessageDeflate: false,
+    })), options);
   }
-  const { connect } = await import('mqtt');
-  return (options) => connect(url, {
-    ...options, reconnectPeriod: 0, queueQoSZero: false, resubscribe: false,
-  } satisfies IClientOptions) as unknown as CloudClient;
+  const host = hostname.replace(/^\[|\]$/g, '');
+  if (protocol === 'mqtt:') {
+    const { createConnection } = await import('node:net');
+    return (options) => new LeanMqttClient(createConnection({ host, port: Number(port || 1883), noDelay: true }), options);
+  }
+  const [{ connect }, { isIP }] = await Promise.all([import('node:tls'), import('node:net')]);
+  // SNI takes host names only (RFC 6066); AWS IoT Core needs it to pick the account's endpoint.
+  const servername = isIP(host) ? undefined : host;
+  return (options) => new LeanMqttClient(connect({ host, port: Number(port || 8883), servername, cert: options.cert, key: options.key, ca: options.ca }).setNoDelay(true), options);
 }
 
 export interface LinkState {
@@ -83,8 +85,8 @@ export interface LinkHandlers {
 }
 
 /**
- * The connection to the cloud broker. mqtt.js's own reconnect retries at a fixed period, so it is
- * off: each attempt is a new client, made after a full-jitter exponential backoff — a fleet of
+ * The connection to the cloud broker. Each attempt is a new client, made after a full-jitter
+ * exponential backoff (not a fixed reconnect period) — a fleet of
  * gateways coming back after an outage spreads its reconnects instead of stampeding the broker.
  */
 export class CloudLink {

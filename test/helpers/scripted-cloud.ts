@@ -1,9 +1,13 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer, type Server } from 'node:net';
+import type { Duplex } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
+import { WebSocketServer, createWebSocketStream } from 'ws';
 
 /** One connection to a ScriptedCloud. */
 export interface CloudConnection {
-  readonly socket: Socket;
+  /** The TCP socket, or the WebSocket's stream. */
+  readonly socket: Duplex;
   send(packet: mqttPacket.Packet): void;
   /** An MQTT 5 DISCONNECT with `reasonCode`, and the end of the connection. */
   disconnect(reasonCode: number): void;
@@ -15,16 +19,25 @@ export interface CloudConnection {
  * `connected` makes the handler of one connection's packets.
  */
 export abstract class ScriptedCloud {
-  private readonly sockets = new Set<Socket>();
+  private readonly sockets = new Set<Duplex>();
   private server: Server | undefined;
   private port = 0;
+  private scheme = 'mqtt';
 
   constructor(private readonly protocolVersion: 4 | 5) {}
 
   protected abstract connected(connection: CloudConnection): (packet: mqttPacket.Packet) => void;
 
-  async listen(): Promise<this> {
-    const server = createServer((socket) => this.accept(socket));
+  /** `ws`: MQTT over WebSocket (ws://) instead of TCP. */
+  async listen(transport: 'tcp' | 'ws' = 'tcp'): Promise<this> {
+    let server: Server;
+    if (transport === 'ws') {
+      server = createHttpServer();
+      new WebSocketServer({ server }).on('connection', (ws) => this.accept(createWebSocketStream(ws)));
+      this.scheme = 'ws';
+    } else {
+      server = createServer((socket) => this.accept(socket));
+    }
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     this.server = server;
     this.port = (server.address() as { port: number }).port;
@@ -32,7 +45,7 @@ export abstract class ScriptedCloud {
   }
 
   get url(): string {
-    return `mqtt://127.0.0.1:${this.port}`;
+    return `${this.scheme}://127.0.0.1:${this.port}`;
   }
 
   async stop(): Promise<void> {
@@ -40,7 +53,7 @@ export abstract class ScriptedCloud {
     await new Promise((resolve) => this.server?.close(resolve));
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Duplex): void {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => undefined);
