@@ -393,7 +393,7 @@ function envelope(id: string, item: OutboxItem): Buffer {
 }
 
 /** Bytes of an MQTT 5 PUBLISH as the lean client writes it (no properties): fixed header, topic, packet identifier for QoS 1. */
-function publishPacketBytes(topic: string, payloadBytes: number, qos: 0 | 1): number {
+export function publishPacketBytes(topic: string, payloadBytes: number, qos: 0 | 1): number {
   const remaining = 2 + Buffer.byteLength(topic) + (qos === 1 ? 2 : 0) + 1 + payloadBytes;
   const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4;
   return 1 + lengthBytes + remaining;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { CloudClient } from './cloud-client.js';
 import type { CloudLimits } from './cloud-link.js';
+import { publishPacketBytes } from './sender.js';
 import type { BusMessage, LocalBus } from '../bus.js';
 import type { Store } from '../store/store.js';
 import type { JsonObject, ShadowState } from '../shadows/document.js';
@@ -183,6 +184,10 @@ export class ShadowSync {
     if (this.rules.size === 0) return;
     const qos = Math.min(1, limits.maximumQoS) as 0 | 1;
     const channel = new ShadowChannel('cloud', (topic, payload) => new Promise<void>((resolve, reject) => {
+      const limit = limits.maximumPacketSize;
+      const bytes = limit === null ? 0 : publishPacketBytes(topic, Buffer.byteLength(payload), qos);
+      // MQTT-3.2.2-15: never sent; the cloud would only end the connection (0x95), at every retry
+      if (limit !== null && bytes > limit) return reject(new Error(`a PUBLISH of ${bytes} bytes to ${topic}, larger than the cloud's Maximum Packet Size ${limit}`));
       client.publish(topic, payload, { qos }, (error) => (error ? reject(error) : resolve()));
     }), CLOUD_MAX_IN_FLIGHT);
     this.cloud = channel;
