@@ -240,13 +240,18 @@ export class ObjectUploader {
     const intents = this.uploads.orphanIntents();
     if (orphans.length === 0 && intents.length === 0) return true;
     const s3 = await this.s3();
+    let upload: object | undefined;
     try {
       for (const orphan of orphans) {
+        upload = orphan;
         await abortUpload(s3, orphan, this.abort.signal);
         await this.commit.run(() => this.uploads.forget(orphan.itemId));
         this.reachable();
       }
-      for (const intent of intents) await this.abortLostUploads(s3, intent);
+      for (const intent of intents) {
+        upload = intent;
+        await this.abortLostUploads(s3, intent);
+      }
     } catch (error) {
       if (this.stopped) return false;
       // Not an item's failure; the cloud being away is said once (unreachable), a refusal each time.
@@ -254,7 +259,7 @@ export class ObjectUploader {
         this.unreachable(`${(error as Error).name}: ${(error as Error).message}`);
       } else {
         this.reachable();
-        this.log.warn({ err: error }, 'could not abort a multipart upload whose item left the outbox');
+        this.log.warn({ err: error, upload }, 'could not abort a multipart upload whose item left the outbox');
       }
       return false;
     }
@@ -269,7 +274,6 @@ export class ObjectUploader {
    * A cloud away or busy throws (the item waits).
    */
   private async abortLostUploads(s3: S3Endpoints, intent: UploadIntent): Promise<void> {
-    const place = { bucket: intent.bucket, key: intent.key };
     try {
       for (const upload of await findLostUploads(s3, intent, this.abort.signal)) {
         await abortUpload(s3, upload, this.abort.signal);
@@ -277,7 +281,7 @@ export class ObjectUploader {
       }
     } catch (error) {
       if (isTransient(error) && statusOf(error) !== 501) throw error;
-      this.log.warn({ err: error, ...place },
+      this.log.warn({ err: error, bucket: intent.bucket, key: intent.key },
         'could not look for (or abort) a multipart upload whose CreateMultipartUpload answer was lost; a lifecycle rule (AbortIncompleteMultipartUpload) removes it, or allow s3:ListBucketMultipartUploads');
     }
     await this.commit.run(() => this.uploads.forgetIntent(intent.itemId));
