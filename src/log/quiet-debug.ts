@@ -6,8 +6,8 @@ import { createRequire } from 'node:module';
  * logger still gathers its arguments into an array first: under QoS 1 load
  * that was 18 % of all the bytes the broker allocated (sampling heap
  * profile), paid for in garbage collection. Unless the DEBUG environment
- * variable asks for that output, mqtt-packet and mqtt.js get loggers that do
- * nothing. Imported first by the composition root, before either is loaded.
+ * variable asks for that output, mqtt-packet gets loggers that do nothing.
+ * Imported first by the composition root, before it is loaded.
  */
 function silenceDebugOf(dependent: string): void {
   const requireFromDependent = createRequire(createRequire(import.meta.url).resolve(dependent));
@@ -27,5 +27,5 @@ function disabledLogger(namespace: string): () => void {
 }
 
 if (!process.env.DEBUG) {
-  for (const dependent of ['mqtt-packet', 'mqtt']) silenceDebugOf(dependent);
+  silenceDebugOf('mqtt-packet');
 }
