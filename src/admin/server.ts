@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { AdminError, type AdminRouter } from './router.js';
 import type { Listener } from '../service.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeConnectionsCleanly, limitConnections, requestUrl } from '../http/server.js';
+import { inexactIntegers } from '../json-integers.js';
 
 // A synchronous invoke carries up to 6 MB of payload, plus the request around it.
 const MAX_BODY_BYTES = 7 * 1024 * 1024;
@@ -134,13 +135,22 @@ function readJsonBody(req: IncomingMessage, res: ServerResponse): Promise<unknow
   });
 }
 
+/**
+ * The body as JSON, refused whole when JSON.parse would round one of its integers: a shadow update
+ * from `outpost shadow` is then refused as the same update over MQTT is, not stored altered.
+ */
 function parseJson(chunks: Buffer[], size: number): unknown {
   if (size === 0) return undefined;
+  const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8');
+  let value: unknown;
   try {
-    return JSON.parse((chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8'));
+    value = JSON.parse(text);
   } catch {
     throw new AdminError(400, 'request body is not valid JSON');
   }
+  const [inexact] = inexactIntegers(text);
+  if (inexact !== undefined) throw new AdminError(400, `Integer ${inexact} is out of range: beyond ±(2^53-1) it would not be stored exactly; send it as a string`);
+  return value;
 }
 
 function listen(server: Server, where: { path: string } | { host: string; port: number }): Promise<void> {

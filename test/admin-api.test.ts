@@ -1,0 +1,30 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDaemon } from './helpers/daemon.js';
+import { adminRequest } from './helpers/mqtt.js';
+
+/** The answer to one admin call, its body parsed: every refusal is JSON with a one-line `error`. */
+async function call(daemon: TestDaemon, method: string, path: string, body?: string): Promise<{ status: number; body: any }> {
+  const answer = await adminRequest(daemon.socket, method, path, body);
+  if (!answer) throw new Error(`no answer to ${method} ${path}`);
+  return { status: answer.status, body: JSON.parse(answer.body) };
+}
+
+describe('admin API: refused requests', () => {
+  let daemon: TestDaemon;
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: {} });
+  });
+  afterAll(async () => {
+    await daemon.cleanup();
+  });
+
+  it('refuses an integer beyond 2^53 in a shadow update, as MQTT does, and stores nothing', async () => {
+    const refused = await call(daemon, 'POST', '/v1/shadows/meter-1', '{"state":{"reported":{"count":9007199254740993}}}');
+    expect(refused).toEqual({ status: 400, body: { error: 'Integer 9007199254740993 is out of range: beyond ±(2^53-1) it would not be stored exactly; send it as a string' } });
+    expect((await call(daemon, 'GET', '/v1/shadows/meter-1')).status).toBe(404);
+    // the largest exact one is taken as it is
+    const stored = await call(daemon, 'POST', '/v1/shadows/meter-1', '{"state":{"reported":{"count":9007199254740991}}}');
+    expect(stored.status).toBe(200);
+    expect((await adminRequest(daemon.socket, 'GET', '/v1/shadows/meter-1'))!.body).toContain('"count":9007199254740991');
+  });
+});
