@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
-import { adminRequest } from './helpers/mqtt.js';
+import { adminRequest, outpost } from './helpers/mqtt.js';
+import { template, writePackage } from './helpers/functions.js';
 
 /** The answer to one admin call, its body parsed: every refusal is JSON with a one-line `error`. */
 async function call(daemon: TestDaemon, method: string, path: string, body?: string): Promise<{ status: number; body: any }> {
@@ -11,11 +12,17 @@ async function call(daemon: TestDaemon, method: string, path: string, body?: str
 
 describe('admin API: refused requests', () => {
   let daemon: TestDaemon;
+  const versions = ['one', 'two'].map((tag) => writePackage({
+    'template.yaml': template('Tagged', { Handler: 'index.handler', Timeout: 3 }),
+    'index.js': `exports.handler = async () => ${JSON.stringify(tag)};\n`,
+  }));
   beforeAll(async () => {
     daemon = await TestDaemon.start({ config: {} });
-  });
+    for (const version of versions) expect(await outpost(daemon.socket, ['deploy', version.dir])).toMatchObject({ code: 0 });
+  }, 60_000);
   afterAll(async () => {
     await daemon.cleanup();
+    for (const version of versions) version.remove();
   });
 
   it('refuses an integer beyond 2^53 in a shadow update, as MQTT does, and stores nothing', async () => {
@@ -26,5 +33,17 @@ describe('admin API: refused requests', () => {
     const stored = await call(daemon, 'POST', '/v1/shadows/meter-1', '{"state":{"reported":{"count":9007199254740991}}}');
     expect(stored.status).toBe(200);
     expect((await adminRequest(daemon.socket, 'GET', '/v1/shadows/meter-1'))!.body).toContain('"count":9007199254740991');
+  });
+
+  it('refuses a rollback or an invocation whose body is no JSON object, rather than reading it as one without fields', async () => {
+    for (const body of ['"x"', '[]', '5', 'null']) {
+      expect(await call(daemon, 'POST', '/v1/functions/Tagged/rollback', body)).toEqual({ status: 400, body: { error: 'expected a JSON object body' } });
+      expect(await call(daemon, 'POST', '/v1/functions/Tagged/invocations', body)).toEqual({ status: 400, body: { error: 'expected a JSON object body' } });
+    }
+    expect((await call(daemon, 'GET', '/v1/functions/Tagged')).body.version).toBe(2);
+    expect((await call(daemon, 'GET', '/v1/functions/Tagged/logs')).body.text).not.toContain('START');
+    // no body at all: every field is optional
+    expect(await call(daemon, 'POST', '/v1/functions/Tagged/invocations')).toMatchObject({ status: 200, body: { payload: 'two' } });
+    expect(await call(daemon, 'POST', '/v1/functions/Tagged/rollback')).toMatchObject({ status: 200, body: { from: 2, to: 1 } });
   });
 });

@@ -33,6 +33,11 @@ export function objectBody(body: unknown): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
+/** The body of a request whose fields are all optional: `{}` when there is none, else as objectBody. */
+export function optionalObjectBody(body: unknown): Record<string, unknown> {
+  return body === undefined ? {} : objectBody(body);
+}
+
 /** A string field of the body, undefined when absent, else 400. */
 export function optionalString(body: Record<string, unknown>, key: string): string | undefined {
   const value = body[key];

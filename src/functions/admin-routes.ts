@@ -1,4 +1,4 @@
-import { AdminError, type AdminRouter } from '../admin/router.js';
+import { AdminError, optionalObjectBody, type AdminRouter } from '../admin/router.js';
 import { apiErrors, FunctionApiError } from './errors.js';
 import type { FunctionService } from './function-service.js';
 import type { FunctionVersion } from './store.js';
@@ -44,7 +44,8 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
 
   // {"to"?: N}: without it, the version before the current $LATEST.
   router.add('POST', '/v1/functions/:name/rollback', ({ params, body }) => asAdminError(async () => {
-    const to = (body as { to?: unknown } | undefined)?.to;
+    // a body that is no object (a list, a string) is refused, not read as "no version given"
+    const { to } = optionalObjectBody(body);
     if (to !== undefined && (typeof to !== 'number' || !Number.isInteger(to) || to < 1)) throw apiErrors.invalidParameter('expected {"to": N} with a version number ≥ 1');
     return service.rollback(params.name, to);
   }));
@@ -64,7 +65,7 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
 
   // The Invoke API's shape: status 200 (or 202 for Event), X-Amz-Function-Error as functionError.
   router.add('POST', '/v1/functions/:name/invocations', ({ params, body }) => asAdminError(async () => {
-    const request = (body ?? {}) as { payload?: unknown; invocationType?: unknown; qualifier?: unknown; logType?: unknown };
+    const request: { payload?: unknown; invocationType?: unknown; qualifier?: unknown; logType?: unknown } = optionalObjectBody(body);
     const type = request.invocationType ?? 'RequestResponse';
     if (type !== 'RequestResponse' && type !== 'Event') throw new FunctionApiError(400, 'InvalidParameterValueException', 'invocationType: expected "RequestResponse" or "Event"');
     if (request.qualifier !== undefined && typeof request.qualifier !== 'string') throw apiErrors.invalidParameter('qualifier: expected an alias or version');
