@@ -46,4 +46,14 @@ describe('admin API: refused requests', () => {
     expect(await call(daemon, 'POST', '/v1/functions/Tagged/invocations')).toMatchObject({ status: 200, body: { payload: 'two' } });
     expect(await call(daemon, 'POST', '/v1/functions/Tagged/rollback')).toMatchObject({ status: 200, body: { from: 2, to: 1 } });
   });
+
+  it('refuses an empty shadow name (?name=, --name \'\') as the HTTP API does, rather than taking the classic shadow', async () => {
+    expect((await call(daemon, 'POST', '/v1/shadows/lamp-1', '{"state":{"reported":{"on":true}}}')).status).toBe(200);
+    for (const method of ['GET', 'POST', 'DELETE']) {
+      const body = method === 'POST' ? '{"state":{"reported":{"on":false}}}' : undefined;
+      expect(await call(daemon, method, '/v1/shadows/lamp-1?name=', body)).toEqual({ status: 400, body: { error: 'Invalid shadow name' } });
+    }
+    expect((await call(daemon, 'GET', '/v1/shadows/lamp-1')).body).toMatchObject({ state: { reported: { on: true } }, version: 1 });
+    expect(await outpost(daemon.socket, ['shadow', 'get', 'lamp-1', '--name', ''])).toEqual({ code: 1, stdout: '', stderr: 'outpost: Invalid shadow name\n' });
+  });
 });

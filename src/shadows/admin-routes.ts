@@ -1,5 +1,5 @@
 import { AdminError, type AdminRouter } from '../admin/router.js';
-import { ShadowError } from './errors.js';
+import { errors, ShadowError } from './errors.js';
 import { CLASSIC } from './store.js';
 import type { OperationContext, ShadowAddress } from './operations/context.js';
 import { getShadow } from './operations/get.js';
@@ -8,7 +8,12 @@ import { deleteShadow } from './operations/delete.js';
 
 /** `/v1/shadows` on the admin API, for `outpost shadow`: the same operations as MQTT and HTTP. */
 export function registerShadowAdminRoutes(router: AdminRouter, context: OperationContext): void {
-  const address = (params: Record<string, string>, query: URLSearchParams): ShadowAddress => ({ thing: params.thing, name: query.get('name') ?? CLASSIC });
+  const address = (params: Record<string, string>, query: URLSearchParams): ShadowAddress => {
+    const name = query.get('name');
+    // as on the HTTP API: `?name=` names no shadow, not the classic one (AWS: 1-64 characters)
+    if (name === '') throw errors.invalidShadowName();
+    return { thing: params.thing, name: name ?? CLASSIC };
+  };
 
   router.add('GET', '/v1/shadows', ({ query }) => ({ body: { shadows: context.shadows.summaries(query.get('thing') ?? undefined) } }));
 

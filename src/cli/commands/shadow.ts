@@ -13,7 +13,8 @@ interface ShadowDocument {
   timestamp: number;
 }
 
-const shadowPath = (thing: string, name?: string) => `/v1/shadows/${encodeURIComponent(thing)}${name ? `?name=${encodeURIComponent(name)}` : ''}`;
+// --name '' is sent as it is, for the daemon to refuse: it names no shadow, not the classic one
+const shadowPath = (thing: string, name?: string) => `/v1/shadows/${encodeURIComponent(thing)}${name !== undefined ? `?name=${encodeURIComponent(name)}` : ''}`;
 
 function parseJsonOption(option: string, text: string): Json {
   let value: Json;
