@@ -238,6 +238,8 @@ describe('outpost admin CLI', () => {
       [['sync', 'dlq', 'ls', '-n', '0'], "error: option '-n, --limit <count>' argument '0' is invalid. expected an integer 1-10000"],
       [['shadow', 'update', 'pump', '--desired', '{}', '--if-version', 'x'], "error: option '--if-version <n>' argument 'x' is invalid. expected an integer of at least 0"],
       [['sync', 'dlq', 'retry', 'x'], 'outpost: expected a dead-letter ID, or --all'],
+      // parsed, it would reach the daemon rounded (…000), which would name that number instead
+      [['invoke', 'fn', '--payload', '{"id":12345678901234567890}'], 'outpost: --payload: integer 12345678901234567890 is out of range'],
     ];
     const runs = await Promise.all(cases.map(([args]) => outpost(daemon.socket, args)));
     expect(runs.map((run, i) => ({ args: cases[i][0], code: run.code, stderr: run.stderr })))

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { CliError, failIfSkipped, UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
 import { integerOption } from '../options.js';
+import { parseJsonOption } from '../json-option.js';
 import { formatTable } from '../table.js';
 
 interface FunctionSummary {
@@ -39,11 +40,7 @@ function readPayload(option: string | undefined): unknown {
       throw new CliError(`cannot read ${option.slice(1)}: ${(error as Error).message}`);
     }
   }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw new UsageError(`--payload is not valid JSON: ${text.slice(0, 200)}`);
-  }
+  return parseJsonOption('--payload', text);
 }
 
 function infoText(info: FunctionInfo): string {

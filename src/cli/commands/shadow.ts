@@ -3,10 +3,9 @@ import { UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
 import { integerOption } from '../options.js';
 import { formatTable } from '../table.js';
-import { inexactIntegers } from '../../json-integers.js';
+import { parseJsonOption, type Json } from '../json-option.js';
 
 interface ShadowSummary { thing: string; name: string | null; version: number; timestamp: number }
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 interface ShadowDocument {
   state: { desired?: Record<string, Json>; reported?: Record<string, Json>; delta?: Record<string, Json> };
   version: number;
@@ -15,19 +14,6 @@ interface ShadowDocument {
 
 // --name '' is sent as it is, for the daemon to refuse: it names no shadow, not the classic one
 const shadowPath = (thing: string, name?: string) => `/v1/shadows/${encodeURIComponent(thing)}${name !== undefined ? `?name=${encodeURIComponent(name)}` : ''}`;
-
-function parseJsonOption(option: string, text: string): Json {
-  let value: Json;
-  try {
-    value = JSON.parse(text) as Json;
-  } catch {
-    throw new UsageError(`${option} is not valid JSON: ${text}`);
-  }
-  // Parsed here, such an integer would reach the daemon already rounded.
-  const [inexact] = inexactIntegers(text);
-  if (inexact !== undefined) throw new UsageError(`${option}: integer ${inexact} is out of range: beyond ±(2^53-1) it would not be stored exactly; send it as a string`);
-  return value;
-}
 
 /** Leaves of a section as dotted paths; arrays are values, as the delta treats them. */
 function leaves(value: Json | undefined, prefix = '', into = new Map<string, string>()): Map<string, string> {
