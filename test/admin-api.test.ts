@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'node:http';
 import { TestDaemon } from './helpers/daemon.js';
 import { adminRequest, outpost } from './helpers/mqtt.js';
 import { template, writePackage } from './helpers/functions.js';
@@ -8,6 +9,21 @@ async function call(daemon: TestDaemon, method: string, path: string, body?: str
   const answer = await adminRequest(daemon.socket, method, path, body);
   if (!answer) throw new Error(`no answer to ${method} ${path}`);
   return { status: answer.status, body: JSON.parse(answer.body) };
+}
+
+/** A request with a body of any bytes (adminRequest sends text): status and body text. */
+function sendBytes(socketPath: string, method: string, path: string, body: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, method, path, headers: { 'content-type': 'application/json', 'content-length': body.length }, timeout: 10_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => { text += chunk; });
+      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer to ${method} ${path}`)));
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 describe('admin API: refused requests', () => {
@@ -55,5 +71,12 @@ describe('admin API: refused requests', () => {
     }
     expect((await call(daemon, 'GET', '/v1/shadows/lamp-1')).body).toMatchObject({ state: { reported: { on: true } }, version: 1 });
     expect(await outpost(daemon.socket, ['shadow', 'get', 'lamp-1', '--name', ''])).toEqual({ code: 1, stdout: '', stderr: 'outpost: Invalid shadow name\n' });
+  });
+
+  it('refuses a body that is not UTF-8, rather than taking a stray byte as U+FFFD', async () => {
+    const body = Buffer.concat([Buffer.from('{"name":"utf8-thing","password":"pass'), Buffer.from([0xff]), Buffer.from('word"}')]);
+    const refused = await sendBytes(daemon.socket, 'POST', '/v1/things', body);
+    expect({ status: refused.status, body: JSON.parse(refused.body) }).toEqual({ status: 400, body: { error: 'request body is not valid UTF-8' } });
+    expect((await call(daemon, 'GET', '/v1/things/utf8-thing')).status).toBe(404);
   });
 });

@@ -135,13 +135,21 @@ function readJsonBody(req: IncomingMessage, res: ServerResponse): Promise<unknow
   });
 }
 
+/** RFC 8259 §8.1: JSON is UTF-8. Decoded leniently, a stray byte would become U+FFFD in a password or a name. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 /**
  * The body as JSON, refused whole when JSON.parse would round one of its integers: a shadow update
  * from `outpost shadow` is then refused as the same update over MQTT is, not stored altered.
  */
 function parseJson(chunks: Buffer[], size: number): unknown {
   if (size === 0) return undefined;
-  const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8');
+  let text: string;
+  try {
+    text = utf8.decode(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+  } catch {
+    throw new AdminError(400, 'request body is not valid UTF-8');
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
