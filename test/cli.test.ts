@@ -50,6 +50,9 @@ describe('outpost admin CLI', () => {
     expect((await outpost(daemon.socket, ['things', 'rm', 'racer'])).code).toBe(0);
     const bad = await outpost(daemon.socket, ['things', 'add', 'bad/name', '--password-stdin'], 'pw');
     expect(bad.stderr).toContain('invalid thing name');
+    const notUtf8 = await outpost(daemon.socket, ['things', 'add', 'binary', '--password-stdin'], Buffer.from([0x70, 0xff, 0x77]));
+    expect(notUtf8).toMatchObject({ code: 1, stderr: 'outpost: the password on standard input is not valid UTF-8\n' });
+    expect((await outpost(daemon.socket, ['things', 'show', 'binary'])).stderr).toBe('outpost: no such thing: binary\n');
 
     const policy = await outpost(daemon.socket, ['things', 'policy', 'pump-7', '--publish', 'pumps/${thing}/#']);
     expect(policy.code).toBe(0);

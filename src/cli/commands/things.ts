@@ -13,12 +13,20 @@ interface Thing {
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 async function readPasswordFromStdin(): Promise<string> {
   if (process.stdin.isTTY) throw new UsageError('--password-stdin reads the password from a pipe, e.g. printf %s "$PASS" | outpost things add NAME --password-stdin');
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  let text: string;
+  try {
+    text = utf8.decode(Buffer.concat(chunks));
+  } catch {
+    // decoded leniently, the byte would be registered as U+FFFD, which the device never sends
+    throw new CliError('the password on standard input is not valid UTF-8');
+  }
+  const password = text.replace(/\r?\n$/, '');
   if (!password) throw new CliError('no password on standard input');
   return password;
 }
