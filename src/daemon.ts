@@ -61,9 +61,9 @@ export class Daemon {
     this.notifier = new SystemdNotifier(log);
     this.http = new HttpServer(config.http.host, config.http.port, config.http.maxConnections, log.child({ service: 'http' }));
     const accessKeys = new AccessKeys(this.store);
-    registerAccessKeyAdminRoutes(this.admin, accessKeys);
     const base = { config, dataDir, store: this.store, log, admin: this.admin, metrics: this.metrics, http: this.http.routes, accessKeys, listeners: () => this.listeners() };
     const broker = new BrokerService(base);
+    registerAccessKeyAdminRoutes(this.admin, accessKeys, (name) => broker.things.get(name) !== undefined);
     // Every other service is built with this context; those after the runtime may trigger functions.
     const dataPlaneAuth = new DataPlaneAuth({ mode: config.http.auth, accessKeys, bus: broker });
     const context: ServiceContext = { ...base, bus: broker, dataPlaneAuth };

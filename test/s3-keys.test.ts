@@ -44,6 +44,10 @@ describe('outpost s3 keys', () => {
 
     const badThing = await outpost(daemon.socket, ['s3', 'keys', 'add', '--thing', 'a/b']);
     expect(badThing.stderr).toBe('outpost: thing: expected a thing name (1-128 characters of a-z A-Z 0-9 : _ -)\n');
+    // a key for a name nobody registered would serve whichever thing is added under it later
+    expect(await outpost(daemon.socket, ['s3', 'keys', 'add', '--thing', 'pump-7'])).toEqual({ code: 1, stdout: '', stderr: 'outpost: no such thing: pump-7\n' });
+    expect((await outpost(daemon.socket, ['s3', 'keys', 'ls'])).stdout).not.toContain('pump-7');
+    await addThing(daemon.socket, 'pump-7', 'pw');
     const forThing = JSON.parse((await outpost(daemon.socket, ['s3', 'keys', 'add', '--thing', 'pump-7', '--json'])).stdout);
     expect(forThing).toMatchObject({ thing: 'pump-7', grants: [] });
     expect((await outpost(daemon.socket, ['s3', 'keys', 'ls'])).stdout).toContain('IoT data plane as thing pump-7');

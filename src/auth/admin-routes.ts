@@ -6,14 +6,17 @@ const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 // S3's bucket naming rules, or '*' for every bucket.
 const GRANTABLE_BUCKET = /^(\*|[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$/;
 
-/** `/v1/s3/keys` for `outpost s3 keys`. */
-export function registerAccessKeyAdminRoutes(admin: AdminRouter, keys: AccessKeys): void {
+/** `/v1/s3/keys` for `outpost s3 keys`; `isThing` tells whether a thing is registered. */
+export function registerAccessKeyAdminRoutes(admin: AdminRouter, keys: AccessKeys, isThing: (name: string) => boolean): void {
   admin.add('GET', '/v1/s3/keys', () => ({ body: { keys: keys.list() } }));
 
   admin.add('POST', '/v1/s3/keys', async ({ body }) => {
     const request = objectBody(body);
     const thing = optionalString(request, 'thing');
     if (thing !== undefined && !THING_NAME.test(thing)) throw new AdminError(400, 'thing: expected a thing name (1-128 characters of a-z A-Z 0-9 : _ -)');
+    // A key bound to a name nobody registered would serve whichever thing is later added under it,
+    // and outlive `things rm` (which deletes the keys of a thing it removes, not of a name).
+    if (thing !== undefined && !isThing(thing)) throw new AdminError(404, `no such thing: ${thing}`);
     const grants = request.grants === undefined && thing !== undefined ? [] : grantsOf(request.grants);
     return { status: 201, body: await keys.create(grants, { description: optionalString(request, 'description'), thing }) };
   });
