@@ -3,6 +3,7 @@ import { request } from 'node:http';
 import { TestDaemon } from './helpers/daemon.js';
 import { adminRequest, outpost } from './helpers/mqtt.js';
 import { template, writePackage } from './helpers/functions.js';
+import { prng } from './helpers/fuzz.js';
 
 /** The answer to one admin call, its body parsed: every refusal is JSON with a one-line `error`. */
 async function call(daemon: TestDaemon, method: string, path: string, body?: string): Promise<{ status: number; body: any }> {
@@ -78,5 +79,69 @@ describe('admin API: refused requests', () => {
     const refused = await sendBytes(daemon.socket, 'POST', '/v1/things', body);
     expect({ status: refused.status, body: JSON.parse(refused.body) }).toEqual({ status: 400, body: { error: 'request body is not valid UTF-8' } });
     expect((await call(daemon, 'GET', '/v1/things/utf8-thing')).status).toBe(404);
+  });
+
+  it('refuses random bad bodies on every route that takes one, and unknown routes and methods, each with a JSON reason, changing nothing', { timeout: 60_000 }, async () => {
+    expect((await call(daemon, 'POST', '/v1/things', '{"name":"fuzz-thing","password":"pw-123456"}')).status).toBe(201);
+    expect((await call(daemon, 'POST', '/v1/buckets', '{"name":"fuzz-bucket"}')).status).toBe(200);
+    // a valid body for each route: the bad ones are made from it
+    const routes: Array<[method: string, path: string, valid: string]> = [
+      ['POST', '/v1/things', '{"name":"fuzz-new","password":"pw-123456"}'],
+      ['PUT', '/v1/things/fuzz-thing/password', '{"password":"another-password"}'],
+      ['PUT', '/v1/things/fuzz-thing/policy', '{"policy":{"publish":["fuzz/#"]}}'],
+      ['POST', '/v1/shadows/fuzz-thing', '{"state":{"reported":{"n":1}}}'],
+      ['POST', '/v1/functions', '{"path":"/nonexistent"}'],
+      ['PUT', '/v1/functions/Tagged/aliases/live', '{"version":1}'],
+      ['POST', '/v1/functions/Tagged/rollback', '{"to":1}'],
+      ['POST', '/v1/functions/Tagged/invocations', '{"payload":{"n":1}}'],
+      ['POST', '/v1/dlq/replay', '{"all":true}'],
+      ['POST', '/v1/buckets', '{"name":"fuzz-new-bucket"}'],
+      ['POST', '/v1/buckets/fuzz-bucket/notification', '{"function":"Tagged","events":["s3:ObjectCreated:*"]}'],
+      ['POST', '/v1/s3/keys', '{"grants":[{"bucket":"*","permission":"read"}]}'],
+      ['POST', '/v1/sync/dlq/retry', '{"all":true}'],
+    ];
+    const state = async () => Promise.all(['/v1/things', '/v1/shadows', '/v1/functions', '/v1/functions/Tagged', '/v1/buckets', '/v1/s3/keys', '/v1/sync', '/v1/dlq']
+      .map(async (path) => (await call(daemon, 'GET', path)).body));
+    const before = await state();
+
+    // a fixed seed: the same bodies every run
+    const random = prng(20261205);
+    const below = (n: number) => Math.floor(random() * n);
+    const bytes = (length: number) => Buffer.from(Array.from({ length }, () => below(256)));
+    const badBodies: Array<(valid: string) => Buffer> = [
+      (valid) => Buffer.from(valid.slice(0, 1 + below(valid.length - 1))), // cut short: never JSON
+      () => bytes(1 + below(40)),
+      () => Buffer.from(JSON.stringify([5, 'x', [], null, true, -0.5, [{ name: 'x' }]][below(7)])),
+      // an integer a double would round, as a field of its own
+      (valid) => Buffer.from(`${valid.slice(0, -1)},"n":9${Array.from({ length: 16 + below(8) }, () => below(10)).join('')}}`),
+      // a byte that is no UTF-8 (a lone high byte before ASCII) inside the first string
+      (valid) => { const at = valid.indexOf('"') + 1; return Buffer.concat([Buffer.from(valid.slice(0, at)), Buffer.from([0x80 + below(128)]), Buffer.from(valid.slice(at))]); },
+    ];
+    const wrong: string[] = [];
+    for (const [method, path, valid] of routes) {
+      for (let round = 0; round < 20; round++) {
+        const body = badBodies[below(badBodies.length)](valid);
+        const answer = await sendBytes(daemon.socket, method, path, body);
+        let error: unknown;
+        try { error = JSON.parse(answer.body).error; } catch { error = undefined; }
+        if (answer.status !== 400 || typeof error !== 'string' || error === '' || error.includes('\n')) {
+          wrong.push(`${method} ${path} ${JSON.stringify(body.toString('latin1'))}: ${answer.status} ${answer.body.slice(0, 200)}`);
+        }
+      }
+    }
+    for (let round = 0; round < 40; round++) {
+      const known = routes[below(routes.length)][1];
+      const [method, path] = [
+        [['PATCH', 'OPTIONS'][below(2)], known],
+        [['GET', 'POST', 'PUT', 'DELETE'][below(4)], `/v1/${bytes(1 + below(12)).toString('hex')}`],
+        [['GET', 'POST'][below(2)], `${known}/${below(1000)}/extra`],
+      ][below(3)];
+      const answer = await call(daemon, method, path);
+      const expected = answer.status === 405 ? `${method} is not allowed on ${path}` : `no such admin endpoint: ${method} ${path}`;
+      if (![404, 405].includes(answer.status) || answer.body.error !== expected) wrong.push(`${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
+    }
+    expect(wrong).toEqual([]);
+    expect(await state()).toEqual(before);
+    expect(daemon.process.exitCode).toBeNull();
   });
 });
