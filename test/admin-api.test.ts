@@ -144,4 +144,13 @@ describe('admin API: refused requests', () => {
     expect(await state()).toEqual(before);
     expect(daemon.process.exitCode).toBeNull();
   });
+
+  it('refuses a password longer than an MQTT CONNECT can carry (65535 bytes), which no device could log in with', async () => {
+    const refusal = { status: 400, body: { error: 'the password is over 65535 bytes, more than an MQTT CONNECT can carry' } };
+    // 'é' is two bytes: 32768 of them are 65536
+    expect(await call(daemon, 'POST', '/v1/things', JSON.stringify({ name: 'long-pass', password: 'é'.repeat(32_768) }))).toEqual(refusal);
+    expect((await call(daemon, 'GET', '/v1/things/long-pass')).status).toBe(404);
+    expect((await call(daemon, 'POST', '/v1/things', JSON.stringify({ name: 'long-pass', password: 'p'.repeat(65_535) }))).status).toBe(201);
+    expect(await call(daemon, 'PUT', '/v1/things/long-pass/password', JSON.stringify({ password: 'p'.repeat(65_536) }))).toEqual(refusal);
+  });
 });

@@ -25,6 +25,7 @@ export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerSer
       throw new AdminError(400, 'a thing needs a password or a certificate');
     }
     if (password !== undefined && password.length === 0) throw new AdminError(400, 'the password is empty');
+    if (password !== undefined) checkPasswordFitsConnect(password);
     return { status: 201, body: await things().add(request.name, { password, certificatePem, fingerprint }) };
   }));
 
@@ -41,6 +42,7 @@ export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerSer
   router.add('PUT', '/v1/things/:name/password', ({ params, body }) => mapThingErrors(async () => {
     const password = optionalString(objectBody(body), 'password');
     if (!password) throw new AdminError(400, 'expected "password" (non-empty string)');
+    checkPasswordFitsConnect(password);
     await things().setPassword(params.name, password);
     // a certificate login does not depend on the password
     broker.disconnectThing(params.name, 'password');
@@ -66,6 +68,13 @@ export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerSer
   }));
 
   router.add('GET', '/v1/clients', () => ({ body: { clients: broker.clients() } }));
+}
+
+/** MQTT 3.1.3.5: a CONNECT carries at most 65535 bytes of password; a longer one could never log in. */
+const MAX_PASSWORD_BYTES = 65_535;
+
+function checkPasswordFitsConnect(password: string): void {
+  if (Buffer.byteLength(password) > MAX_PASSWORD_BYTES) throw new AdminError(400, `the password is over ${MAX_PASSWORD_BYTES} bytes, more than an MQTT CONNECT can carry`);
 }
 
 async function mapThingErrors<T>(action: () => Promise<T>): Promise<T> {
