@@ -112,6 +112,25 @@ describe('outpost admin CLI', () => {
     for (const command of ['ls', 'show', 'add', 'passwd', 'rm', 'policy']) expect(things).toContain(command);
   });
 
+  it('has every command and option of the README\'s "Admin CLI" summary', { timeout: 60_000 }, async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const block = /## Admin CLI\n+```\n([\s\S]*?)```/.exec(readme)![1].split('\n').slice(1).filter(Boolean);
+    // `things add NAME [--cert FILE]`, `shadow get|update|delete|ls`, `dlq ls [FN] | replay ID|--all [FN]`: each command of a line, and its options
+    const lines = block.map((line) => line.trim().split(/\s{2,}/)[0]);
+    const commands = lines.flatMap((line) => {
+      const [group, ...rest] = line.split(' ');
+      const nested = group === 's3' ? `s3 ${rest.shift()}` : group;
+      const named = rest.join(' ').split(/\s*\|\s*/).map((part) => part.split(' ')[0]).flatMap((word) => word.split('|')).filter((word) => /^[a-z]+$/.test(word));
+      return named.length ? named.map((word) => `${nested} ${word}`) : [nested];
+    });
+    const helps = await Promise.all([...new Set(commands)].map(async (command) => ({ command, ...(await runOutpost([...command.split(' '), '--help'])) })));
+    // `outpost nosuch --help` prints the top-level help: a command is there when its own help is
+    expect(helps.filter((help) => help.code !== 0 || !help.stdout.startsWith(`Usage: outpost ${help.command} `)).map((help) => help.command)).toEqual([]);
+    const options = [...new Set(block.join(' ').match(/--[a-z-]+|(?<=\[)-[a-z]\b/g))];
+    const everyHelp = helps.map((help) => help.stdout).join('\n');
+    expect(options.filter((option) => !new RegExp(`(^|[ ,])${option}[ ,\\n]`).test(everyHelp))).toEqual([]);
+  });
+
   it('uploads standard input of any size, spooled to a file it removes ($TMPDIR)', async () => {
     expect((await outpost(daemon.socket, ['buckets', 'create', 'piped'])).code).toBe(0);
     const spool = mkdtempSync(join(scratch, 'tmpdir-'));
@@ -249,6 +268,6 @@ describe('outpost admin CLI', () => {
       .toEqual(cases.map(([args, message]) => ({ args, code: 2, stderr: expect.stringContaining(message) })));
     const help = spawnSync(process.execPath, [OUTPOST, '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);
-    expect(help.stdout).toMatch(/Exit status:\n {2}0 +done\n {2}1 +refused by the daemon.*\n {2}2 +wrong command line/);
+    expect(help.stdout).toMatch(/Exit status:\n {2}0 +done\n {2}1 +refused by the daemon.*\n +dead letters not retried or replayed, profiles invalid \(devices check\)\n {2}2 +wrong command line/);
   });
 });

@@ -37,7 +37,8 @@ const program = new Command('outpost')
   .addHelpText('after', `
 Exit status:
   0    done
-  ${EXIT_FAILURE}    refused by the daemon, daemon unreachable, function or transfer failed
+  ${EXIT_FAILURE}    refused by the daemon, daemon unreachable, function or transfer failed,
+       dead letters not retried or replayed, profiles invalid (devices check)
   ${EXIT_USAGE}    wrong command line: unknown command or option, missing or invalid argument
   ${EXIT_BROKEN_PIPE}  the reader of the output went away (e.g. \`outpost objects get B/K - | head\`)`);
 
