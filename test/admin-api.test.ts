@@ -153,4 +153,11 @@ describe('admin API: refused requests', () => {
     expect((await call(daemon, 'POST', '/v1/things', JSON.stringify({ name: 'long-pass', password: 'p'.repeat(65_535) }))).status).toBe(201);
     expect(await call(daemon, 'PUT', '/v1/things/long-pass/password', JSON.stringify({ password: 'p'.repeat(65_536) }))).toEqual(refusal);
   });
+
+  it('refuses a path that is not valid percent-encoding with 400, not as an endpoint it does not have', async () => {
+    for (const path of ['/v1/things/%zz', '/v1/things/a%', '/v1/shadows/%C3%28']) {
+      expect(await call(daemon, 'GET', path)).toEqual({ status: 400, body: { error: `the request path is not valid percent-encoding (UTF-8): ${path}` } });
+    }
+    expect(await call(daemon, 'GET', '/v1/things/caf%C3%A9')).toEqual({ status: 404, body: { error: 'no such thing: café' } });
+  });
 });

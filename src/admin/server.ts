@@ -71,6 +71,8 @@ export class AdminServer {
       if (needsToken && !this.hasToken(req)) throw new AdminError(401, 'missing or wrong bearer token');
       const url = requestUrl(req.url);
       if (!url) throw new AdminError(400, 'the request target is not a path');
+      // the router finds no route for such a path: that is a malformed name, not a missing endpoint
+      if (!isPercentEncoded(url.pathname)) throw new AdminError(400, `the request path is not valid percent-encoding (UTF-8): ${url.pathname}`);
       const found = this.router.match(req.method ?? 'GET', url.pathname);
       if (!found) throw new AdminError(404, `no such admin endpoint: ${req.method} ${url.pathname}`);
       if ('allowed' in found) {
@@ -94,6 +96,16 @@ export class AdminServer {
     const expected = Buffer.from(`Bearer ${this.options.tcp?.token ?? ''}`);
     const given = Buffer.from(req.headers.authorization ?? '');
     return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+}
+
+function isPercentEncoded(path: string): boolean {
+  if (!path.includes('%')) return true;
+  try {
+    decodeURIComponent(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
