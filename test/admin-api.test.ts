@@ -160,4 +160,12 @@ describe('admin API: refused requests', () => {
     }
     expect(await call(daemon, 'GET', '/v1/things/caf%C3%A9')).toEqual({ status: 404, body: { error: 'no such thing: café' } });
   });
+
+  it('says why a bucket name is refused (S3\'s naming rules), not only that it is', async () => {
+    for (const name of ['A-bucket', 'ab', 'b..c', '192.168.1.2', 'xn--bucket']) {
+      expect(await outpost(daemon.socket, ['buckets', 'create', name])).toEqual({ code: 1, stdout: '',
+        stderr: `outpost: invalid bucket name "${name}": expected 3-63 characters of a-z 0-9 . - that begin and end with a letter or digit, without "..", not shaped like an IP address, without a prefix or suffix S3 reserves (xn--, sthree-, -s3alias, …)\n` });
+    }
+    expect((await call(daemon, 'GET', '/v1/buckets')).body.buckets.map((bucket: { name: string }) => bucket.name)).not.toContain('ab');
+  });
 });

@@ -5,6 +5,7 @@ import type { FunctionInvoker } from '../service.js';
 import { S3Error } from './errors.js';
 import { EVENT_TYPES, functionNameOf, validateRules, type NotificationRule } from './events.js';
 import type { ObjectStore } from './object-store.js';
+import { isBucketName } from './names.js';
 import { changeRules, rulesOf } from './operations/notification-rules.js';
 
 interface Dependencies {
@@ -25,6 +26,10 @@ export function registerObjectAdminRoutes(router: AdminRouter, deps: Dependencie
   router.add('POST', '/v1/buckets', ({ body }) => asAdminError(async () => {
     const name = optionalString(objectBody(body), 'name');
     if (!name) throw new AdminError(400, 'expected {"name": "bucket-name"}');
+    // S3's own answer (InvalidBucketName: The specified bucket is not valid.) does not say why
+    if (!isBucketName(name)) {
+      throw new AdminError(400, `invalid bucket name "${name}": expected 3-63 characters of a-z 0-9 . - that begin and end with a letter or digit, without "..", not shaped like an IP address, without a prefix or suffix S3 reserves (xn--, sthree-, -s3alias, …)`);
+    }
     return { created: await deps.objects().createBucket(name) };
   }));
 
