@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { TestDaemon } from './helpers/daemon.js';
 import { adminRequest, outpost } from './helpers/mqtt.js';
 import { template, writePackage } from './helpers/functions.js';
 import { prng } from './helpers/fuzz.js';
+import { makeTestPki } from './helpers/certs.js';
 
 /** The answer to one admin call, its body parsed: every refusal is JSON with a one-line `error`. */
 async function call(daemon: TestDaemon, method: string, path: string, body?: string): Promise<{ status: number; body: any }> {
@@ -167,5 +169,16 @@ describe('admin API: refused requests', () => {
         stderr: `outpost: invalid bucket name "${name}": expected 3-63 characters of a-z 0-9 . - that begin and end with a letter or digit, without "..", not shaped like an IP address, without a prefix or suffix S3 reserves (xn--, sthree-, -s3alias, …)\n` });
     }
     expect((await call(daemon, 'GET', '/v1/buckets')).body.buckets.map((bucket: { name: string }) => bucket.name)).not.toContain('ab');
+  });
+
+  it('refuses a thing given both a certificate and a fingerprint, which it would have taken the certificate\'s for', async () => {
+    const pki = makeTestPki('two-certs');
+    const fingerprint = 'ab'.repeat(32);
+    const refused = await call(daemon, 'POST', '/v1/things', JSON.stringify({ name: 'two-certs', certificatePem: readFileSync(pki.selfSignedCert, 'utf8'), fingerprint }));
+    rmSync(pki.dir, { recursive: true, force: true });
+    expect(refused).toEqual({ status: 400, body: { error: 'give a certificate or its fingerprint, not both' } });
+    expect((await call(daemon, 'GET', '/v1/things/two-certs')).status).toBe(404);
+    const cli = await outpost(daemon.socket, ['things', 'add', 'two-certs', '--cert', '/nonexistent.pem', '--fingerprint', fingerprint]);
+    expect(cli).toMatchObject({ code: 2, stderr: expect.stringContaining("error: option '--fingerprint <sha256>' cannot be used with option '--cert <file>'") });
   });
 });

@@ -24,6 +24,8 @@ export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerSer
     if (password === undefined && certificatePem === undefined && fingerprint === undefined) {
       throw new AdminError(400, 'a thing needs a password or a certificate');
     }
+    // the registry would take the certificate's fingerprint and drop the one given, unread
+    if (certificatePem !== undefined && fingerprint !== undefined) throw new AdminError(400, 'give a certificate or its fingerprint, not both');
     if (password !== undefined && password.length === 0) throw new AdminError(400, 'the password is empty');
     if (password !== undefined) checkPasswordFitsConnect(password);
     return { status: 201, body: await things().add(request.name, { password, certificatePem, fingerprint }) };

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { CliError, UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
 import { formatTable } from '../table.js';
@@ -63,7 +63,7 @@ export function registerThings(program: Command, cli: CliContext): void {
     .description('register a thing with a password (read from stdin) and/or a client certificate')
     .option('--password-stdin', 'read the password from standard input')
     .option('--cert <file>', "the thing's client certificate (PEM); its SHA-256 fingerprint identifies the thing over TLS")
-    .option('--fingerprint <sha256>', 'register a client certificate by its SHA-256 fingerprint instead of the file')
+    .addOption(new Option('--fingerprint <sha256>', 'register a client certificate by its SHA-256 fingerprint instead of the file').conflicts('cert'))
     .action(async (name: string, options: { passwordStdin?: boolean; cert?: string; fingerprint?: string }, command: Command) => {
       if (!options.passwordStdin && !options.cert && !options.fingerprint) throw new UsageError('give --password-stdin, --cert FILE or --fingerprint SHA256');
       const password = options.passwordStdin ? await readPasswordFromStdin() : undefined;
