@@ -260,6 +260,11 @@ describe('outpost admin CLI', () => {
       [['sync', 'dlq', 'ls', '-n', '0'], "error: option '-n, --limit <count>' argument '0' is invalid. expected an integer 1-10000"],
       [['shadow', 'update', 'pump', '--desired', '{}', '--if-version', 'x'], "error: option '--if-version <n>' argument 'x' is invalid. expected an integer of at least 0"],
       [['sync', 'dlq', 'retry', 'x'], 'outpost: expected a dead-letter ID, or --all'],
+      // options that exclude each other: either one alone would be done, the other dropped
+      [['things', 'policy', 'pump', '--default', '--publish', 'a/#'], "error: option '--default' cannot be used with option '--publish <filter>'"],
+      [['buckets', 'notify', 'logs', '--function', 'F', '--clear'], "error: option '--clear' cannot be used with option '--function <name>'"],
+      [['sync', 'dlq', 'retry', '5', '--all'], 'outpost: give a dead-letter ID or --all, not both'],
+      [['functions', 'alias', 'F', 'live', '3', '--rm'], 'outpost: --rm removes the alias: give no version or --weight with it'],
       // parsed, it would reach the daemon rounded (…000), which would name that number instead
       [['invoke', 'fn', '--payload', '{"id":12345678901234567890}'], 'outpost: --payload: integer 12345678901234567890 is out of range'],
     ];

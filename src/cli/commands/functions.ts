@@ -100,6 +100,7 @@ export function registerFunctions(program: Command, cli: CliContext): void {
     .option('--rm', 'remove the alias')
     .action(async (name: string, alias: string, version: string | undefined, options: { rm?: boolean; weight?: string }, command: Command) => {
       const path = `${functionPath(name)}/aliases/${encodeURIComponent(alias)}`;
+      if (options.rm && (version !== undefined || options.weight !== undefined)) throw new UsageError('--rm removes the alias: give no version or --weight with it');
       if (options.rm) {
         const body = await cli.call(command, 'DELETE', path);
         return cli.print(command, body, () => `removed alias ${name}:${alias}`);

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, createWriteStream, fchmodSync, fstatSync, lstatSync, openSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -69,7 +69,8 @@ function registerBuckets(program: Command, cli: CliContext): void {
     .option('--prefix <prefix>', 'only keys starting with this')
     .option('--suffix <suffix>', 'only keys ending with this')
     .option('--id <id>', 'rule id (the event record\'s configurationId); a rule with the same id is replaced')
-    .option('--clear', 'remove every rule of the bucket')
+    // with a rule as well, the rule would be dropped along with every other
+    .addOption(new Option('--clear', 'remove every rule of the bucket').conflicts(['function', 'events', 'prefix', 'suffix', 'id']))
     .addHelpText('after', '\nExample:\n  outpost buckets notify camera-uploads --function MakeThumbnail --events s3:ObjectCreated:* --suffix .jpg\n')
     .action(async (bucket: string, options: { function?: string; events?: string[]; prefix?: string; suffix?: string; id?: string; clear?: boolean }, command: Command) => {
       const path = `/v1/buckets/${encodeURIComponent(bucket)}/notification`;

@@ -92,6 +92,7 @@ export function registerSync(program: Command, cli: CliContext): void {
     .option('--all', 'retry every dead letter')
     .action(async (id: string | undefined, options: { all?: boolean }, command: Command) => {
       let request: Record<string, unknown>;
+      if (options.all && id !== undefined) throw new UsageError('give a dead-letter ID or --all, not both');
       if (options.all) request = { all: true };
       else if (id !== undefined && /^\d+$/.test(id)) request = { id: Number(id) };
       else throw new UsageError('expected a dead-letter ID, or --all');

@@ -102,7 +102,8 @@ export function registerThings(program: Command, cli: CliContext): void {
     .option('--publish <filter>', 'topic filter the thing may publish to (repeatable)', collect)
     .option('--subscribe <filter>', 'topic filter the thing may subscribe to (repeatable)', collect)
     .option('--client-id <pattern>', 'client id the thing may connect with; a trailing * matches any suffix (repeatable)', collect)
-    .option('--default', 'drop the own policy and use the configured default policy')
+    // with a list as well, the list would be dropped along with the own policy
+    .addOption(new Option('--default', 'drop the own policy and use the configured default policy').conflicts(['publish', 'subscribe', 'clientId']))
     .action(async (name: string, options: { publish?: string[]; subscribe?: string[]; clientId?: string[]; default?: boolean }, command: Command) => {
       const changes = { publish: options.publish, subscribe: options.subscribe, clientIds: options.clientId };
       if (!options.default && Object.values(changes).every((list) => list === undefined)) {
