@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { TestDaemon } from './helpers/daemon.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OUTPOSTD, TestDaemon } from './helpers/daemon.js';
 import { adminRequest, outpost } from './helpers/mqtt.js';
 import { template, writePackage } from './helpers/functions.js';
 import { prng } from './helpers/fuzz.js';
@@ -180,5 +183,20 @@ describe('admin API: refused requests', () => {
     expect((await call(daemon, 'GET', '/v1/things/two-certs')).status).toBe(404);
     const cli = await outpost(daemon.socket, ['things', 'add', 'two-certs', '--cert', '/nonexistent.pem', '--fingerprint', fingerprint]);
     expect(cli).toMatchObject({ code: 2, stderr: expect.stringContaining("error: option '--fingerprint <sha256>' cannot be used with option '--cert <file>'") });
+  });
+});
+
+describe('admin socket', () => {
+  it('names admin.socket and the missing directory when it cannot listen there', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-admin-socket-'));
+    try {
+      const socket = join(dir, 'no-such-dir', 'admin.sock');
+      writeFileSync(join(dir, 'outpost.yaml'), `admin: { socket: ${JSON.stringify(socket)} }\nmqtt: { host: 127.0.0.1, port: 0 }\nhttp: { port: 0 }\ns3: { host: 127.0.0.1, port: 0 }\n`);
+      const run = spawnSync(process.execPath, [OUTPOSTD, '--config', join(dir, 'outpost.yaml'), '--data-dir', join(dir, 'data')], { encoding: 'utf8', timeout: 30_000 });
+      expect(run.status).toBe(1);
+      expect(run.stdout + run.stderr).toContain(`failed to start: cannot listen on the admin socket ${socket} (admin.socket): its directory ${join(dir, 'no-such-dir')} does not exist`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

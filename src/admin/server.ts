@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { chmodSync, chownSync, lstatSync, statSync, unlinkSync, type Stats } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, statSync, unlinkSync, type Stats } from 'node:fs';
+import { dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
@@ -34,7 +35,11 @@ export class AdminServer {
     const { socketPath } = this.options;
     await removeStaleSocket(socketPath);
     const unix = createServer((req, res) => void this.serve(req, res, false));
-    await listen(unix, { path: socketPath });
+    await listen(unix, { path: socketPath }).catch((error: Error) => {
+      // "listen EACCES: permission denied /run/x/admin.sock" names neither the setting nor a missing directory
+      const why = existsSync(dirname(socketPath)) ? error.message : `its directory ${dirname(socketPath)} does not exist`;
+      throw new Error(`cannot listen on the admin socket ${socketPath} (admin.socket): ${why}`, { cause: error });
+    });
     this.servers.push(unix);
     chmodSync(socketPath, 0o660);
     if (this.options.group) giveToGroup(socketPath, this.options.group);
