@@ -78,6 +78,9 @@ export class AdminServer {
       if (!url) throw new AdminError(400, 'the request target is not a path');
       // the router finds no route for such a path: that is a malformed name, not a missing endpoint
       if (!isPercentEncoded(url.pathname)) throw new AdminError(400, `the request path is not valid percent-encoding (UTF-8): ${url.pathname}`);
+      // The router skips empty segments, so a name given empty would name another route:
+      // `outpost things show ""` asked for /v1/things/, the list of every thing.
+      if (hasEmptySegment(url.pathname)) throw new AdminError(400, `the request path ${url.pathname} has an empty segment: a name cannot be empty`);
       const found = this.router.match(req.method ?? 'GET', url.pathname);
       if (!found) throw new AdminError(404, `no such admin endpoint: ${req.method} ${url.pathname}`);
       if ('allowed' in found) {
@@ -112,6 +115,10 @@ function isPercentEncoded(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+function hasEmptySegment(path: string): boolean {
+  return path.includes('//') || (path.length > 1 && path.endsWith('/'));
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
