@@ -39,6 +39,8 @@ describe('outpost s3 keys', () => {
     const none = await outpost(daemon.socket, ['s3', 'keys', 'add']);
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('give at least one --read BUCKET, --read-write BUCKET ("*" for every bucket) or --thing NAME');
+    const wordy = await outpost(daemon.socket, ['s3', 'keys', 'add', '--read', '*', '--description', 'd'.repeat(1001)]);
+    expect(wordy).toEqual({ code: 1, stdout: '', stderr: 'outpost: description: at most 1000 characters\n' });
     const invalid = await outpost(daemon.socket, ['s3', 'keys', 'add', '--read', 'Not_A_Bucket']);
     expect(invalid.stderr).toBe('outpost: grants[0].bucket: expected a bucket name or "*"\n');
 

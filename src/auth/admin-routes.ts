@@ -6,6 +6,8 @@ const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 // S3's bucket naming rules, or '*' for every bucket.
 const GRANTABLE_BUCKET = /^(\*|[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$/;
 
+const MAX_DESCRIPTION_LENGTH = 1000;
+
 /** `/v1/s3/keys` for `outpost s3 keys`; `isThing` tells whether a thing is registered. */
 export function registerAccessKeyAdminRoutes(admin: AdminRouter, keys: AccessKeys, isThing: (name: string) => boolean): void {
   admin.add('GET', '/v1/s3/keys', () => ({ body: { keys: keys.list() } }));
@@ -17,8 +19,13 @@ export function registerAccessKeyAdminRoutes(admin: AdminRouter, keys: AccessKey
     // A key bound to a name nobody registered would serve whichever thing is later added under it,
     // and outlive `things rm` (which deletes the keys of a thing it removes, not of a name).
     if (thing !== undefined && !isThing(thing)) throw new AdminError(404, `no such thing: ${thing}`);
+    const description = optionalString(request, 'description');
+    // every key is held in memory and listed by `s3 keys ls`: IAM's own descriptions stop at 1000
+    if (description !== undefined && description.length > MAX_DESCRIPTION_LENGTH) {
+      throw new AdminError(400, `description: at most ${MAX_DESCRIPTION_LENGTH} characters`);
+    }
     const grants = request.grants === undefined && thing !== undefined ? [] : grantsOf(request.grants);
-    return { status: 201, body: await keys.create(grants, { description: optionalString(request, 'description'), thing }) };
+    return { status: 201, body: await keys.create(grants, { description, thing }) };
   });
 
   admin.add('DELETE', '/v1/s3/keys/:id', async ({ params }) => {
