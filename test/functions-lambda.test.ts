@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
@@ -281,6 +281,46 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     // A promise's answer does not wait (as Lambda's): its environment takes the next event at once.
     expect(await call({ op: 'promise' })).toBe('left running');
     expect(await call({})).toMatchObject({ fired: 0, environment: fresh.environment });
+  });
+
+  it('reports the wait for an empty event loop after a callback in REPORT\'s Duration, as Lambda bills it, and a loop still busy at the timeout as a timeout', async () => {
+    await deploy({
+      'template.yaml': template('Biller', { Handler: 'index.handler', Timeout: 1 }),
+      'index.js': [
+        'let fired = 0;',
+        'exports.handler = (event, context, callback) => {',
+        '  if (event.op === "timer") setTimeout(() => { fired++; }, 600);',
+        '  if (event.op === "forever") setInterval(() => undefined, 100);',
+        '  if (event.op === "error") { setTimeout(() => { fired++; }, 600); return callback(new Error("failed")); }',
+        '  callback(null, event.op ? "answered" : { fired });',
+        '};',
+      ].join('\n'),
+    });
+    const file = join(daemon.dataDir, 'functions', 'Biller', 'logs', 'function.log');
+    const reportOf = (requestId: string) => eventually(() => {
+      const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+      return new RegExp(`[^\\n]*\\n[^\\n]*\\nREPORT RequestId: ${requestId}\\t[^\\n]*\\n`).exec(text)?.[0];
+    });
+    const call = async (event: object) => {
+      const response = await lambda('Biller', { body: JSON.stringify(event) });
+      return { requestId: response.headers.get('x-amzn-requestid')!, payload: await response.json() };
+    };
+    // The callback answers at once; the invocation lasts until the timer it left has run.
+    const timer = await call({ op: 'timer' });
+    expect(timer.payload).toBe('answered');
+    const duration = /\tDuration: ([\d.]+) ms\tBilled Duration: (\d+) ms\t/.exec(await reportOf(timer.requestId));
+    expect(Number(duration![1])).toBeGreaterThanOrEqual(600);
+    expect(Number(duration![2])).toBe(Math.ceil(Number(duration![1])));
+    // A loop still busy at the timeout: answered, then ended as a timeout.
+    const forever = await call({ op: 'forever' });
+    expect(forever.payload).toBe('answered');
+    const timedOut = await reportOf(forever.requestId);
+    expect(timedOut).toMatch(new RegExp(`Z ${forever.requestId} Task timed out after 1\\.00 seconds\\nEND RequestId: ${forever.requestId}\\n`));
+    expect(timedOut).toMatch(/\tDuration: 1\d{3}\.\d\d ms\t[^\n]*\tStatus: timeout\n$/);
+    // A callback's error takes the next event at once, as Lambda's runtime does: the timer it left has not run.
+    const failed = await call({ op: 'error' });
+    expect(failed.payload).toMatchObject({ errorType: 'Error', errorMessage: 'failed' });
+    expect((await call({})).payload).toEqual({ fired: 0 });
   });
 
   it('sends Lambda\'s invocation records of asynchronous invocations to OnSuccess and OnFailure destinations', async () => {

@@ -5,8 +5,14 @@ import type { Writable } from 'node:stream';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import type { InvokeMessage, WorkerInit, WorkerLoad, WorkerMessage } from './protocol.js';
 
-/** `log`: what the invocation wrote, when the message asked for the tail (X-Amz-Log-Type: Tail). */
-export type InvokeOutcome = { ok: true; payload: string; log?: string } | { ok: false; error: LambdaErrorPayload; log?: string };
+/**
+ * `log`: what the invocation wrote, when the message asked for the tail (X-Amz-Log-Type: Tail).
+ * `ended`: on an answer given before its invocation ended (a callback with
+ * callbackWaitsForEmptyEventLoop true, whose invocation lasts until the event loop is empty):
+ * settles when it ends, with the error that ended it if the environment was ended (its timeout).
+ */
+export type InvokeOutcome = ({ ok: true; payload: string; log?: string } | { ok: false; error: LambdaErrorPayload; log?: string })
+  & { ended?: Promise<LambdaErrorPayload | undefined> };
 /** What an invocation handed to an environment gets when the environment ended before starting it: it may run elsewhere. */
 export const NOT_RUN = Symbol('not run');
 
@@ -155,11 +161,15 @@ export class NodeWorkerInstance {
   alive = true;
   readonly logStreamName: string;
   /**
-   * The invocation running: `answer` gives its caller the outcome, `finish` lets the next one start;
-   * `settle` does both. A callback's answer with callbackWaitsForEmptyEventLoop true finishes only
-   * once the environment's event loop is empty ('loop-empty'), or ends the environment at the deadline.
+   * The invocation running: `answer` gives its caller the outcome, `finish` ends it (`ended` settles,
+   * with the error that ended the environment if any) and lets the next one start; `settle` does
+   * both. A callback's answer with callbackWaitsForEmptyEventLoop true finishes only once the
+   * environment's event loop is empty ('loop-empty'), or ends the environment at the deadline.
    */
-  private current: { requestId: string; deadline: number; timedOut: () => LambdaErrorPayload; answer: (outcome: InvokeOutcome) => void; finish: () => void; settle: (outcome: InvokeOutcome) => void } | undefined;
+  private current: {
+    requestId: string; deadline: number; timedOut: () => LambdaErrorPayload; ended: Promise<LambdaErrorPayload | undefined>;
+    answer: (outcome: InvokeOutcome) => void; finish: (error?: LambdaErrorPayload) => void; settle: (outcome: InvokeOutcome) => void;
+  } | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private starting: { ready: () => void; fail: (error: LambdaErrorPayload) => void } | undefined;
   private readonly host: NodeHost;
@@ -237,7 +247,10 @@ export class NodeWorkerInstance {
       answered = true;
       resolve(outcome);
     };
-    const finish = () => {
+    let endedWith!: (error?: LambdaErrorPayload) => void;
+    const ended = new Promise<LambdaErrorPayload | undefined>((resolveEnded) => { endedWith = resolveEnded; });
+    const finish = (error?: LambdaErrorPayload) => {
+      endedWith(error);
       this.current = undefined;
       if (this.alive) this.startNext();
       else for (const waiting of this.line.splice(0)) waiting.resolve(NOT_RUN);
@@ -246,11 +259,12 @@ export class NodeWorkerInstance {
       requestId: message.requestId,
       deadline: performance.now() + message.timeoutMs,
       timedOut: () => runtimeErrors.timedOut(message.requestId, timeoutSeconds),
+      ended,
       answer,
       finish,
       settle: (outcome) => {
         answer(outcome);
-        finish();
+        finish(outcome.ok ? undefined : outcome.error);
       },
     };
     if (!this.deadlineTimer) this.watchDeadline(message.timeoutMs);
@@ -282,7 +296,7 @@ export class NodeWorkerInstance {
       else if (message.type === 'init-error' || message.type === 'fatal') this.starting.fail(message.error);
     } else if ((message.type === 'result' || message.type === 'error') && message.requestId === this.current?.requestId) {
       const outcome: InvokeOutcome = message.type === 'result' ? { ok: true, payload: message.payload, log: message.log } : { ok: false, error: message.error, log: message.log };
-      if (message.waitsForEmptyLoop) this.current.answer(outcome);
+      if (message.waitsForEmptyLoop) this.current.answer({ ...outcome, ended: this.current.ended });
       else this.current.settle(outcome);
     } else if (message.type === 'loop-empty' && message.requestId === this.current?.requestId) this.current.finish();
     else if (message.type === 'fatal') {

@@ -175,9 +175,9 @@ function whenLoopEmpty(onEmpty: () => void): () => void {
  * context.succeed/fail/done settles the invocation; later ones are ignored. Once the event loop is
  * empty before any of them, the invocation answers null, as Lambda's runtime does (its 'beforeExit'
  * listener): a handler that returned no promise and never called back (what it returned is
- * ignored), or one whose promise nothing is left to settle. Only the callback honours
- * callbackWaitsForEmptyEventLoop, read when it is called: context.succeed/fail/done and a promise
- * take the next event at once, as Lambda's do.
+ * ignored), or one whose promise nothing is left to settle. Only a callback's answer (not its
+ * error) honours callbackWaitsForEmptyEventLoop, read when it is called: context.succeed/fail/done
+ * and a promise take the next event at once, as Lambda's do.
  */
 function runHandler(handler: Handler, message: InvokeMessage, deadline: number): Promise<Outcome> {
   return new Promise((resolve) => {
@@ -201,10 +201,10 @@ function runHandler(handler: Handler, message: InvokeMessage, deadline: number):
       getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
       succeed, fail, done,
     };
-    const callback = (error?: unknown, value?: unknown) => {
-      const waitsForEmptyLoop = context.callbackWaitsForEmptyEventLoop !== false;
-      settle(error != null ? { ok: false, error, waitsForEmptyLoop } : { ok: true, value, waitsForEmptyLoop });
-    };
+    // Lambda's runtime takes the next event at once after a callback's error, as after context.fail.
+    const callback = (error?: unknown, value?: unknown) => (error != null
+      ? fail(error)
+      : settle({ ok: true, value, waitsForEmptyLoop: context.callbackWaitsForEmptyEventLoop !== false }));
     try {
       const returned = handler(JSON.parse(message.event), context, callback);
       if (returned && typeof (returned as Promise<unknown>).then === 'function') (returned as Promise<unknown>).then(succeed, fail);
