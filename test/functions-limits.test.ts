@@ -76,6 +76,64 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
     expect(JSON.parse((await outpost(daemon.socket, ['--json', 'functions', 'info', 'Flaky'])).stdout).instances.initFailures).toBeUndefined();
   });
 
+  it('logs an environment that fails to initialize as Lambda does: INIT_START, the runtime\'s error line, INIT_REPORT, then the invocation with its status', async () => {
+    const broken = writePackage({
+      'template.yaml': JSON.stringify({
+        Resources: {
+          NodeInit: fn({ Handler: 'broken.handler', Environment: { Variables: { FLAG: join(pkg.dir, 'broken-flag') } } }),
+          PyInit: fn({ Runtime: 'python3.11', Handler: 'pybroken.handler', Environment: { Variables: { FLAG: join(pkg.dir, 'broken-flag') } } }),
+        },
+      }),
+      // Load fine at deploy; with the flag, their module requires one that is not there.
+      'broken.js': 'console.log("loading");\nif (require("node:fs").existsSync(process.env.FLAG)) require("not-installed-anywhere");\nexports.handler = async () => "ok";\n',
+      'pybroken.py': 'import os\nif os.path.exists(os.environ["FLAG"]):\n    import not_installed_anywhere\n\ndef handler(event, context):\n    return "ok"\n',
+    });
+    try {
+      expect(await outpost(daemon.socket, ['deploy', broken.dir])).toMatchObject({ code: 0 });
+      writeFileSync(join(pkg.dir, 'broken-flag'), '');
+      const logThrough = (name: string, requestId: string) => eventually(() => {
+        const file = join(daemon.dataDir, 'functions', name, 'logs', 'function.log');
+        const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+        // From the environment's INIT_START (after the deploy's) through the invocation's REPORT.
+        const end = text.indexOf('\n', text.indexOf(`REPORT RequestId: ${requestId}`));
+        return text.includes(`REPORT RequestId: ${requestId}`) && end > 0 ? text.slice(text.lastIndexOf('INIT_START', end), end + 1) : undefined;
+      });
+
+      const node = await lambdaInvoke(daemon.port('http'), key, 'NodeInit');
+      const nodeId = node.headers.get('x-amzn-requestid')!;
+      const nodeError = await node.json();
+      expect(nodeError).toMatchObject({ errorType: 'Runtime.ImportModuleError' });
+      expect(nodeError.errorMessage).toMatch(/^Error: Cannot find module 'not-installed-anywhere'\nRequire stack:\n/);
+      expect(nodeError.trace[0]).toBe('Runtime.ImportModuleError: Error: Cannot find module \'not-installed-anywhere\'');
+      const nodeLog = await logThrough('NodeInit', nodeId);
+      const uncaught = new RegExp('^\\d{4}-[\\d-]+T[\\d:.]+Z\\tundefined\\tERROR\\tUncaught Exception \\t(\\{.*\\})$', 'm').exec(nodeLog);
+      expect(JSON.parse(uncaught![1])).toMatchObject({ errorType: 'Runtime.ImportModuleError', errorMessage: nodeError.errorMessage, stack: nodeError.trace });
+      expect(nodeLog).toMatch(new RegExp([
+        '^INIT_START Runtime Version: nodejs:20\\n',
+        '[^\\n]+\\tundefined\\tINFO\\tloading\\n',
+        '[^\\n]+\\tUncaught Exception \\t[^\\n]+\\n',
+        'INIT_REPORT Init Duration: [\\d.]+ ms\\tPhase: init\\tStatus: error\\tError Type: Runtime\\.ImportModuleError\\n',
+        `START RequestId: ${nodeId} Version: \\$LATEST\\n`,
+        `END RequestId: ${nodeId}\\n`,
+        `REPORT RequestId: ${nodeId}\\tDuration: [\\d.]+ ms\\tBilled Duration: \\d+ ms\\tMemory Size: 128 MB\\tStatus: error\\tError Type: Runtime\\.ImportModuleError\\n$`,
+      ].join('')));
+
+      const python = await lambdaInvoke(daemon.port('http'), key, 'PyInit');
+      const pythonId = python.headers.get('x-amzn-requestid')!;
+      expect(await python.json()).toMatchObject({ errorType: 'Runtime.ImportModuleError', errorMessage: "Unable to import module 'pybroken': No module named 'not_installed_anywhere'" });
+      expect(await logThrough('PyInit', pythonId)).toMatch(new RegExp([
+        '^INIT_START Runtime Version: python:3\\.11\\n',
+        "\\[ERROR\\] Runtime\\.ImportModuleError: Unable to import module 'pybroken': No module named 'not_installed_anywhere'\\nTraceback \\(most recent call last\\):\\n",
+        'INIT_REPORT Init Duration: [\\d.]+ ms\\tPhase: init\\tStatus: error\\tError Type: Runtime\\.ImportModuleError\\n',
+        `START RequestId: ${pythonId} Version: \\$LATEST\\nEND RequestId: ${pythonId}\\n`,
+        `REPORT RequestId: ${pythonId}\\t[^\\n]*\\tStatus: error\\tError Type: Runtime\\.ImportModuleError\\n$`,
+      ].join('')));
+    } finally {
+      broken.remove();
+      rmSync(join(pkg.dir, 'broken-flag'), { force: true });
+    }
+  });
+
   it('reports the real Max Memory Used for threads, processes and Python', async () => {
     const report = (name: string, requestId: string) => {
       const file = join(daemon.dataDir, 'functions', name, 'logs', 'function.log');

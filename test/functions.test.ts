@@ -236,6 +236,22 @@ describe('functions: deploy, invoke, faults, triggers', () => {
     expect((await outpost(daemon.socket, ['functions', 'rm', 'Variables'])).code).toBe(0);
   });
 
+  it('refuses a Node.js handler that does not load with the error Lambda\'s runtime gives', async () => {
+    const cases: Array<[files: Record<string, string>, handler: string, error: string]> = [
+      [{ 'index.js': 'exports.handler = 42;\n' }, 'index.handler', 'Runtime.HandlerNotFound: index.handler is not a function'],
+      [{ 'index.js': 'require("not-installed-anywhere");\n' }, 'index.handler', "Runtime.ImportModuleError: Error: Cannot find module 'not-installed-anywhere'"],
+      [{ 'index.js': 'exports.handler = async () => 1;\n' }, 'index', 'Runtime.MalformedHandlerName: Bad handler'],
+      [{ 'index.js': 'exports.handler = async () => 1;\n' }, 'lib/../index.handler', "Runtime.MalformedHandlerName: 'lib/../index.handler' is not a valid handler name."],
+    ];
+    for (const [files, handler, error] of cases) {
+      const pkg = writePackage({ 'template.yaml': template('NodeBad', { Handler: handler }), ...files });
+      cleanups.push(pkg.remove);
+      const refused = await outpost(daemon.socket, ['deploy', pkg.dir]);
+      expect(refused.code, handler).toBe(1);
+      expect(refused.stderr, handler).toContain(`NodeBad: the handler does not load (nothing was deployed): ${error}`);
+    }
+  });
+
   it('keeps the running version when a new one does not load, and takes a good one atomically', async () => {
     const v1 = writePackage({ 'template.yaml': template('Versioned', { Handler: 'index.handler' }), 'index.js': 'exports.handler = async () => "v1";\n' });
     const broken = writePackage({ 'template.yaml': template('Versioned', { Handler: 'index.handler' }), 'index.js': 'exports.handler = async () => {\n' });

@@ -4,11 +4,12 @@ import type { LambdaErrorPayload } from '../errors.js';
 const PLATFORM_ERRORS = new Set(['Sandbox.Timedout', 'Runtime.ExitError', 'Runtime.OutOfMemory']);
 
 /**
- * REPORT's end for an invocation the platform ended (Lambda's platform.report status): `Status:
- * timeout`, or `Status: error` with the error type; nothing for a handler's answer or error.
+ * REPORT's end for an invocation the platform ended (Lambda's platform.report status), or that failed
+ * because its environment did not initialize (`initFailed`): `Status: timeout`, or `Status: error`
+ * with the error type; nothing for a handler's answer or error.
  */
-export function reportStatus(error: LambdaErrorPayload | undefined): string {
-  if (!error || !PLATFORM_ERRORS.has(error.errorType)) return '';
+export function reportStatus(error: LambdaErrorPayload | undefined, initFailed = false): string {
+  if (!error || (!initFailed && !PLATFORM_ERRORS.has(error.errorType))) return '';
   return error.errorType === 'Sandbox.Timedout' ? '\tStatus: timeout' : `\tStatus: error\tError Type: ${error.errorType}`;
 }
 
@@ -37,7 +38,7 @@ function handlerErrorLines(requestId: string, error: LambdaErrorPayload): string
 }
 
 /** The Python runtime's: the type and message, then each frame of the stack trace on lines of its own. */
-function pythonErrorLines(error: LambdaErrorPayload, stackTrace: string[]): string {
+export function pythonErrorLines(error: LambdaErrorPayload, stackTrace: string[]): string {
   const description = [error.errorType, error.errorMessage].filter(Boolean).join(': ');
   const frames = stackTrace.flatMap((frame) => (frame === '' ? [''] : frame.split('\n').filter((line) => line !== '')));
   return [`[ERROR] ${description}`, 'Traceback (most recent call last):', ...frames].join('\n') + '\n';

@@ -8,6 +8,7 @@ import type { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
 import { InitError, NodeWorkerInstance, NOT_RUN, SpareThread, type ExecutionEnvironment, type InvokeOutcome } from './node-worker.js';
 import { errorLines, reportStatus } from './error-log.js';
+import { initFailureLines, initStartLine } from './init-log.js';
 import { PYTHON_RUNTIME_DIR, PythonInstance } from './python-process.js';
 import { NODE_EVENTS_IN_FLIGHT, TAIL_BYTES, type InvokeMessage } from './protocol.js';
 
@@ -271,11 +272,12 @@ export class FunctionPool {
         for (const { reject } of items) reject(error);
         return;
       }
-      const initMs = performance.now() - began;
+      // As Lambda logs an invocation whose environment failed to initialize: INIT_REPORT said why
+      // (startInstance), and REPORT's Duration is the wait for it, with its status and error type.
       for (const { invocation, resolve } of items) {
         const requestId = invocation.requestId ?? randomUUID();
         this.output.line(`START RequestId: ${requestId} Version: ${this.label}\n`);
-        this.report(requestId, began, initMs, { ok: false, error: error.payload }, undefined);
+        this.report(requestId, began, undefined, { ok: false, error: error.payload }, undefined, true);
         resolve({ requestId, executedVersion: this.label, payload: JSON.stringify(error.payload), functionError: 'Unhandled' });
       }
       return;
@@ -394,7 +396,23 @@ export class FunctionPool {
     }, delayMs).unref();
   }
 
-  private startInstance(): Promise<ExecutionEnvironment> {
+  /**
+   * Starts an environment between Lambda's init lines: INIT_START first, and if it fails, the error
+   * as its runtime logs it and INIT_REPORT (a successful init's duration is in its first REPORT).
+   */
+  private async startInstance(): Promise<ExecutionEnvironment> {
+    const { runtime } = this.version.spec;
+    const began = performance.now();
+    this.output.line(initStartLine(runtime));
+    try {
+      return await this.launch();
+    } catch (error) {
+      if (error instanceof InitError) this.output.line(initFailureLines(error.payload, performance.now() - began, isPython(runtime)));
+      throw error;
+    }
+  }
+
+  private launch(): Promise<ExecutionEnvironment> {
     const { spec } = this.version;
     const logStreamName = this.logStreamName();
     const options = {
@@ -471,16 +489,17 @@ export class FunctionPool {
 
   /**
    * END and REPORT as Lambda writes them (Init Duration on a cold start, Status when the platform
-   * ended the invocation), after the error lines when it failed; returns those lines.
+   * ended the invocation or its environment failed to initialize), after the error lines when it
+   * failed in its environment; returns those lines.
    */
-  private report(requestId: string, started: number, initMs: number | undefined, outcome: InvokeOutcome, maxMemoryBytes: number | undefined): string {
+  private report(requestId: string, started: number, initMs: number | undefined, outcome: InvokeOutcome, maxMemoryBytes: number | undefined, initFailed = false): string {
     const duration = performance.now() - started - (initMs ?? 0);
     const error = outcome.ok ? undefined : outcome.error;
-    const lines = `${error ? errorLines(requestId, error) : ''}`
+    const lines = `${error && !initFailed ? errorLines(requestId, error) : ''}`
       + `END RequestId: ${requestId}\nREPORT RequestId: ${requestId}\tDuration: ${duration.toFixed(2)} ms\t`
       + `Billed Duration: ${Math.ceil(duration)} ms\tMemory Size: ${this.version.spec.memorySize} MB`
       + `${maxMemoryBytes !== undefined ? `\tMax Memory Used: ${Math.ceil(maxMemoryBytes / (1024 * 1024))} MB` : ''}`
-      + `${initMs !== undefined ? `\tInit Duration: ${initMs.toFixed(2)} ms` : ''}${reportStatus(error)}\n`;
+      + `${initMs !== undefined ? `\tInit Duration: ${initMs.toFixed(2)} ms` : ''}${reportStatus(error, initFailed)}\n`;
     this.output.line(lines);
     return lines;
   }

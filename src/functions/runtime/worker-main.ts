@@ -114,25 +114,46 @@ function patchConsole(): void {
   }
 }
 
-/** `index.handler` → file `index.{js,mjs,cjs}` in the task root, export `handler` (dots after the module name nest). */
+/**
+ * An error of Lambda's Node.js runtime loader (Runtime.ImportModuleError, …): its stack, and so the
+ * trace of the init error, starts with that name, as the runtime's do.
+ */
+function loaderError(name: string, message: string): Error {
+  const error = new Error(message);
+  error.name = name;
+  Error.captureStackTrace(error, loaderError);
+  return error;
+}
+
+/**
+ * `index.handler` → file `index.{js,mjs,cjs}` in the task root, export `handler` (dots after the
+ * module name nest). Failures are the Lambda Node.js runtime's: a handler name without a dot or with
+ * `..`, a missing file or a `require` of a missing module (Node's MODULE_NOT_FOUND, not an ES
+ * import's ERR_MODULE_NOT_FOUND, which stays as it is), a syntax error, no such export.
+ */
 async function loadHandler(init: WorkerInit): Promise<Handler> {
+  if (init.handler.includes('..')) {
+    throw loaderError('Runtime.MalformedHandlerName', `'${init.handler}' is not a valid handler name. Use absolute paths when specifying root directories in handler names.`);
+  }
   const slash = init.handler.lastIndexOf('/');
   const dot = init.handler.indexOf('.', slash + 1);
-  if (dot < 0) throw Object.assign(new Error(`Bad handler ${init.handler}`), { name: 'Runtime.MalformedHandlerName' });
+  if (dot < 0) throw loaderError('Runtime.MalformedHandlerName', 'Bad handler');
   const modulePath = init.handler.slice(0, dot);
   const file = ['.js', '.mjs', '.cjs'].map((ext) => join(init.taskRoot, modulePath + ext)).find((candidate) => existsSync(candidate));
-  if (!file) throw Object.assign(new Error(`Error: Cannot find module '${modulePath}'`), { name: 'Runtime.ImportModuleError' });
+  if (!file) throw loaderError('Runtime.ImportModuleError', `Error: Cannot find module '${modulePath}'`);
   let namespace: Record<string, unknown>;
   try {
     // import() loads ESM and CommonJS alike; a CJS module's exports are also its default export.
     namespace = await import(pathToFileURL(file).href) as Record<string, unknown>;
   } catch (error) {
-    if (error instanceof SyntaxError) throw Object.assign(new Error(`${error.name}: ${error.message}`), { name: 'Runtime.UserCodeSyntaxError', stack: error.stack });
+    if (error instanceof SyntaxError) throw loaderError('Runtime.UserCodeSyntaxError', `${error.name}: ${error.message}`);
+    if ((error as NodeJS.ErrnoException)?.code === 'MODULE_NOT_FOUND') throw loaderError('Runtime.ImportModuleError', String(error));
     throw error;
   }
   const path = init.handler.slice(dot + 1).split('.');
   const found = resolvePath(namespace, path) ?? resolvePath(namespace.default, path);
-  if (typeof found !== 'function') throw Object.assign(new Error(`${init.handler} is undefined or not exported`), { name: 'Runtime.HandlerNotFound' });
+  if (!found) throw loaderError('Runtime.HandlerNotFound', `${init.handler} is undefined or not exported`);
+  if (typeof found !== 'function') throw loaderError('Runtime.HandlerNotFound', `${init.handler} is not a function`);
   return found as Handler;
 }
 
@@ -285,5 +306,7 @@ try {
   });
   post({ type: 'ready' });
 } catch (error) {
+  // What the module printed before it failed goes to the log before the daemon's INIT_REPORT.
+  await outputReachedDaemon();
   post({ type: 'init-error', error: toErrorPayload(error) });
 }
