@@ -68,6 +68,21 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect(log).toMatch(new RegExp(`REPORT RequestId: ${result.requestId}\\tDuration: [\\d.]+ ms\\t.*Init Duration`));
   });
 
+  it('has context.log and sets _X_AMZN_TRACE_ID for each invocation, as Lambda\'s Python runtime', async () => {
+    const pkg = writePackage({
+      'template.yaml': template('PyTraced', { Handler: 'app.handler', Runtime: 'python3.11' }),
+      'app.py': 'import os\n\ndef handler(event, context):\n    context.log("via context.log " + context.aws_request_id + "\\n")\n    return os.environ.get("_X_AMZN_TRACE_ID")\n',
+    });
+    cleanups.push(pkg.remove);
+    expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+    const first = (await invoke(daemon.socket, 'PyTraced')).result;
+    const second = (await invoke(daemon.socket, 'PyTraced')).result;
+    expect(first.payload).toMatch(/^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Sampled=0$/);
+    expect(second.payload).toMatch(/^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Sampled=0$/);
+    expect(second.payload).not.toBe(first.payload);
+    expect(await logThrough(daemon, 'PyTraced', second.requestId)).toContain(`via context.log ${first.requestId}\n`);
+  });
+
   it('leaves the logging root logger at WARNING, as Lambda\'s Python runtime: logging.info shows once the function lowers the level', async () => {
     const pkg = writePackage({
       'template.yaml': template('PyLogging', { Handler: 'app.handler', Runtime: 'python3.11' }),

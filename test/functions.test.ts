@@ -236,6 +236,18 @@ describe('functions: deploy, invoke, faults, triggers', () => {
     expect((await outpost(daemon.socket, ['functions', 'rm', 'Variables'])).code).toBe(0);
   });
 
+  it('sets _X_AMZN_TRACE_ID for each invocation, as Lambda\'s Node.js runtime', async () => {
+    const pkg = writePackage({ 'template.yaml': template('Traced', { Handler: 'index.handler' }), 'index.js': 'exports.handler = async () => process.env._X_AMZN_TRACE_ID;\n' });
+    cleanups.push(pkg.remove);
+    expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+    const first = (await invoke(daemon.socket, 'Traced')).result.payload;
+    const second = (await invoke(daemon.socket, 'Traced')).result.payload;
+    expect(first).toMatch(/^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Sampled=0$/);
+    expect(second).toMatch(/^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Sampled=0$/);
+    expect(second).not.toBe(first);
+    expect(await outpost(daemon.socket, ['functions', 'rm', 'Traced'])).toMatchObject({ code: 0 });
+  });
+
   it('refuses a Node.js handler that does not load with the error Lambda\'s runtime gives', async () => {
     const cases: Array<[files: Record<string, string>, handler: string, error: string]> = [
       [{ 'index.js': 'exports.handler = 42;\n' }, 'index.handler', 'Runtime.HandlerNotFound: index.handler is not a function'],

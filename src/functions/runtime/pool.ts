@@ -465,6 +465,8 @@ export class FunctionPool {
       requestId,
       event: invocation.event,
       timeoutMs: spec.timeout * 1000,
+      // Not sampled: Outpost has no X-Ray to send segments to.
+      traceId: `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${requestId.replaceAll('-', '').slice(0, 24)};Sampled=0`,
       ...(invocation.tail ? { tail: true } : {}),
       context: {
         functionName: spec.name,

@@ -36,6 +36,8 @@ export interface InvokeMessage {
   event: string;
   /** The function's timeout: the environment's deadline is this long after the invocation starts. */
   timeoutMs: number;
+  /** The invocation's X-Ray trace header, as Lambda's runtimes get it (Lambda-Runtime-Trace-Id) and set it (`_X_AMZN_TRACE_ID`). */
+  traceId: string;
   /** X-Amz-Log-Type: Tail: the environment returns what the invocation wrote (`log` of its answer). */
   tail?: boolean;
   context: {

@@ -175,7 +175,7 @@ export class PythonInstance {
       'Lambda-Runtime-Aws-Request-Id': message.requestId,
       'Lambda-Runtime-Deadline-Ms': String(current.deadline),
       'Lambda-Runtime-Invoked-Function-Arn': message.context.invokedFunctionArn,
-      'Lambda-Runtime-Trace-Id': `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${message.requestId.replaceAll('-', '').slice(0, 24)};Sampled=0`,
+      'Lambda-Runtime-Trace-Id': message.traceId,
     };
     if (message.context.clientContext !== undefined) headers['Lambda-Runtime-Client-Context'] = asciiJson(message.context.clientContext);
     response.writeHead(200, headers).end(message.event);

@@ -245,6 +245,8 @@ function memoryBytes(): number {
 
 async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
   currentRequestId = message.requestId;
+  // As Lambda's Node.js runtime sets it for each invocation (the X-Ray SDK reads it).
+  process.env._X_AMZN_TRACE_ID = message.traceId;
   tail = message.tail ? '' : undefined;
   // The daemon's timer for this invocation starts when it learns the previous one ended: a little later than this.
   const outcome = await runHandler(handler, message, Date.now() + message.timeoutMs);

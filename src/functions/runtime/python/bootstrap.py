@@ -149,6 +149,10 @@ class LambdaContext:
     def get_remaining_time_in_millis(self):
         return max(self._deadline_ms - int(time.time() * 1000), 0)
 
+    def log(self, message):
+        # As the Python runtime's context.log: the text as it is, no newline added.
+        sys.stdout.write(str(message))
+
 
 class ResponseEncoder(json.JSONEncoder):
     """The Python runtime's marshaller: a Decimal (as boto3 reads DynamoDB numbers) is a JSON number, as a float writes it."""
@@ -242,6 +246,12 @@ def main():
             sys.exit(1)
         request_id = headers.get('Lambda-Runtime-Aws-Request-Id')
         RequestIdFilter.request_id = request_id
+        # As the Python runtime sets it for each invocation (the X-Ray SDK reads it).
+        trace_id = headers.get('Lambda-Runtime-Trace-Id')
+        if trace_id:
+            os.environ['_X_AMZN_TRACE_ID'] = trace_id
+        else:
+            os.environ.pop('_X_AMZN_TRACE_ID', None)
         client_context = headers.get('Lambda-Runtime-Client-Context')
         cognito_identity = headers.get('Lambda-Runtime-Cognito-Identity')
         context = LambdaContext(
