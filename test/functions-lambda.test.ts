@@ -323,6 +323,35 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect((await call({})).payload).toEqual({ fired: 0 });
   });
 
+  it('logs what an invocation left running under the request id of the invocation running when it writes, as on Lambda (of the last one while idle)', async () => {
+    const flag = join(out.dir, 'leaver-flag');
+    await deploy({
+      'template.yaml': template('Leaver', { Handler: 'index.handler', Timeout: 3, Environment: { Variables: { FLAG: flag } } }),
+      'index.js': [
+        'const fs = require("node:fs");',
+        'exports.handler = async (event) => {',
+        // Left running: writes once the flag exists (at once when idle is asked for), every 50 ms until then.
+        '  if (event.leave) { const timer = setInterval(() => { if (event.leave === "idle" || fs.existsSync(process.env.FLAG)) { console.log("left by", event.leave); clearInterval(timer); } }, 50); }',
+        '  if (event.flag) { fs.writeFileSync(process.env.FLAG, ""); await new Promise((resolve) => setTimeout(resolve, 500)); }',
+        '  return "done";',
+        '};',
+      ].join('\n'),
+    });
+    const file = join(daemon.dataDir, 'functions', 'Leaver', 'logs', 'function.log');
+    const logged = (text: string) => eventually(() => {
+      const log = existsSync(file) ? readFileSync(file, 'utf8') : '';
+      return log.includes(text) ? log : undefined;
+    });
+    const call = async (event: object) => (await lambda('Leaver', { body: JSON.stringify(event) })).headers.get('x-amzn-requestid')!;
+    // Written while the environment is idle: after the invocation's REPORT, with its id.
+    const idle = await call({ leave: 'idle' });
+    expect(await logged('left by idle')).toMatch(new RegExp(`REPORT RequestId: ${idle}\\t[^\\n]*\\n[^\\n]*\\t${idle}\\tINFO\\tleft by idle\\n`));
+    // Written during the next invocation: with that one's id, between its START and END.
+    await call({ leave: 'busy' });
+    const next = await call({ flag: true });
+    expect(await logged(`END RequestId: ${next}`)).toMatch(new RegExp(`START RequestId: ${next} [^\\n]*\\n[^\\n]*\\t${next}\\tINFO\\tleft by busy\\nEND RequestId: ${next}\\n`));
+  });
+
   it('sends Lambda\'s invocation records of asynchronous invocations to OnSuccess and OnFailure destinations', async () => {
     const collected = join(out.dir, 'collector.jsonl');
     await deploy({
