@@ -254,6 +254,21 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect(exited.log).toMatch(/\tStatus: error\tError Type: Runtime\.ExitError\n$/);
   });
 
+  it('logs a Node.js handler\'s error as Lambda\'s runtime does: Invoke Error and the error with its stack lines under "stack"', async () => {
+    await deploy({
+      'template.yaml': template('Thrower', { Handler: 'index.handler' }),
+      'index.js': 'exports.handler = async () => { throw new TypeError("boom"); };\n',
+    });
+    const response = await lambda('Thrower', { headers: { 'X-Amz-Log-Type': 'Tail' } });
+    const requestId = response.headers.get('x-amzn-requestid')!;
+    const answer = await response.json();
+    expect(answer).toMatchObject({ errorType: 'TypeError', errorMessage: 'boom' });
+    expect(answer.trace[0]).toBe('TypeError: boom');
+    const log = Buffer.from(response.headers.get('x-amz-log-result')!, 'base64').toString('utf8');
+    const line = new RegExp(`\\n\\d{4}-[\\d-]+T[\\d:.]+Z\\t${requestId}\\tERROR\\tInvoke Error \\t(\\{[^\\n]*\\})\\nEND RequestId: ${requestId}\\n`).exec(log);
+    expect(JSON.parse(line![1])).toEqual({ errorType: 'TypeError', errorMessage: 'boom', stack: answer.trace });
+  });
+
   it('takes the next event once the event loop is empty after a callback with callbackWaitsForEmptyEventLoop true, within the timeout', async () => {
     await deploy({
       'template.yaml': template('Waiter', { Handler: 'index.handler', Timeout: 1 }),

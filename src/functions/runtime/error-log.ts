@@ -29,12 +29,20 @@ export function errorLines(requestId: string, error: LambdaErrorPayload): string
 /**
  * The line a handler's failure adds to the function's log before END, in the form of the runtime
  * that reports it: the Python runtime writes `[ERROR] Type: message` and the traceback (no time or
- * request id), the Node.js runtime `time<TAB>requestId<TAB>ERROR<TAB>Invoke Error <TAB>{json}`.
+ * request id), the Node.js runtime `time<TAB>requestId<TAB>ERROR<TAB>Invoke Error <TAB>{errorType, errorMessage, stack}`.
  */
 function handlerErrorLines(requestId: string, error: LambdaErrorPayload): string {
   // Only the Python runtime's errors carry stackTrace (LambdaErrorPayload).
   if (error.stackTrace) return pythonErrorLines(error, error.stackTrace);
-  return `${new Date().toISOString()}\t${requestId}\tERROR\tInvoke Error \t${JSON.stringify(error)}\n`;
+  return `${new Date().toISOString()}\t${requestId}\tERROR\tInvoke Error \t${nodeErrorJson(error)}\n`;
+}
+
+/**
+ * An error as the Node.js runtime writes it into the log: its name, message and stack lines under
+ * `stack` (the answer to the invoker carries them under `trace`).
+ */
+export function nodeErrorJson(error: LambdaErrorPayload): string {
+  return JSON.stringify({ errorType: error.errorType, errorMessage: error.errorMessage, stack: error.trace ?? [] });
 }
 
 /** The Python runtime's: the type and message, then each frame of the stack trace on lines of its own. */

@@ -1,5 +1,5 @@
 import type { LambdaErrorPayload } from '../errors.js';
-import { pythonErrorLines } from './error-log.js';
+import { nodeErrorJson, pythonErrorLines } from './error-log.js';
 
 /**
  * The line Lambda writes as an environment starts: `INIT_START Runtime Version: python:3.12`
@@ -24,7 +24,7 @@ export function initFailureLines(error: LambdaErrorPayload, initMs: number, pyth
   const platform = timedOut || error.errorType === 'Runtime.ExitError' || error.errorType === 'Runtime.OutOfMemory';
   const errorLog = platform ? '' : python
     ? pythonErrorLines(error, error.stackTrace ?? [])
-    : `${new Date().toISOString()}\tundefined\tERROR\tUncaught Exception \t${JSON.stringify({ errorType: error.errorType, errorMessage: error.errorMessage, stack: error.trace ?? [] })}\n`;
+    : `${new Date().toISOString()}\tundefined\tERROR\tUncaught Exception \t${nodeErrorJson(error)}\n`;
   const status = timedOut ? 'Status: timeout' : `Status: error\tError Type: ${error.errorType}`;
   return `${errorLog}INIT_REPORT Init Duration: ${initMs.toFixed(2)} ms\tPhase: init\t${status}\n`;
 }
