@@ -228,6 +228,8 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     await deploy({
       'template.yaml': template('Reporter', { Handler: 'index.handler', Timeout: 1 }),
       'index.js': [
+        // an init phase of 50 ms at least
+        'const until = Date.now() + 50; while (Date.now() < until);',
         'exports.handler = async (event) => {',
         '  if (event.op === "hang") return new Promise(() => setInterval(() => undefined, 100));',
         '  if (event.op === "exit") process.exit(3);',
@@ -244,8 +246,14 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect(hung.log).toMatch(new RegExp(`\\n\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z ${hung.requestId} Task timed out after 1\\.00 seconds\\nEND RequestId: ${hung.requestId}\\n`));
     expect(hung.log).toMatch(/\tInit Duration: [\d.]+ ms\tStatus: timeout\n$/);
     expect(hung.log).not.toContain('Invoke Error');
-    // A fresh environment: cold, no status; then warm.
-    expect((await logOf('fine')).log).toMatch(/\tMemory Size: 128 MB[^\n]*\tInit Duration: [\d.]+ ms\n$/);
+    // A fresh environment: cold, no status, its Init Duration billed too (as Lambda bills it since August 2025); then warm.
+    const cold = (await logOf('fine')).log;
+    expect(cold).toMatch(/\tMemory Size: 128 MB[^\n]*\tInit Duration: [\d.]+ ms\n$/);
+    const [, duration, billed, init] = /\tDuration: ([\d.]+) ms\tBilled Duration: (\d+) ms\t[^\n]*\tInit Duration: ([\d.]+) ms/.exec(cold)!.map(Number);
+    // each printed to 0.01 ms: their sum rounded up may differ from the exact sum's by 1
+    expect(billed).toBeGreaterThanOrEqual(Math.ceil(duration + init) - 1);
+    expect(billed).toBeLessThanOrEqual(Math.ceil(duration + init) + 1);
+    expect(init).toBeGreaterThanOrEqual(50);
     const warm = (await logOf('fine')).log;
     expect(warm).not.toContain('Init Duration');
     expect(warm).not.toContain('Status:');
@@ -320,6 +328,8 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
       const response = await lambda('Biller', { body: JSON.stringify(event) });
       return { requestId: response.headers.get('x-amzn-requestid')!, payload: await response.json() };
     };
+    // Warm (a cold start's Billed Duration has its Init Duration too).
+    expect((await call({})).payload).toEqual({ fired: 0 });
     // The callback answers at once; the invocation lasts until the timer it left has run.
     const timer = await call({ op: 'timer' });
     expect(timer.payload).toBe('answered');

@@ -492,14 +492,15 @@ export class FunctionPool {
   /**
    * END and REPORT as Lambda writes them (Init Duration on a cold start, Status when the platform
    * ended the invocation or its environment failed to initialize), after the error lines when it
-   * failed in its environment; returns those lines.
+   * failed in its environment; returns those lines. Billed Duration counts a cold start's Init
+   * Duration too: Lambda bills the init phase of on-demand functions since August 2025.
    */
   private report(requestId: string, started: number, initMs: number | undefined, outcome: InvokeOutcome, maxMemoryBytes: number | undefined, initFailed = false): string {
     const duration = performance.now() - started - (initMs ?? 0);
     const error = outcome.ok ? undefined : outcome.error;
     const lines = `${error && !initFailed ? errorLines(requestId, error) : ''}`
       + `END RequestId: ${requestId}\nREPORT RequestId: ${requestId}\tDuration: ${duration.toFixed(2)} ms\t`
-      + `Billed Duration: ${Math.ceil(duration)} ms\tMemory Size: ${this.version.spec.memorySize} MB`
+      + `Billed Duration: ${Math.ceil(duration + (initMs ?? 0))} ms\tMemory Size: ${this.version.spec.memorySize} MB`
       + `${maxMemoryBytes !== undefined ? `\tMax Memory Used: ${Math.ceil(maxMemoryBytes / (1024 * 1024))} MB` : ''}`
       + `${initMs !== undefined ? `\tInit Duration: ${initMs.toFixed(2)} ms` : ''}${reportStatus(error, initFailed)}\n`;
     this.output.line(lines);
