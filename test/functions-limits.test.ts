@@ -82,10 +82,12 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
         Resources: {
           NodeInit: fn({ Handler: 'broken.handler', Environment: { Variables: { FLAG: join(pkg.dir, 'broken-flag') } } }),
           PyInit: fn({ Runtime: 'python3.11', Handler: 'pybroken.handler', Environment: { Variables: { FLAG: join(pkg.dir, 'broken-flag') } } }),
+          ExitInit: fn({ Handler: 'exits.handler', Environment: { Variables: { FLAG: join(pkg.dir, 'broken-flag') } } }),
         },
       }),
       // Load fine at deploy; with the flag, their module requires one that is not there.
       'broken.js': 'console.log("loading");\nif (require("node:fs").existsSync(process.env.FLAG)) require("not-installed-anywhere");\nexports.handler = async () => "ok";\n',
+      'exits.js': 'if (require("node:fs").existsSync(process.env.FLAG)) process.exit(3);\nexports.handler = async () => "ok";\n',
       'pybroken.py': 'import os\nif os.path.exists(os.environ["FLAG"]):\n    import not_installed_anywhere\n\ndef handler(event, context):\n    return "ok"\n',
     });
     try {
@@ -127,6 +129,16 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
         'INIT_REPORT Init Duration: [\\d.]+ ms\\tPhase: init\\tStatus: error\\tError Type: Runtime\\.ImportModuleError\\n',
         `START RequestId: ${pythonId} Version: \\$LATEST\\nEND RequestId: ${pythonId}\\n`,
         `REPORT RequestId: ${pythonId}\\t[^\\n]*\\tStatus: error\\tError Type: Runtime\\.ImportModuleError\\n$`,
+      ].join('')));
+
+      // An environment that exits while loading: the invocation's error names it, as Lambda's does.
+      const exits = await lambdaInvoke(daemon.port('http'), key, 'ExitInit');
+      const exitsId = exits.headers.get('x-amzn-requestid')!;
+      expect(await exits.json()).toEqual({ errorType: 'Runtime.ExitError', errorMessage: `RequestId: ${exitsId} Error: Runtime exited with error: exit status 3` });
+      expect(await logThrough('ExitInit', exitsId)).toMatch(new RegExp([
+        '^INIT_START Runtime Version: nodejs:20\\n',
+        'INIT_REPORT Init Duration: [\\d.]+ ms\\tPhase: init\\tStatus: error\\tError Type: Runtime\\.ExitError\\n',
+        `START RequestId: ${exitsId} [^\\n]*\\nEND RequestId: ${exitsId}\\n`,
       ].join('')));
     } finally {
       broken.remove();

@@ -54,22 +54,29 @@ export const runtimeErrors = {
     errorType: 'Sandbox.Timedout',
     errorMessage: `Error: Init phase timed out after ${seconds.toFixed(2)} seconds`,
   }),
-  /** `how`: the exit code, or the signal that ended the process. */
-  exited: (requestId: string, how: number | NodeJS.Signals): LambdaErrorPayload => ({
+  /**
+   * `how`: the exit code, or the signal that ended the process. `requestId`: the invocation it ended,
+   * or the one that waited for an environment that ended in its init phase; none for the init phase alone.
+   */
+  exited: (requestId: string | undefined, how: number | NodeJS.Signals): LambdaErrorPayload => ({
     errorType: 'Runtime.ExitError',
     errorMessage: how === 0
-      ? `RequestId: ${requestId} Error: Runtime exited without providing a reason`
-      : `RequestId: ${requestId} Error: Runtime exited with error: ${typeof how === 'number' ? `exit status ${how}` : `signal: ${signalText(how)}`}`,
+      ? `${requestIdPrefix(requestId)}Error: Runtime exited without providing a reason`
+      : `${requestIdPrefix(requestId)}Error: Runtime exited with error: ${typeof how === 'number' ? `exit status ${how}` : `signal: ${signalText(how)}`}`,
   }),
-  outOfMemory: (requestId: string): LambdaErrorPayload => ({
+  outOfMemory: (requestId: string | undefined): LambdaErrorPayload => ({
     errorType: 'Runtime.OutOfMemory',
-    errorMessage: `RequestId: ${requestId} Error: Runtime exited with error: signal: killed`,
+    errorMessage: `${requestIdPrefix(requestId)}Error: Runtime exited with error: signal: killed`,
   }),
   responseTooLarge: (size: number, limit: number): LambdaErrorPayload => ({
     errorType: 'Function.ResponseSizeTooLarge',
     errorMessage: `Response payload size (${size} bytes) exceeded maximum allowed payload size (${limit} bytes).`,
   }),
 };
+
+function requestIdPrefix(requestId: string | undefined): string {
+  return requestId === undefined ? '' : `RequestId: ${requestId} `;
+}
 
 /**
  * A signal as Lambda's runtime (written in Go) words it, `signal: killed`: Go's descriptions of the

@@ -40,9 +40,12 @@ export interface WorkerOptions {
   log: Writable;
 }
 
-/** Thrown by `start` when the handler cannot be loaded: the Lambda error of the init phase. */
+/**
+ * Thrown by `start` when the handler cannot be loaded: the Lambda error of the init phase, and when
+ * the environment ended in it (an exit), that error as an invocation waiting for it gets it, naming it.
+ */
 export class InitError extends Error {
-  constructor(readonly payload: LambdaErrorPayload) {
+  constructor(readonly payload: LambdaErrorPayload, readonly forRequest?: Ending) {
     super(`${payload.errorType}: ${payload.errorMessage}`);
     this.name = 'InitError';
   }
@@ -52,8 +55,8 @@ const WORKER_MAIN = new URL('./worker-main.js', import.meta.url);
 // Lambda's limit on the init phase: a handler module that never finishes loading cannot hold a deploy forever.
 const INIT_TIMEOUT_SECONDS = 10;
 
-/** What ended a thread or process, as the error of the invocation it was running. */
-type Ending = (requestId: string) => LambdaErrorPayload;
+/** What ended a thread or process, as the error of the invocation it was running (none: in its init phase). */
+export type Ending = (requestId?: string) => LambdaErrorPayload;
 
 /** A worker thread or a child process running worker-main.js, seen the same way by the instance. */
 interface NodeHost {
@@ -171,7 +174,7 @@ export class NodeWorkerInstance {
     answer: (outcome: InvokeOutcome) => void; finish: (error?: LambdaErrorPayload) => void; settle: (outcome: InvokeOutcome) => void;
   } | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
-  private starting: { ready: () => void; fail: (error: LambdaErrorPayload) => void } | undefined;
+  private starting: { ready: () => void; fail: (error: LambdaErrorPayload, forRequest?: Ending) => void } | undefined;
   private readonly host: NodeHost;
   private peakMemoryBytes: number | undefined;
   /** Handed over, not started: the first starts when the current one ends. */
@@ -201,11 +204,11 @@ export class NodeWorkerInstance {
           instance.starting = undefined;
           resolve(instance);
         },
-        fail: (payload) => {
+        fail: (payload, forRequest) => {
           clearTimeout(timer);
           instance.starting = undefined;
           instance.terminate();
-          reject(new InitError(payload));
+          reject(new InitError(payload, forRequest));
         },
       };
     });
@@ -307,7 +310,7 @@ export class NodeWorkerInstance {
 
   private onEnd(ending: Ending): void {
     this.ended();
-    if (this.starting) this.starting.fail(ending('(init)'));
+    if (this.starting) this.starting.fail(ending(), ending);
     else if (this.current) this.settle(ending(this.current.requestId));
     else for (const waiting of this.line.splice(0)) waiting.resolve(NOT_RUN);
   }

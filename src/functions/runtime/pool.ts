@@ -276,9 +276,10 @@ export class FunctionPool {
       // (startInstance), and REPORT's Duration is the wait for it, with its status and error type.
       for (const { invocation, resolve } of items) {
         const requestId = invocation.requestId ?? randomUUID();
+        const payload = error.forRequest?.(requestId) ?? error.payload;
         this.output.line(`START RequestId: ${requestId} Version: ${this.label}\n`);
-        this.report(requestId, began, undefined, { ok: false, error: error.payload }, undefined, true);
-        resolve({ requestId, executedVersion: this.label, payload: JSON.stringify(error.payload), functionError: 'Unhandled' });
+        this.report(requestId, began, undefined, { ok: false, error: payload }, undefined, true);
+        resolve({ requestId, executedVersion: this.label, payload: JSON.stringify(payload), functionError: 'Unhandled' });
       }
       return;
     }

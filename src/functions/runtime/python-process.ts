@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
-import { InitError, NOT_RUN, type InvokeOutcome, type WorkerOptions } from './node-worker.js';
+import { InitError, NOT_RUN, type Ending, type InvokeOutcome, type WorkerOptions } from './node-worker.js';
 import { MAX_RESPONSE_BYTES, TAIL_BYTES, type InvokeMessage } from './protocol.js';
 
 /** The bundled bootstrap (copied next to this file into dist by `npm run build`). */
@@ -46,7 +46,7 @@ export class PythonInstance {
   /** A GET invocation/next held until there is an event. */
   private waiting: ServerResponse | undefined;
   private child: ChildProcess | undefined;
-  private starting: { ready: () => void; fail: (payload: LambdaErrorPayload) => void } | undefined;
+  private starting: { ready: () => void; fail: (payload: LambdaErrorPayload, forRequest?: Ending) => void } | undefined;
 
   private constructor(options: PythonOptions, private readonly server: Server, private readonly socketDir: string) {
     this.logStreamName = options.logStreamName;
@@ -72,11 +72,11 @@ export class PythonInstance {
     }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => fail(runtimeErrors.initTimedOut(INIT_TIMEOUT_SECONDS)), INIT_TIMEOUT_SECONDS * 1000);
-      const fail = (payload: LambdaErrorPayload) => {
+      const fail = (payload: LambdaErrorPayload, forRequest?: Ending) => {
         clearTimeout(timer);
         instance.starting = undefined;
         instance.terminate();
-        reject(new InitError(payload));
+        reject(new InitError(payload, forRequest));
       };
       instance.starting = {
         ready: () => {
@@ -102,7 +102,10 @@ export class PythonInstance {
       child.stdout!.on('data', keepTail);
       child.stderr!.on('data', keepTail);
       child.once('error', (error) => instance.ended({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot start ${options.pythonPath}: ${error.message}` }));
-      child.once('exit', (code, signal) => instance.ended(runtimeErrors.exited(instance.current?.message.requestId ?? '(init)', signal ?? code ?? 0)));
+      child.once('exit', (code, signal) => {
+        const ending: Ending = (requestId) => runtimeErrors.exited(requestId, signal ?? code ?? 0);
+        instance.ended(ending(instance.current?.message.requestId), ending);
+      });
     });
   }
 
@@ -156,9 +159,9 @@ export class PythonInstance {
   }
 
   /** The process is gone (or could not start): fails the init or the invocation in flight. */
-  private ended(error: LambdaErrorPayload): void {
+  private ended(error: LambdaErrorPayload, forRequest?: Ending): void {
     this.terminate();
-    if (this.starting) this.starting.fail(error);
+    if (this.starting) this.starting.fail(error, forRequest);
     else this.current?.settle({ ok: false, error });
   }
 
