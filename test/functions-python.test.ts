@@ -88,6 +88,7 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
       'template.yaml': template('PyLogging', { Handler: 'app.handler', Runtime: 'python3.11' }),
       'app.py': [
         'import logging',
+        'logging.warning("module loading")',
         'def handler(event, context):',
         '    logging.info("info before setLevel")',
         '    logging.warning("warning %s", event["n"])',
@@ -102,6 +103,8 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect(result.payload).toBe(20);
     const log = await logThrough(daemon, 'PyLogging', result.requestId);
     expect(log).not.toContain('info before setLevel');
+    // a line of the module's own, before any invocation: no request id (empty, as Lambda's runtime writes it)
+    expect(log).toMatch(/\[WARNING\]\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\t\tmodule loading\n/);
     expect(log).toMatch(new RegExp(`\\[WARNING\\]\\t\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z\\t${result.requestId}\\twarning 1\\n`));
     expect(log).toContain(`[INFO]\t`);
     expect(log).toContain(`\t${result.requestId}\tinfo after setLevel\n`);
@@ -267,6 +270,8 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
       [{ 'app.py': 'def handler(e, c)\n  return 1\n' }, 'app.handler', "Runtime.UserCodeSyntaxError: Syntax error in module 'app'"],
       // an ImportError that is no ModuleNotFoundError
       [{ 'app.py': 'from os import nonexistent_name\n' }, 'app.handler', "Runtime.ImportModuleError: Unable to import module 'app': cannot import name 'nonexistent_name' from 'os'"],
+      // the interpreter's own time module, not the function's time.py
+      [{ 'time.py': 'def handler(e, c):\n  return 1\n' }, 'time.handler', 'Runtime.BuiltInModuleConflict: Cannot use built-in module time as a handler module'],
     ];
     for (const [files, handler, error] of cases) {
       const pkg = writePackage({ 'template.yaml': template('PyBad', { Handler: handler, Runtime: 'python3.11' }), ...files });

@@ -183,6 +183,9 @@ def load_handler(handler):
     if not dot or not module_path or not function_name:
         raise LambdaError('Runtime.MalformedHandlerName', "Bad handler '%s': not enough values to unpack (expected 2, got 1)" % handler)
     module_name = module_path.replace('/', '.')
+    # A module named as one built into the interpreter (time.py) would never be the function's own.
+    if module_name.split('.')[0] in sys.builtin_module_names:
+        raise LambdaError('Runtime.BuiltInModuleConflict', 'Cannot use built-in module %s as a handler module' % module_path)
     try:
         module = importlib.import_module(module_name)
     # ImportError, not only ModuleNotFoundError: `from os import missing` fails the import as well.
@@ -200,7 +203,8 @@ class RequestIdFilter(logging.Filter):
     request_id = None
 
     def filter(self, record):
-        record.aws_request_id = RequestIdFilter.request_id
+        # Empty before the first invocation (the module's own lines), as the Python runtime writes it.
+        record.aws_request_id = RequestIdFilter.request_id or ''
         return True
 
 
