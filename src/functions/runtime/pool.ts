@@ -320,20 +320,20 @@ export class FunctionPool {
       this.afterRun();
       return;
     }
-    const answered = outcome;
     // An answer given before its invocation ended: END and REPORT (its Duration up to the end, as
     // Lambda reports and bills it) once it ends, and the log tail holds what was written until the answer.
-    const endLines = answered.ended ? '' : this.report(requestId, started, cold?.initMs, answered, instance.maxMemoryBytes());
+    const endLines = outcome.ended ? '' : this.report(requestId, started, cold?.initMs, outcome, instance.maxMemoryBytes());
     this.afterRun();
     // Lambda's LogResult: the invocation's log from START to REPORT, its last 4 KB.
-    const logResult = invocation.tail ? lastBytes(startLine + (answered.log ?? '') + endLines, TAIL_BYTES).toString('base64') : undefined;
+    const logResult = invocation.tail ? lastBytes(startLine + (outcome.log ?? '') + endLines, TAIL_BYTES).toString('base64') : undefined;
     resolve({
       requestId, executedVersion: this.label,
-      ...(answered.ok ? { payload: answered.payload } : { payload: JSON.stringify(answered.error), functionError: 'Unhandled' as const }),
+      ...(outcome.ok ? { payload: outcome.payload } : { payload: JSON.stringify(outcome.error), functionError: 'Unhandled' as const }),
       ...(logResult !== undefined ? { logResult } : {}),
     });
-    const endedBy = await answered.ended;
-    if (answered.ended) this.report(requestId, started, cold?.initMs, endedBy ? { ok: false, error: endedBy } : answered, instance.maxMemoryBytes());
+    if (!outcome.ended) return;
+    const endedBy = await outcome.ended;
+    this.report(requestId, started, cold?.initMs, endedBy ? { ok: false, error: endedBy } : outcome, instance.maxMemoryBytes());
   }
 
   /** An instance may have room now: wake `drained` waiters, dispatch what waits. */
