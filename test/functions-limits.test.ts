@@ -101,8 +101,12 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
         return text.includes(`REPORT RequestId: ${requestId}`) && end > 0 ? text.slice(text.lastIndexOf('INIT_START', end), end + 1) : undefined;
       });
 
-      const node = await lambdaInvoke(daemon.port('http'), key, 'NodeInit');
+      const node = await lambdaInvoke(daemon.port('http'), key, 'NodeInit', { headers: { 'X-Amz-Log-Type': 'Tail' } });
       const nodeId = node.headers.get('x-amzn-requestid')!;
+      // The log tail has the init's lines too, from the error on (as Lambda's).
+      expect(Buffer.from(node.headers.get('x-amz-log-result')!, 'base64').toString('utf8')).toMatch(new RegExp(
+        `^[^\\n]+\\tundefined\\tERROR\\tUncaught Exception \\t[^\\n]+\\nINIT_REPORT [^\\n]+\\nSTART RequestId: ${nodeId} [^\\n]+\\nEND RequestId: ${nodeId}\\nREPORT RequestId: ${nodeId}\\t[^\\n]+\\n$`,
+      ));
       const nodeError = await node.json();
       expect(nodeError).toMatchObject({ errorType: 'Runtime.ImportModuleError' });
       expect(nodeError.errorMessage).toMatch(/^Error: Cannot find module 'not-installed-anywhere'\nRequire stack:\n/);

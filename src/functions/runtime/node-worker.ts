@@ -45,6 +45,9 @@ export interface WorkerOptions {
  * the environment ended in it (an exit), that error as an invocation waiting for it gets it, naming it.
  */
 export class InitError extends Error {
+  /** The lines the pool logged for the failed init (the error, INIT_REPORT): the start of the log tail of the invocations that waited for it. */
+  initLog = '';
+
   constructor(readonly payload: LambdaErrorPayload, readonly forRequest?: Ending) {
     super(`${payload.errorType}: ${payload.errorMessage}`);
     this.name = 'InitError';

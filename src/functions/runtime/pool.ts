@@ -277,9 +277,12 @@ export class FunctionPool {
       for (const { invocation, resolve } of items) {
         const requestId = invocation.requestId ?? randomUUID();
         const payload = error.forRequest?.(requestId) ?? error.payload;
-        this.output.line(`START RequestId: ${requestId} Version: ${this.label}\n`);
-        this.report(requestId, began, undefined, { ok: false, error: payload }, undefined, true);
-        resolve({ requestId, executedVersion: this.label, payload: JSON.stringify(payload), functionError: 'Unhandled' });
+        const startLine = `START RequestId: ${requestId} Version: ${this.label}\n`;
+        this.output.line(startLine);
+        const endLines = this.report(requestId, began, undefined, { ok: false, error: payload }, undefined, true);
+        // Lambda's LogResult of such an invocation starts with the init's error and INIT_REPORT.
+        const logResult = invocation.tail ? lastBytes(error.initLog + startLine + endLines, TAIL_BYTES).toString('base64') : undefined;
+        resolve({ requestId, executedVersion: this.label, payload: JSON.stringify(payload), functionError: 'Unhandled', ...(logResult !== undefined ? { logResult } : {}) });
       }
       return;
     }
@@ -408,7 +411,10 @@ export class FunctionPool {
     try {
       return await this.launch();
     } catch (error) {
-      if (error instanceof InitError) this.output.line(initFailureLines(error.payload, performance.now() - began, isPython(runtime)));
+      if (error instanceof InitError) {
+        error.initLog = initFailureLines(error.payload, performance.now() - began, isPython(runtime));
+        this.output.line(error.initLog);
+      }
       throw error;
     }
   }
