@@ -277,6 +277,34 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect(JSON.parse(line![1])).toEqual({ errorType: 'TypeError', errorMessage: 'boom', stack: answer.trace });
   });
 
+  it('logs an uncaught exception and an unhandled rejection as Lambda\'s Node.js runtime does, under the invocation\'s request id', async () => {
+    await deploy({
+      'template.yaml': template('Crasher', { Handler: 'index.handler' }),
+      'index.js': [
+        'exports.handler = (event) => new Promise(() => {',
+        '  if (event.op === "throw") setTimeout(() => { throw new Error("from a timer"); }, 10);',
+        '  else Promise.reject(new Error("nobody awaits this"));',
+        '});',
+      ].join('\n'),
+    });
+    const file = join(daemon.dataDir, 'functions', 'Crasher', 'logs', 'function.log');
+    for (const [op, label, error] of [
+      ['throw', 'Uncaught Exception', { errorType: 'Error', errorMessage: 'from a timer' }],
+      ['reject', 'Unhandled Promise Rejection', { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: 'Error: nobody awaits this' }],
+    ] as const) {
+      const response = await lambda('Crasher', { body: JSON.stringify({ op }) });
+      const requestId = response.headers.get('x-amzn-requestid')!;
+      expect(await response.json()).toMatchObject(error);
+      const log = await eventually(() => {
+        const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+        return text.includes(`REPORT RequestId: ${requestId}`) ? text.slice(text.indexOf(`START RequestId: ${requestId}`)) : undefined;
+      });
+      const line = new RegExp(`^[\\d-]+T[\\d:.]+Z\\t${requestId}\\tERROR\\t${label} \\t(\\{[^\\n]*\\})\\nEND RequestId: ${requestId}\\n`, 'm').exec(log);
+      expect(JSON.parse(line![1])).toMatchObject({ ...error, stack: expect.any(Array) });
+      expect(log.slice(0, log.indexOf('REPORT'))).not.toContain('Invoke Error');
+    }
+  });
+
   it('takes the next event once the event loop is empty after a callback with callbackWaitsForEmptyEventLoop true, within the timeout', async () => {
     await deploy({
       'template.yaml': template('Waiter', { Handler: 'index.handler', Timeout: 1 }),

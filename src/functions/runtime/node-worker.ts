@@ -7,11 +7,12 @@ import type { InvokeMessage, WorkerInit, WorkerLoad, WorkerMessage } from './pro
 
 /**
  * `log`: what the invocation wrote, when the message asked for the tail (X-Amz-Log-Type: Tail).
+ * `errorLogged`: the environment logged the error itself (an uncaught exception).
  * `ended`: on an answer given before its invocation ended (a callback with
  * callbackWaitsForEmptyEventLoop true, whose invocation lasts until the event loop is empty):
  * settles when it ends, with the error that ended it if the environment was ended (its timeout).
  */
-export type InvokeOutcome = ({ ok: true; payload: string; log?: string } | { ok: false; error: LambdaErrorPayload; log?: string })
+export type InvokeOutcome = ({ ok: true; payload: string; log?: string } | { ok: false; error: LambdaErrorPayload; log?: string; errorLogged?: true })
   & { ended?: Promise<LambdaErrorPayload | undefined> };
 /** What an invocation handed to an environment gets when the environment ended before starting it: it may run elsewhere. */
 export const NOT_RUN = Symbol('not run');
@@ -307,7 +308,8 @@ export class NodeWorkerInstance {
     } else if (message.type === 'loop-empty' && message.requestId === this.current?.requestId) this.current.finish();
     else if (message.type === 'fatal') {
       this.ended();
-      this.settle(message.error);
+      // The environment logged it itself, as Lambda's runtime logs an uncaught exception.
+      this.current?.settle({ ok: false, error: message.error, errorLogged: true });
     }
   }
 

@@ -505,7 +505,8 @@ export class FunctionPool {
   private report(requestId: string, started: number, initMs: number | undefined, outcome: InvokeOutcome, maxMemoryBytes: number | undefined, initFailed = false): string {
     const duration = performance.now() - started - (initMs ?? 0);
     const error = outcome.ok ? undefined : outcome.error;
-    const lines = `${error && !initFailed ? errorLines(requestId, error) : ''}`
+    const logged = initFailed || (!outcome.ok && outcome.errorLogged);
+    const lines = `${error && !logged ? errorLines(requestId, error) : ''}`
       + `END RequestId: ${requestId}\nREPORT RequestId: ${requestId}\tDuration: ${duration.toFixed(2)} ms\t`
       + `Billed Duration: ${Math.ceil(duration + (initMs ?? 0))} ms\tMemory Size: ${this.version.spec.memorySize} MB`
       + `${maxMemoryBytes !== undefined ? `\tMax Memory Used: ${Math.ceil(maxMemoryBytes / (1024 * 1024))} MB` : ''}`

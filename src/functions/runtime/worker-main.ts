@@ -8,6 +8,7 @@ import { format, types } from 'node:util';
 import { getHeapStatistics } from 'node:v8';
 import { parentPort } from 'node:worker_threads';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
+import { nodeErrorJson } from './error-log.js';
 import { MAX_RESPONSE_BYTES, TAIL_BYTES, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 
 type Handler = (event: unknown, context: unknown, callback: (error?: unknown, result?: unknown) => void) => unknown;
@@ -290,13 +291,21 @@ function takeTail(): { log?: string } {
 }
 
 // An error nobody awaits ends the environment, as on Lambda; the parent answers the invocation with it.
-process.on('uncaughtException', (error) => {
-  post({ type: 'fatal', error: toErrorPayload(error) }, () => process.exit(129));
-});
+process.on('uncaughtException', (error) => crash('Uncaught Exception', toErrorPayload(error), 129));
 process.on('unhandledRejection', (reason) => {
   const { errorMessage, trace } = toErrorPayload(reason);
-  post({ type: 'fatal', error: { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: `${types.isNativeError(reason) ? `${reason.name}: ` : ''}${errorMessage}`, trace } }, () => process.exit(128));
+  crash('Unhandled Promise Rejection', { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: `${types.isNativeError(reason) ? `${reason.name}: ` : ''}${errorMessage}`, trace }, 128);
 });
+
+/**
+ * Logs the error as Lambda's runtime does (`Uncaught Exception` or `Unhandled Promise Rejection` and
+ * the error, under the invocation's request id; in the init phase the daemon logs it), hands it to
+ * the daemon and exits.
+ */
+function crash(label: string, error: LambdaErrorPayload, exitCode: number): void {
+  if (currentRequestId !== undefined) process.stdout.write(`${new Date().toISOString()}\t${currentRequestId}\tERROR\t${label} \t${nodeErrorJson(error)}\n`);
+  void outputReachedDaemon().then(() => post({ type: 'fatal', error }, () => process.exit(exitCode)));
+}
 
 captureOutput();
 patchConsole();
