@@ -663,6 +663,30 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'small' })))).toMatchObject({ status: 404 });
   });
 
+  it('refuses a part listed twice as not ascending, and completes a part uploaded twice with its last upload', async () => {
+    const md5 = (content: Buffer) => createHash('md5').update(content).digest();
+    const upload = { Bucket: 'photos', Key: 'twice.bin', UploadId: (await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key: 'twice.bin' }))).UploadId };
+    const first = await s3.send(new UploadPartCommand({ ...upload, PartNumber: 1, Body: Buffer.alloc(MIN_PART + 10, 1) }));
+    const again = Buffer.alloc(MIN_PART, 2);
+    const last = await s3.send(new UploadPartCommand({ ...upload, PartNumber: 1, Body: again }));
+    const tail = Buffer.from('tail');
+    const second = await s3.send(new UploadPartCommand({ ...upload, PartNumber: 2, Body: tail }));
+    expect((await s3.send(new ListPartsCommand(upload))).Parts!.map((part) => [part.PartNumber, part.Size, part.ETag])).toEqual([[1, MIN_PART, last.ETag], [2, 4, second.ETag]]);
+    const complete = (Parts: Array<{ PartNumber: number; ETag?: string }>) => s3.send(new CompleteMultipartUploadCommand({ ...upload, MultipartUpload: { Parts } }));
+    // S3 answers a part number listed twice as a list not in ascending order (AWS' answer quoted in transloadit/uppy#2324)
+    const notAscending = { code: 'InvalidPartOrder', status: 400, message: 'The list of parts was not in ascending order. Parts must be ordered by part number.' };
+    expect(await failure(complete([{ PartNumber: 1, ETag: last.ETag }, { PartNumber: 1, ETag: last.ETag }]))).toMatchObject(notAscending);
+    expect(await failure(complete([{ PartNumber: 1, ETag: last.ETag }, { PartNumber: 2, ETag: second.ETag }, { PartNumber: 2, ETag: second.ETag }]))).toMatchObject(notAscending);
+    expect(await failure(complete([{ PartNumber: 2, ETag: second.ETag }, { PartNumber: 1, ETag: last.ETag }]))).toMatchObject(notAscending);
+    // the last upload of part 1 replaced the first: the first's ETag names no part
+    expect(await failure(complete([{ PartNumber: 1, ETag: first.ETag }, { PartNumber: 2, ETag: second.ETag }]))).toMatchObject({ code: 'InvalidPart', status: 400 });
+    const done = await complete([{ PartNumber: 1, ETag: last.ETag }, { PartNumber: 2, ETag: second.ETag }]);
+    const etag = `"${createHash('md5').update(Buffer.concat([md5(again), md5(tail)])).digest('hex')}-2"`;
+    expect(done.ETag).toBe(etag);
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'twice.bin' }));
+    expect([got.ETag, got.ContentLength, Buffer.from(await got.Body!.transformToByteArray()).equals(Buffer.concat([again, tail]))]).toEqual([etag, MIN_PART + 4, true]);
+  });
+
   it('gives a multipart object the checksum its upload asked for: COMPOSITE of the parts\' checksums, or FULL_OBJECT of the content', async () => {
     const parts = [randomBytes(MIN_PART), randomBytes(1000)];
     const crc32Of = (data: Buffer) => {
