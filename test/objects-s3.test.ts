@@ -156,6 +156,26 @@ describe('S3 API with the AWS SDK v3', () => {
       .toMatchObject({ code: 'InvalidRange', status: 416 });
   });
 
+  it('answers a suffix range of an empty object with all of it, and any other range of it with 416 InvalidRange and Content-Range bytes */0', async () => {
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'empty.txt', Body: '' }));
+    const url = await getSignedUrl(s3, new GetObjectCommand({ Bucket: 'photos', Key: 'empty.txt' }), { expiresIn: 60 });
+    const read = async (range: string) => {
+      const got = await fetch(url, { headers: { range } });
+      return { status: got.status, contentRange: got.headers.get('content-range'), length: got.headers.get('content-length'), body: await got.text() };
+    };
+    // S3 answers bytes=-N of an empty object 200 with no body (apache/arrow-rs-object-store#846, floci-io/floci#1141: what AWS answers)
+    for (const range of ['bytes=-5', 'bytes=-1']) expect(await read(range), range).toEqual({ status: 200, contentRange: null, length: '0', body: '' });
+    // and bytes=0- or bytes=0-0 416 (minio/minio-java#636, about14sheep/s3-readstream#4: what AWS answers)
+    for (const range of ['bytes=0-', 'bytes=0-0', 'bytes=1-2']) {
+      const refused = await read(range);
+      expect({ ...refused, body: undefined }, range).toEqual({ status: 416, contentRange: 'bytes */0', length: expect.any(String), body: undefined });
+      expect(refused.body).toContain('<Code>InvalidRange</Code><Message>The requested range is not satisfiable</Message>');
+      expect(refused.body).toContain(`<RangeRequested>${range}</RangeRequested><ActualObjectSize>0</ActualObjectSize>`);
+    }
+    const head = await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'empty.txt', Range: 'bytes=-5' }));
+    expect([head.$metadata.httpStatusCode, head.ContentLength, head.ContentRange]).toEqual([200, 0, undefined]);
+  });
+
   it('evaluates If-Match, If-None-Match, If-Modified-Since and If-Unmodified-Since', async () => {
     const put = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'cond.txt', Body: 'v1' }));
     const get = (extra: Record<string, unknown>) => s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'cond.txt', ...extra }));

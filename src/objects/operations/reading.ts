@@ -128,7 +128,7 @@ function notModified(request: S3Request, object: ObjectRecord): S3Error {
 /**
  * The byte range of a `Range: bytes=…` header (one range; S3 serves no multipart ranges), or
  * undefined for the whole object. A syntactically invalid header is ignored (RFC 7233), an
- * unsatisfiable one is 416 InvalidRange.
+ * unsatisfiable one is 416 InvalidRange; a suffix range of an empty object is the whole of it, as S3 answers.
  */
 export function byteRange(request: S3Request, size: number): { start: number; end: number } | undefined {
   const range = header(request, 'range');
@@ -137,7 +137,9 @@ export function byteRange(request: S3Request, size: number): { start: number; en
   if (!match || (match[1] === '' && match[2] === '')) return undefined;
   if (match[1] === '') {
     const suffix = Number(match[2]);
-    if (suffix === 0 || size === 0) throw errors.invalidRange(size, range);
+    if (suffix === 0) throw errors.invalidRange(size, range);
+    // S3 GetObject: the last N bytes of an empty object are all of it, 200 (any other range of it is 416)
+    if (size === 0) return undefined;
     return { start: Math.max(0, size - suffix), end: size - 1 };
   }
   const start = Number(match[1]);
