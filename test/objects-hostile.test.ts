@@ -228,6 +228,37 @@ describe('S3 API: hostile and malformed input', () => {
     }
   });
 
+  it('refuses a request naming two sub-resources with 400 InvalidArgument naming them, as S3 does, and acts on neither', async () => {
+    expect((await send({ method: 'PUT', path: '/hostile/two-sub-resources.txt', body: 'kept' })).status).toBe(200);
+    const upload = await send({ method: 'POST', path: '/hostile/two-sub-resources.txt', query: { uploads: '' } });
+    const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(upload.body)![1];
+    // S3 names them alphabetically whatever their order, the first as the ArgumentValue of ResourceType
+    const cases: Array<[RawRequest, string]> = [
+      [{ method: 'GET', path: '/hostile', query: { versioning: '', acl: '' } }, 'acl, versioning'],
+      [{ method: 'GET', path: '/hostile', query: { uploads: '', tagging: '' } }, 'tagging, uploads'],
+      [{ method: 'POST', path: '/hostile', query: { uploads: '', uploadId } }, 'uploadId, uploads'],
+      [{ method: 'DELETE', path: '/hostile', query: { policy: '', cors: '' } }, 'cors, policy'],
+      [{ method: 'PUT', path: '/hostile/two-sub-resources.txt', query: { uploadId, partNumber: '1', acl: '' }, body: 'x' }, 'acl, partNumber, uploadId'],
+      [{ method: 'GET', path: '/hostile/two-sub-resources.txt', query: { tagging: '', partNumber: '1' } }, 'partNumber, tagging'],
+      [{ method: 'GET', path: '/hostile/two-sub-resources.txt', query: { attributes: '', acl: '' } }, 'acl, attributes'],
+      [{ method: 'DELETE', path: '/hostile/two-sub-resources.txt', query: { uploadId, tagging: '' } }, 'tagging, uploadId'],
+    ];
+    for (const [request, named] of cases) {
+      const result = await send(request);
+      expect({ request, status: result.status }).toEqual({ request, status: 400 });
+      expect(result.body).toContain(`<Code>InvalidArgument</Code><Message>Conflicting query string parameters: ${named}</Message>`
+        + `<ArgumentName>ResourceType</ArgumentName><ArgumentValue>${named.split(', ')[0]}</ArgumentValue>`);
+    }
+    // before the credential, as S3 (an unsigned request gets the same 400, not AccessDenied)
+    const unsigned = await fetch(`http://127.0.0.1:${daemon.port('s3')}/hostile?acl&versioning`);
+    expect([unsigned.status, /<Code>(\w+)<\/Code>/.exec(await unsigned.text())?.[1]]).toEqual([400, 'InvalidArgument']);
+    // neither was acted on: the upload and the object are there, unchanged; one sub-resource alone still works
+    const parts = await send({ method: 'GET', path: '/hostile/two-sub-resources.txt', query: { uploadId } });
+    expect([parts.status, parts.body.includes('<Part>')]).toEqual([200, false]);
+    expect((await send({ method: 'DELETE', path: '/hostile/two-sub-resources.txt', query: { uploadId } })).status).toBe(204);
+    expect((await send({ method: 'GET', path: '/hostile/two-sub-resources.txt' })).body).toBe('kept');
+  });
+
   it('announces an empty body as Content-Length: 0, not an empty chunked one, as S3 answers PutObject and UploadPart', async () => {
     const put = await send({ method: 'PUT', path: '/hostile/empty-answer.txt', body: 'x' });
     const upload = await send({ method: 'POST', path: '/hostile/empty-answer.bin', query: { uploads: '' } });

@@ -82,7 +82,7 @@ interface SubResource {
  * Sub-resources and the methods S3 takes on them: another (a HEAD, which none has, a GET of
  * `?delete`, a DELETE of `?versioning`) is 405 MethodNotAllowed naming the sub-resource, whose Allow
  * names those, rather than the bucket's or object's operation of that method without it (a
- * ListObjects, a DeleteBucket). The first found in a request's query is the one it addresses.
+ * ListObjects, a DeleteBucket). A request names at most one (refuseConflictingSubResources).
  */
 const BUCKET_SUB_RESOURCES: SubResource[] = [
   { names: ['delete'], resourceType: 'MULTI_OBJECT_DELETE', methods: ['POST'] },
@@ -113,6 +113,28 @@ const OBJECT_SUB_RESOURCES: SubResource[] = [
   { names: ['torrent'], resourceType: 'TORRENT', methods: ['GET'] },
 ];
 
+/**
+ * The query parameters that each name what a request at a bucket or at a key addresses: two at once
+ * are refused (refuseConflictingSubResources). A bucket's path knows an upload's and a torrent's too.
+ */
+const BUCKET_SELECTORS = new Set([...BUCKET_SUB_RESOURCES.flatMap((sub) => sub.names), 'uploadId', 'torrent']);
+const OBJECT_SELECTORS = new Set([...OBJECT_SUB_RESOURCES.flatMap((sub) => sub.names).filter((name) => name !== 'delete' && name !== 'partNumber'), 'attributes']);
+
+/**
+ * S3 refuses a request naming two sub-resources (`?acl&versioning`, `?uploads&tagging`) rather than
+ * choosing one: 400 InvalidArgument naming them alphabetically, the first as the ArgumentValue of
+ * ArgumentName ResourceType, before the credential is read. `partNumber` beside `uploadId` alone is
+ * an upload's part, beside another sub-resource one more of them (`?uploadId=…&partNumber=1&acl`).
+ */
+function refuseConflictingSubResources(key: string, query: URLSearchParams): void {
+  const selectors = key ? OBJECT_SELECTORS : BUCKET_SELECTORS;
+  const named = [...new Set(query.keys())].filter((name) => selectors.has(name));
+  if (query.has('partNumber') && named.length > 0 && !(named.length === 1 && named[0] === 'uploadId')) named.push('partNumber');
+  if (named.length < 2) return;
+  named.sort();
+  throw errors.invalidArgument(`Conflicting query string parameters: ${named.join(', ')}`, 'ResourceType', named[0]);
+}
+
 /** publicAccessBlock → PUBLIC_ACCESS_BLOCK, object-lock → OBJECT_LOCK. */
 function constantCase(name: string): string {
   return name.replace(/([a-z])([A-Z])/g, '$1_$2').replaceAll('-', '_').toUpperCase();
@@ -129,6 +151,7 @@ export function route(method: string, bucket: string, key: string, query: URLSea
   if (!S3_METHODS.has(method)) throw errors.unknownMethod();
   // S3 answers a preflight before anything else of the request: its sub-resource, its credential
   if (method === 'OPTIONS') return r('OptionsObject', optionsObject, 'none');
+  if (bucket && query.size > 1) refuseConflictingSubResources(key, query);
   if (key && method === 'GET' && query.has('attributes')) return r('GetObjectAttributes', getObjectAttributes, 'read');
   // most requests have no query at all
   if (query.size > 0) {
