@@ -39,10 +39,13 @@ export const errors = {
     { ProposedSize: String(size), MinSizeAllowed: String(minimum) }),
   entityTooLarge: (size: number, maximum: number) => new S3Error('EntityTooLarge', 400, 'Your proposed upload exceeds the maximum allowed object size.',
     { ProposedSize: String(size), MaxSizeAllowed: String(maximum) }),
-  /** A part CompleteMultipartUpload names (with its ETag) or GetObject asks for (without) that is not there. */
-  invalidPart: (partNumber: number, etag?: string) => new S3Error('InvalidPart', 400,
+  /** A part CompleteMultipartUpload names that is not there, or not with that ETag. */
+  invalidPart: (partNumber: number, etag: string) => new S3Error('InvalidPart', 400,
     "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
-    { PartNumber: String(partNumber), ...(etag === undefined ? {} : { ETag: etag }) }),
+    { PartNumber: String(partNumber), ETag: etag }),
+  // GetObject, HeadObject: a partNumber past the object's parts (a single-part object has one)
+  invalidPartNumber: (partNumber: number, partCount: number) => new S3Error('InvalidPartNumber', 416, 'The requested partnumber is not satisfiable',
+    { PartNumberRequested: String(partNumber), ActualPartCount: String(partCount) }),
   invalidPartOrder: () => new S3Error('InvalidPartOrder', 400, 'The list of parts was not in ascending order. Parts must be ordered by part number.'),
   metadataTooLarge: (size: number, maximum: number) => new S3Error('MetadataTooLarge', 400, 'Your metadata headers exceed the maximum allowed metadata size.',
     { Size: String(size), MaxSizeAllowed: String(maximum) }),

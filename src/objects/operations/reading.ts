@@ -160,7 +160,7 @@ export interface ReadAnswer {
 /**
  * The answer to a GET or HEAD: all of the object, or the bytes it asks for, by `partNumber` (S3:
  * that part of a multipart object, with x-amz-mp-parts-count; part 1 of any other object is all of
- * it; a part it does not have is InvalidPart) or else by `Range` (byteRange); both at once is
+ * it; a part it does not have is 416 InvalidPartNumber) or else by `Range` (byteRange); both at once is
  * InvalidRequest. Checksums go with the whole object, or a part with its own (responseHeaders).
  */
 export function readAnswer(request: S3Request, object: ObjectRecord): ReadAnswer {
@@ -184,10 +184,10 @@ function requestedExtent(request: S3Request, object: ObjectRecord): { range?: { 
   if (!parts) {
     // a multipart object completed before part sizes were kept: its parts cannot be told apart
     if (object.etag.includes('-')) throw errors.notImplemented('partNumber');
-    if (partNumber !== 1) throw errors.invalidPart(partNumber);
+    if (partNumber !== 1) throw errors.invalidPartNumber(partNumber, 1);
     return {};
   }
-  if (partNumber > parts.length) throw errors.invalidPart(partNumber);
+  if (partNumber > parts.length) throw errors.invalidPartNumber(partNumber, parts.length);
   const start = parts.slice(0, partNumber - 1).reduce((sum, size) => sum + size, 0);
   const size = parts[partNumber - 1];
   const part = { number: partNumber, count: parts.length };
