@@ -683,7 +683,7 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'small' })))).toMatchObject({ status: 404 });
   });
 
-  it('refuses a part listed twice as not ascending, and completes a part uploaded twice with its last upload', async () => {
+  it('refuses a part listed twice as not ascending and a part number below 1, and completes a part uploaded twice with its last upload', async () => {
     const md5 = (content: Buffer) => createHash('md5').update(content).digest();
     const upload = { Bucket: 'photos', Key: 'twice.bin', UploadId: (await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key: 'twice.bin' }))).UploadId };
     const first = await s3.send(new UploadPartCommand({ ...upload, PartNumber: 1, Body: Buffer.alloc(MIN_PART + 10, 1) }));
@@ -698,6 +698,10 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(await failure(complete([{ PartNumber: 1, ETag: last.ETag }, { PartNumber: 1, ETag: last.ETag }]))).toMatchObject(notAscending);
     expect(await failure(complete([{ PartNumber: 1, ETag: last.ETag }, { PartNumber: 2, ETag: second.ETag }, { PartNumber: 2, ETag: second.ETag }]))).toMatchObject(notAscending);
     expect(await failure(complete([{ PartNumber: 2, ETag: second.ETag }, { PartNumber: 1, ETag: last.ETag }]))).toMatchObject(notAscending);
+    for (const PartNumber of [0, -1]) {
+      expect(await failure(complete([{ PartNumber, ETag: last.ETag }, { PartNumber: 2, ETag: second.ETag }])), String(PartNumber))
+        .toMatchObject({ code: 'InvalidArgument', status: 400, message: 'PartNumber must be >= 1' });
+    }
     // the last upload of part 1 replaced the first: the first's ETag names no part
     expect(await failure(complete([{ PartNumber: 1, ETag: first.ETag }, { PartNumber: 2, ETag: second.ETag }]))).toMatchObject({ code: 'InvalidPart', status: 400 });
     const done = await complete([{ PartNumber: 1, ETag: last.ETag }, { PartNumber: 2, ETag: second.ETag }]);

@@ -16,7 +16,9 @@ export const completeMultipartUpload: Operation = async (request, res, context) 
   // S3 CompleteMultipartUpload: Part/Checksum<ALGORITHM> of the upload's algorithm is checked against the part's
   const checksumElement = upload.checksum && `Checksum${upload.checksum.algorithm.toUpperCase()}`;
   const parts = ((parsed.Part ?? []) as Array<Record<string, unknown>>).map((part): RequestedPart => {
-    if (typeof part?.PartNumber !== 'string' || !/^\d{1,5}$/.test(part.PartNumber) || typeof part.ETag !== 'string') throw errors.malformedXml();
+    if (typeof part?.PartNumber !== 'string' || !/^-?\d{1,5}$/.test(part.PartNumber) || typeof part.ETag !== 'string') throw errors.malformedXml();
+    // S3 CompleteMultipartUpload: a part number below 1 is refused as such, not as a part not found (versity/versitygw#1072 quotes AWS)
+    if (Number(part.PartNumber) < 1) throw errors.invalidArgument('PartNumber must be >= 1');
     const checksum = checksumElement ? part[checksumElement] : undefined;
     return { partNumber: Number(part.PartNumber), etag: part.ETag, ...(typeof checksum === 'string' ? { checksum } : {}) };
   });
