@@ -568,22 +568,27 @@ describe('subscription limits and persistent sessions coming back', () => {
 });
 
 describe('QoS 2 PUBLISHes awaiting their PUBREL', () => {
+  /** A raw MQTT 3.1.1 connection to the daemon, accepted. */
+  async function openRaw(daemon: TestDaemon, clientId: string, clean: boolean): Promise<RawMqtt> {
+    const raw = await RawMqtt.open(daemon.port('mqtt'));
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId, keepalive: 30 });
+    expect((await raw.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
+    return raw;
+  }
+
+  /** Sends QoS 2 PUBLISHes of `payloadBytes` to held/qos2 (never released) and waits for the PUBREC of each, or the close. */
+  async function holdUnreleased(raw: RawMqtt, messageIds: number[], payloadBytes: number): Promise<void> {
+    for (const messageId of messageIds) {
+      raw.send({ cmd: 'publish', topic: 'held/qos2', payload: Buffer.alloc(payloadBytes, 1), qos: 2, messageId, dup: false, retain: false });
+      await raw.waitFor((packet) => packet.cmd === 'pubrec' && packet.messageId === messageId);
+    }
+  }
+
   it('are at most mqtt.maxAwaitingRel per connection and per persistent session: one more closes the connection (counted)', async () => {
     const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxAwaitingRel: 5 } } });
     try {
-      const open = async (clientId: string, clean: boolean) => {
-        const raw = await RawMqtt.open(daemon.port('mqtt'));
-        raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId, keepalive: 30 });
-        expect((await raw.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
-        return raw;
-      };
-      /** Sends QoS 2 PUBLISHes (never released) and waits for the PUBREC of each, or the close. */
-      const hold = async (raw: RawMqtt, messageIds: number[]) => {
-        for (const messageId of messageIds) {
-          raw.send({ cmd: 'publish', topic: 'held/qos2', payload: Buffer.alloc(1000, 1), qos: 2, messageId, dup: false, retain: false });
-          await raw.waitFor((packet) => packet.cmd === 'pubrec' && packet.messageId === messageId);
-        }
-      };
+      const open = (clientId: string, clean: boolean) => openRaw(daemon, clientId, clean);
+      const hold = (raw: RawMqtt, messageIds: number[]) => holdUnreleased(raw, messageIds, 1000);
       // each would be held whole until its PUBREL: 1000 of maxPacketSize (aedes' own bound) are 256 MB
       const hoarder = await open('hoarder', true);
       await hold(hoarder, [1, 2, 3, 4, 5, 6]);
@@ -612,19 +617,9 @@ describe('QoS 2 PUBLISHes awaiting their PUBREL', () => {
   it('hold at most mqtt.maxAwaitingRelBytes per connection and per persistent session, and mqtt.maxAwaitingRelBytesInMemory of clean sessions together: one beyond closes the connection (counted)', async () => {
     const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxAwaitingRelBytes: 10_000, maxAwaitingRelBytesInMemory: 25_000 } } });
     try {
-      const open = async (clientId: string, clean: boolean) => {
-        const raw = await RawMqtt.open(daemon.port('mqtt'));
-        raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId, keepalive: 30 });
-        expect((await raw.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
-        return raw;
-      };
+      const open = (clientId: string, clean: boolean) => openRaw(daemon, clientId, clean);
       // 4096 bytes of payload and 9 of topic: two fit in 10 000 bytes, three do not
-      const hold = async (raw: RawMqtt, messageIds: number[]) => {
-        for (const messageId of messageIds) {
-          raw.send({ cmd: 'publish', topic: 'held/qos2', payload: Buffer.alloc(4096, 1), qos: 2, messageId, dup: false, retain: false });
-          await raw.waitFor((packet) => packet.cmd === 'pubrec' && packet.messageId === messageId);
-        }
-      };
+      const hold = (raw: RawMqtt, messageIds: number[]) => holdUnreleased(raw, messageIds, 4096);
       const pubrecs = (raw: RawMqtt) => raw.packets.filter((packet) => packet.cmd === 'pubrec').map((packet) => packet.messageId);
       const hoarder = await open('bytes-hoarder', true);
       await hold(hoarder, [1, 2, 3]);
