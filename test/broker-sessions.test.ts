@@ -263,3 +263,50 @@ describe('the messages queued for a persistent session whose client is away', ()
     }
   });
 });
+
+describe('a retained message sent to a persistent session on its SUBSCRIBE', () => {
+  let daemon: TestDaemon;
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: {} });
+    await addThing(daemon.socket, 'keeper', 'pw', { publish: ['kept/#'], subscribe: ['kept/#'], clientIds: ['keeper*'] });
+  });
+  afterAll(async () => {
+    await daemon.cleanup();
+  });
+
+  const connect = async () => {
+    const raw = await RawMqtt.open(daemon.port('mqtt'));
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: 'keeper-sub', username: 'keeper', password: Buffer.from('pw'), keepalive: 30 });
+    return { raw, connack: await raw.waitFor((packet) => packet.cmd === 'connack') };
+  };
+
+  it('is sent again with DUP and RETAIN when the client went away before its PUBACK, and no more once acknowledged (MQTT-4.4.0-1, MQTT-3.3.1-8)', async () => {
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'keeper-pub', username: 'keeper', password: 'pw' });
+    await publisher.publishAsync('kept/state', 'on', { qos: 1, retain: true });
+    publisher.end(true);
+
+    const first = await connect();
+    expect(first.connack).toMatchObject({ returnCode: 0 });
+    first.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'kept/#', qos: 1 }] });
+    const sent = await first.raw.waitFor((packet) => packet.cmd === 'publish');
+    expect(sent).toMatchObject({ topic: 'kept/state', qos: 1, retain: true, dup: false });
+    expect(sent.payload.toString()).toBe('on');
+    // gone without a PUBACK
+    first.raw.end();
+
+    const second = await connect();
+    expect(second.connack).toMatchObject({ returnCode: 0, sessionPresent: true });
+    const resent = await second.raw.waitFor((packet) => packet.cmd === 'publish');
+    expect(resent).toMatchObject({ topic: 'kept/state', qos: 1, retain: true, dup: true, messageId: sent.messageId });
+    expect(resent.payload.toString()).toBe('on');
+    second.raw.send({ cmd: 'puback', messageId: resent.messageId });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    second.raw.end();
+
+    const third = await connect();
+    expect(third.connack).toMatchObject({ returnCode: 0, sessionPresent: true });
+    expect(await third.raw.waitFor((packet) => packet.cmd === 'publish', 500)).toBeUndefined();
+    third.raw.end();
+  });
+});

@@ -262,6 +262,19 @@ describe('outgoing queue bound', () => {
     expect(drops).toEqual([['queue-full', 'c']]);
   });
 
+  it('queues a publication without RETAIN (MQTT-3.3.1-9), also one queued with it by an older version, and a retained message sent on SUBSCRIBE with it and its identifier (MQTT-3.3.1-8)', async () => {
+    const file = join(dir, 'outpost.db');
+    const older = new Store({ file, synchronous: 'full', cacheSizeKb: 1024 });
+    stores.push(older);
+    older.migrate('broker', migrations.slice(0, 3));
+    older.db.prepare("INSERT INTO broker_outgoing_packets (client_id, cmd, broker_id, broker_counter, topic, payload, qos, retain, dup) VALUES ('c', 'publish', 'old', 1, 't', 'old', 1, 1, 0)").run();
+    const { persistence } = await open(file);
+    await persistence.outgoingEnqueue({ clientId: 'c' }, publish('t', 'live', { retain: true }));
+    await persistence.outgoingEnqueueSentRetained('c', { ...publish('t', 'sent', { retain: true }), brokerId: null, messageId: 7 });
+    const queued = await collect<Packet>(persistence.outgoingStream(persistent('c')));
+    expect(queued.map(({ payload, retain, messageId }) => [String(payload), retain, messageId])).toEqual([['old', false, undefined], ['live', false, undefined], ['sent', true, 7]]);
+  });
+
   it('queues one copy per client however many of its filters match', async () => {
     const { persistence } = await open(join(dir, 'outpost.db'));
     await persistence.addSubscriptions(persistent('c'), [{ topic: 'a/#', qos: 1 }, { topic: 'a/b', qos: 2 }]);
@@ -278,7 +291,7 @@ describe('retained messages', () => {
     const file = join(dir, 'outpost.db');
     const older = new Store({ file, synchronous: 'full', cacheSizeKb: 1024 });
     stores.push(older);
-    older.migrate('broker', migrations.slice(0, -1));
+    older.migrate('broker', migrations.slice(0, 2));
     const insert = older.db.prepare('INSERT INTO broker_retained_messages (cmd, topic, payload, qos, retain) VALUES (?, ?, ?, 1, 1)');
     for (const topic of ['$aws/things/lamp/shadow/update', '$awsome/x', 'lamps/lamp/state']) insert.run('publish', topic, Buffer.from('on'));
     const { persistence } = await open(file);

@@ -10,6 +10,7 @@ import { Sessions, type Session } from './sessions.js';
 import { BrokerMetrics } from './metrics.js';
 import { createAuthenticate, createPreConnect } from './handlers/connect.js';
 import { wildcardSkipsTopic } from './topic.js';
+import { keepRetainedInFlight } from './handlers/retained-in-flight.js';
 import { DROPPED_TOPIC, createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscribe, deliverAtGrantedQos } from './handlers/authorize.js';
 import { followGrants } from './handlers/overlapping-filters.js';
 import { OutgoingWrites } from './handlers/outgoing-writes.js';
@@ -330,6 +331,7 @@ export class BrokerService implements Service, LocalBus {
     });
     refuseMalformedPackets(client);
     deliverAtGrantedQos(client);
+    keepRetainedInFlight(client, this.persistence, (error) => this.log.error({ err: error, clientId: client.id }, 'could not store a retained message sent to a persistent session'));
     parsePublishesDirectly(client, this.context.config.mqtt.maxPacketSize);
     this.outgoing.manage(client);
   }

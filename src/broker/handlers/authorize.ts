@@ -119,13 +119,10 @@ export function createAuthorizeForward({ sessions, metrics, store }: AuthorizeDe
       const queued = packet.messageId !== undefined;
       if (queued && granted === 0) return client.closed ? packet : null;
       packet.qos = Math.min(packet.qos, granted) as AedesPublishPacket['qos'];
-      if (queued) {
-        // MQTT-3.3.1-1: one sent before the client went away is a duplicate now
-        if (store.takeResent(client.id, packet.messageId!)) packet.dup = true;
-        // MQTT-3.3.1-9: it matched a filter the session held, so it is no retained message to this
-        // client however it was published (aedes queues the publication as it came)
-        packet.retain = false;
-      }
+      // MQTT-3.3.1-1: one sent before the client went away is a duplicate now. Its RETAIN is the
+      // store's: cleared for a publication it queued (MQTT-3.3.1-9), kept for a retained message
+      // sent on SUBSCRIBE (MQTT-3.3.1-8).
+      if (queued && store.takeResent(client.id, packet.messageId!)) packet.dup = true;
     }
     metrics.messagesOut++;
     return packet;

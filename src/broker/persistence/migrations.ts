@@ -96,4 +96,10 @@ export const migrations: Migrations = [
   `
   DELETE FROM broker_retained_messages WHERE topic >= '$aws/' AND topic < '$aws0';
   `,
+  // A queued publication is no retained message to its subscriber (MQTT-3.3.1-9): the store clears
+  // RETAIN as it queues one, since a retained message sent on SUBSCRIBE is queued with RETAIN kept.
+  // Those queued before kept it as published.
+  `
+  UPDATE broker_outgoing_packets SET retain = 0 WHERE cmd = 'publish' AND retain = 1;
+  `,
 ];

@@ -519,7 +519,22 @@ export class SqlitePersistence {
     // delivers it once (it dedupes by brokerId/brokerCounter), so a second
     // copy would never be acknowledged and would be redelivered after a restart.
     const clientIds = [...new Set(subs.map((sub) => sub.clientId))];
-    const row = { client_id: '', ...toAedesPacketColumns(packet, undefined) };
+    // MQTT-3.3.1-9: it matched a filter the session held, so it is no retained message to the
+    // subscriber however it was published
+    await this.enqueue(clientIds, { ...toAedesPacketColumns(packet, undefined), retain: 0 });
+  }
+
+  /**
+   * Queues a retained message sent to a persistent session on its SUBSCRIBE, with the identifier
+   * it is sent with: aedes keeps no such message in flight, so one not acknowledged would never be
+   * sent again (MQTT-4.4.0-1). It stays retained when sent again (MQTT-3.3.1-8).
+   */
+  async outgoingEnqueueSentRetained(clientId: string, packet: Packet & { messageId: number }): Promise<void> {
+    await this.enqueue([clientId], toAedesPacketColumns(packet, packet.messageId));
+  }
+
+  private async enqueue(clientIds: readonly string[], columns: PacketColumns): Promise<void> {
+    const row = { client_id: '', ...columns };
     const bytes = storedBytes(row);
     const drops = await this.durable(clientIds, () => {
       const dropped: Array<{ clientId: string; count: number }> = [];
