@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import mqttPacket from 'mqtt-packet';
 import { TestDaemon } from './helpers/daemon.js';
 import { makeTestPki, type TestPki } from './helpers/certs.js';
 import { subscribeGranted, addThing, collectMessages, connectClient, mosquittoClient, outpost } from './helpers/mqtt.js';
@@ -121,6 +125,41 @@ describe('TLS and mutual TLS', () => {
     } finally {
       for (const socket of sockets) socket.destroy();
       await bounded.cleanup();
+    }
+  });
+
+  it('refuses at the handshake a certificate the CA revoked in mqtt.tls.crl, registered by fingerprint or not, and takes the others', async () => {
+    const openssl = (args: string[]) => execFileSync('openssl', args, { cwd: pki.dir, stdio: 'pipe' });
+    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'revoked.key', '-out', 'revoked.csr', '-subj', '/CN=revoked-dev']);
+    openssl(['x509', '-req', '-in', 'revoked.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'revoked.pem', '-days', '2']);
+    writeFileSync(join(pki.dir, 'index.txt'), '');
+    writeFileSync(join(pki.dir, 'crlnumber'), '01\n');
+    writeFileSync(join(pki.dir, 'ca.cnf'), '[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 2\n');
+    openssl(['ca', '-config', 'ca.cnf', '-keyfile', 'ca.key', '-cert', 'ca.pem', '-revoke', 'revoked.pem']);
+    openssl(['ca', '-config', 'ca.cnf', '-keyfile', 'ca.key', '-cert', 'ca.pem', '-gencrl', '-out', 'crl.pem']);
+    const revoking = await TestDaemon.start({
+      config: { mqtt: { tls: { enabled: true, cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert, crl: join(pki.dir, 'crl.pem') } } },
+    });
+    try {
+      const registered = await outpost(revoking.socket, ['things', 'add', 'revoked-dev', '--cert', join(pki.dir, 'revoked.pem')]);
+      expect(registered.code, registered.stderr).toBe(0);
+      const port = revoking.port('mqtts');
+      /** What the broker answers a CONNECT over TLS with this certificate: its first bytes, or nothing before it closed. */
+      const answer = (cert: string, key: string, clientId: string) => new Promise<Buffer | undefined>((resolve) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port, ca: ca(), cert: readFileSync(cert), key: readFileSync(key) });
+        const timer = setTimeout(() => { socket.destroy(); resolve(undefined); }, 5000);
+        socket.once('secureConnect', () => socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 30 })));
+        socket.once('data', (data: Buffer) => { clearTimeout(timer); socket.destroy(); resolve(data); });
+        socket.once('close', () => { clearTimeout(timer); resolve(undefined); });
+        socket.on('error', () => undefined);
+      });
+      expect(await answer(join(pki.dir, 'revoked.pem'), join(pki.dir, 'revoked.key'), 'revoked-dev')).toBeUndefined();
+      // CONNACK 0: the CA's certificate it did not revoke, and a self-signed one registered by fingerprint
+      expect([...await answer(pki.clientCert, pki.clientKey, 'tls-dev') ?? []]).toEqual([0x20, 2, 0, 0]);
+      await outpost(revoking.socket, ['things', 'add', 'fp-dev', '--cert', pki.selfSignedCert]);
+      expect([...await answer(pki.selfSignedCert, pki.selfSignedKey, 'fp-dev') ?? []]).toEqual([0x20, 2, 0, 0]);
+    } finally {
+      await revoking.cleanup();
     }
   });
 

@@ -31,10 +31,14 @@ const tlsSchema = z.strictObject({
   cert: path.optional(),
   key: path.optional(),
   ca: path.optional(),
+  /** PEM CRL of `ca` (Mosquitto's crlfile): a client certificate it revokes is refused at the handshake. */
+  crl: path.optional(),
   /** Mutual TLS: refuse clients without a certificate signed by `ca`. */
   requireClientCert: bool(false),
 }).refine((tls) => !tls.enabled || (tls.cert && tls.key), {
   message: 'expected "cert" and "key" when TLS is enabled',
+}).refine((tls) => !tls.crl || tls.ca, {
+  message: 'expected "ca" with "crl": it revokes certificates that CA signed',
 });
 
 const webOrigin = z.string({ invalid_type_error: 'expected an origin string' }).transform((entry, context) => {
