@@ -98,6 +98,33 @@ describe('persistent sessions of a client that keeps reconnecting', () => {
   });
 });
 
+describe('persistent sessions of anonymous clients', () => {
+  it('are at most mqtt.maxAnonymousPersistentSessions, stored or open: one more is refused with CONNACK 2 until one of them ends; things are not held back', async () => {
+    const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxAnonymousPersistentSessions: 2 } } });
+    try {
+      await addThing(daemon.socket, 'owner', 'pw');
+      const anonymous = (clientId: string, clean = false) => connectClient(daemon.mqttUrl, { clientId, clean });
+      const stored = await anonymous('anon-1');
+      await stored.subscribeAsync('anon/cmd', { qos: 1 });
+      stored.end(true);
+      const open = await anonymous('anon-2');
+      await expect(anonymous('anon-3')).rejects.toMatchObject({ code: 2 });
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      expect(metrics).toMatch(/outpost_mqtt_connections_refused_total\{reason="persistent_session_limit"\} 1/);
+      // their own sessions, clean sessions and things are not held back
+      (await anonymous('anon-1')).end(true);
+      (await anonymous('anon-3', true)).end(true);
+      (await connectClient(daemon.mqttUrl, { clientId: 'owner-1', username: 'owner', password: 'pw', clean: false })).end(true);
+      // a clean session ends the stored one of its client id (MQTT-3.1.2-6), which frees a place
+      (await anonymous('anon-1', true)).end(true);
+      (await anonymous('anon-3')).end(true);
+      open.end(true);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+});
+
 describe('persistent sessions of one thing', () => {
   it('are at most mqtt.maxPersistentSessionsPerThing, stored or open: one more is refused with CONNACK 2 until one of them ends', async () => {
     const daemon = await TestDaemon.start({ config: { mqtt: { maxPersistentSessionsPerThing: 3 } } });

@@ -26,14 +26,17 @@ export class Sessions {
   readonly emptyPersistentIds = new WeakSet<Client>();
   /** Filters held by connected clients, all sessions together: each costs ~1 KiB of heap in aedes' router. */
   liveFilters = 0;
-  /** The connections of each thing, so that a change to the thing reaches the connections already admitted. */
-  private readonly byThing = new Map<string, Set<Client>>();
+  /**
+   * The connections of each thing, so that a change to the thing reaches the connections already
+   * admitted; under null the anonymous ones.
+   */
+  private readonly byThing = new Map<string | null, Set<Client>>();
   /** Connections whose socket closed: a login that completes after it is not indexed (it would never leave byThing). */
   private readonly gone = new WeakSet<Client>();
 
   set(client: Client, session: Session): void {
     this.byClient.set(client, session);
-    if (session.thing === null || this.gone.has(client)) return;
+    if (this.gone.has(client)) return;
     let clients = this.byThing.get(session.thing);
     if (!clients) this.byThing.set(session.thing, clients = new Set());
     clients.add(client);
@@ -42,6 +45,11 @@ export class Sessions {
   /** The connections admitted as `thing` and still open (those that logged in `via` one way, when given). */
   ofThing(thing: string, via?: Session['via']): Client[] {
     return [...this.byThing.get(thing) ?? []].filter((client) => via === undefined || this.byClient.get(client)?.via === via);
+  }
+
+  /** The anonymous connections still open. */
+  anonymous(): Client[] {
+    return [...this.byThing.get(null) ?? []];
   }
 
   get(client: Client | null | undefined): Session | undefined {
@@ -64,11 +72,9 @@ export class Sessions {
     this.gone.add(client);
     const session = this.byClient.get(client);
     if (!session) return;
-    if (session.thing !== null) {
-      const clients = this.byThing.get(session.thing);
-      clients?.delete(client);
-      if (clients?.size === 0) this.byThing.delete(session.thing);
-    }
+    const clients = this.byThing.get(session.thing);
+    clients?.delete(client);
+    if (clients?.size === 0) this.byThing.delete(session.thing);
     this.liveFilters -= session.filters.size;
     session.filters.clear();
   }

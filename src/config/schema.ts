@@ -121,6 +121,11 @@ const mqttSchema = z.strictObject({
    */
   maxPersistentSessionsPerThing: positiveInt(10, 'session count ≥ 1'),
   /**
+   * Persistent sessions anonymous clients may have stored or open, all together (those whose client
+   * id no registered thing owns are counted): one more gets CONNACK 2.
+   */
+  maxAnonymousPersistentSessions: positiveInt(100, 'session count ≥ 1'),
+  /**
    * Seconds a persistent session is kept while its client is away (counted while the daemon runs;
    * a restart counts afresh); then its filters and queued messages are deleted. AWS IoT: 1 hour by
    * default. 0: kept until the client ends it, as Mosquitto does by default.

@@ -66,6 +66,7 @@ async function authenticate(deps: ConnectDeps, client: Client, username: string 
   const session = bindSession(deps, client, identity);
   refuseUnauthorizedWill(client, session);
   refuseSessionBeyondThingLimit(deps, client, session);
+  refuseAnonymousSessionBeyondLimit(deps, client, session);
   return session;
 }
 
@@ -88,6 +89,24 @@ function refuseSessionBeyondThingLimit({ mqtt, things, sessions, store }: Connec
   ofThing.delete(client.id);
   if (ofThing.size >= mqtt.maxPersistentSessionsPerThing) {
     throw refuse(IDENTIFIER_REJECTED, `thing ${thing} has ${ofThing.size} persistent sessions, the most mqtt.maxPersistentSessionsPerThing allows`, 'persistent_session_limit');
+  }
+}
+
+/**
+ * Anonymous clients keep at most mqtt.maxAnonymousPersistentSessions persistent sessions, stored or
+ * open, as a thing keeps maxPersistentSessionsPerThing: otherwise each new client id would store
+ * one for as long as persistentSessionExpiry. Which stored session was opened anonymously is not
+ * kept, so those whose client id no registered thing owns count (sessions of things whose policy
+ * allows other ids too): the bound only ever holds back anonymous clients. CONNACK 2 as for a thing.
+ */
+function refuseAnonymousSessionBeyondLimit({ mqtt, things, sessions, store }: ConnectDeps, client: Client, session: Session): void {
+  if (client.clean || session.thing !== null) return;
+  const anonymous = new Set<string>();
+  for (const open of sessions.anonymous()) if (!open.clean) anonymous.add(open.id);
+  for (const id of store.storedSessionIds()) if (things.clientIdOwner(id) === undefined) anonymous.add(id);
+  anonymous.delete(client.id);
+  if (anonymous.size >= mqtt.maxAnonymousPersistentSessions) {
+    throw refuse(IDENTIFIER_REJECTED, `anonymous clients have ${anonymous.size} persistent sessions, the most mqtt.maxAnonymousPersistentSessions allows`, 'persistent_session_limit');
   }
 }
 
