@@ -336,4 +336,20 @@ describe('a retained message sent to a persistent session on its SUBSCRIBE', () 
     expect(await third.raw.waitFor((packet) => packet.cmd === 'publish', 500)).toBeUndefined();
     third.raw.end();
   });
+
+  it('comes at QoS 0 to a filter granted QoS 0, nothing kept in flight (MQTT-3.8.4-6)', async () => {
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'keeper-pub', username: 'keeper', password: 'pw' });
+    await publisher.publishAsync('kept/zero', 'low', { qos: 1, retain: true });
+    publisher.end(true);
+
+    const raw = await RawMqtt.open(daemon.port('mqtt'));
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: 'keeper-zero', username: 'keeper', password: Buffer.from('pw'), keepalive: 30 });
+    expect(await raw.waitFor((packet) => packet.cmd === 'connack')).toMatchObject({ returnCode: 0 });
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'kept/zero', qos: 0 }] });
+    const sent = await raw.waitFor((packet) => packet.cmd === 'publish');
+    expect(sent).toMatchObject({ topic: 'kept/zero', qos: 0, retain: true });
+    const { clients } = JSON.parse((await adminRequest(daemon.socket, 'GET', '/v1/clients'))!.body) as { clients: Array<{ id: string; queued: number }> };
+    expect(clients.find((client) => client.id === 'keeper-zero')).toMatchObject({ queued: 0 });
+    raw.end();
+  });
 });

@@ -1,5 +1,6 @@
 import type { AedesPublishPacket, Client } from 'aedes';
 import type { Packet } from '../persistence/packet-codec.js';
+import { highestGrant } from './overlapping-filters.js';
 
 type Deliver = (packet: AedesPublishPacket, callback: () => void) => void;
 
@@ -26,7 +27,8 @@ export function keepRetainedInFlight(client: Client, store: RetainedStore, onErr
   const target = client as unknown as DeliveringClient;
   const deliverQoS = target.deliverQoS;
   target.deliverQoS = (packet, callback) => {
-    if (target.clean || !isRetainedOnSubscribe(packet)) return deliverQoS(packet, callback);
+    // one the client's filters take at QoS 0 only goes out at QoS 0 (authorizeForward), nothing in flight
+    if (target.clean || !isRetainedOnSubscribe(packet) || highestGrant(client, packet.topic) === 0) return deliverQoS(packet, callback);
     packet.messageId = takePacketIdentifier(target);
     // not stored, it is still sent, as aedes would have
     const send = () => deliverQoS(packet, callback);
