@@ -163,6 +163,13 @@ describe('TLS and mutual TLS', () => {
     }
   });
 
+  it('takes no mqtt.tls.crl without the ca it revokes for, nor one that is no CRL, and says so', async () => {
+    await expect(TestDaemon.start({ config: { mqtt: { tls: { enabled: true, cert: pki.serverCert, key: pki.serverKey, crl: pki.caCert } } } }))
+      .rejects.toThrow(/expected "ca" with "crl"/);
+    await expect(TestDaemon.start({ config: { mqtt: { tls: { enabled: true, cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert, crl: pki.caCert } } } }))
+      .rejects.toThrow(/mqtt\.tls\.crl: .*ca\.pem is not a PEM certificate revocation list/);
+  });
+
   it('refuses clients without a certificate when requireClientCert is set', async () => {
     const strict = await TestDaemon.start({
       config: { mqtt: { tls: { enabled: true, cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert, requireClientCert: true } } },

@@ -36,12 +36,12 @@ export class MqttListeners {
     await this.bind('mqtt', 'mqtt', mqtt.host, mqtt.port, createTcpServer((socket) => this.accept(socket, socket)));
     if (mqtt.tls.enabled) {
       // Loaded only when enabled, like ws below: every module stays resident on a small board.
-      const { createServer: createTlsServer } = await import('node:tls');
+      const { createServer: createTlsServer, createSecureContext } = await import('node:tls');
       const server = createTlsServer({
         cert: readFileSync(mqtt.tls.cert!),
         key: readFileSync(mqtt.tls.key!),
         ca: mqtt.tls.ca ? readFileSync(mqtt.tls.ca) : undefined,
-        crl: mqtt.tls.crl ? readFileSync(mqtt.tls.crl) : undefined,
+        crl: mqtt.tls.crl ? readCrl(mqtt.tls.crl, createSecureContext) : undefined,
         // Certificates are checked in authenticate, so a client without one can
         // still log in with a password unless requireClientCert says otherwise.
         requestCert: Boolean(mqtt.tls.ca) || mqtt.tls.requireClientCert,
@@ -158,4 +158,15 @@ export class MqttListeners {
     const actualPort = typeof address === 'object' && address ? address.port : port;
     this.bound.push({ listener: { name, protocol, host, port: actualPort }, server, close });
   }
+}
+
+/** The CRL file, or a start failure naming it: Node's own says only "Failed to parse CRL". */
+function readCrl(file: string, createSecureContext: typeof import('node:tls').createSecureContext): Buffer {
+  const crl = readFileSync(file);
+  try {
+    createSecureContext({ crl });
+  } catch (error) {
+    throw new Error(`mqtt.tls.crl: ${file} is not a PEM certificate revocation list (${(error as Error).message})`);
+  }
+  return crl;
 }
