@@ -337,6 +337,36 @@ describe('a retained message sent to a persistent session on its SUBSCRIBE', () 
     third.raw.end();
   });
 
+  it('at QoS 2, gets its PUBREL sent again when the client went away after PUBREC, and nothing once PUBCOMP came (MQTT-4.4.0-1)', async () => {
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'keeper-pub', username: 'keeper', password: 'pw' });
+    await publisher.publishAsync('kept/two', 'exactly once', { qos: 2, retain: true });
+    publisher.end(true);
+    const connect = async () => {
+      const raw = await RawMqtt.open(daemon.port('mqtt'));
+      raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: 'keeper-two', username: 'keeper', password: Buffer.from('pw'), keepalive: 30 });
+      return { raw, connack: await raw.waitFor((packet) => packet.cmd === 'connack') };
+    };
+
+    const first = await connect();
+    first.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'kept/two', qos: 2 }] });
+    const sent = await first.raw.waitFor((packet) => packet.cmd === 'publish');
+    expect(sent).toMatchObject({ topic: 'kept/two', qos: 2, retain: true });
+    first.raw.send({ cmd: 'pubrec', messageId: sent.messageId });
+    expect(await first.raw.waitFor((packet) => packet.cmd === 'pubrel')).toMatchObject({ messageId: sent.messageId });
+    first.raw.end();
+
+    const second = await connect();
+    expect(second.connack).toMatchObject({ returnCode: 0, sessionPresent: true });
+    expect(await second.raw.waitFor((packet) => packet.cmd === 'pubrel' || packet.cmd === 'publish')).toMatchObject({ cmd: 'pubrel', messageId: sent.messageId });
+    second.raw.send({ cmd: 'pubcomp', messageId: sent.messageId });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    second.raw.end();
+
+    const third = await connect();
+    expect(await third.raw.waitFor((packet) => packet.cmd === 'pubrel' || packet.cmd === 'publish', 500)).toBeUndefined();
+    third.raw.end();
+  });
+
   it('comes at QoS 0 to a filter granted QoS 0, nothing kept in flight (MQTT-3.8.4-6)', async () => {
     const publisher = await connectClient(daemon.mqttUrl, { clientId: 'keeper-pub', username: 'keeper', password: 'pw' });
     await publisher.publishAsync('kept/zero', 'low', { qos: 1, retain: true });
