@@ -58,27 +58,46 @@ const work = mkdtempSync(join(tmpdir(), 'outpost-profile-objects-'));
 onExit(() => rmSync(work, { recursive: true, force: true }));
 const profiles = join(work, 'profiles');
 const board = options.board === 'none' ? null : await loadBoardProfile(options.board);
-// the HTTP port (off on small boards) only for /metrics, read once before the measured round and once after
+// the HTTP port (off on small boards) only for the probe of the event loop (probedWhile)
 const daemon = await spawnOutpostd({ dir: work, ...(options.dist ? { dist: options.dist } : {}), board, nodeArgs: [...options['node-args'].split(' ').filter(Boolean), ...(options.plain ? [] : ['--cpu-prof', `--cpu-prof-dir=${profiles}`])], config: {
   log: { level: 'warn', format: 'json' }, mqtt: { host: '127.0.0.1', port: 0 }, http: { enabled: true, host: '127.0.0.1', port: 0 }, s3: { host: '127.0.0.1', port: 0, ...JSON.parse(options.s3) },
 } });
 if (Number(options['sync-ms']) > 0) await slowSyncs(daemon.pid, Number(options['sync-ms']));
-/** The body of a GET to the daemon (`request`: http.get's options). */
-const getText = (request) => new Promise((resolve, reject) => http.get(request, (res) => {
-  let text = '';
-  res.on('data', (chunk) => { text += chunk; });
-  res.on('end', () => resolve(text));
-}).on('error', reject));
-const endpoint = await daemon.admin('/v1/s3/endpoint');
 /**
- * The daemon's event loop delay (prom-client's monitorEventLoopDelay, reset at every scrape) in ms
- * since the last call: how long the loop stopped at most, e.g. in a checkpoint, and its p99.
+ * How long the daemon's event loop stops: a GET /healthz (no disk, no thread) every PROBE_MS over one
+ * keep-alive connection while `work` runs, each answer's wait in ms (the longest, and the p99). A
+ * stopped loop answers none until it runs again. (The daemon's own event-loop delay gauges sample
+ * once a second, so they see a stop of tens of ms only when it happens to span a sample.)
  */
-const loopDelay = async () => {
-  const text = await getText({ port: daemon.port('http'), host: '127.0.0.1', path: '/metrics' });
-  const value = (name) => Number(new RegExp(`^outpost_nodejs_eventloop_lag_${name}_seconds(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1]) * 1000;
-  return { maxMs: value('max'), p99Ms: value('p99') };
+const PROBE_MS = 10;
+const probedWhile = async (work) => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const waits = [];
+  let running = true;
+  const probing = (async () => {
+    while (running) {
+      const started = performance.now();
+      await new Promise((resolve, reject) => http.get({ agent, host: '127.0.0.1', port: daemon.port('http'), path: '/healthz' }, (res) => {
+        res.resume();
+        res.on('end', resolve);
+      }).on('error', reject));
+      waits.push(performance.now() - started);
+      await sleep(PROBE_MS);
+    }
+  })();
+  try {
+    return await work();
+  } finally {
+    running = false;
+    await probing;
+    agent.destroy();
+    waits.sort((a, b) => a - b);
+    probe.maxMs = waits.at(-1) ?? 0;
+    probe.p99Ms = waits[Math.floor(waits.length * 0.99)] ?? 0;
+  }
 };
+const probe = { maxMs: 0, p99Ms: 0 };
+const endpoint = await daemon.admin('/v1/s3/endpoint');
 const s3 = new S3BenchClient({ port: daemon.port('s3'), accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey });
 await s3.request('PUT', '/bench');
 const body = randomBytes(Number(options.size));
@@ -109,10 +128,8 @@ const cpuBefore = cpuMsOf(daemon.pid);
 const mainBefore = cpuMsOf(daemon.pid, daemon.pid);
 const ioBefore = ioCounts(daemon.pid);
 const clientBefore = process.cpuUsage();
-await loopDelay();
-const ok = await round(Number(options.seconds), 'w');
+const ok = await probedWhile(() => round(Number(options.seconds), 'w'));
 const client = process.cpuUsage(clientBefore);
-const delay = await loopDelay();
 const clientUs = (client.user + client.system) / ok;
 // a PUT's work goes on after its answer (the share copy of a small object, the file share's look
 // at it once settled): counted until idle
@@ -126,7 +143,7 @@ const byThread = `main ${(mainMs * 1000 / ok).toFixed(0)}, others ${((cpuMs - ma
 s3.close();
 await stopChild(daemon.child);
 if (options.plain) {
-  console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}), bench client ${clientUs.toFixed(0)} µs/op, daemon per op: ${ioPerOp}, daemon peak RSS ${(Number(peakRss) / 1024).toFixed(1)} MiB, event loop delay max ${delay.maxMs.toFixed(1)} ms, p99 ${delay.p99Ms.toFixed(1)} ms; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+  console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}), bench client ${clientUs.toFixed(0)} µs/op, daemon per op: ${ioPerOp}, daemon peak RSS ${(Number(peakRss) / 1024).toFixed(1)} MiB, event loop stopped (GET /healthz every ${PROBE_MS} ms) at most ${probe.maxMs.toFixed(1)} ms, p99 ${probe.p99Ms.toFixed(1)} ms; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
   process.exit(0);
 }
 const file = readdirSync(profiles).find((name) => name.endsWith('.cpuprofile'));
