@@ -275,8 +275,9 @@ describe('serial devices over socat pseudo-terminals', () => {
     expect((await listDevices(daemon.socket)).meter1.lastError).toBe('Modbus CRC mismatch');
 
     client.publish('devices/meter1/commands', JSON.stringify({ relay: 1, limit: -12.5 }), { qos: 1 });
-    expect(await nextMessage('devices/meter1/commands/reply', (body) => body.key === 'relay')).toMatchObject({ status: 'ok' });
-    expect(await nextMessage('devices/meter1/commands/reply', (body) => body.key === 'limit')).toMatchObject({ status: 'ok' });
+    // the reply whole, so that a failure shows its error
+    expect(await nextMessage('devices/meter1/commands/reply', (body) => body.key === 'relay')).toEqual(expect.objectContaining({ status: 'ok', key: 'relay' }));
+    expect(await nextMessage('devices/meter1/commands/reply', (body) => body.key === 'limit')).toEqual(expect.objectContaining({ status: 'ok', key: 'limit' }));
     expect(slave.writes).toEqual(expect.arrayContaining([{ address: 10, values: [1] }, { address: 12, values: [0xffff, 0xfb1e] }]));
     // the two registers are written one after the other: a poll between them reads only the first
     expect(await nextMessage('devices/meter1/telemetry', (body) => body.relay === 1 && body.limit === -12.5)).toMatchObject({ relay: 1, limit: -12.5 });
