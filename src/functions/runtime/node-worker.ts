@@ -8,12 +8,8 @@ import type { InvokeMessage, WorkerInit, WorkerLoad, WorkerMessage } from './pro
 /**
  * `log`: what the invocation wrote, when the message asked for the tail (X-Amz-Log-Type: Tail).
  * `errorLogged`: the environment logged the error itself (an uncaught exception).
- * `ended`: on an answer given before its invocation ended (a callback with
- * callbackWaitsForEmptyEventLoop true, whose invocation lasts until the event loop is empty):
- * settles when it ends, with the error that ended it if the environment was ended (its timeout).
  */
-export type InvokeOutcome = ({ ok: true; payload: string; log?: string } | { ok: false; error: LambdaErrorPayload; log?: string; errorLogged?: true })
-  & { ended?: Promise<LambdaErrorPayload | undefined> };
+export type InvokeOutcome = { ok: true; payload: string; log?: string } | { ok: false; error: LambdaErrorPayload; log?: string; errorLogged?: true };
 /** What an invocation handed to an environment gets when the environment ended before starting it: it may run elsewhere. */
 export const NOT_RUN = Symbol('not run');
 
@@ -167,16 +163,8 @@ interface Handed {
 export class NodeWorkerInstance {
   alive = true;
   readonly logStreamName: string;
-  /**
-   * The invocation running: `answer` gives its caller the outcome, `finish` ends it (`ended` settles,
-   * with the error that ended the environment if any) and lets the next one start; `settle` does
-   * both. A callback's answer with callbackWaitsForEmptyEventLoop true finishes only once the
-   * environment's event loop is empty ('loop-empty'), or ends the environment at the deadline.
-   */
-  private current: {
-    requestId: string; deadline: number; timedOut: () => LambdaErrorPayload; ended: Promise<LambdaErrorPayload | undefined>;
-    answer: (outcome: InvokeOutcome) => void; finish: (error?: LambdaErrorPayload) => void; settle: (outcome: InvokeOutcome) => void;
-  } | undefined;
+  /** The invocation running: `settle` gives its caller the outcome and lets the next one start. */
+  private current: { requestId: string; deadline: number; timedOut: () => LambdaErrorPayload; settle: (outcome: InvokeOutcome) => void } | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private starting: { ready: () => void; fail: (error: LambdaErrorPayload, forRequest?: Ending) => void } | undefined;
   private readonly host: NodeHost;
@@ -248,30 +236,15 @@ export class NodeWorkerInstance {
     const next = this.line.shift();
     if (!next) return;
     const { message, timeoutSeconds, onStart, resolve } = next;
-    let answered = false;
-    const answer = (outcome: InvokeOutcome) => {
-      if (answered) return;
-      answered = true;
-      resolve(outcome);
-    };
-    let endedWith!: (error?: LambdaErrorPayload) => void;
-    const ended = new Promise<LambdaErrorPayload | undefined>((resolveEnded) => { endedWith = resolveEnded; });
-    const finish = (error?: LambdaErrorPayload) => {
-      endedWith(error);
-      this.current = undefined;
-      if (this.alive) this.startNext();
-      else for (const waiting of this.line.splice(0)) waiting.resolve(NOT_RUN);
-    };
     this.current = {
       requestId: message.requestId,
       deadline: performance.now() + message.timeoutMs,
       timedOut: () => runtimeErrors.timedOut(message.requestId, timeoutSeconds),
-      ended,
-      answer,
-      finish,
       settle: (outcome) => {
-        answer(outcome);
-        finish(outcome.ok ? undefined : outcome.error);
+        resolve(outcome);
+        this.current = undefined;
+        if (this.alive) this.startNext();
+        else for (const waiting of this.line.splice(0)) waiting.resolve(NOT_RUN);
       },
     };
     if (!this.deadlineTimer) this.watchDeadline(message.timeoutMs);
@@ -280,9 +253,10 @@ export class NodeWorkerInstance {
 
   /**
    * One timer per environment, not one per invocation: when it fires it ends the invocation running
-   * (or waiting for its event loop to empty) if that one is past its deadline, else waits again until that deadline (an environment's
-   * invocations share their function's timeout, so a later one's deadline is never earlier). A warm
-   * environment so creates a timer at most once per timeout instead of a timer and a clear per invocation.
+   * (or waiting for its event loop to empty after a callback) if that one is past its deadline, else
+   * waits again until that deadline (an environment's invocations share their function's timeout, so
+   * a later one's deadline is never earlier). A warm environment so creates a timer at most once per
+   * timeout instead of a timer and a clear per invocation.
    */
   private watchDeadline(delayMs: number): void {
     this.deadlineTimer = setTimeout(() => {
@@ -302,11 +276,8 @@ export class NodeWorkerInstance {
       if (message.type === 'ready') this.starting.ready();
       else if (message.type === 'init-error' || message.type === 'fatal') this.starting.fail(message.error);
     } else if ((message.type === 'result' || message.type === 'error') && message.requestId === this.current?.requestId) {
-      const outcome: InvokeOutcome = message.type === 'result' ? { ok: true, payload: message.payload, log: message.log } : { ok: false, error: message.error, log: message.log };
-      if (message.waitsForEmptyLoop) this.current.answer({ ...outcome, ended: this.current.ended });
-      else this.current.settle(outcome);
-    } else if (message.type === 'loop-empty' && message.requestId === this.current?.requestId) this.current.finish();
-    else if (message.type === 'fatal') {
+      this.current.settle(message.type === 'result' ? { ok: true, payload: message.payload, log: message.log } : { ok: false, error: message.error, log: message.log });
+    } else if (message.type === 'fatal') {
       this.ended();
       // The environment logged it itself, as Lambda's runtime logs an uncaught exception.
       this.current?.settle({ ok: false, error: message.error, errorLogged: true });

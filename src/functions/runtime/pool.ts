@@ -323,9 +323,7 @@ export class FunctionPool {
       this.afterRun();
       return;
     }
-    // An answer given before its invocation ended: END and REPORT (its Duration up to the end, as
-    // Lambda reports and bills it) once it ends, and the log tail holds what was written until the answer.
-    const endLines = outcome.ended ? '' : this.report(requestId, started, cold?.initMs, outcome, instance.maxMemoryBytes());
+    const endLines = this.report(requestId, started, cold?.initMs, outcome, instance.maxMemoryBytes());
     this.afterRun();
     // Lambda's LogResult: the invocation's log from START to REPORT, its last 4 KB.
     const logResult = invocation.tail ? lastBytes(startLine + (outcome.log ?? '') + endLines, TAIL_BYTES).toString('base64') : undefined;
@@ -334,9 +332,6 @@ export class FunctionPool {
       ...(outcome.ok ? { payload: outcome.payload } : { payload: JSON.stringify(outcome.error), functionError: 'Unhandled' as const }),
       ...(logResult !== undefined ? { logResult } : {}),
     });
-    if (!outcome.ended) return;
-    const endedBy = await outcome.ended;
-    this.report(requestId, started, cold?.initMs, endedBy ? { ok: false, error: endedBy } : outcome, instance.maxMemoryBytes());
   }
 
   /** An instance may have room now: wake `drained` waiters, dispatch what waits. */

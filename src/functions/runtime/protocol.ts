@@ -56,11 +56,9 @@ export type WorkerMessage =
   | { type: 'init-error'; error: LambdaErrorPayload }
   /**
    * `memoryBytes`: the worker's V8 heap and external memory, or a child process's resident set, after
-   * the invocation. `waitsForEmptyLoop`: a callback answered with callbackWaitsForEmptyEventLoop true;
-   * the environment takes its next event after it posts 'loop-empty'.
+   * the invocation.
    */
-  | { type: 'result'; requestId: string; payload: string; memoryBytes: number; log?: string; waitsForEmptyLoop?: boolean }
-  | { type: 'error'; requestId: string; error: LambdaErrorPayload; memoryBytes: number; log?: string; waitsForEmptyLoop?: boolean }
-  | { type: 'loop-empty'; requestId: string }
+  | { type: 'result'; requestId: string; payload: string; memoryBytes: number; log?: string }
+  | { type: 'error'; requestId: string; error: LambdaErrorPayload; memoryBytes: number; log?: string }
   /** An uncaught exception or unhandled rejection: the worker exits right after. */
   | { type: 'fatal'; error: LambdaErrorPayload };

@@ -251,20 +251,17 @@ async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
   tail = message.tail ? '' : undefined;
   // The daemon's timer for this invocation starts when it learns the previous one ended: a little later than this.
   const outcome = await runHandler(handler, message, Date.now() + message.timeoutMs);
+  // Lambda's runtime posts a callback's answer only once the event loop is empty (and then in a
+  // setImmediate); the daemon ends the environment, answering a timeout, if that is past the deadline.
+  if (outcome.waitsForEmptyLoop) await new Promise<void>((resolve) => whenLoopEmpty(() => setImmediate(resolve)));
   await outputReachedDaemon();
   answer(message, outcome);
-  if (!outcome.waitsForEmptyLoop) return;
-  // Lambda's runtime takes its next event once the loop is empty; the daemon ends the environment if that is past the deadline.
-  await new Promise<void>((resolve) => whenLoopEmpty(resolve));
-  post({ type: 'loop-empty', requestId: message.requestId });
 }
 
 /** Posts the invocation's answer: its result, or its error. */
 function answer(message: InvokeMessage, outcome: Outcome): void {
-  // The daemon starts the next event once told the loop is empty ('loop-empty').
-  const waits = outcome.waitsForEmptyLoop ? { waitsForEmptyLoop: true } : {};
   if (!outcome.ok) {
-    post({ type: 'error', requestId: message.requestId, error: toErrorPayload(outcome.error), memoryBytes: memoryBytes(), ...waits, ...takeTail() });
+    post({ type: 'error', requestId: message.requestId, error: toErrorPayload(outcome.error), memoryBytes: memoryBytes(), ...takeTail() });
     return;
   }
   let payload: string;
@@ -272,16 +269,16 @@ function answer(message: InvokeMessage, outcome: Outcome): void {
     // Lambda answers `undefined` with null.
     payload = JSON.stringify(outcome.value) ?? 'null';
   } catch (error) {
-    post({ type: 'error', requestId: message.requestId, error: { errorType: 'Runtime.MalformedHandlerResponse', errorMessage: `Unable to stringify response body: ${(error as Error).message}` }, memoryBytes: memoryBytes(), ...waits, ...takeTail() });
+    post({ type: 'error', requestId: message.requestId, error: { errorType: 'Runtime.MalformedHandlerResponse', errorMessage: `Unable to stringify response body: ${(error as Error).message}` }, memoryBytes: memoryBytes(), ...takeTail() });
     return;
   }
   // checked here: posted, a 20 MB answer would be copied into the daemon's heap before it could be refused
   const size = Buffer.byteLength(payload);
   if (size > MAX_RESPONSE_BYTES) {
-    post({ type: 'error', requestId: message.requestId, error: runtimeErrors.responseTooLarge(size, MAX_RESPONSE_BYTES), memoryBytes: memoryBytes(), ...waits, ...takeTail() });
+    post({ type: 'error', requestId: message.requestId, error: runtimeErrors.responseTooLarge(size, MAX_RESPONSE_BYTES), memoryBytes: memoryBytes(), ...takeTail() });
     return;
   }
-  post({ type: 'result', requestId: message.requestId, payload, memoryBytes: memoryBytes(), ...waits, ...takeTail() });
+  post({ type: 'result', requestId: message.requestId, payload, memoryBytes: memoryBytes(), ...takeTail() });
 }
 
 function takeTail(): { log?: string } {
