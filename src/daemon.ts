@@ -94,6 +94,23 @@ export class Daemon {
     if (this.loaded.config.systemd.watchdog) this.notifier.startWatchdog();
   }
 
+  /**
+   * SIGHUP: the services read their listeners' TLS files again (a renewed certificate, a new CRL);
+   * one whose files do not load keeps those in use and says why. Nothing else is reloaded.
+   */
+  reloadFiles(): void {
+    if (this.state !== 'running') return;
+    const reloaded: string[] = [];
+    for (const service of this.services) {
+      try {
+        reloaded.push(...service.reloadFiles?.() ?? []);
+      } catch (error) {
+        this.log.error({ err: error, service: service.name }, `SIGHUP: kept the TLS files in use: ${(error as Error).message}`);
+      }
+    }
+    this.log.info({ listeners: reloaded }, reloaded.length > 0 ? 'SIGHUP: reloaded TLS files' : 'SIGHUP: no TLS files reloaded (the configuration is read at start only)');
+  }
+
   /** Stops accepting, drains services in reverse order, closes the database. */
   async stop(): Promise<void> {
     if (this.state === 'stopping' || this.state === 'stopped') return;

@@ -75,6 +75,12 @@ export interface Service {
   stop(): Promise<void>;
   health(): ServiceHealth;
   listeners(): Listener[];
+  /**
+   * SIGHUP: reads the files its listeners loaded at start again (TLS certificate, key, CA, CRL),
+   * for the connections from now on; throws, keeping those in use, when one does not load. Returns
+   * the listeners reloaded. The configuration itself is read only at start.
+   */
+  reloadFiles?(): string[];
   /** Service-specific figures for `outpost status`. */
   status?(): Record<string, unknown>;
 }

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import mqttPacket from 'mqtt-packet';
 import { TestDaemon } from './helpers/daemon.js';
+import { eventually } from './helpers/eventually.js';
 import { makeTestPki, type TestPki } from './helpers/certs.js';
 import { subscribeGranted, addThing, collectMessages, connectClient, mosquittoClient, outpost } from './helpers/mqtt.js';
 
@@ -31,6 +32,23 @@ describe('TLS and mutual TLS', () => {
   });
 
   const ca = () => readFileSync(pki.caCert);
+
+  /**
+   * What the broker answers a CONNECT over TLS with this client certificate: its first bytes, or
+   * nothing before it closed; and the serial number of the certificate the server showed.
+   */
+  const connectOverTls = (port: number, cert: string, key: string, clientId: string) => new Promise<{ answer?: Buffer; serverSerial?: string }>((resolve) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: ca(), cert: readFileSync(cert), key: readFileSync(key) });
+    let serverSerial: string | undefined;
+    const timer = setTimeout(() => { socket.destroy(); resolve({ serverSerial }); }, 5000);
+    socket.once('secureConnect', () => {
+      serverSerial = socket.getPeerCertificate().serialNumber;
+      socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 30 }));
+    });
+    socket.once('data', (data: Buffer) => { clearTimeout(timer); socket.destroy(); resolve({ answer: data, serverSerial }); });
+    socket.once('close', () => { clearTimeout(timer); resolve({ serverSerial }); });
+    socket.on('error', () => undefined);
+  });
 
   it('accepts a password over TLS', async () => {
     const client = await connectClient(url, { ca: ca(), clientId: 'pw-dev', username: 'pw-dev', password: 'pw' });
@@ -144,15 +162,7 @@ describe('TLS and mutual TLS', () => {
       const registered = await outpost(revoking.socket, ['things', 'add', 'revoked-dev', '--cert', join(pki.dir, 'revoked.pem')]);
       expect(registered.code, registered.stderr).toBe(0);
       const port = revoking.port('mqtts');
-      /** What the broker answers a CONNECT over TLS with this certificate: its first bytes, or nothing before it closed. */
-      const answer = (cert: string, key: string, clientId: string) => new Promise<Buffer | undefined>((resolve) => {
-        const socket = tlsConnect({ host: '127.0.0.1', port, ca: ca(), cert: readFileSync(cert), key: readFileSync(key) });
-        const timer = setTimeout(() => { socket.destroy(); resolve(undefined); }, 5000);
-        socket.once('secureConnect', () => socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 30 })));
-        socket.once('data', (data: Buffer) => { clearTimeout(timer); socket.destroy(); resolve(data); });
-        socket.once('close', () => { clearTimeout(timer); resolve(undefined); });
-        socket.on('error', () => undefined);
-      });
+      const answer = (cert: string, key: string, clientId: string) => connectOverTls(port, cert, key, clientId).then(({ answer }) => answer);
       expect(await answer(join(pki.dir, 'revoked.pem'), join(pki.dir, 'revoked.key'), 'revoked-dev')).toBeUndefined();
       // CONNACK 0: the CA's certificate it did not revoke, and a self-signed one registered by fingerprint
       expect([...await answer(pki.clientCert, pki.clientKey, 'tls-dev') ?? []]).toEqual([0x20, 2, 0, 0]);
@@ -160,6 +170,53 @@ describe('TLS and mutual TLS', () => {
       expect([...await answer(pki.selfSignedCert, pki.selfSignedKey, 'fp-dev') ?? []]).toEqual([0x20, 2, 0, 0]);
     } finally {
       await revoking.cleanup();
+    }
+  });
+
+  it('reads its certificate, key, CA and CRL files again on SIGHUP, for the handshakes after it, and keeps those in use when one does not load', async () => {
+    const dir = join(pki.dir, 'reload');
+    mkdirSync(dir);
+    const openssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    const signedByCa = ['-CA', pki.caCert, '-CAkey', join(pki.dir, 'ca.key'), '-CAcreateserial', '-days', '2'];
+    // a device the CA revokes later, under a CRL that revokes nothing yet
+    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'lost.key', '-out', 'lost.csr', '-subj', '/CN=lost-dev']);
+    openssl(['x509', '-req', '-in', 'lost.csr', ...signedByCa, '-out', 'lost.pem']);
+    writeFileSync(join(dir, 'index.txt'), '');
+    writeFileSync(join(dir, 'crlnumber'), '01\n');
+    writeFileSync(join(dir, 'ca.cnf'), '[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 2\n');
+    const caCommand = ['ca', '-config', 'ca.cnf', '-keyfile', join(pki.dir, 'ca.key'), '-cert', pki.caCert];
+    openssl([...caCommand, '-gencrl', '-out', 'crl.pem']);
+    const serverCert = join(dir, 'server.pem');
+    copyFileSync(pki.serverCert, serverCert);
+    const reloading = await TestDaemon.start({
+      config: { mqtt: { tls: { enabled: true, cert: serverCert, key: pki.serverKey, ca: pki.caCert, crl: join(dir, 'crl.pem') } } },
+    });
+    try {
+      const port = reloading.port('mqtts');
+      const lost = () => connectOverTls(port, join(dir, 'lost.pem'), join(dir, 'lost.key'), 'lost-dev');
+      const kept = () => connectOverTls(port, pki.clientCert, pki.clientKey, 'tls-dev');
+      const connected = [0x20, 2, 0, 0];
+      expect([...(await lost()).answer ?? []]).toEqual(connected);
+      const { serverSerial: firstSerial } = await kept();
+      // The CA revokes the lost device and the server's certificate is renewed; then SIGHUP (systemctl reload).
+      openssl([...caCommand, '-revoke', 'lost.pem']);
+      openssl([...caCommand, '-gencrl', '-out', 'crl.pem']);
+      openssl(['x509', '-req', '-in', join(pki.dir, 'server.csr'), ...signedByCa, '-extfile', join(pki.dir, 'server.ext'), '-out', serverCert]);
+      reloading.process.kill('SIGHUP');
+      await eventually(() => reloading.logs.some((line) => line.msg === 'SIGHUP: reloaded TLS files'));
+      expect((await lost()).answer).toBeUndefined();
+      const renewed = await kept();
+      expect([...renewed.answer ?? []]).toEqual(connected);
+      expect(renewed.serverSerial).toBeDefined();
+      expect(renewed.serverSerial).not.toBe(firstSerial);
+      // A CRL that does not load: said, and the files in use kept.
+      writeFileSync(join(dir, 'crl.pem'), 'not a CRL\n');
+      reloading.process.kill('SIGHUP');
+      await eventually(() => reloading.logs.some((line) => /^SIGHUP: kept the TLS files in use: mqtt\.tls\.crl: .*crl\.pem is not a PEM certificate revocation list/.test(line.msg)));
+      expect((await lost()).answer).toBeUndefined();
+      expect({ answer: [...(await kept()).answer ?? []] }).toEqual({ answer: connected });
+    } finally {
+      await reloading.cleanup();
     }
   });
 

@@ -83,6 +83,8 @@ function shutdown(signal: string): void {
 }
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGINT', () => shutdown('SIGINT'));
+// As Mosquitto's: re-read what can change without a restart (TLS files); Node would exit on it.
+process.on('SIGHUP', () => daemon?.reloadFiles());
 process.on('uncaughtException', (error) => {
   log.fatal({ err: error }, 'uncaught exception: exiting');
   process.exit(70);

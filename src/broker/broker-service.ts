@@ -285,6 +285,10 @@ export class BrokerService implements Service, LocalBus {
     return this.listenersSet.listeners();
   }
 
+  reloadFiles(): string[] {
+    return this.listenersSet.reloadTls() ? ['mqtts'] : [];
+  }
+
   status(): Record<string, unknown> {
     return {
       connectedClients: this.listenersSet.connections(),

@@ -1,11 +1,11 @@
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
-import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/schema.js';
 import type { Listener } from '../service.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS } from '../http/server.js';
 import { originAllowed } from './ws-origin.js';
+import { readTlsFiles, type TlsPaths } from '../tls-files.js';
 
 export type ConnectionHandler = (stream: Duplex, socket: Socket, request?: IncomingMessage) => void;
 
@@ -14,6 +14,8 @@ interface Bound {
   server: TcpServer | HttpServer;
   close?: () => void;
 }
+
+type Tls = typeof import('node:tls');
 
 /**
  * The broker's sockets — TCP, TLS and WebSocket — with one connection limit
@@ -24,6 +26,8 @@ export class MqttListeners {
   private readonly live = new Set<Socket>();
   private closedBytesIn = 0;
   private closedBytesOut = 0;
+  /** The TLS port's server and Node's tls module, when mqtt.tls is enabled. */
+  private tls: { server: import('node:tls').Server; module: Tls } | undefined;
 
   constructor(
     private readonly mqtt: Config['mqtt'],
@@ -36,12 +40,9 @@ export class MqttListeners {
     await this.bind('mqtt', 'mqtt', mqtt.host, mqtt.port, createTcpServer((socket) => this.accept(socket, socket)));
     if (mqtt.tls.enabled) {
       // Loaded only when enabled, like ws below: every module stays resident on a small board.
-      const { createServer: createTlsServer, createSecureContext } = await import('node:tls');
-      const server = createTlsServer({
-        cert: readFileSync(mqtt.tls.cert!),
-        key: readFileSync(mqtt.tls.key!),
-        ca: mqtt.tls.ca ? readFileSync(mqtt.tls.ca) : undefined,
-        crl: mqtt.tls.crl ? readCrl(mqtt.tls.crl, createSecureContext) : undefined,
+      const tls = await import('node:tls');
+      const server = tls.createServer({
+        ...readTlsFiles('mqtt.tls', tlsPaths(mqtt.tls), tls),
         // Certificates are checked in authenticate, so a client without one can
         // still log in with a password unless requireClientCert says otherwise.
         requestCert: Boolean(mqtt.tls.ca) || mqtt.tls.requireClientCert,
@@ -60,6 +61,7 @@ export class MqttListeners {
       server.maxConnections = mqtt.maxConnections;
       server.on('drop', () => this.onRefused('max_connections'));
       await this.bind('mqtts', 'mqtts', mqtt.tls.host, mqtt.tls.port, server);
+      this.tls = { server, module: tls };
     }
     if (mqtt.ws.enabled) {
       const { WebSocketServer, createWebSocketStream } = await import('ws');
@@ -92,6 +94,17 @@ export class MqttListeners {
 
   listeners(): Listener[] {
     return this.bound.map((entry) => entry.listener);
+  }
+
+  /**
+   * Reads the TLS port's certificate, key, CA and CRL files again (a renewed certificate, a new
+   * CRL), for the handshakes from now on; throws, keeping those in use, when one does not load.
+   * Returns whether there is a TLS port.
+   */
+  reloadTls(): boolean {
+    if (!this.tls) return false;
+    this.tls.server.setSecureContext(readTlsFiles('mqtt.tls', tlsPaths(this.mqtt.tls), this.tls.module));
+    return true;
   }
 
   connections(): number {
@@ -160,13 +173,6 @@ export class MqttListeners {
   }
 }
 
-/** The CRL file, or a start failure naming it: Node's own says only "Failed to parse CRL". */
-function readCrl(file: string, createSecureContext: typeof import('node:tls').createSecureContext): Buffer {
-  const crl = readFileSync(file);
-  try {
-    createSecureContext({ crl });
-  } catch (error) {
-    throw new Error(`mqtt.tls.crl: ${file} is not a PEM certificate revocation list (${(error as Error).message})`);
-  }
-  return crl;
+function tlsPaths({ cert, key, ca, crl }: Config['mqtt']['tls']): TlsPaths {
+  return { cert: cert!, key: key!, ca, crl };
 }

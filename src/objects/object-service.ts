@@ -133,6 +133,10 @@ export class ObjectService implements Service {
     return { buckets: this.objects?.buckets().length ?? 0, pendingEvents: this.events?.pending ?? 0, shareRoot: this.shareRoot };
   }
 
+  reloadFiles(): string[] {
+    return this.server?.reloadTls() ? ['s3'] : [];
+  }
+
   listeners(): Listener[] {
     return this.server ? [{ name: 's3', protocol: this.context.config.s3.tls.enabled ? 'https' : 'http', host: this.context.config.s3.host, port: this.server.port }] : [];
   }

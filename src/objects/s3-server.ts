@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import { AuthError, verifyRequest, type VerifyOptions } from '../auth/sigv4.js';
 import { verifyPostSignature } from '../auth/sigv4-post.js';
@@ -12,6 +12,7 @@ import { document, el } from './xml.js';
 import { DISCARDED_BODY_BYTES } from '../http/body.js';
 import { closeServer, closeConnectionsCleanly, CONNECTIONS_CHECKING_INTERVAL_MS, limitConnections } from '../http/server.js';
 import type { Operation, OperationContext, S3Request } from './operations/context.js';
+import { readTlsFiles } from '../tls-files.js';
 
 /** The S3 API on its own port: addressing, authentication, routing to one operation, errors as S3 renders them. */
 export class S3Server {
@@ -39,9 +40,7 @@ export class S3Server {
   async start(): Promise<void> {
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res, false);
     const options = { connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS };
-    const server = this.config.tls.enabled
-      ? createHttpsServer({ ...options, cert: readFileSync(this.config.tls.cert!), key: readFileSync(this.config.tls.key!) }, handler)
-      : createHttpServer(options, handler);
+    const server = this.config.tls.enabled ? createHttpsServer({ ...options, ...this.tlsFiles() }, handler) : createHttpServer(options, handler);
     // Expect: 100-continue (the AWS CLI and boto3 send it with bodies over 1 MB): the body is asked
     // for only once the request is authenticated, authorized and routed, so a refused upload is
     // refused before it is sent, as S3 does, rather than after (Node would answer 100 at once).
@@ -59,6 +58,17 @@ export class S3Server {
     const address = server.address();
     this.boundPort = typeof address === 'object' && address ? address.port : this.config.port;
     this.server = server;
+  }
+
+  /** Reads the TLS certificate and key again for the handshakes from now on; false without TLS. */
+  reloadTls(): boolean {
+    if (!this.server || !this.config.tls.enabled) return false;
+    (this.server as HttpsServer).setSecureContext(this.tlsFiles());
+    return true;
+  }
+
+  private tlsFiles(): { cert: Buffer; key: Buffer } {
+    return readTlsFiles('s3.tls', { cert: this.config.tls.cert!, key: this.config.tls.key! }, tls);
   }
 
   /** Stops accepting; requests in flight get up to `graceMs` to finish. */
