@@ -60,6 +60,11 @@ describe('outpost admin CLI', () => {
     expect(policy.stdout).toContain('subscribe:  things/${thing}/#');
     const invalid = await outpost(daemon.socket, ['things', 'policy', 'pump-7', '--publish', 'a/#/b']);
     expect(invalid.stderr).toContain('invalid topic filter "a/#/b"');
+    // a * that does not end its pattern would match only itself: refused, the policy unchanged
+    const innerStar = await outpost(daemon.socket, ['things', 'policy', 'pump-7', '--client-id', 'pump-*-east']);
+    expect(innerStar).toMatchObject({ code: 1, stderr: expect.stringContaining('client id pattern "pump-*-east" has a * before its end') });
+    expect((await outpost(daemon.socket, ['things', 'show', 'pump-7'])).stdout).toContain('pumps/${thing}/#');
+    expect((await outpost(daemon.socket, ['things', 'show', 'pump-7'])).stdout).not.toContain('pump-*-east');
     // two changes of different lists at the same time: both are kept
     for (let round = 1; round <= 10; round++) {
       const changes = await Promise.all([

@@ -10,7 +10,10 @@ import { devicesSchema } from '../devices/config.js';
 const topicFilters = list('expected a list of topic filters', 'expected a topic filter string');
 
 export const policySchema = z.strictObject({
-  clientIds: list('expected a list of client id patterns', 'expected a client id pattern')
+  // A trailing `*` matches any rest (clientIdAllowed); one elsewhere would match only itself.
+  clientIds: z.array(z.string({ invalid_type_error: 'expected a client id pattern' })
+    .refine((pattern) => !pattern.slice(0, -1).includes('*'), (pattern) => ({ message: `client id pattern "${pattern}" has a * before its end: * matches the rest of an id, so it may only end a pattern` })),
+  { invalid_type_error: 'expected a list of client id patterns' })
     .default(['${thing}', '${thing}-*']),
   publish: topicFilters.default(['things/${thing}/#', 'devices/${thing}/#', '$aws/things/${thing}/#']),
   subscribe: topicFilters.default(['things/${thing}/#', 'devices/${thing}/#', '$aws/things/${thing}/#']),
