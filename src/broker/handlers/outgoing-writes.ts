@@ -13,6 +13,10 @@ interface Writable {
 
 const mqttPacket = createRequire(import.meta.url)('mqtt-packet') as { writeToStream: WriteToStream; generate: (packet: Packet, opts?: unknown) => Buffer };
 const writeToStream = mqttPacket.writeToStream;
+// mqtt-packet would otherwise make, at its first write, a 2-byte Buffer for each of the 65,536
+// packet ids and lengths and keep them for good: 6 MiB of heap (a tenth of a 128 MB board's idle
+// budget) to spare one 2-byte allocation per number written, which PUBLISH (encoded below) never needs.
+(writeToStream as WriteToStream & { cacheNumbers: boolean }).cacheNumbers = false;
 
 /**
  * PUBLISH is most of what a broker writes: encode it into one exact-size buffer
