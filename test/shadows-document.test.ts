@@ -195,7 +195,8 @@ describe('shadow documents: request validation with AWS error codes and messages
   it('400 "Desired node must be an object"', () => expect(bad({ state: { desired: [1] } })).toEqual({ code: 400, message: 'Desired node must be an object' }));
   it('400 "Reported node must be an object"', () => expect(bad({ state: { reported: 5 } })).toEqual({ code: 400, message: 'Reported node must be an object' }));
   it('400 "State contains an invalid node"', () => {
-    expect(bad({ state: { delta: {} } })).toEqual({ code: 400, message: 'State contains an invalid node' });
+    // AWS names a node under `state` other than desired and reported
+    expect(bad({ state: { delta: {} } })).toEqual({ code: 400, message: "State contains an invalid node: 'delta'" });
     expect(bad({ state: { reported: { huge: Infinity } } })).toEqual({ code: 400, message: 'State contains an invalid node' });
     // AWS: "Arrays can't have null values"
     expect(bad({ state: { desired: { colors: [null, 'RED'] } } })).toEqual({ code: 400, message: 'State contains an invalid node' });

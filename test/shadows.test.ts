@@ -164,6 +164,7 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
       [JSON.stringify({ state: { reported: { blob: 'x'.repeat(70_000) } } }), 413, 'The payload exceeds the maximum size allowed'],
       ['[]', 400, 'Invalid JSON'],
       ['{"state":{"desired":{"colors":[null,"RED"]}}}', 400, 'State contains an invalid node'],
+      ['{"state":{"reported":{"safe":false},"delta":{"safe":false}}}', 400, "State contains an invalid node: 'delta'"],
     ];
     for (const [payload, code, message] of cases) {
       hostile.client.publish(`${topic}/update`, payload, { qos: 1 });

@@ -144,7 +144,7 @@ export function parseUpdateRequest(value: unknown, limits: ShadowLimits): Update
   const state = value.state;
   if (state === null) return { state: null, version: version as number | undefined, clientToken };
   if (!isObject(state)) throw errors.stateNotObject();
-  for (const key of Object.keys(state)) if (key !== 'desired' && key !== 'reported') throw errors.invalidNode();
+  for (const key of Object.keys(state)) if (key !== 'desired' && key !== 'reported') throw errors.invalidStateNode(key);
   const parsed: NonNullable<UpdateRequest['state']> = {};
   for (const section of SECTIONS) {
     if (!Object.hasOwn(state, section)) continue;

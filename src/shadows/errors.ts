@@ -23,6 +23,8 @@ export const errors = {
   invalidClientToken: () => new ShadowError(400, 'Invalid clientToken'),
   tooDeep: (maxDepth: number) => new ShadowError(400, `JSON contains too many levels of nesting; maximum is ${maxDepth}`),
   invalidNode: () => new ShadowError(400, 'State contains an invalid node'),
+  // AWS names the node it refuses under `state`, quoted as in "No shadow exists with name: '…'"
+  invalidStateNode: (node: string) => new ShadowError(400, `State contains an invalid node: '${node}'`),
   inexactInteger: (literal: string) => new ShadowError(400, `Integer ${literal} is out of range: beyond ±(2^53-1) it would not be stored exactly; send it as a string`),
   // Names outside AWS's length and character rules: the data plane answers these with 400 too.
   invalidThingName: () => new ShadowError(400, 'Invalid thing name'),
