@@ -43,6 +43,7 @@ describe('the AWS SDK v3 IoT Data Plane client against the HTTP routes', () => {
 
     const conflict = client.send(new UpdateThingShadowCommand({ thingName: 'pump', payload: body({ state: { reported: { rpm: 1 } }, version: 7 }) }));
     await expect(conflict).rejects.toBeInstanceOf(ConflictException);
+    await expect(conflict).rejects.toMatchObject({ message: 'Version conflict' });
 
     const deleted = await client.send(new DeleteThingShadowCommand({ thingName: 'pump' }));
     expect(json(deleted.payload)).toMatchObject({ version: 1 });
@@ -81,7 +82,7 @@ describe('the AWS SDK v3 IoT Data Plane client against the HTTP routes', () => {
     const unsigned = await fetch(`http://127.0.0.1:${daemon.port('http')}/things/pump/shadow`);
     expect(unsigned.status).toBe(401);
     expect(unsigned.headers.get('x-amzn-errortype')).toBe('UnauthorizedException');
-    expect(await unsigned.json()).toEqual({ code: 401, message: 'Unauthorized' });
+    expect(await unsigned.json()).toEqual({ code: 401, message: 'Unauthorized', timestamp: expect.any(Number) });
 
     const console = await keyFor(['--thing', 'console']);
     const wrongSecret = clientFor({ accessKeyId: console.accessKeyId, secretAccessKey: 'x'.repeat(40) });

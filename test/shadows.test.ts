@@ -214,8 +214,13 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     expect(updated).toMatchObject({ status: 200, body: { state: { desired: { locked: true } }, version: 1 } });
     const got = await http(httpPort, 'GET', '/things/door/shadow');
     expect(got.body).toMatchObject({ state: { desired: { locked: true }, delta: { locked: true } }, version: 1 });
-    expect((await http(httpPort, 'POST', '/things/door/shadow', JSON.stringify({ state: {}, version: 9 })))).toMatchObject({ status: 409, body: { code: 409, message: 'Version conflict' } });
-    expect((await http(httpPort, 'POST', '/things/door/shadow', '{oops'))).toMatchObject({ status: 400, body: { code: 400, message: 'Invalid JSON' } });
+    // AWS: a REST caller's error is the error response document, the update's clientToken echoed
+    const conflict = await http(httpPort, 'POST', '/things/door/shadow', JSON.stringify({ state: {}, version: 9, clientToken: 'door-1' }));
+    expect(conflict).toMatchObject({ status: 409, body: { code: 409, message: 'Version conflict', timestamp: expect.any(Number), clientToken: 'door-1' } });
+    expect(Object.keys(conflict.body).sort()).toEqual(['clientToken', 'code', 'message', 'timestamp']);
+    expect((await http(httpPort, 'POST', '/things/door/shadow', JSON.stringify({ state: { delta: {} }, clientToken: 'door-2' }))).body)
+      .toEqual({ code: 400, message: "State contains an invalid node: 'delta'", timestamp: expect.any(Number), clientToken: 'door-2' });
+    expect((await http(httpPort, 'POST', '/things/door/shadow', '{oops'))).toMatchObject({ status: 400, body: { code: 400, message: 'Invalid JSON', timestamp: expect.any(Number) } });
     expect((await http(httpPort, 'GET', `/things/${'x'.repeat(129)}/shadow`)).status).toBe(400);
     expect((await http(httpPort, 'GET', '/things/door/shadow?name=bad.name')).status).toBe(400);
     // An empty name names no shadow (AWS: 1-64 characters), not the classic one, as `shadow/name//update` on MQTT
@@ -230,7 +235,7 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     }
     expect((await http(httpPort, 'GET', '/things/door/shadow?name=c')).body.state.reported).toEqual({ n: 'c' });
     expect((await http(httpPort, 'DELETE', '/things/door/shadow?name=e')).body).toMatchObject({ version: 1 });
-    expect((await http(httpPort, 'GET', '/things/door/shadow?name=e')).body).toEqual({ code: 404, message: "No shadow exists with name: 'door~e'" });
+    expect((await http(httpPort, 'GET', '/things/door/shadow?name=e')).body).toEqual({ code: 404, message: "No shadow exists with name: 'door~e'", timestamp: expect.any(Number) });
     const page1 = await http(httpPort, 'GET', '/api/things/shadow/ListNamedShadowsForThing/door?pageSize=3');
     expect(page1.body).toMatchObject({ results: ['a', 'b', 'c'] });
     expect(page1.body.nextToken).toBeTypeOf('string');

@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Router } from '../http/router.js';
 import type { HttpHandler } from '../http/server.js';
-import { decodePayload } from './document.js';
-import { asShadowError, errors, ShadowError } from './errors.js';
+import { clientTokenOf, decodePayload } from './document.js';
+import { asShadowError, errorDocument, errors, ShadowError } from './errors.js';
 import { requestTopic } from './mqtt.js';
 import { CLASSIC } from './store.js';
 import type { OperationContext, ShadowAddress } from './operations/context.js';
@@ -16,9 +16,10 @@ import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../ht
 /**
  * The AWS IoT data plane's shadow routes (GetThingShadow, UpdateThingShadow, DeleteThingShadow,
  * ListNamedShadowsForThing), so the AWS SDK's IoT Data Plane client works against the gateway.
- * Errors are HTTP statuses with `{"code","message"}` bodies and no MQTT `/rejected` (AWS: REST
- * callers get the error in the response only). Callers are held to the broker policy as if they
- * had published the request on its MQTT topic (see DataPlaneAuth).
+ * Errors are HTTP statuses with AWS's error response document as the body (`code`, `message`,
+ * `timestamp`, the update's `clientToken`) and no MQTT `/rejected` (AWS: REST callers get the error
+ * in the response only). Callers are held to the broker policy as if they had published the request
+ * on its MQTT topic (see DataPlaneAuth).
  */
 export function registerShadowHttpRoutes(router: Router<HttpHandler>, context: OperationContext, auth: DataPlaneAuth, log: Logger): void {
   const address = (params: Record<string, string>, url: URL): ShadowAddress => {
@@ -34,25 +35,28 @@ export function registerShadowHttpRoutes(router: Router<HttpHandler>, context: O
     return body;
   };
 
-  router.add('GET', '/things/:thing/shadow', (req, res, params, url) => answer(res, log, async () => {
+  const reply = (res: ServerResponse, operation: Operation) => answer(res, log, context.now, operation);
+
+  router.add('GET', '/things/:thing/shadow', (req, res, params, url) => reply(res, async () => {
     const target = address(params, url);
     await authorized(req, target, 'get');
     return getShadow(target, {}, context);
   }));
 
-  router.add('POST', '/things/:thing/shadow', (req, res, params, url) => answer(res, log, async () => {
+  router.add('POST', '/things/:thing/shadow', (req, res, params, url) => reply(res, async (request) => {
     const target = address(params, url);
     const body = decodePayload(await authorized(req, target, 'update'), context.limits);
+    request.clientToken = clientTokenOf(body, context.limits);
     return (await updateShadow(target, body, context)).result.accepted;
   }));
 
-  router.add('DELETE', '/things/:thing/shadow', (req, res, params, url) => answer(res, log, async () => {
+  router.add('DELETE', '/things/:thing/shadow', (req, res, params, url) => reply(res, async () => {
     const target = address(params, url);
     await authorized(req, target, 'delete');
     return (await deleteShadow(target, {}, context)).document;
   }));
 
-  router.add('GET', '/api/things/shadow/ListNamedShadowsForThing/:thing', (req, res, params, url) => answer(res, log, async () => {
+  router.add('GET', '/api/things/shadow/ListNamedShadowsForThing/:thing', (req, res, params, url) => reply(res, async () => {
     // Listing a thing's shadow names is allowed to whoever may get its classic shadow.
     await authorized(req, { thing: params.thing, name: CLASSIC }, 'get');
     return listNamedShadows(params.thing, { nextToken: url.searchParams.get('nextToken'), pageSize: url.searchParams.get('pageSize') }, context);
@@ -73,21 +77,27 @@ const ERROR_TYPES: Record<number, string> = {
   500: 'InternalFailureException',
 };
 
-async function answer(res: ServerResponse, log: Logger, operation: () => Promise<unknown>): Promise<void> {
+/** What an operation learnt of its request that a refusal echoes: the clientToken of a parsed body. */
+interface RequestEcho { clientToken?: string }
+type Operation = (request: RequestEcho) => Promise<unknown>;
+
+async function answer(res: ServerResponse, log: Logger, now: () => number, operation: Operation): Promise<void> {
+  const request: RequestEcho = {};
   let body: unknown;
   try {
-    body = await operation();
+    body = await operation(request);
   } catch (error) {
     const shadowError = error instanceof DataPlaneAuthError ? new ShadowError(error.status, error.message)
       : error instanceof BodyTooLargeError ? errors.payloadTooLarge() : asShadowError(error);
     if (shadowError.code === 500) log.error({ err: error }, 'shadow request failed');
-    return sendError(res, shadowError);
+    return sendError(res, shadowError, now(), request.clientToken ?? shadowError.clientToken);
   }
   send(res, 200, body, {});
 }
 
-function sendError(res: ServerResponse, error: ShadowError): void {
-  send(res, error.code, { code: error.code, message: error.message }, { 'x-amzn-ErrorType': ERROR_TYPES[error.code] });
+/** AWS: "an HTTP error response code and an Error response document as its response message body". */
+function sendError(res: ServerResponse, error: ShadowError, timestamp: number, clientToken: string | undefined): void {
+  send(res, error.code, errorDocument(error, timestamp, clientToken), { 'x-amzn-ErrorType': ERROR_TYPES[error.code] });
 }
 
 /** `body` as JSON; a string is JSON text already (an update's accepted document). */
