@@ -62,7 +62,10 @@ function publish(bus: LocalBus, topic: string, document: string | JsonObject | R
   return bus.publish({ topic, payload: typeof document === 'string' ? document : JSON.stringify(document), qos: 1 });
 }
 
-/** AWS /delete: "The content of the message is ignored", but for a clientToken to echo where one can be read. */
+/**
+ * A request's content where it can be read, else `{}`: for a clientToken to echo from a request whose
+ * content is otherwise ignored (AWS /delete: "The content of the message is ignored") or never served (429).
+ */
 function decodedOrEmpty(payload: Buffer, limits: ShadowLimits): unknown {
   try {
     return decodePayload(payload, limits);
@@ -110,9 +113,10 @@ export class ShadowMqtt {
     const request = parseRequestTopic(message.topic);
     if (!request) return;
     const client = message.clientId;
-    // AWS: more than 10 in-flight requests on one connection are refused with 429.
+    // AWS: more than 10 in-flight requests on one connection are refused with 429; the error document
+    // carries the clientToken of any request sent as valid JSON, so the client learns which one it was.
     if (client !== undefined && (this.inFlight.get(client) ?? 0) >= this.maxInFlightPerClient) {
-      await this.reject(request, errors.tooManyInFlight(), undefined);
+      await this.reject(request, errors.tooManyInFlight(), clientTokenOf(decodedOrEmpty(message.payload, this.context.limits), this.context.limits));
       return;
     }
     this.enter(client);
