@@ -78,6 +78,17 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     expect(got.body.state.delta).toEqual({ mode: 'boost' });
   });
 
+  it('answers "state": null as AWS IoT does: the state echoed null with one timestamp as its metadata, the shadow kept empty', async () => {
+    const fan = await connectThing('fan', 'fan-wipe', [`${named('fan', 'wipe')}/#`]);
+    await fan.request(`${named('fan', 'wipe')}/update`, { state: { desired: { a: 1 }, reported: { b: { c: [1, 2] } } } });
+    const wiped = await fan.request(`${named('fan', 'wipe')}/update`, { state: null, clientToken: 'wipe' });
+    expect(wiped).toMatchObject({ outcome: 'accepted' });
+    expect(wiped.body).toEqual({ state: null, metadata: { timestamp: expect.any(Number) }, version: 2, timestamp: expect.any(Number), clientToken: 'wipe' });
+    const overHttp = await http(httpPort, 'POST', '/things/fan/shadow?name=wipe', '{"state":null}');
+    expect(overHttp.body).toEqual({ state: null, metadata: { timestamp: expect.any(Number) }, version: 3, timestamp: expect.any(Number) });
+    expect((await fan.request(`${named('fan', 'wipe')}/get`)).body).toMatchObject({ state: {}, metadata: {}, version: 3 });
+  });
+
   it('rejects a stale version with 409 "Version conflict" and changes nothing', async () => {
     const lamp = await connectThing('lamp', 'lamp-409', [`${named('lamp', 'v')}/#`]);
     await lamp.request(`${named('lamp', 'v')}/update`, { state: { reported: { a: 1 } } });

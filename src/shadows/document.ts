@@ -238,11 +238,9 @@ export function applyUpdate(previous: StoredShadow | undefined, request: UpdateR
   const version = base + 1;
   const next: StoredShadow = { state: objectText(stateTexts), metadata: objectText(metadataTexts), version, timestamp: now };
   const token = request.clientToken !== undefined ? `,"clientToken":${JSON.stringify(request.clientToken)}` : '';
-  const echoedMetadata = emptyObject();
-  for (const section of SECTIONS) {
-    if (Object.hasOwn(requestState, section)) echoedMetadata[section] = metadataOf(requestState[section] as Json, now);
-  }
-  // `"state": null` is echoed as sent (AWS), its metadata as of both sections cleared
+  // The request's state echoed as sent, with metadata mirroring it: `"state": null` is answered
+  // `"state":null,"metadata":{"timestamp":…}`, as AWS IoT answers it.
+  const echoedMetadata = metadataOf(request.state as Json, now);
   const accepted = `{"state":${JSON.stringify(request.state)},"metadata":${JSON.stringify(echoedMetadata)},"version":${version},"timestamp":${now}${token}}`;
   const previousSnapshot = alive ? `"previous":${snapshotText(alive)},` : '';
   const documents = `{${previousSnapshot}"current":${snapshotText(next)},"timestamp":${now}${token}}`;
