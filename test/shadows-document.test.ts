@@ -179,8 +179,8 @@ describe('shadow documents: request validation with AWS error codes and messages
   const bad = (request: unknown) => refusal(() => parseUpdateRequest(request, limits));
 
   it('400 for invalid JSON', () => {
-    expect(refusal(() => decodePayload(Buffer.from('{"state":'), limits))).toEqual({ code: 400, message: 'Invalid JSON' });
-    expect(bad([1, 2])).toEqual({ code: 400, message: 'Invalid JSON' });
+    expect(refusal(() => decodePayload(Buffer.from('{"state":'), limits))).toEqual({ code: 400, message: 'Payload contains invalid json' });
+    expect(bad([1, 2])).toEqual({ code: 400, message: 'Payload contains invalid json' });
     expect(refusal(() => parseTokenRequest('text', limits)).code).toBe(400);
   });
   it('415 for a payload that is not UTF-8', () => {

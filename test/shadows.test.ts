@@ -163,7 +163,9 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     await hostile.request(`${topic}/update`, { state: { reported: { safe: true } } });
     const cases: Array<[string | Buffer, number, string]> = [
       [Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x3a, 0x31, 0x7d]), 415, 'Unsupported documented encoding; supported encoding is UTF-8'],
-      ['{"state": {"reported": ', 400, 'Invalid JSON'],
+      // AWS's own text for what the guide lists as "Invalid JSON" (an unquoted string, as a device sends by mistake)
+      ['{"state":{"desired":{"Fan Speed":Auto}}}', 400, 'Payload contains invalid json'],
+      ['{"state": {"reported": ', 400, 'Payload contains invalid json'],
       [`{"state":{"reported":${'{"a":'.repeat(50)}1${'}'.repeat(50)}}}`, 400, 'JSON contains too many levels of nesting; maximum is 6'],
       [`{"state":{"reported":${'['.repeat(30_000)}${']'.repeat(30_000)}}}`, 400, 'Reported node must be an object'],
       [`{"state":{"reported":{"x":${'['.repeat(30_000)}${']'.repeat(30_000)}}}}`, 400, 'JSON contains too many levels of nesting; maximum is 6'],
@@ -175,7 +177,7 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
       [`{"state":{},"clientToken":"${'x'.repeat(65)}"}`, 400, 'Invalid clientToken'],
       [JSON.stringify({ state: { reported: { blob: 'x'.repeat(9000) } } }), 413, 'The payload exceeds the maximum size allowed'],
       [JSON.stringify({ state: { reported: { blob: 'x'.repeat(70_000) } } }), 413, 'The payload exceeds the maximum size allowed'],
-      ['[]', 400, 'Invalid JSON'],
+      ['[]', 400, 'Payload contains invalid json'],
       ['{"state":{"desired":{"colors":[null,"RED"]}}}', 400, 'State contains an invalid node'],
       ['{"state":{"reported":{"safe":false},"delta":{"safe":false}}}', 400, "State contains an invalid node: 'delta'"],
     ];
@@ -233,7 +235,7 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     expect(Object.keys(conflict.body).sort()).toEqual(['clientToken', 'code', 'message', 'timestamp']);
     expect((await http(httpPort, 'POST', '/things/door/shadow', JSON.stringify({ state: { delta: {} }, clientToken: 'door-2' }))).body)
       .toEqual({ code: 400, message: "State contains an invalid node: 'delta'", timestamp: expect.any(Number), clientToken: 'door-2' });
-    expect((await http(httpPort, 'POST', '/things/door/shadow', '{oops'))).toMatchObject({ status: 400, body: { code: 400, message: 'Invalid JSON', timestamp: expect.any(Number) } });
+    expect((await http(httpPort, 'POST', '/things/door/shadow', '{oops'))).toMatchObject({ status: 400, body: { code: 400, message: 'Payload contains invalid json', timestamp: expect.any(Number) } });
     expect((await http(httpPort, 'GET', `/things/${'x'.repeat(129)}/shadow`)).status).toBe(400);
     expect((await http(httpPort, 'GET', '/things/door/shadow?name=bad.name')).status).toBe(400);
     // An empty name names no shadow (AWS: 1-64 characters), not the classic one, as `shadow/name//update` on MQTT

@@ -14,7 +14,8 @@ export class ShadowError extends Error {
 }
 
 export const errors = {
-  invalidJson: () => new ShadowError(400, 'Invalid JSON'),
+  // The guide lists this error as "Invalid JSON"; the service's own text is this one.
+  invalidJson: () => new ShadowError(400, 'Payload contains invalid json'),
   missingState: () => new ShadowError(400, 'Missing required node: state'),
   stateNotObject: () => new ShadowError(400, 'State node must be an object'),
   desiredNotObject: () => new ShadowError(400, 'Desired node must be an object'),
