@@ -89,6 +89,25 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     expect((await fan.request(`${named('fan', 'wipe')}/get`)).body).toMatchObject({ state: {}, metadata: {}, version: 3 });
   });
 
+  it('keeps objects as values below desired and reported, as AWS IoT does: {} is stored, an object emptied by deletions stays', async () => {
+    const topic = named('fan', 'objects');
+    const fan = await connectThing('fan', 'fan-objects', [`${topic}/update/accepted`, `${topic}/update/rejected`, `${topic}/get/accepted`]);
+    const report = async (reported: Record<string, unknown>) => expect((await fan.request(`${topic}/update`, { state: { reported } })).outcome).toBe('accepted');
+    await report({ a: 1, b: { c: 3 }, g: 5 });
+    await report({ d: {} }); // AWS: {'a': 1, 'b': {'c': 3}, 'd': {}}
+    await report({ b: {} }); // merges nothing into b
+    await report({ b: { c: null } }); // b stays, empty
+    await report({ a: {} }); // replaces the number
+    await report({ g: { h: null }, e: { f: null } }); // deletes what is not there: changes nothing, creates nothing
+    const got = (await fan.request(`${topic}/get`)).body;
+    expect(got.state).toEqual({ reported: { a: {}, b: {}, g: 5, d: {} } });
+    expect(got.metadata).toEqual({ reported: { a: {}, b: {}, g: { timestamp: expect.any(Number) }, d: {} } });
+    expect(got.version).toBe(6);
+    // Only a section emptied by deletions disappears.
+    await report({ a: null, b: null, d: null, g: null });
+    expect((await fan.request(`${topic}/get`)).body.state).toEqual({});
+  });
+
   it('rejects a stale version with 409 "Version conflict" and changes nothing', async () => {
     const lamp = await connectThing('lamp', 'lamp-409', [`${named('lamp', 'v')}/#`]);
     await lamp.request(`${named('lamp', 'v')}/update`, { state: { reported: { a: 1 } } });

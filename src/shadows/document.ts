@@ -333,6 +333,11 @@ export function metadataOf(value: Json, timestamp: number): Json {
   return { timestamp };
 }
 
+/**
+ * AWS IoT keeps objects as values below desired and reported: `{}` is stored (and replaces a
+ * non-object), and an object whose fields were all deleted stays as `{}`; only an emptied section
+ * disappears. A patch object holding nothing but deletions deletes what it names and creates nothing.
+ */
 function mergeInto(target: JsonObject, targetMetadata: JsonObject, patch: JsonObject, timestamp: number): void {
   for (const key of Object.keys(patch)) {
     const value = patch[key];
@@ -343,22 +348,24 @@ function mergeInto(target: JsonObject, targetMetadata: JsonObject, patch: JsonOb
     }
     if (isObject(value)) {
       const existing = own(target, key);
+      if (!isObject(existing) && onlyDeletes(value)) continue;
       const child = isObject(existing) ? existing : emptyObject();
       const existingMetadata = own(targetMetadata, key);
       const childMetadata = isObject(existing) && isObject(existingMetadata) ? existingMetadata : emptyObject();
       mergeInto(child, childMetadata, value, timestamp);
-      if (!hasKeys(child)) {
-        delete target[key];
-        delete targetMetadata[key];
-      } else {
-        setKey(target, key, child);
-        setKey(targetMetadata, key, childMetadata);
-      }
+      setKey(target, key, child);
+      setKey(targetMetadata, key, childMetadata);
       continue;
     }
     setKey(target, key, value);
     setKey(targetMetadata, key, metadataOf(value, timestamp));
   }
+}
+
+/** A patch object that only deletes: at least one field, each null or such an object. */
+function onlyDeletes(patch: JsonObject): boolean {
+  const values = Object.values(patch);
+  return values.length > 0 && values.every((value) => value === null || (isObject(value) && onlyDeletes(value)));
 }
 
 export function deepEqual(a: Json, b: Json): boolean {
