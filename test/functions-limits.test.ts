@@ -129,7 +129,7 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
       expect(await python.json()).toMatchObject({ errorType: 'Runtime.ImportModuleError', errorMessage: "Unable to import module 'pybroken': No module named 'not_installed_anywhere'" });
       expect(await logThrough('PyInit', pythonId)).toMatch(new RegExp([
         '^INIT_START Runtime Version: python:3\\.11\\n',
-        "\\[ERROR\\] Runtime\\.ImportModuleError: Unable to import module 'pybroken': No module named 'not_installed_anywhere'\\nTraceback \\(most recent call last\\):\\n",
+        "\\[ERROR\\] Runtime\\.ImportModuleError: Unable to import module 'pybroken': No module named 'not_installed_anywhere'\\rTraceback \\(most recent call last\\):\\n",
         'INIT_REPORT Init Duration: [\\d.]+ ms\\tPhase: init\\tStatus: error\\tError Type: Runtime\\.ImportModuleError\\n',
         `START RequestId: ${pythonId} Version: \\$LATEST\\nEND RequestId: ${pythonId}\\n`,
         `REPORT RequestId: ${pythonId}\\t[^\\n]*\\tStatus: error\\tError Type: Runtime\\.ImportModuleError\\n$`,

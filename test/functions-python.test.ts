@@ -110,14 +110,15 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect(log).toContain(`\t${result.requestId}\tinfo after setLevel\n`);
   });
 
-  it('answers an exception as {errorType, errorMessage, stackTrace}, and logs it as Lambda\'s Python runtime: [ERROR] and the traceback', async () => {
+  it('answers an exception as {errorType, errorMessage, stackTrace}, and logs it as Lambda\'s Python runtime: [ERROR] and the traceback in one line', async () => {
     const { code, result } = await invoke(daemon.socket, 'PyBoom', { n: 7 });
     expect(code).toBe(1);
     expect(result).toMatchObject({ functionError: 'Unhandled', payload: { errorType: 'ValueError', errorMessage: 'boom 7', requestId: result.requestId } });
     expect(result.payload.stackTrace.join('')).toMatch(/app\.py", line \d+, in boom/);
     expect(result.payload.stackTrace.join('')).not.toContain('bootstrap.py');
     const log = await logThrough(daemon, 'PyBoom', result.requestId);
-    expect(log).toMatch(new RegExp(`\\n\\[ERROR\\] ValueError: boom 7\\nTraceback \\(most recent call last\\):\\n  File "[^"\\n]*app\\.py", line \\d+, in boom\\n    raise ValueError\\([^\\n]*\\nEND RequestId: ${result.requestId}\\n`));
+    // one line, its parts joined by \r, the frames' indents no-break spaces (awslambdaric's log_error)
+    expect(log).toMatch(new RegExp(`\\n\\[ERROR\\] ValueError: boom 7\\rTraceback \\(most recent call last\\):\\r\\u00a0{2}File "[^"\\n\\r]*app\\.py", line \\d+, in boom\\r\\u00a0{4}raise ValueError\\([^\\n\\r]*\\nEND RequestId: ${result.requestId}\\n`));
     expect(log).not.toContain('Invoke Error');
   });
 

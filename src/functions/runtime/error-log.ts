@@ -45,9 +45,16 @@ export function nodeErrorJson(error: LambdaErrorPayload): string {
   return JSON.stringify({ errorType: error.errorType, errorMessage: error.errorMessage, stack: error.trace ?? [] });
 }
 
-/** The Python runtime's: the type and message, then each frame of the stack trace on lines of its own. */
+/**
+ * The Python runtime's (awslambdaric's log_error): `[ERROR] Type: message`, `Traceback (most recent
+ * call last):` and each line of the stack trace, joined by \r so that the whole error is one line,
+ * one event where a log is read by lines (CloudWatch), and each line's leading spaces made no-break
+ * spaces (U+00A0), which survive where leading spaces are trimmed.
+ */
 export function pythonErrorLines(error: LambdaErrorPayload, stackTrace: string[]): string {
   const description = [error.errorType, error.errorMessage].filter(Boolean).join(': ');
-  const frames = stackTrace.flatMap((frame) => (frame === '' ? [''] : frame.split('\n').filter((line) => line !== '')));
-  return [`[ERROR] ${description}`, 'Traceback (most recent call last):', ...frames].join('\n') + '\n';
+  // Each entry's lines, as Python's str.splitlines gives them: no empty line after the last break.
+  const frames = stackTrace.flatMap((frame) => frame.split(/\r\n|\r|\n/).filter((line, index, all) => line !== '' || index < all.length - 1 || all.length === 1));
+  const lines = [description ? `[ERROR] ${description}` : '[ERROR]', 'Traceback (most recent call last):', ...frames];
+  return lines.map((line) => line.replace(/^ +/, (indent) => '\u00a0'.repeat(indent.length))).join('\r') + '\n';
 }
