@@ -93,9 +93,12 @@ class RuntimeApi:
 
 
 class LambdaError(Exception):
-    def __init__(self, error_type, message):
+    """A failure the runtime reports in its own words, with its own stack trace (none by default)."""
+
+    def __init__(self, error_type, message, stack_trace=()):
         super().__init__(message)
         self.error_type = error_type
+        self.stack_trace = list(stack_trace)
 
 
 def object_from(cls, document):
@@ -166,16 +169,24 @@ class ResponseEncoder(json.JSONEncoder):
 
 
 def error_document(error, request_id=None):
-    """The Python runtime's error shape: errorMessage, errorType, requestId, stackTrace (bootstrap frames left out)."""
-    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if os.path.abspath(frame.filename) != BOOTSTRAP_FILE]
-    document = {
-        'errorMessage': str(error),
-        'errorType': getattr(error, 'error_type', None) or type(error).__name__,
-        'stackTrace': traceback.format_list(frames),
-    }
-    if request_id is not None:
-        document['requestId'] = request_id
-    return document
+    """The Python runtime's error shape: errorMessage, errorType, requestId ('' before any invocation), stackTrace."""
+    if isinstance(error, LambdaError):
+        error_type, stack_trace = error.error_type, error.stack_trace
+    else:
+        error_type, stack_trace = type(error).__name__, traceback.format_list(user_frames(error.__traceback__))
+    return {'errorMessage': str(error), 'errorType': error_type, 'requestId': request_id or '', 'stackTrace': stack_trace}
+
+
+def user_frames(trace):
+    """The traceback from its first frame outside the bootstrap, as plain (file, line, function, text)
+    tuples: formatted, they carry no column markers (the `^^^` lines of Python 3.11 and later), as
+    in the Python runtime's stackTrace. A failure in the bootstrap's own call of the handler (a
+    handler that takes one argument) has no such frame and keeps them all."""
+    frames = [(frame.filename, frame.lineno, frame.name, frame.line) for frame in traceback.extract_tb(trace)]
+    for index, (filename, _, _, _) in enumerate(frames):
+        if os.path.abspath(filename) != BOOTSTRAP_FILE:
+            return frames[index:]
+    return frames
 
 
 def load_handler(handler):

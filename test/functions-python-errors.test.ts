@@ -1,0 +1,75 @@
+import { execFileSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDaemon } from './helpers/daemon.js';
+import { outpost } from './helpers/mqtt.js';
+import { invoke, template, writePackage } from './helpers/functions.js';
+
+// As functions-python.test.ts: the real interpreter behind `python3`.
+const PYTHON = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
+
+/** The error documents of Lambda's Python runtime (awslambdaric's make_error and its stack traces). */
+describe('functions: Python errors in the shape of Lambda\'s Python runtime', () => {
+  let daemon: TestDaemon;
+  const cleanups: Array<() => void> = [];
+
+  /** Deploys a one-function package of python3.11 (`files` beside its template) and expects it to be taken. */
+  async function deploy(name: string, files: Record<string, string>, properties: Record<string, unknown> = {}): Promise<string> {
+    const pkg = writePackage({ 'template.yaml': template(name, { Handler: 'app.handler', Runtime: 'python3.11', ...properties }), ...files });
+    cleanups.push(pkg.remove);
+    const deployed = await outpost(daemon.socket, ['deploy', pkg.dir]);
+    expect(deployed, deployed.stderr).toMatchObject({ code: 0 });
+    return pkg.dir;
+  }
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { functions: { pythonPath: PYTHON, idleTimeoutSeconds: 60 } } });
+  });
+
+  afterAll(async () => {
+    for (const cleanup of cleanups) cleanup();
+    expect(await daemon.stop()).toBe(0);
+    await daemon.cleanup();
+  });
+
+  it('gives a stack trace of the handler\'s frames as Lambda formats them: file, line, function and text, no column markers', async () => {
+    await deploy('PyCarets', {
+      // Python 3.11 and later mark the failing part of such a line with ^^^ in a formatted traceback.
+      'app.py': 'def parse(text):\n    return 1 + int(text) * 2\n\ndef handler(event, context):\n    return parse(event["n"]) + 0\n',
+    });
+    const { result } = await invoke(daemon.socket, 'PyCarets', { n: 'x' });
+    expect(result.payload).toMatchObject({ errorType: 'ValueError', errorMessage: "invalid literal for int() with base 10: 'x'", requestId: result.requestId });
+    expect(result.payload.stackTrace).toEqual([
+      expect.stringMatching(/^ {2}File "[^"]+\/app\.py", line 5, in handler\n {4}return parse\(event\["n"\]\) \+ 0\n$/),
+      expect.stringMatching(/^ {2}File "[^"]+\/app\.py", line 2, in parse\n {4}return 1 \+ int\(text\) \* 2\n$/),
+    ]);
+  });
+
+  it('keeps the runtime\'s own frame when the handler cannot even be called, as Lambda\'s does', async () => {
+    await deploy('PyArity', { 'app.py': 'def handler(event):\n    return event\n' });
+    const { result } = await invoke(daemon.socket, 'PyArity', {});
+    expect(result.payload).toMatchObject({ errorType: 'TypeError', errorMessage: 'handler() takes 1 positional argument but 2 were given' });
+    expect(result.payload.stackTrace).toEqual([expect.stringMatching(/^ {2}File "[^"]+\/bootstrap\.py", line \d+, in main\n {4}result = handler\(/)]);
+  });
+
+  it('answers an invocation whose environment failed to load its handler with requestId "" and an empty stackTrace, as Lambda does', async () => {
+    // Loads at deploy; once the flag exists, a new environment fails to import a module.
+    const flag = join(daemon.dataDir, 'py-later-flag');
+    await deploy('PyLater', {
+      'app.py': 'import os\nif os.path.exists(os.environ["FLAG"]):\n    import not_installed_anywhere\n\ndef handler(event, context):\n    return "ok"\n',
+    }, { Environment: { Variables: { FLAG: flag } } });
+    writeFileSync(flag, '');
+    try {
+      const { result } = await invoke(daemon.socket, 'PyLater', {});
+      expect(result.payload).toEqual({
+        errorType: 'Runtime.ImportModuleError',
+        errorMessage: "Unable to import module 'app': No module named 'not_installed_anywhere'",
+        requestId: '',
+        stackTrace: [],
+      });
+    } finally {
+      rmSync(flag);
+    }
+  });
+});
