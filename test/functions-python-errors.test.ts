@@ -1,10 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { outpost } from './helpers/mqtt.js';
 import { invoke, template, writePackage } from './helpers/functions.js';
+import { eventually } from './helpers/eventually.js';
 
 // As functions-python.test.ts: the real interpreter behind `python3`.
 const PYTHON = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
@@ -68,6 +69,26 @@ describe('functions: Python errors in the shape of Lambda\'s Python runtime', ()
         requestId: '',
         stackTrace: [],
       });
+    } finally {
+      rmSync(flag);
+    }
+  });
+  it('answers a syntax error with the file, the line and its text as the stack trace, and logs them', async () => {
+    // Loads at deploy; once the flag exists, the handler's module imports one that does not parse.
+    const flag = join(daemon.dataDir, 'py-syntax-flag');
+    await deploy('PySyntax', {
+      'app.py': 'import os\nif os.path.exists(os.environ["FLAG"]):\n    import helpers\n\ndef handler(event, context):\n    return "ok"\n',
+      'helpers.py': 'X = 1\ndef broken(:\n    pass\n',
+    }, { Environment: { Variables: { FLAG: flag } } });
+    writeFileSync(flag, '');
+    try {
+      const { result } = await invoke(daemon.socket, 'PySyntax', {});
+      expect(result.payload).toMatchObject({ errorType: 'Runtime.UserCodeSyntaxError', errorMessage: "Syntax error in module 'app': invalid syntax (helpers.py, line 2)", requestId: '' });
+      // awslambdaric's form, `Line` and no comma
+      expect(result.payload.stackTrace).toEqual([expect.stringMatching(/^ {2}File "[^"]+\/helpers\.py" Line 2\n {4}def broken\(:\n$/)]);
+      const logFile = join(daemon.dataDir, 'functions', 'PySyntax', 'logs', 'function.log');
+      const log = await eventually(() => { const text = existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''; return text.includes('REPORT RequestId') && text; });
+      expect(log).toMatch(/\[ERROR\] Runtime\.UserCodeSyntaxError: Syntax error in module 'app': invalid syntax \(helpers\.py, line 2\)\rTraceback \(most recent call last\):\r\u00a0{2}File "[^"\r\n]+\/helpers\.py" Line 2\r\u00a0{4}def broken\(:\nINIT_REPORT /);
     } finally {
       rmSync(flag);
     }

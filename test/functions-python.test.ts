@@ -267,12 +267,16 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
   it('refuses a deploy whose Python handler does not load, naming the error', async () => {
     const cases: Array<[Record<string, string>, string, string]> = [
       [{ 'app.py': 'def other(e, c):\n  return 1\n' }, 'app.handler', "Runtime.HandlerNotFound: Handler 'handler' missing on module 'app'"],
+      // Lambda's runtime takes one that is there but cannot be called, and fails each invocation (TypeError)
+      [{ 'app.py': 'handler = {"not": "a function"}\n' }, 'app.handler', "Runtime.HandlerNotFound: Handler 'handler' on module 'app' is not callable ('dict' object)"],
       [{ 'app.py': 'x = 1\n' }, 'nope.handler', "Runtime.ImportModuleError: Unable to import module 'nope': No module named 'nope'"],
       [{ 'app.py': 'def handler(e, c)\n  return 1\n' }, 'app.handler', "Runtime.UserCodeSyntaxError: Syntax error in module 'app'"],
       // an ImportError that is no ModuleNotFoundError
       [{ 'app.py': 'from os import nonexistent_name\n' }, 'app.handler', "Runtime.ImportModuleError: Unable to import module 'app': cannot import name 'nonexistent_name' from 'os'"],
       // the interpreter's own time module, not the function's time.py
       [{ 'time.py': 'def handler(e, c):\n  return 1\n' }, 'time.handler', 'Runtime.BuiltInModuleConflict: Cannot use built-in module time as a handler module'],
+      // checked on the name as written: time/x is the x of a package time, which the interpreter's time is not
+      [{ 'time/x.py': 'def handler(e, c):\n  return 1\n' }, 'time/x.handler', "Runtime.ImportModuleError: Unable to import module 'time/x': No module named 'time.x'; 'time' is not a package"],
     ];
     for (const [files, handler, error] of cases) {
       const pkg = writePackage({ 'template.yaml': template('PyBad', { Handler: handler, Runtime: 'python3.11' }), ...files });

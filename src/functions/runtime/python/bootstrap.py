@@ -193,20 +193,27 @@ def load_handler(handler):
     module_path, dot, function_name = handler.rpartition('.')
     if not dot or not module_path or not function_name:
         raise LambdaError('Runtime.MalformedHandlerName', "Bad handler '%s': not enough values to unpack (expected 2, got 1)" % handler)
-    module_name = module_path.replace('/', '.')
     # A module named as one built into the interpreter (time.py) would never be the function's own.
-    if module_name.split('.')[0] in sys.builtin_module_names:
+    # Checked on the name as written, as the Python runtime checks it: `time/x.handler` is no
+    # conflict but an import error (time is not a package).
+    if module_path.split('.')[0] in sys.builtin_module_names:
         raise LambdaError('Runtime.BuiltInModuleConflict', 'Cannot use built-in module %s as a handler module' % module_path)
     try:
-        module = importlib.import_module(module_name)
+        module = importlib.import_module(module_path.replace('/', '.'))
     # ImportError, not only ModuleNotFoundError: `from os import missing` fails the import as well.
     except ImportError as error:
         raise LambdaError('Runtime.ImportModuleError', "Unable to import module '%s': %s" % (module_path, error)) from None
     except SyntaxError as error:
-        raise LambdaError('Runtime.UserCodeSyntaxError', "Syntax error in module '%s': %s" % (module_path, error)) from None
-    function = getattr(module, function_name, None)
-    if function is None or not callable(function):
+        # The Python runtime's one frame: the file, the line and its text.
+        frame = '  File "%s" Line %s\n    %s' % (error.filename, error.lineno, error.text)
+        raise LambdaError('Runtime.UserCodeSyntaxError', "Syntax error in module '%s': %s" % (module_path, error), [frame]) from None
+    if not hasattr(module, function_name):
         raise LambdaError('Runtime.HandlerNotFound', "Handler '%s' missing on module '%s'" % (function_name, module_path))
+    function = getattr(module, function_name)
+    # Lambda's Python runtime takes it and fails each invocation with TypeError ('int' object is not
+    # callable); refused here, where a handler that does not load refuses the deploy.
+    if not callable(function):
+        raise LambdaError('Runtime.HandlerNotFound', "Handler '%s' on module '%s' is not callable ('%s' object)" % (function_name, module_path, type(function).__name__))
     return function
 
 
