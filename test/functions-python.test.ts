@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
-import { FIXTURES, invoke, template, writePackage } from './helpers/functions.js';
+import { FIXTURES, invoke, lambdaInvoke, template, thingKey, writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 import { jsonLines } from './helpers/json-lines.js';
 
@@ -262,6 +262,35 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect((await invoke(daemon.socket, 'PyMarshal', { mode: 'edge' })).result.payload).toHaveLength(6 * 1024 * 1024 + 98);
     const killed = await invoke(daemon.socket, 'PyMarshal', { mode: 'kill' });
     expect(killed.result.payload).toEqual({ errorType: 'Runtime.ExitError', errorMessage: `RequestId: ${killed.result.requestId} Error: Runtime exited with error: signal: killed` });
+  });
+
+  it('marshals as Lambda\'s Python runtime: a whole Decimal as an integer, bytes as they are, anything json cannot write as Runtime.MarshalError', async () => {
+    const pkg = writePackage({
+      'template.yaml': template('PyWire', { Handler: 'app.handler', Runtime: 'python3.12' }),
+      'app.py': [
+        'import decimal',
+        'def handler(event, context):',
+        '    if event["mode"] == "decimal":',
+        '        return {"count": decimal.Decimal("10"), "id": decimal.Decimal("123456789012345678901234567890"), "price": decimal.Decimal("3.14159")}',
+        '    if event["mode"] == "bytes":',
+        '        return b\'{"already": "serialized"}\'',
+        '    deep = []',
+        '    for _ in range(100_000):',
+        '        deep = [deep]',
+        '    return deep',
+        '',
+      ].join('\n'),
+    });
+    cleanups.push(pkg.remove);
+    expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+    const key = await thingKey(daemon.socket, 'py-wire-invoker');
+    // The payload as it comes over the wire: JSON.parse would read 10.0 as 10 too.
+    const raw = async (mode: string) => (await lambdaInvoke(daemon.port('http'), key, 'PyWire', { body: JSON.stringify({ mode }) })).text();
+    expect(await raw('decimal')).toBe('{"count": 10, "id": 123456789012345678901234567890, "price": 3.14159}');
+    expect(await raw('bytes')).toBe('{"already": "serialized"}');
+    // RecursionError, which is neither TypeError nor ValueError: the process carries on
+    expect(JSON.parse(await raw('deep'))).toMatchObject({ errorType: 'Runtime.MarshalError', errorMessage: expect.stringMatching(/^Unable to marshal response: maximum recursion depth exceeded/), stackTrace: [] });
+    expect(await raw('bytes')).toBe('{"already": "serialized"}');
   });
 
   it('refuses a deploy whose Python handler does not load, naming the error', async () => {

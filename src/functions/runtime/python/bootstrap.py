@@ -158,14 +158,31 @@ class LambdaContext:
 
 
 class ResponseEncoder(json.JSONEncoder):
-    """The Python runtime's marshaller: a Decimal (as boto3 reads DynamoDB numbers) is a JSON number, as a float writes it."""
+    """The Python runtime's marshaller writes a Decimal (as boto3 reads DynamoDB numbers) as the number it is."""
 
     def default(self, value):
         # Only a handler that imported decimal can return a Decimal: the bootstrap need not import it (a faster start).
         decimal = sys.modules.get('decimal')
         if decimal is not None and isinstance(value, decimal.Decimal):
-            return float('nan') if value.is_nan() else float(value)
+            if value.is_nan():
+                return float('nan')
+            # A whole number exactly (a count reads back as 10, not 10.0, however many digits it has);
+            # others as the nearest float, where the runtime writes the Decimal's own digits.
+            if value.is_finite() and value.as_tuple().exponent >= 0:
+                return int(value)
+            return float(value)
         return super().default(value)
+
+
+def marshal(result):
+    """The response body as the Python runtime's marshaller makes it: bytes as they are, anything else as JSON."""
+    if isinstance(result, bytes):
+        return result
+    try:
+        return json.dumps(result, cls=ResponseEncoder).encode('utf-8')
+    # Whatever fails the encoding: a set (TypeError), a circular reference (ValueError), nesting deeper than the interpreter's recursion limit.
+    except Exception as error:
+        raise LambdaError('Runtime.MarshalError', 'Unable to marshal response: %s' % error) from None
 
 
 def error_document(error, request_id=None):
@@ -284,15 +301,9 @@ def main():
             json.loads(cognito_identity) if cognito_identity else {},
         )
         try:
-            result = handler(json.loads(body or b'null'), context)
+            payload = marshal(handler(json.loads(body or b'null'), context))
         except Exception as error:
             document = error_document(error, request_id)
-            api.post_json('/invocation/%s/error' % request_id, document, document['errorType'])
-            continue
-        try:
-            payload = json.dumps(result, cls=ResponseEncoder).encode('utf-8')
-        except (TypeError, ValueError) as error:
-            document = {'errorMessage': 'Unable to marshal response: %s' % error, 'errorType': 'Runtime.MarshalError', 'requestId': request_id, 'stackTrace': []}
             api.post_json('/invocation/%s/error' % request_id, document, document['errorType'])
             continue
         api.request('POST', '/invocation/%s/response' % request_id, payload, {'Content-Type': 'application/json'})
