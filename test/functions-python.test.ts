@@ -160,12 +160,10 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect(first.code).toBe(0);
     process.kill(first.result.payload.pid, 'SIGKILL');
     await eventually(() => { try { process.kill(first.result.payload.pid, 0); return false; } catch { return true; } });
-    const started = Date.now();
+    // Handed to the dead process, it would have waited there for the function's timeout and failed (Sandbox.Timedout).
     const next = await invoke(daemon.socket, 'PyCrash', {});
     expect(next.code, JSON.stringify(next.result)).toBe(0);
     expect(next.result.payload.pid).not.toBe(first.result.payload.pid);
-    // not after the function's timeout: the dead process was not handed the event
-    expect(Date.now() - started).toBeLessThan(4000);
   });
 
   it('settles the events waiting for a numbered version\'s process when the function is removed', async () => {
