@@ -155,6 +155,20 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect((await invoke(daemon.socket, 'PyEcho', { after: true })).code).toBe(0);
   });
 
+  it('reads a client context of JSON null as none, and fails only the invocation for one that is not an object, as Lambda\'s Python runtime', async () => {
+    const key = await thingKey(daemon.socket, 'py-context-invoker');
+    const withContext = async (json: string) => {
+      const response = await lambdaInvoke(daemon.port('http'), key, 'PyEcho', { headers: { 'X-Amz-Client-Context': Buffer.from(json).toString('base64') } });
+      return { functionError: response.headers.get('x-amz-function-error'), payload: await response.json() };
+    };
+    const none = await withContext('null');
+    expect(none).toMatchObject({ functionError: null, payload: { context: { client_context: null } } });
+    expect(await withContext('[1, 2]')).toEqual({ functionError: 'Unhandled', payload: expect.objectContaining({ errorType: 'AttributeError', errorMessage: "'list' object has no attribute 'get'" }) });
+    // the same process: it counts on from the first call
+    const custom = await withContext('{"custom": {"site": "north"}}');
+    expect(custom.payload).toMatchObject({ calls: none.payload.calls + 1, context: { client_context: { site: 'north' } } });
+  });
+
   it('runs the next event on a fresh process when the warm one died while idle', async () => {
     const first = await invoke(daemon.socket, 'PyCrash', {});
     expect(first.code).toBe(0);

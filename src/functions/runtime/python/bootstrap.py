@@ -124,6 +124,9 @@ class ClientContext:
 
     @classmethod
     def parse(cls, document):
+        """None for a JSON null, as the Python runtime's; anything else not an object fails the invocation (AttributeError)."""
+        if document is None:
+            return None
         context = object_from(cls, document)
         # MQTT triggers name it `Custom` (the Node.js context passes the document as it is).
         if context.custom is None:
@@ -183,6 +186,19 @@ def marshal(result):
     # Whatever fails the encoding: a set (TypeError), a circular reference (ValueError), nesting deeper than the interpreter's recursion limit.
     except Exception as error:
         raise LambdaError('Runtime.MarshalError', 'Unable to marshal response: %s' % error) from None
+
+
+def invocation_context(request_id, headers):
+    """The handler's context from the invocation's Runtime API headers."""
+    client_context = headers.get('Lambda-Runtime-Client-Context')
+    cognito_identity = headers.get('Lambda-Runtime-Cognito-Identity')
+    return LambdaContext(
+        request_id,
+        int(headers.get('Lambda-Runtime-Deadline-Ms', '0')),
+        headers.get('Lambda-Runtime-Invoked-Function-Arn'),
+        ClientContext.parse(json.loads(client_context)) if client_context else None,
+        json.loads(cognito_identity) if cognito_identity else {},
+    )
 
 
 def error_document(error, request_id=None):
@@ -291,17 +307,10 @@ def main():
             os.environ['_X_AMZN_TRACE_ID'] = trace_id
         else:
             os.environ.pop('_X_AMZN_TRACE_ID', None)
-        client_context = headers.get('Lambda-Runtime-Client-Context')
-        cognito_identity = headers.get('Lambda-Runtime-Cognito-Identity')
-        context = LambdaContext(
-            request_id,
-            int(headers.get('Lambda-Runtime-Deadline-Ms', '0')),
-            headers.get('Lambda-Runtime-Invoked-Function-Arn'),
-            ClientContext.parse(json.loads(client_context)) if client_context else None,
-            json.loads(cognito_identity) if cognito_identity else {},
-        )
+        # The context is made inside the invocation, as the Python runtime makes it: a client context it
+        # cannot read fails this invocation, not the environment.
         try:
-            payload = marshal(handler(json.loads(body or b'null'), context))
+            payload = marshal(handler(json.loads(body or b'null'), invocation_context(request_id, headers)))
         except Exception as error:
             document = error_document(error, request_id)
             api.post_json('/invocation/%s/error' % request_id, document, document['errorType'])
