@@ -308,6 +308,10 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
   it('refuses a deploy whose Python handler does not load, naming the error', async () => {
     const cases: Array<[Record<string, string>, string, string]> = [
       [{ 'app.py': 'def other(e, c):\n  return 1\n' }, 'app.handler', "Runtime.HandlerNotFound: Handler 'handler' missing on module 'app'"],
+      // split as the Python runtime splits it: only a name without a dot is malformed
+      [{ 'app.py': 'x = 1\n' }, 'app', "Runtime.MalformedHandlerName: Bad handler 'app': not enough values to unpack (expected 2, got 1)"],
+      [{ 'app.py': 'x = 1\n' }, 'app.', "Runtime.HandlerNotFound: Handler '' missing on module 'app'"],
+      [{ 'app.py': 'x = 1\n' }, '.handler', 'ValueError: Empty module name'],
       // Lambda's runtime takes one that is there but cannot be called, and fails each invocation (TypeError)
       [{ 'app.py': 'handler = {"not": "a function"}\n' }, 'app.handler', "Runtime.HandlerNotFound: Handler 'handler' on module 'app' is not callable ('dict' object)"],
       [{ 'app.py': 'x = 1\n' }, 'nope.handler', "Runtime.ImportModuleError: Unable to import module 'nope': No module named 'nope'"],

@@ -224,7 +224,9 @@ def user_frames(trace):
 
 def load_handler(handler):
     module_path, dot, function_name = handler.rpartition('.')
-    if not dot or not module_path or not function_name:
+    # Only a name without a dot is malformed, as the Python runtime splits it (rsplit): `app.` looks
+    # for a handler '' on app, and `.handler` imports a module '' (ValueError: Empty module name).
+    if not dot:
         raise LambdaError('Runtime.MalformedHandlerName', "Bad handler '%s': not enough values to unpack (expected 2, got 1)" % handler)
     # A module named as one built into the interpreter (time.py) would never be the function's own.
     # Checked on the name as written, as the Python runtime checks it: `time/x.handler` is no
