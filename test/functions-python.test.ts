@@ -110,6 +110,35 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect(log).toContain(`\t${result.requestId}\tinfo after setLevel\n`);
   });
 
+  it('writes each logging record as one line, without an empty line after it, and ends a logged traceback\'s last line', async () => {
+    const pkg = writePackage({
+      'template.yaml': template('PyLines', { Handler: 'app.handler', Runtime: 'python3.11' }),
+      'app.py': [
+        'import logging',
+        'def handler(event, context):',
+        '    logging.warning("first")',
+        '    logging.warning("second")',
+        '    try:',
+        '        raise ValueError("inner")',
+        '    except ValueError:',
+        '        logging.exception("caught")',
+        '    print("after")',
+        '    return 1',
+      ].join('\n'),
+    });
+    cleanups.push(pkg.remove);
+    expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+    const { result } = await invoke(daemon.socket, 'PyLines', {});
+    const id = result.requestId;
+    expect(await logThrough(daemon, 'PyLines', id)).toMatch(new RegExp([
+      `\\[WARNING\\]\\t[^\\n]+\\t${id}\\tfirst\\n`,
+      `\\[WARNING\\]\\t[^\\n]+\\t${id}\\tsecond\\n`,
+      `\\[ERROR\\]\\t[^\\n]+\\t${id}\\tcaught\\nTraceback \\(most recent call last\\):\\n(?: [^\\n]*\\n)+ValueError: inner\\n`,
+      'after\\n',
+      `END RequestId: ${id}\\n`,
+    ].join('')));
+  });
+
   it('answers an exception as {errorType, errorMessage, stackTrace}, and logs it as Lambda\'s Python runtime: [ERROR] and the traceback in one line', async () => {
     const { code, result } = await invoke(daemon.socket, 'PyBoom', { n: 7 });
     expect(code).toBe(1);

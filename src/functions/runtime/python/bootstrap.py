@@ -262,9 +262,12 @@ class RequestIdFilter(logging.Filter):
 
 
 def setup_logging():
+    # The line ends with the handler's terminator: the Python runtime's format ends it with \n and writes
+    # no terminator; a StreamHandler adds one, and each record was followed by an empty line. A record
+    # with a traceback (logger.exception) ends with a newline too, not joined to what comes next.
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(RequestIdFilter())
-    formatter = logging.Formatter('[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n', '%Y-%m-%dT%H:%M:%S')
+    formatter = logging.Formatter('[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s', '%Y-%m-%dT%H:%M:%S')
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
     root = logging.getLogger()
