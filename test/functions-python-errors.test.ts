@@ -93,4 +93,18 @@ describe('functions: Python errors in the shape of Lambda\'s Python runtime', ()
       rmSync(flag);
     }
   });
+  it('ends the process on sys.exit() in a handler, as Lambda\'s runtime (it catches Exception only), and runs the next event on a fresh one', async () => {
+    await deploy('PyExits', { 'app.py': 'import os, sys\ndef handler(event, context):\n    if "code" in event:\n        sys.exit(event["code"])\n    return os.getpid()\n' });
+    const before = (await invoke(daemon.socket, 'PyExits', {})).result.payload;
+    const clean = await invoke(daemon.socket, 'PyExits', { code: 0 });
+    expect(clean.result.payload).toEqual({ errorType: 'Runtime.ExitError', errorMessage: `RequestId: ${clean.result.requestId} Error: Runtime exited without providing a reason` });
+    const message = await invoke(daemon.socket, 'PyExits', { code: 'giving up' });
+    expect(message.result.payload).toEqual({ errorType: 'Runtime.ExitError', errorMessage: `RequestId: ${message.result.requestId} Error: Runtime exited with error: exit status 1` });
+    const logFile = join(daemon.dataDir, 'functions', 'PyExits', 'logs', 'function.log');
+    const log = await eventually(() => { const text = existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''; return text.includes(`END RequestId: ${message.result.requestId}`) && text; });
+    expect(log).toMatch(new RegExp(`START RequestId: ${message.result.requestId}[^\\n]*\\ngiving up\\n`));
+    const after = (await invoke(daemon.socket, 'PyExits', {})).result.payload;
+    expect(typeof after).toBe('number');
+    expect(after).not.toBe(before);
+  });
 });
