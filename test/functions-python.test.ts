@@ -165,6 +165,22 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect(after.result.payload.pid).not.toBe(first.result.payload.pid);
   }, 20_000);
 
+  it('ends what a handler started when its environment ends, as Lambda ends every process of an environment it replaces', async () => {
+    const pids = join(daemon.dataDir, 'py-spawned.txt');
+    const pkg = writePackage({
+      'template.yaml': template('PySpawner', { Handler: 'app.handler', Runtime: 'python3.11', Timeout: 1 }),
+      // a child left running in the background, and the handler outliving its timeout
+      'app.py': `import subprocess, time\ndef handler(event, context):\n    child = subprocess.Popen(["sleep", "300"])\n    open(${JSON.stringify(pids)}, "a").write("%d\\n" % child.pid)\n    time.sleep(10)\n`,
+    });
+    cleanups.push(pkg.remove);
+    expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+    expect((await invoke(daemon.socket, 'PySpawner', {})).result.payload).toMatchObject({ errorType: 'Sandbox.Timedout' });
+    const [pid] = readFileSync(pids, 'utf8').trim().split('\n').map(Number);
+    // gone, or a zombie waiting for init to reap it: killed either way
+    const running = () => { try { return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; } };
+    await eventually(() => !running());
+  });
+
   it('invokes on MQTT messages with the topic in context.client_context.custom, whatever characters it holds', async () => {
     const out = join(daemon.dataDir, 'py-events.jsonl');
     const client = await connectClient(daemon.mqttUrl, { clientId: 'py-sensor' });

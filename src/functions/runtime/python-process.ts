@@ -87,6 +87,8 @@ export class PythonInstance {
         fail,
       };
       const child = spawn(options.pythonPath, ['-u', BOOTSTRAP], {
+        // A process group of its own, so that ending the environment ends what its handlers started too.
+        detached: true,
         cwd: options.init.taskRoot,
         env: { ...options.env, AWS_LAMBDA_RUNTIME_API: `unix:${socket}` },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -150,12 +152,29 @@ export class PythonInstance {
 
   terminate(): void {
     this.alive = false;
-    this.child?.kill('SIGKILL');
+    this.killGroup();
     this.waiting?.destroy();
     this.waiting = undefined;
     this.server.close();
     this.server.closeAllConnections();
     rmSync(this.socketDir, { recursive: true, force: true });
+  }
+
+  /**
+   * SIGKILL to the environment's process group: the bootstrap and whatever its handlers started
+   * and left running (a `subprocess.Popen`), as Lambda ends every process of an environment it
+   * replaces. Not one that left the group (`setsid`, a double fork into a session of its own).
+   */
+  private killGroup(): void {
+    const pid = this.child?.pid;
+    // Once: the group's id is free for reuse once its last process is gone.
+    this.child = undefined;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // ESRCH: nothing of the group is left
+    }
   }
 
   /** The process is gone (or could not start): fails the init or the invocation in flight. */
