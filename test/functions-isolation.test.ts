@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
+import { eventually } from './helpers/eventually.js';
 import { outpost } from './helpers/mqtt.js';
 import { FAULT_CASES, FIXTURES, invoke, writePackage } from './helpers/functions.js';
 
@@ -112,6 +113,39 @@ describe('functions: isolation: process and memory limits', () => {
       }
     } finally {
       plain.remove();
+    }
+  });
+
+  it('ends what a handler in a process started when its environment ends (a timeout, or the process exiting), as Lambda ends every process of an environment', async () => {
+    const pids = join(daemon.dataDir, 'node-spawned.txt');
+    const spawner = writePackage({
+      'template.yaml': JSON.stringify({
+        Resources: { Spawner: { Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', Handler: 'spawner.handler', Timeout: 1 }, Metadata: { Outpost: { Isolation: 'process' } } } },
+      }),
+      // a child left running in the background, then the handler outlives its timeout or exits
+      'spawner.js': [
+        'const { spawn } = require("node:child_process");',
+        'const { appendFileSync } = require("node:fs");',
+        'exports.handler = async (event) => {',
+        `  const child = spawn("sleep", ["300"], { stdio: "ignore" });`,
+        `  appendFileSync(${JSON.stringify(pids)}, child.pid + "\\n");`,
+        '  if (event.exit) process.exit(3);',
+        '  await new Promise((resolve) => setTimeout(resolve, 10_000));',
+        '};',
+        '',
+      ].join('\n'),
+    });
+    try {
+      expect(await outpost(daemon.socket, ['deploy', spawner.dir])).toMatchObject({ code: 0 });
+      expect((await invoke(daemon.socket, 'Spawner', {})).result.payload).toMatchObject({ errorType: 'Sandbox.Timedout' });
+      expect((await invoke(daemon.socket, 'Spawner', { exit: true })).result.payload).toMatchObject({ errorType: 'Runtime.ExitError' });
+      const spawned = readFileSync(pids, 'utf8').trim().split('\n').map(Number);
+      expect(spawned).toHaveLength(2);
+      // gone, or a zombie waiting for init to reap it: killed either way
+      const running = (pid: number) => { try { return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; } };
+      await eventually(() => spawned.every((pid) => !running(pid)));
+    } finally {
+      spawner.remove();
     }
   });
 

@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { Writable } from 'node:stream';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import type { InvokeMessage, WorkerInit, WorkerLoad, WorkerMessage } from './protocol.js';
+import { killProcessGroup } from './process-group.js';
 
 /**
  * `log`: what the invocation wrote, when the message asked for the tail (X-Amz-Log-Type: Tail).
@@ -128,12 +129,22 @@ function processHost(options: WorkerOptions): NodeHost {
     execArgv: [`--max-old-space-size=${options.memorySizeMb}`],
     cwd: options.init.taskRoot,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    // A process group of its own, so that ending the environment ends what its handlers started too.
+    detached: true,
   });
   child.stdout!.pipe(options.log, { end: false });
   child.stderr!.pipe(options.log, { end: false });
+  let groupKilled = false;
+  const killGroup = () => {
+    if (groupKilled) return;
+    groupKilled = true;
+    killProcessGroup(child.pid);
+  };
+  // The environment is over however the child ended (a crash, process.exit, its memory limit): what it left running goes too.
+  child.once('exit', killGroup);
   return {
     post: (messages) => { if (child.connected) child.send(messages); },
-    kill: () => void child.kill('SIGKILL'),
+    kill: killGroup,
     listen: (onMessage, onEnd) => {
       child.on('message', onMessage as (message: unknown) => void);
       child.on('error', (error) => onEnd(() => ({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot start the process: ${error.message}` })));

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import { InitError, NOT_RUN, type Ending, type InvokeOutcome, type WorkerOptions } from './node-worker.js';
 import { MAX_RESPONSE_BYTES, TAIL_BYTES, type InvokeMessage } from './protocol.js';
+import { killProcessGroup } from './process-group.js';
 
 /** The bundled bootstrap (copied next to this file into dist by `npm run build`). */
 export const PYTHON_RUNTIME_DIR = fileURLToPath(new URL('./python/', import.meta.url));
@@ -160,21 +161,11 @@ export class PythonInstance {
     rmSync(this.socketDir, { recursive: true, force: true });
   }
 
-  /**
-   * SIGKILL to the environment's process group: the bootstrap and whatever its handlers started
-   * and left running (a `subprocess.Popen`), as Lambda ends every process of an environment it
-   * replaces. Not one that left the group (`setsid`, a double fork into a session of its own).
-   */
+  /** The environment's processes: the bootstrap's group (killProcessGroup), once. */
   private killGroup(): void {
     const pid = this.child?.pid;
-    // Once: the group's id is free for reuse once its last process is gone.
     this.child = undefined;
-    if (pid === undefined) return;
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // ESRCH: nothing of the group is left
-    }
+    killProcessGroup(pid);
   }
 
   /** The process is gone (or could not start): fails the init or the invocation in flight. */
