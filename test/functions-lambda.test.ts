@@ -48,7 +48,7 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
   it('returns the end of the invocation\'s log with X-Amz-Log-Type: Tail, over HTTP, the AWS CLI and outpost invoke', async () => {
     await deploy({
       'template.yaml': template('Chatty', { Handler: 'index.handler' }),
-      'index.js': 'exports.handler = async (event) => { console.log("hello from", event.who); if (event.bytes) process.stdout.write("x".repeat(event.bytes) + "\\n"); return { ok: true }; };\n',
+      'index.js': 'exports.handler = async (event) => { console.log("hello from", event.who); if (event.bytes) process.stdout.write("x".repeat(event.bytes) + "\\n"); if (event.partial) process.stdout.write("no newline"); return { ok: true }; };\n',
     });
     const response = await lambda('Chatty', { body: JSON.stringify({ who: 'tail' }), headers: { 'X-Amz-Log-Type': 'Tail' } });
     expect(response.status).toBe(200);
@@ -68,6 +68,14 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     const bigLog = Buffer.from(big.headers.get('x-amz-log-result')!, 'base64');
     expect(bigLog.length).toBe(4096);
     expect(bigLog.toString('utf8')).toMatch(/xxxx\nEND RequestId: [0-9a-f-]{36}\nREPORT RequestId: [^\n]+\n$/);
+
+    // Output without a final newline: END starts a line of its own, in the tail and in the log file.
+    const partial = await lambda('Chatty', { body: JSON.stringify({ who: 'partial', partial: true }), headers: { 'X-Amz-Log-Type': 'Tail' } });
+    const partialId = partial.headers.get('x-amzn-requestid')!;
+    expect(Buffer.from(partial.headers.get('x-amz-log-result')!, 'base64').toString('utf8')).toContain(`no newline\nEND RequestId: ${partialId}\n`);
+    const logFile = join(daemon.dataDir, 'functions', 'Chatty', 'logs', 'function.log');
+    expect(await eventually(() => existsSync(logFile) && readFileSync(logFile, 'utf8').includes(`END RequestId: ${partialId}`) && readFileSync(logFile, 'utf8')))
+      .toContain(`no newline\nEND RequestId: ${partialId}\n`);
 
     // The AWS CLI reads LogResult from the header.
     const result = join(out.dir, 'aws-out.json');

@@ -31,6 +31,8 @@ export class RotatingLog extends Writable {
   private batchTimer: NodeJS.Timeout | undefined;
   /** Since the last write failed, until one succeeds. */
   private failing = false;
+  /** The function's output so far ends within a line: the runtime's next line starts a new one. */
+  private outputMidLine = false;
 
   constructor(private readonly file: string, private readonly maxBytes: number, private readonly onFailure: (error: Error) => void) {
     super({ decodeStrings: true });
@@ -45,6 +47,9 @@ export class RotatingLog extends Writable {
   line(text: string): void {
     if (this.writableEnded) return;
     this.collect();
+    // START, END and REPORT begin their own line, as Lambda logs them after output without a final newline.
+    if (this.outputMidLine && this.lines === '') this.lines = '\n';
+    this.outputMidLine = false;
     this.lines += text;
     if (this.lines.length >= MAX_BATCH_BYTES) this.writeBatch();
   }
@@ -52,6 +57,8 @@ export class RotatingLog extends Writable {
   override write(chunk: unknown, encoding?: BufferEncoding | WriteCallback, callback?: WriteCallback): boolean {
     this.collect();
     this.flushLines();
+    const last = typeof chunk === 'string' ? chunk.at(-1) : chunk instanceof Uint8Array && chunk.length > 0 ? String.fromCharCode(chunk[chunk.length - 1]) : undefined;
+    if (last !== undefined) this.outputMidLine = last !== '\n';
     const room = super.write(chunk, encoding as BufferEncoding, callback);
     if (this.writableLength >= MAX_BATCH_BYTES) this.writeBatch();
     return room;

@@ -326,7 +326,9 @@ export class FunctionPool {
     const endLines = this.report(requestId, started, cold?.initMs, outcome, instance.maxMemoryBytes());
     this.afterRun();
     // Lambda's LogResult: the invocation's log from START to REPORT, its last 4 KB.
-    const logResult = invocation.tail ? lastBytes(startLine + (outcome.log ?? '') + endLines, TAIL_BYTES).toString('base64') : undefined;
+    const output = outcome.log ?? '';
+    // END on a line of its own after output without a final newline, as in the log file (RotatingLog.line)
+    const logResult = invocation.tail ? lastBytes(startLine + output + (output === '' || output.endsWith('\n') ? '' : '\n') + endLines, TAIL_BYTES).toString('base64') : undefined;
     resolve({
       requestId, executedVersion: this.label,
       ...(outcome.ok ? { payload: outcome.payload } : { payload: JSON.stringify(outcome.error), functionError: 'Unhandled' as const }),
