@@ -24,6 +24,14 @@ const MAX_CONFLICTS = 3;
 interface ShadowResponse { outcome: 'accepted' | 'rejected'; body: Record<string, any> }
 interface ShadowSide { state: ShadowState; version?: number }
 
+/**
+ * A refusal the same update would get again (AWS Device Shadow error messages: 400, 401, 403, 413,
+ * 415), unlike a busy or failing service's (429, 500, 503). Greengrass's shadow manager skips such
+ * an update instead of retrying it.
+ */
+class UpdateRefused extends Error {}
+const RETRYABLE_CODES = new Set([429, 500, 503]);
+
 export interface ShadowSyncStatus {
   thing: string;
   name: string | null;
@@ -61,7 +69,7 @@ class ShadowChannel {
   private inFlight = 0;
 
   constructor(
-    private readonly side: string,
+    readonly side: 'local' | 'cloud',
     private readonly publish: (topic: string, payload: string) => Promise<void>,
     private readonly maxInFlight = Infinity,
   ) {}
@@ -280,18 +288,31 @@ export class ShadowSync {
     } catch (error) {
       outcome.lastError = (error as Error).message;
       this.log.warn({ thing: rule.thing, shadow: rule.name, err: error }, 'shadow sync failed');
-      if (this.cloud) this.retryTimers.set(key, setTimeout(() => this.schedule(key), RETRY_MS).unref());
+      // a refused update waits for the shadow's next change or the next connect: sent again now, it would only be refused again
+      if (this.cloud && !(error instanceof UpdateRefused)) this.retryTimers.set(key, setTimeout(() => this.schedule(key), RETRY_MS).unref());
     }
   }
 
-  /** One read-merge-write round; false on a version conflict (someone wrote in between: read again). */
+  /**
+   * One read-merge-write round; false on a version conflict (someone wrote in between: read again).
+   * A cloud that refuses its update still gets its own changes written locally, so one side's
+   * refusal does not hold the other side's changes back; the refused changes stay pending.
+   */
   private async reconcile(rule: ShadowRule): Promise<boolean> {
     const cloudChannel = this.cloud;
     if (!cloudChannel) throw new Error('cloud link down');
     const [local, cloud] = await Promise.all([read(this.local, rule), read(cloudChannel, rule)]);
     const plan = planSync(this.base(rule), local.state, cloud.state, rule.direction);
-    if (plan.cloud && !(await write(cloudChannel, rule, plan.cloud, cloud.version))) return false;
-    if (plan.cloud && plan.local) {
+    let refused: UpdateRefused | undefined;
+    if (plan.cloud) {
+      try {
+        if (!(await write(cloudChannel, rule, plan.cloud, cloud.version))) return false;
+      } catch (error) {
+        if (!(error instanceof UpdateRefused)) throw error;
+        refused = error;
+      }
+    }
+    if (plan.cloud && plan.local && !refused) {
       // The cloud holds the merge now, the device's changes in it. Until the local write is done too,
       // the local state just read is what both sides agree on: from the old base, a local change
       // made meanwhile (whose local write then conflicts, or a kill -9 in between) would see the
@@ -299,8 +320,15 @@ export class ShadowSync {
       await this.saveBase(rule, local.state);
     }
     if (plan.local && !(await write(this.local, rule, plan.local, local.version))) return false;
-    await this.saveBase(rule, plan.base);
-    return true;
+    if (!refused) {
+      await this.saveBase(rule, plan.base);
+      return true;
+    }
+    // The cloud's changes are synced, the refused ones stay to send. Merging both ways, that base is
+    // the cloud's state: the local one (the merge, now written) differs from it only by them. One way
+    // (device-to-cloud), the old base still is.
+    if (rule.direction === 'both') await this.saveBase(rule, cloud.state);
+    throw refused;
   }
 
   private saveBase(rule: ShadowRule, base: ShadowState): Promise<unknown> {
@@ -330,6 +358,8 @@ async function read(channel: ShadowChannel, rule: ShadowRule): Promise<ShadowSid
 async function write(channel: ShadowChannel, rule: ShadowRule, state: StatePatch, version: number | undefined): Promise<boolean> {
   const response = await channel.request(rule, 'update', { state, ...(version === undefined ? {} : { version }) });
   if (response.outcome === 'accepted') return true;
-  if (response.body.code === 409) return false;
-  throw new Error(`shadow update rejected: ${response.body.code} ${response.body.message}`);
+  const { code, message } = response.body as { code?: unknown; message?: unknown };
+  if (code === 409) return false;
+  const reason = `the ${channel.side} shadow refused the update: ${code} ${message}`;
+  throw typeof code === 'number' && !RETRYABLE_CODES.has(code) ? new UpdateRefused(reason) : new Error(reason);
 }

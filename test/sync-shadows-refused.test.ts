@@ -1,0 +1,102 @@
+import type { MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDaemon } from './helpers/daemon.js';
+import { eventually } from './helpers/eventually.js';
+import { connectClient, outpost } from './helpers/mqtt.js';
+import { ShadowMqttClient } from './helpers/shadow.js';
+import { freePort } from './helpers/cloud.js';
+
+// The cloud is a second outpostd with AWS's 8 KB shadow documents; the gateway's own shadows take 64 KiB,
+// so a document the device keeps locally is one the cloud refuses (413).
+const SHADOW_TOPICS = { allowAnonymous: true, anonymousPolicy: { publish: ['#', '$aws/#'], subscribe: ['#', '$aws/#'] } };
+const TOPIC = '$aws/things/pump/shadow';
+
+describe('shadow sync when the cloud refuses an update for good', () => {
+  let cloudPort: number;
+  let cloud: TestDaemon;
+  let gateway: TestDaemon;
+  let watcher: MqttClient;
+  /** The agent's update requests the cloud received. */
+  const sent: any[] = [];
+
+  const get = async (url: string) => {
+    const client = await ShadowMqttClient.connect(url, { clientId: `reader-${Math.random().toString(36).slice(2)}` }, [`${TOPIC}/get/+`]);
+    try {
+      const answer = await client.request(`${TOPIC}/get`);
+      return answer.outcome === 'accepted' ? answer.body.state : undefined;
+    } finally {
+      client.end();
+    }
+  };
+  const update = async (url: string, state: unknown) => {
+    const client = await ShadowMqttClient.connect(url, { clientId: `writer-${Math.random().toString(36).slice(2)}` }, [`${TOPIC}/update/+`]);
+    try {
+      expect((await client.request(`${TOPIC}/update`, { state })).outcome).toBe('accepted');
+    } finally {
+      client.end();
+    }
+  };
+  const shadowStatus = async () => JSON.parse((await outpost(gateway.socket, ['sync', 'status', '--json'])).stdout).shadows[0];
+  const cloudUrl = () => `mqtt://127.0.0.1:${cloudPort}`;
+
+  beforeAll(async () => {
+    cloudPort = await freePort();
+    cloud = await TestDaemon.start({ config: { mqtt: { ...SHADOW_TOPICS, port: cloudPort } } });
+    watcher = await connectClient(cloudUrl(), { clientId: 'watcher' });
+    await watcher.subscribeAsync(`${TOPIC}/update`, { qos: 1 });
+    watcher.on('message', (_topic, payload) => {
+      const request = JSON.parse(payload.toString());
+      if (String(request.clientToken).startsWith('outpost-sync-')) sent.push(request);
+    });
+    gateway = await TestDaemon.start({
+      config: {
+        mqtt: SHADOW_TOPICS,
+        shadows: { maxDocumentBytes: 65536 },
+        cloud: { mqtt: { url: cloudUrl(), clientId: 'gw-refused', reconnectMinMs: 100, reconnectMaxMs: 300 } },
+        sync: { shadows: [{ thing: 'pump' }] },
+      },
+    });
+  });
+
+  afterAll(async () => {
+    watcher?.end(true);
+    await gateway?.cleanup();
+    await cloud?.cleanup();
+  });
+
+  it('still brings the cloud\'s changes down, does not resend the refused update on a timer, and sends it once it fits', async () => {
+    await update(gateway.mqttUrl, { reported: { temp: 20 } });
+    await eventually(async () => (await get(cloudUrl()))?.reported?.temp === 20, 10_000, 100);
+
+    const log = 'x'.repeat(9000);
+    await update(gateway.mqttUrl, { reported: { log } });
+    const refused = await eventually(async () => {
+      const shadow = await shadowStatus();
+      return shadow.lastError !== null && shadow;
+    }, 10_000, 100);
+    expect(refused.lastError).toMatch(/^the cloud shadow refused the update: 413 The payload exceeds the maximum size allowed/);
+
+    // The operator's desired change reaches the device although the device's report cannot reach the cloud.
+    await update(cloudUrl(), { desired: { speed: 5 } });
+    await eventually(async () => (await get(gateway.mqttUrl))?.desired?.speed === 5, 10_000, 100)
+      .catch(async (error) => {
+        throw new Error(`${error.message}: local ${JSON.stringify(await get(gateway.mqttUrl))?.slice(0, 200)}, last error ${(await shadowStatus()).lastError}`);
+      });
+    const local = await get(gateway.mqttUrl);
+    expect(local).toEqual({ desired: { speed: 5 }, reported: { temp: 20, log }, delta: { speed: 5 } });
+    expect(await get(cloudUrl())).toEqual({ desired: { speed: 5 }, reported: { temp: 20 }, delta: { speed: 5 } });
+
+    // Nothing changes now: the refused update is not sent again and again (AWS charges each).
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const quiet = sent.length;
+    await new Promise((resolve) => setTimeout(resolve, 6500));
+    expect(sent.length).toBe(quiet);
+
+    // The device shortens its report: the pending change goes, now that the cloud takes it.
+    await update(gateway.mqttUrl, { reported: { log: 'short' } });
+    await eventually(async () => (await get(cloudUrl()))?.reported?.log === 'short', 10_000, 100);
+    await eventually(async () => (await shadowStatus()).lastError === null, 10_000, 100);
+    expect(await get(cloudUrl())).toEqual({ desired: { speed: 5 }, reported: { temp: 20, log: 'short' }, delta: { speed: 5 } });
+    expect(await get(gateway.mqttUrl)).toEqual(await get(cloudUrl()));
+  }, 60_000);
+});
