@@ -164,8 +164,24 @@ export class ShadowSync {
   }
 
   async start(): Promise<void> {
+    await this.forgetUnconfigured();
     if (this.rules.size === 0) return;
     this.unsubscribe = await this.bus.subscribe('$aws/things/+/shadow/#', (message) => this.fromLocal(message));
+  }
+
+  /**
+   * The bases of shadows no longer in `sync.shadows` go, as Greengrass's shadow manager deletes their
+   * sync information: put back, a shadow syncs as new. Against a base from before, what either side
+   * did while it was not synced (a cloud shadow deleted, say) would count as a change to bring over.
+   */
+  private async forgetUnconfigured(): Promise<void> {
+    const synced = this.store.db.prepare('SELECT thing, name FROM sync_shadows').all() as Array<{ thing: string; name: string }>;
+    const gone = synced.filter((row) => !this.rules.has(keyOf(row.thing, row.name)));
+    if (gone.length === 0) return;
+    await this.store.commit.run(() => {
+      const forget = this.store.db.prepare('DELETE FROM sync_shadows WHERE thing = ? AND name = ?');
+      for (const row of gone) forget.run(row.thing, row.name);
+    });
   }
 
   async stop(): Promise<void> {
