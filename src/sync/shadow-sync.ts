@@ -156,6 +156,8 @@ export class ShadowSync {
     private readonly bus: LocalBus,
     private readonly store: Store,
     rules: readonly ShadowRule[],
+    /** cloud.mqtt.maxMessageBytes */
+    private readonly maxMessageBytes: number,
     private readonly wallMs: () => number,
     private readonly log: Logger,
   ) {
@@ -208,10 +210,9 @@ export class ShadowSync {
     if (this.rules.size === 0) return;
     const qos = Math.min(1, limits.maximumQoS) as 0 | 1;
     const channel = new ShadowChannel('cloud', (topic, payload) => new Promise<void>((resolve, reject) => {
-      const limit = limits.maximumPacketSize;
-      const bytes = limit === null ? 0 : publishPacketBytes(topic, Buffer.byteLength(payload), qos);
-      // MQTT-3.2.2-15: never sent; the cloud would only end the connection (0x95), at every retry
-      if (limit !== null && bytes > limit) return reject(new Error(`a PUBLISH of ${bytes} bytes to ${topic}, larger than the cloud's Maximum Packet Size ${limit}`));
+      const tooLarge = this.beyondCloudLimits(topic, payload, qos, limits);
+      // never sent: the cloud would only end the connection, at every retry; refused as the cloud would
+      if (tooLarge) return reject(new UpdateRefused(tooLarge));
       client.publish(topic, payload, { qos }, (error) => (error ? reject(error) : resolve()));
     }), CLOUD_MAX_IN_FLIGHT);
     this.cloud = channel;
@@ -231,6 +232,18 @@ export class ShadowSync {
         this.schedule(key);
       });
     }
+  }
+
+  /** Why a request is too large for the cloud to take, else undefined. */
+  private beyondCloudLimits(topic: string, payload: string, qos: 0 | 1, limits: CloudLimits): string | undefined {
+    const messageBytes = Buffer.byteLength(topic) + Buffer.byteLength(payload);
+    // as for the outbound rules' messages: AWS IoT Core ends an MQTT 3.1.1 connection on a message beyond 128 KiB
+    if (messageBytes > this.maxMessageBytes) return `${messageBytes} bytes of topic and payload to ${topic}, larger than cloud.mqtt.maxMessageBytes ${this.maxMessageBytes}`;
+    const limit = limits.maximumPacketSize;
+    if (limit === null) return undefined;
+    const packetBytes = publishPacketBytes(topic, Buffer.byteLength(payload), qos);
+    // MQTT-3.2.2-15: the cloud would end the connection (0x95)
+    return packetBytes > limit ? `a PUBLISH of ${packetBytes} bytes to ${topic}, larger than the cloud's Maximum Packet Size ${limit}` : undefined;
   }
 
   private outcomeOf(key: string): { lastSync?: string; lastError?: string } {
