@@ -10,7 +10,7 @@ import { straceWorks } from './helpers/strace.js';
 const SHADOW_TOPICS = { allowAnonymous: true, anonymousPolicy: { publish: ['#', '$aws/#'], subscribe: ['#', '$aws/#'] } };
 const TOPIC = '$aws/things/pump/shadow';
 // The cloud (a second outpostd) answers a shadow update only after its log's fdatasync, here held 700 ms:
-// time for the device to change the shadow again between the sync's cloud write and its local write.
+// time for the device to change the shadow again while a sync's cloud write is under way.
 const SLOW_CLOUD = ['strace', '-f', '--seccomp-bpf', '-qq', '-o', '/dev/null', '-e', 'trace=fdatasync', '-e', 'inject=fdatasync:delay_enter=700000'];
 
 describe.skipIf(!straceWorks)('shadow sync when the device changes the shadow again during a sync', () => {
@@ -77,7 +77,7 @@ describe.skipIf(!straceWorks)('shadow sync when the device changes the shadow ag
         }
       });
       // Both sides change: the cloud's speed 2 is readable at once, announced only with its answer 700 ms later;
-      // the device's mode 'b' syncs at once, so one sync writes to the cloud (mode) and then locally (speed).
+      // the device's mode 'b' syncs at once, so one sync writes both sides: locally (speed) and to the cloud (mode).
       const operator = await connectClient(cloudUrl(), { clientId: 'operator' });
       operator.publish(`${TOPIC}/update`, JSON.stringify({ state: { desired: { speed: 2 } } }), { qos: 1 });
       await eventually(async () => (await get(cloudUrl()))?.desired?.speed === 2, 5000, 20);
@@ -93,5 +93,25 @@ describe.skipIf(!straceWorks)('shadow sync when the device changes the shadow ag
       watcher.end(true);
       device.end(true);
     }
+  }, 60_000);
+
+  it('brings a cloud change down while the device reports more often than a cloud write takes', async () => {
+    // Each cloud write is answered 700 ms late; the device reports every 150 ms, so a local write made
+    // only after the cloud write always found the local shadow changed again (409), and so for ever.
+    const device = await connectClient(gateway.mqttUrl, { clientId: 'meter' });
+    let count = 0;
+    const reporting = setInterval(() => {
+      device.publish(`${TOPIC}/update`, JSON.stringify({ state: { reported: { count: ++count } } }), { qos: 1 });
+    }, 150);
+    try {
+      await update(cloudUrl(), { desired: { setpoint: 42 } });
+      await eventually(async () => (await get(gateway.mqttUrl))?.desired?.setpoint === 42, 12_000, 200);
+    } finally {
+      clearInterval(reporting);
+      device.end(true);
+    }
+    // once the device stops, its last report reaches the cloud
+    await eventually(async () => (await get(cloudUrl()))?.reported?.count === count, 15_000, 200);
+    expect((await get(gateway.mqttUrl))?.reported?.count).toBe(count);
   }, 60_000);
 });

@@ -11,7 +11,7 @@ import { freePort } from './helpers/cloud.js';
 const SHADOW_TOPICS = { allowAnonymous: true, anonymousPolicy: { publish: ['#', '$aws/#'], subscribe: ['#', '$aws/#'] } };
 const TOPIC = '$aws/things/pump/shadow';
 
-describe('shadow sync when the cloud refuses an update for good', () => {
+describe('shadow sync when a side refuses an update for good', () => {
   let cloudPort: number;
   let cloud: TestDaemon;
   let gateway: TestDaemon;
@@ -19,24 +19,24 @@ describe('shadow sync when the cloud refuses an update for good', () => {
   /** The agent's update requests the cloud received. */
   const sent: any[] = [];
 
-  const get = async (url: string) => {
-    const client = await ShadowMqttClient.connect(url, { clientId: `reader-${Math.random().toString(36).slice(2)}` }, [`${TOPIC}/get/+`]);
+  const get = async (url: string, topic = TOPIC) => {
+    const client = await ShadowMqttClient.connect(url, { clientId: `reader-${Math.random().toString(36).slice(2)}` }, [`${topic}/get/+`]);
     try {
-      const answer = await client.request(`${TOPIC}/get`);
+      const answer = await client.request(`${topic}/get`);
       return answer.outcome === 'accepted' ? answer.body.state : undefined;
     } finally {
       client.end();
     }
   };
-  const update = async (url: string, state: unknown) => {
-    const client = await ShadowMqttClient.connect(url, { clientId: `writer-${Math.random().toString(36).slice(2)}` }, [`${TOPIC}/update/+`]);
+  const update = async (url: string, state: unknown, topic = TOPIC) => {
+    const client = await ShadowMqttClient.connect(url, { clientId: `writer-${Math.random().toString(36).slice(2)}` }, [`${topic}/update/+`]);
     try {
-      expect((await client.request(`${TOPIC}/update`, { state })).outcome).toBe('accepted');
+      expect((await client.request(`${topic}/update`, { state })).outcome).toBe('accepted');
     } finally {
       client.end();
     }
   };
-  const shadowStatus = async () => JSON.parse((await outpost(gateway.socket, ['sync', 'status', '--json'])).stdout).shadows[0];
+  const shadowStatus = async (daemon = gateway) => JSON.parse((await outpost(daemon.socket, ['sync', 'status', '--json'])).stdout).shadows[0];
   const cloudUrl = () => `mqtt://127.0.0.1:${cloudPort}`;
 
   beforeAll(async () => {
@@ -98,5 +98,42 @@ describe('shadow sync when the cloud refuses an update for good', () => {
     await eventually(async () => (await shadowStatus()).lastError === null, 10_000, 100);
     expect(await get(cloudUrl())).toEqual({ desired: { speed: 5 }, reported: { temp: 20, log: 'short' }, delta: { speed: 5 } });
     expect(await get(gateway.mqttUrl)).toEqual(await get(cloudUrl()));
+  }, 60_000);
+
+  it('still sends the device\'s changes up when the device\'s shadow refuses the cloud\'s', async () => {
+    // a gateway whose shadows take 1 KiB only
+    const VALVE = '$aws/things/valve/shadow';
+    const small = await TestDaemon.start({
+      config: {
+        mqtt: SHADOW_TOPICS,
+        shadows: { maxDocumentBytes: 1024 },
+        cloud: { mqtt: { url: cloudUrl(), clientId: 'gw-small', reconnectMinMs: 100, reconnectMaxMs: 300 } },
+        sync: { shadows: [{ thing: 'valve' }] },
+      },
+    });
+    try {
+      await update(small.mqttUrl, { reported: { open: false } }, VALVE);
+      await eventually(async () => (await get(cloudUrl(), VALVE))?.reported?.open === false, 10_000, 100);
+      const program = 'p'.repeat(2000);
+      await update(cloudUrl(), { desired: { program } }, VALVE);
+      const refused = await eventually(async () => {
+        const shadow = await shadowStatus(small);
+        return shadow.lastError !== null && shadow;
+      }, 10_000, 100);
+      expect(refused.lastError).toMatch(/^the local shadow refused the update: 413 The payload exceeds the maximum size allowed/);
+
+      await update(small.mqttUrl, { reported: { open: true } }, VALVE);
+      await eventually(async () => (await get(cloudUrl(), VALVE))?.reported?.open === true, 10_000, 100);
+      // the cloud's change is still the cloud's: pending for the device, not taken back
+      expect((await get(cloudUrl(), VALVE))?.desired).toEqual({ program });
+      expect(await get(small.mqttUrl, VALVE)).toEqual({ reported: { open: true } });
+
+      await update(cloudUrl(), { desired: { program: 'short' } }, VALVE);
+      await eventually(async () => (await get(small.mqttUrl, VALVE))?.desired?.program === 'short', 10_000, 100);
+      await eventually(async () => (await shadowStatus(small)).lastError === null, 10_000, 100);
+      expect(await get(small.mqttUrl, VALVE)).toEqual(await get(cloudUrl(), VALVE));
+    } finally {
+      await small.cleanup();
+    }
   }, 60_000);
 });

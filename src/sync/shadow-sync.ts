@@ -324,40 +324,44 @@ export class ShadowSync {
 
   /**
    * One read-merge-write round; false on a version conflict (someone wrote in between: read again).
-   * A cloud that refuses its update still gets its own changes written locally, so one side's
-   * refusal does not hold the other side's changes back; the refused changes stay pending.
+   * The cloud is read first and written last: its round trips are the long ones, and the local side,
+   * read just before its write, has no time to change in between. (Read together and written after
+   * the cloud, a device reporting more often than a cloud write takes made every local write
+   * conflict, and the cloud's changes never reached it.) A side that refuses its update for good
+   * does not hold the other side's changes back; the refused changes stay pending.
    */
   private async reconcile(rule: ShadowRule): Promise<boolean> {
     const cloudChannel = this.cloud;
     if (!cloudChannel) throw new Error('cloud link down');
-    const [local, cloud] = await Promise.all([read(this.local, rule), read(cloudChannel, rule)]);
+    const cloud = await read(cloudChannel, rule);
+    const local = await read(this.local, rule);
     const plan = planSync(this.base(rule), local.state, cloud.state, rule.direction);
-    let refused: UpdateRefused | undefined;
-    if (plan.cloud) {
+    let refusedLocally: UpdateRefused | undefined;
+    if (plan.local) {
       try {
-        if (!(await write(cloudChannel, rule, plan.cloud, cloud.version))) return false;
+        if (!(await write(this.local, rule, plan.local, local.version))) return false;
       } catch (error) {
         if (!(error instanceof UpdateRefused)) throw error;
-        refused = error;
+        refusedLocally = error;
       }
     }
-    if (plan.cloud && plan.local && !refused) {
-      // The cloud holds the merge now, the device's changes in it. Until the local write is done too,
-      // the local state just read is what both sides agree on: from the old base, a local change
-      // made meanwhile (whose local write then conflicts, or a kill -9 in between) would see the
-      // cloud's copy of the device's own earlier value as a change of the cloud's, and lose to it.
-      await this.saveBase(rule, local.state);
+    if (plan.local && plan.cloud && !refusedLocally) {
+      // The device holds the merge now, the cloud's changes in it. Until the cloud write is done too,
+      // the cloud state just read is what both sides agree on: from the old base, a cloud change made
+      // meanwhile (whose cloud write then conflicts, or a kill -9 in between) would see the device's
+      // copy of the cloud's earlier value as a change of the device's, and win over it in `reported`.
+      // Should the cloud refuse its update, it stays the base: the device's changes are then still to send.
+      await this.saveBase(rule, cloud.state);
     }
-    if (plan.local && !(await write(this.local, rule, plan.local, local.version))) return false;
-    if (!refused) {
+    if (plan.cloud && !(await write(cloudChannel, rule, plan.cloud, cloud.version))) return false;
+    if (!refusedLocally) {
       await this.saveBase(rule, plan.base);
       return true;
     }
-    // The cloud's changes are synced, the refused ones stay to send. Merging both ways, that base is
-    // the cloud's state: the local one (the merge, now written) differs from it only by them. One way
-    // (device-to-cloud), the old base still is.
-    if (rule.direction === 'both') await this.saveBase(rule, cloud.state);
-    throw refused;
+    // The device's changes are in the cloud now, the cloud's still to bring down: the local state
+    // read is the base that says so.
+    if (plan.cloud) await this.saveBase(rule, local.state);
+    throw refusedLocally;
   }
 
   private saveBase(rule: ShadowRule, base: ShadowState): Promise<unknown> {
