@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
-import { outpost } from './helpers/mqtt.js';
+import { connectClient, outpost } from './helpers/mqtt.js';
 import { ShadowMqttClient } from './helpers/shadow.js';
 import { freePort } from './helpers/cloud.js';
 
@@ -119,5 +119,33 @@ describe('shadow sync with an AWS IoT-compatible cloud', () => {
     const status = JSON.parse((await outpost(gateway.socket, ['sync', 'status', '--json'])).stdout);
     expect(status.online).toBe(true);
     expect(status.shadows.find((shadow: any) => shadow.name === null).lastError).toBeNull();
+  });
+
+  it('does not sync again on the echo of its own writes: one cloud read per change, either side\'s', async () => {
+    const requests: string[] = [];
+    const watcher = await connectClient(cloudUrl(), { clientId: 'request-watcher' });
+    try {
+      await watcher.subscribeAsync([`${TOPIC}/get`, `${TOPIC}/update`], { qos: 1 });
+      watcher.on('message', (topic, payload) => {
+        if (String(JSON.parse(payload.toString()).clientToken).startsWith('outpost-sync-')) requests.push(topic.slice(TOPIC.length + 1));
+      });
+      const settled = async (check: () => Promise<boolean>) => {
+        await eventually(check, 8000, 100);
+        // time for an echo's sync, were there one
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+      };
+      await settled(async () => (await get(cloudUrl(), TOPIC))?.state?.reported?.temp === undefined);
+      requests.length = 0;
+      await update(gateway.mqttUrl, TOPIC, { reported: { temp: 31 } });
+      await settled(async () => (await get(cloudUrl(), TOPIC))?.state?.reported?.temp === 31);
+      expect(requests).toEqual(['get', 'update']);
+
+      requests.length = 0;
+      await update(cloudUrl(), TOPIC, { desired: { speed: 4 } });
+      await settled(async () => (await get(gateway.mqttUrl, TOPIC))?.state?.desired?.speed === 4);
+      expect(requests).toEqual(['get']);
+    } finally {
+      watcher.end(true);
+    }
   });
 });

@@ -44,8 +44,21 @@ const shadowPrefix = (rule: { thing: string; name?: string }) => `$aws/things/${
 /**
  * A shadow changed: `/update/documents` after an update, `/delete/accepted` after a delete (AWS
  * IoT publishes no `/documents` for a delete, so without it a delete would wait for the next connect).
+ * The `/documents` of the agent's own updates (their clientToken is the agent's: AWS echoes it there)
+ * are none: that change is synced already, and a sync for it would only read both sides again,
+ * a cloud read more for every write.
  */
-const isChange = (topic: string) => topic.endsWith('/update/documents') || topic.endsWith('/delete/accepted');
+function isChange(topic: string, payload: Buffer, ownTokens: string): boolean {
+  if (topic.endsWith('/delete/accepted')) return true;
+  if (!topic.endsWith('/update/documents')) return false;
+  let clientToken: unknown;
+  try {
+    clientToken = (JSON.parse(payload.toString('utf8')) as { clientToken?: unknown }).clientToken;
+  } catch {
+    return true;
+  }
+  return !(typeof clientToken === 'string' && clientToken.startsWith(ownTokens));
+}
 const keyOf = (thing: string, name: string | undefined) => `${thing}\u0000${name ?? ''}`;
 
 /** The shadow a `$aws/things/{thing}/shadow[/name/{name}]/…` topic is of (as keyOf), else undefined. */
@@ -59,17 +72,17 @@ function shadowKeyOf(topic: string): string | undefined {
 class ShadowChannel {
   private readonly pending = new Map<string, { topic: string; resolve: (response: ShadowResponse) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
   private tokens = 0;
-  /**
-   * Tokens of a channel of their own: a persistent cloud session may deliver, on a new connection,
-   * the answer to a request of the last one, which must not settle a new request.
-   */
-  private readonly tokenPrefix = `outpost-sync-${randomBytes(4).toString('hex')}-`;
   /** Requests waiting for one in flight to settle (beyond maxInFlight), in order. */
   private readonly queued: Array<{ start: () => void; reject: (error: Error) => void }> = [];
   private inFlight = 0;
 
+  /**
+   * @param tokenPrefix of this channel's tokens alone: a persistent cloud session may deliver, on a
+   *   new connection, the answer to a request of the last one, which must not settle a new request.
+   */
   constructor(
     readonly side: 'local' | 'cloud',
+    private readonly tokenPrefix: string,
     private readonly publish: (topic: string, payload: string) => Promise<void>,
     private readonly maxInFlight = Infinity,
   ) {}
@@ -147,6 +160,9 @@ export class ShadowSync {
   private readonly outcomes = new Map<string, { lastSync?: string; lastError?: string }>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   private readonly local: ShadowChannel;
+  /** The start of every clientToken of this process's requests, on either side. */
+  private readonly ownTokens = `outpost-sync-${randomBytes(4).toString('hex')}-`;
+  private channels = 0;
   private cloud: ShadowChannel | undefined;
   /** Shadows whose cloud topics the current connection is subscribed to: only those can sync (a request's answer needs it). */
   private readonly subscribed = new Set<string>();
@@ -162,7 +178,7 @@ export class ShadowSync {
     private readonly log: Logger,
   ) {
     for (const rule of rules) this.rules.set(keyOf(rule.thing, rule.name), rule);
-    this.local = new ShadowChannel('local', (topic, payload) => bus.publish({ topic, payload, qos: 1 }));
+    this.local = new ShadowChannel('local', this.channelTokens(), (topic, payload) => bus.publish({ topic, payload, qos: 1 }));
   }
 
   async start(): Promise<void> {
@@ -209,7 +225,7 @@ export class ShadowSync {
   connected(client: CloudClient, limits: CloudLimits): void {
     if (this.rules.size === 0) return;
     const qos = Math.min(1, limits.maximumQoS) as 0 | 1;
-    const channel = new ShadowChannel('cloud', (topic, payload) => new Promise<void>((resolve, reject) => {
+    const channel = new ShadowChannel('cloud', this.channelTokens(), (topic, payload) => new Promise<void>((resolve, reject) => {
       const tooLarge = this.beyondCloudLimits(topic, payload, qos, limits);
       // never sent: the cloud would only end the connection, at every retry; refused as the cloud would
       if (tooLarge) return reject(new UpdateRefused(tooLarge));
@@ -232,6 +248,10 @@ export class ShadowSync {
         this.schedule(key);
       });
     }
+  }
+
+  private channelTokens(): string {
+    return `${this.ownTokens}${++this.channels}-`;
   }
 
   /** Why a request is too large for the cloud to take, else undefined. */
@@ -263,7 +283,7 @@ export class ShadowSync {
 
   fromCloud(topic: string, payload: Buffer): void {
     this.cloud?.receive(topic, payload);
-    if (isChange(topic)) this.changed(topic);
+    if (isChange(topic, payload, this.ownTokens)) this.changed(topic);
   }
 
   status(): ShadowSyncStatus[] {
@@ -275,7 +295,7 @@ export class ShadowSync {
 
   private fromLocal(message: BusMessage): void {
     this.local.receive(message.topic, message.payload);
-    if (isChange(message.topic)) this.changed(message.topic);
+    if (isChange(message.topic, message.payload, this.ownTokens)) this.changed(message.topic);
   }
 
   /** A change of a configured shadow (see isChange): sync it. */
