@@ -36,17 +36,16 @@ describe.skipIf(!straceWorks)('shadow sync when the device changes the shadow ag
     }
   };
   const cloudUrl = () => `mqtt://127.0.0.1:${cloudPort}`;
+  const gatewayConfig = () => ({
+    mqtt: SHADOW_TOPICS,
+    cloud: { mqtt: { url: cloudUrl(), clientId: 'gw-race', reconnectMinMs: 100, reconnectMaxMs: 300 } },
+    sync: { shadows: [{ thing: 'pump' }] },
+  });
 
   beforeAll(async () => {
     cloudPort = await freePort();
     cloud = await TestDaemon.start({ config: { mqtt: { ...SHADOW_TOPICS, port: cloudPort } }, wrapper: SLOW_CLOUD, startTimeoutMs: 60_000 });
-    gateway = await TestDaemon.start({
-      config: {
-        mqtt: SHADOW_TOPICS,
-        cloud: { mqtt: { url: cloudUrl(), clientId: 'gw-race', reconnectMinMs: 100, reconnectMaxMs: 300 } },
-        sync: { shadows: [{ thing: 'pump' }] },
-      },
-    });
+    gateway = await TestDaemon.start({ config: gatewayConfig() });
   }, 90_000);
 
   afterAll(async () => {
@@ -113,5 +112,34 @@ describe.skipIf(!straceWorks)('shadow sync when the device changes the shadow ag
     // once the device stops, its last report reaches the cloud
     await eventually(async () => (await get(cloudUrl()))?.reported?.count === count, 15_000, 200);
     expect((await get(gateway.mqttUrl))?.reported?.count).toBe(count);
+  }, 60_000);
+
+  it('loses nothing to a kill -9 between a sync\'s local write and its cloud write', async () => {
+    const watcher = await connectClient(cloudUrl(), { clientId: 'kill-watcher' });
+    let killed: Promise<void> | undefined;
+    try {
+      await watcher.subscribeAsync(`${TOPIC}/update`, { qos: 1 });
+      watcher.on('message', (_topic, payload) => {
+        const request = JSON.parse(payload.toString());
+        // the sync's cloud write of the device's report: the cloud's setpoint is written locally already
+        if (!killed && String(request.clientToken).startsWith('outpost-sync-') && request.state?.reported?.level === 3) killed = gateway.kill();
+      });
+      const operator = await connectClient(cloudUrl(), { clientId: 'operator-2' });
+      operator.publish(`${TOPIC}/update`, JSON.stringify({ state: { desired: { setpoint: 7 } } }), { qos: 1 });
+      await eventually(async () => (await get(cloudUrl()))?.desired?.setpoint === 7, 5000, 20);
+      operator.end();
+      await update(gateway.mqttUrl, { reported: { level: 3 } });
+      await eventually(() => killed !== undefined, 10_000, 10);
+      await killed;
+    } finally {
+      watcher.end(true);
+    }
+    gateway = await TestDaemon.start({ dataDir: gateway.dataDir, config: gatewayConfig() });
+    const settled = (state: any) => state?.desired?.setpoint === 7 && state?.reported?.level === 3;
+    await eventually(async () => settled(await get(gateway.mqttUrl)) && settled(await get(cloudUrl())), 15_000, 200)
+      .catch(async (error) => {
+        throw new Error(`${error.message}: local ${JSON.stringify(await get(gateway.mqttUrl))}, cloud ${JSON.stringify(await get(cloudUrl()))}`);
+      });
+    expect(await get(gateway.mqttUrl)).toEqual(await get(cloudUrl()));
   }, 60_000);
 });
