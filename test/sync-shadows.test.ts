@@ -105,17 +105,23 @@ describe('shadow sync with an AWS IoT-compatible cloud', () => {
     expect((await get(cloudUrl(), NAMED)).state.reported).toBeUndefined();
   });
 
-  it('syncs a delete on either side at once, as all keys removed, without waiting for a reconnect', async () => {
-    const isEmpty = (document: any) => document === undefined || (document.state?.desired === undefined && document.state?.reported === undefined);
+  it('syncs a delete on either side at once, as a delete (a get then finds no shadow), without waiting for a reconnect', async () => {
     await update(cloudUrl(), TOPIC, { desired: { speed: 3 } });
     await eventually(async () => (await get(gateway.mqttUrl, TOPIC))?.state?.desired?.speed === 3);
     await remove(cloudUrl(), TOPIC);
-    await eventually(async () => isEmpty(await get(gateway.mqttUrl, TOPIC)), 8000, 200);
+    await eventually(async () => (await get(gateway.mqttUrl, TOPIC)) === undefined, 8000, 200)
+      .catch(async (error) => { throw new Error(`${error.message}: local ${JSON.stringify(await get(gateway.mqttUrl, TOPIC))}`); });
 
+    // re-created on the device: the cloud gets it, and then the device's delete
     await update(gateway.mqttUrl, TOPIC, { reported: { temp: 30 } });
     await eventually(async () => (await get(cloudUrl(), TOPIC))?.state?.reported?.temp === 30);
     await remove(gateway.mqttUrl, TOPIC);
-    await eventually(async () => isEmpty(await get(cloudUrl(), TOPIC)), 8000, 200);
+    await eventually(async () => (await get(cloudUrl(), TOPIC)) === undefined, 8000, 200)
+      .catch(async (error) => { throw new Error(`${error.message}: cloud ${JSON.stringify(await get(cloudUrl(), TOPIC))}`); });
+    // and stays deleted on both sides
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(await get(gateway.mqttUrl, TOPIC)).toBeUndefined();
+    expect(await get(cloudUrl(), TOPIC)).toBeUndefined();
     const status = JSON.parse((await outpost(gateway.socket, ['sync', 'status', '--json'])).stdout);
     expect(status.online).toBe(true);
     expect(status.shadows.find((shadow: any) => shadow.name === null).lastError).toBeNull();

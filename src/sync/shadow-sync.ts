@@ -22,7 +22,9 @@ const CLOUD_MAX_IN_FLIGHT = 10;
 const MAX_CONFLICTS = 3;
 
 interface ShadowResponse { outcome: 'accepted' | 'rejected'; body: Record<string, any> }
+/** A side's shadow: its state, and its version unless it does not exist (404). */
 interface ShadowSide { state: ShadowState; version?: number }
+type Operation = 'get' | 'update' | 'delete';
 
 /**
  * A refusal the same update would get again (AWS Device Shadow error messages: 400, 401, 403, 413,
@@ -44,13 +46,12 @@ const shadowPrefix = (rule: { thing: string; name?: string }) => `$aws/things/${
 /**
  * A shadow changed: `/update/documents` after an update, `/delete/accepted` after a delete (AWS
  * IoT publishes no `/documents` for a delete, so without it a delete would wait for the next connect).
- * The `/documents` of the agent's own updates (their clientToken is the agent's: AWS echoes it there)
- * are none: that change is synced already, and a sync for it would only read both sides again,
- * a cloud read more for every write.
+ * Those of the agent's own requests (their clientToken is the agent's: AWS echoes it there) are
+ * none: that change is synced already, and a sync for it would only read both sides again, a cloud
+ * read more for every write.
  */
 function isChange(topic: string, payload: Buffer, ownTokens: string): boolean {
-  if (topic.endsWith('/delete/accepted')) return true;
-  if (!topic.endsWith('/update/documents')) return false;
+  if (!topic.endsWith('/update/documents') && !topic.endsWith('/delete/accepted')) return false;
   let clientToken: unknown;
   try {
     clientToken = (JSON.parse(payload.toString('utf8')) as { clientToken?: unknown }).clientToken;
@@ -87,7 +88,7 @@ class ShadowChannel {
     private readonly maxInFlight = Infinity,
   ) {}
 
-  request(rule: ShadowRule, operation: 'get' | 'update', body: Record<string, unknown>): Promise<ShadowResponse> {
+  request(rule: ShadowRule, operation: Operation, body: Record<string, unknown>): Promise<ShadowResponse> {
     return new Promise((resolve, reject) => {
       const start = () => {
         this.inFlight++;
@@ -101,7 +102,7 @@ class ShadowChannel {
     });
   }
 
-  private send(rule: ShadowRule, operation: 'get' | 'update', body: Record<string, unknown>): Promise<ShadowResponse> {
+  private send(rule: ShadowRule, operation: Operation, body: Record<string, unknown>): Promise<ShadowResponse> {
     const clientToken = `${this.tokenPrefix}${++this.tokens}`;
     const topic = `${shadowPrefix(rule)}/${operation}`;
     return new Promise((resolve, reject) => {
@@ -236,7 +237,7 @@ export class ShadowSync {
     // One SUBSCRIBE per shadow: AWS IoT Core takes at most 8 filters in one, and a shadow the cloud
     // refuses (its policy) must not hold the others back.
     for (const [key, rule] of this.rules) {
-      const filters = [`${shadowPrefix(rule)}/get/+`, `${shadowPrefix(rule)}/update/+`, `${shadowPrefix(rule)}/delete/accepted`];
+      const filters = [`${shadowPrefix(rule)}/get/+`, `${shadowPrefix(rule)}/update/+`, `${shadowPrefix(rule)}/delete/+`];
       client.subscribe(Object.fromEntries(filters.map((filter) => [filter, { qos: 1 as const }])), (error) => {
         if (error) {
           this.outcomeOf(key).lastError = `could not subscribe to the cloud shadow topics: ${error.message}`;
@@ -355,7 +356,14 @@ export class ShadowSync {
     if (!cloudChannel) throw new Error('cloud link down');
     const cloud = await read(cloudChannel, rule);
     const local = await read(this.local, rule);
-    const plan = planSync(this.base(rule), local.state, cloud.state, rule.direction);
+    const base = this.base(rule);
+    const plan = planSync(base, local.state, cloud.state, rule.direction);
+    const deleted = sideToDelete(base, plan.base, local, cloud, rule.direction);
+    if (deleted) {
+      await remove(deleted === 'local' ? this.local : cloudChannel, rule);
+      await this.saveBase(rule, {});
+      return true;
+    }
     let refusedLocally: UpdateRefused | undefined;
     if (plan.local) {
       try {
@@ -396,7 +404,7 @@ export class ShadowSync {
   }
 }
 
-/** A side's shadow state; a shadow that does not exist (404) is empty, with no version to lock on. */
+/** A side's shadow state; a shadow that does not exist (404) is empty, with no version. */
 async function read(channel: ShadowChannel, rule: ShadowRule): Promise<ShadowSide> {
   const response = await channel.request(rule, 'get', {});
   if (response.outcome === 'rejected') {
@@ -411,8 +419,34 @@ async function read(channel: ShadowChannel, rule: ShadowRule): Promise<ShadowSid
 async function write(channel: ShadowChannel, rule: ShadowRule, state: StatePatch, version: number | undefined): Promise<boolean> {
   const response = await channel.request(rule, 'update', { state, ...(version === undefined ? {} : { version }) });
   if (response.outcome === 'accepted') return true;
-  const { code, message } = response.body as { code?: unknown; message?: unknown };
-  if (code === 409) return false;
-  const reason = `the ${channel.side} shadow refused the update: ${code} ${message}`;
-  throw typeof code === 'number' && !RETRYABLE_CODES.has(code) ? new UpdateRefused(reason) : new Error(reason);
+  if (response.body.code === 409) return false;
+  throw refusal(channel, 'update', response.body);
+}
+
+/**
+ * The side whose shadow goes, as Greengrass's shadow manager deletes it: the other side's shadow
+ * was deleted since the last sync (it had a state then, and is not found now), and the merge
+ * leaves nothing. A shadow that only lost its keys, or never had any, is synced as its state.
+ */
+function sideToDelete(base: ShadowState, merged: ShadowState, local: ShadowSide, cloud: ShadowSide, direction: ShadowRule['direction']): 'local' | 'cloud' | undefined {
+  const isEmpty = (state: ShadowState) => state.desired === undefined && state.reported === undefined;
+  if (isEmpty(base) || !isEmpty(merged)) return undefined;
+  const localGone = local.version === undefined;
+  const cloudGone = cloud.version === undefined;
+  if (cloudGone && !localGone && direction !== 'device-to-cloud') return 'local';
+  if (localGone && !cloudGone && direction !== 'cloud-to-device') return 'cloud';
+  return undefined;
+}
+
+/** Deletes a side's shadow (a delete takes no version: AWS ignores the request's content); one gone already is as good. */
+async function remove(channel: ShadowChannel, rule: ShadowRule): Promise<void> {
+  const response = await channel.request(rule, 'delete', {});
+  if (response.outcome === 'accepted' || response.body.code === 404) return;
+  throw refusal(channel, 'delete', response.body);
+}
+
+function refusal(channel: ShadowChannel, operation: Operation, body: Record<string, any>): Error {
+  const { code, message } = body as { code?: unknown; message?: unknown };
+  const reason = `the ${channel.side} shadow refused the ${operation}: ${code} ${message}`;
+  return typeof code === 'number' && !RETRYABLE_CODES.has(code) ? new UpdateRefused(reason) : new Error(reason);
 }
