@@ -27,7 +27,7 @@ interface ShadowSide { state: ShadowState; version?: number }
 type Operation = 'get' | 'update' | 'delete';
 
 /**
- * A refusal the same update would get again (AWS Device Shadow error messages: 400, 401, 403, 413,
+ * A refusal the same request would get again (AWS Device Shadow error messages: 400, 401, 403, 413,
  * 415), unlike a busy or failing service's (429, 500, 503). Greengrass's shadow manager skips such
  * an update instead of retrying it.
  */
