@@ -9,6 +9,7 @@ import { freePort } from './helpers/cloud.js';
 const SHADOW_TOPICS = { allowAnonymous: true, anonymousPolicy: { publish: ['#', '$aws/#'], subscribe: ['#', '$aws/#'] } };
 const TOPIC = '$aws/things/pump/shadow';
 const NAMED = '$aws/things/pump/shadow/name/config';
+const TELEMETRY = '$aws/things/pump/shadow/name/telemetry';
 
 describe('shadow sync with an AWS IoT-compatible cloud', () => {
   let cloudPort: number;
@@ -17,7 +18,13 @@ describe('shadow sync with an AWS IoT-compatible cloud', () => {
   const gatewayConfig = () => ({
     mqtt: SHADOW_TOPICS,
     cloud: { mqtt: { url: `mqtt://127.0.0.1:${cloudPort}`, clientId: 'gw-shadows', reconnectMinMs: 100, reconnectMaxMs: 300 } },
-    sync: { shadows: [{ thing: 'pump' }, { thing: 'pump', name: 'config', direction: 'cloud-to-device' }] },
+    sync: {
+      shadows: [
+        { thing: 'pump' },
+        { thing: 'pump', name: 'config', direction: 'cloud-to-device' },
+        { thing: 'pump', name: 'telemetry', direction: 'device-to-cloud' },
+      ],
+    },
   });
 
   const get = async (url: string, topic: string) => {
@@ -103,6 +110,17 @@ describe('shadow sync with an AWS IoT-compatible cloud', () => {
     await update(gateway.mqttUrl, NAMED, { reported: { interval: 60 } });
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect((await get(cloudUrl(), NAMED)).state.reported).toBeUndefined();
+  });
+
+  it('device-to-cloud shadows are put back in the cloud, whole, when the cloud shadow is deleted', async () => {
+    await update(gateway.mqttUrl, TELEMETRY, { reported: { flow: 12, pressure: 3 } });
+    await update(gateway.mqttUrl, TELEMETRY, { reported: { flow: 13 } });
+    await eventually(async () => (await get(cloudUrl(), TELEMETRY))?.state?.reported?.flow === 13);
+    await remove(cloudUrl(), TELEMETRY);
+    await eventually(async () => (await get(cloudUrl(), TELEMETRY))?.state?.reported?.flow === 13, 8000, 200)
+      .catch(async (error) => { throw new Error(`${error.message}: cloud ${JSON.stringify(await get(cloudUrl(), TELEMETRY))}`); });
+    expect((await get(cloudUrl(), TELEMETRY)).state).toEqual({ reported: { flow: 13, pressure: 3 } });
+    expect((await get(gateway.mqttUrl, TELEMETRY)).state).toEqual({ reported: { flow: 13, pressure: 3 } });
   });
 
   it('syncs a delete on either side at once, as a delete (a get then finds no shadow), without waiting for a reconnect', async () => {

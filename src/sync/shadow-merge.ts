@@ -59,11 +59,14 @@ function statePatch(from: ShadowState, to: ShadowState): StatePatch | undefined 
   return Object.keys(result).length > 0 ? result : undefined;
 }
 
+/** A shadow with neither section: one that does not exist reads so too. */
+export const isEmptyState = (state: ShadowState) => state.desired === undefined && state.reported === undefined;
 const section = (value: Json | undefined): JsonObject | undefined => (isObject(value) && Object.keys(value).length > 0 ? value : undefined);
 
 /** What one sync does, given the last synced document and both sides' current states. */
 export function planSync(base: ShadowState, local: ShadowState, cloud: ShadowState, direction: Direction): SyncPlan {
-  if (direction === 'device-to-cloud') return { cloud: statePatch(base, local), base: local };
+  // The device is the authority: a cloud shadow deleted (or emptied) gets the device's whole state back.
+  if (direction === 'device-to-cloud') return { cloud: statePatch(isEmptyState(cloud) ? {} : base, local), base: local };
   if (direction === 'cloud-to-device') return { local: statePatch(base, cloud), base: cloud };
   const merged: ShadowState = {};
   const desired = section(merge3(base.desired, local.desired, cloud.desired, 'cloud'));

@@ -7,7 +7,7 @@ import type { BusMessage, LocalBus } from '../bus.js';
 import type { Store } from '../store/store.js';
 import type { JsonObject, ShadowState } from '../shadows/document.js';
 import type { ShadowRule } from './config.js';
-import { planSync, type StatePatch } from './shadow-merge.js';
+import { isEmptyState, planSync, type StatePatch } from './shadow-merge.js';
 
 const REQUEST_TIMEOUT_MS = 10_000;
 /** A sync that failed while online is tried again after this long. */
@@ -429,8 +429,7 @@ async function write(channel: ShadowChannel, rule: ShadowRule, state: StatePatch
  * leaves nothing. A shadow that only lost its keys, or never had any, is synced as its state.
  */
 function sideToDelete(base: ShadowState, merged: ShadowState, local: ShadowSide, cloud: ShadowSide, direction: ShadowRule['direction']): 'local' | 'cloud' | undefined {
-  const isEmpty = (state: ShadowState) => state.desired === undefined && state.reported === undefined;
-  if (isEmpty(base) || !isEmpty(merged)) return undefined;
+  if (isEmptyState(base) || !isEmptyState(merged)) return undefined;
   const localGone = local.version === undefined;
   const cloudGone = cloud.version === undefined;
   if (cloudGone && !localGone && direction !== 'device-to-cloud') return 'local';
