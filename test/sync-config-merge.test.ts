@@ -85,8 +85,9 @@ describe('shadow three-way merge', () => {
       local: { desired: { speed: 9 } },
     });
     expect(planSync(base, local, cloud, 'device-to-cloud')).toEqual({ base: local, cloud: { desired: { speed: 7 }, reported: { temp: 21 } } });
-    // a deleted cloud shadow gets the device's whole state, unchanged since the last sync as it is
+    // a deleted shadow gets the source side's whole state, unchanged since the last sync as it is
     expect(planSync(local, local, {}, 'device-to-cloud')).toEqual({ base: local, cloud: local });
+    expect(planSync(cloud, {}, cloud, 'cloud-to-device')).toEqual({ base: cloud, local: cloud });
     expect(planSync(base, local, cloud, 'cloud-to-device')).toEqual({ base: cloud, local: { desired: { speed: 9 }, reported: { temp: 99 } } });
     expect(planSync({}, {}, { desired: { on: true } }, 'both')).toEqual({ base: { desired: { on: true } }, cloud: undefined, local: { desired: { on: true } } });
   });

@@ -112,6 +112,15 @@ describe('shadow sync with an AWS IoT-compatible cloud', () => {
     expect((await get(cloudUrl(), NAMED)).state.reported).toBeUndefined();
   });
 
+  it('cloud-to-device shadows are put back on the device, whole, when the device deletes its copy', async () => {
+    await eventually(async () => (await get(gateway.mqttUrl, NAMED))?.state?.desired?.interval === 60);
+    await remove(gateway.mqttUrl, NAMED);
+    await eventually(async () => (await get(gateway.mqttUrl, NAMED))?.state?.desired?.interval === 60, 8000, 200)
+      .catch(async (error) => { throw new Error(`${error.message}: local ${JSON.stringify(await get(gateway.mqttUrl, NAMED))}`); });
+    expect((await get(gateway.mqttUrl, NAMED)).state).toEqual({ desired: { interval: 60 }, delta: { interval: 60 } });
+    expect((await get(cloudUrl(), NAMED)).state).toEqual({ desired: { interval: 60 }, delta: { interval: 60 } });
+  });
+
   it('device-to-cloud shadows are put back in the cloud, whole, when the cloud shadow is deleted', async () => {
     await update(gateway.mqttUrl, TELEMETRY, { reported: { flow: 12, pressure: 3 } });
     await update(gateway.mqttUrl, TELEMETRY, { reported: { flow: 13 } });

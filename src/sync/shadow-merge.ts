@@ -65,9 +65,9 @@ const section = (value: Json | undefined): JsonObject | undefined => (isObject(v
 
 /** What one sync does, given the last synced document and both sides' current states. */
 export function planSync(base: ShadowState, local: ShadowState, cloud: ShadowState, direction: Direction): SyncPlan {
-  // The device is the authority: a cloud shadow deleted (or emptied) gets the device's whole state back.
+  // One way, the source side is the authority: the other side's shadow deleted (or emptied) gets its whole state back.
   if (direction === 'device-to-cloud') return { cloud: statePatch(isEmptyState(cloud) ? {} : base, local), base: local };
-  if (direction === 'cloud-to-device') return { local: statePatch(base, cloud), base: cloud };
+  if (direction === 'cloud-to-device') return { local: statePatch(isEmptyState(local) ? {} : base, cloud), base: cloud };
   const merged: ShadowState = {};
   const desired = section(merge3(base.desired, local.desired, cloud.desired, 'cloud'));
   const reported = section(merge3(base.reported, local.reported, cloud.reported, 'local'));
