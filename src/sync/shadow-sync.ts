@@ -284,7 +284,7 @@ export class ShadowSync {
 
   fromCloud(topic: string, payload: Buffer): void {
     this.cloud?.receive(topic, payload);
-    if (isChange(topic, payload, this.ownTokens)) this.changed(topic);
+    this.changed(topic, payload);
   }
 
   status(): ShadowSyncStatus[] {
@@ -296,13 +296,13 @@ export class ShadowSync {
 
   private fromLocal(message: BusMessage): void {
     this.local.receive(message.topic, message.payload);
-    if (isChange(message.topic, message.payload, this.ownTokens)) this.changed(message.topic);
+    this.changed(message.topic, message.payload);
   }
 
-  /** A change of a configured shadow (see isChange): sync it. */
-  private changed(topic: string): void {
+  /** A change of a configured shadow (see isChange): sync it. Other shadows' payloads are not even parsed. */
+  private changed(topic: string, payload: Buffer): void {
     const key = shadowKeyOf(topic);
-    if (key !== undefined && this.rules.has(key)) this.schedule(key);
+    if (key !== undefined && this.rules.has(key) && isChange(topic, payload, this.ownTokens)) this.schedule(key);
   }
 
   private schedule(key: string): void {
