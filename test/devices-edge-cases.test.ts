@@ -277,6 +277,33 @@ describe('serial devices at the edges', () => {
     await eventually(async () => (await reported()).mode === 'turbo');
   });
 
+  it('writes the next command once the port has taken the previous one, though the device answered that one first', async () => {
+    // serialport reports a write done a turn of the event loop (or more) after its bytes left, so
+    // the device's answer can come first: a meter's quick echo under load did. Here the device
+    // answers a long line as soon as it has read its start, while the port is still writing the rest
+    // (and keeps sending readings, as a sensor does: serialport stops watching for room to write
+    // while it waits for data, until data comes)
+    pairs.relay.received = Buffer.alloc(0);
+    const answered = new Set<string>();
+    pairs.relay.respond(() => {
+      for (const [, key] of pairs.relay.received.toString().matchAll(/(?:^|\n)SET (\w+) /g)) {
+        if (!answered.has(key)) void pairs.relay.send(`OK ${key}\n`);
+        answered.add(key);
+      }
+    });
+    let level = 0;
+    const readings = setInterval(() => void pairs.relay.send(`{"level": ${level++}}\n`), 100);
+    try {
+      client.publish('devices/relay1/commands', JSON.stringify({ long: 'x'.repeat(128 * 1024), short: 'y', clientToken: 'after-long' }), { qos: 1 });
+      expect(await nextReply((body) => body.key === 'long')).toMatchObject({ status: 'ok' });
+      expect(await nextReply((body) => body.key === 'short')).toEqual(expect.objectContaining({ status: 'ok', clientToken: 'after-long' }));
+    } finally {
+      clearInterval(readings);
+      pairs.relay.respond(() => undefined);
+    }
+    expect(pairs.relay.received.toString()).toBe(`SET long ${'x'.repeat(128 * 1024)}\nSET short y\n`);
+  });
+
   it('refuses a command while the device does not take the previous one, rather than queueing it in memory for later', async () => {
     pairs.hung.stopReading();
     const statuses: Array<{ status: string; error?: string }> = [];

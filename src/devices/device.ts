@@ -122,7 +122,7 @@ export class Device {
     this.tokenPrefix = `outpost-device-${tokenLabel(this.name)}:`;
     const { framing, parser } = this.profile;
     if (framing.type === 'modbus') {
-      this.modbus = new ModbusMaster((frame) => this.write(frame), framing.responseTimeoutMs, characterMs(this.profile.port),
+      this.modbus = new ModbusMaster((frame, wanted) => this.write(frame, wanted), framing.responseTimeoutMs, characterMs(this.profile.port),
         (bytes) => this.stats.parseError(`${bytes} bytes of noise between Modbus answers`));
       if (parser.type === 'modbus') this.pollBlocks = pollPlan(parser.registers);
       this.push = (chunk) => this.modbus!.push(chunk);
@@ -269,9 +269,17 @@ export class Device {
     this.retryTimer = setTimeout(() => void this.connect(), delay);
   }
 
-  private write(data: Buffer): void {
-    if (!this.connection) throw new Error('device not connected');
-    this.connection.write(data);
+  /**
+   * Writes once the port has taken the previous write, unless `wanted()` turned false meanwhile (the
+   * request timed out or was aborted): a request given up is never written later.
+   */
+  private async write(data: Buffer, wanted: () => boolean): Promise<void> {
+    const connection = this.connection;
+    if (!connection) throw new Error('device not connected');
+    await connection.idle();
+    if (!wanted()) return;
+    if (connection !== this.connection) throw new Error('device not connected');
+    connection.write(data);
   }
 
   // --- reading: frames → readings → telemetry topic and shadow --------------------------------
@@ -483,9 +491,9 @@ export class Device {
   }
 
   private async writeTextCommand(command: Command): Promise<CommandResult> {
-    const write = (data: Buffer) => {
-      this.write(data);
-      this.stats.commandsSent++;
+    const write = async (data: Buffer, wanted: () => boolean) => {
+      await this.write(data, wanted);
+      if (wanted()) this.stats.commandsSent++;
     };
     const textCommand = new TextCommand(this.profile.commands!, command, { device: this.name, thing: this.thing ?? '' }, write);
     this.textCommand = textCommand;

@@ -1,5 +1,6 @@
 import { answerData, findAnswer, type ModbusRequest } from './parsers/modbus.js';
 import { ParseError } from './parsers/reading.js';
+import { PORT_BUSY } from './serial.js';
 
 /** The longest Modbus RTU ADU; more buffered bytes can only be noise. */
 const MAX_ADU = 256;
@@ -16,6 +17,8 @@ export class ModbusMaster {
   private quietUntil = 0;
   private current: {
     request: ModbusRequest;
+    /** On the line: not yet while the port has not taken the previous write. */
+    written: boolean;
     received: Buffer;
     /** A complete frame failed its CRC: the timeout reports that rather than no answer at all. */
     badCrc: boolean;
@@ -25,11 +28,12 @@ export class ModbusMaster {
   private queue: Promise<unknown> = Promise.resolve();
 
   /**
-   * `responseTimeoutMs`: how long the device may take to answer, counted once the request is on the
-   * line and before the answer is (`charMs`, one character's time at the line's speed): at 2400 baud
-   * a 74-register answer alone takes 640 ms.
+   * `write`: puts a frame on the line once the port has taken the previous one, unless `wanted()`
+   * says by then that the request was given up. `responseTimeoutMs`: how long the device may take
+   * to answer, counted once the request is on the line and before the answer is (`charMs`, one
+   * character's time at the line's speed): at 2400 baud a 74-register answer alone takes 640 ms.
    */
-  constructor(private readonly write: (frame: Buffer) => void, private readonly responseTimeoutMs: number, private readonly charMs: number,
+  constructor(private readonly write: (frame: Buffer, wanted: () => boolean) => Promise<void>, private readonly responseTimeoutMs: number, private readonly charMs: number,
     private readonly onNoise: (bytes: number) => void) {}
 
   /** Sends a request once the line is free; resolves with the answer's data, rejects with a ParseError (CRC, exception, timeout). */
@@ -69,10 +73,10 @@ export class ModbusMaster {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.quietUntil = performance.now() + this.responseTimeoutMs;
-        this.current?.settle(new ParseError(this.current.badCrc ? 'Modbus CRC mismatch' : `no Modbus answer within ${timeoutMs} ms`));
+        current.settle(new ParseError(!current.written ? PORT_BUSY : current.badCrc ? 'Modbus CRC mismatch' : `no Modbus answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.current = {
-        request, received: Buffer.alloc(0), badCrc: false,
+      const current: NonNullable<ModbusMaster['current']> = {
+        request, written: false, received: Buffer.alloc(0), badCrc: false,
         settle: (error, data) => {
           clearTimeout(timer);
           this.current = undefined;
@@ -80,11 +84,9 @@ export class ModbusMaster {
           else resolve(data!);
         },
       };
-      try {
-        this.write(request.frame);
-      } catch (error) {
-        this.current.settle(error as Error);
-      }
+      this.current = current;
+      this.write(request.frame, () => this.current === current)
+        .then(() => { current.written = true; }, (error: Error) => { if (this.current === current) current.settle(error); });
     });
   }
 }

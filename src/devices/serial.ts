@@ -3,7 +3,13 @@ import { listingAvailable, type PortInfo } from './port.js';
 
 /** An open serial port as the device needs it. */
 export interface SerialConnection {
-  /** Throws while an earlier write is still pending. */
+  /**
+   * Resolves once the port has taken the last write (at once if it has). serialport reports a
+   * write done on a later turn of the event loop than the bytes leave: the device's answer to
+   * them can come first, so the next write waits for this rather than find the port busy.
+   */
+  idle(): Promise<void>;
+  /** Throws while an earlier write is still pending: one write at most is held in memory. */
   write(data: Buffer): void;
   close(): void;
 }
@@ -18,6 +24,9 @@ export interface SerialDriver {
   open(path: string, settings: Profile['port'], events: SerialEvents): Promise<SerialConnection>;
   list(): Promise<PortInfo[]>;
 }
+
+/** A write refused, or given up waiting for the port, while the port has not taken the previous one. */
+export const PORT_BUSY = 'port not accepting data: the previous write is still pending';
 
 /**
  * serialport, loaded on first use: a daemon without devices never loads it (nor its native
@@ -42,6 +51,7 @@ export async function loadSerialDriver(): Promise<SerialDriver> {
             return;
           }
           let closing = false;
+          let pending: Promise<void> | undefined;
           port.on('data', (chunk: Buffer) => events.data(chunk));
           port.on('error', (failure: Error) => {
             if (!closing) events.lost(failure);
@@ -51,11 +61,17 @@ export async function loadSerialDriver(): Promise<SerialDriver> {
             closing = true;
           });
           resolve({
+            idle: () => pending ?? Promise.resolve(),
             write: (data) => {
               // A device that stopped reading (hung firmware behind a USB CDC port) leaves writes
               // pending: one is kept, not one per command or poll in memory, delivered much later
-              if (port.writableLength > 0) throw new Error('port not accepting data: the previous write is still pending');
-              port.write(data);
+              if (pending) throw new Error(PORT_BUSY);
+              // called on success, on failure and when the port is destroyed with the write pending
+              const written: Promise<void> = new Promise((resolve) => port.write(data, () => {
+                if (pending === written) pending = undefined;
+                resolve();
+              }));
+              pending = written;
             },
             close: () => {
               closing = true;

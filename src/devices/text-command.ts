@@ -1,5 +1,6 @@
 import type { Command, CommandResult } from './commands.js';
 import type { Profile } from './profile.js';
+import { PORT_BUSY } from './serial.js';
 import { escapeRegex, render } from './template.js';
 
 type CommandSpec = NonNullable<Profile['commands']>;
@@ -13,16 +14,24 @@ export class TextCommand {
   private readonly ack: RegExp;
   private readonly error: RegExp | undefined;
   private settle!: (result: CommandResult) => void;
+  private settled = false;
+  /** On the line: not yet while the port has not taken the previous write. */
+  private written = false;
 
-  constructor(spec: CommandSpec, readonly command: Command, values: { device: string; thing: string }, write: (data: Buffer) => void) {
+  /** `write`: puts the line on the port once it has taken the previous write, unless `wanted()` says by then that the command was given up. */
+  constructor(spec: CommandSpec, readonly command: Command, values: { device: string; thing: string },
+    write: (data: Buffer, wanted: () => boolean) => Promise<void>) {
     // ${key} in a pattern matches the key literally.
     const pattern = (source: string) => new RegExp(source.replaceAll('${key}', escapeRegex(command.key)));
     this.ack = pattern(spec.ack);
     this.error = spec.error ? pattern(spec.error) : undefined;
     this.done = new Promise((resolve) => {
-      const timer = setTimeout(() => this.settle({ status: 'timeout', error: `no acknowledgement within ${spec.timeoutMs} ms` }), spec.timeoutMs);
+      const timer = setTimeout(() => this.settle(this.written
+        ? { status: 'timeout', error: `no acknowledgement within ${spec.timeoutMs} ms` }
+        : { status: 'error', error: PORT_BUSY }), spec.timeoutMs);
       this.settle = (result) => {
         clearTimeout(timer);
+        this.settled = true;
         resolve(result);
       };
     });
@@ -34,11 +43,10 @@ export class TextCommand {
       this.settle({ status: 'error', error: `expected a ${broken[0]} without line breaks (CR or LF)`, refused: true });
       return;
     }
-    try {
-      write(Buffer.from(render(spec.template, { key: command.key, value, ...values }), 'utf8'));
-    } catch (error) {
-      this.settle({ status: 'error', error: (error as Error).message });
-    }
+    write(Buffer.from(render(spec.template, { key: command.key, value, ...values }), 'utf8'), () => !this.settled).then(
+      () => { this.written = true; },
+      (error: Error) => this.settle({ status: 'error', error: error.message }),
+    );
   }
 
   /** True when the frame answered this command (and is not a reading). */
