@@ -82,10 +82,12 @@ describe('device profiles', () => {
     expect(second.stdout).toContain('  port: expected either path or usb, not both');
     expect(second.stdout).toContain('  framing.unitId: expected a unit id 1-247, got 0');
 
-    writeFileSync(file, yaml.dump({ framing: { type: 'lines' }, parser: { type: 'modbus', registers: [{ name: 'v', address: 1, table: 'input', writable: true }] } }));
+    writeFileSync(file, yaml.dump({ framing: { type: 'lines' }, parser: { type: 'modbus', registers: [{ name: 'v', address: 1, table: 'input', writable: true, scale: Infinity }] } }));
     const third = await run([OUTPOST, 'devices', 'check', file]);
     expect(third.stdout).toContain('  parser.type: expected framing type modbus and parser type modbus together');
     expect(third.stdout).toContain('  parser.registers.0.writable: expected writable only on holding registers');
+    // YAML's .inf: every reading would be null and every written value 0
+    expect(third.stdout).toContain('  parser.registers.0.scale: expected a non-zero finite number');
 
     // a second reading of one name would overwrite the first in every reading
     writeFileSync(file, yaml.dump({ framing: { type: 'modbus', unitId: 1 }, parser: { type: 'modbus', registers: [

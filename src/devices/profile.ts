@@ -78,7 +78,9 @@ const registerSchema = z.strictObject({
   /** For 32-bit types: "big" = high word first (the Modbus norm). */
   wordOrder: oneOf(['big', 'little'], 'expected big or little').default('big'),
   /** reading = raw value × scale. */
-  scale: z.number({ invalid_type_error: 'expected a number' }).refine((scale) => scale !== 0, { message: 'expected a non-zero number' }).default(1),
+  // YAML's .inf would turn every reading into null and every written value into 0
+  scale: z.number({ invalid_type_error: 'expected a non-zero finite number' })
+    .refine((scale) => scale !== 0 && Number.isFinite(scale), { message: 'expected a non-zero finite number' }).default(1),
   unit: text('expected a unit (e.g. "V")').optional(),
   /** A command (or desired state) may write this register (holding only). */
   writable: bool(false),
