@@ -114,6 +114,11 @@ export class ModbusSlave {
     pair.respond((chunk) => this.onBytes(chunk));
   }
 
+  /**
+   * Requests cut from the byte stream. A frame that fails its CRC shifts the search by one byte, not
+   * by its length: a stray or lost byte (a request cut short by an unplug) must not misalign every
+   * later request, which a real slave's 3.5-character silence between frames would realign too.
+   */
   private onBytes(chunk: Buffer): void {
     this.buffer = Buffer.concat([this.buffer, chunk]);
     while (this.buffer.length >= 8) {
@@ -121,8 +126,12 @@ export class ModbusSlave {
       const length = functionCode === 0x10 ? 9 + this.buffer[6] : 8;
       if (this.buffer.length < length) return;
       const request = this.buffer.subarray(0, length);
+      if (crc16(request.subarray(0, length - 2)) !== request.readUInt16LE(length - 2)) {
+        this.buffer = this.buffer.subarray(1);
+        continue;
+      }
       this.buffer = this.buffer.subarray(length);
-      if (crc16(request.subarray(0, length - 2)) !== request.readUInt16LE(length - 2) || request[0] !== this.unitId) continue;
+      if (request[0] !== this.unitId) continue;
       this.requests++;
       let answer = this.answer(request);
       if (this.corruptNext) {
