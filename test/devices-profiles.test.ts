@@ -126,6 +126,7 @@ describe('device profiles', () => {
             { name: 'thingless', profile: 'per-thing', port: '/dev/null' },
             { name: 'missing', profile: 'nowhere', port: '/dev/null' },
             { name: 'good', profile: 'portless', port: join(dir, 'absent-tty') },
+            { name: 'twin', profile: 'portless', port: join(dir, 'absent-tty') },
           ],
         },
       },
@@ -138,6 +139,8 @@ describe('device profiles', () => {
         { name: 'thingless', disabled: true, lastError: 'devices.instances.2.thing: expected a thing name (profile per-thing uses ${thing} in telemetry.topic)' },
         { name: 'missing', disabled: true, lastError: `devices.instances.3.profile: ${join(profilesDir, 'nowhere.yaml')}: no such profile file` },
         { name: 'good', disabled: false, connected: false, lastError: expect.stringContaining('absent-tty') },
+        // serialport locks the port: the second device would retry "Cannot lock port" for ever
+        { name: 'twin', disabled: true, lastError: `devices.instances.5.port: expected a port no other device uses (${join(dir, 'absent-tty')} is device good's; one device per port, several Modbus units on one RS-485 line are not supported)` },
       ]);
       const table = (await outpost(daemon.socket, ['devices', 'ls'])).stdout;
       expect(table).toMatch(/^broken\s+broken\s+disabled\s/m);
@@ -147,7 +150,7 @@ describe('device profiles', () => {
       expect(metrics).toMatch(/^outpost_device_disabled\{device="broken"\} 1$/m);
       expect(metrics).toMatch(/^outpost_device_connected\{device="broken"\} 0$/m);
       expect(metrics).toMatch(/^outpost_device_disabled\{device="good"\} 0$/m);
-      expect(JSON.parse((await outpost(daemon.socket, ['status', '--json'])).stdout).services.devices).toMatchObject({ ok: true, configured: 5, disabled: 4 });
+      expect(JSON.parse((await outpost(daemon.socket, ['status', '--json'])).stdout).services.devices).toMatchObject({ ok: true, configured: 6, disabled: 5 });
     } finally {
       expect(await daemon.stop()).toBe(0);
       await daemon.cleanup();

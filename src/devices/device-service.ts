@@ -7,6 +7,7 @@ import type { Listener, Service, ServiceContext, ServiceHealth } from '../servic
 import type { DeviceInstanceConfig, DevicesConfig } from './config.js';
 import type { Device } from './device.js';
 import { DisabledDevice } from './disabled-device.js';
+import { configuredPort } from './port.js';
 import type { Profile } from './profile.js';
 
 /** The profiles shipped with Outpost, next to dist/ (and src/) in the package. */
@@ -52,6 +53,8 @@ export class DeviceService implements Service {
       metrics.disabled(instance.name);
       return new DisabledDevice(instance, reason);
     };
+    /** The port each running device opens (as configured), and the device. */
+    const portsTaken = new Map<string, string>();
     this.devices = instances.map((instance, index) => {
       let profile: Profile;
       try {
@@ -61,6 +64,14 @@ export class DeviceService implements Service {
         return disable(instance, error.message);
       }
       if (driver instanceof Error) return disable(instance, `serial ports unavailable: serialport cannot be loaded: ${driver.message}`);
+      // serialport locks the port it opens: a second device on it would retry for ever ("Cannot lock
+      // port"), or without the lock each would read the other's bytes
+      const port = configuredPort(profile.port, instance.port);
+      const holder = portsTaken.get(port);
+      if (holder !== undefined) {
+        return disable(instance, `devices.instances.${index}.port: expected a port no other device uses (${port} is device ${holder}'s; one device per port, several Modbus units on one RS-485 line are not supported)`);
+      }
+      portsTaken.set(port, instance.name);
       return new Device({
         instance, profile, driver, bus: this.context.bus, log: this.log, metrics,
         retryInitialMs: this.config.retryInitialMs, retryMaxMs: this.config.retryMaxMs, commandQueueLength: this.config.commandQueueLength,
