@@ -192,7 +192,7 @@ describe('serial devices at the edges', () => {
     slave.corruptNext = true;
     const errorsBefore = (await listDevices(daemon.socket)).thermostat1.parseErrors;
     await eventually(async () => (await listDevices(daemon.socket)).thermostat1.parseErrors > errorsBefore, 15_000);
-    expect((await listDevices(daemon.socket)).thermostat1.lastError).toBe('Modbus CRC mismatch');
+    expect((await listDevices(daemon.socket)).thermostat1.lastError).toBe('Modbus CRC mismatch reading holding registers 20-24');
     slave.noiseBeforeAnswer = Buffer.alloc(0);
   }, 60_000); // readings over a pseudo-terminal: slow on a loaded machine (timed out twice at load 12)
 
@@ -250,6 +250,15 @@ describe('serial devices at the edges', () => {
     await eventually(() => readings.length >= from + 3, 6000);
     expect(readings.slice(from)).toEqual(readings.slice(from).map(() => expect.objectContaining({ mode: 5, setpoint: expect.any(Number) })));
     expect((await listDevices(daemon.socket)).thermostat1.lastError ?? '').not.toMatch(/exception 2|illegal data address/i);
+
+    // a register the device refuses alone: the error names it, the rest of the map is still read
+    slave.holdingPresent = new Set([20, 21]);
+    await eventually(async () => (await listDevices(daemon.socket)).thermostat1.lastError === 'Modbus exception 2 (illegal data address) reading holding register 24', 6000);
+    readings.length = 0;
+    await eventually(() => readings.length >= 2, 6000);
+    expect(readings.at(-1)).toEqual(expect.objectContaining({ setpoint: expect.any(Number) }));
+    expect(readings.at(-1)).not.toHaveProperty('mode');
+    slave.holdingPresent = undefined;
   });
 
   it('writes a desired value the device refused once, not again on every shadow update, until it is set again', async () => {

@@ -8,7 +8,7 @@ import { FixedFramer, LineFramer } from './framing.js';
 import type { DeviceMetrics } from './metrics.js';
 import { ModbusMaster } from './modbus-master.js';
 import { textParser, type TextParser } from './parsers/index.js';
-import { decodeBlock, encodeValue, ILLEGAL_DATA_ADDRESS, ModbusException, pollPlan, readRequest, withoutGaps, writeRequest, type PollBlock } from './parsers/modbus.js';
+import { decodeBlock, encodeValue, ILLEGAL_DATA_ADDRESS, ModbusException, pollPlan, READ_INPUT, readRequest, withoutGaps, writeRequest, type PollBlock } from './parsers/modbus.js';
 import { ParseError, type Reading } from './parsers/reading.js';
 import { configuredPort, resolvePortPath } from './port.js';
 import type { Profile } from './profile.js';
@@ -375,7 +375,7 @@ export class Device {
         return reading;
       }
       // A read cut short by the port going away is not the device's fault.
-      if (this.connection) this.stats.parseError((error as Error).message);
+      if (this.connection) this.stats.parseError(`${(error as Error).message} reading ${registersRead(block)}`);
       return undefined;
     }
   }
@@ -536,6 +536,12 @@ export class Device {
 function tokenLabel(name: string): string {
   if (name.length <= 36) return name;
   return `${name.slice(0, 27)}~${createHash('sha256').update(name).digest('hex').slice(0, 8)}`;
+}
+
+/** Which read failed, for a map of several: `input registers 0-5`, `holding register 24`. */
+function registersRead(block: PollBlock): string {
+  const table = block.functionCode === READ_INPUT ? 'input' : 'holding';
+  return block.count === 1 ? `${table} register ${block.address}` : `${table} registers ${block.address}-${block.address + block.count - 1}`;
 }
 
 /** A JSON object payload, else undefined. */
