@@ -47,6 +47,12 @@ const PROFILES: Record<string, unknown> = {
     shadow: { minIntervalMs: 0 },
     commands: {},
   },
+  valve: {
+    // polled once: then only commands use the line
+    framing: { type: 'modbus', unitId: 9, pollIntervalMs: 600_000, responseTimeoutMs: 5000 },
+    parser: { type: 'modbus', registers: [{ name: 'open', address: 1, table: 'holding', type: 'uint16', writable: true }] },
+    commands: {},
+  },
 };
 
 describe('serial devices at the edges', () => {
@@ -56,6 +62,7 @@ describe('serial devices at the edges', () => {
   let shadows: ShadowMqttClient;
   const pairs: Record<string, PtyPair> = {};
   let slave: ModbusSlave;
+  let valve: ModbusSlave;
   const replies: any[] = [];
   const readings: any[] = [];
   const weighings: any[] = [];
@@ -77,6 +84,7 @@ describe('serial devices at the edges', () => {
     for (const [name, profile] of Object.entries(PROFILES)) writeFileSync(join(profilesDir, `${name}.yaml`), yaml.dump(profile));
     for (const name of [...Object.keys(PROFILES), 'long']) pairs[name] = await PtyPair.create(dir, name);
     slave = new ModbusSlave(pairs.thermostat, 3);
+    valve = new ModbusSlave(pairs.valve, 9);
     daemon = await TestDaemon.start({
       config: {
         mqtt: { allowAnonymous: true, anonymousPolicy: { publish: ['#', '$aws/#'], subscribe: ['#', '$aws/#'] } },
@@ -87,6 +95,7 @@ describe('serial devices at the edges', () => {
             { name: 'thermostat1', profile: 'thermostat', port: pairs.thermostat.dev, thing: 'boiler' },
             { name: 'scale1', profile: 'scale', port: pairs.scale.dev },
             { name: 'hung1', profile: 'hung', port: pairs.hung.dev },
+            { name: 'valve1', profile: 'valve', port: pairs.valve.dev },
             { name: 'absent1', profile: 'relay', port: join(dir, 'never-plugged-in') },
             { name: 'chatty1', profile: 'chatty', port: pairs.chatty.dev, thing: 'chatter' },
             { name: LONG_NAME, profile: 'relay', port: pairs.long.dev, thing: 'long-named' },
@@ -100,7 +109,7 @@ describe('serial devices at the edges', () => {
     shadows = await ShadowMqttClient.connect(daemon.mqttUrl, { clientId: 'shadow-reader' }, ['$aws/things/pump-house/shadow/+/+', '$aws/things/boiler/shadow/+/+', '$aws/things/chatter/shadow/+/+', '$aws/things/long-named/shadow/+/+']);
     await eventually(async () => {
       const devices = await listDevices(daemon.socket);
-      return devices.relay1.connected && devices.thermostat1.connected && devices.scale1.connected && devices.hung1.connected && devices.chatty1.connected && devices[LONG_NAME].connected;
+      return devices.relay1.connected && devices.thermostat1.connected && devices.scale1.connected && devices.hung1.connected && devices.valve1.connected && devices.chatty1.connected && devices[LONG_NAME].connected;
     }, 8000);
   }, 30_000);
 
@@ -331,6 +340,22 @@ describe('serial devices at the edges', () => {
     await eventually(() => pairs.hung.received.toString().split('\n').length - 1 === refused, 6000);
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(pairs.hung.received.toString().split('\n').map((line) => line.split('=')[0])).toEqual([...Array.from({ length: refused }, (_, index) => `k${index}`), '']);
+  });
+
+  it('fails a Modbus write in flight when the port is lost, saying why, and writes again once the device is back', async () => {
+    await eventually(() => valve.requests >= 1, 6000); // its one poll
+    pairs.valve.stopReading(); // the request reaches the tty, no answer comes
+    const sentBefore = (await listDevices(daemon.socket)).valve1.commandsSent;
+    client.publish('devices/valve1/commands', JSON.stringify({ open: 1, clientToken: 'in-flight' }), { qos: 1 });
+    await eventually(async () => (await listDevices(daemon.socket)).valve1.commandsSent > sentBefore, 6000);
+    await pairs.valve.unplug();
+    expect(await nextReply((body) => body.clientToken === 'in-flight')).toEqual(expect.objectContaining({ status: 'error', error: expect.stringMatching(/^port lost: ./) }));
+
+    await pairs.valve.plug();
+    await eventually(async () => (await listDevices(daemon.socket)).valve1.connected, 8000);
+    client.publish('devices/valve1/commands', JSON.stringify({ open: 1, clientToken: 'back' }), { qos: 1 });
+    expect(await nextReply((body) => body.clientToken === 'back')).toEqual(expect.objectContaining({ status: 'ok' }));
+    expect(valve.holding[1]).toBe(1);
   });
 
   it('reports up to 256 distinct keys of a device, counting a key held back by the interval once', async () => {

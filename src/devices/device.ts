@@ -90,7 +90,8 @@ export class Device {
   /** The first failed attempt of an outage is logged as a warning, the retries at debug level. */
   private missingLogged = false;
   private readonly push: (chunk: Buffer) => void;
-  private readonly resetFraming: () => void;
+  /** After the port is gone (`reason`): a partial frame is dropped, a Modbus request in flight fails. */
+  private readonly resetFraming: (reason: string) => void;
   private readonly parse: TextParser | undefined;
   private readonly modbus: ModbusMaster | undefined;
   /** The reads of the register map; a block the device refused for its gaps is replaced by its gap-free runs. */
@@ -126,7 +127,7 @@ export class Device {
         (bytes) => this.stats.parseError(`${bytes} bytes of noise between Modbus answers`));
       if (parser.type === 'modbus') this.pollBlocks = pollPlan(parser.registers);
       this.push = (chunk) => this.modbus!.push(chunk);
-      this.resetFraming = () => this.modbus!.abort('port lost');
+      this.resetFraming = (reason) => this.modbus!.abort(reason);
     } else {
       const framer = framing.type === 'lines'
         ? new LineFramer(framing.delimiter, framing.maxFrameBytes, (frame) => this.onFrame(frame), () => this.stats.oversized())
@@ -254,7 +255,7 @@ export class Device {
     const connection = this.connection;
     this.connection = undefined;
     clearTimeout(this.pollTimer);
-    this.resetFraming();
+    this.resetFraming(reason);
     this.textCommand?.abort(reason);
     if (connection) {
       connection.close();
