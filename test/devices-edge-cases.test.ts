@@ -47,6 +47,12 @@ const PROFILES: Record<string, unknown> = {
     shadow: { minIntervalMs: 0 },
     commands: {},
   },
+  dosing: {
+    // 1200 baud: 3.5 characters of 10 bits are 29.2 ms; two reads (holding, input) per poll
+    port: { baudRate: 1200 },
+    framing: { type: 'modbus', unitId: 5, pollIntervalMs: 100, responseTimeoutMs: 1000 },
+    parser: { type: 'modbus', registers: [{ name: 'rate', address: 0, table: 'holding' }, { name: 'flow', address: 0, table: 'input' }] },
+  },
   valve: {
     // polled once: then only commands use the line
     framing: { type: 'modbus', unitId: 9, pollIntervalMs: 600_000, responseTimeoutMs: 5000 },
@@ -63,6 +69,7 @@ describe('serial devices at the edges', () => {
   const pairs: Record<string, PtyPair> = {};
   let slave: ModbusSlave;
   let valve: ModbusSlave;
+  let dosing: ModbusSlave;
   const replies: any[] = [];
   const readings: any[] = [];
   const weighings: any[] = [];
@@ -85,6 +92,7 @@ describe('serial devices at the edges', () => {
     for (const name of [...Object.keys(PROFILES), 'long']) pairs[name] = await PtyPair.create(dir, name);
     slave = new ModbusSlave(pairs.thermostat, 3);
     valve = new ModbusSlave(pairs.valve, 9);
+    dosing = new ModbusSlave(pairs.dosing, 5);
     daemon = await TestDaemon.start({
       config: {
         mqtt: { allowAnonymous: true, anonymousPolicy: { publish: ['#', '$aws/#'], subscribe: ['#', '$aws/#'] } },
@@ -96,6 +104,7 @@ describe('serial devices at the edges', () => {
             { name: 'scale1', profile: 'scale', port: pairs.scale.dev },
             { name: 'hung1', profile: 'hung', port: pairs.hung.dev },
             { name: 'valve1', profile: 'valve', port: pairs.valve.dev },
+            { name: 'dosing1', profile: 'dosing', port: pairs.dosing.dev },
             { name: 'absent1', profile: 'relay', port: join(dir, 'never-plugged-in') },
             { name: 'chatty1', profile: 'chatty', port: pairs.chatty.dev, thing: 'chatter' },
             { name: LONG_NAME, profile: 'relay', port: pairs.long.dev, thing: 'long-named' },
@@ -340,6 +349,12 @@ describe('serial devices at the edges', () => {
     await eventually(() => pairs.hung.received.toString().split('\n').length - 1 === refused, 6000);
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(pairs.hung.received.toString().split('\n').map((line) => line.split('=')[0])).toEqual([...Array.from({ length: refused }, (_, index) => `k${index}`), '']);
+  });
+
+  it('keeps 3.5 characters of silence on a Modbus line between an answer and the next request', async () => {
+    // Modbus over Serial Line §2.5.1.1: a request sent sooner runs into the answer, for the slave
+    await eventually(() => dosing.gapsMs.length >= 8, 8000);
+    expect(dosing.gapsMs.filter((gap) => gap < (3.5 * 10 * 1000) / 1200)).toEqual([]);
   });
 
   it('fails a Modbus write in flight when the port is lost, saying why, and writes again once the device is back', async () => {

@@ -15,6 +15,10 @@ export class ModbusMaster {
   /** After a timeout the line stays quiet this long, so a late answer is taken for noise, not for the next request's answer. */
   /** performance.now(): a step of the wall clock must not silence the line for as long as the step. */
   private quietUntil = 0;
+  /** performance.now() of the last bytes heard (an answer, noise): the next request keeps the frame gap after them. */
+  private lastHeardAt = -Infinity;
+  /** Modbus over Serial Line §2.5.1.1: frames are separated by at least 3.5 characters of silence, 1.75 ms above 19200 baud. */
+  private readonly frameGapMs: number;
   private current: {
     request: ModbusRequest;
     /** On the line: not yet while the port has not taken the previous write. */
@@ -34,7 +38,9 @@ export class ModbusMaster {
    * character's time at the line's speed): at 2400 baud a 74-register answer alone takes 640 ms.
    */
   constructor(private readonly write: (frame: Buffer, wanted: () => boolean) => Promise<void>, private readonly responseTimeoutMs: number, private readonly charMs: number,
-    private readonly onNoise: (bytes: number) => void) {}
+    private readonly onNoise: (bytes: number) => void) {
+    this.frameGapMs = Math.max(3.5 * charMs, 1.75);
+  }
 
   /** Sends a request once the line is free; resolves with the answer's data, rejects with a ParseError (CRC, exception, timeout). */
   transact(request: ModbusRequest): Promise<Buffer> {
@@ -44,6 +50,7 @@ export class ModbusMaster {
   }
 
   push(chunk: Buffer): void {
+    this.lastHeardAt = performance.now();
     const current = this.current;
     if (!current) {
       this.onNoise(chunk.length);
@@ -61,14 +68,26 @@ export class ModbusMaster {
     }
   }
 
+  /**
+   * Waits out the quiet time after a timeout and the frame gap after the last bytes heard: a slave
+   * takes a request that follows its answer sooner for the rest of a frame and drops it. Bytes
+   * heard meanwhile do not extend the wait, so a noisy line cannot hold requests back for ever.
+   */
+  private async lineQuiet(): Promise<void> {
+    const readyAt = Math.max(this.quietUntil, this.lastHeardAt + this.frameGapMs);
+    // a timer may fire up to a millisecond early (whole milliseconds, the loop's cached clock)
+    for (let wait = readyAt - performance.now(); wait > 0; wait = readyAt - performance.now()) {
+      await new Promise((resolve) => setTimeout(resolve, Math.ceil(wait)));
+    }
+  }
+
   /** The line is gone: the request in flight fails now rather than at its timeout. */
   abort(reason: string): void {
     this.current?.settle(new ParseError(reason));
   }
 
   private async send(request: ModbusRequest): Promise<Buffer> {
-    const quiet = this.quietUntil - performance.now();
-    if (quiet > 0) await new Promise((resolve) => setTimeout(resolve, quiet));
+    await this.lineQuiet();
     const timeoutMs = Math.ceil(this.responseTimeoutMs + (request.frame.length + request.responseLength) * this.charMs);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -108,6 +108,10 @@ export class ModbusSlave {
   holdingPresent: Set<number> | undefined;
   /** Sent before every answer, as some RS-485 adapters glitch when they turn the line around. */
   noiseBeforeAnswer = Buffer.alloc(0);
+  /** For each request that followed an answer: ms from sending that answer to the request's first bytes (the master's frame gap, at least). */
+  readonly gapsMs: number[] = [];
+  private answerSentAt: number | undefined;
+  private requestStartedAt = 0;
   private buffer = Buffer.alloc(0);
 
   constructor(private readonly pair: PtyPair, private readonly unitId: number) {
@@ -120,6 +124,7 @@ export class ModbusSlave {
    * later request, which a real slave's 3.5-character silence between frames would realign too.
    */
   private onBytes(chunk: Buffer): void {
+    if (!this.buffer.length) this.requestStartedAt = performance.now();
     this.buffer = Buffer.concat([this.buffer, chunk]);
     while (this.buffer.length >= 8) {
       const functionCode = this.buffer[1];
@@ -133,12 +138,14 @@ export class ModbusSlave {
       this.buffer = this.buffer.subarray(length);
       if (request[0] !== this.unitId) continue;
       this.requests++;
+      if (this.answerSentAt !== undefined) this.gapsMs.push(this.requestStartedAt - this.answerSentAt);
       let answer = this.answer(request);
       if (this.corruptNext) {
         answer = Buffer.from(answer);
         answer[answer.length - 1] ^= 0xff;
         this.corruptNext = false;
       }
+      this.answerSentAt = performance.now();
       void this.pair.send(Buffer.concat([this.noiseBeforeAnswer, answer]));
     }
   }
