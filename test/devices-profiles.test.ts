@@ -292,6 +292,10 @@ describe('frame parsers against the specifications', () => {
     }
     expect(frames).toBeGreaterThan(50);
     expect(oversized).toBeGreaterThan(0);
+
+    // a 64 KiB line (maxFrameBytes allows it) of objects nested 13,000 deep: JSON.parse takes it, turning it into text must not overflow the stack
+    expect(() => parseJsonLine(`${'{"a":'.repeat(13_000)}1${'}'.repeat(13_000)}`)).toThrow(ParseError);
+    expect(() => parseJsonLine(`{"a":${'['.repeat(30_000)}${']'.repeat(30_000)}}`)).toThrow('JSON nested too deeply');
   });
 
   it('keeps a line of exactly maxFrameBytes whose "\\r\\n" is split across two reads', () => {

@@ -18,9 +18,18 @@ export function parseJsonLine(frame: string): Reading {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ParseError('not a JSON object');
   const reading: Reading = {};
   for (const [key, field] of Object.entries(value)) {
-    reading[key] = typeof field === 'object' && field !== null ? JSON.stringify(field) : (field as ReadingValue);
+    reading[key] = typeof field === 'object' && field !== null ? nestedText(field) : (field as ReadingValue);
   }
   return reading;
+}
+
+/** A nested value as its JSON text. JSON.parse takes any depth, JSON.stringify recurses: a line of thousands of "[" (maxFrameBytes allows 64 KiB) overflows its stack. */
+function nestedText(field: object): string {
+  try {
+    return JSON.stringify(field);
+  } catch {
+    throw new ParseError('JSON nested too deeply');
+  }
 }
 
 /** CSV with named columns: exactly as many fields as columns (no quoting: sensors print plain values). */
