@@ -52,6 +52,7 @@ export async function loadSerialDriver(): Promise<SerialDriver> {
           }
           let closing = false;
           let pending: Promise<void> | undefined;
+          keepWatchingBoth(port);
           port.on('data', (chunk: Buffer) => events.data(chunk));
           port.on('error', (failure: Error) => {
             if (!closing) events.lost(failure);
@@ -82,4 +83,29 @@ export async function loadSerialDriver(): Promise<SerialDriver> {
       });
     },
   };
+}
+
+/** What @serialport/bindings-cpp's Poller (its private poller, Linux and macOS) is made of, as far as it is used here. */
+interface BindingPoller {
+  poll(events: number): void;
+  listenerCount(event: string): number;
+}
+
+const UV_READABLE = 1;
+const UV_WRITABLE = 2;
+
+/**
+ * @serialport/bindings-cpp 13 watches the port for one thing at a time: its native Poller::poll
+ * restarts libuv's poll with only the events it is asked for, so a read waiting for data stops the
+ * watch for room to write. A write longer than the tty's buffer (a long command line) then stalls
+ * once the device sends anything during it, until the device sends more: for a device that waits
+ * for the rest of the command, for ever. Whoever still waits is kept in the watch.
+ */
+function keepWatchingBoth(port: InstanceType<typeof import('serialport').SerialPort>): void {
+  const poller = (port.port as { poller?: BindingPoller } | undefined)?.poller;
+  if (!poller || typeof poller.poll !== 'function') return;
+  const poll = poller.poll.bind(poller);
+  poller.poll = (events: number) => poll(events
+    | (poller.listenerCount('readable') ? UV_READABLE : 0)
+    | (poller.listenerCount('writable') ? UV_WRITABLE : 0));
 }
