@@ -212,6 +212,10 @@ describe('serial devices at the edges', () => {
     await eventually(async () => (await listDevices(daemon.socket)).thermostat1.parseErrors > errorsBefore, 15_000);
     expect((await listDevices(daemon.socket)).thermostat1.lastError).toBe('Modbus CRC mismatch reading holding registers 20-24');
     slave.noiseBeforeAnswer = Buffer.alloc(0);
+
+    // an answer of fewer registers than asked for is refused for its byte count, not waited for to the timeout
+    slave.shortReadNext = true;
+    await eventually(async () => (await listDevices(daemon.socket)).thermostat1.lastError === 'Modbus byte count 8, expected 10 reading holding registers 20-24', 15_000);
   }, 60_000); // readings over a pseudo-terminal: slow on a loaded machine (timed out twice at load 12)
 
   it('writes a desired value again when the device loses it without leaving the port', async () => {

@@ -104,6 +104,8 @@ export class ModbusSlave {
   requests = 0;
   /** The next answer goes out with a broken CRC. */
   corruptNext = false;
+  /** The next read is answered with one register less than asked for (its byte count and CRC consistent). */
+  shortReadNext = false;
   /** Holding registers this meter has; a read that spans one it does not have gets exception 02. Undefined: all. */
   holdingPresent: Set<number> | undefined;
   /** Sent before every answer, as some RS-485 adapters glitch when they turn the line around. */
@@ -161,7 +163,9 @@ export class ModbusSlave {
       if (present && Array.from({ length: count }, (_, index) => address + index).some((register) => !present.has(register))) {
         return rtu([unit, functionCode | 0x80, 0x02]);
       }
-      const data = [...table.subarray(address, address + count)].flatMap((word) => [word >> 8, word & 0xff]);
+      const answered = this.shortReadNext ? count - 1 : count;
+      this.shortReadNext = false;
+      const data = [...table.subarray(address, address + answered)].flatMap((word) => [word >> 8, word & 0xff]);
       return rtu([unit, functionCode, data.length, ...data]);
     }
     // Holding registers from 50 on are read-only in this meter: writes get exception 02.

@@ -70,10 +70,16 @@ export function writeRequest(unitId: number, address: number, words: number[]): 
   };
 }
 
-/** How many bytes of `buffer` make the answer to `request`, once they are all there (0: wait for more). */
+/**
+ * How many bytes of `buffer` make the answer to `request`, once they are all there (0: wait for
+ * more). A read's answer says its length in its byte count: one of another count than asked for
+ * (a device that answers fewer registers) is still found, and refused for its count.
+ */
 function answerLength(request: ModbusRequest, buffer: Buffer): number {
   if (buffer.length >= 2 && buffer[1] === (request.functionCode | 0x80)) return buffer.length >= 5 ? 5 : 0;
-  return buffer.length >= request.responseLength ? request.responseLength : 0;
+  const isRead = request.functionCode === READ_HOLDING || request.functionCode === READ_INPUT;
+  const length = !isRead ? request.responseLength : buffer.length >= 3 ? 5 + buffer[2] : Infinity;
+  return buffer.length >= length ? length : 0;
 }
 
 const crcMatches = (frame: Buffer) => frame.readUInt16LE(frame.length - 2) === crc16(frame.subarray(0, frame.length - 2));
