@@ -365,6 +365,15 @@ describe('serial devices at the edges', () => {
     expect(statuses[refused].error).toBe('port not accepting data: the previous write is still pending');
     expect(statuses.slice(refused).every((reply) => reply.status === 'error')).toBe(true);
 
+    // a command waiting for the port is not acknowledged by what the device sends meanwhile: it was never written
+    const acks = setInterval(() => void pairs.hung.send('OK\n'), 20); // the profile's ack, throughout the command's 300 ms
+    try {
+      client.publish('devices/hung1/commands', JSON.stringify({ waiting: 1, clientToken: 'waiting' }), { qos: 1 });
+      expect(await nextReply((body) => body.clientToken === 'waiting')).toEqual(expect.objectContaining({ status: 'error', error: 'port not accepting data: the previous write is still pending' }));
+    } finally {
+      clearInterval(acks);
+    }
+
     // the device reads again: it gets the commands that were written, not the ones refused
     pairs.hung.resumeReading();
     await eventually(() => pairs.hung.received.toString().split('\n').length - 1 === refused, 6000);

@@ -49,8 +49,9 @@ export class TextCommand {
     );
   }
 
-  /** True when the frame answered this command (and is not a reading). */
+  /** True when the frame answered this command (and is not a reading). Nothing answers a line not yet written. */
   answer(frame: string): boolean {
+    if (!this.written) return false;
     if (this.error?.test(frame)) this.settle({ status: 'error', response: frame, error: 'device answered with an error', refused: true });
     else if (this.ack.test(frame)) this.settle({ status: 'ok', response: frame });
     else return false;
