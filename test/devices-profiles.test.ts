@@ -8,7 +8,8 @@ import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OUTPOST, OUTPOSTD, ROOT, TestDaemon } from './helpers/daemon.js';
 import { outpost } from './helpers/mqtt.js';
-import { crc16, readRequest } from '../src/devices/parsers/modbus.js';
+import { ModbusMaster } from '../src/devices/modbus-master.js';
+import { crc16, readRequest, writeRequest } from '../src/devices/parsers/modbus.js';
 import { parseNmea } from '../src/devices/parsers/nmea.js';
 import { csvParser, parseJsonLine, regexParser } from '../src/devices/parsers/text.js';
 import { ParseError } from '../src/devices/parsers/reading.js';
@@ -253,6 +254,18 @@ describe('frame parsers against the specifications', () => {
     expect(crc16(Buffer.from('123456789'))).toBe(0x4b37);
     // Modbus over Serial Line, example: read holding registers 0x006B-0x006D of slave 0x11.
     expect(readRequest(0x11, 0x03, 0x006b, 3).frame.toString('hex')).toBe('1103006b00037687');
+  });
+
+  it('takes no Modbus answer for a request the port has not taken yet (a late echo of the same write is noise)', async () => {
+    let noise = 0;
+    // the port still holds an earlier write: this request waits for it, to its timeout
+    const master = new ModbusMaster(() => new Promise(() => undefined), 200, 1, (bytes) => { noise += bytes; });
+    const write = writeRequest(7, 10, [1]);
+    const result = master.transact(write);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    master.push(write.frame); // an identical write's echo, late
+    await expect(result).rejects.toThrow('port not accepting data: the previous write is still pending');
+    expect(noise).toBe(8);
   });
 
   it('verifies NMEA checksums and reads GGA and RMC', () => {

@@ -52,7 +52,9 @@ export class ModbusMaster {
   push(chunk: Buffer): void {
     this.lastHeardAt = performance.now();
     const current = this.current;
-    if (!current) {
+    // nothing answers a request not yet on the line (waiting for the port): a late answer to an
+    // earlier one would be taken for it, and a write never made reported done
+    if (!current?.written) {
       this.onNoise(chunk.length);
       return;
     }
