@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { outpost } from './helpers/mqtt.js';
-import { FAULT_CASES, FIXTURES, invoke, writePackage } from './helpers/functions.js';
+import { FAULT_CASES, FIXTURES, invoke, processRuns, writePackage } from './helpers/functions.js';
 
 // As functions-python.test.ts: the real interpreter behind `python3`.
 const PYTHON = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
@@ -141,9 +141,7 @@ describe('functions: isolation: process and memory limits', () => {
       expect((await invoke(daemon.socket, 'Spawner', { exit: true })).result.payload).toMatchObject({ errorType: 'Runtime.ExitError' });
       const spawned = readFileSync(pids, 'utf8').trim().split('\n').map(Number);
       expect(spawned).toHaveLength(2);
-      // gone, or a zombie waiting for init to reap it: killed either way
-      const running = (pid: number) => { try { return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; } };
-      await eventually(() => spawned.every((pid) => !running(pid)));
+      await eventually(() => !spawned.some(processRuns));
     } finally {
       spawner.remove();
     }

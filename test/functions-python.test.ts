@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
-import { FIXTURES, invoke, lambdaInvoke, template, thingKey, writePackage } from './helpers/functions.js';
+import { FIXTURES, invoke, lambdaInvoke, processRuns, template, thingKey, writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 import { jsonLines } from './helpers/json-lines.js';
 
@@ -176,9 +176,7 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
     expect((await invoke(daemon.socket, 'PySpawner', {})).result.payload).toMatchObject({ errorType: 'Sandbox.Timedout' });
     const [pid] = readFileSync(pids, 'utf8').trim().split('\n').map(Number);
-    // gone, or a zombie waiting for init to reap it: killed either way
-    const running = () => { try { return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; } };
-    await eventually(() => !running());
+    await eventually(() => !processRuns(pid));
   });
 
   it('invokes on MQTT messages with the topic in context.client_context.custom, whatever characters it holds', async () => {

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -79,3 +79,12 @@ export const FAULT_CASES: Array<[mode: string, error: Record<string, unknown>, e
   ['crash', { errorType: 'Error', errorMessage: 'thrown from a timer' }, 'replaced'],
   ['unhandled', { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: 'Error: nobody awaits this' }, 'replaced'],
 ];
+
+/** Whether a process runs: not gone, nor a zombie waiting for init to reap it (killed either way). */
+export function processRuns(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
