@@ -8,7 +8,7 @@ interface ClientsBody {
 
 export function registerClients(program: Command, cli: CliContext): void {
   program.command('clients')
-    .description('connected MQTT clients: id, thing, address, since, session, queued messages, subscriptions')
+    .description('connected MQTT clients: id, thing, how it logged in, address, since, session, queued messages, subscriptions')
     .action(async (_options, command: Command) => {
       const { clients } = await cli.call<ClientsBody>(command, 'GET', '/v1/clients');
       cli.print(command, { clients }, () => formatTable(['CLIENT ID', 'THING', 'AUTH', 'ADDRESS', 'SINCE', 'SESSION', 'QUEUED', 'SUBSCRIPTIONS'],
