@@ -11,8 +11,8 @@ const USAGE = `Usage: outpostd [options]
 Outpost IoT edge gateway daemon: MQTT broker, shadows, functions, objects and cloud sync
 
 Options:
-  -c, --config <file>    YAML configuration file (default: /etc/outpost/outpost.yaml when present,
-                         else the embedded defaults: loopback only, anonymous clients allowed)
+  -c, --config <file>    YAML configuration file (default: $OUTPOST_CONFIG, else /etc/outpost/outpost.yaml
+                         when present, else the embedded defaults: loopback only, anonymous clients allowed)
   -d, --data-dir <dir>   data directory (default: config "dataDir", $STATE_DIRECTORY, then /var/lib/outpost)
       --print-config     print the effective configuration and exit
   -V, --version          print the version and exit
