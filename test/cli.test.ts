@@ -207,6 +207,24 @@ describe('outpost admin CLI', () => {
     expect([lstatSync(link).isSymbolicLink(), readFileSync(target).equals(content)]).toEqual([true, true]);
   });
 
+  it('downloads into a directory given as the file, under the key\'s last segment (as aws s3 cp and cp)', async () => {
+    expect((await outpost(daemon.socket, ['buckets', 'create', 'into-dir'])).code).toBe(0);
+    const source = join(scratch, 'reading.csv');
+    writeFileSync(source, 't,21.5\n');
+    expect((await outpost(daemon.socket, ['objects', 'put', source, 's3://into-dir/2026/reading.csv'])).code).toBe(0);
+    const dir = mkdtempSync(join(scratch, 'downloads-'));
+    for (const given of [dir, `${dir}/`]) {
+      const got = await outpost(daemon.socket, ['objects', 'get', 's3://into-dir/2026/reading.csv', given]);
+      expect({ code: got.code, stderr: got.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(readFileSync(join(dir, 'reading.csv'), 'utf8')).toBe('t,21.5\n');
+      rmSync(join(dir, 'reading.csv'));
+    }
+    // a directory that is not there is named, not created
+    const missing = await outpost(daemon.socket, ['objects', 'get', 'into-dir', '2026/reading.csv', join(scratch, 'no-such-dir/')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`open '${join(scratch, 'no-such-dir', 'reading.csv')}'`);
+  });
+
   it('ends quietly when the reader of its output goes away (| head)', async () => {
     expect((await outpost(daemon.socket, ['buckets', 'create', 'headed'])).code).toBe(0);
     const source = join(scratch, 'headed.bin');

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fchmodSync, fstatSync, lstatSync, openSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fchmodSync, fstatSync, lstatSync, openSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -128,7 +128,7 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
     });
 
   objects.command('get <bucket> [key] [file]')
-    .description('download an object (file: the key\'s last segment); "-" writes stdout; BUCKET/KEY [FILE] and s3://BUCKET/KEY [FILE] work too')
+    .description('download an object (file: the key\'s last segment, in FILE when FILE is a directory); "-" writes stdout; BUCKET/KEY [FILE] and s3://BUCKET/KEY [FILE] work too')
     .action(async (address: string, second: string | undefined, third: string | undefined, _options, command: Command) => {
       const inAddress = objectAddress(address, undefined);
       const bucket = inAddress.bucket;
@@ -139,7 +139,7 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
       const { s3, commands } = await s3Of(cli, command);
       try {
         const got = await s3.send(new commands.GetObjectCommand({ Bucket: bucket, Key: key }));
-        const target = file ?? basename(key);
+        const target = downloadTarget(file, key);
         const size = got.ContentLength ?? 0;
         if (target === '-') {
           await pipeline(got.Body as Readable, process.stdout);
@@ -215,6 +215,18 @@ async function spoolStdin(): Promise<{ fd: number; size: number }> {
     closeSync(fd);
     throw error;
   }
+}
+
+/**
+ * The file a download goes to, as `aws s3 cp s3://BUCKET/KEY FILE` and cp(1) name it: FILE, or the
+ * key's last segment inside FILE when FILE is a directory (or ends in "/"); the key's last segment
+ * in the working directory without FILE.
+ */
+function downloadTarget(file: string | undefined, key: string): string {
+  if (file === undefined) return basename(key);
+  if (file === '-') return file;
+  const isDirectory = file.endsWith('/') || (statSync(file, { throwIfNoEntry: false })?.isDirectory() ?? false);
+  return isDirectory ? join(file, basename(key)) : file;
 }
 
 /**
