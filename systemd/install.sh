@@ -566,12 +566,13 @@ do_install() {
   check_arch
   ensure_built
   [[ -f $PROFILE_TOOL && -d $BOARDS_DIR ]] || die "$SOURCE_DIR is not an Outpost checkout (no systemd/board-profile.mjs or firmware-configs/boards)"
+  # Before any change: a board name mistyped must not leave an application copied
+  # and its dependencies installed. The profiles are read with the checkout's
+  # js-yaml (a release tarball bundles it).
+  choose_board
   ensure_user
-  # The board profiles are read with the yaml package, which a release tarball
-  # only has once the production dependencies are in the prefix.
   install_app
   install_deps
-  choose_board
   write_marker
   install_config
   validate_config

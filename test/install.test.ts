@@ -433,11 +433,14 @@ describe('install.sh --dry-run', SLOW, () => {
 });
 
 describe('install.sh refuses', SLOW, () => {
-  it('an unknown board, listing the known ones', () => {
-    const run = install(['--root', freshRoot(), '--skip-deps', '--node', process.execPath, '--board', 'rpi-9']);
+  it('an unknown board, listing the known ones, before it changes anything', () => {
+    const root = freshRoot();
+    const run = install(['--root', root, '--skip-deps', '--node', process.execPath, '--board', 'rpi-9']);
     expect(run.status).not.toBe(0);
     expect(run.out).toContain('unknown board "rpi-9"');
     expect(run.out).toContain('rpi-zero-2w');
+    // no user, no application copied (nor, without --skip-deps, its dependencies installed)
+    expect(readdirSync(root)).toEqual([]);
   });
 
   it('a Node.js older than 20, saying how to get a newer one', () => {
