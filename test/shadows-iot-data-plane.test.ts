@@ -3,8 +3,10 @@ import {
   DeleteThingShadowCommand, GetThingShadowCommand, IoTDataPlaneClient, ListNamedShadowsForThingCommand,
   ResourceNotFoundException, UpdateThingShadowCommand, ConflictException, ForbiddenException, UnauthorizedException, PublishCommand,
 } from '@aws-sdk/client-iot-data-plane';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { TestDaemon } from './helpers/daemon.js';
-import { addThing, outpost } from './helpers/mqtt.js';
+import { addThing, connectClient, messagesWithin, outpost } from './helpers/mqtt.js';
+import { Sha256 } from './helpers/sigv4.js';
 
 const json = (payload: Uint8Array | undefined) => JSON.parse(Buffer.from(payload ?? []).toString('utf8'));
 const body = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -32,6 +34,29 @@ describe('the AWS SDK v3 IoT Data Plane client against the HTTP routes', () => {
     for (const created of clients) created.destroy();
     expect(await daemon.stop()).toBe(0);
     await daemon.cleanup();
+  });
+
+  // AWS documents https://IoT_data_endpoint/topics/url_encoded_topic_name?qos=1; the SDKs send sensors%2Ftemp,
+  // programs that build the URL themselves (curl, requests) often sensors/temp
+  it('publishes on a topic whose levels come as path segments, as on one URL-encoded, under the signing thing\'s policy', async () => {
+    await addThing(daemon.socket, 'meter', 'pw');
+    const key = await keyFor(['--thing', 'meter']);
+    const watcher = await connectClient(daemon.mqttUrl, { clientId: 'meter-watch', username: 'meter', password: 'pw' });
+    await watcher.subscribeAsync(['things/meter/#'], { qos: 1 });
+    const signer = new SignatureV4({ credentials: key, region: 'us-east-1', service: 'iotdata', sha256: Sha256, uriEscapePath: true });
+    const publish = async (path: string) => {
+      const signed = await signer.sign({ method: 'POST', protocol: 'http:', hostname: '127.0.0.1', port: daemon.port('http'), path, query: { qos: '1' },
+        headers: { host: `127.0.0.1:${daemon.port('http')}`, 'content-length': '2' }, body: 'on' });
+      return (await fetch(`http://127.0.0.1:${daemon.port('http')}${path}?qos=1`, { method: 'POST', headers: signed.headers, body: 'on' })).status;
+    };
+    const arriving = messagesWithin(watcher, 1500);
+    expect(await publish('/topics/things/meter/relay')).toBe(200);
+    expect(await publish('/topics/things%2Fmeter%2Frelay%202')).toBe(200);
+    // an empty level is a level: things/meter//x is not things/meter/x
+    expect(await publish('/topics/things/meter//x')).toBe(200);
+    expect(await publish('/topics/things/valve/relay')).toBe(403);
+    expect(await arriving).toEqual(['things/meter/relay', 'things/meter/relay 2', 'things/meter//x']);
+    watcher.end(true);
   });
 
   it('updates, gets and deletes a classic shadow', async () => {

@@ -19,13 +19,14 @@ class PublishError extends Error {
 /**
  * The AWS IoT data plane's Publish operation, so the AWS SDK's IoT Data Plane client (and functions
  * using it) can publish on the local bus: `POST /topics/{topic}?qos=0|1&retain=true|false`, the body
- * the payload. Answers 200 with an empty body once the bus took the message (for QoS 1, once every
+ * the payload. The topic comes URL-encoded (`sensors%2Ftemp`, as the SDKs send it) or with its levels
+ * as path segments (`sensors/temp`, as a URL built by hand has it), empty levels kept. Answers 200 with an empty body once the bus took the message (for QoS 1, once every
  * durable subscriber, such as a function trigger, has committed it). A caller signing as a thing
  * is held to that thing's publish policy; the daemon's own topics (`$outpost/`, `$SYS/`, the shadow
  * service's answers) are never open to it.
  */
 export function registerDataPlanePublish(http: Router<HttpHandler>, bus: LocalBus, auth: DataPlaneAuth, log: Logger): void {
-  http.add('POST', '/topics/:topic', async (req, res, params, url) => {
+  http.add('POST', '/topics/:topic*', async (req, res, params, url) => {
     try {
       const message = { topic: checkTopic(params.topic), qos: qosOf(url.searchParams.get('qos')), retain: retainOf(url.searchParams.get('retain')) };
       if (message.retain && refusesRetained(message.topic)) throw invalid(`Invalid retain: a reserved topic (${message.topic}) takes no retained message`);
