@@ -47,6 +47,7 @@ export class ShadowStore {
   private readonly namedPage: Database.Statement<[string, string, number], { name: string }>;
   private readonly listAll: Database.Statement<[], Row>;
   private readonly listThing: Database.Statement<[string], Row>;
+  private readonly purgeDeleted: Database.Statement<[number]>;
 
   constructor(store: Store) {
     store.migrate('shadows', shadowMigrations);
@@ -60,6 +61,8 @@ export class ShadowStore {
     this.namedPage = db.prepare(`SELECT name FROM shadows WHERE thing = ? AND name > ? AND name <> '' AND deleted_at IS NULL ORDER BY name LIMIT ?`);
     this.listAll = db.prepare('SELECT thing, name, version, updated_at FROM shadows WHERE deleted_at IS NULL ORDER BY thing, name LIMIT 10000');
     this.listThing = db.prepare('SELECT thing, name, version, updated_at FROM shadows WHERE thing = ? AND deleted_at IS NULL ORDER BY name');
+    // A scan of the table, no index: run once an hour, it costs less than an index on every write.
+    this.purgeDeleted = db.prepare('DELETE FROM shadows WHERE deleted_at < ?');
   }
 
   /** The stored shadow, alive or soft-deleted; undefined when there never was one. */
@@ -78,6 +81,14 @@ export class ShadowStore {
   /** Inside a group-commit write only. */
   softDelete(thing: string, name: string, now: number): void {
     this.markDeleted.run(now, thing, name);
+  }
+
+  /**
+   * Inside a group-commit write only: forgets the shadows deleted before `before` (seconds), whose
+   * version a re-created shadow no longer continues; returns how many.
+   */
+  forgetDeletedBefore(before: number): number {
+    return this.purgeDeleted.run(before).changes;
   }
 
   /** Named shadows of a thing after `after`, in name order. */
