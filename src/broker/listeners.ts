@@ -15,8 +15,6 @@ interface Bound {
   close?: () => void;
 }
 
-type Tls = typeof import('node:tls');
-
 /**
  * The broker's sockets — TCP, TLS and WebSocket — with one connection limit
  * across all of them and byte counters for metrics.
@@ -26,8 +24,8 @@ export class MqttListeners {
   private readonly live = new Set<Socket>();
   private closedBytesIn = 0;
   private closedBytesOut = 0;
-  /** The TLS port's server and Node's tls module, when mqtt.tls is enabled. */
-  private tls: { server: import('node:tls').Server; module: Tls } | undefined;
+  /** Gives the TLS port its files read again, when mqtt.tls is enabled. */
+  private reloadTlsFiles: (() => void) | undefined;
 
   constructor(
     private readonly mqtt: Config['mqtt'],
@@ -41,8 +39,9 @@ export class MqttListeners {
     if (mqtt.tls.enabled) {
       // Loaded only when enabled, like ws below: every module stays resident on a small board.
       const tls = await import('node:tls');
+      const files = () => readTlsFiles('mqtt.tls', tlsPaths(mqtt.tls), tls);
       const server = tls.createServer({
-        ...readTlsFiles('mqtt.tls', tlsPaths(mqtt.tls), tls),
+        ...files(),
         // Certificates are checked in authenticate, so a client without one can
         // still log in with a password unless requireClientCert says otherwise.
         requestCert: Boolean(mqtt.tls.ca) || mqtt.tls.requireClientCert,
@@ -61,7 +60,7 @@ export class MqttListeners {
       server.maxConnections = mqtt.maxConnections;
       server.on('drop', () => this.onRefused('max_connections'));
       await this.bind('mqtts', 'mqtts', mqtt.tls.host, mqtt.tls.port, server);
-      this.tls = { server, module: tls };
+      this.reloadTlsFiles = () => server.setSecureContext(files());
     }
     if (mqtt.ws.enabled) {
       const { WebSocketServer, createWebSocketStream } = await import('ws');
@@ -102,9 +101,8 @@ export class MqttListeners {
    * Returns whether there is a TLS port.
    */
   reloadTls(): boolean {
-    if (!this.tls) return false;
-    this.tls.server.setSecureContext(readTlsFiles('mqtt.tls', tlsPaths(this.mqtt.tls), this.tls.module));
-    return true;
+    this.reloadTlsFiles?.();
+    return this.reloadTlsFiles !== undefined;
   }
 
   connections(): number {

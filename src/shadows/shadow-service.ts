@@ -26,7 +26,7 @@ export class ShadowService implements Service {
     const { config, store, bus } = context;
     this.log = context.log.child({ service: 'shadows' });
     const { maxInFlightPerClient, ...limits } = config.shadows;
-    const operations: OperationContext = this.operations = {
+    const operations: OperationContext = {
       shadows: new ShadowStore(store),
       commit: store.commit,
       limits,
@@ -36,6 +36,7 @@ export class ShadowService implements Service {
         deleted: (address, document) => publishDeleted(bus, address, document).catch((error) => this.log.warn({ err: error, thing: address.thing }, 'could not publish a shadow delete')),
       },
     };
+    this.operations = operations;
     this.mqtt = new ShadowMqtt(bus, operations, maxInFlightPerClient, this.log);
     registerShadowHttpRoutes(context.http, operations, context.dataPlaneAuth, this.log);
     registerShadowAdminRoutes(context.admin, operations);
