@@ -7,8 +7,11 @@ import type { Listener, Service, ServiceContext, ServiceHealth } from '../servic
 import type { DeviceInstanceConfig, DevicesConfig } from './config.js';
 import type { Device } from './device.js';
 import { DisabledDevice } from './disabled-device.js';
+import type { ModbusMaster } from './modbus-master.js';
 import { configuredPort } from './port.js';
+import { sharingRefusal, type PortHolder } from './port-sharing.js';
 import type { Profile } from './profile.js';
+import type { SerialLine } from './serial-line.js';
 
 /** The profiles shipped with Outpost, next to dist/ (and src/) in the package. */
 export const SHIPPED_PROFILES = fileURLToPath(new URL('../../firmware-configs/devices/', import.meta.url));
@@ -24,6 +27,7 @@ export class DeviceService implements Service {
   private readonly config: DevicesConfig;
   private readonly log: Logger;
   private devices: Array<Device | DisabledDevice> = [];
+  private lines: SerialLine[] = [];
 
   constructor(private readonly context: ServiceContext) {
     this.config = context.config.devices;
@@ -39,8 +43,8 @@ export class DeviceService implements Service {
   async start(): Promise<void> {
     const { instances } = this.config;
     if (!instances.length) return;
-    const [{ loadProfile }, { Device }, { DeviceMetrics }, { loadSerialDriver }] = await Promise.all([
-      import('./profile.js'), import('./device.js'), import('./metrics.js'), import('./serial.js'),
+    const [{ loadProfile }, { Device }, { DeviceMetrics }, { loadSerialDriver }, { SerialLine }, { ModbusMaster, characterMs }] = await Promise.all([
+      import('./profile.js'), import('./device.js'), import('./metrics.js'), import('./serial.js'), import('./serial-line.js'), import('./modbus-master.js'),
     ]);
     // serialport's native binding may fail to load (no prebuilt binary for the board's CPU, a
     // damaged install): then the devices cannot run, the rest of outpostd can.
@@ -53,8 +57,8 @@ export class DeviceService implements Service {
       metrics.disabled(instance.name);
       return new DisabledDevice(instance, reason);
     };
-    /** The port each running device opens (as configured), and the device. */
-    const portsTaken = new Map<string, string>();
+    /** Each port (as configured), opened once for the devices on it: one device, or the Modbus units of one RS-485 line. */
+    const lines = new Map<string, { line: SerialLine; modbus: ModbusMaster | undefined; holders: PortHolder[] }>();
     this.devices = instances.map((instance, index) => {
       let profile: Profile;
       try {
@@ -64,26 +68,39 @@ export class DeviceService implements Service {
         return disable(instance, error.message);
       }
       if (driver instanceof Error) return disable(instance, `serial ports unavailable: serialport cannot be loaded: ${driver.message}`);
-      // serialport locks the port it opens: a second device on it would retry for ever ("Cannot lock
-      // port"), or without the lock each would read the other's bytes
+      // serialport locks the port it opens: a second device opening it would retry for ever ("Cannot
+      // lock port"), so the devices of one port share its line
       const port = configuredPort(profile.port, instance.port);
-      const holder = portsTaken.get(port);
-      if (holder !== undefined) {
-        return disable(instance, `devices.instances.${index}.port: expected a port no other device uses (${port} is device ${holder}'s; one device per port, several Modbus units on one RS-485 line are not supported)`);
+      const holder = { name: instance.name, profile };
+      let shared = lines.get(port);
+      const refusal = shared && sharingRefusal(port, holder, shared.holders);
+      if (refusal) {
+        return disable(instance, `devices.instances.${index}.port: expected a port no other device uses, or Modbus units at the same port settings with distinct unit ids (${refusal})`);
       }
-      portsTaken.set(port, instance.name);
+      if (!shared) {
+        const line = new SerialLine({
+          port: profile.port, override: instance.port, driver, log: this.log, retryInitialMs: this.config.retryInitialMs, retryMaxMs: this.config.retryMaxMs,
+        });
+        const modbus = profile.framing.type === 'modbus' ? new ModbusMaster((frame, wanted) => line.write(frame, wanted), characterMs(profile.port)) : undefined;
+        if (modbus) line.onData = (chunk) => modbus.push(chunk);
+        shared = { line, modbus, holders: [] };
+        lines.set(port, shared);
+      }
+      shared.holders.push(holder);
       return new Device({
-        instance, profile, driver, bus: this.context.bus, log: this.log, metrics,
-        retryInitialMs: this.config.retryInitialMs, retryMaxMs: this.config.retryMaxMs, commandQueueLength: this.config.commandQueueLength,
+        instance, profile, line: shared.line, modbus: shared.modbus, bus: this.context.bus, log: this.log, metrics, commandQueueLength: this.config.commandQueueLength,
       });
     });
+    this.lines = [...lines.values()].map(({ line }) => line);
     for (const device of this.devices) await device.start();
+    for (const line of this.lines) line.start();
     const names = (disabled: boolean) => this.devices.filter((device) => (device instanceof DisabledDevice) === disabled).map((device) => device.name);
     this.log.info({ devices: names(false), disabled: names(true) }, 'devices started');
   }
 
   async stop(): Promise<void> {
     for (const device of this.devices) await device.stop();
+    for (const line of this.lines) line.stop();
   }
 
   health(): ServiceHealth {

@@ -1,19 +1,18 @@
 import { createHash } from 'node:crypto';
-import { realpath } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { LocalBus } from '../bus.js';
 import type { DeviceInstanceConfig } from './config.js';
 import { CommandQueue, commandsOf, desiredCommands, type Command, type CommandResult } from './commands.js';
 import { FixedFramer, LineFramer } from './framing.js';
 import type { DeviceMetrics } from './metrics.js';
-import { ModbusMaster } from './modbus-master.js';
+import type { ModbusMaster, ModbusUnit } from './modbus-master.js';
 import { textParser, type TextParser } from './parsers/index.js';
 import { decodeBlock, encodeValue, ILLEGAL_DATA_ADDRESS, ModbusException, pollPlan, READ_INPUT, readRequest, withoutGaps, writeRequest, type PollBlock } from './parsers/modbus.js';
 import { ParseError, type Reading } from './parsers/reading.js';
-import { configuredPort, resolvePortPath } from './port.js';
+import { configuredPort } from './port.js';
 import type { Profile } from './profile.js';
 import { ReportedThrottle } from './reported.js';
-import type { SerialConnection, SerialDriver } from './serial.js';
+import type { SerialLine } from './serial-line.js';
 import { DeviceStats } from './stats.js';
 import { render } from './template.js';
 import { TextCommand } from './text-command.js';
@@ -27,18 +26,17 @@ const REFUSALS = new Set([1, ILLEGAL_DATA_ADDRESS, 3]);
 
 /** Readings handed to the bus and not yet delivered; beyond this a reading is dropped (counted), not queued. */
 const MAX_PUBLISHES_IN_FLIGHT = 64;
-/** A connection that lasted this long was a working one: after it, reconnecting starts again at retryInitialMs. */
-const HELD_CONNECTION_MS = 5000;
 
 export interface DeviceOptions {
   instance: DeviceInstanceConfig;
   profile: Profile;
-  driver: SerialDriver;
+  /** The port, this device's alone or shared with the other Modbus units of its RS-485 line. */
+  line: SerialLine;
+  /** The line's Modbus master, for a Modbus device. */
+  modbus: ModbusMaster | undefined;
   bus: LocalBus;
   log: Logger;
   metrics: DeviceMetrics;
-  retryInitialMs: number;
-  retryMaxMs: number;
   commandQueueLength: number;
 }
 
@@ -70,30 +68,20 @@ export interface DeviceStatus {
 }
 
 /**
- * One configured serial device: finds and opens its port (retrying with backoff while it is
- * missing), turns frames into readings for the telemetry topic and the shadow, and writes commands
- * back. Nothing the device sends can throw past `onFrame`: bad frames are counted and skipped.
+ * One configured serial device on its line (which finds and opens the port): turns frames into
+ * readings for the telemetry topic and the shadow, and writes commands back. Nothing the device
+ * sends can throw past `onFrame`: bad frames are counted and skipped.
  */
 export class Device {
   readonly name: string;
   private readonly profile: Profile;
   private readonly thing: string | undefined;
-  private connection: SerialConnection | undefined;
-  /** The path the open port was found at (a USB match's listed path), and the device file behind it. */
-  private portPath: string | undefined;
-  private portDevice: string | undefined;
+  private readonly line: SerialLine;
   private stopped = false;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private retryDelayMs: number;
-  /** When the open port was opened; performance.now(): a step of the wall clock back is no shorter connection. */
-  private connectedAt = 0;
-  /** The first failed attempt of an outage is logged as a warning, the retries at debug level. */
-  private missingLogged = false;
-  private readonly push: (chunk: Buffer) => void;
   /** After the port is gone (`reason`): a partial frame is dropped, a Modbus request in flight fails. */
   private readonly resetFraming: (reason: string) => void;
   private readonly parse: TextParser | undefined;
-  private readonly modbus: ModbusMaster | undefined;
+  private readonly modbus: ModbusUnit | undefined;
   /** The reads of the register map; a block the device refused for its gaps is replaced by its gap-free runs. */
   private pollBlocks: PollBlock[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
@@ -117,23 +105,22 @@ export class Device {
     this.name = options.instance.name;
     this.profile = options.profile;
     this.thing = options.instance.thing;
-    this.retryDelayMs = options.retryInitialMs;
+    this.line = options.line;
     this.stats = new DeviceStats(this.name, options.metrics);
     options.metrics.add(this.name, this.profile.commands !== undefined);
     this.tokenPrefix = `outpost-device-${tokenLabel(this.name)}:`;
     const { framing, parser } = this.profile;
     if (framing.type === 'modbus') {
-      this.modbus = new ModbusMaster((frame, wanted) => this.write(frame, wanted), framing.responseTimeoutMs, characterMs(this.profile.port),
-        (bytes) => this.stats.parseError(`${bytes} bytes of noise between Modbus answers`));
+      this.modbus = options.modbus!.unit(framing.responseTimeoutMs, (bytes) => this.stats.parseError(`${bytes} bytes of noise between Modbus answers`));
       if (parser.type === 'modbus') this.pollBlocks = pollPlan(parser.registers);
-      this.push = (chunk) => this.modbus!.push(chunk);
       this.resetFraming = (reason) => this.modbus!.abort(reason);
     } else {
       const framer = framing.type === 'lines'
         ? new LineFramer(framing.delimiter, framing.maxFrameBytes, (frame) => this.onFrame(frame), () => this.stats.oversized())
         : new FixedFramer(framing.length, framing.gapMs, (frame) => this.onFrame(frame),
           (bytes) => this.stats.parseError(`partial frame of ${bytes} bytes dropped after ${framing.gapMs} ms of silence`));
-      this.push = (chunk) => framer.push(chunk);
+      // a text device has its port to itself (a Modbus line's bytes go to the line's master)
+      this.line.onData = (chunk) => framer.push(chunk);
       this.resetFraming = () => framer.reset();
       // The profile schema admits the modbus parser only with modbus framing.
       this.parse = textParser(parser as Exclude<typeof parser, { type: 'modbus' }>);
@@ -142,6 +129,11 @@ export class Device {
     if (this.thing && this.profile.shadow.reported) {
       this.reported = new ReportedThrottle(this.profile.shadow.minIntervalMs, this.profile.shadow.changeThreshold, (state) => this.updateShadow(state));
     }
+    this.line.attach(this.name, {
+      connected: () => this.onConnected(),
+      lost: (reason, error) => this.onLost(reason, error),
+      unavailable: (error) => { this.stats.lastError = error.message; },
+    });
   }
 
   async start(): Promise<void> {
@@ -158,15 +150,15 @@ export class Device {
       this.unsubscribers.push(await bus.subscribe(`$aws/things/${this.thing}/shadow/update/delta`, (message) => this.onDelta(message.payload)));
       this.unsubscribers.push(await bus.subscribe(`$aws/things/${this.thing}/shadow/get/accepted`, (message) => this.onShadowDocument(message.payload)));
     }
-    void this.connect();
   }
 
+  /** Before its line is closed. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.retryTimer);
     clearTimeout(this.pollTimer);
     this.reported?.stop();
-    this.disconnect('stopping');
+    this.resetFraming('stopping');
+    this.textCommand?.abort('stopping');
     for (const unsubscribe of this.unsubscribers) await unsubscribe();
     this.unsubscribers = [];
   }
@@ -179,9 +171,9 @@ export class Device {
       description: this.profile.description ?? null,
       thing: this.thing ?? null,
       disabled: false,
-      connected: this.connection !== undefined,
+      connected: this.line.connected,
       port: configuredPort(this.profile.port, this.options.instance.port),
-      portDevice: this.connection ? this.portDevice ?? null : null,
+      portDevice: this.line.portDevice ?? null,
       lastFrameAt: stats.lastFrameAt ? new Date(stats.lastFrameAt).toISOString() : null,
       framesPerSecond: stats.framesPerSecond(),
       frames: stats.frames,
@@ -198,89 +190,26 @@ export class Device {
   }
 
   get connected(): boolean {
-    return this.connection !== undefined;
+    return this.line.connected;
   }
 
-  // --- connection: find the port, open it, retry with backoff while it is missing -------------
+  // --- the line: the port opened, lost ------------------------------------------------------------
 
-  private async connect(): Promise<void> {
+  private onConnected(): void {
     if (this.stopped) return;
-    const { driver, instance } = this.options;
-    try {
-      const path = await resolvePortPath(this.profile.port, instance.port, () => driver.list());
-      if (!path) throw new Error(`no serial port matches USB ${JSON.stringify(this.profile.port.usb)}`);
-      // Which tty a by-id or by-path link (or a udev rule's name) leads to; looked up before the open, which a lost port must not follow.
-      const device = await realpath(path).catch(() => path);
-      const connection = await driver.open(path, this.profile.port, {
-        data: (chunk) => this.push(chunk),
-        lost: (error) => this.onLost(error),
-      });
-      if (this.stopped) {
-        connection.close();
-        return;
-      }
-      this.connection = connection;
-      this.portPath = path;
-      this.portDevice = device;
-      this.connectedAt = performance.now();
-      this.missingLogged = false;
-      this.stats.connected(true);
-      this.options.log.info({ device: this.name, port: path }, 'device connected');
-      if (this.modbus) this.poll();
-      this.commands.forgetApplied();
-      this.catchUpDesired();
-    } catch (error) {
-      this.stats.lastError = (error as Error).message;
-      const level = this.missingLogged ? 'debug' : 'warn';
-      this.missingLogged = true;
-      this.options.log[level]({ device: this.name, err: (error as Error).message, retryInMs: this.retryDelayMs }, 'device not available; retrying');
-      this.retryLater();
-    }
+    this.stats.connected(true);
+    if (this.modbus) this.poll();
+    this.commands.forgetApplied();
+    this.catchUpDesired();
   }
 
-  private onLost(error: Error): void {
-    if (!this.connection) return;
-    // the wait starts over only after a connection that held: a port that opens and fails at once
-    // (a flaky adapter) is not reopened every retryInitialMs for ever
-    if (performance.now() - this.connectedAt >= HELD_CONNECTION_MS) this.retryDelayMs = this.options.retryInitialMs;
-    this.options.log.warn({ device: this.name, port: this.portPath, err: error.message }, 'device lost; retrying');
+  private onLost(reason: string, error: Error): void {
     this.stats.lastError = `lost: ${error.message}`;
-    this.missingLogged = true;
-    this.disconnect(`port lost: ${error.message}`);
-    this.stats.reconnects++;
-    this.retryLater();
-  }
-
-  private disconnect(reason: string): void {
-    const connection = this.connection;
-    this.connection = undefined;
     clearTimeout(this.pollTimer);
     this.resetFraming(reason);
     this.textCommand?.abort(reason);
-    if (connection) {
-      connection.close();
-      this.stats.connected(false);
-    }
-  }
-
-  private retryLater(): void {
-    if (this.stopped) return;
-    const delay = this.retryDelayMs;
-    this.retryDelayMs = Math.min(this.retryDelayMs * 2, this.options.retryMaxMs);
-    this.retryTimer = setTimeout(() => void this.connect(), delay);
-  }
-
-  /**
-   * Writes once the port has taken the previous write, unless `wanted()` turned false meanwhile (the
-   * request timed out or was aborted): a request given up is never written later.
-   */
-  private async write(data: Buffer, wanted: () => boolean): Promise<void> {
-    const connection = this.connection;
-    if (!connection) throw new Error('device not connected');
-    await connection.idle();
-    if (!wanted()) return;
-    if (connection !== this.connection) throw new Error('device not connected');
-    connection.write(data);
+    this.stats.connected(false);
+    this.stats.reconnects++;
   }
 
   // --- reading: frames → readings → telemetry topic and shadow --------------------------------
@@ -339,7 +268,7 @@ export class Device {
     const { framing } = this.profile;
     if (framing.type !== 'modbus') return;
     const generation = ++this.pollGeneration;
-    const current = () => this.connection !== undefined && !this.stopped && generation === this.pollGeneration;
+    const current = () => this.line.connected && !this.stopped && generation === this.pollGeneration;
     const cycle = async () => {
       const reading: Reading = {};
       for (const block of [...this.pollBlocks]) {
@@ -376,7 +305,7 @@ export class Device {
         return reading;
       }
       // A read cut short by the port going away is not the device's fault.
-      if (this.connection) this.stats.parseError(`${(error as Error).message} reading ${registersRead(block)}`);
+      if (this.line.connected) this.stats.parseError(`${(error as Error).message} reading ${registersRead(block)}`);
       return undefined;
     }
   }
@@ -467,7 +396,7 @@ export class Device {
   }
 
   private async execute(command: Command): Promise<CommandResult> {
-    if (!this.connection) return { status: 'error', error: 'device not connected' };
+    if (!this.line.connected) return { status: 'error', error: 'device not connected' };
     const { parser, framing } = this.profile;
     if (framing.type === 'modbus' && parser.type === 'modbus') {
       const register = parser.registers.find((candidate) => candidate.name === command.key && candidate.writable);
@@ -493,7 +422,7 @@ export class Device {
 
   private async writeTextCommand(command: Command): Promise<CommandResult> {
     const write = async (data: Buffer, wanted: () => boolean) => {
-      await this.write(data, wanted);
+      await this.line.write(data, wanted);
       if (wanted()) this.stats.commandsSent++;
     };
     const textCommand = new TextCommand(this.profile.commands!, command, { device: this.name, thing: this.thing ?? '' }, write);
@@ -553,9 +482,4 @@ function parseObject(payload: Buffer): Record<string, unknown> | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** One character's time on the line: a start bit, the data bits, a parity bit if any, the stop bits. */
-function characterMs(port: { baudRate: number; dataBits: number; parity: string; stopBits: number }): number {
-  return ((1 + port.dataBits + (port.parity === 'none' ? 0 : 1) + port.stopBits) * 1000) / port.baudRate;
 }

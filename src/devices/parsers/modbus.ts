@@ -104,6 +104,21 @@ export function findAnswer(request: ModbusRequest, buffer: Buffer): { answer?: B
   return { badCrc };
 }
 
+/**
+ * The unit id of a complete answer to the request's function, with a good CRC, from another unit
+ * than the one asked: on a multi-drop line, a unit configured with another's address (or a late
+ * answer of another unit) is no answer to this request, and is worth naming when none came.
+ */
+export function otherUnitAnswering(request: ModbusRequest, buffer: Buffer): number | undefined {
+  for (let start = 0; start + 4 < buffer.length; start++) {
+    const candidate = buffer.subarray(start);
+    if (candidate[0] === request.unitId || (candidate[1] !== request.functionCode && candidate[1] !== (request.functionCode | 0x80))) continue;
+    const length = answerLength(request, candidate);
+    if (length > 0 && crcMatches(candidate.subarray(0, length))) return candidate[0];
+  }
+  return undefined;
+}
+
 /** The data of an answer `findAnswer` found: the read's data bytes (empty for writes); a ParseError for an exception or a malformed answer. */
 export function answerData(request: ModbusRequest, answer: Buffer): Buffer {
   if (answer[1] === (request.functionCode | 0x80)) throw new ModbusException(answer[2]);
