@@ -122,9 +122,10 @@ describe('several Modbus units on one RS-485 line', () => {
     mkdirSync(profilesDir);
     for (const [name, profile] of Object.entries(PROFILES)) writeFileSync(join(profilesDir, `${name}.yaml`), yaml.dump(profile));
     pair = await PtyPair.create(dir, 'rs485');
-    line = new ModbusLine(pair, [1, 2, 3]);
+    line = new ModbusLine(pair, [1, 2, 3, 4]);
     LONG_MAP.forEach(({ address }, index) => { line.units.get(1)!.holding[address] = 100 + index; });
     line.units.get(2)!.holding[11] = 7;
+    line.units.get(4)!.holding[11] = 3;
     line.units.get(3)!.silent = true; // unplugged from the bus
     daemon = await TestDaemon.start({
       config: {
@@ -139,6 +140,9 @@ describe('several Modbus units on one RS-485 line', () => {
             { name: 'even1', profile: 'evenDrive', port: pair.dev },
             { name: 'twin1', profile: 'drive', port: pair.dev },
             { name: 'console1', profile: 'console', port: pair.dev },
+            // the same profile as drive1, at another address
+            { name: 'drive2', profile: 'drive', port: pair.dev, unitId: 4 },
+            { name: 'console2', profile: 'console', port: join(dir, 'elsewhere'), unitId: 4 },
           ],
         },
       },
@@ -146,7 +150,7 @@ describe('several Modbus units on one RS-485 line', () => {
     client = await connectClient(daemon.mqttUrl, { clientId: 'observer' });
     client.on('message', (topic, payload) => messages.push({ topic, body: JSON.parse(payload.toString()) }));
     await client.subscribeAsync(['devices/+/telemetry', 'devices/+/commands/reply'], { qos: 1 });
-    await eventually(async () => Object.values(await listDevices(daemon.socket)).filter((device) => device.connected).length === 3, 8000);
+    await eventually(async () => Object.values(await listDevices(daemon.socket)).filter((device) => device.connected).length === 4, 8000);
   }, 30_000);
 
   afterAll(async () => {
@@ -162,9 +166,10 @@ describe('several Modbus units on one RS-485 line', () => {
     const refused = (index: number, reason: string) => `devices.instances.${index}.port: expected a port no other device uses, or Modbus units at the same port settings with distinct unit ids (${reason})`;
     expect(devices.fast1).toMatchObject({ disabled: true, connected: false, lastError: refused(3, 'device fast1 sets port.baudRate 19200, device meter1 on the same port 9600') });
     expect(devices.even1).toMatchObject({ disabled: true, lastError: refused(4, 'device even1 sets port.parity even, device meter1 on the same port none') });
-    expect(devices.twin1).toMatchObject({ disabled: true, lastError: refused(5, 'device twin1 has framing.unitId 2, as device drive1 on the same port does') });
+    expect(devices.twin1).toMatchObject({ disabled: true, lastError: refused(5, 'device twin1 has unit id 2, as device drive1 on the same port does') });
     expect(devices.console1).toMatchObject({ disabled: true, lastError: refused(6, `${pair.dev} is device meter1's, and only Modbus units share a port: device console1's framing is lines`) });
-    for (const name of ['meter1', 'drive1', 'soil1']) expect(devices[name]).toMatchObject({ disabled: false, connected: true, port: pair.dev });
+    expect(devices.console2).toMatchObject({ disabled: true, lastError: 'devices.instances.8.unitId: expected no unit id (profile console is not Modbus: its framing is lines)' });
+    for (const name of ['meter1', 'drive1', 'soil1', 'drive2']) expect(devices[name]).toMatchObject({ disabled: false, connected: true, port: pair.dev });
   });
 
   it('polls every unit on the line, each device with its own readings and counters; a silent unit costs only its own timeouts', async () => {
@@ -210,6 +215,15 @@ describe('several Modbus units on one RS-485 line', () => {
     expect((await listDevices(daemon.socket)).drive1).toMatchObject({ commandsSent: 1, commandsFailed: 0 });
   });
 
+  it('runs identical units from one profile, each at the unit id its instance sets', async () => {
+    expect(await nextMessage('devices/drive2/telemetry', (body) => body.status === 3)).toMatchObject({ status: 3 });
+    const driveSpeed = line.units.get(2)!.holding[10];
+    client.publish('devices/drive2/commands', JSON.stringify({ speed: 900, clientToken: 'second' }), { qos: 1 });
+    expect(await nextMessage('devices/drive2/commands/reply', (body) => body.clientToken === 'second')).toMatchObject({ status: 'ok', key: 'speed' });
+    expect(line.units.get(4)!.holding[10]).toBe(900);
+    expect(line.units.get(2)!.holding[10]).toBe(driveSpeed);
+  });
+
   it('discards an answer from another unit id than the one asked, naming it', async () => {
     const errorsBefore = (await listDevices(daemon.socket)).drive1.parseErrors;
     line.units.get(2)!.holding[11] = 9;
@@ -225,10 +239,10 @@ describe('several Modbus units on one RS-485 line', () => {
     await pair.unplug();
     await eventually(async () => {
       const devices = await listDevices(daemon.socket);
-      return ['meter1', 'drive1', 'soil1'].every((name) => !devices[name].connected);
+      return ['meter1', 'drive1', 'soil1', 'drive2'].every((name) => !devices[name].connected);
     }, 8000);
     const away = await listDevices(daemon.socket);
-    for (const name of ['meter1', 'drive1', 'soil1']) expect(away[name]).toMatchObject({ connected: false, reconnects: 1, portDevice: null });
+    for (const name of ['meter1', 'drive1', 'soil1', 'drive2']) expect(away[name]).toMatchObject({ connected: false, reconnects: 1, portDevice: null });
     client.publish('devices/drive1/commands', JSON.stringify({ speed: 0, clientToken: 'away' }), { qos: 1 });
     expect(await nextMessage('devices/drive1/commands/reply', (body) => body.clientToken === 'away')).toMatchObject({ status: 'error', error: 'device not connected' });
 
@@ -237,7 +251,7 @@ describe('several Modbus units on one RS-485 line', () => {
     await pair.plug();
     await eventually(async () => {
       const devices = await listDevices(daemon.socket);
-      return ['meter1', 'drive1', 'soil1'].every((name) => devices[name].connected);
+      return ['meter1', 'drive1', 'soil1', 'drive2'].every((name) => devices[name].connected);
     }, 8000);
     expect(await nextMessage('devices/meter1/telemetry', (body) => body.r0 === 321)).toBeTruthy();
     expect(await nextMessage('devices/drive1/telemetry')).toMatchObject({ speed: 1450 });

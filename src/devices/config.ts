@@ -1,5 +1,5 @@
 import { z } from 'zod/v3';
-import { integer, path, positiveInt, text } from '../config/fields.js';
+import { integer, path, positiveInt, range, text } from '../config/fields.js';
 
 /** Device names become topic levels (`devices/${device}/telemetry`): no wildcards, no slashes. */
 export const deviceName = text('expected a device name of 1-64 letters, digits, "_" or "-"')
@@ -12,6 +12,8 @@ const instanceSchema = z.strictObject({
   profile: text('expected a profile name or file'),
   /** Overrides the profile's `port.path` (and its `port.usb` match): where this particular device is plugged in. */
   port: path.optional(),
+  /** Overrides a Modbus profile's `framing.unitId`: one profile for the identical units of an RS-485 line. */
+  unitId: range('expected a unit id 1-247', 1, 247).optional(),
   /** The thing whose classic shadow gets readings in `reported` and sends `desired` changes as commands; none: no shadow. */
   thing: text('expected a thing name').regex(/^[a-zA-Z0-9:_-]{1,128}$/, { message: 'expected a thing name of 1-128 [a-zA-Z0-9:_-]' }).optional(),
 });

@@ -132,6 +132,11 @@ export class DeviceService implements Service {
     if (!instance.port && !profile.port.path && !profile.port.usb) {
       throw new ConfigError(`${at}.port: expected a port path (profile ${instance.profile} sets neither port.path nor port.usb)`);
     }
+    if (instance.unitId !== undefined) {
+      // Modbus over Serial Line §2.2: unit ids address the slaves of a Modbus line; a text device has none
+      if (profile.framing.type !== 'modbus') throw new ConfigError(`${at}.unitId: expected no unit id (profile ${instance.profile} is not Modbus: its framing is ${profile.framing.type})`);
+      profile = { ...profile, framing: { ...profile.framing, unitId: instance.unitId } };
+    }
     if (!instance.thing) {
       const templates = [['telemetry.topic', profile.telemetry.topic], ['commands.topic', profile.commands?.topic], ['commands.replyTopic', profile.commands?.replyTopic]];
       const needsThing = templates.find(([, template]) => template?.includes('${thing}'));

@@ -27,6 +27,6 @@ export function sharingRefusal(port: string, candidate: PortHolder, holders: Por
   }
   const unitId = (device: PortHolder) => (device.profile.framing.type === 'modbus' ? device.profile.framing.unitId : undefined);
   const sameUnit = holders.find((holder) => unitId(holder) === unitId(candidate));
-  if (sameUnit) return `device ${candidate.name} has framing.unitId ${unitId(candidate)}, as device ${sameUnit.name} on the same port does`;
+  if (sameUnit) return `device ${candidate.name} has unit id ${unitId(candidate)}, as device ${sameUnit.name} on the same port does`;
   return undefined;
 }
