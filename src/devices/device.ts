@@ -5,7 +5,7 @@ import type { DeviceInstanceConfig } from './config.js';
 import { CommandQueue, commandsOf, desiredCommands, type Command, type CommandResult } from './commands.js';
 import { FixedFramer, LineFramer } from './framing.js';
 import type { DeviceMetrics } from './metrics.js';
-import type { ModbusMaster, ModbusUnit } from './modbus-master.js';
+import { NoAnswer, type ModbusMaster, type ModbusUnit } from './modbus-master.js';
 import { textParser, type TextParser } from './parsers/index.js';
 import { decodeBlock, encodeValue, ILLEGAL_DATA_ADDRESS, ModbusException, pollPlan, READ_INPUT, readRequest, withoutGaps, writeRequest, type PollBlock } from './parsers/modbus.js';
 import { ParseError, type Reading } from './parsers/reading.js';
@@ -23,6 +23,9 @@ import { TextCommand } from './text-command.js';
  * devices (4, 5, 6) may take it later.
  */
 const REFUSALS = new Set([1, ILLEGAL_DATA_ADDRESS, 3]);
+
+/** A poll read the unit did not answer at all. */
+const UNANSWERED = Symbol('unanswered');
 
 /** Readings handed to the bus and not yet delivered; beyond this a reading is dropped (counted), not queued. */
 const MAX_PUBLISHES_IN_FLIGHT = 64;
@@ -273,6 +276,9 @@ export class Device {
       const reading: Reading = {};
       for (const block of [...this.pollBlocks]) {
         const part = await this.readBlock(framing.unitId, block);
+        // a unit that did not answer is likely gone from the line (unplugged, powered off): the rest
+        // of its map waits for the next poll rather than hold a shared line for a timeout each
+        if (part === UNANSWERED) break;
         if (part) Object.assign(reading, part);
       }
       if (Object.keys(reading).length) this.emit(reading);
@@ -286,7 +292,7 @@ export class Device {
     next();
   }
 
-  private async readBlock(unitId: number, block: PollBlock): Promise<Reading | undefined> {
+  private async readBlock(unitId: number, block: PollBlock): Promise<Reading | typeof UNANSWERED | undefined> {
     try {
       const data = await this.modbus!.transact(readRequest(unitId, block.functionCode, block.address, block.count));
       this.stats.frame();
@@ -301,12 +307,16 @@ export class Device {
         const index = this.pollBlocks.indexOf(block);
         if (index >= 0) this.pollBlocks.splice(index, 1, ...runs);
         const reading: Reading = {};
-        for (const run of runs) Object.assign(reading, await this.readBlock(unitId, run));
+        for (const run of runs) {
+          const part = await this.readBlock(unitId, run);
+          if (part === UNANSWERED) return UNANSWERED;
+          Object.assign(reading, part);
+        }
         return reading;
       }
       // A read cut short by the port going away is not the device's fault.
       if (this.line.connected) this.stats.parseError(`${(error as Error).message} reading ${registersRead(block)}`);
-      return undefined;
+      return error instanceof NoAnswer ? UNANSWERED : undefined;
     }
   }
 
@@ -413,7 +423,7 @@ export class Device {
         return { status: 'ok' };
       } catch (error) {
         const { message } = error as Error;
-        if (message.startsWith('no Modbus answer')) return { status: 'timeout', error: message };
+        if (error instanceof NoAnswer) return { status: 'timeout', error: message };
         return { status: 'error', error: message, refused: error instanceof ModbusException && REFUSALS.has(error.code) };
       }
     }

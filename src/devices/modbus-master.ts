@@ -5,6 +5,9 @@ import { PORT_BUSY } from './serial.js';
 /** The longest Modbus RTU ADU; more buffered bytes can only be noise. */
 const MAX_ADU = 256;
 
+/** No answer from the unit asked by the request's timeout: the unit may be absent (unplugged, powered off). */
+export class NoAnswer extends ParseError {}
+
 interface Waiting {
   request: ModbusRequest;
   resolve: (data: Buffer) => void;
@@ -157,7 +160,7 @@ export class ModbusMaster {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.quietUntil = performance.now() + unit.responseTimeoutMs;
-        current.settle(new ParseError(timedOut(current, timeoutMs)));
+        current.settle(timedOut(current, timeoutMs));
       }, timeoutMs);
       const current: NonNullable<ModbusMaster['current']> = {
         unit, request, written: false, received: Buffer.alloc(0), badCrc: false,
@@ -176,11 +179,11 @@ export class ModbusMaster {
 }
 
 /** Why a request got no answer: still not on the line, a frame that failed its CRC, or nothing (naming another unit that answered instead). */
-function timedOut(current: NonNullable<ModbusMaster['current']>, timeoutMs: number): string {
-  if (!current.written) return PORT_BUSY;
-  if (current.badCrc) return 'Modbus CRC mismatch';
+function timedOut(current: NonNullable<ModbusMaster['current']>, timeoutMs: number): ParseError {
+  if (!current.written) return new ParseError(PORT_BUSY);
+  if (current.badCrc) return new ParseError('Modbus CRC mismatch');
   const other = otherUnitAnswering(current.request, current.received);
-  return `no Modbus answer within ${timeoutMs} ms${other !== undefined ? ` (an answer from unit ${other} discarded)` : ''}`;
+  return new NoAnswer(`no Modbus answer within ${timeoutMs} ms${other !== undefined ? ` (an answer from unit ${other} discarded)` : ''}`);
 }
 
 /** One character's time on the line: a start bit, the data bits, a parity bit if any, the stop bits. */
