@@ -170,6 +170,8 @@ describe('several Modbus units on one RS-485 line', () => {
     expect(devices.console1).toMatchObject({ disabled: true, lastError: refused(6, `${pair.dev} is device meter1's, and only Modbus units share a port: device console1's framing is lines`) });
     expect(devices.console2).toMatchObject({ disabled: true, lastError: 'devices.instances.8.unitId: expected no unit id (profile console is not Modbus: its framing is lines)' });
     for (const name of ['meter1', 'drive1', 'soil1', 'drive2']) expect(devices[name]).toMatchObject({ disabled: false, connected: true, port: pair.dev });
+    // which unit of the line each row is
+    expect([devices.meter1.unitId, devices.drive1.unitId, devices.soil1.unitId, devices.drive2.unitId, devices.console1.unitId]).toEqual([1, 2, 3, 4, null]);
   });
 
   it('polls every unit on the line, each device with its own readings and counters; a silent unit costs only its own timeouts', async () => {

@@ -56,6 +56,8 @@ export interface DeviceStatus {
   port: string;
   /** The device file the port is open on, symlinks (/dev/serial/by-id/…) resolved; null while not connected. */
   portDevice: string | null;
+  /** A Modbus device's address on its line (the instance's or the profile's); null for other devices. */
+  unitId: number | null;
   lastFrameAt: string | null;
   framesPerSecond: number;
   frames: number;
@@ -177,6 +179,7 @@ export class Device {
       connected: this.line.connected,
       port: configuredPort(this.profile.port, this.options.instance.port),
       portDevice: this.line.portDevice ?? null,
+      unitId: this.profile.framing.type === 'modbus' ? this.profile.framing.unitId : null,
       lastFrameAt: stats.lastFrameAt ? new Date(stats.lastFrameAt).toISOString() : null,
       framesPerSecond: stats.framesPerSecond(),
       frames: stats.frames,

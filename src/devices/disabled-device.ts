@@ -28,6 +28,7 @@ export class DisabledDevice {
       // the profile's port is unknown: only the instance's own
       port: this.instance.port ?? '-',
       portDevice: null,
+      unitId: this.instance.unitId ?? null,
       lastFrameAt: null,
       framesPerSecond: 0,
       frames: 0,
