@@ -28,7 +28,7 @@ export class ModbusUnit {
   transact(request: ModbusRequest): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ request, resolve, reject });
-      this.master.next();
+      void this.master.sendWaiting();
     });
   }
 
@@ -115,7 +115,7 @@ export class ModbusMaster {
   }
 
   /** Sends the waiting requests, one at a time, the units taking turns. */
-  async next(): Promise<void> {
+  async sendWaiting(): Promise<void> {
     if (this.sending) return;
     this.sending = true;
     try {
