@@ -5,6 +5,7 @@ import type { Writable } from 'node:stream';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import type { InvokeMessage, WorkerInit, WorkerLoad, WorkerMessage } from './protocol.js';
 import { killProcessGroup } from './process-group.js';
+import { ThreadChildren } from './thread-children.js';
 
 /**
  * `log`: what the invocation wrote, when the message asked for the tail (X-Amz-Log-Type: Tail).
@@ -106,12 +107,19 @@ function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
   const { worker } = spare;
   const load: WorkerLoad = { init: options.init, env: options.env };
   worker.postMessage(load);
+  const children = new ThreadChildren();
+  // Ended with the thread however it ends; by then every message it posted has been delivered.
+  worker.once('exit', () => children.endAll(false));
   return {
     // JSON text: cloning a string costs less than cloning the objects, on the daemon's thread.
     post: (messages) => worker.postMessage(JSON.stringify(messages)),
-    kill: () => void worker.terminate(),
+    kill: () => {
+      // First: a thread waiting in a synchronous spawn ends only once its child has.
+      children.endAll(spare.usable);
+      void worker.terminate();
+    },
     listen: (onMessage, onEnd) => {
-      worker.on('message', onMessage);
+      worker.on('message', (message: WorkerMessage) => children.take(message) || onMessage(message));
       worker.on('error', (error: Error & { code?: string }) => onEnd((requestId) =>
         error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? runtimeErrors.outOfMemory(requestId) : { errorType: error.name, errorMessage: error.message }));
       worker.on('exit', (code) => onEnd((requestId) => runtimeErrors.exited(requestId, code)));

@@ -1,4 +1,5 @@
 import type { LambdaErrorPayload } from '../errors.js';
+import type { ProcessIdentity } from './process-group.js';
 
 /** Which function a Node.js environment loads. */
 export interface WorkerInit {
@@ -61,4 +62,8 @@ export type WorkerMessage =
   | { type: 'result'; requestId: string; payload: string; memoryBytes: number; log?: string }
   | { type: 'error'; requestId: string; error: LambdaErrorPayload; memoryBytes: number; log?: string }
   /** An uncaught exception or unhandled rejection: the worker exits right after. */
-  | { type: 'fatal'; error: LambdaErrorPayload };
+  | { type: 'fatal'; error: LambdaErrorPayload }
+  /** A worker thread's processes (spawn-tracking.ts): its /proc task directory, a child it started, a child it reaped and what was left in its group. */
+  | { type: 'task'; path: string }
+  | { type: 'spawned'; pid: number }
+  | { type: 'reaped'; pid: number; left: ProcessIdentity[] };

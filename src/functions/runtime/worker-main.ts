@@ -9,6 +9,7 @@ import { getHeapStatistics } from 'node:v8';
 import { parentPort } from 'node:worker_threads';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import { nodeErrorJson } from './error-log.js';
+import { trackChildProcesses } from './spawn-tracking.js';
 import { MAX_RESPONSE_BYTES, TAIL_BYTES, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 
 type Handler = (event: unknown, context: unknown, callback: (error?: unknown, result?: unknown) => void) => unknown;
@@ -29,6 +30,8 @@ async function loadInit(): Promise<WorkerInit> {
   if (!parentPort) return { taskRoot: process.argv[2], handler: process.argv[3] };
   const { init, env } = await new Promise<WorkerLoad>((resolve) => parentPort!.once('message', resolve));
   Object.assign(process.env, env);
+  // Before the handler's module runs: what its top-level code starts ends with the environment too.
+  trackChildProcesses(post);
   return init;
 }
 

@@ -1,0 +1,65 @@
+import { readFileSync } from 'node:fs';
+import { killProcessGroup, stillInGroup, type ProcessIdentity } from './process-group.js';
+import type { WorkerMessage } from './protocol.js';
+
+/** Groups whose leader is gone kept before those whose processes are all gone too are dropped. */
+const LEADERLESS_BEFORE_PRUNING = 64;
+
+/**
+ * The daemon's record of the processes a worker thread's handlers started (spawn-tracking.ts posts
+ * them; each leads a group of its own), so that they end with the environment, however it ends:
+ * timeout, crash, memory limit, idle, redeploy, daemon stop. A group is killed only while its id
+ * cannot be another's: its leader not reaped yet (the pid stays taken until then), or a process
+ * seen in it when its leader was reaped still there.
+ */
+export class ThreadChildren {
+  /** The thread's /proc task directory: its `children` lists the thread's children not reaped yet. */
+  private task: string | undefined;
+  private readonly running = new Set<number>();
+  private readonly leaderless = new Map<number, ProcessIdentity[]>();
+
+  /** Takes the messages of the tracking; false for the others. */
+  take(message: WorkerMessage): boolean {
+    switch (message.type) {
+      case 'task':
+        this.task = message.path;
+        return true;
+      case 'spawned':
+        this.running.add(message.pid);
+        return true;
+      case 'reaped':
+        if (!this.running.delete(message.pid) || message.left.length === 0) return true;
+        this.leaderless.set(message.pid, message.left);
+        if (this.leaderless.size > LEADERLESS_BEFORE_PRUNING) this.pruneLeaderless();
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * Kills every group. `threadRuns`: the thread is still there, so its children file is its own —
+   * the one place a child of a synchronous spawn shows (the thread blocks until it exits, and
+   * terminating it waits for that).
+   */
+  endAll(threadRuns: boolean): void {
+    if (threadRuns && this.task) for (const pid of this.unreapedChildren()) this.running.add(pid);
+    for (const pid of this.running) killProcessGroup(pid);
+    for (const [pgid, members] of this.leaderless) if (members.some((member) => stillInGroup(member, pgid))) killProcessGroup(pgid);
+    this.running.clear();
+    this.leaderless.clear();
+  }
+
+  private unreapedChildren(): number[] {
+    try {
+      return readFileSync(`${this.task}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+    } catch {
+      // a kernel without CONFIG_PROC_CHILDREN: a synchronous spawn's child is not found
+      return [];
+    }
+  }
+
+  private pruneLeaderless(): void {
+    for (const [pgid, members] of this.leaderless) if (!members.some((member) => stillInGroup(member, pgid))) this.leaderless.delete(pgid);
+  }
+}
