@@ -59,7 +59,7 @@ describe('functions: processes a worker thread\'s handler starts', () => {
     pids = join(daemon.dataDir, 'spawned.txt');
     writeFileSync(pids, '');
     const fn = (timeout: number) => ({ Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', Handler: 'spawner.handler', Timeout: timeout, Environment: { Variables: { PIDS: pids } } } });
-    pkg = writePackage({ 'template.yaml': JSON.stringify({ Resources: { Spawner: fn(1) } }), 'spawner.js': SPAWNER });
+    pkg = writePackage({ 'template.yaml': JSON.stringify({ Resources: { Spawner: fn(1), Patient: fn(60) } }), 'spawner.js': SPAWNER });
     await deploy('1');
   });
 
@@ -98,11 +98,14 @@ describe('functions: processes a worker thread\'s handler starts', () => {
     await gone(spawned);
   });
 
-  it('ends them when the daemon stops', async () => {
+  it('ends them when the daemon stops, from an idle environment and from one still running past the stop\'s grace', async () => {
     expect((await invoke(daemon.socket, 'Spawner', { mode: 'leave' })).result.payload).toBe('left');
-    const spawned = await noted(1);
+    const running = invoke(daemon.socket, 'Patient', { mode: 'wait' });
+    const spawned = await noted(2);
     expect(spawned.every(processRuns)).toBe(true);
     expect(await daemon.stop()).toBe(0);
+    // the daemon went away mid-invocation: the CLI gets no answer
+    expect((await running).code).not.toBe(0);
     await gone(spawned);
   });
 });

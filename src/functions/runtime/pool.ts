@@ -101,6 +101,8 @@ export class FunctionPool {
   private queue: QueuedInvocation[] = [];
   private dispatchScheduled = false;
   private retired = false;
+  /** Stopped with the daemon, running environments and all (`abandon`). */
+  private abandoned = false;
   private idleWaiters: Array<() => void> = [];
   /** Invocations one instance is handed at once. */
   private readonly perInstance: number;
@@ -209,6 +211,16 @@ export class FunctionPool {
     return waiting;
   }
 
+  /**
+   * The daemon's stop, once its grace is over: the environments still running end, with what their
+   * handlers started (a thread's children would outlive the daemon). Their invocations are refused
+   * as the service stopping, as those waiting were: an event stays queued and runs after the restart.
+   */
+  abandon(): void {
+    this.abandoned = true;
+    for (const instance of this.active.keys()) instance.terminate();
+  }
+
   /** Resolves when no invocation is running (bounded by the caller). */
   drained(): Promise<void> {
     if (this.inUse() === 0) return Promise.resolve();
@@ -293,6 +305,10 @@ export class FunctionPool {
 
   /** Hands invocations to an instance (one message); each settles its caller when it ends. */
   private hand(instance: ExecutionEnvironment, items: QueuedInvocation[], cold?: { began: number; initMs: number }): void {
+    if (this.abandoned) {
+      instance.terminate();
+      return refuse(items);
+    }
     this.active.set(instance, (this.active.get(instance) ?? 0) + items.length);
     items.forEach((item, i) => void this.runOne(instance, item, i === 0 ? cold : undefined));
   }
@@ -316,6 +332,7 @@ export class FunctionPool {
       this.active.delete(instance);
       this.release(instance);
     }
+    if (this.abandoned) return refuse([{ invocation, resolve, reject }]);
     if (outcome === NOT_RUN) {
       // The environment ended before this one's turn: it waits for another.
       if (!this.retired) this.queue.unshift({ invocation, resolve, reject });

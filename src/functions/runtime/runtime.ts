@@ -115,6 +115,7 @@ export class FunctionRuntime {
       new Promise((resolve) => { timer = setTimeout(resolve, graceMs); }),
     ]);
     clearTimeout(timer);
+    for (const pool of pools) pool.abandon();
     this.pools.clear();
     this.versionPools.clear();
     await Promise.all([...this.outputs.values()].map((output) => new Promise<void>((resolve) => output.finish(resolve))));
