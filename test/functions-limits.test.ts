@@ -63,8 +63,8 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
       expect(failed.headers.get('x-amz-function-error'), `attempt ${i}`).toBe('Unhandled');
       expect(await failed.json(), `attempt ${i}`).toMatchObject({ errorType: 'Error', errorMessage: 'config missing' });
     }
-    // Three environments were tried; the next invocations failed at once with the same error.
-    expect(readFileSync(inits, 'utf8').trim().split('\n')).toHaveLength(3);
+    // Three cold starts were tried, each init twice (the second in the invocation, as Lambda's); the next invocations failed at once with the same error.
+    expect(readFileSync(inits, 'utf8').trim().split('\n')).toHaveLength(6);
     const info = JSON.parse((await outpost(daemon.socket, ['--json', 'functions', 'info', 'Flaky'])).stdout);
     expect(info.instances).toMatchObject({ initFailures: 3, initError: 'Error: config missing' });
     expect((await outpost(daemon.socket, ['functions', 'info', 'Flaky'])).stdout).toMatch(/init failures\s+3 in a row(, next attempt after \S+)?: Error: config missing/);
@@ -76,7 +76,7 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
     expect(JSON.parse((await outpost(daemon.socket, ['--json', 'functions', 'info', 'Flaky'])).stdout).instances.initFailures).toBeUndefined();
   });
 
-  it('logs an environment that fails to initialize as Lambda does: INIT_START, the runtime\'s error line, INIT_REPORT, then the invocation with its status', async () => {
+  it('logs an environment that fails to initialize as Lambda does: INIT_START, the runtime\'s error line, INIT_REPORT, the same for the init\'s second try in the invoke phase, then the invocation with its status', async () => {
     const broken = writePackage({
       'template.yaml': JSON.stringify({
         Resources: {
@@ -105,20 +105,24 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
       const nodeId = node.headers.get('x-amzn-requestid')!;
       // The log tail has the init's lines too, from the error on (as Lambda's).
       expect(Buffer.from(node.headers.get('x-amz-log-result')!, 'base64').toString('utf8')).toMatch(new RegExp(
-        `^[^\\n]+\\tundefined\\tERROR\\tUncaught Exception \\t[^\\n]+\\nINIT_REPORT [^\\n]+\\nSTART RequestId: ${nodeId} [^\\n]+\\nEND RequestId: ${nodeId}\\nREPORT RequestId: ${nodeId}\\t[^\\n]+\\n$`,
+        `^([^\\n]+\\tundefined\\tERROR\\tUncaught Exception \\t[^\\n]+\\nINIT_REPORT [^\\n]+\\n){2}START RequestId: ${nodeId} [^\\n]+\\nEND RequestId: ${nodeId}\\nREPORT RequestId: ${nodeId}\\t[^\\n]+\\n$`,
       ));
       const nodeError = await node.json();
       expect(nodeError).toMatchObject({ errorType: 'Runtime.ImportModuleError' });
       expect(nodeError.errorMessage).toMatch(/^Error: Cannot find module 'not-installed-anywhere'\nRequire stack:\n/);
       expect(nodeError.trace[0]).toBe('Runtime.ImportModuleError: Error: Cannot find module \'not-installed-anywhere\'');
       const nodeLog = await logThrough('NodeInit', nodeId);
-      const uncaught = new RegExp('^\\d{4}-[\\d-]+T[\\d:.]+Z\\tundefined\\tERROR\\tUncaught Exception \\t(\\{.*\\})$', 'm').exec(nodeLog);
-      expect(JSON.parse(uncaught![1])).toMatchObject({ errorType: 'Runtime.ImportModuleError', errorMessage: nodeError.errorMessage, stack: nodeError.trace });
+      const uncaught = [...nodeLog.matchAll(/^\d{4}-[\d-]+T[\d:.]+Z\tundefined\tERROR\tUncaught Exception \t(\{.*\})$/gm)];
+      expect(uncaught).toHaveLength(2);
+      expect(JSON.parse(uncaught[1][1])).toMatchObject({ errorType: 'Runtime.ImportModuleError', errorMessage: nodeError.errorMessage, stack: nodeError.trace });
       expect(nodeLog).toMatch(new RegExp([
         '^INIT_START Runtime Version: nodejs:20\\n',
         '[^\\n]+\\tundefined\\tINFO\\tloading\\n',
         '[^\\n]+\\tUncaught Exception \\t[^\\n]+\\n',
         'INIT_REPORT Init Duration: [\\d.]+ ms\\tPhase: init\\tStatus: error\\tError Type: Runtime\\.ImportModuleError\\n',
+        '[^\\n]+\\tundefined\\tINFO\\tloading\\n',
+        '[^\\n]+\\tUncaught Exception \\t[^\\n]+\\n',
+        'INIT_REPORT Init Duration: [\\d.]+ ms\\tPhase: invoke\\tStatus: error\\tError Type: Runtime\\.ImportModuleError\\n',
         `START RequestId: ${nodeId} Version: \\$LATEST\\n`,
         `END RequestId: ${nodeId}\\n`,
         `REPORT RequestId: ${nodeId}\\tDuration: [\\d.]+ ms\\tBilled Duration: \\d+ ms\\tMemory Size: 128 MB\\tStatus: error\\tError Type: Runtime\\.ImportModuleError\\n$`,
@@ -131,6 +135,8 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
         '^INIT_START Runtime Version: python:3\\.11\\n',
         "\\[ERROR\\] Runtime\\.ImportModuleError: Unable to import module 'pybroken': No module named 'not_installed_anywhere'\\rTraceback \\(most recent call last\\):\\n",
         'INIT_REPORT Init Duration: [\\d.]+ ms\\tPhase: init\\tStatus: error\\tError Type: Runtime\\.ImportModuleError\\n',
+        "\\[ERROR\\] Runtime\\.ImportModuleError: Unable to import module 'pybroken': No module named 'not_installed_anywhere'\\rTraceback \\(most recent call last\\):\\n",
+        'INIT_REPORT Init Duration: [\\d.]+ ms\\tPhase: invoke\\tStatus: error\\tError Type: Runtime\\.ImportModuleError\\n',
         `START RequestId: ${pythonId} Version: \\$LATEST\\nEND RequestId: ${pythonId}\\n`,
         `REPORT RequestId: ${pythonId}\\t[^\\n]*\\tStatus: error\\tError Type: Runtime\\.ImportModuleError\\n$`,
       ].join('')));
@@ -142,6 +148,7 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
       expect(await logThrough('ExitInit', exitsId)).toMatch(new RegExp([
         '^INIT_START Runtime Version: nodejs:20\\n',
         'INIT_REPORT Init Duration: [\\d.]+ ms\\tPhase: init\\tStatus: error\\tError Type: Runtime\\.ExitError\\n',
+        'INIT_REPORT Init Duration: [\\d.]+ ms\\tPhase: invoke\\tStatus: error\\tError Type: Runtime\\.ExitError\\n',
         `START RequestId: ${exitsId} [^\\n]*\\nEND RequestId: ${exitsId}\\n`,
       ].join('')));
     } finally {
@@ -149,6 +156,51 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
       rmSync(join(pkg.dir, 'broken-flag'), { force: true });
     }
   });
+
+  it('tries a failed init again in the invocation, within the function\'s timeout, as Lambda\'s suppressed init: an init that fails once, or takes over 10 s once, answers the handler\'s result', async () => {
+    const flaky = writePackage({
+      'template.yaml': JSON.stringify({
+        Resources: {
+          OnceBroken: fn({ Handler: 'once.handler', Environment: { Variables: { FLAG: join(pkg.dir, 'once-flag'), MARK: join(pkg.dir, 'once-mark') } } }),
+          OnceSlow: fn({ Handler: 'slow.handler', Timeout: 30, Environment: { Variables: { FLAG: join(pkg.dir, 'once-flag'), MARK: join(pkg.dir, 'slow-mark') } } }),
+        },
+      }),
+      // Load fine at deploy; with the flag, the first load after it fails (throws, or never ends), the next one does not.
+      'once.js': 'const fs = require("node:fs");\nif (fs.existsSync(process.env.FLAG) && !fs.existsSync(process.env.MARK)) {\n  fs.writeFileSync(process.env.MARK, "");\n  throw new Error("first load fails");\n}\nexports.handler = async () => "loaded on the second try";\n',
+      'slow.mjs': 'import fs from "node:fs";\nif (fs.existsSync(process.env.FLAG) && !fs.existsSync(process.env.MARK)) {\n  fs.writeFileSync(process.env.MARK, "");\n  await new Promise(() => setInterval(() => undefined, 1000));\n}\nexport const handler = async () => "loaded on the second try";\n',
+    });
+    const log = (name: string, requestId: string) => eventually(() => {
+      const file = join(daemon.dataDir, 'functions', name, 'logs', 'function.log');
+      const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+      const end = text.indexOf('\n', text.indexOf(`REPORT RequestId: ${requestId}`));
+      return text.includes(`REPORT RequestId: ${requestId}`) && end > 0 ? text.slice(text.lastIndexOf('INIT_START', end), end + 1) : undefined;
+    });
+    try {
+      expect(await outpost(daemon.socket, ['deploy', flaky.dir])).toMatchObject({ code: 0 });
+      writeFileSync(join(pkg.dir, 'once-flag'), '');
+
+      const once = await lambdaInvoke(daemon.port('http'), key, 'OnceBroken');
+      expect(once.headers.get('x-amz-function-error')).toBeNull();
+      expect(await once.json()).toBe('loaded on the second try');
+      const onceId = once.headers.get('x-amzn-requestid')!;
+      // the first try's error and INIT_REPORT; the second try succeeded, so its time is the invocation's Duration, with no Init Duration
+      expect(await log('OnceBroken', onceId)).toMatch(new RegExp([
+        '^INIT_START Runtime Version: nodejs:20\\n',
+        '[^\\n]+\\tundefined\\tERROR\\tUncaught Exception \\t[^\\n]+first load fails[^\\n]+\\n',
+        'INIT_REPORT Init Duration: [\\d.]+ ms\\tPhase: init\\tStatus: error\\tError Type: Error\\n',
+        `START RequestId: ${onceId} Version: \\$LATEST\\n`,
+        `END RequestId: ${onceId}\\n`,
+        `REPORT RequestId: ${onceId}\\tDuration: [\\d.]+ ms\\tBilled Duration: \\d+ ms\\tMemory Size: 128 MB\\tMax Memory Used: \\d+ MB\\n$`,
+      ].join('')));
+
+      const slow = await lambdaInvoke(daemon.port('http'), key, 'OnceSlow');
+      expect(await slow.json()).toBe('loaded on the second try');
+      expect(await log('OnceSlow', slow.headers.get('x-amzn-requestid')!)).toMatch(/^INIT_START [^\n]+\nINIT_REPORT Init Duration: [\d.]+ ms\tPhase: init\tStatus: timeout\nSTART /);
+    } finally {
+      flaky.remove();
+      for (const file of ['once-flag', 'once-mark', 'slow-mark']) rmSync(join(pkg.dir, file), { force: true });
+    }
+  }, 30_000); // the slow init's 10 s
 
   it('reports the real Max Memory Used for threads, processes and Python', async () => {
     const report = (name: string, requestId: string) => {

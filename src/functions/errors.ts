@@ -46,9 +46,10 @@ export interface LambdaErrorPayload {
 
 /** Failures the runtime reports itself (the handler did not get to answer), worded as AWS words them. */
 export const runtimeErrors = {
-  timedOut: (requestId: string, timeoutSeconds: number): LambdaErrorPayload => ({
+  /** `requestId`: none for an init retried in the invoke phase (pool.ts), logged before the invocations that waited for it. */
+  timedOut: (requestId: string | undefined, timeoutSeconds: number): LambdaErrorPayload => ({
     errorType: 'Sandbox.Timedout',
-    errorMessage: `RequestId: ${requestId} Error: Task timed out after ${timeoutSeconds.toFixed(2)} seconds`,
+    errorMessage: `${requestIdPrefix(requestId)}Error: Task timed out after ${timeoutSeconds.toFixed(2)} seconds`,
   }),
   initTimedOut: (seconds: number): LambdaErrorPayload => ({
     errorType: 'Sandbox.Timedout',

@@ -37,6 +37,13 @@ export interface WorkerOptions {
   logStreamName: string;
   /** Where the worker's stdout and stderr (the function's console) go. */
   log: Writable;
+  initLimit: InitLimit;
+}
+
+/** How long loading the handler may take, and what an invocation waiting for it gets when it takes longer. */
+export interface InitLimit {
+  seconds: number;
+  timedOut: Ending;
 }
 
 /**
@@ -46,6 +53,8 @@ export interface WorkerOptions {
 export class InitError extends Error {
   /** The lines the pool logged for the failed init (the error, INIT_REPORT): the start of the log tail of the invocations that waited for it. */
   initLog = '';
+  /** When the invocations that waited for it began: the init's second try, in their invoke phase (pool.ts), which their Duration counts. */
+  invokeBegan?: number;
 
   constructor(readonly payload: LambdaErrorPayload, readonly forRequest?: Ending) {
     super(`${payload.errorType}: ${payload.errorMessage}`);
@@ -54,8 +63,6 @@ export class InitError extends Error {
 }
 
 const WORKER_MAIN = new URL('./worker-main.js', import.meta.url);
-// Lambda's limit on the init phase: a handler module that never finishes loading cannot hold a deploy forever.
-const INIT_TIMEOUT_SECONDS = 10;
 
 /** What ended a thread or process, as the error of the invocation it was running (none: in its init phase). */
 export type Ending = (requestId?: string) => LambdaErrorPayload;
@@ -208,7 +215,8 @@ export class NodeWorkerInstance {
   static start(options: WorkerOptions & { isolation: 'thread' | 'process' }, spare?: SpareThread): Promise<NodeWorkerInstance> {
     const instance = new NodeWorkerInstance(options, spare);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => instance.starting?.fail(runtimeErrors.initTimedOut(INIT_TIMEOUT_SECONDS)), INIT_TIMEOUT_SECONDS * 1000);
+      const { seconds, timedOut } = options.initLimit;
+      const timer = setTimeout(() => instance.starting?.fail(timedOut(), timedOut), seconds * 1000);
       instance.starting = {
         ready: () => {
           clearTimeout(timer);

@@ -3,12 +3,12 @@ import { steadyNow } from '../../steady-clock.js';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { functionArn, REGION } from '../arn.js';
-import { apiErrors, type LambdaErrorPayload } from '../errors.js';
+import { apiErrors, runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import type { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
-import { InitError, NodeWorkerInstance, NOT_RUN, SpareThread, type ExecutionEnvironment, type InvokeOutcome } from './node-worker.js';
+import { InitError, NodeWorkerInstance, NOT_RUN, SpareThread, type ExecutionEnvironment, type InitLimit, type InvokeOutcome } from './node-worker.js';
 import { errorLines, reportStatus } from './error-log.js';
-import { initFailureLines, initStartLine } from './init-log.js';
+import { initFailureLines, initStartLine, type InitPhase } from './init-log.js';
 import { PYTHON_RUNTIME_DIR, PythonInstance } from './python-process.js';
 import { NODE_EVENTS_IN_FLIGHT, TAIL_BYTES, type InvokeMessage } from './protocol.js';
 
@@ -64,7 +64,20 @@ interface IdleInstance {
 
 const isPython = (runtime: string) => runtime.startsWith('python');
 
-// Crash-loop backoff: after 3 failed inits in a row, 1 s, then 2, 4, … up to 60 s between attempts.
+// Lambda's limit on the init phase: a handler module that never finishes loading cannot hold a deploy forever.
+const INIT_TIMEOUT_SECONDS = 10;
+
+/**
+ * A new environment for the invocations that waited for it. `began`: when their part began, which
+ * the first one's Duration counts from; `initMs`: Init Duration, of an init that succeeded at once.
+ */
+interface ColdStart {
+  instance: ExecutionEnvironment;
+  began: number;
+  initMs?: number;
+}
+
+// Crash-loop backoff: after 3 failed cold starts in a row, 1 s, then 2, 4, … up to 60 s between attempts.
 const INIT_FAILURES_BEFORE_BACKOFF = 3;
 const FIRST_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 60_000;
@@ -173,7 +186,7 @@ export class FunctionPool {
 
   /** Starts one environment and stops it again: proves the handler loads before a deploy takes traffic. */
   async check(): Promise<void> {
-    (await this.startInstance()).terminate();
+    (await this.startInstance('init')).terminate();
   }
 
   /** Whether the version's instances are worker threads, which a spare thread can start (see keepSpare). */
@@ -273,10 +286,9 @@ export class FunctionPool {
   /** A new instance (the spare thread if there is one) for `items`; they all get the init error if it fails. */
   private async startWith(items: QueuedInvocation[]): Promise<void> {
     this.starting++;
-    const began = performance.now();
-    let instance: ExecutionEnvironment;
+    let cold: ColdStart;
     try {
-      instance = await this.startOrBackOff();
+      cold = await this.startOrBackOff();
     } catch (error) {
       this.starting--;
       this.afterRun();
@@ -285,7 +297,8 @@ export class FunctionPool {
         return;
       }
       // As Lambda logs an invocation whose environment failed to initialize: INIT_REPORT said why
-      // (startInstance), and REPORT's Duration is the wait for it, with its status and error type.
+      // (startInstance), and REPORT's Duration is the init's second try, with its status and error type.
+      const began = error.invokeBegan ?? performance.now();
       for (const { invocation, resolve } of items) {
         const requestId = invocation.requestId ?? randomUUID();
         const payload = error.forRequest?.(requestId) ?? error.payload;
@@ -299,12 +312,12 @@ export class FunctionPool {
       return;
     }
     this.starting--;
-    this.hand(instance, items, { began, initMs: performance.now() - began });
+    this.hand(cold.instance, items, cold);
     this.keepSpare();
   }
 
   /** Hands invocations to an instance (one message); each settles its caller when it ends. */
-  private hand(instance: ExecutionEnvironment, items: QueuedInvocation[], cold?: { began: number; initMs: number }): void {
+  private hand(instance: ExecutionEnvironment, items: QueuedInvocation[], cold?: ColdStart): void {
     if (this.abandoned) {
       instance.terminate();
       return refuse(items);
@@ -313,13 +326,15 @@ export class FunctionPool {
     items.forEach((item, i) => void this.runOne(instance, item, i === 0 ? cold : undefined));
   }
 
-  private async runOne(instance: ExecutionEnvironment, { invocation, resolve, reject }: QueuedInvocation, cold: { began: number; initMs: number } | undefined): Promise<void> {
+  private async runOne(instance: ExecutionEnvironment, { invocation, resolve, reject }: QueuedInvocation, cold: ColdStart | undefined): Promise<void> {
     const requestId = invocation.requestId ?? randomUUID();
     let started = cold?.began ?? performance.now();
     const startLine = `START RequestId: ${requestId} Version: ${this.label}\n`;
+    // An init tried again in the invoke phase took its time from the function's timeout, as on Lambda.
+    const spentMs = cold && cold.initMs === undefined ? performance.now() - cold.began : 0;
     let outcome: InvokeOutcome | typeof NOT_RUN;
     try {
-      outcome = await instance.invoke(this.message(requestId, invocation, instance.logStreamName), this.version.spec.timeout, () => {
+      outcome = await instance.invoke(this.message(requestId, invocation, instance.logStreamName, spentMs), this.version.spec.timeout, () => {
         if (!cold) started = performance.now();
         this.output.line(startLine);
       });
@@ -367,18 +382,18 @@ export class FunctionPool {
   }
 
   /**
-   * A new instance, unless the function is crash-looping: after INIT_FAILURES_BEFORE_BACKOFF
-   * environments in a row fail to initialize, invocations fail at once with the last init error
-   * for a backoff that doubles up to MAX_BACKOFF_MS, instead of starting a process or thread each time.
+   * A new instance, unless the function is crash-looping: after INIT_FAILURES_BEFORE_BACKOFF cold
+   * starts in a row fail, invocations fail at once with the last init error for a backoff that
+   * doubles up to MAX_BACKOFF_MS, instead of starting a process or thread each time.
    */
-  private async startOrBackOff(): Promise<ExecutionEnvironment> {
+  private async startOrBackOff(): Promise<ColdStart> {
     const { failures, lastError, until } = this.initFailures;
     // the steady clock: a step of the wall clock back must not stretch the backoff by the step
     if (lastError && steadyNow() < until) throw new InitError(lastError);
     try {
-      const instance = await this.startInstance();
+      const cold = await this.coldStart();
       this.initFailures = { failures: 0, until: 0 };
-      return instance;
+      return cold;
     } catch (error) {
       if (!(error instanceof InitError)) throw error;
       const count = failures + 1;
@@ -415,25 +430,55 @@ export class FunctionPool {
   }
 
   /**
-   * Starts an environment between Lambda's init lines: INIT_START first, and if it fails, the error
-   * as its runtime logs it and INIT_REPORT (a successful init's duration is in its first REPORT).
+   * An environment for invocations, tried twice as Lambda tries it: an init that fails (an error, an
+   * exit, its 10 s) is run again as part of the invocations that waited for it — Lambda's
+   * "suppressed init", `INIT_REPORT … Phase: invoke` — within the function's timeout, which that
+   * second try's time is taken from. Their answer is the second try's error, or their result.
    */
-  private async startInstance(): Promise<ExecutionEnvironment> {
-    const { runtime } = this.version.spec;
+  private async coldStart(): Promise<ColdStart> {
     const began = performance.now();
-    this.output.line(initStartLine(runtime));
     try {
-      return await this.launch();
+      const instance = await this.startInstance('init');
+      return { instance, began, initMs: performance.now() - began };
+    } catch (error) {
+      if (!(error instanceof InitError)) throw error;
+      const invokeBegan = performance.now();
+      try {
+        return { instance: await this.startInstance('invoke'), began: invokeBegan };
+      } catch (retryError) {
+        if (retryError instanceof InitError) {
+          retryError.initLog = error.initLog + retryError.initLog;
+          retryError.invokeBegan = invokeBegan;
+        }
+        throw retryError;
+      }
+    }
+  }
+
+  /**
+   * Starts an environment between Lambda's init lines: INIT_START first (once per cold start, not for
+   * the invoke phase's try), and if it fails, the error as its runtime logs it and INIT_REPORT (a
+   * successful init's duration is in its first REPORT).
+   */
+  private async startInstance(phase: InitPhase): Promise<ExecutionEnvironment> {
+    const { runtime, timeout } = this.version.spec;
+    const began = performance.now();
+    if (phase === 'init') this.output.line(initStartLine(runtime));
+    const initLimit: InitLimit = phase === 'init'
+      ? { seconds: INIT_TIMEOUT_SECONDS, timedOut: () => runtimeErrors.initTimedOut(INIT_TIMEOUT_SECONDS) }
+      : { seconds: timeout, timedOut: (requestId) => runtimeErrors.timedOut(requestId, timeout) };
+    try {
+      return await this.launch(initLimit);
     } catch (error) {
       if (error instanceof InitError) {
-        error.initLog = initFailureLines(error.payload, performance.now() - began, isPython(runtime));
+        error.initLog = initFailureLines(error.payload, performance.now() - began, isPython(runtime), phase);
         this.output.line(error.initLog);
       }
       throw error;
     }
   }
 
-  private launch(): Promise<ExecutionEnvironment> {
+  private launch(initLimit: InitLimit): Promise<ExecutionEnvironment> {
     const { spec } = this.version;
     const logStreamName = this.logStreamName();
     const options = {
@@ -442,6 +487,7 @@ export class FunctionPool {
       env: this.environment(logStreamName),
       memorySizeMb: spec.memorySize,
       log: this.output,
+      initLimit,
     };
     if (isPython(spec.runtime)) return PythonInstance.start({ ...options, pythonPath: this.limits.pythonPath });
     const spare = this.spare?.thread;
@@ -479,13 +525,13 @@ export class FunctionPool {
     };
   }
 
-  private message(requestId: string, invocation: Invocation, logStreamName: string): InvokeMessage {
+  private message(requestId: string, invocation: Invocation, logStreamName: string, spentMs: number): InvokeMessage {
     const { spec } = this.version;
     return {
       type: 'invoke',
       requestId,
       event: invocation.event,
-      timeoutMs: spec.timeout * 1000,
+      timeoutMs: Math.max(0, spec.timeout * 1000 - spentMs),
       // Not sampled: Outpost has no X-Ray to send segments to.
       traceId: `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${requestId.replaceAll('-', '').slice(0, 24)};Sampled=0`,
       ...(invocation.tail ? { tail: true } : {}),

@@ -14,8 +14,6 @@ import { killProcessGroup } from './process-group.js';
 export const PYTHON_RUNTIME_DIR = fileURLToPath(new URL('./python/', import.meta.url));
 const BOOTSTRAP = `${PYTHON_RUNTIME_DIR}bootstrap.py`;
 const API = '/2018-06-01/runtime';
-// As node-worker.ts: the init phase of an environment is bounded.
-const INIT_TIMEOUT_SECONDS = 10;
 
 export interface PythonOptions extends WorkerOptions {
   pythonPath: string;
@@ -72,7 +70,8 @@ export class PythonInstance {
       throw new InitError({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot serve the Runtime API: ${(error as Error).message}` });
     }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => fail(runtimeErrors.initTimedOut(INIT_TIMEOUT_SECONDS)), INIT_TIMEOUT_SECONDS * 1000);
+      const { seconds, timedOut } = options.initLimit;
+      const timer = setTimeout(() => fail(timedOut(), timedOut), seconds * 1000);
       const fail = (payload: LambdaErrorPayload, forRequest?: Ending) => {
         clearTimeout(timer);
         instance.starting = undefined;
