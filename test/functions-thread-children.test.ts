@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
@@ -21,7 +21,7 @@ const SPAWNER = [
   // the shell waits for its background sleep: the thread is blocked in execSync, the shell leads the group
   '    case "sync": execSync(`echo $$ >> ${PIDS}; sleep 300 & echo $! >> ${PIDS}; wait`); return "late";',
   '    case "exit": sleep(); process.exit(3);',
-  '    case "leave": sleep().unref(); return "left";',
+  '    case "leave": sleep().unref(); await new Promise((resolve) => setTimeout(resolve, event.holdMs ?? 0)); return "left";',
   '    case "detached": sleep({ detached: true }).unref(); return "left";',
   // the shell exits at once: its sleep stays behind in the shell's group
   '    case "background": await new Promise((resolve) => exec(`sleep 300 > /dev/null 2>&1 & echo $! >> ${PIDS}`, resolve)); return "left";',
@@ -55,7 +55,7 @@ describe('functions: processes a worker thread\'s handler starts', () => {
   const gone = (spawned: number[]) => eventually(() => !spawned.some(processRuns));
 
   beforeAll(async () => {
-    daemon = await TestDaemon.start({ config: { functions: { idleTimeoutSeconds: 60 } } });
+    daemon = await TestDaemon.start({ config: { functions: { idleTimeoutSeconds: 60, maxInstances: 4 } } });
     pids = join(daemon.dataDir, 'spawned.txt');
     writeFileSync(pids, '');
     const fn = (timeout: number) => ({ Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', Handler: 'spawner.handler', Timeout: timeout, Environment: { Variables: { PIDS: pids } } } });
@@ -96,6 +96,15 @@ describe('functions: processes a worker thread\'s handler starts', () => {
     expect(spawned.every(processRuns)).toBe(true);
     await deploy('2');
     await gone(spawned);
+  });
+
+  it('lets an idle thread collect the exit of the children it is ended with, so that none stays a zombie of the daemon', async () => {
+    // four environments at once (each invocation holds one for a while), each ended with a child
+    const left = await Promise.all([1, 2, 3, 4].map(() => invoke(daemon.socket, 'Patient', { mode: 'leave', holdMs: 2000 })));
+    expect(left.map(({ result }) => result.payload)).toEqual(['left', 'left', 'left', 'left']);
+    const spawned = await noted(4);
+    await deploy('3');
+    await eventually(() => !spawned.some((pid) => existsSync(`/proc/${pid}`)));
   });
 
   it('ends them when the daemon stops, from an idle environment and from one still running past the stop\'s grace', async () => {

@@ -63,6 +63,8 @@ export class InitError extends Error {
 }
 
 const WORKER_MAIN = new URL('./worker-main.js', import.meta.url);
+/** How long an ending thread is given to collect the exit of the children it is ended with (thread-children.ts). */
+const REAP_WAIT_MS = 200;
 
 /** What ended a thread or process, as the error of the invocation it was running (none: in its init phase). */
 export type Ending = (requestId?: string) => LambdaErrorPayload;
@@ -123,7 +125,7 @@ function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
     kill: () => {
       // First: a thread waiting in a synchronous spawn ends only once its child has.
       children.endAll(spare.usable);
-      void worker.terminate();
+      children.afterReaped(REAP_WAIT_MS, () => void worker.terminate());
     },
     listen: (onMessage, onEnd) => {
       worker.on('message', (message: WorkerMessage) => children.take(message) || onMessage(message));

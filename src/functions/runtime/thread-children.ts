@@ -17,6 +17,9 @@ export class ThreadChildren {
   private task: string | undefined;
   private readonly running = new Set<number>();
   private readonly leaderless = new Map<number, ProcessIdentity[]>();
+  /** Killed by `endAll` and not reaped yet, and what to do once none is left (`afterReaped`). */
+  private readonly killed = new Set<number>();
+  private onReaped: (() => void) | undefined;
 
   /** Takes the messages of the tracking; false for the others. */
   take(message: WorkerMessage): boolean {
@@ -28,6 +31,7 @@ export class ThreadChildren {
         this.running.add(message.pid);
         return true;
       case 'reaped':
+        if (this.killed.delete(message.pid) && this.killed.size === 0) this.onReaped?.();
         if (!this.running.delete(message.pid) || message.left.length === 0) return true;
         this.leaderless.set(message.pid, message.left);
         if (this.leaderless.size > LEADERLESS_BEFORE_PRUNING) this.pruneLeaderless();
@@ -44,10 +48,29 @@ export class ThreadChildren {
    */
   endAll(threadRuns: boolean): void {
     if (threadRuns && this.task) for (const pid of this.unreapedChildren()) this.running.add(pid);
-    for (const pid of this.running) killProcessGroup(pid);
+    for (const pid of this.running) {
+      killProcessGroup(pid);
+      this.killed.add(pid);
+    }
     for (const [pgid, members] of this.leaderless) if (members.some((member) => stillInGroup(member, pgid))) killProcessGroup(pgid);
     this.running.clear();
     this.leaderless.clear();
+  }
+
+  /**
+   * Calls `then` once the thread has reaped the children `endAll` killed, or after `waitMs`: only the
+   * thread's event loop can collect their exit status, and one it does not collect stays in the
+   * process table as a zombie until the daemon exits. A thread stuck in a loop collects nothing.
+   */
+  afterReaped(waitMs: number, then: () => void): void {
+    if (this.killed.size === 0) return then();
+    const timer = setTimeout(() => this.onReaped?.(), waitMs);
+    this.onReaped = () => {
+      clearTimeout(timer);
+      this.onReaped = undefined;
+      this.killed.clear();
+      then();
+    };
   }
 
   private unreapedChildren(): number[] {
