@@ -133,6 +133,10 @@ describe('functions: deploy, invoke, faults, triggers', () => {
     expect((await invoke(daemon.socket, 'ContextCjs', { style: 'done' })).result.payload).toEqual({ via: 'done' });
     expect((await invoke(daemon.socket, 'ContextCjs', { style: 'fail' })).result.payload).toMatchObject({ errorType: 'Error', errorMessage: 'context.fail failure' });
     expect((await invoke(daemon.socket, 'ContextCjs', { style: 'done-error' })).result.payload).toEqual({ errorType: 'string', errorMessage: 'a plain string', trace: [] });
+    // A value that is not an Error answers as one only with a name, message and stack, as Lambda's runtime reads it.
+    expect((await invoke(daemon.socket, 'ContextCjs', { style: 'fail-error-like' })).result.payload).toEqual({ errorType: 'object', errorMessage: '[object Object]', trace: [] });
+    expect((await invoke(daemon.socket, 'ContextCjs', { style: 'reject-error-like' })).result.payload)
+      .toEqual({ errorType: 'ValidationError', errorMessage: 'with a stack', trace: ['ValidationError: with a stack', '    at validate (index.js:1:1)'] });
     // A failure without a reason is Lambda's string 'handled'.
     for (const style of ['fail-empty', 'reject-empty']) {
       expect((await invoke(daemon.socket, 'ContextCjs', { style })).result, style).toMatchObject({ functionError: 'Unhandled', payload: { errorType: 'string', errorMessage: 'handled', trace: [] } });

@@ -64,17 +64,27 @@ async function serveLine(handler: Handler): Promise<void> {
 // A child whose daemon is gone (even by kill -9) has no one to answer: it ends too.
 if (!parentPort) process.on('disconnect', () => process.exit(0));
 
-/** The Node.js runtime's error shape: name, message and stack lines for errors; typeof and text otherwise. */
+/**
+ * The Node.js runtime's error shape: name, message and stack lines of an Error, or of a value that
+ * looks like one (its name, message and stack strings, none empty); for anything else its typeof and
+ * its toString() — `{ name, message }` without a stack answers `object` and `[object Object]`, as on
+ * Lambda. What cannot be read so (an Error without a stack, an object without toString) is `handled`.
+ */
 function toErrorPayload(error: unknown): LambdaErrorPayload {
   try {
-    if (types.isNativeError(error) || (error instanceof Object && 'message' in error && 'name' in error)) {
-      const e = error as Error;
-      return { errorType: String(e.name), errorMessage: String(e.message), trace: String(e.stack ?? '').split('\n') };
+    if (types.isNativeError(error) || looksLikeError(error)) {
+      const { name, message, stack } = error as Error;
+      return { errorType: String(name), errorMessage: String(message), trace: stack!.split('\n') };
     }
-    return { errorType: typeof error, errorMessage: String(error), trace: [] };
+    return { errorType: typeof error, errorMessage: (error as object).toString(), trace: [] };
   } catch {
     return { errorType: 'handled', errorMessage: 'callback called with Error argument, but there was a problem while retrieving one or more of its message, name, and stack' };
   }
+}
+
+function looksLikeError(value: unknown): boolean {
+  const { name, message, stack } = Object(value) as Record<string, unknown>;
+  return [name, message, stack].every((field) => typeof field === 'string' && field !== '');
 }
 
 /** What the invocation being served wrote to stdout and stderr, when its caller asked for the log tail. */
@@ -293,9 +303,17 @@ function takeTail(): { log?: string } {
 // An error nobody awaits ends the environment, as on Lambda; the parent answers the invocation with it.
 process.on('uncaughtException', (error) => crash('Uncaught Exception', toErrorPayload(error), 129));
 process.on('unhandledRejection', (reason) => {
-  const { errorMessage, trace } = toErrorPayload(reason);
-  crash('Unhandled Promise Rejection', { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: `${types.isNativeError(reason) ? `${reason.name}: ` : ''}${errorMessage}`, trace }, 128);
+  crash('Unhandled Promise Rejection', { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: rejectionMessage(reason), trace: toErrorPayload(reason).trace ?? [] }, 128);
 });
+
+/** As Lambda's runtime words an unhandled rejection: the reason's text (`Error: message`), empty for none. */
+function rejectionMessage(reason: unknown): string {
+  try {
+    return reason == null ? '' : String(reason);
+  } catch {
+    return toErrorPayload(reason).errorMessage;
+  }
+}
 
 /**
  * Logs the error as Lambda's runtime does (`Uncaught Exception` or `Unhandled Promise Rejection` and
