@@ -290,6 +290,17 @@ describe('outpost admin CLI', () => {
       [['functions', 'alias', 'F', 'live', '3', '--rm'], 'outpost: --rm removes the alias: give no version or --weight with it'],
       // parsed, it would reach the daemon rounded (…000), which would name that number instead
       [['invoke', 'fn', '--payload', '{"id":12345678901234567890}'], 'outpost: --payload: integer 12345678901234567890 is out of range'],
+      // an empty argument names nothing: sent on, `shadow ls ""` listed every shadow and `deploy ""` deployed the working directory
+      [['shadow', 'ls', ''], "error: command-argument value '' is invalid for argument 'thing'. it cannot be empty"],
+      [['dlq', 'ls', ''], "error: command-argument value '' is invalid for argument 'function'. it cannot be empty"],
+      [['dlq', 'purge', ''], "error: command-argument value '' is invalid for argument 'function'. it cannot be empty"],
+      [['dlq', 'replay', '--all', ''], "error: command-argument value '' is invalid for argument 'id-or-function'. it cannot be empty"],
+      [['deploy', ''], "error: command-argument value '' is invalid for argument 'path'. it cannot be empty"],
+      [['things', 'show', ''], "error: command-argument value '' is invalid for argument 'name'. it cannot be empty"],
+      [['objects', 'rm', 'logs', 'a.log', ''], "error: command-argument value '' is invalid for argument 'keys'. it cannot be empty"],
+      // the S3 SDK refused these with "No value provided for input HTTP label: Bucket."
+      [['objects', 'ls', 's3://'], 'outpost: no bucket in s3://: give BUCKET, BUCKET/KEY or s3://BUCKET/KEY'],
+      [['objects', 'get', '/a.log'], 'outpost: no bucket in /a.log: give BUCKET, BUCKET/KEY or s3://BUCKET/KEY'],
     ];
     const runs = await Promise.all(cases.map(([args]) => outpost(daemon.socket, args)));
     expect(runs.map((run, i) => ({ args: cases[i][0], code: run.code, stderr: run.stderr })))

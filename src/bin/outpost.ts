@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { CliError, UsageError } from '../cli/admin-client.js';
 import { cliContext } from '../cli/context.js';
-import { urlOption } from '../cli/options.js';
+import { refuseEmptyArguments, urlOption } from '../cli/options.js';
 import { registerStatus } from '../cli/commands/status.js';
 import { registerThings } from '../cli/commands/things.js';
 import { registerClients } from '../cli/commands/clients.js';
@@ -39,7 +39,8 @@ Exit status:
   0    done
   ${EXIT_FAILURE}    refused by the daemon, daemon unreachable, function or transfer failed,
        dead letters not retried or replayed, profiles invalid (devices check)
-  ${EXIT_USAGE}    wrong command line: unknown command or option, missing or invalid argument
+  ${EXIT_USAGE}    wrong command line: unknown command or option, missing, empty or invalid
+       argument
   ${EXIT_BROKEN_PIPE}  the reader of the output went away (e.g. \`outpost objects get B/K - | head\`)`);
 
 registerStatus(program, cliContext);
@@ -51,6 +52,7 @@ registerObjects(program, cliContext);
 registerS3Keys(program, cliContext);
 registerSync(program, cliContext);
 registerDevices(program, cliContext);
+refuseEmptyArguments(program);
 
 process.stdout.on('error', (error: NodeJS.ErrnoException) => (error.code === 'EPIPE' ? process.exit(EXIT_BROKEN_PIPE) : fail(error)));
 

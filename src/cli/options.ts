@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { parseAdminUrl } from './admin-client.js';
 
 /**
@@ -20,4 +20,22 @@ export function urlOption(value: string): URL {
   } catch (error) {
     throw new InvalidArgumentError((error as Error).message);
   }
+}
+
+/**
+ * Gives every positional argument of `command` and its subcommands a parser that refuses an empty
+ * value as a usage error. No argument means anything empty: sent on, `shadow ls ""` listed every
+ * shadow, `dlq purge ""` named a function "", `deploy ""` deployed the working directory.
+ */
+export function refuseEmptyArguments(command: Command): void {
+  for (const argument of command.registeredArguments) {
+    if (argument.variadic) argument.argParser((value: string, previous: string[] = []) => [...previous, nonEmpty(value)]);
+    else argument.argParser(nonEmpty);
+  }
+  for (const subcommand of command.commands) refuseEmptyArguments(subcommand);
+}
+
+function nonEmpty(value: string): string {
+  if (value === '') throw new InvalidArgumentError('it cannot be empty');
+  return value;
 }

@@ -181,6 +181,8 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
 function objectAddress(address: string, separateKey: string | undefined): { bucket: string; key?: string } {
   const path = address.startsWith('s3://') ? address.slice('s3://'.length) : address;
   const slash = path.indexOf('/');
+  // `s3://` or `/KEY`: sent on, the S3 SDK refused it with "No value provided for input HTTP label: Bucket."
+  if (slash === 0 || path === '') throw new UsageError(`no bucket in ${address}: give BUCKET, BUCKET/KEY or s3://BUCKET/KEY`);
   if (slash < 0) return { bucket: path };
   if (separateKey !== undefined) throw new UsageError(`give the key either in ${address} or as an argument, not both`);
   const key = path.slice(slash + 1);
