@@ -39,7 +39,8 @@ describe('admin API: refused requests', () => {
     'index.js': `exports.handler = async () => ${JSON.stringify(tag)};\n`,
   }));
   beforeAll(async () => {
-    daemon = await TestDaemon.start({ config: {} });
+    // unsigned Lambda Invoke requests on the HTTP port: their FunctionName is checked after the caller
+    daemon = await TestDaemon.start({ config: { http: { auth: 'none' } } });
     for (const version of versions) expect(await outpost(daemon.socket, ['deploy', version.dir])).toMatchObject({ code: 0 });
   }, 60_000);
   afterAll(async () => {
@@ -184,6 +185,37 @@ describe('admin API: refused requests', () => {
     expect((await call(daemon, 'GET', '/v1/things/two-certs')).status).toBe(404);
     const cli = await outpost(daemon.socket, ['things', 'add', 'two-certs', '--cert', '/nonexistent.pem', '--fingerprint', fingerprint]);
     expect(cli).toMatchObject({ code: 2, stderr: expect.stringContaining("error: option '--fingerprint <sha256>' cannot be used with option '--cert <file>'") });
+  });
+
+  it('refuses a malformed function name with Lambda\'s 400 ValidationException, on the admin API and on Lambda\'s Invoke API, rather than 404 Function not found', async () => {
+    const pattern = '(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?';
+    const refusal = (name: string, constraint: string) => `1 validation error detected: Value '${name}' at 'functionName' failed to satisfy constraint: ${constraint}`;
+    const malformed = refusal('Tagged x', `Member must satisfy regular expression pattern: ${pattern}`);
+    const long = 'a'.repeat(171);
+    for (const [name, message] of [['Tagged%20x', malformed], [long, refusal(long, 'Member must have length less than or equal to 170')]]) {
+      const invoked = await fetch(`http://127.0.0.1:${daemon.port('http')}/2015-03-31/functions/${name}/invocations`, { method: 'POST', body: '{}' });
+      expect(invoked.status).toBe(400);
+      expect(invoked.headers.get('x-amzn-errortype')).toBe('ValidationException');
+      expect(await invoked.json()).toEqual({ Type: 'User', message });
+    }
+    const routes: Array<[string, string, string?]> = [
+      ['GET', '/v1/functions/Tagged%20x'], ['DELETE', '/v1/functions/Tagged%20x'], ['GET', '/v1/functions/Tagged%20x/logs'],
+      ['POST', '/v1/functions/Tagged%20x/invocations'], ['POST', '/v1/functions/Tagged%20x/rollback'],
+      ['PUT', '/v1/functions/Tagged%20x/aliases/live', '{"version":1}'], ['DELETE', '/v1/functions/Tagged%20x/aliases/live'],
+      ['GET', '/v1/dlq?function=Tagged%20x'], ['DELETE', '/v1/dlq?function=Tagged%20x'], ['POST', '/v1/dlq/replay', '{"all":true,"function":"Tagged x"}'],
+    ];
+    for (const [method, path, body] of routes) {
+      expect(await call(daemon, method, path, body), `${method} ${path}`).toEqual({ status: 400, body: { error: `ValidationException: ${malformed}` } });
+    }
+    // `?function=` named a function "" and found none, where it reads as "every function"
+    expect(await call(daemon, 'DELETE', '/v1/dlq?function=')).toEqual({ status: 400, body: { error: `ValidationException: ${refusal('', 'Member must have length greater than or equal to 1')}` } });
+    expect(await outpost(daemon.socket, ['functions', 'info', 'Tagged x'])).toEqual({ code: 1, stdout: '', stderr: `outpost: ValidationException: ${malformed}\n` });
+    // a whole-function operation takes the function's ARN too, and refuses a version rather than dropping it: `rm Tagged:1` removed every version
+    expect(await call(daemon, 'GET', '/v1/functions/arn:aws:lambda:local:000000000000:function:Tagged')).toMatchObject({ status: 200, body: { name: 'Tagged' } });
+    expect(await call(daemon, 'DELETE', '/v1/functions/Tagged:1')).toEqual({ status: 400, body: {
+      error: 'InvalidParameterValueException: Tagged:1: expected a function name without a version or alias (this applies to the whole function)',
+    } });
+    expect(await call(daemon, 'GET', '/v1/functions/Tagged')).toMatchObject({ status: 200, body: { versions: [{ version: 1 }, { version: 2 }] } });
   });
 
   it('refuses a path with an empty segment (a name given empty), which named another route: `things show ""` listed every thing', async () => {

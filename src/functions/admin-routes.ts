@@ -3,6 +3,7 @@ import { apiErrors, FunctionApiError } from './errors.js';
 import type { FunctionService } from './function-service.js';
 import type { FunctionVersion } from './store.js';
 import { responseValue } from './json.js';
+import { checkedFunctionName, unqualifiedFunctionName } from './function-name.js';
 
 /** `/v1/functions` on the admin API, for `outpost deploy`, `outpost functions` and `outpost invoke`. */
 export function registerFunctionAdminRoutes(router: AdminRouter, service: FunctionService): void {
@@ -16,14 +17,15 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
   }));
 
   router.add('GET', '/v1/functions/:name', ({ params }) => asAdminError(async () => {
-    const { latest, versions, instances, asyncEvents } = service.info(params.name);
+    const name = unqualifiedFunctionName(params.name);
+    const { latest, versions, instances, asyncEvents } = service.info(name);
     return {
       ...summary(latest),
       environment: latest.spec.environment,
       instances,
       asyncEvents,
       versions: versions.map(({ version, hash, createdAt }) => ({ version, hash, createdAt })),
-      aliases: service.aliases(params.name),
+      aliases: service.aliases(name),
     };
   }));
 
@@ -34,12 +36,13 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
     if (weights !== undefined && (typeof weights !== 'object' || weights === null || Array.isArray(weights))) {
       throw apiErrors.invalidParameter('additionalVersionWeights: expected {"VERSION": WEIGHT}');
     }
-    return service.setAlias(params.name, params.alias, version, weights as Record<string, number> | undefined);
+    return service.setAlias(unqualifiedFunctionName(params.name), params.alias, version, weights as Record<string, number> | undefined);
   }));
 
   router.add('DELETE', '/v1/functions/:name/aliases/:alias', ({ params }) => asAdminError(async () => {
-    await service.removeAlias(params.name, params.alias);
-    return { removed: `${params.name}:${params.alias}` };
+    const name = unqualifiedFunctionName(params.name);
+    await service.removeAlias(name, params.alias);
+    return { removed: `${name}:${params.alias}` };
   }));
 
   // {"to"?: N}: without it, the version before the current $LATEST.
@@ -47,24 +50,27 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
     // a body that is no object (a list, a string) is refused, not read as "no version given"
     const { to } = optionalObjectBody(body);
     if (to !== undefined && (typeof to !== 'number' || !Number.isInteger(to) || to < 1)) throw apiErrors.invalidParameter('expected {"to": N} with a version number ≥ 1');
-    return service.rollback(params.name, to);
+    return service.rollback(unqualifiedFunctionName(params.name), to);
   }));
 
   router.add('GET', '/v1/functions/:name/logs', ({ params, query }) => asAdminError(async () => {
+    const name = unqualifiedFunctionName(params.name);
     const offset = query.get('offset');
     const lines = Number(query.get('lines') ?? 100);
     if (offset !== null && !/^\d+$/.test(offset)) throw new AdminError(400, 'expected "offset" to be a byte offset');
     if (!Number.isInteger(lines) || lines < 1 || lines > 10_000) throw new AdminError(400, 'expected "lines" to be 1-10000');
-    return service.logs(params.name, { offset: offset === null ? undefined : Number(offset), lines });
+    return service.logs(name, { offset: offset === null ? undefined : Number(offset), lines });
   }));
 
   router.add('DELETE', '/v1/functions/:name', ({ params }) => asAdminError(async () => {
-    await service.remove(params.name);
-    return { removed: params.name };
+    const name = unqualifiedFunctionName(params.name);
+    await service.remove(name);
+    return { removed: name };
   }));
 
   // The Invoke API's shape: status 200 (or 202 for Event), X-Amz-Function-Error as functionError.
   router.add('POST', '/v1/functions/:name/invocations', ({ params, body }) => asAdminError(async () => {
+    const name = checkedFunctionName(params.name);
     const request: { payload?: unknown; invocationType?: unknown; qualifier?: unknown; logType?: unknown } = optionalObjectBody(body);
     const type = request.invocationType ?? 'RequestResponse';
     if (type !== 'RequestResponse' && type !== 'Event') throw new FunctionApiError(400, 'InvalidParameterValueException', 'invocationType: expected "RequestResponse" or "Event"');
@@ -73,8 +79,8 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
     // NAME may carry the qualifier itself (NAME:live, NAME:3), as Lambda's FunctionName.
     const invocation = { event: JSON.stringify(request.payload ?? {}), ...(request.qualifier !== undefined ? { qualifier: request.qualifier } : {}) };
     // Event: 202 only once the event is committed to the durable queue.
-    if (type === 'Event') return { statusCode: 202, ...(await service.invoke(params.name, invocation, 'Event')) };
-    const result = await service.invoke(params.name, { ...invocation, ...(request.logType === 'Tail' ? { tail: true } : {}) }, 'RequestResponse');
+    if (type === 'Event') return { statusCode: 202, ...(await service.invoke(name, invocation, 'Event')) };
+    const result = await service.invoke(name, { ...invocation, ...(request.logType === 'Tail' ? { tail: true } : {}) }, 'RequestResponse');
     return {
       statusCode: 200,
       executedVersion: result.executedVersion,
@@ -86,21 +92,29 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
   }));
 }
 
-/** `/v1/dlq` for `outpost dlq ls|replay|purge`; `?function=NAME` narrows each to one function. */
+/**
+ * `/v1/dlq` for `outpost dlq ls|replay|purge`; `?function=NAME` narrows each to one function. A
+ * name given is checked: `?function=` named a function "" and found nothing, rather than every one.
+ */
 export function registerDeadLetterAdminRoutes(router: AdminRouter, service: FunctionService): void {
-  router.add('GET', '/v1/dlq', ({ query }) => ({ body: { deadLetters: service.deadLetters(query.get('function') ?? undefined) } }));
+  const functionOf = (query: URLSearchParams) => {
+    const name = query.get('function');
+    return name === null ? undefined : unqualifiedFunctionName(name);
+  };
+
+  router.add('GET', '/v1/dlq', ({ query }) => asAdminError(async () => ({ deadLetters: service.deadLetters(functionOf(query)) })));
 
   // {"id": N} or {"all": true, "function"?: NAME}.
   router.add('POST', '/v1/dlq/replay', ({ body }) => asAdminError(async () => {
     const request = (body ?? {}) as { id?: unknown; all?: unknown; function?: unknown };
     if (typeof request.id === 'number' && Number.isInteger(request.id)) return service.replay({ id: request.id });
     if (request.all === true && (request.function === undefined || typeof request.function === 'string')) {
-      return service.replay({ all: true, ...(typeof request.function === 'string' ? { name: request.function } : {}) });
+      return service.replay({ all: true, ...(typeof request.function === 'string' ? { name: unqualifiedFunctionName(request.function) } : {}) });
     }
     throw new FunctionApiError(400, 'InvalidParameterValueException', 'expected {"id": N} or {"all": true, "function"?: "NAME"}');
   }));
 
-  router.add('DELETE', '/v1/dlq', ({ query }) => asAdminError(async () => ({ purged: await service.purgeDeadLetters(query.get('function') ?? undefined) })));
+  router.add('DELETE', '/v1/dlq', ({ query }) => asAdminError(async () => ({ purged: await service.purgeDeadLetters(functionOf(query)) })));
 }
 
 function summary(version: FunctionVersion): Record<string, unknown> {

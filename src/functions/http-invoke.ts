@@ -7,6 +7,7 @@ import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../ht
 import { apiErrors, FunctionApiError } from './errors.js';
 import { MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD, type FunctionService } from './function-service.js';
 import { isJson } from './json.js';
+import { checkedFunctionName } from './function-name.js';
 
 /**
  * Lambda's Invoke operation on the HTTP port, so `@aws-sdk/client-lambda` and `aws lambda invoke`
@@ -27,9 +28,10 @@ export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: 
     }));
 }
 
-async function invokeOperation(req: IncomingMessage, res: ServerResponse, name: string, url: URL, service: FunctionService, auth: DataPlaneAuth): Promise<void> {
+async function invokeOperation(req: IncomingMessage, res: ServerResponse, functionName: string, url: URL, service: FunctionService, auth: DataPlaneAuth): Promise<void> {
   // Lambda proves who calls before it looks at the request; the signature covers the body, read here.
   const { body } = await auth.authenticate(req, MAX_SYNC_PAYLOAD, 'lambda');
+  const name = checkedFunctionName(functionName);
   // Lambda Invoke: X-Amz-Invocation-Type RequestResponse (default) | Event | DryRun.
   const type = header(req, 'x-amz-invocation-type') ?? 'RequestResponse';
   if (type !== 'RequestResponse' && type !== 'Event' && type !== 'DryRun') {
