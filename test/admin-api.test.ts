@@ -218,6 +218,12 @@ describe('admin API: refused requests', () => {
     expect(await call(daemon, 'GET', '/v1/functions/Tagged')).toMatchObject({ status: 200, body: { versions: [{ version: 1 }, { version: 2 }] } });
   });
 
+  it('refuses a shadow listing\'s ?thing= that names no thing, rather than listing every shadow', async () => {
+    expect((await call(daemon, 'POST', '/v1/shadows/lister', '{"state":{"reported":{"on":true}}}')).status).toBe(200);
+    for (const query of ['?thing=', '?thing=bad%20thing']) expect(await call(daemon, 'GET', `/v1/shadows${query}`)).toEqual({ status: 400, body: { error: 'Invalid thing name' } });
+    expect(await call(daemon, 'GET', '/v1/shadows?thing=lister')).toMatchObject({ status: 200, body: { shadows: [{ thing: 'lister', name: null, version: 1 }] } });
+  });
+
   it('refuses a path with an empty segment (a name given empty), which named another route: `things show ""` listed every thing', async () => {
     for (const path of ['/v1/things/', '/v1/functions//logs', '//v1/status']) {
       expect(await call(daemon, 'GET', path)).toEqual({ status: 400, body: { error: `the request path ${path} has an empty segment: a name cannot be empty` } });

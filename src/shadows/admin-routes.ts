@@ -1,6 +1,7 @@
 import { AdminError, type AdminRouter } from '../admin/router.js';
 import { errors, ShadowError } from './errors.js';
 import { CLASSIC } from './store.js';
+import { validateThingName } from './document.js';
 import type { OperationContext, ShadowAddress } from './operations/context.js';
 import { getShadow } from './operations/get.js';
 import { updateShadow } from './operations/update.js';
@@ -15,7 +16,12 @@ export function registerShadowAdminRoutes(router: AdminRouter, context: Operatio
     return { thing: params.thing, name: name ?? CLASSIC };
   };
 
-  router.add('GET', '/v1/shadows', ({ query }) => ({ body: { shadows: context.shadows.summaries(query.get('thing') ?? undefined) } }));
+  // `?thing=` named a thing "" and listed every shadow; a thing's name is checked as the shadow routes check it
+  router.add('GET', '/v1/shadows', ({ query }) => asAdminError(async () => {
+    const thing = query.get('thing');
+    if (thing !== null) validateThingName(thing, context.limits);
+    return { shadows: context.shadows.summaries(thing ?? undefined) };
+  }));
 
   router.add('GET', '/v1/shadows/:thing', ({ params, query }) => asAdminError(() => getShadow(address(params, query), {}, context)));
 
