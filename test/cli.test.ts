@@ -3,7 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { OUTPOST, ROOT, TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client } from './helpers/objects.js';
@@ -101,6 +101,16 @@ describe('outpost admin CLI', () => {
     const result = await outpost('/tmp/outpost-nonexistent.sock', ['status']);
     expect(result.code).toBe(1);
     expect(result.stderr).toBe('outpost: cannot reach outpostd at /tmp/outpost-nonexistent.sock: is outpostd running?\n');
+  });
+
+  // root can open any socket: the refusal is seen as another user (nobody), which setpriv becomes
+  it('says which group the admin socket is for, and how to join it, when it refuses the user', { skip: process.getuid?.() !== 0 || spawnSync('setpriv', ['--version']).status !== 0 }, () => {
+    // the daemon's data directory (0700 here, as /run/outpost is 0750) hides the socket: its group is the one to join
+    const gid = statSync(dirname(daemon.socket)).gid;
+    const group = spawnSync('getent', ['group', String(gid)], { encoding: 'utf8' }).stdout.split(':')[0] || String(gid);
+    const run = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, OUTPOST, '--socket', daemon.socket, 'status'], { encoding: 'utf8', timeout: 30_000 });
+    expect({ code: run.status, stdout: run.stdout, stderr: run.stderr }).toEqual({ code: 1, stdout: '', stderr: `outpost: cannot reach outpostd at ${daemon.socket}: permission denied: `
+      + `the admin socket is only for its owner and group ${group}; add yourself to the group (sudo usermod -aG ${group} "$USER", then log in again), or run outpost with sudo\n` });
   });
 
   it('runs as the README runs it: `npx outpost` from the project root', () => {

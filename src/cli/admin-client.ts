@@ -1,5 +1,7 @@
 import { request, type ClientRequest } from 'node:http';
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Socket } from 'node:net';
 
 export const SYSTEMD_SOCKET = '/run/outpost/admin.sock';
@@ -118,8 +120,36 @@ function requestFailure(error: NodeJS.ErrnoException, where: string, connected: 
   }
   if (connected) return new CliError(`outpostd at ${where} closed the connection without an answer: ${error.message}`);
   const why = error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? 'is outpostd running?'
-    : error.code === 'EACCES' ? 'permission denied: are you in the outpost group?' : error.message;
+    : error.code === 'EACCES' ? permissionDenied(where) : error.message;
   return new CliError(`cannot reach outpostd at ${where}: ${why}`);
+}
+
+/**
+ * EACCES on the admin socket: it is open to its owner and its group only (mode 0660, admin.group),
+ * as may be its directory (/run/outpost is 0750). Names that group, read from the socket or, when
+ * the directory hides it, from the directory, and how to join it.
+ */
+function permissionDenied(socket: string): string {
+  const group = [socket, dirname(socket)].map(groupOf).find((name) => name !== undefined);
+  if (group === undefined) return 'permission denied: the admin socket is only for its owner and its group; run outpost as one of them (or with sudo)';
+  return `permission denied: the admin socket is only for its owner and group ${group}; `
+    + `add yourself to the group (sudo usermod -aG ${group} "$USER", then log in again), or run outpost with sudo`;
+}
+
+/** The name of a file's group (its number when the system has no name for it), undefined when it cannot be seen. */
+function groupOf(path: string): string | undefined {
+  let gid: number;
+  try {
+    gid = statSync(path).gid;
+  } catch {
+    return undefined;
+  }
+  try {
+    // getent, as the daemon looks up admin.group: /etc/group is not the only source of groups (NSS)
+    return execFileSync('getent', ['group', String(gid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).split(':')[0] || String(gid);
+  } catch {
+    return String(gid);
+  }
 }
 
 /**
