@@ -7,6 +7,8 @@ import { dirname, join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { OUTPOST, ROOT, TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client } from './helpers/objects.js';
+import { template, writePackage } from './helpers/functions.js';
+import { eventually } from './helpers/eventually.js';
 import { adminRequest, connectClient, outpost, runOutpost } from './helpers/mqtt.js';
 
 const TOKEN = 'cli-test-token-0123456789';
@@ -250,6 +252,36 @@ describe('outpost admin CLI', () => {
     clearTimeout(timer);
     expect(stderr).toBe('');
     expect(code).toBe(141);
+  });
+
+  it('prints a function\'s log as JSON with --json: a line of {"text", "offset"} per read, JSON Lines when followed', { timeout: 60_000 }, async () => {
+    const pkg = writePackage({
+      'template.yaml': template('Logger', { Handler: 'index.handler', Timeout: 3 }),
+      'index.js': 'exports.handler = async (event) => { console.log("said", event.word); return "ok"; };\n',
+    });
+    let child: ReturnType<typeof spawn> | undefined;
+    try {
+      expect((await outpost(daemon.socket, ['deploy', pkg.dir])).code).toBe(0);
+      expect((await outpost(daemon.socket, ['invoke', 'Logger', '--payload', '{"word":"first"}'])).code).toBe(0);
+      const read = await outpost(daemon.socket, ['--json', 'logs', 'Logger']);
+      expect(read).toMatchObject({ code: 0, stderr: '' });
+      const [chunk, ...more] = read.stdout.trimEnd().split('\n').map((line) => JSON.parse(line));
+      expect(more).toEqual([]);
+      expect(chunk).toEqual({ text: expect.stringContaining('said first'), offset: expect.any(Number) });
+      // followed: what the next invocation writes comes as lines of their own
+      child = spawn(process.execPath, [OUTPOST, '--socket', daemon.socket, '--json', 'logs', 'Logger', '-f'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let followed = '';
+      child.stdout!.on('data', (data) => { followed += data; });
+      await eventually(() => followed.includes('said first'), 20_000);
+      expect((await outpost(daemon.socket, ['invoke', 'Logger', '--payload', '{"word":"second"}'])).code).toBe(0);
+      await eventually(() => followed.includes('said second'), 20_000);
+      const chunks = followed.trimEnd().split('\n').map((line) => JSON.parse(line));
+      expect(chunks.every((each) => typeof each.text === 'string' && typeof each.offset === 'number')).toBe(true);
+      expect(chunks.map((each) => each.text).join('')).toContain('said second');
+    } finally {
+      child?.kill('SIGKILL');
+      pkg.remove();
+    }
   });
 
   it('takes --url http://HOST:PORT only, and says so', async () => {

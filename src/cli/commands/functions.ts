@@ -18,6 +18,7 @@ interface FunctionInfo extends FunctionSummary {
   versions: Array<{ version: number; hash: string; createdAt: number }>;
   aliases?: Array<{ alias: string; version: number; additionalVersionWeights?: Record<string, number>; updatedAt: number }>;
 }
+interface LogChunk { text: string; offset: number }
 interface DeployOutcome { name: string; version: number; hash: string; unchanged: boolean }
 interface InvokeResult { statusCode: number; executedVersion?: string; functionError?: string; payload?: unknown; eventId?: number; logResult?: string }
 interface DeadLetter {
@@ -138,12 +139,15 @@ export function registerFunctions(program: Command, cli: CliContext): void {
     .option('-n, --lines <count>', 'how many of the last lines to print (at most 10000)', integerOption(1, 10_000), 100)
     .option('-f, --follow', 'keep printing new lines as they are written (Ctrl-C to stop)')
     .action(async (name: string, options: { lines: number; follow?: boolean }, command: Command) => {
-      let chunk = await cli.call<{ text: string; offset: number }>(command, 'GET', `${functionPath(name)}/logs?lines=${options.lines}`);
-      process.stdout.write(chunk.text);
+      // --json: the first read, then each that brings lines when followed, as one line of JSON {"text", "offset"} (JSON Lines)
+      const json = command.optsWithGlobals<{ json?: boolean }>().json;
+      const print = (read: LogChunk) => process.stdout.write(json ? `${JSON.stringify(read)}\n` : read.text);
+      let chunk = await cli.call<LogChunk>(command, 'GET', `${functionPath(name)}/logs?lines=${options.lines}`);
+      print(chunk);
       while (options.follow) {
         await new Promise((resolve) => setTimeout(resolve, 500));
-        chunk = await cli.call(command, 'GET', `${functionPath(name)}/logs?offset=${chunk.offset}`);
-        process.stdout.write(chunk.text);
+        chunk = await cli.call<LogChunk>(command, 'GET', `${functionPath(name)}/logs?offset=${chunk.offset}`);
+        if (chunk.text) print(chunk);
       }
     });
 
