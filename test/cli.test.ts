@@ -127,6 +127,9 @@ describe('outpost admin CLI', () => {
     for (const command of ['status', 'things', 'clients']) expect(help).toContain(command);
     const things = spawnSync(process.execPath, [OUTPOST, 'things', '--help'], { encoding: 'utf8' }).stdout;
     for (const command of ['ls', 'show', 'add', 'passwd', 'rm', 'policy']) expect(things).toContain(command);
+    // a deleted shadow's version is kept 48 hours (shadows-purge), not for good
+    const shadowDelete = spawnSync(process.execPath, [OUTPOST, 'shadow', 'delete', '--help'], { encoding: 'utf8' }).stdout;
+    expect(shadowDelete.replace(/\s+/g, ' ')).toContain('delete a shadow (re-created within 48 hours, it continues its version; later it starts again at 1)');
   });
 
   it('has every command and option of the README\'s "Admin CLI" summary', { timeout: 60_000 }, async () => {

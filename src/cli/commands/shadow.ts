@@ -48,7 +48,7 @@ export function registerShadow(program: Command, cli: CliContext): void {
     .option('--name <shadow>', 'a named shadow instead of the classic one')
     .option('--desired <json>', 'fields of the desired state, e.g. \'{"color":"red"}\'')
     .option('--reported <json>', 'fields of the reported state')
-    .option('--if-version <n>', 'apply only if the shadow is at this version (else 409)', integerOption(0))
+    .option('--if-version <n>', 'apply only if the shadow is at this version (else refused: Version conflict)', integerOption(0))
     .action(async (thing: string, options: { name?: string; desired?: string; reported?: string; ifVersion?: number }, command: Command) => {
       if (options.desired === undefined && options.reported === undefined) throw new UsageError('give --desired JSON and/or --reported JSON');
       const state: Record<string, Json> = {};
@@ -59,7 +59,7 @@ export function registerShadow(program: Command, cli: CliContext): void {
     });
 
   shadow.command('delete <thing>')
-    .description('delete a shadow (a re-created shadow continues its version)')
+    .description('delete a shadow (re-created within 48 hours, it continues its version; later it starts again at 1)')
     .option('--name <shadow>', 'a named shadow instead of the classic one')
     .action(async (thing: string, options: { name?: string }, command: Command) => {
       const deleted = await cli.call<{ version: number }>(command, 'DELETE', shadowPath(thing, options.name));
