@@ -312,6 +312,13 @@ describe('outpost admin CLI', () => {
     expect(both.stderr).toContain("error: option '--url <url>' cannot be used with option '--socket <path>'");
   });
 
+  it('refuses a notification rule for --function "" rather than listing the rules', async () => {
+    expect((await outpost(daemon.socket, ['buckets', 'create', 'notified'])).code).toBe(0);
+    const refused = await outpost(daemon.socket, ['buckets', 'notify', 'notified', '--function', '']);
+    expect(refused).toEqual({ code: 1, stdout: '', stderr: 'outpost: expected "function" to be a function name or a Lambda ARN\n' });
+    expect((await outpost(daemon.socket, ['buckets', 'notify', 'notified'])).stdout).toBe('no notification rules on notified\n');
+  });
+
   it('exits 1 when a dead letter asked for is not retried', async () => {
     const retry = await outpost(daemon.socket, ['sync', 'dlq', 'retry', '5']);
     expect(retry.stdout).toBe('retried 0\n');
@@ -331,6 +338,8 @@ describe('outpost admin CLI', () => {
       // options that exclude each other: either one alone would be done, the other dropped
       [['things', 'policy', 'pump', '--default', '--publish', 'a/#'], "error: option '--default' cannot be used with option '--publish <filter>'"],
       [['buckets', 'notify', 'logs', '--function', 'F', '--clear'], "error: option '--clear' cannot be used with option '--function <name>'"],
+      // a rule's option given empty is still given: it listed the rules instead
+      [['buckets', 'notify', 'logs', '--prefix', ''], 'outpost: give --function NAME to add a rule (or --clear)'],
       [['sync', 'dlq', 'retry', '5', '--all'], 'outpost: give a dead-letter ID or --all, not both'],
       [['functions', 'alias', 'F', 'live', '3', '--rm'], 'outpost: --rm removes the alias: give no version or --weight with it'],
       // parsed, it would reach the daemon rounded (…000), which would name that number instead

@@ -75,9 +75,10 @@ function registerBuckets(program: Command, cli: CliContext): void {
     .action(async (bucket: string, options: { function?: string; events?: string[]; prefix?: string; suffix?: string; id?: string; clear?: boolean }, command: Command) => {
       const path = `/v1/buckets/${encodeURIComponent(bucket)}/notification`;
       let body: { rules: Rule[] };
+      // given, an option counts even empty: `--function ""` is refused, not taken for no --function (a listing)
       if (options.clear) body = await cli.call(command, 'POST', path, { clear: true });
-      else if (options.function) body = await cli.call(command, 'POST', path, { function: options.function, events: options.events, prefix: options.prefix, suffix: options.suffix, id: options.id });
-      else if (options.events || options.prefix || options.suffix || options.id) throw new UsageError('give --function NAME to add a rule (or --clear)');
+      else if (options.function !== undefined) body = await cli.call(command, 'POST', path, { function: options.function, events: options.events, prefix: options.prefix, suffix: options.suffix, id: options.id });
+      else if ([options.events, options.prefix, options.suffix, options.id].some((given) => given !== undefined)) throw new UsageError('give --function NAME to add a rule (or --clear)');
       else body = await cli.call(command, 'GET', path);
       cli.print(command, body, () => body.rules.length === 0 ? `no notification rules on ${bucket}` : formatTable(['ID', 'FUNCTION', 'EVENTS', 'PREFIX', 'SUFFIX'],
         body.rules.map((r) => [r.id, r.functionArn, r.events.join(','), r.prefix ?? '-', r.suffix ?? '-'])));
