@@ -298,6 +298,11 @@ describe('outpost admin CLI', () => {
     expect(runs.map((run) => ({ code: run.code, stdout: run.stdout, stderr: run.stderr }))).toEqual(refused.map((given) => ({
       code: 2, stdout: '', stderr: expect.stringContaining(`error: option '--url <url>' argument '${given}' is invalid. expected http://HOST:PORT`),
     })));
+    // a token missing or wrong: which one the daemon wants, and how to give it
+    for (const token of [[], ['--token', 'wrong']]) {
+      expect(await runOutpost(['--url', url, ...token, 'status'], { env: { OUTPOST_TOKEN: '' } })).toEqual({ code: 1, stdout: '',
+        stderr: `outpost: missing or wrong bearer token for ${url}: give the daemon's admin.tcp.token with --token or $OUTPOST_TOKEN\n` });
+    }
     const fromEnvironment = await runOutpost(['status'], { env: { OUTPOST_URL: 'localhost:8081', OUTPOST_TOKEN: TOKEN } });
     expect(fromEnvironment.code).toBe(1);
     expect(fromEnvironment.stderr).toBe('outpost: $OUTPOST_URL=localhost:8081: expected http://HOST:PORT (outpostd\'s admin.tcp listener speaks plain HTTP)\n');

@@ -77,7 +77,7 @@ export function callAdmin<T = any>(connection: Connection, method: string, path:
         } catch {
           return reject(new CliError(`unexpected answer from the daemon (HTTP ${res.statusCode})`));
         }
-        if ((res.statusCode ?? 500) >= 400) return reject(new CliError(parsed.error ?? `request refused (HTTP ${res.statusCode})`));
+        if ((res.statusCode ?? 500) >= 400) return reject(new CliError(refusal(res.statusCode ?? 500, parsed.error, connection)));
         resolve(parsed as T);
       });
     });
@@ -90,6 +90,13 @@ export function callAdmin<T = any>(connection: Connection, method: string, path:
     req.on('error', (error: NodeJS.ErrnoException) => reject(requestFailure(error, where, connected())));
     req.end(payload);
   });
+}
+
+/** The daemon's reason for a refusal; a token refused over TCP also says which token it wants and how to give it. */
+function refusal(status: number, reason: string | undefined, connection: Connection): string {
+  const said = reason ?? `request refused (HTTP ${status})`;
+  if (status !== 401 || !('url' in connection)) return said;
+  return `${said} for ${connection.url.origin}: give the daemon's admin.tcp.token with --token or $OUTPOST_TOKEN`;
 }
 
 /** The socket's timeout fired: before it connected, or while the request waited for its answer. */
