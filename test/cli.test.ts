@@ -298,6 +298,12 @@ describe('outpost admin CLI', () => {
     expect(runs.map((run) => ({ code: run.code, stdout: run.stdout, stderr: run.stderr }))).toEqual(refused.map((given) => ({
       code: 2, stdout: '', stderr: expect.stringContaining(`error: option '--url <url>' argument '${given}' is invalid. expected http://HOST:PORT`),
     })));
+    // the HTTP or S3 port given for admin.tcp's: their answers are no admin API's, whatever their status
+    for (const port of [daemon.port('http'), daemon.port('s3')]) {
+      const other = await runOutpost(['--url', `http://127.0.0.1:${port}`, '--token', TOKEN, 'things', 'ls']);
+      expect(other).toEqual({ code: 1, stdout: '', stderr: expect.stringMatching(new RegExp(`^outpost: http://127\\.0\\.0\\.1:${port} answered HTTP 4\\d\\d, `
+        + "not as outpostd's admin API: --url takes its admin\\.tcp listener's address \\(admin-tcp in outpost status\\)\n$")) });
+    }
     // a token missing or wrong: which one the daemon wants, and how to give it
     for (const token of [[], ['--token', 'wrong']]) {
       expect(await runOutpost(['--url', url, ...token, 'status'], { env: { OUTPOST_TOKEN: '' } })).toEqual({ code: 1, stdout: '',

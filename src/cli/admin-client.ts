@@ -71,14 +71,18 @@ export function callAdmin<T = any>(connection: Connection, method: string, path:
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
-        let parsed: any;
+        let parsed: unknown;
         try {
           parsed = text ? JSON.parse(text) : {};
         } catch {
-          return reject(new CliError(`unexpected answer from the daemon (HTTP ${res.statusCode})`));
+          parsed = undefined;
         }
-        if ((res.statusCode ?? 500) >= 400) return reject(new CliError(refusal(res.statusCode ?? 500, parsed.error, connection)));
-        resolve(parsed as T);
+        const status = res.statusCode ?? 500;
+        const answer = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed as { error?: unknown } : undefined;
+        // every answer of the admin API is a JSON object, a refusal's with its reason in "error"
+        if (!answer || (status >= 400 && typeof answer.error !== 'string')) return reject(new CliError(notAdminApi(status, where, connection)));
+        if (status >= 400) return reject(new CliError(refusal(status, answer.error as string, connection)));
+        resolve(answer as T);
       });
     });
     const connected = whenConnected(req, (socket) => {
@@ -93,10 +97,15 @@ export function callAdmin<T = any>(connection: Connection, method: string, path:
 }
 
 /** The daemon's reason for a refusal; a token refused over TCP also says which token it wants and how to give it. */
-function refusal(status: number, reason: string | undefined, connection: Connection): string {
-  const said = reason ?? `request refused (HTTP ${status})`;
-  if (status !== 401 || !('url' in connection)) return said;
-  return `${said} for ${connection.url.origin}: give the daemon's admin.tcp.token with --token or $OUTPOST_TOKEN`;
+function refusal(status: number, reason: string, connection: Connection): string {
+  if (status !== 401 || !('url' in connection)) return reason;
+  return `${reason} for ${connection.url.origin}: give the daemon's admin.tcp.token with --token or $OUTPOST_TOKEN`;
+}
+
+/** An answer that is not the admin API's: `--url` given the HTTP or S3 port (8080, 9000) rather than admin.tcp's. */
+function notAdminApi(status: number, where: string, connection: Connection): string {
+  return `${where} answered HTTP ${status}, not as outpostd's admin API: `
+    + ('url' in connection ? "--url takes its admin.tcp listener's address (admin-tcp in outpost status)" : 'is it outpostd\'s admin socket (admin.socket)?');
 }
 
 /** The socket's timeout fired: before it connected, or while the request waited for its answer. */
