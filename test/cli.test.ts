@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { OUTPOST, ROOT, TestDaemon } from './helpers/daemon.js';
+import { SYSTEMD_SOCKET } from '../src/cli/admin-client.js';
 import { addKey, s3Client } from './helpers/objects.js';
 import { template, writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
@@ -97,6 +98,18 @@ describe('outpost admin CLI', () => {
 
   it('keeps the admin socket to its owner and group (mode 0660)', () => {
     expect(statSync(daemon.socket).mode & 0o777).toBe(0o660);
+  });
+
+  it('takes an empty $OUTPOST_SOCKET as unset, and refuses --socket ""', { skip: existsSync(SYSTEMD_SOCKET) }, async () => {
+    // ./data/admin.sock, the socket of `npm start` in a checkout, is where the CLI looks without one
+    const checkout = mkdtempSync(join(scratch, 'checkout-'));
+    mkdirSync(join(checkout, 'data'));
+    symlinkSync(daemon.socket, join(checkout, 'data', 'admin.sock'));
+    const run = spawnSync(process.execPath, [OUTPOST, 'status'], { cwd: checkout, env: { ...process.env, OUTPOST_SOCKET: '', OUTPOST_URL: '' }, encoding: 'utf8', timeout: 30_000 });
+    expect({ code: run.status, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(run.stdout).toMatch(/outpostd \d+\.\d+\.\d+ \(pid \d+\) running/);
+    const empty = await outpost(daemon.socket, ['--socket', '', 'status']);
+    expect(empty).toMatchObject({ code: 2, stdout: '', stderr: expect.stringContaining("error: option '--socket <path>' argument '' is invalid. it cannot be empty") });
   });
 
   it('says clearly when the daemon is unreachable', async () => {

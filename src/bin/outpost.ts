@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { CliError, UsageError } from '../cli/admin-client.js';
 import { cliContext } from '../cli/context.js';
-import { refuseEmptyArguments, urlOption } from '../cli/options.js';
+import { nonEmpty, refuseEmptyArguments, urlOption } from '../cli/options.js';
 import { registerStatus } from '../cli/commands/status.js';
 import { registerThings } from '../cli/commands/things.js';
 import { registerClients } from '../cli/commands/clients.js';
@@ -25,7 +25,8 @@ const EXIT_BROKEN_PIPE = 141;
 const program = new Command('outpost')
   .description('Admin CLI for outpostd, the Outpost IoT edge gateway daemon')
   .version(VERSION)
-  .option('--socket <path>', 'admin socket (default: $OUTPOST_SOCKET, /run/outpost/admin.sock when present, else ./data/admin.sock)')
+  .addOption(new Option('--socket <path>', 'admin socket (default: $OUTPOST_SOCKET, /run/outpost/admin.sock when present, else ./data/admin.sock)')
+    .argParser(nonEmpty))
   .addOption(new Option('--url <url>', 'admin API over TCP instead of the socket: http://HOST:PORT (admin.tcp in the daemon config; or $OUTPOST_URL)')
     .argParser(urlOption).conflicts('socket'))
   .option('--token <token>', 'bearer token for --url (or $OUTPOST_TOKEN)')

@@ -33,9 +33,12 @@ export class UsageError extends CliError {
   override name = 'UsageError';
 }
 
-/** --socket, then $OUTPOST_SOCKET, then the systemd socket if present, then ./data/admin.sock (npm start). */
+/**
+ * --socket, then $OUTPOST_SOCKET, then the systemd socket if present, then ./data/admin.sock (npm start).
+ * An empty $OUTPOST_SOCKET is unset, as the shell's `${OUTPOST_SOCKET:-…}` takes it: as a path it named no socket.
+ */
 export function resolveSocket(given: string | undefined): string {
-  return given ?? process.env.OUTPOST_SOCKET ?? (existsSync(SYSTEMD_SOCKET) ? SYSTEMD_SOCKET : CHECKOUT_SOCKET);
+  return given ?? (process.env.OUTPOST_SOCKET || undefined) ?? (existsSync(SYSTEMD_SOCKET) ? SYSTEMD_SOCKET : CHECKOUT_SOCKET);
 }
 
 /**

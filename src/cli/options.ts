@@ -35,7 +35,8 @@ export function refuseEmptyArguments(command: Command): void {
   for (const subcommand of command.commands) refuseEmptyArguments(subcommand);
 }
 
-function nonEmpty(value: string): string {
+/** A value that names something (a path, a name): "" is refused. */
+export function nonEmpty(value: string): string {
   if (value === '') throw new InvalidArgumentError('it cannot be empty');
   return value;
 }
