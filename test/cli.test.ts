@@ -118,6 +118,15 @@ describe('outpost admin CLI', () => {
     expect(result.stderr).toBe('outpost: cannot reach outpostd at /tmp/outpost-nonexistent.sock: is outpostd running?\n');
   });
 
+  it('says where to look when the socket it took by default has no daemon', { skip: existsSync(SYSTEMD_SOCKET) }, () => {
+    const cwd = mkdtempSync(join(scratch, 'no-daemon-'));
+    const run = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, [OUTPOST, 'status'], { cwd, env: { ...process.env, OUTPOST_URL: '', ...env }, encoding: 'utf8', timeout: 30_000 });
+    expect(run({ OUTPOST_SOCKET: SYSTEMD_SOCKET }).stderr).toBe(`outpost: cannot reach outpostd at ${SYSTEMD_SOCKET}: is outpostd running? (systemctl status outpost)\n`);
+    // no socket given, on a machine without the service: ./data/admin.sock, which `npm start` makes
+    expect(run({ OUTPOST_SOCKET: '' }).stderr).toBe('outpost: cannot reach outpostd at data/admin.sock: is outpostd running? '
+      + "(no socket given, so npm start's in this directory; --socket PATH or $OUTPOST_SOCKET names another)\n");
+  });
+
   // root can open any socket: the refusal is seen as another user (nobody), which setpriv becomes
   it('says which group the admin socket is for, and how to join it, when it refuses the user', { skip: process.getuid?.() !== 0 || spawnSync('setpriv', ['--version']).status !== 0 }, () => {
     // the daemon's data directory (0700 here, as /run/outpost is 0750) hides the socket: its group is the one to join

@@ -138,9 +138,16 @@ function requestFailure(error: NodeJS.ErrnoException, where: string, connected: 
       : `cannot reach outpostd at ${where}: no connection within ${ANSWER_TIMEOUT_SECONDS} s`);
   }
   if (connected) return new CliError(`outpostd at ${where} closed the connection without an answer: ${error.message}`);
-  const why = error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? 'is outpostd running?'
+  const why = error.code === 'ENOENT' || error.code === 'ECONNREFUSED' ? `is outpostd running?${notRunningHint(where)}`
     : error.code === 'EACCES' ? permissionDenied(where) : error.message;
   return new CliError(`cannot reach outpostd at ${where}: ${why}`);
+}
+
+/** Where to look when a default socket has no daemon: the service, or (no socket given at all) which socket that was. */
+function notRunningHint(socket: string): string {
+  if (socket === SYSTEMD_SOCKET) return ' (systemctl status outpost)';
+  if (socket === CHECKOUT_SOCKET) return ' (no socket given, so npm start\'s in this directory; --socket PATH or $OUTPOST_SOCKET names another)';
+  return '';
 }
 
 /**
