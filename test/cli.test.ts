@@ -204,6 +204,16 @@ describe('outpost admin CLI', () => {
     s3.destroy();
   });
 
+  it('lists every key for an empty prefix, as a script\'s unset "$PREFIX" gives it', async () => {
+    expect((await outpost(daemon.socket, ['buckets', 'create', 'prefixed'])).code).toBe(0);
+    const source = join(scratch, 'prefixed.txt');
+    writeFileSync(source, 'hello\n');
+    expect((await outpost(daemon.socket, ['objects', 'put', source, 'prefixed/2026/a.txt'])).code).toBe(0);
+    const listed = await outpost(daemon.socket, ['--json', 'objects', 'ls', 'prefixed', '']);
+    expect({ code: listed.code, stderr: listed.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(listed.stdout).objects.map((object: { key: string }) => object.key)).toEqual(['2026/a.txt']);
+  });
+
   it('gives a refused upload one line of reason, as every other refusal', async () => {
     const source = join(scratch, 'refused.txt');
     writeFileSync(source, 'hello\n');

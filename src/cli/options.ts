@@ -23,12 +23,14 @@ export function urlOption(value: string): URL {
 }
 
 /**
- * Gives every positional argument of `command` and its subcommands a parser that refuses an empty
- * value as a usage error. No argument means anything empty: sent on, `shadow ls ""` listed every
- * shadow, `dlq purge ""` named a function "", `deploy ""` deployed the working directory.
+ * Gives every positional argument of `command` and its subcommands that has no parser of its own
+ * one that refuses an empty value as a usage error: a name or path given empty names nothing, and
+ * sent on, `shadow ls ""` listed every shadow, `dlq purge ""` named a function "", `deploy ""`
+ * deployed the working directory. An argument for which "" means something has its own parser.
  */
 export function refuseEmptyArguments(command: Command): void {
   for (const argument of command.registeredArguments) {
+    if (argument.parseArg) continue;
     if (argument.variadic) argument.argParser((value: string, previous: string[] = []) => [...previous, nonEmpty(value)]);
     else argument.argParser(nonEmpty);
   }

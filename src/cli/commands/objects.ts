@@ -88,7 +88,10 @@ function registerBuckets(program: Command, cli: CliContext): void {
 function registerObjectCommands(program: Command, cli: CliContext): void {
   const objects = program.command('objects').description('objects of the S3-compatible store, over its S3 API');
 
-  objects.command('ls <bucket> [prefix]')
+  objects.command('ls')
+    .argument('<bucket>', 'a bucket, BUCKET/PREFIX or s3://BUCKET/PREFIX')
+    // its own parser, which refuseEmptyArguments leaves: "" is a prefix (every key), as `"$PREFIX"` in a script gives it, not a missing name
+    .argument('[prefix]', 'only keys starting with this', (prefix: string) => prefix)
     .description('list objects (all pages); BUCKET/PREFIX and s3://BUCKET/PREFIX work too')
     .option('--delimiter <delimiter>', 'group keys by this (e.g. "/")')
     .action(async (address: string, prefixArgument: string | undefined, options: { delimiter?: string }, command: Command) => {
