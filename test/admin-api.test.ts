@@ -165,7 +165,8 @@ describe('admin API: refused requests', () => {
     for (const path of ['/v1/things/%zz', '/v1/things/a%', '/v1/shadows/%C3%28']) {
       expect(await call(daemon, 'GET', path)).toEqual({ status: 400, body: { error: `the request path is not valid percent-encoding (UTF-8): ${path}` } });
     }
-    expect(await call(daemon, 'GET', '/v1/things/caf%C3%A9')).toEqual({ status: 404, body: { error: 'no such thing: café' } });
+    // decoded, it reaches the route, which names it
+    expect(await call(daemon, 'GET', '/v1/things/caf%C3%A9')).toEqual({ status: 400, body: { error: 'invalid thing name "café": expected 1-128 characters of [a-zA-Z0-9:_-]' } });
   });
 
   it('says why a bucket name is refused (S3\'s naming rules), not only that it is', async () => {
@@ -222,6 +223,16 @@ describe('admin API: refused requests', () => {
     expect((await call(daemon, 'POST', '/v1/shadows/lister', '{"state":{"reported":{"on":true}}}')).status).toBe(200);
     for (const query of ['?thing=', '?thing=bad%20thing']) expect(await call(daemon, 'GET', `/v1/shadows${query}`)).toEqual({ status: 400, body: { error: 'Invalid thing name' } });
     expect(await call(daemon, 'GET', '/v1/shadows?thing=lister')).toMatchObject({ status: 200, body: { shadows: [{ thing: 'lister', name: null, version: 1 }] } });
+  });
+
+  it('refuses a malformed thing name as `things add` refuses it, rather than as a thing not found', async () => {
+    const refusal = { status: 400, body: { error: 'invalid thing name "pump 7": expected 1-128 characters of [a-zA-Z0-9:_-]' } };
+    for (const [method, path, body] of [['GET', '/v1/things/pump%207'], ['DELETE', '/v1/things/pump%207'],
+      ['PUT', '/v1/things/pump%207/password', '{"password":"pw"}'], ['PUT', '/v1/things/pump%207/policy', '{"policy":null}']]) {
+      expect(await call(daemon, method, path, body), `${method} ${path}`).toEqual(refusal);
+    }
+    expect(await outpost(daemon.socket, ['things', 'rm', 'pump 7'])).toEqual({ code: 1, stdout: '', stderr: `outpost: ${refusal.body.error}\n` });
+    expect(await call(daemon, 'GET', '/v1/things/pump-7')).toEqual({ status: 404, body: { error: 'no such thing: pump-7' } });
   });
 
   it('refuses a path with an empty segment (a name given empty), which named another route: `things show ""` listed every thing', async () => {

@@ -1,7 +1,7 @@
 import { AdminError, objectBody, optionalString, type AdminRouter } from '../admin/router.js';
 import type { AccessKeys } from '../auth/access-keys.js';
 import type { BrokerService } from './broker-service.js';
-import { ThingError } from './things/registry.js';
+import { checkThingName, ThingError } from './things/registry.js';
 
 /** Things and connected clients on the admin API. */
 export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerService, accessKeys: AccessKeys): void {
@@ -9,11 +9,11 @@ export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerSer
 
   router.add('GET', '/v1/things', () => ({ body: { things: things().list() } }));
 
-  router.add('GET', '/v1/things/:name', ({ params }) => {
-    const thing = things().get(params.name);
+  router.add('GET', '/v1/things/:name', ({ params }) => mapThingErrors(async () => {
+    const thing = things().get(checkThingName(params.name));
     if (!thing) throw new AdminError(404, `no such thing: ${params.name}`);
     return { body: thing };
-  });
+  }));
 
   router.add('POST', '/v1/things', ({ body }) => mapThingErrors(async () => {
     const request = objectBody(body);
@@ -33,7 +33,7 @@ export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerSer
 
   router.add('DELETE', '/v1/things/:name', ({ params }) => mapThingErrors(async () => {
     // which client ids were the thing's can only be told while it is registered
-    const sessions = broker.storedSessionsOf(params.name);
+    const sessions = broker.storedSessionsOf(checkThingName(params.name));
     await things().remove(params.name);
     broker.disconnectThing(params.name);
     await broker.endSessions(sessions);
@@ -42,6 +42,7 @@ export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerSer
   }));
 
   router.add('PUT', '/v1/things/:name/password', ({ params, body }) => mapThingErrors(async () => {
+    checkThingName(params.name);
     const password = optionalString(objectBody(body), 'password');
     if (!password) throw new AdminError(400, 'expected "password" (non-empty string)');
     checkPasswordFitsConnect(password);
@@ -52,6 +53,7 @@ export function registerBrokerAdminRoutes(router: AdminRouter, broker: BrokerSer
   }));
 
   router.add('PUT', '/v1/things/:name/policy', ({ params, body }) => mapThingErrors(async () => {
+    checkThingName(params.name);
     const request = objectBody(body);
     if (!('policy' in request)) throw new AdminError(400, 'expected "policy" (object, or null for the default policy)');
     if (!things().get(params.name)) throw new AdminError(404, `no such thing: ${params.name}`);

@@ -9,6 +9,12 @@ import { hashPassword, PasswordVerifier } from './password.js';
 export const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 const MAX_THING_NAME = 128;
 
+/** AWS IoT's thing names, else 400: a malformed name names no thing, so it is refused rather than not found. */
+export function checkThingName(name: string): string {
+  if (!THING_NAME.test(name)) throw new ThingError(400, `invalid thing name "${name}": expected 1-128 characters of [a-zA-Z0-9:_-]`);
+  return name;
+}
+
 export interface Thing {
   name: string;
   hasPassword: boolean;
@@ -77,7 +83,7 @@ export class ThingRegistry {
   }
 
   async add(name: string, credentials: { password?: string; certificatePem?: string; fingerprint?: string }): Promise<Thing> {
-    if (!THING_NAME.test(name)) throw new ThingError(400, `invalid thing name "${name}": expected 1-128 characters of [a-zA-Z0-9:_-]`);
+    checkThingName(name);
     const fingerprint = credentials.certificatePem ? certificateFingerprint(credentials.certificatePem)
       : credentials.fingerprint ? normaliseFingerprint(credentials.fingerprint) : null;
     this.checkUnused(name, fingerprint);
