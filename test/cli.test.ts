@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
@@ -134,6 +134,22 @@ describe('outpost admin CLI', () => {
     const group = spawnSync('getent', ['group', String(gid)], { encoding: 'utf8' }).stdout.split(':')[0] || String(gid);
     const run = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, OUTPOST, '--socket', daemon.socket, 'status'], { encoding: 'utf8', timeout: 30_000 });
     expect({ code: run.status, stdout: run.stdout, stderr: run.stderr }).toEqual({ code: 1, stdout: '', stderr: `outpost: cannot reach outpostd at ${daemon.socket}: permission denied: `
+      + `the admin socket is only for its owner and group ${group}; add yourself to the group (sudo usermod -aG ${group} "$USER", then log in again), or run outpost with sudo\n` });
+  });
+
+  // /run/outpost made in a mount namespace of the test's own (a tmpfs on /run), as systemd makes it: nothing outside sees it
+  it('takes the systemd socket its directory hides from the user, and says which group it is for', {
+    skip: process.getuid?.() !== 0 || spawnSync('setpriv', ['--version']).status !== 0 || spawnSync('unshare', ['--version']).status !== 0,
+  }, () => {
+    const cwd = mkdtempSync(join(scratch, 'hidden-'));
+    chmodSync(cwd, 0o755);
+    const group = spawnSync('getent', ['group', '0'], { encoding: 'utf8' }).stdout.split(':')[0] || '0';
+    const script = 'mount -t tmpfs tmpfs /run && mkdir -m 0750 /run/outpost && touch /run/outpost/admin.sock'
+      + ' && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"';
+    const run = spawnSync('unshare', ['--mount', 'sh', '-c', script, 'sh', process.execPath, OUTPOST, 'status'],
+      { cwd, env: { ...process.env, OUTPOST_SOCKET: '', OUTPOST_URL: '' }, encoding: 'utf8', timeout: 30_000 });
+    // not seen, the socket was taken for absent, and ./data/admin.sock tried instead: "is outpostd running?"
+    expect({ code: run.status, stdout: run.stdout, stderr: run.stderr }).toEqual({ code: 1, stdout: '', stderr: `outpost: cannot reach outpostd at ${SYSTEMD_SOCKET}: permission denied: `
       + `the admin socket is only for its owner and group ${group}; add yourself to the group (sudo usermod -aG ${group} "$USER", then log in again), or run outpost with sudo\n` });
   });
 

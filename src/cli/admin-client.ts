@@ -1,6 +1,6 @@
 import { request, type ClientRequest } from 'node:http';
 import { execFileSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Socket } from 'node:net';
 
@@ -38,7 +38,20 @@ export class UsageError extends CliError {
  * An empty $OUTPOST_SOCKET is unset, as the shell's `${OUTPOST_SOCKET:-…}` takes it: as a path it named no socket.
  */
 export function resolveSocket(given: string | undefined): string {
-  return given ?? (process.env.OUTPOST_SOCKET || undefined) ?? (existsSync(SYSTEMD_SOCKET) ? SYSTEMD_SOCKET : CHECKOUT_SOCKET);
+  return given ?? (process.env.OUTPOST_SOCKET || undefined) ?? (systemdSocketPresent() ? SYSTEMD_SOCKET : CHECKOUT_SOCKET);
+}
+
+/**
+ * Whether the systemd socket is there, seen or not: /run/outpost (0750) hides it from a user outside
+ * its group, who is then told so (permissionDenied) rather than sent to ./data/admin.sock.
+ */
+function systemdSocketPresent(): boolean {
+  try {
+    statSync(SYSTEMD_SOCKET);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EACCES';
+  }
 }
 
 /**
