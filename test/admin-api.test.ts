@@ -235,6 +235,14 @@ describe('admin API: refused requests', () => {
     expect(await call(daemon, 'GET', '/v1/things/pump-7')).toEqual({ status: 404, body: { error: 'no such thing: pump-7' } });
   });
 
+  it('refuses an empty client id pattern, which matches no client (the broker names one that sends none), rather than locking the thing out', async () => {
+    expect((await call(daemon, 'POST', '/v1/things', JSON.stringify({ name: 'locked', password: 'pw' }))).status).toBe(201);
+    expect(await call(daemon, 'PUT', '/v1/things/locked/policy', JSON.stringify({ policy: { clientIds: [''] } }))).toEqual({ status: 400, body: {
+      error: 'invalid policy: clientIds.0: a client id pattern cannot be empty: it would match no client id',
+    } });
+    expect((await call(daemon, 'GET', '/v1/things/locked')).body.policy).toBeNull();
+  });
+
   it('refuses a path with an empty segment (a name given empty), which named another route: `things show ""` listed every thing', async () => {
     for (const path of ['/v1/things/', '/v1/functions//logs', '//v1/status']) {
       expect(await call(daemon, 'GET', path)).toEqual({ status: 400, body: { error: `the request path ${path} has an empty segment: a name cannot be empty` } });

@@ -12,6 +12,8 @@ const topicFilters = list('expected a list of topic filters', 'expected a topic 
 export const policySchema = z.strictObject({
   // A trailing `*` matches any rest (clientIdAllowed); one elsewhere would match only itself.
   clientIds: z.array(z.string({ invalid_type_error: 'expected a client id pattern' })
+    // a client that sends no client id gets one from the broker (MQTT-3.1.3-6): "" would match no client, and lock the thing out
+    .min(1, { message: 'a client id pattern cannot be empty: it would match no client id' })
     .refine((pattern) => !pattern.slice(0, -1).includes('*'), (pattern) => ({ message: `client id pattern "${pattern}" has a * before its end: * matches the rest of an id, so it may only end a pattern` })),
   { invalid_type_error: 'expected a list of client id patterns' })
     .default(['${thing}', '${thing}-*']),
