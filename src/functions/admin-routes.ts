@@ -93,7 +93,8 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
 }
 
 /**
- * `/v1/dlq` for `outpost dlq ls|replay|purge`; `?function=NAME` narrows each to one function. A
+ * `/v1/dlq` for `outpost dlq ls|replay|purge`; `?function=NAME` narrows each to one function. The
+ * listing comes in pages (`next`: pass it as `?after=`), bounded in count and in event bytes. A
  * name given is checked: `?function=` named a function "" and found nothing, rather than every one.
  */
 export function registerDeadLetterAdminRoutes(router: AdminRouter, service: FunctionService): void {
@@ -102,7 +103,12 @@ export function registerDeadLetterAdminRoutes(router: AdminRouter, service: Func
     return name === null ? undefined : unqualifiedFunctionName(name);
   };
 
-  router.add('GET', '/v1/dlq', ({ query }) => asAdminError(async () => ({ deadLetters: service.deadLetters(functionOf(query)) })));
+  // ?after=ID: the page after the one whose `next` was ID
+  router.add('GET', '/v1/dlq', ({ query }) => asAdminError(async () => {
+    const after = query.get('after') ?? '0';
+    if (!/^\d{1,15}$/.test(after)) throw apiErrors.invalidParameter('after: expected a dead-letter id');
+    return service.deadLetters(functionOf(query), Number(after));
+  }));
 
   // {"id": N} or {"all": true, "function"?: NAME}.
   router.add('POST', '/v1/dlq/replay', ({ body }) => asAdminError(async () => {

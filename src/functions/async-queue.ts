@@ -74,8 +74,6 @@ const RECURSIVE_LOOP: ErrorSummary = {
 
 // A dispatch that failed for a reason other than the function (a commit error): try again after this.
 const HICCUP_DELAY_MS = 1000;
-// The most dead letters one listing returns.
-export const DEAD_LETTER_PAGE = 1000;
 
 /** The topic a dead letter is published on, as JSON. */
 export const dlqTopic = (name: string) => `$outpost/dlq/${name}`;

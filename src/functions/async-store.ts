@@ -69,13 +69,16 @@ export class AsyncEventStore {
   private readonly deleteEventsOf: Database.Statement<[string]>;
   private readonly insertDeadLetter: Database.Statement;
   private readonly trimDeadLetters: Database.Statement;
-  private readonly selectDeadLetters: Database.Statement<[number], DeadLetterRow>;
-  private readonly selectDeadLettersOf: Database.Statement<[string, number], DeadLetterRow>;
+  private readonly selectDeadLetters: Database.Statement<[number, number], DeadLetterRow>;
+  private readonly selectDeadLettersOf: Database.Statement<[string, number, number], DeadLetterRow>;
   private readonly selectDeadLetter: Database.Statement<[number], DeadLetterRow>;
   private readonly deleteDeadLetter: Database.Statement<[number]>;
   private readonly deleteAllDeadLetters: Database.Statement<[]>;
   private readonly deleteDeadLettersOf: Database.Statement<[string]>;
   private readonly countDeadLetters: Database.Statement<[], { n: number }>;
+  private readonly countDeadLettersOf: Database.Statement<[string], { n: number }>;
+  private readonly newestDeadLetter: Database.Statement<[], { id: number | null }>;
+  private readonly newestDeadLetterOf: Database.Statement<[string], { id: number | null }>;
 
   constructor(store: Store) {
     const db = store.db;
@@ -92,13 +95,16 @@ export class AsyncEventStore {
     // Keeps the newest `keep` entries of a function.
     this.trimDeadLetters = db.prepare(`DELETE FROM function_dead_letters WHERE name = @name AND id <= COALESCE(
       (SELECT id FROM function_dead_letters WHERE name = @name ORDER BY id DESC LIMIT 1 OFFSET @keep), -1)`);
-    this.selectDeadLetters = db.prepare('SELECT * FROM function_dead_letters ORDER BY id LIMIT ?');
-    this.selectDeadLettersOf = db.prepare('SELECT * FROM function_dead_letters WHERE name = ? ORDER BY id LIMIT ?');
+    this.selectDeadLetters = db.prepare('SELECT * FROM function_dead_letters WHERE id > ? ORDER BY id LIMIT ?');
+    this.selectDeadLettersOf = db.prepare('SELECT * FROM function_dead_letters WHERE name = ? AND id > ? ORDER BY id LIMIT ?');
     this.selectDeadLetter = db.prepare('SELECT * FROM function_dead_letters WHERE id = ?');
     this.deleteDeadLetter = db.prepare('DELETE FROM function_dead_letters WHERE id = ?');
     this.deleteAllDeadLetters = db.prepare('DELETE FROM function_dead_letters');
     this.deleteDeadLettersOf = db.prepare('DELETE FROM function_dead_letters WHERE name = ?');
     this.countDeadLetters = db.prepare('SELECT COUNT(*) AS n FROM function_dead_letters');
+    this.countDeadLettersOf = db.prepare('SELECT COUNT(*) AS n FROM function_dead_letters WHERE name = ?');
+    this.newestDeadLetter = db.prepare('SELECT MAX(id) AS id FROM function_dead_letters');
+    this.newestDeadLetterOf = db.prepare('SELECT MAX(id) AS id FROM function_dead_letters WHERE name = ?');
   }
 
   /** Write: records an accepted event, due now; returns its id. */
@@ -147,17 +153,37 @@ export class AsyncEventStore {
     return { letter: toDeadLetter(this.selectDeadLetter.get(id)!), trimmed };
   }
 
-  deadLetters(name: string | undefined, limit: number): DeadLetter[] {
-    return (name === undefined ? this.selectDeadLetters.all(limit) : this.selectDeadLettersOf.all(name, limit)).map(toDeadLetter);
+  /**
+   * Dead letters after `afterId`, oldest first (of one function): at most `limit`, and none past the
+   * one that brings the events read to `maxEventBytes` (the first is always read). An event may be
+   * 1 MiB, and a function keeps 1,000: a page by count alone could outgrow the daemon's heap.
+   * `more`: letters are left after the page.
+   */
+  deadLetterPage(name: string | undefined, afterId: number, limit: number, maxEventBytes: number): { letters: DeadLetter[]; more: boolean } {
+    const rows = name === undefined ? this.selectDeadLetters.iterate(afterId, limit + 1) : this.selectDeadLettersOf.iterate(name, afterId, limit + 1);
+    const letters: DeadLetter[] = [];
+    let eventBytes = 0;
+    for (const row of rows) {
+      if (letters.length === limit || (letters.length > 0 && eventBytes + row.event.length > maxEventBytes)) return { letters, more: true };
+      eventBytes += row.event.length;
+      letters.push(toDeadLetter(row));
+    }
+    return { letters, more: false };
+  }
+
+  /** How many dead letters there are (of one function). */
+  deadLetterCount(name?: string): number {
+    return (name === undefined ? this.countDeadLetters.get() : this.countDeadLettersOf.get(name))!.n;
+  }
+
+  /** The id of the newest dead letter (of one function); 0 when there is none. */
+  newestDeadLetterId(name: string | undefined): number {
+    return (name === undefined ? this.newestDeadLetter.get() : this.newestDeadLetterOf.get(name))!.id ?? 0;
   }
 
   getDeadLetter(id: number): DeadLetter | undefined {
     const row = this.selectDeadLetter.get(id);
     return row && toDeadLetter(row);
-  }
-
-  deadLetterCount(): number {
-    return this.countDeadLetters.get()!.n;
   }
 
   /** Write: puts a dead letter back on the queue as a fresh event (new id, request id, age and attempts, a chain of its own). */

@@ -11,7 +11,8 @@ export interface DueEntry {
  * large (tens of thousands of queued events), which made every dispatch O(queue length).
  */
 export class DueLine<T extends DueEntry> {
-  private entries: T[] = [];
+  /** Slots before `start` are taken: emptied, so that what a taken entry holds (a fresh event's 1 MiB body) is not kept until the next compaction. */
+  private entries: Array<T | undefined> = [];
   private start = 0;
 
   get length(): number {
@@ -24,7 +25,8 @@ export class DueLine<T extends DueEntry> {
 
   shift(): T | undefined {
     if (this.start >= this.entries.length) return undefined;
-    const entry = this.entries[this.start++];
+    const entry = this.entries[this.start];
+    this.entries[this.start++] = undefined;
     if (this.start >= 1024 && this.start * 2 >= this.entries.length) {
       this.entries = this.entries.slice(this.start);
       this.start = 0;
@@ -35,7 +37,7 @@ export class DueLine<T extends DueEntry> {
   insert(entry: T): void {
     const { entries } = this;
     const last = entries[entries.length - 1];
-    if (entries.length === this.start || before(last, entry)) {
+    if (entries.length === this.start || before(last!, entry)) {
       entries.push(entry);
       return;
     }
@@ -43,7 +45,7 @@ export class DueLine<T extends DueEntry> {
     let high = entries.length;
     while (low < high) {
       const middle = (low + high) >>> 1;
-      if (before(entries[middle], entry)) low = middle + 1;
+      if (before(entries[middle]!, entry)) low = middle + 1;
       else high = middle;
     }
     entries.splice(low, 0, entry);
@@ -58,14 +60,17 @@ export class DueLine<T extends DueEntry> {
   remove(matches: (entry: T) => boolean): T[] {
     const kept: T[] = [];
     const removed: T[] = [];
-    for (let i = this.start; i < this.entries.length; i++) (matches(this.entries[i]) ? removed : kept).push(this.entries[i]);
+    for (let i = this.start; i < this.entries.length; i++) {
+      const entry = this.entries[i]!;
+      (matches(entry) ? removed : kept).push(entry);
+    }
     this.entries = kept;
     this.start = 0;
     return removed;
   }
 
   [Symbol.iterator](): Iterator<T> {
-    return this.entries.slice(this.start)[Symbol.iterator]();
+    return (this.entries.slice(this.start) as T[])[Symbol.iterator]();
   }
 }
 

@@ -5,7 +5,7 @@ import type { BusMessage } from '../bus.js';
 import { localUrl, type FunctionInvoker, type Listener, type Service, type ServiceContext, type ServiceHealth } from '../service.js';
 import { registerFunctionAdminRoutes } from './admin-routes.js';
 import { registerLambdaInvokeRoute } from './http-invoke.js';
-import { AsyncQueue, DEAD_LETTER_PAGE } from './async-queue.js';
+import { AsyncQueue } from './async-queue.js';
 import { AsyncEventStore, type DeadLetter, type EventSource } from './async-store.js';
 import { ACCOUNT, REGION } from './arn.js';
 import { functionRoot, sweepLeftoverCode } from './bundle.js';
@@ -23,6 +23,10 @@ import { eventOf, MqttTriggers } from './triggers.js';
 /** Lambda's limit of a synchronous request (an Event's is smaller). */
 export const MAX_SYNC_PAYLOAD = 6 * 1024 * 1024;
 export const MAX_ASYNC_PAYLOAD = 1024 * 1024;
+/** The most dead letters one page of the listing (and one step of a replay of all) holds… */
+const DEAD_LETTER_PAGE = 1000;
+/** …and of their events, as stored: 1,000 of 1 MiB would take a gigabyte. */
+const DEAD_LETTER_PAGE_BYTES = 4 * MAX_ASYNC_PAYLOAD;
 // How long running invocations get to finish when the daemon stops (it forces exit after 5 s).
 const STOP_GRACE_MS = 3000;
 
@@ -321,26 +325,46 @@ export class FunctionService implements Service, FunctionInvoker {
     return this.invoke(name, { event }, 'Event', source);
   }
 
-  /** Dead letters, oldest first (at most DEAD_LETTER_PAGE). */
-  deadLetters(name: string | undefined): DeadLetter[] {
-    return this.events.deadLetters(name, DEAD_LETTER_PAGE);
+  /**
+   * A page of dead letters after `afterId`, oldest first (of one function), their total, and the id
+   * to read the next page after while more are left.
+   */
+  deadLetters(name: string | undefined, afterId = 0): { deadLetters: DeadLetter[]; total: number; next?: number } {
+    const { letters, more } = this.events.deadLetterPage(name, afterId, DEAD_LETTER_PAGE, DEAD_LETTER_PAGE_BYTES);
+    return { deadLetters: letters, total: this.events.deadLetterCount(name), ...(more ? { next: letters.at(-1)!.id } : {}) };
   }
 
   /** Replays one dead letter by id, or all of them (of one function). */
   async replay(selection: { id: number } | { all: true; name?: string }): ReturnType<AsyncQueue['replay']> {
     if (!this.running) throw apiErrors.stopping();
-    let letters: DeadLetter[];
-    if ('id' in selection) {
-      const letter = this.events.getDeadLetter(selection.id);
-      if (!letter) throw apiErrors.deadLetterNotFound(selection.id);
-      this.require(letter.function);
-      letters = [letter];
-    } else {
-      letters = this.events.deadLetters(selection.name, DEAD_LETTER_PAGE);
-    }
-    const outcome = await this.queue.replay(letters);
-    if ('id' in selection && outcome.replayed.length === 0) {
+    if (!('id' in selection)) return this.replayAll(selection.name);
+    const letter = this.events.getDeadLetter(selection.id);
+    if (!letter) throw apiErrors.deadLetterNotFound(selection.id);
+    this.require(letter.function);
+    const outcome = await this.queue.replay([letter]);
+    if (outcome.replayed.length === 0) {
       throw outcome.skipped[0]?.reason.includes('full') ? apiErrors.tooManyRequests() : apiErrors.deadLetterNotFound(selection.id);
+    }
+    return outcome;
+  }
+
+  /**
+   * Page by page, the dead letters there were when it was asked: a replayed event that fails again
+   * is a new letter, left for the next replay rather than replayed round and round.
+   */
+  private async replayAll(name: string | undefined): ReturnType<AsyncQueue['replay']> {
+    const newest = this.events.newestDeadLetterId(name);
+    const outcome: Awaited<ReturnType<AsyncQueue['replay']>> = { replayed: [], skipped: [] };
+    let afterId = 0;
+    while (afterId < newest) {
+      const page = this.events.deadLetterPage(name, afterId, DEAD_LETTER_PAGE, DEAD_LETTER_PAGE_BYTES);
+      const letters = page.letters.filter((letter) => letter.id <= newest);
+      if (letters.length === 0) break;
+      const { replayed, skipped } = await this.queue.replay(letters);
+      outcome.replayed.push(...replayed);
+      outcome.skipped.push(...skipped);
+      afterId = letters.at(-1)!.id;
+      if (!page.more) break;
     }
     return outcome;
   }

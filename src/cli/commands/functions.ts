@@ -25,6 +25,7 @@ interface DeadLetter {
   id: number; function: string; event: unknown; source: string; enqueuedAt: number; failedAt: number; attempts: number;
   reason: string; errorType: string; errorMessage: string;
 }
+interface DeadLetterPage { deadLetters: DeadLetter[]; total: number; next?: number }
 interface ReplayOutcome { replayed: Array<{ id: number; eventId: number }>; skipped: Array<{ id: number; reason: string }> }
 
 const functionPath = (name: string) => `/v1/functions/${encodeURIComponent(name)}`;
@@ -187,10 +188,25 @@ function registerDeadLetters(program: Command, cli: CliContext): void {
   dlq.command('ls [function]')
     .description('list dead letters, oldest first, with the last error')
     .action(async (name: string | undefined, _options, command: Command) => {
-      const body = await cli.call<{ deadLetters: DeadLetter[] }>(command, 'GET', `/v1/dlq${dlqQuery(name)}`);
-      cli.print(command, body, () => formatTable(['ID', 'FUNCTION', 'FAILED', 'ATTEMPTS', 'REASON', 'ERROR', 'EVENT'],
-        body.deadLetters.map((d) => [d.id, d.function, new Date(d.failedAt).toISOString(), d.attempts, d.reason,
-          oneLine(`${d.errorType}: ${d.errorMessage}`, 60), oneLine(JSON.stringify(d.event), 40)])));
+      const json = command.optsWithGlobals<{ json?: boolean }>().json;
+      // Page by page, each let go once printed (JSON) or cut to its table row: a function's 1,000 letters may hold 1 GiB of events.
+      const rows: Array<Array<string | number>> = [];
+      let printed = 0;
+      let total: number | undefined;
+      let after: number | undefined = 0;
+      if (json) process.stdout.write('{\n  "deadLetters": [');
+      while (after !== undefined) {
+        const query = [...(name === undefined ? [] : [`function=${encodeURIComponent(name)}`]), ...(after ? [`after=${after}`] : [])];
+        const page: DeadLetterPage = await cli.call<DeadLetterPage>(command, 'GET', `/v1/dlq${query.length ? `?${query.join('&')}` : ''}`);
+        for (const d of page.deadLetters) {
+          if (json) process.stdout.write(`${printed++ === 0 ? '' : ','}\n    ${JSON.stringify(d, null, 2).replaceAll('\n', '\n    ')}`);
+          else rows.push([d.id, d.function, new Date(d.failedAt).toISOString(), d.attempts, d.reason, oneLine(`${d.errorType}: ${d.errorMessage}`, 60), oneLine(JSON.stringify(d.event), 40)]);
+        }
+        total ??= page.total;
+        after = page.next;
+      }
+      if (json) process.stdout.write(`${printed === 0 ? '' : '\n  '}],\n  "total": ${total}\n}\n`);
+      else process.stdout.write(formatTable(['ID', 'FUNCTION', 'FAILED', 'ATTEMPTS', 'REASON', 'ERROR', 'EVENT'], rows));
     });
 
   dlq.command('replay [id-or-function]')
