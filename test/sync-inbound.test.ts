@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
@@ -123,7 +123,10 @@ describe('inbound rules over MQTT 5', () => {
       await publisher.publishAsync('cmd/valve', 'while away', { qos: 1 });
       daemon = await TestDaemon.start({ dataDir: daemon.dataDir, config: config() });
       await eventually(async () => (await status(daemon)).online);
-      const back = await connectClient(daemon.mqttUrl, { clientId: 'valve', clean: false });
+      // Listening from the first packet on: the message the daemon queued for this session comes right
+      // after the CONNACK, and a test process slow to read (a loaded machine) takes both at once, so
+      // mqtt.js emits the message before connectClient's promise lets the test add a listener.
+      const back = mqtt.connect(daemon.mqttUrl, { clientId: 'valve', clean: false, reconnectPeriod: 0, protocolVersion: 4 });
       const payloads: string[] = [];
       back.on('message', (_topic, payload) => payloads.push(payload.toString()));
       try {
