@@ -55,6 +55,32 @@ export class ServerDisconnect extends Error {
   }
 }
 
+/** CONNACK return codes of MQTT 3.1.1 (§3.2.2.3) and reason codes of MQTT 5 (§3.2.2.2) a server refuses with. */
+const CONNACK_REFUSALS: Record<4 | 5, Record<number, string>> = {
+  4: { 1: 'unacceptable protocol version', 2: 'identifier rejected', 3: 'server unavailable', 4: 'bad user name or password', 5: 'not authorized' },
+  5: {
+    0x80: 'unspecified error', 0x81: 'malformed packet', 0x82: 'protocol error', 0x83: 'implementation specific error',
+    0x84: 'unsupported protocol version', 0x85: 'client identifier not valid', 0x86: 'bad user name or password', 0x87: 'not authorized',
+    0x88: 'server unavailable', 0x89: 'server busy', 0x8a: 'banned', 0x8c: 'bad authentication method', 0x90: 'topic name invalid',
+    0x95: 'packet too large', 0x97: 'quota exceeded', 0x99: 'payload format invalid', 0x9a: 'retain not supported',
+    0x9b: 'QoS not supported', 0x9c: 'use another server', 0x9d: 'server moved', 0x9f: 'connection rate exceeded',
+  },
+};
+/** Refusals the next CONNECT gets again, until the operator changes the credentials, the cloud's policy or the client id. */
+const REFUSED_FOR_GOOD: Record<4 | 5, ReadonlySet<number>> = { 4: new Set([1, 2, 4, 5]), 5: new Set([0x84, 0x85, 0x86, 0x87, 0x8a, 0x8c]) };
+
+/** The cloud's CONNACK refused the connection. `forGood`: retrying does not heal it (see REFUSED_FOR_GOOD). */
+export class ConnectionRefused extends Error {
+  override readonly name = 'ConnectionRefused';
+  readonly forGood: boolean;
+
+  constructor(readonly code: number, protocolVersion: 4 | 5) {
+    const said = protocolVersion === 5 ? `reason code 0x${code.toString(16)}` : `return code ${code}`;
+    super(`the cloud refused the connection: ${CONNACK_REFUSALS[protocolVersion][code] ?? 'unknown code'} (CONNACK ${said})`);
+    this.forGood = REFUSED_FOR_GOOD[protocolVersion].has(code);
+  }
+}
+
 /** An MQTT 5 PUBACK / SUBACK reason code ≥ 0x80. */
 class ReasonCodeError extends Error {
   constructor(readonly code: number, what: string) {
@@ -182,7 +208,7 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
   private connected(packet: IConnackPacket): void {
     clearTimeout(this.connectTimer);
     const code = packet.returnCode ?? packet.reasonCode ?? 0;
-    if (code !== 0) return this.fail(new Error(`Connection refused: CONNACK code ${code}`));
+    if (code !== 0) return this.fail(new ConnectionRefused(code, this.options.protocolVersion));
     this.receiveMaximum = packet.properties?.receiveMaximum ?? 65535;
     // MQTT-3.2.2-21: a Server Keep Alive in the CONNACK replaces the one this side asked for.
     const period = (packet.properties?.serverKeepAlive ?? this.options.keepalive) * 1000;

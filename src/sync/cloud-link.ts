@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { CloudConfig } from './config.js';
-import { fullJitterMs } from './backoff.js';
+import { Backoff } from './backoff.js';
 import type { CloudClient, CloudClientOptions, Connack, ServerDisconnect } from './cloud-client.js';
 
 interface ConnectOptions extends CloudClientOptions {
@@ -43,6 +43,8 @@ export interface LinkState {
   /** Wall-clock ISO time of the last change between online and offline. */
   since: string;
   lastError?: string;
+  /** Wall-clock ISO time of the next connection attempt while offline and waiting for it. */
+  nextAttempt?: string;
   connectAttempts: number;
   /** What the cloud's CONNACK allows on the current connection; null while offline. */
   limits: CloudLimits | null;
@@ -93,7 +95,7 @@ export class CloudLink {
   private client: CloudClient | undefined;
   private newClient: ((options: ConnectOptions) => CloudClient) | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private failures = 0;
+  private readonly backoff: Backoff;
   /** Connections in a row that the cloud ended within SHORT_CONNECTION_MS of its CONNACK. */
   private shortConnections = 0;
   private stopped = false;
@@ -104,7 +106,9 @@ export class CloudLink {
     private readonly handlers: LinkHandlers,
     private readonly log: Logger,
     private readonly wallMs: () => number,
-  ) {}
+  ) {
+    this.backoff = new Backoff({ minMs: config.reconnectMinMs, maxMs: config.reconnectMaxMs, refusedMaxMs: config.refusedRetryMaxMs }, wallMs);
+  }
 
   start(): void {
     if (this.config.url) this.attempt();
@@ -124,7 +128,7 @@ export class CloudLink {
     this.connect().catch((error: Error) => {
       this.log.error({ err: error }, 'cannot connect to the cloud broker');
       this.state.lastError = error.message;
-      this.scheduleReconnect();
+      this.scheduleReconnect(false);
     });
   }
 
@@ -133,6 +137,8 @@ export class CloudLink {
     // Loaded on the first connection: a gateway without a cloud pays nothing for its MQTT client.
     this.newClient ??= await clientFactory(this.config.url!);
     if (this.stopped) return;
+    this.backoff.attempting();
+    this.state.nextAttempt = undefined;
     this.state.connectAttempts++;
     const client = this.newClient(this.clientOptions());
     this.client = client;
@@ -150,8 +156,11 @@ export class CloudLink {
     });
     let refusalRuledOut = false;
     let takenOver = false;
+    let refusedForGood = false;
     client.on('error', (error) => {
       this.state.lastError = error.message;
+      // by name: cloud-client.js is loaded only with the first connection
+      refusedForGood = error.name === 'ConnectionRefused' && (error as Error & { forGood: boolean }).forGood;
       if (isNetworkFailure(error) || isDepartureOfTheCloud(error)) refusalRuledOut = true;
       takenOver ||= error.name === 'ServerDisconnect' && (error as ServerDisconnect).reasonCode === SESSION_TAKEN_OVER;
     });
@@ -166,8 +175,8 @@ export class CloudLink {
       // Only a connection that held is a success: one the cloud ends soon after its CONNACK (overloaded,
       // the session taken over by a clone with the same client id) is one more failure in a row, or a
       // fleet would reconnect at reconnectMinMs for as long as it lasts.
-      if (wasUp && performance.now() - upSince >= this.config.reconnectMaxMs) this.failures = 0;
-      this.scheduleReconnect();
+      if (wasUp && performance.now() - upSince >= this.config.reconnectMaxMs) this.backoff.succeeded();
+      this.scheduleReconnect(refusedForGood);
     });
   }
 
@@ -196,9 +205,16 @@ export class CloudLink {
     this.handlers.onDown(byPeer);
   }
 
-  private scheduleReconnect(): void {
+  /**
+   * `refused`: the cloud refused the connection in a way the next attempt gets again (bad credentials,
+   * not authorised): the waits grow up to refusedRetryMaxMs rather than reconnectMaxMs, as only the
+   * operator can fix it (said in the log and the status each time, with the next attempt's time).
+   */
+  private scheduleReconnect(refused: boolean): void {
     if (this.stopped) return;
-    const delay = fullJitterMs(this.config.reconnectMinMs, this.config.reconnectMaxMs, ++this.failures);
+    const delay = this.backoff.failed(refused);
+    this.state.nextAttempt = this.backoff.nextAttempt ?? undefined;
+    if (refused) this.log.error({ reason: this.state.lastError, nextAttempt: this.state.nextAttempt }, 'the cloud refused the connection; check cloud.mqtt credentials and the cloud policy');
     this.timer = setTimeout(() => this.attempt(), delay);
   }
 

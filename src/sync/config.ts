@@ -54,6 +54,11 @@ const cloudMqttSchema = z.strictObject({
   /** Reconnect backoff: the n-th attempt waits a random time in [min, min(max, min·2ⁿ)] (full jitter). */
   reconnectMinMs: positiveInt(1000, 'milliseconds ≥ 1'),
   reconnectMaxMs: positiveInt(60000, 'milliseconds ≥ 1'),
+  /**
+   * The backoff's cap after a refusal no retry heals (CONNACK: bad user name or password, not
+   * authorised, client id rejected; a shadow request refused with 401 or 403); at least reconnectMaxMs.
+   */
+  refusedRetryMaxMs: positiveInt(300000, 'milliseconds ≥ 1'),
   /** QoS 1 publishes awaiting their PUBACK at once; more in flight drains faster over a slow round trip. */
   // packet identifiers are 16 bits, shared with shadow and subscribe requests
   maxInFlight: range('expected a message count 1-60000', 1, 60000).default(256),
@@ -90,6 +95,8 @@ const cloudS3Schema = z.strictObject({
   /** After a failed request (cloud unreachable, 5xx, SlowDown) uploads wait a random time in [min, min(max, min·2ⁿ)]. */
   retryMinMs: positiveInt(1000, 'milliseconds ≥ 1'),
   retryMaxMs: positiveInt(30000, 'milliseconds ≥ 1'),
+  /** The backoff's cap after a 401 or 403 (AccessDenied, InvalidAccessKeyId…), which only the operator heals; at least retryMaxMs. */
+  refusedRetryMaxMs: positiveInt(300000, 'milliseconds ≥ 1'),
 }).refine((s3) => (s3.accessKeyId === undefined) === (s3.secretAccessKey === undefined), { message: 'expected both "accessKeyId" and "secretAccessKey" or neither' })
   .refine((s3) => s3.retryMinMs <= s3.retryMaxMs, { message: 'expected retryMinMs ≤ retryMaxMs' });
 

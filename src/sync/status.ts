@@ -47,6 +47,8 @@ export interface SyncStatus {
   online: boolean;
   since: string;
   lastError: string | null;
+  /** While offline: when the next connection attempt is due (ISO time), null while it is being made. */
+  nextAttempt: string | null;
   /**
    * What the cloud's CONNACK allows on the current connection (MQTT 5; 3.1.1 announces nothing);
    * null while offline. With maximumQoS 0, QoS 1 rules and shadow requests are sent at QoS 0.
@@ -103,6 +105,7 @@ export function syncStatus(parts: {
     online: parts.link.online,
     since: parts.link.since,
     lastError: parts.link.lastError ?? null,
+    nextAttempt: parts.link.online ? null : parts.link.nextAttempt ?? null,
     cloudLimits: parts.link.limits,
     paused: sender.paused,
     inFlight: sender.inFlightCount(),

@@ -1,6 +1,6 @@
 // The stand-in cloud of the sync tests: a real Mosquitto on a fixed free loopback port (kept
 // across restarts, so the gateway reconnects to the same address), persistent, anonymous.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -25,7 +25,8 @@ export class CloudBroker {
   private child: ChildProcess | undefined;
   private constructor(readonly port: number, readonly dir: string, readonly tlsPort: number | undefined) {}
 
-  static async create(tls?: CloudTls): Promise<CloudBroker> {
+  /** `users`: user names and passwords the cloud takes, anonymous connections refused (see setUsers). */
+  static async create(tls?: CloudTls, users?: Record<string, string>): Promise<CloudBroker> {
     const dir = mkdtempSync(join(tmpdir(), 'outpost-cloud-'));
     // Started as root, Mosquitto drops to the user "mosquitto", which must be able to save its sessions here.
     chmodSync(dir, 0o777);
@@ -33,12 +34,22 @@ export class CloudBroker {
     const tlsListener = tls
       ? [`listener ${broker.tlsPort} 127.0.0.1`, `cafile ${tls.ca}`, `certfile ${tls.cert}`, `keyfile ${tls.key}`, 'require_certificate true']
       : [];
+    if (users) broker.setUsers(users);
+    const authentication = users ? ['allow_anonymous false', `password_file ${join(dir, 'passwords')}`] : ['allow_anonymous true'];
     writeFileSync(join(dir, 'mosquitto.conf'), [
-      'allow_anonymous true', 'persistence true', `persistence_location ${dir}/`,
+      ...authentication, 'persistence true', `persistence_location ${dir}/`,
       'max_queued_messages 0', 'max_inflight_messages 0', 'log_dest none',
       `listener ${broker.port} 127.0.0.1`, ...tlsListener, '',
     ].join('\n'));
     return broker;
+  }
+
+  /** Replaces the password file of a broker created with users; Mosquitto reads it when it starts. */
+  setUsers(users: Record<string, string>): void {
+    const file = join(this.dir, 'passwords');
+    writeFileSync(file, '');
+    for (const [user, password] of Object.entries(users)) execFileSync('mosquitto_passwd', ['-b', file, user, password]);
+    chmodSync(file, 0o644);
   }
 
   get url(): string {
@@ -77,7 +88,8 @@ function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 1000 });
     client.once('connect', () => { client.end(true); resolve(true); });
-    client.once('error', () => { client.end(true); resolve(false); });
+    // a CONNACK refusal (an error with its return code) is an answer too: a broker without anonymous access
+    client.once('error', (error) => { client.end(true); resolve(typeof (error as { code?: unknown }).code === 'number'); });
     client.once('close', () => resolve(false));
   });
 }

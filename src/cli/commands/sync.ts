@@ -14,7 +14,7 @@ const eta = (seconds: number | null) => (seconds === null ? 'stalled' : formatDu
 
 function statusText(status: SyncStatus): string {
   const link = !status.enabled ? 'no cloud configured (cloud.mqtt.url): buffering only'
-    : `${status.online ? 'online' : 'offline'} since ${status.since} as ${status.clientId}${!status.online && status.lastError ? ` (${status.lastError})` : ''}${limitsText(status.cloudLimits)}`;
+    : `${status.online ? 'online' : 'offline'} since ${status.since} as ${status.clientId}${status.online ? '' : whyAndWhen(status.lastError, status.nextAttempt)}${limitsText(status.cloudLimits)}`;
   const head = [
     `cloud     ${link}`,
     `sending   ${status.paused ? 'paused (outpost sync resume)' : 'running'}, ${status.inFlight} in flight${status.suspect === null ? ''
@@ -34,6 +34,12 @@ function statusText(status: SyncStatus): string {
   const shadows = status.shadows.length === 0 ? '' : `\n${formatTable(['THING', 'SHADOW', 'DIRECTION', 'LAST SYNC', 'LAST ERROR'],
     status.shadows.map((s) => [s.thing, s.name ?? '(classic)', s.direction, orDash(s.lastSync), orDash(s.lastError)]))}`;
   return `${head}\n\n${lanes}\n${rules}${inbound}${shadows}`;
+}
+
+/** An offline link's (or store's) last error and next attempt, if known. */
+function whyAndWhen(lastError: string | null, nextAttempt: string | null): string {
+  const said = [...(lastError ? [lastError] : []), ...(nextAttempt ? [`next attempt ${nextAttempt}`] : [])];
+  return said.length === 0 ? '' : ` (${said.join('; ')})`;
 }
 
 /** The cloud's CONNACK limits that change what is sent, if any. */
