@@ -4,6 +4,9 @@ import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
 import { CloudBroker } from './helpers/cloud.js';
+import { CloudS3 } from './helpers/cloud-s3.js';
+import { addKey, s3Client } from './helpers/objects.js';
+import { CreateBucketCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 
 const status = async (daemon: TestDaemon) => JSON.parse((await outpost(daemon.socket, ['sync', 'status', '--json'])).stdout);
 
@@ -61,5 +64,52 @@ describe('sync: a cloud that refuses the gateway', () => {
     await eventually(() => received.includes('while refused'), 15_000);
     const online = await status(gateway);
     expect(online).toMatchObject({ online: true, nextAttempt: null, deadLetters: 0 });
+  });
+
+  // The cloud S3 is a second outpostd, whose keys have grants: a read-only one is refused writes
+  // with 403 AccessDenied, as a bucket policy would; an unknown one with 403 InvalidAccessKeyId.
+  it.each(['AccessDenied', 'InvalidAccessKeyId'])('keeps the uploads while cloud S3 answers %s, backing off beyond retryMaxMs, and sends them once the key is fixed', async (code) => {
+    const cloudDaemon = await TestDaemon.start();
+    cleanups.push(() => cloudDaemon.cleanup());
+    const writer = await addKey(cloudDaemon);
+    const cloudS3 = s3Client(cloudDaemon, { ...writer });
+    cleanups.push(async () => cloudS3.destroy());
+    await cloudS3.send(new CreateBucketCommand({ Bucket: 'cloud' }));
+    const refusedKey = code === 'AccessDenied' ? await addKey(cloudDaemon, ['--read', 'cloud']) : { accessKeyId: 'AKIAOUTPOSTUNKNOWN01', secretAccessKey: 'not-a-key-the-cloud-knows' };
+    const proxy = await CloudS3.inFrontOf(cloudDaemon.port('s3'));
+    cleanups.push(() => proxy.destroy());
+    await proxy.up();
+
+    const retryMaxMs = 300;
+    const config = (credentials: { accessKeyId: string; secretAccessKey: string }) => ({
+      cloud: { s3: { endpoint: proxy.endpoint, bucket: 'cloud', forcePathStyle: true, ...credentials, retryMinMs: 100, retryMaxMs, refusedRetryMaxMs: 3000 } },
+      sync: { objects: [{ name: 'cams', from: 'cams', to: 'cloud/gw/' }] },
+    });
+    let gateway = await TestDaemon.start({ config: config(refusedKey) });
+    cleanups.push(() => gateway.cleanup());
+    const local = s3Client(gateway, await addKey(gateway));
+    cleanups.push(async () => local.destroy());
+    await local.send(new CreateBucketCommand({ Bucket: 'cams' }));
+    for (const key of ['a.jpg', 'b.jpg', 'c.jpg']) await local.send(new PutObjectCommand({ Bucket: 'cams', Key: key, Body: `image ${key}` }));
+
+    const refused = await eventually(async () => {
+      const now = await status(gateway);
+      const next = now.uploads.nextAttempt;
+      return now.uploads.refused && next !== null && Date.parse(next) - Date.now() > retryMaxMs && now;
+    }, 20_000, 100);
+    expect(refused.uploads).toMatchObject({ online: false, uploaded: 0 });
+    expect(refused.uploads.lastError).toMatch(new RegExp(`^${code}: `));
+    expect(refused.rules.find((rule: any) => rule.rule === 'cams')).toMatchObject({ backlog: 3, deadLettered: 0 });
+    expect(refused.deadLetters).toBe(0);
+    const { stdout } = await outpost(gateway.socket, ['sync', 'status']);
+    expect(stdout).toMatch(new RegExp(`cloud S3  refuses the uploads since \\S+ \\(${code}: .*; next attempt \\S+\\)`));
+
+    // the operator gives the gateway a key the cloud takes
+    await gateway.stop();
+    gateway = await TestDaemon.start({ dataDir: gateway.dataDir, config: config(writer) });
+    await eventually(async () => (await status(gateway)).rules.find((rule: any) => rule.rule === 'cams')?.backlog === 0, 20_000, 200);
+    const listing = await cloudS3.send(new ListObjectsV2Command({ Bucket: 'cloud' }));
+    expect((listing.Contents ?? []).map((object) => object.Key).sort()).toEqual(['gw/a.jpg', 'gw/b.jpg', 'gw/c.jpg']);
+    expect((await status(gateway)).deadLetters).toBe(0);
   });
 });

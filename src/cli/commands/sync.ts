@@ -52,7 +52,8 @@ function limitsText(limits: SyncStatus['cloudLimits']): string {
 }
 
 function uploadsText(uploads: UploadStatus): string {
-  const link = `${uploads.online ? 'reachable' : 'unreachable'} since ${uploads.since}${!uploads.online && uploads.lastError ? ` (${uploads.lastError})` : ''}`;
+  const state = uploads.online ? 'reachable' : uploads.refused ? 'refuses the uploads' : 'unreachable';
+  const link = `${state} since ${uploads.since}${uploads.online ? '' : whyAndWhen(uploads.lastError, uploads.nextAttempt)}`;
   const current = uploads.current ? `; uploading ${uploads.current.object} (${formatBytes(uploads.current.sentBytes)} of ${formatBytes(uploads.current.size)})` : '';
   return `cloud S3  ${link}; ${uploads.uploaded} uploaded, ${formatBytes(uploads.sentBytes)} sent, ${uploads.superseded} superseded${current}`;
 }

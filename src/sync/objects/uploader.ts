@@ -5,7 +5,7 @@ import type { Outbox, OutboxItem } from '../outbox.js';
 import type { RuleActivity } from '../activity.js';
 import type { ObjectRef } from './object-bridge.js';
 import { ByteBucket } from './metered-stream.js';
-import { fullJitterMs } from '../backoff.js';
+import { Backoff } from '../backoff.js';
 import type { S3Endpoints } from './s3-endpoints.js';
 import type { UploadIntent, UploadState } from './upload-state.js';
 import { abortUpload, deleteLocalCopy, findLostUploads, ItemFailed, LocalUnavailable, ObjectGone, statusOf, uploadObject, type UploadContext } from './upload-object.js';
@@ -15,16 +15,19 @@ const ORPHAN_SWEEP_MS = 60_000;
 /** An expired item is deleted by the outbox's sweep within a second; until then the uploader waits. */
 const EXPIRED_WAIT_MS = 1000;
 // S3 error codes that say "not now" rather than "never" (besides 5xx, 429 and no answer at all);
-// RequestTimeTooSkewed also teaches the client the server's time for the next attempt.
-// The cloud's answers that say nothing of the object: a busy server, a clock, and the credentials
-// (wrong or expired keys refuse every object alike: dead-lettering them would empty the outbox).
-const TRANSIENT_ERRORS = new Set(['SlowDown', 'RequestTimeout', 'RequestTimeTooSkewed', 'Throttling', 'ThrottlingException',
-  'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired', 'InvalidAccessKeyId', 'SignatureDoesNotMatch']);
+// RequestTimeTooSkewed (403) also teaches the client the server's time for the next attempt.
+const TRANSIENT_ERRORS = new Set(['SlowDown', 'RequestTimeout', 'RequestTimeTooSkewed', 'Throttling', 'ThrottlingException']);
+// The credentials refused, whatever the object (some of them 400s): the operator's to fix.
+const CREDENTIAL_ERRORS = new Set(['ExpiredToken', 'InvalidToken', 'TokenRefreshRequired', 'InvalidAccessKeyId', 'SignatureDoesNotMatch']);
 
 export interface UploadStatus {
   online: boolean;
   since: string;
   lastError: string | null;
+  /** The cloud refuses the uploads (401, 403: credentials, policy) rather than being away. */
+  refused: boolean;
+  /** While uploads wait after a failure: when the next attempt is due (ISO time). */
+  nextAttempt: string | null;
   /** The upload in progress. */
   current: { rule: string; object: string; size: number; sentBytes: number } | null;
   uploaded: number;
@@ -42,8 +45,10 @@ export interface UploaderOptions {
  * Uploads the outbox's object items one at a time, highest priority first and then in arrival
  * order, so in order per object key. An item leaves the outbox only once the cloud has the object
  * verified; the cloud being unreachable or busy is waited out with full-jitter backoff and costs the
- * item nothing, a refusal (AccessDenied, NoSuchBucket, EntityTooLarge…) dead-letters it at once,
- * and a verification failure is retried up to sync.maxAttempts times, then dead-lettered.
+ * item nothing, as is a cloud that refuses the gateway (401, 403: its credentials or the bucket's
+ * policy), with a longer cap, as only the operator can fix that. Another refusal (NoSuchBucket,
+ * EntityTooLarge…) dead-letters the item at once, and a verification failure is retried up to
+ * sync.maxAttempts times, then dead-lettered.
  */
 export class ObjectUploader {
   private stopped = false;
@@ -54,7 +59,7 @@ export class ObjectUploader {
   private readonly abort = new AbortController();
   private endpoints: Promise<S3Endpoints> | undefined;
   private readonly bandwidth: ByteBucket;
-  private failures = 0;
+  private readonly backoffs: Backoff;
   private orphansSweptAt = -Infinity;
   paused = false;
   readonly status: UploadStatus;
@@ -70,7 +75,10 @@ export class ObjectUploader {
     private readonly wallMs: () => number,
   ) {
     this.bandwidth = new ByteBucket(options.cloud.maxBytesPerSecond);
-    this.status = { online: false, since: new Date(wallMs()).toISOString(), lastError: null, current: null, uploaded: 0, sentBytes: 0, superseded: 0 };
+    this.backoffs = new Backoff({ minMs: options.cloud.retryMinMs, maxMs: options.cloud.retryMaxMs, refusedMaxMs: options.cloud.refusedRetryMaxMs }, wallMs);
+    this.status = {
+      online: false, since: new Date(wallMs()).toISOString(), lastError: null, refused: false, nextAttempt: null, current: null, uploaded: 0, sentBytes: 0, superseded: 0,
+    };
   }
 
   start(): void {
@@ -99,8 +107,8 @@ export class ObjectUploader {
           // upload, which would sweep it, may never come, and its parts cost storage in the cloud.
           const orphansLeft = !this.paused && !(await this.abortOrphans(true));
           this.idle = true;
-          // tried again soon while the cloud is unreachable, else (a refusal) at the sweep's pace
-          await (!orphansLeft ? this.sleep() : this.status.online ? this.sleep(ORPHAN_SWEEP_MS) : this.backoff());
+          // tried again soon while the cloud is unreachable, else (a refusal of that upload) at the sweep's pace
+          await (!orphansLeft ? this.sleep() : this.status.online ? this.sleep(ORPHAN_SWEEP_MS) : this.backoff(this.status.refused));
           this.idle = false;
           continue;
         }
@@ -192,6 +200,9 @@ export class ObjectUploader {
       } else if (isTransient(error)) {
         this.unreachable(reason);
         await this.backoff();
+      } else if (isRefusalOfTheGateway(error)) {
+        this.refusedBy(reason);
+        await this.backoff(true);
       } else {
         this.reachable();
         await this.deadLetter(item, reason);
@@ -257,6 +268,8 @@ export class ObjectUploader {
       // Not an item's failure; the cloud being away is said once (unreachable), a refusal each time.
       if (isTransient(error)) {
         this.unreachable(`${(error as Error).name}: ${(error as Error).message}`);
+      } else if (isRefusalOfTheGateway(error)) {
+        this.refusedBy(`${(error as Error).name}: ${(error as Error).message}`);
       } else {
         this.reachable();
         this.log.warn({ err: error, upload }, 'could not abort a multipart upload whose item left the outbox');
@@ -280,7 +293,8 @@ export class ObjectUploader {
         this.log.info({ upload }, 'aborted a multipart upload whose CreateMultipartUpload answer was lost');
       }
     } catch (error) {
-      if (isTransient(error) && statusOf(error) !== 501) throw error;
+      // a cloud away, or credentials it refuses, would refuse the new upload too: the item waits, the record kept
+      if ((isTransient(error) && statusOf(error) !== 501) || CREDENTIAL_ERRORS.has((error as Error).name)) throw error;
       this.log.warn({ err: error, bucket: intent.bucket, key: intent.key },
         'could not look for (or abort) a multipart upload whose CreateMultipartUpload answer was lost; a lifecycle rule (AbortIncompleteMultipartUpload) removes it, or allow s3:ListBucketMultipartUploads');
     }
@@ -298,26 +312,48 @@ export class ObjectUploader {
   }
 
   private reachable(): void {
-    this.failures = 0;
+    this.backoffs.succeeded();
+    this.status.nextAttempt = null;
     if (this.status.online) return;
     this.status.online = true;
+    this.status.refused = false;
     this.status.since = new Date(this.wallMs()).toISOString();
     this.log.info('cloud S3 reachable');
   }
 
   /** Logged when it starts and whenever the reason changes (a gateway that never reached the cloud says why). */
   private unreachable(reason: string): void {
-    const news = this.status.online || this.status.lastError !== reason;
+    if (this.offline(reason, false)) this.log.warn({ reason }, 'cloud S3 unreachable; uploads wait');
+  }
+
+  /**
+   * The cloud refuses the gateway's requests (401, 403: a wrong or expired key, a policy that denies
+   * it): every object would get the same answer, so none is dead-lettered for it; the uploads wait,
+   * retried up to cloud.s3.refusedRetryMaxMs apart, until the operator fixes the key or the policy.
+   */
+  private refusedBy(reason: string): void {
+    if (this.offline(reason, true)) this.log.error({ reason }, 'cloud S3 refuses the uploads; they wait (check cloud.s3 credentials and the bucket policy)');
+  }
+
+  /** Whether this is news (the state or the reason changed). */
+  private offline(reason: string, refused: boolean): boolean {
+    const news = this.status.online || this.status.lastError !== reason || this.status.refused !== refused;
     this.status.lastError = reason;
+    this.status.refused = refused;
     if (this.status.online) {
       this.status.online = false;
       this.status.since = new Date(this.wallMs()).toISOString();
     }
-    if (news) this.log.warn({ reason }, 'cloud S3 unreachable; uploads wait');
+    return news;
   }
 
-  private backoff(): Promise<void> {
-    return this.sleep(fullJitterMs(this.options.cloud.retryMinMs, this.options.cloud.retryMaxMs, ++this.failures));
+  /** Waits before the next attempt; `refused`: after a refusal of the gateway (see refusedBy). */
+  private async backoff(refused = false): Promise<void> {
+    const wait = this.backoffs.failed(refused);
+    this.status.nextAttempt = this.backoffs.nextAttempt;
+    await this.sleep(wait);
+    this.backoffs.attempting();
+    this.status.nextAttempt = null;
   }
 
   /** Until woken (or `ms` passed, or stopped). */
@@ -338,4 +374,10 @@ export class ObjectUploader {
 function isTransient(error: unknown): boolean {
   const status = statusOf(error);
   return status === undefined || status >= 500 || status === 429 || TRANSIENT_ERRORS.has((error as Error).name);
+}
+
+/** A refusal of the gateway rather than of one object: its credentials, or a policy that denies it (401, 403). */
+function isRefusalOfTheGateway(error: unknown): boolean {
+  const status = statusOf(error);
+  return !isTransient(error) && (status === 401 || status === 403 || CREDENTIAL_ERRORS.has((error as Error).name));
 }
