@@ -3,6 +3,7 @@ import mqtt from 'mqtt';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
+import { ShadowMqttClient } from './helpers/shadow.js';
 import { CloudBroker } from './helpers/cloud.js';
 import { CloudS3 } from './helpers/cloud-s3.js';
 import { addKey, s3Client } from './helpers/objects.js';
@@ -64,7 +65,7 @@ describe('sync: a cloud that refuses the gateway', () => {
     await eventually(() => received.includes('while refused'), 15_000);
     const online = await status(gateway);
     expect(online).toMatchObject({ online: true, nextAttempt: null, deadLetters: 0 });
-  });
+  }, 60_000);
 
   // The cloud S3 is a second outpostd, whose keys have grants: a read-only one is refused writes
   // with 403 AccessDenied, as a bucket policy would; an unknown one with 403 InvalidAccessKeyId.
@@ -111,5 +112,72 @@ describe('sync: a cloud that refuses the gateway', () => {
     const listing = await cloudS3.send(new ListObjectsV2Command({ Bucket: 'cloud' }));
     expect((listing.Contents ?? []).map((object) => object.Key).sort()).toEqual(['gw/a.jpg', 'gw/b.jpg', 'gw/c.jpg']);
     expect((await status(gateway)).deadLetters).toBe(0);
-  });
+  }, 60_000);
+
+  // The cloud's shadow service is played by a client on a real Mosquitto, as a policy that denies
+  // iot:GetThingShadow would answer: /get/rejected with 403, until the operator allows it.
+  it('waits longer and longer while the cloud refuses a shadow get (403), without a get per device change, and syncs once allowed', async () => {
+    const cloud = await CloudBroker.create();
+    cleanups.push(() => cloud.destroy());
+    await cloud.start();
+    const topic = '$aws/things/pump/shadow';
+    let refusing = true;
+    let gets = 0;
+    const cloudShadow = { state: { desired: { speed: 3 } as Record<string, unknown>, reported: {} as Record<string, unknown> }, version: 1 };
+    const service = await connectClient(cloud.url, { clientId: 'cloud-shadow-service' });
+    cleanups.push(() => service.endAsync(true));
+    await service.subscribeAsync([`${topic}/get`, `${topic}/update`], { qos: 1 });
+    service.on('message', (requestTopic, payload) => {
+      const request = JSON.parse(payload.toString());
+      const answer = (outcome: string, body: object) => void service.publishAsync(`${requestTopic}/${outcome}`, JSON.stringify({ ...body, clientToken: request.clientToken, timestamp: Math.floor(Date.now() / 1000) }), { qos: 1 });
+      if (requestTopic.endsWith('/get')) {
+        gets++;
+        if (refusing) return answer('rejected', { code: 403, message: 'Forbidden' });
+        const { desired, reported } = cloudShadow.state;
+        return answer('accepted', { state: { desired, ...(Object.keys(reported).length > 0 ? { reported } : {}) }, version: cloudShadow.version });
+      }
+      Object.assign(cloudShadow.state.reported, request.state?.reported ?? {});
+      answer('accepted', { state: request.state, version: ++cloudShadow.version });
+    });
+
+    const shadowTopics = { allowAnonymous: true, anonymousPolicy: { publish: ['#', '$aws/#'], subscribe: ['#', '$aws/#'] } };
+    const gateway = await TestDaemon.start({
+      config: {
+        mqtt: shadowTopics,
+        cloud: { mqtt: { url: cloud.url, clientId: 'gw-shadow-refused', reconnectMinMs: 100, reconnectMaxMs: 300, refusedRetryMaxMs: 12_000 } },
+        sync: { shadows: [{ thing: 'pump' }] },
+      },
+    });
+    cleanups.push(() => gateway.cleanup());
+    const shadowStatus = async () => (await status(gateway)).shadows[0];
+
+    // a sync failing for a cloud that does not answer is tried again 5 s later; refused, later than that
+    const refused = await eventually(async () => {
+      const shadow = await shadowStatus();
+      return shadow.nextAttempt !== null && Date.parse(shadow.nextAttempt) - Date.now() > 5500 && shadow;
+    }, 40_000, 100);
+    expect(refused.lastError).toBe('the cloud shadow refused the get: 403 Forbidden');
+
+    // the device reports meanwhile: its changes wait for the retry, which reads both sides anyway
+    const device = await ShadowMqttClient.connect(gateway.mqttUrl, { clientId: 'pump' }, [`${topic}/update/+`, `${topic}/get/+`]);
+    cleanups.push(async () => device.end());
+    const getsBefore = gets;
+    for (let temp = 1; temp <= 10; temp++) {
+      expect((await device.request(`${topic}/update`, { state: { reported: { temp } } })).outcome).toBe('accepted');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // at most the retry that fell due meanwhile
+    expect(gets - getsBefore).toBeLessThanOrEqual(1);
+
+    // the operator allows the gets: the next attempt syncs both ways
+    refusing = false;
+    const synced = await eventually(async () => {
+      const shadow = await shadowStatus();
+      return shadow.lastError === null && shadow.lastSync !== null && shadow;
+    }, 30_000, 200);
+    expect(synced.nextAttempt).toBeNull();
+    await eventually(() => cloudShadow.state.reported.temp === 10, 10_000);
+    const local = await device.request(`${topic}/get`);
+    expect(local.body.state.desired).toEqual({ speed: 3 });
+  }, 90_000);
 });

@@ -33,7 +33,8 @@ export class Backoff {
   /** One more failure in a row; the wait before the next attempt. */
   failed(refused: boolean): number {
     const { minMs, maxMs, refusedMaxMs } = this.limits;
-    const wait = fullJitterMs(minMs, refused ? Math.max(maxMs, refusedMaxMs) : maxMs, ++this.failures);
+    // never below minMs, whatever the caps say (shadow sync's minimum is its own)
+    const wait = fullJitterMs(minMs, Math.max(minMs, refused ? Math.max(maxMs, refusedMaxMs) : maxMs), ++this.failures);
     this.nextAttemptMs = this.wallMs() + wait;
     return wait;
   }

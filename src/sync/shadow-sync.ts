@@ -2,16 +2,17 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { CloudClient } from './cloud-client.js';
 import type { CloudLimits } from './cloud-link.js';
+import { Backoff } from './backoff.js';
 import { publishPacketBytes } from './sender.js';
 import type { BusMessage, LocalBus } from '../bus.js';
 import type { Store } from '../store/store.js';
 import type { JsonObject, ShadowState } from '../shadows/document.js';
-import type { ShadowRule } from './config.js';
+import type { CloudConfig, ShadowRule } from './config.js';
 import { isEmptyState, planSync, type StatePatch } from './shadow-merge.js';
 
 const REQUEST_TIMEOUT_MS = 10_000;
-/** A sync that failed while online is tried again after this long. */
-const RETRY_MS = 5_000;
+/** A sync that failed while online is tried again after at least this long, the waits growing (see Backoff). */
+const RETRY_MIN_MS = 5_000;
 /**
  * Shadow requests in flight at once on the cloud connection: AWS IoT Core answers an 11th with 429
  * (Device Shadow error messages: "more than 10 in-flight requests on a single connection"), and a
@@ -32,6 +33,12 @@ type Operation = 'get' | 'update' | 'delete';
  * an update instead of retrying it.
  */
 class UpdateRefused extends Error {}
+/**
+ * A get the cloud refuses (401, 403: its policy): the sync cannot even start, and only the operator
+ * can change that. Retried, as a change of the policy says nothing to the gateway, but the waits
+ * grow up to cloud.mqtt.refusedRetryMaxMs.
+ */
+class GetRefused extends Error {}
 const RETRYABLE_CODES = new Set([429, 500, 503]);
 
 export interface ShadowSyncStatus {
@@ -40,6 +47,8 @@ export interface ShadowSyncStatus {
   direction: ShadowRule['direction'];
   lastSync: string | null;
   lastError: string | null;
+  /** After a failed sync: when it is tried again (ISO time). */
+  nextAttempt: string | null;
 }
 
 const shadowPrefix = (rule: { thing: string; name?: string }) => `$aws/things/${rule.thing}/shadow${rule.name ? `/name/${rule.name}` : ''}`;
@@ -160,6 +169,8 @@ export class ShadowSync {
   private readonly running = new Map<string, { again: boolean }>();
   private readonly outcomes = new Map<string, { lastSync?: string; lastError?: string }>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  /** Each shadow's retries after failed syncs, started again by a sync that succeeds. */
+  private readonly backoffs = new Map<string, Backoff>();
   private readonly local: ShadowChannel;
   /** The start of every clientToken of this process's requests, on either side. */
   private readonly ownTokens = `outpost-sync-${randomBytes(4).toString('hex')}-`;
@@ -173,12 +184,17 @@ export class ShadowSync {
     private readonly bus: LocalBus,
     private readonly store: Store,
     rules: readonly ShadowRule[],
-    /** cloud.mqtt.maxMessageBytes */
-    private readonly maxMessageBytes: number,
+    private readonly cloudMqtt: Pick<CloudConfig['mqtt'], 'maxMessageBytes' | 'reconnectMaxMs' | 'refusedRetryMaxMs'>,
     private readonly wallMs: () => number,
     private readonly log: Logger,
   ) {
-    for (const rule of rules) this.rules.set(keyOf(rule.thing, rule.name), rule);
+    // a cloud that does not answer is waited for as its connection is (reconnectMaxMs), one that refuses longer
+    const limits = { minMs: RETRY_MIN_MS, maxMs: cloudMqtt.reconnectMaxMs, refusedMaxMs: cloudMqtt.refusedRetryMaxMs };
+    for (const rule of rules) {
+      const key = keyOf(rule.thing, rule.name);
+      this.rules.set(key, rule);
+      this.backoffs.set(key, new Backoff(limits, wallMs));
+    }
     this.local = new ShadowChannel('local', this.channelTokens(), (topic, payload) => bus.publish({ topic, payload, qos: 1 }));
   }
 
@@ -259,7 +275,8 @@ export class ShadowSync {
   private beyondCloudLimits(topic: string, payload: string, qos: 0 | 1, limits: CloudLimits): string | undefined {
     const messageBytes = Buffer.byteLength(topic) + Buffer.byteLength(payload);
     // as for the outbound rules' messages: AWS IoT Core ends an MQTT 3.1.1 connection on a message beyond 128 KiB
-    if (messageBytes > this.maxMessageBytes) return `${messageBytes} bytes of topic and payload to ${topic}, larger than cloud.mqtt.maxMessageBytes ${this.maxMessageBytes}`;
+    const maxMessageBytes = this.cloudMqtt.maxMessageBytes;
+    if (messageBytes > maxMessageBytes) return `${messageBytes} bytes of topic and payload to ${topic}, larger than cloud.mqtt.maxMessageBytes ${maxMessageBytes}`;
     const limit = limits.maximumPacketSize;
     if (limit === null) return undefined;
     const packetBytes = publishPacketBytes(topic, Buffer.byteLength(payload), qos);
@@ -277,6 +294,12 @@ export class ShadowSync {
   }
 
   disconnected(): void {
+    // the next connect syncs every shadow anyway
+    for (const [key, timer] of this.retryTimers) {
+      clearTimeout(timer);
+      this.backoffs.get(key)!.attempting();
+    }
+    this.retryTimers.clear();
     this.cloud?.failAll('cloud link down');
     this.cloud = undefined;
     this.subscribed.clear();
@@ -290,7 +313,10 @@ export class ShadowSync {
   status(): ShadowSyncStatus[] {
     return [...this.rules.entries()].map(([key, rule]) => {
       const outcome = this.outcomes.get(key) ?? {};
-      return { thing: rule.thing, name: rule.name ?? null, direction: rule.direction, lastSync: outcome.lastSync ?? null, lastError: outcome.lastError ?? null };
+      return {
+        thing: rule.thing, name: rule.name ?? null, direction: rule.direction, lastSync: outcome.lastSync ?? null, lastError: outcome.lastError ?? null,
+        nextAttempt: this.backoffs.get(key)!.nextAttempt,
+      };
     });
   }
 
@@ -308,6 +334,9 @@ export class ShadowSync {
   private schedule(key: string): void {
     // the next connect (or this one's SUBACK) syncs everything
     if (!this.cloud || !this.subscribed.has(key)) return;
+    // after a failure, the retry due reads both sides and brings this change too: a device reporting
+    // every second does not make a request a second to a cloud that refuses or does not answer
+    if (this.retryTimers.has(key)) return;
     const running = this.running.get(key);
     if (running) {
       running.again = true;
@@ -319,7 +348,7 @@ export class ShadowSync {
       do {
         state.again = false;
         await this.syncOnce(key);
-      } while (state.again && this.cloud);
+      } while (state.again && this.cloud && !this.retryTimers.has(key));
       this.running.delete(key);
     })();
   }
@@ -327,7 +356,8 @@ export class ShadowSync {
   private async syncOnce(key: string): Promise<void> {
     const rule = this.rules.get(key)!;
     const outcome = this.outcomeOf(key);
-    clearTimeout(this.retryTimers.get(key));
+    const backoff = this.backoffs.get(key)!;
+    backoff.attempting();
     try {
       for (let conflicts = 0; ; conflicts++) {
         if (await this.reconcile(rule)) break;
@@ -335,11 +365,20 @@ export class ShadowSync {
       }
       outcome.lastSync = new Date(this.wallMs()).toISOString();
       outcome.lastError = undefined;
+      backoff.succeeded();
     } catch (error) {
       outcome.lastError = (error as Error).message;
-      this.log.warn({ thing: rule.thing, shadow: rule.name, err: error }, 'shadow sync failed');
       // a refused update waits for the shadow's next change or the next connect: sent again now, it would only be refused again
-      if (this.cloud && !(error instanceof UpdateRefused)) this.retryTimers.set(key, setTimeout(() => this.schedule(key), RETRY_MS).unref());
+      if (!this.cloud || error instanceof UpdateRefused) {
+        this.log.warn({ thing: rule.thing, shadow: rule.name, err: error }, 'shadow sync failed');
+        return;
+      }
+      const wait = backoff.failed(error instanceof GetRefused);
+      this.log.warn({ thing: rule.thing, shadow: rule.name, err: error, nextAttempt: backoff.nextAttempt }, 'shadow sync failed');
+      this.retryTimers.set(key, setTimeout(() => {
+        this.retryTimers.delete(key);
+        this.schedule(key);
+      }, wait).unref());
     }
   }
 
@@ -408,8 +447,10 @@ export class ShadowSync {
 async function read(channel: ShadowChannel, rule: ShadowRule): Promise<ShadowSide> {
   const response = await channel.request(rule, 'get', {});
   if (response.outcome === 'rejected') {
-    if (response.body.code === 404) return { state: {} };
-    throw new Error(`shadow get rejected: ${response.body.code} ${response.body.message}`);
+    const { code, message } = response.body as { code?: unknown; message?: unknown };
+    if (code === 404) return { state: {} };
+    const reason = `the ${channel.side} shadow refused the get: ${code} ${message}`;
+    throw code === 401 || code === 403 ? new GetRefused(reason) : new Error(reason);
   }
   const { desired, reported } = (response.body.state ?? {}) as { desired?: JsonObject; reported?: JsonObject };
   return { state: { ...(desired ? { desired } : {}), ...(reported ? { reported } : {}) }, version: response.body.version as number };

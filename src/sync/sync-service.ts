@@ -70,7 +70,7 @@ export class SyncService implements Service {
     const echoes = new EchoGuard();
     this.outbound = new OutboundBridge(bus, sync.outbound, this.outbox, store.commit, echoes, this.activity, (live) => this.sender.wake(live), this.log);
     this.inbound = new InboundBridge(bus, sync.inbound, echoes, this.inboundActivity, this.log);
-    this.shadows = new ShadowSync(bus, store, sync.shadows, cloud.mqtt.maxMessageBytes, this.clock.wallMs, this.log);
+    this.shadows = new ShadowSync(bus, store, sync.shadows, cloud.mqtt, this.clock.wallMs, this.log);
     this.link = new CloudLink({ ...cloud.mqtt, clientId: this.clientId }, {
       onUp: (client, sessionPresent, limits) => {
         this.noteQosDowngrade(limits);

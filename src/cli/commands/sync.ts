@@ -31,8 +31,8 @@ function statusText(status: SyncStatus): string {
   const inbound = status.inbound.length === 0 ? '' : `\n${formatTable(['INBOUND', 'DELIVERED', 'FAILURES', 'LAST SUCCESS', 'LAST FAILURE'],
     status.inbound.map((rule) => [rule.rule, rule.delivered, rule.failures, orDash(rule.lastSuccess),
       rule.lastFailure ? `${rule.lastFailure.at} ${rule.lastFailure.reason}` : '-']))}`;
-  const shadows = status.shadows.length === 0 ? '' : `\n${formatTable(['THING', 'SHADOW', 'DIRECTION', 'LAST SYNC', 'LAST ERROR'],
-    status.shadows.map((s) => [s.thing, s.name ?? '(classic)', s.direction, orDash(s.lastSync), orDash(s.lastError)]))}`;
+  const shadows = status.shadows.length === 0 ? '' : `\n${formatTable(['THING', 'SHADOW', 'DIRECTION', 'LAST SYNC', 'LAST ERROR', 'NEXT ATTEMPT'],
+    status.shadows.map((s) => [s.thing, s.name ?? '(classic)', s.direction, orDash(s.lastSync), orDash(s.lastError), orDash(s.nextAttempt)]))}`;
   return `${head}\n\n${lanes}\n${rules}${inbound}${shadows}`;
 }
 
