@@ -100,6 +100,35 @@ describe('shadow sync when a side refuses an update for good', () => {
     expect(await get(gateway.mqttUrl)).toEqual(await get(cloudUrl()));
   }, 60_000);
 
+  it('leaves a change the cloud refused out of the shadow\'s later updates until the device changes it', async () => {
+    await update(gateway.mqttUrl, { reported: { temp: 20, log: 'short' } });
+    await eventually(async () => (await get(cloudUrl()))?.reported?.log === 'short', 10_000, 100);
+    const log = 'y'.repeat(9000);
+    await update(gateway.mqttUrl, { reported: { log } });
+    const refused = await eventually(async () => {
+      const shadow = await shadowStatus();
+      return shadow.refusedChanges.length > 0 && shadow;
+    }, 10_000, 100);
+    expect(refused.refusedChanges).toEqual(['reported.log']);
+    expect(refused.lastError).toMatch(/^the cloud shadow refused the update: 413 /);
+
+    // The device's next report goes alone: the refused log does not ride along (and get it refused too).
+    const before = sent.length;
+    await update(gateway.mqttUrl, { reported: { temp: 21 } });
+    await eventually(async () => (await get(cloudUrl()))?.reported?.temp === 21, 10_000, 100);
+    expect(sent.slice(before).map((request) => request.state)).toEqual([{ reported: { temp: 21 } }]);
+    const synced = await shadowStatus();
+    expect(synced).toMatchObject({ lastError: null, refusedChanges: ['reported.log'] });
+    expect((await get(cloudUrl()))?.reported).toEqual({ temp: 21, log: 'short' });
+    expect((await get(gateway.mqttUrl))?.reported).toEqual({ temp: 21, log });
+
+    // A new value of the refused key is a change again, sent once it fits.
+    await update(gateway.mqttUrl, { reported: { log: 'fits' } });
+    await eventually(async () => (await get(cloudUrl()))?.reported?.log === 'fits', 10_000, 100);
+    await eventually(async () => (await shadowStatus()).refusedChanges.length === 0, 10_000, 100);
+    expect(await get(gateway.mqttUrl)).toEqual(await get(cloudUrl()));
+  }, 60_000);
+
   it('still sends the device\'s changes up when the device\'s shadow refuses the cloud\'s', async () => {
     // a gateway whose shadows take 1 KiB only
     const VALVE = '$aws/things/valve/shadow';

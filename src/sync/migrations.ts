@@ -69,4 +69,7 @@ export const syncMigrations: Migrations = [
   // A CreateMultipartUpload sent and not answered yet (signing time, epoch ms): an answer lost on the
   // way leaves an upload in the cloud that only ListMultipartUploads can find again.
   `CREATE TABLE sync_upload_intents (item_id INTEGER PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL, requested_wall INTEGER NOT NULL);`,
+  // Shadow sync: the device's changes the cloud refused for good (the update as sent, JSON), kept out
+  // of later updates while the device still holds them; NULL: none.
+  `ALTER TABLE sync_shadows ADD COLUMN refused TEXT;`,
 ];

@@ -75,3 +75,61 @@ export function planSync(base: ShadowState, local: ShadowState, cloud: ShadowSta
   if (reported) merged.reported = reported as JsonObject;
   return { cloud: statePatch(cloud, merged), local: statePatch(local, merged), base: merged };
 }
+
+/**
+ * `local` as the merge is to see it while it still holds changes the cloud refused for good
+ * (`refused`, the update as it was sent): the base's value in their place, so that they are
+ * neither sent again with every later change nor taken for a removal. A change the device makes
+ * to such a key is a change again. `stillRefused`: the part of `refused` the device still holds.
+ */
+export function withoutRefused(local: ShadowState, base: ShadowState, refused: StatePatch): { local: ShadowState; stillRefused: StatePatch } {
+  const seen: ShadowState = { ...local };
+  const stillRefused: StatePatch = {};
+  for (const name of ['desired', 'reported'] as const) {
+    if (refused[name] === undefined) continue;
+    const part = maskRefused(local[name], base[name], refused[name]);
+    if (part.seen === undefined) delete seen[name];
+    else seen[name] = part.seen as JsonObject;
+    if (part.still !== undefined) stillRefused[name] = part.still as JsonObject | null;
+  }
+  return { local: seen, stillRefused };
+}
+
+/** One value of withoutRefused: a refused `null` is a removal, held while the key is still absent. */
+function maskRefused(local: Json | undefined, base: Json | undefined, refused: Json): { seen: Json | undefined; still: Json | undefined } {
+  const held = refused === null ? local === undefined : isDeepStrictEqual(local, refused);
+  if (held) return { seen: base, still: refused };
+  if (!isObject(refused) || !isObject(local)) return { seen: local, still: undefined };
+  const seen: JsonObject = { ...local };
+  const still: JsonObject = {};
+  const baseObject = isObject(base) ? base : {};
+  for (const [key, value] of Object.entries(refused)) {
+    const part = maskRefused(local[key], baseObject[key], value);
+    if (part.seen === undefined) delete seen[key];
+    else seen[key] = part.seen;
+    if (part.still !== undefined) still[key] = part.still;
+  }
+  return { seen, still: Object.keys(still).length > 0 ? still : undefined };
+}
+
+/** Two updates as one, `later` winning where both set a key. */
+export function combinePatches(earlier: StatePatch, later: StatePatch): StatePatch {
+  const combined: StatePatch = { ...earlier };
+  for (const name of ['desired', 'reported'] as const) {
+    if (later[name] !== undefined) combined[name] = combineValues(earlier[name], later[name]) as JsonObject | null;
+  }
+  return combined;
+}
+
+function combineValues(earlier: Json | undefined, later: Json): Json {
+  if (!isObject(earlier) || !isObject(later)) return later;
+  const combined: JsonObject = { ...earlier };
+  for (const [key, value] of Object.entries(later)) combined[key] = combineValues(earlier[key], value);
+  return combined;
+}
+
+/** The keys an update sets or removes, as dotted paths ("reported.log"), for the log and the status. */
+export function patchPaths(patch: StatePatch | JsonObject, prefix = ''): string[] {
+  return Object.entries(patch).flatMap(([key, value]) => (isObject(value ?? null) && Object.keys(value as JsonObject).length > 0
+    ? patchPaths(value as JsonObject, `${prefix}${key}.`) : [`${prefix}${key}`]));
+}

@@ -8,7 +8,7 @@ import type { BusMessage, LocalBus } from '../bus.js';
 import type { Store } from '../store/store.js';
 import type { JsonObject, ShadowState } from '../shadows/document.js';
 import type { CloudConfig, ShadowRule } from './config.js';
-import { isEmptyState, planSync, type StatePatch } from './shadow-merge.js';
+import { combinePatches, isEmptyState, patchPaths, planSync, withoutRefused, type StatePatch } from './shadow-merge.js';
 
 const REQUEST_TIMEOUT_MS = 10_000;
 /** A sync that failed while online is tried again after at least this long, the waits growing (see Backoff). */
@@ -25,6 +25,8 @@ const MAX_CONFLICTS = 3;
 interface ShadowResponse { outcome: 'accepted' | 'rejected'; body: Record<string, any> }
 /** A side's shadow: its state, and its version unless it does not exist (404). */
 interface ShadowSide { state: ShadowState; version?: number }
+/** What is kept of a shadow between syncs: the last synced document, and the device's changes the cloud refused for good. */
+interface SyncRecord { base: ShadowState; refused: StatePatch }
 type Operation = 'get' | 'update' | 'delete';
 
 /**
@@ -32,7 +34,12 @@ type Operation = 'get' | 'update' | 'delete';
  * 415), unlike a busy or failing service's (429, 500, 503). Greengrass's shadow manager skips such
  * an update instead of retrying it.
  */
-class UpdateRefused extends Error {}
+class UpdateRefused extends Error {
+  /** `ofContent`: the document is refused (400, 413, 415, too large to send), not the gateway (401, 403: a policy). */
+  constructor(message: string, readonly ofContent: boolean) {
+    super(message);
+  }
+}
 /**
  * A get the cloud refuses (401, 403: its policy): the sync cannot even start, and only the operator
  * can change that. Retried, as a change of the policy says nothing to the gateway, but the waits
@@ -49,6 +56,8 @@ export interface ShadowSyncStatus {
   lastError: string | null;
   /** After a failed sync: when it is tried again (ISO time). */
   nextAttempt: string | null;
+  /** The device's changes the cloud refused for good, as paths ("reported.log"): not sent until the device changes them. */
+  refusedChanges: string[];
 }
 
 const shadowPrefix = (rule: { thing: string; name?: string }) => `$aws/things/${rule.thing}/shadow${rule.name ? `/name/${rule.name}` : ''}`;
@@ -245,7 +254,7 @@ export class ShadowSync {
     const channel = new ShadowChannel('cloud', this.channelTokens(), (topic, payload) => new Promise<void>((resolve, reject) => {
       const tooLarge = this.beyondCloudLimits(topic, payload, qos, limits);
       // never sent: the cloud would only end the connection, at every retry; refused as the cloud would
-      if (tooLarge) return reject(new UpdateRefused(tooLarge));
+      if (tooLarge) return reject(new UpdateRefused(tooLarge, true));
       client.publish(topic, payload, { qos }, (error) => (error ? reject(error) : resolve()));
     }), CLOUD_MAX_IN_FLIGHT);
     this.cloud = channel;
@@ -315,7 +324,7 @@ export class ShadowSync {
       const outcome = this.outcomes.get(key) ?? {};
       return {
         thing: rule.thing, name: rule.name ?? null, direction: rule.direction, lastSync: outcome.lastSync ?? null, lastError: outcome.lastError ?? null,
-        nextAttempt: this.backoffs.get(key)!.nextAttempt,
+        nextAttempt: this.backoffs.get(key)!.nextAttempt, refusedChanges: patchPaths(this.record(rule).refused),
       };
     });
   }
@@ -388,19 +397,22 @@ export class ShadowSync {
    * read just before its write, has no time to change in between. (Read together and written after
    * the cloud, a device reporting more often than a cloud write takes made every local write
    * conflict, and the cloud's changes never reached it.) A side that refuses its update for good
-   * does not hold the other side's changes back; the refused changes stay pending.
+   * does not hold the other side's changes back. The device's changes the cloud refuses for their
+   * content are left out of later updates while the device holds them (see withoutRefused); those
+   * the device refuses, or the cloud refuses the gateway (401, 403), stay pending.
    */
   private async reconcile(rule: ShadowRule): Promise<boolean> {
     const cloudChannel = this.cloud;
     if (!cloudChannel) throw new Error('cloud link down');
     const cloud = await read(cloudChannel, rule);
     const local = await read(this.local, rule);
-    const base = this.base(rule);
-    const plan = planSync(base, local.state, cloud.state, rule.direction);
+    const { base, refused } = this.record(rule);
+    const seen = withoutRefused(local.state, base, refused);
+    const plan = planSync(base, seen.local, cloud.state, rule.direction);
     const deleted = sideToDelete(base, plan.base, local, cloud, rule.direction);
     if (deleted) {
       await remove(deleted === 'local' ? this.local : cloudChannel, rule);
-      await this.saveBase(rule, {});
+      await this.saveBase(rule, {}, {});
       return true;
     }
     let refusedLocally: UpdateRefused | undefined;
@@ -418,28 +430,50 @@ export class ShadowSync {
       // meanwhile (whose cloud write then conflicts, or a kill -9 in between) would see the device's
       // copy of the cloud's earlier value as a change of the device's, and win over it in `reported`.
       // Should the cloud refuse its update, it stays the base: the device's changes are then still to send.
-      await this.saveBase(rule, cloud.state);
+      await this.saveBase(rule, cloud.state, seen.stillRefused);
     }
-    if (plan.cloud && !(await write(cloudChannel, rule, plan.cloud, cloud.version))) return false;
+    if (plan.cloud) {
+      try {
+        if (!(await write(cloudChannel, rule, plan.cloud, cloud.version))) return false;
+      } catch (error) {
+        if (error instanceof UpdateRefused && error.ofContent) await this.setAside(rule, plan.cloud, seen.stillRefused, error);
+        throw error;
+      }
+    }
     if (!refusedLocally) {
-      await this.saveBase(rule, plan.base);
+      await this.saveBase(rule, plan.base, seen.stillRefused);
       return true;
     }
     // The device's changes are in the cloud now, the cloud's still to bring down: the local state
-    // read is the base that says so.
-    if (plan.cloud) await this.saveBase(rule, local.state);
+    // as the merge saw it is the base that says so.
+    if (plan.cloud) await this.saveBase(rule, seen.local, seen.stillRefused);
     throw refusedLocally;
   }
 
-  private saveBase(rule: ShadowRule, base: ShadowState): Promise<unknown> {
-    return this.store.commit.run(() => this.store.db.prepare(`INSERT INTO sync_shadows (thing, name, base, synced_at) VALUES (?, ?, ?, ?)
-      ON CONFLICT (thing, name) DO UPDATE SET base = excluded.base, synced_at = excluded.synced_at`)
-      .run(rule.thing, rule.name ?? '', JSON.stringify(base), this.wallMs()));
+  /**
+   * The cloud refused the device's changes for their content (too large, invalid): they are left out
+   * of the shadow's later updates while the device holds them, as Greengrass's shadow manager skips
+   * such an update, rather than sent along with every later change and refused with it. The base is
+   * the one saved before the cloud write (the cloud state read, or the last one), so they stay
+   * unsynced; said in the log, and in the status until the device changes them.
+   */
+  private async setAside(rule: ShadowRule, update: StatePatch, stillRefused: StatePatch, error: UpdateRefused): Promise<void> {
+    const { base } = this.record(rule);
+    await this.saveBase(rule, base, combinePatches(stillRefused, update));
+    this.log.warn({ thing: rule.thing, shadow: rule.name, keys: patchPaths(update), reason: error.message },
+      "the cloud refused these changes of the device for good: they are not sent again until the device changes them");
   }
 
-  private base(rule: ShadowRule): ShadowState {
-    const row = this.store.db.prepare('SELECT base FROM sync_shadows WHERE thing = ? AND name = ?').get(rule.thing, rule.name ?? '') as { base: string } | undefined;
-    return row ? JSON.parse(row.base) as ShadowState : {};
+  private saveBase(rule: ShadowRule, base: ShadowState, refused: StatePatch): Promise<unknown> {
+    const refusedJson = Object.keys(refused).length > 0 ? JSON.stringify(refused) : null;
+    return this.store.commit.run(() => this.store.db.prepare(`INSERT INTO sync_shadows (thing, name, base, synced_at, refused) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (thing, name) DO UPDATE SET base = excluded.base, synced_at = excluded.synced_at, refused = excluded.refused`)
+      .run(rule.thing, rule.name ?? '', JSON.stringify(base), this.wallMs(), refusedJson));
+  }
+
+  private record(rule: ShadowRule): SyncRecord {
+    const row = this.store.db.prepare('SELECT base, refused FROM sync_shadows WHERE thing = ? AND name = ?').get(rule.thing, rule.name ?? '') as { base: string; refused: string | null } | undefined;
+    return { base: row ? JSON.parse(row.base) as ShadowState : {}, refused: row?.refused ? JSON.parse(row.refused) as StatePatch : {} };
   }
 }
 
@@ -488,5 +522,6 @@ async function remove(channel: ShadowChannel, rule: ShadowRule): Promise<void> {
 function refusal(channel: ShadowChannel, operation: Operation, body: Record<string, any>): Error {
   const { code, message } = body as { code?: unknown; message?: unknown };
   const reason = `the ${channel.side} shadow refused the ${operation}: ${code} ${message}`;
-  return typeof code === 'number' && !RETRYABLE_CODES.has(code) ? new UpdateRefused(reason) : new Error(reason);
+  if (typeof code !== 'number' || RETRYABLE_CODES.has(code)) return new Error(reason);
+  return new UpdateRefused(reason, code !== 401 && code !== 403);
 }

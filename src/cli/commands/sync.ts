@@ -32,8 +32,15 @@ function statusText(status: SyncStatus): string {
     status.inbound.map((rule) => [rule.rule, rule.delivered, rule.failures, orDash(rule.lastSuccess),
       rule.lastFailure ? `${rule.lastFailure.at} ${rule.lastFailure.reason}` : '-']))}`;
   const shadows = status.shadows.length === 0 ? '' : `\n${formatTable(['THING', 'SHADOW', 'DIRECTION', 'LAST SYNC', 'LAST ERROR', 'NEXT ATTEMPT'],
-    status.shadows.map((s) => [s.thing, s.name ?? '(classic)', s.direction, orDash(s.lastSync), orDash(s.lastError), orDash(s.nextAttempt)]))}`;
+    status.shadows.map((s) => [s.thing, s.name ?? '(classic)', s.direction, orDash(s.lastSync), orDash(shadowError(s)), orDash(s.nextAttempt)]))}`;
   return `${head}\n\n${lanes}\n${rules}${inbound}${shadows}`;
+}
+
+/** A shadow's last error, and the device's changes the cloud refused for good while they are left out. */
+function shadowError(shadow: SyncStatus['shadows'][number]): string | null {
+  const setAside = shadow.refusedChanges.length === 0 ? [] : [`not synced, refused by the cloud: ${shadow.refusedChanges.join(', ')}`];
+  const said = [...(shadow.lastError ? [shadow.lastError] : []), ...setAside];
+  return said.length === 0 ? null : said.join('; ');
 }
 
 /** An offline link's (or store's) last error and next attempt, if known. */
