@@ -72,4 +72,15 @@ describe('sync over mutual TLS (mqtts://, client certificate)', () => {
     const text = await outpost(daemon.socket, ['sync', 'status']);
     expect(text.stdout).toMatch(/offline since .*\(/);
   });
+
+  it('waits longer than reconnectMaxMs between attempts while the cloud refuses its certificate (unknown CA)', async () => {
+    const daemon = await gateway({ clientId: 'gw-unknown-ca', ca: pki.caCert, cert: pki.selfSignedCert, key: pki.selfSignedKey, refusedRetryMaxMs: 3000 });
+    // reconnectMaxMs is 300: a later next attempt is the longer backoff of a refusal
+    const refused = await eventually(async () => {
+      const current = await status(daemon);
+      return current.nextAttempt !== null && Date.parse(current.nextAttempt) - Date.now() > 300 && current;
+    }, 20_000, 100);
+    expect(refused.online).toBe(false);
+    expect(refused.lastError).toBe('the cloud refused the TLS connection (alert "unknown ca"): does it know the certificate of cloud.mqtt.cert?');
+  });
 });

@@ -128,7 +128,7 @@ export class CloudLink {
     this.connect().catch((error: Error) => {
       this.log.error({ err: error }, 'cannot connect to the cloud broker');
       this.state.lastError = error.message;
-      this.scheduleReconnect(false);
+      this.scheduleReconnect(isRefusedForGood(error));
     });
   }
 
@@ -158,9 +158,8 @@ export class CloudLink {
     let takenOver = false;
     let refusedForGood = false;
     client.on('error', (error) => {
-      this.state.lastError = error.message;
-      // by name: cloud-client.js is loaded only with the first connection
-      refusedForGood = error.name === 'ConnectionRefused' && (error as Error & { forGood: boolean }).forGood;
+      this.state.lastError = explained(error);
+      refusedForGood = isRefusedForGood(error);
       if (isNetworkFailure(error) || isDepartureOfTheCloud(error)) refusalRuledOut = true;
       takenOver ||= error.name === 'ServerDisconnect' && (error as ServerDisconnect).reasonCode === SESSION_TAKEN_OVER;
     });
@@ -206,15 +205,16 @@ export class CloudLink {
   }
 
   /**
-   * `refused`: the cloud refused the connection in a way the next attempt gets again (bad credentials,
-   * not authorised): the waits grow up to refusedRetryMaxMs rather than reconnectMaxMs, as only the
-   * operator can fix it (said in the log and the status each time, with the next attempt's time).
+   * `refused`: the connection failed in a way the next attempt meets again (bad credentials, not
+   * authorised, a certificate refused or not trusted, see isRefusedForGood): the waits grow up to
+   * refusedRetryMaxMs rather than reconnectMaxMs, as only the operator can fix it (said in the log
+   * and the status each time, with the next attempt's time).
    */
   private scheduleReconnect(refused: boolean): void {
     if (this.stopped) return;
     const delay = this.backoff.failed(refused);
     this.state.nextAttempt = this.backoff.nextAttempt ?? undefined;
-    if (refused) this.log.error({ reason: this.state.lastError, nextAttempt: this.state.nextAttempt }, 'the cloud refused the connection; check cloud.mqtt credentials and the cloud policy');
+    if (refused) this.log.error({ reason: this.state.lastError, nextAttempt: this.state.nextAttempt }, 'the cloud refuses the gateway, or its TLS files are wrong: check cloud.mqtt credentials, certificates and the cloud policy');
     this.timer = setTimeout(() => this.attempt(), delay);
   }
 
@@ -244,6 +244,40 @@ export class CloudLink {
 const SESSION_TAKEN_OVER = 0x8e;
 const SHORT_CONNECTION_MS = 10_000;
 const SHORT_CONNECTIONS_FOR_WARNING = 3;
+
+/**
+ * TLS failures the next attempt meets again until the operator acts: the cloud refusing the client
+ * certificate (unknown, bad, revoked or expired, or none given), or the cloud's certificate not
+ * trusted here (cloud.mqtt.ca). Not its validity dates: a board without a real-time clock sees
+ * those wrong until NTP sets it.
+ */
+const TLS_REFUSALS = new Set([
+  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED', 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED', 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+  'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_REVOKED',
+]);
+/** The gateway's own files (cloud.mqtt.cert, key, ca) missing, unreadable or not PEM. */
+const FILE_ERRORS = new Set(['ENOENT', 'EACCES', 'EISDIR', 'ERR_OSSL_PEM_NO_START_LINE', 'ERR_OSSL_PEM_BAD_BASE64_DECODE', 'ERR_OSSL_UNSUPPORTED']);
+
+/** A failure the next attempt gets again until the operator changes something (see scheduleReconnect). */
+function isRefusedForGood(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  // by name: cloud-client.js is loaded only with the first connection
+  return (error.name === 'ConnectionRefused' && (error as Error & { forGood: boolean }).forGood) || TLS_REFUSALS.has(code) || FILE_ERRORS.has(code);
+}
+
+/** An error as the status says it: OpenSSL's own text for a TLS refusal names neither side's part in it. */
+function explained(error: Error): string {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  if (!TLS_REFUSALS.has(code)) return error.message;
+  const alert = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_(.+)$/.exec(code)?.[1];
+  if (alert) {
+    const said = `the cloud refused the TLS connection (alert "${alert.toLowerCase().replaceAll('_', ' ')}")`;
+    return alert === 'CERTIFICATE_REQUIRED' ? `${said}: it takes a client certificate (cloud.mqtt.cert and key)` : `${said}: does it know the certificate of cloud.mqtt.cert?`;
+  }
+  return `the cloud's certificate is not trusted (${code}: ${error.message}): check cloud.mqtt.ca`;
+}
 
 /** Errors of the network (a dropped cellular link, a silent route), not of the cloud's doing. */
 const NETWORK_FAILURES = new Set(['ETIMEDOUT', 'ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN', 'EAI_AGAIN']);
