@@ -35,7 +35,7 @@ type Operation = 'get' | 'update' | 'delete';
  * an update instead of retrying it.
  */
 class UpdateRefused extends Error {
-  /** `ofContent`: the document is refused (400, 413, 415, too large to send), not the gateway (401, 403: a policy). */
+  /** `ofContent`: the document is refused (CONTENT_REFUSALS, or too large to send), not the gateway (401, 403: a policy). */
   constructor(message: string, readonly ofContent: boolean) {
     super(message);
   }
@@ -47,6 +47,8 @@ class UpdateRefused extends Error {
  */
 class GetRefused extends Error {}
 const RETRYABLE_CODES = new Set([429, 500, 503]);
+/** AWS Device Shadow error messages: 400 invalid JSON or document, 413 payload too large, 415 not UTF-8. */
+const CONTENT_REFUSALS = new Set([400, 413, 415]);
 
 export interface ShadowSyncStatus {
   thing: string;
@@ -523,5 +525,5 @@ function refusal(channel: ShadowChannel, operation: Operation, body: Record<stri
   const { code, message } = body as { code?: unknown; message?: unknown };
   const reason = `the ${channel.side} shadow refused the ${operation}: ${code} ${message}`;
   if (typeof code !== 'number' || RETRYABLE_CODES.has(code)) return new Error(reason);
-  return new UpdateRefused(reason, code !== 401 && code !== 403);
+  return new UpdateRefused(reason, CONTENT_REFUSALS.has(code));
 }
