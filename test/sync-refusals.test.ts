@@ -166,8 +166,8 @@ describe('sync: a cloud that refuses the gateway', () => {
       expect((await device.request(`${topic}/update`, { state: { reported: { temp } } })).outcome).toBe('accepted');
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    // at most the retry that fell due meanwhile
-    expect(gets - getsBefore).toBeLessThanOrEqual(1);
+    // the retries that fell due meanwhile (at least 5 s apart), not one per report
+    expect(gets - getsBefore).toBeLessThanOrEqual(2);
 
     // the operator allows the gets: the next attempt syncs both ways
     refusing = false;
