@@ -21,12 +21,12 @@ export interface BackoffLimits {
 
 /**
  * The retry schedule of one loop: failures in a row, full jitter between attempts (the AWS SDKs'
- * standard retry strategy), started again from `minMs` after a success. `nextAttemptMs` (wall clock)
- * is when the next attempt is due while one waits, for the status.
+ * standard retry strategy), started again from `minMs` after a success, and when the next attempt
+ * is due while one waits (wall clock, for the status).
  */
 export class Backoff {
   private failures = 0;
-  nextAttemptMs: number | null = null;
+  private nextAttemptMs: number | null = null;
 
   constructor(private readonly limits: BackoffLimits, private readonly wallMs: () => number) {}
 

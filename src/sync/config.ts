@@ -56,7 +56,8 @@ const cloudMqttSchema = z.strictObject({
   reconnectMaxMs: positiveInt(60000, 'milliseconds ≥ 1'),
   /**
    * The backoff's cap after a refusal no retry heals (CONNACK: bad user name or password, not
-   * authorised, client id rejected; a shadow request refused with 401 or 403); at least reconnectMaxMs.
+   * authorised, client id rejected; the client certificate refused or the cloud's not trusted; a
+   * shadow get refused with 401 or 403); at least reconnectMaxMs.
    */
   refusedRetryMaxMs: positiveInt(300000, 'milliseconds ≥ 1'),
   /** QoS 1 publishes awaiting their PUBACK at once; more in flight drains faster over a slow round trip. */
