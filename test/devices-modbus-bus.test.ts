@@ -6,7 +6,7 @@ import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
-import { connectClient } from './helpers/mqtt.js';
+import { connectClient, outpost } from './helpers/mqtt.js';
 import { PtyPair, listDevices, rtu } from './helpers/serial.js';
 import { ModbusMaster } from '../src/devices/modbus-master.js';
 import { readRequest, writeRequest } from '../src/devices/parsers/modbus.js';
@@ -172,6 +172,9 @@ describe('several Modbus units on one RS-485 line', () => {
     for (const name of ['meter1', 'drive1', 'soil1', 'drive2']) expect(devices[name]).toMatchObject({ disabled: false, connected: true, port: pair.dev });
     // which unit of the line each row is
     expect([devices.meter1.unitId, devices.drive1.unitId, devices.soil1.unitId, devices.drive2.unitId, devices.console1.unitId]).toEqual([1, 2, 3, 4, null]);
+    const table = (await outpost(daemon.socket, ['devices', 'ls'])).stdout.split('\n');
+    expect(table.find((row) => row.startsWith('drive2 '))).toMatch(/ unit 4 /);
+    expect(table.find((row) => row.startsWith('console1 '))).not.toContain('unit');
   });
 
   it('polls every unit on the line, each device with its own readings and counters; a silent unit costs only its own timeouts', async () => {

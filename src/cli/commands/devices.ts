@@ -12,8 +12,10 @@ function lastFrame(at: string | null): string {
 }
 
 /** The configured port, and the tty it is open on when that is another name (a by-id link, a USB match). */
+/** The port, the device file behind a link, and which unit of a Modbus line the device is. */
 function portOf(device: DeviceStatus): string {
-  return device.portDevice && device.portDevice !== device.port ? `${device.port} -> ${device.portDevice}` : device.port;
+  const port = device.portDevice && device.portDevice !== device.port ? `${device.port} -> ${device.portDevice}` : device.port;
+  return device.unitId === null ? port : `${port} unit ${device.unitId}`;
 }
 
 /** outpost devices ls | check FILE… */
