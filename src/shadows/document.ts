@@ -383,11 +383,11 @@ export function isObject(value: unknown): value is JsonObject {
 }
 
 // Field names come from devices: "__proto__" must stay a plain field, never reach a prototype.
-function own(object: JsonObject, key: string): Json | undefined {
+export function own(object: JsonObject, key: string): Json | undefined {
   return Object.hasOwn(object, key) ? object[key] : undefined;
 }
 
-function setKey(object: JsonObject, key: string, value: Json): void {
+export function setKey(object: JsonObject, key: string, value: Json): void {
   // Only "__proto__" needs defining: any other key is a plain assignment, which keeps the object fast.
   if (key === '__proto__') Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
   else object[key] = value;

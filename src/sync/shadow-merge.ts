@@ -1,6 +1,6 @@
 // The three-way merge of shadow sync, as pure functions over the `state` of a shadow document.
 import { isDeepStrictEqual } from 'node:util';
-import type { Json, JsonObject, ShadowState } from '../shadows/document.js';
+import { own, setKey, type Json, type JsonObject, type ShadowState } from '../shadows/document.js';
 
 export type Direction = 'both' | 'device-to-cloud' | 'cloud-to-device';
 /** A shadow update's `state`: changed keys with their new value, removed keys as null. */
@@ -29,9 +29,10 @@ export function merge3(base: Json | undefined, local: Json | undefined, cloud: J
   if (!isObject(local) || !isObject(cloud)) return winner === 'local' ? local : cloud;
   const merged: JsonObject = {};
   const baseObject = isObject(base) ? base : {};
+  // Field names come from devices: a key absent on one side ("constructor", "__proto__") must read as absent there, not as what objects inherit.
   for (const key of new Set([...Object.keys(baseObject), ...Object.keys(local), ...Object.keys(cloud)])) {
-    const value = merge3(baseObject[key], local[key], cloud[key], winner);
-    if (value !== undefined) merged[key] = value;
+    const value = merge3(own(baseObject, key), own(local, key), own(cloud, key), winner);
+    if (value !== undefined) setKey(merged, key, value);
   }
   return merged;
 }
@@ -43,8 +44,8 @@ export function patch(from: Json | undefined, to: Json | undefined): Json | unde
   if (!isObject(from) || !isObject(to)) return to;
   const changes: JsonObject = {};
   for (const key of new Set([...Object.keys(from), ...Object.keys(to)])) {
-    const change = patch(from[key], to[key]);
-    if (change !== undefined) changes[key] = change;
+    const change = patch(own(from, key), own(to, key));
+    if (change !== undefined) setKey(changes, key, change);
   }
   return Object.keys(changes).length > 0 ? changes : undefined;
 }
