@@ -19,6 +19,7 @@ import { parsePublishesDirectly } from './handlers/incoming-parse.js';
 import { refuseRetainedOnReservedTopics } from './handlers/reserved-topics.js';
 import { refuseLongFilters } from './handlers/filter-length.js';
 import { refuseMalformedPackets } from './handlers/malformed-packets.js';
+import { rememberRepeatedFilters } from './handlers/repeated-filters.js';
 import { MqttListeners } from './listeners.js';
 import { publishOrphanedWills } from './handlers/orphaned-wills.js';
 import { randomUUID } from 'node:crypto';
@@ -334,6 +335,7 @@ export class BrokerService implements Service, LocalBus {
       framedSocket: request?.socket,
     });
     refuseMalformedPackets(client);
+    rememberRepeatedFilters(client);
     deliverAtGrantedQos(client);
     keepRetainedInFlight(client, this.persistence, (error) => this.log.error({ err: error, clientId: client.id }, 'could not store a retained message sent to a persistent session'));
     parsePublishesDirectly(client, this.context.config.mqtt.maxPacketSize);

@@ -1,7 +1,8 @@
 import { createRequire } from 'node:module';
 import type { AedesPublishPacket, Client } from 'aedes';
+import { answerEachFilter, type SubackPacket } from './repeated-filters.js';
 
-type Packet = { cmd: string; messageId?: number; topic?: string; payload?: Buffer | string; qos?: number; dup?: boolean; retain?: boolean; properties?: unknown };
+type Packet = { cmd: string; messageId?: number; topic?: string; payload?: Buffer | string; qos?: number; dup?: boolean; retain?: boolean; properties?: unknown; granted?: number[] };
 type WriteToStream = (packet: Packet, stream: unknown, opts?: unknown) => boolean;
 interface Writable {
   write(chunk: Buffer): boolean;
@@ -63,7 +64,7 @@ interface Connection {
 /**
  * Everything aedes writes to a client passes through mqtt-packet's
  * writeToStream, which aedes calls through the module object; one wrapper
- * around it, for the connections this broker manages, does two things:
+ * around it, for the connections this broker manages, does three things:
  *
  * - Batching: aedes writes each packet as several small writes with a cork per
  *   packet, i.e. one writev system call per message. Here each packet is encoded
@@ -72,6 +73,7 @@ interface Connection {
  *   persistent sessions and as retained. The PUBACK is held until aedes' `published`
  *   hook, which runs only after those writes committed (`release`). A crash in
  *   between leaves the message unacknowledged, so the client resends it (MQTT-4.3.2).
+ * - A SUBACK answers each filter of its SUBSCRIBE, a repeated one too (repeated-filters.ts).
  */
 export class OutgoingWrites {
   private readonly connections = new WeakMap<object, Connection>();
@@ -87,6 +89,7 @@ export class OutgoingWrites {
     mqttPacket.writeToStream = (packet, stream, opts) => {
       const connection = connections.get(stream as object);
       if (!connection) return writeToStream(packet, stream, opts);
+      if (packet.cmd === 'suback') packet = answerEachFilter(stream as object, packet as SubackPacket);
       if (packet.cmd === 'puback' && packet.messageId !== undefined) {
         connection.heldPubacks.add(packet.messageId);
         return true;
