@@ -93,7 +93,8 @@ export function userMetadata(headers: IncomingHttpHeaders): Record<string, strin
   for (const [name, value] of Object.entries(headers)) {
     if (!name.startsWith('x-amz-meta-') || value === undefined) continue;
     const text = Array.isArray(value) ? value.join(',') : value;
-    metadata[name.slice('x-amz-meta-'.length)] = text;
+    // the name is the client's: x-amz-meta-__proto__ is metadata like any other, not the record's prototype
+    Object.defineProperty(metadata, name.slice('x-amz-meta-'.length), { value: text, writable: true, enumerable: true, configurable: true });
     // a header value is its bytes, one latin1 character each (UTF-8 text arrives as the bytes of its UTF-8)
     bytes += name.length - 'x-amz-meta-'.length + Buffer.byteLength(text, 'latin1');
   }
