@@ -45,4 +45,41 @@ describe('MQTT sequences found by fuzzing', () => {
       publisher.end(true);
     }
   });
+
+  // MQTT-3.1.4-2: the CONNECT of a client id that is connected closes that connection, also when two arrive at once
+  it('keeps one connection per client id when ten CONNECTs take it over at once, five times over', async () => {
+    const port = daemon.port('mqtt');
+    const connectAs = async (clean: boolean) => {
+      const raw = await RawMqtt.open(port);
+      raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId: 'taken', keepalive: 30 });
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'a/taken', qos: 0 }, { topic: 'a/taken/+', qos: 1 }] });
+      return raw;
+    };
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'taken-pub' });
+    const opened: RawMqtt[] = [];
+    try {
+      for (let round = 0; round < 5; round++) {
+        const holder = await connectAs(true);
+        opened.push(holder);
+        expect(await holder.waitFor((packet) => packet.cmd === 'suback'), `round ${round}`).toBeDefined();
+        const newcomers = await Promise.all(Array.from({ length: 10 }, (_, index) => connectAs(index % 2 === 0)));
+        opened.push(...newcomers);
+        for (const newcomer of newcomers) await newcomer.waitFor((packet) => packet.cmd === 'suback');
+        expect(await holder.waitClosed(), `round ${round}: the holder closed`).toBe(true);
+        await publisher.publishAsync('a/taken', `round ${round}`, { qos: 1 });
+        await publisher.publishAsync('a/taken/end', `end ${round}`, { qos: 1 });
+        // the newcomer the other took over is closed, at the latest once it reads what it was sent
+        await Promise.all(newcomers.map((newcomer) => newcomer.waitFor((packet) => packet.cmd === 'publish' && packet.payload.toString() === `end ${round}`, 1000)));
+        const open = newcomers.filter((newcomer) => !newcomer.closed);
+        expect(open.length, `round ${round}: connections open with the id`).toBe(1);
+        const received = newcomers.filter((newcomer) => newcomer.packets.some((packet) => packet.cmd === 'publish' && packet.payload.toString() === `round ${round}`));
+        expect(received, `round ${round}: connections served the message`).toEqual(open);
+        for (const newcomer of newcomers) newcomer.end();
+        await Promise.all(newcomers.map((newcomer) => newcomer.waitClosed()));
+      }
+    } finally {
+      for (const raw of opened) raw.end();
+      publisher.end(true);
+    }
+  });
 });

@@ -20,6 +20,7 @@ import { refuseRetainedOnReservedTopics } from './handlers/reserved-topics.js';
 import { refuseLongFilters } from './handlers/filter-length.js';
 import { refuseMalformedPackets } from './handlers/malformed-packets.js';
 import { rememberRepeatedFilters } from './handlers/repeated-filters.js';
+import { takeOverClientIdsInTurn } from './handlers/client-id-takeovers.js';
 import { MqttListeners } from './listeners.js';
 import { publishOrphanedWills } from './handlers/orphaned-wills.js';
 import { randomUUID } from 'node:crypto';
@@ -126,6 +127,7 @@ export class BrokerService implements Service, LocalBus {
         done(null);
       },
     });
+    takeOverClientIdsInTurn(this.broker);
     // aedes emits 'error' when its persistence fails outside a client's request (the periodic clean-up
     // of wills, a subscription lookup): logged, as an emitter's 'error' without a listener would end the daemon
     // (aedes' typings leave the event out)
