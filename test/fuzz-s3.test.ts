@@ -1,16 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CopyObjectCommand, CreateBucketCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { createHash } from 'node:crypto';
 import { TestDaemon } from './helpers/daemon.js';
-import { addKey, s3Client } from './helpers/objects.js';
+import { addKey, s3Client, s3Endpoint, type S3Credentials } from './helpers/objects.js';
+import { Sha256 } from './helpers/sigv4.js';
 
 // Requests a fuzzing campaign against the S3 port found answered wrongly.
 describe('S3 requests found by fuzzing', () => {
   let daemon: TestDaemon;
   let s3: S3Client;
+  let credentials: S3Credentials;
   beforeAll(async () => {
     daemon = await TestDaemon.start({ config: {} });
-    s3 = s3Client(daemon, await addKey(daemon));
+    credentials = await addKey(daemon);
+    s3 = s3Client(daemon, credentials);
     await s3.send(new CreateBucketCommand({ Bucket: 'fuzz' }));
   });
   afterAll(async () => {
@@ -38,5 +43,29 @@ describe('S3 requests found by fuzzing', () => {
     await s3.send(new CopyObjectCommand({ Bucket: 'fuzz', Key: 'replaced', CopySource: 'fuzz/meta', MetadataDirective: 'REPLACE', Metadata: metadata }));
     await s3.send(new CopyObjectCommand({ Bucket: 'fuzz', Key: 'copied', CopySource: 'fuzz/meta' }));
     for (const key of ['replaced', 'copied']) expect(await metadataHeaders(key), key).toEqual(expected);
+  });
+
+  /** A DeleteObjects with this body as it is (the SDK would escape its `&`), signed with the SDK's signer. */
+  async function deleteObjects(xml: string): Promise<{ status: number; body: string }> {
+    const { port } = new URL(s3Endpoint(daemon));
+    const signer = new SignatureV4({ credentials, region: 'us-east-1', service: 's3', sha256: Sha256, uriEscapePath: false });
+    const headers = { host: `127.0.0.1:${port}`, 'content-md5': createHash('md5').update(xml).digest('base64') };
+    const signed = await signer.sign({ method: 'POST', protocol: 'http:', hostname: '127.0.0.1', port: Number(port), path: '/fuzz', query: { delete: '' }, headers, body: xml });
+    const response = await fetch(`${s3Endpoint(daemon)}/fuzz?delete`, { method: 'POST', headers: signed.headers as Record<string, string>, body: xml });
+    return { status: response.status, body: await response.text() };
+  }
+
+  // XML 1.0 §4.1 WFC Entity Declared: a request has no DTD, so only amp, lt, gt, quot and apos are
+  it('refuses a reference to an entity named like what objects inherit as MalformedXML, deleting nothing', async () => {
+    const inherited = 'afunction Object() { [native code] }b';
+    await s3.send(new PutObjectCommand({ Bucket: 'fuzz', Key: inherited, Body: 'x' }));
+    for (const reference of ['&constructor;', '&toString;', '&__proto__;', '&_undeclared;']) {
+      const answer = await deleteObjects(`<Delete><Object><Key>a${reference}b</Key></Object></Delete>`);
+      expect(answer.status, reference).toBe(400);
+      expect(answer.body, reference).toContain('<Code>MalformedXML</Code>');
+    }
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'fuzz', Key: inherited }))).ContentLength).toBe(1);
+    const predefined = await deleteObjects('<Delete><Object><Key>a&amp;b</Key></Object></Delete>');
+    expect(predefined.body).toContain('<Deleted><Key>a&amp;b</Key></Deleted>');
   });
 });

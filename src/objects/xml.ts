@@ -36,18 +36,18 @@ function isXmlChar(codePoint: number): boolean {
 /** A reference's text (XML 1.0 §4.1); an undefined entity or a reference to no Char throws, which is MalformedXML. */
 function referenced(name: string): string {
   if (!name.startsWith('#')) {
-    const text = PREDEFINED_ENTITIES[name];
-    if (text === undefined) throw new Error(`undefined entity &${name};`);
-    return text;
+    // own entries only: `&constructor;` is as undefined an entity as any other
+    if (!Object.hasOwn(PREDEFINED_ENTITIES, name)) throw new Error(`undefined entity &${name};`);
+    return PREDEFINED_ENTITIES[name];
   }
   const codePoint = name[1] === 'x' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
   if (!isXmlChar(codePoint)) throw new Error(`character reference &${name}; is not an XML character`);
   return String.fromCodePoint(codePoint);
 }
 
-/** The parser's entity decoding: the predefined entities and character references, nothing a DOCTYPE declares. */
+/** The parser's entity decoding: the predefined entities and character references, nothing a DOCTYPE declares (XML 1.0 §2.3 Name: `_` and `:` may begin one). */
 const entityDecoder: NonNullable<X2jOptions['entityDecoder']> = {
-  decode: (text) => (text.includes('&') ? text.replace(/&(#x[0-9a-fA-F]{1,6}|#[0-9]{1,7}|[A-Za-z][\w.-]*);/g, (_, name: string) => referenced(name)) : text),
+  decode: (text) => (text.includes('&') ? text.replace(/&(#x[0-9a-fA-F]{1,6}|#[0-9]{1,7}|[A-Za-z_:][\w.:-]*);/g, (_, name: string) => referenced(name)) : text),
   setExternalEntities: () => undefined,
   addInputEntities: () => undefined,
   reset: () => undefined,
