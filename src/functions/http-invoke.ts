@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -43,6 +44,8 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, functi
     throw apiErrors.invalidParameter(`1 validation error detected: Value '${logType}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]`);
   }
   const qualifier = checkedQualifier(url.searchParams.get('Qualifier') ?? undefined);
+  // Lambda: bytes that are not UTF-8 are no JSON ("Invalid UTF-8 start byte"), not text to mend with U+FFFD
+  if (!isUtf8(body)) throw apiErrors.invalidPayload();
   const event = body.length === 0 ? '{}' : body.toString('utf8');
   if (!isJson(event)) throw apiErrors.invalidPayload();
   const clientContext = decodeClientContext(header(req, 'x-amz-client-context'));
