@@ -4,6 +4,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { createHash } from 'node:crypto';
 import { TestDaemon } from './helpers/daemon.js';
+import { eventually } from './helpers/eventually.js';
 import { addKey, s3Client, s3Endpoint, type S3Credentials } from './helpers/objects.js';
 import { Sha256 } from './helpers/sigv4.js';
 
@@ -67,5 +68,37 @@ describe('S3 requests found by fuzzing', () => {
     expect((await s3.send(new HeadObjectCommand({ Bucket: 'fuzz', Key: inherited }))).ContentLength).toBe(1);
     const predefined = await deleteObjects('<Delete><Object><Key>a&amp;b</Key></Object></Delete>');
     expect(predefined.body).toContain('<Deleted><Key>a&amp;b</Key></Deleted>');
+  });
+});
+
+describe('sync of S3 objects found by fuzzing', () => {
+  it('uploads user metadata named x-amz-meta-__proto__ to the cloud with the object', { timeout: 60_000 }, async () => {
+    const cloudDaemon = await TestDaemon.start({ config: {} });
+    let gateway: TestDaemon | undefined;
+    try {
+      const cloudKey = await addKey(cloudDaemon);
+      const cloudS3 = s3Client(cloudDaemon, { ...cloudKey });
+      await cloudS3.send(new CreateBucketCommand({ Bucket: 'cloud' }));
+      gateway = await TestDaemon.start({
+        config: {
+          cloud: { s3: { endpoint: s3Endpoint(cloudDaemon), bucket: 'cloud', forcePathStyle: true, ...cloudKey, retryMinMs: 100, retryMaxMs: 300 } },
+          sync: { objects: [{ name: 'meta', from: 'meta' }] },
+        },
+      });
+      const local = s3Client(gateway, await addKey(gateway));
+      await local.send(new CreateBucketCommand({ Bucket: 'meta' }));
+      await local.send(new PutObjectCommand({ Bucket: 'meta', Key: 'm', Body: 'x', Metadata: JSON.parse('{"__proto__":"p","a":"1"}') }));
+      const url = await getSignedUrl(cloudS3, new HeadObjectCommand({ Bucket: 'cloud', Key: 'm' }));
+      const head = await eventually(async () => {
+        const response = await fetch(url, { method: 'HEAD' });
+        return response.status === 200 ? response : undefined;
+      }, 20_000, 200);
+      expect([...head.headers].filter(([name]) => name.startsWith('x-amz-meta-')).sort()).toEqual([['x-amz-meta-__proto__', 'p'], ['x-amz-meta-a', '1']]);
+      local.destroy();
+      cloudS3.destroy();
+    } finally {
+      await gateway?.cleanup();
+      await cloudDaemon.cleanup();
+    }
   });
 });

@@ -217,7 +217,10 @@ export class S3Client {
 function headOf(answer: IncomingMessage): ObjectHead {
   const metadata: Record<string, string> = {};
   for (const [name, value] of Object.entries(answer.headers)) {
-    if (name.startsWith('x-amz-meta-') && typeof value === 'string') metadata[name.slice('x-amz-meta-'.length)] = value;
+    if (name.startsWith('x-amz-meta-') && typeof value === 'string') {
+      // the name is the object's writer's: x-amz-meta-__proto__ is metadata like any other, not the record's prototype
+      Object.defineProperty(metadata, name.slice('x-amz-meta-'.length), { value, writable: true, enumerable: true, configurable: true });
+    }
   }
   return { contentType: answer.headers['content-type'], metadata };
 }
