@@ -3,6 +3,9 @@ import type { Reading } from './parsers/reading.js';
 /** Keys tracked per device; a device inventing ever new keys gets the first ones reported, not unbounded memory. */
 const MAX_KEYS = 256;
 
+/** Readings are merged into one without a prototype: a device's "__proto__" field is kept as a field, not taken for the object's prototype. */
+const emptyReading = (): Reading => Object.create(null) as Reading;
+
 /**
  * Decides when readings go to the shadow's `reported`: at most once per `minIntervalMs`, and only
  * values that changed (numbers by more than `changeThreshold`). Values held back by the interval
@@ -13,7 +16,7 @@ export class ReportedThrottle {
   /** Every key admitted so far, reported or pending: the cap counts each key once. */
   private readonly keys = new Set<string>();
   private readonly lastReported = new Map<string, unknown>();
-  private pending: Reading = {};
+  private pending: Reading = emptyReading();
   /** performance.now(): a step of the wall clock must not hold readings back for as long as the step. */
   private lastSentAt = -Infinity;
   private timer: NodeJS.Timeout | undefined;
@@ -55,7 +58,7 @@ export class ReportedThrottle {
     this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.pending = {};
+    this.pending = emptyReading();
     this.urgent = false;
   }
 
@@ -79,7 +82,7 @@ export class ReportedThrottle {
     if (this.sending || Object.keys(this.pending).length === 0) return;
     this.urgent = false;
     const state = this.pending;
-    this.pending = {};
+    this.pending = emptyReading();
     for (const [key, value] of Object.entries(state)) this.lastReported.set(key, value);
     this.lastSentAt = performance.now();
     this.sending = true;

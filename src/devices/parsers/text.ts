@@ -16,11 +16,8 @@ export function parseJsonLine(frame: string): Reading {
     throw new ParseError('not JSON');
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ParseError('not a JSON object');
-  const reading: Reading = {};
-  for (const [key, field] of Object.entries(value)) {
-    reading[key] = typeof field === 'object' && field !== null ? nestedText(field) : (field as ReadingValue);
-  }
-  return reading;
+  // made with fromEntries, which defines each field: a device's "__proto__" is a field like any other
+  return Object.fromEntries(Object.entries(value).map(([key, field]) => [key, typeof field === 'object' && field !== null ? nestedText(field) : field as ReadingValue]));
 }
 
 /** A nested value as its JSON text. JSON.parse takes any depth, JSON.stringify recurses: a line of thousands of "[" (maxFrameBytes allows 64 KiB) overflows its stack. */
