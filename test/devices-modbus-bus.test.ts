@@ -298,3 +298,29 @@ describe('the Modbus master of a line', () => {
     expect(sent).toEqual([1, 2, 1, 1, 1]);
   });
 });
+
+describe('the Modbus master of an adapter that hears its own requests (port.localEcho)', () => {
+  /** A line whose adapter echoes each request, split in two reads, before the unit's answer (none from an absent unit). */
+  const echoingLine = (present: Set<number>) => {
+    let master: ModbusMaster;
+    const answer = (frame: Buffer) => rtu(frame[1] === 0x06 ? [...frame.subarray(0, 6)] : [frame[0], frame[1], 2, 0x01, 0x02]);
+    master = new ModbusMaster(async (frame) => {
+      setImmediate(() => {
+        master.push(frame.subarray(0, 3));
+        master.push(present.has(frame[0]) ? Buffer.concat([frame.subarray(3), answer(frame)]) : frame.subarray(3));
+      });
+    }, 0.01, true);
+    return master;
+  };
+
+  it('takes the echo off before looking for the answer: a write to a unit that is not there fails', async () => {
+    const master = echoingLine(new Set([1]));
+    const unit1 = master.unit(50, () => undefined);
+    const absent = master.unit(50, () => undefined);
+    expect([...await unit1.transact(readRequest(1, 0x03, 7, 1))]).toEqual([0x01, 0x02]);
+    await expect(unit1.transact(writeRequest(1, 10, [1450]))).resolves.toHaveLength(0);
+    // the echo of a write is byte for byte the answer a unit gives it: without localEcho it was taken for one
+    await expect(absent.transact(writeRequest(5, 10, [1450]))).rejects.toThrow(/^no Modbus answer within \d+ ms$/);
+    expect([...await unit1.transact(readRequest(1, 0x03, 7, 1))]).toEqual([0x01, 0x02]);
+  });
+});

@@ -81,7 +81,7 @@ export class DeviceService implements Service {
         const line = new SerialLine({
           port: profile.port, override: instance.port, driver, log: this.log, retryInitialMs: this.config.retryInitialMs, retryMaxMs: this.config.retryMaxMs,
         });
-        const modbus = profile.framing.type === 'modbus' ? new ModbusMaster((frame, wanted) => line.write(frame, wanted), characterMs(profile.port)) : undefined;
+        const modbus = profile.framing.type === 'modbus' ? new ModbusMaster((frame, wanted) => line.write(frame, wanted), characterMs(profile.port), profile.port.localEcho) : undefined;
         if (modbus) line.onData = (chunk) => modbus.push(chunk);
         shared = { line, modbus, holders: [] };
         lines.set(port, shared);

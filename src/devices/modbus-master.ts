@@ -69,6 +69,8 @@ export class ModbusMaster {
     received: Buffer;
     /** A complete frame failed its CRC: the timeout reports that rather than no answer at all. */
     badCrc: boolean;
+    /** Bytes of the request's echo still to come off what is received (port.localEcho). */
+    echoLeft: number;
     settle: (error: Error | undefined, data?: Buffer) => void;
   } | undefined;
 
@@ -78,7 +80,7 @@ export class ModbusMaster {
    * added to a unit's response timeout for the request and its answer on the line (at 2400 baud a
    * 74-register answer alone takes 640 ms).
    */
-  constructor(private readonly write: (frame: Buffer, wanted: () => boolean) => Promise<void>, private readonly charMs: number) {
+  constructor(private readonly write: (frame: Buffer, wanted: () => boolean) => Promise<void>, private readonly charMs: number, private readonly localEcho = false) {
     this.frameGapMs = Math.max(3.5 * charMs, 1.75);
   }
 
@@ -89,15 +91,17 @@ export class ModbusMaster {
     return unit;
   }
 
-  push(chunk: Buffer): void {
+  push(received: Buffer): void {
     this.lastHeardAt = performance.now();
     const current = this.current;
     // nothing answers a request not yet on the line (waiting for the port): a late answer to an
     // earlier one would be taken for it, and a write never made reported done
     if (!current?.written) {
-      (this.lastUnit ?? this.units[0])?.onNoise(chunk.length);
+      (this.lastUnit ?? this.units[0])?.onNoise(received.length);
       return;
     }
+    const chunk = withoutEcho(current, received);
+    if (chunk.length === 0) return;
     // an answer not found yet is incomplete, so it starts within the last MAX_ADU bytes
     current.received = Buffer.concat([current.received, chunk]).subarray(-MAX_ADU);
     const { answer, badCrc } = findAnswer(current.request, current.received);
@@ -163,7 +167,7 @@ export class ModbusMaster {
         current.settle(timedOut(current, timeoutMs));
       }, timeoutMs);
       const current: NonNullable<ModbusMaster['current']> = {
-        unit, request, written: false, received: Buffer.alloc(0), badCrc: false,
+        unit, request, written: false, received: Buffer.alloc(0), badCrc: false, echoLeft: this.localEcho ? request.frame.length : 0,
         settle: (error, data) => {
           clearTimeout(timer);
           this.current = undefined;
@@ -176,6 +180,20 @@ export class ModbusMaster {
         .then(() => { current.written = true; }, (error: Error) => { if (this.current === current) current.settle(error); });
     });
   }
+}
+
+/**
+ * What was received, less the part of the request's own echo it holds. Bytes that differ from the
+ * echo end it: what follows is the line's (an adapter that did not echo this time), for the answer
+ * search to make of it.
+ */
+function withoutEcho(current: NonNullable<ModbusMaster['current']>, received: Buffer): Buffer {
+  if (current.echoLeft === 0) return received;
+  const frame = current.request.frame;
+  let matched = 0;
+  while (matched < received.length && matched < current.echoLeft && received[matched] === frame[frame.length - current.echoLeft + matched]) matched++;
+  current.echoLeft = matched < received.length && matched < current.echoLeft ? 0 : current.echoLeft - matched;
+  return received.subarray(matched);
 }
 
 /** Why a request got no answer: still not on the line, a frame that failed its CRC, or nothing (naming another unit that answered instead). */

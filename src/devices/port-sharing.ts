@@ -7,7 +7,7 @@ export interface PortHolder {
 }
 
 /** What every unit on one RS-485 line must agree on: the line's own settings. */
-const LINE_SETTINGS = ['baudRate', 'dataBits', 'parity', 'stopBits'] as const;
+const LINE_SETTINGS = ['baudRate', 'dataBits', 'parity', 'stopBits', 'localEcho'] as const;
 
 /**
  * Why `candidate` cannot join the devices already configured on `port`, or undefined when it can.

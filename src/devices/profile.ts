@@ -38,6 +38,12 @@ const portSchema = z.strictObject({
   dataBits: range('expected 5, 6, 7 or 8', 5, 8).default(8),
   parity: oneOf(['none', 'even', 'odd', 'mark', 'space'], 'expected none, even, odd, mark or space').default('none'),
   stopBits: z.union([z.literal(1), z.literal(1.5), z.literal(2)], { errorMap: () => ({ message: 'expected 1, 1.5 or 2' }) }).default(1),
+  /**
+   * The adapter hears what it sends (a 2-wire RS-485 transceiver whose receiver stays on): each
+   * Modbus request comes back before its answer, and is taken off it. Without it, the echo of a
+   * write (06, 16 echo their request) would be taken for the unit's answer, unit or no unit.
+   */
+  localEcho: bool(false),
 }).refine((port) => !(port.path && port.usb), { message: 'expected either path or usb, not both' });
 
 const maxFrameBytes = (fallback: number) => range('expected bytes 1-65536', 1, 65536).default(fallback);
