@@ -34,12 +34,14 @@ class ModbusLine {
   readonly log: Array<{ unitId: number; functionCode: number; address: number; at: number }> = [];
   private buffer = Buffer.alloc(0);
 
-  constructor(private readonly pair: PtyPair, unitIds: number[]) {
+  /** `echo`: the master's adapter hears what it sends, so every byte of a request comes back to it first. */
+  constructor(private readonly pair: PtyPair, unitIds: number[], private readonly echo = false) {
     for (const unitId of unitIds) this.units.set(unitId, { holding: new Uint16Array(2048), silent: false, answerNextAs: undefined, requests: 0 });
     pair.respond((chunk) => this.onBytes(chunk));
   }
 
   private onBytes(chunk: Buffer): void {
+    if (this.echo) void this.pair.send(chunk);
     this.buffer = Buffer.concat([this.buffer, chunk]);
     // 03 and 06 requests are 8 bytes; a frame that fails its CRC moves the search on by one byte
     while (this.buffer.length >= 8) {
@@ -296,6 +298,55 @@ describe('the Modbus master of a line', () => {
     const write = drive.transact(writeRequest(2, 10, [1450]));
     await Promise.all([...reads, write]);
     expect(sent).toEqual([1, 2, 1, 1, 1]);
+  });
+});
+
+describe('Modbus units behind an adapter that hears its own requests (port.localEcho)', () => {
+  let dir: string;
+  let daemon: TestDaemon;
+  let client: MqttClient;
+  let pair: PtyPair;
+  let line: ModbusLine;
+  const received: Array<{ topic: string; body: any }> = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'outpost-modbus-echo-'));
+    const profilesDir = join(dir, 'profiles');
+    mkdirSync(profilesDir);
+    writeFileSync(join(profilesDir, 'drive.yaml'), yaml.dump(unitProfile(2, [{ name: 'speed', address: 10, writable: true }, { name: 'status', address: 11 }], { localEcho: true })));
+    pair = await PtyPair.create(dir, 'echo');
+    line = new ModbusLine(pair, [2], true);
+    line.units.get(2)!.holding[11] = 7;
+    daemon = await TestDaemon.start({
+      config: {
+        mqtt: { allowAnonymous: true, anonymousPolicy: { publish: ['#'], subscribe: ['#'] } },
+        devices: { profilesDir, instances: [{ name: 'here', profile: 'drive', port: pair.dev }, { name: 'gone', profile: 'drive', port: pair.dev, unitId: 5 }] },
+      },
+    });
+    client = await connectClient(daemon.mqttUrl, { clientId: 'echo-observer' });
+    client.on('message', (topic, payload) => received.push({ topic, body: JSON.parse(payload.toString()) }));
+    await client.subscribeAsync(['devices/+/telemetry', 'devices/+/commands/reply'], { qos: 1 });
+  }, 30_000);
+
+  afterAll(async () => {
+    client?.end(true);
+    expect(await daemon.stop()).toBe(0);
+    await daemon.cleanup();
+    await pair.unplug().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reads and writes the unit that is there, and a write to a unit that is not fails', async () => {
+    await eventually(() => received.some(({ topic, body }) => topic === 'devices/here/telemetry' && body.status === 7), 8000);
+    client.publish('devices/here/commands', JSON.stringify({ speed: 1450, clientToken: 'here' }), { qos: 1 });
+    client.publish('devices/gone/commands', JSON.stringify({ speed: 900, clientToken: 'gone' }), { qos: 1 });
+    const reply = (token: string) => eventually(() => received.find(({ topic, body }) => topic.endsWith('/commands/reply') && body.clientToken === token)?.body, 8000);
+    expect(await reply('here')).toMatchObject({ status: 'ok', key: 'speed' });
+    expect(line.units.get(2)!.holding[10]).toBe(1450);
+    // the echo of the write, byte for byte a unit's answer, was the gone unit's "answer" before
+    expect(await reply('gone')).toMatchObject({ status: 'timeout', error: expect.stringMatching(/^no Modbus answer within \d+ ms/) });
+    const devices = await listDevices(daemon.socket);
+    expect(devices.here.parseErrors).toBe(0);
   });
 });
 
