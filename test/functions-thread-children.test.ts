@@ -8,6 +8,7 @@ import { invoke, processRuns, writePackage } from './helpers/functions.js';
 
 // What a handler in a worker thread (the default isolation) starts ends with its environment, as it
 // does in a process environment and on Lambda: the children are the daemon's, so only the daemon can.
+// In a process environment, the children a handler detached from its process group, likewise.
 const SPAWNER = [
   'const { exec, execSync, spawn } = require("node:child_process");',
   'const { appendFileSync } = require("node:fs");',
@@ -59,7 +60,9 @@ describe('functions: processes a worker thread\'s handler starts', () => {
     pids = join(daemon.dataDir, 'spawned.txt');
     writeFileSync(pids, '');
     const fn = (timeout: number) => ({ Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', Handler: 'spawner.handler', Timeout: timeout, Environment: { Variables: { PIDS: pids } } } });
-    pkg = writePackage({ 'template.yaml': JSON.stringify({ Resources: { Spawner: fn(1), Patient: fn(60) } }), 'spawner.js': SPAWNER });
+    // the same handler in a process environment of its own, whose process group ends with it
+    const inProcess = { ...fn(60), Metadata: { Outpost: { Isolation: 'process' } } };
+    pkg = writePackage({ 'template.yaml': JSON.stringify({ Resources: { Spawner: fn(1), Patient: fn(60), Hermit: inProcess } }), 'spawner.js': SPAWNER });
     await deploy('1');
   });
 
@@ -95,6 +98,14 @@ describe('functions: processes a worker thread\'s handler starts', () => {
     const spawned = await noted(3);
     expect(spawned.every(processRuns)).toBe(true);
     await deploy('2');
+    await gone(spawned);
+  });
+
+  it('ends what a handler in a process environment detached from its process group, with the environment', async () => {
+    for (const mode of ['detached', 'leave']) expect((await invoke(daemon.socket, 'Hermit', { mode })).result.payload, mode).toBe('left');
+    const spawned = await noted(2);
+    expect(spawned.every(processRuns)).toBe(true);
+    await deploy('2b');
     await gone(spawned);
   });
 

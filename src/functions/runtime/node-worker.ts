@@ -5,7 +5,7 @@ import type { Writable } from 'node:stream';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import type { InvokeMessage, WorkerInit, WorkerLoad, WorkerMessage } from './protocol.js';
 import { killProcessGroup } from './process-group.js';
-import { ThreadChildren } from './thread-children.js';
+import { SpawnedChildren } from './spawned-children.js';
 
 /**
  * `log`: what the invocation wrote, when the message asked for the tail (X-Amz-Log-Type: Tail).
@@ -63,7 +63,7 @@ export class InitError extends Error {
 }
 
 const WORKER_MAIN = new URL('./worker-main.js', import.meta.url);
-/** How long an ending thread is given to collect the exit of the children it is ended with (thread-children.ts). */
+/** How long an ending thread is given to collect the exit of the children it is ended with (spawned-children.ts). */
 const REAP_WAIT_MS = 200;
 
 /** What ended a thread or process, as the error of the invocation it was running (none: in its init phase). */
@@ -116,7 +116,7 @@ function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
   const { worker } = spare;
   const load: WorkerLoad = { init: options.init, env: options.env };
   worker.postMessage(load);
-  const children = new ThreadChildren();
+  const children = new SpawnedChildren();
   // Ended with the thread however it ends; by then every message it posted has been delivered.
   worker.once('exit', () => children.endAll(false));
   return {
@@ -151,11 +151,14 @@ function processHost(options: WorkerOptions): NodeHost {
   });
   child.stdout!.pipe(options.log, { end: false });
   child.stderr!.pipe(options.log, { end: false });
+  // what a handler detached left the group: recorded apart, ended with it
+  const detached = new SpawnedChildren();
   let groupKilled = false;
   const killGroup = () => {
     if (groupKilled) return;
     groupKilled = true;
     killProcessGroup(child.pid);
+    detached.endAll(false);
   };
   // The environment is over however the child ended (a crash, process.exit, its memory limit): what it left running goes too.
   child.once('exit', killGroup);
@@ -163,7 +166,7 @@ function processHost(options: WorkerOptions): NodeHost {
     post: (messages) => { if (child.connected) child.send(messages); },
     kill: killGroup,
     listen: (onMessage, onEnd) => {
-      child.on('message', onMessage as (message: unknown) => void);
+      child.on('message', (message: WorkerMessage) => detached.take(message) || onMessage(message));
       child.on('error', (error) => onEnd(() => ({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot start the process: ${error.message}` })));
       // V8 aborts the process when the heap limit is reached.
       child.on('exit', (code, signal) => onEnd((requestId) => (signal === 'SIGABRT'

@@ -27,11 +27,14 @@ let currentRequestId: string | undefined;
  * variables (the thread was started with an empty environment of its own).
  */
 async function loadInit(): Promise<WorkerInit> {
-  if (!parentPort) return { taskRoot: process.argv[2], handler: process.argv[3] };
+  // Before the handler's module runs: what its top-level code starts ends with the environment too.
+  if (!parentPort) {
+    trackChildProcesses(post, 'process');
+    return { taskRoot: process.argv[2], handler: process.argv[3] };
+  }
   const { init, env } = await new Promise<WorkerLoad>((resolve) => parentPort!.once('message', resolve));
   Object.assign(process.env, env);
-  // Before the handler's module runs: what its top-level code starts ends with the environment too.
-  trackChildProcesses(post);
+  trackChildProcesses(post, 'thread');
   return init;
 }
 

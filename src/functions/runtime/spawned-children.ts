@@ -6,13 +6,14 @@ import type { WorkerMessage } from './protocol.js';
 const LEADERLESS_BEFORE_PRUNING = 64;
 
 /**
- * The daemon's record of the processes a worker thread's handlers started (spawn-tracking.ts posts
- * them; each leads a group of its own), so that they end with the environment, however it ends:
+ * The daemon's record of the processes a handler started outside its environment's process group
+ * (spawn-tracking.ts posts them; each leads a group of its own): every child of a worker thread's
+ * handlers, a process environment's detached ones. They end with the environment, however it ends:
  * timeout, crash, memory limit, idle, redeploy, daemon stop. A group is killed only while its id
  * cannot be another's: its leader not reaped yet (the pid stays taken until then), or a process
  * seen in it when its leader was reaped still there.
  */
-export class ThreadChildren {
+export class SpawnedChildren {
   /** The thread's /proc task directory: its `children` lists the thread's children not reaped yet. */
   private task: string | undefined;
   private readonly running = new Set<number>();
