@@ -105,13 +105,56 @@ const PROFILES: Record<string, unknown> = {
   console: { framing: { type: 'lines' }, parser: { type: 'json' } },
 };
 
+/** A line under test: profiles written, the units played on a socat pty, a daemon with `instances` on it, and an MQTT observer of telemetry and replies. */
+interface LineUnderTest {
+  dir: string;
+  pair: PtyPair;
+  line: ModbusLine;
+  daemon: TestDaemon;
+  client: MqttClient;
+  messages: Array<{ topic: string; body: any }>;
+}
+
+async function startLine(options: {
+  name: string; profiles: Record<string, unknown>; unitIds: number[]; echo?: boolean;
+  prepare?: (line: ModbusLine) => void; devices: (dev: string, dir: string) => Record<string, unknown>;
+}): Promise<LineUnderTest> {
+  const dir = mkdtempSync(join(tmpdir(), `outpost-modbus-${options.name}-`));
+  const profilesDir = join(dir, 'profiles');
+  mkdirSync(profilesDir);
+  for (const [name, profile] of Object.entries(options.profiles)) writeFileSync(join(profilesDir, `${name}.yaml`), yaml.dump(profile));
+  const pair = await PtyPair.create(dir, options.name);
+  const line = new ModbusLine(pair, options.unitIds, options.echo);
+  options.prepare?.(line);
+  const daemon = await TestDaemon.start({
+    config: {
+      mqtt: { allowAnonymous: true, anonymousPolicy: { publish: ['#'], subscribe: ['#'] } },
+      devices: { profilesDir, ...options.devices(pair.dev, dir) },
+    },
+  });
+  const client = await connectClient(daemon.mqttUrl, { clientId: `observer-${options.name}` });
+  const messages: LineUnderTest['messages'] = [];
+  client.on('message', (topic, payload) => messages.push({ topic, body: JSON.parse(payload.toString()) }));
+  await client.subscribeAsync(['devices/+/telemetry', 'devices/+/commands/reply'], { qos: 1 });
+  return { dir, pair, line, daemon, client, messages };
+}
+
+async function stopLine(under: LineUnderTest | undefined): Promise<void> {
+  if (!under) return;
+  under.client.end(true);
+  expect(await under.daemon.stop()).toBe(0);
+  await under.daemon.cleanup();
+  await under.pair.unplug().catch(() => undefined);
+  rmSync(under.dir, { recursive: true, force: true });
+}
+
 describe('several Modbus units on one RS-485 line', () => {
-  let dir: string;
+  let under: LineUnderTest | undefined;
   let daemon: TestDaemon;
   let client: MqttClient;
   let pair: PtyPair;
   let line: ModbusLine;
-  const messages: Array<{ topic: string; body: any }> = [];
+  let messages: LineUnderTest['messages'] = [];
 
   const nextMessage = (topic: string, predicate: (body: any) => boolean = () => true) => eventually(() => {
     const index = messages.findIndex((message) => message.topic === topic && predicate(message.body));
@@ -119,49 +162,35 @@ describe('several Modbus units on one RS-485 line', () => {
   }, 8000);
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'outpost-modbus-bus-'));
-    const profilesDir = join(dir, 'profiles');
-    mkdirSync(profilesDir);
-    for (const [name, profile] of Object.entries(PROFILES)) writeFileSync(join(profilesDir, `${name}.yaml`), yaml.dump(profile));
-    pair = await PtyPair.create(dir, 'rs485');
-    line = new ModbusLine(pair, [1, 2, 3, 4]);
-    LONG_MAP.forEach(({ address }, index) => { line.units.get(1)!.holding[address] = 100 + index; });
-    line.units.get(2)!.holding[11] = 7;
-    line.units.get(4)!.holding[11] = 3;
-    line.units.get(3)!.silent = true; // unplugged from the bus
-    daemon = await TestDaemon.start({
-      config: {
-        mqtt: { allowAnonymous: true, anonymousPolicy: { publish: ['#'], subscribe: ['#'] } },
-        devices: {
-          profilesDir, retryInitialMs: 100, retryMaxMs: 400,
-          instances: [
-            { name: 'meter1', profile: 'meter', port: pair.dev },
-            { name: 'drive1', profile: 'drive', port: pair.dev },
-            { name: 'soil1', profile: 'soil', port: pair.dev },
-            { name: 'fast1', profile: 'fastDrive', port: pair.dev },
-            { name: 'even1', profile: 'evenDrive', port: pair.dev },
-            { name: 'twin1', profile: 'drive', port: pair.dev },
-            { name: 'console1', profile: 'console', port: pair.dev },
-            // the same profile as drive1, at another address
-            { name: 'drive2', profile: 'drive', port: pair.dev, unitId: 4 },
-            { name: 'console2', profile: 'console', port: join(dir, 'elsewhere'), unitId: 4 },
-          ],
-        },
+    under = await startLine({
+      name: 'bus', profiles: PROFILES, unitIds: [1, 2, 3, 4],
+      prepare: (units) => {
+        LONG_MAP.forEach(({ address }, index) => { units.units.get(1)!.holding[address] = 100 + index; });
+        units.units.get(2)!.holding[11] = 7;
+        units.units.get(4)!.holding[11] = 3;
+        units.units.get(3)!.silent = true; // unplugged from the bus
       },
+      devices: (dev, dir) => ({
+        retryInitialMs: 100, retryMaxMs: 400,
+        instances: [
+          { name: 'meter1', profile: 'meter', port: dev },
+          { name: 'drive1', profile: 'drive', port: dev },
+          { name: 'soil1', profile: 'soil', port: dev },
+          { name: 'fast1', profile: 'fastDrive', port: dev },
+          { name: 'even1', profile: 'evenDrive', port: dev },
+          { name: 'twin1', profile: 'drive', port: dev },
+          { name: 'console1', profile: 'console', port: dev },
+          // the same profile as drive1, at another address
+          { name: 'drive2', profile: 'drive', port: dev, unitId: 4 },
+          { name: 'console2', profile: 'console', port: join(dir, 'elsewhere'), unitId: 4 },
+        ],
+      }),
     });
-    client = await connectClient(daemon.mqttUrl, { clientId: 'observer' });
-    client.on('message', (topic, payload) => messages.push({ topic, body: JSON.parse(payload.toString()) }));
-    await client.subscribeAsync(['devices/+/telemetry', 'devices/+/commands/reply'], { qos: 1 });
+    ({ daemon, client, pair, line, messages } = under);
     await eventually(async () => Object.values(await listDevices(daemon.socket)).filter((device) => device.connected).length === 4, 8000);
   }, 30_000);
 
-  afterAll(async () => {
-    client?.end(true);
-    expect(await daemon.stop()).toBe(0);
-    await daemon.cleanup();
-    await pair.unplug().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopLine(under));
 
   it('refuses a device on the line that is not a Modbus unit at the line\'s settings with its own unit id, saying which devices and which setting', async () => {
     const devices = await listDevices(daemon.socket);
@@ -302,41 +331,21 @@ describe('the Modbus master of a line', () => {
 });
 
 describe('Modbus units behind an adapter that hears its own requests (port.localEcho)', () => {
-  let dir: string;
-  let daemon: TestDaemon;
-  let client: MqttClient;
-  let pair: PtyPair;
-  let line: ModbusLine;
-  const received: Array<{ topic: string; body: any }> = [];
+  let under: LineUnderTest;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'outpost-modbus-echo-'));
-    const profilesDir = join(dir, 'profiles');
-    mkdirSync(profilesDir);
-    writeFileSync(join(profilesDir, 'drive.yaml'), yaml.dump(unitProfile(2, [{ name: 'speed', address: 10, writable: true }, { name: 'status', address: 11 }], { localEcho: true })));
-    pair = await PtyPair.create(dir, 'echo');
-    line = new ModbusLine(pair, [2], true);
-    line.units.get(2)!.holding[11] = 7;
-    daemon = await TestDaemon.start({
-      config: {
-        mqtt: { allowAnonymous: true, anonymousPolicy: { publish: ['#'], subscribe: ['#'] } },
-        devices: { profilesDir, instances: [{ name: 'here', profile: 'drive', port: pair.dev }, { name: 'gone', profile: 'drive', port: pair.dev, unitId: 5 }] },
-      },
+    under = await startLine({
+      name: 'echo', echo: true, unitIds: [2],
+      profiles: { drive: unitProfile(2, [{ name: 'speed', address: 10, writable: true }, { name: 'status', address: 11 }], { localEcho: true }) },
+      prepare: (units) => { units.units.get(2)!.holding[11] = 7; },
+      devices: (dev) => ({ instances: [{ name: 'here', profile: 'drive', port: dev }, { name: 'gone', profile: 'drive', port: dev, unitId: 5 }] }),
     });
-    client = await connectClient(daemon.mqttUrl, { clientId: 'echo-observer' });
-    client.on('message', (topic, payload) => received.push({ topic, body: JSON.parse(payload.toString()) }));
-    await client.subscribeAsync(['devices/+/telemetry', 'devices/+/commands/reply'], { qos: 1 });
   }, 30_000);
 
-  afterAll(async () => {
-    client?.end(true);
-    expect(await daemon.stop()).toBe(0);
-    await daemon.cleanup();
-    await pair.unplug().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopLine(under));
 
   it('reads and writes the unit that is there, and a write to a unit that is not fails', async () => {
+    const { daemon, client, line, messages: received } = under;
     await eventually(() => received.some(({ topic, body }) => topic === 'devices/here/telemetry' && body.status === 7), 8000);
     client.publish('devices/here/commands', JSON.stringify({ speed: 1450, clientToken: 'here' }), { qos: 1 });
     client.publish('devices/gone/commands', JSON.stringify({ speed: 900, clientToken: 'gone' }), { qos: 1 });
