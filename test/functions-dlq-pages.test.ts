@@ -52,8 +52,9 @@ describe('functions: the dead-letter queue listed and replayed in pages', () => 
 
     const listed = await dlq('ls');
     expect(listed.total).toBe(LETTERS);
-    expect(listed.deadLetters.map((letter: any) => letter.event.id)).toEqual(Array.from({ length: LETTERS }, (_, i) => i + 1));
-    expect(listed.deadLetters[0]).toMatchObject({ function: 'Doomed', errorMessage: 'failing 1', event: { pad: PAD } });
+    // every event once, whichever order their attempts failed in (instances run them side by side)
+    expect(listed.deadLetters.map((letter: any) => letter.event.id).sort((a: number, b: number) => a - b)).toEqual(Array.from({ length: LETTERS }, (_, i) => i + 1));
+    expect(listed.deadLetters.find((letter: any) => letter.event.id === 1)).toMatchObject({ function: 'Doomed', errorMessage: 'failing 1', event: { pad: PAD } });
     const table = await cli('dlq', 'ls', 'Doomed');
     expect(table.stdout.trim().split('\n')).toHaveLength(LETTERS + 1);
   });
