@@ -22,7 +22,7 @@ describe('functions: the dead-letter queue listed and replayed in pages', () => 
   const total = async () => JSON.parse((await adminRequest(daemon.socket, 'GET', '/v1/dlq?function=Doomed'))!.body).total as number;
 
   beforeAll(async () => {
-    daemon = await TestDaemon.start({ env: { NODE_OPTIONS: '--max-old-space-size=48' } });
+    daemon = await TestDaemon.start({ config: {}, env: { NODE_OPTIONS: '--max-old-space-size=48' } });
     pkg = writePackage({
       'index.js': 'exports.handler = async (event) => { if (!event.heal) throw new Error(`failing ${event.id}`); return event.id; };',
       'template.yaml': template('Doomed', { Handler: 'index.handler', EventInvokeConfig: { MaximumRetryAttempts: 0 } }),

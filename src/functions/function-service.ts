@@ -25,8 +25,11 @@ export const MAX_SYNC_PAYLOAD = 6 * 1024 * 1024;
 export const MAX_ASYNC_PAYLOAD = 1024 * 1024;
 /** The most dead letters one page of the listing (and one step of a replay of all) holds… */
 const DEAD_LETTER_PAGE = 1000;
-/** …and of their events, as stored: 1,000 of 1 MiB would take a gigabyte. */
-const DEAD_LETTER_PAGE_BYTES = 4 * MAX_ASYNC_PAYLOAD;
+/**
+ * …and of their events, as stored: 1,000 of 1 MiB would take a gigabyte. A replay holds a page three
+ * times over (rows, events, the events queued again) while the replayed events already run.
+ */
+const DEAD_LETTER_PAGE_BYTES = MAX_ASYNC_PAYLOAD;
 // How long running invocations get to finish when the daemon stops (it forces exit after 5 s).
 const STOP_GRACE_MS = 3000;
 
