@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { CloudClient } from './cloud-client.js';
+import { SubscribeRefused, type CloudClient } from './cloud-client.js';
+import type { Backoff } from './backoff.js';
 import type { BusMessage, LocalBus } from '../bus.js';
 import type { GroupCommit } from '../store/group-commit.js';
 import { topicMatches } from '../broker/topic.js';
@@ -148,6 +149,8 @@ export class InboundBridge {
   private readonly queues = new Map<string, InboundMessage[]>();
   private waiting = 0;
   private readonly retryTimers = new Set<NodeJS.Timeout>();
+  /** The next SUBSCRIBE of the filters the cloud refused. */
+  private subscribeRetry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly bus: LocalBus,
@@ -155,6 +158,8 @@ export class InboundBridge {
     private readonly echoes: EchoGuard,
     /** Per inbound rule: messages the local broker took, and failed attempts with the last reason. */
     private readonly activity: RuleActivity,
+    /** Between SUBSCRIBEs of filters the cloud refused. */
+    private readonly subscribeBackoff: Backoff,
     private readonly log: Logger,
   ) {}
 
@@ -195,6 +200,9 @@ export class InboundBridge {
   /** The unacknowledged messages are dropped: the cloud sends them again on the next connection. */
   disconnected(): void {
     this.client = undefined;
+    clearTimeout(this.subscribeRetry);
+    this.subscribeRetry = undefined;
+    this.subscribeBackoff.attempting();
     for (const timer of this.retryTimers) clearTimeout(timer);
     this.retryTimers.clear();
     this.queues.clear();
@@ -252,13 +260,51 @@ export class InboundBridge {
   private subscribe(client: CloudClient, sessionPresent: boolean): void {
     if (sessionPresent && this.subscribedInSession) return;
     this.subscribedInSession = false;
-    let waiting = Math.ceil(this.rules.length / FILTERS_PER_SUBSCRIBE);
-    for (let first = 0; first < this.rules.length; first += FILTERS_PER_SUBSCRIBE) {
-      const rules = this.rules.slice(first, first + FILTERS_PER_SUBSCRIBE);
-      client.subscribe(Object.fromEntries(rules.map((rule) => [rule.from, { qos: rule.qos as 0 | 1 }])), (error) => {
-        if (error) this.log.warn({ err: error, rules: rules.map((rule) => rule.name) }, 'could not subscribe to inbound rules on the cloud broker');
-        else if (--waiting === 0) this.subscribedInSession = true;
+    this.subscribeRules(client, this.rules);
+  }
+
+  /**
+   * Subscribes to `rules`' filters. Those the cloud refuses (SUBACK ≥ 0x80: its policy) are asked
+   * again, alone (a granted filter subscribed again would bring its retained messages again), with
+   * the refusal's backoff for as long as the connection lasts: a policy the operator fixes takes
+   * effect without a reconnect, which a steady link may not make for months.
+   */
+  private subscribeRules(client: CloudClient, rules: readonly InboundRule[]): void {
+    let waiting = Math.ceil(rules.length / FILTERS_PER_SUBSCRIBE);
+    let failed = false;
+    const refused: InboundRule[] = [];
+    for (let first = 0; first < rules.length; first += FILTERS_PER_SUBSCRIBE) {
+      const batch = rules.slice(first, first + FILTERS_PER_SUBSCRIBE);
+      client.subscribe(Object.fromEntries(batch.map((rule) => [rule.from, { qos: rule.qos as 0 | 1 }])), (error) => {
+        if (this.client !== client) return;
+        if (error instanceof SubscribeRefused) {
+          for (const { filter, code } of error.refused) {
+            for (const rule of batch.filter((candidate) => candidate.from === filter)) {
+              refused.push(rule);
+              this.activity.failed(rule.name, `the cloud refused the subscription to ${filter} (0x${code.toString(16)})`);
+            }
+          }
+        } else if (error) {
+          failed = true;
+          this.log.warn({ err: error, rules: batch.map((rule) => rule.name) }, 'could not subscribe to inbound rules on the cloud broker');
+        }
+        if (--waiting > 0) return;
+        if (refused.length > 0) this.retryRefused(client, refused);
+        else if (!failed) {
+          this.subscribeBackoff.succeeded();
+          this.subscribedInSession = true;
+        }
       });
     }
+  }
+
+  private retryRefused(client: CloudClient, refused: InboundRule[]): void {
+    const wait = this.subscribeBackoff.failed(true);
+    this.log.warn({ rules: refused.map((rule) => rule.name), nextAttempt: this.subscribeBackoff.nextAttempt }, 'the cloud refused the subscription to inbound rules\' filters');
+    this.subscribeRetry = setTimeout(() => {
+      this.subscribeRetry = undefined;
+      this.subscribeBackoff.attempting();
+      if (this.client === client) this.subscribeRules(client, refused);
+    }, wait).unref();
   }
 }

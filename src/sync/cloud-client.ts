@@ -81,10 +81,20 @@ export class ConnectionRefused extends Error {
   }
 }
 
-/** An MQTT 5 PUBACK / SUBACK reason code ≥ 0x80. */
+/** An MQTT 5 PUBACK reason code ≥ 0x80. */
 class ReasonCodeError extends Error {
   constructor(readonly code: number, what: string) {
     super(`${what} refused with reason code 0x${code.toString(16)}`);
+  }
+}
+
+/**
+ * A SUBACK refusing some of a SUBSCRIBE's filters: 0x80 (MQTT 3.1.1), a reason code ≥ 0x80 (MQTT 5),
+ * e.g. a filter the cloud's policy does not allow; the others are granted.
+ */
+export class SubscribeRefused extends Error {
+  constructor(readonly refused: ReadonlyArray<{ filter: string; code: number }>) {
+    super(`the cloud refused the subscription to ${refused.map(({ filter, code }) => `${filter} (0x${code.toString(16)})`).join(', ')}`);
   }
 }
 
@@ -171,12 +181,17 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
   subscribe(filters: Record<string, { qos: 0 | 1 }>, done: (error?: Error | null) => void): void {
     if (this.closed) return done(new Error('connection closed'));
     const messageId = this.allocateId();
+    const topics = Object.keys(filters);
     this.waiting.set(messageId, (answer) => {
       if (answer instanceof Error) return done(answer);
-      const refused = (answer as ISubackPacket).granted.find((code) => typeof code === 'number' && code >= 0x80);
-      done(refused === undefined ? null : new ReasonCodeError(refused as number, 'SUBSCRIBE'));
+      // MQTT-3.9.3-1: one return code per filter, in the SUBSCRIBE's order
+      const refused = topics.flatMap((filter, index) => {
+        const code = (answer as ISubackPacket).granted[index];
+        return typeof code === 'number' && code >= 0x80 ? [{ filter, code }] : [];
+      });
+      done(refused.length === 0 ? null : new SubscribeRefused(refused));
     });
-    this.send({ cmd: 'subscribe', messageId, subscriptions: Object.entries(filters).map(([topic, { qos }]) => ({ topic, qos })) });
+    this.send({ cmd: 'subscribe', messageId, subscriptions: topics.map((topic) => ({ topic, qos: filters[topic].qos })) });
   }
 
   end(force = false): void {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { CloudClient } from './cloud-client.js';
+import { SubscribeRefused, type CloudClient } from './cloud-client.js';
 import type { CloudLimits } from './cloud-link.js';
 import { Backoff } from './backoff.js';
 import { publishPacketBytes } from './sender.js';
@@ -263,19 +263,39 @@ export class ShadowSync {
     this.subscribed.clear();
     // One SUBSCRIBE per shadow: AWS IoT Core takes at most 8 filters in one, and a shadow the cloud
     // refuses (its policy) must not hold the others back.
-    for (const [key, rule] of this.rules) {
-      const filters = [`${shadowPrefix(rule)}/get/+`, `${shadowPrefix(rule)}/update/+`, `${shadowPrefix(rule)}/delete/+`];
-      client.subscribe(Object.fromEntries(filters.map((filter) => [filter, { qos: 1 as const }])), (error) => {
-        if (error) {
-          this.outcomeOf(key).lastError = `could not subscribe to the cloud shadow topics: ${error.message}`;
+    for (const key of this.rules.keys()) this.subscribeShadow(client, channel, key);
+  }
+
+  /**
+   * Subscribes to one shadow's cloud topics, then syncs it. A refusal (SUBACK ≥ 0x80: the cloud's
+   * policy) is asked again with the refusal's backoff for as long as the connection lasts, so a
+   * policy the operator fixes takes effect without a reconnect, which a steady link may not make for months.
+   */
+  private subscribeShadow(client: CloudClient, channel: ShadowChannel, key: string): void {
+    const rule = this.rules.get(key)!;
+    const filters = [`${shadowPrefix(rule)}/get/+`, `${shadowPrefix(rule)}/update/+`, `${shadowPrefix(rule)}/delete/+`];
+    client.subscribe(Object.fromEntries(filters.map((filter) => [filter, { qos: 1 as const }])), (error) => {
+      if (this.cloud !== channel) return;
+      if (error) {
+        const outcome = this.outcomeOf(key);
+        outcome.lastError = `could not subscribe to the cloud shadow topics: ${error.message}`;
+        if (!(error instanceof SubscribeRefused)) {
           this.log.warn({ thing: rule.thing, shadow: rule.name, err: error }, 'could not subscribe to the cloud shadow topics');
           return;
         }
-        if (this.cloud !== channel) return;
-        this.subscribed.add(key);
-        this.schedule(key);
-      });
-    }
+        const backoff = this.backoffs.get(key)!;
+        const wait = backoff.failed(true);
+        this.log.warn({ thing: rule.thing, shadow: rule.name, err: error, nextAttempt: backoff.nextAttempt }, 'the cloud refused the subscription to the shadow topics');
+        this.retryTimers.set(key, setTimeout(() => {
+          this.retryTimers.delete(key);
+          backoff.attempting();
+          if (this.cloud === channel) this.subscribeShadow(client, channel, key);
+        }, wait).unref());
+        return;
+      }
+      this.subscribed.add(key);
+      this.schedule(key);
+    });
   }
 
   private channelTokens(): string {

@@ -24,7 +24,7 @@ export interface InboundRuleStatus {
   rule: string;
   /** Cloud messages the local broker took (and the cloud got its PUBACK for). */
   delivered: number;
-  /** Local publishes that failed (a full disk), each retry counted; the message waits, unacknowledged. */
+  /** Local publishes that failed (a full disk), each retry counted, the message waiting unacknowledged; and SUBSCRIBEs of its filter the cloud refused. */
   failures: number;
   lastSuccess: string | null;
   lastFailure: { at: string; reason: string } | null;

@@ -7,6 +7,7 @@ import { installationClientId } from './client-id.js';
 import { syncMigrations } from './migrations.js';
 import { Outbox, type DeadLetter } from './outbox.js';
 import { Sender } from './sender.js';
+import { Backoff } from './backoff.js';
 import { EchoGuard, InboundBridge, OutboundBridge } from './bridge.js';
 import { RuleActivity } from './activity.js';
 import { ShadowSync } from './shadow-sync.js';
@@ -69,7 +70,8 @@ export class SyncService implements Service {
     }, this.log);
     const echoes = new EchoGuard();
     this.outbound = new OutboundBridge(bus, sync.outbound, this.outbox, store.commit, echoes, this.activity, (live) => this.sender.wake(live), this.log);
-    this.inbound = new InboundBridge(bus, sync.inbound, echoes, this.inboundActivity, this.log);
+    const subscribeBackoff = new Backoff({ minMs: cloud.mqtt.reconnectMinMs, maxMs: cloud.mqtt.reconnectMaxMs, refusedMaxMs: cloud.mqtt.refusedRetryMaxMs }, this.clock.wallMs);
+    this.inbound = new InboundBridge(bus, sync.inbound, echoes, this.inboundActivity, subscribeBackoff, this.log);
     this.shadows = new ShadowSync(bus, store, sync.shadows, cloud.mqtt, this.clock.wallMs, this.log);
     this.link = new CloudLink({ ...cloud.mqtt, clientId: this.clientId }, {
       onUp: (client, sessionPresent, limits) => {
