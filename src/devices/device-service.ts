@@ -78,8 +78,12 @@ export class DeviceService implements Service {
         return disable(instance, `devices.instances.${index}.port: expected a port no other device uses, or Modbus units at the same port settings with distinct unit ids (${refusal})`);
       }
       if (!shared) {
-        const line = new SerialLine({
+        const line: SerialLine = new SerialLine({
           port: profile.port, override: instance.port, driver, log: this.log, retryInitialMs: this.config.retryInitialMs, retryMaxMs: this.config.retryMaxMs,
+          openElsewhere: (device) => {
+            const other = [...lines.values()].find((candidate) => candidate.line !== line && candidate.line.portDevice === device)?.line.openAs;
+            return other && `${device} is open as ${other.path} for device ${other.devices.join(', ')}: devices on one port must name it the same way (this one: ${port})`;
+          },
         });
         const modbus = profile.framing.type === 'modbus' ? new ModbusMaster((frame, wanted) => line.write(frame, wanted), characterMs(profile.port), profile.port.localEcho) : undefined;
         if (modbus) line.onData = (chunk) => modbus.push(chunk);

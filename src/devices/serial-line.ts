@@ -25,6 +25,11 @@ export interface SerialLineOptions {
   log: Logger;
   retryInitialMs: number;
   retryMaxMs: number;
+  /**
+   * Why `device` (a tty, symlinks resolved) cannot be opened here because another line of the
+   * daemon has it open under another name, else undefined.
+   */
+  openElsewhere: (device: string) => string | undefined;
 }
 
 /**
@@ -78,6 +83,11 @@ export class SerialLine {
     return this.connection ? this.device : undefined;
   }
 
+  /** The path the port was opened at, and the devices on the line, while it is open. */
+  get openAs(): { path: string; devices: string[] } | undefined {
+    return this.connection && this.portPath !== undefined ? { path: this.portPath, devices: this.devices } : undefined;
+  }
+
   /**
    * Writes once the port has taken the previous write, unless `wanted()` turned false meanwhile (the
    * request timed out or was aborted): a request given up is never written later.
@@ -103,6 +113,9 @@ export class SerialLine {
       if (!path) throw new Error(`no serial port matches USB ${JSON.stringify(port.usb)}`);
       // Which tty a by-id or by-path link (or a udev rule's name) leads to; looked up before the open, which a lost port must not follow.
       const device = await realpath(path).catch(() => path);
+      // serialport's lock would refuse it as "Cannot lock port", which does not say who holds it
+      const elsewhere = this.options.openElsewhere(device);
+      if (elsewhere) throw new Error(elsewhere);
       const connection = await driver.open(path, port, { data: (chunk) => this.onData(chunk), lost: (error) => this.onLost(error) });
       if (this.stopped) {
         connection.close();
