@@ -1,22 +1,13 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
+import { LIBFAKETIME } from './helpers/faketime.js';
 import { outpost } from './helpers/mqtt.js';
 import { writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 import { jsonLines } from './helpers/json-lines.js';
-
-/** Debian's libfaketime (package libfaketime, pulled in by faketime), wherever the architecture puts it. */
-const LIBFAKETIME = (() => {
-  try {
-    return execFileSync('dpkg', ['-L', 'libfaketime'], { encoding: 'utf8' }).split('\n').find((path) => path.endsWith('/libfaketime.so.1') && existsSync(path));
-  } catch {
-    return undefined;
-  }
-})();
 
 const TICKER = `const { appendFileSync } = require('node:fs');
 exports.handler = async (event) => { appendFileSync(process.env.OUT, JSON.stringify(event) + '\\n'); return 'ok'; };

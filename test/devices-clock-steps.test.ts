@@ -1,22 +1,13 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
+import { LIBFAKETIME } from './helpers/faketime.js';
 import { eventually } from './helpers/eventually.js';
 import { outpost } from './helpers/mqtt.js';
 import { PtyPair } from './helpers/serial.js';
-
-/** Debian's libfaketime (package libfaketime, pulled in by faketime), wherever the architecture puts it. */
-const LIBFAKETIME = (() => {
-  try {
-    return execFileSync('dpkg', ['-L', 'libfaketime'], { encoding: 'utf8' }).split('\n').find((path) => path.endsWith('/libfaketime.so.1') && existsSync(path));
-  } catch {
-    return undefined;
-  }
-})();
 
 async function connected(socket: string): Promise<boolean> {
   const listed = await outpost(socket, ['devices', 'ls', '--json']);

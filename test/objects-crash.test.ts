@@ -10,10 +10,9 @@ import {
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client, type S3Credentials } from './helpers/objects.js';
 import { outpost } from './helpers/mqtt.js';
-import { writePackage } from './helpers/functions.js';
+import { RECORDER, writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 
-const RECORDER = 'const fs = require("node:fs");\nexports.handler = async (event) => { fs.appendFileSync(process.env.OUT, JSON.stringify(event) + "\\n"); };\n';
 const CONFIG = { s3: { minPartBytes: 4096 } };
 
 /** The content of a key's version: derived from both, so any byte out of place shows. */

@@ -10,12 +10,9 @@ import {
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client } from './helpers/objects.js';
 import { adminRequest, outpost } from './helpers/mqtt.js';
-import { writePackage } from './helpers/functions.js';
+import { RECORDER, writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 import { jsonLines } from './helpers/json-lines.js';
-
-/** A function appending each event it gets, one JSON line, to $OUT. */
-const RECORDER = 'const fs = require("node:fs");\nexports.handler = async (event) => { fs.appendFileSync(process.env.OUT, JSON.stringify(event) + "\\n"); };\n';
 
 describe('object events: S3 event records to functions and the local bus', () => {
   let daemon: TestDaemon;

@@ -31,6 +31,11 @@ export const s3Schema = z.strictObject({
    * and their parts removed, as an S3 lifecycle AbortIncompleteMultipartUpload rule does (default 7 days).
    */
   abortIncompleteUploadsAfterSeconds: positiveInt(7 * 24 * 3600, 'seconds ≥ 1'),
+  /**
+   * How often the buckets' lifecycle rules are carried out (objects expired, uploads aborted); also
+   * once at start. S3 rounds expiry to midnight UTC, so an hour late at most is on the day.
+   */
+  lifecycleIntervalSeconds: positiveInt(3600, 'seconds ≥ 1'),
   /** Connections open at once; one beyond it is closed as it is accepted (each holds up to 16 KiB of headers while they arrive). */
   maxConnections: positiveInt(128, 'connection count ≥ 1'),
   /** Events waiting for delivery to functions and the bus; beyond it writes are refused (503 SlowDown) until they drain. */

@@ -17,6 +17,7 @@ export const errors = {
     'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', { UploadId: uploadId }),
   bucketAlreadyOwnedByYou: (bucket: string) => new S3Error('BucketAlreadyOwnedByYou', 409,
     'Your previous request to create the named bucket succeeded and you already own it.', { BucketName: bucket }),
+  noSuchLifecycleConfiguration: (bucket: string) => new S3Error('NoSuchLifecycleConfiguration', 404, 'The lifecycle configuration does not exist', { BucketName: bucket }),
   bucketNotEmpty: (bucket: string) => new S3Error('BucketNotEmpty', 409, 'The bucket you tried to delete is not empty', { BucketName: bucket }),
   invalidBucketName: (bucket: string) => new S3Error('InvalidBucketName', 400, 'The specified bucket is not valid.', { BucketName: bucket }),
   keyTooLong: () => new S3Error('KeyTooLongError', 400, 'Your key is too long'),

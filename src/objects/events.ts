@@ -24,6 +24,8 @@ export interface NotificationRule {
 export const EVENT_TYPES = [
   's3:ObjectCreated:*', 's3:ObjectCreated:Put', 's3:ObjectCreated:Post', 's3:ObjectCreated:Copy', 's3:ObjectCreated:CompleteMultipartUpload',
   's3:ObjectRemoved:*', 's3:ObjectRemoved:Delete',
+  // a lifecycle rule's expirations: not ObjectRemoved events, as in S3 (Configuring S3 Lifecycle event notifications)
+  's3:LifecycleExpiration:*', 's3:LifecycleExpiration:Delete',
 ];
 
 /** The bus topic every event record of a bucket is published on. */

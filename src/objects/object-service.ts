@@ -7,6 +7,7 @@ import { steadyNow } from '../steady-clock.js';
 import { localUrl, type Listener, type Service, type ServiceContext, type ServiceHealth } from '../service.js';
 import { registerObjectAdminRoutes } from './admin-routes.js';
 import { ObjectEvents } from './events.js';
+import { LifecycleExpiration } from './lifecycle-expiration.js';
 import { objectMigrations, ObjectStore, STORE_FOLDER } from './object-store.js';
 import { rulesOf } from './operations/notification-rules.js';
 import { S3Server } from './s3-server.js';
@@ -24,6 +25,10 @@ export class ObjectService implements Service {
   private server: S3Server | undefined;
   private share: FileShare | undefined;
   private uploadSweep: NodeJS.Timeout | undefined;
+  private lifecycle: LifecycleExpiration | undefined;
+  private lifecycleTimer: NodeJS.Timeout | undefined;
+  /** The lifecycle pass under way: stop() waits for it before closing the store. */
+  private lifecyclePass: Promise<void> | undefined;
   private stopped = false;
   private readonly requests: Counter<'operation' | 'status'>;
   /**
@@ -89,6 +94,7 @@ export class ObjectService implements Service {
       (operation, status) => this.requestCounter(operation, status).inc());
     await this.server.start();
     this.sweepAbandonedUploads(objects, s3.abortIncompleteUploadsAfterSeconds * 1000, serviceLog);
+    this.runLifecycleRules(new LifecycleExpiration(objects, events), s3.lifecycleIntervalSeconds * 1000, serviceLog);
     if (s3.share.watch) {
       this.share = new FileShare(objects, s3.share, serviceLog);
       this.share.start();
@@ -98,8 +104,11 @@ export class ObjectService implements Service {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.uploadSweep);
+    clearTimeout(this.lifecycleTimer);
+    this.lifecycle?.stop();
     await this.share?.stop();
     await this.server?.stop();
+    await this.lifecyclePass;
     await this.objects?.close();
     this.events?.stop();
   }
@@ -123,6 +132,22 @@ export class ObjectService implements Service {
       if (!this.stopped) this.uploadSweep = setTimeout(sweep, everyMs).unref();
     };
     void sweep();
+  }
+
+  /** Carries out the buckets' lifecycle rules now and every `everyMs`, a pass at a time. */
+  private runLifecycleRules(lifecycle: LifecycleExpiration, everyMs: number, log: Logger): void {
+    this.lifecycle = lifecycle;
+    const pass = async () => {
+      try {
+        // the steady clock, as for abandoned uploads: an NTP step of the wall clock while the daemon runs expires nothing early
+        const { expired, aborted } = await lifecycle.run(steadyNow());
+        if (expired || aborted) log.info({ expired, aborted }, 'carried out bucket lifecycle rules: expired objects deleted, incomplete multipart uploads aborted');
+      } catch (error) {
+        log.warn({ err: error }, 'could not carry out bucket lifecycle rules; trying again later');
+      }
+      if (!this.stopped) this.lifecycleTimer = setTimeout(() => { this.lifecyclePass = pass(); }, everyMs).unref();
+    };
+    this.lifecyclePass = pass();
   }
 
   health(): ServiceHealth {

@@ -81,7 +81,12 @@ export interface BucketRecord {
 }
 
 export type CreatedEvent = 'ObjectCreated:Put' | 'ObjectCreated:Post' | 'ObjectCreated:Copy' | 'ObjectCreated:CompleteMultipartUpload';
-export type ObjectEventName = CreatedEvent | 'ObjectRemoved:Delete';
+/** A deletion by a client (or a local program, in the share), or by a lifecycle rule's expiration. */
+export type RemovedEvent = 'ObjectRemoved:Delete' | 'LifecycleExpiration:Delete';
+export type ObjectEventName = CreatedEvent | RemovedEvent;
+
+/** The configurations stored with a bucket, as JSON: its notification rules and its lifecycle rules. */
+export type BucketConfiguration = 'notification' | 'lifecycle';
 
 /**
  * Where changes are reported: `record` is called inside the committing transaction, so the event
@@ -349,6 +354,8 @@ export const objectMigrations = [
    END;`,
   // Multipart uploads with a checksum algorithm (UploadRecord.checksum, in the upload's metadata): each part's checksum.
   'ALTER TABLE object_parts ADD COLUMN checksum TEXT;',
+  // A bucket's lifecycle configuration (PutBucketLifecycleConfiguration), as notification is stored.
+  'ALTER TABLE object_buckets ADD COLUMN lifecycle TEXT;',
 ];
 
 /**
@@ -444,8 +451,17 @@ export class ObjectStore {
       buckets: db.prepare('SELECT name, created_at FROM object_buckets ORDER BY name'),
       insertBucket: db.prepare('INSERT INTO object_buckets (name, created_at) VALUES (?, ?)'),
       deleteBucket: db.prepare('DELETE FROM object_buckets WHERE name = ?'),
-      notification: db.prepare('SELECT notification FROM object_buckets WHERE name = ?'),
-      setNotification: db.prepare('UPDATE object_buckets SET notification = ? WHERE name = ?'),
+      configuration: {
+        notification: db.prepare('SELECT notification AS configuration FROM object_buckets WHERE name = ?'),
+        lifecycle: db.prepare('SELECT lifecycle AS configuration FROM object_buckets WHERE name = ?'),
+      },
+      setConfiguration: {
+        notification: db.prepare('UPDATE object_buckets SET notification = ? WHERE name = ?'),
+        lifecycle: db.prepare('UPDATE object_buckets SET lifecycle = ? WHERE name = ?'),
+      },
+      bucketsWithLifecycle: db.prepare('SELECT name, lifecycle FROM object_buckets WHERE lifecycle IS NOT NULL ORDER BY name'),
+      // a lifecycle pass's page of a prefix's keys: what its filter and expiry look at
+      expiryPage: db.prepare('SELECT key, size, last_modified FROM objects WHERE bucket = ? AND key > ? AND key >= ? ORDER BY key LIMIT ?'),
       anyObject: db.prepare('SELECT 1 FROM objects WHERE bucket = ? LIMIT 1'),
       anyUpload: db.prepare('SELECT 1 FROM object_uploads WHERE bucket = ? LIMIT 1'),
       object: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
@@ -475,6 +491,8 @@ export class ObjectStore {
       deleteUpload: db.prepare('DELETE FROM object_uploads WHERE upload_id = ?'),
       uploadIds: db.prepare('SELECT upload_id FROM object_uploads'),
       uploadsInitiatedBefore: db.prepare('SELECT * FROM object_uploads WHERE initiated < ? ORDER BY initiated LIMIT ?'),
+      prefixUploadsInitiatedBefore: db.prepare(`SELECT * FROM object_uploads WHERE bucket = @bucket AND key >= @prefix AND substr(key, 1, length(@prefix)) = @prefix
+        AND initiated < @before ORDER BY initiated LIMIT @limit`),
       // S3 ListMultipartUploads: by key, a key's uploads by initiation time
       uploadsAfter: db.prepare(`SELECT * FROM object_uploads WHERE bucket = @bucket AND (key, initiated, upload_id) > (@key, @initiated, @uploadId)
         ORDER BY key, initiated, upload_id LIMIT @limit`),
@@ -604,22 +622,37 @@ export class ObjectStore {
     this.bucketsChangedListener?.();
   }
 
-  /** The bucket's notification configuration as stored (JSON), or undefined. */
-  notification(bucket: string): string | undefined {
-    const row = this.statements.notification.get(bucket) as { notification: string | null } | undefined;
-    return row?.notification ?? undefined;
+  /** The bucket's configuration of that kind as stored (JSON), or undefined. */
+  configuration(bucket: string, kind: BucketConfiguration): string | undefined {
+    const row = this.statements.configuration[kind].get(bucket) as { configuration: string | null } | undefined;
+    return row?.configuration ?? undefined;
   }
 
   /**
-   * Replaces the bucket's notification configuration (JSON) by what `change` makes of the stored one,
+   * Replaces the bucket's configuration of that kind (JSON) by what `change` makes of the stored one,
    * read in the write's transaction: two changes at once both count (or `change` throws and none is made).
    */
-  async changeNotification(bucket: string, change: (current: string | undefined) => string | undefined): Promise<void> {
+  async changeConfiguration(bucket: string, kind: BucketConfiguration, change: (current: string | undefined) => string | undefined): Promise<void> {
     await this.store.commit.run(() => {
-      const row = this.statements.notification.get(bucket) as { notification: string | null } | undefined;
+      const row = this.statements.configuration[kind].get(bucket) as { configuration: string | null } | undefined;
       if (!row) throw errors.noSuchBucket(bucket);
-      this.statements.setNotification.run(change(row.notification ?? undefined) ?? null, bucket);
+      this.statements.setConfiguration[kind].run(change(row.configuration ?? undefined) ?? null, bucket);
     });
+  }
+
+  /** The buckets that have a lifecycle configuration, with it (JSON). */
+  lifecycleConfigurations(): Array<{ bucket: string; lifecycle: string }> {
+    return (this.statements.bucketsWithLifecycle.all() as Array<{ name: string; lifecycle: string }>).map((row) => ({ bucket: row.name, lifecycle: row.lifecycle }));
+  }
+
+  /**
+   * Up to `limit` objects of the bucket whose keys start with `prefix`, after the key `after` (''
+   * for the first page), in key order: their key, size and time of creation (lastModified).
+   */
+  keysWithPrefix(bucket: string, prefix: string, after: string, limit: number): Array<Pick<ObjectRecord, 'key' | 'size' | 'lastModified'>> {
+    const rows = this.statements.expiryPage.all(bucket, after, prefix, limit) as Array<{ key: string; size: number; last_modified: number }>;
+    const within = rows.filter((row) => row.key.startsWith(prefix));
+    return within.map((row) => ({ key: row.key, size: row.size, lastModified: row.last_modified }));
   }
 
   // ── objects ────────────────────────────────────────────────────────────────────────────────
@@ -731,9 +764,10 @@ export class ObjectStore {
   /**
    * Deletes the object (its file too); a missing key is not an error (S3 DeleteObject is
    * idempotent). `condition` sees the object (or undefined) under the key's lock and throws to
-   * refuse (conditional deletes). Resolves with whether an object was deleted.
+   * refuse (conditional deletes). Resolves with whether an object was deleted. `eventName` names
+   * the deletion in its event: a client's, or a lifecycle rule's expiration.
    */
-  async remove(bucket: string, key: string, origin: ChangeOrigin, condition?: Condition): Promise<boolean> {
+  async remove(bucket: string, key: string, origin: ChangeOrigin, condition?: Condition, eventName: RemovedEvent = 'ObjectRemoved:Delete'): Promise<boolean> {
     return this.locks.with(`${bucket}/${key}`, async () => {
       const previous = this.object(bucket, key);
       condition?.(previous);
@@ -742,7 +776,7 @@ export class ObjectStore {
       const intents: FileIntent[] = previous.inline && previous.blob ? [] : [{ op: 'remove', target: this.contentPath(previous), ...(previous.blob ? {} : { object: { bucket, key } }) }];
       await this.commitWithIntents(intents, (_, record) => {
         this.statements.deleteObject.run(bucket, key);
-        record(bucket, 'ObjectRemoved:Delete', { key }, origin);
+        record(bucket, eventName, { key }, origin);
       });
       if (!previous.blob) await removeEmptyParents(this.contentPath(previous), join(this.shareRoot, bucket));
       return true;
@@ -1043,13 +1077,16 @@ export class ObjectStore {
 
   /**
    * Aborts the multipart uploads initiated before `before` (epoch ms), as a lifecycle rule's
-   * AbortIncompleteMultipartUpload does, removing their parts; resolves with how many. Only reads
-   * while none has expired, so an idle gateway does not write.
+   * AbortIncompleteMultipartUpload does, removing their parts; resolves with how many. `within`
+   * limits it to a bucket's keys starting with a prefix (a lifecycle rule's). Only reads while none
+   * has expired, so an idle gateway does not write.
    */
-  async abortUploadsInitiatedBefore(before: number): Promise<number> {
+  async abortUploadsInitiatedBefore(before: number, within?: { bucket: string; prefix: string }): Promise<number> {
     let aborted = 0;
     for (;;) {
-      const rows = this.statements.uploadsInitiatedBefore.all(before, 100) as UploadRow[];
+      const rows = (within
+        ? this.statements.prefixUploadsInitiatedBefore.all({ ...within, before, limit: 100 })
+        : this.statements.uploadsInitiatedBefore.all(before, 100)) as UploadRow[];
       for (const row of rows) {
         // completed or aborted by its client meanwhile
         await this.abortUpload(uploadOf(row)).then(() => aborted++, (error) => { if (!(error instanceof S3Error)) throw error; });

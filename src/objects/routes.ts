@@ -28,6 +28,9 @@ import { listParts } from './operations/ListParts.js';
 import { listMultipartUploads } from './operations/ListMultipartUploads.js';
 import { getBucketNotificationConfiguration } from './operations/GetBucketNotificationConfiguration.js';
 import { putBucketNotificationConfiguration } from './operations/PutBucketNotificationConfiguration.js';
+import { getBucketLifecycleConfiguration } from './operations/GetBucketLifecycleConfiguration.js';
+import { putBucketLifecycleConfiguration } from './operations/PutBucketLifecycleConfiguration.js';
+import { deleteBucketLifecycle } from './operations/DeleteBucketLifecycle.js';
 import { getBucketAcl, getObjectAcl, putBucketAcl, putObjectAcl } from './operations/acl.js';
 import { deleteBucketPolicy, getBucketPolicy, getBucketPolicyStatus } from './operations/bucket-policy.js';
 import {
@@ -205,9 +208,9 @@ export function route(method: string, bucket: string, key: string, query: URLSea
 }
 
 /**
- * ACLs (disabled, as with S3's default Object Ownership), tags, Object Lock and the configurations a
- * bucket here never has: what S3 answers for a bucket or object without them. Undefined for the
- * rest, setting those configurations among them.
+ * ACLs (disabled, as with S3's default Object Ownership), tags, Object Lock, lifecycle rules and the
+ * configurations a bucket here never has: what S3 answers for a bucket or object without them.
+ * Undefined for the rest, setting those configurations among them.
  */
 function configurationRoute(method: string, key: string, query: URLSearchParams): Route | undefined {
   if (key) {
@@ -224,6 +227,10 @@ function configurationRoute(method: string, key: string, query: URLSearchParams)
   if (query.has('acl')) return method === 'GET' ? c('GetBucketAcl', getBucketAcl, 'read') : method === 'PUT' ? c('PutBucketAcl', putBucketAcl, 'write') : undefined;
   if (query.has('policy')) return method === 'GET' ? c('GetBucketPolicy', getBucketPolicy, 'read') : method === 'DELETE' ? c('DeleteBucketPolicy', deleteBucketPolicy, 'write') : undefined;
   if (query.has('policyStatus')) return method === 'GET' ? c('GetBucketPolicyStatus', getBucketPolicyStatus, 'read') : undefined;
+  if (query.has('lifecycle')) {
+    if (method === 'GET') return c('GetBucketLifecycleConfiguration', getBucketLifecycleConfiguration, 'read');
+    return method === 'PUT' ? c('PutBucketLifecycleConfiguration', putBucketLifecycleConfiguration, 'write') : c('DeleteBucketLifecycle', deleteBucketLifecycle, 'write');
+  }
   const absent = ABSENT_CONFIGURATIONS.find((configuration) => query.has(configuration.query));
   if (method === 'GET' && absent) return c(absent.get, absent.operation, 'read');
   if (method === 'DELETE' && absent?.delete) return c(absent.delete, deleteAbsent, 'write');

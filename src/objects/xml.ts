@@ -66,6 +66,8 @@ export const MAX_MARKUP = {
   completeMultipartUpload: 2 * (10_000 * 4 + 8),
   /** bucket configurations: CreateBucket, notification rules, ACLs */
   configuration: 4_000,
+  /** 1,000 lifecycle rules of Rule, ID, Filter, And, Prefix, two sizes, Status, Expiration, Days, AbortIncompleteMultipartUpload, DaysAfterInitiation */
+  lifecycle: 2 * (1000 * 12 + 2),
 } as const;
 
 /**
@@ -77,7 +79,7 @@ export async function parseXml(text: string, maxMarkup: number): Promise<Record<
   if (!markupWithin(text, maxMarkup)) return undefined;
   if (!parser) {
     const { XMLParser } = await import('fast-xml-parser');
-    const repeated = new Set(['Object', 'Part', 'CloudFunctionConfiguration', 'LambdaFunctionConfiguration', 'TopicConfiguration', 'QueueConfiguration', 'Event', 'FilterRule', 'Grant']);
+    const repeated = new Set(['Object', 'Part', 'CloudFunctionConfiguration', 'LambdaFunctionConfiguration', 'TopicConfiguration', 'QueueConfiguration', 'Event', 'FilterRule', 'Grant', 'Rule']);
     parser = new XMLParser({
       ignoreAttributes: true, removeNSPrefix: true, parseTagValue: false, trimValues: false, processEntities: true, entityDecoder,
       isArray: (name) => repeated.has(name),

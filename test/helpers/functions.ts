@@ -19,6 +19,9 @@ export function writePackage(files: Record<string, string>): { dir: string; remo
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** A function (index.js) appending each event it gets, one JSON line, to $OUT. */
+export const RECORDER = 'const fs = require("node:fs");\nexports.handler = async (event) => { fs.appendFileSync(process.env.OUT, JSON.stringify(event) + "\\n"); };\n';
+
 /** A one-function template.yaml. */
 export function template(name: string, properties: Record<string, unknown>): string {
   return JSON.stringify({ Resources: { [name]: { Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', ...properties } } } });

@@ -1,6 +1,6 @@
-import { S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { Agent } from 'node:http';
-import type { TestDaemon } from './daemon.js';
+import { TestDaemon } from './daemon.js';
 import { outpost } from './mqtt.js';
 
 export interface S3Credentials {
@@ -16,13 +16,25 @@ export async function addKey(daemon: TestDaemon, grants: string[] = ['--read-wri
   return { accessKeyId, secretAccessKey };
 }
 
+/** A daemon on free ports, a read-write key, its SDK client and a bucket made with it; `cleanup` ends them all. */
+export async function daemonWithBucket(bucket: string, config: Record<string, unknown> = {}) {
+  const daemon = await TestDaemon.start({ config });
+  const credentials = await addKey(daemon);
+  const s3 = s3Client(daemon, credentials);
+  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  return { daemon, credentials, s3, cleanup: async () => { s3.destroy(); await daemon.cleanup(); } };
+}
+
 export function s3Endpoint(daemon: TestDaemon): string {
   return `http://127.0.0.1:${daemon.port('s3')}`;
 }
 
 /** An SDK v3 client against the daemon, path-style, with the SDK's default checksum behaviour. */
-export function s3Client(daemon: TestDaemon, credentials: S3Credentials, options: { forcePathStyle?: boolean; endpoint?: string; httpAgent?: Agent } = {}): S3Client {
+export function s3Client(daemon: TestDaemon, credentials: S3Credentials,
+  options: { forcePathStyle?: boolean; endpoint?: string; httpAgent?: Agent; systemClockOffset?: number } = {}): S3Client {
   return new S3Client({
+    // a daemon whose clock runs ahead (libfaketime) takes requests signed for its time
+    systemClockOffset: options.systemClockOffset,
     endpoint: options.endpoint ?? s3Endpoint(daemon),
     region: 'us-east-1',
     forcePathStyle: options.forcePathStyle ?? true,

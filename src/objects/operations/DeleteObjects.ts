@@ -1,11 +1,9 @@
 import { errors, S3Error } from '../errors.js';
 import { checkKey } from '../names.js';
 import { el, MAX_MARKUP, parseXml } from '../xml.js';
-import { changeOrigin, header, sendXml, smallBody, type Operation, type S3Request } from './context.js';
+import { changeOrigin, sendXml, type Operation } from './context.js';
 import { checkVersionId, ifMatchCondition } from './reading.js';
-import { checkEventQueue, contentMd5 } from './writing.js';
-import { createHash } from 'node:crypto';
-import { checksumHeaderAlgorithm } from '../../auth/checksums.js';
+import { checkEventQueue, digestedBody } from './writing.js';
 
 /**
  * S3 DeleteObjects: up to 1,000 keys; each result Deleted (unless Quiet) or an Error of its own.
@@ -13,12 +11,7 @@ import { checksumHeaderAlgorithm } from '../../auth/checksums.js';
  */
 export const deleteObjects: Operation = async (request, res, context) => {
   context.objects.existingBucket(request.bucket);
-  checkIntegrityHeader(request);
-  const digest = contentMd5(request);
-  const text = await smallBody(request);
-  if (digest !== undefined && createHash('md5').update(text).digest('base64') !== digest) {
-    throw errors.badDigest(digest, createHash('md5').update(text).digest('base64'));
-  }
+  const text = await digestedBody(request);
   const parsed = (await parseXml(text, MAX_MARKUP.deleteObjects))?.Delete;
   if (!parsed || typeof parsed !== 'object') throw errors.malformedXml();
   const objects = (parsed.Object ?? []) as Array<{ Key?: unknown; ETag?: unknown; VersionId?: unknown }>;
@@ -42,15 +35,3 @@ export const deleteObjects: Operation = async (request, res, context) => {
   }));
   sendXml(res, 200, 'DeleteResult', results);
 };
-
-/**
- * S3 DeleteObjects: a body that deletes up to 1,000 objects must come with a digest of it,
- * Content-MD5 or an x-amz-checksum-* (a header, or a trailer x-amz-trailer announces); without one
- * S3 deletes nothing and answers InvalidRequest. Each is verified against the body once it is read.
- */
-function checkIntegrityHeader(request: S3Request): void {
-  if (request.headers['content-md5'] !== undefined) return;
-  const announced = [...Object.keys(request.headers), header(request, 'x-amz-trailer') ?? ''];
-  if (announced.some((name) => checksumHeaderAlgorithm(name) !== undefined)) return;
-  throw errors.invalidRequest('Missing required header for this request: Content-MD5');
-}

@@ -1,8 +1,9 @@
 import { DEFAULT_CONTENT_TYPE } from '../content-type.js';
 import { errors, S3Error } from '../errors.js';
 import { el } from '../xml.js';
-import { CHECKSUM_ALGORITHMS, checksummed, checksumMismatch, runningChecksum, type ChecksumAlgorithm } from '../../auth/checksums.js';
-import { header, type OperationContext, type S3Request } from './context.js';
+import { createHash } from 'node:crypto';
+import { CHECKSUM_ALGORITHMS, checksumHeaderAlgorithm, checksummed, checksumMismatch, runningChecksum, type ChecksumAlgorithm } from '../../auth/checksums.js';
+import { header, smallBody, type OperationContext, type S3Request } from './context.js';
 
 /** The Content-MD5 to check, after checking it is an MD5 at all (InvalidDigest). */
 export function contentMd5(request: S3Request): string | undefined {
@@ -10,6 +11,24 @@ export function contentMd5(request: S3Request): string | undefined {
   if (digest === undefined) return undefined;
   if (Buffer.from(digest, 'base64').length !== 16 || Buffer.from(digest, 'base64').toString('base64') !== digest) throw errors.invalidDigest(digest);
   return digest;
+}
+
+/**
+ * The small body of an operation S3 takes only with a digest of it (DeleteObjects,
+ * PutBucketLifecycleConfiguration): Content-MD5 or an x-amz-checksum-* (a header, or a trailer
+ * x-amz-trailer announces); without one S3 changes nothing and answers InvalidRequest. Content-MD5
+ * is checked here once the body is read, a checksum as the body streams.
+ */
+export async function digestedBody(request: S3Request): Promise<string> {
+  const announced = [...Object.keys(request.headers), header(request, 'x-amz-trailer') ?? ''];
+  if (request.headers['content-md5'] === undefined && !announced.some((name) => checksumHeaderAlgorithm(name) !== undefined)) {
+    throw errors.invalidRequest('Missing required header for this request: Content-MD5');
+  }
+  const digest = contentMd5(request);
+  const text = await smallBody(request);
+  const calculated = digest !== undefined ? createHash('md5').update(text).digest('base64') : undefined;
+  if (calculated !== digest) throw errors.badDigest(digest!, calculated!);
+  return text;
 }
 
 export function contentType(request: S3Request): string {

@@ -1,0 +1,238 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  CreateBucketCommand, CreateMultipartUploadCommand, DeleteBucketLifecycleCommand, GetBucketLifecycleConfigurationCommand, HeadObjectCommand,
+  ListMultipartUploadsCommand, PutBucketLifecycleConfigurationCommand, PutBucketNotificationConfigurationCommand, PutObjectCommand,
+  type LifecycleRule, type S3Client, S3ServiceException,
+} from '@aws-sdk/client-s3';
+import type { FinalizeHandler, FinalizeHandlerArguments, MetadataBearer } from '@smithy/types';
+import { TestDaemon } from './helpers/daemon.js';
+import { LIBFAKETIME } from './helpers/faketime.js';
+import { addKey, awsEnv, daemonWithBucket, s3Client, s3Endpoint, type S3Credentials } from './helpers/objects.js';
+import { outpost } from './helpers/mqtt.js';
+import { RECORDER, writePackage } from './helpers/functions.js';
+import { eventually } from './helpers/eventually.js';
+import { jsonLines } from './helpers/json-lines.js';
+
+const run = promisify(execFile);
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/** What S3 answered a request with: its error code, message and status. */
+async function refusal(request: Promise<unknown>): Promise<{ name: string; message: string; status?: number }> {
+  const error = await request.then(() => undefined, (e: unknown) => e);
+  expect(error).toBeInstanceOf(S3ServiceException);
+  const s3 = error as S3ServiceException;
+  return { name: s3.name, message: s3.message, status: s3.$metadata.httpStatusCode };
+}
+
+async function exists(s3: S3Client, bucket: string, key: string): Promise<boolean> {
+  return s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })).then(() => true, (error: S3ServiceException) => {
+    if (error.$metadata?.httpStatusCode === 404) return false;
+    throw error;
+  });
+}
+
+describe('bucket lifecycle configuration (S3 Put/Get/DeleteBucketLifecycle)', () => {
+  let daemon: TestDaemon;
+  let s3: S3Client;
+  let credentials: S3Credentials;
+  let cleanup: (() => Promise<void>) | undefined;
+
+  beforeAll(async () => {
+    ({ daemon, s3, credentials, cleanup } = await daemonWithBucket('logs'));
+  });
+  afterAll(() => cleanup?.());
+
+  const rules: LifecycleRule[] = [
+    { ID: 'logs', Filter: { Prefix: 'logs/' }, Status: 'Enabled', Expiration: { Days: 30 } },
+    { ID: 'videos', Filter: { And: { Prefix: 'video/', ObjectSizeGreaterThan: 1000, ObjectSizeLessThan: 5_000_000 } }, Status: 'Disabled',
+      Expiration: { Date: new Date('2030-01-01T00:00:00Z') } },
+    { ID: 'legacy', Prefix: 'tmp/', Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 2 } },
+    { ID: 'small', Filter: { ObjectSizeLessThan: 10 }, Status: 'Enabled', Expiration: { Days: 1 }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } },
+  ];
+
+  it('stores a configuration and returns it as given; deleting it leaves NoSuchLifecycleConfiguration', async () => {
+    expect(await refusal(s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'logs' }))))
+      .toEqual({ name: 'NoSuchLifecycleConfiguration', message: 'The lifecycle configuration does not exist', status: 404 });
+    const put = await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: 'logs', LifecycleConfiguration: { Rules: rules } }));
+    expect(put.TransitionDefaultMinimumObjectSize).toBe('all_storage_classes_128K');
+    const got = await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'logs' }));
+    expect(got.Rules).toEqual(rules);
+    expect(got.TransitionDefaultMinimumObjectSize).toBe('all_storage_classes_128K');
+    expect((await s3.send(new DeleteBucketLifecycleCommand({ Bucket: 'logs' }))).$metadata.httpStatusCode).toBe(204);
+    expect((await refusal(s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'logs' })))).name).toBe('NoSuchLifecycleConfiguration');
+    // as S3: 204 with none to delete
+    expect((await s3.send(new DeleteBucketLifecycleCommand({ Bucket: 'logs' }))).$metadata.httpStatusCode).toBe(204);
+  });
+
+  it('aws s3api put-bucket-lifecycle-configuration and get-bucket-lifecycle-configuration round trip', async () => {
+    const env = awsEnv(daemon, credentials);
+    const aws = (...args: string[]) => run('/usr/bin/aws', ['--endpoint-url', s3Endpoint(daemon), ...args], { env, timeout: 60_000 });
+    const configuration = { Rules: [
+      { ID: 'camera', Filter: { Prefix: 'camera/' }, Status: 'Enabled', Expiration: { Days: 90 }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } },
+      { ID: 'everything', Filter: {}, Status: 'Enabled', Expiration: { Date: '2031-06-01T00:00:00+00:00' } },
+    ] };
+    await aws('s3api', 'put-bucket-lifecycle-configuration', '--bucket', 'logs', '--lifecycle-configuration', JSON.stringify(configuration));
+    const got = JSON.parse((await aws('s3api', 'get-bucket-lifecycle-configuration', '--bucket', 'logs')).stdout);
+    expect(got.Rules).toEqual([
+      configuration.Rules[0],
+      { ...configuration.Rules[1], Expiration: { Date: expect.stringMatching(/^2031-06-01T00:00:00(\.000)?(Z|\+00:00)$/) } },
+    ]);
+  });
+
+  it('refuses what S3 refuses, and what the gateway would not honour, and keeps the configuration it had', async () => {
+    const kept: LifecycleRule[] = [{ ID: 'kept', Filter: { Prefix: 'a/' }, Status: 'Enabled', Expiration: { Days: 3 } }];
+    await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: 'logs', LifecycleConfiguration: { Rules: kept } }));
+    const put = (ruleList: LifecycleRule[]) => refusal(s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: 'logs', LifecycleConfiguration: { Rules: ruleList } })));
+    const rule = (changes: Partial<LifecycleRule>): LifecycleRule => ({ ID: 'r', Filter: { Prefix: 'b/' }, Status: 'Enabled', Expiration: { Days: 1 }, ...changes });
+    expect(await put([rule({ Expiration: { Days: 0 } })]))
+      .toEqual({ name: 'InvalidArgument', message: "'Days' for Expiration action must be a positive integer", status: 400 });
+    expect(await put([rule({ Expiration: { Date: new Date('2030-01-01T12:00:00Z') } })]))
+      .toEqual({ name: 'InvalidArgument', message: "'Date' must be at midnight GMT", status: 400 });
+    expect(await put([rule({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 0 } })]))
+      .toEqual({ name: 'InvalidArgument', message: "'DaysAfterInitiation' for AbortIncompleteMultipartUpload action must be a positive integer", status: 400 });
+    expect(await put([rule({}), rule({ Filter: { Prefix: 'c/' } })]))
+      .toEqual({ name: 'InvalidArgument', message: 'Rule ID must be unique. Found same ID for more than one rule', status: 400 });
+    expect(await put([rule({ ID: 'x'.repeat(256) })])).toMatchObject({ name: 'InvalidArgument', status: 400 });
+    expect(await put([rule({ Expiration: undefined })]))
+      .toEqual({ name: 'InvalidRequest', message: 'At least one action needs to be specified in a rule', status: 400 });
+    expect(await put([rule({ Filter: { And: { ObjectSizeGreaterThan: 100, ObjectSizeLessThan: 100 } } })])).toMatchObject({ name: 'InvalidArgument', status: 400 });
+    // a Filter of two predicates without And
+    expect(await put([rule({ Filter: { Prefix: 'b/', ObjectSizeGreaterThan: 100 } })])).toMatchObject({ name: 'MalformedXML', status: 400 });
+    expect(await put([rule({ Filter: undefined })])).toMatchObject({ name: 'MalformedXML', status: 400 });
+    expect(await put(Array.from({ length: 1001 }, (_, i) => rule({ ID: `r${i}` })))).toMatchObject({ name: 'MalformedXML', status: 400 });
+    // what needs storage classes, versions or tags: refused, not stored and ignored
+    for (const unsupported of [
+      rule({ Transitions: [{ Days: 30, StorageClass: 'GLACIER' }] }),
+      rule({ NoncurrentVersionExpiration: { NoncurrentDays: 5 } }),
+      rule({ NoncurrentVersionTransitions: [{ NoncurrentDays: 5, StorageClass: 'GLACIER' }] }),
+      rule({ Filter: { Tag: { Key: 'class', Value: 'temp' } } }),
+      rule({ Filter: { And: { Prefix: 'b/', Tags: [{ Key: 'class', Value: 'temp' }] } } }),
+    ]) {
+      expect(await put([unsupported])).toMatchObject({ name: 'NotImplemented', status: 501 });
+    }
+    // S3 takes this PUT only with a digest of its body: Content-MD5 or an x-amz-checksum-*
+    const undigested = s3Client(daemon, credentials);
+    undigested.middlewareStack.addRelativeTo((next: FinalizeHandler<object, MetadataBearer>) => async (args: FinalizeHandlerArguments<object>) => {
+      const { headers } = args.request as { headers: Record<string, string> };
+      for (const name of Object.keys(headers)) if (name.toLowerCase() === 'content-md5' || name.toLowerCase().startsWith('x-amz-checksum-')) delete headers[name];
+      return next(args);
+    }, { relation: 'before', toMiddleware: 'httpSigningMiddleware' });
+    expect(await refusal(undigested.send(new PutBucketLifecycleConfigurationCommand({ Bucket: 'logs', LifecycleConfiguration: { Rules: [rule({})] } }))))
+      .toEqual({ name: 'InvalidRequest', message: 'Missing required header for this request: Content-MD5', status: 400 });
+    undigested.destroy();
+    expect((await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'logs' }))).Rules).toEqual(kept);
+  });
+});
+
+describe('lifecycle expiration: objects a rule has expired are deleted, with LifecycleExpiration:Delete events', () => {
+  let daemon: TestDaemon;
+  let s3: S3Client;
+  let cleanup: (() => Promise<void>) | undefined;
+  let fn: { dir: string; remove: () => void };
+  const recorded = () => jsonLines(join(fn.dir, 'events.jsonl'));
+  const onBus = () => jsonLines(join(fn.dir, 'bus.jsonl'));
+
+  beforeAll(async () => {
+    fn = writePackage({ 'index.js': RECORDER });
+    // OnBus sees the bus topic through an in-process subscription, as MQTT clients may not subscribe to $outpost/objects/
+    writeFileSync(join(fn.dir, 'template.yaml'), JSON.stringify({ Resources: {
+      OnExpiry: { Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', Handler: 'index.handler', Environment: { Variables: { OUT: join(fn.dir, 'events.jsonl') } } } },
+      OnBus: { Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', Handler: 'index.handler', Environment: { Variables: { OUT: join(fn.dir, 'bus.jsonl') } },
+        Events: { Objects: { Type: 'MQTT', Properties: { Topic: '$outpost/objects/expiring/events' } } } } },
+    } }));
+    ({ daemon, s3, cleanup } = await daemonWithBucket('expiring', { s3: { lifecycleIntervalSeconds: 1 } }));
+    const deployed = await outpost(daemon.socket, ['deploy', fn.dir]);
+    expect(deployed, deployed.stderr).toMatchObject({ code: 0 });
+  });
+  afterAll(async () => {
+    await cleanup?.();
+    fn?.remove();
+  });
+
+  it('deletes the objects of a rule dated in the past (file and object), keeps the others, and tells functions and the bus', async () => {
+    await s3.send(new PutBucketNotificationConfigurationCommand({ Bucket: 'expiring', NotificationConfiguration: {
+      LambdaFunctionConfigurations: [{ Id: 'expiry', LambdaFunctionArn: 'OnExpiry', Events: ['s3:LifecycleExpiration:*'] }],
+    } }));
+    const big = Buffer.alloc(200 * 1024, 7);
+    // a small object held in SQLite, a large one a file first; an empty one the size filter keeps
+    await s3.send(new PutObjectCommand({ Bucket: 'expiring', Key: 'old/small.txt', Body: 'small' }));
+    await s3.send(new PutObjectCommand({ Bucket: 'expiring', Key: 'old/big.bin', Body: big }));
+    await s3.send(new PutObjectCommand({ Bucket: 'expiring', Key: 'old/empty', Body: '' }));
+    await s3.send(new PutObjectCommand({ Bucket: 'expiring', Key: 'keep/c.txt', Body: 'kept' }));
+    const share = (key: string) => join(daemon.dataDir, 'share', 'expiring', key);
+    await eventually(() => existsSync(share('old/small.txt')) && existsSync(share('old/big.bin')));
+    await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: 'expiring', LifecycleConfiguration: { Rules: [
+      { ID: 'old', Filter: { And: { Prefix: 'old/', ObjectSizeGreaterThan: 0 } }, Status: 'Enabled', Expiration: { Date: new Date('2020-01-01T00:00:00Z') } },
+      { ID: 'keep', Filter: { Prefix: 'keep/' }, Status: 'Disabled', Expiration: { Date: new Date('2020-01-01T00:00:00Z') } },
+    ] } }));
+    await eventually(async () => !(await exists(s3, 'expiring', 'old/small.txt')) && !(await exists(s3, 'expiring', 'old/big.bin')), 15_000);
+    expect(existsSync(share('old/small.txt'))).toBe(false);
+    expect(existsSync(share('old/big.bin'))).toBe(false);
+    expect(await exists(s3, 'expiring', 'old/empty')).toBe(true);
+    expect(await exists(s3, 'expiring', 'keep/c.txt')).toBe(true);
+    const events = await eventually(() => recorded().length >= 2 && recorded(), 15_000);
+    expect(events.map((event) => event.Records[0].s3.object.key).sort()).toEqual(['old/big.bin', 'old/small.txt']);
+    expect(events[0].Records[0]).toMatchObject({
+      eventName: 'LifecycleExpiration:Delete',
+      userIdentity: { principalId: 's3.amazonaws.com' },
+      requestParameters: { sourceIPAddress: 's3.amazonaws.com' },
+      s3: { configurationId: 'expiry', bucket: { name: 'expiring' } },
+    });
+    const published = await eventually(() => onBus().filter((event) => event.Records[0].eventName === 'LifecycleExpiration:Delete').length >= 2 && onBus(), 15_000);
+    expect(published.filter((event) => event.Records[0].eventName.startsWith('ObjectRemoved'))).toEqual([]);
+    // an object written under the rule from now on expires too, as with S3's date rules
+    await s3.send(new PutObjectCommand({ Bucket: 'expiring', Key: 'old/later.txt', Body: 'later' }));
+    await eventually(async () => !(await exists(s3, 'expiring', 'old/later.txt')), 15_000);
+  });
+});
+
+// The daemon's wall clock set days ahead (libfaketime) across a restart: what days-old objects meet.
+describe.skipIf(!LIBFAKETIME)('lifecycle expiration by days (libfaketime)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'outpost-lifecycle-'));
+  const config = { s3: { lifecycleIntervalSeconds: 1 } };
+  let daemon: TestDaemon | undefined;
+
+  afterAll(async () => {
+    await daemon?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('expires objects and aborts uploads past their days, rounded to midnight UTC, after a restart', async () => {
+    daemon = await TestDaemon.start({ config, dataDir });
+    let s3 = s3Client(daemon, await addKey(daemon));
+    await s3.send(new CreateBucketCommand({ Bucket: 'days' }));
+    await s3.send(new PutObjectCommand({ Bucket: 'days', Key: 'logs/1.log', Body: 'one' }));
+    await s3.send(new PutObjectCommand({ Bucket: 'days', Key: 'other/2.log', Body: 'two' }));
+    await s3.send(new CreateMultipartUploadCommand({ Bucket: 'days', Key: 'logs/upload.bin' }));
+    await s3.send(new CreateMultipartUploadCommand({ Bucket: 'days', Key: 'other/upload.bin' }));
+    await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: 'days', LifecycleConfiguration: { Rules: [
+      { ID: 'logs', Filter: { Prefix: 'logs/' }, Status: 'Enabled', Expiration: { Days: 1 }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } },
+      { ID: 'later', Prefix: 'other/', Status: 'Enabled', Expiration: { Days: 3 } },
+    ] } }));
+    // passes meanwhile find nothing expired yet
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(await exists(s3, 'days', 'logs/1.log')).toBe(true);
+    s3.destroy();
+    await daemon.stop();
+
+    // two days on: past creation + 1 day rounded up to midnight, short of + 3 days rounded up
+    const ahead = 2 * DAY_MS;
+    daemon = await TestDaemon.start({ config, dataDir, env: { TZ: 'UTC', LD_PRELOAD: LIBFAKETIME, FAKETIME: '+2d', FAKETIME_DONT_FAKE_MONOTONIC: '1' } });
+    s3 = s3Client(daemon, await addKey(daemon), { systemClockOffset: ahead });
+    expect((await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'days' }))).Rules?.map((rule) => rule.ID)).toEqual(['logs', 'later']);
+    await eventually(async () => !(await exists(s3, 'days', 'logs/1.log')), 15_000);
+    expect(await exists(s3, 'days', 'other/2.log')).toBe(true);
+    const uploads = await eventually(async () => {
+      const listed = (await s3.send(new ListMultipartUploadsCommand({ Bucket: 'days' }))).Uploads ?? [];
+      return listed.length === 1 && listed;
+    }, 15_000);
+    expect(uploads.map((upload) => upload.Key)).toEqual(['other/upload.bin']);
+    s3.destroy();
+  });
+});
