@@ -10,7 +10,7 @@ import {
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client } from './helpers/objects.js';
 import { adminRequest, outpost } from './helpers/mqtt.js';
-import { RECORDER, writePackage } from './helpers/functions.js';
+import { objectEventRecorders } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 import { jsonLines } from './helpers/json-lines.js';
 
@@ -23,13 +23,7 @@ describe('object events: S3 event records to functions and the local bus', () =>
   const events = () => linesOf(outFile());
 
   beforeAll(async () => {
-    fn = writePackage({ 'index.js': RECORDER });
-    // OnBus sees the bus topic through an in-process subscription (MQTT clients may not subscribe to $outpost/objects/ yet)
-    writeFileSync(join(fn.dir, 'template.yaml'), JSON.stringify({ Resources: {
-      OnUpload: { Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', Handler: 'index.handler', Environment: { Variables: { OUT: join(fn.dir, 'events.jsonl') } } } },
-      OnBus: { Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', Handler: 'index.handler', Environment: { Variables: { OUT: join(fn.dir, 'bus.jsonl') } },
-        Events: { Objects: { Type: 'MQTT', Properties: { Topic: '$outpost/objects/cameras/events' } } } } },
-    } }));
+    fn = objectEventRecorders('OnUpload', 'cameras');
     daemon = await TestDaemon.start({ config: {
       s3: { minPartBytes: 1024 },
     } });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,7 +14,7 @@ import { TestDaemon } from './helpers/daemon.js';
 import { LIBFAKETIME } from './helpers/faketime.js';
 import { addKey, awsEnv, daemonWithBucket, s3Client, s3Endpoint, type S3Credentials } from './helpers/objects.js';
 import { outpost } from './helpers/mqtt.js';
-import { RECORDER, writePackage } from './helpers/functions.js';
+import { objectEventRecorders } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 import { jsonLines } from './helpers/json-lines.js';
 
@@ -128,6 +128,35 @@ describe('bucket lifecycle configuration (S3 Put/Get/DeleteBucketLifecycle)', ()
     undigested.destroy();
     expect((await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'logs' }))).Rules).toEqual(kept);
   });
+
+  it('outpost buckets lifecycle adds an expiration rule per prefix, lists the rules and clears them', async () => {
+    const lifecycle = (...args: string[]) => outpost(daemon.socket, ['buckets', 'lifecycle', ...args]);
+    expect((await outpost(daemon.socket, ['buckets', 'create', 'cli'])).code).toBe(0);
+    expect(await lifecycle('cli')).toMatchObject({ code: 0, stdout: 'no lifecycle rules on cli\n' });
+    expect((await lifecycle('cli', '--expire-days', '30', '--prefix', 'cams/')).code).toBe(0);
+    expect((await lifecycle('cli', '--expire-days', '7')).code).toBe(0);
+    // the prefix's rule again: replaced, not added
+    expect((await lifecycle('cli', '--expire-days', '60', '--prefix', 'cams/')).code).toBe(0);
+    expect((await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'cli' }))).Rules).toEqual([
+      { ID: 'expire', Filter: {}, Status: 'Enabled', Expiration: { Days: 7 } },
+      { ID: 'expire cams/', Filter: { Prefix: 'cams/' }, Status: 'Enabled', Expiration: { Days: 60 } },
+    ]);
+    const listed = await lifecycle('cli');
+    expect(listed.stdout).toMatch(/expire cams\/\s+Enabled\s+prefix cams\/\s+after 60 days\s+-/);
+    expect(listed.stdout).toMatch(/expire\s+Enabled\s+every object\s+after 7 days/);
+    for (const [args, error] of [
+      [['--expire-days', '0'], '--expire-days takes a whole number of days, at least 1 (got "0")'],
+      [['--prefix', 'x/'], 'give --expire-days N to add a rule (or --clear)'],
+      [['--clear', '--expire-days', '3'], "error: option '--clear' cannot be used with option '--expire-days <days>'"],
+    ]) {
+      const refused = await lifecycle('cli', ...args);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain(error);
+    }
+    expect((await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'cli' }))).Rules).toHaveLength(2);
+    expect((await lifecycle('cli', '--clear')).code).toBe(0);
+    expect((await refusal(s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'cli' })))).name).toBe('NoSuchLifecycleConfiguration');
+  });
 });
 
 describe('lifecycle expiration: objects a rule has expired are deleted, with LifecycleExpiration:Delete events', () => {
@@ -139,13 +168,7 @@ describe('lifecycle expiration: objects a rule has expired are deleted, with Lif
   const onBus = () => jsonLines(join(fn.dir, 'bus.jsonl'));
 
   beforeAll(async () => {
-    fn = writePackage({ 'index.js': RECORDER });
-    // OnBus sees the bus topic through an in-process subscription, as MQTT clients may not subscribe to $outpost/objects/
-    writeFileSync(join(fn.dir, 'template.yaml'), JSON.stringify({ Resources: {
-      OnExpiry: { Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', Handler: 'index.handler', Environment: { Variables: { OUT: join(fn.dir, 'events.jsonl') } } } },
-      OnBus: { Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', Handler: 'index.handler', Environment: { Variables: { OUT: join(fn.dir, 'bus.jsonl') } },
-        Events: { Objects: { Type: 'MQTT', Properties: { Topic: '$outpost/objects/expiring/events' } } } } },
-    } }));
+    fn = objectEventRecorders('OnExpiry', 'expiring');
     ({ daemon, s3, cleanup } = await daemonWithBucket('expiring', { s3: { lifecycleIntervalSeconds: 1 } }));
     const deployed = await outpost(daemon.socket, ['deploy', fn.dir]);
     expect(deployed, deployed.stderr).toMatchObject({ code: 0 });

@@ -7,6 +7,7 @@ import { EVENT_TYPES, functionNameOf, validateRules, type NotificationRule } fro
 import type { ObjectStore } from './object-store.js';
 import { isBucketName } from './names.js';
 import { changeRules, rulesOf } from './operations/notification-rules.js';
+import { changeLifecycle, lifecycleOf, TRANSITION_MINIMUM_SIZES, type LifecycleRule } from './operations/lifecycle-rules.js';
 
 interface Dependencies {
   objects: () => ObjectStore;
@@ -57,6 +58,23 @@ export function registerObjectAdminRoutes(router: AdminRouter, deps: Dependencie
     return { rules };
   }));
 
+  router.add('GET', '/v1/buckets/:name/lifecycle', ({ params }) => asAdminError(() => {
+    deps.objects().existingBucket(params.name);
+    return { rules: lifecycleOf(deps.objects(), params.name)?.rules ?? [] };
+  }));
+
+  // outpost buckets lifecycle: adds one expiration rule (replacing the rule of the same id); {"clear": true} removes them all.
+  router.add('POST', '/v1/buckets/:name/lifecycle', ({ params, body }) => asAdminError(async () => {
+    const fields = objectBody(body);
+    deps.objects().existingBucket(params.name);
+    const rule = fields.clear === true ? undefined : expirationRuleOf(fields);
+    // added to the rules as they are when written: another change at the same time is kept
+    const changed = await changeLifecycle(deps.objects(), params.name, (current) => rule
+      ? { transitionDefaultMinimumObjectSize: TRANSITION_MINIMUM_SIZES[0], ...current, rules: [...(current?.rules ?? []).filter((existing) => existing.id !== rule.id), rule] }
+      : undefined);
+    return { rules: changed?.rules ?? [] };
+  }));
+
   // outpost objects: the CLI speaks S3 itself (streaming, no size limit) with the daemon's own key for it.
   router.add('GET', '/v1/s3/endpoint', async () => ({
     body: { endpoint: deps.endpoint(), region: deps.region, ...(await deps.accessKeys.serviceKey('cli')) },
@@ -78,6 +96,17 @@ function ruleOf(fields: Record<string, unknown>): NotificationRule {
     functionArn: target!, function: name, events: events as string[],
     ...(prefix ? { prefix } : {}), ...(suffix ? { suffix } : {}),
   };
+}
+
+/** An enabled rule expiring a prefix's objects (every object without one) `expireDays` after their creation. */
+function expirationRuleOf(fields: Record<string, unknown>): LifecycleRule {
+  const days = fields.expireDays;
+  if (typeof days !== 'number' || !Number.isSafeInteger(days) || days < 1) throw new AdminError(400, 'expected "expireDays" to be a whole number of days, at least 1');
+  const prefix = optionalString(fields, 'prefix');
+  // one rule per prefix unless named: setting a prefix's days again replaces its rule
+  const id = optionalString(fields, 'id') ?? (prefix ? `expire ${prefix}` : 'expire');
+  if (id.length > 255) throw new AdminError(400, `a rule's id is at most 255 characters (S3's limit): give a shorter "id" for this prefix`);
+  return { id, enabled: true, filterForm: 'filter', ...(prefix ? { prefix } : {}), expiration: { days } };
 }
 
 function withRule(rules: NotificationRule[], rule: NotificationRule): NotificationRule[] {

@@ -22,6 +22,21 @@ export function writePackage(files: Record<string, string>): { dir: string; remo
 /** A function (index.js) appending each event it gets, one JSON line, to $OUT. */
 export const RECORDER = 'const fs = require("node:fs");\nexports.handler = async (event) => { fs.appendFileSync(process.env.OUT, JSON.stringify(event) + "\\n"); };\n';
 
+/**
+ * A package of two RECORDER functions: `target` (for a bucket's notification rules) records its
+ * events in events.jsonl, OnBus those the local bus carries on the bucket's event topic in bus.jsonl,
+ * through an in-process subscription (MQTT clients may not subscribe to $outpost/objects/ unless a thing policy names it).
+ */
+export function objectEventRecorders(target: string, bucket: string): { dir: string; remove: () => void } {
+  const fn = writePackage({ 'index.js': RECORDER });
+  const recorder = (out: string) => ({ Runtime: 'nodejs20.x', Handler: 'index.handler', Environment: { Variables: { OUT: join(fn.dir, out) } } });
+  writeFileSync(join(fn.dir, 'template.yaml'), JSON.stringify({ Resources: {
+    [target]: { Type: 'AWS::Serverless::Function', Properties: recorder('events.jsonl') },
+    OnBus: { Type: 'AWS::Serverless::Function', Properties: { ...recorder('bus.jsonl'), Events: { Objects: { Type: 'MQTT', Properties: { Topic: `$outpost/objects/${bucket}/events` } } } } },
+  } }));
+  return fn;
+}
+
 /** A one-function template.yaml. */
 export function template(name: string, properties: Record<string, unknown>): string {
   return JSON.stringify({ Resources: { [name]: { Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', ...properties } } } });

@@ -7,6 +7,8 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { guessContentType } from '../../objects/content-type.js';
+import { EVENT_TYPES } from '../../objects/events.js';
+import type { LifecycleRule } from '../../objects/operations/lifecycle-rules.js';
 import { CliError, UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
 import { formatBytes, formatTable } from '../table.js';
@@ -25,8 +27,6 @@ interface Rule {
   suffix?: string;
 }
 
-const EVENTS = ['s3:ObjectCreated:*', 's3:ObjectCreated:Put', 's3:ObjectCreated:Post', 's3:ObjectCreated:Copy',
-  's3:ObjectCreated:CompleteMultipartUpload', 's3:ObjectRemoved:*', 's3:ObjectRemoved:Delete'];
 const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').filter(Boolean)];
 // Progress is drawn for files at least this large, on a terminal only.
 const PROGRESS_FROM_BYTES = 8 * 1024 * 1024;
@@ -65,7 +65,7 @@ function registerBuckets(program: Command, cli: CliContext): void {
   buckets.command('notify <bucket>')
     .description('run a function on object events of the bucket (adds a rule); without --function, list the rules')
     .option('--function <name>', 'function name or arn:aws:lambda:REGION:ACCOUNT:function:NAME')
-    .option('--events <events>', `comma-separated, repeatable: ${EVENTS.join(', ')} (default s3:ObjectCreated:*)`, collect)
+    .option('--events <events>', `comma-separated, repeatable: ${EVENT_TYPES.join(', ')} (default s3:ObjectCreated:*)`, collect)
     .option('--prefix <prefix>', 'only keys starting with this')
     .option('--suffix <suffix>', 'only keys ending with this')
     .option('--id <id>', 'rule id (the event record\'s configurationId); a rule with the same id is replaced')
@@ -83,6 +83,45 @@ function registerBuckets(program: Command, cli: CliContext): void {
       cli.print(command, body, () => body.rules.length === 0 ? `no notification rules on ${bucket}` : formatTable(['ID', 'FUNCTION', 'EVENTS', 'PREFIX', 'SUFFIX'],
         body.rules.map((r) => [r.id, r.functionArn, r.events.join(','), r.prefix ?? '-', r.suffix ?? '-'])));
     });
+
+  buckets.command('lifecycle <bucket>')
+    .description('expire (delete) the bucket\'s objects some days after they were written, as an S3 lifecycle rule (adds a rule); without options, list the rules')
+    .option('--expire-days <days>', 'delete objects this many days after their creation, rounded up to the next midnight UTC as S3 does')
+    .option('--prefix <prefix>', 'only keys starting with this (default: every object)')
+    .option('--id <id>', 'rule id (default "expire PREFIX"); a rule with the same id is replaced')
+    .addOption(new Option('--clear', 'remove every lifecycle rule of the bucket').conflicts(['expireDays', 'prefix', 'id']))
+    .addHelpText('after', '\nOther rules (dates, object sizes, aborting uploads) come from `aws s3api put-bucket-lifecycle-configuration`.\n'
+      + 'Example:\n  outpost buckets lifecycle camera-uploads --expire-days 30 --prefix 2026/\n')
+    .action(async (bucket: string, options: { expireDays?: string; prefix?: string; id?: string; clear?: boolean }, command: Command) => {
+      const path = `/v1/buckets/${encodeURIComponent(bucket)}/lifecycle`;
+      let body: { rules: LifecycleRule[] };
+      if (options.clear) body = await cli.call(command, 'POST', path, { clear: true });
+      else if (options.expireDays !== undefined) {
+        if (!/^\d+$/.test(options.expireDays) || Number(options.expireDays) < 1) throw new UsageError(`--expire-days takes a whole number of days, at least 1 (got "${options.expireDays}")`);
+        body = await cli.call(command, 'POST', path, { expireDays: Number(options.expireDays), prefix: options.prefix, id: options.id });
+      } else if (options.prefix !== undefined || options.id !== undefined) throw new UsageError('give --expire-days N to add a rule (or --clear)');
+      else body = await cli.call(command, 'GET', path);
+      cli.print(command, body, () => body.rules.length === 0 ? `no lifecycle rules on ${bucket}` : formatTable(['ID', 'STATUS', 'FILTER', 'EXPIRES', 'ABORTS UPLOADS'],
+        body.rules.map((r) => [r.id, r.enabled ? 'Enabled' : 'Disabled', filterText(r), expiryText(r),
+          r.abortIncompleteMultipartUploadDays !== undefined ? `after ${r.abortIncompleteMultipartUploadDays} days` : '-'])));
+    });
+}
+
+/** A lifecycle rule's filter, in a table cell: its prefix and size bounds. */
+function filterText(rule: LifecycleRule): string {
+  const parts = [
+    rule.prefix ? `prefix ${rule.prefix}` : '',
+    rule.objectSizeGreaterThan !== undefined ? `size > ${rule.objectSizeGreaterThan}` : '',
+    rule.objectSizeLessThan !== undefined ? `size < ${rule.objectSizeLessThan}` : '',
+  ].filter(Boolean);
+  return parts.length ? parts.join(', ') : 'every object';
+}
+
+function expiryText({ expiration }: LifecycleRule): string {
+  if (!expiration) return '-';
+  if ('days' in expiration) return `after ${expiration.days} days`;
+  if ('date' in expiration) return `from ${expiration.date.slice(0, 10)}`;
+  return `delete markers: ${expiration.expiredObjectDeleteMarker}`;
 }
 
 function registerObjectCommands(program: Command, cli: CliContext): void {
