@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
   CreateBucketCommand, CreateMultipartUploadCommand, DeleteBucketLifecycleCommand, GetBucketLifecycleConfigurationCommand, HeadObjectCommand,
-  ListMultipartUploadsCommand, PutBucketLifecycleConfigurationCommand, PutBucketNotificationConfigurationCommand, PutObjectCommand,
+  ListMultipartUploadsCommand, ListObjectsV2Command, PutBucketLifecycleConfigurationCommand, PutBucketNotificationConfigurationCommand, PutObjectCommand,
   type LifecycleRule, type S3Client, S3ServiceException,
 } from '@aws-sdk/client-s3';
 import type { FinalizeHandler, FinalizeHandlerArguments, MetadataBearer } from '@smithy/types';
@@ -102,7 +102,8 @@ describe('bucket lifecycle configuration (S3 Put/Get/DeleteBucketLifecycle)', ()
     expect(await put([rule({ Expiration: undefined })]))
       .toEqual({ name: 'InvalidRequest', message: 'At least one action needs to be specified in a rule', status: 400 });
     expect(await put([rule({ Filter: { And: { ObjectSizeGreaterThan: 100, ObjectSizeLessThan: 100 } } })])).toMatchObject({ name: 'InvalidArgument', status: 400 });
-    // a Filter of two predicates without And
+    // an And of one predicate, and a Filter of two without And
+    expect(await put([rule({ Filter: { And: { Prefix: 'b/' } } })])).toMatchObject({ name: 'MalformedXML', status: 400 });
     expect(await put([rule({ Filter: { Prefix: 'b/', ObjectSizeGreaterThan: 100 } })])).toMatchObject({ name: 'MalformedXML', status: 400 });
     expect(await put([rule({ Filter: undefined })])).toMatchObject({ name: 'MalformedXML', status: 400 });
     expect(await put(Array.from({ length: 1001 }, (_, i) => rule({ ID: `r${i}` })))).toMatchObject({ name: 'MalformedXML', status: 400 });
@@ -212,6 +213,18 @@ describe('lifecycle expiration: objects a rule has expired are deleted, with Lif
     // an object written under the rule from now on expires too, as with S3's date rules
     await s3.send(new PutObjectCommand({ Bucket: 'expiring', Key: 'old/later.txt', Body: 'later' }));
     await eventually(async () => !(await exists(s3, 'expiring', 'old/later.txt')), 15_000);
+  });
+
+  it('expires a prefix of more objects than a pass reads at once, and none of the keys around it', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'paged' }));
+    const keys = Array.from({ length: 600 }, (_, i) => `many/${String(i).padStart(4, '0')}`);
+    for (const key of ['many', 'man/y', 'manz/after', ...keys]) await s3.send(new PutObjectCommand({ Bucket: 'paged', Key: key, Body: key }));
+    await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: 'paged', LifecycleConfiguration: { Rules: [
+      { ID: 'many', Filter: { Prefix: 'many/' }, Status: 'Enabled', Expiration: { Date: new Date('2020-01-01T00:00:00Z') } },
+    ] } }));
+    const left = async () => (await s3.send(new ListObjectsV2Command({ Bucket: 'paged' }))).Contents?.map((object) => object.Key);
+    await eventually(async () => (await left())?.length === 3, 30_000, 200);
+    expect(await left()).toEqual(['man/y', 'many', 'manz/after']);
   });
 });
 

@@ -6,6 +6,8 @@ import { createdByForExpiry, parseStored, ruleMatches, type LifecycleRule } from
 
 /** Keys read at once: each page is one short SQLite read, and the event loop serves requests between pages. */
 const PAGE_KEYS = 256;
+/** Deletions under way at once: their commits share a group commit's fsync, and leave room for clients' writes. */
+const DELETIONS_AT_ONCE = 8;
 
 /** Thrown by a deletion's condition: the object changed since its page was read, and is not expired now. */
 class NotExpired extends Error {}
@@ -19,6 +21,12 @@ class NotExpired extends Error {}
  */
 export class LifecycleExpiration {
   private stopped = false;
+  /**
+   * The rules whose objects a pass read to the end, by bucket and rule, with the creation time it
+   * expired up to: a Days rule's changes only at midnight UTC, so the passes of the day between
+   * read nothing (S3 too evaluates rules once a day). Only the rules there are now are kept.
+   */
+  private scanned = new Map<string, number>();
 
   constructor(private readonly objects: ObjectStore, private readonly events: Pick<ObjectEvents, 'full'>) {}
 
@@ -33,33 +41,52 @@ export class LifecycleExpiration {
    */
   async run(now: number): Promise<{ expired: number; aborted: number }> {
     const done = { expired: 0, aborted: 0 };
-    for (const { bucket, lifecycle } of this.objects.lifecycleConfigurations()) {
-      for (const rule of parseStored(lifecycle)?.rules ?? []) {
-        if (this.stopped || this.events.full) return done;
-        if (!rule.enabled) continue;
-        done.expired += await this.expireObjects(bucket, rule, now);
-        if (rule.abortIncompleteMultipartUploadDays !== undefined) {
-          // an upload has no size yet: the rule's prefix alone says which are its
-          const initiatedBefore = createdByForExpiry(rule.abortIncompleteMultipartUploadDays, now) + 1;
-          done.aborted += await this.objects.abortUploadsInitiatedBefore(initiatedBefore, { bucket, prefix: rule.prefix ?? '' });
+    const scanned = new Map<string, number>();
+    let complete = false;
+    try {
+      for (const { bucket, lifecycle } of this.objects.lifecycleConfigurations()) {
+        for (const rule of parseStored(lifecycle)?.rules ?? []) {
+          if (!rule.enabled) continue;
+          if (this.stopped || this.events.full) return done;
+          const createdBy = expiredCreatedBy(rule, now);
+          if (createdBy !== undefined) {
+            const scan = `${bucket}\0${JSON.stringify(rule)}`;
+            // a date's rule expires the objects written since too: each pass reads them
+            if (createdBy === Infinity || this.scanned.get(scan) !== createdBy) {
+              const expired = await this.expireObjects(bucket, rule, createdBy);
+              done.expired += expired.count;
+              if (!expired.complete) return done;
+            }
+            scanned.set(scan, createdBy);
+          }
+          if (rule.abortIncompleteMultipartUploadDays !== undefined) {
+            // an upload has no size yet: the rule's prefix alone says which are its
+            const initiatedBefore = createdByForExpiry(rule.abortIncompleteMultipartUploadDays, now) + 1;
+            done.aborted += await this.objects.abortUploadsInitiatedBefore(initiatedBefore, { bucket, prefix: rule.prefix ?? '' });
+          }
         }
       }
+      complete = true;
+      return done;
+    } finally {
+      // a whole pass leaves the rules there are now; one cut short adds what it read to the end
+      this.scanned = complete ? scanned : new Map([...this.scanned, ...scanned]);
     }
-    return done;
   }
 
-  private async expireObjects(bucket: string, rule: LifecycleRule, now: number): Promise<number> {
-    const createdBy = expiredCreatedBy(rule, now);
-    if (createdBy === undefined) return 0;
+  /** Deletes the objects of the rule created by `createdBy`; `complete` unless it stopped before the rule's last key. */
+  private async expireObjects(bucket: string, rule: LifecycleRule, createdBy: number): Promise<{ count: number; complete: boolean }> {
     const prefix = rule.prefix ?? '';
-    let expired = 0;
+    let count = 0;
     for (let after = ''; ;) {
       const page = this.objects.keysWithPrefix(bucket, prefix, after, PAGE_KEYS);
-      for (const object of page) {
-        if (this.stopped || this.events.full) return expired;
-        if (object.lastModified <= createdBy && ruleMatches(rule, object) && await this.expire(bucket, object.key, rule, createdBy)) expired++;
+      const expired = page.filter((object) => object.lastModified <= createdBy && ruleMatches(rule, object));
+      for (let at = 0; at < expired.length; at += DELETIONS_AT_ONCE) {
+        if (this.stopped || this.events.full) return { count, complete: false };
+        const deleted = await Promise.all(expired.slice(at, at + DELETIONS_AT_ONCE).map((object) => this.expire(bucket, object.key, rule, createdBy)));
+        count += deleted.filter(Boolean).length;
       }
-      if (page.length < PAGE_KEYS) return expired;
+      if (page.length < PAGE_KEYS) return { count, complete: true };
       after = page[page.length - 1].key;
       await nextTurn();
     }
@@ -78,7 +105,7 @@ export class LifecycleExpiration {
   }
 }
 
-/** The latest creation time of the objects the rule's Expiration has expired at `now`; undefined when none. */
+/** The latest creation time of the objects the rule's Expiration has expired at `now` (Infinity: all); undefined when none. */
 function expiredCreatedBy(rule: LifecycleRule, now: number): number | undefined {
   const { expiration } = rule;
   if (!expiration) return undefined;

@@ -460,8 +460,9 @@ export class ObjectStore {
         lifecycle: db.prepare('UPDATE object_buckets SET lifecycle = ? WHERE name = ?'),
       },
       bucketsWithLifecycle: db.prepare('SELECT name, lifecycle FROM object_buckets WHERE lifecycle IS NOT NULL ORDER BY name'),
-      // a lifecycle pass's page of a prefix's keys: what its filter and expiry look at
-      expiryPage: db.prepare('SELECT key, size, last_modified FROM objects WHERE bucket = ? AND key > ? AND key >= ? ORDER BY key LIMIT ?'),
+      // a lifecycle pass's pages of a prefix's keys (what its filter and expiry look at): one bound each, which the key index seeks to
+      expiryFirstPage: db.prepare('SELECT key, size, last_modified FROM objects WHERE bucket = ? AND key >= ? ORDER BY key LIMIT ?'),
+      expiryPageAfter: db.prepare('SELECT key, size, last_modified FROM objects WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?'),
       anyObject: db.prepare('SELECT 1 FROM objects WHERE bucket = ? LIMIT 1'),
       anyUpload: db.prepare('SELECT 1 FROM object_uploads WHERE bucket = ? LIMIT 1'),
       object: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
@@ -650,7 +651,9 @@ export class ObjectStore {
    * for the first page), in key order: their key, size and time of creation (lastModified).
    */
   keysWithPrefix(bucket: string, prefix: string, after: string, limit: number): Array<Pick<ObjectRecord, 'key' | 'size' | 'lastModified'>> {
-    const rows = this.statements.expiryPage.all(bucket, after, prefix, limit) as Array<{ key: string; size: number; last_modified: number }>;
+    // `after`, a key of the prefix, is past the prefix's first key
+    const rows = (after ? this.statements.expiryPageAfter.all(bucket, after, limit) : this.statements.expiryFirstPage.all(bucket, prefix, limit)) as
+      Array<{ key: string; size: number; last_modified: number }>;
     const within = rows.filter((row) => row.key.startsWith(prefix));
     return within.map((row) => ({ key: row.key, size: row.size, lastModified: row.last_modified }));
   }

@@ -103,7 +103,8 @@ function filterOf(element: Record<string, unknown>): Pick<LifecycleRule, 'filter
   if (!isElement(element.Filter)) throw errors.malformedXml();
   if (childNames(element.Filter).length > 1) throw errors.malformedXml();
   if (element.Filter.And === undefined) return { filterForm: 'filter', ...predicatesOf(element.Filter) };
-  if (!isElement(element.Filter.And)) throw errors.malformedXml();
+  // S3: an And joins two or more predicates
+  if (!isElement(element.Filter.And) || childNames(element.Filter.And).length < 2) throw errors.malformedXml();
   return { filterForm: 'and', ...predicatesOf(element.Filter.And) };
 }
 
