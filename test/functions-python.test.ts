@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
-import { FIXTURES, invoke, lambdaInvoke, processRuns, template, thingKey, writePackage } from './helpers/functions.js';
+import { FIXTURES, invoke, lambdaInvoke, processRuns, startTime, template, thingKey, writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 import { jsonLines } from './helpers/json-lines.js';
 
@@ -177,6 +177,91 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect((await invoke(daemon.socket, 'PySpawner', {})).result.payload).toMatchObject({ errorType: 'Sandbox.Timedout' });
     const [pid] = readFileSync(pids, 'utf8').trim().split('\n').map(Number);
     await eventually(() => !processRuns(pid));
+  });
+
+  describe('processes that left the environment\'s process group', () => {
+    let pids: string;
+    let pkg: ReturnType<typeof writePackage>;
+    let seen = 0;
+    /** The processes the handler noted since the last call: pid and start time. */
+    const noted = () => {
+      const fresh = readFileSync(pids, 'utf8').trim().split('\n').filter(Boolean).slice(seen);
+      seen += fresh.length;
+      return fresh.map((line) => ({ pid: Number(line.split(' ')[0]), started: line.split(' ')[1] }));
+    };
+    const gone = (processes: Array<{ pid: number; started?: string }>) => eventually(() => processes.every(({ pid, started }) => startTime(pid) !== started));
+    const deploy = async (version: string) => {
+      writeFileSync(join(pkg.dir, 'version.txt'), version);
+      expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+    };
+
+    beforeAll(async () => {
+      pids = join(daemon.dataDir, 'py-escaped.txt');
+      writeFileSync(pids, '');
+      pkg = writePackage({
+        'template.yaml': template('PyEscaper', { Handler: 'app.handler', Runtime: 'python3.11', Timeout: 1, Environment: { Variables: { PIDS: pids } } }),
+        'app.py': [
+          'import os, subprocess, time',
+          'def note(pid):',
+          '    with open("/proc/%d/stat" % pid) as stat:',
+          '        started = stat.read().rpartition(")")[2].split()[19]',
+          '    with open(os.environ["PIDS"], "a") as pids:',
+          '        pids.write("%d %s\\n" % (pid, started))',
+          // a daemon's double fork: the intermediate leaves the session and exits, orphaning its child
+          'def double_fork(seconds):',
+          '    reader, writer = os.pipe()',
+          '    intermediate = os.fork()',
+          '    if intermediate == 0:',
+          '        os.setsid()',
+          '        orphan = os.fork()',
+          '        if orphan == 0:',
+          '            os.execvp("sleep", ["sleep", seconds])',
+          '        os.write(writer, b"%d" % orphan)',
+          '        os._exit(0)',
+          '    os.close(writer)',
+          '    os.waitpid(intermediate, 0)',
+          '    orphan = int(os.read(reader, 32))',
+          '    os.close(reader)',
+          '    return orphan',
+          'def handler(event, context):',
+          '    if event["mode"] == "statuses":',
+          '        orphan = double_fork("0.1")',
+          '        return {"orphan": orphan, "codes": [subprocess.Popen(["sh", "-c", "sleep 0.3; exit 7"]).wait(), subprocess.run(["sh", "-c", "exit 5"]).returncode, os.waitstatus_to_exitcode(os.system("exit 3"))]}',
+          '    note(subprocess.Popen(["sleep", "300"], start_new_session=True).pid)',
+          '    note(double_fork("300"))',
+          '    if event["mode"] == "wait":',
+          '        time.sleep(10)',
+          '    if event["mode"] == "exit":',
+          '        os._exit(3)',
+          '    return "left"',
+          '',
+        ].join('\n'),
+      });
+      cleanups.push(pkg.remove);
+      await deploy('1');
+    });
+
+    it('ends them when the invocation times out and when the runtime exits', async () => {
+      expect((await invoke(daemon.socket, 'PyEscaper', { mode: 'wait' })).result.payload).toMatchObject({ errorType: 'Sandbox.Timedout' });
+      const timedOut = noted();
+      expect(timedOut).toHaveLength(2);
+      await gone(timedOut);
+      expect((await invoke(daemon.socket, 'PyEscaper', { mode: 'exit' })).result.payload).toMatchObject({ errorType: 'Runtime.ExitError', errorMessage: expect.stringMatching(/exit status 3$/) });
+      await gone(noted());
+    });
+
+    it('keeps them while the environment lives, with the exit statuses of the handler\'s own children, and ends them at a redeploy', async () => {
+      expect((await invoke(daemon.socket, 'PyEscaper', { mode: 'leave' })).result.payload).toBe('left');
+      const left = noted();
+      expect(left.map(({ pid }) => processRuns(pid))).toEqual([true, true]);
+      // an orphan adopted by the environment is reaped when it exits; the handler's own children are the handler's to wait for
+      const { result } = await invoke(daemon.socket, 'PyEscaper', { mode: 'statuses' });
+      expect(result.payload.codes).toEqual([7, 5, 3]);
+      await eventually(() => !existsSync(`/proc/${result.payload.orphan}`));
+      expect(left.every(({ pid, started }) => startTime(pid) === started)).toBe(true);
+      await deploy('2');
+      await gone(left);
+    });
   });
 
   it('invokes on MQTT messages with the topic in context.client_context.custom, whatever characters it holds', async () => {

@@ -24,6 +24,8 @@ const SPAWNER = [
   '    case "exit": sleep(); process.exit(3);',
   '    case "leave": sleep().unref(); await new Promise((resolve) => setTimeout(resolve, event.holdMs ?? 0)); return "left";',
   '    case "detached": sleep({ detached: true }).unref(); return "left";',
+  // setsid(1) calls setsid() and becomes sleep, in a session of its own (in a process environment, where the child leads no group)
+  '    case "setsid": { const child = spawn("setsid", ["sleep", "300"], { stdio: "ignore" }); child.unref(); note(child.pid); return "left"; }',
   // the shell exits at once: its sleep stays behind in the shell's group
   '    case "background": await new Promise((resolve) => exec(`sleep 300 > /dev/null 2>&1 & echo $! >> ${PIDS}`, resolve)); return "left";',
   '    case "output": return {',
@@ -101,9 +103,11 @@ describe('functions: processes a worker thread\'s handler starts', () => {
     await gone(spawned);
   });
 
-  it('ends what a handler in a process environment detached from its process group, with the environment', async () => {
-    for (const mode of ['detached', 'leave']) expect((await invoke(daemon.socket, 'Hermit', { mode })).result.payload, mode).toBe('left');
-    const spawned = await noted(2);
+  it('ends what a handler in a process environment detached from its process group, or what left it itself, with the environment', async () => {
+    for (const mode of ['detached', 'leave', 'setsid']) expect((await invoke(daemon.socket, 'Hermit', { mode })).result.payload, mode).toBe('left');
+    const spawned = await noted(3);
+    // the sleep setsid became: a session of its own, outside the environment's process group
+    await eventually(() => readFileSync(`/proc/${spawned[2]}/stat`, 'utf8').includes('(sleep)'));
     expect(spawned.every(processRuns)).toBe(true);
     await deploy('2b');
     await gone(spawned);

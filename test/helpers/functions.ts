@@ -100,9 +100,19 @@ export const FAULT_CASES: Array<[mode: string, error: Record<string, unknown>, e
 
 /** Whether a process runs: not gone, nor a zombie waiting for init to reap it (killed either way). */
 export function processRuns(pid: number): boolean {
+  return startTime(pid) !== undefined;
+}
+
+/**
+ * When a running process started (clock ticks since boot, /proc/PID/stat): what tells it apart from
+ * a later one given its pid. Undefined when it is gone or a zombie.
+ */
+export function startTime(pid: number): string | undefined {
   try {
-    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const [state, ...fields] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return state === 'Z' ? undefined : fields[18];
   } catch {
-    return false;
+    return undefined;
   }
 }

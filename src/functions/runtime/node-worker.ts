@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { Writable } from 'node:stream';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import type { InvokeMessage, WorkerInit, WorkerLoad, WorkerMessage } from './protocol.js';
-import { killProcessGroup } from './process-group.js';
+import { killEnvironmentProcess } from './process-group.js';
 import { SpawnedChildren } from './spawned-children.js';
 
 /**
@@ -157,7 +157,8 @@ function processHost(options: WorkerOptions): NodeHost {
   const killGroup = () => {
     if (groupKilled) return;
     groupKilled = true;
-    killProcessGroup(child.pid);
+    // with what a handler moved out of the group itself (setsid), while the process has not exited
+    killEnvironmentProcess(child);
     detached.endAll(false);
   };
   // The environment is over however the child ended (a crash, process.exit, its memory limit): what it left running goes too.

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import { InitError, NOT_RUN, type Ending, type InvokeOutcome, type WorkerOptions } from './node-worker.js';
 import { MAX_RESPONSE_BYTES, TAIL_BYTES, type InvokeMessage } from './protocol.js';
-import { killProcessGroup } from './process-group.js';
+import { killEnvironmentProcess } from './process-group.js';
 
 /** The bundled bootstrap (copied next to this file into dist by `npm run build`). */
 export const PYTHON_RUNTIME_DIR = fileURLToPath(new URL('./python/', import.meta.url));
@@ -45,6 +45,8 @@ export class PythonInstance {
   /** A GET invocation/next held until there is an event. */
   private waiting: ServerResponse | undefined;
   private child: ChildProcess | undefined;
+  /** The process running the handler (the bootstrap's Outpost-Runtime-Pid), below the one started. */
+  private runtimePid: number | undefined;
   private starting: { ready: () => void; fail: (payload: LambdaErrorPayload, forRequest?: Ending) => void } | undefined;
 
   private constructor(options: PythonOptions, private readonly server: Server, private readonly socketDir: string) {
@@ -140,7 +142,7 @@ export class PythonInstance {
 
   /** The process's peak resident set (VmHWM), as Lambda measures Max Memory Used. */
   maxMemoryBytes(): number | undefined {
-    const pid = this.child?.pid;
+    const pid = this.runtimePid ?? this.child?.pid;
     if (pid === undefined || !this.alive) return undefined;
     try {
       const peak = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -160,11 +162,15 @@ export class PythonInstance {
     rmSync(this.socketDir, { recursive: true, force: true });
   }
 
-  /** The environment's processes: the bootstrap's group (killProcessGroup), once. */
+  /**
+   * The environment's processes, once: the bootstrap's first process and all below it (a child
+   * subreaper, it adopts what is orphaned there); once it has exited, its group (what else was
+   * below it, it ended itself: bootstrap.py).
+   */
   private killGroup(): void {
-    const pid = this.child?.pid;
+    const child = this.child;
     this.child = undefined;
-    killProcessGroup(pid);
+    if (child) killEnvironmentProcess(child);
   }
 
   /** The process is gone (or could not start): fails the init or the invocation in flight. */
@@ -197,6 +203,7 @@ export class PythonInstance {
     const path = (request.url ?? '').split('?')[0];
     if (request.method === 'GET' && path === `${API}/invocation/next`) {
       if (this.waiting) return void answer(response, 400, 'InvalidStateTransition', 'invocation/next is already pending');
+      this.runtimePid ??= runtimePid(request.headers['outpost-runtime-pid']);
       this.waiting = response;
       response.on('close', () => { if (this.waiting === response) this.waiting = undefined; });
       this.starting?.ready();
@@ -232,6 +239,10 @@ export class PythonInstance {
       setImmediate(() => setImmediate(() => current.settle(outcome)));
     }, () => response.destroy());
   }
+}
+
+function runtimePid(header: string | string[] | undefined): number | undefined {
+  return typeof header === 'string' && /^\d{1,10}$/.test(header) ? Number(header) : undefined;
 }
 
 /** The runtime's error document; anything unreadable becomes Runtime.Unknown with the header's type. */

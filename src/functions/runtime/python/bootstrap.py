@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import resource
+import signal
 import socket
 import sys
 import time
@@ -17,6 +18,8 @@ import traceback
 
 API_PREFIX = '/2018-06-01/runtime'
 BOOTSTRAP_FILE = os.path.abspath(__file__)
+# prctl(2): orphans below this process are reparented to it instead of init.
+PR_SET_CHILD_SUBREAPER = 36
 
 
 class Headers(dict):
@@ -285,7 +288,83 @@ def limit_memory():
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def children():
+    """The pids whose parent is this process, read from /proc (the kernel may have no children files)."""
+    me = os.getpid()
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry, 'rb') as stat:
+                fields = stat.read()
+        except OSError:
+            continue
+        # after the command name, which may hold spaces and parentheses: state, ppid, …
+        if int(fields[fields.rindex(b')') + 2:].split()[1]) == me:
+            found.append(int(entry))
+    return found
+
+
+def end_descendants():
+    """SIGKILL to every process below this one, until none is left: as each dies its children are adopted here."""
+    while True:
+        for pid in children():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.wait()
+        except ChildProcessError:
+            return
+
+
+def exit_as(status):
+    """Ends this process as the runtime's ended (the daemon reports it: exit status 3, signal: killed)."""
+    if not os.WIFSIGNALED(status):
+        os._exit(os.WEXITSTATUS(status))
+    number = os.WTERMSIG(status)
+    # the runtime dumped its core, if any: not a second one of this process
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # Python ignores SIGPIPE and SIGXFSZ; SIGKILL has no disposition to set
+    if number != signal.SIGKILL:
+        signal.signal(number, signal.SIG_DFL)
+    os.kill(os.getpid(), number)
+    os._exit(128 + number)
+
+
+def keep_descendants():
+    """Returns in a child process that runs the runtime; this one stays above it to the end.
+
+    Lambda ends every process of an environment with it. The daemon ends the process it started
+    and every process below it (by parent), also those that left its process group (a
+    subprocess.Popen started with start_new_session=True, a process that called os.setsid()). A
+    child subreaper, this process adopts what is orphaned below it (a daemon that forks twice), which
+    init would adopt otherwise, so those stay below it too. It reaps them: its only own child is the
+    runtime, so a blanket wait takes no exit status from the runtime's own waits (Popen.wait()), as
+    it would in the runtime's process. When the runtime exits, it ends what is left below it.
+    """
+    try:
+        import ctypes
+        if ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            return
+    except (ImportError, OSError, AttributeError):
+        # no prctl (not Linux): the runtime runs in this process, its orphans go to init
+        return
+    runtime = os.fork()
+    if runtime == 0:
+        return
+    while True:
+        pid, status = os.wait()
+        if pid == runtime:
+            break
+    end_descendants()
+    exit_as(status)
+
+
 def main():
+    keep_descendants()
     limit_memory()
     api = RuntimeApi(os.environ['AWS_LAMBDA_RUNTIME_API'])
     task_root = os.environ.get('LAMBDA_TASK_ROOT', os.getcwd())
@@ -300,7 +379,8 @@ def main():
         sys.exit(1)
 
     while True:
-        status, headers, body = api.request('GET', '/invocation/next')
+        # the daemon reads this process's peak memory (Max Memory Used): the one it started stays above it
+        status, headers, body = api.request('GET', '/invocation/next', headers={'Outpost-Runtime-Pid': str(os.getpid())})
         if status != 200:
             sys.stderr.write('Runtime API answered %d to invocation/next\n' % status)
             sys.exit(1)
