@@ -2,7 +2,7 @@ import { AdminError, optionalObjectBody, type AdminRouter } from '../admin/route
 import { apiErrors, FunctionApiError } from './errors.js';
 import type { FunctionService } from './function-service.js';
 import type { FunctionVersion } from './store.js';
-import { responseValue } from './json.js';
+import { invokeEvent, responseValue } from './json.js';
 import { checkedFunctionName, unqualifiedFunctionName } from './function-name.js';
 
 /** `/v1/functions` on the admin API, for `outpost deploy`, `outpost functions` and `outpost invoke`. */
@@ -71,13 +71,13 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
   // The Invoke API's shape: status 200 (or 202 for Event), X-Amz-Function-Error as functionError.
   router.add('POST', '/v1/functions/:name/invocations', ({ params, body }) => asAdminError(async () => {
     const name = checkedFunctionName(params.name);
-    const request: { payload?: unknown; invocationType?: unknown; qualifier?: unknown; logType?: unknown } = optionalObjectBody(body);
+    const request: { payload?: unknown; payloadText?: unknown; invocationType?: unknown; qualifier?: unknown; logType?: unknown } = optionalObjectBody(body);
     const type = request.invocationType ?? 'RequestResponse';
     if (type !== 'RequestResponse' && type !== 'Event') throw new FunctionApiError(400, 'InvalidParameterValueException', 'invocationType: expected "RequestResponse" or "Event"');
     if (request.qualifier !== undefined && typeof request.qualifier !== 'string') throw apiErrors.invalidParameter('qualifier: expected an alias or version');
     if (request.logType !== undefined && request.logType !== 'None' && request.logType !== 'Tail') throw apiErrors.invalidParameter('logType: expected "None" or "Tail"');
     // NAME may carry the qualifier itself (NAME:live, NAME:3), as Lambda's FunctionName.
-    const invocation = { event: JSON.stringify(request.payload ?? {}), ...(request.qualifier !== undefined ? { qualifier: request.qualifier } : {}) };
+    const invocation = { event: invocationEvent(request), ...(request.qualifier !== undefined ? { qualifier: request.qualifier } : {}) };
     // Event: 202 only once the event is committed to the durable queue.
     if (type === 'Event') return { statusCode: 202, ...(await service.invoke(name, invocation, 'Event')) };
     const result = await service.invoke(name, { ...invocation, ...(request.logType === 'Tail' ? { tail: true } : {}) }, 'RequestResponse');
@@ -90,6 +90,14 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
       payload: responseValue(result.payload),
     };
   }));
+}
+
+/** `payloadText` as it is, as Lambda's Invoke takes its payload; else `payload`, a JSON value written again (default {}). */
+function invocationEvent({ payload, payloadText }: { payload?: unknown; payloadText?: unknown }): string {
+  if (payloadText === undefined) return JSON.stringify(payload ?? {});
+  if (payload !== undefined) throw apiErrors.invalidParameter('give payload or payloadText, not both');
+  if (typeof payloadText !== 'string') throw apiErrors.invalidParameter('payloadText: expected the event as JSON text');
+  return invokeEvent(payloadText);
 }
 
 /**

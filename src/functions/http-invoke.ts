@@ -7,7 +7,7 @@ import type { HttpHandler } from '../http/server.js';
 import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../http/data-plane-auth.js';
 import { apiErrors, FunctionApiError } from './errors.js';
 import { MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD, type FunctionService } from './function-service.js';
-import { isJson } from './json.js';
+import { invokeEvent, isJson } from './json.js';
 import { checkedFunctionName } from './function-name.js';
 
 /**
@@ -46,8 +46,7 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, functi
   const qualifier = checkedQualifier(url.searchParams.get('Qualifier') ?? undefined);
   // Lambda: bytes that are not UTF-8 are no JSON ("Invalid UTF-8 start byte"), not text to mend with U+FFFD
   if (!isUtf8(body)) throw apiErrors.invalidPayload();
-  const event = body.length === 0 ? '{}' : body.toString('utf8');
-  if (!isJson(event)) throw apiErrors.invalidPayload();
+  const event = invokeEvent(body.toString('utf8'));
   const clientContext = decodeClientContext(header(req, 'x-amz-client-context'));
   const invocation = { event, ...(qualifier !== undefined ? { qualifier } : {}) };
   if (type === 'DryRun') {

@@ -1,3 +1,16 @@
+import { apiErrors } from './errors.js';
+
+/**
+ * An Invoke payload as its event: the text as sent, for Lambda's Invoke hands the function the
+ * payload's bytes, not JSON written again (`1e400`, a 20-digit integer, key order and spaces stay as
+ * they are; `{}` for none). Lambda refuses one that is no JSON with InvalidRequestContentException.
+ */
+export function invokeEvent(payload: string): string {
+  const event = payload.length === 0 ? '{}' : payload;
+  if (!isJson(event)) throw apiErrors.invalidPayload();
+  return event;
+}
+
 /** Whether `text` parses as JSON (an event, a schedule's Input). */
 export function isJson(text: string): boolean {
   try {

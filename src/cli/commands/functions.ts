@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
+import { isUtf8 } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CliError, failIfSkipped, UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
 import { integerOption } from '../options.js';
-import { parseJsonOption } from '../json-option.js';
 import { formatTable } from '../table.js';
 
 interface FunctionSummary {
@@ -31,18 +31,22 @@ interface ReplayOutcome { replayed: Array<{ id: number; eventId: number }>; skip
 const functionPath = (name: string) => `/v1/functions/${encodeURIComponent(name)}`;
 const shortHash = (hash: string) => hash.slice(0, 12);
 
-/** `--payload JSON` or `--payload @file`. */
-function readPayload(option: string | undefined): unknown {
-  if (option === undefined) return {};
-  let text = option;
-  if (option.startsWith('@')) {
-    try {
-      text = readFileSync(option.slice(1), 'utf8');
-    } catch (error) {
-      throw new CliError(`cannot read ${option.slice(1)}: ${(error as Error).message}`);
-    }
+/**
+ * `--payload JSON` or `--payload @file`, as text: sent as it is, as Lambda's Invoke takes its payload's
+ * bytes (the daemon refuses what is no JSON with Lambda's error).
+ */
+function readPayload(option: string | undefined): string | undefined {
+  if (option === undefined || !option.startsWith('@')) return option;
+  const file = option.slice(1);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (error) {
+    throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
   }
-  return parseJsonOption('--payload', text);
+  // Lambda: bytes that are not UTF-8 are no JSON; read leniently, they would become U+FFFD
+  if (!isUtf8(bytes)) throw new UsageError(`--payload: ${file} is not UTF-8 text`);
+  return bytes.toString('utf8');
 }
 
 function infoText(info: FunctionInfo): string {
@@ -154,15 +158,15 @@ export function registerFunctions(program: Command, cli: CliContext): void {
 
   program.command('invoke <name>')
     .description('invoke a function (NAME runs $LATEST; NAME:ALIAS or NAME:VERSION that version) and print its response; exits 1 when the function fails')
-    .option('--payload <json>', 'the event as JSON, or @FILE to read it from a file (default {})')
+    .option('--payload <json>', 'the event as JSON, or @FILE to read it from a file, sent as it is (default {})')
     .option('--async', 'invocation type Event: queue it and return at once')
     .option('--log-type <type>', 'Tail: also print the end of the invocation\'s log (its last 4 KB) to stderr; --json gives it as logResult, base64', 'None')
     .action(async (name: string, options: { payload?: string; async?: boolean; logType: string }, command: Command) => {
-      const payload = readPayload(options.payload);
+      const payloadText = readPayload(options.payload);
       if (options.logType !== 'None' && options.logType !== 'Tail') throw new UsageError(`--log-type: expected None or Tail, got ${options.logType}`);
       if (options.logType === 'Tail' && options.async) throw new UsageError('--log-type Tail: only for synchronous invocations, not with --async');
       const result = await cli.call<InvokeResult>(command, 'POST', `${functionPath(name)}/invocations`,
-        { payload, invocationType: options.async ? 'Event' : 'RequestResponse', ...(options.logType === 'Tail' ? { logType: 'Tail' } : {}) },
+        { ...(payloadText !== undefined ? { payloadText } : {}), invocationType: options.async ? 'Event' : 'RequestResponse', ...(options.logType === 'Tail' ? { logType: 'Tail' } : {}) },
         { waitForAnswer: !options.async });
       cli.print(command, result, () => (options.async ? `queued as event ${result.eventId} (${result.statusCode})` : JSON.stringify(result.payload)));
       if (result.logResult !== undefined && !command.optsWithGlobals<{ json?: boolean }>().json) process.stderr.write(Buffer.from(result.logResult, 'base64').toString('utf8'));
