@@ -262,6 +262,20 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
       await deploy('2');
       await gone(left);
     });
+
+    it('ends them when the daemon is killed (kill -9), from an idle environment', async () => {
+      const killed = await TestDaemon.start({ config: { functions: { pythonPath: PYTHON } } });
+      try {
+        expect(await outpost(killed.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+        expect((await invoke(killed.socket, 'PyEscaper', { mode: 'leave' })).result.payload).toBe('left');
+        const left = noted();
+        expect(left.map(({ pid }) => processRuns(pid))).toEqual([true, true]);
+        await killed.kill();
+        await gone(left);
+      } finally {
+        await killed.cleanup();
+      }
+    });
   });
 
   it('invokes on MQTT messages with the topic in context.client_context.custom, whatever characters it holds', async () => {
