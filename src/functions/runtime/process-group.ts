@@ -9,7 +9,9 @@ import { readdirSync, readFileSync } from 'node:fs';
  * group's id is free for reuse once its last process is gone.
  */
 export function killProcessGroup(pid: number | undefined): void {
-  if (pid === undefined) return;
+  // Group ids come from a handler's thread too (spawn-tracking's messages share its port): never -1
+  // (every process the daemon may signal) nor the daemon's own group.
+  if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 1 || pid === process.pid) return;
   try {
     process.kill(-pid, 'SIGKILL');
   } catch {
