@@ -203,6 +203,7 @@ describe('lifecycle expiration: objects a rule has expired are deleted, with Lif
     const events = await eventually(() => recorded().length >= 2 && recorded(), 15_000);
     expect(events.map((event) => event.Records[0].s3.object.key).sort()).toEqual(['old/big.bin', 'old/small.txt']);
     expect(events[0].Records[0]).toMatchObject({
+      eventVersion: '2.3',
       eventName: 'LifecycleExpiration:Delete',
       userIdentity: { principalId: 's3.amazonaws.com' },
       requestParameters: { sourceIPAddress: 's3.amazonaws.com' },

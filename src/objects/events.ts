@@ -73,9 +73,9 @@ export function formEncodedKey(key: string): string {
   return encodeURIComponent(key).replace(/%20/g, '+').replace(/%2F/g, '/').replace(/[!'()~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
-/** An event record as S3 sends it (event message structure, version 2.1), without configurationId. */
+/** An event record as S3 sends it (event message structure), without configurationId. */
 export interface EventRecord {
-  eventVersion: '2.1';
+  eventVersion: '2.1' | '2.3';
   eventSource: 'aws:s3';
   awsRegion: string;
   eventTime: string;
@@ -148,7 +148,8 @@ export class ObjectEvents implements ChangeLog {
     }
     if (targets.length === 0) return undefined;
     const record: EventRecord = {
-      eventVersion: '2.1',
+      // S3 event message structure: version 2.3 for S3 Lifecycle events, 2.1 for the others here
+      eventVersion: eventName.startsWith('LifecycleExpiration:') ? '2.3' : '2.1',
       eventSource: 'aws:s3',
       awsRegion: this.region,
       eventTime: new Date().toISOString(),
