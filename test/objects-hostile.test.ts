@@ -85,7 +85,8 @@ describe('S3 API: hostile and malformed input', () => {
   }
 
   beforeAll(async () => {
-    daemon = await TestDaemon.start({ config: {} });
+    // a stalled body is answered after 2 s (S3: about 20 s, the default)
+    daemon = await TestDaemon.start({ config: { s3: { bodyIdleTimeoutSeconds: 2 } } });
     credentials = await addKey(daemon);
     signer = new SignatureV4({ service: 's3', region: 'us-east-1', credentials, sha256: Sha256 as never, uriEscapePath: false, applyChecksum: false });
     expect((await send({ method: 'PUT', path: '/hostile' })).status).toBe(200);
@@ -104,6 +105,18 @@ describe('S3 API: hostile and malformed input', () => {
       expect((await send({ method: 'HEAD', path: '/hostile/truncated.bin' })).status).toBe(404);
       expect(existsSync(join(share(), 'hostile', 'truncated.bin'))).toBe(false);
       // the temporary file goes once the server noticed the client left
+      await eventually(() => readdirSync(join(share(), '.outpost', 'tmp')).length === 0, 5000);
+    }
+  });
+
+  it('answers a body that stops coming with RequestTimeout and closes its connection, writing nothing', async () => {
+    // a small body read from the request itself, and a file-backed one stalled after 2 MiB
+    for (const [sent, announced] of [[1000, 60_000], [2 * 1024 * 1024, 32 * 1024 * 1024]]) {
+      const result = await send({ method: 'PUT', path: '/hostile/stalled.bin', body: randomBytes(sent), announcedLength: announced });
+      expect(result.status).toBe(400);
+      expect(result.body).toContain('<Code>RequestTimeout</Code>');
+      expect(result.head).toMatch(/^connection: close$/im);
+      expect((await send({ method: 'HEAD', path: '/hostile/stalled.bin' })).status).toBe(404);
       await eventually(() => readdirSync(join(share(), '.outpost', 'tmp')).length === 0, 5000);
     }
   });

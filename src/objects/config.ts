@@ -36,6 +36,13 @@ export const s3Schema = z.strictObject({
    * once at start. S3 rounds expiry to midnight UTC, so an hour late at most is on the day.
    */
   lifecycleIntervalSeconds: positiveInt(3600, 'seconds ≥ 1'),
+  /**
+   * A request body that stops coming for this long is answered 400 RequestTimeout and its
+   * connection closed, as S3 does after about 20 s, rather than holding the connection, the key and
+   * a temporary file until the socket's own timeout (2 minutes). A body the gateway is slow to take
+   * (a slow disk) does not count.
+   */
+  bodyIdleTimeoutSeconds: positiveInt(20, 'seconds ≥ 1'),
   /** Connections open at once; one beyond it is closed as it is accepted (each holds up to 16 KiB of headers while they arrive). */
   maxConnections: positiveInt(128, 'connection count ≥ 1'),
   /** Events waiting for delivery to functions and the bus; beyond it writes are refused (503 SlowDown) until they drain. */

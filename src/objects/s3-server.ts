@@ -107,12 +107,46 @@ export class S3Server {
         res.writeContinue();
         bodyAsked = true;
       }
-      await (found.operation as Operation)(request, res, this.context);
+      const stopWatching = this.watchForStall(req, res, resource, requestId);
+      try {
+        await (found.operation as Operation)(request, res, this.context);
+      } finally {
+        stopWatching();
+      }
     } catch (error) {
       await this.fail(req, res, error, resource, requestId, bodyAsked);
     } finally {
       this.requests(operationName, res.statusCode);
     }
+  }
+
+  /**
+   * S3 RequestTimeout: a body that stops coming for `bodyIdleTimeoutSeconds` is answered, then its
+   * connection closed, which fails the operation as a client that went away does (nothing written;
+   * the connection's lingering close would only leave the operation waiting for the rest of the
+   * body). Only the client's silence counts: while bytes received wait for the operation (a slow
+   * disk holding it back), the wait is the gateway's.
+   */
+  private watchForStall(req: IncomingMessage, res: ServerResponse, resource: string, requestId: string): () => void {
+    if (req.complete) return () => undefined;
+    const idleMs = this.config.bodyIdleTimeoutSeconds * 1000;
+    let bytesRead = req.socket.bytesRead;
+    let heardAt = performance.now();
+    const timer = setInterval(() => {
+      if (req.complete || res.headersSent) return clearInterval(timer);
+      if (req.socket.bytesRead !== bytesRead || req.readableLength > 0) {
+        bytesRead = req.socket.bytesRead;
+        heardAt = performance.now();
+        return;
+      }
+      if (performance.now() - heardAt < idleMs) return;
+      clearInterval(timer);
+      this.log.info({ method: req.method, resource, idleSeconds: this.config.bodyIdleTimeoutSeconds }, 's3 request body stalled; answered RequestTimeout');
+      res.once('finish', () => req.destroy());
+      void this.fail(req, res, errors.requestTimeout(), resource, requestId, false);
+    }, Math.min(1000, idleMs / 4));
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   /** Anonymous requests may only read buckets configured public-read (not their configuration); signed ones need a grant. */
