@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  CreateBucketCommand, CreateMultipartUploadCommand, DeleteBucketLifecycleCommand, GetBucketLifecycleConfigurationCommand, HeadObjectCommand,
+  CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteBucketLifecycleCommand, GetObjectCommand, UploadPartCommand, GetBucketLifecycleConfigurationCommand, HeadObjectCommand,
   ListMultipartUploadsCommand, ListObjectsV2Command, PutBucketLifecycleConfigurationCommand, PutBucketNotificationConfigurationCommand, PutObjectCommand,
   type LifecycleRule, type S3Client, S3ServiceException,
 } from '@aws-sdk/client-s3';
@@ -128,6 +128,33 @@ describe('bucket lifecycle configuration (S3 Put/Get/DeleteBucketLifecycle)', ()
       .toEqual({ name: 'InvalidRequest', message: 'Missing required header for this request: Content-MD5', status: 400 });
     undigested.destroy();
     expect((await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'logs' }))).Rules).toEqual(kept);
+  });
+
+  it('names an object\'s expiry and rule in x-amz-expiration (PUT, HEAD, GET, copy, multipart), the earliest of the rules matching it', async () => {
+    await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: 'logs', LifecycleConfiguration: { Rules: [
+      { ID: 'camera stills', Filter: { Prefix: 'camera/' }, Status: 'Enabled', Expiration: { Days: 3 } },
+      { ID: 'all', Filter: {}, Status: 'Enabled', Expiration: { Date: new Date('2031-06-01T00:00:00Z') } },
+      { ID: 'off', Filter: { Prefix: 'camera/' }, Status: 'Disabled', Expiration: { Days: 1 } },
+      { ID: 'uploads', Filter: { Prefix: 'keep/' }, Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } },
+    ] } }));
+    // S3: the creation time plus the days, rounded up to the next midnight UTC
+    const expiryOf = (lastModified: Date) => new Date(Math.ceil((lastModified.getTime() + 3 * DAY_MS) / DAY_MS) * DAY_MS).toUTCString();
+    const put = await s3.send(new PutObjectCommand({ Bucket: 'logs', Key: 'camera/a.jpg', Body: 'jpeg' }));
+    const head = await s3.send(new HeadObjectCommand({ Bucket: 'logs', Key: 'camera/a.jpg' }));
+    const camera = `expiry-date="${expiryOf(head.LastModified!)}", rule-id="camera%20stills"`;
+    expect([put.Expiration, head.Expiration]).toEqual([camera, camera]);
+    expect((await s3.send(new GetObjectCommand({ Bucket: 'logs', Key: 'camera/a.jpg' }))).Expiration).toBe(camera);
+    const copy = await s3.send(new CopyObjectCommand({ Bucket: 'logs', Key: 'camera/b.jpg', CopySource: 'logs/camera/a.jpg' }));
+    expect(copy.Expiration).toMatch(/^expiry-date="[^"]+ 00:00:00 GMT", rule-id="camera%20stills"$/);
+    const upload = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'logs', Key: 'other/video.bin' }));
+    const part = await s3.send(new UploadPartCommand({ Bucket: 'logs', Key: 'other/video.bin', UploadId: upload.UploadId, PartNumber: 1, Body: 'tiny' }));
+    const completed = await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'logs', Key: 'other/video.bin', UploadId: upload.UploadId,
+      MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
+    expect(completed.Expiration).toBe('expiry-date="Sun, 01 Jun 2031 00:00:00 GMT", rule-id="all"');
+    // without a matching expiration rule, no header
+    await s3.send(new DeleteBucketLifecycleCommand({ Bucket: 'logs' }));
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'logs', Key: 'camera/a.jpg' }))).Expiration).toBeUndefined();
+    expect((await s3.send(new PutObjectCommand({ Bucket: 'logs', Key: 'camera/c.jpg', Body: 'jpeg' }))).Expiration).toBeUndefined();
   });
 
   it('outpost buckets lifecycle adds an expiration rule per prefix, lists the rules and clears them', async () => {

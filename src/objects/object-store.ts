@@ -435,6 +435,11 @@ export class ObjectStore {
   private readonly contentHashes = new ContentHashThread();
   readonly bodyTurns = new BodyTurns(BODIES_AT_ONCE);
   private readonly knownBuckets = new Map<string, BucketRecord>();
+  /**
+   * Configurations read (null: none), by kind and bucket: a write's event reads the notification
+   * rules and a read the lifecycle rules (x-amz-expiration), each a SQLite read otherwise.
+   */
+  private readonly knownConfigurations: Record<BucketConfiguration, Map<string, string | null>> = { notification: new Map(), lifecycle: new Map() };
   /** Told when a bucket was created or deleted (the file share watches its directory, or forgets it). */
   private bucketsChangedListener: (() => void) | undefined;
   /** Told of the share copies about to be renamed into place (the file share knows their events for the store's). */
@@ -618,6 +623,7 @@ export class ObjectStore {
       });
       // after the commit: a check meanwhile still found the bucket
       this.knownBuckets.delete(name);
+      for (const known of Object.values(this.knownConfigurations)) known.delete(name);
       await removeEmptyTree(join(this.shareRoot, name));
     });
     this.bucketsChangedListener?.();
@@ -625,7 +631,15 @@ export class ObjectStore {
 
   /** The bucket's configuration of that kind as stored (JSON), or undefined. */
   configuration(bucket: string, kind: BucketConfiguration): string | undefined {
+    const known = this.knownConfigurations[kind];
+    const cached = known.get(bucket);
+    if (cached !== undefined) return cached ?? undefined;
     const row = this.statements.configuration[kind].get(bucket) as { configuration: string | null } | undefined;
+    // as existingBucket: a row read inside a transaction may yet be rolled back; a bucket that does not exist is not remembered
+    if (row && !this.db.inTransaction) {
+      if (known.size >= KNOWN_BUCKETS) known.clear();
+      known.set(bucket, row.configuration);
+    }
     return row?.configuration ?? undefined;
   }
 
@@ -639,6 +653,8 @@ export class ObjectStore {
       if (!row) throw errors.noSuchBucket(bucket);
       this.statements.setConfiguration[kind].run(change(row.configuration ?? undefined) ?? null, bucket);
     });
+    // after the commit: a read meanwhile still found the old one
+    this.knownConfigurations[kind].delete(bucket);
   }
 
   /** The buckets that have a lifecycle configuration, with it (JSON). */

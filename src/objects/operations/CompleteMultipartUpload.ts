@@ -2,6 +2,7 @@ import { errors } from '../errors.js';
 import { el, MAX_MARKUP, parseXml } from '../xml.js';
 import { changeOrigin, header, quoted, sendXml, smallBody, type Operation } from './context.js';
 import type { RequestedPart } from '../object-store.js';
+import { expirationHeaders } from './lifecycle-rules.js';
 import { writeCondition } from './reading.js';
 import { checkEventQueue, checksumElements } from './writing.js';
 
@@ -32,5 +33,5 @@ export const completeMultipartUpload: Operation = async (request, res, context) 
     el('Key', request.key),
     el('ETag', quoted(object.etag)),
     ...checksumElements(object.checksums, 'object'),
-  ]);
+  ], expirationHeaders(context.objects, request.bucket, object));
 };

@@ -2,6 +2,7 @@ import { errors } from '../errors.js';
 import { el, isoTime } from '../xml.js';
 import { changeOrigin, header, quoted, sendXml, smallBody, storedHeaders, userMetadata, type Operation } from './context.js';
 import { copySource, openCopySource } from './copying.js';
+import { expirationHeaders } from './lifecycle-rules.js';
 import { checkCopySourceConditions, writeCondition } from './reading.js';
 import { checkEventQueue, checksumAlgorithmOf, checksumElements, checksumInto, checkWriteHeaders, contentType, wholeContentChecksums } from './writing.js';
 
@@ -49,7 +50,8 @@ export const copyObject: Operation = async (request, res, context) => {
       eventName: 'ObjectCreated:Copy',
       origin: changeOrigin(request),
     });
-    sendXml(res, 200, 'CopyObjectResult', [el('LastModified', isoTime(copied.lastModified)), el('ETag', quoted(copied.etag)), ...checksumElements(copied.checksums, 'object')]);
+    sendXml(res, 200, 'CopyObjectResult', [el('LastModified', isoTime(copied.lastModified)), el('ETag', quoted(copied.etag)), ...checksumElements(copied.checksums, 'object')],
+      expirationHeaders(context.objects, request.bucket, copied));
   } finally {
     await sourceContent.close();
   }

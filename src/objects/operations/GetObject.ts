@@ -2,6 +2,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { BufferSets } from '../buffer-sets.js';
 import { checkConditions, checkReadRequest, readAnswer } from './reading.js';
+import { expirationHeaders } from './lifecycle-rules.js';
 import type { Operation } from './context.js';
 
 /** Up to this size a body is read in one call and sent in one write. */
@@ -39,7 +40,7 @@ export const getObject: Operation = async (request, res, context) => {
   try {
     checkConditions(request, object);
     const { status, headers, start, length } = readAnswer(request, object);
-    res.writeHead(status, headers);
+    res.writeHead(status, { ...headers, ...expirationHeaders(context.objects, request.bucket, object) });
     if (content) {
       res.end(content.subarray(start, start + length));
       return;

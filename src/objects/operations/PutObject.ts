@@ -1,4 +1,5 @@
 import { changeOrigin, quoted, sendEmpty, storedHeaders, userMetadata, type Operation } from './context.js';
+import { expirationHeaders } from './lifecycle-rules.js';
 import { writeCondition } from './reading.js';
 import { announcedLength, checkEventQueue, checksumHeaders, checkWriteHeaders, contentMd5, contentType } from './writing.js';
 
@@ -21,5 +22,5 @@ export const putObject: Operation = async (request, res, context) => {
     eventName: 'ObjectCreated:Put',
     origin: changeOrigin(request),
   });
-  sendEmpty(res, 200, { ETag: quoted(object.etag), ...checksumHeaders(object.checksums, 'object') });
+  sendEmpty(res, 200, { ETag: quoted(object.etag), ...checksumHeaders(object.checksums, 'object'), ...expirationHeaders(context.objects, request.bucket, object) });
 };

@@ -39,6 +39,40 @@ export function lifecycleOf(objects: ObjectStore, bucket: string): LifecycleConf
   return parseStored(objects.configuration(bucket, 'lifecycle'));
 }
 
+/** Configurations parsed for x-amz-expiration, by their stored JSON (a few buckets': cleared when full). */
+const parsedForReads = new Map<string, LifecycleConfiguration>();
+const PARSED_FOR_READS = 64;
+
+/**
+ * S3's x-amz-expiration of an object, on PutObject, CopyObject, CompleteMultipartUpload, GetObject
+ * and HeadObject answers: when an enabled Expiration rule of its bucket matches it, the earliest
+ * day it expires (`expiry-date`, an HTTP date) and that rule's ID (`rule-id`, URL-encoded).
+ */
+export function expirationHeaders(objects: ObjectStore, bucket: string, object: { key: string; size: number; lastModified: number }): Record<string, string> {
+  const stored = objects.configuration(bucket, 'lifecycle');
+  if (!stored) return {};
+  let configuration = parsedForReads.get(stored);
+  if (!configuration) {
+    if (parsedForReads.size >= PARSED_FOR_READS) parsedForReads.clear();
+    configuration = parseStored(stored)!;
+    parsedForReads.set(stored, configuration);
+  }
+  let earliest: { at: number; id: string } | undefined;
+  for (const rule of configuration.rules) {
+    if (!rule.enabled || !rule.expiration || !ruleMatches(rule, object)) continue;
+    const at = expiresAt(rule.expiration, object.lastModified);
+    if (at !== undefined && (!earliest || at < earliest.at)) earliest = { at, id: rule.id };
+  }
+  return earliest ? { 'x-amz-expiration': `expiry-date="${new Date(earliest.at).toUTCString()}", rule-id="${encodeURIComponent(earliest.id)}"` } : {};
+}
+
+/** When an object created at `createdAt` expires under `expiration` (epoch ms): the creation plus the days rounded up to midnight UTC, or the date. */
+function expiresAt(expiration: NonNullable<LifecycleRule['expiration']>, createdAt: number): number | undefined {
+  if ('days' in expiration) return Math.ceil((createdAt + expiration.days * DAY_MS) / DAY_MS) * DAY_MS;
+  if ('date' in expiration) return Date.parse(expiration.date);
+  return undefined;
+}
+
 /** Replaces the bucket's lifecycle configuration by what `change` makes of the stored one (read in the write's transaction); undefined removes it. */
 export async function changeLifecycle(objects: ObjectStore, bucket: string,
   change: (current: LifecycleConfiguration | undefined) => LifecycleConfiguration | undefined): Promise<LifecycleConfiguration | undefined> {
