@@ -47,7 +47,7 @@ exports.handler = async (event) => { await new Promise((r) => setTimeout(r, 1500
     writeFileSync(clockFile, '@2026-06-01 11:59:54\n');
     started = Date.now();
     daemon = await TestDaemon.start({
-      config: { s3: { share: { settleMs: 400 } } }, startTimeoutMs: 30_000,
+      config: { s3: { share: { settleMs: 400 }, lifecycleIntervalSeconds: 1 } }, startTimeoutMs: 30_000,
       env: { TZ: 'UTC', LD_PRELOAD: LIBFAKETIME, FAKETIME_TIMESTAMP_FILE: clockFile, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' },
     });
     const deployed = await outpost(daemon.socket, ['deploy', code.dir]);
@@ -105,5 +105,26 @@ exports.handler = async (event) => { await new Promise((r) => setTimeout(r, 1500
       const keys = await listed();
       return keys.includes('before-step.txt') && keys.includes('after-step.txt');
     }, 15_000);
+  }, 60_000);
+
+  it('expires objects by a lifecycle rule\'s days on the wall clock NTP set, not the stale one the daemon started on', async () => {
+    setClock(Date.now());
+    const cli = async (...args: string[]) => {
+      const result = await outpost(daemon.socket, args);
+      expect(result.code, result.stderr).toBe(0);
+    };
+    await cli('buckets', 'create', 'clock-expiry');
+    await cli('buckets', 'lifecycle', 'clock-expiry', '--expire-days', '1', '--prefix', 'old/');
+    const local = join(work, 'still.jpg');
+    writeFileSync(local, 'jpeg');
+    await cli('objects', 'put', local, 'clock-expiry', 'old/still.jpg');
+    await cli('objects', 'put', local, 'clock-expiry', 'keep/still.jpg');
+    const shareFile = (key: string) => join(daemon.dataDir, 'share', 'clock-expiry', key);
+    await eventually(() => existsSync(shareFile('old/still.jpg')) && existsSync(shareFile('keep/still.jpg')), 10_000);
+    // NTP steps the clock three days ahead: the object written a day and more before the last midnight is expired
+    setClock(Date.now() + 3 * 24 * 3600 * 1000);
+    await eventually(() => !existsSync(shareFile('old/still.jpg')), 15_000);
+    expect(existsSync(shareFile('keep/still.jpg'))).toBe(true);
+    setClock(Date.now());
   }, 60_000);
 });

@@ -139,8 +139,10 @@ export class ObjectService implements Service {
     this.lifecycle = lifecycle;
     const pass = async () => {
       try {
-        // the steady clock, as for abandoned uploads: an NTP step of the wall clock while the daemon runs expires nothing early
-        const { expired, aborted } = await lifecycle.run(steadyNow());
+        // The wall clock, which objects' creation times were read from: on the steady clock, a board
+        // without a real-time clock that started on a stale time would expire nothing written after
+        // NTP set the clock until the daemon restarts (months, on a gateway left alone).
+        const { expired, aborted } = await lifecycle.run(Date.now());
         if (expired || aborted) log.info({ expired, aborted }, 'carried out bucket lifecycle rules: expired objects deleted, incomplete multipart uploads aborted');
       } catch (error) {
         log.warn({ err: error }, 'could not carry out bucket lifecycle rules; trying again later');
