@@ -328,7 +328,8 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     expect(conflict).toMatchObject({ code: 1, stderr: 'outpost: Version conflict\n' });
     expect(await outpost(daemon.socket, ['shadow', 'delete', 'heater', '--name', 'schedule'])).toMatchObject({ code: 0, stdout: 'deleted heater (schedule) at version 1\n' });
     expect((await outpost(daemon.socket, ['shadow', 'get', 'heater', '--name', 'schedule'])).stderr).toBe("outpost: No shadow exists with name: 'heater~schedule'\n");
-  });
+    // ten CLI processes, each a Node.js start: 30 s was outrun on a loaded machine
+  }, 60_000);
 
   it('answers 500 InternalFailureException when the store cannot commit, and changes nothing', async () => {
     expect((await http(httpPort, 'POST', '/things/boiler/shadow', JSON.stringify({ state: { reported: { bar: 1 } } }))).status).toBe(200);
