@@ -40,6 +40,8 @@ describe('configuration', () => {
     // values the services could not run with: MQTT's 16-bit keep-alive and packet ids, an object rule without a cloud bucket
     expect(() => validateConfig({ cloud: { mqtt: { keepalive: 70000 } } }, 'test')).toThrow(/cloud\.mqtt\.keepalive: expected seconds 1-65535, got 70000/);
     expect(() => validateConfig({ cloud: { mqtt: { maxInFlight: 70000 } } }, 'test')).toThrow(/cloud\.mqtt\.maxInFlight: expected a message count 1-60000, got 70000/);
+    expect(() => validateConfig({ cloud: { s3: { concurrency: 0 } } }, 'test')).toThrow(/cloud\.s3\.concurrency: expected an upload count 1-32, got 0/);
+    expect(() => validateConfig({ cloud: { s3: { concurrency: 2.5 } } }, 'test')).toThrow(/cloud\.s3\.concurrency: expected an upload count 1-32/);
     expect(() => validateConfig({ sync: { objects: [{ name: 'photos', from: 'camera' }] } }, 'test'))
       .toThrow(/sync\.objects\.0\.to: expected a cloud bucket\[\/prefix\] here or in cloud\.s3\.bucket/);
     expect(() => validateConfig({ cloud: { s3: { bucket: 'fleet' } }, sync: { objects: [{ name: 'photos', from: 'camera' }] } }, 'test')).not.toThrow();

@@ -86,6 +86,11 @@ const cloudS3Schema = z.strictObject({
   forcePathStyle: bool(false),
   /** Objects larger than this are uploaded in parts of this size (S3: 5 MiB to 5 GiB), each resumable after a restart. */
   partBytes: range('expected bytes from 5 MiB (5242880) to 5 GiB', MIN_PART_BYTES, 5 * 1024 ** 3).default(8 * 1024 * 1024),
+  /**
+   * Uploads at once: over a long round trip one at a time sends a few small objects a second however
+   * fast the link (AWS CLI's max_concurrent_requests: 10, rclone's --transfers: 4). 1: one at a time.
+   */
+  concurrency: range('expected an upload count 1-32', 1, 32).default(4),
   /** Upload bandwidth cap over all uploads (a token bucket on the bytes sent); 0: none. */
   maxBytesPerSecond: nonNegative(0, 'bytes per second ≥ 0'),
   /**

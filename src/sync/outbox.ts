@@ -397,9 +397,9 @@ export class Outbox {
     return this.statements.backlog.all(priority, afterId, watermark, this.durableUpTo, limit) as OutboxItem[];
   }
 
-  /** The object upload to do next: highest priority first, then in arrival order (so in order per object key). */
-  nextObject(): OutboxItem | undefined {
-    return this.statements.nextObject.get() as OutboxItem | undefined;
+  /** The first `limit` object uploads to do but those of `exceptRules`: highest priority first, then in arrival order (so in order per object key). */
+  nextObjects(limit: number, exceptRules: string[] = []): OutboxItem[] {
+    return this.statements.nextObjects.all(JSON.stringify(exceptRules), limit) as OutboxItem[];
   }
 
   /** Whether an upload of the local object `bucket/key` is still queued (another rule's, once this one's is done). */
@@ -504,7 +504,8 @@ function prepare(db: Database.Database) {
     live: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE id > ? AND id <= ? AND live = 1 ORDER BY id LIMIT ?`),
     backlog: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE priority = ? AND id > ? AND (live = 0 OR id <= ?) AND id <= ? AND kind = 'message' ORDER BY id LIMIT ?`),
     // Through the partial index sync_outbox_objects: uploads never scan the messages.
-    nextObject: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE kind = 'object' ORDER BY priority DESC, id LIMIT 1`),
+    nextObjects: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE kind = 'object' AND rule NOT IN (SELECT value FROM json_each(?))
+      ORDER BY priority DESC, id LIMIT ?`),
     objectQueued: db.prepare(`SELECT 1 FROM sync_outbox WHERE kind = 'object' AND local_topic = ? LIMIT 1`),
     hasItem: db.prepare('SELECT 1 FROM sync_outbox WHERE id = ?'),
     item: db.prepare(`SELECT ${ITEM_COLUMNS} FROM sync_outbox WHERE id = ? AND id <= ?`),

@@ -119,7 +119,7 @@ export class SyncService implements Service {
     if (this.outbox.totalCount > 0) this.startSweeping();
   }
 
-  /** Object uploads end (the one under way aborted, its confirmed parts kept) while the local object store still answers. */
+  /** Object uploads end (those under way aborted, their confirmed parts kept) while the local object store still answers. */
   async beforeStop(): Promise<void> {
     await this.objects?.uploader.stop();
   }

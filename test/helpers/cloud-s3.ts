@@ -1,8 +1,9 @@
 // The stand-in cloud S3 of the sync tests: s3rver (npm) behind a small HTTP proxy on a fixed free
 // loopback port. The proxy is the cloud's front door: it records every request (to observe what
 // the gateway sent), can be taken down and brought back (the link), can return a wrong ETag
-// for chosen keys (a cloud that stored something else), and can lose chosen answers.
-import { createServer, request, type Server } from 'node:http';
+// for chosen keys (a cloud that stored something else), can lose chosen answers, hold chosen
+// requests back (a slow link) and refuse chosen ones (a bucket policy).
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,9 @@ export interface CloudRequest {
   path: string;
   query: URLSearchParams;
   status?: number;
+  /** performance.now() when the request arrived, and when its answer was sent (or cut). */
+  arrived: number;
+  answered?: number;
 }
 
 export class CloudS3 {
@@ -28,6 +32,10 @@ export class CloudS3 {
   corruptEtag: (key: string) => boolean = () => false;
   /** Requests carried out whose answer is then lost: the connection is cut instead (a link that fails at the worst moment). */
   loseAnswer: (request: CloudRequest) => boolean = () => false;
+  /** Milliseconds a request waits before it goes to the store (0: at once). */
+  holdMs: (request: CloudRequest) => number = () => 0;
+  /** Requests answered 403 AccessDenied without reaching the store, as a bucket policy's deny. */
+  deny: (request: CloudRequest) => boolean = () => false;
   private proxy: Server | undefined;
   private readonly sockets = new Set<Socket>();
   readonly client: S3Client;
@@ -61,23 +69,21 @@ export class CloudS3 {
     if (this.proxy) return;
     const proxy = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://cloud');
-      const entry: CloudRequest = { method: req.method ?? '', path: decodeURIComponent(url.pathname), query: url.searchParams };
+      const entry: CloudRequest = { method: req.method ?? '', path: decodeURIComponent(url.pathname), query: url.searchParams, arrived: performance.now() };
       this.requests.push(entry);
-      const upstream = request({ host: '127.0.0.1', port: this.backendPort, method: req.method, path: req.url, headers: req.headers, agent: false }, (answer) => {
-        entry.status = answer.statusCode;
-        if (this.loseAnswer(entry)) {
-          answer.resume();
-          answer.once('end', () => res.destroy());
-          return;
-        }
-        const headers = { ...answer.headers };
-        const key = entry.path.split('/').slice(2).join('/');
-        if (headers.etag && req.method === 'PUT' && this.corruptEtag(key)) headers.etag = '"00000000000000000000000000000000"';
-        res.writeHead(answer.statusCode ?? 502, headers);
-        answer.pipe(res);
+      res.once('close', () => {
+        entry.answered = performance.now();
       });
-      upstream.on('error', () => res.destroy());
-      req.pipe(upstream);
+      if (this.deny(entry)) {
+        entry.status = 403;
+        req.resume();
+        res.writeHead(403, { 'content-type': 'application/xml' });
+        res.end('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>');
+        return;
+      }
+      const held = this.holdMs(entry);
+      if (held === 0) this.forward(req, res, entry);
+      else setTimeout(() => this.forward(req, res, entry), held);
     });
     proxy.on('connection', (socket) => {
       this.sockets.add(socket);
@@ -85,6 +91,34 @@ export class CloudS3 {
     });
     await new Promise<void>((resolve) => proxy.listen(this.port, '127.0.0.1', resolve));
     this.proxy = proxy;
+  }
+
+  /** The most requests matching `filter` that were in the cloud's hands at one moment. */
+  mostAtOnce(filter: (request: CloudRequest) => boolean): number {
+    const events = this.requests.filter(filter).flatMap((request) => [[request.arrived, 1], [request.answered ?? Infinity, -1]])
+      .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let now = 0;
+    let most = 0;
+    for (const [, change] of events) most = Math.max(most, (now += change));
+    return most;
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse, entry: CloudRequest): void {
+    const upstream = request({ host: '127.0.0.1', port: this.backendPort, method: req.method, path: req.url, headers: req.headers, agent: false }, (answer) => {
+      entry.status = answer.statusCode;
+      if (this.loseAnswer(entry)) {
+        answer.resume();
+        answer.once('end', () => res.destroy());
+        return;
+      }
+      const headers = { ...answer.headers };
+      const key = entry.path.split('/').slice(2).join('/');
+      if (headers.etag && req.method === 'PUT' && this.corruptEtag(key)) headers.etag = '"00000000000000000000000000000000"';
+      res.writeHead(answer.statusCode ?? 502, headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
   }
 
   /** The link goes down: connections are refused and the open ones cut. */

@@ -61,8 +61,9 @@ function limitsText(limits: SyncStatus['cloudLimits']): string {
 function uploadsText(uploads: UploadStatus): string {
   const state = uploads.online ? 'reachable' : uploads.refused ? 'refuses the uploads' : 'unreachable';
   const link = `${state} since ${uploads.since}${uploads.online ? '' : whyAndWhen(uploads.lastError, uploads.nextAttempt)}`;
-  const current = uploads.current ? `; uploading ${uploads.current.object} (${formatBytes(uploads.current.sentBytes)} of ${formatBytes(uploads.current.size)})` : '';
-  return `cloud S3  ${link}; ${uploads.uploaded} uploaded, ${formatBytes(uploads.sentBytes)} sent, ${uploads.superseded} superseded${current}`;
+  const inFlight = uploads.inFlight.map((upload) => `${upload.object} (${formatBytes(upload.sentBytes)} of ${formatBytes(upload.size)})`);
+  const uploading = inFlight.length === 0 ? '' : `; uploading ${inFlight.join(', ')}`;
+  return `cloud S3  ${link}; ${uploads.uploaded} uploaded, ${formatBytes(uploads.sentBytes)} sent, ${uploads.superseded} superseded${uploading}`;
 }
 
 /** outpost sync status|pause|resume|dlq (issue 6). */

@@ -22,6 +22,11 @@ export interface S3ClientOptions {
    * carries: the daemon's own S3 port, reached at a loopback address its certificate need not name.
    */
   onlyCertificate?: string;
+  /**
+   * Connections at once: one per upload in flight (each makes one request at a time to either side)
+   * and one more, for a failed upload's local answer still being read to its end (metered()).
+   */
+  connections: number;
 }
 
 /** An S3 error answer: `name` is its Code (NoSuchBucket, SlowDown…), or the status text of a HEAD. */
@@ -67,7 +72,7 @@ export class S3Client {
 
   constructor(private readonly options: S3ClientOptions) {
     this.url = new URL(options.endpoint ?? `https://s3.${options.region}.amazonaws.com`);
-    const agentOptions = { keepAlive: true, maxSockets: 2 };
+    const agentOptions = { keepAlive: true, maxSockets: options.connections };
     this.agent = this.url.protocol === 'https:' ? new HttpsAgent({ ...agentOptions, ...(options.onlyCertificate ? pinnedTo(options.onlyCertificate) : {}) }) : new HttpAgent(agentOptions);
   }
 

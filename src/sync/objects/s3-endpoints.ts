@@ -27,7 +27,7 @@ function cloudCredentials(cloud: CloudConfig['s3'], env: NodeJS.ProcessEnv): S3C
 /** Both clients, made on the first upload. */
 export function connectS3(cloud: CloudConfig['s3'], local: LocalS3, env: NodeJS.ProcessEnv = process.env): S3Endpoints {
   return {
-    local: new S3Client({ endpoint: local.endpoint, region: local.region, credentials: local.credentials, forcePathStyle: true, onlyCertificate: local.certificate }),
-    cloud: new S3Client({ endpoint: cloud.endpoint, region: cloud.region, credentials: cloudCredentials(cloud, env), forcePathStyle: cloud.forcePathStyle }),
+    local: new S3Client({ endpoint: local.endpoint, region: local.region, credentials: local.credentials, forcePathStyle: true, onlyCertificate: local.certificate, connections: cloud.concurrency + 1 }),
+    cloud: new S3Client({ endpoint: cloud.endpoint, region: cloud.region, credentials: cloudCredentials(cloud, env), forcePathStyle: cloud.forcePathStyle, connections: cloud.concurrency + 1 }),
   };
 }

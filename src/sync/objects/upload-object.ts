@@ -29,6 +29,8 @@ export interface UploadContext {
   bandwidth: ByteBucket;
   /** Bytes sent to the cloud, as they go. */
   sent: (bytes: number) => void;
+  /** The cloud took a request of the upload (created it, confirmed a part): it takes uploads, before the object is done. */
+  accepted: () => void;
   signal: AbortSignal;
 }
 
@@ -79,6 +81,7 @@ async function createUpload(itemId: number, ref: ObjectRef, context: UploadConte
   const uploadId = await cloud.createMultipartUpload(ref.cloudBucket, ref.cloudKey, head, context.signal);
   const upload: MultipartState = { uploadId, partBytes: context.partBytes, parts: new Map() };
   await context.commit.run(() => context.uploads.begin(itemId, ref.cloudBucket, ref.cloudKey, upload.uploadId, upload.partBytes));
+  context.accepted();
   return upload;
 }
 
@@ -96,6 +99,7 @@ async function sendMissingParts(itemId: number, ref: ObjectRef, upload: Multipar
       verifyEtag(context, `UploadPart ${partNumber}`, etag, part.md5);
       await context.commit.run(() => context.uploads.partDone(itemId, partNumber, part));
       upload.parts.set(partNumber, part);
+      context.accepted();
     } catch (error) {
       throw asItemFailure(error);
     } finally {

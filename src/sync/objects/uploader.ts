@@ -5,7 +5,7 @@ import type { Outbox, OutboxItem } from '../outbox.js';
 import type { RuleActivity } from '../activity.js';
 import type { ObjectRef } from './object-bridge.js';
 import { ByteBucket } from './metered-stream.js';
-import { Backoff } from '../backoff.js';
+import { Backoff, type BackoffLimits } from '../backoff.js';
 import type { S3Endpoints } from './s3-endpoints.js';
 import type { UploadIntent, UploadState } from './upload-state.js';
 import { abortUpload, deleteLocalCopy, findLostUploads, ItemFailed, LocalUnavailable, ObjectGone, statusOf, uploadObject, type UploadContext } from './upload-object.js';
@@ -14,6 +14,11 @@ import { abortUpload, deleteLocalCopy, findLostUploads, ItemFailed, LocalUnavail
 const ORPHAN_SWEEP_MS = 60_000;
 /** An expired item is deleted by the outbox's sweep within a second; until then the uploader waits. */
 const EXPIRED_WAIT_MS = 1000;
+/**
+ * How far down the outbox an upload to start is looked for, past the items that wait for an upload
+ * of their key in flight (or ahead of them). Beyond it items wait, as behind one upload at a time.
+ */
+const LOOKAHEAD_ITEMS = 256;
 // S3 error codes that say "not now" rather than "never" (besides 5xx, 429 and no answer at all);
 // RequestTimeTooSkewed (403) also teaches the client the server's time for the next attempt.
 const TRANSIENT_ERRORS = new Set(['SlowDown', 'RequestTimeout', 'RequestTimeTooSkewed', 'Throttling', 'ThrottlingException']);
@@ -28,12 +33,43 @@ export interface UploadStatus {
   refused: boolean;
   /** While uploads wait after a failure: when the next attempt is due (ISO time). */
   nextAttempt: string | null;
-  /** The upload in progress. */
-  current: { rule: string; object: string; size: number; sentBytes: number } | null;
+  /** The oldest upload in flight (of `inFlight`). */
+  current: UploadProgress | null;
+  /** The uploads in flight, oldest first (at most cloud.s3.concurrency). */
+  inFlight: UploadProgress[];
   uploaded: number;
   sentBytes: number;
   /** Uploads skipped because the local object changed or was deleted before its turn (the newer version has its own). */
   superseded: number;
+}
+
+export interface UploadProgress {
+  rule: string;
+  object: string;
+  size: number;
+  sentBytes: number;
+}
+
+/** An upload in flight. */
+interface Upload {
+  item: OutboxItem;
+  progress: UploadProgress;
+  /** Its place in the order uploads started: a failure of one started before the last wait began is not counted again. */
+  startedAs: number;
+  done: Promise<void>;
+}
+
+/**
+ * A rule whose uploads the cloud refuses with 403 (AccessDenied: a bucket or key policy that denies
+ * its prefix): they wait, tried again one at a time up to refusedRetryMaxMs apart, the others go on.
+ */
+interface RefusedRule {
+  backoff: Backoff;
+  retryAtMs: number;
+  /** Refusals of uploads started up to here are this one's (started before it was known). */
+  refusedUpTo: number;
+  /** The item of its upload that is trying again, while one is. */
+  tryingWith: number | undefined;
 }
 
 export interface UploaderOptions {
@@ -42,24 +78,36 @@ export interface UploaderOptions {
 }
 
 /**
- * Uploads the outbox's object items one at a time, highest priority first and then in arrival
- * order, so in order per object key. An item leaves the outbox only once the cloud has the object
- * verified; the cloud being unreachable or busy is waited out with full-jitter backoff and costs the
- * item nothing, as is a cloud that refuses the gateway (401, 403: its credentials or the bucket's
- * policy), with a longer cap, as only the operator can fix that. Another refusal (NoSuchBucket,
- * EntityTooLarge…) dead-letters the item at once, and a verification failure is retried up to
- * sync.maxAttempts times, then dead-lettered.
+ * Uploads the outbox's object items up to cloud.s3.concurrency at a time, started highest priority
+ * first and then in arrival order; an item waits while an upload of its local object or cloud key is
+ * in flight or ahead of it, so uploads of one key happen one at a time, in order. An item leaves
+ * the outbox only once the cloud has the object verified; the cloud being unreachable or busy is
+ * waited out with full-jitter backoff and costs the item nothing, as is a cloud that refuses the
+ * gateway (401, its credentials), with a longer cap, as only the operator can fix that; during those
+ * waits no upload starts, and after them one at a time until the cloud takes one. A 403 from a
+ * policy (AccessDenied) holds back only the rule's uploads the same way. Another refusal
+ * (NoSuchBucket, EntityTooLarge…) dead-letters the item at once, and a verification failure is
+ * retried up to sync.maxAttempts times, then dead-lettered.
  */
 export class ObjectUploader {
   private stopped = false;
   private loopDone: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
-  /** Waiting for work (not backing off). */
+  /** Waiting for work or an upload's end (not backing off). */
   private idle = false;
   private readonly abort = new AbortController();
   private endpoints: Promise<S3Endpoints> | undefined;
   private readonly bandwidth: ByteBucket;
   private readonly backoffs: Backoff;
+  private readonly inFlight = new Map<number, Upload>();
+  private started = 0;
+  /** Uploads wait for the cloud (a failure every upload would meet); `refused`: a refusal of the gateway. */
+  private hold: { refused: boolean } | undefined;
+  /** Failures of uploads started up to here were waited out already. */
+  private heldUpTo = 0;
+  /** After a wait, one upload at a time until the cloud takes one. */
+  private trying = false;
+  private readonly refusedRules = new Map<string, RefusedRule>();
   private orphansSweptAt = -Infinity;
   paused = false;
   readonly status: UploadStatus;
@@ -75,17 +123,22 @@ export class ObjectUploader {
     private readonly wallMs: () => number,
   ) {
     this.bandwidth = new ByteBucket(options.cloud.maxBytesPerSecond);
-    this.backoffs = new Backoff({ minMs: options.cloud.retryMinMs, maxMs: options.cloud.retryMaxMs, refusedMaxMs: options.cloud.refusedRetryMaxMs }, wallMs);
+    this.backoffs = new Backoff(this.backoffLimits(), wallMs);
     this.status = {
-      online: false, since: new Date(wallMs()).toISOString(), lastError: null, refused: false, nextAttempt: null, current: null, uploaded: 0, sentBytes: 0, superseded: 0,
+      online: false, since: new Date(wallMs()).toISOString(), lastError: null, refused: false, nextAttempt: null, current: null, inFlight: [], uploaded: 0, sentBytes: 0, superseded: 0,
     };
+  }
+
+  private backoffLimits(): BackoffLimits {
+    const { retryMinMs, retryMaxMs, refusedRetryMaxMs } = this.options.cloud;
+    return { minMs: retryMinMs, maxMs: retryMaxMs, refusedMaxMs: refusedRetryMaxMs };
   }
 
   start(): void {
     this.loopDone = this.loop();
   }
 
-  /** Aborts the upload in progress (confirmed parts stay confirmed) and waits for the loop to end. */
+  /** Aborts the uploads in flight (confirmed parts stay confirmed) and waits for them and the loop to end. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.abort.abort();
@@ -101,40 +154,97 @@ export class ObjectUploader {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       try {
-        const item = this.paused ? undefined : this.outbox.nextObject();
-        if (!item) {
-          // With nothing to upload, an upload whose item left the outbox is aborted now: the next
-          // upload, which would sweep it, may never come, and its parts cost storage in the cloud.
-          const orphansLeft = !this.paused && !(await this.abortOrphans(true));
-          this.idle = true;
-          // tried again soon while the cloud is unreachable, else (a refusal of that upload) at the sweep's pace
-          await (!orphansLeft ? this.sleep() : this.status.online ? this.sleep(ORPHAN_SWEEP_MS) : this.backoff(this.status.refused));
-          this.idle = false;
+        if (this.hold) {
+          await this.backoff(this.hold.refused);
+          this.hold = undefined;
+          this.heldUpTo = this.started;
+          this.trying = true;
           continue;
         }
-        if (this.outbox.isExpired(item)) {
+        const { queued, expired, refusedTurn } = this.startUploads();
+        if (this.inFlight.size > 0 || (queued && refusedTurn !== undefined)) {
+          // woken by an upload's end or new work; an expired item goes within a second; a refused rule's turn comes
+          await this.waitForChange(expired ? Math.min(EXPIRED_WAIT_MS, refusedTurn ?? Infinity) : refusedTurn);
+          continue;
+        }
+        if (expired) {
           await this.sleep(EXPIRED_WAIT_MS);
           continue;
         }
-        await this.upload(item);
+        // With nothing to upload, an upload whose item left the outbox is aborted now: the next
+        // upload, which would sweep it, may never come, and its parts cost storage in the cloud.
+        const orphansLeft = !this.paused && !(await this.abortOrphans(true));
+        // tried again soon while the cloud is unreachable, else (a refusal of that upload) at the sweep's pace
+        if (!orphansLeft) await this.waitForChange();
+        else if (this.status.online) await this.waitForChange(ORPHAN_SWEEP_MS);
+        else await this.backoff(this.status.refused);
       } catch (error) {
         // the outbox could not be read (an I/O error, a row that does not parse): tried again, never an unhandled rejection
         this.log.error({ err: error }, 'object uploads failed; trying again');
         await this.backoff();
       }
     }
+    await Promise.all([...this.inFlight.values()].map((upload) => upload.done));
   }
 
-  private async upload(item: OutboxItem): Promise<void> {
+  /**
+   * Starts what may start, in outbox order: an item whose local object or cloud key is in flight, or
+   * belongs to an item ahead of it that waits, waits too (so one key's uploads go in order).
+   * A refused rule's items wait for its turn, then one of them tries.
+   * `queued`: the outbox has uploads to do; `expired`: one waits for the outbox's sweep;
+   * `refusedTurn`: milliseconds until the first refused rule's turn, if one waits for it.
+   */
+  private startUploads(): { queued: boolean; expired: boolean; refusedTurn: number | undefined } {
+    const now = performance.now();
+    const waiting = [...this.refusedRules].filter(([, refused]) => refused.tryingWith !== undefined || refused.retryAtMs > now);
+    const turns = waiting.filter(([, refused]) => refused.tryingWith === undefined).map(([, refused]) => refused.retryAtMs - now);
+    const items = this.paused ? [] : this.outbox.nextObjects(LOOKAHEAD_ITEMS, waiting.map(([rule]) => rule));
+    const slots = this.trying ? 1 : this.options.cloud.concurrency;
+    const taken = new Set<string>();
+    for (const { item } of this.inFlight.values()) taken.add(item.localTopic).add(item.cloudTopic);
+    let expired = false;
+    for (const item of items) {
+      if (this.inFlight.size >= slots) break;
+      if (this.inFlight.has(item.id)) continue;
+      const free = !taken.has(item.localTopic) && !taken.has(item.cloudTopic);
+      taken.add(item.localTopic).add(item.cloudTopic);
+      if (!free) continue;
+      if (this.outbox.isExpired(item)) expired = true;
+      else if (this.refusedRules.get(item.rule)?.tryingWith === undefined) this.begin(item);
+    }
+    return { queued: items.length > 0 || waiting.length > 0, expired, refusedTurn: turns.length === 0 ? undefined : Math.min(...turns) };
+  }
+
+  private begin(item: OutboxItem): void {
     const ref = JSON.parse(item.payload.toString('utf8')) as ObjectRef;
+    const progress = { rule: item.rule, object: item.localTopic, size: ref.size, sentBytes: 0 };
+    const refused = this.refusedRules.get(item.rule);
+    if (refused) refused.tryingWith = item.id;
+    const upload: Upload = { item, progress, startedAs: ++this.started, done: Promise.resolve() };
+    this.inFlight.set(item.id, upload);
+    this.showInFlight();
+    upload.done = this.upload(upload, ref).finally(() => {
+      this.inFlight.delete(item.id);
+      this.showInFlight();
+      if (this.idle) this.wakeUp?.();
+    });
+  }
+
+  private showInFlight(): void {
+    this.status.inFlight = [...this.inFlight.values()].map((upload) => upload.progress);
+    this.status.current = this.status.inFlight[0] ?? null;
+  }
+
+  private async upload(upload: Upload, ref: ObjectRef): Promise<void> {
+    const { item } = upload;
     try {
       const s3 = await this.s3();
       await this.abortOrphans();
       const intent = this.uploads.intentOf(item.id);
       if (intent) await this.abortLostUploads(s3, intent);
-      this.status.current = { rule: item.rule, object: item.localTopic, size: ref.size, sentBytes: 0 };
-      await uploadObject(item.id, ref, this.context(s3));
+      await uploadObject(item.id, ref, this.context(s3, upload.progress));
       this.reachable();
+      this.refusedRules.delete(item.rule);
       await this.commit.run(() => this.done(item));
       this.status.uploaded++;
       this.activity.succeeded(item.rule);
@@ -145,20 +255,23 @@ export class ObjectUploader {
         else await this.deleteLocalCopy(s3, ref);
       }
     } catch (error) {
-      await this.failed(item, error);
+      await this.failed(upload, error);
     } finally {
-      this.status.current = null;
+      const refused = this.refusedRules.get(item.rule);
+      if (refused?.tryingWith === item.id) refused.tryingWith = undefined;
     }
   }
 
-  private context(s3: S3Endpoints): UploadContext {
+  /** One upload's; the bandwidth cap is shared by all in flight. */
+  private context(s3: S3Endpoints, progress: UploadProgress): UploadContext {
     return {
       s3, uploads: this.uploads, commit: this.commit, partBytes: this.options.cloud.partBytes, verifyEtag: this.options.cloud.verifyEtag,
       bandwidth: this.bandwidth, signal: this.abort.signal,
       sent: (bytes) => {
         this.status.sentBytes += bytes;
-        if (this.status.current) this.status.current.sentBytes += bytes;
+        progress.sentBytes += bytes;
       },
+      accepted: () => this.reachable(),
     };
   }
 
@@ -178,8 +291,9 @@ export class ObjectUploader {
     }
   }
 
-  private async failed(item: OutboxItem, error: unknown): Promise<void> {
+  private async failed(upload: Upload, error: unknown): Promise<void> {
     if (this.stopped) return;
+    const { item } = upload;
     const reason = `${(error as Error).name}: ${(error as Error).message}`;
     try {
       if (error instanceof ObjectGone) {
@@ -190,19 +304,23 @@ export class ObjectUploader {
         this.log.info({ rule: item.rule, object: item.localTopic, reason: error.message }, 'upload skipped');
       } else if (error instanceof LocalUnavailable) {
         this.log.warn({ rule: item.rule, object: item.localTopic, reason: error.message }, 'upload waits for the local object store');
-        await this.backoff();
+        this.holdAll(upload);
       } else if (error instanceof ItemFailed) {
         this.reachable();
         this.activity.failed(item.rule, error.message);
         const attempts = await this.commit.run(() => this.outbox.blame(item.id));
         if (attempts >= this.options.maxAttempts) await this.deadLetter(item, `${error.message} (${attempts} attempts)`);
-        else await this.backoff();
+        else this.holdAll(upload);
       } else if (isTransient(error)) {
         this.unreachable(reason);
-        await this.backoff();
+        this.holdAll(upload);
+      } else if (isRefusalOfTheRule(error)) {
+        this.refusedBy(reason);
+        this.activity.failed(item.rule, reason);
+        this.refuseRule(upload);
       } else if (isRefusalOfTheGateway(error)) {
         this.refusedBy(reason);
-        await this.backoff(true);
+        this.holdAll(upload, true);
       } else {
         this.reachable();
         await this.deadLetter(item, reason);
@@ -210,8 +328,29 @@ export class ObjectUploader {
     } catch (failure) {
       // e.g. the database is full: the item stays and is tried again.
       this.log.error({ err: failure }, 'could not record an upload failure');
-      await this.backoff();
+      this.holdAll(upload);
     }
+  }
+
+  /**
+   * No upload starts until a wait is over: the failure is the cloud's (or the local store's), which
+   * any upload would meet. The failure of an upload started before the last wait ended was waited out.
+   */
+  private holdAll(upload: Upload, refused = false): void {
+    if (upload.startedAs <= this.heldUpTo) return;
+    this.hold = { refused: refused || (this.hold?.refused ?? false) };
+  }
+
+  /** The rule's uploads wait (see RefusedRule); refusals of its uploads that started before the last one count once. */
+  private refuseRule(upload: Upload): void {
+    const { rule } = upload.item;
+    const refused = this.refusedRules.get(rule) ?? { backoff: new Backoff(this.backoffLimits(), this.wallMs), retryAtMs: 0, refusedUpTo: 0, tryingWith: undefined };
+    this.refusedRules.set(rule, refused);
+    if (upload.startedAs > refused.refusedUpTo) {
+      refused.retryAtMs = performance.now() + refused.backoff.failed(true);
+      refused.refusedUpTo = this.started;
+    }
+    this.status.nextAttempt = refused.backoff.nextAttempt;
   }
 
   private async deadLetter(item: OutboxItem, reason: string): Promise<void> {
@@ -247,8 +386,9 @@ export class ObjectUploader {
   private async abortOrphans(now = false): Promise<boolean> {
     if (!now && performance.now() - this.orphansSweptAt < ORPHAN_SWEEP_MS) return true;
     this.orphansSweptAt = performance.now();
-    const orphans = this.uploads.orphans();
-    const intents = this.uploads.orphanIntents();
+    // an upload in flight whose item was evicted meanwhile is its own to end (done() or failed())
+    const orphans = this.uploads.orphans().filter((orphan) => !this.inFlight.has(orphan.itemId));
+    const intents = this.uploads.orphanIntents().filter((intent) => !this.inFlight.has(intent.itemId));
     if (orphans.length === 0 && intents.length === 0) return true;
     const s3 = await this.s3();
     let upload: object | undefined;
@@ -313,6 +453,7 @@ export class ObjectUploader {
 
   private reachable(): void {
     this.backoffs.succeeded();
+    this.trying = false;
     this.status.nextAttempt = null;
     if (this.status.online) return;
     this.status.online = true;
@@ -328,8 +469,9 @@ export class ObjectUploader {
 
   /**
    * The cloud refuses the gateway's requests (401, 403: a wrong or expired key, a policy that denies
-   * it): every object would get the same answer, so none is dead-lettered for it; the uploads wait,
-   * retried up to cloud.s3.refusedRetryMaxMs apart, until the operator fixes the key or the policy.
+   * it): every object (of the rule, for a policy) would get the same answer, so none is dead-lettered
+   * for it; the uploads wait, retried up to cloud.s3.refusedRetryMaxMs apart, until the operator fixes
+   * the key or the policy.
    */
   private refusedBy(reason: string): void {
     if (this.offline(reason, true)) this.log.error({ reason }, 'cloud S3 refuses the uploads; they wait (check cloud.s3 credentials and the bucket policy)');
@@ -356,6 +498,13 @@ export class ObjectUploader {
     this.status.nextAttempt = null;
   }
 
+  /** Until new work comes, an upload ends, `ms` passed or the uploader stops. */
+  private async waitForChange(ms?: number): Promise<void> {
+    this.idle = true;
+    await this.sleep(ms);
+    this.idle = false;
+  }
+
   /** Until woken (or `ms` passed, or stopped). */
   private sleep(ms?: number): Promise<void> {
     if (this.stopped) return Promise.resolve();
@@ -376,7 +525,15 @@ function isTransient(error: unknown): boolean {
   return status === undefined || status >= 500 || status === 429 || TRANSIENT_ERRORS.has((error as Error).name);
 }
 
-/** A refusal of the gateway rather than of one object: its credentials, or a policy that denies it (401, 403). */
+/**
+ * A 403 that is not about the credentials (AccessDenied): a bucket or key policy, which may deny one
+ * prefix only, so one rule's uploads rather than all (S3 answers every explicit or implicit deny so).
+ */
+function isRefusalOfTheRule(error: unknown): boolean {
+  return !isTransient(error) && statusOf(error) === 403 && !CREDENTIAL_ERRORS.has((error as Error).name);
+}
+
+/** A refusal of the gateway rather than of one object: its credentials, or a policy (401, 403; an upload's AccessDenied is its rule's, isRefusalOfTheRule). */
 function isRefusalOfTheGateway(error: unknown): boolean {
   const status = statusOf(error);
   return !isTransient(error) && (status === 401 || status === 403 || CREDENTIAL_ERRORS.has((error as Error).name));

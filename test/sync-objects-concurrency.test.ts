@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { TestDaemon } from './helpers/daemon.js';
+import { eventually } from './helpers/eventually.js';
+import { outpost } from './helpers/mqtt.js';
+import { CloudS3, type CloudRequest } from './helpers/cloud-s3.js';
+import { gatewayConfig, startGateway, syncStatus } from './helpers/gateway.js';
+
+// cloud.s3.concurrency: several uploads in flight at once (a long round trip otherwise caps a
+// gateway at a few objects a second), one key's uploads still one at a time and in order, and a
+// prefix the cloud denies holding back only its rule's uploads.
+
+const ruleStatus = async (daemon: TestDaemon, rule: string) => (await syncStatus(daemon)).rules.find((row: any) => row.rule === rule);
+const put = (s3: S3Client, bucket: string, key: string, body: string) => s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+const isPut = (prefix: string) => (request: CloudRequest) => request.method === 'PUT' && request.path.startsWith(`/cloud/${prefix}`);
+
+describe('sync: several object uploads at a time', () => {
+  let cloud: CloudS3;
+  beforeAll(async () => {
+    cloud = await CloudS3.create(['cloud']);
+  });
+  afterAll(async () => {
+    await cloud?.destroy();
+  });
+
+  it.each([4, 1])('keeps up to cloud.s3.concurrency (%i) uploads in the cloud\'s hands at once over a slow link, shown in the status', async (concurrency) => {
+    await cloud.down();
+    const prefix = `slow${concurrency}/`;
+    const { daemon, s3 } = await startGateway(gatewayConfig(cloud, [{ name: 'stills', from: 'stills', to: `cloud/${prefix}` }], { cloudS3: { concurrency } }));
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: 'stills' }));
+      const keys = Array.from({ length: 8 }, (_, i) => `still-${i}.jpg`);
+      for (const key of keys) await put(s3, 'stills', key, `image ${key}`);
+      await eventually(async () => (await ruleStatus(daemon, 'stills'))?.backlog === 8);
+      // every PutObject takes the link a second (a satellite round trip or so)
+      cloud.holdMs = (request) => (isPut(prefix)(request) ? 1000 : 0);
+      await cloud.up();
+      const busy = await eventually(async () => {
+        const { uploads } = await syncStatus(daemon);
+        return uploads.inFlight.length === concurrency && uploads;
+      }, 10_000, 50);
+      expect(busy.current).toEqual(busy.inFlight[0]);
+      expect(busy.inFlight.map((upload: any) => upload.rule)).toEqual(Array(concurrency).fill('stills'));
+      // and the CLI names each
+      await eventually(async () => {
+        const { stdout } = await outpost(daemon.socket, ['sync', 'status']);
+        return stdout.match(/stills\/still-\d\.jpg \(\d+ B of \d+ B\)/g)?.length === concurrency;
+      }, 10_000, 50);
+
+      await eventually(async () => (await ruleStatus(daemon, 'stills'))?.backlog === 0, 20_000, 100);
+      expect((await cloud.keys('cloud')).filter((key) => key.startsWith(prefix)).sort()).toEqual(keys.map((key) => `${prefix}${key}`));
+      expect(cloud.mostAtOnce(isPut(prefix))).toBe(concurrency);
+      expect((await syncStatus(daemon)).uploads).toMatchObject({ online: true, uploaded: 8, inFlight: [], current: null });
+    } finally {
+      cloud.holdMs = () => 0;
+      await daemon.cleanup();
+    }
+  });
+
+  it('uploads the versions of one key one at a time and in write order: a slow earlier version does not overwrite a later one', async () => {
+    await cloud.up();
+    const { daemon, s3 } = await startGateway(gatewayConfig(cloud, [{ name: 'logs', from: 'logs', to: 'cloud/versions/' }]));
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: 'logs' }));
+      // the first version's PutObject is slow; the second, written while it is on its way, is not
+      let firstVersion = true;
+      cloud.holdMs = (request) => {
+        if (!isPut('versions/today.log')(request) || !firstVersion) return 0;
+        firstVersion = false;
+        return 1500;
+      };
+      await put(s3, 'logs', 'today.log', 'version 1');
+      await eventually(() => cloud.requestsFor('PUT', 'cloud/versions/today.log').length === 1, 10_000, 20);
+      await put(s3, 'logs', 'today.log', 'version 2');
+      await put(s3, 'logs', 'other.log', 'not held back');
+      // another key goes meanwhile
+      await eventually(async () => (await cloud.keys('cloud')).includes('versions/other.log'), 10_000);
+      expect(cloud.requestsFor('PUT', 'cloud/versions/today.log')).toHaveLength(1);
+
+      await eventually(async () => (await ruleStatus(daemon, 'logs'))?.backlog === 0, 15_000, 100);
+      const puts = cloud.requestsFor('PUT', 'cloud/versions/today.log');
+      expect(puts).toHaveLength(2);
+      expect(puts[1].arrived).toBeGreaterThanOrEqual(puts[0].answered!);
+      await eventually(async () => (await cloud.body('cloud', 'versions/today.log')).toString() === 'version 2', 5000, 100).catch(() => undefined);
+      expect((await cloud.body('cloud', 'versions/today.log')).toString()).toBe('version 2');
+    } finally {
+      cloud.holdMs = () => 0;
+      await daemon.cleanup();
+    }
+  });
+
+  it('goes on with the other rules while the cloud denies one rule\'s prefix (403 AccessDenied), and sends that rule\'s once allowed', async () => {
+    await cloud.up();
+    let denying = true;
+    cloud.deny = (request) => denying && isPut('denied/')(request);
+    const { daemon, s3 } = await startGateway(gatewayConfig(cloud, [
+      { name: 'denied', from: 'cams/door/', to: 'cloud/denied/' },
+      { name: 'open', from: 'cams/yard/', to: 'cloud/open/' },
+    ], { cloudS3: { refusedRetryMaxMs: 2000 } }));
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: 'cams' }));
+      // the denied rule's objects come first, so they lead the outbox
+      for (let i = 0; i < 6; i++) await put(s3, 'cams', `door/${i}.jpg`, `door ${i}`);
+      await eventually(async () => (await ruleStatus(daemon, 'denied'))?.backlog === 6);
+      for (let i = 0; i < 6; i++) await put(s3, 'cams', `yard/${i}.jpg`, `yard ${i}`);
+      await eventually(async () => (await ruleStatus(daemon, 'open'))?.backlog === 0, 15_000, 100);
+      expect((await cloud.keys('cloud')).filter((key) => key.startsWith('open/'))).toHaveLength(6);
+
+      // the denied rule waits, nothing dead-lettered, its retries one at a time and further apart
+      const refused = await eventually(async () => {
+        const status = await syncStatus(daemon);
+        const rule = status.rules.find((row: any) => row.rule === 'denied');
+        const later = Date.parse(status.uploads.nextAttempt ?? '') - Date.now() > 500;
+        return rule.lastFailure !== null && later && cloud.requests.filter(isPut('denied/')).length >= 6 && status;
+      }, 20_000, 100);
+      const denied = refused.rules.find((row: any) => row.rule === 'denied');
+      expect(denied).toMatchObject({ backlog: 6, deadLettered: 0 });
+      expect(denied.lastFailure.reason).toMatch(/^AccessDenied: /);
+      expect(refused.uploads).toMatchObject({ refused: true, online: false });
+      expect(refused.uploads.lastError).toMatch(/^AccessDenied: /);
+      // past the (at most 4) uploads under way when the first refusal came back, one try per wait
+      // (at least retryMinMs, 100 ms), not one per waiting object
+      const tries = cloud.requests.filter(isPut('denied/'));
+      for (let i = 4; i < tries.length; i++) expect(tries[i].arrived - tries[i - 1].answered!).toBeGreaterThan(50);
+
+      // the operator changes the policy: the next try goes through, and the rest follow
+      denying = false;
+      await eventually(async () => (await ruleStatus(daemon, 'denied'))?.backlog === 0, 20_000, 200);
+      expect((await cloud.keys('cloud')).filter((key) => key.startsWith('denied/'))).toHaveLength(6);
+      expect((await syncStatus(daemon)).uploads).toMatchObject({ online: true, refused: false });
+    } finally {
+      cloud.deny = () => false;
+      await daemon.cleanup();
+    }
+  }, 60_000);
+});
