@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { TestDaemon } from './helpers/daemon.js';
@@ -53,6 +54,27 @@ describe('sync: several object uploads at a time', () => {
       expect((await syncStatus(daemon)).uploads).toMatchObject({ online: true, uploaded: 8, inFlight: [], current: null });
     } finally {
       cloud.holdMs = () => 0;
+      await daemon.cleanup();
+    }
+  });
+
+  it('shares cloud.s3.maxBytesPerSecond among the uploads in flight rather than giving each its own', async () => {
+    await cloud.down();
+    const cap = 512 * 1024;
+    const { daemon, s3 } = await startGateway(gatewayConfig(cloud, [{ name: 'capped', from: 'capped', to: 'cloud/capped/' }], { cloudS3: { maxBytesPerSecond: cap } }));
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: 'capped' }));
+      for (let i = 0; i < 4; i++) await s3.send(new PutObjectCommand({ Bucket: 'capped', Key: `log-${i}`, Body: randomBytes(256 * 1024) }));
+      await eventually(async () => (await ruleStatus(daemon, 'capped'))?.backlog === 4);
+      await cloud.up();
+      await eventually(async () => (await ruleStatus(daemon, 'capped'))?.backlog === 0, 20_000, 100);
+      const puts = cloud.requests.filter(isPut('capped/')).filter((request) => request.status === 200);
+      expect(puts).toHaveLength(4);
+      expect(cloud.mostAtOnce((request) => puts.includes(request))).toBeGreaterThan(1);
+      // 1 MiB at 512 KiB/s, less the one burst (a tenth of a second) the bucket lets through at once: 1.9 s at least
+      const lasted = Math.max(...puts.map((request) => request.answered!)) - Math.min(...puts.map((request) => request.arrived));
+      expect(lasted).toBeGreaterThan(1500);
+    } finally {
       await daemon.cleanup();
     }
   });
