@@ -5,12 +5,13 @@ import type { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { outpost } from './helpers/mqtt.js';
 import { CloudS3, type CloudRequest } from './helpers/cloud-s3.js';
-import { gatewayConfig, startGateway, syncStatus } from './helpers/gateway.js';
+import { expectCloudBody, gatewayConfig, startGateway, syncStatus } from './helpers/gateway.js';
 
 // cloud.s3.concurrency: several uploads in flight at once (a long round trip otherwise caps a
 // gateway at a few objects a second), one key's uploads still one at a time and in order, and a
 // prefix the cloud denies holding back only its rule's uploads.
 
+const MiB = 1024 * 1024;
 const ruleStatus = async (daemon: TestDaemon, rule: string) => (await syncStatus(daemon)).rules.find((row: any) => row.rule === rule);
 const put = (s3: S3Client, bucket: string, key: string, body: string) => s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
 const isPut = (prefix: string) => (request: CloudRequest) => request.method === 'PUT' && request.path.startsWith(`/cloud/${prefix}`);
@@ -78,6 +79,35 @@ describe('sync: several object uploads at a time', () => {
       await daemon.cleanup();
     }
   });
+
+  it('stops every multipart upload in flight, each going on after its confirmed parts at the next start', async () => {
+    await cloud.up();
+    // 2 × 11 MiB in 5 MiB parts, both in flight under one 8 MiB/s cap
+    const config = gatewayConfig(cloud, [{ name: 'videos', from: 'videos', to: 'cloud/videos/' }], { cloudS3: { partBytes: 5 * MiB, maxBytesPerSecond: 8 * MiB } });
+    let gateway = await startGateway(config);
+    const { dataDir } = gateway.daemon;
+    try {
+      await gateway.s3.send(new CreateBucketCommand({ Bucket: 'videos' }));
+      const videos = { 'a.bin': randomBytes(11 * MiB), 'b.bin': randomBytes(11 * MiB) };
+      for (const [key, body] of Object.entries(videos)) await gateway.s3.send(new PutObjectCommand({ Bucket: 'videos', Key: key, Body: body }));
+      const parts = (key: string) => cloud.requestsFor('PUT', `cloud/videos/${key}`).filter((request) => request.query.has('partNumber'));
+      // part 1 of each is confirmed before its part 2 starts: stop with both on their way
+      await eventually(() => Object.keys(videos).every((key) => parts(key).some((request) => request.query.get('partNumber') === '2')), 20_000, 20);
+      expect(await gateway.daemon.stop()).toBe(0);
+      const before = Object.fromEntries(Object.keys(videos).map((key) => [key, parts(key).length]));
+
+      gateway = await startGateway(config, dataDir);
+      await eventually(async () => (await ruleStatus(gateway.daemon, 'videos'))?.backlog === 0, 30_000, 200);
+      for (const [key, body] of Object.entries(videos)) {
+        const resent = parts(key).slice(before[key]);
+        expect(resent.map((request) => request.query.get('partNumber'))).toEqual(['2', '3']);
+        expect(new Set(parts(key).map((request) => request.query.get('uploadId'))).size).toBe(1);
+        await expectCloudBody(cloud, `videos/${key}`, body);
+      }
+    } finally {
+      await gateway.daemon.cleanup();
+    }
+  }, 60_000);
 
   it('uploads the versions of one key one at a time and in write order: a slow earlier version does not overwrite a later one', async () => {
     await cloud.up();

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,21 +8,10 @@ import { eventually } from './helpers/eventually.js';
 import { outpost } from './helpers/mqtt.js';
 import { addKey } from './helpers/objects.js';
 import { CloudS3 } from './helpers/cloud-s3.js';
-import { gatewayConfig, startGateway, syncStatus } from './helpers/gateway.js';
+import { expectCloudBody, gatewayConfig, startGateway, syncStatus } from './helpers/gateway.js';
 import { makeTestPki } from './helpers/certs.js';
 
 const MiB = 1024 * 1024;
-const md5 = (data: Buffer) => createHash('md5').update(data).digest('hex');
-
-/**
- * s3rver answers a PUT (and lists the key) once it has read the body, before its file is written:
- * read the cloud copy until it is complete.
- */
-async function expectCloudBody(cloud: CloudS3, key: string, expected: Buffer): Promise<void> {
-  const latest = async () => md5(await cloud.body('cloud', key));
-  await eventually(async () => (await latest()) === md5(expected), 5000, 100).catch(() => undefined);
-  expect(await latest()).toBe(md5(expected));
-}
 
 const put = (s3: S3Client, bucket: string, key: string, body: Buffer | string) => s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
 

@@ -1,8 +1,10 @@
 // A gateway for the object sync tests: an outpostd uploading to the stand-in cloud S3 (CloudS3),
 // with a client of its local S3 API, and its `outpost sync status --json`.
+import { createHash } from 'node:crypto';
 import { expect } from 'vitest';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { TestDaemon } from './daemon.js';
+import { eventually } from './eventually.js';
 import { outpost } from './mqtt.js';
 import { addKey, s3Client } from './objects.js';
 import { S3RVER_KEY, type CloudS3 } from './cloud-s3.js';
@@ -27,4 +29,16 @@ export async function syncStatus(daemon: TestDaemon): Promise<any> {
   const run = await outpost(daemon.socket, ['sync', 'status', '--json']);
   expect(run.code, run.stderr).toBe(0);
   return JSON.parse(run.stdout);
+}
+
+const md5 = (data: Buffer) => createHash('md5').update(data).digest('hex');
+
+/**
+ * s3rver answers a PUT (and lists the key) once it has read the body, before its file is written:
+ * read the cloud copy (of bucket "cloud") until it is complete.
+ */
+export async function expectCloudBody(cloud: CloudS3, key: string, expected: Buffer): Promise<void> {
+  const latest = async () => md5(await cloud.body('cloud', key));
+  await eventually(async () => (await latest()) === md5(expected), 5000, 100).catch(() => undefined);
+  expect(await latest()).toBe(md5(expected));
 }
