@@ -102,8 +102,9 @@ describe('sync: a cloud that refuses the gateway', () => {
     expect(refused.uploads.lastError).toMatch(new RegExp(`^${code}: `));
     expect(refused.rules.find((rule: any) => rule.rule === 'cams')).toMatchObject({ backlog: 3, deadLettered: 0 });
     expect(refused.deadLetters).toBe(0);
-    const { stdout } = await outpost(gateway.socket, ['sync', 'status']);
-    expect(stdout).toMatch(new RegExp(`cloud S3  refuses the uploads since \\S+ \\(${code}: .*; next attempt \\S+\\)`));
+    // read while a wait is due (not during the attempt between two waits, which has no next attempt yet)
+    const said = new RegExp(`cloud S3  refuses the uploads since \\S+ \\(${code}: .*; next attempt \\S+\\)`);
+    await eventually(async () => said.test((await outpost(gateway.socket, ['sync', 'status'])).stdout), 10_000, 100);
 
     // the operator gives the gateway a key the cloud takes
     await gateway.stop();

@@ -315,7 +315,7 @@ export class ObjectUploader {
         this.unreachable(reason);
         this.holdAll(upload);
       } else if (isRefusalOfTheRule(error)) {
-        this.refusedBy(reason);
+        this.refusedBy(reason, item.rule);
         this.activity.failed(item.rule, reason);
         this.refuseRule(upload);
       } else if (isRefusalOfTheGateway(error)) {
@@ -471,10 +471,12 @@ export class ObjectUploader {
    * The cloud refuses the gateway's requests (401, 403: a wrong or expired key, a policy that denies
    * it): every object (of the rule, for a policy) would get the same answer, so none is dead-lettered
    * for it; the uploads wait, retried up to cloud.s3.refusedRetryMaxMs apart, until the operator fixes
-   * the key or the policy.
+   * the key or the policy. `rule`: a policy's refusal of that rule's uploads (see RefusedRule).
    */
-  private refusedBy(reason: string): void {
-    if (this.offline(reason, true)) this.log.error({ reason }, 'cloud S3 refuses the uploads; they wait (check cloud.s3 credentials and the bucket policy)');
+  private refusedBy(reason: string, rule?: string): void {
+    if (!this.offline(reason, true)) return;
+    if (rule) this.log.error({ reason, rule }, "cloud S3 refuses the rule's uploads; they wait, the other rules' go on (check the bucket policy)");
+    else this.log.error({ reason }, 'cloud S3 refuses the uploads; they wait (check cloud.s3 credentials and the bucket policy)');
   }
 
   /** Whether this is news (the state or the reason changed). */
