@@ -58,6 +58,28 @@ describe('sync: several object uploads at a time', () => {
     }
   });
 
+  it('starts a higher priority rule\'s upload before the backlog of a lower one', async () => {
+    await cloud.down();
+    const { daemon, s3 } = await startGateway(gatewayConfig(cloud, [
+      { name: 'bulk', from: 'ranked/bulk/', to: 'cloud/ranked/', priority: 1 },
+      { name: 'alarms', from: 'ranked/alarms/', to: 'cloud/ranked/', priority: 9 },
+    ]));
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: 'ranked' }));
+      for (let i = 0; i < 8; i++) await put(s3, 'ranked', `bulk/${i}.log`, `bulk ${i}`);
+      await put(s3, 'ranked', 'alarms/door.jpg', 'written last');
+      await eventually(async () => (await ruleStatus(daemon, 'alarms'))?.backlog === 1 && (await ruleStatus(daemon, 'bulk'))?.backlog === 8);
+      const sentBefore = cloud.requests.length;
+      await cloud.up();
+      await eventually(async () => (await ruleStatus(daemon, 'bulk'))?.backlog === 0 && (await ruleStatus(daemon, 'alarms'))?.backlog === 0, 15_000, 100);
+      const puts = cloud.requests.slice(sentBefore).filter(isPut('ranked/')).filter((request) => request.status === 200);
+      expect(puts[0].path).toBe('/cloud/ranked/alarms/door.jpg');
+      expect(puts).toHaveLength(9);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+
   it('shares cloud.s3.maxBytesPerSecond among the uploads in flight rather than giving each its own', async () => {
     await cloud.down();
     const cap = 512 * 1024;
