@@ -72,4 +72,7 @@ export const syncMigrations: Migrations = [
   // Shadow sync: the device's changes the cloud refused for good (the update as sent, JSON), kept out
   // of later updates while the device still holds them; NULL: none.
   `ALTER TABLE sync_shadows ADD COLUMN refused TEXT;`,
+  // Shadow sync: the cloud's changes the device's shadow refused for good (the update as sent, JSON),
+  // kept out of later local updates while the cloud still holds them; NULL: none.
+  `ALTER TABLE sync_shadows ADD COLUMN refused_by_device TEXT;`,
 ];

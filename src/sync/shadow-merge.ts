@@ -78,34 +78,34 @@ export function planSync(base: ShadowState, local: ShadowState, cloud: ShadowSta
 }
 
 /**
- * `local` as the merge is to see it while it still holds changes the cloud refused for good
- * (`refused`, the update as it was sent): the base's value in their place, so that they are
- * neither sent again with every later change nor taken for a removal. A change the device makes
- * to such a key is a change again. `stillRefused`: the part of `refused` the device still holds.
+ * One side's state as the merge is to see it while it still holds changes the other side refused
+ * for good (`refused`, the update as it was sent): the base's value in their place, so that they
+ * are neither sent again with every later change nor taken for a removal. A change the side makes
+ * to such a key is a change again. `stillRefused`: the part of `refused` the side still holds.
  */
-export function withoutRefused(local: ShadowState, base: ShadowState, refused: StatePatch): { local: ShadowState; stillRefused: StatePatch } {
-  const seen: ShadowState = { ...local };
+export function withoutRefused(state: ShadowState, base: ShadowState, refused: StatePatch): { state: ShadowState; stillRefused: StatePatch } {
+  const seen: ShadowState = { ...state };
   const stillRefused: StatePatch = {};
   for (const name of ['desired', 'reported'] as const) {
     if (refused[name] === undefined) continue;
-    const part = maskRefused(local[name], base[name], refused[name]);
+    const part = maskRefused(state[name], base[name], refused[name]);
     if (part.seen === undefined) delete seen[name];
     else seen[name] = part.seen as JsonObject;
     if (part.still !== undefined) stillRefused[name] = part.still as JsonObject | null;
   }
-  return { local: seen, stillRefused };
+  return { state: seen, stillRefused };
 }
 
 /** One value of withoutRefused: a refused `null` is a removal, held while the key is still absent. */
-function maskRefused(local: Json | undefined, base: Json | undefined, refused: Json): { seen: Json | undefined; still: Json | undefined } {
-  const held = refused === null ? local === undefined : isDeepStrictEqual(local, refused);
+function maskRefused(side: Json | undefined, base: Json | undefined, refused: Json): { seen: Json | undefined; still: Json | undefined } {
+  const held = refused === null ? side === undefined : isDeepStrictEqual(side, refused);
   if (held) return { seen: base, still: refused };
-  if (!isObject(refused) || !isObject(local)) return { seen: local, still: undefined };
-  const seen: JsonObject = { ...local };
+  if (!isObject(refused) || !isObject(side)) return { seen: side, still: undefined };
+  const seen: JsonObject = { ...side };
   const still: JsonObject = {};
   const baseObject = isObject(base) ? base : {};
   for (const [key, value] of Object.entries(refused)) {
-    const part = maskRefused(local[key], baseObject[key], value);
+    const part = maskRefused(side[key], baseObject[key], value);
     if (part.seen === undefined) delete seen[key];
     else seen[key] = part.seen;
     if (part.still !== undefined) still[key] = part.still;

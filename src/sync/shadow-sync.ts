@@ -25,8 +25,11 @@ const MAX_CONFLICTS = 3;
 interface ShadowResponse { outcome: 'accepted' | 'rejected'; body: Record<string, any> }
 /** A side's shadow: its state, and its version unless it does not exist (404). */
 interface ShadowSide { state: ShadowState; version?: number }
-/** What is kept of a shadow between syncs: the last synced document, and the device's changes the cloud refused for good. */
-interface SyncRecord { base: ShadowState; refused: StatePatch }
+/**
+ * What is kept of a shadow between syncs: the last synced document, the device's changes the cloud
+ * refused for good, and the cloud's changes the device's shadow refused for good (each the update as sent).
+ */
+interface SyncRecord { base: ShadowState; refusedByCloud: StatePatch; refusedByDevice: StatePatch }
 type Operation = 'get' | 'update' | 'delete';
 
 /**
@@ -60,6 +63,8 @@ export interface ShadowSyncStatus {
   nextAttempt: string | null;
   /** The device's changes the cloud refused for good, as paths ("reported.log"): not sent until the device changes them. */
   refusedChanges: string[];
+  /** The cloud's changes the device's shadow refused for good, as paths ("desired.program"): not applied until the cloud changes them. */
+  refusedByDevice: string[];
 }
 
 const shadowPrefix = (rule: { thing: string; name?: string }) => `$aws/things/${rule.thing}/shadow${rule.name ? `/name/${rule.name}` : ''}`;
@@ -344,9 +349,10 @@ export class ShadowSync {
   status(): ShadowSyncStatus[] {
     return [...this.rules.entries()].map(([key, rule]) => {
       const outcome = this.outcomes.get(key) ?? {};
+      const record = this.record(rule);
       return {
         thing: rule.thing, name: rule.name ?? null, direction: rule.direction, lastSync: outcome.lastSync ?? null, lastError: outcome.lastError ?? null,
-        nextAttempt: this.backoffs.get(key)!.nextAttempt, refusedChanges: patchPaths(this.record(rule).refused),
+        nextAttempt: this.backoffs.get(key)!.nextAttempt, refusedChanges: patchPaths(record.refusedByCloud), refusedByDevice: patchPaths(record.refusedByDevice),
       };
     });
   }
@@ -419,24 +425,27 @@ export class ShadowSync {
    * read just before its write, has no time to change in between. (Read together and written after
    * the cloud, a device reporting more often than a cloud write takes made every local write
    * conflict, and the cloud's changes never reached it.) A side that refuses its update for good
-   * does not hold the other side's changes back. The device's changes the cloud refuses for their
-   * content are left out of later updates while the device holds them (see withoutRefused); those
-   * the device refuses, or the cloud refuses the gateway (401, 403), stay pending.
+   * does not hold the other side's changes back. Changes a side refuses for their content are left
+   * out of later updates while the other side holds them (see withoutRefused and setAside); those a
+   * side refuses otherwise (401, 403: the gateway) stay pending.
    */
   private async reconcile(rule: ShadowRule): Promise<boolean> {
     const cloudChannel = this.cloud;
     if (!cloudChannel) throw new Error('cloud link down');
     const cloud = await read(cloudChannel, rule);
     const local = await read(this.local, rule);
-    const { base, refused } = this.record(rule);
-    const seen = withoutRefused(local.state, base, refused);
-    const plan = planSync(base, seen.local, cloud.state, rule.direction);
+    const { base, refusedByCloud, refusedByDevice } = this.record(rule);
+    const localSeen = withoutRefused(local.state, base, refusedByCloud);
+    const cloudSeen = withoutRefused(cloud.state, base, refusedByDevice);
+    const plan = planSync(base, localSeen.state, cloudSeen.state, rule.direction);
     const deleted = sideToDelete(base, plan.base, local, cloud, rule.direction);
     if (deleted) {
       await remove(deleted === 'local' ? this.local : cloudChannel, rule);
-      await this.saveBase(rule, {}, {});
+      await this.saveBase(rule, { base: {}, refusedByCloud: {}, refusedByDevice: {} });
       return true;
     }
+    // what this sync has committed so far (setAside adds to it): the base moves only after the refusals are in
+    const kept: SyncRecord = { base, refusedByCloud: localSeen.stillRefused, refusedByDevice: cloudSeen.stillRefused };
     let refusedLocally: UpdateRefused | undefined;
     if (plan.local) {
       try {
@@ -444,6 +453,7 @@ export class ShadowSync {
       } catch (error) {
         if (!(error instanceof UpdateRefused)) throw error;
         refusedLocally = error;
+        if (error.ofContent) await this.setAside(rule, kept, 'device', plan.local, error);
       }
     }
     if (plan.local && plan.cloud && !refusedLocally) {
@@ -452,50 +462,56 @@ export class ShadowSync {
       // meanwhile (whose cloud write then conflicts, or a kill -9 in between) would see the device's
       // copy of the cloud's earlier value as a change of the device's, and win over it in `reported`.
       // Should the cloud refuse its update, it stays the base: the device's changes are then still to send.
-      await this.saveBase(rule, cloud.state, seen.stillRefused);
+      kept.base = cloudSeen.state;
+      await this.saveBase(rule, kept);
     }
     if (plan.cloud) {
       try {
         if (!(await write(cloudChannel, rule, plan.cloud, cloud.version))) return false;
       } catch (error) {
-        if (error instanceof UpdateRefused && error.ofContent) await this.setAside(rule, plan.cloud, seen.stillRefused, error);
+        if (error instanceof UpdateRefused && error.ofContent) await this.setAside(rule, kept, 'cloud', plan.cloud, error);
         throw error;
       }
     }
     if (!refusedLocally) {
-      await this.saveBase(rule, plan.base, seen.stillRefused);
+      await this.saveBase(rule, { ...kept, base: plan.base });
       return true;
     }
-    // The device's changes are in the cloud now, the cloud's still to bring down: the local state
-    // as the merge saw it is the base that says so.
-    if (plan.cloud) await this.saveBase(rule, seen.local, seen.stillRefused);
+    // The device's changes are in the cloud now, the cloud's still to bring down (or set aside): the
+    // local state as the merge saw it is the base that says so.
+    if (plan.cloud) await this.saveBase(rule, { ...kept, base: localSeen.state });
     throw refusedLocally;
   }
 
   /**
-   * The cloud refused the device's changes for their content (too large, invalid): they are left out
-   * of the shadow's later updates while the device holds them, as Greengrass's shadow manager skips
-   * such an update, rather than sent along with every later change and refused with it. The base is
-   * the one saved before the cloud write (the cloud state read, or the last one), so they stay
-   * unsynced; said in the log, and in the status until the device changes them.
+   * A side refused the other's changes for their content (too large, invalid): they are left out of
+   * the shadow's later updates while the other side holds them, as Greengrass's shadow manager skips
+   * such an update, rather than sent along with every later change and refused with it. Committed
+   * with the base as it stands (the last one, or the cloud state saved before the cloud write), so
+   * they stay unsynced; said in the log once, and in the status until the side holding them changes them.
    */
-  private async setAside(rule: ShadowRule, update: StatePatch, stillRefused: StatePatch, error: UpdateRefused): Promise<void> {
-    const { base } = this.record(rule);
-    await this.saveBase(rule, base, combinePatches(stillRefused, update));
-    this.log.warn({ thing: rule.thing, shadow: rule.name, keys: patchPaths(update), reason: error.message },
-      "the cloud refused these changes of the device for good: they are not sent again until the device changes them");
+  private async setAside(rule: ShadowRule, kept: SyncRecord, refusedBy: 'cloud' | 'device', update: StatePatch, error: UpdateRefused): Promise<void> {
+    if (refusedBy === 'cloud') kept.refusedByCloud = combinePatches(kept.refusedByCloud, update);
+    else kept.refusedByDevice = combinePatches(kept.refusedByDevice, update);
+    await this.saveBase(rule, kept);
+    const said = refusedBy === 'cloud'
+      ? 'the cloud refused these changes of the device for good: they are not sent again until the device changes them'
+      : "the device's shadow refused these changes of the cloud for good: they are not applied again until the cloud changes them";
+    this.log.warn({ thing: rule.thing, shadow: rule.name, keys: patchPaths(update), reason: error.message }, said);
   }
 
-  private saveBase(rule: ShadowRule, base: ShadowState, refused: StatePatch): Promise<unknown> {
-    const refusedJson = Object.keys(refused).length > 0 ? JSON.stringify(refused) : null;
-    return this.store.commit.run(() => this.store.db.prepare(`INSERT INTO sync_shadows (thing, name, base, synced_at, refused) VALUES (?, ?, ?, ?, ?)
-      ON CONFLICT (thing, name) DO UPDATE SET base = excluded.base, synced_at = excluded.synced_at, refused = excluded.refused`)
-      .run(rule.thing, rule.name ?? '', JSON.stringify(base), this.wallMs(), refusedJson));
+  private saveBase(rule: ShadowRule, record: SyncRecord): Promise<unknown> {
+    const asJson = (refused: StatePatch) => (Object.keys(refused).length > 0 ? JSON.stringify(refused) : null);
+    return this.store.commit.run(() => this.store.db.prepare(`INSERT INTO sync_shadows (thing, name, base, synced_at, refused, refused_by_device) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT (thing, name) DO UPDATE SET base = excluded.base, synced_at = excluded.synced_at, refused = excluded.refused, refused_by_device = excluded.refused_by_device`)
+      .run(rule.thing, rule.name ?? '', JSON.stringify(record.base), this.wallMs(), asJson(record.refusedByCloud), asJson(record.refusedByDevice)));
   }
 
   private record(rule: ShadowRule): SyncRecord {
-    const row = this.store.db.prepare('SELECT base, refused FROM sync_shadows WHERE thing = ? AND name = ?').get(rule.thing, rule.name ?? '') as { base: string; refused: string | null } | undefined;
-    return { base: row ? JSON.parse(row.base) as ShadowState : {}, refused: row?.refused ? JSON.parse(row.refused) as StatePatch : {} };
+    const row = this.store.db.prepare('SELECT base, refused, refused_by_device FROM sync_shadows WHERE thing = ? AND name = ?').get(rule.thing, rule.name ?? '') as
+      { base: string; refused: string | null; refused_by_device: string | null } | undefined;
+    const patchOf = (json: string | null | undefined) => (json ? JSON.parse(json) as StatePatch : {});
+    return { base: row ? JSON.parse(row.base) as ShadowState : {}, refusedByCloud: patchOf(row?.refused), refusedByDevice: patchOf(row?.refused_by_device) };
   }
 }
 

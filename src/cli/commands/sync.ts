@@ -36,9 +36,12 @@ function statusText(status: SyncStatus): string {
   return `${head}\n\n${lanes}\n${rules}${inbound}${shadows}`;
 }
 
-/** A shadow's last error, and the device's changes the cloud refused for good while they are left out. */
+/** A shadow's last error, and the changes either side refused for good while they are left out. */
 function shadowError(shadow: SyncStatus['shadows'][number]): string | null {
-  const setAside = shadow.refusedChanges.length === 0 ? [] : [`not synced, refused by the cloud: ${shadow.refusedChanges.join(', ')}`];
+  const setAside = [
+    ...(shadow.refusedChanges.length === 0 ? [] : [`not synced, refused by the cloud: ${shadow.refusedChanges.join(', ')}`]),
+    ...(shadow.refusedByDevice.length === 0 ? [] : [`not synced, refused by the device: ${shadow.refusedByDevice.join(', ')}`]),
+  ];
   const said = [...(shadow.lastError ? [shadow.lastError] : []), ...setAside];
   return said.length === 0 ? null : said.join('; ');
 }
