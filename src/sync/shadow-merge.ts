@@ -105,10 +105,10 @@ function maskRefused(side: Json | undefined, base: Json | undefined, refused: Js
   const still: JsonObject = {};
   const baseObject = isObject(base) ? base : {};
   for (const [key, value] of Object.entries(refused)) {
-    const part = maskRefused(side[key], baseObject[key], value);
+    const part = maskRefused(own(side, key), own(baseObject, key), value);
     if (part.seen === undefined) delete seen[key];
-    else seen[key] = part.seen;
-    if (part.still !== undefined) still[key] = part.still;
+    else setKey(seen, key, part.seen);
+    if (part.still !== undefined) setKey(still, key, part.still);
   }
   return { seen, still: Object.keys(still).length > 0 ? still : undefined };
 }
@@ -125,7 +125,7 @@ export function combinePatches(earlier: StatePatch, later: StatePatch): StatePat
 function combineValues(earlier: Json | undefined, later: Json): Json {
   if (!isObject(earlier) || !isObject(later)) return later;
   const combined: JsonObject = { ...earlier };
-  for (const [key, value] of Object.entries(later)) combined[key] = combineValues(earlier[key], value);
+  for (const [key, value] of Object.entries(later)) setKey(combined, key, combineValues(own(earlier, key), value));
   return combined;
 }
 
