@@ -36,7 +36,10 @@ export async function waitForPort(port, { host = '127.0.0.1', timeoutMs = 15000,
   throw new Error(`port ${host}:${port} did not accept connections within ${timeoutMs} ms`);
 }
 
-/** VmRSS / VmHWM of a pid in bytes (null if the process is gone). */
+/**
+ * VmRSS / VmHWM of a pid in bytes, and what the RSS is made of: anonymous pages (heaps, stacks),
+ * file-backed ones (the node binary, libraries) and shared memory (null if the process is gone).
+ */
 export function memOf(pid) {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -44,9 +47,9 @@ export function memOf(pid) {
       const m = status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'));
       return m ? Number(m[1]) * 1024 : null;
     };
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM'), anon: kb('RssAnon'), file: kb('RssFile'), shmem: kb('RssShmem') };
   } catch {
-    return { rss: null, hwm: null };
+    return { rss: null, hwm: null, anon: null, file: null, shmem: null };
   }
 }
 

@@ -14,7 +14,7 @@ import { cpuMsOf, cpuTicks, stolenPercent, freePort, memOf, stopChild, track, in
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { loadBoardProfile } from '../lib/brokers.mjs';
 import { benchArgs } from '../lib/args.mjs';
-import { S3BenchClient } from './s3-client.mjs';
+import { S3BenchClient, streamedBody } from './s3-client.mjs';
 
 const options = benchArgs(`usage: node bench/objects/run.mjs [options]
 
@@ -106,20 +106,7 @@ async function closedLoop(pid, operation, seconds = SECONDS) {
   return { opsPerSecond, cpuMsPerOp: Math.round(((cpuMsOf(pid) - cpuBefore) / Math.max(1, ok)) * 100) / 100, failed, stolen };
 }
 
-function writeLarge(size) {
-  return (req) => {
-    let written = 0;
-    const more = () => {
-      while (written < size) {
-        const piece = written + CHUNK.length <= size ? CHUNK : CHUNK.subarray(0, size - written);
-        written += piece.length;
-        if (!req.write(piece)) return req.once('drain', more);
-      }
-      req.end();
-    };
-    more();
-  };
-}
+const writeLarge = (size) => streamedBody(size, CHUNK);
 
 /**
  * `rounds` × a PUT and a GET of `size` bytes, each right after the same transfer by a plain

@@ -12,6 +12,25 @@ const DOWNLOAD_BUFFER = Buffer.allocUnsafe(1024 * 1024);
 
 const hmac = (key, text) => createHmac('sha256', key).update(text).digest();
 
+/**
+ * A request body of `size` bytes written as `chunk` repeated (the last one cut), waiting for
+ * `drain` when the socket is full: a large object streamed without holding it in memory.
+ */
+export function streamedBody(size, chunk) {
+  return (req) => {
+    let written = 0;
+    const more = () => {
+      while (written < size) {
+        const piece = written + chunk.length <= size ? chunk : chunk.subarray(0, size - written);
+        written += piece.length;
+        if (!req.write(piece)) return req.once('drain', more);
+      }
+      req.end();
+    };
+    more();
+  };
+}
+
 export class S3BenchClient {
   constructor({ port, accessKeyId, secretAccessKey, region = 'us-east-1', connections = 16 }) {
     this.port = port;
