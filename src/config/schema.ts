@@ -245,6 +245,11 @@ const shadowsSchema = z.strictObject({
 const functionsSchema = z.strictObject({
   /** Instances one function may run at once unless its template sets ReservedConcurrentExecutions. */
   maxInstances: positiveInt(2, 'instance count ≥ 1'),
+  /**
+   * Node.js threads started ahead of a cold start (one per function deployed or busy below its
+   * instance limit), all functions together; each holds ~5 MB. 0: none, every cold start starts its own.
+   */
+  maxSpareThreads: integer('expected a thread count ≥ 0').min(0, { message: 'expected a thread count ≥ 0' }).default(1),
   /** An instance idle this long is stopped, giving its memory back. */
   idleTimeoutSeconds: positiveInt(300, 'seconds ≥ 1'),
   /** Asynchronous events one function may have waiting for an instance; more are refused (429). */

@@ -413,9 +413,9 @@ export class FunctionService implements Service, FunctionInvoker {
   }
 
   private runtime(): Promise<FunctionRuntime> {
-    const { maxInstances, idleTimeoutSeconds, queueLength, logFileBytes, pythonPath } = this.context.config.functions;
+    const { maxInstances, maxSpareThreads, idleTimeoutSeconds, queueLength, logFileBytes, pythonPath } = this.context.config.functions;
     this.runtimeLoading ??= Promise.all([import('./runtime/runtime.js'), this.gatewayEnvironment()]).then(([{ FunctionRuntime }, gatewayEnvironment]) => {
-      const limits = { maxInstances, idleTimeoutMs: idleTimeoutSeconds * 1000, queueLength, logFileBytes, pythonPath, gatewayEnvironment };
+      const limits = { maxInstances, maxSpareThreads, idleTimeoutMs: idleTimeoutSeconds * 1000, queueLength, logFileBytes, pythonPath, gatewayEnvironment };
       this.loadedRuntime = new FunctionRuntime(this.context.dataDir, limits, this.log, this.metrics);
       return this.loadedRuntime;
     });

@@ -6,7 +6,7 @@ import { functionArn, REGION } from '../arn.js';
 import { apiErrors, runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import type { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
-import { InitError, NodeWorkerInstance, NOT_RUN, SpareThread, type ExecutionEnvironment, type InitLimit, type InvokeOutcome } from './node-worker.js';
+import { InitError, NodeWorkerInstance, NOT_RUN, SpareThread, type SpareThreads, type ExecutionEnvironment, type InitLimit, type InvokeOutcome } from './node-worker.js';
 import { errorLines, reportStatus } from './error-log.js';
 import { initFailureLines, initStartLine, type InitPhase } from './init-log.js';
 import { PYTHON_RUNTIME_DIR, PythonInstance } from './python-process.js';
@@ -133,6 +133,7 @@ export class FunctionPool {
     private readonly limits: PoolLimits,
     private readonly output: RotatingLog,
     private readonly log: Logger,
+    private readonly spares: SpareThreads,
   ) {
     this.limit = version.spec.reservedConcurrency ?? limits.maxInstances;
     this.perInstance = isPython(version.spec.runtime) ? 1 : NODE_EVENTS_IN_FLIGHT;
@@ -196,16 +197,18 @@ export class FunctionPool {
 
   /**
    * Keeps a spare thread (`thread`, one started during the deploy's check, or a new one) unless there
-   * is one or no further instance could start. Done when a version takes traffic and after each cold
-   * start; the spare is stopped once unused for `idleTimeoutMs`, as idle instances are, so an idle
-   * function keeps nothing.
+   * is one, no further instance could start, or the daemon holds `functions.maxSpareThreads` spares
+   * already. Done when a version takes traffic and after each cold start; the spare is stopped once
+   * unused for `idleTimeoutMs`, as idle instances are, so an idle function keeps nothing.
    */
   keepSpare(thread?: SpareThread): void {
     const wanted = !this.retired && FunctionPool.takesSpare(this.version) && this.inUse() + this.idle.length < this.limit && !this.spare?.thread.usable;
     if (!wanted) return thread?.terminate();
     this.dropSpare();
+    const spare = thread?.usable ? thread : this.spares.start(this.version.spec.memorySize, this.output);
+    if (!spare) return;
     const timer = setTimeout(() => this.dropSpare(), this.limits.idleTimeoutMs).unref();
-    this.spare = { thread: thread?.usable ? thread : new SpareThread(this.version.spec.memorySize, this.output), timer };
+    this.spare = { thread: spare, timer };
   }
 
   /**
@@ -374,7 +377,8 @@ export class FunctionPool {
     if (this.queue.length > 0) this.scheduleDispatch();
   }
 
-  private dropSpare(): void {
+  /** Stops the spare thread, if any (a new version's check takes its place). */
+  dropSpare(): void {
     if (!this.spare) return;
     clearTimeout(this.spare.timer);
     this.spare.thread.terminate();

@@ -3,12 +3,14 @@ import type { Logger } from 'pino';
 import { functionRoot } from '../bundle.js';
 import { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
-import { SpareThread } from './node-worker.js';
+import { SpareThread, SpareThreads } from './node-worker.js';
 import { FunctionPool, refuse, type Invocation, type InvokeResult, type PoolLimits, type PoolStats } from './pool.js';
 import type { FunctionMetrics } from '../metrics.js';
 
 export interface RuntimeLimits extends PoolLimits {
   logFileBytes: number;
+  /** Spare threads of all functions together (see SpareThreads). */
+  maxSpareThreads: number;
 }
 
 /** What runs an invocation: `$LATEST` (whatever version it points at), or one version by its number. */
@@ -29,15 +31,22 @@ export class FunctionRuntime {
    * stopped after the idle timeout if it never does (a deploy whose commit failed).
    */
   private readonly staged = new Map<string, { version: FunctionVersion; spare: SpareThread; timer: NodeJS.Timeout }>();
+  private readonly spares: SpareThreads;
 
-  constructor(private readonly dataDir: string, private readonly limits: RuntimeLimits, private readonly log: Logger, private readonly metrics: FunctionMetrics) {}
+  constructor(private readonly dataDir: string, private readonly limits: RuntimeLimits, private readonly log: Logger, private readonly metrics: FunctionMetrics) {
+    this.spares = new SpareThreads(limits.maxSpareThreads);
+  }
 
   /**
    * Loads the version's handler in a fresh environment without giving it traffic; rejects with the
    * init error. A spare thread for the version's first instance starts meanwhile (see `prepare`).
    */
   async check(version: FunctionVersion): Promise<void> {
-    const spare = FunctionPool.takesSpare(version) ? new SpareThread(version.spec.memorySize, this.output(version.name)) : undefined;
+    // The spares of the function's version this one replaces (staged, or its pool's) would go once
+    // this one takes traffic: their slots under functions.maxSpareThreads are this check's now.
+    this.dropStaged(version.name);
+    this.pools.get(version.name)?.dropSpare();
+    const spare = FunctionPool.takesSpare(version) ? this.spares.start(version.spec.memorySize, this.output(version.name)) : undefined;
     try {
       await this.newPool(version, '$LATEST').check();
     } catch (error) {
@@ -45,7 +54,6 @@ export class FunctionRuntime {
       throw error;
     }
     if (!spare) return;
-    this.dropStaged(version.name);
     const timer = setTimeout(() => this.dropStaged(version.name), this.limits.idleTimeoutMs).unref();
     this.staged.set(version.name, { version, spare, timer });
   }
@@ -143,7 +151,7 @@ export class FunctionRuntime {
 
   private newPool(version: FunctionVersion, label: string): FunctionPool {
     const codeDir = join(functionRoot(this.dataDir, version.name), version.hash);
-    return new FunctionPool(version, label, codeDir, this.limits, this.output(version.name), this.log);
+    return new FunctionPool(version, label, codeDir, this.limits, this.output(version.name), this.log, this.spares);
   }
 
   private output(name: string): RotatingLog {
