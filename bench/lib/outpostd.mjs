@@ -9,18 +9,29 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { boardBenchConfig, REPO_ROOT } from './brokers.mjs';
 import { tail, track } from './proc.mjs';
 
-/** One JSON GET over a Unix socket; resolves with {status, body}, rejects when nothing answers. */
-function getJson(socketPath, path) {
+/**
+ * One request to the admin API over its Unix socket, `body` sent as JSON; resolves with {status,
+ * body} (the JSON answer, or {raw} when it is not JSON), rejects when nothing answers.
+ */
+export function adminRequest(socketPath, method, path, body, timeoutMs = 30000) {
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
-    const req = http.get({ socketPath, path, timeout: 2000 }, (res) => {
+    const req = http.request({
+      socketPath, path, method, timeout: timeoutMs,
+      headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
+    }, (res) => {
       let text = '';
+      res.setEncoding('utf8');
       res.on('data', (chunk) => { text += chunk; });
       res.on('end', () => {
-        try { resolve({ status: res.statusCode, body: JSON.parse(text) }); } catch (error) { reject(error); }
+        let parsed;
+        try { parsed = text ? JSON.parse(text) : {}; } catch { parsed = { raw: text }; }
+        resolve({ status: res.statusCode, body: parsed });
       });
     });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out`)));
     req.on('error', reject);
+    req.end(payload);
   });
 }
 
@@ -58,12 +69,12 @@ export async function spawnOutpostd({ dir, config, nodeArgs = [], board = null, 
       child.kill('SIGKILL');
       throw new Error(`outpostd not ready in ${timeoutMs} ms:\n${output()}`);
     }
-    const status = await getJson(socket, '/v1/status').catch(() => undefined);
+    const status = await adminRequest(socket, 'GET', '/v1/status', undefined, 2000).catch(() => undefined);
     if (status?.status === 200) listeners = status.body.listeners;
     else await sleep(100);
   }
   const port = (name) => listeners.find((listener) => listener.name === name)?.port;
   /** The JSON body of a GET of the admin API (e.g. '/v1/s3/endpoint': the key the daemon keeps for its CLI). */
-  const admin = async (path) => (await getJson(socket, path)).body;
+  const admin = async (path) => (await adminRequest(socket, 'GET', path)).body;
   return { child, pid: child.pid, dir, dataDir, socket, listeners, port, admin, output, exited: () => exited };
 }

@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import mqtt from 'mqtt';
 import { benchArgs } from '../lib/args.mjs';
 import { MOSQUITTO_BIN, REPO_ROOT, loadBoardProfile } from '../lib/brokers.mjs';
-import { spawnOutpostd } from '../lib/outpostd.mjs';
+import { adminRequest, spawnOutpostd } from '../lib/outpostd.mjs';
 import { freePort, installExitHooks, memOf, stopChild, track, waitForPort } from '../lib/proc.mjs';
 import { S3BenchClient, streamedBody } from '../objects/s3-client.mjs';
 
@@ -31,6 +31,7 @@ mixed load (and the phase it fell in), and RSS once the load has stopped.`, {
   'outbox-bytes': { type: 'string', default: '524288', help: 'sync.maxBytes, small enough that the outbox reaches its bound while the cloud is down' },
   'large-every': { type: 'string', default: '10', help: 'seconds from the start of one large PUT+GET to the next (one at a time)' },
   skip: { type: 'string', default: '', help: 'load left out, comma-separated: publish, slow, shadows, functions, python, objects, large (to see what each costs)' },
+  'idle-timeout': { type: 'string', default: '300', help: 'functions.idleTimeoutSeconds: below --settle, the phase after the load shows RSS without the warm function environments' },
   settle: { type: 'string', default: '15', help: 'seconds idle before the load and after it' },
   board: { type: 'string', default: 'minimal-128mb', help: 'outpostd as board profile firmware-configs/boards/NAME.yaml runs it; "none": bare' },
   'node-args': { type: 'string', default: '', help: 'more options for the daemon\'s node (e.g. "--heapsnapshot-signal=SIGUSR2")' },
@@ -125,7 +126,7 @@ const outpostd = await spawnOutpostd({
     mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true },
     http: { enabled: true, host: '127.0.0.1', port: 0 },
     s3: { host: '127.0.0.1', port: 0 },
-    functions: { pythonPath: '/usr/bin/python3' },
+    functions: { pythonPath: '/usr/bin/python3', idleTimeoutSeconds: Number(args['idle-timeout']) },
     cloud: { mqtt: { url: `mqtt://127.0.0.1:${cloudPort}`, clientId: 'mix-gw', reconnectMinMs: 500, reconnectMaxMs: 1000 } },
     sync: { maxBytes: Number(args['outbox-bytes']), outbound: [{ name: 'telemetry', from: 'mix/telemetry/#', to: 'cloud/${topic}' }] },
   },
@@ -137,27 +138,7 @@ const cleanup = async () => {
   if (!args['keep-tmp']) rmSync(dir, { recursive: true, force: true });
 };
 
-function admin(method, path, body) {
-  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      socketPath: outpostd.socket, path, method, timeout: 30000,
-      headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => { text += chunk; });
-      res.on('end', () => {
-        let parsed;
-        try { parsed = text ? JSON.parse(text) : {}; } catch { parsed = { raw: text }; }
-        resolve({ status: res.statusCode, body: parsed });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out`)));
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
+const admin = (method, path, body) => adminRequest(outpostd.socket, method, path, body);
 
 function outpost(...command) {
   return new Promise((resolve, reject) => {
