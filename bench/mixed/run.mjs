@@ -85,15 +85,20 @@ function sample(pid) {
   if (!peak || mem.rss > peak.rss) peak = { ...entry, phase: phase.name };
 }
 
-/** RSS of the daemon's descendants (Python runtimes, process environments), summed, in bytes. */
-function descendantsRss(pid) {
-  let total = 0;
+/**
+ * The daemon's descendants (Python runtimes and the process above each, process environments):
+ * their RSS summed, and their PSS summed (shared pages split among the processes sharing them, so
+ * the interpreter's pages count once), in bytes.
+ */
+function descendantsMemory(pid) {
+  const total = { rss: 0, pss: 0 };
   const walk = (parent, depth) => {
     if (depth > 6) return;
     let children = [];
     try { children = readFileSync(`/proc/${parent}/task/${parent}/children`, 'utf8').trim().split(/\s+/).filter(Boolean); } catch { return; }
     for (const child of children) {
-      total += memOf(child).rss ?? 0;
+      total.rss += memOf(child).rss ?? 0;
+      try { total.pss += Number(readFileSync(`/proc/${child}/smaps_rollup`, 'utf8').match(/^Pss:\s+(\d+) kB/m)?.[1] ?? 0) * 1024; } catch { /* gone */ }
       walk(child, depth + 1);
     }
   };
@@ -282,9 +287,11 @@ const report = { config: { seconds: SECONDS, clients: CLIENTS, ratePerPublisher:
 try {
   enterPhase('idle after start-up');
   sampler = setInterval(() => sample(outpostd.pid), 100);
-  let childrenPeak = 0;
+  const childrenPeak = { rss: 0, pss: 0 };
   heapScraper = setInterval(() => {
-    childrenPeak = Math.max(childrenPeak, descendantsRss(outpostd.pid));
+    const children = descendantsMemory(outpostd.pid);
+    childrenPeak.rss = Math.max(childrenPeak.rss, children.rss);
+    childrenPeak.pss = Math.max(childrenPeak.pss, children.pss);
     httpText(outpostd.port('http'), '/metrics').then((text) => {
       heap = { usedMiB: Number(mib(metricValue(text, 'outpost_nodejs_heap_size_used_bytes'))), totalMiB: Number(mib(metricValue(text, 'outpost_nodejs_heap_size_total_bytes'))), externalMiB: Number(mib(metricValue(text, 'outpost_nodejs_external_memory_bytes'))) };
     }, () => {});
@@ -347,7 +354,8 @@ try {
     idleRssBytes: settled(idle),
     afterRssBytes: settled(after),
     peak,
-    childrenPeakRssBytes: childrenPeak,
+    childrenPeakRssBytes: childrenPeak.rss,
+    childrenPeakPssBytes: childrenPeak.pss,
     phases: phases.map((p) => ({ name: p.name, seconds: Math.round((p.samples.length) / 10), peakRssBytes: p.peak?.rss ?? null, peakAnonBytes: p.peak?.anon ?? null, peakFileBytes: p.peak?.file ?? null, threadsAtPeak: p.peak?.threads ?? null, transfersAtPeak: p.peak?.transfers ?? [], heapAtPeak: p.peak?.heap ?? null })),
     load: { counts, liveMessagesReceived: mqttClients.received.live, shadowAccepted: mqttClients.received.shadowAccepted, offlineSessionsReceived: queued, clientsConnectedAtEnd: Array.isArray(clientsNow) ? clientsNow.length : clientsNow.clients?.length },
     hwmBytes: memOf(outpostd.pid).hwm,
@@ -369,7 +377,7 @@ try {
     }
     out.push('');
     out.push(`RSS (MiB): start-up peak ${mib(startupHwm)}, idle ${mib(report.idleRssBytes)} (target ≤ ${TARGETS.idleMiB}: ${report.verdict.idle}), peak under load ${mib(peak.rss)} in "${peak.phase}" (anon ${mib(peak.anon)}, file ${mib(peak.file)}; target ≤ ${TARGETS.loadMiB}: ${report.verdict.load}), idle after the load ${mib(report.afterRssBytes)}, VmHWM ${mib(report.hwmBytes)}`);
-    out.push(`Function processes (Python runtimes), summed, peak: ${mib(childrenPeak)} MiB (not in the daemon's RSS)`);
+    out.push(`Function processes (Python runtimes), peak: RSS ${mib(childrenPeak.rss)} MiB summed, PSS ${mib(childrenPeak.pss)} MiB summed (not in the daemon's RSS)`);
     const outbox = (status) => `${status.outbox.items} items, ${status.outbox.bytes} of ${status.outbox.maxBytes} bytes; dropped ${status.rules.map((rule) => rule.dropped ?? 0).join('+')}`;
     out.push(`Outbox: end of cloud down ${outbox(report.syncCloudDown)}; end of load ${outbox(report.syncCloudUp)}`);
     out.push(`Function instances at the end of the load: ${Object.entries(report.functionInstances).map(([name, instances]) => `${name} ${JSON.stringify(instances)}`).join(', ')}`);
