@@ -250,6 +250,12 @@ const functionsSchema = z.strictObject({
    * instance limit), all functions together; each holds ~5 MB. 0: none, every cold start starts its own.
    */
   maxSpareThreads: integer('expected a thread count ≥ 0').min(0, { message: 'expected a thread count ≥ 0' }).default(1),
+  /**
+   * Environments of all functions together, running, idle or spare (Lambda's account concurrency):
+   * at the bound an idle one of another function is stopped for a new one; with all busy a synchronous
+   * invoke gets 429 and events wait.
+   */
+  maxConcurrency: positiveInt(16, 'environment count ≥ 1'),
   /** An instance idle this long is stopped, giving its memory back. */
   idleTimeoutSeconds: positiveInt(300, 'seconds ≥ 1'),
   /** Asynchronous events one function may have waiting for an instance; more are refused (429). */

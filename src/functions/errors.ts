@@ -28,7 +28,8 @@ export const apiErrors = {
 
 /**
  * TooManyRequestsException's Reason for a function out of environments: its ReservedConcurrentExecutions,
- * or (without one) the concurrency every function may use, Lambda's account limit (functions.maxInstances).
+ * or (without one) the concurrency every function may use (functions.maxInstances) or all of them together
+ * (functions.maxConcurrency), Lambda's account limit.
  */
 export type ThrottleReason = 'ReservedFunctionConcurrentInvocationLimitExceeded' | 'ConcurrentInvocationLimitExceeded';
 

@@ -147,6 +147,7 @@ export class FunctionService implements Service, FunctionInvoker {
       throttledEvents: this.queue.throttled,
       deadLetters: this.events.deadLetterCount(),
       trimmedDeadLetters: this.queue.trimmedDeadLetters,
+      environments: this.loadedRuntime?.environments ?? { warm: 0, max: this.context.config.functions.maxConcurrency },
     };
   }
 
@@ -413,9 +414,9 @@ export class FunctionService implements Service, FunctionInvoker {
   }
 
   private runtime(): Promise<FunctionRuntime> {
-    const { maxInstances, maxSpareThreads, idleTimeoutSeconds, queueLength, logFileBytes, pythonPath } = this.context.config.functions;
+    const { maxInstances, maxSpareThreads, maxConcurrency, idleTimeoutSeconds, queueLength, logFileBytes, pythonPath } = this.context.config.functions;
     this.runtimeLoading ??= Promise.all([import('./runtime/runtime.js'), this.gatewayEnvironment()]).then(([{ FunctionRuntime }, gatewayEnvironment]) => {
-      const limits = { maxInstances, maxSpareThreads, idleTimeoutMs: idleTimeoutSeconds * 1000, queueLength, logFileBytes, pythonPath, gatewayEnvironment };
+      const limits = { maxInstances, maxSpareThreads, maxConcurrency, idleTimeoutMs: idleTimeoutSeconds * 1000, queueLength, logFileBytes, pythonPath, gatewayEnvironment };
       this.loadedRuntime = new FunctionRuntime(this.context.dataDir, limits, this.log, this.metrics);
       return this.loadedRuntime;
     });

@@ -134,15 +134,28 @@ export class SpareThread {
 export class SpareThreads {
   private held: SpareThread[] = [];
 
-  constructor(private readonly max: number) {}
+  /** `fits`: whether functions.maxConcurrency leaves room for one more (concurrency.ts). */
+  constructor(private readonly max: number, private readonly fits: () => boolean) {}
 
-  /** A new spare thread, or undefined when `max` are waiting already. */
+  /** A new spare thread, or undefined when `max` are waiting already or there is no room for it. */
   start(memorySizeMb: number, log: Writable): SpareThread | undefined {
-    this.held = this.held.filter((thread) => thread.waiting);
-    if (this.held.length >= this.max) return undefined;
+    if (this.count() >= this.max || !this.fits()) return undefined;
     const thread = new SpareThread(memorySizeMb, log);
     this.held.push(thread);
     return thread;
+  }
+
+  /** Spare threads waiting for a function. */
+  count(): number {
+    this.held = this.held.filter((thread) => thread.waiting);
+    return this.held.length;
+  }
+
+  /** Stops a waiting spare thread to make room for an environment; false when there is none. */
+  stopOne(): boolean {
+    const thread = this.held.find((spare) => spare.waiting);
+    thread?.terminate();
+    return thread !== undefined;
   }
 }
 

@@ -10,6 +10,7 @@ import { InitError, NodeWorkerInstance, NOT_RUN, SpareThread, type SpareThreads,
 import { errorLines, reportStatus } from './error-log.js';
 import { initFailureLines, initStartLine, type InitPhase } from './init-log.js';
 import { PYTHON_RUNTIME_DIR, PythonInstance } from './python-process.js';
+import type { ConcurrencyBound, EnvironmentHolder } from './concurrency.js';
 import { NODE_EVENTS_IN_FLIGHT, TAIL_BYTES, type InvokeMessage } from './protocol.js';
 
 // Lambda's limit on a synchronous response.
@@ -101,8 +102,11 @@ export interface PoolStats {
  *
  * Worker-thread functions keep one spare thread (runtime started, no function loaded) while another
  * instance could still start, so a cold start does not wait for a thread to start; see `keepSpare`.
+ *
+ * A new instance also needs room under functions.maxConcurrency, the environments of all functions
+ * together (`bound`, concurrency.ts): without it a synchronous invoke gets 429 and events wait.
  */
-export class FunctionPool {
+export class FunctionPool implements EnvironmentHolder {
   readonly limit: number;
   /** In the order they went idle: the last is reused first, the first is stopped first. */
   private readonly idle: IdleInstance[] = [];
@@ -134,6 +138,7 @@ export class FunctionPool {
     private readonly output: RotatingLog,
     private readonly log: Logger,
     private readonly spares: SpareThreads,
+    private readonly bound: ConcurrencyBound,
   ) {
     this.limit = version.spec.reservedConcurrency ?? limits.maxInstances;
     this.perInstance = isPython(version.spec.runtime) ? 1 : NODE_EVENTS_IN_FLIGHT;
@@ -147,15 +152,25 @@ export class FunctionPool {
     };
   }
 
+  get warm(): number {
+    return this.inUse() + this.idle.length;
+  }
+
+  get oldestIdleSince(): number | undefined {
+    return this.idle[0]?.since;
+  }
+
   /** RequestResponse: runs now on an instance of its own, or is refused with TooManyRequestsException. */
   invoke(invocation: Invocation): Promise<InvokeResult> {
     if (this.retired) throw apiErrors.stopping();
     if (this.idle.length === 0 && this.inUse() >= this.limit) {
       throw apiErrors.tooManyRequests(this.version.spec.reservedConcurrency === undefined ? 'ConcurrentInvocationLimitExceeded' : 'ReservedFunctionConcurrentInvocationLimitExceeded');
     }
+    const warm = this.takeIdle();
+    // Lambda's account concurrency: every function's environments busy (functions.maxConcurrency).
+    if (!warm && !this.bound.makeRoom(this)) throw apiErrors.tooManyRequests('ConcurrentInvocationLimitExceeded');
     return new Promise((resolve, reject) => {
       const item = { invocation, resolve, reject };
-      const warm = this.takeIdle();
       if (warm) this.hand(warm, [item]);
       else void this.startWith([item]);
     });
@@ -224,7 +239,21 @@ export class FunctionPool {
     for (const { instance } of this.idle.splice(0)) instance.terminate();
     const waiting = this.queue;
     this.queue = [];
+    this.bound.done(this);
+    this.afterRun();
     return waiting;
+  }
+
+  /** Stops the instance idle the longest, for another function's (functions.maxConcurrency). */
+  stopLeastRecentIdle(): boolean {
+    const oldest = this.idle.shift();
+    oldest?.instance.terminate();
+    return oldest !== undefined;
+  }
+
+  /** Room under functions.maxConcurrency may be there now: the waiting events start. */
+  retryWaiting(): void {
+    this.dispatch();
   }
 
   /**
@@ -276,14 +305,22 @@ export class FunctionPool {
         continue;
       }
       if (this.inUse() < this.limit) {
-        void this.startWith(this.queue.splice(0, this.perInstance));
-        continue;
+        if (this.bound.makeRoom(this)) {
+          void this.startWith(this.queue.splice(0, this.perInstance));
+          continue;
+        }
+        // never dropped for want of room: they start when an environment of any function frees
+        this.bound.wait(this);
+      } else {
+        // waiting for its own instances, not for room
+        this.bound.done(this);
       }
       let emptiest: [ExecutionEnvironment, number] | undefined;
       for (const entry of this.active) if (!emptiest || entry[1] < emptiest[1]) emptiest = entry;
       if (!emptiest || emptiest[1] > this.perInstance / 2) return;
       this.hand(emptiest[0], this.queue.splice(0, this.perInstance - emptiest[1]));
     }
+    this.bound.done(this);
   }
 
   /** A new instance (the spare thread if there is one) for `items`; they all get the init error if it fails. */
@@ -371,10 +408,14 @@ export class FunctionPool {
     });
   }
 
-  /** An instance may have room now: wake `drained` waiters, dispatch what waits. */
+  /** An instance may have room now: wake `drained` waiters, dispatch what waits, here or in another function. */
   private afterRun(): void {
-    if (this.inUse() === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+    if (this.inUse() === 0) {
+      for (const wake of this.idleWaiters.splice(0)) wake();
+      if (this.retired) this.bound.delete(this);
+    }
     if (this.queue.length > 0) this.scheduleDispatch();
+    this.bound.freed();
   }
 
   /** Stops the spare thread, if any (a new version's check takes its place). */
@@ -413,7 +454,8 @@ export class FunctionPool {
   /** An instance with nothing handed over goes back to the idle list (stopped after the idle timeout); a dead one is dropped. */
   private release(instance: ExecutionEnvironment): void {
     if (!instance.alive) return;
-    if (this.retired) return instance.terminate();
+    // Another function's events wait for room: this one stops, and they start (afterRun).
+    if (this.retired || this.bound.shouldHandOver(this)) return instance.terminate();
     this.idle.push({ instance, since: performance.now() });
     if (!this.reaper) this.reapAfter(this.limits.idleTimeoutMs);
   }
@@ -430,6 +472,7 @@ export class FunctionPool {
       while (expired < this.idle.length && this.idle[expired].since <= cutoff) expired++;
       for (const { instance } of this.idle.splice(0, expired)) instance.terminate();
       if (this.idle.length > 0) this.reapAfter(this.idle[0].since - cutoff);
+      this.bound.freed();
     }, delayMs).unref();
   }
 
@@ -494,9 +537,10 @@ export class FunctionPool {
       initLimit,
     };
     if (isPython(spec.runtime)) return PythonInstance.start({ ...options, pythonPath: this.limits.pythonPath });
-    const spare = this.spare?.thread;
-    if (spare) {
-      clearTimeout(this.spare!.timer);
+    // stopped if functions.maxConcurrency needed its room (concurrency.ts)
+    const spare = this.spare?.thread.usable ? this.spare.thread : undefined;
+    if (this.spare) {
+      clearTimeout(this.spare.timer);
       this.spare = undefined;
     }
     return NodeWorkerInstance.start({ ...options, isolation: spec.isolation ?? 'thread' }, spare);

@@ -4,6 +4,7 @@ import { functionRoot } from '../bundle.js';
 import { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
 import { SpareThread, SpareThreads } from './node-worker.js';
+import { ConcurrencyBound } from './concurrency.js';
 import { FunctionPool, refuse, type Invocation, type InvokeResult, type PoolLimits, type PoolStats } from './pool.js';
 import type { FunctionMetrics } from '../metrics.js';
 
@@ -11,6 +12,8 @@ export interface RuntimeLimits extends PoolLimits {
   logFileBytes: number;
   /** Spare threads of all functions together (see SpareThreads). */
   maxSpareThreads: number;
+  /** Warm environments of all functions together (see ConcurrencyBound). */
+  maxConcurrency: number;
 }
 
 /** What runs an invocation: `$LATEST` (whatever version it points at), or one version by its number. */
@@ -32,9 +35,16 @@ export class FunctionRuntime {
    */
   private readonly staged = new Map<string, { version: FunctionVersion; spare: SpareThread; timer: NodeJS.Timeout }>();
   private readonly spares: SpareThreads;
+  private readonly bound: ConcurrencyBound;
 
   constructor(private readonly dataDir: string, private readonly limits: RuntimeLimits, private readonly log: Logger, private readonly metrics: FunctionMetrics) {
-    this.spares = new SpareThreads(limits.maxSpareThreads);
+    this.spares = new SpareThreads(limits.maxSpareThreads, () => this.bound.spareFits());
+    this.bound = new ConcurrencyBound(limits.maxConcurrency, this.spares);
+  }
+
+  /** Warm environments of all functions, spare threads included, and their bound (functions.maxConcurrency). */
+  get environments(): { warm: number; max: number } {
+    return { warm: this.bound.inUse, max: this.bound.max };
   }
 
   /**
@@ -115,7 +125,9 @@ export class FunctionRuntime {
   async stop(graceMs: number): Promise<void> {
     for (const name of [...this.staged.keys()]) this.dropStaged(name);
     const pools = [...this.pools.values(), ...[...this.versionPools.values()].flatMap((versions) => [...versions.values()])];
-    // Events still waiting stay in the durable queue and run after the restart.
+    // Events still waiting stay in the durable queue and run after the restart; out of the bound
+    // first, so the room one pool's retirement frees does not start another's environment now.
+    for (const pool of pools) this.bound.delete(pool);
     for (const pool of pools) refuse(pool.retire());
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -135,6 +147,7 @@ export class FunctionRuntime {
     const current = this.pools.get(version.name);
     if (current?.version.version === version.version) return current;
     const pool = this.newPool(version, '$LATEST');
+    this.bound.add(pool);
     this.pools.set(version.name, pool);
     pool.adopt(current?.retire(pool) ?? []);
     return pool;
@@ -145,13 +158,16 @@ export class FunctionRuntime {
     let versions = this.versionPools.get(version.name);
     if (!versions) this.versionPools.set(version.name, versions = new Map());
     let pool = versions.get(version.version);
-    if (!pool) versions.set(version.version, pool = this.newPool(version, String(version.version)));
+    if (!pool) {
+      versions.set(version.version, pool = this.newPool(version, String(version.version)));
+      this.bound.add(pool);
+    }
     return pool;
   }
 
   private newPool(version: FunctionVersion, label: string): FunctionPool {
     const codeDir = join(functionRoot(this.dataDir, version.name), version.hash);
-    return new FunctionPool(version, label, codeDir, this.limits, this.output(version.name), this.log, this.spares);
+    return new FunctionPool(version, label, codeDir, this.limits, this.output(version.name), this.log, this.spares, this.bound);
   }
 
   private output(name: string): RotatingLog {
