@@ -70,7 +70,7 @@ export function registerObjectAdminRoutes(router: AdminRouter, deps: Dependencie
     const rule = fields.clear === true ? undefined : expirationRuleOf(fields);
     // added to the rules as they are when written: another change at the same time is kept
     const changed = await changeLifecycle(deps.objects(), params.name, (current) => rule
-      ? { transitionDefaultMinimumObjectSize: TRANSITION_MINIMUM_SIZES[0], ...current, rules: [...(current?.rules ?? []).filter((existing) => existing.id !== rule.id), rule] }
+      ? { transitionDefaultMinimumObjectSize: TRANSITION_MINIMUM_SIZES[0], ...current, rules: withRule(current?.rules ?? [], rule) }
       : undefined);
     return { rules: changed?.rules ?? [] };
   }));
@@ -109,7 +109,8 @@ function expirationRuleOf(fields: Record<string, unknown>): LifecycleRule {
   return { id, enabled: true, filterForm: 'filter', ...(prefix ? { prefix } : {}), expiration: { days } };
 }
 
-function withRule(rules: NotificationRule[], rule: NotificationRule): NotificationRule[] {
+/** The rules with `rule` added, in place of the rule of the same id if there is one. */
+function withRule<Rule extends { id: string }>(rules: Rule[], rule: Rule): Rule[] {
   return [...rules.filter((existing) => existing.id !== rule.id), rule];
 }
 

@@ -40,7 +40,7 @@ export class ConcurrencyBound {
 
   /** Whether a spare thread may start: only into room nobody needs. */
   spareFits(): boolean {
-    return this.waiting.size === 0 && this.warm() < this.max;
+    return this.waiting.size === 0 && this.warm < this.max;
   }
 
   /**
@@ -50,7 +50,7 @@ export class ConcurrencyBound {
    */
   makeRoom(holder: EnvironmentHolder): boolean {
     if (this.waiting.size > 0 && !this.waiting.has(holder)) return false;
-    while (this.warm() >= this.max) {
+    while (this.warm >= this.max) {
       if (this.spares.stopOne()) continue;
       if (!this.stopLeastRecentIdle()) return false;
     }
@@ -87,19 +87,15 @@ export class ConcurrencyBound {
    */
   freed(): void {
     for (const holder of [...this.waiting]) {
-      if (this.warm() >= this.max) return;
+      if (this.warm >= this.max) return;
       this.waiting.delete(holder);
       this.waiting.add(holder);
       holder.retryWaiting();
     }
   }
 
-  /** Environments warm now, spare threads included (the functions service's status). */
-  get inUse(): number {
-    return this.warm();
-  }
-
-  private warm(): number {
+  /** Environments warm now, spare threads included. */
+  get warm(): number {
     let total = this.spares.count();
     for (const holder of this.holders) total += holder.warm;
     return total;

@@ -44,7 +44,7 @@ export class FunctionRuntime {
 
   /** Warm environments of all functions, spare threads included, and their bound (functions.maxConcurrency). */
   get environments(): { warm: number; max: number } {
-    return { warm: this.bound.inUse, max: this.bound.max };
+    return { warm: this.bound.warm, max: this.bound.max };
   }
 
   /**
