@@ -12,9 +12,9 @@ import { validateConfig } from '../src/config/load.js';
 const PYTHON = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
 
 // functions.maxConcurrency bounds the environments of all functions together, as Lambda's account
-// concurrency bounds an account's: here 2, for three functions (Node.js and Python) and a fourth
-// with ReservedConcurrentExecutions: 1. Each handler appends its event to `out` and, given `hold`,
-// stays busy until that file exists (15 s at most).
+// concurrency bounds an account's: here 3, of which a function's ReservedConcurrentExecutions: 1 is
+// set aside, so the unreserved functions (Node.js and Python) share 2. Each handler appends its
+// event to `out` and, given `hold`, stays busy until that file exists (15 s at most).
 const fn = (properties: Record<string, unknown>) => ({ Type: 'AWS::Serverless::Function', Properties: { Runtime: 'nodejs20.x', Handler: 'index.handler', Timeout: 30, ...properties } });
 const NODE_HANDLER = 'const fs = require("node:fs");\nexports.handler = async (event) => {\n'
   + '  fs.appendFileSync(event.out, JSON.stringify({ fn: process.env.AWS_LAMBDA_FUNCTION_NAME, n: event.n }) + "\\n");\n'
@@ -24,6 +24,14 @@ const PYTHON_HANDLER = 'import json, os, time\n\ndef handler(event, context):\n'
   + '    with open(event["out"], "a") as out:\n        out.write(json.dumps({"fn": context.function_name, "n": event.get("n")}) + "\\n")\n'
   + '    for _ in range(300):\n        if not event.get("hold") or os.path.exists(event["hold"]):\n            break\n        time.sleep(0.05)\n'
   + '    return context.function_name\n';
+
+/** The function's environments busy and idle, of all its versions (`outpost functions info`). */
+const instancesOf = async (daemon: TestDaemon, name: string) => JSON.parse((await outpost(daemon.socket, ['--json', 'functions', 'info', name])).stdout).instances as { busy: number; idle: number };
+const busyOnce = (daemon: TestDaemon, name: string) => eventually(async () => (await instancesOf(daemon, name)).busy === 1, 15_000, 100);
+/** The numbered events of `name` its handler appended to `out`. */
+const eventsIn = (out: string, name: string) => (existsSync(out) ? readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { fn: string; n?: number }) : [])
+  .filter((entry) => entry.fn === name && entry.n !== undefined).map((entry) => entry.n!).sort();
+const environments = async (daemon: TestDaemon) => JSON.parse((await outpost(daemon.socket, ['status', '--json'])).stdout).services.functions.environments;
 
 describe('functions: functions.maxConcurrency, the environments of all functions together', () => {
   let daemon: TestDaemon;
@@ -42,16 +50,14 @@ describe('functions: functions.maxConcurrency, the environments of all functions
   });
   const out = join(pkg.dir, 'out.jsonl');
   const cli = (...args: string[]) => outpost(daemon.socket, args);
-  const instances = async (name: string) => JSON.parse((await cli('--json', 'functions', 'info', name)).stdout).instances as { busy: number; idle: number };
-  /** The numbered events of `name` its handler saw. */
-  const events = (name: string) => (existsSync(out) ? readFileSync(out, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { fn: string; n?: number }) : [])
-    .filter((entry) => entry.fn === name && entry.n !== undefined).map((entry) => entry.n!).sort();
-  /** A synchronous invocation that stays busy until `release` (not awaited here). */
+  const instances = (name: string) => instancesOf(daemon, name);
+  const events = (name: string) => eventsIn(out, name);
+  /** A synchronous invocation that stays busy until `hold` exists (not awaited here). */
   const held = (name: string, hold: string) => invoke(daemon.socket, name, { out, hold });
-  const busy = (name: string) => eventually(async () => (await instances(name)).busy === 1, 15_000, 100);
+  const busy = (name: string) => busyOnce(daemon, name);
 
   beforeAll(async () => {
-    daemon = await TestDaemon.start({ config: { functions: { maxConcurrency: 2, pythonPath: PYTHON, idleTimeoutSeconds: 600 } } });
+    daemon = await TestDaemon.start({ config: { functions: { maxConcurrency: 3, pythonPath: PYTHON, idleTimeoutSeconds: 600 } } });
     key = await thingKey(daemon.socket, 'invoker');
     const deployed = await cli('deploy', pkg.dir);
     expect(deployed, deployed.stderr).toMatchObject({ code: 0 });
@@ -65,7 +71,7 @@ describe('functions: functions.maxConcurrency, the environments of all functions
     pkg.remove();
   });
 
-  it('stops the environment idle the longest, of another function, to start one beyond the bound', async () => {
+  it('stops the environment idle the longest, of another function, to start one beyond the unreserved pool', async () => {
     for (const name of ['Alpha', 'Beta', 'Gamma']) {
       const { code, result } = await invoke(daemon.socket, name, { out });
       expect(code).toBe(0);
@@ -75,11 +81,10 @@ describe('functions: functions.maxConcurrency, the environments of all functions
     expect(await instances('Alpha')).toMatchObject({ busy: 0, idle: 0 });
     expect(await instances('Beta')).toMatchObject({ busy: 0, idle: 1 });
     expect(await instances('Gamma')).toMatchObject({ busy: 0, idle: 1 });
-    const status = JSON.parse((await cli('status', '--json')).stdout);
-    expect(status.services.functions.environments).toEqual({ warm: 2, max: 2 });
+    expect(await environments(daemon)).toEqual({ warm: 2, max: 3, unreserved: 2 });
   });
 
-  it('refuses a synchronous invoke with every environment busy (429 ConcurrentInvocationLimitExceeded); events wait and run, none lost, while another function keeps invoking', async () => {
+  it('refuses a synchronous invoke with every unreserved environment busy (429 ConcurrentInvocationLimitExceeded); events wait and run, none lost, while another function keeps invoking', async () => {
     const holdA = join(pkg.dir, 'hold-a');
     const holdB = join(pkg.dir, 'hold-b');
     const alpha = held('Alpha', holdA);
@@ -126,7 +131,7 @@ describe('functions: functions.maxConcurrency, the environments of all functions
     const refused = await lambdaInvoke(daemon.port('http'), key, 'Solo', { body: JSON.stringify({ out }) });
     expect(refused.status).toBe(429);
     expect(await refused.json()).toEqual({ Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded', Type: 'User', message: 'Rate Exceeded.' });
-    // the bound's other environment is there for the others
+    // the unreserved pool is there for the others
     expect((await invoke(daemon.socket, 'Alpha', { out })).result.payload).toBe('Alpha');
     writeFileSync(hold, '');
     expect((await solo).result.payload).toBe('Solo');
@@ -134,5 +139,120 @@ describe('functions: functions.maxConcurrency, the environments of all functions
 
   it('refuses a functions.maxConcurrency below 1 with the key named', () => {
     expect(() => validateConfig({ functions: { maxConcurrency: 0 } }, 'test')).toThrow(/functions\.maxConcurrency: expected environment count ≥ 1, got 0/);
+  });
+});
+
+// As Lambda's reserved concurrency: out of functions.maxConcurrency 3, Kept's ReservedConcurrentExecutions: 1
+// is its own, whatever One, Two and Three (no reservation) do with the other 2. No spare threads, so
+// that the environments counted are the functions' only.
+describe('functions: ReservedConcurrentExecutions set aside out of functions.maxConcurrency', () => {
+  let daemon: TestDaemon;
+  let key: AccessKey;
+  const pkg = writePackage({
+    'template.yaml': JSON.stringify({ Resources: { Kept: fn({ ReservedConcurrentExecutions: 1 }), One: fn({}), Two: fn({}), Three: fn({}) } }),
+    'index.js': NODE_HANDLER,
+  });
+  const out = join(pkg.dir, 'out.jsonl');
+  const holds = ['hold-one', 'hold-two', 'hold-kept'].map((name) => join(pkg.dir, name));
+  const config = { functions: { maxConcurrency: 3, maxSpareThreads: 0, idleTimeoutSeconds: 600 } };
+  const cli = (...args: string[]) => outpost(daemon.socket, args);
+  /** A package of its own with these functions (the handler of the others), deployed next to them. */
+  const deployOnly = (resources: Record<string, unknown>) => {
+    const only = writePackage({ 'template.yaml': JSON.stringify({ Resources: resources }), 'index.js': NODE_HANDLER });
+    return cli('deploy', only.dir).finally(only.remove);
+  };
+  const refusal = (name: string) => `outpost: InvalidParameterValueException: ${name}: Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [1].\n`;
+  const info = async (name: string) => JSON.parse((await cli('--json', 'functions', 'info', name)).stdout);
+  const sync = (name: string, query?: string) => lambdaInvoke(daemon.port('http'), key, name, { body: JSON.stringify({ out }), ...(query ? { query } : {}) });
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config });
+    key = await thingKey(daemon.socket, 'invoker');
+    const deployed = await cli('deploy', pkg.dir);
+    expect(deployed, deployed.stderr).toMatchObject({ code: 0 });
+  });
+
+  afterAll(async () => {
+    for (const hold of holds) writeFileSync(hold, '');
+    expect(await daemon.stop()).toBe(0);
+    await daemon.cleanup();
+    pkg.remove();
+  });
+
+  it('refuses a reservation that leaves the unreserved pool below 1 with Lambda\'s error, and changes nothing', async () => {
+    // all or none: One's new version is not deployed either
+    const big = await deployOnly({ One: fn({ Environment: { Variables: { CHANGED: '1' } } }), Big: fn({ ReservedConcurrentExecutions: 2 }) });
+    expect(big).toMatchObject({ code: 1, stderr: refusal('Big') });
+    expect((await cli('functions', 'info', 'Big')).code).toBe(1);
+    expect((await info('One')).versions).toHaveLength(1);
+    const raised = await deployOnly({ Kept: fn({ ReservedConcurrentExecutions: 3 }) });
+    expect(raised).toMatchObject({ code: 1, stderr: refusal('Kept') });
+    expect(await info('Kept')).toMatchObject({ reservedConcurrency: 1, versions: [{ version: 1 }] });
+    expect(await environments(daemon)).toEqual({ warm: 0, max: 3, unreserved: 2 });
+  });
+
+  it('keeps the reserved environment for its function: the unreserved functions share the rest, their third stopping the idle one unused the longest', async () => {
+    for (const name of ['One', 'Two', 'Three']) expect((await invoke(daemon.socket, name, { out })).result.payload).toBe(name);
+    expect(await instancesOf(daemon, 'One')).toMatchObject({ busy: 0, idle: 0 });
+    expect(await environments(daemon)).toEqual({ warm: 2, max: 3, unreserved: 2 });
+    // Kept's start stops nothing
+    expect((await invoke(daemon.socket, 'Kept', { out })).result.payload).toBe('Kept');
+    for (const name of ['Two', 'Three', 'Kept']) expect(await instancesOf(daemon, name)).toMatchObject({ busy: 0, idle: 1 });
+    expect(await environments(daemon)).toEqual({ warm: 3, max: 3, unreserved: 2 });
+  });
+
+  it('throttles unreserved functions (429 ConcurrentInvocationLimitExceeded) while the reservation is unused, and runs the reserved function while they are all busy', async () => {
+    const [holdOne, holdTwo] = holds;
+    const one = invoke(daemon.socket, 'One', { out, hold: holdOne });
+    await busyOnce(daemon, 'One');
+    const two = invoke(daemon.socket, 'Two', { out, hold: holdTwo });
+    await busyOnce(daemon, 'Two');
+    const refused = await sync('Three');
+    expect(refused.status).toBe(429);
+    expect(await refused.json()).toEqual({ Reason: 'ConcurrentInvocationLimitExceeded', Type: 'User', message: 'Rate Exceeded.' });
+    expect(await instancesOf(daemon, 'Kept')).toMatchObject({ busy: 0, idle: 1 });
+    const kept = await sync('Kept');
+    expect(kept.status).toBe(200);
+    expect(await kept.json()).toBe('Kept');
+    for (const hold of [holdOne, holdTwo]) writeFileSync(hold, '');
+    expect((await one).result.payload).toBe('One');
+    expect((await two).result.payload).toBe('Two');
+  });
+
+  it('counts the reservation over the function\'s versions and aliases together', async () => {
+    expect(await cli('functions', 'alias', 'Kept', 'live', '1')).toMatchObject({ code: 0 });
+    const hold = holds[2];
+    const byNumber = invoke(daemon.socket, 'Kept:1', { out, hold });
+    await busyOnce(daemon, 'Kept');
+    for (const query of [undefined, '?Qualifier=live']) {
+      const refused = await sync('Kept', query);
+      expect(refused.status).toBe(429);
+      expect(await refused.json()).toEqual({ Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded', Type: 'User', message: 'Rate Exceeded.' });
+    }
+    // an event of $LATEST waits for version 1's environment to finish
+    expect(JSON.parse((await cli('--json', 'invoke', 'Kept', '--async', '--payload', JSON.stringify({ out, n: 1 }))).stdout)).toMatchObject({ statusCode: 202 });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(eventsIn(out, 'Kept')).toEqual([]);
+    writeFileSync(hold, '');
+    expect((await byNumber).result.payload).toBe('Kept');
+    await eventually(() => eventsIn(out, 'Kept').length === 1, 15_000, 100);
+    const { busy, idle } = await instancesOf(daemon, 'Kept');
+    expect(busy + idle).toBeLessThanOrEqual(1);
+  });
+
+  it('refuses a rollback to a version whose reservation no longer fits', async () => {
+    expect(await deployOnly({ Kept: fn({ ReservedConcurrentExecutions: 0 }) })).toMatchObject({ code: 0 });
+    expect(await deployOnly({ Big: fn({ ReservedConcurrentExecutions: 2 }) })).toMatchObject({ code: 0 });
+    expect(await environments(daemon)).toMatchObject({ max: 3, unreserved: 1 });
+    expect(await cli('functions', 'rollback', 'Kept')).toMatchObject({ code: 1, stderr: refusal('Kept') });
+    expect(await info('Kept')).toMatchObject({ version: 2, reservedConcurrency: 0 });
+  });
+
+  it('starts with reservations beyond a lowered functions.maxConcurrency, those that do not fit as maxima only', async () => {
+    expect(await daemon.stop()).toBe(0);
+    daemon = await TestDaemon.start({ dataDir: daemon.dataDir, config: { functions: { ...config.functions, maxConcurrency: 2 } } });
+    expect(daemon.logs.find((entry) => entry.maximaOnly)).toMatchObject({ level: 40, reserved: 2, maxConcurrency: 2, maximaOnly: ['Big'] });
+    expect(await environments(daemon)).toEqual({ warm: 0, max: 2, unreserved: 2 });
+    for (const name of ['Big', 'One']) expect((await invoke(daemon.socket, name, { out })).result.payload).toBe(name);
   });
 });

@@ -243,7 +243,7 @@ const shadowsSchema = z.strictObject({
 });
 
 const functionsSchema = z.strictObject({
-  /** Instances one function may run at once unless its template sets ReservedConcurrentExecutions. */
+  /** Instances one function may run at once per version unless its template sets ReservedConcurrentExecutions. */
   maxInstances: positiveInt(2, 'instance count ≥ 1'),
   /**
    * Node.js threads started ahead of a cold start (one per function deployed or busy below its
@@ -251,9 +251,9 @@ const functionsSchema = z.strictObject({
    */
   maxSpareThreads: integer('expected a thread count ≥ 0').min(0, { message: 'expected a thread count ≥ 0' }).default(1),
   /**
-   * Environments of all functions together, running, idle or spare (Lambda's account concurrency):
-   * at the bound an idle one of another function is stopped for a new one; with all busy a synchronous
-   * invoke gets 429 and events wait.
+   * Environments of all functions together, running, idle or spare (Lambda's account concurrency),
+   * ReservedConcurrentExecutions set aside out of it: at the bound an idle one of another function is
+   * stopped for a new one; with all busy a synchronous invoke gets 429 and events wait.
    */
   maxConcurrency: positiveInt(16, 'environment count ≥ 1'),
   /** An instance idle this long is stopped, giving its memory back. */

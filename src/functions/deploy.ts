@@ -22,6 +22,8 @@ export interface DeploySteps {
   commit: GroupCommit;
   /** Loads a version's handler without giving it traffic; rejects with an InitError. */
   check: (version: FunctionVersion) => Promise<void>;
+  /** Refuses reservations that would leave too little of functions.maxConcurrency unreserved (reservations.ts). */
+  checkReservations: (specs: FunctionSpec[]) => void;
 }
 
 interface Candidate {
@@ -55,6 +57,7 @@ export async function deployPackage(path: string, steps: DeploySteps): Promise<{
  */
 async function deployDirectory(path: string, steps: DeploySteps, shownAs = path): Promise<{ outcomes: DeployOutcome[]; versions: FunctionVersion[] }> {
   const specs = await readTemplate(path, shownAs);
+  steps.checkReservations(specs);
   // node-cron is loaded only for a template with a cron schedule.
   for (const spec of specs) {
     for (const schedule of spec.schedules ?? []) {

@@ -17,6 +17,7 @@ import type { Invocation, InvokeResult, PoolStats } from './runtime/pool.js';
 import type { FunctionRuntime, Target } from './runtime/runtime.js';
 import { FunctionStore, type Alias, type FunctionVersion } from './store.js';
 import { Schedules, scheduledEvent, type ScheduleSpec } from './schedules.js';
+import { checkReservations, MIN_UNRESERVED, reservationsOf, reservedTotal, setAside, unreservedPool } from './reservations.js';
 import { eventOf, MqttTriggers } from './triggers.js';
 
 // Lambda's payload limits: 6 MB for a synchronous request, 1 MB for an asynchronous event.
@@ -115,6 +116,7 @@ export class FunctionService implements Service, FunctionInvoker {
     // any is taken, so none is loaded twice, and taken before the triggers subscribe.
     const recovered = this.queue.recover();
     if (recovered > 0) this.log.info({ events: recovered }, 'asynchronous events recovered');
+    this.warnOfReservationsBeyondTheBound();
     this.running = true;
     for (const version of this.latest.values()) {
       await this.triggers.set(version.name, version.spec.topics);
@@ -147,7 +149,7 @@ export class FunctionService implements Service, FunctionInvoker {
       throttledEvents: this.queue.throttled,
       deadLetters: this.events.deadLetterCount(),
       trimmedDeadLetters: this.queue.trimmedDeadLetters,
-      environments: this.loadedRuntime?.environments ?? { warm: 0, max: this.context.config.functions.maxConcurrency },
+      environments: this.loadedRuntime?.environments ?? { warm: 0, max: this.maxConcurrency, unreserved: unreservedPool(this.reservations(), this.maxConcurrency) },
     };
   }
 
@@ -181,6 +183,7 @@ export class FunctionService implements Service, FunctionInvoker {
         functions: this.functions,
         commit: this.context.store.commit,
         check: (version) => runtime.check(version),
+        checkReservations: (specs) => checkReservations(specs, this.reservations(), this.maxConcurrency),
       });
       for (const version of versions) {
         await this.activate(version);
@@ -201,6 +204,7 @@ export class FunctionService implements Service, FunctionInvoker {
       const version = this.functions.version(name, target);
       if (!version) throw apiErrors.invalidParameter(to === undefined ? `${name}: version ${current.version} is the first; there is nothing to roll back to` : `${name}: no version ${to}`);
       if (target === current.version) throw apiErrors.invalidParameter(`${name}: $LATEST is already version ${target}`);
+      checkReservations([version.spec], this.reservations(), this.maxConcurrency);
       const [{ checkVersion }, runtime] = await Promise.all([import('./deploy.js'), this.runtime()]);
       await checkVersion(version, current, (candidate) => runtime.check(candidate));
       await this.context.store.commit.run(() => this.functions.setLatest(name, target, Date.now()));
@@ -407,6 +411,28 @@ export class FunctionService implements Service, FunctionInvoker {
     });
   }
 
+  private get maxConcurrency(): number {
+    return this.context.config.functions.maxConcurrency;
+  }
+
+  /** The functions' ReservedConcurrentExecutions, as their `$LATEST` set them. */
+  private reservations(): Map<string, number> {
+    return reservationsOf(this.latest.values());
+  }
+
+  /**
+   * A functions.maxConcurrency lowered below the deployed reservations does not keep the daemon or
+   * the functions from starting: the reservations that do not fit are their function's maximum only.
+   */
+  private warnOfReservationsBeyondTheBound(): void {
+    const reservations = this.reservations();
+    const kept = setAside(reservations, this.maxConcurrency);
+    const maximaOnly = [...reservations.keys()].filter((name) => !kept.has(name)).sort();
+    if (maximaOnly.length === 0) return;
+    this.log.warn({ reserved: reservedTotal(reservations), maxConcurrency: this.maxConcurrency, minUnreserved: MIN_UNRESERVED, maximaOnly },
+      'the functions\' ReservedConcurrentExecutions add up to more than functions.maxConcurrency leaves them: those of maximaOnly are not set aside, only their function\'s maximum, until a deploy lowers them or the bound is raised');
+  }
+
   private require(name: string): FunctionVersion {
     const version = this.latest.get(name);
     if (!version) throw apiErrors.notFound(name);
@@ -417,7 +443,7 @@ export class FunctionService implements Service, FunctionInvoker {
     const { maxInstances, maxSpareThreads, maxConcurrency, idleTimeoutSeconds, queueLength, logFileBytes, pythonPath } = this.context.config.functions;
     this.runtimeLoading ??= Promise.all([import('./runtime/runtime.js'), this.gatewayEnvironment()]).then(([{ FunctionRuntime }, gatewayEnvironment]) => {
       const limits = { maxInstances, maxSpareThreads, maxConcurrency, idleTimeoutMs: idleTimeoutSeconds * 1000, queueLength, logFileBytes, pythonPath, gatewayEnvironment };
-      this.loadedRuntime = new FunctionRuntime(this.context.dataDir, limits, this.log, this.metrics);
+      this.loadedRuntime = new FunctionRuntime(this.context.dataDir, limits, this.log, this.metrics, this.reservations());
       return this.loadedRuntime;
     });
     return this.runtimeLoading;

@@ -15,7 +15,7 @@ export interface FunctionSpec {
   memorySize: number;
   timeout: number;
   environment: Record<string, string>;
-  /** Instances the function may run at once; undefined means `functions.maxInstances`. */
+  /** Instances the function may run at once, all versions together, set aside out of functions.maxConcurrency; undefined means `functions.maxInstances` per version. */
   reservedConcurrency?: number;
   /** MQTT topic filters whose messages invoke the function asynchronously. */
   topics: string[];

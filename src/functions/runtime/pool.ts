@@ -94,7 +94,8 @@ export interface PoolStats {
 }
 
 /**
- * The execution environments of one function version: at most `limit` of them, warm instances
+ * The execution environments of one function version: at most functions.maxInstances of them, or
+ * with ReservedConcurrentExecutions that many of all the function's versions together; warm instances
  * reused and stopped after `idleTimeoutMs`. A synchronous invoke needs an instance of its own now
  * (a warm one or a new one, else 429). Asynchronous events wait in a bounded queue and are handed
  * to instances in batches: a Node.js instance takes up to NODE_EVENTS_IN_FLIGHT at once and runs
@@ -104,10 +105,10 @@ export interface PoolStats {
  * instance could still start, so a cold start does not wait for a thread to start; see `keepSpare`.
  *
  * A new instance also needs room under functions.maxConcurrency, the environments of all functions
- * together (`bound`, concurrency.ts): without it a synchronous invoke gets 429 and events wait.
+ * together, in the function's reservation or the unreserved pool (`bound`, concurrency.ts): without
+ * it a synchronous invoke gets 429 and events wait.
  */
 export class FunctionPool implements EnvironmentHolder {
-  readonly limit: number;
   /** In the order they went idle: the last is reused first, the first is stopped first. */
   private readonly idle: IdleInstance[] = [];
   private reaper: NodeJS.Timeout | undefined;
@@ -140,7 +141,6 @@ export class FunctionPool implements EnvironmentHolder {
     private readonly spares: SpareThreads,
     private readonly bound: ConcurrencyBound,
   ) {
-    this.limit = version.spec.reservedConcurrency ?? limits.maxInstances;
     this.perInstance = isPython(version.spec.runtime) ? 1 : NODE_EVENTS_IN_FLIGHT;
   }
 
@@ -150,6 +150,14 @@ export class FunctionPool implements EnvironmentHolder {
       busy: this.inUse(), idle: this.idle.length, queued: this.queue.length,
       ...(failures > 0 && lastError ? { initFailures: failures, initError: `${lastError.errorType}: ${lastError.errorMessage}`, ...(until > steadyNow() ? { backoffUntil: until } : {}) } : {}),
     };
+  }
+
+  get functionName(): string {
+    return this.version.name;
+  }
+
+  get busy(): number {
+    return this.inUse();
   }
 
   get warm(): number {
@@ -163,8 +171,8 @@ export class FunctionPool implements EnvironmentHolder {
   /** RequestResponse: runs now on an instance of its own, or is refused with TooManyRequestsException. */
   invoke(invocation: Invocation): Promise<InvokeResult> {
     if (this.retired) throw apiErrors.stopping();
-    if (this.idle.length === 0 && this.inUse() >= this.limit) {
-      throw apiErrors.tooManyRequests(this.version.spec.reservedConcurrency === undefined ? 'ConcurrentInvocationLimitExceeded' : 'ReservedFunctionConcurrentInvocationLimitExceeded');
+    if (this.idle.length === 0 && !this.belowLimit('busy')) {
+      throw apiErrors.tooManyRequests(this.reservation() === undefined ? 'ConcurrentInvocationLimitExceeded' : 'ReservedFunctionConcurrentInvocationLimitExceeded');
     }
     const warm = this.takeIdle();
     // Lambda's account concurrency: every function's environments busy (functions.maxConcurrency).
@@ -217,7 +225,7 @@ export class FunctionPool implements EnvironmentHolder {
    * unused for `idleTimeoutMs`, as idle instances are, so an idle function keeps nothing.
    */
   keepSpare(thread?: SpareThread): void {
-    const wanted = !this.retired && FunctionPool.takesSpare(this.version) && this.inUse() + this.idle.length < this.limit && !this.spare?.thread.usable;
+    const wanted = !this.retired && FunctionPool.takesSpare(this.version) && this.belowLimit('warm') && !this.spare?.thread.usable;
     if (!wanted) return thread?.terminate();
     this.dropSpare();
     const spare = thread?.usable ? thread : this.spares.start(this.version.spec.memorySize, this.output);
@@ -272,6 +280,21 @@ export class FunctionPool implements EnvironmentHolder {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** The function's ReservedConcurrentExecutions: its `$LATEST`'s, for all its versions (Lambda's concurrency is the function's as a whole). */
+  private reservation(): number | undefined {
+    return this.bound.reservation(this.version.name);
+  }
+
+  /**
+   * Whether another environment may start (busy) or be kept (warm): ReservedConcurrentExecutions counts
+   * the function's environments of all versions together, functions.maxInstances this version's.
+   */
+  private belowLimit(counted: 'busy' | 'warm'): boolean {
+    const reservation = this.reservation();
+    if (reservation !== undefined) return this.bound.environmentsOf(this.version.name, counted) < reservation;
+    return this[counted] < this.limits.maxInstances;
+  }
+
   /** Instances running or starting: the function's concurrency in use. */
   private inUse(): number {
     return this.active.size + this.starting;
@@ -304,13 +327,16 @@ export class FunctionPool implements EnvironmentHolder {
         this.hand(warm, this.queue.splice(0, this.perInstance));
         continue;
       }
-      if (this.inUse() < this.limit) {
+      if (this.belowLimit('busy')) {
         if (this.bound.makeRoom(this)) {
           void this.startWith(this.queue.splice(0, this.perInstance));
           continue;
         }
         // never dropped for want of room: they start when an environment of any function frees
         this.bound.wait(this);
+      } else if (this.reservation() !== undefined) {
+        // waiting for the function's environments, of this version or another
+        this.bound.waitForFunction(this);
       } else {
         // waiting for its own instances, not for room
         this.bound.done(this);

@@ -37,14 +37,18 @@ export class FunctionRuntime {
   private readonly spares: SpareThreads;
   private readonly bound: ConcurrencyBound;
 
-  constructor(private readonly dataDir: string, private readonly limits: RuntimeLimits, private readonly log: Logger, private readonly metrics: FunctionMetrics) {
+  /** `reservations`: the ReservedConcurrentExecutions of the functions' `$LATEST` (reservations.ts). */
+  constructor(private readonly dataDir: string, private readonly limits: RuntimeLimits, private readonly log: Logger, private readonly metrics: FunctionMetrics, reservations: ReadonlyMap<string, number>) {
     this.spares = new SpareThreads(limits.maxSpareThreads, () => this.bound.spareFits());
-    this.bound = new ConcurrencyBound(limits.maxConcurrency, this.spares);
+    this.bound = new ConcurrencyBound(limits.maxConcurrency, this.spares, reservations);
   }
 
-  /** Warm environments of all functions, spare threads included, and their bound (functions.maxConcurrency). */
-  get environments(): { warm: number; max: number } {
-    return { warm: this.bound.warm, max: this.bound.max };
+  /**
+   * Warm environments of all functions, spare threads included, their bound (functions.maxConcurrency)
+   * and the part of it not set aside for reservations.
+   */
+  get environments(): { warm: number; max: number; unreserved: number } {
+    return { warm: this.bound.warm, max: this.bound.max, unreserved: this.bound.unreserved };
   }
 
   /**
@@ -79,8 +83,12 @@ export class FunctionRuntime {
     return this.metrics.measure(version.name, () => pool.enqueue(invocation));
   }
 
-  /** The version takes traffic as `$LATEST`: its pool keeps a spare thread (the one its check started) for the first invocation. */
+  /**
+   * The version takes traffic as `$LATEST`: its ReservedConcurrentExecutions is the function's, and its
+   * pool keeps a spare thread (the one its check started) for the first invocation.
+   */
   prepare(version: FunctionVersion): void {
+    this.bound.reserve(version.name, version.spec.reservedConcurrency);
     const staged = this.staged.get(version.name);
     clearTimeout(staged?.timer);
     this.staged.delete(version.name);
@@ -119,6 +127,7 @@ export class FunctionRuntime {
     this.versionPools.delete(name);
     this.outputs.get(name)?.finish();
     this.outputs.delete(name);
+    this.bound.reserve(name, undefined);
   }
 
   /** Stops every pool; running invocations get up to `graceMs` to finish before their workers go. */
