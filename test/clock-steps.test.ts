@@ -8,6 +8,8 @@ import { outpost } from './helpers/mqtt.js';
 import { writePackage } from './helpers/functions.js';
 import { eventually } from './helpers/eventually.js';
 import { jsonLines } from './helpers/json-lines.js';
+import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { addKey, s3Client } from './helpers/objects.js';
 
 const TICKER = `const { appendFileSync } = require('node:fs');
 exports.handler = async (event) => { appendFileSync(process.env.OUT, JSON.stringify(event) + '\\n'); return 'ok'; };
@@ -47,7 +49,7 @@ exports.handler = async (event) => { await new Promise((r) => setTimeout(r, 1500
     writeFileSync(clockFile, '@2026-06-01 11:59:54\n');
     started = Date.now();
     daemon = await TestDaemon.start({
-      config: { s3: { share: { settleMs: 400 }, lifecycleIntervalSeconds: 1 } }, startTimeoutMs: 30_000,
+      config: { s3: { share: { settleMs: 400 }, lifecycleIntervalSeconds: 1, abortIncompleteUploadsAfterSeconds: 3 } }, startTimeoutMs: 30_000,
       env: { TZ: 'UTC', LD_PRELOAD: LIBFAKETIME, FAKETIME_TIMESTAMP_FILE: clockFile, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' },
     });
     const deployed = await outpost(daemon.socket, ['deploy', code.dir]);
@@ -126,5 +128,20 @@ exports.handler = async (event) => { await new Promise((r) => setTimeout(r, 1500
     await eventually(() => !existsSync(shareFile('old/still.jpg')), 15_000);
     expect(existsSync(shareFile('keep/still.jpg'))).toBe(true);
     setClock(Date.now());
+  }, 60_000);
+
+  it('aborts a multipart upload begun after NTP set the clock s3.abortIncompleteUploadsAfterSeconds after it began, not at a restart', async () => {
+    // the daemon started on 2026-06-01; NTP sets today's time, which the SDK signs with too
+    setClock(Date.now());
+    const s3 = s3Client(daemon, await addKey(daemon));
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: 'clock-uploads' }));
+      const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'clock-uploads', Key: 'left/behind.bin' }));
+      const listed = async () => (await s3.send(new ListMultipartUploadsCommand({ Bucket: 'clock-uploads' }))).Uploads?.map((upload) => upload.UploadId) ?? [];
+      expect(await listed()).toEqual([UploadId]);
+      await eventually(async () => !(await listed()).includes(UploadId), 15_000, 200);
+    } finally {
+      s3.destroy();
+    }
   }, 60_000);
 });

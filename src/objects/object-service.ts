@@ -3,7 +3,6 @@ import { Counter, Gauge } from 'prom-client';
 import type { Logger } from 'pino';
 import { freeBytes } from '../metrics/registry.js';
 import { makeDirectories } from '../store/durable-directories.js';
-import { steadyNow } from '../steady-clock.js';
 import { localUrl, type Listener, type Service, type ServiceContext, type ServiceHealth } from '../service.js';
 import { registerObjectAdminRoutes } from './admin-routes.js';
 import { ObjectEvents } from './events.js';
@@ -122,9 +121,10 @@ export class ObjectService implements Service {
     const sweep = async () => {
       if (this.stopped) return;
       try {
-        // the steady clock: NTP stepping a board's clock ahead by more than the lifetime aborted
-        // every upload in progress (an upload begun after such a step waits for a restart instead)
-        const aborted = await objects.abortUploadsInitiatedBefore(steadyNow() - lifetimeMs);
+        // The wall clock, which uploads' Initiated times were read from, as the lifecycle passes'
+        // (below): on the steady clock, a board without a real-time clock that started on a stale
+        // time aborted no upload begun after NTP set the clock until the daemon restarted.
+        const aborted = await objects.abortUploadsInitiatedBefore(Date.now() - lifetimeMs);
         if (aborted) log.info({ aborted }, 'aborted multipart uploads left incomplete past s3.abortIncompleteUploadsAfterSeconds');
       } catch (error) {
         log.warn({ err: error }, 'could not abort expired multipart uploads; trying again later');
