@@ -1240,7 +1240,10 @@ export class ObjectStore {
     // bounded: a burst of small writes waits for the share copies rather than outgrowing them
     await this.shareCopies.room();
     return this.locks.with(`${bucket}/${key}`, async () => {
-      const previous = this.object(bucket, key);
+      // A conditional write looks at the object first, refused without waiting for a commit; any
+      // other in its transaction, under the same lock: a read of its own is a read transaction of
+      // its own (a lock taken and freed on the log's index, ~4 µs against ~1 µs inside).
+      let previous = options.condition ? this.object(bucket, key) : undefined;
       options.condition?.(previous);
       const record: ObjectRecord = {
         bucket, key, size: content.data.length, etag: content.etag, contentType: options.contentType,
@@ -1248,10 +1251,11 @@ export class ObjectStore {
         // a key that cannot be a file keeps its content in SQLite only
         ...(keyCanBeFile(key) ? {} : { blob: randomBytes(16).toString('hex') }),
       };
-      // a share file is replaced in place by the copy; a blob file is not
-      const intents: FileIntent[] = previous?.blob && !previous.inline ? [{ op: 'remove', target: this.contentPath(previous) }] : [];
-      await this.commitWithIntents(intents, (_, recordChange) => {
+      await this.commitWithIntents([], (intents, recordChange) => {
         if (!this.bucket(bucket)) throw errors.noSuchBucket(bucket);
+        if (!options.condition) previous = this.object(bucket, key);
+        // a share file is replaced in place by the copy; a blob file is not
+        if (previous?.blob && !previous.inline) intents.push({ op: 'remove', target: this.contentPath(previous) });
         const body = this.statements.insertBody.run(content.data).lastInsertRowid;
         this.statements.upsertInlineObject.run({ ...rowOf(record), body });
         recordChange(bucket, options.eventName, { key, size: record.size, etag: record.etag }, options.origin);
