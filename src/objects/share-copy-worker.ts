@@ -3,11 +3,11 @@
 // the same calls as thread-pool round trips from the event loop cost ~250 µs of CPU here (every
 // call wakes a pool thread and then the loop). Creating a file can also wait for the filesystem's
 // journal, which the event loop must not. Only Node's built-ins (and share-paths, request-thread) are loaded: the thread stays small.
-import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { makeDirectoriesSync } from '../store/durable-directories.js';
 import { answerRequests, type ThreadReply } from '../request-thread.js';
-import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
+import { BLOCKED, lstatUnlessBlocked } from './share-paths.js';
 
 /** A share file the store wrote (inode, size, mtime), which a newer version's copy replaces. */
 export interface StoreFile {
@@ -55,9 +55,6 @@ const PATH_TAKEN = new Set(['EISDIR', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY']);
 
 export function copyFile(job: CopyJob): CopyResult {
   try {
-    const existing = fileAt(job.target);
-    if (existing === BLOCKED) return { kind: 'blob' };
-    if (writtenLocally(job, existing)) return { kind: 'local' };
     const fd = openSync(job.temp, 'wx', 0o644);
     let stats;
     try {
@@ -70,10 +67,15 @@ export function copyFile(job: CopyJob): CopyResult {
     } finally {
       closeSync(fd);
     }
-    // the last look and the rename together: the thread does nothing else between them
-    if (writtenLocally(job, lstatSync(job.target, { throwIfNoEntry: false }))) {
+    // One look at the path, then the rename: the thread does nothing else between them. A path
+    // found taken (seldom) costs a temporary file written for nothing, where a look before the
+    // write as well cost every copy one or two lstats more (of its parent, for a new key's).
+    const existing = lstatUnlessBlocked(job.target);
+    const outcome: CopyResult | undefined = existing === BLOCKED || (existing && !existing.isFile()) ? { kind: 'blob' }
+      : writtenLocally(job, existing) ? { kind: 'local' } : undefined;
+    if (outcome) {
       unlinkSync(job.temp);
-      return { kind: 'local' };
+      return outcome;
     }
     renameInPlace(job);
     return { kind: 'copied', ino: stats.ino, mtimeMs: stats.mtimeMs };
@@ -85,31 +87,11 @@ export function copyFile(job: CopyJob): CopyResult {
   }
 }
 
-/**
- * The file at `target`, undefined when there is none (its parent directories then made), BLOCKED
- * when it cannot be a file (a directory there, or a file where one of its directories should be).
- */
-function fileAt(target: string): Stats | undefined | typeof BLOCKED {
-  const existing = lstatUnlessBlocked(target);
-  if (existing) return existing === BLOCKED || !existing.isFile() ? BLOCKED : existing;
-  const parent = lstatUnlessBlocked(dirname(target));
-  if (parent === BLOCKED) return BLOCKED;
-  if (!parent?.isDirectory()) {
-    try {
-      makeDirectoriesSync(dirname(target), 0o775);
-    } catch (error) {
-      if (cannotBeDirectory(error)) return BLOCKED;
-      throw error;
-    }
-  }
-  return undefined;
-}
-
 function renameInPlace(job: CopyJob): void {
   try {
     renameSync(job.temp, job.target);
   } catch (error) {
-    // its directory went meanwhile (a delete removed it as empty)
+    // its directory is not there: not made yet (a new key's), or gone meanwhile (a delete removed it as empty)
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     makeDirectoriesSync(dirname(job.target), 0o775);
     renameSync(job.temp, job.target);
