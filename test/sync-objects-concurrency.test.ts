@@ -183,15 +183,21 @@ describe('sync: several object uploads at a time', () => {
       const refused = await eventually(async () => {
         const status = await syncStatus(daemon);
         const rule = status.rules.find((row: any) => row.rule === 'denied');
-        const later = Date.parse(status.uploads.nextAttempt ?? '') - Date.now() > 500;
+        const later = Date.parse(status.uploads.refusedRules[0]?.nextAttempt ?? '') - Date.now() > 500;
         return rule.lastFailure !== null && later && cloud.requests.filter(isPut('denied/')).length >= 6 && status;
       }, 20_000, 100);
       const denied = refused.rules.find((row: any) => row.rule === 'denied');
       expect(denied).toMatchObject({ backlog: 6, deadLettered: 0 });
       expect(denied.lastFailure.reason).toMatch(/^AccessDenied: /);
-      expect(refused.uploads).toMatchObject({ refused: true, online: false });
-      expect(refused.uploads.lastError).toMatch(/^AccessDenied: /);
-      expect(daemon.logs.some((entry) => entry.level === 50 && entry.rule === 'denied' && /^cloud S3 refuses the rule's uploads/.test(entry.msg))).toBe(true);
+      // the rule is refused, not the link, which the other rule's uploads keep reachable all along
+      expect(refused.uploads).toMatchObject({ refused: false, online: true, lastError: null, refusedRules: [{ rule: 'denied', reason: expect.stringMatching(/^AccessDenied: /) }] });
+      const refusedTries = cloud.requests.filter(isPut('denied/')).length;
+      expect(daemon.logs.filter((entry) => entry.msg === 'cloud S3 unreachable; uploads wait' || /^cloud S3 refuses the uploads/.test(entry.msg))).toEqual([]);
+      // one error for the rule's refusal, however many tries it refused
+      expect(refusedTries).toBeGreaterThanOrEqual(6);
+      expect(daemon.logs.filter((entry) => entry.level === 50 && entry.rule === 'denied' && /^cloud S3 refuses the rule's uploads/.test(entry.msg))).toHaveLength(1);
+      const { stdout: text } = await outpost(daemon.socket, ['sync', 'status']);
+      expect(text).toMatch(/cloud S3 {2}reachable since .*; refuses rule denied's uploads since \S+ \(AccessDenied: [^;]*; next attempt \S+\)/);
       // past the (at most 4) uploads under way when the first refusal came back, one try per wait
       // (at least retryMinMs, 100 ms), not one per waiting object
       const tries = cloud.requests.filter(isPut('denied/'));
@@ -201,7 +207,8 @@ describe('sync: several object uploads at a time', () => {
       denying = false;
       await eventually(async () => (await ruleStatus(daemon, 'denied'))?.backlog === 0, 20_000, 200);
       expect((await cloud.keys('cloud')).filter((key) => key.startsWith('denied/'))).toHaveLength(6);
-      expect((await syncStatus(daemon)).uploads).toMatchObject({ online: true, refused: false });
+      expect((await syncStatus(daemon)).uploads).toMatchObject({ online: true, refused: false, refusedRules: [] });
+      expect(daemon.logs.some((entry) => entry.rule === 'denied' && entry.msg === "cloud S3 takes the rule's uploads again")).toBe(true);
     } finally {
       cloud.deny = () => false;
       await daemon.cleanup();

@@ -66,7 +66,8 @@ function uploadsText(uploads: UploadStatus): string {
   const link = `${state} since ${uploads.since}${uploads.online ? '' : whyAndWhen(uploads.lastError, uploads.nextAttempt)}`;
   const inFlight = uploads.inFlight.map((upload) => `${upload.object} (${formatBytes(upload.sentBytes)} of ${formatBytes(upload.size)})`);
   const uploading = inFlight.length === 0 ? '' : `; uploading ${inFlight.join(', ')}`;
-  return `cloud S3  ${link}; ${uploads.uploaded} uploaded, ${formatBytes(uploads.sentBytes)} sent, ${uploads.superseded} superseded${uploading}`;
+  const refusedRules = uploads.refusedRules.map((refused) => `; refuses rule ${refused.rule}'s uploads since ${refused.since}${whyAndWhen(refused.reason, refused.nextAttempt)}`);
+  return `cloud S3  ${link}; ${uploads.uploaded} uploaded, ${formatBytes(uploads.sentBytes)} sent, ${uploads.superseded} superseded${uploading}${refusedRules.join('')}`;
 }
 
 /** outpost sync status|pause|resume|dlq (issue 6). */

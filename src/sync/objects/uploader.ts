@@ -31,6 +31,11 @@ export interface UploadStatus {
   lastError: string | null;
   /** The cloud refuses the uploads (401, 403: credentials, policy) rather than being away. */
   refused: boolean;
+  /**
+   * Rules whose uploads the cloud refuses (403 AccessDenied: a policy, which may deny one prefix
+   * only) while it takes the others': the link's state is the others' to say.
+   */
+  refusedRules: RefusedRuleStatus[];
   /** While uploads wait after a failure: when the next attempt is due (ISO time). */
   nextAttempt: string | null;
   /** The oldest upload in flight (of `inFlight`). */
@@ -41,6 +46,16 @@ export interface UploadStatus {
   sentBytes: number;
   /** Uploads skipped because the local object changed or was deleted before its turn (the newer version has its own). */
   superseded: number;
+}
+
+export interface RefusedRuleStatus {
+  rule: string;
+  /** The cloud's code and message. */
+  reason: string;
+  /** Since when (ISO time): the first refusal after the rule's last upload. */
+  since: string;
+  /** When its next try is due (ISO time; past while that try is under way). */
+  nextAttempt: string | null;
 }
 
 export interface UploadProgress {
@@ -65,6 +80,8 @@ interface Upload {
  */
 interface RefusedRule {
   backoff: Backoff;
+  reason: string;
+  since: string;
   retryAtMs: number;
   /** Refusals of uploads started up to here are this one's (started before it was known). */
   refusedUpTo: number;
@@ -125,7 +142,7 @@ export class ObjectUploader {
     this.bandwidth = new ByteBucket(options.cloud.maxBytesPerSecond);
     this.backoffs = new Backoff(this.backoffLimits(), wallMs);
     this.status = {
-      online: false, since: new Date(wallMs()).toISOString(), lastError: null, refused: false, nextAttempt: null, current: null, inFlight: [], uploaded: 0, sentBytes: 0, superseded: 0,
+      online: false, since: new Date(wallMs()).toISOString(), lastError: null, refused: false, refusedRules: [], nextAttempt: null, current: null, inFlight: [], uploaded: 0, sentBytes: 0, superseded: 0,
     };
   }
 
@@ -244,7 +261,7 @@ export class ObjectUploader {
       if (intent) await this.abortLostUploads(s3, intent);
       await uploadObject(item.id, ref, this.context(s3, upload.progress));
       this.reachable();
-      this.refusedRules.delete(item.rule);
+      this.ruleTaken(item.rule);
       await this.commit.run(() => this.done(item));
       this.status.uploaded++;
       this.activity.succeeded(item.rule);
@@ -315,9 +332,10 @@ export class ObjectUploader {
         this.unreachable(reason);
         this.holdAll(upload);
       } else if (isRefusalOfTheRule(error)) {
-        this.refusedBy(reason, item.rule);
+        // an answer: the cloud is there and takes the credentials
+        this.reachable();
         this.activity.failed(item.rule, reason);
-        this.refuseRule(upload);
+        this.refuseRule(upload, reason);
       } else if (isRefusalOfTheGateway(error)) {
         this.refusedBy(reason);
         this.holdAll(upload, true);
@@ -341,16 +359,35 @@ export class ObjectUploader {
     this.hold = { refused: refused || (this.hold?.refused ?? false) };
   }
 
-  /** The rule's uploads wait (see RefusedRule); refusals of its uploads that started before the last one count once. */
-  private refuseRule(upload: Upload): void {
+  /**
+   * The rule's uploads wait (see RefusedRule); refusals of its uploads that started before the last one
+   * count once. Logged when the rule's refusal begins and whenever its reason changes.
+   */
+  private refuseRule(upload: Upload, reason: string): void {
     const { rule } = upload.item;
-    const refused = this.refusedRules.get(rule) ?? { backoff: new Backoff(this.backoffLimits(), this.wallMs), retryAtMs: 0, refusedUpTo: 0, tryingWith: undefined };
+    let refused = this.refusedRules.get(rule);
+    if (!refused || refused.reason !== reason) {
+      this.log.error({ reason, rule }, "cloud S3 refuses the rule's uploads; they wait, the other rules' go on (check the bucket policy)");
+    }
+    refused ??= { backoff: new Backoff(this.backoffLimits(), this.wallMs), reason, since: new Date(this.wallMs()).toISOString(), retryAtMs: 0, refusedUpTo: 0, tryingWith: undefined };
+    refused.reason = reason;
     this.refusedRules.set(rule, refused);
     if (upload.startedAs > refused.refusedUpTo) {
       refused.retryAtMs = performance.now() + refused.backoff.failed(true);
       refused.refusedUpTo = this.started;
     }
-    this.status.nextAttempt = refused.backoff.nextAttempt;
+    this.showRefusedRules();
+  }
+
+  /** An upload of the rule went through: a refusal of its uploads is over. */
+  private ruleTaken(rule: string): void {
+    if (!this.refusedRules.delete(rule)) return;
+    this.log.info({ rule }, "cloud S3 takes the rule's uploads again");
+    this.showRefusedRules();
+  }
+
+  private showRefusedRules(): void {
+    this.status.refusedRules = [...this.refusedRules].map(([rule, { reason, since, backoff }]) => ({ rule, reason, since, nextAttempt: backoff.nextAttempt }));
   }
 
   private async deadLetter(item: OutboxItem, reason: string): Promise<void> {
@@ -468,15 +505,13 @@ export class ObjectUploader {
   }
 
   /**
-   * The cloud refuses the gateway's requests (401, 403: a wrong or expired key, a policy that denies
-   * it): every object (of the rule, for a policy) would get the same answer, so none is dead-lettered
-   * for it; the uploads wait, retried up to cloud.s3.refusedRetryMaxMs apart, until the operator fixes
-   * the key or the policy. `rule`: a policy's refusal of that rule's uploads (see RefusedRule).
+   * The cloud refuses the gateway's requests (401, 403: a wrong or expired key): every object would
+   * get the same answer, so none is dead-lettered for it; the uploads wait, retried up to
+   * cloud.s3.refusedRetryMaxMs apart, until the operator fixes the key. A policy's refusal of one
+   * rule's uploads is the rule's (refuseRule).
    */
-  private refusedBy(reason: string, rule?: string): void {
-    if (!this.offline(reason, true)) return;
-    if (rule) this.log.error({ reason, rule }, "cloud S3 refuses the rule's uploads; they wait, the other rules' go on (check the bucket policy)");
-    else this.log.error({ reason }, 'cloud S3 refuses the uploads; they wait (check cloud.s3 credentials and the bucket policy)');
+  private refusedBy(reason: string): void {
+    if (this.offline(reason, true)) this.log.error({ reason }, 'cloud S3 refuses the uploads; they wait (check cloud.s3 credentials and the bucket policy)');
   }
 
   /** Whether this is news (the state or the reason changed). */
