@@ -7,7 +7,7 @@ import { crc32 } from 'node:zlib';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client, type S3Credentials } from './helpers/objects.js';
-import { CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { eventually } from './helpers/eventually.js';
 import { fuzzSeed, prng } from './helpers/fuzz.js';
 
@@ -382,6 +382,33 @@ describe('S3 API: hostile and malformed input', () => {
     const over = await send({ method: 'PUT', path: '/hostile/meta-over.txt', body: 'x', headers: metadata(2049 - 2000 - 'note'.length - 'n'.length) });
     expect([over.status, /<Code>(\w+)<\/Code>/.exec(over.body)?.[1]]).toEqual([400, 'MetadataTooLarge']);
     expect((await send({ method: 'HEAD', path: '/hostile/meta-over.txt' })).status).toBe(404);
+  });
+
+  it('answers a header section over its limit with S3\'s RequestHeaderSectionTooLarge, not Node\'s bare 431, writing nothing', async () => {
+    // 20 KB of metadata: past the parser's 16 KiB before MetadataTooLarge could be looked at
+    const over = await send({ method: 'PUT', path: '/hostile/headers-over.txt', body: 'x', headers: { 'x-amz-meta-big': 'x'.repeat(20_000) } });
+    expect(over.status).toBe(400);
+    expect(over.body).toMatch(/^<\?xml version="1.0" encoding="UTF-8"\?>\s*<Error><Code>RequestHeaderSectionTooLarge<\/Code><Message>Your request header section exceeds the maximum allowed size.<\/Message><MaxSizeAllowed>16384<\/MaxSizeAllowed><RequestId>[0-9A-F]{16}<\/RequestId><HostId>[^<]+<\/HostId><\/Error>$/);
+    expect(/^x-amz-request-id: (.*)$/im.exec(over.head)?.[1]).toBe(/<RequestId>(\w+)</.exec(over.body)?.[1]);
+    // the SDK reads it as the S3 error it is
+    const client = s3Client(daemon, credentials);
+    try {
+      const refused = await client.send(new PutObjectCommand({ Bucket: 'hostile', Key: 'headers-over.txt', Body: 'x', Metadata: { big: 'x'.repeat(20_000) } })).catch((error) => error);
+      expect([refused.name, refused.$metadata?.httpStatusCode]).toEqual(['RequestHeaderSectionTooLarge', 400]);
+    } finally {
+      client.destroy();
+    }
+    expect((await send({ method: 'HEAD', path: '/hostile/headers-over.txt' })).status).toBe(404);
+    // a request line Node cannot read still gets its 400
+    const garbled = await new Promise<string>((resolve) => {
+      const socket = connect(daemon.port('s3'), '127.0.0.1');
+      let response = '';
+      socket.on('data', (chunk) => { response += chunk; });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(response));
+      socket.end('GET /hostile/a b c HTTP/1.1\r\n\r\n');
+    });
+    expect(garbled).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
   });
 
   it('copies from a source named in x-amz-copy-source with UTF-8 unencoded, as S3 reads the header\'s bytes', async () => {

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, maxHeaderSize, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import { AuthError, verifyRequest, type VerifyOptions } from '../auth/sigv4.js';
@@ -45,6 +47,7 @@ export class S3Server {
     // for only once the request is authenticated, authorized and routed, so a refused upload is
     // refused before it is sent, as S3 does, rather than after (Node would answer 100 at once).
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res, true));
+    server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => answerUnreadableRequest(error, socket));
     // Large uploads take as long as they take; an idle socket does not.
     server.requestTimeout = 0;
     server.headersTimeout = 10_000;
@@ -83,7 +86,7 @@ export class S3Server {
   private async serve(req: IncomingMessage, res: ServerResponse, awaitsContinue: boolean): Promise<void> {
     const requestId = nextRequestId();
     res.setHeader('x-amz-request-id', requestId);
-    res.setHeader('x-amz-id-2', Buffer.from(`outpost/${requestId}`).toString('base64'));
+    res.setHeader('x-amz-id-2', hostId(requestId));
     res.setHeader('Server', 'Outpost');
     let operationName = 'Unknown';
     let resource = '/';
@@ -203,17 +206,42 @@ export class S3Server {
       res.end();
       return;
     }
-    const body = document('Error', [
-      el('Code', s3.code),
-      el('Message', s3.message),
-      ...Object.entries(s3.extra).map(([name, value]) => el(name, value)),
-      el('Resource', resource),
-      el('RequestId', requestId),
-      el('HostId', Buffer.from(`outpost/${requestId}`).toString('base64')),
-    ]).replace(` xmlns="http://s3.amazonaws.com/doc/2006-03-01/"`, '');
+    const body = errorDocument([['Code', s3.code], ['Message', s3.message], ...Object.entries(s3.extra), ['Resource', resource]], requestId);
     res.writeHead(s3.status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body) });
     res.end(body);
   }
+}
+
+/**
+ * A request Node's parser could not read: one whose header section outgrew its limit gets S3's
+ * answer, an S3 error a client's SDK knows (Node's own is a bare 431); any other keeps Node's
+ * (400 Bad Request, 408 for headers that stopped coming), as there is no request to name.
+ */
+function answerUnreadableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || !socket.writable || (socket as Socket).bytesWritten > 0) {
+    socket.destroy();
+    return;
+  }
+  const requestId = nextRequestId();
+  if (error.code === 'HPE_HEADER_OVERFLOW') {
+    // S3: RequestHeaderSectionTooLarge, 400, with the limit (Node's, --max-http-header-size: 16 KiB unless set)
+    const body = errorDocument([['Code', 'RequestHeaderSectionTooLarge'], ['Message', 'Your request header section exceeds the maximum allowed size.'],
+      ['MaxSizeAllowed', String(maxHeaderSize)]], requestId);
+    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
+      + `x-amz-request-id: ${requestId}\r\nx-amz-id-2: ${hostId(requestId)}\r\nConnection: close\r\n\r\n${body}`);
+  } else {
+    socket.end(error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  }
+}
+
+/** S3's error document: its fields in order, then the request's ids; no namespace, as S3 sends it. */
+function errorDocument(fields: Array<[string, string]>, requestId: string): string {
+  return document('Error', [...fields.map(([name, value]) => el(name, value)), el('RequestId', requestId), el('HostId', hostId(requestId))])
+    .replace(` xmlns="http://s3.amazonaws.com/doc/2006-03-01/"`, '');
+}
+
+function hostId(requestId: string): string {
+  return Buffer.from(`outpost/${requestId}`).toString('base64');
 }
 
 /**
