@@ -1,4 +1,6 @@
-// Field builders shared by every section's schema (src/*/config.ts).
+// Field builders shared by every section's schema (src/*/config.ts). Schemas are made by
+// functions, never kept in a module's top level: the configuration's are made to validate it at
+// start and dropped after (see configSchema).
 import { z } from 'zod/v3';
 
 // Each field carries its own "expected …" message so a bad value reads as
@@ -14,7 +16,7 @@ export const host = (fallback: string) => text('expected a bind address (e.g. "1
 export const bool = (fallback: boolean) => z.boolean({ invalid_type_error: 'expected true or false' }).default(fallback);
 export const positiveInt = (fallback: number, what = 'positive integer') =>
   integer(`expected ${what}`).min(1, { message: `expected ${what}` }).default(fallback);
-export const path = text('expected a file path');
+export const path = () => text('expected a file path');
 export const list = (expected: string, item: string) => z.array(z.string({ invalid_type_error: item }), { invalid_type_error: expected });
 export const oneOf = <const T extends [string, ...string[]]>(values: T, expected: string) =>
   z.enum(values, { errorMap: () => ({ message: expected }) });

@@ -53,7 +53,7 @@ function parseYamlFile(file: string): unknown {
 }
 
 export function validateConfig(input: unknown, origin: string): Config {
-  const result = configSchema.safeParse(input);
+  const result = configSchema().safeParse(input);
   if (result.success) return result.data;
   throw new ConfigError(`${origin}: invalid configuration:\n${formatConfigIssues(result.error.issues, input)}`);
 }

@@ -7,9 +7,9 @@ import { s3Schema } from '../objects/config.js';
 import { cloudSchema, syncSchema } from '../sync/config.js';
 import { devicesSchema } from '../devices/config.js';
 
-const topicFilters = list('expected a list of topic filters', 'expected a topic filter string');
+const topicFilters = () => list('expected a list of topic filters', 'expected a topic filter string');
 
-export const policySchema = z.strictObject({
+export const policySchema = () => z.strictObject({
   // A trailing `*` matches any rest (clientIdAllowed); one elsewhere would match only itself.
   clientIds: z.array(z.string({ invalid_type_error: 'expected a client id pattern' })
     // a client that sends no client id gets one from the broker (MQTT-3.1.3-6): "" would match no client, and lock the thing out
@@ -17,27 +17,27 @@ export const policySchema = z.strictObject({
     .refine((pattern) => !pattern.slice(0, -1).includes('*'), (pattern) => ({ message: `client id pattern "${pattern}" has a * before its end: * matches the rest of an id, so it may only end a pattern` })),
   { invalid_type_error: 'expected a list of client id patterns' })
     .default(['${thing}', '${thing}-*']),
-  publish: topicFilters.default(['things/${thing}/#', 'devices/${thing}/#', '$aws/things/${thing}/#']),
-  subscribe: topicFilters.default(['things/${thing}/#', 'devices/${thing}/#', '$aws/things/${thing}/#']),
+  publish: topicFilters().default(['things/${thing}/#', 'devices/${thing}/#', '$aws/things/${thing}/#']),
+  subscribe: topicFilters().default(['things/${thing}/#', 'devices/${thing}/#', '$aws/things/${thing}/#']),
 });
-export type Policy = z.infer<typeof policySchema>;
+export type Policy = z.infer<ReturnType<typeof policySchema>>;
 
 // `#` leaves out `$`-topics (MQTT-4.7.2-1): `$aws/#` lets anonymous clients use shadows too, as a
 // Mosquitto without ACLs would; `$SYS` and `$outpost` stay closed to them.
-const anonymousPolicySchema = z.strictObject({
-  publish: topicFilters.default(['#', '$aws/#']),
-  subscribe: topicFilters.default(['#', '$aws/#']),
+const anonymousPolicySchema = () => z.strictObject({
+  publish: topicFilters().default(['#', '$aws/#']),
+  subscribe: topicFilters().default(['#', '$aws/#']),
 });
 
-const tlsSchema = z.strictObject({
+const tlsSchema = () => z.strictObject({
   enabled: bool(false),
   host: host('0.0.0.0'),
   port: port(8883),
-  cert: path.optional(),
-  key: path.optional(),
-  ca: path.optional(),
+  cert: path().optional(),
+  key: path().optional(),
+  ca: path().optional(),
   /** PEM CRL of `ca` (Mosquitto's crlfile): a client certificate it revokes is refused at the handshake. */
-  crl: path.optional(),
+  crl: path().optional(),
   /** Mutual TLS: refuse clients without a certificate signed by `ca`. */
   requireClientCert: bool(false),
 }).refine((tls) => !tls.enabled || (tls.cert && tls.key), {
@@ -46,7 +46,7 @@ const tlsSchema = z.strictObject({
   message: 'expected "ca" with "crl": it revokes certificates that CA signed',
 });
 
-const webOrigin = z.string({ invalid_type_error: 'expected an origin string' }).transform((entry, context) => {
+const webOrigin = () => z.string({ invalid_type_error: 'expected an origin string' }).transform((entry, context) => {
   const origin = entry === '*' ? entry : serializedOrigin(entry);
   if (origin === undefined) {
     context.addIssue({ code: z.ZodIssueCode.custom, message: `expected "*" or an origin such as "https://dashboard.example:8443" (scheme, host and port only)` });
@@ -67,12 +67,12 @@ function serializedOrigin(entry: string): string | undefined {
   return (url.protocol === 'http:' || url.protocol === 'https:') && onlyOrigin ? url.origin : undefined;
 }
 
-const mqttSchema = z.strictObject({
+const mqttSchema = () => z.strictObject({
   host: host('0.0.0.0'),
   port: port(1883),
   allowAnonymous: bool(false),
-  anonymousPolicy: anonymousPolicySchema.default({}),
-  defaultPolicy: policySchema.default({}),
+  anonymousPolicy: anonymousPolicySchema().default({}),
+  defaultPolicy: policySchema().default({}),
   /** Packets larger than this close the connection (MQTT 3.1.1 has no reason code for it). */
   maxPacketSize: positiveInt(262144, 'packet size in bytes ≥ 1'),
   maxConnections: positiveInt(1000, 'connection count ≥ 1'),
@@ -162,7 +162,7 @@ const mqttSchema = z.strictObject({
    * A retained publish beyond it is not retained and removes the topic's previous one (counted).
    */
   maxRetainedBytes: positiveInt(64 * 1024 * 1024, 'bytes ≥ 1'),
-  tls: tlsSchema.default({}),
+  tls: tlsSchema().default({}),
   ws: z.strictObject({
     enabled: bool(false),
     host: host('0.0.0.0'),
@@ -172,11 +172,11 @@ const mqttSchema = z.strictObject({
      * open MQTT over WebSocket. A browser names the page's origin in every WebSocket upgrade;
      * devices and other programs send none and are never refused for it.
      */
-    allowedOrigins: z.array(webOrigin, { invalid_type_error: 'expected a list of origins' }).default([]),
+    allowedOrigins: z.array(webOrigin(), { invalid_type_error: 'expected a list of origins' }).default([]),
   }).default({}),
 });
 
-const httpSchema = z.strictObject({
+const httpSchema = () => z.strictObject({
   enabled: bool(true),
   host: host('127.0.0.1'),
   port: port(8080),
@@ -190,9 +190,9 @@ const httpSchema = z.strictObject({
   maxConnections: positiveInt(64, 'connection count ≥ 1'),
 });
 
-const adminSchema = z.strictObject({
+const adminSchema = () => z.strictObject({
   /** Unix socket of the admin API; default `<dataDir>/admin.sock`. */
-  socket: path.optional(),
+  socket: path().optional(),
   /** Group that may use the socket (mode 0660); default: the daemon's own group. */
   group: text('expected a group name').optional(),
   /** Admin API over TCP, only with a bearer token. */
@@ -206,7 +206,7 @@ const adminSchema = z.strictObject({
   }).refine((tcp) => !tcp.enabled || tcp.token, { message: 'expected "token" when admin.tcp is enabled' }).default({}),
 });
 
-const storeSchema = z.strictObject({
+const storeSchema = () => z.strictObject({
   /** FULL survives power cuts; NORMAL survives process crashes only. */
   synchronous: oneOf(['full', 'normal'], 'expected "full" or "normal"').default('full'),
   /** SQLite page cache in KiB. */
@@ -219,13 +219,13 @@ const storeSchema = z.strictObject({
   checkpointThread: bool(false),
 });
 
-const logSchema = z.strictObject({
+const logSchema = () => z.strictObject({
   level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace'], 'expected one of fatal, error, warn, info, debug, trace').default('info'),
   /** auto: readable lines on a TTY, JSON otherwise. */
   format: oneOf(['auto', 'json', 'pretty'], 'expected "auto", "json" or "pretty"').default('auto'),
 });
 
-const shadowsSchema = z.strictObject({
+const shadowsSchema = () => z.strictObject({
   /** desired + reported of one shadow, serialized; AWS's limit is 8 KB (metadata not counted). */
   maxDocumentBytes: positiveInt(8192, 'bytes ≥ 1'),
   /** Levels of nesting inside desired or reported; AWS allows 6. */
@@ -242,7 +242,7 @@ const shadowsSchema = z.strictObject({
   maxShadowNameBytes: positiveInt(64, 'bytes ≥ 1'),
 });
 
-const functionsSchema = z.strictObject({
+const functionsSchema = () => z.strictObject({
   /** Instances one function may run at once per version unless its template sets ReservedConcurrentExecutions. */
   maxInstances: positiveInt(2, 'instance count ≥ 1'),
   /**
@@ -278,26 +278,31 @@ const functionsSchema = z.strictObject({
   scheduleClockScale: positiveInt(1, 'a factor ≥ 1'),
 });
 
-export const configSchema = z.strictObject({
+/**
+ * Made for each validation and dropped after: at a module's top level, the ~450 schemas of the
+ * configuration and the ~10,000 methods zod binds to them took ~0.8 MB of the heap for good, read
+ * once at start.
+ */
+export const configSchema = () => z.strictObject({
   /** Where the database, sockets and objects live; `--data-dir` overrides it. */
-  dataDir: path.optional(),
+  dataDir: path().optional(),
   /** Board profile this configuration was written from (informational). */
   board: text('expected a board name').optional(),
-  log: logSchema.default({}),
-  store: storeSchema.default({}),
-  mqtt: mqttSchema.default({}),
-  http: httpSchema.default({}),
-  admin: adminSchema.default({}),
+  log: logSchema().default({}),
+  store: storeSchema().default({}),
+  mqtt: mqttSchema().default({}),
+  http: httpSchema().default({}),
+  admin: adminSchema().default({}),
   systemd: z.strictObject({
     /** Send WATCHDOG=1 when the unit sets WatchdogSec. */
     watchdog: bool(true),
   }).default({}),
-  shadows: shadowsSchema.default({}),
-  s3: s3Schema.default({}),
-  cloud: cloudSchema.default({}),
-  sync: syncSchema.default({}),
-  functions: functionsSchema.default({}),
-  devices: devicesSchema.default({}),
+  shadows: shadowsSchema().default({}),
+  s3: s3Schema().default({}),
+  cloud: cloudSchema().default({}),
+  sync: syncSchema().default({}),
+  functions: functionsSchema().default({}),
+  devices: devicesSchema().default({}),
 }).superRefine((config, context) => {
   // an object rule's cloud bucket: its own `to`, else cloud.s3.bucket
   config.sync.objects.forEach((rule, index) => {
@@ -307,8 +312,8 @@ export const configSchema = z.strictObject({
   });
 });
 
-export type Config = z.infer<typeof configSchema>;
-export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.infer<ReturnType<typeof configSchema>>;
+export type ConfigInput = z.input<ReturnType<typeof configSchema>>;
 
 /**
  * With no config file Outpost behaves like Mosquitto 2.0 without one: loopback only,

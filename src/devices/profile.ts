@@ -27,7 +27,7 @@ function compiles(source: string): boolean {
 
 const portSchema = z.strictObject({
   /** The device file; a device instance's `port` overrides it. */
-  path: path.optional(),
+  path: path().optional(),
   /** Found by USB identity, whichever tty it gets (serialport's port list). */
   usb: z.strictObject({
     vendorId: usbId,

@@ -3,14 +3,14 @@ import { bool, host, integer, list, path, port, positiveInt, text } from '../con
 import { shareSchema } from './share/config.js';
 
 /** `s3.*`: the S3-compatible object store and its file share. */
-export const s3Schema = z.strictObject({
+export const s3Schema = () => z.strictObject({
   host: host('0.0.0.0'),
   /** Port of the S3 API (MinIO's default). */
   port: port(9000),
   /** The region the API claims (GetBucketLocation, event records, SigV4 scope). */
   region: text('expected a region name (e.g. "us-east-1")').default('us-east-1'),
   /** Where each bucket is a directory of plain files; default `<dataDir>/share`. Must be one filesystem with its `.outpost` folder (renames). */
-  shareRoot: path.optional(),
+  shareRoot: path().optional(),
   /** Host names for virtual-host-style addressing: `BUCKET.<domain>` names BUCKET. */
   domains: list('expected a list of host names', 'expected a host name').default(['localhost']),
   /** Buckets anyone may read without signing (GetObject, HeadObject, ListObjects). */
@@ -48,12 +48,12 @@ export const s3Schema = z.strictObject({
   /** Events waiting for delivery to functions and the bus; beyond it writes are refused (503 SlowDown) until they drain. */
   maxPendingEvents: positiveInt(100000, 'event count ≥ 1'),
   /** The file share over `shareRoot` (docs/file-share.md). */
-  share: shareSchema.default({}),
+  share: shareSchema().default({}),
   tls: z.strictObject({
     enabled: bool(false),
-    cert: path.optional(),
-    key: path.optional(),
+    cert: path().optional(),
+    key: path().optional(),
   }).refine((tls) => !tls.enabled || (tls.cert && tls.key), { message: 'expected "cert" and "key" when TLS is enabled' }).default({}),
 });
 
-export type S3Config = z.infer<typeof s3Schema>;
+export type S3Config = z.infer<ReturnType<typeof s3Schema>>;

@@ -22,15 +22,15 @@ function isS3Endpoint(text: string): boolean {
     return false;
   }
 }
-const topicFilter = text('expected a topic filter').refine(isValidFilter, { message: 'expected a valid MQTT topic filter' });
+const topicFilter = () => text('expected a topic filter').refine(isValidFilter, { message: 'expected a valid MQTT topic filter' });
 // A template renders to a topic name, so it may not hold wildcards (its ${…} variables cannot add any).
-const topicTemplate = text('expected a topic template (e.g. "gateways/gw1/${topic}")')
+const topicTemplate = () => text('expected a topic template (e.g. "gateways/gw1/${topic}")')
   .refine((template) => !/[+#\u0000]/.test(template), { message: 'expected a topic template without "+", "#" or U+0000' });
 const nonNegative = (fallback: number, what: string) =>
   integer(`expected ${what}`).min(0, { message: `expected ${what}` }).default(fallback);
-const qos = range('expected QoS 0 or 1', 0, 1);
+const qos = () => range('expected QoS 0 or 1', 0, 1);
 
-const cloudMqttSchema = z.strictObject({
+const cloudMqttSchema = () => z.strictObject({
   /** The cloud broker: mqtt://, mqtts://, ws:// or wss:// host[:port][/path]; without it the sync agent buffers and never connects. */
   url: text('expected an mqtt://, mqtts://, ws:// or wss:// URL').refine(isCloudUrl, { message: 'expected an mqtt://, mqtts://, ws:// or wss:// URL' }).optional(),
   /**
@@ -41,10 +41,10 @@ const cloudMqttSchema = z.strictObject({
   username: text('expected a user name').optional(),
   password: text('expected a password').optional(),
   /** Client certificate and key (PEM files) for mutual TLS, e.g. AWS IoT Core on port 8883. */
-  cert: path.optional(),
-  key: path.optional(),
+  cert: path().optional(),
+  key: path().optional(),
   /** CA bundle (PEM) the cloud's certificate must chain to; default: Node's built-in roots. */
-  ca: path.optional(),
+  ca: path().optional(),
   /** Seconds between PINGREQs; a silent link is declared down after 1.5× this. */
   keepalive: range('expected seconds 1-65535', 1, 65535).default(30),
   /** MQTT 3.1.1 (4) or 5; with 5 a PUBACK reason code ≥ 0x80 dead-letters the message at once. */
@@ -72,7 +72,7 @@ const cloudMqttSchema = z.strictObject({
 export const MIN_PART_BYTES = 5 * 1024 * 1024;
 
 /** Where the `sync.objects` rules upload to. */
-const cloudS3Schema = z.strictObject({
+const cloudS3Schema = () => z.strictObject({
   /** An S3-compatible endpoint (MinIO, Ceph, Garage); default: AWS S3 of `region`. */
   endpoint: text('expected an http:// or https:// URL').refine(isS3Endpoint, { message: 'expected an http:// or https:// URL of a host (and port), without a path' }).optional(),
   region: text('expected a region name').default('us-east-1'),
@@ -106,24 +106,24 @@ const cloudS3Schema = z.strictObject({
 }).refine((s3) => (s3.accessKeyId === undefined) === (s3.secretAccessKey === undefined), { message: 'expected both "accessKeyId" and "secretAccessKey" or neither' })
   .refine((s3) => s3.retryMinMs <= s3.retryMaxMs, { message: 'expected retryMinMs ≤ retryMaxMs' });
 
-export const cloudSchema = z.strictObject({
-  mqtt: cloudMqttSchema.default({}),
-  s3: cloudS3Schema.default({}),
+export const cloudSchema = () => z.strictObject({
+  mqtt: cloudMqttSchema().default({}),
+  s3: cloudS3Schema().default({}),
 });
 
 export const OVERFLOW_POLICIES = ['drop-oldest', 'reject-new', 'drop-lowest-priority'] as const;
 export type OverflowPolicy = (typeof OVERFLOW_POLICIES)[number];
 
 /** `local filter → cloud topic template`, through the outbox. */
-const outboundRuleSchema = z.strictObject({
+const outboundRuleSchema = () => z.strictObject({
   /** Names the rule in `outpost sync status`, metrics and the dead-letter list. */
   name: text('expected a rule name').regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'expected a rule name of 1-64 letters, digits, "_", "." or "-"' }),
   /** Local topic filter; messages matching it are stored before the device gets its PUBACK. */
-  from: topicFilter,
+  from: topicFilter(),
   /** Cloud topic: ${topic} is the local topic, ${clientId} the local publisher, ${id} the item id. */
-  to: topicTemplate.default('${topic}'),
+  to: topicTemplate().default('${topic}'),
   /** QoS on the cloud link; with 0 an item leaves the outbox when it is written to the socket. */
-  qos: qos.default(1),
+  qos: qos().default(1),
   /** 0-9; higher drains first and is dropped last by drop-lowest-priority. */
   priority: range('expected a priority 0-9', 0, 9).default(5),
   /** Seconds an item may wait (monotonic age, see docs/sync.md); 0: until sync.maxAgeSeconds. */
@@ -138,25 +138,25 @@ const outboundRuleSchema = z.strictObject({
    */
   id: oneOf(['envelope', 'none'], 'expected "envelope" or "none"').default('envelope'),
 });
-export type OutboundRule = z.infer<typeof outboundRuleSchema>;
+export type OutboundRule = z.infer<ReturnType<typeof outboundRuleSchema>>;
 
 /** `cloud filter → local topic template`, acknowledged to the cloud once the local broker took it. */
-const inboundRuleSchema = z.strictObject({
+const inboundRuleSchema = () => z.strictObject({
   name: text('expected a rule name').regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'expected a rule name of 1-64 letters, digits, "_", "." or "-"' }),
   /** Cloud topic filter, subscribed on every connect. */
-  from: topicFilter,
+  from: topicFilter(),
   /** Local topic: ${topic} is the cloud topic. */
-  to: topicTemplate.default('${topic}'),
-  qos: qos.default(1),
+  to: topicTemplate().default('${topic}'),
+  qos: qos().default(1),
 });
-export type InboundRule = z.infer<typeof inboundRuleSchema>;
+export type InboundRule = z.infer<ReturnType<typeof inboundRuleSchema>>;
 
 /** `bucket[/prefix]`: a bucket name, optionally followed by a key prefix. */
 const bucketAndPrefix = (what: string) => text(`expected ${what}`)
   .regex(new RegExp(`^${BUCKET_NAME}(\\/.*)?$`, 's'), { message: `expected ${what}` });
 
 /** `local bucket[/prefix] → cloud bucket/prefix`: each object created there is uploaded through the outbox. */
-const objectRuleSchema = z.strictObject({
+const objectRuleSchema = () => z.strictObject({
   name: text('expected a rule name').regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'expected a rule name of 1-64 letters, digits, "_", "." or "-"' }),
   /** Local bucket, optionally with a key prefix (a filter: only keys starting with it). */
   from: bucketAndPrefix('a local "bucket" or "bucket/prefix"'),
@@ -170,23 +170,23 @@ const objectRuleSchema = z.strictObject({
   /** Delete the local object once the cloud has it verified, if it is still the version uploaded. */
   deleteAfterUpload: bool(false),
 });
-export type ObjectRule = z.infer<typeof objectRuleSchema>;
+export type ObjectRule = z.infer<ReturnType<typeof objectRuleSchema>>;
 
 // AWS IoT names: a thing 1-128 of [a-zA-Z0-9:_-], a shadow 1-64 of [$a-zA-Z0-9:_-] (as the reserved $package)
-const thingName = text('expected a thing name').regex(/^[a-zA-Z0-9:_-]{1,128}$/, { message: 'expected a thing name of 1-128 letters, digits, ":", "_" or "-"' });
-const shadowName = text('expected a shadow name').regex(/^[$a-zA-Z0-9:_-]{1,64}$/, { message: 'expected a shadow name of 1-64 letters, digits, "$", ":", "_" or "-"' });
+const thingName = () => text('expected a thing name').regex(/^[a-zA-Z0-9:_-]{1,128}$/, { message: 'expected a thing name of 1-128 letters, digits, ":", "_" or "-"' });
+const shadowName = () => text('expected a shadow name').regex(/^[$a-zA-Z0-9:_-]{1,64}$/, { message: 'expected a shadow name of 1-64 letters, digits, "$", ":", "_" or "-"' });
 
 /** A local shadow kept in sync with the AWS IoT shadow of the same thing (and name) on the cloud broker. */
-const shadowRuleSchema = z.strictObject({
-  thing: thingName,
+const shadowRuleSchema = () => z.strictObject({
+  thing: thingName(),
   /** A named shadow; omit for the classic one. */
-  name: shadowName.optional(),
+  name: shadowName().optional(),
   /** both: three-way merge (reported: local wins, desired: cloud wins); or one way only. */
   direction: oneOf(['both', 'device-to-cloud', 'cloud-to-device'], 'expected "both", "device-to-cloud" or "cloud-to-device"').default('both'),
 });
-export type ShadowRule = z.infer<typeof shadowRuleSchema>;
+export type ShadowRule = z.infer<ReturnType<typeof shadowRuleSchema>>;
 
-export const syncSchema = z.strictObject({
+export const syncSchema = () => z.strictObject({
   /** The outbox holds at most this many bytes (topic + payload + 64 per item); then each rule's overflow policy applies. */
   maxBytes: positiveInt(64 * 1024 * 1024, 'bytes ≥ 1'),
   /** Items older than this (monotonic age) are dropped and counted; 0: no age bound beyond each rule's ttlSeconds. */
@@ -202,9 +202,9 @@ export const syncSchema = z.strictObject({
   dlqLength: positiveInt(1000, 'entry count ≥ 1'),
   /** Bytes the dead-letter entries may hold (topics + payload + 64 each, as for sync.maxBytes); beyond it the oldest are deleted (and counted). */
   dlqMaxBytes: positiveInt(16 * 1024 * 1024, 'bytes ≥ 1'),
-  outbound: z.array(outboundRuleSchema, { invalid_type_error: 'expected a list of rules' }).default([]),
-  inbound: z.array(inboundRuleSchema, { invalid_type_error: 'expected a list of rules' }).default([]),
-  shadows: z.array(shadowRuleSchema, { invalid_type_error: 'expected a list of shadows' }).default([]).superRefine((shadows, context) => {
+  outbound: z.array(outboundRuleSchema(), { invalid_type_error: 'expected a list of rules' }).default([]),
+  inbound: z.array(inboundRuleSchema(), { invalid_type_error: 'expected a list of rules' }).default([]),
+  shadows: z.array(shadowRuleSchema(), { invalid_type_error: 'expected a list of shadows' }).default([]).superRefine((shadows, context) => {
     // one entry per shadow: a second one (another direction, say) would silently replace the first
     const listed = new Set<string>();
     for (const shadow of shadows) {
@@ -213,9 +213,9 @@ export const syncSchema = z.strictObject({
       listed.add(id);
     }
   }),
-  objects: z.array(objectRuleSchema, { invalid_type_error: 'expected a list of rules' }).default([]),
+  objects: z.array(objectRuleSchema(), { invalid_type_error: 'expected a list of rules' }).default([]),
 }).refine((sync) => new Set([...sync.outbound, ...sync.objects].map((rule) => rule.name)).size === sync.outbound.length + sync.objects.length,
   { message: 'expected unique rule names across outbound and objects' });
 
-export type CloudConfig = z.infer<typeof cloudSchema>;
-export type SyncConfig = z.infer<typeof syncSchema>;
+export type CloudConfig = z.infer<ReturnType<typeof cloudSchema>>;
+export type SyncConfig = z.infer<ReturnType<typeof syncSchema>>;

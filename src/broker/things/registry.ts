@@ -178,7 +178,7 @@ function normaliseFingerprint(fingerprint: string): string {
 /** A policy as stored (JSON), once valid; null for none. */
 function policyText(policy: unknown): string | null {
   if (policy === null) return null;
-  const parsed = policySchema.safeParse(policy);
+  const parsed = policySchema().safeParse(policy);
   if (!parsed.success) {
     throw new ThingError(400, `invalid policy: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || 'policy'}: ${issue.message}`).join('; ')}`);
   }

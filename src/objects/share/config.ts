@@ -2,7 +2,7 @@ import { z } from 'zod/v3';
 import { bool, integer, positiveInt } from '../../config/fields.js';
 
 /** `s3.share.*`: the file share, each bucket a directory of plain files under `s3.shareRoot` (docs/file-share.md). */
-export const shareSchema = z.strictObject({
+export const shareSchema = () => z.strictObject({
   /** Adopt files local programs write into (or delete from) the share as objects. Objects PUT over S3 are files either way. */
   watch: bool(true),
   /** A file becomes an object once nothing changed it (mtime and ctime) for this long: writers are done with it. */
@@ -25,4 +25,4 @@ export const shareSchema = z.strictObject({
   maxWatchedDirectories: integer('expected a directory count ≥ 0').min(0, 'expected a directory count ≥ 0').default(4096),
 });
 
-export type ShareConfig = z.infer<typeof shareSchema>;
+export type ShareConfig = z.infer<ReturnType<typeof shareSchema>>;
