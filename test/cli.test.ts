@@ -34,6 +34,8 @@ describe('outpost admin CLI', () => {
     expect(table.stdout).toMatch(/broker\s+ok/);
     // each service's figures, as --json has them (the counters README and docs/functions.md point to)
     expect(table.stdout).toMatch(/functions\s+ok\s+functions \d+; droppedEvents 0; throttledEvents 0; deadLetters 0/);
+    // a group of counts is shown whole once one of them is not zero: no environment warm yet reads `warm 0`
+    expect(table.stdout).toMatch(/environments: warm 0, max \d+, unreserved \d+/);
     expect(table.stdout).toMatch(/sync\s+ok\s+online (true|false); outboxItems 0/);
     const json = JSON.parse((await outpost(daemon.socket, ['status', '--json'])).stdout);
     expect(json.listeners.find((l: any) => l.name === 'http').port).toBe(daemon.port('http'));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../src/config/load.js';
-import { merge3, patch, planSync } from '../src/sync/shadow-merge.js';
+import { combinePatches, merge3, patch, patchLeaves, planSync } from '../src/sync/shadow-merge.js';
 
 describe('sync configuration', () => {
   it('accepts a full cloud and sync section and fills the defaults', () => {
@@ -90,5 +90,17 @@ describe('shadow three-way merge', () => {
     expect(planSync(cloud, {}, cloud, 'cloud-to-device')).toEqual({ base: cloud, local: cloud });
     expect(planSync(base, local, cloud, 'cloud-to-device')).toEqual({ base: cloud, local: { desired: { speed: 9 }, reported: { temp: 99 } } });
     expect(planSync({}, {}, { desired: { on: true } }, 'both')).toEqual({ base: { desired: { on: true } }, cloud: undefined, local: { desired: { on: true } } });
+  });
+
+  it('splits an update into single keys that combine back into it', () => {
+    const update = JSON.parse('{"desired":null,"reported":{"a":{"b":1,"c":[1,2],"d":{}},"e":null,"__proto__":{"x":true}}}');
+    const leaves = patchLeaves(update);
+    expect(leaves).toEqual([
+      { desired: null },
+      { reported: { a: { b: 1 } } }, { reported: { a: { c: [1, 2] } } }, { reported: { a: { d: {} } } },
+      { reported: { e: null } }, JSON.parse('{"reported":{"__proto__":{"x":true}}}'),
+    ]);
+    expect(leaves.reduce(combinePatches, {})).toEqual(update);
+    expect(Object.getPrototypeOf(leaves[5].reported)).toBe(Object.prototype);
   });
 });

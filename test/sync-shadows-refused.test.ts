@@ -135,6 +135,37 @@ describe('shadow sync when a side refuses an update for good', () => {
     expect(await get(gateway.mqttUrl)).toEqual(await get(cloudUrl()));
   }, 60_000);
 
+  it('sends the keys the cloud takes from an update it refused, and sets aside only the keys it refuses', async () => {
+    await update(gateway.mqttUrl, { reported: { temp: 21, log: 'fits', mode: null } });
+    await eventually(async () => (await shadowStatus()).lastError === null && (await get(cloudUrl()))?.reported?.log === 'fits', 10_000, 100);
+    const before = sent.length;
+    // One report of the device, three keys: the log is too large for the cloud, the others are not.
+    const log = 'z'.repeat(9000);
+    await update(gateway.mqttUrl, { reported: { temp: 30, log, mode: { state: 'run', since: 5 } } });
+    await eventually(async () => (await get(cloudUrl()))?.reported?.mode?.since === 5, 10_000, 100)
+      .catch(async (error) => {
+        throw new Error(`${error.message}: cloud ${JSON.stringify(await get(cloudUrl()))?.slice(0, 200)}, last error ${(await shadowStatus()).lastError}`);
+      });
+    expect((await get(cloudUrl()))?.reported).toEqual({ temp: 30, log: 'fits', mode: { state: 'run', since: 5 } });
+    const refused = await eventually(async () => {
+      const shadow = await shadowStatus();
+      return shadow.refusedChanges.length > 0 && shadow;
+    }, 10_000, 100);
+    expect(refused.refusedChanges).toEqual(['reported.log']);
+    const setAside = gateway.logs.filter((line: any) => line.msg?.startsWith('the cloud refused these changes of the device for good'));
+    expect(setAside.at(-1).keys).toEqual(['reported.log']);
+    // the whole update, refused; then halves of it, down to the log alone (a bounded number of updates)
+    const attempts = sent.slice(before).map((request) => request.state);
+    expect(attempts[0]).toEqual({ reported: { temp: 30, log, mode: { state: 'run', since: 5 } } });
+    expect(attempts.length).toBeLessThanOrEqual(8);
+
+    // the refused log waits for the device's next value of it, which goes once it fits
+    await update(gateway.mqttUrl, { reported: { log: 'fits again' } });
+    await eventually(async () => (await shadowStatus()).refusedChanges.length === 0, 10_000, 100);
+    await eventually(async () => (await get(cloudUrl()))?.reported?.log === 'fits again', 10_000, 100);
+    expect(await get(gateway.mqttUrl)).toEqual(await get(cloudUrl()));
+  }, 60_000);
+
   it('still sends the device\'s changes up when the device\'s shadow refuses the cloud\'s', async () => {
     // a gateway whose shadows take 1 KiB only
     const VALVE = '$aws/things/valve/shadow';
@@ -150,15 +181,18 @@ describe('shadow sync when a side refuses an update for good', () => {
       await update(small.mqttUrl, { reported: { open: false } }, VALVE);
       await eventually(async () => (await get(cloudUrl(), VALVE))?.reported?.open === false, 10_000, 100);
       const program = 'p'.repeat(2000);
-      await update(cloudUrl(), { desired: { program } }, VALVE);
+      // with a key the device's shadow takes: that one reaches the device
+      await update(cloudUrl(), { desired: { program, mode: 'auto' } }, VALVE);
       expect(await eventually(() => loggedRefusal(small, 'local'), 10_000, 100))
         .toMatch(/^the local shadow refused the update: 413 The payload exceeds the maximum size allowed/);
+      await eventually(async () => (await get(small.mqttUrl, VALVE))?.desired?.mode === 'auto', 10_000, 100);
 
       await update(small.mqttUrl, { reported: { open: true } }, VALVE);
       await eventually(async () => (await get(cloudUrl(), VALVE))?.reported?.open === true, 10_000, 100);
       // the cloud's change is still the cloud's: set aside for the device, not taken back
-      expect((await get(cloudUrl(), VALVE))?.desired).toEqual({ program });
-      expect(await get(small.mqttUrl, VALVE)).toEqual({ reported: { open: true } });
+      expect((await get(cloudUrl(), VALVE))?.desired).toEqual({ program, mode: 'auto' });
+      expect(await get(small.mqttUrl, VALVE)).toEqual({ desired: { mode: 'auto' }, reported: { open: true }, delta: { mode: 'auto' } });
+      expect(await shadowStatus(small)).toMatchObject({ refusedByDevice: ['desired.program'] });
 
       await update(cloudUrl(), { desired: { program: 'short' } }, VALVE);
       await eventually(async () => (await get(small.mqttUrl, VALVE))?.desired?.program === 'short', 10_000, 100);

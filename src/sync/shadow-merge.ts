@@ -129,6 +129,30 @@ function combineValues(earlier: Json | undefined, later: Json): Json {
   return combined;
 }
 
+/**
+ * An update as updates of one key each, the deepest it names (`{"reported":{"a":{"b":1,"c":2}}}`:
+ * `a.b` and `a.c`): applied in any order, or a subset of them combined (combinePatches), they set
+ * what the whole sets. Arrays, scalars, removals (null) and empty objects are one key each.
+ */
+export function patchLeaves(update: StatePatch): StatePatch[] {
+  const leaves: StatePatch[] = [];
+  for (const name of ['desired', 'reported'] as const) {
+    const value = update[name];
+    if (value === undefined) continue;
+    for (const leaf of valueLeaves(value)) leaves.push({ [name]: leaf } as StatePatch);
+  }
+  return leaves;
+}
+
+function valueLeaves(value: Json): Json[] {
+  if (!isObject(value) || Object.keys(value).length === 0) return [value];
+  return Object.entries(value).flatMap(([key, inner]) => valueLeaves(inner).map((leaf) => {
+    const single: JsonObject = {};
+    setKey(single, key, leaf);
+    return single;
+  }));
+}
+
 /** The keys an update sets or removes, as dotted paths ("reported.log"), for the log and the status. */
 export function patchPaths(patch: StatePatch | JsonObject, prefix = ''): string[] {
   return Object.entries(patch).flatMap(([key, value]) => (isObject(value ?? null) && Object.keys(value as JsonObject).length > 0

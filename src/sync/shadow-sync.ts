@@ -8,7 +8,7 @@ import type { BusMessage, LocalBus } from '../bus.js';
 import type { Store } from '../store/store.js';
 import type { JsonObject, ShadowState } from '../shadows/document.js';
 import type { CloudConfig, ShadowRule } from './config.js';
-import { combinePatches, isEmptyState, patchPaths, planSync, withoutRefused, type StatePatch } from './shadow-merge.js';
+import { combinePatches, isEmptyState, patchLeaves, patchPaths, planSync, withoutRefused, type StatePatch } from './shadow-merge.js';
 
 const REQUEST_TIMEOUT_MS = 10_000;
 /** A sync that failed while online is tried again after at least this long, the waits growing (see Backoff). */
@@ -21,6 +21,12 @@ const RETRY_MIN_MS = 5_000;
 const CLOUD_MAX_IN_FLIGHT = 10;
 /** Version conflicts (409) in a row before a sync gives up until the next change or retry. */
 const MAX_CONFLICTS = 3;
+/**
+ * Updates one write may make to find which keys of an update refused for its content the side
+ * takes (writeInParts): ~2·log2(n)+1 for one refused key among n, so one among 64 is found; beyond
+ * this, what is left unresolved is set aside together.
+ */
+const MAX_PART_WRITES = 16;
 
 interface ShadowResponse { outcome: 'accepted' | 'rejected'; body: Record<string, any> }
 /** A side's shadow: its state, and its version unless it does not exist (404). */
@@ -38,8 +44,12 @@ type Operation = 'get' | 'update' | 'delete';
  * an update instead of retrying it.
  */
 class UpdateRefused extends Error {
-  /** `ofContent`: the document is refused (CONTENT_REFUSALS, or too large to send), not the gateway (401, 403: a policy). */
-  constructor(message: string, readonly ofContent: boolean) {
+  /**
+   * `ofContent`: the document is refused (CONTENT_REFUSALS, or too large to send), not the gateway
+   * (401, 403: a policy). `refusedPart`: what of the update was refused for its content, when the
+   * rest was taken (writeInParts); the whole update otherwise.
+   */
+  constructor(message: string, readonly ofContent: boolean, readonly refusedPart?: StatePatch) {
     super(message);
   }
 }
@@ -449,11 +459,11 @@ export class ShadowSync {
     let refusedLocally: UpdateRefused | undefined;
     if (plan.local) {
       try {
-        if (!(await write(this.local, rule, plan.local, local.version))) return false;
+        if (!(await writeInParts(this.local, rule, plan.local, local.version))) return false;
       } catch (error) {
         if (!(error instanceof UpdateRefused)) throw error;
         refusedLocally = error;
-        if (error.ofContent) await this.setAside(rule, kept, 'device', plan.local, error);
+        if (error.ofContent) await this.setAside(rule, kept, 'device', error.refusedPart ?? plan.local, error);
       }
     }
     if (plan.local && plan.cloud && !refusedLocally) {
@@ -467,9 +477,9 @@ export class ShadowSync {
     }
     if (plan.cloud) {
       try {
-        if (!(await write(cloudChannel, rule, plan.cloud, cloud.version))) return false;
+        if (!(await writeInParts(cloudChannel, rule, plan.cloud, cloud.version))) return false;
       } catch (error) {
-        if (error instanceof UpdateRefused && error.ofContent) await this.setAside(rule, kept, 'cloud', plan.cloud, error);
+        if (error instanceof UpdateRefused && error.ofContent) await this.setAside(rule, kept, 'cloud', error.refusedPart ?? plan.cloud, error);
         throw error;
       }
     }
@@ -528,12 +538,48 @@ async function read(channel: ShadowChannel, rule: ShadowRule): Promise<ShadowSid
   return { state: { ...(desired ? { desired } : {}), ...(reported ? { reported } : {}) }, version: response.body.version as number };
 }
 
-/** Writes the patch with the version read; false on 409 (version conflict). */
-async function write(channel: ShadowChannel, rule: ShadowRule, state: StatePatch, version: number | undefined): Promise<boolean> {
+/** Writes the patch with the version read; its new version, or false on 409 (version conflict). */
+async function write(channel: ShadowChannel, rule: ShadowRule, state: StatePatch, version: number | undefined): Promise<number | undefined | false> {
   const response = await channel.request(rule, 'update', { state, ...(version === undefined ? {} : { version }) });
-  if (response.outcome === 'accepted') return true;
+  if (response.outcome === 'accepted') return typeof response.body.version === 'number' ? response.body.version : undefined;
   if (response.body.code === 409) return false;
   throw refusal(channel, 'update', response.body);
+}
+
+/**
+ * Writes the patch; refused for its content, writes it again in halves, and the halves of a half
+ * refused, down to single keys (patchLeaves), each with the version the last accepted one gave: the
+ * keys the side takes get there, and only the refused ones are set aside (thrown as the refusal's
+ * `refusedPart`), not a harmless key sent along with them (a temperature reported with a log the
+ * cloud finds too large). At most MAX_PART_WRITES updates in all. False on a version conflict:
+ * the parts written are in the side's shadow, and the next read sees them as agreed.
+ */
+async function writeInParts(channel: ShadowChannel, rule: ShadowRule, update: StatePatch, version: number | undefined): Promise<boolean> {
+  let writes = 0;
+  let expected = version;
+  const refused: StatePatch[] = [];
+  let firstRefusal: UpdateRefused | undefined;
+  const attempt = async (leaves: StatePatch[]): Promise<boolean> => {
+    writes++;
+    try {
+      const written = await write(channel, rule, leaves.reduce(combinePatches, {}), expected);
+      if (written === false) return false;
+      expected = written;
+      return true;
+    } catch (error) {
+      if (!(error instanceof UpdateRefused) || !error.ofContent) throw error;
+      firstRefusal ??= error;
+      if (leaves.length === 1 || writes + 2 > MAX_PART_WRITES) {
+        refused.push(...leaves);
+        return true;
+      }
+      const half = Math.ceil(leaves.length / 2);
+      return await attempt(leaves.slice(0, half)) && await attempt(leaves.slice(half));
+    }
+  };
+  if (!(await attempt(patchLeaves(update)))) return false;
+  if (!firstRefusal) return true;
+  throw new UpdateRefused(firstRefusal.message, true, refused.reduce(combinePatches, {}));
 }
 
 /**

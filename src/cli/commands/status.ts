@@ -41,15 +41,16 @@ export function registerStatus(program: Command, cli: CliContext): void {
 
 /**
  * A service's figures as `--json` has them, on one line: its own values, then each group of counts
- * (dropped, refused, …) with only the counts that are not zero.
+ * (dropped, refused, environments, …) unless all its counts are zero, in which case it says nothing;
+ * a group shown is shown whole, so that `warm 0` beside `max 16` is read, not guessed.
  */
 function serviceFigures(service: Record<string, unknown>): string {
   const parts: string[] = [];
   for (const [key, value] of Object.entries(service)) {
     if (key === 'ok') continue;
     if (value !== null && typeof value === 'object') {
-      const counts = Object.entries(value).filter(([, count]) => count !== 0).map(([name, count]) => `${name} ${String(count)}`);
-      if (counts.length > 0) parts.push(`${key}: ${counts.join(', ')}`);
+      const counts = Object.entries(value);
+      if (counts.some(([, count]) => count !== 0)) parts.push(`${key}: ${counts.map(([name, count]) => `${name} ${String(count)}`).join(', ')}`);
     } else {
       parts.push(`${key} ${String(value)}`);
     }
