@@ -28,6 +28,7 @@ import { registerBrokerAdminRoutes } from './admin-routes.js';
 import { bindPolicy, mayPublish } from './policy.js';
 import { SessionExpiry } from './session-expiry.js';
 import { sessionsOfThing } from './thing-sessions.js';
+import { StorageFailures } from './handlers/storage-failures.js';
 
 export interface ConnectedClient {
   id: string;
@@ -132,8 +133,10 @@ export class BrokerService implements Service, LocalBus {
     // of wills, a subscription lookup): logged, as an emitter's 'error' without a listener would end the daemon
     // (aedes' typings leave the event out)
     (this.broker as unknown as EventEmitter).on('error', (error: Error) => this.log.error({ err: error }, 'broker persistence failed'));
+    const storageFailures = new StorageFailures(this.log, () => this.metrics.refused.storage_failed++);
     this.broker.on('clientError', (client: Client, error: Error) => {
-      // aedes' refusal of one connection's (a message, no class), or the persistence's of a session's
+      if (storageFailures.closedBy(client.id, error)) return;
+      // aedes' refusal of one connection's (a message, no class)
       if (error instanceof AwaitingRelLimitError || error.message.startsWith('maxInflightInbound exceeded')) this.metrics.refused.awaiting_rel_limit++;
       this.log.debug({ clientId: client.id, err: error.message }, 'client error');
     });

@@ -15,6 +15,7 @@ import { DISCARDED_BODY_BYTES } from '../http/body.js';
 import { closeServer, closeConnectionsCleanly, CONNECTIONS_CHECKING_INTERVAL_MS, limitConnections } from '../http/server.js';
 import type { Operation, OperationContext, S3Request } from './operations/context.js';
 import { readTlsFiles } from '../tls-files.js';
+import { isDiskFull } from '../store/storage-errors.js';
 
 /** The S3 API on its own port: addressing, authentication, routing to one operation, errors as S3 renders them. */
 export class S3Server {
@@ -277,15 +278,12 @@ async function discardSmallBody(req: IncomingMessage): Promise<boolean> {
   });
 }
 
-/** A file system's (ENOSPC; EDQUOT: the user's quota) or SQLite's (SQLITE_FULL) word for a full disk. */
-const DISK_FULL = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
-
 function toS3Error(error: unknown): S3Error {
   if (error instanceof S3Error) return error;
   if (error instanceof AuthError) return new S3Error(error.code, error.status, error.message, error.details);
   const code = (error as NodeJS.ErrnoException).code;
   // the client went away mid-body, or sent less than it announced
   if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (error as Error)?.message === 'aborted') return errors.incompleteBody();
-  if (code !== undefined && DISK_FULL.has(code)) return errors.insufficientStorage();
+  if (isDiskFull(error)) return errors.insufficientStorage();
   return errors.internalError();
 }
