@@ -9,6 +9,7 @@ import { AdminError, type AdminRouter } from './router.js';
 import type { Listener } from '../service.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeConnectionsCleanly, limitConnections, requestUrl } from '../http/server.js';
 import { inexactIntegers } from '../json-integers.js';
+import { isDiskFull } from '../store/storage-errors.js';
 
 // A synchronous invoke carries up to 6 MB of payload, plus the request around it.
 const MAX_BODY_BYTES = 7 * 1024 * 1024;
@@ -93,6 +94,10 @@ export class AdminServer {
     } catch (error) {
       if (error instanceof AdminError) {
         send(res, error.status, { error: error.message });
+      } else if (isDiskFull(error)) {
+        // nothing of the request was kept (the store's transactions and staged files are undone); the operator frees space
+        this.log.error({ err: error, url: req.url }, "admin request failed: the gateway's disk is full");
+        send(res, 507, { error: `the gateway's disk is full, nothing was changed: ${(error as Error).message}` });
       } else {
         this.log.error({ err: error, url: req.url }, 'admin request failed');
         send(res, 500, { error: `internal error: ${(error as Error).message}` });

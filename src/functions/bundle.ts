@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { makeDirectories, syncPath } from '../store/durable-directories.js';
 import { apiErrors } from './errors.js';
@@ -59,8 +59,20 @@ export async function stageCode(spec: FunctionSpec, codeDir: string, dataDir: st
     return { hash: digest, dir, created: true };
   } catch (error) {
     await rm(staging, { recursive: true, force: true });
+    await removeIfEmpty(root);
     throw error;
   }
+}
+
+/** Removes a staged version's code again (a failed deploy), and its function's directory if that was all it held (a new function's). */
+export async function unstageCode(staged: StagedCode): Promise<void> {
+  await rm(staged.dir, { recursive: true, force: true });
+  await removeIfEmpty(dirname(staged.dir));
+}
+
+async function removeIfEmpty(dir: string): Promise<void> {
+  // ENOTEMPTY: the function's other versions are there
+  await rmdir(dir).catch(() => undefined);
 }
 
 /**

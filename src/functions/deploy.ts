@@ -1,7 +1,7 @@
 import { lstat, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import type { GroupCommit } from '../store/group-commit.js';
-import { checkCodeDir, MAX_CODE_BYTES, MAX_FILES, stageCode, type StagedCode } from './bundle.js';
+import { checkCodeDir, MAX_CODE_BYTES, MAX_FILES, stageCode, unstageCode, type StagedCode } from './bundle.js';
 import { apiErrors } from './errors.js';
 import { InitError } from './runtime/node-worker.js';
 import { checkCron } from './schedules.js';
@@ -82,7 +82,7 @@ async function deployDirectory(path: string, steps: DeploySteps, shownAs = path)
     });
     return { outcomes, versions };
   } catch (error) {
-    await Promise.all(candidates.filter(({ staged }) => staged.created).map(({ staged }) => rm(staged.dir, { recursive: true, force: true })));
+    await Promise.all(candidates.filter(({ staged }) => staged.created).map(({ staged }) => unstageCode(staged)));
     throw error;
   }
 }

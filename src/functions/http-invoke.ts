@@ -9,6 +9,7 @@ import { apiErrors, FunctionApiError } from './errors.js';
 import { MAX_ASYNC_PAYLOAD, MAX_SYNC_PAYLOAD, type FunctionService } from './function-service.js';
 import { invokeEvent, isJson } from './json.js';
 import { checkedFunctionName } from './function-name.js';
+import { isDiskFull } from '../store/storage-errors.js';
 
 /**
  * Lambda's Invoke operation on the HTTP port, so `@aws-sdk/client-lambda` and `aws lambda invoke`
@@ -23,7 +24,8 @@ export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: 
       const apiError = error instanceof FunctionApiError ? error
         : error instanceof DataPlaneAuthError ? authError(error)
           : error instanceof BodyTooLargeError ? bodyTooLarge(req)
-            : new FunctionApiError(500, 'ServiceException', 'Internal error');
+            : isDiskFull(error) ? new FunctionApiError(500, 'ServiceException', `Internal error: the gateway's disk is full (${(error as Error).message})`)
+              : new FunctionApiError(500, 'ServiceException', 'Internal error');
       if (apiError.status >= 500) log.error({ err: error, function: params.name }, 'Lambda Invoke failed');
       sendError(res, apiError);
     }));
