@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -87,6 +87,31 @@ describe.skipIf(!mountable)('objects with a full data directory (tmpfs)', () => 
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: refusedKey, Body: Buffer.from('now') }));
     expect((await contentOf(s3, refusedKey)).toString()).toBe('now');
   }, 120_000);
+
+  it('makes objects of the files written into the share while the database could not grow, once space returns', async () => {
+    const inbox = join(dataMount!, 'data', 'share', BUCKET, 'inbox');
+    mkdirSync(inbox);
+    // room for the files themselves, then none: their objects cannot be committed
+    const roomForFiles = fillLeaving(dataMount!, 256 * 1024);
+    const names = Array.from({ length: 5 }, (_, i) => `reading-${i}.csv`);
+    for (const name of names) writeFileSync(join(inbox, name), `t,${name}\n`);
+    mkdirSync(join(dataMount!, 'more'));
+    const full = fillLeaving(join(dataMount!, 'more'), 0);
+    const refusals = () => daemon.logs.filter((entry) => entry.msg?.startsWith('file share: files cannot become objects while the disk refuses writes'));
+    await eventually(() => refusals().length > 0, 15_000, 100);
+    expect(refusals()).toHaveLength(1);
+    expect(refusals()[0].err.code).toBe('SQLITE_FULL');
+    const listInbox = async () => (await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'inbox/' }))).Contents?.map((object) => object.Key) ?? [];
+    expect(await listInbox()).toEqual([]);
+
+    // no event comes for these files again: the share tries them again by itself
+    rmSync(full);
+    rmSync(roomForFiles);
+    await eventually(async () => (await listInbox()).length === names.length, 30_000, 250);
+    expect((await listInbox()).sort()).toEqual(names.map((name) => `inbox/${name}`).sort());
+    expect((await contentOf(s3, 'inbox/reading-3.csv')).toString()).toBe('t,reading-3.csv\n');
+    expect(daemon.logs.some((entry) => entry.msg === 'file share: the files the disk refused have become objects (or are gone)')).toBe(true);
+  }, 60_000);
 });
 
 describe.skipIf(!mountable)('objects with a full file share (tmpfs share root)', () => {

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { boardBenchConfig, REPO_ROOT } from './brokers.mjs';
 import { tail, track } from './proc.mjs';
@@ -40,9 +40,12 @@ export function adminRequest(socketPath, method, path, body, timeoutMs = 30000) 
  * script (e.g. --cpu-prof). NODE_OPTIONS is cleared so the bench's own flags
  * don't leak into the daemon. With `board` (loadBoardProfile), the daemon runs as
  * that profile sets it up: its NODE_OPTIONS, node flags, environment, and `config`
- * over the profile's config section.
+ * over the profile's config section. The daemon runs in `dir`, so that what node flags write
+ * into the working directory (--perf-prof's jit-*.dump, a --cpu-prof without a directory) goes
+ * with the bench's temporary files, not into the repository.
  */
-export async function spawnOutpostd({ dir, config, nodeArgs = [], board = null, dist = join(REPO_ROOT, 'dist'), timeoutMs = 30000 }) {
+export async function spawnOutpostd({ dir: given, config, nodeArgs = [], board = null, dist = join(REPO_ROOT, 'dist'), timeoutMs = 30000 }) {
+  const dir = resolve(given);
   const configFile = join(dir, 'outpost.yaml');
   writeFileSync(configFile, `${JSON.stringify(boardBenchConfig(board, config), null, 2)}\n`);
   const dataDir = join(dir, 'data');
@@ -54,8 +57,8 @@ export async function spawnOutpostd({ dir, config, nodeArgs = [], board = null, 
     if (board.nodeOptions.length) env.NODE_OPTIONS = board.nodeOptions.join(' ');
   }
   // tracked: killed when the bench exits, also on an uncaught error (installExitHooks)
-  const child = track(spawn(process.execPath, [...(board?.nodeArgs ?? []), ...nodeArgs, join(dist, 'bin', 'outpostd.js'), '--config', configFile, '--data-dir', dataDir],
-    { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: REPO_ROOT }));
+  const child = track(spawn(process.execPath, [...(board?.nodeArgs ?? []), ...nodeArgs, join(resolve(dist), 'bin', 'outpostd.js'), '--config', configFile, '--data-dir', dataDir],
+    { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: dir }));
   const logs = [tail(child.stdout), tail(child.stderr)];
   let exited = null;
   child.once('exit', (code, signal) => { exited = signal ?? `code ${code}`; });

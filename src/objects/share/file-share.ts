@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { FileChangedError, type ChangeOrigin, type ListResult, type ObjectStore } from '../object-store.js';
 import { sharePath } from '../names.js';
 import { MAX_TIMER_MS, steadyNow } from '../../steady-clock.js';
+import { isStorageFailure } from '../../store/storage-errors.js';
 import type { ShareConfig } from './config.js';
 
 /** The principal of the events of files written or deleted by local programs. */
@@ -20,6 +21,9 @@ const INDEX_PAGE = 1000;
 const TIME_SLACK_MS = 2000;
 // Changed paths waiting to be looked at (~250 bytes each). Past it they are dropped and the whole share is scanned, which finds them all.
 const MAX_DIRTY_PATHS = 16384;
+// A file whose import the disk refused (full, failing) is looked at again after settleMs, then
+// twice as long each time, up to this: a disk that stays full costs a read of each such file a minute.
+const STORAGE_RETRY_MAX_MS = 60_000;
 // Tops of unwatched subtrees, scanned every scanIntervalMs. Past it every bucket is scanned that often, until the next full scan.
 const MAX_UNWATCHED_TREES = 1024;
 // Dirty paths looked at in one turn of the event loop.
@@ -100,6 +104,8 @@ export class FileShare {
   private working: Promise<void> | undefined;
   private stopped = false;
   private readonly reported = new Set<string>();
+  /** Files whose import the disk refused, with how many times in a row (bounded as the dirty paths are). */
+  private readonly storageRefusals = new Map<string, number>();
   private readonly watched = new Map<string, WatchedDirectory>();
   private readonly unwatchedTrees = new Map<string, UnwatchedTree>();
   /** Past MAX_UNWATCHED_TREES: the periodic scan walks every bucket until the next full scan. */
@@ -451,6 +457,7 @@ export class FileShare {
       await this.forgetTree(bucket, `${key}/`);
     }
     if (!found) {
+      this.refusalOver(path);
       await this.forget(bucket, key);
     } else if (found.isDirectory()) {
       if (look.replaced) {
@@ -502,11 +509,34 @@ export class FileShare {
     try {
       const object = await this.objects.importFile(bucket, key, file, this.origin());
       if (object) this.log.debug({ bucket, key, size: object.size }, 'file share: file adopted as an object');
+      this.refusalOver(path);
     } catch (error) {
       // written to again while it was read: looked at again once it settles
       if (error instanceof FileChangedError) this.markDirty(path, bucket, key, steadyNow() + this.config.settleMs);
+      else if (isStorageFailure(error)) this.refusedByStorage(path, bucket, key, error);
       else if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.reportOnce(path, error, 'file share: file cannot become an object');
     }
+  }
+
+  /**
+   * The disk refused an import (a full disk: the file was written, its object could not be): the
+   * file is looked at again later, as no event will come for it once space returns. Said once per
+   * spell of refusals, not per file.
+   */
+  private refusedByStorage(path: string, bucket: string, key: string, error: unknown): void {
+    if (this.storageRefusals.size === 0) {
+      this.log.error({ path, err: error }, 'file share: files cannot become objects while the disk refuses writes; they are tried again, waits growing to a minute');
+    }
+    const refusals = (this.storageRefusals.get(path) ?? 0) + 1;
+    if (this.storageRefusals.size >= MAX_DIRTY_PATHS) this.storageRefusals.clear();
+    this.storageRefusals.set(path, refusals);
+    this.markDirty(path, bucket, key, steadyNow() + Math.min(STORAGE_RETRY_MAX_MS, this.config.settleMs * 2 ** (refusals - 1)));
+  }
+
+  /** A file the disk refused has become an object, or is gone. */
+  private refusalOver(path: string): void {
+    if (!this.storageRefusals.delete(path)) return;
+    if (this.storageRefusals.size === 0) this.log.info('file share: the files the disk refused have become objects (or are gone)');
   }
 
   private addUnwatchedTree(dir: string, tree: UnwatchedTree): void {
