@@ -7,7 +7,7 @@ import { makeDirectoriesSync } from './store/durable-directories.js';
 import type { LoadedConfig } from './config/load.js';
 import { Store } from './store/store.js';
 import { DataDirLock } from './store/data-dir-lock.js';
-import { createMetricsRegistry } from './metrics/registry.js';
+import { createMetricsRegistry, freeBytes } from './metrics/registry.js';
 import { AdminRouter } from './admin/router.js';
 import { AdminServer } from './admin/server.js';
 import { HttpServer, sendJson } from './http/server.js';
@@ -148,6 +148,8 @@ export class Daemon {
       dataDir: this.loaded.dataDir,
       config: this.loaded.source ?? 'embedded defaults',
       dbSizeBytes: this.store.sizeBytes(),
+      // what the store, queues and small objects may still take (null while it cannot be told)
+      dataDirFreeBytes: nullIfNaN(freeBytes(this.loaded.dataDir)),
       services: Object.fromEntries(this.services.map((service) => [service.name, { ...service.health(), ...service.status?.() }])),
       listeners: this.listeners(),
     };
@@ -172,3 +174,5 @@ export class Daemon {
     });
   }
 }
+
+const nullIfNaN = (value: number): number | null => (Number.isNaN(value) ? null : value);

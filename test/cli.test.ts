@@ -41,6 +41,9 @@ describe('outpost admin CLI', () => {
     expect(json.listeners.find((l: any) => l.name === 'http').port).toBe(daemon.port('http'));
     expect(json.rssBytes).toBeGreaterThan(0);
     expect(json.dbSizeBytes).toBeGreaterThan(0);
+    // the space left where the store is: what an unattended gateway runs out of
+    expect(json.dataDirFreeBytes).toBeGreaterThan(0);
+    expect(table.stdout).toMatch(/^database: +[\d.]+ \S+ in \S+ \([\d.]+ \S+ free\)$/m);
   });
 
   it('manages things and policies', async () => {

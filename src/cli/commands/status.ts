@@ -11,13 +11,14 @@ interface StatusBody {
   dataDir: string;
   config: string;
   dbSizeBytes: number;
+  dataDirFreeBytes: number | null;
   services: Record<string, { ok: boolean; detail?: string; connectedClients?: number; queued?: { sessions: number; messages: number }; [counter: string]: unknown }>;
   listeners: Array<{ name: string; protocol: string; host: string; port: number }>;
 }
 
 export function registerStatus(program: Command, cli: CliContext): void {
   program.command('status')
-    .description('version, uptime, memory, services, listeners and their ports, connected clients, database size')
+    .description('version, uptime, memory, services, listeners and their ports, connected clients, database size and the space left on its disk')
     .action(async (_options, command: Command) => {
       const status = await cli.call<StatusBody>(command, 'GET', '/v1/status');
       cli.print(command, status, () => {
@@ -25,7 +26,7 @@ export function registerStatus(program: Command, cli: CliContext): void {
         const lines = [
           `outpostd ${status.version} (pid ${status.pid}) ${status.state}, up ${formatDuration(status.uptimeSeconds)}`,
           `memory:    ${formatBytes(status.rssBytes)} RSS`,
-          `database:  ${formatBytes(status.dbSizeBytes)} in ${status.dataDir}`,
+          `database:  ${formatBytes(status.dbSizeBytes)} in ${status.dataDir}${status.dataDirFreeBytes === null ? '' : ` (${formatBytes(status.dataDirFreeBytes)} free)`}`,
           `config:    ${status.config}`,
           `clients:   ${broker?.connectedClients ?? 0} connected; ${broker?.queued?.messages ?? 0} messages queued for ${broker?.queued?.sessions ?? 0} persistent sessions`,
           '',
