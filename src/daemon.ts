@@ -1,6 +1,5 @@
 import './log/quiet-debug.js';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { makeDirectoriesSync } from './store/durable-directories.js';
@@ -23,8 +22,7 @@ import { registerAccessKeyAdminRoutes } from './auth/admin-routes.js';
 import { DataPlaneAuth } from './http/data-plane-auth.js';
 import { registerDataPlanePublish } from './broker/data-plane-publish.js';
 import type { Listener, Service, ServiceContext } from './service.js';
-
-export const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+import { VERSION } from './version.js';
 
 type State = 'starting' | 'running' | 'stopping' | 'stopped';
 

@@ -12,7 +12,7 @@ import { registerObjects } from '../cli/commands/objects.js';
 import { registerS3Keys } from '../cli/commands/s3-keys.js';
 import { registerSync } from '../cli/commands/sync.js';
 import { registerDevices } from '../cli/commands/devices.js';
-import { VERSION } from '../daemon.js';
+import { VERSION } from '../version.js';
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;

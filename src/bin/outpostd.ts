@@ -2,7 +2,8 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, printableConfig } from '../config/load.js';
 import { createLogger } from '../log/logger.js';
-import { Daemon, VERSION } from '../daemon.js';
+import { Daemon } from '../daemon.js';
+import { VERSION } from '../version.js';
 
 const STOP_DEADLINE_MS = 5000;
 

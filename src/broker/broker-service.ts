@@ -29,6 +29,7 @@ import { bindPolicy, mayPublish } from './policy.js';
 import { SessionExpiry } from './session-expiry.js';
 import { sessionsOfThing } from './thing-sessions.js';
 import { StorageFailures } from './handlers/storage-failures.js';
+import { SystemTopics } from './handlers/sys-topics.js';
 
 export interface ConnectedClient {
   id: string;
@@ -55,6 +56,7 @@ export class BrokerService implements Service, LocalBus {
   private readonly log: Logger;
   private readonly expiry: SessionExpiry;
   private broker: Aedes | undefined;
+  private systemTopics: SystemTopics | undefined;
   /** The daemon's own publishes in flight, by brokerCounter, with a durable subscriber's refusal if any. */
   private readonly ownPublishRefusals = new Map<number, Error | undefined>();
 
@@ -151,11 +153,23 @@ export class BrokerService implements Service, LocalBus {
       this.log.warn({ clientIds: wills.dropped }, 'dropped wills of clients cut off by the previous run that the configuration no longer allows');
     }
     this.expiry.start();
+    const metrics = this.metrics;
+    this.systemTopics = new SystemTopics(this.broker, {
+      connectedClients: () => this.listenersSet.connections(),
+      messagesReceived: () => metrics.messagesIn,
+      messagesSent: () => metrics.messagesOut,
+      messagesDropped: () => Object.values(metrics.dropped).reduce((sum, count) => sum + count, 0),
+      bytesReceived: () => this.listenersSet.bytesIn(),
+      bytesSent: () => this.listenersSet.bytesOut(),
+      retainedMessages: () => this.persistence.retainedMessages,
+    }, mqtt.sysIntervalSeconds * 1000);
+    this.systemTopics.start();
     await this.listenersSet.start();
   }
 
   async stop(): Promise<void> {
     this.expiry.stop();
+    this.systemTopics?.stop();
     const listenersClosed = this.listenersSet.stop();
     const broker = this.broker;
     this.broker = undefined;

@@ -162,6 +162,11 @@ const mqttSchema = () => z.strictObject({
    * A retained publish beyond it is not retained and removes the topic's previous one (counted).
    */
   maxRetainedBytes: positiveInt(64 * 1024 * 1024, 'bytes ≥ 1'),
+  /**
+   * Seconds between updates of the broker's `$SYS/broker/…` topics (Mosquitto's sys_interval: 10);
+   * 0: none are published.
+   */
+  sysIntervalSeconds: range('expected seconds ≥ 0', 0, 86400).default(10),
   tls: tlsSchema().default({}),
   ws: z.strictObject({
     enabled: bool(false),

@@ -19,6 +19,7 @@ import { wasRefused } from '../refused-subscriptions.js';
 export type { Packet } from './packet-codec.js';
 
 export type DropReason = 'queue-full' | 'retained-limit';
+const SYSTEM_PREFIX = '$SYS/';
 
 export interface SqlitePersistenceOptions {
   store: Store;
@@ -221,6 +222,8 @@ export class SqlitePersistence {
   private volatileIncomingBytes = 0;
   private readonly willClients = new Set<string>();
   private retainedCount = 0;
+  /** `$SYS/…` retained messages, in memory only (keepSystemRetained). */
+  private readonly systemRetained = new Map<string, Packet>();
   private retainedBytes = 0;
 
   private readonly pendingWrites = new Map<string, number>();
@@ -310,6 +313,7 @@ export class SqlitePersistence {
   async storeRetained(packet: Packet): Promise<void> {
     const topic = packet.topic;
     if (topic === undefined) throw new TypeError('retained packet without a topic');
+    if (topic.startsWith(SYSTEM_PREFIX)) return this.keepSystemRetained(topic, packet);
     // MQTT-3.3.1-10, MQTT-3.3.1-11: an empty retained payload removes the retained message and is not stored.
     if (packet.payload === undefined || packet.payload.length === 0) {
       await this.durable([], () => this.deleteRetained(topic));
@@ -339,6 +343,16 @@ export class SqlitePersistence {
     if (!stored) this.onDrop?.('retained-limit');
   }
 
+  /**
+   * The broker's own figures (`$SYS/broker/…`, published every mqtt.sysIntervalSeconds) are retained
+   * in memory only, as Mosquitto keeps them: rewritten every few seconds, on disk they would wear an
+   * SD card for figures that mean nothing after a restart. Only the daemon publishes there (topic.ts).
+   */
+  private keepSystemRetained(topic: string, packet: Packet): void {
+    if (packet.payload === undefined || packet.payload.length === 0) this.systemRetained.delete(topic);
+    else this.systemRetained.set(topic, { ...packet, payload: Buffer.from(packet.payload) });
+  }
+
   private deleteRetained(topic: string): void {
     const previous = this.statements.retainedBytes.get(topic);
     if (previous === undefined) return;
@@ -347,14 +361,29 @@ export class SqlitePersistence {
     this.retainedBytes -= previous;
   }
 
+  /** Retained messages kept on disk (not counting the broker's own `$SYS/…` ones). */
+  get retainedMessages(): number {
+    return this.retainedCount;
+  }
+
   createRetainedStream(pattern: string): Readable {
     return this.createRetainedStreamCombi([pattern]);
   }
 
   createRetainedStreamCombi(patterns: readonly string[]): Readable {
     // aedes asks on every SUBSCRIBE, clean sessions included.
-    if (this.retainedCount === 0) return Readable.from([]);
-    return Readable.from(this.retainedMatching(patterns));
+    const system = patterns.some((pattern) => pattern.startsWith(SYSTEM_PREFIX)) ? this.systemRetainedMatching(patterns) : [];
+    if (this.retainedCount === 0) return Readable.from(system);
+    return Readable.from(system.length === 0 ? this.retainedMatching(patterns) : (function* (stored) {
+      yield* system;
+      yield* stored;
+    })(this.retainedMatching(patterns)));
+  }
+
+  /** Filters starting with a wildcard do not match `$` topics (MQTT-4.7.2-1): only those naming `$SYS/` do. */
+  private systemRetainedMatching(patterns: readonly string[]): Packet[] {
+    const filters = patterns.filter((pattern) => pattern.startsWith(SYSTEM_PREFIX)).map((pattern) => pattern.split('/'));
+    return [...this.systemRetained].filter(([topic]) => filters.some((filter) => levelsMatch(filter, topic))).map(([, packet]) => packet);
   }
 
   private *retainedMatching(patterns: readonly string[]): Generator<Packet> {
