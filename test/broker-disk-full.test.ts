@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
-import { collectMessages, connectClient } from './helpers/mqtt.js';
+import { collectMessages, connectAndCollect, connectClient } from './helpers/mqtt.js';
 import { canMountTmpfs, fillLeaving, mountTmpfs, unmountTmpfs } from './helpers/tmpfs.js';
 
 const storageLogs = (daemon: TestDaemon) => daemon.logs.filter((line: any) => line.msg?.startsWith("could not store a client's request"));
@@ -72,8 +72,9 @@ describe.skipIf(!canMountTmpfs())('broker with a full disk (tmpfs data directory
     const sender = await connectClient(daemon.mqttUrl, { clientId: 'sensor' });
     await sender.publishAsync('readings/t', '21.5', { qos: 1 });
     sender.end(true);
-    const back = await connectClient(daemon.mqttUrl, { clientId: 'logger', clean: false });
-    expect(await collectMessages(back, 1)).toMatchObject([{ topic: 'readings/t', payload: '21.5' }]);
+    // listening from the start: the queued message may come in the same read as the CONNACK
+    const { client: back, messages } = connectAndCollect(daemon.mqttUrl, { clientId: 'logger', clean: false }, 1);
+    expect(await messages).toMatchObject([{ topic: 'readings/t', payload: '21.5' }]);
     back.end(true);
   }, 60_000);
 });

@@ -56,6 +56,19 @@ describe.skipIf(!canMountTmpfs())('sync with a full disk (tmpfs data directory)'
     const storedWhenFull = figures.rules[0].backlog;
     expect(storedWhenFull).toBeGreaterThan(0);
     expect(daemon.process.exitCode).toBeNull();
+    // more refusals, each device resending: counted, said once (not a log line per message)
+    for (const n of [1, 2]) {
+      const resender = await connectClient(daemon.mqttUrl, { clientId: `resender-${n}`, reconnectPeriod: 0 });
+      const closed = new Promise((resolve) => resender.once('close', resolve));
+      resender.publishAsync('fill/1', Buffer.alloc(4096, 7), { qos: 1 }).catch(() => undefined);
+      await closed;
+      resender.end(true);
+    }
+    expect((await status(daemon)).rules[0].rejected).toBeGreaterThanOrEqual(figures.rules[0].rejected + 2);
+    const said = (start: string) => daemon.logs.filter((line: any) => line.msg?.startsWith(start));
+    expect(said('could not store a message in the sync outbox')).toHaveLength(1);
+    expect(said("could not store a client's request")).toHaveLength(1);
+    expect(said('a durable subscriber refused a message')).toEqual([]);
 
     rmSync(filler);
     const again = await connectClient(daemon.mqttUrl, { clientId: 'after' });
@@ -63,6 +76,7 @@ describe.skipIf(!canMountTmpfs())('sync with a full disk (tmpfs data directory)'
     again.end(true);
     const after = await status(daemon);
     expect(after.rules[0].backlog).toBeGreaterThanOrEqual(storedWhenFull + 20);
+    expect(said('the sync outbox stores messages again')).toHaveLength(1);
   }, 120_000);
 });
 

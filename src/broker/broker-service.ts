@@ -57,6 +57,7 @@ export class BrokerService implements Service, LocalBus {
   private readonly expiry: SessionExpiry;
   private broker: Aedes | undefined;
   private systemTopics: SystemTopics | undefined;
+  private readonly storageFailures: StorageFailures;
   /** The daemon's own publishes in flight, by brokerCounter, with a durable subscriber's refusal if any. */
   private readonly ownPublishRefusals = new Map<number, Error | undefined>();
 
@@ -92,6 +93,7 @@ export class BrokerService implements Service, LocalBus {
       return client !== undefined && !client.closed;
     }, (clientIds) => this.log.info({ clientIds }, 'persistent sessions expired'),
     (error) => this.log.error({ err: error }, 'could not end expired persistent sessions'));
+    this.storageFailures = new StorageFailures(this.log, () => this.metrics.refused.storage_failed++);
     registerBrokerAdminRoutes(context.admin, this, context.accessKeys);
   }
 
@@ -135,9 +137,8 @@ export class BrokerService implements Service, LocalBus {
     // of wills, a subscription lookup): logged, as an emitter's 'error' without a listener would end the daemon
     // (aedes' typings leave the event out)
     (this.broker as unknown as EventEmitter).on('error', (error: Error) => this.log.error({ err: error }, 'broker persistence failed'));
-    const storageFailures = new StorageFailures(this.log, () => this.metrics.refused.storage_failed++);
     this.broker.on('clientError', (client: Client, error: Error) => {
-      if (storageFailures.closedBy(client.id, error)) return;
+      if (this.storageFailures.closedBy(client.id, error)) return;
       // aedes' refusal of one connection's (a message, no class)
       if (error instanceof AwaitingRelLimitError || error.message.startsWith('maxInflightInbound exceeded')) this.metrics.refused.awaiting_rel_limit++;
       this.log.debug({ clientId: client.id, err: error.message }, 'client error');
@@ -235,7 +236,10 @@ export class BrokerService implements Service, LocalBus {
           }
           // mqemitter ignores a listener's error: close the publisher before aedes sends the PUBACK it holds, so it resends.
           publisher?.close();
-          this.log.warn({ err: error, topic: packet.topic, clientId: message.clientId }, 'a durable subscriber refused a message; publisher disconnected');
+          // the store's refusal (a full disk) is said once a minute, as the broker's own are
+          if (!this.storageFailures.closedBy(message.clientId ?? '', error)) {
+            this.log.warn({ err: error, topic: packet.topic, clientId: message.clientId }, 'a durable subscriber refused a message; publisher disconnected');
+          }
           done();
         });
         return;

@@ -50,6 +50,8 @@ export function renderTemplate(template: string, values: Record<string, string>)
 /** `local filter → cloud topic`: each matching message is committed to the outbox before its publisher is acknowledged. */
 export class OutboundBridge {
   private unsubscribers: Array<() => Promise<void>> = [];
+  /** A message could not be stored (a full disk) and none has been since: said once, at its start. */
+  private storeFailing = false;
 
   constructor(
     private readonly bus: LocalBus,
@@ -102,9 +104,16 @@ export class OutboundBridge {
       this.outbox.reloadFigures();
       this.outbox.countNotStored(rule.name);
       this.activity.failed(rule.name, `could not store: ${(error as Error).message}`);
-      this.log.error({ err: error, rule: rule.name }, 'could not store a message in the sync outbox');
+      // once per spell (a full disk refuses every message, each device resending): the rule's
+      // `rejected` count and last failure in `outpost sync status` go on counting
+      if (!this.storeFailing) this.log.error({ err: error, rule: rule.name }, 'could not store a message in the sync outbox (and, until it can again, the next ones: see outpost sync status)');
+      this.storeFailing = true;
       if (message.qos > 0) throw error;
       return;
+    }
+    if (this.storeFailing) {
+      this.storeFailing = false;
+      this.log.info({ rule: rule.name }, 'the sync outbox stores messages again');
     }
     if (outcome.stored) {
       this.outbox.markDurable(outcome.id);

@@ -7,8 +7,9 @@ const LOG_EVERY_MS = 60_000;
 
 /**
  * A client request the store could not write (a full disk: the subscriptions of a persistent
- * session, a retained or queued message, its session state) ends in aedes closing the client's
- * connection, nothing acknowledged that was not stored; the client reconnects and sends it again.
+ * session, a retained or queued message, its session state, or a message a durable subscriber
+ * such as the sync outbox could not keep) ends in the client's connection being closed, nothing
+ * acknowledged that was not stored; the client reconnects and sends it again.
  * That is an operator's problem, not the client's: said at error level (aedes' client errors are
  * otherwise a client's own, at debug), the first one and then once a minute with the count since,
  * and counted as closed for `storage_failed`.
