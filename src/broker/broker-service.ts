@@ -154,12 +154,11 @@ export class BrokerService implements Service, LocalBus {
       this.log.warn({ clientIds: wills.dropped }, 'dropped wills of clients cut off by the previous run that the configuration no longer allows');
     }
     this.expiry.start();
-    const metrics = this.metrics;
     this.systemTopics = new SystemTopics(this.broker, {
       connectedClients: () => this.listenersSet.connections(),
-      messagesReceived: () => metrics.messagesIn,
-      messagesSent: () => metrics.messagesOut,
-      messagesDropped: () => Object.values(metrics.dropped).reduce((sum, count) => sum + count, 0),
+      messagesReceived: () => this.metrics.messagesIn,
+      messagesSent: () => this.metrics.messagesOut,
+      messagesDropped: () => Object.values(this.metrics.dropped).reduce((sum, count) => sum + count, 0),
       bytesReceived: () => this.listenersSet.bytesIn(),
       bytesSent: () => this.listenersSet.bytesOut(),
       retainedMessages: () => this.persistence.retainedMessages,

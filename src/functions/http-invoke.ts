@@ -24,8 +24,7 @@ export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: 
       const apiError = error instanceof FunctionApiError ? error
         : error instanceof DataPlaneAuthError ? authError(error)
           : error instanceof BodyTooLargeError ? bodyTooLarge(req)
-            : isDiskFull(error) ? new FunctionApiError(500, 'ServiceException', `Internal error: the gateway's disk is full (${(error as Error).message})`)
-              : new FunctionApiError(500, 'ServiceException', 'Internal error');
+            : new FunctionApiError(500, 'ServiceException', isDiskFull(error) ? `Internal error: the gateway's disk is full (${(error as Error).message})` : 'Internal error');
       if (apiError.status >= 500) log.error({ err: error, function: params.name }, 'Lambda Invoke failed');
       sendError(res, apiError);
     }));

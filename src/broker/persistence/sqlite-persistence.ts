@@ -372,21 +372,16 @@ export class SqlitePersistence {
 
   createRetainedStreamCombi(patterns: readonly string[]): Readable {
     // aedes asks on every SUBSCRIBE, clean sessions included.
-    const system = patterns.some((pattern) => pattern.startsWith(SYSTEM_PREFIX)) ? this.systemRetainedMatching(patterns) : [];
-    if (this.retainedCount === 0) return Readable.from(system);
-    return Readable.from(system.length === 0 ? this.retainedMatching(patterns) : (function* (stored) {
-      yield* system;
-      yield* stored;
-    })(this.retainedMatching(patterns)));
-  }
-
-  /** Filters starting with a wildcard do not match `$` topics (MQTT-4.7.2-1): only those naming `$SYS/` do. */
-  private systemRetainedMatching(patterns: readonly string[]): Packet[] {
-    const filters = patterns.filter((pattern) => pattern.startsWith(SYSTEM_PREFIX)).map((pattern) => pattern.split('/'));
-    return [...this.systemRetained].filter(([topic]) => filters.some((filter) => levelsMatch(filter, topic))).map(([, packet]) => packet);
+    return Readable.from(this.retainedMatching(patterns));
   }
 
   private *retainedMatching(patterns: readonly string[]): Generator<Packet> {
+    // the broker's own, in memory: filters starting with a wildcard match no `$` topic (MQTT-4.7.2-1)
+    const systemFilters = patterns.filter((pattern) => pattern.startsWith(SYSTEM_PREFIX)).map((pattern) => pattern.split('/'));
+    if (systemFilters.length > 0) {
+      for (const [topic, packet] of this.systemRetained) if (systemFilters.some((filter) => levelsMatch(filter, topic))) yield packet;
+    }
+    if (this.retainedCount === 0) return;
     const filters = patterns.map((pattern) => pattern.split('/'));
     for (let i = 0; i < filters.length; i++) {
       for (const topic of this.retainedTopicsIn(topicRange(filters[i]))) {
