@@ -54,7 +54,7 @@ describe('object events: S3 event records to functions and the local bus', () =>
   });
 
   it('refuses rules naming a function that is not deployed or an unknown event', async () => {
-    for (const [arn, event] of [['NoSuchFunction', 's3:ObjectCreated:*'], ['OnUpload', 's3:ObjectTagging:*']]) {
+    for (const [arn, event] of [['NoSuchFunction', 's3:ObjectCreated:*'], ['OnUpload', 's3:ObjectAcl:Put']]) {
       const error = await s3.send(new PutBucketNotificationConfigurationCommand({ Bucket: 'cameras', NotificationConfiguration: {
         LambdaFunctionConfigurations: [{ LambdaFunctionArn: arn, Events: [event as never] }],
       } })).catch((e: S3ServiceException) => e);

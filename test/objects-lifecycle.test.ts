@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteBucketLifecycleCommand, GetObjectCommand, UploadPartCommand, GetBucketLifecycleConfigurationCommand, HeadObjectCommand,
+  CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteBucketLifecycleCommand, GetObjectCommand, UploadPartCommand, GetBucketLifecycleConfigurationCommand, HeadObjectCommand, PutObjectTaggingCommand,
   ListMultipartUploadsCommand, ListObjectsV2Command, PutBucketLifecycleConfigurationCommand, PutBucketNotificationConfigurationCommand, PutObjectCommand,
   type LifecycleRule, type S3Client, S3ServiceException,
 } from '@aws-sdk/client-s3';
@@ -107,13 +107,16 @@ describe('bucket lifecycle configuration (S3 Put/Get/DeleteBucketLifecycle)', ()
     expect(await put([rule({ Filter: { Prefix: 'b/', ObjectSizeGreaterThan: 100 } })])).toMatchObject({ name: 'MalformedXML', status: 400 });
     expect(await put([rule({ Filter: undefined })])).toMatchObject({ name: 'MalformedXML', status: 400 });
     expect(await put(Array.from({ length: 1001 }, (_, i) => rule({ ID: `r${i}` })))).toMatchObject({ name: 'MalformedXML', status: 400 });
-    // what needs storage classes, versions or tags: refused, not stored and ignored
+    // tag filters: tags as S3 takes them, and not with AbortIncompleteMultipartUpload (an upload has none)
+    expect(await put([rule({ Filter: { Tag: { Key: 'aws:class', Value: 'temp' } } })])).toMatchObject({ name: 'InvalidTag', status: 400 });
+    expect(await put([rule({ Filter: { Tag: { Key: 'class', Value: 'temp' } }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })]))
+      .toEqual({ name: 'InvalidRequest', message: 'AbortIncompleteMultipartUpload cannot be specified with Tags.', status: 400 });
+    expect(await put([rule({ Filter: { And: { Tags: [{ Key: 'class', Value: 'temp' }] } } })])).toMatchObject({ name: 'MalformedXML', status: 400 });
+    // what needs storage classes or versions: refused, not stored and ignored
     for (const unsupported of [
       rule({ Transitions: [{ Days: 30, StorageClass: 'GLACIER' }] }),
       rule({ NoncurrentVersionExpiration: { NoncurrentDays: 5 } }),
       rule({ NoncurrentVersionTransitions: [{ NoncurrentDays: 5, StorageClass: 'GLACIER' }] }),
-      rule({ Filter: { Tag: { Key: 'class', Value: 'temp' } } }),
-      rule({ Filter: { And: { Prefix: 'b/', Tags: [{ Key: 'class', Value: 'temp' }] } } }),
     ]) {
       expect(await put([unsupported])).toMatchObject({ name: 'NotImplemented', status: 501 });
     }
@@ -253,6 +256,27 @@ describe('lifecycle expiration: objects a rule has expired are deleted, with Lif
     const left = async () => (await s3.send(new ListObjectsV2Command({ Bucket: 'paged' }))).Contents?.map((object) => object.Key);
     await eventually(async () => (await left())?.length === 3, 30_000, 200);
     expect(await left()).toEqual(['man/y', 'many', 'manz/after']);
+  });
+
+  it('expires the objects that have every tag of a rule\'s Tag or And filter, and keeps those retagged out of it', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'tagged' }));
+    const objects: Array<[string, string | undefined]> = [
+      ['scratch/a.csv', 'class=temp'], ['scratch/b.csv', 'class=temp&site=north'], ['scratch/c.csv', 'class=keep'], ['scratch/d.csv', undefined],
+      ['other/e.csv', 'class=temp'], ['other/f.csv', 'class=temp&site=north'], ['other/g.csv', 'site=north'], ['other/retagged.csv', 'class=temp&site=north'],
+    ];
+    for (const [key, Tagging] of objects) await s3.send(new PutObjectCommand({ Bucket: 'tagged', Key: key, Body: key, Tagging }));
+    await s3.send(new PutObjectTaggingCommand({ Bucket: 'tagged', Key: 'other/retagged.csv', Tagging: { TagSet: [{ Key: 'site', Value: 'north' }] } }));
+    const rules: LifecycleRule[] = [
+      { ID: 'temp scratch', Filter: { And: { Prefix: 'scratch/', Tags: [{ Key: 'class', Value: 'temp' }] } }, Status: 'Enabled', Expiration: { Date: new Date('2020-01-01T00:00:00Z') } },
+      { ID: 'north temp', Filter: { And: { Tags: [{ Key: 'class', Value: 'temp' }, { Key: 'site', Value: 'north' }] } }, Status: 'Enabled',
+        Expiration: { Date: new Date('2020-01-01T00:00:00Z') } },
+      { ID: 'kept', Filter: { Tag: { Key: 'class', Value: 'keep' } }, Status: 'Disabled', Expiration: { Date: new Date('2020-01-01T00:00:00Z') } },
+    ];
+    await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: 'tagged', LifecycleConfiguration: { Rules: rules } }));
+    expect((await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'tagged' }))).Rules).toEqual(rules);
+    const left = async () => (await s3.send(new ListObjectsV2Command({ Bucket: 'tagged' }))).Contents?.map((object) => object.Key);
+    await eventually(async () => (await left())?.length === 5, 30_000, 200);
+    expect(await left()).toEqual(['other/e.csv', 'other/g.csv', 'other/retagged.csv', 'scratch/c.csv', 'scratch/d.csv']);
   });
 });
 

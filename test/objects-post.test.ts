@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { MqttClient } from 'mqtt';
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, awsEnv, s3Client, s3Endpoint, type S3Credentials } from './helpers/objects.js';
@@ -145,6 +145,18 @@ print(json.dumps(s3.generate_presigned_post('forms', 'uploads/\${filename}', Fie
     const broken = await post(endpoint, 'forms', signedForm(credentials, 'forms', { ...fields, key: 'unicode/broken.pdf', 'x-amz-meta-title': 'two\r\nlines' }, conditions), { content: 'x' });
     expect(await errorOf(broken)).toMatchObject({ status: 400, code: 'InvalidArgument' });
     expect(await s3.send(new HeadObjectCommand({ Bucket: 'forms', Key: 'unicode/broken.pdf' })).catch((error) => error.name)).toBe('NotFound');
+  });
+
+  it('gives the object the tags of the form\'s tagging field (a Tagging document), and refuses ones S3 refuses', async () => {
+    const tagging = '<Tagging><TagSet><Tag><Key>camera</Key><Value>gate 2</Value></Tag></TagSet></Tagging>';
+    const stored = await post(endpoint, 'forms', signedForm(credentials, 'forms', { key: 'tagged/photo.jpg', tagging }, [{ key: 'tagged/photo.jpg' }, { tagging }]), { content: 'jpeg' });
+    expect(stored.status).toBe(204);
+    expect((await s3.send(new GetObjectTaggingCommand({ Bucket: 'forms', Key: 'tagged/photo.jpg' }))).TagSet).toEqual([{ Key: 'camera', Value: 'gate 2' }]);
+    for (const [bad, code] of [['<Tagging><TagSet><Tag><Key>aws:x</Key><Value>1</Value></Tag></TagSet></Tagging>', 'InvalidTag'], ['<Tagging>', 'MalformedXML']]) {
+      const refused = await post(endpoint, 'forms', signedForm(credentials, 'forms', { key: 'tagged/refused.jpg', tagging: bad }, [{ key: 'tagged/refused.jpg' }, { tagging: bad }]), { content: 'jpeg' });
+      expect(await errorOf(refused)).toMatchObject({ status: 400, code });
+    }
+    expect(await s3.send(new HeadObjectCommand({ Bucket: 'forms', Key: 'tagged/refused.jpg' })).catch((error) => error.name)).toBe('NotFound');
   });
 
   it('refuses forms the policy does not allow, with S3\'s errors, and stores nothing', async () => {

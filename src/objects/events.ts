@@ -26,6 +26,7 @@ export const EVENT_TYPES = [
   's3:ObjectRemoved:*', 's3:ObjectRemoved:Delete',
   // a lifecycle rule's expirations: not ObjectRemoved events, as in S3 (Configuring S3 Lifecycle event notifications)
   's3:LifecycleExpiration:*', 's3:LifecycleExpiration:Delete',
+  's3:ObjectTagging:*', 's3:ObjectTagging:Put', 's3:ObjectTagging:Delete',
 ];
 
 /** The bus topic every event record of a bucket is published on. */
@@ -148,8 +149,8 @@ export class ObjectEvents implements ChangeLog {
     }
     if (targets.length === 0) return undefined;
     const record: EventRecord = {
-      // S3 event message structure: version 2.3 for S3 Lifecycle events, 2.1 for the others here
-      eventVersion: eventName.startsWith('LifecycleExpiration:') ? '2.3' : '2.1',
+      // S3 event message structure: version 2.3 for S3 Lifecycle and object tagging events, 2.1 for the others
+      eventVersion: eventName.startsWith('LifecycleExpiration:') || eventName.startsWith('ObjectTagging:') ? '2.3' : '2.1',
       eventSource: 'aws:s3',
       awsRegion: this.region,
       eventTime: new Date().toISOString(),

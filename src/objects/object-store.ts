@@ -19,6 +19,7 @@ import { BodyTurns, type BodyTurn } from './body-turns.js';
 import { BufferSets, type LentBuffers } from './buffer-sets.js';
 import { ContentHashThread, type BodyHash } from './content-hash.js';
 import { checksummed, checksumMismatch, runningChecksum, type ChecksumAlgorithm } from '../auth/checksums.js';
+import type { Tags } from './tags.js';
 
 /** What S3 keeps of an object besides its content. */
 export interface ObjectRecord {
@@ -46,6 +47,8 @@ export interface ObjectRecord {
    * has one: sent with a part read by its number, and listed by GetObjectAttributes.
    */
   partChecksums?: string[];
+  /** Its tags (x-amz-tagging, PutObjectTagging); none when it has none. */
+  tags?: Tags;
   /** Epoch milliseconds. */
   lastModified: number;
   /** undefined: the content is the share file `<shareRoot>/<bucket>/<key>`; else a hidden blob's name. */
@@ -83,7 +86,9 @@ export interface BucketRecord {
 export type CreatedEvent = 'ObjectCreated:Put' | 'ObjectCreated:Post' | 'ObjectCreated:Copy' | 'ObjectCreated:CompleteMultipartUpload';
 /** A deletion by a client (or a local program, in the share), or by a lifecycle rule's expiration. */
 export type RemovedEvent = 'ObjectRemoved:Delete' | 'LifecycleExpiration:Delete';
-export type ObjectEventName = CreatedEvent | RemovedEvent;
+/** PutObjectTagging, DeleteObjectTagging. */
+export type TaggingEvent = 'ObjectTagging:Put' | 'ObjectTagging:Delete';
+export type ObjectEventName = CreatedEvent | RemovedEvent | TaggingEvent;
 
 /** The configurations stored with a bucket, as JSON: its notification rules and its lifecycle rules. */
 export type BucketConfiguration = 'notification' | 'lifecycle';
@@ -123,6 +128,7 @@ export interface WriteOptions {
    * request's verifier fills them in as the body streams.
    */
   checksums?: Record<string, string>;
+  tags?: Tags;
   /** Content-MD5 (base64) to check; BadDigest when it differs. */
   contentMd5?: string;
   /** The announced length; IncompleteBody when the body is shorter, EntityTooLarge beyond the limit. */
@@ -176,6 +182,8 @@ export interface UploadRecord {
   headers: Record<string, string>;
   /** x-amz-checksum-algorithm and x-amz-checksum-type of CreateMultipartUpload: the object's checksum and how it is made. */
   checksum?: UploadChecksum;
+  /** x-amz-tagging of CreateMultipartUpload: the object's tags. */
+  tags?: Tags;
   initiated: number;
 }
 
@@ -466,8 +474,8 @@ export class ObjectStore {
       },
       bucketsWithLifecycle: db.prepare('SELECT name, lifecycle FROM object_buckets WHERE lifecycle IS NOT NULL ORDER BY name'),
       // a lifecycle pass's pages of a prefix's keys (what its filter and expiry look at): one bound each, which the key index seeks to
-      expiryFirstPage: db.prepare('SELECT key, size, last_modified FROM objects WHERE bucket = ? AND key >= ? ORDER BY key LIMIT ?'),
-      expiryPageAfter: db.prepare('SELECT key, size, last_modified FROM objects WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?'),
+      expiryFirstPage: db.prepare('SELECT key, size, last_modified, metadata FROM objects WHERE bucket = ? AND key >= ? ORDER BY key LIMIT ?'),
+      expiryPageAfter: db.prepare('SELECT key, size, last_modified, metadata FROM objects WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?'),
       anyObject: db.prepare('SELECT 1 FROM objects WHERE bucket = ? LIMIT 1'),
       anyUpload: db.prepare('SELECT 1 FROM object_uploads WHERE bucket = ? LIMIT 1'),
       object: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
@@ -477,6 +485,7 @@ export class ObjectStore {
       upsertInlineObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms, inline, body)
         VALUES (@bucket, @key, @size, @etag, @content_type, @metadata, @last_modified, @blob, @file_ino, @file_mtime_ms, 1, @body)`),
       insertBody: db.prepare('INSERT INTO object_bodies (content) VALUES (?)'),
+      setMetadata: db.prepare('UPDATE objects SET metadata = ? WHERE bucket = ? AND key = ?'),
       // GetObject of a small object: the metadata and the content held in SQLite in one statement
       objectWithContent: db.prepare(`SELECT objects.*, object_bodies.content FROM objects
         LEFT JOIN object_bodies ON object_bodies.id = objects.body
@@ -664,14 +673,14 @@ export class ObjectStore {
 
   /**
    * Up to `limit` objects of the bucket whose keys start with `prefix`, after the key `after` (''
-   * for the first page), in key order: their key, size and time of creation (lastModified).
+   * for the first page), in key order: their key, size, time of creation (lastModified) and tags.
    */
-  keysWithPrefix(bucket: string, prefix: string, after: string, limit: number): Array<Pick<ObjectRecord, 'key' | 'size' | 'lastModified'>> {
+  keysWithPrefix(bucket: string, prefix: string, after: string, limit: number): Array<Pick<ObjectRecord, 'key' | 'size' | 'lastModified' | 'tags'>> {
     // `after`, a key of the prefix, is past the prefix's first key
     const rows = (after ? this.statements.expiryPageAfter.all(bucket, after, limit) : this.statements.expiryFirstPage.all(bucket, prefix, limit)) as
-      Array<{ key: string; size: number; last_modified: number }>;
+      Array<{ key: string; size: number; last_modified: number; metadata: string | null }>;
     const within = rows.filter((row) => row.key.startsWith(prefix));
-    return within.map((row) => ({ key: row.key, size: row.size, lastModified: row.last_modified }));
+    return within.map((row) => ({ key: row.key, size: row.size, lastModified: row.last_modified, ...tagsOf(parseMetadata(row.metadata)) }));
   }
 
   // ── objects ────────────────────────────────────────────────────────────────────────────────
@@ -799,6 +808,23 @@ export class ObjectStore {
       });
       if (!previous.blob) await removeEmptyParents(this.contentPath(previous), join(this.shareRoot, bucket));
       return true;
+    });
+  }
+
+  /**
+   * Replaces an object's tags (none: removes them), its content, ETag and Last-Modified unchanged as
+   * in S3, committed with the event of the operation (PutObjectTagging's, DeleteObjectTagging's).
+   * NoSuchKey without the object.
+   */
+  async setTags(bucket: string, key: string, tags: Tags, eventName: TaggingEvent, origin: ChangeOrigin): Promise<void> {
+    await this.locks.with(`${bucket}/${key}`, async () => {
+      const { tags: _replaced, ...object } = this.existingObject(bucket, key);
+      const tagged: ObjectRecord = { ...object, ...tagsOf({ tags }) };
+      await this.commitWithIntents([], (_, record) => {
+        // a delete may have committed meanwhile
+        if (this.statements.setMetadata.run(metadataColumn(tagged), bucket, key).changes === 0) throw this.missingObject(bucket, key);
+        record(bucket, eventName, { key, size: tagged.size, etag: tagged.etag }, origin);
+      });
     });
   }
 
@@ -933,13 +959,13 @@ export class ObjectStore {
 
   // ── multipart uploads ──────────────────────────────────────────────────────────────────────
 
-  async createUpload(bucket: string, key: string, options: Pick<WriteOptions, 'contentType' | 'metadata' | 'headers'> & { checksum?: UploadChecksum }): Promise<UploadRecord> {
+  async createUpload(bucket: string, key: string, options: Pick<WriteOptions, 'contentType' | 'metadata' | 'headers' | 'tags'> & { checksum?: UploadChecksum }): Promise<UploadRecord> {
     checkKey(key);
     this.existingBucket(bucket);
     const upload: UploadRecord = {
       // hex: an id starting with '-' would be taken for an option by the AWS CLI (--upload-id -x…)
       uploadId: randomBytes(24).toString('hex'), bucket, key, contentType: options.contentType,
-      metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...(options.checksum ? { checksum: options.checksum } : {}), initiated: Date.now(),
+      metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...(options.checksum ? { checksum: options.checksum } : {}), ...tagsOf(options), initiated: Date.now(),
     };
     const partDir = join(this.uploadDir, upload.uploadId);
     // its parts' renames are synced in it, its own entry here
@@ -949,7 +975,7 @@ export class ObjectStore {
       if (!this.bucket(bucket)) throw errors.noSuchBucket(bucket);
       this.statements.insertUpload.run({
         upload_id: upload.uploadId, bucket, key, content_type: upload.contentType,
-        metadata: metadataJson(upload.metadata, upload.headers, { checksum: upload.checksum }), initiated: upload.initiated,
+        metadata: metadataJson(upload.metadata, upload.headers, { checksum: upload.checksum, tags: upload.tags }), initiated: upload.initiated,
       });
     }).catch(async (error) => {
       await rm(partDir, { recursive: true, force: true });
@@ -1076,7 +1102,7 @@ export class ObjectStore {
     const md5s = Buffer.concat(parts.map((part) => Buffer.from(part.etag, 'hex')));
     const etag = `${createHash('md5').update(md5s).digest('hex')}-${parts.length}`;
     return this.install(upload.bucket, upload.key, { ...content, etag }, {
-      contentType: upload.contentType, metadata: upload.metadata, headers: upload.headers, condition,
+      contentType: upload.contentType, metadata: upload.metadata, headers: upload.headers, tags: upload.tags, condition,
       ...(checksum ? { checksums: { [checksum.algorithm]: checksumValue! } } : {}),
       parts: parts.map((part) => part.size),
       ...(checksum ? { partChecksums: parts.map((part) => part.checksum!) } : {}),
@@ -1188,7 +1214,7 @@ export class ObjectStore {
         const asFile = await this.prepareSharePath(bucket, key);
         const record: ObjectRecord = {
           bucket, key, size: content.size, etag: content.etag, contentType: options.contentType,
-          metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...checksumsOf(options),
+          metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...checksumsOf(options), ...tagsOf(options),
           ...(options.parts ? { parts: options.parts } : {}), ...(options.partChecksums ? { partChecksums: options.partChecksums } : {}),
           lastModified: Date.now(),
           ...(asFile ? { fileIno: content.ino, fileMtimeMs: content.mtimeMs } : { blob: randomBytes(16).toString('hex') }),
@@ -1247,7 +1273,7 @@ export class ObjectStore {
       options.condition?.(previous);
       const record: ObjectRecord = {
         bucket, key, size: content.data.length, etag: content.etag, contentType: options.contentType,
-        metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...checksumsOf(options), lastModified: Date.now(), inline: true,
+        metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...checksumsOf(options), ...tagsOf(options), lastModified: Date.now(), inline: true,
         // a key that cannot be a file keeps its content in SQLite only
         ...(keyCanBeFile(key) ? {} : { blob: randomBytes(16).toString('hex') }),
       };
@@ -1650,8 +1676,8 @@ function isCode(error: unknown, ...codes: string[]): boolean {
   return codes.includes((error as NodeJS.ErrnoException).code ?? '');
 }
 
-/** What the metadata column keeps besides user metadata and stored headers: an object's checksums and parts, an upload's checksum. */
-type MetadataExtras = Pick<ObjectRecord, 'checksums' | 'parts' | 'partChecksums'> & Pick<UploadRecord, 'checksum'>;
+/** What the metadata column keeps besides user metadata and stored headers: an object's checksums, parts and tags, an upload's checksum and tags. */
+type MetadataExtras = Pick<ObjectRecord, 'checksums' | 'parts' | 'partChecksums' | 'tags'> & Pick<UploadRecord, 'checksum'>;
 
 /** The metadata column: user metadata, stored headers and the extras that are set; null when all are empty. */
 function metadataJson(metadata: Record<string, string>, headers: Record<string, string>, extras: MetadataExtras = {}): string | null {
@@ -1689,9 +1715,19 @@ function recordOf(row: ObjectRow): ObjectRecord {
 function rowOf(record: ObjectRecord): ObjectRow {
   return {
     bucket: record.bucket, key: record.key, size: record.size, etag: record.etag, content_type: record.contentType,
-    metadata: metadataJson(record.metadata, record.headers, { checksums: record.checksums, parts: record.parts, partChecksums: record.partChecksums }), last_modified: record.lastModified, blob: record.blob ?? null,
+    metadata: metadataColumn(record), last_modified: record.lastModified, blob: record.blob ?? null,
     file_ino: record.fileIno ?? null, file_mtime_ms: record.fileMtimeMs ?? null,
   };
+}
+
+/** An object's metadata column. */
+function metadataColumn(record: ObjectRecord): string | null {
+  return metadataJson(record.metadata, record.headers, { checksums: record.checksums, parts: record.parts, partChecksums: record.partChecksums, tags: record.tags });
+}
+
+/** The write's tags as a record's field: none when it has none. */
+function tagsOf(options: { tags?: Tags }): { tags?: Tags } {
+  return options.tags?.length ? { tags: options.tags } : {};
 }
 
 function uploadOf(row: UploadRow): UploadRecord {

@@ -33,9 +33,10 @@ import { putBucketLifecycleConfiguration } from './operations/PutBucketLifecycle
 import { deleteBucketLifecycle } from './operations/DeleteBucketLifecycle.js';
 import { getBucketAcl, getObjectAcl, putBucketAcl, putObjectAcl } from './operations/acl.js';
 import { deleteBucketPolicy, getBucketPolicy, getBucketPolicyStatus } from './operations/bucket-policy.js';
-import {
-  ABSENT_CONFIGURATIONS, deleteAbsent, deleteObjectTagging, getObjectTagging, objectLockAbsent,
-} from './operations/absent-configurations.js';
+import { getObjectTagging } from './operations/GetObjectTagging.js';
+import { putObjectTagging } from './operations/PutObjectTagging.js';
+import { deleteObjectTagging } from './operations/DeleteObjectTagging.js';
+import { ABSENT_CONFIGURATIONS, deleteAbsent, objectLockAbsent } from './operations/absent-configurations.js';
 
 // a step of every request, loaded with the operations (s3-server.ts)
 export { checkExpectedOwners } from './operations/context.js';
@@ -62,8 +63,8 @@ const r = (name: string, operation: Operation, access: Route['access']): Route =
 const c = (name: string, operation: Operation, access: 'read' | 'write'): Route => ({ name, operation, access, configuration: true });
 
 /**
- * Sub-resources of S3 this gateway does not have (setting the configurations of absent-configurations.ts, tags,
- * analytics, …; `attributes` but to GET an object's): NotImplemented rather than a wrong answer.
+ * Sub-resources of S3 this gateway does not have (setting the configurations of absent-configurations.ts, a
+ * bucket's tags, analytics, …; `attributes` but to GET an object's): NotImplemented rather than a wrong answer.
  */
 const UNSUPPORTED = ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'replication', 'encryption', 'object-lock',
   'retention', 'legal-hold', 'torrent', 'restore', 'select', 'accelerate', 'analytics', 'inventory', 'metrics', 'requestPayment',
@@ -208,15 +209,16 @@ export function route(method: string, bucket: string, key: string, query: URLSea
 }
 
 /**
- * ACLs (disabled, as with S3's default Object Ownership), tags, Object Lock, lifecycle rules and the
- * configurations a bucket here never has: what S3 answers for a bucket or object without them.
+ * ACLs (disabled, as with S3's default Object Ownership), object tags, Object Lock, lifecycle rules
+ * and the configurations a bucket here never has (what S3 answers for a bucket without them).
  * Undefined for the rest, setting those configurations among them.
  */
 function configurationRoute(method: string, key: string, query: URLSearchParams): Route | undefined {
   if (key) {
     if (query.has('acl')) return method === 'GET' ? c('GetObjectAcl', getObjectAcl, 'read') : method === 'PUT' ? c('PutObjectAcl', putObjectAcl, 'write') : undefined;
     if (query.has('tagging')) {
-      return method === 'GET' ? c('GetObjectTagging', getObjectTagging, 'read') : method === 'DELETE' ? c('DeleteObjectTagging', deleteObjectTagging, 'write') : undefined;
+      if (method === 'GET') return c('GetObjectTagging', getObjectTagging, 'read');
+      return method === 'PUT' ? c('PutObjectTagging', putObjectTagging, 'write') : c('DeleteObjectTagging', deleteObjectTagging, 'write');
     }
     for (const [name, subject] of [['retention', 'ObjectRetention'], ['legal-hold', 'ObjectLegalHold']]) {
       if (!query.has(name)) continue;

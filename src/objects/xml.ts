@@ -79,7 +79,7 @@ export async function parseXml(text: string, maxMarkup: number): Promise<Record<
   if (!markupWithin(text, maxMarkup)) return undefined;
   if (!parser) {
     const { XMLParser } = await import('fast-xml-parser');
-    const repeated = new Set(['Object', 'Part', 'CloudFunctionConfiguration', 'LambdaFunctionConfiguration', 'TopicConfiguration', 'QueueConfiguration', 'Event', 'FilterRule', 'Grant', 'Rule']);
+    const repeated = new Set(['Object', 'Part', 'CloudFunctionConfiguration', 'LambdaFunctionConfiguration', 'TopicConfiguration', 'QueueConfiguration', 'Event', 'FilterRule', 'Grant', 'Rule', 'Tag']);
     parser = new XMLParser({
       ignoreAttributes: true, removeNSPrefix: true, parseTagValue: false, trimValues: false, processEntities: true, entityDecoder,
       isArray: (name) => repeated.has(name),

@@ -152,7 +152,8 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
   objects.command('put <file> <bucket> [key]')
     .description('upload a file (key: the file name); "-" reads stdin; BUCKET/KEY and s3://BUCKET/KEY work too, a KEY ending in "/" gets the file name')
     .option('--content-type <type>', 'Content-Type of the object (default: from the key\'s extension, as aws s3 cp and the file share guess it)')
-    .action(async (file: string, address: string, keyArgument: string | undefined, options: { contentType?: string }, command: Command) => {
+    .option('--tag <key=value>', 'a tag of the object (repeatable, at most 10)', collect)
+    .action(async (file: string, address: string, keyArgument: string | undefined, options: { contentType?: string; tag?: string[] }, command: Command) => {
       const { bucket, key: named = keyArgument } = objectAddress(address, keyArgument);
       // as `aws s3 cp FILE s3://BUCKET/DIR/` names it
       const key = named?.endsWith('/') && file !== '-' ? named + basename(file) : named;
@@ -165,7 +166,14 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
       const source = createReadStream(file, { fd, start: 0 });
       const body = size >= PROGRESS_FROM_BYTES && process.stderr.isTTY ? source.pipe(progress(size)) : source;
       const objectKey = key ?? basename(file);
-      const put = await s3.send(new commands.PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: size, ContentType: options.contentType ?? guessContentType(objectKey) }))
+      // x-amz-tagging: URL query parameters
+      const tagging = options.tag ? new URLSearchParams(options.tag.map((tag): [string, string] => {
+        const equals = tag.indexOf('=');
+        return equals === -1 ? [tag, ''] : [tag.slice(0, equals), tag.slice(equals + 1)];
+      })).toString() : undefined;
+      const put = await s3.send(new commands.PutObjectCommand({
+        Bucket: bucket, Key: objectKey, Body: body, ContentLength: size, ContentType: options.contentType ?? guessContentType(objectKey), Tagging: tagging,
+      }))
         .finally(() => s3.destroy());
       cli.print(command, { bucket, key: objectKey, etag: put.ETag }, () => `uploaded ${bucket}/${objectKey} ${put.ETag}`);
     });

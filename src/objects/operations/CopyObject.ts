@@ -1,15 +1,17 @@
 import { errors } from '../errors.js';
 import { el, isoTime } from '../xml.js';
-import { changeOrigin, header, quoted, sendXml, smallBody, storedHeaders, userMetadata, type Operation } from './context.js';
+import { changeOrigin, header, quoted, sendXml, smallBody, storedHeaders, userMetadata, type Operation, type S3Request } from './context.js';
 import { copySource, openCopySource } from './copying.js';
 import { expirationHeaders } from './lifecycle-rules.js';
+import { headerTags, type Tags } from '../tags.js';
 import { checkCopySourceConditions, writeCondition } from './reading.js';
 import { checkEventQueue, checksumAlgorithmOf, checksumElements, checksumInto, checkWriteHeaders, contentType, wholeContentChecksums } from './writing.js';
 
 /**
  * S3 CopyObject: x-amz-copy-source names `bucket/key`, x-amz-copy-source-if-* are conditions on it,
  * If-Match and If-None-Match on the destination; x-amz-metadata-directive COPY (default) keeps the
- * source's metadata, REPLACE takes the request's.
+ * source's metadata, REPLACE takes the request's; x-amz-tagging-directive likewise for its tags
+ * (REPLACE: those of x-amz-tagging, or none).
  */
 export const copyObject: Operation = async (request, res, context) => {
   await smallBody(request);
@@ -25,6 +27,7 @@ export const copyObject: Operation = async (request, res, context) => {
   if (source.bucket === request.bucket && source.key === request.key && directive === 'COPY' && request.headers['x-amz-storage-class'] === undefined) {
     throw errors.invalidRequest("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.");
   }
+  const replacedTags = tagsReplacing(request);
   const algorithm = checksumAlgorithmOf(request);
   checkEventQueue(context);
   context.objects.existingBucket(request.bucket);
@@ -45,6 +48,7 @@ export const copyObject: Operation = async (request, res, context) => {
       headers: replace ? storedHeaders(request.headers) : original.headers,
       // the same content: the source's checksums hold for the copy
       checksums: algorithm ? checksums : wholeContentChecksums(original.checksums),
+      tags: replacedTags ?? original.tags,
       expectedSize: original.size,
       condition,
       eventName: 'ObjectCreated:Copy',
@@ -56,3 +60,10 @@ export const copyObject: Operation = async (request, res, context) => {
     await sourceContent.close();
   }
 };
+
+/** The copy's tags under x-amz-tagging-directive REPLACE (an empty list without x-amz-tagging); undefined under COPY, the default. */
+function tagsReplacing(request: S3Request): Tags | undefined {
+  const directive = header(request, 'x-amz-tagging-directive') ?? 'COPY';
+  if (directive !== 'COPY' && directive !== 'REPLACE') throw errors.invalidArgument('Unknown tagging directive.', 'x-amz-tagging-directive', directive);
+  return directive === 'REPLACE' ? headerTags(header(request, 'x-amz-tagging')) ?? [] : undefined;
+}

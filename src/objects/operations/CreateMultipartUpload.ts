@@ -1,12 +1,13 @@
 import type { ChecksumAlgorithm } from '../../auth/checksums.js';
 import { errors } from '../errors.js';
 import type { UploadChecksum } from '../object-store.js';
+import { headerTags } from '../tags.js';
 import { el } from '../xml.js';
 import { header, sendXml, storedHeaders, userMetadata, type Operation, type S3Request } from './context.js';
 import { checksumAlgorithmOf, checkWriteHeaders, contentType } from './writing.js';
 
 /**
- * S3 CreateMultipartUpload: the metadata is taken now and given to the object on completion, and
+ * S3 CreateMultipartUpload: the metadata and tags are taken now and given to the object on completion, and
  * with x-amz-checksum-algorithm the kind of checksum it will have (x-amz-checksum-type).
  */
 export const createMultipartUpload: Operation = async (request, res, context) => {
@@ -14,6 +15,7 @@ export const createMultipartUpload: Operation = async (request, res, context) =>
   const checksum = uploadChecksum(request);
   const upload = await context.objects.createUpload(request.bucket, request.key, {
     contentType: contentType(request), metadata: userMetadata(request.headers), headers: storedHeaders(request.headers), checksum,
+    tags: headerTags(header(request, 'x-amz-tagging')),
   });
   const checksumHeaders: Record<string, string> = checksum ? { 'x-amz-checksum-algorithm': checksum.algorithm.toUpperCase(), 'x-amz-checksum-type': checksum.type } : {};
   sendXml(res, 200, 'InitiateMultipartUploadResult', [el('Bucket', upload.bucket), el('Key', upload.key), el('UploadId', upload.uploadId)], checksumHeaders);

@@ -3,7 +3,8 @@ import { errors } from '../errors.js';
 import { formBoundary, readForm, type Form } from '../form-data.js';
 import { checkPolicy, parsePolicy } from '../post-policy.js';
 import { missingField } from '../../auth/sigv4-post.js';
-import { el } from '../xml.js';
+import { documentTags, type Tags } from '../tags.js';
+import { el, MAX_MARKUP, parseXml } from '../xml.js';
 import { asHeaderValue, changeOrigin, header, quoted, sendEmpty, sendXml, STORED_HEADERS, storedHeaders, userMetadata, type Operation, type S3Request } from './context.js';
 import { checkEventQueue, checksumAlgorithmOf, checksumHeaders, checksumInto, checkWriteHeaders, contentMd5, contentType } from './writing.js';
 import { checksumClaims, type ChecksumAlgorithm } from '../../auth/checksums.js';
@@ -26,8 +27,9 @@ export const postObject: Operation = async (request, res, context) => {
   // the form's fields in place of headers: the PutObject steps read them from there
   const asPut: S3Request = { ...request, accessKeyId: signer, headers: fieldsAsHeaders(form.fields) };
   context.authorize(asPut, request.bucket, 'write');
-  // the form's `acl` and `tagging` fields stand for x-amz-acl and x-amz-tagging
-  checkWriteHeaders({ ...asPut, headers: { ...asPut.headers, 'x-amz-acl': form.fields.get('acl'), 'x-amz-tagging': form.fields.get('tagging') } });
+  // the form's `acl` field stands for x-amz-acl
+  checkWriteHeaders({ ...asPut, headers: { ...asPut.headers, 'x-amz-acl': form.fields.get('acl') } });
+  const tags = await formTags(form.fields.get('tagging'));
   context.objects.existingBucket(request.bucket);
   const { file } = form;
   if (!file) throw errors.invalidArgument('POST requires exactly one file upload per request.', 'file', '0');
@@ -42,6 +44,7 @@ export const postObject: Operation = async (request, res, context) => {
     metadata: userMetadata(asPut.headers),
     headers: storedHeaders(asPut.headers),
     checksums,
+    tags,
     contentMd5: contentMd5(asPut),
     sizeRange,
     eventName: 'ObjectCreated:Post',
@@ -51,6 +54,11 @@ export const postObject: Operation = async (request, res, context) => {
   respond(res, form.fields, { location: `${request.origin}/${request.bucket}/${encodeURIComponent(key)}`, bucket: request.bucket, key, etag: quoted(object.etag) },
     checksumHeaders(object.checksums, 'object'));
 };
+
+/** S3 POST Object: the `tagging` field is a Tagging document, as PutObjectTagging's body. */
+async function formTags(field: string | undefined): Promise<Tags | undefined> {
+  return field === undefined ? undefined : documentTags(await parseXml(field, MAX_MARKUP.configuration));
+}
 
 /**
  * The checksums a form asks for, as PutObject's headers do: each `x-amz-checksum-<algorithm>` field

@@ -1,4 +1,5 @@
-import { changeOrigin, quoted, sendEmpty, storedHeaders, userMetadata, type Operation } from './context.js';
+import { headerTags } from '../tags.js';
+import { changeOrigin, header, quoted, sendEmpty, storedHeaders, userMetadata, type Operation } from './context.js';
 import { expirationHeaders } from './lifecycle-rules.js';
 import { writeCondition } from './reading.js';
 import { announcedLength, checkEventQueue, checksumHeaders, checkWriteHeaders, contentMd5, contentType } from './writing.js';
@@ -16,6 +17,7 @@ export const putObject: Operation = async (request, res, context) => {
     metadata: userMetadata(request.headers),
     headers: storedHeaders(request.headers),
     checksums: request.checksums,
+    tags: headerTags(header(request, 'x-amz-tagging')),
     contentMd5: contentMd5(request),
     expectedSize: announcedLength(request),
     condition,

@@ -1,7 +1,6 @@
 import { errors, S3Error } from '../errors.js';
 import { el } from '../xml.js';
 import { sendEmpty, sendXml, type Operation } from './context.js';
-import { checkVersionId } from './reading.js';
 
 /**
  * The configurations a bucket here never has (CORS, tags, a website,
@@ -56,20 +55,6 @@ function readAbsent(configuration: AbsentConfiguration): Operation {
 
 export const deleteAbsent: Operation = (request, res, context) => {
   context.objects.existingBucket(request.bucket);
-  sendEmpty(res, 204);
-};
-
-/** S3 GetObjectTagging: objects here have no tags (a write with tags is refused), so an empty TagSet. */
-export const getObjectTagging: Operation = (request, res, context) => {
-  checkVersionId(request.query.get('versionId'));
-  context.objects.existingObject(request.bucket, request.key);
-  sendXml(res, 200, 'Tagging', [el('TagSet', [])]);
-};
-
-/** S3 DeleteObjectTagging: there are none to delete. */
-export const deleteObjectTagging: Operation = (request, res, context) => {
-  checkVersionId(request.query.get('versionId'));
-  context.objects.existingObject(request.bucket, request.key);
   sendEmpty(res, 204);
 };
 

@@ -139,6 +139,7 @@ export function objectHeaders(object: ObjectRecord): Record<string, string | num
   };
   for (const [name, value] of Object.entries(object.headers)) headers[name] = value;
   for (const [name, value] of Object.entries(object.metadata)) headers[`x-amz-meta-${name}`] = value;
+  if (object.tags?.length) headers['x-amz-tagging-count'] = object.tags.length;
   return headers;
 }
 

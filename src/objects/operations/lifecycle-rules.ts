@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { errors, S3Error } from '../errors.js';
 import type { ObjectStore } from '../object-store.js';
+import { checkTags, type Tags } from '../tags.js';
 import { el, isoTime } from '../xml.js';
 
 /**
  * One rule of a bucket's lifecycle configuration (S3 LifecycleRule), of what the gateway honours:
- * expiration of objects and aborting of incomplete multipart uploads, for keys of a prefix and
- * objects of a size.
+ * expiration of objects and aborting of incomplete multipart uploads, for keys of a prefix, objects
+ * of a size and objects with tags.
  */
 export interface LifecycleRule {
   id: string;
@@ -16,6 +17,8 @@ export interface LifecycleRule {
   prefix?: string;
   objectSizeGreaterThan?: number;
   objectSizeLessThan?: number;
+  /** Tags an object must have, each with its value (a Filter's Tag, an And's Tags). */
+  tags?: Tags;
   /** Days after an object's creation, or a date (ISO, midnight UTC) from which every object the rule matches expires. */
   expiration?: { days: number } | { date: string } | { expiredObjectDeleteMarker: boolean };
   abortIncompleteMultipartUploadDays?: number;
@@ -48,7 +51,7 @@ const PARSED_FOR_READS = 64;
  * and HeadObject answers: when an enabled Expiration rule of its bucket matches it, the earliest
  * day it expires (`expiry-date`, an HTTP date) and that rule's ID (`rule-id`, URL-encoded).
  */
-export function expirationHeaders(objects: ObjectStore, bucket: string, object: { key: string; size: number; lastModified: number }): Record<string, string> {
+export function expirationHeaders(objects: ObjectStore, bucket: string, object: { key: string; size: number; lastModified: number; tags?: Tags }): Record<string, string> {
   const stored = objects.configuration(bucket, 'lifecycle');
   if (!stored) return {};
   let configuration = parsedForReads.get(stored);
@@ -100,7 +103,7 @@ function checkRules(rules: LifecycleRule[]): void {
 }
 
 /** A gateway without what a rule asks for: NotImplemented, rather than a rule stored and never honoured. */
-const notHere = (what: string) => new S3Error('NotImplemented', 501, `${what} is not implemented by this gateway: it has one storage class, unversioned buckets and no object tags`);
+const notHere = (what: string) => new S3Error('NotImplemented', 501, `${what} is not implemented by this gateway: it has one storage class and unversioned buckets`);
 
 /** S3 LifecycleRule from its parsed XML, checked as S3 checks it. */
 export function ruleOf(element: unknown): LifecycleRule {
@@ -125,28 +128,38 @@ export function ruleOf(element: unknown): LifecycleRule {
     rule.abortIncompleteMultipartUploadDays = positiveDays(abort.DaysAfterInitiation, 'DaysAfterInitiation', 'AbortIncompleteMultipartUpload');
   }
   if (!rule.expiration && rule.abortIncompleteMultipartUploadDays === undefined) throw errors.invalidRequest('At least one action needs to be specified in a rule');
+  // an upload has no tags until it completes
+  if (rule.tags && rule.abortIncompleteMultipartUploadDays !== undefined) throw errors.invalidRequest('AbortIncompleteMultipartUpload cannot be specified with Tags.');
   return rule;
 }
 
 /** The rule's Prefix (the old API) or its Filter: one of them, the Filter of one predicate or of an And. */
-function filterOf(element: Record<string, unknown>): Pick<LifecycleRule, 'filterForm' | 'prefix' | 'objectSizeGreaterThan' | 'objectSizeLessThan'> {
+function filterOf(element: Record<string, unknown>): Pick<LifecycleRule, 'filterForm' | 'prefix' | 'objectSizeGreaterThan' | 'objectSizeLessThan' | 'tags'> {
   if ((element.Prefix === undefined) === (element.Filter === undefined)) throw errors.malformedXml();
   if (element.Prefix !== undefined) return { filterForm: 'prefix', prefix: text(element.Prefix) };
   // <Filter></Filter>: every object of the bucket
   if (typeof element.Filter === 'string' && element.Filter.trim() === '') return { filterForm: 'filter' };
   if (!isElement(element.Filter)) throw errors.malformedXml();
-  if (childNames(element.Filter).length > 1) throw errors.malformedXml();
+  // a Filter holds one predicate (one Tag), an And two or more (Tags among them)
+  if (childNames(element.Filter).length > 1 || tagElements(element.Filter).length > 1) throw errors.malformedXml();
   if (element.Filter.And === undefined) return { filterForm: 'filter', ...predicatesOf(element.Filter) };
-  // S3: an And joins two or more predicates
-  if (!isElement(element.Filter.And) || childNames(element.Filter.And).length < 2) throw errors.malformedXml();
+  if (!isElement(element.Filter.And) || childNames(element.Filter.And).length + Math.max(0, tagElements(element.Filter.And).length - 1) < 2) throw errors.malformedXml();
   return { filterForm: 'and', ...predicatesOf(element.Filter.And) };
 }
 
-function predicatesOf(filter: Record<string, unknown>): Pick<LifecycleRule, 'prefix' | 'objectSizeGreaterThan' | 'objectSizeLessThan'> {
+/** A filter's Tag elements (parseXml makes repeated ones an array, a single one too). */
+function tagElements(filter: Record<string, unknown>): unknown[] {
+  return filter.Tag === undefined ? [] : Array.isArray(filter.Tag) ? filter.Tag : [filter.Tag];
+}
+
+function predicatesOf(filter: Record<string, unknown>): Pick<LifecycleRule, 'prefix' | 'objectSizeGreaterThan' | 'objectSizeLessThan' | 'tags'> {
   for (const name of childNames(filter)) {
-    if (name === 'Tag') throw notHere('A Tag filter');
-    if (!['Prefix', 'ObjectSizeGreaterThan', 'ObjectSizeLessThan'].includes(name)) throw errors.malformedXml();
+    if (!['Prefix', 'ObjectSizeGreaterThan', 'ObjectSizeLessThan', 'Tag'].includes(name)) throw errors.malformedXml();
   }
+  const tags = checkTags(tagElements(filter).map((tag) => {
+    if (!isElement(tag)) throw errors.malformedXml();
+    return [text(tag.Key), text(tag.Value)];
+  }));
   const greaterThan = filter.ObjectSizeGreaterThan === undefined ? undefined : integer(filter.ObjectSizeGreaterThan);
   const lessThan = filter.ObjectSizeLessThan === undefined ? undefined : integer(filter.ObjectSizeLessThan);
   if (greaterThan !== undefined && lessThan !== undefined && greaterThan >= lessThan) {
@@ -156,6 +169,7 @@ function predicatesOf(filter: Record<string, unknown>): Pick<LifecycleRule, 'pre
     ...(filter.Prefix !== undefined ? { prefix: text(filter.Prefix) } : {}),
     ...(greaterThan !== undefined ? { objectSizeGreaterThan: greaterThan } : {}),
     ...(lessThan !== undefined ? { objectSizeLessThan: lessThan } : {}),
+    ...(tags.length ? { tags } : {}),
   };
 }
 
@@ -213,6 +227,7 @@ export function ruleElement(rule: LifecycleRule): string {
   const { expiration } = rule;
   const predicates = [
     rule.prefix !== undefined ? el('Prefix', rule.prefix) : '',
+    ...(rule.tags ?? []).map(([key, value]) => el('Tag', [el('Key', key), el('Value', value)])),
     rule.objectSizeGreaterThan !== undefined ? el('ObjectSizeGreaterThan', rule.objectSizeGreaterThan) : '',
     rule.objectSizeLessThan !== undefined ? el('ObjectSizeLessThan', rule.objectSizeLessThan) : '',
   ];
@@ -229,9 +244,10 @@ export function ruleElement(rule: LifecycleRule): string {
   ]);
 }
 
-/** Whether the rule's filter takes an object of this key and size. */
-export function ruleMatches(rule: LifecycleRule, object: { key: string; size: number }): boolean {
+/** Whether the rule's filter takes an object of this key, size and tags. */
+export function ruleMatches(rule: LifecycleRule, object: { key: string; size: number; tags?: Tags }): boolean {
   return object.key.startsWith(rule.prefix ?? '')
+    && (rule.tags ?? []).every(([key, value]) => object.tags?.some(([objectKey, objectValue]) => objectKey === key && objectValue === value))
     && (rule.objectSizeGreaterThan === undefined || object.size > rule.objectSizeGreaterThan)
     && (rule.objectSizeLessThan === undefined || object.size < rule.objectSizeLessThan);
 }

@@ -113,14 +113,13 @@ export function asksForAcl(request: S3Request): boolean {
 /**
  * Refuses a write asking for what the gateway does not do, rather than storing the object without
  * it while the client believes it done: encryption (NotImplemented), object lock (as S3 answers for
- * a bucket without it), tags (NotImplemented), and ACLs other than the owner's (as S3 answers for
- * a bucket that does not allow ACLs).
+ * a bucket without it), and ACLs other than the owner's (as S3 answers for a bucket that does not
+ * allow ACLs).
  */
 export function checkWriteHeaders(request: S3Request): void {
   const encryption = ENCRYPTION_HEADERS.find((name) => request.headers[name] !== undefined);
   if (encryption) throw errors.notImplemented(encryption);
   if (OBJECT_LOCK_HEADERS.some((name) => request.headers[name] !== undefined)) throw errors.noObjectLock();
-  if (request.headers['x-amz-tagging'] !== undefined) throw errors.notImplemented('x-amz-tagging');
   const storageClass = header(request, 'x-amz-storage-class');
   if (storageClass !== undefined && !STORAGE_CLASSES.includes(storageClass)) throw new S3Error('InvalidStorageClass', 400, 'The storage class you specified is not valid', { StorageClassRequested: storageClass });
   if (asksForAcl(request)) throw new S3Error('AccessControlListNotSupported', 400, 'The bucket does not allow ACLs');
