@@ -169,6 +169,8 @@ const objectRuleSchema = () => z.strictObject({
   overflow: oneOf([...OVERFLOW_POLICIES], 'expected "drop-oldest", "reject-new" or "drop-lowest-priority"').default('drop-oldest'),
   /** Delete the local object once the cloud has it verified, if it is still the version uploaded. */
   deleteAfterUpload: bool(false),
+  /** Send the object's tags with it (x-amz-tagging), and their later changes (PutObjectTagging). */
+  tags: bool(true),
 });
 export type ObjectRule = z.infer<ReturnType<typeof objectRuleSchema>>;
 

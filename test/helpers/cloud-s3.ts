@@ -3,7 +3,7 @@
 // the gateway sent), can be taken down and brought back (the link), can return a wrong ETag
 // for chosen keys (a cloud that stored something else), can lose chosen answers, hold chosen
 // requests back (a slow link) and refuse chosen ones (a bucket policy).
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,7 @@ export interface CloudRequest {
   method: string;
   path: string;
   query: URLSearchParams;
+  headers: IncomingHttpHeaders;
   status?: number;
   /** performance.now() when the request arrived, and when its answer was sent (or cut). */
   arrived: number;
@@ -69,7 +70,7 @@ export class CloudS3 {
     if (this.proxy) return;
     const proxy = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://cloud');
-      const entry: CloudRequest = { method: req.method ?? '', path: decodeURIComponent(url.pathname), query: url.searchParams, arrived: performance.now() };
+      const entry: CloudRequest = { method: req.method ?? '', path: decodeURIComponent(url.pathname), query: url.searchParams, headers: req.headers, arrived: performance.now() };
       this.requests.push(entry);
       res.once('close', () => {
         entry.answered = performance.now();

@@ -19,6 +19,13 @@ export interface ObjectRef {
   cloudBucket: string;
   cloudKey: string;
   deleteAfterUpload: boolean;
+  /** Send the object's tags with it (the rule's `tags`; items stored before tags existed have none). */
+  tags?: boolean;
+  /**
+   * Only the object's tags changed (PutObjectTagging, DeleteObjectTagging): they go to the cloud
+   * object with PutObjectTagging, after any upload of the key ahead of this item.
+   */
+  tagsOnly?: true;
 }
 
 /** The fields of an S3 event record this reads (S3 event message structure 2.1). */
@@ -61,8 +68,9 @@ function decodeEventKey(key: string): string {
 /**
  * `local bucket[/prefix] → cloud bucket/prefix`: every ObjectCreated event of a rule's bucket becomes
  * an outbox item (the object's key and ETag, not its content, which stays in the object store until
- * uploaded). Durable bus subscriptions: the event is committed to the outbox before the objects
- * service counts it delivered. Deletions are not mirrored (see docs/sync.md).
+ * uploaded), and with the rule's `tags` every ObjectTagging event one that sends the tags. Durable
+ * bus subscriptions: the event is committed to the outbox before the objects service counts it
+ * delivered. Deletions are not mirrored (see docs/sync.md).
  */
 export class ObjectBridge {
   private unsubscribers: Array<() => Promise<void>> = [];
@@ -127,12 +135,16 @@ export class ObjectBridge {
     }
     const items: Array<{ item: NewItem; route: Route }> = [];
     for (const record of records) {
-      const created = createdObject(record);
-      if (!created) continue;
+      const changed = changedObject(record);
+      if (!changed) continue;
+      const { tagsOnly, ...object } = changed;
       for (const route of routes) {
-        if (created.bucket !== route.bucket || !created.key.startsWith(route.prefix)) continue;
+        if (object.bucket !== route.bucket || !object.key.startsWith(route.prefix)) continue;
+        // a local copy deleted after its upload takes no later tags; its upload sends those it has then
+        if (tagsOnly && (!route.rule.tags || route.rule.deleteAfterUpload)) continue;
         const ref: ObjectRef = {
-          ...created, cloudBucket: route.cloudBucket, cloudKey: route.cloudPrefix + created.key, deleteAfterUpload: route.rule.deleteAfterUpload,
+          ...object, cloudBucket: route.cloudBucket, cloudKey: route.cloudPrefix + object.key, deleteAfterUpload: !tagsOnly && route.rule.deleteAfterUpload,
+          tags: route.rule.tags, ...(tagsOnly ? { tagsOnly } : {}),
         };
         items.push({ route, item: {
           kind: 'object', rule: route.rule.name, priority: route.rule.priority, live: false,
@@ -145,11 +157,13 @@ export class ObjectBridge {
   }
 }
 
-/** The object an ObjectCreated:* record names (with its ETag and size), else undefined. */
-function createdObject(record: EventRecord): { bucket: string; key: string; etag: string; size: number } | undefined {
+/** The object an ObjectCreated:* or ObjectTagging:* record names (with its ETag and size), else undefined. */
+function changedObject(record: EventRecord): { bucket: string; key: string; etag: string; size: number; tagsOnly?: true } | undefined {
   const object = record.s3?.object;
   const bucket = record.s3?.bucket?.name;
-  if (typeof record.eventName !== 'string' || !record.eventName.startsWith('ObjectCreated:')) return undefined;
+  if (typeof record.eventName !== 'string') return undefined;
+  const tagsOnly = record.eventName.startsWith('ObjectTagging:');
+  if (!tagsOnly && !record.eventName.startsWith('ObjectCreated:')) return undefined;
   if (typeof bucket !== 'string' || typeof object?.key !== 'string' || typeof object.eTag !== 'string' || typeof object.size !== 'number') return undefined;
-  return { bucket, key: decodeEventKey(object.key), etag: object.eTag.replace(/"/g, ''), size: object.size };
+  return { bucket, key: decodeEventKey(object.key), etag: object.eTag.replace(/"/g, ''), size: object.size, ...(tagsOnly ? { tagsOnly: true as const } : {}) };
 }

@@ -1,5 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { createHash } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
 import {
   ALGORITHM, EMPTY_SHA256, canonicalQuery, canonicalRequest, hmacHex, sha256Hex, signingKey, stringToSign, uriEncodeText,
@@ -40,7 +41,14 @@ export interface ObjectHead {
   contentType?: string;
   /** x-amz-meta-* without the prefix. */
   metadata: Record<string, string>;
+  /** x-amz-tagging-count of an answer: how many tags the object has. */
+  tagCount?: number;
+  /** Tags to send with it (x-amz-tagging). */
+  tags?: ObjectTags;
 }
+
+/** An object's tags in their order, as [key, value]. */
+export type ObjectTags = Array<[key: string, value: string]>;
 
 interface Request {
   method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
@@ -142,6 +150,20 @@ export class S3Client {
     return Date.now() + this.clockOffsetMs;
   }
 
+  /** S3 GetObjectTagging. */
+  async getObjectTagging(bucket: string, key: string, signal?: AbortSignal): Promise<ObjectTags> {
+    const xml = await text(await this.send({ method: 'GET', bucket, key, query: { tagging: '' }, signal }));
+    return [...xml.matchAll(/<Tag>(.*?)<\/Tag>/gs)].map(([, tag]) => [xmlValue(tag, 'Key') ?? '', xmlValue(tag, 'Value') ?? '']);
+  }
+
+  /** S3 PutObjectTagging, which replaces the object's tags (an empty set removes them); S3 takes its body only with Content-MD5. */
+  async putObjectTagging(bucket: string, key: string, tags: ObjectTags, signal?: AbortSignal): Promise<void> {
+    const body = Buffer.from(`<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet>${tags.map(([name, value]) =>
+      `<Tag><Key>${escapeXml(name)}</Key><Value>${escapeXml(value)}</Value></Tag>`).join('')}</TagSet></Tagging>`);
+    const contentMd5 = createHash('md5').update(body).digest('base64');
+    (await this.send({ method: 'PUT', bucket, key, query: { tagging: '' }, body, headers: { 'content-type': 'application/xml', 'content-md5': contentMd5 }, signal })).resume();
+  }
+
   async abortMultipartUpload(bucket: string, key: string, uploadId: string, signal?: AbortSignal): Promise<void> {
     (await this.send({ method: 'DELETE', bucket, key, query: { uploadId }, signal })).resume();
   }
@@ -227,11 +249,16 @@ function headOf(answer: IncomingMessage): ObjectHead {
       Object.defineProperty(metadata, name.slice('x-amz-meta-'.length), { value, writable: true, enumerable: true, configurable: true });
     }
   }
-  return { contentType: answer.headers['content-type'], metadata };
+  const tagCount = Number(answer.headers['x-amz-tagging-count'] ?? 0);
+  return { contentType: answer.headers['content-type'], metadata, ...(tagCount > 0 ? { tagCount } : {}) };
 }
 
 function headersOf(head: ObjectHead): Record<string, string | undefined> {
-  return { 'content-type': head.contentType, ...Object.fromEntries(Object.entries(head.metadata).map(([name, value]) => [`x-amz-meta-${name}`, value])) };
+  return {
+    'content-type': head.contentType, ...Object.fromEntries(Object.entries(head.metadata).map(([name, value]) => [`x-amz-meta-${name}`, value])),
+    // S3 x-amz-tagging: URL query parameters
+    ...(head.tags?.length ? { 'x-amz-tagging': head.tags.map(([name, value]) => `${encodeURIComponent(name)}=${encodeURIComponent(value)}`).join('&') } : {}),
+  };
 }
 
 async function text(answer: IncomingMessage): Promise<string> {
@@ -242,10 +269,10 @@ async function text(answer: IncomingMessage): Promise<string> {
 
 const ENTITIES: Record<string, string> = { quot: '"', amp: '&', lt: '<', gt: '>', apos: "'" };
 
-/** The text of the first <tag> of a small S3 answer, entities decoded. */
+/** The text of the first <tag> of a small S3 answer (an empty `<tag/>` too), entities decoded. */
 function xmlValue(xml: string, tag: string): string | undefined {
-  const match = new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml);
-  return match?.[1].replace(/&(quot|amp|lt|gt|apos);/g, (_entity, name: string) => ENTITIES[name]);
+  const match = new RegExp(`<${tag}>([^<]*)</${tag}>|<${tag}/>`).exec(xml);
+  return (match?.[1] ?? (match ? '' : undefined))?.replace(/&(quot|amp|lt|gt|apos);/g, (_entity, name: string) => ENTITIES[name]);
 }
 
 function escapeXml(value: string): string {

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { GroupCommit } from '../../store/group-commit.js';
 import type { ObjectRef } from './object-bridge.js';
 import type { S3Endpoints } from './s3-endpoints.js';
-import { S3RequestError, type ObjectHead } from './s3-client.js';
+import { S3RequestError, type ObjectHead, type ObjectTags } from './s3-client.js';
 import { MeteredStream, type ByteBucket } from './metered-stream.js';
 import type { MultipartState, UploadIntent, UploadState } from './upload-state.js';
 
@@ -59,8 +59,9 @@ async function putWhole(ref: ObjectRef, context: UploadContext): Promise<void> {
   const local = await readLocal(ref, context);
   const body = metered(local.body, context);
   try {
+    const tags = await tagsToSend(ref, local, context);
     const etag = await context.s3.cloud.putObject(ref.cloudBucket, ref.cloudKey, body, ref.size, {
-      contentType: local.contentType, metadata: local.metadata,
+      contentType: local.contentType, metadata: local.metadata, tags,
       // S3 PutObject: Content-MD5 lets the cloud refuse a body damaged on the way (BadDigest)
       contentMd5: isMd5(ref.etag) ? Buffer.from(ref.etag, 'hex').toString('base64') : undefined,
     }, context.signal);
@@ -75,6 +76,7 @@ async function putWhole(ref: ObjectRef, context: UploadContext): Promise<void> {
 async function createUpload(itemId: number, ref: ObjectRef, context: UploadContext): Promise<MultipartState> {
   const { cloud, local } = context.s3;
   const head = await localRequest(() => local.headObject(ref.bucket, ref.key, quoted(ref.etag), context.signal));
+  head.tags = await tagsToSend(ref, head, context);
   // committed first: should the answer be lost (the link cut after the cloud created the upload), the upload is looked for and aborted (findLostUploads)
   const intent = { itemId, bucket: ref.cloudBucket, key: ref.cloudKey, requestedWall: cloud.signingTimeMs() };
   await context.commit.run(() => context.uploads.intend(intent));
@@ -83,6 +85,27 @@ async function createUpload(itemId: number, ref: ObjectRef, context: UploadConte
   await context.commit.run(() => context.uploads.begin(itemId, ref.cloudBucket, ref.cloudKey, upload.uploadId, upload.partBytes));
   context.accepted();
   return upload;
+}
+
+/** The local object's tags, when the rule sends them and it has some; read as the upload starts (a later change comes as an item of its own). */
+async function tagsToSend(ref: ObjectRef, head: ObjectHead, context: UploadContext): Promise<ObjectTags | undefined> {
+  if (!ref.tags || !head.tagCount) return undefined;
+  return localRequest(() => context.s3.local.getObjectTagging(ref.bucket, ref.key, context.signal));
+}
+
+/**
+ * An object's changed tags to the cloud object (PutObjectTagging; none there removes them). The
+ * local object gone, or no cloud object to tag (its upload is still to come, or failed), is
+ * ObjectGone: an upload sends the tags the object has then.
+ */
+export async function sendTags(ref: ObjectRef, context: UploadContext): Promise<void> {
+  const tags = await localRequest(() => context.s3.local.getObjectTagging(ref.bucket, ref.key, context.signal));
+  try {
+    await context.s3.cloud.putObjectTagging(ref.cloudBucket, ref.cloudKey, tags, context.signal);
+  } catch (error) {
+    if (statusOf(error) === 404 && (error as Error).name === 'NoSuchKey') throw new ObjectGone('the cloud has no such object to tag: its upload sends the tags');
+    throw error;
+  }
 }
 
 /** S3 UploadPart for each part not confirmed yet; each confirmation is committed before the next part starts. */

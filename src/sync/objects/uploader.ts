@@ -8,7 +8,7 @@ import { ByteBucket } from './metered-stream.js';
 import { Backoff, type BackoffLimits } from '../backoff.js';
 import type { S3Endpoints } from './s3-endpoints.js';
 import type { UploadIntent, UploadState } from './upload-state.js';
-import { abortUpload, deleteLocalCopy, findLostUploads, ItemFailed, LocalUnavailable, ObjectGone, statusOf, uploadObject, type UploadContext } from './upload-object.js';
+import { abortUpload, deleteLocalCopy, findLostUploads, ItemFailed, LocalUnavailable, ObjectGone, sendTags, statusOf, uploadObject, type UploadContext } from './upload-object.js';
 
 /** How often uploads left behind by evicted, expired or dead-lettered items are aborted in the cloud. */
 const ORPHAN_SWEEP_MS = 60_000;
@@ -234,7 +234,7 @@ export class ObjectUploader {
 
   private begin(item: OutboxItem): void {
     const ref = JSON.parse(item.payload.toString('utf8')) as ObjectRef;
-    const progress = { rule: item.rule, object: item.localTopic, size: ref.size, sentBytes: 0 };
+    const progress = { rule: item.rule, object: item.localTopic, size: ref.tagsOnly ? 0 : ref.size, sentBytes: 0 };
     const refused = this.refusedRules.get(item.rule);
     if (refused) refused.tryingWith = item.id;
     const upload: Upload = { item, progress, startedAs: ++this.started, done: Promise.resolve() };
@@ -259,13 +259,14 @@ export class ObjectUploader {
       await this.abortOrphans();
       const intent = this.uploads.intentOf(item.id);
       if (intent) await this.abortLostUploads(s3, intent);
-      await uploadObject(item.id, ref, this.context(s3, upload.progress));
+      if (ref.tagsOnly) await sendTags(ref, this.context(s3, upload.progress));
+      else await uploadObject(item.id, ref, this.context(s3, upload.progress));
       this.reachable();
       this.ruleTaken(item.rule);
       await this.commit.run(() => this.done(item));
-      this.status.uploaded++;
+      if (!ref.tagsOnly) this.status.uploaded++;
       this.activity.succeeded(item.rule);
-      this.log.debug({ rule: item.rule, object: item.localTopic, to: item.cloudTopic, bytes: ref.size }, 'object uploaded');
+      this.log.debug({ rule: item.rule, object: item.localTopic, to: item.cloudTopic, bytes: ref.size }, ref.tagsOnly ? 'object tags sent' : 'object uploaded');
       if (ref.deleteAfterUpload) {
         // another rule's upload of it still to come reads it then: deleted, it would be taken for superseded
         if (this.outbox.objectQueued(item.localTopic)) this.log.info({ object: item.localTopic }, 'local copy kept: another rule still uploads it');
