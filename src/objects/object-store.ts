@@ -90,8 +90,8 @@ export type RemovedEvent = 'ObjectRemoved:Delete' | 'LifecycleExpiration:Delete'
 export type TaggingEvent = 'ObjectTagging:Put' | 'ObjectTagging:Delete';
 export type ObjectEventName = CreatedEvent | RemovedEvent | TaggingEvent;
 
-/** The configurations stored with a bucket, as JSON: its notification rules and its lifecycle rules. */
-export type BucketConfiguration = 'notification' | 'lifecycle';
+/** The configurations stored with a bucket, as JSON: its notification rules, lifecycle rules and CORS rules. */
+export type BucketConfiguration = 'notification' | 'lifecycle' | 'cors';
 
 /**
  * Where changes are reported: `record` is called inside the committing transaction, so the event
@@ -364,6 +364,8 @@ export const objectMigrations = [
   'ALTER TABLE object_parts ADD COLUMN checksum TEXT;',
   // A bucket's lifecycle configuration (PutBucketLifecycleConfiguration), as notification is stored.
   'ALTER TABLE object_buckets ADD COLUMN lifecycle TEXT;',
+  // A bucket's CORS configuration (PutBucketCors).
+  'ALTER TABLE object_buckets ADD COLUMN cors TEXT;',
 ];
 
 /**
@@ -447,7 +449,7 @@ export class ObjectStore {
    * Configurations read (null: none), by kind and bucket: a write's event reads the notification
    * rules and a read the lifecycle rules (x-amz-expiration), each a SQLite read otherwise.
    */
-  private readonly knownConfigurations: Record<BucketConfiguration, Map<string, string | null>> = { notification: new Map(), lifecycle: new Map() };
+  private readonly knownConfigurations: Record<BucketConfiguration, Map<string, string | null>> = { notification: new Map(), lifecycle: new Map(), cors: new Map() };
   /** Told when a bucket was created or deleted (the file share watches its directory, or forgets it). */
   private bucketsChangedListener: (() => void) | undefined;
   /** Told of the share copies about to be renamed into place (the file share knows their events for the store's). */
@@ -467,10 +469,12 @@ export class ObjectStore {
       configuration: {
         notification: db.prepare('SELECT notification AS configuration FROM object_buckets WHERE name = ?'),
         lifecycle: db.prepare('SELECT lifecycle AS configuration FROM object_buckets WHERE name = ?'),
+        cors: db.prepare('SELECT cors AS configuration FROM object_buckets WHERE name = ?'),
       },
       setConfiguration: {
         notification: db.prepare('UPDATE object_buckets SET notification = ? WHERE name = ?'),
         lifecycle: db.prepare('UPDATE object_buckets SET lifecycle = ? WHERE name = ?'),
+        cors: db.prepare('UPDATE object_buckets SET cors = ? WHERE name = ?'),
       },
       bucketsWithLifecycle: db.prepare('SELECT name, lifecycle FROM object_buckets WHERE lifecycle IS NOT NULL ORDER BY name'),
       // a lifecycle pass's pages of a prefix's keys (what its filter and expiry look at): one bound each, which the key index seeks to

@@ -31,6 +31,9 @@ import { putBucketNotificationConfiguration } from './operations/PutBucketNotifi
 import { getBucketLifecycleConfiguration } from './operations/GetBucketLifecycleConfiguration.js';
 import { putBucketLifecycleConfiguration } from './operations/PutBucketLifecycleConfiguration.js';
 import { deleteBucketLifecycle } from './operations/DeleteBucketLifecycle.js';
+import { getBucketCors } from './operations/GetBucketCors.js';
+import { putBucketCors } from './operations/PutBucketCors.js';
+import { deleteBucketCors } from './operations/DeleteBucketCors.js';
 import { getBucketAcl, getObjectAcl, putBucketAcl, putObjectAcl } from './operations/acl.js';
 import { deleteBucketPolicy, getBucketPolicy, getBucketPolicyStatus } from './operations/bucket-policy.js';
 import { getObjectTagging } from './operations/GetObjectTagging.js';
@@ -38,8 +41,9 @@ import { putObjectTagging } from './operations/PutObjectTagging.js';
 import { deleteObjectTagging } from './operations/DeleteObjectTagging.js';
 import { ABSENT_CONFIGURATIONS, deleteAbsent, objectLockAbsent } from './operations/absent-configurations.js';
 
-// a step of every request, loaded with the operations (s3-server.ts)
+// steps of every request, loaded with the operations (s3-server.ts)
 export { checkExpectedOwners } from './operations/context.js';
+export { crossOriginHeaders } from './operations/cors-rules.js';
 
 export interface Route {
   name: string;
@@ -66,7 +70,7 @@ const c = (name: string, operation: Operation, access: 'read' | 'write'): Route 
  * Sub-resources of S3 this gateway does not have (setting the configurations of absent-configurations.ts, a
  * bucket's tags, analytics, …; `attributes` but to GET an object's): NotImplemented rather than a wrong answer.
  */
-const UNSUPPORTED = ['acl', 'policy', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'replication', 'encryption', 'object-lock',
+const UNSUPPORTED = ['acl', 'policy', 'lifecycle', 'tagging', 'website', 'logging', 'replication', 'encryption', 'object-lock',
   'retention', 'legal-hold', 'torrent', 'restore', 'select', 'accelerate', 'analytics', 'inventory', 'metrics', 'requestPayment',
   'ownershipControls', 'publicAccessBlock', 'intelligent-tiering', 'attributes', 'policyStatus', 'renameObject', 'session', 'metadataTable',
   'metadataConfiguration'];
@@ -209,8 +213,8 @@ export function route(method: string, bucket: string, key: string, query: URLSea
 }
 
 /**
- * ACLs (disabled, as with S3's default Object Ownership), object tags, Object Lock, lifecycle rules
- * and the configurations a bucket here never has (what S3 answers for a bucket without them).
+ * ACLs (disabled, as with S3's default Object Ownership), object tags, Object Lock, CORS and
+ * lifecycle rules, and the configurations a bucket here never has (what S3 answers for a bucket without them).
  * Undefined for the rest, setting those configurations among them.
  */
 function configurationRoute(method: string, key: string, query: URLSearchParams): Route | undefined {
@@ -229,6 +233,10 @@ function configurationRoute(method: string, key: string, query: URLSearchParams)
   if (query.has('acl')) return method === 'GET' ? c('GetBucketAcl', getBucketAcl, 'read') : method === 'PUT' ? c('PutBucketAcl', putBucketAcl, 'write') : undefined;
   if (query.has('policy')) return method === 'GET' ? c('GetBucketPolicy', getBucketPolicy, 'read') : method === 'DELETE' ? c('DeleteBucketPolicy', deleteBucketPolicy, 'write') : undefined;
   if (query.has('policyStatus')) return method === 'GET' ? c('GetBucketPolicyStatus', getBucketPolicyStatus, 'read') : undefined;
+  if (query.has('cors')) {
+    if (method === 'GET') return c('GetBucketCors', getBucketCors, 'read');
+    return method === 'PUT' ? c('PutBucketCors', putBucketCors, 'write') : c('DeleteBucketCors', deleteBucketCors, 'write');
+  }
   if (query.has('lifecycle')) {
     if (method === 'GET') return c('GetBucketLifecycleConfiguration', getBucketLifecycleConfiguration, 'read');
     return method === 'PUT' ? c('PutBucketLifecycleConfiguration', putBucketLifecycleConfiguration, 'write') : c('DeleteBucketLifecycle', deleteBucketLifecycle, 'write');

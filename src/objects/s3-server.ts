@@ -95,7 +95,12 @@ export class S3Server {
     try {
       const address = this.address(req);
       resource = `/${address.bucket}${address.bucket && address.key ? `/${address.key}` : ''}`;
-      const { route, checkExpectedOwners } = await (this.routes ??= import('./routes.js'));
+      const { route, checkExpectedOwners, crossOriginHeaders } = await (this.routes ??= import('./routes.js'));
+      // a page's request: its answer, an error too, carries what the bucket's CORS rules allow (a preflight is OptionsObject's)
+      const { origin } = req.headers;
+      if (origin !== undefined && address.bucket && req.method !== 'OPTIONS') {
+        for (const [name, value] of Object.entries(crossOriginHeaders(this.context.objects, address.bucket, origin, req.method ?? 'GET'))) res.setHeader(name, value);
+      }
       const found = route(req.method ?? 'GET', address.bucket, address.key, address.query, req.headers);
       operationName = found.name;
       const verified = verifyRequest(req, found.objectChecksumHeaders ? { ...this.verifyOptions, bodyChecksums: false } : this.verifyOptions);

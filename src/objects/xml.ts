@@ -66,6 +66,8 @@ export const MAX_MARKUP = {
   completeMultipartUpload: 2 * (10_000 * 4 + 8),
   /** bucket configurations: CreateBucket, notification rules, ACLs */
   configuration: 4_000,
+  /** 100 CORS rules (S3's limit) of CORSRule, ID, MaxAgeSeconds and up to 30 origins, methods and headers */
+  cors: 2 * (100 * 32 + 2),
   /** 1,000 lifecycle rules of Rule, ID, Filter, And, Prefix, two sizes, Status, Expiration, Days, AbortIncompleteMultipartUpload, DaysAfterInitiation */
   lifecycle: 2 * (1000 * 12 + 2),
 } as const;
@@ -79,7 +81,8 @@ export async function parseXml(text: string, maxMarkup: number): Promise<Record<
   if (!markupWithin(text, maxMarkup)) return undefined;
   if (!parser) {
     const { XMLParser } = await import('fast-xml-parser');
-    const repeated = new Set(['Object', 'Part', 'CloudFunctionConfiguration', 'LambdaFunctionConfiguration', 'TopicConfiguration', 'QueueConfiguration', 'Event', 'FilterRule', 'Grant', 'Rule', 'Tag']);
+    const repeated = new Set(['Object', 'Part', 'CloudFunctionConfiguration', 'LambdaFunctionConfiguration', 'TopicConfiguration', 'QueueConfiguration', 'Event', 'FilterRule', 'Grant', 'Rule', 'Tag',
+      'CORSRule', 'AllowedOrigin', 'AllowedMethod', 'AllowedHeader', 'ExposeHeader']);
     parser = new XMLParser({
       ignoreAttributes: true, removeNSPrefix: true, parseTagValue: false, trimValues: false, processEntities: true, entityDecoder,
       isArray: (name) => repeated.has(name),

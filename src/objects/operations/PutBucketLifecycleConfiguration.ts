@@ -6,9 +6,9 @@ import { digestedBody } from './writing.js';
 
 /**
  * S3 PutBucketLifecycleConfiguration: the configuration replaces the bucket's whole one. Expiration
- * and AbortIncompleteMultipartUpload rules, filtered by prefix and object size, are honoured
+ * and AbortIncompleteMultipartUpload rules, filtered by prefix, object size and tags, are honoured
  * (lifecycle-expiration.ts); a rule asking for what the gateway has not (transitions, noncurrent
- * versions, tags) is refused, and nothing is stored.
+ * versions) is refused, and nothing is stored.
  */
 export const putBucketLifecycleConfiguration: Operation = async (request, res, context) => {
   context.objects.existingBucket(request.bucket);
