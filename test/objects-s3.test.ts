@@ -967,6 +967,13 @@ describe('S3 API with the AWS SDK v3', () => {
     const getUrl = await getSignedUrl(s3, new GetObjectCommand({ Bucket: 'photos', Key: 'presigned.txt' }), { expiresIn: 60 });
     const got = await fetch(getUrl);
     expect(await got.text()).toBe('via presigned url');
+    // the SDK hoists x-amz-meta-* and x-amz-tagging into the URL (and the CRC32 of an empty body, which S3 does not take from a presigned URL)
+    const withMetadata = await getSignedUrl(s3, new PutObjectCommand({ Bucket: 'photos', Key: 'presigned-meta.txt', Metadata: { camera: 'gate 2', note: 'groß' }, Tagging: 'site=north' }), { expiresIn: 60 });
+    expect(new URL(withMetadata).searchParams.get('x-amz-meta-camera')).toBe('gate 2');
+    expect((await fetch(withMetadata, { method: 'PUT', body: 'with metadata' })).status).toBe(200);
+    const head = await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'presigned-meta.txt' }));
+    // a value past ASCII as the bytes of its UTF-8, as when it comes in a header
+    expect([head.Metadata, head.TagCount]).toEqual([{ camera: 'gate 2', note: Buffer.from('groß').toString('latin1') }, 1]);
     const expired = await getSignedUrl(s3, new GetObjectCommand({ Bucket: 'photos', Key: 'presigned.txt' }), { expiresIn: 1, signingDate: new Date(Date.now() - 60_000) });
     const refused = await fetch(expired);
     expect(refused.status).toBe(403);

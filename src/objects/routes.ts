@@ -42,7 +42,7 @@ import { deleteObjectTagging } from './operations/DeleteObjectTagging.js';
 import { ABSENT_CONFIGURATIONS, deleteAbsent, objectLockAbsent } from './operations/absent-configurations.js';
 
 // steps of every request, loaded with the operations (s3-server.ts)
-export { checkExpectedOwners } from './operations/context.js';
+export { checkExpectedOwners, withHoistedHeaders } from './operations/context.js';
 export { crossOriginHeaders } from './operations/cors-rules.js';
 
 export interface Route {

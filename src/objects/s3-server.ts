@@ -95,17 +95,18 @@ export class S3Server {
     try {
       const address = this.address(req);
       resource = `/${address.bucket}${address.bucket && address.key ? `/${address.key}` : ''}`;
-      const { route, checkExpectedOwners, crossOriginHeaders } = await (this.routes ??= import('./routes.js'));
+      const { route, checkExpectedOwners, crossOriginHeaders, withHoistedHeaders } = await (this.routes ??= import('./routes.js'));
       // a page's request: its answer, an error too, carries what the bucket's CORS rules allow (a preflight is OptionsObject's)
       const { origin } = req.headers;
       if (origin !== undefined && address.bucket && req.method !== 'OPTIONS') {
         for (const [name, value] of Object.entries(crossOriginHeaders(this.context.objects, address.bucket, origin, req.method ?? 'GET'))) res.setHeader(name, value);
       }
-      const found = route(req.method ?? 'GET', address.bucket, address.key, address.query, req.headers);
+      const headers = withHoistedHeaders(req.headers, address.query);
+      const found = route(req.method ?? 'GET', address.bucket, address.key, address.query, headers);
       operationName = found.name;
       const verified = verifyRequest(req, found.objectChecksumHeaders ? { ...this.verifyOptions, bodyChecksums: false } : this.verifyOptions);
       const request: S3Request = {
-        method: req.method ?? 'GET', bucket: address.bucket, key: address.key, query: address.query, headers: req.headers,
+        method: req.method ?? 'GET', bucket: address.bucket, key: address.key, query: address.query, headers,
         body: verified.body, contentLength: verified.contentLength, checksums: verified.checksums, accessKeyId: verified.accessKeyId,
         requestId, sourceIp: req.socket.remoteAddress ?? '', origin: address.origin,
       };

@@ -129,6 +129,35 @@ export function asHeaderValue(name: string, text: string): string {
   return Buffer.from(text, 'utf8').toString('latin1');
 }
 
+/** x-amz-checksum-crc32 and the like, and the SDK's name of the algorithm (not x-amz-checksum-mode, a request for them). */
+const isChecksumValue = (name: string) => (name.startsWith('x-amz-checksum-') && name !== 'x-amz-checksum-mode') || name === 'x-amz-sdk-checksum-algorithm';
+
+/** RFC 9110 §5.1: a field name is a token. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
+/** The query parameters of a presigned URL that are its signature's own (SigV4 query authentication). */
+const QUERY_AUTHENTICATION = new Set(['x-amz-algorithm', 'x-amz-credential', 'x-amz-date', 'x-amz-expires', 'x-amz-signedheaders', 'x-amz-signature',
+  'x-amz-security-token', 'x-amz-content-sha256']);
+
+/**
+ * A presigned request's headers: the x-amz-* query parameters that the SDKs hoist out of the
+ * headers into the URL, so that the signature covers them (x-amz-meta-*, x-amz-tagging, x-amz-acl,
+ * …), stand for those headers, as S3 takes them; a header the request sends itself wins. Not
+ * checksums: S3 takes none from a presigned URL (the JS SDK puts the CRC32 of an empty body in every
+ * presigned PutObject).
+ */
+export function withHoistedHeaders(headers: IncomingHttpHeaders, query: URLSearchParams): IncomingHttpHeaders {
+  if (!query.has('X-Amz-Signature')) return headers;
+  const hoisted: IncomingHttpHeaders = {};
+  for (const [name, value] of query) {
+    const lower = name.toLowerCase();
+    if (!lower.startsWith('x-amz-') || QUERY_AUTHENTICATION.has(lower) || isChecksumValue(lower)) continue;
+    if (!HEADER_NAME.test(lower)) throw errors.invalidArgument(`${name}: not a header name`, name, value);
+    if (headers[lower] === undefined && hoisted[lower] === undefined) hoisted[lower] = asHeaderValue(lower, value);
+  }
+  return Object.keys(hoisted).length ? { ...hoisted, ...headers } : headers;
+}
+
 /** The response headers describing an object (GetObject, HeadObject). */
 export function objectHeaders(object: ObjectRecord): Record<string, string | number> {
   const headers: Record<string, string | number> = {
