@@ -79,7 +79,7 @@ export class LifecycleExpiration {
     const prefix = rule.prefix ?? '';
     let count = 0;
     for (let after = ''; ;) {
-      const page = this.objects.keysWithPrefix(bucket, prefix, after, PAGE_KEYS);
+      const page = this.objects.keysWithPrefix(bucket, prefix, after, PAGE_KEYS, rule.tags !== undefined);
       const expired = page.filter((object) => object.lastModified <= createdBy && ruleMatches(rule, object));
       for (let at = 0; at < expired.length; at += DELETIONS_AT_ONCE) {
         if (this.stopped || this.events.full) return { count, complete: false };

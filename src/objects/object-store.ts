@@ -677,14 +677,15 @@ export class ObjectStore {
 
   /**
    * Up to `limit` objects of the bucket whose keys start with `prefix`, after the key `after` (''
-   * for the first page), in key order: their key, size, time of creation (lastModified) and tags.
+   * for the first page), in key order: their key, size, time of creation (lastModified), and with
+   * `withTags` their tags (read from the metadata, which a pass over a million keys need not parse otherwise).
    */
-  keysWithPrefix(bucket: string, prefix: string, after: string, limit: number): Array<Pick<ObjectRecord, 'key' | 'size' | 'lastModified' | 'tags'>> {
+  keysWithPrefix(bucket: string, prefix: string, after: string, limit: number, withTags = false): Array<Pick<ObjectRecord, 'key' | 'size' | 'lastModified' | 'tags'>> {
     // `after`, a key of the prefix, is past the prefix's first key
     const rows = (after ? this.statements.expiryPageAfter.all(bucket, after, limit) : this.statements.expiryFirstPage.all(bucket, prefix, limit)) as
       Array<{ key: string; size: number; last_modified: number; metadata: string | null }>;
     const within = rows.filter((row) => row.key.startsWith(prefix));
-    return within.map((row) => ({ key: row.key, size: row.size, lastModified: row.last_modified, ...tagsOf(parseMetadata(row.metadata)) }));
+    return within.map((row) => ({ key: row.key, size: row.size, lastModified: row.last_modified, ...(withTags ? tagsOf(parseMetadata(row.metadata)) : {}) }));
   }
 
   // ── objects ────────────────────────────────────────────────────────────────────────────────
