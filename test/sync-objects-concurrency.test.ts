@@ -120,8 +120,11 @@ describe('sync: several object uploads at a time', () => {
       gateway = await startGateway(config, dataDir);
       await eventually(async () => (await ruleStatus(gateway.daemon, 'videos'))?.backlog === 0, 30_000, 200);
       for (const [key, body] of Object.entries(videos)) {
-        const resent = parts(key).slice(before[key]);
-        expect(resent.map((request) => request.query.get('partNumber'))).toEqual(['2', '3']);
+        const resent = parts(key).slice(before[key]).map((request) => request.query.get('partNumber'));
+        // part 2 is sent again unless its answer came, and was committed, before the stop took
+        // effect (a stop slowed by a busy host): then only part 3 is
+        const part2Answered = parts(key).slice(0, before[key]).some((request) => request.query.get('partNumber') === '2' && request.status === 200);
+        expect(part2Answered ? [['2', '3'], ['3']] : [['2', '3']]).toContainEqual(resent);
         expect(new Set(parts(key).map((request) => request.query.get('uploadId'))).size).toBe(1);
         await expectCloudBody(cloud, `videos/${key}`, body);
       }
