@@ -1,5 +1,5 @@
 import { errors, S3Error } from './errors.js';
-import { el } from './xml.js';
+import { el, isElement } from './xml.js';
 
 /** An object's tags in the order they were given, as [key, value] pairs (`__proto__` is a key like any other). */
 export type Tags = Array<[key: string, value: string]>;
@@ -70,9 +70,9 @@ export function documentTags(parsed: Record<string, any> | undefined): Tags {
   const tagSet = parsed?.Tagging?.TagSet;
   if (tagSet === undefined) throw errors.malformedXml();
   // an empty <TagSet/> is parsed as text
-  const elements: unknown[] = typeof tagSet === 'object' && tagSet !== null ? tagSet.Tag ?? [] : [];
+  const elements = (isElement(tagSet) ? tagSet.Tag ?? [] : []) as unknown[];
   return checkTags(elements.map((tag) => {
-    const { Key: key, Value: value } = (typeof tag === 'object' && tag !== null ? tag : {}) as Record<string, unknown>;
+    const { Key: key, Value: value } = isElement(tag) ? tag : {};
     if (typeof key !== 'string' || typeof value !== 'string') throw errors.malformedXml();
     return [key, value];
   }));

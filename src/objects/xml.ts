@@ -96,6 +96,11 @@ export async function parseXml(text: string, maxMarkup: number): Promise<Record<
   }
 }
 
+/** Whether a value of a parsed document is an element with children (not text, not a repeated element's list). */
+export function isElement(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /** Whether the text holds at most `limit` '<' (every tag, comment and declaration starts with one; text escapes it). */
 function markupWithin(text: string, limit: number): boolean {
   let count = 0;

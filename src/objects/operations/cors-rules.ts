@@ -1,6 +1,6 @@
 import { errors } from '../errors.js';
 import type { ObjectStore } from '../object-store.js';
-import { el } from '../xml.js';
+import { el, isElement } from '../xml.js';
 
 /** One CORSRule of a bucket's CORS configuration (S3 PutBucketCors). */
 export interface CorsRule {
@@ -114,10 +114,6 @@ function wildcardMatch(pattern: string, value: string): boolean {
   const head = pattern.slice(0, star);
   const tail = pattern.slice(star + 1);
   return value.length >= head.length + tail.length && value.startsWith(head) && value.endsWith(tail);
-}
-
-function isElement(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The CORS headers of an actual (not preflight) request from a page of `origin`: the first rule allowing the origin and method says them; none without. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { errors, S3Error } from '../errors.js';
 import type { ObjectStore } from '../object-store.js';
 import { checkTags, type Tags } from '../tags.js';
-import { el, isoTime } from '../xml.js';
+import { el, isElement, isoTime } from '../xml.js';
 
 /**
  * One rule of a bucket's lifecycle configuration (S3 LifecycleRule), of what the gateway honours:
@@ -147,9 +147,9 @@ function filterOf(element: Record<string, unknown>): Pick<LifecycleRule, 'filter
   return { filterForm: 'and', ...predicatesOf(element.Filter.And) };
 }
 
-/** A filter's Tag elements (parseXml makes repeated ones an array, a single one too). */
+/** A filter's Tag elements (parseXml makes them a list, a single one too). */
 function tagElements(filter: Record<string, unknown>): unknown[] {
-  return filter.Tag === undefined ? [] : Array.isArray(filter.Tag) ? filter.Tag : [filter.Tag];
+  return (filter.Tag ?? []) as unknown[];
 }
 
 function predicatesOf(filter: Record<string, unknown>): Pick<LifecycleRule, 'prefix' | 'objectSizeGreaterThan' | 'objectSizeLessThan' | 'tags'> {
@@ -216,10 +216,6 @@ function optionalText(value: unknown): string | undefined {
 /** An element's children; the whitespace between them (an indented document) is none. */
 function childNames(element: Record<string, unknown>): string[] {
   return Object.keys(element).filter((name) => name !== '#text' || String(element[name]).trim() !== '');
-}
-
-function isElement(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The rule as GetBucketLifecycleConfiguration answers it, its elements in S3's order. */
