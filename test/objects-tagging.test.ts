@@ -5,8 +5,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteObjectTaggingCommand, GetObjectCommand,
-  GetObjectTaggingCommand, HeadObjectCommand, PutBucketNotificationConfigurationCommand, PutObjectCommand, PutObjectTaggingCommand, UploadPartCommand,
+  CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteBucketCommand, DeleteBucketTaggingCommand,
+  DeleteObjectTaggingCommand, GetBucketTaggingCommand, GetObjectCommand, GetObjectTaggingCommand, HeadBucketCommand, PutBucketTaggingCommand, HeadObjectCommand, PutBucketNotificationConfigurationCommand, PutObjectCommand, PutObjectTaggingCommand, UploadPartCommand,
   type S3Client, S3ServiceException, type Tag,
 } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -166,6 +166,55 @@ describe('object tagging (S3 Put/Get/DeleteObjectTagging, x-amz-tagging)', () =>
     expect(await tagsOf('kept.txt')).toEqual([{ Key: 'raw', Value: '1' }]);
   });
 
+  it('keeps a bucket\'s tags (Put/Get/DeleteBucketTagging, CreateBucket\'s Tags), 50 at most, apart from its objects\'', async () => {
+    const bucketTags = async (Bucket: string) => (await s3.send(new GetBucketTaggingCommand({ Bucket }))).TagSet;
+    const noTagSet = { code: 'NoSuchTagSet', status: 404, message: 'The TagSet does not exist', extra: { BucketName: 'depot' } };
+    const tagSet = (count: number) => Array.from({ length: count }, (_, i) => ({ Key: `cost-centre:${i}`, Value: `team ${i}` }));
+    await s3.send(new CreateBucketCommand({ Bucket: 'depot' }));
+    expect(await failure(s3.send(new GetBucketTaggingCommand({ Bucket: 'depot' })))).toMatchObject(noTagSet);
+
+    const put = await s3.send(new PutBucketTaggingCommand({ Bucket: 'depot', Tagging: { TagSet: tagSet(50) } }));
+    expect(put.$metadata.httpStatusCode).toBe(204);
+    expect(await bucketTags('depot')).toEqual(tagSet(50));
+    await s3.send(new PutObjectCommand({ Bucket: 'depot', Key: 'untagged.txt', Body: 'x' }));
+    expect((await s3.send(new GetObjectTaggingCommand({ Bucket: 'depot', Key: 'untagged.txt' }))).TagSet).toEqual([]);
+
+    // each tag is checked before their number (S3's order); nothing changes
+    const refusals: Array<[Tag[], Record<string, unknown>]> = [
+      [tagSet(51), { code: 'BadRequest', status: 400, message: 'Bucket tag count cannot be greater than 50' }],
+      [[...tagSet(51), { Key: 'bad,key', Value: 'v' }], { code: 'InvalidTag', status: 400, message: 'The TagKey you have provided is invalid' }],
+      [[{ Key: 'aws:createdBy', Value: 'me' }], { code: 'InvalidTag', message: 'Your TagKey cannot be prefixed with aws:' }],
+      [[{ Key: 'a', Value: '1' }, { Key: 'a', Value: '2' }], { code: 'InvalidTag', message: 'Cannot provide multiple Tags with the same key' }],
+    ];
+    for (const [TagSet, refusal] of refusals) {
+      expect(await failure(s3.send(new PutBucketTaggingCommand({ Bucket: 'depot', Tagging: { TagSet } }))), JSON.stringify(TagSet).slice(-60)).toMatchObject(refusal);
+    }
+    expect(await bucketTags('depot')).toEqual(tagSet(50));
+
+    // an empty TagSet leaves none, as DeleteBucketTagging does (204 whether there were tags or not)
+    await s3.send(new PutBucketTaggingCommand({ Bucket: 'depot', Tagging: { TagSet: [] } }));
+    expect(await failure(s3.send(new GetBucketTaggingCommand({ Bucket: 'depot' })))).toMatchObject(noTagSet);
+    await s3.send(new PutBucketTaggingCommand({ Bucket: 'depot', Tagging: { TagSet: [{ Key: 'site', Value: 'north' }] } }));
+    expect((await s3.send(new DeleteBucketTaggingCommand({ Bucket: 'depot' }))).$metadata.httpStatusCode).toBe(204);
+    expect((await s3.send(new DeleteBucketTaggingCommand({ Bucket: 'depot' }))).$metadata.httpStatusCode).toBe(204);
+    expect(await failure(s3.send(new GetBucketTaggingCommand({ Bucket: 'depot' })))).toMatchObject(noTagSet);
+    expect(await failure(s3.send(new GetBucketTaggingCommand({ Bucket: 'no-such-depot' })))).toMatchObject({ code: 'NoSuchBucket', status: 404 });
+    expect(await failure(s3.send(new PutBucketTaggingCommand({ Bucket: 'no-such-depot', Tagging: { TagSet: tagSet(1) } })))).toMatchObject({ code: 'NoSuchBucket', status: 404 });
+
+    // CreateBucket's CreateBucketConfiguration.Tags: the bucket's first tags; refused ones make no bucket
+    await s3.send(new CreateBucketCommand({ Bucket: 'depot-tagged', CreateBucketConfiguration: { Tags: [{ Key: 'site', Value: 'south' }, { Key: 'owner', Value: 'ops' }] } }));
+    expect(await bucketTags('depot-tagged')).toEqual([{ Key: 'site', Value: 'south' }, { Key: 'owner', Value: 'ops' }]);
+    expect(await failure(s3.send(new CreateBucketCommand({ Bucket: 'depot-refused', CreateBucketConfiguration: { Tags: [{ Key: 'aws:x', Value: '1' }] } }))))
+      .toMatchObject({ code: 'InvalidTag', status: 400 });
+    expect(await failure(s3.send(new CreateBucketCommand({ Bucket: 'depot-refused', CreateBucketConfiguration: { Tags: tagSet(51) } }))))
+      .toMatchObject({ code: 'BadRequest', message: 'Bucket tag count cannot be greater than 50' });
+    expect((await failure(s3.send(new HeadBucketCommand({ Bucket: 'depot-refused' })))).status).toBe(404);
+    // a bucket made again under a deleted one's name has no tags
+    await s3.send(new DeleteBucketCommand({ Bucket: 'depot-tagged' }));
+    await s3.send(new CreateBucketCommand({ Bucket: 'depot-tagged' }));
+    expect(await failure(s3.send(new GetBucketTaggingCommand({ Bucket: 'depot-tagged' })))).toMatchObject({ code: 'NoSuchTagSet' });
+  });
+
   it('records ObjectTagging:Put and ObjectTagging:Delete events (eventVersion 2.3) for the rules that ask for them', async () => {
     await s3.send(new PutBucketNotificationConfigurationCommand({ Bucket: 'farm', NotificationConfiguration: {
       LambdaFunctionConfigurations: [{ Id: 'tags', LambdaFunctionArn: 'OnTagging', Events: ['s3:ObjectTagging:*'], Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'events/' }] } } }],
@@ -186,12 +235,14 @@ describe('object tagging (S3 Put/Get/DeleteObjectTagging, x-amz-tagging)', () =>
     await s3.send(new PutObjectCommand({ Bucket: 'farm', Key: 'crash/put.txt', Body: 'x', Tagging: 'via=put' }));
     await s3.send(new PutObjectCommand({ Bucket: 'farm', Key: 'crash/tagged.txt', Body: 'y' }));
     await s3.send(new PutObjectTaggingCommand({ Bucket: 'farm', Key: 'crash/tagged.txt', Tagging: { TagSet: [{ Key: 'via', Value: 'tagging' }] } }));
+    await s3.send(new PutBucketTaggingCommand({ Bucket: 'farm', Tagging: { TagSet: [{ Key: 'via', Value: 'bucket' }] } }));
     await daemon.kill();
     s3.destroy();
     daemon = await TestDaemon.start({ config: { s3: { minPartBytes: 1024 } }, dataDir: daemon.dataDir });
     s3 = s3Client(daemon, credentials);
     expect(await tagsOf('crash/put.txt')).toEqual([{ Key: 'via', Value: 'put' }]);
     expect(await tagsOf('crash/tagged.txt')).toEqual([{ Key: 'via', Value: 'tagging' }]);
+    expect((await s3.send(new GetBucketTaggingCommand({ Bucket: 'farm' }))).TagSet).toEqual([{ Key: 'via', Value: 'bucket' }]);
   });
 
   it('outpost objects put --tag tags the object', async () => {
@@ -212,6 +263,9 @@ describe('object tagging (S3 Put/Get/DeleteObjectTagging, x-amz-tagging)', () =>
     await aws('put-object-tagging', '--bucket', 'farm', '--key', 'cli.txt', '--tagging', 'TagSet=[{Key=source,Value=cli},{Key=checked,Value=yes}]');
     expect(JSON.parse(await aws('get-object-tagging', '--bucket', 'farm', '--key', 'cli.txt'))).toEqual({ TagSet: [{ Key: 'source', Value: 'cli' }, { Key: 'checked', Value: 'yes' }] });
     expect(JSON.parse(await aws('get-object', '--bucket', 'farm', '--key', 'cli.txt', '/dev/null')).TagCount).toBe(2);
+    await aws('put-bucket-tagging', '--bucket', 'farm', '--tagging', 'TagSet=[{Key=site,Value=farm 1},{Key=owner,Value=ops}]');
+    expect(JSON.parse(await aws('get-bucket-tagging', '--bucket', 'farm'))).toEqual({ TagSet: [{ Key: 'site', Value: 'farm 1' }, { Key: 'owner', Value: 'ops' }] });
+    await aws('delete-bucket-tagging', '--bucket', 'farm');
 
     const script = `
 import boto3, botocore, json, os, tempfile
@@ -223,8 +277,12 @@ with tempfile.NamedTemporaryFile() as f:
     s3.upload_file(f.name, 'farm', 'boto.txt', ExtraArgs={'Tagging': 'source=boto3&site=north'})
 s3.put_object_tagging(Bucket='farm', Key='boto.txt', Tagging={'TagSet': s3.get_object_tagging(Bucket='farm', Key='boto.txt')['TagSet'] + [{'Key': 'seen', 'Value': 'yes'}]})
 print(json.dumps(s3.get_object_tagging(Bucket='farm', Key='boto.txt')['TagSet']))
+s3.put_bucket_tagging(Bucket='farm', Tagging={'TagSet': [{'Key': 'by', 'Value': 'boto3'}]})
+print(json.dumps(s3.get_bucket_tagging(Bucket='farm')['TagSet']))
 `;
     const { stdout } = await run('/usr/bin/python3', ['-c', script], { env, timeout: 30_000 });
-    expect(JSON.parse(stdout)).toEqual([{ Key: 'source', Value: 'boto3' }, { Key: 'site', Value: 'north' }, { Key: 'seen', Value: 'yes' }]);
+    const [objectTags, bucketTags] = stdout.trim().split('\n').map((line) => JSON.parse(line));
+    expect(objectTags).toEqual([{ Key: 'source', Value: 'boto3' }, { Key: 'site', Value: 'north' }, { Key: 'seen', Value: 'yes' }]);
+    expect(bucketTags).toEqual([{ Key: 'by', Value: 'boto3' }]);
   });
 });

@@ -90,8 +90,8 @@ export type RemovedEvent = 'ObjectRemoved:Delete' | 'LifecycleExpiration:Delete'
 export type TaggingEvent = 'ObjectTagging:Put' | 'ObjectTagging:Delete';
 export type ObjectEventName = CreatedEvent | RemovedEvent | TaggingEvent;
 
-/** The configurations stored with a bucket, as JSON: its notification rules, lifecycle rules and CORS rules. */
-export type BucketConfiguration = 'notification' | 'lifecycle' | 'cors';
+/** The configurations stored with a bucket, as JSON: its notification rules, lifecycle rules, CORS rules and tags. */
+export type BucketConfiguration = 'notification' | 'lifecycle' | 'cors' | 'tags';
 
 /**
  * Where changes are reported: `record` is called inside the committing transaction, so the event
@@ -366,6 +366,8 @@ export const objectMigrations = [
   'ALTER TABLE object_buckets ADD COLUMN lifecycle TEXT;',
   // A bucket's CORS configuration (PutBucketCors).
   'ALTER TABLE object_buckets ADD COLUMN cors TEXT;',
+  // A bucket's tags (PutBucketTagging, CreateBucket).
+  'ALTER TABLE object_buckets ADD COLUMN tags TEXT;',
 ];
 
 /**
@@ -449,7 +451,7 @@ export class ObjectStore {
    * Configurations read (null: none), by kind and bucket: a write's event reads the notification
    * rules and a read the lifecycle rules (x-amz-expiration), each a SQLite read otherwise.
    */
-  private readonly knownConfigurations: Record<BucketConfiguration, Map<string, string | null>> = { notification: new Map(), lifecycle: new Map(), cors: new Map() };
+  private readonly knownConfigurations: Record<BucketConfiguration, Map<string, string | null>> = { notification: new Map(), lifecycle: new Map(), cors: new Map(), tags: new Map() };
   /** Told when a bucket was created or deleted (the file share watches its directory, or forgets it). */
   private bucketsChangedListener: (() => void) | undefined;
   /** Told of the share copies about to be renamed into place (the file share knows their events for the store's). */
@@ -464,17 +466,19 @@ export class ObjectStore {
     this.statements = {
       bucket: db.prepare('SELECT name, created_at FROM object_buckets WHERE name = ?'),
       buckets: db.prepare('SELECT name, created_at FROM object_buckets ORDER BY name'),
-      insertBucket: db.prepare('INSERT INTO object_buckets (name, created_at) VALUES (?, ?)'),
+      insertBucket: db.prepare('INSERT INTO object_buckets (name, created_at, tags) VALUES (?, ?, ?)'),
       deleteBucket: db.prepare('DELETE FROM object_buckets WHERE name = ?'),
       configuration: {
         notification: db.prepare('SELECT notification AS configuration FROM object_buckets WHERE name = ?'),
         lifecycle: db.prepare('SELECT lifecycle AS configuration FROM object_buckets WHERE name = ?'),
         cors: db.prepare('SELECT cors AS configuration FROM object_buckets WHERE name = ?'),
+        tags: db.prepare('SELECT tags AS configuration FROM object_buckets WHERE name = ?'),
       },
       setConfiguration: {
         notification: db.prepare('UPDATE object_buckets SET notification = ? WHERE name = ?'),
         lifecycle: db.prepare('UPDATE object_buckets SET lifecycle = ? WHERE name = ?'),
         cors: db.prepare('UPDATE object_buckets SET cors = ? WHERE name = ?'),
+        tags: db.prepare('UPDATE object_buckets SET tags = ? WHERE name = ?'),
       },
       bucketsWithLifecycle: db.prepare('SELECT name, lifecycle FROM object_buckets WHERE lifecycle IS NOT NULL ORDER BY name'),
       // a lifecycle pass's pages of a prefix's keys (what its filter and expiry look at): one bound each, which the key index seeks to
@@ -599,8 +603,8 @@ export class ObjectStore {
     return (this.statements.buckets.all() as Array<{ name: string; created_at: number }>).map((row) => ({ name: row.name, createdAt: row.created_at }));
   }
 
-  /** Creates the bucket and its share directory; BucketAlreadyOwnedByYou when it exists. */
-  async createBucket(name: string): Promise<BucketRecord> {
+  /** Creates the bucket (with its tags, as JSON) and its share directory; BucketAlreadyOwnedByYou when it exists. */
+  async createBucket(name: string, tags?: string): Promise<BucketRecord> {
     checkBucketName(name);
     if (this.bucket(name)) throw errors.bucketAlreadyOwnedByYou(name);
     // one at a time with a deletion of the same name: its removal of the directory must not follow this mkdir
@@ -610,7 +614,7 @@ export class ObjectStore {
       const createdAt = Date.now();
       await this.store.commit.run(() => {
         if (this.bucket(name)) throw errors.bucketAlreadyOwnedByYou(name);
-        this.statements.insertBucket.run(name, createdAt);
+        this.statements.insertBucket.run(name, createdAt, tags ?? null);
       });
       this.bucketsChangedListener?.();
       return { name, createdAt };

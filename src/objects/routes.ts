@@ -34,6 +34,9 @@ import { deleteBucketLifecycle } from './operations/DeleteBucketLifecycle.js';
 import { getBucketCors } from './operations/GetBucketCors.js';
 import { putBucketCors } from './operations/PutBucketCors.js';
 import { deleteBucketCors } from './operations/DeleteBucketCors.js';
+import { getBucketTagging } from './operations/GetBucketTagging.js';
+import { putBucketTagging } from './operations/PutBucketTagging.js';
+import { deleteBucketTagging } from './operations/DeleteBucketTagging.js';
 import { getBucketAcl, getObjectAcl, putBucketAcl, putObjectAcl } from './operations/acl.js';
 import { deleteBucketPolicy, getBucketPolicy, getBucketPolicyStatus } from './operations/bucket-policy.js';
 import { getObjectTagging } from './operations/GetObjectTagging.js';
@@ -67,8 +70,8 @@ const r = (name: string, operation: Operation, access: Route['access']): Route =
 const c = (name: string, operation: Operation, access: 'read' | 'write'): Route => ({ name, operation, access, configuration: true });
 
 /**
- * Sub-resources of S3 this gateway does not have (setting the configurations of absent-configurations.ts, a
- * bucket's tags, analytics, …; `attributes` but to GET an object's): NotImplemented rather than a wrong answer.
+ * Sub-resources of S3 this gateway does not have (setting the configurations of absent-configurations.ts,
+ * analytics, …; `attributes` but to GET an object's): NotImplemented rather than a wrong answer.
  */
 const UNSUPPORTED = ['acl', 'policy', 'lifecycle', 'tagging', 'website', 'logging', 'replication', 'encryption', 'object-lock',
   'retention', 'legal-hold', 'torrent', 'restore', 'select', 'accelerate', 'analytics', 'inventory', 'metrics', 'requestPayment',
@@ -213,7 +216,7 @@ export function route(method: string, bucket: string, key: string, query: URLSea
 }
 
 /**
- * ACLs (disabled, as with S3's default Object Ownership), object tags, Object Lock, CORS and
+ * ACLs (disabled, as with S3's default Object Ownership), object and bucket tags, Object Lock, CORS and
  * lifecycle rules, and the configurations a bucket here never has (what S3 answers for a bucket without them).
  * Undefined for the rest, setting those configurations among them.
  */
@@ -236,6 +239,10 @@ function configurationRoute(method: string, key: string, query: URLSearchParams)
   if (query.has('cors')) {
     if (method === 'GET') return c('GetBucketCors', getBucketCors, 'read');
     return method === 'PUT' ? c('PutBucketCors', putBucketCors, 'write') : c('DeleteBucketCors', deleteBucketCors, 'write');
+  }
+  if (query.has('tagging')) {
+    if (method === 'GET') return c('GetBucketTagging', getBucketTagging, 'read');
+    return method === 'PUT' ? c('PutBucketTagging', putBucketTagging, 'write') : c('DeleteBucketTagging', deleteBucketTagging, 'write');
   }
   if (query.has('lifecycle')) {
     if (method === 'GET') return c('GetBucketLifecycleConfiguration', getBucketLifecycleConfiguration, 'read');

@@ -4,9 +4,10 @@ import { el, isElement } from './xml.js';
 /** An object's tags in the order they were given, as [key, value] pairs (`__proto__` is a key like any other). */
 export type Tags = Array<[key: string, value: string]>;
 
-// S3 object tagging (User Guide, "Categorizing your objects using tags"): 10 tags at most, keys of
-// 1-128 Unicode characters, values of 0-256
-const MAX_TAGS = 10;
+// S3 object tagging (User Guide, "Categorizing your objects using tags"): 10 tags at most (a bucket:
+// 50), keys of 1-128 Unicode characters, values of 0-256
+const MAX_OBJECT_TAGS = 10;
+const MAX_BUCKET_TAGS = 50;
 const MAX_KEY_CHARACTERS = 128;
 const MAX_VALUE_CHARACTERS = 256;
 /** AWS tag restrictions: letters, numbers and spaces representable in UTF-8, and + - = . _ : / @. */
@@ -14,9 +15,20 @@ const TAG_TEXT = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
 
 const invalidTag = (message: string, extra: Record<string, string>) => new S3Error('InvalidTag', 400, message, extra);
 
-/** The tags as S3 checks them (PutObjectTagging, x-amz-tagging, a POST form's `tagging`); they are returned as given. */
+/** An object's tags as S3 checks them (PutObjectTagging, x-amz-tagging, a POST form's `tagging`); they are returned as given. */
 export function checkTags(tags: Tags): Tags {
-  if (tags.length > MAX_TAGS) throw new S3Error('BadRequest', 400, `Object tags cannot be greater than ${MAX_TAGS}`);
+  if (tags.length > MAX_OBJECT_TAGS) throw new S3Error('BadRequest', 400, `Object tags cannot be greater than ${MAX_OBJECT_TAGS}`);
+  return checkEachTag(tags);
+}
+
+/** A bucket's tags (PutBucketTagging, CreateBucket): each tag is checked before their number, as S3 does. */
+export function checkBucketTags(tags: Tags): Tags {
+  checkEachTag(tags);
+  if (tags.length > MAX_BUCKET_TAGS) throw new S3Error('BadRequest', 400, `Bucket tag count cannot be greater than ${MAX_BUCKET_TAGS}`);
+  return tags;
+}
+
+function checkEachTag(tags: Tags): Tags {
   const keys = new Set<string>();
   for (const [key, value] of tags) {
     const keyLength = [...key].length;
@@ -62,23 +74,31 @@ export function headerTags(text: string | undefined): Tags | undefined {
 }
 
 /**
- * A `<Tagging><TagSet><Tag><Key/><Value/></Tag>…</TagSet></Tagging>` document as parseXml gives it
- * (PutObjectTagging's body, a POST form's `tagging` field); MalformedXML without TagSet, or a Tag
- * without its Key or Value.
+ * The tags of a `<Tagging><TagSet><Tag><Key/><Value/></Tag>…</TagSet></Tagging>` document as
+ * parseXml gives it (PutObjectTagging's and PutBucketTagging's body, a POST form's `tagging`
+ * field), not checked yet; MalformedXML without TagSet.
  */
 export function documentTags(parsed: Record<string, any> | undefined): Tags {
   const tagSet = parsed?.Tagging?.TagSet;
   if (tagSet === undefined) throw errors.malformedXml();
+  return tagList(tagSet);
+}
+
+/** The `<Tag><Key/><Value/></Tag>` elements of a TagSet (or CreateBucket's Tags); MalformedXML for a Tag without its Key or Value. */
+export function tagList(container: unknown): Tags {
   // an empty <TagSet/> is parsed as text
-  const elements = (isElement(tagSet) ? tagSet.Tag ?? [] : []) as unknown[];
-  return checkTags(elements.map((tag) => {
+  const elements = (isElement(container) ? container.Tag ?? [] : []) as unknown[];
+  return elements.map((tag) => {
     const { Key: key, Value: value } = isElement(tag) ? tag : {};
     if (typeof key !== 'string' || typeof value !== 'string') throw errors.malformedXml();
     return [key, value];
-  }));
+  });
 }
 
-/** `<TagSet><Tag><Key/><Value/></Tag>…</TagSet>` (GetObjectTagging). */
+/** `<TagSet><Tag><Key/><Value/></Tag>…</TagSet>` (GetObjectTagging, GetBucketTagging). */
 export function tagSetElement(tags: Tags | undefined): string {
   return el('TagSet', (tags ?? []).map(([key, value]) => el('Tag', [el('Key', key), el('Value', value)])));
 }
+
+/** A bucket's tags as it keeps them (JSON [key, value] pairs in their order); none is no tag set (GetBucketTagging's NoSuchTagSet). */
+export const bucketTagsJson = (tags: Tags): string | undefined => (tags.length ? JSON.stringify(tags) : undefined);

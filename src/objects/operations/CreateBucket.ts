@@ -1,20 +1,34 @@
 import { S3Error, errors } from '../errors.js';
+import { bucketTagsJson, checkBucketTags, tagList, type Tags } from '../tags.js';
 import { MAX_MARKUP, parseXml } from '../xml.js';
 import { header, sendEmpty, smallBody, type Operation, type S3Request } from './context.js';
 import { asksForAcl } from './writing.js';
 
 /**
  * S3 CreateBucket: the gateway is one region, which a CreateBucketConfiguration's LocationConstraint
- * may name; a bucket it cannot make as asked (object lock, ACLs, another object ownership) is
- * refused rather than made without it.
+ * may name; its Tags are the bucket's first tags. A bucket it cannot make as asked (object lock,
+ * ACLs, another object ownership) is refused rather than made without it.
  */
 export const createBucket: Operation = async (request, res, context) => {
   const body = await smallBody(request);
   checkBucketHeaders(request);
-  if (body.trim()) checkLocationConstraint(await parseXml(body, MAX_MARKUP.configuration), context.config.region);
-  await context.objects.createBucket(request.bucket);
+  const configuration = body.trim() ? bucketConfiguration(await parseXml(body, MAX_MARKUP.configuration)) : undefined;
+  if (configuration) checkLocationConstraint(configuration, context.config.region);
+  await context.objects.createBucket(request.bucket, bucketTagsJson(configuration ? configurationTags(configuration) : []));
   sendEmpty(res, 200, { Location: `/${request.bucket}` });
 };
+
+function bucketConfiguration(parsed: Record<string, any> | undefined): Record<string, any> {
+  const configuration = parsed?.CreateBucketConfiguration;
+  if (configuration === undefined) throw errors.malformedXml();
+  // an empty <CreateBucketConfiguration/> is parsed as text
+  return typeof configuration === 'object' ? configuration : {};
+}
+
+/** S3 CreateBucket: CreateBucketConfiguration's `<Tags><Tag>…</Tag></Tags>`, as PutBucketTagging checks them. */
+function configurationTags(configuration: Record<string, any>): Tags {
+  return configuration.Tags === undefined ? [] : checkBucketTags(tagList(configuration.Tags));
+}
 
 function checkBucketHeaders(request: S3Request): void {
   if (header(request, 'x-amz-bucket-object-lock-enabled')?.toLowerCase() === 'true') throw errors.notImplemented('x-amz-bucket-object-lock-enabled');
@@ -24,10 +38,8 @@ function checkBucketHeaders(request: S3Request): void {
 }
 
 /** A LocationConstraint naming another region than the gateway's (IllegalLocationConstraintException). */
-function checkLocationConstraint(parsed: Record<string, any> | undefined, region: string): void {
-  const configuration = parsed?.CreateBucketConfiguration;
-  if (configuration === undefined) throw errors.malformedXml();
-  const constraint = typeof configuration === 'object' ? configuration.LocationConstraint : undefined;
+function checkLocationConstraint(configuration: Record<string, any>, region: string): void {
+  const constraint = configuration.LocationConstraint;
   if (typeof constraint === 'string' && constraint !== '' && constraint !== region) {
     throw new S3Error('IllegalLocationConstraintException', 400,
       `The ${constraint} location constraint is incompatible for the region specific endpoint this request was sent to.`);

@@ -3,7 +3,7 @@ import { errors } from '../errors.js';
 import { formBoundary, readForm, type Form } from '../form-data.js';
 import { checkPolicy, parsePolicy } from '../post-policy.js';
 import { missingField } from '../../auth/sigv4-post.js';
-import { documentTags, type Tags } from '../tags.js';
+import { checkTags, documentTags, type Tags } from '../tags.js';
 import { el, MAX_MARKUP, parseXml } from '../xml.js';
 import { asHeaderValue, changeOrigin, header, quoted, sendEmpty, sendXml, STORED_HEADERS, storedHeaders, userMetadata, type Operation, type S3Request } from './context.js';
 import { checkEventQueue, checksumAlgorithmOf, checksumHeaders, checksumInto, checkWriteHeaders, contentMd5, contentType } from './writing.js';
@@ -57,7 +57,7 @@ export const postObject: Operation = async (request, res, context) => {
 
 /** S3 POST Object: the `tagging` field is a Tagging document, as PutObjectTagging's body. */
 async function formTags(field: string | undefined): Promise<Tags | undefined> {
-  return field === undefined ? undefined : documentTags(await parseXml(field, MAX_MARKUP.configuration));
+  return field === undefined ? undefined : checkTags(documentTags(await parseXml(field, MAX_MARKUP.configuration)));
 }
 
 /**

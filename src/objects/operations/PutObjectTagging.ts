@@ -1,4 +1,4 @@
-import { documentTags } from '../tags.js';
+import { checkTags, documentTags } from '../tags.js';
 import { MAX_MARKUP, parseXml } from '../xml.js';
 import { changeOrigin, sendEmpty, type Operation } from './context.js';
 import { checkVersionId } from './reading.js';
@@ -11,7 +11,7 @@ import { checkEventQueue, digestedBody } from './writing.js';
  */
 export const putObjectTagging: Operation = async (request, res, context) => {
   checkVersionId(request.query.get('versionId'));
-  const tags = documentTags(await parseXml(await digestedBody(request), MAX_MARKUP.configuration));
+  const tags = checkTags(documentTags(await parseXml(await digestedBody(request), MAX_MARKUP.configuration)));
   checkEventQueue(context);
   await context.objects.setTags(request.bucket, request.key, tags, 'ObjectTagging:Put', changeOrigin(request));
   sendEmpty(res, 200);

@@ -3,9 +3,8 @@ import { el } from '../xml.js';
 import { sendEmpty, sendXml, type Operation } from './context.js';
 
 /**
- * The configurations a bucket here never has (tags, a website,
- * replication, default encryption, Object Lock, a public access block), read as S3 reads those of a
- * bucket that has none — its own "not found" error, or the document of the default — and deleted as
+ * The configurations a bucket here never has (a website, replication, default encryption, Object
+ * Lock, a public access block), read as S3 reads those of a bucket that has none — its own "not found" error, or the document of the default — and deleted as
  * S3 deletes them: 204, whether there was one or not. Tools that read every configuration of a
  * bucket (Terraform's AWS provider, security scanners, S3 browsers) then work against the gateway.
  * Setting one stays NotImplemented (routes.ts): the gateway would not honour it.
@@ -21,7 +20,6 @@ interface AbsentConfiguration {
 }
 
 const CONFIGURATIONS: AbsentConfiguration[] = [
-  { query: 'tagging', get: 'GetBucketTagging', delete: 'DeleteBucketTagging', read: { missing: ['NoSuchTagSet', 'The TagSet does not exist'] } },
   { query: 'website', get: 'GetBucketWebsite', delete: 'DeleteBucketWebsite',
     read: { missing: ['NoSuchWebsiteConfiguration', 'The specified bucket does not have a website configuration'] } },
   { query: 'replication', get: 'GetBucketReplication', delete: 'DeleteBucketReplication',
