@@ -1,4 +1,4 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createHash } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
@@ -25,7 +25,7 @@ export interface S3ClientOptions {
   onlyCertificate?: string;
   /**
    * Connections at once: one per upload in flight (each makes one request at a time to either side)
-   * and one more, for a failed upload's local answer still being read to its end (metered()).
+   * and one more, for a failed upload's local answer while it is being cut (metered()).
    */
   connections: number;
 }
@@ -56,10 +56,21 @@ interface Request {
   key: string;
   query?: Record<string, string>;
   headers?: Record<string, string | number | undefined>;
-  /** A stream is sent as UNSIGNED-PAYLOAD (S3 allows it); a Buffer is hashed into the signature. */
-  body?: Readable | Buffer;
+  /**
+   * A stream is sent as UNSIGNED-PAYLOAD (S3 allows it); a Buffer is hashed into the signature. A
+   * function opens its stream once the connection is made (see OpenBody).
+   */
+  body?: Readable | Buffer | OpenBody;
   signal?: AbortSignal;
 }
+
+/**
+ * A body opened only once the connection to the server is up (after TLS's handshake): a stream
+ * from another server (the local S3 API) fills its socket buffers as soon as it is asked for, so
+ * asked for first it was read from the disk, megabytes of it, at every attempt the cloud refused.
+ * Its error fails the request.
+ */
+export type OpenBody = () => Promise<Readable>;
 
 /** Status texts for answers without a body (HEAD), as the AWS SDK names them. */
 const STATUS_NAMES: Record<number, string> = { 304: 'NotModified', 400: 'BadRequest', 403: 'Forbidden', 404: 'NotFound', 412: 'PreconditionFailed' };
@@ -102,7 +113,7 @@ export class S3Client {
   }
 
   /** S3 PutObject; resolves with the ETag. */
-  async putObject(bucket: string, key: string, body: Readable, length: number, head: ObjectHead & { contentMd5?: string }, signal?: AbortSignal): Promise<string | undefined> {
+  async putObject(bucket: string, key: string, body: Readable | OpenBody, length: number, head: ObjectHead & { contentMd5?: string }, signal?: AbortSignal): Promise<string | undefined> {
     const answer = await this.send({ method: 'PUT', bucket, key, body, signal, headers: { 'content-length': length, 'content-md5': head.contentMd5, ...headersOf(head) } });
     answer.resume();
     return answer.headers.etag;
@@ -115,7 +126,7 @@ export class S3Client {
     return uploadId;
   }
 
-  async uploadPart(bucket: string, key: string, uploadId: string, partNumber: number, body: Readable, length: number, signal?: AbortSignal): Promise<string | undefined> {
+  async uploadPart(bucket: string, key: string, uploadId: string, partNumber: number, body: Readable | OpenBody, length: number, signal?: AbortSignal): Promise<string | undefined> {
     const answer = await this.send({
       method: 'PUT', bucket, key, query: { partNumber: String(partNumber), uploadId }, body, headers: { 'content-length': length }, signal,
     });
@@ -198,8 +209,24 @@ export class S3Client {
       outgoing.once('close', () => clearTimeout(connectTimer));
       outgoing.setTimeout(IDLE_TIMEOUT_MS, () => outgoing.destroy(new Error(`${this.url.host} silent for ${IDLE_TIMEOUT_MS / 1000} s`)));
       outgoing.on('error', reject);
-      if (request.body instanceof Buffer || request.body === undefined) outgoing.end(request.body);
-      else pipeline(request.body, outgoing, () => undefined);
+      const { body } = request;
+      if (body instanceof Buffer || body === undefined) outgoing.end(body);
+      else if (typeof body === 'function') this.sendWhenConnected(outgoing, body);
+      else pipeline(body, outgoing, () => undefined);
+    });
+  }
+
+  private sendWhenConnected(outgoing: ClientRequest, open: OpenBody): void {
+    const send = () => {
+      open().then((stream) => {
+        if (outgoing.destroyed) stream.destroy();
+        else pipeline(stream, outgoing, () => undefined);
+      }, (error: Error) => outgoing.destroy(error));
+    };
+    outgoing.once('socket', (socket) => {
+      // a kept-alive socket is connected (and past its handshake) already
+      if (!socket.connecting) send();
+      else socket.once(this.url.protocol === 'https:' ? 'secureConnect' : 'connect', send);
     });
   }
 

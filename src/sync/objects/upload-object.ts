@@ -56,26 +56,26 @@ export async function uploadObject(itemId: number, ref: ObjectRef, context: Uplo
 }
 
 async function putWhole(ref: ObjectRef, context: UploadContext): Promise<void> {
-  const local = await readLocal(ref, context);
-  const body = metered(local.body, context);
+  const local = await headLocal(ref, context);
+  const tags = await tagsToSend(ref, local, context);
+  let body: MeteredStream | undefined;
   try {
-    const tags = await tagsToSend(ref, local, context);
-    const etag = await context.s3.cloud.putObject(ref.cloudBucket, ref.cloudKey, body, ref.size, {
+    const etag = await context.s3.cloud.putObject(ref.cloudBucket, ref.cloudKey, async () => (body = await readMetered(ref, context)), ref.size, {
       contentType: local.contentType, metadata: local.metadata, tags,
       // S3 PutObject: Content-MD5 lets the cloud refuse a body damaged on the way (BadDigest)
       contentMd5: isMd5(ref.etag) ? Buffer.from(ref.etag, 'hex').toString('base64') : undefined,
     }, context.signal);
-    verifyEtag(context, 'PutObject', etag, body.md5());
+    verifyEtag(context, 'PutObject', etag, body!.md5());
   } catch (error) {
     throw asItemFailure(error);
   } finally {
-    body.destroy();
+    body?.destroy();
   }
 }
 
 async function createUpload(itemId: number, ref: ObjectRef, context: UploadContext): Promise<MultipartState> {
-  const { cloud, local } = context.s3;
-  const head = await localRequest(() => local.headObject(ref.bucket, ref.key, quoted(ref.etag), context.signal));
+  const { cloud } = context.s3;
+  const head = await headLocal(ref, context);
   head.tags = await tagsToSend(ref, head, context);
   // committed first: should the answer be lost (the link cut after the cloud created the upload), the upload is looked for and aborted (findLostUploads)
   const intent = { itemId, bucket: ref.cloudBucket, key: ref.cloudKey, requestedWall: cloud.signingTimeMs() };
@@ -114,11 +114,11 @@ async function sendMissingParts(itemId: number, ref: ObjectRef, upload: Multipar
     if (upload.parts.has(partNumber)) continue;
     const start = (partNumber - 1) * upload.partBytes;
     const end = Math.min(ref.size, start + upload.partBytes) - 1;
-    const local = await readLocal(ref, context, `bytes=${start}-${end}`);
-    const body = metered(local.body, context);
+    let body: MeteredStream | undefined;
     try {
-      const etag = await context.s3.cloud.uploadPart(ref.cloudBucket, ref.cloudKey, upload.uploadId, partNumber, body, end - start + 1, context.signal);
-      const part = { etag: etag ?? '', md5: body.md5() };
+      const etag = await context.s3.cloud.uploadPart(ref.cloudBucket, ref.cloudKey, upload.uploadId, partNumber,
+        async () => (body = await readMetered(ref, context, `bytes=${start}-${end}`)), end - start + 1, context.signal);
+      const part = { etag: etag ?? '', md5: body!.md5() };
       verifyEtag(context, `UploadPart ${partNumber}`, etag, part.md5);
       await context.commit.run(() => context.uploads.partDone(itemId, partNumber, part));
       upload.parts.set(partNumber, part);
@@ -126,7 +126,7 @@ async function sendMissingParts(itemId: number, ref: ObjectRef, upload: Multipar
     } catch (error) {
       throw asItemFailure(error);
     } finally {
-      body.destroy();
+      body?.destroy();
     }
   }
 }
@@ -205,6 +205,15 @@ export async function findLostUploads(s3: S3Endpoints, intent: UploadIntent, sig
 
 function readLocal(ref: ObjectRef, context: UploadContext, range?: string): Promise<ObjectHead & { body: Readable }> {
   return localRequest(() => context.s3.local.getObject(ref.bucket, ref.key, { ifMatch: quoted(ref.etag), range }, context.signal));
+}
+
+function headLocal(ref: ObjectRef, context: UploadContext): Promise<ObjectHead> {
+  return localRequest(() => context.s3.local.headObject(ref.bucket, ref.key, quoted(ref.etag), context.signal));
+}
+
+/** The local object's content (or a range of it) as it goes to the cloud: opened once the cloud's connection is up (OpenBody). */
+async function readMetered(ref: ObjectRef, context: UploadContext, range?: string): Promise<MeteredStream> {
+  return metered((await readLocal(ref, context, range)).body, context);
 }
 
 /** The MD5 of the whole local object (for a cloud that answers a multipart upload with one). */
