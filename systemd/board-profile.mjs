@@ -13,7 +13,7 @@
 //   node board-profile.mjs arch    --boards DIR --board NAME   # space-separated
 //   node board-profile.mjs render  --boards DIR --out DIR (--board NAME | [--model S] [--machine M])
 //       all of it in one go (what install.sh uses): writes board, reason, arch,
-//       outpost.yaml and board.conf into the --out directory
+//       memory (memoryMb), outpost.yaml and board.conf into the --out directory
 //
 // Errors go to stderr with exit status 1 (2 for bad usage).
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -255,6 +255,7 @@ function main(argv) {
       writeFileSync(join(options.out, 'board'), `${profile.name}\n`);
       writeFileSync(join(options.out, 'reason'), `${reason}\n`);
       writeFileSync(join(options.out, 'arch'), `${profile.arch.join(' ')}\n`);
+      writeFileSync(join(options.out, 'memory'), `${profile.memoryMb}\n`);
       writeFileSync(join(options.out, 'outpost.yaml'), renderConfig(YAML, profile));
       writeFileSync(join(options.out, 'board.conf'), renderDropin(profile));
       return '';

@@ -351,6 +351,20 @@ describe('install.sh board detection', SLOW, () => {
     installInto(root, '--board', 'minimal-128mb', '--arch', 'aarch64');
     expect(readConfig(root).board).toBe('minimal-128mb');
   });
+
+  it('warns that a Node.js newer than 20 is past a 128 MB board\'s idle budget, and installs all the same', () => {
+    // this Node.js but for the version it reports
+    const newer = join(work, 'newer-node');
+    writeFileSync(newer, `#!/bin/sh\nif [ "$1 $2" = "-p process.versions.node" ]; then echo 24.22.3; else exec "${process.execPath}" "$@"; fi\n`);
+    chmodSync(newer, 0o755);
+    const small = install(['--root', freshRoot(), '--skip-deps', '--node', newer, '--board', 'minimal-128mb', '--no-start']);
+    expect(small.status, small.out).toBe(0);
+    expect(small.out).toContain('warning: Node.js 24.22.3 takes about 16-19 MB more at rest than Node.js 20, past the 64 MB idle budget of minimal-128mb');
+    const larger = install(['--root', freshRoot(), '--skip-deps', '--node', newer, '--board', 'rpi-4', '--no-start']);
+    expect(larger.status, larger.out).toBe(0);
+    expect(larger.out).not.toContain('more at rest');
+    expect(installInto(freshRoot(), '--board', 'minimal-128mb', '--no-start').out).not.toContain('more at rest');
+  });
 });
 
 describe('install.sh --uninstall', SLOW, () => {
