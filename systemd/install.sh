@@ -253,11 +253,11 @@ choose_board() {
 }
 
 # The smallest boards' budget (64 MB idle) is kept with Node.js 20: 22 and 24 have a larger binary
-# and V8 heap at rest (64 → 80 and 83 MB RSS idle on x86_64 with minimal-128mb's settings).
+# and V8 heap at rest (64 → 75 and 81 MB RSS idle on x86_64 with minimal-128mb's settings).
 check_node_memory() { # MEMORY_MB
   local major=${NODE_VERSION%%.*}
   if (($1 <= 128 && major > 20)); then
-    warn "Node.js $NODE_VERSION takes about 16-19 MB more at rest than Node.js 20, past the 64 MB idle budget of $BOARD ($1 MB of RAM); on such a board use Node.js 20 (Debian 13's nodejs package)"
+    warn "Node.js $NODE_VERSION takes about 11-17 MB more at rest than Node.js 20, past the 64 MB idle budget of $BOARD ($1 MB of RAM); on such a board use Node.js 20 (Debian 13's nodejs package)"
   fi
 }
 

@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { http } from '../node-http.js';
 import { chmodSync, chownSync, existsSync, lstatSync, statSync, unlinkSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -35,7 +36,7 @@ export class AdminServer {
   async start(): Promise<void> {
     const { socketPath } = this.options;
     await removeStaleSocket(socketPath);
-    const unix = createServer((req, res) => void this.serve(req, res, false));
+    const unix = http.createServer((req, res) => void this.serve(req, res, false));
     await listen(unix, { path: socketPath }).catch((error: Error) => {
       // "listen EACCES: permission denied /run/x/admin.sock" names neither the setting nor a missing directory
       const why = existsSync(dirname(socketPath)) ? error.message : `its directory ${dirname(socketPath)} does not exist`;
@@ -48,7 +49,7 @@ export class AdminServer {
 
     if (this.options.tcp) {
       const { host, port, maxConnections } = this.options.tcp;
-      const tcp = createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => void this.serve(req, res, true));
+      const tcp = http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => void this.serve(req, res, true));
       // Whoever reaches the port is served up to its token check: as on the HTTP port, the sockets
       // (each holding up to 16 KiB of headers) are bounded in number and in how long headers may take.
       tcp.headersTimeout = 10_000;

@@ -1,5 +1,6 @@
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import { http } from '../node-http.js';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../config/schema.js';
 import type { Listener } from '../service.js';
@@ -64,7 +65,7 @@ export class MqttListeners {
     }
     if (mqtt.ws.enabled) {
       const { WebSocketServer, createWebSocketStream } = await import('ws');
-      const server = createHttpServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS });
+      const server = http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS });
       // Until its upgrade a socket is the HTTP server's, not yet one of `live`: bounded here too, and
       // given connectTimeout for its upgrade request as a TCP socket has for its CONNECT.
       server.maxConnections = mqtt.maxConnections;

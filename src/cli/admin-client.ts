@@ -1,4 +1,5 @@
-import { request, type ClientRequest } from 'node:http';
+import type { ClientRequest } from 'node:http';
+import { http } from '../node-http.js';
 import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -70,7 +71,7 @@ export function callAdmin<T = any>(connection: Connection, method: string, path:
   const target = 'url' in connection ? new URL(path, connection.url) : undefined;
   const where = 'url' in connection ? connection.url.origin : connection.socket;
   return new Promise((resolve, reject) => {
-    const req = request({
+    const req = http.request({
       socketPath: 'socket' in connection ? connection.socket : undefined,
       host: target?.hostname,
       port: target?.port,

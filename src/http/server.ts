@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { http } from '../node-http.js';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { trackBody } from './body.js';
@@ -19,7 +20,7 @@ export class HttpServer {
   constructor(private readonly host: string, private readonly port: number, private readonly maxConnections: number, private readonly log: Logger) {}
 
   async start(): Promise<void> {
-    const server = createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => void this.serve(req, res, false));
+    const server = http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => void this.serve(req, res, false));
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res, true));
     server.headersTimeout = 10_000;
     server.requestTimeout = 60_000;

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { createServer as createHttpServer, maxHeaderSize, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { http } from '../node-http.js';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -43,7 +44,7 @@ export class S3Server {
   async start(): Promise<void> {
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res, false);
     const options = { connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS };
-    const server = this.config.tls.enabled ? createHttpsServer({ ...options, ...this.tlsFiles() }, handler) : createHttpServer(options, handler);
+    const server = this.config.tls.enabled ? createHttpsServer({ ...options, ...this.tlsFiles() }, handler) : http.createServer(options, handler);
     // Expect: 100-continue (the AWS CLI and boto3 send it with bodies over 1 MB): the body is asked
     // for only once the request is authenticated, authorized and routed, so a refused upload is
     // refused before it is sent, as S3 does, rather than after (Node would answer 100 at once).
@@ -233,7 +234,7 @@ function answerUnreadableRequest(error: NodeJS.ErrnoException, socket: Duplex): 
   if (error.code === 'HPE_HEADER_OVERFLOW') {
     // S3: RequestHeaderSectionTooLarge, 400, with the limit (Node's, --max-http-header-size: 16 KiB unless set)
     const body = errorDocument([['Code', 'RequestHeaderSectionTooLarge'], ['Message', 'Your request header section exceeds the maximum allowed size.'],
-      ['MaxSizeAllowed', String(maxHeaderSize)]], requestId);
+      ['MaxSizeAllowed', String(http.maxHeaderSize)]], requestId);
     socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
       + `x-amz-request-id: ${requestId}\r\nx-amz-id-2: ${hostId(requestId)}\r\nConnection: close\r\n\r\n${body}`);
   } else {

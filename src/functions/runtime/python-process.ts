@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { http } from '../../node-http.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,7 +57,7 @@ export class PythonInstance {
   /** Starts the process and resolves once the handler is loaded (the first invocation/next); rejects with an InitError otherwise. */
   static async start(options: PythonOptions): Promise<PythonInstance> {
     if (!existsSync(BOOTSTRAP)) throw new InitError({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `the Python bootstrap is missing: ${BOOTSTRAP}` });
-    const server = createServer();
+    const server = http.createServer();
     // mkdtemp makes the directory 0700.
     const socketDir = await mkdtemp(join(tmpdir(), 'outpost-py-'));
     const socket = join(socketDir, 'runtime-api.sock');

@@ -1,4 +1,5 @@
-import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import type { Agent as HttpAgent, ClientRequest, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { http } from '../../node-http.js';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createHash } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
@@ -92,7 +93,7 @@ export class S3Client {
   constructor(private readonly options: S3ClientOptions) {
     this.url = new URL(options.endpoint ?? `https://s3.${options.region}.amazonaws.com`);
     const agentOptions = { keepAlive: true, maxSockets: options.connections };
-    this.agent = this.url.protocol === 'https:' ? new HttpsAgent({ ...agentOptions, ...(options.onlyCertificate ? pinnedTo(options.onlyCertificate) : {}) }) : new HttpAgent(agentOptions);
+    this.agent = this.url.protocol === 'https:' ? new HttpsAgent({ ...agentOptions, ...(options.onlyCertificate ? pinnedTo(options.onlyCertificate) : {}) }) : new http.Agent(agentOptions);
   }
 
   /** S3 GetObject; the body streams from the answer. */
@@ -190,7 +191,7 @@ export class S3Client {
     const search = query.map(([name, value]) => (value === '' ? uriEncodeText(name, false) : `${uriEncodeText(name, false)}=${uriEncodeText(value, false)}`)).join('&');
     const headers = this.signed(request, host, path, canonicalQuery(query));
     return new Promise((resolve, reject) => {
-      const send = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
+      const send = this.url.protocol === 'https:' ? httpsRequest : http.request;
       const outgoing = send({
         protocol: this.url.protocol, hostname: this.options.forcePathStyle ? this.url.hostname : `${request.bucket}.${this.url.hostname}`, port: this.url.port, method: request.method,
         path: search ? `${path}?${search}` : path, headers, agent: this.agent, signal: request.signal,
