@@ -117,8 +117,10 @@ describe('durability', () => {
     const src = (path: string) => fileURLToPath(new URL(`../src/${path}`, import.meta.url));
     const child = join(dir, 'crash.ts');
     // Acknowledges as aedes would (after each promise), spreads the writes over
-    // several group commits, and kills itself while later ones are in flight.
+    // several group commits, and kills itself while later ones are in flight. Each
+    // acknowledgement is written to stdout at once (console.log's may be lost to the kill).
     writeFileSync(child, `
+      import { writeSync } from 'node:fs';
       import { Store } from ${JSON.stringify(src('store/store.ts'))};
       import { SqlitePersistence } from ${JSON.stringify(src('broker/persistence/sqlite-persistence.ts'))};
       const store = new Store({ file: process.argv[2], synchronous: 'full', cacheSizeKb: 1024 });
@@ -127,13 +129,13 @@ describe('durability', () => {
       await persistence.addSubscriptions({ id: 'sink', clean: false }, [{ topic: 'k/#', qos: 1 }]);
       await persistence.putWill({ id: 'sink', clean: false }, { topic: 'gone', payload: Buffer.from('sink'), qos: 0, retain: false });
       await persistence.storeRetained({ cmd: 'publish', topic: 'k/last', payload: Buffer.from('kept'), qos: 1, retain: true });
-      console.log('setup acked');
+      writeSync(1, 'setup acked\\n');
       for (let i = 0; i < 400; i++) {
         const packet = { cmd: 'publish', brokerId: 'crashing-broker', brokerCounter: i + 1, topic: 'k/' + i, payload: Buffer.from(String(i)), qos: 1, retain: false };
         persistence.subscriptionsByTopic(packet.topic)
           .then((subs) => persistence.outgoingEnqueueCombi(subs, packet))
           .then(() => {
-            console.log('acked ' + i);
+            writeSync(1, 'acked ' + i + '\\n');
             if (i === 250) process.kill(process.pid, 'SIGKILL');
           });
         if (i % 25 === 24) await new Promise((resolve) => setImmediate(resolve));
