@@ -13,4 +13,3 @@ export const putBucketTagging: Operation = async (request, res, context) => {
   await context.objects.changeConfiguration(request.bucket, 'tags', () => bucketTagsJson(tags));
   sendEmpty(res, 204);
 };
-

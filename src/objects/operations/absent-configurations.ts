@@ -4,10 +4,11 @@ import { sendEmpty, sendXml, type Operation } from './context.js';
 
 /**
  * The configurations a bucket here never has (a website, replication, default encryption, Object
- * Lock, a public access block), read as S3 reads those of a bucket that has none — its own "not found" error, or the document of the default — and deleted as
- * S3 deletes them: 204, whether there was one or not. Tools that read every configuration of a
- * bucket (Terraform's AWS provider, security scanners, S3 browsers) then work against the gateway.
- * Setting one stays NotImplemented (routes.ts): the gateway would not honour it.
+ * Lock, a public access block), read as S3 reads those of a bucket that has none — its own "not
+ * found" error, or the document of the default — and deleted as S3 deletes them: 204, whether there
+ * was one or not. Tools that read every configuration of a bucket (Terraform's AWS provider,
+ * security scanners, S3 browsers) then work against the gateway. Setting one stays NotImplemented
+ * (routes.ts): the gateway would not honour it.
  */
 interface AbsentConfiguration {
   /** The sub-resource naming it in the query. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { errors, S3Error } from '../errors.js';
 import type { ObjectStore } from '../object-store.js';
-import { checkTags, type Tags } from '../tags.js';
+import { checkTags, tagList, type Tags } from '../tags.js';
 import { el, isElement, isoTime } from '../xml.js';
 
 /**
@@ -156,10 +156,7 @@ function predicatesOf(filter: Record<string, unknown>): Pick<LifecycleRule, 'pre
   for (const name of childNames(filter)) {
     if (!['Prefix', 'ObjectSizeGreaterThan', 'ObjectSizeLessThan', 'Tag'].includes(name)) throw errors.malformedXml();
   }
-  const tags = checkTags(tagElements(filter).map((tag) => {
-    if (!isElement(tag)) throw errors.malformedXml();
-    return [text(tag.Key), text(tag.Value)];
-  }));
+  const tags = checkTags(tagList(filter));
   const greaterThan = filter.ObjectSizeGreaterThan === undefined ? undefined : integer(filter.ObjectSizeGreaterThan);
   const lessThan = filter.ObjectSizeLessThan === undefined ? undefined : integer(filter.ObjectSizeLessThan);
   if (greaterThan !== undefined && lessThan !== undefined && greaterThan >= lessThan) {
