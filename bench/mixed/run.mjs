@@ -75,6 +75,12 @@ const transfers = new Set();
 /** The daemon's last V8 figures from /metrics (heap used and total, external memory), every 2 s. */
 let heap = null;
 let peak = null;
+/**
+ * The peak RSS of each minute of load (the load's phases together), in bytes: a long run shows
+ * whether the daemon levels off or keeps growing (`--seconds 900`).
+ */
+const loadMinutePeaks = [];
+let loadStartedMs = null;
 
 function sample(pid) {
   const mem = memOf(pid);
@@ -83,6 +89,10 @@ function sample(pid) {
   try { threads = readdirSync(`/proc/${pid}/task`).length; } catch { /* gone */ }
   const entry = { atMs: Math.round(performance.now()), ...mem, threads, transfers: [...transfers], heap };
   phase.samples.push(mem.rss);
+  if (loadStartedMs !== null && phase.name.startsWith('load')) {
+    const minute = Math.floor((entry.atMs - loadStartedMs) / 60_000);
+    loadMinutePeaks[minute] = Math.max(loadMinutePeaks[minute] ?? 0, mem.rss);
+  }
   if (!phase.peak || mem.rss > phase.peak.rss) phase.peak = entry;
   if (!peak || mem.rss > peak.rss) peak = { ...entry, phase: phase.name };
 }
@@ -310,6 +320,7 @@ try {
   const mqttClients = await connectClients();
 
   enterPhase('load, cloud down');
+  loadStartedMs = performance.now();
   startLoad(mqttClients, s3);
   await sleep((SECONDS * 1000) / 2);
   report.syncCloudDown = (await admin('GET', '/v1/sync')).body;
@@ -361,6 +372,7 @@ try {
     phases: phases.map((p) => ({ name: p.name, seconds: Math.round((p.samples.length) / 10), peakRssBytes: p.peak?.rss ?? null, peakAnonBytes: p.peak?.anon ?? null, peakFileBytes: p.peak?.file ?? null, threadsAtPeak: p.peak?.threads ?? null, transfersAtPeak: p.peak?.transfers ?? [], heapAtPeak: p.peak?.heap ?? null })),
     load: { counts, liveMessagesReceived: mqttClients.received.live, shadowAccepted: mqttClients.received.shadowAccepted, offlineSessionsReceived: queued, clientsConnectedAtEnd: Array.isArray(clientsNow) ? clientsNow.length : clientsNow.clients?.length },
     hwmBytes: memOf(outpostd.pid).hwm,
+    loadMinutePeakRssBytes: Array.from(loadMinutePeaks, (bytes) => bytes ?? null),
   });
   report.verdict = {
     idle: report.idleRssBytes / MiB <= TARGETS.idleMiB ? 'PASS' : 'MISS',
@@ -379,6 +391,7 @@ try {
     }
     out.push('');
     out.push(`RSS (MiB): start-up peak ${mib(startupHwm)}, idle ${mib(report.idleRssBytes)} (target ≤ ${TARGETS.idleMiB}: ${report.verdict.idle}), peak under load ${mib(peak.rss)} in "${peak.phase}" (anon ${mib(peak.anon)}, file ${mib(peak.file)}; target ≤ ${TARGETS.loadMiB}: ${report.verdict.load}), idle after the load ${mib(report.afterRssBytes)}, VmHWM ${mib(report.hwmBytes)}`);
+    out.push(`Peak RSS by minute of load (MiB): ${report.loadMinutePeakRssBytes.map(mib).join(', ')}`);
     out.push(`Function processes (Python runtimes), peak: RSS ${mib(childrenPeak.rss)} MiB summed, PSS ${mib(childrenPeak.pss)} MiB summed (not in the daemon's RSS)`);
     const outbox = (status) => `${status.outbox.items} items, ${status.outbox.bytes} of ${status.outbox.maxBytes} bytes; dropped ${status.rules.map((rule) => rule.dropped ?? 0).join('+')}`;
     out.push(`Outbox: end of cloud down ${outbox(report.syncCloudDown)}; end of load ${outbox(report.syncCloudUp)}`);
