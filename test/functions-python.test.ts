@@ -322,6 +322,21 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     expect(next.result.payload.pid).not.toBe(first.result.payload.pid);
   });
 
+  it('answers a handler that runs longer than the Runtime API connection is idle (Node\'s 5 s keep-alive)', async () => {
+    const pkg = writePackage({
+      'template.yaml': template('PyLong', { Handler: 'app.handler', Runtime: 'python3.11', Timeout: 20 }),
+      'app.py': 'import time\ndef handler(event, context):\n  time.sleep(event["s"])\n  return {"slept": event["s"]}\n',
+    });
+    cleanups.push(pkg.remove);
+    expect(await outpost(daemon.socket, ['deploy', pkg.dir])).toMatchObject({ code: 0 });
+    // the bootstrap's connection sits idle for the whole handler, then posts the response on it
+    const long = await invoke(daemon.socket, 'PyLong', { s: 6.5 });
+    expect(long.result).toMatchObject({ statusCode: 200, payload: { slept: 6.5 } });
+    expect(long.result.functionError).toBeUndefined();
+    const again = await invoke(daemon.socket, 'PyLong', { s: 0 });
+    expect(again.result.payload).toEqual({ slept: 0 });
+  }, 30_000);
+
   it('settles the events waiting for a numbered version\'s process when the function is removed', async () => {
     const pkg = writePackage({
       'template.yaml': template('PyLeaving', { Handler: 'app.handler', Runtime: 'python3.11', Timeout: 10 }),

@@ -14,6 +14,12 @@ exports.handler = async (event) => {
   const env = {};
   for (const key of ['AWS_ENDPOINT_URL_IOT_DATA_PLANE', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL_LAMBDA', 'AWS_ACCESS_KEY_ID', 'AWS_REGION']) env[key] = process.env[key];
   if (event.envOnly) return { env, hasSecret: typeof process.env.AWS_SECRET_ACCESS_KEY === 'string' };
+  if (event.bucket) {
+    const { S3Client, PutObjectCommand, ListObjectsV2Command } = require(process.env.S3_SDK);
+    const s3 = new S3Client({});
+    await s3.send(new PutObjectCommand({ Bucket: event.bucket, Key: 'from-function.txt', Body: 'written by a function' }));
+    return { keys: (await s3.send(new ListObjectsV2Command({ Bucket: event.bucket }))).Contents.map((object) => object.Key) };
+  }
   await client.send(new PublishCommand({ topic: 'fn/out/' + event.id, qos: 1, payload: Buffer.from(JSON.stringify({ from: 'function', id: event.id })) }));
   const updated = await client.send(new UpdateThingShadowCommand({ thingName: 'lamp', payload: Buffer.from(JSON.stringify({ state: { reported: { on: event.on } } })) }));
   return { shadowVersion: JSON.parse(Buffer.from(updated.payload).toString()).version };
@@ -25,7 +31,8 @@ describe('functions: unmodified AWS SDK v3 clients reach the gateway', () => {
   let httpPort = 0;
   let s3Port = 0;
   const pkg = writePackage({
-    'template.yaml': template('SdkUser', { Handler: 'index.handler', Timeout: 10, Environment: { Variables: { SDK: join(ROOT, 'node_modules', '@aws-sdk', 'client-iot-data-plane') } } }),
+    'template.yaml': template('SdkUser', { Handler: 'index.handler', Timeout: 10, Environment: { Variables: {
+      SDK: join(ROOT, 'node_modules', '@aws-sdk', 'client-iot-data-plane'), S3_SDK: join(ROOT, 'node_modules', '@aws-sdk', 'client-s3') } } }),
     'index.js': HANDLER,
   });
 
@@ -70,6 +77,14 @@ describe('functions: unmodified AWS SDK v3 clients reach the gateway', () => {
     } finally {
       watcher.end(true);
     }
+  });
+
+  it('stores objects with an S3 client signing for the functions\' region (local), which the S3 API takes beside s3.region', async () => {
+    expect(await outpost(daemon.socket, ['buckets', 'create', 'from-functions'])).toMatchObject({ code: 0 });
+    const { result } = await invoke(daemon.socket, 'SdkUser', { bucket: 'from-functions' });
+    expect(result.functionError, JSON.stringify(result.payload)).toBeUndefined();
+    expect(result.payload).toEqual({ keys: ['from-function.txt'] });
+    expect((await outpost(daemon.socket, ['objects', 'get', 'from-functions/from-function.txt', '-'])).stdout).toBe('written by a function');
   });
 
   it('refuses bad Publish requests with InvalidRequestException and publishes nothing', async () => {

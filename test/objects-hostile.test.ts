@@ -256,6 +256,9 @@ describe('S3 API: hostile and malformed input', () => {
       [{ method: 'GET', path: '/hostile/two-sub-resources.txt', query: { tagging: '', partNumber: '1' } }, 'partNumber, tagging'],
       [{ method: 'GET', path: '/hostile/two-sub-resources.txt', query: { attributes: '', acl: '' } }, 'acl, attributes'],
       [{ method: 'DELETE', path: '/hostile/two-sub-resources.txt', query: { uploadId, tagging: '' } }, 'tagging, uploadId'],
+      // at a key, ?uploads is CreateMultipartUpload's
+      [{ method: 'POST', path: '/hostile/two-sub-resources.txt', query: { uploads: '', tagging: '' } }, 'tagging, uploads'],
+      [{ method: 'PUT', path: '/hostile/two-sub-resources.txt', query: { uploads: '', tagging: '' }, body: 'x' }, 'tagging, uploads'],
     ];
     for (const [request, named] of cases) {
       const result = await send(request);
@@ -264,8 +267,10 @@ describe('S3 API: hostile and malformed input', () => {
         + `<ArgumentName>ResourceType</ArgumentName><ArgumentValue>${named.split(', ')[0]}</ArgumentValue>`);
     }
     // before the credential, as S3 (an unsigned request gets the same 400, not AccessDenied)
-    const unsigned = await fetch(`http://127.0.0.1:${daemon.port('s3')}/hostile?acl&versioning`);
-    expect([unsigned.status, /<Code>(\w+)<\/Code>/.exec(await unsigned.text())?.[1]]).toEqual([400, 'InvalidArgument']);
+    for (const path of ['/hostile?acl&versioning', '/hostile/two-sub-resources.txt?uploads&tagging']) {
+      const unsigned = await fetch(`http://127.0.0.1:${daemon.port('s3')}${path}`, { method: 'PUT', body: 'x' });
+      expect([path, unsigned.status, /<Code>(\w+)<\/Code>/.exec(await unsigned.text())?.[1]]).toEqual([path, 400, 'InvalidArgument']);
+    }
     // neither was acted on: the upload and the object are there, unchanged; one sub-resource alone still works
     const parts = await send({ method: 'GET', path: '/hostile/two-sub-resources.txt', query: { uploadId } });
     expect([parts.status, parts.body.includes('<Part>')]).toEqual([200, false]);

@@ -25,6 +25,8 @@ export interface VerifyOptions {
   now?: () => number;
   /** The region the credential scope must name (AuthorizationHeaderMalformed otherwise); any region when unset. */
   region?: string;
+  /** Another name the scope may give `region` by (the gateway's own, `local`, that functions' SDKs sign for). */
+  regionAlias?: string;
   /**
    * false: x-amz-checksum-* headers are not the body's but the operation's (S3
    * CompleteMultipartUpload: the object's checksum), left to it to check.
@@ -252,7 +254,7 @@ export function checkScope(claim: Pick<Claim, 'region' | 'service' | 'terminator
   malformed = (why: string, details: Record<string, string> = {}) => claim.expires === undefined
     ? headerMalformed(why, details)
     : new AuthError('AuthorizationQueryParametersError', `Error parsing the X-Amz-Credential parameter; ${why}`, 400, details)): void {
-  if (options.region !== undefined && claim.region !== options.region) {
+  if (options.region !== undefined && claim.region !== options.region && claim.region !== options.regionAlias) {
     throw malformed(`the region '${claim.region}' is wrong; expecting '${options.region}'`, { Region: options.region });
   }
   if (claim.service !== options.service) throw malformed(`incorrect service "${claim.service}". This endpoint belongs to "${options.service}".`);

@@ -1,8 +1,6 @@
-// There is no AWS account or region on a gateway; ARNs and AWS_REGION say so.
-export const REGION = 'local';
-export const ACCOUNT = '000000000000';
+import { GATEWAY_ACCOUNT, GATEWAY_REGION } from '../gateway-identity.js';
 
 /** A function's ARN, qualified (`:$LATEST`, `:3`, `:live`) when `qualifier` is given. */
 export function functionArn(name: string, qualifier?: string): string {
-  return `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${name}${qualifier ? `:${qualifier}` : ''}`;
+  return `arn:aws:lambda:${GATEWAY_REGION}:${GATEWAY_ACCOUNT}:function:${name}${qualifier ? `:${qualifier}` : ''}`;
 }

@@ -7,7 +7,7 @@ import { registerFunctionAdminRoutes } from './admin-routes.js';
 import { registerLambdaInvokeRoute } from './http-invoke.js';
 import { AsyncQueue } from './async-queue.js';
 import { AsyncEventStore, type DeadLetter, type EventSource } from './async-store.js';
-import { ACCOUNT, REGION } from './arn.js';
+import { GATEWAY_ACCOUNT, GATEWAY_REGION } from '../gateway-identity.js';
 import { functionRoot, sweepLeftoverCode } from './bundle.js';
 import { readLog, type LogChunk } from './logs.js';
 import { FunctionMetrics } from './metrics.js';
@@ -404,7 +404,7 @@ export class FunctionService implements Service, FunctionInvoker {
   /** A schedule fired: the Scheduled Event (or the rule's Input) goes through the durable queue. */
   private onSchedule(name: string, schedule: ScheduleSpec, now: Date): void {
     if (!this.running) return;
-    const invocation = { event: schedule.input ?? scheduledEvent(schedule.rule, now, REGION, ACCOUNT) };
+    const invocation = { event: schedule.input ?? scheduledEvent(schedule.rule, now, GATEWAY_REGION, GATEWAY_ACCOUNT) };
     this.invoke(name, invocation, 'Event', 'schedule').catch((error: Error) => {
       this.droppedEvents++;
       this.log.warn({ function: name, schedule: schedule.expression, reason: error.message }, 'scheduled event dropped');

@@ -4,9 +4,7 @@ import type { FunctionInvoker } from '../service.js';
 import type { Store } from '../store/store.js';
 import type { ChangeLog, ChangeOrigin, ObjectEventName } from './object-store.js';
 import { errors } from './errors.js';
-
-/** The gateway's one account: every local ARN names it, as LocalStack and SAM local do, and it owns every bucket and object. */
-export const LOCAL_ACCOUNT = '000000000000';
+import { GATEWAY_ACCOUNT } from '../gateway-identity.js';
 
 /** One CloudFunctionConfiguration / LambdaFunctionConfiguration of a bucket's notification configuration. */
 export interface NotificationRule {
@@ -160,7 +158,7 @@ export class ObjectEvents implements ChangeLog {
       responseElements: { 'x-amz-request-id': origin.requestId, 'x-amz-id-2': Buffer.from(`outpost/${origin.requestId}`).toString('base64') },
       s3: {
         s3SchemaVersion: '1.0',
-        bucket: { name: bucket, ownerIdentity: { principalId: LOCAL_ACCOUNT }, arn: `arn:aws:s3:::${bucket}` },
+        bucket: { name: bucket, ownerIdentity: { principalId: GATEWAY_ACCOUNT }, arn: `arn:aws:s3:::${bucket}` },
         object: {
           key: formEncodedKey(object.key),
           ...(object.size !== undefined ? { size: object.size, eTag: object.etag } : {}),

@@ -126,10 +126,11 @@ const OBJECT_SUB_RESOURCES: SubResource[] = [
 
 /**
  * The query parameters that each name what a request at a bucket or at a key addresses: two at once
- * are refused (refuseConflictingSubResources). A bucket's path knows an upload's and a torrent's too.
+ * are refused (refuseConflictingSubResources). A bucket's path knows an upload's and a torrent's too,
+ * a key's the uploads of CreateMultipartUpload.
  */
 const BUCKET_SELECTORS = new Set([...BUCKET_SUB_RESOURCES.flatMap((sub) => sub.names), 'uploadId', 'torrent']);
-const OBJECT_SELECTORS = new Set([...OBJECT_SUB_RESOURCES.flatMap((sub) => sub.names).filter((name) => name !== 'delete' && name !== 'partNumber'), 'attributes']);
+const OBJECT_SELECTORS = new Set([...OBJECT_SUB_RESOURCES.flatMap((sub) => sub.names).filter((name) => name !== 'delete' && name !== 'partNumber'), 'attributes', 'uploads']);
 
 /**
  * S3 refuses a request naming two sub-resources (`?acl&versioning`, `?uploads&tagging`) rather than

@@ -16,6 +16,7 @@ import { DISCARDED_BODY_BYTES } from '../http/body.js';
 import { closeServer, closeConnectionsCleanly, CONNECTIONS_CHECKING_INTERVAL_MS, limitConnections } from '../http/server.js';
 import type { Operation, OperationContext, S3Request } from './operations/context.js';
 import { readTlsFiles } from '../tls-files.js';
+import { GATEWAY_REGION } from '../gateway-identity.js';
 import { isDiskFull } from '../store/storage-errors.js';
 
 /** The S3 API on its own port: addressing, authentication, routing to one operation, errors as S3 renders them. */
@@ -29,7 +30,7 @@ export class S3Server {
 
   constructor(private readonly config: S3Config, private readonly accessKeys: AccessKeys, services: Omit<OperationContext, 'authorize' | 'formSigner'>,
     private readonly log: Logger, private readonly requests: (operation: string, status: number) => void) {
-    this.verifyOptions = { service: 's3', secretOf: (id) => accessKeys.secretOf(id), region: config.region };
+    this.verifyOptions = { service: 's3', secretOf: (id) => accessKeys.secretOf(id), region: config.region, regionAlias: GATEWAY_REGION };
     this.context = {
       ...services,
       authorize: (request, bucket, action) => this.authorize(request, bucket, action),

@@ -1,8 +1,8 @@
 import { Option, type Command } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fchmodSync, fstatSync, lstatSync, openSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -157,7 +157,8 @@ function registerObjectCommands(program: Command, cli: CliContext): void {
       const { bucket, key: named = keyArgument } = objectAddress(address, keyArgument);
       // as `aws s3 cp FILE s3://BUCKET/DIR/` names it
       const key = named?.endsWith('/') && file !== '-' ? named + basename(file) : named;
-      if (file === '-' && !key) throw new UsageError('give a KEY when reading stdin');
+      // stdin has no file name for a KEY ending in "/" to take
+      if (file === '-' && (!key || key.endsWith('/'))) throw new UsageError('give a KEY (not ending in "/") when reading stdin');
       const upload = file === '-' ? undefined : openUpload(file);
       const { s3, commands } = await s3Of(cli, command);
       // read once the daemon is known to be there
@@ -284,12 +285,14 @@ function downloadTarget(file: string | undefined, key: string): string {
 
 /**
  * Writes a download to a new file next to TARGET and renames it over TARGET once complete, as
- * `aws s3 cp` does: a failed download leaves a TARGET that existed as it was, and no partial file.
- * A file replaced keeps its permissions, as it did when it was written in place. A TARGET that is
- * not a regular file is written to.
+ * `aws s3 cp` does: a failed download leaves a TARGET that existed as it was, and no partial file;
+ * TARGET's missing directories are made, as `aws s3 cp` makes them. A file replaced keeps its
+ * permissions, as it did when it was written in place. A TARGET that is not a regular file is
+ * written to.
  */
 async function download(body: Readable, target: string, progressBar: Transform | undefined): Promise<void> {
   const replaced = lstatSync(target, { throwIfNoEntry: false });
+  if (!replaced) mkdirSync(dirname(target), { recursive: true });
   // /dev/null, a FIFO, a symlink: written through, as before, not replaced by a file
   if (replaced && !replaced.isFile()) {
     const out = createWriteStream(target);

@@ -2,7 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { steadyNow } from '../../steady-clock.js';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { functionArn, REGION } from '../arn.js';
+import { functionArn } from '../arn.js';
+import { GATEWAY_REGION } from '../../gateway-identity.js';
 import { apiErrors, runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import type { RotatingLog } from '../logs.js';
 import type { FunctionVersion } from '../store.js';
@@ -582,8 +583,8 @@ export class FunctionPool implements EnvironmentHolder {
       TZ: ':UTC',
       ...this.limits.gatewayEnvironment(),
       ...spec.environment,
-      AWS_REGION: REGION,
-      AWS_DEFAULT_REGION: REGION,
+      AWS_REGION: GATEWAY_REGION,
+      AWS_DEFAULT_REGION: GATEWAY_REGION,
       AWS_EXECUTION_ENV: `AWS_Lambda_${spec.runtime}`,
       AWS_LAMBDA_FUNCTION_NAME: spec.name,
       AWS_LAMBDA_FUNCTION_VERSION: this.label,

@@ -57,7 +57,9 @@ export class PythonInstance {
   /** Starts the process and resolves once the handler is loaded (the first invocation/next); rejects with an InitError otherwise. */
   static async start(options: PythonOptions): Promise<PythonInstance> {
     if (!existsSync(BOOTSTRAP)) throw new InitError({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `the Python bootstrap is missing: ${BOOTSTRAP}` });
-    const server = http.createServer();
+    // The bootstrap's one connection is idle while its handler runs, for up to the function's
+    // Timeout: Node's default keep-alive timeout (5 s) would close it under a longer handler.
+    const server = http.createServer({ keepAliveTimeout: 0 });
     // mkdtemp makes the directory 0700.
     const socketDir = await mkdtemp(join(tmpdir(), 'outpost-py-'));
     const socket = join(socketDir, 'runtime-api.sock');

@@ -1,6 +1,6 @@
 import { S3Error } from '../errors.js';
 import { el, MAX_MARKUP, parseXml } from '../xml.js';
-import { LOCAL_ACCOUNT } from '../events.js';
+import { GATEWAY_ACCOUNT } from '../../gateway-identity.js';
 import { OWNER, sendEmpty, sendXml, smallBody, type Operation, type S3Request } from './context.js';
 import { checkVersionId } from './reading.js';
 import { asksForAcl } from './writing.js';
@@ -39,7 +39,7 @@ async function checkOwnerAcl(request: S3Request): Promise<void> {
     throw new S3Error('MalformedACLError', 400, 'The XML you provided was not well-formed or did not validate against our published schema');
   }
   const grants = (policy.AccessControlList?.Grant ?? []) as Array<{ Permission?: unknown; Grantee?: { ID?: unknown; URI?: unknown; EmailAddress?: unknown } }>;
-  const ownerOnly = grants.length > 0 && grants.every((grant) => grant?.Permission === 'FULL_CONTROL' && grant.Grantee?.ID === LOCAL_ACCOUNT
+  const ownerOnly = grants.length > 0 && grants.every((grant) => grant?.Permission === 'FULL_CONTROL' && grant.Grantee?.ID === GATEWAY_ACCOUNT
     && grant.Grantee.URI === undefined && grant.Grantee.EmailAddress === undefined);
   if (!ownerOnly) throw aclsDisabled();
 }

@@ -2,7 +2,8 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FunctionInvoker } from '../../service.js';
 import type { S3Config } from '../config.js';
-import { LOCAL_ACCOUNT, type ObjectEvents } from '../events.js';
+import type { ObjectEvents } from '../events.js';
+import { GATEWAY_ACCOUNT } from '../../gateway-identity.js';
 import type { ChangeOrigin, ObjectRecord, ObjectStore } from '../object-store.js';
 import { errors } from '../errors.js';
 import { document, el } from '../xml.js';
@@ -43,7 +44,7 @@ export interface OperationContext {
 export type Operation = (request: S3Request, res: ServerResponse, context: OperationContext) => Promise<void> | void;
 
 /** The owner every listing shows: the gateway's one account, which owns every bucket and object. */
-export const OWNER = [el('ID', LOCAL_ACCOUNT), el('DisplayName', 'outpost')];
+export const OWNER = [el('ID', GATEWAY_ACCOUNT), el('DisplayName', 'outpost')];
 
 /**
  * x-amz-expected-bucket-owner (the request's bucket) and x-amz-source-expected-bucket-owner (a
@@ -53,7 +54,7 @@ export const OWNER = [el('ID', LOCAL_ACCOUNT), el('DisplayName', 'outpost')];
 export function checkExpectedOwners(request: S3Request): void {
   for (const name of ['x-amz-expected-bucket-owner', 'x-amz-source-expected-bucket-owner']) {
     const expected = header(request, name);
-    if (expected !== undefined && expected !== LOCAL_ACCOUNT) throw errors.accessDenied();
+    if (expected !== undefined && expected !== GATEWAY_ACCOUNT) throw errors.accessDenied();
   }
 }
 

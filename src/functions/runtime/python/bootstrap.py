@@ -56,10 +56,17 @@ class RuntimeApi:
             try:
                 return self.exchange(method, API_PREFIX + path, body or b'', headers or {})
             except (ConnectionError, ValueError, OSError):
-                self.stream.close()
-                self.stream = None
+                self.discard_stream()
                 if attempt == 2:
                     raise
+
+    def discard_stream(self):
+        # close() flushes what is buffered for the broken connection, and fails again on it
+        try:
+            self.stream.close()
+        except OSError:
+            pass
+        self.stream = None
 
     def exchange(self, method, target, body, headers):
         lines = ['%s %s HTTP/1.1' % (method, target), 'Host: localhost', 'Content-Length: %d' % len(body)]
