@@ -202,6 +202,8 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', '9=0.1')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Weighted:9\n');
     expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', '1=1.5')).stderr).toContain('expected a weight from 0.0 to 1.0');
     expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', 'one')).stderr).toContain('--weight: expected VERSION=WEIGHT');
+    expect(await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', '1=0.1', '--weight', '3=0.1'))
+      .toMatchObject({ code: 2, stderr: 'outpost: --weight: one additional version at most (Lambda\'s RoutingConfig)\n' });
     expect(JSON.parse((await cli('--json', 'functions', 'info', 'Weighted')).stdout).aliases).toEqual([{ alias: 'live', version: 1, updatedAt: expect.any(Number) }]);
   }, 60_000); // 2 deploys, 70 invocations and 8 CLI runs
 

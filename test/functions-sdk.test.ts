@@ -141,6 +141,11 @@ describe('functions: unmodified AWS SDK v3 clients reach the gateway', () => {
     expect(tooLarge.response).toMatch(/^HTTP\/1\.1 413 Payload Too Large\r\n/);
     expect(tooLarge.response.toLowerCase()).toContain('x-amzn-errortype: requestentitytoolargeexception');
     expect(tooLarge.response.toLowerCase()).toContain('connection: close');
+    // an Event over its own limit (1 MiB), within the synchronous one, likewise
+    const largeEvent = await exchange(invocations, Buffer.alloc(1100000, 'x'), { ...expecting, 'x-amz-invocation-type': 'Event' });
+    expect(largeEvent.bodySent).toBe(false);
+    expect(largeEvent.response).toMatch(/^HTTP\/1\.1 413 Payload Too Large\r\n/);
+    expect(largeEvent.response).toContain('1100000 byte payload is too large for the Event invocation type (limit 1048576 bytes)');
     for (const [path, status] of [['/nowhere', '404 Not Found'], ['/topics/a%2F%2B', '400 Bad Request']]) {
       const refused = await exchange(path, Buffer.from('x'), expecting);
       expect(refused.bodySent, path).toBe(false);

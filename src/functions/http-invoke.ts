@@ -32,7 +32,11 @@ export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: 
 
 async function invokeOperation(req: IncomingMessage, res: ServerResponse, functionName: string, url: URL, service: FunctionService, auth: DataPlaneAuth): Promise<void> {
   // Lambda proves who calls before it looks at the request; the signature covers the body, read here.
-  const { body } = await auth.authenticate(req, MAX_SYNC_PAYLOAD, 'lambda');
+  // An Event announcing more than its own limit is refused as a larger request is: before its body is
+  // sent when it waits for 100 Continue (one of unknown length is measured against it once read).
+  const announced = Number(header(req, 'content-length'));
+  const limit = header(req, 'x-amz-invocation-type') === 'Event' && Number.isSafeInteger(announced) ? MAX_ASYNC_PAYLOAD : MAX_SYNC_PAYLOAD;
+  const { body } = await auth.authenticate(req, limit, 'lambda');
   const name = checkedFunctionName(functionName);
   // Lambda Invoke: X-Amz-Invocation-Type RequestResponse (default) | Event | DryRun.
   const type = header(req, 'x-amz-invocation-type') ?? 'RequestResponse';
@@ -75,9 +79,9 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, functi
 }
 
 /**
- * A body over the synchronous limit, refused before the invocation type was looked at: an Event gets
- * the Event invocation type's message, with the size its Content-Length gives (one sent without a
- * length was not read to its end, and gets the synchronous message).
+ * A body over its limit, refused before the invocation type was checked: an Event gets the Event
+ * invocation type's message, with the size its Content-Length gives (one sent without a length was
+ * not read to its end, and gets the synchronous message).
  */
 function bodyTooLarge(req: IncomingMessage): FunctionApiError {
   const size = Number(header(req, 'content-length'));

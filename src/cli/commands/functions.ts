@@ -102,7 +102,12 @@ export function registerFunctions(program: Command, cli: CliContext): void {
 
   functions.command('alias <name> <alias> [version]')
     .description('point an alias at a version (invoke it as NAME:ALIAS), or remove it with --rm')
-    .option('--weight <version=weight>', 'also route this share (0-1) of the invocations to another version, e.g. 4=0.1 (Lambda\'s RoutingConfig)')
+    .option('--weight <version=weight>', 'also route this share (0-1) of the invocations to another version, e.g. 4=0.1 (Lambda\'s RoutingConfig)',
+      // one additional version at most, as Lambda's RoutingConfig: a second is refused, not taken over the first
+      (weight: string, previous: string | undefined) => {
+        if (previous !== undefined) throw new UsageError('--weight: one additional version at most (Lambda\'s RoutingConfig)');
+        return weight;
+      })
     .option('--rm', 'remove the alias')
     .action(async (name: string, alias: string, version: string | undefined, options: { rm?: boolean; weight?: string }, command: Command) => {
       const path = `${functionPath(name)}/aliases/${encodeURIComponent(alias)}`;
