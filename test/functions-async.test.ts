@@ -73,6 +73,8 @@ describe('functions: durable asynchronous queue, retries and the dead-letter que
     watcher.end(true);
     expect(record.topic).toBe('$outpost/dlq/Flaky');
     expect(JSON.parse(record.payload)).toMatchObject({ function: 'Flaky', reason: 'RetriesExhausted', errorMessage: 'failing 7' });
+    // times in whole milliseconds, as Date.now()
+    for (const letter of [dead, JSON.parse(record.payload)]) expect([Number.isInteger(letter.enqueuedAt), Number.isInteger(letter.failedAt)]).toEqual([true, true]);
     expect(daemon.logs.find((entry) => entry.msg === 'asynchronous event sent to the dead-letter queue' && entry.function === 'Flaky')).toMatchObject({ reason: 'RetriesExhausted', attempts: 3 });
     expect(daemon.logs.some((entry) => entry.msg === 'cannot publish a dead letter')).toBe(false);
     const table = await outpost(daemon.socket, ['dlq', 'ls']);

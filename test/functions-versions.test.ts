@@ -47,6 +47,22 @@ describe('functions: versions, aliases, rollback and the Lambda Invoke API', () 
     expect((await cli('functions', 'info', 'Versions')).stdout).toMatch(/\n1\s+[0-9a-f]{12}\s+\S+\s+live\n/);
   });
 
+  it('takes the output of many environments of a function into its one log without a listener warning', async () => {
+    // four versions, two environments each (functions.maxInstances): 8 at once, each piping its stdout and stderr in
+    const versions = [1, 2, 3, 4].map((version) => writePackage({
+      'template.yaml': template('FanIn', { Handler: 'index.handler', Timeout: 10 }),
+      'index.js': `exports.handler = async (event) => { console.log("event", event.n); await new Promise((resolve) => setTimeout(resolve, 1500)); return ${version} * 10 + event.n; };\n`,
+    }));
+    try {
+      for (const pkg of versions) expect((await cli('deploy', pkg.dir)).code).toBe(0);
+      const answers = await Promise.all([1, 2, 3, 4].flatMap((version) => [0, 1].map((n) => invoke(daemon.socket, `FanIn:${version}`, { n }))));
+      expect(answers.map((answer) => answer.result.payload)).toEqual([10, 11, 20, 21, 30, 31, 40, 41]);
+      expect(daemon.stderr).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      for (const pkg of versions) pkg.remove();
+    }
+  });
+
   it('refuses unknown versions and aliases and bad alias names, clearly', async () => {
     expect((await cli('invoke', 'Versions:9')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Versions:9\n');
     expect((await cli('invoke', 'Versions:nope')).stderr).toBe('outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:Versions:nope\n');

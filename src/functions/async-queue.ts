@@ -138,7 +138,8 @@ export class AsyncQueue {
     }
     lane.accepting++;
     let id: number | null;
-    const now = steadyNow();
+    // whole milliseconds, as Date.now(): the event's enqueuedAt, shown by dlq ls and on the DLQ topic
+    const now = Math.round(steadyNow());
     const requestId = randomUUID();
     try {
       id = await this.inserts.add({ name: version.name, invocation, source, now, requestId });

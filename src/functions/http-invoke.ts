@@ -110,9 +110,10 @@ function decodeClientContext(value: string | undefined): unknown {
 
 /** A caller not proven (401) or not allowed (403), with the exception names Lambda's clients know. */
 function authError(error: DataPlaneAuthError): FunctionApiError {
-  return error.status === 401
-    ? new FunctionApiError(401, 'UnrecognizedClientException', 'The security token included in the request is invalid.')
-    : new FunctionApiError(403, 'AccessDeniedException', 'The access key is not allowed to invoke functions.');
+  if (error.status === 401) return new FunctionApiError(401, 'UnrecognizedClientException', 'The security token included in the request is invalid.');
+  // an unsigned request from a web browser (http.auth: none) names no key to blame
+  if (error.message !== 'Forbidden') return new FunctionApiError(403, 'AccessDeniedException', 'Unsigned requests from a web browser are refused.');
+  return new FunctionApiError(403, 'AccessDeniedException', 'The access key is not allowed to invoke functions.');
 }
 
 /**

@@ -31,6 +31,8 @@ const STOP_WAIT_MS = 15_000;
 /** A real outpostd child process on free loopback ports, with its JSON log lines collected. */
 export class TestDaemon {
   readonly logs: any[] = [];
+  /** What the daemon wrote to stderr (Node's warnings; its log is JSON on stdout). */
+  stderr = '';
   listeners: Listener[] = [];
   private exitCode: Promise<number | null>;
 
@@ -66,9 +68,8 @@ export class TestDaemon {
 
   private waitReady(timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      let stderr = '';
-      this.process.stderr!.on('data', (chunk) => { stderr += chunk; });
-      const timer = setTimeout(() => reject(new Error(`outpostd not ready in ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+      this.process.stderr!.on('data', (chunk) => { this.stderr += chunk; });
+      const timer = setTimeout(() => reject(new Error(`outpostd not ready in ${timeoutMs} ms; stderr: ${this.stderr}`)), timeoutMs);
       const lines = createInterface({ input: this.process.stdout! });
       lines.on('line', (line) => {
         let entry: any;
@@ -84,7 +85,7 @@ export class TestDaemon {
         clearTimeout(timer);
         // a failed start is logged (JSON on stdout), not written to stderr
         const lastLogs = this.logs.slice(-5).map((entry) => JSON.stringify(entry)).join('\n');
-        reject(new Error(`outpostd exited with ${code} before ready; stderr: ${stderr}; last log lines:\n${lastLogs}`));
+        reject(new Error(`outpostd exited with ${code} before ready; stderr: ${this.stderr}; last log lines:\n${lastLogs}`));
       });
     });
   }

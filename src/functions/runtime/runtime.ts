@@ -185,6 +185,9 @@ export class FunctionRuntime {
       const failed = (error: Error) => this.log.warn({ err: error, function: name }, 'cannot write the function log; its output is dropped until it can');
       output = new RotatingLog(join(functionRoot(this.dataDir, name), 'logs', 'function.log'), this.limits.logFileBytes, failed);
       output.on('error', failed);
+      // Every environment of the function, of all its versions, pipes its stdout and stderr in: as
+      // many as functions.maxConcurrency and a spare, each a listener of its own, not a leak.
+      output.setMaxListeners(2 * (this.limits.maxConcurrency + this.limits.maxSpareThreads) + 1);
       this.outputs.set(name, output);
     }
     return output;
