@@ -95,7 +95,7 @@ describe('device profiles', () => {
       { name: 'power', address: 0, type: 'float32' }, { name: 'energy', address: 65535, type: 'uint32' }, { name: 'power', address: 4 }] } }));
     const duplicates = await run([OUTPOST, 'devices', 'check', file]);
     expect(duplicates.stdout).toContain('  parser.registers.2.name: expected a unique register name ("power" is used twice)');
-    expect(duplicates.stdout).toContain('  parser.registers.1.address: expected an address 0-65534 for a uint32 (two registers), got 65535');
+    expect(duplicates.stdout).toContain('  parser.registers.1.address: expected an address 0-65534 for a uint32 (two registers), got 65535\n');
     writeFileSync(file, yaml.dump({ framing: { type: 'lines' }, parser: { type: 'csv', columns: ['station', 'temperature', 'temperature'] } }));
     expect((await run([OUTPOST, 'devices', 'check', file])).stdout).toContain('  parser.columns.2: expected a unique column name ("temperature" is used twice)');
 
@@ -136,7 +136,8 @@ describe('device profiles', () => {
       const listed = JSON.parse((await outpost(daemon.socket, ['devices', 'ls', '--json'])).stdout).devices;
       expect(listed).toMatchObject([
         { name: 'broken', disabled: true, connected: false, lastError: `devices.instances.0.profile: ${join(profilesDir, 'broken.yaml')}: invalid device profile:\n  parser.columns: expected a list of column names` },
-        { name: 'portless', disabled: true, lastError: 'devices.instances.1.port: expected a port path (profile portless sets neither port.path nor port.usb)' },
+        // no port named: JSON's null, which the table shows as -
+        { name: 'portless', disabled: true, port: null, lastError: 'devices.instances.1.port: expected a port path (profile portless sets neither port.path nor port.usb)' },
         { name: 'thingless', disabled: true, lastError: 'devices.instances.2.thing: expected a thing name (profile per-thing uses ${thing} in telemetry.topic)' },
         { name: 'missing', disabled: true, lastError: `devices.instances.3.profile: ${join(profilesDir, 'nowhere.yaml')}: no such profile file` },
         { name: 'good', disabled: false, connected: false, lastError: expect.stringContaining('absent-tty') },
@@ -145,6 +146,7 @@ describe('device profiles', () => {
       ]);
       const table = (await outpost(daemon.socket, ['devices', 'ls'])).stdout;
       expect(table).toMatch(/^broken\s+broken\s+disabled\s/m);
+      expect(table).toMatch(/^portless\s+portless\s+disabled\s+-\s/m);
       expect(table).toContain('portless is disabled: devices.instances.1.port: expected a port path');
       expect(daemon.logs).toContainEqual(expect.objectContaining({ level: 50, device: 'missing', msg: 'device disabled' }));
       const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();

@@ -19,6 +19,7 @@ import { parsePublishesDirectly } from './handlers/incoming-parse.js';
 import { refuseRetainedOnReservedTopics } from './handlers/reserved-topics.js';
 import { refuseLongFilters } from './handlers/filter-length.js';
 import { refuseMalformedPackets } from './handlers/malformed-packets.js';
+import { deliverOvertakenMessages } from './handlers/publish-order.js';
 import { rememberRepeatedFilters } from './handlers/repeated-filters.js';
 import { takeOverClientIdsInTurn } from './handlers/client-id-takeovers.js';
 import { MqttListeners } from './listeners.js';
@@ -359,6 +360,7 @@ export class BrokerService implements Service, LocalBus {
     refuseMalformedPackets(client);
     rememberRepeatedFilters(client);
     deliverAtGrantedQos(client);
+    deliverOvertakenMessages(client, broker.id);
     keepRetainedInFlight(client, this.persistence, (error) => this.log.error({ err: error, clientId: client.id }, 'could not store a retained message sent to a persistent session'));
     parsePublishesDirectly(client, this.context.config.mqtt.maxPacketSize);
     this.outgoing.manage(client);

@@ -52,8 +52,11 @@ export interface DeviceStatus {
   /** The profile could not be used: the device is not run, `lastError` says why. */
   disabled: boolean;
   connected: boolean;
-  /** The port as configured: the instance's or the profile's path, or the profile's USB match (`usb 1546:01a7`). */
-  port: string;
+  /**
+   * The port as configured: the instance's or the profile's path, or the profile's USB match (`usb
+   * 1546:01a7`); null for a disabled device that names none of its own and whose profile is unknown.
+   */
+  port: string | null;
   /** The device file the port is open on, symlinks (/dev/serial/by-id/…) resolved; null while not connected. */
   portDevice: string | null;
   /** A Modbus device's address on its line (the instance's or the profile's); null for other devices. */

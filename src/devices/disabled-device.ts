@@ -26,7 +26,7 @@ export class DisabledDevice {
       disabled: true,
       connected: false,
       // the profile's port is unknown: only the instance's own
-      port: this.instance.port ?? '-',
+      port: this.instance.port ?? null,
       portDevice: null,
       unitId: this.instance.unitId ?? null,
       lastFrameAt: null,

@@ -12,7 +12,7 @@ export class DeviceMetrics {
     const registers = [registry];
     this.frames = new Counter({ name: 'outpost_device_frames_total', help: 'Frames received from a serial device (Modbus: answers)', labelNames: ['device'], registers });
     this.parseErrors = new Counter({ name: 'outpost_device_parse_errors_total', help: 'Frames skipped as garbage: bad checksum or CRC, no match, too long, Modbus timeouts and noise', labelNames: ['device'], registers });
-    this.commands = new Counter({ name: 'outpost_device_commands_total', help: 'Commands written to a device, by result (ok, error, timeout)', labelNames: ['device', 'result'], registers });
+    this.commands = new Counter({ name: 'outpost_device_commands_total', help: 'Commands handled, by result (ok; error: refused, or failed on the device; timeout)', labelNames: ['device', 'result'], registers });
     this.up = new Gauge({ name: 'outpost_device_connected', help: '1 while the device port is open', labelNames: ['device'], registers });
     this.disabledDevices = new Gauge({ name: 'outpost_device_disabled', help: '1 for a device not run: its profile cannot be used, or serialport cannot be loaded', labelNames: ['device'], registers });
     new Gauge({

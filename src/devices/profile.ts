@@ -166,7 +166,7 @@ export const profileSchema = z.strictObject({
       }
       // a 32-bit value takes the register after its address too, and 65535 is the last one
       if (register.type.endsWith('32') && register.address > 65534) {
-        context.addIssue({ code: 'custom', path: ['parser', 'registers', index, 'address'], message: `expected an address 0-65534 for a ${register.type} (two registers), got ${register.address}` });
+        context.addIssue({ code: 'custom', path: ['parser', 'registers', index, 'address'], message: `expected an address 0-65534 for a ${register.type} (two registers)` });
       }
     });
     uniqueNames(profile.parser.registers.map((register) => register.name), ['parser', 'registers'], 'name', 'register name', context);

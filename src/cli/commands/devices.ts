@@ -11,10 +11,13 @@ function lastFrame(at: string | null): string {
   return `${seconds}s ago`;
 }
 
-/** The configured port, and the tty it is open on when that is another name (a by-id link, a USB match). */
-/** The port, the device file behind a link, and which unit of a Modbus line the device is. */
+/**
+ * The configured port (`-` when none is known), the tty it is open on when that is another name (a
+ * by-id link, a USB match), and which unit of a Modbus line the device is.
+ */
 function portOf(device: DeviceStatus): string {
-  const port = device.portDevice && device.portDevice !== device.port ? `${device.port} -> ${device.portDevice}` : device.port;
+  const configured = device.port ?? '-';
+  const port = device.portDevice && device.portDevice !== configured ? `${configured} -> ${device.portDevice}` : configured;
   return device.unitId === null ? port : `${port} unit ${device.unitId}`;
 }
 
