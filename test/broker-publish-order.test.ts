@@ -41,6 +41,20 @@ describe('messages overtaken by later ones on their way to live subscribers', ()
     expect(topics.sort()).toEqual(['update/accepted', 'update/delta', 'update/documents']);
   });
 
+  it('still delivers a message once to a client whose filters overlap on it (MQTT-3.3.5-1), at the highest QoS they grant', async () => {
+    const overlapping = await connectClient(daemon.mqttUrl, { clientId: 'overlap-watcher' });
+    clients.push(overlapping);
+    await overlapping.subscribeAsync({ 'ov/#': { qos: 1 }, 'ov/b': { qos: 0 }, '+/b': { qos: 1 } });
+    // every message that arrives, however close together, for the whole wait
+    const arrived: Array<[string, number]> = [];
+    overlapping.on('message', (_topic, payload, packet) => arrived.push([payload.toString(), packet.qos]));
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'overlap-publisher' });
+    clients.push(publisher);
+    for (const qos of [0, 1, 2] as const) await publisher.publishAsync('ov/b', `at ${qos}`, { qos });
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(arrived).toEqual([['at 0', 0], ['at 1', 1], ['at 2', 1]]);
+  });
+
   it('delivers every one of messages published at once when the first has an offline subscriber', async () => {
     await offlineSession('order-offline', 'order/1');
     const live = await liveSubscriber('order-watcher', 'order/+');

@@ -6,6 +6,7 @@ import { markRefused } from '../refused-subscriptions.js';
 import type { BrokerMetrics } from '../metrics.js';
 import type { Config } from '../../config/schema.js';
 import { grants, highestGrant, keepFromLowering, recordGrant } from './overlapping-filters.js';
+import { isRepeatDelivery } from './publish-order.js';
 
 /**
  * Where a refused PUBLISH goes. MQTT-3.3.5-2 lets the server acknowledge a
@@ -102,6 +103,7 @@ export function createAuthorizeSubscribe({ sessions, metrics, mqtt, store }: Aut
  */
 export function createAuthorizeForward({ sessions, metrics, store }: AuthorizeDeps) {
   return (client: Client, packet: AedesPublishPacket): AedesPublishPacket | null => {
+    if (isRepeatDelivery(client, packet)) return null;
     const topic = packet.topic;
     if (topic.charCodeAt(0) === 36 /* $ */) {
       if (topic === DROPPED_TOPIC) return null;
