@@ -51,6 +51,7 @@ describe('the cloud client id of gateways from one image (same host name)', () =
     expect(a).toMatch(/^outpost[0-9a-f]{16}$/);
     expect(b).toMatch(/^outpost[0-9a-f]{16}$/);
     expect(a).not.toBe(b);
+    expect(first.logs.filter((entry) => entry.msg.startsWith('made the cloud client id')).map((entry) => entry.clientId)).toEqual([a]);
     await new Promise((resolve) => setTimeout(resolve, 2000));
     expect(linkDowns(first) + linkDowns(second)).toBe(0);
 
@@ -84,6 +85,8 @@ describe('the cloud client id of gateways from one image (same host name)', () =
   it('makes its own for an installation that started with a configured client id, once that is removed', async () => {
     const configured = await start({ machineId: 'machine-a', clientId: 'gw-set' });
     expect((await status(configured)).clientId).toBe('gw-set');
+    // made, but not announced: the link does not use it
+    expect(configured.logs.some((entry) => entry.msg.startsWith('made the cloud client id'))).toBe(false);
     await configured.stop();
     const unset = await start({ dataDir: configured.dataDir, machineId: 'machine-a' });
     expect((await status(unset)).clientId).toMatch(/^outpost[0-9a-f]{16}$/);

@@ -167,6 +167,9 @@ describe('sync: objects to cloud S3', () => {
     await cloud.up();
     const { daemon, s3 } = await startGateway(gatewayConfig(cloud, [{ name: 'logs', from: 'logs', to: 'cloud/logs/', deleteAfterUpload: true }]));
     try {
+      // nothing asked of the cloud yet: neither reachable nor not (no alert on an idle gateway)
+      expect((await outpost(daemon.socket, ['sync', 'status'])).stdout).toMatch(/^cloud S3  not asked yet; 0 uploaded/m);
+      expect(await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text()).not.toMatch(/^outpost_sync_s3_online /m);
       await s3.send(new CreateBucketCommand({ Bucket: 'logs' }));
       await put(s3, 'logs', 'day-1.log', 'log of day 1');
       await eventually(async () => (await cloud.keys('cloud')).includes('logs/day-1.log'));
@@ -179,6 +182,7 @@ describe('sync: objects to cloud S3', () => {
         }
       });
       expect((await cloud.body('cloud', 'logs/day-1.log')).toString()).toBe('log of day 1');
+      expect(await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text()).toMatch(/^outpost_sync_s3_online 1$/m);
     } finally {
       await daemon.cleanup();
     }

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
  * so that systemd made a new one). A clone of a gateway that had started, machine id included,
  * cannot be told from the original: see docs/sync.md.
  */
-export function installationClientId(db: Database.Database, upgraded: boolean, log: Logger, machineId = readMachineId()): string {
+export function installationClientId(db: Database.Database, upgraded: boolean, log: Logger, used: boolean, machineId = readMachineId()): string {
   const read = db.prepare('SELECT value FROM sync_state WHERE key = ?').pluck();
   const stored = read.get('client_id') as string | undefined;
   const madeOn = read.get('client_id_machine') as string | undefined;
@@ -28,7 +28,8 @@ export function installationClientId(db: Database.Database, upgraded: boolean, l
     clientId = `outpost-${hostname()}`;
   } else {
     clientId = `outpost${randomBytes(8).toString('hex')}`;
-    log.info({ clientId }, 'made the cloud client id of this installation (cloud.mqtt.clientId sets one)');
+    // told only when the link will use it: not with cloud.mqtt.clientId set, nor without a cloud
+    if (used) log.info({ clientId }, 'made the cloud client id of this installation (cloud.mqtt.clientId sets one)');
   }
   const write = db.prepare('INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
   db.transaction(() => {

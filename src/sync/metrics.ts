@@ -17,10 +17,11 @@ export function registerSyncMetrics(registry: Registry, status: () => SyncStatus
   new Gauge({ name: 'outpost_sync_paused', help: '1 while sending is paused (outpost sync pause)', registers, collect() { this.set(current().paused ? 1 : 0); } });
   new Gauge({ name: 'outpost_sync_dead_letters', help: 'Items in the sync dead-letter list', registers, collect() { this.set(current().deadLetters); } });
 
-  new Gauge({ name: 'outpost_sync_s3_online', help: '1 while the last request to cloud S3 got an answer (absent without sync.objects rules)', registers, collect() {
+  new Gauge({ name: 'outpost_sync_s3_online', help: '1 while the last request to cloud S3 got an answer (absent without sync.objects rules, and until the first request)', registers, collect() {
     const uploads = current().uploads;
-    this.reset();
-    if (uploads) this.set(uploads.online ? 1 : 0);
+    // absent rather than 0 (a gauge without labels reads 0 once reset): no alert on a gateway that asked nothing
+    this.remove();
+    if (uploads && (uploads.online || uploads.lastError !== null)) this.set(uploads.online ? 1 : 0);
   } });
   new Counter({ name: 'outpost_sync_upload_sent_bytes_total', help: 'Object bytes sent to cloud S3, retries included (since start)', registers, collect() {
     this.reset();

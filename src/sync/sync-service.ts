@@ -58,7 +58,7 @@ export class SyncService implements Service {
     const upgraded = store.db.prepare("SELECT 1 FROM schema_migrations WHERE service = 'sync'").get() !== undefined;
     store.migrate('sync', syncMigrations);
     // made on the first start even when configured: a version upgraded from is told from a new installation only then
-    const installationId = installationClientId(store.db, upgraded, this.log);
+    const installationId = installationClientId(store.db, upgraded, this.log, cloud.mqtt.clientId === undefined && cloud.mqtt.url !== undefined);
     this.clientId = cloud.mqtt.clientId ?? installationId;
     this.outbox = new Outbox(store, this.clock, { maxBytes: sync.maxBytes, maxAgeMs: sync.maxAgeSeconds * 1000, dlqLength: sync.dlqLength, dlqMaxBytes: sync.dlqMaxBytes });
     this.activity = new RuleActivity(this.clock.wallMs);

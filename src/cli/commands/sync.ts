@@ -13,7 +13,7 @@ const orDash = (value: string | number | null | undefined) => (value === null ||
 const eta = (seconds: number | null) => (seconds === null ? 'stalled' : formatDuration(seconds));
 
 function statusText(status: SyncStatus): string {
-  const link = !status.enabled ? 'no cloud configured (cloud.mqtt.url): buffering only'
+  const link = !status.enabled ? 'no cloud broker configured (cloud.mqtt.url): buffering only'
     : `${status.online ? 'online' : 'offline'} since ${status.since} as ${status.clientId}${status.online ? '' : whyAndWhen(status.lastError, status.nextAttempt)}${limitsText(status.cloudLimits)}`;
   const head = [
     `cloud     ${link}`,
@@ -63,7 +63,9 @@ function limitsText(limits: SyncStatus['cloudLimits']): string {
 
 function uploadsText(uploads: UploadStatus): string {
   const state = uploads.online ? 'reachable' : uploads.refused ? 'refuses the uploads' : 'unreachable';
-  const link = `${state} since ${uploads.since}${uploads.online ? '' : whyAndWhen(uploads.lastError, uploads.nextAttempt)}`;
+  // offline without an error: nothing asked of it yet (nothing to upload since the start)
+  const link = !uploads.online && uploads.lastError === null ? 'not asked yet'
+    : `${state} since ${uploads.since}${uploads.online ? '' : whyAndWhen(uploads.lastError, uploads.nextAttempt)}`;
   const inFlight = uploads.inFlight.map((upload) => `${upload.object} (${formatBytes(upload.sentBytes)} of ${formatBytes(upload.size)})`);
   const uploading = inFlight.length === 0 ? '' : `; uploading ${inFlight.join(', ')}`;
   const refusedRules = uploads.refusedRules.map((refused) => `; refuses rule ${refused.rule}'s uploads since ${refused.since}${whyAndWhen(refused.reason, refused.nextAttempt)}`);
