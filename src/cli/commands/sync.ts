@@ -74,7 +74,7 @@ function uploadsText(uploads: UploadStatus): string {
 
 /** outpost sync status|pause|resume|dlq (issue 6). */
 export function registerSync(program: Command, cli: CliContext): void {
-  const sync = program.command('sync').description('the sync agent: durable outbox and bridge to the cloud broker');
+  const sync = program.command('sync').description('the sync agent: durable outbox, bridge to the cloud broker, uploads to cloud S3, shadows both ways');
 
   sync.command('status')
     .description('link state, lanes and per-rule backlog, drops and dead letters')
@@ -97,7 +97,7 @@ export function registerSync(program: Command, cli: CliContext): void {
       cli.print(command, body, () => 'sync resumed');
     });
 
-  const dlq = sync.command('dlq').description('messages the cloud refused for good');
+  const dlq = sync.command('dlq').description('items set aside for good: messages the cloud refused or that cannot be sent (too large, a bad topic), failed uploads');
 
   dlq.command('ls')
     .description('list dead letters, oldest first, with the reason')
