@@ -31,15 +31,15 @@ export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: 
 }
 
 async function invokeOperation(req: IncomingMessage, res: ServerResponse, functionName: string, url: URL, service: FunctionService, auth: DataPlaneAuth): Promise<void> {
-  // Lambda proves who calls before it looks at the request; the signature covers the body, read here.
+  // Lambda Invoke: X-Amz-Invocation-Type RequestResponse (default) | Event | DryRun, checked once the caller is known.
+  const type = header(req, 'x-amz-invocation-type') ?? 'RequestResponse';
   // An Event announcing more than its own limit is refused as a larger request is: before its body is
   // sent when it waits for 100 Continue (one of unknown length is measured against it once read).
   const announced = Number(header(req, 'content-length'));
-  const limit = header(req, 'x-amz-invocation-type') === 'Event' && Number.isSafeInteger(announced) ? MAX_ASYNC_PAYLOAD : MAX_SYNC_PAYLOAD;
+  const limit = type === 'Event' && Number.isSafeInteger(announced) ? MAX_ASYNC_PAYLOAD : MAX_SYNC_PAYLOAD;
+  // Lambda proves who calls before it looks at the request; the signature covers the body, read here.
   const { body } = await auth.authenticate(req, limit, 'lambda');
   const name = checkedFunctionName(functionName);
-  // Lambda Invoke: X-Amz-Invocation-Type RequestResponse (default) | Event | DryRun.
-  const type = header(req, 'x-amz-invocation-type') ?? 'RequestResponse';
   if (type !== 'RequestResponse' && type !== 'Event' && type !== 'DryRun') {
     throw apiErrors.invalidParameter(`1 validation error detected: Value '${type}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]`);
   }
@@ -111,8 +111,7 @@ function decodeClientContext(value: string | undefined): unknown {
 /** A caller not proven (401) or not allowed (403), with the exception names Lambda's clients know. */
 function authError(error: DataPlaneAuthError): FunctionApiError {
   if (error.status === 401) return new FunctionApiError(401, 'UnrecognizedClientException', 'The security token included in the request is invalid.');
-  // an unsigned request from a web browser (http.auth: none) names no key to blame
-  if (error.message !== 'Forbidden') return new FunctionApiError(403, 'AccessDeniedException', 'Unsigned requests from a web browser are refused.');
+  if (error.fromBrowser) return new FunctionApiError(403, 'AccessDeniedException', 'Unsigned requests from a web browser are refused.');
   return new FunctionApiError(403, 'AccessDeniedException', 'The access key is not allowed to invoke functions.');
 }
 

@@ -15,7 +15,8 @@ export type DataPlaneCaller =
 /** A refusal as the IoT data plane answers it: 401 UnauthorizedException or 403 ForbiddenException. */
 export class DataPlaneAuthError extends Error {
   override name = 'DataPlaneAuthError';
-  constructor(readonly status: 401 | 403, message: string) {
+  /** `fromBrowser`: an unsigned request a web browser sent (http.auth: none), which names no key. */
+  constructor(readonly status: 401 | 403, message: string, readonly fromBrowser = false) {
     super(message);
   }
 }
@@ -68,7 +69,7 @@ export class DataPlaneAuth {
     const { accessKeyId } = verified;
     if (accessKeyId === undefined) {
       if (mode !== 'none') throw new DataPlaneAuthError(401, 'Unauthorized');
-      if (sentByBrowser(req)) throw new DataPlaneAuthError(403, 'Forbidden: unsigned requests from a web browser are refused');
+      if (sentByBrowser(req)) throw new DataPlaneAuthError(403, 'Forbidden: unsigned requests from a web browser are refused', true);
       return { caller: { kind: 'anonymous' }, verified };
     }
     const identity = accessKeys.dataPlaneIdentity(accessKeyId);
