@@ -106,6 +106,15 @@ describe('device profiles', () => {
     expect(fourth.stdout).toContain('  commands.replyTopic: expected a topic outside commands.topic: what is published there would be taken for commands');
     expect(fourth.stdout).toContain('  telemetry.topic: expected a topic outside commands.topic: what is published there would be taken for commands');
 
+    // a misspelt placeholder would go out as written: readings on a topic nobody reads
+    writeFileSync(file, yaml.dump({ framing: { type: 'lines' }, parser: { type: 'json' }, telemetry: { topic: 'devices/${id}/telemetry' },
+      commands: { template: '${key}=${val}\n', ack: '^OK ${key}', error: '^ERR ${value}' } }));
+    const fifth = await run([OUTPOST, 'devices', 'check', file]);
+    expect(fifth.stdout).toContain('  telemetry.topic: expected only the placeholders ${device}, ${thing} (${id} is not one), got "devices/${id}/telemetry"\n');
+    expect(fifth.stdout).toContain('  commands.template: expected only the placeholders ${key}, ${value}, ${device}, ${thing} (${val} is not one)');
+    expect(fifth.stdout).toContain('  commands.error: expected only the placeholders ${key} (${value} is not one)');
+    expect(fifth.stdout).not.toContain('commands.ack');
+
     writeFileSync(file, 'framing: [unclosed');
     expect((await run([OUTPOST, 'devices', 'check', file])).stdout).toContain(`${file}: invalid YAML`);
     expect((await run([OUTPOST, 'devices', 'check', join(dir, 'missing.yaml')])).stdout).toContain('no such profile file');

@@ -12,8 +12,18 @@ import { ConfigError, formatConfigIssues } from '../config/load.js';
 const usbId = z.string({ invalid_type_error: 'expected 4 hex digits (e.g. "1546")', required_error: 'expected 4 hex digits (e.g. "1546")' })
   .regex(/^[0-9a-fA-F]{4}$/, { message: 'expected 4 hex digits (e.g. "1546")' }).transform((id) => id.toLowerCase());
 const name = text('expected a reading name of letters, digits or "_"').regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, { message: 'expected a reading name of letters, digits or "_"' });
-const topicTemplate = text('expected a topic template (e.g. "devices/${device}/telemetry")')
-  .refine((topic) => !/[+#]/.test(topic), { message: 'expected a topic without wildcards' });
+/** A template's `${…}` names must be ones it is given: a typo would otherwise go out as written, e.g. as a topic nobody reads. */
+function placeholders<T extends z.ZodType<string>>(schema: T, allowed: string[]) {
+  const listed = allowed.map((name) => `\${${name}}`).join(', ');
+  return schema.superRefine((template, context) => {
+    for (const [placeholder, name] of template.matchAll(/\$\{([^}]*)\}/g)) {
+      if (!allowed.includes(name!)) context.addIssue({ code: 'custom', message: `expected only the placeholders ${listed} (${placeholder} is not one)` });
+    }
+  });
+}
+
+const topicTemplate = placeholders(text('expected a topic template (e.g. "devices/${device}/telemetry")')
+  .refine((topic) => !/[+#]/.test(topic), { message: 'expected a topic without wildcards' }), ['device', 'thing']);
 const regexSource = text('expected a regular expression').refine(compiles, { message: 'expected a valid JavaScript regular expression' });
 
 function compiles(source: string): boolean {
@@ -143,11 +153,11 @@ export const profileSchema = z.strictObject({
     /** One result per key: {"key", "value", "status": "ok"|"error"|"timeout", "response"?, "clientToken"?}. */
     replyTopic: topicTemplate.default('devices/${device}/commands/reply'),
     /** What is written per key: ${key}, ${value}, ${device}, ${thing}. Not used by Modbus (register writes). */
-    template: text('expected a command template').default('${key}=${value}\n'),
+    template: placeholders(text('expected a command template'), ['key', 'value', 'device', 'thing']).default('${key}=${value}\n'),
     /** A frame matching this acknowledges the command (${key} is filled in); not used by Modbus (the echo is the ack). */
-    ack: text('expected an ack pattern').default('^OK'),
+    ack: placeholders(text('expected an ack pattern'), ['key']).default('^OK'),
     /** A frame matching this fails the command. */
-    error: text('expected an error pattern').optional(),
+    error: placeholders(text('expected an error pattern'), ['key']).optional(),
     timeoutMs: positiveInt(2000, 'milliseconds ≥ 1'),
   }).optional(),
 }).superRefine((profile, context) => {

@@ -1,4 +1,4 @@
-/** Fills `${name}` placeholders; unknown names are left as written, so a typo shows up in the output rather than vanishing. */
+/** Fills `${name}` placeholders (a profile names only those it is given: profile.ts refuses others). */
 export function render(template: string, values: Record<string, string>): string {
   return template.replace(/\$\{([A-Za-z_]+)\}/g, (placeholder, name: string) => values[name] ?? placeholder);
 }
