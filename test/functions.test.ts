@@ -265,6 +265,8 @@ describe('functions: deploy, invoke, faults, triggers', () => {
       const refused = await outpost(daemon.socket, ['deploy', pkg.dir]);
       expect(refused.code, handler).toBe(1);
       expect(refused.stderr, handler).toContain(`NodeBad: the handler does not load (nothing was deployed): ${error}`);
+      // not even its check's log: `outpost logs NodeBad` says the function does not exist
+      expect(existsSync(join(daemon.dataDir, 'functions', 'NodeBad')), handler).toBe(false);
     }
   });
 

@@ -24,6 +24,8 @@ export interface DeploySteps {
   check: (version: FunctionVersion) => Promise<void>;
   /** Refuses reservations that would leave too little of functions.maxConcurrency unreserved (reservations.ts). */
   checkReservations: (specs: FunctionSpec[]) => void;
+  /** Removes what a function the failed deploy would have created left: its check's environment and log. */
+  discardNew: (name: string) => Promise<void>;
 }
 
 interface Candidate {
@@ -83,6 +85,7 @@ async function deployDirectory(path: string, steps: DeploySteps, shownAs = path)
     return { outcomes, versions };
   } catch (error) {
     await Promise.all(candidates.filter(({ staged }) => staged.created).map(({ staged }) => unstageCode(staged)));
+    for (const { spec } of candidates) if (!steps.functions.latest(spec.name)) await steps.discardNew(spec.name);
     throw error;
   }
 }

@@ -184,6 +184,10 @@ export class FunctionService implements Service, FunctionInvoker {
         commit: this.context.store.commit,
         check: (version) => runtime.check(version),
         checkReservations: (specs) => checkReservations(specs, this.reservations(), this.maxConcurrency),
+        discardNew: async (name) => {
+          runtime.remove(name);
+          await rm(functionRoot(this.context.dataDir, name), { recursive: true, force: true });
+        },
       });
       for (const version of versions) {
         await this.activate(version);
