@@ -5,7 +5,7 @@ import {
 } from '@aws-sdk/client-iot-data-plane';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { TestDaemon } from './helpers/daemon.js';
-import { addThing, connectClient, messagesWithin, outpost } from './helpers/mqtt.js';
+import { addThing, adminRequest, connectClient, messagesWithin, outpost } from './helpers/mqtt.js';
 import { Sha256 } from './helpers/sigv4.js';
 
 const json = (payload: Uint8Array | undefined) => JSON.parse(Buffer.from(payload ?? []).toString('utf8'));
@@ -128,6 +128,14 @@ describe('the AWS SDK v3 IoT Data Plane client against the HTTP routes', () => {
     await expect(pump7.send(new PublishCommand({ topic: '$outpost/dlq/x', payload: Buffer.from('up') }))).rejects.toBeInstanceOf(ForbiddenException);
     // Nothing changed.
     expect(json((await client.send(new GetThingShadowCommand({ thingName: 'valve', shadowName: 'beta' }))).payload)).toMatchObject({ version: 1 });
+
+    // The daemon's own keys (here the CLI's; functions get another) publish anywhere but on the daemon's own topics.
+    const cliKey = JSON.parse((await adminRequest(daemon.socket, 'GET', '/v1/s3/endpoint'))!.body);
+    const cli = clientFor(cliKey);
+    await cli.send(new PublishCommand({ topic: 'things/valve/status', payload: Buffer.from('up') }));
+    for (const topic of ['$aws/things/valve/shadow/update/delta', '$aws/things/valve/shadow/name/beta/update/accepted', '$outpost/dlq/x', '$SYS/broker/version']) {
+      await expect(cli.send(new PublishCommand({ topic, payload: Buffer.from('{"state":{"open":true}}') })), topic).rejects.toBeInstanceOf(ForbiddenException);
+    }
 
     // A key for buckets only has no business on the data plane.
     const bucketsOnly = clientFor(await keyFor(['--read', '*']));

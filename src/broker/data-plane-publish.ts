@@ -23,7 +23,7 @@ class PublishError extends Error {
  * as path segments (`sensors/temp`, as a URL built by hand has it), empty levels kept. Answers 200 with an empty body once the bus took the message (for QoS 1, once every
  * durable subscriber, such as a function trigger, has committed it). A caller signing as a thing
  * is held to that thing's publish policy; the daemon's own topics (`$outpost/`, `$SYS/`, the shadow
- * service's answers) are never open to it.
+ * service's answers) are open to no caller.
  */
 export function registerDataPlanePublish(http: Router<HttpHandler>, bus: LocalBus, auth: DataPlaneAuth, log: Logger): void {
   http.add('POST', '/topics/:topic*', async (req, res, params, url) => {
@@ -31,7 +31,8 @@ export function registerDataPlanePublish(http: Router<HttpHandler>, bus: LocalBu
       const message = { topic: checkTopic(params.topic), qos: qosOf(url.searchParams.get('qos')), retain: retainOf(url.searchParams.get('retain')) };
       if (message.retain && refusesRetained(message.topic)) throw invalid(`Invalid retain: a reserved topic (${message.topic}) takes no retained message`);
       const { caller, body: payload } = await auth.authenticate(req, MAX_PAYLOAD_BYTES);
-      if (caller.kind !== 'service' && isDaemonOnlyTopic(message.topic)) throw new DataPlaneAuthError(403, 'Forbidden');
+      // not even for the daemon's own keys (the CLI's, the functions'): a function's bug must not forge a delta a device acts on
+      if (isDaemonOnlyTopic(message.topic)) throw new DataPlaneAuthError(403, 'Forbidden');
       auth.requirePublish(caller, message.topic);
       await bus.publish({ ...message, payload });
       res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 0 }).end();

@@ -7,7 +7,7 @@ import { readLimited, refusingUnreadBody } from './body.js';
 /** Who made a data plane request. */
 export type DataPlaneCaller =
   | { kind: 'anonymous' }
-  /** One of the daemon's own consumers (functions' AWS SDK clients): everything is allowed. */
+  /** One of the daemon's own consumers (functions' AWS SDK clients, the CLI): everything is allowed but publishing on the daemon's own topics. */
   | { kind: 'service'; name: string }
   /** A key bound to a thing: the thing's broker policy decides. */
   | { kind: 'thing'; thing: string };
