@@ -16,7 +16,8 @@ import {
   GetBucketAccelerateConfigurationCommand, GetBucketRequestPaymentCommand, DeleteBucketPolicyCommand, DeleteBucketCorsCommand,
   DeleteBucketLifecycleCommand, DeleteBucketTaggingCommand, DeleteBucketWebsiteCommand, DeleteBucketEncryptionCommand,
   DeletePublicAccessBlockCommand, DeleteBucketReplicationCommand, GetObjectTaggingCommand, DeleteObjectTaggingCommand, GetObjectRetentionCommand,
-  PutObjectLegalHoldCommand, PutBucketPolicyCommand, paginateListBuckets,
+  PutObjectLegalHoldCommand, PutBucketPolicyCommand, paginateListBuckets, PutBucketNotificationConfigurationCommand, PutBucketLifecycleConfigurationCommand,
+  PutBucketCorsCommand, PutBucketTaggingCommand, PutObjectTaggingCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { TestDaemon } from './helpers/daemon.js';
@@ -997,19 +998,51 @@ describe('S3 API with the AWS SDK v3', () => {
   it('enforces grants: read-only keys cannot write, others see nothing; anonymous only reads public buckets', async () => {
     const reader = s3Client(daemon, await addKey(daemon, ['--read', 'photos']));
     const stranger = s3Client(daemon, await addKey(daemon, ['--read-write', 'other']));
+    const camera = s3Client(daemon, await addKey(daemon, ['--read-write', 'photos']));
     try {
       expect((await reader.send(new GetObjectCommand({ Bucket: 'photos', Key: 'digits.txt' }))).$metadata.httpStatusCode).toBe(200);
       expect(await failure(reader.send(new PutObjectCommand({ Bucket: 'photos', Key: 'r', Body: 'x' })))).toMatchObject({ code: 'AccessDenied', status: 403 });
       expect(await failure(stranger.send(new GetObjectCommand({ Bucket: 'photos', Key: 'digits.txt' })))).toMatchObject({ code: 'AccessDenied', status: 403 });
       expect((await stranger.send(new ListBucketsCommand({}))).Buckets ?? []).toEqual([]);
+
+      // read-write on one bucket is its objects, not the bucket: a camera's key cannot point its events
+      // at a function, expire its objects, open it to other sites or delete it (that takes read-write on "*")
+      await camera.send(new PutObjectCommand({ Bucket: 'photos', Key: 'cam.txt', Body: 'x' }));
+      await camera.send(new PutObjectTaggingCommand({ Bucket: 'photos', Key: 'cam.txt', Tagging: { TagSet: [{ Key: 'k', Value: 'v' }] } }));
+      await camera.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'cam.txt' }));
+      expect(await failure(camera.send(new CreateBucketCommand({ Bucket: 'photos' })))).toMatchObject({ code: 'BucketAlreadyOwnedByYou', status: 409 });
+      const changes = [
+        new PutBucketNotificationConfigurationCommand({ Bucket: 'photos', NotificationConfiguration: {} }),
+        new PutBucketLifecycleConfigurationCommand({ Bucket: 'photos', LifecycleConfiguration: { Rules: [{ ID: 'all', Status: 'Enabled', Filter: { Prefix: '' }, Expiration: { Days: 1 } }] } }),
+        new PutBucketCorsCommand({ Bucket: 'photos', CORSConfiguration: { CORSRules: [{ AllowedMethods: ['GET'], AllowedOrigins: ['*'] }] } }),
+        new PutBucketTaggingCommand({ Bucket: 'photos', Tagging: { TagSet: [{ Key: 'k', Value: 'v' }] } }),
+        new DeleteBucketCorsCommand({ Bucket: 'photos' }), new DeleteBucketTaggingCommand({ Bucket: 'photos' }), new DeleteBucketLifecycleCommand({ Bucket: 'photos' }),
+        new DeleteBucketCommand({ Bucket: 'photos' }),
+      ];
+      for (const change of changes) expect(await failure(camera.send(change as never)), change.constructor.name).toMatchObject({ code: 'AccessDenied', status: 403 });
+      expect((await s3.send(new HeadBucketCommand({ Bucket: 'photos' }))).$metadata.httpStatusCode).toBe(200);
     } finally {
       reader.destroy();
       stranger.destroy();
+      camera.destroy();
     }
     await s3.send(new CreateBucketCommand({ Bucket: 'public' }));
     await s3.send(new PutObjectCommand({ Bucket: 'public', Key: 'notice.txt', Body: 'open to all' }));
     const anonymous = await fetch(`${s3Endpoint(daemon)}/public/notice.txt`);
     expect(await anonymous.text()).toBe('open to all');
+    // as S3 serves a policy allowing Principal "*": a signer whose key has no grant for the bucket too
+    const signedStranger = s3Client(daemon, await addKey(daemon, ['--read', 'other']));
+    try {
+      expect(await (await signedStranger.send(new GetObjectCommand({ Bucket: 'public', Key: 'notice.txt' }))).Body!.transformToString()).toBe('open to all');
+      expect(await failure(signedStranger.send(new PutObjectCommand({ Bucket: 'public', Key: 'n', Body: 'x' })))).toMatchObject({ code: 'AccessDenied', status: 403 });
+    } finally {
+      signedStranger.destroy();
+    }
+    // uploads in progress are not published yet: their keys and parts are not public
+    const upload = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'public', Key: 'draft/plan.pdf' }));
+    expect((await fetch(`${s3Endpoint(daemon)}/public?uploads`)).status).toBe(403);
+    expect((await fetch(`${s3Endpoint(daemon)}/public/draft/plan.pdf?uploadId=${upload.UploadId}`)).status).toBe(403);
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: 'public', Key: 'draft/plan.pdf', UploadId: upload.UploadId }));
     expect((await fetch(`${s3Endpoint(daemon)}/public/notice.txt`, { method: 'PUT', body: 'x' })).status).toBe(403);
     // response-* overrides only on a signed request (S3 GetObject): anyone could make a public object's answer say what they like
     for (const method of ['GET', 'HEAD']) {

@@ -117,6 +117,11 @@ export class AccessKeys {
     return grants.some((grant) => (grant.bucket === '*' || grant.bucket === bucket) && (action === 'read' || grant.permission === 'read-write'));
   }
 
+  /** Whether the key may change buckets themselves (delete them, set their notifications, lifecycle, …): read-write on every bucket. */
+  administersBuckets(accessKeyId: string): boolean {
+    return this.allows(accessKeyId, '*', 'write');
+  }
+
   /** What the IoT data plane serves a key as: a thing (under its policy), the daemon's own consumer (everything), or nothing. */
   dataPlaneIdentity(accessKeyId: string): { thing: string } | { service: string } | undefined {
     const row = this.keys.get(accessKeyId);

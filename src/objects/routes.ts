@@ -54,20 +54,24 @@ export interface Route {
   /**
    * What the signer needs on the addressed bucket; 'signed' only a signature (the service-level
    * ListBuckets); 'form' is authorized by the operation (a POST upload is signed in its body);
-   * 'none' nothing (a CORS preflight, which browsers send unsigned).
+   * 'none' nothing (a CORS preflight, which browsers send unsigned). 'administer' changes the bucket
+   * itself, not its objects (deleting it, its notifications, lifecycle, CORS, tags): a key granted
+   * read-write on every bucket, not one granted only this bucket — a camera's key, say, which could
+   * otherwise point the bucket's events at any function, or expire every object.
    */
-  access: 'read' | 'write' | 'signed' | 'form' | 'none';
+  access: 'read' | 'write' | 'administer' | 'signed' | 'form' | 'none';
   /** Its x-amz-checksum-* headers are the object's checksum, not the request body's (VerifyOptions.bodyChecksums). */
   objectChecksumHeaders?: true;
   /**
-   * It reads or changes a configuration (an ACL, tags, notifications, …): refused to anonymous
-   * callers even in a public-read bucket, whose public access is to its objects and their listing.
+   * Refused to anonymous callers even in a public-read bucket, whose public access is to its
+   * objects and their listing: it reads or changes a configuration (an ACL, tags, notifications,
+   * …), or lists uploads in progress (keys not published yet).
    */
-  configuration?: true;
+  notPublic?: true;
 }
 
 const r = (name: string, operation: Operation, access: Route['access']): Route => ({ name, operation, access });
-const c = (name: string, operation: Operation, access: 'read' | 'write'): Route => ({ name, operation, access, configuration: true });
+const c = (name: string, operation: Operation, access: 'read' | 'write' | 'administer'): Route => ({ name, operation, access, notPublic: true });
 
 /**
  * Sub-resources of S3 this gateway does not have (setting the configurations of absent-configurations.ts,
@@ -183,16 +187,16 @@ export function route(method: string, bucket: string, key: string, query: URLSea
         if (query.has('location')) return r('GetBucketLocation', getBucketLocation, 'read');
         if (query.has('versioning')) return r('GetBucketVersioning', getBucketVersioning, 'read');
         if (query.has('versions')) return r('ListObjectVersions', listObjectVersions, 'read');
-        if (query.has('uploads')) return r('ListMultipartUploads', listMultipartUploads, 'read');
+        if (query.has('uploads')) return { ...r('ListMultipartUploads', listMultipartUploads, 'read'), notPublic: true };
         if (query.has('notification')) return c('GetBucketNotificationConfiguration', getBucketNotificationConfiguration, 'read');
         if (query.get('list-type') === '2') return r('ListObjectsV2', listObjectsV2, 'read');
         return r('ListObjects', listObjects, 'read');
       case 'HEAD': return r('HeadBucket', headBucket, 'read');
       case 'PUT':
-        if (query.has('notification')) return c('PutBucketNotificationConfiguration', putBucketNotificationConfiguration, 'write');
+        if (query.has('notification')) return c('PutBucketNotificationConfiguration', putBucketNotificationConfiguration, 'administer');
         if (query.has('versioning')) throw errors.notImplemented('?versioning');
         return r('CreateBucket', createBucket, 'write');
-      case 'DELETE': return r('DeleteBucket', deleteBucket, 'write');
+      case 'DELETE': return r('DeleteBucket', deleteBucket, 'administer');
       case 'POST':
         if (query.has('delete')) return r('DeleteObjects', deleteObjects, 'write');
         return r('PostObject', postObject, 'form');
@@ -200,7 +204,7 @@ export function route(method: string, bucket: string, key: string, query: URLSea
     throw errors.methodNotAllowed(method, 'BUCKET', RESOURCE_METHODS);
   }
   switch (method) {
-    case 'GET': return query.has('uploadId') ? r('ListParts', listParts, 'read') : r('GetObject', getObject, 'read');
+    case 'GET': return query.has('uploadId') ? { ...r('ListParts', listParts, 'read'), notPublic: true } : r('GetObject', getObject, 'read');
     case 'HEAD': return r('HeadObject', headObject, 'read');
     case 'PUT':
       if (query.has('uploadId') || query.has('partNumber')) {
@@ -234,23 +238,23 @@ function configurationRoute(method: string, key: string, query: URLSearchParams)
     }
     return undefined;
   }
-  if (query.has('acl')) return method === 'GET' ? c('GetBucketAcl', getBucketAcl, 'read') : method === 'PUT' ? c('PutBucketAcl', putBucketAcl, 'write') : undefined;
-  if (query.has('policy')) return method === 'GET' ? c('GetBucketPolicy', getBucketPolicy, 'read') : method === 'DELETE' ? c('DeleteBucketPolicy', deleteBucketPolicy, 'write') : undefined;
+  if (query.has('acl')) return method === 'GET' ? c('GetBucketAcl', getBucketAcl, 'read') : method === 'PUT' ? c('PutBucketAcl', putBucketAcl, 'administer') : undefined;
+  if (query.has('policy')) return method === 'GET' ? c('GetBucketPolicy', getBucketPolicy, 'read') : method === 'DELETE' ? c('DeleteBucketPolicy', deleteBucketPolicy, 'administer') : undefined;
   if (query.has('policyStatus')) return method === 'GET' ? c('GetBucketPolicyStatus', getBucketPolicyStatus, 'read') : undefined;
   if (query.has('cors')) {
     if (method === 'GET') return c('GetBucketCors', getBucketCors, 'read');
-    return method === 'PUT' ? c('PutBucketCors', putBucketCors, 'write') : c('DeleteBucketCors', deleteBucketCors, 'write');
+    return method === 'PUT' ? c('PutBucketCors', putBucketCors, 'administer') : c('DeleteBucketCors', deleteBucketCors, 'administer');
   }
   if (query.has('tagging')) {
     if (method === 'GET') return c('GetBucketTagging', getBucketTagging, 'read');
-    return method === 'PUT' ? c('PutBucketTagging', putBucketTagging, 'write') : c('DeleteBucketTagging', deleteBucketTagging, 'write');
+    return method === 'PUT' ? c('PutBucketTagging', putBucketTagging, 'administer') : c('DeleteBucketTagging', deleteBucketTagging, 'administer');
   }
   if (query.has('lifecycle')) {
     if (method === 'GET') return c('GetBucketLifecycleConfiguration', getBucketLifecycleConfiguration, 'read');
-    return method === 'PUT' ? c('PutBucketLifecycleConfiguration', putBucketLifecycleConfiguration, 'write') : c('DeleteBucketLifecycle', deleteBucketLifecycle, 'write');
+    return method === 'PUT' ? c('PutBucketLifecycleConfiguration', putBucketLifecycleConfiguration, 'administer') : c('DeleteBucketLifecycle', deleteBucketLifecycle, 'administer');
   }
   const absent = ABSENT_CONFIGURATIONS.find((configuration) => query.has(configuration.query));
   if (method === 'GET' && absent) return c(absent.get, absent.operation, 'read');
-  if (method === 'DELETE' && absent?.delete) return c(absent.delete, deleteAbsent, 'write');
+  if (method === 'DELETE' && absent?.delete) return c(absent.delete, deleteAbsent, 'administer');
   return undefined;
 }

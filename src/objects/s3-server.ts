@@ -112,7 +112,8 @@ export class S3Server {
         body: verified.body, contentLength: verified.contentLength, checksums: verified.checksums, accessKeyId: verified.accessKeyId,
         requestId, sourceIp: req.socket.remoteAddress ?? '', origin: address.origin,
       };
-      if (found.access === 'read' || found.access === 'write') this.authorize(request, address.bucket, found.access, found.configuration === true);
+      if (found.access === 'read' || found.access === 'write') this.authorize(request, address.bucket, found.access, found.notPublic === true);
+      else if (found.access === 'administer' && !(request.accessKeyId && this.accessKeys.administersBuckets(request.accessKeyId))) throw errors.accessDenied();
       else if (found.access === 'signed' && !request.accessKeyId) throw errors.accessDenied();
       checkExpectedOwners(request);
       if (!bodyAsked) {
@@ -161,13 +162,14 @@ export class S3Server {
     return () => clearInterval(timer);
   }
 
-  /** Anonymous requests may only read buckets configured public-read (not their configuration); signed ones need a grant. */
-  private authorize(request: S3Request, bucket: string, action: 'read' | 'write', configuration = false): void {
-    if (request.accessKeyId === undefined) {
-      if (action === 'read' && !configuration && this.config.publicReadBuckets.includes(bucket)) return;
-      throw errors.accessDenied();
-    }
-    if (!this.accessKeys.allows(request.accessKeyId, bucket, action)) throw errors.accessDenied();
+  /**
+   * A bucket configured public-read may be read by anyone (not its configuration, nor its uploads in
+   * progress): anonymous callers and, as S3's policy for Principal "*" lets them, callers whose key has
+   * no grant for it. Otherwise the signer needs a grant.
+   */
+  private authorize(request: S3Request, bucket: string, action: 'read' | 'write', notPublic = false): void {
+    if (action === 'read' && !notPublic && this.config.publicReadBuckets.includes(bucket)) return;
+    if (request.accessKeyId === undefined || !this.accessKeys.allows(request.accessKeyId, bucket, action)) throw errors.accessDenied();
   }
 
   /**

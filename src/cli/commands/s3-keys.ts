@@ -25,7 +25,7 @@ export function registerS3Keys(program: Command, cli: CliContext): void {
   keys.command('add')
     .description('create an access key; the secret is printed once. BUCKET may be "*" for every bucket')
     .option('--read <bucket>', 'allow reading BUCKET (repeatable)', collect)
-    .option('--read-write <bucket>', 'allow reading and writing BUCKET (repeatable)', collect)
+    .option('--read-write <bucket>', 'allow reading and writing the objects of BUCKET (repeatable); "*" also allows deleting buckets and setting their notifications, lifecycle, CORS and tags', collect)
     .option('--thing <name>', "also sign IoT data plane requests (shadows, publish on the HTTP port) as this registered thing, under its broker policy")
     .option('--description <text>', 'what the key is for')
     .addHelpText('after', '\nExamples:\n  outpost s3 keys add --read-write camera-uploads --read "*" --description "yard camera"\n  outpost s3 keys add --thing pump-7    # the AWS SDK\'s IoT Data Plane client, as pump-7\n')

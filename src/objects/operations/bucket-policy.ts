@@ -4,15 +4,14 @@ import { sendEmpty, sendXml, type Operation, type S3Request, type OperationConte
 
 /**
  * A bucket's policy is the gateway's configuration: none, or for a bucket in
- * `s3.publicReadBuckets` the policy that says what anonymous callers may do there (read its
- * objects, list them and its uploads), so that tools asking whether a bucket is public (S3 Block
+ * `s3.publicReadBuckets` the policy that says what anyone may do there (read its objects and
+ * list them), so that tools asking whether a bucket is public (S3 Block
  * Public Access's "policy status", security scanners) get the truth. It is set in the daemon's
  * configuration, not over the API.
  */
 
-// what an anonymous caller of a public-read bucket is allowed (S3Server.authorize: the bucket's read operations)
-const PUBLIC_READ_ACTIONS = ['s3:GetObject', 's3:GetObjectAttributes', 's3:ListBucket', 's3:ListBucketVersions', 's3:ListBucketMultipartUploads',
-  's3:ListMultipartUploadParts', 's3:GetBucketLocation', 's3:GetBucketVersioning'];
+// what anyone may do in a public-read bucket (S3Server.authorize: the bucket's read operations but notPublic routes')
+const PUBLIC_READ_ACTIONS = ['s3:GetObject', 's3:GetObjectAttributes', 's3:ListBucket', 's3:ListBucketVersions', 's3:GetBucketLocation', 's3:GetBucketVersioning'];
 
 const noPolicy = (bucket: string) => new S3Error('NoSuchBucketPolicy', 404, 'The bucket policy does not exist', { BucketName: bucket });
 
