@@ -69,6 +69,17 @@ describe('TLS and mutual TLS', () => {
     client.end(true);
   });
 
+  it('refuses a certificate the CA signed whose CN no thing can have', async () => {
+    const openssl = (args: string[]) => execFileSync('openssl', args, { cwd: pki.dir, stdio: 'pipe' });
+    // as a thing name these would be substituted into its policy's ${thing} filters
+    for (const [file, commonName] of [['plus', '+'], ['slash', 'a/b']]) {
+      openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${file}.key`, '-out', `${file}.csr`, '-subj', `/CN=${commonName.replace('/', '\\/')}`]);
+      openssl(['x509', '-req', '-in', `${file}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${file}.pem`, '-days', '2']);
+      const { answer } = await connectOverTls(daemon.port('mqtts'), join(pki.dir, `${file}.pem`), join(pki.dir, `${file}.key`), commonName);
+      expect([commonName, ...answer ?? []]).toEqual([commonName, 0x20, 2, 0, 5]);
+    }
+  });
+
   it('names the thing by a registered certificate fingerprint, whatever its CN', async () => {
     const client = await connectClient(url, {
       ca: ca(), cert: readFileSync(pki.selfSignedCert), key: readFileSync(pki.selfSignedKey), clientId: 'fp-dev',

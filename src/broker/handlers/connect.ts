@@ -5,7 +5,7 @@ import { bindPolicy, clientIdAllowed, mayPublish } from '../policy.js';
 import { isDaemonOnlyTopic, isValidTopicName, refusesRetained } from '../topic.js';
 import { remoteAddress, type Session, type Sessions } from '../sessions.js';
 import { sessionsOfThing } from '../thing-sessions.js';
-import type { Thing, ThingRegistry } from '../things/registry.js';
+import { THING_NAME, type Thing, type ThingRegistry } from '../things/registry.js';
 import { VerifierBusyError } from '../things/password.js';
 import type { BrokerMetrics, RefusalReason } from '../metrics.js';
 
@@ -163,6 +163,8 @@ function identifyByCertificate({ things, mqtt }: ConnectDeps, client: Client): I
   // CAs it trusts by default, which issue client certificates to anyone: a certificate is then
   // known by its registered fingerprint or not at all.
   if (mqtt.tls.ca !== undefined && socket.authorized && name) {
+    // a name no thing can have (`+`, `a/b`): as a thing it would be substituted into topic policies
+    if (!THING_NAME.test(name)) throw refuse(NOT_AUTHORIZED, `client certificate's CN ${JSON.stringify(name)} is not a thing name (1-128 of [a-zA-Z0-9:_-])`);
     return { thing: things.get(name) ?? { name, hasPassword: false, certFingerprint: null, policy: null, createdAt: 0 }, via: 'certificate' };
   }
   throw refuse(NOT_AUTHORIZED, `client certificate not trusted: ${socket.authorizationError ?? 'unknown fingerprint'}`);
