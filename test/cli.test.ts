@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
@@ -132,14 +132,22 @@ describe('outpost admin CLI', () => {
       + "(no socket given, so npm start's in this directory; --socket PATH or $OUTPOST_SOCKET names another)\n");
   });
 
+  const joinAdvice = (group: string) => group === 'root'
+    // root's group is no group to join: admin.group names the operators'
+    ? "the admin socket is only for its owner and group root; run outpost with sudo, or give the daemon an operators' group (admin.group)"
+    : `the admin socket is only for its owner and group ${group}; add yourself to the group (sudo usermod -aG ${group} "$USER", then log in again), or run outpost with sudo`;
+
   // root can open any socket: the refusal is seen as another user (nobody), which setpriv becomes
   it('says which group the admin socket is for, and how to join it, when it refuses the user', { skip: process.getuid?.() !== 0 || spawnSync('setpriv', ['--version']).status !== 0 }, () => {
     // the daemon's data directory (0700 here, as /run/outpost is 0750) hides the socket: its group is the one to join
+    // (here `daemon`'s, gid 1, as the installer makes it outpost's rather than root's)
+    chownSync(dirname(daemon.socket), 0, 1);
     const gid = statSync(dirname(daemon.socket)).gid;
     const group = spawnSync('getent', ['group', String(gid)], { encoding: 'utf8' }).stdout.split(':')[0] || String(gid);
+    expect(group).not.toBe('root');
     const run = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, OUTPOST, '--socket', daemon.socket, 'status'], { encoding: 'utf8', timeout: 30_000 });
     expect({ code: run.status, stdout: run.stdout, stderr: run.stderr }).toEqual({ code: 1, stdout: '', stderr: `outpost: cannot reach outpostd at ${daemon.socket}: permission denied: `
-      + `the admin socket is only for its owner and group ${group}; add yourself to the group (sudo usermod -aG ${group} "$USER", then log in again), or run outpost with sudo\n` });
+      + `${joinAdvice(group)}\n` });
   });
 
   // /run/outpost made in a mount namespace of the test's own (a tmpfs on /run), as systemd makes it: nothing outside sees it
@@ -155,7 +163,7 @@ describe('outpost admin CLI', () => {
       { cwd, env: { ...process.env, OUTPOST_SOCKET: '', OUTPOST_URL: '' }, encoding: 'utf8', timeout: 30_000 });
     // not seen, the socket was taken for absent, and ./data/admin.sock tried instead: "is outpostd running?"
     expect({ code: run.status, stdout: run.stdout, stderr: run.stderr }).toEqual({ code: 1, stdout: '', stderr: `outpost: cannot reach outpostd at ${SYSTEMD_SOCKET}: permission denied: `
-      + `the admin socket is only for its owner and group ${group}; add yourself to the group (sudo usermod -aG ${group} "$USER", then log in again), or run outpost with sudo\n` });
+      + `${joinAdvice(group)}\n` });
   });
 
   it('runs as the README runs it: `npx outpost` from the project root', () => {

@@ -172,6 +172,8 @@ function notRunningHint(socket: string): string {
 function permissionDenied(socket: string): string {
   const group = [socket, dirname(socket)].map(groupOf).find((name) => name !== undefined);
   if (group === undefined) return 'permission denied: the admin socket is only for its owner and its group; run outpost as one of them (or with sudo)';
+  // joining root's group is no advice: the daemon's admin.group names the group meant for operators
+  if (group === 'root' || group === '0') return 'permission denied: the admin socket is only for its owner and group root; run outpost with sudo, or give the daemon an operators\' group (admin.group)';
   return `permission denied: the admin socket is only for its owner and group ${group}; `
     + `add yourself to the group (sudo usermod -aG ${group} "$USER", then log in again), or run outpost with sudo`;
 }
