@@ -126,6 +126,15 @@ describe('broker packet parsing', () => {
       ['packet identifier 0 (MQTT-2.3.1-1)', publish(Buffer.from('parse/id0'), 2, 0)],
       ['UNSUBSCRIBE without a filter (MQTT-3.10.3-2)', Buffer.from([0xa2, 0x02, 0x00, 0x05])],
       ['ill-formed UTF-8 in a filter', Buffer.from([0x82, 0x09, 0x00, 0x0a, 0x00, 0x04, 0x70, 0x2f, 0xc3, 0x28, 0x00])],
+      // mqtt-packet read the missing identifier from the next packet's bytes, or as -1 (PUBACK 65535), and took the rest as the payload
+      ['QoS 1 PUBLISH without its packet identifier (MQTT-3.3.2)', Buffer.concat([Buffer.from([0x33, 0x0b, 0x00, 0x09]), Buffer.from('parse/noid')])],
+      ['QoS 1 PUBLISH without its packet identifier, a PINGREQ after it', Buffer.concat([Buffer.from([0x33, 0x0b, 0x00, 0x09]), Buffer.from('parse/noid'), Buffer.from([0xc0, 0x00])])],
+      ['PUBACK without its packet identifier', Buffer.from([0x40, 0x00])],
+      ['PUBREC with packet identifier 0 (MQTT-2.3.1-1)', Buffer.from([0x50, 0x02, 0x00, 0x00])],
+      // MQTT-1.5.3 lets a receiver close on these; Mosquitto does, and libmosquitto subscribers drop a connection that delivers one
+      ['a control character in a topic', publish(Buffer.from('parse/a\u0001b'), 2, 7)],
+      ['a non-character in a topic', publish(Buffer.from('parse/a\uffffb'), 0)],
+      ['a control character in a filter', mqttPacket.generate({ cmd: 'subscribe', messageId: 3, subscriptions: [{ topic: 'parse/\u007f', qos: 0 }] })],
     ];
     received.length = 0;
     for (const [name, bad] of violations) {
@@ -143,6 +152,23 @@ describe('broker packet parsing', () => {
       expect(await raw.waitClosed()).toBe(true);
       // MQTT-3.1.2-2: a protocol level the server does not support gets CONNACK 0x01 before the close
       expect(raw.packets.find((packet) => packet.cmd === 'connack')?.returnCode).toBe(level === 6 ? 1 : undefined);
+    }
+    const connect = (flags: number, fields: Buffer, level = 4) => {
+      const body = Buffer.concat([Buffer.from([0x00, 0x04]), Buffer.from('MQTT'), Buffer.from([level, flags, 0x00, 0x1e, 0x00, 0x01, 0x63]), fields]);
+      return Buffer.concat([Buffer.from([0x10, body.length]), body]);
+    };
+    const string = (text: string) => Buffer.concat([Buffer.from([0x00, text.length]), Buffer.from(text)]);
+    for (const [name, bad, connack] of [
+      ['will QoS 3 (MQTT-3.1.2-14)', connect(0x04 | 0x18, Buffer.concat([string('parse/will'), string('x')])), undefined],
+      ['a password without a user name (MQTT-3.1.2-22)', connect(0x40, string('pw')), undefined],
+      ['bytes after its last field', connect(0x02, Buffer.from('extra')), undefined],
+      // "MQTT" is level 4: level 3 is MQTT 3.1's, named "MQIsdp"
+      ['protocol name MQTT at level 3 (MQTT-3.1.2-2)', connect(0x02, Buffer.alloc(0), 3), 1],
+    ] as const) {
+      const raw = await RawMqtt.open(daemon.port('mqtt'));
+      raw.socket.write(bad);
+      expect(await raw.waitClosed(), name).toBe(true);
+      expect(raw.packets.find((packet) => packet.cmd === 'connack')?.returnCode, name).toBe(connack);
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
     // (the test before publishes parse/after at its end, which may arrive after the reset above)

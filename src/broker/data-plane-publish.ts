@@ -4,7 +4,7 @@ import type { LocalBus } from '../bus.js';
 import type { Router } from '../http/router.js';
 import type { HttpHandler } from '../http/server.js';
 import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../http/data-plane-auth.js';
-import { isDaemonOnlyTopic, refusesRetained } from './topic.js';
+import { hasUnsafeCharacter, isDaemonOnlyTopic, refusesRetained } from './topic.js';
 
 // AWS IoT Core's limits: a message of at most 128 KB, a topic of at most 256 bytes.
 const MAX_PAYLOAD_BYTES = 128 * 1024;
@@ -47,9 +47,11 @@ export function registerDataPlanePublish(http: Router<HttpHandler>, bus: LocalBu
   });
 }
 
-/** A topic name, not a filter: no wildcards (MQTT-3.3.2-2), not empty, AWS's length limit. */
+/** A topic name, not a filter: no wildcards (MQTT-3.3.2-2), not empty, no unsafe character (as over MQTT), AWS's length limit. */
 function checkTopic(topic: string): string {
-  if (topic.length === 0 || /[+#\u0000]/.test(topic)) throw invalid(`Invalid topic name: ${JSON.stringify(topic)}: expected a topic without + or # wildcards`);
+  if (topic.length === 0) throw invalid('Invalid topic name: expected a topic, got an empty one');
+  if (/[+#]/.test(topic)) throw invalid(`Invalid topic name: ${JSON.stringify(topic)}: expected a topic without + or # wildcards`);
+  if (hasUnsafeCharacter(topic)) throw invalid(`Invalid topic name: ${JSON.stringify(topic)}: expected a topic without control characters or non-characters`);
   if (Buffer.byteLength(topic) > MAX_TOPIC_BYTES) throw invalid(`Invalid topic name: longer than ${MAX_TOPIC_BYTES} bytes`);
   return topic;
 }

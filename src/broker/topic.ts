@@ -74,14 +74,33 @@ export function filterCovers(allowed: string, requested: string): boolean {
   return allowedLevels.length === requestedLevels.length;
 }
 
-/** MQTT-4.7.3-1: at least one character; MQTT-3.3.2-2: no wildcards (a will's topic is published as one). */
-export function isValidTopicName(topic: string): boolean {
-  return topic.length > 0 && !topic.includes('+') && !topic.includes('#') && !topic.includes('\u0000');
+/**
+ * Code points no topic or filter may hold here, as Mosquitto refuses them: control characters and
+ * non-characters, which a receiver "MAY" close the connection on (MQTT-1.5.3). libmosquitto clients
+ * do close it, so one retained message on such a topic would throw every such subscriber of a
+ * matching filter off at each connect, and the cloud link's broker too. (U+0000 is refused by
+ * MQTT-1.5.3-2 itself.)
+ */
+export const UNSAFE_CODE_POINT_RANGES: ReadonlyArray<readonly [number, number]> = [
+  [0x01, 0x1f], [0x7f, 0x9f], [0xfdd0, 0xfdef],
+  // U+FFFE and U+FFFF of every plane
+  ...Array.from({ length: 17 }, (_, plane) => [plane * 0x10000 + 0xfffe, plane * 0x10000 + 0xffff] as const),
+];
+const UNSAFE_CHARACTER = new RegExp(`[\\u0000${UNSAFE_CODE_POINT_RANGES.map(([first, last]) => `\\u{${first.toString(16)}}-\\u{${last.toString(16)}}`).join('')}]`, 'u');
+
+/** Whether `text` holds U+0000, a control character or a non-character (UNSAFE_CODE_POINT_RANGES). */
+export function hasUnsafeCharacter(text: string): boolean {
+  return UNSAFE_CHARACTER.test(text);
 }
 
-/** MQTT-4.7.1: '#' only as the whole last level, '+' only as a whole level; no empty filter, no NUL. */
+/** MQTT-4.7.3-1: at least one character; MQTT-3.3.2-2: no wildcards (a will's topic is published as one); no unsafe character. */
+export function isValidTopicName(topic: string): boolean {
+  return topic.length > 0 && !topic.includes('+') && !topic.includes('#') && !hasUnsafeCharacter(topic);
+}
+
+/** MQTT-4.7.1: '#' only as the whole last level, '+' only as a whole level; no empty filter, no unsafe character. */
 export function isValidFilter(filter: string): boolean {
-  if (filter.length === 0 || filter.includes('\u0000')) return false;
+  if (filter.length === 0 || hasUnsafeCharacter(filter)) return false;
   const levels = filter.split('/');
   return levels.every((level, i) =>
     (level === '#' && i === levels.length - 1) || level === '+' || (!level.includes('#') && !level.includes('+')));

@@ -3,7 +3,7 @@ import { SubscribeRefused, type CloudClient } from './cloud-client.js';
 import type { Backoff } from './backoff.js';
 import type { BusMessage, LocalBus } from '../bus.js';
 import type { GroupCommit } from '../store/group-commit.js';
-import { topicMatches } from '../broker/topic.js';
+import { isValidTopicName, topicMatches } from '../broker/topic.js';
 import type { InboundRule, OutboundRule } from './config.js';
 import type { NewItem, Outbox } from './outbox.js';
 import type { RuleActivity } from './activity.js';
@@ -179,9 +179,15 @@ export class InboundBridge {
       done();
       return;
     }
-    const message: InboundMessage = {
-      rule: rule.name, topic: renderTemplate(rule.to, { topic: packet.topic, clientId: '' }), payload: Buffer.from(packet.payload), qos: rule.qos as 0 | 1, done,
-    };
+    const topic = renderTemplate(rule.to, { topic: packet.topic, clientId: '' });
+    if (!isValidTopicName(topic)) {
+      // acknowledged, or the cloud would send it again on every connection
+      this.activity.failed(rule.name, `dropped a cloud message for ${JSON.stringify(topic)}: not a local topic name (a wildcard, a control character)`);
+      this.log.warn({ rule: rule.name, topic }, 'dropped a cloud message whose local topic is no topic name the local broker takes');
+      done();
+      return;
+    }
+    const message: InboundMessage = { rule: rule.name, topic, payload: Buffer.from(packet.payload), qos: rule.qos as 0 | 1, done };
     const queue = this.queues.get(message.topic);
     if (!queue) {
       this.queues.set(message.topic, [message]);

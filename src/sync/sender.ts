@@ -4,6 +4,7 @@ import type { CloudLimits } from './cloud-link.js';
 import type { GroupCommit } from '../store/group-commit.js';
 import type { Outbox, OutboxItem, Removed } from './outbox.js';
 import type { RuleActivity } from './activity.js';
+import { hasUnsafeCharacter } from '../broker/topic.js';
 
 export type Lane = 'live' | 'backlog';
 const PRIORITIES_HIGH_FIRST = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0];
@@ -403,7 +404,7 @@ export function publishPacketBytes(topic: string, payloadBytes: number, qos: 0 |
 function invalidTopic(topic: string): string | undefined {
   if (topic.length === 0) return 'is empty';
   if (/[+#]/.test(topic)) return 'contains a wildcard';
-  if (topic.includes('\u0000')) return 'contains U+0000';
+  if (hasUnsafeCharacter(topic)) return 'contains U+0000, a control character or a non-character';
   if (Buffer.byteLength(topic) > 65535) return 'is longer than 65535 bytes';
   return undefined;
 }

@@ -9,6 +9,8 @@ interface MqttPacketParser {
   settings: { protocolVersion?: number };
   _list: { length: number };
   _stateCounter: number;
+  /** Where the packet's fields end, from its variable header; refuseMalformedPackets checks it against the remaining length. */
+  _pos: number;
   parse(buf: Buffer): number;
   emit(event: 'packet', packet: PacketShape): boolean;
 }
@@ -103,7 +105,7 @@ function parseOne(parser: MqttPacketParser, buf: Buffer, offset: number, maxPack
   packet.topic = topicBytes.toString('utf8');
   if (qos > 0) packet.messageId = buf.readUInt16BE(topicEnd);
   packet.payload = buf.subarray(topicEnd + idBytes, end);
-  parser.emit('packet', packet);
+  emitWithFieldsEnd(parser, packet, topicEnd + idBytes - position);
   return end;
 }
 
@@ -115,6 +117,16 @@ function parsePuback(parser: MqttPacketParser, buf: Buffer, offset: number): num
   packet.cmd = 'puback';
   packet.length = 2;
   packet.messageId = buf.readUInt16BE(offset + 2);
-  parser.emit('packet', packet);
+  emitWithFieldsEnd(parser, packet, 2);
   return offset + 4;
+}
+
+/** Emits as mqtt-packet does, its position at the packet's fields' end meanwhile, then at 0 again, where its own parsing of the next packet starts. */
+function emitWithFieldsEnd(parser: MqttPacketParser, packet: PacketShape, fieldsEnd: number): void {
+  parser._pos = fieldsEnd;
+  try {
+    parser.emit('packet', packet);
+  } finally {
+    parser._pos = 0;
+  }
 }

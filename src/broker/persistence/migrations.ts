@@ -1,4 +1,8 @@
 import type { Migrations } from '../../store/store.js';
+import { UNSAFE_CODE_POINT_RANGES } from '../topic.js';
+
+/** A GLOB matching a text that holds an unsafe code point (SQLite's GLOB compares code points in a [range]). */
+const HOLDS_UNSAFE_CHARACTER = `'*[' || ${UNSAFE_CODE_POINT_RANGES.map(([first, last]) => `char(${first}) || '-' || char(${last})`).join(' || ')} || ']*'`;
 
 /**
  * Schema of the broker's durable MQTT state (service 'broker').
@@ -102,4 +106,9 @@ export const migrations: Migrations = [
   `
   UPDATE broker_outgoing_packets SET retain = 0 WHERE cmd = 'publish' AND retain = 1;
   `,
+  // Topics and filters with a control character or non-character are refused since (topic.ts,
+  // hasUnsafeCharacter): libmosquitto clients drop the connection such a message arrives on, so a
+  // retained or queued one kept from before would throw its subscriber off at every connect.
+  ['broker_retained_messages', 'broker_outgoing_packets', 'broker_incoming_packets', 'broker_wills', 'broker_subscriptions']
+    .map((table) => `DELETE FROM ${table} WHERE topic GLOB ${HOLDS_UNSAFE_CHARACTER};`).join('\n'),
 ];
