@@ -2,10 +2,9 @@ import './log/quiet-debug.js';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { makeDirectoriesSync } from './store/durable-directories.js';
 import type { LoadedConfig } from './config/load.js';
 import { Store } from './store/store.js';
-import { DataDirLock } from './store/data-dir-lock.js';
+import { DataDirLock, makeDataDir } from './store/data-dir-lock.js';
 import { createMetricsRegistry, freeBytes } from './metrics/registry.js';
 import { AdminRouter } from './admin/router.js';
 import { AdminServer } from './admin/server.js';
@@ -44,7 +43,7 @@ export class Daemon {
 
   constructor(private readonly loaded: LoadedConfig, private readonly log: Logger) {
     const { config, dataDir } = loaded;
-    makeDirectoriesSync(dataDir, 0o750);
+    makeDataDir(dataDir);
     // before anything in the data directory is opened: two daemons on one database and one socket
     // would each take the other's clients, and the second would remove the first one's socket
     this.lock = DataDirLock.take(dataDir);

@@ -17,9 +17,9 @@ export interface TlsPaths {
  */
 export function readTlsFiles(setting: string, paths: TlsPaths, tls: Tls): { cert: Buffer; key: Buffer; ca?: Buffer; crl?: Buffer } {
   const files = {
-    cert: readFileSync(paths.cert),
-    key: readFileSync(paths.key),
-    ...(paths.ca ? { ca: readFileSync(paths.ca) } : {}),
+    cert: readNamed(`${setting}.cert`, paths.cert),
+    key: readNamed(`${setting}.key`, paths.key),
+    ...(paths.ca ? { ca: readNamed(`${setting}.ca`, paths.ca) } : {}),
     ...(paths.crl ? { crl: readCrl(`${setting}.crl`, paths.crl, tls) } : {}),
   };
   try {
@@ -32,11 +32,21 @@ export function readTlsFiles(setting: string, paths: TlsPaths, tls: Tls): { cert
 
 /** The CRL file, or an error naming it: Node's own says only "Failed to parse CRL". */
 function readCrl(setting: string, file: string, tls: Tls): Buffer {
-  const crl = readFileSync(file);
+  const crl = readNamed(setting, file);
   try {
     tls.createSecureContext({ crl });
   } catch (error) {
     throw new Error(`${setting}: ${file} is not a PEM certificate revocation list (${(error as Error).message})`);
   }
   return crl;
+}
+
+/** A file a setting names; an error names the setting ("mqtt.tls.cert: cannot read /etc/…: no such file"). */
+function readNamed(setting: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    throw new Error(`${setting}: cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : message}`, { cause: error });
+  }
 }

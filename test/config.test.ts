@@ -3,6 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { OUTPOSTD } from './helpers/daemon.js';
 import { validateConfig } from '../src/config/load.js';
 
@@ -45,6 +46,18 @@ describe('configuration', () => {
     expect(() => validateConfig({ sync: { objects: [{ name: 'photos', from: 'camera' }] } }, 'test'))
       .toThrow(/sync\.objects\.0\.to: expected a cloud bucket\[\/prefix\] here or in cloud\.s3\.bucket/);
     expect(() => validateConfig({ cloud: { s3: { bucket: 'fleet' } }, sync: { objects: [{ name: 'photos', from: 'camera' }] } }, 'test')).not.toThrow();
+    // filters as `outpost things policy` takes them
+    expect(() => validateConfig({ mqtt: { defaultPolicy: { publish: ['things/${thing}/#', 'a/#/b', ''] }, anonymousPolicy: { subscribe: ['x+/y'] } } }, 'test'))
+      .toThrow(/mqtt\.anonymousPolicy\.subscribe\.0: expected an MQTT topic filter[^\n]*\n  mqtt\.defaultPolicy\.publish\.1: expected an MQTT topic filter: not empty, \+ and # only as whole levels, # only last, got "a\/#\/b"\n  mqtt\.defaultPolicy\.publish\.2: expected an MQTT topic filter/);
+    // a section given as something else, in the loader's words; a secret not repeated
+    let refusal = '';
+    try {
+      validateConfig({ mqtt: [1, 2], http: null, admin: { tcp: { enabled: true, token: 'short-secret' } } }, 'test');
+    } catch (error) {
+      refusal = (error as Error).message;
+    }
+    expect(refusal).toContain('  mqtt: expected a mapping of keys, got a list\n  http: expected a mapping of keys, got nothing (null)\n  admin.tcp.token: expected a token of at least 16 characters');
+    expect(refusal).not.toContain('short-secret');
   });
 
   it('takes only bare origins (or "*") in mqtt.ws.allowedOrigins, kept as a browser writes them', () => {
@@ -57,10 +70,48 @@ describe('configuration', () => {
     expect(() => validateConfig({ mqtt: { persistentSessionExpiry: -1 } }, 'test')).toThrow(/mqtt\.persistentSessionExpiry: expected seconds ≥ 0, got -1/);
   });
 
-  it('reports invalid YAML', () => {
+  it('reports invalid YAML, and a config file it cannot read as such', () => {
     const result = runWithConfig('mqtt: [\n', '--print-config');
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/invalid YAML/);
+    const directory = spawnSync(process.execPath, [OUTPOSTD, '--config', tmpdir(), '--print-config'], { encoding: 'utf8', timeout: 10_000 });
+    expect({ status: directory.status, stderr: directory.stderr }).toEqual({ status: 2, stderr: `outpostd: ${tmpdir()}: cannot read the config file: it is a directory\n` });
+  });
+
+  it('names the setting a failed start comes from', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-start-'));
+    const start = (sections: object, dataDir = join(dir, 'data')) => {
+      const config = { admin: { socket: join(dir, 'admin.sock') }, mqtt: { host: '127.0.0.1', port: 0 }, http: { port: 0 }, s3: { host: '127.0.0.1', port: 0 }, ...sections };
+      writeFileSync(join(dir, 'outpost.yaml'), JSON.stringify(config));
+      const run = spawnSync(process.execPath, [OUTPOSTD, '--config', join(dir, 'outpost.yaml'), '--data-dir', dataDir], { encoding: 'utf8', timeout: 30_000 });
+      expect(run.status).toBe(1);
+      return JSON.parse(run.stdout.trim().split('\n').find((line) => line.includes('failed to start'))!).msg;
+    };
+    try {
+      expect(start({ http: { host: '127.0.0.1', port } })).toBe(`failed to start: http.port: 127.0.0.1:${port} is in use by another program (a Mosquitto, another outpostd?): choose another port`);
+      writeFileSync(join(dir, 'a-file'), '');
+      expect(start({}, join(dir, 'a-file'))).toBe(`failed to start: dataDir: cannot use ${join(dir, 'a-file')} as the data directory: it (or a directory above it) is a file`);
+      expect(start({ mqtt: { host: '127.0.0.1', port: 0, tls: { enabled: true, host: '127.0.0.1', port: 0, cert: join(dir, 'missing.pem'), key: join(dir, 'missing.key') } } }))
+        .toBe(`failed to start: mqtt.tls.cert: cannot read ${join(dir, 'missing.pem')}: no such file`);
+    } finally {
+      taken.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes an empty $STATE_DIRECTORY for unset, not for the working directory', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outpost-cwd-'));
+    try {
+      const printed = spawnSync(process.execPath, [OUTPOSTD, '--config', '/dev/null', '--print-config'], { cwd: dir, encoding: 'utf8', timeout: 10_000, env: { ...process.env, STATE_DIRECTORY: '' } });
+      expect(printed.stdout).toContain('dataDir: /var/lib/outpost\n');
+      const systemd = spawnSync(process.execPath, [OUTPOSTD, '--config', '/dev/null', '--print-config'], { cwd: dir, encoding: 'utf8', timeout: 10_000, env: { ...process.env, STATE_DIRECTORY: '/var/lib/outpost-state:/other' } });
+      expect(systemd.stdout).toContain('dataDir: /var/lib/outpost-state\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('prints the effective configuration with every default filled in', () => {

@@ -3,6 +3,7 @@ import { http } from '../node-http.js';
 import { chmodSync, chownSync, existsSync, lstatSync, statSync, unlinkSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { listenOn } from '../listen.js';
 import { connect } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -37,10 +38,12 @@ export class AdminServer {
     const { socketPath } = this.options;
     await removeStaleSocket(socketPath);
     const unix = http.createServer((req, res) => void this.serve(req, res, false));
-    await listen(unix, { path: socketPath }).catch((error: Error) => {
+    closeConnectionsCleanly(unix);
+    await listenOn(unix, { path: socketPath }, 'admin.socket').catch((error: Error) => {
       // "listen EACCES: permission denied /run/x/admin.sock" names neither the setting nor a missing directory
-      const why = existsSync(dirname(socketPath)) ? error.message : `its directory ${dirname(socketPath)} does not exist`;
-      throw new Error(`cannot listen on the admin socket ${socketPath} (admin.socket): ${why}`, { cause: error });
+      const cause = error.cause as Error;
+      const why = existsSync(dirname(socketPath)) ? cause.message : `its directory ${dirname(socketPath)} does not exist`;
+      throw new Error(`cannot listen on the admin socket ${socketPath} (admin.socket): ${why}`, { cause });
     });
     this.servers.push(unix);
     chmodSync(socketPath, 0o660);
@@ -54,7 +57,8 @@ export class AdminServer {
       // (each holding up to 16 KiB of headers) are bounded in number and in how long headers may take.
       tcp.headersTimeout = 10_000;
       limitConnections(tcp, maxConnections, this.log);
-      await listen(tcp, { host, port });
+      closeConnectionsCleanly(tcp);
+      await listenOn(tcp, { host, port }, 'admin.tcp');
       const address = tcp.address();
       this.servers.push(tcp);
       this.bound.push({ name: 'admin-tcp', protocol: 'http', host, port: typeof address === 'object' && address ? address.port : port });
@@ -189,17 +193,6 @@ function parseJson(chunks: Buffer[], size: number): unknown {
   const [inexact] = inexactIntegers(text);
   if (inexact !== undefined) throw new AdminError(400, `Integer ${inexact} is out of range: beyond ±(2^53-1) it would not be stored exactly; send it as a string`);
   return value;
-}
-
-function listen(server: Server, where: { path: string } | { host: string; port: number }): Promise<void> {
-  closeConnectionsCleanly(server);
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(where, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.js';
 import type { Listener } from '../service.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS } from '../http/server.js';
 import { originAllowed } from './ws-origin.js';
+import { listenOn } from '../listen.js';
 import { readTlsFiles, type TlsPaths } from '../tls-files.js';
 
 export type ConnectionHandler = (stream: Duplex, socket: Socket, request?: IncomingMessage) => void;
@@ -36,7 +37,7 @@ export class MqttListeners {
 
   async start(): Promise<void> {
     const { mqtt } = this;
-    await this.bind('mqtt', 'mqtt', mqtt.host, mqtt.port, createTcpServer((socket) => this.accept(socket, socket)));
+    await this.bind('mqtt', 'mqtt', 'mqtt', mqtt.host, mqtt.port, createTcpServer((socket) => this.accept(socket, socket)));
     if (mqtt.tls.enabled) {
       // Loaded only when enabled, like ws below: every module stays resident on a small board.
       const tls = await import('node:tls');
@@ -60,7 +61,7 @@ export class MqttListeners {
       // a client could hold any number of them in their handshake for connectTimeout each.
       server.maxConnections = mqtt.maxConnections;
       server.on('drop', () => this.onRefused('max_connections'));
-      await this.bind('mqtts', 'mqtts', mqtt.tls.host, mqtt.tls.port, server);
+      await this.bind('mqtts', 'mqtts', 'mqtt.tls', mqtt.tls.host, mqtt.tls.port, server);
       this.reloadTlsFiles = () => server.setSecureContext(files());
     }
     if (mqtt.ws.enabled) {
@@ -88,7 +89,7 @@ export class MqttListeners {
         stream.on('error', () => ws.terminate());
         this.accept(stream, request.socket, request);
       });
-      await this.bind('mqtt-ws', 'ws', mqtt.ws.host, mqtt.ws.port, server, () => wss.close());
+      await this.bind('mqtt-ws', 'ws', 'mqtt.ws', mqtt.ws.host, mqtt.ws.port, server, () => wss.close());
     }
   }
 
@@ -158,14 +159,9 @@ export class MqttListeners {
     this.onConnection(stream, socket, request);
   }
 
-  private async bind(name: string, protocol: string, host: string, port: number, server: TcpServer | HttpServer, close?: () => void): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+  /** `key`: the configuration section whose host and port these are. */
+  private async bind(name: string, protocol: string, key: string, host: string, port: number, server: TcpServer | HttpServer, close?: () => void): Promise<void> {
+    await listenOn(server, { host, port }, key);
     const address = server.address();
     const actualPort = typeof address === 'object' && address ? address.port : port;
     this.bound.push({ listener: { name, protocol, host, port: actualPort }, server, close });

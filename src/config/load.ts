@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import yaml from 'js-yaml';
-import type { ZodIssue } from 'zod/v3';
+import type { ZodErrorMap, ZodIssue } from 'zod/v3';
 import { configSchema, embeddedDefaults, type Config } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/outpost/outpost.yaml';
@@ -39,24 +39,43 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     input = parseYamlFile(source);
   }
   const config = validateConfig(input, source ?? 'embedded defaults');
-  const dataDir = resolve(options.dataDir ?? config.dataDir ?? env.STATE_DIRECTORY?.split(':')[0] ?? DEFAULT_DATA_DIR);
+  // an empty STATE_DIRECTORY is unset, as systemd leaves it unset without StateDirectory= (else "" would be the working directory)
+  const dataDir = resolve(options.dataDir ?? config.dataDir ?? (env.STATE_DIRECTORY?.split(':')[0] || DEFAULT_DATA_DIR));
   return { config: { ...config, dataDir }, source, dataDir };
 }
 
 function parseYamlFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    throw new ConfigError(`${file}: cannot read the config file: ${code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : message}`);
+  }
   try {
     // An empty file means "all defaults".
-    return yaml.load(readFileSync(file, 'utf8'), { filename: file }) ?? {};
+    return yaml.load(text, { filename: file }) ?? {};
   } catch (error) {
     throw new ConfigError(`${file}: invalid YAML: ${(error as Error).message}`);
   }
 }
 
+/** Zod's own words for a section given as something else ("Expected object, received array") in the loader's. */
+const sectionsNamed: ZodErrorMap = (issue, context) => {
+  if (issue.code === 'invalid_type' && issue.expected === 'object') {
+    const received = issue.received === 'array' ? 'a list' : issue.received === 'null' ? 'nothing (null)' : `a ${issue.received}`;
+    return { message: `expected a mapping of keys, got ${received}` };
+  }
+  return { message: context.defaultError };
+};
+
 export function validateConfig(input: unknown, origin: string): Config {
-  const result = configSchema().safeParse(input);
+  const result = configSchema().safeParse(input, { errorMap: sectionsNamed });
   if (result.success) return result.data;
   throw new ConfigError(`${origin}: invalid configuration:\n${formatConfigIssues(result.error.issues, input)}`);
 }
+
+const SECRET_KEYS = new Set(['token', 'password', 'secretAccessKey']);
 
 /** One line per problem: `mqtt.port: expected integer 0-65535, got "abc"`. */
 export function formatConfigIssues(issues: ZodIssue[], input: unknown): string {
@@ -67,7 +86,9 @@ export function formatConfigIssues(issues: ZodIssue[], input: unknown): string {
       return keys.map((key) => `  ${key}: unknown key`).join('\n');
     }
     const given = valueAt(input, issue.path);
-    const got = given !== undefined && typeof given !== 'object' ? `, got ${JSON.stringify(given)}` : '';
+    // a secret is not repeated into logs and terminals
+    const secret = SECRET_KEYS.has(String(issue.path.at(-1)));
+    const got = given !== undefined && typeof given !== 'object' && !secret ? `, got ${JSON.stringify(given)}` : '';
     return `  ${at}: ${issue.message}${got}`;
   }).join('\n');
 }

@@ -2,12 +2,15 @@
 // memory than v4 on a 128 MB board (measured at daemon idle).
 import { z } from 'zod/v3';
 
-import { bool, host, integer, list, oneOf, path, port, positiveInt, range, text } from './fields.js';
+import { bool, host, integer, oneOf, path, port, positiveInt, range, text } from './fields.js';
+import { isValidFilter } from '../broker/topic.js';
 import { s3Schema } from '../objects/config.js';
 import { cloudSchema, syncSchema } from '../sync/config.js';
 import { devicesSchema } from '../devices/config.js';
 
-const topicFilters = () => list('expected a list of topic filters', 'expected a topic filter string');
+// as `outpost things policy` takes them (`${thing}` and `${clientid}` are substituted into a valid filter)
+const topicFilters = () => z.array(z.string({ invalid_type_error: 'expected a topic filter string' })
+  .refine(isValidFilter, { message: 'expected an MQTT topic filter: not empty, + and # only as whole levels, # only last' }), { invalid_type_error: 'expected a list of topic filters' });
 
 export const policySchema = () => z.strictObject({
   // A trailing `*` matches any rest (clientIdAllowed); one elsewhere would match only itself.

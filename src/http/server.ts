@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { trackBody } from './body.js';
 import { Router } from './router.js';
+import { listenOn } from '../listen.js';
 import type { Listener } from '../service.js';
 
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse, params: Record<string, string>, url: URL) => void | Promise<void>;
@@ -26,10 +27,7 @@ export class HttpServer {
     server.requestTimeout = 60_000;
     limitConnections(server, this.maxConnections, this.log);
     closeConnectionsCleanly(server);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, this.host, () => resolve());
-    });
+    await listenOn(server, { host: this.host, port: this.port }, 'http');
     const address = server.address();
     this.boundPort = typeof address === 'object' && address ? address.port : this.port;
     this.server = server;

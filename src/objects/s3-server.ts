@@ -18,6 +18,7 @@ import type { Operation, OperationContext, S3Request } from './operations/contex
 import { readTlsFiles } from '../tls-files.js';
 import { GATEWAY_REGION } from '../gateway-identity.js';
 import { isDiskFull } from '../store/storage-errors.js';
+import { listenOn } from '../listen.js';
 
 /** The S3 API on its own port: addressing, authentication, routing to one operation, errors as S3 renders them. */
 export class S3Server {
@@ -57,10 +58,7 @@ export class S3Server {
     server.timeout = 120_000;
     limitConnections(server, this.config.maxConnections, this.log);
     closeConnectionsCleanly(server);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.config.port, this.config.host, () => resolve());
-    });
+    await listenOn(server, { host: this.config.host, port: this.config.port }, 's3');
     const address = server.address();
     this.boundPort = typeof address === 'object' && address ? address.port : this.config.port;
     this.server = server;

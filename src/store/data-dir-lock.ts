@@ -1,12 +1,29 @@
 import Database from 'better-sqlite3';
-import { chmodSync } from 'node:fs';
+import { accessSync, chmodSync, constants } from 'node:fs';
 import { join } from 'node:path';
+import { makeDirectoriesSync } from './durable-directories.js';
 
 /** Another daemon holds the data directory: this one must not touch its database or sockets. */
 export class DataDirBusyError extends Error {
   constructor(readonly dataDir: string, readonly lockFile: string) {
     super(`another outpostd is running on ${dataDir} (it holds the lock on ${lockFile}); stop it first, or give this one another data directory`);
     this.name = 'DataDirBusyError';
+  }
+}
+
+/**
+ * Makes the data directory (durably) and checks this process may write in it; an error names
+ * `dataDir` and why, where SQLite would say only "unable to open database file".
+ */
+export function makeDataDir(dataDir: string): void {
+  try {
+    makeDirectoriesSync(dataDir, 0o750);
+    accessSync(dataDir, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'it (or a directory above it) is a file'
+      : code === 'EACCES' || code === 'EPERM' ? `this user (uid ${process.getuid?.()}) may not write there` : message;
+    throw new Error(`dataDir: cannot use ${dataDir} as the data directory: ${why}`, { cause: error });
   }
 }
 
