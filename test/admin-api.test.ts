@@ -238,7 +238,7 @@ describe('admin API: refused requests', () => {
   it('refuses an empty client id pattern, which matches no client (the broker names one that sends none), rather than locking the thing out', async () => {
     expect((await call(daemon, 'POST', '/v1/things', JSON.stringify({ name: 'locked', password: 'pw' }))).status).toBe(201);
     expect(await call(daemon, 'PUT', '/v1/things/locked/policy', JSON.stringify({ policy: { clientIds: [''] } }))).toEqual({ status: 400, body: {
-      error: 'invalid policy: clientIds.0: a client id pattern cannot be empty: it would match no client id',
+      error: 'invalid policy: clientIds.0: a client id pattern cannot be empty: it would match no client id, got ""',
     } });
     expect((await call(daemon, 'GET', '/v1/things/locked')).body.policy).toBeNull();
   });

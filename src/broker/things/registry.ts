@@ -1,7 +1,7 @@
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { policySchema, type Policy } from '../../config/schema.js';
 import type { Store } from '../../store/store.js';
-import { isValidFilter } from '../topic.js';
+import { formatConfigIssues } from '../../config/load.js';
 import { thingsMigrations } from './migrations.js';
 import { hashPassword, PasswordVerifier } from './password.js';
 
@@ -180,9 +180,9 @@ function policyText(policy: unknown): string | null {
   if (policy === null) return null;
   const parsed = policySchema().safeParse(policy);
   if (!parsed.success) {
-    throw new ThingError(400, `invalid policy: ${parsed.error.issues.map((issue) => `${issue.path.join('.') || 'policy'}: ${issue.message}`).join('; ')}`);
+    // the configuration's words for the same policy keys, on one line
+    const problems = formatConfigIssues(parsed.error.issues, policy).split('\n').map((line) => line.trim().replace(/^\(top level\)/, 'policy'));
+    throw new ThingError(400, `invalid policy: ${problems.join('; ')}`);
   }
-  const bad = [...parsed.data.publish, ...parsed.data.subscribe].find((filter) => !isValidFilter(filter));
-  if (bad !== undefined) throw new ThingError(400, `invalid topic filter "${bad}"`);
   return JSON.stringify(parsed.data);
 }
