@@ -494,6 +494,12 @@ install_config() {
   path=$(t "$CONFIG_FILE")
   if [[ -e $path ]]; then
     say "kept $CONFIG_FILE (never overwritten; delete it to regenerate from the $BOARD profile)"
+    # the drop-in's memory limits follow the new board; the kept file's sizes (cache, connections) do not
+    local written_for
+    written_for=$(sed -n 's/^board:[[:space:]]*\([A-Za-z0-9._-]*\).*/\1/p' "$path" | head -n 1)
+    if [[ -n $written_for && $written_for != "$BOARD" ]]; then
+      warn "$CONFIG_FILE was written for board $written_for, this install is for $BOARD: its sizes (store cache, connections, threads) may not fit; compare it with 'node $SOURCE_DIR/systemd/board-profile.mjs config --boards $SOURCE_DIR/firmware-configs/boards --board $BOARD'"
+    fi
   else
     write_file "$CONFIG_FILE" 0640 <"$RENDERED/outpost.yaml"
   fi
@@ -510,7 +516,11 @@ EOF
 validate_config() {
   local daemon
   daemon=$(t "$PREFIX/dist/bin/outpostd.js")
-  if ((DRY_RUN || SKIP_DEPS)) || [[ ! -f $daemon || ! -d $(t "$PREFIX/node_modules") ]]; then
+  if ((DRY_RUN)); then
+    return 0
+  fi
+  if ((SKIP_DEPS)) || [[ ! -f $daemon || ! -d $(t "$PREFIX/node_modules") ]]; then
+    say "not checked $CONFIG_FILE (no dependencies in $PREFIX yet): once they are, run $NODE_BIN $PREFIX/dist/bin/outpostd.js --config $CONFIG_FILE --print-config"
     return 0
   fi
   local output
@@ -545,11 +555,11 @@ start_service() {
   local had_changes=$1
   if [[ -n $ROOT ]]; then
     if ((NO_START)); then
-      say "not enabled (--no-start)"
+      say "not enabled (--no-start): the service does not start at the target's boot until enabled there (systemctl enable $UNIT_NAME)"
     else
       ensure_symlink "$WANTS_LINK" "$UNIT_FILE"
+      say "skipped (--root): systemctl daemon-reload; the service starts on the target's next boot"
     fi
-    say "skipped (--root): systemctl daemon-reload; the service starts on the target's next boot"
     return 0
   fi
   if ((!SYSTEMD_LIVE)); then

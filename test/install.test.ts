@@ -278,6 +278,9 @@ describe('install.sh --root', SLOW, () => {
     const before = snapshot(root);
     const second = installInto(root, '--board', 'rpi-3');
     expect(second.out).toContain('(0 changes)');
+    expect(second.out).not.toContain('was written for board');
+    // --skip-deps: no dependencies to run the check with, and it says so
+    expect(second.out).toContain('not checked /etc/outpost/outpost.yaml (no dependencies in /opt/outpost yet)');
     expect(snapshot(root)).toEqual(before);
 
     // The admin's edit survives a re-install, even one for another board; the drop-in follows the board.
@@ -286,6 +289,8 @@ describe('install.sh --root', SLOW, () => {
     writeFileSync(configFile, edited);
     const third = installInto(root, '--board', 'rpi-4');
     expect(third.out).toContain('kept /etc/outpost/outpost.yaml');
+    // its sizes were the other board's: said, not changed
+    expect(third.out).toContain('warning: /etc/outpost/outpost.yaml was written for board rpi-3, this install is for rpi-4');
     expect(readFileSync(configFile, 'utf8')).toBe(edited);
     expect(readConfig(root).mqtt.maxConnections).toBe(42);
     const dropin = readFileSync(join(root, 'etc/systemd/system/outpost.service.d/board.conf'), 'utf8');
@@ -308,7 +313,8 @@ describe('install.sh --root', SLOW, () => {
   it('--no-start leaves the service disabled', () => {
     const root = freshRoot();
     const run = installInto(root, '--board', 'rpi-4', '--no-start');
-    expect(run.out).toContain('not enabled (--no-start)');
+    expect(run.out).toContain('not enabled (--no-start): the service does not start at the target\'s boot until enabled there');
+    expect(run.out).not.toContain('starts on the target\'s next boot');
     expect(existsSync(join(root, 'etc/systemd/system/multi-user.target.wants/outpost.service'))).toBe(false);
     expect(existsSync(join(root, 'etc/systemd/system/outpost.service'))).toBe(true);
   });
