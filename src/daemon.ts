@@ -87,7 +87,7 @@ export class Daemon {
     this.state = 'running';
     const listeners = this.listeners();
     this.log.info({ version: VERSION, dataDir: this.loaded.dataDir, config: this.loaded.source ?? 'embedded defaults', listeners }, 'outpostd ready');
-    this.notifier.ready(listeners.map((l) => `${l.name} ${l.host}:${l.port}`).join(', '));
+    this.notifier.ready(listeners.map((l) => `${l.name} ${l.protocol === 'http+unix' ? l.host : `${l.host}:${l.port}`}`).join(', '));
     if (this.loaded.config.systemd.watchdog) this.notifier.startWatchdog();
   }
 

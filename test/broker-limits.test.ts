@@ -323,6 +323,8 @@ describe('systemd notification', () => {
       const deadline = Date.now() + 5000;
       while (Date.now() < deadline && !received.some((m) => m.startsWith('WATCHDOG=1'))) await new Promise((r) => setTimeout(r, 50));
       expect(received[0]).toMatch(/^READY=1\nSTATUS=mqtt 127\.0\.0\.1:\d+/);
+      // the admin socket is a path, not an address with a port
+      expect(received[0]).toContain(`admin ${daemon.socket}\n`);
       expect(received).toContain('WATCHDOG=1');
       await daemon.cleanup();
       expect(received).toContain('STOPPING=1');
