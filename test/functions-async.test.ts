@@ -128,6 +128,10 @@ describe('functions: durable asynchronous queue, retries and the dead-letter que
     expect((await deadLetters()).length).toBeGreaterThan(0);
     expect(await outpost(daemon.socket, ['dlq', 'purge'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^purged \d+\n$/) });
     expect(await deadLetters()).toEqual([]);
+    // a function that neither exists nor left dead letters is a typo (or an ID given with --all), not an empty answer
+    for (const args of [['dlq', 'ls', 'OnAlram'], ['dlq', 'purge', 'OnAlram'], ['dlq', 'replay', '5', '--all']]) {
+      expect(await outpost(daemon.socket, args), args.join(' ')).toMatchObject({ code: 1, stderr: expect.stringMatching(/^outpost: ResourceNotFoundException: Function not found: arn:aws:lambda:local:000000000000:function:(OnAlram|5)\n$/) });
+    }
   });
 
   it('refuses an asynchronous invoke beyond functions.queueLength with 429 and counts it', async () => {

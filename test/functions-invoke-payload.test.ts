@@ -52,13 +52,13 @@ describe('functions: an invocation\'s payload reaches the handler as it was sent
     }
   });
 
-  it('refuses a payload that is no JSON with Lambda\'s error, and a file that is not UTF-8', async () => {
+  it('refuses a payload that is no JSON with Lambda\'s error (the CLI as a wrong command line), and a file that is not UTF-8', async () => {
     const response = await lambdaInvoke('Seen', '{"a":');
     expect(response.status).toBe(400);
     expect(response.headers.get('x-amzn-errortype')).toBe('InvalidRequestContentException');
+    // the CLI refuses it as a wrong command line, as `shadow update --desired` does, before sending it
     const run = await outpost(daemon.socket, ['invoke', 'Seen', '--payload', '{"a":']);
-    expect(run.code).toBe(1);
-    expect(run.stderr).toContain('InvalidRequestContentException: Could not parse request body into json');
+    expect(run).toMatchObject({ code: 2, stderr: 'outpost: --payload is not valid JSON: {"a":\n' });
     const notUtf8 = join(daemon.dataDir, 'latin1.json');
     writeFileSync(notUtf8, Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xe9, 0x22, 0x7d]));
     expect(await outpost(daemon.socket, ['invoke', 'Seen', '--payload', `@${notUtf8}`])).toMatchObject({ code: 2, stderr: expect.stringContaining('is not UTF-8 text') });

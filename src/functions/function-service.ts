@@ -342,6 +342,7 @@ export class FunctionService implements Service, FunctionInvoker {
    * to read the next page after while more are left.
    */
   deadLetters(name: string | undefined, afterId = 0): { deadLetters: DeadLetter[]; total: number; next?: number } {
+    this.requireKnown(name);
     const { letters, more } = this.events.deadLetterPage(name, afterId, DEAD_LETTER_PAGE, DEAD_LETTER_PAGE_BYTES);
     return { deadLetters: letters, total: this.events.deadLetterCount(name), ...(more ? { next: letters.at(-1)!.id } : {}) };
   }
@@ -349,7 +350,10 @@ export class FunctionService implements Service, FunctionInvoker {
   /** Replays one dead letter by id, or all of them (of one function). */
   async replay(selection: { id: number } | { all: true; name?: string }): ReturnType<AsyncQueue['replay']> {
     if (!this.running) throw apiErrors.stopping();
-    if (!('id' in selection)) return this.replayAll(selection.name);
+    if (!('id' in selection)) {
+      this.requireKnown(selection.name);
+      return this.replayAll(selection.name);
+    }
     const letter = this.events.getDeadLetter(selection.id);
     if (!letter) throw apiErrors.deadLetterNotFound(selection.id);
     this.require(letter.function);
@@ -383,6 +387,7 @@ export class FunctionService implements Service, FunctionInvoker {
 
   /** Deletes the dead letters of one function, or all. */
   purgeDeadLetters(name: string | undefined): Promise<number> {
+    this.requireKnown(name);
     return this.context.store.commit.run(() => this.events.purge(name));
   }
 
@@ -435,6 +440,14 @@ export class FunctionService implements Service, FunctionInvoker {
     if (maximaOnly.length === 0) return;
     this.log.warn({ reserved: reservedTotal(reservations), maxConcurrency: this.maxConcurrency, minUnreserved: MIN_UNRESERVED, maximaOnly },
       'the functions\' ReservedConcurrentExecutions add up to more than functions.maxConcurrency leaves them: those of maximaOnly are not set aside, only their function\'s maximum, until a deploy lowers them or the bound is raised');
+  }
+
+  /**
+   * A function the dead-letter operations may name: one that exists, or one removed whose dead
+   * letters are still kept. Another is a typo (or an ID taken for a name): 404, not an empty answer.
+   */
+  private requireKnown(name: string | undefined): void {
+    if (name !== undefined && !this.latest.has(name) && this.events.deadLetterCount(name) === 0) throw apiErrors.notFound(name);
   }
 
   private require(name: string): FunctionVersion {

@@ -33,9 +33,21 @@ const shortHash = (hash: string) => hash.slice(0, 12);
 
 /**
  * `--payload JSON` or `--payload @file`, as text: sent as it is, as Lambda's Invoke takes its payload's
- * bytes (the daemon refuses what is no JSON with Lambda's error).
+ * bytes. What is no JSON is a wrong command line (exit 2), as `shadow update --desired` has it.
  */
 function readPayload(option: string | undefined): string | undefined {
+  const text = payloadText(option);
+  if (text !== undefined) {
+    try {
+      JSON.parse(text);
+    } catch {
+      throw new UsageError(`--payload is not valid JSON: ${text.slice(0, 200)}`);
+    }
+  }
+  return text;
+}
+
+function payloadText(option: string | undefined): string | undefined {
   if (option === undefined || !option.startsWith('@')) return option;
   const file = option.slice(1);
   let bytes: Buffer;
