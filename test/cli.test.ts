@@ -440,6 +440,8 @@ describe('outpost admin CLI', () => {
       [['dlq', 'replay', '--all', ''], "error: command-argument value '' is invalid for argument 'id-or-function'. it cannot be empty"],
       [['deploy', ''], "error: command-argument value '' is invalid for argument 'path'. it cannot be empty"],
       [['things', 'show', ''], "error: command-argument value '' is invalid for argument 'name'. it cannot be empty"],
+      [['things', 'policy', 'pump-7', '--client-id', ''], "error: option '--client-id <pattern>' argument '' is invalid. it cannot be empty"],
+      [['invoke', 'F', '--payload', '{bad'], 'outpost: --payload is not valid JSON: {bad'],
       [['objects', 'rm', 'logs', 'a.log', ''], "error: command-argument value '' is invalid for argument 'keys'. it cannot be empty"],
       // the S3 SDK refused these with "No value provided for input HTTP label: Bucket."
       [['objects', 'ls', 's3://'], 'outpost: no bucket in s3://: give BUCKET, BUCKET/KEY or s3://BUCKET/KEY'],

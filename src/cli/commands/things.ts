@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import { CliError, UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
 import { formatTable } from '../table.js';
+import { nonEmpty } from '../options.js';
 
 interface Thing {
   name: string;
@@ -12,7 +13,8 @@ interface Thing {
   createdAt: number;
 }
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
+// an empty filter or pattern names nothing: a wrong command line, as an empty argument is
+const collect = (value: string, previous: string[] = []) => [...previous, nonEmpty(value)];
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 async function readPasswordFromStdin(): Promise<string> {
