@@ -190,7 +190,8 @@ export class CloudLink {
     if (!takenOver && this.shortConnections !== SHORT_CONNECTIONS_FOR_WARNING) return;
     const warning = takenOver
       ? `the cloud says another client took over the session of client id "${this.config.clientId}"`
-      : `the cloud ended ${SHORT_CONNECTIONS_FOR_WARNING} connections in a row within ${SHORT_CONNECTION_MS / 1000} s of accepting them: is another gateway connected with client id "${this.config.clientId}"?`;
+      // a cloud that ends the connection over one message (a topic its policy or its parser refuses: AWS IoT Core, Mosquitto) looks the same
+      : `the cloud ended ${SHORT_CONNECTIONS_FOR_WARNING} connections in a row within ${SHORT_CONNECTION_MS / 1000} s of accepting them: is another gateway connected with client id "${this.config.clientId}"? (or does the cloud refuse a message sent: that one is set aside after its tries, see outpost sync dlq ls)`;
     this.state.lastError = `${warning} (gateways need a client id each; see cloud.mqtt.clientId)`;
     this.log.warn({ clientId: this.config.clientId }, this.state.lastError);
   }
