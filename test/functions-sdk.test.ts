@@ -102,6 +102,9 @@ describe('functions: unmodified AWS SDK v3 clients reach the gateway', () => {
       expect(refused.headers.get('x-amzn-errortype'), path).toBe('InvalidRequestException');
       expect((await refused.json()).message, path).toContain(message);
     }
+    // a path that does not decode is a malformed topic, not a missing endpoint
+    const undecodable = await post('/topics/a%C3%28');
+    expect([undecodable.status, (await undecodable.json()).message]).toEqual([400, 'Bad Request: the request path is not valid percent-encoding (UTF-8): /topics/a%C3%28']);
     const tooLarge = await post('/topics/a', 'x'.repeat(128 * 1024 + 1));
     expect(tooLarge.status).toBe(413);
   });

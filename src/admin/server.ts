@@ -9,7 +9,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AdminError, type AdminRouter } from './router.js';
 import type { Listener } from '../service.js';
-import { CONNECTIONS_CHECKING_INTERVAL_MS, closeConnectionsCleanly, limitConnections, requestUrl } from '../http/server.js';
+import { CONNECTIONS_CHECKING_INTERVAL_MS, closeConnectionsCleanly, isPercentEncoded, limitConnections, requestUrl } from '../http/server.js';
 import { inexactIntegers } from '../json-integers.js';
 import { isDiskFull } from '../store/storage-errors.js';
 
@@ -114,16 +114,6 @@ export class AdminServer {
     const expected = Buffer.from(`Bearer ${this.options.tcp?.token ?? ''}`);
     const given = Buffer.from(req.headers.authorization ?? '');
     return given.length === expected.length && timingSafeEqual(given, expected);
-  }
-}
-
-function isPercentEncoded(path: string): boolean {
-  if (!path.includes('%')) return true;
-  try {
-    decodeURIComponent(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -50,6 +50,8 @@ export class HttpServer {
     try {
       const url = requestUrl(req.url);
       if (!url) return sendJson(res, 400, { message: 'Bad Request: the request target is not a path' });
+      // the router finds no route for such a path: a malformed name (a topic, a thing), not a missing endpoint
+      if (!isPercentEncoded(url.pathname)) return sendJson(res, 400, { message: `Bad Request: the request path is not valid percent-encoding (UTF-8): ${url.pathname}` });
       const found = this.routes.match(req.method ?? 'GET', url.pathname);
       if (!found) return sendJson(res, 404, { message: `Not Found: ${url.pathname}` });
       if ('allowed' in found) {
@@ -63,6 +65,17 @@ export class HttpServer {
       if (!res.headersSent) sendJson(res, 500, { message: 'Internal Server Error' });
       else res.destroy();
     }
+  }
+}
+
+/** Whether the path's %-escapes decode (to UTF-8). */
+export function isPercentEncoded(path: string): boolean {
+  if (!path.includes('%')) return true;
+  try {
+    decodeURIComponent(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
