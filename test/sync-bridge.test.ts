@@ -162,6 +162,14 @@ describe('sync bridge to a Mosquitto cloud', () => {
     const text = await outpost(daemon.socket, ['sync', 'status']);
     expect(text.stdout).toMatch(/online since/);
     expect(text.stdout).toMatch(/telemetry/);
+
+    // a rule's ${id} is listed as it was sent, not as the rule writes it
+    await device.publishAsync('raw/big', 'x'.repeat(3000), { qos: 1 });
+    const raw = await eventually(async () => {
+      const listed = JSON.parse((await outpost(daemon.socket, ['sync', 'dlq', 'ls', '--json'])).stdout).deadLetters;
+      return listed.find((letter: any) => letter.rule === 'raw');
+    });
+    expect(raw.cloudTopic).toBe(`gw1/raw/gw1:${raw.itemId}`);
   });
 
   it('refuses bad admin requests with a clear error and changes nothing', async () => {

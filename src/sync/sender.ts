@@ -290,8 +290,8 @@ export class Sender {
     if (this.inFlight.has(item.id)) return;
     // Its TTL ran out while it waited: the expiry sweep deletes and counts it.
     if (this.outbox.isExpired(item)) return;
-    const id = `${this.options.clientId}:${item.id}`;
-    const topic = item.cloudTopic.replaceAll('${id}', id);
+    const id = messageId(this.options.clientId, item.id);
+    const topic = cloudTopicOf(item.cloudTopic, id);
     const payload = item.envelope ? envelope(id, item) : item.payload;
     const size = Buffer.byteLength(topic) + payload.length;
     if (size > this.options.maxMessageBytes) {
@@ -379,6 +379,16 @@ export class Sender {
       this.outbox.reloadFigures();
     }
   }
+}
+
+/** The id the cloud sees of an outbox item (`${id}`, the envelope's `id`): unique across gateways and restarts. */
+export function messageId(clientId: string, itemId: number): string {
+  return `${clientId}:${itemId}`;
+}
+
+/** A message item's cloud topic as sent: its rule's `${id}` filled in (the rest was at enqueue). */
+export function cloudTopicOf(template: string, id: string): string {
+  return template.replaceAll('${id}', id);
 }
 
 /** What the cloud sees with `id: envelope`: the payload as JSON when it is JSON, else base64. */

@@ -6,7 +6,7 @@ import { CloudLink, type CloudLimits } from './cloud-link.js';
 import { installationClientId } from './client-id.js';
 import { syncMigrations } from './migrations.js';
 import { Outbox, type DeadLetter } from './outbox.js';
-import { Sender } from './sender.js';
+import { cloudTopicOf, messageId, Sender } from './sender.js';
 import { Backoff } from './backoff.js';
 import { EchoGuard, InboundBridge, OutboundBridge } from './bridge.js';
 import { RuleActivity } from './activity.js';
@@ -183,8 +183,11 @@ export class SyncService implements Service {
     return paused;
   }
 
+  /** A message's topic as it was tried (`${id}` filled in, as sent). */
   deadLetters(limit: number): DeadLetter[] {
-    return this.outbox.deadLetters(limit);
+    return this.outbox.deadLetters(limit).map((letter) => letter.kind === 'message'
+      ? { ...letter, cloudTopic: cloudTopicOf(letter.cloudTopic, messageId(this.clientId, letter.itemId)) }
+      : letter);
   }
 
   async retry(ids: number[] | 'all'): Promise<{ retried: number[]; skipped: Array<{ id: number; reason: string }> }> {
