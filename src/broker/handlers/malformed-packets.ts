@@ -86,7 +86,8 @@ function violationOf(packet: ParsedPacket): string | undefined {
     case 'connect':
       if (unacceptableLevel(packet)) return `protocol ${packet.protocolId} at level ${packet.protocolVersion} (MQTT-3.1.2-2)`;
       if (packet.will !== undefined && packet.will.qos > 2) return 'will QoS 3 (MQTT-3.1.2-14)';
-      if (packet.password !== undefined && packet.username === undefined) return 'password without a user name (MQTT-3.1.2-22)';
+      // MQTT 5 allows it (3.1.2.9)
+      if (packet.password !== undefined && packet.username === undefined && packet.protocolVersion! < 5) return 'password without a user name (MQTT-3.1.2-22)';
       return undefined;
     case 'publish':
       if (packet.qos === 0 && packet.dup) return 'DUP flag set on a QoS 0 PUBLISH (MQTT-3.3.1-2)';
