@@ -177,7 +177,7 @@ function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
       children.afterReaped(REAP_WAIT_MS, () => void worker.terminate());
     },
     listen: (onMessage, onEnd) => {
-      worker.on('message', (message: WorkerMessage) => children.take(message) || onMessage(message));
+      worker.on('message', (message: unknown) => isWorkerMessage(message) && (children.take(message) || onMessage(message)));
       worker.on('error', (error: Error & { code?: string }) => onEnd((requestId) =>
         error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? runtimeErrors.outOfMemory(requestId) : { errorType: error.name, errorMessage: error.message }));
       worker.on('exit', (code) => onEnd((requestId) => runtimeErrors.exited(requestId, code)));
@@ -189,6 +189,14 @@ function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
  * `isolation: process`: a child process of its own (about 40 MB more than a thread), so native
  * addons, process-wide state and a crash stay out of the daemon; MemorySize is its V8 heap limit.
  */
+/**
+ * Handler code shares the channel (a thread's parentPort, a process's process.send): what it posts
+ * that is no message of worker-main's shape (`postMessage(null)` ended the daemon) is ignored.
+ */
+function isWorkerMessage(message: unknown): message is WorkerMessage {
+  return typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string';
+}
+
 function processHost(options: WorkerOptions): NodeHost {
   const child = fork(fileURLToPath(WORKER_MAIN), [options.init.taskRoot, options.init.handler], {
     env: options.env,
@@ -198,8 +206,9 @@ function processHost(options: WorkerOptions): NodeHost {
     // A process group of its own, so that ending the environment ends what its handlers started too.
     detached: true,
   });
-  child.stdout!.pipe(options.log, { end: false });
-  child.stderr!.pipe(options.log, { end: false });
+  // a spawn that failed (EMFILE: descriptors a thread function used up) has no pipes; its 'error' fails the init (listen)
+  child.stdout?.pipe(options.log, { end: false });
+  child.stderr?.pipe(options.log, { end: false });
   // what a handler detached left the group: recorded apart, ended with it
   const detached = new SpawnedChildren();
   let groupKilled = false;
@@ -216,7 +225,7 @@ function processHost(options: WorkerOptions): NodeHost {
     post: (messages) => { if (child.connected) child.send(messages); },
     kill: killGroup,
     listen: (onMessage, onEnd) => {
-      child.on('message', (message: WorkerMessage) => detached.take(message) || onMessage(message));
+      child.on('message', (message: unknown) => isWorkerMessage(message) && (detached.take(message) || onMessage(message)));
       child.on('error', (error) => onEnd(() => ({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot start the process: ${error.message}` })));
       // V8 aborts the process when the heap limit is reached.
       child.on('exit', (code, signal) => onEnd((requestId) => (signal === 'SIGABRT'

@@ -99,15 +99,16 @@ export class PythonInstance {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       instance.child = child;
-      child.stdout!.pipe(options.log, { end: false });
-      child.stderr!.pipe(options.log, { end: false });
+      // a spawn that failed (EMFILE: descriptors a thread function used up) has no pipes; its 'error' below fails the init
+      child.stdout?.pipe(options.log, { end: false });
+      child.stderr?.pipe(options.log, { end: false });
       // X-Amz-Log-Type: Tail: what the process wrote while the invocation ran, as far as read before its answer.
       const keepTail = (chunk: Buffer) => {
         const current = instance.current;
         if (current?.log !== undefined) current.log = (current.log + chunk.toString('utf8')).slice(-TAIL_BYTES);
       };
-      child.stdout!.on('data', keepTail);
-      child.stderr!.on('data', keepTail);
+      child.stdout?.on('data', keepTail);
+      child.stderr?.on('data', keepTail);
       child.once('error', (error) => instance.ended({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot start ${options.pythonPath}: ${error.message}` }));
       child.once('exit', (code, signal) => {
         const ending: Ending = (requestId) => runtimeErrors.exited(requestId, signal ?? code ?? 0);

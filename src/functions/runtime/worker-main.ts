@@ -95,14 +95,41 @@ let tail: string | undefined;
 /** Whether stdout or stderr was written since the last flush (outputReachedDaemon). */
 let wroteOutput = false;
 
-/** Keeps a copy of stdout and stderr writes while `tail` is on (the end of it: Lambda returns the last 4 KB). */
+/**
+ * Output of a worker thread posted to the daemon and not yet taken by it, at most: a thread's stdio
+ * write only posts a message, so a handler writing in a loop filled the daemon's heap with its
+ * output (45 MiB of it ended the daemon). What comes beyond is dropped, and the log says how much.
+ * A child process's pipe makes its writer wait instead.
+ */
+const MAX_OUTPUT_IN_FLIGHT_BYTES = 1024 * 1024;
+let outputInFlight = 0;
+let droppedOutput = 0;
+
+/**
+ * Keeps a copy of stdout and stderr writes while `tail` is on (the end of it: Lambda returns the
+ * last 4 KB), and in a worker thread bounds what waits for the daemon (MAX_OUTPUT_IN_FLIGHT_BYTES).
+ */
 function captureOutput(): void {
   for (const stream of [process.stdout, process.stderr]) {
     const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
     stream.write = ((chunk: unknown, ...rest: unknown[]) => {
       wroteOutput = true;
       if (tail !== undefined) tail = (tail + (typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8'))).slice(-TAIL_BYTES);
-      return write(chunk, ...rest);
+      if (!parentPort) return write(chunk, ...rest);
+      const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Uint8Array).byteLength;
+      const callbackAt = rest.findIndex((arg) => typeof arg === 'function');
+      const callback = callbackAt < 0 ? undefined : rest[callbackAt] as (error?: Error | null) => void;
+      const args = callbackAt < 0 ? rest : rest.slice(0, callbackAt);
+      if (size > 0 && outputInFlight + size > MAX_OUTPUT_IN_FLIGHT_BYTES) {
+        droppedOutput += size;
+        if (callback) process.nextTick(callback);
+        return false;
+      }
+      outputInFlight += size;
+      return write(chunk, ...args, (error?: Error | null) => {
+        outputInFlight -= size;
+        callback?.(error);
+      });
     }) as typeof stream.write;
   }
 }
@@ -117,7 +144,16 @@ function captureOutput(): void {
 async function outputReachedDaemon(): Promise<void> {
   if (!parentPort || !wroteOutput) return;
   wroteOutput = false;
-  await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write('', () => resolve()))));
+  await flushOutput();
+  if (droppedOutput === 0) return;
+  // once what waited is taken, so that this line is not dropped too
+  process.stdout.write(`[outpost] ${droppedOutput} bytes of output dropped: written faster than the log takes them (more than ${MAX_OUTPUT_IN_FLIGHT_BYTES} bytes waiting)\n`);
+  droppedOutput = 0;
+  await flushOutput();
+}
+
+function flushOutput(): Promise<unknown> {
+  return Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write('', () => resolve()))));
 }
 
 /** console.* as Lambda writes it: `timestamp<TAB>requestId<TAB>LEVEL<TAB>message`, into the function's log. */
