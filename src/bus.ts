@@ -35,4 +35,9 @@ export interface LocalBus {
    * publisher uses a false to skip building and publishing what nobody would receive.
    */
   hasSubscribers(topic: string): boolean;
+  /**
+   * The largest MQTT packet the broker takes from its clients (mqtt.maxPacketSize): what the daemon
+   * publishes for them (a function's output) beyond it is not published, nor built.
+   */
+  readonly maxPacketBytes: number;
 }

@@ -208,6 +208,10 @@ export class BrokerService implements Service, LocalBus {
     }));
   }
 
+  get maxPacketBytes(): number {
+    return this.context.config.mqtt.maxPacketSize;
+  }
+
   hasSubscribers(topic: string): boolean {
     // Connected clients' and the daemon's own subscriptions are in aedes' emitter; offline persistent sessions' in the persistence.
     const emitter = (this.running() as unknown as { mq: { _matcher: { match(topic: string): unknown[] } } }).mq._matcher;

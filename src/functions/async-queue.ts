@@ -16,6 +16,11 @@ import { functionArn } from './arn.js';
 import type { Destination } from './template.js';
 import { responseValue } from './json.js';
 
+/** Lambda's limit of an asynchronous event (1 MB; a synchronous request's is 6 MB). */
+export const MAX_ASYNC_PAYLOAD = 1024 * 1024;
+/** Room an invocation record takes besides its request and response payloads (its context, the ARN). */
+const RECORD_OVERHEAD_BYTES = 2048;
+
 export interface AsyncQueueConfig {
   maxInstances: number;
   queueLength: number;
@@ -385,6 +390,11 @@ export class AsyncQueue {
     if (!destination) return;
     // A loop stopped here: its record would only be stopped in turn at the next function.
     if (destination.type === 'Lambda' && event.hops >= MAX_CHAIN_INVOCATIONS) return;
+    // As Lambda drops the payloads of a record its destination cannot take (SNS: 256 KB), rather than
+    // build, for nothing, a record of up to 7 MB on the daemon's heap: an MQTT destination takes what
+    // an MQTT client may, a function what an asynchronous event may.
+    const limit = destination.type === 'MQTT' ? this.deps.bus.maxPacketBytes : MAX_ASYNC_PAYLOAD;
+    const payloadsFit = Buffer.byteLength(event.event) + Buffer.byteLength(result?.payload ?? '') + RECORD_OVERHEAD_BYTES <= limit;
     const record = JSON.stringify({
       version: '1.0',
       timestamp: new Date().toISOString(),
@@ -394,12 +404,12 @@ export class AsyncQueue {
         condition,
         approximateInvokeCount: invokeCount,
       },
-      requestPayload: JSON.parse(event.event) as unknown,
+      ...(payloadsFit ? { requestPayload: JSON.parse(event.event) as unknown } : {}),
       // Without a result the function never ran (throttled, or too old before its turn): the error says why.
       ...(result
         ? {
           responseContext: { statusCode: 200, executedVersion: result.executedVersion, ...(result.functionError ? { functionError: result.functionError } : {}) },
-          responsePayload: responseValue(result.payload),
+          ...(payloadsFit ? { responsePayload: responseValue(result.payload) } : {}),
         }
         : { responsePayload: error }),
     });
@@ -420,6 +430,12 @@ export class AsyncQueue {
     if (!version.spec.outputs || typeof subject !== 'string' || result.payload === 'null') return;
     for (const { filter, topic } of version.spec.outputs) {
       if (!topicMatches(filter, subject)) continue;
+      // no MQTT client could take it (and each would be copied to every durable subscriber)
+      if (Buffer.byteLength(result.payload) + Buffer.byteLength(topic) + 16 > this.deps.bus.maxPacketBytes) {
+        this.deps.log.warn({ function: version.name, topic, bytes: Buffer.byteLength(result.payload), maxPacketSize: this.deps.bus.maxPacketBytes },
+          'a function\'s output is larger than an MQTT packet may be (mqtt.maxPacketSize): not published');
+        continue;
+      }
       await this.deps.bus.publish({ topic, payload: result.payload, qos: 1 })
         .catch((error: unknown) => this.deps.log.warn({ err: error, function: version.name, topic }, 'cannot publish a function\'s output'));
     }

@@ -19,11 +19,11 @@ import { FunctionStore, type Alias, type FunctionVersion } from './store.js';
 import { Schedules, scheduledEvent, type ScheduleSpec } from './schedules.js';
 import { checkReservations, MIN_UNRESERVED, reservationsOf, reservedTotal, setAside, unreservedPool } from './reservations.js';
 import { eventOf, MqttTriggers } from './triggers.js';
+import { MAX_ASYNC_PAYLOAD } from './async-queue.js';
 
-// Lambda's payload limits: 6 MB for a synchronous request, 1 MB for an asynchronous event.
-/** Lambda's limit of a synchronous request (an Event's is smaller). */
+/** Lambda's limit of a synchronous request (an Event's, MAX_ASYNC_PAYLOAD, is smaller). */
 export const MAX_SYNC_PAYLOAD = 6 * 1024 * 1024;
-export const MAX_ASYNC_PAYLOAD = 1024 * 1024;
+export { MAX_ASYNC_PAYLOAD };
 /** The most dead letters one page of the listing (and one step of a replay of all) holds… */
 const DEAD_LETTER_PAGE = 1000;
 /**
