@@ -23,6 +23,7 @@ describe('functions: isolation: process and memory limits', () => {
       Resources: {
         ProcFaults: resource({ Handler: 'faults.handler', Timeout: 1 }, 'process'),
         ProcOom: resource({ Handler: 'faults.allocate', MemorySize: 128, Timeout: 30 }, 'process'),
+        ProcBuffers: resource({ Handler: 'faults.buffers', MemorySize: 128, Timeout: 30 }, 'process'),
         PyAllocate: { Type: 'AWS::Serverless::Function', Properties: { Runtime: 'python3.11', CodeUri: join(FIXTURES, 'python', 'src'), Handler: 'app.allocate', MemorySize: 128 } },
       },
     }),
@@ -69,6 +70,13 @@ describe('functions: isolation: process and memory limits', () => {
   it('bounds a process instance\'s heap by MemorySize: Runtime.OutOfMemory, and the daemon keeps serving', async () => {
     const failed = await invoke(daemon.socket, 'ProcOom');
     expect(failed.result.payload).toMatchObject({ errorType: 'Runtime.OutOfMemory' });
+    expect((await invoke(daemon.socket, 'ProcFaults')).result.payload).toMatchObject({ ok: true });
+  });
+
+  it('bounds a process instance\'s whole memory by MemorySize, Buffers too (the heap limit does not see them)', async () => {
+    const failed = await invoke(daemon.socket, 'ProcBuffers');
+    // as Lambda ends an environment over its memory: 4 GB of Buffers would have been made
+    expect(failed.result.payload).toMatchObject({ errorType: 'Runtime.OutOfMemory', errorMessage: expect.stringContaining('Runtime exited with error: signal: killed') });
     expect((await invoke(daemon.socket, 'ProcFaults')).result.payload).toMatchObject({ ok: true });
   });
 

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { Writable } from 'node:stream';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import type { InvokeMessage, WorkerInit, WorkerLoad, WorkerMessage } from './protocol.js';
-import { killEnvironmentProcess } from './process-group.js';
+import { killEnvironmentProcess, residentBytes } from './process-group.js';
 import { SpawnedChildren } from './spawned-children.js';
 
 /**
@@ -197,6 +197,9 @@ function isWorkerMessage(message: unknown): message is WorkerMessage {
   return typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string';
 }
 
+/** How often a process environment's resident memory is read (a Buffer loop grows ~75 MB in this time on a PC). */
+const MEMORY_WATCH_MS = 100;
+
 function processHost(options: WorkerOptions): NodeHost {
   const child = fork(fileURLToPath(WORKER_MAIN), [options.init.taskRoot, options.init.handler], {
     env: options.env,
@@ -221,14 +224,25 @@ function processHost(options: WorkerOptions): NodeHost {
   };
   // The environment is over however the child ended (a crash, process.exit, its memory limit): what it left running goes too.
   child.once('exit', killGroup);
+  // --max-old-space-size bounds the V8 heap only: Buffers grew a process past 2 GB. As Lambda's limit
+  // is the environment's whole memory, a process whose RSS passes MemorySize is ended (Runtime.OutOfMemory).
+  let overMemory = false;
+  const memoryWatch = setInterval(() => {
+    const rss = child.pid === undefined ? undefined : residentBytes(child.pid, 'VmRSS');
+    if (rss === undefined || rss <= options.memorySizeMb * 1024 * 1024) return;
+    overMemory = true;
+    clearInterval(memoryWatch);
+    killGroup();
+  }, MEMORY_WATCH_MS).unref();
+  child.once('exit', () => clearInterval(memoryWatch));
   return {
     post: (messages) => { if (child.connected) child.send(messages); },
     kill: killGroup,
     listen: (onMessage, onEnd) => {
       child.on('message', (message: unknown) => isWorkerMessage(message) && (detached.take(message) || onMessage(message)));
       child.on('error', (error) => onEnd(() => ({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot start the process: ${error.message}` })));
-      // V8 aborts the process when the heap limit is reached.
-      child.on('exit', (code, signal) => onEnd((requestId) => (signal === 'SIGABRT'
+      // V8 aborts the process when the heap limit is reached; the memory watch kills it past MemorySize.
+      child.on('exit', (code, signal) => onEnd((requestId) => (signal === 'SIGABRT' || overMemory
         ? runtimeErrors.outOfMemory(requestId)
         : runtimeErrors.exited(requestId, signal ?? code ?? 0))));
     },

@@ -131,3 +131,13 @@ export function stillInGroup(member: ProcessIdentity, pgid: number): boolean {
   const fields = statFields(member.pid);
   return fields !== undefined && fields[START_TIME] === member.startTime && Number(fields[PGRP]) === pgid;
 }
+
+/** A process's resident set now (VmRSS) or at its peak (VmHWM), from /proc; undefined once it is gone. */
+export function residentBytes(pid: number, which: 'VmRSS' | 'VmHWM'): number | undefined {
+  try {
+    const found = new RegExp(`^${which}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return found ? Number(found[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}

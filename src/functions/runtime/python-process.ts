@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { http } from '../../node-http.js';
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import { InitError, NOT_RUN, type Ending, type InvokeOutcome, type WorkerOptions } from './node-worker.js';
 import { MAX_RESPONSE_BYTES, TAIL_BYTES, type InvokeMessage } from './protocol.js';
-import { killEnvironmentProcess } from './process-group.js';
+import { killEnvironmentProcess, residentBytes } from './process-group.js';
 
 /** The bundled bootstrap (copied next to this file into dist by `npm run build`). */
 export const PYTHON_RUNTIME_DIR = fileURLToPath(new URL('./python/', import.meta.url));
@@ -148,12 +148,7 @@ export class PythonInstance {
   maxMemoryBytes(): number | undefined {
     const pid = this.runtimePid ?? this.child?.pid;
     if (pid === undefined || !this.alive) return undefined;
-    try {
-      const peak = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      return peak ? Number(peak[1]) * 1024 : undefined;
-    } catch {
-      return undefined;
-    }
+    return residentBytes(pid, 'VmHWM');
   }
 
   terminate(): void {
