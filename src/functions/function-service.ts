@@ -23,7 +23,6 @@ import { MAX_ASYNC_PAYLOAD } from './async-queue.js';
 
 /** Lambda's limit of a synchronous request (an Event's, MAX_ASYNC_PAYLOAD, is smaller). */
 export const MAX_SYNC_PAYLOAD = 6 * 1024 * 1024;
-export { MAX_ASYNC_PAYLOAD };
 /** The most dead letters one page of the listing (and one step of a replay of all) holds… */
 const DEAD_LETTER_PAGE = 1000;
 /**

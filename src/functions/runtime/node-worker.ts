@@ -186,10 +186,6 @@ function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
 }
 
 /**
- * `isolation: process`: a child process of its own (about 40 MB more than a thread), so native
- * addons, process-wide state and a crash stay out of the daemon; MemorySize is its V8 heap limit.
- */
-/**
  * Handler code shares the channel (a thread's parentPort, a process's process.send): what it posts
  * that is no message of worker-main's shape (`postMessage(null)` ended the daemon) is ignored.
  */
@@ -200,6 +196,11 @@ function isWorkerMessage(message: unknown): message is WorkerMessage {
 /** How often a process environment's resident memory is read (a Buffer loop grows ~75 MB in this time on a PC). */
 const MEMORY_WATCH_MS = 100;
 
+/**
+ * `isolation: process`: a child process of its own (about 40 MB more than a thread), so native
+ * addons, process-wide state and a crash stay out of the daemon; MemorySize is its V8 heap limit
+ * and the bound of its resident memory.
+ */
 function processHost(options: WorkerOptions): NodeHost {
   const child = fork(fileURLToPath(WORKER_MAIN), [options.init.taskRoot, options.init.handler], {
     env: options.env,
@@ -226,15 +227,19 @@ function processHost(options: WorkerOptions): NodeHost {
   child.once('exit', killGroup);
   // --max-old-space-size bounds the V8 heap only: Buffers grew a process past 2 GB. As Lambda's limit
   // is the environment's whole memory, a process whose RSS passes MemorySize is ended (Runtime.OutOfMemory).
+  // (a spawn that failed has no pid, and no 'exit' to stop a watch)
   let overMemory = false;
-  const memoryWatch = setInterval(() => {
-    const rss = child.pid === undefined ? undefined : residentBytes(child.pid, 'VmRSS');
-    if (rss === undefined || rss <= options.memorySizeMb * 1024 * 1024) return;
-    overMemory = true;
-    clearInterval(memoryWatch);
-    killGroup();
-  }, MEMORY_WATCH_MS).unref();
-  child.once('exit', () => clearInterval(memoryWatch));
+  const { pid } = child;
+  if (pid !== undefined) {
+    const memoryWatch = setInterval(() => {
+      const rss = residentBytes(pid, 'VmRSS');
+      if (rss === undefined || rss <= options.memorySizeMb * 1024 * 1024) return;
+      overMemory = true;
+      clearInterval(memoryWatch);
+      killGroup();
+    }, MEMORY_WATCH_MS).unref();
+    child.once('exit', () => clearInterval(memoryWatch));
+  }
   return {
     post: (messages) => { if (child.connected) child.send(messages); },
     kill: killGroup,

@@ -132,10 +132,12 @@ export function stillInGroup(member: ProcessIdentity, pgid: number): boolean {
   return fields !== undefined && fields[START_TIME] === member.startTime && Number(fields[PGRP]) === pgid;
 }
 
+const STATUS_FIELDS = { VmRSS: /^VmRSS:\s+(\d+) kB$/m, VmHWM: /^VmHWM:\s+(\d+) kB$/m };
+
 /** A process's resident set now (VmRSS) or at its peak (VmHWM), from /proc; undefined once it is gone. */
-export function residentBytes(pid: number, which: 'VmRSS' | 'VmHWM'): number | undefined {
+export function residentBytes(pid: number, which: keyof typeof STATUS_FIELDS): number | undefined {
   try {
-    const found = new RegExp(`^${which}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const found = STATUS_FIELDS[which].exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return found ? Number(found[1]) * 1024 : undefined;
   } catch {
     return undefined;
