@@ -742,4 +742,31 @@ describe('retained messages', () => {
   it('hold at most mqtt.maxRetainedBytes together: one beyond is not retained (counted)', async () => {
     await expectOnlyFirstRetained(['kept/a', 800], ['kept/b', 300]);
   });
+
+  it('sent on SUBSCRIBE to clients that then leave cost nothing once they are gone: 20,000 of them in a 48 MB heap', async () => {
+    const count = 20_000;
+    const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true } }, env: { NODE_OPTIONS: '--max-old-space-size=48' } });
+    try {
+      const publisher = await connectClient(daemon.mqttUrl, { clientId: 'retainer' });
+      for (let first = 0; first < count; first += 1000) {
+        await Promise.all(Array.from({ length: 1000 }, (_, i) => publisher.publishAsync(`many/${(first + i) % 100}/${first + i}`, Buffer.alloc(100, 0x61), { qos: 1, retain: true })));
+      }
+      publisher.end(true);
+      // each leaves while its retained messages are still being sent
+      const leavers = await Promise.all([1, 2].map(() => RawMqtt.open(daemon.port('mqtt'))));
+      leavers.forEach((leaver, n) => {
+        leaver.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `leaver-${n}`, keepalive: 60 });
+        leaver.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'many/#', qos: 0 }] });
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      for (const leaver of leavers) leaver.end();
+      const { client, messages } = connectAndCollect(daemon.mqttUrl, { clientId: 'stayer' }, count, 30_000);
+      await client.subscribeAsync('many/#', { qos: 0 });
+      expect((await messages).length).toBe(count);
+      client.end(true);
+      expect(daemon.process.exitCode).toBeNull();
+    } finally {
+      await daemon.cleanup();
+    }
+  }, 90_000);
 });
