@@ -19,6 +19,7 @@ import { DeviceService } from './devices/device-service.js';
 import { AccessKeys } from './auth/access-keys.js';
 import { registerAccessKeyAdminRoutes } from './auth/admin-routes.js';
 import { DataPlaneAuth } from './http/data-plane-auth.js';
+import { BodyMemory } from './http/body-memory.js';
 import { registerDataPlanePublish } from './broker/data-plane-publish.js';
 import type { Listener, Service, ServiceContext } from './service.js';
 import { VERSION } from './version.js';
@@ -58,11 +59,12 @@ export class Daemon {
     this.notifier = new SystemdNotifier(log);
     this.http = new HttpServer(config.http.host, config.http.port, config.http.maxConnections, log.child({ service: 'http' }));
     const accessKeys = new AccessKeys(this.store);
-    const base = { config, dataDir, store: this.store, log, admin: this.admin, metrics: this.metrics, http: this.http.routes, accessKeys, listeners: () => this.listeners() };
+    const bodyMemory = new BodyMemory(config.http.maxBodyMemoryBytes);
+    const base = { config, dataDir, store: this.store, log, admin: this.admin, metrics: this.metrics, http: this.http.routes, accessKeys, bodyMemory, listeners: () => this.listeners() };
     const broker = new BrokerService(base);
     registerAccessKeyAdminRoutes(this.admin, accessKeys, (name) => broker.things.get(name) !== undefined);
     // Every other service is built with this context; those after the runtime may trigger functions.
-    const dataPlaneAuth = new DataPlaneAuth({ mode: config.http.auth, accessKeys, bus: broker });
+    const dataPlaneAuth = new DataPlaneAuth({ mode: config.http.auth, accessKeys, bus: broker, bodyMemory });
     const context: ServiceContext = { ...base, bus: broker, dataPlaneAuth };
     registerDataPlanePublish(this.http.routes, broker, dataPlaneAuth, log.child({ service: 'data-plane' }));
     const functions = new FunctionService(context);
@@ -71,6 +73,7 @@ export class Daemon {
     // sync's durable subscription must be there to take them.
     this.services = [broker, new ShadowService(context), functions, new SyncService(context), new ObjectService(withFunctions), new DeviceService(context)];
     this.adminServer = new AdminServer(this.admin, {
+      bodyMemory,
       socketPath: config.admin.socket ?? join(dataDir, 'admin.sock'),
       group: config.admin.group,
       tcp: config.admin.tcp.enabled

@@ -8,6 +8,7 @@ import type { Router } from './http/router.js';
 import type { HttpHandler } from './http/server.js';
 import type { AccessKeys } from './auth/access-keys.js';
 import type { DataPlaneAuth } from './http/data-plane-auth.js';
+import type { BodyMemory } from './http/body-memory.js';
 
 export interface Listener {
   name: string;
@@ -42,6 +43,8 @@ export interface ServiceContext {
   bus: LocalBus;
   /** Access keys of the AWS-compatible APIs (SigV4). */
   accessKeys: AccessKeys;
+  /** The memory request bodies held whole may take, shared by every listener. */
+  bodyMemory: BodyMemory;
   /** Who may use the IoT data plane routes on the HTTP port (shadows, publish, invoke). */
   dataPlaneAuth: DataPlaneAuth;
   /** The daemon's listeners as bound (a port configured as 0 is the one chosen); each appears once it is up. */

@@ -12,6 +12,7 @@ import type { Listener } from '../service.js';
 import { CONNECTIONS_CHECKING_INTERVAL_MS, closeConnectionsCleanly, isPercentEncoded, limitConnections, requestUrl } from '../http/server.js';
 import { inexactIntegers } from '../json-integers.js';
 import { isDiskFull } from '../store/storage-errors.js';
+import { BodyMemoryFullError, type BodyMemory } from '../http/body-memory.js';
 
 // A synchronous invoke carries up to 6 MB of payload, plus the request around it.
 const MAX_BODY_BYTES = 7 * 1024 * 1024;
@@ -19,6 +20,8 @@ const MAX_BODY_BYTES = 7 * 1024 * 1024;
 const PROBE_TIMEOUT_MS = 2000;
 
 export interface AdminServerOptions {
+  /** Bodies are held whole in this memory, shared with the other listeners. */
+  bodyMemory: BodyMemory;
   socketPath: string;
   group?: string;
   tcp?: { host: string; port: number; token: string; maxConnections: number };
@@ -93,7 +96,7 @@ export class AdminServer {
         res.setHeader('Allow', found.allowed.join(', '));
         throw new AdminError(405, `${req.method} is not allowed on ${url.pathname}`);
       }
-      const body = await readJsonBody(req, res);
+      const body = await readJsonBody(req, res, this.options.bodyMemory);
       const result = await found.handler({ method: req.method ?? 'GET', path: url.pathname, params: found.params, query: url.searchParams, body });
       send(res, result.status ?? 200, result.body ?? {});
     } catch (error) {
@@ -128,21 +131,26 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
- * The request's JSON body (undefined when empty). Past MAX_BODY_BYTES it is refused with 413 and
- * the connection closes after the answer. Events rather than `for await`: an async iterator costs more than a small body.
+ * The request's JSON body (undefined when empty). Past MAX_BODY_BYTES it is refused with 413, and
+ * past what `memory` has left with 503; the connection then closes after the answer. Events rather
+ * than `for await`: an async iterator costs more than a small body.
  */
-function readJsonBody(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+function readJsonBody(req: IncomingMessage, res: ServerResponse, memory: BodyMemory): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_BODY_BYTES) return void chunks.push(chunk);
+    const refuse = (error: AdminError) => {
       req.off('data', onData);
       chunks.length = 0;
       // the rest is read and dropped after the answer (closeConnectionsCleanly), not kept
       res.setHeader('Connection', 'close');
-      reject(new AdminError(413, `request body over ${MAX_BODY_BYTES} bytes`));
+      reject(error);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) refuse(new AdminError(413, `request body over ${MAX_BODY_BYTES} bytes`));
+      else if (!memory.take(res, chunk.length)) refuse(new AdminError(503, new BodyMemoryFullError(memory.maxBytes).message));
+      else chunks.push(chunk);
     };
     req.on('data', onData);
     req.once('error', reject);

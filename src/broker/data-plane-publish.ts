@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { LocalBus } from '../bus.js';
 import type { Router } from '../http/router.js';
 import type { HttpHandler } from '../http/server.js';
+import { BodyMemoryFullError } from '../http/body-memory.js';
 import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../http/data-plane-auth.js';
 import { hasUnsafeCharacter, isDaemonOnlyTopic, refusesRetained } from './topic.js';
 
@@ -40,7 +41,8 @@ export function registerDataPlanePublish(http: Router<HttpHandler>, bus: LocalBu
       const publishError = error instanceof PublishError ? error
         : error instanceof DataPlaneAuthError ? new PublishError(error.status, error.status === 401 ? 'UnauthorizedException' : 'ForbiddenException', error.message)
           : error instanceof BodyTooLargeError ? new PublishError(413, 'RequestEntityTooLargeException', `Payload larger than ${MAX_PAYLOAD_BYTES} bytes`)
-            : new PublishError(500, 'InternalFailureException', 'Internal failure');
+            : error instanceof BodyMemoryFullError ? new PublishError(429, 'ThrottlingException', error.message)
+              : new PublishError(500, 'InternalFailureException', 'Internal failure');
       if (publishError.status >= 500) log.error({ err: error, topic: params.topic }, 'data-plane publish failed');
       sendError(res, publishError);
     }

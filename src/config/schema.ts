@@ -196,6 +196,13 @@ const httpSchema = () => z.strictObject({
   auth: oneOf(['sigv4', 'none'], 'expected "sigv4" or "none"').default('sigv4'),
   /** Connections open at once; one beyond it is closed as it is accepted. */
   maxConnections: positiveInt(64, 'connection count ≥ 1'),
+  /**
+   * Request bodies held whole in memory at once (Invoke events, shadow and publish bodies, S3 XML
+   * documents, admin API requests), on every listener together. A request that would pass it is
+   * refused with its protocol's "slow down" (S3 503 SlowDown, Lambda 429, IoT 429, admin 503).
+   * At least the largest single body a route takes: 6 MB, a synchronous Invoke's.
+   */
+  maxBodyMemoryBytes: integer('expected a size in bytes of at least 8388608').min(8 * 1024 * 1024, 'expected a size in bytes of at least 8388608').default(16 * 1024 * 1024),
 });
 
 const adminSchema = () => z.strictObject({

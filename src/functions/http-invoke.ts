@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Router } from '../http/router.js';
 import type { HttpHandler } from '../http/server.js';
+import { BodyMemoryFullError } from '../http/body-memory.js';
 import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../http/data-plane-auth.js';
 import { apiErrors, FunctionApiError } from './errors.js';
 import { MAX_SYNC_PAYLOAD, type FunctionService } from './function-service.js';
@@ -25,7 +26,8 @@ export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: 
       const apiError = error instanceof FunctionApiError ? error
         : error instanceof DataPlaneAuthError ? authError(error)
           : error instanceof BodyTooLargeError ? bodyTooLarge(req)
-            : new FunctionApiError(500, 'ServiceException', isDiskFull(error) ? `Internal error: the gateway's disk is full (${(error as Error).message})` : 'Internal error');
+            : error instanceof BodyMemoryFullError ? new FunctionApiError(429, 'TooManyRequestsException', error.message)
+              : new FunctionApiError(500, 'ServiceException', isDiskFull(error) ? `Internal error: the gateway's disk is full (${(error as Error).message})` : 'Internal error');
       if (apiError.status >= 500) log.error({ err: error, function: params.name }, 'Lambda Invoke failed');
       sendError(res, apiError);
     }));

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import { BodyMemoryFullError, type BodyMemory } from './body-memory.js';
 
 /** Up to this much of a refused request's body is read and dropped rather than the connection closed. */
 export const DISCARDED_BODY_BYTES = 1024 * 1024;
@@ -58,20 +59,37 @@ function closeAfterAnswer(req: IncomingMessage): void {
 /**
  * The body of `req` up to `limit` bytes, read from `body` (the request itself, or a stream that
  * verifies it). A larger one is refused with `tooLarge()`: unread if announced so (refusedUnread),
- * else read to its end (so the answer reaches the client) but not kept.
+ * else read to its end (so the answer reaches the client) but not kept. It is held in `memory`,
+ * its announced length at once, else as it arrives; past that bound it is refused with
+ * BodyMemoryFullError, and its connection closes after the answer.
  */
-export function readLimited(req: IncomingMessage, limit: number, tooLarge: () => Error, body: Readable = req): Promise<Buffer> {
+export function readLimited(req: IncomingMessage, limit: number, tooLarge: () => Error, memory: BodyMemory, body: Readable = req): Promise<Buffer> {
   if (refusedUnread(req, limit)) return Promise.reject(tooLarge());
+  const res = exchanges.get(req)!.res;
+  const announced = Number(req.headers['content-length']);
+  const lengthKnown = Number.isSafeInteger(announced);
+  if (lengthKnown && !memory.take(res, announced)) return Promise.reject(memoryFull(req, memory));
   askForBody(req);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    body.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= limit) chunks.push(chunk);
-      else chunks.length = 0;
-    });
+      if (size > limit) chunks.length = 0;
+      else if (lengthKnown || memory.take(res, chunk.length)) chunks.push(chunk);
+      else {
+        body.off('data', onData);
+        chunks.length = 0;
+        reject(memoryFull(req, memory));
+      }
+    };
+    body.on('data', onData);
     body.on('end', () => (size > limit ? reject(tooLarge()) : resolve(Buffer.concat(chunks))));
     body.on('error', reject);
   });
+}
+
+function memoryFull(req: IncomingMessage, memory: BodyMemory): BodyMemoryFullError {
+  if (!req.complete) closeAfterAnswer(req);
+  return new BodyMemoryFullError(memory.maxBytes);
 }

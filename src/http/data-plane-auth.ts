@@ -3,6 +3,7 @@ import type { AccessKeys } from '../auth/access-keys.js';
 import { AuthError, verifyRequest, type VerifiedRequest } from '../auth/sigv4.js';
 import type { LocalBus } from '../bus.js';
 import { readLimited, refusingUnreadBody } from './body.js';
+import type { BodyMemory } from './body-memory.js';
 
 /** Who made a data plane request. */
 export type DataPlaneCaller =
@@ -30,6 +31,8 @@ export interface DataPlaneAuthOptions {
   mode: 'sigv4' | 'none';
   accessKeys: AccessKeys;
   bus: LocalBus;
+  /** Shared with the other listeners' bodies held whole. */
+  bodyMemory: BodyMemory;
 }
 
 /**
@@ -53,7 +56,7 @@ export class DataPlaneAuth {
       throw error;
     }
     // The signature covers the body's hash: it is only proven once the body has been read.
-    const body = await readLimited(req, limit, () => new BodyTooLargeError(), verified.body).catch((error) => { throw asAuthError(error); });
+    const body = await readLimited(req, limit, () => new BodyTooLargeError(), this.options.bodyMemory, verified.body).catch((error) => { throw asAuthError(error); });
     return { caller, body };
   }
 

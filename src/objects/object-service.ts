@@ -89,7 +89,7 @@ export class ObjectService implements Service {
     this.events = events;
     // events a crash or stop left undelivered
     events.kick();
-    this.server = new S3Server(s3, this.context.accessKeys, { objects, events, config: s3, functions: this.context.functions }, serviceLog,
+    this.server = new S3Server(s3, this.context.accessKeys, { objects, events, config: s3, functions: this.context.functions }, this.context.bodyMemory, serviceLog,
       (operation, status) => this.requestCounter(operation, status).inc());
     await this.server.start();
     this.sweepAbandonedUploads(objects, s3.abortIncompleteUploadsAfterSeconds * 1000, serviceLog);

@@ -13,7 +13,7 @@ import { guessContentType } from './content-type.js';
 import { KeyLocks } from './key-locks.js';
 import { ShareCopies, type StoreFile } from './share-copies.js';
 import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
-import { collectBodyGarbage } from './body-garbage.js';
+import { collectBodyGarbage } from '../http/body-garbage.js';
 import { fileChunks } from './file-chunks.js';
 import { BodyTurns, type BodyTurn } from './body-turns.js';
 import { BufferSets, type LentBuffers } from './buffer-sets.js';

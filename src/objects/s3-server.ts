@@ -19,6 +19,7 @@ import { readTlsFiles } from '../tls-files.js';
 import { GATEWAY_REGION } from '../gateway-identity.js';
 import { isDiskFull } from '../store/storage-errors.js';
 import { listenOn } from '../listen.js';
+import type { BodyMemory } from '../http/body-memory.js';
 
 /** The S3 API on its own port: addressing, authentication, routing to one operation, errors as S3 renders them. */
 export class S3Server {
@@ -30,7 +31,7 @@ export class S3Server {
   private readonly context: OperationContext;
 
   constructor(private readonly config: S3Config, private readonly accessKeys: AccessKeys, services: Omit<OperationContext, 'authorize' | 'formSigner'>,
-    private readonly log: Logger, private readonly requests: (operation: string, status: number) => void) {
+    private readonly bodyMemory: BodyMemory, private readonly log: Logger, private readonly requests: (operation: string, status: number) => void) {
     this.verifyOptions = { service: 's3', secretOf: (id) => accessKeys.secretOf(id), region: config.region, regionAlias: GATEWAY_REGION };
     this.context = {
       ...services,
@@ -109,6 +110,7 @@ export class S3Server {
         method: req.method ?? 'GET', bucket: address.bucket, key: address.key, query: address.query, headers,
         body: verified.body, contentLength: verified.contentLength, checksums: verified.checksums, accessKeyId: verified.accessKeyId,
         requestId, sourceIp: req.socket.remoteAddress ?? '', origin: address.origin,
+        holdInMemory: (bytes) => this.bodyMemory.take(res, bytes),
       };
       if (found.access === 'read' || found.access === 'write') this.authorize(request, address.bucket, found.access, found.notPublic === true);
       else if (found.access === 'administer' && !(request.accessKeyId && this.accessKeys.administersBuckets(request.accessKeyId))) throw errors.accessDenied();

@@ -11,6 +11,7 @@ import { getShadow } from './operations/get.js';
 import { updateShadow } from './operations/update.js';
 import { deleteShadow } from './operations/delete.js';
 import { listNamedShadows } from './operations/list-named.js';
+import { BodyMemoryFullError } from '../http/body-memory.js';
 import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../http/data-plane-auth.js';
 
 /**
@@ -88,7 +89,8 @@ async function answer(res: ServerResponse, log: Logger, now: () => number, opera
     body = await operation(request);
   } catch (error) {
     const shadowError = error instanceof DataPlaneAuthError ? new ShadowError(error.status, error.message)
-      : error instanceof BodyTooLargeError ? errors.payloadTooLarge() : asShadowError(error);
+      : error instanceof BodyTooLargeError ? errors.payloadTooLarge()
+        : error instanceof BodyMemoryFullError ? errors.tooManyInFlight() : asShadowError(error);
     if (shadowError.code === 500) log.error({ err: error }, 'shadow request failed');
     return sendError(res, shadowError, now(), request.clientToken ?? shadowError.clientToken);
   }

@@ -27,6 +27,8 @@ export interface S3Request {
   sourceIp: string;
   /** `http://host:port` as the client addressed it (CompleteMultipartUpload's Location). */
   origin: string;
+  /** Takes room for `bytes` more of a body held whole (smallBody) in the memory every listener shares; false when there is none. */
+  holdInMemory(bytes: number): boolean;
 }
 
 /** What every S3 operation works with. */
@@ -179,13 +181,17 @@ export function header(request: S3Request, name: string): string | undefined {
   return Array.isArray(value) ? value.join(',') : value;
 }
 
-/** Reads a small request body (XML documents), at most `limit` bytes. */
+/**
+ * Reads a small request body (XML documents), at most `limit` bytes, held in the memory every
+ * listener shares: past its bound, SlowDown (503), which clients retry.
+ */
 export async function smallBody(request: S3Request, limit = 4 * 1024 * 1024): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request.body) {
     size += (chunk as Buffer).length;
     if (size > limit) throw errors.malformedXml();
+    if (!request.holdInMemory((chunk as Buffer).length)) throw errors.slowDown();
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');

@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { TestDaemon } from './helpers/daemon.js';
+import { addKey, s3Client } from './helpers/objects.js';
+import { Sha256 } from './helpers/sigv4.js';
+import { eventually } from './helpers/eventually.js';
+
+/** A request on a raw socket: its head and what of its body is sent so far; `answer` once the server closes it. */
+interface OpenRequest { socket: Socket; answer: Promise<{ status: number; body: string }> }
+
+function openRequest(target: { port: number } | { path: string }, head: string, body: Buffer): OpenRequest {
+  const socket = 'port' in target ? connect(target.port, '127.0.0.1') : connect(target.path);
+  const answer = new Promise<{ status: number; body: string }>((resolve) => {
+    let response = '';
+    socket.on('data', (chunk) => { response += chunk; });
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1] ?? 0), body: response.slice(response.indexOf('\r\n\r\n') + 4) }));
+  });
+  socket.write(head);
+  socket.write(body);
+  return { socket, answer };
+}
+
+const MIB = 1024 * 1024;
+
+describe('request bodies held whole in memory', () => {
+  let daemon: TestDaemon;
+  let signer: SignatureV4;
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { http: { auth: 'none', maxBodyMemoryBytes: 8 * MIB } } });
+    const credentials = await addKey(daemon);
+    await s3Client(daemon, credentials).send(new CreateBucketCommand({ Bucket: 'held' }));
+    signer = new SignatureV4({ service: 's3', region: 'us-east-1', credentials, sha256: Sha256 as never, uriEscapePath: false, applyChecksum: false });
+  });
+  afterAll(async () => {
+    expect(daemon.logs.filter((line) => line.level >= 50)).toEqual([]);
+    await daemon.cleanup();
+  });
+
+  const invoke = (announced: number, sent: number) => openRequest({ port: daemon.port('http') },
+    `POST /2015-03-31/functions/absent/invocations HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\ncontent-length: ${announced}\r\nconnection: close\r\n\r\n`,
+    Buffer.alloc(sent, 0x20));
+
+  async function deleteObjects(size: number): Promise<OpenRequest> {
+    const port = daemon.port('s3');
+    const body = Buffer.from(`<Delete>${' '.repeat(size - 46)}<Object><Key>k</Key></Object></Delete>`);
+    const signed = await signer.sign({ method: 'POST', protocol: 'http:', hostname: '127.0.0.1', port, path: '/held', query: { delete: '' }, headers: {
+      host: `127.0.0.1:${port}`, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'content-length': String(body.length),
+      'content-md5': createHash('md5').update(body).digest('base64'),
+    } });
+    const head = `POST /held?delete= HTTP/1.1\r\n${Object.entries(signed.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')}connection: close\r\n\r\n`;
+    return openRequest({ port }, head, body);
+  }
+
+  const adminPost = (size: number) => openRequest({ path: join(daemon.dataDir, 'admin.sock') },
+    `POST /v1/things HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${size + 11}\r\nconnection: close\r\n\r\n`,
+    Buffer.from(`{"name":"${'x'.repeat(size)}"}`));
+
+  it('are bounded together across the HTTP, S3 and admin listeners: one beyond is refused with its protocol\'s "slow down", and the room comes back when a request ends', async () => {
+    // 6 MB of a synchronous Invoke taken as announced, its body not yet sent
+    const held = invoke(6_000_000, 100);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    const lambda = await invoke(3_000_000, 3_000_000).answer;
+    expect(lambda.status).toBe(429);
+    expect(JSON.parse(lambda.body)).toMatchObject({ Type: 'User', message: expect.stringContaining('http.maxBodyMemoryBytes') });
+    const s3 = await (await deleteObjects(3 * MIB)).answer;
+    expect(s3.status).toBe(503);
+    expect(s3.body).toContain('<Code>SlowDown</Code>');
+    const admin = await adminPost(3 * MIB).answer;
+    expect(admin.status).toBe(503);
+    expect(JSON.parse(admin.body).error).toMatch(/http\.maxBodyMemoryBytes/);
+    // smaller ones still fit beside the held one
+    expect((await invoke(2, 2).answer).status).toBe(400);
+
+    held.socket.destroy();
+    // once it is gone, the same requests are read and answered on their merits
+    await eventually(async () => expect((await invoke(3_000_000, 3_000_000).answer).status).toBe(400));
+    const deleted = await (await deleteObjects(3 * MIB)).answer;
+    expect(deleted.status).toBe(200);
+    expect(deleted.body).toContain('<Deleted><Key>k</Key></Deleted>');
+    expect((await adminPost(3 * MIB).answer).status).toBe(400);
+  });
+});
