@@ -154,6 +154,49 @@ describe('CONNECT packets being received', () => {
   }, 30_000);
 });
 
+describe('packets of admitted clients being received', () => {
+  it('hold at most mqtt.maxReceivingBytes together: one beyond closes its connection (counted), CONNECTs keep their own budget, and the room comes back', async () => {
+    const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxReceivingBytes: 1024 * 1024 } } });
+    const raws: RawMqtt[] = [];
+    try {
+      // each announces a PUBLISH of 200,000 bytes and sends half of it, as a slow sender would
+      const announced = 200_000;
+      const header = Buffer.from([0x30, (announced & 0x7f) | 0x80, ((announced >> 7) & 0x7f) | 0x80, announced >> 14, 0, 1, 0x74]);
+      for (let i = 0; i < 8; i++) {
+        const raw = await RawMqtt.open(daemon.port('mqtt'));
+        raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `slow-${i}`, keepalive: 0 });
+        expect((await raw.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
+        raw.send(Buffer.concat([header, Buffer.alloc(100_000, 0x41)]));
+        raws.push(raw);
+      }
+      const closed = await Promise.all(raws.map((raw) => raw.waitClosed(2000)));
+      // five of them fit in 1 MiB
+      expect(closed.filter((isClosed) => !isClosed).length).toBe(5);
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      expect(metrics).toMatch(/outpost_mqtt_connections_refused_total\{reason="receive_budget"\} 3/);
+      // a small packet never waits on it, nor does a large CONNECT
+      const client = await connectClient(daemon.mqttUrl, { clientId: 'large-will', will: { topic: 'wills/large', payload: Buffer.alloc(60_000, 1), qos: 0, retain: false } });
+      await client.publishAsync('small', 'fits', { qos: 1 });
+      client.end(true);
+      const publishLarge = async () => {
+        const publisher = await connectClient(daemon.mqttUrl, { clientId: 'large' });
+        try {
+          await Promise.race([publisher.publishAsync('large', Buffer.alloc(200_000, 1), { qos: 1 }),
+            new Promise((_resolve, reject) => publisher.once('close', () => reject(new Error('closed'))))]);
+        } finally {
+          publisher.end(true);
+        }
+      };
+      await expect(publishLarge()).rejects.toThrow('closed');
+      for (const raw of raws) raw.end();
+      await eventually(() => publishLarge().then(() => true, () => false));
+    } finally {
+      for (const raw of raws) raw.end();
+      await daemon.cleanup();
+    }
+  }, 30_000);
+});
+
 describe('WebSocket messages being received before the client is admitted', () => {
   /** A masked binary frame (the mask key zeros) announcing `announced` bytes of payload, followed by `payload`. */
   const frame = (announced: number, payload: Buffer) => {

@@ -15,7 +15,7 @@ import { skipDeliveriesAfterClose } from './handlers/closed-connections.js';
 import { DROPPED_TOPIC, createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscribe, deliverAtGrantedQos } from './handlers/authorize.js';
 import { followGrants } from './handlers/overlapping-filters.js';
 import { OutgoingWrites } from './handlers/outgoing-writes.js';
-import { ConnectBudget, limitPacketSize } from './handlers/packet-size.js';
+import { ReceiveBudget, limitPacketSize } from './handlers/packet-size.js';
 import { parsePublishesDirectly } from './handlers/incoming-parse.js';
 import { refuseRetainedOnReservedTopics } from './handlers/reserved-topics.js';
 import { refuseLongFilters } from './handlers/filter-length.js';
@@ -50,7 +50,8 @@ export class BrokerService implements Service, LocalBus {
   readonly name = 'broker';
   readonly things: ThingRegistry;
   private readonly sessions = new Sessions();
-  private readonly connectBudget = new ConnectBudget();
+  private readonly connectBudget = new ReceiveBudget(8 * 1024 * 1024);
+  private readonly packetBudget: ReceiveBudget;
   private readonly metrics: BrokerMetrics;
   private readonly persistence: SqlitePersistence;
   private readonly outgoing: OutgoingWrites;
@@ -67,6 +68,7 @@ export class BrokerService implements Service, LocalBus {
     const { config, store } = context;
     this.log = context.log.child({ service: 'broker' });
     this.things = new ThingRegistry(store);
+    this.packetBudget = new ReceiveBudget(config.mqtt.maxReceivingBytes);
     this.persistence = new SqlitePersistence({
       store,
       maxQueuedMessages: config.mqtt.maxQueuedMessages,
@@ -359,6 +361,7 @@ export class BrokerService implements Service, LocalBus {
     limitPacketSize(client, stream, {
       maxPacketSize: this.context.config.mqtt.maxPacketSize,
       connectBudget: this.connectBudget,
+      packetBudget: this.packetBudget,
       onRefused: (reason) => { this.metrics.refused[reason]++; },
       framedSocket: request?.socket,
     });

@@ -156,6 +156,12 @@ const mqttSchema = () => z.strictObject({
    * its connection likewise.
    */
   maxAwaitingRelBytesInMemory: positiveInt(8 * 1024 * 1024, 'bytes ≥ 1'),
+  /**
+   * Bytes of packets over 8 KiB being received at once (the parser holds each until its last
+   * byte), admitted clients together; one that does not fit closes its connection, as Mosquitto
+   * does past memory_limit. CONNECTs have 8 MiB of their own.
+   */
+  maxReceivingBytes: integer('expected a size in bytes of at least 262144').min(256 * 1024, 'expected a size in bytes of at least 262144').default(16 * 1024 * 1024),
   /** Retained messages kept at most; a new retained topic beyond it is not retained (and counted). */
   maxRetained: positiveInt(100000, 'message count ≥ 1'),
   /**
@@ -182,6 +188,8 @@ const mqttSchema = () => z.strictObject({
      */
     allowedOrigins: z.array(webOrigin(), { invalid_type_error: 'expected a list of origins' }).default([]),
   }).default({}),
+}).refine((mqtt) => mqtt.maxReceivingBytes >= mqtt.maxPacketSize, {
+  message: 'expected maxReceivingBytes of at least maxPacketSize: a packet of that size would never fit', path: ['maxReceivingBytes'],
 });
 
 const httpSchema = () => z.strictObject({

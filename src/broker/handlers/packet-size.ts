@@ -8,20 +8,22 @@ interface MqttPacketParser {
   once(event: 'packet', listener: () => void): void;
 }
 
-/** A CONNECT this small never waits on the budget: maxConnections of them hold little. */
-const UNBUDGETED_CONNECT_BYTES = 8 * 1024;
+/** A packet this small is held outside the budgets: maxConnections of them hold little. */
+const UNBUDGETED_PACKET_BYTES = 8 * 1024;
 
 /**
- * Bytes of larger CONNECT packets being received at once, all connections together. The parser
- * holds a packet until its last byte: without a bound, clients that never authenticate could each
- * announce a CONNECT of maxPacketSize and send it slowly, up to maxConnections × 256 KiB of memory
- * (a 128 MB board's daemon killed for it). A CONNECT carries at most five 64 KiB fields, so a
- * legitimate one always fits.
+ * Bytes of larger packets being received at once, all connections together. The parser holds a
+ * packet until its last byte: without a bound, clients could each announce a packet of
+ * maxPacketSize and send it slowly, up to maxConnections × 256 KiB of memory (400 such PUBLISHes
+ * held 171 MB; a 128 MB board's daemon is killed for less). There are two: one for CONNECTs, sent
+ * before the client proved anything (8 MiB; a CONNECT carries at most five 64 KiB fields, so a
+ * legitimate one always fits), and one for the packets of admitted clients, so that those cannot
+ * keep new clients out.
  */
-export class ConnectBudget {
+export class ReceiveBudget {
   private used = 0;
 
-  constructor(private readonly bytes = 8 * 1024 * 1024) {}
+  constructor(readonly bytes: number) {}
 
   take(bytes: number): boolean {
     if (this.used + bytes > this.bytes) return false;
@@ -36,8 +38,10 @@ export class ConnectBudget {
 
 export interface PacketLimits {
   maxPacketSize: number;
-  connectBudget: ConnectBudget;
-  onRefused: (reason: 'packet_too_large' | 'connect_budget') => void;
+  connectBudget: ReceiveBudget;
+  /** For the packets after CONNECT. */
+  packetBudget: ReceiveBudget;
+  onRefused: (reason: 'packet_too_large' | 'connect_budget' | 'receive_budget') => void;
   /**
    * The socket under a WebSocket stream. ws holds a message until its last frame is in, before the
    * parser sees any of it: a client could announce a message of maxPacketSize before CONNECT and
@@ -52,32 +56,36 @@ export interface PacketLimits {
  * limit — before the parser buffers its body — so one client cannot make the
  * broker hold a 256 MB packet. MQTT 3.1.1 has no error code for it: the
  * connection is closed (MQTT-4.8.0-1 style protocol violation handling).
- * The first packet (the CONNECT, sent before the client proved anything) is
- * held only within the shared ConnectBudget, and closes the connection beyond it.
+ * A packet over UNBUDGETED_PACKET_BYTES is held only within its shared
+ * ReceiveBudget (the first, the CONNECT, in `connectBudget`; the others in
+ * `packetBudget`), and closes the connection beyond it, as Mosquitto does past
+ * its memory_limit; the client sends it again once reconnected.
  */
 export function limitPacketSize(client: Client, stream: { once(event: 'close', listener: () => void): unknown }, limits: PacketLimits): void {
-  const { maxPacketSize, connectBudget, onRefused, framedSocket } = limits;
+  const { maxPacketSize, connectBudget, packetBudget, onRefused, framedSocket } = limits;
   const parser = (client as unknown as { _parser: MqttPacketParser })._parser;
   const parseLength = parser._parseLength;
   let first = true;
   let held = 0;
+  let heldIn = connectBudget;
   const release = () => {
-    connectBudget.give(held);
+    heldIn.give(held);
     held = 0;
   };
-  const refuseOverBudget = (what: string) => {
-    onRefused('connect_budget');
-    parser._emitError(new Error(`${what} does not fit in what CONNECT packets being received may hold`));
+  stream.once('close', release);
+  const refuseOverBudget = (reason: 'connect_budget' | 'receive_budget', what: string) => {
+    onRefused(reason);
+    parser._emitError(new Error(`${what} does not fit in what ${reason === 'connect_budget' ? 'CONNECT packets' : 'packets'} being received may hold`));
   };
   if (framedSocket) {
     let received = 0;
     const count = (chunk: Buffer) => {
       received += chunk.length;
-      const wanted = received - UNBUDGETED_CONNECT_BYTES - held;
+      const wanted = received - UNBUDGETED_PACKET_BYTES - held;
       if (wanted <= 0) return;
       if (!connectBudget.take(wanted)) {
         framedSocket.off('data', count);
-        refuseOverBudget(`${received} bytes received before the client was admitted`);
+        refuseOverBudget('connect_budget', `${received} bytes received before the client was admitted`);
         // the parser may never run again (ws still waits for the message's end): the socket is closed here
         framedSocket.destroy();
         return;
@@ -91,7 +99,6 @@ export function limitPacketSize(client: Client, stream: { once(event: 'close', l
       framedSocket.off('data', count);
       release();
     });
-    stream.once('close', release);
   }
   parser._parseLength = function parseLengthWithinLimit(this: MqttPacketParser) {
     const complete = parseLength.call(this);
@@ -101,18 +108,18 @@ export function limitPacketSize(client: Client, stream: { once(event: 'close', l
       this._emitError(new Error(`packet of ${this.packet.length} bytes exceeds the maximum packet size of ${maxPacketSize}`));
       return false;
     }
-    if (first) {
-      first = false;
-      if (this.packet.length > UNBUDGETED_CONNECT_BYTES && !framedSocket) {
-        if (!connectBudget.take(this.packet.length)) {
-          refuseOverBudget(`a first packet of ${this.packet.length} bytes`);
-          return false;
-        }
-        held = this.packet.length;
-        this.once('packet', release);
-        stream.once('close', release);
-      }
+    const isFirst = first;
+    first = false;
+    // over WebSocket the CONNECT was counted as it arrived (framedSocket)
+    if (this.packet.length <= UNBUDGETED_PACKET_BYTES || (isFirst && framedSocket)) return complete;
+    const budget = isFirst ? connectBudget : packetBudget;
+    if (!budget.take(this.packet.length)) {
+      refuseOverBudget(isFirst ? 'connect_budget' : 'receive_budget', `a packet of ${this.packet.length} bytes`);
+      return false;
     }
+    held = this.packet.length;
+    heldIn = budget;
+    this.once('packet', release);
     return complete;
   };
 }
