@@ -75,3 +75,52 @@ describe('an MQTT 5 cloud with a small Receive Maximum', () => {
     expect(cloud.received).toEqual(Array.from({ length: 60 }, (_, i) => String(i)));
   });
 });
+
+/** A cloud that acknowledges each QoS 1 PUBLISH 30 ms after it came, and notes the most it had unacknowledged at once. */
+class SlowAckCloud extends ScriptedCloud {
+  readonly received: number[] = [];
+  mostUnacknowledged = 0;
+
+  protected connected(connection: CloudConnection) {
+    let unacknowledged = 0;
+    return (packet: mqttPacket.Packet) => {
+      if (packet.cmd === 'connect') {
+        connection.send({ cmd: 'connack', sessionPresent: false, returnCode: 0 });
+      } else if (packet.cmd === 'publish' && packet.qos === 1) {
+        this.mostUnacknowledged = Math.max(this.mostUnacknowledged, ++unacknowledged);
+        this.received.push(packet.payload.length);
+        setTimeout(() => {
+          unacknowledged--;
+          connection.send({ cmd: 'puback', messageId: packet.messageId });
+        }, 30);
+      }
+    };
+  }
+}
+
+describe('a cloud slow to acknowledge', () => {
+  it('has at most cloud.mqtt.maxInFlightBytes of payload in flight (the one that reaches it included), and gets everything', async () => {
+    const cloud = await new SlowAckCloud(4).listen();
+    const daemon = await TestDaemon.start({
+      config: {
+        mqtt: { allowAnonymous: true },
+        cloud: { mqtt: { url: cloud.url, clientId: 'gw-slow', reconnectMinMs: 100, reconnectMaxMs: 400, maxInFlightBytes: 100_000 } },
+        sync: { outbound: [{ name: 'telemetry', from: 'sensors/#', id: 'none' }] },
+      },
+    });
+    const device = await connectClient(daemon.mqttUrl, { clientId: 'camera' });
+    try {
+      await outpost(daemon.socket, ['sync', 'pause']);
+      for (let i = 0; i < 30; i++) await device.publishAsync('sensors/frame', Buffer.alloc(40_000, i), { qos: 1 });
+      await outpost(daemon.socket, ['sync', 'resume']);
+      await eventually(async () => (await status(daemon)).outbox.items === 0, 15_000);
+      expect(cloud.received).toHaveLength(30);
+      // 40,000 + 40,000 is under 100,000: a third goes, then none until one is acknowledged
+      expect(cloud.mostUnacknowledged).toBe(3);
+    } finally {
+      device.end(true);
+      await daemon.cleanup();
+      await cloud.stop();
+    }
+  });
+});

@@ -63,6 +63,12 @@ const cloudMqttSchema = () => z.strictObject({
   /** QoS 1 publishes awaiting their PUBACK at once; more in flight drains faster over a slow round trip. */
   // packet identifiers are 16 bits, shared with shadow and subscribe requests
   maxInFlight: range('expected a message count 1-60000', 1, 60000).default(256),
+  /**
+   * Payload bytes of those in flight together, held in memory until their PUBACK (256 of
+   * maxMessageBytes would be 32 MiB); one message always goes. 2 MiB in flight sends 20 MB/s over a
+   * 100 ms round trip.
+   */
+  maxInFlightBytes: positiveInt(2 * 1024 * 1024, 'bytes ≥ 1'),
   /** A message larger than this (topic + payload) is dead-lettered instead of sent; AWS IoT Core allows 128 KiB. */
   maxMessageBytes: positiveInt(131072, 'bytes ≥ 1'),
 }).refine((mqtt) => (mqtt.cert === undefined) === (mqtt.key === undefined), { message: 'expected both "cert" and "key" or neither' })

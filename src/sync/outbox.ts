@@ -388,13 +388,13 @@ export class Outbox {
   }
 
   /** Live lane: items of liveFirst rules newer than `afterId`, in arrival order. */
-  live(afterId: number, limit: number): OutboxItem[] {
-    return this.statements.live.all(afterId, this.durableUpTo, limit) as OutboxItem[];
+  live(afterId: number, limit: number, maxBytes: number): OutboxItem[] {
+    return readUpTo(this.statements.live.iterate(afterId, this.durableUpTo, limit) as IterableIterator<OutboxItem>, maxBytes);
   }
 
   /** Backlog lane of one priority: items after `afterId` that are not live (older than `watermark` or of strict-order rules). */
-  backlog(priority: number, afterId: number, watermark: number, limit: number): OutboxItem[] {
-    return this.statements.backlog.all(priority, afterId, watermark, this.durableUpTo, limit) as OutboxItem[];
+  backlog(priority: number, afterId: number, watermark: number, limit: number, maxBytes: number): OutboxItem[] {
+    return readUpTo(this.statements.backlog.iterate(priority, afterId, watermark, this.durableUpTo, limit) as IterableIterator<OutboxItem>, maxBytes);
   }
 
   /** The first `limit` object uploads to do but those of `exceptRules`: highest priority first, then in arrival order (so in order per object key). */
@@ -513,4 +513,16 @@ function prepare(db: Database.Database) {
       dropped: counter('dropped'), rejected: counter('rejected'), expired: counter('expired'), dead_lettered: counter('dead_lettered'),
     },
   };
+}
+
+/** Rows until their payloads add up to `maxBytes` (the one that reaches it included, so always one). */
+function readUpTo(rows: IterableIterator<OutboxItem>, maxBytes: number): OutboxItem[] {
+  const items: OutboxItem[] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    items.push(row);
+    bytes += row.payload.length;
+    if (bytes >= maxBytes) break;
+  }
+  return items;
 }

@@ -10,6 +10,8 @@ export type Lane = 'live' | 'backlog';
 const PRIORITIES_HIGH_FIRST = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0];
 /** Rows read from the outbox at a time per lane: what the sender holds in memory besides the in-flight window. */
 const READ_BATCH = 256;
+/** ...and at most this many bytes of payload, as a lane holds what it read until it has sent it. */
+const READ_BATCH_BYTES = 1024 * 1024;
 /**
  * Acknowledged items are deleted in one transaction per this many milliseconds (or per
  * ACK_FLUSH_ITEMS): one fsync for thousands of PUBACKs. Until then they are skipped if read again,
@@ -32,6 +34,8 @@ const REFUSAL_WINDOW_MS = 10_000;
 export interface SenderOptions {
   clientId: string;
   maxInFlight: number;
+  /** Payload bytes of those in flight together: each is held until its PUBACK. One message always goes. */
+  maxInFlightBytes: number;
   maxMessageBytes: number;
   /** Backlog messages per second; 0: unlimited. */
   drainRate: number;
@@ -88,6 +92,7 @@ export class Sender {
   private client: CloudClient | undefined;
   private limits: CloudLimits | undefined;
   private readonly inFlight = new Map<number, InFlight>();
+  private inFlightBytes = 0;
   private readonly live = new LaneReader();
   private readonly backlog = new LaneReader();
   private liveCursor = 0;
@@ -151,6 +156,7 @@ export class Sender {
     this.probeDue = false;
     const oldest = this.inFlight.values().next().value as InFlight | undefined;
     this.inFlight.clear();
+    this.inFlightBytes = 0;
     this.live.reset();
     this.backlog.reset();
     if (!byPeer) return;
@@ -214,7 +220,7 @@ export class Sender {
   private pump(): void {
     if (!this.client || this.paused) return;
     if (this.suspect && !this.sendSuspect()) return;
-    while (this.inFlight.size < this.options.maxInFlight) {
+    while (this.inFlight.size < this.options.maxInFlight && (this.inFlight.size === 0 || this.inFlightBytes < this.options.maxInFlightBytes)) {
       const next = this.nextLive() ?? this.nextBacklog();
       if (!next) return;
       this.send(next.item, next.lane);
@@ -242,7 +248,7 @@ export class Sender {
 
   private nextLive(): { item: OutboxItem; lane: Lane } | undefined {
     const item = this.live.take(() => {
-      const rows = this.outbox.live(this.liveCursor, READ_BATCH);
+      const rows = this.outbox.live(this.liveCursor, READ_BATCH, READ_BATCH_BYTES);
       if (rows.length > 0) this.liveCursor = rows[rows.length - 1].id;
       return rows;
     });
@@ -253,7 +259,7 @@ export class Sender {
     if (!this.takeToken()) return undefined;
     const item = this.backlog.take(() => {
       for (const priority of PRIORITIES_HIGH_FIRST) {
-        const rows = this.outbox.backlog(priority, this.backlogCursors[priority], this.watermark, READ_BATCH);
+        const rows = this.outbox.backlog(priority, this.backlogCursors[priority], this.watermark, READ_BATCH, READ_BATCH_BYTES);
         if (rows.length > 0) {
           this.backlogCursors[priority] = rows[rows.length - 1].id;
           return rows;
@@ -316,9 +322,11 @@ export class Sender {
       return;
     }
     this.inFlight.set(item.id, { item, lane });
+    this.inFlightBytes += payload.length;
     client.publish(topic, payload, { qos }, (error) => {
       if (this.client !== client || !this.inFlight.has(item.id)) return;
       this.inFlight.delete(item.id);
+      this.inFlightBytes -= payload.length;
       const code = (error as { code?: unknown } | undefined)?.code;
       if (error && typeof code === 'number') {
         // MQTT 5: a PUBACK reason code ≥ 0x80 is the cloud's final word on this message.
@@ -332,7 +340,8 @@ export class Sender {
   }
 
   private acknowledged(item: OutboxItem, lane: Lane): void {
-    this.acked.push(item);
+    // without its payload: up to ACK_FLUSH_ITEMS wait here
+    this.acked.push({ id: item.id, rule: item.rule, priority: item.priority, bytes: item.bytes, live: item.live });
     this.deleting.add(item.id);
     if (this.acked.length >= ACK_FLUSH_ITEMS) void this.flushAcks();
     else this.ackTimer ??= setTimeout(() => void this.flushAcks(), ACK_FLUSH_MS);

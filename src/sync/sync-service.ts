@@ -65,7 +65,7 @@ export class SyncService implements Service {
     // apart: an inbound rule may bear the name of an outbound one
     this.inboundActivity = new RuleActivity(this.clock.wallMs);
     this.sender = new Sender(this.outbox, store.commit, this.activity, {
-      clientId: this.clientId, maxInFlight: cloud.mqtt.maxInFlight, maxMessageBytes: cloud.mqtt.maxMessageBytes,
+      clientId: this.clientId, maxInFlight: cloud.mqtt.maxInFlight, maxInFlightBytes: cloud.mqtt.maxInFlightBytes, maxMessageBytes: cloud.mqtt.maxMessageBytes,
       drainRate: sync.drainRate, maxAttempts: sync.maxAttempts,
     }, this.log);
     const echoes = new EchoGuard();
