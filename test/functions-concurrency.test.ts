@@ -256,3 +256,31 @@ describe('functions: ReservedConcurrentExecutions set aside out of functions.max
     for (const name of ['Big', 'One']) expect((await invoke(daemon.socket, name, { out })).result.payload).toBe(name);
   });
 });
+
+describe('functions: functions.maxEventBytesInFlight, the payloads of the asynchronous events running at once', () => {
+  it('are bounded every function together: events that do not fit wait in their queues, one always runs, and all run', async () => {
+    // each handler notes when it started and ended; with a bound smaller than any event, they run one at a time
+    const handler = 'const fs = require("node:fs");\nexports.handler = async (event) => {\n'
+      + '  const start = Date.now();\n  await new Promise((resolve) => setTimeout(resolve, 150));\n'
+      + '  fs.appendFileSync(event.out, JSON.stringify({ fn: process.env.AWS_LAMBDA_FUNCTION_NAME, start, end: Date.now() }) + "\\n");\n};\n';
+    const pkg = writePackage({ 'index.js': handler, 'template.yaml': JSON.stringify({ Resources: { First: fn({}), Second: fn({}) } }) });
+    const daemon = await TestDaemon.start({ config: { http: { auth: 'none' }, functions: { maxEventBytesInFlight: 1 } } });
+    try {
+      expect((await outpost(daemon.socket, ['deploy', pkg.dir])).code).toBe(0);
+      const out = join(pkg.dir, 'runs.jsonl');
+      const invokes = ['First', 'Second'].flatMap((name) => [1, 2, 3].map(() => lambdaInvoke(daemon.port('http'), undefined, name,
+        { body: JSON.stringify({ out }), headers: { 'X-Amz-Invocation-Type': 'Event' } })));
+      expect((await Promise.all(invokes)).map((response) => response.status)).toEqual([202, 202, 202, 202, 202, 202]);
+      const runs = await eventually(() => {
+        const lines = existsSync(out) ? readFileSync(out, 'utf8').trim().split('\n') : [];
+        return lines.length === 6 && lines.map((line) => JSON.parse(line) as { fn: string; start: number; end: number });
+      }, 15_000);
+      expect(runs.filter((run) => run.fn === 'First')).toHaveLength(3);
+      runs.sort((a, b) => a.start - b.start);
+      for (let i = 1; i < runs.length; i++) expect(runs[i].start).toBeGreaterThanOrEqual(runs[i - 1].end);
+    } finally {
+      await daemon.cleanup();
+      pkg.remove();
+    }
+  });
+});

@@ -295,6 +295,12 @@ const functionsSchema = () => z.strictObject({
   maxEventAgeSeconds: positiveInt(21600, 'seconds ≥ 1'),
   /** Dead-letter entries kept per function; beyond it the oldest is deleted (and counted). */
   dlqLength: positiveInt(1000, 'entry count ≥ 1'),
+  /**
+   * Payload bytes of the asynchronous events running at once, every function's together: each is
+   * held in the daemon and copied into its environment. One that does not fit waits in its queue
+   * (on disk) until others end; one always runs, whatever its size.
+   */
+  maxEventBytesInFlight: positiveInt(4 * 1024 * 1024, 'bytes ≥ 1'),
   /** The Python interpreter of python3.* functions (a path or a name on PATH). */
   pythonPath: text('expected a Python interpreter').default('python3'),
   /** For tests only: divides the intervals of rate(...) schedules (60 makes a minute pass in a second). Leave it at 1. */

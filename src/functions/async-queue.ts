@@ -28,6 +28,8 @@ export interface AsyncQueueConfig {
   retryDelaysSeconds: number[];
   maxEventAgeSeconds: number;
   dlqLength: number;
+  /** Payload bytes of the events running at once, every function's together (one always runs). */
+  maxEventBytesInFlight: number;
 }
 
 export interface AsyncQueueDeps {
@@ -96,6 +98,9 @@ export const dlqTopic = (name: string) => `$outpost/dlq/${name}`;
 export class AsyncQueue {
   private readonly lanes = new Map<string, Lane>();
   private stopped = false;
+  /** Payload bytes of the events running now, and the functions whose next event waits for room in them. */
+  private runningBytes = 0;
+  private readonly waitingForBytes = new Set<string>();
   /** Events refused because their function's queue was full. */
   throttled = 0;
   /** Dead letters deleted because a function had `dlqLength` of them. */
@@ -280,14 +285,23 @@ export class AsyncQueue {
     if (limit === 0) return this.ageOutThrottled(name, lane, version);
     const now = steadyNow();
     while (lane.running < limit && lane.waiting.length > 0 && lane.waiting.first()!.due <= now) {
+      const bytes = this.payloadBytes(lane.waiting.first()!);
+      // each is held in the daemon and copied into its environment: 80 events of 1 MB took RSS to 180 MB
+      if (this.runningBytes > 0 && this.runningBytes + bytes > this.deps.config.maxEventBytesInFlight) {
+        this.waitingForBytes.add(name);
+        break;
+      }
       const { id, event } = lane.waiting.shift()!;
       lane.running++;
+      this.runningBytes += bytes;
       let released = false;
       const release = () => {
         if (released) return;
         released = true;
         lane.running--;
+        this.runningBytes -= bytes;
         this.pump(name);
+        this.pumpWaitingForBytes();
       };
       void this.attempt(name, id, release, event).finally(release);
     }
@@ -301,6 +315,16 @@ export class AsyncQueue {
         this.pump(name);
       }, Math.min(MAX_TIMER_MS, next.due - now)).unref();
     }
+  }
+
+  private payloadBytes(waiting: Waiting): number {
+    return waiting.event ? Buffer.byteLength(waiting.event.event) : this.deps.store.eventBytes(waiting.id) ?? 0;
+  }
+
+  private pumpWaitingForBytes(): void {
+    const names = [...this.waitingForBytes];
+    this.waitingForBytes.clear();
+    for (const name of names) this.pump(name);
   }
 
   /** Events of the function run at once: each instance is handed a batch (runtime/pool.ts); a Python one takes them one by one from its pool's queue. */

@@ -63,6 +63,7 @@ interface DeadLetterRow {
 export class AsyncEventStore {
   private readonly insertEvent: Database.Statement;
   private readonly selectEvent: Database.Statement<[number], EventRow>;
+  private readonly selectEventBytes: Database.Statement<[number], { bytes: number }>;
   private readonly selectPending: Database.Statement<[], Pick<EventRow, 'id' | 'name' | 'next_attempt_at' | 'enqueued_at'>>;
   private readonly deleteEvent: Database.Statement<[number]>;
   private readonly updateFailed: Database.Statement;
@@ -85,6 +86,8 @@ export class AsyncEventStore {
     this.insertEvent = db.prepare(`INSERT INTO function_events (name, event, client_context, qualifier, source, enqueued_at, next_attempt_at, hops, request_id)
       VALUES (@name, @event, @clientContext, @qualifier, @source, @now, @now, @hops, @requestId)`);
     this.selectEvent = db.prepare('SELECT * FROM function_events WHERE id = ?');
+    // octet_length: without reading the event itself
+    this.selectEventBytes = db.prepare('SELECT octet_length(event) AS bytes FROM function_events WHERE id = ?');
     this.selectPending = db.prepare('SELECT id, name, next_attempt_at, enqueued_at FROM function_events ORDER BY name, next_attempt_at, id');
     this.deleteEvent = db.prepare('DELETE FROM function_events WHERE id = ?');
     this.updateFailed = db.prepare('UPDATE function_events SET attempts = @attempts, next_attempt_at = @due, last_error = @error WHERE id = @id');
@@ -116,6 +119,11 @@ export class AsyncEventStore {
   get(id: number): QueuedEvent | undefined {
     const row = this.selectEvent.get(id);
     return row && toEvent(row);
+  }
+
+  /** The size of a queued event's payload in bytes; undefined once it is gone. */
+  eventBytes(id: number): number | undefined {
+    return this.selectEventBytes.get(id)?.bytes;
   }
 
   /** Every queued event, for recovery at start (bounded by `functions.queueLength` per function). */

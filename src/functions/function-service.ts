@@ -86,13 +86,13 @@ export class FunctionService implements Service, FunctionInvoker {
     this.functions = new FunctionStore(context.store);
     for (const version of this.functions.allLatest()) this.latest.set(version.name, version);
     this.events = new AsyncEventStore(context.store);
-    const { maxInstances, queueLength, maxRetryAttempts, retryDelaysSeconds, maxEventAgeSeconds, dlqLength } = context.config.functions;
+    const { maxInstances, queueLength, maxRetryAttempts, retryDelaysSeconds, maxEventAgeSeconds, dlqLength, maxEventBytesInFlight } = context.config.functions;
     this.queue = new AsyncQueue({
       store: this.events,
       commit: context.store.commit,
       bus: context.bus,
       log: this.log,
-      config: { maxInstances, queueLength, maxRetryAttempts, retryDelaysSeconds, maxEventAgeSeconds, dlqLength },
+      config: { maxInstances, queueLength, maxRetryAttempts, retryDelaysSeconds, maxEventAgeSeconds, dlqLength, maxEventBytesInFlight },
       latest: (name) => this.latest.get(name),
       resolve: (name, qualifier) => this.resolveVersion(name, qualifier),
       runtime: () => this.runtime(),
