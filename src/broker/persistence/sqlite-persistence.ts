@@ -970,13 +970,18 @@ function prepareStatements(store: Store) {
       `INSERT INTO broker_outgoing_packets (client_id, ${PACKET_COLUMNS}) VALUES (@client_id, ${PACKET_VALUES})`),
     // In flight, as Mosquitto's max_inflight_messages: the first `limit` packets sent (they have an
     // identifier) and not acknowledged. aedes sends all it can at once, so those beyond are queued.
+    // In flight: the rows with an identifier, found through the index that has it. Left to itself
+    // SQLite walks the client's index for the order and reads every queued row to test message_id:
+    // 0.2 ms each for a full offline queue, for every session a message is queued for past its bound.
     inFlightOutgoing: db.prepare<[string, number], { count: number; bytes: number }>(
       `SELECT COUNT(*) AS count, COALESCE(SUM(bytes), 0) AS bytes FROM
-         (SELECT ${STORED_BYTES} AS bytes FROM broker_outgoing_packets WHERE client_id = ? AND message_id IS NOT NULL ORDER BY id LIMIT ?)`),
+         (SELECT ${STORED_BYTES} AS bytes FROM broker_outgoing_packets INDEXED BY broker_outgoing_packets_by_message_id
+            WHERE client_id = ? AND message_id IS NOT NULL ORDER BY id LIMIT ?)`),
     deleteOldestQueued: db.prepare<{ clientId: string; inFlight: number; excess: number }, number>(
       `DELETE FROM broker_outgoing_packets WHERE id IN
          (SELECT id FROM broker_outgoing_packets WHERE client_id = @clientId AND id NOT IN
-            (SELECT id FROM broker_outgoing_packets WHERE client_id = @clientId AND message_id IS NOT NULL ORDER BY id LIMIT @inFlight)
+            (SELECT id FROM broker_outgoing_packets INDEXED BY broker_outgoing_packets_by_message_id
+               WHERE client_id = @clientId AND message_id IS NOT NULL ORDER BY id LIMIT @inFlight)
           ORDER BY id LIMIT @excess)
        RETURNING ${STORED_BYTES}`).pluck(),
     assignMessageId: db.prepare<[number, string, string, number]>(
