@@ -549,12 +549,38 @@ describe('a subscriber that stops reading', () => {
     // before: delivery to everyone waited for the stalled socket to drain (30 s), PUBACK included
     const delivered = await Promise.race([alarm.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 10_000))]);
     expect(delivered).toBe(true);
-    const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
-    expect(Number(/outpost_mqtt_dropped_total\{reason="slow_consumer"\} (\d+)/.exec(metrics)?.[1])).toBeGreaterThan(0);
+    const figures = async () => {
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      const figure = (pattern: RegExp) => Number(pattern.exec(metrics)?.[1]);
+      return { dropped: figure(/outpost_mqtt_dropped_total\{reason="slow_consumer"\} (\d+)/), sent: figure(/outpost_mqtt_messages_sent_total (\d+)/) };
+    };
+    expect((await figures()).dropped).toBeGreaterThan(0);
+    // each of the 400 and the alarm either sent or dropped, not both
+    await eventually(async () => { const { sent, dropped } = await figures(); return sent + dropped === 401; });
     publisher.end(true);
     watcher.end(true);
     stalled.end();
   }, 30_000);
+
+  it('of QoS 1 messages is disconnected after 10 s of taking none, logged and counted', async () => {
+    const stalled = await RawMqtt.open(daemon.port('mqtt'));
+    stalled.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'stalled-qos1', keepalive: 0 });
+    expect((await stalled.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
+    stalled.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'photos/#', qos: 1 }] });
+    await stalled.waitFor((packet) => packet.cmd === 'suback');
+    stalled.socket.pause();
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'camera' });
+    const photo = Buffer.alloc(60 * 1024, 7);
+    for (let i = 0; i < 200; i++) publisher.publish('photos/new', photo, { qos: 1 });
+    stalled.socket.resume();
+    stalled.socket.pause();
+    expect(await eventually(() => daemon.logs.find((line) => line.msg === 'disconnected a client that took nothing sent to it for 10 s'), 25_000))
+      .toMatchObject({ level: 40, clientId: 'stalled-qos1' });
+    const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+    expect(metrics.split("\n").filter((line) => line.includes("slow_consumer"))).toContain('outpost_mqtt_connections_refused_total{reason="slow_consumer"} 1');
+    publisher.end(true);
+    stalled.end();
+  }, 40_000);
 });
 
 describe('a long topic filter', () => {

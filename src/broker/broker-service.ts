@@ -33,6 +33,9 @@ import { sessionsOfThing } from './thing-sessions.js';
 import { StorageFailures } from './handlers/storage-failures.js';
 import { SystemTopics } from './handlers/sys-topics.js';
 
+/** aedes' drainTimeout: how long a client's socket may take nothing before it is cut off. */
+const DRAIN_TIMEOUT_MS = 10_000;
+
 export interface ConnectedClient {
   id: string;
   thing: string | null;
@@ -85,7 +88,10 @@ export class BrokerService implements Service, LocalBus {
       },
     });
     reportSessionsInFlight(this.persistence);
-    this.outgoing = new OutgoingWrites(config.mqtt.maxClientBacklogBytes, () => { this.metrics.dropped.slow_consumer++; });
+    this.outgoing = new OutgoingWrites(config.mqtt.maxClientBacklogBytes, {
+      sent: () => { this.metrics.messagesOut++; },
+      dropped: () => { this.metrics.dropped.slow_consumer++; },
+    });
     this.listenersSet = new MqttListeners(config.mqtt, (stream, _socket, request) => this.accept(stream, request), (reason) => this.metrics.refused[reason]++);
     this.metrics = new BrokerMetrics(context.metrics, {
       connections: () => this.listenersSet.connections(),
@@ -125,7 +131,7 @@ export class BrokerService implements Service, LocalBus {
       maxInflightInbound: mqtt.maxAwaitingRel,
       // a client whose socket takes QoS 1/2 messages no more for this long is cut off (QoS 0 ones
       // are dropped at maxClientBacklogBytes instead): aedes delivers nothing to anyone meanwhile
-      drainTimeout: 10_000,
+      drainTimeout: DRAIN_TIMEOUT_MS,
       preConnect: expiringPreConnect(this.expiry, createPreConnect(deps)),
       authenticate: createAuthenticate(deps),
       authorizePublish: refuseRetainedOnReservedTopics(createAuthorizePublish(deps), this.metrics),
@@ -141,10 +147,17 @@ export class BrokerService implements Service, LocalBus {
     // of wills, a subscription lookup): logged, as an emitter's 'error' without a listener would end the daemon
     // (aedes' typings leave the event out)
     (this.broker as unknown as EventEmitter).on('error', (error: Error) => this.log.error({ err: error }, 'broker persistence failed'));
+    const slowClients = new WeakSet<Client>();
     this.broker.on('clientError', (client: Client, error: Error) => {
       if (this.storageFailures.closedBy(client.id, error)) return;
       // aedes' refusal of one connection's (a message, no class)
       if (error instanceof AwaitingRelLimitError || error.message.startsWith('maxInflightInbound exceeded')) this.metrics.refused.awaiting_rel_limit++;
+      // aedes' drainTimeout: a client that took nothing it was sent for that long (reported again for each write it held)
+      if (error.message === 'drain timeout' && !slowClients.has(client)) {
+        slowClients.add(client);
+        this.metrics.refused.slow_consumer++;
+        this.log.warn({ clientId: client.id }, `disconnected a client that took nothing sent to it for ${DRAIN_TIMEOUT_MS / 1000} s`);
+      }
       this.log.debug({ clientId: client.id, err: error.message }, 'client error');
     });
     this.broker.on('connectionError', (client: Client, error: Error) => this.log.debug({ clientId: client.id, err: error.message }, 'connection error'));

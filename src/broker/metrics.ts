@@ -2,7 +2,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 
 export type DropReason = 'not_authorized' | 'queue_full' | 'retained_limit' | 'slow_consumer';
 export type SubscriptionRefusal = 'per_client_limit' | 'broker_limit' | 'filter_too_long';
-export type RefusalReason = 'identifier_rejected' | 'server_unavailable' | 'bad_credentials' | 'not_authorized' | 'max_connections' | 'packet_too_large' | 'connect_budget' | 'receive_budget' | 'origin_not_allowed' | 'persistent_session_limit' | 'awaiting_rel_limit' | 'storage_failed';
+export type RefusalReason = 'identifier_rejected' | 'server_unavailable' | 'bad_credentials' | 'not_authorized' | 'max_connections' | 'packet_too_large' | 'connect_budget' | 'receive_budget' | 'origin_not_allowed' | 'persistent_session_limit' | 'awaiting_rel_limit' | 'storage_failed' | 'slow_consumer';
 
 /**
  * The broker's figures. The per-message ones are plain numbers on the hot
@@ -13,7 +13,7 @@ export class BrokerMetrics {
   messagesOut = 0;
   readonly dropped: Record<DropReason, number> = { not_authorized: 0, queue_full: 0, retained_limit: 0, slow_consumer: 0 };
   readonly refusedSubscriptions: Record<SubscriptionRefusal, number> = { per_client_limit: 0, broker_limit: 0, filter_too_long: 0 };
-  readonly refused: Record<RefusalReason, number> = { identifier_rejected: 0, server_unavailable: 0, bad_credentials: 0, not_authorized: 0, max_connections: 0, packet_too_large: 0, connect_budget: 0, receive_budget: 0, origin_not_allowed: 0, persistent_session_limit: 0, awaiting_rel_limit: 0, storage_failed: 0 };
+  readonly refused: Record<RefusalReason, number> = { identifier_rejected: 0, server_unavailable: 0, bad_credentials: 0, not_authorized: 0, max_connections: 0, packet_too_large: 0, connect_budget: 0, receive_budget: 0, origin_not_allowed: 0, persistent_session_limit: 0, awaiting_rel_limit: 0, storage_failed: 0, slow_consumer: 0 };
 
   constructor(registry: Registry, live: { connections: () => number; bytesIn: () => number; bytesOut: () => number }) {
     const registers = [registry];

@@ -101,7 +101,7 @@ export function createAuthorizeSubscribe({ sessions, metrics, mqtt, store }: Aut
  * keeps `$` topics from subscribers who only match them through a leading
  * wildcard (MQTT-4.7.2-1), which aedes' matcher would otherwise deliver.
  */
-export function createAuthorizeForward({ sessions, metrics, store }: AuthorizeDeps) {
+export function createAuthorizeForward({ sessions, store }: AuthorizeDeps) {
   return (client: Client, packet: AedesPublishPacket): AedesPublishPacket | null => {
     if (isRepeatDelivery(client, packet)) return null;
     const topic = packet.topic;
@@ -126,7 +126,6 @@ export function createAuthorizeForward({ sessions, metrics, store }: AuthorizeDe
       // sent on SUBSCRIBE (MQTT-3.3.1-8).
       if (queued && store.takeResent(client.id, packet.messageId!)) packet.dup = true;
     }
-    metrics.messagesOut++;
     return packet;
   };
 }

@@ -82,9 +82,10 @@ export class OutgoingWrites {
 
   /**
    * `maxBacklogBytes`: what may wait unsent for one connection (its socket's buffer and this
-   * turn's packets) before a live QoS 0 PUBLISH to it is dropped (`onSlowDrop`) rather than queued.
+   * turn's packets) before a live QoS 0 PUBLISH to it is dropped (`publishes.dropped`) rather than
+   * queued. `publishes.sent` counts those written.
    */
-  constructor(private readonly maxBacklogBytes: number, private readonly onSlowDrop: () => void) {
+  constructor(private readonly maxBacklogBytes: number, publishes: { sent(): void; dropped(): void }) {
     const connections = this.connections;
     mqttPacket.writeToStream = (packet, stream, opts) => {
       const connection = connections.get(stream as object);
@@ -94,14 +95,20 @@ export class OutgoingWrites {
         connection.heldPubacks.add(packet.messageId);
         return true;
       }
-      if (packet.cmd === 'publish' && !packet.qos && !packet.retain) {
+      if (packet.cmd !== 'publish') return this.enqueue(stream as Writable, connection, encode(packet, opts));
+      if (!packet.qos && !packet.retain) {
         // A live QoS 0 message never makes aedes wait for this socket (it would hold every other
         // delivery meanwhile); at most once, it is dropped when too much waits for the client.
         // Retained ones, sent on SUBSCRIBE from a stream of their own, still wait for the socket.
-        if (this.backlog(stream as Writable, connection) >= this.maxBacklogBytes) this.onSlowDrop();
-        else this.enqueue(stream as Writable, connection, encode(packet, opts));
+        if (this.backlog(stream as Writable, connection) >= this.maxBacklogBytes) {
+          publishes.dropped();
+          return true;
+        }
+        this.enqueue(stream as Writable, connection, encode(packet, opts));
+        publishes.sent();
         return true;
       }
+      publishes.sent();
       return this.enqueue(stream as Writable, connection, encode(packet, opts));
     };
   }
