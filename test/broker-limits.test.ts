@@ -662,7 +662,10 @@ describe('QoS 2 PUBLISHes awaiting their PUBREL', () => {
       const hold = (raw: RawMqtt, messageIds: number[]) => holdUnreleased(raw, messageIds, 1000);
       // each would be held whole until its PUBREL: 1000 of maxPacketSize (aedes' own bound) are 256 MB
       const hoarder = await open('hoarder', true);
-      await hold(hoarder, [1, 2, 3, 4, 5, 6]);
+      await hold(hoarder, [1, 2, 3, 4, 5]);
+      // two beyond it in one write: one connection closed, counted once
+      const beyond = (messageId: number) => mqttPacket.generate({ cmd: 'publish', topic: 'held/qos2', payload: Buffer.alloc(1000, 1), qos: 2, messageId, dup: false, retain: false });
+      hoarder.send(Buffer.concat([beyond(6), beyond(7)]));
       expect(hoarder.packets.filter((packet) => packet.cmd === 'pubrec').map((packet) => packet.messageId)).toEqual([1, 2, 3, 4, 5]);
       expect(await hoarder.waitClosed()).toBe(true);
       // a persistent session keeps them across its connections: each connection alone would stay within the bound

@@ -147,15 +147,20 @@ export class BrokerService implements Service, LocalBus {
     // of wills, a subscription lookup): logged, as an emitter's 'error' without a listener would end the daemon
     // (aedes' typings leave the event out)
     (this.broker as unknown as EventEmitter).on('error', (error: Error) => this.log.error({ err: error }, 'broker persistence failed'));
-    const slowClients = new WeakSet<Client>();
+    // A connection is closed once, but its refusal may be reported again for each packet or write it had under way
+    const closedClients = new WeakSet<Client>();
+    const closedFor = (client: Client, reason: 'awaiting_rel_limit' | 'slow_consumer'): boolean => {
+      if (closedClients.has(client)) return false;
+      closedClients.add(client);
+      this.metrics.refused[reason]++;
+      return true;
+    };
     this.broker.on('clientError', (client: Client, error: Error) => {
       if (this.storageFailures.closedBy(client.id, error)) return;
       // aedes' refusal of one connection's (a message, no class)
-      if (error instanceof AwaitingRelLimitError || error.message.startsWith('maxInflightInbound exceeded')) this.metrics.refused.awaiting_rel_limit++;
-      // aedes' drainTimeout: a client that took nothing it was sent for that long (reported again for each write it held)
-      if (error.message === 'drain timeout' && !slowClients.has(client)) {
-        slowClients.add(client);
-        this.metrics.refused.slow_consumer++;
+      if (error instanceof AwaitingRelLimitError || error.message.startsWith('maxInflightInbound exceeded')) closedFor(client, 'awaiting_rel_limit');
+      // aedes' drainTimeout: a client that took nothing it was sent for that long
+      if (error.message === 'drain timeout' && closedFor(client, 'slow_consumer')) {
         this.log.warn({ clientId: client.id }, `disconnected a client that took nothing sent to it for ${DRAIN_TIMEOUT_MS / 1000} s`);
       }
       this.log.debug({ clientId: client.id, err: error.message }, 'client error');
