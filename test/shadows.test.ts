@@ -349,3 +349,23 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
     expect(after.body).toMatchObject({ state: { reported: { bar: 3 } }, version: 2 });
   }, 30_000);
 });
+
+describe('outpost shadow ls of every shadow', () => {
+  it('lists them all, page after page, in order of thing and name', async () => {
+    const daemon = await TestDaemon.start({ config: { http: { auth: 'none' } } });
+    try {
+      const port = daemon.port('http');
+      // more than one page (1000): a classic and a named shadow of each of 503 things
+      const updates: Array<[string, string]> = [];
+      for (let i = 0; i < 503; i++) updates.push([`t${String(i).padStart(3, '0')}`, ''], [`t${String(i).padStart(3, '0')}`, '?name=n']);
+      for (let first = 0; first < updates.length; first += 20) {
+        await Promise.all(updates.slice(first, first + 20).map(async ([thing, name]) =>
+          expect((await http(port, 'POST', `/things/${thing}/shadow${name}`, JSON.stringify({ state: { reported: { on: true } } }))).status).toBe(200)));
+      }
+      const listed = JSON.parse((await outpost(daemon.socket, ['--json', 'shadow', 'ls'])).stdout).shadows as Array<{ thing: string; name: string | null }>;
+      expect(listed.map((shadow) => `${shadow.thing}${shadow.name ? `?name=${shadow.name}` : ''}`)).toEqual(updates.map(([thing, name]) => `${thing}${name}`));
+    } finally {
+      await daemon.cleanup();
+    }
+  }, 60_000);
+});

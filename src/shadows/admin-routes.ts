@@ -7,6 +7,9 @@ import { getShadow } from './operations/get.js';
 import { updateShadow } from './operations/update.js';
 import { deleteShadow } from './operations/delete.js';
 
+/** Shadows in one page of `GET /v1/shadows`. */
+const LIST_PAGE = 1000;
+
 /** `/v1/shadows` on the admin API, for `outpost shadow`: the same operations as MQTT and HTTP. */
 export function registerShadowAdminRoutes(router: AdminRouter, context: OperationContext): void {
   const address = (params: Record<string, string>, query: URLSearchParams): ShadowAddress => {
@@ -16,11 +19,18 @@ export function registerShadowAdminRoutes(router: AdminRouter, context: Operatio
     return { thing: params.thing, name: name ?? CLASSIC };
   };
 
-  // `?thing=` named a thing "" and listed every shadow; a thing's name is checked as the shadow routes check it
+  // `?thing=` named a thing "" and listed every shadow; a thing's name is checked as the shadow routes check it.
+  // Every shadow comes in pages of LIST_PAGE: `next` (THING/NAME, NAME empty for the classic) is the `?after=` of the next.
   router.add('GET', '/v1/shadows', ({ query }) => asAdminError(async () => {
     const thing = query.get('thing');
-    if (thing !== null) validateThingName(thing, context.limits);
-    return { shadows: context.shadows.summaries(thing ?? undefined) };
+    if (thing !== null) {
+      validateThingName(thing, context.limits);
+      return { shadows: context.shadows.summaries(thing) };
+    }
+    const [afterThing = '', afterName = ''] = (query.get('after') ?? '').split('/');
+    const shadows = context.shadows.summaryPage({ thing: afterThing, name: afterName }, LIST_PAGE);
+    const last = shadows.at(-1);
+    return { shadows, ...(shadows.length === LIST_PAGE && last ? { next: `${last.thing}/${last.name ?? ''}` } : {}) };
   }));
 
   router.add('GET', '/v1/shadows/:thing', ({ params, query }) => asAdminError(() => getShadow(address(params, query), {}, context)));

@@ -45,7 +45,7 @@ export class ShadowStore {
   private readonly upsert: Database.Statement<[string, string, number, string, string, number]>;
   private readonly markDeleted: Database.Statement;
   private readonly namedPage: Database.Statement<[string, string, number], { name: string }>;
-  private readonly listAll: Database.Statement<[], Row>;
+  private readonly listPage: Database.Statement<[string, string, number], Row>;
   private readonly listThing: Database.Statement<[string], Row>;
   private readonly purgeDeleted: Database.Statement<[number]>;
 
@@ -59,7 +59,7 @@ export class ShadowStore {
         metadata = excluded.metadata, updated_at = excluded.updated_at, deleted_at = NULL`);
     this.markDeleted = db.prepare(`UPDATE shadows SET state = '{}', metadata = '{}', deleted_at = ? WHERE thing = ? AND name = ?`);
     this.namedPage = db.prepare(`SELECT name FROM shadows WHERE thing = ? AND name > ? AND name <> '' AND deleted_at IS NULL ORDER BY name LIMIT ?`);
-    this.listAll = db.prepare('SELECT thing, name, version, updated_at FROM shadows WHERE deleted_at IS NULL ORDER BY thing, name LIMIT 10000');
+    this.listPage = db.prepare('SELECT thing, name, version, updated_at FROM shadows WHERE (thing, name) > (?, ?) AND deleted_at IS NULL ORDER BY thing, name LIMIT ?');
     this.listThing = db.prepare('SELECT thing, name, version, updated_at FROM shadows WHERE thing = ? AND deleted_at IS NULL ORDER BY name');
     // A scan of the table, no index: run once an hour, it costs less than an index on every write.
     this.purgeDeleted = db.prepare('DELETE FROM shadows WHERE deleted_at < ?');
@@ -96,9 +96,17 @@ export class ShadowStore {
     return this.namedPage.all(thing, after, limit).map((row) => row.name);
   }
 
-  /** For the admin CLI: every live shadow (bounded), or a thing's. */
-  summaries(thing?: string): ShadowSummary[] {
-    const rows = thing === undefined ? this.listAll.all() : this.listThing.all(thing);
-    return rows.map((row) => ({ thing: row.thing, name: row.name === CLASSIC ? null : row.name, version: row.version, timestamp: row.updated_at }));
+  /** For the admin CLI: a thing's live shadows. */
+  summaries(thing: string): ShadowSummary[] {
+    return this.listThing.all(thing).map(toSummary);
   }
+
+  /** For the admin CLI: live shadows after the one `after` names, in order of thing and name, at most `limit`. */
+  summaryPage(after: { thing: string; name: string }, limit: number): ShadowSummary[] {
+    return this.listPage.all(after.thing, after.name, limit).map(toSummary);
+  }
+}
+
+function toSummary(row: Row): ShadowSummary {
+  return { thing: row.thing, name: row.name === CLASSIC ? null : row.name, version: row.version, timestamp: row.updated_at };
 }

@@ -69,7 +69,14 @@ export function registerShadow(program: Command, cli: CliContext): void {
   shadow.command('ls [thing]')
     .description("list shadows, all or a thing's")
     .action(async (thing: string | undefined, _options, command: Command) => {
-      const body = await cli.call<{ shadows: ShadowSummary[] }>(command, 'GET', `/v1/shadows${thing ? `?thing=${encodeURIComponent(thing)}` : ''}`);
+      const body: { shadows: ShadowSummary[] } = { shadows: [] };
+      // every shadow comes page by page, `next` naming where the next starts
+      for (let after: string | undefined = ''; after !== undefined;) {
+        const query = thing ? `?thing=${encodeURIComponent(thing)}` : after ? `?after=${encodeURIComponent(after)}` : '';
+        const page: { shadows: ShadowSummary[]; next?: string } = await cli.call(command, 'GET', `/v1/shadows${query}`);
+        body.shadows.push(...page.shadows);
+        after = page.next;
+      }
       cli.print(command, body, () => formatTable(['THING', 'SHADOW', 'VERSION', 'UPDATED'],
         body.shadows.map((s) => [s.thing, s.name ?? '(classic)', s.version, new Date(s.timestamp * 1000).toISOString()])));
     });
