@@ -267,6 +267,68 @@ describe('WebSocket messages being received before the client is admitted', () =
   }, 30_000);
 });
 
+describe('WebSocket messages of admitted clients being received', () => {
+  it('hold at most mqtt.maxReceivingBytes together: ws keeps a message until its end, before the parser sees its length', async () => {
+    const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxReceivingBytes: 1024 * 1024, ws: { enabled: true } } } });
+    const port = daemon.port('mqtt-ws');
+    const sockets: Array<Socket & { ended: Promise<boolean> }> = [];
+    /** A masked binary frame (the mask key zeros) announcing `announced` bytes, with `payload`. */
+    const frame = (announced: number, payload: Buffer) => {
+      const header = Buffer.alloc(14);
+      header[0] = 0x82;
+      header[1] = 0x80 | 127;
+      header.writeBigUInt64BE(BigInt(announced), 2);
+      return Buffer.concat([header, payload]);
+    };
+    /** Upgrades, logs in, and once admitted sends `sent` bytes of a message announced as `announced`. */
+    const admittedThenSlow = (clientId: string, announced: number, sent: number) => new Promise<Socket & { ended: Promise<boolean> }>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      const ended = new Promise<boolean>((done) => socket.once('close', () => done(true)));
+      socket.on('error', () => undefined);
+      socket.once('error', reject);
+      socket.once('connect', () => socket.write(`GET / HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\nconnection: Upgrade\r\n`
+        + `sec-websocket-key: ${Buffer.alloc(16, 7).toString('base64')}\r\nsec-websocket-version: 13\r\nsec-websocket-protocol: mqtt\r\n\r\n`));
+      let answer = Buffer.alloc(0);
+      const onData = (chunk: Buffer) => {
+        answer = Buffer.concat([answer, chunk]);
+        const text = answer.toString('latin1');
+        if (!text.startsWith('HTTP/1.1 101')) return reject(new Error(text));
+        const connack = answer.indexOf(Buffer.from([0x82, 0x04, 0x20, 0x02, 0x00, 0x00]));
+        if (connack === -1) return;
+        socket.off('data', onData);
+        socket.write(frame(announced, Buffer.alloc(sent, 0x41)));
+        resolve(Object.assign(socket, { ended }));
+      };
+      socket.on('data', onData);
+      socket.once('data', () => {
+        const connectPacket = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0 });
+        socket.write(frame(connectPacket.length, connectPacket));
+      });
+    });
+    try {
+      // 150 KB of a 200 KB PUBLISH each: about seven fit in 1 MiB
+      for (let i = 0; i < 10; i++) sockets.push(await admittedThenSlow(`slow-ws-${i}`, 200_000, 150_000));
+      const closed = await Promise.all(sockets.map((socket) => Promise.race([socket.ended, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000))])));
+      expect(closed.filter(Boolean).length).toBeGreaterThan(0);
+      expect(closed.filter((isClosed) => !isClosed).length).toBeGreaterThan(4);
+      const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
+      expect(metrics).toMatch(/outpost_mqtt_connections_refused_total\{reason="receive_budget"\} [1-9]/);
+      expect(metrics).toMatch(/outpost_mqtt_connections_refused_total\{reason="connect_budget"\} 0/);
+      // whole messages take none of it for long: once those are gone, a large one goes through
+      for (const socket of sockets) socket.destroy();
+      const client = await connectClient(`ws://127.0.0.1:${port}`, { clientId: 'large-ws' });
+      await client.subscribeAsync('large/#', { qos: 1 });
+      const received = collectMessages(client, 1);
+      await client.publishAsync('large/photo', Buffer.alloc(200_000, 1), { qos: 1 });
+      expect((await received)[0].payload.length).toBe(200_000);
+      client.end(true);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await daemon.cleanup();
+    }
+  }, 30_000);
+});
+
 describe('wills', () => {
   it('publishes the will of a client cut off by kill -9 once the daemon is back', async () => {
     let daemon = await TestDaemon.start({ config: {} });

@@ -23,7 +23,7 @@ import { refuseMalformedPackets } from './handlers/malformed-packets.js';
 import { deliverOvertakenMessages } from './handlers/publish-order.js';
 import { rememberRepeatedFilters } from './handlers/repeated-filters.js';
 import { takeOverClientIdsInTurn } from './handlers/client-id-takeovers.js';
-import { MqttListeners } from './listeners.js';
+import { MqttListeners, type WebSocketMessages } from './listeners.js';
 import { publishOrphanedWills } from './handlers/orphaned-wills.js';
 import { randomUUID } from 'node:crypto';
 import { registerBrokerAdminRoutes } from './admin-routes.js';
@@ -92,7 +92,7 @@ export class BrokerService implements Service, LocalBus {
       sent: () => { this.metrics.messagesOut++; },
       dropped: () => { this.metrics.dropped.slow_consumer++; },
     });
-    this.listenersSet = new MqttListeners(config.mqtt, (stream, _socket, request) => this.accept(stream, request), (reason) => this.metrics.refused[reason]++);
+    this.listenersSet = new MqttListeners(config.mqtt, (stream, _socket, request, messages) => this.accept(stream, request, messages), (reason) => this.metrics.refused[reason]++);
     this.metrics = new BrokerMetrics(context.metrics, {
       connections: () => this.listenersSet.connections(),
       bytesIn: () => this.listenersSet.bytesIn(),
@@ -364,7 +364,7 @@ export class BrokerService implements Service, LocalBus {
     });
   }
 
-  private accept(stream: import('node:stream').Duplex, request?: import('node:http').IncomingMessage): void {
+  private accept(stream: import('node:stream').Duplex, request?: import('node:http').IncomingMessage, messages?: WebSocketMessages): void {
     const broker = this.broker;
     if (!broker) {
       stream.destroy();
@@ -381,7 +381,7 @@ export class BrokerService implements Service, LocalBus {
       connectBudget: this.connectBudget,
       packetBudget: this.packetBudget,
       onRefused: (reason) => { this.metrics.refused[reason]++; },
-      framedSocket: request?.socket,
+      framed: request && messages ? { socket: request.socket, messages } : undefined,
     });
     refuseMalformedPackets(client);
     rememberRepeatedFilters(client);

@@ -9,7 +9,10 @@ import { originAllowed } from './ws-origin.js';
 import { listenOn } from '../listen.js';
 import { readTlsFiles, type TlsPaths } from '../tls-files.js';
 
-export type ConnectionHandler = (stream: Duplex, socket: Socket, request?: IncomingMessage) => void;
+/** `messages`: over WebSocket, the WebSocket, whose 'message' says a message arrived whole. */
+export type ConnectionHandler = (stream: Duplex, socket: Socket, request?: IncomingMessage, messages?: WebSocketMessages) => void;
+
+export interface WebSocketMessages { on(event: 'message', listener: () => void): unknown }
 
 interface Bound {
   listener: Listener;
@@ -87,7 +90,7 @@ export class MqttListeners {
       wss.on('connection', (ws, request) => {
         const stream = createWebSocketStream(ws);
         stream.on('error', () => ws.terminate());
-        this.accept(stream, request.socket, request);
+        this.accept(stream, request.socket, request, ws);
       });
       await this.bind('mqtt-ws', 'ws', 'mqtt.ws', mqtt.ws.host, mqtt.ws.port, server, () => wss.close());
     }
@@ -138,7 +141,7 @@ export class MqttListeners {
     for (const socket of this.live) socket.destroy();
   }
 
-  private accept(stream: Duplex, socket: Socket, request?: IncomingMessage): void {
+  private accept(stream: Duplex, socket: Socket, request?: IncomingMessage, messages?: WebSocketMessages): void {
     if (this.live.size >= this.mqtt.maxConnections) {
       this.onRefused('max_connections');
       socket.destroy();
@@ -156,7 +159,7 @@ export class MqttListeners {
     });
     // A socket error is the client's problem; aedes closes the client. Never let it reach the process.
     socket.on('error', () => undefined);
-    this.onConnection(stream, socket, request);
+    this.onConnection(stream, socket, request, messages);
   }
 
   /** `key`: the configuration section whose host and port these are. */

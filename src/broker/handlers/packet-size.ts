@@ -43,12 +43,13 @@ export interface PacketLimits {
   packetBudget: ReceiveBudget;
   onRefused: (reason: 'packet_too_large' | 'connect_budget' | 'receive_budget') => void;
   /**
-   * The socket under a WebSocket stream. ws holds a message until its last frame is in, before the
-   * parser sees any of it: a client could announce a message of maxPacketSize before CONNECT and
-   * send it slowly, unseen by the CONNECT's announced length. What this socket delivered before the
-   * client was admitted is budgeted instead.
+   * The socket under a WebSocket stream, and the WebSocket whose 'message' says one arrived whole.
+   * ws holds a message until its last frame is in, before the parser sees any of it: a client could
+   * announce a message of maxPacketSize and send it slowly, unseen by the packet's announced
+   * length. What this socket delivered since the last whole message is budgeted instead, in
+   * `connectBudget` until the client is admitted, in `packetBudget` after.
    */
-  framedSocket?: Socket;
+  framed?: { socket: Socket; messages: { on(event: 'message', listener: () => void): unknown } };
 }
 
 /**
@@ -62,7 +63,7 @@ export interface PacketLimits {
  * its memory_limit; the client sends it again once reconnected.
  */
 export function limitPacketSize(client: Client, stream: { once(event: 'close', listener: () => void): unknown }, limits: PacketLimits): void {
-  const { maxPacketSize, connectBudget, packetBudget, onRefused, framedSocket } = limits;
+  const { maxPacketSize, connectBudget, packetBudget, onRefused, framed } = limits;
   const parser = (client as unknown as { _parser: MqttPacketParser })._parser;
   const parseLength = parser._parseLength;
   let first = true;
@@ -77,27 +78,43 @@ export function limitPacketSize(client: Client, stream: { once(event: 'close', l
     onRefused(reason);
     parser._emitError(new Error(`${what} does not fit in what ${reason === 'connect_budget' ? 'CONNECT packets' : 'packets'} being received may hold`));
   };
-  if (framedSocket) {
+  if (framed) {
+    // What the socket delivered: until the client is admitted, all of it, in connectBudget (its login
+    // may wait its turn for seconds, and meanwhile ws reads whole messages ahead into the stream);
+    // after, what came since ws's last whole message, in packetBudget.
+    let budget = connectBudget;
     let received = 0;
-    const count = (chunk: Buffer) => {
-      received += chunk.length;
+    let sinceMessage = 0;
+    const charge = () => {
       const wanted = received - UNBUDGETED_PACKET_BYTES - held;
       if (wanted <= 0) return;
-      if (!connectBudget.take(wanted)) {
-        framedSocket.off('data', count);
-        refuseOverBudget('connect_budget', `${received} bytes received before the client was admitted`);
+      if (!budget.take(wanted)) {
+        framed.socket.off('data', count);
+        refuseOverBudget(budget === connectBudget ? 'connect_budget' : 'receive_budget', `${received} bytes of WebSocket messages being received`);
         // the parser may never run again (ws still waits for the message's end): the socket is closed here
-        framedSocket.destroy();
+        framed.socket.destroy();
         return;
       }
       held += wanted;
+      heldIn = budget;
     };
-    framedSocket.on('data', count);
-    // until the client is admitted: its login may wait its turn for seconds, and meanwhile ws reads
-    // another whole message before the stream's backpressure stops it
-    (client as unknown as { once(event: 'connected', listener: () => void): void }).once('connected', () => {
-      framedSocket.off('data', count);
+    const count = (chunk: Buffer) => {
+      received += chunk.length;
+      sinceMessage += chunk.length;
+      charge();
+    };
+    framed.socket.on('data', count);
+    framed.messages.on('message', () => {
+      sinceMessage = 0;
+      if (budget !== packetBudget) return;
       release();
+      received = 0;
+    });
+    (client as unknown as { once(event: 'connected', listener: () => void): void }).once('connected', () => {
+      release();
+      budget = packetBudget;
+      received = sinceMessage;
+      charge();
     });
   }
   parser._parseLength = function parseLengthWithinLimit(this: MqttPacketParser) {
@@ -110,8 +127,8 @@ export function limitPacketSize(client: Client, stream: { once(event: 'close', l
     }
     const isFirst = first;
     first = false;
-    // over WebSocket the CONNECT was counted as it arrived (framedSocket)
-    if (this.packet.length <= UNBUDGETED_PACKET_BYTES || (isFirst && framedSocket)) return complete;
+    // over WebSocket every packet was counted as it arrived (framed)
+    if (this.packet.length <= UNBUDGETED_PACKET_BYTES || framed) return complete;
     const budget = isFirst ? connectBudget : packetBudget;
     if (!budget.take(this.packet.length)) {
       refuseOverBudget(isFirst ? 'connect_budget' : 'receive_budget', `a packet of ${this.packet.length} bytes`);
