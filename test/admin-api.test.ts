@@ -2,12 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OUTPOSTD, TestDaemon } from './helpers/daemon.js';
 import { adminRequest, outpost } from './helpers/mqtt.js';
 import { template, writePackage } from './helpers/functions.js';
 import { prng } from './helpers/fuzz.js';
+import { eventually } from './helpers/eventually.js';
 import { makeTestPki } from './helpers/certs.js';
 
 /** The answer to one admin call, its body parsed: every refusal is JSON with a one-line `error`. */
@@ -262,6 +264,31 @@ describe('admin socket', () => {
       expect(run.stdout + run.stderr).toContain(`failed to start: cannot listen on the admin socket ${socket} (admin.socket): its directory ${join(dir, 'no-such-dir')} does not exist`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the admin socket', () => {
+  it('holds at most 64 connections at once: one beyond is closed as it is accepted (logged), and the CLI works again once they go', async () => {
+    const daemon = await TestDaemon.start({ config: {} });
+    const open = () => new Promise<Socket & { gone: Promise<void> }>((resolve, reject) => {
+      const socket = connect(daemon.socket);
+      const gone = new Promise<void>((done) => socket.once('close', () => done()));
+      socket.on('error', () => undefined);
+      socket.once('connect', () => resolve(Object.assign(socket, { gone })));
+      socket.once('error', reject);
+    });
+    const held: Array<Awaited<ReturnType<typeof open>>> = [];
+    try {
+      for (let i = 0; i < 64; i++) held.push(await open());
+      const beyond = await open();
+      await beyond.gone;
+      expect(await eventually(() => daemon.logs.find((line) => line.msg === 'connections refused: maxConnections reached'))).toMatchObject({ maxConnections: 64 });
+      for (const socket of held) socket.destroy();
+      await eventually(async () => (await outpost(daemon.socket, ['status'])).code === 0);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await daemon.cleanup();
     }
   });
 });

@@ -16,6 +16,8 @@ import { BodyMemoryFullError, type BodyMemory } from '../http/body-memory.js';
 
 // A synchronous invoke carries up to 6 MB of payload, plus the request around it.
 const MAX_BODY_BYTES = 7 * 1024 * 1024;
+/** Connections open at once on the admin socket (CLI processes, `outpost logs -f` among them). */
+const MAX_SOCKET_CONNECTIONS = 64;
 /** A live daemon's socket accepts at once (the kernel does it); one this slow is taken as live too. */
 const PROBE_TIMEOUT_MS = 2000;
 
@@ -40,7 +42,10 @@ export class AdminServer {
   async start(): Promise<void> {
     const { socketPath } = this.options;
     await removeStaleSocket(socketPath);
-    const unix = http.createServer((req, res) => void this.serve(req, res, false));
+    const unix = http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => void this.serve(req, res, false));
+    // Only the admin group reaches it, but a script looping over `outpost` must not exhaust the daemon's descriptors
+    unix.headersTimeout = 10_000;
+    limitConnections(unix, MAX_SOCKET_CONNECTIONS, this.log);
     closeConnectionsCleanly(unix);
     await listenOn(unix, { path: socketPath }, 'admin.socket').catch((error: Error) => {
       // "listen EACCES: permission denied /run/x/admin.sock" names neither the setting nor a missing directory
