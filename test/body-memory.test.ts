@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client } from './helpers/objects.js';
 import { Sha256 } from './helpers/sigv4.js';
@@ -30,10 +30,12 @@ const MIB = 1024 * 1024;
 describe('request bodies held whole in memory', () => {
   let daemon: TestDaemon;
   let signer: SignatureV4;
+  let s3: S3Client;
   beforeAll(async () => {
     daemon = await TestDaemon.start({ config: { http: { auth: 'none', maxBodyMemoryBytes: 8 * MIB } } });
     const credentials = await addKey(daemon);
-    await s3Client(daemon, credentials).send(new CreateBucketCommand({ Bucket: 'held' }));
+    s3 = s3Client(daemon, credentials);
+    await s3.send(new CreateBucketCommand({ Bucket: 'held' }));
     signer = new SignatureV4({ service: 's3', region: 'us-east-1', credentials, sha256: Sha256 as never, uriEscapePath: false, applyChecksum: false });
   });
   afterAll(async () => {
@@ -85,4 +87,32 @@ describe('request bodies held whole in memory', () => {
     expect(deleted.body).toContain('<Deleted><Key>k</Key></Deleted>');
     expect((await adminPost(3 * MIB).answer).status).toBe(400);
   });
+
+  it('hold the S3 listings a client is slow to read too: one beyond is refused with SlowDown, and listings go on once it is read', async () => {
+    // 850 keys of 1,000 escaped characters: a listing of 4.4 MB
+    const keys = Array.from({ length: 850 }, (_, i) => `listed/${String(i).padStart(4, '0')}${'&'.repeat(989)}`);
+    for (let first = 0; first < keys.length; first += 25) {
+      await Promise.all(keys.slice(first, first + 25).map((Key) => s3.send(new PutObjectCommand({ Bucket: 'held', Key, Body: '' }))));
+    }
+    const port = daemon.port('s3');
+    const listing = async () => {
+      const signed = await signer.sign({ method: 'GET', protocol: 'http:', hostname: '127.0.0.1', port, path: '/held', query: { 'list-type': '2', prefix: 'listed/' },
+        headers: { host: `127.0.0.1:${port}`, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } });
+      const head = `GET /held?list-type=2&prefix=listed%2F HTTP/1.1\r\n${Object.entries(signed.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')}connection: close\r\n\r\n`;
+      return openRequest({ port }, head, Buffer.alloc(0));
+    };
+    // a client that does not read: most of its 4.4 MB waits in the daemon
+    const unread = await listing();
+    unread.socket.pause();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const refused = await (await listing()).answer;
+    expect(refused.status).toBe(503);
+    expect(refused.body).toContain('<Code>SlowDown</Code>');
+    // once it is read to its end, the memory is back
+    unread.socket.resume();
+    expect((await unread.answer).status).toBe(200);
+    const listed = await (await listing()).answer;
+    expect(listed.status).toBe(200);
+    expect(listed.body.match(/<Key>/g)).toHaveLength(850);
+  }, 60_000);
 });

@@ -8,9 +8,20 @@ export class BodyMemoryFullError extends Error {
   }
 }
 
+const answering = new WeakMap<ServerResponse, BodyMemory>();
+
 /**
- * The bytes of request bodies held whole in memory (JSON and XML documents, invocation events)
- * across every listener: the HTTP port, the S3 port and the admin API. Each route bounds its own
+ * Takes room for `bytes` of an answer's own body, held whole until its client has read it, in the
+ * memory its listener gave it (`holdsAnswersOf`); true when it was given none.
+ */
+export function takeForAnswer(res: ServerResponse, bytes: number): boolean {
+  const memory = answering.get(res);
+  return memory === undefined || memory.take(res, bytes);
+}
+
+/**
+ * The bytes of request bodies held whole in memory (JSON and XML documents, invocation events),
+ * and of S3's XML answers, across every listener: the HTTP port, the S3 port and the admin API. Each route bounds its own
  * body, but nothing bounded them together: 30 Invokes of 6 MB at once held 243 MB. A request takes
  * its share as its body arrives and gives it back when its response closes, since the body lives
  * until then (an invocation's event does). One that would pass the bound is refused, with each
@@ -21,6 +32,11 @@ export class BodyMemory {
   private readonly taken = new WeakMap<ServerResponse, number>();
 
   constructor(readonly maxBytes: number) {}
+
+  /** Makes what `res` itself holds (`takeForAnswer`) count in this memory too. */
+  holdsAnswersOf(res: ServerResponse): void {
+    answering.set(res, this);
+  }
 
   /** Takes `bytes` more for the request `res` answers; false, taking nothing, when that would pass the bound. */
   take(res: ServerResponse, bytes: number): boolean {

@@ -90,6 +90,7 @@ export class S3Server {
     res.setHeader('x-amz-request-id', requestId);
     res.setHeader('x-amz-id-2', hostId(requestId));
     res.setHeader('Server', 'Outpost');
+    this.bodyMemory.holdsAnswersOf(res);
     let operationName = 'Unknown';
     let resource = '/';
     let bodyAsked = !awaitsContinue;
