@@ -107,4 +107,34 @@ describe('functions: Python errors in the shape of Lambda\'s Python runtime', ()
     expect(typeof after).toBe('number');
     expect(after).not.toBe(before);
   });
+
+  it('takes at most one connection to the Runtime API besides the runtime\'s own: a handler cannot make the daemon hold its posts', async () => {
+    // each extra connection would post a 1 MB result and hold it unfinished in the daemon
+    const handler = [
+      'import os, socket',
+      'def handler(event, context):',
+      '    path = os.environ["AWS_LAMBDA_RUNTIME_API"][5:]',
+      '    held, taken = [], 0',
+      '    for i in range(8):',
+      '        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)',
+      '        try:',
+      '            s.connect(path)',
+      '            s.sendall(b"POST /2018-06-01/runtime/invocation/fake%d/error HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 1048576\\r\\n\\r\\n" % i)',
+      '            s.settimeout(2)',
+      '            s.sendall(b"x" * 1048575)',
+      '            s.settimeout(0.5)',
+      '            try:',
+      '                taken += 0 if s.recv(1) == b"" else 1',
+      '            except socket.timeout:',
+      '                taken += 1',
+      '        except OSError:',
+      '            pass',
+      '        held.append(s)',
+      '    return {"taken": taken}',
+    ].join('\n') + '\n';
+    await deploy('PyRuntimeApiFlood', { 'app.py': handler }, { Timeout: 60 });
+    const { result } = await invoke(daemon.socket, 'PyRuntimeApiFlood');
+    expect(result.payload, JSON.stringify(result)).toMatchObject({ taken: expect.any(Number) });
+    expect(result.payload.taken).toBeLessThanOrEqual(1);
+  }, 60_000);
 });

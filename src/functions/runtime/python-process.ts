@@ -60,6 +60,9 @@ export class PythonInstance {
     // The bootstrap's one connection is idle while its handler runs, for up to the function's
     // Timeout: Node's default keep-alive timeout (5 s) would close it under a longer handler.
     const server = http.createServer({ keepAliveTimeout: 0 });
+    // The bootstrap needs one (and a second while it replaces it); a handler that opened dozens, each
+    // posting a 6 MB result, held them all in the daemon's memory (30: RSS 265 MB).
+    server.maxConnections = 2;
     // mkdtemp makes the directory 0700.
     const socketDir = await mkdtemp(join(tmpdir(), 'outpost-py-'));
     const socket = join(socketDir, 'runtime-api.sock');
