@@ -80,8 +80,10 @@ export function followGrants(broker: Aedes, retained: RetainedSource): void {
   };
 }
 
+/** Lowers each packet's QoS in place: the store's are fresh objects, whose payload may be read only when sent. */
 async function* atGrantedQos(stream: Readable, granted: Grant[]): AsyncGenerator<{ topic: string; qos: number }> {
   for await (const packet of stream as AsyncIterable<{ topic: string; qos: number }>) {
-    yield { ...packet, qos: Math.min(packet.qos, highestOf(granted, packet.topic)) };
+    packet.qos = Math.min(packet.qos, highestOf(granted, packet.topic));
+    yield packet;
   }
 }
