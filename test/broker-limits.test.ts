@@ -197,27 +197,34 @@ describe('packets of admitted clients being received', () => {
   }, 30_000);
 });
 
+/** A masked binary WebSocket frame (the mask key zeros) announcing `announced` bytes of payload, followed by `payload`. */
+function frame(announced: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(14);
+  header[0] = 0x82; // FIN, binary
+  header[1] = 0x80 | 127; // masked, 64-bit length
+  header.writeBigUInt64BE(BigInt(announced), 2);
+  return Buffer.concat([header, payload]);
+}
+
+/** A raw socket asking the MQTT WebSocket listener on `port` for an upgrade; `ended` once it closes; rejects `failed` on a socket error. */
+function upgrading(port: number, failed: (error: Error) => void): Socket & { ended: Promise<boolean> } {
+  const socket = connect(port, '127.0.0.1');
+  const ended = new Promise<boolean>((done) => socket.once('close', () => done(true)));
+  socket.on('error', () => undefined);
+  socket.once('error', failed);
+  socket.once('connect', () => socket.write(`GET / HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\nconnection: Upgrade\r\n`
+    + `sec-websocket-key: ${Buffer.alloc(16, 7).toString('base64')}\r\nsec-websocket-version: 13\r\nsec-websocket-protocol: mqtt\r\n\r\n`));
+  return Object.assign(socket, { ended });
+}
+
 describe('WebSocket messages being received before the client is admitted', () => {
-  /** A masked binary frame (the mask key zeros) announcing `announced` bytes of payload, followed by `payload`. */
-  const frame = (announced: number, payload: Buffer) => {
-    const header = Buffer.alloc(14);
-    header[0] = 0x82; // FIN, binary
-    header[1] = 0x80 | 127; // masked, 64-bit length
-    header.writeBigUInt64BE(BigInt(announced), 2);
-    return Buffer.concat([header, payload]);
-  };
   /** Upgrades a raw socket, sends `first` (whole messages) and then `sent` bytes of a message announced as `announced` bytes, as a slow sender would. */
   const halfSentMessage = (port: number, announced: number, sent: number, first = Buffer.alloc(0)) => new Promise<Socket & { ended: Promise<boolean> }>((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    const ended = new Promise<boolean>((done) => socket.once('close', () => done(true)));
-    socket.on('error', () => undefined);
-    socket.once('error', reject);
-    socket.once('connect', () => socket.write(`GET / HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\nconnection: Upgrade\r\n`
-      + `sec-websocket-key: ${Buffer.alloc(16, 7).toString('base64')}\r\nsec-websocket-version: 13\r\nsec-websocket-protocol: mqtt\r\n\r\n`));
+    const socket = upgrading(port, reject);
     socket.once('data', (answer) => {
       if (!answer.toString().startsWith('HTTP/1.1 101')) return reject(new Error(answer.toString()));
       socket.write(Buffer.concat([first, frame(announced, Buffer.alloc(sent, 0x41))]));
-      resolve(Object.assign(socket, { ended }));
+      resolve(socket);
     });
   });
   const closedWithin = (socket: { ended: Promise<boolean> }) => Promise.race([socket.ended, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000))]);
@@ -272,22 +279,9 @@ describe('WebSocket messages of admitted clients being received', () => {
     const daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, maxReceivingBytes: 1024 * 1024, ws: { enabled: true } } } });
     const port = daemon.port('mqtt-ws');
     const sockets: Array<Socket & { ended: Promise<boolean> }> = [];
-    /** A masked binary frame (the mask key zeros) announcing `announced` bytes, with `payload`. */
-    const frame = (announced: number, payload: Buffer) => {
-      const header = Buffer.alloc(14);
-      header[0] = 0x82;
-      header[1] = 0x80 | 127;
-      header.writeBigUInt64BE(BigInt(announced), 2);
-      return Buffer.concat([header, payload]);
-    };
     /** Upgrades, logs in, and once admitted sends `sent` bytes of a message announced as `announced`. */
     const admittedThenSlow = (clientId: string, announced: number, sent: number) => new Promise<Socket & { ended: Promise<boolean> }>((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1');
-      const ended = new Promise<boolean>((done) => socket.once('close', () => done(true)));
-      socket.on('error', () => undefined);
-      socket.once('error', reject);
-      socket.once('connect', () => socket.write(`GET / HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\nconnection: Upgrade\r\n`
-        + `sec-websocket-key: ${Buffer.alloc(16, 7).toString('base64')}\r\nsec-websocket-version: 13\r\nsec-websocket-protocol: mqtt\r\n\r\n`));
+      const socket = upgrading(port, reject);
       let answer = Buffer.alloc(0);
       const onData = (chunk: Buffer) => {
         answer = Buffer.concat([answer, chunk]);
@@ -297,7 +291,7 @@ describe('WebSocket messages of admitted clients being received', () => {
         if (connack === -1) return;
         socket.off('data', onData);
         socket.write(frame(announced, Buffer.alloc(sent, 0x41)));
-        resolve(Object.assign(socket, { ended }));
+        resolve(socket);
       };
       socket.on('data', onData);
       socket.once('data', () => {
@@ -593,13 +587,19 @@ describe('a subscriber that stops reading', () => {
   });
   afterAll(async () => { await daemon.cleanup(); });
 
-  it('loses live QoS 0 messages beyond mqtt.maxClientBacklogBytes (counted) and holds up no one else', async () => {
+  /** A client subscribed to `filter` that then reads nothing. */
+  async function stalledSubscriber(clientId: string, filter: string, qos: 0 | 1): Promise<RawMqtt> {
     const stalled = await RawMqtt.open(daemon.port('mqtt'));
-    stalled.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'stalled', keepalive: 0 });
+    stalled.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 0 });
     expect((await stalled.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
-    stalled.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'firehose/#', qos: 0 }] });
+    stalled.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos }] });
     await stalled.waitFor((packet) => packet.cmd === 'suback');
     stalled.socket.pause();
+    return stalled;
+  }
+
+  it('loses live QoS 0 messages beyond mqtt.maxClientBacklogBytes (counted) and holds up no one else', async () => {
+    const stalled = await stalledSubscriber('stalled', 'firehose/#', 0);
     const watcher = await connectClient(daemon.mqttUrl, { clientId: 'watcher' });
     await watcher.subscribeAsync('alarm/#', { qos: 1 });
     const alarm = collectMessages(watcher, 1, 15_000);
@@ -625,17 +625,10 @@ describe('a subscriber that stops reading', () => {
   }, 30_000);
 
   it('of QoS 1 messages is disconnected after 10 s of taking none, logged and counted', async () => {
-    const stalled = await RawMqtt.open(daemon.port('mqtt'));
-    stalled.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'stalled-qos1', keepalive: 0 });
-    expect((await stalled.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
-    stalled.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'photos/#', qos: 1 }] });
-    await stalled.waitFor((packet) => packet.cmd === 'suback');
-    stalled.socket.pause();
+    const stalled = await stalledSubscriber('stalled-qos1', 'photos/#', 1);
     const publisher = await connectClient(daemon.mqttUrl, { clientId: 'camera' });
     const photo = Buffer.alloc(60 * 1024, 7);
     for (let i = 0; i < 200; i++) publisher.publish('photos/new', photo, { qos: 1 });
-    stalled.socket.resume();
-    stalled.socket.pause();
     expect(await eventually(() => daemon.logs.find((line) => line.msg === 'disconnected a client that took nothing sent to it for 10 s'), 25_000))
       .toMatchObject({ level: 40, clientId: 'stalled-qos1' });
     const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text();
