@@ -8,6 +8,8 @@ import { TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client } from './helpers/objects.js';
 import { Sha256 } from './helpers/sigv4.js';
 import { eventually } from './helpers/eventually.js';
+import { outpost } from './helpers/mqtt.js';
+import { template, writePackage } from './helpers/functions.js';
 
 /** A request on a raw socket: its head and what of its body is sent so far; `answer` once the server closes it. */
 interface OpenRequest { socket: Socket; answer: Promise<{ status: number; body: string }> }
@@ -114,5 +116,31 @@ describe('request bodies held whole in memory', () => {
     const listed = await (await listing()).answer;
     expect(listed.status).toBe(200);
     expect(listed.body.match(/<Key>/g)).toHaveLength(850);
+  }, 60_000);
+
+  it('hold the Invoke results a client is slow to read too: the Invokes after them are refused with 429 until they are read', async () => {
+    const pkg = writePackage({ 'index.js': 'exports.handler = async () => "x".repeat(5_000_000);\n', 'template.yaml': template('Large', { Handler: 'index.handler', MemorySize: 256 }) });
+    try {
+      expect((await outpost(daemon.socket, ['deploy', pkg.dir])).code).toBe(0);
+      const port = daemon.port('http');
+      const head = `POST /2015-03-31/functions/Large/invocations HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n`;
+      // clients that do not read: most of each 5 MB result waits in the daemon, until more than 8 MiB do
+      const unread: OpenRequest[] = [];
+      for (let i = 0; i < 6; i++) {
+        const request = openRequest({ port }, head, Buffer.from('{}'));
+        request.socket.pause();
+        unread.push(request);
+        await new Promise((resolve) => setTimeout(resolve, 700));
+      }
+      for (const request of unread) request.socket.resume();
+      const answers = await Promise.all(unread.map((request) => request.answer));
+      expect(answers.slice(0, 2).map((answer) => answer.status)).toEqual([200, 200]);
+      expect(answers[5].status).toBe(429);
+      expect(JSON.parse(answers[5].body)).toMatchObject({ message: expect.stringContaining('http.maxBodyMemoryBytes') });
+      // once they are read, Invokes go on
+      expect((await openRequest({ port }, head, Buffer.from('{}')).answer).status).toBe(200);
+    } finally {
+      pkg.remove();
+    }
   }, 60_000);
 });

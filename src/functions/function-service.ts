@@ -102,7 +102,7 @@ export class FunctionService implements Service, FunctionInvoker {
     this.triggers = new MqttTriggers(context.bus, (name, message) => this.onTriggerMessage(name, message));
     this.schedules = new Schedules(context.config.functions.scheduleClockScale, this.log, (name, schedule, now) => this.onSchedule(name, schedule, now));
     registerFunctionAdminRoutes(context.admin, this);
-    registerLambdaInvokeRoute(context.http, this, context.dataPlaneAuth, this.log);
+    registerLambdaInvokeRoute(context.http, this, context.dataPlaneAuth, context.bodyMemory, this.log);
   }
 
   async start(): Promise<void> {

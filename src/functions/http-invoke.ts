@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Router } from '../http/router.js';
 import type { HttpHandler } from '../http/server.js';
-import { BodyMemoryFullError } from '../http/body-memory.js';
+import { BodyMemoryFullError, type BodyMemory } from '../http/body-memory.js';
 import { BodyTooLargeError, DataPlaneAuthError, type DataPlaneAuth } from '../http/data-plane-auth.js';
 import { apiErrors, FunctionApiError } from './errors.js';
 import { MAX_SYNC_PAYLOAD, type FunctionService } from './function-service.js';
@@ -20,8 +20,8 @@ import { isDiskFull } from '../store/storage-errors.js';
  * thing's key or the functions' own, unsigned only with `http.auth: none`. Any such caller may
  * invoke any function: a thing's broker policy names topics, and an invocation has none.
  */
-export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: FunctionService, auth: DataPlaneAuth, log: Logger): void {
-  router.add('POST', '/2015-03-31/functions/:name/invocations', (req, res, params, url) => invokeOperation(req, res, params.name, url, service, auth)
+export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: FunctionService, auth: DataPlaneAuth, memory: BodyMemory, log: Logger): void {
+  router.add('POST', '/2015-03-31/functions/:name/invocations', (req, res, params, url) => invokeOperation(req, res, params.name, url, service, auth, memory)
     .catch((error: unknown) => {
       const apiError = error instanceof FunctionApiError ? error
         : error instanceof DataPlaneAuthError ? authError(error)
@@ -33,7 +33,7 @@ export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: 
     }));
 }
 
-async function invokeOperation(req: IncomingMessage, res: ServerResponse, functionName: string, url: URL, service: FunctionService, auth: DataPlaneAuth): Promise<void> {
+async function invokeOperation(req: IncomingMessage, res: ServerResponse, functionName: string, url: URL, service: FunctionService, auth: DataPlaneAuth, memory: BodyMemory): Promise<void> {
   // Lambda Invoke: X-Amz-Invocation-Type RequestResponse (default) | Event | DryRun, checked once the caller is known.
   const type = header(req, 'x-amz-invocation-type') ?? 'RequestResponse';
   // An Event announcing more than its own limit is refused as a larger request is: before its body is
@@ -71,8 +71,10 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, functi
   }
   const result = await service.invoke(name, { ...invocation, ...(clientContext !== undefined ? { clientContext } : {}), ...(logType === 'Tail' ? { tail: true } : {}) }, 'RequestResponse');
   // As bytes, outside V8's heap: a socket keeps a string written to it until its client reads it (a
-  // dozen clients not reading 5 MB results filled a 48 MB heap)
+  // dozen clients not reading 5 MB results filled a 48 MB heap). Held until then, it counts among the
+  // bodies in memory, so that Invokes after it are refused (429) while results wait unread.
   const payload = Buffer.from(result.payload);
+  memory.takeAnyway(res, payload.length);
   res.writeHead(200, {
     'Content-Type': 'application/json',
     'Content-Length': payload.length,

@@ -40,7 +40,18 @@ export class BodyMemory {
 
   /** Takes `bytes` more for the request `res` answers; false, taking nothing, when that would pass the bound. */
   take(res: ServerResponse, bytes: number): boolean {
-    if (this.held + bytes > this.maxBytes) return false;
+    return this.held + bytes <= this.maxBytes && this.hold(res, bytes);
+  }
+
+  /**
+   * Takes `bytes` for an answer that goes whatever memory is left (an invocation's result: the
+   * function has run), so that the requests after it are refused until it has been read.
+   */
+  takeAnyway(res: ServerResponse, bytes: number): void {
+    this.hold(res, bytes);
+  }
+
+  private hold(res: ServerResponse, bytes: number): boolean {
     const before = this.taken.get(res);
     if (before === undefined) {
       // an answer already closed gives nothing back again
