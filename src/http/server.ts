@@ -3,7 +3,7 @@ import { http } from '../node-http.js';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { trackBody } from './body.js';
-import { collectBodyGarbage } from './body-garbage.js';
+import { collectBufferGarbage } from '../buffer-garbage.js';
 import { Router } from './router.js';
 import { listenOn } from '../listen.js';
 import type { Listener } from '../service.js';
@@ -186,7 +186,7 @@ function lingerAfterUnreadBodies(server: Server): void {
 function drainUnreadBody(req: IncomingMessage): void {
   if (req.complete || req.destroyed) return;
   req.unpipe();
-  req.on('data', (chunk: Buffer) => collectBodyGarbage(chunk.length));
+  req.on('data', (chunk: Buffer) => collectBufferGarbage(chunk.length));
   req.resume();
 }
 

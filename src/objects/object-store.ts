@@ -13,7 +13,7 @@ import { guessContentType } from './content-type.js';
 import { KeyLocks } from './key-locks.js';
 import { ShareCopies, type StoreFile } from './share-copies.js';
 import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
-import { collectBodyGarbage } from '../http/body-garbage.js';
+import { collectBufferGarbage } from '../buffer-garbage.js';
 import { fileChunks } from './file-chunks.js';
 import { BodyTurns, type BodyTurn } from './body-turns.js';
 import { BufferSets, type LentBuffers } from './buffer-sets.js';
@@ -1433,7 +1433,7 @@ const NOATIME = constants.O_NOATIME ?? 0;
  * hash nor the write waits for the other's slower moments. Starts the disk's writeback early: each
  * time FLUSH_AHEAD_BYTES more were written, an fdatasync runs in the background, so the last one
  * has only the tail left to flush instead of the whole object. What it wrote counts towards the
- * next collection of dead body chunks (collectBodyGarbage).
+ * next collection of dead body chunks (collectBufferGarbage).
  */
 class FileWriter {
   /** Over memory shared with the content hash thread when the body is hashed there. */
@@ -1520,7 +1520,7 @@ class FileWriter {
   }
 
   private wrote(bytes: number): void {
-    collectBodyGarbage(bytes);
+    collectBufferGarbage(bytes);
     this.written += bytes;
     if (!this.flushing && this.written - this.flushedUpTo >= FLUSH_AHEAD_BYTES) {
       this.flushedUpTo = this.written;

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { collectBufferGarbage } from '../../buffer-garbage.js';
 import QlobberSub, { type TrieSubscription } from 'qlobber/aedes/qlobber-sub.js';
 import type { Store } from '../../store/store.js';
 import { migrations } from './migrations.js';
@@ -401,7 +402,11 @@ export class SqlitePersistence {
   private retainedOnDemand(row: PacketColumns): Packet {
     const payloadOf = this.statements.retainedPayload;
     const topic = row.topic!;
-    return Object.defineProperty(fromColumns(row), 'payload', { enumerable: true, get: () => payloadOf.get(topic) ?? Buffer.alloc(0) });
+    return Object.defineProperty(fromColumns(row), 'payload', { enumerable: true, get: () => {
+      const payload = payloadOf.get(topic) ?? Buffer.alloc(0);
+      collectBufferGarbage(payload.length);
+      return payload;
+    } });
   }
 
   /** Whether one of the filters before `index` matched `topic`, which was then already sent once. */

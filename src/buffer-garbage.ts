@@ -2,7 +2,9 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 /**
- * Every socket read of a request body reaches JavaScript as a new ArrayBuffer of up to 64 KiB
+ * Large buffers made and dropped in a stream — request body chunks written out, retained payloads
+ * read from SQLite and sent — are freed by V8 only when its external-memory heuristics call for a
+ * collection. Every socket read of a request body reaches JavaScript as a new ArrayBuffer of up to 64 KiB
  * (Node's HTTP parser copies the body out of its one read buffer), dead as soon as it is copied
  * out. V8 frees such buffers only when its external-memory heuristics call for a collection: about
  * 32 MiB of them piled up during a large upload (bench/objects, --trace-gc, when each was an mmap
@@ -20,11 +22,11 @@ import { runInNewContext } from 'node:vm';
 const COLLECT_EVERY_BYTES = 1024 * 1024;
 
 let uncollected = 0;
-/** Made on the first collection: a daemon that never receives a large body keeps no extra context. */
+/** Made on the first collection: a daemon that never moves a large body keeps no extra context. */
 let collect: NodeJS.GCFunction | undefined;
 
-/** Counts `bytes` of request body written out (every upload together): a minor GC once they add up to COLLECT_EVERY_BYTES. */
-export function collectBodyGarbage(bytes: number): void {
+/** Counts `bytes` of buffers just dropped (every stream together): a minor GC once they add up to COLLECT_EVERY_BYTES. */
+export function collectBufferGarbage(bytes: number): void {
   uncollected += bytes;
   if (uncollected < COLLECT_EVERY_BYTES) return;
   uncollected = 0;
