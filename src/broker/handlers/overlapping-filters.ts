@@ -56,16 +56,17 @@ type RetainedSource = { createRetainedStreamCombi(patterns: readonly string[]): 
  * Keeps the grants in step with UNSUBSCRIBE, and sends the retained messages a SUBSCRIBE brings at
  * the QoS its own filters grant (MQTT-3.8.4-6), not raised by filters the client held before: the
  * highest of them when several match (aedes sends each retained topic once). aedes asks the store for
- * them in the same turn as it emits 'subscribe' with the granted QoS.
+ * them in the same turn as it emits 'subscribe' with the granted QoS. The stream ends when its client
+ * leaves: aedes would read it to its end (20,000 messages for `#`) for each client that left.
  */
 export function followGrants(broker: Aedes, retained: RetainedSource): void {
   broker.on('unsubscribe', (filters: string[], client: Client) => {
     const held = grantsOf.get(client);
     for (const filter of filters) held?.delete(filter);
   });
-  let answering: Subscription[] | undefined;
-  broker.on('subscribe', (subscriptions: Subscription[]) => {
-    answering = subscriptions;
+  let answering: { subscriptions: Subscription[]; client: Client } | undefined;
+  broker.on('subscribe', (subscriptions: Subscription[], client: Client) => {
+    answering = { subscriptions, client };
     process.nextTick(() => { answering = undefined; });
   });
   const retainedMatching = retained.createRetainedStreamCombi.bind(retained);
@@ -73,17 +74,21 @@ export function followGrants(broker: Aedes, retained: RetainedSource): void {
     const subscribed = answering;
     answering = undefined;
     const stream = retainedMatching(patterns);
-    const granted = subscribed?.filter((subscription) => patterns.includes(subscription.topic))
+    if (subscribed === undefined) return stream;
+    const granted = subscribed.subscriptions.filter((subscription) => patterns.includes(subscription.topic))
       .map((subscription) => ({ qos: subscription.qos, levels: subscription.topic.split('/') }));
-    if (granted === undefined || granted.length !== patterns.length) return stream;
-    return Readable.from(atGrantedQos(stream, granted));
+    return Readable.from(whileConnected(stream, subscribed.client, granted.length === patterns.length ? granted : undefined));
   };
 }
 
-/** Lowers each packet's QoS in place: the store's are fresh objects, whose payload may be read only when sent. */
-async function* atGrantedQos(stream: Readable, granted: Grant[]): AsyncGenerator<{ topic: string; qos: number }> {
+/**
+ * The retained messages for `client` until it leaves, each lowered to its grant (when known) in
+ * place: the store's are fresh objects, whose payload is read only when sent.
+ */
+async function* whileConnected(stream: Readable, client: Client, granted: Grant[] | undefined): AsyncGenerator<{ topic: string; qos: number }> {
   for await (const packet of stream as AsyncIterable<{ topic: string; qos: number }>) {
-    packet.qos = Math.min(packet.qos, highestOf(granted, packet.topic));
+    if ((client as unknown as { closed: boolean }).closed) return;
+    if (granted) packet.qos = Math.min(packet.qos, highestOf(granted, packet.topic));
     yield packet;
   }
 }
