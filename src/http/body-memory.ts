@@ -8,14 +8,14 @@ export class BodyMemoryFullError extends Error {
   }
 }
 
-const answering = new WeakMap<ServerResponse, BodyMemory>();
+const serving = new WeakMap<ServerResponse, BodyMemory>();
 
 /**
- * Takes room for `bytes` of an answer's own body, held whole until its client has read it, in the
- * memory its listener gave it (`holdsAnswersOf`); true when it was given none.
+ * Takes room for `bytes` more held whole for `res` (of its request's body, or of its own until its
+ * client has read it) in the memory its listener gave it (`serves`); true when it was given none.
  */
-export function takeForAnswer(res: ServerResponse, bytes: number): boolean {
-  const memory = answering.get(res);
+export function takeFor(res: ServerResponse, bytes: number): boolean {
+  const memory = serving.get(res);
   return memory === undefined || memory.take(res, bytes);
 }
 
@@ -33,9 +33,9 @@ export class BodyMemory {
 
   constructor(readonly maxBytes: number) {}
 
-  /** Makes what `res` itself holds (`takeForAnswer`) count in this memory too. */
-  holdsAnswersOf(res: ServerResponse): void {
-    answering.set(res, this);
+  /** Makes what is held for `res` where only it is at hand (`takeFor`) count in this memory. */
+  serves(res: ServerResponse): void {
+    serving.set(res, this);
   }
 
   /** Takes `bytes` more for the request `res` answers; false, taking nothing, when that would pass the bound. */

@@ -90,7 +90,7 @@ export class S3Server {
     res.setHeader('x-amz-request-id', requestId);
     res.setHeader('x-amz-id-2', hostId(requestId));
     res.setHeader('Server', 'Outpost');
-    this.bodyMemory.holdsAnswersOf(res);
+    this.bodyMemory.serves(res);
     let operationName = 'Unknown';
     let resource = '/';
     let bodyAsked = !awaitsContinue;
@@ -111,7 +111,6 @@ export class S3Server {
         method: req.method ?? 'GET', bucket: address.bucket, key: address.key, query: address.query, headers,
         body: verified.body, contentLength: verified.contentLength, checksums: verified.checksums, accessKeyId: verified.accessKeyId,
         requestId, sourceIp: req.socket.remoteAddress ?? '', origin: address.origin,
-        holdInMemory: (bytes) => this.bodyMemory.take(res, bytes),
       };
       if (found.access === 'read' || found.access === 'write') this.authorize(request, address.bucket, found.access, found.notPublic === true);
       else if (found.access === 'administer' && !(request.accessKeyId && this.accessKeys.administersBuckets(request.accessKeyId))) throw errors.accessDenied();

@@ -989,9 +989,9 @@ function prepareStatements(store: Store) {
       `INSERT INTO broker_outgoing_packets (client_id, ${PACKET_COLUMNS}) VALUES (@client_id, ${PACKET_VALUES})`),
     // In flight, as Mosquitto's max_inflight_messages: the first `limit` packets sent (they have an
     // identifier) and not acknowledged. aedes sends all it can at once, so those beyond are queued.
-    // In flight: the rows with an identifier, found through the index that has it. Left to itself
-    // SQLite walks the client's index for the order and reads every queued row to test message_id:
-    // 0.2 ms each for a full offline queue, for every session a message is queued for past its bound.
+    // They are found through the index that has the identifier: left to itself SQLite walks the
+    // client's index for the order and reads every queued row to test message_id, 0.2 ms for a
+    // full offline queue, paid for every session a message is queued for past its bound.
     inFlightOutgoing: db.prepare<[string, number], { count: number; bytes: number }>(
       `SELECT COUNT(*) AS count, COALESCE(SUM(bytes), 0) AS bytes FROM
          (SELECT ${STORED_BYTES} AS bytes FROM broker_outgoing_packets INDEXED BY broker_outgoing_packets_by_message_id

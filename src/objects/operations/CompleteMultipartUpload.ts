@@ -12,7 +12,7 @@ import { checkEventQueue, checksumElements } from './writing.js';
  */
 export const completeMultipartUpload: Operation = async (request, res, context) => {
   const upload = context.objects.existingUpload(request.bucket, request.key, request.query.get('uploadId') ?? '');
-  const parsed = (await parseXml(await smallBody(request), MAX_MARKUP.completeMultipartUpload))?.CompleteMultipartUpload;
+  const parsed = (await parseXml(await smallBody(request, res), MAX_MARKUP.completeMultipartUpload))?.CompleteMultipartUpload;
   if (!parsed || typeof parsed !== 'object') throw errors.malformedXml();
   // S3 CompleteMultipartUpload: Part/Checksum<ALGORITHM> of the upload's algorithm is checked against the part's
   const checksumElement = upload.checksum && `Checksum${upload.checksum.algorithm.toUpperCase()}`;

@@ -14,7 +14,7 @@ import { checkEventQueue, checksumAlgorithmOf, checksumElements, checksumInto, c
  * (REPLACE: those of x-amz-tagging, or none).
  */
 export const copyObject: Operation = async (request, res, context) => {
-  await smallBody(request);
+  await smallBody(request, res);
   // S3 CopyObject: If-Match / If-None-Match: * are conditions on the destination, as on PutObject
   const condition = writeCondition(request);
   checkWriteHeaders(request);

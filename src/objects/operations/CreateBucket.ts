@@ -10,7 +10,7 @@ import { asksForAcl } from './writing.js';
  * ACLs, another object ownership) is refused rather than made without it.
  */
 export const createBucket: Operation = async (request, res, context) => {
-  const body = await smallBody(request);
+  const body = await smallBody(request, res);
   checkBucketHeaders(request);
   const configuration = body.trim() ? bucketConfiguration(await parseXml(body, MAX_MARKUP.configuration)) : undefined;
   if (configuration) checkLocationConstraint(configuration, context.config.region);

@@ -11,7 +11,7 @@ import { checkEventQueue, digestedBody } from './writing.js';
  */
 export const deleteObjects: Operation = async (request, res, context) => {
   context.objects.existingBucket(request.bucket);
-  const text = await digestedBody(request);
+  const text = await digestedBody(request, res);
   const parsed = (await parseXml(text, MAX_MARKUP.deleteObjects))?.Delete;
   if (!parsed || typeof parsed !== 'object') throw errors.malformedXml();
   const objects = (parsed.Object ?? []) as Array<{ Key?: unknown; ETag?: unknown; VersionId?: unknown }>;

@@ -11,7 +11,7 @@ import { digestedBody } from './writing.js';
  */
 export const putBucketCors: Operation = async (request, res, context) => {
   context.objects.existingBucket(request.bucket);
-  const parsed = (await parseXml(await digestedBody(request), MAX_MARKUP.cors))?.CORSConfiguration;
+  const parsed = (await parseXml(await digestedBody(request, res), MAX_MARKUP.cors))?.CORSConfiguration;
   if (parsed === undefined) throw errors.malformedXml();
   const rules = corsRulesFrom(parsed);
   await context.objects.changeConfiguration(request.bucket, 'cors', () => JSON.stringify(rules));

@@ -13,7 +13,7 @@ import { digestedBody } from './writing.js';
 export const putBucketLifecycleConfiguration: Operation = async (request, res, context) => {
   context.objects.existingBucket(request.bucket);
   const minimumSize = transitionMinimumSize(request);
-  const parsed = (await parseXml(await digestedBody(request), MAX_MARKUP.lifecycle))?.LifecycleConfiguration;
+  const parsed = (await parseXml(await digestedBody(request, res), MAX_MARKUP.lifecycle))?.LifecycleConfiguration;
   if (typeof parsed !== 'object') throw errors.malformedXml();
   const elements = (parsed.Rule ?? []) as unknown[];
   if (elements.length === 0 || elements.length > MAX_LIFECYCLE_RULES) throw errors.malformedXml();

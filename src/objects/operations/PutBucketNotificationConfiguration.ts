@@ -12,7 +12,7 @@ import { changeRules } from './notification-rules.js';
  */
 export const putBucketNotificationConfiguration: Operation = async (request, res, context) => {
   context.objects.existingBucket(request.bucket);
-  const parsed = (await parseXml(await smallBody(request), MAX_MARKUP.configuration))?.NotificationConfiguration;
+  const parsed = (await parseXml(await smallBody(request, res), MAX_MARKUP.configuration))?.NotificationConfiguration;
   if (parsed === undefined) throw errors.malformedXml();
   const configuration = typeof parsed === 'object' ? parsed : {};
   if (configuration.TopicConfiguration || configuration.QueueConfiguration) {

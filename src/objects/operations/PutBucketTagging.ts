@@ -9,7 +9,7 @@ import { digestedBody } from './writing.js';
  */
 export const putBucketTagging: Operation = async (request, res, context) => {
   context.objects.existingBucket(request.bucket);
-  const tags = checkBucketTags(documentTags(await parseXml(await digestedBody(request), MAX_MARKUP.configuration)));
+  const tags = checkBucketTags(documentTags(await parseXml(await digestedBody(request, res), MAX_MARKUP.configuration)));
   await context.objects.changeConfiguration(request.bucket, 'tags', () => bucketTagsJson(tags));
   sendEmpty(res, 204);
 };

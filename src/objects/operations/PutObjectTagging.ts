@@ -11,7 +11,7 @@ import { checkEventQueue, digestedBody } from './writing.js';
  */
 export const putObjectTagging: Operation = async (request, res, context) => {
   checkVersionId(request.query.get('versionId'));
-  const tags = checkTags(documentTags(await parseXml(await digestedBody(request), MAX_MARKUP.configuration)));
+  const tags = checkTags(documentTags(await parseXml(await digestedBody(request, res), MAX_MARKUP.configuration)));
   checkEventQueue(context);
   await context.objects.setTags(request.bucket, request.key, tags, 'ObjectTagging:Put', changeOrigin(request));
   sendEmpty(res, 200);

@@ -11,7 +11,7 @@ import { checksumElements } from './writing.js';
  * The part is written and committed like an uploaded one (a temporary file fsynced, then renamed).
  */
 export const uploadPartCopy: Operation = async (request, res, context) => {
-  await smallBody(request);
+  await smallBody(request, res);
   const partNumber = partNumberOf(request);
   const upload = context.objects.existingUpload(request.bucket, request.key, request.query.get('uploadId') ?? '');
   const source = copySource(request);

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { S3Error } from '../errors.js';
 import { el, MAX_MARKUP, parseXml } from '../xml.js';
 import { GATEWAY_ACCOUNT } from '../../gateway-identity.js';
@@ -27,9 +28,9 @@ const aclsDisabled = () => new S3Error('AccessControlListNotSupported', 400, 'Th
  * `mv` send, having read it from the source; S3 refuses even that once ACLs are disabled, and s3cmd
  * then needs `--acl-private`). Any other ACL is AccessControlListNotSupported.
  */
-async function checkOwnerAcl(request: S3Request): Promise<void> {
+async function checkOwnerAcl(request: S3Request, res: ServerResponse): Promise<void> {
   if (asksForAcl(request)) throw aclsDisabled();
-  const body = await smallBody(request, 64 * 1024);
+  const body = await smallBody(request, res, 64 * 1024);
   if (body.trim() === '') {
     if (request.headers['x-amz-acl'] === undefined) throw new S3Error('MissingSecurityHeader', 400, 'Your request was missing a required header', { MissingHeaderName: 'x-amz-acl' });
     return;
@@ -57,13 +58,13 @@ export const getObjectAcl: Operation = (request, res, context) => {
 
 export const putBucketAcl: Operation = async (request, res, context) => {
   context.objects.existingBucket(request.bucket);
-  await checkOwnerAcl(request);
+  await checkOwnerAcl(request, res);
   sendEmpty(res, 200);
 };
 
 export const putObjectAcl: Operation = async (request, res, context) => {
   checkVersionId(request.query.get('versionId'));
   context.objects.existingObject(request.bucket, request.key);
-  await checkOwnerAcl(request);
+  await checkOwnerAcl(request, res);
   sendEmpty(res, 200);
 };

@@ -7,7 +7,7 @@ import { GATEWAY_ACCOUNT } from '../../gateway-identity.js';
 import type { ChangeOrigin, ObjectRecord, ObjectStore } from '../object-store.js';
 import { errors } from '../errors.js';
 import { document, el } from '../xml.js';
-import { takeForAnswer } from '../../http/body-memory.js';
+import { takeFor } from '../../http/body-memory.js';
 
 /** One S3 request once addressed and authenticated. */
 export interface S3Request {
@@ -28,8 +28,6 @@ export interface S3Request {
   sourceIp: string;
   /** `http://host:port` as the client addressed it (CompleteMultipartUpload's Location). */
   origin: string;
-  /** Takes room for `bytes` more of a body held whole (smallBody) in the memory every listener shares; false when there is none. */
-  holdInMemory(bytes: number): boolean;
 }
 
 /** What every S3 operation works with. */
@@ -71,7 +69,7 @@ export function sendXml(res: ServerResponse, status: number, root: string, child
   const body = Buffer.from(document(root, children));
   // A client slow to read holds it until it does. A reading (a listing) is refused instead when
   // memory is short: it changed nothing, and clients retry SlowDown; the answer of a write always goes.
-  if (!takeForAnswer(res, body.length) && res.req.method === 'GET') throw errors.slowDown();
+  if (!takeFor(res, body.length) && res.req.method === 'GET') throw errors.slowDown();
   res.writeHead(status, { 'Content-Type': 'application/xml', 'Content-Length': body.length, ...headers });
   res.end(body);
 }
@@ -191,13 +189,13 @@ export function header(request: S3Request, name: string): string | undefined {
  * Reads a small request body (XML documents), at most `limit` bytes, held in the memory every
  * listener shares: past its bound, SlowDown (503), which clients retry.
  */
-export async function smallBody(request: S3Request, limit = 4 * 1024 * 1024): Promise<string> {
+export async function smallBody(request: S3Request, res: ServerResponse, limit = 4 * 1024 * 1024): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request.body) {
     size += (chunk as Buffer).length;
     if (size > limit) throw errors.malformedXml();
-    if (!request.holdInMemory((chunk as Buffer).length)) throw errors.slowDown();
+    if (!takeFor(res, (chunk as Buffer).length)) throw errors.slowDown();
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');

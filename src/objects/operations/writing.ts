@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { DEFAULT_CONTENT_TYPE } from '../content-type.js';
 import { errors, S3Error } from '../errors.js';
 import { el } from '../xml.js';
@@ -19,13 +20,13 @@ export function contentMd5(request: S3Request): string | undefined {
  * x-amz-trailer announces); without one S3 changes nothing and answers InvalidRequest. Content-MD5
  * is checked here once the body is read, a checksum as the body streams.
  */
-export async function digestedBody(request: S3Request): Promise<string> {
+export async function digestedBody(request: S3Request, res: ServerResponse): Promise<string> {
   const announced = [...Object.keys(request.headers), header(request, 'x-amz-trailer') ?? ''];
   if (request.headers['content-md5'] === undefined && !announced.some((name) => checksumHeaderAlgorithm(name) !== undefined)) {
     throw errors.invalidRequest('Missing required header for this request: Content-MD5');
   }
   const digest = contentMd5(request);
-  const text = await smallBody(request);
+  const text = await smallBody(request, res);
   const calculated = digest !== undefined ? createHash('md5').update(text).digest('base64') : undefined;
   if (calculated !== digest) throw errors.badDigest(digest!, calculated!);
   return text;
