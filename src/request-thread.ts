@@ -1,6 +1,6 @@
 import { parentPort, Worker, type ResourceLimits } from 'node:worker_threads';
 
-/** A thread nobody asked anything for this long ends: an idle gateway does not keep its ~3 MB. */
+/** A thread nobody asked anything for this long ends: an idle gateway does not keep its ~6 MB. */
 const IDLE_MS = 10_000;
 
 /** What every reply carries: the request's id, and the error message when it failed. */
@@ -14,7 +14,9 @@ type Pending<Reply> = { resolve: (reply: Reply) => void; reject: (error: Error) 
 /**
  * A worker thread answering requests (`answerRequests` in `main`), started on the first request and
  * ended when idle. Requests run one after another in the thread, in the order made; if the thread
- * dies, the requests in flight reject and the next request starts a new one.
+ * dies, the requests in flight reject and the next request starts a new one. Several users may
+ * share one (each thread is a V8 heap and a Node.js environment of its own, ~6 MB while it runs):
+ * each adds what it needs told when the thread ends (`whenIdle`) or kept up for (`holdWhile`).
  */
 export class RequestThread<Request extends object, Reply extends ThreadReply> {
   private worker: Worker | undefined;
@@ -24,12 +26,20 @@ export class RequestThread<Request extends object, Reply extends ThreadReply> {
   /** Counts the threads started: state kept in one is not in the next. */
   generation = 0;
 
-  /**
-   * `onIdle`: called as the idle thread ends (what goes with it may go too). `holding`: whether the
-   * thread keeps state between requests that is still wanted (it is not ended then, however long idle).
-   */
-  constructor(private readonly main: URL, private readonly resourceLimits: ResourceLimits, private readonly onIdle: () => void = () => undefined,
-    private readonly holding: () => boolean = () => false) {}
+  private readonly idleListeners: Array<() => void> = [];
+  private readonly holders: Array<() => boolean> = [];
+
+  constructor(private readonly main: URL, private readonly resourceLimits: ResourceLimits) {}
+
+  /** `listener` is called as the idle thread ends (what goes with it may go too). */
+  whenIdle(listener: () => void): void {
+    this.idleListeners.push(listener);
+  }
+
+  /** The thread is not ended, however long idle, while `holding` says it keeps state between requests that is still wanted. */
+  holdWhile(holding: () => boolean): void {
+    this.holders.push(holding);
+  }
 
   /** `transfer`: memory handed over to the thread rather than copied (gone from here once sent). */
   request(request: Request, transfer: ArrayBuffer[] = []): Promise<Reply> {
@@ -82,9 +92,9 @@ export class RequestThread<Request extends object, Reply extends ThreadReply> {
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
       if (this.worker !== worker || this.inFlight.size) return;
-      if (this.holding()) return this.idle(worker);
+      if (this.holders.some((holding) => holding())) return this.idle(worker);
       this.worker = undefined;
-      this.onIdle();
+      for (const listener of this.idleListeners) listener();
       void worker.terminate();
     }, IDLE_MS);
     this.idleTimer.unref();

@@ -1,9 +1,8 @@
-import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { outpost } from './helpers/mqtt.js';
 import { invoke, writePackage } from './helpers/functions.js';
-import { eventually } from './helpers/eventually.js';
+import { steadyThreadCount } from './helpers/threads.js';
 import { validateConfig } from '../src/config/load.js';
 
 // Each Node.js function deployed starts a spare thread (a V8 heap of its own, ~7 MB) for its first
@@ -21,13 +20,8 @@ describe('functions: spare threads bounded daemon-wide', () => {
   let daemon: TestDaemon;
   const first = writePackage({ 'template.yaml': templateOf(NAMES.slice(0, 1)), 'index.js': HANDLER });
   const rest = writePackage({ 'template.yaml': templateOf(NAMES.slice(1)), 'index.js': HANDLER });
-  const threads = () => readdirSync(`/proc/${daemon.process.pid}/task`).length;
   /** The thread count once it has not changed for 500 ms (the deploy's check environments have ended). */
-  const steadyThreads = () => eventually(async () => {
-    const count = threads();
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    return threads() === count ? count : undefined;
-  }, 20_000);
+  const steadyThreads = () => steadyThreadCount(daemon.process.pid!);
 
   beforeAll(async () => {
     // An idle timeout far beyond the test: spares would stay for all of it.

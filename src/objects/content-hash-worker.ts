@@ -1,8 +1,8 @@
-// The MD5 (the ETag) of large bodies, in a worker thread of its own: at ~500 MB/s on one core here it
-// took two thirds of the event loop's time during a large PUT, which now reads the socket and
-// writes the file while this thread hashes. Only Node's built-ins (and request-thread) are loaded.
+// The MD5 (the ETag) of large bodies, in the objects thread (objects-thread-worker.ts): at ~500 MB/s
+// on one core here it took two thirds of the event loop's time during a large PUT, which now reads
+// the socket and writes the file while this thread hashes. Only Node's built-ins are loaded.
 import { createHash, type Hash } from 'node:crypto';
-import { answerRequests, type ThreadReply } from '../request-thread.js';
+import type { ThreadReply } from '../request-thread.js';
 
 export type ContentHashRequest =
   /** The next `bytes` of body `body`, at `offset` in memory shared with the event loop (not to be changed until answered). */
@@ -16,7 +16,7 @@ export type ContentHashReply = ThreadReply & { md5?: Uint8Array };
 
 const hashes = new Map<number, Hash>();
 
-answerRequests<ContentHashRequest & { id: number }>((request) => {
+export function answerContentHash(request: ContentHashRequest): { reply: Omit<ContentHashReply, 'id'> } | void {
   if (request.kind === 'update') {
     let hash = hashes.get(request.body);
     if (!hash) hashes.set(request.body, (hash = createHash('md5')));
@@ -29,4 +29,4 @@ answerRequests<ContentHashRequest & { id: number }>((request) => {
     const md5 = (hash ?? createHash('md5')).digest();
     return { reply: { md5 } };
   }
-});
+}

@@ -1,7 +1,7 @@
-import { RequestThread } from '../request-thread.js';
-import type { ContentHashReply, ContentHashRequest } from './content-hash-worker.js';
+import type { ContentHashRequest } from './content-hash-worker.js';
+import type { ObjectsThread } from './objects-thread.js';
 
-/** The MD5 of one body, computed in the content hash thread from memory shared with it. */
+/** The MD5 of one body, computed in the objects thread from memory shared with it. */
 export interface BodyHash {
   /** Hashes `chunk`, a view of shared memory; resolves once the thread is done with it (it may be refilled). */
   update(chunk: Uint8Array): Promise<void>;
@@ -11,19 +11,21 @@ export interface BodyHash {
 }
 
 /**
- * The thread hashing large bodies (content-hash-worker.ts), started on the first and ended when
- * idle: ~3 MB while it runs. Bodies hashed at the same time take turns in it, each in order.
+ * Large bodies hashed in the objects thread (content-hash-worker.ts). Bodies hashed at the same time
+ * take turns in it, each in order.
  */
-export class ContentHashThread {
+export class ContentHashes {
   /**
    * Bodies from `body()` to their digest or discard. Their running hashes live in the thread, so it
    * is not ended while one is open, however slowly its body comes (a sender pausing for more than the
    * thread's idle time would otherwise get the MD5 of what came after the pause only).
    */
   private open = 0;
-  private readonly thread = new RequestThread<ContentHashRequest, ContentHashReply>(new URL('./content-hash-worker.js', import.meta.url),
-    { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 }, undefined, () => this.open > 0);
   private nextBody = 1;
+
+  constructor(private readonly thread: ObjectsThread) {
+    thread.holdWhile(() => this.open > 0);
+  }
 
   body(): BodyHash {
     const body = this.nextBody++;
@@ -59,9 +61,5 @@ export class ContentHashThread {
         this.thread.tell({ kind: 'discard', body });
       },
     };
-  }
-
-  stop(): Promise<void> {
-    return this.thread.stop();
   }
 }

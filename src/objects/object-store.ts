@@ -17,7 +17,8 @@ import { collectBufferGarbage } from '../buffer-garbage.js';
 import { fileChunks } from './file-chunks.js';
 import { BodyTurns, type BodyTurn } from './body-turns.js';
 import { BufferSets, type LentBuffers } from './buffer-sets.js';
-import { ContentHashThread, type BodyHash } from './content-hash.js';
+import { ContentHashes, type BodyHash } from './content-hash.js';
+import { objectsThread } from './objects-thread.js';
 import { checksummed, checksumMismatch, runningChecksum, type ChecksumAlgorithm } from '../auth/checksums.js';
 import type { Tags } from './tags.js';
 
@@ -379,18 +380,18 @@ const WRITE_BUFFER_BYTES = 256 * 1024;
 /** A large body's writeback starts after this many bytes rather than at its end (FileWriter). */
 const FLUSH_AHEAD_BYTES = 8 * 1024 * 1024;
 
-/** Write buffers of a body hashed in the content hash thread (FileWriter). */
+/** Write buffers of a body hashed in the objects thread (FileWriter). */
 const HASHED_WRITE_BUFFERS = 4;
 
 /**
  * Bodies of at least this size (or of no announced size) are large: read BODIES_AT_ONCE at a time
- * (BodyTurns), and hashed in the content hash thread from the write buffers (HASH_OFF_THREAD); below
+ * (BodyTurns), and hashed in the objects thread from the write buffers (HASH_OFF_THREAD); below
  * it the thread's round trips cost more than they spare the event loop.
  */
 const LARGE_BODY_BYTES = 1024 * 1024;
 const BODIES_AT_ONCE = 2;
 
-/** Not on a board of one core, where the content hash thread would only add its ~15 % more CPU per MiB. */
+/** Not on a board of one core, where hashing in the objects thread would only add ~15 % more CPU per MiB. */
 const HASH_OFF_THREAD = availableParallelism() > 1;
 
 /**
@@ -404,7 +405,7 @@ const hashedWriteBuffers = new BufferSets(2 * BODIES_AT_ONCE, HASHED_WRITE_BUFFE
 
 /**
  * A FileWriter's buffers of `bytes`, when not lent: two (one filled while the other is written), or
- * four in memory shared with the content hash thread when `hashed` (two more while those are hashed).
+ * four in memory shared with the objects thread when `hashed` (two more while those are hashed).
  */
 function writeBuffers(hashed: boolean, bytes: number): Buffer[] {
   return Array.from({ length: hashed ? HASHED_WRITE_BUFFERS : 2 }, () => Buffer.from(hashed ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes)));
@@ -444,7 +445,9 @@ export class ObjectStore {
   private readonly uploadDir: string;
   private readonly statements;
   private readonly shareCopies: ShareCopies;
-  private readonly contentHashes = new ContentHashThread();
+  /** Hashes large bodies and writes share copies (ContentHashes, ShareCopies). */
+  private readonly thread = objectsThread();
+  private readonly contentHashes = new ContentHashes(this.thread);
   readonly bodyTurns = new BodyTurns(BODIES_AT_ONCE);
   private readonly knownBuckets = new Map<string, BucketRecord>();
   /**
@@ -525,7 +528,7 @@ export class ObjectStore {
       allParts: db.prepare('SELECT part_number, size, etag, last_modified, checksum FROM object_parts WHERE upload_id = ? ORDER BY part_number'),
     };
     this.shareCopies = new ShareCopies({
-      store, locks: this.locks, changes, tmpDir: this.tmpDir, log,
+      store, locks: this.locks, changes, tmpDir: this.tmpDir, log, thread: this.thread,
       sharePath: (bucket, key) => sharePath(shareRoot, bucket, key),
       renames: {
         renaming: (path) => this.shareRenamesListener?.renaming(path),
@@ -571,7 +574,7 @@ export class ObjectStore {
   /** Waits for the share copies under way (at stop; what is left is written at the next start). */
   async close(): Promise<void> {
     await this.shareCopies.drain();
-    await this.contentHashes.stop();
+    await this.thread.stop();
   }
 
   // ── buckets ────────────────────────────────────────────────────────────────────────────────
@@ -1428,15 +1431,15 @@ const NOATIME = constants.O_NOATIME ?? 0;
  * not from the chunks themselves, spares the thread pool touching each chunk's fresh memory on
  * another core: `perf` of a 64 MiB PUT (bench/objects) put the pool's writes at 1.4× the CPU of
  * the MD5 when they gathered the chunks, 0.65× from two reused buffers, and the copy costs the
- * main thread less than that. With `hash` (a large body) each buffer is also hashed in the content
- * hash thread, from the same memory, while the next ones fill: four buffers, so that neither the
+ * main thread less than that. With `hash` (a large body) each buffer is also hashed in the objects
+ * thread, from the same memory, while the next ones fill: four buffers, so that neither the
  * hash nor the write waits for the other's slower moments. Starts the disk's writeback early: each
  * time FLUSH_AHEAD_BYTES more were written, an fdatasync runs in the background, so the last one
  * has only the tail left to flush instead of the whole object. What it wrote counts towards the
  * next collection of dead body chunks (collectBufferGarbage).
  */
 class FileWriter {
-  /** Over memory shared with the content hash thread when the body is hashed there. */
+  /** Over memory shared with the objects thread when the body is hashed there. */
   private readonly buffers: Buffer[];
   private lent: LentBuffers | undefined;
   /** Per buffer: settles once its last write (and hash) is done, and it may be filled again. */

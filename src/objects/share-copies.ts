@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import type { KeyLocks } from './key-locks.js';
 import type { ChangeLog, ShareRenames } from './object-store.js';
-import { ShareCopyThread } from './share-copy-thread.js';
+import type { ObjectsThread } from './objects-thread.js';
+import { ShareFileCalls } from './share-file-calls.js';
 import type { CopyJob, StoreFile } from './share-copy-worker.js';
 
 export type { StoreFile } from './share-copy-worker.js';
@@ -41,6 +42,8 @@ export interface ShareCopiesContext {
   sharePath(bucket: string, key: string): string;
   /** Told of each copy's rename before it, and when it did not happen. */
   renames: ShareRenames;
+  /** Where the file system calls are made. */
+  thread: ObjectsThread;
 }
 
 /**
@@ -113,13 +116,14 @@ export class ShareCopies {
   private pendingRowsAfter: { bucket: string; key: string } | undefined;
   private stopping = false;
   private retryDelayMs = RETRY_FIRST_MS;
-  private readonly thread = new ShareCopyThread();
+  private readonly files: ShareFileCalls;
   /** Temporary file names: a random prefix per run and a counter. */
   private readonly tempPrefix = randomBytes(6).toString('hex');
   private tempCounter = 0;
   private readonly statements;
 
   constructor(private readonly context: ShareCopiesContext) {
+    this.files = new ShareFileCalls(context.thread);
     const db = context.store.db;
     const pendingRow = 'bucket = ? AND key = ? AND body = ? AND inline = 1 AND blob IS NULL AND file_ino IS NULL';
     this.statements = {
@@ -175,13 +179,12 @@ export class ShareCopies {
     this.schedulePendingRows();
     // every page of them: the next is scheduled as one is done
     await this.settled();
-    await this.thread.stop();
     return count;
   }
 
   /**
-   * At stop: waits for the copies under way (what is left is written at the next start), then lets
-   * the thread go; no more pages of pending rows, no retry.
+   * At stop: waits for the copies under way (what is left is written at the next start); no more
+   * pages of pending rows, no retry.
    */
   async drain(): Promise<void> {
     this.stopping = true;
@@ -189,7 +192,7 @@ export class ShareCopies {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     await this.settled();
-    await this.thread.stop();
+    this.files.stop();
   }
 
   /** Resolves once no copy is pending, under way or unrecorded. */
@@ -272,7 +275,7 @@ export class ShareCopies {
       this.wakeRoomWaiters();
       const jobs = batch.filter((prepared) => prepared.job);
       for (const prepared of jobs) this.context.renames.renaming(prepared.job!.target);
-      const results = jobs.length === 0 ? [] : await this.thread.copy(jobs.map((prepared) => prepared.job!)).catch((error: Error) => {
+      const results = jobs.length === 0 ? [] : await this.files.copy(jobs.map((prepared) => prepared.job!)).catch((error: Error) => {
         this.context.log.warn({ err: error }, 'could not write share files of objects held in the database; tried again later');
         this.retryLater();
         return [];
@@ -353,7 +356,7 @@ export class ShareCopies {
     this.lastSyncAt = performance.now();
     const copied = outcomes.filter((outcome) => outcome.kind === 'copied');
     if (copied.length) {
-      await this.thread.sync(this.context.tmpDir, copied.map((outcome) => outcome.target)).catch((error) => {
+      await this.files.sync(this.context.tmpDir, copied.map((outcome) => outcome.target)).catch((error) => {
         // their rows stay pending: the copies are written again (retryLater)
         for (const outcome of copied) this.placed.delete(`${outcome.bucket}/${outcome.key}`);
         throw error;

@@ -1,12 +1,13 @@
-// The file system side of ShareCopies, in a worker thread of its own: each copy is a handful of
-// calls (create, write, set times, rename) that cost ~60 µs when made synchronously in a row, where
-// the same calls as thread-pool round trips from the event loop cost ~250 µs of CPU here (every
-// call wakes a pool thread and then the loop). Creating a file can also wait for the filesystem's
-// journal, which the event loop must not. Only Node's built-ins (and share-paths, request-thread) are loaded: the thread stays small.
+// The file system side of ShareCopies, in the objects thread (objects-thread-worker.ts): each copy
+// is a handful of calls (create, write, set times, rename) that cost ~60 µs when made synchronously
+// in a row, where the same calls as thread-pool round trips from the event loop cost ~250 µs of CPU
+// here (every call wakes a pool thread and then the loop). Creating a file can also wait for the
+// filesystem's journal, which the event loop must not. Only Node's built-ins (and share-paths) are
+// loaded: the thread stays small.
 import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { makeDirectoriesSync } from '../store/durable-directories.js';
-import { answerRequests, type ThreadReply } from '../request-thread.js';
+import type { ThreadReply } from '../request-thread.js';
 import { BLOCKED, lstatUnlessBlocked } from './share-paths.js';
 
 /** A share file the store wrote (inode, size, mtime), which a newer version's copy replaces. */
@@ -134,7 +135,7 @@ function syncPath(path: string, dataOnly: boolean): void {
   }
 }
 
-answerRequests<ShareCopyRequest & { id: number }>((request) => {
+export function answerShareCopy(request: ShareCopyRequest): { reply: Omit<ShareCopyReply, 'id'> } | void {
   if (request.kind === 'copy') return { reply: { results: request.jobs.map(copyFile) } };
   syncCopies(request.paths);
-});
+}

@@ -1,17 +1,19 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
-import { RequestThread } from '../request-thread.js';
-import type { CopyJob, CopyResult, ShareCopyReply, ShareCopyRequest } from './share-copy-worker.js';
+import type { ObjectsThread } from './objects-thread.js';
+import type { CopyJob, CopyResult } from './share-copy-worker.js';
 
 /**
- * The share copies' worker thread (share-copy-worker.ts), started on the first request and ended
- * when idle (RequestThread), and the shell that syncs the share's filesystem.
+ * The share copies' file system calls, made in the objects thread (share-copy-worker.ts), and the
+ * shell that syncs the share's filesystem (which goes when the thread does).
  */
-export class ShareCopyThread {
+export class ShareFileCalls {
   private readonly syncfs = new Syncfs();
-  private readonly thread = new RequestThread<ShareCopyRequest, ShareCopyReply>(new URL('./share-copy-worker.js', import.meta.url),
-    { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 }, () => this.syncfs.stop());
+
+  constructor(private readonly thread: ObjectsThread) {
+    thread.whenIdle(() => this.syncfs.stop());
+  }
 
   /** Writes the copies, in order; one result per job. The jobs' contents are handed over: empty here afterwards. */
   async copy(jobs: CopyJob[]): Promise<CopyResult[]> {
@@ -25,9 +27,9 @@ export class ShareCopyThread {
     await this.thread.request({ kind: 'sync', paths });
   }
 
-  async stop(): Promise<void> {
+  /** Ends the shell (the thread is the object store's to end). */
+  stop(): void {
     this.syncfs.stop();
-    await this.thread.stop();
   }
 }
 
