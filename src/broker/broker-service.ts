@@ -88,7 +88,7 @@ export class BrokerService implements Service, LocalBus {
       },
     });
     reportSessionsInFlight(this.persistence);
-    this.outgoing = new OutgoingWrites(config.mqtt.maxClientBacklogBytes, {
+    this.outgoing = new OutgoingWrites({ perClient: config.mqtt.maxClientBacklogBytes, total: config.mqtt.maxBacklogBytes }, {
       sent: () => { this.metrics.messagesOut++; },
       dropped: () => { this.metrics.dropped.slow_consumer++; },
     });
@@ -97,6 +97,7 @@ export class BrokerService implements Service, LocalBus {
       connections: () => this.listenersSet.connections(),
       bytesIn: () => this.listenersSet.bytesIn(),
       bytesOut: () => this.listenersSet.bytesOut(),
+      backlogBytes: () => this.outgoing.backlogBytes(),
     });
     this.expiry = new SessionExpiry(config.mqtt.persistentSessionExpiry * 1000, this.persistence, (clientId) => {
       const client = (this.broker as unknown as { clients: Record<string, Client | undefined> } | undefined)?.clients[clientId];

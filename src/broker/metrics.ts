@@ -15,10 +15,14 @@ export class BrokerMetrics {
   readonly refusedSubscriptions: Record<SubscriptionRefusal, number> = { per_client_limit: 0, broker_limit: 0, filter_too_long: 0 };
   readonly refused: Record<RefusalReason, number> = { identifier_rejected: 0, server_unavailable: 0, bad_credentials: 0, not_authorized: 0, max_connections: 0, packet_too_large: 0, connect_budget: 0, receive_budget: 0, origin_not_allowed: 0, persistent_session_limit: 0, awaiting_rel_limit: 0, storage_failed: 0, slow_consumer: 0 };
 
-  constructor(registry: Registry, live: { connections: () => number; bytesIn: () => number; bytesOut: () => number }) {
+  constructor(registry: Registry, live: { connections: () => number; bytesIn: () => number; bytesOut: () => number; backlogBytes: () => number }) {
     const registers = [registry];
     const metrics = this;
     new Gauge({ name: 'outpost_mqtt_connections', help: 'Connected MQTT clients', registers, collect() { this.set(live.connections()); } });
+    new Gauge({
+      name: 'outpost_mqtt_backlog_bytes', help: 'Bytes written to MQTT clients that their sockets have not taken yet (clients not keeping up), all together',
+      registers, collect() { this.set(live.backlogBytes()); },
+    });
     new Counter({ name: 'outpost_mqtt_bytes_received_total', help: 'Bytes received on MQTT sockets', registers, collect() { setCounter(this, live.bytesIn()); } });
     new Counter({ name: 'outpost_mqtt_bytes_sent_total', help: 'Bytes sent on MQTT sockets', registers, collect() { setCounter(this, live.bytesOut()); } });
     new Counter({ name: 'outpost_mqtt_messages_received_total', help: 'PUBLISH packets received from clients', registers, collect() { setCounter(this, metrics.messagesIn); } });

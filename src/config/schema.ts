@@ -110,6 +110,12 @@ const mqttSchema = () => z.strictObject({
    */
   maxClientBacklogBytes: positiveInt(1024 * 1024, 'bytes ≥ 1'),
   /**
+   * Bytes that may wait unsent to clients not keeping up, all together: beyond it a QoS 0 message
+   * to any client whose socket still holds unsent bytes is dropped (counted as slow_consumer), so
+   * many stalled subscribers hold this much, not maxClientBacklogBytes each.
+   */
+  maxBacklogBytes: positiveInt(16 * 1024 * 1024, 'bytes ≥ 1'),
+  /**
    * Bytes of one topic filter: a longer one gets SUBACK 0x80 (counted). The subscription limits
    * count filters, each costing about its length again in memory, and MQTT allows 64 KiB.
    */

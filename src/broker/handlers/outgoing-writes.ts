@@ -54,6 +54,9 @@ function encode(packet: Packet, opts: unknown): Buffer {
   return bytes;
 }
 
+/** A connection's packets of one event-loop turn go out in one write, or in writes of about this much. */
+const WRITE_AT_BYTES = 64 * 1024;
+
 interface Connection {
   pending: Buffer[];
   pendingBytes: number;
@@ -68,7 +71,8 @@ interface Connection {
  *
  * - Batching: aedes writes each packet as several small writes with a cork per
  *   packet, i.e. one writev system call per message. Here each packet is encoded
- *   once and a connection's packets of one event-loop turn go out in one write.
+ *   once and a connection's packets of one event-loop turn go out in one write
+ *   (or one per WRITE_AT_BYTES).
  * - Durable PUBACK: aedes writes a QoS 1 PUBACK before it stores the message for
  *   persistent sessions and as retained. The PUBACK is held until aedes' `published`
  *   hook, which runs only after those writes committed (`release`). A crash in
@@ -79,13 +83,19 @@ export class OutgoingWrites {
   private readonly connections = new WeakMap<object, Connection>();
   private dirty = new Set<Writable>();
   private flushScheduled = false;
+  /** Sockets that held unsent bytes at the last flush: clients not keeping up. */
+  private readonly behind = new Set<Writable>();
+  /** What those sockets held then, and what was queued to them since. */
+  private behindBytes = 0;
 
   /**
-   * `maxBacklogBytes`: what may wait unsent for one connection (its socket's buffer and this
-   * turn's packets) before a live QoS 0 PUBLISH to it is dropped (`publishes.dropped`) rather than
-   * queued. `publishes.sent` counts those written.
+   * A live QoS 0 PUBLISH to a connection is dropped (`publishes.dropped`) rather than queued when
+   * what waits unsent for it (its socket's buffer and this turn's packets) reaches
+   * `limits.perClient`, or when its socket holds unsent bytes and those of all such sockets
+   * together reach `limits.total`: clients that keep up still get it. `publishes.sent` counts those
+   * written.
    */
-  constructor(private readonly maxBacklogBytes: number, publishes: { sent(): void; dropped(): void }) {
+  constructor(private readonly limits: { perClient: number; total: number }, publishes: { sent(): void; dropped(): void }) {
     const connections = this.connections;
     mqttPacket.writeToStream = (packet, stream, opts) => {
       const connection = connections.get(stream as object);
@@ -100,7 +110,7 @@ export class OutgoingWrites {
         // A live QoS 0 message never makes aedes wait for this socket (it would hold every other
         // delivery meanwhile); at most once, it is dropped when too much waits for the client.
         // Retained ones, sent on SUBSCRIBE from a stream of their own, still wait for the socket.
-        if (this.backlog(stream as Writable, connection) >= this.maxBacklogBytes) {
+        if (this.backlog(stream as Writable, connection) >= this.limits.perClient || (this.behindBytes >= this.limits.total && this.behind.has(stream as Writable))) {
           publishes.dropped();
           return true;
         }
@@ -131,6 +141,12 @@ export class OutgoingWrites {
     mqttPacket.writeToStream = writeToStream;
   }
 
+  /** Bytes written to clients that their sockets have not taken yet (all clients together). */
+  backlogBytes(): number {
+    this.countBehind();
+    return this.behindBytes;
+  }
+
   private backlog(stream: Writable, connection: Connection): number {
     return (stream.writableLength ?? 0) + connection.pendingBytes;
   }
@@ -138,6 +154,9 @@ export class OutgoingWrites {
   private enqueue(stream: Writable, connection: Connection, bytes: Buffer): boolean {
     connection.pending.push(bytes);
     connection.pendingBytes += bytes.length;
+    if (this.behind.has(stream)) this.behindBytes += bytes.length;
+    // a burst goes out as it comes, so that a socket that stops taking it is known to be behind at once
+    if (connection.pendingBytes >= WRITE_AT_BYTES) this.writeOut(stream, connection);
     this.dirty.add(stream);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -152,13 +171,32 @@ export class OutgoingWrites {
     this.dirty = new Set();
     for (const stream of streams) {
       const connection = this.connections.get(stream);
-      if (!connection) continue;
-      const pending = connection.pending;
-      connection.pending = [];
-      connection.pendingBytes = 0;
-      if (stream.destroyed || stream.writable === false) continue;
-      // One buffer, one write: cheaper than a writev of many small pieces.
-      stream.write(pending.length === 1 ? pending[0] : Buffer.concat(pending));
+      if (connection) this.writeOut(stream, connection);
+    }
+    this.countBehind();
+  }
+
+  private writeOut(stream: Writable, connection: Connection): void {
+    const pending = connection.pending;
+    connection.pending = [];
+    connection.pendingBytes = 0;
+    if (pending.length === 0 || stream.destroyed || stream.writable === false) return;
+    // One buffer, one write: cheaper than a writev of many small pieces.
+    stream.write(pending.length === 1 ? pending[0] : Buffer.concat(pending));
+    const unsent = stream.writableLength ?? 0;
+    if (unsent && !this.behind.has(stream)) {
+      this.behind.add(stream);
+      this.behindBytes += unsent;
+    }
+  }
+
+  /** Sockets that took everything since leave `behind`; the rest count what they still hold. */
+  private countBehind(): void {
+    this.behindBytes = 0;
+    for (const stream of this.behind) {
+      const unsent = stream.destroyed ? 0 : stream.writableLength ?? 0;
+      if (unsent === 0) this.behind.delete(stream);
+      this.behindBytes += unsent;
     }
   }
 }
