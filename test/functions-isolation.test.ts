@@ -67,6 +67,14 @@ describe('functions: isolation: process and memory limits', () => {
     }
   }, 60_000); // 15 CLI runs and two 1 s timeouts
 
+  it('answers a handler\'s process.abort() with Runtime.ExitError, not as running out of memory (which is also a SIGABRT)', async () => {
+    const failed = await invoke(daemon.socket, 'ProcFaults', { mode: 'abort' });
+    expect(failed.result.payload).toMatchObject({
+      errorType: 'Runtime.ExitError', errorMessage: expect.stringMatching(/^RequestId: [0-9a-f-]{36} Error: Runtime exited with error: signal: aborted$/),
+    });
+    expect((await invoke(daemon.socket, 'ProcFaults')).result.payload).toMatchObject({ ok: true });
+  });
+
   it('bounds a process instance\'s heap by MemorySize: Runtime.OutOfMemory, and the daemon keeps serving', async () => {
     const failed = await invoke(daemon.socket, 'ProcOom');
     expect(failed.result.payload).toMatchObject({ errorType: 'Runtime.OutOfMemory' });

@@ -1,7 +1,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import type { InvokeMessage, WorkerInit, WorkerLoad, WorkerMessage } from './protocol.js';
 import { killEnvironmentProcess, residentBytes } from './process-group.js';
@@ -213,6 +213,7 @@ function processHost(options: WorkerOptions): NodeHost {
   // a spawn that failed (EMFILE: descriptors a thread function used up) has no pipes; its 'error' fails the init (listen)
   child.stdout?.pipe(options.log, { end: false });
   child.stderr?.pipe(options.log, { end: false });
+  const heapExhausted = child.stderr ? watchForHeapExhaustion(child.stderr) : () => false;
   // what a handler detached left the group: recorded apart, ended with it
   const detached = new SpawnedChildren();
   let groupKilled = false;
@@ -246,12 +247,47 @@ function processHost(options: WorkerOptions): NodeHost {
     listen: (onMessage, onEnd) => {
       child.on('message', (message: unknown) => isWorkerMessage(message) && (detached.take(message) || onMessage(message)));
       child.on('error', (error) => onEnd(() => ({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot start the process: ${error.message}` })));
-      // V8 aborts the process when the heap limit is reached; the memory watch kills it past MemorySize.
-      child.on('exit', (code, signal) => onEnd((requestId) => (signal === 'SIGABRT' || overMemory
+      // V8 aborts the process when the heap limit is reached (a handler's process.abort() is an
+      // exit like any other); the memory watch kills it past MemorySize.
+      child.on('exit', (code, signal) => afterStderr(signal === 'SIGABRT' ? child.stderr : null, () => onEnd((requestId) => ((signal === 'SIGABRT' && heapExhausted()) || overMemory
         ? runtimeErrors.outOfMemory(requestId)
-        : runtimeErrors.exited(requestId, signal ?? code ?? 0))));
+        : runtimeErrors.exited(requestId, signal ?? code ?? 0)))));
     },
   };
+}
+
+/** What V8 writes as it aborts a process whose heap reached its limit ("FATAL ERROR: … JavaScript heap out of memory"). */
+const HEAP_EXHAUSTED = 'JavaScript heap out of memory';
+
+/** Whether `stderr` has said so yet (looked for across chunk boundaries, without keeping the output). */
+function watchForHeapExhaustion(stderr: Readable): () => boolean {
+  let said = false;
+  let tail = '';
+  stderr.on('data', (chunk: Buffer) => {
+    if (said) return;
+    const text = tail + chunk.toString('latin1');
+    said = text.includes(HEAP_EXHAUSTED);
+    tail = text.slice(-HEAP_EXHAUSTED.length);
+  });
+  return () => said;
+}
+
+/** How long an aborted process's last words may follow its exit. */
+const STDERR_AFTER_EXIT_MS = 200;
+
+/** Runs `then` once `stderr` (when given) has ended, or STDERR_AFTER_EXIT_MS after this call at the latest. */
+function afterStderr(stderr: Readable | null, then: () => void): void {
+  if (!stderr || stderr.readableEnded || stderr.destroyed) return then();
+  let done = false;
+  const once = () => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    then();
+  };
+  const timer = setTimeout(once, STDERR_AFTER_EXIT_MS);
+  stderr.once('end', once);
+  stderr.once('close', once);
 }
 
 /** An invocation handed to an instance, waiting for its turn or running. */
