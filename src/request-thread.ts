@@ -20,7 +20,11 @@ type Pending<Reply> = { resolve: (reply: Reply) => void; reject: (error: Error) 
  */
 export class RequestThread<Request extends object, Reply extends ThreadReply> {
   private worker: Worker | undefined;
-  private readonly inFlight = new Map<number, Pending<Reply>>();
+  /**
+   * Requests sent and not answered yet, by the thread they went to: one that ended idle may exit
+   * after the next request started its successor, whose requests are not its to fail.
+   */
+  private readonly inFlight = new Map<Worker, Map<number, Pending<Reply>>>();
   private nextId = 1;
   private idleTimer: NodeJS.Timeout | undefined;
   /** Counts the threads started: state kept in one is not in the next. */
@@ -48,7 +52,7 @@ export class RequestThread<Request extends object, Reply extends ThreadReply> {
     worker.ref();
     const id = this.nextId++;
     return new Promise<Reply>((resolve, reject) => {
-      this.inFlight.set(id, { resolve, reject });
+      this.inFlight.get(worker)!.set(id, { resolve, reject });
       worker.postMessage({ ...request, id }, transfer);
     });
   }
@@ -68,17 +72,20 @@ export class RequestThread<Request extends object, Reply extends ThreadReply> {
   private started(): Worker {
     if (this.worker) return this.worker;
     const worker = new Worker(this.main, { env: {}, resourceLimits: this.resourceLimits });
+    const inFlight = new Map<number, Pending<Reply>>();
+    this.inFlight.set(worker, inFlight);
     worker.on('message', (reply: Reply) => {
-      const pending = this.inFlight.get(reply.id);
-      this.inFlight.delete(reply.id);
-      if (this.inFlight.size === 0) this.idle(worker);
+      const pending = inFlight.get(reply.id);
+      inFlight.delete(reply.id);
+      if (inFlight.size === 0) this.idle(worker);
       if (reply.error !== undefined) pending?.reject(new Error(reply.error));
       else pending?.resolve(reply);
     });
     const failAll = (error: Error) => {
       if (this.worker === worker) this.worker = undefined;
-      for (const pending of this.inFlight.values()) pending.reject(error);
-      this.inFlight.clear();
+      this.inFlight.delete(worker);
+      for (const pending of inFlight.values()) pending.reject(error);
+      inFlight.clear();
     };
     worker.on('error', failAll);
     worker.on('exit', (code) => failAll(new Error(`worker thread ${this.main.pathname.split('/').pop()} exited (${code})`)));
@@ -91,7 +98,7 @@ export class RequestThread<Request extends object, Reply extends ThreadReply> {
     worker.unref();
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
-      if (this.worker !== worker || this.inFlight.size) return;
+      if (this.worker !== worker || this.inFlight.get(worker)?.size) return;
       if (this.holders.some((holding) => holding())) return this.idle(worker);
       this.worker = undefined;
       for (const listener of this.idleListeners) listener();

@@ -680,6 +680,40 @@ describe('subscribers that stop reading, together', () => {
     for (const client of stalled) client.end();
     await eventually(async () => /outpost_mqtt_backlog_bytes 0$/m.test(await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text()));
   }, 60_000);
+
+  it('deliver again to clients that caught up, though nothing was written to anyone since (no /metrics scrape either)', async () => {
+    const subscribers: RawMqtt[] = [];
+    for (let i = 0; i < 2; i++) {
+      const client = await RawMqtt.open(daemon.port('mqtt'));
+      // a long keep-alive: no PINGRESP is written meanwhile, which would have the broker look again
+      client.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `catching-up-${i}`, keepalive: 600 });
+      expect((await client.waitFor((packet) => packet.cmd === 'connack'))?.returnCode).toBe(0);
+      client.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'burst/#', qos: 0 }] });
+      await client.waitFor((packet) => packet.cmd === 'suback');
+      client.socket.pause();
+      subscribers.push(client);
+    }
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'burst', keepalive: 600 });
+    const chunk = Buffer.alloc(60 * 1024, 7);
+    for (let i = 0; i < 300; i++) await publisher.publishAsync('burst/large', chunk, { qos: 0 });
+    // both hold the 512 KiB between them; then they read everything
+    for (const client of subscribers) client.socket.resume();
+    const received = () => subscribers.reduce((sum, client) => sum + client.packets.length, 0);
+    await eventually(async () => {
+      const before = received();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      return received() === before;
+    }, 20_000);
+    for (let i = 0; i < 10; i++) {
+      await publisher.publishAsync('burst/small', `small ${i}`, { qos: 0 });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    for (const client of subscribers) {
+      expect(await eventually(() => client.packets.filter((packet) => packet.topic === 'burst/small').length === 10 || undefined, 5_000)).toBe(true);
+    }
+    publisher.end(true);
+    for (const client of subscribers) client.end();
+  }, 60_000);
 });
 
 describe('a long topic filter', () => {

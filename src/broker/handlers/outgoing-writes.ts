@@ -103,9 +103,9 @@ export class OutgoingWrites {
   private readonly connections = new WeakMap<object, Connection>();
   private dirty = new Set<Writable>();
   private flushScheduled = false;
-  /** Sockets that held unsent bytes at the last flush: clients not keeping up. */
-  private readonly behind = new Set<Writable>();
-  /** What those sockets held then, and what was queued to them since. */
+  /** Sockets found holding unsent bytes (clients not keeping up), with what they held then and what was queued to them since. */
+  private readonly behind = new Map<Writable, number>();
+  /** Their bytes together. */
   private behindBytes = 0;
 
   /**
@@ -130,7 +130,7 @@ export class OutgoingWrites {
         // A live QoS 0 message never makes aedes wait for this socket (it would hold every other
         // delivery meanwhile); at most once, it is dropped when too much waits for the client.
         // Retained ones, sent on SUBSCRIBE from a stream of their own, still wait for the socket.
-        if (this.backlog(stream as Writable, connection) >= this.limits.perClient || (this.behindBytes >= this.limits.total && this.behind.has(stream as Writable))) {
+        if (this.backlog(stream as Writable, connection) >= this.limits.perClient || this.overSharedBound(stream as Writable, connection)) {
           publishes.dropped();
           return true;
         }
@@ -175,7 +175,11 @@ export class OutgoingWrites {
     connection.pending.push(bytes);
     connection.pendingBytes += bytes.length;
     if (bytes.length >= SHARED_FROM_BYTES) connection.largePending = true;
-    if (this.behind.has(stream)) this.behindBytes += bytes.length;
+    const behind = this.behind.get(stream);
+    if (behind !== undefined) {
+      this.behind.set(stream, behind + bytes.length);
+      this.behindBytes += bytes.length;
+    }
     // a burst goes out as it comes, so that a socket that stops taking it is known to be behind at once
     if (connection.pendingBytes >= WRITE_AT_BYTES) this.writeOut(stream, connection);
     this.dirty.add(stream);
@@ -216,18 +220,31 @@ export class OutgoingWrites {
     }
     const unsent = stream.writableLength ?? 0;
     if (unsent && !this.behind.has(stream)) {
-      this.behind.add(stream);
+      this.behind.set(stream, unsent);
       this.behindBytes += unsent;
     }
   }
 
+  /**
+   * Whether a live QoS 0 message to `stream` is over the bound of all slow clients together: it is
+   * one of them, and they hold `limits.total`. Looked at again for this socket, as the last flush
+   * may be long past (nothing was queued to anyone since): one that caught up meanwhile gets it.
+   */
+  private overSharedBound(stream: Writable, connection: Connection): boolean {
+    if (this.behindBytes < this.limits.total || !this.behind.has(stream)) return false;
+    this.recount(stream, (stream.destroyed ? 0 : stream.writableLength ?? 0) + connection.pendingBytes);
+    return this.behindBytes >= this.limits.total && this.behind.has(stream);
+  }
+
   /** Sockets that took everything since leave `behind`; the rest count what they still hold. */
   private countBehind(): void {
-    this.behindBytes = 0;
-    for (const stream of this.behind) {
-      const unsent = stream.destroyed ? 0 : stream.writableLength ?? 0;
-      if (unsent === 0) this.behind.delete(stream);
-      this.behindBytes += unsent;
-    }
+    for (const stream of this.behind.keys()) this.recount(stream, stream.destroyed ? 0 : stream.writableLength ?? 0);
   }
+
+  private recount(stream: Writable, unsent: number): void {
+    this.behindBytes += unsent - (this.behind.get(stream) ?? 0);
+    if (unsent === 0) this.behind.delete(stream);
+    else this.behind.set(stream, unsent);
+  }
+
 }
