@@ -10,6 +10,8 @@ export interface ThreadReply {
 }
 
 type Pending<Reply> = { resolve: (reply: Reply) => void; reject: (error: Error) => void };
+/** A thread started and the requests sent to it not answered yet. */
+type Running<Reply> = { worker: Worker; inFlight: Map<number, Pending<Reply>> };
 
 /**
  * A worker thread answering requests (`answerRequests` in `main`), started on the first request and
@@ -19,12 +21,11 @@ type Pending<Reply> = { resolve: (reply: Reply) => void; reject: (error: Error) 
  * each adds what it needs told when the thread ends (`whenIdle`) or kept up for (`holdWhile`).
  */
 export class RequestThread<Request extends object, Reply extends ThreadReply> {
-  private worker: Worker | undefined;
   /**
-   * Requests sent and not answered yet, by the thread they went to: one that ended idle may exit
-   * after the next request started its successor, whose requests are not its to fail.
+   * The running thread and its requests not answered yet. A thread's requests are its own: one
+   * that ended idle may exit after the next request started its successor, whose requests it must not fail.
    */
-  private readonly inFlight = new Map<Worker, Map<number, Pending<Reply>>>();
+  private current: Running<Reply> | undefined;
   private nextId = 1;
   private idleTimer: NodeJS.Timeout | undefined;
   /** Counts the threads started: state kept in one is not in the next. */
@@ -48,61 +49,59 @@ export class RequestThread<Request extends object, Reply extends ThreadReply> {
   /** `transfer`: memory handed over to the thread rather than copied (gone from here once sent). */
   request(request: Request, transfer: ArrayBuffer[] = []): Promise<Reply> {
     clearTimeout(this.idleTimer);
-    const worker = this.started();
+    const { worker, inFlight } = this.started();
     worker.ref();
     const id = this.nextId++;
     return new Promise<Reply>((resolve, reject) => {
-      this.inFlight.get(worker)!.set(id, { resolve, reject });
+      inFlight.set(id, { resolve, reject });
       worker.postMessage({ ...request, id }, transfer);
     });
   }
 
   /** A request nobody waits for an answer to (the thread sends none). */
   tell(request: Request): void {
-    this.worker?.postMessage({ ...request, id: 0 });
+    this.current?.worker.postMessage({ ...request, id: 0 });
   }
 
   async stop(): Promise<void> {
     clearTimeout(this.idleTimer);
-    const worker = this.worker;
-    this.worker = undefined;
-    await worker?.terminate();
+    const current = this.current;
+    this.current = undefined;
+    await current?.worker.terminate();
   }
 
-  private started(): Worker {
-    if (this.worker) return this.worker;
-    const worker = new Worker(this.main, { env: {}, resourceLimits: this.resourceLimits });
-    const inFlight = new Map<number, Pending<Reply>>();
-    this.inFlight.set(worker, inFlight);
+  private started(): Running<Reply> {
+    if (this.current) return this.current;
+    const current: Running<Reply> = { worker: new Worker(this.main, { env: {}, resourceLimits: this.resourceLimits }), inFlight: new Map() };
+    const { worker, inFlight } = current;
     worker.on('message', (reply: Reply) => {
       const pending = inFlight.get(reply.id);
       inFlight.delete(reply.id);
-      if (inFlight.size === 0) this.idle(worker);
+      if (inFlight.size === 0) this.idle(current);
       if (reply.error !== undefined) pending?.reject(new Error(reply.error));
       else pending?.resolve(reply);
     });
     const failAll = (error: Error) => {
-      if (this.worker === worker) this.worker = undefined;
-      this.inFlight.delete(worker);
+      if (this.current === current) this.current = undefined;
       for (const pending of inFlight.values()) pending.reject(error);
       inFlight.clear();
     };
     worker.on('error', failAll);
     worker.on('exit', (code) => failAll(new Error(`worker thread ${this.main.pathname.split('/').pop()} exited (${code})`)));
-    this.worker = worker;
+    this.current = current;
     this.generation++;
-    return worker;
+    return current;
   }
 
-  private idle(worker: Worker): void {
-    worker.unref();
+  private idle(current: Running<Reply>): void {
+    current.worker.unref();
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
-      if (this.worker !== worker || this.inFlight.get(worker)?.size) return;
-      if (this.holders.some((holding) => holding())) return this.idle(worker);
-      this.worker = undefined;
+      if (this.current !== current || current.inFlight.size) return;
+      if (this.holders.some((holding) => holding())) return this.idle(current);
+      this.current = undefined;
       for (const listener of this.idleListeners) listener();
-      void worker.terminate();
+      void current.worker.terminate();
     }, IDLE_MS);
     this.idleTimer.unref();
   }

@@ -130,7 +130,7 @@ export class OutgoingWrites {
         // A live QoS 0 message never makes aedes wait for this socket (it would hold every other
         // delivery meanwhile); at most once, it is dropped when too much waits for the client.
         // Retained ones, sent on SUBSCRIBE from a stream of their own, still wait for the socket.
-        if (this.backlog(stream as Writable, connection) >= this.limits.perClient || this.overSharedBound(stream as Writable, connection)) {
+        if (this.backlog(stream as Writable, connection) >= this.limits.perClient || this.overSharedBound(stream as Writable)) {
           publishes.dropped();
           return true;
         }
@@ -230,21 +230,22 @@ export class OutgoingWrites {
    * one of them, and they hold `limits.total`. Looked at again for this socket, as the last flush
    * may be long past (nothing was queued to anyone since): one that caught up meanwhile gets it.
    */
-  private overSharedBound(stream: Writable, connection: Connection): boolean {
+  private overSharedBound(stream: Writable): boolean {
     if (this.behindBytes < this.limits.total || !this.behind.has(stream)) return false;
-    this.recount(stream, (stream.destroyed ? 0 : stream.writableLength ?? 0) + connection.pendingBytes);
+    this.recount(stream);
     return this.behindBytes >= this.limits.total && this.behind.has(stream);
   }
 
   /** Sockets that took everything since leave `behind`; the rest count what they still hold. */
   private countBehind(): void {
-    for (const stream of this.behind.keys()) this.recount(stream, stream.destroyed ? 0 : stream.writableLength ?? 0);
+    for (const stream of this.behind.keys()) this.recount(stream);
   }
 
-  private recount(stream: Writable, unsent: number): void {
+  private recount(stream: Writable): void {
+    const connection = this.connections.get(stream);
+    const unsent = connection && !stream.destroyed ? this.backlog(stream, connection) : 0;
     this.behindBytes += unsent - (this.behind.get(stream) ?? 0);
     if (unsent === 0) this.behind.delete(stream);
     else this.behind.set(stream, unsent);
   }
-
 }

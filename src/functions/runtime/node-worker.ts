@@ -249,9 +249,12 @@ function processHost(options: WorkerOptions): NodeHost {
       child.on('error', (error) => onEnd(() => ({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot start the process: ${error.message}` })));
       // V8 aborts the process when the heap limit is reached (a handler's process.abort() is an
       // exit like any other); the memory watch kills it past MemorySize.
-      child.on('exit', (code, signal) => afterStderr(signal === 'SIGABRT' ? child.stderr : null, () => onEnd((requestId) => ((signal === 'SIGABRT' && heapExhausted()) || overMemory
-        ? runtimeErrors.outOfMemory(requestId)
-        : runtimeErrors.exited(requestId, signal ?? code ?? 0)))));
+      child.on('exit', (code, signal) => {
+        const aborted = signal === 'SIGABRT';
+        afterStderr(aborted ? child.stderr : null, () => onEnd((requestId) => ((aborted && heapExhausted()) || overMemory
+          ? runtimeErrors.outOfMemory(requestId)
+          : runtimeErrors.exited(requestId, signal ?? code ?? 0))));
+      });
     },
   };
 }
