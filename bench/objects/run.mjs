@@ -126,11 +126,14 @@ async function largeTransfers(client, pid, dir, size, rounds) {
   };
   for (let round = 0; round < rounds; round++) {
     const file = join(dir, `raw-${round}`);
+    evictLargeFiles(dir, size);
     await timed('rawWrite', () => rawWrite(file, size));
+    evictLargeFiles(dir, size);
     const put = await timed('put', () => client.request('PUT', `/bench/large-${round}`, { body: writeLarge(size), length: size }));
     if (put.status !== 200) throw new Error(`large PUT answered ${put.status}`);
     evictLargeFiles(dir, size);
     await timed('rawRead', () => rawRead(file));
+    evictLargeFiles(dir, size);
     const got = await timed('get', () => client.download(`/bench/large-${round}`));
     if (got.bytes !== size) throw new Error(`large GET returned ${got.bytes} bytes`);
     rmSync(file);
@@ -192,7 +195,10 @@ function rawWrite(file, size) {
  * object just PUT, whichever server keeps it where), so that reads come from the disk: a 64 MiB
  * object is not in the page cache of a 128 MB board either, and a read from the cache measures
  * memcpy, not the disk. GNU dd's iflag=nocache with count=0 is posix_fadvise(DONTNEED) on the
- * whole file; the pages are clean (both writers fsynced), so they go.
+ * whole file; the pages are clean (both writers fsynced), so they go. Before a write, the pages
+ * freed are the ones it writes into: in a virtual machine, memory the page cache has not used
+ * lately costs a host fault on first write (10× the CPU of the copy, README.md), so each writer
+ * gets pages alike.
  */
 function evictLargeFiles(dir, size) {
   for (const name of readdirSync(dir, { recursive: true })) {
