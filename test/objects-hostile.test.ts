@@ -192,6 +192,27 @@ describe('S3 API: hostile and malformed input', () => {
     expect((await send(deleteObjects(body))).status).toBe(200);
   });
 
+  it('takes one x-amz-checksum-* header per request, named by x-amz-sdk-checksum-algorithm when sent, refusing others with InvalidRequest and writing nothing', async () => {
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32('hello'));
+    const sha1 = createHash('sha1').update('hello').digest('base64');
+    const refusals: Array<[Record<string, string>, string]> = [
+      // even empty: the count is checked before the values
+      [{ 'x-amz-checksum-crc32': crc.toString('base64'), 'x-amz-checksum-sha1': sha1 }, 'Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.'],
+      [{ 'x-amz-checksum-crc32': '', 'x-amz-checksum-crc32c': '' }, 'Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.'],
+      [{ 'x-amz-sdk-checksum-algorithm': 'CRC32' }, 'x-amz-sdk-checksum-algorithm specified, but no corresponding x-amz-checksum-* or x-amz-trailer headers were found.'],
+      [{ 'x-amz-sdk-checksum-algorithm': 'SHA256', 'x-amz-checksum-crc32': crc.toString('base64') }, 'Value for x-amz-sdk-checksum-algorithm header is invalid.'],
+      [{ 'x-amz-sdk-checksum-algorithm': 'FOO', 'x-amz-checksum-crc32': crc.toString('base64') }, 'Value for x-amz-sdk-checksum-algorithm header is invalid.'],
+    ];
+    for (const [headers, message] of refusals) {
+      const put = await send({ method: 'PUT', path: '/hostile/one-checksum.txt', body: 'hello', headers });
+      expect([put.status, put.body]).toEqual([400, expect.stringContaining(`<Code>InvalidRequest</Code><Message>${message}</Message>`)]);
+    }
+    expect((await send({ method: 'HEAD', path: '/hostile/one-checksum.txt' })).status).toBe(404);
+    const agreeing = await send({ method: 'PUT', path: '/hostile/one-checksum.txt', body: 'hello', headers: { 'x-amz-sdk-checksum-algorithm': 'crc32', 'x-amz-checksum-crc32': crc.toString('base64') } });
+    expect([agreeing.status, agreeing.head]).toEqual([200, expect.stringContaining(`x-amz-checksum-crc32: ${crc.toString('base64')}`)]);
+  });
+
   it('answers a method the service, a bucket or an object does not take with 405 MethodNotAllowed naming the method, the resource type and, in Allow, the methods it takes', async () => {
     const cases: Array<[RawRequest, string, string]> = [
       [{ method: 'POST', path: '/' }, 'SERVICE', 'GET'],

@@ -118,8 +118,17 @@ describe('S3 API with the AWS SDK v3', () => {
   it('stores x-amz-website-redirect-location and returns it, refusing one that is neither a path nor a URL (InvalidRedirectLocation)', async () => {
     await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'moved/old.html', Body: '', WebsiteRedirectLocation: '/moved/new.html' }));
     expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'moved/old.html' }))).WebsiteRedirectLocation).toBe('/moved/new.html');
+    // S3 CopyObject: "x-amz-website-redirect-location is unique to each object and is not copied", under either directive
     await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'moved/copy.html', CopySource: 'photos/moved/old.html' }));
-    expect((await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'moved/copy.html' }))).WebsiteRedirectLocation).toBe('/moved/new.html');
+    expect((await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'moved/copy.html' }))).WebsiteRedirectLocation).toBeUndefined();
+    await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'moved/copy.html', CopySource: 'photos/moved/old.html', WebsiteRedirectLocation: '/moved/other.html' }));
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'moved/copy.html' }))).WebsiteRedirectLocation).toBe('/moved/other.html');
+    await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'moved/copy.html', CopySource: 'photos/moved/old.html', MetadataDirective: 'REPLACE', CacheControl: 'no-cache' }));
+    const replaced = await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'moved/copy.html' }));
+    expect([replaced.CacheControl, replaced.WebsiteRedirectLocation]).toEqual(['no-cache', undefined]);
+    // a copy onto itself that changes only the redirect location changes something: allowed
+    await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'moved/old.html', CopySource: 'photos/moved/old.html', WebsiteRedirectLocation: '/moved/newer.html' }));
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'moved/old.html' }))).WebsiteRedirectLocation).toBe('/moved/newer.html');
     const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'photos', Key: 'moved/parts.html', WebsiteRedirectLocation: 'https://example.com/x' }));
     const part = await s3.send(new UploadPartCommand({ Bucket: 'photos', Key: 'moved/parts.html', UploadId, PartNumber: 1, Body: 'x' }));
     await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'photos', Key: 'moved/parts.html', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));

@@ -83,6 +83,47 @@ describe('a cloud that ends the connection with an MQTT 5 DISCONNECT reason code
   });
 });
 
+/** An MQTT 5 cloud whose first connection it ends with DISCONNECT 0x8B (server shutting down), and the next ones by closing the socket without a word. */
+class HangingUpCloud extends ScriptedCloud {
+  connections = 0;
+
+  constructor() {
+    super(5);
+  }
+
+  protected connected(connection: CloudConnection) {
+    const first = ++this.connections === 1;
+    return (packet: mqttPacket.Packet) => {
+      if (packet.cmd !== 'connect') return;
+      connection.send({ cmd: 'connack', sessionPresent: false, reasonCode: 0 });
+      if (first) connection.disconnect(0x8b);
+      else setTimeout(() => connection.socket.end(), 200);
+    };
+  }
+}
+
+describe('the reason given for a cloud link that went down', () => {
+  let cloud: HangingUpCloud | undefined;
+  let daemon: TestDaemon | undefined;
+
+  afterEach(async () => {
+    await daemon?.cleanup();
+    await cloud?.stop();
+  });
+
+  it('is the last connection\'s own: a cloud that hangs up without an error is said to have, not with the error of a connection before', async () => {
+    cloud = await new HangingUpCloud().listen();
+    daemon = await TestDaemon.start({
+      config: { cloud: { mqtt: { url: cloud.url, clientId: 'gw-hangup', protocolVersion: 5, reconnectMinMs: 50, reconnectMaxMs: 100 } } },
+    });
+    const said = await eventually(async () => {
+      const current = await status(daemon!);
+      return cloud!.connections >= 3 && !current.online && current.lastError;
+    }, 10_000);
+    expect(said).toBe('the cloud broker closed the connection');
+  });
+});
+
 describe('reconnecting to a cloud that ends each connection right after accepting it', () => {
   let cloud: DisconnectingCloud | undefined;
   let daemon: TestDaemon | undefined;

@@ -90,6 +90,8 @@ describe('sync: objects to cloud S3', () => {
       expect(cloud.requestsFor('POST', 'cloud/big/video.bin').filter((request) => request.query.has('uploadId'))).toHaveLength(1);
       await expectCloudBody(cloud, 'big/video.bin', data);
       expect(cloud.requests.filter((request) => request.path === '/cloud/big/video.bin' && request.query.has('uploads'))).toHaveLength(1);
+      // the upload tried at start-up, before the object store listens, waited for it: the cloud, up all along, was never said unreachable
+      expect(gateway.daemon.logs.filter((line) => line.msg === 'cloud S3 unreachable; uploads wait')).toEqual([]);
     } finally {
       await gateway.daemon.cleanup();
     }

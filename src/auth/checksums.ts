@@ -35,16 +35,31 @@ export interface ChecksumClaim {
   expected: string;
 }
 
-/** The x-amz-checksum-* headers (or POST form fields) of a request, each value checked for its form (InvalidRequest). */
+/**
+ * The x-amz-checksum-* header (or POST form field) of a request, its value checked for its form,
+ * and x-amz-sdk-checksum-algorithm checked against it (InvalidRequest). S3 takes one checksum per
+ * request: two headers are refused, even empty ones.
+ */
 export function checksumClaims(headers: IncomingHttpHeaders | Record<string, string>): ChecksumClaim[] {
   const claims: ChecksumClaim[] = [];
   for (const [name, value] of Object.entries(headers)) {
     const algorithm = checksumHeaderAlgorithm(name);
-    if (!algorithm || typeof value !== 'string') continue;
-    checkChecksumValue(algorithm, value);
-    claims.push({ algorithm, expected: value });
+    if (algorithm && typeof value === 'string') claims.push({ algorithm, expected: value });
   }
+  if (claims.length > 1) throw new AuthError('InvalidRequest', 'Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.', 400);
+  for (const { algorithm, expected } of claims) checkChecksumValue(algorithm, expected);
+  checkSdkAlgorithm(headers, claims[0]);
   return claims;
+}
+
+/** x-amz-sdk-checksum-algorithm (what an SDK says it used) names the checksum sent, in a header or announced in x-amz-trailer. */
+function checkSdkAlgorithm(headers: IncomingHttpHeaders | Record<string, string>, claim: ChecksumClaim | undefined): void {
+  const named = headers['x-amz-sdk-checksum-algorithm'];
+  if (typeof named !== 'string') return;
+  if (claim === undefined && headers['x-amz-trailer'] === undefined) {
+    throw new AuthError('InvalidRequest', 'x-amz-sdk-checksum-algorithm specified, but no corresponding x-amz-checksum-* or x-amz-trailer headers were found.', 400);
+  }
+  if (claim !== undefined && named.toLowerCase() !== claim.algorithm) throw new AuthError('InvalidRequest', 'Value for x-amz-sdk-checksum-algorithm header is invalid.', 400);
 }
 
 /** The body as it goes by, added to `checksum`. */

@@ -120,7 +120,7 @@ export class CloudLink {
     const client = this.client;
     this.client = undefined;
     client?.end(true);
-    this.down(undefined, false);
+    this.down(false);
   }
 
   /** One connection attempt; one that fails before a client exists (e.g. an unreadable key file) is retried like any other. */
@@ -157,8 +157,10 @@ export class CloudLink {
     let refusalRuledOut = false;
     let takenOver = false;
     let refusedForGood = false;
+    let connectionError: string | undefined;
     client.on('error', (error) => {
-      this.state.lastError = explained(error);
+      connectionError = explained(error);
+      this.state.lastError = connectionError;
       refusedForGood = isRefusedForGood(error);
       if (isNetworkFailure(error) || isDepartureOfTheCloud(error)) refusalRuledOut = true;
       takenOver ||= error.name === 'ServerDisconnect' && (error as ServerDisconnect).reasonCode === SESSION_TAKEN_OVER;
@@ -167,10 +169,14 @@ export class CloudLink {
       if (this.client !== client) return;
       this.client = undefined;
       client.end(true);
-      if (wasUp) this.log.warn({ reason: this.state.lastError }, 'cloud link down');
+      // a close without an error of this connection's (an MQTT 3.1.1 cloud hanging up on a message it
+      // refuses, a broker restarting) is said as such, not with an earlier connection's error
+      const reason = connectionError ?? (wasUp ? 'the cloud broker closed the connection' : 'connection closed before CONNACK');
+      this.state.lastError = reason;
+      if (wasUp) this.log.warn({ reason }, 'cloud link down');
       if (wasUp) this.noteTakeover(takenOver, !refusalRuledOut && performance.now() - upSince < SHORT_CONNECTION_MS);
       // a dead network, or a cloud that says it goes for reasons of its own, is no refusal: the publish in flight is not to blame
-      this.down(wasUp ? undefined : this.state.lastError ?? 'connection closed before CONNACK', !refusalRuledOut);
+      this.down(!refusalRuledOut);
       // Only a connection that held is a success: one the cloud ends soon after its CONNACK (overloaded,
       // the session taken over by a clone with the same client id) is one more failure in a row, or a
       // fleet would reconnect at reconnectMinMs for as long as it lasts.
@@ -196,8 +202,7 @@ export class CloudLink {
     this.log.warn({ clientId: this.config.clientId }, this.state.lastError);
   }
 
-  private down(error: string | undefined, byPeer: boolean): void {
-    if (error) this.state.lastError = error;
+  private down(byPeer: boolean): void {
     if (!this.state.online) return;
     this.state.online = false;
     this.state.limits = null;

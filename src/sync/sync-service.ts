@@ -17,6 +17,7 @@ import { registerSyncAdminRoutes } from './admin-routes.js';
 import { ObjectBridge, objectRoutes } from './objects/object-bridge.js';
 import { ObjectUploader } from './objects/uploader.js';
 import { UploadState } from './objects/upload-state.js';
+import { LocalUnavailable } from './objects/upload-object.js';
 import { connectS3, type LocalS3, type S3Endpoints } from './objects/s3-endpoints.js';
 
 const SWEEP_INTERVAL_MS = 1000;
@@ -208,7 +209,8 @@ export class SyncService implements Service {
    */
   private async connectS3(): Promise<S3Endpoints> {
     const listener = this.context.listeners().find((candidate) => candidate.name === 's3');
-    if (!listener) throw new Error('this daemon has no object store (s3) to read from');
+    // (at start-up the sync agent starts before the object store listens): a local wait, not the cloud's absence
+    if (!listener) throw new LocalUnavailable('the object store of this daemon is not listening (s3)');
     const { region, tls } = this.context.config.s3;
     const local: LocalS3 = {
       endpoint: localUrl(listener), region, credentials: await this.context.accessKeys.serviceKey('sync'),

@@ -22,9 +22,10 @@ export const copyObject: Operation = async (request, res, context) => {
   context.authorize(request, source.bucket, 'read');
   const directive = header(request, 'x-amz-metadata-directive') ?? 'COPY';
   if (directive !== 'COPY' && directive !== 'REPLACE') throw errors.invalidArgument('Unknown metadata directive.', 'x-amz-metadata-directive', directive);
-  // S3 CopyObject: a copy onto itself must change the metadata (REPLACE) or name a storage class
-  // (any, even the one it has: `aws s3 cp --storage-class` in place succeeds on S3)
-  if (source.bucket === request.bucket && source.key === request.key && directive === 'COPY' && request.headers['x-amz-storage-class'] === undefined) {
+  // S3 CopyObject: a copy onto itself must change the metadata (REPLACE), the website redirect
+  // location or name a storage class (any, even the one it has: `aws s3 cp --storage-class` in place succeeds on S3)
+  const changesItself = directive === 'REPLACE' || request.headers['x-amz-storage-class'] !== undefined || request.headers[REDIRECT] !== undefined;
+  if (source.bucket === request.bucket && source.key === request.key && !changesItself) {
     throw errors.invalidRequest("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.");
   }
   const replacedTags = tagsReplacing(request);
@@ -45,7 +46,7 @@ export const copyObject: Operation = async (request, res, context) => {
     const copied = await context.objects.put(request.bucket, request.key, algorithm ? checksumInto(content, algorithm, checksums) : content, {
       contentType: replace ? contentType(request) : original.contentType,
       metadata: replace ? userMetadata(request.headers) : original.metadata,
-      headers: replace ? storedHeaders(request.headers) : original.headers,
+      headers: copiedHeaders(request, original.headers, replace),
       // the same content: the source's checksums hold for the copy
       checksums: algorithm ? checksums : wholeContentChecksums(original.checksums),
       tags: replacedTags ?? original.tags,
@@ -60,6 +61,19 @@ export const copyObject: Operation = async (request, res, context) => {
     await sourceContent.close();
   }
 };
+
+const REDIRECT = 'x-amz-website-redirect-location';
+
+/**
+ * The stored headers of the copy: the source's (COPY) or the request's (REPLACE), but the website
+ * redirect location only from the request under either directive. S3 CopyObject: "x-amz-website-
+ * redirect-location is unique to each object and is not copied when using the x-amz-metadata-directive header."
+ */
+function copiedHeaders(request: S3Request, sourceHeaders: Record<string, string>, replace: boolean): Record<string, string> {
+  const requested = storedHeaders(request.headers);
+  const { [REDIRECT]: _sourceRedirect, ...kept } = replace ? requested : sourceHeaders;
+  return requested[REDIRECT] === undefined ? kept : { ...kept, [REDIRECT]: requested[REDIRECT] };
+}
 
 /** The copy's tags under x-amz-tagging-directive REPLACE (an empty list without x-amz-tagging); undefined under COPY, the default. */
 function tagsReplacing(request: S3Request): Tags | undefined {
