@@ -171,6 +171,9 @@ describe('S3 API: hostile and malformed input', () => {
     expect(complete.body).toContain('<Code>MalformedXML</Code>');
     expect((await send({ method: 'HEAD', path: '/hostile/multi' })).status).toBe(404);
     expect((await send({ method: 'HEAD', path: '/hostile/renamed' })).status).toBe(404);
+    // each listing's bound names itself (S3 ListMultipartUploads: "Provided max-uploads not an integer or within integer range")
+    const uploads = await send({ method: 'GET', path: '/hostile', query: { uploads: '', 'max-uploads': 'many' } });
+    expect(uploads.body).toContain('<Message>Provided max-uploads not an integer or within integer range</Message><ArgumentName>max-uploads</ArgumentName>');
   });
 
   it('refuses a DeleteObjects without Content-MD5 or an x-amz-checksum-*, deleting nothing (S3 DeleteObjects)', async () => {

@@ -56,7 +56,7 @@ export interface ListParameters {
 export function listParameters(request: S3Request, maxName = 'max-keys'): ListParameters {
   const encodingType = request.query.get('encoding-type') ?? undefined;
   if (encodingType !== undefined && encodingType !== 'url') throw errors.invalidArgument('Invalid Encoding Method specified in Request', 'encoding-type', encodingType);
-  const maxKeys = integerParameter(request, maxName, MAX_PAGE, 'Provided max-keys not an integer or within integer range');
+  const maxKeys = integerParameter(request, maxName, MAX_PAGE, `Provided ${maxName} not an integer or within integer range`);
   return {
     prefix: request.query.get('prefix') ?? '',
     delimiter: request.query.get('delimiter') ?? '',
