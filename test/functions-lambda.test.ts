@@ -105,6 +105,39 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect(log).toMatch(/^START RequestId: [\s\S]*python says tail\n[\s\S]*END RequestId: [\s\S]*REPORT RequestId: /);
   });
 
+  it('keeps what the handler printed in the log tail of an invocation that ended its environment: a timeout, an exit, an uncaught exception, in a thread or a process', async () => {
+    const handler = `exports.handler = async (event) => {
+  console.log('before', event.mode);
+  if (event.mode === 'hang') return new Promise(() => setInterval(() => undefined, 1000));
+  if (event.mode === 'exit') process.exit(4);
+  setImmediate(() => { throw new Error('thrown later'); });
+  return new Promise(() => undefined);
+};
+`;
+    const resource = (isolation: string) => ({
+      Type: 'AWS::Serverless::Function',
+      Properties: { Runtime: 'nodejs20.x', Handler: 'ends.handler', Timeout: 1 },
+      Metadata: { Outpost: { Isolation: isolation } },
+    });
+    await deploy({
+      'template.yaml': JSON.stringify({ Resources: { EndsThread: resource('thread'), EndsProcess: resource('process') } }),
+      'ends.js': handler,
+    });
+    const ending: Record<string, RegExp> = {
+      hang: /Task timed out after 1\.00 seconds/,
+      exit: /Runtime\.ExitError/,
+      throw: /ERROR\tUncaught Exception \t\{"errorType":"Error","errorMessage":"thrown later"/,
+    };
+    for (const name of ['EndsThread', 'EndsProcess']) {
+      for (const [mode, said] of Object.entries(ending)) {
+        const response = await lambda(name, { body: JSON.stringify({ mode }), headers: { 'X-Amz-Log-Type': 'Tail' } });
+        expect(response.headers.get('x-amz-function-error')).toBe('Unhandled');
+        const log = Buffer.from(response.headers.get('x-amz-log-result')!, 'base64').toString('utf8');
+        expect({ name, mode, log }).toEqual({ name, mode, log: expect.stringMatching(new RegExp(`^START RequestId: [\\s\\S]*\tINFO\tbefore ${mode}\n[\\s\\S]*${said.source}[\\s\\S]*END RequestId: [\\s\\S]*REPORT RequestId: `)) });
+      }
+    }
+  });
+
   it('holds the Invoke API to SigV4 (service lambda) as the shadow routes: unsigned, badly signed and thing-less keys are refused', async () => {
     await deploy({
       'template.yaml': template('Guarded', { Handler: 'index.handler' }),

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Readable, Writable } from 'node:stream';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
-import type { InvokeMessage, WorkerInit, WorkerLoad, WorkerMessage } from './protocol.js';
+import { TAIL_BYTES, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 import { killEnvironmentProcess, residentBytes } from './process-group.js';
 import { SpawnedChildren } from './spawned-children.js';
 
@@ -73,6 +73,8 @@ export type Ending = (requestId?: string) => LambdaErrorPayload;
 interface NodeHost {
   post(messages: InvokeMessage[]): void;
   kill(): void;
+  /** Its stdout and stderr as the daemon receives them (piped to the function's log). */
+  readonly output: Readable[];
   /** `onEnd` may be called more than once (a thread's error and then its exit); the first one counts. */
   listen(onMessage: (message: WorkerMessage) => void, onEnd: (ending: Ending) => void): void;
 }
@@ -180,8 +182,10 @@ function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
       worker.on('message', (message: unknown) => isWorkerMessage(message) && (children.take(message) || onMessage(message)));
       worker.on('error', (error: Error & { code?: string }) => onEnd((requestId) =>
         error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? runtimeErrors.outOfMemory(requestId) : { errorType: error.name, errorMessage: error.message }));
-      worker.on('exit', (code) => onEnd((requestId) => runtimeErrors.exited(requestId, code)));
+      // what it wrote before it ended arrives after its exit at times: the log tail of the invocation it ended has it
+      worker.on('exit', (code) => afterOutput([worker.stdout, worker.stderr], () => onEnd((requestId) => runtimeErrors.exited(requestId, code))));
     },
+    output: [worker.stdout, worker.stderr],
   };
 }
 
@@ -214,6 +218,7 @@ function processHost(options: WorkerOptions): NodeHost {
   child.stdout?.pipe(options.log, { end: false });
   child.stderr?.pipe(options.log, { end: false });
   const heapExhausted = child.stderr ? watchForHeapExhaustion(child.stderr) : () => false;
+  const output = [child.stdout, child.stderr].filter((stream) => stream !== null);
   // what a handler detached left the group: recorded apart, ended with it
   const detached = new SpawnedChildren();
   let groupKilled = false;
@@ -251,11 +256,13 @@ function processHost(options: WorkerOptions): NodeHost {
       // exit like any other); the memory watch kills it past MemorySize.
       child.on('exit', (code, signal) => {
         const aborted = signal === 'SIGABRT';
-        afterStderr(aborted ? child.stderr : null, () => onEnd((requestId) => ((aborted && heapExhausted()) || overMemory
+        // its last words: V8's on an abort, the handler's before process.exit (the log tail has them)
+        afterOutput(output, () => onEnd((requestId) => ((aborted && heapExhausted()) || overMemory
           ? runtimeErrors.outOfMemory(requestId)
           : runtimeErrors.exited(requestId, signal ?? code ?? 0))));
       });
     },
+    output,
   };
 }
 
@@ -275,12 +282,13 @@ function watchForHeapExhaustion(stderr: Readable): () => boolean {
   return () => said;
 }
 
-/** How long an aborted process's last words may follow its exit. */
-const STDERR_AFTER_EXIT_MS = 200;
+/** How long an environment's last output may follow its exit (a child it started may hold the pipe open longer). */
+const OUTPUT_AFTER_EXIT_MS = 200;
 
-/** Runs `then` once `stderr` (when given) has ended, or STDERR_AFTER_EXIT_MS after this call at the latest. */
-function afterStderr(stderr: Readable | null, then: () => void): void {
-  if (!stderr || stderr.readableEnded || stderr.destroyed) return then();
+/** Runs `then` once every stream of `output` has ended, or OUTPUT_AFTER_EXIT_MS after this call at the latest. */
+function afterOutput(output: Readable[], then: () => void): void {
+  let open = output.filter((stream) => !stream.readableEnded && !stream.destroyed).length;
+  if (open === 0) return then();
   let done = false;
   const once = () => {
     if (done) return;
@@ -288,9 +296,18 @@ function afterStderr(stderr: Readable | null, then: () => void): void {
     clearTimeout(timer);
     then();
   };
-  const timer = setTimeout(once, STDERR_AFTER_EXIT_MS);
-  stderr.once('end', once);
-  stderr.once('close', once);
+  const timer = setTimeout(once, OUTPUT_AFTER_EXIT_MS);
+  for (const stream of output) {
+    if (stream.readableEnded || stream.destroyed) continue;
+    let counted = false;
+    const ended = () => {
+      if (counted) return;
+      counted = true;
+      if (--open === 0) once();
+    };
+    stream.once('end', ended);
+    stream.once('close', ended);
+  }
 }
 
 /** An invocation handed to an instance, waiting for its turn or running. */
@@ -321,6 +338,12 @@ export class NodeWorkerInstance {
   private readonly line: Handed[] = [];
   /** Handed over in this microtask, posted together. */
   private outbox: InvokeMessage[] = [];
+  /**
+   * The running invocation's output as the daemon received it, its last TAIL_BYTES, when its caller
+   * asked for the log tail: the tail of an invocation that ended its environment (a timeout, an
+   * exit, a crash), whose own copy of its output (worker-main's) went with it.
+   */
+  private heard: string | undefined;
 
   private constructor(options: WorkerOptions & { isolation: 'thread' | 'process' }, spare: SpareThread | undefined) {
     this.logStreamName = options.logStreamName;
@@ -328,6 +351,11 @@ export class NodeWorkerInstance {
       ? processHost(options)
       : threadHost(options, spare?.usable ? spare : new SpareThread(options.memorySizeMb, options.log));
     this.host.listen((message) => this.onMessage(message), (ending) => this.onEnd(ending));
+    for (const stream of this.host.output) {
+      stream.on('data', (chunk: Buffer) => {
+        if (this.heard !== undefined) this.heard = (this.heard + chunk.toString('utf8')).slice(-TAIL_BYTES);
+      });
+    }
   }
 
   /**
@@ -385,6 +413,7 @@ export class NodeWorkerInstance {
     const next = this.line.shift();
     if (!next) return;
     const { message, timeoutSeconds, onStart, resolve } = next;
+    this.heard = message.tail ? '' : undefined;
     this.current = {
       requestId: message.requestId,
       deadline: performance.now() + message.timeoutMs,
@@ -429,7 +458,7 @@ export class NodeWorkerInstance {
     } else if (message.type === 'fatal') {
       this.ended();
       // The environment logged it itself, as Lambda's runtime logs an uncaught exception.
-      this.current?.settle({ ok: false, error: message.error, errorLogged: true });
+      this.current?.settle({ ok: false, error: message.error, errorLogged: true, ...this.heardLog() });
     }
   }
 
@@ -447,6 +476,10 @@ export class NodeWorkerInstance {
   }
 
   private settle(error: LambdaErrorPayload): void {
-    this.current?.settle({ ok: false, error });
+    this.current?.settle({ ok: false, error, ...this.heardLog() });
+  }
+
+  private heardLog(): { log?: string } {
+    return this.heard === undefined ? {} : { log: this.heard };
   }
 }
