@@ -446,13 +446,10 @@ install_app() {
     copy_file "$SOURCE_DIR/package-lock.json" "$PREFIX/package-lock.json" 0644
   fi
   local dir
-  for dir in dist firmware-configs systemd; do
+  # docs/: install.md, and the others it and the unit point at (file-share.md, sync.md)
+  for dir in dist firmware-configs systemd docs; do
     sync_dir "$SOURCE_DIR/$dir" "$PREFIX/$dir"
   done
-  if [[ -f $SOURCE_DIR/docs/install.md ]]; then
-    ensure_dir "$PREFIX/docs" 0755
-    copy_file "$SOURCE_DIR/docs/install.md" "$PREFIX/docs/install.md" 0644
-  fi
 }
 
 write_marker() {

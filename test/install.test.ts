@@ -98,7 +98,7 @@ beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'outpost-install-'));
   source = join(work, 'checkout');
   mkdirSync(join(source, 'dist', 'bin'), { recursive: true });
-  for (const entry of ['package.json', 'package-lock.json', 'systemd', 'firmware-configs', 'docs/install.md']) {
+  for (const entry of ['package.json', 'package-lock.json', 'systemd', 'firmware-configs', 'docs']) {
     if (existsSync(join(repo, entry))) cpSync(join(repo, entry), join(source, entry), { recursive: true });
   }
   writeFileSync(join(source, 'dist/bin/outpostd.js'), '// stub daemon for the installer test\n');

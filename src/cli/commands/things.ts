@@ -62,7 +62,7 @@ export function registerThings(program: Command, cli: CliContext): void {
     });
 
   things.command('add <name>')
-    .description('register a thing with a password (read from stdin) and/or a client certificate')
+    .description('register a thing with a password (--password-stdin) and/or a client certificate (--cert, --fingerprint)')
     .option('--password-stdin', 'read the password from standard input')
     .option('--cert <file>', "the thing's client certificate (PEM); its SHA-256 fingerprint identifies the thing over TLS")
     .addOption(new Option('--fingerprint <sha256>', 'register a client certificate by its SHA-256 fingerprint instead of the file').conflicts('cert'))
