@@ -20,6 +20,7 @@ import { parsePublishesDirectly } from './handlers/incoming-parse.js';
 import { refuseRetainedOnReservedTopics } from './handlers/reserved-topics.js';
 import { refuseLongFilters } from './handlers/filter-length.js';
 import { refuseMalformedPackets } from './handlers/malformed-packets.js';
+import { keepPacketOrder } from './handlers/packet-order.js';
 import { deliverOvertakenMessages } from './handlers/publish-order.js';
 import { rememberRepeatedFilters } from './handlers/repeated-filters.js';
 import { takeOverClientIdsInTurn } from './handlers/client-id-takeovers.js';
@@ -384,6 +385,8 @@ export class BrokerService implements Service, LocalBus {
       onRefused: (reason) => { this.metrics.refused[reason]++; },
       framed: request && messages ? { socket: request.socket, messages } : undefined,
     });
+    // first: the checks wrapped around it see each packet as it arrives, not when it is handed on
+    keepPacketOrder(client);
     refuseMalformedPackets(client);
     rememberRepeatedFilters(client);
     deliverAtGrantedQos(client);

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { AedesPublishPacket, Client } from 'aedes';
 import { answerEachFilter, type SubackPacket } from './repeated-filters.js';
+import { packetAnswered } from './packet-order.js';
 
 type Packet = { cmd: string; messageId?: number; topic?: string; payload?: Buffer | string; qos?: number; dup?: boolean; retain?: boolean; properties?: unknown; granted?: number[] };
 type WriteToStream = (packet: Packet, stream: unknown, opts?: unknown) => boolean;
@@ -125,7 +126,10 @@ export class OutgoingWrites {
         connection.heldPubacks.add(packet.messageId);
         return true;
       }
-      if (packet.cmd !== 'publish') return this.enqueue(stream as Writable, connection, encode(packet, opts));
+      if (packet.cmd !== 'publish') {
+        packetAnswered(stream as object, packet);
+        return this.enqueue(stream as Writable, connection, encode(packet, opts));
+      }
       if (!packet.qos && !packet.retain) {
         // A live QoS 0 message never makes aedes wait for this socket (it would hold every other
         // delivery meanwhile); at most once, it is dropped when too much waits for the client.
