@@ -450,6 +450,9 @@ describe('outpost admin CLI', () => {
     const runs = await Promise.all(cases.map(([args]) => outpost(daemon.socket, args)));
     expect(runs.map((run, i) => ({ args: cases[i][0], code: run.code, stderr: run.stderr })))
       .toEqual(cases.map(([args, message]) => ({ args, code: 2, stderr: expect.stringContaining(message) })));
+    // the reason and a hint, not the whole help after it
+    const wrong = spawnSync(process.execPath, [OUTPOST, 'bogus'], { encoding: 'utf8' });
+    expect([wrong.status, wrong.stderr]).toEqual([2, "error: unknown command 'bogus'\n(Did you mean logs?)\n(add --help for usage)\n"]);
     const help = spawnSync(process.execPath, [OUTPOST, '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/Exit status:\n {2}0 +done\n {2}1 +refused by the daemon.*\n +dead letters not retried or replayed, profiles invalid \(devices check\)\n {2}2 +wrong command line/);

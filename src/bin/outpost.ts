@@ -31,7 +31,8 @@ const program = new Command('outpost')
     .argParser(urlOption).conflicts('socket'))
   .option('--token <token>', 'bearer token for --url (or $OUTPOST_TOKEN)')
   .option('--json', 'print JSON for scripts instead of tables')
-  .showHelpAfterError()
+  // a hint, not the whole help: the error stays in sight
+  .showHelpAfterError('(add --help for usage)')
   .configureHelp({ showGlobalOptions: true })
   // set before the subcommands are added: they inherit it
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE))
