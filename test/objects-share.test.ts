@@ -187,6 +187,67 @@ describe('file share', () => {
     expect(keys).not.toContain('hostname');
   });
 
+  it('keeps an S3 key with a dot-file\'s segment as a hidden blob: the share leaves dot-files alone, so it would never see their changes', async () => {
+    for (const key of ['.env', 'logs/.hidden', '.config/app.json']) {
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: `content of ${key}` }));
+      const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+      expect(await got.Body!.transformToString()).toBe(`content of ${key}`);
+    }
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'dots-done.txt', Body: 'done' }));
+    await eventually(() => existsSync(shareFile('dots-done.txt')));
+    expect([existsSync(shareFile('.env')), existsSync(shareFile('logs/.hidden')), existsSync(shareFile('.config'))]).toEqual([false, false, false]);
+  });
+
+  it('follows no symbolic link a local program puts in a directory\'s place: S3 writes and deletes reach nothing outside the bucket', async () => {
+    const outside = join(daemon.dataDir, 'outside');
+    mkdirSync(outside, { recursive: true });
+    writeFileSync(join(outside, 'kept.txt'), 'original');
+    writeFileSync(join(outside, 'victim.txt'), 'original');
+    await s3.send(new CreateBucketCommand({ Bucket: 'other-bucket' }));
+    symlinkSync(outside, shareFile('out'));
+    symlinkSync(join(daemon.dataDir, 'share', 'other-bucket'), shareFile('into-other'));
+    const large = Buffer.alloc(100 * 1024, 7);
+    const puts: Array<[string, string | Buffer]> = [['out/planted.txt', 'small'], ['out/kept.txt', 'small over'], ['out/big.bin', large], ['out/sub/deep.txt', 'deeper'], ['into-other/secret.txt', 'tampered']];
+    for (const [key, body] of puts) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
+    // a control whose copy is made after theirs: once it is a file, theirs were settled
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'links-done.txt', Body: 'done' }));
+    await eventually(() => existsSync(shareFile('links-done.txt')));
+    for (const [key, body] of puts) {
+      const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+      expect(Buffer.from(await got.Body!.transformToByteArray())).toEqual(Buffer.from(body));
+    }
+    expect([existsSync(join(outside, 'planted.txt')), existsSync(join(outside, 'big.bin')), existsSync(join(outside, 'sub')), readFileSync(join(outside, 'kept.txt'), 'utf8')])
+      .toEqual([false, false, false, 'original']);
+    expect(existsSync(join(daemon.dataDir, 'share', 'other-bucket', 'secret.txt'))).toBe(false);
+    expect((await s3.send(new ListObjectsV2Command({ Bucket: 'other-bucket' }))).KeyCount).toBe(0);
+
+    // a directory of an object's path replaced by a link after the object was written
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'swapped/victim.txt', Body: 'in the share' }));
+    await eventually(() => existsSync(shareFile('swapped/victim.txt')));
+    renameSync(shareFile('swapped'), join(daemon.dataDir, 'swapped-away'));
+    symlinkSync(outside, shareFile('swapped'));
+    await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'swapped/victim.txt' }));
+    for (const [key] of puts) await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
+    expect(readFileSync(join(outside, 'victim.txt'), 'utf8')).toBe('original');
+    expect(readFileSync(join(outside, 'kept.txt'), 'utf8')).toBe('original');
+
+    // nor is anything beyond a link imported: a watched directory swapped for one, a bucket's directory replaced by one
+    mkdirSync(shareFile('watched-swap'), { recursive: true });
+    writeFileSync(shareFile('watched-swap/secret.txt'), 'decoy');
+    await eventually(async () => !('missing' in await head('watched-swap/secret.txt')));
+    writeFileSync(join(outside, 'secret.txt'), 'SECRET');
+    renameSync(shareFile('watched-swap'), join(daemon.dataDir, 'watched-swap-away'));
+    symlinkSync(outside, shareFile('watched-swap'));
+    await eventually(async () => 'missing' in await head('watched-swap/secret.txt'));
+    rmSync(join(daemon.dataDir, 'share', 'other-bucket'), { recursive: true });
+    symlinkSync(outside, join(daemon.dataDir, 'share', 'other-bucket'));
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 500));
+    expect('missing' in await head('watched-swap/secret.txt')).toBe(true);
+    expect((await s3.send(new ListObjectsV2Command({ Bucket: 'other-bucket' }))).KeyCount).toBe(0);
+    for (const link of ['out', 'into-other', 'swapped', 'watched-swap']) rmSync(shareFile(link));
+    rmSync(join(daemon.dataDir, 'share', 'other-bucket'));
+  });
+
   it('does not adopt a file whose path is too long for an S3 key, and carries on with the others', async () => {
     const longDir = Array.from({ length: 5 }, (_, i) => `${i}`.repeat(250)).join('/');
     mkdirSync(shareFile(longDir), { recursive: true });

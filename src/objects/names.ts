@@ -37,12 +37,14 @@ export function checkKey(key: string): void {
 
 /**
  * Whether `key` can be the relative path of a plain file: no empty segment (a leading, trailing or
- * doubled '/'), each segment a valid file name. Whether the path is free (a file where a directory
- * is needed or the reverse, `a` and `a/b`) is found out when writing.
+ * doubled '/'), each segment a valid file name, and none a dot-file's: the share leaves those to
+ * local programs (editors' and Samba's temporary files), so a local change to such a file would
+ * never reach its object. Whether the path is free (a file where a directory is needed or the
+ * reverse, `a` and `a/b`) is found out when writing.
  */
 export function keyCanBeFile(key: string): boolean {
   for (const segment of key.split('/')) {
-    if (segment === '' || Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) return false;
+    if (segment === '' || segment.startsWith('.') || Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) return false;
   }
   return true;
 }

@@ -12,7 +12,7 @@ import { checkBucketName, checkKey, keyCanBeFile, MAX_KEY_BYTES, sharePath } fro
 import { guessContentType } from './content-type.js';
 import { KeyLocks } from './key-locks.js';
 import { ShareCopies, type StoreFile } from './share-copies.js';
-import { BLOCKED, cannotBeDirectory, lstatUnlessBlocked } from './share-paths.js';
+import { BLOCKED, cannotBeDirectory, linkOnPath, lstatUnlessBlocked } from './share-paths.js';
 import { collectBufferGarbage } from '../buffer-garbage.js';
 import { fileChunks } from './file-chunks.js';
 import { BodyTurns, type BodyTurn } from './body-turns.js';
@@ -528,8 +528,7 @@ export class ObjectStore {
       allParts: db.prepare('SELECT part_number, size, etag, last_modified, checksum FROM object_parts WHERE upload_id = ? ORDER BY part_number'),
     };
     this.shareCopies = new ShareCopies({
-      store, locks: this.locks, changes, tmpDir: this.tmpDir, log, thread: this.thread,
-      sharePath: (bucket, key) => sharePath(shareRoot, bucket, key),
+      store, locks: this.locks, changes, tmpDir: this.tmpDir, log, thread: this.thread, shareRoot,
       renames: {
         renaming: (path) => this.shareRenamesListener?.renaming(path),
         notRenamed: (path) => this.shareRenamesListener?.notRenamed(path),
@@ -818,7 +817,7 @@ export class ObjectStore {
         this.statements.deleteObject.run(bucket, key);
         record(bucket, eventName, { key }, origin);
       });
-      if (!previous.blob) await removeEmptyParents(this.contentPath(previous), join(this.shareRoot, bucket));
+      if (!previous.blob && !linkOnPath(this.shareRoot, this.contentPath(previous))) await removeEmptyParents(this.contentPath(previous), join(this.shareRoot, bucket));
       return true;
     });
   }
@@ -899,8 +898,9 @@ export class ObjectStore {
       const previous = this.object(bucket, key);
       if (!previous || previous.blob) return 'kept';
       if (copyPending(previous)) return 'copy pending';
-      // a directory (or a link) of the same name is not the object's file
-      const stillThere = await lstat(this.contentPath(previous)).catch(() => undefined);
+      // a directory (or a link) of the same name is not the object's file, nor one beyond a link in a directory's place
+      const path = this.contentPath(previous);
+      const stillThere = linkOnPath(this.shareRoot, path) ? undefined : await lstat(path).catch(() => undefined);
       if (stillThere?.isFile()) return 'kept';
       await this.commitWithIntents([], (_, record) => {
         this.statements.deleteObject.run(bucket, key);
@@ -1304,11 +1304,12 @@ export class ObjectStore {
 
   /**
    * Whether the key can be the share file: its segments are file names, its parent directories
-   * can be made (no file in the way) and its path is not a directory.
+   * can be made (no file in the way, no symbolic link in their place) and its path is not a directory.
    */
   private async prepareSharePath(bucket: string, key: string): Promise<boolean> {
     if (!keyCanBeFile(key)) return false;
     const path = sharePath(this.shareRoot, bucket, key);
+    if (linkOnPath(this.shareRoot, path)) return false;
     // lookups the kernel has cached are synchronous (µs, where a thread-pool round trip costs tens);
     // making directories writes to the disk, which the event loop must not wait for
     const parent = lstatUnlessBlocked(dirname(path));
@@ -1363,6 +1364,8 @@ export class ObjectStore {
     }
     if (intent.op === 'remove') {
       if (recovering && intent.object && this.object(intent.object.bucket, intent.object.key)) return;
+      // a file beyond a link put in a directory's place is not the object's (linkOnPath)
+      if (linkOnPath(this.shareRoot, intent.target)) return;
       await rm(intent.target, { force: true }).catch((error) => {
         if (!isCode(error, 'EISDIR', 'ERR_FS_EISDIR', 'ENOTDIR')) throw error;
       });
@@ -1374,6 +1377,8 @@ export class ObjectStore {
       });
       return;
     }
+    // a link put in a directory's place since the path was judged free (prepareSharePath): not followed
+    if (intent.object && linkOnPath(this.shareRoot, intent.target)) return this.moveToBlob(id, intent, intent.object);
     try {
       await renameInto(intent.source, intent.target);
     } catch (error) {

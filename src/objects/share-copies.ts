@@ -7,6 +7,7 @@ import type { ChangeLog, ShareRenames } from './object-store.js';
 import type { ObjectsThread } from './objects-thread.js';
 import { ShareFileCalls } from './share-file-calls.js';
 import type { CopyJob, StoreFile } from './share-copy-worker.js';
+import { sharePath } from './names.js';
 
 export type { StoreFile } from './share-copy-worker.js';
 
@@ -39,7 +40,7 @@ export interface ShareCopiesContext {
   /** Where temporary files are written (same filesystem as the share). */
   tmpDir: string;
   log: Logger;
-  sharePath(bucket: string, key: string): string;
+  shareRoot: string;
   /** Told of each copy's rename before it, and when it did not happen. */
   renames: ShareRenames;
   /** Where the file system calls are made. */
@@ -318,7 +319,8 @@ export class ShareCopies {
     prepared.size = content.length;
     const placed = this.placed.get(`${bucket}/${key}`);
     prepared.job = {
-      target: this.context.sharePath(bucket, key),
+      root: this.context.shareRoot,
+      target: sharePath(this.context.shareRoot, bucket, key),
       temp: join(this.context.tmpDir, `${this.tempPrefix}-${(this.tempCounter++).toString(36)}`),
       content,
       lastModified: row.last_modified,

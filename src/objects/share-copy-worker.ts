@@ -8,7 +8,7 @@ import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, openSync, 
 import { dirname } from 'node:path';
 import { makeDirectoriesSync } from '../store/durable-directories.js';
 import type { ThreadReply } from '../request-thread.js';
-import { BLOCKED, lstatUnlessBlocked } from './share-paths.js';
+import { BLOCKED, linkOnPath, lstatUnlessBlocked } from './share-paths.js';
 
 /** A share file the store wrote (inode, size, mtime), which a newer version's copy replaces. */
 export interface StoreFile {
@@ -19,6 +19,8 @@ export interface StoreFile {
 
 /** One object's share file to write from its content (a key that can be a file: names.keyCanBeFile). */
 export interface CopyJob {
+  /** The share root: no link below it is followed to `target` (linkOnPath). */
+  root: string;
   target: string;
   /** A new temporary file on the share's filesystem, renamed onto `target`. */
   temp: string;
@@ -72,7 +74,7 @@ export function copyFile(job: CopyJob): CopyResult {
     // found taken (seldom) costs a temporary file written for nothing, where a look before the
     // write as well cost every copy one or two lstats more (of its parent, for a new key's).
     const existing = lstatUnlessBlocked(job.target);
-    const outcome: CopyResult | undefined = existing === BLOCKED || (existing && !existing.isFile()) ? { kind: 'blob' }
+    const outcome: CopyResult | undefined = existing === BLOCKED || (existing && !existing.isFile()) || linkOnPath(job.root, job.target) ? { kind: 'blob' }
       : writtenLocally(job, existing) ? { kind: 'local' } : undefined;
     if (outcome) {
       unlinkSync(job.temp);

@@ -1,6 +1,7 @@
 // Looking at a key's path in the share: shared by the store (on the event loop) and the share copy
 // thread, which loads only Node's built-ins and this.
 import { lstatSync, type Stats } from 'node:fs';
+import { join, relative } from 'node:path';
 
 export const BLOCKED = Symbol('a file stands where a directory of the path should be');
 
@@ -19,4 +20,22 @@ export function lstatUnlessBlocked(path: string): Stats | undefined | typeof BLO
 export function cannotBeDirectory(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === 'EEXIST' || code === 'ENOTDIR' || code === 'ENAMETOOLONG';
+}
+
+/**
+ * Whether a symbolic link stands where a directory of `path` should be, below `root` (the share
+ * root): the bucket's directory or one of the key's. A local program, or a user of the exported
+ * share, may put one there; a key written, renamed or deleted through it would reach a file
+ * outside the share or in another bucket, so the store follows none (the share's scan does not
+ * either). A directory not made yet is no link. One lstat per directory: cached lookups cost µs.
+ * (Between this look and the write a link may still be put in place: Node has no openat.)
+ */
+export function linkOnPath(root: string, path: string): boolean {
+  let directory = root;
+  for (const segment of relative(root, path).split('/').slice(0, -1)) {
+    directory = join(directory, segment);
+    const stats = lstatUnlessBlocked(directory);
+    if (stats === undefined || stats === BLOCKED || !stats.isDirectory()) return stats !== undefined && stats !== BLOCKED && stats.isSymbolicLink();
+  }
+  return false;
 }

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { lstatSync, watch, type Dirent, type FSWatcher, type Stats, type WatchEventType } from 'node:fs';
-import { lstat, opendir, stat } from 'node:fs/promises';
+import { lstat, opendir } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { FileChangedError, type ChangeOrigin, type ListResult, type ObjectStore } from '../object-store.js';
 import { sharePath } from '../names.js';
+import { linkOnPath } from '../share-paths.js';
 import { MAX_TIMER_MS, steadyNow } from '../../steady-clock.js';
 import { isStorageFailure } from '../../store/storage-errors.js';
 import type { ShareConfig } from './config.js';
@@ -244,7 +245,8 @@ export class FileShare {
   private async scanTree(bucket: string, dir: string, prefix: string, since: number, parentWatched: boolean, started: number): Promise<void> {
     let directory: Stats | undefined;
     try {
-      directory = await stat(dir);
+      // lstat: a link in a directory's place (the bucket's) is not followed, as no other link is
+      directory = await lstat(dir);
     } catch {
       // the directory went away meanwhile
     }
@@ -442,7 +444,8 @@ export class FileShare {
     for (const [path, waiting] of this.dirty) {
       if (this.stopped || waiting.due > steadyNow()) return;
       this.dirty.delete(path);
-      const found = lstatOfChangedPath(path);
+      // what is beyond a link put in a directory's place is not in the share (linkOnPath): gone from it
+      const found = linkOnPath(this.objects.shareRoot, path) ? undefined : lstatOfChangedPath(path);
       if (found !== null) await this.lookAt(path, waiting.bucket, waiting.key, found, waiting);
       // most looks end without I/O (the store's own files): let requests run between batches of them
       if (++looked % LOOKS_PER_TURN === 0) await setImmediate();
