@@ -25,6 +25,18 @@ describe('configuration', () => {
     expect(result.stderr).toContain('mqtt.port: expected integer 0-65535, got "abc"');
   });
 
+  it('prints the secrets of the configuration as <redacted> (--print-config output goes into tickets)', () => {
+    const result = runWithConfig([
+      'admin:', '  tcp: { enabled: true, port: 0, token: supersecrettoken12345 }',
+      'cloud:', '  mqtt: { url: "mqtts://127.0.0.1:8883", username: gw, password: cloud-password-1 }',
+      '  s3: { endpoint: "http://127.0.0.1:9", bucket: gateway-uploads, accessKeyId: AKIAEXAMPLE, secretAccessKey: cloud-secret-key-1 }',
+    ].join('\n') + '\n', '--print-config');
+    expect(result.status, result.stderr).toBe(0);
+    for (const secret of ['supersecrettoken12345', 'cloud-password-1', 'cloud-secret-key-1']) expect(result.stdout).not.toContain(secret);
+    expect(result.stdout.match(/<redacted>/g)).toHaveLength(3);
+    expect(result.stdout).toContain('accessKeyId: AKIAEXAMPLE');
+  });
+
   it('refuses unknown keys with their path', () => {
     const result = runWithConfig('mqtt:\n  prot: 1883\nbogus: 1\n', '--print-config');
     expect(result.status).toBe(2);

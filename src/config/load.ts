@@ -75,6 +75,11 @@ export function validateConfig(input: unknown, origin: string): Config {
   throw new ConfigError(`${origin}: invalid configuration:\n${formatConfigIssues(result.error.issues, input)}`);
 }
 
+/**
+ * Keys whose values are secrets (admin.tcp.token, cloud.mqtt.password, cloud.s3.secretAccessKey):
+ * not repeated in errors, and printed as <redacted> by --print-config, a troubleshooting command
+ * whose output goes into tickets.
+ */
 const SECRET_KEYS = new Set(['token', 'password', 'secretAccessKey']);
 
 /** One line per problem: `mqtt.port: expected integer 0-65535, got "abc"`. */
@@ -103,5 +108,6 @@ function valueAt(input: unknown, path: Array<string | number>): unknown {
 }
 
 export function printableConfig(loaded: LoadedConfig): string {
-  return `# effective configuration (from ${loaded.source ?? 'embedded defaults'})\n${yaml.dump(loaded.config, { lineWidth: 120 })}`;
+  const redacted = (key: string, value: unknown) => (SECRET_KEYS.has(key) && typeof value === 'string' ? '<redacted>' : value);
+  return `# effective configuration (from ${loaded.source ?? 'embedded defaults'})\n${yaml.dump(loaded.config, { lineWidth: 120, replacer: redacted })}`;
 }
