@@ -226,8 +226,8 @@ describe('lifecycle expiration: objects a rule has expired are deleted, with Lif
       { ID: 'keep', Filter: { Prefix: 'keep/' }, Status: 'Disabled', Expiration: { Date: new Date('2020-01-01T00:00:00Z') } },
     ] } }));
     await eventually(async () => !(await exists(s3, 'expiring', 'old/small.txt')) && !(await exists(s3, 'expiring', 'old/big.bin')), 15_000);
-    expect(existsSync(share('old/small.txt'))).toBe(false);
-    expect(existsSync(share('old/big.bin'))).toBe(false);
+    // the files go right after the commit that removed the objects (a HEAD may come between)
+    await eventually(() => !existsSync(share('old/small.txt')) && !existsSync(share('old/big.bin')), 5_000);
     expect(await exists(s3, 'expiring', 'old/empty')).toBe(true);
     expect(await exists(s3, 'expiring', 'keep/c.txt')).toBe(true);
     const events = await eventually(() => recorded().length >= 2 && recorded(), 15_000);
