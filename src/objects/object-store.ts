@@ -817,7 +817,8 @@ export class ObjectStore {
         this.statements.deleteObject.run(bucket, key);
         record(bucket, eventName, { key }, origin);
       });
-      if (!previous.blob && !linkOnPath(this.shareRoot, this.contentPath(previous))) await removeEmptyParents(this.contentPath(previous), join(this.shareRoot, bucket));
+      const path = this.contentPath(previous);
+      if (!previous.blob && !linkOnPath(this.shareRoot, path)) await removeEmptyParents(path, join(this.shareRoot, bucket));
       return true;
     });
   }

@@ -276,7 +276,7 @@ export class ShareCopies {
       this.wakeRoomWaiters();
       const jobs = batch.filter((prepared) => prepared.job);
       for (const prepared of jobs) this.context.renames.renaming(prepared.job!.target);
-      const results = jobs.length === 0 ? [] : await this.files.copy(jobs.map((prepared) => prepared.job!)).catch((error: Error) => {
+      const results = jobs.length === 0 ? [] : await this.files.copy(this.context.shareRoot, jobs.map((prepared) => prepared.job!)).catch((error: Error) => {
         this.context.log.warn({ err: error }, 'could not write share files of objects held in the database; tried again later');
         this.retryLater();
         return [];
@@ -319,7 +319,6 @@ export class ShareCopies {
     prepared.size = content.length;
     const placed = this.placed.get(`${bucket}/${key}`);
     prepared.job = {
-      root: this.context.shareRoot,
       target: sharePath(this.context.shareRoot, bucket, key),
       temp: join(this.context.tmpDir, `${this.tempPrefix}-${(this.tempCounter++).toString(36)}`),
       content,

@@ -19,8 +19,6 @@ export interface StoreFile {
 
 /** One object's share file to write from its content (a key that can be a file: names.keyCanBeFile). */
 export interface CopyJob {
-  /** The share root: no link below it is followed to `target` (linkOnPath). */
-  root: string;
   target: string;
   /** A new temporary file on the share's filesystem, renamed onto `target`. */
   temp: string;
@@ -46,7 +44,8 @@ export type CopyResult =
   | { kind: 'failed'; message: string };
 
 export type ShareCopyRequest =
-  | { kind: 'copy'; jobs: CopyJob[] }
+  /** `root`: the share root, below which no link is followed to a target (linkOnPath). */
+  | { kind: 'copy'; root: string; jobs: CopyJob[] }
   /** Makes the copies at `paths` (and their renames) durable, an fdatasync each (where syncfs is not to be had). */
   | { kind: 'sync'; paths: string[] };
 
@@ -56,7 +55,7 @@ export type ShareCopyReply = ThreadReply & { results?: CopyResult[] };
 const FILE_CLOCK_SLACK_MS = 10;
 const PATH_TAKEN = new Set(['EISDIR', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY']);
 
-export function copyFile(job: CopyJob): CopyResult {
+export function copyFile(job: CopyJob, root: string): CopyResult {
   try {
     const fd = openSync(job.temp, 'wx', 0o644);
     let stats;
@@ -74,7 +73,7 @@ export function copyFile(job: CopyJob): CopyResult {
     // found taken (seldom) costs a temporary file written for nothing, where a look before the
     // write as well cost every copy one or two lstats more (of its parent, for a new key's).
     const existing = lstatUnlessBlocked(job.target);
-    const outcome: CopyResult | undefined = existing === BLOCKED || (existing && !existing.isFile()) || linkOnPath(job.root, job.target) ? { kind: 'blob' }
+    const outcome: CopyResult | undefined = existing === BLOCKED || (existing && !existing.isFile()) || linkOnPath(root, job.target) ? { kind: 'blob' }
       : writtenLocally(job, existing) ? { kind: 'local' } : undefined;
     if (outcome) {
       unlinkSync(job.temp);
@@ -138,6 +137,6 @@ function syncPath(path: string, dataOnly: boolean): void {
 }
 
 export function answerShareCopy(request: ShareCopyRequest): { reply: Omit<ShareCopyReply, 'id'> } | void {
-  if (request.kind === 'copy') return { reply: { results: request.jobs.map(copyFile) } };
+  if (request.kind === 'copy') return { reply: { results: request.jobs.map((job) => copyFile(job, request.root)) } };
   syncCopies(request.paths);
 }

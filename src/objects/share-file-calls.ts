@@ -15,10 +15,13 @@ export class ShareFileCalls {
     thread.whenIdle(() => this.syncfs.stop());
   }
 
-  /** Writes the copies, in order; one result per job. The jobs' contents are handed over: empty here afterwards. */
-  async copy(jobs: CopyJob[]): Promise<CopyResult[]> {
+  /**
+   * Writes the copies, in order, following no link below `root` (the share root); one result per
+   * job. The jobs' contents are handed over: empty here afterwards.
+   */
+  async copy(root: string, jobs: CopyJob[]): Promise<CopyResult[]> {
     for (const job of jobs) job.content = ownMemory(job.content);
-    return (await this.thread.request({ kind: 'copy', jobs }, jobs.map((job) => job.content.buffer as ArrayBuffer))).results!;
+    return (await this.thread.request({ kind: 'copy', root, jobs }, jobs.map((job) => job.content.buffer as ArrayBuffer))).results!;
   }
 
   /** Makes the copies at `paths` durable: one syncfs of `root`'s filesystem, else an fdatasync each. */

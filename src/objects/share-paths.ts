@@ -35,7 +35,9 @@ export function linkOnPath(root: string, path: string): boolean {
   for (const segment of relative(root, path).split('/').slice(0, -1)) {
     directory = join(directory, segment);
     const stats = lstatUnlessBlocked(directory);
-    if (stats === undefined || stats === BLOCKED || !stats.isDirectory()) return stats !== undefined && stats !== BLOCKED && stats.isSymbolicLink();
+    // missing, or a file in the way: no link here, and nothing beyond
+    if (stats === undefined || stats === BLOCKED) return false;
+    if (!stats.isDirectory()) return stats.isSymbolicLink();
   }
   return false;
 }

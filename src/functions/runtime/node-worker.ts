@@ -1,7 +1,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { Readable, Writable } from 'node:stream';
+import { finished, type Readable, type Writable } from 'node:stream';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import { TAIL_BYTES, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 import { killEnvironmentProcess, residentBytes } from './process-group.js';
@@ -285,10 +285,9 @@ function watchForHeapExhaustion(stderr: Readable): () => boolean {
 /** How long an environment's last output may follow its exit (a child it started may hold the pipe open longer). */
 const OUTPUT_AFTER_EXIT_MS = 200;
 
-/** Runs `then` once every stream of `output` has ended, or OUTPUT_AFTER_EXIT_MS after this call at the latest. */
+/** Runs `then` once every stream of `output` has ended (or failed), or OUTPUT_AFTER_EXIT_MS after this call at the latest. */
 function afterOutput(output: Readable[], then: () => void): void {
-  let open = output.filter((stream) => !stream.readableEnded && !stream.destroyed).length;
-  if (open === 0) return then();
+  let open = output.length;
   let done = false;
   const once = () => {
     if (done) return;
@@ -297,17 +296,8 @@ function afterOutput(output: Readable[], then: () => void): void {
     then();
   };
   const timer = setTimeout(once, OUTPUT_AFTER_EXIT_MS);
-  for (const stream of output) {
-    if (stream.readableEnded || stream.destroyed) continue;
-    let counted = false;
-    const ended = () => {
-      if (counted) return;
-      counted = true;
-      if (--open === 0) once();
-    };
-    stream.once('end', ended);
-    stream.once('close', ended);
-  }
+  for (const stream of output) finished(stream, () => { if (--open === 0) once(); });
+  if (open === 0) once();
 }
 
 /** An invocation handed to an instance, waiting for its turn or running. */
