@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -30,6 +30,8 @@ describe('objects written before small bodies moved to object_bodies (objects sc
       insertContent.run(key, Buffer.from(text));
     }
     await old.close();
+    // the store's folder in the share, which every earlier version made at its start
+    mkdirSync(join(dataDir, 'share', '.outpost'), { recursive: true });
 
     // config: free ports, as other test files run daemons meanwhile
     const daemon = await TestDaemon.start({ dataDir, config: {} });

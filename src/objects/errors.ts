@@ -66,6 +66,9 @@ export const errors = {
   notImplemented: (what: string) => new S3Error('NotImplemented', 501, 'A header you provided implies functionality that is not implemented', { Header: what }),
   changedInShare: (key: string) => new S3Error('ServiceUnavailable', 503,
     'The object is being changed in the file share; try again once the change has settled.', { Key: key }, { 'Retry-After': '2' }),
+  // not an AWS error: the share on a drive not mounted (ShareVolume)
+  shareUnavailable: () => new S3Error('ServiceUnavailable', 503,
+    "The gateway's file share is not available (its drive is not mounted?); try again once it is back.", {}, { 'Retry-After': '30' }),
   // not an AWS error (S3 does not fill up): the status of WebDAV's RFC 4918, as other S3-compatible stores answer
   insufficientStorage: () => new S3Error('InsufficientStorage', 507,
     "There is not enough space left on the gateway's disk to store this. Delete objects or free space on the disk, then try again."),

@@ -2,12 +2,11 @@ import { join } from 'node:path';
 import { Counter, Gauge } from 'prom-client';
 import type { Logger } from 'pino';
 import { freeBytes } from '../metrics/registry.js';
-import { makeDirectories } from '../store/durable-directories.js';
 import { localUrl, type Listener, type Service, type ServiceContext, type ServiceHealth } from '../service.js';
 import { registerObjectAdminRoutes } from './admin-routes.js';
 import { ObjectEvents } from './events.js';
 import { LifecycleExpiration } from './lifecycle-expiration.js';
-import { objectMigrations, ObjectStore, STORE_FOLDER } from './object-store.js';
+import { objectMigrations, ObjectStore } from './object-store.js';
 import { rulesOf } from './operations/notification-rules.js';
 import { S3Server } from './s3-server.js';
 import { FileShare } from './share/file-share.js';
@@ -79,7 +78,6 @@ export class ObjectService implements Service {
   async start(): Promise<void> {
     const { config, store, log } = this.context;
     const s3 = config.s3;
-    await makeDirectories(join(this.shareRoot, STORE_FOLDER), 0o750);
     store.migrate('objects', objectMigrations);
     const serviceLog = log.child({ service: 'objects' });
     const events = new ObjectEvents(store, (bucket) => rulesOf(this.store(), bucket), s3.region, this.context.bus, this.context.functions, s3.maxPendingEvents, serviceLog);
@@ -153,6 +151,8 @@ export class ObjectService implements Service {
   }
 
   health(): ServiceHealth {
+    // the share's drive not mounted (ShareVolume): the store takes no writes
+    if (this.objects && !this.objects.shareAvailable()) return { ok: false, detail: `file share's drive not there (not mounted?): ${this.shareRoot}` };
     return { ok: true };
   }
 

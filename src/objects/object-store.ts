@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { close, closeSync, constants, fdatasync, fstat, fstatSync, open as openFd, openSync, read, readSync, write, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
-import { lstat, open, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import type { Logger } from 'pino';
@@ -12,6 +12,7 @@ import { checkBucketName, checkKey, keyCanBeFile, MAX_KEY_BYTES, sharePath } fro
 import { guessContentType } from './content-type.js';
 import { KeyLocks } from './key-locks.js';
 import { ShareCopies, type StoreFile } from './share-copies.js';
+import { ShareVolume } from './share-volume.js';
 import { BLOCKED, cannotBeDirectory, linkOnPath, lstatUnlessBlocked } from './share-paths.js';
 import { collectBufferGarbage } from '../buffer-garbage.js';
 import { fileChunks } from './file-chunks.js';
@@ -369,6 +370,8 @@ export const objectMigrations = [
   'ALTER TABLE object_buckets ADD COLUMN cors TEXT;',
   // A bucket's tags (PutBucketTagging, CreateBucket).
   'ALTER TABLE object_buckets ADD COLUMN tags TEXT;',
+  // The id of the share's volume (ShareVolume), also in <shareRoot>/.outpost/volume.
+  'CREATE TABLE object_share (only INTEGER PRIMARY KEY CHECK (only = 1), volume TEXT NOT NULL);',
 ];
 
 /**
@@ -445,6 +448,7 @@ export class ObjectStore {
   private readonly uploadDir: string;
   private readonly statements;
   private readonly shareCopies: ShareCopies;
+  private readonly volume: ShareVolume;
   /** Hashes large bodies and writes share copies (ContentHashes, ShareCopies). */
   private readonly thread = objectsThread();
   private readonly contentHashes = new ContentHashes(this.thread);
@@ -527,6 +531,7 @@ export class ObjectStore {
       parts: db.prepare('SELECT part_number, size, etag, last_modified, checksum FROM object_parts WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?'),
       allParts: db.prepare('SELECT part_number, size, etag, last_modified, checksum FROM object_parts WHERE upload_id = ? ORDER BY part_number'),
     };
+    this.volume = new ShareVolume(shareRoot, join(shareRoot, STORE_FOLDER), store, log, () => this.recoverFiles());
     this.shareCopies = new ShareCopies({
       store, locks: this.locks, changes, tmpDir: this.tmpDir, log, thread: this.thread, shareRoot,
       renames: {
@@ -536,8 +541,16 @@ export class ObjectStore {
     });
   }
 
-  /** Repairs what a crash interrupted: redoes committed file intents, deletes uncommitted temporary files, orphan blobs and parts. */
+  /**
+   * At start: finds the share's volume (ShareVolume), and repairs what a crash interrupted there;
+   * with the volume absent, that waits for its return.
+   */
   async recover(): Promise<void> {
+    if (await this.volume.open()) await this.recoverFiles();
+  }
+
+  /** Redoes committed file intents, deletes uncommitted temporary files, orphan blobs and parts, writes pending share copies. */
+  private async recoverFiles(): Promise<void> {
     for (const dir of [this.tmpDir, this.blobDir, this.uploadDir]) await makeDirectories(dir, 0o750);
     const intents = this.statements.intents.all() as Array<{ id: number; intent: string }>;
     const redone: number[] = [];
@@ -572,8 +585,29 @@ export class ObjectStore {
 
   /** Waits for the share copies under way (at stop; what is left is written at the next start). */
   async close(): Promise<void> {
+    await this.volume.stop();
     await this.shareCopies.drain();
     await this.thread.stop();
+  }
+
+  /** Whether the share's volume is there for writes (ShareVolume). */
+  shareAvailable(): boolean {
+    return this.volume.available();
+  }
+
+  /** Whether the share's volume is there now (one look): what a missing file says is only true of a volume that is. */
+  shareThere(): boolean {
+    return this.volume.there();
+  }
+
+  /** A path of the share not found because its drive went (not yet noticed): ServiceUnavailable; else `error`. */
+  private orShareGone(error: unknown): unknown {
+    return isCode(error, 'ENOENT') && !this.volume.there() ? errors.shareUnavailable() : error;
+  }
+
+  /** ServiceUnavailable while the share's volume is not there: a write would make its directories on the disk beneath. */
+  private requireShare(): void {
+    if (!this.volume.available()) throw errors.shareUnavailable();
   }
 
   // ── buckets ────────────────────────────────────────────────────────────────────────────────
@@ -609,6 +643,7 @@ export class ObjectStore {
   async createBucket(name: string, tags?: string): Promise<BucketRecord> {
     checkBucketName(name);
     if (this.bucket(name)) throw errors.bucketAlreadyOwnedByYou(name);
+    this.requireShare();
     // one at a time with a deletion of the same name: its removal of the directory must not follow this mkdir
     return this.locks.with(bucketLock(name), async () => {
       // The directory first: a crash leaves at most an empty directory, never a bucket without one.
@@ -634,6 +669,7 @@ export class ObjectStore {
   /** BucketNotEmpty while it has objects or multipart uploads in progress (as S3). */
   async deleteBucket(name: string): Promise<void> {
     this.existingBucket(name);
+    this.requireShare();
     await this.locks.with(bucketLock(name), async () => {
       await this.store.commit.run(() => {
         if (!this.bucket(name)) throw errors.noSuchBucket(name);
@@ -731,8 +767,7 @@ export class ObjectStore {
       if (stored.content) return stored;
       const { object } = stored;
       const file = await open(this.contentPath(object), constants.O_RDONLY).catch((error) => {
-        if (isCode(error, 'ENOENT', 'ENOTDIR', 'EISDIR') && !object.blob) throw errors.changedInShare(key);
-        throw error;
+        throw this.missingContent(error, object);
       });
       if (!object.blob) {
         // a local program changed the file; until the share adopts it the metadata does not describe it
@@ -762,8 +797,7 @@ export class ObjectStore {
     try {
       fd = openForReading(this.contentPath(object));
     } catch (error) {
-      if (isCode(error, 'ENOENT', 'ENOTDIR', 'EISDIR') && !object.blob) throw errors.changedInShare(key);
-      throw error;
+      throw this.missingContent(error, object);
     }
     try {
       // a local program changed the file; until the share adopts it the metadata does not describe it
@@ -780,6 +814,12 @@ export class ObjectStore {
     }
   }
 
+  /** What a content file that cannot be opened answers: a share file changed by a local program, or the share's volume gone. */
+  private missingContent(error: unknown, object: ObjectRecord): unknown {
+    const gone = this.orShareGone(error);
+    return gone === error && !object.blob && isCode(error, 'ENOENT', 'ENOTDIR', 'EISDIR') ? errors.changedInShare(object.key) : gone;
+  }
+
   /** The object, with its content when that is held in SQLite (read with the metadata: it is the object's whatever its share file holds). */
   private readStored(bucket: string, key: string): ObjectInMemory | { object: ObjectRecord; content?: undefined } {
     const row = this.statements.objectWithContent.get(bucket, key) as (ObjectRow & { content: Buffer | null }) | undefined;
@@ -792,6 +832,7 @@ export class ObjectStore {
   async put(bucket: string, key: string, body: AsyncIterable<Buffer>, options: WriteOptions): Promise<ObjectRecord> {
     checkKey(key);
     this.existingBucket(bucket);
+    this.requireShare();
     // (beyond maxObjectBytes, receive refuses it before reading)
     if (options.expectedSize !== undefined && options.expectedSize <= Math.min(this.limits.smallObjectBytes, this.limits.maxObjectBytes)) {
       return this.installSmall(bucket, key, await this.receiveSmall(body, { ...options, expectedSize: options.expectedSize }), options);
@@ -807,6 +848,8 @@ export class ObjectStore {
    * the deletion in its event: a client's, or a lifecycle rule's expiration.
    */
   async remove(bucket: string, key: string, origin: ChangeOrigin, condition?: Condition, eventName: RemovedEvent = 'ObjectRemoved:Delete'): Promise<boolean> {
+    // its file, left on a drive not mounted, would come back as a new object
+    this.requireShare();
     return this.locks.with(`${bucket}/${key}`, async () => {
       const previous = this.object(bucket, key);
       condition?.(previous);
@@ -975,14 +1018,17 @@ export class ObjectStore {
   async createUpload(bucket: string, key: string, options: Pick<WriteOptions, 'contentType' | 'metadata' | 'headers' | 'tags'> & { checksum?: UploadChecksum }): Promise<UploadRecord> {
     checkKey(key);
     this.existingBucket(bucket);
+    this.requireShare();
     const upload: UploadRecord = {
       // hex: an id starting with '-' would be taken for an option by the AWS CLI (--upload-id -x…)
       uploadId: randomBytes(24).toString('hex'), bucket, key, contentType: options.contentType,
       metadata: options.metadata ?? {}, headers: options.headers ?? {}, ...(options.checksum ? { checksum: options.checksum } : {}), ...tagsOf(options), initiated: Date.now(),
     };
     const partDir = join(this.uploadDir, upload.uploadId);
-    // its parts' renames are synced in it, its own entry here
-    await makeDirectories(partDir, 0o750);
+    // its parts' renames are synced in it, its own entry here. Not `mkdir -p`: the store's folder
+    // gone with the share's drive is not to be made on the disk beneath (ShareVolume)
+    await mkdir(partDir, { mode: 0o750 }).catch((error) => { throw this.orShareGone(error); });
+    await syncPath(this.uploadDir);
     await this.store.commit.run(() => {
       // a DeleteBucket may have committed meanwhile
       if (!this.bucket(bucket)) throw errors.noSuchBucket(bucket);
@@ -1006,6 +1052,7 @@ export class ObjectStore {
 
   /** Stores a part; with the upload's checksum algorithm, its checksum computed on the way (whether the client sent it or not). */
   async putPart(upload: UploadRecord, partNumber: number, body: AsyncIterable<Buffer>, options: Pick<WriteOptions, 'contentMd5' | 'expectedSize'>): Promise<PartRecord> {
+    this.requireShare();
     const checksum = upload.checksum && runningChecksum(upload.checksum.algorithm);
     const content = await this.receive(checksum ? checksummed(body, checksum) : body, options);
     const part: PartRecord = { partNumber, size: content.size, etag: content.etag, ...(checksum ? { checksum: checksum.digest() } : {}), lastModified: Date.now() };
@@ -1082,6 +1129,7 @@ export class ObjectStore {
    */
   async completeUpload(upload: UploadRecord, requested: RequestedPart[], origin: ChangeOrigin, checks: CompletionChecks = {}): Promise<ObjectRecord> {
     if (requested.length === 0) throw errors.malformedXml();
+    this.requireShare();
     // parts do not change under the concatenation, nor come back after it
     return this.locks.with(`upload:${upload.uploadId}`, () => this.concatenateParts(upload, requested, origin, checks));
   }
@@ -1169,7 +1217,7 @@ export class ObjectStore {
     if (expectedSize !== undefined && expectedSize > this.limits.maxObjectBytes) throw errors.entityTooLarge(expectedSize, this.limits.maxObjectBytes);
     const path = join(this.tmpDir, randomBytes(12).toString('hex'));
     // plain descriptors: a FileHandle's promises cost a third more CPU per call
-    const fd = await fdOpen(path, 'wx', 0o644);
+    const fd = await fdOpen(path, 'wx', 0o644).catch((error) => { throw this.orShareGone(error); });
     // closed once only: a number closed twice may meanwhile name another file
     let closing: Promise<void> | undefined;
     const closeFile = () => (closing ??= fdClose(fd));

@@ -175,6 +175,15 @@ export class FileShare {
   }
 
   private async work(): Promise<void> {
+    // a share whose drive is not mounted is not an empty one: nothing is looked at until it is back,
+    // and then the whole of it (its watches died with the mount)
+    if (!this.objects.shareThere()) {
+      this.dirty.clear();
+      this.unwatchTree(this.objects.shareRoot);
+      this.fullScanAt = steadyNow() + this.config.scanIntervalMs;
+      this.periodicScanAt = Infinity;
+      return;
+    }
     // the next scans are set before this one runs, which may bring them forward (markDirty, addUnwatchedTree)
     if (steadyNow() >= this.fullScanAt) {
       this.fullScanAt = steadyNow() + this.config.fullScanIntervalMs;
@@ -480,6 +489,8 @@ export class FileShare {
    * and once recorded it would otherwise stand for a file nobody will tell the share about.
    */
   private async forget(bucket: string, key: string): Promise<void> {
+    // a file missing from a drive unmounted meanwhile is not deleted
+    if (!this.objects.shareThere()) return;
     if (await this.objects.forgetFile(bucket, key, this.origin()) === 'copy pending') {
       this.markDirty(sharePath(this.objects.shareRoot, bucket, key), bucket, key, steadyNow() + this.config.settleMs);
     }
