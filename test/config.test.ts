@@ -52,6 +52,11 @@ describe('configuration', () => {
     expect(() => validateConfig({ functions: { anything: 1 } }, 'test')).toThrow(/functions\.anything: unknown key/);
     // values the services could not run with: MQTT's 16-bit keep-alive and packet ids, an object rule without a cloud bucket
     expect(() => validateConfig({ cloud: { mqtt: { keepalive: 70000 } } }, 'test')).toThrow(/cloud\.mqtt\.keepalive: expected seconds 1-65535, got 70000/);
+    // durations a timer waits: Node's timers fire after 1 ms, over and over, past 2^31-1 ms
+    expect(() => validateConfig({ s3: { lifecycleIntervalSeconds: 2592000 } }, 'test')).toThrow(/s3\.lifecycleIntervalSeconds: expected seconds 1-2147483 \(about 24 days\), got 2592000/);
+    expect(() => validateConfig({ mqtt: { connectTimeout: 2592000 } }, 'test')).toThrow(/mqtt\.connectTimeout: expected seconds 1-2147483/);
+    expect(() => validateConfig({ functions: { retryDelaysSeconds: [60, 3000000] } }, 'test')).toThrow(/functions\.retryDelaysSeconds\.1: expected seconds 1-2147483/);
+    expect(() => validateConfig({ s3: { share: { fullScanIntervalMs: 2 ** 31 } } }, 'test')).toThrow(/s3\.share\.fullScanIntervalMs: expected milliseconds 1-2147483647/);
     expect(() => validateConfig({ cloud: { mqtt: { maxInFlight: 70000 } } }, 'test')).toThrow(/cloud\.mqtt\.maxInFlight: expected a message count 1-60000, got 70000/);
     expect(() => validateConfig({ cloud: { s3: { concurrency: 0 } } }, 'test')).toThrow(/cloud\.s3\.concurrency: expected an upload count 1-32, got 0/);
     expect(() => validateConfig({ cloud: { s3: { concurrency: 2.5 } } }, 'test')).toThrow(/cloud\.s3\.concurrency: expected an upload count 1-32/);
@@ -104,6 +109,9 @@ describe('configuration', () => {
     };
     try {
       expect(start({ http: { host: '127.0.0.1', port } })).toBe(`failed to start: http.port: 127.0.0.1:${port} is in use by another program (a Mosquitto, another outpostd?): choose another port`);
+      // the WebSocket server re-emits its HTTP server's errors: a port taken is not an uncaught exception
+      expect(start({ mqtt: { host: '127.0.0.1', port: 0, ws: { enabled: true, host: '127.0.0.1', port } } }))
+        .toBe(`failed to start: mqtt.ws.port: 127.0.0.1:${port} is in use by another program (a Mosquitto, another outpostd?): choose another port`);
       writeFileSync(join(dir, 'a-file'), '');
       expect(start({}, join(dir, 'a-file'))).toBe(`failed to start: dataDir: cannot use ${join(dir, 'a-file')} as the data directory: it (or a directory above it) is a file`);
       expect(start({ mqtt: { host: '127.0.0.1', port: 0, tls: { enabled: true, host: '127.0.0.1', port: 0, cert: join(dir, 'missing.pem'), key: join(dir, 'missing.key') } } }))

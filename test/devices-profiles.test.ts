@@ -73,7 +73,7 @@ describe('device profiles', () => {
       'parser.registers.0.address: expected a register address 0-65535, got 70000',
       'parser.registers.0.type: expected uint16, int16, uint32, int32 or float32, got "float64"',
       'telemetry.topic: expected a topic without wildcards, got "devices/+/telemetry"',
-      'commands.timeoutMs: expected milliseconds ≥ 1, got 0',
+      'commands.timeoutMs: expected milliseconds 1-2147483647 (about 24 days), got 0',
       'colour: unknown key',
     ]) expect(checked.stdout).toContain(`  ${line}`);
     expect(checked.stderr).toContain('1 of 1 profiles invalid');

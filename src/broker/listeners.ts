@@ -87,6 +87,8 @@ export class MqttListeners {
           answer(false, 403, 'Forbidden: this origin is not in mqtt.ws.allowedOrigins');
         },
       });
+      // it re-emits its HTTP server's errors (a port taken), which `bind` reports with the setting's name
+      wss.on('error', () => undefined);
       wss.on('connection', (ws, request) => {
         const stream = createWebSocketStream(ws);
         stream.on('error', () => ws.terminate());

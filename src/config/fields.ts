@@ -16,6 +16,13 @@ export const host = (fallback: string) => text('expected a bind address (e.g. "1
 export const bool = (fallback: boolean) => z.boolean({ invalid_type_error: 'expected true or false' }).default(fallback);
 export const positiveInt = (fallback: number, what = 'positive integer') =>
   integer(`expected ${what}`).min(1, { message: `expected ${what}` }).default(fallback);
+/** Node's timers hold at most 2^31-1 ms (~24.8 days): a longer one fires after 1 ms, again and again. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_TIMER_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
+/** A duration a timer waits, in seconds: 1 to what a timer holds. */
+export const seconds = () => range(`expected seconds 1-${MAX_TIMER_SECONDS} (about 24 days)`, 1, MAX_TIMER_SECONDS);
+/** A duration a timer waits, in milliseconds: `min` (1, or 0 where none is allowed) to what a timer holds. */
+export const milliseconds = (min = 1) => range(`expected milliseconds ${min}-${MAX_TIMER_MS} (about 24 days)`, min, MAX_TIMER_MS);
 export const path = () => text('expected a file path');
 export const list = (expected: string, item: string) => z.array(z.string({ invalid_type_error: item }), { invalid_type_error: expected });
 export const oneOf = <const T extends [string, ...string[]]>(values: T, expected: string) =>

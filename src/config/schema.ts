@@ -2,7 +2,7 @@
 // memory than v4 on a 128 MB board (measured at daemon idle).
 import { z } from 'zod/v3';
 
-import { bool, host, integer, oneOf, path, port, positiveInt, range, text } from './fields.js';
+import { bool, host, integer, oneOf, path, port, positiveInt, range, seconds, text } from './fields.js';
 import { isValidFilter } from '../broker/topic.js';
 import { s3Schema } from '../objects/config.js';
 import { cloudSchema, syncSchema } from '../sync/config.js';
@@ -102,7 +102,7 @@ const mqttSchema = () => z.strictObject({
    */
   maxQueuedBytesPerSession: positiveInt(8 * 1024 * 1024, 'bytes ≥ 1'),
   /** Seconds a new socket has to send CONNECT. */
-  connectTimeout: positiveInt(30, 'seconds ≥ 1'),
+  connectTimeout: seconds().default(30),
   /**
    * Bytes that may wait unsent to one client (its socket's buffer included) before a QoS 0 message
    * to it is dropped (counted as slow_consumer); a client that takes no QoS 1/2 message for 10 s is
@@ -286,7 +286,7 @@ const functionsSchema = () => z.strictObject({
    */
   maxConcurrency: positiveInt(16, 'environment count ≥ 1'),
   /** An instance idle this long is stopped, giving its memory back. */
-  idleTimeoutSeconds: positiveInt(300, 'seconds ≥ 1'),
+  idleTimeoutSeconds: seconds().default(300),
   /** Asynchronous events one function may have waiting for an instance; more are refused (429). */
   queueLength: positiveInt(1000, 'event count ≥ 1'),
   /** A function's log file is rotated (one old file kept) when it reaches this size. */
@@ -295,10 +295,10 @@ const functionsSchema = () => z.strictObject({
   maxRetryAttempts: integer('expected a retry count 0-10').min(0, { message: 'expected a retry count 0-10' })
     .max(10, { message: 'expected a retry count 0-10' }).default(2),
   /** Seconds before retry 1, 2, …; the last one repeats when there are more retries than delays. */
-  retryDelaysSeconds: z.array(integer('expected seconds ≥ 1').min(1, { message: 'expected seconds ≥ 1' }), { invalid_type_error: 'expected a list of seconds' })
+  retryDelaysSeconds: z.array(seconds(), { invalid_type_error: 'expected a list of seconds' })
     .min(1, { message: 'expected a list of seconds' }).default([60, 120]),
   /** An asynchronous event older than this goes to the dead-letter queue instead of being retried, unless the template sets EventInvokeConfig.MaximumEventAgeInSeconds. */
-  maxEventAgeSeconds: positiveInt(21600, 'seconds ≥ 1'),
+  maxEventAgeSeconds: seconds().default(21600),
   /** Dead-letter entries kept per function; beyond it the oldest is deleted (and counted). */
   dlqLength: positiveInt(1000, 'entry count ≥ 1'),
   /**

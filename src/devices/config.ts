@@ -1,5 +1,5 @@
 import { z } from 'zod/v3';
-import { integer, path, positiveInt, range, text } from '../config/fields.js';
+import { integer, milliseconds, path, range, text } from '../config/fields.js';
 
 /** Device names become topic levels (`devices/${device}/telemetry`): no wildcards, no slashes. */
 export const deviceName = () => text('expected a device name of 1-64 letters, digits, "_" or "-"')
@@ -32,9 +32,9 @@ export const devicesSchema = () => z.strictObject({
       });
     }),
   /** First wait before reopening a device that vanished or failed to open; doubled on each failure. */
-  retryInitialMs: positiveInt(500, 'milliseconds ≥ 1'),
+  retryInitialMs: milliseconds().default(500),
   /** The longest wait between two attempts to open a missing device. */
-  retryMaxMs: positiveInt(30000, 'milliseconds ≥ 1'),
+  retryMaxMs: milliseconds().default(30000),
   /** Commands one device may have waiting (each waits for the previous one's ack); more are refused with an error reply. */
   commandQueueLength: integer('expected a command count 1-1000').min(1, { message: 'expected a command count 1-1000' })
     .max(1000, { message: 'expected a command count 1-1000' }).default(16),

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import yaml from 'js-yaml';
 import { z } from 'zod/v3';
-import { bool, integer, oneOf, path, positiveInt, range, text } from '../config/fields.js';
+import { bool, milliseconds, oneOf, path, positiveInt, range, text } from '../config/fields.js';
 import { topicMatches } from '../broker/topic.js';
 import { ConfigError, formatConfigIssues } from '../config/load.js';
 
@@ -71,16 +71,16 @@ const framingSchema = z.discriminatedUnion('type', [
     /** Every frame is exactly this many bytes. */
     length: range('expected bytes 1-65536', 1, 65536),
     /** A partial frame followed by this much silence is dropped, so a lost or stray byte misaligns frames only until the device pauses; 0: never. */
-    gapMs: integer('expected milliseconds ≥ 0').min(0, { message: 'expected milliseconds ≥ 0' }).default(200),
+    gapMs: milliseconds(0).default(200),
   }),
   z.strictObject({
     type: z.literal('modbus'),
     /** The slave address (unit id) polled. */
     unitId: range('expected a unit id 1-247', 1, 247),
     /** How often all registers are read. */
-    pollIntervalMs: positiveInt(1000, 'milliseconds ≥ 1'),
+    pollIntervalMs: milliseconds().default(1000),
     /** The device's time to answer, besides the request's and the answer's time on the line; past it, a timeout. */
-    responseTimeoutMs: positiveInt(500, 'milliseconds ≥ 1'),
+    responseTimeoutMs: milliseconds().default(500),
   }),
 ], { errorMap: () => ({ message: 'expected type lines, fixed or modbus' }) });
 
@@ -141,7 +141,7 @@ export const profileSchema = z.strictObject({
     /** Readings update the instance's thing shadow `reported` (when the instance names a thing). */
     reported: bool(true),
     /** At most one shadow update per this interval; the newest values are sent when it has passed. */
-    minIntervalMs: integer('expected milliseconds ≥ 0').min(0, { message: 'expected milliseconds ≥ 0' }).default(5000),
+    minIntervalMs: milliseconds(0).default(5000),
     /** A numeric reading is reported only when it moved by more than this since last reported. */
     changeThreshold: z.number({ invalid_type_error: 'expected a number ≥ 0' }).min(0, { message: 'expected a number ≥ 0' }).default(0),
     /** `desired` deltas become commands. */
@@ -158,7 +158,7 @@ export const profileSchema = z.strictObject({
     ack: placeholders(text('expected an ack pattern'), ['key']).default('^OK'),
     /** A frame matching this fails the command. */
     error: placeholders(text('expected an error pattern'), ['key']).optional(),
-    timeoutMs: positiveInt(2000, 'milliseconds ≥ 1'),
+    timeoutMs: milliseconds().default(2000),
   }).optional(),
 }).superRefine((profile, context) => {
   const modbusFraming = profile.framing.type === 'modbus';

@@ -1,5 +1,5 @@
 import { z } from 'zod/v3';
-import { bool, host, integer, list, path, port, positiveInt, text } from '../config/fields.js';
+import { bool, host, integer, list, path, port, positiveInt, seconds, text } from '../config/fields.js';
 import { shareSchema } from './share/config.js';
 
 /** `s3.*`: the S3-compatible object store and its file share. */
@@ -35,14 +35,14 @@ export const s3Schema = () => z.strictObject({
    * How often the buckets' lifecycle rules are carried out (objects expired, uploads aborted); also
    * once at start. S3 rounds expiry to midnight UTC, so an hour late at most is on the day.
    */
-  lifecycleIntervalSeconds: positiveInt(3600, 'seconds ≥ 1'),
+  lifecycleIntervalSeconds: seconds().default(3600),
   /**
    * A request body that stops coming for this long is answered 400 RequestTimeout and its
    * connection closed, as S3 does after about 20 s, rather than holding the connection, the key and
    * a temporary file until the socket's own timeout (2 minutes). A body the gateway is slow to take
    * (a slow disk) does not count.
    */
-  bodyIdleTimeoutSeconds: positiveInt(20, 'seconds ≥ 1'),
+  bodyIdleTimeoutSeconds: seconds().default(20),
   /** Connections open at once; one beyond it is closed as it is accepted (each holds up to 16 KiB of headers while they arrive). */
   maxConnections: positiveInt(128, 'connection count ≥ 1'),
   /** Events waiting for delivery to functions and the bus; beyond it writes are refused (503 SlowDown) until they drain. */

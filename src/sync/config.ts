@@ -1,6 +1,6 @@
 import { z } from 'zod/v3';
 import { isValidFilter } from '../broker/topic.js';
-import { bool, integer, oneOf, path, positiveInt, range, text } from '../config/fields.js';
+import { bool, integer, milliseconds, oneOf, path, positiveInt, range, seconds, text } from '../config/fields.js';
 
 function isCloudUrl(text: string): boolean {
   try {
@@ -50,16 +50,16 @@ const cloudMqttSchema = () => z.strictObject({
   /** MQTT 3.1.1 (4) or 5; with 5 a PUBACK reason code ≥ 0x80 dead-letters the message at once. */
   protocolVersion: z.union([z.literal(4), z.literal(5)], { errorMap: () => ({ message: 'expected 4 or 5' }) }).default(4),
   /** Seconds a connection attempt may take before it counts as failed. */
-  connectTimeoutSeconds: positiveInt(10, 'seconds ≥ 1'),
+  connectTimeoutSeconds: seconds().default(10),
   /** Reconnect backoff: the n-th attempt waits a random time in [min, min(max, min·2ⁿ)] (full jitter). */
-  reconnectMinMs: positiveInt(1000, 'milliseconds ≥ 1'),
-  reconnectMaxMs: positiveInt(60000, 'milliseconds ≥ 1'),
+  reconnectMinMs: milliseconds().default(1000),
+  reconnectMaxMs: milliseconds().default(60000),
   /**
    * The backoff's cap after a refusal no retry heals (CONNACK: bad user name or password, not
    * authorised, client id rejected; the client certificate refused or the cloud's not trusted; a
    * shadow get refused with 401 or 403); at least reconnectMaxMs.
    */
-  refusedRetryMaxMs: positiveInt(300000, 'milliseconds ≥ 1'),
+  refusedRetryMaxMs: milliseconds().default(300000),
   /** QoS 1 publishes awaiting their PUBACK at once; more in flight drains faster over a slow round trip. */
   // packet identifiers are 16 bits, shared with shadow and subscribe requests
   maxInFlight: range('expected a message count 1-60000', 1, 60000).default(256),
@@ -105,10 +105,10 @@ const cloudS3Schema = () => z.strictObject({
    */
   verifyEtag: bool(true),
   /** After a failed request (cloud unreachable, 5xx, SlowDown) uploads wait a random time in [min, min(max, min·2ⁿ)]. */
-  retryMinMs: positiveInt(1000, 'milliseconds ≥ 1'),
-  retryMaxMs: positiveInt(30000, 'milliseconds ≥ 1'),
+  retryMinMs: milliseconds().default(1000),
+  retryMaxMs: milliseconds().default(30000),
   /** The backoff's cap after a 401 or 403 (AccessDenied, InvalidAccessKeyId…), which only the operator heals; at least retryMaxMs. */
-  refusedRetryMaxMs: positiveInt(300000, 'milliseconds ≥ 1'),
+  refusedRetryMaxMs: milliseconds().default(300000),
 }).refine((s3) => (s3.accessKeyId === undefined) === (s3.secretAccessKey === undefined), { message: 'expected both "accessKeyId" and "secretAccessKey" or neither' })
   .refine((s3) => s3.retryMinMs <= s3.retryMaxMs, { message: 'expected retryMinMs ≤ retryMaxMs' });
 
