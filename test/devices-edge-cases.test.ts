@@ -184,6 +184,16 @@ describe('serial devices at the edges', () => {
     expect(pairs.relay.received.toString()).toBe('SET light off\n');
   });
 
+  it('matches the acknowledgement of a key holding the $ patterns of String.replace literally', async () => {
+    for (const key of ['a$&b', "x$'", 'y$`']) {
+      pairs.relay.received = Buffer.alloc(0);
+      client.publish('devices/relay1/commands', JSON.stringify({ [key]: 1, clientToken: `dollar ${key}` }), { qos: 1 });
+      await pairs.relay.receivedText(new RegExp(`SET ${key.replace(/[$]/g, '\\$')} 1\n`));
+      await pairs.relay.send(`OK ${key}\n`);
+      expect(await nextReply((body) => body.clientToken === `dollar ${key}`)).toMatchObject({ key, status: 'ok' });
+    }
+  });
+
   it('refuses a float32 register value beyond float32 range instead of writing infinity', async () => {
     client.publish('devices/thermostat1/commands', JSON.stringify({ setpoint: 1e39, clientToken: 'huge' }), { qos: 1 });
     expect(await nextReply((body) => body.clientToken === 'huge')).toMatchObject({ status: 'error', error: 'setpoint: 1e+39 is out of range for float32' });

@@ -383,4 +383,21 @@ describe('the Modbus master of an adapter that hears its own requests (port.loca
     await expect(absent.transact(writeRequest(5, 10, [1450]))).rejects.toThrow(/^no Modbus answer within \d+ ms$/);
     expect([...await unit1.transact(readRequest(1, 0x03, 7, 1))]).toEqual([0x01, 0x02]);
   });
+  it('takes an answer for one when the adapter did not echo the request, though it begins as the request does', async () => {
+    let master: ModbusMaster;
+    let split = false;
+    master = new ModbusMaster(async (frame) => {
+      const answer = rtu([frame[0], frame[1], 2, 0x00, 0x2a]);
+      // whole, then in two reads: the first holds only the unit id and function code the request begins with too
+      setImmediate(() => {
+        if (!split) return master.push(answer);
+        master.push(answer.subarray(0, 2));
+        setImmediate(() => master.push(answer.subarray(2)));
+      });
+    }, 0.01, true);
+    const unit = master.unit(50, () => undefined);
+    expect([...await unit.transact(readRequest(1, 0x03, 0, 1))]).toEqual([0x00, 0x2a]);
+    split = true;
+    expect([...await unit.transact(readRequest(1, 0x03, 0, 1))]).toEqual([0x00, 0x2a]);
+  });
 });

@@ -268,6 +268,8 @@ export class Device {
       await this.options.bus.publish({ topic: `$aws/things/${this.thing}/shadow/update`, payload, qos: 1 });
     } catch (error) {
       this.options.log.warn({ device: this.name, err: (error as Error).message }, 'shadow update failed');
+      // as for a refused one (onShadowRejected)
+      this.reported?.forgetReported();
     }
   }
 
@@ -375,6 +377,8 @@ export class Device {
     if (typeof answer?.clientToken !== 'string' || !answer.clientToken.startsWith(this.tokenPrefix)) return;
     this.stats.lastError = `shadow update rejected: ${String(answer.message)} (${String(answer.code)})`;
     this.options.log.warn({ device: this.name, thing: this.thing, code: answer.code, reason: answer.message }, 'shadow update rejected');
+    // its values are not in the shadow: the next readings report them again, steady ones too
+    this.reported?.forgetReported();
   }
 
   /**

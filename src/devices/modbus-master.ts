@@ -184,15 +184,21 @@ export class ModbusMaster {
 
 /**
  * What was received, less the part of the request's own echo it holds. Bytes that differ from the
- * echo end it: what follows is the line's (an adapter that did not echo this time), for the answer
- * search to make of it.
+ * echo before its end say there was none (an adapter that did not echo this time): the bytes taken
+ * for it so far were the answer's start (a unit's answer begins with the request's unit id and
+ * function code), so all of it goes to the answer search.
  */
 function withoutEcho(current: NonNullable<ModbusMaster['current']>, received: Buffer): Buffer {
   if (current.echoLeft === 0) return received;
   const frame = current.request.frame;
+  const taken = frame.length - current.echoLeft;
   let matched = 0;
-  while (matched < received.length && matched < current.echoLeft && received[matched] === frame[frame.length - current.echoLeft + matched]) matched++;
-  current.echoLeft = matched < received.length && matched < current.echoLeft ? 0 : current.echoLeft - matched;
+  while (matched < received.length && matched < current.echoLeft && received[matched] === frame[taken + matched]) matched++;
+  if (matched < received.length && matched < current.echoLeft) {
+    current.echoLeft = 0;
+    return Buffer.concat([frame.subarray(0, taken), received]);
+  }
+  current.echoLeft -= matched;
   return received.subarray(matched);
 }
 

@@ -22,7 +22,7 @@ export class TextCommand {
   constructor(spec: CommandSpec, readonly command: Command, values: { device: string; thing: string },
     write: (data: Buffer, wanted: () => boolean) => Promise<void>) {
     // ${key} in a pattern matches the key literally.
-    const pattern = (source: string) => new RegExp(source.replaceAll('${key}', escapeRegex(command.key)));
+    const pattern = (source: string) => new RegExp(render(source, { key: escapeRegex(command.key) }));
     this.ack = pattern(spec.ack);
     this.error = spec.error ? pattern(spec.error) : undefined;
     this.done = new Promise((resolve) => {
