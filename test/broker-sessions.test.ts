@@ -383,3 +383,48 @@ describe('a retained message sent to a persistent session on its SUBSCRIBE', () 
     raw.end();
   });
 });
+
+describe('a QoS 2 PUBLISH of a persistent session sent again after a restart, before its sender saw the PUBREC', () => {
+  it('is answered PUBREC and not published again once it was published (MQTT-4.3.3-2)', async () => {
+    const config = { mqtt: { allowAnonymous: true } };
+    let daemon = await TestDaemon.start({ config });
+    const connect = async () => {
+      const raw = await RawMqtt.open(daemon.port('mqtt'));
+      raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: 'plc', keepalive: 30 });
+      return { raw, connack: await raw.waitFor((packet) => packet.cmd === 'connack') };
+    };
+    const publish = (raw: RawMqtt, messageId: number, payload: string, dup: boolean) =>
+      raw.send({ cmd: 'publish', topic: 'plant/line1', payload: Buffer.from(payload), qos: 2, messageId, dup, retain: false });
+    try {
+      const away = await connectClient(daemon.mqttUrl, { clientId: 'logger', clean: false });
+      await away.subscribeAsync('plant/#', { qos: 2 });
+      away.end(true);
+
+      const first = await connect();
+      publish(first.raw, 7, 'published before the crash', false);
+      expect(await first.raw.waitFor((packet) => packet.cmd === 'pubrec' && packet.messageId === 7)).toBeDefined();
+      await daemon.kill();
+      daemon = await TestDaemon.start({ config, dataDir: daemon.dataDir });
+
+      // the sender did not read the PUBREC: it sends the PUBLISH again (MQTT-4.3.3-1), then its PUBREL
+      const second = await connect();
+      expect(second.connack).toMatchObject({ returnCode: 0, sessionPresent: true });
+      publish(second.raw, 7, 'published before the crash', true);
+      expect(await second.raw.waitFor((packet) => packet.cmd === 'pubrec' && packet.messageId === 7)).toBeDefined();
+      second.raw.send({ cmd: 'pubrel', messageId: 7 });
+      expect(await second.raw.waitFor((packet) => packet.cmd === 'pubcomp' && packet.messageId === 7)).toBeDefined();
+      second.raw.end();
+
+      const logger = mqtt.connect(daemon.mqttUrl, { clientId: 'logger', clean: false, reconnectPeriod: 0, protocolVersion: 4 });
+      const received: string[] = [];
+      logger.on('message', (_topic, payload) => received.push(payload.toString()));
+      await eventually(() => received.length >= 1, 5000);
+      // anything more would come with the rest of the queue, at once
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      logger.end(true);
+      expect(received).toEqual(['published before the crash']);
+    } finally {
+      await daemon.cleanup();
+    }
+  });
+});

@@ -141,7 +141,9 @@ export class BrokerService implements Service, LocalBus {
       authorizeForward: createAuthorizeForward(deps),
       published: (packet: AedesPublishPacket, client: Client, done: (error?: Error | null) => void) => {
         this.outgoing.release(packet, client);
-        done(null);
+        // a client's QoS 2 PUBLISH: its PUBREC waits for this record
+        if (client && packet.qos === 2 && packet.messageId !== undefined) this.persistence.incomingPublished(client, packet.messageId).then(() => done(null), done);
+        else done(null);
       },
     });
     takeOverClientIdsInTurn(this.broker);

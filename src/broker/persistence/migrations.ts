@@ -111,4 +111,9 @@ export const migrations: Migrations = [
   // retained or queued one kept from before would throw its subscriber off at every connect.
   ['broker_retained_messages', 'broker_outgoing_packets', 'broker_incoming_packets', 'broker_wills', 'broker_subscriptions']
     .map((table) => `DELETE FROM ${table} WHERE topic GLOB ${HOLDS_UNSAFE_CHARACTER};`).join('\n'),
+  // A QoS 2 PUBLISH awaiting its PUBREL whose publication committed (incomingPublished): sent again
+  // after a restart, it is answered PUBREC only (MQTT-4.3.3-2), not published a second time.
+  `
+  ALTER TABLE broker_incoming_packets ADD COLUMN published INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

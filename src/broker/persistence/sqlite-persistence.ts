@@ -213,7 +213,7 @@ export class SqlitePersistence {
    * Of those, the ones stored in this run, whose publish this process makes right after. aedes
    * stores a QoS 2 PUBLISH and publishes it in a later commit: one stored by a run that crashed in
    * between is not taken for a duplicate when its sender sends it again, or it would never be
-   * published. (One published before the crash is published again: a duplicate, not a loss.)
+   * published. One of an earlier run is a duplicate once its publication is recorded (incomingPublished).
    */
   private readonly incomingThisRun = new Map<string, Set<number>>();
   /** Queued PUBLISHes read back for a client that had been sent them (they had an identifier): sent again, they are duplicates. */
@@ -771,12 +771,21 @@ export class SqlitePersistence {
     // ask before the first copy's store has committed.
     await this.settled(clientId);
     // a PUBREL asks for the stored packet; a PUBLISH sent again, whether it was published
-    const known = packet.cmd === 'publish' ? this.incomingThisRun : this.durableIncoming;
-    if (messageId !== undefined && known.get(clientId)?.has(messageId)) {
+    if (messageId !== undefined && this.durableIncoming.get(clientId)?.has(messageId)) {
       const row = this.statements.incomingByMessageId.get(clientId, messageId);
-      if (row !== undefined) return aedesPacketFromColumns(row);
+      if (row !== undefined && (packet.cmd !== 'publish' || this.incomingThisRun.get(clientId)?.has(messageId) || row.published === 1)) return aedesPacketFromColumns(row);
     }
     throw noSuchPacket();
+  }
+
+  /**
+   * A persistent session's QoS 2 PUBLISH was published (aedes' `published`, after the queues and
+   * retained message its publication stored): recorded with it, so that sent again after a restart,
+   * before the PUBREC reached its sender, it is not published twice (MQTT-4.3.3-2).
+   */
+  async incomingPublished(client: PersistenceClient, messageId: number): Promise<void> {
+    if (client.clean === true || !this.durableIncoming.get(client.id)?.has(messageId)) return;
+    await this.durable([client.id], () => this.statements.markIncomingPublished.run(client.id, messageId));
   }
 
   async incomingDelPacket(client: PersistenceClient, packet: Packet): Promise<void> {
@@ -1027,8 +1036,9 @@ function prepareStatements(store: Store) {
     allIncomingKeys: db.prepare<[], { client_id: string; message_id: number; bytes: number }>(`SELECT client_id, message_id, ${STORED_BYTES} AS bytes FROM broker_incoming_packets`),
     upsertIncoming: db.prepare<PacketColumns & { client_id: string }>(
       `INSERT OR REPLACE INTO broker_incoming_packets (client_id, ${PACKET_COLUMNS}) VALUES (@client_id, ${PACKET_VALUES})`),
-    incomingByMessageId: db.prepare<[string, number], PacketColumns>(
-      `SELECT ${PACKET_COLUMNS} FROM broker_incoming_packets WHERE client_id = ? AND message_id = ?`),
+    incomingByMessageId: db.prepare<[string, number], PacketColumns & { published: number }>(
+      `SELECT ${PACKET_COLUMNS}, published FROM broker_incoming_packets WHERE client_id = ? AND message_id = ?`),
+    markIncomingPublished: db.prepare<[string, number]>('UPDATE broker_incoming_packets SET published = 1 WHERE client_id = ? AND message_id = ?'),
     deleteIncoming: db.prepare<[string, number]>('DELETE FROM broker_incoming_packets WHERE client_id = ? AND message_id = ?'),
     deleteClientIncoming: db.prepare<[string]>('DELETE FROM broker_incoming_packets WHERE client_id = ?'),
 
