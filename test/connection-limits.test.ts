@@ -16,6 +16,17 @@ function halfRequest(port: number): Promise<Socket & { ended: Promise<void> }> {
   });
 }
 
+/** A socket that sends nothing at all. */
+function silentSocket(port: number): Promise<Socket & { ended: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    const ended = new Promise<void>((done) => socket.once('close', () => done()));
+    socket.on('error', () => undefined);
+    socket.once('connect', () => resolve(Object.assign(socket, { ended })));
+    socket.once('error', reject);
+  });
+}
+
 async function closedWithin(socket: { ended: Promise<void> }, ms: number): Promise<boolean> {
   return Promise.race([socket.ended.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))]);
 }
@@ -49,4 +60,15 @@ describe('connection limits of the S3, HTTP and admin TCP ports', () => {
       expect(warned).toBe(true);
     });
   }
+
+  it('closes connections that send nothing within the headers\' 10 s, so that they do not hold every place of a port for good', async () => {
+    const ports = [['s3', 3], ['http', 2], ['admin-tcp', 2]] as const;
+    const held = await Promise.all(ports.flatMap(([name, limit]) => Array.from({ length: limit }, () => silentSocket(daemon.port(name)))));
+    const closed = await Promise.all(held.map((socket) => closedWithin(socket, 15_000)));
+    expect(closed.every(Boolean)).toBe(true);
+    for (const [name] of ports) {
+      const status = (await fetch(`http://127.0.0.1:${daemon.port(name)}/${name === 's3' ? 'minio/health/live' : 'healthz'}`)).status;
+      expect(status).toBeLessThan(500);
+    }
+  }, 30_000);
 });

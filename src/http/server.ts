@@ -99,10 +99,17 @@ export const CONNECTIONS_CHECKING_INTERVAL_MS = 2_000;
 
 /**
  * At most `max` sockets at once, each holding up to Node's 16 KiB of headers while they arrive: Node
- * closes a socket beyond it as it is accepted. Refusals are logged at most once a minute.
+ * closes a socket beyond it as it is accepted. Refusals are logged at most once a minute. A socket
+ * that sends nothing within the server's headersTimeout is closed: Node times headers from their
+ * first byte, so connections that never send one held their places for good (the port refused all
+ * others until they went).
  */
 export function limitConnections(server: Server, max: number, log: Logger): void {
   server.maxConnections = max;
+  server.on('connection', (socket: Socket) => {
+    const silent = setTimeout(() => { if (socket.bytesRead === 0) socket.destroy(); }, server.headersTimeout).unref();
+    socket.once('close', () => clearTimeout(silent));
+  });
   let refused = 0;
   let loggedAt = -Infinity;
   server.on('drop', () => {
