@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { createRequire } from 'node:module';
 import type { Client } from 'aedes';
+import { collectBufferGarbage } from '../../buffer-garbage.js';
 
 type PacketShape = { cmd: string | null; retain: boolean; qos: number; dup: boolean; length: number; topic: string | null; payload: Buffer | null; messageId?: number };
 
@@ -38,6 +39,8 @@ export function parsePublishesDirectly(client: Client, maxPacketSize: number): v
   const parseWithMqttPacket = parser.parse;
   let held: Buffer | undefined;
   parser.parse = function parse(this: MqttPacketParser, read: Buffer): number {
+    // each read is a buffer of its own, dead once parsed (collectBufferGarbage)
+    collectBufferGarbage(read.length);
     if (this.error !== null || this._list.length > 0 || this._stateCounter !== 0 || this.settings.protocolVersion === 5) {
       return parseWithMqttPacket.call(this, read);
     }
