@@ -406,7 +406,8 @@ describe('outpost admin CLI', () => {
   it('refuses a notification rule for --function "" rather than listing the rules', async () => {
     expect((await outpost(daemon.socket, ['buckets', 'create', 'notified'])).code).toBe(0);
     const refused = await outpost(daemon.socket, ['buckets', 'notify', 'notified', '--function', '']);
-    expect(refused).toEqual({ code: 1, stdout: '', stderr: 'outpost: expected "function" to be a function name or a Lambda ARN\n' });
+    // a usage error, as an empty argument is (README: exit status 2)
+    expect(refused).toEqual({ code: 2, stdout: '', stderr: "error: option '--function <name>' argument '' is invalid. it cannot be empty\n(add --help for usage)\n" });
     expect((await outpost(daemon.socket, ['buckets', 'notify', 'notified'])).stdout).toBe('no notification rules on notified\n');
   });
 
@@ -441,6 +442,7 @@ describe('outpost admin CLI', () => {
       [['deploy', ''], "error: command-argument value '' is invalid for argument 'path'. it cannot be empty"],
       [['things', 'show', ''], "error: command-argument value '' is invalid for argument 'name'. it cannot be empty"],
       [['things', 'policy', 'pump-7', '--client-id', ''], "error: option '--client-id <pattern>' argument '' is invalid. it cannot be empty"],
+      [['shadow', 'get', 'lamp', '--name', ''], "error: option '--name <shadow>' argument '' is invalid. it cannot be empty"],
       [['invoke', 'F', '--payload', '{bad'], 'outpost: --payload is not valid JSON: {bad'],
       [['objects', 'rm', 'logs', 'a.log', ''], "error: command-argument value '' is invalid for argument 'keys'. it cannot be empty"],
       // the S3 SDK refused these with "No value provided for input HTTP label: Bucket."

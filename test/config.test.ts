@@ -77,6 +77,15 @@ describe('configuration', () => {
     expect(refusal).not.toContain('short-secret');
   });
 
+  it('refuses an empty --config or --data-dir (a script\'s unset variable) rather than take the defaults or the working directory', () => {
+    const config = spawnSync(process.execPath, [OUTPOSTD, '--config', '', '--print-config'], { encoding: 'utf8', timeout: 10_000 });
+    expect({ status: config.status, stderr: config.stderr }).toEqual({ status: 2, stderr: 'outpostd: --config: expected a file path, got an empty one\n' });
+    const dataDir = spawnSync(process.execPath, [OUTPOSTD, '--data-dir', '', '--print-config'], { encoding: 'utf8', timeout: 10_000 });
+    expect({ status: dataDir.status, stderr: dataDir.stderr }).toEqual({ status: 2, stderr: 'outpostd: --data-dir: expected a directory, got an empty one\n' });
+    // a section given a scalar: what was given, said once
+    expect(runWithConfig('log: debug\n', '--print-config').stderr).toContain('  log: expected a mapping of keys, got "debug"\n');
+  });
+
   it('takes only bare origins (or "*") in mqtt.ws.allowedOrigins, kept as a browser writes them', () => {
     for (const entry of ['https://dashboard.example/app', 'dashboard.example', 'ftp://dashboard.example', 'https://user@dashboard.example']) {
       expect(() => validateConfig({ mqtt: { ws: { allowedOrigins: [entry] } } }, 'test'))

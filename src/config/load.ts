@@ -27,6 +27,9 @@ export interface LoadOptions {
 /** `--config FILE` must exist; otherwise /etc/outpost/outpost.yaml when present, else the embedded defaults. */
 export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const env = options.env ?? process.env;
+  // given empty (a script's unset variable), they would name the embedded defaults and the working directory
+  if (options.configPath === '') throw new ConfigError('--config: expected a file path, got an empty one');
+  if (options.dataDir === '') throw new ConfigError('--data-dir: expected a directory, got an empty one');
   const explicit = options.configPath ?? env.OUTPOST_CONFIG;
   let source: string | null = null;
   let input: unknown = embeddedDefaults;
@@ -63,8 +66,9 @@ function parseYamlFile(file: string): unknown {
 /** Zod's own words for a section given as something else ("Expected object, received array") in the loader's. */
 const sectionsNamed: ZodErrorMap = (issue, context) => {
   if (issue.code === 'invalid_type' && issue.expected === 'object') {
-    const received = issue.received === 'array' ? 'a list' : issue.received === 'null' ? 'nothing (null)' : `a ${issue.received}`;
-    return { message: `expected a mapping of keys, got ${received}` };
+    // a scalar given is quoted after the message (formatConfigIssues)
+    const received = issue.received === 'array' ? ', got a list' : issue.received === 'null' ? ', got nothing (null)' : '';
+    return { message: `expected a mapping of keys${received}` };
   }
   return { message: context.defaultError };
 };

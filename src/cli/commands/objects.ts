@@ -12,6 +12,7 @@ import type { LifecycleRule } from '../../objects/operations/lifecycle-rules.js'
 import { CliError, UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
 import { formatBytes, formatTable } from '../table.js';
+import { nonEmpty } from '../options.js';
 
 interface Bucket {
   name: string;
@@ -64,11 +65,11 @@ function registerBuckets(program: Command, cli: CliContext): void {
 
   buckets.command('notify <bucket>')
     .description('run a function on object events of the bucket (adds a rule); without --function, list the rules')
-    .option('--function <name>', 'function name or arn:aws:lambda:REGION:ACCOUNT:function:NAME')
+    .option('--function <name>', 'function name or arn:aws:lambda:REGION:ACCOUNT:function:NAME', nonEmpty)
     .option('--events <events>', `comma-separated, repeatable: ${EVENT_TYPES.join(', ')} (default s3:ObjectCreated:*)`, collect)
     .option('--prefix <prefix>', 'only keys starting with this')
     .option('--suffix <suffix>', 'only keys ending with this')
-    .option('--id <id>', 'rule id (the event record\'s configurationId); a rule with the same id is replaced')
+    .option('--id <id>', 'rule id (the event record\'s configurationId); a rule with the same id is replaced', nonEmpty)
     // with a rule as well, the rule would be dropped along with every other
     .addOption(new Option('--clear', 'remove every rule of the bucket').conflicts(['function', 'events', 'prefix', 'suffix', 'id']))
     .addHelpText('after', '\nExample:\n  outpost buckets notify camera-uploads --function MakeThumbnail --events s3:ObjectCreated:* --suffix .jpg\n')
@@ -88,7 +89,7 @@ function registerBuckets(program: Command, cli: CliContext): void {
     .description('expire (delete) the bucket\'s objects some days after they were written, as an S3 lifecycle rule (adds a rule); without options, list the rules')
     .option('--expire-days <days>', 'delete objects this many days after their creation, rounded up to the next midnight UTC as S3 does')
     .option('--prefix <prefix>', 'only keys starting with this (default: every object)')
-    .option('--id <id>', 'rule id (default "expire PREFIX"); a rule with the same id is replaced')
+    .option('--id <id>', 'rule id (default "expire PREFIX"); a rule with the same id is replaced', nonEmpty)
     .addOption(new Option('--clear', 'remove every lifecycle rule of the bucket').conflicts(['expireDays', 'prefix', 'id']))
     .addHelpText('after', '\nOther rules (dates, object sizes, aborting uploads) come from `aws s3api put-bucket-lifecycle-configuration`.\n'
       + 'Example:\n  outpost buckets lifecycle camera-uploads --expire-days 30 --prefix 2026/\n')

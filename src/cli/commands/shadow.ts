@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../admin-client.js';
 import type { CliContext } from '../context.js';
-import { integerOption } from '../options.js';
+import { integerOption, nonEmpty } from '../options.js';
 import { formatTable } from '../table.js';
 import { parseJsonOption, type Json } from '../json-option.js';
 
@@ -37,7 +37,7 @@ export function registerShadow(program: Command, cli: CliContext): void {
 
   shadow.command('get <thing>')
     .description("show a shadow's desired, reported and delta fields")
-    .option('--name <shadow>', 'a named shadow instead of the classic one')
+    .option('--name <shadow>', 'a named shadow instead of the classic one', nonEmpty)
     .action(async (thing: string, options: { name?: string }, command: Command) => {
       const document = await cli.call<ShadowDocument>(command, 'GET', shadowPath(thing, options.name));
       cli.print(command, document, () => documentTable(document));
@@ -45,7 +45,7 @@ export function registerShadow(program: Command, cli: CliContext): void {
 
   shadow.command('update <thing>')
     .description('update desired or reported state; a null field deletes it')
-    .option('--name <shadow>', 'a named shadow instead of the classic one')
+    .option('--name <shadow>', 'a named shadow instead of the classic one', nonEmpty)
     .option('--desired <json>', 'fields of the desired state, e.g. \'{"color":"red"}\'')
     .option('--reported <json>', 'fields of the reported state')
     .option('--if-version <n>', 'apply only if the shadow is at this version (else refused: Version conflict)', integerOption(0))
@@ -60,7 +60,7 @@ export function registerShadow(program: Command, cli: CliContext): void {
 
   shadow.command('delete <thing>')
     .description('delete a shadow (re-created within 48 hours, it continues its version; later it starts again at 1)')
-    .option('--name <shadow>', 'a named shadow instead of the classic one')
+    .option('--name <shadow>', 'a named shadow instead of the classic one', nonEmpty)
     .action(async (thing: string, options: { name?: string }, command: Command) => {
       const deleted = await cli.call<{ version: number }>(command, 'DELETE', shadowPath(thing, options.name));
       cli.print(command, deleted, () => `deleted ${thing}${options.name ? ` (${options.name})` : ''} at version ${deleted.version}\n`);
