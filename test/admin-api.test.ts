@@ -80,7 +80,10 @@ describe('admin API: refused requests', () => {
       expect(await call(daemon, method, '/v1/shadows/lamp-1?name=', body)).toEqual({ status: 400, body: { error: 'Invalid shadow name' } });
     }
     expect((await call(daemon, 'GET', '/v1/shadows/lamp-1')).body).toMatchObject({ state: { reported: { on: true } }, version: 1 });
-    expect(await outpost(daemon.socket, ['shadow', 'get', 'lamp-1', '--name', ''])).toEqual({ code: 1, stdout: '', stderr: 'outpost: Invalid shadow name\n' });
+    // the CLI refuses it before asking: a usage error (exit 2), as every empty name is
+    expect(await outpost(daemon.socket, ['shadow', 'get', 'lamp-1', '--name', ''])).toEqual({
+      code: 2, stdout: '', stderr: "error: option '--name <shadow>' argument '' is invalid. it cannot be empty\n(add --help for usage)\n",
+    });
   });
 
   it('refuses a body that is not UTF-8, rather than taking a stray byte as U+FFFD', async () => {
