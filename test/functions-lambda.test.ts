@@ -48,7 +48,7 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
   it('returns the end of the invocation\'s log with X-Amz-Log-Type: Tail, over HTTP, the AWS CLI and outpost invoke', async () => {
     await deploy({
       'template.yaml': template('Chatty', { Handler: 'index.handler' }),
-      'index.js': 'exports.handler = async (event) => { console.log("hello from", event.who); if (event.bytes) process.stdout.write("x".repeat(event.bytes) + "\\n"); if (event.partial) process.stdout.write("no newline"); return { ok: true }; };\n',
+      'index.js': 'exports.handler = async (event) => { console.log("hello from", event.who); console.fatal("fatal from", event.who); if (event.bytes) process.stdout.write("x".repeat(event.bytes) + "\\n"); if (event.partial) process.stdout.write("no newline"); return { ok: true }; };\n',
     });
     const response = await lambda('Chatty', { body: JSON.stringify({ who: 'tail' }), headers: { 'X-Amz-Log-Type': 'Tail' } });
     expect(response.status).toBe(200);
@@ -56,6 +56,8 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     const log = Buffer.from(response.headers.get('x-amz-log-result')!, 'base64').toString('utf8');
     expect(log).toMatch(new RegExp(`^START RequestId: ${requestId} Version: \\$LATEST\\n`));
     expect(log).toMatch(new RegExp(`\\t${requestId}\\tINFO\\thello from tail\\n`));
+    // Lambda's Node.js runtime adds console.fatal
+    expect(log).toMatch(new RegExp(`\\t${requestId}\\tFATAL\\tfatal from tail\\n`));
     expect(log).toMatch(new RegExp(`END RequestId: ${requestId}\\nREPORT RequestId: ${requestId}\\tDuration: [0-9.]+ ms\\t[^\\n]*\\n$`));
     // None (the default) returns no log; other values are refused as Lambda refuses them.
     expect((await lambda('Chatty')).headers.get('x-amz-log-result')).toBeNull();
@@ -103,6 +105,34 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect(response.status).toBe(200);
     const log = Buffer.from(response.headers.get('x-amz-log-result')!, 'base64').toString('utf8');
     expect(log).toMatch(/^START RequestId: [\s\S]*python says tail\n[\s\S]*END RequestId: [\s\S]*REPORT RequestId: /);
+  });
+
+  it('answers a result JSON cannot hold as Lambda\'s runtimes do: Node.js a plain Error, Python 3.12 and later non-ASCII text unescaped', async () => {
+    await deploy({
+      'template.yaml': JSON.stringify({ Resources: Object.assign({}, ...[
+        template('Cyclic', { Handler: 'index.handler' }), template('Py311', { Handler: 'app.handler', Runtime: 'python3.11' }), template('Py312', { Handler: 'app.handler', Runtime: 'python3.12' }),
+      ].map((one) => JSON.parse(one).Resources)) }),
+      'index.js': 'exports.handler = async () => { const a = {}; a.a = a; return a; };\n',
+      'app.py': 'def handler(event, context):\n    return {"s": "h\u00e9llo \u2603"}\n',
+    });
+    const cyclic = await lambda('Cyclic');
+    expect(cyclic.headers.get('x-amz-function-error')).toBe('Unhandled');
+    expect(await cyclic.json()).toMatchObject({ errorType: 'Error', errorMessage: 'Unable to stringify response body', trace: expect.arrayContaining([expect.stringMatching(/^Error: Unable to stringify response body/)]) });
+    expect(await (await lambda('Py311')).text()).toBe('{"s": "h\\u00e9llo \\u2603"}');
+    expect(await (await lambda('Py312')).text()).toBe('{"s": "h\u00e9llo \u2603"}');
+  });
+
+  it('finds a handler\'s module as Lambda\'s Node.js runtime does: a file without an extension, a package in node_modules', async () => {
+    await deploy({
+      'template.yaml': JSON.stringify({ Resources: Object.assign({}, ...[
+        template('Bare', { Handler: 'main.handler' }), template('Packaged', { Handler: 'sensor-kit.handler' }),
+      ].map((one) => JSON.parse(one).Resources)) }),
+      main: 'exports.handler = async () => "from main";\n',
+      'node_modules/sensor-kit/package.json': '{"name":"sensor-kit","main":"lib/entry.js"}',
+      'node_modules/sensor-kit/lib/entry.js': 'exports.handler = async () => "from sensor-kit";\n',
+    });
+    expect(await (await lambda('Bare')).json()).toBe('from main');
+    expect(await (await lambda('Packaged')).json()).toBe('from sensor-kit');
   });
 
   it('keeps what the handler printed in the log tail of an invocation that ended its environment: a timeout, an exit, an uncaught exception, in a thread or a process', async () => {
@@ -414,6 +444,22 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     const failed = await call({ op: 'error' });
     expect(failed.payload).toMatchObject({ errorType: 'Error', errorMessage: 'failed' });
     expect((await call({})).payload).toEqual({ fired: 0 });
+  });
+
+  it('logs the invocations one environment runs in turn each from START to REPORT, the next START after', async () => {
+    await deploy({
+      'template.yaml': template('InTurn', { Handler: 'index.handler', ReservedConcurrentExecutions: 1 }),
+      'index.js': 'exports.handler = async (event) => { await new Promise((resolve) => setTimeout(resolve, 200)); console.log("event", event.i); return event.i; };\n',
+    });
+    // queued while the first runs: the environment takes them one after the other
+    for (let i = 0; i < 4; i++) expect((await lambda('InTurn', { body: JSON.stringify({ i }), headers: { 'X-Amz-Invocation-Type': 'Event' } })).status).toBe(202);
+    const file = join(daemon.dataDir, 'functions', 'InTurn', 'logs', 'function.log');
+    const log = await eventually(() => {
+      const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+      return (text.match(/^REPORT /gm) ?? []).length === 4 ? text : undefined;
+    }, 10_000);
+    const kinds = log.split('\n').map((line) => /^(START|END|REPORT) /.exec(line)?.[1] ?? (/\tINFO\tevent /.test(line) ? 'event' : undefined)).filter(Boolean);
+    expect(kinds).toEqual(Array.from({ length: 4 }, () => ['START', 'event', 'END', 'REPORT']).flat());
   });
 
   it('logs what an invocation left running under the request id of the invocation running when it writes, as on Lambda (of the last one while idle)', async () => {

@@ -416,7 +416,9 @@ export class NodeWorkerInstance {
       },
     };
     if (!this.deadlineTimer) this.watchDeadline(message.timeoutMs);
-    onStart?.();
+    // after the previous invocation's END and REPORT, which its caller writes once its promise settled
+    // (a microtask queued before this one): one environment's log reads START … REPORT, START …
+    if (onStart) queueMicrotask(onStart);
   }
 
   /**

@@ -1,8 +1,9 @@
 // Runs inside a worker thread, or a child process with `isolation: process`: loads one function's
 // handler and serves invocations one at a time, with the handler contract of AWS Lambda's Node.js
 // runtime. Imported only by the worker or child itself.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { format, types } from 'node:util';
 import { getHeapStatistics } from 'node:v8';
@@ -158,7 +159,7 @@ function flushOutput(): Promise<unknown> {
 
 /** console.* as Lambda writes it: `timestamp<TAB>requestId<TAB>LEVEL<TAB>message`, into the function's log. */
 function patchConsole(): void {
-  const levels = { log: 'INFO', info: 'INFO', warn: 'WARN', error: 'ERROR', debug: 'DEBUG', trace: 'TRACE' } as const;
+  const levels = { log: 'INFO', info: 'INFO', warn: 'WARN', error: 'ERROR', debug: 'DEBUG', trace: 'TRACE', fatal: 'FATAL' } as const;
   for (const [method, level] of Object.entries(levels)) {
     (console as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
       const line = format(...args).replaceAll('\n', '\r');
@@ -192,7 +193,7 @@ async function loadHandler(init: WorkerInit): Promise<Handler> {
   const dot = init.handler.indexOf('.', slash + 1);
   if (dot < 0) throw loaderError('Runtime.MalformedHandlerName', 'Bad handler');
   const modulePath = init.handler.slice(0, dot);
-  const file = ['.js', '.mjs', '.cjs'].map((ext) => join(init.taskRoot, modulePath + ext)).find((candidate) => existsSync(candidate));
+  const file = handlerFile(init.taskRoot, modulePath);
   if (!file) throw loaderError('Runtime.ImportModuleError', `Error: Cannot find module '${modulePath}'`);
   let namespace: Record<string, unknown>;
   try {
@@ -208,6 +209,24 @@ async function loadHandler(init: WorkerInit): Promise<Handler> {
   if (!found) throw loaderError('Runtime.HandlerNotFound', `${init.handler} is undefined or not exported`);
   if (typeof found !== 'function') throw loaderError('Runtime.HandlerNotFound', `${init.handler} is not a function`);
   return found as Handler;
+}
+
+/**
+ * The file of a handler's module, looked for as Lambda's Node.js runtime does: the name as it is,
+ * then with .js, .mjs, .cjs, then as `require` resolves it from the task root (a package of its
+ * node_modules).
+ */
+function handlerFile(taskRoot: string, modulePath: string): string | undefined {
+  const isFile = (candidate: string) => statSync(candidate, { throwIfNoEntry: false })?.isFile() === true;
+  const found = ['', '.js', '.mjs', '.cjs'].map((ext) => join(taskRoot, modulePath + ext)).find(isFile);
+  if (found) return found;
+  try {
+    const resolved = createRequire(join(taskRoot, 'index.js')).resolve(modulePath);
+    // a built-in module's name (fs, http) resolves to itself: not the function's
+    return isAbsolute(resolved) ? resolved : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function resolvePath(root: unknown, path: string[]): unknown {
@@ -320,8 +339,9 @@ function answer(message: InvokeMessage, outcome: Outcome): void {
   try {
     // Lambda answers `undefined` with null.
     payload = JSON.stringify(outcome.value) ?? 'null';
-  } catch (error) {
-    post({ type: 'error', requestId: message.requestId, error: { errorType: 'Runtime.MalformedHandlerResponse', errorMessage: `Unable to stringify response body: ${(error as Error).message}` }, memoryBytes: memoryBytes(), ...takeTail() });
+  } catch {
+    // Lambda's Node.js runtime: a plain Error, with no word of the cause (a cycle, a BigInt)
+    post({ type: 'error', requestId: message.requestId, error: toErrorPayload(new Error('Unable to stringify response body')), memoryBytes: memoryBytes(), ...takeTail() });
     return;
   }
   // checked here: posted, a 20 MB answer would be copied into the daemon's heap before it could be refused

@@ -9,6 +9,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import resource
 import signal
 import socket
@@ -187,12 +188,21 @@ class ResponseEncoder(json.JSONEncoder):
         return super().default(value)
 
 
+def escapes_non_ascii(execution_env):
+    """Lambda's Python runtimes before 3.12 escape non-ASCII characters in a response (\\u00e9); later ones write them as UTF-8."""
+    version = re.fullmatch(r'AWS_Lambda_python3\.(\d+)', execution_env or '')
+    return version is None or int(version.group(1)) < 12
+
+
+ENSURE_ASCII = escapes_non_ascii(os.environ.get('AWS_EXECUTION_ENV'))
+
+
 def marshal(result):
     """The response body as the Python runtime's marshaller makes it: bytes as they are, anything else as JSON."""
     if isinstance(result, bytes):
         return result
     try:
-        return json.dumps(result, cls=ResponseEncoder).encode('utf-8')
+        return json.dumps(result, cls=ResponseEncoder, ensure_ascii=ENSURE_ASCII).encode('utf-8')
     # Whatever fails the encoding: a set (TypeError), a circular reference (ValueError), nesting deeper than the interpreter's recursion limit.
     except Exception as error:
         raise LambdaError('Runtime.MarshalError', 'Unable to marshal response: %s' % error) from None
