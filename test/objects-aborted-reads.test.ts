@@ -3,6 +3,9 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client 
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { request } from 'node:http';
 import { createHash } from 'node:crypto';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { eventually } from './helpers/eventually.js';
 import { TestDaemon } from './helpers/daemon.js';
 import { addKey, s3Client } from './helpers/objects.js';
 
@@ -19,6 +22,20 @@ function readThenDrop(url: string, bytes: number, range?: string): Promise<void>
         }
       });
       res.on('end', () => resolve());
+    });
+    req.on('error', () => resolve());
+    req.end();
+  });
+}
+
+/** Starts a presigned GET, stops reading once the first bytes came (the server's writes then wait), and drops the connection `afterMs` later. */
+function stallThenDrop(url: string, afterMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const req = request(url, (res) => {
+      res.once('data', () => {
+        res.pause();
+        setTimeout(() => { req.destroy(); resolve(); }, afterMs);
+      });
     });
     req.on('error', () => resolve());
     req.end();
@@ -49,6 +66,17 @@ describe('S3 API: clients that go away mid-download', () => {
     await s3.send(new PutObjectCommand({ Bucket: 'big', Key: 'after', Body: 'still serving' }));
     const after = await s3.send(new GetObjectCommand({ Bucket: 'big', Key: 'after' }));
     expect(await after.Body!.transformToString()).toBe('still serving');
+  });
+
+  it('close the object\'s file at once when a reader that stopped reading goes away, not when the collector finds it', async () => {
+    const file = join(daemon.dataDir, 'share', 'big', 'video');
+    const openOnFile = () => readdirSync(`/proc/${daemon.process.pid}/fd`).filter((fd) => {
+      try { return readlinkSync(`/proc/${daemon.process.pid}/fd/${fd}`) === file; } catch { return false; }
+    }).length;
+    for (let i = 0; i < 4; i++) await stallThenDrop(await getSignedUrl(s3, new GetObjectCommand({ Bucket: 'big', Key: 'video' }), { expiresIn: 60 }), 300);
+    // the write each was waiting for never completes: the close of its connection ends the wait
+    await eventually(() => openOnFile() === 0, 3000);
+    expect(daemon.stderr).not.toContain('Closing file descriptor');
   });
 
   it('send every reader its own bytes while many read at once and some go away (the large read buffers are shared)', async () => {

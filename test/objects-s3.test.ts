@@ -110,6 +110,10 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(got.LastModified).toBeInstanceOf(Date);
     const head = await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'yard/2026/cam 1.jpg' }));
     expect(head).toMatchObject({ ContentLength: body.length, ETag: `"${md5}"`, Metadata: { camera: 'north', shot: '17' } });
+    // listed to the second, as S3 and Last-Modified give it: aws s3 sync --exact-timestamps compares the two
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'photos', Prefix: 'yard/2026/' }));
+    expect(listed.Contents![0].LastModified!.getTime()).toBe(head.LastModified!.getTime());
+    expect(listed.Contents![0].LastModified!.getMilliseconds()).toBe(0);
     expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'missing' })))).toMatchObject({ code: 'NoSuchKey', status: 404 });
     expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'missing' })))).toMatchObject({ status: 404 });
     expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'no-bucket', Key: 'x' })))).toMatchObject({ code: 'NoSuchBucket', status: 404 });

@@ -111,4 +111,9 @@ function markupWithin(text: string, limit: number): boolean {
 }
 
 /** ISO 8601 with milliseconds, as S3 writes timestamps in XML. */
-export const isoTime = (epochMs: number) => new Date(epochMs).toISOString();
+/**
+ * A time in S3's XML: whole seconds (`….000Z`), as S3 writes every one and as Last-Modified has it;
+ * a listing's milliseconds made `aws s3 sync --exact-timestamps` download every object again, each
+ * file's mtime being set to the second.
+ */
+export const isoTime = (epochMs: number) => new Date(Math.floor(epochMs / 1000) * 1000).toISOString();

@@ -88,6 +88,12 @@ async function streamThrough(buffers: Buffer[], file: FileHandle, res: ServerRes
   };
   for (let chunk = 0; chunk < Math.min(READ_BUFFERS - 1, chunks); chunk++) startRead(chunk);
   let flushed: Promise<void> = Promise.resolve();
+  // A write's callback never comes once the client went away in the middle of it: the connection's
+  // close lets the wait go (its socket closed, nothing writes from the buffer any more), so that the
+  // file is closed and the buffers given back now, not when the collector finds them.
+  let letGo: (() => void) | undefined;
+  const onClose = () => letGo?.();
+  res.once('close', onClose);
   try {
     for (let chunk = 0; chunk < chunks; chunk++) {
       const { bytesRead } = await reads[chunk];
@@ -98,7 +104,10 @@ async function streamThrough(buffers: Buffer[], file: FileHandle, res: ServerRes
       // the buffer of the previous chunk is free again: the read after the next goes into it
       if (chunk + READ_BUFFERS - 1 < chunks) startRead(chunk + READ_BUFFERS - 1);
       const buffer = buffers[chunk % READ_BUFFERS];
-      flushed = new Promise((resolve, reject) => res.write(buffer.subarray(0, bytesRead), (error) => (error ? reject(error) : resolve())));
+      flushed = new Promise((resolve, reject) => {
+        letGo = resolve;
+        res.write(buffer.subarray(0, bytesRead), (error) => (error ? reject(error) : resolve()));
+      });
       // awaited after the next read, likewise
       flushed.catch(() => undefined);
     }
@@ -111,6 +120,7 @@ async function streamThrough(buffers: Buffer[], file: FileHandle, res: ServerRes
   } finally {
     // the buffers serve another body next: nothing may still read into them or write from them
     await Promise.allSettled([...reads, flushed]);
+    res.off('close', onClose);
   }
 }
 
