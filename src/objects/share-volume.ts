@@ -6,7 +6,7 @@ import type { Store } from '../store/store.js';
 import { makeDirectories, syncPath } from '../store/durable-directories.js';
 
 /** The file in the store's folder of the share that names the volume: `<shareRoot>/.outpost/volume`. */
-export const VOLUME_FILE = 'volume';
+const VOLUME_FILE = 'volume';
 /** How often the volume is looked for (it may be unmounted, or mounted again, at any time). */
 const LOOK_INTERVAL_MS = 5_000;
 /** A request that finds the share absent looks again, at most this often. */
@@ -26,7 +26,7 @@ type Found = 'ours' | 'missing' | 'unmarked' | 'foreign';
  * The store's folder is made (with a new id) only on a share that holds nothing yet: no bucket. A
  * folder without the file is taken as the store's (a new id written): at the first start of a
  * store that had none (an upgrade), or when an operator makes it to give the store a new, empty
- * volume (a replaced disk: `mkdir -p <shareRoot>/.outpost && touch <shareRoot>/.outpost/volume`).
+ * volume (a replaced disk: `mkdir -p <shareRoot>/.outpost && : > <shareRoot>/.outpost/volume`, docs/file-share.md).
  * A new id each time, so that a folder left beneath a mount point is never taken for the volume.
  */
 export class ShareVolume {
