@@ -605,9 +605,13 @@ export class ObjectStore {
     return isCode(error, 'ENOENT') && !this.volume.there() ? errors.shareUnavailable() : error;
   }
 
-  /** ServiceUnavailable while the share's volume is not there: a write would make its directories on the disk beneath. */
-  private requireShare(): void {
-    if (!this.volume.available()) throw errors.shareUnavailable();
+  /**
+   * ServiceUnavailable while the share's volume is not there: a write would make its directories on
+   * the disk beneath. `look`: one look now, for what makes a directory before anything of the drive
+   * is touched (a bucket's), and is rare; else the volume as last seen (at most 5 s ago).
+   */
+  private requireShare(look = false): void {
+    if (!(look ? this.volume.there() : this.volume.available())) throw errors.shareUnavailable();
   }
 
   // ── buckets ────────────────────────────────────────────────────────────────────────────────
@@ -643,7 +647,7 @@ export class ObjectStore {
   async createBucket(name: string, tags?: string): Promise<BucketRecord> {
     checkBucketName(name);
     if (this.bucket(name)) throw errors.bucketAlreadyOwnedByYou(name);
-    this.requireShare();
+    this.requireShare(true);
     // one at a time with a deletion of the same name: its removal of the directory must not follow this mkdir
     return this.locks.with(bucketLock(name), async () => {
       // The directory first: a crash leaves at most an empty directory, never a bucket without one.
