@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -69,11 +69,17 @@ describe('S3 API with the AWS CLI, boto3, rclone, s3cmd and restic', () => {
     mkdirSync(join(tree, 'sub'), { recursive: true });
     writeFileSync(join(tree, 'a.txt'), 'a');
     writeFileSync(join(tree, 'sub', 'b.txt'), 'bb');
+    // files older than their upload, as a sync finds them: S3's times are whole seconds, so a file
+    // written in the second of its upload is newer than its object, and synced again (as on S3)
+    const aMinuteAgo = Date.now() / 1000 - 60;
+    for (const file of [join(tree, 'a.txt'), join(tree, 'sub', 'b.txt')]) utimesSync(file, aMinuteAgo, aMinuteAgo);
     expect((await aws('s3', 'sync', tree, 's3://cli-bucket/tree')).code).toBe(0);
     expect((await aws('s3', 'sync', tree, 's3://cli-bucket/tree')).stdout).toBe('');
     const mirror = join(work, 'mirror');
     expect((await aws('s3', 'sync', 's3://cli-bucket/tree', mirror)).code).toBe(0);
     expect(readFileSync(join(mirror, 'sub', 'b.txt'), 'utf8')).toBe('bb');
+    // the files it wrote have their objects' times to the second, as listed: nothing to do again
+    expect((await aws('s3', 'sync', 's3://cli-bucket/tree', mirror, '--exact-timestamps')).stdout).toBe('');
 
     const url = (await aws('s3', 'presign', 's3://cli-bucket/notes/note.txt', '--expires-in', '60')).stdout.trim();
     expect(await (await fetch(url)).text()).toBe('hello from the aws cli\n');
