@@ -334,6 +334,8 @@ export class NodeWorkerInstance {
    * exit, a crash), whose own copy of its output (worker-main's) went with it.
    */
   private heard: string | undefined;
+  /** The uncaught error the environment reported before it exits (worker-main's crash). */
+  private fatal: LambdaErrorPayload | undefined;
 
   private constructor(options: WorkerOptions & { isolation: 'thread' | 'process' }, spare: SpareThread | undefined) {
     this.logStreamName = options.logStreamName;
@@ -448,15 +450,18 @@ export class NodeWorkerInstance {
     } else if ((message.type === 'result' || message.type === 'error') && message.requestId === this.current?.requestId) {
       this.current.settle(message.type === 'result' ? { ok: true, payload: message.payload, log: message.log } : { ok: false, error: message.error, log: message.log });
     } else if (message.type === 'fatal') {
+      // The environment logged it itself, as Lambda's runtime logs an uncaught exception, and exits:
+      // the invocation is settled then (onEnd), once what it printed is in, which comes another way
+      // than this message (a process's pipe: the log tail lost the invocation's lines now and then)
       this.ended();
-      // The environment logged it itself, as Lambda's runtime logs an uncaught exception.
-      this.current?.settle({ ok: false, error: message.error, errorLogged: true, ...this.heardLog() });
+      this.fatal = message.error;
     }
   }
 
   private onEnd(ending: Ending): void {
     this.ended();
     if (this.starting) this.starting.fail(ending(), ending);
+    else if (this.current && this.fatal) this.current.settle({ ok: false, error: this.fatal, errorLogged: true, ...this.heardLog() });
     else if (this.current) this.settle(ending(this.current.requestId));
     else for (const waiting of this.line.splice(0)) waiting.resolve(NOT_RUN);
   }
