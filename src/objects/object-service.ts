@@ -43,6 +43,8 @@ export class ObjectService implements Service {
       collect() { this.set(service.events?.pending ?? 0); } });
     new Gauge({ name: 'outpost_s3_bodies_waiting', help: 'Request bodies of 1 MiB or more waiting, paused, for their turn to be read (two are read at a time)', registers,
       collect() { this.set(service.objects?.bodyTurns.waiting ?? 0); } });
+    new Gauge({ name: 'outpost_s3_share_copies_pending', help: 'Small objects, held in the database, whose share file is not written yet (a full or read-only share): tried again after 5 s, then less often', registers,
+      collect() { this.set(service.objects?.shareCopiesPending() ?? 0); } });
     new Gauge({ name: 'outpost_s3_share_free_bytes', help: "Space left on the share root's filesystem (larger objects, share files): writes get 507 when it runs out", registers,
       collect() { this.set(freeBytes(service.shareRoot)); } });
     registerObjectAdminRoutes(context.admin, {

@@ -453,6 +453,8 @@ export class ObjectStore {
   private readonly thread = objectsThread();
   private readonly contentHashes = new ContentHashes(this.thread);
   readonly bodyTurns = new BodyTurns(BODIES_AT_ONCE);
+  /** Small objects whose share file is still to be written (a full or read-only share), for the metric. */
+  readonly shareCopiesPending = (): number => this.shareCopies.pendingCount();
   private readonly knownBuckets = new Map<string, BucketRecord>();
   /**
    * Configurations read (null: none), by kind and bucket: a write's event reads the notification

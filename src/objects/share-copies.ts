@@ -176,11 +176,16 @@ export class ShareCopies {
 
   /** At startup: writes the copies a crash left pending; resolves with how many were. */
   async recover(): Promise<number> {
-    const { count } = this.statements.countPendingCopies.get() as { count: number };
+    const count = this.pendingCount();
     this.schedulePendingRows();
     // every page of them: the next is scheduled as one is done
     await this.settled();
     return count;
+  }
+
+  /** Objects held in the database whose share file is not written (and recorded) yet. */
+  pendingCount(): number {
+    return (this.statements.countPendingCopies.get() as { count: number }).count;
   }
 
   /**
