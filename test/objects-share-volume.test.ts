@@ -10,7 +10,7 @@ import {
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { addKey, s3Client } from './helpers/objects.js';
-import { canMountTmpfs } from './helpers/tmpfs.js';
+import { canMountTmpfs, unmountWhenFree } from './helpers/tmpfs.js';
 
 // A share on a drive of its own (a USB disk, a NAS export), here a directory bind-mounted at the
 // share root: unmounted, the share root is an empty directory, which must not be taken for an
@@ -28,7 +28,7 @@ describe.skipIf(!canMountTmpfs())('a share on a drive that is not always mounted
   let s3: S3Client;
 
   const mount = (dir = volume) => { execFileSync('mount', ['--bind', dir, mountPoint]); mounted = true; };
-  const unmount = () => { execFileSync('umount', [mountPoint]); mounted = false; };
+  const unmount = async () => { await unmountWhenFree(mountPoint); mounted = false; };
   const errorOf = (request: Promise<unknown>) => request.then(() => 'ok', (error) => `${error.name} ${error.$metadata?.httpStatusCode}`);
   const put = (key: string, body: string | Buffer = 'x') => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
   const keys = async () => (await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }))).Contents?.map((object) => object.Key) ?? [];
@@ -53,13 +53,13 @@ describe.skipIf(!canMountTmpfs())('a share on a drive that is not always mounted
   afterAll(async () => {
     s3?.destroy();
     await daemon?.cleanup();
-    if (mounted) unmount();
+    if (mounted) await unmount();
     rmSync(mountPoint, { recursive: true, force: true });
     rmSync(volume, { recursive: true, force: true });
   });
 
   it('keeps the objects of a share whose drive went away, answers 503 to what needs it and makes nothing on the disk beneath', async () => {
-    unmount();
+    await unmount();
     // a large body goes to the store's folder first, which went with the drive
     expect(await errorOf(put('later.bin', LARGE))).toBe('ServiceUnavailable 503');
     expect(await errorOf(put('later.txt'))).toBe('ServiceUnavailable 503');
@@ -96,7 +96,7 @@ describe.skipIf(!canMountTmpfs())('a share on a drive that is not always mounted
 
   it('starts with the drive absent, and catches up once it is there', async () => {
     await daemon.stop();
-    unmount();
+    await unmount();
     await startDaemon(daemon.dataDir);
     expect(await errorOf(put('while-away.txt'))).toBe('ServiceUnavailable 503');
     expect(await keys()).toEqual(['back.txt', 'day/large.bin', 'day/local.csv', 'small.txt']);
@@ -108,7 +108,7 @@ describe.skipIf(!canMountTmpfs())('a share on a drive that is not always mounted
   });
 
   it('takes a new drive for the share once an operator marks it so', async () => {
-    unmount();
+    await unmount();
     const replacement = mkdtempSync(join(tmpdir(), 'outpost-volume-'));
     try {
       mount(replacement);
@@ -121,7 +121,7 @@ describe.skipIf(!canMountTmpfs())('a share on a drive that is not always mounted
       await eventually(() => errorOf(put('new-drive.txt', 'fresh')).then((outcome) => outcome === 'ok'), 10_000, 200);
       await eventually(() => existsSync(join(replacement, BUCKET, 'new-drive.txt')));
     } finally {
-      unmount();
+      await unmount();
       rmSync(replacement, { recursive: true, force: true });
       mount();
     }

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * Whether a tmpfs can be mounted here (root), found by mounting one and unmounting it at once: a
@@ -23,6 +24,23 @@ export function mountTmpfs(sizeMiB: number): string | undefined {
   } catch {
     rmSync(dir, { recursive: true, force: true });
     return undefined;
+  }
+}
+
+/**
+ * Unmounts `dir`, again while it is busy: a daemon using the file system holds it for moments (a
+ * directory's fsync, a `sync -f` after share copies), and `umount` refuses meanwhile, as it
+ * would an operator. At most 5 s.
+ */
+export async function unmountWhenFree(dir: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      execFileSync('umount', [dir], { stdio: 'pipe' });
+      return;
+    } catch (error) {
+      if (attempt === 50 || !String((error as { stderr?: Buffer }).stderr).includes('busy')) throw error;
+      await sleep(100);
+    }
   }
 }
 
