@@ -82,8 +82,15 @@ describe('S3 API with the AWS SDK v3', () => {
     expect(await failure(s3.send(new HeadBucketCommand({ Bucket: 'nothing-here' })))).toMatchObject({ status: 404 });
     await s3.send(new PutObjectCommand({ Bucket: 'scratch', Key: 'x', Body: 'x' }));
     expect(await failure(s3.send(new DeleteBucketCommand({ Bucket: 'scratch' })))).toMatchObject({ code: 'BucketNotEmpty', status: 409 });
+    // a multipart upload in progress does not keep a bucket (as S3): it is aborted, its parts removed
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'scratch', Key: 'unfinished.bin' }));
+    await s3.send(new UploadPartCommand({ Bucket: 'scratch', Key: 'unfinished.bin', UploadId, PartNumber: 1, Body: Buffer.alloc(1024, 1) }));
+    expect(existsSync(join(daemon.dataDir, 'share', '.outpost', 'uploads', UploadId!, '1'))).toBe(true);
+    expect(await failure(s3.send(new DeleteBucketCommand({ Bucket: 'scratch' })))).toMatchObject({ code: 'BucketNotEmpty', status: 409 });
+    expect((await s3.send(new ListMultipartUploadsCommand({ Bucket: 'scratch' }))).Uploads?.map((upload) => upload.UploadId)).toEqual([UploadId]);
     await s3.send(new DeleteObjectCommand({ Bucket: 'scratch', Key: 'x' }));
     await s3.send(new DeleteBucketCommand({ Bucket: 'scratch' }));
+    expect(existsSync(join(daemon.dataDir, 'share', '.outpost', 'uploads', UploadId!))).toBe(false);
     expect(await failure(s3.send(new DeleteBucketCommand({ Bucket: 'scratch' })))).toMatchObject({ code: 'NoSuchBucket', status: 404 });
     // the bucket was seen by the PUT before: nothing remembers it once deleted
     expect(await failure(s3.send(new GetObjectCommand({ Bucket: 'scratch', Key: 'x' })))).toMatchObject({ code: 'NoSuchBucket', status: 404 });

@@ -672,13 +672,18 @@ export class ObjectStore {
     this.shareRenamesListener = listener;
   }
 
-  /** BucketNotEmpty while it has objects or multipart uploads in progress (as S3). */
+  /**
+   * BucketNotEmpty while it has objects (as S3). Its multipart uploads in progress do not keep it,
+   * as on S3 (`aws s3 rb --force`, `rclone purge` count on it): they are aborted, parts removed.
+   */
   async deleteBucket(name: string): Promise<void> {
     this.existingBucket(name);
     this.requireShare();
     await this.locks.with(bucketLock(name), async () => {
+      if (!this.statements.anyObject.get(name)) await this.abortUploadsInitiatedBefore(Number.MAX_SAFE_INTEGER, { bucket: name, prefix: '' });
       await this.store.commit.run(() => {
         if (!this.bucket(name)) throw errors.noSuchBucket(name);
+        // an upload started since the ones aborted: the bucket is not empty after all
         if (this.statements.anyObject.get(name) || this.statements.anyUpload.get(name)) throw errors.bucketNotEmpty(name);
         this.statements.deleteBucket.run(name);
       });
