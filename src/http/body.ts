@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { BodyMemoryFullError, type BodyMemory } from './body-memory.js';
+import { collectBufferGarbage } from '../buffer-garbage.js';
 
 /** Up to this much of a refused request's body is read and dropped rather than the connection closed. */
 export const DISCARDED_BODY_BYTES = 1024 * 1024;
@@ -71,20 +72,36 @@ export function readLimited(req: IncomingMessage, limit: number, tooLarge: () =>
   if (lengthKnown && !memory.take(res, announced)) return Promise.reject(memoryFull(req, memory));
   askForBody(req);
   return new Promise((resolve, reject) => {
+    // Of an announced length: copied into one buffer, each read dropped at once for the next minor
+    // GC (collectBufferGarbage). Kept till the end, a megabyte's sixteen reads of 64 KiB sat in
+    // malloc's heap among longer-lived blocks (a flood of 1 MB Invokes left RSS 55 MB up after a full GC).
+    const whole = lengthKnown && announced <= limit ? Buffer.allocUnsafe(announced) : undefined;
     const chunks: Buffer[] = [];
     let size = 0;
     const onData = (chunk: Buffer) => {
+      const at = size;
       size += chunk.length;
       if (size > limit) chunks.length = 0;
-      else if (lengthKnown || memory.take(res, chunk.length)) chunks.push(chunk);
+      else if (whole) {
+        // a body longer than announced is the HTTP parser's to refuse; never past the buffer
+        chunk.copy(whole, at);
+        collectBufferGarbage(chunk.length);
+      } else if (lengthKnown || memory.take(res, chunk.length)) chunks.push(chunk);
       else {
         body.off('data', onData);
         chunks.length = 0;
         reject(memoryFull(req, memory));
       }
     };
+    // the request outlives its answer on a keep-alive connection: its listeners, and the body
+    // they hold, go with the end
+    const onEnd = () => {
+      body.off('data', onData);
+      if (size > limit) reject(tooLarge());
+      else resolve(whole ? whole.subarray(0, size) : Buffer.concat(chunks));
+    };
     body.on('data', onData);
-    body.on('end', () => (size > limit ? reject(tooLarge()) : resolve(Buffer.concat(chunks))));
+    body.once('end', onEnd);
     body.on('error', reject);
   });
 }
