@@ -58,6 +58,11 @@ describe('configuration', () => {
     expect(() => validateConfig({ functions: { retryDelaysSeconds: [60, 3000000] } }, 'test')).toThrow(/functions\.retryDelaysSeconds\.1: expected seconds 1-2147483/);
     expect(() => validateConfig({ s3: { share: { fullScanIntervalMs: 2 ** 31 } } }, 'test')).toThrow(/s3\.share\.fullScanIntervalMs: expected milliseconds 1-2147483647/);
     expect(() => validateConfig({ cloud: { mqtt: { maxInFlight: 70000 } } }, 'test')).toThrow(/cloud\.mqtt\.maxInFlight: expected a message count 1-60000, got 70000/);
+    // two listeners on one port are refused before the start, which would blame "another program"
+    expect(() => validateConfig({ http: { port: 1883 } }, 'test')).toThrow(/http\.port: 1883 is mqtt\.port already: each listener needs a port of its own/);
+    expect(() => validateConfig({ mqtt: { host: '127.0.0.1', ws: { enabled: true, host: '0.0.0.0', port: 9000 } }, s3: { host: '127.0.0.1' } }, 'test')).toThrow(/s3\.port: 9000 is mqtt\.ws\.port already/);
+    expect(validateConfig({ mqtt: { host: '127.0.0.1' }, http: { host: '127.0.0.2', port: 1883 } }, 'test').http.port).toBe(1883);
+    expect(validateConfig({ mqtt: { port: 0 }, http: { port: 0 }, s3: { port: 0 } }, 'test').s3.port).toBe(0);
     expect(() => validateConfig({ cloud: { s3: { concurrency: 0 } } }, 'test')).toThrow(/cloud\.s3\.concurrency: expected an upload count 1-32, got 0/);
     expect(() => validateConfig({ cloud: { s3: { concurrency: 2.5 } } }, 'test')).toThrow(/cloud\.s3\.concurrency: expected an upload count 1-32/);
     expect(() => validateConfig({ sync: { objects: [{ name: 'photos', from: 'camera' }] } }, 'test'))

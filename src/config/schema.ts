@@ -339,6 +339,21 @@ export const configSchema = () => z.strictObject({
   functions: functionsSchema().default({}),
   devices: devicesSchema().default({}),
 }).superRefine((config, context) => {
+  // two listeners on one port: the second would fail the start as "in use by another program"
+  const listeners = [
+    { key: 'mqtt', enabled: true, host: config.mqtt.host, port: config.mqtt.port },
+    { key: 'mqtt.tls', ...config.mqtt.tls },
+    { key: 'mqtt.ws', ...config.mqtt.ws },
+    { key: 'http', ...config.http },
+    { key: 's3', enabled: true, host: config.s3.host, port: config.s3.port },
+    { key: 'admin.tcp', ...config.admin.tcp },
+  ].filter((listener) => listener.enabled && listener.port !== 0);
+  listeners.forEach((listener, index) => {
+    const before = listeners.slice(0, index).find((other) => other.port === listener.port && sameAddress(other.host, listener.host));
+    if (before) {
+      context.addIssue({ code: 'custom', path: [...listener.key.split('.'), 'port'], message: `${listener.port} is ${before.key}.port already: each listener needs a port of its own` });
+    }
+  });
   // an object rule's cloud bucket: its own `to`, else cloud.s3.bucket
   config.sync.objects.forEach((rule, index) => {
     if (rule.to === undefined && config.cloud.s3.bucket === undefined) {
@@ -346,6 +361,12 @@ export const configSchema = () => z.strictObject({
     }
   });
 });
+
+/** Whether listeners on these hosts would take the same address: the same host, or one of them every address. */
+function sameAddress(a: string, b: string): boolean {
+  const everyAddress = (host: string) => host === '0.0.0.0' || host === '::' || host === '';
+  return a === b || everyAddress(a) || everyAddress(b);
+}
 
 export type Config = z.infer<ReturnType<typeof configSchema>>;
 export type ConfigInput = z.input<ReturnType<typeof configSchema>>;
