@@ -58,6 +58,8 @@ describe('configuration', () => {
     expect(() => validateConfig({ functions: { retryDelaysSeconds: [60, 3000000] } }, 'test')).toThrow(/functions\.retryDelaysSeconds\.1: expected seconds 1-2147483/);
     expect(() => validateConfig({ s3: { share: { fullScanIntervalMs: 2 ** 31 } } }, 'test')).toThrow(/s3\.share\.fullScanIntervalMs: expected milliseconds 1-2147483647/);
     expect(() => validateConfig({ cloud: { mqtt: { maxInFlight: 70000 } } }, 'test')).toThrow(/cloud\.mqtt\.maxInFlight: expected a message count 1-60000, got 70000/);
+    // relative paths are the working directory's, and shown so (--print-config, outpost status)
+    expect(validateConfig({ s3: { shareRoot: 'share' }, admin: { socket: './run/admin.sock' } }, 'test')).toMatchObject({ s3: { shareRoot: join(process.cwd(), 'share') }, admin: { socket: join(process.cwd(), 'run', 'admin.sock') } });
     // two listeners on one port are refused before the start, which would blame "another program"
     expect(() => validateConfig({ http: { port: 1883 } }, 'test')).toThrow(/http\.port: 1883 is mqtt\.port already: each listener needs a port of its own/);
     expect(() => validateConfig({ mqtt: { host: '127.0.0.1', ws: { enabled: true, host: '0.0.0.0', port: 9000 } }, s3: { host: '127.0.0.1' } }, 'test')).toThrow(/s3\.port: 9000 is mqtt\.ws\.port already/);

@@ -1,6 +1,7 @@
 // Field builders shared by every section's schema (src/*/config.ts). Schemas are made by
 // functions, never kept in a module's top level: the configuration's are made to validate it at
 // start and dropped after (see configSchema).
+import { resolve } from 'node:path';
 import { z } from 'zod/v3';
 
 // Each field carries its own "expected …" message so a bad value reads as
@@ -23,7 +24,11 @@ const MAX_TIMER_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
 export const seconds = () => range(`expected seconds 1-${MAX_TIMER_SECONDS} (about 24 days)`, 1, MAX_TIMER_SECONDS);
 /** A duration a timer waits, in milliseconds: `min` (1, or 0 where none is allowed) to what a timer holds. */
 export const milliseconds = (min = 1) => range(`expected milliseconds ${min}-${MAX_TIMER_MS} (about 24 days)`, min, MAX_TIMER_MS);
-export const path = () => text('expected a file path');
+/**
+ * A file or directory, made absolute from the working directory at load, where the daemon would
+ * open it anyway: `--print-config`, `outpost status` and the logs then say which one it is.
+ */
+export const path = () => text('expected a file path').transform((given) => resolve(given));
 export const list = (expected: string, item: string) => z.array(z.string({ invalid_type_error: item }), { invalid_type_error: expected });
 export const oneOf = <const T extends [string, ...string[]]>(values: T, expected: string) =>
   z.enum(values, { errorMap: () => ({ message: expected }) });
