@@ -292,7 +292,7 @@ describe('several Modbus units on one RS-485 line', () => {
       return ['meter1', 'drive1', 'soil1', 'drive2'].every((name) => !devices[name].connected);
     }, 8000);
     const away = await listDevices(daemon.socket);
-    for (const name of ['meter1', 'drive1', 'soil1', 'drive2']) expect(away[name]).toMatchObject({ connected: false, reconnects: 1, portDevice: null });
+    for (const name of ['meter1', 'drive1', 'soil1', 'drive2']) expect(away[name]).toMatchObject({ connected: false, reconnects: 1, portDevice: null, lastError: expect.stringMatching(/^lost: |cannot open|no such file/i) });
     client.publish('devices/drive1/commands', JSON.stringify({ speed: 0, clientToken: 'away' }), { qos: 1 });
     expect(await nextMessage('devices/drive1/commands/reply', (body) => body.clientToken === 'away')).toMatchObject({ status: 'error', error: 'device not connected' });
 
@@ -307,6 +307,8 @@ describe('several Modbus units on one RS-485 line', () => {
     expect(await nextMessage('devices/drive1/telemetry')).toMatchObject({ speed: 1450 });
     const back = await listDevices(daemon.socket);
     expect(back.meter1.portDevice).toMatch(/^\/dev\/pts\/\d+$/);
+    // the port's error went with its opening again
+    for (const name of ['meter1', 'drive1', 'soil1', 'drive2']) expect(back[name].lastError ?? '').not.toMatch(/^lost: |cannot open|no such file/i);
     expect(back.drive1.portDevice).toBe(back.meter1.portDevice);
   });
 });

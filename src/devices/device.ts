@@ -140,7 +140,7 @@ export class Device {
     this.line.attach(this.name, {
       connected: () => this.onConnected(),
       lost: (reason, error) => this.onLost(reason, error),
-      unavailable: (error) => { this.stats.lastError = error.message; },
+      unavailable: (error) => this.stats.portError(error.message),
     });
   }
 
@@ -213,7 +213,7 @@ export class Device {
   }
 
   private onLost(reason: string, error: Error): void {
-    this.stats.lastError = `lost: ${error.message}`;
+    this.stats.portError(`lost: ${error.message}`);
     clearTimeout(this.pollTimer);
     this.resetFraming(reason);
     this.textCommand?.abort(reason);
@@ -375,7 +375,7 @@ export class Device {
   private onShadowRejected(payload: Buffer): void {
     const answer = parseObject(payload);
     if (typeof answer?.clientToken !== 'string' || !answer.clientToken.startsWith(this.tokenPrefix)) return;
-    this.stats.lastError = `shadow update rejected: ${String(answer.message)} (${String(answer.code)})`;
+    this.stats.error(`shadow update rejected: ${String(answer.message)} (${String(answer.code)})`);
     this.options.log.warn({ device: this.name, thing: this.thing, code: answer.code, reason: answer.message }, 'shadow update rejected');
     // its values are not in the shadow: the next readings report them again, steady ones too
     this.reported?.forgetReported();

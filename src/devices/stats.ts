@@ -14,8 +14,10 @@ export class DeviceStats {
   commandsFailed = 0;
   reconnects = 0;
   lastFrameAt = 0;
-  /** Why the last frame failed or why the port cannot be opened. */
+  /** Why the last frame failed, or why the port cannot be opened or was lost (until it is open again). */
   lastError: string | null = null;
+  /** Whether lastError is the port's (portError), which its opening again clears. */
+  private lastErrorIsPort = false;
   private rateSecond = 0;
   private readonly rateBuckets = new Array<number>(RATE_WINDOW_SECONDS).fill(0);
 
@@ -32,7 +34,7 @@ export class DeviceStats {
 
   parseError(reason: string): void {
     this.parseErrors++;
-    this.lastError = reason;
+    this.error(reason);
     this.metrics.parseError(this.device);
   }
 
@@ -46,7 +48,24 @@ export class DeviceStats {
     this.metrics.command(this.device, result);
   }
 
+  /** Something went wrong that is not the port's (a frame, a shadow update). */
+  error(reason: string): void {
+    this.lastError = reason;
+    this.lastErrorIsPort = false;
+  }
+
+  /** The port cannot be opened, or was lost. */
+  portError(reason: string): void {
+    this.lastError = reason;
+    this.lastErrorIsPort = true;
+  }
+
   connected(connected: boolean): void {
+    // a port open again: "cannot open" or "lost" no longer says how the device is
+    if (connected && this.lastErrorIsPort) {
+      this.lastError = null;
+      this.lastErrorIsPort = false;
+    }
     this.metrics.connected(this.device, connected);
   }
 
