@@ -155,6 +155,8 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
     const slow = await invoke(daemon.socket, 'PySlow', {});
     expect(slow.result).toMatchObject({ functionError: 'Unhandled', payload: { errorType: 'Sandbox.Timedout' } });
     expect(slow.result.payload.errorMessage).toMatch(/^RequestId: [0-9a-f-]{36} Error: Task timed out after 1\.00 seconds$/);
+    // the process's peak, read before it was killed
+    expect(await logThrough(daemon, 'PySlow', slow.result.requestId)).toMatch(new RegExp(`REPORT RequestId: ${slow.result.requestId}\\t.*\\tMax Memory Used: \\d+ MB`));
 
     const first = await invoke(daemon.socket, 'PyCrash', {});
     const crashed = await invoke(daemon.socket, 'PyCrash', { exit: true });

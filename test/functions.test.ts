@@ -171,6 +171,10 @@ describe('functions: deploy, invoke, faults, triggers', () => {
   it('stops a handler that allocates beyond MemorySize with Runtime.OutOfMemory; the daemon keeps serving', async () => {
     const failed = await invoke(daemon.socket, 'Oom');
     expect(failed.result.payload).toMatchObject({ errorType: 'Runtime.OutOfMemory', errorMessage: expect.stringContaining('Runtime exited with error: signal: killed') });
+    // as Lambda's REPORT of an out-of-memory end: the whole Memory Size used
+    const file = join(daemon.dataDir, 'functions', 'Oom', 'logs', 'function.log');
+    const report = await eventually(() => (existsSync(file) ? readFileSync(file, 'utf8') : '').split('\n').find((line) => line.startsWith(`REPORT RequestId: ${failed.result.requestId}`)));
+    expect(report).toMatch(/\tMemory Size: 128 MB\tMax Memory Used: 128 MB(\t|$)/);
     expect((await invoke(daemon.socket, 'Faults')).result.payload).toMatchObject({ ok: true });
     expect((await outpost(daemon.socket, ['status'])).code).toBe(0);
   });

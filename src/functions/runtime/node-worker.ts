@@ -324,6 +324,7 @@ export class NodeWorkerInstance {
   private starting: { ready: () => void; fail: (error: LambdaErrorPayload, forRequest?: Ending) => void } | undefined;
   private readonly host: NodeHost;
   private peakMemoryBytes: number | undefined;
+  private readonly memorySizeMb: number;
   /** Handed over, not started: the first starts when the current one ends. */
   private readonly line: Handed[] = [];
   /** Handed over in this microtask, posted together. */
@@ -339,6 +340,7 @@ export class NodeWorkerInstance {
 
   private constructor(options: WorkerOptions & { isolation: 'thread' | 'process' }, spare: SpareThread | undefined) {
     this.logStreamName = options.logStreamName;
+    this.memorySizeMb = options.memorySizeMb;
     this.host = options.isolation === 'process'
       ? processHost(options)
       : threadHost(options, spare?.usable ? spare : new SpareThread(options.memorySizeMb, options.log));
@@ -473,6 +475,8 @@ export class NodeWorkerInstance {
   }
 
   private settle(error: LambdaErrorPayload): void {
+    // ended at its limit: Lambda's REPORT of an out-of-memory end says the whole Memory Size was used
+    if (error.errorType === 'Runtime.OutOfMemory') this.peakMemoryBytes = this.memorySizeMb * 1024 * 1024;
     this.current?.settle({ ok: false, error, ...this.heardLog() });
   }
 

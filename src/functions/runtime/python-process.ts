@@ -41,6 +41,8 @@ interface Pending {
  */
 export class PythonInstance {
   alive = true;
+  /** The peak resident set read as the environment was ended (maxMemoryBytes). */
+  private peakAtEnd: number | undefined;
   readonly logStreamName: string;
   private current: Pending | undefined;
   /** A GET invocation/next held until there is an event. */
@@ -150,11 +152,13 @@ export class PythonInstance {
   /** The process's peak resident set (VmHWM), as Lambda measures Max Memory Used. */
   maxMemoryBytes(): number | undefined {
     const pid = this.runtimePid ?? this.child?.pid;
-    if (pid === undefined || !this.alive) return undefined;
+    if (pid === undefined || !this.alive) return this.peakAtEnd;
     return residentBytes(pid, 'VmHWM');
   }
 
   terminate(): void {
+    // read before the kill: the REPORT of an invocation that timed out has its Max Memory Used too
+    if (this.alive) this.peakAtEnd = this.maxMemoryBytes();
     this.alive = false;
     this.killGroup();
     this.waiting?.destroy();
