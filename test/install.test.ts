@@ -120,7 +120,7 @@ describe('board profiles', SLOW, () => {
     expect(config.admin.socket).toBe('/run/outpost/admin.sock');
     // site-specific (firmware-configs/boards/README.md); a profile may size functions' limits to its RAM
     for (const reserved of ['cloud', 'sync', 'devices']) expect(profile.config[reserved]).toBeUndefined();
-    if (board === 'minimal-128mb') expect(config.functions.maxConcurrency).toBeLessThanOrEqual(4);
+    if (board === 'minimal-128mb') expect(config.functions).toMatchObject({ maxConcurrency: 4, maxSpareThreads: 0 });
     const heap = Number(/--max-old-space-size=(\d+)/.exec(profile.nodeOptions.join(' '))?.[1]);
     expect(heap).toBeGreaterThan(0);
     // The heap cap stays well under the board's RAM; the 128 MB board must stay ≤ 110 MB RSS under load.
