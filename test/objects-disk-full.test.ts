@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { addKey, s3Client } from './helpers/objects.js';
+import { outpost } from './helpers/mqtt.js';
 import { canMountTmpfs, fillLeaving, mountTmpfs, unmountTmpfs } from './helpers/tmpfs.js';
 
 // A gateway's disk fills up (cameras keep writing): writes are refused with 507 InsufficientStorage,
@@ -159,6 +160,8 @@ describe.skipIf(!mountable)('objects with a full file share (tmpfs share root)',
     expect(keys.filter((key) => existsSync(shareFile(key)))).toEqual([]);
     await eventually(() => daemon.logs.some((entry) => /could not write the share file/.test(entry.msg)), 10_000, 100);
     expect(await metric(daemon, 'outpost_s3_share_copies_pending')).toBe(keys.length);
+    const status = JSON.parse((await outpost(daemon.socket, ['--json', 'status'])).stdout);
+    expect(status.services.objects.shareCopiesPending).toBe(keys.length);
 
     rmSync(filler);
     // tried again after 5 s: every file in place, nothing of the failed attempts left behind

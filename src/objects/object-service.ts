@@ -159,7 +159,10 @@ export class ObjectService implements Service {
   }
 
   status(): Record<string, unknown> {
-    return { buckets: this.objects?.buckets().length ?? 0, pendingEvents: this.events?.pending ?? 0, shareRoot: this.shareRoot };
+    return {
+      buckets: this.objects?.buckets().length ?? 0, pendingEvents: this.events?.pending ?? 0,
+      shareCopiesPending: this.objects?.shareCopiesPending() ?? 0, shareRoot: this.shareRoot,
+    };
   }
 
   reloadFiles(): string[] {
