@@ -61,8 +61,8 @@ describe('configuration', () => {
     // relative paths are the working directory's, and shown so (--print-config, outpost status)
     expect(validateConfig({ s3: { shareRoot: 'share' }, admin: { socket: './run/admin.sock' } }, 'test')).toMatchObject({ s3: { shareRoot: join(process.cwd(), 'share') }, admin: { socket: join(process.cwd(), 'run', 'admin.sock') } });
     // two listeners on one port are refused before the start, which would blame "another program"
-    expect(() => validateConfig({ http: { port: 1883 } }, 'test')).toThrow(/http\.port: 1883 is mqtt\.port already: each listener needs a port of its own/);
-    expect(() => validateConfig({ mqtt: { host: '127.0.0.1', ws: { enabled: true, host: '0.0.0.0', port: 9000 } }, s3: { host: '127.0.0.1' } }, 'test')).toThrow(/s3\.port: 9000 is mqtt\.ws\.port already/);
+    expect(() => validateConfig({ http: { port: 1883 } }, 'test')).toThrow(/http\.port: expected a port no other listener has \(mqtt\.port has it\), got 1883/);
+    expect(() => validateConfig({ mqtt: { host: '127.0.0.1', ws: { enabled: true, host: '0.0.0.0', port: 9000 } }, s3: { host: '127.0.0.1' } }, 'test')).toThrow(/s3\.port: expected a port no other listener has \(mqtt\.ws\.port has it\)$/m);
     expect(validateConfig({ mqtt: { host: '127.0.0.1' }, http: { host: '127.0.0.2', port: 1883 } }, 'test').http.port).toBe(1883);
     expect(validateConfig({ mqtt: { port: 0 }, http: { port: 0 }, s3: { port: 0 } }, 'test').s3.port).toBe(0);
     expect(() => validateConfig({ cloud: { s3: { concurrency: 0 } } }, 'test')).toThrow(/cloud\.s3\.concurrency: expected an upload count 1-32, got 0/);

@@ -351,7 +351,7 @@ export const configSchema = () => z.strictObject({
   listeners.forEach((listener, index) => {
     const before = listeners.slice(0, index).find((other) => other.port === listener.port && sameAddress(other.host, listener.host));
     if (before) {
-      context.addIssue({ code: 'custom', path: [...listener.key.split('.'), 'port'], message: `${listener.port} is ${before.key}.port already: each listener needs a port of its own` });
+      context.addIssue({ code: 'custom', path: [...listener.key.split('.'), 'port'], message: `expected a port no other listener has (${before.key}.port has it)` });
     }
   });
   // an object rule's cloud bucket: its own `to`, else cloud.s3.bucket
