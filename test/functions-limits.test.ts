@@ -266,9 +266,11 @@ describe('functions: an answer over 6 MB, on a board-sized heap', () => {
       Resources: {
         Loud: fn({ Handler: 'loud.handler', MemorySize: 256 }),
         LoudProcess: fn({ Handler: 'loud.handler', MemorySize: 256 }, { Outpost: { Isolation: 'process' } }),
+        Wide: fn({ Handler: 'wide.handler' }),
       },
     }),
     'loud.js': 'exports.handler = async (event) => "y".repeat(event.mb * 1024 * 1024);\n',
+    'wide.js': 'exports.handler = async (event) => ({ text: "é€😀".repeat(event.n), n: event.n });\n',
   });
 
   beforeAll(async () => {
@@ -296,5 +298,15 @@ describe('functions: an answer over 6 MB, on a board-sized heap', () => {
     }
     expect((await invoke(daemon.socket, 'Loud', { mb: 1 })).result.payload).toHaveLength(1024 * 1024);
     expect(daemon.process.exitCode).toBeNull();
+  }, 60_000);
+
+  it('hands a large answer over as it was, characters of every UTF-8 length included, and answers small ones alike', async () => {
+    // 9 bytes a repeat: 64 KiB and more go to the daemon as bytes rather than as a string
+    for (const n of [1, 7281, 7282, 200_000, 600_000]) {
+      const { result, stderr } = await invoke(daemon.socket, 'Wide', { n });
+      expect(result, stderr).toBeDefined();
+      expect(result.functionError).toBeUndefined();
+      expect(result.payload).toEqual({ text: 'é€😀'.repeat(n), n });
+    }
   }, 60_000);
 });

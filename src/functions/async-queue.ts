@@ -20,6 +20,8 @@ import { responseValue } from './json.js';
 export const MAX_ASYNC_PAYLOAD = 1024 * 1024;
 /** Room an invocation record takes besides its request and response payloads (its context, the ARN). */
 const RECORD_OVERHEAD_BYTES = 2048;
+/** A handler's answer of undefined or null, which publishes no output. */
+const NULL_RESULT = Buffer.from('null');
 
 export interface AsyncQueueConfig {
   maxInstances: number;
@@ -418,7 +420,7 @@ export class AsyncQueue {
     // build, for nothing, a record of up to 7 MB on the daemon's heap: an MQTT destination takes what
     // an MQTT client may, a function what an asynchronous event may.
     const limit = destination.type === 'MQTT' ? this.deps.bus.maxPacketBytes : MAX_ASYNC_PAYLOAD;
-    const payloadsFit = Buffer.byteLength(event.event) + Buffer.byteLength(result?.payload ?? '') + RECORD_OVERHEAD_BYTES <= limit;
+    const payloadsFit = Buffer.byteLength(event.event) + (result?.payload.length ?? 0) + RECORD_OVERHEAD_BYTES <= limit;
     const record = JSON.stringify({
       version: '1.0',
       timestamp: new Date().toISOString(),
@@ -451,12 +453,12 @@ export class AsyncQueue {
    */
   private async publishOutputs(version: FunctionVersion, event: QueuedEvent, result: InvokeResult): Promise<void> {
     const subject = (event.clientContext as { Custom?: { subject?: unknown } } | undefined)?.Custom?.subject;
-    if (!version.spec.outputs || typeof subject !== 'string' || result.payload === 'null') return;
+    if (!version.spec.outputs || typeof subject !== 'string' || result.payload.equals(NULL_RESULT)) return;
     for (const { filter, topic } of version.spec.outputs) {
       if (!topicMatches(filter, subject)) continue;
       // no MQTT client could take it (and each would be copied to every durable subscriber)
-      if (Buffer.byteLength(result.payload) + Buffer.byteLength(topic) + 16 > this.deps.bus.maxPacketBytes) {
-        this.deps.log.warn({ function: version.name, topic, bytes: Buffer.byteLength(result.payload), maxPacketSize: this.deps.bus.maxPacketBytes },
+      if (result.payload.length + Buffer.byteLength(topic) + 16 > this.deps.bus.maxPacketBytes) {
+        this.deps.log.warn({ function: version.name, topic, bytes: result.payload.length, maxPacketSize: this.deps.bus.maxPacketBytes },
           'a function\'s output is larger than an MQTT packet may be (mqtt.maxPacketSize): not published');
         continue;
       }
@@ -521,10 +523,10 @@ export class AsyncQueue {
 
 function errorOf(result: InvokeResult): ErrorSummary {
   try {
-    const payload = JSON.parse(result.payload) as { errorType?: unknown; errorMessage?: unknown };
+    const payload = JSON.parse(result.payload.toString()) as { errorType?: unknown; errorMessage?: unknown };
     return { errorType: String(payload.errorType ?? 'Error'), errorMessage: String(payload.errorMessage ?? '') };
   } catch {
-    return { errorType: 'Error', errorMessage: result.payload.slice(0, 1000) };
+    return { errorType: 'Error', errorMessage: result.payload.toString('utf8', 0, 1000) };
   }
 }
 

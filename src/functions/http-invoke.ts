@@ -70,10 +70,10 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, functi
     return;
   }
   const result = await service.invoke(name, { ...invocation, ...(clientContext !== undefined ? { clientContext } : {}), ...(logType === 'Tail' ? { tail: true } : {}) }, 'RequestResponse');
-  // As bytes, outside V8's heap: a socket keeps a string written to it until its client reads it (a
-  // dozen clients not reading 5 MB results filled a 48 MB heap). Held until then, it counts among the
-  // bodies in memory, so that Invokes after it are refused (429) while results wait unread.
-  const payload = Buffer.from(result.payload);
+  // Bytes, outside V8's heap: a socket keeps what is written to it until its client reads it (as
+  // strings, a dozen clients not reading 5 MB results filled a 48 MB heap). Held until then, it counts
+  // among the bodies in memory, so that Invokes after it are refused (429) while results wait unread.
+  const payload = result.payload;
   memory.takeAnyway(res, payload.length);
   res.writeHead(200, {
     'Content-Type': 'application/json',

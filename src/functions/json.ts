@@ -26,10 +26,11 @@ export function isJson(text: string): boolean {
  * handler's response is what json.dumps wrote, which may be no JSON at all (NaN, Infinity): it is
  * kept as text.
  */
-export function responseValue(payload: string): unknown {
+export function responseValue(payload: Buffer): unknown {
+  const text = payload.toString();
   try {
-    return JSON.parse(payload) as unknown;
+    return JSON.parse(text) as unknown;
   } catch {
-    return payload;
+    return text;
   }
 }

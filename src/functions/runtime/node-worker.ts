@@ -8,10 +8,11 @@ import { killEnvironmentProcess, residentBytes } from './process-group.js';
 import { SpawnedChildren } from './spawned-children.js';
 
 /**
+ * `payload`: the handler's JSON response, as UTF-8 bytes.
  * `log`: what the invocation wrote, when the message asked for the tail (X-Amz-Log-Type: Tail).
  * `errorLogged`: the environment logged the error itself (an uncaught exception).
  */
-export type InvokeOutcome = { ok: true; payload: string; log?: string } | { ok: false; error: LambdaErrorPayload; log?: string; errorLogged?: true };
+export type InvokeOutcome = { ok: true; payload: Buffer; log?: string } | { ok: false; error: LambdaErrorPayload; log?: string; errorLogged?: true };
 /** What an invocation handed to an environment gets when the environment ended before starting it: it may run elsewhere. */
 export const NOT_RUN = Symbol('not run');
 
@@ -187,6 +188,11 @@ function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
     },
     output: [worker.stdout, worker.stderr],
   };
+}
+
+/** A result's payload as a Buffer: bytes handed over by a thread are used where they are, not copied. */
+function responseBytes(payload: string | Uint8Array): Buffer {
+  return typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
 }
 
 /**
@@ -450,7 +456,7 @@ export class NodeWorkerInstance {
       if (message.type === 'ready') this.starting.ready();
       else if (message.type === 'init-error' || message.type === 'fatal') this.starting.fail(message.error);
     } else if ((message.type === 'result' || message.type === 'error') && message.requestId === this.current?.requestId) {
-      this.current.settle(message.type === 'result' ? { ok: true, payload: message.payload, log: message.log } : { ok: false, error: message.error, log: message.log });
+      this.current.settle(message.type === 'result' ? { ok: true, payload: responseBytes(message.payload), log: message.log } : { ok: false, error: message.error, log: message.log });
     } else if (message.type === 'fatal') {
       // The environment logged it itself, as Lambda's runtime logs an uncaught exception, and exits:
       // the invocation is settled then (onEnd), once what it printed is in, which comes another way

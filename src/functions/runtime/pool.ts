@@ -43,8 +43,8 @@ export interface Invocation {
 export interface InvokeResult {
   requestId: string;
   executedVersion: string;
-  /** The handler's JSON response, or the error document. */
-  payload: string;
+  /** The handler's JSON response, or the error document, as UTF-8 bytes (outside V8's heap: up to 6 MB each). */
+  payload: Buffer;
   /** "Unhandled" when the payload is an error, as the Invoke API's X-Amz-Function-Error. */
   functionError?: 'Unhandled';
   /** With `tail`: base64 of the last 4 KB of the invocation's log, as the Invoke API's X-Amz-Log-Result. */
@@ -374,7 +374,7 @@ export class FunctionPool implements EnvironmentHolder {
         const endLines = this.report(requestId, began, undefined, { ok: false, error: payload }, undefined, true);
         // Lambda's LogResult of such an invocation starts with the init's error and INIT_REPORT.
         const logResult = invocation.tail ? lastBytes(error.initLog + startLine + endLines, TAIL_BYTES).toString('base64') : undefined;
-        resolve({ requestId, executedVersion: this.label, payload: JSON.stringify(payload), functionError: 'Unhandled', ...(logResult !== undefined ? { logResult } : {}) });
+        resolve({ requestId, executedVersion: this.label, payload: Buffer.from(JSON.stringify(payload)), functionError: 'Unhandled', ...(logResult !== undefined ? { logResult } : {}) });
       }
       return;
     }
@@ -430,7 +430,7 @@ export class FunctionPool implements EnvironmentHolder {
     const logResult = invocation.tail ? lastBytes(startLine + output + (output === '' || output.endsWith('\n') ? '' : '\n') + endLines, TAIL_BYTES).toString('base64') : undefined;
     resolve({
       requestId, executedVersion: this.label,
-      ...(outcome.ok ? { payload: outcome.payload } : { payload: JSON.stringify(outcome.error), functionError: 'Unhandled' as const }),
+      ...(outcome.ok ? { payload: outcome.payload } : { payload: Buffer.from(JSON.stringify(outcome.error)), functionError: 'Unhandled' as const }),
       ...(logResult !== undefined ? { logResult } : {}),
     });
   }

@@ -29,6 +29,8 @@ export const TAIL_BYTES = 4096;
  * Function.ResponseSizeTooLarge names it). A Node handler's larger answer never leaves its environment.
  */
 export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100;
+/** A thread's answer from this size on is posted as bytes handed over, not as a string copied (WorkerMessage). */
+export const TRANSFERRED_RESPONSE_BYTES = 64 * 1024;
 
 /** One invocation, as the parent sends it (Node.js environments get them in arrays); the event travels as JSON text. */
 export interface InvokeMessage {
@@ -59,7 +61,11 @@ export type WorkerMessage =
    * `memoryBytes`: the worker's V8 heap and external memory, or a child process's resident set, after
    * the invocation.
    */
-  | { type: 'result'; requestId: string; payload: string; memoryBytes: number; log?: string }
+  /**
+   * `payload`: the handler's JSON; a thread's answer of TRANSFERRED_RESPONSE_BYTES or more comes as its
+   * UTF-8 bytes, their memory handed over with the message rather than copied.
+   */
+  | { type: 'result'; requestId: string; payload: string | Uint8Array; memoryBytes: number; log?: string }
   | { type: 'error'; requestId: string; error: LambdaErrorPayload; memoryBytes: number; log?: string }
   /** An uncaught exception or unhandled rejection: the worker exits right after. */
   | { type: 'fatal'; error: LambdaErrorPayload }

@@ -238,7 +238,7 @@ export class PythonInstance {
       answer(response, 202);
       const current = this.current;
       const outcome: InvokeOutcome = kind === 'response'
-        ? { ok: true, payload: body.length > 0 ? body.toString('utf8') : 'null' }
+        ? { ok: true, payload: body.length > 0 ? body : Buffer.from('null') }
         : { ok: false, error: errorPayload(body, request.headers['lambda-runtime-function-error-type']) };
       // What the process printed before answering is in its pipes, read at the next poll: into the
       // log tail, and into the log before the END line the answer brings.
