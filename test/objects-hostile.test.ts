@@ -401,17 +401,48 @@ describe('S3 API: hostile and malformed input', () => {
     expect([overridden.status, /^cache-control: (.*)$/im.exec(overridden.head)?.[1]]).toEqual([304, 'no-cache']);
   });
 
-  it('limits user metadata to 2 KB of names and values counted in the UTF-8 bytes sent, refusing more with MetadataTooLarge', async () => {
-    // 1000 'é' are 2000 bytes of UTF-8: with the names and 'n', 2048 bytes fit, 2049 do not
-    const metadata = (filler: number) => ({ 'x-amz-meta-note': 'é'.repeat(1000), 'x-amz-meta-n': 'x'.repeat(filler) });
+  it('limits user metadata to 2 KB of names and values counted in the UTF-8 of what is stored, refusing more with MetadataTooLarge', async () => {
+    // 1000 'é' are 2000 bytes of UTF-8 (2668 sent as an RFC 2047 word): with the names and 'n', 2048 bytes fit, 2049 do not
+    const word = `=?UTF-8?B?${Buffer.from('é'.repeat(1000)).toString('base64')}?=`;
+    const metadata = (filler: number) => ({ 'x-amz-meta-note': word, 'x-amz-meta-n': 'x'.repeat(filler) });
     const fits = await send({ method: 'PUT', path: '/hostile/meta-fits.txt', body: 'x', headers: metadata(2048 - 2000 - 'note'.length - 'n'.length) });
     expect(fits.status).toBe(200);
     const head = await send({ method: 'HEAD', path: '/hostile/meta-fits.txt' });
-    // (send reads the answer as UTF-8)
-    expect(/^x-amz-meta-note: (.*)$/im.exec(head.head)![1]).toBe('é'.repeat(1000));
+    expect(/^x-amz-meta-note: (.*)$/im.exec(head.head)![1]).toBe(word);
     const over = await send({ method: 'PUT', path: '/hostile/meta-over.txt', body: 'x', headers: metadata(2049 - 2000 - 'note'.length - 'n'.length) });
     expect([over.status, /<Code>(\w+)<\/Code>/.exec(over.body)?.[1]]).toEqual([400, 'MetadataTooLarge']);
     expect((await send({ method: 'HEAD', path: '/hostile/meta-over.txt' })).status).toBe(404);
+  });
+
+  it('decodes RFC 2047 words in user metadata and returns what is not printable US-ASCII as one UTF-8 "B" word, as S3 does', async () => {
+    const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
+    const cases: Array<[sent: string, returned: string]> = [
+      ['plain, as it is', 'plain, as it is'],
+      [`=?UTF-8?B?${b64('été')}?=`, `=?UTF-8?B?${b64('été')}?=`],
+      ['=?utf-8?q?caf=C3=A9_cr=C3=A8me?=', `=?UTF-8?B?${b64('café crème')}?=`],
+      // the space between two words is not text; the one before a word is
+      [`tea or =?ISO-8859-1?Q?caf=E9?= =?UTF-8?B?${b64(' ☕')}?=`, `=?UTF-8?B?${b64('tea or café ☕')}?=`],
+      // UTF-8 sent raw is read one ISO-8859-1 character a byte, as S3 reads it (and returns it so)
+      ['été', `=?UTF-8?B?${b64('Ã©tÃ©')}?=`],
+      // a word that cannot be decoded stays as it came
+      ['=?x-no-such-charset?B?YQ==?=', '=?x-no-such-charset?B?YQ==?='],
+      ['=?UTF-8?B?YQ=?=', '=?UTF-8?B?YQ=?='],
+      ['=?UTF-8?B?/w==?=', '=?UTF-8?B?/w==?='],
+      // decoded, a line break is text like any other, returned encoded
+      [`=?UTF-8?B?${b64('two\r\nlines')}?=`, `=?UTF-8?B?${b64('two\r\nlines')}?=`],
+    ];
+    for (const [index, [sent, returned]] of cases.entries()) {
+      const put = await send({ method: 'PUT', path: `/hostile/meta-word-${index}.txt`, body: 'x', headers: { 'x-amz-meta-v': sent } });
+      expect(put.status, sent).toBe(200);
+      for (const method of ['HEAD', 'GET']) {
+        const answer = await send({ method, path: `/hostile/meta-word-${index}.txt` });
+        expect(/^x-amz-meta-v: (.*)$/im.exec(answer.head)?.[1], `${method} ${sent}`).toBe(returned);
+      }
+    }
+    // CopyObject with COPY keeps the stored text, returned the same way
+    const copied = await send({ method: 'PUT', path: '/hostile/meta-word-copy.txt', headers: { 'x-amz-copy-source': '/hostile/meta-word-2.txt' } });
+    expect(copied.status).toBe(200);
+    expect(/^x-amz-meta-v: (.*)$/im.exec((await send({ method: 'HEAD', path: '/hostile/meta-word-copy.txt' })).head)?.[1]).toBe(`=?UTF-8?B?${b64('café crème')}?=`);
   });
 
   it('answers a header section over its limit with S3\'s RequestHeaderSectionTooLarge, not Node\'s bare 431, writing nothing', async () => {

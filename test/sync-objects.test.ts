@@ -31,7 +31,7 @@ describe('sync: objects to cloud S3', () => {
       await s3.send(new CreateBucketCommand({ Bucket: 'cams' }));
       const keys = Array.from({ length: 8 }, (_, i) => `2026/frame-${i}.jpg`);
       for (const [i, key] of keys.entries()) {
-        await s3.send(new PutObjectCommand({ Bucket: 'cams', Key: key, Body: `frame ${i}`, ContentType: 'image/jpeg', Metadata: { camera: 'yard' } }));
+        await s3.send(new PutObjectCommand({ Bucket: 'cams', Key: key, Body: `frame ${i}`, ContentType: 'image/jpeg', Metadata: { camera: 'yard', place: '=?UTF-8?B?w6l0w6k=?=' } }));
       }
       await put(s3, 'cams', '2026/frame-3.jpg', 'frame 3, second version');
       await put(s3, 'cams', 'other/not-synced.txt', 'outside the prefix');
@@ -47,7 +47,7 @@ describe('sync: objects to cloud S3', () => {
       expect((await cloud.keys('cloud')).sort()).toEqual(keys.map((key) => `gw1/${key}`).sort());
       expect((await cloud.body('cloud', 'gw1/2026/frame-3.jpg')).toString()).toBe('frame 3, second version');
       // Content type and user metadata go along.
-      expect(await cloud.client.send(new HeadObjectCommand({ Bucket: 'cloud', Key: 'gw1/2026/frame-0.jpg' }))).toMatchObject({ ContentType: 'image/jpeg', Metadata: { camera: 'yard' } });
+      expect(await cloud.client.send(new HeadObjectCommand({ Bucket: 'cloud', Key: 'gw1/2026/frame-0.jpg' }))).toMatchObject({ ContentType: 'image/jpeg', Metadata: { camera: 'yard', place: '=?UTF-8?B?w6l0w6k=?=' } });
       // One PutObject per version still current at its turn, in the order they were written: the
       // first version of frame-3 was superseded (its GET If-Match failed) and never sent; the
       // second goes at its own place, last.

@@ -6,6 +6,7 @@ import type { ObjectEvents } from '../events.js';
 import { GATEWAY_ACCOUNT } from '../../gateway-identity.js';
 import type { ChangeOrigin, ObjectRecord, ObjectStore } from '../object-store.js';
 import { errors } from '../errors.js';
+import { decodeMimeWords, mailSafe } from '../mime-words.js';
 import { document, el } from '../xml.js';
 import { takeFor } from '../../http/body-memory.js';
 
@@ -90,20 +91,25 @@ export const quoted = (etag: string) => `"${etag}"`;
 /** Headers S3 stores with an object and returns on GET and HEAD. */
 export const STORED_HEADERS = ['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires', 'x-amz-website-redirect-location'];
 
-/** S3's limit on user metadata: 2 KB of names and values. */
+/** S3's limit on user metadata: 2 KB, "the sum of the number of bytes in the UTF-8 encoding of each key and value". */
 const MAX_METADATA_BYTES = 2048;
 
-/** `x-amz-meta-*` of a request, names lower-cased without the prefix; MetadataTooLarge over 2 KB. */
+/**
+ * `x-amz-meta-*` of a request, names lower-cased without the prefix, values as S3 stores them: a
+ * header's bytes read one ISO-8859-1 character each (as Node reads them; UTF-8 sent raw is not
+ * decoded, as S3 does not), a form field's or presigned URL parameter's text as it is, RFC 2047
+ * encoded words decoded (mime-words.ts). MetadataTooLarge over 2 KB.
+ */
 export function userMetadata(headers: IncomingHttpHeaders): Record<string, string> {
   const metadata: Record<string, string> = {};
   let bytes = 0;
   for (const [name, value] of Object.entries(headers)) {
     if (!name.startsWith('x-amz-meta-') || value === undefined) continue;
-    const text = Array.isArray(value) ? value.join(',') : value;
+    const text = decodeMimeWords(Array.isArray(value) ? value.join(',') : value);
+    const key = name.slice('x-amz-meta-'.length);
     // the name is the client's: x-amz-meta-__proto__ is metadata like any other, not the record's prototype
-    Object.defineProperty(metadata, name.slice('x-amz-meta-'.length), { value: text, writable: true, enumerable: true, configurable: true });
-    // a header value is its bytes, one latin1 character each (UTF-8 text arrives as the bytes of its UTF-8)
-    bytes += name.length - 'x-amz-meta-'.length + Buffer.byteLength(text, 'latin1');
+    Object.defineProperty(metadata, key, { value: text, writable: true, enumerable: true, configurable: true });
+    bytes += Buffer.byteLength(key) + Buffer.byteLength(text);
   }
   if (bytes > MAX_METADATA_BYTES) {
     throw errors.metadataTooLarge(bytes, MAX_METADATA_BYTES);
@@ -129,11 +135,13 @@ export function storedHeaders(headers: IncomingHttpHeaders): Record<string, stri
 /**
  * Text (a form field, a query parameter) as a header value. A header's value is bytes, which Node
  * reads and writes as latin1 and refuses past U+00FF: the text goes as the bytes of its UTF-8, as a
- * client sending it in a header sends it. A line break cannot be in a header (InvalidArgument).
+ * client sending it in a header sends it. User metadata is the text itself: S3 stores it as text and
+ * returns what is not US-ASCII encoded (userMetadata, objectHeaders). A line break cannot be in a
+ * header (InvalidArgument).
  */
 export function asHeaderValue(name: string, text: string): string {
   if (/[\r\n\0]/.test(text)) throw errors.invalidArgument(`${name}: a header value cannot hold a line break`, name, text);
-  return Buffer.from(text, 'utf8').toString('latin1');
+  return name.startsWith('x-amz-meta-') ? text : Buffer.from(text, 'utf8').toString('latin1');
 }
 
 /** x-amz-checksum-crc32 and the like, and the SDK's name of the algorithm (not x-amz-checksum-mode, a request for them). */
@@ -174,7 +182,7 @@ export function objectHeaders(object: ObjectRecord): Record<string, string | num
     'Accept-Ranges': 'bytes',
   };
   for (const [name, value] of Object.entries(object.headers)) headers[name] = value;
-  for (const [name, value] of Object.entries(object.metadata)) headers[`x-amz-meta-${name}`] = value;
+  for (const [name, value] of Object.entries(object.metadata)) headers[`x-amz-meta-${name}`] = mailSafe(value);
   if (object.tags?.length) headers['x-amz-tagging-count'] = object.tags.length;
   return headers;
 }

@@ -262,7 +262,8 @@ export class S3Client {
     const scope = `${date}/${this.options.region}/s3/aws4_request`;
     const key = signingKey(this.options.credentials.secretAccessKey, date, this.options.region, 's3');
     // Node sends a header value one byte a character (latin1), and S3 hashes the bytes it gets: a
-    // metadata value read from the local store (UTF-8 bytes, one character each) is hashed as those bytes
+    // value read from the local S3 API (its bytes, one character each) is hashed as those bytes.
+    // Metadata that is not US-ASCII comes from it RFC 2047-encoded, which S3 decodes as it stores it.
     const signature = hmacHex(key, stringToSign({ timestamp, scope, key }, Buffer.from(canonical, 'latin1')));
     headers.authorization = `${ALGORITHM} Credential=${this.options.credentials.accessKeyId}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}`;
     return headers;
