@@ -90,11 +90,28 @@ describe('persistent sessions of a client that keeps reconnecting', () => {
     expect(received).toEqual(['once released']);
     second.raw.socket.destroy();
 
-    // nothing in flight any more, and no subscription: as before, no session to speak of
+    // nothing in flight any more, and no subscription: the session is there all the same, as Mosquitto answers
     const third = await connect();
-    expect(third.connack).toMatchObject({ returnCode: 0, sessionPresent: false });
+    expect(third.connack).toMatchObject({ returnCode: 0, sessionPresent: true });
     third.raw.socket.destroy();
     subscriber.end(true);
+  });
+
+  it('tell a client whose session never held anything that it is present, after a restart too, until a clean CONNECT ends it (MQTT-3.2.2-2, MQTT-3.1.2-6)', async () => {
+    const connect = async (clean: boolean) => {
+      const raw = await RawMqtt.open(daemon.port('mqtt'));
+      raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId: 'dev-empty-session', username: 'dev', password: Buffer.from('pw'), keepalive: 30 });
+      const connack = await raw.waitFor((packet) => packet.cmd === 'connack');
+      raw.socket.destroy();
+      return connack;
+    };
+    expect(await connect(false)).toMatchObject({ returnCode: 0, sessionPresent: false });
+    expect(await connect(false)).toMatchObject({ returnCode: 0, sessionPresent: true });
+    await daemon.stop();
+    daemon = await TestDaemon.start({ config: {}, dataDir: daemon.dataDir });
+    expect(await connect(false)).toMatchObject({ returnCode: 0, sessionPresent: true });
+    expect(await connect(true)).toMatchObject({ returnCode: 0, sessionPresent: false });
+    expect(await connect(false)).toMatchObject({ returnCode: 0, sessionPresent: false });
   });
 });
 

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Listener, Service, ServiceContext, ServiceHealth } from '../service.js';
 import type { BusMessage, LocalBus } from '../bus.js';
 import { AwaitingRelLimitError, SqlitePersistence } from './persistence/sqlite-persistence.js';
-import { reportSessionsInFlight } from './session-present.js';
+import { reportStoredSessions } from './session-present.js';
 import { ThingRegistry } from './things/registry.js';
 import { Sessions, type Session } from './sessions.js';
 import { BrokerMetrics } from './metrics.js';
@@ -88,7 +88,7 @@ export class BrokerService implements Service, LocalBus {
         this.metrics.dropped[reason === 'queue-full' ? 'queue_full' : 'retained_limit']++;
       },
     });
-    reportSessionsInFlight(this.persistence);
+    reportStoredSessions(this.persistence);
     this.outgoing = new OutgoingWrites({ perClient: config.mqtt.maxClientBacklogBytes, total: config.mqtt.maxBacklogBytes }, {
       sent: () => { this.metrics.messagesOut++; },
       dropped: () => { this.metrics.dropped.slow_consumer++; },

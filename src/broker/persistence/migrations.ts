@@ -116,4 +116,11 @@ export const migrations: Migrations = [
   `
   ALTER TABLE broker_incoming_packets ADD COLUMN published INTEGER NOT NULL DEFAULT 0;
   `,
+  // The persistent sessions started (a CONNECT with CleanSession 0), whatever they hold: one that
+  // holds nothing exists too (MQTT-3.2.2-2), until a clean CONNECT or its expiry ends it.
+  `
+  CREATE TABLE broker_sessions (
+    client_id TEXT NOT NULL PRIMARY KEY
+  ) WITHOUT ROWID;
+  `,
 ];

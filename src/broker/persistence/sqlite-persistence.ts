@@ -222,6 +222,8 @@ export class SqlitePersistence {
   /** Bytes of all of volatileIncoming, held in memory. */
   private volatileIncomingBytes = 0;
   private readonly willClients = new Set<string>();
+  /** Persistent sessions started, held here whatever they hold (broker_sessions). */
+  private readonly startedSessions = new Set<string>();
   private retainedCount = 0;
   /** `$SYS/…` retained messages, in memory only (keepSystemRetained). */
   private readonly systemRetained = new Map<string, Packet>();
@@ -264,24 +266,38 @@ export class SqlitePersistence {
     return this.queueLengths.get(clientId) ?? 0;
   }
 
-  /** Whether a persistent session holds messages in flight: queued for its client, or QoS 2 ones from it not released yet. */
-  holdsMessages(clientId: string): boolean {
-    return (this.queueLengths.get(clientId) ?? 0) > 0 || this.durableIncoming.has(clientId);
-  }
-
-  /** The client ids of the persistent sessions that hold anything: filters, queued messages or QoS 2 ones not released. */
+  /** The client ids of the persistent sessions stored: started, or holding filters, queued messages or QoS 2 ones not released. */
   storedSessionIds(): Set<string> {
-    return new Set([...this.subscriptions.keys(), ...this.queueLengths.keys(), ...this.durableIncoming.keys()]);
+    return new Set([...this.startedSessions, ...this.subscriptions.keys(), ...this.queueLengths.keys(), ...this.durableIncoming.keys()]);
   }
 
-  /** Whether the persistent session of `clientId` holds anything (see storedSessionIds), or is about to: a write for it is being committed. */
+  /** Whether the persistent session of `clientId` is stored (see storedSessionIds), or is about to be: a write for it is being committed. */
   holdsSession(clientId: string): boolean {
-    return this.subscriptions.has(clientId) || this.queueLengths.has(clientId) || this.durableIncoming.has(clientId) || this.pendingWrites.has(clientId);
+    return this.startedSessions.has(clientId) || this.subscriptions.has(clientId) || this.queueLengths.has(clientId)
+      || this.durableIncoming.has(clientId) || this.pendingWrites.has(clientId);
+  }
+
+  /**
+   * A CONNECT with CleanSession 0 of `clientId`, admitted: its session is stored from now on, holding
+   * anything or not. Answers whether one was stored before (CONNACK's Session Present, MQTT-3.2.2-2).
+   * Not awaited by the CONNACK, and its failure (a full disk) ends no connection: a session that
+   * holds nothing has nothing to lose, and one that gets anything (a SUBSCRIBE, a message) is stored with it.
+   */
+  startSession(clientId: string): boolean {
+    const stored = this.holdsSession(clientId);
+    if (!this.startedSessions.has(clientId)) {
+      this.startedSessions.add(clientId);
+      // not one of the client's writes (durable): the reads that wait for those would fail with it;
+      // failed, the mirrors are loaded again from what is stored
+      this.store.commit.run(() => this.statements.insertSession.run(clientId)).catch(() => this.scheduleReload());
+    }
+    return stored;
   }
 
   /** Ends the persistent session of `clientId`, whose client is not connected: its filters, queued messages and QoS 2 ones not released. */
   async dropSession(clientId: string): Promise<void> {
     await this.durable([clientId], () => {
+      this.forgetSession(clientId);
       this.forgetSubscriptions(clientId);
       this.statements.deleteClientOutgoing.run(clientId);
       this.queueLengths.delete(clientId);
@@ -459,9 +475,18 @@ export class SqlitePersistence {
 
   async cleanSubscriptions(client: PersistenceClient): Promise<void> {
     const clientId = client.id;
-    // aedes calls this on every clean-session CONNECT.
-    if (!this.subscriptions.has(clientId) && !this.pendingWrites.has(clientId)) return;
-    await this.durable([clientId], () => this.forgetSubscriptions(clientId));
+    // aedes calls this on every clean-session CONNECT, which ends the session stored (MQTT-3.1.2-6).
+    if (!this.subscriptions.has(clientId) && !this.startedSessions.has(clientId) && !this.pendingWrites.has(clientId)) return;
+    await this.durable([clientId], () => {
+      this.forgetSession(clientId);
+      this.forgetSubscriptions(clientId);
+    });
+  }
+
+  /** Deletes the record of the client's session, stored and mirrored (inside a durable write). */
+  private forgetSession(clientId: string): void {
+    this.statements.deleteSession.run(clientId);
+    this.startedSessions.delete(clientId);
   }
 
   /** Deletes the client's filters, stored and mirrored (inside a durable write). */
@@ -957,6 +982,8 @@ export class SqlitePersistence {
     }
     this.willClients.clear();
     for (const clientId of s.allWillClients.iterate()) this.willClients.add(clientId);
+    this.startedSessions.clear();
+    for (const clientId of s.allSessions.iterate()) this.startedSessions.add(clientId);
     this.retainedCount = s.countRetained.get() ?? 0;
     this.retainedBytes = s.retainedBytesTotal.get() ?? 0;
   }
@@ -990,6 +1017,11 @@ function prepareStatements(store: Store) {
        VALUES (?, ?, ?, ?, ?, ?, ?)`),
     deleteSubscription: db.prepare<[string, string]>('DELETE FROM broker_subscriptions WHERE client_id = ? AND topic = ?'),
     deleteClientSubscriptions: db.prepare<[string]>('DELETE FROM broker_subscriptions WHERE client_id = ?'),
+
+    // sessions started
+    allSessions: db.prepare<[], string>('SELECT client_id FROM broker_sessions').pluck(),
+    insertSession: db.prepare<[string]>('INSERT OR IGNORE INTO broker_sessions (client_id) VALUES (?)'),
+    deleteSession: db.prepare<[string]>('DELETE FROM broker_sessions WHERE client_id = ?'),
 
     // outgoing queues
     queueLengths: db.prepare<[], { client_id: string; length: number; bytes: number }>(
