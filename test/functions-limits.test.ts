@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
 import { outpost } from './helpers/mqtt.js';
@@ -261,16 +262,24 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
 
 describe('functions: an answer over 6 MB, on a board-sized heap', () => {
   let daemon: TestDaemon;
+  const takenFile = join(mkdtempSync(join(tmpdir(), 'outpost-taken-')), 'taken.jsonl');
   const pkg = writePackage({
     'template.yaml': JSON.stringify({
       Resources: {
         Loud: fn({ Handler: 'loud.handler', MemorySize: 256 }),
         LoudProcess: fn({ Handler: 'loud.handler', MemorySize: 256 }, { Outpost: { Isolation: 'process' } }),
         Wide: fn({ Handler: 'wide.handler' }),
+        Taking: fn({ Handler: 'wide.taking', Environment: { Variables: { OUT: takenFile } } }),
       },
     }),
     'loud.js': 'exports.handler = async (event) => "y".repeat(event.mb * 1024 * 1024);\n',
-    'wide.js': 'exports.handler = async (event) => ({ text: "é€😀".repeat(event.n), n: event.n });\n',
+    'wide.js': [
+      'const fs = require("node:fs");',
+      'const wide = (n) => "é€😀".repeat(n);',
+      'exports.handler = async (event) => ({ text: wide(event.n), n: event.n });',
+      // what an event arrived as, one line each
+      'exports.taking = async (event) => { fs.appendFileSync(process.env.OUT, JSON.stringify({ n: event.n, whole: event.text === wide(event.n) }) + "\\n"); return { n: event.n, whole: event.text === wide(event.n) }; };',
+    ].join('\n'),
   });
 
   beforeAll(async () => {
@@ -308,5 +317,29 @@ describe('functions: an answer over 6 MB, on a board-sized heap', () => {
       expect(result.functionError).toBeUndefined();
       expect(result.payload).toEqual({ text: 'é€😀'.repeat(n), n });
     }
+  }, 60_000);
+
+  it('hands large events over as they were, alone and among small ones in one batch', async () => {
+    // 4 UTF-16 units a repeat and 21 around them: from n = 16379 on, an event (64 Ki characters) goes to its thread as bytes, apart from its batch's text
+    const sizes = [1, 16378, 16379, 60_000, 2, 100_000, 3];
+    for (const n of [16379, 200_000]) {
+      const file = join(dirname(takenFile), `event-${n}.json`);
+      writeFileSync(file, JSON.stringify({ text: 'é€😀'.repeat(n), n }));
+      const run = await outpost(daemon.socket, ['--json', 'invoke', 'Taking', '--payload', `@${file}`]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(JSON.parse(run.stdout).payload).toEqual({ n, whole: true });
+    }
+    writeFileSync(takenFile, '');
+    await Promise.all(sizes.map(async (n) => {
+      const file = join(dirname(takenFile), `async-${n}.json`);
+      writeFileSync(file, JSON.stringify({ text: 'é€😀'.repeat(n), n }));
+      const queued = await outpost(daemon.socket, ['--json', 'invoke', 'Taking', '--async', '--payload', `@${file}`]);
+      expect(queued.code, queued.stderr).toBe(0);
+    }));
+    const taken = await eventually(() => {
+      const lines = readFileSync(takenFile, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { n: number; whole: boolean });
+      return lines.length === sizes.length ? lines : undefined;
+    }, 20_000, 100);
+    expect(taken.sort((a, b) => a.n - b.n)).toEqual([...sizes].sort((a, b) => a - b).map((n) => ({ n, whole: true })));
   }, 60_000);
 });

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { finished, type Readable, type Writable } from 'node:stream';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
-import { TAIL_BYTES, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
+import { TAIL_BYTES, TRANSFERRED_EVENT_CHARACTERS, type InvokeBatch, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 import { killEnvironmentProcess, residentBytes } from './process-group.js';
 import { SpawnedChildren } from './spawned-children.js';
 
@@ -172,8 +172,7 @@ function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
   // Ended with the thread however it ends; by then every message it posted has been delivered.
   worker.once('exit', () => children.endAll(false));
   return {
-    // JSON text: cloning a string costs less than cloning the objects, on the daemon's thread.
-    post: (messages) => worker.postMessage(JSON.stringify(messages)),
+    post: (messages) => postBatch(worker, messages),
     kill: () => {
       // First: a thread waiting in a synchronous spawn ends only once its child has.
       children.endAll(spare.usable);
@@ -188,6 +187,16 @@ function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
     },
     output: [worker.stdout, worker.stderr],
   };
+}
+
+/** Invocations to a thread, as an InvokeBatch. */
+function postBatch(worker: Worker, messages: InvokeMessage[]): void {
+  const large = new Set(messages.flatMap((message, index) => (message.event.length >= TRANSFERRED_EVENT_CHARACTERS ? [index] : [])));
+  if (large.size === 0) return void worker.postMessage(JSON.stringify(messages) satisfies InvokeBatch);
+  const encoder = new TextEncoder();
+  const events = [...large].map((index) => ({ index, bytes: encoder.encode(messages[index].event) }));
+  const invocations = JSON.stringify(messages.map((message, index) => (large.has(index) ? { ...message, event: '' } : message)));
+  worker.postMessage({ invocations, events } satisfies InvokeBatch, events.map(({ bytes }) => bytes.buffer));
 }
 
 /** A result's payload as a Buffer: bytes handed over by a thread are used where they are, not copied. */

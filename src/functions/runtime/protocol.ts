@@ -31,6 +31,16 @@ export const TAIL_BYTES = 4096;
 export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100;
 /** A thread's answer from this size on is posted as bytes handed over, not as a string copied (WorkerMessage). */
 export const TRANSFERRED_RESPONSE_BYTES = 64 * 1024;
+/** An event from this many characters on goes to a thread as bytes handed over, apart from its batch's text (InvokeBatch). */
+export const TRANSFERRED_EVENT_CHARACTERS = 64 * 1024;
+
+/**
+ * A batch of invocations as a worker thread gets it: their JSON text (a string clones cheaper than
+ * the objects), or that text with the large events apart, as UTF-8 bytes whose memory is handed over
+ * (`event` empty in the text). In the text a 6 MB event would be copied once escaped, and twice more
+ * by the clone, in the daemon's memory.
+ */
+export type InvokeBatch = string | { invocations: string; events: Array<{ index: number; bytes: Uint8Array }> };
 
 /** One invocation, as the parent sends it (Node.js environments get them in arrays); the event travels as JSON text. */
 export interface InvokeMessage {

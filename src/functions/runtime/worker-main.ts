@@ -12,7 +12,7 @@ import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import { collectAllGarbage } from '../../buffer-garbage.js';
 import { nodeErrorJson } from './error-log.js';
 import { trackChildProcesses } from './spawn-tracking.js';
-import { MAX_RESPONSE_BYTES, TAIL_BYTES, TRANSFERRED_RESPONSE_BYTES, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
+import { MAX_RESPONSE_BYTES, TAIL_BYTES, TRANSFERRED_RESPONSE_BYTES, type InvokeBatch, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 
 type Handler = (event: unknown, context: unknown, callback: (error?: unknown, result?: unknown) => void) => unknown;
 /**
@@ -53,10 +53,18 @@ function post(message: WorkerMessage, then?: () => void, transfer?: ArrayBuffer)
   }
 }
 
+/** A thread gets its invocations as an InvokeBatch, a child process as objects over its IPC channel. */
 function onInvoke(listener: (messages: InvokeMessage[]) => void): void {
-  // A worker thread gets its invocations as JSON text (see node-worker.ts).
-  if (parentPort) parentPort.on('message', (text: string) => listener(JSON.parse(text) as InvokeMessage[]));
+  if (parentPort) parentPort.on('message', (batch: InvokeBatch) => listener(invocationsOf(batch)));
   else process.on('message', listener as (messages: unknown) => void);
+}
+
+function invocationsOf(batch: InvokeBatch): InvokeMessage[] {
+  if (typeof batch === 'string') return JSON.parse(batch) as InvokeMessage[];
+  const messages = JSON.parse(batch.invocations) as InvokeMessage[];
+  const decoder = new TextDecoder();
+  for (const { index, bytes } of batch.events) messages[index].event = decoder.decode(bytes);
+  return messages;
 }
 
 /** Invocations handed over and not yet started: they run one after the other, in order. */
