@@ -110,7 +110,7 @@ describe('functions: deploy, invoke, faults, triggers', () => {
 
     const follower = spawn(process.execPath, [OUTPOST, '--socket', daemon.socket, 'logs', 'EchoCjs', '-n', '1', '-f']);
     let followed = '';
-    follower.stdout.on('data', (chunk) => { followed += chunk; });
+    follower.stdout.setEncoding('utf8').on('data', (chunk: string) => { followed += chunk; });
     try {
       await new Promise((resolve) => setTimeout(resolve, 700));
       const next = (await invoke(daemon.socket, 'EchoCjs', { followed: true })).result;

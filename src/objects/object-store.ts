@@ -453,7 +453,7 @@ export class ObjectStore {
   private readonly thread = objectsThread();
   private readonly contentHashes = new ContentHashes(this.thread);
   readonly bodyTurns = new BodyTurns(BODIES_AT_ONCE);
-  /** Small objects whose share file is still to be written (a full or read-only share), for the metric. */
+  /** Small objects whose share file is still to be written (a full or read-only share), for the metric and `outpost status`. */
   readonly shareCopiesPending = (): number => this.shareCopies.pendingCount();
   private readonly knownBuckets = new Map<string, BucketRecord>();
   /**
