@@ -191,12 +191,17 @@ function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
 
 /** Invocations to a thread, as an InvokeBatch. */
 function postBatch(worker: Worker, messages: InvokeMessage[]): void {
-  const large = new Set(messages.flatMap((message, index) => (message.event.length >= TRANSFERRED_EVENT_CHARACTERS ? [index] : [])));
-  if (large.size === 0) return void worker.postMessage(JSON.stringify(messages) satisfies InvokeBatch);
-  const encoder = new TextEncoder();
-  const events = [...large].map((index) => ({ index, bytes: encoder.encode(messages[index].event) }));
-  const invocations = JSON.stringify(messages.map((message, index) => (large.has(index) ? { ...message, event: '' } : message)));
-  worker.postMessage({ invocations, events } satisfies InvokeBatch, events.map(({ bytes }) => bytes.buffer));
+  const events: Array<{ index: number; bytes: Uint8Array }> = [];
+  const transfer: ArrayBuffer[] = [];
+  const withoutLarge = messages.map((message, index) => {
+    if (message.event.length < TRANSFERRED_EVENT_CHARACTERS) return message;
+    const bytes = new TextEncoder().encode(message.event);
+    events.push({ index, bytes });
+    transfer.push(bytes.buffer);
+    return { ...message, event: '' };
+  });
+  if (events.length === 0) worker.postMessage(JSON.stringify(messages) satisfies InvokeBatch);
+  else worker.postMessage({ invocations: JSON.stringify(withoutLarge), events } satisfies InvokeBatch, transfer);
 }
 
 /** A result's payload as a Buffer: bytes handed over by a thread are used where they are, not copied. */
