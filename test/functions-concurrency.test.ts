@@ -284,3 +284,62 @@ describe('functions: functions.maxEventBytesInFlight, the payloads of the asynch
     }
   });
 });
+
+// A busy environment that frees before a new one would have started takes the invocation: Quick's
+// handler takes 300 ms to load (its cold start, which is how long an invocation waits for a busy
+// environment), and an invocation a few ms. No spare threads, so every environment is a cold start.
+describe('functions: an invocation waits for a busy environment of its function no longer than a cold start takes', () => {
+  let daemon: TestDaemon;
+  let key: AccessKey;
+  const pkg = writePackage({
+    'template.yaml': JSON.stringify({ Resources: { Quick: fn({ Handler: 'slow-init.handler' }) } }),
+    'slow-init.js': 'for (const end = Date.now() + 300; Date.now() < end;);\n' + NODE_HANDLER,
+  });
+  const out = join(pkg.dir, 'out.jsonl');
+  const hold = join(pkg.dir, 'hold-quick');
+  const cli = (...args: string[]) => outpost(daemon.socket, args);
+  const sync = (event: Record<string, unknown>) => lambdaInvoke(daemon.port('http'), key, 'Quick', { body: JSON.stringify({ out, ...event }) });
+  const asyncEvent = (event: Record<string, unknown>) => lambdaInvoke(daemon.port('http'), key, 'Quick', { body: JSON.stringify({ out, ...event }), headers: { 'X-Amz-Invocation-Type': 'Event' } });
+  const eventsDone = () => eventually(async () => JSON.parse((await cli('--json', 'functions', 'info', 'Quick')).stdout).asyncEvents === 0, 15_000, 100);
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { functions: { maxSpareThreads: 0, idleTimeoutSeconds: 600 } } });
+    key = await thingKey(daemon.socket, 'invoker');
+    const deployed = await cli('deploy', pkg.dir);
+    expect(deployed, deployed.stderr).toMatchObject({ code: 0 });
+  });
+
+  afterAll(async () => {
+    writeFileSync(hold, '');
+    expect(await daemon.stop()).toBe(0);
+    await daemon.cleanup();
+    pkg.remove();
+  });
+
+  it('runs invocations that meet, synchronous and asynchronous, on the one environment as it frees', async () => {
+    expect((await sync({})).status).toBe(200);
+    for (let round = 0; round < 10; round++) {
+      const answers = await Promise.all([sync({}), asyncEvent({ n: round }), sync({}), sync({})]);
+      expect(answers.map((answer) => answer.status)).toEqual([200, 202, 200, 200]);
+      expect(await answers[0].text()).toBe('"Quick"');
+    }
+    await eventsDone();
+    expect(eventsIn(out, 'Quick')).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(await instancesOf(daemon, 'Quick')).toMatchObject({ busy: 0, idle: 1 });
+  });
+
+  it('starts another environment for invocations the busy one keeps waiting', async () => {
+    const held = sync({ hold });
+    await busyOnce(daemon, 'Quick');
+    // answered, and the event run, while the first invocation still holds its environment
+    const answer = await sync({});
+    expect(answer.status).toBe(200);
+    expect((await asyncEvent({ n: 10 })).status).toBe(202);
+    await eventually(async () => eventsIn(out, 'Quick').includes(10), 15_000, 100);
+    expect(await instancesOf(daemon, 'Quick')).toMatchObject({ busy: 1 });
+    writeFileSync(hold, '');
+    expect((await held).status).toBe(200);
+    await eventsDone();
+    expect((await instancesOf(daemon, 'Quick')).idle).toBeGreaterThanOrEqual(2);
+  });
+});

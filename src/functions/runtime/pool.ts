@@ -56,6 +56,14 @@ export interface QueuedInvocation {
   invocation: Invocation;
   resolve: (result: InvokeResult) => void;
   reject: (error: unknown) => void;
+  /** performance.now() when it was queued; none: it was handed to an environment before, which ended (see waitForBusyMs). */
+  queuedAt?: number;
+}
+
+/** A synchronous invoke waiting for a busy environment of its function, until `timer` (see waitForBusyMs). */
+interface SyncWaiter {
+  item: QueuedInvocation;
+  timer: NodeJS.Timeout;
 }
 
 interface IdleInstance {
@@ -84,6 +92,9 @@ const INIT_FAILURES_BEFORE_BACKOFF = 3;
 const FIRST_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 60_000;
 
+/** The longest an invocation waits for a busy environment of its function rather than starting one (see waitForBusyMs). */
+const MAX_WAIT_FOR_BUSY_MS = 1000;
+
 export interface PoolStats {
   busy: number;
   idle: number;
@@ -97,8 +108,8 @@ export interface PoolStats {
 /**
  * The execution environments of one function version: at most functions.maxInstances of them, or
  * with ReservedConcurrentExecutions that many of all the function's versions together; warm instances
- * reused and stopped after `idleTimeoutMs`. A synchronous invoke needs an instance of its own now
- * (a warm one or a new one, else 429). Asynchronous events wait in a bounded queue and are handed
+ * reused and stopped after `idleTimeoutMs`. A synchronous invoke needs an instance of its own (a warm
+ * one, a busy one that frees within a cold start's time, or a new one, else 429). Asynchronous events wait in a bounded queue and are handed
  * to instances in batches: a Node.js instance takes up to NODE_EVENTS_IN_FLIGHT at once and runs
  * them one after the other, so the function's concurrency stays its number of instances.
  *
@@ -130,6 +141,12 @@ export class FunctionPool implements EnvironmentHolder {
   private successor: FunctionPool | undefined;
   /** Environments that failed to initialize in a row, the last error, and until when new ones are not tried. */
   private initFailures: { failures: number; lastError?: LambdaErrorPayload; until: number } = { failures: 0, until: 0 };
+  /** How long the last environment took to start, in ms: how long invocations wait for a busy one (waitForBusyMs). */
+  private coldStartMs: number | undefined;
+  /** Dispatches again when the events waiting for a busy environment have waited long enough. */
+  private scaleOutTimer: NodeJS.Timeout | undefined;
+  /** Synchronous invokes waiting for a busy environment, the first one first. */
+  private syncWaiters: SyncWaiter[] = [];
 
   constructor(
     readonly version: FunctionVersion,
@@ -169,20 +186,37 @@ export class FunctionPool implements EnvironmentHolder {
     return this.idle[0]?.since;
   }
 
-  /** RequestResponse: runs now on an instance of its own, or is refused with TooManyRequestsException. */
+  /**
+   * RequestResponse: runs on an instance of its own — a warm one, a busy one that frees before a new
+   * one would have started (waitForBusyMs), or a new one — or is refused with TooManyRequestsException.
+   */
   invoke(invocation: Invocation): Promise<InvokeResult> {
-    if (this.retired) throw apiErrors.stopping();
-    if (this.idle.length === 0 && !this.belowLimit('busy')) {
-      throw apiErrors.tooManyRequests(this.reservation() === undefined ? 'ConcurrentInvocationLimitExceeded' : 'ReservedFunctionConcurrentInvocationLimitExceeded');
-    }
-    const warm = this.takeIdle();
-    // Lambda's account concurrency: every function's environments busy (functions.maxConcurrency).
-    if (!warm && !this.bound.makeRoom(this)) throw apiErrors.tooManyRequests('ConcurrentInvocationLimitExceeded');
+    if (this.retired) return Promise.reject(apiErrors.stopping());
     return new Promise((resolve, reject) => {
-      const item = { invocation, resolve, reject };
-      if (warm) this.hand(warm, [item]);
-      else void this.startWith([item]);
+      const item: QueuedInvocation = { invocation, resolve, reject, queuedAt: performance.now() };
+      const waitMs = this.idle.length === 0 ? this.waitForBusyMs(item.queuedAt) : 0;
+      if (waitMs === 0 || waitMs === Infinity) return this.runOrRefuse(item);
+      const waiter: SyncWaiter = {
+        item,
+        timer: setTimeout(() => {
+          this.syncWaiters.splice(this.syncWaiters.indexOf(waiter), 1);
+          this.runOrRefuse(item);
+        }, waitMs),
+      };
+      this.syncWaiters.push(waiter);
     });
+  }
+
+  /** A synchronous invoke runs now, on a warm instance or a new one, or is refused (429). */
+  private runOrRefuse(item: QueuedInvocation): void {
+    const warm = this.takeIdle();
+    if (warm) return this.hand(warm, [item]);
+    if (!this.belowLimit('busy')) {
+      return item.reject(apiErrors.tooManyRequests(this.reservation() === undefined ? 'ConcurrentInvocationLimitExceeded' : 'ReservedFunctionConcurrentInvocationLimitExceeded'));
+    }
+    // Lambda's account concurrency: every function's environments busy (functions.maxConcurrency).
+    if (!this.bound.makeRoom(this)) return item.reject(apiErrors.tooManyRequests('ConcurrentInvocationLimitExceeded'));
+    void this.startWith([item]);
   }
 
   /**
@@ -193,7 +227,7 @@ export class FunctionPool implements EnvironmentHolder {
     if (this.retired) return Promise.reject(apiErrors.stopping());
     if (this.queue.length >= this.limits.queueLength) return Promise.reject(apiErrors.tooManyRequests());
     return new Promise((resolve, reject) => {
-      this.queue.push({ invocation, resolve, reject });
+      this.queue.push({ invocation, resolve, reject, queuedAt: performance.now() });
       this.scheduleDispatch();
     });
   }
@@ -245,7 +279,14 @@ export class FunctionPool implements EnvironmentHolder {
     this.dropSpare();
     clearTimeout(this.reaper);
     this.reaper = undefined;
+    clearTimeout(this.scaleOutTimer);
+    this.scaleOutTimer = undefined;
     for (const { instance } of this.idle.splice(0)) instance.terminate();
+    // accepted before the new version took traffic: they run on this one, as they would have
+    for (const { item, timer } of this.syncWaiters.splice(0)) {
+      clearTimeout(timer);
+      this.runOrRefuse(item);
+    }
     const waiting = this.queue;
     this.queue = [];
     this.bound.done(this);
@@ -272,6 +313,10 @@ export class FunctionPool implements EnvironmentHolder {
    */
   abandon(): void {
     this.abandoned = true;
+    for (const { item, timer } of this.syncWaiters.splice(0)) {
+      clearTimeout(timer);
+      refuse([item]);
+    }
     for (const instance of this.active.keys()) instance.terminate();
   }
 
@@ -329,6 +374,17 @@ export class FunctionPool implements EnvironmentHolder {
         continue;
       }
       if (this.belowLimit('busy')) {
+        const waitMs = this.waitForBusyMs(this.queue[0].queuedAt);
+        if (waitMs > 0) {
+          if (waitMs !== Infinity) {
+            this.scaleOutTimer ??= setTimeout(() => {
+              this.scaleOutTimer = undefined;
+              this.dispatch();
+            }, waitMs).unref();
+          }
+          this.bound.done(this);
+          return;
+        }
         if (this.bound.makeRoom(this)) {
           void this.startWith(this.queue.splice(0, this.perInstance));
           continue;
@@ -350,12 +406,29 @@ export class FunctionPool implements EnvironmentHolder {
     this.bound.done(this);
   }
 
+  /**
+   * How much longer an invocation queued at `queuedAt` waits for an environment of the function that
+   * is busy or starting, rather than start one: 0 to start one now; as long as the last cold start
+   * took, counted from `queuedAt` (at most MAX_WAIT_FOR_BUSY_MS), so an environment that frees
+   * meanwhile runs it no later than a new one would; Infinity while the function's first start
+   * lasts, which tells how long that is. So a function invoked by several triggers at once does not
+   * hold one more environment (~6 MB for the idle timeout) each time two of them meet. None given:
+   * it was handed to an environment that ended before its turn, and waits no more.
+   */
+  private waitForBusyMs(queuedAt: number | undefined): number {
+    if (this.inUse() === 0 || queuedAt === undefined) return 0;
+    if (this.coldStartMs === undefined) return this.starting > 0 ? Infinity : 0;
+    return Math.max(0, Math.min(this.coldStartMs, MAX_WAIT_FOR_BUSY_MS) - (performance.now() - queuedAt));
+  }
+
   /** A new instance (the spare thread if there is one) for `items`; they all get the init error if it fails. */
   private async startWith(items: QueuedInvocation[]): Promise<void> {
     this.starting++;
+    const began = performance.now();
     let cold: ColdStart;
     try {
       cold = await this.startOrBackOff();
+      this.coldStartMs = performance.now() - began;
     } catch (error) {
       this.starting--;
       this.afterRun();
@@ -381,6 +454,8 @@ export class FunctionPool implements EnvironmentHolder {
     this.starting--;
     this.hand(cold.instance, items, cold);
     this.keepSpare();
+    // events waiting for this start measure their wait by it now
+    if (this.queue.length > 0) this.scheduleDispatch();
   }
 
   /** Hands invocations to an instance (one message); each settles its caller when it ends. */
@@ -483,6 +558,11 @@ export class FunctionPool implements EnvironmentHolder {
     if (!instance.alive) return;
     // Another function's events wait for room: this one stops, and they start (afterRun).
     if (this.retired || this.bound.shouldHandOver(this)) return instance.terminate();
+    const waiter = this.syncWaiters.shift();
+    if (waiter) {
+      clearTimeout(waiter.timer);
+      return this.hand(instance, [waiter.item]);
+    }
     this.idle.push({ instance, since: performance.now() });
     if (!this.reaper) this.reapAfter(this.limits.idleTimeoutMs);
   }
