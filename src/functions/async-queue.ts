@@ -293,7 +293,7 @@ export class AsyncQueue {
         this.waitingForBytes.add(name);
         break;
       }
-      const { id, event } = lane.waiting.shift()!;
+      const { id, event, due } = lane.waiting.shift()!;
       lane.running++;
       this.runningBytes += bytes;
       let released = false;
@@ -305,7 +305,9 @@ export class AsyncQueue {
         this.pump(name);
         this.pumpWaitingForBytes();
       };
-      void this.attempt(name, id, release, event).finally(release);
+      // counted from when it was due: an event that waited here behind others does not wait again in its pool (waitForBusyMs)
+      const dueSince = performance.now() - Math.max(0, now - due);
+      void this.attempt(name, id, release, event, dueSince).finally(release);
     }
     const next = lane.waiting.first();
     if (next && next.due > now && lane.running < limit && lane.timerDue !== next.due) {
@@ -340,7 +342,7 @@ export class AsyncQueue {
    * event then commits while the next one already runs (a crash before that
    * commit runs it again — at least once).
    */
-  private async attempt(name: string, id: number, release: () => void, fresh: QueuedEvent | undefined): Promise<void> {
+  private async attempt(name: string, id: number, release: () => void, fresh: QueuedEvent | undefined, dueSince: number): Promise<void> {
     const { store, commit, log } = this.deps;
     try {
       const event = fresh ?? store.get(id);
@@ -369,6 +371,7 @@ export class AsyncQueue {
       const invocation: Invocation = {
         event: event.event,
         requestId: event.requestId,
+        dueSince,
         ...(event.clientContext !== undefined ? { clientContext: event.clientContext } : {}),
         ...(event.qualifier !== undefined ? { qualifier: event.qualifier } : {}),
       };

@@ -38,6 +38,8 @@ export interface Invocation {
   hops?: number;
   /** An asynchronous event's request id, the same for each of its attempts (async-queue.ts); else a new one per invocation. */
   requestId?: string;
+  /** performance.now() from which an asynchronous event was due to run (async-queue.ts): its wait for an environment counts from then. */
+  dueSince?: number;
 }
 
 export interface InvokeResult {
@@ -227,7 +229,7 @@ export class FunctionPool implements EnvironmentHolder {
     if (this.retired) return Promise.reject(apiErrors.stopping());
     if (this.queue.length >= this.limits.queueLength) return Promise.reject(apiErrors.tooManyRequests());
     return new Promise((resolve, reject) => {
-      this.queue.push({ invocation, resolve, reject, queuedAt: performance.now() });
+      this.queue.push({ invocation, resolve, reject, queuedAt: invocation.dueSince ?? performance.now() });
       this.scheduleDispatch();
     });
   }
