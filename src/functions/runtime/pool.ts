@@ -145,6 +145,8 @@ export class FunctionPool implements EnvironmentHolder {
   private initFailures: { failures: number; lastError?: LambdaErrorPayload; until: number } = { failures: 0, until: 0 };
   /** How long the last environment took to start, in ms: how long invocations wait for a busy one (waitForBusyMs). */
   private coldStartMs: number | undefined;
+  /** How long its invocations take, a moving average in ms: a function slower than its cold start does not wait (waitForBusyMs). */
+  private durationMs: number | undefined;
   /** Dispatches again when the events waiting for a busy environment have waited long enough. */
   private scaleOutTimer: NodeJS.Timeout | undefined;
   /** Synchronous invokes waiting for a busy environment, the first one first. */
@@ -414,13 +416,17 @@ export class FunctionPool implements EnvironmentHolder {
    * took, counted from `queuedAt` (at most MAX_WAIT_FOR_BUSY_MS), so an environment that frees
    * meanwhile runs it no later than a new one would; Infinity while the function's first start
    * lasts, which tells how long that is. So a function invoked by several triggers at once does not
-   * hold one more environment (~6 MB for the idle timeout) each time two of them meet. None given:
-   * it was handed to an environment that ended before its turn, and waits no more.
+   * hold one more environment (~6 MB for the idle timeout) each time two of them meet. A function
+   * whose invocations take longer than its cold start does not wait: its busy environments would
+   * seldom free in time, and the wait would only delay the start. None given: it was handed to an
+   * environment that ended before its turn, and waits no more.
    */
   private waitForBusyMs(queuedAt: number | undefined): number {
     if (this.inUse() === 0 || queuedAt === undefined) return 0;
     if (this.coldStartMs === undefined) return this.starting > 0 ? Infinity : 0;
-    return Math.max(0, Math.min(this.coldStartMs, MAX_WAIT_FOR_BUSY_MS) - (performance.now() - queuedAt));
+    const waitMs = Math.min(this.coldStartMs, MAX_WAIT_FOR_BUSY_MS);
+    if (this.durationMs !== undefined && this.durationMs >= waitMs) return 0;
+    return Math.max(0, waitMs - (performance.now() - queuedAt));
   }
 
   /** A new instance (the spare thread if there is one) for `items`; they all get the init error if it fails. */
@@ -499,6 +505,8 @@ export class FunctionPool implements EnvironmentHolder {
       this.afterRun();
       return;
     }
+    const durationMs = performance.now() - started - (cold?.initMs ?? 0);
+    this.durationMs = this.durationMs === undefined ? durationMs : this.durationMs + (durationMs - this.durationMs) / 8;
     const endLines = this.report(requestId, started, cold?.initMs, outcome, instance.maxMemoryBytes());
     this.afterRun();
     // Lambda's LogResult: the invocation's log from START to REPORT, its last 4 KB.
