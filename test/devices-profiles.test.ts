@@ -127,6 +127,8 @@ describe('device profiles', () => {
     writeFileSync(join(profilesDir, 'broken.yaml'), yaml.dump({ framing: { type: 'lines' }, parser: { type: 'csv', columns: [] } }));
     writeFileSync(join(profilesDir, 'portless.yaml'), yaml.dump({ framing: { type: 'lines' }, parser: { type: 'json' } }));
     writeFileSync(join(profilesDir, 'per-thing.yaml'), yaml.dump({ framing: { type: 'lines' }, parser: { type: 'json' }, telemetry: { topic: 'things/${thing}/serial' } }));
+    // one of the shipped profiles' names: this directory's comes first
+    writeFileSync(join(profilesDir, 'ublox-gps.yaml'), yaml.dump({ framing: { type: 'lines' }, parser: { type: 'json' } }));
     const daemon = await TestDaemon.start({
       config: {
         devices: {
@@ -138,6 +140,8 @@ describe('device profiles', () => {
             { name: 'missing', profile: 'nowhere', port: '/dev/null' },
             { name: 'good', profile: 'portless', port: join(dir, 'absent-tty') },
             { name: 'twin', profile: 'portless', port: join(dir, 'absent-tty') },
+            { name: 'own', profile: 'ublox-gps' },
+            { name: 'shipped', profile: 'sdm120-energy-meter', port: join(dir, 'absent-meter') },
           ],
         },
       },
@@ -153,6 +157,9 @@ describe('device profiles', () => {
         { name: 'good', disabled: false, connected: false, lastError: expect.stringContaining('absent-tty') },
         // only Modbus units share a port: each would read the other's bytes as its frames
         { name: 'twin', disabled: true, lastError: `devices.instances.5.port: expected a port no other device uses, or Modbus units at the same port settings with distinct unit ids (${join(dir, 'absent-tty')} is device good's, and only Modbus units share a port: device twin's framing is lines)` },
+        { name: 'own', disabled: true, lastError: 'devices.instances.6.port: expected a port path (profile ublox-gps sets neither port.path nor port.usb)' },
+        // a shipped profile not in profilesDir is still found by its name
+        { name: 'shipped', disabled: false, connected: false, lastError: expect.stringContaining('absent-meter') },
       ]);
       const table = (await outpost(daemon.socket, ['devices', 'ls'])).stdout;
       expect(table).toMatch(/^broken\s+broken\s+disabled\s/m);
@@ -163,7 +170,7 @@ describe('device profiles', () => {
       expect(metrics).toMatch(/^outpost_device_disabled\{device="broken"\} 1$/m);
       expect(metrics).toMatch(/^outpost_device_connected\{device="broken"\} 0$/m);
       expect(metrics).toMatch(/^outpost_device_disabled\{device="good"\} 0$/m);
-      expect(JSON.parse((await outpost(daemon.socket, ['status', '--json'])).stdout).services.devices).toMatchObject({ ok: true, configured: 6, disabled: 5 });
+      expect(JSON.parse((await outpost(daemon.socket, ['status', '--json'])).stdout).services.devices).toMatchObject({ ok: true, configured: 8, disabled: 6 });
     } finally {
       expect(await daemon.stop()).toBe(0);
       await daemon.cleanup();

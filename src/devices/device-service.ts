@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -126,7 +127,7 @@ export class DeviceService implements Service {
 
   private profileOf(instance: DeviceInstanceConfig, index: number, loadProfile: (file: string) => Profile): Profile {
     const at = `devices.instances.${index}`;
-    const file = profileFile(instance.profile, this.config.profilesDir ?? SHIPPED_PROFILES);
+    const file = profileFile(instance.profile, this.config.profilesDir);
     let profile: Profile;
     try {
       profile = loadProfile(file);
@@ -150,8 +151,15 @@ export class DeviceService implements Service {
   }
 }
 
-/** A profile name is `<dir>/<name>.yaml`; anything with a slash or a .yaml/.yml ending is a file path (relative to the directory). */
-export function profileFile(profile: string, dir: string): string {
-  if (profile.includes('/') || /\.ya?ml$/.test(profile)) return isAbsolute(profile) ? profile : resolve(dir, profile);
-  return join(dir, `${profile}.yaml`);
+/**
+ * A profile name is `<dir>/<name>.yaml` (devices.profilesDir), else the shipped profile of that name;
+ * anything with a slash or a .yaml/.yml ending is a file path (relative to the directory).
+ */
+export function profileFile(profile: string, dir: string | undefined): string {
+  if (profile.includes('/') || /\.ya?ml$/.test(profile)) return isAbsolute(profile) ? profile : resolve(dir ?? SHIPPED_PROFILES, profile);
+  const shipped = join(SHIPPED_PROFILES, `${profile}.yaml`);
+  if (dir === undefined) return shipped;
+  // the user's profile of that name first; a shipped one still found by its name
+  const own = join(dir, `${profile}.yaml`);
+  return existsSync(own) || !existsSync(shipped) ? own : shipped;
 }
