@@ -111,9 +111,10 @@ export interface PoolStats {
  * The execution environments of one function version: at most functions.maxInstances of them, or
  * with ReservedConcurrentExecutions that many of all the function's versions together; warm instances
  * reused and stopped after `idleTimeoutMs`. A synchronous invoke needs an instance of its own (a warm
- * one, a busy one that frees within a cold start's time, or a new one, else 429). Asynchronous events wait in a bounded queue and are handed
- * to instances in batches: a Node.js instance takes up to NODE_EVENTS_IN_FLIGHT at once and runs
- * them one after the other, so the function's concurrency stays its number of instances.
+ * one, a busy one that frees within a cold start's time, or a new one, else 429). Asynchronous events
+ * wait in a bounded queue and are handed to instances in batches: a Node.js instance takes up to
+ * NODE_EVENTS_IN_FLIGHT at once and runs them one after the other, so the function's concurrency
+ * stays its number of instances.
  *
  * Worker-thread functions keep one spare thread (runtime started, no function loaded) while another
  * instance could still start, so a cold start does not wait for a thread to start; see `keepSpare`.
@@ -199,6 +200,7 @@ export class FunctionPool implements EnvironmentHolder {
     return new Promise((resolve, reject) => {
       const item: QueuedInvocation = { invocation, resolve, reject, queuedAt: performance.now() };
       const waitMs = this.idle.length === 0 ? this.waitForBusyMs(item.queuedAt) : 0;
+      // not for the function's first start either: how long it takes is not known yet
       if (waitMs === 0 || waitMs === Infinity) return this.runOrRefuse(item);
       const waiter: SyncWaiter = {
         item,
