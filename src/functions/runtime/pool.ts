@@ -454,7 +454,7 @@ export class FunctionPool implements EnvironmentHolder {
         const payload = error.forRequest?.(requestId) ?? error.payload;
         const startLine = `START RequestId: ${requestId} Version: ${this.label}\n`;
         this.output.line(startLine);
-        const endLines = this.report(requestId, began, undefined, { ok: false, error: payload }, undefined, true);
+        const endLines = this.report(requestId, performance.now() - began, undefined, { ok: false, error: payload }, undefined, true);
         // Lambda's LogResult of such an invocation starts with the init's error and INIT_REPORT.
         const logResult = invocation.tail ? lastBytes(error.initLog + startLine + endLines, TAIL_BYTES).toString('base64') : undefined;
         resolve({ requestId, executedVersion: this.label, payload: Buffer.from(JSON.stringify(payload)), functionError: 'Unhandled', ...(logResult !== undefined ? { logResult } : {}) });
@@ -509,7 +509,7 @@ export class FunctionPool implements EnvironmentHolder {
     }
     const durationMs = performance.now() - started - (cold?.initMs ?? 0);
     this.durationMs = this.durationMs === undefined ? durationMs : this.durationMs + (durationMs - this.durationMs) / 8;
-    const endLines = this.report(requestId, started, cold?.initMs, outcome, instance.maxMemoryBytes());
+    const endLines = this.report(requestId, durationMs, cold?.initMs, outcome, instance.maxMemoryBytes());
     this.afterRun();
     // Lambda's LogResult: the invocation's log from START to REPORT, its last 4 KB.
     const output = outcome.log ?? '';
@@ -727,10 +727,10 @@ export class FunctionPool implements EnvironmentHolder {
    * END and REPORT as Lambda writes them (Init Duration on a cold start, Status when the platform
    * ended the invocation or its environment failed to initialize), after the error lines when it
    * failed in its environment; returns those lines. Billed Duration counts a cold start's Init
-   * Duration too: Lambda bills the init phase of on-demand functions since August 2025.
+   * Duration too: Lambda bills the init phase of on-demand functions since August 2025. `duration`:
+   * the invocation's, in ms, its init left out.
    */
-  private report(requestId: string, started: number, initMs: number | undefined, outcome: InvokeOutcome, maxMemoryBytes: number | undefined, initFailed = false): string {
-    const duration = performance.now() - started - (initMs ?? 0);
+  private report(requestId: string, duration: number, initMs: number | undefined, outcome: InvokeOutcome, maxMemoryBytes: number | undefined, initFailed = false): string {
     const error = outcome.ok ? undefined : outcome.error;
     const logged = initFailed || (!outcome.ok && outcome.errorLogged);
     const lines = `${error && !logged ? errorLines(requestId, error) : ''}`
