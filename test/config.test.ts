@@ -58,6 +58,10 @@ describe('configuration', () => {
     expect(() => validateConfig({ functions: { retryDelaysSeconds: [60, 3000000] } }, 'test')).toThrow(/functions\.retryDelaysSeconds\.1: expected seconds 1-2147483/);
     expect(() => validateConfig({ s3: { share: { fullScanIntervalMs: 2 ** 31 } } }, 'test')).toThrow(/s3\.share\.fullScanIntervalMs: expected milliseconds 1-2147483647/);
     expect(() => validateConfig({ cloud: { mqtt: { maxInFlight: 70000 } } }, 'test')).toThrow(/cloud\.mqtt\.maxInFlight: expected a message count 1-60000, got 70000/);
+    // a large body's write buffers are cut from 1 MiB slabs
+    expect(() => validateConfig({ s3: { writeBufferBytes: 300000 } }, 'test')).toThrow(/s3\.writeBufferBytes: expected 65536, 131072, 262144, 524288 or 1048576 \(bytes\), got 300000/);
+    expect(() => validateConfig({ s3: { writeBufferBytes: 2097152 } }, 'test')).toThrow(/s3\.writeBufferBytes: expected 65536/);
+    expect(validateConfig({ s3: { writeBufferBytes: 1048576 } }, 'test').s3.writeBufferBytes).toBe(1048576);
     // relative paths are the working directory's, and shown so (--print-config, outpost status)
     expect(validateConfig({ s3: { shareRoot: 'share' }, admin: { socket: './run/admin.sock' } }, 'test')).toMatchObject({ s3: { shareRoot: join(process.cwd(), 'share') }, admin: { socket: join(process.cwd(), 'run', 'admin.sock') } });
     // two listeners on one port are refused before the start, which would blame "another program"

@@ -28,7 +28,7 @@ async function open(): Promise<{ objects: ObjectStore; events: string[]; shareRo
     release: () => undefined,
   };
   // every object a file renamed into place (no share copy thread, which runs from the build)
-  const objects = new ObjectStore(store, shareRoot, changes, { maxObjectBytes: 1 << 30, minPartBytes: 5 << 20, smallObjectBytes: 0 }, pino({ level: 'silent' }));
+  const objects = new ObjectStore(store, shareRoot, changes, { maxObjectBytes: 1 << 30, minPartBytes: 5 << 20, smallObjectBytes: 0, writeBufferBytes: 256 * 1024 }, pino({ level: 'silent' }));
   await objects.recover();
   cleanups.push(async () => {
     await objects.close();

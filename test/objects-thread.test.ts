@@ -55,3 +55,29 @@ describe.skipIf(availableParallelism() < 2)('objects: one worker thread for hash
     await eventually(() => threads() === idle, 20_000);
   }, 60_000);
 });
+
+// Boards of 1 GB or more set s3.writeBufferBytes to 1 MiB (their profiles), the smallest allowed is
+// 64 KiB: a body's chunks land across buffer boundaries at any offset (the first one starts after
+// the request's head), and each buffer is written and hashed in turn.
+describe.each([1024 * 1024, 64 * 1024])('objects: large bodies through write buffers of %i bytes', (writeBufferBytes) => {
+  let s3: S3Client;
+  let cleanup: () => Promise<void>;
+  const bucket = `buffers-${writeBufferBytes}`;
+
+  beforeAll(async () => {
+    ({ s3, cleanup } = await daemonWithBucket(bucket, { s3: { writeBufferBytes } }));
+  });
+  afterAll(async () => {
+    await cleanup?.();
+  });
+
+  it('keeps each body whole with the MD5 of its content as ETag, also two at once', async () => {
+    const bodies = [randomBytes(5 * 1024 * 1024 + 12345), randomBytes(1024 * 1024 + 1), randomBytes(3 * 1024 * 1024 - 7)];
+    const puts = await Promise.all(bodies.map((body, index) => s3.send(new PutObjectCommand({ Bucket: bucket, Key: `large-${index}.bin`, Body: body }))));
+    expect(puts.map((put) => put.ETag)).toEqual(bodies.map((body) => `"${md5(body)}"`));
+    for (const [index, body] of bodies.entries()) {
+      const read = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `large-${index}.bin` }));
+      expect(Buffer.from(await read.Body!.transformToByteArray()).equals(body)).toBe(true);
+    }
+  }, 60_000);
+});

@@ -83,7 +83,7 @@ export class ObjectService implements Service {
     store.migrate('objects', objectMigrations);
     const serviceLog = log.child({ service: 'objects' });
     const events = new ObjectEvents(store, (bucket) => rulesOf(this.store(), bucket), s3.region, this.context.bus, this.context.functions, s3.maxPendingEvents, serviceLog);
-    const objects = new ObjectStore(store, this.shareRoot, events, { maxObjectBytes: s3.maxObjectBytes, minPartBytes: s3.minPartBytes, smallObjectBytes: s3.smallObjectBytes }, serviceLog);
+    const objects = new ObjectStore(store, this.shareRoot, events, { maxObjectBytes: s3.maxObjectBytes, minPartBytes: s3.minPartBytes, smallObjectBytes: s3.smallObjectBytes, writeBufferBytes: s3.writeBufferBytes }, serviceLog);
     await objects.recover();
     this.objects = objects;
     this.events = events;

@@ -225,6 +225,8 @@ export interface StoreLimits {
   minPartBytes: number;
   /** Bodies of at most this many bytes (announced) are stored in SQLite (ObjectRecord.inline). */
   smallObjectBytes: number;
+  /** Size of each of a body's write buffers (FileWriter); divides BufferSets' slab (s3.writeBufferBytes). */
+  writeBufferBytes: number;
 }
 
 interface ObjectRow {
@@ -374,12 +376,6 @@ export const objectMigrations = [
   'CREATE TABLE object_share (only INTEGER PRIMARY KEY CHECK (only = 1), volume TEXT NOT NULL);',
 ];
 
-/**
- * Size of each of a large upload's two write buffers (FileWriter): few system calls, and 512 KiB
- * per upload in progress whatever its size (1 MiB wrote no faster).
- */
-const WRITE_BUFFER_BYTES = 256 * 1024;
-
 /** A large body's writeback starts after this many bytes rather than at its end (FileWriter). */
 const FLUSH_AHEAD_BYTES = 8 * 1024 * 1024;
 
@@ -396,15 +392,6 @@ const BODIES_AT_ONCE = 2;
 
 /** Not on a board of one core, where hashing in the objects thread would only add ~15 % more CPU per MiB. */
 const HASH_OFF_THREAD = availableParallelism() > 1;
-
-/**
- * The write buffers of bodies hashed in the thread, kept for the next ones (BufferSets): the
- * thread's references to a body's memory last until its own collector runs, which it seldom does,
- * so a new set per body held 16 MiB of them through an `aws s3 cp` of 64 MiB (10 parts at once,
- * `heaptrack`). Twice the bodies read at once: a body whose sender stalled keeps its set while
- * the next one reads; more at once get sets of their own.
- */
-const hashedWriteBuffers = new BufferSets(2 * BODIES_AT_ONCE, HASHED_WRITE_BUFFERS, WRITE_BUFFER_BYTES, () => writeBuffers(true, WRITE_BUFFER_BYTES));
 
 /**
  * A FileWriter's buffers of `bytes`, when not lent: two (one filled while the other is written), or
@@ -453,6 +440,14 @@ export class ObjectStore {
   private readonly thread = objectsThread();
   private readonly contentHashes = new ContentHashes(this.thread);
   readonly bodyTurns = new BodyTurns(BODIES_AT_ONCE);
+  /**
+   * The write buffers of bodies hashed in the thread, kept for the next ones (BufferSets): the
+   * thread's references to a body's memory last until its own collector runs, which it seldom does,
+   * so a new set per body held 16 MiB of them through an `aws s3 cp` of 64 MiB (10 parts at once,
+   * `heaptrack`). Twice the bodies read at once: a body whose sender stalled keeps its set while
+   * the next one reads; more at once get sets of their own.
+   */
+  private readonly hashedWriteBuffers: BufferSets;
   /** Small objects whose share file is still to be written (a full or read-only share), for the metric and `outpost status`. */
   readonly shareCopiesPending = (): number => this.shareCopies.pendingCount();
   private readonly knownBuckets = new Map<string, BucketRecord>();
@@ -468,6 +463,7 @@ export class ObjectStore {
 
   constructor(private readonly store: Store, readonly shareRoot: string, private readonly changes: ChangeLog, readonly limits: StoreLimits, private readonly log: Logger) {
     this.db = store.db;
+    this.hashedWriteBuffers = new BufferSets(2 * BODIES_AT_ONCE, HASHED_WRITE_BUFFERS, limits.writeBufferBytes, () => writeBuffers(true, limits.writeBufferBytes));
     this.tmpDir = join(shareRoot, STORE_FOLDER, 'tmp');
     this.blobDir = join(shareRoot, STORE_FOLDER, 'blobs');
     this.uploadDir = join(shareRoot, STORE_FOLDER, 'uploads');
@@ -1242,7 +1238,7 @@ export class ObjectStore {
       if (large) turn = await this.bodyTurns.take();
       if (large && HASH_OFF_THREAD) offThread = this.contentHashes.body();
       const hash = offThread || fromParts ? undefined : createHash('md5');
-      writer = new FileWriter(fd, expectedSize, offThread);
+      writer = new FileWriter(fd, { expectedSize, bufferBytes: this.limits.writeBufferBytes, hashedSets: this.hashedWriteBuffers }, offThread);
       for await (const chunk of body) {
         const inTurn = turn?.arrived(chunk.length);
         if (inTurn) await inTurn;
@@ -1520,12 +1516,13 @@ class FileWriter {
   private failure: { error: unknown } | undefined;
 
   /**
-   * `expectedSize`, when the body announced one, sizes the buffers of a body smaller than them.
-   * `hash`: each buffer is hashed there as it is written, and filled again once both are done.
+   * Buffers of `bufferBytes`, or of `expectedSize` (when the body announced one) for a body smaller
+   * than that; a hashed body's full-size ones come from `hashedSets`. `hash`: each buffer is hashed
+   * there as it is written, and filled again once both are done.
    */
-  constructor(private readonly fd: number, expectedSize: number | undefined, private readonly hash?: BodyHash) {
-    const bytes = Math.max(1, Math.min(WRITE_BUFFER_BYTES, expectedSize ?? WRITE_BUFFER_BYTES));
-    this.lent = hash && bytes === WRITE_BUFFER_BYTES ? hashedWriteBuffers.lend() : undefined;
+  constructor(private readonly fd: number, { expectedSize, bufferBytes, hashedSets }: { expectedSize: number | undefined; bufferBytes: number; hashedSets: BufferSets }, private readonly hash?: BodyHash) {
+    const bytes = Math.max(1, Math.min(bufferBytes, expectedSize ?? bufferBytes));
+    this.lent = hash && bytes === bufferBytes ? hashedSets.lend() : undefined;
     this.buffers = this.lent?.buffers ?? writeBuffers(hash !== undefined, bytes);
     this.free = this.buffers.map(() => Promise.resolve());
   }
