@@ -28,7 +28,7 @@ export const s3Schema = () => z.strictObject({
    * A large body (PutObject, UploadPart of 1 MiB or more) streams to its file through four buffers
    * of this size, each written while the next ones fill and hashed (MD5) in the objects thread:
    * larger buffers cost less CPU per MiB (each is a write and a round trip to the thread; 1 MiB
-   * against 256 KiB: 11-18 % less CPU for a 64 MiB PUT, 14-24 % less of the event loop's),
+   * against 256 KiB: 6-19 % less CPU for a 64 MiB PUT, 8-22 % less of the event loop's),
    * smaller ones less memory (four per body read at once, two at once, sets for up to four kept
    * for the next bodies until 10 s idle). A power of two from 64 KiB to 1 MiB.
    */
