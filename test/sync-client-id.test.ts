@@ -98,10 +98,16 @@ describe('the cloud client id of gateways from one image (same host name)', () =
     const warned = await eventually(async () => {
       for (const daemon of [first, second]) {
         const current = await status(daemon);
-        if (/another gateway connected with client id "gw-twin"/.test(current.lastError ?? '')) return current;
+        if (/another gateway connected with client id "gw-twin"/.test(current.lastError ?? '')) return { daemon, current };
       }
       return false;
     }, 20_000);
-    expect(warned.clientId).toBe('gw-twin');
+    expect(warned.current.clientId).toBe('gw-twin');
+    // the status keeps saying it while they go on (not only until the next close, a reconnect later),
+    // and the log once
+    const closesBefore = linkDowns(warned.daemon);
+    await eventually(() => linkDowns(warned.daemon) >= closesBefore + 2, 10_000);
+    expect((await status(warned.daemon)).lastError).toMatch(/another gateway connected with client id "gw-twin"/);
+    expect(warned.daemon.logs.filter((entry) => /another gateway connected/.test(entry.msg))).toHaveLength(1);
   });
 });

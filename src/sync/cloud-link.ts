@@ -187,19 +187,21 @@ export class CloudLink {
 
   /**
    * Two gateways with one client id (cloned from one image, or configured alike) end each other's
-   * connection for ever (MQTT-3.1.4-2): said plainly in the log and the status, once per series —
-   * by MQTT 5's reason code, or by the cloud closing SHORT_CONNECTIONS_FOR_WARNING connections in a
-   * row soon after accepting them, without a reason (MQTT 3.1.1 gives none).
+   * connection for ever (MQTT-3.1.4-2): said plainly — by MQTT 5's reason code, or by the cloud
+   * closing SHORT_CONNECTIONS_FOR_WARNING connections in a row soon after accepting them, without a
+   * reason (MQTT 3.1.1 gives none). Logged once per series (each time with the reason code); the
+   * status's last error says it after every close of the series, not only the one that began it,
+   * which the next close's own reason would hide within a reconnect's time.
    */
   private noteTakeover(takenOver: boolean, closedSoonWithoutReason: boolean): void {
     this.shortConnections = closedSoonWithoutReason ? this.shortConnections + 1 : 0;
-    if (!takenOver && this.shortConnections !== SHORT_CONNECTIONS_FOR_WARNING) return;
+    if (!takenOver && this.shortConnections < SHORT_CONNECTIONS_FOR_WARNING) return;
     const warning = takenOver
       ? `the cloud says another client took over the session of client id "${this.config.clientId}"`
       // a cloud that ends the connection over one message (a topic its policy or its parser refuses: AWS IoT Core, Mosquitto) looks the same
       : `the cloud ended ${SHORT_CONNECTIONS_FOR_WARNING} connections in a row within ${SHORT_CONNECTION_MS / 1000} s of accepting them: is another gateway connected with client id "${this.config.clientId}"? (or does the cloud refuse a message sent: that one is set aside after its tries, see outpost sync dlq ls)`;
     this.state.lastError = `${warning} (gateways need a client id each; see cloud.mqtt.clientId)`;
-    this.log.warn({ clientId: this.config.clientId }, this.state.lastError);
+    if (takenOver || this.shortConnections === SHORT_CONNECTIONS_FOR_WARNING) this.log.warn({ clientId: this.config.clientId }, this.state.lastError);
   }
 
   private down(byPeer: boolean): void {
