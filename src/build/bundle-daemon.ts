@@ -33,8 +33,9 @@ const ownImportMetaUrl: Plugin = {
   name: 'own-import-meta-url',
   setup(builder) {
     builder.onLoad({ filter: /\.js$/ }, async ({ path }) => {
+      if (!path.startsWith(DIST)) return undefined;
       const source = await readFile(path, 'utf8');
-      if (!path.startsWith(DIST) || !source.includes('import.meta.url')) return undefined;
+      if (!source.includes('import.meta.url')) return undefined;
       const fromBundle = relative(dirname(ENTRY), path).split('\\').join('/');
       return { contents: source.replaceAll('import.meta.url', `new URL(${JSON.stringify(fromBundle)}, import.meta.url).href`), loader: 'js' };
     });

@@ -1,5 +1,5 @@
 import { z } from 'zod/v3';
-import { bool, host, integer, list, path, port, positiveInt, seconds, text } from '../config/fields.js';
+import { bool, host, integer, list, path, port, positiveInt, range, seconds, text } from '../config/fields.js';
 import { shareSchema } from './share/config.js';
 
 const WRITE_BUFFER_EXPECTED = 'expected 65536, 131072, 262144, 524288 or 1048576 (bytes)';
@@ -32,7 +32,7 @@ export const s3Schema = () => z.strictObject({
    * smaller ones less memory (four per body read at once, two at once, sets for up to four kept
    * for the next bodies until 10 s idle). A power of two from 64 KiB to 1 MiB.
    */
-  writeBufferBytes: integer(WRITE_BUFFER_EXPECTED).refine((bytes) => bytes >= 64 * 1024 && bytes <= 1024 * 1024 && (bytes & (bytes - 1)) === 0, { message: WRITE_BUFFER_EXPECTED })
+  writeBufferBytes: range(WRITE_BUFFER_EXPECTED, 64 * 1024, 1024 * 1024).refine((bytes) => (bytes & (bytes - 1)) === 0, { message: WRITE_BUFFER_EXPECTED })
     .default(256 * 1024),
   /** Largest single PutObject / UploadPart body; AWS's limit is 5 GiB. */
   maxObjectBytes: positiveInt(5 * 1024 ** 3, 'bytes ≥ 1'),
