@@ -1,7 +1,7 @@
 // Process helpers for the benches: free ports, readiness, /proc figures and
 // child bookkeeping so that no broker outlives the bench.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -99,6 +99,23 @@ export async function waitForIdle(pid, { quietMs = 500, maxCpuMs = 10, timeoutMs
     await new Promise((resolve) => setTimeout(resolve, quietMs));
     if (cpuMsOf(pid) - before <= maxCpuMs) return;
   }
+}
+
+/**
+ * CPU ms of each live thread of `pid`, by "main" for the main thread and "NAME/TID" for the others
+ * (NAME: the thread's comm, "node" for Node.js 20's worker threads, libuv's pool and V8's helpers alike).
+ */
+export function cpuMsByThread(pid) {
+  const byThread = new Map();
+  let tids = [];
+  try { tids = readdirSync(`/proc/${pid}/task`); } catch { return byThread; }
+  for (const tid of tids) {
+    let name;
+    try { name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(); } catch { continue; }
+    const ms = cpuMsOf(pid, tid);
+    if (ms !== null) byThread.set(Number(tid) === pid ? 'main' : `${name}/${tid}`, ms);
+  }
+  return byThread;
 }
 
 /** Machine-wide CPU time from /proc/stat in milliseconds: busy (not idle/iowait) and steal. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cpuMsOf, installExitHooks, onExit, stopChild, tail, track, waitForIdle } from '../lib/proc.mjs';
+import { cpuMsByThread, cpuMsOf, installExitHooks, onExit, stopChild, tail, track, waitForIdle } from '../lib/proc.mjs';
 import { spawnOutpostd } from '../lib/outpostd.mjs';
 import { loadBoardProfile } from '../lib/brokers.mjs';
 import { S3BenchClient } from './s3-client.mjs';
@@ -128,6 +128,7 @@ const cpuBefore = cpuMsOf(daemon.pid);
 // the main thread's; the rest of the process's CPU is its other threads' (libuv's pool: fsyncs,
 // file I/O; V8's: GC, compilers; the worker threads, also those that ended meanwhile)
 const mainBefore = cpuMsOf(daemon.pid, daemon.pid);
+const threadsBefore = cpuMsByThread(daemon.pid);
 const ioBefore = ioCounts(daemon.pid);
 const clientBefore = process.cpuUsage();
 const ok = await probedWhile(() => round(Number(options.seconds), 'w'));
@@ -138,6 +139,8 @@ const clientUs = (client.user + client.system) / ok;
 await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
 const cpuMs = cpuMsOf(daemon.pid) - cpuBefore;
 const mainMs = cpuMsOf(daemon.pid, daemon.pid) - mainBefore;
+// each live thread's, the busiest first (a thread that ended meanwhile is in "others" only)
+const threadsPerOp = [...cpuMsByThread(daemon.pid)].map(([name, ms]) => [name, (ms - (threadsBefore.get(name) ?? 0)) * 1000 / ok]).filter(([, us]) => us >= 1).sort((a, b) => b[1] - a[1]).map(([name, us]) => `${name} ${us.toFixed(0)}`).join(', ');
 const io = ioCounts(daemon.pid);
 const ioPerOp = `read calls ${((io.reads - ioBefore.reads) / ok).toFixed(1)}, write calls ${((io.writes - ioBefore.writes) / ok).toFixed(1)}, written ${((io.written - ioBefore.written) / ok / 1024).toFixed(1)} KiB`;
 const peakRss = /VmHWM:\s*(\d+)/.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))?.[1];
@@ -145,7 +148,7 @@ const byThread = `main ${(mainMs * 1000 / ok).toFixed(0)}, others ${((cpuMs - ma
 s3.close();
 await stopChild(daemon.child);
 if (options.plain) {
-  console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}), bench client ${clientUs.toFixed(0)} µs/op, daemon per op: ${ioPerOp}, daemon peak RSS ${(Number(peakRss) / 1024).toFixed(1)} MiB, event loop stopped (GET /healthz every ${PROBE_MS} ms) at most ${probe.maxMs.toFixed(1)} ms, p99 ${probe.p99Ms.toFixed(1)} ms; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+  console.log(`${options.op}: ${ok} ops in ${options.seconds} s, daemon CPU ${(cpuMs * 1000 / ok).toFixed(0)} µs/op (by thread: ${byThread}; each: ${threadsPerOp}), bench client ${clientUs.toFixed(0)} µs/op, daemon per op: ${ioPerOp}, daemon peak RSS ${(Number(peakRss) / 1024).toFixed(1)} MiB, event loop stopped (GET /healthz every ${PROBE_MS} ms) at most ${probe.maxMs.toFixed(1)} ms, p99 ${probe.p99Ms.toFixed(1)} ms; load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
   process.exit(0);
 }
 const file = readdirSync(profiles).find((name) => name.endsWith('.cpuprofile'));
