@@ -125,9 +125,8 @@ const round = async (seconds, name) => {
 if (Number(options.warmup) > 0) await probedWhile(() => round(Number(options.warmup), 'warm'));
 await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
 const cpuBefore = cpuMsOf(daemon.pid);
-// the main thread's; the rest of the process's CPU is its other threads' (libuv's pool: fsyncs,
-// file I/O; V8's: GC, compilers; the worker threads, also those that ended meanwhile)
-const mainBefore = cpuMsOf(daemon.pid, daemon.pid);
+// each thread's, the main thread's among them; the rest of the process's CPU is its other threads'
+// (libuv's pool: fsyncs, file I/O; V8's: GC, compilers; the worker threads, also those that ended meanwhile)
 const threadsBefore = cpuMsByThread(daemon.pid);
 const ioBefore = ioCounts(daemon.pid);
 const clientBefore = process.cpuUsage();
@@ -138,9 +137,10 @@ const clientUs = (client.user + client.system) / ok;
 // at it once settled): counted until idle
 await waitForIdle(daemon.pid, { quietMs: 2500, maxCpuMs: 20 });
 const cpuMs = cpuMsOf(daemon.pid) - cpuBefore;
-const mainMs = cpuMsOf(daemon.pid, daemon.pid) - mainBefore;
+const threadsAfter = cpuMsByThread(daemon.pid);
+const mainMs = threadsAfter.get('main') - threadsBefore.get('main');
 // each live thread's, the busiest first (a thread that ended meanwhile is in "others" only)
-const threadsPerOp = [...cpuMsByThread(daemon.pid)].map(([name, ms]) => [name, (ms - (threadsBefore.get(name) ?? 0)) * 1000 / ok]).filter(([, us]) => us >= 1).sort((a, b) => b[1] - a[1]).map(([name, us]) => `${name} ${us.toFixed(0)}`).join(', ');
+const threadsPerOp = [...threadsAfter].map(([name, ms]) => [name, (ms - (threadsBefore.get(name) ?? 0)) * 1000 / ok]).filter(([, us]) => us >= 1).sort((a, b) => b[1] - a[1]).map(([name, us]) => `${name} ${us.toFixed(0)}`).join(', ');
 const io = ioCounts(daemon.pid);
 const ioPerOp = `read calls ${((io.reads - ioBefore.reads) / ok).toFixed(1)}, write calls ${((io.writes - ioBefore.writes) / ok).toFixed(1)}, written ${((io.written - ioBefore.written) / ok / 1024).toFixed(1)} KiB`;
 const peakRss = /VmHWM:\s*(\d+)/.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))?.[1];

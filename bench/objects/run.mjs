@@ -119,21 +119,7 @@ const writeLarge = (size) => streamedBody(size, CHUNK);
  * which the small rounds' warm-up leaves out of their figures too.
  */
 async function largeTransfers(client, pid, dir, size, rounds, warmup) {
-  const coldMs = { put: 0, get: 0 };
-  for (let round = 0; round < warmup; round++) {
-    evictLargeFiles(dir, size);
-    let started = performance.now();
-    const put = await client.request('PUT', `/bench/large-warm-${round}`, { body: writeLarge(size), length: size });
-    if (put.status !== 200) throw new Error(`large PUT answered ${put.status}`);
-    coldMs.put += performance.now() - started;
-    evictLargeFiles(dir, size);
-    started = performance.now();
-    const got = await client.download(`/bench/large-warm-${round}`);
-    if (got.bytes !== size) throw new Error(`large GET returned ${got.bytes} bytes`);
-    coldMs.get += performance.now() - started;
-  }
-  const coldMBps = (name) => (warmup > 0 ? Math.round((size * warmup) / 1e6 / (coldMs[name] / 1000)) : undefined);
-  const ms = { put: 0, get: 0, rawWrite: 0, rawRead: 0 };
+  const ms = { put: 0, get: 0, rawWrite: 0, rawRead: 0, coldPut: 0, coldGet: 0 };
   const cpuMs = { put: 0, get: 0 };
   const timed = async (name, work) => {
     const started = process.hrtime.bigint();
@@ -143,23 +129,35 @@ async function largeTransfers(client, pid, dir, size, rounds, warmup) {
     if (name in cpuMs) cpuMs[name] += cpuMsOf(pid) - cpuBefore;
     return result;
   };
+  const put = async (key) => {
+    const { status } = await client.request('PUT', key, { body: writeLarge(size), length: size });
+    if (status !== 200) throw new Error(`large PUT answered ${status}`);
+  };
+  const get = async (key) => {
+    const { bytes } = await client.download(key);
+    if (bytes !== size) throw new Error(`large GET returned ${bytes} bytes`);
+  };
+  for (let round = 0; round < warmup; round++) {
+    evictLargeFiles(dir, size);
+    await timed('coldPut', () => put(`/bench/large-warm-${round}`));
+    evictLargeFiles(dir, size);
+    await timed('coldGet', () => get(`/bench/large-warm-${round}`));
+  }
   for (let round = 0; round < rounds; round++) {
     const file = join(dir, `raw-${round}`);
     evictLargeFiles(dir, size);
     await timed('rawWrite', () => rawWrite(file, size));
     evictLargeFiles(dir, size);
-    const put = await timed('put', () => client.request('PUT', `/bench/large-${round}`, { body: writeLarge(size), length: size }));
-    if (put.status !== 200) throw new Error(`large PUT answered ${put.status}`);
+    await timed('put', () => put(`/bench/large-${round}`));
     evictLargeFiles(dir, size);
     await timed('rawRead', () => rawRead(file));
     evictLargeFiles(dir, size);
-    const got = await timed('get', () => client.download(`/bench/large-${round}`));
-    if (got.bytes !== size) throw new Error(`large GET returned ${got.bytes} bytes`);
+    await timed('get', () => get(`/bench/large-${round}`));
     rmSync(file);
   }
-  const mbps = (name) => Math.round((size * rounds) / 1e6 / (ms[name] / 1000));
+  const mbps = (name, count = rounds) => (count > 0 ? Math.round((size * count) / 1e6 / (ms[name] / 1000)) : undefined);
   const perMiB = (name) => Math.round((cpuMs[name] / ((size * rounds) / 1048576)) * 100) / 100;
-  return { md5MBps: md5MBps(size), putMBpsCold: coldMBps('put'), getMBpsCold: coldMBps('get'), putMBps: mbps('put'), getMBps: mbps('get'), rawWriteMBps: mbps('rawWrite'), rawReadMBps: mbps('rawRead'), putCpuMsPerMiB: perMiB('put'), getCpuMsPerMiB: perMiB('get') };
+  return { md5MBps: md5MBps(size), putMBpsCold: mbps('coldPut', warmup), getMBpsCold: mbps('coldGet', warmup), putMBps: mbps('put'), getMBps: mbps('get'), rawWriteMBps: mbps('rawWrite'), rawReadMBps: mbps('rawRead'), putCpuMsPerMiB: perMiB('put'), getCpuMsPerMiB: perMiB('get') };
 }
 
 /**
