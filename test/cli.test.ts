@@ -218,7 +218,7 @@ describe('outpost admin CLI', () => {
     expect(readFileSync(file).equals(large)).toBe(true);
     // stdin has no file name for a key ending in "/" to take: refused, nothing stored
     const folder = await runOutpost(['--socket', daemon.socket, 'objects', 'put', '-', 's3://piped/dir/'], { stdin: 'hello\n', env: { TMPDIR: spool } });
-    expect(folder).toMatchObject({ code: 2, stderr: 'outpost: give a KEY (not ending in "/") when reading stdin\n' });
+    expect(folder).toMatchObject({ code: 2, stderr: 'outpost: give a KEY (not ending in "/") when reading stdin\n(add --help for usage)\n' });
     const listed = await outpost(daemon.socket, ['--json', 'objects', 'ls', 'piped']);
     expect(JSON.parse(listed.stdout).objects.map((object: { key: string }) => object.key)).toEqual(['hello', 'large.bin']);
   });
@@ -453,6 +453,8 @@ describe('outpost admin CLI', () => {
     expect(runs.map((run, i) => ({ args: cases[i][0], code: run.code, stderr: run.stderr })))
       .toEqual(cases.map(([args, message]) => ({ args, code: 2, stderr: expect.stringContaining(message) })));
     // the reason and a hint, not the whole help after it
+    expect(runs.filter((run) => run.stderr.startsWith('outpost: ')).map((run) => run.stderr.split('\n').slice(1)))
+      .toEqual(runs.filter((run) => run.stderr.startsWith('outpost: ')).map(() => ['(add --help for usage)', '']));
     const wrong = spawnSync(process.execPath, [OUTPOST, 'bogus'], { encoding: 'utf8' });
     expect([wrong.status, wrong.stderr]).toEqual([2, "error: unknown command 'bogus'\n(Did you mean logs?)\n(add --help for usage)\n"]);
     const help = spawnSync(process.execPath, [OUTPOST, '--help'], { encoding: 'utf8' });

@@ -58,7 +58,7 @@ describe('functions: an invocation\'s payload reaches the handler as it was sent
     expect(response.headers.get('x-amzn-errortype')).toBe('InvalidRequestContentException');
     // the CLI refuses it as a wrong command line, as `shadow update --desired` does, before sending it
     const run = await outpost(daemon.socket, ['invoke', 'Seen', '--payload', '{"a":']);
-    expect(run).toMatchObject({ code: 2, stderr: 'outpost: --payload is not valid JSON: {"a":\n' });
+    expect(run).toMatchObject({ code: 2, stderr: 'outpost: --payload is not valid JSON: {"a":\n(add --help for usage)\n' });
     const notUtf8 = join(daemon.dataDir, 'latin1.json');
     writeFileSync(notUtf8, Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xe9, 0x22, 0x7d]));
     expect(await outpost(daemon.socket, ['invoke', 'Seen', '--payload', `@${notUtf8}`])).toMatchObject({ code: 2, stderr: expect.stringContaining('is not UTF-8 text') });

@@ -192,6 +192,24 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect(await signed.text()).toBe('"ran"');
   });
 
+  it('logs each of the queued events an environment runs one after the other from its START to its REPORT, not into the one before', { timeout: 30_000 }, async () => {
+    await deploy({
+      // one environment: the events wait for it and reach its thread together
+      'template.yaml': template('OneAtATime', { Handler: 'index.handler', ReservedConcurrentExecutions: 1 }),
+      'index.js': 'exports.handler = async (event) => { console.log("begin", event.n); await new Promise((resolve) => setTimeout(resolve, 20)); console.log("finish", event.n); process.stdout.write(`raw ${event.n}\\n`); return event.n; };\n',
+    });
+    const events = [1, 2, 3, 4, 5, 6];
+    for (const run of await Promise.all(events.map((n) => cli('invoke', 'OneAtATime', '--async', '--payload', JSON.stringify({ n }))))) expect(run, run.stderr).toMatchObject({ code: 0 });
+    const log = await eventually(async () => {
+      const read = await cli('logs', 'OneAtATime', '-n', '200');
+      return (read.stdout.match(/^REPORT RequestId/gm) ?? []).length === events.length ? read.stdout : undefined;
+    });
+    // each invocation's lines: START, its two console lines (under its request id) and its raw write, END, REPORT
+    const invocations = [...log.matchAll(/^START RequestId: (\S+) Version: \$LATEST\n((?:.*\n)*?)END RequestId: (\S+)\nREPORT RequestId: (\S+)\t.*\n/gm)]
+      .map(([, start, body, end, report]) => ({ ends: [end, report].every((id) => id === start), body: body.replace(/^\S+\t(\S+)\t/gm, (_, id: string) => (id === start ? '' : `${id}\t`)) }));
+    expect(invocations).toEqual(events.map(() => ({ ends: true, body: expect.stringMatching(/^INFO\tbegin (\d+)\nINFO\tfinish \1\nraw \1\n$/) })));
+  });
+
   it('keeps an asynchronous event\'s request id across its retries, and answers it as x-amzn-RequestId (202 and 200)', async () => {
     const file = join(out.dir, 'retried.jsonl');
     await deploy({
@@ -266,7 +284,7 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', '1=1.5')).stderr).toContain('expected a weight from 0.0 to 1.0');
     expect((await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', 'one')).stderr).toContain('--weight: expected VERSION=WEIGHT');
     expect(await cli('functions', 'alias', 'Weighted', 'live', '2', '--weight', '1=0.1', '--weight', '3=0.1'))
-      .toMatchObject({ code: 2, stderr: 'outpost: --weight: one additional version at most (Lambda\'s RoutingConfig)\n' });
+      .toMatchObject({ code: 2, stderr: 'outpost: --weight: one additional version at most (Lambda\'s RoutingConfig)\n(add --help for usage)\n' });
     expect(JSON.parse((await cli('--json', 'functions', 'info', 'Weighted')).stdout).aliases).toEqual([{ alias: 'live', version: 1, updatedAt: expect.any(Number) }]);
   }, 60_000); // 2 deploys, 70 invocations and 8 CLI runs
 

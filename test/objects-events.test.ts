@@ -171,7 +171,7 @@ describe('object events: S3 event records to functions and the local bus', () =>
     expect((await outpost(daemon.socket, ['objects', 'put', local, 's3://logs/gw/'])).stdout).toMatch(/^uploaded logs\/gw\/today.log "[0-9a-f]{32}"\n$/);
     expect((await outpost(daemon.socket, ['objects', 'put', local, 'logs/gw/copy.log'])).stdout).toMatch(/^uploaded logs\/gw\/copy.log /);
     expect(await outpost(daemon.socket, ['objects', 'put', local, 'logs/gw/a.log', 'b.log'])).toMatchObject({
-      code: 2, stderr: 'outpost: give the key either in logs/gw/a.log or as an argument, not both\n' });
+      code: 2, stderr: 'outpost: give the key either in logs/gw/a.log or as an argument, not both\n(add --help for usage)\n' });
     const listed = (await outpost(daemon.socket, ['objects', 'ls', 's3://logs/gw/c'])).stdout;
     expect(listed).toContain('gw/copy.log');
     expect(listed).not.toContain('gw/today.log');

@@ -22,6 +22,9 @@ const EXIT_USAGE = 2;
 // settled answer (it prints "[Errno 32] Broken pipe" and exits 255 or 120; its pending fix: 141).
 const EXIT_BROKEN_PIPE = 141;
 
+// a hint, not the whole help: the error stays in sight
+const USAGE_HINT = '(add --help for usage)';
+
 const program = new Command('outpost')
   .description('Admin CLI for outpostd, the Outpost IoT edge gateway daemon')
   .version(VERSION)
@@ -31,8 +34,7 @@ const program = new Command('outpost')
     .argParser(urlOption).conflicts('socket'))
   .option('--token <token>', 'bearer token for --url (or $OUTPOST_TOKEN)')
   .option('--json', 'print JSON for scripts instead of tables')
-  // a hint, not the whole help: the error stays in sight
-  .showHelpAfterError('(add --help for usage)')
+  .showHelpAfterError(USAGE_HINT)
   .configureHelp({ showGlobalOptions: true })
   // set before the subcommands are added: they inherit it
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE))
@@ -66,7 +68,8 @@ try {
 
 function fail(error: unknown): never {
   const message = error instanceof CliError || isSystemError(error) ? (error as Error).message : `unexpected error: ${(error as Error).stack ?? error}`;
-  process.stderr.write(`outpost: ${message}\n`);
+  // a wrong command line the command found itself gets the hint commander gives those it finds
+  process.stderr.write(`outpost: ${message}\n${error instanceof UsageError ? `${USAGE_HINT}\n` : ''}`);
   process.exit(error instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE);
 }
 

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { finished, type Readable, type Writable } from 'node:stream';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
-import { TAIL_BYTES, TRANSFERRED_EVENT_CHARACTERS, type InvokeBatch, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
+import { TAIL_BYTES, TRANSFERRED_EVENT_CHARACTERS, type InvokeBatch, type InvokeMessage, type WorkerData, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 import { killEnvironmentProcess, residentBytes } from './process-group.js';
 import { SpawnedChildren } from './spawned-children.js';
 
@@ -88,6 +88,8 @@ interface NodeHost {
  */
 export class SpareThread {
   readonly worker: Worker;
+  /** Bytes of output the thread has posted and the log has not written yet, shared with it (worker-main's postOutput). */
+  readonly outputInFlight = new Int32Array(new SharedArrayBuffer(4));
   private exited = false;
   private stopped = false;
   private claimed = false;
@@ -97,6 +99,7 @@ export class SpareThread {
       // A copy of its own, filled with the function's variables by its first message.
       env: {},
       resourceLimits: { maxOldGenerationSizeMb: memorySizeMb },
+      workerData: { outputInFlight: this.outputInFlight.buffer as SharedArrayBuffer } satisfies WorkerData,
       stdout: true,
       stderr: true,
     });
@@ -179,7 +182,14 @@ function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
       children.afterReaped(REAP_WAIT_MS, () => void worker.terminate());
     },
     listen: (onMessage, onEnd) => {
-      worker.on('message', (message: unknown) => isWorkerMessage(message) && (children.take(message) || onMessage(message)));
+      worker.on('message', (message: unknown) => {
+        if (!isWorkerMessage(message) || children.take(message)) return;
+        if (message.type === 'output') {
+          const size = typeof message.output === 'string' ? Buffer.byteLength(message.output) : message.output.byteLength;
+          options.log.write(message.output, () => Atomics.sub(spare.outputInFlight, 0, size));
+        }
+        onMessage(message);
+      });
       worker.on('error', (error: Error & { code?: string }) => onEnd((requestId) =>
         error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? runtimeErrors.outOfMemory(requestId) : { errorType: error.name, errorMessage: error.message }));
       // what it wrote before it ended arrives after its exit at times: the log tail of the invocation it ended has it
@@ -365,11 +375,7 @@ export class NodeWorkerInstance {
       ? processHost(options)
       : threadHost(options, spare?.usable ? spare : new SpareThread(options.memorySizeMb, options.log));
     this.host.listen((message) => this.onMessage(message), (ending) => this.onEnd(ending));
-    for (const stream of this.host.output) {
-      stream.on('data', (chunk: Buffer) => {
-        if (this.heard !== undefined) this.heard = (this.heard + chunk.toString('utf8')).slice(-TAIL_BYTES);
-      });
-    }
+    for (const stream of this.host.output) stream.on('data', (chunk: Buffer) => this.hear(chunk));
   }
 
   /**
@@ -464,7 +470,12 @@ export class NodeWorkerInstance {
     }, delayMs).unref();
   }
 
+  private hear(output: string | Uint8Array): void {
+    if (this.heard !== undefined) this.heard = (this.heard + (typeof output === 'string' ? output : Buffer.from(output).toString('utf8'))).slice(-TAIL_BYTES);
+  }
+
   private onMessage(message: WorkerMessage): void {
+    if (message.type === 'output') return this.hear(message.output);
     if (message.type === 'result' || message.type === 'error') this.peakMemoryBytes = Math.max(this.peakMemoryBytes ?? 0, message.memoryBytes);
     if (this.starting) {
       if (message.type === 'ready') this.starting.ready();

@@ -17,6 +17,14 @@ export interface WorkerLoad {
 }
 
 /**
+ * A worker thread's workerData: `outputInFlight`, an Int32 of the bytes of output the thread has
+ * posted and the function's log has not written yet (the thread adds, the daemon subtracts).
+ */
+export interface WorkerData {
+  outputInFlight: SharedArrayBuffer;
+}
+
+/**
  * How many asynchronous events a Node.js environment is handed at once: they travel in one message
  * and run one after the other, so the environment does not wait a round trip between two events.
  */
@@ -79,6 +87,8 @@ export type WorkerMessage =
   | { type: 'error'; requestId: string; error: LambdaErrorPayload; memoryBytes: number; log?: string }
   /** An uncaught exception or unhandled rejection: the worker exits right after. */
   | { type: 'fatal'; error: LambdaErrorPayload }
+  /** What a thread's handler wrote to stdout or stderr, posted in line with its answers (worker-main's captureOutput). */
+  | { type: 'output'; output: string | Uint8Array }
   /** A worker thread's processes (spawn-tracking.ts): its /proc task directory, a child it started, a child it reaped and what was left in its group. */
   | { type: 'task'; path: string }
   | { type: 'spawned'; pid: number }

@@ -7,12 +7,12 @@ import { isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { format, types } from 'node:util';
 import { getHeapStatistics } from 'node:v8';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import { collectAllGarbage } from '../../buffer-garbage.js';
 import { nodeErrorJson } from './error-log.js';
 import { trackChildProcesses } from './spawn-tracking.js';
-import { MAX_RESPONSE_BYTES, TAIL_BYTES, TRANSFERRED_RESPONSE_BYTES, type InvokeBatch, type InvokeMessage, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
+import { MAX_RESPONSE_BYTES, TAIL_BYTES, TRANSFERRED_RESPONSE_BYTES, type InvokeBatch, type InvokeMessage, type WorkerData, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 
 type Handler = (event: unknown, context: unknown, callback: (error?: unknown, result?: unknown) => void) => unknown;
 /**
@@ -113,68 +113,62 @@ function looksLikeError(value: unknown): boolean {
 
 /** What the invocation being served wrote to stdout and stderr, when its caller asked for the log tail. */
 let tail: string | undefined;
-/** Whether stdout or stderr was written since the last flush (outputReachedDaemon). */
-let wroteOutput = false;
 
 /**
- * Output of a worker thread posted to the daemon and not yet taken by it, at most: a thread's stdio
- * write only posts a message, so a handler writing in a loop filled the daemon's heap with its
- * output (45 MiB of it ended the daemon). What comes beyond is dropped, and the log says how much.
+ * Output of a worker thread posted to the daemon and not yet written to the function's log, at most:
+ * a thread's output is a message, so a handler writing in a loop filled the daemon's heap with it
+ * (45 MiB of it ended the daemon). What comes beyond is dropped, and the log says how much.
  * A child process's pipe makes its writer wait instead.
  */
 const MAX_OUTPUT_IN_FLIGHT_BYTES = 1024 * 1024;
-let outputInFlight = 0;
+/** A thread's bytes of output in flight, shared with the daemon, which takes away what it has written. */
+const outputInFlight = parentPort ? new Int32Array((workerData as WorkerData).outputInFlight) : undefined;
 let droppedOutput = 0;
 
 /**
  * Keeps a copy of stdout and stderr writes while `tail` is on (the end of it: Lambda returns the
- * last 4 KB), and in a worker thread bounds what waits for the daemon (MAX_OUTPUT_IN_FLIGHT_BYTES).
+ * last 4 KB). A thread posts its output on the port of its answers, so that the daemon has it in
+ * the order written: on the port of its stdout, apart, an invocation's last lines came after its
+ * answer (and the END and REPORT lines it brings), and the next invocation of a batch, started at
+ * once, had its lines in the log before them.
  */
 function captureOutput(): void {
   for (const stream of [process.stdout, process.stderr]) {
     const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
     stream.write = ((chunk: unknown, ...rest: unknown[]) => {
-      wroteOutput = true;
       if (tail !== undefined) tail = (tail + (typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8'))).slice(-TAIL_BYTES);
-      if (!parentPort) return write(chunk, ...rest);
-      const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Uint8Array).byteLength;
-      const callbackAt = rest.findIndex((arg) => typeof arg === 'function');
-      const callback = callbackAt < 0 ? undefined : rest[callbackAt] as (error?: Error | null) => void;
-      const args = callbackAt < 0 ? rest : rest.slice(0, callbackAt);
-      if (size > 0 && outputInFlight + size > MAX_OUTPUT_IN_FLIGHT_BYTES) {
-        droppedOutput += size;
-        if (callback) process.nextTick(callback);
-        return false;
-      }
-      outputInFlight += size;
-      return write(chunk, ...args, (error?: Error | null) => {
-        outputInFlight -= size;
-        callback?.(error);
-      });
+      if (!outputInFlight) return write(chunk, ...rest);
+      const callback = rest.find((arg) => typeof arg === 'function') as ((error?: Error | null) => void) | undefined;
+      const encoding = typeof rest[0] === 'string' ? rest[0] as BufferEncoding : 'utf8';
+      const output = typeof chunk === 'string' && Buffer.isEncoding(encoding) && ['utf8', 'utf-8'].includes(encoding.toLowerCase()) ? chunk
+        // a copy of its own, whose memory goes with the message
+        : new Uint8Array(typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk as Uint8Array);
+      const posted = postOutput(output);
+      if (callback) process.nextTick(callback);
+      return posted;
     }) as typeof stream.write;
   }
 }
 
-/**
- * Resolves once what the invocation wrote is in the daemon's log stream. A worker thread's stdout
- * and stderr travel on a port of their own, which the daemon reads apart from the answer's: posted
- * at once, the answer (and the END and REPORT lines it brings) came before the function's last
- * lines nearly every time. A thread's stdio write calls back once the daemon has taken the chunk;
- * a child process's pipe is written synchronously.
- */
-async function outputReachedDaemon(): Promise<void> {
-  if (!parentPort || !wroteOutput) return;
-  wroteOutput = false;
-  await flushOutput();
-  if (droppedOutput === 0) return;
-  // once what waited is taken, so that this line is not dropped too
-  process.stdout.write(`[outpost] ${droppedOutput} bytes of output dropped: written faster than the log takes them (more than ${MAX_OUTPUT_IN_FLIGHT_BYTES} bytes waiting)\n`);
-  droppedOutput = 0;
-  await flushOutput();
+/** Posts a thread's output, unless it would pass MAX_OUTPUT_IN_FLIGHT_BYTES (`bounded`): then it is dropped and counted. */
+function postOutput(output: string | Uint8Array, bounded = true): boolean {
+  const size = typeof output === 'string' ? Buffer.byteLength(output) : output.byteLength;
+  if (size === 0) return true;
+  if (bounded && Atomics.load(outputInFlight!, 0) + size > MAX_OUTPUT_IN_FLIGHT_BYTES) {
+    droppedOutput += size;
+    return false;
+  }
+  Atomics.add(outputInFlight!, 0, size);
+  post({ type: 'output', output }, undefined, typeof output === 'string' ? undefined : output.buffer as ArrayBuffer);
+  return true;
 }
 
-function flushOutput(): Promise<unknown> {
-  return Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write('', () => resolve()))));
+/** Says in the log how much output a thread dropped since it last said so, before the answer that follows. */
+function tellDroppedOutput(): void {
+  if (droppedOutput === 0) return;
+  const said = `[outpost] ${droppedOutput} bytes of output dropped: written faster than the log takes them (more than ${MAX_OUTPUT_IN_FLIGHT_BYTES} bytes waiting)\n`;
+  droppedOutput = 0;
+  postOutput(said, false);
 }
 
 /** console.* as Lambda writes it: `timestamp<TAB>requestId<TAB>LEVEL<TAB>message`, into the function's log. */
@@ -346,7 +340,7 @@ async function serve(handler: Handler, message: InvokeMessage): Promise<void> {
   // Lambda's runtime posts a callback's answer only once the event loop is empty (and then in a
   // setImmediate); the daemon ends the environment, answering a timeout, if that is past the deadline.
   if (outcome.waitsForEmptyLoop) await new Promise<void>((resolve) => whenLoopEmpty(() => setImmediate(resolve)));
-  await outputReachedDaemon();
+  tellDroppedOutput();
   answer(message, outcome);
 }
 
@@ -411,7 +405,8 @@ function rejectionMessage(reason: unknown): string {
  */
 function crash(label: string, error: LambdaErrorPayload, exitCode: number): void {
   if (currentRequestId !== undefined) process.stdout.write(`${new Date().toISOString()}\t${currentRequestId}\tERROR\t${label} \t${nodeErrorJson(error)}\n`);
-  void outputReachedDaemon().then(() => post({ type: 'fatal', error }, () => process.exit(exitCode)));
+  tellDroppedOutput();
+  post({ type: 'fatal', error }, () => process.exit(exitCode));
 }
 
 captureOutput();
@@ -425,6 +420,6 @@ try {
   post({ type: 'ready' });
 } catch (error) {
   // What the module printed before it failed goes to the log before the daemon's INIT_REPORT.
-  await outputReachedDaemon();
+  tellDroppedOutput();
   post({ type: 'init-error', error: toErrorPayload(error) });
 }
