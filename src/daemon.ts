@@ -2,7 +2,7 @@ import './log/quiet-debug.js';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { LoadedConfig } from './config/load.js';
+import { adminSocketPath, type LoadedConfig } from './config/load.js';
 import { Store } from './store/store.js';
 import { DataDirLock, makeDataDir } from './store/data-dir-lock.js';
 import { createMetricsRegistry, freeBytes } from './metrics/registry.js';
@@ -74,7 +74,7 @@ export class Daemon {
     this.services = [broker, new ShadowService(context), functions, new SyncService(context), new ObjectService(withFunctions), new DeviceService(context)];
     this.adminServer = new AdminServer(this.admin, {
       bodyMemory,
-      socketPath: config.admin.socket ?? join(dataDir, 'admin.sock'),
+      socketPath: adminSocketPath(config, dataDir),
       group: config.admin.group,
       tcp: config.admin.tcp.enabled
         ? { host: config.admin.tcp.host, port: config.admin.tcp.port, token: config.admin.tcp.token!, maxConnections: config.admin.tcp.maxConnections }

@@ -25,6 +25,18 @@ describe('configuration', () => {
     expect(result.stderr).toContain('mqtt.port: expected integer 0-65535, got "abc"');
   });
 
+  it('prints the paths in the data directory that are not set as the daemon takes them (--print-config)', () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'outpost-config-'));
+    try {
+      const printed = spawnSync(process.execPath, [OUTPOSTD, '--data-dir', dataDir, '--print-config'], { encoding: 'utf8', timeout: 10_000, env: { ...process.env, OUTPOST_CONFIG: '' } });
+      expect(printed.status).toBe(0);
+      expect(printed.stdout).toMatch(new RegExp(`^admin:\\n(?:  .*\\n)*  socket: ${join(dataDir, 'admin.sock')}\\n`, 'm'));
+      expect(printed.stdout).toMatch(new RegExp(`^s3:\\n(?:  .*\\n)*  shareRoot: ${join(dataDir, 'share')}\\n`, 'm'));
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('prints the secrets of the configuration as <redacted> (--print-config output goes into tickets)', () => {
     const result = runWithConfig([
       'admin:', '  tcp: { enabled: true, port: 0, token: supersecrettoken12345 }',

@@ -60,7 +60,7 @@ describe('functions: .zip packages', () => {
     const cases: Array<[string, (file: string) => void, string]> = [
       ['escape.zip', (file) => writeZip(file, { 'template.yaml': template('Evil', { Handler: 'a.handler' }), '../outside.js': 'x' }), '../outside.js: entry names must stay inside the package'],
       ['absolute.zip', (file) => writeZip(file, { 'template.yaml': template('Evil', { Handler: 'a.handler' }), '/etc/evil.js': 'x' }), 'entry names must stay inside the package'],
-      ['no-template.zip', (file) => writeZip(file, { 'index.js': 'x' }), 'no-template.zip: no template.yaml'],
+      ['no-template.zip', (file) => writeZip(file, { 'index.js': 'x' }), 'no-template.zip: no template.yaml (or template.yml)'],
       ['not-a.zip', (file) => writeFileSync(file, 'this is not a zip archive at all'), 'not a zip archive'],
       ['clash.zip', (file) => writeZip(file, { 'template.yaml': template('Evil', { Handler: 'a.handler' }), 'lib': 'a file', 'lib/a.js': 'x' }), 'lib/a.js: '],
       ['bad-key.zip', (file) => writeZip(file, { 'template.yaml': template('Evil', { Handler: 'a.handler', Layers: ['x'] }) }), 'Resources.Evil.Properties.Layers: unsupported key'],

@@ -28,7 +28,7 @@ const USAGE_HINT = '(add --help for usage)';
 const program = new Command('outpost')
   .description('Admin CLI for outpostd, the Outpost IoT edge gateway daemon')
   .version(VERSION)
-  .addOption(new Option('--socket <path>', 'admin socket (default: $OUTPOST_SOCKET, /run/outpost/admin.sock when present, else ./data/admin.sock)')
+  .addOption(new Option('--socket <path>', 'admin socket (default, unless --url or $OUTPOST_URL: $OUTPOST_SOCKET, /run/outpost/admin.sock when present, else ./data/admin.sock)')
     .argParser(nonEmpty))
   .addOption(new Option('--url <url>', 'admin API over TCP instead of the socket: http://HOST:PORT (admin.tcp in the daemon config; or $OUTPOST_URL)')
     .argParser(urlOption).conflicts('socket'))

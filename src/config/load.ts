@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import type { ZodErrorMap, ZodIssue } from 'zod/v3';
 import { configSchema, embeddedDefaults, type Config } from './schema.js';
@@ -113,5 +113,18 @@ function valueAt(input: unknown, path: Array<string | number>): unknown {
 
 export function printableConfig(loaded: LoadedConfig): string {
   const redacted = (key: string, value: unknown) => (SECRET_KEYS.has(key) && typeof value === 'string' ? '<redacted>' : value);
-  return `# effective configuration (from ${loaded.source ?? 'embedded defaults'})\n${yaml.dump(loaded.config, { lineWidth: 120, replacer: redacted })}`;
+  // the paths in the data directory unless set, as the daemon takes them
+  const { config, dataDir } = loaded;
+  const effective = { ...config, admin: { ...config.admin, socket: adminSocketPath(config, dataDir) }, s3: { ...config.s3, shareRoot: shareRootPath(config, dataDir) } };
+  return `# effective configuration (from ${loaded.source ?? 'embedded defaults'})\n${yaml.dump(effective, { lineWidth: 120, replacer: redacted })}`;
+}
+
+/** The admin API's socket: `admin.socket`, else `<dataDir>/admin.sock`. */
+export function adminSocketPath(config: Config, dataDir: string): string {
+  return config.admin.socket ?? join(dataDir, 'admin.sock');
+}
+
+/** The file share's root, one directory per bucket: `s3.shareRoot`, else `<dataDir>/share`. */
+export function shareRootPath(config: Config, dataDir: string): string {
+  return config.s3.shareRoot ?? join(dataDir, 'share');
 }

@@ -104,7 +104,7 @@ async function readTemplate(path: string, shownAs: string): Promise<FunctionSpec
     if (duplicate) throw apiErrors.invalidParameter(`${name}: function ${duplicate} is defined twice`);
     return specs;
   }
-  throw apiErrors.invalidParameter(`${shownAs}: no template.yaml`);
+  throw apiErrors.invalidParameter(`${shownAs}: no template.yaml (or template.yml)`);
 }
 
 function checkCandidate({ spec, staged }: Candidate, steps: DeploySteps): Promise<void> {

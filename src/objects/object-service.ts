@@ -1,6 +1,6 @@
-import { join } from 'node:path';
 import { Counter, Gauge } from 'prom-client';
 import type { Logger } from 'pino';
+import { shareRootPath } from '../config/load.js';
 import { freeBytes } from '../metrics/registry.js';
 import { localUrl, type Listener, type Service, type ServiceContext, type ServiceHealth } from '../service.js';
 import { registerObjectAdminRoutes } from './admin-routes.js';
@@ -58,7 +58,7 @@ export class ObjectService implements Service {
 
   /** The share root: `s3.shareRoot`, else `<dataDir>/share`. The file share service works on the same tree. */
   get shareRoot(): string {
-    return this.context.config.s3.shareRoot ?? join(this.context.dataDir, 'share');
+    return shareRootPath(this.context.config, this.context.dataDir);
   }
 
   /** The store, for the file share (importFile, forgetFile, shareFileOwner, list); available once started. */

@@ -13,7 +13,7 @@ const orDash = (value: string | number | null | undefined) => (value === null ||
 const eta = (seconds: number | null) => (seconds === null ? 'stalled' : formatDuration(seconds));
 
 function statusText(status: SyncStatus): string {
-  const link = !status.enabled ? 'no cloud broker configured (cloud.mqtt.url): buffering only'
+  const link = !status.enabled ? `no cloud broker configured (cloud.mqtt.url): buffering only; client id ${status.clientId}`
     : `${status.online ? 'online' : 'offline'} since ${status.since} as ${status.clientId}${status.online ? '' : whyAndWhen(status.lastError, status.nextAttempt)}${limitsText(status.cloudLimits)}`;
   const head = [
     `cloud     ${link}`,

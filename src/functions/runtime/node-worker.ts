@@ -186,7 +186,10 @@ function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
         if (!isWorkerMessage(message) || children.take(message)) return;
         if (message.type === 'output') {
           const size = typeof message.output === 'string' ? Buffer.byteLength(message.output) : message.output.byteLength;
-          options.log.write(message.output, () => Atomics.sub(spare.outputInFlight, 0, size));
+          const written = () => Atomics.sub(spare.outputInFlight, 0, size);
+          // a log ended (the function removed) takes no more: written after its end, it would fail the daemon
+          if (options.log.writableEnded || options.log.destroyed) written();
+          else options.log.write(message.output, written);
         }
         onMessage(message);
       });

@@ -140,7 +140,7 @@ function captureOutput(): void {
       if (!outputInFlight) return write(chunk, ...rest);
       const callback = rest.find((arg) => typeof arg === 'function') as ((error?: Error | null) => void) | undefined;
       const encoding = typeof rest[0] === 'string' ? rest[0] as BufferEncoding : 'utf8';
-      const output = typeof chunk === 'string' && Buffer.isEncoding(encoding) && ['utf8', 'utf-8'].includes(encoding.toLowerCase()) ? chunk
+      const output = typeof chunk === 'string' && /^utf-?8$/i.test(encoding) ? chunk
         // a copy of its own, whose memory goes with the message
         : new Uint8Array(typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk as Uint8Array);
       const posted = postOutput(output);
