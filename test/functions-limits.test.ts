@@ -67,7 +67,7 @@ describe('functions: crash loops, Max Memory Used, zero concurrency', () => {
     // Three cold starts were tried, each init twice (the second in the invocation, as Lambda's); the next invocations failed at once with the same error.
     expect(readFileSync(inits, 'utf8').trim().split('\n')).toHaveLength(6);
     const info = JSON.parse((await outpost(daemon.socket, ['--json', 'functions', 'info', 'Flaky'])).stdout);
-    expect(info.instances).toMatchObject({ initFailures: 3, initError: 'Error: config missing' });
+    expect(info.instances).toMatchObject({ initFailures: 3, initError: 'Error: config missing', initVersion: '$LATEST' });
     expect((await outpost(daemon.socket, ['functions', 'info', 'Flaky'])).stdout).toMatch(/init failures\s+3 in a row(, next attempt after \S+)?: Error: config missing/);
     expect(daemon.logs.some((line: any) => line.msg?.includes('keeps failing at init') && line.function === 'Flaky')).toBe(true);
     // Fixed: after the backoff (1 s) a fresh environment starts and the count clears.

@@ -2,7 +2,7 @@ import { AdminError, optionalObjectBody, type AdminRouter } from '../admin/route
 import { apiErrors, FunctionApiError } from './errors.js';
 import type { FunctionService } from './function-service.js';
 import type { FunctionVersion } from './store.js';
-import { invokeEvent, responseValue } from './json.js';
+import { invokeEvent, responseAnswer } from './json.js';
 import { checkedFunctionName, unqualifiedFunctionName } from './function-name.js';
 
 /** `/v1/functions` on the admin API, for `outpost deploy`, `outpost functions` and `outpost invoke`. */
@@ -87,7 +87,7 @@ export function registerFunctionAdminRoutes(router: AdminRouter, service: Functi
       requestId: result.requestId,
       ...(result.functionError ? { functionError: result.functionError } : {}),
       ...(result.logResult !== undefined ? { logResult: result.logResult } : {}),
-      payload: responseValue(result.payload),
+      ...responseAnswer(result.payload),
     };
   }));
 }

@@ -27,10 +27,19 @@ export function isJson(text: string): boolean {
  * kept as text.
  */
 export function responseValue(payload: Buffer): unknown {
+  const answer = responseAnswer(payload);
+  return 'payload' in answer ? answer.payload : answer.payloadText;
+}
+
+/**
+ * A function's response as the admin API answers it: `payload`, its JSON value, or `payloadText`,
+ * a text that is no JSON, as it is (so a Python handler's NaN is told from a handler's "NaN").
+ */
+export function responseAnswer(payload: Buffer): { payload: unknown } | { payloadText: string } {
   const text = payload.toString();
   try {
-    return JSON.parse(text) as unknown;
+    return { payload: JSON.parse(text) as unknown };
   } catch {
-    return text;
+    return { payloadText: text };
   }
 }

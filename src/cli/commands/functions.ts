@@ -13,14 +13,14 @@ interface FunctionSummary {
 }
 interface FunctionInfo extends FunctionSummary {
   environment: Record<string, string>;
-  instances: { busy: number; idle: number; queued: number; initFailures?: number; initError?: string; backoffUntil?: number };
+  instances: { busy: number; idle: number; queued: number; initFailures?: number; initError?: string; initVersion?: string; backoffUntil?: number };
   asyncEvents?: number;
   versions: Array<{ version: number; hash: string; createdAt: number }>;
   aliases?: Array<{ alias: string; version: number; additionalVersionWeights?: Record<string, number>; updatedAt: number }>;
 }
 interface LogChunk { text: string; offset: number }
 interface DeployOutcome { name: string; version: number; hash: string; unchanged: boolean }
-interface InvokeResult { statusCode: number; executedVersion?: string; functionError?: string; payload?: unknown; eventId?: number; logResult?: string }
+interface InvokeResult { statusCode: number; executedVersion?: string; functionError?: string; payload?: unknown; payloadText?: string; eventId?: number; logResult?: string }
 interface DeadLetter {
   id: number; function: string; event: unknown; source: string; enqueuedAt: number; failedAt: number; attempts: number;
   reason: string; errorType: string; errorMessage: string;
@@ -68,7 +68,7 @@ function infoText(info: FunctionInfo): string {
     ['topics', info.topics.join(' ') || '-'], ['schedules', info.schedules?.join(' ') || '-'], ['environment', Object.keys(info.environment).join(' ') || '-'],
     ['instances', `${info.instances.busy} busy, ${info.instances.idle} idle, ${info.instances.queued} queued`],
     ['async events', info.asyncEvents ?? 0],
-    ...(info.instances.initFailures ? [['init failures', `${info.instances.initFailures} in a row${info.instances.backoffUntil ? `, next attempt after ${new Date(info.instances.backoffUntil).toISOString()}` : ''}: ${info.instances.initError}`] as [string, string]] : []),
+    ...(info.instances.initFailures ? [['init failures', `${info.instances.initFailures} in a row${info.instances.initVersion && info.instances.initVersion !== '$LATEST' ? ` (version ${info.instances.initVersion})` : ''}${info.instances.backoffUntil ? `, next attempt after ${new Date(info.instances.backoffUntil).toISOString()}` : ''}: ${info.instances.initError}`] as [string, string]] : []),
   ];
   const width = Math.max(...rows.map(([key]) => key.length));
   return rows.map(([key, value]) => `${key.padEnd(width)}  ${value}`).join('\n') + '\n\n'
@@ -185,7 +185,7 @@ export function registerFunctions(program: Command, cli: CliContext): void {
       const result = await cli.call<InvokeResult>(command, 'POST', `${functionPath(name)}/invocations`,
         { ...(payloadText !== undefined ? { payloadText } : {}), invocationType: options.async ? 'Event' : 'RequestResponse', ...(options.logType === 'Tail' ? { logType: 'Tail' } : {}) },
         { waitForAnswer: !options.async });
-      cli.print(command, result, () => (options.async ? `queued as event ${result.eventId} (${result.statusCode})` : JSON.stringify(result.payload)));
+      cli.print(command, result, () => (options.async ? `queued as event ${result.eventId} (${result.statusCode})` : result.payloadText ?? JSON.stringify(result.payload)));
       if (result.logResult !== undefined && !command.optsWithGlobals<{ json?: boolean }>().json) process.stderr.write(Buffer.from(result.logResult, 'base64').toString('utf8'));
       if (result.functionError) {
         const error = result.payload as { errorType?: string; errorMessage?: string };

@@ -101,9 +101,10 @@ export interface PoolStats {
   busy: number;
   idle: number;
   queued: number;
-  /** Set while environments keep failing to initialize. */
+  /** Set while environments keep failing to initialize: how many in a row, the last error, the version ($LATEST, 3). */
   initFailures?: number;
   initError?: string;
+  initVersion?: string;
   backoffUntil?: number;
 }
 
@@ -171,7 +172,9 @@ export class FunctionPool implements EnvironmentHolder {
     const { failures, lastError, until } = this.initFailures;
     return {
       busy: this.inUse(), idle: this.idle.length, queued: this.queue.length,
-      ...(failures > 0 && lastError ? { initFailures: failures, initError: `${lastError.errorType}: ${lastError.errorMessage}`, ...(until > steadyNow() ? { backoffUntil: until } : {}) } : {}),
+      ...(failures > 0 && lastError ? {
+        initFailures: failures, initError: `${lastError.errorType}: ${lastError.errorMessage}`, initVersion: this.label, ...(until > steadyNow() ? { backoffUntil: until } : {}),
+      } : {}),
     };
   }
 

@@ -105,15 +105,15 @@ export class FunctionRuntime {
     this.staged.delete(name);
   }
 
-  /** Summed over the function's pools ($LATEST and numbered versions); a crash loop as $LATEST's pool reports it. */
+  /** Summed over the function's pools ($LATEST and numbered versions); a crash loop as the first pool in one reports it ($LATEST first). */
   stats(name: string): PoolStats {
-    const { initFailures, initError, backoffUntil } = this.pools.get(name)?.stats ?? {};
-    const total: PoolStats = { busy: 0, idle: 0, queued: 0, ...(initFailures ? { initFailures, initError, ...(backoffUntil ? { backoffUntil } : {}) } : {}) };
-    for (const pool of [this.pools.get(name), ...(this.versionPools.get(name)?.values() ?? [])]) {
-      if (!pool) continue;
-      total.busy += pool.stats.busy;
-      total.idle += pool.stats.idle;
-      total.queued += pool.stats.queued;
+    const pools = [this.pools.get(name), ...(this.versionPools.get(name)?.values() ?? [])].filter((pool) => pool !== undefined).map((pool) => pool.stats);
+    const { initFailures, initError, initVersion, backoffUntil } = pools.find((stats) => stats.initFailures) ?? {};
+    const total: PoolStats = { busy: 0, idle: 0, queued: 0, ...(initFailures ? { initFailures, initError, initVersion, ...(backoffUntil ? { backoffUntil } : {}) } : {}) };
+    for (const stats of pools) {
+      total.busy += stats.busy;
+      total.idle += stats.idle;
+      total.queued += stats.queued;
     }
     return total;
   }
