@@ -18,7 +18,7 @@ describe('worker-thread handlers the daemon survives', () => {
       'index.js': [
         // synchronous: nothing it wrote is taken by the daemon before the loop ends
         'exports.handler = async (event) => {',
-        '  if (event.post) { require("node:worker_threads").parentPort?.postMessage(null); require("node:worker_threads").parentPort?.postMessage({ no: "type" }); return "posted"; }',
+        '  if (event.post) { require("node:worker_threads").parentPort?.postMessage(null); require("node:worker_threads").parentPort?.postMessage({ no: "type" }); for (const output of [5, null, undefined, {}]) require("node:worker_threads").parentPort?.postMessage({ type: "output", output }); return "posted"; }',
         '  const chunk = "L".repeat(1023) + "\\n";',
         '  for (let i = 0; i < event.kib; i++) process.stdout.write(chunk);',
         '  return "logged";',

@@ -185,6 +185,8 @@ function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
       worker.on('message', (message: unknown) => {
         if (!isWorkerMessage(message) || children.take(message)) return;
         if (message.type === 'output') {
+          // handler code shares the port: what it posts in this shape may hold anything
+          if (typeof message.output !== 'string' && !(message.output instanceof Uint8Array)) return;
           const size = typeof message.output === 'string' ? Buffer.byteLength(message.output) : message.output.byteLength;
           const written = () => Atomics.sub(spare.outputInFlight, 0, size);
           // a log ended (the function removed) takes no more: written after its end, it would fail the daemon
