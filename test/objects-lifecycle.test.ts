@@ -185,6 +185,14 @@ describe('bucket lifecycle configuration (S3 Put/Get/DeleteBucketLifecycle)', ()
       expect(refused.stderr).toContain(error);
     }
     expect((await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'cli' }))).Rules).toHaveLength(2);
+    // rules made over S3 that select by tag: the tags are in the table (a tag alone read "every object")
+    expect((await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: 'cli', LifecycleConfiguration: { Rules: [
+      { ID: 'only-tag', Status: 'Enabled', Filter: { Tag: { Key: 'keep', Value: 'no' } }, Expiration: { Days: 5 } },
+      { ID: 'all-three', Status: 'Enabled', Filter: { And: { Prefix: 'lc/', ObjectSizeGreaterThan: 50, Tags: [{ Key: 'keep', Value: 'no' }, { Key: 'kind', Value: 'raw' }] } }, Expiration: { Days: 9 } },
+    ] } }))).$metadata.httpStatusCode).toBe(200);
+    const tagged = await lifecycle('cli');
+    expect(tagged.stdout).toMatch(/only-tag\s+Enabled\s+tag keep=no\s+after 5 days/);
+    expect(tagged.stdout).toMatch(/all-three\s+Enabled\s+prefix lc\/, size > 50, tag keep=no, tag kind=raw\s+after 9 days/);
     expect((await lifecycle('cli', '--clear')).code).toBe(0);
     expect((await refusal(s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'cli' })))).name).toBe('NoSuchLifecycleConfiguration');
   });

@@ -233,7 +233,7 @@ describe('shadows over MQTT, HTTP and the CLI', () => {
       .toMatchObject({ status: 400, body: { code: 400, message: message('12345678901234567890') } });
     const cli = await outpost(daemon.socket, ['shadow', 'update', 'odometer', '--reported', '{"km":9007199254740993}']);
     expect(cli.code).not.toBe(0);
-    expect(cli.stderr).toBe(`outpost: --reported: integer 9007199254740993 is out of range: beyond ±(2^53-1) it would not be stored exactly; send it as a string\n`);
+    expect(cli.stderr).toBe(`outpost: --reported: integer 9007199254740993 is out of range: beyond ±(2^53-1) it would not be stored exactly; send it as a string\n(add --help for usage)\n`);
     const after = await odometer.request(`${topic}/get`);
     expect(after.body).toMatchObject({ state: { reported: { km: 9007199254740991, vin: '90071992547409931234', big: 1.5e300 } }, version: 1 });
     expect(after.body.state.desired).toBeUndefined();

@@ -11,7 +11,7 @@ import { verifyPostSignature } from '../auth/sigv4-post.js';
 import type { AccessKeys } from '../auth/access-keys.js';
 import type { S3Config } from './config.js';
 import { errors, S3Error } from './errors.js';
-import { document, el } from './xml.js';
+import { document, el, percentEncodeNotXml } from './xml.js';
 import { DISCARDED_BODY_BYTES } from '../http/body.js';
 import { closeServer, closeConnectionsCleanly, CONNECTIONS_CHECKING_INTERVAL_MS, limitConnections } from '../http/server.js';
 import type { Operation, OperationContext, S3Request } from './operations/context.js';
@@ -247,7 +247,7 @@ function answerUnreadableRequest(error: NodeJS.ErrnoException, socket: Duplex): 
 
 /** S3's error document: its fields in order, then the request's ids; no namespace, as S3 sends it. */
 function errorDocument(fields: Array<[string, string]>, requestId: string): string {
-  return document('Error', [...fields.map(([name, value]) => el(name, value)), el('RequestId', requestId), el('HostId', hostId(requestId))])
+  return document('Error', [...fields.map(([name, value]) => el(name, percentEncodeNotXml(value))), el('RequestId', requestId), el('HostId', hostId(requestId))])
     .replace(` xmlns="http://s3.amazonaws.com/doc/2006-03-01/"`, '');
 }
 

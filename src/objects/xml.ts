@@ -7,6 +7,17 @@ export function escapeXml(text: string): string {
   return text.replace(/[&<>"'\r]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;', '\r': '&#13;' })[c]!);
 }
 
+/** XML 1.0 §2.2 Char: what no XML document may hold, not even as a character reference. */
+const NOT_XML_CHARACTERS = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/g;
+
+/**
+ * Text with the characters XML cannot hold percent-encoded (UTF-8), as a request's path carried
+ * them: for an error document, which a client must be able to parse whatever the request held.
+ */
+export function percentEncodeNotXml(text: string): string {
+  return text.replace(NOT_XML_CHARACTERS, (c) => encodeURIComponent(c));
+}
+
 /** `<name>text</name>`; nested elements are passed as already-built strings in an array. */
 export function el(name: string, content: string | number | boolean | string[] | undefined): string {
   if (content === undefined) return '';

@@ -108,12 +108,13 @@ function registerBuckets(program: Command, cli: CliContext): void {
     });
 }
 
-/** A lifecycle rule's filter, in a table cell: its prefix and size bounds. */
+/** A lifecycle rule's filter, in a table cell: its prefix, size bounds and tags. */
 function filterText(rule: LifecycleRule): string {
   const parts = [
     rule.prefix ? `prefix ${rule.prefix}` : '',
     rule.objectSizeGreaterThan !== undefined ? `size > ${rule.objectSizeGreaterThan}` : '',
     rule.objectSizeLessThan !== undefined ? `size < ${rule.objectSizeLessThan}` : '',
+    ...(rule.tags ?? []).map(([key, value]) => `tag ${key}=${value}`),
   ].filter(Boolean);
   return parts.length ? parts.join(', ') : 'every object';
 }
