@@ -7,17 +7,6 @@ export function escapeXml(text: string): string {
   return text.replace(/[&<>"'\r]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;', '\r': '&#13;' })[c]!);
 }
 
-/** XML 1.0 §2.2 Char: what no XML document may hold, not even as a character reference. */
-const NOT_XML_CHARACTERS = /[\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/g;
-
-/**
- * Text with the characters XML cannot hold percent-encoded (UTF-8), as a request's path carried
- * them: for an error document, which a client must be able to parse whatever the request held.
- */
-export function percentEncodeNotXml(text: string): string {
-  return text.replace(NOT_XML_CHARACTERS, (c) => encodeURIComponent(c));
-}
-
 /** `<name>text</name>`; nested elements are passed as already-built strings in an array. */
 export function el(name: string, content: string | number | boolean | string[] | undefined): string {
   if (content === undefined) return '';
@@ -36,12 +25,26 @@ let parser: XMLParser | undefined;
 const PREDEFINED_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
 /**
- * XML 1.0 §2.2 Char: what a character reference may stand for. Clients escape characters with
+ * XML 1.0 §2.2 Char: what a document may hold, and a character reference stand for. Clients escape characters with
  * them: Go's encoding/xml writes `"` as `&#34;` (rclone, the Go SDKs), the JS SDK a newline as `&#x0A;`.
  */
 function isXmlChar(codePoint: number): boolean {
   return codePoint === 0x9 || codePoint === 0xa || codePoint === 0xd || (codePoint >= 0x20 && codePoint <= 0xd7ff)
     || (codePoint >= 0xe000 && codePoint <= 0xfffd) || (codePoint >= 0x10000 && codePoint <= 0x10ffff);
+}
+
+/**
+ * Text with the characters XML cannot hold (not a Char, isXmlChar) percent-encoded as UTF-8, as a
+ * request's path carried them: for an error document, which a client must be able to parse
+ * whatever the request held. (A lone surrogate is encoded as U+FFFD, as UTF-8 encoders write it.)
+ */
+export function percentEncodeNotXml(text: string): string {
+  let encoded = '';
+  for (const c of text) {
+    const codePoint = c.codePointAt(0)!;
+    encoded += isXmlChar(codePoint) ? c : encodeURIComponent(codePoint >= 0xd800 && codePoint <= 0xdfff ? '\uFFFD' : c);
+  }
+  return encoded;
 }
 
 /** A reference's text (XML 1.0 §4.1); an undefined entity or a reference to no Char throws, which is MalformedXML. */

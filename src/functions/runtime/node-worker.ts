@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { finished, type Readable, type Writable } from 'node:stream';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
-import { TAIL_BYTES, TRANSFERRED_EVENT_CHARACTERS, type InvokeBatch, type InvokeMessage, type WorkerData, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
+import { outputBytes, TAIL_BYTES, TRANSFERRED_EVENT_CHARACTERS, type InvokeBatch, type InvokeMessage, type WorkerData, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 import { killEnvironmentProcess, residentBytes } from './process-group.js';
 import { SpawnedChildren } from './spawned-children.js';
 
@@ -187,7 +187,7 @@ function threadHost(options: WorkerOptions, spare: SpareThread): NodeHost {
         if (message.type === 'output') {
           // handler code shares the port: what it posts in this shape may hold anything
           if (typeof message.output !== 'string' && !(message.output instanceof Uint8Array)) return;
-          const size = typeof message.output === 'string' ? Buffer.byteLength(message.output) : message.output.byteLength;
+          const size = outputBytes(message.output);
           const written = () => Atomics.sub(spare.outputInFlight, 0, size);
           // a log ended (the function removed) takes no more: written after its end, it would fail the daemon
           if (options.log.writableEnded || options.log.destroyed) written();

@@ -24,6 +24,11 @@ export interface WorkerData {
   outputInFlight: SharedArrayBuffer;
 }
 
+/** The bytes of an `output` message's output, as the thread counts them in flight and the daemon takes them off. */
+export function outputBytes(output: string | Uint8Array): number {
+  return typeof output === 'string' ? Buffer.byteLength(output) : output.byteLength;
+}
+
 /**
  * How many asynchronous events a Node.js environment is handed at once: they travel in one message
  * and run one after the other, so the environment does not wait a round trip between two events.

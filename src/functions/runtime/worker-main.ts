@@ -12,7 +12,7 @@ import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import { collectAllGarbage } from '../../buffer-garbage.js';
 import { nodeErrorJson } from './error-log.js';
 import { trackChildProcesses } from './spawn-tracking.js';
-import { MAX_RESPONSE_BYTES, TAIL_BYTES, TRANSFERRED_RESPONSE_BYTES, type InvokeBatch, type InvokeMessage, type WorkerData, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
+import { MAX_RESPONSE_BYTES, outputBytes, TAIL_BYTES, TRANSFERRED_RESPONSE_BYTES, type InvokeBatch, type InvokeMessage, type WorkerData, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 
 type Handler = (event: unknown, context: unknown, callback: (error?: unknown, result?: unknown) => void) => unknown;
 /**
@@ -152,7 +152,7 @@ function captureOutput(): void {
 
 /** Posts a thread's output, unless it would pass MAX_OUTPUT_IN_FLIGHT_BYTES (`bounded`): then it is dropped and counted. */
 function postOutput(output: string | Uint8Array, bounded = true): boolean {
-  const size = typeof output === 'string' ? Buffer.byteLength(output) : output.byteLength;
+  const size = outputBytes(output);
   if (size === 0) return true;
   if (bounded && Atomics.load(outputInFlight!, 0) + size > MAX_OUTPUT_IN_FLIGHT_BYTES) {
     droppedOutput += size;
