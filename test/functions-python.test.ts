@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
@@ -494,6 +495,34 @@ describe('functions: Python handlers through the Lambda Runtime API', () => {
       expect(refused.code, handler).toBe(1);
       expect(refused.stderr).toContain('PyBad: the handler does not load (nothing was deployed)');
       expect(refused.stderr).toContain(error);
+    }
+  });
+});
+
+describe('functions: the Python runtime sockets of a daemon that was killed', () => {
+  it('removes those a killed daemon left in the temporary directory as the next one starts, and keeps a running process\'s', { timeout: 60_000 }, async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'outpost-tmpdir-'));
+    const start = (dataDir?: string) => TestDaemon.start({ dataDir, config: { functions: { pythonPath: PYTHON, idleTimeoutSeconds: 60 } }, env: { TMPDIR: tmp } });
+    const socketDirs = () => readdirSync(tmp).filter((name) => name.startsWith('outpost-py-')).sort();
+    const first = await start();
+    try {
+      const deployed = await outpost(first.socket, ['deploy', join(FIXTURES, 'python')]);
+      expect(deployed, deployed.stderr).toMatchObject({ code: 0 });
+      expect((await invoke(first.socket, 'PyEcho', {})).code).toBe(0);
+      // the warm environment's, named by the daemon's pid
+      expect(socketDirs()).toEqual([expect.stringMatching(new RegExp(`^outpost-py-${first.process.pid}-`))]);
+      await first.kill();
+      // one of a process still running (this test's) is another daemon's, for all the next one knows
+      mkdirSync(join(tmp, `outpost-py-${process.pid}-running`));
+      const second = await start(first.dataDir);
+      try {
+        expect(socketDirs()).toEqual([`outpost-py-${process.pid}-running`]);
+      } finally {
+        expect(await second.stop()).toBe(0);
+      }
+    } finally {
+      await first.cleanup();
+      rmSync(tmp, { recursive: true, force: true });
     }
   });
 });

@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { BusMessage } from '../bus.js';
@@ -15,6 +16,7 @@ import { apiErrors, FunctionApiError } from './errors.js';
 import type { DeployOutcome } from './deploy.js';
 import type { Invocation, InvokeResult, PoolStats } from './runtime/pool.js';
 import type { FunctionRuntime, Target } from './runtime/runtime.js';
+import { removeStaleSocketDirs } from './runtime/socket-dirs.js';
 import { FunctionStore, type Alias, type FunctionVersion } from './store.js';
 import { Schedules, scheduledEvent, type ScheduleSpec } from './schedules.js';
 import { checkReservations, MIN_UNRESERVED, reservationsOf, reservedTotal, setAside, unreservedPool } from './reservations.js';
@@ -111,6 +113,8 @@ export class FunctionService implements Service, FunctionInvoker {
       return versions.length > 0 ? new Set(versions.map((version) => version.hash)) : undefined;
     });
     if (leftovers.length > 0) this.log.info({ removed: leftovers }, 'removed code a deploy or removal cut short left behind');
+    const socketDirs = await removeStaleSocketDirs();
+    if (socketDirs.length > 0) this.log.info({ removed: socketDirs, in: tmpdir() }, 'removed the Python runtime sockets of daemons no longer running');
     // Events queued before a stop or crash, those in flight included, run again; recovered before
     // any is taken, so none is loaded twice, and taken before the triggers subscribe.
     const recovered = this.queue.recover();

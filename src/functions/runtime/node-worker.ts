@@ -2,8 +2,9 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { finished, type Readable, type Writable } from 'node:stream';
+import { AfterOutputRead } from './after-output-read.js';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
-import { outputBytes, TAIL_BYTES, TRANSFERRED_EVENT_CHARACTERS, type InvokeBatch, type InvokeMessage, type WorkerData, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
+import { outputBytes, TAIL_BYTES, TRANSFERRED_EVENT_CHARACTERS, type InvokeBatch, type InvokeMessage, type ProcessMessage, type WorkerData, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 import { killEnvironmentProcess, residentBytes } from './process-group.js';
 import { SpawnedChildren } from './spawned-children.js';
 
@@ -285,16 +286,24 @@ function processHost(options: WorkerOptions): NodeHost {
     post: (messages) => { if (child.connected) child.send(messages); },
     kill: killGroup,
     listen: (onMessage, onEnd) => {
-      child.on('message', (message: unknown) => isWorkerMessage(message) && (detached.take(message) || onMessage(message)));
+      const inLine = new AfterOutputRead(output);
+      child.on('message', (message: unknown) => {
+        if (!isWorkerMessage(message) || detached.take(message)) return;
+        const { written, ...sent } = message as ProcessMessage;
+        inLine.after(written, () => onMessage(sent as WorkerMessage));
+      });
       child.on('error', (error) => onEnd(() => ({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot start the process: ${error.message}` })));
       // V8 aborts the process when the heap limit is reached (a handler's process.abort() is an
       // exit like any other); the memory watch kills it past MemorySize.
       child.on('exit', (code, signal) => {
         const aborted = signal === 'SIGABRT';
         // its last words: V8's on an abort, the handler's before process.exit (the log tail has them)
-        afterOutput(output, () => onEnd((requestId) => ((aborted && heapExhausted()) || overMemory
-          ? runtimeErrors.outOfMemory(requestId)
-          : runtimeErrors.exited(requestId, signal ?? code ?? 0))));
+        afterOutput(output, () => {
+          inLine.releaseAll();
+          onEnd((requestId) => ((aborted && heapExhausted()) || overMemory
+            ? runtimeErrors.outOfMemory(requestId)
+            : runtimeErrors.exited(requestId, signal ?? code ?? 0)));
+        });
       });
     },
     output,
@@ -345,10 +354,10 @@ interface Handed {
 
 /**
  * One Node.js execution environment: a worker thread (or child process) with the function loaded.
- * It is handed invocations (several at once for asynchronous events, in one message) and runs them
- * one at a time, in order. Anything that ends it (timeout, exit, crash, memory limit) answers the
- * invocation running with that error, and those not started yet with NOT_RUN; it is then dead, and
- * the pool starts a fresh one next time.
+ * It is handed invocations (several at once for asynchronous events: a thread gets them in one
+ * message, a process one by one) and runs them one at a time, in order. Anything that ends it
+ * (timeout, exit, crash, memory limit) answers the invocation running with that error, and those not
+ * started yet with NOT_RUN; it is then dead, and the pool starts a fresh one next time.
  */
 export class NodeWorkerInstance {
   alive = true;
@@ -365,6 +374,12 @@ export class NodeWorkerInstance {
   /** Handed over in this microtask, posted together. */
   private outbox: InvokeMessage[] = [];
   /**
+   * A process is posted each invocation as it starts, not the batch: its output comes on pipes, not
+   * with its answers, and handed several it ran the next before the daemon had the answer of the one
+   * before (its lines came before its START, with the other one's END and REPORT after them).
+   */
+  private readonly oneAtATime: boolean;
+  /**
    * The running invocation's output as the daemon received it, its last TAIL_BYTES, when its caller
    * asked for the log tail: the tail of an invocation that ended its environment (a timeout, an
    * exit, a crash), whose own copy of its output (worker-main's) went with it.
@@ -376,6 +391,7 @@ export class NodeWorkerInstance {
   private constructor(options: WorkerOptions & { isolation: 'thread' | 'process' }, spare: SpareThread | undefined) {
     this.logStreamName = options.logStreamName;
     this.memorySizeMb = options.memorySizeMb;
+    this.oneAtATime = options.isolation === 'process';
     this.host = options.isolation === 'process'
       ? processHost(options)
       : threadHost(options, spare?.usable ? spare : new SpareThread(options.memorySizeMb, options.log));
@@ -413,7 +429,7 @@ export class NodeWorkerInstance {
     return new Promise((resolve) => {
       if (!this.alive) return resolve(NOT_RUN);
       this.line.push({ message, timeoutSeconds, onStart, resolve });
-      if (this.outbox.push(message) === 1) queueMicrotask(() => this.flush());
+      if (!this.oneAtATime && this.outbox.push(message) === 1) queueMicrotask(() => this.flush());
       if (!this.current) this.startNext();
     });
   }
@@ -450,6 +466,7 @@ export class NodeWorkerInstance {
         else for (const waiting of this.line.splice(0)) waiting.resolve(NOT_RUN);
       },
     };
+    if (this.oneAtATime) this.host.post([message]);
     if (!this.deadlineTimer) this.watchDeadline(message.timeoutMs);
     // after the previous invocation's END and REPORT, which its caller writes once its promise settled
     // (a microtask queued before this one): one environment's log reads START … REPORT, START …

@@ -98,3 +98,11 @@ export type WorkerMessage =
   | { type: 'task'; path: string }
   | { type: 'spawned'; pid: number }
   | { type: 'reaped'; pid: number; left: ProcessIdentity[] };
+
+/**
+ * A child process's message, with `written`: the bytes it had written to stdout and stderr through
+ * process.stdout and process.stderr when it sent it (worker-main's count). Its output comes on pipes
+ * read apart from its messages, so the daemon acts on a message once it has read that far
+ * (AfterOutputRead).
+ */
+export type ProcessMessage = WorkerMessage & { written?: number[] };

@@ -3,13 +3,14 @@ import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { http } from '../../node-http.js';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import { InitError, NOT_RUN, type Ending, type InvokeOutcome, type WorkerOptions } from './node-worker.js';
 import { MAX_RESPONSE_BYTES, TAIL_BYTES, type InvokeMessage } from './protocol.js';
 import { killEnvironmentProcess, residentBytes } from './process-group.js';
+import { AfterOutputRead, writtenFromHeader } from './after-output-read.js';
+import { socketDirPrefix } from './socket-dirs.js';
 
 /** The bundled bootstrap (copied next to this file into dist by `npm run build`). */
 export const PYTHON_RUNTIME_DIR = fileURLToPath(new URL('./python/', import.meta.url));
@@ -48,6 +49,8 @@ export class PythonInstance {
   /** A GET invocation/next held until there is an event. */
   private waiting: ServerResponse | undefined;
   private child: ChildProcess | undefined;
+  /** The bootstrap's answers in line with its output (each says how much it wrote before it). */
+  private outputRead: AfterOutputRead | undefined;
   /** The process running the handler (the bootstrap's Outpost-Runtime-Pid), below the one started. */
   private runtimePid: number | undefined;
   private starting: { ready: () => void; fail: (payload: LambdaErrorPayload, forRequest?: Ending) => void } | undefined;
@@ -66,7 +69,7 @@ export class PythonInstance {
     // posting a 6 MB result, held them all in the daemon's memory (30: RSS 265 MB).
     server.maxConnections = 2;
     // mkdtemp makes the directory 0700.
-    const socketDir = await mkdtemp(join(tmpdir(), 'outpost-py-'));
+    const socketDir = await mkdtemp(socketDirPrefix());
     const socket = join(socketDir, 'runtime-api.sock');
     const instance = new PythonInstance(options, server, socketDir);
     server.on('request', (request: IncomingMessage, response: ServerResponse) => instance.serve(request, response));
@@ -104,6 +107,7 @@ export class PythonInstance {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       instance.child = child;
+      instance.outputRead = new AfterOutputRead([child.stdout, child.stderr].filter((stream) => stream !== null));
       // a spawn that failed (EMFILE: descriptors a thread function used up) has no pipes; its 'error' below fails the init
       child.stdout?.pipe(options.log, { end: false });
       child.stderr?.pipe(options.log, { end: false });
@@ -116,6 +120,8 @@ export class PythonInstance {
       child.stderr?.on('data', keepTail);
       child.once('error', (error) => instance.ended({ errorType: 'Runtime.InvalidEntrypoint', errorMessage: `cannot start ${options.pythonPath}: ${error.message}` }));
       child.once('exit', (code, signal) => {
+        // an answer it gave before it ended counts
+        instance.outputRead?.releaseAll();
         const ending: Ending = (requestId) => runtimeErrors.exited(requestId, signal ?? code ?? 0);
         instance.ended(ending(instance.current?.message.requestId), ending);
       });
@@ -219,6 +225,8 @@ export class PythonInstance {
     const invocation = /^\/2018-06-01\/runtime\/invocation\/([^/]+)\/(response|error)$/.exec(path);
     const initError = path === `${API}/init/error`;
     if (request.method !== 'POST' || (!invocation && !initError)) return void answer(response, 404, 'NotFound', `no route ${request.method} ${path}`);
+    const written = writtenFromHeader(request.headers['outpost-output-written']);
+    const afterOutput = (run: () => void) => (this.outputRead ? this.outputRead.after(written, run) : run());
     readBody(request).then(({ size, body }) => {
       if (body === undefined) {
         answer(response, 413, 'RequestEntityTooLarge', `payload larger than ${MAX_RESPONSE_BYTES} bytes`);
@@ -230,7 +238,9 @@ export class PythonInstance {
       if (initError) {
         if (!this.starting) return void answer(response, 403, 'InvalidStateTransition', 'the environment is already initialized');
         answer(response, 202);
-        this.starting.fail(errorPayload(body, request.headers['lambda-runtime-function-error-type']));
+        const payload = errorPayload(body, request.headers['lambda-runtime-function-error-type']);
+        // what the module printed before it failed goes to the log before INIT_REPORT
+        afterOutput(() => this.starting?.fail(payload));
         return;
       }
       const [, requestId, kind] = invocation!;
@@ -240,9 +250,9 @@ export class PythonInstance {
       const outcome: InvokeOutcome = kind === 'response'
         ? { ok: true, payload: body.length > 0 ? body : Buffer.from('null') }
         : { ok: false, error: errorPayload(body, request.headers['lambda-runtime-function-error-type']) };
-      // What the process printed before answering is in its pipes, read at the next poll: into the
-      // log tail, and into the log before the END line the answer brings.
-      setImmediate(() => setImmediate(() => current.settle(outcome)));
+      // What the process printed before answering comes on its pipes: into the log tail, and into
+      // the log before the END line the answer brings.
+      afterOutput(() => current.settle(outcome));
     }, () => response.destroy());
   }
 }

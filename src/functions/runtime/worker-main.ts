@@ -12,7 +12,7 @@ import { runtimeErrors, type LambdaErrorPayload } from '../errors.js';
 import { collectAllGarbage } from '../../buffer-garbage.js';
 import { nodeErrorJson } from './error-log.js';
 import { trackChildProcesses } from './spawn-tracking.js';
-import { MAX_RESPONSE_BYTES, outputBytes, TAIL_BYTES, TRANSFERRED_RESPONSE_BYTES, type InvokeBatch, type InvokeMessage, type WorkerData, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
+import { MAX_RESPONSE_BYTES, outputBytes, TAIL_BYTES, TRANSFERRED_RESPONSE_BYTES, type InvokeBatch, type InvokeMessage, type ProcessMessage, type WorkerData, type WorkerInit, type WorkerLoad, type WorkerMessage } from './protocol.js';
 
 type Handler = (event: unknown, context: unknown, callback: (error?: unknown, result?: unknown) => void) => unknown;
 /**
@@ -49,7 +49,7 @@ function post(message: WorkerMessage, then?: () => void, transfer?: ArrayBuffer)
     parentPort.postMessage(message, transfer ? [transfer] : undefined);
     then?.();
   } else {
-    process.send!(message, undefined, {}, () => then?.());
+    process.send!({ ...message, written: [...written] } satisfies ProcessMessage, undefined, {}, () => then?.());
   }
 }
 
@@ -124,6 +124,8 @@ const MAX_OUTPUT_IN_FLIGHT_BYTES = 1024 * 1024;
 /** A thread's bytes of output in flight, shared with the daemon, which takes away what it has written. */
 const outputInFlight = parentPort ? new Int32Array((workerData as WorkerData).outputInFlight) : undefined;
 let droppedOutput = 0;
+/** A child process's bytes written through process.stdout and process.stderr, sent with each of its messages (ProcessMessage). */
+const written = [0, 0];
 
 /**
  * Keeps a copy of stdout and stderr writes while `tail` is on (the end of it: Lambda returns the
@@ -133,13 +135,18 @@ let droppedOutput = 0;
  * once, had its lines in the log before them.
  */
 function captureOutput(): void {
-  for (const stream of [process.stdout, process.stderr]) {
+  for (const [index, stream] of [process.stdout, process.stderr].entries()) {
     const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
     stream.write = ((chunk: unknown, ...rest: unknown[]) => {
       if (tail !== undefined) tail = (tail + (typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8'))).slice(-TAIL_BYTES);
-      if (!outputInFlight) return write(chunk, ...rest);
-      const callback = rest.find((arg) => typeof arg === 'function') as ((error?: Error | null) => void) | undefined;
       const encoding = typeof rest[0] === 'string' ? rest[0] as BufferEncoding : 'utf8';
+      if (!outputInFlight) {
+        // counted once taken: a write that throws (not text nor bytes) never reaches the pipe
+        const taken = write(chunk, ...rest);
+        written[index] += typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding) : (chunk as Uint8Array).byteLength;
+        return taken;
+      }
+      const callback = rest.find((arg) => typeof arg === 'function') as ((error?: Error | null) => void) | undefined;
       const output = typeof chunk === 'string' && /^utf-?8$/i.test(encoding) ? chunk
         // a copy of its own, whose memory goes with the message
         : new Uint8Array(typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk as Uint8Array);

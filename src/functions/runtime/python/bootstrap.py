@@ -6,6 +6,7 @@
 # AWS_LAMBDA_RUNTIME_API (`unix:PATH` for the daemon's private socket, or `host:port`): GET invocation/next, call the handler, POST its response or error.
 # A handler that cannot be loaded is reported on init/error and the process exits.
 import importlib
+import io
 import json
 import logging
 import os
@@ -96,8 +97,8 @@ class RuntimeApi:
             return status, response_headers, b''.join(chunks)
         return status, response_headers, self.stream.read(int(response_headers.get('content-length', '0')))
 
-    def post_json(self, path, document, error_type=None):
-        headers = {'Content-Type': 'application/json'}
+    def post_json(self, path, document, error_type=None, more_headers=None):
+        headers = {'Content-Type': 'application/json', **(more_headers or {})}
         if error_type:
             headers['Lambda-Runtime-Function-Error-Type'] = error_type
         return self.request('POST', path, json.dumps(document).encode('utf-8'), headers)
@@ -272,6 +273,51 @@ def load_handler(handler):
     return function
 
 
+class CountedOutput(io.RawIOBase):
+    """A standard stream's descriptor, counting the bytes written to it. The daemon reads stdout and
+    stderr apart from the answers, and waits to act on one until it has read as far as the answer's
+    Outpost-Output-Written header says: else a handler's last lines came after its END whenever they
+    filled the pipe."""
+
+    def __init__(self, fd):
+        super().__init__()
+        self.fd = fd
+        self.written = 0
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self.fd
+
+    def write(self, data):
+        view = memoryview(data).cast('B')
+        offset = 0
+        while offset < len(view):
+            offset += os.write(self.fd, view[offset:])
+        self.written += offset
+        return offset
+
+    def close(self):
+        # the descriptor is the process's, as the standard stream's was
+        self.flush()
+
+
+def count_output():
+    """sys.stdout and sys.stderr over CountedOutput, written through as -u wrote them."""
+    counted = []
+    for name in ('stdout', 'stderr'):
+        stream = getattr(sys, name)
+        raw = CountedOutput(stream.fileno())
+        setattr(sys, name, io.TextIOWrapper(raw, encoding=stream.encoding, errors=stream.errors, write_through=True))
+        counted.append(raw)
+    return counted
+
+
+def output_written(counted):
+    return {'Outpost-Output-Written': '%d %d' % tuple(raw.written for raw in counted)}
+
+
 class RequestIdFilter(logging.Filter):
     request_id = None
 
@@ -387,12 +433,13 @@ def main():
     task_root = os.environ.get('LAMBDA_TASK_ROOT', os.getcwd())
     if task_root not in sys.path:
         sys.path.insert(0, task_root)
+    counted = count_output()
     setup_logging()
     try:
         handler = load_handler(os.environ['_HANDLER'])
     except Exception as error:
         document = error_document(error)
-        api.post_json('/init/error', document, document['errorType'])
+        api.post_json('/init/error', document, document['errorType'], output_written(counted))
         sys.exit(1)
 
     while True:
@@ -415,9 +462,9 @@ def main():
             payload = marshal(handler(json.loads(body or b'null'), invocation_context(request_id, headers)))
         except Exception as error:
             document = error_document(error, request_id)
-            api.post_json('/invocation/%s/error' % request_id, document, document['errorType'])
+            api.post_json('/invocation/%s/error' % request_id, document, document['errorType'], output_written(counted))
             continue
-        api.request('POST', '/invocation/%s/response' % request_id, payload, {'Content-Type': 'application/json'})
+        api.request('POST', '/invocation/%s/response' % request_id, payload, {'Content-Type': 'application/json', **output_written(counted)})
 
 
 if __name__ == '__main__':
