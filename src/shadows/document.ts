@@ -242,7 +242,8 @@ export function applyUpdate(previous: StoredShadow | undefined, request: UpdateR
   // `"state":null,"metadata":{"timestamp":…}`, as AWS IoT answers it.
   const echoedMetadata = metadataOf(request.state as Json, now);
   const accepted = `{"state":${JSON.stringify(request.state)},"metadata":${JSON.stringify(echoedMetadata)},"version":${version},"timestamp":${now}${token}}`;
-  const previousSnapshot = alive ? `"previous":${snapshotText(alive)},` : '';
+  // a shadow the update creates has none: `"previous":null`, as AWS IoT's message carries it
+  const previousSnapshot = `"previous":${alive ? snapshotText(alive) : 'null'},`;
   const documents = `{${previousSnapshot}"current":${snapshotText(next)},"timestamp":${now}${token}}`;
   const delta = deltaDocument({ state, metadata });
   return {
