@@ -222,6 +222,8 @@ describe('SigV4 Authorization header', () => {
     const raw = await signedSend('GET', '/photos/a.txt', {}, '', WRONG);
     expect(raw.body).toContain('<StringToSign>AWS4-HMAC-SHA256\n');
     expect(raw.body).toContain('<CanonicalRequest>GET\n/photos/a.txt\n');
+    // S3's elements in S3's order, each text's bytes as spaced hex ("AWS4" is 41 57 53 34)
+    expect(raw.body).toMatch(/<\/AWSAccessKeyId><StringToSign>[^<]*<\/StringToSign><SignatureProvided>[0-9a-f]{64}<\/SignatureProvided><StringToSignBytes>41 57 53 34 2d [0-9a-f ]+<\/StringToSignBytes><CanonicalRequest>[^<]*<\/CanonicalRequest><CanonicalRequestBytes>47 45 54 0a 2f [0-9a-f ]+[0-9a-f]<\/CanonicalRequestBytes>/);
   });
 
   it('answers InvalidAccessKeyId for an unknown key', async () => {

@@ -445,3 +445,54 @@ describe('a QoS 2 PUBLISH of a persistent session sent again after a restart, be
     }
   });
 });
+
+describe('the packet identifiers of a persistent session\'s messages still in flight across a reconnect', () => {
+  let daemon: TestDaemon;
+  const raws: RawMqtt[] = [];
+
+  beforeAll(async () => {
+    // aedes starts each connection's identifiers at a random one: fixed here, so that a new connection's
+    // first identifier is the one its session's unacknowledged message took on the last connection
+    daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true } }, env: { NODE_OPTIONS: '--import=data:text/javascript,Math.random=()=>0.5' } });
+  });
+  afterAll(async () => {
+    for (const raw of raws) raw.end();
+    await daemon.cleanup();
+  });
+
+  const connect = async (clientId: string) => {
+    const raw = await RawMqtt.open(daemon.port('mqtt'));
+    raws.push(raw);
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId, keepalive: 30 });
+    expect(await raw.waitFor((packet) => packet.cmd === 'connack')).toMatchObject({ returnCode: 0 });
+    return raw;
+  };
+  const published = (raw: RawMqtt, payload: string) => raw.waitFor((packet) => packet.cmd === 'publish' && String(packet.payload) === payload);
+
+  it('gives a new message an identifier none of them holds (MQTT-2.3.1-2): its PUBACK removed the older one, acknowledged to its publisher, from the session', async () => {
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'ids-publisher' });
+    const first = await connect('ids-subscriber');
+    first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'ids/#', qos: 1 }] });
+    await first.waitFor((packet) => packet.cmd === 'suback');
+    await publisher.publishAsync('ids/a', 'older', { qos: 1 });
+    const older = await published(first, 'older');
+    // not acknowledged: the session keeps it, and the next connection gets it again with its identifier
+    first.end();
+    await first.waitClosed();
+    const second = await connect('ids-subscriber');
+    expect(await published(second, 'older')).toMatchObject({ messageId: older.messageId, dup: true });
+    await publisher.publishAsync('ids/a', 'newer', { qos: 1 });
+    const newer = await published(second, 'newer');
+    expect(newer.messageId).not.toBe(older.messageId);
+    second.send({ cmd: 'puback', messageId: newer.messageId });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    second.end();
+    await second.waitClosed();
+    // the older one is still the session's: sent again, once; the newer one is not
+    const third = await connect('ids-subscriber');
+    expect(await published(third, 'older')).toMatchObject({ messageId: older.messageId, dup: true });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(third.packets.filter((packet) => packet.cmd === 'publish').map((packet) => String(packet.payload))).toEqual(['older']);
+    publisher.end(true);
+  });
+});

@@ -579,9 +579,9 @@ describe('S3 API: hostile and malformed input', () => {
     const port = daemon.port('s3');
     const body = randomBytes(2 * 1024 * 1024);
     /** A PUT with Expect: 100-continue, its body sent only after a 100: the responses as received, and whether the body went. */
-    const putExpecting = async (as: SignatureV4, path: string) => {
+    const putExpecting = async (as: SignatureV4, path: string, headers: Record<string, string> = {}) => {
       const signed = await as.sign({ method: 'PUT', protocol: 'http:', hostname: '127.0.0.1', port, path, query: {}, headers: {
-        host: `127.0.0.1:${port}`, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'content-length': String(body.length), expect: '100-continue' } });
+        host: `127.0.0.1:${port}`, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'content-length': String(body.length), expect: '100-continue', ...headers } });
       const head = `PUT ${path} HTTP/1.1\r\n${Object.entries(signed.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')}connection: close\r\n\r\n`;
       return new Promise<{ response: string; bodySent: boolean }>((resolve) => {
         const socket = connect(port, '127.0.0.1');
@@ -612,6 +612,17 @@ describe('S3 API: hostile and malformed input', () => {
       const refused = await putExpecting(as, '/hostile/refused-early.bin');
       expect(refused.bodySent).toBe(false);
       expect(refused.response).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
+      expect(refused.response).toContain(`<Code>${code}</Code>`);
+    }
+    // refused on its headers by the operation: answered before the body is asked for too
+    for (const [path, headers, status, code] of [
+      ['/no-such-bucket/refused-early.bin', {}, '404 Not Found', 'NoSuchBucket'],
+      ['/hostile/refused-early.bin', { 'content-length': String(5 * 1024 ** 3 + 1) }, '400 Bad Request', 'EntityTooLarge'],
+      ['/hostile/refused-early.bin', { 'content-md5': 'xx' }, '400 Bad Request', 'InvalidDigest'],
+    ] as const) {
+      const refused = await putExpecting(signer, path, headers);
+      expect(refused.bodySent, code).toBe(false);
+      expect(refused.response).toMatch(new RegExp(`^HTTP/1\\.1 ${status}\r\n`));
       expect(refused.response).toContain(`<Code>${code}</Code>`);
     }
     expect((await send({ method: 'HEAD', path: '/hostile/refused-early.bin' })).status).toBe(404);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, HeadBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutBucketNotificationConfigurationCommand, PutObjectCommand, type S3Client,
 } from '@aws-sdk/client-s3';
@@ -149,6 +149,21 @@ describe('file share', () => {
     await eventually(async () => { const found = await head('config.json'); return !('missing' in found) && found.ETag === `"${md5('{"v":2}')}"`; });
     await eventually(() => eventsFor('config.json').length === 2);
     expect(eventsFor('config.json').map((event) => event.userIdentity.principalId)).toEqual([`AWS:${credentials.accessKeyId}`, 'outpost:file-share']);
+  });
+
+  it('keeps every local write made as the copies of S3 PUTs of new keys are put in place, however they interleave', async () => {
+    // each file written the moment its PUT is answered: before the store's look at the path, between
+    // its look and its putting the copy there (a rename then replaced the local file), or after
+    const keys = Array.from({ length: 60 }, (_, index) => `raced/${index}.txt`);
+    await Promise.all(keys.map(async (key) => {
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'from S3' }));
+      mkdirSync(dirname(shareFile(key)), { recursive: true });
+      writeFileSync(shareFile(key), `local ${key}`);
+    }));
+    for (const key of keys) {
+      await eventually(async () => { const found = await head(key); return !('missing' in found) && found.ETag === `"${md5(`local ${key}`)}"`; });
+      expect(readFileSync(shareFile(key), 'utf8')).toBe(`local ${key}`);
+    }
   });
 
   it('adopts a file a local program renames over the copy of an S3 PUT the moment it is in place', async () => {

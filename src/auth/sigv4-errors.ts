@@ -23,3 +23,8 @@ export class AuthError extends Error {
     super(message);
   }
 }
+
+/** S3's `StringToSignBytes` and `CanonicalRequestBytes`: each byte (of the text as signed, one latin1 character a byte) as two hex digits, space-separated. */
+export function spacedHexBytes(text: string): string {
+  return Buffer.from(text, 'latin1').toString('hex').replace(/(..)(?=.)/g, '$1 ');
+}

@@ -1,4 +1,4 @@
-import { AuthError } from './sigv4-errors.js';
+import { AuthError, spacedHexBytes } from './sigv4-errors.js';
 import { checkScope, parseAmzDate, unsupportedMechanism, type VerifyOptions } from './sigv4.js';
 import { ALGORITHM, hmacHex, sameSignature, signingKey } from './sigv4-canonical.js';
 
@@ -35,7 +35,7 @@ export function verifyPostSignature(fields: ReadonlyMap<string, string>, options
   if (secret === undefined) throw new AuthError('InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.', 403, { AWSAccessKeyId: accessKeyId });
   if (!sameSignature(hmacHex(signingKey(secret, date, region, service), policy), signature)) {
     throw new AuthError('SignatureDoesNotMatch', 'The request signature we calculated does not match the signature you provided. Check your key and signing method.', 403,
-      { AWSAccessKeyId: accessKeyId, StringToSign: policy, SignatureProvided: signature });
+      { AWSAccessKeyId: accessKeyId, StringToSign: policy, SignatureProvided: signature, StringToSignBytes: spacedHexBytes(policy) });
   }
   return accessKeyId;
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { pipeline, type Readable } from 'node:stream';
-import { AuthError } from './sigv4-errors.js';
+import { AuthError, spacedHexBytes } from './sigv4-errors.js';
 import {
   ALGORITHM, EMPTY_SHA256, canonicalHeaders, canonicalQuery, canonicalRequest, canonicalUris, hmacHex, queryPairs, sameSignature, signingKey, stringToSign,
   type SigningScope,
@@ -120,7 +120,9 @@ export function verifyRequest(req: IncomingMessage, options: VerifyOptions): Ver
       if (sameSignature(hmacHex(scope.key, toSign), claim.signature)) return undefined;
       first ??= { canonical, toSign };
     }
-    return signatureMismatch({ AWSAccessKeyId: claim.accessKeyId, StringToSign: first!.toSign, SignatureProvided: claim.signature, CanonicalRequest: first!.canonical });
+    // in S3's order, with the bytes of each text as S3 shows them
+    return signatureMismatch({ AWSAccessKeyId: claim.accessKeyId, StringToSign: first!.toSign, SignatureProvided: claim.signature,
+      StringToSignBytes: spacedHexBytes(first!.toSign), CanonicalRequest: first!.canonical, CanonicalRequestBytes: spacedHexBytes(first!.canonical) });
   };
 
   // Without x-amz-content-sha256 (allowed outside S3) the payload hash is known only at the end of the body.

@@ -11,6 +11,7 @@ import { BrokerMetrics } from './metrics.js';
 import { createAuthenticate, createPreConnect } from './handlers/connect.js';
 import { wildcardSkipsTopic } from './topic.js';
 import { keepRetainedInFlight } from './handlers/retained-in-flight.js';
+import { skipIdentifiersInFlight } from './handlers/packet-identifiers.js';
 import { skipDeliveriesAfterClose } from './handlers/closed-connections.js';
 import { DROPPED_TOPIC, createAuthorizeForward, createAuthorizePublish, createAuthorizeSubscribe, deliverAtGrantedQos } from './handlers/authorize.js';
 import { followGrants } from './handlers/overlapping-filters.js';
@@ -394,6 +395,7 @@ export class BrokerService implements Service, LocalBus {
     deliverAtGrantedQos(client);
     deliverOvertakenMessages(client, broker.id);
     keepRetainedInFlight(client, this.persistence, (error) => this.log.error({ err: error, clientId: client.id }, 'could not store a retained message sent to a persistent session'));
+    skipIdentifiersInFlight(client, this.persistence);
     skipDeliveriesAfterClose(client);
     parsePublishesDirectly(client, this.context.config.mqtt.maxPacketSize);
     this.outgoing.manage(client);

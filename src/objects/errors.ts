@@ -36,9 +36,10 @@ export const errors = {
   badDigest: (expected: string, calculated: string) => new S3Error('BadDigest', 400, 'The Content-MD5 you specified did not match what we received.',
     { ExpectedDigest: expected, CalculatedDigest: calculated }),
   invalidDigest: (digest: string) => new S3Error('InvalidDigest', 400, 'The Content-MD5 you specified is not valid.', { 'Content-MD5': digest }),
-  entityTooSmall: (size: number, minimum: number) => new S3Error('EntityTooSmall', 400, 'Your proposed upload is smaller than the minimum allowed object size.',
-    { ProposedSize: String(size), MinSizeAllowed: String(minimum) }),
-  entityTooLarge: (size: number, maximum: number) => new S3Error('EntityTooLarge', 400, 'Your proposed upload exceeds the maximum allowed object size.',
+  // worded as S3 answers them (its error code table adds "object" and a period), with the part too-small-to-complete named (PartNumber, unquoted ETag)
+  entityTooSmall: (size: number, minimum: number, part?: { partNumber: number; etag: string }) => new S3Error('EntityTooSmall', 400, 'Your proposed upload is smaller than the minimum allowed size',
+    { ProposedSize: String(size), MinSizeAllowed: String(minimum), ...(part ? { PartNumber: String(part.partNumber), ETag: part.etag } : {}) }),
+  entityTooLarge: (size: number, maximum: number) => new S3Error('EntityTooLarge', 400, 'Your proposed upload exceeds the maximum allowed size',
     { ProposedSize: String(size), MaxSizeAllowed: String(maximum) }),
   /** A part CompleteMultipartUpload names that is not there, or not with that ETag. */
   invalidPart: (partNumber: number, etag: string) => new S3Error('InvalidPart', 400,

@@ -70,8 +70,8 @@ export type OpenedObject = ObjectInMemory | { object: ObjectRecord; file: FileHa
 export interface ObjectInMemory { object: ObjectRecord; content: Buffer; file?: undefined }
 
 /**
- * The share copies the store renames into place, announced before the rename: each makes one
- * watch event (IN_MOVED_TO), which the file share need not look at.
+ * The share copies the store puts into place, announced before the rename (or, at a new path, the
+ * link): each makes one watch event (IN_MOVED_TO, IN_CREATE), which the file share need not look at.
  */
 export interface ShareRenames {
   /** A file of the store's is about to be renamed onto `path`. */
@@ -1154,7 +1154,7 @@ export class ObjectStore {
       parts.push(part);
     }
     for (const part of parts.slice(0, -1)) {
-      if (part.size < this.limits.minPartBytes) throw errors.entityTooSmall(part.size, this.limits.minPartBytes);
+      if (part.size < this.limits.minPartBytes) throw errors.entityTooSmall(part.size, this.limits.minPartBytes, part);
     }
     const partDir = join(this.uploadDir, upload.uploadId);
     // parts stored before the upload's algorithm was kept have no checksum: then the object has none

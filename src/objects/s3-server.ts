@@ -3,7 +3,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { http } from '../node-http.js';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import { AuthError, verifyRequest, type VerifyOptions } from '../auth/sigv4.js';
@@ -116,11 +116,17 @@ export class S3Server {
       else if (found.access === 'administer' && !(request.accessKeyId && this.accessKeys.administersBuckets(request.accessKeyId))) throw errors.accessDenied();
       else if (found.access === 'signed' && !request.accessKeyId) throw errors.accessDenied();
       checkExpectedOwners(request);
+      // asked for once the operation reads it: one its checks refuse on the headers alone (NoSuchBucket,
+      // EntityTooLarge, InvalidDigest) is answered before the client sends the body (S3: "if the message
+      // is rejected based on the headers, the body of the message is not sent")
       if (!bodyAsked) {
-        res.writeContinue();
-        bodyAsked = true;
+        onFirstRead(request.body, () => {
+          if (bodyAsked || res.headersSent) return;
+          res.writeContinue();
+          bodyAsked = true;
+        });
       }
-      const stopWatching = this.watchForStall(req, res, resource, requestId);
+      const stopWatching = this.watchForStall(req, res, resource, requestId, () => bodyAsked);
       try {
         await (found.operation as Operation)(request, res, this.context);
       } finally {
@@ -140,14 +146,15 @@ export class S3Server {
    * body). Only the client's silence counts: while bytes received wait for the operation (a slow
    * disk holding it back), the wait is the gateway's.
    */
-  private watchForStall(req: IncomingMessage, res: ServerResponse, resource: string, requestId: string): () => void {
+  private watchForStall(req: IncomingMessage, res: ServerResponse, resource: string, requestId: string, bodyAsked: () => boolean): () => void {
     if (req.complete) return () => undefined;
     const idleMs = this.config.bodyIdleTimeoutSeconds * 1000;
     let bytesRead = req.socket.bytesRead;
     let heardAt = performance.now();
     const timer = setInterval(() => {
       if (req.complete || res.headersSent) return clearInterval(timer);
-      if (req.socket.bytesRead !== bytesRead || req.readableLength > 0) {
+      // a client waiting for 100 Continue is silent by right
+      if (req.socket.bytesRead !== bytesRead || req.readableLength > 0 || !bodyAsked()) {
         bytesRead = req.socket.bytesRead;
         heardAt = performance.now();
         return;
@@ -221,6 +228,16 @@ export class S3Server {
     res.writeHead(s3.status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body) });
     res.end(body);
   }
+}
+
+/** Runs `onRead` as `body` is first read (its first `_read`: a consumer wants its bytes). */
+function onFirstRead(body: Readable, onRead: () => void): void {
+  const read = body._read;
+  body._read = function firstRead(this: Readable, size: number) {
+    body._read = read;
+    onRead();
+    return read.call(this, size);
+  };
 }
 
 /**

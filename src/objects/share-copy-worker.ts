@@ -1,10 +1,10 @@
 // The file system side of ShareCopies, in the objects thread (objects-thread-worker.ts): each copy
-// is a handful of calls (create, write, set times, rename) that cost ~60 µs when made synchronously
+// is a handful of calls (create, write, set times, link or rename) that cost ~60 µs when made synchronously
 // in a row, where the same calls as thread-pool round trips from the event loop cost ~250 µs of CPU
 // here (every call wakes a pool thread and then the loop). Creating a file can also wait for the
 // filesystem's journal, which the event loop must not. Only Node's built-ins (and share-paths) are
 // loaded: the thread stays small.
-import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, linkSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { makeDirectoriesSync } from '../store/durable-directories.js';
 import type { ThreadReply } from '../request-thread.js';
@@ -20,7 +20,7 @@ export interface StoreFile {
 /** One object's share file to write from its content (a key that can be a file: names.keyCanBeFile). */
 export interface CopyJob {
   target: string;
-  /** A new temporary file on the share's filesystem, renamed onto `target`. */
+  /** A new temporary file on the share's filesystem, linked or renamed onto `target`. */
   temp: string;
   content: Uint8Array;
   /** The object's LastModified, given to the file as its mtime. */
@@ -69,17 +69,24 @@ export function copyFile(job: CopyJob, root: string): CopyResult {
     } finally {
       closeSync(fd);
     }
-    // One look at the path, then the rename: the thread does nothing else between them. A path
-    // found taken (seldom) costs a temporary file written for nothing, where a look before the
-    // write as well cost every copy one or two lstats more (of its parent, for a new key's).
+    // One look at the path, then the copy put in place. A path found taken (seldom) costs a
+    // temporary file written for nothing, where a look before the write as well cost every copy one
+    // or two lstats more (of its parent, for a new key's).
     const existing = lstatUnlessBlocked(job.target);
-    const outcome: CopyResult | undefined = existing === BLOCKED || (existing && !existing.isFile()) || linkOnPath(root, job.target) ? { kind: 'blob' }
-      : writtenLocally(job, existing) ? { kind: 'local' } : undefined;
+    const outcome = keptInPlace(job, root, existing);
     if (outcome) {
       unlinkSync(job.temp);
       return outcome;
     }
-    renameInPlace(job);
+    // A file of the store's is replaced by a rename. A new path gets a hard link, which fails if a
+    // local program made the file after the look: a rename replaced it, and that later write was lost.
+    if (existing !== undefined) placeAt(job, renameSync);
+    else {
+      const placed = placeAt(job, linkUnlessTaken);
+      unlinkSync(job.temp);
+      // what the program made is the later write (or a directory another key's copy made)
+      if (!placed) return keptInPlace(job, root, lstatUnlessBlocked(job.target)) ?? { kind: 'local' };
+    }
     return { kind: 'copied', ino: stats.ino, mtimeMs: stats.mtimeMs };
   } catch (error) {
     try { unlinkSync(job.temp); } catch { /* not created, or renamed */ }
@@ -89,14 +96,32 @@ export function copyFile(job: CopyJob, root: string): CopyResult {
   }
 }
 
-function renameInPlace(job: CopyJob): void {
+/** Leaves the path to what is there: a directory or a link on the way (a blob), or a local program's later write. */
+function keptInPlace(job: CopyJob, root: string, existing: ReturnType<typeof lstatUnlessBlocked>): CopyResult | undefined {
+  if (existing === BLOCKED || (existing && !existing.isFile()) || linkOnPath(root, job.target)) return { kind: 'blob' };
+  return writtenLocally(job, existing) ? { kind: 'local' } : undefined;
+}
+
+/** Puts the temporary file at the target with `move` (its result), making the target's directory if need be. */
+function placeAt<T>(job: CopyJob, move: (from: string, to: string) => T): T {
   try {
-    renameSync(job.temp, job.target);
+    return move(job.temp, job.target);
   } catch (error) {
     // its directory is not there: not made yet (a new key's), or gone meanwhile (a delete removed it as empty)
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     makeDirectoriesSync(dirname(job.target), 0o775);
-    renameSync(job.temp, job.target);
+    return move(job.temp, job.target);
+  }
+}
+
+/** A hard link at `to`; false when something is there (EEXIST). */
+function linkUnlessTaken(from: string, to: string): boolean {
+  try {
+    linkSync(from, to);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
   }
 }
 

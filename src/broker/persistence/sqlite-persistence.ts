@@ -682,6 +682,11 @@ export class SqlitePersistence {
     });
   }
 
+  /** The packet identifiers of the client's queued packets sent and not acknowledged yet (skipIdentifiersInFlight). */
+  inFlightIds(clientId: string): number[] {
+    return this.mayHaveQueue(clientId) ? this.statements.inFlightIds.all(clientId) : [];
+  }
+
   /** The client's queued packets in enqueue order, as committed when the stream is first read. */
   outgoingStream(client: PersistenceClient): Readable {
     // aedes asks on every CONNECT, clean sessions included.
@@ -1060,6 +1065,8 @@ function prepareStatements(store: Store) {
          (SELECT id FROM broker_outgoing_packets WHERE client_id = ? AND message_id = ? ORDER BY id LIMIT 1)
        RETURNING *`),
     deleteClientOutgoing: db.prepare<[string]>('DELETE FROM broker_outgoing_packets WHERE client_id = ?'),
+    inFlightIds: db.prepare<[string], number>(
+      'SELECT message_id FROM broker_outgoing_packets INDEXED BY broker_outgoing_packets_by_message_id WHERE client_id = ? AND message_id IS NOT NULL').pluck(),
     lastOutgoingId: db.prepare<[string], number | null>('SELECT MAX(id) FROM broker_outgoing_packets WHERE client_id = ?').pluck(),
     outgoingPage: db.prepare<[string, number, number, number], OutgoingRow>(
       'SELECT * FROM broker_outgoing_packets WHERE client_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?'),

@@ -7,7 +7,7 @@ import { partNumberOf } from './UploadPart.js';
 /** Buckets are unversioned: an object's one version is `null`; any other version id is InvalidArgument (S3). */
 export function checkVersionId(versionId: string | null | undefined): void {
   if (versionId === null || versionId === undefined || versionId === 'null') return;
-  throw errors.invalidArgument('Invalid version id specified', 'versionId', versionId);
+  throw errors.invalidArgument(versionId === '' ? 'Version id cannot be the empty string' : 'Invalid version id specified', 'versionId', versionId);
 }
 
 /**
@@ -160,7 +160,7 @@ export interface ReadAnswer {
 /**
  * The answer to a GET or HEAD: all of the object, or the bytes it asks for, by `partNumber` (S3:
  * that part of a multipart object, with x-amz-mp-parts-count; part 1 of any other object is all of
- * it; a part it does not have is 416 InvalidPartNumber) or else by `Range` (byteRange); both at once is
+ * it, as a range; a part it does not have is 416 InvalidPartNumber) or else by `Range` (byteRange); both at once is
  * InvalidRequest. Checksums go with the whole object, or a part with its own (responseHeaders).
  */
 export function readAnswer(request: S3Request, object: ObjectRecord): ReadAnswer {
@@ -185,7 +185,8 @@ function requestedExtent(request: S3Request, object: ObjectRecord): { range?: { 
     // a multipart object completed before part sizes were kept: its parts cannot be told apart
     if (object.etag.includes('-')) throw errors.notImplemented('partNumber');
     if (partNumber !== 1) throw errors.invalidPartNumber(partNumber, 1);
-    return {};
+    // as S3 answers it: a range of all of it (206 with Content-Range), but none of an empty one
+    return object.size === 0 ? {} : { range: { start: 0, end: object.size - 1 } };
   }
   if (partNumber > parts.length) throw errors.invalidPartNumber(partNumber, parts.length);
   const start = parts.slice(0, partNumber - 1).reduce((sum, size) => sum + size, 0);

@@ -388,7 +388,7 @@ export class FileShare {
     }
     if (name.startsWith('.')) return;
     const path = join(dir, name);
-    // the store's own copy of an S3 write renamed into place (IN_MOVED_TO): nothing to adopt
+    // the store's own copy of an S3 write put into place (IN_MOVED_TO, IN_CREATE of its link): nothing to adopt
     if (eventType === 'rename' && this.isStoreRename(path)) return;
     this.markDirty(path, place.bucket, `${place.prefix}${name}`, steadyNow() + this.config.settleMs, { replaced: eventType === 'rename' });
   }
