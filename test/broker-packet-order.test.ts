@@ -31,6 +31,17 @@ describe('packets of one read, handled in the order sent', () => {
   const together = (...packets: Array<Record<string, unknown>>) => Buffer.concat(packets.map((packet) => mqttPacket.generate(packet as mqttPacket.Packet)));
   const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
 
+  it('closes at once a connection whose first packet is a SUBSCRIBE or an UNSUBSCRIBE, not a CONNECT (MQTT-3.1.0-1)', async () => {
+    for (const packet of [{ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'first/packet', qos: 0 }] }, { cmd: 'unsubscribe', messageId: 1, unsubscriptions: ['first/packet'] }]) {
+      const raw = await RawMqtt.open(daemon.port('mqtt'));
+      raws.push(raw);
+      raw.send(packet);
+      // it waited for a CONNACK until mqtt.connectTimeout (30 s), a connection place held meanwhile
+      expect(await raw.waitClosed(3000), packet.cmd).toBe(true);
+      expect(raw.packets, packet.cmd).toEqual([]);
+    }
+  });
+
   it('delivers nothing published after an UNSUBSCRIBE in the same read (MQTT-3.10.4-2), and what follows a SUBSCRIBE by its filter', async () => {
     for (let round = 0; round < 5; round++) {
       const raw = await connectRaw(`order-unsub-${round}`);

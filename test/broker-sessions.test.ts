@@ -496,3 +496,47 @@ describe('the packet identifiers of a persistent session\'s messages still in fl
     publisher.end(true);
   });
 });
+
+describe('a clean-session CONNECT of a client whose persistent session holds messages', () => {
+  let daemon: TestDaemon;
+  const raws: RawMqtt[] = [];
+
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true } } });
+  });
+  afterAll(async () => {
+    for (const raw of raws) raw.end();
+    await daemon.cleanup();
+  });
+
+  const connect = async (clientId: string, clean: boolean) => {
+    const raw = await RawMqtt.open(daemon.port('mqtt'));
+    raws.push(raw);
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId, keepalive: 30 });
+    return { raw, connack: await raw.waitFor((packet) => packet.cmd === 'connack') };
+  };
+
+  it('discards the session at once, its queued messages too (MQTT-3.1.2-6): a persistent CONNECT right after finds none (Session Present 0)', async () => {
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'discard-publisher' });
+    const { raw: first } = await connect('discarded', false);
+    first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'discard/#', qos: 1 }] });
+    await first.waitFor((packet) => packet.cmd === 'suback');
+    // sent and never acknowledged, and queued while away
+    for (let index = 0; index < 30; index++) await publisher.publishAsync('discard/a', `sent ${index}`, { qos: 1 });
+    await first.waitFor((packet) => String(packet.payload) === 'sent 29');
+    first.end();
+    await first.waitClosed();
+    for (let index = 0; index < 30; index++) await publisher.publishAsync('discard/a', `queued ${index}`, { qos: 1 });
+    const { raw: clean, connack: cleanConnack } = await connect('discarded', true);
+    expect(cleanConnack).toMatchObject({ returnCode: 0, sessionPresent: false });
+    clean.send({ cmd: 'disconnect' });
+    await clean.waitClosed();
+    const { raw: resumed, connack } = await connect('discarded', false);
+    expect(connack).toMatchObject({ returnCode: 0, sessionPresent: false });
+    resumed.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'discard/#', qos: 1 }] });
+    await resumed.waitFor((packet) => packet.cmd === 'suback');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(resumed.packets.filter((packet) => packet.cmd === 'publish').map((packet) => String(packet.payload))).toEqual([]);
+    publisher.end(true);
+  });
+});

@@ -24,6 +24,9 @@ interface ParserWithClient {
 
 /** aedes' count of a connection's packets being handled; it reads more from the socket when it drops to 0. */
 interface BatchingClient {
+  /** A CONNECT is being handled, or was accepted. */
+  connecting: boolean;
+  connected: boolean;
   _parser: ParserWithClient;
   _parsingBatch: number;
   _nextBatch(): void;
@@ -84,9 +87,12 @@ export function keepPacketOrder(client: Client): void {
       return true;
     }
     if (packet.cmd === 'publish' && packet.qos === 2 && packet.messageId !== undefined) order.awaitingPubrec.add(packet.messageId);
-    // before the packet is handed over: its answer may be written before emit returns
-    if (packet.cmd === 'subscribe') wait('suback', packet.messageId);
-    if (packet.cmd === 'unsubscribe') wait('unsuback', packet.messageId);
+    // before the packet is handed over: its answer may be written before emit returns. Not before a
+    // CONNECT: aedes closes the connection on such a packet (MQTT-3.1.0-1) only when it is the one
+    // packet being handled, and with the wait counted it held it for a CONNACK until the connect timeout.
+    const afterConnect = batching.connecting || batching.connected;
+    if (packet.cmd === 'subscribe' && afterConnect) wait('suback', packet.messageId);
+    if (packet.cmd === 'unsubscribe' && afterConnect) wait('unsuback', packet.messageId);
     return emit.call(parser, 'packet', packet);
   };
   parser.emit = function orderedEmit(this: ParserWithClient, event: string, ...args: unknown[]): boolean {

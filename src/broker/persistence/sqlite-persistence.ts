@@ -299,10 +299,7 @@ export class SqlitePersistence {
     await this.durable([clientId], () => {
       this.forgetSession(clientId);
       this.forgetSubscriptions(clientId);
-      this.statements.deleteClientOutgoing.run(clientId);
-      this.queueLengths.delete(clientId);
-      this.queueBytes.delete(clientId);
-      this.resent.delete(clientId);
+      this.forgetQueue(clientId);
       this.forgetIncoming(clientId);
     });
   }
@@ -475,12 +472,23 @@ export class SqlitePersistence {
 
   async cleanSubscriptions(client: PersistenceClient): Promise<void> {
     const clientId = client.id;
-    // aedes calls this on every clean-session CONNECT, which ends the session stored (MQTT-3.1.2-6).
-    if (!this.subscriptions.has(clientId) && !this.startedSessions.has(clientId) && !this.pendingWrites.has(clientId)) return;
+    // aedes calls this on every clean-session CONNECT, which ends the session stored (MQTT-3.1.2-6):
+    // its messages queued too, which aedes otherwise cleared one by one as it sent them, so that a
+    // persistent CONNECT right after found the session (Session Present 1) with those not cleared yet
+    if (!this.subscriptions.has(clientId) && !this.startedSessions.has(clientId) && !this.pendingWrites.has(clientId) && !this.queueLengths.has(clientId)) return;
     await this.durable([clientId], () => {
       this.forgetSession(clientId);
       this.forgetSubscriptions(clientId);
+      this.forgetQueue(clientId);
     });
+  }
+
+  /** Deletes the messages queued for the client (inside a durable write). */
+  private forgetQueue(clientId: string): void {
+    this.statements.deleteClientOutgoing.run(clientId);
+    this.queueLengths.delete(clientId);
+    this.queueBytes.delete(clientId);
+    this.resent.delete(clientId);
   }
 
   /** Deletes the record of the client's session, stored and mirrored (inside a durable write). */
