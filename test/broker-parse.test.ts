@@ -135,6 +135,9 @@ describe('broker packet parsing', () => {
       ['a control character in a topic', publish(Buffer.from('parse/a\u0001b'), 2, 7)],
       ['a non-character in a topic', publish(Buffer.from('parse/a\uffffb'), 0)],
       ['a control character in a filter', mqttPacket.generate({ cmd: 'subscribe', messageId: 3, subscriptions: [{ topic: 'parse/\u007f', qos: 0 }] })],
+      // MQTT-4.7.1: every misplaced wildcard alike (a '+' inside a level got SUBACK 0x80, a '#' closed)
+      ...['parse/a+', 'parse/+a', 'parse/#/b', 'parse/b#'].map((topic): [string, Buffer] => [`the filter ${topic}`, mqttPacket.generate({ cmd: 'subscribe', messageId: 4, subscriptions: [{ topic, qos: 0 }] })]),
+      ['UNSUBSCRIBE of the filter parse/a+', mqttPacket.generate({ cmd: 'unsubscribe', messageId: 5, unsubscriptions: ['parse/a+'] })],
     ];
     received.length = 0;
     for (const [name, bad] of violations) {

@@ -58,6 +58,19 @@ describe('the broker\'s $SYS/broker topics', () => {
     monitor.end(true);
   });
 
+  it('carry no other clients\' ids or filters: aedes\' own $SYS/<broker id>/… topics (new/clients, new/subscribes, heartbeat…) reach no client', async () => {
+    const monitor = await connectClient(daemon.mqttUrl, { clientId: 'sys-monitor' });
+    await monitor.subscribeAsync('$SYS/#', { qos: 0 });
+    const other = await connectClient(daemon.mqttUrl, { clientId: 'other-client' });
+    await other.subscribeAsync('secret/topic/#', { qos: 1 });
+    await other.unsubscribeAsync('secret/topic/#');
+    other.end(true);
+    const topics = await messagesWithin(monitor, 2500);
+    expect(topics.length).toBeGreaterThan(0);
+    expect(topics.filter((topic) => !topic.startsWith('$SYS/broker/'))).toEqual([]);
+    monitor.end(true);
+  });
+
   it('reach no filter starting with a wildcard, are not the clients\' to publish, and need a policy naming them', async () => {
     const everything = await connectClient(daemon.mqttUrl, { clientId: 'everything' });
     await everything.subscribeAsync('#', { qos: 0 });

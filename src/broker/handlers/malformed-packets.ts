@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { Client } from 'aedes';
-import { hasUnsafeCharacter } from '../topic.js';
+import { hasUnsafeCharacter, isValidFilter } from '../topic.js';
 
 /** What of mqtt-packet's parser this reaches into (the same instance parsePublishesDirectly wraps). */
 interface CheckedParser {
@@ -97,10 +97,13 @@ function violationOf(packet: ParsedPacket): string | undefined {
     case 'subscribe':
       if (packet.messageId === 0) return 'SUBSCRIBE with packet identifier 0 (MQTT-2.3.1-1)';
       if (packet.subscriptions?.some(({ topic }) => hasUnsafeCharacter(topic))) return 'SUBSCRIBE filter with a control character or non-character (MQTT-1.5.3)';
+      // all alike, as Mosquitto: aedes closed on a misplaced '#' and granted 0x80 to a misplaced '+'
+      if (packet.subscriptions?.some(({ topic }) => !isValidFilter(topic))) return 'SUBSCRIBE with an invalid topic filter (MQTT-4.7.1)';
       return undefined;
     case 'unsubscribe':
       if (packet.messageId === 0) return 'UNSUBSCRIBE with packet identifier 0 (MQTT-2.3.1-1)';
       if (packet.unsubscriptions?.length === 0) return 'UNSUBSCRIBE without a topic filter (MQTT-3.10.3-2)';
+      if (packet.unsubscriptions?.some((topic) => !isValidFilter(topic))) return 'UNSUBSCRIBE with an invalid topic filter (MQTT-4.7.1)';
       return undefined;
     case 'puback':
     case 'pubrec':
