@@ -913,11 +913,15 @@ describe('S3 API with the AWS SDK v3', () => {
       .toMatchObject({ code: 'InvalidRequest', status: 400, message: 'The encryption parameters are not applicable to this object.' });
     expect(await failure(s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'owned.txt', VersionId: '3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY' })))).toMatchObject(wrongVersion);
     const deleted = await s3.send(new DeleteObjectsCommand({ Bucket: 'photos', Delete: { Objects: [{ Key: 'owned.txt', VersionId: 'not-a-version' }] } }));
-    expect(deleted.Errors).toEqual([{ Key: 'owned.txt', Code: 'InvalidArgument', Message: 'Invalid version id specified' }]);
+    // each result names the version asked for, as S3's
+    expect(deleted.Errors).toEqual([{ Key: 'owned.txt', VersionId: 'not-a-version', Code: 'InvalidArgument', Message: 'Invalid version id specified' }]);
     // still there
     expect(await (await s3.send(new GetObjectCommand({ Bucket: 'photos', Key: 'owned.txt' }))).Body!.transformToString()).toBe('mine');
     await s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'owned.txt', VersionId: 'null' }));
     expect(await failure(s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'owned.txt' })))).toMatchObject({ status: 404 });
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'owned-too.txt', Body: 'mine' }));
+    const removed = await s3.send(new DeleteObjectsCommand({ Bucket: 'photos', Delete: { Objects: [{ Key: 'owned-too.txt', VersionId: 'null' }] } }));
+    expect(removed.Deleted).toEqual([{ Key: 'owned-too.txt', VersionId: 'null' }]);
   });
 
   it('reads ACLs, tags and the configurations a bucket here never has as S3 answers for one without them; setting them is refused', async () => {

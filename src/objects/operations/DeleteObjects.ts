@@ -27,11 +27,16 @@ export const deleteObjects: Operation = async (request, res, context) => {
       checkKey(key);
       checkVersionId(VersionId as string | undefined);
       await context.objects.remove(request.bucket, key, changeOrigin(request), ifMatchCondition(ETag as string | undefined, key));
-      return quiet ? '' : el('Deleted', [el('Key', key)]);
+      // S3 DeleteObjects: a result names the version its request named
+      return quiet ? '' : el('Deleted', [el('Key', key), ...versionOf(VersionId)]);
     } catch (error) {
       const s3 = error instanceof S3Error ? error : errors.internalError();
-      return el('Error', [el('Key', key), el('Code', s3.code), el('Message', s3.message)]);
+      return el('Error', [el('Key', key), ...versionOf(VersionId), el('Code', s3.code), el('Message', s3.message)]);
     }
   }));
   sendXml(res, 200, 'DeleteResult', results);
 };
+
+function versionOf(versionId: unknown): string[] {
+  return typeof versionId === 'string' ? [el('VersionId', versionId)] : [];
+}
