@@ -202,7 +202,7 @@ describe('admin API: refused requests', () => {
       const invoked = await fetch(`http://127.0.0.1:${daemon.port('http')}/2015-03-31/functions/${name}/invocations`, { method: 'POST', body: '{}' });
       expect(invoked.status).toBe(400);
       expect(invoked.headers.get('x-amzn-errortype')).toBe('ValidationException');
-      expect(await invoked.json()).toEqual({ Type: 'User', message });
+      expect(await invoked.json()).toEqual({ message });
     }
     const routes: Array<[string, string, string?]> = [
       ['GET', '/v1/functions/Tagged%20x'], ['DELETE', '/v1/functions/Tagged%20x'], ['GET', '/v1/functions/Tagged%20x/logs'],

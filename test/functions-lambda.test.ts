@@ -63,7 +63,7 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect((await lambda('Chatty')).headers.get('x-amz-log-result')).toBeNull();
     const refused = await lambda('Chatty', { headers: { 'X-Amz-Log-Type': 'Full' } });
     expect(refused.status).toBe(400);
-    expect(refused.headers.get('x-amzn-errortype')).toBe('InvalidParameterValueException');
+    expect(refused.headers.get('x-amzn-errortype')).toBe('ValidationException');
 
     // The last 4 KB only, ending with REPORT.
     const big = await lambda('Chatty', { body: JSON.stringify({ who: 'big', bytes: 10_000 }), headers: { 'X-Amz-Log-Type': 'Tail' } });

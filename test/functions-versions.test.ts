@@ -105,7 +105,13 @@ describe('functions: versions, aliases, rollback and the Lambda Invoke API', () 
 
     const queued = await lambda('Versions', { headers: { 'X-Amz-Invocation-Type': 'Event' } });
     expect(queued.status).toBe(202);
-    expect((await lambda('Versions', { headers: { 'X-Amz-Invocation-Type': 'DryRun' } })).status).toBe(204);
+    const dryRun = await lambda('Versions', { headers: { 'X-Amz-Invocation-Type': 'DryRun' } });
+    expect(dryRun.status).toBe(204);
+    expect(dryRun.headers.get('x-amzn-requestid')).toMatch(/^[0-9a-f-]{36}$/);
+    // the API's own validation: ValidationException, without Lambda's Type
+    const badType = await lambda('Versions', { headers: { 'X-Amz-Invocation-Type': 'Foo' } });
+    expect([badType.status, badType.headers.get('x-amzn-errortype'), await badType.json()]).toEqual([400, 'ValidationException',
+      { message: "1 validation error detected: Value 'Foo' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]" }]);
 
     const missing = await lambda('Nope');
     expect(missing.status).toBe(404);
@@ -125,15 +131,14 @@ describe('functions: versions, aliases, rollback and the Lambda Invoke API', () 
       const refused = await lambda('Versions', { query });
       expect(refused.status, query).toBe(400);
       expect(refused.headers.get('x-amzn-errortype')).toBe('ValidationException');
-      expect(await refused.json()).toEqual({ Type: 'User', message });
+      expect(await refused.json()).toEqual({ message });
     }
     const badJson = await lambda('Versions', { body: 'not json' });
     expect(badJson.status).toBe(400);
     expect(badJson.headers.get('x-amzn-errortype')).toBe('InvalidRequestContentException');
     const mismatch = await lambda('Versions:2', { query: '?Qualifier=live' });
     expect(await mismatch.json()).toMatchObject({ message: 'The derived qualifier from the function name does not match the specified qualifier.' });
-    const badType = await lambda('Versions', { headers: { 'X-Amz-Invocation-Type': 'Sometimes' } });
-    expect(badType.status).toBe(400);
+    expect((await lambda('Versions', { headers: { 'X-Amz-Invocation-Type': 'Sometimes' } })).status).toBe(400);
 
     // A handler's failure is a 200 with X-Amz-Function-Error and the error document.
     const failing = writePackage({ 'template.yaml': template('Failing', { Handler: 'index.handler' }), 'index.js': 'exports.handler = async () => { throw new TypeError("no"); };\n' });

@@ -22,6 +22,9 @@ export const apiErrors = {
   eventTooLarge: (size: number, limit: number) => new FunctionApiError(413, 'RequestEntityTooLargeException', `${size} byte payload is too large for the Event invocation type (limit ${limit} bytes)`),
   invalidPayload: () => new FunctionApiError(400, 'InvalidRequestContentException', 'Could not parse request body into json'),
   invalidParameter: (message: string) => new FunctionApiError(400, 'InvalidParameterValueException', message),
+  /** A request member outside the API model's constraint, refused by the API's validation before Lambda sees it. */
+  validation: (member: string, value: string, constraint: string) => new FunctionApiError(400, 'ValidationException',
+    `1 validation error detected: Value '${value}' at '${member}' failed to satisfy constraint: ${constraint}`),
   deadLetterNotFound: (id: number) => new FunctionApiError(404, 'ResourceNotFoundException', `Dead letter not found: ${id}`),
   stopping: () => new FunctionApiError(503, 'ServiceException', 'Outpost is stopping'),
 };

@@ -1,4 +1,4 @@
-import { FunctionApiError, apiErrors } from './errors.js';
+import { apiErrors } from './errors.js';
 import { parseFunctionName } from './function-service.js';
 
 // Lambda Invoke, GetFunction, DeleteFunction: FunctionName, 1-170 characters of this pattern (as
@@ -17,7 +17,7 @@ export function checkedFunctionName(name: string): string {
     : !FUNCTION_NAME.test(name) ? `Member must satisfy regular expression pattern: ${LAMBDA_PATTERN}`
       : name.length > MAX_LENGTH ? `Member must have length less than or equal to ${MAX_LENGTH}` : undefined;
   if (constraint === undefined) return name;
-  throw new FunctionApiError(400, 'ValidationException', `1 validation error detected: Value '${name}' at 'functionName' failed to satisfy constraint: ${constraint}`);
+  throw apiErrors.validation('functionName', name, constraint);
 }
 
 /**

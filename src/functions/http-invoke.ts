@@ -44,12 +44,12 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, functi
   const { body } = await auth.authenticate(req, limit, 'lambda');
   const name = checkedFunctionName(functionName);
   if (type !== 'RequestResponse' && type !== 'Event' && type !== 'DryRun') {
-    throw apiErrors.invalidParameter(`1 validation error detected: Value '${type}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]`);
+    throw apiErrors.validation('invocationType', type, 'Member must satisfy enum value set: [Event, RequestResponse, DryRun]');
   }
   // X-Amz-Log-Type: None (default) | Tail, which returns the end of the log of a synchronous invocation.
   const logType = header(req, 'x-amz-log-type') ?? 'None';
   if (logType !== 'None' && logType !== 'Tail') {
-    throw apiErrors.invalidParameter(`1 validation error detected: Value '${logType}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]`);
+    throw apiErrors.validation('logType', logType, 'Member must satisfy enum value set: [Tail, None]');
   }
   const qualifier = checkedQualifier(url.searchParams.get('Qualifier') ?? undefined);
   // Lambda: bytes that are not UTF-8 are no JSON ("Invalid UTF-8 start byte"), not text to mend with U+FFFD
@@ -59,7 +59,7 @@ async function invokeOperation(req: IncomingMessage, res: ServerResponse, functi
   const invocation = { event, ...(qualifier !== undefined ? { qualifier } : {}) };
   if (type === 'DryRun') {
     service.resolveVersion(name, qualifier);
-    res.writeHead(204).end();
+    res.writeHead(204, { 'x-amzn-RequestId': randomUUID() }).end();
     return;
   }
   if (type === 'Event') {
@@ -105,7 +105,7 @@ function checkedQualifier(qualifier: string | undefined): string | undefined {
   const constraint = qualifier.length === 0 ? 'Member must have length greater than or equal to 1'
     : qualifier.length > 128 ? 'Member must have length less than or equal to 128'
       : 'Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)';
-  throw new FunctionApiError(400, 'ValidationException', `1 validation error detected: Value '${qualifier}' at 'qualifier' failed to satisfy constraint: ${constraint}`);
+  throw apiErrors.validation('qualifier', qualifier, constraint);
 }
 
 /** X-Amz-Client-Context: base64 of a JSON object, handed to the handler as context.clientContext. */
@@ -129,7 +129,9 @@ function authError(error: DataPlaneAuthError): FunctionApiError {
  */
 function sendError(res: ServerResponse, error: FunctionApiError): void {
   if (res.headersSent) return void res.destroy();
-  const text = JSON.stringify({ ...error.fields, Type: error.status >= 500 ? 'Service' : 'User', message: error.message });
+  // a ValidationException is the API's, before Lambda's own exceptions: it has no Type
+  const type = error.type === 'ValidationException' ? {} : { Type: error.status >= 500 ? 'Service' : 'User' };
+  const text = JSON.stringify({ ...error.fields, ...type, message: error.message });
   res.writeHead(error.status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'x-amzn-ErrorType': error.type, 'x-amzn-RequestId': randomUUID() });
   res.end(text);
 }
