@@ -112,8 +112,12 @@ function checkedQualifier(qualifier: string | undefined): string | undefined {
 function decodeClientContext(value: string | undefined): unknown {
   if (value === undefined) return undefined;
   const text = Buffer.from(value, 'base64').toString('utf8');
-  if (!isJson(text)) throw new FunctionApiError(400, 'InvalidRequestContentException', 'Client context must be a valid Base64-encoded JSON object.');
-  return JSON.parse(text) as unknown;
+  const parsed: unknown = isJson(text) ? JSON.parse(text) : undefined;
+  // an object: an array, a string or null is valid JSON and no client context
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new FunctionApiError(400, 'InvalidRequestContentException', 'Client context must be a valid Base64-encoded JSON object.');
+  }
+  return parsed;
 }
 
 /** A caller not proven (401) or not allowed (403), with the exception names Lambda's clients know. */
