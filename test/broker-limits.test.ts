@@ -31,6 +31,25 @@ describe('broker limits and listeners', () => {
     client.end(true);
   });
 
+  it('closes a WebSocket connection that sends MQTT in a text frame, taking nothing of it (MQTT-6.0.0-1)', async () => {
+    const subscriber = await connectClient(daemon.mqttUrl, { clientId: 'ws-text-watcher' });
+    const seen = messagesWithin(subscriber, 1500);
+    await subscriber.subscribeAsync('ws/text', { qos: 1 });
+    const socket = new WebSocket(`ws://127.0.0.1:${daemon.port('mqtt-ws')}`, 'mqtt');
+    await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject); });
+    const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+    const frames: Buffer[] = [];
+    socket.on('message', (data) => frames.push(data as Buffer));
+    socket.send(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'ws-text', keepalive: 30 }));
+    await eventually(() => frames.length > 0);
+    socket.send(mqttPacket.generate({ cmd: 'publish', topic: 'ws/text', payload: Buffer.from('four'), qos: 1, messageId: 4, retain: false, dup: false }).toString('latin1'));
+    expect(await closed).toBe(1003);
+    // the CONNACK, and no PUBACK
+    expect(frames.length).toBe(1);
+    expect(await seen).toEqual([]);
+    subscriber.end(true);
+  });
+
   it('refuses a WebSocket upgrade from a web page whose origin is not allowed, with 403 before the upgrade', async () => {
     const url = `ws://127.0.0.1:${daemon.port('mqtt-ws')}`;
     const upgrade = (origin: string) => new Promise<number>((resolve, reject) => {

@@ -90,6 +90,7 @@ export class MqttListeners {
       // it re-emits its HTTP server's errors (a port taken), which `bind` reports with the setting's name
       wss.on('error', () => undefined);
       wss.on('connection', (ws, request) => {
+        refuseTextFrames(ws);
         const stream = createWebSocketStream(ws);
         stream.on('error', () => ws.terminate());
         this.accept(stream, request.socket, request, ws);
@@ -175,4 +176,20 @@ export class MqttListeners {
 
 function tlsPaths({ cert, key, ca, crl }: Config['mqtt']['tls']): TlsPaths {
   return { cert: cert!, key: key!, ca, crl };
+}
+
+/**
+ * MQTT-6.0.0-1: MQTT goes in binary frames, and a receiver closes a connection that sends any other
+ * data frame; a text frame's packet was taken (its bytes as UTF-8 text: a payload could change).
+ * Before the stream's own listener, which would hand its bytes on.
+ */
+function refuseTextFrames(ws: { emit(event: string | symbol, ...args: unknown[]): boolean; close(code: number, reason: string): void }): void {
+  const emit = ws.emit;
+  ws.emit = function (event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'message' && args[1] === false) {
+      ws.close(1003, 'MQTT packets are sent in binary frames');
+      return true;
+    }
+    return emit.call(this, event, ...args);
+  };
 }
