@@ -179,9 +179,10 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
       expect(response.headers.get('x-amzn-errortype')).toBe(type);
       expect(await response.json()).toMatchObject({ Type: 'User' });
     };
-    await refused(await lambdaInvoke(port, undefined, 'Guarded'), 401, 'UnrecognizedClientException');
-    await refused(await lambdaInvoke(port, undefined, 'Guarded', { headers: { 'X-Amz-Invocation-Type': 'Event' } }), 401, 'UnrecognizedClientException');
-    await refused(await lambdaInvoke(port, { ...key, secretAccessKey: 'not-the-secret-at-all-0123456789abcdefgh' }, 'Guarded'), 401, 'UnrecognizedClientException');
+    // 403, as Lambda answers UnrecognizedClientException
+    await refused(await lambdaInvoke(port, undefined, 'Guarded'), 403, 'UnrecognizedClientException');
+    await refused(await lambdaInvoke(port, undefined, 'Guarded', { headers: { 'X-Amz-Invocation-Type': 'Event' } }), 403, 'UnrecognizedClientException');
+    await refused(await lambdaInvoke(port, { ...key, secretAccessKey: 'not-the-secret-at-all-0123456789abcdefgh' }, 'Guarded'), 403, 'UnrecognizedClientException');
     // An S3 key bound to no thing is no data plane identity.
     const s3Only = JSON.parse((await cli('s3', 'keys', 'add', '--read', '*', '--json')).stdout);
     await refused(await lambdaInvoke(port, s3Only, 'Guarded'), 403, 'AccessDeniedException');

@@ -120,9 +120,10 @@ function decodeClientContext(value: string | undefined): unknown {
   return parsed;
 }
 
-/** A caller not proven (401) or not allowed (403), with the exception names Lambda's clients know. */
+/** A caller not proven or not allowed, with the statuses and exception names Lambda's clients know. */
 function authError(error: DataPlaneAuthError): FunctionApiError {
-  if (error.status === 401) return new FunctionApiError(401, 'UnrecognizedClientException', 'The security token included in the request is invalid.');
+  // Lambda answers it 403, as AWS's other JSON services do (the shadow routes' 401 is AWS IoT's)
+  if (error.status === 401) return new FunctionApiError(403, 'UnrecognizedClientException', 'The security token included in the request is invalid.');
   if (error.fromBrowser) return new FunctionApiError(403, 'AccessDeniedException', 'Unsigned requests from a web browser are refused.');
   return new FunctionApiError(403, 'AccessDeniedException', 'The access key is not allowed to invoke functions.');
 }
