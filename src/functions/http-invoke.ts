@@ -112,12 +112,8 @@ function checkedQualifier(qualifier: string | undefined): string | undefined {
 function decodeClientContext(value: string | undefined): unknown {
   if (value === undefined) return undefined;
   const text = Buffer.from(value, 'base64').toString('utf8');
-  const parsed: unknown = isJson(text) ? JSON.parse(text) : undefined;
-  // an object: an array, a string or null is valid JSON and no client context
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new FunctionApiError(400, 'InvalidRequestContentException', 'Client context must be a valid Base64-encoded JSON object.');
-  }
-  return parsed;
+  if (!isJson(text)) throw new FunctionApiError(400, 'InvalidRequestContentException', 'Client context must be a valid Base64-encoded JSON object.');
+  return JSON.parse(text) as unknown;
 }
 
 /** A caller not proven or not allowed, with the statuses and exception names Lambda's clients know. */
