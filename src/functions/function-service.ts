@@ -1,5 +1,4 @@
 import { rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { BusMessage } from '../bus.js';
@@ -114,7 +113,7 @@ export class FunctionService implements Service, FunctionInvoker {
     });
     if (leftovers.length > 0) this.log.info({ removed: leftovers }, 'removed code a deploy or removal cut short left behind');
     const socketDirs = await removeStaleSocketDirs();
-    if (socketDirs.length > 0) this.log.info({ removed: socketDirs, in: tmpdir() }, 'removed the Python runtime sockets of daemons no longer running');
+    if (socketDirs.length > 0) this.log.info({ removed: socketDirs }, 'removed the Python runtime sockets of daemons no longer running');
     // Events queued before a stop or crash, those in flight included, run again; recovered before
     // any is taken, so none is loaded twice, and taken before the triggers subscribe.
     const recovered = this.queue.recover();

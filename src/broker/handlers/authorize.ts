@@ -107,10 +107,10 @@ export function createAuthorizeForward({ sessions, store }: AuthorizeDeps) {
     const topic = packet.topic;
     if (topic.charCodeAt(0) === 36 /* $ */) {
       if (topic === DROPPED_TOPIC) return null;
-      // aedes' own `$SYS/<broker id>/…` (heartbeat, new/clients, new/subscribes…: other clients' ids
-      // and filters) are between brokers of a cluster; a client policy allowing `$SYS/#` is for
-      // Mosquitto's `$SYS/broker/…` figures (SystemTopics)
-      if (topic.startsWith(`$SYS/${(client as unknown as { broker: { id: string } }).broker.id}/`)) return null;
+      // a client policy allowing `$SYS/#` is for Mosquitto's `$SYS/broker/…` figures (SystemTopics),
+      // not aedes' own `$SYS/<broker id>/…` (heartbeat, new/clients, new/subscribes…: other clients'
+      // ids and filters), which are between brokers of a cluster
+      if (topic.startsWith('$SYS/') && !topic.startsWith('$SYS/broker/')) return null;
       if (sessions.get(client)?.leadingWildcard && !deliveredByNamedFilter(client, topic)) return null;
     }
     // MQTT-3.3.5-1, MQTT-3.8.4-6: the publication's QoS, at most the highest the client was granted
