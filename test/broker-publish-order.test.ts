@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { TestDaemon } from './helpers/daemon.js';
-import { collectMessages, connectClient } from './helpers/mqtt.js';
+import { RawMqtt, collectMessages, connectClient } from './helpers/mqtt.js';
 
 // A message with an offline persistent session among its subscribers is handed to the live ones only
 // once it is queued for that session in SQLite; messages published at the same moment overtake it.
@@ -67,5 +67,67 @@ describe('messages overtaken by later ones on their way to live subscribers', ()
     const back = await connectClient(daemon.mqttUrl, { clientId: 'order-offline', clean: false });
     clients.push(back);
     expect((await collectMessages(back, 1)).map((message) => [message.topic, message.payload])).toEqual([['order/1', 'm1']]);
+  });
+});
+
+describe('a persistent QoS 2 subscriber whose connections take its session over while messages flow', () => {
+  let daemon: TestDaemon;
+  beforeAll(async () => {
+    daemon = await TestDaemon.start({ config: { mqtt: { allowAnonymous: true, anonymousPolicy: { publish: ['#'], subscribe: ['#'] } } } });
+  });
+  afterAll(async () => {
+    await daemon.cleanup();
+  });
+
+  it('gets every message exactly once (MQTT-4.3.3) and in the order published (MQTT-4.6.0-6), those in flight at each takeover first', async () => {
+    const MESSAGES = 400;
+    // the client's side of QoS 2: a message is new unless its packet identifier awaits a PUBREL
+    const awaitingRelease = new Set<number>();
+    const received: number[] = [];
+    /** A connection of the session that answers as a client does, until its socket is paused (it goes silent, half-open). */
+    const connectSubscriber = async () => {
+      const raw = await RawMqtt.open(daemon.port('mqtt'));
+      raw.socket.on('data', () => {
+        for (const packet of raw.packets.splice(0)) {
+          if (packet.cmd === 'publish') {
+            if (!awaitingRelease.has(packet.messageId)) {
+              awaitingRelease.add(packet.messageId);
+              received.push(Number(packet.payload));
+            }
+            raw.send({ cmd: 'pubrec', messageId: packet.messageId });
+          } else if (packet.cmd === 'pubrel') {
+            awaitingRelease.delete(packet.messageId);
+            raw.send({ cmd: 'pubcomp', messageId: packet.messageId });
+          }
+        }
+      });
+      raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: 'q2-roamer', keepalive: 60 });
+      return raw;
+    };
+    // a session of its own, stored
+    const first = await connectSubscriber();
+    first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'roam/#', qos: 2 }] });
+    for (let waited = 0; waited < 5000 && !first.packets.length && !first.closed; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+
+    const publisher = await connectClient(daemon.mqttUrl, { clientId: 'q2-publisher' });
+    const completed: Array<Promise<unknown>> = [];
+    let current = first;
+    const connections = [first];
+    for (let i = 1; i <= MESSAGES; i++) {
+      completed.push(publisher.publishAsync('roam/x', String(i), { qos: 2 }));
+      if (i % 50 === 25) {
+        current.socket.pause();
+        current = await connectSubscriber();
+        connections.push(current);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await Promise.all(completed);
+    for (let waited = 0; waited < 10_000 && received.length < MESSAGES; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+    // a little longer, for a duplicate that would follow
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    publisher.end(true);
+    for (const connection of connections) connection.end();
+    expect(received).toEqual(Array.from({ length: MESSAGES }, (_, i) => i + 1));
   });
 });

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestDaemon } from './helpers/daemon.js';
-import { addThing, connectClient, publishUntilCut } from './helpers/mqtt.js';
+import { RawMqtt, addThing, connectClient, publishUntilCut } from './helpers/mqtt.js';
+import { straceWorks } from './helpers/strace.js';
 
 const ROUNDS = 3;
 const WINDOW = 20;
@@ -114,4 +116,57 @@ describe('kill -9 while the write-ahead log is checkpointed', () => {
       db.close();
     }
   }
+});
+
+// every fdatasync of the daemon takes 400 ms longer: a commit's window is wide enough to kill it in
+const SLOW_SYNCS = ['strace', '-f', '--seccomp-bpf', '-qq', '-o', '/dev/null', '-e', 'trace=fdatasync', '-e', 'inject=fdatasync:delay_enter=400000'];
+
+describe.skipIf(!straceWorks)('kill -9 while a persistent session\'s QoS 2 PUBLISH is delivered and its PUBREC not sent yet', () => {
+  it('does not publish it again when its sender sends it again after the restart (MQTT-4.3.3-2)', { timeout: 120_000 }, async () => {
+    const config = { mqtt: { allowAnonymous: true, anonymousPolicy: { publish: ['once/#'], subscribe: ['once/#'] } } };
+    let daemon = await TestDaemon.start({ config, wrapper: SLOW_SYNCS, startTimeoutMs: 60_000 });
+    const dataDir = daemon.dataDir;
+    const received: string[] = [];
+    const watch = async () => {
+      const watcher = await connectClient(daemon.mqttUrl, { clientId: 'once-watcher' });
+      watcher.on('message', (_topic, payload) => received.push(payload.toString()));
+      await watcher.subscribeAsync('once/x', { qos: 2 });
+      return watcher;
+    };
+    const sender = async () => {
+      const raw = await RawMqtt.open(daemon.port('mqtt'));
+      raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: 'once-sender', keepalive: 60 });
+      expect(await raw.waitFor((packet) => packet.cmd === 'connack', 10_000)).toMatchObject({ returnCode: 0 });
+      return raw;
+    };
+    let watcher = await watch();
+    let raw = await sender();
+    try {
+      raw.send({ cmd: 'publish', topic: 'once/x', payload: Buffer.from('exactly once'), qos: 2, messageId: 7, dup: false, retain: false });
+      // killed as soon as it is delivered
+      for (let waited = 0; waited < 10_000 && received.length === 0; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(received).toEqual(['exactly once']);
+      // strace's child is the daemon
+      const pid = Number(readFileSync(`/proc/${daemon.process.pid}/task/${daemon.process.pid}/children`, 'utf8').trim().split(' ')[0]);
+      process.kill(pid, 'SIGKILL');
+      await daemon.kill();
+      watcher.end(true);
+      raw.end();
+
+      daemon = await TestDaemon.start({ config, dataDir });
+      watcher = await watch();
+      raw = await sender();
+      // no PUBREC came before the kill, or it was not read: sent again, as the client must (MQTT-4.4.0-1)
+      raw.send({ cmd: 'publish', topic: 'once/x', payload: Buffer.from('exactly once'), qos: 2, messageId: 7, dup: true, retain: false });
+      expect(await raw.waitFor((packet) => packet.cmd === 'pubrec', 10_000)).toMatchObject({ messageId: 7 });
+      raw.send({ cmd: 'pubrel', messageId: 7 });
+      expect(await raw.waitFor((packet) => packet.cmd === 'pubcomp', 10_000)).toMatchObject({ messageId: 7 });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(received).toEqual(['exactly once']);
+    } finally {
+      watcher.end(true);
+      raw.end();
+      await daemon.cleanup();
+    }
+  });
 });

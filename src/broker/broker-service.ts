@@ -123,6 +123,7 @@ export class BrokerService implements Service, LocalBus {
           persistence.removeSubscriptions(client, [filter]).catch((error: Error) => this.log.error({ err: error, clientId: client.id, filter }, 'could not drop a stored subscription its policy no longer allows'));
         },
         takeResent: (clientId: string, messageId: number) => persistence.takeResent(clientId, messageId),
+        queueDelivery: (client: Client, packet: AedesPublishPacket) => persistence.queueDelivery(client, packet),
       },
     };
     this.broker = await Aedes.createBroker({
@@ -142,9 +143,7 @@ export class BrokerService implements Service, LocalBus {
       authorizeForward: createAuthorizeForward(deps),
       published: (packet: AedesPublishPacket, client: Client, done: (error?: Error | null) => void) => {
         this.outgoing.release(packet, client);
-        // a client's QoS 2 PUBLISH: its PUBREC waits for this record
-        if (client && packet.qos === 2 && packet.messageId !== undefined) this.persistence.incomingPublished(client, packet.messageId).then(() => done(null), done);
-        else done(null);
+        done(null);
       },
     });
     takeOverClientIdsInTurn(this.broker);

@@ -6,7 +6,7 @@ import { markRefused } from '../refused-subscriptions.js';
 import type { BrokerMetrics } from '../metrics.js';
 import type { Config } from '../../config/schema.js';
 import { grants, highestGrant, keepFromLowering, recordGrant } from './overlapping-filters.js';
-import { isRepeatDelivery } from './publish-order.js';
+import { holdUntilQueueSent, isRepeatDelivery } from './publish-order.js';
 
 /**
  * Where a refused PUBLISH goes. MQTT-3.3.5-2 lets the server acknowledge a
@@ -29,6 +29,8 @@ interface AuthorizeDeps {
     forgetFilter(client: Client, filter: string): void;
     /** Whether this queued PUBLISH of the client was sent before (it is being sent again), asked once. */
     takeResent(clientId: string, messageId: number): boolean;
+    /** Whether the client's session queue sends it this publication (then not live too), or it was queued after the queue's read, or not queued for it. */
+    queueDelivery(client: Client, packet: AedesPublishPacket): 'sends' | 'after' | 'none';
   };
 }
 
@@ -124,6 +126,11 @@ export function createAuthorizeForward({ sessions, store }: AuthorizeDeps) {
       // closing meanwhile had its filters refused as it restored them: its queue stays as it is.
       const queued = packet.messageId !== undefined;
       if (queued && granted === 0) return client.closed ? packet : null;
+      if (!queued && granted > 0) {
+        const queue = store.queueDelivery(client, packet);
+        if (queue === 'sends') return null;
+        if (queue === 'after' && holdUntilQueueSent(client, packet)) return null;
+      }
       packet.qos = Math.min(packet.qos, granted) as AedesPublishPacket['qos'];
       // MQTT-3.3.1-1: one sent before the client went away is a duplicate now. Its RETAIN is the
       // store's: cleared for a publication it queued (MQTT-3.3.1-9), kept for a retained message

@@ -34,3 +34,32 @@ export function isRepeatDelivery(client: Client, packet: AedesPublishPacket): bo
   lastHanded.set(client, brokerCounter);
   return repeat && messageId === undefined;
 }
+
+/** Live publications held for a connection until its session's queue is written out, by broker counter. */
+const heldForQueue = new WeakMap<Client, Map<number, AedesPublishPacket>>();
+
+/**
+ * Holds `packet`, live to a persistent session's connection whose queue, read at CONNECT, is still
+ * being written to it (aedes marks the connection `connected` once that is done), and delivers it
+ * right after: sent at once it would overtake the queue's older messages (MQTT-4.6.0-6); left
+ * queued it would wait for the next connection. Returns false once the queue is written out.
+ */
+export function holdUntilQueueSent(client: Client, packet: AedesPublishPacket): boolean {
+  const connection = client as unknown as Client & { connected: boolean; deliverQoS(packet: AedesPublishPacket, done: () => void): void };
+  if (connection.connected || packet.brokerCounter === undefined) return false;
+  let held = heldForQueue.get(client);
+  if (held === undefined) {
+    heldForQueue.set(client, held = new Map());
+    client.once('connected', () => {
+      for (const later of held!.values()) {
+        // handed once already, when it was held
+        lastHanded.delete(client);
+        connection.deliverQoS(later, () => undefined);
+      }
+      heldForQueue.delete(client);
+    });
+  }
+  // one entry for the message however many of the client's filters match it
+  held.set(packet.brokerCounter, packet);
+  return true;
+}

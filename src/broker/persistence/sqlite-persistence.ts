@@ -110,6 +110,12 @@ const TRIE_OPTIONS = { separator: '/', wildcard_one: '+', wildcard_some: '#', ma
 // queue or however many retained topics match, and no statement left open
 // across the stream's asynchronous reads.
 const PAGE_SIZE = 64;
+/**
+ * Queued publications queueDelivery knows of, the latest: far more than aedes delivers at once (each
+ * is asked of as it is delivered live, right after its queuing). One forgotten before it was
+ * delivered goes live, and also from a queue being read at that moment.
+ */
+const MAX_TRACKED_PUBLICATIONS = 4096;
 
 const PACKET_COLUMNS = 'cmd, broker_id, broker_counter, topic, payload, qos, retain, dup, message_id, extra_fields';
 const PACKET_VALUES = '@cmd, @broker_id, @broker_counter, @topic, @payload, @qos, @retain, @dup, @message_id, @extra_fields';
@@ -213,9 +219,20 @@ export class SqlitePersistence {
    * Of those, the ones stored in this run, whose publish this process makes right after. aedes
    * stores a QoS 2 PUBLISH and publishes it in a later commit: one stored by a run that crashed in
    * between is not taken for a duplicate when its sender sends it again, or it would never be
-   * published. One of an earlier run is a duplicate once its publication is recorded (incomingPublished).
+   * published. One of an earlier run is a duplicate once its publication is recorded (with its queuing).
    */
   private readonly incomingThisRun = new Map<string, Set<number>>();
+  /** Persistent sessions' QoS 2 PUBLISHes stored and about to be published, by their payload (the publication's packet shares it). */
+  private readonly incomingToPublish = new WeakMap<Buffer, { clientId: string; messageId: number }>();
+  /** Counts the enqueues as they run, so that a delivery can tell whether a queue's read saw its message. */
+  private enqueues = 0;
+  /**
+   * The latest publications queued for persistent sessions, by their broker counter (a delivery's
+   * copy keeps it): their place in `enqueues`, and the sessions they were queued for.
+   */
+  private readonly enqueued = new Map<number, { at: number; clientIds: readonly string[] }>();
+  /** Each persistent session's connection: whether its queue is being read at CONNECT, and the enqueue its last read came after. */
+  private readonly replays = new WeakMap<PersistenceClient, { reading: boolean; readAfter: number }>();
   /** Queued PUBLISHes read back for a client that had been sent them (they had an identifier): sent again, they are duplicates. */
   private readonly resent = new Map<string, Set<number>>();
   private readonly volatileIncoming = new Map<string, Map<number, VolatileIncoming>>();
@@ -521,6 +538,11 @@ export class SqlitePersistence {
     return matches.filter((subscription) => !wildcardSkipsTopic(subscription.topic, topic));
   }
 
+  private trackPublication(brokerCounter: number, clientIds: readonly string[]): void {
+    this.enqueued.set(brokerCounter, { at: ++this.enqueues, clientIds });
+    if (this.enqueued.size > MAX_TRACKED_PUBLICATIONS) this.enqueued.delete(this.enqueued.keys().next().value!);
+  }
+
   /** Whether a persistent session subscribes at QoS > 0 to a filter matching `topic`. */
   storesFilter(clientId: string, filter: string): boolean {
     return this.subscriptions.get(clientId)?.has(filter) ?? false;
@@ -586,16 +608,41 @@ export class SqlitePersistence {
     await this.outgoingEnqueueCombi([sub], packet);
   }
 
+  /**
+   * Queues a publication for the persistent sessions subscribed to it, before aedes delivers it live.
+   * A persistent session's QoS 2 PUBLISH is recorded as published in the same commit: recorded after
+   * its live deliveries, a kill -9 in between had it published again when its sender sent it again
+   * after the restart, a second copy to every subscriber (MQTT-4.3.3-2).
+   */
   async outgoingEnqueueCombi(subs: readonly { clientId: string }[], packet: Packet): Promise<void> {
-    // No persistent session subscribed: the publish stays off SQLite.
-    if (subs.length === 0) return;
+    const incoming = Buffer.isBuffer(packet.payload) ? this.incomingToPublish.get(packet.payload) : undefined;
+    // No persistent session subscribed and no stored PUBLISH of one: the publish stays off SQLite.
+    if (subs.length === 0 && incoming === undefined) return;
     // One copy per client even when several of its filters match: aedes
     // delivers it once (it dedupes by brokerId/brokerCounter), so a second
     // copy would never be acknowledged and would be redelivered after a restart.
     const clientIds = [...new Set(subs.map((sub) => sub.clientId))];
     // MQTT-3.3.1-9: it matched a filter the session held, so it is no retained message to the
     // subscriber however it was published
-    await this.enqueue(clientIds, { ...toAedesPacketColumns(packet, undefined), retain: 0 });
+    await this.enqueue(clientIds, { ...toAedesPacketColumns(packet, undefined), retain: 0 }, packet, incoming);
+  }
+
+  /**
+   * What the queue of `client`'s connection does with `packet`, a live delivery of a publication.
+   * At CONNECT aedes restores the session's filters before it reads the queue, and every
+   * publication is queued for the session before it is delivered live: one delivered live while the
+   * queue was read, or whose queuing the read saw, went twice (a QoS 2 duplicate, MQTT-4.3.3-1,
+   * sometimes under a second packet identifier). So the session's queued publications go from the
+   * queue until its read has caught up (`sends`), the later ones live (`after`); `none`: not queued
+   * for the session. Skipped live, a publication stays queued (aedes clears nothing of a delivery
+   * without an identifier).
+   */
+  queueDelivery(client: PersistenceClient, packet: Pick<Packet, 'brokerCounter'>): 'sends' | 'after' | 'none' {
+    const queued = packet.brokerCounter === undefined ? undefined : this.enqueued.get(packet.brokerCounter);
+    if (queued === undefined || client.clean !== false || !queued.clientIds.includes(client.id)) return 'none';
+    // no replay yet: the queue is read later in this CONNECT (aedes reads it last)
+    const replay = this.replays.get(client);
+    return replay === undefined || replay.reading || queued.at <= replay.readAfter ? 'sends' : 'after';
   }
 
   /**
@@ -607,11 +654,16 @@ export class SqlitePersistence {
     await this.enqueue([clientId], toAedesPacketColumns(packet, packet.messageId));
   }
 
-  private async enqueue(clientIds: readonly string[], columns: PacketColumns): Promise<void> {
+  private async enqueue(clientIds: readonly string[], columns: PacketColumns, publication?: Pick<Packet, 'brokerCounter'>,
+    incoming?: { clientId: string; messageId: number }): Promise<void> {
     const row = { client_id: '', ...columns };
     const bytes = storedBytes(row);
-    const drops = await this.durable(clientIds, () => {
+    const drops = await this.durable(incoming === undefined ? clientIds : [...clientIds, incoming.clientId], () => {
       const dropped: Array<{ clientId: string; count: number }> = [];
+      if (incoming !== undefined && this.durableIncoming.get(incoming.clientId)?.has(incoming.messageId)) {
+        this.statements.markIncomingPublished.run(incoming.clientId, incoming.messageId);
+      }
+      if (publication?.brokerCounter !== undefined) this.trackPublication(publication.brokerCounter, clientIds);
       for (const clientId of clientIds) {
         const heldBytes = this.queueBytes.get(clientId) ?? 0;
         const length = this.queueLengths.get(clientId) ?? 0;
@@ -695,21 +747,29 @@ export class SqlitePersistence {
     return this.mayHaveQueue(clientId) ? this.statements.inFlightIds.all(clientId) : [];
   }
 
-  /** The client's queued packets in enqueue order, as committed when the stream is first read. */
+  /**
+   * The client's queued packets in enqueue order, read page by page until a read finds the queue's
+   * end: what is queued meanwhile comes from here too, not live (queueDelivery).
+   */
   outgoingStream(client: PersistenceClient): Readable {
     // aedes asks on every CONNECT, clean sessions included.
-    if (!this.mayHaveQueue(client.id)) return Readable.from([]);
-    return Readable.from(this.queuedPackets(client.id));
+    if (!this.mayHaveQueue(client.id)) {
+      this.replays.set(client, { reading: false, readAfter: this.enqueues });
+      return Readable.from([]);
+    }
+    const replay = { reading: true, readAfter: 0 };
+    this.replays.set(client, replay);
+    return Readable.from(this.queuedPackets(client.id, replay));
   }
 
-  private async *queuedPackets(clientId: string): AsyncGenerator<Packet> {
+  private async *queuedPackets(clientId: string, replay: { reading: boolean; readAfter: number }): AsyncGenerator<Packet> {
     await this.settled(clientId);
-    const last = this.statements.lastOutgoingId.get(clientId);
-    if (last === undefined || last === null) return;
-    // Up to `last` only: packets enqueued meanwhile reach an online client live,
-    // and reading them here too would deliver them twice.
     for (let after = 0; ;) {
-      const page = this.statements.outgoingPage.all(clientId, after, last, PAGE_SIZE);
+      const page = this.statements.outgoingPage.all(clientId, after, PAGE_SIZE);
+      if (page.length < PAGE_SIZE) {
+        replay.reading = false;
+        replay.readAfter = this.enqueues;
+      }
       for (const row of page) {
         if (row.message_id !== null && row.cmd === 'publish') this.noteResent(clientId, row.message_id);
         yield outgoingFromRow(row);
@@ -771,6 +831,8 @@ export class SqlitePersistence {
         if (thisRun === undefined) this.incomingThisRun.set(clientId, thisRun = new Set());
         thisRun.add(messageId);
       });
+      // aedes publishes it next (outgoingEnqueueCombi)
+      if (Buffer.isBuffer(packet.payload)) this.incomingToPublish.set(packet.payload, { clientId, messageId });
     } finally {
       const left = (this.incomingBeingStored.get(clientId) ?? bytes) - bytes;
       if (left > 0) this.incomingBeingStored.set(clientId, left);
@@ -814,16 +876,6 @@ export class SqlitePersistence {
       if (row !== undefined && (packet.cmd !== 'publish' || this.incomingThisRun.get(clientId)?.has(messageId) || row.published === 1)) return aedesPacketFromColumns(row);
     }
     throw noSuchPacket();
-  }
-
-  /**
-   * A persistent session's QoS 2 PUBLISH was published (aedes' `published`, after the queues and
-   * retained message its publication stored): recorded with it, so that sent again after a restart,
-   * before the PUBREC reached its sender, it is not published twice (MQTT-4.3.3-2).
-   */
-  async incomingPublished(client: PersistenceClient, messageId: number): Promise<void> {
-    if (client.clean === true || !this.durableIncoming.get(client.id)?.has(messageId)) return;
-    await this.durable([client.id], () => this.statements.markIncomingPublished.run(client.id, messageId));
   }
 
   async incomingDelPacket(client: PersistenceClient, packet: Packet): Promise<void> {
@@ -1075,9 +1127,8 @@ function prepareStatements(store: Store) {
     deleteClientOutgoing: db.prepare<[string]>('DELETE FROM broker_outgoing_packets WHERE client_id = ?'),
     inFlightIds: db.prepare<[string], number>(
       'SELECT message_id FROM broker_outgoing_packets INDEXED BY broker_outgoing_packets_by_message_id WHERE client_id = ? AND message_id IS NOT NULL').pluck(),
-    lastOutgoingId: db.prepare<[string], number | null>('SELECT MAX(id) FROM broker_outgoing_packets WHERE client_id = ?').pluck(),
-    outgoingPage: db.prepare<[string, number, number, number], OutgoingRow>(
-      'SELECT * FROM broker_outgoing_packets WHERE client_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?'),
+    outgoingPage: db.prepare<[string, number, number], OutgoingRow>(
+      'SELECT * FROM broker_outgoing_packets WHERE client_id = ? AND id > ? ORDER BY id LIMIT ?'),
 
     // incoming QoS 2 packets
     allIncomingKeys: db.prepare<[], { client_id: string; message_id: number; bytes: number }>(`SELECT client_id, message_id, ${STORED_BYTES} AS bytes FROM broker_incoming_packets`),
