@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDaemon } from './helpers/daemon.js';
@@ -245,6 +245,32 @@ describe('functions: log tail, weighted aliases, qualified async invocations, de
     expect(await eventually(() => { const got = lines(file); return got.length === 2 ? got : undefined; })).toEqual([requestId, requestId]);
     const sync = await lambda('Retried');
     expect(sync.headers.get('x-amzn-requestid')).toBe(await sync.json());
+  });
+
+  it('queues an event with the deprecated InvokeAsync API that the AWS CLI still has (invoke-async), 202 and {"Status": 202}', async () => {
+    const file = join(out.dir, 'invoked-async.jsonl');
+    await deploy({
+      'template.yaml': template('Queued', { Handler: 'index.handler' }),
+      'index.js': `const fs = require("node:fs");\nexports.handler = async (event, context) => { fs.appendFileSync(${JSON.stringify(file)}, JSON.stringify([event, context.awsRequestId]) + "\\n"); };\n`,
+    });
+    const args = join(out.dir, 'invoke-args.json');
+    writeFileSync(args, '{"via":"invoke-async"}');
+    const aws = (...more: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => execFile('/usr/bin/aws', [
+      'lambda', 'invoke-async', ...more, '--endpoint-url', `http://127.0.0.1:${daemon.port('http')}`, '--region', 'local',
+    ], { env: { ...process.env, AWS_ACCESS_KEY_ID: key.accessKeyId, AWS_SECRET_ACCESS_KEY: key.secretAccessKey, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', AWS_MAX_ATTEMPTS: '1' }, timeout: 30_000 },
+    (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr })));
+    const queued = await aws('--function-name', 'Queued', '--invoke-args', args);
+    expect(queued, queued.stderr).toMatchObject({ code: 0 });
+    expect(JSON.parse(queued.stdout)).toEqual({ Status: 202 });
+    expect(await eventually(() => { const got = lines(file); return got.length === 1 ? got : undefined; })).toEqual([[{ via: 'invoke-async' }, expect.stringMatching(/^[0-9a-f-]{36}$/)]]);
+    // Lambda's errors, nothing queued
+    expect((await aws('--function-name', 'Missing', '--invoke-args', args)).stderr).toContain('ResourceNotFoundException');
+    writeFileSync(args, '{"not json');
+    expect((await aws('--function-name', 'Queued', '--invoke-args', args)).stderr).toContain('InvalidRequestContentException');
+    writeFileSync(args, JSON.stringify({ big: 'x'.repeat(256 * 1024) }));
+    expect((await aws('--function-name', 'Queued', '--invoke-args', args)).stderr).toContain('RequestEntityTooLargeException');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(lines(file)).toHaveLength(1);
   });
 
   it('gives a Python handler context.client_context and context.identity as objects, as Lambda\'s Python runtime', async () => {

@@ -21,16 +21,39 @@ import { isDiskFull } from '../store/storage-errors.js';
  * invoke any function: a thing's broker policy names topics, and an invocation has none.
  */
 export function registerLambdaInvokeRoute(router: Router<HttpHandler>, service: FunctionService, auth: DataPlaneAuth, memory: BodyMemory, log: Logger): void {
-  router.add('POST', '/2015-03-31/functions/:name/invocations', (req, res, params, url) => invokeOperation(req, res, params.name, url, service, auth, memory)
-    .catch((error: unknown) => {
-      const apiError = error instanceof FunctionApiError ? error
-        : error instanceof DataPlaneAuthError ? authError(error)
-          : error instanceof BodyTooLargeError ? bodyTooLarge(req)
-            : error instanceof BodyMemoryFullError ? new FunctionApiError(429, 'TooManyRequestsException', error.message)
-              : new FunctionApiError(500, 'ServiceException', isDiskFull(error) ? `Internal error: the gateway's disk is full (${(error as Error).message})` : 'Internal error');
-      if (apiError.status >= 500) log.error({ err: error, function: params.name }, 'Lambda Invoke failed');
-      sendError(res, apiError);
-    }));
+  const route = (path: string, operation: (req: IncomingMessage, res: ServerResponse, name: string, url: URL) => Promise<void>, tooLarge: (req: IncomingMessage) => FunctionApiError) => {
+    router.add('POST', path, (req, res, params, url) => operation(req, res, params.name, url)
+      .catch((error: unknown) => {
+        const apiError = error instanceof FunctionApiError ? error
+          : error instanceof DataPlaneAuthError ? authError(error)
+            : error instanceof BodyTooLargeError ? tooLarge(req)
+              : error instanceof BodyMemoryFullError ? new FunctionApiError(429, 'TooManyRequestsException', error.message)
+                : new FunctionApiError(500, 'ServiceException', isDiskFull(error) ? `Internal error: the gateway's disk is full (${(error as Error).message})` : 'Internal error');
+        if (apiError.status >= 500) log.error({ err: error, function: params.name }, 'Lambda Invoke failed');
+        sendError(res, apiError);
+      }));
+  };
+  route('/2015-03-31/functions/:name/invocations', (req, res, name, url) => invokeOperation(req, res, name, url, service, auth, memory), bodyTooLarge);
+  route('/2014-11-13/functions/:name/invoke-async', (req, res, name) => invokeAsyncOperation(req, res, name, service, auth),
+    () => new FunctionApiError(413, 'RequestEntityTooLargeException', `Request must be smaller than ${MAX_INVOKE_ASYNC_PAYLOAD} bytes for the InvokeAsync operation`));
+}
+
+/** InvokeAsync's limit, below Invoke's Event one (the AWS CLI's `invoke-async`: "The payload limit is 256KB"). */
+const MAX_INVOKE_ASYNC_PAYLOAD = 256 * 1024;
+
+/**
+ * Lambda InvokeAsync (deprecated, still in the AWS CLI and SDKs): the body is the event of an
+ * asynchronous invocation of the function's $LATEST, answered 202 once the event is queued durably.
+ */
+async function invokeAsyncOperation(req: IncomingMessage, res: ServerResponse, functionName: string, service: FunctionService, auth: DataPlaneAuth): Promise<void> {
+  const { body } = await auth.authenticate(req, MAX_INVOKE_ASYNC_PAYLOAD, 'lambda');
+  const name = checkedFunctionName(functionName);
+  if (!isUtf8(body)) throw apiErrors.invalidPayload();
+  const { requestId } = await service.invoke(name, { event: invokeEvent(body.toString('utf8')) }, 'Event');
+  // InvokeAsync's Status is the HTTP status; the body repeats it, as the 2014 API's JSON did
+  const text = JSON.stringify({ Status: 202 });
+  res.writeHead(202, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'x-amzn-RequestId': requestId });
+  res.end(text);
 }
 
 async function invokeOperation(req: IncomingMessage, res: ServerResponse, functionName: string, url: URL, service: FunctionService, auth: DataPlaneAuth, memory: BodyMemory): Promise<void> {
