@@ -143,6 +143,7 @@ export class BrokerService implements Service, LocalBus {
       authorizeForward: createAuthorizeForward(deps),
       published: (packet: AedesPublishPacket, client: Client, done: (error?: Error | null) => void) => {
         this.outgoing.release(packet, client);
+        this.persistence.forgetPublication(packet.payload);
         done(null);
       },
     });

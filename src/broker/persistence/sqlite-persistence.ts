@@ -111,11 +111,12 @@ const TRIE_OPTIONS = { separator: '/', wildcard_one: '+', wildcard_some: '#', ma
 // across the stream's asynchronous reads.
 const PAGE_SIZE = 64;
 /**
- * Queued publications queueDelivery knows of, the latest: far more than aedes delivers at once (each
- * is asked of as it is delivered live, right after its queuing). One forgotten before it was
- * delivered goes live, and also from a queue being read at that moment.
+ * Sessions of the queued publications queueDelivery knows of, together: each is forgotten once
+ * delivered live, right after its queuing, so this bounds only what a failed publish leaves (the
+ * oldest go first). One forgotten before it was delivered goes live, and also from a queue being
+ * read at that moment.
  */
-const MAX_TRACKED_PUBLICATIONS = 4096;
+const MAX_TRACKED_SESSIONS = 8192;
 
 const PACKET_COLUMNS = 'cmd, broker_id, broker_counter, topic, payload, qos, retain, dup, message_id, extra_fields';
 const PACKET_VALUES = '@cmd, @broker_id, @broker_counter, @topic, @payload, @qos, @retain, @dup, @message_id, @extra_fields';
@@ -227,10 +228,14 @@ export class SqlitePersistence {
   /** Counts the enqueues as they run, so that a delivery can tell whether a queue's read saw its message. */
   private enqueues = 0;
   /**
-   * The latest publications queued for persistent sessions, by their broker counter (a delivery's
-   * copy keeps it): their place in `enqueues`, and the sessions they were queued for.
+   * Publications queued for persistent sessions and not yet delivered live, by their broker counter
+   * (a delivery's copy keeps it): their place in `enqueues`, and the sessions they were queued for.
    */
-  private readonly enqueued = new Map<number, { at: number; clientIds: readonly string[] }>();
+  private readonly enqueued = new Map<number, { at: number; sessions: ReadonlySet<string> }>();
+  /** The sessions of all of `enqueued`. */
+  private trackedSessions = 0;
+  /** The broker counter of each of `enqueued`, by the payload the publication's packets share. */
+  private readonly publicationOfPayload = new WeakMap<Buffer, number>();
   /** Each persistent session's connection: whether its queue is being read at CONNECT, and the enqueue its last read came after. */
   private readonly replays = new WeakMap<PersistenceClient, { reading: boolean; readAfter: number }>();
   /** Queued PUBLISHes read back for a client that had been sent them (they had an identifier): sent again, they are duplicates. */
@@ -538,9 +543,25 @@ export class SqlitePersistence {
     return matches.filter((subscription) => !wildcardSkipsTopic(subscription.topic, topic));
   }
 
-  private trackPublication(brokerCounter: number, clientIds: readonly string[]): void {
-    this.enqueued.set(brokerCounter, { at: ++this.enqueues, clientIds });
-    if (this.enqueued.size > MAX_TRACKED_PUBLICATIONS) this.enqueued.delete(this.enqueued.keys().next().value!);
+  private trackPublication(publication: Pick<Packet, 'brokerCounter' | 'payload'>, sessions: ReadonlySet<string>): void {
+    if (publication.brokerCounter === undefined || sessions.size === 0) return;
+    this.enqueued.set(publication.brokerCounter, { at: ++this.enqueues, sessions });
+    this.trackedSessions += sessions.size;
+    if (Buffer.isBuffer(publication.payload)) this.publicationOfPayload.set(publication.payload, publication.brokerCounter);
+    while (this.trackedSessions > MAX_TRACKED_SESSIONS && this.enqueued.size > 1) this.forget(this.enqueued.keys().next().value!);
+  }
+
+  /** The publication of `payload` was delivered to its live subscribers (aedes' `published`): queueDelivery is asked no more of it. */
+  forgetPublication(payload: unknown): void {
+    const brokerCounter = Buffer.isBuffer(payload) ? this.publicationOfPayload.get(payload) : undefined;
+    if (brokerCounter !== undefined) this.forget(brokerCounter);
+  }
+
+  private forget(brokerCounter: number): void {
+    const entry = this.enqueued.get(brokerCounter);
+    if (entry === undefined) return;
+    this.enqueued.delete(brokerCounter);
+    this.trackedSessions -= entry.sessions.size;
   }
 
   /** Whether a persistent session subscribes at QoS > 0 to a filter matching `topic`. */
@@ -621,10 +642,10 @@ export class SqlitePersistence {
     // One copy per client even when several of its filters match: aedes
     // delivers it once (it dedupes by brokerId/brokerCounter), so a second
     // copy would never be acknowledged and would be redelivered after a restart.
-    const clientIds = [...new Set(subs.map((sub) => sub.clientId))];
+    const sessions = new Set(subs.map((sub) => sub.clientId));
     // MQTT-3.3.1-9: it matched a filter the session held, so it is no retained message to the
     // subscriber however it was published
-    await this.enqueue(clientIds, { ...toAedesPacketColumns(packet, undefined), retain: 0 }, packet, incoming);
+    await this.enqueue([...sessions], { ...toAedesPacketColumns(packet, undefined), retain: 0 }, { packet, sessions }, incoming);
   }
 
   /**
@@ -639,7 +660,7 @@ export class SqlitePersistence {
    */
   queueDelivery(client: PersistenceClient, packet: Pick<Packet, 'brokerCounter'>): 'sends' | 'after' | 'none' {
     const queued = packet.brokerCounter === undefined ? undefined : this.enqueued.get(packet.brokerCounter);
-    if (queued === undefined || client.clean !== false || !queued.clientIds.includes(client.id)) return 'none';
+    if (queued === undefined || client.clean !== false || !queued.sessions.has(client.id)) return 'none';
     // no replay yet: the queue is read later in this CONNECT (aedes reads it last)
     const replay = this.replays.get(client);
     return replay === undefined || replay.reading || queued.at <= replay.readAfter ? 'sends' : 'after';
@@ -654,8 +675,8 @@ export class SqlitePersistence {
     await this.enqueue([clientId], toAedesPacketColumns(packet, packet.messageId));
   }
 
-  private async enqueue(clientIds: readonly string[], columns: PacketColumns, publication?: Pick<Packet, 'brokerCounter'>,
-    incoming?: { clientId: string; messageId: number }): Promise<void> {
+  private async enqueue(clientIds: readonly string[], columns: PacketColumns,
+    publication?: { packet: Pick<Packet, 'brokerCounter' | 'payload'>; sessions: ReadonlySet<string> }, incoming?: { clientId: string; messageId: number }): Promise<void> {
     const row = { client_id: '', ...columns };
     const bytes = storedBytes(row);
     const drops = await this.durable(incoming === undefined ? clientIds : [...clientIds, incoming.clientId], () => {
@@ -663,7 +684,7 @@ export class SqlitePersistence {
       if (incoming !== undefined && this.durableIncoming.get(incoming.clientId)?.has(incoming.messageId)) {
         this.statements.markIncomingPublished.run(incoming.clientId, incoming.messageId);
       }
-      if (publication?.brokerCounter !== undefined) this.trackPublication(publication.brokerCounter, clientIds);
+      if (publication !== undefined) this.trackPublication(publication.packet, publication.sessions);
       for (const clientId of clientIds) {
         const heldBytes = this.queueBytes.get(clientId) ?? 0;
         const length = this.queueLengths.get(clientId) ?? 0;
