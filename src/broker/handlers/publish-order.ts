@@ -37,29 +37,52 @@ export function isRepeatDelivery(client: Client, packet: AedesPublishPacket): bo
 
 /** Live publications held for a connection until its session's queue is written out, by broker counter. */
 const heldForQueue = new WeakMap<Client, Map<number, AedesPublishPacket>>();
+/**
+ * What all connections hold at most together. A connection holds what is published to it from its
+ * queue's last read (at most a page, 64, and what its stream buffers) until that is written, each
+ * after its identifier is committed: a few hundred ms. Beyond, a publication goes live at once:
+ * in memory no more, in order no longer.
+ */
+const MAX_HELD_PUBLICATIONS = 8192;
+const MAX_HELD_BYTES = 4 * 1024 * 1024;
+const held = { publications: 0, bytes: 0 };
 
 /**
  * Holds `packet`, live to a persistent session's connection whose queue, read at CONNECT, is still
  * being written to it (aedes marks the connection `connected` once that is done), and delivers it
  * right after: sent at once it would overtake the queue's older messages (MQTT-4.6.0-6); left
- * queued it would wait for the next connection. Returns false once the queue is written out.
+ * queued it would wait for the next connection. Returns false once the queue is written out, or
+ * when MAX_HELD_PUBLICATIONS or MAX_HELD_BYTES are held already.
  */
 export function holdUntilQueueSent(client: Client, packet: AedesPublishPacket): boolean {
   const connection = client as unknown as Client & { connected: boolean; deliverQoS(packet: AedesPublishPacket, done: () => void): void };
   if (connection.connected || packet.brokerCounter === undefined) return false;
-  let held = heldForQueue.get(client);
-  if (held === undefined) {
-    heldForQueue.set(client, held = new Map());
-    client.once('connected', () => {
-      for (const later of held!.values()) {
+  let packets = heldForQueue.get(client);
+  // one entry for the message however many of the client's filters match it
+  if (packets?.has(packet.brokerCounter)) return true;
+  const bytes = packet.payload?.length ?? 0;
+  if (held.publications >= MAX_HELD_PUBLICATIONS || held.bytes + bytes > MAX_HELD_BYTES) return false;
+  if (packets === undefined) {
+    const created = new Map<number, AedesPublishPacket>();
+    heldForQueue.set(client, packets = created);
+    const release = (deliver: boolean) => {
+      heldForQueue.delete(client);
+      for (const later of created.values()) {
+        held.publications--;
+        held.bytes -= later.payload?.length ?? 0;
+        if (!deliver) continue;
         // handed once already, when it was held
         lastHanded.delete(client);
         connection.deliverQoS(later, () => undefined);
       }
-      heldForQueue.delete(client);
-    });
+      created.clear();
+    };
+    client.once('connected', () => release(true));
+    // still queued: the next connection gets them
+    (client.conn as unknown as NodeJS.EventEmitter).once('close', () => release(false));
   }
-  // one entry for the message however many of the client's filters match it
-  held.set(packet.brokerCounter, packet);
+  packets.set(packet.brokerCounter, packet);
+  held.publications++;
+  held.bytes += bytes;
   return true;
 }
