@@ -85,6 +85,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     for (const service of this.services) await service.start();
+    for (const service of this.services) await service.listen?.();
     if (this.loaded.config.http.enabled) await this.http.start();
     await this.adminServer.start();
     this.state = 'running';

@@ -69,6 +69,12 @@ export interface Service {
   readonly name: string;
   start(): Promise<void>;
   /**
+   * Once every service has started: opens listeners whose clients other services serve through
+   * the local bus (the MQTT ports), so that nothing is acknowledged before its subscribers are
+   * there (a device's QoS 1 message PUBACKed before sync or a function trigger subscribed was lost).
+   */
+  listen?(): Promise<void>;
+  /**
    * Before any service stops: ends the work that leans on services stopped before this one (sync's
    * uploads read the local object store, which stops first), so that their wait does not eat the
    * daemon's stop deadline.

@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MqttClient } from 'mqtt';
+import { readFileSync } from 'node:fs';
+import mqtt, { type MqttClient } from 'mqtt';
 import { TestDaemon, type DaemonOptions } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
-import { CloudBroker, CloudSubscriber } from './helpers/cloud.js';
+import { CloudBroker, CloudSubscriber, freePort } from './helpers/cloud.js';
+import { straceWorks } from './helpers/strace.js';
 
 const status = async (daemon: TestDaemon) => JSON.parse((await outpost(daemon.socket, ['sync', 'status', '--json'])).stdout);
 const rule = (s: any, name: string) => s.rules.find((r: any) => r.rule === name);
@@ -206,4 +208,46 @@ describe('sync outbox bounds', () => {
     expect(rule(s, 'ttl').oldestAgeSeconds).toBeLessThan(8);
     await eventually(async () => rule(await status(rebooted), 'ttl').expired === 1, 15_000, 200);
   }, 60_000);
+});
+
+describe.skipIf(!straceWorks)('a device that publishes as soon as the MQTT port accepts, as the gateway starts', () => {
+  it('has each message it was PUBACKed in the outbox: the port opens once every service subscribed', async () => {
+    const mqttPort = await freePort();
+    // nothing listens there: the outbox keeps everything
+    const cloudPort = await freePort();
+    const starting = TestDaemon.start({
+      // the services' starts take as long as on an SD card: each fdatasync 200 ms more
+      wrapper: ['strace', '-f', '--seccomp-bpf', '-qq', '-o', '/dev/null', '-e', 'trace=fdatasync', '-e', 'inject=fdatasync:delay_enter=200000'],
+      startTimeoutMs: 60_000,
+      config: {
+        mqtt: { port: mqttPort, allowAnonymous: true },
+        cloud: { mqtt: { url: `mqtt://127.0.0.1:${cloudPort}`, clientId: 'gw-early' } },
+        sync: { outbound: [{ name: 'early', from: 'early/#' }] },
+      },
+    });
+    let device: MqttClient | undefined;
+    for (let attempt = 0; attempt < 10_000 && device === undefined; attempt++) {
+      const client = mqtt.connect(`mqtt://127.0.0.1:${mqttPort}`, { clientId: 'early-device', reconnectPeriod: 0, connectTimeout: 2000 });
+      device = await new Promise<MqttClient | undefined>((resolve) => {
+        client.once('connect', () => resolve(client));
+        client.once('close', () => resolve(undefined));
+        client.on('error', () => undefined);
+      });
+      if (device === undefined) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    // at once, before the daemon says it is ready
+    const acknowledged = device && Promise.all(Array.from({ length: 20 }, (_, i) => device.publishAsync('early/x', String(i), { qos: 1 })));
+    const daemon = await starting;
+    try {
+      expect(device).toBeDefined();
+      await acknowledged;
+      expect(rule(await status(daemon), 'early').backlog).toBe(20);
+    } finally {
+      device?.end(true);
+      // strace's child is the daemon: stopping strace would leave it running
+      const pid = Number(readFileSync(`/proc/${daemon.process.pid}/task/${daemon.process.pid}/children`, 'utf8').trim().split(' ')[0]);
+      if (pid) process.kill(pid, 'SIGTERM');
+      await daemon.cleanup();
+    }
+  });
 });

@@ -191,6 +191,9 @@ export class BrokerService implements Service, LocalBus {
       retainedMessages: () => this.persistence.retainedMessages,
     }, mqtt.sysIntervalSeconds * 1000);
     this.systemTopics.start();
+  }
+
+  async listen(): Promise<void> {
     await this.listenersSet.start();
   }
 
