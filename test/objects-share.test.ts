@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import {
@@ -200,6 +201,31 @@ describe('file share', () => {
     expect(keys).not.toContain('.report.csv.Xy12Ab');
     expect(keys).not.toContain('.Trash-1000/old.txt');
     expect(keys).not.toContain('hostname');
+  });
+
+  it('answers a GET of an object whose file a local program replaced by a FIFO without waiting for a writer, and serves on', async () => {
+    mkdirSync(shareFile('fifo'), { recursive: true });
+    const keys = ['fifo/frame.jpg', 'fifo/clip.bin'];
+    writeFileSync(shareFile(keys[0]), 'frame');
+    // large: read through the thread pool, not on the event loop
+    writeFileSync(shareFile(keys[1]), Buffer.alloc(3 * 1024 * 1024, 1));
+    for (const key of keys) await eventually(async () => !('missing' in await head(key)), 10_000);
+    try {
+      for (const key of keys) {
+        execFileSync('mkfifo', [shareFile('fifo/.pipe')]);
+        renameSync(shareFile('fifo/.pipe'), shareFile(key));
+        const answer = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }), { abortSignal: AbortSignal.timeout(5000) })
+          .then(() => 'served', (error) => `${error.name} ${error.$metadata?.httpStatusCode}`);
+        expect(answer, key).toBe('ServiceUnavailable 503');
+      }
+      expect((await fetch(`http://127.0.0.1:${daemon.port('http')}/healthz`, { signal: AbortSignal.timeout(5000) })).status).toBe(200);
+    } finally {
+      for (const key of keys) {
+        // a reader still waiting in open() (the code before) is let go by a writer
+        try { closeSync(openSync(shareFile(key), constants.O_WRONLY | constants.O_NONBLOCK)); } catch { /* none waits */ }
+        rmSync(shareFile(key), { force: true });
+      }
+    }
   });
 
   it('keeps an S3 key with a dot-file\'s segment as a hidden blob: the share leaves dot-files alone, so it would never see their changes', async () => {

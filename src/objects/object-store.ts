@@ -13,7 +13,7 @@ import { guessContentType } from './content-type.js';
 import { KeyLocks } from './key-locks.js';
 import { ShareCopies, type StoreFile } from './share-copies.js';
 import { ShareVolume } from './share-volume.js';
-import { BLOCKED, cannotBeDirectory, linkOnPath, lstatUnlessBlocked } from './share-paths.js';
+import { BLOCKED, READ_NOT_WAITING, cannotBeDirectory, linkOnPath, lstatUnlessBlocked } from './share-paths.js';
 import { collectBufferGarbage } from '../buffer-garbage.js';
 import { fileChunks } from './file-chunks.js';
 import { BodyTurns, type BodyTurn } from './body-turns.js';
@@ -773,7 +773,7 @@ export class ObjectStore {
       const stored = this.readStored(bucket, key);
       if (stored.content) return stored;
       const { object } = stored;
-      const file = await open(this.contentPath(object), constants.O_RDONLY).catch((error) => {
+      const file = await open(this.contentPath(object), READ_NOT_WAITING).catch((error) => {
         throw this.missingContent(error, object);
       });
       if (!object.blob) {
@@ -907,8 +907,9 @@ export class ObjectStore {
     // file there now has not been judged settled, nor not the store's
     if (!before.isFile() || !sameFile(before, judged)) throw new FileChangedError(path);
     const hash = createHash('md5');
-    const file = await open(path, constants.O_RDONLY);
+    const file = await open(path, READ_NOT_WAITING);
     try {
+      if (!sameFile(await file.stat(), before)) throw new FileChangedError(path);
       for await (const chunk of file.createReadStream({ autoClose: false, highWaterMark: 256 * 1024 })) hash.update(chunk as Buffer);
     } finally {
       await file.close();
@@ -1476,10 +1477,10 @@ export class ObjectStore {
  */
 function openForReading(path: string): number {
   try {
-    return openSync(path, constants.O_RDONLY | NOATIME);
+    return openSync(path, READ_NOT_WAITING | NOATIME);
   } catch (error) {
     // O_NOATIME is for the file's owner only (a local program may own a share file)
-    if (NOATIME && isCode(error, 'EPERM')) return openSync(path, constants.O_RDONLY);
+    if (NOATIME && isCode(error, 'EPERM')) return openSync(path, READ_NOT_WAITING);
     throw error;
   }
 }

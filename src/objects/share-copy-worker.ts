@@ -8,7 +8,7 @@ import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, linkSync, 
 import { dirname } from 'node:path';
 import { makeDirectoriesSync } from '../store/durable-directories.js';
 import type { ThreadReply } from '../request-thread.js';
-import { BLOCKED, linkOnPath, lstatUnlessBlocked } from './share-paths.js';
+import { BLOCKED, READ_NOT_WAITING, linkOnPath, lstatUnlessBlocked } from './share-paths.js';
 
 /** A share file the store wrote (inode, size, mtime), which a newer version's copy replaces. */
 export interface StoreFile {
@@ -147,13 +147,15 @@ export function syncCopies(paths: string[]): void {
 function syncPath(path: string, dataOnly: boolean): void {
   let fd;
   try {
-    fd = openSync(path, 'r');
+    fd = openSync(path, READ_NOT_WAITING);
   } catch (error) {
     // replaced or deleted since: what is there now was synced by whoever put it there
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw error;
   }
   try {
+    // replaced by something else than a file (a FIFO takes no sync): not the copy
+    if (dataOnly && !fstatSync(fd).isFile()) return;
     if (dataOnly) fdatasyncSync(fd);
     else fsyncSync(fd);
   } finally {

@@ -1,7 +1,15 @@
 // Looking at a key's path in the share: shared by the store (on the event loop) and the share copy
 // thread, which loads only Node's built-ins and this.
-import { lstatSync, type Stats } from 'node:fs';
+import { constants, lstatSync, type Stats } from 'node:fs';
 import { join, relative } from 'node:path';
+
+/**
+ * How a share file is opened to read: a FIFO a local program put at an object's path would hold an
+ * open for reading until a writer came (the event loop, or a thread, for good: one GET froze the
+ * daemon); O_NONBLOCK returns at once, and the fstat after tells it is not the object's file.
+ * Regular files ignore it.
+ */
+export const READ_NOT_WAITING = constants.O_RDONLY | constants.O_NONBLOCK;
 
 export const BLOCKED = Symbol('a file stands where a directory of the path should be');
 
