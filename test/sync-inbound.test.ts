@@ -140,3 +140,54 @@ describe('inbound rules over MQTT 5', () => {
     }
   });
 });
+
+describe('a burst of cloud messages larger than the inbound rules hold at once', () => {
+  let cloud: CloudBroker;
+  let daemon: TestDaemon;
+  const config = () => ({
+    mqtt: { allowAnonymous: true, maxQueuedMessages: 10_000 },
+    cloud: { mqtt: { url: cloud.url, clientId: 'gw-burst', reconnectMinMs: 100, reconnectMaxMs: 400 } },
+    sync: { inbound: [{ name: 'burst', from: 'cmd/#', to: 'local/${topic}', qos: 1 }] },
+  });
+
+  beforeAll(async () => {
+    cloud = await CloudBroker.create();
+    await cloud.start();
+    daemon = await TestDaemon.start({ config: config() });
+  });
+
+  afterAll(async () => {
+    await daemon?.cleanup();
+    await cloud?.destroy();
+  });
+
+  it('takes all of it on one connection, each message once, reading no more of the cloud while 1,000 wait', async () => {
+    const MESSAGES = 3000;
+    // a device with a persistent session, offline: it gets what the gateway published meanwhile
+    const device = await connectClient(daemon.mqttUrl, { clientId: 'burst-device', clean: false });
+    await device.subscribeAsync('local/#', { qos: 1 });
+    await device.endAsync();
+    await eventually(async () => (await status(daemon)).online);
+    await daemon.stop();
+    // the cloud keeps the gateway's session and sends all of it at once when the gateway is back
+    const publisher = await connectClient(cloud.url, { clientId: 'cloud-burst' });
+    for (let i = 0; i < MESSAGES; i++) await publisher.publishAsync('cmd/valve', String(i), { qos: 1 });
+    publisher.end(true);
+
+    daemon = await TestDaemon.start({ dataDir: daemon.dataDir, config: config() });
+    const inbound = async () => (await status(daemon)).inbound?.find((rule: any) => rule.rule === 'burst');
+    await eventually(async () => (await inbound())?.delivered >= MESSAGES, 30_000);
+    expect(daemon.process.exitCode).toBeNull();
+    expect(await inbound()).toMatchObject({ delivered: MESSAGES, failures: 0 });
+    const received: string[] = [];
+    const back = mqtt.connect(daemon.mqttUrl, { clientId: 'burst-device', clean: false, reconnectPeriod: 0, protocolVersion: 4 });
+    back.on('message', (_topic, payload) => received.push(payload.toString()));
+    try {
+      await eventually(() => received.length >= MESSAGES, 20_000).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(received).toEqual(Array.from({ length: MESSAGES }, (_, i) => String(i)));
+    } finally {
+      back.end(true);
+    }
+  });
+});

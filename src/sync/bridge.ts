@@ -129,10 +129,11 @@ export class OutboundBridge {
 const INBOUND_RETRY_MIN_MS = 100;
 const INBOUND_RETRY_MAX_MS = 5000;
 /**
- * Cloud messages held for a failed publish: waiting for its retry, or behind it on its local topic.
- * QoS 1 ones are bounded by what the cloud sends unacknowledged, QoS 0 ones (one a topic) are not;
- * beyond this the connection is ended, and the cloud sends the unacknowledged ones again on the
- * next (MQTT-4.4.0-1).
+ * Cloud messages waiting for a local publish: behind another on their local topic, or for a failed
+ * one's retry. Beyond this the cloud's connection is read no more until half of them went (TCP
+ * holds the rest, and the cloud waits): ending it instead had the cloud send them all again at once
+ * on the next connection, a burst of 3,000 ended every connection, each message came many times,
+ * and the daemon crashed on a publish answered after its queue was gone.
  */
 const INBOUND_MAX_WAITING = 1000;
 
@@ -157,6 +158,8 @@ export class InboundBridge {
   /** By local topic, the messages still to publish, the first one being published or waiting for its retry. */
   private readonly queues = new Map<string, InboundMessage[]>();
   private waiting = 0;
+  /** The connection is not read while `waiting` is over INBOUND_MAX_WAITING (see `hold`). */
+  private paused = false;
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   /** The next SUBSCRIBE of the filters the cloud refused. */
   private subscribeRetry: NodeJS.Timeout | undefined;
@@ -174,6 +177,8 @@ export class InboundBridge {
 
   /** A cloud message; the client sends its PUBACK once `done` is called, i.e. after the local broker took it. */
   deliver(packet: { topic: string; payload: Buffer | string }, done: () => void): void {
+    // read from a connection ended meanwhile: unacknowledged, the cloud sends it again
+    if (this.client === undefined) return;
     const rule = this.rules.find((candidate) => topicMatches(candidate.from, packet.topic));
     if (!rule) {
       done();
@@ -194,16 +199,24 @@ export class InboundBridge {
       this.publish(message, this.client, 0);
       return;
     }
-    if (!this.hold()) return;
+    this.hold();
     queue.push(message);
   }
 
-  /** One more message waits (behind another, or for its retry); false when that is too many, and the connection is ended. */
-  private hold(): boolean {
-    if (++this.waiting <= INBOUND_MAX_WAITING) return true;
-    this.log.warn({ waiting: this.waiting }, 'too many cloud messages wait for a local publish; ending the cloud connection so that the cloud sends them again later');
-    this.client?.end(true);
-    return false;
+  /** One more message waits (behind another, or for its retry); beyond INBOUND_MAX_WAITING the connection is read no more. */
+  private hold(): void {
+    if (++this.waiting <= INBOUND_MAX_WAITING || this.paused) return;
+    this.paused = true;
+    this.client?.pause();
+    this.log.info({ waiting: this.waiting }, 'many cloud messages wait for a local publish; reading no more from the cloud until half of them went');
+  }
+
+  /** A waiting message went: the connection is read again once half of the bound is left. */
+  private went(): void {
+    this.waiting--;
+    if (!this.paused || this.waiting > INBOUND_MAX_WAITING / 2) return;
+    this.paused = false;
+    this.client?.resume();
   }
 
   /** A connection is up: subscribes (see `subscribe`) and delivers its messages. */
@@ -222,6 +235,7 @@ export class InboundBridge {
     this.retryTimers.clear();
     this.queues.clear();
     this.waiting = 0;
+    this.paused = false;
   }
 
   private publish(message: InboundMessage, client: CloudClient | undefined, failures: number): void {
@@ -229,20 +243,20 @@ export class InboundBridge {
     this.bus.publish({ topic: message.topic, payload: message.payload, qos: message.qos })
       .finally(() => this.echoes.settled(message.payload))
       .then(() => {
-        if (this.client !== client) return;
+        if (client === undefined || this.client !== client) return;
         if (failures > 0) {
-          this.waiting--;
+          this.went();
           this.log.info({ topic: message.topic, failures }, 'published a cloud message locally after failed attempts');
         }
         this.activity.succeeded(message.rule);
         message.done();
         this.next(message.topic, client);
       }, (error: Error) => {
-        if (this.client !== client) return;
+        if (client === undefined || this.client !== client) return;
         this.activity.failed(message.rule, `could not publish locally: ${error.message}`);
         if (failures === 0) {
           this.log.warn({ err: error, topic: message.topic }, 'could not publish a cloud message locally; retrying, unacknowledged');
-          if (!this.hold()) return;
+          this.hold();
         }
         const delay = Math.min(INBOUND_RETRY_MAX_MS, INBOUND_RETRY_MIN_MS * 2 ** Math.min(failures, 16));
         const timer = setTimeout(() => {
@@ -255,14 +269,15 @@ export class InboundBridge {
 
   /** The first message of the topic went through: the next one in its queue goes. */
   private next(topic: string, client: CloudClient | undefined): void {
-    const queue = this.queues.get(topic)!;
+    const queue = this.queues.get(topic);
+    if (queue === undefined) return;
     queue.shift();
     const following = queue[0];
     if (!following) {
       this.queues.delete(topic);
       return;
     }
-    this.waiting--;
+    this.went();
     this.publish(following, client, 0);
   }
 

@@ -26,6 +26,9 @@ export interface CloudClient {
   once(event: 'close', listener: () => void): this;
   /** Closes the connection (`force`: without DISCONNECT, as after a failure). */
   end(force?: boolean): void;
+  /** Reads no more of the cloud's packets until `resume`: TCP holds the rest, and the cloud's sending waits. */
+  pause(): void;
+  resume(): void;
 }
 
 /** What the sync agent reads of a CONNACK (mqtt-packet's shape). */
@@ -192,6 +195,14 @@ export class LeanMqttClient extends EventEmitter implements CloudClient {
       done(refused.length === 0 ? null : new SubscribeRefused(refused));
     });
     this.send({ cmd: 'subscribe', messageId, subscriptions: topics.map((topic) => ({ topic, qos: filters[topic].qos })) });
+  }
+
+  pause(): void {
+    this.stream.pause();
+  }
+
+  resume(): void {
+    this.stream.resume();
   }
 
   end(force = false): void {
