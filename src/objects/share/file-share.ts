@@ -274,10 +274,10 @@ export class FileShare {
       return;
     }
     const changed = Math.max(directory.mtimeMs, directory.ctimeMs) >= since;
-    let names: Map<string, boolean> | undefined = changed ? new Map() : undefined;
+    let names: Map<string, EntryKind> | undefined = changed ? new Map() : undefined;
     for await (const entry of entries) {
       if (this.stopped) break;
-      if (names) names.set(entry.name, entry.isDirectory());
+      if (names) names.set(entry.name, kindOf(entry));
       if (names && names.size > MAX_COMPARED_NAMES) names = undefined;
       if (skipped(entry)) continue;
       const key = `${prefix}${entry.name}`;
@@ -294,24 +294,25 @@ export class FileShare {
 
   /**
    * Forgets the objects of a directory (and of its subdirectories) that are no longer in it: the
-   * index's entries for the directory's prefix against `names`, its entries as read (name → is a
-   * directory); without them (a directory too large to hold its names) each indexed entry is
-   * lstat-ed. A key's file is missing where a directory took its name, and a prefix's directory where a file did.
+   * index's entries for the directory's prefix against `names`, its entries as read; without them
+   * (a directory too large to hold its names) each indexed entry is lstat-ed. A key's file is
+   * missing where anything but a file took its name (a directory, a link, a FIFO), and a prefix's
+   * directory where anything but a directory did.
    */
-  private async forgetMissing(bucket: string, dir: string, prefix: string, names: Map<string, boolean> | undefined): Promise<void> {
-    const missing = async (name: string, directory: boolean) => {
-      if (names) return names.get(name) !== directory;
+  private async forgetMissing(bucket: string, dir: string, prefix: string, names: Map<string, EntryKind> | undefined): Promise<void> {
+    const missing = async (name: string, wanted: EntryKind) => {
+      if (names) return names.get(name) !== wanted;
       const found = await lstat(join(dir, name)).catch(() => undefined);
-      return !found || found.isDirectory() !== directory;
+      return !found || kindOf(found) !== wanted;
     };
     for (const page of this.indexPages(bucket, prefix, '/')) {
       for (const object of page.objects) {
         if (this.stopped) return;
-        if (!object.blob && await missing(object.key.slice(prefix.length), false)) await this.forget(bucket, object.key);
+        if (!object.blob && await missing(object.key.slice(prefix.length), 'file')) await this.forget(bucket, object.key);
       }
       for (const commonPrefix of page.commonPrefixes) {
         if (this.stopped) return;
-        if (await missing(commonPrefix.slice(prefix.length, -1), true)) await this.forgetTree(bucket, commonPrefix);
+        if (await missing(commonPrefix.slice(prefix.length, -1), 'directory')) await this.forgetTree(bucket, commonPrefix);
       }
     }
   }
@@ -480,6 +481,9 @@ export class FileShare {
       if (this.watched.get(path)?.ino !== found.ino) await this.scanTree(bucket, path, `${key}/`, -Infinity, true, Date.now());
     } else if (found.isFile()) {
       await this.adoptFile(bucket, key, path, found, look.seenCtimeMs);
+    } else {
+      // a link, a FIFO, a socket in the file's place: never an object, so the file is gone
+      await this.forget(bucket, key);
     }
   }
 
@@ -591,6 +595,13 @@ export class FileShare {
     this.loggedOnce.add(what);
     this.log.warn(details, message);
   }
+}
+
+type EntryKind = 'file' | 'directory' | 'other';
+
+/** What a directory entry is to the share: only regular files are objects and only directories hold them. */
+function kindOf(entry: Pick<Dirent, 'isFile' | 'isDirectory'>): EntryKind {
+  return entry.isFile() ? 'file' : entry.isDirectory() ? 'directory' : 'other';
 }
 
 /**
