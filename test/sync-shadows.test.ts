@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isDeepStrictEqual } from 'node:util';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { connectClient, outpost } from './helpers/mqtt.js';
@@ -23,6 +24,7 @@ describe('shadow sync with an AWS IoT-compatible cloud', () => {
         { thing: 'pump' },
         { thing: 'pump', name: 'config', direction: 'cloud-to-device' },
         { thing: 'pump', name: 'telemetry', direction: 'device-to-cloud' },
+        { thing: 'door' },
       ],
     },
   });
@@ -152,6 +154,23 @@ describe('shadow sync with an AWS IoT-compatible cloud', () => {
     const status = JSON.parse((await outpost(gateway.socket, ['sync', 'status', '--json'])).stdout);
     expect(status.online).toBe(true);
     expect(status.shadows.find((shadow: any) => shadow.name === null).lastError).toBeNull();
+  });
+
+  it('keeps a key one side added while the other deleted the shadow: the deleted side counts as empty, and the shadow is made again on it', async () => {
+    const DOOR = '$aws/things/door/shadow';
+    await update(cloudUrl(), DOOR, { desired: { locked: true }, reported: { locked: true } });
+    await eventually(async () => (await get(gateway.mqttUrl, DOOR))?.state?.reported?.locked === true);
+    // apart: the cloud adds the battery level, the device deletes its shadow
+    await gateway.stop();
+    await update(cloudUrl(), DOOR, { reported: { battery: 50 } });
+    await cloud.stop();
+    gateway = await TestDaemon.start({ dataDir: gateway.dataDir, config: gatewayConfig() });
+    await remove(gateway.mqttUrl, DOOR);
+    cloud = await TestDaemon.start({ dataDir: cloud.dataDir, config: { mqtt: { ...SHADOW_TOPICS, port: cloudPort } } });
+    // the device's delete takes what the cloud had (locked); the cloud's new key stays, on both sides
+    const expected = { reported: { battery: 50 } };
+    await eventually(async () => isDeepStrictEqual((await get(gateway.mqttUrl, DOOR))?.state, expected) && isDeepStrictEqual((await get(cloudUrl(), DOOR))?.state, expected), 15_000, 200)
+      .catch(async (error) => { throw new Error(`${error.message}: local ${JSON.stringify(await get(gateway.mqttUrl, DOOR))}, cloud ${JSON.stringify(await get(cloudUrl(), DOOR))}`); });
   });
 
   it('does not sync again on the echo of its own writes: one cloud read per change, either side\'s', async () => {

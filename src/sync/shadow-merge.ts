@@ -70,11 +70,22 @@ export function planSync(base: ShadowState, local: ShadowState, cloud: ShadowSta
   if (direction === 'device-to-cloud') return { cloud: statePatch(isEmptyState(cloud) ? {} : base, local), base: local };
   if (direction === 'cloud-to-device') return { local: statePatch(isEmptyState(local) ? {} : base, cloud), base: cloud };
   const merged: ShadowState = {};
-  const desired = section(merge3(base.desired, local.desired, cloud.desired, 'cloud'));
-  const reported = section(merge3(base.reported, local.reported, cloud.reported, 'local'));
+  const desired = section(merge3(base.desired, emptiedSection(local.desired, base.desired), emptiedSection(cloud.desired, base.desired), 'cloud'));
+  const reported = section(merge3(base.reported, emptiedSection(local.reported, base.reported), emptiedSection(cloud.reported, base.reported), 'local'));
   if (desired) merged.desired = desired as JsonObject;
   if (reported) merged.reported = reported as JsonObject;
   return { cloud: statePatch(cloud, merged), local: statePatch(local, merged), base: merged };
+}
+
+/**
+ * A section a side no longer has (its shadow deleted, or the section set to null) as the merge sees
+ * it: emptied, key by key, so that a key the other side added meanwhile is merged as any other
+ * (kept), and one it changed meets the removal under the section's conflict rule. As a whole value,
+ * the removal met every change of the other side's under that rule: a device's delete of its shadow
+ * took with it the battery level the cloud had just added to `reported`.
+ */
+function emptiedSection(side: Json | undefined, base: Json | undefined): Json | undefined {
+  return side === undefined && isObject(base) ? {} : side;
 }
 
 /**
