@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { appendFileSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import {
@@ -165,6 +166,23 @@ describe('file share', () => {
       await eventually(async () => { const found = await head(key); return !('missing' in found) && found.ETag === `"${md5(`local ${key}`)}"`; });
       expect(readFileSync(shareFile(key), 'utf8')).toBe(`local ${key}`);
     }
+  });
+
+  it('keeps a local write made while an S3 PUT of the same small key was still being uploaded: the later write wins', async () => {
+    const key = 'raced/during-upload.txt';
+    mkdirSync(dirname(shareFile(key)), { recursive: true });
+    async function* slowly() {
+      for (let i = 0; i < 4; i++) {
+        yield Buffer.from(`chunk ${i} `);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      }
+    }
+    const put = s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Readable.from(slowly()), ContentLength: 32 }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    writeFileSync(shareFile(key), 'local, during the upload');
+    await put;
+    await eventually(async () => { const found = await head(key); return !('missing' in found) && found.ETag === `"${md5('local, during the upload')}"`; }, 10_000);
+    expect(readFileSync(shareFile(key), 'utf8')).toBe('local, during the upload');
   });
 
   it('adopts a file a local program renames over the copy of an S3 PUT the moment it is in place', async () => {

@@ -837,12 +837,14 @@ export class ObjectStore {
 
   /** Streams `body` into a new object (PutObject, CopyObject). */
   async put(bucket: string, key: string, body: AsyncIterable<Buffer>, options: WriteOptions): Promise<ObjectRecord> {
+    // before the body: a local program's write of the path during the upload is the later one (ShareCopies)
+    const began = Date.now();
     checkKey(key);
     this.existingBucket(bucket);
     this.requireShare();
     // (beyond maxObjectBytes, receive refuses it before reading)
     if (options.expectedSize !== undefined && options.expectedSize <= Math.min(this.limits.smallObjectBytes, this.limits.maxObjectBytes)) {
-      return this.installSmall(bucket, key, await this.receiveSmall(body, { ...options, expectedSize: options.expectedSize }), options);
+      return this.installSmall(bucket, key, await this.receiveSmall(body, { ...options, expectedSize: options.expectedSize }), options, began);
     }
     const content = await this.receive(body, options);
     return this.install(bucket, key, content, options, () => undefined);
@@ -1331,7 +1333,7 @@ export class ObjectStore {
    * the intent to remove that file in one transaction: the answer waits for that commit only. The
    * share file is written afterwards by ShareCopies, which releases the event once it is in place.
    */
-  private async installSmall(bucket: string, key: string, content: SmallContent, options: Omit<WriteOptions, 'expectedSize' | 'contentMd5'>): Promise<ObjectRecord> {
+  private async installSmall(bucket: string, key: string, content: SmallContent, options: Omit<WriteOptions, 'expectedSize' | 'contentMd5'>, began: number): Promise<ObjectRecord> {
     // bounded: a burst of small writes waits for the share copies rather than outgrowing them
     await this.shareCopies.room();
     return this.locks.with(`${bucket}/${key}`, async () => {
@@ -1354,7 +1356,7 @@ export class ObjectStore {
         const body = this.statements.insertBody.run(content.data).lastInsertRowid;
         this.statements.upsertInlineObject.run({ ...rowOf(record), body });
         recordChange(bucket, options.eventName, { key, size: record.size, etag: record.etag }, options.origin);
-      }, (events) => (record.blob ? this.changes.release(events) : this.shareCopies.schedule(bucket, key, events, storeFileOf(previous), { etag: record.etag, data: content.data })));
+      }, (events) => (record.blob ? this.changes.release(events) : this.shareCopies.schedule(bucket, key, events, storeFileOf(previous), { etag: record.etag, data: content.data }, began)));
       return record;
     });
   }

@@ -70,6 +70,8 @@ interface PendingCopy {
   replaces: StoreFile[];
   /** The content committed, while memory allows (MAX_HELD_BYTES); used when still the row's (same ETag). */
   content?: { etag: string; data: Buffer };
+  /** When its latest S3 write began (not known after a crash: its LastModified then). */
+  writeBegan?: number;
   afterCrash?: boolean;
 }
 
@@ -145,7 +147,7 @@ export class ShareCopies {
    * After the commit of a small object: its share file is to be written; `events` wait for it;
    * `replaces` is the previous version's file, if the store wrote it.
    */
-  schedule(bucket: string, key: string, events: number[], replaces: StoreFile | undefined, content: { etag: string; data: Buffer }): void {
+  schedule(bucket: string, key: string, events: number[], replaces: StoreFile | undefined, content: { etag: string; data: Buffer }, writeBegan: number): void {
     const id = `${bucket}/${key}`;
     let waiting = this.pending.get(id);
     if (waiting) {
@@ -156,6 +158,7 @@ export class ShareCopies {
       waiting = { bucket, key, events, replaces: replaces ? [replaces] : [] };
       this.pending.set(id, waiting);
     }
+    waiting.writeBegan = writeBegan;
     if (this.heldBytes + content.data.length <= MAX_HELD_BYTES) {
       waiting.content = content;
       this.heldBytes += content.data.length;
@@ -328,6 +331,7 @@ export class ShareCopies {
       temp: join(this.context.tmpDir, `${this.tempPrefix}-${(this.tempCounter++).toString(36)}`),
       content,
       lastModified: row.last_modified,
+      writeBegan: item.writeBegan ?? row.last_modified,
       ours: placed ? [...item.replaces, placed] : item.replaces,
       afterCrash: item.afterCrash ?? false,
     };

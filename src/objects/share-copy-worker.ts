@@ -25,6 +25,8 @@ export interface CopyJob {
   content: Uint8Array;
   /** The object's LastModified, given to the file as its mtime. */
   lastModified: number;
+  /** When the S3 write began: a file a local program changed since (its ctime) is the later write, and stays. */
+  writeBegan: number;
   /** The store's own files at `target`, which the copy replaces whenever they were written. */
   ours: StoreFile[];
   /**
@@ -135,7 +137,7 @@ function linkUnlessTaken(from: string, to: string): boolean {
 function writtenLocally(job: CopyJob, local: Stats | undefined): boolean {
   if (!local?.isFile() || (job.afterCrash && Math.round(local.mtimeMs) === job.lastModified)) return false;
   if (job.ours.some((file) => file.ino === local.ino && file.size === local.size && file.mtimeMs === local.mtimeMs)) return false;
-  return local.ctimeMs >= job.lastModified - FILE_CLOCK_SLACK_MS;
+  return local.ctimeMs >= job.writeBegan - FILE_CLOCK_SLACK_MS;
 }
 
 /** fdatasync of each copy and fsync of their directories. */
