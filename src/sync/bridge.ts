@@ -238,12 +238,12 @@ export class InboundBridge {
     this.paused = false;
   }
 
-  private publish(message: InboundMessage, client: CloudClient | undefined, failures: number): void {
+  private publish(message: InboundMessage, client: CloudClient, failures: number): void {
     this.echoes.expect(message.payload);
     this.bus.publish({ topic: message.topic, payload: message.payload, qos: message.qos })
       .finally(() => this.echoes.settled(message.payload))
       .then(() => {
-        if (client === undefined || this.client !== client) return;
+        if (this.client !== client) return;
         if (failures > 0) {
           this.went();
           this.log.info({ topic: message.topic, failures }, 'published a cloud message locally after failed attempts');
@@ -252,7 +252,7 @@ export class InboundBridge {
         message.done();
         this.next(message.topic, client);
       }, (error: Error) => {
-        if (client === undefined || this.client !== client) return;
+        if (this.client !== client) return;
         this.activity.failed(message.rule, `could not publish locally: ${error.message}`);
         if (failures === 0) {
           this.log.warn({ err: error, topic: message.topic }, 'could not publish a cloud message locally; retrying, unacknowledged');
@@ -268,9 +268,8 @@ export class InboundBridge {
   }
 
   /** The first message of the topic went through: the next one in its queue goes. */
-  private next(topic: string, client: CloudClient | undefined): void {
-    const queue = this.queues.get(topic);
-    if (queue === undefined) return;
+  private next(topic: string, client: CloudClient): void {
+    const queue = this.queues.get(topic)!;
     queue.shift();
     const following = queue[0];
     if (!following) {
