@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import {
-  CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, HeadBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutBucketNotificationConfigurationCommand, PutObjectCommand, type S3Client,
+  CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteBucketCommand, DeleteObjectCommand, HeadBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutBucketNotificationConfigurationCommand, PutObjectCommand, UploadPartCommand, type S3Client,
 } from '@aws-sdk/client-s3';
 import { TestDaemon } from './helpers/daemon.js';
 import { outpost } from './helpers/mqtt.js';
@@ -183,6 +183,72 @@ describe('file share', () => {
     await put;
     await eventually(async () => { const found = await head(key); return !('missing' in found) && found.ETag === `"${md5('local, during the upload')}"`; }, 10_000);
     expect(readFileSync(shareFile(key), 'utf8')).toBe('local, during the upload');
+  });
+
+  it.each([
+    ['a new key', false],
+    ['a key whose previous object is a file of the store\'s', true],
+  ])('keeps a local write made while a large S3 PUT of %s was being uploaded: the later write wins', async (_, overwrite) => {
+    const key = `raced/large-during-upload-${overwrite ? 'overwrite' : 'new'}.bin`;
+    mkdirSync(dirname(shareFile(key)), { recursive: true });
+    if (overwrite) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.alloc(100_000, 1) }));
+    const part = Buffer.alloc(50_000, 7);
+    async function* slowly() {
+      for (let i = 0; i < 4; i++) {
+        yield part;
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      }
+    }
+    const put = s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Readable.from(slowly()), ContentLength: 4 * part.length }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // a new file (a program's write to a temporary name, renamed into place), not an edit of the store's
+    writeFileSync(`${shareFile(key)}.tmp`, 'local, during the upload');
+    renameSync(`${shareFile(key)}.tmp`, shareFile(key));
+    const answer = await put;
+    expect(answer.ETag).toBe(`"${md5(Buffer.concat([part, part, part, part]))}"`);
+    expect(readFileSync(shareFile(key), 'utf8')).toBe('local, during the upload');
+    await eventually(async () => { const found = await head(key); return !('missing' in found) && found.ETag === `"${md5('local, during the upload')}"`; }, 10_000);
+    expect(readFileSync(shareFile(key), 'utf8')).toBe('local, during the upload');
+    const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    expect(await got.Body!.transformToString()).toBe('local, during the upload');
+  });
+
+  it('keeps a local write made after a multipart upload of the same key was created', async () => {
+    const key = 'raced/multipart-during-upload.bin';
+    mkdirSync(dirname(shareFile(key)), { recursive: true });
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
+    writeFileSync(shareFile(key), 'local, during the multipart upload');
+    const part = await s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: 1, Body: Buffer.alloc(200_000, 3) }));
+    await s3.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
+    expect(readFileSync(shareFile(key), 'utf8')).toBe('local, during the multipart upload');
+    await eventually(async () => { const found = await head(key); return !('missing' in found) && found.ETag === `"${md5('local, during the multipart upload')}"`; }, 10_000);
+  });
+
+  it('replaces with a large S3 PUT the file of the key\'s previous object, small or large, whenever it was written', async () => {
+    const key = 'raced/large-over-store-files.bin';
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'small first' }));
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.alloc(100_000, 4) }));
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.alloc(100_000, 5) }));
+    expect(readFileSync(shareFile(key))).toEqual(Buffer.alloc(100_000, 5));
+    const found = await head(key);
+    expect('missing' in found ? found : found.ETag).toBe(`"${md5(Buffer.alloc(100_000, 5))}"`);
+  });
+
+  it('replaces with a large S3 PUT the copy of a small object PUT while it was uploaded', async () => {
+    const key = 'raced/large-over-small-copy.bin';
+    const part = Buffer.alloc(50_000, 6);
+    async function* slowly() {
+      yield part;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      // the small object's copy is put in place as the large upload ends, before the copy is recorded
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'small, during the upload' }));
+      yield part;
+    }
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Readable.from(slowly()), ContentLength: 2 * part.length }));
+    expect(readFileSync(shareFile(key))).toEqual(Buffer.concat([part, part]));
+    await new Promise((resolve) => setTimeout(resolve, 3 * SETTLE_MS));
+    const found = await head(key);
+    expect('missing' in found ? found : found.ETag).toBe(`"${md5(Buffer.concat([part, part]))}"`);
   });
 
   it('adopts a file a local program renames over the copy of an S3 PUT the moment it is in place', async () => {

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { close, closeSync, constants, fdatasync, fstat, fstatSync, open as openFd, openSync, read, readSync, write, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
-import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import type { Logger } from 'pino';
@@ -11,9 +11,9 @@ import { errors, S3Error } from './errors.js';
 import { checkBucketName, checkKey, keyCanBeFile, MAX_KEY_BYTES, sharePath } from './names.js';
 import { guessContentType } from './content-type.js';
 import { KeyLocks } from './key-locks.js';
-import { ShareCopies, type StoreFile } from './share-copies.js';
+import { ShareCopies } from './share-copies.js';
 import { ShareVolume } from './share-volume.js';
-import { BLOCKED, READ_NOT_WAITING, cannotBeDirectory, linkOnPath, lstatUnlessBlocked } from './share-paths.js';
+import { BLOCKED, READ_NOT_WAITING, cannotBeDirectory, changedLocallySince, linkOnPath, lstatUnlessBlocked, type StoreFile } from './share-paths.js';
 import { collectBufferGarbage } from '../buffer-garbage.js';
 import { fileChunks } from './file-chunks.js';
 import { BodyTurns, type BodyTurn } from './body-turns.js';
@@ -270,12 +270,18 @@ interface RemoveIntent {
   object?: { bucket: string; key: string };
 }
 
-/** A rename into place; `object` names the object whose content it is when the target is its share file. */
+/**
+ * A rename into place; `object` names the object whose content it is when the target is its share
+ * file. There, a file a local program changed after `localWritesAfter` (when the S3 write began)
+ * stays, unless it is one of `replaces`, the store's files of the key (placeShareFile).
+ */
 interface RenameIntent {
   op: 'rename';
   source: string;
   target: string;
   object?: { bucket: string; key: string; ino: number };
+  localWritesAfter?: number;
+  replaces?: StoreFile[];
 }
 
 /** The object store's tables (service 'objects'); applied by the service before the store and its event log are built. */
@@ -847,7 +853,7 @@ export class ObjectStore {
       return this.installSmall(bucket, key, await this.receiveSmall(body, { ...options, expectedSize: options.expectedSize }), options, began);
     }
     const content = await this.receive(body, options);
-    return this.install(bucket, key, content, options, () => undefined);
+    return this.install(bucket, key, content, options, began, () => undefined);
   }
 
   /**
@@ -1172,13 +1178,14 @@ export class ObjectStore {
     }
     const md5s = Buffer.concat(parts.map((part) => Buffer.from(part.etag, 'hex')));
     const etag = `${createHash('md5').update(md5s).digest('hex')}-${parts.length}`;
+    // the upload's write began when it was created: a local write of the path since is the later one
     return this.install(upload.bucket, upload.key, { ...content, etag }, {
       contentType: upload.contentType, metadata: upload.metadata, headers: upload.headers, tags: upload.tags, condition,
       ...(checksum ? { checksums: { [checksum.algorithm]: checksumValue! } } : {}),
       parts: parts.map((part) => part.size),
       ...(checksum ? { partChecksums: parts.map((part) => part.checksum!) } : {}),
       eventName: 'ObjectCreated:CompleteMultipartUpload', origin,
-    }, (intents) => {
+    }, upload.initiated, (intents) => {
       if (!this.statements.upload.get(upload.uploadId)) throw errors.noSuchUpload(upload.uploadId);
       this.statements.deleteUpload.run(upload.uploadId);
       intents.push({ op: 'removeTree', target: partDir });
@@ -1275,9 +1282,10 @@ export class ObjectStore {
   /**
    * Moves received content into place under the key's lock: decides file or blob, commits the
    * metadata, the event, `extra` writes and the file intents in one transaction, then applies them.
+   * `began`: when the S3 write began (epoch ms), after which a local write of the share path wins.
    */
   private async install(bucket: string, key: string, content: ReceivedContent, options: Omit<WriteOptions, 'expectedSize' | 'contentMd5'> & Pick<ObjectRecord, 'parts' | 'partChecksums'>,
-    extra: (intents: FileIntent[]) => void): Promise<ObjectRecord> {
+    began: number, extra: (intents: FileIntent[]) => void): Promise<ObjectRecord> {
     try {
       return await this.locks.with(`${bucket}/${key}`, async () => {
         const previous = this.object(bucket, key);
@@ -1290,9 +1298,11 @@ export class ObjectStore {
           lastModified: Date.now(),
           ...(asFile ? { fileIno: content.ino, fileMtimeMs: content.mtimeMs } : { blob: randomBytes(16).toString('hex') }),
         };
+        // the previous version's file, or its small copy put in place and not recorded yet
+        const replaces = [storeFileOf(previous), this.shareCopies.placedFile(bucket, key)].filter((file) => file !== undefined);
         const intents: FileIntent[] = [{
           op: 'rename', source: content.path, target: this.contentPath(record),
-          ...(record.blob ? {} : { object: { bucket, key, ino: content.ino } }),
+          ...(record.blob ? {} : { object: { bucket, key, ino: content.ino }, localWritesAfter: began, replaces }),
         }];
         // the previous content, unless the new one replaces it in place (a file by a file)
         if (previous && (previous.blob || record.blob)) intents.push({ op: 'remove', target: this.contentPath(previous) });
@@ -1439,7 +1449,9 @@ export class ObjectStore {
     // a link put in a directory's place since the path was judged free (prepareSharePath): not followed
     if (intent.object && linkOnPath(this.shareRoot, intent.target)) return this.moveToBlob(id, intent, intent.object);
     try {
-      await renameInto(intent.source, intent.target);
+      if (intent.object && intent.localWritesAfter !== undefined) {
+        if (!await placeShareFile(intent as ShareFileIntent)) return this.moveToBlob(id, intent, intent.object);
+      } else await renameInto(intent.source, intent.target);
     } catch (error) {
       // at startup a missing source means the rename happened before the crash
       if (recovering && isCode(error, 'ENOENT')) return;
@@ -1625,6 +1637,42 @@ const fdStat = promisify(fstat);
 const fdClose = promisify(close);
 
 /** Renames, making the parent directory again when a concurrent delete removed it as empty. */
+type ShareFileIntent = RenameIntent & Required<Pick<RenameIntent, 'object' | 'localWritesAfter'>>;
+
+/**
+ * Puts an object's content at its share path, unless a local program wrote the path after the S3
+ * write began: that later write stays (false), for the file share to adopt, as a small object's
+ * copy leaves it (share-copy-worker.ts). The key's previous file is replaced by a rename; a new path
+ * gets a hard link, which fails if a local program made the file after the look, where a rename
+ * would replace it. Redone at startup: a link made before a crash leaves only the source to remove.
+ */
+async function placeShareFile(intent: ShareFileIntent): Promise<boolean> {
+  const existing = lstatUnlessBlocked(intent.target);
+  // a directory, or a file in the way of one: the rename's error tells the path is taken
+  if (existing === BLOCKED || (existing && !existing.isFile())) {
+    await rename(intent.source, intent.target);
+    return true;
+  }
+  if (existing && existing.ino !== intent.object.ino) {
+    if (changedLocallySince(existing, intent.localWritesAfter, intent.replaces ?? [])) return false;
+    await rename(intent.source, intent.target);
+    return true;
+  }
+  if (!existing) {
+    try {
+      await link(intent.source, intent.target);
+    } catch (error) {
+      // a file made since the look is a local program's, written after the S3 write began
+      if (isCode(error, 'EEXIST')) return false;
+      if (!isCode(error, 'ENOENT')) throw error;
+      await makeDirectories(dirname(intent.target), 0o775);
+      await link(intent.source, intent.target);
+    }
+  }
+  await rm(intent.source, { force: true });
+  return true;
+}
+
 async function renameInto(source: string, target: string): Promise<void> {
   try {
     await rename(source, target);

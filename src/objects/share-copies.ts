@@ -6,10 +6,11 @@ import type { KeyLocks } from './key-locks.js';
 import type { ChangeLog, ShareRenames } from './object-store.js';
 import type { ObjectsThread } from './objects-thread.js';
 import { ShareFileCalls } from './share-file-calls.js';
-import type { CopyJob, StoreFile } from './share-copy-worker.js';
+import type { CopyJob } from './share-copy-worker.js';
+import type { StoreFile } from './share-paths.js';
 import { sharePath } from './names.js';
 
-export type { StoreFile } from './share-copy-worker.js';
+export type { StoreFile } from './share-paths.js';
 
 /** Objects waiting for their copy; beyond it small writes wait (ShareCopies.room), so memory stays bounded. */
 const MAX_PENDING = 1024;
@@ -141,6 +142,11 @@ export class ShareCopies {
         ORDER BY bucket, key LIMIT ${MAX_PENDING}`),
       countPendingCopies: db.prepare('SELECT count(*) AS count FROM objects WHERE inline = 1 AND blob IS NULL AND file_ino IS NULL'),
     };
+  }
+
+  /** The copy of the key's small object renamed into place and not recorded yet: the store's file, which a newer write replaces. */
+  placedFile(bucket: string, key: string): StoreFile | undefined {
+    return this.placed.get(`${bucket}/${key}`);
   }
 
   /**

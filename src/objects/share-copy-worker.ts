@@ -8,14 +8,7 @@ import { closeSync, fdatasyncSync, fstatSync, fsyncSync, futimesSync, linkSync, 
 import { dirname } from 'node:path';
 import { makeDirectoriesSync } from '../store/durable-directories.js';
 import type { ThreadReply } from '../request-thread.js';
-import { BLOCKED, READ_NOT_WAITING, linkOnPath, lstatUnlessBlocked } from './share-paths.js';
-
-/** A share file the store wrote (inode, size, mtime), which a newer version's copy replaces. */
-export interface StoreFile {
-  ino: number;
-  size: number;
-  mtimeMs: number;
-}
+import { BLOCKED, READ_NOT_WAITING, changedLocallySince, linkOnPath, lstatUnlessBlocked, type StoreFile } from './share-paths.js';
 
 /** One object's share file to write from its content (a key that can be a file: names.keyCanBeFile). */
 export interface CopyJob {
@@ -53,8 +46,6 @@ export type ShareCopyRequest =
 
 export type ShareCopyReply = ThreadReply & { results?: CopyResult[] };
 
-/** File times come from a clock that lags the wall clock by up to a tick (10 ms at HZ=100). */
-const FILE_CLOCK_SLACK_MS = 10;
 const PATH_TAKEN = new Set(['EISDIR', 'ENOTDIR', 'EEXIST', 'ENOTEMPTY']);
 
 export function copyFile(job: CopyJob, root: string): CopyResult {
@@ -128,16 +119,14 @@ function linkUnlessTaken(from: string, to: string): boolean {
 }
 
 /**
- * Whether a local program wrote the path after the S3 write began (ctime, which no program can
- * set back; a tick of slack for the file clock): the later write wins, as when the file is written
- * before the answer. The store's own files are replaced whenever they were written: those it knows
- * (`ours`), and after a crash a copy whose mtime is the object's LastModified to the millisecond.
- * (Only then: in the same millisecond a local program's write could have that mtime too.)
+ * Whether a local program wrote the path after the S3 write began: the later write wins, as when the
+ * file is written before the answer. Besides the store's files it knows (`ours`), after a crash a
+ * copy whose mtime is the object's LastModified to the millisecond is the store's. (Only then: in
+ * the same millisecond a local program's write could have that mtime too.)
  */
 function writtenLocally(job: CopyJob, local: Stats | undefined): boolean {
   if (!local?.isFile() || (job.afterCrash && Math.round(local.mtimeMs) === job.lastModified)) return false;
-  if (job.ours.some((file) => file.ino === local.ino && file.size === local.size && file.mtimeMs === local.mtimeMs)) return false;
-  return local.ctimeMs >= job.writeBegan - FILE_CLOCK_SLACK_MS;
+  return changedLocallySince(local, job.writeBegan, job.ours);
 }
 
 /** fdatasync of each copy and fsync of their directories. */

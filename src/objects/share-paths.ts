@@ -30,6 +30,27 @@ export function cannotBeDirectory(error: unknown): boolean {
   return code === 'EEXIST' || code === 'ENOTDIR' || code === 'ENAMETOOLONG';
 }
 
+/** A share file the store wrote (inode, size, mtime), which a newer version of its object replaces. */
+export interface StoreFile {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+/** File times come from a clock that lags the wall clock by up to a tick (10 ms at HZ=100). */
+const FILE_CLOCK_SLACK_MS = 10;
+
+/**
+ * Whether a local program changed the file at a key's path after `since`, when an S3 write of the
+ * key began (its ctime, which no program can set back; a tick of slack for the file clock): the
+ * later write, which the S3 write's content does not replace. The store's own files (`ours`) are
+ * replaced whenever they were written.
+ */
+export function changedLocallySince(file: Stats, since: number, ours: readonly StoreFile[]): boolean {
+  if (ours.some((own) => own.ino === file.ino && own.size === file.size && own.mtimeMs === file.mtimeMs)) return false;
+  return file.ctimeMs >= since - FILE_CLOCK_SLACK_MS;
+}
+
 /**
  * Whether a symbolic link stands where a directory of `path` should be, below `root` (the share
  * root): the bucket's directory or one of the key's. A local program, or a user of the exported
