@@ -153,6 +153,51 @@ describe('file share', () => {
     expect(eventsFor('config.json').map((event) => event.userIdentity.principalId)).toEqual([`AWS:${credentials.accessKeyId}`, 'outpost:file-share']);
   });
 
+  it.each([
+    ['a small object\'s copy', 'in-place/small.bin', 1_000, false],
+    ['a large object\'s file', 'in-place/large.bin', 200_000, false],
+    ['a multipart object\'s file', 'in-place/multipart.bin', 6 * 1024 * 1024, true],
+  ])('adopts an in-place change of %s that keeps its inode, size and mtime (dd conv=notrunc, then touch -r)', async (_, key, size, multipart) => {
+    const uploaded = Buffer.alloc(size, 1);
+    if (multipart) {
+      const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
+      const parts = [];
+      for (const [index, body] of [uploaded.subarray(0, 5 * 1024 * 1024), uploaded.subarray(5 * 1024 * 1024)].entries()) {
+        const part = await s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: index + 1, Body: body }));
+        parts.push({ PartNumber: index + 1, ETag: part.ETag });
+      }
+      await s3.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
+    } else await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: uploaded }));
+    await eventually(() => eventsFor(key).length === 1);
+    // the store's file recorded (a small copy's after the next sync of the share), and settled
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 300));
+    const times = join(daemon.dataDir, 'times-of-the-copy');
+    writeFileSync(times, '');
+    execFileSync('touch', ['-r', shareFile(key), times]);
+    execFileSync('dd', ['of=' + shareFile(key), 'conv=notrunc', 'status=none'], { input: 'CHANGED' });
+    execFileSync('touch', ['-r', times, shareFile(key)]);
+    const changed = Buffer.concat([Buffer.from('CHANGED'), uploaded.subarray(7)]);
+    await eventually(async () => { const found = await head(key); return !('missing' in found) && found.ETag === `"${md5(changed)}"`; }, 10_000);
+    const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    expect(Buffer.from(await got.Body!.transformToByteArray()).equals(changed)).toBe(true);
+    expect(eventsFor(key).map((event) => event.userIdentity.principalId)).toEqual([`AWS:${credentials.accessKeyId}`, 'outpost:file-share']);
+  });
+
+  it.each([
+    ['a small object\'s copy', 'chmod/small.txt', 'small'],
+    ['a large object\'s file', 'chmod/large.bin', 'x'.repeat(200_000)],
+  ])('keeps the object of %s whose mode a local program changes (its ctime moves, not its content): no new version, no event', async (_, key, body) => {
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body, ContentType: 'text/x-kept', Metadata: { camera: 'gate' } }));
+    await eventually(() => eventsFor(key).length === 1);
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 300));
+    execFileSync('chmod', ['g+w', shareFile(key)]);
+    await new Promise((resolve) => setTimeout(resolve, 2 * SETTLE_MS + 300));
+    expect(await head(key)).toMatchObject({ ETag: `"${md5(body)}"`, ContentType: 'text/x-kept', Metadata: { camera: 'gate' } });
+    const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    expect(await got.Body!.transformToString()).toBe(body);
+    expect(eventsFor(key)).toHaveLength(1);
+  });
+
   it('keeps every local write made as the copies of S3 PUTs of new keys are put in place, however they interleave', async () => {
     // each file written the moment its PUT is answered: before the store's look at the path, between
     // its look and its putting the copy there (a rename then replaced the local file), or after

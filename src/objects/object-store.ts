@@ -59,6 +59,11 @@ export interface ObjectRecord {
   fileIno?: number;
   fileMtimeMs?: number;
   /**
+   * Its ctime once in place: a change that kept the inode, size and mtime (`dd conv=notrunc` then
+   * `touch -r`) moves it. Unknown for a while after a large write, and for files written before it was kept.
+   */
+  fileCtimeMs?: number;
+  /**
    * The content is in SQLite (object_bodies), committed with the metadata: a small body. Its share
    * file is a copy written after the commit (ShareCopies); a blob of it has no file at all.
    */
@@ -240,6 +245,7 @@ interface ObjectRow {
   blob: string | null;
   file_ino: number | null;
   file_mtime_ms: number | null;
+  file_ctime_ms: number | null;
   inline?: number;
 }
 
@@ -380,6 +386,8 @@ export const objectMigrations = [
   'ALTER TABLE object_buckets ADD COLUMN tags TEXT;',
   // The id of the share's volume (ShareVolume), also in <shareRoot>/.outpost/volume.
   'CREATE TABLE object_share (only INTEGER PRIMARY KEY CHECK (only = 1), volume TEXT NOT NULL);',
+  // The share file's ctime as the store left it (ObjectRecord.fileCtimeMs).
+  'ALTER TABLE objects ADD COLUMN file_ctime_ms REAL;',
 ];
 
 /** A large body's writeback starts after this many bytes rather than at its end (FileWriter). */
@@ -498,11 +506,12 @@ export class ObjectStore {
       anyObject: db.prepare('SELECT 1 FROM objects WHERE bucket = ? LIMIT 1'),
       anyUpload: db.prepare('SELECT 1 FROM object_uploads WHERE bucket = ? LIMIT 1'),
       object: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
-      shareFileOf: db.prepare('SELECT size, blob, file_ino, file_mtime_ms, inline FROM objects WHERE bucket = ? AND key = ?'),
-      upsertObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms)
-        VALUES (@bucket, @key, @size, @etag, @content_type, @metadata, @last_modified, @blob, @file_ino, @file_mtime_ms)`),
-      upsertInlineObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms, inline, body)
-        VALUES (@bucket, @key, @size, @etag, @content_type, @metadata, @last_modified, @blob, @file_ino, @file_mtime_ms, 1, @body)`),
+      shareFileOf: db.prepare('SELECT size, blob, file_ino, file_mtime_ms, file_ctime_ms, inline FROM objects WHERE bucket = ? AND key = ?'),
+      upsertObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms, file_ctime_ms)
+        VALUES (@bucket, @key, @size, @etag, @content_type, @metadata, @last_modified, @blob, @file_ino, @file_mtime_ms, @file_ctime_ms)`),
+      upsertInlineObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms, file_ctime_ms, inline, body)
+        VALUES (@bucket, @key, @size, @etag, @content_type, @metadata, @last_modified, @blob, @file_ino, @file_mtime_ms, @file_ctime_ms, 1, @body)`),
+      recordFileCtime: db.prepare('UPDATE objects SET file_ctime_ms = ? WHERE bucket = ? AND key = ? AND blob IS NULL AND file_ino = ? AND file_mtime_ms = ?'),
       insertBody: db.prepare('INSERT INTO object_bodies (content) VALUES (?)'),
       setMetadata: db.prepare('UPDATE objects SET metadata = ? WHERE bucket = ? AND key = ?'),
       // GetObject of a small object: the metadata and the content held in SQLite in one statement
@@ -515,7 +524,7 @@ export class ObjectStore {
       blobInUse: db.prepare('SELECT 1 FROM objects WHERE blob = ? LIMIT 1'),
       insertIntent: db.prepare('INSERT INTO object_file_intents (intent) VALUES (?)'),
       updateIntent: db.prepare('UPDATE object_file_intents SET intent = ? WHERE id = ?'),
-      moveToBlob: db.prepare(`UPDATE objects SET blob = ?, file_ino = NULL, file_mtime_ms = NULL
+      moveToBlob: db.prepare(`UPDATE objects SET blob = ?, file_ino = NULL, file_mtime_ms = NULL, file_ctime_ms = NULL
         WHERE bucket = ? AND key = ? AND blob IS NULL AND file_ino = ?`),
       deleteIntent: db.prepare('DELETE FROM object_file_intents WHERE id = ?'),
       intents: db.prepare('SELECT id, intent FROM object_file_intents ORDER BY id'),
@@ -784,8 +793,7 @@ export class ObjectStore {
       });
       if (!object.blob) {
         // a local program changed the file; until the share adopts it the metadata does not describe it
-        const current = await file.stat();
-        if (current.ino !== object.fileIno || current.size !== object.size || current.mtimeMs !== object.fileMtimeMs) {
+        if (!describes(object, await file.stat())) {
           await file.close();
           throw errors.changedInShare(key);
         }
@@ -814,7 +822,7 @@ export class ObjectStore {
     }
     try {
       // a local program changed the file; until the share adopts it the metadata does not describe it
-      if (!object.blob && !sameFile(fstatSync(fd), { ino: object.fileIno!, size: object.size, mtimeMs: object.fileMtimeMs! })) throw errors.changedInShare(key);
+      if (!object.blob && !describes(object, fstatSync(fd))) throw errors.changedInShare(key);
       const content = Buffer.allocUnsafe(object.size);
       for (let offset = 0; offset < content.length;) {
         const read = readSync(fd, content, offset, content.length - offset, offset);
@@ -929,12 +937,19 @@ export class ObjectStore {
       const previous = this.object(bucket, key);
       // an S3 write of the key came after the file: its copy replaces the file shortly
       if (previous && copyPending(previous)) throw new FileChangedError(path);
-      // the copy of an S3 write recorded since the watcher's look
+      // the copy of an S3 write recorded since the watcher's look, or the store's file with only its
+      // ctime moved (a chmod, a hard link, or an in-place write that kept the size and mtime)
       const storeFile = storeFileOf(previous);
-      if (storeFile && sameFile(storeFile, after)) return undefined;
+      if (storeFile && sameFile(storeFile, after)) {
+        if (describes(previous!, after)) return undefined;
+        if (await this.sameContent(previous!, path, etag)) {
+          await this.store.commit.run(() => this.statements.recordFileCtime.run(after.ctimeMs, bucket, key, after.ino, after.mtimeMs));
+          return undefined;
+        }
+      }
       const record: ObjectRecord = {
         bucket, key, size: after.size, etag, contentType: guessContentType(key), metadata: {}, headers: {},
-        lastModified: Date.now(), fileIno: after.ino, fileMtimeMs: after.mtimeMs,
+        lastModified: Date.now(), fileIno: after.ino, fileMtimeMs: after.mtimeMs, fileCtimeMs: after.ctimeMs,
       };
       const intents: FileIntent[] = previous?.blob ? [{ op: 'remove', target: this.contentPath(previous) }] : [];
       await this.commitWithIntents(intents, (_, recordChange) => {
@@ -945,6 +960,30 @@ export class ObjectStore {
       });
       return record;
     });
+  }
+
+  /**
+   * Whether a share file whose MD5 is `md5` holds the object's content: its ETag, or for a multipart
+   * object the MD5 of its parts' MD5s (the file read again in the object's parts).
+   */
+  private async sameContent(object: ObjectRecord, path: string, md5: string): Promise<boolean> {
+    if (!object.parts) return object.etag === md5;
+    const partMd5s: Buffer[] = [];
+    const file = await open(path, READ_NOT_WAITING);
+    try {
+      let position = 0;
+      for (const size of object.parts) {
+        const hash = createHash('md5');
+        if (size > 0) {
+          for await (const chunk of file.createReadStream({ start: position, end: position + size - 1, autoClose: false, highWaterMark: 256 * 1024 })) hash.update(chunk as Buffer);
+        }
+        partMd5s.push(hash.digest());
+        position += size;
+      }
+    } finally {
+      await file.close();
+    }
+    return object.etag === `${createHash('md5').update(Buffer.concat(partMd5s)).digest('hex')}-${object.parts.length}`;
   }
 
   /**
@@ -972,16 +1011,16 @@ export class ObjectStore {
 
   /**
    * Whose a share file is, for the file share's watcher: `store` — exactly what the store wrote or
-   * imported for its key (same inode, size and mtime); `copy pending` — a small object's copy is about
+   * imported for its key (same inode, size, mtime and, where recorded, ctime); `copy pending` — a small object's copy is about
    * to replace it, unless a local program wrote it after the S3 write began (ShareCopies leaves that
    * file in place): look again later; `local` — any other file, a local program's, to adopt.
    */
-  shareFileOwner(bucket: string, key: string, file: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>): 'store' | 'copy pending' | 'local' {
+  shareFileOwner(bucket: string, key: string, file: Pick<Stats, 'ino' | 'size' | 'mtimeMs' | 'ctimeMs'>): 'store' | 'copy pending' | 'local' {
     // the file's columns only: the watcher asks this for every share copy the store writes
-    const object = this.statements.shareFileOf.get(bucket, key) as Pick<ObjectRow, 'size' | 'blob' | 'file_ino' | 'file_mtime_ms' | 'inline'> | undefined;
+    const object = this.statements.shareFileOf.get(bucket, key) as Pick<ObjectRow, 'size' | 'blob' | 'file_ino' | 'file_mtime_ms' | 'file_ctime_ms' | 'inline'> | undefined;
     if (!object || object.blob) return 'local';
     if (object.inline && object.file_ino === null) return 'copy pending';
-    return object.file_ino === file.ino && object.size === file.size && object.file_mtime_ms === file.mtimeMs ? 'store' : 'local';
+    return describes({ fileIno: object.file_ino ?? undefined, size: object.size, fileMtimeMs: object.file_mtime_ms ?? undefined, fileCtimeMs: object.file_ctime_ms ?? undefined }, file) ? 'store' : 'local';
   }
 
   /** Ordered listing from the key index (ListObjects, ListObjectsV2, ListObjectVersions). */
@@ -1414,9 +1453,17 @@ export class ObjectStore {
         return intents.map((intent) => Number(this.statements.insertIntent.run(JSON.stringify(intent)).lastInsertRowid));
       });
       committed = true;
-      for (const [index, intent] of intents.entries()) await this.apply(ids[index], intent, false);
+      const placed: Array<{ object: { bucket: string; key: string }; file: Stats }> = [];
+      for (const [index, intent] of intents.entries()) {
+        const file = await this.apply(ids[index], intent, false);
+        if (file && intent.op === 'rename' && intent.object) placed.push({ object: intent.object, file });
+      }
       if (ids.length) {
-        void this.store.commit.run(() => { for (const id of ids) this.statements.deleteIntent.run(id); })
+        void this.store.commit.run(() => {
+          for (const id of ids) this.statements.deleteIntent.run(id);
+          // the ctime the placing left (a crash before this leaves it unknown: the inode, size and mtime tell)
+          for (const { object, file } of placed) this.statements.recordFileCtime.run(file.ctimeMs, object.bucket, object.key, file.ino, file.mtimeMs);
+        })
           .catch((error) => this.log.warn({ err: error }, 'could not forget applied file intents; they are redone harmlessly at startup'));
       }
     } finally {
@@ -1425,8 +1472,8 @@ export class ObjectStore {
     }
   }
 
-  /** Carries out one intent; redone at startup, so each one is idempotent. */
-  private async apply(id: number, intent: FileIntent, recovering: boolean): Promise<void> {
+  /** Carries out one intent; redone at startup, so each one is idempotent. Resolves with an object's share file once placed. */
+  private async apply(id: number, intent: FileIntent, recovering: boolean): Promise<Stats | undefined> {
     if (intent.op === 'removeTree') {
       await rm(intent.target, { force: true, recursive: true });
       return;
@@ -1448,9 +1495,12 @@ export class ObjectStore {
     }
     // a link put in a directory's place since the path was judged free (prepareSharePath): not followed
     if (intent.object && linkOnPath(this.shareRoot, intent.target)) return this.moveToBlob(id, intent, intent.object);
+    let placed: Stats | undefined;
     try {
       if (intent.object && intent.localWritesAfter !== undefined) {
-        if (!await placeShareFile(intent as ShareFileIntent)) return this.moveToBlob(id, intent, intent.object);
+        const file = await placeShareFile(intent as ShareFileIntent);
+        if (!file) return this.moveToBlob(id, intent, intent.object);
+        placed = file;
       } else await renameInto(intent.source, intent.target);
     } catch (error) {
       // at startup a missing source means the rename happened before the crash
@@ -1461,6 +1511,7 @@ export class ObjectStore {
     }
     // the rename is durable only once its directory is
     await this.directorySyncs.sync(dirname(intent.target));
+    return placed;
   }
 
   /**
@@ -1468,7 +1519,7 @@ export class ObjectStore {
    * in one commit, then the rename follows (redone at startup like any intent). Content that is no
    * longer the object's (a later write replaced it) is dropped.
    */
-  private async moveToBlob(id: number, intent: RenameIntent, object: NonNullable<RenameIntent['object']>): Promise<void> {
+  private async moveToBlob(id: number, intent: RenameIntent, object: NonNullable<RenameIntent['object']>): Promise<undefined> {
     const blob = randomBytes(16).toString('hex');
     const moved: RenameIntent = { op: 'rename', source: intent.source, target: join(this.blobDir, blob) };
     const stillOurs = await this.store.commit.run(() => {
@@ -1645,18 +1696,16 @@ type ShareFileIntent = RenameIntent & Required<Pick<RenameIntent, 'object' | 'lo
  * copy leaves it (share-copy-worker.ts). The key's previous file is replaced by a rename; a new path
  * gets a hard link, which fails if a local program made the file after the look, where a rename
  * would replace it. Redone at startup: a link made before a crash leaves only the source to remove.
+ * Resolves with the file as placed (its ctime moved by the link or rename).
  */
-async function placeShareFile(intent: ShareFileIntent): Promise<boolean> {
+async function placeShareFile(intent: ShareFileIntent): Promise<Stats | false> {
   const existing = lstatUnlessBlocked(intent.target);
-  // a directory, or a file in the way of one: the rename's error tells the path is taken
-  if (existing === BLOCKED || (existing && !existing.isFile())) {
+  if (existing && existing !== BLOCKED && existing.isFile() && existing.ino !== intent.object.ino
+    && changedLocallySince(existing, intent.localWritesAfter, intent.replaces ?? [])) return false;
+  // the key's previous file; or a directory, or a file in the way of one, of which the rename's error tells
+  if (existing !== undefined && (existing === BLOCKED || existing.ino !== intent.object.ino)) {
     await rename(intent.source, intent.target);
-    return true;
-  }
-  if (existing && existing.ino !== intent.object.ino) {
-    if (changedLocallySince(existing, intent.localWritesAfter, intent.replaces ?? [])) return false;
-    await rename(intent.source, intent.target);
-    return true;
+    return lstat(intent.target);
   }
   if (!existing) {
     try {
@@ -1670,7 +1719,7 @@ async function placeShareFile(intent: ShareFileIntent): Promise<boolean> {
     }
   }
   await rm(intent.source, { force: true });
-  return true;
+  return lstat(intent.target);
 }
 
 async function renameInto(source: string, target: string): Promise<void> {
@@ -1753,6 +1802,12 @@ function utf8Compare(a: string, b: string): number {
 
 function sameFile(a: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>, b: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>): boolean {
   return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+/** Whether `file` is the object's share file as the store left it: its ctime too, where recorded. */
+function describes(object: Pick<ObjectRecord, 'fileIno' | 'size' | 'fileMtimeMs' | 'fileCtimeMs'>, file: Pick<Stats, 'ino' | 'size' | 'mtimeMs' | 'ctimeMs'>): boolean {
+  return file.ino === object.fileIno && file.size === object.size && file.mtimeMs === object.fileMtimeMs
+    && (object.fileCtimeMs === undefined || file.ctimeMs === object.fileCtimeMs);
 }
 
 /** The share file the store wrote or imported for the object, if it has one. */
@@ -1846,6 +1901,7 @@ function recordOf(row: ObjectRow): ObjectRecord {
     ...parseMetadata(row.metadata), lastModified: row.last_modified,
     ...(row.blob ? { blob: row.blob } : {}),
     ...(row.file_ino !== null ? { fileIno: row.file_ino, fileMtimeMs: row.file_mtime_ms ?? undefined } : {}),
+    ...(row.file_ctime_ms !== null ? { fileCtimeMs: row.file_ctime_ms } : {}),
     ...(row.inline ? { inline: true } : {}),
   };
 }
@@ -1854,7 +1910,7 @@ function rowOf(record: ObjectRecord): ObjectRow {
   return {
     bucket: record.bucket, key: record.key, size: record.size, etag: record.etag, content_type: record.contentType,
     metadata: metadataColumn(record), last_modified: record.lastModified, blob: record.blob ?? null,
-    file_ino: record.fileIno ?? null, file_mtime_ms: record.fileMtimeMs ?? null,
+    file_ino: record.fileIno ?? null, file_mtime_ms: record.fileMtimeMs ?? null, file_ctime_ms: record.fileCtimeMs ?? null,
   };
 }
 

@@ -54,7 +54,7 @@ export interface ShareCopiesContext {
  */
 type Outcome = { bucket: string; key: string; body: number } & (
   /** Renamed into place at `target`. */
-  | { kind: 'copied'; target: string; ino: number; mtimeMs: number }
+  | { kind: 'copied'; target: string; ino: number; mtimeMs: number; ctimeMs: number }
   /** A local program wrote the path after the S3 write: its file stays, for the share to adopt. */
   | { kind: 'local' }
   /** The path cannot take a file (a directory, or a file where a directory of it should be). */
@@ -133,7 +133,7 @@ export class ShareCopies {
     this.statements = {
       toCopy: db.prepare('SELECT etag, last_modified, body FROM objects WHERE bucket = ? AND key = ? AND inline = 1 AND blob IS NULL AND file_ino IS NULL'),
       content: db.prepare('SELECT content FROM object_bodies WHERE id = ?'),
-      recordCopy: db.prepare(`UPDATE objects SET file_ino = ?, file_mtime_ms = ? WHERE ${pendingRow}`),
+      recordCopy: db.prepare(`UPDATE objects SET file_ino = ?, file_mtime_ms = ?, file_ctime_ms = ? WHERE ${pendingRow}`),
       // file_ino 0 matches no file: the share adopts the local program's file once it settles
       leaveLocalFile: db.prepare(`UPDATE objects SET file_ino = 0, file_mtime_ms = 0 WHERE ${pendingRow}`),
       keepAsBlob: db.prepare(`UPDATE objects SET blob = ? WHERE ${pendingRow}`),
@@ -302,7 +302,7 @@ export class ShareCopies {
         const object = { bucket: prepared.bucket, key: prepared.key, body: prepared.body! };
         if (result.kind === 'copied') {
           this.placed.set(`${prepared.bucket}/${prepared.key}`, { ino: result.ino, size: prepared.size!, mtimeMs: result.mtimeMs });
-          prepared.outcome = { ...object, kind: 'copied', target: prepared.job!.target, ino: result.ino, mtimeMs: result.mtimeMs };
+          prepared.outcome = { ...object, kind: 'copied', target: prepared.job!.target, ino: result.ino, mtimeMs: result.mtimeMs, ctimeMs: result.ctimeMs };
         } else if (result.kind === 'failed') {
           this.context.log.warn({ bucket: prepared.bucket, key: prepared.key, error: result.message }, 'could not write the share file of an object held in the database; tried again later');
           this.retryLater();
@@ -387,7 +387,7 @@ export class ShareCopies {
         if (recorded.has(id) || this.pending.has(id)) continue;
         recorded.add(id);
         const row = [outcome.bucket, outcome.key, outcome.body];
-        const { changes } = outcome.kind === 'copied' ? this.statements.recordCopy.run(outcome.ino, outcome.mtimeMs, ...row)
+        const { changes } = outcome.kind === 'copied' ? this.statements.recordCopy.run(outcome.ino, outcome.mtimeMs, outcome.ctimeMs, ...row)
           : outcome.kind === 'local' ? this.statements.leaveLocalFile.run(...row)
             : this.statements.keepAsBlob.run(randomBytes(16).toString('hex'), ...row);
         // A newer write's copy, pending, is still to replace the file placed: it stays the store's

@@ -30,8 +30,8 @@ export interface CopyJob {
 }
 
 export type CopyResult =
-  /** Renamed into place (not synced yet: `sync` does that for many copies at once). */
-  | { kind: 'copied'; ino: number; mtimeMs: number }
+  /** Renamed into place (not synced yet: `sync` does that for many copies at once); ctime as placing left it. */
+  | { kind: 'copied'; ino: number; mtimeMs: number; ctimeMs: number }
   /** A local program wrote the path after the S3 write: its file stays, for the share to adopt. */
   | { kind: 'local' }
   /** The path cannot take a file (a directory, or a file where a directory of it should be). */
@@ -80,13 +80,22 @@ export function copyFile(job: CopyJob, root: string): CopyResult {
       // what the program made is the later write (or a directory another key's copy made)
       if (!placed) return keptInPlace(job, root, lstatUnlessBlocked(job.target)) ?? { kind: 'local' };
     }
-    return { kind: 'copied', ino: stats.ino, mtimeMs: stats.mtimeMs };
+    return { kind: 'copied', ino: stats.ino, mtimeMs: stats.mtimeMs, ctimeMs: placedCtime(job.target, stats.ino) };
   } catch (error) {
     try { unlinkSync(job.temp); } catch { /* not created, or renamed */ }
     // another key took the path meanwhile (`a` made a directory of `a/…`, or the reverse)
     if (PATH_TAKEN.has((error as NodeJS.ErrnoException).code ?? '')) return { kind: 'blob' };
     return { kind: 'failed', message: (error as Error).message };
   }
+}
+
+/**
+ * The ctime of the copy now in place (the link, rename and the temporary name's unlink moved it).
+ * A program's write since (another file there: its inode) leaves the ctime unknown, 0, which no file has.
+ */
+function placedCtime(target: string, ino: number): number {
+  const placed = lstatUnlessBlocked(target);
+  return placed && placed !== BLOCKED && placed.ino === ino ? placed.ctimeMs : 0;
 }
 
 /** Leaves the path to what is there: a directory or a link on the way (a blob), or a local program's later write. */
