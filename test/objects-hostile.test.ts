@@ -53,8 +53,8 @@ describe('S3 API: hostile and malformed input', () => {
   let signer: SignatureV4;
   const share = () => join(daemon.dataDir, 'share');
 
-  /** Signs and sends one request over a raw socket; resolves with the status line's code, the header lines and the body (or 0 when the server closed first). */
-  async function send(request: RawRequest, closeAfterBody = false): Promise<{ status: number; head: string; body: string }> {
+  /** A request signed, as bytes to write: its header section (`connection` as given), then its body. */
+  async function signedBytes(request: RawRequest, connection: 'close' | 'keep-alive'): Promise<Buffer[]> {
     const port = daemon.port('s3');
     const body = typeof request.body === 'string' ? Buffer.from(request.body) : request.body ?? Buffer.alloc(0);
     const headers: Record<string, string> = {
@@ -67,7 +67,14 @@ describe('S3 API: hostile and malformed input', () => {
       request.signingDate ? { signingDate: request.signingDate } : {});
     const query = new URLSearchParams(request.query ?? {}).toString();
     const head = `${request.method} ${request.path}${query ? `?${query}` : ''} HTTP/1.1\r\n`
-      + Object.entries(signed.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('') + 'connection: close\r\n\r\n';
+      + Object.entries(signed.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('') + `connection: ${connection}\r\n\r\n`;
+    return [Buffer.from(head), body];
+  }
+
+  /** Signs and sends one request over a raw socket; resolves with the status line's code, the header lines and the body (or 0 when the server closed first). */
+  async function send(request: RawRequest, closeAfterBody = false): Promise<{ status: number; head: string; body: string }> {
+    const port = daemon.port('s3');
+    const [head, body] = await signedBytes(request, 'close');
     return new Promise((resolve) => {
       const socket = connect(port, '127.0.0.1');
       let response = '';
@@ -94,6 +101,45 @@ describe('S3 API: hostile and malformed input', () => {
   afterAll(async () => {
     expect(daemon.logs.filter((line) => line.level >= 50)).toEqual([]);
     await daemon.cleanup();
+  });
+
+  /** Sends requests back to back on one connection (the last closes it); resolves with the status codes of the answers, in order. */
+  async function pipelined(requests: RawRequest[]): Promise<number[]> {
+    const bytes = Buffer.concat((await Promise.all(requests.map((request, index) => signedBytes(request, index === requests.length - 1 ? 'close' : 'keep-alive')))).flat());
+    return new Promise((resolve) => {
+      const socket = connect(daemon.port('s3'), '127.0.0.1');
+      let response = '';
+      socket.on('data', (chunk) => { response += chunk; });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve([...response.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((match) => Number(match[1]))));
+      socket.write(bytes);
+    });
+  }
+
+  it('serves requests pipelined on one connection in order: each sees the writes answered before it', async () => {
+    const key = '/hostile/pipelined.bin';
+    expect(await pipelined([{ method: 'PUT', path: key, body: 'first' }, { method: 'DELETE', path: key }])).toEqual([200, 204]);
+    expect((await send({ method: 'HEAD', path: key })).status).toBe(404);
+    // a large body then a small one: the small one, answered last, is the object
+    expect(await pipelined([{ method: 'PUT', path: key, body: Buffer.alloc(200_000, 1) }, { method: 'PUT', path: key, body: 'second' }])).toEqual([200, 200]);
+    const read = await send({ method: 'GET', path: key });
+    expect(read.body).toBe('second');
+    expect(await pipelined([{ method: 'PUT', path: key, body: 'third' }, { method: 'GET', path: key }, { method: 'DELETE', path: key }, { method: 'GET', path: key }]))
+      .toEqual([200, 200, 204, 404]);
+  });
+
+  it('answers a request whose body runs past its Content-Length, then refuses the bytes after it as an unreadable request', async () => {
+    const [head] = await signedBytes({ method: 'PUT', path: '/hostile/overrun.txt', body: 'exact', headers: { connection: 'keep-alive' } }, 'keep-alive');
+    const statuses = await new Promise<number[]>((resolve) => {
+      const socket = connect(daemon.port('s3'), '127.0.0.1');
+      let response = '';
+      socket.on('data', (chunk) => { response += chunk; });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve([...response.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((match) => Number(match[1]))));
+      socket.write(Buffer.concat([head, Buffer.from('exact and then some bytes that are no request\r\n\r\n')]));
+    });
+    expect(statuses).toEqual([200, 400]);
+    expect((await send({ method: 'GET', path: '/hostile/overrun.txt' })).body).toBe('exact');
   });
 
   it('writes nothing when the body is shorter than Content-Length and the client goes away', async () => {
@@ -473,6 +519,9 @@ describe('S3 API: hostile and malformed input', () => {
       socket.end('GET /hostile/a b c HTTP/1.1\r\n\r\n');
     });
     expect(garbled).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    // S3's error, with the request's ids
+    expect(garbled).toMatch(/^x-amz-request-id: [0-9A-F]{16}\r$/m);
+    expect(garbled).toContain('<Code>BadRequest</Code><Message>An error occurred when parsing the HTTP request.</Message>');
   });
 
   it('copies from a source named in x-amz-copy-source with UTF-8 unencoded, as S3 reads the header\'s bytes', async () => {

@@ -4,6 +4,7 @@ import { http } from '../node-http.js';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import { AuthError, verifyRequest, type VerifyOptions } from '../auth/sigv4.js';
@@ -29,6 +30,14 @@ export class S3Server {
   private routes: Promise<typeof import('./routes.js')> | undefined;
   private readonly verifyOptions: VerifyOptions;
   private readonly context: OperationContext;
+  /**
+   * The request being served on each connection (and those pipelined behind it). Node hands a
+   * connection's pipelined requests over as it parses them, but RFC 9112 §9.3.2 lets a server run
+   * only safe ones in parallel, and S3's reads see the writes answered before them: a PUT then a
+   * DELETE of the key sent back to back left the object there when both ran at once. Each waits
+   * for the one before it on its connection.
+   */
+  private readonly inTurn = new WeakMap<Duplex, { served: Promise<void>; res: ServerResponse }>();
 
   constructor(private readonly config: S3Config, private readonly accessKeys: AccessKeys, services: Omit<OperationContext, 'authorize' | 'formSigner'>,
     private readonly bodyMemory: BodyMemory, private readonly log: Logger, private readonly requests: (operation: string, status: number) => void) {
@@ -45,14 +54,19 @@ export class S3Server {
   }
 
   async start(): Promise<void> {
-    const handler = (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res, false);
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.serveInTurn(req, res, false);
     const options = { connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS };
     const server = this.config.tls.enabled ? createHttpsServer({ ...options, ...this.tlsFiles() }, handler) : http.createServer(options, handler);
     // Expect: 100-continue (the AWS CLI and boto3 send it with bodies over 1 MB): the body is asked
     // for only once the request is authenticated, authorized and routed, so a refused upload is
     // refused before it is sent, as S3 does, rather than after (Node would answer 100 at once).
-    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res, true));
-    server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => answerUnreadableRequest(error, socket));
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.serveInTurn(req, res, true));
+    // after the answer to the request before it, which the unreadable one must not cut off
+    server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+      const previous = this.inTurn.get(socket);
+      if (previous) void previous.served.then(() => finished(previous.res)).then(() => answerUnreadableRequest(error, socket, true), () => socket.destroy());
+      else answerUnreadableRequest(error, socket, false);
+    });
     // Large uploads take as long as they take; an idle socket does not.
     server.requestTimeout = 0;
     server.headersTimeout = 10_000;
@@ -82,6 +96,19 @@ export class S3Server {
     if (!server) return;
     this.server = undefined;
     await closeServer(server, graceMs);
+  }
+
+  /** A request once the ones before it on its connection are served (inTurn). */
+  private serveInTurn(req: IncomingMessage, res: ServerResponse, awaitsContinue: boolean): void {
+    const socket = req.socket;
+    const previous = this.inTurn.get(socket);
+    const turn = {
+      served: (previous ? previous.served.then(() => this.serve(req, res, awaitsContinue)) : this.serve(req, res, awaitsContinue)).finally(() => {
+        if (this.inTurn.get(socket) === turn) this.inTurn.delete(socket);
+      }),
+      res,
+    };
+    this.inTurn.set(socket, turn);
   }
 
   /** One request; `awaitsContinue`: its client waits for 100 Continue before it sends the body. */
@@ -241,25 +268,29 @@ function onFirstRead(body: Readable, onRead: () => void): void {
 }
 
 /**
- * A request Node's parser could not read: one whose header section outgrew its limit gets S3's
- * answer, an S3 error a client's SDK knows (Node's own is a bare 431); any other keeps Node's
- * (400 Bad Request, 408 for headers that stopped coming), as there is no request to name.
+ * A request Node's parser could not read gets S3's answer, an S3 error a client's SDK knows (Node's
+ * own are bare): RequestHeaderSectionTooLarge for a header section over its limit (Node: 431),
+ * BadRequest for the rest; headers that stopped coming keep Node's 408, with the request ids.
  */
-function answerUnreadableRequest(error: NodeJS.ErrnoException, socket: Duplex): void {
-  if (error.code === 'ECONNRESET' || !socket.writable || (socket as Socket).bytesWritten > 0) {
+function answerUnreadableRequest(error: NodeJS.ErrnoException, socket: Duplex, afterAnswers: boolean): void {
+  // a partial answer already written cannot be followed by another
+  if (error.code === 'ECONNRESET' || !socket.writable || (!afterAnswers && (socket as Socket).bytesWritten > 0)) {
     socket.destroy();
     return;
   }
   const requestId = nextRequestId();
-  if (error.code === 'HPE_HEADER_OVERFLOW') {
-    // S3: RequestHeaderSectionTooLarge, 400, with the limit (Node's, --max-http-header-size: 16 KiB unless set)
-    const body = errorDocument([['Code', 'RequestHeaderSectionTooLarge'], ['Message', 'Your request header section exceeds the maximum allowed size.'],
-      ['MaxSizeAllowed', String(http.maxHeaderSize)]], requestId);
-    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
-      + `x-amz-request-id: ${requestId}\r\nx-amz-id-2: ${hostId(requestId)}\r\nConnection: close\r\n\r\n${body}`);
-  } else {
-    socket.end(error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  const ids = `x-amz-request-id: ${requestId}\r\nx-amz-id-2: ${hostId(requestId)}\r\n`;
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    socket.end(`HTTP/1.1 408 Request Timeout\r\n${ids}Connection: close\r\n\r\n`);
+    return;
   }
+  const body = error.code === 'HPE_HEADER_OVERFLOW'
+    // S3: RequestHeaderSectionTooLarge, 400, with the limit (Node's, --max-http-header-size: 16 KiB unless set)
+    ? errorDocument([['Code', 'RequestHeaderSectionTooLarge'], ['Message', 'Your request header section exceeds the maximum allowed size.'],
+      ['MaxSizeAllowed', String(http.maxHeaderSize)]], requestId)
+    // S3's answer to bytes that are no HTTP request
+    : errorDocument([['Code', 'BadRequest'], ['Message', 'An error occurred when parsing the HTTP request.']], requestId);
+  socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${ids}Connection: close\r\n\r\n${body}`);
 }
 
 /** S3's error document: its fields in order, then the request's ids; no namespace, as S3 sends it. */
