@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,6 +49,23 @@ describe('admin API: refused requests', () => {
   afterAll(async () => {
     await daemon.cleanup();
     for (const version of versions) version.remove();
+  });
+
+  it('serves requests pipelined on one connection in order, on the HTTP port and the admin socket', async () => {
+    const statuses = (where: { port: number } | { path: string }, requests: Array<[string, string, string?]>) => new Promise<number[]>((resolve) => {
+      const socket = connect('port' in where ? { port: where.port, host: '127.0.0.1' } : where);
+      let received = '';
+      socket.on('data', (chunk) => { received += chunk; });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve([...received.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((match) => Number(match[1]))));
+      socket.write(requests.map(([method, path, body = ''], index) => `${method} ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n`
+        + `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: ${index === requests.length - 1 ? 'close' : 'keep-alive'}\r\n\r\n${body}`).join(''));
+    });
+    const update = '{"state":{"reported":{"on":true}}}';
+    expect(await statuses({ port: daemon.port('http') }, [['POST', '/things/piped/shadow', update], ['DELETE', '/things/piped/shadow'], ['GET', '/things/piped/shadow']]))
+      .toEqual([200, 200, 404]);
+    expect(await statuses({ path: daemon.socket }, [['POST', '/v1/shadows/piped-admin', update], ['DELETE', '/v1/shadows/piped-admin'], ['GET', '/v1/shadows/piped-admin']]))
+      .toEqual([200, 200, 404]);
   });
 
   it('refuses an integer beyond 2^53 in a shadow update, as MQTT does, and stores nothing', async () => {

@@ -9,7 +9,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { AdminError, type AdminRouter } from './router.js';
 import type { Listener } from '../service.js';
-import { CONNECTIONS_CHECKING_INTERVAL_MS, closeConnectionsCleanly, isPercentEncoded, limitConnections, requestUrl } from '../http/server.js';
+import { CONNECTIONS_CHECKING_INTERVAL_MS, closeConnectionsCleanly, ConnectionTurns, isPercentEncoded, limitConnections, requestUrl } from '../http/server.js';
 import { inexactIntegers } from '../json-integers.js';
 import { isDiskFull } from '../store/storage-errors.js';
 import { BodyMemoryFullError, type BodyMemory } from '../http/body-memory.js';
@@ -36,13 +36,14 @@ export interface AdminServerOptions {
 export class AdminServer {
   private readonly servers: Server[] = [];
   private readonly bound: Listener[] = [];
+  private readonly turns = new ConnectionTurns();
 
   constructor(private readonly router: AdminRouter, private readonly options: AdminServerOptions, private readonly log: Logger) {}
 
   async start(): Promise<void> {
     const { socketPath } = this.options;
     await removeStaleSocket(socketPath);
-    const unix = http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => void this.serve(req, res, false));
+    const unix = http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => this.turns.serve(req, res, () => this.serve(req, res, false)));
     // Only the admin group reaches it, but a script looping over `outpost` must not exhaust the daemon's descriptors
     unix.headersTimeout = 10_000;
     limitConnections(unix, MAX_SOCKET_CONNECTIONS, this.log);
@@ -60,7 +61,7 @@ export class AdminServer {
 
     if (this.options.tcp) {
       const { host, port, maxConnections } = this.options.tcp;
-      const tcp = http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => void this.serve(req, res, true));
+      const tcp = http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => this.turns.serve(req, res, () => this.serve(req, res, true)));
       // Whoever reaches the port is served up to its token check: as on the HTTP port, the sockets
       // (each holding up to 16 KiB of headers) are bounded in number and in how long headers may take.
       tcp.headersTimeout = 10_000;

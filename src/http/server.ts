@@ -1,6 +1,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { http } from '../node-http.js';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { trackBody } from './body.js';
 import { collectBufferGarbage } from '../buffer-garbage.js';
@@ -11,6 +13,42 @@ import type { Listener } from '../service.js';
 export type HttpHandler = (req: IncomingMessage, res: ServerResponse, params: Record<string, string>, url: URL) => void | Promise<void>;
 
 /**
+ * Serves the requests pipelined on a connection one after another. Node hands them over as it
+ * parses them, but RFC 9112 §9.3.2 lets a server run only safe ones in parallel, and a client
+ * expects each to see the writes answered before it: a PUT then a DELETE of an object sent back to
+ * back left the object there when both ran at once. Each request waits for the one before it.
+ */
+export class ConnectionTurns {
+  private readonly current = new WeakMap<Duplex, { served: Promise<void>; res: ServerResponse }>();
+
+  /** Serves `req` with `serve` once the requests before it on its connection are served. */
+  serve(req: IncomingMessage, res: ServerResponse, serve: () => Promise<void>): void {
+    const socket = req.socket;
+    const previous = this.current.get(socket);
+    const turn = {
+      served: (previous ? previous.served.then(serve, serve) : serve()).finally(() => {
+        if (this.current.get(socket) === turn) this.current.delete(socket);
+      }),
+      res,
+    };
+    this.current.set(socket, turn);
+  }
+
+  /** Resolves once the answers to the requests served or waiting on `socket` are sent (false: the last one was cut off). */
+  async answered(socket: Duplex): Promise<boolean> {
+    const last = this.current.get(socket);
+    if (!last) return true;
+    await last.served;
+    return finished(last.res).then(() => true, () => false);
+  }
+
+  /** Whether a request is being served on `socket`. */
+  busy(socket: Duplex): boolean {
+    return this.current.has(socket);
+  }
+}
+
+/**
  * The daemon's public HTTP port: /healthz and /metrics now; the shadow REST
  * API, data-plane publish and HTTP-triggered functions register routes here.
  */
@@ -18,12 +56,13 @@ export class HttpServer {
   readonly routes = new Router<HttpHandler>();
   private server: Server | undefined;
   private boundPort = 0;
+  private readonly turns = new ConnectionTurns();
 
   constructor(private readonly host: string, private readonly port: number, private readonly maxConnections: number, private readonly log: Logger) {}
 
   async start(): Promise<void> {
-    const server = http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => void this.serve(req, res, false));
-    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.serve(req, res, true));
+    const server = http.createServer({ connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }, (req, res) => this.turns.serve(req, res, () => this.serve(req, res, false)));
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.turns.serve(req, res, () => this.serve(req, res, true)));
     server.headersTimeout = 10_000;
     server.requestTimeout = 60_000;
     limitConnections(server, this.maxConnections, this.log);

@@ -4,7 +4,6 @@ import { http } from '../node-http.js';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import { AuthError, verifyRequest, type VerifyOptions } from '../auth/sigv4.js';
@@ -14,7 +13,7 @@ import type { S3Config } from './config.js';
 import { errors, S3Error } from './errors.js';
 import { document, el, percentEncodeNotXml } from './xml.js';
 import { DISCARDED_BODY_BYTES } from '../http/body.js';
-import { closeServer, closeConnectionsCleanly, CONNECTIONS_CHECKING_INTERVAL_MS, limitConnections } from '../http/server.js';
+import { closeServer, closeConnectionsCleanly, ConnectionTurns, CONNECTIONS_CHECKING_INTERVAL_MS, limitConnections } from '../http/server.js';
 import type { Operation, OperationContext, S3Request } from './operations/context.js';
 import { readTlsFiles } from '../tls-files.js';
 import { GATEWAY_REGION } from '../gateway-identity.js';
@@ -30,14 +29,7 @@ export class S3Server {
   private routes: Promise<typeof import('./routes.js')> | undefined;
   private readonly verifyOptions: VerifyOptions;
   private readonly context: OperationContext;
-  /**
-   * The request being served on each connection (and those pipelined behind it). Node hands a
-   * connection's pipelined requests over as it parses them, but RFC 9112 §9.3.2 lets a server run
-   * only safe ones in parallel, and S3's reads see the writes answered before them: a PUT then a
-   * DELETE of the key sent back to back left the object there when both ran at once. Each waits
-   * for the one before it on its connection.
-   */
-  private readonly inTurn = new WeakMap<Duplex, { served: Promise<void>; res: ServerResponse }>();
+  private readonly turns = new ConnectionTurns();
 
   constructor(private readonly config: S3Config, private readonly accessKeys: AccessKeys, services: Omit<OperationContext, 'authorize' | 'formSigner'>,
     private readonly bodyMemory: BodyMemory, private readonly log: Logger, private readonly requests: (operation: string, status: number) => void) {
@@ -54,18 +46,17 @@ export class S3Server {
   }
 
   async start(): Promise<void> {
-    const handler = (req: IncomingMessage, res: ServerResponse) => this.serveInTurn(req, res, false);
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.turns.serve(req, res, () => this.serve(req, res, false));
     const options = { connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS };
     const server = this.config.tls.enabled ? createHttpsServer({ ...options, ...this.tlsFiles() }, handler) : http.createServer(options, handler);
     // Expect: 100-continue (the AWS CLI and boto3 send it with bodies over 1 MB): the body is asked
     // for only once the request is authenticated, authorized and routed, so a refused upload is
     // refused before it is sent, as S3 does, rather than after (Node would answer 100 at once).
-    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.serveInTurn(req, res, true));
-    // after the answer to the request before it, which the unreadable one must not cut off
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.turns.serve(req, res, () => this.serve(req, res, true)));
+    // after the answers to the requests before it, which the unreadable one must not cut off
     server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-      const previous = this.inTurn.get(socket);
-      if (previous) void previous.served.then(() => finished(previous.res)).then(() => answerUnreadableRequest(error, socket, true), () => socket.destroy());
-      else answerUnreadableRequest(error, socket, false);
+      if (!this.turns.busy(socket)) answerUnreadableRequest(error, socket, false);
+      else void this.turns.answered(socket).then((sent) => (sent ? answerUnreadableRequest(error, socket, true) : socket.destroy()));
     });
     // Large uploads take as long as they take; an idle socket does not.
     server.requestTimeout = 0;
@@ -96,19 +87,6 @@ export class S3Server {
     if (!server) return;
     this.server = undefined;
     await closeServer(server, graceMs);
-  }
-
-  /** A request once the ones before it on its connection are served (inTurn). */
-  private serveInTurn(req: IncomingMessage, res: ServerResponse, awaitsContinue: boolean): void {
-    const socket = req.socket;
-    const previous = this.inTurn.get(socket);
-    const turn = {
-      served: (previous ? previous.served.then(() => this.serve(req, res, awaitsContinue)) : this.serve(req, res, awaitsContinue)).finally(() => {
-        if (this.inTurn.get(socket) === turn) this.inTurn.delete(socket);
-      }),
-      res,
-    };
-    this.inTurn.set(socket, turn);
   }
 
   /** One request; `awaitsContinue`: its client waits for 100 Continue before it sends the body. */
