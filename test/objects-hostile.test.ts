@@ -445,6 +445,12 @@ describe('S3 API: hostile and malformed input', () => {
         expect([headers['content-length'], headers['transfer-encoding'], headers['content-type'], headers['content-disposition']]).toEqual([undefined, undefined, undefined, undefined]);
       }
     }
+    // a control character Node refuses to send: 400, not 500
+    for (const value of ['a\u0001b', 'a\u007fb']) {
+      const refused = await send({ method: 'GET', path: '/hostile/cached.txt', query: { 'response-cache-control': value } });
+      expect(refused.status).toBe(400);
+      expect(refused.body).toContain('<Code>InvalidArgument</Code>');
+    }
     // response-cache-control is what a 200 to the same request would carry, so the 304 too
     const overridden = await send({ method: 'GET', path: '/hostile/cached.txt', query: { 'response-cache-control': 'no-cache' }, headers: { 'if-none-match': etag } });
     expect([overridden.status, /^cache-control: (.*)$/im.exec(overridden.head)?.[1]]).toEqual([304, 'no-cache']);

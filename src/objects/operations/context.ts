@@ -136,19 +136,23 @@ export function storedHeaders(headers: IncomingHttpHeaders): Record<string, stri
  * Text (a form field, a query parameter) as a header value. A header's value is bytes, which Node
  * reads and writes as latin1 and refuses past U+00FF: the text goes as the bytes of its UTF-8, as a
  * client sending it in a header sends it. User metadata is the text itself: S3 stores it as text and
- * returns what is not US-ASCII encoded (userMetadata, objectHeaders). A line break cannot be in a
- * header (InvalidArgument).
+ * returns what is not US-ASCII encoded (userMetadata, objectHeaders). A line break or NUL cannot be
+ * in a header, nor, in another header than user metadata (sent as it is), any control character
+ * but tab (RFC 9110 §5.5), which Node refuses to send: stored, the object answered 500 to every
+ * read (InvalidArgument instead).
  */
 export function asHeaderValue(name: string, text: string): string {
-  if (/[\r\n\0]/.test(text)) throw errors.invalidArgument(`${name}: a header value cannot hold a line break`, name, text);
-  return name.startsWith('x-amz-meta-') ? text : Buffer.from(text, 'utf8').toString('latin1');
+  if (/[\r\n\0]/.test(text)) throw errors.invalidArgument(`${name}: a header value cannot hold a line break or NUL`, name, text);
+  if (name.startsWith('x-amz-meta-')) return text;
+  if (/[\x01-\x08\x0b-\x1f\x7f]/.test(text)) throw errors.invalidArgument(`${name}: a header value cannot hold a control character`, name, text);
+  return Buffer.from(text, 'utf8').toString('latin1');
 }
 
 /** x-amz-checksum-crc32 and the like, and the SDK's name of the algorithm (not x-amz-checksum-mode, a request for them). */
 const isChecksumValue = (name: string) => (name.startsWith('x-amz-checksum-') && name !== 'x-amz-checksum-mode') || name === 'x-amz-sdk-checksum-algorithm';
 
 /** RFC 9110 §5.1: a field name is a token. */
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/i;
 
 /** The query parameters of a presigned URL that are its signature's own (SigV4 query authentication). */
 const QUERY_AUTHENTICATION = new Set(['x-amz-algorithm', 'x-amz-credential', 'x-amz-date', 'x-amz-expires', 'x-amz-signedheaders', 'x-amz-signature',

@@ -1,4 +1,5 @@
 import { errors } from '../errors.js';
+import { HEADER_NAME } from './context.js';
 import type { ObjectStore } from '../object-store.js';
 import { el, isElement } from '../xml.js';
 
@@ -55,6 +56,9 @@ function ruleOf(element: unknown): CorsRule {
   }
   const exposedWildcard = rule.exposeHeaders.find((value) => value.includes('*'));
   if (exposedWildcard !== undefined) throw errors.invalidRequest(`ExposeHeader "${exposedWildcard}" contains wildcard. We currently do not support wildcard for ExposeHeader.`);
+  // sent as Access-Control-Expose-Headers: a name that is no header field name (RFC 9110 §5.1) made every cross-origin request answer 500
+  const notAName = rule.exposeHeaders.find((value) => !HEADER_NAME.test(value));
+  if (notAName !== undefined) throw errors.invalidRequest(`ExposeHeader "${notAName}" is not a valid header name.`);
   if (element.ID !== undefined) {
     if (typeof element.ID !== 'string') throw errors.malformedXml();
     if (element.ID.length > MAX_ID_LENGTH) throw errors.invalidArgument(`ID length should not exceed allowed limit of ${MAX_ID_LENGTH}`, 'ID', element.ID);
