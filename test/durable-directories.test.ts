@@ -1,7 +1,7 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { CreateBucketCommand, CreateMultipartUploadCommand, DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, CreateMultipartUploadCommand, DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { straceWorks } from './helpers/strace.js';
 import { TestDaemon } from './helpers/daemon.js';
@@ -55,7 +55,7 @@ describe.skipIf(!straceWorks)('durable directories (strace of the daemon)', () =
   beforeAll(async () => {
     mkdirSync(dataDir);
     daemon = await TestDaemon.start({
-      dataDir, config: {}, startTimeoutMs: 60_000,
+      dataDir, config: { s3: { share: { settleMs: 200 } } }, startTimeoutMs: 60_000,
       wrapper: ['strace', '-f', '-y', '-qq', '-e', 'trace=mkdir,mkdirat,fsync,fdatasync,unlink,unlinkat', '-o', traceFile],
     });
     const client = s3Client(daemon, await addKey(daemon));
@@ -65,6 +65,9 @@ describe.skipIf(!straceWorks)('durable directories (strace of the daemon)', () =
     await client.send(new PutObjectCommand({ Bucket: 'durable', Key: 'x/y/deleted.bin', Body: Buffer.alloc(1 << 20, 2) }));
     await client.send(new DeleteObjectCommand({ Bucket: 'durable', Key: 'x/y/deleted.bin' }));
     await client.send(new CreateMultipartUploadCommand({ Bucket: 'durable', Key: 'parts.bin' }));
+    // a local program's file, which the share adopts
+    writeFileSync(join(dataDir, 'share', 'durable', 'x', 'local.txt'), 'written by a local program');
+    await eventually(() => client.send(new HeadObjectCommand({ Bucket: 'durable', Key: 'x/local.txt' })).then(() => true, () => false), 10_000);
     const deployed = await outpost(daemon.socket, ['deploy', code.dir]);
     expect(deployed.code, deployed.stderr).toBe(0);
     // strace writes its lines as the calls return; the last answer above may be ahead of its file
@@ -101,6 +104,11 @@ describe.skipIf(!straceWorks)('durable directories (strace of the daemon)', () =
     const unlinked = trace.unlinked.find((entry) => entry.path === file);
     expect(unlinked).toBeDefined();
     expect(syncedAfter(trace, dirname(file), unlinked!.line)).toBe(true);
+  });
+
+  it('syncs a file a local program wrote into the share, and its directory, before it becomes an object', () => {
+    const file = join(dataDir, 'share', 'durable', 'x', 'local.txt');
+    expect(trace.synced.map((synced) => synced.path)).toEqual(expect.arrayContaining([file, dirname(file)]));
   });
 
   it('syncs a new function version\'s files and directories before it is recorded', () => {

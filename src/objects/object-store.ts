@@ -474,6 +474,13 @@ export class ObjectStore {
   private bucketsChangedListener: (() => void) | undefined;
   /** Told of the share copies about to be renamed into place (the file share knows their events for the store's). */
   private shareRenamesListener: ShareRenames | undefined;
+  /**
+   * The id of the next small body. Share copies tell an object's version by its body's id, so no id
+   * is given twice while the daemon runs: SQLite's own rowid is the largest one + 1, which a deleted
+   * newest body gave to the next PUT, and the late record of the deleted version's copy landed on
+   * it. (After a restart no copy of before is waiting: the ids may start again from the largest.)
+   */
+  private nextBodyId: number;
 
   constructor(private readonly store: Store, readonly shareRoot: string, private readonly changes: ChangeLog, readonly limits: StoreLimits, private readonly log: Logger) {
     this.db = store.db;
@@ -482,6 +489,7 @@ export class ObjectStore {
     this.blobDir = join(shareRoot, STORE_FOLDER, 'blobs');
     this.uploadDir = join(shareRoot, STORE_FOLDER, 'uploads');
     const db = store.db;
+    this.nextBodyId = (db.prepare('SELECT coalesce(max(id), 0) + 1 AS id FROM object_bodies').get() as { id: number }).id;
     this.statements = {
       bucket: db.prepare('SELECT name, created_at FROM object_buckets WHERE name = ?'),
       buckets: db.prepare('SELECT name, created_at FROM object_buckets ORDER BY name'),
@@ -512,7 +520,7 @@ export class ObjectStore {
       upsertInlineObject: db.prepare(`INSERT OR REPLACE INTO objects (bucket, key, size, etag, content_type, metadata, last_modified, blob, file_ino, file_mtime_ms, file_ctime_ms, inline, body)
         VALUES (@bucket, @key, @size, @etag, @content_type, @metadata, @last_modified, @blob, @file_ino, @file_mtime_ms, @file_ctime_ms, 1, @body)`),
       recordFileCtime: db.prepare('UPDATE objects SET file_ctime_ms = ? WHERE bucket = ? AND key = ? AND blob IS NULL AND file_ino = ? AND file_mtime_ms = ?'),
-      insertBody: db.prepare('INSERT INTO object_bodies (content) VALUES (?)'),
+      insertBody: db.prepare('INSERT INTO object_bodies (id, content) VALUES (?, ?)'),
       setMetadata: db.prepare('UPDATE objects SET metadata = ? WHERE bucket = ? AND key = ?'),
       // GetObject of a small object: the metadata and the content held in SQLite in one statement
       objectWithContent: db.prepare(`SELECT objects.*, object_bodies.content FROM objects
@@ -927,9 +935,13 @@ export class ObjectStore {
     try {
       if (!sameFile(await file.stat(), before)) throw new FileChangedError(path);
       for await (const chunk of file.createReadStream({ autoClose: false, highWaterMark: 256 * 1024 })) hash.update(chunk as Buffer);
+      // on disk before the object and its event are: after a power cut a file the local program
+      // never synced could come back empty or not at all, under an object a function acted on
+      await file.datasync();
     } finally {
       await file.close();
     }
+    await this.directorySyncs.sync(dirname(path));
     const etag = hash.digest('hex');
     return this.locks.with(`${bucket}/${key}`, async () => {
       const after = await stat(path).catch(() => undefined);
@@ -1402,7 +1414,8 @@ export class ObjectStore {
         if (!options.condition) previous = this.object(bucket, key);
         // a share file is replaced in place by the copy; a blob file is not
         if (previous?.blob && !previous.inline) intents.push({ op: 'remove', target: this.contentPath(previous) });
-        const body = this.statements.insertBody.run(content.data).lastInsertRowid;
+        const body = this.nextBodyId++;
+        this.statements.insertBody.run(body, content.data);
         this.statements.upsertInlineObject.run({ ...rowOf(record), body });
         recordChange(bucket, options.eventName, { key, size: record.size, etag: record.etag }, options.origin);
       }, (events) => (record.blob ? this.changes.release(events) : this.shareCopies.schedule(bucket, key, events, storeFileOf(previous), { etag: record.etag, data: content.data }, began)));
