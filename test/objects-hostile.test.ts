@@ -186,6 +186,7 @@ describe('S3 API: hostile and malformed input', () => {
       [{ method: 'PUT', path: '/hostile/md5.txt', body: 'x', headers: { 'content-md5': 'not-base64-md5' } }, 400, 'InvalidDigest'],
       [deleteObjects('<Delete><Object><Key>a</Key></Object>'), 400, 'MalformedXML'],
       [deleteObjects('<Delete></Delete>'), 400, 'MalformedXML'],
+      [deleteObjects('<Delete><Quiet>maybe</Quiet><Object><Key>a</Key></Object></Delete>'), 400, 'MalformedXML'],
       // entities a DOCTYPE declares are not expanded ("billion laughs"), nor HTML's; a reference to no XML character is refused
       [deleteObjects(BILLION_LAUGHS), 400, 'MalformedXML'],
       [deleteObjects('<Delete><Object><Key>a&nbsp;b</Key></Object></Delete>'), 400, 'MalformedXML'],

@@ -505,9 +505,11 @@ describe('S3 API with the AWS SDK v3', () => {
 
   it('checks x-amz-copy-source-if-* conditions on the source, refusing with 412 and copying nothing', async () => {
     const put = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'cond/src.txt', Body: 'source' }));
-    const later = new Date(Date.now() + 60_000);
     const earlier = new Date(Date.now() - 60_000);
-    for (const conditions of [{ CopySourceIfMatch: '"0123"' }, { CopySourceIfNoneMatch: put.ETag }, { CopySourceIfModifiedSince: later },
+    // a second after the write (Last-Modified has whole seconds), and not in the future
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const sinceWritten = new Date();
+    for (const conditions of [{ CopySourceIfMatch: '"0123"' }, { CopySourceIfNoneMatch: put.ETag }, { CopySourceIfModifiedSince: sinceWritten },
       { CopySourceIfUnmodifiedSince: earlier }, { CopySourceIfNoneMatch: put.ETag, CopySourceIfModifiedSince: earlier }]) {
       const refused = await failure(s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'cond/dst.txt', CopySource: 'photos/cond/src.txt', ...conditions })));
       expect(refused).toMatchObject({ code: 'PreconditionFailed', status: 412 });
@@ -518,6 +520,9 @@ describe('S3 API with the AWS SDK v3', () => {
       CopySourceIfMatch: put.ETag, CopySourceIfUnmodifiedSince: earlier, CopySourceIfNoneMatch: '"other"', CopySourceIfModifiedSince: earlier }));
     await eventually(() => existsSync(join(daemon.dataDir, 'share', 'photos', 'cond', 'dst.txt')));
     expect(readFileSync(join(daemon.dataDir, 'share', 'photos', 'cond', 'dst.txt'), 'utf8')).toBe('source');
+    // an If-Modified-Since in the future is no date the source could have been modified since: ignored, as GetObject does
+    await s3.send(new CopyObjectCommand({ Bucket: 'photos', Key: 'cond/future.txt', CopySource: 'photos/cond/src.txt', CopySourceIfModifiedSince: new Date(Date.now() + 3_600_000) }));
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'cond/future.txt' }))).ETag).toBe(put.ETag);
   });
 
   it('copies conditionally onto the destination with If-None-Match: * and If-Match (S3 conditional writes), writing nothing when they fail', async () => {
@@ -588,6 +593,16 @@ describe('S3 API with the AWS SDK v3', () => {
     const oddDeleted = await s3.send(new DeleteObjectsCommand({ Bucket: 'photos', Delete: { Objects: odd.map((Key) => ({ Key })) } }));
     expect(oddDeleted.Deleted!.map((d) => d.Key).sort()).toEqual([...odd].sort());
     expect((await s3.send(new ListObjectsV2Command({ Bucket: 'photos', Prefix: 'odd/' }))).KeyCount).toBe(0);
+    // a key that may only read: each key's AccessDenied in a 200, as S3, quiet or not; nothing deleted
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'del/kept', Body: 'kept' }));
+    const reader = s3Client(daemon, await addKey(daemon, ['--read', 'photos']));
+    for (const Quiet of [false, true]) {
+      const refused = await reader.send(new DeleteObjectsCommand({ Bucket: 'photos', Delete: { Quiet, Objects: [{ Key: 'del/kept' }, { Key: 'del/none' }] } }));
+      expect([refused.Deleted, refused.Errors]).toEqual([undefined, ['del/kept', 'del/none'].map((Key) => ({ Key, Code: 'AccessDenied', Message: 'Access Denied' }))]);
+    }
+    reader.destroy();
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'del/kept' }))).ContentLength).toBe(4);
+    await s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'del/kept' }));
   });
 
   it('deletes conditionally with If-Match, as S3: 412 on another ETag, 404 when there is no object', async () => {
@@ -895,6 +910,8 @@ describe('S3 API with the AWS SDK v3', () => {
       [{ ObjectOwnership: 'ObjectWriter' }, { code: 'NotImplemented', status: 501 }],
       [{ ACL: 'public-read' }, { code: 'InvalidBucketAclWithObjectOwnership', status: 400 }],
       [{ CreateBucketConfiguration: { LocationConstraint: 'eu-west-1' } }, { code: 'IllegalLocationConstraintException', status: 400 }],
+      // us-east-1 is the region a bucket without a constraint is in: S3 refuses it named
+      [{ CreateBucketConfiguration: { LocationConstraint: 'us-east-1' } }, { code: 'InvalidLocationConstraint', status: 400 }],
     ];
     for (const [extra, refusal] of bucketRefusals) {
       expect(await failure(s3.send(new CreateBucketCommand({ Bucket: 'refused-bucket', ...extra }))), JSON.stringify(extra)).toMatchObject(refusal);

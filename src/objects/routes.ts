@@ -198,7 +198,8 @@ export function route(method: string, bucket: string, key: string, query: URLSea
         return r('CreateBucket', createBucket, 'write');
       case 'DELETE': return r('DeleteBucket', deleteBucket, 'administer');
       case 'POST':
-        if (query.has('delete')) return r('DeleteObjects', deleteObjects, 'write');
+        // S3: a caller who may not delete gets each key's AccessDenied in a 200, not a 403 (DeleteObjects checks)
+        if (query.has('delete')) return { ...r('DeleteObjects', deleteObjects, 'read'), notPublic: true };
         return r('PostObject', postObject, 'form');
     }
     throw errors.methodNotAllowed(method, 'BUCKET', RESOURCE_METHODS);

@@ -37,9 +37,13 @@ function checkBucketHeaders(request: S3Request): void {
   if (asksForAcl(request)) throw new S3Error('InvalidBucketAclWithObjectOwnership', 400, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting");
 }
 
-/** A LocationConstraint naming another region than the gateway's (IllegalLocationConstraintException). */
+/**
+ * A LocationConstraint naming another region than the gateway's (IllegalLocationConstraintException),
+ * or naming us-east-1, which S3 takes only as no constraint at all (InvalidLocationConstraint).
+ */
 function checkLocationConstraint(configuration: Record<string, any>, region: string): void {
   const constraint = configuration.LocationConstraint;
+  if (constraint === 'us-east-1') throw new S3Error('InvalidLocationConstraint', 400, 'The specified location-constraint is not valid');
   if (typeof constraint === 'string' && constraint !== '' && constraint !== region) {
     throw new S3Error('IllegalLocationConstraintException', 400,
       `The ${constraint} location constraint is incompatible for the region specific endpoint this request was sent to.`);

@@ -1,7 +1,7 @@
 import { errors, S3Error } from '../errors.js';
 import { checkKey } from '../names.js';
 import { el, MAX_MARKUP, parseXml } from '../xml.js';
-import { changeOrigin, sendXml, type Operation } from './context.js';
+import { changeOrigin, sendXml, type Operation, type OperationContext, type S3Request } from './context.js';
 import { checkVersionId, ifMatchCondition } from './reading.js';
 import { checkEventQueue, digestedBody } from './writing.js';
 
@@ -19,11 +19,14 @@ export const deleteObjects: Operation = async (request, res, context) => {
     || !['string', 'undefined'].includes(typeof object.ETag) || !['string', 'undefined'].includes(typeof object.VersionId))) {
     throw errors.malformedXml();
   }
+  if (parsed.Quiet !== undefined && parsed.Quiet !== 'true' && parsed.Quiet !== 'false') throw errors.malformedXml();
   const quiet = parsed.Quiet === 'true';
+  const denied = deleteDenied(request, context);
   checkEventQueue(context);
   const results = await Promise.all(objects.map(async ({ Key, ETag, VersionId }) => {
     const key = Key as string;
     try {
+      if (denied) throw denied;
       checkKey(key);
       checkVersionId(VersionId as string | undefined);
       await context.objects.remove(request.bucket, key, changeOrigin(request), ifMatchCondition(ETag as string | undefined, key));
@@ -36,6 +39,17 @@ export const deleteObjects: Operation = async (request, res, context) => {
   }));
   sendXml(res, 200, 'DeleteResult', results);
 };
+
+/** The AccessDenied of a caller who may read the bucket but not write it: S3 answers it for each key. */
+function deleteDenied(request: S3Request, context: OperationContext): S3Error | undefined {
+  try {
+    context.authorize(request, request.bucket, 'write');
+    return undefined;
+  } catch (error) {
+    if (error instanceof S3Error && error.code === 'AccessDenied') return error;
+    throw error;
+  }
+}
 
 function versionOf(versionId: unknown): string[] {
   return typeof versionId === 'string' ? [el('VersionId', versionId)] : [];

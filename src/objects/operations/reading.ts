@@ -51,24 +51,25 @@ export function checkConditions(request: S3Request, object: ObjectRecord): void 
 }
 
 /**
- * CopyObject / UploadPartCopy: the same four conditions on the source, as x-amz-copy-source-if-*;
- * every failure is 412 PreconditionFailed (a copy has nothing to answer 304 with).
+ * CopyObject / UploadPartCopy: the same four conditions on the source, as x-amz-copy-source-if-*,
+ * a future If-Modified-Since ignored as well; every failure is 412 PreconditionFailed (a copy has
+ * nothing to answer 304 with).
  */
 export function checkCopySourceConditions(request: S3Request, source: ObjectRecord): void {
-  const failed = failedCondition(request, source, 'x-amz-copy-source-', undefined);
+  const failed = failedCondition(request, source, 'x-amz-copy-source-', Date.now());
   if (failed) throw errors.preconditionFailed(`x-amz-copy-source-${failed}`);
 }
 
 /**
  * The first condition that does not hold. If-Match decides without If-Unmodified-Since, and
  * If-None-Match without If-Modified-Since, when both of a pair are sent (S3 and RFC 7232).
- * If-Modified-Since after `now` (when given) is ignored.
+ * If-Modified-Since after `now` is ignored.
  */
-function failedCondition(request: S3Request, object: ObjectRecord, prefix: string, now: number | undefined): string | undefined {
+function failedCondition(request: S3Request, object: ObjectRecord, prefix: string, now: number): string | undefined {
   const ifMatch = header(request, `${prefix}if-match`);
   const ifNoneMatch = header(request, `${prefix}if-none-match`);
   const modifiedSinceSent = Date.parse(header(request, `${prefix}if-modified-since`) ?? '');
-  const ifModifiedSince = now !== undefined && seconds(modifiedSinceSent) > seconds(now) ? NaN : modifiedSinceSent;
+  const ifModifiedSince = seconds(modifiedSinceSent) > seconds(now) ? NaN : modifiedSinceSent;
   const ifUnmodifiedSince = Date.parse(header(request, `${prefix}if-unmodified-since`) ?? '');
   const modified = seconds(object.lastModified);
   if (ifMatch !== undefined) {
