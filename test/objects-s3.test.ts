@@ -1051,6 +1051,10 @@ describe('S3 API with the AWS SDK v3', () => {
       expect(await failure(reader.send(new PutObjectCommand({ Bucket: 'photos', Key: 'r', Body: 'x' })))).toMatchObject({ code: 'AccessDenied', status: 403 });
       expect(await failure(stranger.send(new GetObjectCommand({ Bucket: 'photos', Key: 'digits.txt' })))).toMatchObject({ code: 'AccessDenied', status: 403 });
       expect((await stranger.send(new ListBucketsCommand({}))).Buckets ?? []).toEqual([]);
+      // a bucket that does not exist is NoSuchBucket to whoever asks, as S3; creating one is the grant's to allow
+      expect(await failure(stranger.send(new GetObjectCommand({ Bucket: 'no-such-bucket', Key: 'k' })))).toMatchObject({ code: 'NoSuchBucket', status: 404 });
+      expect((await fetch(`${s3Endpoint(daemon)}/no-such-bucket/k`)).status).toBe(404);
+      expect(await failure(stranger.send(new CreateBucketCommand({ Bucket: 'no-such-bucket' })))).toMatchObject({ code: 'AccessDenied', status: 403 });
 
       // read-write on one bucket is its objects, not the bucket: a camera's key cannot point its events
       // at a function, expire its objects, open it to other sites or delete it (that takes read-write on "*")

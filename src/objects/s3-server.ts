@@ -117,7 +117,15 @@ export class S3Server {
         body: verified.body, contentLength: verified.contentLength, checksums: verified.checksums, accessKeyId: verified.accessKeyId,
         requestId, sourceIp: req.socket.remoteAddress ?? '', origin: address.origin,
       };
-      if (found.access === 'read' || found.access === 'write') this.authorize(request, address.bucket, found.access, found.notPublic === true);
+      if (found.access === 'read' || found.access === 'write') {
+        try {
+          this.authorize(request, address.bucket, found.access, found.notPublic === true);
+        } catch (error) {
+          // S3 answers NoSuchBucket for a bucket that does not exist, to whoever asks (but CreateBucket)
+          if (address.bucket && found.name !== 'CreateBucket' && !this.context.objects.bucket(address.bucket)) throw errors.noSuchBucket(address.bucket);
+          throw error;
+        }
+      }
       else if (found.access === 'administer' && !(request.accessKeyId && this.accessKeys.administersBuckets(request.accessKeyId))) throw errors.accessDenied();
       else if (found.access === 'signed' && !request.accessKeyId) throw errors.accessDenied();
       checkExpectedOwners(request);
