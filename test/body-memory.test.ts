@@ -41,8 +41,11 @@ describe('request bodies held whole in memory', () => {
     signer = new SignatureV4({ service: 's3', region: 'us-east-1', credentials, sha256: Sha256 as never, uriEscapePath: false, applyChecksum: false });
   });
   afterAll(async () => {
-    expect(daemon.logs.filter((line) => line.level >= 50)).toEqual([]);
-    await daemon.cleanup();
+    try {
+      expect(daemon.logs.filter((line) => line.level >= 50)).toEqual([]);
+    } finally {
+      await daemon.cleanup();
+    }
   });
 
   const invoke = (announced: number, sent: number) => openRequest({ port: daemon.port('http') },

@@ -99,8 +99,11 @@ describe('S3 API: hostile and malformed input', () => {
     expect((await send({ method: 'PUT', path: '/hostile' })).status).toBe(200);
   });
   afterAll(async () => {
-    expect(daemon.logs.filter((line) => line.level >= 50)).toEqual([]);
-    await daemon.cleanup();
+    try {
+      expect(daemon.logs.filter((line) => line.level >= 50)).toEqual([]);
+    } finally {
+      await daemon.cleanup();
+    }
   });
 
   /** Sends requests back to back on one connection (the last closes it); resolves with the status codes of the answers, in order. */
