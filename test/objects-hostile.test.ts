@@ -131,6 +131,26 @@ describe('S3 API: hostile and malformed input', () => {
       .toEqual([200, 200, 204, 404]);
   });
 
+  it('reads an absolute-form request target as its path (RFC 9112 §3.2.2) and refuses two Host headers with 400 (§3.2)', async () => {
+    expect((await send({ method: 'PUT', path: '/hostile/absolute.txt', body: 'absolute' })).status).toBe(200);
+    const port = daemon.port('s3');
+    const [head] = await signedBytes({ method: 'GET', path: '/hostile/absolute.txt' }, 'close');
+    const raw = (bytes: string) => new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      let response = '';
+      socket.on('data', (chunk) => { response += chunk; });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(response));
+      socket.write(bytes);
+    });
+    const absolute = await raw(head.toString().replace('GET /hostile/absolute.txt HTTP/1.1', `GET http://127.0.0.1:${port}/hostile/absolute.txt HTTP/1.1`));
+    expect(absolute).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(absolute.endsWith('\r\n\r\nabsolute')).toBe(true);
+    const twoHosts = await raw(head.toString().replace('\r\n\r\n', `\r\nhost: elsewhere.example\r\n\r\n`));
+    expect(twoHosts).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(twoHosts).toContain('<Code>BadRequest</Code>');
+  });
+
   it('answers a request whose body runs past its Content-Length, then refuses the bytes after it as an unreadable request', async () => {
     const [head] = await signedBytes({ method: 'PUT', path: '/hostile/overrun.txt', body: 'exact', headers: { connection: 'keep-alive' } }, 'keep-alive');
     const statuses = await new Promise<number[]>((resolve) => {

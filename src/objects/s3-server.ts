@@ -100,6 +100,7 @@ export class S3Server {
     let resource = '/';
     let bodyAsked = !awaitsContinue;
     try {
+      readTarget(req);
       const address = this.address(req);
       resource = `/${address.bucket}${address.bucket && address.key ? `/${address.key}` : ''}`;
       const { route, checkExpectedOwners, crossOriginHeaders, withHoistedHeaders } = await (this.routes ??= import('./routes.js'));
@@ -277,6 +278,27 @@ function answerUnreadableRequest(error: NodeJS.ErrnoException, socket: Duplex, a
     // S3's answer to bytes that are no HTTP request
     : errorDocument([['Code', 'BadRequest'], ['Message', 'An error occurred when parsing the HTTP request.']], requestId);
   socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${ids}Connection: close\r\n\r\n${body}`);
+}
+
+/**
+ * RFC 9112 §3.2: a request with more than one Host header is refused (400); §3.2.2: an
+ * absolute-form target (`GET http://host/bucket/key`, as a client talking to a proxy sends it) is
+ * read as its path and query, its host standing for the Host header.
+ */
+function readTarget(req: IncomingMessage): void {
+  let hosts = 0;
+  for (let index = 0; index < req.rawHeaders.length; index += 2) if (req.rawHeaders[index].length === 4 && req.rawHeaders[index].toLowerCase() === 'host') hosts++;
+  if (hosts > 1) throw new S3Error('BadRequest', 400, 'An error occurred when parsing the HTTP request.');
+  const target = req.url ?? '/';
+  if (!/^https?:\/\//i.test(target)) return;
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    throw new S3Error('InvalidURI', 400, "Couldn't parse the specified URI.", { URI: target });
+  }
+  req.url = `${url.pathname}${url.search}`;
+  req.headers.host = url.host;
 }
 
 /** S3's error document: its fields in order, then the request's ids; no namespace, as S3 sends it. */
