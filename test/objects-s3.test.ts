@@ -23,6 +23,8 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { TestDaemon } from './helpers/daemon.js';
 import { eventually } from './helpers/eventually.js';
 import { addKey, s3Client, s3Endpoint, type S3Credentials } from './helpers/objects.js';
+import { Sha256 } from './helpers/sigv4.js';
+import { SignatureV4 } from '@smithy/signature-v4';
 
 const MIN_PART = 64 * 1024;
 
@@ -603,6 +605,19 @@ describe('S3 API with the AWS SDK v3', () => {
     reader.destroy();
     expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: 'del/kept' }))).ContentLength).toBe(4);
     await s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key: 'del/kept' }));
+  });
+
+  it('lists a key holding a control character as S3 writes it, a character reference (&#x1;), which the SDK reads back', async () => {
+    const Key = 'ctl/a\u0001b\u001fc';
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key, Body: 'x' }));
+    expect((await s3.send(new ListObjectsV2Command({ Bucket: 'photos', Prefix: 'ctl/' }))).Contents?.map((object) => object.Key)).toEqual([Key]);
+    const signer = new SignatureV4({ service: 's3', region: 'us-east-1', credentials, sha256: Sha256 as never, uriEscapePath: false });
+    const url = new URL(`${s3Endpoint(daemon)}/photos?list-type=2&prefix=ctl%2F`);
+    const signed = await signer.sign({ method: 'GET', protocol: 'http:', hostname: url.hostname, port: Number(url.port), path: '/photos',
+      query: { 'list-type': '2', prefix: 'ctl/' }, headers: { host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } });
+    const body = await (await fetch(url, { headers: signed.headers })).text();
+    expect(body).toContain('<Key>ctl/a&#x1;b&#x1F;c</Key>');
+    await s3.send(new DeleteObjectCommand({ Bucket: 'photos', Key }));
   });
 
   it('deletes conditionally with If-Match, as S3: 412 on another ETag, 404 when there is no object', async () => {

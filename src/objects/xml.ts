@@ -2,10 +2,16 @@ import type { X2jOptions, XMLParser } from 'fast-xml-parser';
 
 const S3_NAMESPACE = 'http://s3.amazonaws.com/doc/2006-03-01/';
 
-/** Text escaped for an XML element. */
+/**
+ * Text escaped for an XML element. A control character XML 1.0 has no place for (a key may hold
+ * one) is written as S3 writes it, a character reference (`&#x1;`): the JS SDK reads it back, where
+ * parsers that keep to XML 1.0 refuse it either way (encoding-type=url is for them).
+ */
 export function escapeXml(text: string): string {
-  return text.replace(/[&<>"'\r]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;', '\r': '&#13;' })[c]!);
+  return text.replace(/[&<>"'\r\x01-\x08\x0b\x0c\x0e-\x1f]/g, (c) => ESCAPED[c] ?? `&#x${c.charCodeAt(0).toString(16).toUpperCase()};`);
 }
+
+const ESCAPED: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;', '\r': '&#13;' };
 
 /** `<name>text</name>`; nested elements are passed as already-built strings in an array. */
 export function el(name: string, content: string | number | boolean | string[] | undefined): string {
