@@ -995,7 +995,7 @@ export class ObjectStore {
     } finally {
       await file.close();
     }
-    return object.etag === `${createHash('md5').update(Buffer.concat(partMd5s)).digest('hex')}-${object.parts.length}`;
+    return object.etag === multipartEtag(partMd5s);
   }
 
   /**
@@ -1227,8 +1227,7 @@ export class ObjectStore {
       await rm(content.path, { force: true });
       throw checksumMismatch(checksum.algorithm);
     }
-    const md5s = Buffer.concat(parts.map((part) => Buffer.from(part.etag, 'hex')));
-    const etag = `${createHash('md5').update(md5s).digest('hex')}-${parts.length}`;
+    const etag = multipartEtag(parts.map((part) => Buffer.from(part.etag, 'hex')));
     // the upload's write began when it was created: a local write of the path since is the later one
     return this.install(upload.bucket, upload.key, { ...content, etag }, {
       contentType: upload.contentType, metadata: upload.metadata, headers: upload.headers, tags: upload.tags, condition,
@@ -1700,7 +1699,6 @@ const fdDatasync = promisify(fdatasync);
 const fdStat = promisify(fstat);
 const fdClose = promisify(close);
 
-/** Renames, making the parent directory again when a concurrent delete removed it as empty. */
 type ShareFileIntent = RenameIntent & Required<Pick<RenameIntent, 'object' | 'localWritesAfter'>>;
 
 /**
@@ -1735,6 +1733,7 @@ async function placeShareFile(intent: ShareFileIntent): Promise<Stats | false> {
   return lstat(intent.target);
 }
 
+/** Renames, making the parent directory again when a concurrent delete removed it as empty. */
 async function renameInto(source: string, target: string): Promise<void> {
   try {
     await rename(source, target);
@@ -1811,6 +1810,11 @@ function pastPrefix(prefix: string): string {
 
 function utf8Compare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** A multipart object's ETag: the MD5 of its parts' MD5s, then `-` and how many there are. */
+function multipartEtag(partMd5s: Buffer[]): string {
+  return `${createHash('md5').update(Buffer.concat(partMd5s)).digest('hex')}-${partMd5s.length}`;
 }
 
 function sameFile(a: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>, b: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>): boolean {

@@ -10,8 +10,6 @@ import type { CopyJob } from './share-copy-worker.js';
 import type { StoreFile } from './share-paths.js';
 import { sharePath } from './names.js';
 
-export type { StoreFile } from './share-paths.js';
-
 /** Objects waiting for their copy; beyond it small writes wait (ShareCopies.room), so memory stays bounded. */
 const MAX_PENDING = 1024;
 /** Copies written but not yet synced and recorded; beyond it small writes wait too. */
