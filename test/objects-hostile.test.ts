@@ -129,6 +129,11 @@ describe('S3 API: hostile and malformed input', () => {
     expect(read.body).toBe('second');
     expect(await pipelined([{ method: 'PUT', path: key, body: 'third' }, { method: 'GET', path: key }, { method: 'DELETE', path: key }, { method: 'GET', path: key }]))
       .toEqual([200, 200, 204, 404]);
+    // more than wait their turn at once (the connection is read no further until half are served): all answered, in order
+    const many = [...Array.from({ length: 200 }, (_, index) => ({ method: 'PUT', path: `${key}-${index % 3}`, body: String(index) })),
+      ...Array.from({ length: 3 }, (_, index) => ({ method: 'GET', path: `${key}-${index}` }))];
+    expect(await pipelined(many)).toEqual(many.map(() => 200));
+    for (const [index, last] of [198, 199, 197].entries()) expect((await send({ method: 'GET', path: `${key}-${index}` })).body).toBe(String(last));
   });
 
   it('reads an absolute-form request target as its path (RFC 9112 §3.2.2) and refuses two Host headers with 400 (§3.2)', async () => {

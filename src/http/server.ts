@@ -16,37 +16,57 @@ export type HttpHandler = (req: IncomingMessage, res: ServerResponse, params: Re
  * Serves the requests pipelined on a connection one after another. Node hands them over as it
  * parses them, but RFC 9112 §9.3.2 lets a server run only safe ones in parallel, and a client
  * expects each to see the writes answered before it: a PUT then a DELETE of an object sent back to
- * back left the object there when both ran at once. Each request waits for the one before it.
+ * back left the object there when both ran at once. Each request waits for the one before it; past
+ * MAX_WAITING_REQUESTS waiting on a connection it is read no further until half of them are served
+ * (a request without a body costs a few KiB, and a flood of them would otherwise be read whole).
  */
 export class ConnectionTurns {
-  private readonly current = new WeakMap<Duplex, { served: Promise<void>; res: ServerResponse }>();
+  private readonly connections = new WeakMap<Duplex, { last: Promise<void>; res: ServerResponse; waiting: number; paused: boolean }>();
 
   /** Serves `req` with `serve` once the requests before it on its connection are served. */
   serve(req: IncomingMessage, res: ServerResponse, serve: () => Promise<void>): void {
     const socket = req.socket;
-    const previous = this.current.get(socket);
-    const turn = {
-      served: (previous ? previous.served.then(serve, serve) : serve()).finally(() => {
-        if (this.current.get(socket) === turn) this.current.delete(socket);
-      }),
-      res,
-    };
-    this.current.set(socket, turn);
+    const turns = this.connections.get(socket);
+    if (!turns) {
+      const first = { last: serve().finally(() => this.served(socket, first)), res, waiting: 1, paused: false };
+      this.connections.set(socket, first);
+      return;
+    }
+    turns.waiting++;
+    turns.res = res;
+    turns.last = turns.last.then(serve, serve).finally(() => this.served(socket, turns));
+    if (turns.waiting > MAX_WAITING_REQUESTS && !turns.paused) {
+      turns.paused = true;
+      socket.pause();
+    }
   }
 
   /** Resolves once the answers to the requests served or waiting on `socket` are sent (false: the last one was cut off). */
   async answered(socket: Duplex): Promise<boolean> {
-    const last = this.current.get(socket);
-    if (!last) return true;
-    await last.served;
-    return finished(last.res).then(() => true, () => false);
+    const turns = this.connections.get(socket);
+    if (!turns) return true;
+    const { last, res } = turns;
+    await last;
+    return finished(res).then(() => true, () => false);
   }
 
   /** Whether a request is being served on `socket`. */
   busy(socket: Duplex): boolean {
-    return this.current.has(socket);
+    return this.connections.has(socket);
+  }
+
+  private served(socket: Duplex, turns: { waiting: number; paused: boolean }): void {
+    turns.waiting--;
+    if (turns.waiting === 0) this.connections.delete(socket);
+    if (turns.paused && turns.waiting <= MAX_WAITING_REQUESTS / 2) {
+      turns.paused = false;
+      socket.resume();
+    }
   }
 }
+
+/** Requests pipelined on one connection that wait for their turn before it is read further (ConnectionTurns). */
+const MAX_WAITING_REQUESTS = 16;
 
 /**
  * The daemon's public HTTP port: /healthz and /metrics now; the shadow REST
