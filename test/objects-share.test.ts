@@ -180,6 +180,7 @@ describe('file share', () => {
     await eventually(async () => { const found = await head(key); return !('missing' in found) && found.ETag === `"${md5(changed)}"`; }, 10_000);
     const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
     expect(Buffer.from(await got.Body!.transformToByteArray()).equals(changed)).toBe(true);
+    await eventually(() => eventsFor(key).length === 2);
     expect(eventsFor(key).map((event) => event.userIdentity.principalId)).toEqual([`AWS:${credentials.accessKeyId}`, 'outpost:file-share']);
   });
 

@@ -801,7 +801,7 @@ export class ObjectStore {
       });
       if (!object.blob) {
         // a local program changed the file; until the share adopts it the metadata does not describe it
-        if (!describes(object, await file.stat())) {
+        if (!sameFile(await file.stat(), { ino: object.fileIno!, size: object.size, mtimeMs: object.fileMtimeMs! })) {
           await file.close();
           throw errors.changedInShare(key);
         }
@@ -830,7 +830,7 @@ export class ObjectStore {
     }
     try {
       // a local program changed the file; until the share adopts it the metadata does not describe it
-      if (!object.blob && !describes(object, fstatSync(fd))) throw errors.changedInShare(key);
+      if (!object.blob && !sameFile(fstatSync(fd), { ino: object.fileIno!, size: object.size, mtimeMs: object.fileMtimeMs! })) throw errors.changedInShare(key);
       const content = Buffer.allocUnsafe(object.size);
       for (let offset = 0; offset < content.length;) {
         const read = readSync(fd, content, offset, content.length - offset, offset);
@@ -930,6 +930,10 @@ export class ObjectStore {
     // the watcher's look may be old (an lstat that waited behind fsyncs in the thread pool): the
     // file there now has not been judged settled, nor not the store's
     if (!before.isFile() || !sameFile(before, judged)) throw new FileChangedError(path);
+    // the store's own file, its ctime alone moved (a chmod, a hard link): read to tell whether the
+    // content changed in place, and on disk already unless it did
+    const storeFile = storeFileOf(this.object(bucket, key));
+    const ownFile = storeFile !== undefined && sameFile(storeFile, before);
     const hash = createHash('md5');
     const file = await open(path, READ_NOT_WAITING);
     try {
@@ -937,11 +941,11 @@ export class ObjectStore {
       for await (const chunk of file.createReadStream({ autoClose: false, highWaterMark: 256 * 1024 })) hash.update(chunk as Buffer);
       // on disk before the object and its event are: after a power cut a file the local program
       // never synced could come back empty or not at all, under an object a function acted on
-      await file.datasync();
+      if (!ownFile) await file.datasync();
     } finally {
       await file.close();
     }
-    await this.directorySyncs.sync(dirname(path));
+    if (!ownFile) await this.directorySyncs.sync(dirname(path));
     const etag = hash.digest('hex');
     return this.locks.with(`${bucket}/${key}`, async () => {
       const after = await stat(path).catch(() => undefined);
@@ -951,13 +955,15 @@ export class ObjectStore {
       if (previous && copyPending(previous)) throw new FileChangedError(path);
       // the copy of an S3 write recorded since the watcher's look, or the store's file with only its
       // ctime moved (a chmod, a hard link, or an in-place write that kept the size and mtime)
-      const storeFile = storeFileOf(previous);
-      if (storeFile && sameFile(storeFile, after)) {
+      const current = storeFileOf(previous);
+      if (current && sameFile(current, after)) {
         if (describes(previous!, after)) return undefined;
         if (await this.sameContent(previous!, path, etag)) {
           await this.store.commit.run(() => this.statements.recordFileCtime.run(after.ctimeMs, bucket, key, after.ino, after.mtimeMs));
           return undefined;
         }
+        // changed in place: on disk before its new version is (read as the store's, it was not synced)
+        await syncPath(path);
       }
       const record: ObjectRecord = {
         bucket, key, size: after.size, etag, contentType: guessContentType(key), metadata: {}, headers: {},
@@ -1348,11 +1354,14 @@ export class ObjectStore {
           lastModified: Date.now(),
           ...(asFile ? { fileIno: content.ino, fileMtimeMs: content.mtimeMs } : { blob: randomBytes(16).toString('hex') }),
         };
-        // the previous version's file, or its small copy put in place and not recorded yet
+        // the previous version's file, or its small copy put in place and not recorded yet. While a
+        // small version's copy is still to be made, the file at the path may be any earlier version's
+        // the store wrote, and is replaced whatever it is (a local write there too, as before).
         const replaces = [storeFileOf(previous), this.shareCopies.placedFile(bucket, key)].filter((file) => file !== undefined);
+        const keepsLocalWrites = !(previous && copyPending(previous) && !this.shareCopies.placedFile(bucket, key));
         const intents: FileIntent[] = [{
           op: 'rename', source: content.path, target: this.contentPath(record),
-          ...(record.blob ? {} : { object: { bucket, key, ino: content.ino }, localWritesAfter: began, replaces }),
+          ...(record.blob ? {} : { object: { bucket, key, ino: content.ino }, ...(keepsLocalWrites ? { localWritesAfter: began, replaces } : {}) }),
         }];
         // the previous content, unless the new one replaces it in place (a file by a file)
         if (previous && (previous.blob || record.blob)) intents.push({ op: 'remove', target: this.contentPath(previous) });
@@ -1510,9 +1519,9 @@ export class ObjectStore {
     let placed: Stats | undefined;
     try {
       if (intent.object && intent.localWritesAfter !== undefined) {
-        const file = await placeShareFile(intent as ShareFileIntent);
-        if (!file) return this.moveToBlob(id, intent, intent.object);
-        placed = file;
+        const outcome = await placeShareFile(intent as ShareFileIntent);
+        if (!outcome) return this.moveToBlob(id, intent, intent.object);
+        placed = outcome.file;
       } else await renameInto(intent.source, intent.target);
     } catch (error) {
       // at startup a missing source means the rename happened before the crash
@@ -1707,16 +1716,17 @@ type ShareFileIntent = RenameIntent & Required<Pick<RenameIntent, 'object' | 'lo
  * copy leaves it (share-copy-worker.ts). The key's previous file is replaced by a rename; a new path
  * gets a hard link, which fails if a local program made the file after the look, where a rename
  * would replace it. Redone at startup: a link made before a crash leaves only the source to remove.
- * Resolves with the file as placed (its ctime moved by the link or rename).
+ * Resolves with the file as placed (its ctime moved by the link or rename; undefined when a local
+ * program replaced it at once).
  */
-async function placeShareFile(intent: ShareFileIntent): Promise<Stats | false> {
+async function placeShareFile(intent: ShareFileIntent): Promise<{ file: Stats | undefined } | false> {
   const existing = lstatUnlessBlocked(intent.target);
   if (existing && existing !== BLOCKED && existing.isFile() && existing.ino !== intent.object.ino
     && changedLocallySince(existing, intent.localWritesAfter, intent.replaces ?? [])) return false;
   // the key's previous file; or a directory, or a file in the way of one, of which the rename's error tells
   if (existing !== undefined && (existing === BLOCKED || existing.ino !== intent.object.ino)) {
     await rename(intent.source, intent.target);
-    return lstat(intent.target);
+    return { file: placedFile(intent) };
   }
   if (!existing) {
     try {
@@ -1730,7 +1740,13 @@ async function placeShareFile(intent: ShareFileIntent): Promise<Stats | false> {
     }
   }
   await rm(intent.source, { force: true });
-  return lstat(intent.target);
+  return { file: placedFile(intent) };
+}
+
+/** The object's file at its share path, if it is still there. */
+function placedFile(intent: ShareFileIntent): Stats | undefined {
+  const file = lstatUnlessBlocked(intent.target);
+  return file && file !== BLOCKED && file.ino === intent.object.ino ? file : undefined;
 }
 
 /** Renames, making the parent directory again when a concurrent delete removed it as empty. */
