@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { appendFileSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
@@ -257,6 +257,28 @@ describe('file share', () => {
     expect(readFileSync(shareFile(key), 'utf8')).toBe('local, during the upload');
     const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
     expect(await got.Body!.transformToString()).toBe('local, during the upload');
+  });
+
+  it('removes the object of a large S3 PUT that lost to a local write once that file is deleted too, before it was adopted', async () => {
+    const key = 'raced/large-lost-then-deleted.bin';
+    mkdirSync(dirname(shareFile(key)), { recursive: true });
+    const blobs = join(daemon.dataDir, 'share', '.outpost', 'blobs');
+    const blobsBefore = readdirSync(blobs).length;
+    const part = Buffer.alloc(50_000, 8);
+    async function* slowly() {
+      for (let i = 0; i < 4; i++) {
+        yield part;
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      }
+    }
+    const put = s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Readable.from(slowly()), ContentLength: 4 * part.length }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    writeFileSync(shareFile(key), 'local, during the upload, deleted at once');
+    await put;
+    rmSync(shareFile(key));
+    await eventually(async () => 'missing' in await head(key), 10_000);
+    await eventually(() => eventsFor(key).map((event) => event.eventName).at(-1) === 'ObjectRemoved:Delete', 10_000);
+    expect(readdirSync(blobs).length).toBe(blobsBefore);
   });
 
   it('keeps a local write made after a multipart upload of the same key was created', async () => {

@@ -532,7 +532,7 @@ export class ObjectStore {
       blobInUse: db.prepare('SELECT 1 FROM objects WHERE blob = ? LIMIT 1'),
       insertIntent: db.prepare('INSERT INTO object_file_intents (intent) VALUES (?)'),
       updateIntent: db.prepare('UPDATE object_file_intents SET intent = ? WHERE id = ?'),
-      moveToBlob: db.prepare(`UPDATE objects SET blob = ?, file_ino = NULL, file_mtime_ms = NULL, file_ctime_ms = NULL
+      moveToBlob: db.prepare(`UPDATE objects SET blob = ?, file_ino = ?, file_mtime_ms = NULL, file_ctime_ms = NULL
         WHERE bucket = ? AND key = ? AND blob IS NULL AND file_ino = ?`),
       deleteIntent: db.prepare('DELETE FROM object_file_intents WHERE id = ?'),
       intents: db.prepare('SELECT id, intent FROM object_file_intents ORDER BY id'),
@@ -1013,13 +1013,14 @@ export class ObjectStore {
   async forgetFile(bucket: string, key: string, origin: ChangeOrigin): Promise<'forgotten' | 'kept' | 'copy pending'> {
     return this.locks.with(`${bucket}/${key}`, async () => {
       const previous = this.object(bucket, key);
-      if (!previous || previous.blob) return 'kept';
+      if (!previous || !standsForShareFile(previous)) return 'kept';
+      const awaitsLocalFile = previous.blob !== undefined;
       if (copyPending(previous)) return 'copy pending';
       // a directory (or a link) of the same name is not the object's file, nor one beyond a link in a directory's place
-      const path = this.contentPath(previous);
+      const path = sharePath(this.shareRoot, bucket, key);
       const stillThere = linkOnPath(this.shareRoot, path) ? undefined : await lstat(path).catch(() => undefined);
       if (stillThere?.isFile()) return 'kept';
-      await this.commitWithIntents([], (_, record) => {
+      await this.commitWithIntents(awaitsLocalFile ? [{ op: 'remove', target: this.contentPath(previous) }] : [], (_, record) => {
         this.statements.deleteObject.run(bucket, key);
         record(bucket, 'ObjectRemoved:Delete', { key }, origin);
       });
@@ -1520,7 +1521,7 @@ export class ObjectStore {
     try {
       if (intent.object && intent.localWritesAfter !== undefined) {
         const outcome = await placeShareFile(intent as ShareFileIntent);
-        if (!outcome) return this.moveToBlob(id, intent, intent.object);
+        if (!outcome) return this.moveToBlob(id, intent, intent.object, true);
         placed = outcome.file;
       } else await renameInto(intent.source, intent.target);
     } catch (error) {
@@ -1540,11 +1541,12 @@ export class ObjectStore {
    * in one commit, then the rename follows (redone at startup like any intent). Content that is no
    * longer the object's (a later write replaced it) is dropped.
    */
-  private async moveToBlob(id: number, intent: RenameIntent, object: NonNullable<RenameIntent['object']>): Promise<undefined> {
+  private async moveToBlob(id: number, intent: RenameIntent, object: NonNullable<RenameIntent['object']>, awaitsLocalFile = false): Promise<undefined> {
     const blob = randomBytes(16).toString('hex');
     const moved: RenameIntent = { op: 'rename', source: intent.source, target: join(this.blobDir, blob) };
     const stillOurs = await this.store.commit.run(() => {
-      const changed = this.statements.moveToBlob.run(blob, object.bucket, object.key, object.ino).changes > 0;
+      // file_ino 0 matches no file: the share adopts the local program's file at the path (or, if it goes, the object with it)
+      const changed = this.statements.moveToBlob.run(blob, awaitsLocalFile ? 0 : null, object.bucket, object.key, object.ino).changes > 0;
       if (changed) this.statements.updateIntent.run(JSON.stringify(moved), id);
       return changed;
     });
@@ -1855,6 +1857,14 @@ function bucketLock(name: string): string {
 }
 
 /** An object held in SQLite whose share file is not written (or not durable) yet. */
+/**
+ * Whether the object is its share file, or awaits the local program's file at its path that won over
+ * its write (a blob with file_ino 0, moveToBlob): the object goes if the file does. Other blobs have none.
+ */
+export function standsForShareFile(object: Pick<ObjectRecord, 'blob' | 'fileIno'>): boolean {
+  return object.blob === undefined || object.fileIno === 0;
+}
+
 function copyPending(object: ObjectRecord): boolean {
   return !!object.inline && !object.blob && object.fileIno === undefined;
 }

@@ -4,7 +4,7 @@ import { lstat, opendir } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { FileChangedError, type ChangeOrigin, type ListResult, type ObjectStore } from '../object-store.js';
+import { FileChangedError, standsForShareFile, type ChangeOrigin, type ListResult, type ObjectStore } from '../object-store.js';
 import { sharePath } from '../names.js';
 import { linkOnPath } from '../share-paths.js';
 import { MAX_TIMER_MS, steadyNow } from '../../steady-clock.js';
@@ -308,7 +308,7 @@ export class FileShare {
     for (const page of this.indexPages(bucket, prefix, '/')) {
       for (const object of page.objects) {
         if (this.stopped) return;
-        if (!object.blob && await missing(object.key.slice(prefix.length), 'file')) await this.forget(bucket, object.key);
+        if (standsForShareFile(object) && await missing(object.key.slice(prefix.length), 'file')) await this.forget(bucket, object.key);
       }
       for (const commonPrefix of page.commonPrefixes) {
         if (this.stopped) return;
@@ -322,7 +322,7 @@ export class FileShare {
     for (const page of this.indexPages(bucket, prefix, '')) {
       for (const object of page.objects) {
         if (this.stopped) return;
-        if (!object.blob) await this.forget(bucket, object.key);
+        if (standsForShareFile(object)) await this.forget(bucket, object.key);
       }
     }
   }
