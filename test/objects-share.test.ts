@@ -61,6 +61,17 @@ async function deployRecorder(): Promise<void> {
   } }));
 }
 
+/** A PUT of four times `part`, a part every 150 ms: a large object's upload taking 600 ms. */
+function slowLargePut(key: string, part: Buffer) {
+  async function* slowly() {
+    for (let i = 0; i < 4; i++) {
+      yield part;
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+  }
+  return s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Readable.from(slowly()), ContentLength: 4 * part.length }));
+}
+
 const head = (key: string) => s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })).catch((error) => ({ missing: error.name as string }));
 const eventsFor = (key: string) => readEvents().filter((event) => decodeURIComponent(event.s3.object.key.replace(/\+/g, ' ')) === key);
 
@@ -239,13 +250,7 @@ describe('file share', () => {
     mkdirSync(dirname(shareFile(key)), { recursive: true });
     if (overwrite) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.alloc(100_000, 1) }));
     const part = Buffer.alloc(50_000, 7);
-    async function* slowly() {
-      for (let i = 0; i < 4; i++) {
-        yield part;
-        await new Promise((resolve) => setTimeout(resolve, 150));
-      }
-    }
-    const put = s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Readable.from(slowly()), ContentLength: 4 * part.length }));
+    const put = slowLargePut(key, part);
     await new Promise((resolve) => setTimeout(resolve, 300));
     // a new file (a program's write to a temporary name, renamed into place), not an edit of the store's
     writeFileSync(`${shareFile(key)}.tmp`, 'local, during the upload');
@@ -265,13 +270,7 @@ describe('file share', () => {
     const blobs = join(daemon.dataDir, 'share', '.outpost', 'blobs');
     const blobsBefore = readdirSync(blobs).length;
     const part = Buffer.alloc(50_000, 8);
-    async function* slowly() {
-      for (let i = 0; i < 4; i++) {
-        yield part;
-        await new Promise((resolve) => setTimeout(resolve, 150));
-      }
-    }
-    const put = s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Readable.from(slowly()), ContentLength: 4 * part.length }));
+    const put = slowLargePut(key, part);
     await new Promise((resolve) => setTimeout(resolve, 300));
     writeFileSync(shareFile(key), 'local, during the upload, deleted at once');
     await put;
